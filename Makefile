@@ -1,0 +1,53 @@
+# Crucible Storage Service. Needs only python3 (>= 3.11), git and make:
+# the first target that needs tooling bootstraps uv into .tools/ and the
+# project (with its locked dependencies) into .venv/.
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+SOURCES := domain application infrastructure interfaces migrations tests
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install run migrate lint format typecheck test test-fast clean
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+install: $(VENV)/.synced ## Create .venv with the locked dependencies and the console script
+
+run: install ## Serve on http://$${HOST:-127.0.0.1}:$${PORT:-8082} (embedded default: SQLite + files under ./data)
+	$(BIN)/storage-service serve
+
+migrate: install ## Upgrade DATABASE_URL to the newest schema
+	$(BIN)/storage-service migrate
+
+lint: install ## ruff, formatting, mypy --strict and the layer contracts
+	$(BIN)/ruff check $(SOURCES)
+	$(BIN)/ruff format --check $(SOURCES)
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+format: install ## Apply ruff fixes and formatting
+	$(BIN)/ruff check --fix $(SOURCES)
+	$(BIN)/ruff format $(SOURCES)
+
+test: lint ## Lint, then every test (needs PostgreSQL and Redis; CI fails without them)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-fast: install ## Unit and use-case tests only
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+clean: ## Remove the virtual environments (data/ is kept)
+	rm -rf $(VENV) $(TOOLS)

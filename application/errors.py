@@ -1,0 +1,74 @@
+"""Failures a use case reports; the HTTP edge maps each to a status code."""
+
+
+class ApplicationError(Exception):
+    """Base of every error a use case raises on purpose."""
+
+
+class EvaluationNotFoundError(ApplicationError):
+    def __init__(self, evaluation_id: str) -> None:
+        self.evaluation_id = evaluation_id
+        super().__init__(f"evaluation '{evaluation_id}' not found")
+
+
+class DuplicateEvaluationError(ApplicationError):
+    def __init__(self, evaluation_id: str) -> None:
+        self.evaluation_id = evaluation_id
+        super().__init__(f"evaluation '{evaluation_id}' already exists")
+
+
+class VersionConflictError(ApplicationError):
+    """The stored version moved on since the caller (or this attempt) read it."""
+
+    def __init__(self, evaluation_id: str, expected: int, actual: int | None = None) -> None:
+        self.evaluation_id = evaluation_id
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"evaluation '{evaluation_id}' is at version {actual}, not {expected}"
+            if actual is not None
+            else f"evaluation '{evaluation_id}' changed since version {expected}"
+        )
+
+
+class PreconditionFailedError(ApplicationError):
+    """``If-Match`` named a version that is no longer current."""
+
+    def __init__(self, evaluation_id: str, expected: int, actual: int) -> None:
+        self.evaluation_id = evaluation_id
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"evaluation '{evaluation_id}' is at version {actual}; If-Match named {expected}"
+        )
+
+
+class BackendUnavailableError(ApplicationError):
+    """A storage backend cannot be reached; nothing was stored."""
+
+    def __init__(self, backend: str, detail: str) -> None:
+        self.backend = backend
+        self.detail = detail
+        super().__init__(f"{backend} unavailable: {detail}")
+
+
+class BlobMissingError(ApplicationError):
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"blob '{key}' is missing")
+
+
+class InvalidRequestError(ApplicationError):
+    """Input that is well-formed but cannot be served (names the field)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
+
+
+class UnknownBackendError(ApplicationError):
+    def __init__(self, backend: str, known: list[str]) -> None:
+        self.backend = backend
+        self.known = known
+        super().__init__(f"unknown storage backend '{backend}'; known: {', '.join(known)}")

@@ -1,0 +1,22 @@
+from abc import abstractmethod
+from typing import Protocol
+
+
+class Cache(Protocol):
+    """Versioned cache of ready-to-send bytes.
+
+    Every entry carries the version of the record it was made from, and
+    ``put_if_newer`` never replaces a newer entry: a reader that re-fills the
+    cache after a writer's update cannot bring back the old value. A ``None``
+    value is a tombstone that blocks stale re-fills after a delete.
+    Implementations swallow their own outages: a cache never fails a request.
+    """
+
+    @abstractmethod
+    async def get(self, key: str) -> bytes | None: ...
+
+    @abstractmethod
+    async def put_if_newer(self, key: str, version: int, value: bytes | None) -> None: ...
+
+    @abstractmethod
+    async def delete(self, key: str) -> None: ...

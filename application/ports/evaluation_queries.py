@@ -1,0 +1,22 @@
+import builtins
+from abc import abstractmethod
+from typing import Protocol
+
+from application.queries import EvaluationPage, EvaluationQuery, EvaluationStatistics
+from domain.evaluation import Evaluation
+
+
+class EvaluationQueries(Protocol):
+    """Read-side queries over many records, computed by the store itself."""
+
+    @abstractmethod
+    async def list(self, query: EvaluationQuery) -> EvaluationPage:
+        """Live records matching the filter, newest first, by offset or keyset cursor."""
+
+    @abstractmethod
+    async def list_active(self) -> builtins.list[Evaluation]:
+        """Live records in ``provisioning`` or ``running``."""
+
+    @abstractmethod
+    async def statistics(self) -> EvaluationStatistics:
+        """Aggregates over live records."""

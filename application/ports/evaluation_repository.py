@@ -1,0 +1,25 @@
+from abc import abstractmethod
+from typing import Protocol
+
+from domain.evaluation import Evaluation
+from domain.identifiers import EvaluationId
+
+
+class EvaluationRepository(Protocol):
+    """Reads and writes single evaluation records (the write model)."""
+
+    @abstractmethod
+    async def add(self, evaluation: Evaluation) -> None:
+        """Insert; raises ``DuplicateEvaluationError`` when the id exists (even deleted)."""
+
+    @abstractmethod
+    async def get(self, evaluation_id: EvaluationId) -> Evaluation | None:
+        """The live record, or ``None`` when unknown or soft-deleted."""
+
+    @abstractmethod
+    async def update(self, evaluation: Evaluation, expected_version: int) -> None:
+        """Store ``evaluation`` if the stored version is still ``expected_version``.
+
+        Raises ``VersionConflictError`` otherwise, so no update silently
+        overwrites another.
+        """

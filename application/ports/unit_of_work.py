@@ -1,0 +1,16 @@
+from abc import abstractmethod
+from typing import Protocol
+
+
+class UnitOfWork(Protocol):
+    """The transaction every repository of one request shares.
+
+    Nothing is durable until ``commit`` returns; a request that never commits is
+    rolled back when its scope closes.
+    """
+
+    @abstractmethod
+    async def commit(self) -> None: ...
+
+    @abstractmethod
+    async def rollback(self) -> None: ...

@@ -1,0 +1,1 @@
+"""Small services the use cases share: payload routing, the record cache, publishing."""

@@ -1,0 +1,22 @@
+"""What every committed change of a record is followed by: cache and running registry."""
+
+from application.ports.running_registry import RunningRegistry
+from application.queries import RunningInfo
+from application.services.record_cache import RecordCache
+from domain.evaluation import Evaluation
+
+
+class RecordPublisher:
+    def __init__(self, record_cache: RecordCache, running: RunningRegistry) -> None:
+        self._record_cache = record_cache
+        self._running = running
+
+    async def before_commit(self, evaluation: Evaluation) -> None:
+        await self._record_cache.before_commit(evaluation.id, evaluation.version)
+
+    async def after_commit(self, evaluation: Evaluation) -> None:
+        await self._record_cache.after_commit(evaluation)
+        if evaluation.status.is_active and evaluation.deleted_at is None:
+            await self._running.track(RunningInfo.of(evaluation))
+        else:
+            await self._running.untrack(evaluation.id)

@@ -1,0 +1,1 @@
+"""One class per use case, each with one public method, each owning its transaction."""

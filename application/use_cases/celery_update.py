@@ -1,0 +1,63 @@
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from application.errors import InvalidRequestError
+from application.services.record_writer import RecordWriter
+from application.use_cases.update_evaluation import ChangeApplier, EvaluationChanges
+from domain.celery import CELERY_STATE_TO_STATUS, status_for_celery_state
+from domain.evaluation import Evaluation
+from domain.identifiers import EvaluationId
+from domain.status import can_transition
+
+
+class CeleryUpdate(msgspec.Struct, kw_only=True, frozen=True):
+    task_state: str
+    celery_task_id: str | None = None
+    retries: int | UnsetType = UNSET
+    output: str | None | UnsetType = UNSET
+    error: str | None | UnsetType = UNSET
+
+
+class CeleryOutcome(msgspec.Struct, kw_only=True, frozen=True):
+    evaluation: Evaluation
+    applied: bool
+    reason: str | None = None
+
+
+class ApplyCeleryUpdate:
+    """Celery redelivers: a refused or repeated update is a no-op, never an error.
+
+    A worker that got an error would retry forever; a late ``STARTED`` after
+    ``SUCCESS`` must not move a finished record backwards.
+    """
+
+    def __init__(self, writer: RecordWriter, applier: ChangeApplier) -> None:
+        self._writer = writer
+        self._applier = applier
+
+    async def execute(self, evaluation_id: EvaluationId, update: CeleryUpdate) -> CeleryOutcome:
+        status = status_for_celery_state(update.task_state)
+        if status is None:
+            known = ", ".join(CELERY_STATE_TO_STATUS)
+            raise InvalidRequestError("task_state", f"must be one of {known}")
+        refusal: str | None = None
+
+        async def mutate(evaluation: Evaluation) -> bool:
+            nonlocal refusal
+            if not can_transition(evaluation.status, status):
+                refusal = f"status '{evaluation.status}' cannot move to '{status}'"
+                return False
+            retries = update.retries
+            if retries is UNSET and update.task_state.upper() == "RETRY":
+                retries = evaluation.retries + 1
+            changes = EvaluationChanges(
+                status=status,
+                celery_task_id=update.celery_task_id or evaluation.celery_task_id,
+                retries=retries,
+                output=update.output,
+                error=update.error,
+            )
+            return await self._applier.apply(evaluation, changes)
+
+        evaluation, changed = await self._writer.change(evaluation_id, mutate)
+        return CeleryOutcome(evaluation=evaluation, applied=changed, reason=refusal)

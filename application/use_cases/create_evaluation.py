@@ -1,0 +1,74 @@
+import secrets
+from typing import Any
+
+import msgspec
+
+from application.errors import DuplicateEvaluationError
+from application.ports.clock import Clock
+from application.ports.evaluation_repository import EvaluationRepository
+from application.ports.unit_of_work import UnitOfWork
+from application.services.publisher import RecordPublisher
+from domain.evaluation import Evaluation, ensure_storable_text
+from domain.identifiers import EvaluationId, generate_evaluation_id
+from domain.status import EvaluationStatus
+
+_GENERATED_ID_ATTEMPTS = 5
+
+
+class NewEvaluation(msgspec.Struct, kw_only=True, frozen=True):
+    code: str
+    id: EvaluationId | None = None
+    language: str = "python"
+    status: EvaluationStatus = EvaluationStatus.QUEUED
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    celery_task_id: str | None = None
+    executor_id: str | None = None
+    container_id: str | None = None
+
+
+class CreateEvaluation:
+    def __init__(
+        self,
+        repository: EvaluationRepository,
+        uow: UnitOfWork,
+        clock: Clock,
+        publisher: RecordPublisher,
+    ) -> None:
+        self._repository = repository
+        self._uow = uow
+        self._clock = clock
+        self._publisher = publisher
+
+    async def execute(self, new: NewEvaluation) -> Evaluation:
+        """Store a new record; a generated id is retried on the rare collision."""
+        ensure_storable_text("code", new.code)
+        attempts = 1 if new.id is not None else _GENERATED_ID_ATTEMPTS
+        for attempt in range(attempts):
+            now = self._clock.now()
+            evaluation_id = new.id or generate_evaluation_id(now, secrets.token_hex(3))
+            evaluation = Evaluation(
+                id=evaluation_id,
+                code=new.code,
+                language=new.language,
+                status=new.status,
+                created_at=now,
+                updated_at=now,
+                started_at=now if new.status is EvaluationStatus.RUNNING else None,
+                completed_at=now if new.status.is_terminal else None,
+                metadata=new.metadata,
+                celery_task_id=new.celery_task_id,
+                executor_id=new.executor_id,
+                container_id=new.container_id,
+            )
+            try:
+                await self._repository.add(evaluation)
+            except DuplicateEvaluationError:
+                await self._uow.rollback()
+                if attempt + 1 == attempts:
+                    raise
+                continue
+            await self._publisher.before_commit(evaluation)
+            await self._uow.commit()
+            await self._publisher.after_commit(evaluation)
+            return evaluation
+        raise AssertionError("unreachable")  # pragma: no cover

@@ -1,0 +1,63 @@
+import uuid
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from application.errors import EvaluationNotFoundError
+from application.ports.clock import Clock
+from application.ports.evaluation_repository import EvaluationRepository
+from application.ports.event_log import EventLog
+from application.ports.unit_of_work import UnitOfWork
+from domain.evaluation import ensure_storable_text
+from domain.identifiers import EvaluationId
+from domain.timeline import EvaluationEvent
+
+
+class NewEvent(msgspec.Struct, kw_only=True, frozen=True):
+    event_type: str
+    message: str | None = None
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    timestamp: datetime | None = None
+    event_id: str | None = None
+
+
+class RecordEvent:
+    """Append to the timeline; a redelivered ``event_id`` is stored once."""
+
+    def __init__(
+        self, repository: EvaluationRepository, events: EventLog, uow: UnitOfWork, clock: Clock
+    ) -> None:
+        self._repository = repository
+        self._events = events
+        self._uow = uow
+        self._clock = clock
+
+    async def execute(self, evaluation_id: EvaluationId, new: NewEvent) -> EvaluationEvent:
+        ensure_storable_text("event_type", new.event_type)
+        if new.message is not None:
+            ensure_storable_text("message", new.message)
+        if await self._repository.get(evaluation_id) is None:
+            raise EvaluationNotFoundError(evaluation_id)
+        event = EvaluationEvent(
+            evaluation_id=evaluation_id,
+            event_id=new.event_id or uuid.uuid4().hex,
+            event_type=new.event_type,
+            timestamp=new.timestamp or self._clock.now(),
+            message=new.message,
+            metadata=new.metadata,
+        )
+        await self._events.append(event)
+        await self._uow.commit()
+        return event
+
+
+class ListEvents:
+    def __init__(self, repository: EvaluationRepository, events: EventLog) -> None:
+        self._repository = repository
+        self._events = events
+
+    async def execute(self, evaluation_id: EvaluationId) -> list[EvaluationEvent]:
+        if await self._repository.get(evaluation_id) is None:
+            raise EvaluationNotFoundError(evaluation_id)
+        return await self._events.list(evaluation_id)

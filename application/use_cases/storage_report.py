@@ -1,0 +1,101 @@
+from typing import Any
+
+import anyio
+import msgspec
+
+from application.errors import UnknownBackendError
+from application.ports.backend_inspector import BackendInspector
+from application.queries import BackendReport, BackendState
+
+
+class StorageConfiguration(msgspec.Struct, frozen=True, kw_only=True):
+    """How this instance stores data, as configured at start (no secrets)."""
+
+    primary_backend: str
+    fallback_backend: str
+    database: str
+    cache: str
+    caching_enabled: bool
+    file_storage_path: str
+    large_file_threshold: int
+    compression_threshold: int
+    preview_size: int
+    cache_ttl: int
+    max_request_bytes: int
+
+
+class StorageOverview(msgspec.Struct, frozen=True, kw_only=True):
+    status: BackendState
+    backends: dict[str, BackendReport]
+
+
+async def inspect_all(
+    inspectors: list[BackendInspector], *, detailed: bool = False
+) -> dict[str, BackendReport]:
+    """Measure every backend concurrently; one slow backend does not serialise the rest."""
+    reports: dict[str, BackendReport] = {}
+
+    async def run(inspector: BackendInspector) -> None:
+        reports[inspector.name] = await inspector.inspect(detailed=detailed)
+
+    async with anyio.create_task_group() as group:
+        for inspector in inspectors:
+            group.start_soon(run, inspector)
+    return {inspector.name: reports[inspector.name] for inspector in inspectors}
+
+
+def overall_state(reports: dict[str, BackendReport], essential: str = "database") -> BackendState:
+    """Unavailable when the essential backend is; degraded when any other one is not healthy."""
+    if reports.get(essential) is not None and reports[essential].status == "unavailable":
+        return "unavailable"
+    if any(report.status != "healthy" for report in reports.values()):
+        return "degraded"
+    return "healthy"
+
+
+class DescribeStorage:
+    def __init__(self, configuration: StorageConfiguration) -> None:
+        self._configuration = configuration
+
+    async def execute(self) -> StorageConfiguration:
+        return self._configuration
+
+
+class GetStorageOverview:
+    def __init__(self, inspectors: list[BackendInspector]) -> None:
+        self._inspectors = inspectors
+
+    async def execute(self) -> StorageOverview:
+        reports = await inspect_all(self._inspectors)
+        return StorageOverview(status=overall_state(reports), backends=reports)
+
+
+class GetBackendDetails:
+    def __init__(self, inspectors: list[BackendInspector]) -> None:
+        self._inspectors = {inspector.name: inspector for inspector in inspectors}
+
+    async def execute(self, backend: str) -> BackendReport:
+        inspector = self._inspectors.get(backend)
+        if inspector is None:
+            raise UnknownBackendError(backend, sorted(self._inspectors))
+        return await inspector.inspect(detailed=True)
+
+
+class HealthReport(msgspec.Struct, frozen=True, kw_only=True):
+    status: BackendState
+    backends: dict[str, Any]
+
+
+class CheckHealth:
+    """Per-backend state; the service can serve unless the database is unavailable."""
+
+    def __init__(self, inspectors: list[BackendInspector]) -> None:
+        self._inspectors = inspectors
+
+    async def execute(self) -> HealthReport:
+        reports = await inspect_all(self._inspectors)
+        backends = {
+            name: {"status": report.status, "type": report.type, "error": report.error}
+            for name, report in reports.items()
+        }
+        return HealthReport(status=overall_state(reports), backends=backends)

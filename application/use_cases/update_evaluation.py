@@ -1,0 +1,95 @@
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from application.ports.clock import Clock
+from application.services.payloads import PayloadStore
+from application.services.record_writer import RecordWriter
+from domain.evaluation import Evaluation
+from domain.identifiers import EvaluationId
+from domain.payload import PayloadKind, StoredPayload
+from domain.status import EvaluationStatus
+
+
+class EvaluationChanges(msgspec.Struct, kw_only=True, frozen=True):
+    """A partial update: ``UNSET`` fields are left alone, metadata is merged."""
+
+    status: EvaluationStatus | UnsetType = UNSET
+    output: str | None | UnsetType = UNSET
+    error: str | None | UnsetType = UNSET
+    runtime_ms: int | None | UnsetType = UNSET
+    metadata: dict[str, Any] | UnsetType = UNSET
+    started_at: datetime | None | UnsetType = UNSET
+    completed_at: datetime | None | UnsetType = UNSET
+    executor_id: str | None | UnsetType = UNSET
+    container_id: str | None | UnsetType = UNSET
+    celery_task_id: str | None | UnsetType = UNSET
+    retries: int | UnsetType = UNSET
+
+
+class ChangeApplier:
+    """Applies :class:`EvaluationChanges` to a record, routing payloads on the way."""
+
+    def __init__(self, clock: Clock, payloads: PayloadStore) -> None:
+        self._clock = clock
+        self._payloads = payloads
+
+    async def apply(self, evaluation: Evaluation, changes: EvaluationChanges) -> bool:
+        """Mutate ``evaluation``; returns whether anything changed.
+
+        The status moves before any payload is written, so a refused move
+        writes nothing.
+        """
+        before = msgspec.structs.asdict(evaluation)
+        for name in _PLAIN_FIELDS:
+            value = getattr(changes, name)
+            if value is not UNSET:
+                setattr(evaluation, name, value)
+        if changes.metadata is not UNSET:
+            evaluation.merge_metadata(changes.metadata)
+        if changes.status is not UNSET:
+            evaluation.change_status(changes.status, self._clock.now())
+        if changes.output is not UNSET:
+            evaluation.output = await self._store(evaluation.id, "output", changes.output)
+        if changes.error is not UNSET:
+            evaluation.error = await self._store(evaluation.id, "error", changes.error)
+        return msgspec.structs.asdict(evaluation) != before
+
+    async def _store(
+        self, evaluation_id: EvaluationId, kind: PayloadKind, text: str | None
+    ) -> StoredPayload | None:
+        return None if text is None else await self._payloads.store(evaluation_id, kind, text)
+
+
+_PLAIN_FIELDS = (
+    "runtime_ms",
+    "started_at",
+    "completed_at",
+    "executor_id",
+    "container_id",
+    "celery_task_id",
+    "retries",
+)
+
+
+class UpdateEvaluation:
+    def __init__(self, writer: RecordWriter, applier: ChangeApplier) -> None:
+        self._writer = writer
+        self._applier = applier
+
+    async def execute(
+        self,
+        evaluation_id: EvaluationId,
+        changes: EvaluationChanges,
+        *,
+        expected_version: int | None = None,
+    ) -> Evaluation:
+        async def mutate(evaluation: Evaluation) -> bool:
+            return await self._applier.apply(evaluation, changes)
+
+        evaluation, _ = await self._writer.change(
+            evaluation_id, mutate, expected_version=expected_version
+        )
+        return evaluation

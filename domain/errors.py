@@ -1,0 +1,32 @@
+"""Errors the domain raises; the edge maps each to one HTTP status."""
+
+
+class DomainError(Exception):
+    """Base of every rule the domain enforces."""
+
+
+class InvalidIdentifierError(DomainError, ValueError):
+    """An evaluation id breaks the identifier rule."""
+
+    def __init__(self, value: str, reason: str) -> None:
+        self.value = value
+        self.reason = reason
+        super().__init__(f"invalid evaluation id: {reason}")
+
+
+class IllegalTransitionError(DomainError):
+    """A status change the state machine forbids."""
+
+    def __init__(self, current: str, requested: str) -> None:
+        self.current = current
+        self.requested = requested
+        super().__init__(f"cannot move an evaluation from '{current}' to '{requested}'")
+
+
+class InvalidTextError(DomainError, ValueError):
+    """Text a field cannot hold (for example a NUL character)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}")

@@ -1,0 +1,81 @@
+"""The evaluation record and the rules for changing it."""
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from domain.errors import IllegalTransitionError, InvalidTextError
+from domain.identifiers import EvaluationId
+from domain.payload import StoredPayload
+from domain.status import EvaluationStatus, can_transition
+
+JsonObject = dict[str, Any]
+
+
+def ensure_storable_text(field: str, value: str) -> str:
+    """Refuse text no backend can store faithfully (PostgreSQL rejects NUL in text)."""
+    if "\x00" in value:
+        raise InvalidTextError(field, "must not contain NUL characters")
+    return value
+
+
+class Evaluation(msgspec.Struct, kw_only=True):
+    """One evaluation: its code, state, timings, payloads and container info.
+
+    ``version`` grows by one on every committed change; it is the ETag and the
+    guard against lost updates.
+    """
+
+    id: EvaluationId
+    code: str
+    language: str = "python"
+    status: EvaluationStatus = EvaluationStatus.QUEUED
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    runtime_ms: int | None = None
+    metadata: JsonObject = msgspec.field(default_factory=dict)
+    output: StoredPayload | None = None
+    error: StoredPayload | None = None
+    celery_task_id: str | None = None
+    retries: int = 0
+    executor_id: str | None = None
+    container_id: str | None = None
+    deleted_at: datetime | None = None
+    version: int = 1
+
+    def change_status(self, requested: EvaluationStatus, now: datetime) -> bool:
+        """Move to ``requested``; returns whether anything changed.
+
+        Timestamps follow the state: ``started_at`` on entering running,
+        ``completed_at`` (and ``runtime_ms`` when both ends are known) on a
+        terminal state. Raises ``IllegalTransitionError`` for a forbidden move.
+        """
+        if requested == self.status:
+            return False
+        if not can_transition(self.status, requested):
+            raise IllegalTransitionError(self.status.value, requested.value)
+        self.status = requested
+        if requested is EvaluationStatus.RUNNING and self.started_at is None:
+            self.started_at = now
+        if requested is EvaluationStatus.QUEUED:
+            self.executor_id = None
+            self.container_id = None
+        if requested.is_terminal:
+            if self.completed_at is None:
+                self.completed_at = now
+            if self.runtime_ms is None and self.started_at is not None:
+                elapsed = self.completed_at - self.started_at
+                self.runtime_ms = max(0, int(elapsed.total_seconds() * 1000))
+        return True
+
+    def merge_metadata(self, changes: JsonObject) -> None:
+        """Shallow-merge ``changes`` into the metadata: later keys win."""
+        self.metadata = {**self.metadata, **changes}
+
+    def touch(self, now: datetime) -> None:
+        """Record a committed change: a new version and update time."""
+        self.updated_at = now
+        self.version += 1

@@ -1,0 +1,87 @@
+"""Where an output or error lives, and the policy that decides it.
+
+The policy is a pure function of the text and the thresholds: text up to
+``large_file_threshold`` UTF-8 bytes stays inline in the database (which
+compresses large values itself), anything larger goes to the blob store,
+zstd-compressed when over ``compression_threshold``, with the first
+``preview_size`` characters kept inline as the preview.
+"""
+
+from enum import StrEnum
+from typing import Literal
+
+import msgspec
+
+from domain.identifiers import EvaluationId
+
+PayloadKind = Literal["output", "error"]
+
+
+class PayloadLocation(StrEnum):
+    INLINE = "inline"
+    FILE = "file"
+    S3 = "s3"
+
+
+class StorageThresholds(msgspec.Struct, frozen=True):
+    large_file_threshold: int = 102_400
+    compression_threshold: int = 10_240
+    preview_size: int = 1_000
+
+
+class StoredPayload(msgspec.Struct, frozen=True):
+    """What the record knows of one output or error.
+
+    ``text`` is the whole content when inline and the preview otherwise, so a
+    record can always be shown without touching the blob store.
+    """
+
+    location: PayloadLocation
+    size: int
+    text: str
+    compressed: bool = False
+    key: str | None = None
+
+    @property
+    def truncated(self) -> bool:
+        return self.location is not PayloadLocation.INLINE
+
+
+class RoutedPayload(msgspec.Struct, frozen=True):
+    """A routing decision: the record's view plus, for a blob, the bytes to store."""
+
+    stored: StoredPayload
+    blob: bytes | None = None
+
+
+def blob_key(evaluation_id: EvaluationId, kind: PayloadKind, *, compressed: bool) -> str:
+    """The blob store key of a payload: ``evaluations/{id}/{kind}.txt[.zst]``."""
+    suffix = ".txt.zst" if compressed else ".txt"
+    return f"evaluations/{evaluation_id}/{kind}{suffix}"
+
+
+def preview_of(text: str, preview_size: int) -> str:
+    """The first ``preview_size`` characters: slicing a str never splits a character."""
+    return text[:preview_size]
+
+
+def route_payload(
+    evaluation_id: EvaluationId,
+    kind: PayloadKind,
+    text: str,
+    thresholds: StorageThresholds,
+) -> RoutedPayload:
+    """Decide where ``text`` lives; the caller compresses ``blob`` when ``compressed``."""
+    encoded = text.encode("utf-8")
+    size = len(encoded)
+    if size <= thresholds.large_file_threshold:
+        return RoutedPayload(StoredPayload(PayloadLocation.INLINE, size, text))
+    compressed = size > thresholds.compression_threshold
+    stored = StoredPayload(
+        location=PayloadLocation.FILE,
+        size=size,
+        text=preview_of(text, thresholds.preview_size),
+        compressed=compressed,
+        key=blob_key(evaluation_id, kind, compressed=compressed),
+    )
+    return RoutedPayload(stored, encoded)

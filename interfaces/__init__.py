@@ -1,0 +1,1 @@
+"""The ways in: HTTP app, CLI, settings and the composition root."""

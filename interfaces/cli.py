@@ -1,0 +1,89 @@
+"""The ``storage-service`` console script: serve and migrate."""
+
+import logging
+import sys
+
+import click
+
+from interfaces.settings import Settings, SettingsError, load_settings
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        click.echo(f"configuration error: {exc}", err=True)
+        sys.exit(2)
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Crucible Storage Service: store and serve evaluation records, outputs, logs and events."""
+
+
+@main.command()
+def migrate() -> None:
+    """Upgrade DATABASE_URL to the newest schema (Alembic ``upgrade head``).
+
+    \b
+    Example:
+      DATABASE_URL=postgresql://postgres@127.0.0.1/crucible storage-service migrate
+    """
+    from infrastructure.sql.migrate import upgrade
+
+    settings = _settings()
+    _configure_logging(settings)
+    upgrade(settings.database_url)
+    click.echo(f"database at head: {_redacted(settings.database_url)}")
+
+
+@main.command()
+@click.option("--host", default=None, help="Interface to bind (default: HOST or 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default: PORT or 8082).")
+@click.option("--no-migrate", is_flag=True, help="Do not upgrade the database first.")
+def serve(host: str | None, port: int | None, no_migrate: bool) -> None:
+    """Serve the HTTP API (upgrading the database schema first).
+
+    \b
+    Example:
+      HOST=0.0.0.0 PORT=8082 storage-service serve
+    """
+    import uvicorn
+
+    from infrastructure.sql.migrate import upgrade
+    from interfaces.http.app import create_app
+
+    settings = _settings()
+    _configure_logging(settings)
+    if not no_migrate and settings.storage_backend.value == "database":
+        upgrade(settings.database_url)
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level=settings.log_level.lower(),
+        proxy_headers=True,
+    )
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, for messages."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The HTTP edge: Litestar app, controllers, schemas and error mapping."""

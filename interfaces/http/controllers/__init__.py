@@ -1,0 +1,1 @@
+"""Thin controllers: parse, call one use case, map the result."""

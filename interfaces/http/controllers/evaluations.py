@@ -1,0 +1,126 @@
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+from dishka.integrations.litestar import FromDishka
+from litestar import Controller, Response, delete, get, post, put
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
+
+from application.queries import EvaluationFilter, EvaluationQuery
+from application.use_cases.create_evaluation import CreateEvaluation, NewEvaluation
+from application.use_cases.delete_evaluation import DeleteEvaluation
+from application.use_cases.get_evaluation import GetEvaluation
+from application.use_cases.list_evaluations import ListEvaluations
+from application.use_cases.update_evaluation import EvaluationChanges, UpdateEvaluation
+from domain.identifiers import parse_evaluation_id
+from domain.status import EvaluationStatus
+from interfaces.http.errors import invalid_field
+from interfaces.http.params import (
+    decode_cursor,
+    encode_cursor,
+    etag,
+    evaluation_id,
+    parse_if_match,
+)
+from interfaces.http.schemas import (
+    CreateEvaluationBody,
+    EvaluationBody,
+    EvaluationList,
+    UpdateEvaluationBody,
+)
+
+IfMatch = Annotated[
+    str | None,
+    Parameter(header="If-Match", description="ETag of the version the change is based on"),
+]
+MAX_PAGE = 1000
+
+
+class EvaluationController(Controller):
+    path = "/evaluations"
+    tags = ["Evaluations"]
+
+    @post(status_code=HTTP_201_CREATED, summary="Create an evaluation record")
+    async def create(
+        self, data: CreateEvaluationBody, use_case: FromDishka[CreateEvaluation]
+    ) -> Response[EvaluationBody]:
+        fields = msgspec.structs.asdict(data)
+        fields["id"] = parse_evaluation_id(data.id) if data.id is not None else None
+        evaluation = await use_case.execute(NewEvaluation(**fields))
+        return Response(
+            EvaluationBody.of(evaluation),
+            status_code=HTTP_201_CREATED,
+            headers={"ETag": etag(evaluation.version), "Location": f"/evaluations/{evaluation.id}"},
+        )
+
+    @get(summary="List evaluations, newest first")
+    async def list_evaluations(
+        self,
+        use_case: FromDishka[ListEvaluations],
+        status: EvaluationStatus | None = None,
+        language: Annotated[str | None, Parameter(max_length=50)] = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        id_prefix: Annotated[str | None, Parameter(max_length=255)] = None,
+        limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE)] = 50,
+        offset: Annotated[int | None, Parameter(ge=0)] = None,
+        cursor: Annotated[str | None, Parameter(max_length=1024)] = None,
+        include_total: bool = False,
+    ) -> EvaluationList:
+        if cursor is not None and offset:
+            raise invalid_field("cursor", "cannot be combined with offset")
+        query = EvaluationQuery(
+            filter=EvaluationFilter(
+                status=status,
+                language=language,
+                created_after=created_after,
+                created_before=created_before,
+                id_prefix=id_prefix,
+            ),
+            limit=limit,
+            offset=offset or 0,
+            cursor=decode_cursor(cursor) if cursor is not None else None,
+            include_total=include_total,
+        )
+        page = await use_case.execute(query)
+        return EvaluationList(
+            items=[EvaluationBody.of(item) for item in page.items],
+            limit=limit,
+            next_cursor=encode_cursor(page.next_cursor),
+            offset=offset if offset is not None else msgspec.UNSET,
+            total=page.total if page.total is not None else msgspec.UNSET,
+        )
+
+    @get("/{eval_id:str}", summary="Get one evaluation")
+    async def get_evaluation(
+        self,
+        eval_id: str,
+        use_case: FromDishka[GetEvaluation],
+        include_storage_info: bool = False,
+    ) -> Response[EvaluationBody]:
+        evaluation = await use_case.execute(evaluation_id(eval_id))
+        return Response(
+            EvaluationBody.of(evaluation, storage_info=include_storage_info),
+            headers={"ETag": etag(evaluation.version)},
+        )
+
+    @put("/{eval_id:str}", summary="Update an evaluation (partial)")
+    async def update(
+        self,
+        eval_id: str,
+        data: UpdateEvaluationBody,
+        use_case: FromDishka[UpdateEvaluation],
+        if_match: IfMatch = None,
+    ) -> Response[EvaluationBody]:
+        changes = EvaluationChanges(**msgspec.structs.asdict(data))
+        evaluation = await use_case.execute(
+            evaluation_id(eval_id), changes, expected_version=parse_if_match(if_match)
+        )
+        return Response(EvaluationBody.of(evaluation), headers={"ETag": etag(evaluation.version)})
+
+    @delete("/{eval_id:str}", status_code=HTTP_204_NO_CONTENT, summary="Soft-delete an evaluation")
+    async def delete_evaluation(
+        self, eval_id: str, use_case: FromDishka[DeleteEvaluation], if_match: IfMatch = None
+    ) -> None:
+        await use_case.execute(evaluation_id(eval_id), expected_version=parse_if_match(if_match))

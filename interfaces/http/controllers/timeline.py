@@ -1,0 +1,70 @@
+from typing import Annotated
+
+from dishka.integrations.litestar import FromDishka
+from litestar import Controller, get, post
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_201_CREATED
+
+from application.use_cases.events import ListEvents, NewEvent, RecordEvent
+from application.use_cases.logs import AppendLog, ReadLog
+from interfaces.http.params import evaluation_id
+from interfaces.http.schemas import (
+    AddEventBody,
+    AppendLogBody,
+    EventBody,
+    EventList,
+    LogAppended,
+    LogBody,
+)
+
+
+class TimelineController(Controller):
+    path = "/evaluations/{eval_id:str}"
+    tags = ["Logs and events"]
+
+    @post("/logs", status_code=HTTP_201_CREATED, summary="Append a chunk to the log")
+    async def append_log(
+        self, eval_id: str, data: AppendLogBody, use_case: FromDishka[AppendLog]
+    ) -> LogAppended:
+        chunk = await use_case.execute(evaluation_id(eval_id), data.content)
+        return LogAppended(
+            evaluation_id=chunk.evaluation_id,
+            offset=chunk.offset,
+            size=chunk.size,
+            next_offset=chunk.end,
+        )
+
+    @get("/logs", summary="Read the log, whole or from a byte offset")
+    async def read_log(
+        self,
+        eval_id: str,
+        use_case: FromDishka[ReadLog],
+        offset: Annotated[int, Parameter(ge=0, description="bytes already seen")] = 0,
+    ) -> LogBody:
+        identifier = evaluation_id(eval_id)
+        piece = await use_case.execute(identifier, offset)
+        return LogBody(
+            evaluation_id=identifier,
+            content=piece.content,
+            offset=piece.offset,
+            next_offset=piece.next_offset,
+        )
+
+    @post("/events", status_code=HTTP_201_CREATED, summary="Add an event to the timeline")
+    async def add_event(
+        self, eval_id: str, data: AddEventBody, use_case: FromDishka[RecordEvent]
+    ) -> EventBody:
+        new = NewEvent(
+            event_type=data.event_type,
+            message=data.message,
+            metadata=data.metadata,
+            timestamp=data.timestamp,
+            event_id=data.event_id,
+        )
+        return EventBody.of(await use_case.execute(evaluation_id(eval_id), new))
+
+    @get("/events", summary="The event timeline, oldest first")
+    async def list_events(self, eval_id: str, use_case: FromDishka[ListEvents]) -> EventList:
+        identifier = evaluation_id(eval_id)
+        events = await use_case.execute(identifier)
+        return EventList(evaluation_id=identifier, events=[EventBody.of(e) for e in events])

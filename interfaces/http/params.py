@@ -1,0 +1,52 @@
+"""Parsing of path, query and header values shared by the controllers."""
+
+import base64
+import binascii
+
+import msgspec
+
+from application.queries import ListCursor
+from domain.identifiers import EvaluationId, parse_evaluation_id
+from interfaces.http.errors import invalid_field, problem
+
+_cursor_encoder = msgspec.json.Encoder()
+_cursor_decoder = msgspec.json.Decoder(ListCursor)
+
+
+def evaluation_id(raw: str) -> EvaluationId:
+    """Validate a path id (422 naming ``id`` when it breaks the rule)."""
+    return parse_evaluation_id(raw)
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def parse_if_match(raw: str | None) -> int | None:
+    """The version an ``If-Match`` names; ``None`` when absent or ``*``."""
+    if raw is None or raw.strip() == "*":
+        return None
+    value = raw.strip().removeprefix("W/").strip('"')
+    try:
+        return int(value)
+    except ValueError:
+        raise problem(
+            400, "Malformed If-Match", f"If-Match must be an ETag such as '\"3\"', not {raw!r}",
+            "malformed-header", field="If-Match",
+        ) from None
+
+
+def encode_cursor(cursor: ListCursor | None) -> str | None:
+    if cursor is None:
+        return None
+    return base64.urlsafe_b64encode(_cursor_encoder.encode(cursor)).decode("ascii").rstrip("=")
+
+
+def decode_cursor(raw: str) -> ListCursor:
+    try:
+        padded = raw + "=" * (-len(raw) % 4)
+        cursor = _cursor_decoder.decode(base64.urlsafe_b64decode(padded.encode("ascii")))
+        parse_evaluation_id(cursor.id)
+    except (binascii.Error, UnicodeEncodeError, msgspec.DecodeError, ValueError):
+        raise invalid_field("cursor", "is not a cursor this service issued") from None
+    return cursor

@@ -1,0 +1,297 @@
+"""The composition root: the only module that knows every adapter.
+
+Settings pick the adapters: SQL (SQLite or PostgreSQL) or memory for records,
+files or memory for blobs, Redis or in-process for the cache and the running
+registry. APP scope holds engines and clients; REQUEST scope holds the session
+and the use cases that share it.
+"""
+
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from dishka import Provider, Scope, from_context, provide, provide_all
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from application.ports.backend_inspector import BackendInspector
+from application.ports.blob_store import BlobStore
+from application.ports.clock import Clock
+from application.ports.evaluation_queries import EvaluationQueries
+from application.ports.evaluation_repository import EvaluationRepository
+from application.ports.event_log import EventLog
+from application.ports.log_store import LogStore
+from application.ports.running_registry import RunningRegistry
+from application.ports.unit_of_work import UnitOfWork
+from application.services.payloads import PayloadStore
+from application.services.publisher import RecordPublisher
+from application.services.record_cache import RecordCache
+from application.services.record_writer import RecordWriter
+from application.use_cases.celery_update import ApplyCeleryUpdate
+from application.use_cases.create_evaluation import CreateEvaluation
+from application.use_cases.delete_evaluation import DeleteEvaluation
+from application.use_cases.evaluation_content import GetCompleteEvaluation, ReadPayload
+from application.use_cases.events import ListEvents, RecordEvent
+from application.use_cases.get_evaluation import GetEvaluation
+from application.use_cases.list_evaluations import ListEvaluations
+from application.use_cases.logs import AppendLog, ReadLog
+from application.use_cases.running_evaluations import (
+    GetRunningEvaluation,
+    ListRunningEvaluations,
+    RebuildRunningRegistry,
+)
+from application.use_cases.statistics import GetStatistics
+from application.use_cases.storage_report import (
+    CheckHealth,
+    DescribeStorage,
+    GetBackendDetails,
+    GetStorageOverview,
+    StorageConfiguration,
+)
+from application.use_cases.update_evaluation import ChangeApplier, UpdateEvaluation
+from infrastructure.clock import SystemClock
+from infrastructure.files.blob_store import FileBlobInspector, FileBlobStore
+from infrastructure.memory.blob_store import MemoryBlobInspector, MemoryBlobStore
+from infrastructure.memory.cache import MemoryCache, MemoryCacheInspector
+from infrastructure.memory.evaluations import (
+    MemoryDatabase,
+    MemoryDatabaseInspector,
+    MemoryEvaluationQueries,
+    MemoryEvaluationRepository,
+)
+from infrastructure.memory.running_registry import MemoryRunningRegistry
+from infrastructure.memory.timeline import MemoryEventLog, MemoryLogStore
+from infrastructure.memory.unit_of_work import MemoryUnitOfWork
+from infrastructure.redis.cache import RedisCache
+from infrastructure.redis.connection import RedisConnection
+from infrastructure.redis.inspector import RedisInspector
+from infrastructure.redis.running_registry import RedisRunningRegistry
+from infrastructure.sql.adapters import (
+    SqlDatabaseInspector,
+    SqlEvaluationQueries,
+    SqlEvaluationRepository,
+    SqlEventLog,
+    SqlLogStore,
+    SqlUnitOfWork,
+)
+from infrastructure.sql.engine import create_engine, create_session_maker
+from interfaces.settings import Settings, StorageBackend
+
+MAX_LOG_CHUNK_BYTES = 1024 * 1024
+
+
+class DatabaseInspector(BackendInspector, Protocol):
+    """The records backend's inspector (a distinct key for the container)."""
+
+
+class BlobInspector(BackendInspector, Protocol):
+    """The blob store's inspector."""
+
+
+class CacheInspector(BackendInspector, Protocol):
+    """The cache's inspector."""
+
+
+class CoreProvider(Provider):
+    """Settings, clock, services and use cases: the same whatever the adapters."""
+
+    settings = from_context(provides=Settings, scope=Scope.APP)
+    clock = provide(SystemClock, provides=Clock, scope=Scope.APP)
+
+    @provide(scope=Scope.APP)
+    def payloads(self, blobs: BlobStore, settings: Settings) -> PayloadStore:
+        return PayloadStore(blobs, settings.thresholds)
+
+    @provide(scope=Scope.APP)
+    def configuration(self, settings: Settings) -> StorageConfiguration:
+        return StorageConfiguration(
+            primary_backend=settings.storage_backend.value,
+            fallback_backend=settings.fallback_backend.value,
+            database="postgresql" if settings.is_postgres else "sqlite"
+            if settings.storage_backend is StorageBackend.DATABASE
+            else settings.storage_backend.value,
+            cache=("redis" if settings.redis_url else "memory")
+            if settings.enable_caching
+            else "disabled",
+            caching_enabled=settings.enable_caching,
+            file_storage_path=str(settings.file_storage_path),
+            large_file_threshold=settings.large_file_threshold,
+            compression_threshold=settings.compression_threshold,
+            preview_size=settings.preview_size,
+            cache_ttl=settings.cache_ttl,
+            max_request_bytes=settings.max_request_bytes,
+        )
+
+    services = provide_all(RecordPublisher, ChangeApplier, scope=Scope.APP)
+    writer = provide(RecordWriter, scope=Scope.REQUEST)
+
+    @provide(scope=Scope.REQUEST)
+    def append_log(
+        self, repository: EvaluationRepository, logs: LogStore, uow: UnitOfWork, clock: Clock
+    ) -> AppendLog:
+        return AppendLog(repository, logs, uow, clock, MAX_LOG_CHUNK_BYTES)
+
+    use_cases = provide_all(
+        CreateEvaluation,
+        GetEvaluation,
+        UpdateEvaluation,
+        DeleteEvaluation,
+        ListEvaluations,
+        ListRunningEvaluations,
+        GetRunningEvaluation,
+        RebuildRunningRegistry,
+        ReadLog,
+        RecordEvent,
+        ListEvents,
+        ApplyCeleryUpdate,
+        GetCompleteEvaluation,
+        ReadPayload,
+        GetStatistics,
+        DescribeStorage,
+        GetStorageOverview,
+        GetBackendDetails,
+        CheckHealth,
+        scope=Scope.REQUEST,
+    )
+
+
+class SqlProvider(Provider):
+    """Records in SQLite or PostgreSQL, one session per request."""
+
+    @provide(scope=Scope.APP)
+    async def engine(self, settings: Settings) -> AsyncIterator[AsyncEngine]:
+        engine = create_engine(settings)
+        yield engine
+        await engine.dispose()
+
+    @provide(scope=Scope.APP)
+    def session_maker(self, engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+        return create_session_maker(engine)
+
+    @provide(scope=Scope.REQUEST)
+    async def session(
+        self, session_maker: async_sessionmaker[AsyncSession]
+    ) -> AsyncIterator[AsyncSession]:
+        async with session_maker() as session:
+            yield session
+
+    repository = provide(SqlEvaluationRepository, provides=EvaluationRepository, scope=Scope.REQUEST)
+    queries = provide(SqlEvaluationQueries, provides=EvaluationQueries, scope=Scope.REQUEST)
+    events = provide(SqlEventLog, provides=EventLog, scope=Scope.REQUEST)
+    logs = provide(SqlLogStore, provides=LogStore, scope=Scope.REQUEST)
+    uow = provide(SqlUnitOfWork, provides=UnitOfWork, scope=Scope.REQUEST)
+
+    @provide(scope=Scope.APP)
+    def database_inspector(
+        self, engine: AsyncEngine, session_maker: async_sessionmaker[AsyncSession]
+    ) -> DatabaseInspector:
+        return SqlDatabaseInspector(session_maker, engine)
+
+
+class MemoryRecordsProvider(Provider):
+    """Records in process memory (``STORAGE_BACKEND=memory``): fast, not durable."""
+
+    database = provide(MemoryDatabase, scope=Scope.APP)
+    repository = provide(
+        MemoryEvaluationRepository, provides=EvaluationRepository, scope=Scope.REQUEST
+    )
+    queries = provide(MemoryEvaluationQueries, provides=EvaluationQueries, scope=Scope.REQUEST)
+    events = provide(MemoryEventLog, provides=EventLog, scope=Scope.REQUEST)
+    logs = provide(MemoryLogStore, provides=LogStore, scope=Scope.REQUEST)
+    uow = provide(MemoryUnitOfWork, provides=UnitOfWork, scope=Scope.REQUEST)
+    inspector = provide(MemoryDatabaseInspector, provides=DatabaseInspector, scope=Scope.APP)
+
+
+class FileBlobProvider(Provider):
+    scope = Scope.APP
+
+    @provide
+    def blobs(self, settings: Settings) -> BlobStore:
+        return FileBlobStore(settings.file_storage_path)
+
+    @provide
+    def inspector(self, settings: Settings) -> BlobInspector:
+        return FileBlobInspector(settings.file_storage_path)
+
+
+class MemoryBlobProvider(Provider):
+    scope = Scope.APP
+    store = provide(MemoryBlobStore, scope=Scope.APP)
+
+    @provide
+    def blobs(self, store: MemoryBlobStore) -> BlobStore:
+        return store
+
+    @provide
+    def inspector(self, store: MemoryBlobStore) -> BlobInspector:
+        return MemoryBlobInspector(store)
+
+
+class RedisProvider(Provider):
+    """Cache and running registry in Redis; both survive a Redis outage by design."""
+
+    scope = Scope.APP
+
+    @provide
+    async def connection(self, settings: Settings) -> AsyncIterator[RedisConnection]:
+        assert settings.redis_url is not None
+        connection = RedisConnection(settings.redis_url, timeout_s=settings.redis_timeout_s)
+        yield connection
+        await connection.close()
+
+    @provide
+    def record_cache(self, connection: RedisConnection, settings: Settings) -> RecordCache:
+        if not settings.enable_caching:
+            return RecordCache(None)
+        return RecordCache(
+            RedisCache(connection, ttl_seconds=settings.cache_ttl, prefix=settings.redis_key_prefix)
+        )
+
+    @provide
+    def running(self, connection: RedisConnection, settings: Settings) -> RunningRegistry:
+        return RedisRunningRegistry(connection, prefix=settings.redis_key_prefix)
+
+    @provide
+    def inspector(self, connection: RedisConnection, settings: Settings) -> CacheInspector:
+        return RedisInspector(connection, prefix=settings.redis_key_prefix)
+
+
+class InProcessCacheProvider(Provider):
+    """Cache and running registry inside this process (no ``REDIS_URL``)."""
+
+    scope = Scope.APP
+    running = provide(MemoryRunningRegistry, provides=RunningRegistry)
+
+    @provide
+    def cache(self, settings: Settings) -> MemoryCache:
+        return MemoryCache(ttl_seconds=settings.cache_ttl)
+
+    @provide
+    def record_cache(self, cache: MemoryCache, settings: Settings) -> RecordCache:
+        return RecordCache(cache if settings.enable_caching else None)
+
+    @provide
+    def inspector(self, cache: MemoryCache) -> CacheInspector:
+        return MemoryCacheInspector(cache)
+
+
+class InspectorsProvider(Provider):
+    @provide(scope=Scope.APP)
+    def inspectors(
+        self, database: DatabaseInspector, blobs: BlobInspector, cache: CacheInspector
+    ) -> list[BackendInspector]:
+        return [database, blobs, cache]
+
+
+def build_providers(settings: Settings) -> list[Provider]:
+    """Pick one adapter per port from the settings."""
+    records: Provider = (
+        MemoryRecordsProvider()
+        if settings.storage_backend is StorageBackend.MEMORY
+        else SqlProvider()
+    )
+    blobs: Provider = (
+        MemoryBlobProvider()
+        if settings.storage_backend is StorageBackend.MEMORY
+        else FileBlobProvider()
+    )
+    cache: Provider = RedisProvider() if settings.redis_url else InProcessCacheProvider()
+    return [CoreProvider(), records, blobs, cache, InspectorsProvider()]

@@ -1,0 +1,75 @@
+"""Real PostgreSQL and Redis for the tests: found by URL, never mocked.
+
+In CI (``CI`` set) a missing server fails the test loudly; on a laptop it
+skips with a one-line reason.
+"""
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+TEST_DATABASE_URL = os.environ.get(
+    "TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+)
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+IN_CI = bool(os.environ.get("CI"))
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), 2):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, url: str, default_port: int) -> None:
+    """Skip (laptop) or fail (CI) when the server behind ``url`` does not answer."""
+    if _reachable(url, default_port):
+        return
+    message = f"{name} is not reachable at {url}"
+    if IN_CI:
+        pytest.fail(f"{message}; CI must not skip it", pytrace=False)
+    pytest.skip(message)
+
+
+def _with_database(url: str, database: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+@contextmanager
+def temporary_postgres_database() -> Iterator[str]:
+    """Create an empty database on the test server; drop it afterwards."""
+    import asyncio
+
+    import asyncpg
+
+    require_service("PostgreSQL", TEST_DATABASE_URL, 5432)
+    name = f"crucible_test_{uuid.uuid4().hex[:12]}"
+    admin_dsn = TEST_DATABASE_URL.replace("postgresql+asyncpg://", "postgresql://")
+
+    async def run(sql: str) -> None:
+        connection = await asyncpg.connect(admin_dsn)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    try:
+        yield _with_database(TEST_DATABASE_URL, name)
+    finally:
+        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def redis_test_prefix() -> str:
+    """A key prefix of its own for one test, so tests never see each other's keys."""
+    require_service("Redis", TEST_REDIS_URL, 6379)
+    return f"test:{uuid.uuid4().hex[:10]}:"

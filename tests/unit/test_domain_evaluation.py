@@ -1,0 +1,79 @@
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from domain.errors import IllegalTransitionError, InvalidTextError
+from domain.evaluation import Evaluation, ensure_storable_text
+from domain.identifiers import EvaluationId
+from domain.status import EvaluationStatus
+
+T0 = datetime(2024, 7, 1, 12, 0, tzinfo=UTC)
+
+
+def make(status: EvaluationStatus = EvaluationStatus.QUEUED) -> Evaluation:
+    return Evaluation(
+        id=EvaluationId("e1"), code="print(1)", status=status, created_at=T0, updated_at=T0
+    )
+
+
+def test_running_sets_started_at_once() -> None:
+    evaluation = make()
+    assert evaluation.change_status(EvaluationStatus.RUNNING, T0)
+    assert evaluation.started_at == T0
+    evaluation.change_status(EvaluationStatus.QUEUED, T0 + timedelta(seconds=1))
+    evaluation.change_status(EvaluationStatus.RUNNING, T0 + timedelta(seconds=2))
+    assert evaluation.started_at == T0
+
+
+def test_terminal_sets_completed_and_runtime() -> None:
+    evaluation = make()
+    evaluation.change_status(EvaluationStatus.RUNNING, T0)
+    evaluation.change_status(EvaluationStatus.COMPLETED, T0 + timedelta(milliseconds=1500))
+    assert evaluation.completed_at == T0 + timedelta(milliseconds=1500)
+    assert evaluation.runtime_ms == 1500
+
+
+def test_given_runtime_is_kept() -> None:
+    evaluation = make(EvaluationStatus.RUNNING)
+    evaluation.started_at = T0
+    evaluation.runtime_ms = 150
+    evaluation.change_status(EvaluationStatus.COMPLETED, T0 + timedelta(seconds=9))
+    assert evaluation.runtime_ms == 150
+
+
+def test_illegal_move_names_both_states() -> None:
+    evaluation = make(EvaluationStatus.COMPLETED)
+    with pytest.raises(IllegalTransitionError) as info:
+        evaluation.change_status(EvaluationStatus.RUNNING, T0)
+    assert (info.value.current, info.value.requested) == ("completed", "running")
+    assert "completed" in str(info.value) and "running" in str(info.value)
+    assert evaluation.status is EvaluationStatus.COMPLETED
+
+
+def test_same_status_is_no_change() -> None:
+    evaluation = make(EvaluationStatus.COMPLETED)
+    assert evaluation.change_status(EvaluationStatus.COMPLETED, T0) is False
+
+
+def test_requeue_drops_container_info() -> None:
+    evaluation = make(EvaluationStatus.RUNNING)
+    evaluation.executor_id, evaluation.container_id = "x1", "c1"
+    evaluation.change_status(EvaluationStatus.QUEUED, T0)
+    assert (evaluation.executor_id, evaluation.container_id) == (None, None)
+
+
+def test_metadata_merge_and_touch() -> None:
+    evaluation = make()
+    evaluation.metadata = {"a": 1, "b": 2}
+    evaluation.merge_metadata({"b": 3, "c": 4})
+    assert evaluation.metadata == {"a": 1, "b": 3, "c": 4}
+    evaluation.touch(T0 + timedelta(seconds=1))
+    assert evaluation.version == 2
+    assert evaluation.updated_at == T0 + timedelta(seconds=1)
+
+
+def test_nul_is_refused() -> None:
+    with pytest.raises(InvalidTextError) as info:
+        ensure_storable_text("output", "a\x00b")
+    assert info.value.field == "output"
+    assert ensure_storable_text("output", "ok") == "ok"

@@ -1,0 +1,74 @@
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from domain.identifiers import EvaluationId
+from domain.payload import PayloadLocation, StorageThresholds, route_payload
+
+EID = EvaluationId("e1")
+DEFAULTS = StorageThresholds()
+
+
+def test_threshold_stays_inline() -> None:
+    routed = route_payload(EID, "output", "a" * 102_400, DEFAULTS)
+    assert routed.stored.location is PayloadLocation.INLINE
+    assert routed.stored.size == 102_400
+    assert routed.blob is None
+    assert not routed.stored.truncated
+    assert routed.stored.text == "a" * 102_400
+
+
+def test_one_byte_over_goes_to_file_compressed() -> None:
+    routed = route_payload(EID, "output", "a" * 102_401, DEFAULTS)
+    assert routed.stored.location is PayloadLocation.FILE
+    assert routed.stored.size == 102_401
+    assert routed.stored.compressed
+    assert routed.stored.key == "evaluations/e1/output.txt.zst"
+    assert routed.stored.text == "a" * 1000
+    assert routed.stored.truncated
+    assert routed.blob == b"a" * 102_401
+
+
+def test_multibyte_counts_bytes_and_preview_keeps_characters() -> None:
+    text = "é" * 51_201  # 102,402 bytes, 51,201 characters
+    routed = route_payload(EID, "error", text, DEFAULTS)
+    assert routed.stored.size == 102_402
+    assert routed.stored.location is PayloadLocation.FILE
+    assert routed.stored.text == "é" * 1000
+    assert routed.stored.key == "evaluations/e1/error.txt.zst"
+
+
+def test_thresholds_come_from_settings() -> None:
+    small = StorageThresholds(large_file_threshold=10, compression_threshold=100, preview_size=3)
+    routed = route_payload(EID, "output", "abcdefghijk", small)
+    assert routed.stored.location is PayloadLocation.FILE
+    assert not routed.stored.compressed
+    assert routed.stored.key == "evaluations/e1/output.txt"
+    assert routed.stored.text == "abc"
+
+
+@given(
+    st.text(max_size=400),
+    st.integers(min_value=0, max_value=300),
+    st.integers(min_value=0, max_value=50),
+)
+def test_routing_invariants(text: str, threshold: int, preview: int) -> None:
+    thresholds = StorageThresholds(
+        large_file_threshold=threshold, compression_threshold=threshold, preview_size=preview
+    )
+    routed = route_payload(EID, "output", text, thresholds)
+    size = len(text.encode("utf-8"))
+    assert routed.stored.size == size
+    if size <= threshold:
+        assert routed.stored.location is PayloadLocation.INLINE
+        assert routed.stored.text == text
+    else:
+        assert routed.blob == text.encode("utf-8")
+        assert text.startswith(routed.stored.text)
+        assert len(routed.stored.text) == min(preview, len(text))
+
+
+@pytest.mark.parametrize("kind", ["output", "error"])
+def test_small_text_has_no_blob(kind: str) -> None:
+    routed = route_payload(EID, kind, "hi", DEFAULTS)  # type: ignore[arg-type]
+    assert routed.blob is None and routed.stored.key is None

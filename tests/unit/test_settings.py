@@ -1,0 +1,65 @@
+from pathlib import Path
+
+import pytest
+
+from interfaces.settings import SettingsError, StorageBackend, load_settings
+
+
+def test_defaults_are_the_embedded_setup() -> None:
+    settings = load_settings({})
+    assert settings.database_url.startswith("sqlite+aiosqlite:///")
+    assert settings.redis_url is None
+    assert settings.storage_backend is StorageBackend.DATABASE
+    assert (settings.large_file_threshold, settings.compression_threshold) == (102_400, 10_240)
+    assert (settings.preview_size, settings.cache_ttl, settings.port) == (1000, 3600, 8082)
+    assert settings.host == "127.0.0.1"
+
+
+def test_spec_forms_are_accepted() -> None:
+    settings = load_settings(
+        {
+            "DATABASE_URL": "postgresql://crucible:password@postgres:5432/crucible",
+            "REDIS_URL": "redis://redis:6379",
+            "ENABLE_CACHING": "false",
+            "FILE_STORAGE_PATH": "/app/data",
+            "LARGE_FILE_THRESHOLD": "2048",
+            "COMPRESSION_THRESHOLD": "1024",
+            "STORAGE_BACKEND": "memory",
+            "FALLBACK_BACKEND": "memory",
+            "LOG_LEVEL": "debug",
+        }
+    )
+    assert settings.database_url == "postgresql+asyncpg://crucible:password@postgres:5432/crucible"
+    assert settings.redis_url == "redis://redis:6379"
+    assert settings.enable_caching is False
+    assert settings.file_storage_path == Path("/app/data")
+    assert settings.thresholds.large_file_threshold == 2048
+    assert settings.log_level == "DEBUG"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("CACHE_TTL", "abc"),
+        ("CACHE_TTL", "0"),
+        ("PORT", "70000"),
+        ("ENABLE_CACHING", "maybe"),
+        ("STORAGE_BACKEND", "tape"),
+        ("DATABASE_URL", "mysql://x"),
+        ("REDIS_URL", "http://x"),
+        ("LOG_LEVEL", "LOUD"),
+        ("LARGE_FILE_THRESHOLD", "-1"),
+        ("STORAGE_BACKEND", "file"),
+    ],
+)
+def test_bad_value_names_the_variable(variable: str, value: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings({variable: value})
+    message = str(info.value)
+    assert message.startswith(variable)
+    assert "\n" not in message
+
+
+def test_compression_above_large_threshold_is_refused() -> None:
+    with pytest.raises(SettingsError, match="COMPRESSION_THRESHOLD"):
+        load_settings({"COMPRESSION_THRESHOLD": "200000"})

@@ -1,0 +1,85 @@
+"""The HTTP suite runs on both configurations: embedded, and PostgreSQL + Redis."""
+
+import asyncio
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from interfaces.http.app import create_app
+from interfaces.settings import Settings, load_settings
+from tests.services import TEST_REDIS_URL, redis_test_prefix, temporary_postgres_database
+
+ClientFactory = Callable[..., TestClient[Any]]
+
+
+def _migrate(url: str) -> None:
+    from infrastructure.sql.migrate import upgrade
+
+    upgrade(url)
+
+
+async def _drop_keys(url: str, prefix: str) -> None:
+    import redis.asyncio as redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=500)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture(
+    params=[
+        "embedded",
+        pytest.param("postgres+redis", marks=[pytest.mark.postgres, pytest.mark.redis]),
+    ]
+)
+def backend_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    """Settings for one fresh, migrated data set of the parametrized configuration."""
+    files = tmp_path / "files"
+    if request.param == "embedded":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'storage.db'}"
+        _migrate(url)
+        yield load_settings({}, database_url=url, file_storage_path=files)
+        return
+    prefix = redis_test_prefix()
+    with temporary_postgres_database() as url:
+        _migrate(url)
+        yield load_settings(
+            {},
+            database_url=url,
+            file_storage_path=files,
+            redis_url=TEST_REDIS_URL,
+            redis_key_prefix=prefix,
+        )
+    asyncio.run(_drop_keys(TEST_REDIS_URL, prefix))
+
+
+@pytest.fixture
+def make_client(backend_settings: Settings) -> Iterator[ClientFactory]:
+    """Start the app on the current data set, with optional setting overrides."""
+    clients: list[TestClient[Any]] = []
+
+    def factory(**overrides: Any) -> TestClient[Any]:
+        fields = {
+            name: getattr(backend_settings, name) for name in backend_settings.__struct_fields__
+        }
+        fields.update(overrides)
+        client = TestClient(create_app(Settings(**fields)))
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield factory
+    for client in reversed(clients):
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client: ClientFactory) -> TestClient[Any]:
+    return make_client()

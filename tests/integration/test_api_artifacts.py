@@ -1,0 +1,178 @@
+"""Outputs by size, running set, logs, events, Celery updates and the complete view."""
+
+from pathlib import Path
+from typing import Any
+
+import zstandard
+from litestar.testing import TestClient
+
+from interfaces.settings import Settings
+
+Client = TestClient[Any]
+
+
+def new(client: Client, eval_id: str, **body: Any) -> None:
+    response = client.post("/evaluations", json={"id": eval_id, "code": "x", **body})
+    assert response.status_code == 201, response.text
+
+
+def info(client: Client, eval_id: str) -> dict[str, Any]:
+    body = client.get(f"/evaluations/{eval_id}?include_storage_info=true").json()
+    return body  # type: ignore[no-any-return]
+
+
+def test_threshold_routing_and_round_trip(client: Client, backend_settings: Settings) -> None:
+    root = Path(backend_settings.file_storage_path)
+    new(client, "big-1")
+    client.put("/evaluations/big-1", json={"output": "a" * 102_400})
+    body = info(client, "big-1")
+    assert body["_storage_info"]["output_location"] == "inline"
+    assert body["output"] == "a" * 102_400
+    assert not (root / "evaluations" / "big-1").exists()
+
+    text = "line ✓ " * 20_000  # multi-byte, > 100 KB
+    client.put("/evaluations/big-1", json={"output": text})
+    body = info(client, "big-1")
+    storage = body["_storage_info"]
+    assert storage["output_location"] == "file"
+    assert storage["output_size"] == len(text.encode())
+    assert storage["output_truncated"] is True
+    assert storage["output_compressed"] is True
+    assert body["output"] == text[:1000]
+    assert body["output_truncated"] is True
+    on_disk = root / "evaluations" / "big-1" / "output.txt.zst"
+    assert zstandard.ZstdDecompressor().decompress(on_disk.read_bytes(), max_output_size=10**8) == text.encode()
+    assert on_disk.stat().st_size < len(text.encode())
+    assert (root / "evaluations" / "big-1" / "metadata.json").exists()
+
+    full = client.get("/evaluations/big-1/output")
+    assert full.status_code == 200
+    assert full.content == text.encode()
+    assert full.headers["content-length"] == str(len(text.encode()))
+    assert client.get("/evaluations/big-1/complete").json()["output"] == text
+
+    client.put("/evaluations/big-1", json={"output": "small now"})
+    assert not on_disk.exists()
+    assert not (root / "evaluations" / "big-1").exists()
+    assert client.get("/evaluations/big-1/output").text == "small now"
+
+
+def test_one_byte_over_goes_to_a_file(client: Client) -> None:
+    new(client, "edge-1")
+    client.put("/evaluations/edge-1", json={"error": "b" * 102_401})
+    storage = info(client, "edge-1")["_storage_info"]
+    assert (storage["error_location"], storage["error_size"], storage["error_truncated"]) == ("file", 102_401, True)
+    assert client.get("/evaluations/edge-1/error").content == b"b" * 102_401
+
+
+def test_thresholds_from_settings(make_client: Any, backend_settings: Settings) -> None:
+    client = make_client(large_file_threshold=10, compression_threshold=5, preview_size=4)
+    new(client, "tiny-1")
+    client.put("/evaluations/tiny-1", json={"output": "0123456789A"})
+    body = info(client, "tiny-1")
+    assert body["_storage_info"]["output_location"] == "file"
+    assert body["output"] == "0123"
+    assert client.get("/evaluations/tiny-1/output").text == "0123456789A"
+
+
+def test_running_set_follows_status(client: Client) -> None:
+    new(client, "run-1")
+    assert client.get("/evaluations/run-1/running").status_code == 404
+    client.put("/evaluations/run-1", json={"status": "provisioning", "executor_id": "ex-1"})
+    client.put("/evaluations/run-1", json={"status": "running", "container_id": "c-9"})
+    running = client.get("/evaluations/running").json()
+    assert running["count"] == 1
+    entry = running["evaluations"][0]
+    assert (entry["evaluation_id"], entry["executor_id"], entry["container_id"], entry["status"]) == ("run-1", "ex-1", "c-9", "running")
+    one = client.get("/evaluations/run-1/running").json()
+    assert one["container_id"] == "c-9" and one["started_at"] is not None
+    client.put("/evaluations/run-1", json={"status": "completed"})
+    assert client.get("/evaluations/running").json() == {"count": 0, "evaluations": []}
+    assert client.get("/evaluations/run-1/running").status_code == 404
+
+
+def test_logs_append_and_tail(client: Client) -> None:
+    new(client, "log-1")
+    first = client.post("/evaluations/log-1/logs", json={"content": "héllo\n"})
+    assert first.status_code == 201
+    assert first.json() == {"evaluation_id": "log-1", "offset": 0, "size": 7, "next_offset": 7}
+    client.post("/evaluations/log-1/logs", json={"content": "world\n"})
+    whole = client.get("/evaluations/log-1/logs").json()
+    assert whole["content"] == "héllo\nworld\n"
+    assert whole["next_offset"] == 13
+    tail = client.get("/evaluations/log-1/logs", params={"offset": 7}).json()
+    assert (tail["content"], tail["offset"], tail["next_offset"]) == ("world\n", 7, 13)
+    assert client.get("/evaluations/log-1/logs", params={"offset": 13}).json()["content"] == ""
+    assert client.get("/evaluations/log-1/logs", params={"offset": 2}).status_code == 422
+    assert client.post("/evaluations/nope/logs", json={"content": "x"}).status_code == 404
+    assert client.get("/evaluations/nope/logs").status_code == 404
+
+
+def test_events_timeline(client: Client) -> None:
+    new(client, "ev-1")
+    late = client.post("/evaluations/ev-1/events", json={"event_type": "completed", "timestamp": "2024-07-01T12:00:05Z"})
+    assert late.status_code == 201
+    client.post("/evaluations/ev-1/events", json={"event_type": "started", "message": "go", "metadata": {"node": "n1"}, "timestamp": "2024-07-01T12:00:01Z"})
+    events = client.get("/evaluations/ev-1/events").json()["events"]
+    assert [e["event_type"] for e in events] == ["started", "completed"]
+    assert events[0]["metadata"] == {"node": "n1"} and events[0]["message"] == "go"
+    again = client.post("/evaluations/ev-1/events", json={"event_type": "x", "event_id": "once"})
+    client.post("/evaluations/ev-1/events", json={"event_type": "x", "event_id": "once"})
+    assert again.status_code == 201
+    assert len(client.get("/evaluations/ev-1/events").json()["events"]) == 3
+    assert client.post("/evaluations/nope/events", json={"event_type": "x"}).status_code == 404
+    assert client.post("/evaluations/ev-1/events", json={"message": "no type"}).status_code == 422
+
+
+def test_celery_update(client: Client) -> None:
+    new(client, "cel-1")
+    ok = client.post("/evaluations/cel-1/celery-update", json={"celery_task_id": "celery-task-456", "task_state": "STARTED"})
+    assert ok.status_code == 200
+    assert ok.json()["applied"] is True
+    assert ok.json()["evaluation"]["status"] == "running"
+    done = client.post(
+        "/evaluations/cel-1/celery-update",
+        json={"celery_task_id": "celery-task-456", "task_state": "SUCCESS", "retries": 0, "output": "Task completed successfully"},
+    ).json()
+    assert done["applied"] is True
+    assert done["evaluation"]["status"] == "completed"
+    assert done["evaluation"]["output"] == "Task completed successfully"
+    assert done["evaluation"]["celery_task_id"] == "celery-task-456"
+    late = client.post("/evaluations/cel-1/celery-update", json={"task_state": "STARTED"})
+    assert late.status_code == 200
+    assert late.json()["applied"] is False
+    assert late.json()["evaluation"]["status"] == "completed"
+    dup = client.post("/evaluations/cel-1/celery-update", json={"task_state": "SUCCESS"})
+    assert dup.json()["applied"] is False
+    assert client.post("/evaluations/cel-1/celery-update", json={"task_state": "EXPLODED"}).status_code == 422
+    assert client.post("/evaluations/nope/celery-update", json={"task_state": "SUCCESS"}).status_code == 404
+
+
+def test_celery_retry_records_retries(client: Client) -> None:
+    new(client, "cel-2")
+    client.post("/evaluations/cel-2/celery-update", json={"task_state": "STARTED"})
+    retry = client.post("/evaluations/cel-2/celery-update", json={"task_state": "RETRY"}).json()
+    assert retry["evaluation"]["status"] == "queued"
+    assert retry["evaluation"]["retries"] == 1
+    failed = client.post("/evaluations/cel-2/celery-update", json={"task_state": "FAILURE", "error": "Traceback"}).json()
+    assert failed["evaluation"]["status"] == "failed"
+    assert failed["evaluation"]["error"] == "Traceback"
+
+
+def test_complete_has_every_artifact(client: Client) -> None:
+    new(client, "all-1")
+    client.put("/evaluations/all-1", json={"output": "o" * 150_000, "error": "e"})
+    client.post("/evaluations/all-1/logs", json={"content": "log line\n"})
+    client.post("/evaluations/all-1/events", json={"event_type": "queued"})
+    body = client.get("/evaluations/all-1/complete").json()
+    assert body["id"] == "all-1"
+    assert body["output"] == "o" * 150_000
+    assert body["output_truncated"] is False
+    assert body["error"] == "e"
+    assert body["logs"] == "log line\n"
+    assert [e["event_type"] for e in body["events"]] == ["queued"]
+
+
+def test_missing_payload_is_204(client: Client) -> None:
+    new(client, "none-1")
+    assert client.get("/evaluations/none-1/output").status_code == 204

@@ -1,0 +1,199 @@
+"""Evaluation records over HTTP, on every configuration."""
+
+import re
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+Client = TestClient[Any]
+PROBLEM = "application/problem+json"
+
+
+def create(client: Client, **body: Any) -> dict[str, Any]:
+    body.setdefault("code", "print('hi')")
+    response = client.post("/evaluations", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def assert_problem(response: Any, status: int, field: str | None = None) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    problem = response.json()
+    assert problem["status"] == status
+    assert problem["title"]
+    if field is not None:
+        fields = {e["field"] for e in problem.get("errors", [])} | {problem.get("field")}
+        assert any(field in str(f) for f in fields), problem
+    return problem  # type: ignore[no-any-return]
+
+
+def test_create_as_in_the_spec(client: Client) -> None:
+    response = client.post(
+        "/evaluations",
+        json={
+            "id": "eval_20240701_120000_abc123",
+            "code": 'for i in range(10):\n    print(f"Count: {i}")',
+            "language": "python",
+            "status": "queued",
+            "metadata": {"submitted_by": "api", "priority": "normal"},
+        },
+    )
+    assert response.status_code == 201
+    body = response.json()
+    assert body["id"] == "eval_20240701_120000_abc123"
+    assert body["status"] == "queued"
+    assert body["metadata"] == {"submitted_by": "api", "priority": "normal"}
+    assert body["version"] == 1
+    assert response.headers["etag"] == '"1"'
+    assert response.headers["location"] == "/evaluations/eval_20240701_120000_abc123"
+    fetched = client.get("/evaluations/eval_20240701_120000_abc123").json()
+    assert fetched == body
+
+
+def test_defaults_and_generated_id(client: Client) -> None:
+    body = create(client)
+    assert re.fullmatch(r"eval_\d{8}_\d{6}_[0-9a-f]{6}", body["id"])
+    assert body["language"] == "python"
+    assert body["status"] == "queued"
+    assert body["metadata"] == {}
+
+
+def test_duplicate_id_is_409(client: Client) -> None:
+    create(client, id="dup-1")
+    assert_problem(client.post("/evaluations", json={"id": "dup-1", "code": "x"}), 409, "id")
+
+
+@pytest.mark.parametrize("bad", ["../../x", ".hidden", "a b", "x" * 256, "a/b", "a..b", ""])
+def test_invalid_id_in_body_is_422(client: Client, bad: str) -> None:
+    assert_problem(client.post("/evaluations", json={"id": bad, "code": "x"}), 422, "id")
+
+
+@pytest.mark.parametrize("bad", ["..%2F..%2Fx", ".hidden", "a%20b", "x" * 256, "a..b"])
+def test_invalid_id_in_path_is_422(client: Client, bad: str) -> None:
+    assert_problem(client.get(f"/evaluations/{bad}"), 422, "id")
+    assert_problem(client.put(f"/evaluations/{bad}", json={"status": "running"}), 422, "id")
+
+
+def test_body_errors_name_the_field(client: Client) -> None:
+    assert_problem(client.post("/evaluations", json={"language": "python"}), 422, "code")
+    assert_problem(client.post("/evaluations", json={"code": "x", "stauts": "queued"}), 422, "stauts")
+    assert_problem(client.post("/evaluations", json={"code": "x", "status": "done"}), 422, "status")
+    assert_problem(client.post("/evaluations", json={"code": "x\u0000"}), 422, "code")
+
+
+def test_malformed_json_is_a_client_error(client: Client) -> None:
+    response = client.post(
+        "/evaluations", content=b'{"code": ', headers={"content-type": "application/json"}
+    )
+    assert 400 <= response.status_code < 500
+    assert response.headers["content-type"].startswith(PROBLEM)
+
+
+def test_unknown_is_404(client: Client) -> None:
+    assert_problem(client.get("/evaluations/nope"), 404)
+    assert_problem(client.put("/evaluations/nope", json={"status": "running"}), 404)
+    assert_problem(client.delete("/evaluations/nope"), 404)
+
+
+def test_update_as_in_the_spec(client: Client) -> None:
+    create(client, id="upd-1", metadata={"a": 1, "b": 1})
+    client.put("/evaluations/upd-1", json={"status": "running"})
+    response = client.put(
+        "/evaluations/upd-1",
+        json={
+            "status": "completed",
+            "output": "Count: 0\nCount: 1\n...",
+            "runtime_ms": 150,
+            "metadata": {"b": 2, "c": 3},
+        },
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "completed"
+    assert body["output"] == "Count: 0\nCount: 1\n..."
+    assert body["runtime_ms"] == 150
+    assert body["metadata"] == {"a": 1, "b": 2, "c": 3}
+    assert body["started_at"] is not None and body["completed_at"] is not None
+    assert body["version"] == 3
+    assert response.headers["etag"] == '"3"'
+
+
+def test_timestamps_follow_the_state(client: Client) -> None:
+    create(client, id="ts-1")
+    running = client.put("/evaluations/ts-1", json={"status": "running"}).json()
+    assert running["started_at"] is not None and running["completed_at"] is None
+    done = client.put("/evaluations/ts-1", json={"status": "failed", "error": "boom"}).json()
+    assert done["completed_at"] is not None
+    assert done["runtime_ms"] is not None and done["runtime_ms"] >= 0
+    assert done["error"] == "boom"
+
+
+def test_illegal_transition_is_409_naming_both(client: Client) -> None:
+    create(client, id="ill-1", status="completed")
+    problem = assert_problem(client.put("/evaluations/ill-1", json={"status": "running"}), 409)
+    assert problem["current_status"] == "completed"
+    assert problem["requested_status"] == "running"
+    assert "completed" in problem["detail"] and "running" in problem["detail"]
+    assert client.get("/evaluations/ill-1").json()["status"] == "completed"
+
+
+def test_refused_transition_writes_nothing(client: Client) -> None:
+    create(client, id="ill-2", status="cancelled")
+    response = client.put("/evaluations/ill-2", json={"status": "running", "output": "x" * 200_000})
+    assert response.status_code == 409
+    body = client.get("/evaluations/ill-2?include_storage_info=true").json()
+    assert body["output"] is None
+    assert body["version"] == 1
+
+
+def test_if_match(client: Client) -> None:
+    create(client, id="im-1")
+    assert_problem(client.put("/evaluations/im-1", json={"runtime_ms": 1}, headers={"If-Match": '"7"'}), 412)
+    ok = client.put("/evaluations/im-1", json={"runtime_ms": 1}, headers={"If-Match": '"1"'})
+    assert ok.status_code == 200
+    assert ok.headers["etag"] == '"2"'
+    stale = client.put("/evaluations/im-1", json={"runtime_ms": 2}, headers={"If-Match": '"1"'})
+    problem = assert_problem(stale, 412)
+    assert problem["current_version"] == 2
+    assert client.get("/evaluations/im-1").json()["runtime_ms"] == 1
+
+
+def test_soft_delete(client: Client) -> None:
+    create(client, id="del-1", status="running")
+    assert client.delete("/evaluations/del-1").status_code == 204
+    assert_problem(client.get("/evaluations/del-1"), 404)
+    assert_problem(client.delete("/evaluations/del-1"), 404)
+    ids = [item["id"] for item in client.get("/evaluations").json()["items"]]
+    assert "del-1" not in ids
+    running = client.get("/evaluations/running").json()
+    assert "del-1" not in [r["evaluation_id"] for r in running["evaluations"]]
+    assert client.get("/statistics").json()["total"] == 0
+    assert_problem(client.post("/evaluations", json={"id": "del-1", "code": "x"}), 409)
+
+
+def test_storage_info(client: Client) -> None:
+    create(client, id="si-1")
+    client.put("/evaluations/si-1", json={"output": "héllo"})
+    body = client.get("/evaluations/si-1?include_storage_info=true").json()
+    assert body["_storage_info"] == {
+        "output_location": "inline",
+        "output_size": 6,
+        "output_truncated": False,
+        "output_compressed": False,
+        "error_location": None,
+        "error_size": None,
+        "error_truncated": False,
+    }
+    assert "_storage_info" not in client.get("/evaluations/si-1").json()
+
+
+def test_get_reflects_every_write(client: Client) -> None:
+    """Read-through cache: a write is visible to the very next read."""
+    create(client, id="rw-1")
+    for n in range(5):
+        client.get("/evaluations/rw-1")
+        client.put("/evaluations/rw-1", json={"runtime_ms": n, "metadata": {"n": n}})
+        body = client.get("/evaluations/rw-1").json()
+        assert (body["runtime_ms"], body["metadata"]["n"], body["version"]) == (n, n, n + 2)

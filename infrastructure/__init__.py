@@ -1,0 +1,1 @@
+"""Adapters that implement the application ports: SQL, files, Redis and in-memory."""

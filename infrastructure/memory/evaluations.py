@@ -1,0 +1,186 @@
+"""Evaluation records in process memory, shared through one ``MemoryDatabase``."""
+
+import asyncio
+import builtins
+import copy
+
+from application.errors import (
+    DuplicateEvaluationError,
+    EvaluationNotFoundError,
+    VersionConflictError,
+)
+from application.queries import (
+    BackendReport,
+    EvaluationFilter,
+    EvaluationPage,
+    EvaluationQuery,
+    EvaluationStatistics,
+    ListCursor,
+    MetricValue,
+    RuntimeStatistics,
+)
+from domain.evaluation import Evaluation
+from domain.identifiers import EvaluationId
+from domain.timeline import EvaluationEvent, LogChunk
+
+PERCENTILES = (50, 95, 99)
+
+
+class MemoryDatabase:
+    """The state every memory adapter shares, like tables of one database.
+
+    Records are stored as deep copies so a caller mutating its entity never
+    changes what is stored without ``update``. ``lock`` serialises the
+    read-modify-write steps (version checks, log offsets).
+    """
+
+    def __init__(self) -> None:
+        self.evaluations: dict[EvaluationId, Evaluation] = {}
+        self.events: dict[EvaluationId, list[EvaluationEvent]] = {}
+        self.log_chunks: dict[EvaluationId, list[LogChunk]] = {}
+        self.log_sizes: dict[EvaluationId, int] = {}
+        self.lock = asyncio.Lock()
+
+    def live(self, evaluation_id: EvaluationId) -> Evaluation | None:
+        evaluation = self.evaluations.get(evaluation_id)
+        if evaluation is None or evaluation.deleted_at is not None:
+            return None
+        return evaluation
+
+    def live_records(self) -> builtins.list[Evaluation]:
+        return [e for e in self.evaluations.values() if e.deleted_at is None]
+
+
+def _matches(evaluation: Evaluation, criteria: EvaluationFilter) -> bool:
+    return (
+        (criteria.status is None or evaluation.status == criteria.status)
+        and (criteria.language is None or evaluation.language == criteria.language)
+        and (criteria.created_after is None or evaluation.created_at >= criteria.created_after)
+        and (criteria.created_before is None or evaluation.created_at < criteria.created_before)
+        and (not criteria.id_prefix or evaluation.id.startswith(criteria.id_prefix))
+    )
+
+
+def _newest_first(records: builtins.list[Evaluation]) -> builtins.list[Evaluation]:
+    return sorted(records, key=lambda e: (e.created_at, e.id), reverse=True)
+
+
+def nearest_rank(percentile: int, count: int) -> int:
+    """Zero-based position of the nearest-rank percentile (same rule as the SQL adapter)."""
+    return max(0, -(-percentile * count // 100) - 1)
+
+
+class MemoryEvaluationRepository:
+    """``EvaluationRepository`` over a ``MemoryDatabase``."""
+
+    def __init__(self, database: MemoryDatabase) -> None:
+        self._db = database
+
+    async def add(self, evaluation: Evaluation) -> None:
+        async with self._db.lock:
+            if evaluation.id in self._db.evaluations:
+                raise DuplicateEvaluationError(evaluation.id)
+            self._db.evaluations[evaluation.id] = copy.deepcopy(evaluation)
+
+    async def get(self, evaluation_id: EvaluationId) -> Evaluation | None:
+        evaluation = self._db.live(evaluation_id)
+        return None if evaluation is None else copy.deepcopy(evaluation)
+
+    async def update(self, evaluation: Evaluation, expected_version: int) -> None:
+        async with self._db.lock:
+            stored = self._db.evaluations.get(evaluation.id)
+            if stored is None:
+                raise EvaluationNotFoundError(evaluation.id)
+            if stored.version != expected_version:
+                raise VersionConflictError(evaluation.id, expected_version, stored.version)
+            self._db.evaluations[evaluation.id] = copy.deepcopy(evaluation)
+
+
+class MemoryEvaluationQueries:
+    """``EvaluationQueries`` over a ``MemoryDatabase``: same filters, order and paging as SQL."""
+
+    def __init__(self, database: MemoryDatabase) -> None:
+        self._db = database
+
+    async def list(self, query: EvaluationQuery) -> EvaluationPage:
+        matching = _newest_first([e for e in self._db.live_records() if _matches(e, query.filter)])
+        limit = max(query.limit, 0)
+        if query.cursor is not None:
+            position = (query.cursor.created_at, query.cursor.id)
+            candidates = [e for e in matching if (e.created_at, e.id) < position]
+        else:
+            candidates = matching[max(query.offset, 0) :]
+        items = [copy.deepcopy(e) for e in candidates[:limit]]
+        next_cursor = None
+        if len(candidates) > limit and items:
+            next_cursor = ListCursor(created_at=items[-1].created_at, id=items[-1].id)
+        total = len(matching) if query.include_total else None
+        return EvaluationPage(items=items, next_cursor=next_cursor, total=total)
+
+    async def list_active(self) -> builtins.list[Evaluation]:
+        active = [e for e in self._db.live_records() if e.status.is_active]
+        return [copy.deepcopy(e) for e in _newest_first(active)]
+
+    async def statistics(self) -> EvaluationStatistics:
+        live = self._db.live_records()
+        by_status: dict[str, int] = {}
+        by_language: dict[str, int] = {}
+        bytes_by_location: dict[str, int] = {}
+        for evaluation in live:
+            status = evaluation.status.value
+            by_status[status] = by_status.get(status, 0) + 1
+            by_language[evaluation.language] = by_language.get(evaluation.language, 0) + 1
+            for payload in (evaluation.output, evaluation.error):
+                if payload is not None:
+                    location = payload.location.value
+                    bytes_by_location[location] = bytes_by_location.get(location, 0) + payload.size
+        runtimes = sorted(e.runtime_ms for e in live if e.runtime_ms is not None)
+        percentiles: dict[int, int | None] = {
+            p: runtimes[nearest_rank(p, len(runtimes))] if runtimes else None for p in PERCENTILES
+        }
+        live_ids = {e.id for e in live}
+        return EvaluationStatistics(
+            total=len(live),
+            by_status=by_status,
+            by_language=by_language,
+            runtime=RuntimeStatistics(
+                count=len(runtimes),
+                average_ms=sum(runtimes) / len(runtimes) if runtimes else None,
+                p50_ms=percentiles[50],
+                p95_ms=percentiles[95],
+                p99_ms=percentiles[99],
+                max_ms=runtimes[-1] if runtimes else None,
+            ),
+            bytes_by_location=bytes_by_location,
+            events=sum(len(self._db.events.get(i, [])) for i in live_ids),
+            log_bytes=sum(self._db.log_sizes.get(i, 0) for i in live_ids),
+        )
+
+
+class MemoryDatabaseInspector:
+    """``BackendInspector`` named ``database`` for the memory backend: always healthy."""
+
+    name = "database"
+
+    def __init__(self, database: MemoryDatabase) -> None:
+        self._db = database
+
+    async def inspect(self, *, detailed: bool = False) -> BackendReport:
+        db = self._db
+        live = len(db.live_records())
+        details: dict[str, MetricValue] = {}
+        if detailed:
+            details = {"log_bytes": sum(db.log_sizes.values()), "durable": "no"}
+        return BackendReport(
+            name=self.name,
+            type="memory",
+            status="healthy",
+            metrics={
+                "evaluations": live,
+                "deleted": len(db.evaluations) - live,
+                "events": sum(len(timeline) for timeline in db.events.values()),
+                "log_chunks": sum(len(chunks) for chunks in db.log_chunks.values()),
+                "size_bytes": None,
+            },
+            details=details,
+        )

@@ -1,0 +1,65 @@
+"""Events and logs in process memory, with the SQL adapters' semantics."""
+
+import builtins
+from datetime import datetime
+
+from application.errors import EvaluationNotFoundError, InvalidRequestError
+from domain.identifiers import EvaluationId
+from domain.timeline import EvaluationEvent, LogChunk, LogSlice
+from infrastructure.memory.evaluations import MemoryDatabase
+
+
+class MemoryEventLog:
+    """``EventLog`` over a ``MemoryDatabase``; unknown or deleted evaluations raise not found."""
+
+    def __init__(self, database: MemoryDatabase) -> None:
+        self._db = database
+
+    async def append(self, event: EvaluationEvent) -> bool:
+        async with self._db.lock:
+            if self._db.live(event.evaluation_id) is None:
+                raise EvaluationNotFoundError(event.evaluation_id)
+            timeline = self._db.events.setdefault(event.evaluation_id, [])
+            if any(stored.event_id == event.event_id for stored in timeline):
+                return False
+            timeline.append(event)
+            return True
+
+    async def list(self, evaluation_id: EvaluationId) -> builtins.list[EvaluationEvent]:
+        # sorted() is stable, so equal timestamps keep append order (like ORDER BY timestamp, id).
+        return sorted(self._db.events.get(evaluation_id, []), key=lambda e: e.timestamp)
+
+
+class MemoryLogStore:
+    """``LogStore`` over a ``MemoryDatabase``: the lock makes offset reservation atomic."""
+
+    def __init__(self, database: MemoryDatabase) -> None:
+        self._db = database
+
+    async def append(self, evaluation_id: EvaluationId, content: str, now: datetime) -> LogChunk:
+        async with self._db.lock:
+            if self._db.live(evaluation_id) is None:
+                raise EvaluationNotFoundError(evaluation_id)
+            offset = self._db.log_sizes.get(evaluation_id, 0)
+            chunk = LogChunk(
+                evaluation_id=evaluation_id, offset=offset, content=content, created_at=now
+            )
+            if content:
+                self._db.log_chunks.setdefault(evaluation_id, []).append(chunk)
+            self._db.log_sizes[evaluation_id] = chunk.end
+            return chunk
+
+    async def read(self, evaluation_id: EvaluationId, offset: int = 0) -> LogSlice:
+        if offset < 0:
+            raise InvalidRequestError("offset", "must be zero or positive")
+        chunks = [c for c in self._db.log_chunks.get(evaluation_id, []) if c.end > offset]
+        size = self._db.log_sizes.get(evaluation_id, 0)
+        if not chunks:
+            return LogSlice(content="", offset=min(offset, size), next_offset=size)
+        data = "".join(c.content for c in chunks).encode("utf-8")
+        relative = offset - chunks[0].offset
+        if relative > 0 and data[relative] & 0xC0 == 0x80:
+            raise InvalidRequestError("offset", f"{offset} is not on a UTF-8 character boundary")
+        return LogSlice(
+            content=data[max(relative, 0) :].decode("utf-8"), offset=offset, next_offset=size
+        )

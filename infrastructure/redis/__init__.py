@@ -1,0 +1,1 @@
+"""Redis adapters: cache, running registry and inspector, all surviving an outage."""

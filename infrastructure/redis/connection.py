@@ -1,0 +1,127 @@
+"""One Redis client per process, behind a small circuit breaker.
+
+Redis is an accelerator here, never the truth, so an outage must cost a
+request nothing. Without a breaker every call during an outage would pay a
+connect timeout; with it, the first failure opens the circuit for
+``cooldown_s`` and calls fail fast with ``RedisUnavailableError`` (which the
+adapters turn into a miss or a no-op). After the cool-down one call probes
+(half-open): success closes the circuit, failure opens it again. The outage
+is logged once when it starts and once when it ends, not per call.
+"""
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import redis.asyncio as redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    TimeoutError,
+    OSError,
+)
+
+
+class RedisUnavailableError(Exception):
+    """Redis could not answer (circuit open, connection lost, or an error reply)."""
+
+
+class CacheStats:
+    """Hit/miss counters of this process, shared by the cache and the inspector."""
+
+    def __init__(self) -> None:
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def hit_rate(self) -> float | None:
+        lookups = self.hits + self.misses
+        return round(self.hits / lookups, 4) if lookups else None
+
+
+class RedisConnection:
+    """The client, its breaker and the process's cache counters."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout_s: float = 0.5,
+        cooldown_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        # One immediate retry on a connection error lets a pooled connection that died
+        # with a restarted server be replaced transparently; a timeout is not retried
+        # (it would double the wait), and longer outages are the breaker's business.
+        self.client: redis.Redis = redis.Redis.from_url(
+            url,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+        )
+        self.stats = CacheStats()
+        self.timeout_s = timeout_s
+        self.cooldown_s = cooldown_s
+        self._clock = clock
+        self._open_until: float | None = None
+        self._probing = False
+        self.last_error: str | None = None
+
+    @property
+    def is_open(self) -> bool:
+        """True while calls are being short-circuited."""
+        return self._open_until is not None
+
+    async def execute(self, operation: Callable[[redis.Redis], Awaitable[T]]) -> T:
+        """Run ``operation`` on the client, or raise ``RedisUnavailableError`` without trying."""
+        probe = self._admit()
+        try:
+            result = await operation(self.client)
+        except _OUTAGE_ERRORS as exc:
+            self._trip(exc)
+            raise RedisUnavailableError(self.last_error) from exc
+        except RedisError as exc:  # an error reply: the server is up, this call failed
+            logger.warning("redis: command failed: %s", exc)
+            raise RedisUnavailableError(str(exc)) from exc
+        finally:
+            if probe:
+                self._probing = False
+        if self._open_until is not None:
+            logger.warning("redis: reachable again; cache and registry back in use")
+            self._open_until = None
+            self.last_error = None
+        return result
+
+    def _admit(self) -> bool:
+        """Whether this call may go to Redis; returns True when it is the half-open probe."""
+        if self._open_until is None:
+            return False
+        if self._probing or self._clock() < self._open_until:
+            raise RedisUnavailableError(self.last_error or "circuit open")
+        self._probing = True
+        return True
+
+    def _trip(self, exc: BaseException) -> None:
+        first = self._open_until is None
+        self.last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        self._open_until = self._clock() + self.cooldown_s
+        if first:
+            logger.warning(
+                "redis: unavailable (%s); bypassing it, retrying every %.1fs",
+                self.last_error,
+                self.cooldown_s,
+            )
+
+    async def close(self) -> None:
+        await self.client.aclose()

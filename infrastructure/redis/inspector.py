@@ -1,0 +1,151 @@
+"""Measures the Redis cache: reachability, our keys, memory and hit rate.
+
+Keys are counted with a bounded ``SCAN`` over our prefix (never ``KEYS``): an
+inspection examines at most about ``scan_limit`` keys of a large shared server,
+and ``keys_exact`` in the details says whether the count is complete. While the
+connection's circuit is open the report comes back at once as unavailable.
+"""
+
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+import redis.asyncio as redis
+
+from application.queries import BackendReport, MetricValue
+from infrastructure.redis.connection import RedisConnection, RedisUnavailableError
+
+_SCAN_BATCH = 1_000
+_TTL_SAMPLE = 1_000
+# (bucket, inclusive upper bound in seconds) for the TTL distribution of sampled keys.
+_TTL_BUCKETS: tuple[tuple[str, int], ...] = (
+    ("ttl_up_to_1m", 60),
+    ("ttl_1m_to_10m", 600),
+    ("ttl_10m_to_1h", 3_600),
+)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _glob_escape(prefix: str) -> str:
+    return "".join(f"\\{char}" if char in "*?[]\\" else char for char in prefix)
+
+
+def _pattern_of(key: str) -> str:
+    if key.endswith(":running"):
+        return "keys_running"
+    if key.startswith("eval:"):
+        return "keys_eval"
+    if key.startswith("logs:"):
+        return "keys_logs"
+    if key == "running_evaluations":
+        return "keys_running_set"
+    return "keys_other"
+
+
+def _ttl_bucket(ttl: int) -> str:
+    if ttl < 0:
+        return "ttl_none"
+    for bucket, bound in _TTL_BUCKETS:
+        if ttl <= bound:
+            return bucket
+    return "ttl_over_1h"
+
+
+class _Scan:
+    def __init__(self) -> None:
+        self.count = 0
+        self.keys: list[str] = []
+        self.exact = False
+
+
+class RedisInspector:
+    """``BackendInspector`` named ``cache`` for the Redis-backed cache."""
+
+    name = "cache"
+
+    def __init__(
+        self, connection: RedisConnection, prefix: str = "", scan_limit: int = 10_000
+    ) -> None:
+        self._connection = connection
+        self._prefix = prefix
+        self._scan_limit = max(scan_limit, _SCAN_BATCH)
+
+    async def inspect(self, *, detailed: bool = False) -> BackendReport:
+        stats = self._connection.stats
+        metrics: dict[str, MetricValue] = {
+            "hits": stats.hits,
+            "misses": stats.misses,
+            "hit_rate": stats.hit_rate,
+        }
+
+        async def measure(client: redis.Redis) -> tuple[dict[str, Any], _Scan]:
+            info: dict[str, Any] = await client.info()
+            return info, await self._scan(client, collect=detailed)
+
+        try:
+            info, scan = await self._connection.execute(measure)
+        except RedisUnavailableError as exc:
+            return BackendReport(
+                name=self.name,
+                type="redis",
+                status="unavailable",
+                metrics=metrics,
+                error=str(exc) or "unreachable",
+            )
+        metrics["keys"] = scan.count
+        metrics["used_memory_bytes"] = info.get("used_memory")
+        details: dict[str, MetricValue] = {}
+        if detailed:
+            details = await self._details(info, scan)
+        return BackendReport(
+            name=self.name, type="redis", status="healthy", metrics=metrics, details=details
+        )
+
+    async def _scan(self, client: redis.Redis, *, collect: bool) -> _Scan:
+        """Count our keys (collecting them when ``collect``), within the scan budget."""
+        match = _glob_escape(self._prefix) + "*"
+        scan = _Scan()
+        cursor = 0
+        for _ in range(self._scan_limit // _SCAN_BATCH):
+            cursor, batch = await client.scan(cursor, match=match, count=_SCAN_BATCH)
+            scan.count += len(batch)
+            if collect:
+                scan.keys.extend(_text(key)[len(self._prefix) :] for key in batch)
+            if cursor == 0:
+                scan.exact = True
+                break
+        return scan
+
+    async def _details(self, info: Mapping[str, Any], scan: _Scan) -> dict[str, MetricValue]:
+        keys = scan.keys
+        patterns = Counter(_pattern_of(key) for key in keys)
+        details: dict[str, MetricValue] = {
+            "redis_version": info.get("redis_version"),
+            "keys_exact": scan.exact,
+            "server_keyspace_hits": info.get("keyspace_hits"),
+            "server_keyspace_misses": info.get("keyspace_misses"),
+            "key_prefix": self._prefix,
+        }
+        for pattern in ("keys_eval", "keys_running", "keys_logs", "keys_running_set", "keys_other"):
+            details[pattern] = patterns.get(pattern, 0)
+        sample = keys[:_TTL_SAMPLE]
+
+        async def ttls(client: redis.Redis) -> list[int]:
+            pipe = client.pipeline(transaction=False)
+            for key in sample:
+                pipe.ttl(self._prefix + key)
+            result: list[int] = await pipe.execute()
+            return result
+
+        try:
+            found = await self._connection.execute(ttls)
+            buckets = Counter(_ttl_bucket(ttl) for ttl in found if ttl != -2)
+        except RedisUnavailableError:
+            return details
+        for bucket in ("ttl_none", *(name for name, _ in _TTL_BUCKETS), "ttl_over_1h"):
+            details[bucket] = buckets.get(bucket, 0)
+        details["ttl_sampled_keys"] = len(sample)
+        return details

@@ -1,0 +1,19 @@
+"""The one place that picks dialect-specific SQL: conflict-ignoring inserts."""
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+def dialect_name(session: AsyncSession) -> str:
+    bind = session.bind
+    if bind is None:  # pragma: no cover - sessions are always bound by the factory
+        raise RuntimeError("the session is not bound to an engine")
+    return bind.dialect.name
+
+
+def insert_for(session: AsyncSession, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
+    """``INSERT`` that offers ``on_conflict_do_nothing`` for the session's database."""
+    if dialect_name(session) == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)

@@ -1,0 +1,99 @@
+"""Measures the database for health, overview and details pages."""
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from application.queries import BackendReport, MetricValue
+from infrastructure.sql.errors import short_reason
+from infrastructure.sql.tables import ALL_TABLES, evaluation_events, evaluations, log_chunks
+
+
+class SqlDatabaseInspector:
+    """``BackendInspector`` named ``database``: counts measured now, never raises.
+
+    Uses its own short session so an inspection never joins a request's transaction.
+    """
+
+    name = "database"
+
+    def __init__(
+        self, session_maker: async_sessionmaker[AsyncSession], engine: AsyncEngine
+    ) -> None:
+        self._session_maker = session_maker
+        self._engine = engine
+        self._type = "postgresql" if engine.dialect.name == "postgresql" else "sqlite"
+
+    async def inspect(self, *, detailed: bool = False) -> BackendReport:
+        try:
+            async with self._session_maker() as session:
+                metrics = await self._metrics(session)
+                details = await self._details(session) if detailed else {}
+        except Exception as error:
+            return BackendReport(
+                name=self.name, type=self._type, status="unavailable", error=short_reason(error)
+            )
+        return BackendReport(
+            name=self.name, type=self._type, status="healthy", metrics=metrics, details=details
+        )
+
+    async def _metrics(self, session: AsyncSession) -> dict[str, MetricValue]:
+        live = sa.func.count().filter(evaluations.c.deleted_at.is_(None))
+        deleted = sa.func.count().filter(evaluations.c.deleted_at.is_not(None))
+        counts = (await session.execute(sa.select(live, deleted).select_from(evaluations))).one()
+        events = await session.scalar(sa.select(sa.func.count()).select_from(evaluation_events))
+        chunks = await session.scalar(sa.select(sa.func.count()).select_from(log_chunks))
+        return {
+            "evaluations": int(counts[0]),
+            "deleted": int(counts[1]),
+            "events": int(events or 0),
+            "log_chunks": int(chunks or 0),
+            "size_bytes": await self._size_bytes(session),
+        }
+
+    async def _size_bytes(self, session: AsyncSession) -> int:
+        if self._type == "postgresql":
+            sizes = [sa.func.pg_total_relation_size(table.name) for table in ALL_TABLES]
+            row = (await session.execute(sa.select(*sizes))).one()
+            return sum(int(size or 0) for size in row)
+        page_count = await session.scalar(sa.text("PRAGMA page_count"))
+        page_size = await session.scalar(sa.text("PRAGMA page_size"))
+        return int(page_count or 0) * int(page_size or 0)
+
+    async def _details(self, session: AsyncSession) -> dict[str, MetricValue]:
+        details: dict[str, MetricValue] = {}
+        for table in ALL_TABLES:
+            rows = await session.scalar(sa.select(sa.func.count()).select_from(table))
+            details[f"{table.name}_rows"] = int(rows or 0)
+            details[f"{table.name}_bytes"] = await self._table_bytes(session, table.name)
+        if self._type == "postgresql":
+            details["server_version"] = await session.scalar(sa.text("SHOW server_version"))
+            details["database_bytes"] = await session.scalar(
+                sa.text("SELECT pg_database_size(current_database())")
+            )
+        else:
+            details["server_version"] = await session.scalar(sa.text("SELECT sqlite_version()"))
+            details["journal_mode"] = await session.scalar(sa.text("PRAGMA journal_mode"))
+        pool = self._engine.pool
+        size = getattr(pool, "size", None)
+        details["pool_class"] = type(pool).__name__
+        details["pool_size"] = size() if callable(size) else None
+        checked_out = getattr(pool, "checkedout", None)
+        details["pool_checked_out"] = checked_out() if callable(checked_out) else None
+        return details
+
+    async def _table_bytes(self, session: AsyncSession, table: str) -> int | None:
+        if self._type == "postgresql":
+            value = await session.scalar(
+                sa.text("SELECT pg_total_relation_size(:table)"), {"table": table}
+            )
+            return None if value is None else int(value)
+        # dbstat is an optional SQLite build feature; without it the size is unknown.
+        has_dbstat = await session.scalar(
+            sa.text("SELECT count(*) FROM pragma_module_list WHERE name = 'dbstat'")
+        )
+        if not has_dbstat:
+            return None
+        value = await session.scalar(
+            sa.text("SELECT SUM(pgsize) FROM dbstat WHERE name = :table"), {"table": table}
+        )
+        return None if value is None else int(value)

@@ -1,0 +1,106 @@
+"""The schema as SQLAlchemy Core tables: the single source the migrations mirror.
+
+Core (not ORM) keeps the hot paths to one cheap statement each. advanced-alchemy's
+``DateTimeUTC`` gives timezone-aware UTC datetimes on both databases. Its ``JsonB``
+cannot be used: with SQLAlchemy 2.1 attaching it to a table fails
+(``sqlalchemy.util.portable_instancemethod`` is gone), so ``JsonB`` here is the same
+variant built by hand: JSONB on PostgreSQL, JSON on SQLite.
+"""
+
+import sqlalchemy as sa
+from advanced_alchemy.types import DateTimeUTC
+from sqlalchemy.dialects.postgresql import JSONB
+
+JsonB = sa.JSON().with_variant(JSONB(), "postgresql")
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+# SQLite only auto-numbers an ``INTEGER PRIMARY KEY``; PostgreSQL gets a BIGINT identity.
+AutoId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+evaluations = sa.Table(
+    "evaluations",
+    metadata,
+    sa.Column("id", sa.String(255), primary_key=True),
+    sa.Column("code", sa.Text(), nullable=False),
+    sa.Column("language", sa.String(50), nullable=False, server_default="python"),
+    sa.Column("status", sa.String(50), nullable=False),
+    # Full text when inline, the preview when the payload lives in the blob store.
+    sa.Column("output", sa.Text()),
+    sa.Column("error", sa.Text()),
+    sa.Column("created_at", DateTimeUTC(), nullable=False, server_default=sa.func.now()),
+    sa.Column("updated_at", DateTimeUTC(), nullable=False, server_default=sa.func.now()),
+    sa.Column("started_at", DateTimeUTC()),
+    sa.Column("completed_at", DateTimeUTC()),
+    sa.Column("runtime_ms", sa.Integer()),
+    sa.Column("metadata", JsonB, nullable=False, server_default="{}"),
+    sa.Column("output_location", sa.String(50)),
+    sa.Column("output_size", sa.BigInteger()),
+    sa.Column("output_compressed", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("output_key", sa.String(512)),
+    sa.Column("error_location", sa.String(50)),
+    sa.Column("error_size", sa.BigInteger()),
+    sa.Column("error_compressed", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("error_key", sa.String(512)),
+    sa.Column("celery_task_id", sa.String(255)),
+    sa.Column("retries", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("executor_id", sa.String(255)),
+    sa.Column("container_id", sa.String(255)),
+    sa.Column("deleted_at", DateTimeUTC()),
+    sa.Column("version", sa.Integer(), nullable=False, server_default="1"),
+    # Bytes of log appended so far: the atomic counter that places each chunk.
+    sa.Column("log_size", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Index("idx_evaluations_status", "status"),
+    sa.Index("idx_evaluations_language", "language"),
+    # Keyset paging walks (created_at DESC, id DESC).
+    sa.Index("idx_evaluations_created_at", sa.text("created_at DESC"), sa.text("id DESC")),
+)
+
+evaluation_events = sa.Table(
+    "evaluation_events",
+    metadata,
+    sa.Column("id", AutoId, sa.Identity(), primary_key=True),
+    sa.Column(
+        "evaluation_id",
+        sa.String(255),
+        sa.ForeignKey("evaluations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    # Client- or server-chosen id that makes a redelivered append a no-op.
+    sa.Column("event_id", sa.String(255), nullable=False),
+    sa.Column("event_type", sa.String(100), nullable=False),
+    sa.Column("timestamp", DateTimeUTC(), nullable=False, server_default=sa.func.now()),
+    sa.Column("message", sa.Text()),
+    sa.Column("metadata", JsonB, nullable=False, server_default="{}"),
+    sa.UniqueConstraint("evaluation_id", "event_id", name="uq_events_evaluation_event"),
+    # Serves the timeline read: one evaluation, in (timestamp, id) order.
+    sa.Index("idx_events_evaluation_id", "evaluation_id", "timestamp", "id"),
+    sa.Index("idx_events_timestamp", sa.text("timestamp DESC")),
+)
+
+log_chunks = sa.Table(
+    "log_chunks",
+    metadata,
+    sa.Column("id", AutoId, sa.Identity(), primary_key=True),
+    sa.Column(
+        "evaluation_id",
+        sa.String(255),
+        sa.ForeignKey("evaluations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("start_offset", sa.BigInteger(), nullable=False),
+    sa.Column("content", sa.Text(), nullable=False),
+    sa.Column("created_at", DateTimeUTC(), nullable=False, server_default=sa.func.now()),
+    # Also the index that serves reads by (evaluation_id, offset).
+    sa.UniqueConstraint("evaluation_id", "start_offset", name="uq_log_chunks_evaluation_offset"),
+)
+
+ALL_TABLES = (evaluations, evaluation_events, log_chunks)

@@ -1,0 +1,154 @@
+"""Events and logs in SQL: append-only, idempotent, safe under concurrent appends."""
+
+import builtins
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from application.errors import EvaluationNotFoundError, InvalidRequestError
+from domain.identifiers import EvaluationId
+from domain.timeline import EvaluationEvent, LogChunk, LogSlice
+from infrastructure.sql.dialect import insert_for
+from infrastructure.sql.errors import translate_errors
+from infrastructure.sql.tables import evaluation_events, evaluations, log_chunks
+
+_live = evaluations.c.deleted_at.is_(None)
+
+
+def _event_from_row(row: RowMapping) -> EvaluationEvent:
+    return EvaluationEvent(
+        evaluation_id=EvaluationId(row["evaluation_id"]),
+        event_id=row["event_id"],
+        event_type=row["event_type"],
+        timestamp=row["timestamp"],
+        message=row["message"],
+        metadata=dict(row["metadata"] or {}),
+    )
+
+
+class SqlEventLog:
+    """``EventLog`` on ``evaluation_events``; ``(evaluation_id, event_id)`` is unique.
+
+    Appending to an unknown or soft-deleted evaluation raises
+    ``EvaluationNotFoundError``.
+    """
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def append(self, event: EvaluationEvent) -> bool:
+        c = evaluation_events.c
+        # INSERT ... SELECT from the live record: a missing parent inserts nothing
+        # instead of aborting the transaction with a foreign-key error.
+        source = sa.select(
+            evaluations.c.id,
+            sa.literal(event.event_id, c.event_id.type),
+            sa.literal(event.event_type, c.event_type.type),
+            sa.literal(event.timestamp, c.timestamp.type),
+            sa.literal(event.message, c.message.type),
+            sa.literal(event.metadata, c.metadata.type),
+        ).where(evaluations.c.id == event.evaluation_id, _live)
+        statement = (
+            insert_for(self._session, evaluation_events)
+            .from_select(
+                [c.evaluation_id, c.event_id, c.event_type, c.timestamp, c.message, c.metadata],
+                source,
+            )
+            .on_conflict_do_nothing(index_elements=[c.evaluation_id, c.event_id])
+        )
+        with translate_errors():
+            result = await self._session.execute(statement)
+            if getattr(result, "rowcount", 0) == 1:
+                return True
+            parent = await self._session.scalar(
+                sa.select(evaluations.c.id).where(evaluations.c.id == event.evaluation_id, _live)
+            )
+        if parent is None:
+            raise EvaluationNotFoundError(event.evaluation_id)
+        return False
+
+    async def list(self, evaluation_id: EvaluationId) -> builtins.list[EvaluationEvent]:
+        statement = (
+            sa.select(evaluation_events)
+            .where(evaluation_events.c.evaluation_id == evaluation_id)
+            .order_by(evaluation_events.c.timestamp, evaluation_events.c.id)
+        )
+        with translate_errors():
+            rows = (await self._session.execute(statement)).mappings().all()
+        return [_event_from_row(row) for row in rows]
+
+
+def slice_from(start: int, data: bytes, offset: int) -> LogSlice:
+    """The part of ``data`` (which begins at byte ``start`` of the log) from ``offset`` on.
+
+    An offset inside a multi-byte character is refused rather than returning
+    broken text; an offset past the end gives empty content at the end.
+    """
+    size = start + len(data)
+    if offset >= size:
+        return LogSlice(content="", offset=min(offset, size), next_offset=size)
+    relative = offset - start
+    if data[relative] & 0xC0 == 0x80:
+        raise InvalidRequestError("offset", f"{offset} is not on a UTF-8 character boundary")
+    return LogSlice(content=data[relative:].decode("utf-8"), offset=offset, next_offset=size)
+
+
+class SqlLogStore:
+    """``LogStore`` as chunks in ``log_chunks``, placed by the ``evaluations.log_size`` counter.
+
+    The ``UPDATE ... RETURNING`` reserves the byte range and takes the row lock,
+    so concurrent appends serialise on it and get contiguous, distinct offsets.
+    Appending to an unknown or soft-deleted evaluation raises
+    ``EvaluationNotFoundError``; reading an unknown one gives an empty log.
+    """
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def append(self, evaluation_id: EvaluationId, content: str, now: datetime) -> LogChunk:
+        size = len(content.encode("utf-8"))
+        reserve = (
+            sa.update(evaluations)
+            .where(evaluations.c.id == evaluation_id, _live)
+            .values(log_size=evaluations.c.log_size + size)
+            .returning(evaluations.c.log_size)
+        )
+        with translate_errors():
+            end = (await self._session.execute(reserve)).scalar_one_or_none()
+            if end is None:
+                raise EvaluationNotFoundError(evaluation_id)
+            offset = int(end) - size
+            if size:
+                await self._session.execute(
+                    sa.insert(log_chunks).values(
+                        evaluation_id=evaluation_id,
+                        start_offset=offset,
+                        content=content,
+                        created_at=now,
+                    )
+                )
+        return LogChunk(evaluation_id=evaluation_id, offset=offset, content=content, created_at=now)
+
+    async def read(self, evaluation_id: EvaluationId, offset: int = 0) -> LogSlice:
+        if offset < 0:
+            raise InvalidRequestError("offset", "must be zero or positive")
+        c = log_chunks.c
+        first = (
+            sa.select(sa.func.max(c.start_offset))
+            .where(c.evaluation_id == evaluation_id, c.start_offset <= offset)
+            .scalar_subquery()
+        )
+        statement = (
+            sa.select(c.start_offset, c.content)
+            .where(c.evaluation_id == evaluation_id, c.start_offset >= sa.func.coalesce(first, 0))
+            .order_by(c.start_offset)
+        )
+        with translate_errors():
+            rows = (await self._session.execute(statement)).all()
+        if not rows:
+            return LogSlice(content="", offset=0, next_offset=0)
+        start = int(rows[0][0])
+        data = "".join(content for _, content in rows).encode("utf-8")
+        return slice_from(start, data, offset)

@@ -1,0 +1,187 @@
+"""Fixtures for the evaluation, event and log ports over memory, SQLite and PostgreSQL.
+
+``sql_backend`` gives one empty, migrated store per test; ``store.session()``
+opens a request-like scope with every port on one session, committing on a
+clean exit, the way a use case commits through the unit of work.
+"""
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from application.ports.backend_inspector import BackendInspector
+from application.ports.evaluation_queries import EvaluationQueries
+from application.ports.evaluation_repository import EvaluationRepository
+from application.ports.event_log import EventLog
+from application.ports.log_store import LogStore
+from application.ports.unit_of_work import UnitOfWork
+from domain.evaluation import Evaluation
+from domain.identifiers import parse_evaluation_id
+from infrastructure.memory.evaluations import (
+    MemoryDatabase,
+    MemoryDatabaseInspector,
+    MemoryEvaluationQueries,
+    MemoryEvaluationRepository,
+)
+from infrastructure.memory.timeline import MemoryEventLog, MemoryLogStore
+from infrastructure.memory.unit_of_work import MemoryUnitOfWork
+from infrastructure.sql.engine import create_engine, create_session_maker
+from infrastructure.sql.evaluations import SqlEvaluationQueries, SqlEvaluationRepository
+from infrastructure.sql.inspector import SqlDatabaseInspector
+from infrastructure.sql.migrate import upgrade
+from infrastructure.sql.tables import ALL_TABLES
+from infrastructure.sql.timeline import SqlEventLog, SqlLogStore
+from infrastructure.sql.unit_of_work import SqlUnitOfWork
+from interfaces.settings import Settings
+from tests.services import temporary_postgres_database
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@dataclass
+class Ports:
+    repository: EvaluationRepository
+    queries: EvaluationQueries
+    events: EventLog
+    logs: LogStore
+    uow: UnitOfWork
+
+
+class PortStore(Protocol):
+    """One backend's adapters; ``session()`` is one request's scope."""
+
+    kind: str
+    inspector: BackendInspector
+
+    def session(self) -> AbstractAsyncContextManager[Ports]: ...
+
+
+class MemoryPortStore:
+    kind = "memory"
+
+    def __init__(self) -> None:
+        self.database = MemoryDatabase()
+        self.inspector: BackendInspector = MemoryDatabaseInspector(self.database)
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[Ports]:
+        db = self.database
+        uow = MemoryUnitOfWork()
+        yield Ports(
+            MemoryEvaluationRepository(db),
+            MemoryEvaluationQueries(db),
+            MemoryEventLog(db),
+            MemoryLogStore(db),
+            uow,
+        )
+        await uow.commit()
+
+
+class SqlPortStore:
+    def __init__(self, kind: str, engine: AsyncEngine) -> None:
+        self.kind = kind
+        self.engine = engine
+        self.session_maker: async_sessionmaker[AsyncSession] = create_session_maker(engine)
+        self.inspector: BackendInspector = SqlDatabaseInspector(self.session_maker, engine)
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[Ports]:
+        async with self.session_maker() as session:
+            uow = SqlUnitOfWork(session)
+            yield Ports(
+                SqlEvaluationRepository(session),
+                SqlEvaluationQueries(session),
+                SqlEventLog(session),
+                SqlLogStore(session),
+                uow,
+            )
+            await uow.commit()
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres_url() -> Iterator[str]:
+    """One migrated PostgreSQL database for the whole run; tests truncate it."""
+    with temporary_postgres_database() as url:
+        upgrade(url)
+        yield url
+
+
+@pytest.fixture
+def migrated_sqlite_url(tmp_path: Path) -> str:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'nested' / 'storage.db'}"
+    upgrade(url)
+    return url
+
+
+async def _truncate(engine: AsyncEngine) -> None:
+    names = ", ".join(table.name for table in ALL_TABLES)
+    async with engine.begin() as connection:
+        await connection.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+def _url_of(kind: str, request: pytest.FixtureRequest) -> str:
+    # Resolved in a sync fixture: the PostgreSQL fixture runs asyncio.run itself.
+    if kind == "sqlite":
+        url: str = request.getfixturevalue("migrated_sqlite_url")
+    else:
+        url = request.getfixturevalue("migrated_postgres_url")
+    return url
+
+
+async def _sql_store(kind: str, url: str) -> SqlPortStore:
+    engine = create_engine(Settings(database_url=url, db_pool_size=5))
+    if kind == "postgres":
+        await _truncate(engine)
+    return SqlPortStore(kind, engine)
+
+
+_POSTGRES = pytest.param("postgres", marks=pytest.mark.postgres)
+
+
+@pytest.fixture(params=["memory", "sqlite", _POSTGRES])
+def port_store_url(request: pytest.FixtureRequest) -> tuple[str, str | None]:
+    kind: str = request.param
+    return kind, None if kind == "memory" else _url_of(kind, request)
+
+
+@pytest.fixture
+async def sql_backend(
+    port_store_url: tuple[str, str | None], anyio_backend: str
+) -> AsyncIterator[PortStore]:
+    """Evaluation/event/log ports on an empty store: memory, SQLite file or PostgreSQL."""
+    kind, url = port_store_url
+    if url is None:
+        yield MemoryPortStore()
+        return
+    store = await _sql_store(kind, url)
+    try:
+        yield store
+    finally:
+        await store.engine.dispose()
+
+
+BASE_TIME = datetime(2024, 7, 1, 12, 0, 0, 123456, tzinfo=UTC)
+
+
+def make_evaluation(
+    evaluation_id: str, *, created_at: datetime = BASE_TIME, **fields: Any
+) -> Evaluation:
+    """A valid record with sensible defaults; ``fields`` override any attribute."""
+    values: dict[str, Any] = {
+        "id": parse_evaluation_id(evaluation_id),
+        "code": "print('hello')",
+        "created_at": created_at,
+        "updated_at": created_at,
+    }
+    values.update(fields)
+    return Evaluation(**values)

@@ -1,0 +1,214 @@
+"""The versioned Cache contract, held against the in-process and the Redis adapter."""
+
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import anyio
+import anyio.lowlevel
+import pytest
+import redis.asyncio as redis
+
+from application.ports.cache import Cache
+from infrastructure.memory.cache import MemoryCache, MemoryCacheInspector
+from infrastructure.redis.cache import RedisCache
+from infrastructure.redis.connection import RedisConnection
+from infrastructure.redis.inspector import RedisInspector
+from tests.services import TEST_REDIS_URL, redis_test_prefix
+
+pytestmark = pytest.mark.anyio
+
+KEY = "eval:{eval_1}"
+TTL = 1
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@dataclass
+class Harness:
+    cache: Cache
+    expire: Callable[[], Awaitable[None]]
+    counters: Callable[[], tuple[int, int]]
+
+
+async def drop_keys(prefix: str) -> None:
+    client = redis.Redis.from_url(TEST_REDIS_URL)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=500)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+async def harness(request: pytest.FixtureRequest, anyio_backend: str) -> AsyncIterator[Harness]:
+    if request.param == "memory":
+        now = [1000.0]
+
+        async def advance() -> None:
+            now[0] += TTL + 0.001
+
+        memory = MemoryCache(ttl_seconds=TTL, clock=lambda: now[0])
+        yield Harness(memory, advance, lambda: (memory.hits, memory.misses))
+        return
+    prefix = redis_test_prefix()
+    connection = RedisConnection(TEST_REDIS_URL, timeout_s=2.0)
+    cache = RedisCache(connection, ttl_seconds=TTL, prefix=prefix)
+
+    async def wait() -> None:
+        await anyio.sleep(TTL + 0.15)
+
+    try:
+        yield Harness(cache, wait, lambda: (cache.hits, cache.misses))
+    finally:
+        await drop_keys(prefix)
+        await connection.close()
+
+
+async def test_miss_then_hit(harness: Harness) -> None:
+    cache = harness.cache
+    assert await cache.get(KEY) is None
+    await cache.put_if_newer(KEY, 1, b"v1")
+    assert await cache.get(KEY) == b"v1"
+    assert await cache.get("eval:{other}") is None
+    assert harness.counters() == (1, 2)
+
+
+async def test_binary_and_empty_values(harness: Harness) -> None:
+    cache = harness.cache
+    blob = bytes(range(256)) * 40
+    await cache.put_if_newer(KEY, 1, blob)
+    assert await cache.get(KEY) == blob
+    await cache.put_if_newer("eval:{empty}", 1, b"")
+    assert await cache.get("eval:{empty}") == b""
+
+
+async def test_newer_replaces_older_never_the_reverse(harness: Harness) -> None:
+    cache = harness.cache
+    await cache.put_if_newer(KEY, 4, b"v4")
+    await cache.put_if_newer(KEY, 3, b"v3")
+    assert await cache.get(KEY) == b"v4"
+    await cache.put_if_newer(KEY, 4, b"v4-again")
+    assert await cache.get(KEY) == b"v4"
+    await cache.put_if_newer(KEY, 6, b"v6")
+    assert await cache.get(KEY) == b"v6"
+
+
+async def test_tombstone_blocks_stale_refill_and_yields_to_newer(harness: Harness) -> None:
+    cache = harness.cache
+    await cache.put_if_newer(KEY, 2, b"v1")  # record version 1 cached as 2
+    await cache.put_if_newer(KEY, 3, None)  # tombstone before committing version 2
+    assert await cache.get(KEY) is None
+    await cache.put_if_newer(KEY, 2, b"v1")  # a reader re-filling what it read earlier
+    assert await cache.get(KEY) is None
+    await cache.put_if_newer(KEY, 4, b"v2")  # the writer publishes version 2
+    assert await cache.get(KEY) == b"v2"
+    await cache.put_if_newer(KEY, 5, None)  # a delete leaves a tombstone
+    await cache.put_if_newer(KEY, 4, b"v2")
+    assert await cache.get(KEY) is None
+
+
+async def test_delete_removes_entry(harness: Harness) -> None:
+    cache = harness.cache
+    await cache.put_if_newer(KEY, 7, b"v7")
+    await cache.delete(KEY)
+    await cache.delete(KEY)
+    assert await cache.get(KEY) is None
+    await cache.put_if_newer(KEY, 1, b"v1")
+    assert await cache.get(KEY) == b"v1"
+
+
+async def test_entries_expire_after_ttl(harness: Harness) -> None:
+    cache = harness.cache
+    await cache.put_if_newer(KEY, 9, b"v9")
+    await cache.put_if_newer("eval:{gone}", 9, None)
+    await harness.expire()
+    assert await cache.get(KEY) is None
+    # An expired entry, tombstone or not, no longer guards its version.
+    await cache.put_if_newer(KEY, 1, b"v1")
+    await cache.put_if_newer("eval:{gone}", 1, b"back")
+    assert await cache.get(KEY) == b"v1"
+    assert await cache.get("eval:{gone}") == b"back"
+
+
+async def test_racing_stale_refills_never_win_over_the_newest(harness: Harness) -> None:
+    """Readers re-fill versions they read a moment ago while a writer keeps moving on."""
+    cache = harness.cache
+    versions = 60
+    current = {"version": 1}
+    done = anyio.Event()
+    rng = random.Random(7)
+
+    async def writer() -> None:
+        for version in range(2, versions + 1):
+            await cache.put_if_newer(KEY, 2 * version - 1, None)
+            current["version"] = version
+            await anyio.lowlevel.checkpoint()
+            await cache.put_if_newer(KEY, 2 * version, f"v{version}".encode())
+        done.set()
+
+    async def reader() -> None:
+        while not done.is_set():
+            seen = current["version"]
+            for _ in range(rng.randint(0, 3)):
+                await anyio.lowlevel.checkpoint()
+            await cache.put_if_newer(KEY, 2 * seen, f"v{seen}".encode())
+            await cache.get(KEY)
+
+    async with anyio.create_task_group() as group:
+        for _ in range(20):
+            group.start_soon(reader)
+        group.start_soon(writer)
+    assert await cache.get(KEY) == f"v{versions}".encode()
+
+
+async def test_memory_cache_is_bounded_lru() -> None:
+    cache = MemoryCache(ttl_seconds=60, max_entries=3)
+    for index in range(3):
+        await cache.put_if_newer(f"k{index}", 1, b"x")
+    assert await cache.get("k0") == b"x"  # k0 becomes most recently used
+    await cache.put_if_newer("k3", 1, b"x")
+    assert await cache.get("k1") is None
+    assert await cache.get("k0") == b"x"
+    report = await MemoryCacheInspector(cache).inspect(detailed=True)
+    assert report.name == "cache"
+    assert report.type == "memory"
+    assert report.status == "healthy"
+    assert report.metrics == {"entries": 3, "hits": 2, "misses": 1, "hit_rate": 0.6667}
+    assert report.details["max_entries"] == 3
+
+
+@pytest.mark.redis
+async def test_redis_inspector_reports_keys_and_hit_rate(anyio_backend: str) -> None:
+    prefix = redis_test_prefix()
+    connection = RedisConnection(TEST_REDIS_URL, timeout_s=2.0)
+    try:
+        cache = RedisCache(connection, ttl_seconds=3600, prefix=prefix)
+        await cache.put_if_newer("eval:{a}", 2, b"a")
+        await cache.put_if_newer("eval:{b}", 2, None)
+        await connection.client.set(f"{prefix}logs:{{a}}", b"log")
+        await cache.get("eval:{a}")
+        await cache.get("eval:{b}")
+        report = await RedisInspector(connection, prefix=prefix).inspect(detailed=True)
+        assert report.name == "cache"
+        assert report.type == "redis"
+        assert report.status == "healthy"
+        assert report.metrics["keys"] == 3
+        assert report.metrics["hits"] == 1
+        assert report.metrics["misses"] == 1
+        assert report.metrics["hit_rate"] == 0.5
+        used = report.metrics["used_memory_bytes"]
+        assert isinstance(used, int)
+        assert used > 0
+        assert report.details["keys_eval"] == 2
+        assert report.details["keys_logs"] == 1
+        assert report.details["ttl_10m_to_1h"] == 2
+        assert report.details["ttl_none"] == 1
+        assert str(report.details["redis_version"]).split(".")[0].isdigit()
+    finally:
+        await drop_keys(prefix)
+        await connection.close()

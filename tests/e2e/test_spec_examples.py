@@ -1,0 +1,153 @@
+"""Start the real server process and run every curl example of the spec against it."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.services import TEST_REDIS_URL, redis_test_prefix, temporary_postgres_database
+
+pytestmark = pytest.mark.e2e
+CURL = shutil.which("curl")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(
+    params=["embedded", pytest.param("postgres+redis", marks=[pytest.mark.postgres, pytest.mark.redis])]
+)
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "FILE_STORAGE_PATH": str(tmp_path / "files")}
+    env.pop("REDIS_URL", None)
+    if request.param == "embedded":
+        env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'storage.db'}"
+        yield from _run(env, port, tmp_path)
+        return
+    with temporary_postgres_database() as url:
+        env["DATABASE_URL"] = url.replace("postgresql+asyncpg://", "postgresql://")
+        env["REDIS_URL"] = TEST_REDIS_URL
+        env["REDIS_KEY_PREFIX"] = redis_test_prefix()
+        yield from _run(env, port, tmp_path)
+
+
+def _run(env: dict[str, str], port: int, tmp_path: Path) -> Iterator[str]:
+    log = (tmp_path / "server.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "interfaces.cli", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=1) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("server did not start:\n" + (tmp_path / "server.log").read_text())
+            time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+        log.close()
+
+
+def curl(*args: str) -> tuple[int, Any]:
+    assert CURL is not None, "curl is needed for the spec's examples"
+    result = subprocess.run(
+        [CURL, "-sS", "-w", "\n%{http_code}", *args], capture_output=True, text=True, check=True
+    )
+    body, _, status = result.stdout.rpartition("\n")
+    return int(status), json.loads(body) if body.strip() else None
+
+
+def test_every_curl_example_of_the_spec(server: str) -> None:
+    status, info = curl(f"{server}/storage-info")
+    assert status == 200 and info["large_file_threshold"] == 102400
+
+    status, created = curl(
+        "-X", "POST", f"{server}/evaluations",
+        "-H", "Content-Type: application/json",
+        "-d", '{\n    "id": "test-123",\n    "code": "print(\\"Hello\\")",\n    "language": "python",\n    "status": "queued"\n  }',
+    )
+    assert status == 201 and created["id"] == "test-123" and created["code"] == 'print("Hello")'
+
+    status, created = curl(
+        "-X", "POST", f"{server}/evaluations",
+        "-H", "Content-Type: application/json",
+        "-d", """{
+    "id": "eval_20240701_120000_abc123",
+    "code": "for i in range(10):\\n    print(f\\"Count: {i}\\")",
+    "language": "python",
+    "status": "queued",
+    "metadata": {
+      "submitted_by": "api",
+      "priority": "normal"
+    }
+  }""",
+    )
+    assert status == 201 and created["metadata"] == {"submitted_by": "api", "priority": "normal"}
+
+    status, updated = curl(
+        "-X", "PUT", f"{server}/evaluations/eval_20240701_120000_abc123",
+        "-H", "Content-Type: application/json",
+        "-d", '{\n    "status": "completed",\n    "output": "Count: 0\\nCount: 1\\n...",\n    "runtime_ms": 150\n  }',
+    )
+    assert status == 200 and updated["status"] == "completed" and updated["runtime_ms"] == 150
+
+    status, record = curl(f"{server}/evaluations/eval_20240701_120000_abc123?include_storage_info=true")
+    assert status == 200
+    assert record["id"] == "eval_20240701_120000_abc123"
+    assert record["status"] == "completed"
+    assert record["output"] == "Count: 0\nCount: 1\n..."
+    assert record["_storage_info"]["output_location"] == "inline"
+    assert record["_storage_info"]["output_size"] == len(b"Count: 0\nCount: 1\n...")
+    assert record["_storage_info"]["output_truncated"] is False
+
+    status, running = curl(f"{server}/evaluations/running")
+    assert status == 200 and running["count"] == 0
+
+    status, _ = curl("-X", "POST", f"{server}/evaluations", "-H", "Content-Type: application/json", "-d", '{"id": "eval_123", "code": "x"}')
+    assert status == 201
+    status, celery = curl(
+        "-X", "POST", f"{server}/evaluations/eval_123/celery-update",
+        "-H", "Content-Type: application/json",
+        "-d", '{\n    "celery_task_id": "celery-task-456",\n    "task_state": "SUCCESS",\n    "retries": 0,\n    "output": "Task completed successfully"\n  }',
+    )
+    assert status == 200 and celery["applied"] is True
+    assert celery["evaluation"]["status"] == "completed"
+    assert celery["evaluation"]["output"] == "Task completed successfully"
+
+    status, health = curl(f"{server}/health")
+    assert status == 200 and health["status"] == "healthy"
+
+    status, overview = curl(f"{server}/storage/overview")
+    assert status == 200
+    database = overview["backends"]["database"]
+    assert database["status"] == "healthy"
+    assert database["metrics"]["evaluations"] == 3
+    assert database["metrics"]["size_bytes"] > 0
+    assert "files" in overview["backends"]["file"]["metrics"]
+    assert "total_size_bytes" in overview["backends"]["file"]["metrics"]
+
+    docs = subprocess.run([CURL, "-sS", f"{server}/docs"], capture_output=True, text=True, check=True)
+    assert "swagger" in docs.stdout.lower()
+    spec = subprocess.run([CURL, "-sS", f"{server}/openapi.yaml"], capture_output=True, text=True, check=True)
+    assert spec.stdout.startswith("openapi:")

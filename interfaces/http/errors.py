@@ -1,6 +1,7 @@
 """Every failure leaves as RFC 9457 problem+json, naming the field where there is one."""
 
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -135,12 +136,22 @@ def _validation(exc: ValidationException) -> ProblemDetailsException:
     extra = exc.extra if isinstance(exc.extra, list) else []
     for item in extra:
         if isinstance(item, dict):
-            key = item.get("key") or item.get("source") or "body"
-            errors.append({"field": str(key), "message": str(item.get("message", ""))})
+            message = str(item.get("message", ""))
+            key = _field_in(message) or item.get("key") or item.get("source") or "body"
+            errors.append({"field": str(key), "message": message})
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors) or str(exc.detail)
     return problem(
         HTTP_422_UNPROCESSABLE_ENTITY, "Invalid request", detail, "invalid-request", errors=errors
     )
+
+
+def _field_in(message: str) -> str | None:
+    """The field a msgspec message names: "... at `$.status`" or "field `code`"."""
+    located = re.search(r"at `\$\.([^`]+)`", message)
+    if located:
+        return located.group(1)
+    named = re.search(r"field `([^`]+)`", message)
+    return named.group(1) if named else None
 
 
 def _http(exc: HTTPException) -> ProblemDetailsException:

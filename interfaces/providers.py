@@ -105,7 +105,9 @@ class CoreProvider(Provider):
         return StorageConfiguration(
             primary_backend=settings.storage_backend.value,
             fallback_backend=settings.fallback_backend.value,
-            database="postgresql" if settings.is_postgres else "sqlite"
+            database="postgresql"
+            if settings.is_postgres
+            else "sqlite"
             if settings.storage_backend is StorageBackend.DATABASE
             else settings.storage_backend.value,
             cache=("redis" if settings.redis_url else "memory")
@@ -173,7 +175,9 @@ class SqlProvider(Provider):
         async with session_maker() as session:
             yield session
 
-    repository = provide(SqlEvaluationRepository, provides=EvaluationRepository, scope=Scope.REQUEST)
+    repository = provide(
+        SqlEvaluationRepository, provides=EvaluationRepository, scope=Scope.REQUEST
+    )
     queries = provide(SqlEvaluationQueries, provides=EvaluationQueries, scope=Scope.REQUEST)
     events = provide(SqlEventLog, provides=EventLog, scope=Scope.REQUEST)
     logs = provide(SqlLogStore, provides=LogStore, scope=Scope.REQUEST)

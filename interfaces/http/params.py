@@ -31,8 +31,11 @@ def parse_if_match(raw: str | None) -> int | None:
         return int(value)
     except ValueError:
         raise problem(
-            400, "Malformed If-Match", f"If-Match must be an ETag such as '\"3\"', not {raw!r}",
-            "malformed-header", field="If-Match",
+            400,
+            "Malformed If-Match",
+            f"If-Match must be an ETag such as '\"3\"', not {raw!r}",
+            "malformed-header",
+            field="If-Match",
         ) from None
 
 

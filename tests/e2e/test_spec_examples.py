@@ -27,11 +27,19 @@ def free_port() -> int:
 
 
 @pytest.fixture(
-    params=["embedded", pytest.param("postgres+redis", marks=[pytest.mark.postgres, pytest.mark.redis])]
+    params=[
+        "embedded",
+        pytest.param("postgres+redis", marks=[pytest.mark.postgres, pytest.mark.redis]),
+    ]
 )
 def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     port = free_port()
-    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "FILE_STORAGE_PATH": str(tmp_path / "files")}
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "FILE_STORAGE_PATH": str(tmp_path / "files"),
+    }
     env.pop("REDIS_URL", None)
     if request.param == "embedded":
         env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'storage.db'}"
@@ -47,7 +55,10 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def _run(env: dict[str, str], port: int, tmp_path: Path) -> Iterator[str]:
     log = (tmp_path / "server.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "interfaces.cli", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "interfaces.cli", "serve"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -83,16 +94,24 @@ def test_every_curl_example_of_the_spec(server: str) -> None:
     assert status == 200 and info["large_file_threshold"] == 102400
 
     status, created = curl(
-        "-X", "POST", f"{server}/evaluations",
-        "-H", "Content-Type: application/json",
-        "-d", '{\n    "id": "test-123",\n    "code": "print(\\"Hello\\")",\n    "language": "python",\n    "status": "queued"\n  }',
+        "-X",
+        "POST",
+        f"{server}/evaluations",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        '{\n    "id": "test-123",\n    "code": "print(\\"Hello\\")",\n    "language": "python",\n    "status": "queued"\n  }',
     )
     assert status == 201 and created["id"] == "test-123" and created["code"] == 'print("Hello")'
 
     status, created = curl(
-        "-X", "POST", f"{server}/evaluations",
-        "-H", "Content-Type: application/json",
-        "-d", """{
+        "-X",
+        "POST",
+        f"{server}/evaluations",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        """{
     "id": "eval_20240701_120000_abc123",
     "code": "for i in range(10):\\n    print(f\\"Count: {i}\\")",
     "language": "python",
@@ -106,13 +125,19 @@ def test_every_curl_example_of_the_spec(server: str) -> None:
     assert status == 201 and created["metadata"] == {"submitted_by": "api", "priority": "normal"}
 
     status, updated = curl(
-        "-X", "PUT", f"{server}/evaluations/eval_20240701_120000_abc123",
-        "-H", "Content-Type: application/json",
-        "-d", '{\n    "status": "completed",\n    "output": "Count: 0\\nCount: 1\\n...",\n    "runtime_ms": 150\n  }',
+        "-X",
+        "PUT",
+        f"{server}/evaluations/eval_20240701_120000_abc123",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        '{\n    "status": "completed",\n    "output": "Count: 0\\nCount: 1\\n...",\n    "runtime_ms": 150\n  }',
     )
     assert status == 200 and updated["status"] == "completed" and updated["runtime_ms"] == 150
 
-    status, record = curl(f"{server}/evaluations/eval_20240701_120000_abc123?include_storage_info=true")
+    status, record = curl(
+        f"{server}/evaluations/eval_20240701_120000_abc123?include_storage_info=true"
+    )
     assert status == 200
     assert record["id"] == "eval_20240701_120000_abc123"
     assert record["status"] == "completed"
@@ -124,12 +149,24 @@ def test_every_curl_example_of_the_spec(server: str) -> None:
     status, running = curl(f"{server}/evaluations/running")
     assert status == 200 and running["count"] == 0
 
-    status, _ = curl("-X", "POST", f"{server}/evaluations", "-H", "Content-Type: application/json", "-d", '{"id": "eval_123", "code": "x"}')
+    status, _ = curl(
+        "-X",
+        "POST",
+        f"{server}/evaluations",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        '{"id": "eval_123", "code": "x"}',
+    )
     assert status == 201
     status, celery = curl(
-        "-X", "POST", f"{server}/evaluations/eval_123/celery-update",
-        "-H", "Content-Type: application/json",
-        "-d", '{\n    "celery_task_id": "celery-task-456",\n    "task_state": "SUCCESS",\n    "retries": 0,\n    "output": "Task completed successfully"\n  }',
+        "-X",
+        "POST",
+        f"{server}/evaluations/eval_123/celery-update",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        '{\n    "celery_task_id": "celery-task-456",\n    "task_state": "SUCCESS",\n    "retries": 0,\n    "output": "Task completed successfully"\n  }',
     )
     assert status == 200 and celery["applied"] is True
     assert celery["evaluation"]["status"] == "completed"
@@ -147,7 +184,11 @@ def test_every_curl_example_of_the_spec(server: str) -> None:
     assert "files" in overview["backends"]["file"]["metrics"]
     assert "total_size_bytes" in overview["backends"]["file"]["metrics"]
 
-    docs = subprocess.run([CURL, "-sS", f"{server}/docs"], capture_output=True, text=True, check=True)
+    docs = subprocess.run(
+        [CURL, "-sS", f"{server}/docs"], capture_output=True, text=True, check=True
+    )
     assert "swagger" in docs.stdout.lower()
-    spec = subprocess.run([CURL, "-sS", f"{server}/openapi.yaml"], capture_output=True, text=True, check=True)
+    spec = subprocess.run(
+        [CURL, "-sS", f"{server}/openapi.yaml"], capture_output=True, text=True, check=True
+    )
     assert spec.stdout.startswith("openapi:")

@@ -41,7 +41,10 @@ def test_threshold_routing_and_round_trip(client: Client, backend_settings: Sett
     assert body["output"] == text[:1000]
     assert body["output_truncated"] is True
     on_disk = root / "evaluations" / "big-1" / "output.txt.zst"
-    assert zstandard.ZstdDecompressor().decompress(on_disk.read_bytes(), max_output_size=10**8) == text.encode()
+    assert (
+        zstandard.ZstdDecompressor().decompress(on_disk.read_bytes(), max_output_size=10**8)
+        == text.encode()
+    )
     assert on_disk.stat().st_size < len(text.encode())
     assert (root / "evaluations" / "big-1" / "metadata.json").exists()
 
@@ -61,7 +64,11 @@ def test_one_byte_over_goes_to_a_file(client: Client) -> None:
     new(client, "edge-1")
     client.put("/evaluations/edge-1", json={"error": "b" * 102_401})
     storage = info(client, "edge-1")["_storage_info"]
-    assert (storage["error_location"], storage["error_size"], storage["error_truncated"]) == ("file", 102_401, True)
+    assert (storage["error_location"], storage["error_size"], storage["error_truncated"]) == (
+        "file",
+        102_401,
+        True,
+    )
     assert client.get("/evaluations/edge-1/error").content == b"b" * 102_401
 
 
@@ -83,7 +90,12 @@ def test_running_set_follows_status(client: Client) -> None:
     running = client.get("/evaluations/running").json()
     assert running["count"] == 1
     entry = running["evaluations"][0]
-    assert (entry["evaluation_id"], entry["executor_id"], entry["container_id"], entry["status"]) == ("run-1", "ex-1", "c-9", "running")
+    assert (
+        entry["evaluation_id"],
+        entry["executor_id"],
+        entry["container_id"],
+        entry["status"],
+    ) == ("run-1", "ex-1", "c-9", "running")
     one = client.get("/evaluations/run-1/running").json()
     assert one["container_id"] == "c-9" and one["started_at"] is not None
     client.put("/evaluations/run-1", json={"status": "completed"})
@@ -110,9 +122,20 @@ def test_logs_append_and_tail(client: Client) -> None:
 
 def test_events_timeline(client: Client) -> None:
     new(client, "ev-1")
-    late = client.post("/evaluations/ev-1/events", json={"event_type": "completed", "timestamp": "2024-07-01T12:00:05Z"})
+    late = client.post(
+        "/evaluations/ev-1/events",
+        json={"event_type": "completed", "timestamp": "2024-07-01T12:00:05Z"},
+    )
     assert late.status_code == 201
-    client.post("/evaluations/ev-1/events", json={"event_type": "started", "message": "go", "metadata": {"node": "n1"}, "timestamp": "2024-07-01T12:00:01Z"})
+    client.post(
+        "/evaluations/ev-1/events",
+        json={
+            "event_type": "started",
+            "message": "go",
+            "metadata": {"node": "n1"},
+            "timestamp": "2024-07-01T12:00:01Z",
+        },
+    )
     events = client.get("/evaluations/ev-1/events").json()["events"]
     assert [e["event_type"] for e in events] == ["started", "completed"]
     assert events[0]["metadata"] == {"node": "n1"} and events[0]["message"] == "go"
@@ -126,13 +149,21 @@ def test_events_timeline(client: Client) -> None:
 
 def test_celery_update(client: Client) -> None:
     new(client, "cel-1")
-    ok = client.post("/evaluations/cel-1/celery-update", json={"celery_task_id": "celery-task-456", "task_state": "STARTED"})
+    ok = client.post(
+        "/evaluations/cel-1/celery-update",
+        json={"celery_task_id": "celery-task-456", "task_state": "STARTED"},
+    )
     assert ok.status_code == 200
     assert ok.json()["applied"] is True
     assert ok.json()["evaluation"]["status"] == "running"
     done = client.post(
         "/evaluations/cel-1/celery-update",
-        json={"celery_task_id": "celery-task-456", "task_state": "SUCCESS", "retries": 0, "output": "Task completed successfully"},
+        json={
+            "celery_task_id": "celery-task-456",
+            "task_state": "SUCCESS",
+            "retries": 0,
+            "output": "Task completed successfully",
+        },
     ).json()
     assert done["applied"] is True
     assert done["evaluation"]["status"] == "completed"
@@ -144,8 +175,14 @@ def test_celery_update(client: Client) -> None:
     assert late.json()["evaluation"]["status"] == "completed"
     dup = client.post("/evaluations/cel-1/celery-update", json={"task_state": "SUCCESS"})
     assert dup.json()["applied"] is False
-    assert client.post("/evaluations/cel-1/celery-update", json={"task_state": "EXPLODED"}).status_code == 422
-    assert client.post("/evaluations/nope/celery-update", json={"task_state": "SUCCESS"}).status_code == 404
+    assert (
+        client.post("/evaluations/cel-1/celery-update", json={"task_state": "EXPLODED"}).status_code
+        == 422
+    )
+    assert (
+        client.post("/evaluations/nope/celery-update", json={"task_state": "SUCCESS"}).status_code
+        == 404
+    )
 
 
 def test_celery_retry_records_retries(client: Client) -> None:
@@ -154,7 +191,9 @@ def test_celery_retry_records_retries(client: Client) -> None:
     retry = client.post("/evaluations/cel-2/celery-update", json={"task_state": "RETRY"}).json()
     assert retry["evaluation"]["status"] == "queued"
     assert retry["evaluation"]["retries"] == 1
-    failed = client.post("/evaluations/cel-2/celery-update", json={"task_state": "FAILURE", "error": "Traceback"}).json()
+    failed = client.post(
+        "/evaluations/cel-2/celery-update", json={"task_state": "FAILURE", "error": "Traceback"}
+    ).json()
     assert failed["evaluation"]["status"] == "failed"
     assert failed["evaluation"]["error"] == "Traceback"
 

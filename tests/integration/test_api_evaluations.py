@@ -83,7 +83,9 @@ def test_slash_in_path_id_never_routes(client: Client) -> None:
 
 def test_body_errors_name_the_field(client: Client) -> None:
     assert_problem(client.post("/evaluations", json={"language": "python"}), 422, "code")
-    assert_problem(client.post("/evaluations", json={"code": "x", "stauts": "queued"}), 422, "stauts")
+    assert_problem(
+        client.post("/evaluations", json={"code": "x", "stauts": "queued"}), 422, "stauts"
+    )
     assert_problem(client.post("/evaluations", json={"code": "x", "status": "done"}), 422, "status")
     assert_problem(client.post("/evaluations", json={"code": "x\u0000"}), 422, "code")
 
@@ -155,7 +157,9 @@ def test_refused_transition_writes_nothing(client: Client) -> None:
 
 def test_if_match(client: Client) -> None:
     create(client, id="im-1")
-    assert_problem(client.put("/evaluations/im-1", json={"runtime_ms": 1}, headers={"If-Match": '"7"'}), 412)
+    assert_problem(
+        client.put("/evaluations/im-1", json={"runtime_ms": 1}, headers={"If-Match": '"7"'}), 412
+    )
     ok = client.put("/evaluations/im-1", json={"runtime_ms": 1}, headers={"If-Match": '"1"'})
     assert ok.status_code == 200
     assert ok.headers["etag"] == '"2"'

@@ -11,7 +11,10 @@ Client = TestClient[Any]
 def seed(client: Client, n: int, **body: Any) -> list[str]:
     ids = []
     for i in range(n):
-        response = client.post("/evaluations", json={"code": "x", **body, "id": f"{body.get('language', 'py')}-{i:03d}"})
+        response = client.post(
+            "/evaluations",
+            json={"code": "x", **body, "id": f"{body.get('language', 'py')}-{i:03d}"},
+        )
         assert response.status_code == 201, response.text
         ids.append(response.json()["id"])
     return ids
@@ -41,7 +44,9 @@ def test_filter_applies_before_paging(client: Client) -> None:
     seed(client, 3, language="go")
     page = client.get("/evaluations", params={"language": "go", "limit": 2}).json()
     assert len(page["items"]) == 2
-    rest = client.get("/evaluations", params={"language": "go", "limit": 2, "cursor": page["next_cursor"]}).json()
+    rest = client.get(
+        "/evaluations", params={"language": "go", "limit": 2, "cursor": page["next_cursor"]}
+    ).json()
     assert len(rest["items"]) == 1
     assert rest["next_cursor"] is None
 
@@ -65,14 +70,23 @@ def test_cursor_walks_everything_once(client: Client) -> None:
 
 def test_offset_and_total(client: Client) -> None:
     seed(client, 7, language="python")
-    page = client.get("/evaluations", params={"limit": 3, "offset": 6, "include_total": "true"}).json()
+    page = client.get(
+        "/evaluations", params={"limit": 3, "offset": 6, "include_total": "true"}
+    ).json()
     assert len(page["items"]) == 1
     assert page["offset"] == 6
     assert page["total"] == 7
 
 
 def test_bad_list_parameters_are_422(client: Client) -> None:
-    for params in ({"limit": 0}, {"limit": 1001}, {"offset": -1}, {"status": "done"}, {"cursor": "garbage!"}, {"created_after": "yesterday"}):
+    for params in (
+        {"limit": 0},
+        {"limit": 1001},
+        {"offset": -1},
+        {"status": "done"},
+        {"cursor": "garbage!"},
+        {"created_after": "yesterday"},
+    ):
         response = client.get("/evaluations", params=params)
         assert response.status_code == 422, (params, response.text)
         assert response.headers["content-type"].startswith("application/problem+json")

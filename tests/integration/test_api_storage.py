@@ -8,7 +8,9 @@ Client = TestClient[Any]
 
 
 def fill(client: Client) -> None:
-    for i, (language, status) in enumerate([("python", "completed"), ("python", "failed"), ("rust", "queued")]):
+    for i, (language, status) in enumerate(
+        [("python", "completed"), ("python", "failed"), ("rust", "queued")]
+    ):
         client.post("/evaluations", json={"id": f"s-{i}", "code": "x", "language": language})
         if status != "queued":
             client.put(f"/evaluations/s-{i}", json={"status": "running"})
@@ -85,7 +87,20 @@ def test_docs_are_served_locally(client: Client) -> None:
     assert "cdn" not in page.text.lower()
     assert client.get("/docs/assets/swagger-ui-bundle.js").status_code == 200
     spec = client.get("/openapi.json").json()
-    for path in ("/evaluations", "/evaluations/{eval_id}", "/evaluations/running", "/evaluations/{eval_id}/logs", "/evaluations/{eval_id}/events", "/evaluations/{eval_id}/celery-update", "/storage-info", "/storage/overview", "/storage/{backend}/details", "/evaluations/{eval_id}/complete", "/statistics", "/health"):
+    for path in (
+        "/evaluations",
+        "/evaluations/{eval_id}",
+        "/evaluations/running",
+        "/evaluations/{eval_id}/logs",
+        "/evaluations/{eval_id}/events",
+        "/evaluations/{eval_id}/celery-update",
+        "/storage-info",
+        "/storage/overview",
+        "/storage/{backend}/details",
+        "/evaluations/{eval_id}/complete",
+        "/statistics",
+        "/health",
+    ):
         assert path in spec["paths"], path
     yaml_doc = client.get("/openapi.yaml")
     assert yaml_doc.status_code == 200

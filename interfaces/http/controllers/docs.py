@@ -4,7 +4,6 @@ import yaml
 from litestar import Request, Response, get
 
 
-
 @get("/openapi.json", include_in_schema=False, media_type="application/json")
 async def openapi_json(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return request.app.openapi_schema.to_schema()

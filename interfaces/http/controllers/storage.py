@@ -38,9 +38,7 @@ class StorageController(Controller):
     @get(
         "/health",
         summary="Per-backend health; 503 when the service cannot serve",
-        responses={
-            503: ResponseSpec(data_container=HealthReport, description="cannot serve")
-        },
+        responses={503: ResponseSpec(data_container=HealthReport, description="cannot serve")},
     )
     async def health(self, use_case: FromDishka[CheckHealth]) -> Response[HealthReport]:
         report = await use_case.execute()

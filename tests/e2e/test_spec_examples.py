@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.services import TEST_REDIS_URL, redis_test_prefix, temporary_postgres_database
 
@@ -191,4 +192,6 @@ def test_every_curl_example_of_the_spec(server: str) -> None:
     spec = subprocess.run(
         [CURL, "-sS", f"{server}/openapi.yaml"], capture_output=True, text=True, check=True
     )
-    assert spec.stdout.startswith("openapi:")
+    document = yaml.safe_load(spec.stdout)
+    assert document["openapi"].startswith("3.")
+    assert "/evaluations/{eval_id}/celery-update" in document["paths"]

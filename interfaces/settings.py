@@ -12,6 +12,7 @@ from typing import TypeVar
 import msgspec
 
 from domain.payload import StorageThresholds
+from infrastructure.sql.engine import async_database_url
 
 T = TypeVar("T")
 
@@ -71,16 +72,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
 def normalize_database_url(url: str) -> str:
     """Accept the spec's ``postgresql://`` and ``sqlite:///`` forms; pick the async drivers."""
-    for plain, driver in (
-        ("postgresql://", "postgresql+asyncpg://"),
-        ("postgres://", "postgresql+asyncpg://"),
-        ("sqlite:///", "sqlite+aiosqlite:///"),
-    ):
-        if url.startswith(plain):
-            return driver + url[len(plain) :]
-    if url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
-        return url
-    raise ValueError("must be a postgresql:// or sqlite:/// URL")
+    normalized = async_database_url(url)
+    if not normalized.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+        raise ValueError("must be a postgresql:// or sqlite:/// URL")
+    return normalized
 
 
 def _parse_bool(raw: str) -> bool:

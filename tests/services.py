@@ -75,3 +75,16 @@ def redis_test_prefix() -> str:
     """A key prefix of its own for one test, so tests never see each other's keys."""
     require_service("Redis", TEST_REDIS_URL, 6379)
     return f"test:{uuid.uuid4().hex[:10]}:"
+
+
+async def drop_redis_keys(prefix: str, url: str = TEST_REDIS_URL) -> None:
+    """Delete every key a test wrote under its own prefix."""
+    import redis.asyncio as redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=500)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()

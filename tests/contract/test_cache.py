@@ -7,14 +7,13 @@ from dataclasses import dataclass
 import anyio
 import anyio.lowlevel
 import pytest
-import redis.asyncio as redis
 
 from application.ports.cache import Cache
 from infrastructure.memory.cache import MemoryCache, MemoryCacheInspector
 from infrastructure.redis.cache import RedisCache
 from infrastructure.redis.connection import RedisConnection
 from infrastructure.redis.inspector import RedisInspector
-from tests.services import TEST_REDIS_URL, redis_test_prefix
+from tests.services import TEST_REDIS_URL, drop_redis_keys, redis_test_prefix
 
 pytestmark = pytest.mark.anyio
 
@@ -32,16 +31,6 @@ class Harness:
     cache: Cache
     expire: Callable[[], Awaitable[None]]
     counters: Callable[[], tuple[int, int]]
-
-
-async def drop_keys(prefix: str) -> None:
-    client = redis.Redis.from_url(TEST_REDIS_URL)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=500)]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
@@ -65,7 +54,7 @@ async def harness(request: pytest.FixtureRequest, anyio_backend: str) -> AsyncIt
     try:
         yield Harness(cache, wait, lambda: (cache.hits, cache.misses))
     finally:
-        await drop_keys(prefix)
+        await drop_redis_keys(prefix)
         await connection.close()
 
 
@@ -210,5 +199,5 @@ async def test_redis_inspector_reports_keys_and_hit_rate(anyio_backend: str) -> 
         assert report.details["ttl_none"] == 1
         assert str(report.details["redis_version"]).split(".")[0].isdigit()
     finally:
-        await drop_keys(prefix)
+        await drop_redis_keys(prefix)
         await connection.close()

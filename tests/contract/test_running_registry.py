@@ -4,7 +4,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-import redis.asyncio as redis
 
 from application.ports.running_registry import RunningRegistry
 from application.queries import RunningInfo
@@ -13,7 +12,7 @@ from domain.status import EvaluationStatus
 from infrastructure.memory.running_registry import MemoryRunningRegistry
 from infrastructure.redis.connection import RedisConnection
 from infrastructure.redis.running_registry import RedisRunningRegistry
-from tests.services import TEST_REDIS_URL, redis_test_prefix
+from tests.services import TEST_REDIS_URL, drop_redis_keys, redis_test_prefix
 
 pytestmark = pytest.mark.anyio
 
@@ -21,16 +20,6 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-async def drop_keys(prefix: str) -> None:
-    client = redis.Redis.from_url(TEST_REDIS_URL)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=500)]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
@@ -45,7 +34,7 @@ async def registry(
     try:
         yield RedisRunningRegistry(connection, prefix=prefix)
     finally:
-        await drop_keys(prefix)
+        await drop_redis_keys(prefix)
         await connection.close()
 
 

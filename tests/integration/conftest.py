@@ -10,7 +10,12 @@ from litestar.testing import TestClient
 
 from interfaces.http.app import create_app
 from interfaces.settings import Settings, load_settings
-from tests.services import TEST_REDIS_URL, redis_test_prefix, temporary_postgres_database
+from tests.services import (
+    TEST_REDIS_URL,
+    drop_redis_keys,
+    redis_test_prefix,
+    temporary_postgres_database,
+)
 
 ClientFactory = Callable[..., TestClient[Any]]
 
@@ -19,18 +24,6 @@ def _migrate(url: str) -> None:
     from infrastructure.sql.migrate import upgrade
 
     upgrade(url)
-
-
-async def _drop_keys(url: str, prefix: str) -> None:
-    import redis.asyncio as redis
-
-    client = redis.Redis.from_url(url)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=500)]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
 
 
 @pytest.fixture(
@@ -57,7 +50,7 @@ def backend_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
             redis_url=TEST_REDIS_URL,
             redis_key_prefix=prefix,
         )
-    asyncio.run(_drop_keys(TEST_REDIS_URL, prefix))
+    asyncio.run(drop_redis_keys(prefix))
 
 
 @pytest.fixture

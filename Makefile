@@ -8,7 +8,7 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
-SOURCES := domain application infrastructure interfaces migrations tests
+SOURCES := domain application infrastructure interfaces migrations benchmarks tests
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help

@@ -9,6 +9,7 @@ and the use cases that share it.
 from collections.abc import AsyncIterator
 from typing import Protocol
 
+import asyncpg
 from dishka import Provider, Scope, from_context, provide, provide_all
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -60,6 +61,10 @@ from infrastructure.memory.evaluations import (
 from infrastructure.memory.running_registry import MemoryRunningRegistry
 from infrastructure.memory.timeline import MemoryEventLog, MemoryLogStore
 from infrastructure.memory.unit_of_work import MemoryUnitOfWork
+from infrastructure.postgres.evaluations import PgEvaluationRepository
+from infrastructure.postgres.pool import create_pool
+from infrastructure.postgres.timeline import PgEventLog, PgLogStore
+from infrastructure.postgres.transaction import PgTransaction
 from infrastructure.redis.cache import RedisCache
 from infrastructure.redis.connection import RedisConnection
 from infrastructure.redis.inspector import RedisInspector
@@ -156,7 +161,11 @@ class CoreProvider(Provider):
 
 
 class SqlProvider(Provider):
-    """Records in SQLite or PostgreSQL, one session per request."""
+    """SQLAlchemy on SQLite or PostgreSQL: one session per request.
+
+    Lists, statistics and the inspector use it on both databases; on SQLite the
+    write paths do too (``SqlWritePathsProvider``).
+    """
 
     @provide(scope=Scope.APP)
     async def engine(self, settings: Settings) -> AsyncIterator[AsyncEngine]:
@@ -175,19 +184,55 @@ class SqlProvider(Provider):
         async with session_maker() as session:
             yield session
 
-    repository = provide(
-        SqlEvaluationRepository, provides=EvaluationRepository, scope=Scope.REQUEST
-    )
     queries = provide(SqlEvaluationQueries, provides=EvaluationQueries, scope=Scope.REQUEST)
-    events = provide(SqlEventLog, provides=EventLog, scope=Scope.REQUEST)
-    logs = provide(SqlLogStore, provides=LogStore, scope=Scope.REQUEST)
-    uow = provide(SqlUnitOfWork, provides=UnitOfWork, scope=Scope.REQUEST)
 
     @provide(scope=Scope.APP)
     def database_inspector(
         self, engine: AsyncEngine, session_maker: async_sessionmaker[AsyncSession]
     ) -> DatabaseInspector:
         return SqlDatabaseInspector(session_maker, engine)
+
+
+class SqlWritePathsProvider(Provider):
+    """Records, events and logs through the request's SQLAlchemy session (SQLite)."""
+
+    scope = Scope.REQUEST
+    repository = provide(SqlEvaluationRepository, provides=EvaluationRepository)
+    events = provide(SqlEventLog, provides=EventLog)
+    logs = provide(SqlLogStore, provides=LogStore)
+    uow = provide(SqlUnitOfWork, provides=UnitOfWork)
+
+
+class PostgresWritePathsProvider(Provider):
+    """Records, events and logs in hand-written SQL on an asyncpg pool (PostgreSQL).
+
+    The hot paths skip SQLAlchemy: measured 4-14x slower per operation than
+    asyncpg here (docs/benchmarks.md). The pool closes at shutdown.
+    """
+
+    @provide(scope=Scope.APP)
+    async def pool(self, settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+        pool = await create_pool(settings)
+        yield pool
+        await pool.close()
+
+    @provide(scope=Scope.REQUEST)
+    async def transaction(
+        self, pool: asyncpg.Pool, settings: Settings
+    ) -> AsyncIterator[PgTransaction]:
+        transaction = PgTransaction(pool, acquire_timeout_s=settings.db_connect_timeout_s)
+        try:
+            yield transaction
+        finally:
+            await transaction.close()
+
+    @provide(scope=Scope.REQUEST)
+    def uow(self, transaction: PgTransaction) -> UnitOfWork:
+        return transaction
+
+    repository = provide(PgEvaluationRepository, provides=EvaluationRepository, scope=Scope.REQUEST)
+    events = provide(PgEventLog, provides=EventLog, scope=Scope.REQUEST)
+    logs = provide(PgLogStore, provides=LogStore, scope=Scope.REQUEST)
 
 
 class MemoryRecordsProvider(Provider):
@@ -287,15 +332,17 @@ class InspectorsProvider(Provider):
 
 def build_providers(settings: Settings) -> list[Provider]:
     """Pick one adapter per port from the settings."""
-    records: Provider = (
-        MemoryRecordsProvider()
-        if settings.storage_backend is StorageBackend.MEMORY
-        else SqlProvider()
-    )
+    records: list[Provider]
+    if settings.storage_backend is StorageBackend.MEMORY:
+        records = [MemoryRecordsProvider()]
+    elif settings.is_postgres:
+        records = [SqlProvider(), PostgresWritePathsProvider()]
+    else:
+        records = [SqlProvider(), SqlWritePathsProvider()]
     blobs: Provider = (
         MemoryBlobProvider()
         if settings.storage_backend is StorageBackend.MEMORY
         else FileBlobProvider()
     )
     cache: Provider = RedisProvider() if settings.redis_url else InProcessCacheProvider()
-    return [CoreProvider(), records, blobs, cache, InspectorsProvider()]
+    return [CoreProvider(), *records, blobs, cache, InspectorsProvider()]

@@ -6,10 +6,9 @@ here commits: the use case does, through the unit of work.
 
 import builtins
 import math
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from application.errors import (
@@ -35,6 +34,13 @@ from infrastructure.sql.tables import evaluation_events, evaluations
 
 PERCENTILES = (50, 95, 99)
 
+
+class Row(Protocol):
+    """A result row by column name: SQLAlchemy's ``RowMapping`` or asyncpg's ``Record``."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
 _live = evaluations.c.deleted_at.is_(None)
 
 
@@ -56,7 +62,7 @@ def _payload(
     )
 
 
-def evaluation_from_row(row: RowMapping) -> Evaluation:
+def evaluation_from_row(row: Row) -> Evaluation:
     """A domain record from an ``evaluations`` row (location NULL means no payload)."""
     return Evaluation(
         id=EvaluationId(row["id"]),

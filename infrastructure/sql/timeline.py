@@ -4,7 +4,6 @@ import builtins
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from application.errors import EvaluationNotFoundError, InvalidRequestError
@@ -12,12 +11,13 @@ from domain.identifiers import EvaluationId
 from domain.timeline import EvaluationEvent, LogChunk, LogSlice
 from infrastructure.sql.dialect import insert_for
 from infrastructure.sql.errors import translate_errors
+from infrastructure.sql.evaluations import Row
 from infrastructure.sql.tables import evaluation_events, evaluations, log_chunks
 
 _live = evaluations.c.deleted_at.is_(None)
 
 
-def _event_from_row(row: RowMapping) -> EvaluationEvent:
+def event_from_row(row: Row) -> EvaluationEvent:
     return EvaluationEvent(
         evaluation_id=EvaluationId(row["evaluation_id"]),
         event_id=row["event_id"],
@@ -77,7 +77,7 @@ class SqlEventLog:
         )
         with translate_errors():
             rows = (await self._session.execute(statement)).mappings().all()
-        return [_event_from_row(row) for row in rows]
+        return [event_from_row(row) for row in rows]
 
 
 def slice_from(start: int, data: bytes, offset: int) -> LogSlice:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+import asyncpg
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -32,6 +33,10 @@ from infrastructure.memory.evaluations import (
 )
 from infrastructure.memory.timeline import MemoryEventLog, MemoryLogStore
 from infrastructure.memory.unit_of_work import MemoryUnitOfWork
+from infrastructure.postgres.evaluations import PgEvaluationRepository
+from infrastructure.postgres.pool import create_pool
+from infrastructure.postgres.timeline import PgEventLog, PgLogStore
+from infrastructure.postgres.transaction import PgTransaction
 from infrastructure.sql.engine import create_engine, create_session_maker
 from infrastructure.sql.evaluations import SqlEvaluationQueries, SqlEvaluationRepository
 from infrastructure.sql.inspector import SqlDatabaseInspector
@@ -88,11 +93,16 @@ class MemoryPortStore:
 
 
 class SqlPortStore:
+    """SQLAlchemy adapters: SQLite, and PostgreSQL as ``postgres-sqlalchemy``."""
+
     def __init__(self, kind: str, engine: AsyncEngine) -> None:
         self.kind = kind
         self.engine = engine
         self.session_maker: async_sessionmaker[AsyncSession] = create_session_maker(engine)
         self.inspector: BackendInspector = SqlDatabaseInspector(self.session_maker, engine)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[Ports]:
@@ -106,6 +116,34 @@ class SqlPortStore:
                 uow,
             )
             await uow.commit()
+
+
+class PgPortStore(SqlPortStore):
+    """What the service runs on PostgreSQL: asyncpg write paths, SQLAlchemy queries."""
+
+    def __init__(self, engine: AsyncEngine, pool: "asyncpg.Pool[asyncpg.Record]") -> None:
+        super().__init__("postgres", engine)
+        self.pool = pool
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[Ports]:
+        async with self.session_maker() as session:
+            transaction = PgTransaction(self.pool, acquire_timeout_s=10)
+            try:
+                yield Ports(
+                    PgEvaluationRepository(transaction),
+                    SqlEvaluationQueries(session),
+                    PgEventLog(transaction),
+                    PgLogStore(transaction),
+                    transaction,
+                )
+                await transaction.commit()
+            finally:
+                await transaction.close()
+
+    async def close(self) -> None:
+        await self.pool.close()
+        await super().close()
 
 
 @pytest.fixture(scope="session")
@@ -139,16 +177,21 @@ def _url_of(kind: str, request: pytest.FixtureRequest) -> str:
 
 
 async def _sql_store(kind: str, url: str) -> SqlPortStore:
-    engine = create_engine(Settings(database_url=url, db_pool_size=5))
+    settings = Settings(database_url=url, db_pool_size=5)
+    engine = create_engine(settings)
+    if kind == "sqlite":
+        return SqlPortStore(kind, engine)
+    await _truncate(engine)
     if kind == "postgres":
-        await _truncate(engine)
+        return PgPortStore(engine, await create_pool(settings))
     return SqlPortStore(kind, engine)
 
 
 _POSTGRES = pytest.param("postgres", marks=pytest.mark.postgres)
+_POSTGRES_SQLALCHEMY = pytest.param("postgres-sqlalchemy", marks=pytest.mark.postgres)
 
 
-@pytest.fixture(params=["memory", "sqlite", _POSTGRES])
+@pytest.fixture(params=["memory", "sqlite", _POSTGRES, _POSTGRES_SQLALCHEMY])
 def port_store_url(request: pytest.FixtureRequest) -> tuple[str, str | None]:
     kind: str = request.param
     return kind, None if kind == "memory" else _url_of(kind, request)
@@ -167,7 +210,7 @@ async def sql_backend(
     try:
         yield store
     finally:
-        await store.engine.dispose()
+        await store.close()
 
 
 BASE_TIME = datetime(2024, 7, 1, 12, 0, 0, 123456, tzinfo=UTC)

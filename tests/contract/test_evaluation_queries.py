@@ -305,7 +305,12 @@ async def test_inspector_reports_real_counts(sql_backend: PortStore) -> None:
     report = await sql_backend.inspector.inspect()
     assert report.name == "database"
     assert report.status == "healthy"
-    expected_type = {"postgres": "postgresql", "sqlite": "sqlite", "memory": "memory"}
+    expected_type = {
+        "postgres": "postgresql",
+        "postgres-sqlalchemy": "postgresql",
+        "sqlite": "sqlite",
+        "memory": "memory",
+    }
     assert report.type == expected_type[sql_backend.kind]
     assert report.metrics["evaluations"] == 3
     assert report.metrics["deleted"] == 1

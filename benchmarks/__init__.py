@@ -1,0 +1,1 @@
+"""Benchmarks run as modules: ``.venv/bin/python -m benchmarks.<name>``."""

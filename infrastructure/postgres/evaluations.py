@@ -1,0 +1,73 @@
+"""``EvaluationRepository`` in hand-written SQL on the request's asyncpg connection."""
+
+from typing import Any
+
+from application.errors import (
+    DuplicateEvaluationError,
+    EvaluationNotFoundError,
+    VersionConflictError,
+)
+from domain.evaluation import Evaluation
+from domain.identifiers import EvaluationId
+from infrastructure.postgres.transaction import PgTransaction, rows_affected
+from infrastructure.sql.evaluations import evaluation_from_row, evaluation_values
+from infrastructure.sql.tables import evaluations
+
+# Built once from the table's own column names (no input reaches these strings).
+# Column order of ``evaluation_values``: the statements and the arguments agree by construction.
+_COLUMNS = tuple(column.name for column in evaluations.c if column.name != "log_size")
+_UPDATED = tuple(name for name in _COLUMNS if name != "id")
+_SELECTED = ", ".join(column.name for column in evaluations.c)
+
+INSERT = (
+    f"INSERT INTO evaluations ({', '.join(_COLUMNS)}) "  # noqa: S608
+    f"VALUES ({', '.join(f'${index}' for index in range(1, len(_COLUMNS) + 1))}) "
+    "ON CONFLICT (id) DO NOTHING"
+)
+SELECT_LIVE = f"SELECT {_SELECTED} FROM evaluations WHERE id = $1 AND deleted_at IS NULL"  # noqa: S608
+UPDATE = (
+    "UPDATE evaluations SET "  # noqa: S608
+    + ", ".join(f"{name} = ${index}" for index, name in enumerate(_UPDATED, start=3))
+    + " WHERE id = $1 AND version = $2"
+)
+SELECT_VERSION = "SELECT version FROM evaluations WHERE id = $1"
+
+
+def _arguments(evaluation: Evaluation, names: tuple[str, ...]) -> list[Any]:
+    values = evaluation_values(evaluation)
+    return [values[name] for name in names]
+
+
+class PgEvaluationRepository:
+    """Optimistically versioned records: ``update`` only wins from the version it read."""
+
+    def __init__(self, transaction: PgTransaction) -> None:
+        self._transaction = transaction
+
+    async def add(self, evaluation: Evaluation) -> None:
+        arguments = _arguments(evaluation, _COLUMNS)
+        status: str = await self._transaction.write(
+            lambda connection: connection.execute(INSERT, *arguments)
+        )
+        if rows_affected(status) != 1:
+            raise DuplicateEvaluationError(evaluation.id)
+
+    async def get(self, evaluation_id: EvaluationId) -> Evaluation | None:
+        row = await self._transaction.read(
+            lambda connection: connection.fetchrow(SELECT_LIVE, evaluation_id)
+        )
+        return None if row is None else evaluation_from_row(row)
+
+    async def update(self, evaluation: Evaluation, expected_version: int) -> None:
+        arguments = [evaluation.id, expected_version, *_arguments(evaluation, _UPDATED)]
+        status: str = await self._transaction.write(
+            lambda connection: connection.execute(UPDATE, *arguments)
+        )
+        if rows_affected(status) == 1:
+            return
+        actual = await self._transaction.read(
+            lambda connection: connection.fetchval(SELECT_VERSION, evaluation.id)
+        )
+        if actual is None:
+            raise EvaluationNotFoundError(evaluation.id)
+        raise VersionConflictError(evaluation.id, expected_version, int(actual))

@@ -1,0 +1,110 @@
+"""``EventLog`` and ``LogStore`` in hand-written SQL on the request's asyncpg connection.
+
+Same statements and guarantees as ``infrastructure.sql.timeline``: idempotent
+event appends, log chunks placed by the row-locking ``log_size`` counter.
+"""
+
+import builtins
+from datetime import datetime
+
+from application.errors import EvaluationNotFoundError, InvalidRequestError
+from domain.identifiers import EvaluationId
+from domain.timeline import EvaluationEvent, LogChunk, LogSlice
+from infrastructure.postgres.transaction import PgTransaction, rows_affected
+from infrastructure.sql.timeline import event_from_row, slice_from
+
+INSERT_EVENT = """
+INSERT INTO evaluation_events
+    (evaluation_id, event_id, event_type, timestamp, message, metadata)
+SELECT id, $2, $3, $4, $5, $6 FROM evaluations WHERE id = $1 AND deleted_at IS NULL
+ON CONFLICT (evaluation_id, event_id) DO NOTHING
+"""
+SELECT_LIVE_ID = "SELECT id FROM evaluations WHERE id = $1 AND deleted_at IS NULL"
+SELECT_EVENTS = """
+SELECT evaluation_id, event_id, event_type, timestamp, message, metadata
+FROM evaluation_events WHERE evaluation_id = $1 ORDER BY timestamp, id
+"""
+RESERVE_LOG = """
+UPDATE evaluations SET log_size = log_size + $2
+WHERE id = $1 AND deleted_at IS NULL RETURNING log_size
+"""
+INSERT_CHUNK = """
+INSERT INTO log_chunks (evaluation_id, start_offset, content, created_at)
+VALUES ($1, $2, $3, $4)
+"""
+# From the chunk holding ``offset`` (or the first one) to the end.
+SELECT_CHUNKS = """
+SELECT start_offset, content FROM log_chunks
+WHERE evaluation_id = $1 AND start_offset >= COALESCE(
+    (SELECT max(start_offset) FROM log_chunks WHERE evaluation_id = $1 AND start_offset <= $2), 0)
+ORDER BY start_offset
+"""
+
+
+class PgEventLog:
+    """Events of live evaluations; a redelivered ``event_id`` inserts nothing."""
+
+    def __init__(self, transaction: PgTransaction) -> None:
+        self._transaction = transaction
+
+    async def append(self, event: EvaluationEvent) -> bool:
+        arguments = (
+            event.evaluation_id,
+            event.event_id,
+            event.event_type,
+            event.timestamp,
+            event.message,
+            event.metadata,
+        )
+        status: str = await self._transaction.write(
+            lambda connection: connection.execute(INSERT_EVENT, *arguments)
+        )
+        if rows_affected(status) == 1:
+            return True
+        parent = await self._transaction.read(
+            lambda connection: connection.fetchval(SELECT_LIVE_ID, event.evaluation_id)
+        )
+        if parent is None:
+            raise EvaluationNotFoundError(event.evaluation_id)
+        return False
+
+    async def list(self, evaluation_id: EvaluationId) -> builtins.list[EvaluationEvent]:
+        rows = await self._transaction.read(
+            lambda connection: connection.fetch(SELECT_EVENTS, evaluation_id)
+        )
+        return [event_from_row(row) for row in rows]
+
+
+class PgLogStore:
+    """Append-only log chunks; concurrent appends get contiguous, distinct offsets."""
+
+    def __init__(self, transaction: PgTransaction) -> None:
+        self._transaction = transaction
+
+    async def append(self, evaluation_id: EvaluationId, content: str, now: datetime) -> LogChunk:
+        size = len(content.encode("utf-8"))
+        end = await self._transaction.write(
+            lambda connection: connection.fetchval(RESERVE_LOG, evaluation_id, size)
+        )
+        if end is None:
+            raise EvaluationNotFoundError(evaluation_id)
+        offset = int(end) - size
+        if size:
+            await self._transaction.write(
+                lambda connection: connection.execute(
+                    INSERT_CHUNK, evaluation_id, offset, content, now
+                )
+            )
+        return LogChunk(evaluation_id=evaluation_id, offset=offset, content=content, created_at=now)
+
+    async def read(self, evaluation_id: EvaluationId, offset: int = 0) -> LogSlice:
+        if offset < 0:
+            raise InvalidRequestError("offset", "must be zero or positive")
+        rows = await self._transaction.read(
+            lambda connection: connection.fetch(SELECT_CHUNKS, evaluation_id, offset)
+        )
+        if not rows:
+            return LogSlice(content="", offset=0, next_offset=0)
+        start = int(rows[0]["start_offset"])
+        data = "".join(row["content"] for row in rows).encode("utf-8")
+        return slice_from(start, data, offset)

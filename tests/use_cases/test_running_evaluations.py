@@ -1,0 +1,129 @@
+import builtins
+
+import pytest
+
+from application.errors import EvaluationNotFoundError
+from application.queries import RunningInfo
+from application.use_cases.running_evaluations import ListRunningEvaluations
+from application.use_cases.update_evaluation import EvaluationChanges
+from domain.identifiers import parse_evaluation_id
+from domain.status import EvaluationStatus
+from infrastructure.memory.running_registry import MemoryRunningRegistry
+from tests.use_cases.conftest import UseCases
+
+pytestmark = pytest.mark.anyio
+
+
+class BlindRegistry(MemoryRunningRegistry):
+    """A registry that cannot answer (like Redis during an outage)."""
+
+    async def list(self) -> builtins.list[RunningInfo] | None:
+        return None
+
+
+@pytest.mark.parametrize("status", [EvaluationStatus.PROVISIONING, EvaluationStatus.RUNNING])
+async def test_entering_an_active_status_tracks_it(app: UseCases, status: EvaluationStatus) -> None:
+    seeded = await app.seed(status=EvaluationStatus.QUEUED)
+
+    await app.update.execute(
+        seeded.id, EvaluationChanges(status=status, executor_id="ex-1", container_id="c-1")
+    )
+
+    running = await app.list_running.execute()
+    assert [(i.evaluation_id, i.status, i.executor_id, i.container_id) for i in running] == [
+        (seeded.id, status, "ex-1", "c-1")
+    ]
+    info = await app.get_running.execute(seeded.id)
+    assert info.status is status
+
+
+@pytest.mark.parametrize(
+    "status", [EvaluationStatus.COMPLETED, EvaluationStatus.FAILED, EvaluationStatus.CANCELLED]
+)
+async def test_terminal_status_leaves_the_set(app: UseCases, status: EvaluationStatus) -> None:
+    seeded = await app.seed(status=EvaluationStatus.QUEUED)
+    await app.update.execute(seeded.id, EvaluationChanges(status=EvaluationStatus.RUNNING))
+    assert await app.running.get(seeded.id) is not None
+
+    await app.update.execute(seeded.id, EvaluationChanges(status=status))
+
+    assert await app.list_running.execute() == []
+    with pytest.raises(EvaluationNotFoundError):
+        await app.get_running.execute(seeded.id)
+
+
+async def test_retry_back_to_queued_leaves_the_set(app: UseCases) -> None:
+    seeded = await app.seed(status=EvaluationStatus.QUEUED)
+    await app.update.execute(seeded.id, EvaluationChanges(status=EvaluationStatus.RUNNING))
+
+    await app.update.execute(seeded.id, EvaluationChanges(status=EvaluationStatus.QUEUED))
+
+    assert await app.running.get(seeded.id) is None
+
+
+async def test_delete_leaves_the_set(app: UseCases) -> None:
+    seeded = await app.seed(status=EvaluationStatus.QUEUED)
+    await app.update.execute(seeded.id, EvaluationChanges(status=EvaluationStatus.RUNNING))
+
+    await app.delete.execute(seeded.id)
+
+    assert await app.list_running.execute() == []
+
+
+async def test_list_is_sorted_by_id(app: UseCases) -> None:
+    for name in ("run-c", "run-a", "run-b"):
+        seeded = await app.seed(id=parse_evaluation_id(name), status=EvaluationStatus.QUEUED)
+        await app.update.execute(seeded.id, EvaluationChanges(status=EvaluationStatus.RUNNING))
+
+    assert [i.evaluation_id for i in await app.list_running.execute()] == [
+        "run-a",
+        "run-b",
+        "run-c",
+    ]
+
+
+async def test_get_of_a_live_but_inactive_evaluation_is_not_found(app: UseCases) -> None:
+    seeded = await app.seed(status=EvaluationStatus.QUEUED)
+
+    with pytest.raises(EvaluationNotFoundError):
+        await app.get_running.execute(seeded.id)
+
+
+async def test_get_ignores_a_stale_registry_entry(app: UseCases) -> None:
+    seeded = await app.seed(status=EvaluationStatus.COMPLETED)
+    await app.running.track(RunningInfo(evaluation_id=seeded.id, status=EvaluationStatus.RUNNING))
+
+    with pytest.raises(EvaluationNotFoundError):
+        await app.get_running.execute(seeded.id)
+
+
+async def test_rebuild_makes_the_registry_agree_with_the_database(app: UseCases) -> None:
+    active = [
+        await app.seed(id=parse_evaluation_id("db-run"), status=EvaluationStatus.RUNNING),
+        await app.seed(id=parse_evaluation_id("db-prov"), status=EvaluationStatus.PROVISIONING),
+    ]
+    await app.seed(status=EvaluationStatus.COMPLETED)
+    await app.running.track(
+        RunningInfo(evaluation_id=parse_evaluation_id("ghost"), status=EvaluationStatus.RUNNING)
+    )
+
+    count = await app.rebuild_running.execute()
+
+    assert count == 2
+    listed = await app.list_running.execute()
+    assert [i.evaluation_id for i in listed] == ["db-prov", "db-run"]
+    by_id = {i.evaluation_id: i for i in listed}
+    for evaluation in active:
+        assert by_id[evaluation.id].container_id == evaluation.container_id
+
+
+async def test_list_falls_back_to_the_database_when_the_registry_cannot_answer(
+    app: UseCases,
+) -> None:
+    running = await app.seed(id=parse_evaluation_id("fb-1"), status=EvaluationStatus.RUNNING)
+    await app.seed(status=EvaluationStatus.QUEUED)
+    use_case = ListRunningEvaluations(BlindRegistry(), app.queries)
+
+    listed = await use_case.execute()
+
+    assert [(i.evaluation_id, i.executor_id) for i in listed] == [(running.id, running.executor_id)]

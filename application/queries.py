@@ -8,6 +8,7 @@ import msgspec
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from domain.status import EvaluationStatus
+from domain.timestamps import as_utc
 
 BackendState = Literal["healthy", "degraded", "unavailable"]
 MetricValue = int | float | str | None
@@ -26,6 +27,12 @@ class EvaluationFilter(msgspec.Struct, frozen=True, kw_only=True):
     created_after: datetime | None = None
     created_before: datetime | None = None
     id_prefix: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("created_after", "created_before"):
+            value = getattr(self, name)
+            if value is not None:
+                msgspec.structs.force_setattr(self, name, as_utc(value))
 
 
 class EvaluationQuery(msgspec.Struct, frozen=True, kw_only=True):

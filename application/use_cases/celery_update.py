@@ -4,10 +4,14 @@ from msgspec import UNSET, UnsetType
 from application.errors import InvalidRequestError
 from application.services.record_writer import RecordWriter
 from application.use_cases.update_evaluation import ChangeApplier, EvaluationChanges
-from domain.celery import CELERY_STATE_TO_STATUS, status_for_celery_state
+from domain.celery import (
+    CELERY_STATE_TO_STATUS,
+    refusal_for_celery_state,
+    status_for_celery_state,
+)
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
-from domain.status import can_transition
+from domain.status import EvaluationStatus
 
 
 class CeleryUpdate(msgspec.Struct, kw_only=True, frozen=True):
@@ -44,11 +48,13 @@ class ApplyCeleryUpdate:
 
         async def mutate(evaluation: Evaluation) -> bool:
             nonlocal refusal
-            if not can_transition(evaluation.status, status):
-                refusal = f"status '{evaluation.status}' cannot move to '{status}'"
+            refusal = refusal_for_celery_state(update.task_state, evaluation.status)
+            if refusal is not None:
                 return False
             retries = update.retries
-            if retries is UNSET and update.task_state.upper() == "RETRY":
+            is_new_retry = evaluation.status is not EvaluationStatus.QUEUED
+            if retries is UNSET and update.task_state.upper() == "RETRY" and is_new_retry:
+                # Counted on the move back to the queue only: a redelivered RETRY is a no-op.
                 retries = evaluation.retries + 1
             changes = EvaluationChanges(
                 status=status,

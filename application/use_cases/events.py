@@ -12,6 +12,7 @@ from application.ports.unit_of_work import UnitOfWork
 from domain.evaluation import ensure_storable_text
 from domain.identifiers import EvaluationId
 from domain.timeline import EvaluationEvent
+from domain.timestamps import as_utc
 
 
 class NewEvent(msgspec.Struct, kw_only=True, frozen=True):
@@ -43,13 +44,16 @@ class RecordEvent:
             evaluation_id=evaluation_id,
             event_id=new.event_id or uuid.uuid4().hex,
             event_type=new.event_type,
-            timestamp=new.timestamp or self._clock.now(),
+            timestamp=self._clock.now() if new.timestamp is None else as_utc(new.timestamp),
             message=new.message,
             metadata=new.metadata,
         )
-        await self._events.append(event)
-        await self._uow.commit()
-        return event
+        if await self._events.append(event):
+            await self._uow.commit()
+            return event
+        # A redelivery: answer with the event as first stored, not the new copy.
+        stored = await self._events.list(evaluation_id)
+        return next((found for found in stored if found.event_id == event.event_id), event)
 
 
 class ListEvents:

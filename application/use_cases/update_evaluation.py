@@ -11,6 +11,7 @@ from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from domain.payload import PayloadKind, StoredPayload
 from domain.status import EvaluationStatus
+from domain.timestamps import as_utc
 
 
 class EvaluationChanges(msgspec.Struct, kw_only=True, frozen=True):
@@ -46,7 +47,7 @@ class ChangeApplier:
         for name in _PLAIN_FIELDS:
             value = getattr(changes, name)
             if value is not UNSET:
-                setattr(evaluation, name, value)
+                setattr(evaluation, name, as_utc(value) if isinstance(value, datetime) else value)
         if changes.metadata is not UNSET:
             evaluation.merge_metadata(changes.metadata)
         if changes.status is not UNSET:

@@ -215,3 +215,30 @@ def test_complete_has_every_artifact(client: Client) -> None:
 def test_missing_payload_is_204(client: Client) -> None:
     new(client, "none-1")
     assert client.get("/evaluations/none-1/output").status_code == 204
+
+
+def test_timestamps_without_offset_are_taken_as_utc(client: Client) -> None:
+    new(client, "naive-1")
+    started = client.put(
+        "/evaluations/naive-1", json={"status": "running", "started_at": "2024-07-01T12:00:00"}
+    )
+    assert started.status_code == 200, started.text
+    assert started.json()["started_at"].startswith("2024-07-01T12:00:00")
+    done = client.put(
+        "/evaluations/naive-1",
+        json={"status": "completed", "completed_at": "2024-07-01T14:00:00+02:00"},
+    )
+    assert done.status_code == 200, done.text
+    assert done.json()["runtime_ms"] == 0  # 14:00+02:00 is 12:00 UTC
+
+    for body in (
+        {"event_type": "late", "timestamp": "2024-07-01T12:00:05"},
+        {"event_type": "early", "timestamp": "2024-07-01T11:59:59Z"},
+    ):
+        assert client.post("/evaluations/naive-1/events", json=body).status_code == 201
+    timeline = client.get("/evaluations/naive-1/events").json()
+    assert [event["event_type"] for event in timeline["events"]] == ["early", "late"]
+
+    listed = client.get("/evaluations", params={"created_after": "2000-01-01T00:00:00"})
+    assert listed.status_code == 200, listed.text
+    assert "naive-1" in [item["id"] for item in listed.json()["items"]]

@@ -93,10 +93,6 @@ async def test_each_retry_cycle_counts_once(app: UseCases) -> None:
     assert app.stored(seeded).retries == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: a redelivered RETRY (no 'retries' given) is counted again",
-)
 async def test_redelivered_retry_is_not_counted_twice(app: UseCases) -> None:
     seeded = await app.seed(status=EvaluationStatus.RUNNING)
     update = _update(task_state="RETRY", celery_task_id="task-1")
@@ -190,3 +186,20 @@ async def test_started_tracks_and_success_untracks(app: UseCases) -> None:
     await app.celery.execute(seeded.id, _update(task_state="SUCCESS"))
 
     assert await app.list_running.execute() == []
+
+
+@pytest.mark.parametrize("state", ["PENDING", "RECEIVED"])
+@pytest.mark.parametrize("start", [EvaluationStatus.PROVISIONING, EvaluationStatus.RUNNING])
+async def test_a_late_task_start_state_never_sends_an_active_evaluation_back(
+    app: UseCases, state: str, start: EvaluationStatus
+) -> None:
+    seeded = await app.seed(status=start, executor_id="exec-1", container_id="c-1")
+
+    outcome = await app.celery.execute(seeded.id, _update(task_state=state))
+
+    assert not outcome.applied
+    assert outcome.reason is not None
+    assert "after the task started" in outcome.reason
+    stored = app.stored(seeded)
+    assert stored.status is start
+    assert (stored.executor_id, stored.container_id) == ("exec-1", "c-1")

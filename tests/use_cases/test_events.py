@@ -107,3 +107,27 @@ async def test_nul_in_text_is_refused(app: UseCases, field: str) -> None:
 
     assert caught.value.field == field
     assert await app.list_events.execute(seeded.id) == []
+
+
+async def test_a_redelivered_event_answers_with_the_stored_one(app: UseCases) -> None:
+    seeded = await app.seed(status=EvaluationStatus.RUNNING)
+    first = await app.record_event.execute(seeded.id, NewEvent(event_type="a", event_id="x"))
+    app.clock.advance(minutes=5)
+
+    again = await app.record_event.execute(seeded.id, NewEvent(event_type="b", event_id="x"))
+
+    assert again == first
+    assert [e.event_type for e in await app.list_events.execute(seeded.id)] == ["a"]
+
+
+async def test_a_timestamp_without_offset_is_read_as_utc(app: UseCases) -> None:
+    seeded = await app.seed(status=EvaluationStatus.RUNNING)
+    naive = BASE_TIME.replace(tzinfo=None) + timedelta(minutes=1)
+    await app.record_event.execute(seeded.id, NewEvent(event_type="naive", timestamp=naive))
+    await app.record_event.execute(seeded.id, NewEvent(event_type="now"))
+
+    timeline = await app.list_events.execute(seeded.id)
+
+    assert [e.event_type for e in timeline] == ["now", "naive"]
+    assert timeline[1].timestamp == BASE_TIME + timedelta(minutes=1)
+    assert timeline[1].timestamp.utcoffset() == timedelta(0)

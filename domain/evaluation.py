@@ -20,6 +20,19 @@ def ensure_storable_text(field: str, value: str) -> str:
     return value
 
 
+def ensure_storable_json(field: str, value: Any) -> None:
+    """Refuse NUL anywhere in a JSON value, keys included (JSONB cannot hold ``\\u0000``)."""
+    if isinstance(value, str):
+        ensure_storable_text(field, value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            ensure_storable_text(field, key)
+            ensure_storable_json(f"{field}.{key}", item)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            ensure_storable_json(f"{field}[{index}]", item)
+
+
 class Evaluation(msgspec.Struct, kw_only=True):
     """One evaluation: its code, state, timings, payloads and container info.
 

@@ -8,7 +8,7 @@ from application.ports.clock import Clock
 from application.ports.evaluation_repository import EvaluationRepository
 from application.ports.unit_of_work import UnitOfWork
 from application.services.publisher import RecordPublisher
-from domain.evaluation import Evaluation, ensure_storable_text
+from domain.evaluation import Evaluation, ensure_storable_json, ensure_storable_text
 from domain.identifiers import EvaluationId, generate_evaluation_id
 from domain.status import EvaluationStatus
 
@@ -42,6 +42,9 @@ class CreateEvaluation:
     async def execute(self, new: NewEvaluation) -> Evaluation:
         """Store a new record; a generated id is retried on the rare collision."""
         ensure_storable_text("code", new.code)
+        ensure_storable_json("metadata", new.metadata)
+        for name in ("language", "celery_task_id", "executor_id", "container_id"):
+            ensure_storable_json(name, getattr(new, name))
         attempts = 1 if new.id is not None else _GENERATED_ID_ATTEMPTS
         for attempt in range(attempts):
             now = self._clock.now()

@@ -9,7 +9,7 @@ from application.ports.clock import Clock
 from application.ports.evaluation_repository import EvaluationRepository
 from application.ports.event_log import EventLog
 from application.ports.unit_of_work import UnitOfWork
-from domain.evaluation import ensure_storable_text
+from domain.evaluation import ensure_storable_json, ensure_storable_text
 from domain.identifiers import EvaluationId
 from domain.timeline import EvaluationEvent
 from domain.timestamps import as_utc
@@ -38,6 +38,8 @@ class RecordEvent:
         ensure_storable_text("event_type", new.event_type)
         if new.message is not None:
             ensure_storable_text("message", new.message)
+        ensure_storable_json("metadata", new.metadata)
+        ensure_storable_json("event_id", new.event_id)
         if await self._repository.get(evaluation_id) is None:
             raise EvaluationNotFoundError(evaluation_id)
         event = EvaluationEvent(

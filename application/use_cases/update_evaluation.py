@@ -7,7 +7,7 @@ from msgspec import UNSET, UnsetType
 from application.ports.clock import Clock
 from application.services.payloads import PayloadStore
 from application.services.record_writer import RecordWriter
-from domain.evaluation import Evaluation
+from domain.evaluation import Evaluation, ensure_storable_json
 from domain.identifiers import EvaluationId
 from domain.payload import PayloadKind, StoredPayload
 from domain.status import EvaluationStatus
@@ -43,6 +43,8 @@ class ChangeApplier:
         The status moves before any payload is written, so a refused move
         writes nothing.
         """
+        for name in ("metadata", *_PLAIN_FIELDS):
+            ensure_storable_json(name, getattr(changes, name))
         before = msgspec.structs.asdict(evaluation)
         for name in _PLAIN_FIELDS:
             value = getattr(changes, name)

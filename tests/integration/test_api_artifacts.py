@@ -242,3 +242,40 @@ def test_timestamps_without_offset_are_taken_as_utc(client: Client) -> None:
     listed = client.get("/evaluations", params={"created_after": "2000-01-01T00:00:00"})
     assert listed.status_code == 200, listed.text
     assert "naive-1" in [item["id"] for item in listed.json()["items"]]
+
+
+def test_nul_characters_anywhere_are_refused_with_the_field_named(client: Client) -> None:
+    cases = [
+        ("post", "/evaluations", {"id": "nul-2", "code": "x", "language": "py\u0000"}, "language"),
+        (
+            "post",
+            "/evaluations",
+            {"id": "nul-3", "code": "x", "metadata": {"k": ["a\u0000"]}},
+            "metadata.k[0]",
+        ),
+        (
+            "post",
+            "/evaluations",
+            {"id": "nul-4", "code": "x", "metadata": {"k\u0000": 1}},
+            "metadata",
+        ),
+        ("put", "/evaluations/nul-1", {"metadata": {"deep": {"x": "\u0000"}}}, "metadata.deep.x"),
+        ("put", "/evaluations/nul-1", {"executor_id": "e\u0000"}, "executor_id"),
+        (
+            "post",
+            "/evaluations/nul-1/events",
+            {"event_type": "a", "metadata": {"m": "\u0000"}},
+            "metadata.m",
+        ),
+    ]
+    new(client, "nul-1")
+    for method, path, body, field in cases:
+        response = getattr(client, method)(path, json=body)
+        assert response.status_code == 422, (path, body, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert field in response.text, response.text
+    assert client.get("/evaluations/nul-2").status_code == 404
+    record = client.get("/evaluations/nul-1").json()
+    assert record["metadata"] == {}
+    assert record["executor_id"] is None
+    assert client.get("/evaluations/nul-1/events").json()["events"] == []

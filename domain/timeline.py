@@ -5,6 +5,7 @@ from typing import Any
 
 import msgspec
 
+from domain.errors import InvalidTextError
 from domain.identifiers import EvaluationId
 
 
@@ -42,3 +43,20 @@ class LogSlice(msgspec.Struct, frozen=True):
     content: str
     offset: int
     next_offset: int
+
+
+def slice_from(start: int, data: bytes, offset: int) -> LogSlice:
+    """The part of ``data`` (which begins at byte ``start`` of the log) from ``offset`` on.
+
+    An offset inside a multi-byte character is refused rather than returning
+    broken text; an offset past the end gives empty content at the end.
+    """
+    size = start + len(data)
+    if offset >= size:
+        return LogSlice(content="", offset=min(offset, size), next_offset=size)
+    relative = offset - start
+    if relative < 0:
+        raise ValueError(f"offset {offset} is before the slice's start {start}")
+    if data[relative] & 0xC0 == 0x80:
+        raise InvalidTextError("offset", f"{offset} is not on a UTF-8 character boundary")
+    return LogSlice(content=data[relative:].decode("utf-8"), offset=offset, next_offset=size)

@@ -20,6 +20,7 @@ from application.ports.evaluation_queries import EvaluationQueries
 from application.ports.evaluation_repository import EvaluationRepository
 from application.ports.event_log import EventLog
 from application.ports.log_store import LogStore
+from application.ports.log_tail import LogTail
 from application.ports.running_registry import RunningRegistry
 from application.ports.unit_of_work import UnitOfWork
 from application.services.payloads import PayloadStore
@@ -58,6 +59,7 @@ from infrastructure.memory.evaluations import (
     MemoryEvaluationQueries,
     MemoryEvaluationRepository,
 )
+from infrastructure.memory.log_tail import MemoryLogTail, NoLogTail
 from infrastructure.memory.running_registry import MemoryRunningRegistry
 from infrastructure.memory.timeline import MemoryEventLog, MemoryLogStore
 from infrastructure.memory.unit_of_work import MemoryUnitOfWork
@@ -68,6 +70,7 @@ from infrastructure.postgres.transaction import PgTransaction
 from infrastructure.redis.cache import RedisCache
 from infrastructure.redis.connection import RedisConnection
 from infrastructure.redis.inspector import RedisInspector
+from infrastructure.redis.log_tail import RedisLogTail
 from infrastructure.redis.running_registry import RedisRunningRegistry
 from infrastructure.sql.adapters import (
     SqlDatabaseInspector,
@@ -81,6 +84,8 @@ from infrastructure.sql.engine import create_engine, create_session_maker
 from interfaces.settings import Settings, StorageBackend
 
 MAX_LOG_CHUNK_BYTES = 1024 * 1024
+# The latest log bytes kept per running evaluation for tailing (``logs:{<id>}:latest``).
+LOG_TAIL_BYTES = 256 * 1024
 
 
 class DatabaseInspector(BackendInspector, Protocol):
@@ -132,9 +137,14 @@ class CoreProvider(Provider):
 
     @provide(scope=Scope.REQUEST)
     def append_log(
-        self, repository: EvaluationRepository, logs: LogStore, uow: UnitOfWork, clock: Clock
+        self,
+        repository: EvaluationRepository,
+        logs: LogStore,
+        uow: UnitOfWork,
+        clock: Clock,
+        tail: LogTail,
     ) -> AppendLog:
-        return AppendLog(repository, logs, uow, clock, MAX_LOG_CHUNK_BYTES)
+        return AppendLog(repository, logs, uow, clock, tail, MAX_LOG_CHUNK_BYTES)
 
     use_cases = provide_all(
         CreateEvaluation,
@@ -302,6 +312,17 @@ class RedisProvider(Provider):
     def inspector(self, connection: RedisConnection, settings: Settings) -> CacheInspector:
         return RedisInspector(connection, prefix=settings.redis_key_prefix)
 
+    @provide
+    def log_tail(self, connection: RedisConnection, settings: Settings) -> LogTail:
+        if not settings.enable_caching:
+            return NoLogTail()
+        return RedisLogTail(
+            connection,
+            max_bytes=LOG_TAIL_BYTES,
+            ttl_seconds=settings.cache_ttl,
+            prefix=settings.redis_key_prefix,
+        )
+
 
 class InProcessCacheProvider(Provider):
     """Cache and running registry inside this process (no ``REDIS_URL``)."""
@@ -320,6 +341,10 @@ class InProcessCacheProvider(Provider):
     @provide
     def inspector(self, cache: MemoryCache) -> CacheInspector:
         return MemoryCacheInspector(cache)
+
+    @provide
+    def log_tail(self, settings: Settings) -> LogTail:
+        return MemoryLogTail(LOG_TAIL_BYTES) if settings.enable_caching else NoLogTail()
 
 
 class InspectorsProvider(Provider):

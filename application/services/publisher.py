@@ -1,5 +1,6 @@
-"""What every committed change of a record is followed by: cache and running registry."""
+"""What every committed change of a record is followed by: cache, running registry, log tail."""
 
+from application.ports.log_tail import LogTail
 from application.ports.running_registry import RunningRegistry
 from application.queries import RunningInfo
 from application.services.record_cache import RecordCache
@@ -7,9 +8,10 @@ from domain.evaluation import Evaluation
 
 
 class RecordPublisher:
-    def __init__(self, record_cache: RecordCache, running: RunningRegistry) -> None:
+    def __init__(self, record_cache: RecordCache, running: RunningRegistry, tail: LogTail) -> None:
         self._record_cache = record_cache
         self._running = running
+        self._tail = tail
 
     async def before_commit(self, evaluation: Evaluation) -> None:
         await self._record_cache.before_commit(evaluation.id, evaluation.version)
@@ -20,3 +22,6 @@ class RecordPublisher:
             await self._running.track(RunningInfo.of(evaluation))
         else:
             await self._running.untrack(evaluation.id)
+        if evaluation.status.is_terminal or evaluation.deleted_at is not None:
+            # The tail serves running evaluations only; a retry keeps it (still a suffix).
+            await self._tail.drop(evaluation.id)

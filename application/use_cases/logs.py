@@ -2,7 +2,9 @@ from application.errors import EvaluationNotFoundError, InvalidRequestError
 from application.ports.clock import Clock
 from application.ports.evaluation_repository import EvaluationRepository
 from application.ports.log_store import LogStore
+from application.ports.log_tail import LogTail
 from application.ports.unit_of_work import UnitOfWork
+from application.services.record_cache import RecordCache
 from domain.evaluation import ensure_storable_text
 from domain.identifiers import EvaluationId
 from domain.timeline import LogChunk, LogSlice
@@ -15,12 +17,14 @@ class AppendLog:
         logs: LogStore,
         uow: UnitOfWork,
         clock: Clock,
+        tail: LogTail,
         max_chunk_bytes: int,
     ) -> None:
         self._repository = repository
         self._logs = logs
         self._uow = uow
         self._clock = clock
+        self._tail = tail
         self._max_chunk_bytes = max_chunk_bytes
 
     async def execute(self, evaluation_id: EvaluationId, content: str) -> LogChunk:
@@ -29,21 +33,46 @@ class AppendLog:
             raise InvalidRequestError(
                 "content", f"a log chunk may hold at most {self._max_chunk_bytes} bytes"
             )
-        if await self._repository.get(evaluation_id) is None:
+        evaluation = await self._repository.get(evaluation_id)
+        if evaluation is None:
             raise EvaluationNotFoundError(evaluation_id)
         chunk = await self._logs.append(evaluation_id, content, self._clock.now())
         await self._uow.commit()
+        if evaluation.status.is_active:
+            # Before the 2xx, so the writer reads its own chunk from the tail.
+            await self._tail.append(chunk)
         return chunk
 
 
 class ReadLog:
-    def __init__(self, repository: EvaluationRepository, logs: LogStore) -> None:
+    """The log from ``offset``: from the tail while the evaluation runs, else the log store.
+
+    Existence comes from the record cache when it can, so tailing a running
+    evaluation touches neither the records nor the log chunks in the database.
+    """
+
+    def __init__(
+        self,
+        repository: EvaluationRepository,
+        logs: LogStore,
+        record_cache: RecordCache,
+        tail: LogTail,
+    ) -> None:
         self._repository = repository
         self._logs = logs
+        self._record_cache = record_cache
+        self._tail = tail
 
     async def execute(self, evaluation_id: EvaluationId, offset: int = 0) -> LogSlice:
         if offset < 0:
             raise InvalidRequestError("offset", "must not be negative")
-        if await self._repository.get(evaluation_id) is None:
+        evaluation = await self._record_cache.get(evaluation_id)
+        if evaluation is None:
+            evaluation = await self._repository.get(evaluation_id)
+        if evaluation is None:
             raise EvaluationNotFoundError(evaluation_id)
+        if evaluation.status.is_active:
+            latest = await self._tail.read(evaluation_id, offset)
+            if latest is not None:
+                return latest
         return await self._logs.read(evaluation_id, offset)

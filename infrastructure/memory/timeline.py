@@ -5,7 +5,7 @@ from datetime import datetime
 
 from application.errors import EvaluationNotFoundError, InvalidRequestError
 from domain.identifiers import EvaluationId
-from domain.timeline import EvaluationEvent, LogChunk, LogSlice
+from domain.timeline import EvaluationEvent, LogChunk, LogSlice, slice_from
 from infrastructure.memory.evaluations import MemoryDatabase
 
 
@@ -57,9 +57,4 @@ class MemoryLogStore:
         if not chunks:
             return LogSlice(content="", offset=min(offset, size), next_offset=size)
         data = "".join(c.content for c in chunks).encode("utf-8")
-        relative = offset - chunks[0].offset
-        if relative > 0 and data[relative] & 0xC0 == 0x80:
-            raise InvalidRequestError("offset", f"{offset} is not on a UTF-8 character boundary")
-        return LogSlice(
-            content=data[max(relative, 0) :].decode("utf-8"), offset=offset, next_offset=size
-        )
+        return slice_from(chunks[0].offset, data, offset)

@@ -9,9 +9,9 @@ from datetime import datetime
 
 from application.errors import EvaluationNotFoundError, InvalidRequestError
 from domain.identifiers import EvaluationId
-from domain.timeline import EvaluationEvent, LogChunk, LogSlice
+from domain.timeline import EvaluationEvent, LogChunk, LogSlice, slice_from
 from infrastructure.postgres.transaction import PgTransaction, rows_affected
-from infrastructure.sql.timeline import event_from_row, slice_from
+from infrastructure.sql.timeline import event_from_row
 
 INSERT_EVENT = """
 INSERT INTO evaluation_events

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from application.errors import EvaluationNotFoundError, InvalidRequestError
 from domain.identifiers import EvaluationId
-from domain.timeline import EvaluationEvent, LogChunk, LogSlice
+from domain.timeline import EvaluationEvent, LogChunk, LogSlice, slice_from
 from infrastructure.sql.dialect import insert_for
 from infrastructure.sql.errors import translate_errors
 from infrastructure.sql.evaluations import Row
@@ -78,21 +78,6 @@ class SqlEventLog:
         with translate_errors():
             rows = (await self._session.execute(statement)).mappings().all()
         return [event_from_row(row) for row in rows]
-
-
-def slice_from(start: int, data: bytes, offset: int) -> LogSlice:
-    """The part of ``data`` (which begins at byte ``start`` of the log) from ``offset`` on.
-
-    An offset inside a multi-byte character is refused rather than returning
-    broken text; an offset past the end gives empty content at the end.
-    """
-    size = start + len(data)
-    if offset >= size:
-        return LogSlice(content="", offset=min(offset, size), next_offset=size)
-    relative = offset - start
-    if data[relative] & 0xC0 == 0x80:
-        raise InvalidRequestError("offset", f"{offset} is not on a UTF-8 character boundary")
-    return LogSlice(content=data[relative:].decode("utf-8"), offset=offset, next_offset=size)
 
 
 class SqlLogStore:

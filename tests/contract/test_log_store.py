@@ -4,6 +4,7 @@ import anyio
 import pytest
 
 from application.errors import EvaluationNotFoundError, InvalidRequestError
+from domain.errors import InvalidTextError
 from domain.identifiers import EvaluationId
 from domain.timeline import LogChunk, LogSlice
 from tests.contract.conftest import BASE_TIME, PortStore, make_evaluation
@@ -60,7 +61,7 @@ async def test_read_from_offsets(store: PortStore) -> None:
 async def test_offset_inside_a_character_is_refused(store: PortStore) -> None:
     await _append(store, "a🚀b")  # 🚀 occupies bytes 1..4
     for offset in (2, 3, 4):
-        with pytest.raises(InvalidRequestError) as info:
+        with pytest.raises(InvalidTextError) as info:
             await _read(store, offset)
         assert info.value.field == "offset"
     assert (await _read(store, 5)).content == "b"

@@ -42,6 +42,7 @@ from infrastructure.memory.evaluations import (
     MemoryEvaluationQueries,
     MemoryEvaluationRepository,
 )
+from infrastructure.memory.log_tail import MemoryLogTail
 from infrastructure.memory.running_registry import MemoryRunningRegistry
 from infrastructure.memory.timeline import MemoryEventLog, MemoryLogStore
 from infrastructure.memory.unit_of_work import MemoryUnitOfWork
@@ -96,7 +97,8 @@ class UseCases:
         self.running = MemoryRunningRegistry()
         self.blobs = MemoryBlobStore()
         self.payloads = PayloadStore(self.blobs, thresholds)
-        self.publisher = RecordPublisher(self.record_cache, self.running)
+        self.tail = MemoryLogTail(max_bytes=64)
+        self.publisher = RecordPublisher(self.record_cache, self.running, self.tail)
         self.writer = RecordWriter(
             self.repository, self.uow, self.clock, self.payloads, self.publisher
         )
@@ -116,9 +118,9 @@ class UseCases:
         self.get_running = GetRunningEvaluation(self.running, self.repository)
         self.rebuild_running = RebuildRunningRegistry(self.running, self.queries)
         self.append_log = AppendLog(
-            self.repository, self.logs, self.uow, self.clock, MAX_LOG_CHUNK_BYTES
+            self.repository, self.logs, self.uow, self.clock, self.tail, MAX_LOG_CHUNK_BYTES
         )
-        self.read_log = ReadLog(self.repository, self.logs)
+        self.read_log = ReadLog(self.repository, self.logs, self.record_cache, self.tail)
         self.record_event = RecordEvent(self.repository, self.events, self.uow, self.clock)
         self.list_events = ListEvents(self.repository, self.events)
         self.celery = ApplyCeleryUpdate(self.writer, self.applier)

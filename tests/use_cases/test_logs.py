@@ -1,6 +1,7 @@
 import pytest
 
 from application.errors import EvaluationNotFoundError, InvalidRequestError
+from application.use_cases.update_evaluation import EvaluationChanges
 from domain.errors import InvalidTextError
 from domain.identifiers import parse_evaluation_id
 from domain.status import EvaluationStatus
@@ -111,3 +112,37 @@ async def test_negative_offset_is_refused(app: UseCases) -> None:
         await app.read_log.execute(seeded.id, -1)
 
     assert caught.value.field == "offset"
+
+
+async def test_a_running_evaluation_is_tailed_from_the_bounded_tail(app: UseCases) -> None:
+    seeded = await app.seed(status=EvaluationStatus.RUNNING)
+    lines = [f"line {index:03d}\n" for index in range(10)]  # 9 bytes each, 90 in all
+    for line in lines:
+        await app.append_log.execute(seeded.id, line)
+
+    # The tail keeps the last 64 bytes (from byte 26): later offsets come from it...
+    assert await app.tail.read(seeded.id, 27) == await app.read_log.execute(seeded.id, 27)
+    latest = await app.read_log.execute(seeded.id, 81)
+    assert (latest.content, latest.next_offset) == (lines[-1], 90)
+    # ...earlier ones from the log store, whole.
+    assert await app.tail.read(seeded.id, 0) is None
+    assert (await app.read_log.execute(seeded.id, 0)).content == "".join(lines)
+
+
+async def test_the_tail_is_dropped_when_the_evaluation_ends(app: UseCases) -> None:
+    seeded = await app.seed(status=EvaluationStatus.RUNNING)
+    await app.append_log.execute(seeded.id, "working\n")
+    assert await app.tail.read(seeded.id, 0) is not None
+
+    await app.update.execute(seeded.id, EvaluationChanges(status=EvaluationStatus.COMPLETED))
+
+    assert await app.tail.read(seeded.id, 0) is None
+    assert (await app.read_log.execute(seeded.id)).content == "working\n"
+
+
+async def test_a_queued_evaluation_keeps_no_tail(app: UseCases) -> None:
+    seeded = await app.seed(status=EvaluationStatus.QUEUED)
+    await app.append_log.execute(seeded.id, "waiting\n")
+
+    assert await app.tail.read(seeded.id, 0) is None
+    assert (await app.read_log.execute(seeded.id)).content == "waiting\n"

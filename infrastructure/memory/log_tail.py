@@ -1,0 +1,85 @@
+"""Log tails in process memory, and the tail that holds nothing (caching disabled)."""
+
+from dataclasses import dataclass
+
+from domain.identifiers import EvaluationId
+from domain.timeline import LogChunk, LogSlice, slice_from
+
+
+@dataclass(slots=True)
+class _Tail:
+    start: int
+    data: bytes
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.data)
+
+
+def trimmed(start: int, data: bytes, max_bytes: int) -> tuple[int, bytes]:
+    """Keep at most the last ``max_bytes`` of ``data``, starting on a character boundary."""
+    if len(data) <= max_bytes:
+        return start, data
+    cut = len(data) - max_bytes
+    while cut < len(data) and data[cut] & 0xC0 == 0x80:
+        cut += 1
+    return start + cut, data[cut:]
+
+
+class MemoryLogTail:
+    """``LogTail`` in a dict; every method runs without awaiting, so each is atomic.
+
+    At most ``max_tails`` tails are kept (the least recently appended go first), so
+    evaluations that never report an end cannot grow it without bound.
+    """
+
+    def __init__(self, max_bytes: int, max_tails: int = 1000) -> None:
+        if max_bytes <= 0 or max_tails <= 0:
+            raise ValueError("max_bytes and max_tails must be positive")
+        self.max_bytes = max_bytes
+        self.max_tails = max_tails
+        self._tails: dict[EvaluationId, _Tail] = {}
+
+    async def append(self, chunk: LogChunk) -> None:
+        content = chunk.content.encode("utf-8")
+        tail = self._tails.get(chunk.evaluation_id)
+        if tail is not None and chunk.offset < tail.end:
+            return
+        if tail is not None and chunk.offset == tail.end:
+            start, data = tail.start, tail.data + content
+        else:
+            start, data = chunk.offset, content
+        start, data = trimmed(start, data, self.max_bytes)
+        self._tails.pop(chunk.evaluation_id, None)
+        self._tails[chunk.evaluation_id] = _Tail(start, data)
+        while len(self._tails) > self.max_tails:
+            del self._tails[next(iter(self._tails))]
+
+    async def read(self, evaluation_id: EvaluationId, offset: int) -> LogSlice | None:
+        tail = self._tails.get(evaluation_id)
+        if tail is None or offset < tail.start:
+            return None
+        return slice_from(tail.start, tail.data, offset)
+
+    async def drop(self, evaluation_id: EvaluationId) -> None:
+        self._tails.pop(evaluation_id, None)
+
+    def __len__(self) -> int:
+        return len(self._tails)
+
+
+class NoLogTail:
+    """``LogTail`` that keeps nothing: every read goes to the log store."""
+
+    async def append(self, chunk: LogChunk) -> None:  # noqa: ARG002 - keeps nothing
+        return None
+
+    async def read(
+        self,
+        evaluation_id: EvaluationId,  # noqa: ARG002 - knows nothing
+        offset: int,  # noqa: ARG002
+    ) -> LogSlice | None:
+        return None
+
+    async def drop(self, evaluation_id: EvaluationId) -> None:  # noqa: ARG002 - holds nothing
+        return None

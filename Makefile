@@ -33,11 +33,12 @@ run: install ## Serve on http://$${HOST:-127.0.0.1}:$${PORT:-8082} (embedded def
 migrate: install ## Upgrade DATABASE_URL to the newest schema
 	$(BIN)/storage-service migrate
 
-lint: install ## ruff, formatting, mypy --strict and the layer contracts
+lint: install ## ruff, formatting, mypy --strict, the layer contracts and hadolint
 	$(BIN)/ruff check $(SOURCES)
 	$(BIN)/ruff format --check $(SOURCES)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/hadolint Dockerfile
 
 format: install ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix $(SOURCES)

@@ -6,19 +6,16 @@ show up as a writer reading less than it just wrote, a reader seeing a version
 go backwards, or a final read that is not the last write.
 """
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import anyio
 import httpx
 import pytest
-import uvicorn
 
 from interfaces.http.app import create_app
 from interfaces.settings import Settings
+from tests.services import serve_in_thread
 
 pytestmark = pytest.mark.anyio
 
@@ -35,24 +32,8 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def server_url(backend_settings: Settings) -> Iterator[str]:
-    """The app served by uvicorn in a thread: requests really run concurrently."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(backend_settings), host="127.0.0.1", port=port, log_level="warning"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=20)
+    with serve_in_thread(create_app(backend_settings)) as url:
+        yield url
 
 
 def version(response: Any) -> int:

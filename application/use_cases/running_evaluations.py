@@ -1,13 +1,26 @@
 from application.errors import EvaluationNotFoundError
 from application.ports.evaluation_queries import EvaluationQueries
 from application.ports.evaluation_repository import EvaluationRepository
-from application.ports.running_registry import RunningRegistry
+from application.ports.running_registry import LoadActive, RunningRegistry
 from application.queries import RunningInfo
 from domain.identifiers import EvaluationId
 
 
+def _loader(queries: EvaluationQueries) -> LoadActive:
+    async def load() -> list[RunningInfo]:
+        return [RunningInfo.of(evaluation) for evaluation in await queries.list_active()]
+
+    return load
+
+
 class ListRunningEvaluations:
-    """The registry answers when it can; the database when it cannot."""
+    """The registry answers when it can be trusted; otherwise the database, and it is rebuilt.
+
+    The registry cannot be trusted when its store is unreachable, lost the
+    index, or may have missed a change (see ``RunningRegistry.list``). The
+    answer then comes from the database, and the same read rebuilds the
+    registry, so the next request is served from it again.
+    """
 
     def __init__(self, registry: RunningRegistry, queries: EvaluationQueries) -> None:
         self._registry = registry
@@ -15,10 +28,9 @@ class ListRunningEvaluations:
 
     async def execute(self) -> list[RunningInfo]:
         tracked = await self._registry.list()
-        if tracked is not None:
-            return sorted(tracked, key=lambda info: info.evaluation_id)
-        active = await self._queries.list_active()
-        return sorted((RunningInfo.of(e) for e in active), key=lambda info: info.evaluation_id)
+        if tracked is None:
+            tracked = await self._registry.rebuild(_loader(self._queries))
+        return sorted(tracked, key=lambda info: info.evaluation_id)
 
 
 class GetRunningEvaluation:
@@ -30,7 +42,8 @@ class GetRunningEvaluation:
         """Container info of a live evaluation in ``provisioning`` or ``running``.
 
         The record is read from the store so that a stale registry entry never
-        answers for an evaluation that has finished or was deleted.
+        answers for an evaluation that has finished or was deleted; the
+        registry is not consulted, so it needs no rebuild here.
         """
         evaluation = await self._repository.get(evaluation_id)
         if evaluation is None or not evaluation.status.is_active:
@@ -46,6 +59,5 @@ class RebuildRunningRegistry:
         self._queries = queries
 
     async def execute(self) -> int:
-        active = [RunningInfo.of(e) for e in await self._queries.list_active()]
-        await self._registry.replace_all(active)
-        return len(active)
+        """The number of active evaluations; the registry is left untrusted if a change raced."""
+        return len(await self._registry.rebuild(_loader(self._queries)))

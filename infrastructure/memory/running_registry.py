@@ -1,28 +1,49 @@
-"""The running registry in process memory (no ``REDIS_URL``)."""
+"""The running registry in process memory (no ``REDIS_URL``).
+
+It is trusted from the start (a fresh process tracks every change it makes)
+and stays so, except when a ``track``/``untrack`` happens while ``rebuild`` is
+reading the database: the older view might have overwritten that change, so
+``list`` answers ``None`` until the next rebuild, like the Redis registry.
+"""
 
 import builtins
 
+from application.ports.running_registry import LoadActive
 from application.queries import RunningInfo
 from domain.identifiers import EvaluationId
 
 
 class MemoryRunningRegistry:
-    """``RunningRegistry`` in a dict; it always answers, so ``list`` never returns ``None``."""
+    """``RunningRegistry`` in a dict."""
 
     def __init__(self) -> None:
         self._running: dict[EvaluationId, RunningInfo] = {}
+        self._writes = 0
+        self._trusted = True
 
     async def track(self, info: RunningInfo) -> None:
+        self._writes += 1
         self._running[info.evaluation_id] = info
 
     async def untrack(self, evaluation_id: EvaluationId) -> None:
+        self._writes += 1
         self._running.pop(evaluation_id, None)
 
     async def get(self, evaluation_id: EvaluationId) -> RunningInfo | None:
         return self._running.get(evaluation_id)
 
     async def list(self) -> builtins.list[RunningInfo] | None:
+        if not self._trusted:
+            return None
         return builtins.list(self._running.values())
 
-    async def replace_all(self, infos: builtins.list[RunningInfo]) -> None:
+    async def rebuild(self, load: LoadActive) -> builtins.list[RunningInfo]:
+        writes = self._writes
+        infos = await load()
         self._running = {info.evaluation_id: info for info in infos}
+        self._trusted = self._writes == writes
+        return infos
+
+    def distrust(self) -> None:
+        """Make ``list`` answer ``None`` until the next clean rebuild."""
+        self._trusted = False

@@ -1,11 +1,12 @@
 """The RunningRegistry contract, held against the in-process and the Redis adapter."""
 
+import builtins
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from application.ports.running_registry import RunningRegistry
+from application.ports.running_registry import LoadActive, RunningRegistry
 from application.queries import RunningInfo
 from domain.identifiers import EvaluationId
 from domain.status import EvaluationStatus
@@ -32,10 +33,20 @@ async def registry(
     prefix = redis_test_prefix()
     connection = RedisConnection(TEST_REDIS_URL, timeout_s=2.0)
     try:
-        yield RedisRunningRegistry(connection, prefix=prefix)
+        redis_registry = RedisRunningRegistry(connection, prefix=prefix)
+        assert await redis_registry.list() is None  # never built: nothing to trust yet
+        await redis_registry.rebuild(loads([]))  # what the service does at start
+        yield redis_registry
     finally:
         await drop_redis_keys(prefix)
         await connection.close()
+
+
+def loads(infos: builtins.list[RunningInfo]) -> LoadActive:
+    async def load() -> builtins.list[RunningInfo]:
+        return infos
+
+    return load
 
 
 def info(
@@ -103,18 +114,43 @@ async def test_started_at_keeps_its_offset(registry: RunningRegistry) -> None:
     assert got.started_at.utcoffset() == timedelta(hours=2)
 
 
-async def test_replace_all_rebuilds(registry: RunningRegistry) -> None:
+async def test_rebuild_replaces_everything(registry: RunningRegistry) -> None:
     await registry.track(FULL)
     await registry.track(info("eval_stale"))
     fresh = [info("eval_a", executor_id="x"), info("eval_b", EvaluationStatus.PROVISIONING)]
-    await registry.replace_all(fresh)
+    assert await registry.rebuild(loads(fresh)) == fresh
     listed = await registry.list()
     assert listed is not None
     assert sorted(listed, key=lambda i: i.evaluation_id) == fresh
     assert await registry.get(EvaluationId("eval_stale")) is None
     assert await registry.get(FULL.evaluation_id) is None
-    await registry.replace_all([])
+    assert await registry.rebuild(loads([])) == []
     assert await registry.list() == []
+
+
+async def test_a_change_tracked_during_a_rebuild_leaves_the_registry_untrusted(
+    registry: RunningRegistry,
+) -> None:
+    """The load read the database before the change: its older view must not be trusted."""
+    before_the_change = [info("eval_old")]
+
+    async def load_then_race() -> builtins.list[RunningInfo]:
+        await registry.track(info("eval_new"))  # committed and tracked while loading
+        return before_the_change
+
+    assert await registry.rebuild(load_then_race) == before_the_change
+    assert await registry.list() is None
+
+    async def load_untrack_race() -> builtins.list[RunningInfo]:
+        await registry.untrack(EvaluationId("eval_old"))
+        return before_the_change
+
+    await registry.rebuild(load_untrack_race)
+    assert await registry.list() is None
+
+    fresh = [info("eval_new")]
+    await registry.rebuild(loads(fresh))
+    assert await registry.list() == fresh
 
 
 async def test_ids_with_every_allowed_character(registry: RunningRegistry) -> None:
@@ -122,3 +158,38 @@ async def test_ids_with_every_allowed_character(registry: RunningRegistry) -> No
     await registry.track(entry)
     assert await registry.get(entry.evaluation_id) == entry
     assert await registry.list() == [entry]
+
+
+@pytest.mark.redis
+async def test_redis_index_lost_or_raced_is_untrusted_by_every_process(anyio_backend: str) -> None:
+    prefix = redis_test_prefix()
+    first = RedisConnection(TEST_REDIS_URL, timeout_s=2.0)
+    second = RedisConnection(TEST_REDIS_URL, timeout_s=2.0)
+    try:
+        one = RedisRunningRegistry(first, prefix=prefix)
+        other = RedisRunningRegistry(second, prefix=prefix)  # another process
+        assert await one.list() is None
+        await one.rebuild(loads([FULL]))
+        assert await other.list() == [FULL]
+        state = await first.client.hgetall(f"{prefix}running_evaluations:state")
+        assert b"built" in state
+
+        async def race() -> builtins.list[RunningInfo]:
+            await other.track(info("eval_other"))
+            return [FULL]
+
+        await one.rebuild(race)
+        assert await other.list() is None
+        assert await one.list() is None
+
+        await other.rebuild(loads([FULL, info("eval_other")]))
+        assert await one.list() == [FULL, info("eval_other")]
+
+        # Redis loses everything (FLUSHDB, restart without persistence) but our prefix:
+        await drop_redis_keys(prefix)
+        assert await one.list() is None
+        assert await other.list() is None
+    finally:
+        await drop_redis_keys(prefix)
+        await first.close()
+        await second.close()

@@ -11,19 +11,32 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import anyio
+import msgspec
 import pytest
+import redis.asyncio as redis
 
+from application.ports.running_registry import LoadActive
 from application.queries import RunningInfo
-from domain.identifiers import EvaluationId
+from application.use_cases.running_evaluations import (
+    ListRunningEvaluations,
+    RebuildRunningRegistry,
+)
+from domain.identifiers import EvaluationId, parse_evaluation_id
 from domain.status import EvaluationStatus
-from infrastructure.redis.cache import RedisCache
-from infrastructure.redis.connection import RedisConnection
+from infrastructure.memory.evaluations import (
+    MemoryDatabase,
+    MemoryEvaluationQueries,
+    MemoryEvaluationRepository,
+)
+from infrastructure.redis.cache import FENCE_VERSION, RedisCache
+from infrastructure.redis.connection import RedisConnection, RedisUnavailableError
 from infrastructure.redis.inspector import RedisInspector
 from infrastructure.redis.running_registry import RedisRunningRegistry
+from tests.factories import EvaluationFactory
 from tests.services import IN_CI
 
 pytestmark = [pytest.mark.anyio, pytest.mark.redis]
@@ -115,16 +128,36 @@ def server(tmp_path: Path) -> Iterator[RedisProcess]:
 
 
 async def until_working(cache: RedisCache, *, within: float) -> float:
-    """Seconds until a write and a read go through again."""
+    """Seconds until a write and a read go through again (on a key no failure touched)."""
     started = time.monotonic()
-    version = 1_000
+    attempt = 0
     while time.monotonic() - started < within:
-        version += 1
-        await cache.put_if_newer(KEY, version, b"back")
-        if await cache.get(KEY) == b"back":
+        attempt += 1
+        probe = f"eval:{{probe_{attempt}}}"
+        await cache.put_if_newer(probe, 1, b"back")
+        if await cache.get(probe) == b"back":
             return time.monotonic() - started
         await anyio.sleep(0.05)
     raise AssertionError(f"Redis adapters did not recover within {within}s")
+
+
+def loads(infos: list[RunningInfo]) -> LoadActive:
+    async def load() -> list[RunningInfo]:
+        return infos
+
+    return load
+
+
+async def open_breaker(server: RedisProcess, connection: RedisConnection) -> None:
+    """Freeze Redis, its data kept, until one harmless read times out and opens the breaker.
+
+    Writes made from then on fail fast and are never sent (a write that timed
+    out could still be executed by the server once it is thawed).
+    """
+    server.freeze()
+    with pytest.raises(RedisUnavailableError):
+        await connection.execute(lambda client: client.ping())
+    assert connection.is_open
 
 
 def outage_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -149,6 +182,7 @@ async def test_killed_redis_is_bypassed_then_used_again_after_restart(
     try:
         await cache.put_if_newer(KEY, 1, b"v1")
         assert await cache.get(KEY) == b"v1"
+        await registry.rebuild(loads([]))
         await registry.track(RUNNING)
         assert await registry.list() == [RUNNING]
         assert (await inspector.inspect()).status == "healthy"
@@ -165,7 +199,7 @@ async def test_killed_redis_is_bypassed_then_used_again_after_restart(
             assert await registry.get(RUNNING.evaluation_id) is None
             await registry.track(RUNNING)
             await registry.untrack(RUNNING.evaluation_id)
-            await registry.replace_all([RUNNING])
+            assert await registry.rebuild(loads([RUNNING])) == [RUNNING]
         elapsed = time.monotonic() - started
         assert elapsed < calls * timeout_s / 5, f"{calls} rounds took {elapsed:.2f}s"
 
@@ -176,8 +210,10 @@ async def test_killed_redis_is_bypassed_then_used_again_after_restart(
 
         server.start()
         await until_working(cache, within=10)
-        assert await registry.list() == []  # a fresh server: the index is rebuilt by the caller
-        await registry.replace_all([RUNNING])
+        assert cache.unsynced == 0  # the writes lost in the outage were fenced on the new server
+        assert await cache.get(KEY) is None
+        assert await registry.list() is None  # a fresh server: nothing to trust until a rebuild
+        await registry.rebuild(loads([RUNNING]))
         assert await registry.list() == [RUNNING]
         assert (await inspector.inspect()).status == "healthy"
         assert len(outage_warnings(caplog)) == 1
@@ -212,3 +248,173 @@ async def test_hung_redis_costs_one_timeout_per_cooldown(server: RedisProcess) -
         assert not connection.is_open
     finally:
         await connection.close()
+
+
+COOLDOWN_S = 0.3
+
+
+@pytest.fixture
+async def raw(server: RedisProcess) -> AsyncIterator[redis.Redis]:
+    """A client of the private server that sees what the adapters left in it."""
+    client = redis.Redis.from_url(server.url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+async def test_cache_writes_skipped_while_redis_kept_its_data_never_serve_the_old_record(
+    server: RedisProcess, raw: redis.Redis
+) -> None:
+    connection = RedisConnection(server.url, timeout_s=0.3, cooldown_s=COOLDOWN_S)
+    cache = RedisCache(connection, ttl_seconds=3600, prefix="t:", fence_ttl_seconds=1)
+    other_connection = RedisConnection(server.url, timeout_s=2.0)
+    other = RedisCache(other_connection, ttl_seconds=3600, prefix="t:")  # another process
+    try:
+        await cache.put_if_newer(KEY, 2, b"v1")  # record version 1, cached
+        assert await other.get(KEY) == b"v1"
+
+        await open_breaker(server, connection)
+        # A writer commits version 2: its tombstone and its publish cannot be sent.
+        await cache.put_if_newer(KEY, 3, None)
+        await cache.put_if_newer(KEY, 4, b"v2")
+        assert cache.unsynced == 1
+        assert await cache.get(KEY) is None
+        server.thaw()
+        assert await raw.hget(f"t:{KEY}", "d") == b"v1"  # Redis still holds the old record
+
+        await anyio.sleep(COOLDOWN_S + 0.05)
+        assert await cache.get(KEY) is None  # the repair fenced it first
+        assert cache.unsynced == 0
+        assert await raw.hget(f"t:{KEY}", "v") == str(FENCE_VERSION).encode()
+        assert 0 < await raw.pttl(f"t:{KEY}") <= 1000
+        assert await other.get(KEY) is None  # for every process
+
+        # A reader that loaded version 1 before the change fills it late: refused,
+        # and so is any fill while the fence lives.
+        await other.put_if_newer(KEY, 2, b"v1")
+        await cache.put_if_newer(KEY, 4, b"v2")
+        assert await other.get(KEY) is None
+
+        await anyio.sleep(1.1)  # the fence expires
+        assert await cache.get(KEY) is None
+        await cache.put_if_newer(KEY, 4, b"v2")  # the fill after that miss
+        assert await cache.get(KEY) == b"v2"
+        assert await other.get(KEY) == b"v2"
+    finally:
+        await connection.close()
+        await other_connection.close()
+
+
+async def test_too_many_unsynced_keys_flush_every_cache_entry_and_nothing_else(
+    server: RedisProcess, raw: redis.Redis
+) -> None:
+    connection = RedisConnection(server.url, timeout_s=0.3, cooldown_s=COOLDOWN_S)
+    cache = RedisCache(connection, ttl_seconds=3600, prefix="t:", max_unsynced=2)
+    registry = RedisRunningRegistry(connection, prefix="t:")
+    try:
+        for name in ("a", "b", "c", "d"):
+            await cache.put_if_newer(f"eval:{{{name}}}", 2, b"v1")
+        await registry.rebuild(loads([RUNNING]))
+        kept = [
+            b"t:eval:{eval_1}:running",
+            b"t:running_evaluations",
+            b"t:running_evaluations:state",
+            b"t:logs:{a}",
+            b"other:eval:{a}",  # another deployment's prefix
+            b"eval:{a}",
+        ]
+        for key in kept[3:]:
+            await raw.set(key, b"x")
+
+        await open_breaker(server, connection)
+        for name in ("a", "b", "c"):
+            await cache.put_if_newer(f"eval:{{{name}}}", 4, b"v2")
+        assert cache.flush_pending
+        assert cache.unsynced == 0
+        server.thaw()
+        await anyio.sleep(COOLDOWN_S + 0.05)
+
+        assert await cache.get("eval:{d}") is None  # never unsynced, but flushed as well
+        assert not cache.flush_pending
+        assert sorted(await raw.keys("*")) == sorted(kept)
+        assert await registry.list() == [RUNNING]
+        await cache.put_if_newer("eval:{a}", 4, b"v2")
+        assert await cache.get("eval:{a}") == b"v2"
+    finally:
+        await connection.close()
+
+
+async def test_registry_lost_by_redis_is_answered_from_the_database_and_rebuilt(
+    server: RedisProcess, raw: redis.Redis
+) -> None:
+    connection = RedisConnection(server.url, timeout_s=0.5, cooldown_s=COOLDOWN_S)
+    registry = RedisRunningRegistry(connection, prefix="t:")
+    database = MemoryDatabase()
+    repository = MemoryEvaluationRepository(database)
+    queries = MemoryEvaluationQueries(database)
+    active = [
+        EvaluationFactory.build(id=parse_evaluation_id("run-1"), status=EvaluationStatus.RUNNING),
+        EvaluationFactory.build(
+            id=parse_evaluation_id("prov-1"), status=EvaluationStatus.PROVISIONING
+        ),
+    ]
+    for evaluation in [*active, EvaluationFactory.build(status=EvaluationStatus.COMPLETED)]:
+        await repository.add(evaluation)
+    expected = sorted((RunningInfo.of(e) for e in active), key=lambda i: i.evaluation_id)
+    list_running = ListRunningEvaluations(registry, queries)
+    try:
+        assert await RebuildRunningRegistry(registry, queries).execute() == 2
+        assert await list_running.execute() == expected
+
+        await raw.flushall()  # a restart without persistence loses the same
+
+        assert await list_running.execute() == expected  # from the database
+        assert sorted(await raw.smembers("t:running_evaluations")) == [b"prov-1", b"run-1"]
+        assert (await raw.hgetall("t:eval:{run-1}:running"))[b"status"] == b"running"
+        assert await raw.hexists("t:running_evaluations:state", "built")
+        assert await registry.list() == expected
+    finally:
+        await connection.close()
+
+
+async def test_registry_write_skipped_while_redis_kept_its_data_is_not_trusted(
+    server: RedisProcess, raw: redis.Redis
+) -> None:
+    connection = RedisConnection(server.url, timeout_s=0.3, cooldown_s=COOLDOWN_S)
+    registry = RedisRunningRegistry(connection, prefix="t:")
+    other_connection = RedisConnection(server.url, timeout_s=2.0)
+    other = RedisRunningRegistry(other_connection, prefix="t:")  # another process
+    database = MemoryDatabase()
+    repository = MemoryEvaluationRepository(database)
+    queries = MemoryEvaluationQueries(database)
+    finishing = EvaluationFactory.build(
+        id=parse_evaluation_id("fin-1"), status=EvaluationStatus.RUNNING
+    )
+    staying = EvaluationFactory.build(
+        id=parse_evaluation_id("stay-1"), status=EvaluationStatus.RUNNING
+    )
+    for evaluation in (finishing, staying):
+        await repository.add(evaluation)
+    try:
+        await RebuildRunningRegistry(registry, queries).execute()
+        assert len(await other.list() or []) == 2
+
+        await open_breaker(server, connection)
+        finished = msgspec.structs.replace(
+            finishing, status=EvaluationStatus.COMPLETED, version=finishing.version + 1
+        )
+        await repository.update(finished, finishing.version)
+        await registry.untrack(finished.id)  # what the publisher does after that commit: lost
+        server.thaw()
+        assert await raw.sismember("t:running_evaluations", "fin-1")  # Redis kept the entry
+
+        await anyio.sleep(COOLDOWN_S + 0.05)
+        assert await registry.list() is None  # this process knows its write failed...
+        assert await other.list() is None  # ...and has told every other one
+        assert await ListRunningEvaluations(other, queries).execute() == [RunningInfo.of(staying)]
+        assert not await raw.sismember("t:running_evaluations", "fin-1")
+        assert await registry.list() == [RunningInfo.of(staying)]
+    finally:
+        await connection.close()
+        await other_connection.close()

@@ -4,10 +4,15 @@ import pytest
 
 from application.errors import EvaluationNotFoundError
 from application.queries import RunningInfo
-from application.use_cases.running_evaluations import ListRunningEvaluations
+from application.use_cases.running_evaluations import (
+    ListRunningEvaluations,
+    RebuildRunningRegistry,
+)
 from application.use_cases.update_evaluation import EvaluationChanges
+from domain.evaluation import Evaluation
 from domain.identifiers import parse_evaluation_id
 from domain.status import EvaluationStatus
+from infrastructure.memory.evaluations import MemoryEvaluationQueries
 from infrastructure.memory.running_registry import MemoryRunningRegistry
 from tests.use_cases.conftest import UseCases
 
@@ -127,3 +132,38 @@ async def test_list_falls_back_to_the_database_when_the_registry_cannot_answer(
     listed = await use_case.execute()
 
     assert [(i.evaluation_id, i.executor_id) for i in listed] == [(running.id, running.executor_id)]
+
+
+async def test_an_untrusted_registry_is_answered_from_the_database_and_rebuilt(
+    app: UseCases,
+) -> None:
+    running = await app.seed(id=parse_evaluation_id("db-1"), status=EvaluationStatus.RUNNING)
+    finished = await app.seed(status=EvaluationStatus.COMPLETED)
+    # The registry missed both changes (a write lost with Redis, say) and says so.
+    await app.running.track(RunningInfo(evaluation_id=finished.id, status=EvaluationStatus.RUNNING))
+    app.running.distrust()
+
+    listed = await app.list_running.execute()
+
+    assert [i.evaluation_id for i in listed] == [running.id]
+    assert await app.running.list() == [RunningInfo.of(running)]  # rebuilt and trusted again
+
+
+async def test_a_rebuild_raced_by_a_change_is_redone_by_the_next_list(app: UseCases) -> None:
+    seeded = await app.seed(id=parse_evaluation_id("race-1"), status=EvaluationStatus.QUEUED)
+
+    class RacedQueries(MemoryEvaluationQueries):
+        """The database is read, then a change commits and is tracked before the rebuild ends."""
+
+        async def list_active(self) -> builtins.list[Evaluation]:
+            active = await super().list_active()
+            await app.update.execute(seeded.id, EvaluationChanges(status=EvaluationStatus.RUNNING))
+            return active
+
+    assert await RebuildRunningRegistry(app.running, RacedQueries(app.database)).execute() == 0
+    assert await app.running.list() is None
+
+    listed = await app.list_running.execute()
+
+    assert [(i.evaluation_id, i.status) for i in listed] == [(seeded.id, EvaluationStatus.RUNNING)]
+    assert await app.running.list() == listed

@@ -2,12 +2,19 @@
 
 import base64
 import binascii
+from typing import Annotated
 
 import msgspec
+from litestar.params import PathParameter
 
 from application.queries import ListCursor
 from domain.identifiers import EvaluationId, parse_evaluation_id
 from interfaces.http.errors import invalid_field, problem
+
+EvalIdPath = Annotated[
+    str,
+    PathParameter(description="Evaluation id: 1-255 of letters, digits, '_' and '-'"),
+]
 
 _cursor_encoder = msgspec.json.Encoder()
 _cursor_decoder = msgspec.json.Decoder(ListCursor)

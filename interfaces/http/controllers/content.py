@@ -7,7 +7,7 @@ from litestar.status_codes import HTTP_204_NO_CONTENT
 from application.use_cases.celery_update import ApplyCeleryUpdate, CeleryUpdate
 from application.use_cases.evaluation_content import GetCompleteEvaluation, ReadPayload
 from domain.payload import PayloadKind
-from interfaces.http.params import evaluation_id
+from interfaces.http.params import EvalIdPath, evaluation_id
 from interfaces.http.schemas import (
     CeleryUpdateBody,
     CeleryUpdateResult,
@@ -25,7 +25,7 @@ class ContentController(Controller):
 
     @get("/complete", summary="The record with full output, error, logs and events")
     async def complete(
-        self, eval_id: str, use_case: FromDishka[GetCompleteEvaluation]
+        self, eval_id: EvalIdPath, use_case: FromDishka[GetCompleteEvaluation]
     ) -> CompleteEvaluationBody:
         result = await use_case.execute(evaluation_id(eval_id))
         fields = msgspec.structs.asdict(EvaluationBody.of(result.evaluation))
@@ -40,16 +40,20 @@ class ContentController(Controller):
         )
 
     @get("/output", summary="The full output as text", media_type=TEXT)
-    async def output(self, eval_id: str, use_case: FromDishka[ReadPayload]) -> Response[bytes]:
+    async def output(
+        self, eval_id: EvalIdPath, use_case: FromDishka[ReadPayload]
+    ) -> Response[bytes]:
         return await _payload(use_case, eval_id, "output")
 
     @get("/error", summary="The full error as text", media_type=TEXT)
-    async def error(self, eval_id: str, use_case: FromDishka[ReadPayload]) -> Response[bytes]:
+    async def error(
+        self, eval_id: EvalIdPath, use_case: FromDishka[ReadPayload]
+    ) -> Response[bytes]:
         return await _payload(use_case, eval_id, "error")
 
     @post("/celery-update", status_code=200, summary="Apply a Celery task state")
     async def celery_update(
-        self, eval_id: str, data: CeleryUpdateBody, use_case: FromDishka[ApplyCeleryUpdate]
+        self, eval_id: EvalIdPath, data: CeleryUpdateBody, use_case: FromDishka[ApplyCeleryUpdate]
     ) -> CeleryUpdateResult:
         update = CeleryUpdate(**msgspec.structs.asdict(data))
         outcome = await use_case.execute(evaluation_id(eval_id), update)
@@ -60,7 +64,9 @@ class ContentController(Controller):
         )
 
 
-async def _payload(use_case: ReadPayload, eval_id: str, kind: PayloadKind) -> Response[bytes]:
+async def _payload(
+    use_case: ReadPayload, eval_id: EvalIdPath, kind: PayloadKind
+) -> Response[bytes]:
     identifier = evaluation_id(eval_id)
     content = await use_case.execute(identifier, kind)
     if content.payload is None or content.chunks is None:

@@ -17,6 +17,7 @@ from domain.identifiers import parse_evaluation_id
 from domain.status import EvaluationStatus
 from interfaces.http.errors import invalid_field
 from interfaces.http.params import (
+    EvalIdPath,
     decode_cursor,
     encode_cursor,
     etag,
@@ -95,7 +96,7 @@ class EvaluationController(Controller):
     @get("/{eval_id:str}", summary="Get one evaluation")
     async def get_evaluation(
         self,
-        eval_id: str,
+        eval_id: EvalIdPath,
         use_case: FromDishka[GetEvaluation],
         include_storage_info: bool = False,
     ) -> Response[EvaluationBody]:
@@ -108,7 +109,7 @@ class EvaluationController(Controller):
     @put("/{eval_id:str}", summary="Update an evaluation (partial)")
     async def update(
         self,
-        eval_id: str,
+        eval_id: EvalIdPath,
         data: UpdateEvaluationBody,
         use_case: FromDishka[UpdateEvaluation],
         if_match: IfMatch = None,
@@ -121,6 +122,6 @@ class EvaluationController(Controller):
 
     @delete("/{eval_id:str}", status_code=HTTP_204_NO_CONTENT, summary="Soft-delete an evaluation")
     async def delete_evaluation(
-        self, eval_id: str, use_case: FromDishka[DeleteEvaluation], if_match: IfMatch = None
+        self, eval_id: EvalIdPath, use_case: FromDishka[DeleteEvaluation], if_match: IfMatch = None
     ) -> None:
         await use_case.execute(evaluation_id(eval_id), expected_version=parse_if_match(if_match))

@@ -5,7 +5,7 @@ from application.use_cases.running_evaluations import (
     GetRunningEvaluation,
     ListRunningEvaluations,
 )
-from interfaces.http.params import evaluation_id
+from interfaces.http.params import EvalIdPath, evaluation_id
 from interfaces.http.schemas import RunningBody, RunningList
 
 
@@ -20,6 +20,6 @@ class RunningController(Controller):
 
     @get("/{eval_id:str}/running", summary="Container info of a running evaluation")
     async def get_running(
-        self, eval_id: str, use_case: FromDishka[GetRunningEvaluation]
+        self, eval_id: EvalIdPath, use_case: FromDishka[GetRunningEvaluation]
     ) -> RunningBody:
         return RunningBody.of(await use_case.execute(evaluation_id(eval_id)))

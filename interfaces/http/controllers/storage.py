@@ -1,6 +1,7 @@
 from dishka.integrations.litestar import FromDishka
 from litestar import Controller, Response, get
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromPath
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from application.queries import BackendReport, EvaluationStatistics
@@ -28,7 +29,9 @@ class StorageController(Controller):
         return await use_case.execute()
 
     @get("/storage/{backend:str}/details", summary="Detailed figures of one backend")
-    async def details(self, backend: str, use_case: FromDishka[GetBackendDetails]) -> BackendReport:
+    async def details(
+        self, backend: FromPath[str], use_case: FromDishka[GetBackendDetails]
+    ) -> BackendReport:
         return await use_case.execute(backend)
 
     @get("/statistics", summary="Aggregated platform statistics")

@@ -7,7 +7,7 @@ from litestar.status_codes import HTTP_201_CREATED
 
 from application.use_cases.events import ListEvents, NewEvent, RecordEvent
 from application.use_cases.logs import AppendLog, ReadLog
-from interfaces.http.params import evaluation_id
+from interfaces.http.params import EvalIdPath, evaluation_id
 from interfaces.http.schemas import (
     AddEventBody,
     AppendLogBody,
@@ -24,7 +24,7 @@ class TimelineController(Controller):
 
     @post("/logs", status_code=HTTP_201_CREATED, summary="Append a chunk to the log")
     async def append_log(
-        self, eval_id: str, data: AppendLogBody, use_case: FromDishka[AppendLog]
+        self, eval_id: EvalIdPath, data: AppendLogBody, use_case: FromDishka[AppendLog]
     ) -> LogAppended:
         chunk = await use_case.execute(evaluation_id(eval_id), data.content)
         return LogAppended(
@@ -37,7 +37,7 @@ class TimelineController(Controller):
     @get("/logs", summary="Read the log, whole or from a byte offset")
     async def read_log(
         self,
-        eval_id: str,
+        eval_id: EvalIdPath,
         use_case: FromDishka[ReadLog],
         offset: Annotated[int, Parameter(ge=0, description="bytes already seen")] = 0,
     ) -> LogBody:
@@ -52,7 +52,7 @@ class TimelineController(Controller):
 
     @post("/events", status_code=HTTP_201_CREATED, summary="Add an event to the timeline")
     async def add_event(
-        self, eval_id: str, data: AddEventBody, use_case: FromDishka[RecordEvent]
+        self, eval_id: EvalIdPath, data: AddEventBody, use_case: FromDishka[RecordEvent]
     ) -> EventBody:
         new = NewEvent(
             event_type=data.event_type,
@@ -64,7 +64,7 @@ class TimelineController(Controller):
         return EventBody.of(await use_case.execute(evaluation_id(eval_id), new))
 
     @get("/events", summary="The event timeline, oldest first")
-    async def list_events(self, eval_id: str, use_case: FromDishka[ListEvents]) -> EventList:
+    async def list_events(self, eval_id: EvalIdPath, use_case: FromDishka[ListEvents]) -> EventList:
         identifier = evaluation_id(eval_id)
         events = await use_case.execute(identifier)
         return EventList(evaluation_id=identifier, events=[EventBody.of(e) for e in events])

@@ -1,5 +1,6 @@
 """One request's connection and transaction on the asyncpg pool: the ``UnitOfWork``."""
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
@@ -101,10 +102,10 @@ class PgTransaction:
         if connection is None:
             return
         try:
-            if self._transaction is not None and not connection.is_closed():
+            if self._transaction is not None:
                 await self.rollback()
         except Exception:  # a broken connection is dropped, not returned for reuse
-            connection.terminate()
+            _terminate(connection)
         finally:
             self._transaction = None
             self._connection = None
@@ -114,5 +115,11 @@ class PgTransaction:
         connection, self._connection = self._connection, None
         self._transaction = None
         if connection is not None:
-            connection.terminate()
+            _terminate(connection)
             await self._pool.release(connection)
+
+
+def _terminate(connection: Connection) -> None:
+    """Close ``connection`` at once; asyncpg has already detached one that it saw die."""
+    with contextlib.suppress(asyncpg.InterfaceError):
+        connection.terminate()

@@ -1,6 +1,7 @@
 """On PostgreSQL + Redis, the data is where the docs say: rows in PostgreSQL, keys in Redis."""
 
 import asyncio
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -8,6 +9,7 @@ import asyncpg
 import pytest
 import redis
 from litestar.testing import TestClient
+from sqlalchemy.engine import make_url
 
 from interfaces.http.app import create_app
 from interfaces.settings import Settings, load_settings
@@ -109,3 +111,137 @@ def test_a_running_log_is_tailed_from_redis(settings: Settings) -> None:
         keys.delete(tail_key)
         assert client.get(f"/evaluations/{EVAL}/logs").json()["content"] == "from the database\n"
     keys.close()
+
+
+def connections_of_the_service(settings: Settings) -> int:
+    database = settings.database_url.rsplit("/", 1)[1]
+    [row] = rows(
+        settings,
+        "SELECT count(*) AS n FROM pg_stat_activity "
+        "WHERE datname = $1 AND application_name = 'crucible-storage-service'",
+        database,
+    )
+    return int(row["n"])
+
+
+def test_both_pools_close_on_shutdown(settings: Settings) -> None:
+    with TestClient(create_app(settings)) as client:
+        client.post("/evaluations", json={"id": EVAL, "code": "x"})  # asyncpg pool
+        assert client.get("/evaluations").is_success  # SQLAlchemy pool
+        assert connections_of_the_service(settings) >= 2
+    assert connections_of_the_service(settings) == 0
+
+
+def test_the_statement_timeout_comes_from_settings(settings: Settings) -> None:
+    """A write stuck behind a lock ends at DB_STATEMENT_TIMEOUT_MS with a 503, not a hang."""
+    import time
+
+    dsn = settings.database_url.replace("postgresql+asyncpg://", "postgresql://")
+    quick = Settings(
+        **{name: getattr(settings, name) for name in settings.__struct_fields__}
+        | {"db_statement_timeout_ms": 300}
+    )
+    with TestClient(create_app(quick)) as client:
+        assert client.post("/evaluations", json={"id": EVAL, "code": "x"}).is_success
+
+        async def hold_lock_and_write() -> tuple[int, float]:
+            locker = await asyncpg.connect(dsn)
+            try:
+                async with locker.transaction():
+                    await locker.execute("SELECT 1 FROM evaluations WHERE id = $1 FOR UPDATE", EVAL)
+                    began = time.monotonic()
+                    response = await asyncio.to_thread(
+                        client.put, f"/evaluations/{EVAL}", json={"metadata": {"a": 1}}
+                    )
+                    return response.status_code, time.monotonic() - began
+            finally:
+                await locker.close()
+
+        status, took = asyncio.run(hold_lock_and_write())
+        assert status == 503
+        assert took < 5, f"the write waited {took:.1f}s"
+        assert client.get(f"/evaluations/{EVAL}").json()["metadata"] == {}
+
+
+class SeveringProxy:
+    """A TCP proxy to PostgreSQL that can silently sever every connection open so far.
+
+    A severed connection stays open on the client's side until the client sends
+    something, which is then answered with a reset: what a connection that a
+    failover, NAT timeout or server restart dropped while idle looks like.
+    """
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.port = 0
+        self._open: list[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = []
+        self._severed: set[asyncio.StreamWriter] = set()
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.Server | None = None
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._serve()), daemon=True)
+
+    def __enter__(self) -> "SeveringProxy":
+        self._thread.start()
+        assert self._ready.wait(10)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        assert self._loop is not None and self._server is not None
+        self._loop.call_soon_threadsafe(self._server.close)
+        self._thread.join(10)
+
+    def sever_all(self) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(lambda: self._severed.update(c for c, _ in self._open))
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._ready.set()
+        try:
+            await self._server.serve_forever()
+        except asyncio.CancelledError:
+            pass
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        self._open.append((writer, up_writer))
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, client: bool) -> None:
+            while data := await src.read(65536):
+                if client and writer in self._severed:
+                    writer.transport.abort()
+                    up_writer.transport.abort()
+                    return
+                dst.write(data)
+                await dst.drain()
+            dst.close()
+
+        await asyncio.gather(
+            pipe(reader, up_writer, True), pipe(up_reader, writer, False), return_exceptions=True
+        )
+
+
+def test_connections_dropped_while_idle_are_replaced_without_an_error(
+    settings: Settings,
+) -> None:
+    """Both pools survive connections that died unnoticed: no request fails."""
+    url = make_url(settings.database_url)
+    with SeveringProxy(url.port or 5432) as proxy:
+        proxied = Settings(
+            **{name: getattr(settings, name) for name in settings.__struct_fields__}
+            | {"database_url": url.set(port=proxy.port).render_as_string(hide_password=False)}
+        )
+        with TestClient(create_app(proxied)) as client:
+            assert client.post("/evaluations", json={"id": EVAL, "code": "x"}).is_success
+            assert client.get("/evaluations").is_success
+
+            proxy.sever_all()
+
+            update = client.put(f"/evaluations/{EVAL}", json={"metadata": {"n": 1}})
+            assert update.status_code == 200, update.text  # asyncpg: retried on a new connection
+            listed = client.get("/evaluations")  # SQLAlchemy: pre-ping replaced it
+            assert listed.status_code == 200, listed.text
+            assert listed.json()["items"][0]["metadata"] == {"n": 1}

@@ -30,3 +30,11 @@ class InvalidTextError(DomainError, ValueError):
         self.field = field
         self.reason = reason
         super().__init__(f"{field}: {reason}")
+
+
+class UnsatisfiableRangeError(DomainError):
+    """A byte range that lies wholly outside a payload of ``size`` bytes (HTTP 416)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        super().__init__(f"no byte of the range lies within the {size} bytes")

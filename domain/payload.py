@@ -12,6 +12,7 @@ from typing import Literal
 
 import msgspec
 
+from domain.errors import UnsatisfiableRangeError
 from domain.identifiers import EvaluationId
 
 PayloadKind = Literal["output", "error"]
@@ -85,3 +86,72 @@ def route_payload(
         key=blob_key(evaluation_id, kind, compressed=compressed),
     )
     return RoutedPayload(stored, encoded)
+
+
+def stream_buffer_limit(thresholds: StorageThresholds) -> int:
+    """Bytes of a streamed payload to hold before its route is certain.
+
+    Past both thresholds the stream can only go to a blob, compressed; up to
+    then it may still end inline (or uncompressed), so it is buffered.
+    """
+    return max(thresholds.large_file_threshold, thresholds.compression_threshold)
+
+
+def streamed_blob_payload(
+    evaluation_id: EvaluationId,
+    kind: PayloadKind,
+    size: int,
+    preview: str,
+    thresholds: StorageThresholds,
+) -> StoredPayload:
+    """The record's view of a streamed payload that went past ``stream_buffer_limit``."""
+    return StoredPayload(
+        location=PayloadLocation.FILE,
+        size=size,
+        text=preview_of(preview, thresholds.preview_size),
+        compressed=True,
+        key=blob_key(evaluation_id, kind, compressed=True),
+    )
+
+
+class ByteRange(msgspec.Struct, frozen=True):
+    """Bytes ``start`` to ``end`` (exclusive) of a payload of ``size`` bytes."""
+
+    start: int
+    end: int
+    size: int
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start
+
+
+def resolve_range(header: str, size: int) -> ByteRange | None:
+    """The single byte range an HTTP ``Range`` header asks of ``size`` bytes.
+
+    ``None`` means "send everything" (no header, another unit, several ranges or
+    a malformed one: RFC 9110 lets a server ignore those). Raises
+    ``UnsatisfiableRangeError`` when the range lies wholly outside the content.
+    """
+    unit, _, spec = header.strip().partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first, dash, last = spec.strip().partition("-")
+    if not dash or not (first.isdigit() or last.isdigit()):
+        return None
+    if not first:  # suffix: the last N bytes
+        if not last.isdigit():
+            return None
+        count = int(last)
+        if count == 0 or size == 0:
+            raise UnsatisfiableRangeError(size)
+        return ByteRange(start=max(0, size - count), end=size, size=size)
+    if not first.isdigit() or (last and not last.isdigit()):
+        return None
+    start = int(first)
+    end = size if not last else int(last) + 1
+    if last and end <= start:
+        return None
+    if start >= size:
+        raise UnsatisfiableRangeError(size)
+    return ByteRange(start=start, end=min(end, size), size=size)

@@ -30,7 +30,11 @@ from application.services.record_writer import RecordWriter
 from application.use_cases.celery_update import ApplyCeleryUpdate
 from application.use_cases.create_evaluation import CreateEvaluation
 from application.use_cases.delete_evaluation import DeleteEvaluation
-from application.use_cases.evaluation_content import GetCompleteEvaluation, ReadPayload
+from application.use_cases.evaluation_content import (
+    GetCompleteEvaluation,
+    ReadPayload,
+    UploadPayload,
+)
 from application.use_cases.events import ListEvents, RecordEvent
 from application.use_cases.get_evaluation import GetEvaluation
 from application.use_cases.list_evaluations import ListEvaluations
@@ -161,6 +165,7 @@ class CoreProvider(Provider):
         ApplyCeleryUpdate,
         GetCompleteEvaluation,
         ReadPayload,
+        UploadPayload,
         GetStatistics,
         DescribeStorage,
         GetStorageOverview,

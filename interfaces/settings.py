@@ -49,6 +49,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     compression_threshold: int = 10_240
     preview_size: int = 1_000
     max_request_bytes: int = 64 * 1024 * 1024
+    max_upload_bytes: int = 10 * 1024**3
     db_pool_size: int = 10
     db_statement_timeout_ms: int = 30_000
     db_connect_timeout_s: float = 10.0
@@ -154,6 +155,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str], object]]] = {
     "COMPRESSION_THRESHOLD": ("compression_threshold", _parse_non_negative_int),
     "PREVIEW_SIZE": ("preview_size", _parse_non_negative_int),
     "MAX_REQUEST_BYTES": ("max_request_bytes", _parse_positive_int),
+    "MAX_UPLOAD_BYTES": ("max_upload_bytes", _parse_positive_int),
     "DB_POOL_SIZE": ("db_pool_size", _parse_positive_int),
     "DB_STATEMENT_TIMEOUT_MS": ("db_statement_timeout_ms", _parse_positive_int),
     "DB_CONNECT_TIMEOUT_S": ("db_connect_timeout_s", _parse_positive_float),

@@ -18,8 +18,24 @@ class BlobStore(Protocol):
         """The original (decompressed) bytes; raises ``BlobMissingError``."""
 
     @abstractmethod
-    def stream(self, key: str, chunk_size: int = 65_536) -> AsyncIterator[bytes]:
-        """The original bytes in chunks, without holding the whole blob in memory."""
+    async def put_stream(self, key: str, chunks: AsyncIterator[bytes]) -> int:
+        """Store a stream as ``put`` does, holding one chunk at a time; returns bytes written.
+
+        If ``chunks`` raises (the client went away, the text is refused), the
+        error propagates and the previous content of ``key`` is left as it was.
+        """
+
+    @abstractmethod
+    def stream(self, key: str, chunk_size: int = 65_536, start: int = 0) -> AsyncIterator[bytes]:
+        """The original bytes from byte ``start`` on, in chunks, never the whole blob at once."""
+
+    @abstractmethod
+    def stream_stored(self, key: str, chunk_size: int = 65_536) -> AsyncIterator[bytes]:
+        """The bytes as stored (still zstd-compressed for ``.zst`` keys), for pass-through."""
+
+    @abstractmethod
+    async def stored_size(self, key: str) -> int:
+        """Bytes ``stream_stored`` yields; raises ``BlobMissingError``."""
 
     @abstractmethod
     async def delete(self, key: str) -> None:

@@ -1,18 +1,23 @@
 """Routing outputs and errors to where they live, and reading them back whole."""
 
+import codecs
 from collections.abc import AsyncIterator
 
 import msgspec
 
 from application.ports.blob_store import BlobStore
+from domain.errors import InvalidTextError
 from domain.evaluation import Evaluation, ensure_storable_text
 from domain.identifiers import EvaluationId
 from domain.payload import (
+    ByteRange,
     PayloadKind,
     PayloadLocation,
     StorageThresholds,
     StoredPayload,
     route_payload,
+    stream_buffer_limit,
+    streamed_blob_payload,
 )
 
 _encoder = msgspec.json.Encoder()
@@ -42,6 +47,42 @@ class PayloadStore:
             await self._blobs.put(routed.stored.key, routed.blob)
         return routed.stored
 
+    async def store_stream(
+        self, evaluation_id: EvaluationId, kind: PayloadKind, chunks: AsyncIterator[bytes]
+    ) -> StoredPayload:
+        """Route a streamed payload holding at most ``stream_buffer_limit`` bytes in memory.
+
+        The stream is checked as it passes (UTF-8, no NUL): a refused byte stops
+        it with ``InvalidTextError`` and leaves the stored payload as it was.
+        """
+        text = _TextCheck(kind)
+        head = bytearray()
+        limit = stream_buffer_limit(self._thresholds)
+        source = aiter(chunks)
+        async for chunk in source:
+            head += chunk
+            if len(head) > limit:
+                break
+        else:
+            return await self.store(evaluation_id, kind, text.decode_all(bytes(head)))
+        preview = text.feed(bytes(head))
+        size = len(head)
+
+        async def checked() -> AsyncIterator[bytes]:
+            nonlocal size
+            yield bytes(head)
+            head.clear()
+            async for chunk in source:
+                text.feed(chunk)
+                size += len(chunk)
+                yield chunk
+            text.finish()
+
+        stored = streamed_blob_payload(evaluation_id, kind, 0, preview, self._thresholds)
+        assert stored.key is not None
+        await self._blobs.put_stream(stored.key, checked())
+        return msgspec.structs.replace(stored, size=size)
+
     async def write_snapshot(self, evaluation: Evaluation) -> None:
         """Keep ``metadata.json`` beside an evaluation's blobs in step with the record."""
         if _has_blob(evaluation):
@@ -63,13 +104,28 @@ class PayloadStore:
             return payload.text
         return (await self._blobs.get(payload.key)).decode("utf-8")
 
-    async def stream(self, payload: StoredPayload) -> AsyncIterator[bytes]:
-        """The full content as UTF-8 bytes, in chunks."""
+    async def stream(
+        self, payload: StoredPayload, byte_range: ByteRange | None = None
+    ) -> AsyncIterator[bytes]:
+        """The content as UTF-8 bytes, in chunks: all of it, or exactly ``byte_range``."""
+        start = 0 if byte_range is None else byte_range.start
+        remaining = payload.size - start if byte_range is None else byte_range.length
         if payload.location is PayloadLocation.INLINE or payload.key is None:
-            yield payload.text.encode("utf-8")
+            yield payload.text.encode("utf-8")[start : start + remaining]
             return
-        async for chunk in self._blobs.stream(payload.key):
+        async for chunk in self._blobs.stream(payload.key, start=start):
+            if len(chunk) >= remaining:
+                yield chunk[:remaining]
+                return
+            remaining -= len(chunk)
             yield chunk
+
+    async def stored_form(self, payload: StoredPayload) -> tuple[int, AsyncIterator[bytes]] | None:
+        """A compressed blob's size and bytes as stored, for clients that accept zstd."""
+        if payload.key is None or not payload.compressed:
+            return None
+        size = await self._blobs.stored_size(payload.key)
+        return size, self._blobs.stream_stored(payload.key)
 
 
 def _has_blob(evaluation: Evaluation) -> bool:
@@ -77,3 +133,30 @@ def _has_blob(evaluation: Evaluation) -> bool:
         payload is not None and payload.key is not None
         for payload in (evaluation.output, evaluation.error)
     )
+
+
+class _TextCheck:
+    """Checks streamed bytes are storable text without holding them: UTF-8, no NUL."""
+
+    def __init__(self, field: str) -> None:
+        self._field = field
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+
+    def feed(self, data: bytes) -> str:
+        try:
+            text = self._decoder.decode(data)
+        except UnicodeDecodeError as exc:
+            raise InvalidTextError(self._field, f"is not valid UTF-8 ({exc.reason})") from None
+        return ensure_storable_text(self._field, text)
+
+    def finish(self) -> None:
+        self.feed(b"")
+        try:
+            self._decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise InvalidTextError(self._field, "ends inside a UTF-8 character") from None
+
+    def decode_all(self, data: bytes) -> str:
+        text = self.feed(data)
+        self.finish()
+        return text

@@ -7,9 +7,10 @@ from application.ports.evaluation_repository import EvaluationRepository
 from application.ports.event_log import EventLog
 from application.ports.log_store import LogStore
 from application.services.payloads import PayloadStore
+from application.services.record_writer import RecordWriter
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
-from domain.payload import PayloadKind, StoredPayload
+from domain.payload import ByteRange, PayloadKind, StoredPayload, resolve_range
 from domain.timeline import EvaluationEvent
 
 
@@ -49,23 +50,84 @@ class GetCompleteEvaluation:
         )
 
 
-class PayloadContent(msgspec.Struct, frozen=True):
+class PayloadContent(msgspec.Struct, frozen=True, kw_only=True):
+    """What to send for one output or error: ``length`` bytes from ``chunks``.
+
+    ``byte_range`` is set for a partial answer; ``encoding`` is ``"zstd"`` when
+    the stored compressed bytes are passed through as they are.
+    """
+
+    evaluation: Evaluation
     payload: StoredPayload | None
-    chunks: AsyncIterator[bytes] | None
+    chunks: AsyncIterator[bytes] | None = None
+    length: int = 0
+    byte_range: ByteRange | None = None
+    encoding: str | None = None
 
 
 class ReadPayload:
-    """Stream one full output or error from wherever it lives."""
+    """Stream one output or error from wherever it lives: whole, a byte range, or as stored."""
 
     def __init__(self, repository: EvaluationRepository, payloads: PayloadStore) -> None:
         self._repository = repository
         self._payloads = payloads
 
-    async def execute(self, evaluation_id: EvaluationId, kind: PayloadKind) -> PayloadContent:
+    async def execute(
+        self,
+        evaluation_id: EvaluationId,
+        kind: PayloadKind,
+        *,
+        range_header: str | None = None,
+        accept_zstd: bool = False,
+    ) -> PayloadContent:
+        """Raises ``UnsatisfiableRangeError`` for a range wholly outside the content."""
         evaluation = await self._repository.get(evaluation_id)
         if evaluation is None:
             raise EvaluationNotFoundError(evaluation_id)
         payload = evaluation.output if kind == "output" else evaluation.error
         if payload is None:
-            return PayloadContent(None, None)
-        return PayloadContent(payload, self._payloads.stream(payload))
+            return PayloadContent(evaluation=evaluation, payload=None)
+        byte_range = None if range_header is None else resolve_range(range_header, payload.size)
+        if byte_range is None and accept_zstd:
+            stored = await self._payloads.stored_form(payload)
+            if stored is not None:
+                size, chunks = stored
+                return PayloadContent(
+                    evaluation=evaluation,
+                    payload=payload,
+                    chunks=chunks,
+                    length=size,
+                    encoding="zstd",
+                )
+        return PayloadContent(
+            evaluation=evaluation,
+            payload=payload,
+            chunks=self._payloads.stream(payload, byte_range),
+            length=payload.size if byte_range is None else byte_range.length,
+            byte_range=byte_range,
+        )
+
+
+class UploadPayload:
+    """Replace an output or error with a streamed body, routed once its size is known.
+
+    The blob is written (atomically) before the record commits, as for JSON
+    updates: a failed or interrupted upload changes nothing the record points at.
+    """
+
+    def __init__(self, writer: RecordWriter, payloads: PayloadStore) -> None:
+        self._writer = writer
+        self._payloads = payloads
+
+    async def execute(
+        self, evaluation_id: EvaluationId, kind: PayloadKind, chunks: AsyncIterator[bytes]
+    ) -> Evaluation:
+        await self._writer.load(evaluation_id)  # 404 before reading any of the body
+        stored = await self._payloads.store_stream(evaluation_id, kind, chunks)
+
+        async def mutate(evaluation: Evaluation) -> bool:
+            setattr(evaluation, kind, stored)
+            return True
+
+        evaluation, _ = await self._writer.change(evaluation_id, mutate)
+        return evaluation

@@ -8,6 +8,7 @@ in worker threads so the event loop never waits on the disk.
 """
 
 import errno
+import functools
 import logging
 import os
 import shutil
@@ -15,7 +16,7 @@ import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import IO, Protocol, TypeVar
 
 import anyio.to_thread
 import zstandard
@@ -64,6 +65,14 @@ def _make_dirs(directory: Path, root: Path) -> None:
         _fsync_dir(path.parent)
 
 
+class _Compressor(Protocol):
+    """zstandard's compressobj (its class is not exported by every backend)."""
+
+    def compress(self, data: bytes) -> bytes: ...
+
+    def flush(self) -> bytes: ...
+
+
 def _is_temp(name: str) -> bool:
     return name.startswith(".") and name.endswith(TEMP_SUFFIX)
 
@@ -84,6 +93,17 @@ class _ChunkReader:
     def read(self, size: int) -> bytes:
         data: bytes = self._reader.read(size)
         return data
+
+    def skip(self, count: int) -> None:
+        """Move ``count`` original bytes forward (decompressing what it passes over)."""
+        if self._reader is self._file:
+            self._file.seek(count, os.SEEK_CUR)
+            return
+        while count > 0:
+            passed = len(self.read(min(count, WRITE_CHUNK)))
+            if not passed:
+                return
+            count -= passed
 
     def close(self) -> None:
         try:
@@ -108,11 +128,15 @@ class FileBlobStore:
     async def get(self, key: str) -> bytes:
         return await self._in_thread(lambda: self._get(key))
 
-    async def stream(self, key: str, chunk_size: int = 65_536) -> AsyncIterator[bytes]:
-        if chunk_size <= 0:
-            raise ValueError("chunk_size must be positive")
+    async def stream(
+        self, key: str, chunk_size: int = 65_536, start: int = 0
+    ) -> AsyncIterator[bytes]:
+        if chunk_size <= 0 or start < 0:
+            raise ValueError("chunk_size must be positive and start not negative")
         reader = await self._in_thread(lambda: self._open(key, chunk_size))
         try:
+            if start:
+                await self._in_thread(lambda: self._skip(key, reader, start))
             while True:
                 chunk = await self._in_thread(lambda: self._read(key, reader, chunk_size))
                 if not chunk:
@@ -120,6 +144,50 @@ class FileBlobStore:
                 yield chunk
         finally:
             reader.close()
+
+    async def stream_stored(self, key: str, chunk_size: int = 65_536) -> AsyncIterator[bytes]:
+        path = resolve_inside(self._root, key)
+        handle = await self._in_thread(lambda: self._open_stored(key, path))
+        try:
+            while chunk := await self._in_thread(lambda: handle.read(chunk_size)):
+                yield chunk
+        finally:
+            handle.close()
+
+    async def stored_size(self, key: str) -> int:
+        path = resolve_inside(self._root, key)
+        handle = await self._in_thread(lambda: self._open_stored(key, path))
+        try:
+            return os.fstat(handle.fileno()).st_size
+        finally:
+            handle.close()
+
+    async def put_stream(self, key: str, chunks: AsyncIterator[bytes]) -> int:
+        path = resolve_inside(self._root, key)
+        root = self._root.resolve()
+        compress = is_compressed_key(key)
+        try:
+            fd, temp_name = await self._in_thread(lambda: self._temp_file(path, root))
+        except OSError as exc:
+            raise BackendUnavailableError(BACKEND, _reason(exc)) from exc
+        temp = Path(temp_name)
+        handle = os.fdopen(fd, "wb")
+        compressor = (
+            zstandard.ZstdCompressor(level=COMPRESSION_LEVEL).compressobj() if compress else None
+        )
+        try:
+            async for chunk in chunks:
+                data = chunk if compressor is None else compressor.compress(chunk)
+                if data:
+                    await self._in_thread(functools.partial(_write_all, handle, data))
+            return await self._in_thread(
+                lambda: self._finish_stream(handle, compressor, temp, path)
+            )
+        except BaseException:
+            # The stream failed (client gone, bad text, full disk): the old blob stays.
+            with anyio.CancelScope(shield=True):
+                await self._in_thread(lambda: _discard_temp(handle, temp))
+            raise
 
     async def delete(self, key: str) -> None:
         await self._in_thread(lambda: self._delete(key))
@@ -168,6 +236,47 @@ class FileBlobStore:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
+    @staticmethod
+    def _finish_stream(
+        handle: IO[bytes],
+        compressor: _Compressor | None,
+        temp: Path,
+        path: Path,
+    ) -> int:
+        """Close the frame, make the file durable and move it into place (in a thread)."""
+        try:
+            if compressor is not None:
+                handle.write(compressor.flush())
+            os.fchmod(handle.fileno(), 0o644)
+            handle.flush()
+            os.fsync(handle.fileno())
+            written = handle.tell()
+            handle.close()
+            os.replace(temp, path)
+            _fsync_dir(path.parent)
+        except OSError as exc:
+            _discard_temp(handle, temp)
+            logger.warning("file store: cannot write %s: %s", path.name, _reason(exc))
+            raise BackendUnavailableError(BACKEND, _reason(exc)) from exc
+        return written
+
+    def _open_stored(self, key: str, path: Path) -> IO[bytes]:
+        try:
+            return path.open("rb")
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise BlobMissingError(key) from None
+        except OSError as exc:
+            raise BackendUnavailableError(BACKEND, _reason(exc)) from exc
+
+    @classmethod
+    def _skip(cls, key: str, reader: _ChunkReader, count: int) -> None:
+        try:
+            reader.skip(count)
+        except zstandard.ZstdError as exc:
+            raise BackendUnavailableError(BACKEND, f"blob '{key}' is corrupt: {exc}") from exc
+        except OSError as exc:
+            raise BackendUnavailableError(BACKEND, _reason(exc)) from exc
+
     def _get(self, key: str) -> bytes:
         reader = self._open(key, WRITE_CHUNK)
         try:
@@ -214,6 +323,20 @@ class FileBlobStore:
             except OSError:  # not empty (or already gone): stop pruning
                 return
             directory = directory.parent
+
+
+def _write_all(handle: IO[bytes], data: bytes) -> None:
+    try:
+        handle.write(data)
+    except OSError as exc:
+        raise BackendUnavailableError(BACKEND, _reason(exc)) from exc
+
+
+def _discard_temp(handle: IO[bytes], temp: Path) -> None:
+    with suppress(OSError):
+        handle.close()
+    with suppress(OSError):
+        temp.unlink()
 
 
 def _write(handle: IO[bytes], data: bytes, *, compress: bool) -> None:

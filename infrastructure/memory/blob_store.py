@@ -48,12 +48,33 @@ class MemoryBlobStore:
         except KeyError:
             raise BlobMissingError(key) from None
 
-    async def stream(self, key: str, chunk_size: int = 65_536) -> AsyncIterator[bytes]:
-        if chunk_size <= 0:
-            raise ValueError("chunk_size must be positive")
+    async def put_stream(self, key: str, chunks: AsyncIterator[bytes]) -> int:
+        check_blob_key(key)
+        parts = [chunk async for chunk in chunks]
+        return await self.put(key, b"".join(parts))
+
+    async def stream(
+        self, key: str, chunk_size: int = 65_536, start: int = 0
+    ) -> AsyncIterator[bytes]:
+        if chunk_size <= 0 or start < 0:
+            raise ValueError("chunk_size must be positive and start not negative")
         data = await self.get(key)
-        for start in range(0, len(data), chunk_size):
-            yield data[start : start + chunk_size]
+        for offset in range(start, len(data), chunk_size):
+            yield data[offset : offset + chunk_size]
+
+    async def stream_stored(self, key: str, chunk_size: int = 65_536) -> AsyncIterator[bytes]:
+        data = await self._stored(key)
+        for offset in range(0, len(data), chunk_size):
+            yield data[offset : offset + chunk_size]
+
+    async def stored_size(self, key: str) -> int:
+        return len(await self._stored(key))
+
+    async def _stored(self, key: str) -> bytes:
+        data = await self.get(key)
+        if not is_compressed_key(key):
+            return data
+        return zstandard.ZstdCompressor(level=COMPRESSION_LEVEL).compress(data)
 
     async def delete(self, key: str) -> None:
         check_blob_key(key)

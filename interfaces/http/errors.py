@@ -12,6 +12,7 @@ from litestar.status_codes import (
     HTTP_404_NOT_FOUND,
     HTTP_409_CONFLICT,
     HTTP_412_PRECONDITION_FAILED,
+    HTTP_416_REQUESTED_RANGE_NOT_SATISFIABLE,
     HTTP_422_UNPROCESSABLE_ENTITY,
     HTTP_500_INTERNAL_SERVER_ERROR,
     HTTP_503_SERVICE_UNAVAILABLE,
@@ -27,7 +28,12 @@ from application.errors import (
     UnknownBackendError,
     VersionConflictError,
 )
-from domain.errors import IllegalTransitionError, InvalidIdentifierError, InvalidTextError
+from domain.errors import (
+    IllegalTransitionError,
+    InvalidIdentifierError,
+    InvalidTextError,
+    UnsatisfiableRangeError,
+)
 
 logger = logging.getLogger("storage_service.http")
 PROBLEM_BASE = "https://crucible.dev/problems/"
@@ -130,6 +136,16 @@ def _blob_missing(exc: BlobMissingError) -> ProblemDetailsException:
     )
 
 
+def _unsatisfiable(exc: UnsatisfiableRangeError) -> ProblemDetailsException:
+    return ProblemDetailsException(
+        status_code=HTTP_416_REQUESTED_RANGE_NOT_SATISFIABLE,
+        title="Range not satisfiable",
+        detail=str(exc),
+        type_=PROBLEM_BASE + "range-not-satisfiable",
+        headers={"Content-Range": f"bytes */{exc.size}"},
+    )
+
+
 def _validation(exc: ValidationException) -> ProblemDetailsException:
     """Litestar's own request validation, re-shaped: 422 with each field named."""
     errors: list[dict[str, str]] = []
@@ -170,6 +186,7 @@ EXCEPTION_MAP: dict[type[Exception], Callable[[Any], ProblemDetailsException]] =
     UnknownBackendError: _unknown_backend,
     BackendUnavailableError: _unavailable,
     BlobMissingError: _blob_missing,
+    UnsatisfiableRangeError: _unsatisfiable,
     ValidationException: _validation,
     HTTPException: _http,
 }

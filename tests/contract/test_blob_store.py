@@ -2,7 +2,7 @@
 
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import anyio
@@ -295,3 +295,54 @@ async def test_memory_inspector() -> None:
     report = await MemoryBlobInspector(store).inspect(detailed=True)
     assert report.status == "healthy"
     assert report.metrics == {"files": 2, "total_size_bytes": written + 4, "evaluations": 2}
+
+
+async def chunks_of(data: bytes, size: int = 7_777) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s}B")
+@pytest.mark.parametrize("key", [KEY, ZKEY], ids=["plain", "zst"])
+async def test_streamed_put_round_trips(store: BlobStore, key: str, size: int) -> None:
+    data = text_of(size)
+    written = await store.put_stream(key, chunks_of(data))
+
+    assert await store.get(key) == data
+    assert written == await store.stored_size(key)
+    stored = b"".join([chunk async for chunk in store.stream_stored(key)])
+    assert len(stored) == written
+    if key.endswith(".zst"):
+        assert zstandard.ZstdDecompressor().stream_reader(stored).read() == data
+    else:
+        assert stored == data
+
+
+async def test_a_failed_stream_leaves_the_old_blob(store: BlobStore, tmp_path: Path) -> None:
+    await store.put(ZKEY, b"old content")
+
+    async def broken() -> AsyncIterator[bytes]:
+        yield text_of(300_000)
+        raise ConnectionResetError("client went away")
+
+    with pytest.raises(ConnectionResetError):
+        await store.put_stream(ZKEY, broken())
+
+    assert await store.get(ZKEY) == b"old content"
+    assert temp_files(tmp_path) == []
+
+
+@pytest.mark.parametrize("key", [KEY, ZKEY], ids=["plain", "zst"])
+async def test_stream_from_an_offset(store: BlobStore, key: str) -> None:
+    data = text_of(3 * 65_536 + 123)
+    await store.put(key, data)
+    for start in (0, 1, 65_535, 65_536, 100_000, len(data) - 1, len(data), len(data) + 5):
+        got = b"".join([chunk async for chunk in store.stream(key, start=start)])
+        assert got == data[start:], start
+
+
+async def test_stored_form_of_a_missing_blob(store: BlobStore) -> None:
+    with pytest.raises(BlobMissingError):
+        await store.stored_size(ZKEY)
+    with pytest.raises(BlobMissingError):
+        [chunk async for chunk in store.stream_stored(ZKEY)]

@@ -48,10 +48,15 @@ def test_threshold_routing_and_round_trip(client: Client, backend_settings: Sett
     assert on_disk.stat().st_size < len(text.encode())
     assert (root / "evaluations" / "big-1" / "metadata.json").exists()
 
-    full = client.get("/evaluations/big-1/output")
+    full = client.get("/evaluations/big-1/output", headers={"Accept-Encoding": "identity"})
     assert full.status_code == 200
     assert full.content == text.encode()
     assert full.headers["content-length"] == str(len(text.encode()))
+    # A client that accepts zstd gets the stored frame as is (httpx decodes it).
+    passed = client.get("/evaluations/big-1/output", headers={"Accept-Encoding": "zstd"})
+    assert passed.headers["content-encoding"] == "zstd"
+    assert passed.headers["content-length"] == str(on_disk.stat().st_size)
+    assert passed.content == text.encode()
     assert client.get("/evaluations/big-1/complete").json()["output"] == text
 
     client.put("/evaluations/big-1", json={"output": "small now"})

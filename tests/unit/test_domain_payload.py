@@ -2,8 +2,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from domain.errors import UnsatisfiableRangeError
 from domain.identifiers import EvaluationId
-from domain.payload import PayloadLocation, StorageThresholds, route_payload
+from domain.payload import PayloadLocation, StorageThresholds, resolve_range, route_payload
 
 EID = EvaluationId("e1")
 DEFAULTS = StorageThresholds()
@@ -72,3 +73,35 @@ def test_routing_invariants(text: str, threshold: int, preview: int) -> None:
 def test_small_text_has_no_blob(kind: str) -> None:
     routed = route_payload(EID, kind, "hi", DEFAULTS)  # type: ignore[arg-type]
     assert routed.blob is None and routed.stored.key is None
+
+
+@pytest.mark.parametrize(
+    ("header", "size", "expected"),
+    [
+        ("bytes=0-0", 10, (0, 1)),
+        ("bytes=2-5", 10, (2, 6)),
+        ("bytes=2-", 10, (2, 10)),
+        ("bytes=8-100", 10, (8, 10)),
+        ("bytes=-3", 10, (7, 10)),
+        ("bytes=-30", 10, (0, 10)),
+        (" Bytes = 1-2 ", 10, (1, 3)),
+    ],
+)
+def test_a_single_range_is_resolved(header: str, size: int, expected: tuple[int, int]) -> None:
+    resolved = resolve_range(header, size)
+    assert resolved is not None
+    assert (resolved.start, resolved.end, resolved.size) == (*expected, size)
+
+
+@pytest.mark.parametrize(
+    "header", ["items=0-1", "bytes=0-1,3-4", "bytes=5-2", "bytes=a-b", "bytes=", "bytes=-", "0-1"]
+)
+def test_other_ranges_are_ignored(header: str) -> None:
+    assert resolve_range(header, 10) is None
+
+
+@pytest.mark.parametrize(("header", "size"), [("bytes=10-", 10), ("bytes=-0", 10), ("bytes=-5", 0)])
+def test_a_range_outside_the_content_is_unsatisfiable(header: str, size: int) -> None:
+    with pytest.raises(UnsatisfiableRangeError) as refused:
+        resolve_range(header, size)
+    assert refused.value.size == size

@@ -20,7 +20,11 @@ from application.services.record_writer import RecordWriter
 from application.use_cases.celery_update import ApplyCeleryUpdate
 from application.use_cases.create_evaluation import CreateEvaluation
 from application.use_cases.delete_evaluation import DeleteEvaluation
-from application.use_cases.evaluation_content import GetCompleteEvaluation, ReadPayload
+from application.use_cases.evaluation_content import (
+    GetCompleteEvaluation,
+    ReadPayload,
+    UploadPayload,
+)
 from application.use_cases.events import ListEvents, RecordEvent
 from application.use_cases.get_evaluation import GetEvaluation
 from application.use_cases.list_evaluations import ListEvaluations
@@ -124,6 +128,7 @@ class UseCases:
         self.record_event = RecordEvent(self.repository, self.events, self.uow, self.clock)
         self.list_events = ListEvents(self.repository, self.events)
         self.celery = ApplyCeleryUpdate(self.writer, self.applier)
+        self.upload = UploadPayload(self.writer, self.payloads)
         self.complete = GetCompleteEvaluation(
             self.repository, self.payloads, self.logs, self.events
         )

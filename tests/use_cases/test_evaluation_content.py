@@ -1,10 +1,14 @@
+from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
+import zstandard
 
 from application.errors import BlobMissingError, EvaluationNotFoundError
 from application.use_cases.events import NewEvent
 from application.use_cases.update_evaluation import EvaluationChanges
+from domain.errors import InvalidTextError, UnsatisfiableRangeError
 from domain.identifiers import parse_evaluation_id
 from domain.status import EvaluationStatus
 from tests.factories import BASE_TIME
@@ -111,3 +115,117 @@ async def test_read_payload_of_absent_payload_is_empty(app: UseCases) -> None:
 async def test_read_payload_of_unknown_is_not_found(app: UseCases) -> None:
     with pytest.raises(EvaluationNotFoundError):
         await app.read_payload.execute(parse_evaluation_id("missing"), "output")
+
+
+async def _chunks(data: bytes, size: int) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+async def _read(app: UseCases, evaluation_id: Any, **options: Any) -> tuple[bytes, Any]:
+    content = await app.read_payload.execute(evaluation_id, "output", **options)
+    assert content.chunks is not None
+    return b"".join([chunk async for chunk in content.chunks]), content
+
+
+@pytest.mark.parametrize("size", [0, 1, 63, 64, 65, 1000])
+@pytest.mark.parametrize("chunk", [1, 5, 4096])
+async def test_uploads_route_by_size_and_read_back_exactly(
+    app: UseCases, size: int, chunk: int
+) -> None:
+    seeded = await app.seed(status=EvaluationStatus.RUNNING)
+    data = ("✓🚀ab" * 400).encode()[:size]  # cut on a character boundary below
+    while True:
+        try:
+            data.decode()
+            break
+        except UnicodeDecodeError:
+            data = data[:-1]
+
+    stored = await app.upload.execute(seeded.id, "output", _chunks(data, chunk))
+
+    assert stored.output is not None
+    assert stored.output.size == len(data)
+    inline = len(data) <= THRESHOLDS.large_file_threshold
+    assert (stored.output.key is None) is inline
+    assert stored.output.text == data.decode()[: None if inline else THRESHOLDS.preview_size]
+    assert app.stored(seeded).output == stored.output
+    body, content = await _read(app, seeded.id)
+    assert body == data
+    assert content.length == len(data)
+
+
+@pytest.mark.parametrize("bad", [b"ok\x00", b"ok\xff", b"ok\xe2\x9c"], ids=["nul", "byte", "cut"])
+async def test_a_refused_upload_changes_nothing(app: UseCases, bad: bytes) -> None:
+    seeded = await app.seed(status=EvaluationStatus.RUNNING)
+    await app.update.execute(seeded.id, EvaluationChanges(output=LARGE_OUTPUT))
+    before = app.stored(seeded)
+
+    for prefix in (b"", LARGE_OUTPUT.encode() * 3):
+        with pytest.raises(InvalidTextError) as refused:
+            await app.upload.execute(seeded.id, "output", _chunks(prefix + bad, 50))
+        assert refused.value.field == "output"
+
+    assert app.stored(seeded) == before
+    assert (await _read(app, seeded.id))[0] == LARGE_OUTPUT.encode()
+
+
+async def test_upload_to_an_unknown_evaluation_reads_nothing(app: UseCases) -> None:
+    read = False
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal read
+        read = True
+        yield b"x"
+
+    with pytest.raises(EvaluationNotFoundError):
+        await app.upload.execute(parse_evaluation_id("ghost"), "output", body())
+    assert not read
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("bytes=0-4", (0, 5)),
+        ("bytes=10-", (10, None)),
+        ("bytes=-7", (-7, None)),
+        ("bytes=5-5", (5, 6)),
+        ("bytes=0-99999", (0, None)),
+    ],
+)
+@pytest.mark.parametrize("text", ["short ✓ text", LARGE_OUTPUT], ids=["inline", "file"])
+async def test_ranges_are_exact(
+    app: UseCases, header: str, expected: tuple[int, int | None], text: str
+) -> None:
+    seeded = await app.seed(status=EvaluationStatus.RUNNING)
+    await app.update.execute(seeded.id, EvaluationChanges(output=text))
+    data = text.encode()
+
+    body, content = await _read(app, seeded.id, range_header=header)
+
+    start, end = expected
+    assert body == data[start:end]
+    assert content.byte_range is not None and content.length == len(body)
+
+
+async def test_an_unsatisfiable_range_names_the_size(app: UseCases) -> None:
+    seeded = await app.seed(status=EvaluationStatus.RUNNING)
+    await app.update.execute(seeded.id, EvaluationChanges(output="12345"))
+    with pytest.raises(UnsatisfiableRangeError) as refused:
+        await app.read_payload.execute(seeded.id, "output", range_header="bytes=5-")
+    assert refused.value.size == 5
+
+
+async def test_zstd_is_passed_through_only_whole_and_compressed(app: UseCases) -> None:
+    seeded = await app.seed(status=EvaluationStatus.RUNNING)
+    await app.update.execute(seeded.id, EvaluationChanges(output=LARGE_OUTPUT))
+
+    raw, content = await _read(app, seeded.id, accept_zstd=True)
+    assert content.encoding == "zstd"
+    assert zstandard.ZstdDecompressor().stream_reader(raw).read() == LARGE_OUTPUT.encode()
+    assert content.length == len(raw)
+
+    ranged, content = await _read(app, seeded.id, accept_zstd=True, range_header="bytes=0-3")
+    assert (content.encoding, ranged) == (None, LARGE_OUTPUT.encode()[:4])
+    await app.update.execute(seeded.id, EvaluationChanges(output="tiny"))
+    assert (await _read(app, seeded.id, accept_zstd=True))[1].encoding is None

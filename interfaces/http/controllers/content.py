@@ -1,13 +1,34 @@
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from email.utils import format_datetime
+from typing import Any
+
 import msgspec
 from dishka.integrations.litestar import FromDishka
-from litestar import Controller, Response, get, post
+from litestar import Controller, Request, Response, get, post, put
+from litestar.datastructures import State
+from litestar.openapi.spec import OpenAPIMediaType as MediaType
+from litestar.openapi.spec import Operation, RequestBody, Schema
+from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
+from litestar.params import Parameter
 from litestar.response import Stream
-from litestar.status_codes import HTTP_204_NO_CONTENT
+from litestar.status_codes import (
+    HTTP_204_NO_CONTENT,
+    HTTP_206_PARTIAL_CONTENT,
+    HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+)
 
 from application.use_cases.celery_update import ApplyCeleryUpdate, CeleryUpdate
-from application.use_cases.evaluation_content import GetCompleteEvaluation, ReadPayload
+from application.use_cases.evaluation_content import (
+    GetCompleteEvaluation,
+    PayloadContent,
+    ReadPayload,
+    UploadPayload,
+)
 from domain.payload import PayloadKind
-from interfaces.http.params import EvalIdPath, evaluation_id
+from interfaces.http.errors import problem
+from interfaces.http.params import EvalIdPath, etag, evaluation_id
 from interfaces.http.schemas import (
     CeleryUpdateBody,
     CeleryUpdateResult,
@@ -15,8 +36,30 @@ from interfaces.http.schemas import (
     EvaluationBody,
     EventBody,
 )
+from interfaces.settings import Settings
 
-TEXT = "text/plain; charset=utf-8"
+TEXT = "text/plain"  # Litestar adds "; charset=utf-8"
+UPLOAD_TYPES = ("text/plain", "application/octet-stream")
+
+RangeHeader = Parameter(
+    header="Range",
+    required=False,
+    description="One byte range: `bytes=a-b`, `bytes=a-` or `bytes=-n` (206; 416 if outside)",
+)
+AcceptEncoding = Parameter(header="Accept-Encoding", required=False)
+
+
+@dataclass
+class RawTextUpload(Operation):
+    """Documents the raw body that upload handlers stream (Litestar sees no ``data``)."""
+
+    def __post_init__(self) -> None:
+        schema = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+        self.request_body = RequestBody(
+            required=True,
+            description="The full content, UTF-8 text of any size (up to MAX_UPLOAD_BYTES)",
+            content={media: MediaType(schema=schema) for media in UPLOAD_TYPES},
+        )
 
 
 class ContentController(Controller):
@@ -39,17 +82,55 @@ class ContentController(Controller):
             **fields, logs=result.logs, events=[EventBody.of(e) for e in result.events]
         )
 
-    @get("/output", summary="The full output as text", media_type=TEXT)
+    @get("/output", summary="The output as text, whole or a byte range", media_type=TEXT)
     async def output(
-        self, eval_id: EvalIdPath, use_case: FromDishka[ReadPayload]
+        self,
+        eval_id: EvalIdPath,
+        use_case: FromDishka[ReadPayload],
+        range_header: str | None = RangeHeader,
+        accept_encoding: str | None = AcceptEncoding,
     ) -> Response[bytes]:
-        return await _payload(use_case, eval_id, "output")
+        return await _payload(use_case, eval_id, "output", range_header, accept_encoding)
 
-    @get("/error", summary="The full error as text", media_type=TEXT)
+    @get("/error", summary="The error as text, whole or a byte range", media_type=TEXT)
     async def error(
-        self, eval_id: EvalIdPath, use_case: FromDishka[ReadPayload]
+        self,
+        eval_id: EvalIdPath,
+        use_case: FromDishka[ReadPayload],
+        range_header: str | None = RangeHeader,
+        accept_encoding: str | None = AcceptEncoding,
     ) -> Response[bytes]:
-        return await _payload(use_case, eval_id, "error")
+        return await _payload(use_case, eval_id, "error", range_header, accept_encoding)
+
+    @put(
+        "/output",
+        summary="Replace the output with a streamed raw body",
+        request_max_body_size=None,
+        operation_class=RawTextUpload,
+    )
+    async def upload_output(
+        self,
+        eval_id: EvalIdPath,
+        request: Request[Any, Any, State],
+        use_case: FromDishka[UploadPayload],
+        settings: FromDishka[Settings],
+    ) -> Response[EvaluationBody]:
+        return await _upload(request, use_case, settings, eval_id, "output")
+
+    @put(
+        "/error",
+        summary="Replace the error with a streamed raw body",
+        request_max_body_size=None,
+        operation_class=RawTextUpload,
+    )
+    async def upload_error(
+        self,
+        eval_id: EvalIdPath,
+        request: Request[Any, Any, State],
+        use_case: FromDishka[UploadPayload],
+        settings: FromDishka[Settings],
+    ) -> Response[EvaluationBody]:
+        return await _upload(request, use_case, settings, eval_id, "error")
 
     @post("/celery-update", status_code=200, summary="Apply a Celery task state")
     async def celery_update(
@@ -65,14 +146,108 @@ class ContentController(Controller):
 
 
 async def _payload(
-    use_case: ReadPayload, eval_id: EvalIdPath, kind: PayloadKind
+    use_case: ReadPayload,
+    eval_id: str,
+    kind: PayloadKind,
+    range_header: str | None,
+    accept_encoding: str | None,
 ) -> Response[bytes]:
-    identifier = evaluation_id(eval_id)
-    content = await use_case.execute(identifier, kind)
+    content = await use_case.execute(
+        evaluation_id(eval_id),
+        kind,
+        range_header=range_header,
+        accept_zstd=_accepts_zstd(accept_encoding),
+    )
     if content.payload is None or content.chunks is None:
         return Response(b"", status_code=HTTP_204_NO_CONTENT, media_type=TEXT)
+    return Stream(  # type: ignore[return-value]
+        content.chunks,
+        status_code=HTTP_206_PARTIAL_CONTENT if content.byte_range else 200,
+        media_type=TEXT,
+        headers=_payload_headers(content),
+    )
+
+
+def _payload_headers(content: PayloadContent) -> dict[str, str]:
+    assert content.payload is not None
     headers = {
-        "Content-Length": str(content.payload.size),
+        "Content-Length": str(content.length),
+        "ETag": etag(content.evaluation.version),
+        "Last-Modified": format_datetime(content.evaluation.updated_at, usegmt=True),
+        "Accept-Ranges": "bytes",
+        "Vary": "Accept-Encoding",
         "X-Storage-Location": content.payload.location.value,
     }
-    return Stream(content.chunks, media_type=TEXT, headers=headers)  # type: ignore[return-value]
+    if content.byte_range is not None:
+        byte_range = content.byte_range
+        headers["Content-Range"] = (
+            f"bytes {byte_range.start}-{byte_range.end - 1}/{byte_range.size}"
+        )
+    if content.encoding is not None:
+        headers["Content-Encoding"] = content.encoding
+    return headers
+
+
+def _accepts_zstd(header: str | None) -> bool:
+    """Whether ``Accept-Encoding`` lists zstd with a non-zero weight."""
+    for item in (header or "").split(","):
+        name, _, params = item.strip().partition(";")
+        if name.strip().lower() == "zstd":
+            weight = params.strip().removeprefix("q=").strip()
+            return not weight or _weight(weight) > 0
+    return False
+
+
+def _weight(raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        return 1.0
+
+
+async def _upload(
+    request: Request[Any, Any, State],
+    use_case: UploadPayload,
+    settings: Settings,
+    eval_id: str,
+    kind: PayloadKind,
+) -> Response[EvaluationBody]:
+    identifier = evaluation_id(eval_id)
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in UPLOAD_TYPES:
+        raise problem(
+            HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            "Unsupported media type",
+            f"send the content as {' or '.join(UPLOAD_TYPES)}, not {media_type or 'nothing'}",
+            "unsupported-media-type",
+            field="Content-Type",
+        )
+    limit = settings.max_upload_bytes
+    announced = request.headers.get("content-length")
+    if announced is not None and announced.isdigit() and int(announced) > limit:
+        raise _too_large(limit)
+    evaluation = await use_case.execute(identifier, kind, _limited(request.stream(), limit))
+    return Response(
+        EvaluationBody.of(evaluation, storage_info=True),
+        headers={"ETag": etag(evaluation.version)},
+    )
+
+
+async def _limited(chunks: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
+    """The body's chunks, stopping with 413 past ``limit`` bytes (chunked bodies too)."""
+    received = 0
+    async for chunk in chunks:
+        received += len(chunk)
+        if received > limit:
+            raise _too_large(limit)
+        if chunk:
+            yield chunk
+
+
+def _too_large(limit: int) -> Exception:
+    return problem(
+        HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        "Upload too large",
+        f"an upload may hold at most {limit} bytes (MAX_UPLOAD_BYTES)",
+        "too-large",
+    )

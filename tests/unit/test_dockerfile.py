@@ -42,3 +42,21 @@ def test_the_uv_image_matches_the_makefile() -> None:
     makefile = (ROOT / "Makefile").read_text()
     [pinned] = re.findall(r"^UV_VERSION := (\S+)$", makefile, re.MULTILINE)
     assert f"ghcr.io/astral-sh/uv:{pinned} " in DOCKERFILE
+
+
+def test_compose_runs_the_service_on_postgres_and_redis() -> None:
+    import yaml
+
+    from interfaces.settings import load_settings
+
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    services = compose["services"]
+    storage = services["storage"]
+    settings = load_settings(storage["environment"])
+    assert settings.is_postgres
+    assert settings.redis_url == "redis://redis:6379/0"
+    for dependency, condition in storage["depends_on"].items():
+        assert condition == {"condition": "service_healthy"}
+        assert "healthcheck" in services[dependency]
+    for volume in storage["volumes"] + services["postgres"]["volumes"]:
+        assert volume.split(":")[0] in compose["volumes"]

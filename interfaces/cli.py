@@ -72,6 +72,7 @@ def serve(host: str | None, port: int | None, no_migrate: bool) -> None:
         port=port or settings.port,
         log_level=settings.log_level.lower(),
         proxy_headers=True,
+        access_log=False,  # the app logs one line per request, with its request id
     )
 
 

@@ -12,6 +12,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Server
 from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsPlugin
+from litestar.plugins.prometheus import PrometheusController
 from litestar.static_files import create_static_files_router
 
 from application.use_cases.running_evaluations import RebuildRunningRegistry
@@ -22,6 +23,7 @@ from interfaces.http.controllers.running import RunningController
 from interfaces.http.controllers.storage import StorageController
 from interfaces.http.controllers.timeline import TimelineController
 from interfaces.http.errors import EXCEPTION_MAP, internal_error_handler
+from interfaces.http.observability import RequestIdMiddleware, prometheus_config
 from interfaces.providers import build_providers
 from interfaces.settings import Settings, load_settings
 
@@ -59,6 +61,7 @@ def create_app(settings: Settings | None = None, *override_providers: Provider) 
             ),
             openapi_json,
             openapi_yaml,
+            PrometheusController,
             create_static_files_router(
                 path=DOCS_ASSETS,
                 directories=[swagger_ui_bundle.swagger_ui_path],
@@ -72,6 +75,7 @@ def create_app(settings: Settings | None = None, *override_providers: Provider) 
             )
         ],
         exception_handlers={Exception: internal_error_handler},
+        middleware=[RequestIdMiddleware(), prometheus_config().middleware],
         request_max_body_size=settings.max_request_bytes,
         lifespan=[lifespan],
     )

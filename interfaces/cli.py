@@ -1,11 +1,17 @@
-"""The ``storage-service`` console script: serve and migrate."""
+"""The ``storage-service`` console script: serve, migrate and fsck."""
 
+import asyncio
 import logging
 import sys
+from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import click
 
 from interfaces.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from application.use_cases.check_storage import StorageCheck
 
 
 def _settings() -> Settings:
@@ -74,6 +80,63 @@ def serve(host: str | None, port: int | None, no_migrate: bool) -> None:
         proxy_headers=True,
         access_log=False,  # the app logs one line per request, with its request id
     )
+
+
+@main.command()
+@click.option("--fix", is_flag=True, help="Delete the orphan blobs found.")
+@click.option(
+    "--grace-minutes",
+    type=click.IntRange(min=0),
+    default=60,
+    show_default=True,
+    help="Blobs younger than this may belong to a write in progress: never orphans.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+def fsck(fix: bool, grace_minutes: int, as_json: bool) -> None:
+    """Find blobs no record points at (orphans) and records whose blob is missing.
+
+    Exits 0 when storage is consistent (after --fix removed the orphans), 1 otherwise.
+
+    \b
+    Examples:
+      storage-service fsck
+      storage-service fsck --fix --grace-minutes 120
+      storage-service fsck --json | jq .missing
+    """
+    import msgspec
+
+    settings = _settings()
+    _configure_logging(settings)
+    result = asyncio.run(_check_storage(settings, fix=fix, grace=timedelta(minutes=grace_minutes)))
+    if as_json:
+        payload = msgspec.structs.asdict(result) | {"clean": result.clean}
+        click.echo(msgspec.json.encode(payload).decode())
+    else:
+        click.echo(
+            f"{result.blobs} blob(s), {result.referenced} referenced by records; "
+            f"{len(result.orphans)} orphan(s) ({result.orphan_bytes} bytes), "
+            f"{len(result.missing)} missing, {len(result.young)} too young to judge"
+        )
+        for key in result.orphans:
+            click.echo(f"orphan  {key}{' (removed)' if key in result.removed else ''}")
+        for key in result.missing:
+            click.echo(f"missing {key}")
+    sys.exit(0 if result.clean else 1)
+
+
+async def _check_storage(settings: Settings, *, fix: bool, grace: timedelta) -> "StorageCheck":
+    from dishka import make_async_container
+
+    from application.use_cases.check_storage import CheckStorage
+    from interfaces.providers import build_providers
+
+    container = make_async_container(*build_providers(settings), context={Settings: settings})
+    try:
+        async with container() as request:
+            check = await request.get(CheckStorage)
+            return await check.execute(fix=fix, grace=grace)
+    finally:
+        await container.close()
 
 
 def _redacted(url: str) -> str:

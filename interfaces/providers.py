@@ -28,6 +28,7 @@ from application.services.publisher import RecordPublisher
 from application.services.record_cache import RecordCache
 from application.services.record_writer import RecordWriter
 from application.use_cases.celery_update import ApplyCeleryUpdate
+from application.use_cases.check_storage import CheckStorage
 from application.use_cases.create_evaluation import CreateEvaluation
 from application.use_cases.delete_evaluation import DeleteEvaluation
 from application.use_cases.evaluation_content import (
@@ -166,6 +167,7 @@ class CoreProvider(Provider):
         GetCompleteEvaluation,
         ReadPayload,
         UploadPayload,
+        CheckStorage,
         GetStatistics,
         DescribeStorage,
         GetStorageOverview,

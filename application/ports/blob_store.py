@@ -1,6 +1,17 @@
 from abc import abstractmethod
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Protocol
+
+import msgspec
+
+
+class BlobEntry(msgspec.Struct, frozen=True):
+    """One stored blob: its key, bytes on storage and last change."""
+
+    key: str
+    size: int
+    modified_at: datetime
 
 
 class BlobStore(Protocol):
@@ -40,3 +51,7 @@ class BlobStore(Protocol):
     @abstractmethod
     async def delete(self, key: str) -> None:
         """Remove ``key``; a missing key is not an error."""
+
+    @abstractmethod
+    def entries(self, prefix: str = "") -> AsyncIterator[BlobEntry]:
+        """Every blob whose key starts with ``prefix`` (writes in progress excluded)."""

@@ -20,3 +20,7 @@ class EvaluationQueries(Protocol):
     @abstractmethod
     async def statistics(self) -> EvaluationStatistics:
         """Aggregates over live records."""
+
+    @abstractmethod
+    async def blob_keys(self) -> set[str]:
+        """Every blob key a record points at, soft-deleted records included."""

@@ -12,9 +12,11 @@ import functools
 import logging
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Protocol, TypeVar
 
@@ -22,6 +24,7 @@ import anyio.to_thread
 import zstandard
 
 from application.errors import BackendUnavailableError, BlobMissingError
+from application.ports.blob_store import BlobEntry
 from application.queries import BackendReport, MetricValue
 from infrastructure.files.keys import is_compressed_key, resolve_inside
 
@@ -153,6 +156,12 @@ class FileBlobStore:
                 yield chunk
         finally:
             handle.close()
+
+    async def entries(self, prefix: str = "") -> AsyncIterator[BlobEntry]:
+        root = self._root
+        found = await self._in_thread(lambda: _list_files(root, prefix))
+        for entry in found:
+            yield entry
 
     async def stored_size(self, key: str) -> int:
         path = resolve_inside(self._root, key)
@@ -323,6 +332,25 @@ class FileBlobStore:
             except OSError:  # not empty (or already gone): stop pruning
                 return
             directory = directory.parent
+
+
+def _list_files(root: Path, prefix: str) -> list[BlobEntry]:
+    """Regular files under ``root`` whose key starts with ``prefix``; temp files left out."""
+    found: list[BlobEntry] = []
+    for directory, _dirs, names in os.walk(root):
+        for name in names:
+            path = Path(directory) / name
+            key = path.relative_to(root).as_posix()
+            if _is_temp(name) or not key.startswith(prefix):
+                continue
+            try:
+                info = path.lstat()
+            except OSError:
+                continue
+            if stat.S_ISREG(info.st_mode):
+                modified = datetime.fromtimestamp(info.st_mtime, tz=UTC)
+                found.append(BlobEntry(key=key, size=info.st_size, modified_at=modified))
+    return sorted(found, key=lambda entry: entry.key)
 
 
 def _write_all(handle: IO[bytes], data: bytes) -> None:

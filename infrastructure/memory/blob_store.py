@@ -5,12 +5,14 @@ Keys are checked and sizes accounted exactly as the file store does them
 interchangeable behind the ``BlobStore`` port.
 """
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 
 import anyio.to_thread
 import zstandard
 
 from application.errors import BlobMissingError
+from application.ports.blob_store import BlobEntry
 from application.queries import BackendReport
 from infrastructure.files.blob_store import COMPRESSION_LEVEL
 from infrastructure.files.keys import check_blob_key, is_compressed_key
@@ -25,8 +27,10 @@ def _compressed_size(data: bytes) -> int:
 class MemoryBlobStore:
     """``BlobStore`` in process memory; contents are kept uncompressed for simple reads."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._blobs: dict[str, tuple[bytes, int]] = {}
+        self._modified: dict[str, datetime] = {}
+        self._clock = clock
 
     async def put(self, key: str, data: bytes) -> int:
         check_blob_key(key)
@@ -39,6 +43,7 @@ class MemoryBlobStore:
                 else _compressed_size(data)
             )
         self._blobs[key] = (data, size)
+        self._modified[key] = self._clock()
         return size
 
     async def get(self, key: str) -> bytes:
@@ -79,6 +84,12 @@ class MemoryBlobStore:
     async def delete(self, key: str) -> None:
         check_blob_key(key)
         self._blobs.pop(key, None)
+        self._modified.pop(key, None)
+
+    async def entries(self, prefix: str = "") -> AsyncIterator[BlobEntry]:
+        for key, (_data, size) in sorted(self._blobs.items()):
+            if key.startswith(prefix):
+                yield BlobEntry(key=key, size=size, modified_at=self._modified[key])
 
     def stored(self) -> dict[str, int]:
         """Key → bytes it would occupy on disk (for the inspector)."""

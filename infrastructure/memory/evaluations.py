@@ -102,6 +102,14 @@ class MemoryEvaluationQueries:
     def __init__(self, database: MemoryDatabase) -> None:
         self._db = database
 
+    async def blob_keys(self) -> set[str]:
+        return {
+            payload.key
+            for evaluation in self._db.evaluations.values()
+            for payload in (evaluation.output, evaluation.error)
+            if payload is not None and payload.key is not None
+        }
+
     async def list(self, query: EvaluationQuery) -> EvaluationPage:
         matching = _newest_first([e for e in self._db.live_records() if _matches(e, query.filter)])
         limit = max(query.limit, 0)

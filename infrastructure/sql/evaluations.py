@@ -256,6 +256,16 @@ class SqlEvaluationQueries:
             items=items, next_cursor=next_cursor, total=None if total is None else int(total)
         )
 
+    async def blob_keys(self) -> set[str]:
+        keys: set[str] = set()
+        with translate_errors():
+            for column in (evaluations.c.output_key, evaluations.c.error_key):
+                result = await self._session.stream_scalars(
+                    sa.select(column).where(column.is_not(None)).execution_options(yield_per=1000)
+                )
+                keys.update([key async for key in result])
+        return keys
+
     async def list_active(self) -> builtins.list[Evaluation]:
         statement = (
             sa.select(evaluations)

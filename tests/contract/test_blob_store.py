@@ -346,3 +346,22 @@ async def test_stored_form_of_a_missing_blob(store: BlobStore) -> None:
         await store.stored_size(ZKEY)
     with pytest.raises(BlobMissingError):
         [chunk async for chunk in store.stream_stored(ZKEY)]
+
+
+async def test_entries_list_stored_blobs_by_prefix(store: BlobStore) -> None:
+    await store.put("evaluations/a/output.txt.zst", text_of(50_000))
+    await store.put("evaluations/a/metadata.json", b"{}")
+    await store.put("evaluations/b/error.txt", b"err")
+    await store.put("other/x.txt", b"x")
+
+    entries = [entry async for entry in store.entries("evaluations/")]
+
+    assert [entry.key for entry in entries] == [
+        "evaluations/a/metadata.json",
+        "evaluations/a/output.txt.zst",
+        "evaluations/b/error.txt",
+    ]
+    assert entries[1].size == await store.stored_size("evaluations/a/output.txt.zst")
+    assert entries[2].size == 3
+    assert all(entry.modified_at.tzinfo is not None for entry in entries)
+    assert len([entry async for entry in store.entries()]) == 4

@@ -212,6 +212,27 @@ async def test_list_active(sql_backend: PortStore) -> None:
     assert active[1].executor_id == "ex"
 
 
+async def test_blob_keys_cover_every_record_including_deleted(sql_backend: PortStore) -> None:
+    def blob(key: str) -> StoredPayload:
+        return StoredPayload(PayloadLocation.FILE, 200_000, "preview", compressed=True, key=key)
+
+    await _add(
+        sql_backend,
+        make_evaluation("a", output=blob("evaluations/a/output.txt.zst")),
+        make_evaluation("b", error=blob("evaluations/b/error.txt.zst")),
+        make_evaluation("c", output=StoredPayload(PayloadLocation.INLINE, 5, "small")),
+        make_evaluation("d", output=blob("evaluations/d/output.txt.zst")),
+    )
+    await _delete(sql_backend, "d")
+    async with sql_backend.session() as ports:
+        keys = await ports.queries.blob_keys()
+    assert keys == {
+        "evaluations/a/output.txt.zst",
+        "evaluations/b/error.txt.zst",
+        "evaluations/d/output.txt.zst",
+    }
+
+
 async def test_statistics_on_a_known_data_set(sql_backend: PortStore) -> None:
     inline = StoredPayload(PayloadLocation.INLINE, size=100, text="x")
     in_file = StoredPayload(PayloadLocation.FILE, size=200_000, text="y", key="k")

@@ -1,0 +1,81 @@
+"""``fsck``: blobs and records that disagree, found (and orphans removed) after a crash."""
+
+from datetime import datetime, timedelta
+
+import msgspec
+
+from application.ports.blob_store import BlobStore
+from application.ports.clock import Clock
+from application.ports.evaluation_queries import EvaluationQueries
+
+BLOB_PREFIX = "evaluations/"
+METADATA_NAME = "metadata.json"
+
+
+class StorageCheck(msgspec.Struct, kw_only=True):
+    """What a check found: blobs no record points at, and keys records point at in vain."""
+
+    blobs: int
+    referenced: int
+    orphans: list[str]
+    orphan_bytes: int
+    missing: list[str]
+    young: list[str]
+    removed: list[str]
+
+    @property
+    def clean(self) -> bool:
+        """Nothing left to fix: no missing blob, no orphan that was not removed."""
+        return not self.missing and set(self.orphans) <= set(self.removed)
+
+
+class CheckStorage:
+    """Compare the blob store with the records (soft-deleted ones keep their blobs).
+
+    The service writes a blob before the record that points at it commits, so
+    a crash in between leaves an orphan, never a missing blob. A blob younger
+    than ``grace`` may belong to a write still in progress: it is reported as
+    young and never removed.
+    """
+
+    def __init__(self, queries: EvaluationQueries, blobs: BlobStore, clock: Clock) -> None:
+        self._queries = queries
+        self._blobs = blobs
+        self._clock = clock
+
+    async def execute(self, *, fix: bool = False, grace: timedelta) -> StorageCheck:
+        referenced = await self._queries.blob_keys()
+        owners = {key.split("/")[1] for key in referenced}
+        cutoff: datetime = self._clock.now() - grace
+        found: set[str] = set()
+        orphans: list[str] = []
+        young: list[str] = []
+        orphan_bytes = 0
+        async for entry in self._blobs.entries(BLOB_PREFIX):
+            found.add(entry.key)
+            if entry.key in referenced or _is_owned_snapshot(entry.key, owners):
+                continue
+            if entry.modified_at > cutoff:
+                young.append(entry.key)
+                continue
+            orphans.append(entry.key)
+            orphan_bytes += entry.size
+        removed: list[str] = []
+        if fix:
+            for key in orphans:
+                await self._blobs.delete(key)
+                removed.append(key)
+        return StorageCheck(
+            blobs=len(found),
+            referenced=len(referenced),
+            orphans=orphans,
+            orphan_bytes=orphan_bytes,
+            missing=sorted(referenced - found),
+            young=young,
+            removed=removed,
+        )
+
+
+def _is_owned_snapshot(key: str, owners: set[str]) -> bool:
+    parts = key.split("/")
+    return len(parts) == 3 and parts[2] == METADATA_NAME and parts[1] in owners

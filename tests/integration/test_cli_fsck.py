@@ -1,0 +1,87 @@
+"""``storage-service fsck`` against a live data set, embedded and on PostgreSQL."""
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from click.testing import CliRunner
+from litestar.testing import TestClient
+
+from interfaces.cli import main
+from interfaces.settings import Settings
+
+BIG = "x" * 200_000
+
+
+def environment(settings: Settings) -> dict[str, str]:
+    env = {
+        "DATABASE_URL": settings.database_url,
+        "FILE_STORAGE_PATH": str(settings.file_storage_path),
+        "LOG_LEVEL": "WARNING",
+    }
+    if settings.redis_url:
+        env |= {"REDIS_URL": settings.redis_url, "REDIS_KEY_PREFIX": settings.redis_key_prefix}
+    return env
+
+
+def fsck(settings: Settings, *args: str) -> tuple[int, dict[str, Any]]:
+    result = CliRunner().invoke(main, ["fsck", "--json", *args], env=environment(settings))
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    return result.exit_code, json.loads(result.output.strip().splitlines()[-1])
+
+
+def age(path: Path, hours: float) -> None:
+    then = time.time() - hours * 3600
+    os.utime(path, (then, then))
+
+
+def test_fsck_finds_orphans_and_missing_blobs_and_fixes_orphans(
+    client: TestClient[Any], backend_settings: Settings
+) -> None:
+    root = Path(backend_settings.file_storage_path) / "evaluations"
+    for name in ("keep-1", "lost-1", "gone-1"):
+        assert client.post("/evaluations", json={"id": name, "code": "x"}).is_success
+        assert client.put(f"/evaluations/{name}", json={"output": BIG}).is_success
+    assert client.delete("/evaluations/gone-1").status_code == 204  # soft: blobs stay referenced
+
+    code, clean = fsck(backend_settings)
+    assert (code, clean["clean"], clean["orphans"], clean["missing"]) == (0, True, [], [])
+    assert clean["referenced"] == 3
+
+    (root / "lost-1" / "output.txt.zst").unlink()  # a record pointing at nothing
+    ghost = root / "ghost-1"  # a crash between blob and record
+    ghost.mkdir()
+    for name in ("output.txt.zst", "metadata.json"):
+        (ghost / name).write_bytes(b"left behind")
+        age(ghost / name, hours=3)
+    fresh = root / "fresh-1"  # an upload in progress
+    fresh.mkdir()
+    (fresh / "output.txt.zst").write_bytes(b"being written")
+
+    code, found = fsck(backend_settings)
+    assert code == 1
+    assert found["orphans"] == [
+        "evaluations/ghost-1/metadata.json",
+        "evaluations/ghost-1/output.txt.zst",
+    ]
+    assert found["orphan_bytes"] == 2 * len(b"left behind")
+    assert found["missing"] == ["evaluations/lost-1/output.txt.zst"]
+    assert found["young"] == ["evaluations/fresh-1/output.txt.zst"]
+    assert found["removed"] == []
+
+    code, fixed = fsck(backend_settings, "--fix")
+    assert code == 1  # the missing blob cannot be fixed by deleting anything
+    assert fixed["removed"] == found["orphans"]
+    assert not ghost.exists()
+    assert (fresh / "output.txt.zst").exists()
+    assert (root / "keep-1" / "output.txt.zst").exists()
+
+    assert client.put("/evaluations/lost-1", json={"output": "small again"}).is_success
+    code, after = fsck(backend_settings, "--grace-minutes", "0", "--fix")
+    assert (code, after["missing"], after["removed"]) == (
+        0,
+        [],
+        ["evaluations/fresh-1/output.txt.zst"],
+    )

@@ -186,9 +186,8 @@ class FileBlobStore:
         )
         try:
             async for chunk in chunks:
-                data = chunk if compressor is None else compressor.compress(chunk)
-                if data:
-                    await self._in_thread(functools.partial(_write_all, handle, data))
+                # Compression runs in the worker thread too, off the event loop.
+                await self._in_thread(functools.partial(_write_all, handle, chunk, compressor))
             return await self._in_thread(
                 lambda: self._finish_stream(handle, compressor, temp, path)
             )
@@ -353,9 +352,12 @@ def _list_files(root: Path, prefix: str) -> list[BlobEntry]:
     return sorted(found, key=lambda entry: entry.key)
 
 
-def _write_all(handle: IO[bytes], data: bytes) -> None:
+def _write_all(handle: IO[bytes], data: bytes, compressor: _Compressor | None = None) -> None:
+    if compressor is not None:
+        data = compressor.compress(data)
     try:
-        handle.write(data)
+        if data:
+            handle.write(data)
     except OSError as exc:
         raise BackendUnavailableError(BACKEND, _reason(exc)) from exc
 

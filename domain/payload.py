@@ -7,6 +7,7 @@ zstd-compressed when over ``compression_threshold``, with the first
 ``preview_size`` characters kept inline as the preview.
 """
 
+import re
 from enum import StrEnum
 from typing import Literal
 
@@ -126,6 +127,9 @@ class ByteRange(msgspec.Struct, frozen=True):
         return self.end - self.start
 
 
+_RANGE = re.compile(r"\s*bytes\s*=\s*(\d{0,18})-(\d{0,18})\s*", re.ASCII | re.IGNORECASE)
+
+
 def resolve_range(header: str, size: int) -> ByteRange | None:
     """The single byte range an HTTP ``Range`` header asks of ``size`` bytes.
 
@@ -133,21 +137,17 @@ def resolve_range(header: str, size: int) -> ByteRange | None:
     a malformed one: RFC 9110 lets a server ignore those). Raises
     ``UnsatisfiableRangeError`` when the range lies wholly outside the content.
     """
-    unit, _, spec = header.strip().partition("=")
-    if unit.strip().lower() != "bytes" or "," in spec:
+    match = _RANGE.fullmatch(header)
+    if match is None:
         return None
-    first, dash, last = spec.strip().partition("-")
-    if not dash or not (first.isdigit() or last.isdigit()):
-        return None
+    first, last = match.groups()
     if not first:  # suffix: the last N bytes
-        if not last.isdigit():
+        if not last:
             return None
         count = int(last)
         if count == 0 or size == 0:
             raise UnsatisfiableRangeError(size)
         return ByteRange(start=max(0, size - count), end=size, size=size)
-    if not first.isdigit() or (last and not last.isdigit()):
-        return None
     start = int(first)
     end = size if not last else int(last) + 1
     if last and end <= start:

@@ -94,7 +94,20 @@ def test_a_single_range_is_resolved(header: str, size: int, expected: tuple[int,
 
 
 @pytest.mark.parametrize(
-    "header", ["items=0-1", "bytes=0-1,3-4", "bytes=5-2", "bytes=a-b", "bytes=", "bytes=-", "0-1"]
+    "header",
+    [
+        "items=0-1",
+        "bytes=0-1,3-4",
+        "bytes=5-2",
+        "bytes=a-b",
+        "bytes=",
+        "bytes=-",
+        "0-1",
+        "bytes=\u00b2-",  # a superscript digit: str.isdigit() says yes, int() says no
+        "bytes=-\u0663",  # an Arabic-Indic digit
+        "bytes=" + "9" * 5000 + "-",  # past int()'s digit limit
+        "bytes=-" + "9" * 5000,
+    ],
 )
 def test_other_ranges_are_ignored(header: str) -> None:
     assert resolve_range(header, 10) is None

@@ -14,3 +14,10 @@ class UnitOfWork(Protocol):
 
     @abstractmethod
     async def rollback(self) -> None: ...
+
+    @abstractmethod
+    async def release(self) -> None:
+        """Give the connection back before long I/O (streaming a body); nothing may be pending.
+
+        A later statement takes a connection again, so a slow client never holds one.
+        """

@@ -6,6 +6,7 @@ from application.errors import EvaluationNotFoundError
 from application.ports.evaluation_repository import EvaluationRepository
 from application.ports.event_log import EventLog
 from application.ports.log_store import LogStore
+from application.ports.unit_of_work import UnitOfWork
 from application.services.payloads import PayloadStore
 from application.services.record_writer import RecordWriter
 from domain.evaluation import Evaluation
@@ -68,9 +69,12 @@ class PayloadContent(msgspec.Struct, frozen=True, kw_only=True):
 class ReadPayload:
     """Stream one output or error from wherever it lives: whole, a byte range, or as stored."""
 
-    def __init__(self, repository: EvaluationRepository, payloads: PayloadStore) -> None:
+    def __init__(
+        self, repository: EvaluationRepository, payloads: PayloadStore, uow: UnitOfWork
+    ) -> None:
         self._repository = repository
         self._payloads = payloads
+        self._uow = uow
 
     async def execute(
         self,
@@ -78,15 +82,23 @@ class ReadPayload:
         kind: PayloadKind,
         *,
         range_header: str | None = None,
+        if_range: str | None = None,
         accept_zstd: bool = False,
     ) -> PayloadContent:
-        """Raises ``UnsatisfiableRangeError`` for a range wholly outside the content."""
+        """Raises ``UnsatisfiableRangeError`` for a range wholly outside the content.
+
+        ``if_range`` (an ETag) keeps the range only while the record is still at
+        that version, so a resumed download never joins bytes of two versions.
+        """
         evaluation = await self._repository.get(evaluation_id)
+        await self._uow.release()  # the body may take minutes to send
         if evaluation is None:
             raise EvaluationNotFoundError(evaluation_id)
         payload = evaluation.output if kind == "output" else evaluation.error
         if payload is None:
             return PayloadContent(evaluation=evaluation, payload=None)
+        if if_range is not None and not _same_version(if_range, evaluation.version):
+            range_header = None
         byte_range = None if range_header is None else resolve_range(range_header, payload.size)
         if byte_range is None and accept_zstd:
             stored = await self._payloads.stored_form(payload)
@@ -115,14 +127,16 @@ class UploadPayload:
     updates: a failed or interrupted upload changes nothing the record points at.
     """
 
-    def __init__(self, writer: RecordWriter, payloads: PayloadStore) -> None:
+    def __init__(self, writer: RecordWriter, payloads: PayloadStore, uow: UnitOfWork) -> None:
         self._writer = writer
         self._payloads = payloads
+        self._uow = uow
 
     async def execute(
         self, evaluation_id: EvaluationId, kind: PayloadKind, chunks: AsyncIterator[bytes]
     ) -> Evaluation:
         await self._writer.load(evaluation_id)  # 404 before reading any of the body
+        await self._uow.release()  # the body may take minutes to arrive
         stored = await self._payloads.store_stream(evaluation_id, kind, chunks)
 
         async def mutate(evaluation: Evaluation) -> bool:
@@ -131,3 +145,9 @@ class UploadPayload:
 
         evaluation, _ = await self._writer.change(evaluation_id, mutate)
         return evaluation
+
+
+def _same_version(entity_tag: str, version: int) -> bool:
+    """Whether an ``If-Range`` ETag names ``version`` (a date or weak tag never matches)."""
+    tag = entity_tag.strip()
+    return tag.startswith('"') and tag.strip('"') == str(version)

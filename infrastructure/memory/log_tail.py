@@ -57,8 +57,8 @@ class MemoryLogTail:
 
     async def read(self, evaluation_id: EvaluationId, offset: int) -> LogSlice | None:
         tail = self._tails.get(evaluation_id)
-        if tail is None or offset < tail.start:
-            return None
+        if tail is None or not tail.start <= offset <= tail.end:
+            return None  # before it, or past it (the tail may lag the log): ask the store
         return slice_from(tail.start, tail.data, offset)
 
     async def drop(self, evaluation_id: EvaluationId) -> None:

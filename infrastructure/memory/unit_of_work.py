@@ -12,9 +12,13 @@ class MemoryUnitOfWork:
     def __init__(self) -> None:
         self.committed = False
         self.rolled_back = False
+        self.released = False
 
     async def commit(self) -> None:
         self.committed = True
 
     async def rollback(self) -> None:
         self.rolled_back = True
+
+    async def release(self) -> None:
+        self.released = True

@@ -96,6 +96,14 @@ class PgTransaction:
             with translate_errors():
                 await transaction.rollback()
 
+    async def release(self) -> None:
+        """Give the connection back while no transaction is open (before long I/O)."""
+        if self._transaction is not None:
+            raise RuntimeError("release() inside a transaction would lose its writes")
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await self._pool.release(connection)
+
     async def close(self) -> None:
         """End the scope: roll back anything uncommitted, give the connection back."""
         connection = self._connection

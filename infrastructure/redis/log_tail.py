@@ -105,8 +105,8 @@ class RedisLogTail:
             start, data = await self._connection.execute(fetch)
         except RedisUnavailableError:
             return None
-        if start is None or data is None or offset < int(start):
-            return None
+        if start is None or data is None or not int(start) <= offset <= int(start) + len(data):
+            return None  # before it, or past it (the tail may lag the log): ask the store
         content = data.encode() if isinstance(data, str) else data
         return slice_from(int(start), content, offset)
 

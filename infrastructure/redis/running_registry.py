@@ -122,10 +122,11 @@ class RedisRunningRegistry:
 
         async def write(client: redis.Redis) -> object:
             pipe = client.pipeline(transaction=False)
+            # The counter first: a rebuild finishing in between must see this write coming.
+            pipe.hincrby(self._state_key, "writes", 1)
             pipe.delete(key)
             pipe.hset(key, mapping=_to_hash(info))
             pipe.sadd(self._set_key, info.evaluation_id)
-            pipe.hincrby(self._state_key, "writes", 1)
             return await pipe.execute()
 
         await self._write(write)
@@ -135,9 +136,9 @@ class RedisRunningRegistry:
 
         async def write(client: redis.Redis) -> object:
             pipe = client.pipeline(transaction=False)
+            pipe.hincrby(self._state_key, "writes", 1)
             pipe.srem(self._set_key, evaluation_id)
             pipe.delete(key)
-            pipe.hincrby(self._state_key, "writes", 1)
             return await pipe.execute()
 
         await self._write(write)

@@ -22,3 +22,9 @@ class SqlUnitOfWork:
     async def rollback(self) -> None:
         with translate_errors():
             await self._session.rollback()
+
+    async def release(self) -> None:
+        # Closing ends the (read-only) transaction and returns the connection; the
+        # session stays usable and checks a connection out again when next used.
+        with translate_errors():
+            await self._session.close()

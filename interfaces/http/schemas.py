@@ -18,7 +18,7 @@ from domain.timeline import EvaluationEvent
 Language = Annotated[str, Meta(min_length=1, max_length=50, examples=["python"])]
 ShortText = Annotated[str, Meta(max_length=255)]
 EventType = Annotated[str, Meta(min_length=1, max_length=100, examples=["container_started"])]
-NonNegative = Annotated[int, Meta(ge=0)]
+NonNegative = Annotated[int, Meta(ge=0, le=2**31 - 1)]  # an INTEGER column
 Metadata = dict[str, Any]
 
 

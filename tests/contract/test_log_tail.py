@@ -55,7 +55,8 @@ async def test_contiguous_chunks_are_served_from_any_offset(tail: LogTail) -> No
     assert await tail.read(EVAL, 0) == LogSlice("abc\ndé\n", 0, 8)
     assert await tail.read(EVAL, 4) == LogSlice("dé\n", 4, 8)
     assert await tail.read(EVAL, 8) == LogSlice("", 8, 8)
-    assert await tail.read(EVAL, 50) == LogSlice("", 8, 8)
+    # Past its end the tail may be behind the log: only the log store can answer.
+    assert await tail.read(EVAL, 9) is None
     with pytest.raises(InvalidTextError):
         await tail.read(EVAL, 6)  # inside é
     assert await tail.read(EvaluationId("eval_2"), 0) is None

@@ -284,3 +284,37 @@ def test_nul_characters_anywhere_are_refused_with_the_field_named(client: Client
     assert record["metadata"] == {}
     assert record["executor_id"] is None
     assert client.get("/evaluations/nul-1/events").json()["events"] == []
+
+
+def test_if_range_and_the_etag_of_each_encoding(client: Client) -> None:
+    new(client, "ifr-1")
+    text = "".join(f"line {i}\n" for i in range(30_000))  # a compressed file blob
+    assert client.put("/evaluations/ifr-1", json={"output": text}).is_success
+    plain = client.get("/evaluations/ifr-1/output", headers={"Accept-Encoding": "identity"})
+    zstd = client.get("/evaluations/ifr-1/output", headers={"Accept-Encoding": "zstd"})
+    assert plain.headers["etag"] != zstd.headers["etag"]
+    current = plain.headers["etag"]
+
+    kept = client.get(
+        "/evaluations/ifr-1/output", headers={"Range": "bytes=0-9", "If-Range": current}
+    )
+    assert (kept.status_code, kept.content) == (206, text.encode()[:10])
+    stale = client.get(
+        "/evaluations/ifr-1/output",
+        headers={"Range": "bytes=0-9", "If-Range": '"1"', "Accept-Encoding": "identity"},
+    )
+    assert (stale.status_code, stale.content) == (200, text.encode())
+
+
+def test_a_missing_blob_is_a_problem_response_not_a_broken_body(
+    client: Client, backend_settings: Settings
+) -> None:
+    new(client, "lost-2")
+    assert client.put("/evaluations/lost-2", json={"output": "z" * 200_000}).is_success
+    blob = Path(backend_settings.file_storage_path) / "evaluations" / "lost-2" / "output.txt.zst"
+    blob.unlink()
+
+    response = client.get("/evaluations/lost-2/output", headers={"Accept-Encoding": "identity"})
+    assert response.status_code == 500
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["type"].endswith("/blob-missing")

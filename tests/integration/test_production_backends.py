@@ -245,3 +245,38 @@ def test_connections_dropped_while_idle_are_replaced_without_an_error(
             listed = client.get("/evaluations")  # SQLAlchemy: pre-ping replaced it
             assert listed.status_code == 200, listed.text
             assert listed.json()["items"][0]["metadata"] == {"n": 1}
+
+
+def test_slow_uploads_and_downloads_hold_no_database_connection(settings: Settings) -> None:
+    """With a pool of one, a stalled upload must not starve every other request."""
+    import socket
+
+    from tests.services import serve_in_thread
+
+    one = Settings(
+        **{name: getattr(settings, name) for name in settings.__struct_fields__}
+        | {"db_pool_size": 1, "db_connect_timeout_s": 2.0}
+    )
+    with serve_in_thread(create_app(one)) as url:
+        host, port = url.removeprefix("http://").split(":")
+        import httpx
+
+        with httpx.Client(base_url=url, timeout=10) as client:
+            assert client.post("/evaluations", json={"id": EVAL, "code": "x"}).is_success
+            stalled = []
+            for _ in range(2):
+                sock = socket.create_connection((host, int(port)))
+                sock.sendall(
+                    f"PUT /evaluations/{EVAL}/output HTTP/1.1\r\nHost: x\r\n"
+                    "Content-Type: text/plain\r\nContent-Length: 1000000\r\n\r\n".encode()
+                    + b"partial body"
+                )
+                stalled.append(sock)
+            try:
+                for line in ("one\n", "two\n"):
+                    appended = client.post(f"/evaluations/{EVAL}/logs", json={"content": line})
+                    assert appended.status_code == 201, appended.text
+                assert client.get(f"/evaluations/{EVAL}").is_success
+            finally:
+                for sock in stalled:
+                    sock.close()

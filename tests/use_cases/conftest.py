@@ -128,11 +128,11 @@ class UseCases:
         self.record_event = RecordEvent(self.repository, self.events, self.uow, self.clock)
         self.list_events = ListEvents(self.repository, self.events)
         self.celery = ApplyCeleryUpdate(self.writer, self.applier)
-        self.upload = UploadPayload(self.writer, self.payloads)
+        self.upload = UploadPayload(self.writer, self.payloads, self.uow)
         self.complete = GetCompleteEvaluation(
             self.repository, self.payloads, self.logs, self.events
         )
-        self.read_payload = ReadPayload(self.repository, self.payloads)
+        self.read_payload = ReadPayload(self.repository, self.payloads, self.uow)
         self.statistics = GetStatistics(self.queries)
 
     async def seed(self, **fields: Any) -> Evaluation:

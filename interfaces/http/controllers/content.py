@@ -47,6 +47,11 @@ RangeHeader = Parameter(
     description="One byte range: `bytes=a-b`, `bytes=a-` or `bytes=-n` (206; 416 if outside)",
 )
 AcceptEncoding = Parameter(header="Accept-Encoding", required=False)
+IfRange = Parameter(
+    header="If-Range",
+    required=False,
+    description="Keep the Range only while this ETag is current (else the whole content)",
+)
 
 
 @dataclass
@@ -88,9 +93,10 @@ class ContentController(Controller):
         eval_id: EvalIdPath,
         use_case: FromDishka[ReadPayload],
         range_header: str | None = RangeHeader,
+        if_range: str | None = IfRange,
         accept_encoding: str | None = AcceptEncoding,
     ) -> Response[bytes]:
-        return await _payload(use_case, eval_id, "output", range_header, accept_encoding)
+        return await _payload(use_case, eval_id, "output", range_header, if_range, accept_encoding)
 
     @get("/error", summary="The error as text, whole or a byte range", media_type=TEXT)
     async def error(
@@ -98,9 +104,10 @@ class ContentController(Controller):
         eval_id: EvalIdPath,
         use_case: FromDishka[ReadPayload],
         range_header: str | None = RangeHeader,
+        if_range: str | None = IfRange,
         accept_encoding: str | None = AcceptEncoding,
     ) -> Response[bytes]:
-        return await _payload(use_case, eval_id, "error", range_header, accept_encoding)
+        return await _payload(use_case, eval_id, "error", range_header, if_range, accept_encoding)
 
     @put(
         "/output",
@@ -150,18 +157,23 @@ async def _payload(
     eval_id: str,
     kind: PayloadKind,
     range_header: str | None,
+    if_range: str | None,
     accept_encoding: str | None,
 ) -> Response[bytes]:
     content = await use_case.execute(
         evaluation_id(eval_id),
         kind,
         range_header=range_header,
+        if_range=if_range,
         accept_zstd=_accepts_zstd(accept_encoding),
     )
     if content.payload is None or content.chunks is None:
         return Response(b"", status_code=HTTP_204_NO_CONTENT, media_type=TEXT)
+    # The first chunk opens the blob: a missing or unreadable one becomes a problem
+    # response here, not a 200 whose body breaks off after the headers were sent.
+    first = await anext(content.chunks, b"")
     return Stream(  # type: ignore[return-value]
-        content.chunks,
+        _prepend(first, content.chunks),
         status_code=HTTP_206_PARTIAL_CONTENT if content.byte_range else 200,
         media_type=TEXT,
         headers=_payload_headers(content),
@@ -172,7 +184,10 @@ def _payload_headers(content: PayloadContent) -> dict[str, str]:
     assert content.payload is not None
     headers = {
         "Content-Length": str(content.length),
-        "ETag": etag(content.evaluation.version),
+        # Each content-coding is its own representation, with its own strong ETag.
+        "ETag": etag(content.evaluation.version)
+        if content.encoding is None
+        else f'"{content.evaluation.version}-{content.encoding}"',
         "Last-Modified": format_datetime(content.evaluation.updated_at, usegmt=True),
         "Accept-Ranges": "bytes",
         "Vary": "Accept-Encoding",
@@ -186,6 +201,13 @@ def _payload_headers(content: PayloadContent) -> dict[str, str]:
     if content.encoding is not None:
         headers["Content-Encoding"] = content.encoding
     return headers
+
+
+async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    if first:
+        yield first
+    async for chunk in rest:
+        yield chunk
 
 
 def _accepts_zstd(header: str | None) -> bool:

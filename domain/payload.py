@@ -56,10 +56,17 @@ class RoutedPayload(msgspec.Struct, frozen=True):
     blob: bytes | None = None
 
 
-def blob_key(evaluation_id: EvaluationId, kind: PayloadKind, *, compressed: bool) -> str:
-    """The blob store key of a payload: ``evaluations/{id}/{kind}.txt[.zst]``."""
+def blob_key(
+    evaluation_id: EvaluationId, kind: PayloadKind, *, compressed: bool, token: str
+) -> str:
+    """The blob store key of one write of a payload: ``evaluations/{id}/{kind}.{token}.txt[.zst]``.
+
+    Every write gets a new ``token``, so a blob is never replaced in place: the
+    record that points at it stays right until a commit points it elsewhere, and
+    the replaced blob is deleted only after that commit.
+    """
     suffix = ".txt.zst" if compressed else ".txt"
-    return f"evaluations/{evaluation_id}/{kind}{suffix}"
+    return f"evaluations/{evaluation_id}/{kind}.{token}{suffix}"
 
 
 def preview_of(text: str, preview_size: int) -> str:
@@ -72,6 +79,7 @@ def route_payload(
     kind: PayloadKind,
     text: str,
     thresholds: StorageThresholds,
+    token: str,
 ) -> RoutedPayload:
     """Decide where ``text`` lives; the caller compresses ``blob`` when ``compressed``."""
     encoded = text.encode("utf-8")
@@ -84,7 +92,7 @@ def route_payload(
         size=size,
         text=preview_of(text, thresholds.preview_size),
         compressed=compressed,
-        key=blob_key(evaluation_id, kind, compressed=compressed),
+        key=blob_key(evaluation_id, kind, compressed=compressed, token=token),
     )
     return RoutedPayload(stored, encoded)
 
@@ -104,6 +112,7 @@ def streamed_blob_payload(
     size: int,
     preview: str,
     thresholds: StorageThresholds,
+    token: str,
 ) -> StoredPayload:
     """The record's view of a streamed payload that went past ``stream_buffer_limit``."""
     return StoredPayload(
@@ -111,7 +120,7 @@ def streamed_blob_payload(
         size=size,
         text=preview_of(preview, thresholds.preview_size),
         compressed=True,
-        key=blob_key(evaluation_id, kind, compressed=True),
+        key=blob_key(evaluation_id, kind, compressed=True, token=token),
     )
 
 

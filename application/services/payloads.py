@@ -1,6 +1,7 @@
 """Routing outputs and errors to where they live, and reading them back whole."""
 
 import codecs
+import secrets
 from collections.abc import AsyncIterator
 
 import msgspec
@@ -23,6 +24,11 @@ from domain.payload import (
 _encoder = msgspec.json.Encoder()
 
 
+def new_token() -> str:
+    """Names one blob write (48 random bits: two writes of one payload never collide)."""
+    return secrets.token_hex(6)
+
+
 def snapshot_key(evaluation_id: EvaluationId) -> str:
     """``evaluations/{id}/metadata.json``: enough to rebuild the record from files alone."""
     return f"evaluations/{evaluation_id}/metadata.json"
@@ -42,7 +48,7 @@ class PayloadStore:
         never a record that points at nothing.
         """
         ensure_storable_text(kind, text)
-        routed = route_payload(evaluation_id, kind, text, self._thresholds)
+        routed = route_payload(evaluation_id, kind, text, self._thresholds, new_token())
         if routed.blob is not None and routed.stored.key is not None:
             await self._blobs.put(routed.stored.key, routed.blob)
         return routed.stored
@@ -78,7 +84,9 @@ class PayloadStore:
                 yield chunk
             text.finish()
 
-        stored = streamed_blob_payload(evaluation_id, kind, 0, preview, self._thresholds)
+        stored = streamed_blob_payload(
+            evaluation_id, kind, 0, preview, self._thresholds, new_token()
+        )
         assert stored.key is not None
         await self._blobs.put_stream(stored.key, checked())
         return msgspec.structs.replace(stored, size=size)
@@ -87,6 +95,23 @@ class PayloadStore:
         """Keep ``metadata.json`` beside an evaluation's blobs in step with the record."""
         if _has_blob(evaluation):
             await self._blobs.put(snapshot_key(evaluation.id), _encoder.encode(evaluation))
+
+    async def discard(self, key: str) -> None:
+        await self._blobs.delete(key)
+
+    async def discard_unsaved(
+        self, before: Evaluation, after: Evaluation, keep: frozenset[str] = frozenset()
+    ) -> None:
+        """Delete blobs written for ``after`` that no record points at (its save failed)."""
+        for old, new in ((before.output, after.output), (before.error, after.error)):
+            fresh = new is not None and new.key is not None and new.key not in keep
+            if (
+                fresh
+                and new is not None
+                and new.key is not None
+                and (old is None or old.key != new.key)
+            ):
+                await self._blobs.delete(new.key)
 
     async def discard_replaced(self, before: Evaluation, after: Evaluation) -> None:
         """Delete blobs the committed record no longer points at."""

@@ -6,8 +6,11 @@ the fresh record. A caller that pinned a version (``If-Match``) gets
 ``PreconditionFailedError`` instead of a retry.
 """
 
+import contextlib
 import copy
 from collections.abc import Awaitable, Callable
+
+import anyio
 
 from application.errors import (
     EvaluationNotFoundError,
@@ -53,22 +56,27 @@ class RecordWriter:
         mutate: Mutation,
         *,
         expected_version: int | None = None,
+        keep: frozenset[str] = frozenset(),
     ) -> tuple[Evaluation, bool]:
         """Apply ``mutate`` (returns whether it changed anything) and commit.
 
-        Returns the record as committed and whether a change was made.
+        Returns the record as committed and whether a change was made. Blobs
+        that ``mutate`` wrote for an attempt that did not reach the commit are
+        deleted (except the caller's own ``keep``); an error in the commit itself
+        leaves them, since the commit may have happened: at worst an orphan.
         """
         for _ in range(MAX_ATTEMPTS):
             before = await self.load(evaluation_id)
             if expected_version is not None and before.version != expected_version:
                 raise PreconditionFailedError(evaluation_id, expected_version, before.version)
             after = copy.deepcopy(before)
-            if not await mutate(after):
-                return before, False
-            after.touch(self._clock.now())
             try:
-                await self.save(before, after)
+                changed = await mutate(after)
+                if changed:
+                    after.touch(self._clock.now())
+                    await self._stage(before, after)
             except VersionConflictError:
+                await self._payloads.discard_unsaved(before, after, keep)
                 await self._uow.rollback()
                 if expected_version is not None:
                     current = await self.load(evaluation_id)
@@ -76,14 +84,21 @@ class RecordWriter:
                         evaluation_id, expected_version, current.version
                     ) from None
                 continue
+            except BaseException:
+                with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                    await self._payloads.discard_unsaved(before, after, keep)
+                raise
+            if not changed:
+                await self._payloads.discard_unsaved(before, after, keep)
+                return before, False
+            await self._uow.commit()
+            await self._publisher.after_commit(after)
+            await self._payloads.discard_replaced(before, after)
             return after, True
         raise VersionConflictError(evaluation_id, expected=before.version)
 
-    async def save(self, before: Evaluation, after: Evaluation) -> None:
-        """Commit ``after`` over ``before``, then publish it and drop replaced blobs."""
+    async def _stage(self, before: Evaluation, after: Evaluation) -> None:
+        """Everything up to the commit: snapshot, cache tombstone, compare-and-swap."""
         await self._payloads.write_snapshot(after)
         await self._publisher.before_commit(after)
         await self._repository.update(after, expected_version=before.version)
-        await self._uow.commit()
-        await self._publisher.after_commit(after)
-        await self._payloads.discard_replaced(before, after)

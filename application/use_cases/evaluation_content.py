@@ -1,5 +1,7 @@
+import contextlib
 from collections.abc import AsyncIterator
 
+import anyio
 import msgspec
 
 from application.errors import EvaluationNotFoundError
@@ -143,7 +145,15 @@ class UploadPayload:
             setattr(evaluation, kind, stored)
             return True
 
-        evaluation, _ = await self._writer.change(evaluation_id, mutate)
+        keep = frozenset() if stored.key is None else frozenset({stored.key})
+        try:
+            evaluation, _ = await self._writer.change(evaluation_id, mutate, keep=keep)
+        except BaseException:
+            # Not committed (deleted meanwhile, database down): the blob is nobody's.
+            if stored.key is not None:
+                with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                    await self._payloads.discard(stored.key)
+            raise
         return evaluation
 
 

@@ -471,8 +471,8 @@ class _Walk:
     @staticmethod
     def _kind(name: str) -> str:
         for kind in ("output", "error"):
-            if name == f"{kind}.txt.zst":
+            if name.startswith(f"{kind}.") and name.endswith(".txt.zst"):
                 return f"{kind}_compressed"
-            if name == f"{kind}.txt":
+            if name.startswith(f"{kind}.") and name.endswith(".txt"):
                 return f"{kind}_uncompressed"
         return "metadata" if name == "metadata.json" else "other"

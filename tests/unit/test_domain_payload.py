@@ -11,7 +11,7 @@ DEFAULTS = StorageThresholds()
 
 
 def test_threshold_stays_inline() -> None:
-    routed = route_payload(EID, "output", "a" * 102_400, DEFAULTS)
+    routed = route_payload(EID, "output", "a" * 102_400, DEFAULTS, "t1")
     assert routed.stored.location is PayloadLocation.INLINE
     assert routed.stored.size == 102_400
     assert routed.blob is None
@@ -20,11 +20,11 @@ def test_threshold_stays_inline() -> None:
 
 
 def test_one_byte_over_goes_to_file_compressed() -> None:
-    routed = route_payload(EID, "output", "a" * 102_401, DEFAULTS)
+    routed = route_payload(EID, "output", "a" * 102_401, DEFAULTS, "t1")
     assert routed.stored.location is PayloadLocation.FILE
     assert routed.stored.size == 102_401
     assert routed.stored.compressed
-    assert routed.stored.key == "evaluations/e1/output.txt.zst"
+    assert routed.stored.key == "evaluations/e1/output.t1.txt.zst"
     assert routed.stored.text == "a" * 1000
     assert routed.stored.truncated
     assert routed.blob == b"a" * 102_401
@@ -32,19 +32,19 @@ def test_one_byte_over_goes_to_file_compressed() -> None:
 
 def test_multibyte_counts_bytes_and_preview_keeps_characters() -> None:
     text = "é" * 51_201  # 102,402 bytes, 51,201 characters
-    routed = route_payload(EID, "error", text, DEFAULTS)
+    routed = route_payload(EID, "error", text, DEFAULTS, "t1")
     assert routed.stored.size == 102_402
     assert routed.stored.location is PayloadLocation.FILE
     assert routed.stored.text == "é" * 1000
-    assert routed.stored.key == "evaluations/e1/error.txt.zst"
+    assert routed.stored.key == "evaluations/e1/error.t1.txt.zst"
 
 
 def test_thresholds_come_from_settings() -> None:
     small = StorageThresholds(large_file_threshold=10, compression_threshold=100, preview_size=3)
-    routed = route_payload(EID, "output", "abcdefghijk", small)
+    routed = route_payload(EID, "output", "abcdefghijk", small, "t1")
     assert routed.stored.location is PayloadLocation.FILE
     assert not routed.stored.compressed
-    assert routed.stored.key == "evaluations/e1/output.txt"
+    assert routed.stored.key == "evaluations/e1/output.t1.txt"
     assert routed.stored.text == "abc"
 
 
@@ -57,7 +57,7 @@ def test_routing_invariants(text: str, threshold: int, preview: int) -> None:
     thresholds = StorageThresholds(
         large_file_threshold=threshold, compression_threshold=threshold, preview_size=preview
     )
-    routed = route_payload(EID, "output", text, thresholds)
+    routed = route_payload(EID, "output", text, thresholds, "t1")
     size = len(text.encode("utf-8"))
     assert routed.stored.size == size
     if size <= threshold:
@@ -71,7 +71,7 @@ def test_routing_invariants(text: str, threshold: int, preview: int) -> None:
 
 @pytest.mark.parametrize("kind", ["output", "error"])
 def test_small_text_has_no_blob(kind: str) -> None:
-    routed = route_payload(EID, kind, "hi", DEFAULTS)  # type: ignore[arg-type]
+    routed = route_payload(EID, kind, "hi", DEFAULTS, "t1")  # type: ignore[arg-type]
     assert routed.blob is None and routed.stored.key is None
 
 

@@ -1,3 +1,4 @@
+import re
 from datetime import timedelta
 
 import msgspec
@@ -173,7 +174,7 @@ async def test_large_output_goes_to_the_blob_store_with_a_preview(app: UseCases)
     output = updated.output
     assert output is not None
     assert output.location is PayloadLocation.FILE
-    assert output.key == f"evaluations/{seeded.id}/output.txt.zst"
+    assert re.fullmatch(rf"evaluations/{seeded.id}/output\.[0-9a-f]{{12}}\.txt\.zst", output.key)
     assert output.text == LARGE[: THRESHOLDS.preview_size]
     assert output.size == len(LARGE)
     assert output.compressed
@@ -199,7 +200,9 @@ async def test_large_error_has_its_own_blob(app: UseCases) -> None:
     updated = await app.update.execute(seeded.id, EvaluationChanges(error=LARGE))
 
     assert updated.error is not None
-    assert updated.error.key == f"evaluations/{seeded.id}/error.txt.zst"
+    assert re.fullmatch(
+        rf"evaluations/{seeded.id}/error\.[0-9a-f]{{12}}\.txt\.zst", updated.error.key
+    )
     assert (await app.blobs.get(updated.error.key)).decode() == LARGE
     assert updated.output is None
 
@@ -281,3 +284,30 @@ async def test_unset_fields_are_left_alone(app: UseCases) -> None:
     assert updated.celery_task_id == "task-1"
     assert updated.executor_id == "e-1"
     assert updated.code == seeded.code
+
+
+async def test_each_write_gets_its_own_blob_and_the_old_one_goes_after_the_commit(
+    app: UseCases,
+) -> None:
+    seeded = await app.seed(status=EvaluationStatus.RUNNING)
+    first = await app.update.execute(seeded.id, EvaluationChanges(output=LARGE))
+    second = await app.update.execute(seeded.id, EvaluationChanges(output=LARGE + "more"))
+
+    assert first.output is not None and second.output is not None
+    assert first.output.key != second.output.key
+    blobs = set(app.blobs.stored())
+    assert second.output.key in blobs
+    assert first.output.key not in blobs
+
+
+async def test_a_refused_change_leaves_no_blob_behind(app: UseCases) -> None:
+    seeded = await app.seed(status=EvaluationStatus.COMPLETED)
+
+    with pytest.raises(IllegalTransitionError):
+        await app.update.execute(
+            seeded.id, EvaluationChanges(status=EvaluationStatus.RUNNING, output=LARGE)
+        )
+    with pytest.raises(InvalidTextError):
+        await app.update.execute(seeded.id, EvaluationChanges(output=LARGE, error="bad\x00"))
+
+    assert app.blobs.stored() == {}

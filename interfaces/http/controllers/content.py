@@ -19,6 +19,7 @@ from litestar.status_codes import (
     HTTP_415_UNSUPPORTED_MEDIA_TYPE,
 )
 
+from application.errors import BlobMissingError
 from application.use_cases.celery_update import ApplyCeleryUpdate, CeleryUpdate
 from application.use_cases.evaluation_content import (
     GetCompleteEvaluation,
@@ -38,6 +39,7 @@ from interfaces.http.schemas import (
 )
 from interfaces.settings import Settings
 
+READ_ATTEMPTS = 3
 TEXT = "text/plain"  # Litestar adds "; charset=utf-8"
 UPLOAD_TYPES = ("text/plain", "application/octet-stream")
 
@@ -160,24 +162,33 @@ async def _payload(
     if_range: str | None,
     accept_encoding: str | None,
 ) -> Response[bytes]:
-    content = await use_case.execute(
-        evaluation_id(eval_id),
-        kind,
-        range_header=range_header,
-        if_range=if_range,
-        accept_zstd=_accepts_zstd(accept_encoding),
-    )
-    if content.payload is None or content.chunks is None:
-        return Response(b"", status_code=HTTP_204_NO_CONTENT, media_type=TEXT)
-    # The first chunk opens the blob: a missing or unreadable one becomes a problem
-    # response here, not a 200 whose body breaks off after the headers were sent.
-    first = await anext(content.chunks, b"")
-    return Stream(  # type: ignore[return-value]
-        _prepend(first, content.chunks),
-        status_code=HTTP_206_PARTIAL_CONTENT if content.byte_range else 200,
-        media_type=TEXT,
-        headers=_payload_headers(content),
-    )
+    identifier = evaluation_id(eval_id)
+    for attempt in range(READ_ATTEMPTS):
+        try:
+            content = await use_case.execute(
+                identifier,
+                kind,
+                range_header=range_header,
+                if_range=if_range,
+                accept_zstd=_accepts_zstd(accept_encoding),
+            )
+            if content.payload is None or content.chunks is None:
+                return Response(b"", status_code=HTTP_204_NO_CONTENT, media_type=TEXT)
+            # The first chunk opens the blob: a missing or unreadable one becomes a
+            # problem response here, not a 200 whose body breaks off after the headers.
+            first = await anext(content.chunks, b"")
+        except BlobMissingError:
+            # A write committed and removed the blob this record pointed at: read again.
+            if attempt + 1 == READ_ATTEMPTS:
+                raise
+            continue
+        return Stream(  # type: ignore[return-value]
+            _prepend(first, content.chunks),
+            status_code=HTTP_206_PARTIAL_CONTENT if content.byte_range else 200,
+            media_type=TEXT,
+            headers=_payload_headers(content),
+        )
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _payload_headers(content: PayloadContent) -> dict[str, str]:

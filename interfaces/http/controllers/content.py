@@ -1,7 +1,7 @@
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from email.utils import format_datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from dishka.integrations.litestar import FromDishka
@@ -10,7 +10,7 @@ from litestar.datastructures import State
 from litestar.openapi.spec import OpenAPIMediaType as MediaType
 from litestar.openapi.spec import Operation, RequestBody, Schema
 from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
-from litestar.params import Parameter
+from litestar.params import HeaderParameter
 from litestar.response import Stream
 from litestar.status_codes import (
     HTTP_204_NO_CONTENT,
@@ -43,17 +43,21 @@ READ_ATTEMPTS = 3
 TEXT = "text/plain"  # Litestar adds "; charset=utf-8"
 UPLOAD_TYPES = ("text/plain", "application/octet-stream")
 
-RangeHeader = Parameter(
-    header="Range",
-    required=False,
-    description="One byte range: `bytes=a-b`, `bytes=a-` or `bytes=-n` (206; 416 if outside)",
-)
-AcceptEncoding = Parameter(header="Accept-Encoding", required=False)
-IfRange = Parameter(
-    header="If-Range",
-    required=False,
-    description="Keep the Range only while this ETag is current (else the whole content)",
-)
+RangeHeader = Annotated[
+    str | None,
+    HeaderParameter(
+        name="Range",
+        description="One byte range: `bytes=a-b`, `bytes=a-` or `bytes=-n` (206; 416 if outside)",
+    ),
+]
+AcceptEncoding = Annotated[str | None, HeaderParameter(name="Accept-Encoding")]
+IfRange = Annotated[
+    str | None,
+    HeaderParameter(
+        name="If-Range",
+        description="Keep the Range only while this ETag is current (else the whole content)",
+    ),
+]
 
 
 @dataclass
@@ -94,9 +98,9 @@ class ContentController(Controller):
         self,
         eval_id: EvalIdPath,
         use_case: FromDishka[ReadPayload],
-        range_header: str | None = RangeHeader,
-        if_range: str | None = IfRange,
-        accept_encoding: str | None = AcceptEncoding,
+        range_header: RangeHeader = None,
+        if_range: IfRange = None,
+        accept_encoding: AcceptEncoding = None,
     ) -> Response[bytes]:
         return await _payload(use_case, eval_id, "output", range_header, if_range, accept_encoding)
 
@@ -105,9 +109,9 @@ class ContentController(Controller):
         self,
         eval_id: EvalIdPath,
         use_case: FromDishka[ReadPayload],
-        range_header: str | None = RangeHeader,
-        if_range: str | None = IfRange,
-        accept_encoding: str | None = AcceptEncoding,
+        range_header: RangeHeader = None,
+        if_range: IfRange = None,
+        accept_encoding: AcceptEncoding = None,
     ) -> Response[bytes]:
         return await _payload(use_case, eval_id, "error", range_header, if_range, accept_encoding)
 

@@ -4,7 +4,7 @@ from typing import Annotated
 import msgspec
 from dishka.integrations.litestar import FromDishka
 from litestar import Controller, Response, delete, get, post, put
-from litestar.params import Parameter
+from litestar.params import HeaderParameter, Parameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from application.queries import EvaluationFilter, EvaluationQuery
@@ -33,7 +33,7 @@ from interfaces.http.schemas import (
 
 IfMatch = Annotated[
     str | None,
-    Parameter(header="If-Match", description="ETag of the version the change is based on"),
+    HeaderParameter(name="If-Match", description="ETag of the version the change is based on"),
 ]
 MAX_PAGE = 1000
 

@@ -8,6 +8,7 @@ the fresh record. A caller that pinned a version (``If-Match``) gets
 
 import contextlib
 import copy
+import secrets
 from collections.abc import Awaitable, Callable
 
 import anyio
@@ -26,7 +27,11 @@ from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 
 Mutation = Callable[[Evaluation], Awaitable[bool]]
-MAX_ATTEMPTS = 8
+MAX_ATTEMPTS = 12
+# Between attempts after a conflict: up to 1, 2, 4 … ms (capped at 50), randomised so that
+# writers racing on one record stop colliding in lockstep.
+BACKOFF_BASE_S = 0.001
+BACKOFF_CAP_S = 0.05
 
 
 class RecordWriter:
@@ -65,7 +70,7 @@ class RecordWriter:
         deleted (except the caller's own ``keep``); an error in the commit itself
         leaves them, since the commit may have happened: at worst an orphan.
         """
-        for _ in range(MAX_ATTEMPTS):
+        for attempt in range(MAX_ATTEMPTS):
             before = await self.load(evaluation_id)
             if expected_version is not None and before.version != expected_version:
                 raise PreconditionFailedError(evaluation_id, expected_version, before.version)
@@ -83,6 +88,7 @@ class RecordWriter:
                     raise PreconditionFailedError(
                         evaluation_id, expected_version, current.version
                     ) from None
+                await anyio.sleep(_backoff(attempt))
                 continue
             except BaseException:
                 with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
@@ -102,3 +108,9 @@ class RecordWriter:
         await self._payloads.write_snapshot(after)
         await self._publisher.before_commit(after)
         await self._repository.update(after, expected_version=before.version)
+
+
+def _backoff(attempt: int) -> float:
+    """Seconds to wait before attempt ``attempt + 1``: full jitter, exponential, capped."""
+    ceiling: float = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2.0**attempt)
+    return ceiling * secrets.randbelow(1001) / 1000

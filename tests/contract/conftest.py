@@ -48,11 +48,6 @@ from interfaces.settings import Settings
 from tests.services import temporary_postgres_database
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @dataclass
 class Ports:
     repository: EvaluationRepository

@@ -22,11 +22,6 @@ ZKEY = "evaluations/eval_1/output.txt.zst"
 BAD_KEYS = ["../x", "/etc/passwd", "a/../../b", "", "a/./b", "a//b", "a\x00b", "..", "a/.."]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(params=["memory", "file"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
     if request.param == "memory":

@@ -21,11 +21,6 @@ KEY = "eval:{eval_1}"
 TTL = 1
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @dataclass
 class Harness:
     cache: Cache

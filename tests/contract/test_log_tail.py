@@ -21,11 +21,6 @@ MAX_BYTES = 16
 NOW = datetime(2024, 7, 1, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
 async def tail(request: pytest.FixtureRequest, anyio_backend: str) -> AsyncIterator[LogTail]:
     if request.param == "memory":

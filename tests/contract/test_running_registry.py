@@ -18,11 +18,6 @@ from tests.services import TEST_REDIS_URL, drop_redis_keys, redis_test_prefix
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
 async def registry(
     request: pytest.FixtureRequest, anyio_backend: str

@@ -26,11 +26,6 @@ READERS = 4
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def server_url(backend_settings: Settings) -> Iterator[str]:
     with serve_in_thread(create_app(backend_settings)) as url:
         yield url

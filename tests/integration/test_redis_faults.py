@@ -46,11 +46,6 @@ RUNNING = RunningInfo(evaluation_id=EvaluationId("eval_1"), status=EvaluationSta
 CONNECTION_LOGGER = "infrastructure.redis.connection"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

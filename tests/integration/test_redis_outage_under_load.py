@@ -32,11 +32,6 @@ LOAD_FOR_S = 5.0
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[RedisProcess]:
     binary = shutil.which("redis-server")
     if binary is None:

@@ -147,10 +147,5 @@ class UseCases:
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def app() -> UseCases:
     return UseCases()

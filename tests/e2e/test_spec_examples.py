@@ -3,11 +3,7 @@
 import json
 import os
 import shutil
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,16 +11,15 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.services import TEST_REDIS_URL, redis_test_prefix, temporary_postgres_database
+from tests.services import (
+    TEST_REDIS_URL,
+    redis_test_prefix,
+    serve_subprocess,
+    temporary_postgres_database,
+)
 
 pytestmark = pytest.mark.e2e
 CURL = shutil.which("curl")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(
@@ -34,51 +29,22 @@ def free_port() -> int:
     ]
 )
 def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "PORT": str(port),
-        "HOST": "127.0.0.1",
-        "FILE_STORAGE_PATH": str(tmp_path / "files"),
-    }
+    env = {**os.environ, "FILE_STORAGE_PATH": str(tmp_path / "files")}
     env.pop("REDIS_URL", None)
     if request.param == "embedded":
         env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'storage.db'}"
-        yield from _run(env, port, tmp_path)
+        yield from _run(env, tmp_path)
         return
     with temporary_postgres_database() as url:
         env["DATABASE_URL"] = url.replace("postgresql+asyncpg://", "postgresql://")
         env["REDIS_URL"] = TEST_REDIS_URL
         env["REDIS_KEY_PREFIX"] = redis_test_prefix()
-        yield from _run(env, port, tmp_path)
+        yield from _run(env, tmp_path)
 
 
-def _run(env: dict[str, str], port: int, tmp_path: Path) -> Iterator[str]:
-    log = (tmp_path / "server.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "interfaces.cli", "serve"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("server did not start:\n" + (tmp_path / "server.log").read_text())
-            time.sleep(0.2)
+def _run(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
+    with serve_subprocess(env, tmp_path / "server.log") as (base, _pid):
         yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
-        log.close()
 
 
 def curl(*args: str) -> tuple[int, Any]:

@@ -29,11 +29,8 @@ import random
 import re
 import socket
 import statistics
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from email.utils import parsedate_to_datetime
@@ -49,7 +46,7 @@ from litestar.testing import TestClient
 from interfaces.http.app import create_app
 from interfaces.settings import Settings
 from tests.integration.conftest import ClientFactory
-from tests.services import serve_in_thread
+from tests.services import serve_in_thread, serve_subprocess
 
 Client = TestClient[Any]
 
@@ -842,50 +839,18 @@ class PeakRss:
             self.peak = max(self.peak, _rss(self.pid))
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def server_process(tmp_path: Path) -> Iterator[tuple[str, int, Path]]:
-    port = _free_port()
     files = tmp_path / "files"
     env = {
         **os.environ,
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
         "DATABASE_URL": f"sqlite:///{tmp_path / 'storage.db'}",
         "FILE_STORAGE_PATH": str(files),
         "LOG_LEVEL": "WARNING",
     }
     env.pop("REDIS_URL", None)
-    log_path = tmp_path / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "interfaces.cli", "serve"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    with urllib.request.urlopen(f"{base}/health", timeout=1) as response:
-                        if response.status == 200:
-                            break
-                except OSError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("server did not start:\n" + log_path.read_text())
-                time.sleep(0.2)
-            yield base, process.pid, files
-        finally:
-            process.terminate()
-            process.wait(timeout=20)
+    with serve_subprocess(env, tmp_path / "server.log") as (base, pid):
+        yield base, pid, files
 
 
 @pytest.mark.slow

@@ -37,20 +37,13 @@ from infrastructure.redis.connection import RedisConnection, RedisUnavailableErr
 from infrastructure.redis.inspector import RedisInspector
 from infrastructure.redis.running_registry import RedisRunningRegistry
 from tests.factories import EvaluationFactory
-from tests.services import IN_CI
+from tests.services import IN_CI, free_port
 
 pytestmark = [pytest.mark.anyio, pytest.mark.redis]
 
 KEY = "eval:{eval_1}"
 RUNNING = RunningInfo(evaluation_id=EvaluationId("eval_1"), status=EvaluationStatus.RUNNING)
 CONNECTION_LOGGER = "infrastructure.redis.connection"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class RedisProcess:

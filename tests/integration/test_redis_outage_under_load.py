@@ -19,8 +19,8 @@ import redis
 
 from interfaces.http.app import create_app
 from interfaces.settings import Settings, load_settings
-from tests.integration.test_redis_faults import RedisProcess, free_port
-from tests.services import IN_CI, serve_in_thread, temporary_postgres_database
+from tests.integration.test_redis_faults import RedisProcess
+from tests.services import IN_CI, free_port, serve_in_thread, temporary_postgres_database
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres, pytest.mark.redis]
 

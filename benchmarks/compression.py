@@ -26,7 +26,6 @@ import os
 import platform
 import random
 import time
-import uuid
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,9 +33,9 @@ from dataclasses import dataclass
 import asyncpg
 import zstandard
 
+from benchmarks.support import DEFAULT_URL, throwaway_database
 from infrastructure.files.blob_store import COMPRESSION_LEVEL
 
-DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 MB = 1_000_000
 KIB = 1024
 ROW_SIZES = (4 * KIB, 32 * KIB, 100 * KIB)
@@ -278,22 +277,14 @@ async def read_rows(
 async def bench_postgres(
     database_url: str, outputs: dict[int, list[str]], repeat: int
 ) -> tuple[str, list[PgResult]]:
-    name = f"bench_compression_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(database_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            return await _bench_in(database_url, name, outputs, repeat)
-        finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with throwaway_database(database_url, "bench_compression") as dsn:
+        return await _bench_in(dsn, outputs, repeat)
 
 
 async def _bench_in(
-    database_url: str, database: str, outputs: dict[int, list[str]], repeat: int
+    dsn: str, outputs: dict[int, list[str]], repeat: int
 ) -> tuple[str, list[PgResult]]:
-    connection = await asyncpg.connect(database_url, database=database)
+    connection = await asyncpg.connect(dsn)
     try:
         version = str(await connection.fetchval("SHOW server_version"))
         results: list[PgResult] = []

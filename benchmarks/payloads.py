@@ -44,7 +44,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -54,7 +53,8 @@ from typing import Any
 import httpx
 import zstandard
 
-DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+from benchmarks.support import DEFAULT_URL, create_database, drop_database
+
 MB = 1_000_000
 MIB = 1024 * 1024
 BLOCK_SIZE = MIB
@@ -362,23 +362,11 @@ def _wait_healthy(process: "subprocess.Popen[bytes]", base: str, log_path: Path)
 @contextmanager
 def throwaway_postgres(admin_url: str) -> Iterator[str]:
     """A new empty database on ``admin_url``'s server, dropped on exit."""
-    import asyncpg
-
-    name = f"bench_payloads_{uuid.uuid4().hex[:12]}"
-
-    async def run(sql: str) -> None:
-        connection = await asyncpg.connect(admin_url)
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    dsn = asyncio.run(create_database(admin_url, "bench_payloads"))
     try:
-        base, _, _ = admin_url.rpartition("/")
-        yield f"{base}/{name}"
+        yield dsn
     finally:
-        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(drop_database(admin_url, dsn))
 
 
 # -- measurements ---------------------------------------------------------------------------

@@ -30,6 +30,7 @@ import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from benchmarks.support import DEFAULT_URL, throwaway_database
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from domain.status import EvaluationStatus
@@ -52,7 +53,6 @@ from infrastructure.sql.timeline import SqlEventLog, SqlLogStore
 
 Operation = Callable[[int], Awaitable[None]]
 
-DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 CODE = "import math\nprint(sum(math.sqrt(i) for i in range(1000)))\n"
 LOG_LINE = "step 17/100 loss=0.4213 lr=3.0e-4 elapsed=12.4s\n"
 
@@ -333,12 +333,11 @@ async def timed(operation: Operation, start: int, count: int) -> float:
 
 
 async def run(database_url: str, ops: int, rounds: int) -> dict[str, dict[str, float]]:
-    admin_dsn = database_url.replace("postgresql+asyncpg://", "postgresql://")
-    name = f"bench_hot_paths_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(admin_dsn)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    base, _, _ = admin_dsn.rpartition("/")
-    dsn = f"{base}/{name}"
+    async with throwaway_database(database_url, "bench_hot_paths") as dsn:
+        return await _run_in(dsn, ops, rounds)
+
+
+async def _run_in(dsn: str, ops: int, rounds: int) -> dict[str, dict[str, float]]:
     settings = BenchSettings(dsn)
     engine = create_engine(settings)
     pool = await create_pool(settings)
@@ -365,8 +364,6 @@ async def run(database_url: str, ops: int, rounds: int) -> dict[str, dict[str, f
         await raw.close()
         await pool.close()
         await engine.dispose()
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 def report(best: dict[str, dict[str, float]]) -> str:

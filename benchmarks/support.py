@@ -1,0 +1,44 @@
+"""What the benchmarks share: a throwaway PostgreSQL database per run."""
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def driver_dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+async def create_database(admin_url: str, prefix: str) -> str:
+    """A new empty database ``<prefix>_<hex>`` on ``admin_url``'s server; returns its DSN."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(driver_dsn(admin_url))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base, _, _ = driver_dsn(admin_url).rpartition("/")
+    return f"{base}/{name}"
+
+
+async def drop_database(admin_url: str, dsn: str) -> None:
+    name = dsn.rpartition("/")[2]
+    admin = await asyncpg.connect(driver_dsn(admin_url))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@asynccontextmanager
+async def throwaway_database(admin_url: str, prefix: str) -> AsyncIterator[str]:
+    """A new empty database for one run, dropped afterwards (also on failure)."""
+    dsn = await create_database(admin_url, prefix)
+    try:
+        yield dsn
+    finally:
+        await drop_database(admin_url, dsn)

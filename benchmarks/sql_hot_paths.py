@@ -23,7 +23,8 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import asyncpg
@@ -75,6 +76,25 @@ def evaluation(evaluation_id: str, now: datetime) -> Evaluation:
     )
 
 
+def running(evaluation_id: str) -> Evaluation:
+    """The record at version 2, moved to running: what every update variant writes."""
+    record = evaluation(evaluation_id, datetime.now(UTC))
+    record.status = EvaluationStatus.RUNNING
+    record.version = 2
+    return record
+
+
+def event(evaluation_id: str) -> EvaluationEvent:
+    return EvaluationEvent(
+        evaluation_id=EvaluationId(evaluation_id),
+        event_id=uuid.uuid4().hex,
+        event_type="status_change",
+        timestamp=datetime.now(UTC),
+        message="running",
+        metadata={"from": "queued"},
+    )
+
+
 def ids(prefix: str, count: int) -> list[str]:
     return [f"{prefix}_{index:07d}" for index in range(count)]
 
@@ -101,11 +121,9 @@ class SessionPaths:
 
     async def update(self, index: int) -> None:
         async with self.sessions() as session:
-            repository = SqlEvaluationRepository(session)
-            record = evaluation(self.keys[index], datetime.now(UTC))
-            record.status = EvaluationStatus.RUNNING
-            record.version = 2
-            await repository.update(record, expected_version=1)
+            await SqlEvaluationRepository(session).update(
+                running(self.keys[index]), expected_version=1
+            )
             await session.commit()
 
     async def append_log(self, index: int) -> None:
@@ -117,16 +135,7 @@ class SessionPaths:
 
     async def append_event(self, index: int) -> None:
         async with self.sessions() as session:
-            await SqlEventLog(session).append(
-                EvaluationEvent(
-                    evaluation_id=EvaluationId(self.keys[index]),
-                    event_id=uuid.uuid4().hex,
-                    event_type="status_change",
-                    timestamp=datetime.now(UTC),
-                    message="running",
-                    metadata={"from": "queued"},
-                )
-            )
+            await SqlEventLog(session).append(event(self.keys[index]))
             await session.commit()
 
 
@@ -137,61 +146,44 @@ class ServicePaths:
         self.pool = pool
         self.keys = keys
 
-    async def create(self, index: int) -> None:
+    @asynccontextmanager
+    async def _request(self) -> AsyncIterator[PgTransaction]:
         transaction = PgTransaction(self.pool, acquire_timeout_s=10)
         try:
+            yield transaction
+        finally:
+            await transaction.close()
+
+    async def create(self, index: int) -> None:
+        async with self._request() as transaction:
             await PgEvaluationRepository(transaction).add(
                 evaluation(self.keys[index], datetime.now(UTC))
             )
             await transaction.commit()
-        finally:
-            await transaction.close()
 
     async def get(self, index: int) -> None:
-        transaction = PgTransaction(self.pool, acquire_timeout_s=10)
-        try:
+        async with self._request() as transaction:
             found = await PgEvaluationRepository(transaction).get(EvaluationId(self.keys[index]))
             assert found is not None
-        finally:
-            await transaction.close()
 
     async def update(self, index: int) -> None:
-        transaction = PgTransaction(self.pool, acquire_timeout_s=10)
-        try:
-            record = evaluation(self.keys[index], datetime.now(UTC))
-            record.status = EvaluationStatus.RUNNING
-            record.version = 2
-            await PgEvaluationRepository(transaction).update(record, expected_version=1)
+        async with self._request() as transaction:
+            await PgEvaluationRepository(transaction).update(
+                running(self.keys[index]), expected_version=1
+            )
             await transaction.commit()
-        finally:
-            await transaction.close()
 
     async def append_log(self, index: int) -> None:
-        transaction = PgTransaction(self.pool, acquire_timeout_s=10)
-        try:
+        async with self._request() as transaction:
             await PgLogStore(transaction).append(
                 EvaluationId(self.keys[index]), LOG_LINE, datetime.now(UTC)
             )
             await transaction.commit()
-        finally:
-            await transaction.close()
 
     async def append_event(self, index: int) -> None:
-        transaction = PgTransaction(self.pool, acquire_timeout_s=10)
-        try:
-            await PgEventLog(transaction).append(
-                EvaluationEvent(
-                    evaluation_id=EvaluationId(self.keys[index]),
-                    event_id=uuid.uuid4().hex,
-                    event_type="status_change",
-                    timestamp=datetime.now(UTC),
-                    message="running",
-                    metadata={"from": "queued"},
-                )
-            )
+        async with self._request() as transaction:
+            await PgEventLog(transaction).append(event(self.keys[index]))
             await transaction.commit()
-        finally:
-            await transaction.close()
 
 
 class ConnectionPaths:

@@ -31,6 +31,7 @@ RUN useradd --system --uid 10001 --user-group --home-dir /app --no-create-home s
 COPY --from=build /app/.venv /app/.venv
 ENV PATH=/app/.venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
+    LOG_FORMAT=json \
     HOST=0.0.0.0 \
     PORT=8082 \
     DATABASE_URL=sqlite:////data/storage.db \

@@ -1,6 +1,6 @@
 """Read models: list filters, pages, statistics and backend reports."""
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 import msgspec
@@ -11,7 +11,8 @@ from domain.status import EvaluationStatus
 from domain.timestamps import as_utc
 
 BackendState = Literal["healthy", "degraded", "unavailable"]
-MetricValue = int | float | str | None
+# ``float`` takes ints too; ``int | float`` would document two matching ``oneOf`` branches.
+MetricValue = float | str | None
 
 
 class ListCursor(msgspec.Struct, frozen=True, array_like=True):
@@ -97,3 +98,44 @@ class RunningInfo(msgspec.Struct, frozen=True, kw_only=True):
             container_id=evaluation.container_id,
             started_at=evaluation.started_at,
         )
+
+
+class DayStatusCount(msgspec.Struct, frozen=True):
+    """Live evaluations created on one UTC ``day`` that are now in ``status``."""
+
+    day: date
+    status: str
+    count: int
+
+
+# (bucket, inclusive upper bound in seconds): how cache inspectors report key TTLs.
+TTL_BUCKETS: tuple[tuple[str, int], ...] = (
+    ("ttl_up_to_1m", 60),
+    ("ttl_1m_to_10m", 600),
+    ("ttl_10m_to_1h", 3_600),
+)
+TTL_BUCKET_NAMES = ("ttl_none", *(name for name, _ in TTL_BUCKETS), "ttl_over_1h")
+CACHE_KEY_PATTERNS = ("keys_eval", "keys_running", "keys_logs", "keys_running_set", "keys_other")
+
+
+def ttl_bucket(ttl: float) -> str:
+    """The bucket of a remaining TTL in seconds; a negative TTL means none."""
+    if ttl < 0:
+        return "ttl_none"
+    for bucket, bound in TTL_BUCKETS:
+        if ttl <= bound:
+            return bucket
+    return "ttl_over_1h"
+
+
+def cache_key_pattern(key: str) -> str:
+    """The pattern a cache key (without deployment prefix) is counted under."""
+    if key.endswith(":running"):
+        return "keys_running"
+    if key.startswith("eval:"):
+        return "keys_eval"
+    if key.startswith("logs:"):
+        return "keys_logs"
+    if key == "running_evaluations":
+        return "keys_running_set"
+    return "keys_other"

@@ -13,9 +13,11 @@ import asyncpg
 from dishka import Provider, Scope, from_context, provide, provide_all
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from application.ports.audit_log import AuditLog
 from application.ports.backend_inspector import BackendInspector
 from application.ports.blob_store import BlobStore
 from application.ports.clock import Clock
+from application.ports.evaluation_maintenance import EvaluationMaintenance
 from application.ports.evaluation_queries import EvaluationQueries
 from application.ports.evaluation_repository import EvaluationRepository
 from application.ports.event_log import EventLog
@@ -23,12 +25,18 @@ from application.ports.log_store import LogStore
 from application.ports.log_tail import LogTail
 from application.ports.running_registry import RunningRegistry
 from application.ports.unit_of_work import UnitOfWork
+from application.services.api_keys import ApiKeyVerifier
+from application.services.audit_trail import AuditContext, AuditTrail
 from application.services.payloads import PayloadStore
 from application.services.publisher import RecordPublisher
 from application.services.record_cache import RecordCache
 from application.services.record_writer import RecordWriter
+from application.use_cases.activity import GetActivity
+from application.use_cases.audit import ListAuditLog
+from application.use_cases.browse_blobs import BrowseBlobs
 from application.use_cases.celery_update import ApplyCeleryUpdate
 from application.use_cases.check_storage import CheckStorage
+from application.use_cases.cleanup import CleanupEvaluations
 from application.use_cases.create_evaluation import CreateEvaluation
 from application.use_cases.delete_evaluation import DeleteEvaluation
 from application.use_cases.evaluation_content import (
@@ -37,9 +45,12 @@ from application.use_cases.evaluation_content import (
     UploadPayload,
 )
 from application.use_cases.events import ListEvents, RecordEvent
+from application.use_cases.export_evaluations import ExportEvaluations
 from application.use_cases.get_evaluation import GetEvaluation
+from application.use_cases.import_evaluations import ImportEvaluation
 from application.use_cases.list_evaluations import ListEvaluations
 from application.use_cases.logs import AppendLog, ReadLog
+from application.use_cases.rebuild_cache import RebuildCache
 from application.use_cases.running_evaluations import (
     GetRunningEvaluation,
     ListRunningEvaluations,
@@ -54,8 +65,11 @@ from application.use_cases.storage_report import (
     StorageConfiguration,
 )
 from application.use_cases.update_evaluation import ChangeApplier, UpdateEvaluation
+from application.use_cases.warm_cache import WarmCache
+from domain.limits import InputLimits
 from infrastructure.clock import SystemClock
 from infrastructure.files.blob_store import FileBlobInspector, FileBlobStore
+from infrastructure.memory.audit import MemoryAuditLog
 from infrastructure.memory.blob_store import MemoryBlobInspector, MemoryBlobStore
 from infrastructure.memory.cache import MemoryCache, MemoryCacheInspector
 from infrastructure.memory.evaluations import (
@@ -65,10 +79,13 @@ from infrastructure.memory.evaluations import (
     MemoryEvaluationRepository,
 )
 from infrastructure.memory.log_tail import MemoryLogTail, NoLogTail
+from infrastructure.memory.maintenance import MemoryEvaluationMaintenance
 from infrastructure.memory.running_registry import MemoryRunningRegistry
 from infrastructure.memory.timeline import MemoryEventLog, MemoryLogStore
 from infrastructure.memory.unit_of_work import MemoryUnitOfWork
+from infrastructure.postgres.audit import PgAuditLog
 from infrastructure.postgres.evaluations import PgEvaluationRepository
+from infrastructure.postgres.maintenance import PgEvaluationMaintenance
 from infrastructure.postgres.pool import create_pool
 from infrastructure.postgres.timeline import PgEventLog, PgLogStore
 from infrastructure.postgres.transaction import PgTransaction
@@ -85,10 +102,12 @@ from infrastructure.sql.adapters import (
     SqlLogStore,
     SqlUnitOfWork,
 )
+from infrastructure.sql.audit import SqlAuditLog
 from infrastructure.sql.engine import create_engine, create_session_maker
+from infrastructure.sql.maintenance import SqlEvaluationMaintenance
+from interfaces import acting
 from interfaces.settings import Settings, StorageBackend
 
-MAX_LOG_CHUNK_BYTES = 1024 * 1024
 # The latest log bytes kept per running evaluation for tailing (``logs:{<id>}:latest``).
 LOG_TAIL_BYTES = 256 * 1024
 
@@ -140,19 +159,24 @@ class CoreProvider(Provider):
     services = provide_all(RecordPublisher, ChangeApplier, scope=Scope.APP)
     writer = provide(RecordWriter, scope=Scope.REQUEST)
 
+    @provide(scope=Scope.APP)
+    def limits(self, settings: Settings) -> InputLimits:
+        return settings.limits
+
+    @provide(scope=Scope.APP)
+    def api_keys(self, settings: Settings) -> ApiKeyVerifier:
+        return ApiKeyVerifier(settings.api_keys)
+
+    # Set by the HTTP guard per request and by the CLI per command; else "system".
     @provide(scope=Scope.REQUEST)
-    def append_log(
-        self,
-        repository: EvaluationRepository,
-        logs: LogStore,
-        uow: UnitOfWork,
-        clock: Clock,
-        tail: LogTail,
-    ) -> AppendLog:
-        return AppendLog(repository, logs, uow, clock, tail, MAX_LOG_CHUNK_BYTES)
+    def audit_context(self) -> AuditContext:
+        return acting.current()
+
+    audit = provide(AuditTrail, scope=Scope.REQUEST)
 
     use_cases = provide_all(
         CreateEvaluation,
+        ListAuditLog,
         GetEvaluation,
         UpdateEvaluation,
         DeleteEvaluation,
@@ -160,6 +184,7 @@ class CoreProvider(Provider):
         ListRunningEvaluations,
         GetRunningEvaluation,
         RebuildRunningRegistry,
+        AppendLog,
         ReadLog,
         RecordEvent,
         ListEvents,
@@ -173,6 +198,13 @@ class CoreProvider(Provider):
         GetStorageOverview,
         GetBackendDetails,
         CheckHealth,
+        GetActivity,
+        BrowseBlobs,
+        CleanupEvaluations,
+        WarmCache,
+        RebuildCache,
+        ExportEvaluations,
+        ImportEvaluation,
         scope=Scope.REQUEST,
     )
 
@@ -218,6 +250,8 @@ class SqlWritePathsProvider(Provider):
     events = provide(SqlEventLog, provides=EventLog)
     logs = provide(SqlLogStore, provides=LogStore)
     uow = provide(SqlUnitOfWork, provides=UnitOfWork)
+    maintenance = provide(SqlEvaluationMaintenance, provides=EvaluationMaintenance)
+    audit_log = provide(SqlAuditLog, provides=AuditLog)
 
 
 class PostgresWritePathsProvider(Provider):
@@ -250,6 +284,10 @@ class PostgresWritePathsProvider(Provider):
     repository = provide(PgEvaluationRepository, provides=EvaluationRepository, scope=Scope.REQUEST)
     events = provide(PgEventLog, provides=EventLog, scope=Scope.REQUEST)
     logs = provide(PgLogStore, provides=LogStore, scope=Scope.REQUEST)
+    maintenance = provide(
+        PgEvaluationMaintenance, provides=EvaluationMaintenance, scope=Scope.REQUEST
+    )
+    audit_log = provide(PgAuditLog, provides=AuditLog, scope=Scope.REQUEST)
 
 
 class MemoryRecordsProvider(Provider):
@@ -263,6 +301,10 @@ class MemoryRecordsProvider(Provider):
     events = provide(MemoryEventLog, provides=EventLog, scope=Scope.REQUEST)
     logs = provide(MemoryLogStore, provides=LogStore, scope=Scope.REQUEST)
     uow = provide(MemoryUnitOfWork, provides=UnitOfWork, scope=Scope.REQUEST)
+    maintenance = provide(
+        MemoryEvaluationMaintenance, provides=EvaluationMaintenance, scope=Scope.REQUEST
+    )
+    audit_log = provide(MemoryAuditLog, provides=AuditLog, scope=Scope.APP)
     inspector = provide(MemoryDatabaseInspector, provides=DatabaseInspector, scope=Scope.APP)
 
 

@@ -4,6 +4,7 @@ A bad value stops the start with one line that names the variable.
 """
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from enum import StrEnum
 from pathlib import Path
@@ -11,6 +12,9 @@ from typing import TypeVar
 
 import msgspec
 
+from application.services.api_keys import ApiKey, digest_of
+from domain.access import AccessScope
+from domain.limits import InputLimits
 from domain.payload import StorageThresholds
 from infrastructure.sql.engine import async_database_url
 
@@ -25,6 +29,11 @@ class StorageBackend(StrEnum):
     DATABASE = "database"
     FILE = "file"
     MEMORY = "memory"
+
+
+class LogFormat(StrEnum):
+    CONSOLE = "console"
+    JSON = "json"
 
 
 class FallbackBackend(StrEnum):
@@ -57,6 +66,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "INFO"
     host: str = "127.0.0.1"
     port: int = 8082
+    log_format: LogFormat = LogFormat.CONSOLE
+    workers: int = 1
+    retention_days: int | None = None  # None: no periodic cleanup
+    retention_interval_s: float = 3600.0
+    api_keys: tuple[ApiKey, ...] = ()
+    docs_public: bool = True
+    cors_origins: tuple[str, ...] = ()
+    max_metadata_bytes: int = 64 * 1024
+    max_metadata_depth: int = 16
+    max_event_message_bytes: int = 64 * 1024
+    max_log_chunk_bytes: int = 1024 * 1024
+    max_list_limit: int = 1000
 
     @property
     def thresholds(self) -> StorageThresholds:
@@ -64,6 +85,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             large_file_threshold=self.large_file_threshold,
             compression_threshold=self.compression_threshold,
             preview_size=self.preview_size,
+        )
+
+    @property
+    def limits(self) -> InputLimits:
+        return InputLimits(
+            metadata_bytes=self.max_metadata_bytes,
+            metadata_depth=self.max_metadata_depth,
+            event_message_bytes=self.max_event_message_bytes,
+            log_chunk_bytes=self.max_log_chunk_bytes,
+            list_limit=self.max_list_limit,
         )
 
     @property
@@ -131,6 +162,44 @@ def _parse_redis_url(raw: str) -> str | None:
     return raw
 
 
+_KEY_NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
+MIN_SECRET_LENGTH = 16
+
+
+def parse_api_keys(raw: str) -> tuple[ApiKey, ...]:
+    """``name:secret:scope`` entries separated by commas or new lines.
+
+    Errors name the entry by position and the key by name, never the secret.
+    """
+    keys: list[ApiKey] = []
+    entries = [entry.strip() for entry in re.split(r"[,\n]", raw)]
+    for position, entry in enumerate((e for e in entries if e and not e.startswith("#")), 1):
+        parts = entry.split(":")
+        if len(parts) != 3:
+            raise ValueError(f"entry {position} must look like name:secret:scope")
+        name, secret, scope = (part.strip() for part in parts)
+        if not _KEY_NAME.fullmatch(name):
+            raise ValueError(f"entry {position}: the name may hold only letters, digits and . _ -")
+        if len(secret) < MIN_SECRET_LENGTH:
+            raise ValueError(f"key {name!r}: the secret must be at least {MIN_SECRET_LENGTH} chars")
+        try:
+            access = AccessScope(scope.lower())
+        except ValueError:
+            raise ValueError(f"key {name!r}: the scope must be read, write or admin") from None
+        if any(key.name == name for key in keys):
+            raise ValueError(f"key {name!r} is defined twice")
+        keys.append(ApiKey(name=name, scope=access, digest=digest_of(secret)))
+    return tuple(keys)
+
+
+def _parse_origins(raw: str) -> tuple[str, ...]:
+    origins = tuple(origin.strip() for origin in raw.split(",") if origin.strip())
+    for origin in origins:
+        if origin != "*" and not origin.startswith(("http://", "https://")):
+            raise ValueError(f"{origin!r} must be an http:// or https:// origin")
+    return origins
+
+
 def _choice(kind: type[StrEnum]) -> Callable[[str], StrEnum]:
     def parse(raw: str) -> StrEnum:
         try:
@@ -163,6 +232,17 @@ _PARSERS: dict[str, tuple[str, Callable[[str], object]]] = {
     "LOG_LEVEL": ("log_level", _parse_log_level),
     "HOST": ("host", str),
     "PORT": ("port", _parse_port),
+    "LOG_FORMAT": ("log_format", _choice(LogFormat)),
+    "WORKERS": ("workers", _parse_positive_int),
+    "RETENTION_DAYS": ("retention_days", _parse_positive_int),
+    "RETENTION_INTERVAL_S": ("retention_interval_s", _parse_positive_float),
+    "DOCS_PUBLIC": ("docs_public", _parse_bool),
+    "CORS_ORIGINS": ("cors_origins", _parse_origins),
+    "MAX_METADATA_BYTES": ("max_metadata_bytes", _parse_positive_int),
+    "MAX_METADATA_DEPTH": ("max_metadata_depth", _parse_positive_int),
+    "MAX_EVENT_MESSAGE_BYTES": ("max_event_message_bytes", _parse_positive_int),
+    "MAX_LOG_CHUNK_BYTES": ("max_log_chunk_bytes", _parse_positive_int),
+    "MAX_LIST_LIMIT": ("max_list_limit", _parse_positive_int),
 }
 
 
@@ -178,6 +258,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
             values[field] = parse(raw)
         except ValueError as exc:
             raise SettingsError(f"{variable}={raw!r}: {_reason(exc)}") from None
+    values["api_keys"] = _api_keys(env)
     values.update(overrides)
     settings = Settings(**values)  # type: ignore[arg-type]
     if settings.storage_backend is StorageBackend.FILE:
@@ -191,6 +272,28 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
             f"({settings.compression_threshold} > {settings.large_file_threshold})"
         )
     return settings
+
+
+def _api_keys(env: Mapping[str, str]) -> tuple[ApiKey, ...]:
+    """Keys from ``API_KEYS`` and the file ``API_KEYS_FILE`` names (kept out of ``ps``)."""
+    keys: tuple[ApiKey, ...] = ()
+    for variable in ("API_KEYS", "API_KEYS_FILE"):
+        raw = env.get(variable, "").strip()
+        if not raw:
+            continue
+        try:
+            if variable == "API_KEYS_FILE":
+                try:
+                    raw = Path(raw).read_text(encoding="utf-8")
+                except OSError as exc:
+                    raise ValueError(f"cannot read {raw}: {exc.strerror}") from None
+            keys += parse_api_keys(raw)
+        except ValueError as exc:
+            raise SettingsError(f"{variable}: {exc}") from None
+    names = [key.name for key in keys]
+    if len(set(names)) != len(names):
+        raise SettingsError("API_KEYS / API_KEYS_FILE: a key name is defined twice")
+    return keys
 
 
 def _reason(exc: ValueError) -> str:

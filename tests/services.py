@@ -126,12 +126,12 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@contextmanager
-def serve_subprocess(env: dict[str, str], log_path: Path) -> Iterator[tuple[str, int]]:
-    """Run ``storage-service serve`` as its own process; yields its URL and pid.
+def start_server(env: dict[str, str], log_path: Path) -> tuple[Any, str]:
+    """Start ``storage-service serve`` as its own process; returns it and its URL once
+    /health answers (the start fails the test with the server's log otherwise).
 
-    ``env`` is the whole environment (settings included); HOST and PORT are set
-    here. The start fails the test with the server's log if /health never answers.
+    ``env`` is the whole environment (settings included); HOST and PORT are set here.
+    The caller stops the process.
     """
     import subprocess
     import sys
@@ -148,19 +148,27 @@ def serve_subprocess(env: dict[str, str], log_path: Path) -> Iterator[tuple[str,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+    deadline = time.monotonic() + 30
+    while True:
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    with urllib.request.urlopen(f"{base}/health", timeout=1) as response:
-                        if response.status == 200:
-                            break
-                except OSError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("server did not start:\n" + log_path.read_text(errors="replace"))
-                time.sleep(0.2)
-            yield base, process.pid
-        finally:
-            process.terminate()
+            with urllib.request.urlopen(f"{base}/health", timeout=1) as response:
+                if response.status == 200:
+                    return process, base
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
             process.wait(timeout=20)
+            pytest.fail("server did not start:\n" + log_path.read_text(errors="replace"))
+        time.sleep(0.2)
+
+
+@contextmanager
+def serve_subprocess(env: dict[str, str], log_path: Path) -> Iterator[tuple[str, int]]:
+    """Run ``storage-service serve`` as its own process; yields its URL and pid."""
+    process, base = start_server(env, log_path)
+    try:
+        yield base, process.pid
+    finally:
+        process.terminate()
+        process.wait(timeout=20)

@@ -20,3 +20,11 @@ class Cache(Protocol):
 
     @abstractmethod
     async def delete(self, key: str) -> None: ...
+
+    @abstractmethod
+    async def clear(self) -> int:
+        """Delete every entry, tombstones included; returns how many were deleted.
+
+        An operator's command, not a request path: unlike the other methods it
+        raises ``BackendUnavailableError`` when the cache cannot be reached.
+        """

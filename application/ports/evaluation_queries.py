@@ -1,8 +1,14 @@
 import builtins
 from abc import abstractmethod
+from datetime import datetime
 from typing import Protocol
 
-from application.queries import EvaluationPage, EvaluationQuery, EvaluationStatistics
+from application.queries import (
+    DayStatusCount,
+    EvaluationPage,
+    EvaluationQuery,
+    EvaluationStatistics,
+)
 from domain.evaluation import Evaluation
 
 
@@ -20,6 +26,13 @@ class EvaluationQueries(Protocol):
     @abstractmethod
     async def statistics(self) -> EvaluationStatistics:
         """Aggregates over live records."""
+
+    @abstractmethod
+    async def daily_status_counts(self, since: datetime) -> builtins.list[DayStatusCount]:
+        """Live records created at or after ``since``, counted by UTC day and current status.
+
+        Only non-zero counts, ordered by day then status.
+        """
 
     @abstractmethod
     async def blob_keys(self) -> set[str]:

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import msgspec
 
-from application.ports.blob_store import BlobStore
+from application.ports.blob_store import BlobEntry, BlobStore
 from domain.errors import InvalidTextError
 from domain.evaluation import Evaluation, ensure_storable_text
 from domain.identifiers import EvaluationId
@@ -32,6 +32,11 @@ def new_token() -> str:
 def snapshot_key(evaluation_id: EvaluationId) -> str:
     """``evaluations/{id}/metadata.json``: enough to rebuild the record from files alone."""
     return f"evaluations/{evaluation_id}/metadata.json"
+
+
+def evaluation_prefix(evaluation_id: EvaluationId) -> str:
+    """``evaluations/{id}/``: every blob of one evaluation lives under it."""
+    return f"evaluations/{evaluation_id}/"
 
 
 class PayloadStore:
@@ -95,6 +100,10 @@ class PayloadStore:
         """Keep ``metadata.json`` beside an evaluation's blobs in step with the record."""
         if _has_blob(evaluation):
             await self._blobs.put(snapshot_key(evaluation.id), _encoder.encode(evaluation))
+
+    async def blobs_of(self, evaluation_id: EvaluationId) -> list[BlobEntry]:
+        """Every stored blob of one evaluation, referenced or not (snapshot included)."""
+        return [entry async for entry in self._blobs.entries(evaluation_prefix(evaluation_id))]
 
     async def discard(self, key: str) -> None:
         await self._blobs.delete(key)

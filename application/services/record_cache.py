@@ -53,6 +53,15 @@ class RecordCache:
         if self._cache is not None:
             await self._cache.put_if_newer(record_key(evaluation_id), 2 * new_version - 1, None)
 
+    async def forget(self, evaluation_id: EvaluationId) -> None:
+        """Drop the entry of a record that no longer exists (purged)."""
+        if self._cache is not None:
+            await self._cache.delete(record_key(evaluation_id))
+
+    async def clear(self) -> int:
+        """Drop every cached record; the number of entries removed."""
+        return 0 if self._cache is None else await self._cache.clear()
+
     async def after_commit(self, evaluation: Evaluation) -> None:
         """Publish the committed record; a deleted one stays a tombstone."""
         if self._cache is None:

@@ -21,8 +21,10 @@ from application.errors import (
 from application.ports.clock import Clock
 from application.ports.evaluation_repository import EvaluationRepository
 from application.ports.unit_of_work import UnitOfWork
+from application.services.audit_trail import AuditTrail
 from application.services.payloads import PayloadStore
 from application.services.publisher import RecordPublisher
+from domain.audit import AuditAction, changed_fields
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 
@@ -42,12 +44,14 @@ class RecordWriter:
         clock: Clock,
         payloads: PayloadStore,
         publisher: RecordPublisher,
+        audit: AuditTrail,
     ) -> None:
         self._repository = repository
         self._uow = uow
         self._clock = clock
         self._payloads = payloads
         self._publisher = publisher
+        self._audit = audit
 
     async def load(self, evaluation_id: EvaluationId) -> Evaluation:
         evaluation = await self._repository.get(evaluation_id)
@@ -60,12 +64,14 @@ class RecordWriter:
         evaluation_id: EvaluationId,
         mutate: Mutation,
         *,
+        action: AuditAction,
         expected_version: int | None = None,
         keep: frozenset[str] = frozenset(),
     ) -> tuple[Evaluation, bool]:
         """Apply ``mutate`` (returns whether it changed anything) and commit.
 
-        Returns the record as committed and whether a change was made. Blobs
+        Returns the record as committed and whether a change was made; a change
+        is audited as ``action`` in its own transaction. Blobs
         that ``mutate`` wrote for an attempt that did not reach the commit are
         deleted (except the caller's own ``keep``); an error in the commit itself
         leaves them, since the commit may have happened: at worst an orphan.
@@ -79,7 +85,7 @@ class RecordWriter:
                 changed = await mutate(after)
                 if changed:
                     after.touch(self._clock.now())
-                    await self._stage(before, after)
+                    await self._stage(before, after, action)
             except VersionConflictError:
                 await self._payloads.discard_unsaved(before, after, keep)
                 await self._uow.rollback()
@@ -103,11 +109,18 @@ class RecordWriter:
             return after, True
         raise VersionConflictError(evaluation_id, expected=before.version)
 
-    async def _stage(self, before: Evaluation, after: Evaluation) -> None:
-        """Everything up to the commit: snapshot, cache tombstone, compare-and-swap."""
+    async def _stage(self, before: Evaluation, after: Evaluation, action: AuditAction) -> None:
+        """Everything up to the commit: snapshot, cache tombstone, compare-and-swap, audit."""
         await self._payloads.write_snapshot(after)
         await self._publisher.before_commit(after)
         await self._repository.update(after, expected_version=before.version)
+        fields = changed_fields(before, after)
+        sizes: dict[str, int] = {
+            kind: payload.size
+            for kind in ("output", "error")
+            if kind in fields and (payload := getattr(after, kind)) is not None
+        }
+        await self._audit.record(action, after.id, fields=fields, sizes=sizes)
 
 
 def _backoff(attempt: int) -> float:

@@ -4,6 +4,7 @@ from msgspec import UNSET, UnsetType
 from application.errors import InvalidRequestError
 from application.services.record_writer import RecordWriter
 from application.use_cases.update_evaluation import ChangeApplier, EvaluationChanges
+from domain.audit import AuditAction
 from domain.celery import (
     CELERY_STATE_TO_STATUS,
     refusal_for_celery_state,
@@ -65,5 +66,7 @@ class ApplyCeleryUpdate:
             )
             return await self._applier.apply(evaluation, changes)
 
-        evaluation, changed = await self._writer.change(evaluation_id, mutate)
+        evaluation, changed = await self._writer.change(
+            evaluation_id, mutate, action=AuditAction.CELERY_UPDATE
+        )
         return CeleryOutcome(evaluation=evaluation, applied=changed, reason=refusal)

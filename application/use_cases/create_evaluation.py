@@ -7,9 +7,12 @@ from application.errors import DuplicateEvaluationError
 from application.ports.clock import Clock
 from application.ports.evaluation_repository import EvaluationRepository
 from application.ports.unit_of_work import UnitOfWork
+from application.services.audit_trail import AuditTrail
 from application.services.publisher import RecordPublisher
+from domain.audit import AuditAction
 from domain.evaluation import Evaluation, ensure_storable_json, ensure_storable_text
 from domain.identifiers import EvaluationId, generate_evaluation_id
+from domain.limits import InputLimits
 from domain.status import EvaluationStatus
 
 _GENERATED_ID_ATTEMPTS = 5
@@ -33,16 +36,21 @@ class CreateEvaluation:
         uow: UnitOfWork,
         clock: Clock,
         publisher: RecordPublisher,
+        audit: AuditTrail,
+        limits: InputLimits,
     ) -> None:
         self._repository = repository
         self._uow = uow
         self._clock = clock
         self._publisher = publisher
+        self._audit = audit
+        self._limits = limits
 
     async def execute(self, new: NewEvaluation) -> Evaluation:
         """Store a new record; a generated id is retried on the rare collision."""
         ensure_storable_text("code", new.code)
         ensure_storable_json("metadata", new.metadata)
+        self._limits.check_json("metadata", new.metadata)
         for name in ("language", "celery_task_id", "executor_id", "container_id"):
             ensure_storable_json(name, getattr(new, name))
         attempts = 1 if new.id is not None else _GENERATED_ID_ATTEMPTS
@@ -71,7 +79,23 @@ class CreateEvaluation:
                     raise
                 continue
             await self._publisher.before_commit(evaluation)
+            await self._audit.record(
+                AuditAction.CREATE,
+                evaluation.id,
+                fields=_given_fields(new),
+                sizes={"code": len(new.code.encode())},
+            )
             await self._uow.commit()
             await self._publisher.after_commit(evaluation)
             return evaluation
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _given_fields(new: NewEvaluation) -> tuple[str, ...]:
+    """The fields the caller set (a generated id and defaults are not the caller's)."""
+    defaults = NewEvaluation(code="")
+    return tuple(
+        name
+        for name in new.__struct_fields__
+        if name == "code" or getattr(new, name) != getattr(defaults, name)
+    )

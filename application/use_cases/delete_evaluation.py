@@ -1,5 +1,6 @@
 from application.ports.clock import Clock
 from application.services.record_writer import RecordWriter
+from domain.audit import AuditAction
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 
@@ -18,4 +19,6 @@ class DeleteEvaluation:
             evaluation.deleted_at = self._clock.now()
             return True
 
-        await self._writer.change(evaluation_id, mutate, expected_version=expected_version)
+        await self._writer.change(
+            evaluation_id, mutate, action=AuditAction.DELETE, expected_version=expected_version
+        )

@@ -11,6 +11,7 @@ from application.ports.log_store import LogStore
 from application.ports.unit_of_work import UnitOfWork
 from application.services.payloads import PayloadStore
 from application.services.record_writer import RecordWriter
+from domain.audit import AuditAction
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from domain.payload import ByteRange, PayloadKind, StoredPayload, resolve_range
@@ -147,7 +148,9 @@ class UploadPayload:
 
         keep = frozenset() if stored.key is None else frozenset({stored.key})
         try:
-            evaluation, _ = await self._writer.change(evaluation_id, mutate, keep=keep)
+            evaluation, _ = await self._writer.change(
+                evaluation_id, mutate, action=_UPLOAD_ACTIONS[kind], keep=keep
+            )
         except BaseException:
             # Not committed (deleted meanwhile, database down): the blob is nobody's.
             if stored.key is not None:
@@ -155,6 +158,9 @@ class UploadPayload:
                     await self._payloads.discard(stored.key)
             raise
         return evaluation
+
+
+_UPLOAD_ACTIONS = {"output": AuditAction.UPLOAD_OUTPUT, "error": AuditAction.UPLOAD_ERROR}
 
 
 def _same_version(entity_tag: str, version: int) -> bool:

@@ -9,8 +9,11 @@ from application.ports.clock import Clock
 from application.ports.evaluation_repository import EvaluationRepository
 from application.ports.event_log import EventLog
 from application.ports.unit_of_work import UnitOfWork
+from application.services.audit_trail import AuditTrail
+from domain.audit import AuditAction
 from domain.evaluation import ensure_storable_json, ensure_storable_text
 from domain.identifiers import EvaluationId
+from domain.limits import InputLimits
 from domain.timeline import EvaluationEvent
 from domain.timestamps import as_utc
 
@@ -23,22 +26,36 @@ class NewEvent(msgspec.Struct, kw_only=True, frozen=True):
     event_id: str | None = None
 
 
+_EVENT_FIELDS = ("event_type", "message", "metadata", "timestamp", "event_id")
+
+
 class RecordEvent:
     """Append to the timeline; a redelivered ``event_id`` is stored once."""
 
     def __init__(
-        self, repository: EvaluationRepository, events: EventLog, uow: UnitOfWork, clock: Clock
+        self,
+        repository: EvaluationRepository,
+        events: EventLog,
+        uow: UnitOfWork,
+        clock: Clock,
+        audit: AuditTrail,
+        limits: InputLimits,
     ) -> None:
         self._repository = repository
         self._events = events
         self._uow = uow
         self._clock = clock
+        self._audit = audit
+        self._limits = limits
 
     async def execute(self, evaluation_id: EvaluationId, new: NewEvent) -> EvaluationEvent:
         ensure_storable_text("event_type", new.event_type)
         if new.message is not None:
             ensure_storable_text("message", new.message)
         ensure_storable_json("metadata", new.metadata)
+        self._limits.check_json("metadata", new.metadata)
+        if new.message is not None:
+            self._limits.check_text("message", new.message, self._limits.event_message_bytes)
         ensure_storable_json("event_id", new.event_id)
         if await self._repository.get(evaluation_id) is None:
             raise EvaluationNotFoundError(evaluation_id)
@@ -51,6 +68,12 @@ class RecordEvent:
             metadata=new.metadata,
         )
         if await self._events.append(event):
+            await self._audit.record(
+                AuditAction.RECORD_EVENT,
+                evaluation_id,
+                fields=tuple(name for name in _EVENT_FIELDS if getattr(new, name)),
+                sizes={"message": len((event.message or "").encode())},
+            )
             await self._uow.commit()
             return event
         # A redelivery: answer with the event as first stored, not the new copy.

@@ -4,9 +4,12 @@ from application.ports.evaluation_repository import EvaluationRepository
 from application.ports.log_store import LogStore
 from application.ports.log_tail import LogTail
 from application.ports.unit_of_work import UnitOfWork
+from application.services.audit_trail import AuditTrail
 from application.services.record_cache import RecordCache
+from domain.audit import AuditAction
 from domain.evaluation import ensure_storable_text
 from domain.identifiers import EvaluationId
+from domain.limits import InputLimits
 from domain.timeline import LogChunk, LogSlice
 
 
@@ -18,25 +21,27 @@ class AppendLog:
         uow: UnitOfWork,
         clock: Clock,
         tail: LogTail,
-        max_chunk_bytes: int,
+        audit: AuditTrail,
+        limits: InputLimits,
     ) -> None:
         self._repository = repository
         self._logs = logs
         self._uow = uow
         self._clock = clock
         self._tail = tail
-        self._max_chunk_bytes = max_chunk_bytes
+        self._audit = audit
+        self._limits = limits
 
     async def execute(self, evaluation_id: EvaluationId, content: str) -> LogChunk:
         ensure_storable_text("content", content)
-        if len(content.encode("utf-8")) > self._max_chunk_bytes:
-            raise InvalidRequestError(
-                "content", f"a log chunk may hold at most {self._max_chunk_bytes} bytes"
-            )
+        self._limits.check_text("content", content, self._limits.log_chunk_bytes)
         evaluation = await self._repository.get(evaluation_id)
         if evaluation is None:
             raise EvaluationNotFoundError(evaluation_id)
         chunk = await self._logs.append(evaluation_id, content, self._clock.now())
+        await self._audit.record(
+            AuditAction.APPEND_LOG, evaluation_id, sizes={"content": chunk.size}
+        )
         await self._uow.commit()
         if evaluation.status.is_active:
             # Before the 2xx, so the writer reads its own chunk from the tail.

@@ -7,8 +7,10 @@ from msgspec import UNSET, UnsetType
 from application.ports.clock import Clock
 from application.services.payloads import PayloadStore
 from application.services.record_writer import RecordWriter
+from domain.audit import AuditAction
 from domain.evaluation import Evaluation, ensure_storable_json
 from domain.identifiers import EvaluationId
+from domain.limits import InputLimits
 from domain.payload import PayloadKind, StoredPayload
 from domain.status import EvaluationStatus
 from domain.timestamps import as_utc
@@ -33,9 +35,10 @@ class EvaluationChanges(msgspec.Struct, kw_only=True, frozen=True):
 class ChangeApplier:
     """Applies :class:`EvaluationChanges` to a record, routing payloads on the way."""
 
-    def __init__(self, clock: Clock, payloads: PayloadStore) -> None:
+    def __init__(self, clock: Clock, payloads: PayloadStore, limits: InputLimits) -> None:
         self._clock = clock
         self._payloads = payloads
+        self._limits = limits
 
     async def apply(self, evaluation: Evaluation, changes: EvaluationChanges) -> bool:
         """Mutate ``evaluation``; returns whether anything changed.
@@ -45,6 +48,8 @@ class ChangeApplier:
         """
         for name in ("metadata", *_PLAIN_FIELDS):
             ensure_storable_json(name, getattr(changes, name))
+        if changes.metadata is not UNSET:
+            self._limits.check_json("metadata", changes.metadata)
         before = msgspec.structs.asdict(evaluation)
         for name in _PLAIN_FIELDS:
             value = getattr(changes, name)
@@ -93,6 +98,6 @@ class UpdateEvaluation:
             return await self._applier.apply(evaluation, changes)
 
         evaluation, _ = await self._writer.change(
-            evaluation_id, mutate, expected_version=expected_version
+            evaluation_id, mutate, action=AuditAction.UPDATE, expected_version=expected_version
         )
         return evaluation

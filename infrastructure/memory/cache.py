@@ -8,11 +8,18 @@ awaits, so each method is atomic on the event loop.
 """
 
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from application.queries import BackendReport
+from application.queries import (
+    CACHE_KEY_PATTERNS,
+    TTL_BUCKET_NAMES,
+    BackendReport,
+    MetricValue,
+    cache_key_pattern,
+    ttl_bucket,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +73,11 @@ class MemoryCache:
     async def delete(self, key: str) -> None:
         self._entries.pop(key, None)
 
+    async def clear(self) -> int:
+        live, tombstones = self.counts()
+        self._entries.clear()
+        return live + tombstones
+
     def _live(self, key: str) -> _Entry | None:
         entry = self._entries.get(key)
         if entry is not None and entry.expires_at <= self._clock():
@@ -81,6 +93,15 @@ class MemoryCache:
         tombstones = sum(1 for entry in self._entries.values() if entry.value is None)
         return len(self._entries) - tombstones, tombstones
 
+    def remaining(self) -> list[tuple[str, float, int]]:
+        """(key, seconds to live, bytes of key and value) of every unexpired entry."""
+        now = self._clock()
+        return [
+            (key, entry.expires_at - now, len(key) + len(entry.value or b""))
+            for key, entry in self._entries.items()
+            if entry.expires_at > now
+        ]
+
 
 class MemoryCacheInspector:
     name = "cache"
@@ -91,12 +112,13 @@ class MemoryCacheInspector:
     async def inspect(self, *, detailed: bool = False) -> BackendReport:
         cache = self._cache
         entries, tombstones = cache.counts()
-        details: dict[str, int | float | str | None] = {}
+        details: dict[str, MetricValue] = {}
         if detailed:
             details = {
                 "tombstones": tombstones,
                 "max_entries": cache.max_entries,
                 "ttl_seconds": cache.ttl_seconds,
+                **self._distribution(),
             }
         return BackendReport(
             name=self.name,
@@ -110,3 +132,16 @@ class MemoryCacheInspector:
             },
             details=details,
         )
+
+    def _distribution(self) -> dict[str, MetricValue]:
+        """Keys by pattern, TTLs by bucket and bytes held, named as the Redis inspector does."""
+        remaining = self._cache.remaining()
+        patterns = Counter(cache_key_pattern(key) for key, _, _ in remaining)
+        buckets = Counter(ttl_bucket(ttl) for _, ttl, _ in remaining)
+        figures: dict[str, MetricValue] = {
+            name: patterns.get(name, 0) for name in CACHE_KEY_PATTERNS
+        }
+        figures.update({name: buckets.get(name, 0) for name in TTL_BUCKET_NAMES})
+        figures["ttl_sampled_keys"] = len(remaining)
+        figures["used_memory_bytes"] = sum(size for _, _, size in remaining)
+        return figures

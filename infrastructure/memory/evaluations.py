@@ -3,6 +3,8 @@
 import asyncio
 import builtins
 import copy
+from collections import Counter
+from datetime import datetime
 
 from application.errors import (
     DuplicateEvaluationError,
@@ -11,6 +13,7 @@ from application.errors import (
 )
 from application.queries import (
     BackendReport,
+    DayStatusCount,
     EvaluationFilter,
     EvaluationPage,
     EvaluationQuery,
@@ -22,6 +25,7 @@ from application.queries import (
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from domain.timeline import EvaluationEvent, LogChunk
+from domain.timestamps import as_utc
 
 PERCENTILES = (50, 95, 99)
 
@@ -124,6 +128,17 @@ class MemoryEvaluationQueries:
             next_cursor = ListCursor(created_at=items[-1].created_at, id=items[-1].id)
         total = len(matching) if query.include_total else None
         return EvaluationPage(items=items, next_cursor=next_cursor, total=total)
+
+    async def daily_status_counts(self, since: datetime) -> builtins.list[DayStatusCount]:
+        counts = Counter(
+            (as_utc(e.created_at).date(), e.status.value)
+            for e in self._db.live_records()
+            if e.created_at >= since
+        )
+        return [
+            DayStatusCount(day=day, status=status, count=count)
+            for (day, status), count in sorted(counts.items())
+        ]
 
     async def list_active(self) -> builtins.list[Evaluation]:
         active = [e for e in self._db.live_records() if e.status.is_active]

@@ -39,6 +39,7 @@ from collections.abc import Awaitable, Callable
 
 import redis.asyncio as redis
 
+from application.errors import BackendUnavailableError
 from infrastructure.redis.connection import RedisConnection, RedisUnavailableError
 
 logger = logging.getLogger(__name__)
@@ -157,6 +158,14 @@ class RedisCache:
             return await client.delete(full_key)
 
         await self._write(full_key, remove)
+
+    async def clear(self) -> int:
+        try:
+            deleted = await self._connection.execute(self._flush_entries)
+        except RedisUnavailableError as exc:
+            raise BackendUnavailableError("redis", str(exc)) from exc
+        self._flush_all = False  # every entry an outage may have left stale is gone now
+        return deleted
 
     def _suspect(self, full_key: str) -> bool:
         return self._flush_all or full_key in self._unsynced

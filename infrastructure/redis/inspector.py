@@ -12,17 +12,18 @@ from typing import Any
 
 import redis.asyncio as redis
 
-from application.queries import BackendReport, MetricValue
+from application.queries import (
+    CACHE_KEY_PATTERNS,
+    TTL_BUCKET_NAMES,
+    BackendReport,
+    MetricValue,
+    cache_key_pattern,
+    ttl_bucket,
+)
 from infrastructure.redis.connection import RedisConnection, RedisUnavailableError
 
 _SCAN_BATCH = 1_000
 _TTL_SAMPLE = 1_000
-# (bucket, inclusive upper bound in seconds) for the TTL distribution of sampled keys.
-_TTL_BUCKETS: tuple[tuple[str, int], ...] = (
-    ("ttl_up_to_1m", 60),
-    ("ttl_1m_to_10m", 600),
-    ("ttl_10m_to_1h", 3_600),
-)
 
 
 def _text(value: bytes | str) -> str:
@@ -31,27 +32,6 @@ def _text(value: bytes | str) -> str:
 
 def _glob_escape(prefix: str) -> str:
     return "".join(f"\\{char}" if char in "*?[]\\" else char for char in prefix)
-
-
-def _pattern_of(key: str) -> str:
-    if key.endswith(":running"):
-        return "keys_running"
-    if key.startswith("eval:"):
-        return "keys_eval"
-    if key.startswith("logs:"):
-        return "keys_logs"
-    if key == "running_evaluations":
-        return "keys_running_set"
-    return "keys_other"
-
-
-def _ttl_bucket(ttl: int) -> str:
-    if ttl < 0:
-        return "ttl_none"
-    for bucket, bound in _TTL_BUCKETS:
-        if ttl <= bound:
-            return bucket
-    return "ttl_over_1h"
 
 
 class _Scan:
@@ -121,7 +101,7 @@ class RedisInspector:
 
     async def _details(self, info: Mapping[str, Any], scan: _Scan) -> dict[str, MetricValue]:
         keys = scan.keys
-        patterns = Counter(_pattern_of(key) for key in keys)
+        patterns = Counter(cache_key_pattern(key) for key in keys)
         details: dict[str, MetricValue] = {
             "redis_version": info.get("redis_version"),
             "keys_exact": scan.exact,
@@ -129,7 +109,7 @@ class RedisInspector:
             "server_keyspace_misses": info.get("keyspace_misses"),
             "key_prefix": self._prefix,
         }
-        for pattern in ("keys_eval", "keys_running", "keys_logs", "keys_running_set", "keys_other"):
+        for pattern in CACHE_KEY_PATTERNS:
             details[pattern] = patterns.get(pattern, 0)
         sample = keys[:_TTL_SAMPLE]
 
@@ -142,10 +122,10 @@ class RedisInspector:
 
         try:
             found = await self._connection.execute(ttls)
-            buckets = Counter(_ttl_bucket(ttl) for ttl in found if ttl != -2)
+            buckets = Counter(ttl_bucket(ttl) for ttl in found if ttl != -2)
         except RedisUnavailableError:
             return details
-        for bucket in ("ttl_none", *(name for name, _ in _TTL_BUCKETS), "ttl_over_1h"):
+        for bucket in TTL_BUCKET_NAMES:
             details[bucket] = buckets.get(bucket, 0)
         details["ttl_sampled_keys"] = len(sample)
         return details

@@ -1,4 +1,6 @@
-"""The one place that picks dialect-specific SQL: conflict-ignoring inserts."""
+"""The one place that picks dialect-specific SQL: conflict-ignoring inserts, UTC days."""
+
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -17,3 +19,11 @@ def insert_for(session: AsyncSession, table: sa.Table) -> postgresql.Insert | sq
     if dialect_name(session) == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+def utc_day(session: AsyncSession, column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """The UTC calendar day of a timestamp column (``date`` on PostgreSQL, text on SQLite)."""
+    if dialect_name(session) == "postgresql":
+        return sa.cast(sa.func.timezone("UTC", column), sa.Date)
+    # SQLite keeps UTC text 'YYYY-MM-DD HH:MM:SS.ffffff'; date() takes its day.
+    return sa.func.date(column)

@@ -6,6 +6,7 @@ here commits: the use case does, through the unit of work.
 
 import builtins
 import math
+from datetime import date, datetime
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -17,6 +18,7 @@ from application.errors import (
     VersionConflictError,
 )
 from application.queries import (
+    DayStatusCount,
     EvaluationFilter,
     EvaluationPage,
     EvaluationQuery,
@@ -28,7 +30,7 @@ from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from domain.payload import PayloadLocation, StoredPayload
 from domain.status import ACTIVE_STATUSES, EvaluationStatus
-from infrastructure.sql.dialect import insert_for
+from infrastructure.sql.dialect import insert_for, utc_day
 from infrastructure.sql.errors import translate_errors
 from infrastructure.sql.tables import evaluation_events, evaluations
 
@@ -265,6 +267,25 @@ class SqlEvaluationQueries:
                 )
                 keys.update([key async for key in result])
         return keys
+
+    async def daily_status_counts(self, since: datetime) -> builtins.list[DayStatusCount]:
+        day = utc_day(self._session, evaluations.c.created_at).label("day")
+        statement = (
+            sa.select(day, evaluations.c.status, sa.func.count())
+            .where(_live, evaluations.c.created_at >= since)
+            .group_by(day, evaluations.c.status)
+            .order_by(day, evaluations.c.status)
+        )
+        with translate_errors():
+            rows = (await self._session.execute(statement)).all()
+        return [
+            DayStatusCount(
+                day=value if isinstance(value, date) else date.fromisoformat(str(value)),
+                status=str(status),
+                count=int(count),
+            )
+            for value, status, count in rows
+        ]
 
     async def list_active(self) -> builtins.list[Evaluation]:
         statement = (

@@ -103,4 +103,24 @@ log_chunks = sa.Table(
     sa.UniqueConstraint("evaluation_id", "start_offset", name="uq_log_chunks_evaluation_offset"),
 )
 
-ALL_TABLES = (evaluations, evaluation_events, log_chunks)
+# Append-only (a trigger refuses UPDATE and DELETE); no foreign key, so the trail
+# outlives the records it describes.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", AutoId, sa.Identity(), primary_key=True),
+    sa.Column("at", DateTimeUTC(), nullable=False),
+    sa.Column("actor", sa.String(100), nullable=False),
+    sa.Column("action", sa.String(50), nullable=False),
+    sa.Column("evaluation_id", sa.String(255)),
+    sa.Column("fields", JsonB, nullable=False, server_default="[]"),
+    sa.Column("sizes", JsonB, nullable=False, server_default="{}"),
+    sa.Column("request_id", sa.String(128)),
+    # Keyset pages (id DESC) filtered by evaluation, actor or action.
+    sa.Index("idx_audit_log_evaluation_id", "evaluation_id", "id"),
+    sa.Index("idx_audit_log_actor", "actor", "id"),
+    sa.Index("idx_audit_log_action", "action", "id"),
+    sa.Index("idx_audit_log_at", "at"),
+)
+
+ALL_TABLES = (evaluations, evaluation_events, log_chunks, audit_log)

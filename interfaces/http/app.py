@@ -8,14 +8,16 @@ import swagger_ui_bundle
 from dishka import AsyncContainer, Provider, make_async_container
 from dishka.integrations.litestar import DishkaRouter, setup_dishka
 from litestar import Litestar
+from litestar.config.cors import CORSConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
-from litestar.openapi.spec import Server
+from litestar.openapi.spec import Components, SecurityScheme, Server
 from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsPlugin
-from litestar.plugins.prometheus import PrometheusController
 from litestar.static_files import create_static_files_router
 
 from application.use_cases.running_evaluations import RebuildRunningRegistry
+from interfaces.cli.plugin import StorageCLIPlugin
+from interfaces.http.controllers.audit import AuditController
 from interfaces.http.controllers.content import ContentController
 from interfaces.http.controllers.docs import openapi_json, openapi_yaml
 from interfaces.http.controllers.evaluations import EvaluationController
@@ -23,7 +25,10 @@ from interfaces.http.controllers.running import RunningController
 from interfaces.http.controllers.storage import StorageController
 from interfaces.http.controllers.timeline import TimelineController
 from interfaces.http.errors import EXCEPTION_MAP, internal_error_handler
-from interfaces.http.observability import RequestIdMiddleware, prometheus_config
+from interfaces.http.explorer import explorer_router, template_config
+from interfaces.http.observability import MetricsController, RequestIdMiddleware, prometheus_config
+from interfaces.http.retention import retention
+from interfaces.http.security import require_access, session_config
 from interfaces.providers import build_providers
 from interfaces.settings import Settings, load_settings
 
@@ -36,14 +41,25 @@ def create_app(settings: Settings | None = None, *override_providers: Provider) 
     """Build the app; tests pass ``override_providers`` to swap adapters."""
     settings = settings or load_settings()
     container = make_async_container(
-        *build_providers(settings), *override_providers, context={Settings: settings}
+        *build_providers(settings),
+        *override_providers,
+        context={Settings: settings},
     )
+    sessions = session_config(settings)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        if not settings.api_keys:
+            logger.warning(
+                "no API keys configured (API_KEYS, API_KEYS_FILE): every endpoint is open "
+                "to anyone who can reach %s:%d",
+                settings.host,
+                settings.port,
+            )
         await _rebuild_running_registry(container)
         try:
-            yield
+            async with retention(container, settings):
+                yield
         finally:
             await container.close()
 
@@ -57,11 +73,13 @@ def create_app(settings: Settings | None = None, *override_providers: Provider) 
                     TimelineController,
                     ContentController,
                     StorageController,
+                    AuditController,
+                    explorer_router,
                 ],
             ),
             openapi_json,
             openapi_yaml,
-            PrometheusController,
+            MetricsController,
             create_static_files_router(
                 path=DOCS_ASSETS,
                 directories=[swagger_ui_bundle.swagger_ui_path],
@@ -69,14 +87,25 @@ def create_app(settings: Settings | None = None, *override_providers: Provider) 
             ),
         ],
         openapi_config=_openapi_config(),
+        template_config=template_config,
         plugins=[
             ProblemDetailsPlugin(
                 ProblemDetailsConfig(exception_to_problem_detail_map=EXCEPTION_MAP)
-            )
+            ),
+            StorageCLIPlugin(),
         ],
         exception_handlers={Exception: internal_error_handler},
-        middleware=[RequestIdMiddleware(), prometheus_config().middleware],
+        middleware=[
+            RequestIdMiddleware(),
+            prometheus_config().middleware,
+            *([sessions.middleware] if sessions else []),
+        ],
+        guards=[require_access],
+        cors_config=CORSConfig(allow_origins=list(settings.cors_origins))
+        if settings.cors_origins
+        else None,
         request_max_body_size=settings.max_request_bytes,
+        logging_config=None,  # interfaces.log_config formats every record; Litestar adds none
         lifespan=[lifespan],
     )
     setup_dishka(container, app)
@@ -103,6 +132,15 @@ def _openapi_config() -> OpenAPIConfig:
             "PostgreSQL or SQLite, files and Redis with routing by size."
         ),
         servers=[Server(url="/")],
+        components=Components(
+            security_schemes={
+                "ApiKey": SecurityScheme(
+                    type="apiKey", name="X-API-Key", security_scheme_in="header"
+                ),
+                "Bearer": SecurityScheme(type="http", scheme="bearer"),
+            }
+        ),
+        security=[{"ApiKey": []}, {"Bearer": []}],
         path="/docs",
         render_plugins=[
             SwaggerRenderPlugin(

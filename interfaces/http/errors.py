@@ -5,10 +5,13 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.plugins.problem_details import ProblemDetailsException
 from litestar.status_codes import (
+    HTTP_400_BAD_REQUEST,
     HTTP_404_NOT_FOUND,
     HTTP_409_CONFLICT,
     HTTP_412_PRECONDITION_FAILED,
@@ -37,16 +40,24 @@ from domain.errors import (
 
 logger = logging.getLogger("storage_service.http")
 PROBLEM_BASE = "https://crucible.dev/problems/"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 
 def problem(
-    status: int, title: str, detail: str, kind: str, **extra: Any
+    status: int,
+    title: str,
+    detail: str,
+    kind: str,
+    *,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
 ) -> ProblemDetailsException:
     return ProblemDetailsException(
         status_code=status,
         title=title,
         detail=detail,
         type_=PROBLEM_BASE + kind,
+        headers=headers,
         extra=extra or None,
     )
 
@@ -170,6 +181,21 @@ def _field_in(message: str) -> str | None:
     return named.group(1) if named else None
 
 
+def _recursion(exc: RecursionError) -> ProblemDetailsException:
+    """The JSON decoder gives up on a body nested too deeply: the client's fault, not ours."""
+    if "deserializing" not in str(exc):  # any other recursion is a bug: 500, logged
+        logger.error("unhandled recursion error", exc_info=exc)
+        return problem(
+            HTTP_500_INTERNAL_SERVER_ERROR,
+            "Internal server error",
+            "an unexpected error occurred",
+            "internal",
+        )
+    return problem(
+        HTTP_400_BAD_REQUEST, "Malformed request", "the JSON body is nested too deeply", "too-deep"
+    )
+
+
 def _http(exc: HTTPException) -> ProblemDetailsException:
     return problem(exc.status_code, str(exc.detail), str(exc.detail), "http-error")
 
@@ -189,6 +215,7 @@ EXCEPTION_MAP: dict[type[Exception], Callable[[Any], ProblemDetailsException]] =
     UnsatisfiableRangeError: _unsatisfiable,
     ValidationException: _validation,
     HTTPException: _http,
+    RecursionError: _recursion,
 }
 
 
@@ -201,3 +228,46 @@ def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> R
         "an unexpected error occurred",
         "internal",
     ).to_response(request)
+
+
+class FieldProblem(msgspec.Struct, kw_only=True):
+    field: str
+    message: str
+
+
+class ProblemBody(msgspec.Struct, kw_only=True):
+    """An error answer (RFC 9457); some kinds add members, such as ``field``."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldProblem] | msgspec.UnsetType = msgspec.UNSET
+
+
+_MEANINGS = {
+    400: "Malformed request (JSON or header)",
+    401: "No known API key",
+    403: "The key's scope is too small",
+    404: "No such evaluation (or backend)",
+    409: "Conflict with the stored state",
+    412: "If-Match names an older version",
+    413: "Body larger than the limit",
+    415: "Unsupported Content-Type",
+    416: "Range outside the content",
+    422: "Invalid request; `errors[].field` names the field",
+    503: "A storage backend is unavailable; nothing was stored",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """The OpenAPI entries of a guarded route's problem+json answers: 401, 403 and ``statuses``."""
+    return {
+        status: ResponseSpec(
+            data_container=ProblemBody,
+            media_type=PROBLEM_MEDIA_TYPE,
+            description=_MEANINGS[status],
+            generate_examples=False,
+        )
+        for status in (401, 403, *statuses)
+    }

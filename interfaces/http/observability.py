@@ -13,7 +13,7 @@ import uuid
 from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
-from litestar.plugins.prometheus import PrometheusConfig
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -55,15 +55,29 @@ class RequestIdMiddleware(ASGIMiddleware):
             await next_app(scope, receive, send_with_id)
         finally:
             route = scope.get("path_template") or scope.get("path", "")
+            method = scope.get("method", "-")
+            duration_ms = round((time.perf_counter() - started) * 1000, 1)
             access_logger.info(
                 "%s %s %d %.1fms request_id=%s",
-                scope.get("method", "-"),
+                method,
                 route,
                 status,
-                (time.perf_counter() - started) * 1000,
+                duration_ms,
                 request_id,
-                extra={"request_id": request_id, "status": status, "route": route},
+                extra={
+                    "method": method,
+                    "route": route,
+                    "status": status,
+                    "duration_ms": duration_ms,
+                    "request_id": request_id,
+                },
             )
+
+
+class MetricsController(PrometheusController):
+    """``GET /metrics``: Prometheus text, not part of the JSON API's OpenAPI document."""
+
+    include_in_schema = False
 
 
 def prometheus_config() -> PrometheusConfig:

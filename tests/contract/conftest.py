@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from application.ports.audit_log import AuditLog
 from application.ports.backend_inspector import BackendInspector
 from application.ports.evaluation_queries import EvaluationQueries
 from application.ports.evaluation_repository import EvaluationRepository
@@ -25,6 +26,7 @@ from application.ports.log_store import LogStore
 from application.ports.unit_of_work import UnitOfWork
 from domain.evaluation import Evaluation
 from domain.identifiers import parse_evaluation_id
+from infrastructure.memory.audit import MemoryAuditLog
 from infrastructure.memory.evaluations import (
     MemoryDatabase,
     MemoryDatabaseInspector,
@@ -33,10 +35,12 @@ from infrastructure.memory.evaluations import (
 )
 from infrastructure.memory.timeline import MemoryEventLog, MemoryLogStore
 from infrastructure.memory.unit_of_work import MemoryUnitOfWork
+from infrastructure.postgres.audit import PgAuditLog
 from infrastructure.postgres.evaluations import PgEvaluationRepository
 from infrastructure.postgres.pool import create_pool
 from infrastructure.postgres.timeline import PgEventLog, PgLogStore
 from infrastructure.postgres.transaction import PgTransaction
+from infrastructure.sql.audit import SqlAuditLog
 from infrastructure.sql.engine import create_engine, create_session_maker
 from infrastructure.sql.evaluations import SqlEvaluationQueries, SqlEvaluationRepository
 from infrastructure.sql.inspector import SqlDatabaseInspector
@@ -55,6 +59,7 @@ class Ports:
     events: EventLog
     logs: LogStore
     uow: UnitOfWork
+    audit: AuditLog
 
 
 class PortStore(Protocol):
@@ -72,6 +77,7 @@ class MemoryPortStore:
     def __init__(self) -> None:
         self.database = MemoryDatabase()
         self.inspector: BackendInspector = MemoryDatabaseInspector(self.database)
+        self.audit = MemoryAuditLog()
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[Ports]:
@@ -83,6 +89,7 @@ class MemoryPortStore:
             MemoryEventLog(db),
             MemoryLogStore(db),
             uow,
+            self.audit,
         )
         await uow.commit()
 
@@ -109,6 +116,7 @@ class SqlPortStore:
                 SqlEventLog(session),
                 SqlLogStore(session),
                 uow,
+                SqlAuditLog(session),
             )
             await uow.commit()
 
@@ -131,6 +139,7 @@ class PgPortStore(SqlPortStore):
                     PgEventLog(transaction),
                     PgLogStore(transaction),
                     transaction,
+                    PgAuditLog(transaction),
                 )
                 await transaction.commit()
             finally:

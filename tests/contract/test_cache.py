@@ -166,6 +166,22 @@ async def test_memory_cache_is_bounded_lru() -> None:
     assert report.details["max_entries"] == 3
 
 
+async def test_memory_inspector_reports_keys_ttls_and_memory_like_redis() -> None:
+    now = [1000.0]
+    cache = MemoryCache(ttl_seconds=600, clock=lambda: now[0])
+    await cache.put_if_newer("eval:{a}", 2, b"abc")
+    await cache.put_if_newer("eval:{b}", 1, None)
+    now[0] += 550
+    await cache.put_if_newer("other", 1, b"x")
+    report = await MemoryCacheInspector(cache).inspect(detailed=True)
+    details = report.details
+    assert (details["keys_eval"], details["keys_other"], details["keys_logs"]) == (2, 1, 0)
+    assert details["ttl_up_to_1m"] == 2
+    assert details["ttl_1m_to_10m"] == 1
+    assert details["ttl_none"] == details["ttl_over_1h"] == 0
+    assert details["used_memory_bytes"] == len("eval:{a}") + 3 + len("eval:{b}") + len("other") + 1
+
+
 @pytest.mark.redis
 async def test_redis_inspector_reports_keys_and_hit_rate(anyio_backend: str) -> None:
     prefix = redis_test_prefix()
@@ -196,3 +212,14 @@ async def test_redis_inspector_reports_keys_and_hit_rate(anyio_backend: str) -> 
     finally:
         await drop_redis_keys(prefix)
         await connection.close()
+
+
+async def test_clear_deletes_every_entry_and_tombstone(harness: Harness) -> None:
+    cache = harness.cache
+    await cache.put_if_newer(KEY, 2, b"v1")
+    await cache.put_if_newer("eval:{eval_2}", 3, None)
+    assert await cache.clear() == 2
+    assert await cache.get(KEY) is None
+    await cache.put_if_newer(KEY, 1, b"older")  # no tombstone left to refuse it
+    assert await cache.get(KEY) == b"older"
+    assert await cache.clear() == 1

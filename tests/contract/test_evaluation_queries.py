@@ -368,3 +368,28 @@ async def test_inspector_reports_an_unreachable_database(anyio_backend: str) -> 
     assert report.status == "unavailable"
     assert report.type == "postgresql"
     assert report.error
+
+
+async def test_daily_status_counts_group_live_records_by_utc_day(sql_backend: PortStore) -> None:
+    day = timedelta(days=1)
+    late = BASE_TIME.replace(hour=23, minute=59)
+    await _add(
+        sql_backend,
+        make_evaluation("old", created_at=BASE_TIME - 3 * day),
+        make_evaluation("d1a", created_at=BASE_TIME - day, status=EvaluationStatus.COMPLETED),
+        make_evaluation("d1b", created_at=BASE_TIME - day, status=EvaluationStatus.COMPLETED),
+        make_evaluation("d1c", created_at=BASE_TIME - day, status=EvaluationStatus.FAILED),
+        make_evaluation("d0a", created_at=late, status=EvaluationStatus.RUNNING),
+        make_evaluation("d0b", created_at=late + timedelta(minutes=2)),
+        make_evaluation("gone", created_at=BASE_TIME),
+    )
+    await _delete(sql_backend, "gone")
+    async with sql_backend.session() as ports:
+        rows = await ports.queries.daily_status_counts(BASE_TIME - 2 * day)
+    first = (BASE_TIME - day).date()
+    assert [(r.day, r.status, r.count) for r in rows] == [
+        (first, "completed", 2),
+        (first, "failed", 1),
+        (BASE_TIME.date(), "running", 1),
+        (BASE_TIME.date() + day, "queued", 1),
+    ]

@@ -13,6 +13,7 @@ import pytest
 
 from application.ports.backend_inspector import BackendInspector
 from application.queries import BackendReport, BackendState
+from application.services.audit_trail import AuditContext, AuditTrail
 from application.services.payloads import PayloadStore
 from application.services.publisher import RecordPublisher
 from application.services.record_cache import RecordCache
@@ -37,7 +38,9 @@ from application.use_cases.running_evaluations import (
 from application.use_cases.statistics import GetStatistics
 from application.use_cases.update_evaluation import ChangeApplier, UpdateEvaluation
 from domain.evaluation import Evaluation
+from domain.limits import InputLimits
 from domain.payload import StorageThresholds
+from infrastructure.memory.audit import MemoryAuditLog
 from infrastructure.memory.blob_store import MemoryBlobInspector, MemoryBlobStore
 from infrastructure.memory.cache import MemoryCache, MemoryCacheInspector
 from infrastructure.memory.evaluations import (
@@ -103,29 +106,38 @@ class UseCases:
         self.payloads = PayloadStore(self.blobs, thresholds)
         self.tail = MemoryLogTail(max_bytes=64)
         self.publisher = RecordPublisher(self.record_cache, self.running, self.tail)
-        self.writer = RecordWriter(
-            self.repository, self.uow, self.clock, self.payloads, self.publisher
+        self.audit_log = MemoryAuditLog()
+        self.audit = AuditTrail(
+            self.audit_log, self.clock, AuditContext(actor="tester", request_id="req-1")
         )
-        self.applier = ChangeApplier(self.clock, self.payloads)
+        self.limits = InputLimits(log_chunk_bytes=MAX_LOG_CHUNK_BYTES)
+        self.writer = RecordWriter(
+            self.repository, self.uow, self.clock, self.payloads, self.publisher, self.audit
+        )
+        self.applier = ChangeApplier(self.clock, self.payloads, self.limits)
         self.inspectors: list[BackendInspector] = [
             MemoryDatabaseInspector(self.database),
             MemoryBlobInspector(self.blobs),
             MemoryCacheInspector(self.cache),
         ]
 
-        self.create = CreateEvaluation(self.repository, self.uow, self.clock, self.publisher)
+        self.create = CreateEvaluation(
+            self.repository, self.uow, self.clock, self.publisher, self.audit, self.limits
+        )
         self.get = GetEvaluation(self.repository, self.record_cache)
         self.update = UpdateEvaluation(self.writer, self.applier)
         self.delete = DeleteEvaluation(self.writer, self.clock)
-        self.list = ListEvaluations(self.queries)
+        self.list = ListEvaluations(self.queries, self.limits)
         self.list_running = ListRunningEvaluations(self.running, self.queries)
         self.get_running = GetRunningEvaluation(self.running, self.repository)
         self.rebuild_running = RebuildRunningRegistry(self.running, self.queries)
         self.append_log = AppendLog(
-            self.repository, self.logs, self.uow, self.clock, self.tail, MAX_LOG_CHUNK_BYTES
+            self.repository, self.logs, self.uow, self.clock, self.tail, self.audit, self.limits
         )
         self.read_log = ReadLog(self.repository, self.logs, self.record_cache, self.tail)
-        self.record_event = RecordEvent(self.repository, self.events, self.uow, self.clock)
+        self.record_event = RecordEvent(
+            self.repository, self.events, self.uow, self.clock, self.audit, self.limits
+        )
         self.list_events = ListEvents(self.repository, self.events)
         self.celery = ApplyCeleryUpdate(self.writer, self.applier)
         self.upload = UploadPayload(self.writer, self.payloads, self.uow)

@@ -79,12 +79,12 @@ async def test_deleted_evaluation_is_not_found(app: UseCases) -> None:
 async def test_chunk_too_large_is_refused(app: UseCases) -> None:
     seeded = await app.seed(status=EvaluationStatus.RUNNING)
 
-    with pytest.raises(InvalidRequestError) as caught:
+    with pytest.raises(InvalidTextError) as caught:
         # One byte over the limit, though far fewer characters: the limit is in bytes.
         await app.append_log.execute(seeded.id, "é" * (MAX_LOG_CHUNK_BYTES // 2) + "a")
 
     assert caught.value.field == "content"
-    assert str(MAX_LOG_CHUNK_BYTES) in caught.value.message
+    assert str(MAX_LOG_CHUNK_BYTES) in caught.value.reason
     assert (await app.read_log.execute(seeded.id)).next_offset == 0
 
 

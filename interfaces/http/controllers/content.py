@@ -7,6 +7,7 @@ import msgspec
 from dishka.integrations.litestar import FromDishka
 from litestar import Controller, Request, Response, get, post, put
 from litestar.datastructures import State
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType as MediaType
 from litestar.openapi.spec import Operation, RequestBody, Schema
 from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
@@ -28,7 +29,7 @@ from application.use_cases.evaluation_content import (
     UploadPayload,
 )
 from domain.payload import PayloadKind
-from interfaces.http.errors import problem
+from interfaces.http.errors import problem, problem_responses
 from interfaces.http.params import EvalIdPath, etag, evaluation_id
 from interfaces.http.schemas import (
     CeleryUpdateBody,
@@ -60,6 +61,15 @@ IfRange = Annotated[
 ]
 
 
+PAYLOAD_RESPONSES = {
+    **problem_responses(400, 404, 416, 422, 503),
+    HTTP_204_NO_CONTENT: ResponseSpec(None, description="Nothing stored"),
+    HTTP_206_PARTIAL_CONTENT: ResponseSpec(
+        str, media_type=TEXT, description="The requested byte range", generate_examples=False
+    ),
+}
+
+
 @dataclass
 class RawTextUpload(Operation):
     """Documents the raw body that upload handlers stream (Litestar sees no ``data``)."""
@@ -77,7 +87,11 @@ class ContentController(Controller):
     path = "/evaluations/{eval_id:str}"
     tags = ["Evaluations"]
 
-    @get("/complete", summary="The record with full output, error, logs and events")
+    @get(
+        "/complete",
+        summary="The record with full output, error, logs and events",
+        responses=problem_responses(400, 404, 422, 503),
+    )
     async def complete(
         self, eval_id: EvalIdPath, use_case: FromDishka[GetCompleteEvaluation]
     ) -> CompleteEvaluationBody:
@@ -93,7 +107,12 @@ class ContentController(Controller):
             **fields, logs=result.logs, events=[EventBody.of(e) for e in result.events]
         )
 
-    @get("/output", summary="The output as text, whole or a byte range", media_type=TEXT)
+    @get(
+        "/output",
+        summary="The output as text, whole or a byte range",
+        media_type=TEXT,
+        responses=PAYLOAD_RESPONSES,
+    )
     async def output(
         self,
         eval_id: EvalIdPath,
@@ -104,7 +123,12 @@ class ContentController(Controller):
     ) -> Response[bytes]:
         return await _payload(use_case, eval_id, "output", range_header, if_range, accept_encoding)
 
-    @get("/error", summary="The error as text, whole or a byte range", media_type=TEXT)
+    @get(
+        "/error",
+        summary="The error as text, whole or a byte range",
+        media_type=TEXT,
+        responses=PAYLOAD_RESPONSES,
+    )
     async def error(
         self,
         eval_id: EvalIdPath,
@@ -120,6 +144,7 @@ class ContentController(Controller):
         summary="Replace the output with a streamed raw body",
         request_max_body_size=None,
         operation_class=RawTextUpload,
+        responses=problem_responses(404, 409, 413, 415, 422, 503),
     )
     async def upload_output(
         self,
@@ -135,6 +160,7 @@ class ContentController(Controller):
         summary="Replace the error with a streamed raw body",
         request_max_body_size=None,
         operation_class=RawTextUpload,
+        responses=problem_responses(404, 409, 413, 415, 422, 503),
     )
     async def upload_error(
         self,
@@ -145,7 +171,12 @@ class ContentController(Controller):
     ) -> Response[EvaluationBody]:
         return await _upload(request, use_case, settings, eval_id, "error")
 
-    @post("/celery-update", status_code=200, summary="Apply a Celery task state")
+    @post(
+        "/celery-update",
+        status_code=200,
+        summary="Apply a Celery task state",
+        responses=problem_responses(400, 404, 409, 413, 422, 503),
+    )
     async def celery_update(
         self, eval_id: EvalIdPath, data: CeleryUpdateBody, use_case: FromDishka[ApplyCeleryUpdate]
     ) -> CeleryUpdateResult:

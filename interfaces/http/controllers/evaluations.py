@@ -14,8 +14,9 @@ from application.use_cases.get_evaluation import GetEvaluation
 from application.use_cases.list_evaluations import ListEvaluations
 from application.use_cases.update_evaluation import EvaluationChanges, UpdateEvaluation
 from domain.identifiers import parse_evaluation_id
+from domain.limits import InputLimits
 from domain.status import EvaluationStatus
-from interfaces.http.errors import invalid_field
+from interfaces.http.errors import invalid_field, problem_responses
 from interfaces.http.params import (
     EvalIdPath,
     decode_cursor,
@@ -31,18 +32,22 @@ from interfaces.http.schemas import (
     UpdateEvaluationBody,
 )
 
+DEFAULT_PAGE = 50
 IfMatch = Annotated[
     str | None,
     HeaderParameter(name="If-Match", description="ETag of the version the change is based on"),
 ]
-MAX_PAGE = 1000
 
 
 class EvaluationController(Controller):
     path = "/evaluations"
     tags = ["Evaluations"]
 
-    @post(status_code=HTTP_201_CREATED, summary="Create an evaluation record")
+    @post(
+        status_code=HTTP_201_CREATED,
+        summary="Create an evaluation record",
+        responses=problem_responses(400, 409, 413, 422, 503),
+    )
     async def create(
         self, data: CreateEvaluationBody, use_case: FromDishka[CreateEvaluation]
     ) -> Response[EvaluationBody]:
@@ -55,22 +60,31 @@ class EvaluationController(Controller):
             headers={"ETag": etag(evaluation.version), "Location": f"/evaluations/{evaluation.id}"},
         )
 
-    @get(summary="List evaluations, newest first")
+    @get(
+        summary="List evaluations, newest first",
+        responses=problem_responses(400, 422, 503),
+    )
     async def list_evaluations(
         self,
         use_case: FromDishka[ListEvaluations],
+        limits: FromDishka[InputLimits],
         status: EvaluationStatus | None = None,
         language: Annotated[str | None, Parameter(max_length=50)] = None,
         created_after: datetime | None = None,
         created_before: datetime | None = None,
         id_prefix: Annotated[str | None, Parameter(max_length=255)] = None,
-        limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE)] = 50,
+        limit: Annotated[
+            int | None,
+            Parameter(ge=1, description="Page size (default 50), at most MAX_LIST_LIMIT (1000)"),
+        ] = None,
         offset: Annotated[int | None, Parameter(ge=0)] = None,
         cursor: Annotated[str | None, Parameter(max_length=1024)] = None,
         include_total: bool = False,
     ) -> EvaluationList:
         if cursor is not None and offset:
             raise invalid_field("cursor", "cannot be combined with offset")
+        if limit is None:
+            limit = min(DEFAULT_PAGE, limits.list_limit)
         query = EvaluationQuery(
             filter=EvaluationFilter(
                 status=status,
@@ -93,7 +107,11 @@ class EvaluationController(Controller):
             total=page.total if page.total is not None else msgspec.UNSET,
         )
 
-    @get("/{eval_id:str}", summary="Get one evaluation")
+    @get(
+        "/{eval_id:str}",
+        summary="Get one evaluation",
+        responses=problem_responses(400, 404, 422, 503),
+    )
     async def get_evaluation(
         self,
         eval_id: EvalIdPath,
@@ -106,7 +124,11 @@ class EvaluationController(Controller):
             headers={"ETag": etag(evaluation.version)},
         )
 
-    @put("/{eval_id:str}", summary="Update an evaluation (partial)")
+    @put(
+        "/{eval_id:str}",
+        summary="Update an evaluation (partial)",
+        responses=problem_responses(400, 404, 409, 412, 413, 422, 503),
+    )
     async def update(
         self,
         eval_id: EvalIdPath,
@@ -120,7 +142,12 @@ class EvaluationController(Controller):
         )
         return Response(EvaluationBody.of(evaluation), headers={"ETag": etag(evaluation.version)})
 
-    @delete("/{eval_id:str}", status_code=HTTP_204_NO_CONTENT, summary="Soft-delete an evaluation")
+    @delete(
+        "/{eval_id:str}",
+        status_code=HTTP_204_NO_CONTENT,
+        summary="Soft-delete an evaluation",
+        responses=problem_responses(400, 404, 409, 412, 422, 503),
+    )
     async def delete_evaluation(
         self, eval_id: EvalIdPath, use_case: FromDishka[DeleteEvaluation], if_match: IfMatch = None
     ) -> None:

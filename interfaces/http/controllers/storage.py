@@ -15,26 +15,40 @@ from application.use_cases.storage_report import (
     StorageConfiguration,
     StorageOverview,
 )
+from interfaces.http.errors import problem_responses
+from interfaces.http.security import PUBLIC
 
 
 class StorageController(Controller):
     tags = ["Storage and monitoring"]
 
-    @get("/storage-info", summary="How this instance stores data")
+    @get("/storage-info", summary="How this instance stores data", responses=problem_responses())
     async def storage_info(self, use_case: FromDishka[DescribeStorage]) -> StorageConfiguration:
         return await use_case.execute()
 
-    @get("/storage/overview", summary="Measured metrics of every backend")
+    @get(
+        "/storage/overview",
+        summary="Measured metrics of every backend",
+        responses=problem_responses(),
+    )
     async def overview(self, use_case: FromDishka[GetStorageOverview]) -> StorageOverview:
         return await use_case.execute()
 
-    @get("/storage/{backend:str}/details", summary="Detailed figures of one backend")
+    @get(
+        "/storage/{backend:str}/details",
+        summary="Detailed figures of one backend",
+        responses=problem_responses(400, 404),
+    )
     async def details(
         self, backend: FromPath[str], use_case: FromDishka[GetBackendDetails]
     ) -> BackendReport:
         return await use_case.execute(backend)
 
-    @get("/statistics", summary="Aggregated platform statistics")
+    @get(
+        "/statistics",
+        summary="Aggregated platform statistics",
+        responses=problem_responses(503),
+    )
     async def statistics(self, use_case: FromDishka[GetStatistics]) -> EvaluationStatistics:
         return await use_case.execute()
 
@@ -42,6 +56,7 @@ class StorageController(Controller):
         "/health",
         summary="Per-backend health; 503 when the service cannot serve",
         responses={503: ResponseSpec(data_container=HealthReport, description="cannot serve")},
+        opt=PUBLIC,
     )
     async def health(self, use_case: FromDishka[CheckHealth]) -> Response[HealthReport]:
         report = await use_case.execute()

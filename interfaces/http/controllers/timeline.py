@@ -7,6 +7,7 @@ from litestar.status_codes import HTTP_201_CREATED
 
 from application.use_cases.events import ListEvents, NewEvent, RecordEvent
 from application.use_cases.logs import AppendLog, ReadLog
+from interfaces.http.errors import problem_responses
 from interfaces.http.params import EvalIdPath, evaluation_id
 from interfaces.http.schemas import (
     AddEventBody,
@@ -22,7 +23,12 @@ class TimelineController(Controller):
     path = "/evaluations/{eval_id:str}"
     tags = ["Logs and events"]
 
-    @post("/logs", status_code=HTTP_201_CREATED, summary="Append a chunk to the log")
+    @post(
+        "/logs",
+        status_code=HTTP_201_CREATED,
+        summary="Append a chunk to the log",
+        responses=problem_responses(400, 404, 413, 422, 503),
+    )
     async def append_log(
         self, eval_id: EvalIdPath, data: AppendLogBody, use_case: FromDishka[AppendLog]
     ) -> LogAppended:
@@ -34,7 +40,11 @@ class TimelineController(Controller):
             next_offset=chunk.end,
         )
 
-    @get("/logs", summary="Read the log, whole or from a byte offset")
+    @get(
+        "/logs",
+        summary="Read the log, whole or from a byte offset",
+        responses=problem_responses(400, 404, 422, 503),
+    )
     async def read_log(
         self,
         eval_id: EvalIdPath,
@@ -50,7 +60,12 @@ class TimelineController(Controller):
             next_offset=piece.next_offset,
         )
 
-    @post("/events", status_code=HTTP_201_CREATED, summary="Add an event to the timeline")
+    @post(
+        "/events",
+        status_code=HTTP_201_CREATED,
+        summary="Add an event to the timeline",
+        responses=problem_responses(400, 404, 413, 422, 503),
+    )
     async def add_event(
         self, eval_id: EvalIdPath, data: AddEventBody, use_case: FromDishka[RecordEvent]
     ) -> EventBody:
@@ -63,7 +78,11 @@ class TimelineController(Controller):
         )
         return EventBody.of(await use_case.execute(evaluation_id(eval_id), new))
 
-    @get("/events", summary="The event timeline, oldest first")
+    @get(
+        "/events",
+        summary="The event timeline, oldest first",
+        responses=problem_responses(400, 404, 422, 503),
+    )
     async def list_events(self, eval_id: EvalIdPath, use_case: FromDishka[ListEvents]) -> EventList:
         identifier = evaluation_id(eval_id)
         events = await use_case.execute(identifier)

@@ -1,0 +1,121 @@
+"""Retention: old and soft-deleted evaluations removed for good, in resumable batches."""
+
+from collections.abc import Callable
+
+import msgspec
+
+from application.ports.evaluation_maintenance import (
+    EvaluationMaintenance,
+    PurgeCursor,
+    PurgeSelection,
+)
+from application.ports.log_tail import LogTail
+from application.ports.running_registry import RunningRegistry
+from application.ports.unit_of_work import UnitOfWork
+from application.services.audit_trail import AuditTrail
+from application.services.payloads import PayloadStore
+from application.services.record_cache import RecordCache
+from domain.audit import AuditAction
+from domain.evaluation import Evaluation
+
+
+class CleanupReport(msgspec.Struct, kw_only=True):
+    """Running totals of a cleanup (what would go, with ``dry_run``)."""
+
+    dry_run: bool
+    evaluations: int = 0
+    events: int = 0
+    log_chunks: int = 0
+    blobs: int = 0
+    blob_bytes: int = 0
+    batches: int = 0
+
+
+class CleanupEvaluations:
+    """Remove the records a ``PurgeSelection`` picks, with blobs, events, logs and cache keys.
+
+    Each batch is one transaction: the rows are deleted (still matching the
+    selection, so a record changed meanwhile is kept), then the blobs of the
+    deleted records, then the batch commits, then the cache, running registry
+    and log tail forget them. Interrupted anywhere, a rerun finds whatever was
+    not committed and finishes it: at worst a record whose blobs are already
+    gone waits for the rerun; no blob is ever left without a record.
+    """
+
+    def __init__(
+        self,
+        maintenance: EvaluationMaintenance,
+        uow: UnitOfWork,
+        payloads: PayloadStore,
+        record_cache: RecordCache,
+        running: RunningRegistry,
+        tail: LogTail,
+        audit: AuditTrail,
+    ) -> None:
+        self._maintenance = maintenance
+        self._audit = audit
+        self._uow = uow
+        self._payloads = payloads
+        self._record_cache = record_cache
+        self._running = running
+        self._tail = tail
+
+    async def execute(
+        self,
+        selection: PurgeSelection,
+        *,
+        batch_size: int = 200,
+        dry_run: bool = False,
+        on_batch: Callable[[CleanupReport], None] | None = None,
+    ) -> CleanupReport:
+        if batch_size <= 0:
+            raise ValueError("batch_size must be positive")
+        report = CleanupReport(dry_run=dry_run)
+        after: PurgeCursor | None = None
+        while True:
+            batch = await self._maintenance.purge_candidates(selection, batch_size, after)
+            if not batch:
+                break
+            after = PurgeCursor(batch[-1].updated_at, batch[-1].id)
+            if dry_run:
+                await self._count(batch, report)
+            else:
+                await self._purge(batch, selection, report)
+            report.batches += 1
+            if on_batch is not None:
+                on_batch(report)
+            if len(batch) < batch_size:
+                break
+        return report
+
+    async def _count(self, batch: list[Evaluation], report: CleanupReport) -> None:
+        report.evaluations += len(batch)
+        for evaluation in batch:
+            for entry in await self._payloads.blobs_of(evaluation.id):
+                report.blobs += 1
+                report.blob_bytes += entry.size
+
+    async def _purge(
+        self, batch: list[Evaluation], selection: PurgeSelection, report: CleanupReport
+    ) -> None:
+        purged = await self._maintenance.purge([e.id for e in batch], selection)
+        blobs = blob_bytes = 0
+        for evaluation_id in purged.evaluation_ids:
+            sizes = {"blobs": 0, "blob_bytes": 0}
+            for entry in await self._payloads.blobs_of(evaluation_id):
+                await self._payloads.discard(entry.key)
+                sizes["blobs"] += 1
+                sizes["blob_bytes"] += entry.size
+            await self._audit.record(AuditAction.PURGE, evaluation_id, sizes=sizes)
+            blobs += sizes["blobs"]
+            blob_bytes += sizes["blob_bytes"]
+        await self._uow.commit()
+        for evaluation_id in purged.evaluation_ids:
+            await self._record_cache.forget(evaluation_id)
+            await self._running.untrack(evaluation_id)
+            await self._tail.drop(evaluation_id)
+        report.evaluations += len(purged.evaluation_ids)
+        report.events += purged.events
+        report.log_chunks += purged.log_chunks
+        report.blobs += blobs
+        report.blob_bytes += blob_bytes

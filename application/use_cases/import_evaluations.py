@@ -1,0 +1,117 @@
+"""Import: one exported evaluation stored whole on this instance's backends."""
+
+import msgspec
+
+from application.errors import DuplicateEvaluationError
+from application.ports.clock import Clock
+from application.ports.evaluation_repository import EvaluationRepository
+from application.ports.event_log import EventLog
+from application.ports.log_store import LogStore
+from application.ports.unit_of_work import UnitOfWork
+from application.services.audit_trail import AuditTrail
+from application.services.payloads import PayloadStore
+from application.services.publisher import RecordPublisher
+from application.use_cases.export_evaluations import ArchivedEvaluation
+from domain.audit import AuditAction
+from domain.evaluation import Evaluation, ensure_storable_json, ensure_storable_text
+from domain.identifiers import parse_evaluation_id
+
+# Log chunks are stored at most this big (the append limit of the API).
+LOG_CHUNK_BYTES = 1024 * 1024
+
+
+def split_utf8(text: str, max_bytes: int) -> list[str]:
+    """``text`` in pieces of at most ``max_bytes`` UTF-8 bytes, never splitting a character."""
+    data = text.encode("utf-8")
+    pieces: list[str] = []
+    start = 0
+    while start < len(data):
+        end = min(start + max_bytes, len(data))
+        while end < len(data) and data[end] & 0xC0 == 0x80:
+            end -= 1
+        pieces.append(data[start:end].decode("utf-8"))
+        start = end
+    return pieces
+
+
+class ImportEvaluation:
+    """Store an exported evaluation unless its id exists here (even soft-deleted).
+
+    Idempotent: a rerun of the same file skips what it already imported. The
+    record keeps its id, timestamps and version; output and error are routed by
+    this instance's thresholds; events keep their ids; the log is appended anew,
+    so its byte offsets are the exported ones. All of it commits at once.
+    """
+
+    def __init__(
+        self,
+        repository: EvaluationRepository,
+        events: EventLog,
+        logs: LogStore,
+        uow: UnitOfWork,
+        payloads: PayloadStore,
+        publisher: RecordPublisher,
+        clock: Clock,
+        audit: AuditTrail,
+    ) -> None:
+        self._audit = audit
+        self._repository = repository
+        self._events = events
+        self._logs = logs
+        self._uow = uow
+        self._payloads = payloads
+        self._publisher = publisher
+        self._clock = clock
+
+    async def execute(self, archived: ArchivedEvaluation) -> bool:
+        """Whether the evaluation was imported (``False``: it was already here)."""
+        record = archived.record
+        evaluation_id = parse_evaluation_id(record.id)
+        ensure_storable_text("code", record.code)
+        ensure_storable_json("metadata", record.metadata)
+        if await self._repository.get(evaluation_id) is not None:
+            return False
+        evaluation = msgspec.structs.replace(record, id=evaluation_id, output=None, error=None)
+        if archived.output is not None:
+            evaluation.output = await self._payloads.store(evaluation_id, "output", archived.output)
+        if archived.error is not None:
+            evaluation.error = await self._payloads.store(evaluation_id, "error", archived.error)
+        try:
+            await self._store(evaluation, archived)
+            await self._uow.commit()
+        except DuplicateEvaluationError:
+            await self._uow.rollback()
+            await self._discard_blobs(evaluation)
+            return False
+        except BaseException:
+            await self._uow.rollback()
+            await self._discard_blobs(evaluation)
+            raise
+        await self._publisher.after_commit(evaluation)
+        return True
+
+    async def _store(self, evaluation: Evaluation, archived: ArchivedEvaluation) -> None:
+        await self._repository.add(evaluation)  # first: a duplicate touches nothing else
+        await self._payloads.write_snapshot(evaluation)
+        for event in archived.events:
+            await self._events.append(msgspec.structs.replace(event, evaluation_id=evaluation.id))
+        now = self._clock.now()
+        for piece in split_utf8(archived.log, LOG_CHUNK_BYTES):
+            await self._logs.append(evaluation.id, piece, now)
+        await self._audit.record(
+            AuditAction.IMPORT,
+            evaluation.id,
+            sizes={
+                "code": len(evaluation.code.encode()),
+                "output": 0 if evaluation.output is None else evaluation.output.size,
+                "error": 0 if evaluation.error is None else evaluation.error.size,
+                "log": len(archived.log.encode()),
+                "events": len(archived.events),
+            },
+        )
+
+    async def _discard_blobs(self, evaluation: Evaluation) -> None:
+        """Payload blobs written for a record that did not commit (fresh tokens: never shared)."""
+        for payload in (evaluation.output, evaluation.error):
+            if payload is not None and payload.key is not None:
+                await self._payloads.discard(payload.key)

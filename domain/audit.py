@@ -1,0 +1,49 @@
+"""The audit trail: one entry for every modification, written with the change itself."""
+
+from datetime import datetime
+from enum import StrEnum
+
+import msgspec
+
+
+class AuditAction(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    UPLOAD_OUTPUT = "upload_output"
+    UPLOAD_ERROR = "upload_error"
+    APPEND_LOG = "append_log"
+    RECORD_EVENT = "record_event"
+    CELERY_UPDATE = "celery_update"
+    REPLAY = "replay"
+    PURGE = "purge"
+    IMPORT = "import"
+    MAINTENANCE = "maintenance"
+
+
+class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """Who did what to which evaluation, when, in which request.
+
+    ``fields`` names what changed and ``sizes`` counts bytes; neither ever holds
+    a value, so the trail cannot leak code, outputs or metadata.
+    """
+
+    at: datetime
+    actor: str
+    action: AuditAction
+    evaluation_id: str | None = None
+    fields: tuple[str, ...] = ()
+    sizes: dict[str, int] = msgspec.field(default_factory=dict)
+    request_id: str | None = None
+    id: int | None = None
+
+
+_BOOKKEEPING = frozenset({"version", "updated_at"})
+
+
+def changed_fields(before: msgspec.Struct, after: msgspec.Struct) -> tuple[str, ...]:
+    """Names of the fields that differ, without the bookkeeping every write moves."""
+    old, new = msgspec.structs.asdict(before), msgspec.structs.asdict(after)
+    return tuple(
+        sorted(name for name in new if name not in _BOOKKEEPING and old[name] != new[name])
+    )

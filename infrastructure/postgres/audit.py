@@ -1,0 +1,60 @@
+"""The audit trail in hand-written SQL on the request's asyncpg connection."""
+
+import builtins
+
+from application.ports.audit_log import AuditQuery
+from domain.audit import AuditEntry
+from infrastructure.postgres.transaction import PgTransaction
+from infrastructure.sql.audit import entry_from_row
+
+INSERT_ENTRY = """
+INSERT INTO audit_log (at, actor, action, evaluation_id, fields, sizes, request_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+"""
+# Each filter is a bound parameter that is either NULL (no filter) or the value.
+SELECT_ENTRIES = """
+SELECT id, at, actor, action, evaluation_id, fields, sizes, request_id FROM audit_log
+WHERE ($1::text IS NULL OR evaluation_id = $1)
+  AND ($2::text IS NULL OR actor = $2)
+  AND ($3::text IS NULL OR action = $3)
+  AND ($4::timestamptz IS NULL OR at >= $4)
+  AND ($5::timestamptz IS NULL OR at < $5)
+  AND ($6::bigint IS NULL OR id < $6)
+ORDER BY id DESC LIMIT $7
+"""
+
+
+class PgAuditLog:
+    """``AuditLog`` on ``audit_log``; the insert joins the request's transaction."""
+
+    def __init__(self, transaction: PgTransaction) -> None:
+        self._transaction = transaction
+
+    async def append(self, entry: AuditEntry) -> None:
+        arguments = (
+            entry.at,
+            entry.actor,
+            entry.action.value,
+            entry.evaluation_id,
+            list(entry.fields),
+            entry.sizes,
+            entry.request_id,
+        )
+        await self._transaction.write(
+            lambda connection: connection.execute(INSERT_ENTRY, *arguments)
+        )
+
+    async def list(self, query: AuditQuery) -> builtins.list[AuditEntry]:
+        arguments = (
+            query.evaluation_id,
+            query.actor,
+            None if query.action is None else query.action.value,
+            query.since,
+            query.until,
+            query.before_id,
+            query.limit,
+        )
+        rows = await self._transaction.read(
+            lambda connection: connection.fetch(SELECT_ENTRIES, *arguments)
+        )
+        return [entry_from_row(row) for row in rows]

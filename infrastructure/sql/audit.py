@@ -1,0 +1,72 @@
+"""The audit trail in SQL (SQLAlchemy Core on the request's session)."""
+
+import builtins
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from application.ports.audit_log import AuditQuery
+from domain.audit import AuditAction, AuditEntry
+from infrastructure.sql.errors import translate_errors
+from infrastructure.sql.evaluations import Row
+from infrastructure.sql.tables import audit_log
+
+
+def entry_values(entry: AuditEntry) -> dict[str, object]:
+    return {
+        "at": entry.at,
+        "actor": entry.actor,
+        "action": entry.action.value,
+        "evaluation_id": entry.evaluation_id,
+        "fields": list(entry.fields),
+        "sizes": entry.sizes,
+        "request_id": entry.request_id,
+    }
+
+
+def entry_from_row(row: Row) -> AuditEntry:
+    return AuditEntry(
+        id=row["id"],
+        at=row["at"],
+        actor=row["actor"],
+        action=AuditAction(row["action"]),
+        evaluation_id=row["evaluation_id"],
+        fields=tuple(row["fields"] or ()),
+        sizes=dict(row["sizes"] or {}),
+        request_id=row["request_id"],
+    )
+
+
+def audit_select(query: AuditQuery) -> sa.Select[tuple[object, ...]]:
+    """The one filtered, keyset-paged statement; every filter is a bound parameter."""
+    c = audit_log.c
+    conditions: list[sa.ColumnElement[bool]] = []
+    if query.evaluation_id is not None:
+        conditions.append(c.evaluation_id == query.evaluation_id)
+    if query.actor is not None:
+        conditions.append(c.actor == query.actor)
+    if query.action is not None:
+        conditions.append(c.action == query.action.value)
+    if query.since is not None:
+        conditions.append(c.at >= query.since)
+    if query.until is not None:
+        conditions.append(c.at < query.until)
+    if query.before_id is not None:
+        conditions.append(c.id < query.before_id)
+    return sa.select(audit_log).where(*conditions).order_by(c.id.desc()).limit(query.limit)
+
+
+class SqlAuditLog:
+    """``AuditLog`` on the ``audit_log`` table, inside the request's transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def append(self, entry: AuditEntry) -> None:
+        with translate_errors():
+            await self._session.execute(sa.insert(audit_log).values(entry_values(entry)))
+
+    async def list(self, query: AuditQuery) -> builtins.list[AuditEntry]:
+        with translate_errors():
+            rows = (await self._session.execute(audit_select(query))).mappings().all()
+        return [entry_from_row(row) for row in rows]

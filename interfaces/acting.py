@@ -1,0 +1,34 @@
+"""Who the current request or command acts as, for the audit trail.
+
+The HTTP guard sets it for each request and the CLI for each command; the
+container reads it when a use case needs an ``AuditContext``. A context variable
+rather than a dishka context value, because background work (retention, start-up
+repairs) opens container scopes that no request or command started.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from application.services.audit_trail import AuditContext
+
+SYSTEM = AuditContext(actor="system")
+_current: ContextVar[AuditContext] = ContextVar("acting_as", default=SYSTEM)
+
+
+def current() -> AuditContext:
+    return _current.get()
+
+
+def act_as(context: AuditContext) -> None:
+    """Set the actor for the rest of this task (a request's handling)."""
+    _current.set(context)
+
+
+@contextmanager
+def acting_as(context: AuditContext) -> Iterator[None]:
+    token = _current.set(context)
+    try:
+        yield
+    finally:
+        _current.reset(token)

@@ -1,0 +1,217 @@
+"""``cleanup``, ``export`` and ``import``: retention, backups and moves between backends."""
+
+import sys
+from datetime import UTC, datetime
+from typing import IO
+
+import click
+import msgspec
+from dishka import AsyncContainer
+
+from application.ports.evaluation_maintenance import PurgeSelection
+from application.use_cases.cleanup import CleanupEvaluations, CleanupReport
+from application.use_cases.export_evaluations import ArchivedEvaluation, ExportEvaluations
+from application.use_cases.import_evaluations import ImportEvaluation
+from domain.status import TERMINAL_STATUSES, EvaluationStatus
+from interfaces.cli.common import (
+    CONTEXT_SETTINGS,
+    echo_json,
+    fail,
+    human_bytes,
+    json_option,
+    load,
+    parse_age,
+    parse_since,
+    progress_bar,
+    run,
+    summary,
+)
+
+STATUS_NAMES = [status.value for status in EvaluationStatus]
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
+@click.option(
+    "--older-than",
+    "older_than",
+    required=True,
+    help="Age of the last change: 30d, 12h, 2w, 1d12h.",
+)
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(STATUS_NAMES),
+    help="Only these statuses (repeatable; default: completed, failed, cancelled).",
+)
+@click.option(
+    "--include-deleted",
+    is_flag=True,
+    help="Also remove soft-deleted evaluations (any status) older than --older-than.",
+)
+@click.option("--dry-run", is_flag=True, help="Count what would be removed; remove nothing.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1, max=10_000),
+    default=200,
+    show_default=True,
+    help="Evaluations per transaction.",
+)
+@json_option
+def cleanup(
+    older_than: str,
+    statuses: tuple[str, ...],
+    include_deleted: bool,
+    dry_run: bool,
+    batch_size: int,
+    as_json: bool,
+) -> None:
+    """Remove old evaluations for good, with their blobs, log chunks, events and cache keys.
+
+    An evaluation goes when its last change is older than --older-than and it
+    is in one of the statuses (live), or soft-deleted with --include-deleted.
+    Works in batches, one transaction each: safe to interrupt and run again.
+
+    \b
+    Examples:
+      storage-service cleanup --older-than 30d --dry-run
+      storage-service cleanup --older-than 30d --include-deleted
+      storage-service cleanup --older-than 7d --status failed --status cancelled --json
+    """
+    try:
+        age = parse_age(older_than)
+    except click.BadParameter as exc:
+        fail(f"--older-than: {exc.message}", code=2)
+    settings = load(quiet=as_json)
+    selection = PurgeSelection(
+        updated_before=datetime.now(UTC) - age,
+        statuses=frozenset(EvaluationStatus(s) for s in statuses) or TERMINAL_STATUSES,
+        include_deleted=include_deleted,
+    )
+
+    async def clean(container: AsyncContainer) -> CleanupReport:
+        with progress_bar(not as_json) as progress:
+            task = progress.add_task("checking" if dry_run else "removing", total=None)
+
+            def advance(report: CleanupReport) -> None:
+                progress.update(task, completed=report.evaluations)
+
+            async with container() as request:
+                use_case = await request.get(CleanupEvaluations)
+                return await use_case.execute(
+                    selection, batch_size=batch_size, dry_run=dry_run, on_batch=advance
+                )
+
+    report = run(settings, clean)
+    if as_json:
+        echo_json(report)
+        return
+    verb = "would remove" if dry_run else "removed"
+    summary(
+        f"{verb} {report.evaluations} evaluation(s), {report.blobs} blob(s) "
+        f"({human_bytes(report.blob_bytes)})"
+        + ("" if dry_run else f", {report.events} event(s), {report.log_chunks} log chunk(s)")
+        + f" in {report.batches} batch(es)"
+    )
+
+
+@click.command("export", context_settings=CONTEXT_SETTINGS)
+@click.option(
+    "--since",
+    default=None,
+    help="Only evaluations created at or after this ISO 8601 time, or this long ago (7d).",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.File("wb"),
+    default="-",
+    help="Write to this file instead of stdout.",
+)
+def export_command(since: str | None, output: IO[bytes]) -> None:
+    """Write live evaluations as JSON lines: record, full output and error, log and events.
+
+    One JSON object per line, newest first: {"format", "record", "output", "error",
+    "log", "events"}. Outputs stored as files are read back whole. Progress and
+    the summary go to stderr.
+
+    \b
+    Examples:
+      storage-service export > evals.jsonl
+      storage-service export --since 2024-07-01 -o july.jsonl
+      storage-service export --since 7d | gzip > last-week.jsonl.gz
+    """
+    try:
+        start = None if since is None else parse_since(since)
+    except click.BadParameter as exc:
+        fail(f"--since: {exc.message}", code=2)
+    settings = load(quiet=True)
+    encoder = msgspec.json.Encoder()
+
+    async def write(container: AsyncContainer) -> int:
+        count = 0
+        async with container() as request:
+            use_case = await request.get(ExportEvaluations)
+            exported = await use_case.execute(start)
+            with progress_bar(True) as progress:
+                task = progress.add_task("exporting", total=exported.total)
+                async for archived in exported.records:
+                    output.write(encoder.encode(archived) + b"\n")
+                    count += 1
+                    progress.advance(task)
+        output.flush()
+        return count
+
+    count = run(settings, write)
+    summary(f"exported {count} evaluation(s)")
+
+
+_decoder = msgspec.json.Decoder(ArchivedEvaluation)
+
+
+@click.command("import", context_settings=CONTEXT_SETTINGS)
+@click.argument("source", type=click.File("rb"))
+@json_option
+def import_command(source: IO[bytes], as_json: bool) -> None:
+    """Store the evaluations of an export (a file, or - for stdin) on this instance.
+
+    Idempotent: evaluations whose id exists here (even soft-deleted) are skipped,
+    so an interrupted import can simply be run again. Works across backends
+    (SQLite to PostgreSQL, memory to SQLite ...): outputs are routed by this
+    instance's thresholds. Exits 1 at the first malformed line, naming it.
+
+    \b
+    Examples:
+      storage-service import evals.jsonl
+      DATABASE_URL=postgresql://postgres@db/crucible storage-service import evals.jsonl
+      gunzip -c last-week.jsonl.gz | storage-service import - --json
+    """
+    settings = load(quiet=as_json)
+    lines = source.readlines()
+    counts = {"imported": 0, "skipped": 0}
+
+    async def store(container: AsyncContainer) -> None:
+        with progress_bar(not as_json) as progress:
+            task = progress.add_task("importing", total=len(lines))
+            for number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    archived = _decoder.decode(line)
+                except msgspec.DecodeError as exc:
+                    fail(f"line {number}: {exc}")
+                async with container() as request:
+                    use_case = await request.get(ImportEvaluation)
+                    imported = await use_case.execute(archived)
+                counts["imported" if imported else "skipped"] += 1
+                progress.advance(task)
+
+    run(settings, store)
+    if as_json:
+        echo_json(counts)
+    else:
+        summary(
+            f"imported {counts['imported']} evaluation(s), "
+            f"skipped {counts['skipped']} already present"
+        )
+    sys.exit(0)

@@ -1,0 +1,97 @@
+"""``fsck`` and ``usage``: what storage holds, and whether it agrees with itself."""
+
+import sys
+from datetime import timedelta
+
+import click
+import msgspec
+from dishka import AsyncContainer
+
+from application.queries import BackendReport
+from application.use_cases.check_storage import CheckStorage, StorageCheck
+from application.use_cases.storage_report import GetBackendDetails, StorageOverview
+from interfaces.cli.common import CONTEXT_SETTINGS, echo_json, json_option, load, run
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
+@click.option("--fix", is_flag=True, help="Delete the orphan blobs found.")
+@click.option(
+    "--grace-minutes",
+    type=click.IntRange(min=0),
+    default=60,
+    show_default=True,
+    help="Blobs younger than this may belong to a write in progress: never orphans.",
+)
+@json_option
+def fsck(fix: bool, grace_minutes: int, as_json: bool) -> None:
+    """Find blobs no record points at (orphans) and records whose blob is missing.
+
+    Exits 0 when storage is consistent (after --fix removed the orphans), 1 otherwise.
+
+    \b
+    Examples:
+      storage-service fsck
+      storage-service fsck --fix --grace-minutes 120
+      storage-service fsck --json | jq .missing
+    """
+    settings = load(quiet=as_json)
+
+    async def check(container: AsyncContainer) -> StorageCheck:
+        async with container() as request:
+            use_case = await request.get(CheckStorage)
+            return await use_case.execute(fix=fix, grace=timedelta(minutes=grace_minutes))
+
+    result = run(settings, check)
+    if as_json:
+        echo_json(msgspec.structs.asdict(result) | {"clean": result.clean})
+    else:
+        click.echo(
+            f"{result.blobs} blob(s), {result.referenced} referenced by records; "
+            f"{len(result.orphans)} orphan(s) ({result.orphan_bytes} bytes), "
+            f"{len(result.missing)} missing, {len(result.young)} too young to judge"
+        )
+        for key in result.orphans:
+            click.echo(f"orphan  {key}{' (removed)' if key in result.removed else ''}")
+        for key in result.missing:
+            click.echo(f"missing {key}")
+    sys.exit(0 if result.clean else 1)
+
+
+BACKENDS = ("database", "file", "cache")
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
+@json_option
+def usage(as_json: bool) -> None:
+    """Per backend: records, bytes, files and cache memory, measured now.
+
+    The storage-side answer to ``du -sh``: the database's records, events, log
+    chunks and size, the blob store's files and bytes, the cache's keys and
+    memory. Exits 1 when the database is unavailable.
+
+    \b
+    Examples:
+      storage-service usage
+      storage-service usage --json | jq .backends.file.metrics
+    """
+    settings = load(quiet=as_json)
+
+    async def measure(container: AsyncContainer) -> dict[str, BackendReport]:
+        async with container() as request:
+            details = await request.get(GetBackendDetails)
+            return {name: await details.execute(name) for name in BACKENDS}
+
+    reports = run(settings, measure)
+    from application.use_cases.storage_report import overall_state
+
+    overview = StorageOverview(status=overall_state(reports), backends=reports)
+    if as_json:
+        echo_json(overview)
+    else:
+        for report in reports.values():
+            click.echo(f"{report.name} ({report.type}): {report.status}")
+            if report.error:
+                click.echo(f"  error: {report.error}")
+            for name, value in {**report.metrics, **report.details}.items():
+                click.echo(f"  {name:<28} {'-' if value is None else value}")
+    sys.exit(1 if overview.status == "unavailable" else 0)

@@ -1,0 +1,253 @@
+"""The storage explorer's pages: thin handlers that call use cases and render templates.
+
+Every explorer page is a handler of ``ExplorerController``, so one guard on the
+controller protects them all.
+"""
+
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from dishka.integrations.litestar import FromDishka
+from litestar import Controller, Request, Response, get
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException
+from litestar.params import Parameter
+from litestar.plugins.problem_details import ProblemDetailsException
+from litestar.response import Redirect, Template
+from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_401_UNAUTHORIZED, HTTP_404_NOT_FOUND
+
+from application.errors import EvaluationNotFoundError, InvalidRequestError
+from application.queries import EvaluationQuery
+from application.use_cases.activity import GetActivity
+from application.use_cases.browse_blobs import BrowseBlobs
+from application.use_cases.events import ListEvents
+from application.use_cases.get_evaluation import GetEvaluation
+from application.use_cases.list_evaluations import ListEvaluations
+from application.use_cases.logs import ReadLog
+from application.use_cases.statistics import GetStatistics
+from application.use_cases.storage_report import GetBackendDetails, GetStorageOverview
+from domain.errors import InvalidIdentifierError, InvalidTextError
+from domain.identifiers import parse_evaluation_id
+from domain.status import EvaluationStatus
+from interfaces.http.explorer import charts, views
+from interfaces.http.params import decode_cursor, encode_cursor
+
+PAGE_SIZE = 25
+ACTIVITY_DAYS = 14
+# The page shows at most this much of a log; the rest is a download away.
+LOG_CHARACTERS = 200_000
+Text = Annotated[str, Parameter(max_length=1024)]
+
+
+def _error_page(request: Request[Any, Any, State], exc: Exception) -> Template:
+    status = HTTP_404_NOT_FOUND
+    if isinstance(exc, InvalidRequestError | InvalidTextError):
+        status = HTTP_400_BAD_REQUEST
+    elif isinstance(exc, HTTPException):
+        status = exc.status_code
+    message = {
+        HTTP_404_NOT_FOUND: "There is nothing stored under this address.",
+    }.get(status, str(exc))
+    return Template(
+        template_name="error.html",
+        context={"status": status, "message": message, "path": request.url.path},
+        status_code=status,
+    )
+
+
+def _problem_page(request: Request[Any, Any, State], exc: ProblemDetailsException) -> Response[Any]:
+    """No key yet: to the sign-in page, coming back here after; other problems: a page."""
+    if exc.status_code == HTTP_401_UNAUTHORIZED:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return Redirect(f"/explorer/login?{urlencode({'next': target})}")
+    return _error_page(request, exc)
+
+
+class ExplorerController(Controller):
+    path = "/"
+    include_in_schema = False
+    exception_handlers = {
+        ProblemDetailsException: _problem_page,
+        EvaluationNotFoundError: _error_page,
+        InvalidIdentifierError: _error_page,
+        InvalidTextError: _error_page,
+        InvalidRequestError: _error_page,
+    }
+
+    @get("/", name="explorer:overview")
+    async def overview(
+        self,
+        overview: FromDishka[GetStorageOverview],
+        statistics: FromDishka[GetStatistics],
+        activity: FromDishka[GetActivity],
+    ) -> Template:
+        report = await overview.execute()
+        stats = await statistics.execute()
+        recent = await activity.execute(ACTIVITY_DAYS)
+        statuses = [name for name, values in recent.counts.items() if any(values)]
+        return Template(
+            template_name="overview.html",
+            context={
+                "page": "overview",
+                "report": report,
+                "stats": stats,
+                "hit_rate": views.hit_rate(report.backends),
+                "activity_total": recent.total,
+                "activity_chart": charts.stacked_columns(
+                    [f"{day:%m-%d}" for day in recent.days],
+                    recent.counts,
+                    title=f"Evaluations created per day over the last {ACTIVITY_DAYS} days, "
+                    "by current status",
+                    classes=views.STATUS_CLASSES,
+                ),
+                "activity_legend": charts.legend(statuses, views.STATUS_CLASSES),
+                "bytes_chart": charts.bar_chart(
+                    sorted(stats.bytes_by_location.items()),
+                    title="Stored output and error bytes by location",
+                    formatter=charts.human_bytes,
+                ),
+                "status_chart": charts.bar_chart(
+                    [
+                        (s.value, stats.by_status[s.value])
+                        for s in EvaluationStatus
+                        if s.value in stats.by_status
+                    ],
+                    title="Evaluations by status",
+                    classes=views.STATUS_CLASSES,
+                ),
+            },
+        )
+
+    @get("/evaluations", name="explorer:evaluations")
+    async def evaluations(
+        self,
+        use_case: FromDishka[ListEvaluations],
+        status: Text = "",
+        language: Text = "",
+        created_from: Text = "",
+        created_to: Text = "",
+        id_prefix: Text = "",
+        cursor: Text = "",
+    ) -> Template:
+        form = views.ListForm(
+            status=status,
+            language=language,
+            created_from=created_from,
+            created_to=created_to,
+            id_prefix=id_prefix,
+        )
+        criteria = form.criteria()
+        position = None
+        if cursor:
+            try:
+                position = decode_cursor(cursor)
+            except HTTPException:
+                form.errors.append("That page link is not valid any more; showing the first page.")
+        page = await use_case.execute(
+            EvaluationQuery(filter=criteria, limit=PAGE_SIZE, cursor=position, include_total=True)
+        )
+        next_cursor = encode_cursor(page.next_cursor)
+        return Template(
+            template_name="evaluations.html",
+            context={
+                "page": "evaluations",
+                "form": form,
+                "statuses": [s.value for s in EvaluationStatus],
+                "items": page.items,
+                "total": page.total,
+                "paged": position is not None,
+                "next_query": form.query_string(cursor=next_cursor) if next_cursor else None,
+                "first_query": form.query_string(),
+            },
+        )
+
+    @get("/evaluations/{eval_id:str}", name="explorer:evaluation")
+    async def evaluation(
+        self,
+        eval_id: str,
+        get_evaluation: FromDishka[GetEvaluation],
+        read_log: FromDishka[ReadLog],
+        list_events: FromDishka[ListEvents],
+    ) -> Template:
+        identifier = parse_evaluation_id(eval_id)
+        record = await get_evaluation.execute(identifier)
+        log = await read_log.execute(identifier)
+        events = await list_events.execute(identifier)
+        return Template(
+            template_name="evaluation.html",
+            context={
+                "page": "evaluations",
+                "e": record,
+                "metadata": views.pretty_json(record.metadata),
+                "log": log.content[-LOG_CHARACTERS:],
+                "log_clipped": len(log.content) > LOG_CHARACTERS,
+                "log_offset": log.next_offset,
+                "events": events,
+                "timeline": charts.timeline(
+                    [(event.timestamp, event.event_type) for event in events],
+                    title=f"Timeline of {record.id}",
+                ),
+            },
+        )
+
+    @get("/backends/database", name="explorer:database")
+    async def database(self, use_case: FromDishka[GetBackendDetails]) -> Template:
+        report = await use_case.execute("database")
+        tables = views.table_sizes(report)
+        return Template(
+            template_name="database.html",
+            context={
+                "page": "database",
+                "report": report,
+                "tables": tables,
+                "details": views.other_details(report),
+                "rows_chart": charts.bar_chart(
+                    [(t["name"], float(t["rows"] or 0)) for t in tables],
+                    title="Rows per table",
+                ),
+            },
+        )
+
+    @get("/backends/files", name="explorer:files")
+    async def files(
+        self,
+        browse: FromDishka[BrowseBlobs],
+        details: FromDishka[GetBackendDetails],
+        path: Text = "",
+    ) -> Template:
+        listing = await browse.execute(path)
+        report = await details.execute("file")
+        evaluation_dir = listing.path.split("/")
+        return Template(
+            template_name="files.html",
+            context={
+                "page": "files",
+                "report": report,
+                "listing": listing,
+                "details": views.other_details(report),
+                "evaluation_id": evaluation_dir[1]
+                if len(evaluation_dir) == 3 and evaluation_dir[0] == "evaluations"
+                else None,
+            },
+        )
+
+    @get("/backends/cache", name="explorer:cache")
+    async def cache(self, use_case: FromDishka[GetBackendDetails]) -> Template:
+        report = await use_case.execute("cache")
+        patterns = views.cache_patterns(report)
+        ttls = views.cache_ttls(report)
+        return Template(
+            template_name="cache.html",
+            context={
+                "page": "cache",
+                "report": report,
+                "memory": views.cache_memory(report),
+                "details": views.other_details(report, views.CACHE_CHARTED),
+                "patterns_chart": charts.bar_chart(patterns, title="Cache keys by pattern")
+                if patterns
+                else None,
+                "ttl_chart": charts.bar_chart(ttls, title="Cache keys by time to live")
+                if ttls
+                else None,
+            },
+        )

@@ -1,0 +1,60 @@
+"""Optional retention inside the service: ``RETENTION_DAYS`` runs the cleanup periodically."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+import anyio
+from dishka import AsyncContainer
+
+from application.ports.clock import Clock
+from application.ports.evaluation_maintenance import PurgeSelection
+from application.use_cases.cleanup import CleanupEvaluations
+from domain.status import TERMINAL_STATUSES
+from interfaces.settings import Settings
+
+logger = logging.getLogger("storage_service.retention")
+
+
+async def run_retention(container: AsyncContainer, days: int) -> None:
+    """One cleanup: finished and soft-deleted evaluations unchanged for ``days``."""
+    async with container() as request:
+        clock = await request.get(Clock)
+        cleanup = await request.get(CleanupEvaluations)
+        selection = PurgeSelection(
+            updated_before=clock.now() - timedelta(days=days),
+            statuses=TERMINAL_STATUSES,
+            include_deleted=True,
+        )
+        report = await cleanup.execute(selection)
+    logger.info(
+        "retention: removed %d evaluation(s) older than %d day(s), %d blob(s)",
+        report.evaluations,
+        days,
+        report.blobs,
+        extra={"evaluations": report.evaluations, "blobs": report.blobs, "days": days},
+    )
+
+
+async def _every(container: AsyncContainer, days: int, interval_s: float) -> None:
+    while True:
+        try:
+            await run_retention(container, days)
+        except Exception:  # the next round tries again; the service keeps serving
+            logger.exception("retention: cleanup failed")
+        await anyio.sleep(interval_s)
+
+
+@asynccontextmanager
+async def retention(container: AsyncContainer, settings: Settings) -> AsyncIterator[None]:
+    """While the app runs: a cleanup at start and every ``RETENTION_INTERVAL_S`` (if enabled)."""
+    if settings.retention_days is None:
+        yield
+        return
+    async with anyio.create_task_group() as group:
+        group.start_soon(_every, container, settings.retention_days, settings.retention_interval_s)
+        try:
+            yield
+        finally:
+            group.cancel_scope.cancel()

@@ -1,0 +1,85 @@
+"""One log format for the whole process: structlog renders its own events and every
+stdlib record (uvicorn, ``storage_service.*``) through ``ProcessorFormatter``.
+
+``LOG_FORMAT=json`` gives one JSON object per line; ``console`` readable lines.
+Values under names that may hold code, payloads or secrets are replaced before
+rendering: outputs, code and keys are never logged.
+"""
+
+import logging
+import sys
+from typing import IO
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+from interfaces.settings import LogFormat
+
+REDACTED = "[redacted]"
+SENSITIVE_FIELDS = frozenset(
+    {"code", "output", "content", "api_key", "authorization", "password", "secret", "token"}
+)
+
+
+class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The one handler this module installs (found again by its class to be replaced)."""
+
+
+def redact(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    for name in SENSITIVE_FIELDS & event_dict.keys():
+        event_dict[name] = REDACTED
+    return event_dict
+
+
+def configure_logging(level: str, log_format: LogFormat, stream: IO[str] | None = None) -> None:
+    """Install the one handler on the root logger (replacing the one installed before)."""
+    as_json = log_format is LogFormat.JSON
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    # Fields passed as ``extra`` (the access log's method, route, ...) become JSON keys;
+    # the console line already says them in its message.
+    foreign: list[Processor] = [*shared, structlog.stdlib.ExtraAdder()] if as_json else shared
+    renderer: Processor = (
+        structlog.processors.JSONRenderer()
+        if as_json
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    final: list[Processor] = [structlog.stdlib.ProcessorFormatter.remove_processors_meta, redact]
+    if as_json:
+        final.append(structlog.processors.format_exc_info)
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    handler = _Handler(stream or sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=foreign, processors=[*final, renderer]
+        )
+    )
+    reset_logging()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        # uvicorn's own handlers would print a second format: everything goes to the root.
+        uvicorn_logger = logging.getLogger(name)
+        uvicorn_logger.handlers.clear()
+        uvicorn_logger.propagate = True
+
+
+def reset_logging() -> None:
+    """Remove the installed handler (tests)."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, _Handler)]:
+        root.removeHandler(handler)

@@ -1,0 +1,178 @@
+"""EvaluationMaintenance contract over memory, SQLite, PostgreSQL (asyncpg and SQLAlchemy)."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+import pytest
+
+from application.ports.evaluation_maintenance import (
+    EvaluationMaintenance,
+    PurgeCursor,
+    PurgeSelection,
+)
+from application.ports.unit_of_work import UnitOfWork
+from domain.identifiers import EvaluationId
+from domain.status import TERMINAL_STATUSES, EvaluationStatus
+from domain.timeline import EvaluationEvent
+from infrastructure.memory.maintenance import MemoryEvaluationMaintenance
+from infrastructure.memory.unit_of_work import MemoryUnitOfWork
+from infrastructure.postgres.maintenance import PgEvaluationMaintenance
+from infrastructure.postgres.transaction import PgTransaction
+from infrastructure.sql.maintenance import SqlEvaluationMaintenance
+from infrastructure.sql.unit_of_work import SqlUnitOfWork
+from tests.contract.conftest import (
+    BASE_TIME,
+    MemoryPortStore,
+    PgPortStore,
+    PortStore,
+    SqlPortStore,
+    make_evaluation,
+)
+
+pytestmark = pytest.mark.anyio
+
+CUTOFF = BASE_TIME + timedelta(days=30)
+OLD = BASE_TIME
+NEW = CUTOFF + timedelta(seconds=1)
+FINISHED = PurgeSelection(updated_before=CUTOFF, statuses=TERMINAL_STATUSES)
+
+
+@asynccontextmanager
+async def maintenance(
+    store: PortStore, *, commit: bool = True
+) -> AsyncIterator[tuple[EvaluationMaintenance, UnitOfWork]]:
+    """The adapter the service wires for ``store``, on one scope committing on a clean exit."""
+    if isinstance(store, MemoryPortStore):
+        yield MemoryEvaluationMaintenance(store.database), MemoryUnitOfWork()
+    elif isinstance(store, PgPortStore):
+        transaction = PgTransaction(store.pool, acquire_timeout_s=10)
+        try:
+            yield PgEvaluationMaintenance(transaction), transaction
+            if commit:
+                await transaction.commit()
+        finally:
+            await transaction.close()
+    else:
+        assert isinstance(store, SqlPortStore)
+        async with store.session_maker() as session:
+            uow = SqlUnitOfWork(session)
+            yield SqlEvaluationMaintenance(session), uow
+            if commit:
+                await uow.commit()
+
+
+async def _seed(store: PortStore) -> None:
+    rows = [
+        ("old-done", EvaluationStatus.COMPLETED, OLD, None),
+        ("old-failed", EvaluationStatus.FAILED, OLD + timedelta(hours=1), None),
+        ("old-running", EvaluationStatus.RUNNING, OLD, None),
+        ("old-deleted", EvaluationStatus.QUEUED, OLD + timedelta(hours=2), OLD),
+        ("new-done", EvaluationStatus.COMPLETED, NEW, None),
+    ]
+    async with store.session() as ports:
+        for name, status, updated, deleted in rows:
+            await ports.repository.add(
+                make_evaluation(name, status=status, updated_at=updated, deleted_at=deleted)
+            )
+        for name in ("old-done", "new-done"):
+            evaluation_id = EvaluationId(name)
+            for index in range(2):
+                await ports.events.append(
+                    EvaluationEvent(
+                        evaluation_id=evaluation_id,
+                        event_id=f"e{index}",
+                        event_type="status_changed",
+                        timestamp=OLD,
+                    )
+                )
+            await ports.logs.append(evaluation_id, "line 1\n", OLD)
+            await ports.logs.append(evaluation_id, "line 2\n", OLD)
+
+
+async def test_candidates_follow_the_selection_oldest_change_first(sql_backend: PortStore) -> None:
+    await _seed(sql_backend)
+    async with maintenance(sql_backend) as (ports, _):
+        finished = await ports.purge_candidates(FINISHED, 10)
+        assert [e.id for e in finished] == ["old-done", "old-failed"]
+        with_deleted = msgspec_replace(FINISHED, include_deleted=True)
+        assert [e.id for e in await ports.purge_candidates(with_deleted, 10)] == [
+            "old-done",
+            "old-failed",
+            "old-deleted",
+        ]
+        only_running = PurgeSelection(
+            updated_before=CUTOFF, statuses=frozenset({EvaluationStatus.RUNNING})
+        )
+        assert [e.id for e in await ports.purge_candidates(only_running, 10)] == ["old-running"]
+
+
+async def test_candidates_page_by_keyset(sql_backend: PortStore) -> None:
+    await _seed(sql_backend)
+    selection = msgspec_replace(FINISHED, include_deleted=True)
+    async with maintenance(sql_backend) as (ports, _):
+        first = await ports.purge_candidates(selection, 2)
+        cursor = PurgeCursor(first[-1].updated_at, first[-1].id)
+        second = await ports.purge_candidates(selection, 2, cursor)
+    assert [e.id for e in first + second] == ["old-done", "old-failed", "old-deleted"]
+
+
+async def test_purge_removes_records_events_and_log_chunks_once_committed(
+    sql_backend: PortStore,
+) -> None:
+    await _seed(sql_backend)
+    ids = [EvaluationId("old-done"), EvaluationId("new-done"), EvaluationId("missing")]
+    async with maintenance(sql_backend) as (ports, _):
+        purged = await ports.purge(ids, FINISHED)
+    # new-done changed after the cutoff: it no longer matches and stays.
+    assert (purged.evaluation_ids, purged.events, purged.log_chunks) == (["old-done"], 2, 2)
+    async with sql_backend.session() as store:
+        assert await store.repository.get(EvaluationId("old-done")) is None
+        assert await store.events.list(EvaluationId("old-done")) == []
+        assert (await store.logs.read(EvaluationId("old-done"))).content == ""
+        assert len(await store.events.list(EvaluationId("new-done"))) == 2
+        assert (await store.logs.read(EvaluationId("new-done"))).content == "line 1\nline 2\n"
+    async with maintenance(sql_backend) as (ports, _):
+        again = await ports.purge(ids, FINISHED)
+    assert again.evaluation_ids == []
+
+
+async def test_an_uncommitted_purge_leaves_everything(sql_backend: PortStore) -> None:
+    await _seed(sql_backend)
+    async with maintenance(sql_backend, commit=False) as (ports, _):
+        assert (await ports.purge([EvaluationId("old-done")], FINISHED)).evaluation_ids
+    async with sql_backend.session() as store:
+        kept = await store.repository.get(EvaluationId("old-done"))
+        events = await store.events.list(EvaluationId("old-done"))
+    if isinstance(sql_backend, MemoryPortStore):
+        # The memory backend applies writes at once and cannot undo (MemoryUnitOfWork).
+        assert (kept, events) == (None, [])
+    else:
+        assert kept is not None
+        assert len(events) == 2
+
+
+async def test_a_soft_deleted_record_goes_only_with_include_deleted(
+    sql_backend: PortStore,
+) -> None:
+    await _seed(sql_backend)
+    deleted = [EvaluationId("old-deleted")]
+    async with maintenance(sql_backend) as (ports, _):
+        assert (await ports.purge(deleted, FINISHED)).evaluation_ids == []
+        selection = msgspec_replace(FINISHED, include_deleted=True)
+        assert (await ports.purge(deleted, selection)).evaluation_ids == deleted
+
+
+async def test_recently_updated_lists_live_records_newest_change_first(
+    sql_backend: PortStore,
+) -> None:
+    await _seed(sql_backend)
+    async with maintenance(sql_backend) as (ports, _):
+        recent = await ports.recently_updated(3)
+    assert [e.id for e in recent] == ["new-done", "old-failed", "old-running"]
+
+
+def msgspec_replace(selection: PurgeSelection, **changes: object) -> PurgeSelection:
+    import msgspec
+
+    return msgspec.structs.replace(selection, **changes)

@@ -1,0 +1,102 @@
+"""JSON log lines (LOG_FORMAT=json) and the retention task inside the service's lifespan."""
+
+import io
+import json
+import logging
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from dishka import Provider, Scope, provide
+from litestar.testing import TestClient
+
+from application.ports.clock import Clock
+from interfaces.http.app import create_app
+from interfaces.log_config import configure_logging, reset_logging
+from interfaces.settings import LogFormat, Settings
+
+
+@pytest.fixture
+def json_logs() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    configure_logging("INFO", LogFormat.JSON, stream=stream)
+    try:
+        yield stream
+    finally:
+        reset_logging()
+
+
+def records(stream: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_a_request_logs_one_json_access_line(
+    client: TestClient[Any], json_logs: io.StringIO
+) -> None:
+    secret = "print('never log this code')"
+    response = client.post(
+        "/evaluations", json={"id": "log-1", "code": secret}, headers={"X-Request-ID": "req-7"}
+    )
+    assert response.status_code == 201
+    access = [
+        line
+        for line in records(json_logs)
+        if line["logger"] == "storage_service.access" and line.get("request_id") == "req-7"
+    ]
+    assert len(access) == 1, json_logs.getvalue()
+    [line] = access
+    assert (line["method"], line["route"], line["status"]) == ("POST", "/evaluations", 201)
+    assert isinstance(line["duration_ms"], float)
+    assert line["level"] == "info" and "timestamp" in line
+    assert "never log" not in json_logs.getvalue()
+
+
+def test_stdlib_loggers_share_the_format_and_sensitive_fields_are_redacted(
+    json_logs: io.StringIO,
+) -> None:
+    logging.getLogger("uvicorn.error").warning("Started server process")
+    logging.getLogger("storage_service").info("saw %s", "it", extra={"code": "print(1)"})
+    uvicorn_line, ours = records(json_logs)
+    assert uvicorn_line["event"] == "Started server process"
+    assert uvicorn_line["logger"] == "uvicorn.error"
+    assert (ours["event"], ours["code"]) == ("saw it", "[redacted]")
+
+
+def test_console_format_is_one_readable_line(json_logs: io.StringIO) -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", LogFormat.CONSOLE, stream=stream)
+    logging.getLogger("storage_service.access").info("GET /health 200 1.0ms request_id=r")
+    [line] = stream.getvalue().splitlines()
+    assert "GET /health 200 1.0ms request_id=r" in line
+    assert "[storage_service.access]" in line
+
+
+class _Future:
+    """Two days from now: every record is older than RETENTION_DAYS=1."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + timedelta(days=2)
+
+
+class FutureClock(Provider):
+    clock = provide(_Future, provides=Clock, scope=Scope.APP, override=True)
+
+
+def test_retention_days_runs_the_cleanup_inside_the_service(
+    client: TestClient[Any], backend_settings: Settings
+) -> None:
+    for name in ("r-done", "r-running"):
+        assert client.post("/evaluations", json={"id": name, "code": "x"}).is_success
+        assert client.put(f"/evaluations/{name}", json={"status": "running"}).is_success
+    assert client.put("/evaluations/r-done", json={"status": "completed", "output": "z" * 200_000})
+    fields = {name: getattr(backend_settings, name) for name in backend_settings.__struct_fields__}
+    fields |= {"retention_days": 1, "retention_interval_s": 0.2}
+    with TestClient(create_app(Settings(**fields), FutureClock())) as retained:
+        deadline = time.monotonic() + 10
+        while retained.get("/evaluations/r-done").status_code != 404:
+            assert time.monotonic() < deadline, "retention never removed r-done"
+            time.sleep(0.1)
+        assert retained.get("/evaluations/r-running").is_success
+    assert not (backend_settings.file_storage_path / "evaluations" / "r-done").exists()

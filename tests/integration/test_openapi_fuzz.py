@@ -1,0 +1,180 @@
+"""schemathesis against the service's own ``/openapi.json``, on every configuration.
+
+Every operation the published document describes is fuzzed with an admin key
+over real HTTP (uvicorn in a thread, so the lifespan runs as in production),
+with valid and invalid data: no answer may be a server error, and every answer
+must be one the document describes (status, content type, headers and body
+schema). Half the generated evaluation ids are swapped for ids that exist, so
+the fuzzer reaches stored records and not only 404s. The example budget keeps
+the whole file well under a minute and a half on two cores; a failure prints
+a ``curl`` that reproduces it.
+"""
+
+import asyncio
+import uuid
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, settings
+from litestar.testing import TestClient
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from infrastructure.sql.migrate import upgrade
+from interfaces.http.app import create_app
+from interfaces.settings import Settings, load_settings, parse_api_keys
+from tests.services import (
+    TEST_REDIS_URL,
+    drop_redis_keys,
+    redis_test_prefix,
+    serve_in_thread,
+    temporary_postgres_database,
+)
+
+ADMIN_SECRET = "fuzz-admin-secret-0123456789"
+API_KEYS = parse_api_keys(f"fuzzer:{ADMIN_SECRET}:admin")
+AUTH = {"X-API-Key": ADMIN_SECRET}
+MAX_EXAMPLES = 20
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
+EXAMPLE_ID = "eval_20240701_120000_abc123"  # the id the document itself uses as an example
+SEEDS = [EXAMPLE_ID, "fuzz-queued", "fuzz-running", "fuzz-done"]
+
+
+def _published_document() -> dict[str, Any]:
+    """``GET /openapi.json`` of an app with keys configured (no lifespan, no storage touched)."""
+    response = TestClient(create_app(Settings(api_keys=API_KEYS))).get(
+        "/openapi.json", headers=AUTH
+    )
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+DOCUMENT = _published_document()
+schema = schemathesis.openapi.from_dict(DOCUMENT)
+
+
+class Served:
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.session = requests.Session()
+        self.session.headers.update(AUTH)
+
+    def create(self, evaluation_id: str) -> None:
+        response = self.session.post(
+            f"{self.base_url}/evaluations", json={"id": evaluation_id, "code": "print(1)"}
+        )
+        assert response.status_code == 201, response.text
+
+
+def _seed(served: Served) -> None:
+    """Records in several states: queued, running with a log, completed with a file-stored output."""
+    for evaluation_id in SEEDS:
+        served.create(evaluation_id)
+    for method, path, body in [
+        ("PUT", "fuzz-running", {"status": "running", "container_id": "c-1"}),
+        ("POST", "fuzz-running/logs", {"content": "step 1\n"}),
+        ("POST", "fuzz-running/events", {"event_type": "started"}),
+        ("PUT", "fuzz-done", {"status": "running"}),
+        ("POST", "fuzz-done/logs", {"content": "done\n"}),
+        ("PUT", "fuzz-done", {"status": "completed", "output": "x" * 200_000, "error": "e"}),
+    ]:
+        response = served.session.request(
+            method, f"{served.base_url}/evaluations/{path}", json=body
+        )
+        assert response.status_code < 300, response.text
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        "embedded",
+        pytest.param("postgres+redis", marks=[pytest.mark.postgres, pytest.mark.redis]),
+    ],
+)
+def served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    """The app on one fresh data set of the parametrized configuration, served over HTTP."""
+    root = tmp_path_factory.mktemp("fuzz")
+    files = root / "files"
+    if request.param == "embedded":
+        url = f"sqlite+aiosqlite:///{root / 'storage.db'}"
+        upgrade(url)
+        yield from _serve(
+            load_settings({}, database_url=url, file_storage_path=files, api_keys=API_KEYS)
+        )
+        return
+    prefix = redis_test_prefix()
+    with temporary_postgres_database() as url:
+        upgrade(url)
+        yield from _serve(
+            load_settings(
+                {},
+                database_url=url,
+                file_storage_path=files,
+                redis_url=TEST_REDIS_URL,
+                redis_key_prefix=prefix,
+                api_keys=API_KEYS,
+            )
+        )
+    asyncio.run(drop_redis_keys(prefix))
+
+
+def _serve(settings: Settings) -> Iterator[Served]:
+    with serve_in_thread(create_app(settings)) as base_url:
+        served = Served(base_url)
+        try:
+            _seed(served)
+            yield served
+        finally:
+            served.session.close()
+    root = settings.file_storage_path.resolve()
+    escaped = [p for p in Path(root).rglob("*") if not p.resolve().is_relative_to(root)]
+    assert not escaped, escaped
+
+
+def _aim_at_stored_records(case: Any, served: Served) -> None:
+    """Swap about half the generated ids for stored ones (DELETE gets a fresh record)."""
+    generated = case.path_parameters.get("eval_id") if case.path_parameters else None
+    if not isinstance(generated, str):
+        return
+    pick = zlib.crc32(generated.encode("utf-8", "surrogatepass"))
+    if pick % 2:
+        return
+    if case.method.upper() == "DELETE":
+        target = f"fuzz-delete-{uuid.uuid4().hex[:12]}"
+        served.create(target)
+    else:
+        target = SEEDS[pick // 2 % len(SEEDS)]
+    case.path_parameters["eval_id"] = target
+
+
+def test_the_fuzzed_document_is_the_one_served(served: Served) -> None:
+    response = served.session.get(f"{served.base_url}/openapi.json")
+    assert response.status_code == 200
+    assert response.json() == DOCUMENT
+
+
+@schema.parametrize()
+@settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+def test_every_operation_conforms_and_never_fails(case: Any, served: Served) -> None:
+    _aim_at_stored_records(case, served)
+    case.call_and_validate(
+        base_url=served.base_url, session=served.session, headers=AUTH, checks=CHECKS
+    )

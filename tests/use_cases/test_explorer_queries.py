@@ -1,0 +1,73 @@
+"""The explorer's use cases: activity per day and one level of the blob tree."""
+
+from datetime import timedelta
+
+import pytest
+
+from application.errors import InvalidRequestError
+from application.use_cases.activity import GetActivity
+from application.use_cases.browse_blobs import BrowseBlobs, parse_blob_directory
+from domain.status import EvaluationStatus
+from tests.use_cases.conftest import UseCases
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_activity_counts_each_day_by_current_status(app: UseCases) -> None:
+    today = app.clock.now()
+    await app.seed(created_at=today, status=EvaluationStatus.COMPLETED)
+    await app.seed(created_at=today - timedelta(days=1), status=EvaluationStatus.COMPLETED)
+    await app.seed(created_at=today - timedelta(days=1), status=EvaluationStatus.FAILED)
+    await app.seed(created_at=today - timedelta(days=5), status=EvaluationStatus.QUEUED)
+    gone = await app.seed(created_at=today, status=EvaluationStatus.FAILED)
+    gone.deleted_at = today
+    await app.repository.update(gone, gone.version)
+
+    activity = await GetActivity(app.queries, app.clock).execute(days=3)
+
+    assert activity.days == [(today - timedelta(days=n)).date() for n in (2, 1, 0)]
+    assert list(activity.counts) == [status.value for status in EvaluationStatus]
+    assert activity.counts["completed"] == [0, 1, 1]
+    assert activity.counts["failed"] == [0, 1, 0]
+    assert activity.counts["queued"] == [0, 0, 0]  # five days ago is outside the window
+    assert activity.total == 3
+
+
+async def test_activity_bounds_the_window(app: UseCases) -> None:
+    assert len((await GetActivity(app.queries, app.clock).execute(days=0)).days) == 1
+    assert len((await GetActivity(app.queries, app.clock).execute(days=10_000)).days) == 366
+
+
+async def test_browse_lists_one_level_with_directory_totals(app: UseCases) -> None:
+    await app.blobs.put("evaluations/a/output.1.txt", b"x" * 10)
+    await app.blobs.put("evaluations/a/metadata.json", b"{}")
+    await app.blobs.put("evaluations/b/error.2.txt", b"y" * 5)
+    browse = BrowseBlobs(app.blobs)
+
+    root = await browse.execute("")
+    assert [(d.name, d.path, d.files) for d in root.directories] == [
+        ("evaluations", "evaluations/", 3)
+    ]
+    assert root.files == []
+
+    level = await browse.execute("evaluations")
+    assert [(d.name, d.files, d.size) for d in level.directories] == [("a", 2, 12), ("b", 1, 5)]
+
+    leaf = await browse.execute("/evaluations/a/")
+    assert leaf.path == "evaluations/a/"
+    assert [f.name for f in leaf.files] == ["metadata.json", "output.1.txt"]
+    assert leaf.crumbs == [("evaluations", "evaluations/"), ("a", "evaluations/a/")]
+    assert not leaf.truncated
+
+
+@pytest.mark.parametrize(
+    "raw", ["..", "../etc", "evaluations/../..", "a\\b", ".hidden", "a/%2e%2e"]
+)
+async def test_browse_refuses_paths_outside_the_key_space(app: UseCases, raw: str) -> None:
+    with pytest.raises(InvalidRequestError):
+        await BrowseBlobs(app.blobs).execute(raw)
+
+
+def test_parse_blob_directory_normalises() -> None:
+    assert parse_blob_directory("") == ""
+    assert parse_blob_directory(" evaluations//x ") == "evaluations/x/"

@@ -50,5 +50,20 @@ test: lint ## Lint, then every test (needs PostgreSQL and Redis; CI fails withou
 test-fast: install ## Unit and use-case tests only
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
+.PHONY: bench bench-scale bench-profile wrk
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+wrk:
+	@command -v wrk >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }
+
+bench: install wrk ## wrk against the service on PostgreSQL + Redis and its ceilings; writes docs/benchmarks.md
+	$(BIN)/python -m benchmarks.http_suite
+
+bench-scale: install ## 1M evaluations + 10M events: list, deep cursor, statistics, GET; docs/bench-scale.md
+	$(BIN)/python -m benchmarks.scale
+
+bench-profile: install wrk ## py-spy flame graphs of the service under create and get_hot (docs/profiles/)
+	$(BIN)/python -m benchmarks.flamegraphs
+
 clean: ## Remove the virtual environments (data/ is kept)
 	rm -rf $(VENV) $(TOOLS)

@@ -1,0 +1,125 @@
+"""The service as deployed, for one benchmark run, and everything it leaves removed after.
+
+A throwaway PostgreSQL database (migrated with ``storage-service migrate``), Redis under
+a key prefix of its own, a temporary file store, and the service under uvicorn with
+``WORKERS`` processes (see ``servers``). On the way out the server stops, the Redis
+keys under the prefix are deleted, the files removed and the database dropped,
+whatever happened.
+"""
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis.asyncio as redis
+
+from benchmarks.servers import ROOT, RunningServer, uvicorn_server
+from benchmarks.support import DEFAULT_URL, throwaway_database
+
+SERVICE_FACTORY = "interfaces.http.app:create_app"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    return int(raw) if raw.strip() else default
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "")
+    return float(raw) if raw.strip() else default
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What a run uses, from the environment (BENCH_*, WORKERS) with the documented defaults."""
+
+    duration_s: float = 10.0
+    warmup_s: float = 2.0
+    connections: int = 32
+    threads: int = 2
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    database_url: str = DEFAULT_URL
+    redis_url: str = DEFAULT_REDIS_URL
+
+    @classmethod
+    def from_env(cls) -> "BenchConfig":
+        return cls(
+            duration_s=_env_float("BENCH_DURATION", 10.0),
+            warmup_s=_env_float("BENCH_WARMUP", 2.0),
+            connections=_env_int("BENCH_CONNECTIONS", 32),
+            threads=_env_int("BENCH_THREADS", 2),
+            workers=_env_int("WORKERS", os.cpu_count() or 1),
+            database_url=os.environ.get("BENCH_DATABASE_URL") or DEFAULT_URL,
+            redis_url=os.environ.get("BENCH_REDIS_URL") or DEFAULT_REDIS_URL,
+        )
+
+
+@dataclass(frozen=True)
+class Deployment:
+    service: RunningServer
+    dsn: str
+    env: dict[str, str]
+    workdir: Path
+
+
+def migrate(dsn: str) -> None:
+    storage_service = Path(sys.executable).with_name("storage-service")
+    command = [str(storage_service), "migrate"]
+    env = {**os.environ, "DATABASE_URL": dsn}
+    subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True)  # noqa: S603
+
+
+async def delete_redis_keys(url: str, prefix: str) -> int:
+    client = redis.from_url(url)
+    deleted = 0
+    try:
+        batch: list[bytes] = []
+        async for key in client.scan_iter(match=f"{prefix}*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                deleted += await client.delete(*batch)
+                batch = []
+        if batch:
+            deleted += await client.delete(*batch)
+    finally:
+        await client.aclose()
+    return deleted
+
+
+@asynccontextmanager
+async def deployment(config: BenchConfig, prefix: str = "bench_http") -> AsyncIterator[Deployment]:
+    """The service in its production configuration on throwaway storage."""
+    key_prefix = f"bench:{uuid.uuid4().hex[:10]}:"
+    workdir = Path(tempfile.mkdtemp(prefix="crucible-bench-"))
+    try:
+        async with throwaway_database(config.database_url, prefix) as dsn:
+            await asyncio.to_thread(migrate, dsn)
+            env = {
+                "DATABASE_URL": dsn,
+                "REDIS_URL": config.redis_url,
+                "REDIS_KEY_PREFIX": key_prefix,
+                "FILE_STORAGE_PATH": str(workdir / "files"),
+                "LOG_LEVEL": "INFO",
+            }
+            try:
+                async with uvicorn_server(
+                    SERVICE_FACTORY,
+                    workers=config.workers,
+                    env=env,
+                    log=workdir / "service.log",
+                    ready_path="/health",
+                ) as service:
+                    yield Deployment(service=service, dsn=dsn, env=env, workdir=workdir)
+            finally:
+                await delete_redis_keys(config.redis_url, key_prefix)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -1,0 +1,442 @@
+"""``make bench-scale``: the read paths on a million evaluations and ten million events.
+
+1. A throwaway PostgreSQL database, migrated with ``storage-service migrate``.
+2. ``BENCH_SCALE_EVALUATIONS`` (1,000,000) evaluations and ``BENCH_SCALE_EVENTS``
+   (10,000,000) events loaded with COPY (``copy_records_to_table``, rows from
+   ``scale_rows``), with a progress bar on stderr. As pg_restore does, the two tables'
+   indexes and constraints are dropped for the load and re-created from their own
+   definitions afterwards (checked to be identical), then ``VACUUM ANALYZE``.
+3. The service's own query code (``SqlEvaluationQueries``, the asyncpg ``SELECT_LIVE``)
+   runs each read once while a listener captures its SQL and parameters; each
+   statement is then run ``BENCH_SCALE_REPEAT`` (7) times under
+   ``EXPLAIN (ANALYZE, BUFFERS)``: the server-side time is planning + execution, p50.
+   Reads: the list's first page (unfiltered and filtered), the page 1,000 pages deep
+   by cursor, statistics (every statement it runs, summed), GET of records not read
+   before.
+4. The table and the plans go into docs/bench-scale.md (between its generated-section
+   markers; the analysis around them is kept). ``--no-write`` leaves it alone.
+"""
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from application.queries import EvaluationFilter, EvaluationQuery, ListCursor
+from benchmarks.deployment import migrate
+from benchmarks.report import replace_section
+from benchmarks.scale_rows import EVALUATION_COLUMNS, EVENT_COLUMNS, ScaleData
+from benchmarks.servers import ROOT
+from benchmarks.support import DEFAULT_URL, throwaway_database
+from domain.identifiers import EvaluationId
+from domain.status import EvaluationStatus
+from infrastructure.postgres.evaluations import SELECT_LIVE
+from infrastructure.sql.engine import create_engine, create_session_maker
+from infrastructure.sql.evaluations import SqlEvaluationQueries
+
+DOC = ROOT / "docs" / "bench-scale.md"
+SECTION = "make bench-scale"
+HEADING = "## Measured (`make bench-scale`)"
+# Every table with a constraint on evaluations: their keys are dropped for the load.
+TABLES = ("log_chunks", "evaluation_events", "evaluations")
+BATCH = 20_000
+PAGE = 50
+DEEP_PAGE = 1000
+COLD_READS = 20
+LIST_TARGET_MS = 5.0
+STATISTICS_TARGET_MS = 50.0
+SLOW_MS = 1000.0
+
+
+@dataclass(frozen=True)
+class ScaleSettings:
+    """What ``create_engine`` needs (``DatabaseSettings``)."""
+
+    database_url: str
+    db_pool_size: int = 2
+    db_statement_timeout_ms: int = 600_000
+    db_connect_timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class Statement:
+    sql: str
+    parameters: tuple[Any, ...]
+
+
+@dataclass
+class Read:
+    """One read path: the statements it ran, their plans and server-side times."""
+
+    name: str
+    target_ms: float | None
+    statements: list[Statement]
+    times_ms: list[list[float]]
+    plans: list[str]
+    client_ms: float
+
+    @property
+    def server_ms(self) -> float:
+        """Sum over the statements of each one's p50 (planning + execution)."""
+        return sum(statistics.median(times) for times in self.times_ms)
+
+    @property
+    def passed(self) -> bool | None:
+        return None if self.target_ms is None else self.server_ms < self.target_ms
+
+
+# -- loading -----------------------------------------------------------------------------
+
+
+async def _definitions(connection: asyncpg.Connection, table: str) -> tuple[list[str], list[str]]:
+    """(ADD CONSTRAINT clauses, CREATE INDEX statements) of ``table``, in creation order."""
+    constraints = await connection.fetch(
+        "SELECT conname, pg_get_constraintdef(oid) AS definition, contype FROM pg_constraint "
+        "WHERE conrelid = $1::regclass AND contype IN ('p', 'u', 'f') "
+        "ORDER BY contype = 'f', conname",
+        table,
+    )
+    indexes = await connection.fetch(
+        "SELECT indexdef FROM pg_indexes WHERE tablename = $1 AND indexname NOT IN "
+        "(SELECT conname FROM pg_constraint WHERE conrelid = $1::regclass) ORDER BY indexname",
+        table,
+    )
+    return (
+        [f'ADD CONSTRAINT "{row["conname"]}" {row["definition"]}' for row in constraints],
+        [row["indexdef"] for row in indexes],
+    )
+
+
+async def _strip(connection: asyncpg.Connection) -> dict[str, tuple[list[str], list[str]]]:
+    saved = {table: await _definitions(connection, table) for table in TABLES}
+    for kinds in (["f"], ["p", "u"]):  # foreign keys first: they depend on the keys
+        for table in TABLES:
+            for name in await connection.fetch(
+                "SELECT conname FROM pg_constraint WHERE conrelid = $1::regclass "
+                "AND contype::text = ANY($2::text[])",
+                table,
+                kinds,
+            ):
+                await connection.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name["conname"]}"')
+    for table in TABLES:
+        for statement in saved[table][1]:
+            index = statement.split(" INDEX ", 1)[1].split(" ON ", 1)[0]
+            await connection.execute(f"DROP INDEX {index}")
+    return saved
+
+
+async def _restore(
+    connection: asyncpg.Connection, saved: dict[str, tuple[list[str], list[str]]]
+) -> None:
+    await connection.execute("SET maintenance_work_mem = '512MB'")
+    for table in reversed(TABLES):
+        constraints, _ = saved[table]
+        for clause in constraints:
+            if " FOREIGN KEY " not in clause:
+                await connection.execute(f"ALTER TABLE {table} {clause}")
+    for table in reversed(TABLES):
+        constraints, indexes = saved[table]
+        for clause in constraints:
+            if " FOREIGN KEY " in clause:
+                await connection.execute(f"ALTER TABLE {table} {clause}")
+        for statement in indexes:
+            await connection.execute(statement)
+    restored = {table: await _definitions(connection, table) for table in TABLES}
+    if restored != saved:
+        raise RuntimeError(f"schema not restored as it was: {restored} != {saved}")
+
+
+async def _copy(
+    connection: asyncpg.Connection,
+    table: str,
+    columns: tuple[str, ...],
+    rows: Callable[[int, int], Iterator[tuple[Any, ...]]],
+    units: int,
+    progress: Progress,
+    label: str,
+    per_unit: Callable[[int, int], int],
+) -> None:
+    task = progress.add_task(label, total=per_unit(0, units))
+    for start in range(0, units, BATCH):
+        stop = min(start + BATCH, units)
+        await connection.copy_records_to_table(table, records=rows(start, stop), columns=columns)
+        progress.advance(task, per_unit(start, stop))
+
+
+async def load(dsn: str, data: ScaleData) -> float:
+    started = time.perf_counter()
+    console = Console(stderr=True)
+    connection = await asyncpg.connect(dsn)
+    try:
+        saved = await _strip(connection)
+        columns = (
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=console) as progress:
+            await _copy(
+                connection,
+                "evaluations",
+                EVALUATION_COLUMNS,
+                data.evaluation_rows,
+                data.evaluations,
+                progress,
+                "evaluations",
+                lambda start, stop: stop - start,
+            )
+            await _copy(
+                connection,
+                "evaluation_events",
+                EVENT_COLUMNS,
+                data.event_rows,
+                data.evaluations,
+                progress,
+                "events",
+                lambda start, stop: sum(data.events_of(index) for index in range(start, stop)),
+            )
+            task = progress.add_task("indexes, constraints, VACUUM ANALYZE", total=2)
+            await _restore(connection, saved)
+            progress.advance(task)
+            for table in TABLES:
+                await connection.execute(f"VACUUM (ANALYZE) {table}")
+            progress.advance(task)
+    finally:
+        await connection.close()
+    return time.perf_counter() - started
+
+
+# -- measuring ---------------------------------------------------------------------------
+
+
+class Capture:
+    """The SQL and parameters an engine sends, as asyncpg receives them."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.statements: list[Statement] = []
+        event.listen(engine.sync_engine, "before_cursor_execute", self._record)
+
+    def _record(self, *args: Any) -> None:
+        _connection, _cursor, sql, parameters = args[:4]
+        self.statements.append(Statement(sql, tuple(parameters or ())))
+
+    def take(self) -> list[Statement]:
+        taken = [s for s in self.statements if s.sql.lstrip().upper().startswith("SELECT")]
+        self.statements = []
+        return taken
+
+
+def _server_ms(lines: list[str]) -> float:
+    """Planning + execution time reported by EXPLAIN ANALYZE."""
+    total = 0.0
+    for line in lines:
+        if line.startswith(("Planning Time:", "Execution Time:")):
+            total += float(line.split()[2])
+    return total
+
+
+async def explain(
+    connection: asyncpg.Connection, statement: Statement, repeat: int
+) -> tuple[list[float], str]:
+    """The plan (one run with per-node timing), then ``repeat`` timed runs without it.
+
+    Per-node timing costs a clock read per row and node, which inflates big scans, so the
+    times come from ``TIMING OFF`` runs; slow statements (over a second) run 3 times.
+    """
+    rows = await connection.fetch(
+        f"EXPLAIN (ANALYZE, BUFFERS) {statement.sql}", *statement.parameters
+    )
+    lines = [row[0] for row in rows]
+    times: list[float] = []
+    runs = repeat if _server_ms(lines) < SLOW_MS else min(repeat, 3)
+    for _ in range(runs):
+        rows = await connection.fetch(
+            f"EXPLAIN (ANALYZE, TIMING OFF) {statement.sql}", *statement.parameters
+        )
+        times.append(_server_ms([row[0] for row in rows]))
+    return times, "\n".join(lines)
+
+
+async def _timed(work: Callable[[], Awaitable[Any]]) -> float:
+    started = time.perf_counter()
+    await work()
+    return (time.perf_counter() - started) * 1000
+
+
+async def measure(dsn: str, data: ScaleData, repeat: int) -> list[Read]:
+    engine = create_engine(ScaleSettings(dsn))
+    capture = Capture(engine)
+    sessions = create_session_maker(engine)
+    connection = await asyncpg.connect(dsn)
+    reads: list[Read] = []
+
+    async def read(
+        name: str, target: float | None, call: Callable[[SqlEvaluationQueries], Awaitable[Any]]
+    ) -> None:
+        async with sessions() as session:
+            queries = SqlEvaluationQueries(session)
+            warm_ms = await _timed(lambda: call(queries))  # statement cache, pool connected
+            statements = capture.take()
+            runs = repeat if warm_ms < SLOW_MS else min(repeat, 3)
+            client_ms = statistics.median(
+                [await _timed(lambda: call(queries)) for _ in range(runs)]
+            )
+            capture.take()
+        times, plans = [], []
+        for statement in statements:
+            statement_times, plan = await explain(connection, statement, repeat)
+            times.append(statement_times)
+            plans.append(plan)
+        reads.append(Read(name, target, statements, times, plans, client_ms))
+        print(f"  {name}: {reads[-1].server_ms:.2f} ms server-side", file=sys.stderr)
+
+    try:
+        # The cursor after page ``depth - 1`` (at small scales: the deepest page there is).
+        depth = min(DEEP_PAGE, max(2, data.evaluations // PAGE // 2))
+        deep = await connection.fetchrow(
+            "SELECT created_at, id FROM evaluations WHERE deleted_at IS NULL "
+            "ORDER BY created_at DESC, id DESC OFFSET $1 LIMIT 1",
+            (depth - 1) * PAGE - 1,
+        )
+        assert deep is not None
+        cursor = ListCursor(created_at=deep["created_at"], id=EvaluationId(deep["id"]))
+        filtered = EvaluationFilter(status=EvaluationStatus.COMPLETED, language="rust")
+        await read(
+            "list, first page",
+            LIST_TARGET_MS,
+            lambda q: q.list(EvaluationQuery(limit=PAGE)),
+        )
+        await read(
+            "list, first page, status=completed&language=rust",
+            LIST_TARGET_MS,
+            lambda q: q.list(EvaluationQuery(filter=filtered, limit=PAGE)),
+        )
+        await read(
+            f"list, page {depth:,} by cursor",
+            LIST_TARGET_MS,
+            lambda q: q.list(EvaluationQuery(limit=PAGE, cursor=cursor)),
+        )
+        await read("statistics", STATISTICS_TARGET_MS, lambda q: q.statistics())
+        reads.append(await cold_reads(connection, data))
+    finally:
+        await connection.close()
+        await engine.dispose()
+    return reads
+
+
+async def cold_reads(connection: asyncpg.Connection, data: ScaleData) -> Read:
+    """``SELECT_LIVE`` (GET by id) of records no read has touched, each once."""
+    rng = random.Random(7)  # noqa: S311 - sampling
+    ids = [data.evaluation_id(rng.randrange(data.evaluations)) for _ in range(COLD_READS)]
+    times: list[float] = []
+    plan = ""
+    client: list[float] = []
+    for index, evaluation_id in enumerate(ids):
+        if index % 2:
+            started = time.perf_counter()
+            await connection.fetchrow(SELECT_LIVE, evaluation_id)
+            client.append((time.perf_counter() - started) * 1000)
+            continue
+        rows = await connection.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {SELECT_LIVE}", evaluation_id)
+        plan = "\n".join(row[0] for row in rows)
+        times.append(_server_ms(plan.splitlines()))
+    return Read(
+        "GET /evaluations/{id}, records not read before",
+        None,
+        [Statement(SELECT_LIVE, (ids[-2],))],
+        [times],
+        [plan],
+        statistics.median(client),
+    )
+
+
+# -- report ------------------------------------------------------------------------------
+
+
+def render(reads: list[Read], data: ScaleData, load_s: float, repeat: int) -> str:
+    lines = [
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: {data.evaluations:,} evaluations and "
+        f"{data.events:,} events loaded in {load_s:.0f} s. Server-side = planning + "
+        f"execution reported by `EXPLAIN (ANALYZE, TIMING OFF)`, p50 of {repeat} runs per "
+        "statement (3 for statements over a second), summed over the statements of a read; "
+        f"client = p50 of as many calls through the service's own adapter "
+        "(`SqlEvaluationQueries`, or the asyncpg `SELECT_LIVE` for GET), driver and row "
+        "decoding included. The plans below are from one `EXPLAIN (ANALYZE, BUFFERS)` run "
+        "each (its per-node timing makes big scans look slower than the table's figure).",
+        "",
+        "| read | statements | server-side p50 ms | client ms | target | result |",
+        "|---|---:|---:|---:|---|---|",
+    ]
+    for read in reads:
+        target = "" if read.target_ms is None else f"< {read.target_ms:g} ms"
+        verdict = {None: "", True: "pass", False: "**FAIL**"}[read.passed]
+        lines.append(
+            f"| {read.name} | {len(read.statements)} | {read.server_ms:.2f} | "
+            f"{read.client_ms:.1f} | {target} | {verdict} |"
+        )
+    lines += ["", "### Plans", ""]
+    for read in reads:
+        lines += [f"#### {read.name}", ""]
+        for statement, times, plan in zip(read.statements, read.times_ms, read.plans, strict=True):
+            lines += [
+                f"p50 {statistics.median(times):.2f} ms:",
+                "",
+                "```sql",
+                statement.sql.strip(),
+                "```",
+                "",
+                "```",
+                plan,
+                "```",
+                "",
+            ]
+    return "\n".join(lines)
+
+
+async def run(evaluations: int, events: int, repeat: int, admin_url: str, *, write: bool) -> None:
+    data = ScaleData(evaluations, events)
+    async with throwaway_database(admin_url, "bench_scale") as dsn:
+        await asyncio.to_thread(migrate, dsn)
+        load_s = await load(dsn, data)
+        print(f"loaded in {load_s:.0f} s; measuring", file=sys.stderr)
+        reads = await measure(dsn, data, repeat)
+    text = render(reads, data, load_s, repeat)
+    print(text)
+    if write:
+        DOC.write_text(
+            replace_section(DOC.read_text() if DOC.exists() else "", SECTION, text, HEADING)
+        )
+        print(f"written to {DOC.relative_to(ROOT)}", file=sys.stderr)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="make bench-scale")
+    parser.add_argument("--no-write", action="store_true", help="do not update docs/bench-scale.md")
+    arguments = parser.parse_args()
+    asyncio.run(
+        run(
+            int(os.environ.get("BENCH_SCALE_EVALUATIONS") or 1_000_000),
+            int(os.environ.get("BENCH_SCALE_EVENTS") or 10_000_000),
+            int(os.environ.get("BENCH_SCALE_REPEAT") or 7),
+            os.environ.get("BENCH_DATABASE_URL") or DEFAULT_URL,
+            write=not arguments.no_write,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

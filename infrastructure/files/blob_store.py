@@ -27,6 +27,7 @@ from application.errors import BackendUnavailableError, BlobMissingError
 from application.ports.blob_store import BlobEntry
 from application.queries import BackendReport, MetricValue
 from infrastructure.files.keys import is_compressed_key, resolve_inside
+from infrastructure.metrics import blob_bytes, timed
 
 logger = logging.getLogger(__name__)
 
@@ -126,10 +127,14 @@ class FileBlobStore:
         return self._root
 
     async def put(self, key: str, data: bytes) -> int:
-        return await self._in_thread(lambda: self._put(key, data))
+        written = await self._in_thread(lambda: self._put(key, data))
+        blob_bytes("written", written)
+        return written
 
     async def get(self, key: str) -> bytes:
-        return await self._in_thread(lambda: self._get(key))
+        data = await self._in_thread(lambda: self._get(key))
+        blob_bytes("read", len(data))
+        return data
 
     async def stream(
         self, key: str, chunk_size: int = 65_536, start: int = 0
@@ -153,6 +158,7 @@ class FileBlobStore:
         handle = await self._in_thread(lambda: self._open_stored(key, path))
         try:
             while chunk := await self._in_thread(lambda: handle.read(chunk_size)):
+                blob_bytes("read", len(chunk))
                 yield chunk
         finally:
             handle.close()
@@ -188,9 +194,11 @@ class FileBlobStore:
             async for chunk in chunks:
                 # Compression runs in the worker thread too, off the event loop.
                 await self._in_thread(functools.partial(_write_all, handle, chunk, compressor))
-            return await self._in_thread(
+            written = await self._in_thread(
                 lambda: self._finish_stream(handle, compressor, temp, path)
             )
+            blob_bytes("written", written)
+            return written
         except BaseException:
             # The stream failed (client gone, bad text, full disk): the old blob stays.
             with anyio.CancelScope(shield=True):
@@ -202,7 +210,8 @@ class FileBlobStore:
 
     @staticmethod
     async def _in_thread(work: Callable[[], T]) -> T:
-        return await anyio.to_thread.run_sync(work)
+        with timed(BACKEND, "io"):
+            return await anyio.to_thread.run_sync(work)
 
     # -- blocking parts, run in worker threads ---------------------------------------------
 
@@ -307,7 +316,9 @@ class FileBlobStore:
     @staticmethod
     def _read(key: str, reader: _ChunkReader, size: int) -> bytes:
         try:
-            return reader.read(size)
+            chunk = reader.read(size)
+            blob_bytes("read", len(chunk))
+            return chunk
         except zstandard.ZstdError as exc:
             raise BackendUnavailableError(BACKEND, f"blob '{key}' is corrupt: {exc}") from exc
         except OSError as exc:

@@ -20,6 +20,7 @@ from application.queries import (
     cache_key_pattern,
     ttl_bucket,
 )
+from infrastructure.metrics import cache_lookup
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +57,11 @@ class MemoryCache:
         entry = self._live(key)
         if entry is None or entry.value is None:
             self.misses += 1
+            cache_lookup(hit=False)
             return None
         self._entries.move_to_end(key)
         self.hits += 1
+        cache_lookup(hit=True)
         return entry.value
 
     async def put_if_newer(self, key: str, version: int, value: bytes | None) -> None:

@@ -59,7 +59,7 @@ class PgTransaction:
         return await self._run(statement, write=True)
 
     async def _run(self, statement: Statement[T], *, write: bool) -> T:
-        with translate_errors():
+        with translate_errors("write" if write else "read"):
             fresh = self._connection is None
             connection = await self._acquire()
             try:
@@ -87,7 +87,7 @@ class PgTransaction:
     async def commit(self) -> None:
         transaction, self._transaction = self._transaction, None
         if transaction is not None:
-            with translate_errors():
+            with translate_errors("commit"):
                 await transaction.commit()
 
     async def rollback(self) -> None:

@@ -40,6 +40,7 @@ from collections.abc import Awaitable, Callable
 import redis.asyncio as redis
 
 from application.errors import BackendUnavailableError
+from infrastructure.metrics import cache_lookup
 from infrastructure.redis.connection import RedisConnection, RedisUnavailableError
 
 logger = logging.getLogger(__name__)
@@ -139,6 +140,7 @@ class RedisCache:
             self._connection.stats.misses += 1
         else:
             self._connection.stats.hits += 1
+        cache_lookup(value is not None)
         return value
 
     async def put_if_newer(self, key: str, version: int, value: bytes | None) -> None:

@@ -21,6 +21,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from infrastructure.metrics import timed
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -87,7 +89,8 @@ class RedisConnection:
         """Run ``operation`` on the client, or raise ``RedisUnavailableError`` without trying."""
         probe = self._admit()
         try:
-            result = await operation(self.client)
+            with timed("redis", "command"):
+                result = await operation(self.client)
         except _OUTAGE_ERRORS as exc:
             self._trip(exc)
             raise RedisUnavailableError(self.last_error) from exc

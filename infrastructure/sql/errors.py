@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from sqlalchemy import exc as sa_exc
 
 from application.errors import BackendUnavailableError
+from infrastructure.metrics import timed
 
 BACKEND = "database"
 
@@ -79,10 +80,11 @@ def unavailable(error: BaseException) -> BackendUnavailableError:
 
 
 @contextmanager
-def translate_errors() -> Iterator[None]:
-    """Re-raise connection-level failures as ``BackendUnavailableError``."""
+def translate_errors(operation: str = "statement") -> Iterator[None]:
+    """Re-raise connection-level failures as ``BackendUnavailableError``; time the block."""
     try:
-        yield
+        with timed(BACKEND, operation):
+            yield
     except BackendUnavailableError:
         raise
     except Exception as error:

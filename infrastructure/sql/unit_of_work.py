@@ -16,7 +16,7 @@ class SqlUnitOfWork:
         self._session = session
 
     async def commit(self) -> None:
-        with translate_errors():
+        with translate_errors("commit"):
             await self._session.commit()
 
     async def rollback(self) -> None:

@@ -50,7 +50,7 @@ test: lint ## Lint, then every test (needs PostgreSQL and Redis; CI fails withou
 test-fast: install ## Unit and use-case tests only
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-.PHONY: bench bench-scale bench-profile wrk
+.PHONY: bench bench-scale bench-profile bench-soak wrk
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 wrk:
@@ -61,6 +61,9 @@ bench: install wrk ## wrk against the service on PostgreSQL + Redis and its ceil
 
 bench-scale: install ## 1M evaluations + 10M events: list, deep cursor, statistics, GET; docs/bench-scale.md
 	$(BIN)/python -m benchmarks.scale
+
+bench-soak: install wrk ## RSS of the workers under BENCH_SOAK_MINUTES (10) of mixed load, and its slope; docs/benchmarks.md
+	$(BIN)/python -m benchmarks.soak
 
 bench-profile: install wrk ## py-spy flame graphs of the service under create and get_hot (docs/profiles/)
 	$(BIN)/python -m benchmarks.flamegraphs

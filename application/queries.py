@@ -1,7 +1,7 @@
 """Read models: list filters, pages, statistics and backend reports."""
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -46,6 +46,38 @@ class EvaluationQuery(msgspec.Struct, frozen=True, kw_only=True):
 
 class EvaluationPage(msgspec.Struct, frozen=True, kw_only=True):
     items: list[Evaluation]
+    next_cursor: ListCursor | None
+    total: int | None = None
+
+
+# Record fields a client may ask for by name (``fields=``), as the domain names them.
+# ``id`` and ``version`` come with every projection (identity and ETag).
+PROJECTABLE_FIELDS = frozenset(
+    name for name in Evaluation.__struct_fields__ if name not in {"deleted_at"}
+)
+ALWAYS_PROJECTED = frozenset({"id", "version"})
+# Field name -> domain value (``output``/``error`` are ``StoredPayload | None``).
+Projection = dict[str, Any]
+
+
+def check_projection(fields: frozenset[str]) -> frozenset[str]:
+    """The fields to read: the known ones asked for plus ``id`` and ``version``."""
+    unknown = fields - PROJECTABLE_FIELDS
+    if unknown:
+        raise ValueError(
+            f"unknown field(s): {', '.join(sorted(unknown))}; "
+            f"known: {', '.join(sorted(PROJECTABLE_FIELDS))}"
+        )
+    return fields | ALWAYS_PROJECTED
+
+
+def project(evaluation: Evaluation, fields: frozenset[str]) -> Projection:
+    """The projection of a whole record (what the SQL adapters read column by column)."""
+    return {name: getattr(evaluation, name) for name in fields | ALWAYS_PROJECTED}
+
+
+class ProjectedPage(msgspec.Struct, frozen=True, kw_only=True):
+    items: list[Projection]
     next_cursor: ListCursor | None
     total: int | None = None
 

@@ -7,6 +7,7 @@ and the use cases that share it.
 """
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import asyncpg
@@ -16,11 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from application.ports.audit_log import AuditLog
 from application.ports.backend_inspector import BackendInspector
 from application.ports.blob_store import BlobStore
+from application.ports.blob_urls import BlobUrls
 from application.ports.clock import Clock
 from application.ports.evaluation_maintenance import EvaluationMaintenance
 from application.ports.evaluation_queries import EvaluationQueries
 from application.ports.evaluation_repository import EvaluationRepository
 from application.ports.event_log import EventLog
+from application.ports.health_probe import HealthProbe
 from application.ports.log_store import LogStore
 from application.ports.log_tail import LogTail
 from application.ports.running_registry import RunningRegistry
@@ -46,10 +49,11 @@ from application.use_cases.evaluation_content import (
 )
 from application.use_cases.events import ListEvents, RecordEvent
 from application.use_cases.export_evaluations import ExportEvaluations
-from application.use_cases.get_evaluation import GetEvaluation
+from application.use_cases.get_evaluation import GetEvaluation, GetEvaluationFields
 from application.use_cases.import_evaluations import ImportEvaluation
-from application.use_cases.list_evaluations import ListEvaluations
+from application.use_cases.list_evaluations import ListEvaluationFields, ListEvaluations
 from application.use_cases.logs import AppendLog, ReadLog
+from application.use_cases.object_storage import GetPayloadUrl, TierPayloads
 from application.use_cases.rebuild_cache import RebuildCache
 from application.use_cases.running_evaluations import (
     GetRunningEvaluation,
@@ -63,10 +67,12 @@ from application.use_cases.storage_report import (
     GetBackendDetails,
     GetStorageOverview,
     StorageConfiguration,
+    as_probe,
 )
 from application.use_cases.update_evaluation import ChangeApplier, UpdateEvaluation
 from application.use_cases.warm_cache import WarmCache
 from domain.limits import InputLimits
+from domain.payload import PayloadLocation
 from infrastructure.clock import SystemClock
 from infrastructure.files.blob_store import FileBlobInspector, FileBlobStore
 from infrastructure.memory.audit import MemoryAuditLog
@@ -94,6 +100,8 @@ from infrastructure.redis.connection import RedisConnection
 from infrastructure.redis.inspector import RedisInspector
 from infrastructure.redis.log_tail import RedisLogTail
 from infrastructure.redis.running_registry import RedisRunningRegistry
+from infrastructure.s3.blob_store import NoBlobUrls, S3BlobInspector, S3BlobStore, S3BlobUrls
+from infrastructure.s3.client import S3Connection
 from infrastructure.sql.adapters import (
     SqlDatabaseInspector,
     SqlEvaluationQueries,
@@ -106,7 +114,7 @@ from infrastructure.sql.audit import SqlAuditLog
 from infrastructure.sql.engine import create_engine, create_session_maker
 from infrastructure.sql.maintenance import SqlEvaluationMaintenance
 from interfaces import acting
-from interfaces.settings import Settings, StorageBackend
+from interfaces.settings import BlobBackend, Settings, StorageBackend
 
 # The latest log bytes kept per running evaluation for tailing (``logs:{<id>}:latest``).
 LOG_TAIL_BYTES = 256 * 1024
@@ -124,6 +132,14 @@ class CacheInspector(BackendInspector, Protocol):
     """The cache's inspector."""
 
 
+@dataclass(frozen=True)
+class BlobPlacement:
+    """Where new blobs go (``location``) and the other stores old records may point at."""
+
+    location: PayloadLocation = PayloadLocation.FILE
+    others: dict[PayloadLocation, BlobStore] = field(default_factory=dict)
+
+
 class CoreProvider(Provider):
     """Settings, clock, services and use cases: the same whatever the adapters."""
 
@@ -131,8 +147,12 @@ class CoreProvider(Provider):
     clock = provide(SystemClock, provides=Clock, scope=Scope.APP)
 
     @provide(scope=Scope.APP)
-    def payloads(self, blobs: BlobStore, settings: Settings) -> PayloadStore:
-        return PayloadStore(blobs, settings.thresholds)
+    def payloads(
+        self, blobs: BlobStore, settings: Settings, placement: BlobPlacement
+    ) -> PayloadStore:
+        return PayloadStore(
+            blobs, settings.thresholds, location=placement.location, others=placement.others
+        )
 
     @provide(scope=Scope.APP)
     def configuration(self, settings: Settings) -> StorageConfiguration:
@@ -178,9 +198,11 @@ class CoreProvider(Provider):
         CreateEvaluation,
         ListAuditLog,
         GetEvaluation,
+        GetEvaluationFields,
         UpdateEvaluation,
         DeleteEvaluation,
         ListEvaluations,
+        ListEvaluationFields,
         ListRunningEvaluations,
         GetRunningEvaluation,
         RebuildRunningRegistry,
@@ -197,7 +219,6 @@ class CoreProvider(Provider):
         DescribeStorage,
         GetStorageOverview,
         GetBackendDetails,
-        CheckHealth,
         GetActivity,
         BrowseBlobs,
         CleanupEvaluations,
@@ -205,6 +226,8 @@ class CoreProvider(Provider):
         RebuildCache,
         ExportEvaluations,
         ImportEvaluation,
+        GetPayloadUrl,
+        TierPayloads,
         scope=Scope.REQUEST,
     )
 
@@ -319,6 +342,76 @@ class FileBlobProvider(Provider):
     def inspector(self, settings: Settings) -> BlobInspector:
         return FileBlobInspector(settings.file_storage_path)
 
+    @provide
+    def placement(self) -> BlobPlacement:
+        return BlobPlacement()
+
+
+class S3Provider(Provider):
+    """The S3 client (opened at start, closed at shutdown), its store and presigned URLs."""
+
+    scope = Scope.APP
+
+    @provide
+    async def connection(self, settings: Settings) -> AsyncIterator[S3Connection]:
+        assert settings.s3_bucket is not None
+        connection = S3Connection(
+            bucket=settings.s3_bucket,
+            endpoint_url=settings.s3_endpoint_url,
+            region=settings.s3_region,
+        )
+        await connection.open()
+        try:
+            if settings.s3_create_bucket:
+                await connection.ensure_bucket()
+            yield connection
+        finally:
+            await connection.close()
+
+    @provide
+    def store(self, connection: S3Connection, settings: Settings) -> S3BlobStore:
+        return S3BlobStore(connection, settings.s3_prefix)
+
+    @provide
+    def urls(self, store: S3BlobStore, connection: S3Connection, settings: Settings) -> BlobUrls:
+        return S3BlobUrls(store, connection, settings.s3_presign_expiry_s)
+
+
+class S3BlobProvider(Provider):
+    """``BLOB_BACKEND=s3``: new blobs in S3; records still pointing at files read from them."""
+
+    scope = Scope.APP
+
+    @provide
+    def blobs(self, store: S3BlobStore) -> BlobStore:
+        return store
+
+    @provide
+    def inspector(
+        self, store: S3BlobStore, connection: S3Connection, settings: Settings
+    ) -> BlobInspector:
+        return S3BlobInspector(store, connection, settings.s3_prefix)
+
+    @provide
+    def placement(self, settings: Settings) -> BlobPlacement:
+        files: BlobStore = FileBlobStore(settings.file_storage_path)
+        return BlobPlacement(PayloadLocation.S3, {PayloadLocation.FILE: files})
+
+
+class TieringPlacementProvider(Provider):
+    """Files first, S3 as the tier below (``S3_BUCKET`` set with ``BLOB_BACKEND=file``)."""
+
+    scope = Scope.APP
+
+    @provide(override=True)
+    def placement(self, store: S3BlobStore) -> BlobPlacement:
+        return BlobPlacement(PayloadLocation.FILE, {PayloadLocation.S3: store})
+
+
+class NoBlobUrlsProvider(Provider):
+    scope = Scope.APP
+    urls = provide(NoBlobUrls, provides=BlobUrls)
+
 
 class MemoryBlobProvider(Provider):
     scope = Scope.APP
@@ -332,6 +425,10 @@ class MemoryBlobProvider(Provider):
     def inspector(self, store: MemoryBlobStore) -> BlobInspector:
         return MemoryBlobInspector(store)
 
+    @provide
+    def placement(self) -> BlobPlacement:
+        return BlobPlacement()
+
 
 class RedisProvider(Provider):
     """Cache and running registry in Redis; both survive a Redis outage by design."""
@@ -341,7 +438,9 @@ class RedisProvider(Provider):
     @provide
     async def connection(self, settings: Settings) -> AsyncIterator[RedisConnection]:
         assert settings.redis_url is not None
-        connection = RedisConnection(settings.redis_url, timeout_s=settings.redis_timeout_s)
+        connection = RedisConnection(
+            settings.redis_url, timeout_s=settings.redis_timeout_s, cluster=settings.redis_cluster
+        )
         yield connection
         await connection.close()
 
@@ -403,6 +502,15 @@ class InspectorsProvider(Provider):
     ) -> list[BackendInspector]:
         return [database, blobs, cache]
 
+    @provide(scope=Scope.APP)
+    def probes(self, inspectors: list[BackendInspector]) -> list[HealthProbe]:
+        return [as_probe(inspector) for inspector in inspectors]
+
+    # Stateless: one per app, not one per health check.
+    @provide(scope=Scope.APP)
+    def check_health(self, probes: list[HealthProbe]) -> CheckHealth:
+        return CheckHealth(probes)
+
 
 def build_providers(settings: Settings) -> list[Provider]:
     """Pick one adapter per port from the settings."""
@@ -413,10 +521,14 @@ def build_providers(settings: Settings) -> list[Provider]:
         records = [SqlProvider(), PostgresWritePathsProvider()]
     else:
         records = [SqlProvider(), SqlWritePathsProvider()]
-    blobs: Provider = (
-        MemoryBlobProvider()
-        if settings.storage_backend is StorageBackend.MEMORY
-        else FileBlobProvider()
-    )
+    blobs: list[Provider]
+    if settings.storage_backend is StorageBackend.MEMORY:
+        blobs = [MemoryBlobProvider(), NoBlobUrlsProvider()]
+    elif settings.blob_backend is BlobBackend.S3:
+        blobs = [S3Provider(), S3BlobProvider()]
+    elif settings.s3_configured:
+        blobs = [FileBlobProvider(), S3Provider(), TieringPlacementProvider()]
+    else:
+        blobs = [FileBlobProvider(), NoBlobUrlsProvider()]
     cache: Provider = RedisProvider() if settings.redis_url else InProcessCacheProvider()
-    return [CoreProvider(), *records, blobs, cache, InspectorsProvider()]
+    return [CoreProvider(), *records, *blobs, cache, InspectorsProvider()]

@@ -31,6 +31,11 @@ class StorageBackend(StrEnum):
     MEMORY = "memory"
 
 
+class BlobBackend(StrEnum):
+    FILE = "file"
+    S3 = "s3"
+
+
 class LogFormat(StrEnum):
     CONSOLE = "console"
     JSON = "json"
@@ -53,6 +58,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     fallback_backend: FallbackBackend = FallbackBackend.FILE
     enable_caching: bool = True
     cache_ttl: int = 3600
+    # Pre-load the most recently changed records into the cache at start, in the background.
+    cache_warm_on_start: bool = True
+    cache_warm_count: int = 1000
     file_storage_path: Path = DEFAULT_DATA_DIR / "files"
     large_file_threshold: int = 102_400
     compression_threshold: int = 10_240
@@ -78,6 +86,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_event_message_bytes: int = 64 * 1024
     max_log_chunk_bytes: int = 1024 * 1024
     max_list_limit: int = 1000
+    # Scale-out (docs/scale-out.md): blobs in S3, Redis Cluster, tiering.
+    blob_backend: BlobBackend = BlobBackend.FILE
+    s3_endpoint_url: str | None = None  # None: AWS S3 itself
+    s3_bucket: str | None = None
+    s3_prefix: str = ""
+    s3_region: str | None = None  # None: AWS_REGION / AWS_DEFAULT_REGION / profile
+    s3_create_bucket: bool = True
+    s3_presign_expiry_s: int = 3600
+    tier_after_days: int | None = None  # default age of `storage-service tier`
+    redis_cluster: bool = False
 
     @property
     def thresholds(self) -> StorageThresholds:
@@ -96,6 +114,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             log_chunk_bytes=self.max_log_chunk_bytes,
             list_limit=self.max_list_limit,
         )
+
+    @property
+    def s3_configured(self) -> bool:
+        """Whether an S3 bucket is set (blob backend, tiering target or presigned URLs)."""
+        return self.s3_bucket is not None
 
     @property
     def is_postgres(self) -> bool:
@@ -157,9 +180,31 @@ def _parse_log_level(raw: str) -> str:
 def _parse_redis_url(raw: str) -> str | None:
     if not raw.strip():
         return None
-    if not raw.startswith(("redis://", "rediss://", "unix://")):
-        raise ValueError("must be a redis://, rediss:// or unix:// URL")
+    if not raw.startswith(("redis://", "rediss://", "unix://", *CLUSTER_SCHEMES)):
+        raise ValueError("must be a redis://, rediss://, unix:// or redis+cluster:// URL")
     return raw
+
+
+# ``redis+cluster://host:port`` (or ``rediss+cluster://``) is a Redis Cluster seed node,
+# the same as ``REDIS_CLUSTER=true`` with ``redis://host:port``.
+CLUSTER_SCHEMES = {"redis+cluster://": "redis://", "rediss+cluster://": "rediss://"}
+
+
+def _parse_http_url(raw: str) -> str:
+    if not raw.startswith(("http://", "https://")):
+        raise ValueError("must be an http:// or https:// URL")
+    return raw.rstrip("/")
+
+
+def _parse_bucket(raw: str) -> str:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", raw):
+        raise ValueError("must be an S3 bucket name (3-63 of a-z 0-9 . -)")
+    return raw
+
+
+def _parse_s3_prefix(raw: str) -> str:
+    prefix = raw.strip("/")
+    return f"{prefix}/" if prefix else ""
 
 
 _KEY_NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
@@ -192,6 +237,16 @@ def parse_api_keys(raw: str) -> tuple[ApiKey, ...]:
     return tuple(keys)
 
 
+def _parse_presign_expiry(raw: str) -> int:
+    value = _parse_positive_int(raw)
+    if value > MAX_PRESIGN_EXPIRY_S:
+        raise ValueError(f"must be at most {MAX_PRESIGN_EXPIRY_S} (7 days, the SigV4 limit)")
+    return value
+
+
+MAX_PRESIGN_EXPIRY_S = 7 * 24 * 3600
+
+
 def _parse_origins(raw: str) -> tuple[str, ...]:
     origins = tuple(origin.strip() for origin in raw.split(",") if origin.strip())
     for origin in origins:
@@ -219,6 +274,8 @@ _PARSERS: dict[str, tuple[str, Callable[[str], object]]] = {
     "FALLBACK_BACKEND": ("fallback_backend", _choice(FallbackBackend)),
     "ENABLE_CACHING": ("enable_caching", _parse_bool),
     "CACHE_TTL": ("cache_ttl", _parse_positive_int),
+    "CACHE_WARM_ON_START": ("cache_warm_on_start", _parse_bool),
+    "CACHE_WARM_COUNT": ("cache_warm_count", _parse_positive_int),
     "FILE_STORAGE_PATH": ("file_storage_path", Path),
     "LARGE_FILE_THRESHOLD": ("large_file_threshold", _parse_non_negative_int),
     "COMPRESSION_THRESHOLD": ("compression_threshold", _parse_non_negative_int),
@@ -243,6 +300,15 @@ _PARSERS: dict[str, tuple[str, Callable[[str], object]]] = {
     "MAX_EVENT_MESSAGE_BYTES": ("max_event_message_bytes", _parse_positive_int),
     "MAX_LOG_CHUNK_BYTES": ("max_log_chunk_bytes", _parse_positive_int),
     "MAX_LIST_LIMIT": ("max_list_limit", _parse_positive_int),
+    "BLOB_BACKEND": ("blob_backend", _choice(BlobBackend)),
+    "S3_ENDPOINT_URL": ("s3_endpoint_url", _parse_http_url),
+    "S3_BUCKET": ("s3_bucket", _parse_bucket),
+    "S3_PREFIX": ("s3_prefix", _parse_s3_prefix),
+    "S3_REGION": ("s3_region", str),
+    "S3_CREATE_BUCKET": ("s3_create_bucket", _parse_bool),
+    "S3_PRESIGN_EXPIRY_S": ("s3_presign_expiry_s", _parse_presign_expiry),
+    "TIER_AFTER_DAYS": ("tier_after_days", _parse_positive_int),
+    "REDIS_CLUSTER": ("redis_cluster", _parse_bool),
 }
 
 
@@ -260,7 +326,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
             raise SettingsError(f"{variable}={raw!r}: {_reason(exc)}") from None
     values["api_keys"] = _api_keys(env)
     values.update(overrides)
+    _cluster_url(values)
     settings = Settings(**values)  # type: ignore[arg-type]
+    _check_scale_out(settings)
     if settings.storage_backend is StorageBackend.FILE:
         raise SettingsError(
             "STORAGE_BACKEND=file: records on the file system alone are not supported yet; "
@@ -272,6 +340,28 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
             f"({settings.compression_threshold} > {settings.large_file_threshold})"
         )
     return settings
+
+
+def _cluster_url(values: dict[str, object]) -> None:
+    """``redis+cluster://`` turns cluster mode on and becomes a plain ``redis://`` URL."""
+    url = values.get("redis_url")
+    if not isinstance(url, str):
+        return
+    for scheme, plain in CLUSTER_SCHEMES.items():
+        if url.startswith(scheme):
+            values["redis_url"] = plain + url.removeprefix(scheme)
+            values["redis_cluster"] = True
+
+
+def _check_scale_out(settings: Settings) -> None:
+    if settings.blob_backend is BlobBackend.S3 and settings.s3_bucket is None:
+        raise SettingsError("BLOB_BACKEND=s3: S3_BUCKET must be set")
+    if settings.tier_after_days is not None and settings.s3_bucket is None:
+        raise SettingsError(
+            "TIER_AFTER_DAYS: tiering moves outputs to S3, so S3_BUCKET must be set"
+        )
+    if settings.redis_cluster and settings.redis_url is None:
+        raise SettingsError("REDIS_CLUSTER=true: REDIS_URL must name a cluster node")
 
 
 def _api_keys(env: Mapping[str, str]) -> tuple[ApiKey, ...]:

@@ -126,6 +126,26 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def free_port_pair(offset: int) -> tuple[int, int]:
+    """Two free loopback ports ``p`` and ``p + offset`` (servers that derive a second port)."""
+    import random
+
+    for _ in range(200):
+        port = random.randint(20_000, 65_535 - offset)
+        if _bindable(port) and _bindable(port + offset):
+            return port, port + offset
+    raise RuntimeError(f"no pair of free loopback ports {offset} apart")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def start_server(env: dict[str, str], log_path: Path) -> tuple[Any, str]:
     """Start ``storage-service serve`` as its own process; returns it and its URL once
     /health answers (the start fails the test with the server's log otherwise).

@@ -8,6 +8,7 @@ from application.queries import (
     EvaluationPage,
     EvaluationQuery,
     EvaluationStatistics,
+    ProjectedPage,
 )
 from domain.evaluation import Evaluation
 
@@ -18,6 +19,10 @@ class EvaluationQueries(Protocol):
     @abstractmethod
     async def list(self, query: EvaluationQuery) -> EvaluationPage:
         """Live records matching the filter, newest first, by offset or keyset cursor."""
+
+    @abstractmethod
+    async def list_fields(self, query: EvaluationQuery, fields: frozenset[str]) -> ProjectedPage:
+        """``list`` reading only ``fields`` (plus ``id`` and ``version``) of each record."""
 
     @abstractmethod
     async def list_active(self) -> builtins.list[Evaluation]:

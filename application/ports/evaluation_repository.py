@@ -1,6 +1,7 @@
 from abc import abstractmethod
 from typing import Protocol
 
+from application.queries import Projection
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 
@@ -15,6 +16,15 @@ class EvaluationRepository(Protocol):
     @abstractmethod
     async def get(self, evaluation_id: EvaluationId) -> Evaluation | None:
         """The live record, or ``None`` when unknown or soft-deleted."""
+
+    @abstractmethod
+    async def get_fields(
+        self, evaluation_id: EvaluationId, fields: frozenset[str]
+    ) -> Projection | None:
+        """Only ``fields`` of the live record (plus ``id`` and ``version``), read without
+        the other columns; ``None`` when unknown or soft-deleted. ``fields`` are checked
+        names (``check_projection``).
+        """
 
     @abstractmethod
     async def update(self, evaluation: Evaluation, expected_version: int) -> None:

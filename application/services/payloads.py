@@ -2,7 +2,7 @@
 
 import codecs
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 import msgspec
 
@@ -40,9 +40,45 @@ def evaluation_prefix(evaluation_id: EvaluationId) -> str:
 
 
 class PayloadStore:
-    def __init__(self, blobs: BlobStore, thresholds: StorageThresholds) -> None:
+    """Payloads by location: new blobs go to ``blobs`` (recorded as ``location``);
+    a payload is read and deleted through the store of its own recorded location,
+    so records written before a switch of ``BLOB_BACKEND``, or tiered, keep working.
+    """
+
+    def __init__(
+        self,
+        blobs: BlobStore,
+        thresholds: StorageThresholds,
+        *,
+        location: PayloadLocation = PayloadLocation.FILE,
+        others: Mapping[PayloadLocation, BlobStore] | None = None,
+    ) -> None:
         self._blobs = blobs
         self._thresholds = thresholds
+        self._location = location
+        self._stores: dict[PayloadLocation, BlobStore] = {**(others or {}), location: blobs}
+
+    def _store_of(self, payload: StoredPayload) -> BlobStore:
+        return self._stores.get(payload.location, self._blobs)
+
+    def _located(self, stored: StoredPayload) -> StoredPayload:
+        if stored.key is None or stored.location is self._location:
+            return stored
+        return msgspec.structs.replace(stored, location=self._location)
+
+    def can_store_in(self, location: PayloadLocation) -> bool:
+        return location in self._stores
+
+    async def move(self, payload: StoredPayload, target: PayloadLocation) -> StoredPayload:
+        """Copy a blob to the store of ``target`` under the same key; the source is kept.
+
+        The caller switches the record to the copy (compare-and-swap) and the
+        writer then deletes the source blob, like any replaced blob.
+        """
+        assert payload.key is not None
+        source = self._store_of(payload)
+        await self._stores[target].put_stream(payload.key, source.stream(payload.key))
+        return msgspec.structs.replace(payload, location=target)
 
     async def store(
         self, evaluation_id: EvaluationId, kind: PayloadKind, text: str
@@ -56,7 +92,7 @@ class PayloadStore:
         routed = route_payload(evaluation_id, kind, text, self._thresholds, new_token())
         if routed.blob is not None and routed.stored.key is not None:
             await self._blobs.put(routed.stored.key, routed.blob)
-        return routed.stored
+        return self._located(routed.stored)
 
     async def store_stream(
         self, evaluation_id: EvaluationId, kind: PayloadKind, chunks: AsyncIterator[bytes]
@@ -94,7 +130,7 @@ class PayloadStore:
         )
         assert stored.key is not None
         await self._blobs.put_stream(stored.key, checked())
-        return msgspec.structs.replace(stored, size=size)
+        return self._located(msgspec.structs.replace(stored, size=size))
 
     async def write_snapshot(self, evaluation: Evaluation) -> None:
         """Keep ``metadata.json`` beside an evaluation's blobs in step with the record."""
@@ -103,10 +139,30 @@ class PayloadStore:
 
     async def blobs_of(self, evaluation_id: EvaluationId) -> list[BlobEntry]:
         """Every stored blob of one evaluation, referenced or not (snapshot included)."""
-        return [entry async for entry in self._blobs.entries(evaluation_prefix(evaluation_id))]
+        prefix = evaluation_prefix(evaluation_id)
+        return [entry for store in self._distinct() async for entry in store.entries(prefix)]
 
     async def discard(self, key: str) -> None:
-        await self._blobs.delete(key)
+        """Delete ``key`` wherever it is (a tiered blob may briefly be in two stores)."""
+        for store in self._distinct():
+            await store.delete(key)
+
+    async def entries_in(self, location: PayloadLocation, prefix: str = "") -> list[BlobEntry]:
+        """Every blob of the store behind ``location`` (none when it has no store)."""
+        store = self._stores.get(location)
+        return [] if store is None else [entry async for entry in store.entries(prefix)]
+
+    async def discard_in(self, location: PayloadLocation, key: str) -> None:
+        store = self._stores.get(location)
+        if store is not None:
+            await store.delete(key)
+
+    def _distinct(self) -> list[BlobStore]:
+        stores: list[BlobStore] = []
+        for store in self._stores.values():
+            if all(store is not seen for seen in stores):
+                stores.append(store)
+        return stores
 
     async def discard_unsaved(
         self, before: Evaluation, after: Evaluation, keep: frozenset[str] = frozenset()
@@ -118,15 +174,19 @@ class PayloadStore:
                 fresh
                 and new is not None
                 and new.key is not None
-                and (old is None or old.key != new.key)
+                and (old is None or old.key != new.key or old.location != new.location)
             ):
-                await self._blobs.delete(new.key)
+                await self._store_of(new).delete(new.key)
 
     async def discard_replaced(self, before: Evaluation, after: Evaluation) -> None:
         """Delete blobs the committed record no longer points at."""
         for old, new in ((before.output, after.output), (before.error, after.error)):
-            if old is not None and old.key is not None and (new is None or new.key != old.key):
-                await self._blobs.delete(old.key)
+            if (
+                old is not None
+                and old.key is not None
+                and (new is None or new.key != old.key or new.location != old.location)
+            ):
+                await self._store_of(old).delete(old.key)
         if _has_blob(before) and not _has_blob(after):
             await self._blobs.delete(snapshot_key(after.id))
 
@@ -136,7 +196,7 @@ class PayloadStore:
             return None
         if payload.location is PayloadLocation.INLINE or payload.key is None:
             return payload.text
-        return (await self._blobs.get(payload.key)).decode("utf-8")
+        return (await self._store_of(payload).get(payload.key)).decode("utf-8")
 
     async def stream(
         self, payload: StoredPayload, byte_range: ByteRange | None = None
@@ -147,7 +207,7 @@ class PayloadStore:
         if payload.location is PayloadLocation.INLINE or payload.key is None:
             yield payload.text.encode("utf-8")[start : start + remaining]
             return
-        async for chunk in self._blobs.stream(payload.key, start=start):
+        async for chunk in self._store_of(payload).stream(payload.key, start=start):
             if len(chunk) >= remaining:
                 yield chunk[:remaining]
                 return
@@ -158,8 +218,9 @@ class PayloadStore:
         """A compressed blob's size and bytes as stored, for clients that accept zstd."""
         if payload.key is None or not payload.compressed:
             return None
-        size = await self._blobs.stored_size(payload.key)
-        return size, self._blobs.stream_stored(payload.key)
+        store = self._store_of(payload)
+        size = await store.stored_size(payload.key)
+        return size, store.stream_stored(payload.key)
 
 
 def _has_blob(evaluation: Evaluation) -> bool:

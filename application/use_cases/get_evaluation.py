@@ -1,5 +1,6 @@
-from application.errors import EvaluationNotFoundError
+from application.errors import EvaluationNotFoundError, InvalidRequestError
 from application.ports.evaluation_repository import EvaluationRepository
+from application.queries import Projection, check_projection, project
 from application.services.record_cache import RecordCache
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
@@ -21,3 +22,25 @@ class GetEvaluation:
             raise EvaluationNotFoundError(evaluation_id)
         await self._record_cache.fill(evaluation)
         return evaluation
+
+
+class GetEvaluationFields:
+    """Some fields of one record: from the cached record when there is one, else only
+    those columns from the store (the cache is not filled with a partial record)."""
+
+    def __init__(self, repository: EvaluationRepository, record_cache: RecordCache) -> None:
+        self._repository = repository
+        self._record_cache = record_cache
+
+    async def execute(self, evaluation_id: EvaluationId, fields: frozenset[str]) -> Projection:
+        try:
+            wanted = check_projection(fields)
+        except ValueError as exc:
+            raise InvalidRequestError("fields", str(exc)) from None
+        cached = await self._record_cache.get(evaluation_id)
+        if cached is not None:
+            return project(cached, wanted)
+        found = await self._repository.get_fields(evaluation_id, wanted)
+        if found is None:
+            raise EvaluationNotFoundError(evaluation_id)
+        return found

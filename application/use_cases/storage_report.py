@@ -5,6 +5,7 @@ import msgspec
 
 from application.errors import UnknownBackendError
 from application.ports.backend_inspector import BackendInspector
+from application.ports.health_probe import HealthProbe
 from application.queries import BackendReport, BackendState
 
 
@@ -86,16 +87,58 @@ class HealthReport(msgspec.Struct, frozen=True, kw_only=True):
     backends: dict[str, Any]
 
 
-class CheckHealth:
-    """Per-backend state; the service can serve unless the database is unavailable."""
+# A probe that has not answered within this many seconds counts as unavailable.
+HEALTH_TIMEOUT_S = 2.0
 
-    def __init__(self, inspectors: list[BackendInspector]) -> None:
-        self._inspectors = inspectors
+
+class InspectionProbe:
+    """``HealthProbe`` for a backend without a cheap probe: its (summary) inspection."""
+
+    def __init__(self, inspector: BackendInspector) -> None:
+        self._inspector = inspector
+        self.name = inspector.name
+
+    async def probe(self) -> BackendReport:
+        return await self._inspector.inspect()
+
+
+def as_probe(inspector: BackendInspector) -> HealthProbe:
+    """The inspector itself when it can probe cheaply, else its inspection."""
+    return inspector if isinstance(inspector, HealthProbe) else InspectionProbe(inspector)
+
+
+class CheckHealth:
+    """Per-backend state from cheap probes (one round trip each, concurrently, bounded
+    by ``timeout_s``); the service can serve unless the database is unavailable.
+
+    The counts and sizes stay in ``GetStorageOverview``: a health check polled every
+    few seconds must not grow with the data.
+    """
+
+    def __init__(self, probes: list[HealthProbe], timeout_s: float = HEALTH_TIMEOUT_S) -> None:
+        self._probes = probes
+        self._timeout_s = timeout_s
 
     async def execute(self) -> HealthReport:
-        reports = await inspect_all(self._inspectors)
+        reports: dict[str, BackendReport] = {}
+
+        async def run(probe: HealthProbe) -> None:
+            with anyio.move_on_after(self._timeout_s):
+                reports[probe.name] = await probe.probe()
+                return
+            reports[probe.name] = BackendReport(
+                name=probe.name,
+                type="unknown",
+                status="unavailable",
+                error=f"no answer within {self._timeout_s:g} s",
+            )
+
+        async with anyio.create_task_group() as group:
+            for probe in self._probes:
+                group.start_soon(run, probe)
+        ordered = {probe.name: reports[probe.name] for probe in self._probes}
         backends = {
             name: {"status": report.status, "type": report.type, "error": report.error}
-            for name, report in reports.items()
+            for name, report in ordered.items()
         }
-        return HealthReport(status=overall_state(reports), backends=backends)
+        return HealthReport(status=overall_state(ordered), backends=backends)

@@ -393,6 +393,10 @@ def _write(handle: IO[bytes], data: bytes, *, compress: bool) -> None:
     handle.write(compressor.flush())
 
 
+# Below this much free space on the file store's file system, health says unavailable.
+MIN_FREE_BYTES = 64 * 1024 * 1024
+
+
 class FileBlobInspector:
     """Measures the blob directory: counts, sizes, free space and whether it is writable."""
 
@@ -403,6 +407,31 @@ class FileBlobInspector:
 
     async def inspect(self, *, detailed: bool = False) -> BackendReport:
         return await anyio.to_thread.run_sync(lambda: self._inspect(detailed=detailed))
+
+    async def probe(self) -> BackendReport:
+        """The root exists and is a directory, and its file system has free space."""
+        return await anyio.to_thread.run_sync(self._probe)
+
+    def _probe(self) -> BackendReport:
+        error: str | None = None
+        free: int | None = None
+        try:
+            if not self._root.is_dir():
+                self._root.mkdir(parents=True, exist_ok=True)
+            usage = os.statvfs(self._root)
+            free = usage.f_bavail * usage.f_frsize
+        except OSError as exc:
+            error = f"storage path {self._root} is not usable: {_reason(exc)}"
+        else:
+            if free < MIN_FREE_BYTES:
+                error = f"storage path {self._root} has {free} bytes free"
+        return BackendReport(
+            name=self.name,
+            type="filesystem",
+            status="unavailable" if error else "healthy",
+            metrics={"free_bytes": free},
+            error=error,
+        )
 
     def _inspect(self, *, detailed: bool) -> BackendReport:
         error = self._probe_writable()

@@ -104,6 +104,9 @@ class MemoryBlobInspector:
     def __init__(self, store: MemoryBlobStore) -> None:
         self._store = store
 
+    async def probe(self) -> BackendReport:
+        return BackendReport(name=self.name, type="memory", status="healthy")
+
     async def inspect(self, *, detailed: bool = False) -> BackendReport:
         stored = self._store.stored()
         evaluations = {key.split("/")[1] for key in stored if key.startswith("evaluations/")}

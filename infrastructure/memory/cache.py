@@ -112,6 +112,9 @@ class MemoryCacheInspector:
     def __init__(self, cache: MemoryCache) -> None:
         self._cache = cache
 
+    async def probe(self) -> BackendReport:
+        return BackendReport(name=self.name, type="memory", status="healthy")
+
     async def inspect(self, *, detailed: bool = False) -> BackendReport:
         cache = self._cache
         entries, tombstones = cache.counts()

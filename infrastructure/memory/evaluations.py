@@ -20,7 +20,10 @@ from application.queries import (
     EvaluationStatistics,
     ListCursor,
     MetricValue,
+    ProjectedPage,
+    Projection,
     RuntimeStatistics,
+    project,
 )
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
@@ -90,6 +93,12 @@ class MemoryEvaluationRepository:
         evaluation = self._db.live(evaluation_id)
         return None if evaluation is None else copy.deepcopy(evaluation)
 
+    async def get_fields(
+        self, evaluation_id: EvaluationId, fields: frozenset[str]
+    ) -> Projection | None:
+        evaluation = self._db.live(evaluation_id)
+        return None if evaluation is None else project(copy.deepcopy(evaluation), fields)
+
     async def update(self, evaluation: Evaluation, expected_version: int) -> None:
         async with self._db.lock:
             stored = self._db.evaluations.get(evaluation.id)
@@ -128,6 +137,14 @@ class MemoryEvaluationQueries:
             next_cursor = ListCursor(created_at=items[-1].created_at, id=items[-1].id)
         total = len(matching) if query.include_total else None
         return EvaluationPage(items=items, next_cursor=next_cursor, total=total)
+
+    async def list_fields(self, query: EvaluationQuery, fields: frozenset[str]) -> ProjectedPage:
+        page = await self.list(query)
+        return ProjectedPage(
+            items=[project(item, fields) for item in page.items],
+            next_cursor=page.next_cursor,
+            total=page.total,
+        )
 
     async def daily_status_counts(self, since: datetime) -> builtins.list[DayStatusCount]:
         counts = Counter(
@@ -187,6 +204,9 @@ class MemoryDatabaseInspector:
 
     def __init__(self, database: MemoryDatabase) -> None:
         self._db = database
+
+    async def probe(self) -> BackendReport:
+        return BackendReport(name=self.name, type="memory", status="healthy")
 
     async def inspect(self, *, detailed: bool = False) -> BackendReport:
         db = self._db

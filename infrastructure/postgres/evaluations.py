@@ -7,15 +7,24 @@ from application.errors import (
     EvaluationNotFoundError,
     VersionConflictError,
 )
+from application.queries import Projection
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from infrastructure.postgres.transaction import PgTransaction, rows_affected
-from infrastructure.sql.evaluations import evaluation_from_row, evaluation_values
+from infrastructure.sql.evaluations import (
+    evaluation_from_row,
+    evaluation_values,
+    projection_columns,
+    projection_from_row,
+)
 from infrastructure.sql.tables import evaluations
 
 # Built once from the table's own column names (no input reaches these strings).
 # Column order of ``evaluation_values``: the statements and the arguments agree by construction.
-_COLUMNS = tuple(column.name for column in evaluations.c if column.name != "log_size")
+# ``log_size`` and ``event_count`` belong to the log store and the event log's trigger.
+_COLUMNS = tuple(
+    column.name for column in evaluations.c if column.name not in {"log_size", "event_count"}
+)
 _UPDATED = tuple(name for name in _COLUMNS if name != "id")
 _SELECTED = ", ".join(column.name for column in evaluations.c)
 
@@ -57,6 +66,19 @@ class PgEvaluationRepository:
             lambda connection: connection.fetchrow(SELECT_LIVE, evaluation_id)
         )
         return None if row is None else evaluation_from_row(row)
+
+    async def get_fields(
+        self, evaluation_id: EvaluationId, fields: frozenset[str]
+    ) -> Projection | None:
+        # Column names come from the table (``check_projection`` refused anything else).
+        statement = (
+            f"SELECT {', '.join(projection_columns(fields))} FROM evaluations "  # noqa: S608
+            "WHERE id = $1 AND deleted_at IS NULL"
+        )
+        row = await self._transaction.read(
+            lambda connection: connection.fetchrow(statement, evaluation_id)
+        )
+        return None if row is None else projection_from_row(row, fields)
 
     async def update(self, evaluation: Evaluation, expected_version: int) -> None:
         arguments = [evaluation.id, expected_version, *_arguments(evaluation, _UPDATED)]

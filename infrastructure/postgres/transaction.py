@@ -125,6 +125,9 @@ class PgTransaction:
         if connection is not None:
             _terminate(connection)
             await self._pool.release(connection)
+        # Whatever killed this one (a server restart, a proxy) likely killed its idle
+        # siblings too: the pool replaces them as they are next acquired.
+        await self._pool.expire_connections()
 
 
 def _terminate(connection: Connection) -> None:

@@ -218,6 +218,11 @@ class RedisCache:
         args: list[str | int | bytes] = [FENCE_VERSION, self._fence_ttl_seconds, "0"]
 
         async def fence(client: redis.Redis) -> object:
+            if self._connection.cluster:  # a cluster pipeline cannot carry scripts
+                return [
+                    await self._put_script(keys=[full_key], args=args, client=client)
+                    for full_key in full_keys
+                ]
             pipe = client.pipeline(transaction=False)
             for full_key in full_keys:
                 await self._put_script(keys=[full_key], args=args, client=pipe)
@@ -229,10 +234,13 @@ class RedisCache:
         """``UNLINK`` every ``<prefix>eval:{*}`` entry (not the ``...}:running`` keys)."""
         pattern = _glob_escape(self._prefix) + "eval:{*}"
         deleted = 0
-        cursor = 0
-        while True:
-            cursor, batch = await client.scan(cursor, match=pattern, count=_REPAIR_BATCH)
-            if batch:
+        batch: list[bytes] = []
+        # scan_iter walks every master of a Redis Cluster (SCAN alone sees one node).
+        async for key in client.scan_iter(match=pattern, count=_REPAIR_BATCH):
+            batch.append(key)
+            if len(batch) >= _REPAIR_BATCH:
                 deleted += await client.unlink(*batch)
-            if cursor == 0:
-                return deleted
+                batch = []
+        if batch:
+            deleted += await client.unlink(*batch)
+        return deleted

@@ -9,16 +9,24 @@ adapters turn into a miss or a no-op). After the cool-down one call probes
 is logged once when it starts and once when it ends, not per call.
 """
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import redis.asyncio as redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import (
+    ClusterDownError,
+    MasterDownError,
+    RedisClusterException,
+    RedisError,
+    SlotNotCoveredError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from infrastructure.metrics import timed
@@ -32,6 +40,10 @@ _OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
     RedisTimeoutError,
     TimeoutError,
     OSError,
+    # Redis Cluster: a master is down or its slots are not served right now.
+    ClusterDownError,
+    MasterDownError,
+    SlotNotCoveredError,
 )
 
 
@@ -62,15 +74,21 @@ class RedisConnection:
         timeout_s: float = 0.5,
         cooldown_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        cluster: bool = False,
     ) -> None:
         # One immediate retry on a connection error lets a pooled connection that died
         # with a restarted server be replaced transparently; a timeout is not retried
         # (it would double the wait), and longer outages are the breaker's business.
-        self.client: redis.Redis = redis.Redis.from_url(
-            url,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+        self.cluster = cluster
+        self.client: redis.Redis = (
+            _cluster_client(url, timeout_s)
+            if cluster
+            else redis.Redis.from_url(
+                url,
+                socket_timeout=timeout_s,
+                socket_connect_timeout=timeout_s,
+                retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+            )
         )
         self.stats = CacheStats()
         self.timeout_s = timeout_s
@@ -79,6 +97,10 @@ class RedisConnection:
         self._open_until: float | None = None
         self._probing = False
         self.last_error: str | None = None
+        # A cluster client learns the topology once, serially: redis-py's async cluster
+        # breaks connections when many first calls initialise it at the same time.
+        self._topology_known = not cluster
+        self._topology_lock = asyncio.Lock()
 
     @property
     def is_open(self) -> bool:
@@ -89,12 +111,14 @@ class RedisConnection:
         """Run ``operation`` on the client, or raise ``RedisUnavailableError`` without trying."""
         probe = self._admit()
         try:
+            if not self._topology_known:
+                await self._learn_topology()
             with timed("redis", "command"):
                 result = await operation(self.client)
         except _OUTAGE_ERRORS as exc:
             self._trip(exc)
             raise RedisUnavailableError(self.last_error) from exc
-        except RedisError as exc:  # an error reply: the server is up, this call failed
+        except (RedisError, RedisClusterException) as exc:  # the server is up, this call failed
             logger.warning("redis: command failed: %s", exc)
             raise RedisUnavailableError(str(exc)) from exc
         finally:
@@ -115,7 +139,14 @@ class RedisConnection:
         self._probing = True
         return True
 
+    async def _learn_topology(self) -> None:
+        async with self._topology_lock:
+            if not self._topology_known:
+                await cast("RedisCluster", self.client).initialize()
+                self._topology_known = True
+
     def _trip(self, exc: BaseException) -> None:
+        self._topology_known = not self.cluster  # a master may have moved: ask again
         first = self._open_until is None
         self.last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         self._open_until = self._clock() + self.cooldown_s
@@ -128,3 +159,22 @@ class RedisConnection:
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+def _cluster_client(url: str, timeout_s: float) -> redis.Redis:
+    """A ``RedisCluster`` seeded by ``url``, behind the same interface the adapters use.
+
+    Every command the adapters send exists on both clients with the same
+    signature; each multi-key script or transaction touches the keys of one
+    evaluation, which share a hash tag (``{<id>}``) and so one slot. Cluster
+    errors (a master down, slots uncovered: ``ClusterDownError``) are
+    ``RedisError``s and so a miss or a no-op like any other outage. Retries
+    stay small so a dead master costs a request little before the breaker opens.
+    """
+    client = RedisCluster.from_url(
+        url,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        retry=Retry(NoBackoff(), 1),
+    )
+    return cast("redis.Redis", client)

@@ -53,6 +53,20 @@ class RedisInspector:
         self._prefix = prefix
         self._scan_limit = max(scan_limit, _SCAN_BATCH)
 
+    async def probe(self) -> BackendReport:
+        """One ``PING`` (answered at once as unavailable while the circuit is open)."""
+
+        async def ping(client: redis.Redis) -> None:
+            await client.ping()
+
+        try:
+            await self._connection.execute(ping)
+        except RedisUnavailableError as exc:
+            return BackendReport(
+                name=self.name, type="redis", status="unavailable", error=str(exc) or "unreachable"
+            )
+        return BackendReport(name=self.name, type="redis", status="healthy")
+
     async def inspect(self, *, detailed: bool = False) -> BackendReport:
         stats = self._connection.stats
         metrics: dict[str, MetricValue] = {

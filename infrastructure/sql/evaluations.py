@@ -6,6 +6,7 @@ here commits: the use case does, through the unit of work.
 
 import builtins
 import math
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any, Protocol
 
@@ -24,6 +25,8 @@ from application.queries import (
     EvaluationQuery,
     EvaluationStatistics,
     ListCursor,
+    ProjectedPage,
+    Projection,
     RuntimeStatistics,
 )
 from domain.evaluation import Evaluation
@@ -32,7 +35,12 @@ from domain.payload import PayloadLocation, StoredPayload
 from domain.status import ACTIVE_STATUSES, EvaluationStatus
 from infrastructure.sql.dialect import insert_for, utc_day
 from infrastructure.sql.errors import translate_errors
-from infrastructure.sql.tables import evaluation_events, evaluations
+from infrastructure.sql.tables import (
+    COUNTER_NAMES,
+    evaluation_counters,
+    evaluation_runtimes,
+    evaluations,
+)
 
 PERCENTILES = (50, 95, 99)
 
@@ -98,6 +106,44 @@ def evaluation_from_row(row: Row) -> Evaluation:
         deleted_at=row["deleted_at"],
         version=row["version"],
     )
+
+
+_PAYLOAD_FIELDS = ("output", "error")
+
+
+def projection_columns(fields: frozenset[str]) -> list[str]:
+    """The ``evaluations`` columns a projection reads, in a stable order."""
+    columns: list[str] = []
+    for name in sorted(fields):
+        if name in _PAYLOAD_FIELDS:
+            columns += [name, f"{name}_location", f"{name}_size", f"{name}_compressed"]
+            columns.append(f"{name}_key")
+        else:
+            columns.append(name)
+    return columns
+
+
+def projection_from_row(row: Row, fields: frozenset[str]) -> Projection:
+    """Domain values of ``fields`` from a row holding ``projection_columns(fields)``."""
+    values: Projection = {}
+    for name in fields:
+        if name in _PAYLOAD_FIELDS:
+            values[name] = _payload(
+                row[f"{name}_location"],
+                row[f"{name}_size"],
+                row[name],
+                row[f"{name}_compressed"],
+                row[f"{name}_key"],
+            )
+        elif name == "id":
+            values[name] = EvaluationId(row[name])
+        elif name == "status":
+            values[name] = EvaluationStatus(row[name])
+        elif name == "metadata":
+            values[name] = dict(row[name] or {})
+        else:
+            values[name] = row[name]
+    return values
 
 
 def _payload_values(prefix: str, payload: StoredPayload | None) -> dict[str, Any]:
@@ -166,6 +212,15 @@ class SqlEvaluationRepository:
             row = (await self._session.execute(statement)).mappings().first()
         return None if row is None else evaluation_from_row(row)
 
+    async def get_fields(
+        self, evaluation_id: EvaluationId, fields: frozenset[str]
+    ) -> Projection | None:
+        columns = [evaluations.c[name] for name in projection_columns(fields)]
+        statement = sa.select(*columns).where(evaluations.c.id == evaluation_id, _live)
+        with translate_errors():
+            row = (await self._session.execute(statement)).mappings().first()
+        return None if row is None else projection_from_row(row, fields)
+
     async def update(self, evaluation: Evaluation, expected_version: int) -> None:
         values = evaluation_values(evaluation)
         del values["id"]
@@ -226,9 +281,35 @@ class SqlEvaluationQueries:
         self._session = session
 
     async def list(self, query: EvaluationQuery) -> EvaluationPage:
+        rows, total = await self._page(query, list(evaluations.c))
+        limit = max(query.limit, 0)
+        items = [evaluation_from_row(row) for row in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit and items:
+            last = items[-1]
+            next_cursor = ListCursor(created_at=last.created_at, id=last.id)
+        return EvaluationPage(items=items, next_cursor=next_cursor, total=total)
+
+    async def list_fields(self, query: EvaluationQuery, fields: frozenset[str]) -> ProjectedPage:
+        names = projection_columns(fields)
+        # The keyset cursor needs the last row's (created_at, id) whatever was asked for.
+        names += [name for name in ("created_at", "id") if name not in names]
+        rows, total = await self._page(query, [evaluations.c[name] for name in names])
+        limit = max(query.limit, 0)
+        items = [projection_from_row(row, fields) for row in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit and items:
+            last = rows[limit - 1]
+            next_cursor = ListCursor(created_at=last["created_at"], id=EvaluationId(last["id"]))
+        return ProjectedPage(items=items, next_cursor=next_cursor, total=total)
+
+    async def _page(
+        self, query: EvaluationQuery, columns: builtins.list[sa.ColumnElement[Any]]
+    ) -> tuple[Sequence[sa.RowMapping], int | None]:
+        """Up to ``limit + 1`` rows of ``columns`` (one more tells whether a page follows)."""
         conditions = filter_conditions(query.filter)
         limit = max(query.limit, 0)
-        statement = sa.select(evaluations).where(*conditions)
+        statement = sa.select(*columns).where(*conditions)
         if query.cursor is not None:
             statement = statement.where(
                 sa.tuple_(evaluations.c.created_at, evaluations.c.id)
@@ -249,14 +330,7 @@ class SqlEvaluationQueries:
                 total = await self._session.scalar(
                     sa.select(sa.func.count()).select_from(evaluations).where(*conditions)
                 )
-        items = [evaluation_from_row(row) for row in rows[:limit]]
-        next_cursor = None
-        if len(rows) > limit and items:
-            last = items[-1]
-            next_cursor = ListCursor(created_at=last.created_at, id=last.id)
-        return EvaluationPage(
-            items=items, next_cursor=next_cursor, total=None if total is None else int(total)
-        )
+        return rows, None if total is None else int(total)
 
     async def blob_keys(self) -> set[str]:
         keys: set[str] = set()
@@ -302,80 +376,80 @@ class SqlEvaluationQueries:
             return await self._statistics()
 
     async def _statistics(self) -> EvaluationStatistics:
+        """From the counters the triggers of migration 0003 keep: a few hundred rows at most,
+        whatever the number of records (``docs/bench-scale.md``)."""
         session = self._session
+        sums = [sa.func.sum(evaluation_counters.c[name]) for name in COUNTER_NAMES]
+        groups = (
+            await session.execute(
+                sa.select(evaluation_counters.c.status, evaluation_counters.c.language, *sums)
+                .group_by(evaluation_counters.c.status, evaluation_counters.c.language)
+                .having(sums[0] > 0)
+            )
+        ).all()
+        totals = dict.fromkeys(COUNTER_NAMES, 0)
         by_status: dict[str, int] = {}
-        status_rows = await session.execute(
-            sa.select(evaluations.c.status, sa.func.count())
-            .where(_live)
-            .group_by(evaluations.c.status)
-        )
-        for status, count in status_rows:
-            by_status[status] = int(count)
-        language_rows = await session.execute(
-            sa.select(evaluations.c.language, sa.func.count())
-            .where(_live)
-            .group_by(evaluations.c.language)
-        )
-        by_language = {language: int(count) for language, count in language_rows}
-
-        runtime = evaluations.c.runtime_ms
-        with_runtime = [_live, runtime.is_not(None)]
-        aggregate = (
-            await session.execute(
-                sa.select(sa.func.count(runtime), sa.func.avg(runtime), sa.func.max(runtime)).where(
-                    *with_runtime
-                )
-            )
-        ).one()
-        runtime_count = int(aggregate[0])
+        by_language: dict[str, int] = {}
+        for status, language, *values in groups:
+            count = int(values[0])
+            by_status[status] = by_status.get(status, 0) + count
+            by_language[language] = by_language.get(language, 0) + count
+            for name, value in zip(COUNTER_NAMES, values, strict=True):
+                totals[name] += int(value or 0)
+        runtime_count = totals["runtime_count"]
         percentiles: dict[int, int | None] = dict.fromkeys(PERCENTILES)
+        max_ms: int | None = None
         if runtime_count:
-            for percentile in PERCENTILES:
-                value = await session.scalar(
-                    sa.select(runtime)
-                    .where(*with_runtime)
-                    .order_by(runtime)
-                    .limit(1)
-                    .offset(nearest_rank(percentile, runtime_count))
-                )
-                percentiles[percentile] = None if value is None else int(value)
-
-        bytes_by_location: dict[str, int] = {}
-        for location, size in (
-            (evaluations.c.output_location, evaluations.c.output_size),
-            (evaluations.c.error_location, evaluations.c.error_size),
-        ):
-            rows = await session.execute(
-                sa.select(location, sa.func.coalesce(sa.func.sum(size), 0))
-                .where(_live, location.is_not(None))
-                .group_by(location)
-            )
-            for name, total in rows:
-                bytes_by_location[name] = bytes_by_location.get(name, 0) + int(total)
-
-        events = await session.scalar(
-            sa.select(sa.func.count()).select_from(evaluation_events.join(evaluations)).where(_live)
-        )
-        totals = (
-            await session.execute(
-                sa.select(
-                    sa.func.count(), sa.func.coalesce(sa.func.sum(evaluations.c.log_size), 0)
-                ).where(_live)
-            )
-        ).one()
+            percentiles, max_ms = await self._runtime_percentiles(runtime_count)
         return EvaluationStatistics(
-            total=int(totals[0]),
+            total=totals["evaluations"],
             by_status=by_status,
             by_language=by_language,
             runtime=RuntimeStatistics(
                 count=runtime_count,
-                average_ms=None if aggregate[1] is None else float(aggregate[1]),
+                average_ms=totals["runtime_sum"] / runtime_count if runtime_count else None,
                 p50_ms=percentiles[50],
                 p95_ms=percentiles[95],
                 p99_ms=percentiles[99],
-                max_ms=None if aggregate[2] is None else int(aggregate[2]),
+                max_ms=max_ms,
             ),
-            bytes_by_location=bytes_by_location,
-            events=int(events or 0),
-            log_bytes=int(totals[1]),
+            bytes_by_location={
+                location: totals[f"{location}_bytes"]
+                for location in ("inline", "file", "s3")
+                if totals[f"{location}_payloads"] > 0
+            },
+            events=totals["events"],
+            log_bytes=totals["log_bytes"],
         )
+
+    async def _runtime_percentiles(self, count: int) -> tuple[dict[int, int | None], int | None]:
+        """Nearest-rank percentiles in one pass over the runtime histogram (distinct values)."""
+        histogram = evaluation_runtimes.c
+        cumulative = (
+            sa.select(
+                histogram.runtime_ms,
+                sa.func.sum(histogram.count)
+                .over(order_by=histogram.runtime_ms)
+                .label("cumulative"),
+            )
+            .where(histogram.count > 0)
+            .subquery()
+        )
+        ranks = {p: nearest_rank(p, count) + 1 for p in PERCENTILES}
+        row = (
+            await self._session.execute(
+                sa.select(
+                    *(
+                        sa.func.min(
+                            sa.case(
+                                (cumulative.c.cumulative >= rank, cumulative.c.runtime_ms),
+                            )
+                        )
+                        for rank in ranks.values()
+                    ),
+                    sa.func.max(cumulative.c.runtime_ms),
+                )
+            )
+        ).one()
+        values = [None if value is None else int(value) for value in row]
+        return dict(zip(ranks, values[:-1], strict=True)), values[-1]

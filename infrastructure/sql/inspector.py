@@ -36,6 +36,17 @@ class SqlDatabaseInspector:
             name=self.name, type=self._type, status="healthy", metrics=metrics, details=details
         )
 
+    async def probe(self) -> BackendReport:
+        """``SELECT 1`` on a pooled connection: reachable or not, nothing counted."""
+        try:
+            async with self._engine.connect() as connection:
+                await connection.execute(sa.text("SELECT 1"))
+        except Exception as error:
+            return BackendReport(
+                name=self.name, type=self._type, status="unavailable", error=short_reason(error)
+            )
+        return BackendReport(name=self.name, type=self._type, status="healthy")
+
     async def _metrics(self, session: AsyncSession) -> dict[str, MetricValue]:
         live = sa.func.count().filter(evaluations.c.deleted_at.is_(None))
         deleted = sa.func.count().filter(evaluations.c.deleted_at.is_not(None))

@@ -58,8 +58,20 @@ evaluations = sa.Table(
     sa.Column("version", sa.Integer(), nullable=False, server_default="1"),
     # Bytes of log appended so far: the atomic counter that places each chunk.
     sa.Column("log_size", sa.BigInteger(), nullable=False, server_default="0"),
-    sa.Index("idx_evaluations_status", "status"),
-    sa.Index("idx_evaluations_language", "language"),
+    # Events of this record, kept by a trigger (migration 0003) for the statistics counters.
+    sa.Column("event_count", sa.BigInteger(), nullable=False, server_default="0"),
+    # A filtered page walks its filter's index in page order (live records only).
+    *(
+        sa.Index(
+            f"idx_evaluations_live_{column}",
+            column,
+            sa.text("created_at DESC"),
+            sa.text("id DESC"),
+            postgresql_where=sa.text("deleted_at IS NULL"),
+            sqlite_where=sa.text("deleted_at IS NULL"),
+        )
+        for column in ("status", "language")
+    ),
     # Keyset paging walks (created_at DESC, id DESC).
     sa.Index("idx_evaluations_created_at", sa.text("created_at DESC"), sa.text("id DESC")),
 )
@@ -123,4 +135,46 @@ audit_log = sa.Table(
     sa.Index("idx_audit_log_at", "at"),
 )
 
-ALL_TABLES = (evaluations, evaluation_events, log_chunks, audit_log)
+# Statistics of live records, kept by triggers in the transaction of every write
+# (migration 0003): per (status, language) and shard, summed on read.
+COUNTER_NAMES = (
+    "evaluations",
+    "runtime_count",
+    "runtime_sum",
+    "inline_payloads",
+    "inline_bytes",
+    "file_payloads",
+    "file_bytes",
+    "s3_payloads",
+    "s3_bytes",
+    "log_bytes",
+    "events",
+)
+evaluation_counters = sa.Table(
+    "evaluation_counters",
+    metadata,
+    sa.Column("status", sa.String(50), primary_key=True),
+    sa.Column("language", sa.String(50), primary_key=True),
+    sa.Column("shard", sa.SmallInteger(), primary_key=True),
+    *(
+        sa.Column(name, sa.BigInteger(), nullable=False, server_default="0")
+        for name in COUNTER_NAMES
+    ),
+)
+
+# How many live records have each runtime: exact percentiles without sorting the records.
+evaluation_runtimes = sa.Table(
+    "evaluation_runtimes",
+    metadata,
+    sa.Column("runtime_ms", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("count", sa.BigInteger(), nullable=False, server_default="0"),
+)
+
+ALL_TABLES = (
+    evaluations,
+    evaluation_events,
+    log_chunks,
+    audit_log,
+    evaluation_counters,
+    evaluation_runtimes,
+)

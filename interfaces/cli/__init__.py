@@ -1,8 +1,9 @@
 """The ``storage-service`` console script, one module per command group.
 
 ``server`` (serve, migrate), ``storage`` (fsck, usage), ``cache`` (warm-cache,
-rebuild-cache) and ``data`` (cleanup, export, import). The same commands are
-reachable through the Litestar CLI (``litestar storage ...``, see ``plugin``).
+rebuild-cache), ``data`` (cleanup, export, import) and ``objects`` (tier,
+s3-lifecycle). The same commands are reachable through the Litestar CLI
+(``litestar storage ...``, see ``plugin``).
 """
 
 import click
@@ -10,6 +11,7 @@ import click
 from interfaces.cli.cache import rebuild_cache, warm_cache
 from interfaces.cli.common import CONTEXT_SETTINGS
 from interfaces.cli.data import cleanup, export_command, import_command
+from interfaces.cli.objects import s3_lifecycle, tier
 from interfaces.cli.server import migrate, serve
 from interfaces.cli.storage import fsck, usage
 
@@ -23,6 +25,8 @@ COMMANDS: tuple[click.Command, ...] = (
     rebuild_cache,
     export_command,
     import_command,
+    tier,
+    s3_lifecycle,
 )
 
 

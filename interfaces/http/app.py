@@ -29,6 +29,7 @@ from interfaces.http.explorer import explorer_router, template_config
 from interfaces.http.observability import MetricsController, RequestIdMiddleware, prometheus_config
 from interfaces.http.retention import retention
 from interfaces.http.security import require_access, session_config
+from interfaces.http.warming import cache_warming
 from interfaces.providers import build_providers
 from interfaces.settings import Settings, load_settings
 
@@ -58,7 +59,7 @@ def create_app(settings: Settings | None = None, *override_providers: Provider) 
             )
         await _rebuild_running_registry(container)
         try:
-            async with retention(container, settings):
+            async with retention(container, settings), cache_warming(container, settings):
                 yield
         finally:
             await container.close()

@@ -2,6 +2,7 @@
 
 import base64
 import binascii
+from collections.abc import Iterable
 from typing import Annotated
 
 import msgspec
@@ -60,3 +61,23 @@ def decode_cursor(raw: str) -> ListCursor:
     except (binascii.Error, UnicodeEncodeError, msgspec.DecodeError, ValueError):
         raise invalid_field("cursor", "is not a cursor this service issued") from None
     return cursor
+
+
+FIELDS_DESCRIPTION = (
+    "Comma-separated field names to return (e.g. `status,created_at,completed_at`); "
+    "`id` is always included. Unset: the whole record"
+)
+
+
+def parse_fields(raw: str, known: Iterable[str]) -> frozenset[str]:
+    """The API field names of a ``fields=`` value (422 naming ``fields`` otherwise)."""
+    names = frozenset(part.strip() for part in raw.split(",") if part.strip())
+    if not names:
+        raise invalid_field("fields", "must name at least one field")
+    unknown = names - frozenset(known)
+    if unknown:
+        raise invalid_field(
+            "fields",
+            f"unknown field(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}",
+        )
+    return names

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from application.queries import RunningInfo
+from application.queries import Projection, RunningInfo
 from domain.evaluation import Evaluation
 from domain.status import EvaluationStatus
 from domain.timeline import EvaluationEvent
@@ -143,6 +143,65 @@ class EvaluationBody(msgspec.Struct, kw_only=True):
             version=evaluation.version,
             storage_info=StorageInfo.of(evaluation) if storage_info else UNSET,
         )
+
+
+# Names ``fields=`` accepts (those of ``EvaluationBody``) and the record field each reads.
+API_FIELDS: dict[str, str] = {
+    **{
+        name: name
+        for name in EvaluationBody.__struct_fields__
+        if name not in {"storage_info", "output_truncated", "error_truncated"}
+    },
+    "output_truncated": "output",
+    "error_truncated": "error",
+}
+
+
+class EvaluationFieldsBody(msgspec.Struct, kw_only=True):
+    """The fields of a stored evaluation named in ``fields=`` (``id`` always)."""
+
+    id: str
+    code: str | UnsetType = UNSET
+    language: str | UnsetType = UNSET
+    status: EvaluationStatus | UnsetType = UNSET
+    output: str | None | UnsetType = UNSET
+    error: str | None | UnsetType = UNSET
+    output_truncated: bool | UnsetType = UNSET
+    error_truncated: bool | UnsetType = UNSET
+    created_at: datetime | UnsetType = UNSET
+    updated_at: datetime | UnsetType = UNSET
+    started_at: datetime | None | UnsetType = UNSET
+    completed_at: datetime | None | UnsetType = UNSET
+    runtime_ms: int | None | UnsetType = UNSET
+    metadata: Metadata | UnsetType = UNSET
+    celery_task_id: str | None | UnsetType = UNSET
+    retries: int | UnsetType = UNSET
+    executor_id: str | None | UnsetType = UNSET
+    container_id: str | None | UnsetType = UNSET
+    version: int | UnsetType = UNSET
+
+    @classmethod
+    def of(cls, values: Projection, names: frozenset[str]) -> "EvaluationFieldsBody":
+        body: dict[str, Any] = {}
+        for name in names:
+            value = values[API_FIELDS[name]]
+            if name in ("output", "error"):
+                value = value.text if value is not None else None
+            elif name in ("output_truncated", "error_truncated"):
+                value = value.truncated if value is not None else False
+            body[name] = value
+        body["id"] = values["id"]
+        return cls(**body)
+
+
+class EvaluationFieldsList(msgspec.Struct, kw_only=True):
+    """A page of evaluations with only the fields named in ``fields=``."""
+
+    items: list[EvaluationFieldsBody]
+    limit: int
+    next_cursor: str | None
+    offset: int | UnsetType = UNSET
+    total: int | UnsetType = UNSET
 
 
 class EvaluationList(msgspec.Struct, kw_only=True):

@@ -1,4 +1,4 @@
-"""The BlobStore contract, held against the memory and the file adapter alike."""
+"""The BlobStore contract, held against the memory, the file and the S3 adapter alike."""
 
 import os
 import subprocess
@@ -22,10 +22,14 @@ ZKEY = "evaluations/eval_1/output.txt.zst"
 BAD_KEYS = ["../x", "/etc/passwd", "a/../../b", "", "a/./b", "a//b", "a\x00b", "..", "a/.."]
 
 
-@pytest.fixture(params=["memory", "file"])
+@pytest.fixture(params=["memory", "file", pytest.param("s3", marks=pytest.mark.s3)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
     if request.param == "memory":
         return MemoryBlobStore()
+    if request.param == "s3":
+        # SeaweedFS, one per session; a fresh key prefix per test (tests/s3_server.py).
+        s3: BlobStore = request.getfixturevalue("s3_store")
+        return s3
     return FileBlobStore(tmp_path / "blobs")
 
 

@@ -13,6 +13,7 @@ from infrastructure.memory.cache import MemoryCache, MemoryCacheInspector
 from infrastructure.redis.cache import RedisCache
 from infrastructure.redis.connection import RedisConnection
 from infrastructure.redis.inspector import RedisInspector
+from tests.redis_cluster import drop_keys, redis_target
 from tests.services import TEST_REDIS_URL, drop_redis_keys, redis_test_prefix
 
 pytestmark = pytest.mark.anyio
@@ -28,7 +29,13 @@ class Harness:
     counters: Callable[[], tuple[int, int]]
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(
+    params=[
+        "memory",
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("redis-cluster", marks=pytest.mark.redis_cluster),
+    ]
+)
 async def harness(request: pytest.FixtureRequest, anyio_backend: str) -> AsyncIterator[Harness]:
     if request.param == "memory":
         now = [1000.0]
@@ -39,8 +46,8 @@ async def harness(request: pytest.FixtureRequest, anyio_backend: str) -> AsyncIt
         memory = MemoryCache(ttl_seconds=TTL, clock=lambda: now[0])
         yield Harness(memory, advance, lambda: (memory.hits, memory.misses))
         return
-    prefix = redis_test_prefix()
-    connection = RedisConnection(TEST_REDIS_URL, timeout_s=2.0)
+    url, cluster, prefix = redis_target(request)
+    connection = RedisConnection(url, timeout_s=2.0, cluster=cluster)
     cache = RedisCache(connection, ttl_seconds=TTL, prefix=prefix)
 
     async def wait() -> None:
@@ -49,7 +56,7 @@ async def harness(request: pytest.FixtureRequest, anyio_backend: str) -> AsyncIt
     try:
         yield Harness(cache, wait, lambda: (cache.hits, cache.misses))
     finally:
-        await drop_redis_keys(prefix)
+        await drop_keys(prefix, url, cluster)
         await connection.close()
 
 

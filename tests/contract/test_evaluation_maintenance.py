@@ -176,3 +176,19 @@ def msgspec_replace(selection: PurgeSelection, **changes: object) -> PurgeSelect
     import msgspec
 
     return msgspec.structs.replace(selection, **changes)
+
+
+async def test_statistics_forget_what_a_purge_removed(sql_backend: PortStore) -> None:
+    await _seed(sql_backend)
+    async with maintenance(sql_backend) as (ports, _):
+        everything = PurgeSelection(
+            updated_before=CUTOFF, statuses=TERMINAL_STATUSES, include_deleted=True
+        )
+        await ports.purge([EvaluationId("old-done"), EvaluationId("old-deleted")], everything)
+
+    async with sql_backend.session() as store:
+        stats = await store.queries.statistics()
+
+    assert stats.total == 3
+    assert stats.by_status == {"completed": 1, "failed": 1, "running": 1}
+    assert (stats.events, stats.log_bytes) == (2, 14)

@@ -393,3 +393,46 @@ async def test_daily_status_counts_group_live_records_by_utc_day(sql_backend: Po
         (BASE_TIME.date(), "running", 1),
         (BASE_TIME.date() + day, "queued", 1),
     ]
+
+
+async def test_statistics_follow_every_kind_of_change(sql_backend: PortStore) -> None:
+    """Counters kept by the store (triggers on SQL) agree with the records after changes."""
+    await _add(
+        sql_backend,
+        make_evaluation("a", status=EvaluationStatus.RUNNING),
+        make_evaluation("b", language="rust"),
+        make_evaluation("c", status=EvaluationStatus.COMPLETED, runtime_ms=30),
+    )
+    async with sql_backend.session() as ports:
+        for name, event in (("a", "e1"), ("a", "e2"), ("a", "e2"), ("b", "e1")):
+            await ports.events.append(
+                EvaluationEvent(
+                    evaluation_id=EvaluationId(name),
+                    event_id=event,
+                    event_type="t",
+                    timestamp=BASE_TIME,
+                )
+            )
+        await ports.logs.append(EvaluationId("a"), "12345", BASE_TIME)
+        await ports.logs.append(EvaluationId("b"), "123", BASE_TIME)
+        record = await ports.repository.get(EvaluationId("a"))
+        assert record is not None
+        version = record.version
+        record.status = EvaluationStatus.COMPLETED
+        record.runtime_ms = 10
+        record.output = StoredPayload(PayloadLocation.FILE, size=5_000, text="p", key="k")
+        record.touch(BASE_TIME)
+        await ports.repository.update(record, version)
+        await ports.uow.commit()
+    await _delete(sql_backend, "b")
+
+    async with sql_backend.session() as ports:
+        stats = await ports.queries.statistics()
+
+    assert stats.total == 2
+    assert stats.by_status == {"completed": 2}
+    assert stats.by_language == {"python": 2}
+    assert (stats.runtime.count, stats.runtime.p50_ms, stats.runtime.max_ms) == (2, 10, 30)
+    assert stats.runtime.average_ms == pytest.approx(20.0)
+    assert stats.bytes_by_location == {"file": 5_000}
+    assert (stats.events, stats.log_bytes) == (2, 5)

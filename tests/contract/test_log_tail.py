@@ -12,7 +12,7 @@ from domain.timeline import LogChunk, LogSlice
 from infrastructure.memory.log_tail import MemoryLogTail, NoLogTail
 from infrastructure.redis.connection import RedisConnection
 from infrastructure.redis.log_tail import RedisLogTail, tail_key
-from tests.services import TEST_REDIS_URL, drop_redis_keys, redis_test_prefix
+from tests.redis_cluster import drop_keys, redis_target
 
 pytestmark = pytest.mark.anyio
 
@@ -21,17 +21,23 @@ MAX_BYTES = 16
 NOW = datetime(2024, 7, 1, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(
+    params=[
+        "memory",
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("redis-cluster", marks=pytest.mark.redis_cluster),
+    ]
+)
 async def tail(request: pytest.FixtureRequest, anyio_backend: str) -> AsyncIterator[LogTail]:
     if request.param == "memory":
         yield MemoryLogTail(max_bytes=MAX_BYTES)
         return
-    prefix = redis_test_prefix()
-    connection = RedisConnection(TEST_REDIS_URL, timeout_s=2.0)
+    url, cluster, prefix = redis_target(request)
+    connection = RedisConnection(url, timeout_s=2.0, cluster=cluster)
     try:
         yield RedisLogTail(connection, max_bytes=MAX_BYTES, ttl_seconds=60, prefix=prefix)
     finally:
-        await drop_redis_keys(prefix)
+        await drop_keys(prefix, url, cluster)
         await connection.close()
 
 

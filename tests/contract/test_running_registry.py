@@ -13,27 +13,34 @@ from domain.status import EvaluationStatus
 from infrastructure.memory.running_registry import MemoryRunningRegistry
 from infrastructure.redis.connection import RedisConnection
 from infrastructure.redis.running_registry import RedisRunningRegistry
+from tests.redis_cluster import drop_keys, redis_target
 from tests.services import TEST_REDIS_URL, drop_redis_keys, redis_test_prefix
 
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(
+    params=[
+        "memory",
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("redis-cluster", marks=pytest.mark.redis_cluster),
+    ]
+)
 async def registry(
     request: pytest.FixtureRequest, anyio_backend: str
 ) -> AsyncIterator[RunningRegistry]:
     if request.param == "memory":
         yield MemoryRunningRegistry()
         return
-    prefix = redis_test_prefix()
-    connection = RedisConnection(TEST_REDIS_URL, timeout_s=2.0)
+    url, cluster, prefix = redis_target(request)
+    connection = RedisConnection(url, timeout_s=2.0, cluster=cluster)
     try:
         redis_registry = RedisRunningRegistry(connection, prefix=prefix)
         assert await redis_registry.list() is None  # never built: nothing to trust yet
         await redis_registry.rebuild(loads([]))  # what the service does at start
         yield redis_registry
     finally:
-        await drop_redis_keys(prefix)
+        await drop_keys(prefix, url, cluster)
         await connection.close()
 
 

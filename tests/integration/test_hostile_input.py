@@ -125,6 +125,7 @@ ID_ROUTES = [
     ("GET", "/complete"),
     ("GET", "/output"),
     ("PUT", "/output"),
+    ("GET", "/output-url"),
     ("GET", "/error"),
     ("PUT", "/error"),
 ]

@@ -42,6 +42,8 @@ def test_spec_forms_are_accepted() -> None:
     [
         ("CACHE_TTL", "abc"),
         ("CACHE_TTL", "0"),
+        ("CACHE_WARM_COUNT", "0"),
+        ("CACHE_WARM_ON_START", "sometimes"),
         ("PORT", "70000"),
         ("ENABLE_CACHING", "maybe"),
         ("STORAGE_BACKEND", "tape"),
@@ -63,3 +65,10 @@ def test_bad_value_names_the_variable(variable: str, value: str) -> None:
 def test_compression_above_large_threshold_is_refused() -> None:
     with pytest.raises(SettingsError, match="COMPRESSION_THRESHOLD"):
         load_settings({"COMPRESSION_THRESHOLD": "200000"})
+
+
+def test_cache_warming_defaults_and_overrides() -> None:
+    assert load_settings({}).cache_warm_on_start is True
+    assert load_settings({}).cache_warm_count == 1000
+    changed = load_settings({"CACHE_WARM_ON_START": "false", "CACHE_WARM_COUNT": "50"})
+    assert (changed.cache_warm_on_start, changed.cache_warm_count) == (False, 50)

@@ -9,6 +9,7 @@ thresholds are small so that "large" outputs are a few dozen bytes.
 from datetime import datetime, timedelta
 from typing import Any
 
+import anyio
 import pytest
 
 from application.ports.backend_inspector import BackendInspector
@@ -82,9 +83,17 @@ class StubInspector:
         self._status = status
         self._error = error
         self.detailed_calls: list[bool] = []
+        self.probe_calls = 0
+        self.hang = False
 
     async def inspect(self, *, detailed: bool = False) -> BackendReport:
         self.detailed_calls.append(detailed)
+        return BackendReport(name=self.name, type="stub", status=self._status, error=self._error)
+
+    async def probe(self) -> BackendReport:
+        self.probe_calls += 1
+        if self.hang:
+            await anyio.sleep_forever()
         return BackendReport(name=self.name, type="stub", status=self._status, error=self._error)
 
 

@@ -8,6 +8,7 @@ from application.use_cases.storage_report import (
     GetBackendDetails,
     GetStorageOverview,
     StorageConfiguration,
+    as_probe,
     overall_state,
 )
 from application.use_cases.update_evaluation import EvaluationChanges
@@ -62,12 +63,12 @@ async def test_overview_is_degraded_when_a_secondary_backend_is_down(app: UseCas
 
 
 async def test_health_is_unavailable_when_the_database_is(app: UseCases) -> None:
-    inspectors = [
+    probes = [
         StubInspector("database", "unavailable", "connection refused"),
-        *app.inspectors[1:],
+        *[as_probe(inspector) for inspector in app.inspectors[1:]],
     ]
 
-    health = await CheckHealth(inspectors).execute()
+    health = await CheckHealth(probes).execute()
 
     assert health.status == "unavailable"
     assert health.backends["database"] == {
@@ -79,7 +80,7 @@ async def test_health_is_unavailable_when_the_database_is(app: UseCases) -> None
 
 
 async def test_health_of_memory_backends_is_healthy(app: UseCases) -> None:
-    health = await CheckHealth(app.inspectors).execute()
+    health = await CheckHealth([as_probe(i) for i in app.inspectors]).execute()
 
     assert health.status == "healthy"
     assert {name: b["type"] for name, b in health.backends.items()} == {
@@ -87,6 +88,48 @@ async def test_health_of_memory_backends_is_healthy(app: UseCases) -> None:
         "file": "memory",
         "cache": "memory",
     }
+
+
+async def test_health_probes_and_never_inspects(app: UseCases) -> None:
+    stubs = [StubInspector(name, "healthy") for name in ("database", "file", "cache")]
+
+    health = await CheckHealth([as_probe(stub) for stub in stubs]).execute()
+
+    assert health.status == "healthy"
+    assert [stub.probe_calls for stub in stubs] == [1, 1, 1]
+    assert [stub.detailed_calls for stub in stubs] == [[], [], []]
+
+
+async def test_a_probe_that_does_not_answer_in_time_is_unavailable(app: UseCases) -> None:
+    slow = StubInspector("cache", "healthy")
+    slow.hang = True
+    probes = [*[as_probe(i) for i in app.inspectors[:2]], slow]
+
+    health = await CheckHealth(probes, timeout_s=0.01).execute()
+
+    assert health.status == "degraded"
+    assert health.backends["cache"]["status"] == "unavailable"
+    assert "no answer within" in health.backends["cache"]["error"]
+    assert health.backends["database"]["status"] == "healthy"
+
+
+async def test_a_backend_without_a_probe_is_inspected(app: UseCases) -> None:
+    class InspectOnly:
+        name = "file"
+
+        def __init__(self) -> None:
+            self.calls: list[bool] = []
+
+        async def inspect(self, *, detailed: bool = False) -> BackendReport:
+            self.calls.append(detailed)
+            return BackendReport(name=self.name, type="s3", status="healthy")
+
+    inspector = InspectOnly()
+
+    health = await CheckHealth([as_probe(inspector)]).execute()
+
+    assert health.backends["file"]["type"] == "s3"
+    assert inspector.calls == [False]
 
 
 async def test_details_are_detailed(app: UseCases) -> None:

@@ -1,5 +1,6 @@
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from email.utils import format_datetime
 from typing import Annotated, Any
 
@@ -11,11 +12,14 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType as MediaType
 from litestar.openapi.spec import Operation, RequestBody, Schema
 from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
-from litestar.params import HeaderParameter
-from litestar.response import Stream
+from litestar.params import HeaderParameter, Parameter
+from litestar.response import Redirect, Stream
 from litestar.status_codes import (
     HTTP_204_NO_CONTENT,
     HTTP_206_PARTIAL_CONTENT,
+    HTTP_307_TEMPORARY_REDIRECT,
+    HTTP_404_NOT_FOUND,
+    HTTP_409_CONFLICT,
     HTTP_413_REQUEST_ENTITY_TOO_LARGE,
     HTTP_415_UNSUPPORTED_MEDIA_TYPE,
 )
@@ -28,6 +32,7 @@ from application.use_cases.evaluation_content import (
     ReadPayload,
     UploadPayload,
 )
+from application.use_cases.object_storage import GetPayloadUrl, NoDirectUrlError
 from domain.payload import PayloadKind
 from interfaces.http.errors import problem, problem_responses
 from interfaces.http.params import EvalIdPath, etag, evaluation_id
@@ -59,6 +64,24 @@ IfRange = Annotated[
         description="Keep the Range only while this ETag is current (else the whole content)",
     ),
 ]
+
+
+RedirectParam = Annotated[
+    bool,
+    Parameter(
+        query="redirect",
+        description="true: answer 307 to a presigned S3 URL when the content is in S3 "
+        "(otherwise the content is served here as usual)",
+    ),
+]
+
+
+class PayloadUrlBody(msgspec.Struct, frozen=True):
+    """A presigned GET URL of an output in object storage."""
+
+    url: str
+    expires_at: datetime
+    content_encoding: str | None = None  # "zstd": the URL serves the compressed form
 
 
 PAYLOAD_RESPONSES = {
@@ -117,11 +140,46 @@ class ContentController(Controller):
         self,
         eval_id: EvalIdPath,
         use_case: FromDishka[ReadPayload],
+        links: FromDishka[GetPayloadUrl],
         range_header: RangeHeader = None,
         if_range: IfRange = None,
         accept_encoding: AcceptEncoding = None,
+        redirect: RedirectParam = False,
     ) -> Response[bytes]:
+        if redirect:
+            try:
+                signed = await links.execute(evaluation_id(eval_id), "output")
+            except NoDirectUrlError:
+                pass  # not in S3: served from here below
+            else:
+                return Redirect(signed.url, status_code=HTTP_307_TEMPORARY_REDIRECT)
         return await _payload(use_case, eval_id, "output", range_header, if_range, accept_encoding)
+
+    @get(
+        "/output-url",
+        summary="A presigned URL of the output in object storage (S3)",
+        description="404 when the evaluation or its output does not exist; 409 when the "
+        "output is stored inline or in a file (only S3 objects can be linked to).",
+        responses=problem_responses(400, 404, 409, 422, 503),
+    )
+    async def output_url(
+        self, eval_id: EvalIdPath, use_case: FromDishka[GetPayloadUrl]
+    ) -> PayloadUrlBody:
+        try:
+            signed = await use_case.execute(evaluation_id(eval_id), "output")
+        except NoDirectUrlError as exc:
+            if exc.location is None:
+                raise problem(HTTP_404_NOT_FOUND, "No output", str(exc), "no-output") from None
+            raise problem(
+                HTTP_409_CONFLICT,
+                "Not in object storage",
+                str(exc),
+                "not-in-object-storage",
+                location=exc.location.value,
+            ) from None
+        return PayloadUrlBody(
+            url=signed.url, expires_at=signed.expires_at, content_encoding=signed.content_encoding
+        )
 
     @get(
         "/error",

@@ -1,5 +1,5 @@
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, cast
 
 import msgspec
 from dishka.integrations.litestar import FromDishka
@@ -10,29 +10,35 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from application.queries import EvaluationFilter, EvaluationQuery
 from application.use_cases.create_evaluation import CreateEvaluation, NewEvaluation
 from application.use_cases.delete_evaluation import DeleteEvaluation
-from application.use_cases.get_evaluation import GetEvaluation
-from application.use_cases.list_evaluations import ListEvaluations
+from application.use_cases.get_evaluation import GetEvaluation, GetEvaluationFields
+from application.use_cases.list_evaluations import ListEvaluationFields, ListEvaluations
 from application.use_cases.update_evaluation import EvaluationChanges, UpdateEvaluation
 from domain.identifiers import parse_evaluation_id
 from domain.limits import InputLimits
 from domain.status import EvaluationStatus
 from interfaces.http.errors import invalid_field, problem_responses
 from interfaces.http.params import (
+    FIELDS_DESCRIPTION,
     EvalIdPath,
     decode_cursor,
     encode_cursor,
     etag,
     evaluation_id,
+    parse_fields,
     parse_if_match,
 )
 from interfaces.http.schemas import (
+    API_FIELDS,
     CreateEvaluationBody,
     EvaluationBody,
+    EvaluationFieldsBody,
+    EvaluationFieldsList,
     EvaluationList,
     UpdateEvaluationBody,
 )
 
 DEFAULT_PAGE = 50
+Fields = Annotated[str | None, Parameter(max_length=1024, description=FIELDS_DESCRIPTION)]
 IfMatch = Annotated[
     str | None,
     HeaderParameter(name="If-Match", description="ETag of the version the change is based on"),
@@ -67,6 +73,7 @@ class EvaluationController(Controller):
     async def list_evaluations(
         self,
         use_case: FromDishka[ListEvaluations],
+        projected: FromDishka[ListEvaluationFields],
         limits: FromDishka[InputLimits],
         status: EvaluationStatus | None = None,
         language: Annotated[str | None, Parameter(max_length=50)] = None,
@@ -80,7 +87,11 @@ class EvaluationController(Controller):
         offset: Annotated[int | None, Parameter(ge=0)] = None,
         cursor: Annotated[str | None, Parameter(max_length=1024)] = None,
         include_total: bool = False,
-    ) -> EvaluationList:
+        fields: Fields = None,
+    ) -> EvaluationFieldsList:
+        # Documented as the projected shape (every field optional but ``id``): a full item
+        # fits it too, where ``EvaluationList | EvaluationFieldsList`` would be an ambiguous
+        # oneOf that no full page satisfies.
         if cursor is not None and offset:
             raise invalid_field("cursor", "cannot be combined with offset")
         if limit is None:
@@ -98,13 +109,27 @@ class EvaluationController(Controller):
             cursor=decode_cursor(cursor) if cursor is not None else None,
             include_total=include_total,
         )
+        if fields is not None:
+            names = parse_fields(fields, API_FIELDS)
+            wanted = frozenset(API_FIELDS[name] for name in names)
+            projection = await projected.execute(query, wanted)
+            return EvaluationFieldsList(
+                items=[EvaluationFieldsBody.of(item, names) for item in projection.items],
+                limit=limit,
+                next_cursor=encode_cursor(projection.next_cursor),
+                offset=offset if offset is not None else msgspec.UNSET,
+                total=projection.total if projection.total is not None else msgspec.UNSET,
+            )
         page = await use_case.execute(query)
-        return EvaluationList(
-            items=[EvaluationBody.of(item) for item in page.items],
-            limit=limit,
-            next_cursor=encode_cursor(page.next_cursor),
-            offset=offset if offset is not None else msgspec.UNSET,
-            total=page.total if page.total is not None else msgspec.UNSET,
+        return cast(
+            "EvaluationFieldsList",
+            EvaluationList(
+                items=[EvaluationBody.of(item) for item in page.items],
+                limit=limit,
+                next_cursor=encode_cursor(page.next_cursor),
+                offset=offset if offset is not None else msgspec.UNSET,
+                total=page.total if page.total is not None else msgspec.UNSET,
+            ),
         )
 
     @get(
@@ -116,12 +141,21 @@ class EvaluationController(Controller):
         self,
         eval_id: EvalIdPath,
         use_case: FromDishka[GetEvaluation],
+        projected: FromDishka[GetEvaluationFields],
         include_storage_info: bool = False,
-    ) -> Response[EvaluationBody]:
+        fields: Fields = None,
+    ) -> Response[EvaluationFieldsBody]:
+        if fields is not None:
+            names = parse_fields(fields, API_FIELDS)
+            wanted = frozenset(API_FIELDS[name] for name in names)
+            values = await projected.execute(evaluation_id(eval_id), wanted)
+            return Response(
+                EvaluationFieldsBody.of(values, names), headers={"ETag": etag(values["version"])}
+            )
         evaluation = await use_case.execute(evaluation_id(eval_id))
+        full = EvaluationBody.of(evaluation, storage_info=include_storage_info)
         return Response(
-            EvaluationBody.of(evaluation, storage_info=include_storage_info),
-            headers={"ETag": etag(evaluation.version)},
+            cast("EvaluationFieldsBody", full), headers={"ETag": etag(evaluation.version)}
         )
 
     @put(

@@ -49,7 +49,7 @@ class TimelineController(Controller):
         self,
         eval_id: EvalIdPath,
         use_case: FromDishka[ReadLog],
-        offset: Annotated[int, Parameter(ge=0, description="bytes already seen")] = 0,
+        offset: Annotated[int, Parameter(ge=0, le=2**63 - 1, description="bytes already seen")] = 0,
     ) -> LogBody:
         identifier = evaluation_id(eval_id)
         piece = await use_case.execute(identifier, offset)

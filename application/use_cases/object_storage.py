@@ -1,0 +1,161 @@
+"""Outputs in object storage: presigned links to them, and tiering old ones there."""
+
+import re
+from collections.abc import Callable
+from datetime import timedelta
+
+import msgspec
+
+from application.errors import ApplicationError, EvaluationNotFoundError
+from application.ports.blob_urls import BlobUrls, SignedUrl
+from application.ports.clock import Clock
+from application.ports.evaluation_repository import EvaluationRepository
+from application.ports.unit_of_work import UnitOfWork
+from application.services.payloads import PayloadStore
+from application.services.record_writer import RecordWriter
+from domain.audit import AuditAction
+from domain.evaluation import Evaluation
+from domain.identifiers import EvaluationId, parse_evaluation_id
+from domain.payload import PayloadKind, PayloadLocation
+
+
+class NoDirectUrlError(ApplicationError):
+    """The payload cannot be linked to: absent, or not in object storage."""
+
+    def __init__(
+        self, evaluation_id: str, kind: PayloadKind, location: PayloadLocation | None
+    ) -> None:
+        self.evaluation_id = evaluation_id
+        self.kind = kind
+        self.location = location
+        super().__init__(
+            f"evaluation '{evaluation_id}' has no {kind}"
+            if location is None
+            else f"the {kind} of evaluation '{evaluation_id}' is stored {location.value}, "
+            "not in object storage"
+        )
+
+
+class GetPayloadUrl:
+    """A presigned GET URL of an output or error stored in S3."""
+
+    def __init__(self, repository: EvaluationRepository, uow: UnitOfWork, urls: BlobUrls) -> None:
+        self._repository = repository
+        self._uow = uow
+        self._urls = urls
+
+    async def execute(self, evaluation_id: EvaluationId, kind: PayloadKind) -> SignedUrl:
+        """Raises ``NoDirectUrlError`` for a payload that is absent or not in S3."""
+        evaluation = await self._repository.get(evaluation_id)
+        await self._uow.release()
+        if evaluation is None:
+            raise EvaluationNotFoundError(evaluation_id)
+        payload = evaluation.output if kind == "output" else evaluation.error
+        if payload is None:
+            raise NoDirectUrlError(evaluation_id, kind, None)
+        if payload.location is not PayloadLocation.S3 or payload.key is None:
+            raise NoDirectUrlError(evaluation_id, kind, payload.location)
+        return await self._urls.signed_get(payload.key)
+
+
+_PAYLOAD_BLOB = re.compile(r"evaluations/(?P<id>[^/]+)/(?P<kind>output|error)\.[^/]+\.txt(\.zst)?")
+
+
+class TierReport(msgspec.Struct, kw_only=True):
+    """Running totals of one tiering pass (what would move, with ``dry_run``)."""
+
+    dry_run: bool
+    examined: int = 0
+    moved: int = 0
+    moved_bytes: int = 0
+    skipped: int = 0
+
+
+class TierPayloads:
+    """Move outputs and errors older than a cut-off from the file store to S3.
+
+    Per payload: copy the blob to S3 under the same key, then switch the
+    record's location with the writer's compare-and-swap, which deletes the
+    file once the switch committed. Readers see the file until the switch and
+    the object after it; a record changed meanwhile keeps its new payload and
+    the copy is removed. Interrupted anywhere, a rerun finishes the job: at
+    worst an object no record points at (``fsck`` finds it).
+    """
+
+    def __init__(
+        self,
+        payloads: PayloadStore,
+        writer: RecordWriter,
+        repository: EvaluationRepository,
+        uow: UnitOfWork,
+        clock: Clock,
+    ) -> None:
+        self._payloads = payloads
+        self._writer = writer
+        self._repository = repository
+        self._uow = uow
+        self._clock = clock
+
+    async def execute(
+        self,
+        older_than: timedelta,
+        *,
+        dry_run: bool = False,
+        limit: int | None = None,
+        on_progress: Callable[[TierReport], None] | None = None,
+    ) -> TierReport:
+        if not self._payloads.can_store_in(PayloadLocation.S3):
+            raise ApplicationError("tiering needs S3: set S3_BUCKET")
+        cutoff = self._clock.now() - older_than
+        report = TierReport(dry_run=dry_run)
+        candidates = [
+            entry
+            for entry in await self._payloads.entries_in(PayloadLocation.FILE, "evaluations/")
+            if entry.modified_at < cutoff and _PAYLOAD_BLOB.fullmatch(entry.key)
+        ]
+        for entry in candidates:
+            if limit is not None and report.moved >= limit:
+                break
+            match = _PAYLOAD_BLOB.fullmatch(entry.key)
+            assert match is not None
+            report.examined += 1
+            kind: PayloadKind = "output" if match["kind"] == "output" else "error"
+            moved = await self._tier_one(parse_evaluation_id(match["id"]), kind, entry.key, dry_run)
+            if moved:
+                report.moved += 1
+                report.moved_bytes += entry.size
+            else:
+                report.skipped += 1
+            if on_progress is not None:
+                on_progress(report)
+        return report
+
+    async def _tier_one(
+        self, evaluation_id: EvaluationId, kind: PayloadKind, key: str, dry_run: bool
+    ) -> bool:
+        evaluation = await self._repository.get(evaluation_id)
+        await self._uow.release()
+        payload = None if evaluation is None else getattr(evaluation, kind)
+        if payload is None or payload.key != key or payload.location is not PayloadLocation.FILE:
+            return False  # an orphan (fsck's business) or already moved
+        if dry_run:
+            return True
+        copy = await self._payloads.move(payload, PayloadLocation.S3)
+
+        async def switch(current: Evaluation) -> bool:
+            now = getattr(current, kind)
+            if now is None or now.key != key or now.location is not PayloadLocation.FILE:
+                return False
+            setattr(current, kind, copy)
+            return True
+
+        try:
+            _, changed = await self._writer.change(
+                evaluation_id, switch, action=AuditAction.MAINTENANCE, keep=frozenset({key})
+            )
+        except EvaluationNotFoundError:
+            changed = False
+        # Any other error propagates and keeps the copy: the commit may have happened.
+        if not changed:
+            await self._payloads.discard_in(PayloadLocation.S3, key)
+        return changed

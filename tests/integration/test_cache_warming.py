@@ -1,0 +1,84 @@
+"""Cache warming at start: in the background, bounded, off by a setting, never fatal."""
+
+import logging
+import time
+from typing import Any
+
+import anyio
+import pytest
+from dishka import Provider, Scope, make_async_container, provide
+
+from application.use_cases.warm_cache import WarmCache
+from interfaces.http import warming
+from interfaces.settings import load_settings
+from tests.integration.conftest import ClientFactory
+
+
+def _cached_records(client: Any) -> int:
+    details = client.get("/storage/cache/details").json()["details"]
+    return int(details["keys_eval"])
+
+
+def test_the_most_recent_records_are_warmed_at_start(make_client: ClientFactory) -> None:
+    # Written without a cache, so only the warm-up of the next start can fill it.
+    writer = make_client(enable_caching=False)
+    for i in range(4):
+        assert writer.post("/evaluations", json={"id": f"w-{i}", "code": "x"}).status_code == 201
+
+    reader = make_client(cache_warm_count=3)
+
+    deadline = time.monotonic() + 20
+    while _cached_records(reader) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _cached_records(reader) == 3
+
+
+def test_no_warming_when_switched_off(
+    make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+
+    async def record(_: Any, top: int) -> int:
+        calls.append(top)
+        return 0
+
+    monkeypatch.setattr(warming, "warm_cache", record)
+    make_client(cache_warm_on_start=False)
+    make_client(enable_caching=False)
+    client = make_client(cache_warm_count=7)
+
+    assert client.get("/health").status_code == 200
+    assert calls == [7]
+
+
+class _FailingWarmCache(Provider):
+    @provide(scope=Scope.REQUEST)
+    def warm(self) -> WarmCache:
+        raise RuntimeError("database gone")
+
+
+@pytest.mark.anyio
+async def test_a_failed_warm_up_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    container = make_async_container(_FailingWarmCache())
+    try:
+        with caplog.at_level(logging.ERROR, logger="storage_service.cache"):
+            assert await warming.warm_cache(container, 10) == 0
+    finally:
+        await container.close()
+    assert "cache warming failed" in caplog.text
+
+
+@pytest.mark.anyio
+async def test_a_slow_warm_up_does_not_hold_the_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    started = anyio.Event()
+
+    async def forever(_: Any, __: int) -> int:
+        started.set()
+        await anyio.sleep_forever()
+        return 0
+
+    monkeypatch.setattr(warming, "warm_cache", forever)
+    container = make_async_container(_FailingWarmCache())
+    async with warming.cache_warming(container, load_settings({})):
+        await started.wait()  # serving while the warm-up still runs
+    await container.close()

@@ -1,0 +1,26 @@
+import subprocess
+
+import pytest
+
+from benchmarks.soak import slope_per_minute, worker_rss
+
+
+def test_slope_is_per_minute() -> None:
+    samples = [(0.0, 100.0), (30.0, 101.0), (60.0, 102.0), (120.0, 104.0)]
+
+    assert slope_per_minute(samples) == pytest.approx(2.0)
+
+
+def test_flat_or_too_few_samples_have_no_slope() -> None:
+    assert slope_per_minute([(0.0, 5.0), (60.0, 5.0)]) == 0.0
+    assert slope_per_minute([(0.0, 5.0)]) == 0.0
+
+
+def test_a_process_without_children_has_no_workers() -> None:
+    # A fresh process: this one may have children (servers started by session fixtures).
+    lonely = subprocess.Popen(["sleep", "30"])
+    try:
+        assert worker_rss(lonely.pid) == {}
+    finally:
+        lonely.kill()
+        lonely.wait()

@@ -1,6 +1,8 @@
 """The audit trail: every modification, by whom, in the change's own transaction."""
 
 import asyncio
+import getpass
+import time
 from typing import Any
 
 import pytest
@@ -11,6 +13,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from interfaces.settings import Settings
 from tests.integration.conftest import ClientFactory
 from tests.integration.test_auth_matrix import API_KEYS, CALLERS
+from tests.integration.test_cli_maintenance import cli_json
 
 EVAL = "eval_20240101_000000_a0d170"
 WRITER = CALLERS["write"]
@@ -147,14 +150,8 @@ def test_the_table_refuses_updates_and_deletes(
 def test_maintenance_commands_are_audited_as_the_operator(
     client: TestClient[Any], backend_settings: Settings
 ) -> None:
-    import getpass
-
-    from tests.integration.test_cli_maintenance import cli_json
-
     client.post("/evaluations", json={"id": EVAL, "code": "x", "status": "completed"})
     client.put(f"/evaluations/{EVAL}", json={"output": "o" * 150_000})
-    import time
-
     time.sleep(1.1)
 
     assert cli_json(backend_settings, "cleanup", "--older-than", "1s")["evaluations"] == 1

@@ -72,3 +72,19 @@ class UnknownBackendError(ApplicationError):
         self.backend = backend
         self.known = known
         super().__init__(f"unknown storage backend '{backend}'; known: {', '.join(known)}")
+
+
+class WriteAcceptedError(ApplicationError):
+    """Journaled for the primary, but its outcome cannot be computed yet (answered 202).
+
+    The record was created before the primary became unavailable and is not in
+    the cache, so the new state is unknown until the journal is replayed.
+    """
+
+    def __init__(self, evaluation_id: str, entry_id: str) -> None:
+        self.evaluation_id = evaluation_id
+        self.entry_id = entry_id
+        super().__init__(
+            f"the write to evaluation '{evaluation_id}' is journaled as {entry_id} and will be "
+            "applied when the primary storage is back"
+        )

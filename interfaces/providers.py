@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import asyncpg
-from dishka import Provider, Scope, from_context, provide, provide_all
+from dishka import AsyncContainer, Provider, Scope, from_context, provide, provide_all
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from application.ports.audit_log import AuditLog
@@ -24,13 +24,21 @@ from application.ports.evaluation_queries import EvaluationQueries
 from application.ports.evaluation_repository import EvaluationRepository
 from application.ports.event_log import EventLog
 from application.ports.health_probe import HealthProbe
+from application.ports.journal import Journal
 from application.ports.log_store import LogStore
 from application.ports.log_tail import LogTail
+from application.ports.replay_marks import ReplayMarks
 from application.ports.running_registry import RunningRegistry
+from application.ports.scratch_store import ScratchStores
 from application.ports.unit_of_work import UnitOfWork
+from application.ports.use_case_locator import UseCaseLocator
 from application.services.api_keys import ApiKeyVerifier
 from application.services.audit_trail import AuditContext, AuditTrail
+from application.services.failover import FailoverReads, FailoverWrites, JournalViews
+from application.services.intent_runner import IntentRunner
+from application.services.journal_report import JournalInspector
 from application.services.payloads import PayloadStore
+from application.services.pinned_clock import PinnableClock
 from application.services.publisher import RecordPublisher
 from application.services.record_cache import RecordCache
 from application.services.record_writer import RecordWriter
@@ -43,6 +51,7 @@ from application.use_cases.cleanup import CleanupEvaluations
 from application.use_cases.create_evaluation import CreateEvaluation
 from application.use_cases.delete_evaluation import DeleteEvaluation
 from application.use_cases.evaluation_content import (
+    AttachPayload,
     GetCompleteEvaluation,
     ReadPayload,
     UploadPayload,
@@ -75,6 +84,7 @@ from domain.limits import InputLimits
 from domain.payload import PayloadLocation
 from infrastructure.clock import SystemClock
 from infrastructure.files.blob_store import FileBlobInspector, FileBlobStore
+from infrastructure.files.journal import FileJournal
 from infrastructure.memory.audit import MemoryAuditLog
 from infrastructure.memory.blob_store import MemoryBlobInspector, MemoryBlobStore
 from infrastructure.memory.cache import MemoryCache, MemoryCacheInspector
@@ -84,15 +94,19 @@ from infrastructure.memory.evaluations import (
     MemoryEvaluationQueries,
     MemoryEvaluationRepository,
 )
+from infrastructure.memory.journal import MemoryJournal, NoJournal
 from infrastructure.memory.log_tail import MemoryLogTail, NoLogTail
 from infrastructure.memory.maintenance import MemoryEvaluationMaintenance
+from infrastructure.memory.replay_marks import MemoryReplayMarks
 from infrastructure.memory.running_registry import MemoryRunningRegistry
+from infrastructure.memory.scratch import MemoryScratchStores
 from infrastructure.memory.timeline import MemoryEventLog, MemoryLogStore
 from infrastructure.memory.unit_of_work import MemoryUnitOfWork
 from infrastructure.postgres.audit import PgAuditLog
 from infrastructure.postgres.evaluations import PgEvaluationRepository
 from infrastructure.postgres.maintenance import PgEvaluationMaintenance
 from infrastructure.postgres.pool import create_pool
+from infrastructure.postgres.replay_marks import PgReplayMarks
 from infrastructure.postgres.timeline import PgEventLog, PgLogStore
 from infrastructure.postgres.transaction import PgTransaction
 from infrastructure.redis.cache import RedisCache
@@ -113,8 +127,9 @@ from infrastructure.sql.adapters import (
 from infrastructure.sql.audit import SqlAuditLog
 from infrastructure.sql.engine import create_engine, create_session_maker
 from infrastructure.sql.maintenance import SqlEvaluationMaintenance
+from infrastructure.sql.replay_marks import SqlReplayMarks
 from interfaces import acting
-from interfaces.settings import BlobBackend, Settings, StorageBackend
+from interfaces.settings import BlobBackend, FallbackBackend, Settings, StorageBackend
 
 # The latest log bytes kept per running evaluation for tailing (``logs:{<id>}:latest``).
 LOG_TAIL_BYTES = 256 * 1024
@@ -144,7 +159,25 @@ class CoreProvider(Provider):
     """Settings, clock, services and use cases: the same whatever the adapters."""
 
     settings = from_context(provides=Settings, scope=Scope.APP)
-    clock = provide(SystemClock, provides=Clock, scope=Scope.APP)
+
+    @provide(scope=Scope.APP)
+    def clock(self) -> Clock:
+        return PinnableClock(SystemClock())
+
+    @provide(scope=Scope.APP)
+    async def journal(self, settings: Settings) -> AsyncIterator[Journal]:
+        if settings.fallback_backend is FallbackBackend.MEMORY:
+            yield MemoryJournal()
+        elif settings.fallback_backend is FallbackBackend.NONE:
+            yield NoJournal()
+        else:
+            journal = FileJournal(settings.file_storage_path)
+            yield journal
+            journal.close()
+
+    @provide(scope=Scope.APP)
+    def scratch(self, clock: Clock, settings: Settings, limits: InputLimits) -> ScratchStores:
+        return MemoryScratchStores(clock, settings.thresholds, limits)
 
     @provide(scope=Scope.APP)
     def payloads(
@@ -178,6 +211,13 @@ class CoreProvider(Provider):
 
     services = provide_all(RecordPublisher, ChangeApplier, scope=Scope.APP)
     writer = provide(RecordWriter, scope=Scope.REQUEST)
+    failover = provide_all(
+        IntentRunner, JournalViews, FailoverWrites, FailoverReads, scope=Scope.REQUEST
+    )
+
+    @provide(scope=Scope.REQUEST)
+    def locate(self, container: AsyncContainer) -> UseCaseLocator:
+        return container
 
     @provide(scope=Scope.APP)
     def limits(self, settings: Settings) -> InputLimits:
@@ -214,6 +254,7 @@ class CoreProvider(Provider):
         GetCompleteEvaluation,
         ReadPayload,
         UploadPayload,
+        AttachPayload,
         CheckStorage,
         GetStatistics,
         DescribeStorage,
@@ -275,6 +316,7 @@ class SqlWritePathsProvider(Provider):
     uow = provide(SqlUnitOfWork, provides=UnitOfWork)
     maintenance = provide(SqlEvaluationMaintenance, provides=EvaluationMaintenance)
     audit_log = provide(SqlAuditLog, provides=AuditLog)
+    marks = provide(SqlReplayMarks, provides=ReplayMarks)
 
 
 class PostgresWritePathsProvider(Provider):
@@ -311,6 +353,7 @@ class PostgresWritePathsProvider(Provider):
         PgEvaluationMaintenance, provides=EvaluationMaintenance, scope=Scope.REQUEST
     )
     audit_log = provide(PgAuditLog, provides=AuditLog, scope=Scope.REQUEST)
+    marks = provide(PgReplayMarks, provides=ReplayMarks, scope=Scope.REQUEST)
 
 
 class MemoryRecordsProvider(Provider):
@@ -328,6 +371,7 @@ class MemoryRecordsProvider(Provider):
         MemoryEvaluationMaintenance, provides=EvaluationMaintenance, scope=Scope.REQUEST
     )
     audit_log = provide(MemoryAuditLog, provides=AuditLog, scope=Scope.APP)
+    marks = provide(MemoryReplayMarks, provides=ReplayMarks, scope=Scope.APP)
     inspector = provide(MemoryDatabaseInspector, provides=DatabaseInspector, scope=Scope.APP)
 
 
@@ -498,9 +542,17 @@ class InProcessCacheProvider(Provider):
 class InspectorsProvider(Provider):
     @provide(scope=Scope.APP)
     def inspectors(
-        self, database: DatabaseInspector, blobs: BlobInspector, cache: CacheInspector
+        self,
+        database: DatabaseInspector,
+        blobs: BlobInspector,
+        cache: CacheInspector,
+        journal: Journal,
+        clock: Clock,
     ) -> list[BackendInspector]:
-        return [database, blobs, cache]
+        found: list[BackendInspector] = [database, blobs, cache]
+        if not isinstance(journal, NoJournal):
+            found.append(JournalInspector(journal, clock))
+        return found
 
     @provide(scope=Scope.APP)
     def probes(self, inspectors: list[BackendInspector]) -> list[HealthProbe]:

@@ -78,6 +78,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     workers: int = 1
     retention_days: int | None = None  # None: no periodic cleanup
     retention_interval_s: float = 3600.0
+    # The longest wait between probes of an unavailable primary (the backoff's cap).
+    failover_probe_interval_s: float = 5.0
     api_keys: tuple[ApiKey, ...] = ()
     docs_public: bool = True
     cors_origins: tuple[str, ...] = ()
@@ -293,6 +295,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str], object]]] = {
     "WORKERS": ("workers", _parse_positive_int),
     "RETENTION_DAYS": ("retention_days", _parse_positive_int),
     "RETENTION_INTERVAL_S": ("retention_interval_s", _parse_positive_float),
+    "FAILOVER_PROBE_INTERVAL_S": ("failover_probe_interval_s", _parse_positive_float),
     "DOCS_PUBLIC": ("docs_public", _parse_bool),
     "CORS_ORIGINS": ("cors_origins", _parse_origins),
     "MAX_METADATA_BYTES": ("max_metadata_bytes", _parse_positive_int),

@@ -4,21 +4,35 @@ import msgspec
 
 from application.ports.audit_log import AuditLog
 from application.ports.clock import Clock
+from application.ports.replay_marks import ReplayMarks
 from domain.audit import AuditAction, AuditEntry
 
 
 class AuditContext(msgspec.Struct, frozen=True):
-    """Who the current request or command acts as, and its request id."""
+    """Who the current request or command acts as, and its request id.
+
+    ``journal_entry`` is set while a failover replay applies that journal entry.
+    """
 
     actor: str
     request_id: str | None = None
+    journal_entry: str | None = None
 
 
 class AuditTrail:
-    def __init__(self, log: AuditLog, clock: Clock, context: AuditContext) -> None:
+    """Every write calls ``record`` once, inside its transaction, before ``commit``.
+
+    That makes it the place where a replayed journal entry is marked as applied:
+    the mark commits with the change or not at all.
+    """
+
+    def __init__(
+        self, log: AuditLog, clock: Clock, context: AuditContext, marks: ReplayMarks
+    ) -> None:
         self._log = log
         self._clock = clock
         self._context = context
+        self._marks = marks
 
     async def record(
         self,
@@ -40,3 +54,5 @@ class AuditTrail:
                 request_id=self._context.request_id,
             )
         )
+        if self._context.journal_entry is not None:
+            await self._marks.mark(self._context.journal_entry)

@@ -16,6 +16,10 @@ class RecordPublisher:
     async def before_commit(self, evaluation: Evaluation) -> None:
         await self._record_cache.before_commit(evaluation.id, evaluation.version)
 
+    async def restore(self, evaluation: Evaluation) -> None:
+        """The commit after ``before_commit`` failed: the cache shows ``evaluation`` again."""
+        await self._record_cache.restore(evaluation)
+
     async def after_commit(self, evaluation: Evaluation) -> None:
         await self._record_cache.after_commit(evaluation)
         if evaluation.status.is_active and evaluation.deleted_at is None:

@@ -53,6 +53,17 @@ class RecordCache:
         if self._cache is not None:
             await self._cache.put_if_newer(record_key(evaluation_id), 2 * new_version - 1, None)
 
+    async def restore(self, evaluation: Evaluation) -> None:
+        """Put back ``evaluation`` after a commit of its next version failed for an outage.
+
+        The tombstone would hide the record for the whole outage, when the failover
+        journal needs it as the base of the writes it takes. If that commit did happen
+        after all, the journal replays the write (skipping it) and re-publishes.
+        """
+        if self._cache is not None:
+            await self._cache.delete(record_key(evaluation.id))
+            await self.fill(evaluation)
+
     async def forget(self, evaluation_id: EvaluationId) -> None:
         """Drop the entry of a record that no longer exists (purged)."""
         if self._cache is not None:

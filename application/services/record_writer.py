@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 import anyio
 
 from application.errors import (
+    BackendUnavailableError,
     EvaluationNotFoundError,
     PreconditionFailedError,
     VersionConflictError,
@@ -96,14 +97,21 @@ class RecordWriter:
                     ) from None
                 await anyio.sleep(_backoff(attempt))
                 continue
-            except BaseException:
+            except BaseException as error:
                 with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
                     await self._payloads.discard_unsaved(before, after, keep)
+                    if isinstance(error, BackendUnavailableError):
+                        await self._publisher.restore(before)
                 raise
             if not changed:
                 await self._payloads.discard_unsaved(before, after, keep)
                 return before, False
-            await self._uow.commit()
+            try:
+                await self._uow.commit()
+            except BackendUnavailableError:
+                with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                    await self._publisher.restore(before)
+                raise
             await self._publisher.after_commit(after)
             await self._payloads.discard_replaced(before, after)
             return after, True

@@ -46,17 +46,25 @@ class CreateEvaluation:
         self._audit = audit
         self._limits = limits
 
-    async def execute(self, new: NewEvaluation) -> Evaluation:
-        """Store a new record; a generated id is retried on the rare collision."""
+    async def execute(self, new: NewEvaluation, *, generated_id: bool = False) -> Evaluation:
+        """Store a new record; a generated id is retried on the rare collision.
+
+        ``generated_id`` says ``new.id`` was generated for the caller (failover needs
+        it before the first attempt), so a collision picks another one too.
+        """
         ensure_storable_text("code", new.code)
         ensure_storable_json("metadata", new.metadata)
         self._limits.check_json("metadata", new.metadata)
         for name in ("language", "celery_task_id", "executor_id", "container_id"):
             ensure_storable_json(name, getattr(new, name))
-        attempts = 1 if new.id is not None else _GENERATED_ID_ATTEMPTS
+        attempts = 1 if new.id is not None and not generated_id else _GENERATED_ID_ATTEMPTS
         for attempt in range(attempts):
             now = self._clock.now()
-            evaluation_id = new.id or generate_evaluation_id(now, secrets.token_hex(3))
+            evaluation_id = (
+                new.id
+                if new.id is not None and attempt == 0
+                else generate_evaluation_id(now, secrets.token_hex(3))
+            )
             evaluation = Evaluation(
                 id=evaluation_id,
                 code=new.code,
@@ -82,7 +90,7 @@ class CreateEvaluation:
             await self._audit.record(
                 AuditAction.CREATE,
                 evaluation.id,
-                fields=_given_fields(new),
+                fields=_given_fields(new, generated_id=generated_id),
                 sizes={"code": len(new.code.encode())},
             )
             await self._uow.commit()
@@ -91,11 +99,12 @@ class CreateEvaluation:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _given_fields(new: NewEvaluation) -> tuple[str, ...]:
+def _given_fields(new: NewEvaluation, *, generated_id: bool) -> tuple[str, ...]:
     """The fields the caller set (a generated id and defaults are not the caller's)."""
     defaults = NewEvaluation(code="")
     return tuple(
         name
         for name in new.__struct_fields__
-        if name == "code" or getattr(new, name) != getattr(defaults, name)
+        if name == "code"
+        or (getattr(new, name) != getattr(defaults, name) and not (name == "id" and generated_id))
     )

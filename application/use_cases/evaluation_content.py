@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator
 import anyio
 import msgspec
 
-from application.errors import EvaluationNotFoundError
+from application.errors import BackendUnavailableError, EvaluationNotFoundError
 from application.ports.evaluation_repository import EvaluationRepository
 from application.ports.event_log import EventLog
 from application.ports.log_store import LogStore
@@ -124,10 +124,11 @@ class ReadPayload:
 
 
 class UploadPayload:
-    """Replace an output or error with a streamed body, routed once its size is known.
+    """Receive an output or error as a streamed body, routed once its size is known.
 
-    The blob is written (atomically) before the record commits, as for JSON
-    updates: a failed or interrupted upload changes nothing the record points at.
+    The blob is written (atomically) before any record points at it; attaching it
+    (``AttachPayload``, through failover) is the caller's next step, and a caller
+    that cannot attach it discards it.
     """
 
     def __init__(self, writer: RecordWriter, payloads: PayloadStore, uow: UnitOfWork) -> None:
@@ -135,28 +136,48 @@ class UploadPayload:
         self._payloads = payloads
         self._uow = uow
 
-    async def execute(
-        self, evaluation_id: EvaluationId, kind: PayloadKind, chunks: AsyncIterator[bytes]
-    ) -> Evaluation:
-        await self._writer.load(evaluation_id)  # 404 before reading any of the body
-        await self._uow.release()  # the body may take minutes to arrive
-        stored = await self._payloads.store_stream(evaluation_id, kind, chunks)
+    async def receive(
+        self,
+        evaluation_id: EvaluationId,
+        kind: PayloadKind,
+        chunks: AsyncIterator[bytes],
+        *,
+        check_exists: bool = True,
+    ) -> StoredPayload:
+        """Store the body; ``check_exists`` answers 404 before reading it when the
+        primary says so (failover turns it off while the journal may hold the record)."""
+        if check_exists:
+            try:
+                await self._writer.load(evaluation_id)
+                await self._uow.release()  # the body may take minutes to arrive
+            except BackendUnavailableError:
+                pass  # the primary is down: failover decides once the body is safe
+        return await self._payloads.store_stream(evaluation_id, kind, chunks)
 
+    async def discard(self, stored: StoredPayload) -> None:
+        """Delete a received blob that no record will point at."""
+        if stored.key is not None:
+            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                await self._payloads.discard(stored.key)
+
+
+class AttachPayload:
+    """Point the record at an output or error that is already stored."""
+
+    def __init__(self, writer: RecordWriter) -> None:
+        self._writer = writer
+
+    async def execute(
+        self, evaluation_id: EvaluationId, kind: PayloadKind, stored: StoredPayload
+    ) -> Evaluation:
         async def mutate(evaluation: Evaluation) -> bool:
             setattr(evaluation, kind, stored)
             return True
 
         keep = frozenset() if stored.key is None else frozenset({stored.key})
-        try:
-            evaluation, _ = await self._writer.change(
-                evaluation_id, mutate, action=_UPLOAD_ACTIONS[kind], keep=keep
-            )
-        except BaseException:
-            # Not committed (deleted meanwhile, database down): the blob is nobody's.
-            if stored.key is not None:
-                with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
-                    await self._payloads.discard(stored.key)
-            raise
+        evaluation, _ = await self._writer.change(
+            evaluation_id, mutate, action=_UPLOAD_ACTIONS[kind], keep=keep
+        )
         return evaluation
 
 

@@ -7,6 +7,11 @@ from application.errors import UnknownBackendError
 from application.ports.backend_inspector import BackendInspector
 from application.ports.health_probe import HealthProbe
 from application.queries import BackendReport, BackendState
+from application.services.journal_report import JournalInspector
+
+# The names of the backends that keep the service writable when the database is down.
+BLOBS = "file"
+FALLBACK = "fallback"
 
 
 class StorageConfiguration(msgspec.Struct, frozen=True, kw_only=True):
@@ -46,9 +51,15 @@ async def inspect_all(
 
 
 def overall_state(reports: dict[str, BackendReport], essential: str = "database") -> BackendState:
-    """Unavailable when the essential backend is; degraded when any other one is not healthy."""
+    """Unavailable when the essential backend is and no fallback takes its writes;
+    degraded when any backend is not healthy (the failover journal included)."""
+    fallback = reports.get(FALLBACK)
     if reports.get(essential) is not None and reports[essential].status == "unavailable":
-        return "unavailable"
+        usable = (BLOBS, FALLBACK)
+        if fallback is None or any(
+            name in reports and reports[name].status == "unavailable" for name in usable
+        ):
+            return "unavailable"
     if any(report.status != "healthy" for report in reports.values()):
         return "degraded"
     return "healthy"
@@ -85,6 +96,11 @@ class GetBackendDetails:
 class HealthReport(msgspec.Struct, frozen=True, kw_only=True):
     status: BackendState
     backends: dict[str, Any]
+    # Writes acknowledged into the failover journal and not yet in the primary.
+    pending_replay: int = 0
+    oldest_pending_age_s: float | None = None
+    # Whether writes the fallback takes while the database is down survive a crash.
+    fallback_durable: bool | None = None
 
 
 # A probe that has not answered within this many seconds counts as unavailable.
@@ -141,4 +157,17 @@ class CheckHealth:
             name: {"status": report.status, "type": report.type, "error": report.error}
             for name, report in ordered.items()
         }
-        return HealthReport(status=overall_state(ordered), backends=backends)
+        fallback = ordered.get(FALLBACK)
+        metrics = {} if fallback is None else fallback.metrics
+        pending = metrics.get("pending_replay")
+        age = metrics.get("oldest_pending_age_s")
+        return HealthReport(
+            status=overall_state(ordered),
+            backends=backends,
+            pending_replay=int(pending) if isinstance(pending, (int, float)) else 0,
+            oldest_pending_age_s=float(age) if isinstance(age, (int, float)) else None,
+            fallback_durable=next(
+                (probe.durable for probe in self._probes if isinstance(probe, JournalInspector)),
+                None,
+            ),
+        )

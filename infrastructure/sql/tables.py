@@ -170,6 +170,15 @@ evaluation_runtimes = sa.Table(
     sa.Column("count", sa.BigInteger(), nullable=False, server_default="0"),
 )
 
+# Failover-journal entries the primary already holds, each marked in the transaction
+# of the change it stands for, so a replayed entry is a no-op (exactly once).
+journal_applied = sa.Table(
+    "journal_applied",
+    metadata,
+    sa.Column("entry_id", sa.String(64), primary_key=True),
+    sa.Column("applied_at", DateTimeUTC(), nullable=False, server_default=sa.func.now()),
+)
+
 ALL_TABLES = (
     evaluations,
     evaluation_events,
@@ -177,4 +186,5 @@ ALL_TABLES = (
     audit_log,
     evaluation_counters,
     evaluation_runtimes,
+    journal_applied,
 )

@@ -1,8 +1,8 @@
 """The ``storage-service`` console script, one module per command group.
 
 ``server`` (serve, migrate), ``storage`` (fsck, usage), ``cache`` (warm-cache,
-rebuild-cache), ``data`` (cleanup, export, import) and ``objects`` (tier,
-s3-lifecycle). The same commands are reachable through the Litestar CLI
+rebuild-cache), ``data`` (cleanup, export, import), ``objects`` (tier,
+s3-lifecycle) and ``failover`` (replay). The same commands are reachable through the Litestar CLI
 (``litestar storage ...``, see ``plugin``).
 """
 
@@ -11,6 +11,7 @@ import click
 from interfaces.cli.cache import rebuild_cache, warm_cache
 from interfaces.cli.common import CONTEXT_SETTINGS
 from interfaces.cli.data import cleanup, export_command, import_command
+from interfaces.cli.failover import replay
 from interfaces.cli.objects import s3_lifecycle, tier
 from interfaces.cli.server import migrate, serve
 from interfaces.cli.storage import fsck, usage
@@ -27,6 +28,7 @@ COMMANDS: tuple[click.Command, ...] = (
     import_command,
     tier,
     s3_lifecycle,
+    replay,
 )
 
 

@@ -15,6 +15,7 @@ from litestar.openapi.spec import Components, SecurityScheme, Server
 from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsPlugin
 from litestar.static_files import create_static_files_router
 
+from application.errors import WriteAcceptedError
 from application.use_cases.running_evaluations import RebuildRunningRegistry
 from interfaces.cli.plugin import StorageCLIPlugin
 from interfaces.http.controllers.audit import AuditController
@@ -24,13 +25,14 @@ from interfaces.http.controllers.evaluations import EvaluationController
 from interfaces.http.controllers.running import RunningController
 from interfaces.http.controllers.storage import StorageController
 from interfaces.http.controllers.timeline import TimelineController
-from interfaces.http.errors import EXCEPTION_MAP, internal_error_handler
+from interfaces.http.errors import EXCEPTION_MAP, accepted_handler, internal_error_handler
 from interfaces.http.explorer import explorer_router, template_config
 from interfaces.http.observability import MetricsController, RequestIdMiddleware, prometheus_config
 from interfaces.http.retention import retention
 from interfaces.http.security import require_access, session_config
 from interfaces.http.warming import cache_warming
 from interfaces.providers import build_providers
+from interfaces.replay import replaying
 from interfaces.settings import Settings, load_settings
 
 logger = logging.getLogger("storage_service")
@@ -59,7 +61,11 @@ def create_app(settings: Settings | None = None, *override_providers: Provider) 
             )
         await _rebuild_running_registry(container)
         try:
-            async with retention(container, settings), cache_warming(container, settings):
+            async with (
+                replaying(container, settings),
+                retention(container, settings),
+                cache_warming(container, settings),
+            ):
                 yield
         finally:
             await container.close()
@@ -95,7 +101,10 @@ def create_app(settings: Settings | None = None, *override_providers: Provider) 
             ),
             StorageCLIPlugin(),
         ],
-        exception_handlers={Exception: internal_error_handler},
+        exception_handlers={
+            Exception: internal_error_handler,
+            WriteAcceptedError: accepted_handler,
+        },
         middleware=[
             RequestIdMiddleware(),
             prometheus_config().middleware,

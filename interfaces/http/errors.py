@@ -11,6 +11,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.plugins.problem_details import ProblemDetailsException
 from litestar.status_codes import (
+    HTTP_202_ACCEPTED,
     HTTP_400_BAD_REQUEST,
     HTTP_404_NOT_FOUND,
     HTTP_409_CONFLICT,
@@ -30,6 +31,7 @@ from application.errors import (
     PreconditionFailedError,
     UnknownBackendError,
     VersionConflictError,
+    WriteAcceptedError,
 )
 from domain.errors import (
     IllegalTransitionError,
@@ -216,6 +218,32 @@ EXCEPTION_MAP: dict[type[Exception], Callable[[Any], ProblemDetailsException]] =
     ValidationException: _validation,
     HTTPException: _http,
     RecursionError: _recursion,
+}
+
+
+class WriteAccepted(msgspec.Struct, frozen=True, kw_only=True):
+    """A write journaled for the primary whose result is not known yet (202)."""
+
+    evaluation_id: str
+    journal_entry: str
+    detail: str
+
+
+def accepted_handler(_: Request[Any, Any, Any], exc: WriteAcceptedError) -> Response[Any]:
+    """202: durable in the failover journal, applied to the record at replay."""
+    body = WriteAccepted(
+        evaluation_id=exc.evaluation_id, journal_entry=exc.entry_id, detail=str(exc)
+    )
+    return Response(body, status_code=HTTP_202_ACCEPTED)
+
+
+ACCEPTED_RESPONSE = {
+    HTTP_202_ACCEPTED: ResponseSpec(
+        data_container=WriteAccepted,
+        description="Journaled while the primary storage is unavailable; the record, created "
+        "before the outage, is not known here, so the new state is not shown",
+        generate_examples=False,
+    )
 }
 
 

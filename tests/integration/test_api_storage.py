@@ -48,7 +48,9 @@ def test_overview_measures_backends(client: Client) -> None:
     fill(client)
     overview = client.get("/storage/overview").json()
     backends = overview["backends"]
-    assert set(backends) == {"database", "file", "cache"}
+    assert set(backends) == {"database", "file", "cache", "fallback"}
+    assert backends["fallback"]["type"] == "file"
+    assert backends["fallback"]["metrics"]["pending_replay"] == 0
     assert backends["database"]["status"] == "healthy"
     assert backends["database"]["metrics"]["evaluations"] == 3
     assert backends["database"]["metrics"]["size_bytes"] > 0
@@ -77,7 +79,11 @@ def test_health(client: Client) -> None:
         "database": "healthy",
         "file": "healthy",
         "cache": "healthy",
+        "fallback": "healthy",
     }
+    assert body["pending_replay"] == 0
+    assert body["oldest_pending_age_s"] is None
+    assert body["fallback_durable"] is True
 
 
 def test_docs_are_served_locally(client: Client) -> None:

@@ -6,6 +6,7 @@ blob store and a clock that only moves when the test moves it. The payload
 thresholds are small so that "large" outputs are a few dozen bytes.
 """
 
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,6 +24,7 @@ from application.use_cases.celery_update import ApplyCeleryUpdate
 from application.use_cases.create_evaluation import CreateEvaluation
 from application.use_cases.delete_evaluation import DeleteEvaluation
 from application.use_cases.evaluation_content import (
+    AttachPayload,
     GetCompleteEvaluation,
     ReadPayload,
     UploadPayload,
@@ -39,8 +41,9 @@ from application.use_cases.running_evaluations import (
 from application.use_cases.statistics import GetStatistics
 from application.use_cases.update_evaluation import ChangeApplier, UpdateEvaluation
 from domain.evaluation import Evaluation
+from domain.identifiers import EvaluationId
 from domain.limits import InputLimits
-from domain.payload import StorageThresholds
+from domain.payload import PayloadKind, StorageThresholds
 from infrastructure.memory.audit import MemoryAuditLog
 from infrastructure.memory.blob_store import MemoryBlobInspector, MemoryBlobStore
 from infrastructure.memory.cache import MemoryCache, MemoryCacheInspector
@@ -51,6 +54,7 @@ from infrastructure.memory.evaluations import (
     MemoryEvaluationRepository,
 )
 from infrastructure.memory.log_tail import MemoryLogTail
+from infrastructure.memory.replay_marks import MemoryReplayMarks
 from infrastructure.memory.running_registry import MemoryRunningRegistry
 from infrastructure.memory.timeline import MemoryEventLog, MemoryLogStore
 from infrastructure.memory.unit_of_work import MemoryUnitOfWork
@@ -116,8 +120,12 @@ class UseCases:
         self.tail = MemoryLogTail(max_bytes=64)
         self.publisher = RecordPublisher(self.record_cache, self.running, self.tail)
         self.audit_log = MemoryAuditLog()
+        self.marks = MemoryReplayMarks()
         self.audit = AuditTrail(
-            self.audit_log, self.clock, AuditContext(actor="tester", request_id="req-1")
+            self.audit_log,
+            self.clock,
+            AuditContext(actor="tester", request_id="req-1"),
+            self.marks,
         )
         self.limits = InputLimits(log_chunk_bytes=MAX_LOG_CHUNK_BYTES)
         self.writer = RecordWriter(
@@ -149,12 +157,24 @@ class UseCases:
         )
         self.list_events = ListEvents(self.repository, self.events)
         self.celery = ApplyCeleryUpdate(self.writer, self.applier)
-        self.upload = UploadPayload(self.writer, self.payloads, self.uow)
+        self.receive = UploadPayload(self.writer, self.payloads, self.uow)
+        self.attach = AttachPayload(self.writer)
         self.complete = GetCompleteEvaluation(
             self.repository, self.payloads, self.logs, self.events
         )
         self.read_payload = ReadPayload(self.repository, self.payloads, self.uow)
         self.statistics = GetStatistics(self.queries)
+
+    async def upload(
+        self, evaluation_id: EvaluationId, kind: PayloadKind, chunks: AsyncIterator[bytes]
+    ) -> Evaluation:
+        """A streamed upload as the HTTP edge runs it: receive the blob, then attach it."""
+        stored = await self.receive.receive(evaluation_id, kind, chunks)
+        try:
+            return await self.attach.execute(evaluation_id, kind, stored)
+        except BaseException:
+            await self.receive.discard(stored)
+            raise
 
     async def seed(self, **fields: Any) -> Evaluation:
         """Store a factory-built record directly (no use case, nothing published)."""

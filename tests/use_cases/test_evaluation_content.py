@@ -142,7 +142,7 @@ async def test_uploads_route_by_size_and_read_back_exactly(
         except UnicodeDecodeError:
             data = data[:-1]
 
-    stored = await app.upload.execute(seeded.id, "output", _chunks(data, chunk))
+    stored = await app.upload(seeded.id, "output", _chunks(data, chunk))
 
     assert stored.output is not None
     assert stored.output.size == len(data)
@@ -163,7 +163,7 @@ async def test_a_refused_upload_changes_nothing(app: UseCases, bad: bytes) -> No
 
     for prefix in (b"", LARGE_OUTPUT.encode() * 3):
         with pytest.raises(InvalidTextError) as refused:
-            await app.upload.execute(seeded.id, "output", _chunks(prefix + bad, 50))
+            await app.upload(seeded.id, "output", _chunks(prefix + bad, 50))
         assert refused.value.field == "output"
 
     assert app.stored(seeded) == before
@@ -179,7 +179,7 @@ async def test_upload_to_an_unknown_evaluation_reads_nothing(app: UseCases) -> N
         yield b"x"
 
     with pytest.raises(EvaluationNotFoundError):
-        await app.upload.execute(parse_evaluation_id("ghost"), "output", body())
+        await app.upload(parse_evaluation_id("ghost"), "output", body())
     assert not read
 
 

@@ -25,16 +25,16 @@ from litestar.status_codes import (
 )
 
 from application.errors import BlobMissingError
-from application.use_cases.celery_update import ApplyCeleryUpdate, CeleryUpdate
+from application.services.failover import FailoverWrites
+from application.use_cases.celery_update import CeleryUpdate
 from application.use_cases.evaluation_content import (
     GetCompleteEvaluation,
     PayloadContent,
     ReadPayload,
-    UploadPayload,
 )
 from application.use_cases.object_storage import GetPayloadUrl, NoDirectUrlError
 from domain.payload import PayloadKind
-from interfaces.http.errors import problem, problem_responses
+from interfaces.http.errors import ACCEPTED_RESPONSE, problem, problem_responses
 from interfaces.http.params import EvalIdPath, etag, evaluation_id
 from interfaces.http.schemas import (
     CeleryUpdateBody,
@@ -202,44 +202,44 @@ class ContentController(Controller):
         summary="Replace the output with a streamed raw body",
         request_max_body_size=None,
         operation_class=RawTextUpload,
-        responses=problem_responses(404, 409, 413, 415, 422, 503),
+        responses=problem_responses(404, 409, 413, 415, 422, 503) | ACCEPTED_RESPONSE,
     )
     async def upload_output(
         self,
         eval_id: EvalIdPath,
         request: Request[Any, Any, State],
-        use_case: FromDishka[UploadPayload],
+        writes: FromDishka[FailoverWrites],
         settings: FromDishka[Settings],
     ) -> Response[EvaluationBody]:
-        return await _upload(request, use_case, settings, eval_id, "output")
+        return await _upload(request, writes, settings, eval_id, "output")
 
     @put(
         "/error",
         summary="Replace the error with a streamed raw body",
         request_max_body_size=None,
         operation_class=RawTextUpload,
-        responses=problem_responses(404, 409, 413, 415, 422, 503),
+        responses=problem_responses(404, 409, 413, 415, 422, 503) | ACCEPTED_RESPONSE,
     )
     async def upload_error(
         self,
         eval_id: EvalIdPath,
         request: Request[Any, Any, State],
-        use_case: FromDishka[UploadPayload],
+        writes: FromDishka[FailoverWrites],
         settings: FromDishka[Settings],
     ) -> Response[EvaluationBody]:
-        return await _upload(request, use_case, settings, eval_id, "error")
+        return await _upload(request, writes, settings, eval_id, "error")
 
     @post(
         "/celery-update",
         status_code=200,
         summary="Apply a Celery task state",
-        responses=problem_responses(400, 404, 409, 413, 422, 503),
+        responses=problem_responses(400, 404, 409, 413, 422, 503) | ACCEPTED_RESPONSE,
     )
     async def celery_update(
-        self, eval_id: EvalIdPath, data: CeleryUpdateBody, use_case: FromDishka[ApplyCeleryUpdate]
+        self, eval_id: EvalIdPath, data: CeleryUpdateBody, writes: FromDishka[FailoverWrites]
     ) -> CeleryUpdateResult:
         update = CeleryUpdate(**msgspec.structs.asdict(data))
-        outcome = await use_case.execute(evaluation_id(eval_id), update)
+        outcome = await writes.celery_update(evaluation_id(eval_id), update)
         return CeleryUpdateResult(
             applied=outcome.applied,
             reason=outcome.reason,
@@ -333,7 +333,7 @@ def _weight(raw: str) -> float:
 
 async def _upload(
     request: Request[Any, Any, State],
-    use_case: UploadPayload,
+    writes: FailoverWrites,
     settings: Settings,
     eval_id: str,
     kind: PayloadKind,
@@ -352,7 +352,7 @@ async def _upload(
     announced = request.headers.get("content-length")
     if announced is not None and announced.isdigit() and int(announced) > limit:
         raise _too_large(limit)
-    evaluation = await use_case.execute(identifier, kind, _limited(request.stream(), limit))
+    evaluation = await writes.upload(identifier, kind, _limited(request.stream(), limit))
     return Response(
         EvaluationBody.of(evaluation, storage_info=True),
         headers={"ETag": etag(evaluation.version)},

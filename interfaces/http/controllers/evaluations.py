@@ -8,15 +8,14 @@ from litestar.params import HeaderParameter, Parameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from application.queries import EvaluationFilter, EvaluationQuery
-from application.use_cases.create_evaluation import CreateEvaluation, NewEvaluation
-from application.use_cases.delete_evaluation import DeleteEvaluation
-from application.use_cases.get_evaluation import GetEvaluation, GetEvaluationFields
+from application.services.failover import FailoverReads, FailoverWrites
+from application.use_cases.create_evaluation import NewEvaluation
 from application.use_cases.list_evaluations import ListEvaluationFields, ListEvaluations
-from application.use_cases.update_evaluation import EvaluationChanges, UpdateEvaluation
+from application.use_cases.update_evaluation import EvaluationChanges
 from domain.identifiers import parse_evaluation_id
 from domain.limits import InputLimits
 from domain.status import EvaluationStatus
-from interfaces.http.errors import invalid_field, problem_responses
+from interfaces.http.errors import ACCEPTED_RESPONSE, invalid_field, problem_responses
 from interfaces.http.params import (
     FIELDS_DESCRIPTION,
     EvalIdPath,
@@ -55,11 +54,11 @@ class EvaluationController(Controller):
         responses=problem_responses(400, 409, 413, 422, 503),
     )
     async def create(
-        self, data: CreateEvaluationBody, use_case: FromDishka[CreateEvaluation]
+        self, data: CreateEvaluationBody, writes: FromDishka[FailoverWrites]
     ) -> Response[EvaluationBody]:
         fields = msgspec.structs.asdict(data)
         fields["id"] = parse_evaluation_id(data.id) if data.id is not None else None
-        evaluation = await use_case.execute(NewEvaluation(**fields))
+        evaluation = await writes.create(NewEvaluation(**fields))
         return Response(
             EvaluationBody.of(evaluation),
             status_code=HTTP_201_CREATED,
@@ -140,19 +139,18 @@ class EvaluationController(Controller):
     async def get_evaluation(
         self,
         eval_id: EvalIdPath,
-        use_case: FromDishka[GetEvaluation],
-        projected: FromDishka[GetEvaluationFields],
+        reads: FromDishka[FailoverReads],
         include_storage_info: bool = False,
         fields: Fields = None,
     ) -> Response[EvaluationFieldsBody]:
         if fields is not None:
             names = parse_fields(fields, API_FIELDS)
             wanted = frozenset(API_FIELDS[name] for name in names)
-            values = await projected.execute(evaluation_id(eval_id), wanted)
+            values = await reads.get_fields(evaluation_id(eval_id), wanted)
             return Response(
                 EvaluationFieldsBody.of(values, names), headers={"ETag": etag(values["version"])}
             )
-        evaluation = await use_case.execute(evaluation_id(eval_id))
+        evaluation = await reads.get(evaluation_id(eval_id))
         full = EvaluationBody.of(evaluation, storage_info=include_storage_info)
         return Response(
             cast("EvaluationFieldsBody", full), headers={"ETag": etag(evaluation.version)}
@@ -161,17 +159,17 @@ class EvaluationController(Controller):
     @put(
         "/{eval_id:str}",
         summary="Update an evaluation (partial)",
-        responses=problem_responses(400, 404, 409, 412, 413, 422, 503),
+        responses=problem_responses(400, 404, 409, 412, 413, 422, 503) | ACCEPTED_RESPONSE,
     )
     async def update(
         self,
         eval_id: EvalIdPath,
         data: UpdateEvaluationBody,
-        use_case: FromDishka[UpdateEvaluation],
+        writes: FromDishka[FailoverWrites],
         if_match: IfMatch = None,
     ) -> Response[EvaluationBody]:
         changes = EvaluationChanges(**msgspec.structs.asdict(data))
-        evaluation = await use_case.execute(
+        evaluation = await writes.update(
             evaluation_id(eval_id), changes, expected_version=parse_if_match(if_match)
         )
         return Response(EvaluationBody.of(evaluation), headers={"ETag": etag(evaluation.version)})
@@ -180,9 +178,9 @@ class EvaluationController(Controller):
         "/{eval_id:str}",
         status_code=HTTP_204_NO_CONTENT,
         summary="Soft-delete an evaluation",
-        responses=problem_responses(400, 404, 409, 412, 422, 503),
+        responses=problem_responses(400, 404, 409, 412, 422, 503) | ACCEPTED_RESPONSE,
     )
     async def delete_evaluation(
-        self, eval_id: EvalIdPath, use_case: FromDishka[DeleteEvaluation], if_match: IfMatch = None
+        self, eval_id: EvalIdPath, writes: FromDishka[FailoverWrites], if_match: IfMatch = None
     ) -> None:
-        await use_case.execute(evaluation_id(eval_id), expected_version=parse_if_match(if_match))
+        await writes.delete(evaluation_id(eval_id), expected_version=parse_if_match(if_match))

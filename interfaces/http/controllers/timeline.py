@@ -5,9 +5,10 @@ from litestar import Controller, get, post
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_201_CREATED
 
-from application.use_cases.events import ListEvents, NewEvent, RecordEvent
-from application.use_cases.logs import AppendLog, ReadLog
-from interfaces.http.errors import problem_responses
+from application.services.failover import FailoverReads, FailoverWrites
+from application.use_cases.events import ListEvents, NewEvent
+from application.use_cases.logs import ReadLog
+from interfaces.http.errors import ACCEPTED_RESPONSE, problem_responses
 from interfaces.http.params import EvalIdPath, evaluation_id
 from interfaces.http.schemas import (
     AddEventBody,
@@ -27,12 +28,12 @@ class TimelineController(Controller):
         "/logs",
         status_code=HTTP_201_CREATED,
         summary="Append a chunk to the log",
-        responses=problem_responses(400, 404, 413, 422, 503),
+        responses=problem_responses(400, 404, 413, 422, 503) | ACCEPTED_RESPONSE,
     )
     async def append_log(
-        self, eval_id: EvalIdPath, data: AppendLogBody, use_case: FromDishka[AppendLog]
+        self, eval_id: EvalIdPath, data: AppendLogBody, writes: FromDishka[FailoverWrites]
     ) -> LogAppended:
-        chunk = await use_case.execute(evaluation_id(eval_id), data.content)
+        chunk = await writes.append_log(evaluation_id(eval_id), data.content)
         return LogAppended(
             evaluation_id=chunk.evaluation_id,
             offset=chunk.offset,
@@ -49,10 +50,12 @@ class TimelineController(Controller):
         self,
         eval_id: EvalIdPath,
         use_case: FromDishka[ReadLog],
+        reads: FromDishka[FailoverReads],
         offset: Annotated[int, Parameter(ge=0, le=2**63 - 1, description="bytes already seen")] = 0,
     ) -> LogBody:
         identifier = evaluation_id(eval_id)
-        piece = await use_case.execute(identifier, offset)
+        journaled = await reads.log(identifier, offset)
+        piece = journaled if journaled is not None else await use_case.execute(identifier, offset)
         return LogBody(
             evaluation_id=identifier,
             content=piece.content,
@@ -64,10 +67,10 @@ class TimelineController(Controller):
         "/events",
         status_code=HTTP_201_CREATED,
         summary="Add an event to the timeline",
-        responses=problem_responses(400, 404, 413, 422, 503),
+        responses=problem_responses(400, 404, 413, 422, 503) | ACCEPTED_RESPONSE,
     )
     async def add_event(
-        self, eval_id: EvalIdPath, data: AddEventBody, use_case: FromDishka[RecordEvent]
+        self, eval_id: EvalIdPath, data: AddEventBody, writes: FromDishka[FailoverWrites]
     ) -> EventBody:
         new = NewEvent(
             event_type=data.event_type,
@@ -76,14 +79,20 @@ class TimelineController(Controller):
             timestamp=data.timestamp,
             event_id=data.event_id,
         )
-        return EventBody.of(await use_case.execute(evaluation_id(eval_id), new))
+        return EventBody.of(await writes.record_event(evaluation_id(eval_id), new))
 
     @get(
         "/events",
         summary="The event timeline, oldest first",
         responses=problem_responses(400, 404, 422, 503),
     )
-    async def list_events(self, eval_id: EvalIdPath, use_case: FromDishka[ListEvents]) -> EventList:
+    async def list_events(
+        self,
+        eval_id: EvalIdPath,
+        use_case: FromDishka[ListEvents],
+        reads: FromDishka[FailoverReads],
+    ) -> EventList:
         identifier = evaluation_id(eval_id)
-        events = await use_case.execute(identifier)
+        journaled = await reads.events(identifier)
+        events = journaled if journaled is not None else await use_case.execute(identifier)
         return EventList(evaluation_id=identifier, events=[EventBody.of(e) for e in events])

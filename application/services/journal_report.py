@@ -1,0 +1,48 @@
+"""The failover journal as a backend of ``/health`` and the storage overview."""
+
+from application.ports.clock import Clock
+from application.ports.journal import Journal
+from application.queries import BackendReport
+
+NAME = "fallback"
+
+
+class JournalInspector:
+    """Degraded while entries wait for the primary; says whether they survive a crash."""
+
+    name = NAME
+
+    def __init__(self, journal: Journal, clock: Clock) -> None:
+        self._journal = journal
+        self._clock = clock
+
+    @property
+    def durable(self) -> bool:
+        return self._journal.durable
+
+    async def probe(self) -> BackendReport:
+        return await self.inspect()
+
+    async def inspect(self, *, detailed: bool = False) -> BackendReport:  # noqa: ARG002
+        try:
+            stats = await self._journal.stats()
+        except OSError as error:
+            return BackendReport(
+                name=NAME, type=self._journal.name, status="unavailable", error=str(error)
+            )
+        age = (
+            None
+            if stats.oldest_at is None
+            else round((self._clock.now() - stats.oldest_at).total_seconds(), 3)
+        )
+        return BackendReport(
+            name=NAME,
+            type=self._journal.name,
+            status="degraded" if stats.pending else "healthy",
+            metrics={"pending_replay": stats.pending, "oldest_pending_age_s": age},
+            details={
+                "durable": "yes: fsync'd before a write is acknowledged"
+                if self._journal.durable
+                else "no: entries are lost if the process stops (for tests only)"
+            },
+        )

@@ -1,0 +1,181 @@
+"""Apply the failover journal to the primary, in order, each entry exactly once.
+
+Each entry is applied in its own transaction together with its mark in
+``journal_applied`` (through the audit trail), so a replay killed at any point
+resumes where it stopped: a marked entry is skipped, an unmarked one was not
+applied. An entry whose first attempt on the primary failed mid-way (``uncertain``)
+is skipped when the primary already holds its audit entry: that attempt committed.
+
+Conflicts are settled as they would have been on time, by the state machine
+(a refused transition stays refused) and by timestamps: a change older than the
+record's last change on the primary (made meanwhile by another writer) is stale.
+Either way it is logged and the entry is done.
+"""
+
+import contextlib
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+import msgspec
+import structlog
+
+from application.errors import ApplicationError, BackendUnavailableError
+from application.intents import (
+    AppendLogIntent,
+    CreateIntent,
+    JournalEntry,
+    RecordEventIntent,
+)
+from application.ports.audit_log import AuditQuery
+from application.ports.journal import Journal
+from application.ports.replay_scopes import ReplayScopes, ReplayUnit
+from application.services.audit_trail import AuditContext
+from application.services.pinned_clock import pinned
+from domain.errors import DomainError
+from domain.identifiers import EvaluationId
+
+log = structlog.get_logger(__name__)
+
+# Appends and creates do not overwrite anything: they are never stale.
+_ADDITIVE = (CreateIntent, AppendLogIntent, RecordEventIntent)
+
+
+class Outcome(StrEnum):
+    APPLIED = "applied"
+    SKIPPED = "skipped"
+    CONFLICT = "conflict"
+
+
+class ReplayReport(msgspec.Struct, frozen=True, kw_only=True):
+    applied: int = 0
+    skipped: int = 0
+    conflicts: int = 0
+    remaining: int = 0
+    # Another process held the replay lock: nothing was attempted here.
+    busy: bool = False
+
+
+Progress = Callable[[int, int], None]
+
+
+class ReplayJournal:
+    def __init__(self, journal: Journal, scopes: ReplayScopes) -> None:
+        self._journal = journal
+        self._scopes = scopes
+
+    async def execute(self, progress: Progress | None = None) -> ReplayReport:
+        """Replay what is pending now; raises ``BackendUnavailableError`` if the primary
+        drops again (what was applied stays applied and is not replayed twice)."""
+        async with self._journal.replaying() as won:
+            if not won:
+                return ReplayReport(busy=True)
+            entries = await self._journal.pending()
+            counts = dict.fromkeys(Outcome, 0)
+            ours: dict[str, set[datetime]] = {}
+            for entry in entries:
+                ours.setdefault(entry.evaluation_id, set()).add(entry.at)
+            done: list[str] = []
+            try:
+                for entry in entries:
+                    counts[await self._replay(entry, ours)] += 1
+                    done.append(entry.id)
+                    if progress is not None:
+                        progress(len(done), len(entries))
+            finally:
+                with contextlib.suppress(BackendUnavailableError):
+                    await self._settle(done)
+            return ReplayReport(
+                applied=counts[Outcome.APPLIED],
+                skipped=counts[Outcome.SKIPPED],
+                conflicts=counts[Outcome.CONFLICT],
+                remaining=(await self._journal.stats()).pending,
+            )
+
+    async def _settle(self, done: list[str]) -> None:
+        """Drop the applied entries from the journal, then their marks from the primary."""
+        gone = await self._journal.discard(done)
+        if gone:
+            async with self._scopes.open(AuditContext(actor="system")) as unit:
+                await unit.marks.forget(gone)
+
+    async def _replay(self, entry: JournalEntry, ours: dict[str, set[datetime]]) -> Outcome:
+        context = AuditContext(
+            actor=entry.actor, request_id=entry.request_id, journal_entry=entry.id
+        )
+        async with self._scopes.open(context) as unit:
+            if await unit.marks.is_applied(entry.id):
+                return Outcome.SKIPPED
+            if entry.uncertain and await _committed_on_time(unit, entry):
+                outcome = Outcome.SKIPPED
+            elif reason := await _stale(unit, entry, ours[entry.evaluation_id]):
+                log.warning(
+                    "replay_conflict",
+                    entry=entry.id,
+                    evaluation_id=entry.evaluation_id,
+                    reason=reason,
+                )
+                outcome = Outcome.CONFLICT
+            else:
+                outcome = await _apply(unit, entry)
+            # Marks the entries that changed nothing, and the refused ones.
+            await unit.marks.mark(entry.id)
+            await unit.uow.commit()
+            await _republish(unit, entry)
+            return outcome
+
+
+async def _republish(unit: ReplayUnit, entry: JournalEntry) -> None:
+    """Cache the record as the primary now holds it (a skipped entry published nothing)."""
+    evaluation_id = EvaluationId(entry.evaluation_id)
+    current = await unit.repository.get(evaluation_id)
+    if current is None:
+        await unit.record_cache.forget(evaluation_id)
+    else:
+        await unit.record_cache.fill(current)
+
+
+async def _apply(unit: ReplayUnit, entry: JournalEntry) -> Outcome:
+    with pinned(entry.at):
+        try:
+            await unit.runner.run(EvaluationId(entry.evaluation_id), entry.intent)
+        except BackendUnavailableError:
+            raise
+        except (ApplicationError, DomainError) as error:
+            log.warning(
+                "replay_conflict",
+                entry=entry.id,
+                evaluation_id=entry.evaluation_id,
+                reason=str(error),
+            )
+            await unit.uow.rollback()
+            return Outcome.CONFLICT
+    return Outcome.APPLIED
+
+
+async def _committed_on_time(unit: ReplayUnit, entry: JournalEntry) -> bool:
+    """Whether the first attempt committed after all: its audit entry carries its instant."""
+    found = await unit.audit_log.list(
+        AuditQuery(
+            evaluation_id=entry.evaluation_id,
+            actor=entry.actor,
+            since=entry.at,
+            until=entry.at + timedelta(microseconds=1),
+            limit=100,
+        )
+    )
+    return any(audit.request_id == entry.request_id for audit in found)
+
+
+async def _stale(unit: ReplayUnit, entry: JournalEntry, ours: set[datetime]) -> str | None:
+    """Why a change is older than the record it would overwrite, if it is.
+
+    ``ours`` are the instants of this journal's writes to the record: a record last
+    changed by one of them was not changed meanwhile by anyone else.
+    """
+    if isinstance(entry.intent, _ADDITIVE):
+        return None
+    current = await unit.repository.get(EvaluationId(entry.evaluation_id))
+    if current is None or current.updated_at <= entry.at or current.updated_at in ours:
+        return None
+    return f"the record changed at {current.updated_at.isoformat()}, after this write"

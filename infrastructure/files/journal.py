@@ -1,0 +1,259 @@
+"""The failover journal on the local disk: fsync'd JSON lines, one segment per process.
+
+Layout under ``FILE_STORAGE_PATH/journal/``: ``<uuid>.jsonl`` segments and a
+``.replay.lock``. Each process appends to its own segment, so writers never
+interleave lines; every append holds the segment's ``flock`` and is fsync'd before
+it returns. The replayer takes ``.replay.lock`` (one replayer among all processes
+sharing the directory), reads every segment, and deletes a segment only under its
+lock and only when every entry in it is applied. A writer whose segment was deleted
+under it (``st_nlink == 0``) starts a new one, so no entry lands in a deleted file.
+
+A line without its newline is the torn tail of a process killed mid-write: it was
+never acknowledged and is ignored.
+"""
+
+import contextlib
+import errno
+import fcntl
+import os
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+import msgspec
+import structlog
+
+from application.errors import BackendUnavailableError
+from application.intents import ENTRY_DECODER, ENTRY_ENCODER, JournalEntry
+from application.ports.journal import JournalStats
+
+BACKEND = "fallback"
+SUFFIX = ".jsonl"
+# A fully replayed segment that held lines no version of the service could read.
+CORRUPT_SUFFIX = ".corrupt"
+LOCK_NAME = ".replay.lock"
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class _Segment:
+    """What has been parsed of one segment so far (it only ever grows)."""
+
+    inode: int
+    offset: int = 0
+    entries: list[JournalEntry] = field(default_factory=list)
+
+
+class FileJournal:
+    name = "file"
+    durable = True
+
+    def __init__(self, root: Path) -> None:
+        self.directory = root / "journal"
+        self._fd: int | None = None
+        self._last_sequence = 0
+        self._lock = anyio.Lock()
+        self._segments: dict[str, _Segment] = {}
+        # Reads run in worker threads and share the parse cache.
+        self._cache_lock = threading.Lock()
+
+    async def append(self, entry: JournalEntry) -> JournalEntry:
+        async with self._lock:
+            sequence = max(self._last_sequence + 1, time.time_ns())
+            stored = msgspec.structs.replace(entry, sequence=sequence)
+            line = ENTRY_ENCODER.encode(stored) + b"\n"
+            try:
+                await anyio.to_thread.run_sync(self._append_line, line)
+            except OSError as error:
+                log.error("journal_write_failed", error=str(error))
+                raise BackendUnavailableError(BACKEND, f"journal: {error.strerror}") from error
+            self._last_sequence = sequence
+            return stored
+
+    def _append_line(self, line: bytes) -> None:
+        while True:
+            fd = self._fd if self._fd is not None else self._open_segment()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                if os.fstat(fd).st_nlink == 0:  # the replayer deleted it: start another
+                    os.close(fd)
+                    self._fd = None
+                    continue
+                start = os.fstat(fd).st_size
+                try:
+                    _write_all(fd, line)
+                    os.fsync(fd)
+                except OSError:
+                    self._abandon_tail(fd, start)
+                    raise
+                return
+            finally:
+                if self._fd is not None:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _abandon_tail(self, fd: int, start: int) -> None:
+        """Cut a half-written line off, or stop using a segment that cannot be cut."""
+        try:
+            os.ftruncate(fd, start)
+            os.fsync(fd)
+        except OSError:
+            os.close(fd)
+            self._fd = None
+
+    def _open_segment(self) -> int:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"{uuid.uuid4().hex}{SUFFIX}"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+        try:
+            _fsync_directory(self.directory)
+        except OSError:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
+        self._fd = fd
+        return fd
+
+    async def has_pending(self) -> bool:
+        try:
+            with os.scandir(self.directory) as found:
+                return any(item.name.endswith(SUFFIX) for item in found)
+        except FileNotFoundError:
+            return False
+        except NotADirectoryError:
+            return False
+
+    async def pending(self) -> list[JournalEntry]:
+        return await anyio.to_thread.run_sync(self._read_all)
+
+    async def pending_for(self, evaluation_id: str) -> list[JournalEntry]:
+        return [entry for entry in await self.pending() if entry.evaluation_id == evaluation_id]
+
+    async def stats(self) -> JournalStats:
+        entries = await self.pending()
+        oldest = min((entry.at for entry in entries), default=None)
+        return JournalStats(pending=len(entries), oldest_at=oldest)
+
+    def _read_all(self) -> list[JournalEntry]:
+        with self._cache_lock:
+            return self._read_all_locked()
+
+    def _read_all_locked(self) -> list[JournalEntry]:
+        seen: set[str] = set()
+        entries: list[JournalEntry] = []
+        for path in self._segment_paths():
+            seen.add(path.name)
+            entries.extend(self._read_segment(path))
+        for gone in set(self._segments) - seen:
+            del self._segments[gone]
+        return sorted(entries, key=lambda entry: (entry.sequence, entry.id))
+
+    def _segment_paths(self) -> list[Path]:
+        try:
+            return sorted(self.directory.glob(f"*{SUFFIX}"))
+        except OSError:
+            return []
+
+    def _read_segment(self, path: Path) -> list[JournalEntry]:
+        try:
+            with path.open("rb") as handle:
+                inode = os.fstat(handle.fileno()).st_ino
+                segment = self._segments.get(path.name)
+                if segment is None or segment.inode != inode:
+                    segment = self._segments[path.name] = _Segment(inode)
+                handle.seek(segment.offset)
+                data = handle.read()
+        except FileNotFoundError:
+            return []
+        complete = data[: data.rfind(b"\n") + 1]
+        for line in complete.splitlines():
+            try:
+                segment.entries.append(ENTRY_DECODER.decode(line))
+            except msgspec.DecodeError:
+                log.error("journal_line_unreadable", segment=path.name)
+        segment.offset += len(complete)
+        return list(segment.entries)
+
+    async def discard(self, applied: Iterable[str]) -> set[str]:
+        done = set(applied)
+        return await anyio.to_thread.run_sync(self._discard, done)
+
+    def _discard(self, done: set[str]) -> set[str]:
+        with self._cache_lock:
+            return self._discard_locked(done)
+
+    def _discard_locked(self, done: set[str]) -> set[str]:
+        gone: set[str] = set()
+        for path in self._segment_paths():
+            with contextlib.suppress(FileNotFoundError), path.open("rb") as handle:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)  # no writer mid-append
+                data = handle.read()
+                complete = data[: data.rfind(b"\n") + 1]
+                ids, unreadable = _entry_ids(complete)
+                if ids <= done:
+                    if unreadable:  # keep what cannot be replayed for an operator to read
+                        path.rename(path.with_suffix(CORRUPT_SUFFIX))
+                        log.error("journal_segment_kept", segment=path.name, lines=unreadable)
+                    else:
+                        path.unlink()
+                    self._segments.pop(path.name, None)
+                    gone |= ids
+        return gone
+
+    @asynccontextmanager
+    async def replaying(self) -> AsyncIterator[bool]:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            handle = (self.directory / LOCK_NAME).open("ab")
+        except OSError:
+            yield False
+            return
+        with handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as error:
+                if error.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+                    raise
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _entry_ids(complete: bytes) -> tuple[set[str], int]:
+    """The ids of the entries in ``complete`` lines, and how many lines are unreadable."""
+    ids: set[str] = set()
+    unreadable = 0
+    for line in complete.splitlines():
+        try:
+            ids.add(ENTRY_DECODER.decode(line).id)
+        except msgspec.DecodeError:
+            unreadable += 1
+    return ids, unreadable
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,31 @@
+"""Exactly-once marks of the failover journal in hand-written SQL on asyncpg."""
+
+from collections.abc import Iterable
+
+from infrastructure.postgres.transaction import PgTransaction
+
+INSERT_MARK = "INSERT INTO journal_applied (entry_id) VALUES ($1) ON CONFLICT DO NOTHING"
+SELECT_MARK = "SELECT 1 FROM journal_applied WHERE entry_id = $1"
+DELETE_MARKS = "DELETE FROM journal_applied WHERE entry_id = ANY($1::text[])"
+
+
+class PgReplayMarks:
+    """``ReplayMarks`` on ``journal_applied``; a mark joins the request's transaction."""
+
+    def __init__(self, transaction: PgTransaction) -> None:
+        self._transaction = transaction
+
+    async def is_applied(self, entry_id: str) -> bool:
+        found = await self._transaction.read(
+            lambda connection: connection.fetchval(SELECT_MARK, entry_id)
+        )
+        return found is not None
+
+    async def mark(self, entry_id: str) -> None:
+        await self._transaction.write(lambda connection: connection.execute(INSERT_MARK, entry_id))
+
+    async def forget(self, entry_ids: Iterable[str]) -> None:
+        ids = list(entry_ids)
+        if ids:
+            await self._transaction.write(lambda connection: connection.execute(DELETE_MARKS, ids))
+        await self._transaction.commit()

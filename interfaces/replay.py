@@ -1,0 +1,116 @@
+"""The failover journal's replay: request scopes for it, and the background replayer.
+
+The replayer runs for the app's lifetime. While the journal holds entries it
+replays them; when the primary is still unavailable it waits, doubling the wait up
+to ``FAILOVER_PROBE_INTERVAL_S``, and tries again (the replay's first statement is
+the probe). Killed mid-replay, it resumes from the journal and the marks at the
+next start.
+"""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import anyio
+from dishka import AsyncContainer
+
+from application.errors import BackendUnavailableError
+from application.ports.audit_log import AuditLog
+from application.ports.evaluation_repository import EvaluationRepository
+from application.ports.journal import Journal
+from application.ports.replay_marks import ReplayMarks
+from application.ports.unit_of_work import UnitOfWork
+from application.services.audit_trail import AuditContext
+from application.services.intent_runner import IntentRunner
+from application.services.record_cache import RecordCache
+from application.use_cases.replay_journal import ReplayJournal
+from interfaces import acting
+from interfaces.settings import Settings
+
+logger = logging.getLogger("storage_service.replay")
+
+FIRST_BACKOFF_S = 0.1
+
+
+@dataclass
+class _Unit:
+    runner: IntentRunner
+    repository: EvaluationRepository
+    marks: ReplayMarks
+    audit_log: AuditLog
+    uow: UnitOfWork
+    record_cache: RecordCache
+
+
+class ContainerReplayScopes:
+    """``ReplayScopes`` on the app's dishka container: one request scope per entry."""
+
+    def __init__(self, container: AsyncContainer) -> None:
+        self._container = container
+
+    @asynccontextmanager
+    async def open(self, context: AuditContext) -> AsyncIterator[_Unit]:
+        with acting.acting_as(context):
+            async with self._container() as request:
+                yield _Unit(
+                    runner=await request.get(IntentRunner),
+                    repository=await request.get(EvaluationRepository),
+                    marks=await request.get(ReplayMarks),
+                    audit_log=await request.get(AuditLog),
+                    uow=await request.get(UnitOfWork),
+                    record_cache=await request.get(RecordCache),
+                )
+
+
+async def replay_journal(container: AsyncContainer) -> ReplayJournal:
+    return ReplayJournal(await container.get(Journal), ContainerReplayScopes(container))
+
+
+async def _replay_forever(container: AsyncContainer, cap_s: float) -> None:
+    journal = await container.get(Journal)
+    replay = await replay_journal(container)
+    backoff = FIRST_BACKOFF_S
+    while True:
+        if not await journal.has_pending():
+            await anyio.sleep(min(cap_s, 1.0))
+            continue
+        try:
+            report = await replay.execute()
+        except BackendUnavailableError as error:
+            logger.info("primary still unavailable (%s); next probe in %.1f s", error, backoff)
+            await anyio.sleep(backoff)
+            backoff = min(backoff * 2, cap_s)
+            continue
+        except Exception:  # the journal stays; the next round tries again
+            logger.exception("replay failed")
+            await anyio.sleep(cap_s)
+            continue
+        backoff = FIRST_BACKOFF_S
+        if report.busy:  # another process replays the shared journal
+            await anyio.sleep(min(cap_s, 1.0))
+            continue
+        logger.info(
+            "replayed the failover journal: %d applied, %d skipped, %d conflicts, %d left",
+            report.applied,
+            report.skipped,
+            report.conflicts,
+            report.remaining,
+            extra={
+                "applied": report.applied,
+                "skipped": report.skipped,
+                "conflicts": report.conflicts,
+                "remaining": report.remaining,
+            },
+        )
+
+
+@asynccontextmanager
+async def replaying(container: AsyncContainer, settings: Settings) -> AsyncIterator[None]:
+    """While the app runs: replay the failover journal whenever it holds entries."""
+    async with anyio.create_task_group() as group:
+        group.start_soon(_replay_forever, container, settings.failover_probe_interval_s)
+        try:
+            yield
+        finally:
+            group.cancel_scope.cancel()

@@ -1,0 +1,573 @@
+"""The Journal contract, held against the file journal and the in-memory one.
+
+Every journal keeps acknowledged writes in replay order until ``discard``; the file
+journal also shares one directory among processes (one segment each), survives a
+torn tail, and refuses (``BackendUnavailableError``, backend ``fallback``) when it
+cannot write durably.
+"""
+
+import errno
+import os
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import anyio
+import msgspec
+import pytest
+
+from application.errors import BackendUnavailableError
+from application.intents import (
+    ENTRY_ENCODER,
+    AppendLogIntent,
+    AttachPayloadIntent,
+    CeleryIntent,
+    CreateIntent,
+    DeleteIntent,
+    Intent,
+    JournalEntry,
+    RecordEventIntent,
+    UpdateIntent,
+)
+from application.ports.journal import Journal, JournalStats
+from application.use_cases.celery_update import CeleryUpdate
+from application.use_cases.create_evaluation import NewEvaluation
+from application.use_cases.events import NewEvent
+from application.use_cases.update_evaluation import EvaluationChanges
+from domain.identifiers import EvaluationId
+from domain.payload import PayloadLocation, StoredPayload
+from domain.status import EvaluationStatus
+from infrastructure.files.journal import FileJournal
+from infrastructure.memory.journal import MemoryJournal, NoJournal
+
+pytestmark = pytest.mark.anyio
+
+NOW = datetime(2024, 7, 1, 12, 0, 0, 123456, tzinfo=UTC)
+
+
+def entry(
+    number: int,
+    evaluation_id: str = "eval_1",
+    *,
+    at: datetime | None = None,
+    intent: Intent | None = None,
+) -> JournalEntry:
+    return JournalEntry(
+        id=f"entry_{number}",
+        evaluation_id=evaluation_id,
+        at=at if at is not None else NOW + timedelta(seconds=number),
+        intent=intent if intent is not None else AppendLogIntent(f"line {number}\n"),
+        actor="worker",
+        request_id=f"req_{number}",
+    )
+
+
+def ids(entries: list[JournalEntry]) -> list[str]:
+    return [item.id for item in entries]
+
+
+def segments(root: Path) -> list[Path]:
+    return sorted((root / "journal").glob("*.jsonl"))
+
+
+@pytest.fixture
+def file_journals(tmp_path: Path) -> Iterator[Callable[[], FileJournal]]:
+    """Makes FileJournal instances over one root (each one a "process"); closes them all."""
+    made: list[FileJournal] = []
+
+    def make() -> FileJournal:
+        journal = FileJournal(tmp_path)
+        made.append(journal)
+        return journal
+
+    yield make
+    for journal in made:
+        journal.close()
+
+
+@pytest.fixture(params=["file", "memory"])
+def journal(request: pytest.FixtureRequest, file_journals: Callable[[], FileJournal]) -> Journal:
+    if request.param == "file":
+        return file_journals()
+    return MemoryJournal()
+
+
+# --- the contract, for every journal ---------------------------------------------------
+
+
+async def test_an_empty_journal_has_nothing_pending(journal: Journal) -> None:
+    assert await journal.has_pending() is False
+    assert await journal.pending() == []
+    assert await journal.pending_for("eval_1") == []
+    assert await journal.stats() == JournalStats(pending=0, oldest_at=None)
+    assert await journal.discard(["entry_1"]) == set()
+
+
+async def test_append_sets_an_increasing_sequence_and_keeps_the_order(journal: Journal) -> None:
+    originals = [entry(1), entry(2, "eval_2"), entry(3), entry(4, "eval_2"), entry(5)]
+
+    stored = [await journal.append(item) for item in originals]
+
+    sequences = [item.sequence for item in stored]
+    assert all(sequence > 0 for sequence in sequences)
+    assert all(a < b for a, b in zip(sequences, sequences[1:], strict=False))
+    for original, kept in zip(originals, stored, strict=True):
+        assert kept == msgspec.structs.replace(original, sequence=kept.sequence)
+    assert await journal.has_pending() is True
+    assert await journal.pending() == stored
+    assert await journal.pending_for("eval_2") == [stored[1], stored[3]]
+    assert await journal.pending_for("eval_1") == [stored[0], stored[2], stored[4]]
+    assert await journal.pending_for("eval_3") == []
+
+
+async def test_stats_count_the_entries_and_give_the_oldest_instant(journal: Journal) -> None:
+    await journal.append(entry(1, at=NOW + timedelta(minutes=5)))
+    await journal.append(entry(2, at=NOW))  # appended later, but the oldest instant
+    await journal.append(entry(3, at=NOW + timedelta(minutes=1)))
+
+    assert await journal.stats() == JournalStats(pending=3, oldest_at=NOW)
+
+
+INTENTS: list[Intent] = [
+    CreateIntent(
+        NewEvaluation(
+            code="print('héllo')\n",
+            id=EvaluationId("eval_1"),
+            language="python",
+            status=EvaluationStatus.SUBMITTED,
+            metadata={"user": "ana", "tags": ["a", "b"], "nested": {"n": 1, "x": None, "f": 1.5}},
+            celery_task_id="task-1",
+        ),
+        generated_id=True,
+    ),
+    UpdateIntent(
+        EvaluationChanges(
+            status=EvaluationStatus.COMPLETED,
+            output="done",
+            error=None,
+            completed_at=datetime(2024, 7, 1, 14, 0, 1, 5, tzinfo=timezone(timedelta(hours=2))),
+            metadata={"k": "v"},
+            # runtime_ms, started_at, executor_id, ... stay UNSET
+        )
+    ),
+    DeleteIntent(),
+    CeleryIntent(
+        CeleryUpdate(task_state="SUCCESS", celery_task_id="task-1", retries=2, output=None)
+    ),
+    AppendLogIntent("ünïcödé ✓ 日本語 🚀\n\ttab\x00nul\n"),
+    RecordEventIntent(
+        NewEvent(
+            event_type="progress",
+            message="half way",
+            metadata={"pct": 50},
+            timestamp=NOW,
+            event_id="evt-42",
+        )
+    ),
+    AttachPayloadIntent(
+        "error",
+        StoredPayload(
+            location=PayloadLocation.S3,
+            size=123_456,
+            text="Traceback (preview) …",
+            compressed=True,
+            key="evaluations/eval_1/error.abc.txt.zst",
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize("intent", INTENTS, ids=lambda intent: type(intent).__name__)
+async def test_every_intent_round_trips_unchanged(journal: Journal, intent: Intent) -> None:
+    original = msgspec.structs.replace(entry(1, intent=intent), uncertain=True)
+
+    stored = await journal.append(original)
+
+    expected = msgspec.structs.replace(original, sequence=stored.sequence)
+    assert stored == expected
+    (pending,) = await journal.pending()
+    assert pending == expected
+    assert type(pending.intent) is type(intent)
+    assert pending.intent == intent
+
+
+async def test_all_intents_round_trip_in_one_journal(journal: Journal) -> None:
+    originals = [entry(number, intent=intent) for number, intent in enumerate(INTENTS)]
+
+    stored = [await journal.append(item) for item in originals]
+
+    assert await journal.pending() == [
+        msgspec.structs.replace(original, sequence=kept.sequence)
+        for original, kept in zip(originals, stored, strict=True)
+    ]
+
+
+async def test_discarding_every_entry_empties_the_journal(journal: Journal) -> None:
+    stored = [await journal.append(entry(number)) for number in range(3)]
+
+    gone = await journal.discard([*ids(stored), "unknown"])
+
+    assert gone == set(ids(stored))  # never an id that was not there
+    assert await journal.pending() == []
+    assert await journal.has_pending() is False
+    assert await journal.stats() == JournalStats(pending=0)
+
+    # The journal keeps working after a discard.
+    again = await journal.append(entry(9))
+    assert again.sequence > stored[-1].sequence
+    assert await journal.pending() == [again]
+
+
+async def test_discarding_unknown_ids_forgets_nothing(journal: Journal) -> None:
+    stored = [await journal.append(entry(number)) for number in range(2)]
+
+    assert await journal.discard(["unknown", "entry_99"]) == set()
+    assert await journal.discard([]) == set()
+    assert await journal.pending() == stored
+
+
+async def test_one_replayer_at_a_time(journal: Journal) -> None:
+    async with journal.replaying() as first:
+        assert first is True
+        async with journal.replaying() as second:
+            assert second is False
+    async with journal.replaying() as again:
+        assert again is True
+
+
+async def test_the_replay_right_is_released_when_the_body_fails(journal: Journal) -> None:
+    won: list[bool] = []
+
+    async def failing_replay() -> None:
+        async with journal.replaying() as first:
+            won.append(first)
+            raise RuntimeError("replay failed")
+
+    with pytest.raises(RuntimeError):
+        await failing_replay()
+    assert won == [True]
+    async with journal.replaying() as again:
+        assert again is True
+
+
+# --- discard granularity: the documented behaviour of each ------------------------------
+
+
+async def test_memory_journal_discards_entry_by_entry() -> None:
+    journal = MemoryJournal()
+    stored = [await journal.append(entry(number)) for number in range(4)]
+
+    assert await journal.discard(["entry_1", "entry_3", "unknown"]) == {"entry_1", "entry_3"}
+    assert await journal.pending() == [stored[0], stored[2]]
+    assert await journal.stats() == JournalStats(pending=2, oldest_at=stored[0].at)
+
+
+async def test_file_journal_discards_only_whole_segments(
+    file_journals: Callable[[], FileJournal], tmp_path: Path
+) -> None:
+    journal = file_journals()
+    stored = [await journal.append(entry(number)) for number in range(4)]
+    (segment,) = segments(tmp_path)
+
+    # A subset of one segment: the segment stays, every entry in it stays pending.
+    assert await journal.discard(["entry_1", "entry_3"]) == set()
+    assert segments(tmp_path) == [segment]
+    assert await journal.pending() == stored
+    assert await journal.has_pending() is True
+
+    # The rest (the already applied ones may be named again): the segment goes.
+    assert await journal.discard(["entry_0", "entry_1", "entry_2", "entry_3"]) == set(ids(stored))
+    assert segments(tmp_path) == []
+    assert await journal.pending() == []
+
+
+# --- the file journal -------------------------------------------------------------------
+
+
+async def test_file_and_memory_journals_say_whether_they_are_durable() -> None:
+    assert (FileJournal.name, FileJournal.durable) == ("file", True)
+    assert (MemoryJournal.name, MemoryJournal.durable) == ("memory", False)
+    assert (NoJournal.name, NoJournal.durable) == ("none", False)
+
+
+async def test_a_second_instance_cannot_replay_while_the_first_does(
+    file_journals: Callable[[], FileJournal],
+) -> None:
+    one, two = file_journals(), file_journals()
+
+    async with one.replaying() as first:
+        assert first is True
+        async with two.replaying() as second:
+            assert second is False
+    async with two.replaying() as second:
+        assert second is True
+        async with one.replaying() as first:
+            assert first is False
+    async with one.replaying() as first:
+        assert first is True
+
+
+async def test_two_processes_share_one_journal(
+    file_journals: Callable[[], FileJournal], tmp_path: Path
+) -> None:
+    one, two = file_journals(), file_journals()
+
+    a1 = await one.append(entry(1, "eval_a"))
+    b1 = await two.append(entry(2, "eval_b"))
+    a2 = await one.append(entry(3, "eval_a"))
+    b2 = await two.append(entry(4, "eval_b"))
+
+    assert len(segments(tmp_path)) == 2  # one segment per process
+    expected = sorted([a1, b1, a2, b2], key=lambda item: item.sequence)
+    assert expected == [a1, b1, a2, b2]
+    for journal in (one, two):
+        assert await journal.pending() == expected
+        assert await journal.pending_for("eval_b") == [b1, b2]
+        assert await journal.has_pending() is True
+        assert await journal.stats() == JournalStats(pending=4, oldest_at=a1.at)
+
+    # Replaying from ``one`` applies ``two``'s entries too: its segment goes.
+    assert await one.discard(ids([a1, b1, a2, b2])) == {a1.id, b1.id, a2.id, b2.id}
+    assert segments(tmp_path) == []
+    assert await two.pending() == []
+    assert await two.has_pending() is False
+
+    # ``two``'s segment was deleted under it: its next entry goes to a new segment.
+    b3 = await two.append(entry(5, "eval_b"))
+    assert b3.sequence > b2.sequence
+    assert len(segments(tmp_path)) == 1
+    assert await one.pending() == [b3]
+    assert await two.pending() == [b3]
+    a3 = await one.append(entry(6, "eval_a"))
+    assert len(segments(tmp_path)) == 2
+    assert await two.pending() == [b3, a3]
+
+
+async def test_discard_from_one_process_keeps_a_partly_applied_segment_of_another(
+    file_journals: Callable[[], FileJournal], tmp_path: Path
+) -> None:
+    one, two = file_journals(), file_journals()
+    a1 = await one.append(entry(1))
+    b1 = await two.append(entry(2))
+    b2 = await two.append(entry(3))
+
+    # ``one``'s segment is fully applied, ``two``'s only in part.
+    assert await one.discard([a1.id, b1.id]) == {a1.id}
+    assert len(segments(tmp_path)) == 1
+    assert await one.pending() == [b1, b2]
+    assert await two.pending() == [b1, b2]
+
+    # ``one`` writes on in a new segment; nothing is lost.
+    a2 = await one.append(entry(4))
+    assert await two.pending() == [b1, b2, a2]
+
+
+async def test_a_torn_last_line_is_ignored(
+    file_journals: Callable[[], FileJournal], tmp_path: Path
+) -> None:
+    # A process killed mid-write left one acknowledged entry and half of another.
+    dead = entry(1)
+    dead_stored = msgspec.structs.replace(dead, sequence=1)
+    directory = tmp_path / "journal"
+    directory.mkdir()
+    torn_line = ENTRY_ENCODER.encode(msgspec.structs.replace(entry(2), sequence=2))
+    (directory / f"{'0' * 32}.jsonl").write_bytes(
+        ENTRY_ENCODER.encode(dead_stored) + b"\n" + torn_line[: len(torn_line) // 2]
+    )
+
+    journal = file_journals()
+    assert await journal.pending() == [dead_stored]
+
+    # A later, complete line in another segment is still read.
+    live = await journal.append(entry(3))
+    assert await journal.pending() == [dead_stored, live]
+    assert await journal.stats() == JournalStats(pending=2, oldest_at=dead.at)
+
+    # The torn half never counts as an entry: applying the complete ones removes the segment.
+    assert await journal.discard([dead.id, live.id]) == {dead.id, live.id}
+    assert segments(tmp_path) == []
+
+
+async def test_a_torn_line_only_counts_once_it_is_complete(
+    file_journals: Callable[[], FileJournal], tmp_path: Path
+) -> None:
+    directory = tmp_path / "journal"
+    directory.mkdir()
+    segment = directory / f"{'1' * 32}.jsonl"
+    line = ENTRY_ENCODER.encode(msgspec.structs.replace(entry(1), sequence=1)) + b"\n"
+    segment.write_bytes(line[:10])
+
+    journal = file_journals()
+    assert await journal.pending() == []
+    with segment.open("ab") as handle:  # the writer finishes the line
+        handle.write(line[10:])
+    assert ids(await journal.pending()) == ["entry_1"]
+
+
+async def test_pending_reads_incrementally_without_duplicates(
+    file_journals: Callable[[], FileJournal],
+) -> None:
+    one, two = file_journals(), file_journals()
+    first = [await one.append(entry(number)) for number in range(3)]
+    assert await one.pending() == first
+    assert await two.pending() == first
+
+    more = [await one.append(entry(number)) for number in range(3, 5)]
+    other = await two.append(entry(5))
+    more_still = await one.append(entry(6))
+
+    everything = [*first, *more, other, more_still]
+    for journal in (one, two):
+        assert await journal.pending() == everything
+        assert await journal.pending() == everything  # reading again adds nothing
+        assert await journal.stats() == JournalStats(pending=7, oldest_at=first[0].at)
+
+
+async def test_concurrent_appends_and_reads_lose_nothing(
+    file_journals: Callable[[], FileJournal],
+) -> None:
+    journal, reader = file_journals(), file_journals()
+    stored: list[JournalEntry] = []
+    seen: list[list[JournalEntry]] = []
+
+    async def append(number: int) -> None:
+        stored.append(await journal.append(entry(number, f"eval_{number % 7}")))
+
+    async def read(source: FileJournal) -> None:
+        for _ in range(5):
+            seen.append(await source.pending())
+            await anyio.sleep(0)
+
+    async with anyio.create_task_group() as group:
+        for number in range(200):
+            group.start_soon(append, number)
+            if number % 20 == 0:
+                group.start_soon(read, journal)
+                group.start_soon(read, reader)
+
+    assert len(stored) == 200
+    assert len({item.sequence for item in stored}) == 200
+    by_sequence = sorted(stored, key=lambda item: item.sequence)
+    for source in (journal, reader):
+        pending = await source.pending()
+        assert len({item.id for item in pending}) == 200
+        assert pending == by_sequence
+    # Every read during the appends saw a prefix-consistent, duplicate-free view.
+    for snapshot in seen:
+        assert len({item.id for item in snapshot}) == len(snapshot)
+        assert all(item in by_sequence for item in snapshot)
+
+
+async def test_concurrent_appends_to_a_memory_journal_lose_nothing() -> None:
+    journal = MemoryJournal()
+
+    async with anyio.create_task_group() as group:
+        for number in range(200):
+            group.start_soon(journal.append, entry(number))
+            group.start_soon(journal.pending)
+
+    pending = await journal.pending()
+    assert len({item.id for item in pending}) == 200
+    assert len({item.sequence for item in pending}) == 200
+
+
+async def test_an_append_is_on_disk_and_fsynced_when_it_returns(
+    file_journals: Callable[[], FileJournal], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        real_fsync(fd)
+        synced.append(os.fstat(fd).st_ino)
+
+    monkeypatch.setattr(os, "fsync", fsync)  # the journal calls os.fsync
+    journal = file_journals()
+
+    stored = await journal.append(entry(1, intent=AppendLogIntent("é ✓\n")))
+
+    (segment,) = segments(tmp_path)
+    line = ENTRY_ENCODER.encode(stored) + b"\n"
+    assert segment.read_bytes() == line
+    assert segment.stat().st_ino in synced  # the data
+    assert (tmp_path / "journal").stat().st_ino in synced  # the new segment's name
+
+    synced.clear()
+    second = await journal.append(entry(2))
+    assert segment.read_bytes() == line + ENTRY_ENCODER.encode(second) + b"\n"
+    assert synced == [segment.stat().st_ino]
+
+
+async def test_a_failed_fsync_refuses_the_entry_and_keeps_nothing_of_it(
+    file_journals: Callable[[], FileJournal], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = file_journals()
+    kept = await journal.append(entry(1))
+    real_fsync = os.fsync
+    failures = [OSError(errno.EIO, "Input/output error")]
+
+    def fsync(fd: int) -> None:
+        if failures:
+            raise failures.pop()
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)  # the journal calls os.fsync
+
+    with pytest.raises(BackendUnavailableError) as raised:
+        await journal.append(entry(2))
+    assert raised.value.backend == "fallback"
+    assert await journal.pending() == [kept]  # the half-promised line was cut off
+
+    after = await journal.append(entry(3))
+    assert await journal.pending() == [kept, after]
+
+
+async def test_an_unwritable_journal_directory_refuses_appends(
+    file_journals: Callable[[], FileJournal], tmp_path: Path
+) -> None:
+    (tmp_path / "journal").write_bytes(b"not a directory")  # root ignores chmod: use a file
+    journal = file_journals()
+
+    with pytest.raises(BackendUnavailableError) as raised:
+        await journal.append(entry(1))
+    assert raised.value.backend == "fallback"
+    assert await journal.has_pending() is False
+    assert await journal.pending() == []
+    assert await journal.stats() == JournalStats(pending=0)
+    async with journal.replaying() as won:
+        assert won is False
+
+    # Once the directory can be made, the journal works again.
+    (tmp_path / "journal").unlink()
+    stored = await journal.append(entry(2))
+    assert await journal.pending() == [stored]
+
+
+async def test_the_journal_directory_is_made_on_first_use(tmp_path: Path) -> None:
+    journal = FileJournal(tmp_path / "not" / "yet")
+    try:
+        assert await journal.has_pending() is False
+        assert await journal.pending() == []
+        stored = await journal.append(entry(1))
+        assert (tmp_path / "not" / "yet" / "journal").is_dir()
+        assert await journal.pending() == [stored]
+    finally:
+        journal.close()
+
+
+# --- no journal at all ------------------------------------------------------------------
+
+
+async def test_no_journal_refuses_every_write() -> None:
+    journal = NoJournal()
+
+    with pytest.raises(BackendUnavailableError) as raised:
+        await journal.append(entry(1))
+    assert raised.value.backend == "fallback"
+    assert await journal.has_pending() is False
+    assert await journal.pending() == []
+    assert await journal.pending_for("eval_1") == []
+    assert await journal.stats() == JournalStats(pending=0)
+    assert await journal.discard(["entry_1"]) == set()
+    async with journal.replaying() as won:
+        assert won is False

@@ -1,0 +1,508 @@
+"""Failover on the memory adapters: routing, answers from the journal, exactly-once replay.
+
+The primary's outage is a switch on the repository (every call raises what the
+SQL adapters raise when PostgreSQL is gone); tests/e2e/test_failover.py does the
+same against a real PostgreSQL that is stopped with ``pg_ctl -m immediate``.
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import pytest
+
+from application.errors import (
+    BackendUnavailableError,
+    EvaluationNotFoundError,
+    WriteAcceptedError,
+)
+from application.intents import CreateIntent, UpdateIntent
+from application.ports.audit_log import AuditQuery
+from application.services.audit_trail import AuditContext, AuditTrail
+from application.services.failover import FailoverReads, FailoverWrites, JournalViews
+from application.services.intent_runner import IntentRunner
+from application.services.payloads import PayloadStore
+from application.services.pinned_clock import PinnableClock
+from application.services.publisher import RecordPublisher
+from application.services.record_cache import RecordCache
+from application.services.record_writer import RecordWriter
+from application.use_cases.celery_update import ApplyCeleryUpdate, CeleryUpdate
+from application.use_cases.create_evaluation import CreateEvaluation, NewEvaluation
+from application.use_cases.delete_evaluation import DeleteEvaluation
+from application.use_cases.evaluation_content import AttachPayload, UploadPayload
+from application.use_cases.events import NewEvent, RecordEvent
+from application.use_cases.get_evaluation import GetEvaluation, GetEvaluationFields
+from application.use_cases.logs import AppendLog
+from application.use_cases.replay_journal import ReplayJournal
+from application.use_cases.update_evaluation import (
+    ChangeApplier,
+    EvaluationChanges,
+    UpdateEvaluation,
+)
+from domain.audit import AuditAction
+from domain.errors import InvalidTextError
+from domain.evaluation import Evaluation
+from domain.identifiers import EvaluationId
+from domain.limits import InputLimits
+from domain.status import EvaluationStatus
+from infrastructure.memory.audit import MemoryAuditLog
+from infrastructure.memory.blob_store import MemoryBlobStore
+from infrastructure.memory.cache import MemoryCache
+from infrastructure.memory.evaluations import MemoryDatabase, MemoryEvaluationRepository
+from infrastructure.memory.journal import MemoryJournal
+from infrastructure.memory.log_tail import MemoryLogTail
+from infrastructure.memory.replay_marks import MemoryReplayMarks
+from infrastructure.memory.running_registry import MemoryRunningRegistry
+from infrastructure.memory.scratch import MemoryScratchStores
+from infrastructure.memory.timeline import MemoryEventLog, MemoryLogStore
+from infrastructure.memory.unit_of_work import MemoryUnitOfWork
+from tests.use_cases.conftest import THRESHOLDS, FixedClock
+
+pytestmark = pytest.mark.anyio
+
+T = TypeVar("T")
+ID = EvaluationId("eval-failover-1")
+ACTOR = "key:worker"
+
+
+class Outage:
+    """The primary's state: while ``down``, every repository call fails like PostgreSQL's."""
+
+    def __init__(self) -> None:
+        self.down = False
+
+    def check(self) -> None:
+        if self.down:
+            raise BackendUnavailableError("database", "ConnectionRefusedError: test outage")
+
+
+class OutageRepository:
+    """``EvaluationRepository`` that fails while the outage lasts."""
+
+    def __init__(self, inner: MemoryEvaluationRepository, outage: Outage) -> None:
+        self._inner = inner
+        self._outage = outage
+
+    async def add(self, evaluation: Evaluation) -> None:
+        self._outage.check()
+        await self._inner.add(evaluation)
+
+    async def get(self, evaluation_id: EvaluationId) -> Evaluation | None:
+        self._outage.check()
+        return await self._inner.get(evaluation_id)
+
+    async def get_fields(self, evaluation_id: EvaluationId, fields: frozenset[str]) -> Any:
+        self._outage.check()
+        return await self._inner.get_fields(evaluation_id, fields)
+
+    async def update(self, evaluation: Evaluation, expected_version: int) -> None:
+        self._outage.check()
+        await self._inner.update(evaluation, expected_version)
+
+
+class Locator:
+    def __init__(self, *built: object) -> None:
+        self._built = {type(item): item for item in built}
+
+    async def get(self, kind: type[T], /) -> T:
+        found = self._built[kind]
+        assert isinstance(found, kind)
+        return found
+
+
+@dataclass
+class Wiring:
+    """One request's worth of collaborators (what a dishka request scope holds)."""
+
+    writes: FailoverWrites
+    reads: FailoverReads
+    runner: IntentRunner
+    repository: OutageRepository
+    marks: MemoryReplayMarks
+    audit_log: MemoryAuditLog
+    uow: MemoryUnitOfWork
+    record_cache: RecordCache
+
+
+class World:
+    """The shared state of one deployment: database, cache, blobs, journal, marks."""
+
+    def __init__(self) -> None:
+        self.fixed = FixedClock()
+        self.clock = PinnableClock(self.fixed)
+        self.outage = Outage()
+        self.database = MemoryDatabase()
+        self.cache = RecordCache(MemoryCache(ttl_seconds=3600))
+        self.blobs = MemoryBlobStore()
+        self.payloads = PayloadStore(self.blobs, THRESHOLDS)
+        self.journal = MemoryJournal()
+        self.marks = MemoryReplayMarks()
+        self.audit_log = MemoryAuditLog()
+        self.limits = InputLimits(log_chunk_bytes=256)
+        self.publisher = RecordPublisher(self.cache, MemoryRunningRegistry(), MemoryLogTail(64))
+        self.scratch = MemoryScratchStores(self.clock, THRESHOLDS, self.limits)
+        self.requests = 0
+
+    def wire(self, context: AuditContext | None = None) -> Wiring:
+        """A new request: its own request id, as the HTTP edge gives each one."""
+        self.requests += 1
+        context = context or AuditContext(actor=ACTOR, request_id=f"req-{self.requests}")
+        repository = OutageRepository(MemoryEvaluationRepository(self.database), self.outage)
+        uow = MemoryUnitOfWork()
+        audit = AuditTrail(self.audit_log, self.clock, context, self.marks)
+        writer = RecordWriter(repository, uow, self.clock, self.payloads, self.publisher, audit)
+        applier = ChangeApplier(self.clock, self.payloads, self.limits)
+        logs = MemoryLogStore(self.database)
+        events = MemoryEventLog(self.database)
+        views = JournalViews(self.journal, self.scratch, repository, self.marks, self.cache, uow)
+        locate = Locator(
+            CreateEvaluation(repository, uow, self.clock, self.publisher, audit, self.limits),
+            UpdateEvaluation(writer, applier),
+            DeleteEvaluation(writer, self.clock),
+            ApplyCeleryUpdate(writer, applier),
+            AppendLog(repository, logs, uow, self.clock, MemoryLogTail(64), audit, self.limits),
+            RecordEvent(repository, events, uow, self.clock, audit, self.limits),
+            AttachPayload(writer),
+            UploadPayload(writer, self.payloads, uow),
+            GetEvaluation(repository, self.cache),
+            GetEvaluationFields(repository, self.cache),
+            views,
+        )
+        runner = IntentRunner(locate)
+        return Wiring(
+            writes=FailoverWrites(runner, self.journal, self.clock, context, uow, locate),
+            reads=FailoverReads(self.journal, locate),
+            runner=runner,
+            repository=repository,
+            marks=self.marks,
+            audit_log=self.audit_log,
+            uow=uow,
+            record_cache=self.cache,
+        )
+
+    @asynccontextmanager
+    async def open(self, context: AuditContext) -> AsyncIterator[Wiring]:
+        yield self.wire(context)
+
+    def replay(self) -> ReplayJournal:
+        return ReplayJournal(self.journal, self)
+
+    def stored(self, evaluation_id: EvaluationId) -> Evaluation:
+        return self.database.evaluations[evaluation_id]
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+async def create(world: World, **fields: Any) -> Evaluation:
+    return await world.wire().writes.create(NewEvaluation(**{"code": "print(1)", **fields}))
+
+
+async def test_a_write_goes_to_the_primary_while_it_is_up(world: World) -> None:
+    created = await create(world, id=ID)
+
+    assert world.stored(ID) == created
+    assert not await world.journal.has_pending()
+
+
+async def test_a_create_during_an_outage_is_journaled_and_answered_in_full(world: World) -> None:
+    world.outage.down = True
+
+    created = await create(world, metadata={"suite": "a"})
+
+    assert created.id.startswith("eval_20240701_120000_")
+    assert created.metadata == {"suite": "a"}
+    assert created.created_at == world.fixed.now()
+    [entry] = await world.journal.pending()
+    assert entry.evaluation_id == created.id
+    assert entry.actor == ACTOR
+    assert entry.request_id == f"req-{world.requests}"
+    assert entry.uncertain  # the primary was tried and failed
+    assert created.id not in world.database.evaluations
+
+
+async def test_the_client_reads_its_own_journaled_writes(world: World) -> None:
+    world.outage.down = True
+    wiring = world.wire()
+    created = await wiring.writes.create(NewEvaluation(code="x", id=ID))
+    world.fixed.advance(seconds=1)
+    running = await wiring.writes.update(ID, EvaluationChanges(status=EvaluationStatus.RUNNING))
+    chunk = await wiring.writes.append_log(ID, "hello ")
+    second = await wiring.writes.append_log(ID, "world")
+    event = await wiring.writes.record_event(ID, NewEvent(event_type="started"))
+
+    assert created.version == 1
+    assert running.version == 2
+    assert running.status is EvaluationStatus.RUNNING
+    assert (chunk.offset, second.offset) == (0, 6)
+    assert event.event_id  # generated, so a replay stores it once
+    reads = world.wire().reads
+    assert (await reads.get(ID)).status is EvaluationStatus.RUNNING
+    assert (await reads.get_fields(ID, frozenset({"status", "version"})))["version"] == 2
+    log = await reads.log(ID, 0)
+    assert log is not None
+    assert log.content == "hello world"
+    events = await reads.events(ID)
+    assert events is not None
+    assert [found.event_type for found in events] == ["started"]
+
+
+async def test_bad_input_is_refused_before_it_is_journaled(world: World) -> None:
+    await create(world, id=ID)
+    world.outage.down = True
+
+    with pytest.raises(InvalidTextError):
+        await world.wire().writes.append_log(ID, "x" * 1000)  # over the chunk limit
+
+    assert not await world.journal.has_pending()
+
+
+async def test_an_illegal_transition_is_refused_when_the_record_is_known(world: World) -> None:
+    await create(world, id=ID, status=EvaluationStatus.COMPLETED)
+    world.outage.down = True
+
+    with pytest.raises(Exception, match="(?i)transition|cannot|completed"):
+        await world.wire().writes.update(ID, EvaluationChanges(status=EvaluationStatus.QUEUED))
+
+    assert not await world.journal.has_pending()
+
+
+async def test_a_record_from_before_the_outage_is_answered_from_the_cache(world: World) -> None:
+    before = await create(world, id=ID)
+    world.outage.down = True
+
+    updated = await world.wire().writes.update(ID, EvaluationChanges(metadata={"k": 1}))
+
+    assert updated.version == before.version + 1
+    assert updated.metadata == {"k": 1}
+
+
+async def test_an_unknown_record_is_accepted_for_replay(world: World) -> None:
+    await create(world, id=ID)
+    await world.cache.clear()
+    world.outage.down = True
+
+    with pytest.raises(WriteAcceptedError) as accepted:
+        await world.wire().writes.update(ID, EvaluationChanges(metadata={"k": 1}))
+
+    [entry] = await world.journal.pending()
+    assert accepted.value.entry_id == entry.id
+
+
+async def test_a_log_append_to_a_record_from_before_is_accepted_not_guessed(
+    world: World,
+) -> None:
+    await create(world, id=ID)
+    await world.wire().writes.append_log(ID, "before ")
+    world.outage.down = True
+
+    # The record is cached, but its log is not: the offset cannot be known here.
+    with pytest.raises(WriteAcceptedError):
+        await world.wire().writes.append_log(ID, "during")
+
+    world.outage.down = False
+    await world.replay().execute()
+    assert "".join(c.content for c in world.database.log_chunks[ID]) == "before during"
+
+
+async def test_if_match_cannot_be_checked_during_an_outage(world: World) -> None:
+    created = await create(world, id=ID)
+    world.outage.down = True
+
+    with pytest.raises(BackendUnavailableError) as refused:
+        await world.wire().writes.update(
+            ID, EvaluationChanges(metadata={"k": 1}), expected_version=created.version
+        )
+
+    assert refused.value.backend == "database"
+    assert not await world.journal.has_pending()
+
+
+async def test_writes_keep_their_order_through_the_journal_until_it_is_replayed(
+    world: World,
+) -> None:
+    await create(world, id=ID)
+    world.outage.down = True
+    await world.wire().writes.update(ID, EvaluationChanges(metadata={"a": 1}))
+    world.outage.down = False  # back, but the journal is not replayed yet
+
+    after = await world.wire().writes.update(ID, EvaluationChanges(metadata={"b": 2}))
+
+    assert len(await world.journal.pending()) == 2  # journaled too, behind the first
+    assert after.metadata == {"a": 1, "b": 2}
+    assert world.stored(ID).metadata == {}
+
+
+async def test_replay_applies_everything_once_in_order_and_keeps_the_instants(
+    world: World,
+) -> None:
+    world.outage.down = True
+    wiring = world.wire()
+    answered = await wiring.writes.create(NewEvaluation(code="x", id=ID))
+    world.fixed.advance(seconds=5)
+    await wiring.writes.update(ID, EvaluationChanges(status=EvaluationStatus.RUNNING))
+    await wiring.writes.append_log(ID, "line 1\n")
+    await wiring.writes.record_event(ID, NewEvent(event_type="tick", event_id="ev-1"))
+    world.fixed.advance(seconds=5)
+    final = await wiring.writes.update(
+        ID, EvaluationChanges(status=EvaluationStatus.COMPLETED, output="done")
+    )
+    world.outage.down = False
+    world.fixed.advance(hours=1)  # replayed much later: the stored instants do not move
+    entries = await world.journal.pending()
+
+    report = await world.replay().execute()
+
+    assert (report.applied, report.skipped, report.conflicts, report.remaining) == (5, 0, 0, 0)
+    stored = world.stored(ID)
+    assert stored.created_at == answered.created_at
+    assert stored.updated_at == final.updated_at
+    assert stored.status is EvaluationStatus.COMPLETED
+    assert stored.version == final.version
+    assert stored.output is not None and stored.output.text == "done"
+    assert [c.content for c in world.database.log_chunks[ID]] == ["line 1\n"]
+    assert [e.event_id for e in world.database.events[ID]] == ["ev-1"]
+    assert not world.marks.applied  # forgotten with the journal
+    replayed = await world.audit_log.list(AuditQuery(evaluation_id=ID))
+    assert {entry.actor for entry in replayed} == {ACTOR}
+    assert {entry.request_id for entry in replayed} == {e.request_id for e in entries}
+    assert (await world.cache.get(ID)) == stored  # republished
+
+
+async def test_a_replay_interrupted_midway_resumes_without_doubling(world: World) -> None:
+    await create(world, id=ID)
+    world.outage.down = True
+    for n in range(4):
+        await world.wire().writes.update(ID, EvaluationChanges(metadata={f"k{n}": n}))
+    entries = await world.journal.pending()
+    world.outage.down = False
+    # The first two were applied and marked, then the process died before clearing them.
+    for entry in entries[:2]:
+        async with world.open(
+            AuditContext(actor=entry.actor, request_id=entry.request_id, journal_entry=entry.id)
+        ) as unit:
+            await unit.runner.run(ID, entry.intent)
+
+    report = await world.replay().execute()
+
+    assert (report.applied, report.skipped) == (2, 2)
+    assert world.stored(ID).metadata == {"k0": 0, "k1": 1, "k2": 2, "k3": 3}
+    assert world.stored(ID).version == 5
+
+
+async def test_a_write_that_committed_before_the_failure_is_not_applied_twice(
+    world: World,
+) -> None:
+    await create(world, id=ID)
+
+    class CommitThenFail(MemoryUnitOfWork):
+        async def commit(self) -> None:
+            raise BackendUnavailableError("database", "connection reset after COMMIT")
+
+    wiring = world.wire()
+    wiring.uow.__class__ = CommitThenFail  # the change is applied, its answer lost
+    with pytest.raises(WriteAcceptedError):  # the log's end is not known here
+        await wiring.writes.append_log(ID, "once")
+
+    [entry] = await world.journal.pending()
+    assert entry.uncertain
+    report = await world.replay().execute()
+
+    assert (report.applied, report.skipped) == (0, 1)
+    assert [c.content for c in world.database.log_chunks[ID]] == ["once"]
+
+
+async def test_a_refused_entry_is_logged_as_a_conflict_and_cleared(world: World) -> None:
+    world.outage.down = True
+    await create(world, id=ID)
+    world.outage.down = False
+    # Someone else created it meanwhile.
+    other = world.wire(AuditContext(actor="key:other", request_id="elsewhere"))
+    await other.runner.run(ID, CreateIntent(NewEvaluation(code="other", id=ID)))
+
+    report = await world.replay().execute()
+
+    assert (report.conflicts, report.remaining) == (1, 0)
+    assert not await world.journal.has_pending()
+
+
+async def test_a_change_older_than_the_primary_record_is_stale(world: World) -> None:
+    await create(world, id=ID)
+    world.outage.down = True
+    await world.wire().writes.update(ID, EvaluationChanges(metadata={"old": True}))
+    world.outage.down = False
+    world.fixed.advance(seconds=30)
+    # Another replica reached the primary and changed the record after this write.
+    other = world.wire(AuditContext(actor="key:other", request_id="elsewhere"))
+    await other.runner.run(ID, UpdateIntent(EvaluationChanges(metadata={"new": True})))
+
+    report = await world.replay().execute()
+
+    assert report.conflicts == 1
+    assert world.stored(ID).metadata == {"new": True}
+
+
+async def test_a_second_replayer_waits_its_turn(world: World) -> None:
+    world.outage.down = True
+    await create(world, id=ID)
+    world.outage.down = False
+
+    async with world.journal.replaying():
+        report = await world.replay().execute()
+
+    assert report.busy
+    assert await world.journal.has_pending()
+
+
+async def test_replay_stops_when_the_primary_is_still_down(world: World) -> None:
+    world.outage.down = True
+    await create(world, id=ID)
+
+    with pytest.raises(BackendUnavailableError):
+        await world.replay().execute()
+
+    assert len(await world.journal.pending()) == 1
+
+
+async def test_an_upload_during_an_outage_keeps_its_blob(world: World) -> None:
+    await create(world, id=ID)
+    world.outage.down = True
+    body = "x" * 500  # over the thresholds: a blob
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield body.encode()
+
+    answered = await world.wire().writes.upload(ID, "output", chunks())
+    assert answered.output is not None and answered.output.size == 500
+    world.outage.down = False
+    await world.replay().execute()
+
+    stored = world.stored(ID).output
+    assert stored is not None and stored.key is not None
+    assert await world.payloads.read_text(stored) == body
+
+
+async def test_reads_of_unknown_records_still_say_not_found(world: World) -> None:
+    with pytest.raises(EvaluationNotFoundError):
+        await world.wire().reads.get(ID)
+
+
+async def test_a_celery_update_and_a_delete_during_an_outage(world: World) -> None:
+    await create(world, id=ID)
+    world.outage.down = True
+    outcome = await world.wire().writes.celery_update(ID, CeleryUpdate(task_state="STARTED"))
+    assert outcome.applied and outcome.evaluation.status is EvaluationStatus.RUNNING
+    await world.wire().writes.delete(ID)
+    with pytest.raises(EvaluationNotFoundError):
+        await world.wire().reads.get(ID)
+    world.outage.down = False
+
+    await world.replay().execute()
+
+    assert world.stored(ID).status is EvaluationStatus.RUNNING
+    assert world.stored(ID).deleted_at is not None
+    actions = [entry.action for entry in await world.audit_log.list(AuditQuery(evaluation_id=ID))]
+    assert AuditAction.DELETE in actions

@@ -39,6 +39,7 @@ from application.services.intent_runner import IntentRunner
 from application.services.journal_report import JournalInspector
 from application.services.payloads import PayloadStore
 from application.services.pinned_clock import PinnableClock
+from application.services.primary_state import PrimaryState
 from application.services.publisher import RecordPublisher
 from application.services.record_cache import RecordCache
 from application.services.record_writer import RecordWriter
@@ -214,6 +215,7 @@ class CoreProvider(Provider):
     failover = provide_all(
         IntentRunner, JournalViews, FailoverWrites, FailoverReads, scope=Scope.REQUEST
     )
+    primary = provide(PrimaryState, scope=Scope.APP)
 
     @provide(scope=Scope.REQUEST)
     def locate(self, container: AsyncContainer) -> UseCaseLocator:

@@ -23,6 +23,7 @@ from application.ports.replay_marks import ReplayMarks
 from application.ports.unit_of_work import UnitOfWork
 from application.services.audit_trail import AuditContext
 from application.services.intent_runner import IntentRunner
+from application.services.primary_state import PrimaryState
 from application.services.record_cache import RecordCache
 from application.use_cases.replay_journal import ReplayJournal
 from interfaces import acting
@@ -64,7 +65,11 @@ class ContainerReplayScopes:
 
 
 async def replay_journal(container: AsyncContainer) -> ReplayJournal:
-    return ReplayJournal(await container.get(Journal), ContainerReplayScopes(container))
+    return ReplayJournal(
+        await container.get(Journal),
+        ContainerReplayScopes(container),
+        await container.get(PrimaryState),
+    )
 
 
 async def _replay_forever(container: AsyncContainer, cap_s: float) -> None:

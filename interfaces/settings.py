@@ -97,6 +97,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     s3_create_bucket: bool = True
     s3_presign_expiry_s: int = 3600
     tier_after_days: int | None = None  # default age of `storage-service tier`
+    # With TIER_AFTER_DAYS: the service tiers by itself, at start and every this many seconds.
+    tier_interval_s: float | None = None
     redis_cluster: bool = False
 
     @property
@@ -311,6 +313,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str], object]]] = {
     "S3_CREATE_BUCKET": ("s3_create_bucket", _parse_bool),
     "S3_PRESIGN_EXPIRY_S": ("s3_presign_expiry_s", _parse_presign_expiry),
     "TIER_AFTER_DAYS": ("tier_after_days", _parse_positive_int),
+    "TIER_INTERVAL_S": ("tier_interval_s", _parse_positive_float),
     "REDIS_CLUSTER": ("redis_cluster", _parse_bool),
 }
 
@@ -359,6 +362,8 @@ def _cluster_url(values: dict[str, object]) -> None:
 def _check_scale_out(settings: Settings) -> None:
     if settings.blob_backend is BlobBackend.S3 and settings.s3_bucket is None:
         raise SettingsError("BLOB_BACKEND=s3: S3_BUCKET must be set")
+    if settings.tier_interval_s is not None and settings.tier_after_days is None:
+        raise SettingsError("TIER_INTERVAL_S: set TIER_AFTER_DAYS too (the age to tier at)")
     if settings.tier_after_days is not None and settings.s3_bucket is None:
         raise SettingsError(
             "TIER_AFTER_DAYS: tiering moves outputs to S3, so S3_BUCKET must be set"

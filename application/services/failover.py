@@ -48,6 +48,7 @@ from application.queries import Projection, check_projection, project
 from application.services.audit_trail import AuditContext
 from application.services.intent_runner import IntentRunner, WriteResult
 from application.services.pinned_clock import pinned
+from application.services.primary_state import PrimaryState
 from application.services.record_cache import RecordCache
 from application.use_cases.celery_update import CeleryOutcome, CeleryUpdate
 from application.use_cases.create_evaluation import NewEvaluation
@@ -91,6 +92,7 @@ class JournalViews:
         marks: ReplayMarks,
         record_cache: RecordCache,
         uow: UnitOfWork,
+        primary: PrimaryState,
     ) -> None:
         self._journal = journal
         self._scratch = scratch
@@ -98,6 +100,7 @@ class JournalViews:
         self._marks = marks
         self._record_cache = record_cache
         self._uow = uow
+        self._primary = primary
 
     async def open(self, evaluation_id: EvaluationId) -> JournalView:
         pending = await self._journal.pending_for(evaluation_id)
@@ -117,10 +120,13 @@ class JournalViews:
         self, evaluation_id: EvaluationId, pending: list[JournalEntry]
     ) -> tuple[Evaluation | None, set[str]]:
         """The primary's record and the entries it already holds; else the cached record."""
+        if self._primary.is_down:
+            return await self._record_cache.get(evaluation_id), set()
         try:
             evaluation = await self._repository.get(evaluation_id)
             applied = {entry.id for entry in pending if await self._marks.is_applied(entry.id)}
         except BackendUnavailableError:
+            self._primary.mark_down()
             with contextlib.suppress(Exception):
                 await self._uow.rollback()
             return await self._record_cache.get(evaluation_id), set()
@@ -138,6 +144,7 @@ class FailoverWrites:
         context: AuditContext,
         uow: UnitOfWork,
         locate: UseCaseLocator,
+        primary: PrimaryState,
     ) -> None:
         self._runner = runner
         self._journal = journal
@@ -145,6 +152,7 @@ class FailoverWrites:
         self._context = context
         self._uow = uow
         self._locate = locate
+        self._primary = primary
 
     async def create(self, new: NewEvaluation) -> Evaluation:
         generated = new.id is None
@@ -217,6 +225,7 @@ class FailoverWrites:
                 except BackendUnavailableError as error:
                     if error.backend != PRIMARY:
                         raise
+                    self._primary.mark_down()
                     attempted = True
                     log.warning(
                         "write_to_journal", evaluation_id=evaluation_id, reason=error.detail

@@ -32,6 +32,7 @@ from application.ports.journal import Journal
 from application.ports.replay_scopes import ReplayScopes, ReplayUnit
 from application.services.audit_trail import AuditContext
 from application.services.pinned_clock import pinned
+from application.services.primary_state import PrimaryState
 from domain.errors import DomainError
 from domain.identifiers import EvaluationId
 
@@ -60,9 +61,10 @@ Progress = Callable[[int, int], None]
 
 
 class ReplayJournal:
-    def __init__(self, journal: Journal, scopes: ReplayScopes) -> None:
+    def __init__(self, journal: Journal, scopes: ReplayScopes, primary: PrimaryState) -> None:
         self._journal = journal
         self._scopes = scopes
+        self._primary = primary
 
     async def execute(self, progress: Progress | None = None) -> ReplayReport:
         """Replay what is pending now; raises ``BackendUnavailableError`` if the primary
@@ -82,6 +84,11 @@ class ReplayJournal:
                     done.append(entry.id)
                     if progress is not None:
                         progress(len(done), len(entries))
+            except BackendUnavailableError:
+                self._primary.mark_down()
+                raise
+            else:
+                self._primary.mark_up()
             finally:
                 with contextlib.suppress(BackendUnavailableError):
                     await self._settle(done)

@@ -30,6 +30,7 @@ from interfaces.http.explorer import explorer_router, template_config
 from interfaces.http.observability import MetricsController, RequestIdMiddleware, prometheus_config
 from interfaces.http.retention import retention
 from interfaces.http.security import require_access, session_config
+from interfaces.http.tiering import tiering
 from interfaces.http.warming import cache_warming
 from interfaces.providers import build_providers
 from interfaces.replay import replaying
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None, *override_providers: Provider) 
             async with (
                 replaying(container, settings),
                 retention(container, settings),
+                tiering(container, settings),
                 cache_warming(container, settings),
             ):
                 yield

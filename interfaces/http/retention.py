@@ -5,13 +5,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
-import anyio
 from dishka import AsyncContainer
 
 from application.ports.clock import Clock
 from application.ports.evaluation_maintenance import PurgeSelection
 from application.use_cases.cleanup import CleanupEvaluations
 from domain.status import TERMINAL_STATUSES
+from interfaces.http.periodic import periodic
 from interfaces.settings import Settings
 
 logger = logging.getLogger("storage_service.retention")
@@ -37,24 +37,14 @@ async def run_retention(container: AsyncContainer, days: int) -> None:
     )
 
 
-async def _every(container: AsyncContainer, days: int, interval_s: float) -> None:
-    while True:
-        try:
-            await run_retention(container, days)
-        except Exception:  # the next round tries again; the service keeps serving
-            logger.exception("retention: cleanup failed")
-        await anyio.sleep(interval_s)
-
-
 @asynccontextmanager
 async def retention(container: AsyncContainer, settings: Settings) -> AsyncIterator[None]:
     """While the app runs: a cleanup at start and every ``RETENTION_INTERVAL_S`` (if enabled)."""
-    if settings.retention_days is None:
+    days = settings.retention_days
+    if days is None:
         yield
         return
-    async with anyio.create_task_group() as group:
-        group.start_soon(_every, container, settings.retention_days, settings.retention_interval_s)
-        try:
-            yield
-        finally:
-            group.cancel_scope.cancel()
+    async with periodic(
+        "retention", settings.retention_interval_s, lambda: run_retention(container, days)
+    ):
+        yield

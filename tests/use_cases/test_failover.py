@@ -24,6 +24,7 @@ from application.services.failover import FailoverReads, FailoverWrites, Journal
 from application.services.intent_runner import IntentRunner
 from application.services.payloads import PayloadStore
 from application.services.pinned_clock import PinnableClock
+from application.services.primary_state import PrimaryState
 from application.services.publisher import RecordPublisher
 from application.services.record_cache import RecordCache
 from application.services.record_writer import RecordWriter
@@ -71,8 +72,10 @@ class Outage:
 
     def __init__(self) -> None:
         self.down = False
+        self.calls = 0
 
     def check(self) -> None:
+        self.calls += 1
         if self.down:
             raise BackendUnavailableError("database", "ConnectionRefusedError: test outage")
 
@@ -143,6 +146,7 @@ class World:
         self.publisher = RecordPublisher(self.cache, MemoryRunningRegistry(), MemoryLogTail(64))
         self.scratch = MemoryScratchStores(self.clock, THRESHOLDS, self.limits)
         self.requests = 0
+        self.primary = PrimaryState(self.clock)
 
     def wire(self, context: AuditContext | None = None) -> Wiring:
         """A new request: its own request id, as the HTTP edge gives each one."""
@@ -155,7 +159,9 @@ class World:
         applier = ChangeApplier(self.clock, self.payloads, self.limits)
         logs = MemoryLogStore(self.database)
         events = MemoryEventLog(self.database)
-        views = JournalViews(self.journal, self.scratch, repository, self.marks, self.cache, uow)
+        views = JournalViews(
+            self.journal, self.scratch, repository, self.marks, self.cache, uow, self.primary
+        )
         locate = Locator(
             CreateEvaluation(repository, uow, self.clock, self.publisher, audit, self.limits),
             UpdateEvaluation(writer, applier),
@@ -171,7 +177,9 @@ class World:
         )
         runner = IntentRunner(locate)
         return Wiring(
-            writes=FailoverWrites(runner, self.journal, self.clock, context, uow, locate),
+            writes=FailoverWrites(
+                runner, self.journal, self.clock, context, uow, locate, self.primary
+            ),
             reads=FailoverReads(self.journal, locate),
             runner=runner,
             repository=repository,
@@ -186,7 +194,7 @@ class World:
         yield self.wire(context)
 
     def replay(self) -> ReplayJournal:
-        return ReplayJournal(self.journal, self)
+        return ReplayJournal(self.journal, self, self.primary)
 
     def stored(self, evaluation_id: EvaluationId) -> Evaluation:
         return self.database.evaluations[evaluation_id]
@@ -506,3 +514,19 @@ async def test_a_celery_update_and_a_delete_during_an_outage(world: World) -> No
     assert world.stored(ID).deleted_at is not None
     actions = [entry.action for entry in await world.audit_log.list(AuditQuery(evaluation_id=ID))]
     assert AuditAction.DELETE in actions
+
+
+async def test_an_outage_costs_one_attempt_not_one_per_write(world: World) -> None:
+    await create(world, id=ID)
+    world.outage.down = True
+    world.outage.calls = 0
+
+    for n in range(5):
+        await world.wire().writes.update(ID, EvaluationChanges(metadata={"n": n}))
+
+    assert world.outage.calls == 1  # the first write; the rest go by the cached record
+    assert world.primary.is_down
+    world.outage.down = False
+    await world.replay().execute()
+    assert not world.primary.is_down
+    assert world.stored(ID).metadata == {"n": 4}

@@ -1,0 +1,38 @@
+"""Optional tiering inside the service: ``TIER_INTERVAL_S`` moves old outputs to S3."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from dishka import AsyncContainer
+
+from application.use_cases.object_storage import TierPayloads
+from interfaces.http.periodic import periodic
+from interfaces.settings import Settings
+
+logger = logging.getLogger("storage_service.tiering")
+
+
+async def run_tiering(container: AsyncContainer, days: int) -> None:
+    """One pass: outputs and errors in files older than ``days`` go to S3."""
+    async with container() as request:
+        tier = await request.get(TierPayloads)
+        report = await tier.execute(timedelta(days=days))
+    logger.info(
+        "tiering: %d payload(s) moved to S3 (%d bytes)",
+        report.moved,
+        report.moved_bytes,
+        extra={"moved": report.moved, "bytes": report.moved_bytes, "days": days},
+    )
+
+
+@asynccontextmanager
+async def tiering(container: AsyncContainer, settings: Settings) -> AsyncIterator[None]:
+    """While the app runs: a tiering pass at start and every ``TIER_INTERVAL_S`` (if set)."""
+    days = settings.tier_after_days
+    if settings.tier_interval_s is None or days is None:
+        yield
+        return
+    async with periodic("tiering", settings.tier_interval_s, lambda: run_tiering(container, days)):
+        yield

@@ -1,4 +1,5 @@
-"""Prometheus instruments the adapters update: backend latency, cache lookups, blob bytes.
+"""Prometheus instruments the adapters update: backend latency, cache lookups, blob bytes,
+the failover journal.
 
 They live in the process-wide default registry that ``GET /metrics`` serves.
 Adapters time their own I/O so the figures are the same whatever calls them.
@@ -8,7 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 BACKEND_SECONDS = Histogram(
     "crucible_storage_backend_operation_seconds",
@@ -24,6 +25,24 @@ BLOB_BYTES = Counter(
     "Bytes written to or read from the blob store",
     ["direction"],
 )
+
+JOURNAL_WRITES = Counter(
+    "crucible_storage_failover_journaled_writes_total",
+    "Writes acknowledged into the failover journal because the primary was unavailable",
+)
+JOURNAL_PENDING = Gauge(
+    "crucible_storage_failover_pending_entries",
+    "Journal entries waiting for replay into the primary (as this process last read them)",
+)
+JOURNAL_OLDEST_AGE = Gauge(
+    "crucible_storage_failover_oldest_pending_age_seconds",
+    "Age of the oldest journal entry waiting for replay (0 when none)",
+)
+PRIMARY_UP = Gauge(
+    "crucible_storage_failover_primary_up",
+    "1 while the primary takes writes, 0 while writes go to the failover journal",
+)
+PRIMARY_UP.set(1)
 
 
 @contextmanager
@@ -43,3 +62,13 @@ def cache_lookup(hit: bool) -> None:
 def blob_bytes(direction: str, count: int) -> None:
     if count:
         BLOB_BYTES.labels(direction).inc(count)
+
+
+def journaled() -> None:
+    JOURNAL_WRITES.inc()
+
+
+def failover_state(*, primary_up: bool, pending: int, oldest_age_s: float) -> None:
+    PRIMARY_UP.set(1 if primary_up else 0)
+    JOURNAL_PENDING.set(pending)
+    JOURNAL_OLDEST_AGE.set(oldest_age_s)

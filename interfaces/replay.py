@@ -17,6 +17,7 @@ from dishka import AsyncContainer
 
 from application.errors import BackendUnavailableError
 from application.ports.audit_log import AuditLog
+from application.ports.clock import Clock
 from application.ports.evaluation_repository import EvaluationRepository
 from application.ports.journal import Journal
 from application.ports.replay_marks import ReplayMarks
@@ -26,6 +27,7 @@ from application.services.intent_runner import IntentRunner
 from application.services.primary_state import PrimaryState
 from application.services.record_cache import RecordCache
 from application.use_cases.replay_journal import ReplayJournal
+from infrastructure.metrics import failover_state
 from interfaces import acting
 from interfaces.settings import Settings
 
@@ -72,11 +74,21 @@ async def replay_journal(container: AsyncContainer) -> ReplayJournal:
     )
 
 
+async def _publish_state(journal: Journal, primary: PrimaryState, clock: Clock) -> None:
+    """Set the failover gauges of ``/metrics`` from the journal and the primary's state."""
+    stats = await journal.stats()
+    age = 0.0 if stats.oldest_at is None else (clock.now() - stats.oldest_at).total_seconds()
+    failover_state(primary_up=not primary.is_down, pending=stats.pending, oldest_age_s=age)
+
+
 async def _replay_forever(container: AsyncContainer, cap_s: float) -> None:
     journal = await container.get(Journal)
+    primary = await container.get(PrimaryState)
+    clock = await container.get(Clock)
     replay = await replay_journal(container)
     backoff = FIRST_BACKOFF_S
     while True:
+        await _publish_state(journal, primary, clock)
         if not await journal.has_pending():
             await anyio.sleep(min(cap_s, 1.0))
             continue

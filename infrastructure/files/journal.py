@@ -31,6 +31,7 @@ import structlog
 from application.errors import BackendUnavailableError
 from application.intents import ENTRY_DECODER, ENTRY_ENCODER, JournalEntry
 from application.ports.journal import JournalStats
+from infrastructure.metrics import journaled
 
 BACKEND = "fallback"
 SUFFIX = ".jsonl"
@@ -74,6 +75,7 @@ class FileJournal:
                 log.error("journal_write_failed", error=str(error))
                 raise BackendUnavailableError(BACKEND, f"journal: {error.strerror}") from error
             self._last_sequence = sequence
+            journaled()
             return stored
 
     def _append_line(self, line: bytes) -> None:

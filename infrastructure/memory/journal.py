@@ -9,6 +9,7 @@ import msgspec
 from application.errors import BackendUnavailableError
 from application.intents import JournalEntry
 from application.ports.journal import JournalStats
+from infrastructure.metrics import journaled
 
 
 class MemoryJournal:
@@ -26,6 +27,7 @@ class MemoryJournal:
         self._sequence += 1
         stored = msgspec.structs.replace(entry, sequence=self._sequence)
         self._entries.append(stored)
+        journaled()
         return stored
 
     async def has_pending(self) -> bool:

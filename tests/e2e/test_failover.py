@@ -519,6 +519,17 @@ class HealthSample:
     error: str | None = None
 
 
+def metric_values(base: str) -> dict[str, float]:
+    """The unlabelled failover samples of ``GET /metrics`` (one process: WORKERS=1)."""
+    text = httpx.get(f"{base}/metrics", timeout=10).text
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name.startswith("crucible_storage_failover_"):
+            values[name] = float(value)
+    return values
+
+
 class HealthWatch(threading.Thread):
     """Polls /health every 0.1 s and keeps every answer with when it was asked."""
 
@@ -645,7 +656,9 @@ def test_outage_under_concurrent_load_loses_and_doubles_nothing(
             time.sleep(1.0)  # records made before the outage, then changed during it
             pg.stop("immediate")
             outage_start = time.monotonic()
-            time.sleep(4.0)
+            time.sleep(3.5)
+            during = metric_values(base)
+            time.sleep(0.5)
             outage_end = time.monotonic()
             pg.start()
             time.sleep(1.0)  # writes while the replay runs
@@ -661,6 +674,16 @@ def test_outage_under_concurrent_load_loses_and_doubles_nothing(
             watch.done.set()
             watch.join(timeout=20)
         assert_health_during_outage(watch.samples, outage_start, outage_end)
+        assert during["crucible_storage_failover_primary_up"] == 0, during
+        assert during["crucible_storage_failover_journaled_writes_total"] > 0, during
+        assert during["crucible_storage_failover_pending_entries"] > 0, during
+        deadline = time.monotonic() + 5  # the gauges follow the replayer's next round
+        after = metric_values(base)
+        while after["crucible_storage_failover_pending_entries"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+            after = metric_values(base)
+        assert after["crucible_storage_failover_primary_up"] == 1, after
+        assert after["crucible_storage_failover_pending_entries"] == 0, after
         assert len(ledger.records) >= LOAD_THREADS, ledger.answers
         assert_primary_holds(pg, ledger)
         assert_outputs_served(base, ledger)

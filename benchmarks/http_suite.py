@@ -186,6 +186,9 @@ class Suite:
         self.ceilings["hello"] = await self.wrk(
             "hello-world (Litestar)", hello.url, "static.lua", lambda _: ["/"]
         )
+        self.ceilings["cached"] = await self.wrk(
+            "hello-world + Redis GET", hello.url, "static.lua", lambda _: ["/cached"]
+        )
         for name in ("health", "get_hot", "list"):
             await self.scenario(scenarios[name])
         self.ceilings["insert"], self.ceilings["select"] = await database_ceilings(
@@ -253,7 +256,10 @@ async def run(config: BenchConfig, *, write: bool) -> str:
             uvicorn_server(
                 CEILING_FACTORY,
                 workers=config.workers,
-                env={},
+                env={
+                    "REDIS_URL": deployed.env["REDIS_URL"],
+                    "REDIS_KEY_PREFIX": deployed.env["REDIS_KEY_PREFIX"],
+                },
                 log=deployed.workdir / "hello.log",
             ) as hello,
             uvicorn_server(
@@ -270,12 +276,17 @@ async def run(config: BenchConfig, *, write: bool) -> str:
             print(f"measuring ({time.perf_counter() - clock:.0f} s)", flush=True)
             await suite.measure()
         postgres = await _server_versions(deployed.dsn)
-    ceilings = [suite.ceilings[key] for key in ("hello", "insert", "select", "file")]
+    ceilings = [suite.ceilings[key] for key in ("hello", "cached", "insert", "select", "file")]
     cold_vs_hello = next(row for row in suite.rows if row.measurement.name == "get_cold")
+    hot = next(row for row in suite.rows if row.measurement.name == "get_hot")
+    cached = suite.ceilings["cached"]
     extra = [
         "",
         f"get_cold is {cold_vs_hello.measurement.rate / suite.ceilings['hello'].rate:.0%} "
         "of hello-world (its ceiling above is the database's primary-key read).",
+        "",
+        f"hello-world + one Redis GET is {cached.rate / suite.ceilings['hello'].rate:.0%} of "
+        f"hello-world; get_hot is {hot.measurement.rate / cached.rate:.0%} of it.",
     ]
     text = render(suite.rows, ceilings, context_line(config, started, load, postgres), extra)
     print()

@@ -20,11 +20,20 @@ class RecordPublisher:
         """The commit after ``before_commit`` failed: the cache shows ``evaluation`` again."""
         await self._record_cache.restore(evaluation)
 
-    async def after_commit(self, evaluation: Evaluation) -> None:
+    async def after_create(self, evaluation: Evaluation) -> None:
+        """A new record: nothing older can be cached, tracked or tailed (no tombstone, no
+        untrack), so a create costs one cache write, two when it starts running."""
+        await self._record_cache.after_commit(evaluation)
+        if evaluation.status.is_active:
+            await self._running.track(RunningInfo.of(evaluation))
+
+    async def after_commit(self, evaluation: Evaluation, before: Evaluation | None = None) -> None:
+        """``before``: the committed version this one replaced; when it was not running
+        either, there is nothing to untrack."""
         await self._record_cache.after_commit(evaluation)
         if evaluation.status.is_active and evaluation.deleted_at is None:
             await self._running.track(RunningInfo.of(evaluation))
-        else:
+        elif before is None or (before.status.is_active and before.deleted_at is None):
             await self._running.untrack(evaluation.id)
         if evaluation.status.is_terminal or evaluation.deleted_at is not None:
             # The tail serves running evaluations only; a retry keeps it (still a suffix).

@@ -112,7 +112,7 @@ class RecordWriter:
                 with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
                     await self._publisher.restore(before)
                 raise
-            await self._publisher.after_commit(after)
+            await self._publisher.after_commit(after, before)
             await self._payloads.discard_replaced(before, after)
             return after, True
         raise VersionConflictError(evaluation_id, expected=before.version)

@@ -86,7 +86,6 @@ class CreateEvaluation:
                 if attempt + 1 == attempts:
                     raise
                 continue
-            await self._publisher.before_commit(evaluation)
             await self._audit.record(
                 AuditAction.CREATE,
                 evaluation.id,
@@ -94,7 +93,7 @@ class CreateEvaluation:
                 sizes={"code": len(new.code.encode())},
             )
             await self._uow.commit()
-            await self._publisher.after_commit(evaluation)
+            await self._publisher.after_create(evaluation)
             return evaluation
         raise AssertionError("unreachable")  # pragma: no cover
 

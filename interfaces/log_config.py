@@ -46,7 +46,12 @@ def configure_logging(level: str, log_format: LogFormat, stream: IO[str] | None 
     renderer: Processor = (
         structlog.processors.JSONRenderer()
         if as_json
-        else structlog.dev.ConsoleRenderer(colors=False)
+        # Plain tracebacks: rich's (the default when rich is installed) print every
+        # frame's locals, which may hold code, outputs or keys, and take tens of
+        # milliseconds each on the event loop.
+        else structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=structlog.dev.plain_traceback
+        )
     )
     final: list[Processor] = [structlog.stdlib.ProcessorFormatter.remove_processors_meta, redact]
     if as_json:

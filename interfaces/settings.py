@@ -3,6 +3,7 @@
 A bad value stops the start with one line that names the variable.
 """
 
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -169,7 +170,7 @@ def _parse_port(raw: str) -> int:
 
 def _parse_positive_float(raw: str) -> float:
     value = float(raw)
-    if value <= 0:
+    if not math.isfinite(value) or value <= 0:
         raise ValueError("must be a positive number")
     return value
 

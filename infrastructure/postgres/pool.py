@@ -39,10 +39,16 @@ async def _keep_session_state(_connection: asyncpg.Connection) -> None:
 
 
 async def create_pool(settings: DatabaseSettings) -> asyncpg.Pool:
-    """A pool of ``db_pool_size`` connections with the server-side statement timeout."""
+    """A pool of up to ``db_pool_size`` connections with the server-side statement timeout.
+
+    It opens no connection when it is made (``min_size=0``): the pool is built when a
+    request first needs it, and a database that is down then must fail that request's
+    first statement (which failover turns into a journaled write), not the building
+    of its dependencies.
+    """
     pool: asyncpg.Pool = await asyncpg.create_pool(
         driver_dsn(settings.database_url),
-        min_size=1,
+        min_size=0,
         max_size=settings.db_pool_size,
         timeout=settings.db_connect_timeout_s,
         init=_init_connection,

@@ -73,6 +73,23 @@ def test_console_format_is_one_readable_line(json_logs: io.StringIO) -> None:
     assert "[storage_service.access]" in line
 
 
+def test_console_tracebacks_show_no_local_variables(json_logs: io.StringIO) -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", LogFormat.CONSOLE, stream=stream)
+
+    def fails(code: str) -> None:
+        raise RuntimeError("boom")
+
+    secret = "print('never log " + "this code')"
+    try:
+        fails(secret)
+    except RuntimeError:
+        logging.getLogger("storage_service").exception("it failed")
+    text = stream.getvalue()
+    assert "RuntimeError: boom" in text
+    assert "never log" not in text
+
+
 class _Future:
     """Two days from now: every record is older than RETENTION_DAYS=1."""
 

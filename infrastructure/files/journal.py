@@ -131,12 +131,16 @@ class FileJournal:
             return False
 
     async def pending(self) -> list[JournalEntry]:
+        if not await self.has_pending():
+            return []
         return await anyio.to_thread.run_sync(self._read_all)
 
     async def pending_for(self, evaluation_id: str) -> list[JournalEntry]:
         return [entry for entry in await self.pending() if entry.evaluation_id == evaluation_id]
 
     async def stats(self) -> JournalStats:
+        if not await self.has_pending():  # the common case, without a thread hop
+            return JournalStats(pending=0)
         entries = await self.pending()
         oldest = min((entry.at for entry in entries), default=None)
         return JournalStats(pending=len(entries), oldest_at=oldest)

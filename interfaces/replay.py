@@ -29,6 +29,7 @@ from application.services.record_cache import RecordCache
 from application.use_cases.replay_journal import ReplayJournal
 from infrastructure.metrics import failover_state
 from interfaces import acting
+from interfaces.background import background, wait_or_stop
 from interfaces.settings import Settings
 
 logger = logging.getLogger("storage_service.replay")
@@ -81,31 +82,31 @@ async def _publish_state(journal: Journal, primary: PrimaryState, clock: Clock) 
     failover_state(primary_up=not primary.is_down, pending=stats.pending, oldest_age_s=age)
 
 
-async def _replay_forever(container: AsyncContainer, cap_s: float) -> None:
+async def _replay_forever(container: AsyncContainer, cap_s: float, stopping: anyio.Event) -> None:
     journal = await container.get(Journal)
     primary = await container.get(PrimaryState)
     clock = await container.get(Clock)
     replay = await replay_journal(container)
     backoff = FIRST_BACKOFF_S
-    while True:
+    while not stopping.is_set():
         await _publish_state(journal, primary, clock)
         if not await journal.has_pending():
-            await anyio.sleep(min(cap_s, 1.0))
+            await wait_or_stop(stopping, min(cap_s, 1.0))
             continue
         try:
-            report = await replay.execute()
+            report = await replay.execute(stop=stopping.is_set)
         except BackendUnavailableError as error:
             logger.info("primary still unavailable (%s); next probe in %.1f s", error, backoff)
-            await anyio.sleep(backoff)
+            await wait_or_stop(stopping, backoff)
             backoff = min(backoff * 2, cap_s)
             continue
         except Exception:  # the journal stays; the next round tries again
             logger.exception("replay failed")
-            await anyio.sleep(cap_s)
+            await wait_or_stop(stopping, cap_s)
             continue
         backoff = FIRST_BACKOFF_S
         if report.busy:  # another process replays the shared journal
-            await anyio.sleep(min(cap_s, 1.0))
+            await wait_or_stop(stopping, min(cap_s, 1.0))
             continue
         logger.info(
             "replayed the failover journal: %d applied, %d skipped, %d conflicts, %d left",
@@ -124,10 +125,13 @@ async def _replay_forever(container: AsyncContainer, cap_s: float) -> None:
 
 @asynccontextmanager
 async def replaying(container: AsyncContainer, settings: Settings) -> AsyncIterator[None]:
-    """While the app runs: replay the failover journal whenever it holds entries."""
-    async with anyio.create_task_group() as group:
-        group.start_soon(_replay_forever, container, settings.failover_probe_interval_s)
-        try:
-            yield
-        finally:
-            group.cancel_scope.cancel()
+    """While the app runs: replay the failover journal whenever it holds entries.
+
+    At the stop, a replay in progress finishes (within ``STOP_GRACE_S``), then it ends.
+    """
+
+    async def run(stopping: anyio.Event) -> None:
+        await _replay_forever(container, settings.failover_probe_interval_s, stopping)
+
+    async with background("failover replay", run):
+        yield

@@ -66,9 +66,15 @@ class ReplayJournal:
         self._scopes = scopes
         self._primary = primary
 
-    async def execute(self, progress: Progress | None = None) -> ReplayReport:
+    async def execute(
+        self, progress: Progress | None = None, stop: Callable[[], bool] | None = None
+    ) -> ReplayReport:
         """Replay what is pending now; raises ``BackendUnavailableError`` if the primary
-        drops again (what was applied stays applied and is not replayed twice)."""
+        drops again (what was applied stays applied and is not replayed twice).
+
+        ``stop`` is asked between entries: the app's shutdown ends a long replay after
+        the entry in hand, and the rest waits for the next start.
+        """
         async with self._journal.replaying() as won:
             if not won:
                 return ReplayReport(busy=True)
@@ -80,6 +86,8 @@ class ReplayJournal:
             done: list[str] = []
             try:
                 for entry in entries:
+                    if stop is not None and stop():
+                        break
                     counts[await self._replay(entry, ours)] += 1
                     done.append(entry.id)
                     if progress is not None:

@@ -11,7 +11,7 @@ from application.ports.clock import Clock
 from application.ports.evaluation_maintenance import PurgeSelection
 from application.use_cases.cleanup import CleanupEvaluations
 from domain.status import TERMINAL_STATUSES
-from interfaces.http.periodic import periodic
+from interfaces.background import periodic
 from interfaces.settings import Settings
 
 logger = logging.getLogger("storage_service.retention")

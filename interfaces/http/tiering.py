@@ -8,7 +8,7 @@ from datetime import timedelta
 from dishka import AsyncContainer
 
 from application.use_cases.object_storage import TierPayloads
-from interfaces.http.periodic import periodic
+from interfaces.background import periodic
 from interfaces.settings import Settings
 
 logger = logging.getLogger("storage_service.tiering")

@@ -1,7 +1,9 @@
 """Cache warming at start: the most recently changed records, loaded in the background.
 
-The app serves at once; the warm-up runs beside it and, failing or cancelled at
-shutdown, only costs the misses it would have saved.
+The app serves at once; the warm-up runs beside it and, failing or stopped at
+shutdown, only costs the misses it would have saved. At shutdown it is asked to stop
+and ends after the record it is filling (``interfaces.background.background``):
+cancelled in the middle of its database read it could hang the event loop's end.
 """
 
 import logging
@@ -12,17 +14,40 @@ import anyio
 from dishka import AsyncContainer
 
 from application.use_cases.warm_cache import WarmCache
+from interfaces.background import background
 from interfaces.settings import Settings
 
 logger = logging.getLogger("storage_service.cache")
 
 
-async def warm_cache(container: AsyncContainer, top: int) -> int:
-    """Load up to ``top`` records into the record cache; the number loaded (0 on failure)."""
+class _StoppedError(Exception):
+    """Raised between two records when the app stops; ends the warm-up early."""
+
+
+async def warm_cache(
+    container: AsyncContainer, top: int, stopping: anyio.Event | None = None
+) -> int:
+    """Load up to ``top`` records into the record cache; the number loaded (0 on failure).
+
+    Once ``stopping`` is set, the warm-up ends after the record being filled.
+    """
+    loaded = 0
+
+    def on_record() -> None:
+        nonlocal loaded
+        loaded += 1
+        if stopping is not None and stopping.is_set():
+            raise _StoppedError
+
+    if stopping is not None and stopping.is_set():
+        return 0
     try:
         async with container() as request:
             warm = await request.get(WarmCache)
-            count = await warm.execute(top)
+            count = await warm.execute(top, on_record)
+    except _StoppedError:
+        logger.info("cache warming stopped at shutdown after %d record(s)", loaded)
+        return loaded
     except Exception:  # the cache only fills on reads then; the service keeps serving
         logger.exception("cache warming failed")
         return 0
@@ -36,9 +61,10 @@ async def cache_warming(container: AsyncContainer, settings: Settings) -> AsyncI
     if not (settings.enable_caching and settings.cache_warm_on_start):
         yield
         return
-    async with anyio.create_task_group() as group:
-        group.start_soon(warm_cache, container, settings.cache_warm_count)
-        try:
-            yield
-        finally:
-            group.cancel_scope.cancel()
+    top = settings.cache_warm_count
+
+    async def run(stopping: anyio.Event) -> None:
+        await warm_cache(container, top, stopping)
+
+    async with background("cache warming", run):
+        yield

@@ -62,9 +62,6 @@ def make_client(backend_settings: Settings) -> Iterator[ClientFactory]:
         fields = {
             name: getattr(backend_settings, name) for name in backend_settings.__struct_fields__
         }
-        # Warming is tested on its own (test_cache_warming); elsewhere it would only race
-        # each test's first requests.
-        fields.setdefault("cache_warm_on_start", False)
         fields.update(overrides)
         client = TestClient(create_app(Settings(**fields)))
         client.__enter__()

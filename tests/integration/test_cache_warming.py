@@ -5,10 +5,12 @@ import time
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 from dishka import Provider, Scope, make_async_container, provide
 
 from application.use_cases.warm_cache import WarmCache
+from interfaces import background
 from interfaces.http import warming
 from interfaces.settings import load_settings
 from tests.integration.conftest import ClientFactory
@@ -38,7 +40,7 @@ def test_no_warming_when_switched_off(
 ) -> None:
     calls: list[int] = []
 
-    async def record(_: Any, top: int) -> int:
+    async def record(_: Any, top: int, *__: Any) -> int:
         calls.append(top)
         return 0
 
@@ -72,13 +74,63 @@ async def test_a_failed_warm_up_is_logged_not_raised(caplog: pytest.LogCaptureFi
 async def test_a_slow_warm_up_does_not_hold_the_start(monkeypatch: pytest.MonkeyPatch) -> None:
     started = anyio.Event()
 
-    async def forever(_: Any, __: int) -> int:
+    async def forever(_: Any, __: int, ___: Any) -> int:  # deaf to the stop request
         started.set()
         await anyio.sleep_forever()
         return 0
 
     monkeypatch.setattr(warming, "warm_cache", forever)
+    monkeypatch.setattr(background, "STOP_GRACE_S", 0.2)
     container = make_async_container(_FailingWarmCache())
-    async with warming.cache_warming(container, load_settings({})):
-        await started.wait()  # serving while the warm-up still runs
+    with anyio.fail_after(10):  # nor the stop: cancelled once the grace is over
+        async with warming.cache_warming(container, load_settings({})):
+            await started.wait()  # serving while the warm-up still runs
     await container.close()
+
+
+class _CountingWarmCache:
+    """Fills ``top`` records; the app stops (``stop_after``) while it fills."""
+
+    def __init__(self, stopping: anyio.Event, stop_after: int) -> None:
+        self._stopping = stopping
+        self._stop_after = stop_after
+
+    async def execute(self, top: int, on_record: Any = None) -> int:
+        for i in range(top):
+            if i == self._stop_after:
+                self._stopping.set()
+            await anyio.lowlevel.checkpoint()
+            on_record()
+        return top
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("stop_after", "loaded"), [(0, 1), (3, 4), (100, 10)])
+async def test_the_warm_up_ends_after_the_record_in_flight_at_stop(
+    stop_after: int, loaded: int
+) -> None:
+    stopping = anyio.Event()
+
+    class _Counting(Provider):
+        @provide(scope=Scope.REQUEST)
+        def warm(self) -> WarmCache:
+            return _CountingWarmCache(stopping, stop_after)  # type: ignore[return-value]
+
+    container = make_async_container(_Counting())
+    try:
+        assert await warming.warm_cache(container, 10, stopping) == loaded
+    finally:
+        await container.close()
+
+
+@pytest.mark.anyio
+async def test_no_warm_up_once_the_app_stops(caplog: pytest.LogCaptureFixture) -> None:
+    stopping = anyio.Event()
+    stopping.set()
+    container = make_async_container(_FailingWarmCache())
+    try:
+        with caplog.at_level(logging.ERROR, logger="storage_service.cache"):
+            assert await warming.warm_cache(container, 10, stopping) == 0
+    finally:
+        await container.close()
+    assert "cache warming failed" not in caplog.text  # WarmCache was never even built

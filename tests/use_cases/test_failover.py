@@ -530,3 +530,21 @@ async def test_an_outage_costs_one_attempt_not_one_per_write(world: World) -> No
     await world.replay().execute()
     assert not world.primary.is_down
     assert world.stored(ID).metadata == {"n": 4}
+
+
+async def test_a_replay_asked_to_stop_ends_after_the_entry_in_hand(world: World) -> None:
+    world.outage.down = True
+    for n in range(3):
+        await create(world, id=EvaluationId(f"eval-stop-{n}"))
+    world.outage.down = False
+    asked = 0
+
+    def stop() -> bool:
+        nonlocal asked
+        asked += 1
+        return asked > 1  # after the first entry
+
+    report = await world.replay().execute(stop=stop)
+
+    assert (report.applied, report.remaining) == (1, 2)
+    assert (await world.replay().execute()).applied == 2

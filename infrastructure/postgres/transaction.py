@@ -85,10 +85,18 @@ class PgTransaction:
             self._transaction = transaction
 
     async def commit(self) -> None:
+        """Commit, then give the connection back at once.
+
+        What follows a commit (cache and registry writes, sending the answer) needs no
+        connection; holding it until the request's scope closes made requests queue on
+        the pool (a create's p99 went from about 0.2 s to over 1 s with 16 requests in
+        flight per worker and ten connections). A later statement acquires again.
+        """
         transaction, self._transaction = self._transaction, None
         if transaction is not None:
             with translate_errors("commit"):
                 await transaction.commit()
+        await self.release()
 
     async def rollback(self) -> None:
         transaction, self._transaction = self._transaction, None

@@ -34,7 +34,12 @@ from application.ports.unit_of_work import UnitOfWork
 from application.ports.use_case_locator import UseCaseLocator
 from application.services.api_keys import ApiKeyVerifier
 from application.services.audit_trail import AuditContext, AuditTrail
-from application.services.failover import FailoverReads, FailoverWrites, JournalViews
+from application.services.failover import (
+    FailoverReads,
+    FailoverWrites,
+    JournalViews,
+    RecordLocks,
+)
 from application.services.intent_runner import IntentRunner
 from application.services.journal_report import JournalInspector
 from application.services.payloads import PayloadStore
@@ -216,6 +221,7 @@ class CoreProvider(Provider):
         IntentRunner, JournalViews, FailoverWrites, FailoverReads, scope=Scope.REQUEST
     )
     primary = provide(PrimaryState, scope=Scope.APP)
+    locks = provide(RecordLocks, scope=Scope.APP)
 
     @provide(scope=Scope.REQUEST)
     def locate(self, container: AsyncContainer) -> UseCaseLocator:

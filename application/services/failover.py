@@ -13,9 +13,11 @@ import contextlib
 import secrets
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
+import anyio
 import msgspec
 import structlog
 
@@ -69,6 +71,26 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 
+class RecordLocks:
+    """One lock per record id, held while a journaled write of it is computed and stored."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, anyio.Lock] = {}
+        self._users: dict[str, int] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(key, anyio.Lock())
+        self._users[key] = self._users.get(key, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._users[key] -= 1
+            if not self._users[key]:  # the last user forgets it: no growth per record
+                del self._users[key], self._locks[key]
+
+
 @dataclass(frozen=True)
 class JournalView:
     """A record as the primary (or cache) knew it, with its pending writes applied.
@@ -81,6 +103,8 @@ class JournalView:
     store: ScratchStore
     known: bool
     complete: bool
+    # The primary answered that it holds no such record (and the journal has no create).
+    missing: bool = False
 
 
 class JournalViews:
@@ -104,7 +128,7 @@ class JournalViews:
 
     async def open(self, evaluation_id: EvaluationId) -> JournalView:
         pending = await self._journal.pending_for(evaluation_id)
-        seed, applied = await self._seed(evaluation_id, pending)
+        seed, applied, asked = await self._seed(evaluation_id, pending)
         waiting = [entry for entry in pending if entry.id not in applied]
         store = self._scratch.open()
         if seed is not None:
@@ -114,14 +138,19 @@ class JournalViews:
             # Refused entries are refused again at replay (and logged there).
             with contextlib.suppress(ApplicationError, DomainError):
                 await store.apply(entry)
-        return JournalView(store=store, known=seed is not None or complete, complete=complete)
+        known = seed is not None or complete
+        return JournalView(store=store, known=known, complete=complete, missing=asked and not known)
 
     async def _seed(
         self, evaluation_id: EvaluationId, pending: list[JournalEntry]
-    ) -> tuple[Evaluation | None, set[str]]:
-        """The primary's record and the entries it already holds; else the cached record."""
+    ) -> tuple[Evaluation | None, set[str], bool]:
+        """The primary's record and the entries it already holds; else the cached record.
+
+        The last item says whether the primary answered (its ``None`` means "no such
+        record", the cache's only "not cached").
+        """
         if self._primary.is_down:
-            return await self._record_cache.get(evaluation_id), set()
+            return await self._record_cache.get(evaluation_id), set(), False
         try:
             evaluation = await self._repository.get(evaluation_id)
             applied = {entry.id for entry in pending if await self._marks.is_applied(entry.id)}
@@ -129,8 +158,8 @@ class JournalViews:
             self._primary.mark_down()
             with contextlib.suppress(Exception):
                 await self._uow.rollback()
-            return await self._record_cache.get(evaluation_id), set()
-        return evaluation, applied
+            return await self._record_cache.get(evaluation_id), set(), False
+        return evaluation, applied, True
 
 
 class FailoverWrites:
@@ -145,6 +174,7 @@ class FailoverWrites:
         uow: UnitOfWork,
         locate: UseCaseLocator,
         primary: PrimaryState,
+        locks: RecordLocks,
     ) -> None:
         self._runner = runner
         self._journal = journal
@@ -153,6 +183,7 @@ class FailoverWrites:
         self._uow = uow
         self._locate = locate
         self._primary = primary
+        self._locks = locks
 
     async def create(self, new: NewEvaluation) -> Evaluation:
         generated = new.id is None
@@ -219,7 +250,7 @@ class FailoverWrites:
             attempted = False
             if not await self._journal.has_pending():
                 try:
-                    return await self._runner.run(
+                    result = await self._runner.run(
                         evaluation_id, intent, expected_version=expected_version
                     )
                 except BackendUnavailableError as error:
@@ -233,6 +264,9 @@ class FailoverWrites:
                     # The request's transaction is broken; the view below reads afresh.
                     with contextlib.suppress(Exception):
                         await self._uow.rollback()
+                else:
+                    self._primary.mark_up()
+                    return result
             if expected_version is not None:
                 raise BackendUnavailableError(
                     PRIMARY,
@@ -251,10 +285,20 @@ class FailoverWrites:
             )
 
     async def _journaled(self, entry: JournalEntry) -> WriteResult:
-        """Check the write against the record's journaled state, then make it durable."""
+        """Check the write against the record's journaled state, then make it durable.
+
+        One journaled write per record at a time in this process: two computed from the
+        same state would both be answered (two log appends at one offset).
+        """
+        async with self._locks.hold(entry.evaluation_id):
+            return await self._journal_one(entry)
+
+    async def _journal_one(self, entry: JournalEntry) -> WriteResult:
         creating = isinstance(entry.intent, CreateIntent)
         views = await self._locate.get(JournalViews)
         view = await views.open(EvaluationId(entry.evaluation_id))
+        if view.missing and not creating:
+            raise EvaluationNotFoundError(entry.evaluation_id)
         # An append's offset needs the whole log; other answers need a base record.
         answerable = view.complete if isinstance(entry.intent, AppendLogIntent) else view.known
         if creating or answerable:

@@ -35,12 +35,20 @@ class IntentRunner:
         self._locate = locate
 
     async def run(
-        self, evaluation_id: EvaluationId, intent: Intent, *, expected_version: int | None = None
+        self,
+        evaluation_id: EvaluationId,
+        intent: Intent,
+        *,
+        expected_version: int | None = None,
+        acknowledged: bool = False,
     ) -> WriteResult:
+        """``acknowledged``: the write was answered already (a replay), so a generated id
+        that is taken meanwhile is a conflict, not a reason to pick another id."""
         get = self._locate.get
         match intent:
             case CreateIntent(new=new, generated_id=generated_id):
-                return await (await get(CreateEvaluation)).execute(new, generated_id=generated_id)
+                create = await get(CreateEvaluation)
+                return await create.execute(new, generated_id=generated_id and not acknowledged)
             case UpdateIntent(changes=changes):
                 update = await get(UpdateEvaluation)
                 return await update.execute(

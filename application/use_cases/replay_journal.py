@@ -20,7 +20,7 @@ from enum import StrEnum
 import msgspec
 import structlog
 
-from application.errors import ApplicationError, BackendUnavailableError
+from application.errors import ApplicationError, BackendUnavailableError, VersionConflictError
 from application.intents import (
     AppendLogIntent,
     CreateIntent,
@@ -31,6 +31,7 @@ from application.ports.audit_log import AuditQuery
 from application.ports.journal import Journal
 from application.ports.replay_scopes import ReplayScopes, ReplayUnit
 from application.services.audit_trail import AuditContext
+from application.services.failover import PRIMARY
 from application.services.pinned_clock import pinned
 from application.services.primary_state import PrimaryState
 from domain.errors import DomainError
@@ -92,8 +93,9 @@ class ReplayJournal:
                     done.append(entry.id)
                     if progress is not None:
                         progress(len(done), len(entries))
-            except BackendUnavailableError:
-                self._primary.mark_down()
+            except BackendUnavailableError as error:
+                if error.backend == PRIMARY:
+                    self._primary.mark_down()
                 raise
             else:
                 self._primary.mark_up()
@@ -153,9 +155,11 @@ async def _republish(unit: ReplayUnit, entry: JournalEntry) -> None:
 async def _apply(unit: ReplayUnit, entry: JournalEntry) -> Outcome:
     with pinned(entry.at):
         try:
-            await unit.runner.run(EvaluationId(entry.evaluation_id), entry.intent)
-        except BackendUnavailableError:
-            raise
+            await unit.runner.run(
+                EvaluationId(entry.evaluation_id), entry.intent, acknowledged=True
+            )
+        except (BackendUnavailableError, VersionConflictError):
+            raise  # transient: the next round tries the entry again
         except (ApplicationError, DomainError) as error:
             log.warning(
                 "replay_conflict",

@@ -45,7 +45,7 @@ def _reason(exc: OSError) -> str:
     return f"{code}: {exc.strerror or exc}"
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     """Make a rename or a new entry in ``directory`` survive a power cut."""
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -66,7 +66,7 @@ def _make_dirs(directory: Path, root: Path) -> None:
     for path in reversed(missing):
         with suppress(FileExistsError):
             path.mkdir()
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
 
 class _Compressor(Protocol):
@@ -233,7 +233,7 @@ class FileBlobStore:
                 with suppress(OSError):
                     temp.unlink()
                 raise
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
         except OSError as exc:
             logger.warning("file store: cannot write %s: %s", key, _reason(exc))
             raise BackendUnavailableError(BACKEND, _reason(exc)) from exc
@@ -270,7 +270,7 @@ class FileBlobStore:
             written = handle.tell()
             handle.close()
             os.replace(temp, path)
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
         except OSError as exc:
             _discard_temp(handle, temp)
             logger.warning("file store: cannot write %s: %s", path.name, _reason(exc))
@@ -334,7 +334,7 @@ class FileBlobStore:
         except OSError as exc:
             raise BackendUnavailableError(BACKEND, _reason(exc)) from exc
         with suppress(OSError):
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
         directory = path.parent
         while directory != root and directory.is_relative_to(root):
             try:

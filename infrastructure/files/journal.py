@@ -31,6 +31,7 @@ import structlog
 from application.errors import BackendUnavailableError
 from application.intents import ENTRY_DECODER, ENTRY_ENCODER, JournalEntry
 from application.ports.journal import JournalStats
+from infrastructure.files.blob_store import fsync_dir
 from infrastructure.metrics import journaled
 
 BACKEND = "fallback"
@@ -113,7 +114,7 @@ class FileJournal:
         path = self.directory / f"{uuid.uuid4().hex}{SUFFIX}"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
         try:
-            _fsync_directory(self.directory)
+            fsync_dir(self.directory)
         except OSError:
             os.close(fd)
             path.unlink(missing_ok=True)
@@ -168,10 +169,16 @@ class FileJournal:
     def _read_segment(self, path: Path) -> list[JournalEntry]:
         try:
             with path.open("rb") as handle:
-                inode = os.fstat(handle.fileno()).st_ino
+                status = os.fstat(handle.fileno())
                 segment = self._segments.get(path.name)
-                if segment is None or segment.inode != inode:
-                    segment = self._segments[path.name] = _Segment(inode)
+                # A new file under the name, or one cut shorter (a line whose fsync
+                # failed was taken back): parse it again from the start.
+                if (
+                    segment is None
+                    or segment.inode != status.st_ino
+                    or status.st_size < segment.offset
+                ):
+                    segment = self._segments[path.name] = _Segment(status.st_ino)
                 handle.seek(segment.offset)
                 data = handle.read()
         except FileNotFoundError:
@@ -194,21 +201,36 @@ class FileJournal:
             return self._discard_locked(done)
 
     def _discard_locked(self, done: set[str]) -> set[str]:
+        """Remove applied entries: a segment all applied goes, a partly applied one is
+        rewritten with the rest (so a journal that keeps taking writes still drains).
+
+        Either way the file under the name is no longer the one a writer appends to
+        (``st_nlink == 0`` on its descriptor), so that writer starts a new segment.
+        The directory is fsync'd before the caller forgets the entries' marks: a
+        removal lost in a power cut would otherwise bring them back unmarked.
+        """
         gone: set[str] = set()
         for path in self._segment_paths():
             with contextlib.suppress(FileNotFoundError), path.open("rb") as handle:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX)  # no writer mid-append
                 data = handle.read()
                 complete = data[: data.rfind(b"\n") + 1]
-                ids, unreadable = _entry_ids(complete)
-                if ids <= done:
-                    if unreadable:  # keep what cannot be replayed for an operator to read
-                        path.rename(path.with_suffix(CORRUPT_SUFFIX))
-                        log.error("journal_segment_kept", segment=path.name, lines=unreadable)
-                    else:
-                        path.unlink()
-                    self._segments.pop(path.name, None)
-                    gone |= ids
+                lines = complete.splitlines()
+                ids, unreadable = _entry_ids(lines)
+                applied = ids & done
+                if not applied:
+                    continue
+                if ids <= done and unreadable:  # kept for an operator to read
+                    path.rename(path.with_suffix(CORRUPT_SUFFIX))
+                    log.error("journal_segment_kept", segment=path.name, lines=unreadable)
+                elif ids <= done:
+                    path.unlink()
+                else:
+                    _rewrite(path, [line for line in lines if _entry_id(line) not in done])
+                self._segments.pop(path.name, None)
+                gone |= applied
+        if gone:
+            fsync_dir(self.directory)
         return gone
 
     @asynccontextmanager
@@ -238,16 +260,27 @@ class FileJournal:
             self._fd = None
 
 
-def _entry_ids(complete: bytes) -> tuple[set[str], int]:
-    """The ids of the entries in ``complete`` lines, and how many lines are unreadable."""
-    ids: set[str] = set()
-    unreadable = 0
-    for line in complete.splitlines():
-        try:
-            ids.add(ENTRY_DECODER.decode(line).id)
-        except msgspec.DecodeError:
-            unreadable += 1
-    return ids, unreadable
+def _entry_id(line: bytes) -> str | None:
+    try:
+        return ENTRY_DECODER.decode(line).id
+    except msgspec.DecodeError:
+        return None
+
+
+def _entry_ids(lines: list[bytes]) -> tuple[set[str], int]:
+    """The ids of the entries in ``lines``, and how many lines are unreadable."""
+    found = [_entry_id(line) for line in lines]
+    return {found_id for found_id in found if found_id is not None}, found.count(None)
+
+
+def _rewrite(path: Path, lines: list[bytes]) -> None:
+    """Replace ``path`` atomically with ``lines`` (a new inode under the same name)."""
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    with temporary.open("wb") as handle:
+        handle.write(b"".join(line + b"\n" for line in lines))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -255,11 +288,3 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -95,7 +95,9 @@ class MemoryScratchStore:
 
     async def apply(self, entry: JournalEntry) -> WriteResult:
         with pinned(entry.at):
-            return await self._runner.run(EvaluationId(entry.evaluation_id), entry.intent)
+            return await self._runner.run(
+                EvaluationId(entry.evaluation_id), entry.intent, acknowledged=True
+            )
 
     async def get(self, evaluation_id: EvaluationId) -> Evaluation | None:
         found = self._db.live(evaluation_id)

@@ -7,10 +7,11 @@ import click
 import msgspec
 from dishka import AsyncContainer
 
+from application.ports.journal import Journal
 from application.queries import BackendReport
 from application.use_cases.check_storage import CheckStorage, StorageCheck
 from application.use_cases.storage_report import GetBackendDetails, StorageOverview
-from interfaces.cli.common import CONTEXT_SETTINGS, echo_json, json_option, load, run
+from interfaces.cli.common import CONTEXT_SETTINGS, echo_json, fail, json_option, load, run
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -26,7 +27,8 @@ from interfaces.cli.common import CONTEXT_SETTINGS, echo_json, json_option, load
 def fsck(fix: bool, grace_minutes: int, as_json: bool) -> None:
     """Find blobs no record points at (orphans) and records whose blob is missing.
 
-    Exits 0 when storage is consistent (after --fix removed the orphans), 1 otherwise.
+    Exits 0 when storage is consistent (after --fix removed the orphans), 1 otherwise,
+    3 when --fix is refused because the failover journal still holds writes.
 
     \b
     Examples:
@@ -36,12 +38,20 @@ def fsck(fix: bool, grace_minutes: int, as_json: bool) -> None:
     """
     settings = load(quiet=as_json)
 
-    async def check(container: AsyncContainer) -> StorageCheck:
+    async def check(container: AsyncContainer) -> StorageCheck | None:
+        if fix and await (await container.get(Journal)).has_pending():
+            return None  # journaled uploads point at blobs no record points at yet
         async with container() as request:
             use_case = await request.get(CheckStorage)
             return await use_case.execute(fix=fix, grace=timedelta(minutes=grace_minutes))
 
     result = run(settings, check)
+    if result is None:
+        fail(
+            "the failover journal holds writes not yet in the database: run "
+            "`storage-service replay` (or wait for the service to) before fsck --fix",
+            code=3,
+        )
     if as_json:
         echo_json(msgspec.structs.asdict(result) | {"clean": result.clean})
     else:

@@ -262,21 +262,24 @@ async def test_memory_journal_discards_entry_by_entry() -> None:
     assert await journal.stats() == JournalStats(pending=2, oldest_at=stored[0].at)
 
 
-async def test_file_journal_discards_only_whole_segments(
+async def test_file_journal_rewrites_a_partly_applied_segment_and_drains(
     file_journals: Callable[[], FileJournal], tmp_path: Path
 ) -> None:
     journal = file_journals()
     stored = [await journal.append(entry(number)) for number in range(4)]
     (segment,) = segments(tmp_path)
 
-    # A subset of one segment: the segment stays, every entry in it stays pending.
-    assert await journal.discard(["entry_1", "entry_3"]) == set()
+    # A subset of one segment: those entries go, the others stay, in order.
+    assert await journal.discard(["entry_1", "entry_3"]) == {"entry_1", "entry_3"}
     assert segments(tmp_path) == [segment]
-    assert await journal.pending() == stored
-    assert await journal.has_pending() is True
+    assert await journal.pending() == [stored[0], stored[2]]
+    # The writer's file was replaced under it: its next entry goes to a new segment.
+    later = await journal.append(entry(9))
+    assert len(segments(tmp_path)) == 2
+    assert await journal.pending() == [stored[0], stored[2], later]
 
-    # The rest (the already applied ones may be named again): the segment goes.
-    assert await journal.discard(["entry_0", "entry_1", "entry_2", "entry_3"]) == set(ids(stored))
+    # The rest (the already applied ones may be named again): every segment goes.
+    assert await journal.discard([*ids(stored), later.id]) == {"entry_0", "entry_2", later.id}
     assert segments(tmp_path) == []
     assert await journal.pending() == []
 
@@ -343,7 +346,7 @@ async def test_two_processes_share_one_journal(
     assert await two.pending() == [b3, a3]
 
 
-async def test_discard_from_one_process_keeps_a_partly_applied_segment_of_another(
+async def test_discard_from_one_process_trims_a_partly_applied_segment_of_another(
     file_journals: Callable[[], FileJournal], tmp_path: Path
 ) -> None:
     one, two = file_journals(), file_journals()
@@ -352,14 +355,16 @@ async def test_discard_from_one_process_keeps_a_partly_applied_segment_of_anothe
     b2 = await two.append(entry(3))
 
     # ``one``'s segment is fully applied, ``two``'s only in part.
-    assert await one.discard([a1.id, b1.id]) == {a1.id}
+    assert await one.discard([a1.id, b1.id]) == {a1.id, b1.id}
     assert len(segments(tmp_path)) == 1
-    assert await one.pending() == [b1, b2]
-    assert await two.pending() == [b1, b2]
+    assert await one.pending() == [b2]
+    assert await two.pending() == [b2]
 
-    # ``one`` writes on in a new segment; nothing is lost.
+    # Both write on in new segments; nothing is lost.
     a2 = await one.append(entry(4))
-    assert await two.pending() == [b1, b2, a2]
+    b3 = await two.append(entry(5))
+    assert await two.pending() == [b2, a2, b3]
+    assert await one.pending() == [b2, a2, b3]
 
 
 async def test_a_torn_last_line_is_ignored(

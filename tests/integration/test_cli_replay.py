@@ -99,3 +99,14 @@ def test_replay_fails_while_the_database_is_down(backend_settings: Settings) -> 
 
     assert "unavailable" in result.output
     assert len(list((root / "journal").glob("*.jsonl"))) == 1  # nothing lost
+
+
+def test_fsck_fix_waits_for_the_journal(backend_settings: Settings) -> None:
+    root = Path(backend_settings.file_storage_path)
+    leave_journal(root, "left-4")
+
+    refused = cli(backend_settings, "fsck", "--fix", expect=3)
+
+    assert "replay" in refused.output
+    cli_json(backend_settings, "replay")
+    assert cli_json(backend_settings, "fsck", "--fix")["clean"] is True

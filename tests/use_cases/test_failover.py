@@ -8,8 +8,10 @@ same against a real PostgreSQL that is stopped with ``pg_ctl -m immediate``.
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
+import anyio
 import pytest
 
 from application.errors import (
@@ -19,8 +21,14 @@ from application.errors import (
 )
 from application.intents import CreateIntent, UpdateIntent
 from application.ports.audit_log import AuditQuery
+from application.ports.journal import Journal
 from application.services.audit_trail import AuditContext, AuditTrail
-from application.services.failover import FailoverReads, FailoverWrites, JournalViews
+from application.services.failover import (
+    FailoverReads,
+    FailoverWrites,
+    JournalViews,
+    RecordLocks,
+)
 from application.services.intent_runner import IntentRunner
 from application.services.payloads import PayloadStore
 from application.services.pinned_clock import PinnableClock
@@ -47,6 +55,7 @@ from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from domain.limits import InputLimits
 from domain.status import EvaluationStatus
+from infrastructure.files.journal import FileJournal
 from infrastructure.memory.audit import MemoryAuditLog
 from infrastructure.memory.blob_store import MemoryBlobStore
 from infrastructure.memory.cache import MemoryCache
@@ -131,7 +140,7 @@ class Wiring:
 class World:
     """The shared state of one deployment: database, cache, blobs, journal, marks."""
 
-    def __init__(self) -> None:
+    def __init__(self, journal: Journal | None = None) -> None:
         self.fixed = FixedClock()
         self.clock = PinnableClock(self.fixed)
         self.outage = Outage()
@@ -139,7 +148,7 @@ class World:
         self.cache = RecordCache(MemoryCache(ttl_seconds=3600))
         self.blobs = MemoryBlobStore()
         self.payloads = PayloadStore(self.blobs, THRESHOLDS)
-        self.journal = MemoryJournal()
+        self.journal: Journal = journal or MemoryJournal()
         self.marks = MemoryReplayMarks()
         self.audit_log = MemoryAuditLog()
         self.limits = InputLimits(log_chunk_bytes=256)
@@ -147,6 +156,7 @@ class World:
         self.scratch = MemoryScratchStores(self.clock, THRESHOLDS, self.limits)
         self.requests = 0
         self.primary = PrimaryState(self.clock)
+        self.locks = RecordLocks()
 
     def wire(self, context: AuditContext | None = None) -> Wiring:
         """A new request: its own request id, as the HTTP edge gives each one."""
@@ -178,7 +188,7 @@ class World:
         runner = IntentRunner(locate)
         return Wiring(
             writes=FailoverWrites(
-                runner, self.journal, self.clock, context, uow, locate, self.primary
+                runner, self.journal, self.clock, context, uow, locate, self.primary, self.locks
             ),
             reads=FailoverReads(self.journal, locate),
             runner=runner,
@@ -548,3 +558,61 @@ async def test_a_replay_asked_to_stop_ends_after_the_entry_in_hand(world: World)
 
     assert (report.applied, report.remaining) == (1, 2)
     assert (await world.replay().execute()).applied == 2
+
+
+async def test_a_write_to_a_record_the_primary_does_not_hold_is_404(world: World) -> None:
+    world.outage.down = True
+    await create(world, id=ID)  # the journal holds something: writes queue behind it
+    world.outage.down = False
+    world.primary.mark_up()
+
+    with pytest.raises(EvaluationNotFoundError):
+        await world.wire().writes.update(
+            EvaluationId("eval-nobody"), EvaluationChanges(metadata={"k": 1})
+        )
+
+    assert len(await world.journal.pending()) == 1
+
+
+async def test_concurrent_journaled_appends_get_their_own_offsets(tmp_path: Path) -> None:
+    # On the file journal, whose appends yield to other tasks while they fsync.
+    world = World(FileJournal(tmp_path))
+    world.outage.down = True
+    await create(world, id=ID)
+    offsets: list[int] = []
+
+    async def append(text: str) -> None:
+        offsets.append((await world.wire().writes.append_log(ID, text)).offset)
+
+    async with anyio.create_task_group() as group:
+        for n in range(5):
+            group.start_soon(append, f"line {n}\n")
+
+    assert sorted(offsets) == [0, 7, 14, 21, 28]
+
+
+async def test_a_replayed_create_keeps_its_answered_id(world: World) -> None:
+    world.outage.down = True
+    answered = await create(world)  # a generated id
+    world.outage.down = False
+    other = world.wire(AuditContext(actor="key:other", request_id="elsewhere"))
+    await other.runner.run(answered.id, CreateIntent(NewEvaluation(code="theirs", id=answered.id)))
+
+    report = await world.replay().execute()
+
+    assert report.conflicts == 1  # refused, not stored under another id
+    assert world.stored(answered.id).code == "theirs"
+    assert len(world.database.evaluations) == 1
+
+
+async def test_a_write_that_reaches_the_primary_marks_it_up(world: World) -> None:
+    await create(world, id=ID)
+    world.outage.down = True
+    await world.wire().writes.update(ID, EvaluationChanges(metadata={"a": 1}))
+    world.outage.down = False
+    await world.replay().execute()
+    world.primary.mark_down()  # e.g. a failure after which nothing was journaled
+
+    await world.wire().writes.update(ID, EvaluationChanges(metadata={"b": 2}))
+
+    assert not world.primary.is_down

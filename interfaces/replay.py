@@ -78,7 +78,7 @@ async def replay_journal(container: AsyncContainer) -> ReplayJournal:
 async def _publish_state(journal: Journal, primary: PrimaryState, clock: Clock) -> None:
     """Set the failover gauges of ``/metrics`` from the journal and the primary's state."""
     stats = await journal.stats()
-    age = 0.0 if stats.oldest_at is None else (clock.now() - stats.oldest_at).total_seconds()
+    age = stats.oldest_age_s(clock.now()) or 0.0
     failover_state(primary_up=not primary.is_down, pending=stats.pending, oldest_age_s=age)
 
 

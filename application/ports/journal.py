@@ -13,6 +13,10 @@ class JournalStats(msgspec.Struct, frozen=True, kw_only=True):
     pending: int
     oldest_at: datetime | None = None
 
+    def oldest_age_s(self, now: datetime) -> float | None:
+        """Seconds the oldest waiting entry has waited (None when nothing waits)."""
+        return None if self.oldest_at is None else (now - self.oldest_at).total_seconds()
+
 
 class Journal(Protocol):
     """The failover journal: acknowledged writes waiting for the primary, in order.

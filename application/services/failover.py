@@ -126,8 +126,12 @@ class JournalViews:
         self._uow = uow
         self._primary = primary
 
-    async def open(self, evaluation_id: EvaluationId) -> JournalView:
-        pending = await self._journal.pending_for(evaluation_id)
+    async def open(
+        self, evaluation_id: EvaluationId, pending: list[JournalEntry] | None = None
+    ) -> JournalView:
+        """``pending``: the record's journal entries when the caller has read them."""
+        if pending is None:
+            pending = await self._journal.pending_for(evaluation_id)
         seed, applied, asked = await self._seed(evaluation_id, pending)
         waiting = [entry for entry in pending if entry.id not in applied]
         store = self._scratch.open()
@@ -338,27 +342,32 @@ class FailoverReads:
         self._locate = locate
 
     async def get(self, evaluation_id: EvaluationId) -> Evaluation:
-        view = await self._view(evaluation_id)
-        if view is None or not view.known:
-            return await (await self._locate.get(GetEvaluation)).execute(evaluation_id)
-        found = await view.store.get(evaluation_id)
+        found = await self._journaled(evaluation_id)
         if found is None:
-            raise EvaluationNotFoundError(evaluation_id)
+            return await (await self._locate.get(GetEvaluation)).execute(evaluation_id)
         return found
 
     async def get_fields(self, evaluation_id: EvaluationId, fields: frozenset[str]) -> Projection:
-        view = await self._view(evaluation_id)
-        if view is None or not view.known:
+        found = await self._journaled(evaluation_id)
+        if found is None:
             get_fields = await self._locate.get(GetEvaluationFields)
             return await get_fields.execute(evaluation_id, fields)
-        found = await view.store.get(evaluation_id)
-        if found is None:
-            raise EvaluationNotFoundError(evaluation_id)
         try:
             wanted = check_projection(fields)
         except ValueError as exc:
             raise InvalidRequestError("fields", str(exc)) from None
         return project(found, wanted)
+
+    async def _journaled(self, evaluation_id: EvaluationId) -> Evaluation | None:
+        """The record with its journaled writes, or None when the journal does not know it
+        (then the usual read answers); 404 when a journaled delete removed it."""
+        view = await self._view(evaluation_id)
+        if view is None or not view.known:
+            return None
+        found = await view.store.get(evaluation_id)
+        if found is None:
+            raise EvaluationNotFoundError(evaluation_id)
+        return found
 
     async def complete_view(self, evaluation_id: EvaluationId) -> ScratchStore | None:
         """The scratch store of a record created while the journal was pending, else None."""
@@ -376,6 +385,7 @@ class FailoverReads:
     async def _view(self, evaluation_id: EvaluationId) -> JournalView | None:
         if not await self._journal.has_pending():
             return None
-        if not await self._journal.pending_for(evaluation_id):
+        pending = await self._journal.pending_for(evaluation_id)
+        if not pending:
             return None
-        return await (await self._locate.get(JournalViews)).open(evaluation_id)
+        return await (await self._locate.get(JournalViews)).open(evaluation_id, pending)

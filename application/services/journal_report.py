@@ -30,11 +30,8 @@ class JournalInspector:
             return BackendReport(
                 name=NAME, type=self._journal.name, status="unavailable", error=str(error)
             )
-        age = (
-            None
-            if stats.oldest_at is None
-            else round((self._clock.now() - stats.oldest_at).total_seconds(), 3)
-        )
+        waited = stats.oldest_age_s(self._clock.now())
+        age = None if waited is None else round(waited, 3)
         return BackendReport(
             name=NAME,
             type=self._journal.name,

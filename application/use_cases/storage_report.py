@@ -7,11 +7,11 @@ from application.errors import UnknownBackendError
 from application.ports.backend_inspector import BackendInspector
 from application.ports.health_probe import HealthProbe
 from application.queries import BackendReport, BackendState
+from application.services.journal_report import NAME as FALLBACK
 from application.services.journal_report import JournalInspector
 
 # The names of the backends that keep the service writable when the database is down.
 BLOBS = "file"
-FALLBACK = "fallback"
 
 
 class StorageConfiguration(msgspec.Struct, frozen=True, kw_only=True):

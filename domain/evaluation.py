@@ -33,6 +33,10 @@ def ensure_storable_json(field: str, value: Any) -> None:
             ensure_storable_json(f"{field}[{index}]", item)
 
 
+# The largest runtime a record holds: the signed 32-bit milliseconds of its column.
+MAX_RUNTIME_MS = 2**31 - 1
+
+
 class Evaluation(msgspec.Struct, kw_only=True):
     """One evaluation: its code, state, timings, payloads and container info.
 
@@ -81,7 +85,11 @@ class Evaluation(msgspec.Struct, kw_only=True):
                 self.completed_at = now
             if self.runtime_ms is None and self.started_at is not None:
                 elapsed = self.completed_at - self.started_at
-                self.runtime_ms = max(0, int(elapsed.total_seconds() * 1000))
+                runtime_ms = max(0, int(elapsed.total_seconds() * 1000))
+                # Beyond what a runtime can hold (about 24.8 days) the two ends are not
+                # one run's: the runtime stays unknown rather than clipped.
+                if runtime_ms <= MAX_RUNTIME_MS:
+                    self.runtime_ms = runtime_ms
         return True
 
     def merge_metadata(self, changes: JsonObject) -> None:

@@ -507,3 +507,19 @@ def test_unknown_fields_are_422_naming_them(
         key for key in body if key not in {"code", "task_state", "content", "event_type"}
     )
     assert_problem(unchanged.client.request(method, path, json=body), 422, unknown)
+
+
+def test_timestamps_centuries_apart_do_not_overflow_the_runtime(client: Any) -> None:
+    # Found by schemathesis: the derived runtime overflowed PostgreSQL's INTEGER (500).
+    assert client.post("/evaluations", json={"id": "far-apart", "code": "x"}).is_success
+    assert client.put("/evaluations/far-apart", json={"status": "running"}).is_success
+    response = client.put(
+        "/evaluations/far-apart",
+        json={
+            "status": "failed",
+            "started_at": "0006-03-02T05:06:05Z",
+            "completed_at": "7466-03-29T07:54:37Z",
+        },
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["runtime_ms"] is None

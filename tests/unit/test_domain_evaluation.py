@@ -3,7 +3,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from domain.errors import IllegalTransitionError, InvalidTextError
-from domain.evaluation import Evaluation, ensure_storable_text
+from domain.evaluation import MAX_RUNTIME_MS, Evaluation, ensure_storable_text
 from domain.identifiers import EvaluationId
 from domain.status import EvaluationStatus
 
@@ -39,6 +39,17 @@ def test_given_runtime_is_kept() -> None:
     evaluation.runtime_ms = 150
     evaluation.change_status(EvaluationStatus.COMPLETED, T0 + timedelta(seconds=9))
     assert evaluation.runtime_ms == 150
+
+
+def test_a_runtime_too_long_to_store_stays_unknown() -> None:
+    evaluation = make(EvaluationStatus.RUNNING)
+    evaluation.started_at = datetime(6, 3, 2, tzinfo=UTC)  # as a fuzzer sent it
+    evaluation.change_status(EvaluationStatus.FAILED, datetime(7466, 3, 29, tzinfo=UTC))
+    assert evaluation.runtime_ms is None
+    longest = make(EvaluationStatus.RUNNING)
+    longest.started_at = T0
+    longest.change_status(EvaluationStatus.FAILED, T0 + timedelta(milliseconds=MAX_RUNTIME_MS))
+    assert longest.runtime_ms == MAX_RUNTIME_MS
 
 
 def test_illegal_move_names_both_states() -> None:

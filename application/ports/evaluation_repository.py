@@ -11,7 +11,11 @@ class EvaluationRepository(Protocol):
 
     @abstractmethod
     async def add(self, evaluation: Evaluation) -> None:
-        """Insert; raises ``DuplicateEvaluationError`` when the id exists (even deleted)."""
+        """Insert; raises ``DuplicateEvaluationError`` when the id exists (even deleted).
+
+        An adapter may hold the insert until the next statement or the unit of work's
+        commit, and raise there instead.
+        """
 
     @abstractmethod
     async def get(self, evaluation_id: EvaluationId) -> Evaluation | None:
@@ -31,5 +35,6 @@ class EvaluationRepository(Protocol):
         """Store ``evaluation`` if the stored version is still ``expected_version``.
 
         Raises ``VersionConflictError`` otherwise, so no update silently
-        overwrites another.
+        overwrites another, and ``EvaluationNotFoundError`` when it is gone. Like
+        ``add``, an adapter may raise these at the unit of work's commit instead.
         """

@@ -88,14 +88,7 @@ class RecordWriter:
                     after.touch(self._clock.now())
                     await self._stage(before, after, action)
             except VersionConflictError:
-                await self._payloads.discard_unsaved(before, after, keep)
-                await self._uow.rollback()
-                if expected_version is not None:
-                    current = await self.load(evaluation_id)
-                    raise PreconditionFailedError(
-                        evaluation_id, expected_version, current.version
-                    ) from None
-                await anyio.sleep(_backoff(attempt))
+                await self._conflicted(before, after, keep, expected_version, attempt)
                 continue
             except BaseException as error:
                 with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
@@ -106,8 +99,18 @@ class RecordWriter:
             if not changed:
                 await self._payloads.discard_unsaved(before, after, keep)
                 return before, False
+            # A store may hold the update until the commit (to send it with its audit entry
+            # as one statement) and find the version moved on, or the record gone, only
+            # there; then nothing was written.
             try:
                 await self._uow.commit()
+            except VersionConflictError:
+                await self._conflicted(before, after, keep, expected_version, attempt)
+                continue
+            except EvaluationNotFoundError:
+                with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                    await self._payloads.discard_unsaved(before, after, keep)
+                raise
             except BackendUnavailableError:
                 with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
                     await self._publisher.restore(before)
@@ -116,6 +119,22 @@ class RecordWriter:
             await self._payloads.discard_replaced(before, after)
             return after, True
         raise VersionConflictError(evaluation_id, expected=before.version)
+
+    async def _conflicted(
+        self,
+        before: Evaluation,
+        after: Evaluation,
+        keep: frozenset[str],
+        expected_version: int | None,
+        attempt: int,
+    ) -> None:
+        """Undo an attempt another writer overtook; wait before the next, or refuse ``If-Match``."""
+        await self._payloads.discard_unsaved(before, after, keep)
+        await self._uow.rollback()
+        if expected_version is not None:
+            current = await self.load(before.id)
+            raise PreconditionFailedError(before.id, expected_version, current.version) from None
+        await anyio.sleep(_backoff(attempt))
 
     async def _stage(self, before: Evaluation, after: Evaluation, action: AuditAction) -> None:
         """Everything up to the commit: snapshot, cache tombstone, compare-and-swap, audit."""

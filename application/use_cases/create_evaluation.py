@@ -79,20 +79,22 @@ class CreateEvaluation:
                 executor_id=new.executor_id,
                 container_id=new.container_id,
             )
+            # A store may hold the insert until the commit (to send it with its audit
+            # entry as one statement), so a taken id can surface at either point.
             try:
                 await self._repository.add(evaluation)
+                await self._audit.record(
+                    AuditAction.CREATE,
+                    evaluation.id,
+                    fields=_given_fields(new, generated_id=generated_id),
+                    sizes={"code": len(new.code.encode())},
+                )
+                await self._uow.commit()
             except DuplicateEvaluationError:
                 await self._uow.rollback()
                 if attempt + 1 == attempts:
                     raise
                 continue
-            await self._audit.record(
-                AuditAction.CREATE,
-                evaluation.id,
-                fields=_given_fields(new, generated_id=generated_id),
-                sizes={"code": len(new.code.encode())},
-            )
-            await self._uow.commit()
             await self._publisher.after_create(evaluation)
             return evaluation
         raise AssertionError("unreachable")  # pragma: no cover

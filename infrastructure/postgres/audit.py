@@ -4,13 +4,39 @@ import builtins
 
 from application.ports.audit_log import AuditQuery
 from domain.audit import AuditEntry
-from infrastructure.postgres.transaction import PgTransaction
+from infrastructure.postgres.transaction import HeldWrite, PgTransaction
 from infrastructure.sql.audit import entry_from_row
 
 INSERT_ENTRY = """
 INSERT INTO audit_log (at, actor, action, evaluation_id, fields, sizes, request_id)
 VALUES ($1, $2, $3, $4, $5, $6, $7)
 """
+# Appended to a held ``INSERT`` of the record (``held``), as one statement: the entry is
+# written exactly when the record is. The casts type what a bare SELECT list cannot.
+_ENTRY_AFTER = """
+INSERT INTO audit_log (at, actor, action, fields, sizes, request_id, evaluation_id)
+SELECT ${0}::timestamptz, ${1}::varchar, ${2}::varchar, ${3}::jsonb, ${4}::jsonb, ${5}::varchar,
+       held.id
+FROM held
+"""
+
+
+def joined(held: HeldWrite, entry: AuditEntry) -> HeldWrite:
+    """``held`` (an ``INSERT`` of the entry's record) and the entry, as one statement."""
+    first = len(held.arguments) + 1
+    after = _ENTRY_AFTER.format(*range(first, first + 6))
+    arguments = (
+        entry.at,
+        entry.actor,
+        entry.action.value,
+        list(entry.fields),
+        entry.sizes,
+        entry.request_id,
+    )
+    sql = f"WITH held AS ({held.sql} RETURNING id){after}"
+    return HeldWrite(sql, (*held.arguments, *arguments), held.check)
+
+
 # Each filter is a bound parameter that is either NULL (no filter) or the value.
 SELECT_ENTRIES = """
 SELECT id, at, actor, action, evaluation_id, fields, sizes, request_id FROM audit_log
@@ -31,6 +57,10 @@ class PgAuditLog:
         self._transaction = transaction
 
     async def append(self, entry: AuditEntry) -> None:
+        held = self._transaction.held
+        if held is not None and held.joinable is not None and held.joinable == entry.evaluation_id:
+            self._transaction.rejoin(joined(held, entry))
+            return
         arguments = (
             entry.at,
             entry.actor,

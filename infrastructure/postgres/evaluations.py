@@ -10,7 +10,7 @@ from application.errors import (
 from application.queries import Projection
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
-from infrastructure.postgres.transaction import PgTransaction, rows_affected
+from infrastructure.postgres.transaction import HeldWrite, PgTransaction, rows_affected
 from infrastructure.sql.evaluations import (
     evaluation_from_row,
     evaluation_values,
@@ -54,12 +54,14 @@ class PgEvaluationRepository:
         self._transaction = transaction
 
     async def add(self, evaluation: Evaluation) -> None:
-        arguments = _arguments(evaluation, _COLUMNS)
-        status: str = await self._transaction.write(
-            lambda connection: connection.execute(INSERT, *arguments)
-        )
-        if rows_affected(status) != 1:
-            raise DuplicateEvaluationError(evaluation.id)
+        """Held for the commit, where its audit entry joins it: a taken id raises there."""
+
+        async def check(status: str) -> None:
+            if rows_affected(status) != 1:
+                raise DuplicateEvaluationError(evaluation.id)
+
+        arguments = tuple(_arguments(evaluation, _COLUMNS))
+        await self._transaction.hold(HeldWrite(INSERT, arguments, check, joinable=evaluation.id))
 
     async def get(self, evaluation_id: EvaluationId) -> Evaluation | None:
         row = await self._transaction.read(
@@ -81,15 +83,17 @@ class PgEvaluationRepository:
         return None if row is None else projection_from_row(row, fields)
 
     async def update(self, evaluation: Evaluation, expected_version: int) -> None:
-        arguments = [evaluation.id, expected_version, *_arguments(evaluation, _UPDATED)]
-        status: str = await self._transaction.write(
-            lambda connection: connection.execute(UPDATE, *arguments)
-        )
-        if rows_affected(status) == 1:
-            return
-        actual = await self._transaction.read(
-            lambda connection: connection.fetchval(SELECT_VERSION, evaluation.id)
-        )
-        if actual is None:
-            raise EvaluationNotFoundError(evaluation.id)
-        raise VersionConflictError(evaluation.id, expected_version, int(actual))
+        """Held for the commit like ``add``: a version that moved on raises there."""
+
+        async def check(status: str) -> None:
+            if rows_affected(status) == 1:
+                return
+            actual = await self._transaction.read(
+                lambda connection: connection.fetchval(SELECT_VERSION, evaluation.id)
+            )
+            if actual is None:
+                raise EvaluationNotFoundError(evaluation.id)
+            raise VersionConflictError(evaluation.id, expected_version, int(actual))
+
+        arguments = (evaluation.id, expected_version, *_arguments(evaluation, _UPDATED))
+        await self._transaction.hold(HeldWrite(UPDATE, arguments, check, joinable=evaluation.id))

@@ -10,15 +10,28 @@ from application.errors import (
     EvaluationNotFoundError,
     VersionConflictError,
 )
+from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from domain.payload import PayloadLocation, StoredPayload
 from domain.status import EvaluationStatus
 from infrastructure.sql.engine import create_engine, create_session_maker
 from infrastructure.sql.evaluations import SqlEvaluationRepository
 from interfaces.settings import Settings
-from tests.contract.conftest import BASE_TIME, PortStore, make_evaluation
+from tests.contract.conftest import BASE_TIME, Ports, PortStore, make_evaluation
 
 pytestmark = pytest.mark.anyio
+
+
+async def _add_and_commit(ports: Ports, record: Evaluation) -> None:
+    """A store may hold an insert until the commit and raise a taken id there."""
+    await ports.repository.add(record)
+    await ports.uow.commit()
+
+
+async def _update_and_commit(ports: Ports, record: Evaluation, expected_version: int) -> None:
+    """Likewise a version that moved on, or a record that is gone."""
+    await ports.repository.update(record, expected_version=expected_version)
+    await ports.uow.commit()
 
 
 async def test_add_then_get_round_trips_every_field(sql_backend: PortStore) -> None:
@@ -90,7 +103,7 @@ async def test_add_duplicate_raises_and_keeps_the_first(sql_backend: PortStore) 
         await ports.repository.add(make_evaluation("dup", code="first"))
     async with sql_backend.session() as ports:
         with pytest.raises(DuplicateEvaluationError):
-            await ports.repository.add(make_evaluation("dup", code="second"))
+            await _add_and_commit(ports, make_evaluation("dup", code="second"))
         # The transaction stays usable after the refused insert.
         await ports.repository.add(make_evaluation("other"))
     async with sql_backend.session() as ports:
@@ -113,7 +126,7 @@ async def test_soft_deleted_is_hidden_but_its_id_stays_taken(sql_backend: PortSt
     async with sql_backend.session() as ports:
         assert await ports.repository.get(EvaluationId("gone")) is None
         with pytest.raises(DuplicateEvaluationError):
-            await ports.repository.add(make_evaluation("gone"))
+            await _add_and_commit(ports, make_evaluation("gone"))
 
 
 async def test_update_stores_changes_and_checks_the_version(sql_backend: PortStore) -> None:
@@ -138,7 +151,7 @@ async def test_update_stores_changes_and_checks_the_version(sql_backend: PortSto
     stale = make_evaluation("upd", code="stale", version=2)
     async with sql_backend.session() as ports:
         with pytest.raises(VersionConflictError) as info:
-            await ports.repository.update(stale, expected_version=1)
+            await _update_and_commit(ports, stale, expected_version=1)
     assert info.value.actual == 2
     async with sql_backend.session() as ports:
         kept = await ports.repository.get(EvaluationId("upd"))
@@ -166,7 +179,7 @@ async def test_update_can_clear_a_payload(sql_backend: PortStore) -> None:
 async def test_update_of_unknown_record_is_not_found(sql_backend: PortStore) -> None:
     async with sql_backend.session() as ports:
         with pytest.raises(EvaluationNotFoundError):
-            await ports.repository.update(make_evaluation("ghost", version=2), 1)
+            await _update_and_commit(ports, make_evaluation("ghost", version=2), 1)
 
 
 async def test_unreachable_database_is_backend_unavailable(anyio_backend: str) -> None:

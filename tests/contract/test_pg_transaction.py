@@ -1,10 +1,23 @@
-"""The asyncpg unit of work gives its connection back at commit, not at the scope's end."""
+"""The asyncpg unit of work: its connection back at commit, and a create in one statement."""
 
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+import msgspec
 import pytest
 
+from application.errors import DuplicateEvaluationError, VersionConflictError
+from domain.audit import AuditAction, AuditEntry
+from domain.evaluation import Evaluation
+from domain.identifiers import EvaluationId
+from infrastructure.postgres.audit import PgAuditLog
+from infrastructure.postgres.evaluations import PgEvaluationRepository
 from infrastructure.postgres.pool import create_pool
 from infrastructure.postgres.transaction import PgTransaction
 from interfaces.settings import Settings
+from tests.contract.conftest import BASE_TIME, make_evaluation
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 
@@ -28,3 +41,136 @@ async def test_a_committed_request_holds_no_connection(migrated_postgres_url: st
             await first.close()
     finally:
         await pool.close()
+
+
+@asynccontextmanager
+async def _one_connection_pool(
+    url: str, sent: list[str]
+) -> AsyncIterator["asyncpg.Pool[asyncpg.Record]"]:
+    """A pool of one connection whose every statement is appended to ``sent``."""
+    pool = await create_pool(Settings(database_url=url, db_pool_size=1))
+    try:
+        async with pool.acquire() as connection:
+            connection.add_query_logger(lambda logged: sent.append(logged.query.split()[0]))
+        yield pool
+    finally:
+        await pool.close()
+
+
+def _created(evaluation_id: str) -> AuditEntry:
+    return AuditEntry(
+        at=BASE_TIME,
+        actor="tester",
+        action=AuditAction.CREATE,
+        evaluation_id=evaluation_id,
+        fields=("code",),
+        sizes={"code": 4},
+        request_id="req-1",
+    )
+
+
+async def _audited(pool: "asyncpg.Pool[asyncpg.Record]", evaluation_id: str) -> list[str]:
+    rows = await pool.fetch("SELECT action FROM audit_log WHERE evaluation_id = $1", evaluation_id)
+    return [row["action"] for row in rows]
+
+
+async def _stored(pool: "asyncpg.Pool[asyncpg.Record]", evaluation_id: str) -> Evaluation | None:
+    """The record as committed, read in a unit of work of its own."""
+    check = PgTransaction(pool, acquire_timeout_s=1)
+    try:
+        return await PgEvaluationRepository(check).get(EvaluationId(evaluation_id))
+    finally:
+        await check.close()
+
+
+async def test_a_create_and_its_audit_entry_are_one_statement(migrated_postgres_url: str) -> None:
+    sent: list[str] = []
+    record = make_evaluation(f"one-statement-{uuid.uuid4().hex[:8]}")
+    async with _one_connection_pool(migrated_postgres_url, sent) as pool:
+        transaction = PgTransaction(pool, acquire_timeout_s=1)
+        try:
+            await PgEvaluationRepository(transaction).add(record)
+            await PgAuditLog(transaction).append(_created(record.id))
+            assert sent == [], "nothing is sent before the commit"
+            await transaction.commit()
+        finally:
+            await transaction.close()
+        assert sent == ["WITH"]  # no BEGIN, no COMMIT: the statement is its own transaction
+        stored = await _stored(pool, record.id)
+        assert await _audited(pool, record.id) == ["create"]
+    assert stored == record
+
+
+async def test_a_taken_id_raises_at_the_commit_and_writes_no_audit_entry(
+    migrated_postgres_url: str,
+) -> None:
+    sent: list[str] = []
+    record = make_evaluation(f"taken-{uuid.uuid4().hex[:8]}")
+    async with _one_connection_pool(migrated_postgres_url, sent) as pool:
+        for attempt in range(2):
+            transaction = PgTransaction(pool, acquire_timeout_s=1)
+            try:
+                await PgEvaluationRepository(transaction).add(record)
+                await PgAuditLog(transaction).append(_created(record.id))
+                if attempt == 0:
+                    await transaction.commit()
+                else:
+                    with pytest.raises(DuplicateEvaluationError):
+                        await transaction.commit()
+            finally:
+                await transaction.close()
+        assert await _audited(pool, record.id) == ["create"]
+
+
+async def test_a_statement_after_a_held_insert_runs_it_first_in_one_transaction(
+    migrated_postgres_url: str,
+) -> None:
+    sent: list[str] = []
+    record = make_evaluation(f"read-back-{uuid.uuid4().hex[:8]}")
+    async with _one_connection_pool(migrated_postgres_url, sent) as pool:
+        transaction = PgTransaction(pool, acquire_timeout_s=1)
+        repository = PgEvaluationRepository(transaction)
+        try:
+            await repository.add(record)
+            assert await repository.get(record.id) == record  # the transaction sees it
+            await PgAuditLog(transaction).append(_created(record.id))
+            await transaction.rollback()
+        finally:
+            await transaction.close()
+        assert sent[:2] == ["BEGIN;", "INSERT"], sent
+        assert await _stored(pool, record.id) is None
+        assert await _audited(pool, record.id) == []
+
+
+async def test_an_update_and_its_audit_entry_are_one_statement_and_lose_to_a_newer_version(
+    migrated_postgres_url: str,
+) -> None:
+    sent: list[str] = []
+    record = make_evaluation(f"one-update-{uuid.uuid4().hex[:8]}")
+    async with _one_connection_pool(migrated_postgres_url, sent) as pool:
+        setup = PgTransaction(pool, acquire_timeout_s=1)
+        try:
+            await PgEvaluationRepository(setup).add(record)
+            await setup.commit()
+        finally:
+            await setup.close()
+        changed = msgspec.structs.replace(record, code="second", version=2)
+        for expected, outcome in ((1, None), (1, VersionConflictError)):
+            sent.clear()
+            transaction = PgTransaction(pool, acquire_timeout_s=1)
+            try:
+                await PgEvaluationRepository(transaction).update(changed, expected_version=expected)
+                await PgAuditLog(transaction).append(
+                    msgspec.structs.replace(_created(record.id), action=AuditAction.UPDATE)
+                )
+                if outcome is None:
+                    await transaction.commit()
+                    assert sent == ["WITH"]
+                else:
+                    with pytest.raises(outcome):
+                        await transaction.commit()
+            finally:
+                await transaction.close()
+        assert await _audited(pool, record.id) == ["update"]  # the refused one wrote none
+        stored = await _stored(pool, record.id)
+    assert stored == changed

@@ -9,6 +9,7 @@ from application.ports.health_probe import HealthProbe
 from application.queries import BackendReport, BackendState
 from application.services.journal_report import NAME as FALLBACK
 from application.services.journal_report import JournalInspector
+from application.services.single_flight import SingleFlight
 
 # The names of the backends that keep the service writable when the database is down.
 BLOBS = "file"
@@ -134,8 +135,18 @@ class CheckHealth:
     def __init__(self, probes: list[HealthProbe], timeout_s: float = HEALTH_TIMEOUT_S) -> None:
         self._probes = probes
         self._timeout_s = timeout_s
+        self._checks = SingleFlight(self._check)
 
     async def execute(self) -> HealthReport:
+        """Checks that arrive while one runs share its answer.
+
+        So a burst of checks (load balancers, dashboards, a load test) costs the
+        backends one probe at a time per process instead of one per request: under 32
+        concurrent checks the database probe used to open connections past its pool.
+        """
+        return await self._checks.run()
+
+    async def _check(self) -> HealthReport:
         reports: dict[str, BackendReport] = {}
 
         async def run(probe: HealthProbe) -> None:

@@ -1,3 +1,4 @@
+import anyio
 import pytest
 
 from application.errors import UnknownBackendError
@@ -167,3 +168,30 @@ def test_overall_state(states: dict[str, str], expected: str) -> None:
     }
 
     assert overall_state(reports) == expected
+
+
+async def test_checks_arriving_while_one_runs_share_its_probes(app: UseCases) -> None:
+    gate = anyio.Event()
+
+    class Gated(StubInspector):
+        async def probe(self) -> BackendReport:
+            await gate.wait()
+            return await super().probe()
+
+    database = Gated("database", "healthy")
+    check = CheckHealth([as_probe(database)])
+    answers: list[str] = []
+
+    async def ask() -> None:
+        answers.append((await check.execute()).status)
+
+    async with anyio.create_task_group() as group:
+        for _ in range(20):
+            group.start_soon(ask)
+        await anyio.wait_all_tasks_blocked()
+        gate.set()
+    assert answers == ["healthy"] * 20
+    assert database.probe_calls == 1
+    # The next check probes again: nothing is kept once the shared one has answered.
+    await check.execute()
+    assert database.probe_calls == 2

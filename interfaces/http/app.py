@@ -18,6 +18,7 @@ from litestar.static_files import create_static_files_router
 from application.errors import WriteAcceptedError
 from application.use_cases.running_evaluations import RebuildRunningRegistry
 from interfaces.cli.plugin import StorageCLIPlugin
+from interfaces.heap import freeze_startup_objects, thaw
 from interfaces.http.controllers.audit import AuditController
 from interfaces.http.controllers.content import ContentController
 from interfaces.http.controllers.docs import openapi_json, openapi_yaml
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None, *override_providers: Provider) 
                 settings.port,
             )
         await _rebuild_running_registry(container)
+        freeze_startup_objects()
         try:
             async with (
                 replaying(container, settings),
@@ -70,6 +72,7 @@ def create_app(settings: Settings | None = None, *override_providers: Provider) 
             ):
                 yield
         finally:
+            thaw()
             await container.close()
 
     app = Litestar(

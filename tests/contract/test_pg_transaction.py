@@ -43,6 +43,30 @@ async def test_a_committed_request_holds_no_connection(migrated_postgres_url: st
         await pool.close()
 
 
+async def test_a_read_outside_a_transaction_gives_its_connection_back_at_once(
+    migrated_postgres_url: str,
+) -> None:
+    pool = await create_pool(Settings(database_url=migrated_postgres_url, db_pool_size=1))
+    try:
+        first = PgTransaction(pool, acquire_timeout_s=1)
+        second = PgTransaction(pool, acquire_timeout_s=1)
+        try:
+            assert await first.read(lambda connection: connection.fetchval("SELECT 1")) == 1
+            # The first scope is still open (sending its answer): the pool's one
+            # connection must be free for the next request already (else: unavailable).
+            assert await second.read(lambda connection: connection.fetchval("SELECT 2")) == 2
+            # Inside a transaction a read keeps the connection: it must see the writes.
+            await first.write(lambda connection: connection.execute("SELECT 3"))
+            assert await first.read(lambda connection: connection.fetchval("SELECT 4")) == 4
+            with pytest.raises(TimeoutError):
+                await pool.acquire(timeout=0.2)
+        finally:
+            await second.close()
+            await first.close()
+    finally:
+        await pool.close()
+
+
 @asynccontextmanager
 async def _one_connection_pool(
     url: str, sent: list[str]

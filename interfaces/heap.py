@@ -5,6 +5,9 @@ import logging
 
 logger = logging.getLogger(__name__)
 
+# Apps started and not yet stopped in this process that froze the heap (tests run several).
+_freezers = 0
+
 
 def freeze_startup_objects() -> None:
     """Move everything start-up built into the collector's permanent generation.
@@ -16,12 +19,26 @@ def freeze_startup_objects() -> None:
     (docs/benchmarks.md). Frozen, they are never scanned again; what requests create
     is collected as before.
     """
+    global _freezers  # noqa: PLW0603 - the freeze is process-wide, so is its count
     gc.collect()
     gc.freeze()
+    _freezers += 1
     logger.debug("froze %d objects built at start-up", gc.get_freeze_count())
 
 
 def thaw() -> None:
-    """Hand the frozen objects back to the collector (at shutdown: an app started and
-    stopped in a longer-lived process, as in tests, leaves nothing pinned)."""
-    gc.unfreeze()
+    """Hand the frozen objects back to the collector when the last app that froze stops.
+
+    So an app started and stopped in a longer-lived process (the tests) leaves nothing
+    pinned, and does not thaw the heap under another app still serving in it. Start-up
+    objects that become cyclic garbage while frozen are only reclaimed then.
+    """
+    global _freezers  # noqa: PLW0603
+    _freezers = max(0, _freezers - 1)
+    if _freezers == 0:
+        gc.unfreeze()
+
+
+def apps_frozen() -> int:
+    """Apps in this process whose start-up froze the heap and that have not stopped."""
+    return _freezers

@@ -109,6 +109,7 @@ class RecordWriter:
                 continue
             except EvaluationNotFoundError:
                 with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                    await self._uow.rollback()
                     await self._payloads.discard_unsaved(before, after, keep)
                 raise
             except BackendUnavailableError:

@@ -1,5 +1,6 @@
 """One run of a piece of async work at a time, its result shared by whoever asks meanwhile."""
 
+import copy
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
@@ -35,7 +36,9 @@ class SingleFlight(Generic[T]):
             if isinstance(flight.failed, anyio.get_cancelled_exc_class()):
                 continue
             if flight.failed is not None:
-                raise flight.failed
+                # A copy per waiter: raising the leader's own error from every waiting task
+                # would pile their frames onto one traceback.
+                raise copy.copy(flight.failed).with_traceback(None) from flight.failed
             return flight.result  # type: ignore[return-value]
 
     async def _lead(self) -> T:

@@ -116,12 +116,18 @@ class PgTransaction:
     ) -> T:
         await self._flush()
         with translate_errors(operation or ("write" if write else "read")):
-            fresh = retry and self._connection is None
+            fresh = self._connection is None
             connection = await self._acquire()
+            if not retry and connection.is_closed():  # known dead: nothing has been sent yet
+                await self._discard()
+                connection = await self._acquire()
             try:
                 await self._begin_if(write, connection)
                 return await statement(connection)
             except _STALE_CONNECTION_ERRORS:
+                if not retry:
+                    await self._discard()  # sent, so maybe applied: not retried, but not reused
+                    raise
                 if not fresh:
                     raise
             await self._discard()
@@ -151,8 +157,9 @@ class PgTransaction:
         write = self._held
         if write is not None and self._transaction is None:
             # One statement is its own transaction: sent alone, it commits itself. It is not
-            # retried on a connection that turns out dead: having been sent, it may have
+            # retried on a connection that dies under it: having been sent, it may have
             # committed (the caller treats that as an uncertain write, as any failed commit).
+            # A connection already known dead is replaced before anything is sent.
             self._held = None
             status = await self._run(
                 _executing(write), write=False, operation="commit", retry=False

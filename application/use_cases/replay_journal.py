@@ -9,7 +9,9 @@ is skipped when the primary already holds its audit entry: that attempt committe
 Conflicts are settled as they would have been on time, by the state machine
 (a refused transition stays refused) and by timestamps: a change older than the
 record's last change on the primary (made meanwhile by another writer) is stale.
-Either way it is logged and the entry is done.
+An update is stale field by field: what another writer changed after it (its audit
+entries say which fields) is dropped from it, the rest is applied. Either way it is
+logged and the entry is done.
 """
 
 import contextlib
@@ -26,6 +28,7 @@ from application.intents import (
     CreateIntent,
     JournalEntry,
     RecordEventIntent,
+    UpdateIntent,
 )
 from application.ports.audit_log import AuditQuery
 from application.ports.journal import Journal
@@ -41,6 +44,9 @@ log = structlog.get_logger(__name__)
 
 # Appends and creates do not overwrite anything: they are never stale.
 _ADDITIVE = (CreateIntent, AppendLogIntent, RecordEventIntent)
+# Audit entries read to learn what others changed after a stale update; past this many
+# the whole update is treated as stale.
+_OVERTAKING_LIMIT = 500
 
 
 class Outcome(StrEnum):
@@ -126,13 +132,18 @@ class ReplayJournal:
             if entry.uncertain and await _committed_on_time(unit, entry):
                 outcome = Outcome.SKIPPED
             elif reason := await _stale(unit, entry, ours[entry.evaluation_id]):
+                kept = await _not_overtaken(unit, entry, ours[entry.evaluation_id])
                 log.warning(
                     "replay_conflict",
                     entry=entry.id,
                     evaluation_id=entry.evaluation_id,
                     reason=reason,
+                    applied_fields=None if kept is None else _set_fields(kept),
                 )
-                outcome = Outcome.CONFLICT
+                if kept is None:
+                    outcome = Outcome.CONFLICT
+                else:
+                    outcome = await _apply(unit, msgspec.structs.replace(entry, intent=kept))
             else:
                 outcome = await _apply(unit, entry)
             # Marks the entries that changed nothing, and the refused ones.
@@ -184,6 +195,38 @@ async def _committed_on_time(unit: ReplayUnit, entry: JournalEntry) -> bool:
         )
     )
     return any(audit.request_id == entry.request_id for audit in found)
+
+
+async def _not_overtaken(
+    unit: ReplayUnit, entry: JournalEntry, ours: set[datetime]
+) -> UpdateIntent | None:
+    """A stale update without the fields others changed after it; None if nothing is left.
+
+    Anything but an update (a delete, a Celery state, an upload) is stale as a whole.
+    """
+    if not isinstance(entry.intent, UpdateIntent):
+        return None
+    later = await unit.audit_log.list(
+        AuditQuery(
+            evaluation_id=entry.evaluation_id,
+            since=entry.at + timedelta(microseconds=1),
+            limit=_OVERTAKING_LIMIT,
+        )
+    )
+    if len(later) >= _OVERTAKING_LIMIT:
+        return None
+    overtaken = {name for audit in later if audit.at not in ours for name in audit.fields}
+    given = _set_fields(entry.intent)
+    unset = {name: msgspec.UNSET for name in given if name in overtaken}
+    if len(unset) == len(given):
+        return None
+    return UpdateIntent(msgspec.structs.replace(entry.intent.changes, **unset))
+
+
+def _set_fields(intent: UpdateIntent) -> list[str]:
+    changes = intent.changes
+    fields = changes.__struct_fields__
+    return [name for name in fields if getattr(changes, name) is not msgspec.UNSET]
 
 
 async def _stale(unit: ReplayUnit, entry: JournalEntry, ours: set[datetime]) -> str | None:

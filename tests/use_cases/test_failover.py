@@ -463,6 +463,27 @@ async def test_a_change_older_than_the_primary_record_is_stale(world: World) -> 
     assert world.stored(ID).metadata == {"new": True}
 
 
+async def test_a_stale_update_keeps_the_fields_nobody_changed_after_it(world: World) -> None:
+    await create(world, id=ID)
+    world.outage.down = True
+    await world.wire().writes.update(
+        ID, EvaluationChanges(metadata={"old": True}, output="from the outage", retries=2)
+    )
+    world.outage.down = False
+    world.fixed.advance(seconds=30)
+    # Another replica changed the metadata (only) after this write.
+    other = world.wire(AuditContext(actor="key:other", request_id="elsewhere"))
+    await other.runner.run(ID, UpdateIntent(EvaluationChanges(metadata={"new": True})))
+
+    report = await world.replay().execute()
+
+    assert (report.applied, report.conflicts, report.remaining) == (1, 0, 0)
+    stored = world.stored(ID)
+    assert stored.metadata == {"new": True}  # theirs is newer: ours is dropped
+    assert stored.output is not None and stored.output.text == "from the outage"
+    assert stored.retries == 2
+
+
 async def test_a_second_replayer_waits_its_turn(world: World) -> None:
     world.outage.down = True
     await create(world, id=ID)

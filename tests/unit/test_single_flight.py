@@ -62,3 +62,25 @@ async def test_a_cancelled_leader_leaves_the_waiters_to_run_again() -> None:
         work.release.set()
     assert answers == [2, 2]  # the second run, shared by both waiters
     assert work.runs == 2
+
+
+async def test_a_waiter_that_goes_away_leaves_the_run_and_the_others_alone() -> None:
+    work = Work()
+    flight = SingleFlight(work)
+    answers: list[int] = []
+
+    async def ask() -> None:
+        answers.append(await flight.run())
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(ask)  # the leader
+        await anyio.wait_all_tasks_blocked()
+        async with anyio.create_task_group() as leaving:
+            leaving.start_soon(flight.run)
+            await anyio.wait_all_tasks_blocked()
+            leaving.cancel_scope.cancel()
+        group.start_soon(ask)
+        await anyio.wait_all_tasks_blocked()
+        work.release.set()
+    assert answers == [1, 1]
+    assert work.runs == 1

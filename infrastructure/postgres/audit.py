@@ -1,18 +1,21 @@
 """The audit trail in hand-written SQL on the request's asyncpg connection."""
 
 import builtins
+import functools
+from typing import Any
 
 from application.ports.audit_log import AuditQuery
 from domain.audit import AuditEntry
 from infrastructure.postgres.transaction import HeldWrite, PgTransaction
 from infrastructure.sql.audit import entry_from_row
 
+# The record's id comes last, so that a held write of the record can supply it instead.
 INSERT_ENTRY = """
-INSERT INTO audit_log (at, actor, action, evaluation_id, fields, sizes, request_id)
+INSERT INTO audit_log (at, actor, action, fields, sizes, request_id, evaluation_id)
 VALUES ($1, $2, $3, $4, $5, $6, $7)
 """
-# Appended to a held ``INSERT`` of the record (``held``), as one statement: the entry is
-# written exactly when the record is. The casts type what a bare SELECT list cannot.
+# Appended to a held ``INSERT``/``UPDATE`` of the record (``held``), as one statement: the
+# entry is written exactly when the record is. The casts type what a bare SELECT list cannot.
 _ENTRY_AFTER = """
 INSERT INTO audit_log (at, actor, action, fields, sizes, request_id, evaluation_id)
 SELECT ${0}::timestamptz, ${1}::varchar, ${2}::varchar, ${3}::jsonb, ${4}::jsonb, ${5}::varchar,
@@ -21,11 +24,9 @@ FROM held
 """
 
 
-def joined(held: HeldWrite, entry: AuditEntry) -> HeldWrite:
-    """``held`` (an ``INSERT`` of the entry's record) and the entry, as one statement."""
-    first = len(held.arguments) + 1
-    after = _ENTRY_AFTER.format(*range(first, first + 6))
-    arguments = (
+def _values(entry: AuditEntry) -> tuple[Any, ...]:
+    """The entry's columns in ``INSERT_ENTRY`` order, without the record's id."""
+    return (
         entry.at,
         entry.actor,
         entry.action.value,
@@ -33,8 +34,19 @@ def joined(held: HeldWrite, entry: AuditEntry) -> HeldWrite:
         entry.sizes,
         entry.request_id,
     )
-    sql = f"WITH held AS ({held.sql} RETURNING id){after}"
-    return HeldWrite(sql, (*held.arguments, *arguments), held.check)
+
+
+@functools.cache
+def _joined_sql(held_sql: str, held_arguments: int) -> str:
+    """Built once per held statement (there are two), not per request."""
+    after = _ENTRY_AFTER.format(*range(held_arguments + 1, held_arguments + 7))
+    return f"WITH held AS ({held_sql} RETURNING id){after}"
+
+
+def joined(held: HeldWrite, entry: AuditEntry) -> HeldWrite:
+    """``held`` (a write of the entry's record) and the entry, as one statement."""
+    sql = _joined_sql(held.sql, len(held.arguments))
+    return HeldWrite(sql, (*held.arguments, *_values(entry)), held.check)
 
 
 # Each filter is a bound parameter that is either NULL (no filter) or the value.
@@ -61,15 +73,7 @@ class PgAuditLog:
         if held is not None and held.joinable is not None and held.joinable == entry.evaluation_id:
             self._transaction.rejoin(joined(held, entry))
             return
-        arguments = (
-            entry.at,
-            entry.actor,
-            entry.action.value,
-            entry.evaluation_id,
-            list(entry.fields),
-            entry.sizes,
-            entry.request_id,
-        )
+        arguments = (*_values(entry), entry.evaluation_id)
         await self._transaction.write(
             lambda connection: connection.execute(INSERT_ENTRY, *arguments)
         )

@@ -60,13 +60,16 @@ class Request:
             self.repository, self.transaction, clock, publisher, self.audit, InputLimits()
         )
 
+    async def __aenter__(self) -> "Request":
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.transaction.close()
+
 
 async def _stored(pool: "asyncpg.Pool[asyncpg.Record]", evaluation_id: str) -> Evaluation:
-    request = Request(pool)
-    try:
+    async with Request(pool) as request:
         found = await request.repository.get(EvaluationId(evaluation_id))
-    finally:
-        await request.transaction.close()
     assert found is not None
     return found
 
@@ -81,34 +84,27 @@ async def _updates_audited(pool: "asyncpg.Pool[asyncpg.Record]", evaluation_id: 
 
 async def _seeded(pool: "asyncpg.Pool[asyncpg.Record]") -> Evaluation:
     record = make_evaluation(f"conflict-{uuid.uuid4().hex[:8]}")
-    request = Request(pool)
-    try:
+    async with Request(pool) as request:
         await request.repository.add(record)
         await request.transaction.commit()
-    finally:
-        await request.transaction.close()
     return record
 
 
 async def _overtake(pool: "asyncpg.Pool[asyncpg.Record]", evaluation_id: str, key: str) -> None:
     """Another request's complete update of the record, committed."""
-    other = Request(pool)
-    try:
+    async with Request(pool) as other:
 
         async def mark(evaluation: Evaluation) -> bool:
             evaluation.merge_metadata({key: True})
             return True
 
         await other.writer.change(EvaluationId(evaluation_id), mark, action=AuditAction.UPDATE)
-    finally:
-        await other.transaction.close()
 
 
 async def test_an_update_overtaken_before_its_commit_is_applied_again(
     pool: "asyncpg.Pool[asyncpg.Record]",
 ) -> None:
     record = await _seeded(pool)
-    request = Request(pool)
     attempts = 0
 
     async def mine(evaluation: Evaluation) -> bool:
@@ -119,10 +115,8 @@ async def test_an_update_overtaken_before_its_commit_is_applied_again(
         evaluation.merge_metadata({"mine": attempts})
         return True
 
-    try:
+    async with Request(pool) as request:
         committed, changed = await request.writer.change(record.id, mine, action=AuditAction.UPDATE)
-    finally:
-        await request.transaction.close()
     assert changed
     assert attempts == 2
     stored = await _stored(pool, record.id)
@@ -136,14 +130,13 @@ async def test_if_match_overtaken_before_its_commit_is_refused(
     pool: "asyncpg.Pool[asyncpg.Record]",
 ) -> None:
     record = await _seeded(pool)
-    request = Request(pool)
 
     async def mine(evaluation: Evaluation) -> bool:
         await _overtake(pool, record.id, "theirs")
         evaluation.merge_metadata({"mine": True})
         return True
 
-    try:
+    async with Request(pool) as request:
         with pytest.raises(PreconditionFailedError) as refused:
             await request.writer.change(
                 record.id, mine, action=AuditAction.UPDATE, expected_version=1
@@ -151,8 +144,6 @@ async def test_if_match_overtaken_before_its_commit_is_refused(
         # The unit of work is usable afterwards: nothing held, no transaction left open.
         assert request.transaction.held is None
         await request.transaction.release()
-    finally:
-        await request.transaction.close()
     assert refused.value.actual == 2
     assert (await _stored(pool, record.id)).metadata == {"theirs": True}
     assert await _updates_audited(pool, record.id) == 1
@@ -162,19 +153,16 @@ async def test_an_update_of_a_record_removed_before_its_commit_is_not_found(
     pool: "asyncpg.Pool[asyncpg.Record]",
 ) -> None:
     record = await _seeded(pool)
-    request = Request(pool)
 
     async def mine(evaluation: Evaluation) -> bool:
         await pool.execute("DELETE FROM evaluations WHERE id = $1", record.id)
         evaluation.merge_metadata({"mine": True})
         return True
 
-    try:
+    async with Request(pool) as request:
         with pytest.raises(EvaluationNotFoundError):
             await request.writer.change(record.id, mine, action=AuditAction.UPDATE)
         await request.transaction.release()  # nothing left open
-    finally:
-        await request.transaction.close()
     assert await _updates_audited(pool, record.id) == 0
 
 
@@ -182,13 +170,10 @@ async def test_a_generated_id_taken_at_the_commit_is_replaced(
     pool: "asyncpg.Pool[asyncpg.Record]",
 ) -> None:
     taken = await _seeded(pool)
-    request = Request(pool)
-    try:
+    async with Request(pool) as request:
         created = await request.create.execute(
             NewEvaluation(code="x", id=taken.id), generated_id=True
         )
-    finally:
-        await request.transaction.close()
     assert created.id != taken.id
     assert (await _stored(pool, created.id)).code == "x"
     assert (await _stored(pool, taken.id)) == taken

@@ -98,27 +98,31 @@ async def _audited(pool: "asyncpg.Pool[asyncpg.Record]", evaluation_id: str) -> 
     return [row["action"] for row in rows]
 
 
+@asynccontextmanager
+async def _unit(pool: "asyncpg.Pool[asyncpg.Record]") -> AsyncIterator[PgTransaction]:
+    """One request's unit of work on ``pool``, closed whatever happens."""
+    transaction = PgTransaction(pool, acquire_timeout_s=1)
+    try:
+        yield transaction
+    finally:
+        await transaction.close()
+
+
 async def _stored(pool: "asyncpg.Pool[asyncpg.Record]", evaluation_id: str) -> Evaluation | None:
     """The record as committed, read in a unit of work of its own."""
-    check = PgTransaction(pool, acquire_timeout_s=1)
-    try:
+    async with _unit(pool) as check:
         return await PgEvaluationRepository(check).get(EvaluationId(evaluation_id))
-    finally:
-        await check.close()
 
 
 async def test_a_create_and_its_audit_entry_are_one_statement(migrated_postgres_url: str) -> None:
     sent: list[str] = []
     record = make_evaluation(f"one-statement-{uuid.uuid4().hex[:8]}")
     async with _one_connection_pool(migrated_postgres_url, sent) as pool:
-        transaction = PgTransaction(pool, acquire_timeout_s=1)
-        try:
+        async with _unit(pool) as transaction:
             await PgEvaluationRepository(transaction).add(record)
             await PgAuditLog(transaction).append(_created(record.id))
             assert sent == [], "nothing is sent before the commit"
             await transaction.commit()
-        finally:
-            await transaction.close()
         assert sent == ["WITH"]  # no BEGIN, no COMMIT: the statement is its own transaction
         stored = await _stored(pool, record.id)
         assert await _audited(pool, record.id) == ["create"]
@@ -132,8 +136,7 @@ async def test_a_taken_id_raises_at_the_commit_and_writes_no_audit_entry(
     record = make_evaluation(f"taken-{uuid.uuid4().hex[:8]}")
     async with _one_connection_pool(migrated_postgres_url, sent) as pool:
         for attempt in range(2):
-            transaction = PgTransaction(pool, acquire_timeout_s=1)
-            try:
+            async with _unit(pool) as transaction:
                 await PgEvaluationRepository(transaction).add(record)
                 await PgAuditLog(transaction).append(_created(record.id))
                 if attempt == 0:
@@ -141,8 +144,6 @@ async def test_a_taken_id_raises_at_the_commit_and_writes_no_audit_entry(
                 else:
                     with pytest.raises(DuplicateEvaluationError):
                         await transaction.commit()
-            finally:
-                await transaction.close()
         assert await _audited(pool, record.id) == ["create"]
 
 
@@ -152,15 +153,12 @@ async def test_a_statement_after_a_held_insert_runs_it_first_in_one_transaction(
     sent: list[str] = []
     record = make_evaluation(f"read-back-{uuid.uuid4().hex[:8]}")
     async with _one_connection_pool(migrated_postgres_url, sent) as pool:
-        transaction = PgTransaction(pool, acquire_timeout_s=1)
-        repository = PgEvaluationRepository(transaction)
-        try:
+        async with _unit(pool) as transaction:
+            repository = PgEvaluationRepository(transaction)
             await repository.add(record)
             assert await repository.get(record.id) == record  # the transaction sees it
             await PgAuditLog(transaction).append(_created(record.id))
             await transaction.rollback()
-        finally:
-            await transaction.close()
         assert sent[:2] == ["BEGIN;", "INSERT"], sent
         assert await _stored(pool, record.id) is None
         assert await _audited(pool, record.id) == []
@@ -172,17 +170,13 @@ async def test_an_update_and_its_audit_entry_are_one_statement_and_lose_to_a_new
     sent: list[str] = []
     record = make_evaluation(f"one-update-{uuid.uuid4().hex[:8]}")
     async with _one_connection_pool(migrated_postgres_url, sent) as pool:
-        setup = PgTransaction(pool, acquire_timeout_s=1)
-        try:
+        async with _unit(pool) as setup:
             await PgEvaluationRepository(setup).add(record)
             await setup.commit()
-        finally:
-            await setup.close()
         changed = msgspec.structs.replace(record, code="second", version=2)
         for expected, outcome in ((1, None), (1, VersionConflictError)):
             sent.clear()
-            transaction = PgTransaction(pool, acquire_timeout_s=1)
-            try:
+            async with _unit(pool) as transaction:
                 await PgEvaluationRepository(transaction).update(changed, expected_version=expected)
                 await PgAuditLog(transaction).append(
                     msgspec.structs.replace(_created(record.id), action=AuditAction.UPDATE)
@@ -193,8 +187,6 @@ async def test_an_update_and_its_audit_entry_are_one_statement_and_lose_to_a_new
                 else:
                     with pytest.raises(outcome):
                         await transaction.commit()
-            finally:
-                await transaction.close()
         assert await _audited(pool, record.id) == ["update"]  # the refused one wrote none
         stored = await _stored(pool, record.id)
     assert stored == changed

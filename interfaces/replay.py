@@ -75,11 +75,16 @@ async def replay_journal(container: AsyncContainer) -> ReplayJournal:
     )
 
 
-async def _publish_state(journal: Journal, primary: PrimaryState, clock: Clock) -> None:
-    """Set the failover gauges of ``/metrics`` from the journal and the primary's state."""
-    stats = await journal.stats()
+async def _publish_state(journal: Journal, primary: PrimaryState, clock: Clock) -> int | None:
+    """Set the failover gauges of ``/metrics``; the entries pending, None if unreadable."""
+    try:
+        stats = await journal.stats()
+    except Exception:  # an unreadable journal must not end the job: the next round retries
+        logger.exception("cannot read the failover journal")
+        return None
     age = stats.oldest_age_s(clock.now()) or 0.0
     failover_state(primary_up=not primary.is_down, pending=stats.pending, oldest_age_s=age)
+    return stats.pending
 
 
 async def _replay_forever(container: AsyncContainer, cap_s: float, stopping: anyio.Event) -> None:
@@ -89,8 +94,11 @@ async def _replay_forever(container: AsyncContainer, cap_s: float, stopping: any
     replay = await replay_journal(container)
     backoff = FIRST_BACKOFF_S
     while not stopping.is_set():
-        await _publish_state(journal, primary, clock)
-        if not await journal.has_pending():
+        pending = await _publish_state(journal, primary, clock)
+        if pending is None:
+            await wait_or_stop(stopping, cap_s)
+            continue
+        if not pending:
             await wait_or_stop(stopping, min(cap_s, 1.0))
             continue
         try:

@@ -31,10 +31,11 @@ import structlog
 from application.errors import BackendUnavailableError
 from application.intents import ENTRY_DECODER, ENTRY_ENCODER, JournalEntry
 from application.ports.journal import JournalStats
+from application.services.journal_report import NAME as FALLBACK
 from infrastructure.files.blob_store import fsync_dir
 from infrastructure.metrics import journaled
 
-BACKEND = "fallback"
+BACKEND = FALLBACK  # the name /health and the errors use
 SUFFIX = ".jsonl"
 # A fully replayed segment that held lines no version of the service could read.
 CORRUPT_SUFFIX = ".corrupt"
@@ -140,9 +141,7 @@ class FileJournal:
         return [entry for entry in await self.pending() if entry.evaluation_id == evaluation_id]
 
     async def stats(self) -> JournalStats:
-        if not await self.has_pending():  # the common case, without a thread hop
-            return JournalStats(pending=0)
-        entries = await self.pending()
+        entries = await self.pending()  # no thread hop when the directory holds none
         oldest = min((entry.at for entry in entries), default=None)
         return JournalStats(pending=len(entries), oldest_at=oldest)
 
@@ -216,7 +215,9 @@ class FileJournal:
                 data = handle.read()
                 complete = data[: data.rfind(b"\n") + 1]
                 lines = complete.splitlines()
-                ids, unreadable = _entry_ids(lines)
+                found = [_entry_id(line) for line in lines]
+                ids = {entry_id for entry_id in found if entry_id is not None}
+                unreadable = found.count(None)
                 applied = ids & done
                 if not applied:
                     continue
@@ -226,7 +227,8 @@ class FileJournal:
                 elif ids <= done:
                     path.unlink()
                 else:
-                    _rewrite(path, [line for line in lines if _entry_id(line) not in done])
+                    kept = zip(lines, found, strict=True)
+                    _rewrite(path, [line for line, entry_id in kept if entry_id not in done])
                 self._segments.pop(path.name, None)
                 gone |= applied
         if gone:
@@ -267,20 +269,22 @@ def _entry_id(line: bytes) -> str | None:
         return None
 
 
-def _entry_ids(lines: list[bytes]) -> tuple[set[str], int]:
-    """The ids of the entries in ``lines``, and how many lines are unreadable."""
-    found = [_entry_id(line) for line in lines]
-    return {found_id for found_id in found if found_id is not None}, found.count(None)
-
-
 def _rewrite(path: Path, lines: list[bytes]) -> None:
-    """Replace ``path`` atomically with ``lines`` (a new inode under the same name)."""
+    """Replace ``path`` atomically with ``lines`` (a new inode under the same name).
+
+    Private like the segments it replaces; a failed write leaves no temp file behind.
+    """
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with temporary.open("wb") as handle:
-        handle.write(b"".join(line + b"\n" for line in lines))
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(b"".join(line + b"\n" for line in lines))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -8,6 +8,7 @@ cannot write durably.
 
 import errno
 import os
+import stat
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -273,6 +274,9 @@ async def test_file_journal_rewrites_a_partly_applied_segment_and_drains(
     assert await journal.discard(["entry_1", "entry_3"]) == {"entry_1", "entry_3"}
     assert segments(tmp_path) == [segment]
     assert await journal.pending() == [stored[0], stored[2]]
+    # Still private to the service's user, like every segment, and no temp file left.
+    assert stat.S_IMODE(segment.stat().st_mode) == 0o600
+    assert not [name for name in os.listdir(segment.parent) if name.endswith(".tmp")]
     # The writer's file was replaced under it: its next entry goes to a new segment.
     later = await journal.append(entry(9))
     assert len(segments(tmp_path)) == 2

@@ -383,8 +383,6 @@ class FailoverReads:
         return None if store is None else await store.log(evaluation_id, offset)
 
     async def _view(self, evaluation_id: EvaluationId) -> JournalView | None:
-        if not await self._journal.has_pending():
-            return None
         pending = await self._journal.pending_for(evaluation_id)
         if not pending:
             return None

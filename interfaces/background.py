@@ -29,18 +29,14 @@ STOP_GRACE_S = 5.0
 
 @asynccontextmanager
 async def background(
-    name: str,
-    run: Callable[[anyio.Event], Awaitable[object]],
-    *,
-    grace_s: float | None = None,
+    name: str, run: Callable[[anyio.Event], Awaitable[object]]
 ) -> AsyncIterator[None]:
     """Run ``run(stopping)`` while the block runs; at its end set ``stopping`` and wait.
 
-    The wait is bounded by ``grace_s`` (``STOP_GRACE_S`` when not given); a job still
-    running after it is cancelled. Only this cancels the job: a cancellation of the
+    The wait is bounded by ``STOP_GRACE_S`` (read at the stop, so tests can shorten it);
+    a job still running after it is cancelled. Only this cancels the job: a cancellation of the
     enclosing task (the lifespan's) does not reach it mid-call, it ends the same way.
     """
-    grace = STOP_GRACE_S if grace_s is None else grace_s
     stopping = anyio.Event()
     finished = anyio.Event()
     job_scope = anyio.CancelScope(shield=True)
@@ -58,10 +54,10 @@ async def background(
             yield
         finally:
             stopping.set()
-            with anyio.move_on_after(grace, shield=True):
+            with anyio.move_on_after(STOP_GRACE_S, shield=True):
                 await finished.wait()
             if not finished.is_set():
-                logger.warning("%s did not stop within %.1f s; cancelling it", name, grace)
+                logger.warning("%s did not stop within %.1f s; cancelling it", name, STOP_GRACE_S)
             job_scope.cancel()
 
 

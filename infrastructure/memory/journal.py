@@ -9,6 +9,7 @@ import msgspec
 from application.errors import BackendUnavailableError
 from application.intents import JournalEntry
 from application.ports.journal import JournalStats
+from application.services.journal_report import NAME as FALLBACK
 from infrastructure.metrics import journaled
 
 
@@ -65,7 +66,7 @@ class NoJournal:
     durable = False
 
     async def append(self, entry: JournalEntry) -> JournalEntry:  # noqa: ARG002
-        raise BackendUnavailableError("fallback", "no fallback is configured (FALLBACK_BACKEND)")
+        raise BackendUnavailableError(FALLBACK, "no fallback is configured (FALLBACK_BACKEND)")
 
     async def has_pending(self) -> bool:
         return False

@@ -11,6 +11,7 @@ get_hot does, before the service does anything of its own.
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import cast
 
 import msgspec
 from litestar import Litestar, Response, get
@@ -30,6 +31,7 @@ CACHED_VALUE = msgspec.json.encode(
 )
 
 _redis: Redis | None = None
+_key = CACHED_KEY  # with REDIS_KEY_PREFIX, set once at start-up
 
 
 @get("/")
@@ -40,24 +42,20 @@ async def hello() -> dict[str, str]:
 @get("/cached", media_type="application/json")
 async def cached() -> Response[bytes]:
     assert _redis is not None, "REDIS_URL is not set"
-    value = await _redis.get(_key())
-    body = value.encode() if isinstance(value, str) else value  # bytes: no decode_responses
+    body = cast("bytes | None", await _redis.get(_key))  # no decode_responses: bytes
     return Response(body or b"null", media_type="application/json")
-
-
-def _key() -> str:
-    return os.environ.get("REDIS_KEY_PREFIX", "") + CACHED_KEY
 
 
 @asynccontextmanager
 async def _lifespan(_: Litestar) -> AsyncIterator[None]:
-    global _redis  # noqa: PLW0603 - one client per worker process, as the service has
+    global _redis, _key  # noqa: PLW0603 - one client per worker process, as the service has
     url = os.environ.get("REDIS_URL")
     if url is None:
         yield
         return
+    _key = os.environ.get("REDIS_KEY_PREFIX", "") + CACHED_KEY
     _redis = Redis.from_url(url)
-    await _redis.set(_key(), CACHED_VALUE)
+    await _redis.set(_key, CACHED_VALUE)
     try:
         yield
     finally:

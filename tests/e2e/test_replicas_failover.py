@@ -44,7 +44,7 @@ from tests.e2e.test_failover import (
     tail,
     wait_drained,
 )
-from tests.pg_server import PgServer, throwaway_postgres, wait_until
+from tests.pg_server import PgServer, wait_until
 from tests.services import (
     TEST_REDIS_URL,
     drop_redis_keys,
@@ -58,13 +58,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
 LANES = 4  # client threads, each writing through both replicas in turn
 OUTAGE_WRITES_S = 3.0
 MARKS_TIMEOUT_S = 10.0
-
-
-@pytest.fixture
-def pg(tmp_path: Path) -> Iterator[PgServer]:
-    """A PostgreSQL of this test's own, started; its log is kept in ``tmp_path``."""
-    with throwaway_postgres(tmp_path) as server:
-        yield server
 
 
 @contextmanager

@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
+from infrastructure.sql.migrate import upgrade
 from interfaces.http.app import create_app
 from interfaces.settings import Settings, load_settings
+from tests.s3_server import S3Server, unique_prefix
 from tests.services import (
     TEST_REDIS_URL,
     drop_redis_keys,
@@ -76,3 +78,28 @@ def make_client(backend_settings: Settings) -> Iterator[ClientFactory]:
 @pytest.fixture
 def client(make_client: ClientFactory) -> TestClient[Any]:
     return make_client()
+
+
+@pytest.fixture
+def s3_env(
+    s3_server: S3Server, s3_bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
+    """The environment of one service on SQLite, with S3 set up (blob backend chosen later)."""
+    database = f"sqlite+aiosqlite:///{tmp_path / 'storage.db'}"
+    upgrade(database)
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)  # the in-process app reads credentials from here
+    return {
+        **s3_server.env(),
+        "DATABASE_URL": database,
+        "FILE_STORAGE_PATH": str(tmp_path / "files"),
+        "S3_BUCKET": s3_bucket,
+        "S3_PREFIX": unique_prefix(),
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+def client_of(env: dict[str, str]) -> Iterator[TestClient[Any]]:
+    """The app on ``env``, started for as long as the caller iterates."""
+    with TestClient(create_app(load_settings(env))) as client:
+        yield client

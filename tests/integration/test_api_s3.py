@@ -19,9 +19,7 @@ from litestar.testing import TestClient
 from infrastructure.s3.client import S3Connection
 from infrastructure.s3.lifecycle import read_lifecycle
 from interfaces.cli import main
-from interfaces.http.app import create_app
-from interfaces.settings import load_settings
-from tests.s3_server import S3Server, unique_prefix
+from tests.integration.conftest import client_of
 
 pytestmark = pytest.mark.s3
 
@@ -29,35 +27,8 @@ BIG = "line ✓ of output\n" * 20_000  # > 100 KiB: goes to the blob store, zstd
 
 
 @pytest.fixture
-def s3_env(
-    s3_server: S3Server, s3_bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> dict[str, str]:
-    """The environment of one service on SQLite, with S3 set up (blob backend chosen later)."""
-    database = f"sqlite+aiosqlite:///{tmp_path / 'storage.db'}"
-    from infrastructure.sql.migrate import upgrade
-
-    upgrade(database)
-    env = {
-        **s3_server.env(),
-        "DATABASE_URL": database,
-        "FILE_STORAGE_PATH": str(tmp_path / "files"),
-        "S3_BUCKET": s3_bucket,
-        "S3_PREFIX": unique_prefix(),
-        "LOG_LEVEL": "WARNING",
-    }
-    for name, value in s3_server.env().items():
-        monkeypatch.setenv(name, value)  # the in-process app reads credentials from here
-    return env
-
-
-def _client(env: dict[str, str]) -> Iterator[TestClient[Any]]:
-    with TestClient(create_app(load_settings(env))) as client:
-        yield client
-
-
-@pytest.fixture
 def s3_client(s3_env: dict[str, str]) -> Iterator[TestClient[Any]]:
-    yield from _client({**s3_env, "BLOB_BACKEND": "s3", "S3_PRESIGN_EXPIRY_S": "120"})
+    yield from client_of({**s3_env, "BLOB_BACKEND": "s3", "S3_PRESIGN_EXPIRY_S": "120"})
 
 
 async def _objects(env: dict[str, str]) -> dict[str, int]:
@@ -180,7 +151,7 @@ def test_tier_moves_old_file_outputs_to_s3_and_reads_keep_working(
 ) -> None:
     env = {**s3_env, "BLOB_BACKEND": "file"}
     files = tmp_path / "files"
-    for client in _client(env):
+    for client in client_of(env):
         for name in ("old-1", "old-2", "young"):
             client.post("/evaluations", json={"id": name, "code": "x"})
             client.put(f"/evaluations/{name}", json={"output": BIG + name})
@@ -204,7 +175,7 @@ def test_tier_moves_old_file_outputs_to_s3_and_reads_keep_working(
             # Content reads go to the database, never the (in-process) record cache.
             assert client.get(f"/evaluations/{name}/output").content == (BIG + name).encode()
             assert not list((files / "evaluations" / name).glob("output.*"))
-    for client in _client(env):  # a fresh process: the CLI cannot reach the old one's cache
+    for client in client_of(env):  # a fresh process: the CLI cannot reach the old one's cache
         for name in ("old-1", "old-2"):
             assert storage_of(client, name)["output_location"] == "s3"
         assert storage_of(client, "young")["output_location"] == "file"

@@ -5,18 +5,12 @@ with files as the blob backend (``BLOB_BACKEND=file``) and S3 as the tier below.
 
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from litestar.testing import TestClient
 
-from infrastructure.sql.migrate import upgrade
-from interfaces.http.app import create_app
-from interfaces.settings import load_settings
+from tests.integration.conftest import client_of
 from tests.integration.test_api_s3 import objects, storage_of
-from tests.s3_server import S3Server, unique_prefix
 
 pytestmark = pytest.mark.s3
 
@@ -26,29 +20,9 @@ DAY_S = 86_400
 
 
 @pytest.fixture
-def env(
-    s3_server: S3Server, s3_bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> dict[str, str]:
+def env(s3_env: dict[str, str]) -> dict[str, str]:
     """One service on SQLite with files as the blob backend and S3 set up for tiering."""
-    database = f"sqlite+aiosqlite:///{tmp_path / 'storage.db'}"
-    upgrade(database)
-    for name, value in s3_server.env().items():
-        monkeypatch.setenv(name, value)  # the in-process app reads credentials from here
-    return {
-        **s3_server.env(),
-        "DATABASE_URL": database,
-        "FILE_STORAGE_PATH": str(tmp_path / "files"),
-        "BLOB_BACKEND": "file",
-        "S3_BUCKET": s3_bucket,
-        "S3_PREFIX": unique_prefix(),
-        "LOG_LEVEL": "WARNING",
-        "CACHE_WARM_ON_START": "false",
-    }
-
-
-def client_of(env: dict[str, str]) -> Iterator[TestClient[Any]]:
-    with TestClient(create_app(load_settings(env))) as client:
-        yield client
+    return {**s3_env, "BLOB_BACKEND": "file", "CACHE_WARM_ON_START": "false"}
 
 
 def output_files(files: Path, evaluation_id: str) -> list[Path]:

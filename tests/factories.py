@@ -173,7 +173,8 @@ class AppendLogBodyFactory(MsgspecFactory[AppendLogBody]):
 class AddEventBodyFactory(MsgspecFactory[AddEventBody]):
     __check_model__ = True
 
-    event_type = Use(_rng.choice, EVENT_TYPES)
+    type = Use(_rng.choice, EVENT_TYPES)
+    event_type = UNSET
     message = Use(lambda: f"event message {_rng.randint(0, 999)}")
     metadata = Use(lambda: {"source": "worker", "attempt": _rng.randint(1, 3)})
     timestamp = None

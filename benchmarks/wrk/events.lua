@@ -3,7 +3,7 @@
 dofile(debug.getinfo(1, "S").source:match("^@(.*/)") .. "common.lua")
 
 local prefix, per_thread, event_prefix
-local body = '{"event_type": "progress", "message": "step %d", "metadata": {"step": %d}, '
+local body = '{"type": "progress", "message": "step %d", "metadata": {"step": %d}, '
   .. '"event_id": "%s%d-%d"}'
 
 function init(args)

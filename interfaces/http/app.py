@@ -26,7 +26,12 @@ from interfaces.http.controllers.evaluations import EvaluationController
 from interfaces.http.controllers.running import RunningController
 from interfaces.http.controllers.storage import StorageController
 from interfaces.http.controllers.timeline import TimelineController
-from interfaces.http.errors import EXCEPTION_MAP, accepted_handler, internal_error_handler
+from interfaces.http.errors import (
+    EXCEPTION_MAP,
+    ProblemRequest,
+    accepted_handler,
+    internal_error_handler,
+)
 from interfaces.http.explorer import explorer_router, template_config
 from interfaces.http.observability import MetricsController, RequestIdMiddleware, prometheus_config
 from interfaces.http.retention import retention
@@ -120,6 +125,7 @@ def create_app(settings: Settings | None = None, *override_providers: Provider) 
         if settings.cors_origins
         else None,
         request_max_body_size=settings.max_request_bytes,
+        request_class=ProblemRequest,
         logging_config=None,  # interfaces.log_config formats every record; Litestar adds none
         lifespan=[lifespan],
     )

@@ -198,6 +198,27 @@ def _recursion(exc: RecursionError) -> ProblemDetailsException:
     )
 
 
+class ProblemRequest(Request[Any, Any, Any]):
+    """The request class of the app: a JSON body that is not UTF-8 is the client's error.
+
+    msgspec reports invalid UTF-8 inside a JSON string as ``UnicodeDecodeError``,
+    which Litestar, unlike a ``DecodeError``, does not turn into a 400. Caught
+    here, where it can only come from the body: the same error raised anywhere
+    else (stored content that does not decode) stays a 500.
+    """
+
+    async def json(self) -> Any:
+        try:
+            return await super().json()
+        except UnicodeDecodeError as exc:
+            raise problem(
+                HTTP_400_BAD_REQUEST,
+                "Malformed request",
+                "the JSON body is not valid UTF-8",
+                "not-utf8",
+            ) from exc
+
+
 def _http(exc: HTTPException) -> ProblemDetailsException:
     return problem(exc.status_code, str(exc.detail), str(exc.detail), "http-error")
 

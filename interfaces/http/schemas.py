@@ -10,8 +10,9 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from application.errors import InvalidRequestError
 from application.queries import Projection, RunningInfo
-from domain.evaluation import Evaluation
+from domain.evaluation import Evaluation, ensure_storable_text
 from domain.status import EvaluationStatus
 from domain.timeline import EvaluationEvent
 
@@ -64,11 +65,30 @@ class AppendLogBody(RequestBody):
 
 
 class AddEventBody(RequestBody):
-    event_type: EventType
+    """One of ``type`` (the platform's name) or ``event_type`` (the earlier one) is required."""
+
+    type: EventType | UnsetType = UNSET
+    event_type: (
+        Annotated[EventType, Meta(description="the earlier name of `type`, still accepted")]
+        | UnsetType
+    ) = UNSET
     message: str | None = None
     metadata: Metadata = msgspec.field(default_factory=dict)
     timestamp: datetime | None = None
     event_id: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
+
+    def kind(self) -> str:
+        """The event's type, under whichever of its two names the client sent.
+
+        Checked here so that an error names the field as the client spelled it.
+        """
+        if isinstance(self.type, str):
+            if isinstance(self.event_type, str) and self.event_type != self.type:
+                raise InvalidRequestError("type", "differs from event_type; send one of them")
+            return ensure_storable_text("type", self.type)
+        if isinstance(self.event_type, str):
+            return ensure_storable_text("event_type", self.event_type)
+        raise InvalidRequestError("type", "required")
 
 
 class StorageInfo(msgspec.Struct, kw_only=True):
@@ -254,28 +274,32 @@ class LogBody(msgspec.Struct, kw_only=True):
 
 
 class EventBody(msgspec.Struct, kw_only=True):
-    event_id: str
-    evaluation_id: str
-    event_type: str
+    """One entry of the timeline, in the platform's shape (``type``) plus its ids."""
+
+    type: str
     timestamp: datetime
     message: str | None
     metadata: Metadata
+    event_id: str
+    evaluation_id: str
 
     @classmethod
     def of(cls, event: EvaluationEvent) -> "EventBody":
         return cls(
-            event_id=event.event_id,
-            evaluation_id=event.evaluation_id,
-            event_type=event.event_type,
+            type=event.event_type,
             timestamp=event.timestamp,
             message=event.message,
             metadata=event.metadata,
+            event_id=event.event_id,
+            evaluation_id=event.evaluation_id,
         )
 
 
-class EventList(msgspec.Struct, kw_only=True):
-    evaluation_id: str
-    events: list[EventBody]
+class EvaluationDeleted(msgspec.Struct, kw_only=True):
+    """The answer to a delete: the platform reads ``message``."""
+
+    message: str
+    id: str
 
 
 class CeleryUpdateResult(msgspec.Struct, kw_only=True):

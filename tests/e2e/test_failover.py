@@ -267,7 +267,7 @@ class Client:
         self, expected: Expected, evaluation_id: str, event_id: str | None, message: str
     ) -> None:
         body: dict[str, Any] = {
-            "event_type": "progress",
+            "type": "progress",
             "message": message,
             "metadata": {"message_bytes": len(message.encode())},
         }

@@ -133,7 +133,7 @@ def _exercise(a: str, b: str) -> None:
         assert listed["evaluations"] == [], listed
 
     # Soft delete through A is seen by B at once (tombstone in the shared cache).
-    status, _ = call("DELETE", f"{a}/evaluations/rep-1")
-    assert status == 204
+    status, deleted = call("DELETE", f"{a}/evaluations/rep-1")
+    assert status == 200 and deleted["message"] == "Evaluation deleted successfully"
     status, _ = call("GET", f"{b}/evaluations/rep-1")
     assert status == 404

@@ -136,7 +136,7 @@ def read_timeline(client: Client, expected: Expected, evaluation_id: str) -> Non
             f"GET /evaluations/{evaluation_id}/logs {where} is stale: "
             f"{log.json()['content']!r} != {wanted_log!r}"
         )
-    seen = [event["event_id"] for event in events.json()["events"]]
+    seen = [event["event_id"] for event in events.json()]
     explicit = [event_id for event_id in seen if event_id in expected.event_ids]
     if explicit != expected.event_ids or len(seen) != len(expected.event_ids) + len(
         expected.anonymous_events

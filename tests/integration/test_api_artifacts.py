@@ -3,6 +3,7 @@
 from pathlib import Path
 from typing import Any
 
+import pytest
 import zstandard
 from litestar.testing import TestClient
 
@@ -129,27 +130,65 @@ def test_events_timeline(client: Client) -> None:
     new(client, "ev-1")
     late = client.post(
         "/evaluations/ev-1/events",
-        json={"event_type": "completed", "timestamp": "2024-07-01T12:00:05Z"},
+        json={"type": "completed", "timestamp": "2024-07-01T12:00:05Z"},
     )
-    assert late.status_code == 201
+    assert late.status_code == 200, late.text
+    assert late.json() == {
+        "type": "completed",
+        "timestamp": "2024-07-01T12:00:05Z",
+        "message": None,
+        "metadata": {},
+        "event_id": late.json()["event_id"],
+        "evaluation_id": "ev-1",
+    }
     client.post(
         "/evaluations/ev-1/events",
         json={
-            "event_type": "started",
+            "event_type": "started",  # the earlier name of `type`, still accepted
             "message": "go",
             "metadata": {"node": "n1"},
             "timestamp": "2024-07-01T12:00:01Z",
         },
     )
-    events = client.get("/evaluations/ev-1/events").json()["events"]
-    assert [e["event_type"] for e in events] == ["started", "completed"]
+    events = client.get("/evaluations/ev-1/events").json()
+    assert [e["type"] for e in events] == ["started", "completed"]
+    assert "event_type" not in events[0]
     assert events[0]["metadata"] == {"node": "n1"} and events[0]["message"] == "go"
-    again = client.post("/evaluations/ev-1/events", json={"event_type": "x", "event_id": "once"})
-    client.post("/evaluations/ev-1/events", json={"event_type": "x", "event_id": "once"})
-    assert again.status_code == 201
-    assert len(client.get("/evaluations/ev-1/events").json()["events"]) == 3
-    assert client.post("/evaluations/nope/events", json={"event_type": "x"}).status_code == 404
-    assert client.post("/evaluations/ev-1/events", json={"message": "no type"}).status_code == 422
+    assert events[1]["event_id"] == late.json()["event_id"]
+    again = client.post("/evaluations/ev-1/events", json={"type": "x", "event_id": "once"})
+    client.post("/evaluations/ev-1/events", json={"type": "x", "event_id": "once"})
+    assert again.status_code == 200
+    assert len(client.get("/evaluations/ev-1/events").json()) == 3
+    assert client.post("/evaluations/nope/events", json={"type": "x"}).status_code == 404
+    assert client.get("/evaluations/nope/events").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"message": "no type"},
+        {"type": "a", "event_type": "b"},
+        {"type": "", "message": "empty"},
+        {"type": None},
+    ],
+    ids=["missing", "both-differ", "empty", "null"],
+)
+def test_an_event_without_one_clear_type_is_422_naming_type(
+    client: Client, body: dict[str, Any]
+) -> None:
+    new(client, "ev-2")
+    response = client.post("/evaluations/ev-2/events", json=body)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert "type" in {e["field"] for e in response.json()["errors"]}, response.text
+    assert client.get("/evaluations/ev-2/events").json() == []
+
+
+def test_an_event_with_both_names_agreeing_is_one_event(client: Client) -> None:
+    new(client, "ev-3")
+    both = client.post("/evaluations/ev-3/events", json={"type": "a", "event_type": "a"})
+    assert both.status_code == 200, both.text
+    assert both.json()["type"] == "a"
 
 
 def test_celery_update(client: Client) -> None:
@@ -214,7 +253,7 @@ def test_complete_has_every_artifact(client: Client) -> None:
     assert body["output_truncated"] is False
     assert body["error"] == "e"
     assert body["logs"] == "log line\n"
-    assert [e["event_type"] for e in body["events"]] == ["queued"]
+    assert [e["type"] for e in body["events"]] == ["queued"]
 
 
 def test_missing_payload_is_204(client: Client) -> None:
@@ -240,9 +279,9 @@ def test_timestamps_without_offset_are_taken_as_utc(client: Client) -> None:
         {"event_type": "late", "timestamp": "2024-07-01T12:00:05"},
         {"event_type": "early", "timestamp": "2024-07-01T11:59:59Z"},
     ):
-        assert client.post("/evaluations/naive-1/events", json=body).status_code == 201
+        assert client.post("/evaluations/naive-1/events", json=body).status_code == 200
     timeline = client.get("/evaluations/naive-1/events").json()
-    assert [event["event_type"] for event in timeline["events"]] == ["early", "late"]
+    assert [event["type"] for event in timeline] == ["early", "late"]
 
     listed = client.get("/evaluations", params={"created_after": "2000-01-01T00:00:00"})
     assert listed.status_code == 200, listed.text
@@ -283,7 +322,7 @@ def test_nul_characters_anywhere_are_refused_with_the_field_named(client: Client
     record = client.get("/evaluations/nul-1").json()
     assert record["metadata"] == {}
     assert record["executor_id"] is None
-    assert client.get("/evaluations/nul-1/events").json()["events"] == []
+    assert client.get("/evaluations/nul-1/events").json() == []
 
 
 def test_if_range_and_the_etag_of_each_encoding(client: Client) -> None:

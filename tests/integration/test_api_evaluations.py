@@ -171,7 +171,9 @@ def test_if_match(client: Client) -> None:
 
 def test_soft_delete(client: Client) -> None:
     create(client, id="del-1", status="running")
-    assert client.delete("/evaluations/del-1").status_code == 204
+    deleted = client.delete("/evaluations/del-1")
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json() == {"message": "Evaluation deleted successfully", "id": "del-1"}
     assert_problem(client.get("/evaluations/del-1"), 404)
     assert_problem(client.delete("/evaluations/del-1"), 404)
     ids = [item["id"] for item in client.get("/evaluations").json()["items"]]

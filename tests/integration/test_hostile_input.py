@@ -79,7 +79,7 @@ def hostile(make_client: ClientFactory, backend_settings: Settings, tmp_path: Pa
     ]:
         assert client.put(f"/evaluations/{SEED}", json=request[1]).status_code == 200
     assert client.post(f"/evaluations/{SEED}/logs", json={"content": "step 1\n"}).status_code == 201
-    assert client.post(f"/evaluations/{SEED}/events", json={"event_type": "t"}).status_code == 201
+    assert client.post(f"/evaluations/{SEED}/events", json={"type": "t"}).status_code == 200
     assert any(harness.files.rglob("output.*")), "the seed's output should be a file"
     return harness
 
@@ -267,6 +267,7 @@ def test_nul_in_an_explorer_filter_is_not_a_server_error(unchanged: Harness, fie
         ),
         ("POST", f"/evaluations/{SEED}/logs", {"content": "a\x00b"}, "content"),
         ("POST", f"/evaluations/{SEED}/events", {"event_type": "t\x00"}, "event_type"),
+        ("POST", f"/evaluations/{SEED}/events", {"type": "t\x00"}, "type"),
         ("POST", f"/evaluations/{SEED}/events", {"event_type": "t", "message": "\x00"}, "message"),
         (
             "POST",
@@ -337,6 +338,67 @@ def test_a_very_deep_json_body_is_a_client_error(
             method, path, content=content.encode(), headers={"content-type": "application/json"}
         )
         assert_problem(response, (400, 413, 422))
+
+
+# -- bytes that are not UTF-8 (RFC 8259: JSON exchanged between systems is UTF-8) ----------
+
+JSON_ROUTES = [
+    ("POST", "/evaluations", b'{"code": "%s"}'),
+    ("PUT", f"/evaluations/{SEED}", b'{"output": "%s"}'),
+    ("POST", f"/evaluations/{SEED}/events", b'{"type": "t", "message": "%s"}'),
+    ("POST", f"/evaluations/{SEED}/logs", b'{"content": "%s"}'),
+    ("POST", f"/evaluations/{SEED}/celery-update", b'{"task_state": "RETRY", "error": "%s"}'),
+]
+NOT_UTF8 = {
+    "latin-1": "café".encode("latin-1"),
+    "lone-continuation": b"\x80",
+    "invalid-start": b"\xff\xfe",
+    "truncated": b"ok \xe2\x82",
+    "overlong": b"\xc0\xaf",
+    "surrogate": b"\xed\xa0\x80",
+    "above-u10ffff": b"\xf4\x90\x80\x80",
+}
+
+
+@pytest.mark.parametrize(("method", "path", "template"), JSON_ROUTES)
+@pytest.mark.parametrize("raw", NOT_UTF8.values(), ids=NOT_UTF8.keys())
+def test_a_json_body_that_is_not_utf8_is_400(
+    unchanged: Harness, method: str, path: str, template: bytes, raw: bytes
+) -> None:
+    response = unchanged.client.request(
+        method, path, content=template % raw, headers={"content-type": "application/json"}
+    )
+    assert_problem(response, 400)
+    assert "UTF-8" in response.json()["detail"], response.text
+
+
+@pytest.mark.parametrize(("method", "path", "template"), JSON_ROUTES)
+def test_bytes_that_are_not_utf8_in_a_key_or_metadata_are_400(
+    unchanged: Harness, method: str, path: str, template: bytes
+) -> None:
+    valid = template % b"x"
+    for body in (
+        valid[:-1] + b', "\xff": 1}',
+        valid[:-1] + b', "metadata": {"k": "\xe9t\xe9"}}',
+        valid[:-1] + b', "metadata": {"\xe9t\xe9": 1}}',
+    ):
+        response = unchanged.client.request(
+            method, path, content=body, headers={"content-type": "application/json"}
+        )
+        assert_problem(response, 400)
+        assert "UTF-8" in response.json()["detail"], response.text
+
+
+def test_the_same_text_in_utf8_is_accepted(hostile: Harness) -> None:
+    """The control: only the encoding made the bodies above bad."""
+    for method, path, template in JSON_ROUTES:
+        response = hostile.client.request(
+            method,
+            path,
+            content=template % "café ✓".encode(),
+            headers={"content-type": "application/json"},
+        )
+        assert response.is_success, (method, path, response.text)
 
 
 METADATA_ROUTES = [

@@ -13,10 +13,11 @@ from tests.use_cases.conftest import UseCases
 pytestmark = pytest.mark.anyio
 
 
-def _new_event(**fields: object) -> NewEvent:
+def _new_event(event_type: str | None = None, **fields: object) -> NewEvent:
+    """A use-case input from a request body as a client sends it; ``event_type`` pins the type."""
     body = AddEventBodyFactory.build(**fields)
     return NewEvent(
-        event_type=body.event_type,
+        event_type=body.kind() if event_type is None else event_type,
         message=body.message,
         metadata=body.metadata,
         timestamp=body.timestamp,

@@ -5,7 +5,7 @@ import msgspec
 from dishka.integrations.litestar import FromDishka
 from litestar import Controller, Response, delete, get, post, put
 from litestar.params import HeaderParameter, Parameter
-from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from application.queries import EvaluationFilter, EvaluationQuery
 from application.services.failover import FailoverReads, FailoverWrites
@@ -30,6 +30,7 @@ from interfaces.http.schemas import (
     API_FIELDS,
     CreateEvaluationBody,
     EvaluationBody,
+    EvaluationDeleted,
     EvaluationFieldsBody,
     EvaluationFieldsList,
     EvaluationList,
@@ -176,11 +177,13 @@ class EvaluationController(Controller):
 
     @delete(
         "/{eval_id:str}",
-        status_code=HTTP_204_NO_CONTENT,
+        status_code=HTTP_200_OK,
         summary="Soft-delete an evaluation",
         responses=problem_responses(400, 404, 409, 412, 422, 503) | ACCEPTED_RESPONSE,
     )
     async def delete_evaluation(
         self, eval_id: EvalIdPath, writes: FromDishka[FailoverWrites], if_match: IfMatch = None
-    ) -> None:
-        await writes.delete(evaluation_id(eval_id), expected_version=parse_if_match(if_match))
+    ) -> EvaluationDeleted:
+        identifier = evaluation_id(eval_id)
+        await writes.delete(identifier, expected_version=parse_if_match(if_match))
+        return EvaluationDeleted(message="Evaluation deleted successfully", id=identifier)

@@ -3,7 +3,7 @@ from typing import Annotated
 from dishka.integrations.litestar import FromDishka
 from litestar import Controller, get, post
 from litestar.params import Parameter
-from litestar.status_codes import HTTP_201_CREATED
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from application.services.failover import FailoverReads, FailoverWrites
 from application.use_cases.events import ListEvents, NewEvent
@@ -14,7 +14,6 @@ from interfaces.http.schemas import (
     AddEventBody,
     AppendLogBody,
     EventBody,
-    EventList,
     LogAppended,
     LogBody,
 )
@@ -65,15 +64,17 @@ class TimelineController(Controller):
 
     @post(
         "/events",
-        status_code=HTTP_201_CREATED,
+        status_code=HTTP_200_OK,
         summary="Add an event to the timeline",
+        description="Answers the event as stored; a repeated `event_id` is stored once and "
+        "answered with the first copy.",
         responses=problem_responses(400, 404, 413, 422, 503) | ACCEPTED_RESPONSE,
     )
     async def add_event(
         self, eval_id: EvalIdPath, data: AddEventBody, writes: FromDishka[FailoverWrites]
     ) -> EventBody:
         new = NewEvent(
-            event_type=data.event_type,
+            event_type=data.kind(),
             message=data.message,
             metadata=data.metadata,
             timestamp=data.timestamp,
@@ -91,8 +92,8 @@ class TimelineController(Controller):
         eval_id: EvalIdPath,
         use_case: FromDishka[ListEvents],
         reads: FromDishka[FailoverReads],
-    ) -> EventList:
+    ) -> list[EventBody]:
         identifier = evaluation_id(eval_id)
         journaled = await reads.events(identifier)
         events = journaled if journaled is not None else await use_case.execute(identifier)
-        return EventList(evaluation_id=identifier, events=[EventBody.of(e) for e in events])
+        return [EventBody.of(e) for e in events]

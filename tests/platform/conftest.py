@@ -1,0 +1,8 @@
+"""The platform suite: each call built as the Crucible platform's client builds it.
+
+Runs on both configurations of the HTTP suite (embedded, PostgreSQL + Redis).
+"""
+
+from tests.integration.conftest import backend_settings, client, make_client
+
+__all__ = ["backend_settings", "client", "make_client"]

@@ -99,6 +99,15 @@ class EvaluationStatistics(msgspec.Struct, frozen=True, kw_only=True):
     bytes_by_location: dict[str, int]
     events: int
     log_bytes: int
+    # Outputs and errors by location (``inline``, ``file``, ``s3``), as counted with the bytes.
+    payloads_by_location: dict[str, int] = msgspec.field(default_factory=dict)
+
+
+class HourCount(msgspec.Struct, frozen=True):
+    """Live evaluations created in the UTC clock hour that starts at ``hour``."""
+
+    hour: datetime
+    count: int
 
 
 class BackendReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -109,6 +118,8 @@ class BackendReport(msgspec.Struct, frozen=True, kw_only=True):
     status: BackendState
     metrics: dict[str, MetricValue] = msgspec.field(default_factory=dict)
     details: dict[str, MetricValue] = msgspec.field(default_factory=dict)
+    # Named lists a detailed inspection found: table columns, a sample of cache keys.
+    listings: dict[str, list[str]] = msgspec.field(default_factory=dict)
     error: str | None = None
 
 
@@ -147,6 +158,8 @@ TTL_BUCKETS: tuple[tuple[str, int], ...] = (
     ("ttl_10m_to_1h", 3_600),
 )
 TTL_BUCKET_NAMES = ("ttl_none", *(name for name, _ in TTL_BUCKETS), "ttl_over_1h")
+# How many cache keys a detailed inspection lists by name.
+KEY_SAMPLE = 100
 CACHE_KEY_PATTERNS = ("keys_eval", "keys_running", "keys_logs", "keys_running_set", "keys_other")
 
 

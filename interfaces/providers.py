@@ -80,6 +80,8 @@ from application.use_cases.storage_report import (
     CheckHealth,
     DescribeStorage,
     GetBackendDetails,
+    GetDatabaseDetails,
+    GetFileDetails,
     GetStorageOverview,
     StorageConfiguration,
     as_probe,
@@ -161,6 +163,16 @@ class BlobPlacement:
     others: dict[PayloadLocation, BlobStore] = field(default_factory=dict)
 
 
+def _blob_urls(settings: Settings) -> dict[str, str]:
+    """The URL each blob location's keys are relative to (``/complete`` links to them)."""
+    if settings.storage_backend is StorageBackend.MEMORY:
+        return {PayloadLocation.FILE.value: "memory://"}
+    urls = {PayloadLocation.FILE.value: settings.file_storage_path.resolve().as_uri() + "/"}
+    if settings.s3_configured:
+        urls[PayloadLocation.S3.value] = f"s3://{settings.s3_bucket}/{settings.s3_prefix}"
+    return urls
+
+
 class CoreProvider(Provider):
     """Settings, clock, services and use cases: the same whatever the adapters."""
 
@@ -213,6 +225,11 @@ class CoreProvider(Provider):
             preview_size=settings.preview_size,
             cache_ttl=settings.cache_ttl,
             max_request_bytes=settings.max_request_bytes,
+            blob_backend=StorageBackend.MEMORY.value
+            if settings.storage_backend is StorageBackend.MEMORY
+            else settings.blob_backend.value,
+            cache_backend="redis" if settings.redis_url else "memory",
+            blob_urls=_blob_urls(settings),
         )
 
     services = provide_all(RecordPublisher, ChangeApplier, scope=Scope.APP)
@@ -268,6 +285,8 @@ class CoreProvider(Provider):
         DescribeStorage,
         GetStorageOverview,
         GetBackendDetails,
+        GetDatabaseDetails,
+        GetFileDetails,
         GetActivity,
         BrowseBlobs,
         CleanupEvaluations,

@@ -8,6 +8,7 @@ from application.queries import (
     EvaluationPage,
     EvaluationQuery,
     EvaluationStatistics,
+    HourCount,
     ProjectedPage,
 )
 from domain.evaluation import Evaluation
@@ -37,6 +38,14 @@ class EvaluationQueries(Protocol):
         """Live records created at or after ``since``, counted by UTC day and current status.
 
         Only non-zero counts, ordered by day then status.
+        """
+
+    @abstractmethod
+    async def hourly_counts(self, since: datetime) -> builtins.list[HourCount]:
+        """Live records created at or after ``since``, counted by UTC clock hour.
+
+        Only non-zero counts, oldest hour first. Reads only the records created since
+        ``since`` (through the index on ``created_at``), never the whole table.
         """
 
     @abstractmethod

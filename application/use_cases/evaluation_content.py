@@ -1,5 +1,6 @@
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import datetime
 
 import anyio
 import msgspec
@@ -11,11 +12,18 @@ from application.ports.log_store import LogStore
 from application.ports.unit_of_work import UnitOfWork
 from application.services.payloads import PayloadStore
 from application.services.record_writer import RecordWriter
+from application.use_cases.storage_report import StorageConfiguration
 from domain.audit import AuditAction
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
-from domain.payload import ByteRange, PayloadKind, StoredPayload, resolve_range
+from domain.payload import ByteRange, PayloadKind, PayloadLocation, StoredPayload, resolve_range
 from domain.timeline import EvaluationEvent
+
+
+class TimelineEntry(msgspec.Struct, kw_only=True, frozen=True):
+    timestamp: datetime
+    event: str
+    details: str
 
 
 class CompleteEvaluation(msgspec.Struct, kw_only=True, frozen=True):
@@ -24,10 +32,41 @@ class CompleteEvaluation(msgspec.Struct, kw_only=True, frozen=True):
     error: str | None
     logs: str
     events: list[EvaluationEvent]
+    # What lives where: "metadata", "events", "logs", and "output"/"error" when stored.
+    storage_locations: dict[str, str]
+    timeline: list[TimelineEntry]
+
+
+def timeline_of(evaluation: Evaluation, events: list[EvaluationEvent]) -> list[TimelineEntry]:
+    """Creation, start, every event and the end, in time order (equal times: that order)."""
+    entries = [
+        TimelineEntry(
+            timestamp=evaluation.created_at, event="created", details="Evaluation created"
+        )
+    ]
+    if evaluation.started_at is not None:
+        entries.append(
+            TimelineEntry(timestamp=evaluation.started_at, event="started", details="Started")
+        )
+    entries += [
+        TimelineEntry(
+            timestamp=event.timestamp, event=event.event_type, details=event.message or ""
+        )
+        for event in events
+    ]
+    if evaluation.completed_at is not None:
+        status = evaluation.status.value
+        entries.append(
+            TimelineEntry(
+                timestamp=evaluation.completed_at, event=status, details=f"Status: {status}"
+            )
+        )
+    return sorted(entries, key=lambda entry: entry.timestamp)
 
 
 class GetCompleteEvaluation:
-    """The record with its full output and error, logs and events: every artifact."""
+    """The record with its full output and error, logs and events: every artifact,
+    where each is stored, and the timeline they make."""
 
     def __init__(
         self,
@@ -35,23 +74,42 @@ class GetCompleteEvaluation:
         payloads: PayloadStore,
         logs: LogStore,
         events: EventLog,
+        configuration: StorageConfiguration,
     ) -> None:
         self._repository = repository
         self._payloads = payloads
         self._logs = logs
         self._events = events
+        self._configuration = configuration
 
     async def execute(self, evaluation_id: EvaluationId) -> CompleteEvaluation:
         evaluation = await self._repository.get(evaluation_id)
         if evaluation is None:
             raise EvaluationNotFoundError(evaluation_id)
+        events = await self._events.list(evaluation_id)
         return CompleteEvaluation(
             evaluation=evaluation,
             output=await self._payloads.read_text(evaluation.output),
             error=await self._payloads.read_text(evaluation.error),
             logs=(await self._logs.read(evaluation_id)).content,
-            events=await self._events.list(evaluation_id),
+            events=events,
+            storage_locations=self._locations(evaluation),
+            timeline=timeline_of(evaluation, events),
         )
+
+    def _locations(self, evaluation: Evaluation) -> dict[str, str]:
+        records = self._configuration.records_backend
+        locations = {"metadata": records, "events": records, "logs": records}
+        for kind, payload in (("output", evaluation.output), ("error", evaluation.error)):
+            if payload is None:
+                continue
+            if payload.key is None or payload.location is PayloadLocation.INLINE:
+                locations[kind] = records
+            else:
+                locations[kind] = self._configuration.location_of(
+                    payload.location.value, payload.key
+                )
+        return locations
 
 
 class PayloadContent(msgspec.Struct, frozen=True, kw_only=True):

@@ -1,18 +1,30 @@
+import heapq
 from typing import Any
 
 import anyio
 import msgspec
 
-from application.errors import UnknownBackendError
+from application.errors import BackendUnavailableError, UnknownBackendError
 from application.ports.backend_inspector import BackendInspector
+from application.ports.blob_store import BlobEntry, BlobStore
+from application.ports.evaluation_queries import EvaluationQueries
 from application.ports.health_probe import HealthProbe
-from application.queries import BackendReport, BackendState
+from application.queries import BackendReport, BackendState, EvaluationQuery
 from application.services.journal_report import NAME as FALLBACK
 from application.services.journal_report import JournalInspector
 from application.services.single_flight import SingleFlight
+from domain.evaluation import Evaluation
 
 # The names of the backends that keep the service writable when the database is down.
 BLOBS = "file"
+DATABASE = "database"
+CACHE = "cache"
+# Other names the cache is asked for by: the platform's pages call it ``redis`` even
+# when it lives in this process.
+CACHE_ALIASES = frozenset({"redis"})
+# What the database and file details list: the newest records, the largest files.
+RECENT_EVALUATIONS = 10
+LARGEST_FILES = 50
 
 
 class StorageConfiguration(msgspec.Struct, frozen=True, kw_only=True):
@@ -29,21 +41,85 @@ class StorageConfiguration(msgspec.Struct, frozen=True, kw_only=True):
     preview_size: int
     cache_ttl: int
     max_request_bytes: int
+    # Where outputs and errors over the threshold go: "file", "s3" or "memory".
+    blob_backend: str
+    # Where the cache and the running registry live ("redis" or "memory"), caching on or off.
+    cache_backend: str
+    # For each blob location in use ("file", "s3"): the URL its keys are relative to.
+    blob_urls: dict[str, str]
+
+    @property
+    def records_backend(self) -> str:
+        """Where records, events and logs live: "database" (SQL) or "memory"."""
+        return DATABASE if self.primary_backend == DATABASE else self.primary_backend
+
+    @property
+    def backends_available(self) -> list[str]:
+        """The storage this instance uses, each named once: records, blobs, cache, fallback."""
+        tiers = [location for location in self.blob_urls if location == "s3"]
+        names = [self.records_backend, self.blob_backend, *tiers, self.cache_backend]
+        if self.fallback_backend != "none":
+            names.append(self.fallback_backend)
+        return list(dict.fromkeys(names))
+
+    @property
+    def blob_root(self) -> str:
+        """The blob store's root: the directory, or the URL of the bucket or memory."""
+        if self.blob_backend == BLOBS:
+            return self.file_storage_path
+        # S3 keeps its blobs under the "s3" location; the memory store under "file".
+        location = "s3" if self.blob_backend == "s3" else BLOBS
+        return self.blob_urls.get(location, f"{self.blob_backend}://")
+
+    def location_of(self, blob_location: str, key: str) -> str:
+        """The URL of one blob: the root of its location followed by its key."""
+        root = self.blob_urls.get(blob_location, f"{blob_location}://")
+        return root + key
+
+
+class StorageSummary(msgspec.Struct, frozen=True, kw_only=True):
+    total_evaluations: int
+    # What the database and the blob store occupy (the cache only holds copies).
+    total_storage_bytes: int
+    # Backends that answered (any state but unavailable).
+    active_backends: int
 
 
 class StorageOverview(msgspec.Struct, frozen=True, kw_only=True):
     status: BackendState
+    summary: StorageSummary
     backends: dict[str, BackendReport]
 
 
+def _count(report: BackendReport | None, metric: str) -> int:
+    value = None if report is None else report.metrics.get(metric)
+    return int(value) if isinstance(value, int | float) else 0
+
+
+def summarize(reports: dict[str, BackendReport]) -> StorageSummary:
+    database, blobs = reports.get(DATABASE), reports.get(BLOBS)
+    return StorageSummary(
+        total_evaluations=_count(database, "evaluations"),
+        total_storage_bytes=_count(database, "size_bytes") + _count(blobs, "total_size_bytes"),
+        active_backends=sum(1 for report in reports.values() if report.status != "unavailable"),
+    )
+
+
 async def inspect_all(
-    inspectors: list[BackendInspector], *, detailed: bool = False
+    inspectors: list[BackendInspector],
+    *,
+    detailed: bool = False,
+    detailed_names: frozenset[str] = frozenset(),
 ) -> dict[str, BackendReport]:
-    """Measure every backend concurrently; one slow backend does not serialise the rest."""
+    """Measure every backend concurrently; one slow backend does not serialise the rest.
+
+    ``detailed_names`` are inspected in detail even when ``detailed`` is false.
+    """
     reports: dict[str, BackendReport] = {}
 
     async def run(inspector: BackendInspector) -> None:
-        reports[inspector.name] = await inspector.inspect(detailed=detailed)
+        detail = detailed or inspector.name in detailed_names
+        reports[inspector.name] = await inspector.inspect(detailed=detail)
 
     async with anyio.create_task_group() as group:
         for inspector in inspectors:
@@ -79,19 +155,102 @@ class GetStorageOverview:
         self._inspectors = inspectors
 
     async def execute(self) -> StorageOverview:
-        reports = await inspect_all(self._inspectors)
-        return StorageOverview(status=overall_state(reports), backends=reports)
+        """Summary figures of every backend; the cache in detail (its key sample, TTLs and
+        memory are bounded: a few thousand keys at most)."""
+        reports = await inspect_all(self._inspectors, detailed_names=frozenset({CACHE}))
+        return StorageOverview(
+            status=overall_state(reports), summary=summarize(reports), backends=reports
+        )
 
 
 class GetBackendDetails:
+    """One backend in detail, by its name here or an alias (``redis`` for the cache)."""
+
     def __init__(self, inspectors: list[BackendInspector]) -> None:
         self._inspectors = {inspector.name: inspector for inspector in inspectors}
 
     async def execute(self, backend: str) -> BackendReport:
-        inspector = self._inspectors.get(backend)
+        name = CACHE if backend in CACHE_ALIASES else backend
+        inspector = self._inspectors.get(name)
         if inspector is None:
-            raise UnknownBackendError(backend, sorted(self._inspectors))
+            known = {*self._inspectors, *(CACHE_ALIASES if CACHE in self._inspectors else ())}
+            raise UnknownBackendError(backend, sorted(known))
         return await inspector.inspect(detailed=True)
+
+
+def _inspector(inspectors: list[BackendInspector], name: str) -> BackendInspector:
+    for inspector in inspectors:
+        if inspector.name == name:
+            return inspector
+    raise UnknownBackendError(name, sorted(inspector.name for inspector in inspectors))
+
+
+async def _reachable(inspector: BackendInspector) -> BackendReport:
+    """Its detailed report; unavailable is an error, not a page of zeros."""
+    report = await inspector.inspect(detailed=True)
+    if report.status == "unavailable":
+        raise BackendUnavailableError(report.name, report.error or "unreachable")
+    return report
+
+
+class DatabaseDetails(msgspec.Struct, frozen=True, kw_only=True):
+    report: BackendReport
+    by_status: dict[str, int]
+    recent: list[Evaluation]
+
+
+class GetDatabaseDetails:
+    """The records backend in detail, with live records by status and the newest ones."""
+
+    def __init__(self, inspectors: list[BackendInspector], queries: EvaluationQueries) -> None:
+        self._inspector = _inspector(inspectors, DATABASE)
+        self._queries = queries
+
+    async def execute(self) -> DatabaseDetails:
+        report = await _reachable(self._inspector)
+        statistics = await self._queries.statistics()  # counters: constant time
+        page = await self._queries.list(EvaluationQuery(limit=RECENT_EVALUATIONS))
+        return DatabaseDetails(report=report, by_status=statistics.by_status, recent=page.items)
+
+
+class FileDetails(msgspec.Struct, frozen=True, kw_only=True):
+    report: BackendReport
+    # The blob store's root: a directory, or an s3:// or memory:// URL.
+    root: str
+    largest: list[BlobEntry]
+    total_files: int
+
+
+class GetFileDetails:
+    """The blob store in detail, with its largest files (one pass over its listing)."""
+
+    def __init__(
+        self,
+        inspectors: list[BackendInspector],
+        blobs: BlobStore,
+        configuration: StorageConfiguration,
+    ) -> None:
+        self._inspector = _inspector(inspectors, BLOBS)
+        self._blobs = blobs
+        self._configuration = configuration
+
+    async def execute(self) -> FileDetails:
+        report = await _reachable(self._inspector)
+        total = 0
+        largest: list[tuple[int, int, BlobEntry]] = []  # a min-heap of the largest files
+        async for entry in self._blobs.entries():
+            total += 1
+            item = (entry.size, -total, entry)
+            if len(largest) < LARGEST_FILES:
+                heapq.heappush(largest, item)
+            else:
+                heapq.heappushpop(largest, item)
+        return FileDetails(
+            report=report,
+            root=self._configuration.blob_root,
+            largest=[entry for _, _, entry in sorted(largest, reverse=True)],
+            total_files=total,
+        )
 
 
 class HealthReport(msgspec.Struct, frozen=True, kw_only=True):

@@ -440,6 +440,9 @@ class FileBlobInspector:
             "files": counts.files,
             "total_size_bytes": counts.total_size,
             "evaluations": counts.evaluations,
+            "directories": counts.directories,
+            "largest_file": counts.largest_file,
+            "largest_file_bytes": counts.largest_size if counts.largest_file else None,
         }
         details: dict[str, MetricValue] = {}
         if detailed:
@@ -482,6 +485,11 @@ class _Walk:
         self.total_size = 0
         self.temp_files = 0
         self.evaluations = 0
+        self.directories = 0
+        # Its path under the root; the first found among equals.
+        self.largest_file: str | None = None
+        self.largest_size = -1
+        self._root = root
         self.by_kind: dict[str, int] = {
             f"{kind}_{form}": 0
             for kind in ("output", "error")
@@ -492,7 +500,8 @@ class _Walk:
         evaluations_dir = root / "evaluations"
         with suppress(OSError):
             self.evaluations = sum(1 for entry in os.scandir(evaluations_dir) if entry.is_dir())
-        for directory, _dirs, names in os.walk(root):
+        for directory, dirs, names in os.walk(root):
+            self.directories += len(dirs)
             for name in names:
                 self._count(Path(directory) / name, name)
 
@@ -507,6 +516,9 @@ class _Walk:
         self.files += 1
         self.total_size += size
         self.by_kind[self._kind(name)] += 1
+        if size > self.largest_size:
+            self.largest_size = size
+            self.largest_file = path.relative_to(self._root).as_posix()
 
     @staticmethod
     def _kind(name: str) -> str:

@@ -110,6 +110,12 @@ class MemoryBlobInspector:
     async def inspect(self, *, detailed: bool = False) -> BackendReport:
         stored = self._store.stored()
         evaluations = {key.split("/")[1] for key in stored if key.startswith("evaluations/")}
+        directories = {
+            "/".join(parts[:depth])
+            for parts in (key.split("/") for key in stored)
+            for depth in range(1, len(parts))
+        }
+        largest = max(stored, key=lambda key: stored[key], default=None)
         details: dict[str, int | float | str | None] = {}
         if detailed:
             details["compressed_files"] = sum(1 for key in stored if is_compressed_key(key))
@@ -121,6 +127,9 @@ class MemoryBlobInspector:
                 "files": len(stored),
                 "total_size_bytes": sum(stored.values()),
                 "evaluations": len(evaluations),
+                "directories": len(directories),
+                "largest_file": largest,
+                "largest_file_bytes": None if largest is None else stored[largest],
             },
             details=details,
         )

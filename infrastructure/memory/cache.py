@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from application.queries import (
     CACHE_KEY_PATTERNS,
+    KEY_SAMPLE,
     TTL_BUCKET_NAMES,
     BackendReport,
     MetricValue,
@@ -52,6 +53,8 @@ class MemoryCache:
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self.hits = 0
         self.misses = 0
+        # Entries dropped to keep within ``max_entries`` (expiry is not counted).
+        self.evictions = 0
 
     async def get(self, key: str) -> bytes | None:
         entry = self._live(key)
@@ -72,6 +75,7 @@ class MemoryCache:
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
+            self.evictions += 1
 
     async def delete(self, key: str) -> None:
         self._entries.pop(key, None)
@@ -119,6 +123,7 @@ class MemoryCacheInspector:
         cache = self._cache
         entries, tombstones = cache.counts()
         details: dict[str, MetricValue] = {}
+        listings: dict[str, list[str]] = {}
         if detailed:
             details = {
                 "tombstones": tombstones,
@@ -126,6 +131,7 @@ class MemoryCacheInspector:
                 "ttl_seconds": cache.ttl_seconds,
                 **self._distribution(),
             }
+            listings["keys"] = sorted(key for key, _, _ in cache.remaining())[:KEY_SAMPLE]
         return BackendReport(
             name=self.name,
             type="memory",
@@ -135,8 +141,10 @@ class MemoryCacheInspector:
                 "hits": cache.hits,
                 "misses": cache.misses,
                 "hit_rate": hit_rate(cache.hits, cache.misses),
+                "evictions": cache.evictions,
             },
             details=details,
+            listings=listings,
         )
 
     def _distribution(self) -> dict[str, MetricValue]:

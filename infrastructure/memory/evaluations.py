@@ -18,6 +18,7 @@ from application.queries import (
     EvaluationPage,
     EvaluationQuery,
     EvaluationStatistics,
+    HourCount,
     ListCursor,
     MetricValue,
     ProjectedPage,
@@ -157,6 +158,14 @@ class MemoryEvaluationQueries:
             for (day, status), count in sorted(counts.items())
         ]
 
+    async def hourly_counts(self, since: datetime) -> builtins.list[HourCount]:
+        counts = Counter(
+            as_utc(e.created_at).replace(minute=0, second=0, microsecond=0)
+            for e in self._db.live_records()
+            if e.created_at >= since
+        )
+        return [HourCount(hour=hour, count=count) for hour, count in sorted(counts.items())]
+
     async def list_active(self) -> builtins.list[Evaluation]:
         active = [e for e in self._db.live_records() if e.status.is_active]
         return [copy.deepcopy(e) for e in _newest_first(active)]
@@ -166,6 +175,7 @@ class MemoryEvaluationQueries:
         by_status: dict[str, int] = {}
         by_language: dict[str, int] = {}
         bytes_by_location: dict[str, int] = {}
+        payloads_by_location: dict[str, int] = {}
         for evaluation in live:
             status = evaluation.status.value
             by_status[status] = by_status.get(status, 0) + 1
@@ -174,6 +184,7 @@ class MemoryEvaluationQueries:
                 if payload is not None:
                     location = payload.location.value
                     bytes_by_location[location] = bytes_by_location.get(location, 0) + payload.size
+                    payloads_by_location[location] = payloads_by_location.get(location, 0) + 1
         runtimes = sorted(e.runtime_ms for e in live if e.runtime_ms is not None)
         percentiles: dict[int, int | None] = {
             p: runtimes[nearest_rank(p, len(runtimes))] if runtimes else None for p in PERCENTILES
@@ -194,6 +205,7 @@ class MemoryEvaluationQueries:
             bytes_by_location=bytes_by_location,
             events=sum(len(self._db.events.get(i, [])) for i in live_ids),
             log_bytes=sum(self._db.log_sizes.get(i, 0) for i in live_ids),
+            payloads_by_location=payloads_by_location,
         )
 
 
@@ -210,20 +222,29 @@ class MemoryDatabaseInspector:
 
     async def inspect(self, *, detailed: bool = False) -> BackendReport:
         db = self._db
-        live = len(db.live_records())
+        records = db.live_records()
+        oldest = min((e.created_at for e in records), default=None)
         details: dict[str, MetricValue] = {}
+        listings: dict[str, builtins.list[str]] = {}
         if detailed:
             details = {"log_bytes": sum(db.log_sizes.values()), "durable": "no"}
+            # No tables here: the fields each kept record has.
+            listings = {
+                "evaluations_columns": builtins.list(Evaluation.__struct_fields__),
+                "evaluation_events_columns": builtins.list(EvaluationEvent.__struct_fields__),
+            }
         return BackendReport(
             name=self.name,
             type="memory",
             status="healthy",
             metrics={
-                "evaluations": live,
-                "deleted": len(db.evaluations) - live,
+                "evaluations": len(records),
+                "deleted": len(db.evaluations) - len(records),
                 "events": sum(len(timeline) for timeline in db.events.values()),
                 "log_chunks": sum(len(chunks) for chunks in db.log_chunks.values()),
                 "size_bytes": None,
+                "oldest_record": None if oldest is None else as_utc(oldest).isoformat(),
             },
             details=details,
+            listings=listings,
         )

@@ -14,6 +14,7 @@ import redis.asyncio as redis
 
 from application.queries import (
     CACHE_KEY_PATTERNS,
+    KEY_SAMPLE,
     TTL_BUCKET_NAMES,
     BackendReport,
     MetricValue,
@@ -92,10 +93,17 @@ class RedisInspector:
         metrics["keys"] = scan.count
         metrics["used_memory_bytes"] = info.get("used_memory")
         details: dict[str, MetricValue] = {}
+        listings: dict[str, list[str]] = {}
         if detailed:
             details = await self._details(info, scan)
+            listings["keys"] = sorted(scan.keys)[:KEY_SAMPLE]
         return BackendReport(
-            name=self.name, type="redis", status="healthy", metrics=metrics, details=details
+            name=self.name,
+            type="redis",
+            status="healthy",
+            metrics=metrics,
+            details=details,
+            listings=listings,
         )
 
     async def _scan(self, client: redis.Redis, *, collect: bool) -> _Scan:
@@ -121,6 +129,9 @@ class RedisInspector:
             "keys_exact": scan.exact,
             "server_keyspace_hits": info.get("keyspace_hits"),
             "server_keyspace_misses": info.get("keyspace_misses"),
+            "server_evicted_keys": info.get("evicted_keys"),
+            "used_memory_peak_bytes": info.get("used_memory_peak"),
+            "maxmemory_bytes": info.get("maxmemory"),
             "key_prefix": self._prefix,
         }
         for pattern in CACHE_KEY_PATTERNS:

@@ -313,6 +313,8 @@ class S3BlobInspector:
     async def inspect(self, *, detailed: bool = False) -> BackendReport:
         files = total = 0
         evaluations: set[str] = set()
+        directories: set[str] = set()
+        largest: BlobEntry | None = None
         compressed = 0
         try:
             await self._connection.client.head_bucket(Bucket=self._connection.bucket)
@@ -323,6 +325,10 @@ class S3BlobInspector:
                 parts = entry.key.split("/")
                 if len(parts) > 2 and parts[0] == "evaluations":
                     evaluations.add(parts[1])
+                # The "directories" the keys imply, as a file tree would have them.
+                directories.update("/".join(parts[:depth]) for depth in range(1, len(parts)))
+                if largest is None or entry.size > largest.size:
+                    largest = entry
         except (BackendUnavailableError, ClientError, *_DRIVER_ERRORS) as exc:
             return BackendReport(
                 name=self.name,
@@ -342,7 +348,14 @@ class S3BlobInspector:
             name=self.name,
             type="s3",
             status="healthy",
-            metrics={"files": files, "total_size_bytes": total, "evaluations": len(evaluations)},
+            metrics={
+                "files": files,
+                "total_size_bytes": total,
+                "evaluations": len(evaluations),
+                "directories": len(directories),
+                "largest_file": None if largest is None else largest.key,
+                "largest_file_bytes": None if largest is None else largest.size,
+            },
             details=details,
         )
 

@@ -27,3 +27,11 @@ def utc_day(session: AsyncSession, column: sa.ColumnElement[Any]) -> sa.ColumnEl
         return sa.cast(sa.func.timezone("UTC", column), sa.Date)
     # SQLite keeps UTC text 'YYYY-MM-DD HH:MM:SS.ffffff'; date() takes its day.
     return sa.func.date(column)
+
+
+def utc_hour(session: AsyncSession, column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """The start of the UTC clock hour of a timestamp column (naive ``timestamp`` on
+    PostgreSQL, text ``'YYYY-MM-DD HH:00:00'`` on SQLite)."""
+    if dialect_name(session) == "postgresql":
+        return sa.func.date_trunc("hour", sa.func.timezone("UTC", column))
+    return sa.func.strftime("%Y-%m-%d %H:00:00", column)

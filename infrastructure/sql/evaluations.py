@@ -24,6 +24,7 @@ from application.queries import (
     EvaluationPage,
     EvaluationQuery,
     EvaluationStatistics,
+    HourCount,
     ListCursor,
     ProjectedPage,
     Projection,
@@ -33,7 +34,8 @@ from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from domain.payload import PayloadLocation, StoredPayload
 from domain.status import ACTIVE_STATUSES, EvaluationStatus
-from infrastructure.sql.dialect import insert_for, utc_day
+from domain.timestamps import as_utc
+from infrastructure.sql.dialect import insert_for, utc_day, utc_hour
 from infrastructure.sql.errors import translate_errors
 from infrastructure.sql.tables import (
     COUNTER_NAMES,
@@ -361,6 +363,28 @@ class SqlEvaluationQueries:
             for value, status, count in rows
         ]
 
+    async def hourly_counts(self, since: datetime) -> builtins.list[HourCount]:
+        # A range of idx_evaluations_created_at: the records created since ``since``.
+        hour = utc_hour(self._session, evaluations.c.created_at).label("hour")
+        statement = (
+            sa.select(hour, sa.func.count())
+            .where(_live, evaluations.c.created_at >= since)
+            .group_by(hour)
+            .order_by(hour)
+        )
+        with translate_errors():
+            rows = (await self._session.execute(statement)).all()
+        return [
+            HourCount(
+                # Naive UTC from both databases (PostgreSQL's timestamp, SQLite's text).
+                hour=as_utc(
+                    value if isinstance(value, datetime) else datetime.fromisoformat(value)
+                ),
+                count=int(count),
+            )
+            for value, count in rows
+        ]
+
     async def list_active(self) -> builtins.list[Evaluation]:
         statement = (
             sa.select(evaluations)
@@ -420,6 +444,11 @@ class SqlEvaluationQueries:
             },
             events=totals["events"],
             log_bytes=totals["log_bytes"],
+            payloads_by_location={
+                location: totals[f"{location}_payloads"]
+                for location in ("inline", "file", "s3")
+                if totals[f"{location}_payloads"] > 0
+            },
         )
 
     async def _runtime_percentiles(self, count: int) -> tuple[dict[int, int | None], int | None]:

@@ -1,11 +1,20 @@
 """Measures the database for health, overview and details pages."""
 
+from datetime import datetime
+
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from application.queries import BackendReport, MetricValue
+from domain.timestamps import as_utc
 from infrastructure.sql.errors import short_reason
 from infrastructure.sql.tables import ALL_TABLES, evaluation_events, evaluations, log_chunks
+
+
+def _instant(value: datetime | str) -> str:
+    """ISO 8601 in UTC of a timestamp as an aggregate returns it (SQLite: its stored text)."""
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return as_utc(moment).isoformat()
 
 
 class SqlDatabaseInspector:
@@ -32,8 +41,20 @@ class SqlDatabaseInspector:
             return BackendReport(
                 name=self.name, type=self._type, status="unavailable", error=short_reason(error)
             )
+        listings: dict[str, list[str]] = {}
+        if detailed:
+            # str(): SQLAlchemy's names are ``quoted_name``, which no encoder knows.
+            listings = {
+                f"{table.name}_columns": [str(column.name) for column in table.c]
+                for table in ALL_TABLES
+            }
         return BackendReport(
-            name=self.name, type=self._type, status="healthy", metrics=metrics, details=details
+            name=self.name,
+            type=self._type,
+            status="healthy",
+            metrics=metrics,
+            details=details,
+            listings=listings,
         )
 
     async def probe(self) -> BackendReport:
@@ -50,7 +71,11 @@ class SqlDatabaseInspector:
     async def _metrics(self, session: AsyncSession) -> dict[str, MetricValue]:
         live = sa.func.count().filter(evaluations.c.deleted_at.is_(None))
         deleted = sa.func.count().filter(evaluations.c.deleted_at.is_not(None))
-        counts = (await session.execute(sa.select(live, deleted).select_from(evaluations))).one()
+        # In the same pass as the counts, which read every row anyway.
+        oldest = sa.func.min(evaluations.c.created_at).filter(evaluations.c.deleted_at.is_(None))
+        counts = (
+            await session.execute(sa.select(live, deleted, oldest).select_from(evaluations))
+        ).one()
         events = await session.scalar(sa.select(sa.func.count()).select_from(evaluation_events))
         chunks = await session.scalar(sa.select(sa.func.count()).select_from(log_chunks))
         return {
@@ -59,6 +84,7 @@ class SqlDatabaseInspector:
             "events": int(events or 0),
             "log_chunks": int(chunks or 0),
             "size_bytes": await self._size_bytes(session),
+            "oldest_record": None if counts[2] is None else _instant(counts[2]),
         }
 
     async def _size_bytes(self, session: AsyncSession) -> int:

@@ -92,9 +92,11 @@ def usage(as_json: bool) -> None:
             return {name: await details.execute(name) for name in BACKENDS}
 
     reports = run(settings, measure)
-    from application.use_cases.storage_report import overall_state
+    from application.use_cases.storage_report import overall_state, summarize
 
-    overview = StorageOverview(status=overall_state(reports), backends=reports)
+    overview = StorageOverview(
+        status=overall_state(reports), summary=summarize(reports), backends=reports
+    )
     if as_json:
         echo_json(overview)
     else:

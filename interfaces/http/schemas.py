@@ -11,7 +11,24 @@ import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from application.errors import InvalidRequestError
-from application.queries import Projection, RunningInfo
+from application.queries import (
+    TTL_BUCKET_NAMES,
+    BackendReport,
+    BackendState,
+    Projection,
+    RunningInfo,
+    RuntimeStatistics,
+)
+from application.use_cases.evaluation_content import CompleteEvaluation, TimelineEntry
+from application.use_cases.statistics import StatisticsReport
+from application.use_cases.storage_report import (
+    CACHE,
+    DatabaseDetails,
+    FileDetails,
+    StorageConfiguration,
+    StorageOverview,
+    StorageSummary,
+)
 from domain.evaluation import Evaluation, ensure_storable_text
 from domain.status import EvaluationStatus
 from domain.timeline import EvaluationEvent
@@ -310,8 +327,382 @@ class CeleryUpdateResult(msgspec.Struct, kw_only=True):
     evaluation: EvaluationBody
 
 
-class CompleteEvaluationBody(EvaluationBody, kw_only=True):
-    """The record with full (never truncated) output and error, its logs and events."""
+# Storage, statistics and the complete view: the platform's field names first (its
+# gateway and storage pages read them), then this service's further figures.
 
-    logs: str
+
+class StorageThresholdsBody(msgspec.Struct, kw_only=True):
+    inline_threshold: int  # LARGE_FILE_THRESHOLD: larger outputs go to the blob store
+    preview_size: int
+    compression_threshold: int
+
+
+class StorageInfoBody(msgspec.Struct, kw_only=True):
+    """How this instance stores data, as configured at start (no secrets)."""
+
+    primary_backend: str
+    fallback_backend: str | None  # null: no fallback (FALLBACK_BACKEND=none)
+    cache_enabled: bool
+    large_output_storage: str  # "file", "s3" or "memory"
+    storage_thresholds: StorageThresholdsBody
+    backends_available: list[str]
+    database: str
+    cache: str  # "redis", "memory" or "disabled"
+    file_storage_path: str
+    large_file_threshold: int
+    compression_threshold: int
+    preview_size: int
+    cache_ttl: int
+    max_request_bytes: int
+
+    @classmethod
+    def of(cls, configuration: StorageConfiguration) -> "StorageInfoBody":
+        c = configuration
+        return cls(
+            primary_backend=c.primary_backend,
+            fallback_backend=None if c.fallback_backend == "none" else c.fallback_backend,
+            cache_enabled=c.caching_enabled,
+            large_output_storage=c.blob_backend,
+            storage_thresholds=StorageThresholdsBody(
+                inline_threshold=c.large_file_threshold,
+                preview_size=c.preview_size,
+                compression_threshold=c.compression_threshold,
+            ),
+            backends_available=c.backends_available,
+            database=c.database,
+            cache=c.cache,
+            file_storage_path=c.file_storage_path,
+            large_file_threshold=c.large_file_threshold,
+            compression_threshold=c.compression_threshold,
+            preview_size=c.preview_size,
+            cache_ttl=c.cache_ttl,
+            max_request_bytes=c.max_request_bytes,
+        )
+
+
+class StatisticsStorageBody(msgspec.Struct, kw_only=True):
+    primary_backend: str
+    cache_enabled: bool
+    large_output_storage: str
+    # Outputs and errors stored outside the database (files or S3).
+    large_outputs_externalized: int
+
+
+class StatisticsBody(msgspec.Struct, kw_only=True):
+    """Aggregates over live evaluations: from counters kept in each write's transaction
+    (constant time), and the last 24 hours from the ``created_at`` index."""
+
+    total_evaluations: int
+    by_status: dict[str, int]
+    by_language: dict[str, int]
+    average_runtime_ms: float | None
+    success_rate: float  # completed / (completed + failed); 0.0 when neither
+    last_24h_count: int
+    peak_hour: datetime | None  # start of the UTC hour of the last 24 with most creations
+    storage_info: StatisticsStorageBody
+    runtime: RuntimeStatistics
+    bytes_by_location: dict[str, int]
+    payloads_by_location: dict[str, int]
+    events: int
+    log_bytes: int
+
+    @classmethod
+    def of(cls, report: StatisticsReport) -> "StatisticsBody":
+        totals, configuration = report.totals, report.configuration
+        outside = sum(n for where, n in totals.payloads_by_location.items() if where != "inline")
+        return cls(
+            total_evaluations=totals.total,
+            by_status=totals.by_status,
+            by_language=totals.by_language,
+            average_runtime_ms=totals.runtime.average_ms,
+            success_rate=report.success_rate,
+            last_24h_count=report.last_24h_count,
+            peak_hour=report.peak_hour,
+            storage_info=StatisticsStorageBody(
+                primary_backend=configuration.primary_backend,
+                cache_enabled=configuration.caching_enabled,
+                large_output_storage=configuration.blob_backend,
+                large_outputs_externalized=outside,
+            ),
+            runtime=totals.runtime,
+            bytes_by_location=totals.bytes_by_location,
+            payloads_by_location=totals.payloads_by_location,
+            events=totals.events,
+            log_bytes=totals.log_bytes,
+        )
+
+
+# A measured figure as it is sent: a backend may report a flag (Redis' ``keys_exact``).
+Figure = bool | float | str | None
+
+# Metric names of this service -> the platform's, by the name it gives the backend.
+_PLATFORM_METRICS: dict[str, dict[str, str]] = {
+    "redis": {"hits": "cache_hits", "misses": "cache_misses"},
+    "memory": {"hits": "cache_hits", "misses": "cache_misses", "evictions": "eviction_count"},
+}
+# Figures the detailed cache report holds that the overview of the cache shows.
+_CACHE_FIGURES: dict[str, dict[str, str]] = {
+    "redis": {"used_memory_bytes": "memory_used_bytes"},
+    "memory": {"keys_eval": "cached_evaluations", "used_memory_bytes": "cache_size_bytes"},
+}
+
+
+def platform_name(report: BackendReport) -> str:
+    """The platform's name of a backend: the cache is ``redis`` or ``memory`` by its kind."""
+    if report.name == CACHE and report.type in _PLATFORM_METRICS:
+        return report.type
+    return report.name
+
+
+def _ttl_stats(report: BackendReport) -> dict[str, int]:
+    """Keys by remaining time to live, from the sample a detailed inspection took."""
+    return {
+        name: int(value)
+        for name in (*TTL_BUCKET_NAMES, "ttl_sampled_keys")
+        if isinstance(value := report.details.get(name), int | float)
+    }
+
+
+def platform_metrics(report: BackendReport) -> dict[str, Any]:
+    """The report's metrics under the platform's names, with the cache's detailed figures."""
+    name = platform_name(report)
+    renamed = _PLATFORM_METRICS.get(name, {})
+    metrics: dict[str, Any] = {
+        renamed.get(key, key): value for key, value in report.metrics.items()
+    }
+    if name in _CACHE_FIGURES:
+        for key, platform_key in _CACHE_FIGURES[name].items():
+            metrics.pop(key, None)
+            metrics[platform_key] = report.details.get(key, report.metrics.get(key))
+        metrics["ttl_stats"] = _ttl_stats(report)
+    return metrics
+
+
+class BackendOverviewBody(msgspec.Struct, kw_only=True):
+    type: str
+    status: BackendState
+    metrics: dict[str, Any]
+    error: str | None
+
+
+class StorageOverviewBody(msgspec.Struct, kw_only=True):
+    """Every backend measured now. ``backends`` is keyed by the platform's names:
+    ``database``, ``file``, ``redis`` or ``memory`` (the cache), ``fallback``."""
+
+    status: BackendState
+    summary: StorageSummary
+    backends: dict[str, BackendOverviewBody]
+
+    @classmethod
+    def of(cls, overview: StorageOverview) -> "StorageOverviewBody":
+        return cls(
+            status=overview.status,
+            summary=overview.summary,
+            backends={
+                platform_name(report): BackendOverviewBody(
+                    type=report.type,
+                    status=report.status,
+                    metrics=platform_metrics(report),
+                    error=report.error,
+                )
+                for report in overview.backends.values()
+            },
+        )
+
+
+class EvaluationsTableBody(msgspec.Struct, kw_only=True):
+    count: int
+    by_status: dict[str, int]
+    columns: list[str]
+
+
+class TableBody(msgspec.Struct, kw_only=True):
+    count: int
+    columns: list[str]
+
+
+class DatabaseTablesBody(msgspec.Struct, kw_only=True):
+    evaluations: EvaluationsTableBody
+    evaluation_events: TableBody
+
+
+def _int(value: Figure) -> int:
+    return int(value) if isinstance(value, int | float) else 0
+
+
+class DatabaseDetailsBody(msgspec.Struct, kw_only=True):
+    """The records backend: live records by status, the newest, and measured figures."""
+
+    backend: str
+    connection: str  # "postgresql", "sqlite" or "memory"
+    tables: DatabaseTablesBody
+    recent_evaluations: list[EvaluationBody]
+    name: str
+    type: str
+    status: BackendState
+    metrics: dict[str, Figure]
+    details: dict[str, Figure]
+    error: str | None
+
+    @classmethod
+    def of(cls, found: DatabaseDetails) -> "DatabaseDetailsBody":
+        report = found.report
+        return cls(
+            backend=report.name,
+            connection=report.type,
+            tables=DatabaseTablesBody(
+                evaluations=EvaluationsTableBody(
+                    count=_int(report.metrics.get("evaluations")),
+                    by_status=found.by_status,
+                    columns=report.listings.get("evaluations_columns", []),
+                ),
+                evaluation_events=TableBody(
+                    count=_int(report.metrics.get("events")),
+                    columns=report.listings.get("evaluation_events_columns", []),
+                ),
+            ),
+            recent_evaluations=[EvaluationBody.of(e) for e in found.recent],
+            name=report.name,
+            type=report.type,
+            status=report.status,
+            metrics=report.metrics,
+            details=report.details,
+            error=report.error,
+        )
+
+
+class FileEntryBody(msgspec.Struct, kw_only=True):
+    path: str  # the blob's key: its path under the root
+    size: int  # bytes as stored (compressed when the key ends in .zst)
+    modified: datetime
+
+
+class FileDetailsBody(msgspec.Struct, kw_only=True):
+    """The blob store: its largest files (at most 50) and measured figures."""
+
+    backend: str
+    path: str  # FILE_STORAGE_PATH, or the s3:// or memory:// root
+    files: list[FileEntryBody]
+    total_files: int
+    name: str
+    type: str  # "filesystem", "s3" or "memory"
+    status: BackendState
+    metrics: dict[str, Figure]
+    details: dict[str, Figure]
+    error: str | None
+
+    @classmethod
+    def of(cls, found: FileDetails) -> "FileDetailsBody":
+        report = found.report
+        return cls(
+            backend=report.name,
+            path=found.root,
+            files=[
+                FileEntryBody(path=entry.key, size=entry.size, modified=entry.modified_at)
+                for entry in found.largest
+            ],
+            total_files=found.total_files,
+            name=report.name,
+            type=report.type,
+            status=report.status,
+            metrics=report.metrics,
+            details=report.details,
+            error=report.error,
+        )
+
+
+class CacheInfoBody(msgspec.Struct, kw_only=True):
+    keys: list[str]  # a sample: the first 100 of our keys by name, prefix left out
+    memory: dict[str, Figure]
+    stats: dict[str, Figure]
+
+
+_CACHE_STATS = (
+    "keys",
+    "entries",
+    "hits",
+    "misses",
+    "hit_rate",
+    "evictions",
+    "keys_exact",
+    "server_keyspace_hits",
+    "server_keyspace_misses",
+    "server_evicted_keys",
+    "max_entries",
+    "ttl_seconds",
+)
+
+
+class CacheDetailsBody(msgspec.Struct, kw_only=True):
+    """The cache (and the running registry beside it), named ``redis`` by the platform's
+    pages whether it is Redis or in this process: ``backend`` says which."""
+
+    backend: str  # "redis" or "memory"
+    status: BackendState
+    info: CacheInfoBody
+    name: str
+    type: str
+    metrics: dict[str, Figure]
+    details: dict[str, Figure]
+    error: str | None
+
+    @classmethod
+    def of(cls, report: BackendReport) -> "CacheDetailsBody":
+        figures = {**report.metrics, **report.details}
+        return cls(
+            backend=platform_name(report),
+            status=report.status,
+            info=CacheInfoBody(
+                keys=report.listings.get("keys", []),
+                memory={key: value for key, value in figures.items() if "memory" in key},
+                stats={key: figures[key] for key in _CACHE_STATS if key in figures},
+            ),
+            name=report.name,
+            type=report.type,
+            metrics=report.metrics,
+            details=report.details,
+            error=report.error,
+        )
+
+
+class CompleteMetadataBody(msgspec.Struct, kw_only=True):
+    total_events: int
+    execution_time_ms: int | None
+    output_size: int  # UTF-8 bytes of the whole output (0 without one)
+    error_size: int
+
+
+class CompleteEvaluationBody(msgspec.Struct, kw_only=True):
+    """Every artifact of one evaluation: the record with its full (never truncated)
+    output and error, its events and log, where each is stored, and its timeline."""
+
+    evaluation: EvaluationBody
     events: list[EventBody]
+    storage_locations: dict[str, str]
+    timeline: list[TimelineEntry]
+    metadata: CompleteMetadataBody
+    logs: str
+
+    @classmethod
+    def of(cls, found: CompleteEvaluation) -> "CompleteEvaluationBody":
+        record = found.evaluation
+        evaluation = msgspec.structs.replace(
+            EvaluationBody.of(record, storage_info=True),
+            output=found.output,
+            error=found.error,
+            output_truncated=False,
+            error_truncated=False,
+        )
+        return cls(
+            evaluation=evaluation,
+            events=[EventBody.of(event) for event in found.events],
+            storage_locations=found.storage_locations,
+            timeline=found.timeline,
+            metadata=CompleteMetadataBody(
+                total_events=len(found.events),
+                execution_time_ms=record.runtime_ms,
+                output_size=record.output.size if record.output else 0,
+                error_size=record.error.size if record.error else 0,
+            ),
+            logs=found.logs,
+        )

@@ -268,7 +268,15 @@ async def test_file_inspector_measures_the_tree(tmp_path: Path) -> None:
     assert report.type == "filesystem"
     assert report.status == "healthy"
     on_disk = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
-    assert report.metrics == {"files": 3, "total_size_bytes": on_disk, "evaluations": 2}
+    largest = (root / "evaluations/a/output.txt.zst").stat().st_size
+    assert report.metrics == {
+        "files": 3,
+        "total_size_bytes": on_disk,
+        "evaluations": 2,
+        "directories": 3,  # evaluations/, evaluations/a/, evaluations/b/
+        "largest_file": "evaluations/a/output.txt.zst",
+        "largest_file_bytes": largest,
+    }
     assert report.details["output_compressed"] == 1
     assert report.details["error_uncompressed"] == 1
     assert report.details["metadata"] == 1
@@ -293,7 +301,14 @@ async def test_memory_inspector() -> None:
     await store.put("evaluations/b/error.txt", b"boom")
     report = await MemoryBlobInspector(store).inspect(detailed=True)
     assert report.status == "healthy"
-    assert report.metrics == {"files": 2, "total_size_bytes": written + 4, "evaluations": 2}
+    assert report.metrics == {
+        "files": 2,
+        "total_size_bytes": written + 4,
+        "evaluations": 2,
+        "directories": 3,
+        "largest_file": "evaluations/a/output.txt.zst",
+        "largest_file_bytes": written,
+    }
 
 
 async def chunks_of(data: bytes, size: int = 7_777) -> AsyncIterator[bytes]:

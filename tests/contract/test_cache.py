@@ -169,8 +169,15 @@ async def test_memory_cache_is_bounded_lru() -> None:
     assert report.name == "cache"
     assert report.type == "memory"
     assert report.status == "healthy"
-    assert report.metrics == {"entries": 3, "hits": 2, "misses": 1, "hit_rate": 0.6667}
+    assert report.metrics == {
+        "entries": 3,
+        "hits": 2,
+        "misses": 1,
+        "hit_rate": 0.6667,
+        "evictions": 1,  # k1, least recently used
+    }
     assert report.details["max_entries"] == 3
+    assert report.listings["keys"] == ["k0", "k2", "k3"]
 
 
 async def test_memory_inspector_reports_keys_ttls_and_memory_like_redis() -> None:
@@ -216,6 +223,8 @@ async def test_redis_inspector_reports_keys_and_hit_rate(anyio_backend: str) -> 
         assert report.details["ttl_10m_to_1h"] == 2
         assert report.details["ttl_none"] == 1
         assert str(report.details["redis_version"]).split(".")[0].isdigit()
+        assert report.listings["keys"] == ["eval:{a}", "eval:{b}", "logs:{a}"]
+        assert isinstance(report.details["used_memory_peak_bytes"], int)
     finally:
         await drop_redis_keys(prefix)
         await connection.close()

@@ -395,6 +395,24 @@ async def test_daily_status_counts_group_live_records_by_utc_day(sql_backend: Po
     ]
 
 
+async def test_hourly_counts_group_live_records_by_utc_hour(sql_backend: PortStore) -> None:
+    hour = timedelta(hours=1)
+    await _add(
+        sql_backend,
+        make_evaluation("before", created_at=BASE_TIME - 3 * hour),
+        make_evaluation("h1a", created_at=BASE_TIME - hour),
+        make_evaluation("h1b", created_at=BASE_TIME - hour + timedelta(minutes=59, seconds=59)),
+        make_evaluation("h0", created_at=BASE_TIME + timedelta(minutes=1)),
+        make_evaluation("gone", created_at=BASE_TIME + timedelta(minutes=2)),
+    )
+    await _delete(sql_backend, "gone")
+    async with sql_backend.session() as ports:
+        rows = await ports.queries.hourly_counts(BASE_TIME - 2 * hour)
+    top = BASE_TIME.replace(minute=0, second=0, microsecond=0)
+    assert [(r.hour, r.count) for r in rows] == [(top - hour, 2), (top, 1)]
+    assert all(r.hour.utcoffset() == timedelta(0) for r in rows)
+
+
 async def test_statistics_follow_every_kind_of_change(sql_backend: PortStore) -> None:
     """Counters kept by the store (triggers on SQL) agree with the records after changes."""
     await _add(

@@ -135,6 +135,8 @@ async def test_inspector_counts_objects_under_the_prefix(s3_store: S3BlobStore) 
     assert report.status == "healthy"
     assert report.metrics["files"] == 2
     assert report.metrics["evaluations"] == 2
+    assert report.metrics["directories"] == 3  # evaluations/, evaluations/a/, evaluations/b/
+    assert report.metrics["largest_file"] == "evaluations/a/output.x.txt.zst"
     assert report.details["compressed_files"] == 1
 
 

@@ -58,7 +58,7 @@ def test_threshold_routing_and_round_trip(client: Client, backend_settings: Sett
     assert passed.headers["content-encoding"] == "zstd"
     assert passed.headers["content-length"] == str(on_disk.stat().st_size)
     assert passed.content == text.encode()
-    assert client.get("/evaluations/big-1/complete").json()["output"] == text
+    assert client.get("/evaluations/big-1/complete").json()["evaluation"]["output"] == text
 
     client.put("/evaluations/big-1", json={"output": "small now"})
     assert not on_disk.exists()
@@ -248,12 +248,23 @@ def test_complete_has_every_artifact(client: Client) -> None:
     client.post("/evaluations/all-1/logs", json={"content": "log line\n"})
     client.post("/evaluations/all-1/events", json={"event_type": "queued"})
     body = client.get("/evaluations/all-1/complete").json()
-    assert body["id"] == "all-1"
-    assert body["output"] == "o" * 150_000
-    assert body["output_truncated"] is False
-    assert body["error"] == "e"
+    record = body["evaluation"]
+    assert record["id"] == "all-1"
+    assert record["output"] == "o" * 150_000
+    assert record["output_truncated"] is False
+    assert record["_storage_info"]["output_location"] == "file"
+    assert record["error"] == "e"
     assert body["logs"] == "log line\n"
     assert [e["type"] for e in body["events"]] == ["queued"]
+    assert body["metadata"] == {
+        "total_events": 1,
+        "execution_time_ms": None,
+        "output_size": 150_000,
+        "error_size": 1,
+    }
+    assert body["storage_locations"]["output"].startswith("file://")
+    assert body["storage_locations"]["error"] == "database"
+    assert [entry["event"] for entry in body["timeline"]] == ["created", "queued"]
 
 
 def test_missing_payload_is_204(client: Client) -> None:

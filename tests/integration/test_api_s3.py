@@ -92,7 +92,9 @@ def test_outputs_live_in_s3_and_read_back_every_way(
     passed = client.get("/evaluations/s3-1/output", headers={"Accept-Encoding": "zstd"})
     assert passed.headers["content-encoding"] == "zstd"
     assert passed.headers["content-length"] == str(stored[keys[1]])
-    assert client.get("/evaluations/s3-1/complete").json()["output"] == BIG
+    complete = client.get("/evaluations/s3-1/complete").json()
+    assert complete["evaluation"]["output"] == BIG
+    assert complete["storage_locations"]["output"].startswith("s3://")
 
     # A raw upload streams to S3 the same way.
     upload = client.put(

@@ -4,6 +4,8 @@ from typing import Any
 
 from litestar.testing import TestClient
 
+from interfaces.settings import FallbackBackend
+
 Client = TestClient[Any]
 
 
@@ -23,32 +25,62 @@ def fill(client: Client) -> None:
 def test_statistics(client: Client) -> None:
     fill(client)
     stats = client.get("/statistics").json()
-    assert stats["total"] == 3
+    assert stats["total_evaluations"] == 3
     assert stats["by_status"] == {"completed": 1, "failed": 1, "queued": 1}
     assert stats["by_language"] == {"python": 2, "rust": 1}
+    assert stats["average_runtime_ms"] == 150
+    assert stats["success_rate"] == 0.5
+    assert stats["last_24h_count"] == 3
+    assert stats["peak_hour"].endswith(":00:00Z")
+    assert stats["storage_info"] == {
+        "primary_backend": "database",
+        "cache_enabled": True,
+        "large_output_storage": "file",
+        "large_outputs_externalized": 1,
+    }
     assert stats["runtime"]["count"] == 2
     assert stats["runtime"]["average_ms"] == 150
     assert stats["runtime"]["max_ms"] == 200
     assert stats["bytes_by_location"]["file"] == 200_000
+    assert stats["payloads_by_location"] == {"file": 1}
     assert stats["events"] == 1
     assert stats["log_bytes"] == 5
 
 
 def test_storage_info_shows_configuration(client: Client, backend_settings: Any) -> None:
     info = client.get("/storage-info").json()
+    cache = "redis" if backend_settings.redis_url else "memory"
     assert info["primary_backend"] == "database"
+    assert info["fallback_backend"] == "file"
+    assert info["cache_enabled"] is True
+    assert info["large_output_storage"] == "file"
+    assert info["storage_thresholds"] == {
+        "inline_threshold": 102_400,
+        "preview_size": 1000,
+        "compression_threshold": 10_240,
+    }
+    assert info["backends_available"] == ["database", "file", cache]
     assert info["large_file_threshold"] == 102_400
     assert info["compression_threshold"] == 10_240
     assert info["preview_size"] == 1000
-    assert info["cache"] == ("redis" if backend_settings.redis_url else "memory")
+    assert info["cache"] == cache
     assert info["database"] == ("postgresql" if backend_settings.is_postgres else "sqlite")
 
 
-def test_overview_measures_backends(client: Client) -> None:
+def test_storage_info_without_fallback_or_cache(make_client: Any) -> None:
+    client = make_client(fallback_backend=FallbackBackend.NONE, enable_caching=False)
+    info = client.get("/storage-info").json()
+    assert info["fallback_backend"] is None
+    assert info["cache_enabled"] is False
+    assert info["cache"] == "disabled"
+
+
+def test_overview_measures_backends(client: Client, backend_settings: Any) -> None:
     fill(client)
     overview = client.get("/storage/overview").json()
     backends = overview["backends"]
-    assert set(backends) == {"database", "file", "cache", "fallback"}
+    cache = "redis" if backend_settings.redis_url else "memory"
+    assert set(backends) == {"database", "file", cache, "fallback"}
     assert backends["fallback"]["type"] == "file"
     assert backends["fallback"]["metrics"]["pending_replay"] == 0
     assert backends["database"]["status"] == "healthy"
@@ -56,18 +88,33 @@ def test_overview_measures_backends(client: Client) -> None:
     assert backends["database"]["metrics"]["size_bytes"] > 0
     assert backends["file"]["metrics"]["files"] == 2  # output.txt.zst + metadata.json
     assert backends["file"]["metrics"]["total_size_bytes"] > 0
+    assert backends[cache]["status"] == "healthy"
     assert overview["status"] == "healthy"
+    summary = overview["summary"]
+    assert summary["total_evaluations"] == 3
+    assert summary["total_storage_bytes"] == (
+        backends["database"]["metrics"]["size_bytes"]
+        + backends["file"]["metrics"]["total_size_bytes"]
+    )
+    assert summary["active_backends"] == 4
 
 
-def test_backend_details(client: Client) -> None:
+def test_backend_details(client: Client, backend_settings: Any) -> None:
     fill(client)
-    for backend in ("database", "file", "cache"):
-        response = client.get(f"/storage/{backend}/details")
+    cache = "redis" if backend_settings.redis_url else "memory"
+    expected = {"database": "database", "file": "file", "cache": cache, "redis": cache}
+    for path, backend in expected.items():
+        response = client.get(f"/storage/{path}/details")
         assert response.status_code == 200, response.text
-        assert response.json()["name"] == backend
+        assert response.json()["backend"] == backend
+        assert response.json()["name"] == ("cache" if path == "redis" else path)
+    fallback = client.get("/storage/fallback/details")
+    assert fallback.status_code == 200, fallback.text
+    assert fallback.json()["name"] == "fallback"
     missing = client.get("/storage/tape/details")
     assert missing.status_code == 404
     assert missing.headers["content-type"].startswith("application/problem+json")
+    assert "redis" in missing.json()["known"]
 
 
 def test_health(client: Client) -> None:

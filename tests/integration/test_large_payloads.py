@@ -314,7 +314,7 @@ def test_round_trip_is_byte_exact(
     other = "error" if kind == "output" else "output"
     assert client.get(f"/evaluations/{eval_id}/{other}").status_code == 204  # never written
     complete = client.get(f"/evaluations/{eval_id}/complete").json()
-    assert complete[kind] == body.decode()
+    assert complete["evaluation"][kind] == body.decode()
 
 
 def test_a_new_upload_replaces_the_content_and_its_validators(

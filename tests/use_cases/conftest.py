@@ -39,6 +39,7 @@ from application.use_cases.running_evaluations import (
     RebuildRunningRegistry,
 )
 from application.use_cases.statistics import GetStatistics
+from application.use_cases.storage_report import StorageConfiguration
 from application.use_cases.update_evaluation import ChangeApplier, UpdateEvaluation
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
@@ -101,6 +102,26 @@ class StubInspector:
         return BackendReport(name=self.name, type="stub", status=self._status, error=self._error)
 
 
+def memory_configuration(thresholds: StorageThresholds = THRESHOLDS) -> StorageConfiguration:
+    """What ``STORAGE_BACKEND=memory`` configures (``interfaces/providers.py``)."""
+    return StorageConfiguration(
+        primary_backend="memory",
+        fallback_backend="none",
+        database="memory",
+        cache="memory",
+        caching_enabled=True,
+        file_storage_path="/tmp/files",
+        large_file_threshold=thresholds.large_file_threshold,
+        compression_threshold=thresholds.compression_threshold,
+        preview_size=thresholds.preview_size,
+        cache_ttl=3600,
+        max_request_bytes=1024,
+        blob_backend="memory",
+        cache_backend="memory",
+        blob_urls={"file": "memory://"},
+    )
+
+
 class UseCases:
     """Every adapter and use case of one in-memory deployment."""
 
@@ -159,11 +180,12 @@ class UseCases:
         self.celery = ApplyCeleryUpdate(self.writer, self.applier)
         self.receive = UploadPayload(self.writer, self.payloads, self.uow)
         self.attach = AttachPayload(self.writer)
+        self.configuration = memory_configuration(thresholds)
         self.complete = GetCompleteEvaluation(
-            self.repository, self.payloads, self.logs, self.events
+            self.repository, self.payloads, self.logs, self.events, self.configuration
         )
         self.read_payload = ReadPayload(self.repository, self.payloads, self.uow)
-        self.statistics = GetStatistics(self.queries)
+        self.statistics = GetStatistics(self.queries, self.clock, self.configuration)
 
     async def upload(
         self, evaluation_id: EvaluationId, kind: PayloadKind, chunks: AsyncIterator[bytes]

@@ -31,7 +31,7 @@ async def test_deleted_disappears_from_lists_and_statistics(app: UseCases) -> No
     page = await app.list.execute(EvaluationQuery(include_total=True))
     assert [e.id for e in page.items] == [kept.id]
     assert page.total == 1
-    assert (await app.statistics.execute()).total == 1
+    assert (await app.statistics.execute()).totals.total == 1
 
 
 async def test_second_delete_is_not_found(app: UseCases) -> None:

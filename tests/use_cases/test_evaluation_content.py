@@ -47,6 +47,47 @@ async def test_complete_has_full_payloads_logs_and_events(app: UseCases) -> None
     assert complete.evaluation.status is EvaluationStatus.FAILED
 
 
+async def test_complete_says_where_each_artifact_is_and_tells_the_timeline(
+    app: UseCases,
+) -> None:
+    created = BASE_TIME - timedelta(hours=1)
+    seeded = await app.seed(
+        status=EvaluationStatus.QUEUED, created_at=created, started_at=None, completed_at=None
+    )
+    await app.update.execute(seeded.id, EvaluationChanges(status=EvaluationStatus.RUNNING))
+    await app.record_event.execute(
+        seeded.id,
+        NewEvent(event_type="note", message="half way", timestamp=BASE_TIME + timedelta(1)),
+    )
+    await app.record_event.execute(
+        seeded.id, NewEvent(event_type="early", timestamp=created + timedelta(minutes=1))
+    )
+    app.clock.advance(days=2)
+    await app.update.execute(
+        seeded.id,
+        EvaluationChanges(status=EvaluationStatus.FAILED, output=LARGE_OUTPUT, error="boom"),
+    )
+
+    complete = await app.complete.execute(seeded.id)
+
+    output = complete.evaluation.output
+    assert output is not None and output.key is not None
+    assert complete.storage_locations == {
+        "metadata": "memory",
+        "events": "memory",
+        "logs": "memory",
+        "output": f"memory://{output.key}",
+        "error": "memory",
+    }
+    assert [(t.timestamp, t.event, t.details) for t in complete.timeline] == [
+        (created, "created", "Evaluation created"),
+        (created + timedelta(minutes=1), "early", ""),
+        (BASE_TIME, "started", "Started"),
+        (BASE_TIME + timedelta(1), "note", "half way"),
+        (BASE_TIME + timedelta(2), "failed", "Status: failed"),
+    ]
+
+
 async def test_complete_with_inline_and_missing_payloads(app: UseCases) -> None:
     seeded = await app.seed(status=EvaluationStatus.RUNNING)
     await app.update.execute(seeded.id, EvaluationChanges(output="short"))
@@ -57,6 +98,12 @@ async def test_complete_with_inline_and_missing_payloads(app: UseCases) -> None:
     assert complete.error is None
     assert complete.logs == ""
     assert complete.events == []
+    assert complete.storage_locations == {
+        "metadata": "memory",
+        "events": "memory",
+        "logs": "memory",
+        "output": "memory",
+    }
 
 
 async def test_complete_of_unknown_or_deleted_is_not_found(app: UseCases) -> None:

@@ -1,40 +1,51 @@
 import anyio
+import msgspec
 import pytest
 
-from application.errors import UnknownBackendError
+from application.errors import BackendUnavailableError, UnknownBackendError
 from application.queries import BackendReport
 from application.use_cases.storage_report import (
+    LARGEST_FILES,
+    RECENT_EVALUATIONS,
     CheckHealth,
     DescribeStorage,
     GetBackendDetails,
+    GetDatabaseDetails,
+    GetFileDetails,
     GetStorageOverview,
-    StorageConfiguration,
+    StorageSummary,
     as_probe,
     overall_state,
 )
 from application.use_cases.update_evaluation import EvaluationChanges
 from domain.status import EvaluationStatus
-from tests.use_cases.conftest import THRESHOLDS, StubInspector, UseCases
+from tests.use_cases.conftest import THRESHOLDS, StubInspector, UseCases, memory_configuration
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_describe_returns_the_configuration(app: UseCases) -> None:
-    configuration = StorageConfiguration(
-        primary_backend="memory",
-        fallback_backend="none",
-        database="memory",
-        cache="memory",
-        caching_enabled=True,
-        file_storage_path="/tmp/files",
-        large_file_threshold=THRESHOLDS.large_file_threshold,
-        compression_threshold=THRESHOLDS.compression_threshold,
-        preview_size=THRESHOLDS.preview_size,
-        cache_ttl=3600,
-        max_request_bytes=1024,
+    assert await DescribeStorage(app.configuration).execute() is app.configuration
+
+
+def test_backends_available_name_each_kind_of_storage_once() -> None:
+    memory = memory_configuration()
+    tiered = msgspec.structs.replace(
+        memory,
+        primary_backend="database",
+        fallback_backend="file",
+        blob_backend="file",
+        cache_backend="redis",
+        blob_urls={"file": "file:///data/files/", "s3": "s3://bucket/p/"},
     )
 
-    assert await DescribeStorage(configuration).execute() is configuration
+    assert memory.backends_available == ["memory"]
+    assert tiered.backends_available == ["database", "file", "s3", "redis"]
+    assert tiered.location_of("s3", "evaluations/e/output.t.txt.zst") == (
+        "s3://bucket/p/evaluations/e/output.t.txt.zst"
+    )
+    assert tiered.blob_root == "/tmp/files"
+    assert memory.blob_root == "memory://"
 
 
 async def test_overview_measures_every_memory_backend(app: UseCases) -> None:
@@ -48,10 +59,23 @@ async def test_overview_measures_every_memory_backend(app: UseCases) -> None:
 
     assert overview.status == "healthy"
     assert list(overview.backends) == ["database", "file", "cache"]
-    assert overview.backends["database"].metrics["evaluations"] == 1
-    assert overview.backends["file"].metrics["files"] == 2  # output blob + metadata.json
-    assert overview.backends["file"].metrics["evaluations"] == 1
-    assert overview.backends["cache"].metrics["hits"] == 1
+    database, files, cache = overview.backends.values()
+    assert database.metrics["evaluations"] == 1
+    assert database.metrics["oldest_record"] == seeded.created_at.isoformat()
+    assert files.metrics["files"] == 2  # output blob + metadata.json
+    assert files.metrics["evaluations"] == 1
+    assert files.metrics["directories"] == 2  # evaluations/, evaluations/<id>/
+    assert str(files.metrics["largest_file"]).startswith(f"evaluations/{seeded.id}/")
+    assert cache.metrics["hits"] == 1
+    # The cache alone is inspected in detail: its key sample and TTLs are bounded.
+    assert cache.details["keys_eval"] == 1
+    assert cache.listings["keys"] == [f"eval:{{{seeded.id}}}"]
+    assert database.details == {} and files.details == {}
+    assert overview.summary == StorageSummary(
+        total_evaluations=1,
+        total_storage_bytes=int(files.metrics["total_size_bytes"] or 0),  # no size in memory
+        active_backends=3,
+    )
 
 
 async def test_overview_is_degraded_when_a_secondary_backend_is_down(app: UseCases) -> None:
@@ -61,6 +85,7 @@ async def test_overview_is_degraded_when_a_secondary_backend_is_down(app: UseCas
 
     assert overview.status == "degraded"
     assert overview.backends["cache"].error == "refused"
+    assert overview.summary.active_backends == 2
 
 
 async def test_health_is_unavailable_when_the_database_is(app: UseCases) -> None:
@@ -149,7 +174,69 @@ async def test_details_of_an_unknown_backend_name_the_known_ones(app: UseCases) 
         await GetBackendDetails(app.inspectors).execute("s3")
 
     assert caught.value.backend == "s3"
-    assert caught.value.known == ["cache", "database", "file"]
+    assert caught.value.known == ["cache", "database", "file", "redis"]
+
+
+async def test_redis_is_the_cache_whatever_it_runs_on(app: UseCases) -> None:
+    report = await GetBackendDetails(app.inspectors).execute("redis")
+
+    assert (report.name, report.type) == ("cache", "memory")
+    assert "ttl_sampled_keys" in report.details
+
+
+async def test_database_details_count_by_status_and_list_the_newest(app: UseCases) -> None:
+    old = await app.seed(status=EvaluationStatus.COMPLETED, created_at=app.clock.now())
+    for _ in range(RECENT_EVALUATIONS):
+        app.clock.advance(seconds=1)
+        await app.seed(status=EvaluationStatus.QUEUED, created_at=app.clock.now())
+
+    found = await GetDatabaseDetails(app.inspectors, app.queries).execute()
+
+    assert found.by_status == {"completed": 1, "queued": RECENT_EVALUATIONS}
+    assert len(found.recent) == RECENT_EVALUATIONS
+    assert old.id not in {e.id for e in found.recent}
+    assert "status" in found.report.listings["evaluations_columns"]
+    assert "event_type" in found.report.listings["evaluation_events_columns"]
+
+
+async def test_unreachable_backends_are_an_error_not_zeros(app: UseCases) -> None:
+    down = [
+        StubInspector("database", "unavailable", "refused"),
+        StubInspector("file", "unavailable"),
+    ]
+
+    with pytest.raises(BackendUnavailableError, match="refused"):
+        await GetDatabaseDetails(down, app.queries).execute()
+    with pytest.raises(BackendUnavailableError):
+        await GetFileDetails(down, app.blobs, app.configuration).execute()
+
+
+async def test_file_details_list_the_largest_files_first(app: UseCases) -> None:
+    sizes = [5, 80, 17, 80, 3]
+    for index, size in enumerate(sizes):
+        await app.blobs.put(f"evaluations/e{index}/output.t.txt", b"x" * size)
+
+    found = await GetFileDetails(app.inspectors, app.blobs, app.configuration).execute()
+
+    assert found.total_files == len(sizes)
+    assert [(entry.key, entry.size) for entry in found.largest] == [
+        ("evaluations/e1/output.t.txt", 80),
+        ("evaluations/e3/output.t.txt", 80),
+        ("evaluations/e2/output.t.txt", 17),
+        ("evaluations/e0/output.t.txt", 5),
+        ("evaluations/e4/output.t.txt", 3),
+    ]
+    assert found.root == "memory://"
+
+
+async def test_file_details_keep_only_the_largest(app: UseCases) -> None:
+    for index in range(LARGEST_FILES + 5):
+        await app.blobs.put(f"evaluations/e/output.{index:03}.txt", b"x" * (index + 1))
+
+    found = await GetFileDetails(app.inspectors, app.blobs, app.configuration).execute()
+
+    assert found.total_files == LARGEST_FILES + 5
+    assert [entry.size for entry in found.largest] == list(range(LARGEST_FILES + 5, 5, -1))
 
 
 @pytest.mark.parametrize(

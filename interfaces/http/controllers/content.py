@@ -41,7 +41,6 @@ from interfaces.http.schemas import (
     CeleryUpdateResult,
     CompleteEvaluationBody,
     EvaluationBody,
-    EventBody,
 )
 from interfaces.settings import Settings
 
@@ -112,23 +111,14 @@ class ContentController(Controller):
 
     @get(
         "/complete",
-        summary="The record with full output, error, logs and events",
+        summary="Every artifact: the record with full output and error, events, log, "
+        "where each is stored, and the timeline",
         responses=problem_responses(400, 404, 422, 503),
     )
     async def complete(
         self, eval_id: EvalIdPath, use_case: FromDishka[GetCompleteEvaluation]
     ) -> CompleteEvaluationBody:
-        result = await use_case.execute(evaluation_id(eval_id))
-        fields = msgspec.structs.asdict(EvaluationBody.of(result.evaluation))
-        fields.update(
-            output=result.output,
-            error=result.error,
-            output_truncated=False,
-            error_truncated=False,
-        )
-        return CompleteEvaluationBody(
-            **fields, logs=result.logs, events=[EventBody.of(e) for e in result.events]
-        )
+        return CompleteEvaluationBody.of(await use_case.execute(evaluation_id(eval_id)))
 
     @get(
         "/output",

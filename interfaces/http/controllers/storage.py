@@ -4,18 +4,26 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
-from application.queries import BackendReport, EvaluationStatistics
+from application.queries import BackendReport
 from application.use_cases.statistics import GetStatistics
 from application.use_cases.storage_report import (
     CheckHealth,
     DescribeStorage,
     GetBackendDetails,
+    GetDatabaseDetails,
+    GetFileDetails,
     GetStorageOverview,
     HealthReport,
-    StorageConfiguration,
-    StorageOverview,
 )
 from interfaces.http.errors import problem_responses
+from interfaces.http.schemas import (
+    CacheDetailsBody,
+    DatabaseDetailsBody,
+    FileDetailsBody,
+    StatisticsBody,
+    StorageInfoBody,
+    StorageOverviewBody,
+)
 from interfaces.http.security import PUBLIC
 
 
@@ -23,20 +31,49 @@ class StorageController(Controller):
     tags = ["Storage and monitoring"]
 
     @get("/storage-info", summary="How this instance stores data", responses=problem_responses())
-    async def storage_info(self, use_case: FromDishka[DescribeStorage]) -> StorageConfiguration:
-        return await use_case.execute()
+    async def storage_info(self, use_case: FromDishka[DescribeStorage]) -> StorageInfoBody:
+        return StorageInfoBody.of(await use_case.execute())
 
     @get(
         "/storage/overview",
         summary="Measured metrics of every backend",
         responses=problem_responses(),
     )
-    async def overview(self, use_case: FromDishka[GetStorageOverview]) -> StorageOverview:
-        return await use_case.execute()
+    async def overview(self, use_case: FromDishka[GetStorageOverview]) -> StorageOverviewBody:
+        return StorageOverviewBody.of(await use_case.execute())
+
+    @get(
+        "/storage/database/details",
+        summary="The records backend in detail: tables, records by status, the newest",
+        responses=problem_responses(503),
+    )
+    async def database_details(
+        self, use_case: FromDishka[GetDatabaseDetails]
+    ) -> DatabaseDetailsBody:
+        return DatabaseDetailsBody.of(await use_case.execute())
+
+    @get(
+        "/storage/file/details",
+        summary="The blob store in detail: its largest files",
+        responses=problem_responses(503),
+    )
+    async def file_details(self, use_case: FromDishka[GetFileDetails]) -> FileDetailsBody:
+        return FileDetailsBody.of(await use_case.execute())
+
+    @get(
+        ["/storage/redis/details", "/storage/cache/details"],
+        summary="The cache in detail (Redis or in this process): keys, memory, hit rate",
+        description="`redis` is the platform's name for the cache, answered whether the "
+        "cache is Redis or in this process (`backend` says which); `cache` is this "
+        "service's name for it.",
+        responses=problem_responses(),
+    )
+    async def cache_details(self, use_case: FromDishka[GetBackendDetails]) -> CacheDetailsBody:
+        return CacheDetailsBody.of(await use_case.execute("cache"))
 
     @get(
         "/storage/{backend:str}/details",
-        summary="Detailed figures of one backend",
+        summary="Detailed figures of another backend (`fallback`)",
         responses=problem_responses(400, 404),
     )
     async def details(
@@ -49,8 +86,8 @@ class StorageController(Controller):
         summary="Aggregated platform statistics",
         responses=problem_responses(503),
     )
-    async def statistics(self, use_case: FromDishka[GetStatistics]) -> EvaluationStatistics:
-        return await use_case.execute()
+    async def statistics(self, use_case: FromDishka[GetStatistics]) -> StatisticsBody:
+        return StatisticsBody.of(await use_case.execute())
 
     @get(
         "/health",

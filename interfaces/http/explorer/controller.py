@@ -82,7 +82,7 @@ class ExplorerController(Controller):
         activity: FromDishka[GetActivity],
     ) -> Template:
         report = await overview.execute()
-        stats = await statistics.execute()
+        stats = (await statistics.execute()).totals
         recent = await activity.execute(ACTIVITY_DAYS)
         statuses = [name for name, values in recent.counts.items() if any(values)]
         return Template(

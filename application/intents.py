@@ -36,6 +36,8 @@ class CeleryIntent(msgspec.Struct, frozen=True, tag="celery_update"):
 
 class AppendLogIntent(msgspec.Struct, frozen=True, tag="append_log"):
     content: str
+    # When the writer produced the content; ``None``: the request's instant.
+    last_update: datetime | None = None
 
 
 class RecordEventIntent(msgspec.Struct, frozen=True, tag="record_event"):

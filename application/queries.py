@@ -124,13 +124,18 @@ class BackendReport(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class RunningInfo(msgspec.Struct, frozen=True, kw_only=True):
-    """Container info of an evaluation in ``provisioning`` or ``running``."""
+    """Container info of an evaluation in ``provisioning`` or ``running``.
+
+    ``executor_id`` is the platform's job name (its gateway kills by it);
+    ``timeout`` is the job's deadline in seconds.
+    """
 
     evaluation_id: EvaluationId
     status: EvaluationStatus
     executor_id: str | None = None
     container_id: str | None = None
     started_at: datetime | None = None
+    timeout: int | None = None
 
     @classmethod
     def of(cls, evaluation: Evaluation) -> "RunningInfo":
@@ -140,6 +145,22 @@ class RunningInfo(msgspec.Struct, frozen=True, kw_only=True):
             executor_id=evaluation.executor_id,
             container_id=evaluation.container_id,
             started_at=evaluation.started_at,
+            timeout=evaluation.timeout,
+        )
+
+    def filled_from(self, other: "RunningInfo | None") -> "RunningInfo":
+        """This info, with the container fields it lacks taken from ``other``.
+
+        Only ``None`` is filled: a value this info holds is never replaced.
+        """
+        if other is None:
+            return self
+        return msgspec.structs.replace(
+            self,
+            executor_id=self.executor_id if self.executor_id is not None else other.executor_id,
+            container_id=self.container_id if self.container_id is not None else other.container_id,
+            started_at=self.started_at if self.started_at is not None else other.started_at,
+            timeout=self.timeout if self.timeout is not None else other.timeout,
         )
 
 

@@ -228,7 +228,11 @@ class ConnectionPaths:
                 await connection.execute(
                     sa.update(evaluations)
                     .where(evaluations.c.id == self.keys[index])
-                    .values(log_size=evaluations.c.log_size + size)
+                    .values(
+                        log_size=evaluations.c.log_size + size,
+                        last_update=datetime.now(UTC),
+                        version=evaluations.c.version + 1,
+                    )
                     .returning(evaluations.c.log_size)
                 )
             ).scalar_one()
@@ -295,7 +299,11 @@ class AsyncpgPaths:
     async def append_log(self, index: int) -> None:
         size = len(LOG_LINE.encode())
         async with self.connection.transaction():
-            end = await self.connection.fetchval(RESERVE_LOG, self.keys[index], size)
+            reserved = await self.connection.fetchrow(
+                RESERVE_LOG, self.keys[index], size, datetime.now(UTC)
+            )
+            assert reserved is not None
+            end = reserved["log_size"]
             await self.connection.execute(
                 INSERT_CHUNK, self.keys[index], end - size, LOG_LINE, datetime.now(UTC)
             )

@@ -32,6 +32,7 @@ from application.ports.running_registry import RunningRegistry
 from application.ports.scratch_store import ScratchStores
 from application.ports.unit_of_work import UnitOfWork
 from application.ports.use_case_locator import UseCaseLocator
+from application.ports.worker_logs import WorkerLogs
 from application.services.api_keys import ApiKeyVerifier
 from application.services.audit_trail import AuditContext, AuditTrail
 from application.services.failover import (
@@ -67,7 +68,7 @@ from application.use_cases.export_evaluations import ExportEvaluations
 from application.use_cases.get_evaluation import GetEvaluation, GetEvaluationFields
 from application.use_cases.import_evaluations import ImportEvaluation
 from application.use_cases.list_evaluations import ListEvaluationFields, ListEvaluations
-from application.use_cases.logs import AppendLog, ReadLog
+from application.use_cases.logs import AppendLog, GetEvaluationLogs, ReadLog
 from application.use_cases.object_storage import GetPayloadUrl, TierPayloads
 from application.use_cases.rebuild_cache import RebuildCache
 from application.use_cases.running_evaluations import (
@@ -110,6 +111,7 @@ from infrastructure.memory.running_registry import MemoryRunningRegistry
 from infrastructure.memory.scratch import MemoryScratchStores
 from infrastructure.memory.timeline import MemoryEventLog, MemoryLogStore
 from infrastructure.memory.unit_of_work import MemoryUnitOfWork
+from infrastructure.memory.worker_logs import NoWorkerLogs
 from infrastructure.postgres.audit import PgAuditLog
 from infrastructure.postgres.evaluations import PgEvaluationRepository
 from infrastructure.postgres.maintenance import PgEvaluationMaintenance
@@ -122,6 +124,7 @@ from infrastructure.redis.connection import RedisConnection
 from infrastructure.redis.inspector import RedisInspector
 from infrastructure.redis.log_tail import RedisLogTail
 from infrastructure.redis.running_registry import RedisRunningRegistry
+from infrastructure.redis.worker_logs import RedisWorkerLogs
 from infrastructure.s3.blob_store import NoBlobUrls, S3BlobInspector, S3BlobStore, S3BlobUrls
 from infrastructure.s3.client import S3Connection
 from infrastructure.sql.adapters import (
@@ -273,6 +276,7 @@ class CoreProvider(Provider):
         RebuildRunningRegistry,
         AppendLog,
         ReadLog,
+        GetEvaluationLogs,
         RecordEvent,
         ListEvents,
         ApplyCeleryUpdate,
@@ -528,6 +532,11 @@ class RedisProvider(Provider):
         return RedisRunningRegistry(connection, prefix=settings.redis_key_prefix)
 
     @provide
+    def worker_logs(self, connection: RedisConnection, settings: Settings) -> WorkerLogs:
+        # Read whether or not this service caches: the platform's worker writes it anyway.
+        return RedisWorkerLogs(connection, prefix=settings.redis_key_prefix)
+
+    @provide
     def inspector(self, connection: RedisConnection, settings: Settings) -> CacheInspector:
         return RedisInspector(connection, prefix=settings.redis_key_prefix)
 
@@ -548,6 +557,7 @@ class InProcessCacheProvider(Provider):
 
     scope = Scope.APP
     running = provide(MemoryRunningRegistry, provides=RunningRegistry)
+    worker_logs = provide(NoWorkerLogs, provides=WorkerLogs)
 
     @provide
     def cache(self, settings: Settings) -> MemoryCache:

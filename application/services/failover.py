@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TypeVar
 
 import anyio
@@ -222,8 +223,11 @@ class FailoverWrites:
     ) -> CeleryOutcome:
         return _expect(CeleryOutcome, await self._write(evaluation_id, CeleryIntent(update)))
 
-    async def append_log(self, evaluation_id: EvaluationId, content: str) -> LogChunk:
-        return _expect(LogChunk, await self._write(evaluation_id, AppendLogIntent(content)))
+    async def append_log(
+        self, evaluation_id: EvaluationId, content: str, last_update: datetime | None = None
+    ) -> LogChunk:
+        intent = AppendLogIntent(content, last_update)
+        return _expect(LogChunk, await self._write(evaluation_id, intent))
 
     async def record_event(self, evaluation_id: EvaluationId, new: NewEvent) -> EvaluationEvent:
         if new.event_id is None:  # an id makes the replay (and a redelivery) idempotent

@@ -60,8 +60,8 @@ class IntentRunner:
                 return None
             case CeleryIntent(update=celery):
                 return await (await get(ApplyCeleryUpdate)).execute(evaluation_id, celery)
-            case AppendLogIntent(content=content):
-                return await (await get(AppendLog)).execute(evaluation_id, content)
+            case AppendLogIntent(content=content, last_update=last_update):
+                return await (await get(AppendLog)).execute(evaluation_id, content, last_update)
             case RecordEventIntent(event=event):
                 return await (await get(RecordEvent)).execute(evaluation_id, event)
             case AttachPayloadIntent(kind=kind, payload=payload):

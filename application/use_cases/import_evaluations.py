@@ -96,8 +96,12 @@ class ImportEvaluation:
         for event in archived.events:
             await self._events.append(msgspec.structs.replace(event, evaluation_id=evaluation.id))
         now = self._clock.now()
+        version = evaluation.version
         for piece in split_utf8(archived.log, LOG_CHUNK_BYTES):
-            await self._logs.append(evaluation.id, piece, now)
+            version = (await self._logs.append(evaluation.id, piece, now)).version
+        if version != evaluation.version:
+            # Each append moved the record on (its ``last_update``): put it back as archived.
+            await self._repository.update(evaluation, expected_version=version)
         await self._audit.record(
             AuditAction.IMPORT,
             evaluation.id,

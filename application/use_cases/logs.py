@@ -1,19 +1,35 @@
-from application.errors import EvaluationNotFoundError, InvalidRequestError
+import contextlib
+from datetime import datetime
+from enum import StrEnum
+
+import anyio
+import msgspec
+
+from application.errors import BackendUnavailableError, EvaluationNotFoundError, InvalidRequestError
 from application.ports.clock import Clock
 from application.ports.evaluation_repository import EvaluationRepository
 from application.ports.log_store import LogStore
 from application.ports.log_tail import LogTail
 from application.ports.unit_of_work import UnitOfWork
+from application.ports.worker_logs import WorkerLogs
 from application.services.audit_trail import AuditTrail
 from application.services.record_cache import RecordCache
 from domain.audit import AuditAction
-from domain.evaluation import ensure_storable_text
+from domain.evaluation import Evaluation, ensure_storable_text
 from domain.identifiers import EvaluationId
 from domain.limits import InputLimits
 from domain.timeline import LogChunk, LogSlice
+from domain.timestamps import as_utc
 
 
 class AppendLog:
+    """Append a chunk; the record's ``last_update`` and version move with it.
+
+    The record changed, so its cache entry follows the versioned protocol of
+    every record write (ADR 0002): a tombstone before the commit, the new
+    version after it.
+    """
+
     def __init__(
         self,
         repository: EvaluationRepository,
@@ -23,6 +39,7 @@ class AppendLog:
         tail: LogTail,
         audit: AuditTrail,
         limits: InputLimits,
+        record_cache: RecordCache,
     ) -> None:
         self._repository = repository
         self._logs = logs
@@ -31,22 +48,54 @@ class AppendLog:
         self._tail = tail
         self._audit = audit
         self._limits = limits
+        self._record_cache = record_cache
 
-    async def execute(self, evaluation_id: EvaluationId, content: str) -> LogChunk:
+    async def execute(
+        self, evaluation_id: EvaluationId, content: str, last_update: datetime | None = None
+    ) -> LogChunk:
+        """``last_update``: when the writer produced the content (default: now)."""
         ensure_storable_text("content", content)
         self._limits.check_text("content", content, self._limits.log_chunk_bytes)
         evaluation = await self._repository.get(evaluation_id)
         if evaluation is None:
             raise EvaluationNotFoundError(evaluation_id)
-        chunk = await self._logs.append(evaluation_id, content, self._clock.now())
-        await self._audit.record(
-            AuditAction.APPEND_LOG, evaluation_id, sizes={"content": chunk.size}
-        )
-        await self._uow.commit()
+        now = self._clock.now()
+        stamp = now if last_update is None else as_utc(last_update)
+        appended = await self._logs.append(evaluation_id, content, now, last_update=stamp)
+        chunk = appended.chunk
+        # ``evaluation`` is the record the append changed unless another write came between.
+        after = None
+        if appended.version == evaluation.version + 1:
+            after = msgspec.structs.replace(evaluation, last_update=stamp, version=appended.version)
+        await self._record_cache.before_commit(evaluation_id, appended.version)
+        try:
+            await self._audit.record(
+                AuditAction.APPEND_LOG, evaluation_id, sizes={"content": chunk.size}
+            )
+            await self._uow.commit()
+        except BackendUnavailableError:
+            if after is not None:
+                with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                    await self._record_cache.restore(evaluation)
+            raise
+        if after is not None:
+            await self._record_cache.after_commit(after)
         if evaluation.status.is_active:
             # Before the 2xx, so the writer reads its own chunk from the tail.
             await self._tail.append(chunk)
         return chunk
+
+
+async def _load(
+    record_cache: RecordCache, repository: EvaluationRepository, evaluation_id: EvaluationId
+) -> Evaluation:
+    """The record, from the cache when it can (tailing then touches no database record)."""
+    evaluation = await record_cache.get(evaluation_id)
+    if evaluation is None:
+        evaluation = await repository.get(evaluation_id)
+    if evaluation is None:
+        raise EvaluationNotFoundError(evaluation_id)
+    return evaluation
 
 
 class ReadLog:
@@ -71,13 +120,75 @@ class ReadLog:
     async def execute(self, evaluation_id: EvaluationId, offset: int = 0) -> LogSlice:
         if offset < 0:
             raise InvalidRequestError("offset", "must not be negative")
-        evaluation = await self._record_cache.get(evaluation_id)
-        if evaluation is None:
-            evaluation = await self._repository.get(evaluation_id)
-        if evaluation is None:
-            raise EvaluationNotFoundError(evaluation_id)
+        evaluation = await _load(self._record_cache, self._repository, evaluation_id)
         if evaluation.status.is_active:
             latest = await self._tail.read(evaluation_id, offset)
             if latest is not None:
                 return latest
         return await self._logs.read(evaluation_id, offset)
+
+
+class LogSource(StrEnum):
+    TAIL = "tail"  # this service's log tail, beside the log store
+    WORKER = "worker"  # the platform worker's latest batch
+    STORE = "store"  # the log store (the database)
+
+
+class EvaluationLogs(msgspec.Struct, frozen=True, kw_only=True):
+    """An evaluation's log with its record, as a log viewer shows a run.
+
+    ``log`` is this service's log from the asked offset; ``text`` is what to
+    show as the log: ``log``'s content, or the worker's latest batch while the
+    evaluation runs and the log is still empty (the batch is not part of the
+    log, so ``log`` stays empty and tailing by offset stays exact).
+    """
+
+    evaluation: Evaluation
+    log: LogSlice
+    text: str
+    source: LogSource
+
+
+class GetEvaluationLogs:
+    """The log and the record of one evaluation, as the platform's log endpoint answers.
+
+    While the evaluation runs the log comes from the tail when it can, else the
+    log store; a live evaluation whose log is empty shows the platform worker's
+    latest batch when there is one.
+    """
+
+    def __init__(
+        self,
+        repository: EvaluationRepository,
+        logs: LogStore,
+        record_cache: RecordCache,
+        tail: LogTail,
+        worker_logs: WorkerLogs,
+    ) -> None:
+        self._repository = repository
+        self._logs = logs
+        self._record_cache = record_cache
+        self._tail = tail
+        self._worker_logs = worker_logs
+
+    async def execute(self, evaluation_id: EvaluationId, offset: int = 0) -> EvaluationLogs:
+        if offset < 0:
+            raise InvalidRequestError("offset", "must not be negative")
+        evaluation = await _load(self._record_cache, self._repository, evaluation_id)
+        live = evaluation.status.is_active
+        if live:
+            latest = await self._tail.read(evaluation_id, offset)
+            if latest is not None:
+                return EvaluationLogs(
+                    evaluation=evaluation, log=latest, text=latest.content, source=LogSource.TAIL
+                )
+        log = await self._logs.read(evaluation_id, offset)
+        if live and log.next_offset == 0:
+            batch = await self._worker_logs.latest(evaluation_id)
+            if batch:
+                return EvaluationLogs(
+                    evaluation=evaluation, log=log, text=batch, source=LogSource.WORKER
+                )
+        return EvaluationLogs(
+            evaluation=evaluation, log=log, text=log.content, source=LogSource.STORE
+        )

@@ -17,9 +17,11 @@ class ListRunningEvaluations:
     """The registry answers when it can be trusted; otherwise the database, and it is rebuilt.
 
     The registry cannot be trusted when its store is unreachable, lost the
-    index, or may have missed a change (see ``RunningRegistry.list``). The
-    answer then comes from the database, and the same read rebuilds the
-    registry, so the next request is served from it again.
+    index, may have missed a change, or lists an id without an entry (see
+    ``RunningRegistry.list``). The answer then comes from the database (with
+    what the registry's entries add, such as the platform worker's
+    ``executor_id``), and the same read rebuilds the registry, so the next
+    request is served from it again.
     """
 
     def __init__(self, registry: RunningRegistry, queries: EvaluationQueries) -> None:
@@ -42,13 +44,14 @@ class GetRunningEvaluation:
         """Container info of a live evaluation in ``provisioning`` or ``running``.
 
         The record is read from the store so that a stale registry entry never
-        answers for an evaluation that has finished or was deleted; the
-        registry is not consulted, so it needs no rebuild here.
+        answers for an evaluation that has finished or was deleted. The record's
+        fields win; the registry's entry fills those the record lacks (the
+        platform's worker writes the job name, ``executor_id``, only there).
         """
         evaluation = await self._repository.get(evaluation_id)
         if evaluation is None or not evaluation.status.is_active:
             raise EvaluationNotFoundError(evaluation_id)
-        return RunningInfo.of(evaluation)
+        return RunningInfo.of(evaluation).filled_from(await self._registry.get(evaluation_id))
 
 
 class RebuildRunningRegistry:

@@ -14,7 +14,7 @@ from domain.identifiers import EvaluationId
 
 
 class MemoryRunningRegistry:
-    """``RunningRegistry`` in a dict."""
+    """``RunningRegistry`` in a dict; entries are merged like the Redis ones."""
 
     def __init__(self) -> None:
         self._running: dict[EvaluationId, RunningInfo] = {}
@@ -23,7 +23,7 @@ class MemoryRunningRegistry:
 
     async def track(self, info: RunningInfo) -> None:
         self._writes += 1
-        self._running[info.evaluation_id] = info
+        self._running[info.evaluation_id] = info.filled_from(self._running.get(info.evaluation_id))
 
     async def untrack(self, evaluation_id: EvaluationId) -> None:
         self._writes += 1
@@ -39,7 +39,7 @@ class MemoryRunningRegistry:
 
     async def rebuild(self, load: LoadActive) -> builtins.list[RunningInfo]:
         writes = self._writes
-        infos = await load()
+        infos = [info.filled_from(self._running.get(info.evaluation_id)) for info in await load()]
         self._running = {info.evaluation_id: info for info in infos}
         self._trusted = self._writes == writes
         return infos

@@ -72,7 +72,8 @@ class MemoryScratchStore:
         repository = MemoryEvaluationRepository(self._db)
         uow = MemoryUnitOfWork()
         payloads = PayloadStore(MemoryBlobStore(), thresholds)
-        publisher = RecordPublisher(RecordCache(None), MemoryRunningRegistry(), NoLogTail())
+        no_cache = RecordCache(None)
+        publisher = RecordPublisher(no_cache, MemoryRunningRegistry(), NoLogTail())
         audit = AuditTrail(MemoryAuditLog(), clock, AuditContext(actor="journal"), _NoMarks())
         writer = RecordWriter(repository, uow, clock, payloads, publisher, audit)
         applier = ChangeApplier(clock, payloads, limits)
@@ -84,7 +85,7 @@ class MemoryScratchStore:
                 UpdateEvaluation(writer, applier),
                 DeleteEvaluation(writer, clock),
                 ApplyCeleryUpdate(writer, applier),
-                AppendLog(repository, self._logs, uow, clock, NoLogTail(), audit, limits),
+                AppendLog(repository, self._logs, uow, clock, NoLogTail(), audit, limits, no_cache),
                 RecordEvent(repository, self._events, uow, clock, audit, limits),
                 AttachPayload(writer),
             )

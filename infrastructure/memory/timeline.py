@@ -4,6 +4,7 @@ import builtins
 from datetime import datetime
 
 from application.errors import EvaluationNotFoundError, InvalidRequestError
+from application.ports.log_store import AppendedLog
 from domain.identifiers import EvaluationId
 from domain.timeline import EvaluationEvent, LogChunk, LogSlice, slice_from
 from infrastructure.memory.evaluations import MemoryDatabase
@@ -31,15 +32,29 @@ class MemoryEventLog:
 
 
 class MemoryLogStore:
-    """``LogStore`` over a ``MemoryDatabase``: the lock makes offset reservation atomic."""
+    """``LogStore`` over a ``MemoryDatabase``: the lock makes offset reservation atomic.
+
+    Like the SQL statement, an append sets the record's ``last_update`` and moves its
+    version on.
+    """
 
     def __init__(self, database: MemoryDatabase) -> None:
         self._db = database
 
-    async def append(self, evaluation_id: EvaluationId, content: str, now: datetime) -> LogChunk:
+    async def append(
+        self,
+        evaluation_id: EvaluationId,
+        content: str,
+        now: datetime,
+        *,
+        last_update: datetime | None = None,
+    ) -> AppendedLog:
         async with self._db.lock:
-            if self._db.live(evaluation_id) is None:
+            record = self._db.live(evaluation_id)
+            if record is None:
                 raise EvaluationNotFoundError(evaluation_id)
+            record.last_update = now if last_update is None else last_update
+            record.version += 1
             offset = self._db.log_sizes.get(evaluation_id, 0)
             chunk = LogChunk(
                 evaluation_id=evaluation_id, offset=offset, content=content, created_at=now
@@ -47,7 +62,7 @@ class MemoryLogStore:
             if content:
                 self._db.log_chunks.setdefault(evaluation_id, []).append(chunk)
             self._db.log_sizes[evaluation_id] = chunk.end
-            return chunk
+            return AppendedLog(chunk=chunk, version=record.version)
 
     async def read(self, evaluation_id: EvaluationId, offset: int = 0) -> LogSlice:
         if offset < 0:

@@ -1,13 +1,15 @@
 """``EventLog`` and ``LogStore`` in hand-written SQL on the request's asyncpg connection.
 
 Same statements and guarantees as ``infrastructure.sql.timeline``: idempotent
-event appends, log chunks placed by the row-locking ``log_size`` counter.
+event appends, log chunks placed by the row-locking ``log_size`` counter (which
+also sets ``last_update`` and moves the record's version on).
 """
 
 import builtins
 from datetime import datetime
 
 from application.errors import EvaluationNotFoundError, InvalidRequestError
+from application.ports.log_store import AppendedLog
 from domain.identifiers import EvaluationId
 from domain.timeline import EvaluationEvent, LogChunk, LogSlice, slice_from
 from infrastructure.postgres.transaction import PgTransaction, rows_affected
@@ -25,8 +27,9 @@ SELECT evaluation_id, event_id, event_type, timestamp, message, metadata
 FROM evaluation_events WHERE evaluation_id = $1 ORDER BY timestamp, id
 """
 RESERVE_LOG = """
-UPDATE evaluations SET log_size = log_size + $2
-WHERE id = $1 AND deleted_at IS NULL RETURNING log_size
+UPDATE evaluations
+SET log_size = log_size + $2, last_update = $3, version = version + 1
+WHERE id = $1 AND deleted_at IS NULL RETURNING log_size, version
 """
 INSERT_CHUNK = """
 INSERT INTO log_chunks (evaluation_id, start_offset, content, created_at)
@@ -81,21 +84,32 @@ class PgLogStore:
     def __init__(self, transaction: PgTransaction) -> None:
         self._transaction = transaction
 
-    async def append(self, evaluation_id: EvaluationId, content: str, now: datetime) -> LogChunk:
+    async def append(
+        self,
+        evaluation_id: EvaluationId,
+        content: str,
+        now: datetime,
+        *,
+        last_update: datetime | None = None,
+    ) -> AppendedLog:
         size = len(content.encode("utf-8"))
-        end = await self._transaction.write(
-            lambda connection: connection.fetchval(RESERVE_LOG, evaluation_id, size)
+        stamp = now if last_update is None else last_update
+        reserved = await self._transaction.write(
+            lambda connection: connection.fetchrow(RESERVE_LOG, evaluation_id, size, stamp)
         )
-        if end is None:
+        if reserved is None:
             raise EvaluationNotFoundError(evaluation_id)
-        offset = int(end) - size
+        offset = int(reserved["log_size"]) - size
         if size:
             await self._transaction.write(
                 lambda connection: connection.execute(
                     INSERT_CHUNK, evaluation_id, offset, content, now
                 )
             )
-        return LogChunk(evaluation_id=evaluation_id, offset=offset, content=content, created_at=now)
+        chunk = LogChunk(
+            evaluation_id=evaluation_id, offset=offset, content=content, created_at=now
+        )
+        return AppendedLog(chunk=chunk, version=int(reserved["version"]))
 
     async def read(self, evaluation_id: EvaluationId, offset: int = 0) -> LogSlice:
         if offset < 0:

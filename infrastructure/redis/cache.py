@@ -23,8 +23,8 @@ reach Redis is *unsynced* in this process:
   *flush all*: every ``get`` is a miss and no write is sent until the repair
   deletes every cache entry under the prefix (``SCAN`` + ``UNLINK`` on
   ``<prefix>eval:{*}``; Redis globs treat braces literally and the pattern must
-  end in ``}``, so the running registry's ``eval:{<id>}:running`` keys are
-  kept). Deleting does not fence: only a read begun before the outage and
+  end in ``}``, so the running registry's ``eval:<id>:running`` keys, which have
+  no braces, are kept). Deleting does not fence: only a read begun before the outage and
   finished after the flush could still fill a stale entry.
 
 The repair happens per process, on that process's next cache call: until then
@@ -231,7 +231,7 @@ class RedisCache:
         return fence
 
     async def _flush_entries(self, client: redis.Redis) -> int:
-        """``UNLINK`` every ``<prefix>eval:{*}`` entry (not the ``...}:running`` keys)."""
+        """``UNLINK`` every ``<prefix>eval:{*}`` entry (not the ``eval:<id>:running`` keys)."""
         pattern = _glob_escape(self._prefix) + "eval:{*}"
         deleted = 0
         batch: list[bytes] = []

@@ -1,18 +1,33 @@
-"""The running registry in Redis: a set of ids plus one hash per evaluation.
+"""The running registry in Redis, in the keys the platform's storage worker writes.
 
-``running_evaluations`` holds the ids; ``eval:{<id>}:running`` holds the
-container info (hash-tagged with the record's cache key). The set and a hash
-live in different cluster slots, so writes use non-transactional pipelines:
-the database is the truth and ``rebuild`` rewrites this index from it. A
-Redis outage never fails a request: writes are skipped, reads return ``None``
-so the caller asks the database instead.
+``running_evaluations`` is a set of ids and ``eval:<id>:running`` a JSON string
+per evaluation (both after the deployment's key prefix, which the platform
+leaves empty). The worker ``SETEX``es that string (``executor_id``,
+``container_id``, ``started_at``, ``timeout``; TTL ``timeout + 60``) and
+``SADD``s the id once its ``PUT`` running succeeded, and deletes both after a
+terminal status. This service writes the same entry, adding ``eval_id`` and
+``status``, and never erases what the worker wrote: a write is a merge (one
+Lua script on the one key: GET, merge, SET, the TTL kept), so the worker's
+``executor_id`` (the job name its gateway kills) survives every later write,
+and a rebuild merges too. Reading takes the worker's JSON as it is: no
+``status`` means running, the id comes from the set member.
+
+The keys carry no hash tag (they are the platform's names), so on Redis
+Cluster the set, the entries and the state hash live in different slots:
+every multi-key write is a non-transactional pipeline and the database is the
+truth (ADR 0014). A Redis outage never fails a request: writes are skipped,
+reads return ``None`` so the caller asks the database instead.
 
 The index is only trusted while ``running_evaluations:state`` (a hash, no TTL)
 says so:
 
 * ``built`` is set by a rebuild that nothing raced. When Redis loses the index
   (restart without persistence, ``FLUSHDB``, eviction) the field goes with it,
-  ``list`` answers ``None`` and the caller rebuilds from the database.
+  ``list`` answers ``None`` and the caller rebuilds from the database. A member
+  without a readable entry (the worker's TTL ran out, or the worker added the
+  id after this service untracked it) also makes ``list`` answer ``None``: the
+  rebuild then writes the entries the database says are running and drops the
+  other members.
 * ``writes`` counts ``track``/``untrack`` calls. A rebuild reads it before
   loading from the database and sets ``built`` only if it is unchanged
   afterwards; otherwise a change committed during the load may have been
@@ -27,12 +42,13 @@ says so:
 
 import builtins
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
+import msgspec
 import redis.asyncio as redis
 from redis.asyncio.client import Pipeline
-from redis.typing import EncodableT, FieldT
 
 from application.ports.running_registry import LoadActive
 from application.queries import RunningInfo
@@ -57,43 +73,117 @@ redis.call('HDEL', KEYS[1], 'built')
 return 0
 """
 
+# KEYS[1] an entry; ARGV[1] a JSON object of the fields to set. Every other field of the
+# entry stays, and so does its TTL. A value that is not a JSON object is replaced (a hash,
+# as some platform scripts write, gives its fields first). Returns the merged JSON.
+MERGE = """
+local ttl = redis.call('PTTL', KEYS[1])
+local kind = redis.call('TYPE', KEYS[1])['ok']
+local merged = {}
+if kind == 'string' then
+  local ok, decoded = pcall(cjson.decode, redis.call('GET', KEYS[1]))
+  if ok and type(decoded) == 'table' and decoded[1] == nil then merged = decoded end
+elseif kind == 'hash' then
+  local flat = redis.call('HGETALL', KEYS[1])
+  for i = 1, #flat, 2 do merged[flat[i]] = flat[i + 1] end
+end
+for field, value in pairs(cjson.decode(ARGV[1])) do merged[field] = value end
+local encoded = cjson.encode(merged)
+redis.call('SET', KEYS[1], encoded)
+if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+return encoded
+"""
+
+# KEYS[1] the entry of an id the database says is not running. Without a TTL only this
+# service wrote it: delete it. With one, the worker wrote it last: it expires on its own
+# (a rebuild that raced the worker's write must not erase its executor_id).
+DROP_OWN = """
+if redis.call('PTTL', KEYS[1]) == -1 then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+_decoder = msgspec.json.Decoder()
+_encoder = msgspec.json.Encoder()
+
 
 def running_key(evaluation_id: str) -> str:
+    """The platform's entry name: no hash tag (ADR 0014)."""
+    return f"eval:{evaluation_id}:running"
+
+
+def legacy_key(evaluation_id: str) -> str:
+    """The hash-tagged hash this service kept before it used the platform's keys."""
     return f"eval:{{{evaluation_id}}}:running"
 
 
-def _to_hash(info: RunningInfo) -> dict[FieldT, EncodableT]:
-    fields: dict[FieldT, EncodableT] = {
-        "evaluation_id": info.evaluation_id,
-        "status": info.status.value,
-    }
+def _to_json(info: RunningInfo) -> bytes:
+    """The fields this service sets: the id, the status and every known container field."""
+    fields: dict[str, Any] = {"eval_id": info.evaluation_id, "status": info.status.value}
     if info.executor_id is not None:
         fields["executor_id"] = info.executor_id
     if info.container_id is not None:
         fields["container_id"] = info.container_id
     if info.started_at is not None:
         fields["started_at"] = info.started_at.isoformat()
-    return fields
+    if info.timeout is not None:
+        fields["timeout"] = info.timeout
+    return _encoder.encode(fields)
 
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _from_hash(raw: Mapping[bytes | str, bytes | str]) -> RunningInfo | None:
-    """The stored info, or ``None`` for a missing or unreadable hash."""
-    fields = {_text(key): _text(value) for key, value in raw.items()}
-    try:
-        started = fields.get("started_at")
-        return RunningInfo(
-            evaluation_id=EvaluationId(fields["evaluation_id"]),
-            status=EvaluationStatus(fields["status"]),
-            executor_id=fields.get("executor_id"),
-            container_id=fields.get("container_id"),
-            started_at=datetime.fromisoformat(started) if started else None,
-        )
-    except (KeyError, ValueError):
+def _string(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _instant(value: object) -> datetime | None:
+    if not isinstance(value, str):
         return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _seconds(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def from_entry(evaluation_id: str, raw: object) -> RunningInfo | None:
+    """The info in an entry as either writer left it; ``None`` when it is missing or unreadable.
+
+    Fields of the wrong type are taken as absent rather than failing the entry.
+    """
+    if not isinstance(raw, bytes | str):
+        return None  # missing, or an error reply (a key of another type)
+    try:
+        fields = _decoder.decode(raw)
+    except msgspec.DecodeError:
+        return None
+    if not isinstance(fields, dict):
+        return None
+    try:
+        status = EvaluationStatus(fields.get("status", EvaluationStatus.RUNNING.value))
+    except ValueError:
+        status = EvaluationStatus.RUNNING
+    return RunningInfo(
+        evaluation_id=EvaluationId(evaluation_id),
+        status=status,
+        executor_id=_string(fields.get("executor_id")),
+        container_id=_string(fields.get("container_id")),
+        started_at=_instant(fields.get("started_at")),
+        timeout=_seconds(fields.get("timeout")),
+    )
 
 
 class RedisRunningRegistry:
@@ -109,8 +199,12 @@ class RedisRunningRegistry:
         self._dirty = False
         self._failures = 0
 
-    def _hash_key(self, evaluation_id: str) -> str:
+    def _entry_key(self, evaluation_id: str) -> str:
         return self._prefix + running_key(evaluation_id)
+
+    def _merge(self, pipe: Pipeline, info: RunningInfo) -> None:
+        # EVAL, not EVALSHA: a cluster pipeline cannot load a script on the node first.
+        pipe.eval(MERGE, 1, self._entry_key(info.evaluation_id), _to_json(info))
 
     def _distrust(self, pipe: Pipeline) -> None:
         """Queue what tells every process to distrust the index (and any running rebuild)."""
@@ -118,21 +212,19 @@ class RedisRunningRegistry:
         pipe.hincrby(self._state_key, "writes", 1)
 
     async def track(self, info: RunningInfo) -> None:
-        key = self._hash_key(info.evaluation_id)
-
         async def write(client: redis.Redis) -> object:
             pipe = client.pipeline(transaction=False)
             # The counter first: a rebuild finishing in between must see this write coming.
             pipe.hincrby(self._state_key, "writes", 1)
-            pipe.delete(key)
-            pipe.hset(key, mapping=_to_hash(info))
+            self._merge(pipe, info)
             pipe.sadd(self._set_key, info.evaluation_id)
             return await pipe.execute()
 
         await self._write(write)
 
     async def untrack(self, evaluation_id: EvaluationId) -> None:
-        key = self._hash_key(evaluation_id)
+        """Remove the id and its entry, as the worker does after a terminal status."""
+        key = self._entry_key(evaluation_id)
 
         async def write(client: redis.Redis) -> object:
             pipe = client.pipeline(transaction=False)
@@ -144,14 +236,15 @@ class RedisRunningRegistry:
         await self._write(write)
 
     async def get(self, evaluation_id: EvaluationId) -> RunningInfo | None:
-        key = self._hash_key(evaluation_id)
+        key = self._entry_key(evaluation_id)
 
-        async def read(client: redis.Redis) -> dict[bytes | str, bytes | str]:
-            return await client.hgetall(key)
+        async def read(client: redis.Redis) -> bytes | str | None:
+            value: bytes | str | None = await client.get(key)
+            return value
 
         try:
-            return _from_hash(await self._connection.execute(read))
-        except RedisUnavailableError:
+            return from_entry(evaluation_id, await self._connection.execute(read))
+        except RedisUnavailableError:  # also a key of another type (WRONGTYPE)
             return None
 
     async def list(self) -> builtins.list[RunningInfo] | None:
@@ -171,10 +264,12 @@ class RedisRunningRegistry:
                 return []
             pipe = client.pipeline(transaction=False)
             for evaluation_id in ids:
-                pipe.hgetall(self._hash_key(evaluation_id))
-            hashes: builtins.list[dict[bytes | str, bytes | str]] = await pipe.execute()
-            infos = [_from_hash(raw) for raw in hashes]
-            return [info for info in infos if info is not None]
+                pipe.get(self._entry_key(evaluation_id))
+            entries = await pipe.execute(raise_on_error=False)
+            infos = [from_entry(i, raw) for i, raw in zip(ids, entries, strict=True)]
+            found = [info for info in infos if info is not None]
+            # An id without a readable entry: only the database can say whether it runs.
+            return found if len(found) == len(ids) else None
 
         try:
             return await self._connection.execute(read)
@@ -202,22 +297,25 @@ class RedisRunningRegistry:
         infos = await load()
 
         wanted = {info.evaluation_id for info in infos}
+        merged: builtins.list[object] = []
 
         async def replace(client: redis.Redis) -> object:
-            members = await client.smembers(self._set_key)
-            stale = {_text(member) for member in members} - wanted
+            members = {_text(member) for member in await client.smembers(self._set_key)}
+            stale = members - wanted
             pipe = client.pipeline(transaction=False)
             for info in infos:
-                key = self._hash_key(info.evaluation_id)
-                pipe.delete(key)
-                pipe.hset(key, mapping=_to_hash(info))
+                self._merge(pipe, info)
             if wanted:
                 pipe.sadd(self._set_key, *sorted(wanted))
             if stale:
                 pipe.srem(self._set_key, *sorted(stale))
-            for evaluation_id in stale:
-                pipe.delete(self._hash_key(evaluation_id))
-            return await pipe.execute()
+            for evaluation_id in sorted(stale):
+                pipe.eval(DROP_OWN, 1, self._entry_key(evaluation_id))
+            for evaluation_id in sorted(members | wanted):
+                pipe.delete(self._prefix + legacy_key(evaluation_id))
+            replies = await pipe.execute()
+            merged.extend(replies[: len(infos)])
+            return replies
 
         async def finish(client: redis.Redis) -> object:
             # A write of this process that failed during the load may be missing from it.
@@ -229,6 +327,11 @@ class RedisRunningRegistry:
 
         if await self._write(replace):
             await self._write(finish)
+            # What the entries add to the database's view: the worker's container fields.
+            return [
+                info.filled_from(from_entry(info.evaluation_id, raw))
+                for info, raw in zip(infos, merged, strict=True)
+            ]
         return infos
 
     async def _write(self, write: Callable[[redis.Redis], Awaitable[object]]) -> bool:

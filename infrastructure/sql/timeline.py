@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from application.errors import EvaluationNotFoundError, InvalidRequestError
+from application.ports.log_store import AppendedLog
 from domain.identifiers import EvaluationId
 from domain.timeline import EvaluationEvent, LogChunk, LogSlice, slice_from
 from infrastructure.sql.dialect import insert_for
@@ -84,7 +85,8 @@ class SqlLogStore:
     """``LogStore`` as chunks in ``log_chunks``, placed by the ``evaluations.log_size`` counter.
 
     The ``UPDATE ... RETURNING`` reserves the byte range and takes the row lock,
-    so concurrent appends serialise on it and get contiguous, distinct offsets.
+    so concurrent appends serialise on it and get contiguous, distinct offsets;
+    the same statement sets ``last_update`` and moves the record's version on.
     Appending to an unknown or soft-deleted evaluation raises
     ``EvaluationNotFoundError``; reading an unknown one gives an empty log.
     """
@@ -92,18 +94,31 @@ class SqlLogStore:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def append(self, evaluation_id: EvaluationId, content: str, now: datetime) -> LogChunk:
+    async def append(
+        self,
+        evaluation_id: EvaluationId,
+        content: str,
+        now: datetime,
+        *,
+        last_update: datetime | None = None,
+    ) -> AppendedLog:
         size = len(content.encode("utf-8"))
+        c = evaluations.c
         reserve = (
             sa.update(evaluations)
-            .where(evaluations.c.id == evaluation_id, _live)
-            .values(log_size=evaluations.c.log_size + size)
-            .returning(evaluations.c.log_size)
+            .where(c.id == evaluation_id, _live)
+            .values(
+                log_size=c.log_size + size,
+                last_update=now if last_update is None else last_update,
+                version=c.version + 1,
+            )
+            .returning(c.log_size, c.version)
         )
         with translate_errors():
-            end = (await self._session.execute(reserve)).scalar_one_or_none()
-            if end is None:
+            reserved = (await self._session.execute(reserve)).one_or_none()
+            if reserved is None:
                 raise EvaluationNotFoundError(evaluation_id)
+            end, version = reserved
             offset = int(end) - size
             if size:
                 await self._session.execute(
@@ -114,7 +129,10 @@ class SqlLogStore:
                         created_at=now,
                     )
                 )
-        return LogChunk(evaluation_id=evaluation_id, offset=offset, content=content, created_at=now)
+        chunk = LogChunk(
+            evaluation_id=evaluation_id, offset=offset, content=content, created_at=now
+        )
+        return AppendedLog(chunk=chunk, version=int(version))
 
     async def read(self, evaluation_id: EvaluationId, offset: int = 0) -> LogSlice:
         if offset < 0:

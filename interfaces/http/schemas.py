@@ -5,7 +5,7 @@ than silently ignored: a typo such as ``"stauts"`` must not look like success.
 """
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
@@ -20,6 +20,7 @@ from application.queries import (
     RuntimeStatistics,
 )
 from application.use_cases.evaluation_content import CompleteEvaluation, TimelineEntry
+from application.use_cases.logs import EvaluationLogs
 from application.use_cases.statistics import StatisticsReport
 from application.use_cases.storage_report import (
     CACHE,
@@ -78,7 +79,25 @@ class CeleryUpdateBody(RequestBody):
 
 
 class AppendLogBody(RequestBody):
+    """A chunk for the log, in the platform worker's body.
+
+    ``append`` may only be true: the log is append-only, so a rewrite (``false``)
+    is a 422 naming ``append``. ``last_update`` (else ``timestamp``, else the
+    time of the append) becomes the record's ``last_update``.
+    """
+
     content: str
+    append: Annotated[bool, Meta(description="must be true: the log is append-only")] = True
+    timestamp: datetime | None = None
+    last_update: datetime | None = None
+
+    def written_at(self) -> datetime | None:
+        """When the writer produced the content, as it says; refuses ``append: false``."""
+        if not self.append:
+            raise InvalidRequestError(
+                "append", "must be true: the log is append-only and cannot be replaced"
+            )
+        return self.last_update if self.last_update is not None else self.timestamp
 
 
 class AddEventBody(RequestBody):
@@ -252,42 +271,94 @@ class EvaluationList(msgspec.Struct, kw_only=True):
 
 
 class RunningBody(msgspec.Struct, kw_only=True):
-    evaluation_id: str
+    """An evaluation holding a container; ``executor_id`` is the job name (the platform's)."""
+
+    eval_id: str
     status: EvaluationStatus
     executor_id: str | None
     container_id: str | None
     started_at: datetime | None
+    timeout: Annotated[int | None, Meta(description="seconds")]
 
     @classmethod
     def of(cls, info: RunningInfo) -> "RunningBody":
         return cls(
-            evaluation_id=info.evaluation_id,
+            eval_id=info.evaluation_id,
             status=info.status,
             executor_id=info.executor_id,
             container_id=info.container_id,
             started_at=info.started_at,
+            timeout=info.timeout,
         )
 
 
 class RunningList(msgspec.Struct, kw_only=True):
+    running_evaluations: list[RunningBody]
     count: int
-    evaluations: list[RunningBody]
 
 
 class LogAppended(msgspec.Struct, kw_only=True):
-    evaluation_id: str
+    """Where the chunk went: send ``next_offset`` back as ``?offset=`` to tail."""
+
+    status: Literal["success"] = "success"
+    eval_id: str
     offset: int
     size: int
     next_offset: int
 
 
-class LogBody(msgspec.Struct, kw_only=True):
-    """Log text from ``offset``; send ``next_offset`` back as ``?offset=`` to tail."""
+# Where ``GET …/logs`` found the log text: the platform's two names, plus this service's.
+LogSourceName = Literal["redis_cache", "memory_cache", "database", "journal"]
 
-    evaluation_id: str
+
+class LogBody(msgspec.Struct, kw_only=True):
+    """An evaluation's log and state, in the platform's shape, plus byte offsets for tailing.
+
+    ``output`` is the record's output when it has one, else the log text;
+    ``content`` is the log from ``offset`` (send ``next_offset`` back as
+    ``?offset=`` to tail). ``last_update`` falls back to ``started_at``.
+    """
+
+    eval_id: str
+    output: str
+    error: str
+    is_running: bool
+    exit_code: int | None
+    status: EvaluationStatus
+    started_at: datetime | None
+    completed_at: datetime | None
+    runtime_ms: int | None
+    last_update: datetime | None
+    source: LogSourceName
     content: str
     offset: int
     next_offset: int
+    created_at: datetime
+    executor_id: str | None
+    container_id: str | None
+
+    @classmethod
+    def of(cls, logs: EvaluationLogs, source: LogSourceName) -> "LogBody":
+        evaluation, log = logs.evaluation, logs.log
+        return cls(
+            eval_id=evaluation.id,
+            output=evaluation.output.text if evaluation.output is not None else logs.text,
+            error=evaluation.error.text if evaluation.error is not None else "",
+            is_running=evaluation.status.is_active,
+            exit_code=evaluation.exit_code,
+            status=evaluation.status,
+            started_at=evaluation.started_at,
+            completed_at=evaluation.completed_at,
+            runtime_ms=evaluation.runtime_ms,
+            last_update=evaluation.last_update or evaluation.started_at,
+            source=source,
+            content=log.content,
+            offset=log.offset,
+            next_offset=log.next_offset,
+            created_at=evaluation.created_at,
+            executor_id=evaluation.executor_id,
+            container_id=evaluation.container_id,
+        )
 
 
 class EventBody(msgspec.Struct, kw_only=True):

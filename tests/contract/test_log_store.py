@@ -1,4 +1,7 @@
-"""LogStore contract: contiguous offsets under concurrency, byte-offset reads."""
+"""LogStore contract: contiguous offsets under concurrency, byte-offset reads, the record's
+``last_update`` and version moved by each append."""
+
+from datetime import timedelta
 
 import anyio
 import pytest
@@ -23,7 +26,7 @@ async def store(sql_backend: PortStore) -> PortStore:
 
 async def _append(store: PortStore, content: str) -> LogChunk:
     async with store.session() as ports:
-        return await ports.logs.append(EVAL, content, BASE_TIME)
+        return (await ports.logs.append(EVAL, content, BASE_TIME)).chunk
 
 
 async def _read(store: PortStore, offset: int = 0) -> LogSlice:
@@ -108,3 +111,26 @@ async def test_concurrent_appends_are_never_lost(store: PortStore) -> None:
     async with store.session() as ports:
         stats = await ports.queries.statistics()
     assert stats.log_bytes == position
+
+
+async def test_an_append_sets_last_update_and_moves_the_version_on(store: PortStore) -> None:
+    """In the statement that places the chunk: the record changed, so its version grows."""
+    later, reported = BASE_TIME + timedelta(minutes=5), BASE_TIME + timedelta(minutes=4)
+    async with store.session() as ports:
+        before = await ports.repository.get(EVAL)
+        first = await ports.logs.append(EVAL, "one\n", later, last_update=reported)
+    async with store.session() as ports:
+        after = await ports.repository.get(EVAL)
+        second = await ports.logs.append(EVAL, "", later + timedelta(seconds=1))
+    async with store.session() as ports:
+        last = await ports.repository.get(EVAL)
+
+    assert before is not None and after is not None and last is not None
+    assert before.last_update is None
+    assert (first.version, after.version) == (before.version + 1, before.version + 1)
+    assert after.last_update == reported  # the writer's own time, as given
+    assert after.updated_at == before.updated_at  # a log line is not a record write
+    # Without a time of its own (and even when empty) an append stamps ``now``.
+    assert (second.version, last.version) == (after.version + 1, after.version + 1)
+    assert last.last_update == later + timedelta(seconds=1)
+    assert second.chunk.offset == first.chunk.end

@@ -110,8 +110,8 @@ def _exercise(a: str, b: str) -> None:
     for base in (a, b):
         status, listed = call("GET", f"{base}/evaluations/running")
         assert status == 200
-        assert [item["evaluation_id"] for item in listed["evaluations"]] == ["rep-1"], listed
-        assert listed["evaluations"][0]["container_id"] == "c-1"
+        assert [item["eval_id"] for item in listed["running_evaluations"]] == ["rep-1"], listed
+        assert listed["running_evaluations"][0]["container_id"] == "c-1"
 
     # The output written through A streams from S3 through B, ranged and whole.
     status, text = call("GET", f"{b}/evaluations/rep-1/output")
@@ -130,7 +130,7 @@ def _exercise(a: str, b: str) -> None:
     for base in (a, b):
         status, listed = call("GET", f"{base}/evaluations/running")
         assert status == 200
-        assert listed["evaluations"] == [], listed
+        assert listed["running_evaluations"] == [], listed
 
     # Soft delete through A is seen by B at once (tombstone in the shared cache).
     status, deleted = call("DELETE", f"{a}/evaluations/rep-1")

@@ -95,17 +95,18 @@ def test_running_set_follows_status(client: Client) -> None:
     client.put("/evaluations/run-1", json={"status": "running", "container_id": "c-9"})
     running = client.get("/evaluations/running").json()
     assert running["count"] == 1
-    entry = running["evaluations"][0]
+    entry = running["running_evaluations"][0]
     assert (
-        entry["evaluation_id"],
+        entry["eval_id"],
         entry["executor_id"],
         entry["container_id"],
         entry["status"],
     ) == ("run-1", "ex-1", "c-9", "running")
     one = client.get("/evaluations/run-1/running").json()
     assert one["container_id"] == "c-9" and one["started_at"] is not None
+    assert one == entry
     client.put("/evaluations/run-1", json={"status": "completed"})
-    assert client.get("/evaluations/running").json() == {"count": 0, "evaluations": []}
+    assert client.get("/evaluations/running").json() == {"running_evaluations": [], "count": 0}
     assert client.get("/evaluations/run-1/running").status_code == 404
 
 
@@ -113,7 +114,13 @@ def test_logs_append_and_tail(client: Client) -> None:
     new(client, "log-1")
     first = client.post("/evaluations/log-1/logs", json={"content": "héllo\n"})
     assert first.status_code == 201
-    assert first.json() == {"evaluation_id": "log-1", "offset": 0, "size": 7, "next_offset": 7}
+    assert first.json() == {
+        "status": "success",
+        "eval_id": "log-1",
+        "offset": 0,
+        "size": 7,
+        "next_offset": 7,
+    }
     client.post("/evaluations/log-1/logs", json={"content": "world\n"})
     whole = client.get("/evaluations/log-1/logs").json()
     assert whole["content"] == "héllo\nworld\n"

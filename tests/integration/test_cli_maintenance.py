@@ -123,12 +123,11 @@ def test_warm_cache_and_rebuild_cache(client: TestClient[Any], backend_settings:
         assert cli_json(backend_settings, "rebuild-cache")["dropped"] >= 2
         found = asyncio.run(keys())
         assert not {k for k in found if k.endswith("}") and ":eval:{w-" in f":{k}"}
-        assert f"{prefix}eval:{{w-0}}:running" in found  # the registry is not a cache entry
+        assert f"{prefix}eval:w-0:running" in found  # the registry is not a cache entry
     else:
         assert "no REDIS_URL" in cli(backend_settings, "rebuild-cache").output
-    assert [
-        e["evaluation_id"] for e in client.get("/evaluations/running").json()["evaluations"]
-    ] == ["w-0"]
+    running = client.get("/evaluations/running").json()["running_evaluations"]
+    assert [e["eval_id"] for e in running] == ["w-0"]
 
 
 def test_usage_reports_every_backend(client: TestClient[Any], backend_settings: Settings) -> None:
@@ -190,9 +189,8 @@ def test_export_from_sqlite_imports_into_postgresql(tmp_path: Path) -> None:
                 assert after == expected
                 assert now.keys() == was.keys()
             assert client.get("/evaluations/move-1/output").text == BIG
-            assert [
-                e["evaluation_id"] for e in client.get("/evaluations/running").json()["evaluations"]
-            ] == ["move-2"]
+            running = client.get("/evaluations/running").json()["running_evaluations"]
+            assert [e["eval_id"] for e in running] == ["move-2"]
             appended = client.post("/evaluations/move-1/logs", json={"content": "more\n"})
             assert appended.json()["offset"] == len("step ✓\n".encode())
         assert cli_json(target, "fsck")["clean"] is True

@@ -67,9 +67,10 @@ def test_replay_drains_a_journal_once_and_keeps_the_instants(
     record = client.get("/evaluations/left-1").json()
     assert record["status"] == "running"
     assert record["output"] == "so far ✓"
-    assert record["version"] == 2
+    assert record["version"] == 3  # the append moved it on too
     assert record["created_at"] == "2026-11-01T12:00:01.123456Z"
     assert record["updated_at"] == "2026-11-01T12:00:02.123456Z"
+    assert record["last_update"] == "2026-11-01T12:00:03.123456Z"  # the append's own instant
     assert client.get("/evaluations/left-1/logs").json()["content"] == "line ✓\n"
     audit = client.get("/audit", params={"evaluation_id": "left-1"}).json()["items"]
     assert {item["actor"] for item in audit} == {"key:gateway"}

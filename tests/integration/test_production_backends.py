@@ -81,7 +81,8 @@ def test_rows_in_postgresql_and_keys_in_redis(settings: Settings) -> None:
         record = keys.hgetall(f"{prefix}eval:{{{EVAL}}}")
         assert b'"status":"running"' in record[b"d"]
         assert keys.sismember(f"{prefix}running_evaluations", EVAL)
-        assert keys.hget(f"{prefix}eval:{{{EVAL}}}:running", "container_id") == b"c-1"
+        entry = json.loads(keys.get(f"{prefix}eval:{EVAL}:running") or b"{}")
+        assert (entry["container_id"], entry["executor_id"]) == ("c-1", "exec-1")
         tail = keys.hgetall(f"{prefix}logs:{{{EVAL}}}:latest")
         assert (tail[b"s"], tail[b"e"], tail[b"d"]) == (b"0", b"8", b"one\ntwo\n")
         assert 0 < keys.ttl(f"{prefix}logs:{{{EVAL}}}:latest") <= settings.cache_ttl
@@ -91,7 +92,7 @@ def test_rows_in_postgresql_and_keys_in_redis(settings: Settings) -> None:
 
         assert not keys.exists(f"{prefix}logs:{{{EVAL}}}:latest")
         assert not keys.sismember(f"{prefix}running_evaluations", EVAL)
-        assert not keys.exists(f"{prefix}eval:{{{EVAL}}}:running")
+        assert not keys.exists(f"{prefix}eval:{EVAL}:running")
         assert client.get(f"/evaluations/{EVAL}/logs").json()["content"] == "one\ntwo\n"
     keys.close()
 
@@ -108,9 +109,11 @@ def test_a_running_log_is_tailed_from_redis(settings: Settings) -> None:
 
         tailed = client.get(f"/evaluations/{EVAL}/logs", params={"offset": 5})
         assert tailed.json()["content"] == "redis (tail)\n"
+        assert tailed.json()["source"] == "redis_cache"
 
         keys.delete(tail_key)
-        assert client.get(f"/evaluations/{EVAL}/logs").json()["content"] == "from the database\n"
+        whole = client.get(f"/evaluations/{EVAL}/logs").json()
+        assert (whole["content"], whole["source"]) == ("from the database\n", "database")
     keys.close()
 
 

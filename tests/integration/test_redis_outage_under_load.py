@@ -111,7 +111,7 @@ class Worker:
 
         running = await self.call("GET", "/evaluations/running")
         if running is not None:
-            listed = {item["evaluation_id"] for item in running["evaluations"]}
+            listed = {item["eval_id"] for item in running["running_evaluations"]}
             assert set(self.ids) <= listed, "a running evaluation is missing from the list"
 
 

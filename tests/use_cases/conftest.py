@@ -32,7 +32,7 @@ from application.use_cases.evaluation_content import (
 from application.use_cases.events import ListEvents, RecordEvent
 from application.use_cases.get_evaluation import GetEvaluation
 from application.use_cases.list_evaluations import ListEvaluations
-from application.use_cases.logs import AppendLog, ReadLog
+from application.use_cases.logs import AppendLog, GetEvaluationLogs, ReadLog
 from application.use_cases.running_evaluations import (
     GetRunningEvaluation,
     ListRunningEvaluations,
@@ -78,6 +78,16 @@ class FixedClock:
     def advance(self, **delta: float) -> datetime:
         self.current += timedelta(**delta)
         return self.current
+
+
+class FakeWorkerLogs:
+    """The platform worker's latest batches (``logs:<id>:latest``), set by the test."""
+
+    def __init__(self) -> None:
+        self.batches: dict[str, str] = {}
+
+    async def latest(self, evaluation_id: EvaluationId) -> str | None:
+        return self.batches.get(evaluation_id)
 
 
 class StubInspector:
@@ -170,9 +180,20 @@ class UseCases:
         self.get_running = GetRunningEvaluation(self.running, self.repository)
         self.rebuild_running = RebuildRunningRegistry(self.running, self.queries)
         self.append_log = AppendLog(
-            self.repository, self.logs, self.uow, self.clock, self.tail, self.audit, self.limits
+            self.repository,
+            self.logs,
+            self.uow,
+            self.clock,
+            self.tail,
+            self.audit,
+            self.limits,
+            self.record_cache,
         )
         self.read_log = ReadLog(self.repository, self.logs, self.record_cache, self.tail)
+        self.worker_logs = FakeWorkerLogs()
+        self.evaluation_logs = GetEvaluationLogs(
+            self.repository, self.logs, self.record_cache, self.tail, self.worker_logs
+        )
         self.record_event = RecordEvent(
             self.repository, self.events, self.uow, self.clock, self.audit, self.limits
         )

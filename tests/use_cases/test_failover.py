@@ -177,7 +177,9 @@ class World:
             UpdateEvaluation(writer, applier),
             DeleteEvaluation(writer, self.clock),
             ApplyCeleryUpdate(writer, applier),
-            AppendLog(repository, logs, uow, self.clock, MemoryLogTail(64), audit, self.limits),
+            AppendLog(
+                repository, logs, uow, self.clock, MemoryLogTail(64), audit, self.limits, self.cache
+            ),
             RecordEvent(repository, events, uow, self.clock, audit, self.limits),
             AttachPayload(writer),
             UploadPayload(writer, self.payloads, uow),
@@ -259,7 +261,8 @@ async def test_the_client_reads_its_own_journaled_writes(world: World) -> None:
     assert event.event_id  # generated, so a replay stores it once
     reads = world.wire().reads
     assert (await reads.get(ID)).status is EvaluationStatus.RUNNING
-    assert (await reads.get_fields(ID, frozenset({"status", "version"})))["version"] == 2
+    # Each append moved the record on too (its ``last_update``).
+    assert (await reads.get_fields(ID, frozenset({"status", "version"})))["version"] == 4
     log = await reads.log(ID, 0)
     assert log is not None
     assert log.content == "hello world"

@@ -1,6 +1,9 @@
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from application.errors import EvaluationNotFoundError, InvalidRequestError
+from application.use_cases.logs import LogSource
 from application.use_cases.update_evaluation import EvaluationChanges
 from domain.errors import InvalidTextError
 from domain.identifiers import parse_evaluation_id
@@ -146,3 +149,99 @@ async def test_a_queued_evaluation_keeps_no_tail(app: UseCases) -> None:
 
     assert await app.tail.read(seeded.id, 0) is None
     assert (await app.read_log.execute(seeded.id)).content == "waiting\n"
+
+
+async def test_an_append_stamps_last_update_and_moves_the_version_on(app: UseCases) -> None:
+    seeded = await app.seed(status=EvaluationStatus.RUNNING)
+    reported = app.clock.now() - timedelta(seconds=3)
+
+    await app.append_log.execute(seeded.id, "one\n", reported)
+    first = app.stored(seeded)
+    assert (first.last_update, first.version) == (reported, seeded.version + 1)
+    app.clock.advance(seconds=1)
+    await app.append_log.execute(seeded.id, "two\n")  # no time of its own: the append's
+    second = app.stored(seeded)
+
+    assert (second.last_update, second.version) == (app.clock.now(), seeded.version + 2)
+    assert second.updated_at == seeded.updated_at
+
+
+async def test_a_naive_last_update_is_taken_as_utc(app: UseCases) -> None:
+    seeded = await app.seed(status=EvaluationStatus.RUNNING)
+
+    await app.append_log.execute(seeded.id, "x", datetime(2024, 7, 1, 12, 0))  # utcnow() style
+
+    assert app.stored(seeded).last_update == datetime(2024, 7, 1, 12, 0, tzinfo=UTC)
+
+
+async def test_the_cached_record_follows_an_append(app: UseCases) -> None:
+    """The record changed: a reader never gets the last_update from before the append."""
+    seeded = await app.seed(status=EvaluationStatus.RUNNING)
+    assert (await app.get.execute(seeded.id)).last_update is None  # now cached
+    app.clock.advance(seconds=2)
+
+    await app.append_log.execute(seeded.id, "line\n")
+
+    cached = await app.record_cache.get(seeded.id)
+    assert cached is not None  # published, so tailing still touches no database record
+    assert cached == app.stored(seeded)
+    assert (await app.get.execute(seeded.id)).last_update == app.clock.now()
+
+
+async def test_the_logs_view_of_a_running_evaluation(app: UseCases) -> None:
+    seeded = await app.seed(status=EvaluationStatus.RUNNING, output=None, error=None)
+    await app.append_log.execute(seeded.id, "step 1\n")
+
+    view = await app.evaluation_logs.execute(seeded.id)
+
+    assert view.source is LogSource.TAIL
+    assert (view.text, view.log.content, view.log.next_offset) == ("step 1\n", "step 1\n", 7)
+    assert view.evaluation == app.stored(seeded)
+
+
+async def test_the_logs_view_of_a_finished_evaluation_is_the_stores(app: UseCases) -> None:
+    seeded = await app.seed(status=EvaluationStatus.RUNNING)
+    await app.append_log.execute(seeded.id, "done\n")
+    await app.update.execute(seeded.id, EvaluationChanges(status=EvaluationStatus.COMPLETED))
+    app.worker_logs.batches[seeded.id] = "the worker's batch"
+
+    view = await app.evaluation_logs.execute(seeded.id, 2)
+
+    assert view.source is LogSource.STORE
+    assert (view.text, view.log.offset) == ("ne\n", 2)
+    assert view.evaluation.status is EvaluationStatus.COMPLETED
+
+
+async def test_a_live_evaluation_with_an_empty_log_shows_the_workers_batch(app: UseCases) -> None:
+    seeded = await app.seed(status=EvaluationStatus.RUNNING)
+    app.worker_logs.batches[seeded.id] = "line 1\nline 2"
+
+    view = await app.evaluation_logs.execute(seeded.id)
+
+    assert view.source is LogSource.WORKER
+    assert view.text == "line 1\nline 2"
+    # Not part of the log: tailing by offset is not disturbed.
+    assert (view.log.content, view.log.offset, view.log.next_offset) == ("", 0, 0)
+
+
+async def test_the_workers_batch_is_not_shown_once_the_log_has_text_or_the_run_ended(
+    app: UseCases,
+) -> None:
+    queued = await app.seed(status=EvaluationStatus.QUEUED)
+    logged = await app.seed(status=EvaluationStatus.RUNNING)
+    await app.append_log.execute(logged.id, "ours\n")
+    await app.tail.drop(logged.id)  # the tail lost it: the store answers
+    for seeded in (queued, logged):
+        app.worker_logs.batches[seeded.id] = "theirs"
+
+    assert (await app.evaluation_logs.execute(queued.id)).source is LogSource.STORE
+    view = await app.evaluation_logs.execute(logged.id)
+    assert (view.source, view.text) == (LogSource.STORE, "ours\n")
+
+
+async def test_the_logs_view_of_an_unknown_evaluation_is_not_found(app: UseCases) -> None:
+    with pytest.raises(EvaluationNotFoundError):
+        await app.evaluation_logs.execute(parse_evaluation_id("missing"))
+    seeded = await app.seed(status=EvaluationStatus.RUNNING)
+    with pytest.raises(InvalidRequestError):
+        await app.evaluation_logs.execute(seeded.id, -1)

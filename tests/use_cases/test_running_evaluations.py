@@ -167,3 +167,40 @@ async def test_a_rebuild_raced_by_a_change_is_redone_by_the_next_list(app: UseCa
 
     assert [(i.evaluation_id, i.status) for i in listed] == [(seeded.id, EvaluationStatus.RUNNING)]
     assert await app.running.list() == listed
+
+
+async def test_get_fills_what_the_record_lacks_from_the_registry(app: UseCases) -> None:
+    """The platform's worker writes the job name only into the registry's entry."""
+    seeded = await app.seed(
+        status=EvaluationStatus.QUEUED, executor_id=None, container_id=None, timeout=None
+    )
+    await app.update.execute(seeded.id, EvaluationChanges(status=EvaluationStatus.RUNNING))
+    await app.running.track(
+        RunningInfo(
+            evaluation_id=seeded.id,
+            status=EvaluationStatus.RUNNING,
+            executor_id="job-w",
+            container_id="pod-w",
+            timeout=300,
+        )
+    )
+    await app.update.execute(seeded.id, EvaluationChanges(container_id="c-db"))
+
+    info = await app.get_running.execute(seeded.id)
+
+    # The record's own value wins; the entry fills the gaps and is not erased by a later write.
+    assert (info.executor_id, info.container_id, info.timeout) == ("job-w", "c-db", 300)
+    assert info.started_at == app.stored(seeded).started_at
+    listed = await app.list_running.execute()
+    assert [(i.executor_id, i.container_id) for i in listed] == [("job-w", "c-db")]
+
+
+async def test_the_running_info_carries_the_timeout(app: UseCases) -> None:
+    seeded = await app.seed(status=EvaluationStatus.QUEUED)
+
+    await app.update.execute(
+        seeded.id, EvaluationChanges(status=EvaluationStatus.RUNNING, timeout=120)
+    )
+
+    assert (await app.get_running.execute(seeded.id)).timeout == 120
+    assert [i.timeout for i in await app.list_running.execute()] == [120]

@@ -3,11 +3,11 @@ from typing import Annotated
 from dishka.integrations.litestar import FromDishka
 from litestar import Controller, get, post
 from litestar.params import Parameter
-from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+from litestar.status_codes import HTTP_200_OK
 
 from application.services.failover import FailoverReads, FailoverWrites
 from application.use_cases.events import ListEvents, NewEvent
-from application.use_cases.logs import ReadLog
+from application.use_cases.logs import EvaluationLogs, GetEvaluationLogs, LogSource
 from interfaces.http.errors import ACCEPTED_RESPONSE, problem_responses
 from interfaces.http.params import EvalIdPath, evaluation_id
 from interfaces.http.schemas import (
@@ -16,7 +16,18 @@ from interfaces.http.schemas import (
     EventBody,
     LogAppended,
     LogBody,
+    LogSourceName,
 )
+from interfaces.settings import Settings
+
+
+def _source_name(source: LogSource, *, redis: bool) -> LogSourceName:
+    """The platform's name for where the log text came from (``redis_cache``/``database``)."""
+    if source is LogSource.STORE:
+        return "database"
+    if source is LogSource.WORKER or redis:
+        return "redis_cache"
+    return "memory_cache"
 
 
 class TimelineController(Controller):
@@ -25,16 +36,20 @@ class TimelineController(Controller):
 
     @post(
         "/logs",
-        status_code=HTTP_201_CREATED,
+        status_code=HTTP_200_OK,
         summary="Append a chunk to the log",
+        description="The platform worker's body. `append: false` (replace the log) is a 422 "
+        "naming `append`: the log is append-only. `last_update` (else `timestamp`, else the "
+        "time of the append) becomes the record's `last_update`.",
         responses=problem_responses(400, 404, 413, 422, 503) | ACCEPTED_RESPONSE,
     )
     async def append_log(
         self, eval_id: EvalIdPath, data: AppendLogBody, writes: FromDishka[FailoverWrites]
     ) -> LogAppended:
-        chunk = await writes.append_log(evaluation_id(eval_id), data.content)
+        written_at = data.written_at()
+        chunk = await writes.append_log(evaluation_id(eval_id), data.content, written_at)
         return LogAppended(
-            evaluation_id=chunk.evaluation_id,
+            eval_id=chunk.evaluation_id,
             offset=chunk.offset,
             size=chunk.size,
             next_offset=chunk.end,
@@ -42,25 +57,31 @@ class TimelineController(Controller):
 
     @get(
         "/logs",
-        summary="Read the log, whole or from a byte offset",
+        summary="The log and state of an evaluation, whole or from a byte offset",
+        description="`output` is the record's output, else the log text (while the evaluation "
+        "runs and its log is empty: the platform worker's latest batch). `source` says where "
+        "the log text came from: `redis_cache`, `memory_cache` (the in-process tail), "
+        "`database`, or `journal` (written during a database outage).",
         responses=problem_responses(400, 404, 422, 503),
     )
     async def read_log(
         self,
         eval_id: EvalIdPath,
-        use_case: FromDishka[ReadLog],
+        use_case: FromDishka[GetEvaluationLogs],
         reads: FromDishka[FailoverReads],
+        settings: FromDishka[Settings],
         offset: Annotated[int, Parameter(ge=0, le=2**63 - 1, description="bytes already seen")] = 0,
     ) -> LogBody:
         identifier = evaluation_id(eval_id)
         journaled = await reads.log(identifier, offset)
-        piece = journaled if journaled is not None else await use_case.execute(identifier, offset)
-        return LogBody(
-            evaluation_id=identifier,
-            content=piece.content,
-            offset=piece.offset,
-            next_offset=piece.next_offset,
-        )
+        if journaled is not None:
+            record = await reads.get(identifier)
+            logs = EvaluationLogs(
+                evaluation=record, log=journaled, text=journaled.content, source=LogSource.STORE
+            )
+            return LogBody.of(logs, "journal")
+        logs = await use_case.execute(identifier, offset)
+        return LogBody.of(logs, _source_name(logs.source, redis=settings.redis_url is not None))
 
     @post(
         "/events",

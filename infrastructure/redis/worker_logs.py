@@ -1,0 +1,39 @@
+"""The platform worker's latest log batch: ``logs:<id>:latest``, plain text.
+
+The worker ``SETEX``es it (TTL 300 s) with the batch it has just appended
+through ``POST /evaluations/{id}/logs``, joined by newlines. The name has no
+hash tag (it is the platform's) and differs from this service's own log tail,
+``logs:{<id>}:latest``, a hash (ADR 0014).
+"""
+
+import redis.asyncio as redis
+
+from domain.identifiers import EvaluationId
+from infrastructure.redis.connection import RedisConnection, RedisUnavailableError
+
+
+def latest_key(evaluation_id: str) -> str:
+    return f"logs:{evaluation_id}:latest"
+
+
+class RedisWorkerLogs:
+    """``WorkerLogs`` on Redis; the key is ``prefix + logs:<id>:latest``."""
+
+    def __init__(self, connection: RedisConnection, prefix: str = "") -> None:
+        self._connection = connection
+        self._prefix = prefix
+
+    async def latest(self, evaluation_id: EvaluationId) -> str | None:
+        key = self._prefix + latest_key(evaluation_id)
+
+        async def read(client: redis.Redis) -> bytes | str | None:
+            value: bytes | str | None = await client.get(key)
+            return value
+
+        try:
+            value = await self._connection.execute(read)
+        except RedisUnavailableError:  # also a key of another type (WRONGTYPE)
+            return None
+        if isinstance(value, bytes):
+            return value.decode("utf-8", errors="replace")
+        return value

@@ -578,7 +578,7 @@ def _run_in(workdir: Path, database_url: str, size: int, seed: int, *, postgres:
                 "/evaluations",
                 json={"id": identifier, "code": "print('bench')", "language": "python"},
             )
-            if created.status_code != 201:
+            if created.status_code != 200:
                 raise RuntimeError(f"create {identifier}: {created.status_code} {created.text}")
         _warm_up(client, ProgramOutput(MB, seed + 1))
         baseline = idle_rss(pid)

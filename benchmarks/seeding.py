@@ -57,7 +57,7 @@ async def seed_records(
             "language": "python",
             "metadata": {"user": "bench", "tags": ["a", "b"]},
         }
-        _check(await client.post("/evaluations", json=body), 201)
+        _check(await client.post("/evaluations", json=body), 200)
         if status is EvaluationStatus.RUNNING:
             change = {"status": "running", "executor_id": "bench", "container_id": "c-1"}
             _check(await client.put(f"/evaluations/{evaluation_id}", json=change), 200)

@@ -15,6 +15,7 @@ class AuditAction(StrEnum):
     APPEND_LOG = "append_log"
     RECORD_EVENT = "record_event"
     CELERY_UPDATE = "celery_update"
+    ADMIN_OVERRIDE = "admin_override"
     REPLAY = "replay"
     PURGE = "purge"
     IMPORT = "import"

@@ -5,10 +5,10 @@ from typing import Any
 
 import msgspec
 
-from domain.errors import IllegalTransitionError, InvalidTextError
+from domain.errors import InvalidTextError
 from domain.identifiers import EvaluationId
 from domain.payload import StoredPayload
-from domain.status import EvaluationStatus, can_transition
+from domain.status import EvaluationStatus, StatusMove, judge_move
 
 JsonObject = dict[str, Any]
 
@@ -32,6 +32,9 @@ def ensure_storable_json(field: str, value: Any) -> None:
         for index, item in enumerate(value):
             ensure_storable_json(f"{field}[{index}]", item)
 
+
+# Metadata key that keeps the fields of a request body this service does not know.
+UNRECOGNIZED_KEY = "_unrecognized"
 
 # The largest runtime a record holds: the signed 32-bit milliseconds of its column.
 MAX_RUNTIME_MS = 2**31 - 1
@@ -60,20 +63,33 @@ class Evaluation(msgspec.Struct, kw_only=True):
     retries: int = 0
     executor_id: str | None = None
     container_id: str | None = None
+    exit_code: int | None = None
+    timeout: int | None = None
+    last_update: datetime | None = None
+    retry_message: str | None = None
+    final_failure: bool = False
     deleted_at: datetime | None = None
     version: int = 1
 
-    def change_status(self, requested: EvaluationStatus, now: datetime) -> bool:
-        """Move to ``requested``; returns whether anything changed.
+    def change_status(
+        self, requested: EvaluationStatus, now: datetime, *, override: bool = False
+    ) -> StatusMove:
+        """Move to ``requested`` when the state machine says so; returns its judgement.
 
+        A late report (``StatusMove.LATE``) changes nothing. ``override`` (an
+        audited admin change) applies any move, terminal states included.
         Timestamps follow the state: ``started_at`` on entering running,
         ``completed_at`` (and ``runtime_ms`` when both ends are known) on a
-        terminal state. Raises ``IllegalTransitionError`` for a forbidden move.
+        terminal state; an override back to a live state clears both.
         """
-        if requested == self.status:
-            return False
-        if not can_transition(self.status, requested):
-            raise IllegalTransitionError(self.status.value, requested.value)
+        move = judge_move(self.status, requested)
+        if move is StatusMove.SAME:
+            return move
+        if move is StatusMove.LATE and not override:
+            return move
+        if override and self.status.is_terminal and not requested.is_terminal:
+            self.completed_at = None
+            self.runtime_ms = None
         self.status = requested
         if requested is EvaluationStatus.RUNNING and self.started_at is None:
             self.started_at = now
@@ -90,11 +106,18 @@ class Evaluation(msgspec.Struct, kw_only=True):
                 # one run's: the runtime stays unknown rather than clipped.
                 if runtime_ms <= MAX_RUNTIME_MS:
                     self.runtime_ms = runtime_ms
-        return True
+        return StatusMove.APPLY
 
     def merge_metadata(self, changes: JsonObject) -> None:
-        """Shallow-merge ``changes`` into the metadata: later keys win."""
-        self.metadata = {**self.metadata, **changes}
+        """Shallow-merge ``changes`` into the metadata: later keys win.
+
+        Unrecognized fields accumulate: a later body's do not erase an earlier one's.
+        """
+        merged = {**self.metadata, **changes}
+        kept, new = self.metadata.get(UNRECOGNIZED_KEY), changes.get(UNRECOGNIZED_KEY)
+        if isinstance(kept, dict) and isinstance(new, dict):
+            merged[UNRECOGNIZED_KEY] = {**kept, **new}
+        self.metadata = merged
 
     def touch(self, now: datetime) -> None:
         """Record a committed change: a new version and update time."""

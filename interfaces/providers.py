@@ -236,7 +236,21 @@ class CoreProvider(Provider):
         )
 
     services = provide_all(RecordPublisher, ChangeApplier, scope=Scope.APP)
-    writer = provide(RecordWriter, scope=Scope.REQUEST)
+
+    @provide(scope=Scope.REQUEST)
+    def writer(
+        self,
+        repository: EvaluationRepository,
+        uow: UnitOfWork,
+        clock: Clock,
+        payloads: PayloadStore,
+        publisher: RecordPublisher,
+        audit: AuditTrail,
+        settings: Settings,
+    ) -> RecordWriter:
+        budget_s = settings.db_statement_timeout_ms / 1000
+        return RecordWriter(repository, uow, clock, payloads, publisher, audit, budget_s)
+
     failover = provide_all(
         IntentRunner, JournalViews, FailoverWrites, FailoverReads, scope=Scope.REQUEST
     )

@@ -2,8 +2,11 @@
 
 Concurrent writers of one evaluation never overwrite each other silently: the
 store refuses a save whose version moved on, and the change is re-applied to
-the fresh record. A caller that pinned a version (``If-Match``) gets
-``PreconditionFailedError`` instead of a retry.
+the fresh record. Several writers of one record are the platform's normal case
+(its worker, Celery tasks and gateway), so a plain write waits its turn for as
+long as a statement may run, never failing because another got there first. A
+caller that pinned a version (``If-Match``) gets ``PreconditionFailedError``
+instead of a retry.
 """
 
 import contextlib
@@ -30,7 +33,8 @@ from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 
 Mutation = Callable[[Evaluation], Awaitable[bool]]
-MAX_ATTEMPTS = 12
+# How long a plain write keeps retrying after conflicts: the statement timeout's default.
+CONFLICT_BUDGET_S = 30.0
 # Between attempts after a conflict: up to 1, 2, 4 … ms (capped at 50), randomised so that
 # writers racing on one record stop colliding in lockstep.
 BACKOFF_BASE_S = 0.001
@@ -46,7 +50,9 @@ class RecordWriter:
         payloads: PayloadStore,
         publisher: RecordPublisher,
         audit: AuditTrail,
+        conflict_budget_s: float = CONFLICT_BUDGET_S,
     ) -> None:
+        self._conflict_budget_s = conflict_budget_s
         self._repository = repository
         self._uow = uow
         self._clock = clock
@@ -77,8 +83,13 @@ class RecordWriter:
         deleted (except the caller's own ``keep``); an error in the commit itself
         leaves them, since the commit may have happened: at worst an orphan.
         """
-        for attempt in range(MAX_ATTEMPTS):
+        deadline = anyio.current_time() + self._conflict_budget_s
+        attempt = 0
+        while True:
             before = await self.load(evaluation_id)
+            if attempt and anyio.current_time() > deadline:
+                raise VersionConflictError(evaluation_id, expected=before.version)
+            attempt += 1
             if expected_version is not None and before.version != expected_version:
                 raise PreconditionFailedError(evaluation_id, expected_version, before.version)
             after = copy.deepcopy(before)
@@ -88,7 +99,7 @@ class RecordWriter:
                     after.touch(self._clock.now())
                     await self._stage(before, after, action)
             except VersionConflictError:
-                await self._conflicted(before, after, keep, expected_version, attempt)
+                await self._conflicted(before, after, keep, expected_version, attempt - 1)
                 continue
             except BaseException as error:
                 with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
@@ -105,7 +116,7 @@ class RecordWriter:
             try:
                 await self._uow.commit()
             except VersionConflictError:
-                await self._conflicted(before, after, keep, expected_version, attempt)
+                await self._conflicted(before, after, keep, expected_version, attempt - 1)
                 continue
             except EvaluationNotFoundError:
                 with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
@@ -119,7 +130,6 @@ class RecordWriter:
             await self._publisher.after_commit(after, before)
             await self._payloads.discard_replaced(before, after)
             return after, True
-        raise VersionConflictError(evaluation_id, expected=before.version)
 
     async def _conflicted(
         self,

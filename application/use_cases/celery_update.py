@@ -1,3 +1,5 @@
+from typing import Any
+
 import msgspec
 from msgspec import UNSET, UnsetType
 
@@ -21,6 +23,7 @@ class CeleryUpdate(msgspec.Struct, kw_only=True, frozen=True):
     retries: int | UnsetType = UNSET
     output: str | None | UnsetType = UNSET
     error: str | None | UnsetType = UNSET
+    metadata: dict[str, Any] | UnsetType = UNSET
 
 
 class CeleryOutcome(msgspec.Struct, kw_only=True, frozen=True):
@@ -63,6 +66,7 @@ class ApplyCeleryUpdate:
                 retries=retries,
                 output=update.output,
                 error=update.error,
+                metadata=update.metadata,
             )
             return await self._applier.apply(evaluation, changes)
 

@@ -12,7 +12,7 @@ from domain.evaluation import Evaluation, ensure_storable_json
 from domain.identifiers import EvaluationId
 from domain.limits import InputLimits
 from domain.payload import PayloadKind, StoredPayload
-from domain.status import EvaluationStatus
+from domain.status import EvaluationStatus, StatusMove, judge_move
 from domain.timestamps import as_utc
 
 
@@ -30,6 +30,13 @@ class EvaluationChanges(msgspec.Struct, kw_only=True, frozen=True):
     container_id: str | None | UnsetType = UNSET
     celery_task_id: str | None | UnsetType = UNSET
     retries: int | UnsetType = UNSET
+    exit_code: int | None | UnsetType = UNSET
+    timeout: int | None | UnsetType = UNSET
+    last_update: datetime | None | UnsetType = UNSET
+    retry_message: str | None | UnsetType = UNSET
+    final_failure: bool | UnsetType = UNSET
+    # An admin's change of status: applied even to a finished evaluation, and audited.
+    override: bool | UnsetType = UNSET
 
 
 class ChangeApplier:
@@ -43,13 +50,21 @@ class ChangeApplier:
     async def apply(self, evaluation: Evaluation, changes: EvaluationChanges) -> bool:
         """Mutate ``evaluation``; returns whether anything changed.
 
-        The status moves before any payload is written, so a refused move
-        writes nothing.
+        A late status report (one the evaluation has already passed) changes
+        nothing at all: the fields sent with it describe a state the record
+        has left. Otherwise the status moves before any payload is written.
         """
         for name in ("metadata", *_PLAIN_FIELDS):
             ensure_storable_json(name, getattr(changes, name))
         if changes.metadata is not UNSET:
             self._limits.check_json("metadata", changes.metadata)
+        override = changes.override is True
+        late = (
+            changes.status is not UNSET
+            and judge_move(evaluation.status, changes.status) is StatusMove.LATE
+        )
+        if late and not override:
+            return False
         before = msgspec.structs.asdict(evaluation)
         for name in _PLAIN_FIELDS:
             value = getattr(changes, name)
@@ -58,7 +73,7 @@ class ChangeApplier:
         if changes.metadata is not UNSET:
             evaluation.merge_metadata(changes.metadata)
         if changes.status is not UNSET:
-            evaluation.change_status(changes.status, self._clock.now())
+            evaluation.change_status(changes.status, self._clock.now(), override=override)
         if changes.output is not UNSET:
             evaluation.output = await self._store(evaluation.id, "output", changes.output)
         if changes.error is not UNSET:
@@ -79,6 +94,11 @@ _PLAIN_FIELDS = (
     "container_id",
     "celery_task_id",
     "retries",
+    "exit_code",
+    "timeout",
+    "last_update",
+    "retry_message",
+    "final_failure",
 )
 
 
@@ -97,7 +117,8 @@ class UpdateEvaluation:
         async def mutate(evaluation: Evaluation) -> bool:
             return await self._applier.apply(evaluation, changes)
 
+        action = AuditAction.ADMIN_OVERRIDE if changes.override is True else AuditAction.UPDATE
         evaluation, _ = await self._writer.change(
-            evaluation_id, mutate, action=AuditAction.UPDATE, expected_version=expected_version
+            evaluation_id, mutate, action=action, expected_version=expected_version
         )
         return evaluation

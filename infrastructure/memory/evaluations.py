@@ -136,7 +136,7 @@ class MemoryEvaluationQueries:
         next_cursor = None
         if len(candidates) > limit and items:
             next_cursor = ListCursor(created_at=items[-1].created_at, id=items[-1].id)
-        total = len(matching) if query.include_total else None
+        total = len(matching)
         return EvaluationPage(items=items, next_cursor=next_cursor, total=total)
 
     async def list_fields(self, query: EvaluationQuery, fields: frozenset[str]) -> ProjectedPage:

@@ -105,6 +105,11 @@ def evaluation_from_row(row: Row) -> Evaluation:
         retries=row["retries"],
         executor_id=row["executor_id"],
         container_id=row["container_id"],
+        exit_code=row["exit_code"],
+        timeout=row["timeout"],
+        last_update=row["last_update"],
+        retry_message=row["retry_message"],
+        final_failure=row["final_failure"],
         deleted_at=row["deleted_at"],
         version=row["version"],
     )
@@ -185,6 +190,11 @@ def evaluation_values(evaluation: Evaluation) -> dict[str, Any]:
         "retries": evaluation.retries,
         "executor_id": evaluation.executor_id,
         "container_id": evaluation.container_id,
+        "exit_code": evaluation.exit_code,
+        "timeout": evaluation.timeout,
+        "last_update": evaluation.last_update,
+        "retry_message": evaluation.retry_message,
+        "final_failure": evaluation.final_failure,
         "deleted_at": evaluation.deleted_at,
         "version": evaluation.version,
     }
@@ -327,12 +337,23 @@ class SqlEvaluationQueries:
         ).limit(limit + 1)
         with translate_errors():
             rows = (await self._session.execute(statement)).mappings().all()
-            total = None
-            if query.include_total:
-                total = await self._session.scalar(
-                    sa.select(sa.func.count()).select_from(evaluations).where(*conditions)
-                )
-        return rows, None if total is None else int(total)
+            total = await self._session.scalar(self._total(query.filter, conditions))
+        return rows, int(total or 0)
+
+    @staticmethod
+    def _total(
+        where: EvaluationFilter, conditions: builtins.list[sa.ColumnElement[bool]]
+    ) -> sa.Select[Any]:
+        """How many records match: from the counters when they can tell (a few rows, kept in
+        each write's transaction), else a count the filter's index serves."""
+        if where.created_after or where.created_before or where.id_prefix is not None:
+            return sa.select(sa.func.count()).select_from(evaluations).where(*conditions)
+        counted = sa.select(sa.func.sum(evaluation_counters.c.evaluations))
+        if where.status is not None:
+            counted = counted.where(evaluation_counters.c.status == where.status.value)
+        if where.language is not None:
+            counted = counted.where(evaluation_counters.c.language == where.language)
+        return counted
 
     async def blob_keys(self) -> set[str]:
         keys: set[str] = set()

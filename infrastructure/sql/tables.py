@@ -54,6 +54,12 @@ evaluations = sa.Table(
     sa.Column("retries", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("executor_id", sa.String(255)),
     sa.Column("container_id", sa.String(255)),
+    # What the platform's workers report beside the status (migration 0005).
+    sa.Column("exit_code", sa.Integer()),
+    sa.Column("timeout", sa.Integer()),
+    sa.Column("last_update", DateTimeUTC()),
+    sa.Column("retry_message", sa.Text()),
+    sa.Column("final_failure", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column("deleted_at", DateTimeUTC()),
     sa.Column("version", sa.Integer(), nullable=False, server_default="1"),
     # Bytes of log appended so far: the atomic counter that places each chunk.

@@ -11,7 +11,7 @@ from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme, Server
+from litestar.openapi.spec import Components, Parameter, Schema, SecurityScheme, Server
 from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsPlugin
 from litestar.static_files import create_static_files_router
 
@@ -130,7 +130,19 @@ def create_app(settings: Settings | None = None, *override_providers: Provider) 
         lifespan=[lifespan],
     )
     setup_dishka(container, app)
+    _state_list_limit(app, settings.limits.list_limit)
     return app
+
+
+def _state_list_limit(app: Litestar, maximum: int) -> None:
+    """Document the ``limit`` maximum this instance enforces (``MAX_LIST_LIMIT``), which
+    only the settings know; the handler's own schema is built before them."""
+    paths = app.openapi_schema.paths or {}
+    operation = paths["/evaluations"].get
+    for parameter in (operation.parameters or []) if operation else []:
+        named = isinstance(parameter, Parameter) and parameter.name == "limit"
+        if named and isinstance(schema := getattr(parameter, "schema", None), Schema):
+            schema.maximum = maximum
 
 
 async def _rebuild_running_registry(container: AsyncContainer) -> None:

@@ -42,10 +42,18 @@ Metadata = dict[str, Any]
 
 
 class RequestBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Base of every request body."""
+    """Base of every request body whose fields are all known (a typo is a 422)."""
 
 
-class CreateEvaluationBody(RequestBody):
+class RecordBody(msgspec.Struct, kw_only=True):
+    """Base of the bodies that write a record: an unknown field is kept, not refused.
+
+    The controller stores what it does not know in the record's metadata under
+    ``_unrecognized`` and names it in ``X-Unrecognized-Fields`` (ADR 0013).
+    """
+
+
+class CreateEvaluationBody(RecordBody):
     code: str
     id: Annotated[str, Meta(examples=["eval_20240701_120000_abc123"])] | None = None
     language: Language = "python"
@@ -56,7 +64,10 @@ class CreateEvaluationBody(RequestBody):
     container_id: ShortText | None = None
 
 
-class UpdateEvaluationBody(RequestBody):
+ExitCode = Annotated[int, Meta(ge=-(2**31), le=2**31 - 1)]
+
+
+class UpdateEvaluationBody(RecordBody):
     status: EvaluationStatus | UnsetType = UNSET
     output: str | None | UnsetType = UNSET
     error: str | None | UnsetType = UNSET
@@ -68,9 +79,14 @@ class UpdateEvaluationBody(RequestBody):
     container_id: ShortText | None | UnsetType = UNSET
     celery_task_id: ShortText | None | UnsetType = UNSET
     retries: NonNegative | UnsetType = UNSET
+    exit_code: ExitCode | None | UnsetType = UNSET
+    timeout: Annotated[NonNegative, Meta(description="seconds")] | None | UnsetType = UNSET
+    last_update: datetime | None | UnsetType = UNSET
+    retry_message: str | None | UnsetType = UNSET
+    final_failure: bool | UnsetType = UNSET
 
 
-class CeleryUpdateBody(RequestBody):
+class CeleryUpdateBody(RecordBody):
     task_state: Annotated[str, Meta(examples=["SUCCESS"])]
     celery_task_id: ShortText | None = None
     retries: NonNegative | UnsetType = UNSET
@@ -171,6 +187,11 @@ class EvaluationBody(msgspec.Struct, kw_only=True):
     retries: int
     executor_id: str | None
     container_id: str | None
+    exit_code: int | None
+    timeout: int | None
+    last_update: datetime | None
+    retry_message: str | None
+    final_failure: bool
     version: int
     storage_info: StorageInfo | UnsetType = msgspec.field(default=UNSET, name="_storage_info")
 
@@ -196,6 +217,11 @@ class EvaluationBody(msgspec.Struct, kw_only=True):
             retries=evaluation.retries,
             executor_id=evaluation.executor_id,
             container_id=evaluation.container_id,
+            exit_code=evaluation.exit_code,
+            timeout=evaluation.timeout,
+            last_update=evaluation.last_update,
+            retry_message=evaluation.retry_message,
+            final_failure=evaluation.final_failure,
             version=evaluation.version,
             storage_info=StorageInfo.of(evaluation) if storage_info else UNSET,
         )
@@ -234,6 +260,11 @@ class EvaluationFieldsBody(msgspec.Struct, kw_only=True):
     retries: int | UnsetType = UNSET
     executor_id: str | None | UnsetType = UNSET
     container_id: str | None | UnsetType = UNSET
+    exit_code: int | None | UnsetType = UNSET
+    timeout: int | None | UnsetType = UNSET
+    last_update: datetime | None | UnsetType = UNSET
+    retry_message: str | None | UnsetType = UNSET
+    final_failure: bool | UnsetType = UNSET
     version: int | UnsetType = UNSET
 
     @classmethod
@@ -253,21 +284,28 @@ class EvaluationFieldsBody(msgspec.Struct, kw_only=True):
 class EvaluationFieldsList(msgspec.Struct, kw_only=True):
     """A page of evaluations with only the fields named in ``fields=``."""
 
-    items: list[EvaluationFieldsBody]
+    evaluations: list[EvaluationFieldsBody]
+    total: int
     limit: int
+    offset: int
+    has_more: bool
     next_cursor: str | None
-    offset: int | UnsetType = UNSET
-    total: int | UnsetType = UNSET
 
 
 class EvaluationList(msgspec.Struct, kw_only=True):
-    """A page of evaluations, newest first. Pass ``next_cursor`` back as ``cursor``."""
+    """A page of evaluations, newest first.
 
-    items: list[EvaluationBody]
+    ``total`` counts every match (exact, from counters); ``has_more`` says a
+    next page exists. Page on with ``offset``, or pass ``next_cursor`` back as
+    ``cursor`` (stable under inserts).
+    """
+
+    evaluations: list[EvaluationBody]
+    total: int
     limit: int
+    offset: int
+    has_more: bool
     next_cursor: str | None
-    offset: int | UnsetType = UNSET
-    total: int | UnsetType = UNSET
 
 
 class RunningBody(msgspec.Struct, kw_only=True):

@@ -51,7 +51,7 @@ async def test_newest_first_with_ties_broken_by_id(sql_backend: PortStore) -> No
     ids, cursor, total = await _list(sql_backend, EvaluationQuery())
     assert ids == ["b", "c", "a", "d"]
     assert cursor is None
-    assert total is None
+    assert total == 4
 
 
 async def test_each_filter(sql_backend: PortStore) -> None:
@@ -186,8 +186,36 @@ async def test_total_counts_matches_not_the_page(sql_backend: PortStore) -> None
     assert len(ids) == 2
     assert total == 5
     assert cursor is not None
-    _, _, total = await _list(sql_backend, EvaluationQuery(limit=2))
-    assert total is None
+    _, _, total = await _list(sql_backend, EvaluationQuery(limit=2, offset=4))
+    assert total == 5
+
+
+async def test_total_is_exact_for_every_filter(sql_backend: PortStore) -> None:
+    """Status and language totals come from the counters, the others from a count: both
+    must match what the filter lists, deleted records and all."""
+    S = EvaluationStatus
+    records = [
+        make_evaluation(f"tot-{i}", created_at=BASE_TIME + timedelta(minutes=i)) for i in range(12)
+    ]
+    for index, record in enumerate(records):
+        record.status = [S.QUEUED, S.RUNNING, S.COMPLETED][index % 3]
+        record.language = "python" if index % 2 else "rust"
+    await _add(sql_backend, *records)
+    await _delete(sql_backend, "tot-4")
+    await _delete(sql_backend, "tot-5")
+    filters = [
+        EvaluationFilter(),
+        EvaluationFilter(status=S.RUNNING),
+        EvaluationFilter(language="rust"),
+        EvaluationFilter(status=S.COMPLETED, language="python"),
+        EvaluationFilter(created_after=BASE_TIME + timedelta(minutes=6)),
+        EvaluationFilter(id_prefix="tot-1"),
+        EvaluationFilter(status=S.FAILED),
+    ]
+    for criteria in filters:
+        ids, _, _ = await _list(sql_backend, EvaluationQuery(filter=criteria, limit=100))
+        _, _, total = await _list(sql_backend, EvaluationQuery(filter=criteria, limit=1))
+        assert total == len(ids), criteria
 
 
 async def test_list_active(sql_backend: PortStore) -> None:

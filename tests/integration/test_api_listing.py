@@ -15,7 +15,7 @@ def seed(client: Client, n: int, **body: Any) -> list[str]:
             "/evaluations",
             json={"code": "x", **body, "id": f"{body.get('language', 'py')}-{i:03d}"},
         )
-        assert response.status_code == 201, response.text
+        assert response.status_code == 200, response.text
         ids.append(response.json()["id"])
     return ids
 
@@ -24,30 +24,33 @@ def test_newest_first_and_filters(client: Client) -> None:
     seed(client, 3, language="python")
     seed(client, 2, language="rust", status="running")
     body = client.get("/evaluations").json()
-    stamps = [(item["created_at"], item["id"]) for item in body["items"]]
+    stamps = [(item["created_at"], item["id"]) for item in body["evaluations"]]
     assert stamps == sorted(stamps, reverse=True)
-    assert body["limit"] == 50
+    assert body["limit"] == 100
     assert body["next_cursor"] is None
-    rust = client.get("/evaluations", params={"language": "rust"}).json()["items"]
+    rust = client.get("/evaluations", params={"language": "rust"}).json()["evaluations"]
     assert {item["id"] for item in rust} == {"rust-000", "rust-001"}
-    running = client.get("/evaluations", params={"status": "running"}).json()["items"]
+    running = client.get("/evaluations", params={"status": "running"}).json()["evaluations"]
     assert {item["id"] for item in running} == {"rust-000", "rust-001"}
-    prefix = client.get("/evaluations", params={"id_prefix": "python-00"}).json()["items"]
+    prefix = client.get("/evaluations", params={"id_prefix": "python-00"}).json()["evaluations"]
     assert len(prefix) == 3
     future = datetime(2999, 1, 1, tzinfo=UTC).isoformat()
-    assert client.get("/evaluations", params={"created_after": future}).json()["items"] == []
-    assert len(client.get("/evaluations", params={"created_before": future}).json()["items"]) == 5
+    assert client.get("/evaluations", params={"created_after": future}).json()["evaluations"] == []
+    assert (
+        len(client.get("/evaluations", params={"created_before": future}).json()["evaluations"])
+        == 5
+    )
 
 
 def test_filter_applies_before_paging(client: Client) -> None:
     seed(client, 4, language="python")
     seed(client, 3, language="go")
     page = client.get("/evaluations", params={"language": "go", "limit": 2}).json()
-    assert len(page["items"]) == 2
+    assert len(page["evaluations"]) == 2
     rest = client.get(
         "/evaluations", params={"language": "go", "limit": 2, "cursor": page["next_cursor"]}
     ).json()
-    assert len(rest["items"]) == 1
+    assert len(rest["evaluations"]) == 1
     assert rest["next_cursor"] is None
 
 
@@ -60,7 +63,7 @@ def test_cursor_walks_everything_once(client: Client) -> None:
         if cursor:
             params["cursor"] = cursor
         page = client.get("/evaluations", params=params).json()
-        seen.extend(item["id"] for item in page["items"])
+        seen.extend(item["id"] for item in page["evaluations"])
         cursor = page["next_cursor"]
         if cursor is None:
             break
@@ -73,7 +76,7 @@ def test_offset_and_total(client: Client) -> None:
     page = client.get(
         "/evaluations", params={"limit": 3, "offset": 6, "include_total": "true"}
     ).json()
-    assert len(page["items"]) == 1
+    assert len(page["evaluations"]) == 1
     assert page["offset"] == 6
     assert page["total"] == 7
 

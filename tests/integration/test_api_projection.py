@@ -53,11 +53,11 @@ def test_list_with_fields(client: Client) -> None:
 
     assert response.status_code == 200, response.text
     page = response.json()
-    assert page["items"] == [{"id": "f-2", "status": "queued", "language": "rust"}]
+    assert page["evaluations"] == [{"id": "f-2", "status": "queued", "language": "rust"}]
     following = client.get(
         "/evaluations", params={"fields": "status", "cursor": page["next_cursor"]}
     ).json()
-    assert following["items"] == [{"id": "f-1", "status": "running"}]
+    assert following["evaluations"] == [{"id": "f-1", "status": "running"}]
     assert following["next_cursor"] is None
 
 

@@ -71,7 +71,7 @@ def test_outputs_live_in_s3_and_read_back_every_way(
     s3_client: TestClient[Any], s3_env: dict[str, str], tmp_path: Path
 ) -> None:
     client = s3_client
-    assert client.post("/evaluations", json={"id": "s3-1", "code": "x"}).status_code == 201
+    assert client.post("/evaluations", json={"id": "s3-1", "code": "x"}).status_code == 200
     assert client.put("/evaluations/s3-1", json={"output": BIG}).is_success
     info = storage_of(client, "s3-1")
     assert info["output_location"] == "s3"

@@ -25,7 +25,7 @@ def test_the_most_recent_records_are_warmed_at_start(make_client: ClientFactory)
     # Written without a cache, so only the warm-up of the next start can fill it.
     writer = make_client(enable_caching=False)
     for i in range(4):
-        assert writer.post("/evaluations", json={"id": f"w-{i}", "code": "x"}).status_code == 201
+        assert writer.post("/evaluations", json={"id": f"w-{i}", "code": "x"}).status_code == 200
 
     reader = make_client(cache_warm_count=3)
 

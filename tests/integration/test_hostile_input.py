@@ -49,7 +49,7 @@ class Harness:
         assert audit.status_code == 200, audit.text
         return {
             "total": listing.json()["total"],
-            "records": sorted((e["id"], e["version"]) for e in listing.json()["items"]),
+            "records": sorted((e["id"], e["version"]) for e in listing.json()["evaluations"]),
             "seed": seed.json(),
             "audit": len(audit.json()["items"]),
             "files": sorted(
@@ -72,13 +72,13 @@ def hostile(make_client: ClientFactory, backend_settings: Settings, tmp_path: Pa
     created = client.post(
         "/evaluations", json={"id": SEED, "code": "print(1)", "metadata": {"k": "v"}}
     )
-    assert created.status_code == 201, created.text
+    assert created.status_code == 200, created.text
     for request in [
         ("PUT", {"status": "running", "container_id": "c-1"}),
         ("PUT", {"output": "o" * 5000, "error": "e"}),  # the output lives in a file
     ]:
         assert client.put(f"/evaluations/{SEED}", json=request[1]).status_code == 200
-    assert client.post(f"/evaluations/{SEED}/logs", json={"content": "step 1\n"}).status_code == 201
+    assert client.post(f"/evaluations/{SEED}/logs", json={"content": "step 1\n"}).status_code == 200
     assert client.post(f"/evaluations/{SEED}/events", json={"type": "t"}).status_code == 200
     assert any(harness.files.rglob("output.*")), "the seed's output should be a file"
     return harness
@@ -255,7 +255,8 @@ def test_nul_in_an_explorer_filter_is_not_a_server_error(unchanged: Harness, fie
         ("POST", "/evaluations", {"code": "x", "language": "py\x00"}, "language"),
         ("POST", "/evaluations", {"code": "x", "metadata": {"tags": ["a\x00"]}}, "metadata"),
         ("POST", "/evaluations", {"code": "x", "metadata": {"k\x00": 1}}, "metadata"),
-        ("POST", "/evaluations", {"code": "x", "\x00": 1}, "\x00"),
+        # An unknown name is kept in metadata (ADR 0013), where NUL cannot be stored.
+        ("POST", "/evaluations", {"code": "x", "\x00": 1}, "metadata"),
         ("PUT", f"/evaluations/{SEED}", {"output": "o\x00"}, "output"),
         ("PUT", f"/evaluations/{SEED}", {"executor_id": "e\x00"}, "executor_id"),
         ("PUT", f"/evaluations/{SEED}", {"metadata": {"a": {"b\x00": 1}}}, "metadata"),
@@ -433,7 +434,7 @@ def test_metadata_at_the_limits_is_accepted(hostile: Harness) -> None:
     for _ in range(LIMITS["max_metadata_depth"] - 1):
         metadata = {"a": metadata}
     response = hostile.client.post("/evaluations", json={"code": "x", "metadata": metadata})
-    assert response.status_code == 201, response.text
+    assert response.status_code == 200, response.text
 
 
 def test_a_log_chunk_over_max_log_chunk_bytes_is_422(unchanged: Harness) -> None:
@@ -484,7 +485,7 @@ def test_injection_shaped_filters_match_literally(unchanged: Harness) -> None:
     ]:
         response = client.get("/evaluations", params={**params, "include_total": "true"})
         assert response.status_code == 200, (params, response.text)
-        assert response.json()["items"] == [] and response.json()["total"] == 0, params
+        assert response.json()["evaluations"] == [] and response.json()["total"] == 0, params
     for params in [
         {"evaluation_id": "' OR 1=1 --"},
         {"evaluation_id": "%"},
@@ -500,13 +501,13 @@ def test_like_wildcards_in_id_prefix_are_literal(hostile: Harness) -> None:
     for evaluation_id in ["ab_c", "abxc", "ab-c"]:
         assert (
             hostile.client.post("/evaluations", json={"id": evaluation_id, "code": "x"}).status_code
-            == 201
+            == 200
         )
 
     def ids(prefix: str) -> list[str]:
         response = hostile.client.get("/evaluations", params={"id_prefix": prefix})
         assert response.status_code == 200, response.text
-        return sorted(item["id"] for item in response.json()["items"])
+        return sorted(item["id"] for item in response.json()["evaluations"])
 
     assert ids("ab_") == ["ab_c"]
     assert ids("ab%") == []
@@ -548,7 +549,22 @@ def test_a_sql_shaped_if_match_is_a_400_naming_the_header(unchanged: Harness) ->
         assert_problem(response, 400, "If-Match")
 
 
-# -- unknown fields (docs/decisions/0003-reject-unknown-fields.md) -----------------------------
+# -- unknown fields (docs/decisions/0003 and 0013) -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", f"/evaluations/{SEED}/logs", {"content": "x", "offset": 0}),
+        ("POST", f"/evaluations/{SEED}/events", {"type": "t", "mesage": "x"}),
+    ],
+    ids=["log", "event"],
+)
+def test_unknown_fields_outside_a_record_body_are_422_naming_them(
+    unchanged: Harness, method: str, path: str, body: dict[str, Any]
+) -> None:
+    unknown = next(key for key in body if key not in {"content", "type"})
+    assert_problem(unchanged.client.request(method, path, json=body), 422, unknown)
 
 
 @pytest.mark.parametrize(
@@ -556,19 +572,20 @@ def test_a_sql_shaped_if_match_is_a_400_naming_the_header(unchanged: Harness) ->
     [
         ("POST", "/evaluations", {"code": "x", "stauts": "queued"}),
         ("PUT", f"/evaluations/{SEED}", {"stauts": "completed"}),
-        ("POST", f"/evaluations/{SEED}/celery-update", {"task_state": "SUCCESS", "reslt": "x"}),
-        ("POST", f"/evaluations/{SEED}/logs", {"content": "x", "offset": 0}),
-        ("POST", f"/evaluations/{SEED}/events", {"event_type": "t", "mesage": "x"}),
+        ("POST", f"/evaluations/{SEED}/celery-update", {"task_state": "STARTED", "reslt": "x"}),
     ],
-    ids=["create", "update", "celery-update", "log", "event"],
+    ids=["create", "update", "celery-update"],
 )
-def test_unknown_fields_are_422_naming_them(
-    unchanged: Harness, method: str, path: str, body: dict[str, Any]
+def test_unknown_fields_of_a_record_body_are_kept_and_named(
+    client: Any, method: str, path: str, body: dict[str, Any]
 ) -> None:
-    unknown = next(
-        key for key in body if key not in {"code", "task_state", "content", "event_type"}
-    )
-    assert_problem(unchanged.client.request(method, path, json=body), 422, unknown)
+    assert client.post("/evaluations", json={"id": SEED, "code": "x"}).status_code in (200, 409)
+    response = client.request(method, path, json=body)
+    assert response.status_code == 200, response.text
+    unknown = next(key for key in body if key not in {"code", "task_state"})
+    assert response.headers["x-unrecognized-fields"] == unknown
+    record = response.json().get("evaluation", response.json())
+    assert record["metadata"]["_unrecognized"] == {unknown: body[unknown]}
 
 
 def test_timestamps_centuries_apart_do_not_overflow_the_runtime(client: Any) -> None:

@@ -31,12 +31,12 @@ def test_every_request_logs_one_line_without_bodies(
     response = client.post(
         "/evaluations", json={"id": "obs-1", "code": secret}, headers={"X-Request-ID": "req-42"}
     )
-    assert response.status_code == 201
+    assert response.status_code == 200
     client.get("/evaluations/missing-1")
 
     lines = [r.getMessage() for r in caplog.records if r.name == "storage_service.access"]
     assert any(
-        line.startswith("POST /evaluations 201 ") and "request_id=req-42" in line for line in lines
+        line.startswith("POST /evaluations 200 ") and "request_id=req-42" in line for line in lines
     ), lines
     assert any(line.startswith("GET /evaluations/{eval_id} 404 ") for line in lines), lines
     assert not any("do not log" in line for line in lines)

@@ -79,7 +79,7 @@ class Served:
         response = self.session.post(
             f"{self.base_url}/evaluations", json={"id": evaluation_id, "code": "print(1)"}
         )
-        assert response.status_code == 201, response.text
+        assert response.status_code == 200, response.text
 
 
 def _seed(served: Served) -> None:

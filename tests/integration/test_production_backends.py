@@ -61,7 +61,7 @@ def test_rows_in_postgresql_and_keys_in_redis(settings: Settings) -> None:
     prefix = settings.redis_key_prefix
     with TestClient(create_app(settings)) as client:
         created = client.post("/evaluations", json={"id": EVAL, "code": "print(1)"})
-        assert created.status_code == 201, created.text
+        assert created.status_code == 200, created.text
         running = client.put(
             f"/evaluations/{EVAL}",
             json={"status": "running", "executor_id": "exec-1", "container_id": "c-1"},
@@ -263,7 +263,7 @@ def test_connections_dropped_while_idle_are_replaced_without_an_error(
             assert update.status_code == 200, update.text  # asyncpg: retried on a new connection
             listed = client.get("/evaluations")  # SQLAlchemy: pre-ping replaced it
             assert listed.status_code == 200, listed.text
-            assert listed.json()["items"][0]["metadata"] == {"n": 1}
+            assert listed.json()["evaluations"][0]["metadata"] == {"n": 1}
 
 
 def test_slow_uploads_and_downloads_hold_no_database_connection(settings: Settings) -> None:
@@ -294,7 +294,7 @@ def test_slow_uploads_and_downloads_hold_no_database_connection(settings: Settin
             try:
                 for line in ("one\n", "two\n"):
                     appended = client.post(f"/evaluations/{EVAL}/logs", json={"content": line})
-                    assert appended.status_code == 201, appended.text
+                    assert appended.status_code == 200, appended.text
                 assert client.get(f"/evaluations/{EVAL}").is_success
             finally:
                 for sock in stalled:

@@ -122,12 +122,15 @@ def test_delete_of_an_unknown_evaluation_is_404(client: Client) -> None:
     assert client.delete("/evaluations/test-direct-0").status_code == 404
 
 
+@pytest.mark.parametrize(
+    "backend_settings",
+    [pytest.param("postgres+redis", marks=[pytest.mark.postgres, pytest.mark.redis])],
+    indirect=True,
+)
 def test_during_an_outage_an_event_and_a_delete_keep_their_answers(
     backend_settings: Settings, make_client: ClientFactory
 ) -> None:
     """PostgreSQL held up by a row lock: both writes are journaled, answered as above, replayed."""
-    if not backend_settings.database_url.startswith("postgresql"):
-        pytest.skip("the outage is made with a PostgreSQL row lock")
     client = make_client(db_statement_timeout_ms=300)
     create(client, "test-127")
     dsn = backend_settings.database_url.replace("postgresql+asyncpg://", "postgresql://")

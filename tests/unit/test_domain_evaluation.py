@@ -1,11 +1,12 @@
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import pytest
 
-from domain.errors import IllegalTransitionError, InvalidTextError
+from domain.errors import InvalidTextError
 from domain.evaluation import MAX_RUNTIME_MS, Evaluation, ensure_storable_text
 from domain.identifiers import EvaluationId
-from domain.status import EvaluationStatus
+from domain.status import EvaluationStatus, StatusMove
 
 T0 = datetime(2024, 7, 1, 12, 0, tzinfo=UTC)
 
@@ -52,18 +53,32 @@ def test_a_runtime_too_long_to_store_stays_unknown() -> None:
     assert longest.runtime_ms == MAX_RUNTIME_MS
 
 
-def test_illegal_move_names_both_states() -> None:
+def test_a_late_report_changes_nothing() -> None:
     evaluation = make(EvaluationStatus.COMPLETED)
-    with pytest.raises(IllegalTransitionError) as info:
-        evaluation.change_status(EvaluationStatus.RUNNING, T0)
-    assert (info.value.current, info.value.requested) == ("completed", "running")
-    assert "completed" in str(info.value) and "running" in str(info.value)
-    assert evaluation.status is EvaluationStatus.COMPLETED
+    before = msgspec.structs.asdict(evaluation)
+    assert evaluation.change_status(EvaluationStatus.RUNNING, T0) is StatusMove.LATE
+    assert msgspec.structs.asdict(evaluation) == before
+
+
+def test_an_override_reopens_a_finished_evaluation() -> None:
+    evaluation = make(EvaluationStatus.RUNNING)
+    evaluation.change_status(EvaluationStatus.COMPLETED, T0 + timedelta(seconds=2))
+    move = evaluation.change_status(EvaluationStatus.QUEUED, T0, override=True)
+    assert move is StatusMove.APPLY
+    assert evaluation.status is EvaluationStatus.QUEUED
+    assert (evaluation.completed_at, evaluation.runtime_ms) == (None, None)
+
+
+def test_an_override_between_terminal_states_keeps_the_end() -> None:
+    evaluation = make(EvaluationStatus.FAILED)
+    evaluation.completed_at = T0
+    evaluation.change_status(EvaluationStatus.COMPLETED, T0 + timedelta(hours=1), override=True)
+    assert (evaluation.status, evaluation.completed_at) == (EvaluationStatus.COMPLETED, T0)
 
 
 def test_same_status_is_no_change() -> None:
     evaluation = make(EvaluationStatus.COMPLETED)
-    assert evaluation.change_status(EvaluationStatus.COMPLETED, T0) is False
+    assert evaluation.change_status(EvaluationStatus.COMPLETED, T0) is StatusMove.SAME
 
 
 def test_requeue_drops_container_info() -> None:

@@ -6,9 +6,11 @@ import pytest
 from msgspec import UNSET
 
 from application.errors import EvaluationNotFoundError, PreconditionFailedError
+from application.ports.audit_log import AuditQuery
 from application.services.payloads import snapshot_key
 from application.use_cases.update_evaluation import EvaluationChanges
-from domain.errors import IllegalTransitionError, InvalidTextError
+from domain.audit import AuditAction
+from domain.errors import InvalidTextError
 from domain.identifiers import parse_evaluation_id
 from domain.payload import PayloadLocation
 from domain.status import EvaluationStatus
@@ -42,28 +44,58 @@ async def test_legal_move_bumps_version_and_update_time(app: UseCases) -> None:
         (EvaluationStatus.COMPLETED, EvaluationStatus.RUNNING),
         (EvaluationStatus.FAILED, EvaluationStatus.QUEUED),
         (EvaluationStatus.CANCELLED, EvaluationStatus.COMPLETED),
-        (EvaluationStatus.SUBMITTED, EvaluationStatus.RUNNING),
         (EvaluationStatus.QUEUED, EvaluationStatus.SUBMITTED),
+        (EvaluationStatus.RUNNING, EvaluationStatus.SUBMITTED),
     ],
 )
-async def test_illegal_move_names_both_states_and_changes_nothing(
+async def test_a_late_report_is_acknowledged_and_changes_nothing(
     app: UseCases, current: EvaluationStatus, requested: EvaluationStatus
 ) -> None:
     seeded = await app.seed(status=current)
 
-    with pytest.raises(IllegalTransitionError) as caught:
-        await app.update.execute(
-            seeded.id, EvaluationChanges(status=requested, output=LARGE, metadata={"a": 1})
-        )
+    answered = await app.update.execute(
+        seeded.id, EvaluationChanges(status=requested, output=LARGE, metadata={"a": 1})
+    )
 
-    assert (caught.value.current, caught.value.requested) == (current.value, requested.value)
-    assert f"'{current.value}'" in str(caught.value)
-    assert f"'{requested.value}'" in str(caught.value)
     stored = app.stored(seeded)
-    assert stored.status is current
+    assert answered.status is stored.status is current
     assert stored.version == 1
     assert stored.output is None
+    assert stored.metadata == seeded.metadata
     assert app.blobs.stored() == {}
+
+
+@pytest.mark.parametrize(
+    ("current", "requested"),
+    [
+        (EvaluationStatus.SUBMITTED, EvaluationStatus.PROVISIONING),
+        (EvaluationStatus.SUBMITTED, EvaluationStatus.RUNNING),
+        (EvaluationStatus.QUEUED, EvaluationStatus.COMPLETED),
+        (EvaluationStatus.RUNNING, EvaluationStatus.PROVISIONING),
+    ],
+)
+async def test_a_skipped_step_or_a_listed_retry_is_applied(
+    app: UseCases, current: EvaluationStatus, requested: EvaluationStatus
+) -> None:
+    seeded = await app.seed(status=current)
+
+    answered = await app.update.execute(seeded.id, EvaluationChanges(status=requested))
+
+    assert answered.status is app.stored(seeded).status is requested
+
+
+async def test_an_admin_override_moves_a_finished_evaluation_and_is_audited(
+    app: UseCases,
+) -> None:
+    seeded = await app.seed(status=EvaluationStatus.COMPLETED)
+
+    changes = EvaluationChanges(status=EvaluationStatus.FAILED, override=True)
+    answered = await app.update.execute(seeded.id, changes)
+
+    assert answered.status is app.stored(seeded).status is EvaluationStatus.FAILED
+    entries = await app.audit_log.list(AuditQuery())
+    assert [(e.action, e.fields) for e in entries][0][0] is AuditAction.ADMIN_OVERRIDE
+    assert "status" in entries[0].fields
 
 
 async def test_running_then_completed_fills_timestamps_and_runtime(app: UseCases) -> None:
@@ -303,10 +335,9 @@ async def test_each_write_gets_its_own_blob_and_the_old_one_goes_after_the_commi
 async def test_a_refused_change_leaves_no_blob_behind(app: UseCases) -> None:
     seeded = await app.seed(status=EvaluationStatus.COMPLETED)
 
-    with pytest.raises(IllegalTransitionError):
-        await app.update.execute(
-            seeded.id, EvaluationChanges(status=EvaluationStatus.RUNNING, output=LARGE)
-        )
+    await app.update.execute(
+        seeded.id, EvaluationChanges(status=EvaluationStatus.RUNNING, output=LARGE)
+    )
     with pytest.raises(InvalidTextError):
         await app.update.execute(seeded.id, EvaluationChanges(output=LARGE, error="bad\x00"))
 

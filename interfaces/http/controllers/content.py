@@ -33,6 +33,7 @@ from application.use_cases.evaluation_content import (
     ReadPayload,
 )
 from application.use_cases.object_storage import GetPayloadUrl, NoDirectUrlError
+from domain.evaluation import UNRECOGNIZED_KEY
 from domain.payload import PayloadKind
 from interfaces.http.errors import ACCEPTED_RESPONSE, problem, problem_responses
 from interfaces.http.params import EvalIdPath, etag, evaluation_id
@@ -42,9 +43,11 @@ from interfaces.http.schemas import (
     CompleteEvaluationBody,
     EvaluationBody,
 )
+from interfaces.http.unrecognized import header, known_names, unrecognized
 from interfaces.settings import Settings
 
 READ_ATTEMPTS = 3
+_CELERY_FIELDS = known_names(CeleryUpdateBody)
 TEXT = "text/plain"  # Litestar adds "; charset=utf-8"
 UPLOAD_TYPES = ("text/plain", "application/octet-stream")
 
@@ -226,15 +229,23 @@ class ContentController(Controller):
         responses=problem_responses(400, 404, 409, 413, 422, 503) | ACCEPTED_RESPONSE,
     )
     async def celery_update(
-        self, eval_id: EvalIdPath, data: CeleryUpdateBody, writes: FromDishka[FailoverWrites]
-    ) -> CeleryUpdateResult:
+        self,
+        eval_id: EvalIdPath,
+        request: Request[Any, Any, State],
+        data: CeleryUpdateBody,
+        writes: FromDishka[FailoverWrites],
+    ) -> Response[CeleryUpdateResult]:
+        extra = unrecognized(await request.body(), _CELERY_FIELDS)
         update = CeleryUpdate(**msgspec.structs.asdict(data))
+        if extra:
+            update = msgspec.structs.replace(update, metadata={UNRECOGNIZED_KEY: extra})
         outcome = await writes.celery_update(evaluation_id(eval_id), update)
-        return CeleryUpdateResult(
+        result = CeleryUpdateResult(
             applied=outcome.applied,
             reason=outcome.reason,
             evaluation=EvaluationBody.of(outcome.evaluation),
         )
+        return Response(result, headers=header(extra))
 
 
 async def _payload(

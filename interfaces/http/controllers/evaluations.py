@@ -1,21 +1,23 @@
 from datetime import datetime
-from typing import Annotated, cast
+from typing import Annotated, Any, cast
 
 import msgspec
 from dishka.integrations.litestar import FromDishka
-from litestar import Controller, Response, delete, get, post, put
+from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.params import HeaderParameter, Parameter
-from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+from litestar.status_codes import HTTP_200_OK, HTTP_403_FORBIDDEN
 
 from application.queries import EvaluationFilter, EvaluationQuery
 from application.services.failover import FailoverReads, FailoverWrites
 from application.use_cases.create_evaluation import NewEvaluation
 from application.use_cases.list_evaluations import ListEvaluationFields, ListEvaluations
 from application.use_cases.update_evaluation import EvaluationChanges
+from domain.access import AccessScope, Caller
+from domain.evaluation import UNRECOGNIZED_KEY
 from domain.identifiers import parse_evaluation_id
 from domain.limits import InputLimits
 from domain.status import EvaluationStatus
-from interfaces.http.errors import ACCEPTED_RESPONSE, invalid_field, problem_responses
+from interfaces.http.errors import ACCEPTED_RESPONSE, invalid_field, problem, problem_responses
 from interfaces.http.params import (
     FIELDS_DESCRIPTION,
     EvalIdPath,
@@ -36,8 +38,15 @@ from interfaces.http.schemas import (
     EvaluationList,
     UpdateEvaluationBody,
 )
+from interfaces.http.unrecognized import header, known_names, unrecognized
 
-DEFAULT_PAGE = 50
+DEFAULT_PAGE = 100
+MAX_OFFSET = 2**63 - 1  # the databases' OFFSET is a signed 64-bit integer
+# Where a status report that arrived late (the evaluation had moved past it) is named.
+STATUS_IGNORED = "X-Status-Ignored"
+_CREATE_FIELDS = known_names(CreateEvaluationBody)
+_UPDATE_FIELDS = known_names(UpdateEvaluationBody)
+AnyRequest = Request[Any, Any, Any]
 Fields = Annotated[str | None, Parameter(max_length=1024, description=FIELDS_DESCRIPTION)]
 IfMatch = Annotated[
     str | None,
@@ -50,20 +59,26 @@ class EvaluationController(Controller):
     tags = ["Evaluations"]
 
     @post(
-        status_code=HTTP_201_CREATED,
+        status_code=HTTP_200_OK,
         summary="Create an evaluation record",
         responses=problem_responses(400, 409, 413, 422, 503),
     )
     async def create(
-        self, data: CreateEvaluationBody, writes: FromDishka[FailoverWrites]
+        self, request: AnyRequest, data: CreateEvaluationBody, writes: FromDishka[FailoverWrites]
     ) -> Response[EvaluationBody]:
+        extra = unrecognized(await request.body(), _CREATE_FIELDS)
         fields = msgspec.structs.asdict(data)
         fields["id"] = parse_evaluation_id(data.id) if data.id is not None else None
+        if extra:
+            fields["metadata"] = {**data.metadata, UNRECOGNIZED_KEY: extra}
         evaluation = await writes.create(NewEvaluation(**fields))
         return Response(
             EvaluationBody.of(evaluation),
-            status_code=HTTP_201_CREATED,
-            headers={"ETag": etag(evaluation.version), "Location": f"/evaluations/{evaluation.id}"},
+            headers={
+                "ETag": etag(evaluation.version),
+                "Location": f"/evaluations/{evaluation.id}",
+                **header(extra),
+            },
         )
 
     @get(
@@ -82,11 +97,13 @@ class EvaluationController(Controller):
         id_prefix: Annotated[str | None, Parameter(max_length=255)] = None,
         limit: Annotated[
             int | None,
-            Parameter(ge=1, description="Page size (default 50), at most MAX_LIST_LIMIT (1000)"),
+            Parameter(ge=1, description="Page size (default 100), at most MAX_LIST_LIMIT (1000)"),
         ] = None,
-        offset: Annotated[int | None, Parameter(ge=0)] = None,
+        offset: Annotated[int | None, Parameter(ge=0, le=MAX_OFFSET)] = None,
         cursor: Annotated[str | None, Parameter(max_length=1024)] = None,
-        include_total: bool = False,
+        include_total: Annotated[  # noqa: ARG002 (kept so older clients are not refused)
+            bool, Parameter(description="Accepted for older clients: `total` is always given")
+        ] = True,
         fields: Fields = None,
     ) -> EvaluationFieldsList:
         # Documented as the projected shape (every field optional but ``id``): a full item
@@ -107,28 +124,29 @@ class EvaluationController(Controller):
             limit=limit,
             offset=offset or 0,
             cursor=decode_cursor(cursor) if cursor is not None else None,
-            include_total=include_total,
         )
         if fields is not None:
             names = parse_fields(fields, API_FIELDS)
             wanted = frozenset(API_FIELDS[name] for name in names)
             projection = await projected.execute(query, wanted)
             return EvaluationFieldsList(
-                items=[EvaluationFieldsBody.of(item, names) for item in projection.items],
+                evaluations=[EvaluationFieldsBody.of(item, names) for item in projection.items],
+                total=projection.total or 0,
                 limit=limit,
+                offset=offset or 0,
+                has_more=projection.next_cursor is not None,
                 next_cursor=encode_cursor(projection.next_cursor),
-                offset=offset if offset is not None else msgspec.UNSET,
-                total=projection.total if projection.total is not None else msgspec.UNSET,
             )
         page = await use_case.execute(query)
         return cast(
             "EvaluationFieldsList",
             EvaluationList(
-                items=[EvaluationBody.of(item) for item in page.items],
+                evaluations=[EvaluationBody.of(item) for item in page.items],
+                total=page.total or 0,
                 limit=limit,
+                offset=offset or 0,
+                has_more=page.next_cursor is not None,
                 next_cursor=encode_cursor(page.next_cursor),
-                offset=offset if offset is not None else msgspec.UNSET,
-                total=page.total if page.total is not None else msgspec.UNSET,
             ),
         )
 
@@ -164,16 +182,30 @@ class EvaluationController(Controller):
     )
     async def update(
         self,
+        request: AnyRequest,
         eval_id: EvalIdPath,
         data: UpdateEvaluationBody,
         writes: FromDishka[FailoverWrites],
         if_match: IfMatch = None,
     ) -> Response[EvaluationBody]:
-        changes = EvaluationChanges(**msgspec.structs.asdict(data))
+        extra = unrecognized(await request.body(), _UPDATE_FIELDS)
+        fields = msgspec.structs.asdict(data)
+        if extra:
+            metadata = data.metadata if data.metadata is not msgspec.UNSET else {}
+            fields["metadata"] = {**metadata, UNRECOGNIZED_KEY: extra}
+        if _is_admin_override(data):
+            _require_admin(request)
+            fields["override"] = True
+        changes = EvaluationChanges(**fields)
         evaluation = await writes.update(
             evaluation_id(eval_id), changes, expected_version=parse_if_match(if_match)
         )
-        return Response(EvaluationBody.of(evaluation), headers={"ETag": etag(evaluation.version)})
+        headers = {"ETag": etag(evaluation.version), **header(extra)}
+        if data.status is not msgspec.UNSET and evaluation.status != data.status:
+            headers[STATUS_IGNORED] = (
+                f"late report: the evaluation is already {evaluation.status.value}"
+            )
+        return Response(EvaluationBody.of(evaluation), headers=headers)
 
     @delete(
         "/{eval_id:str}",
@@ -187,3 +219,24 @@ class EvaluationController(Controller):
         identifier = evaluation_id(eval_id)
         await writes.delete(identifier, expected_version=parse_if_match(if_match))
         return EvaluationDeleted(message="Evaluation deleted successfully", id=identifier)
+
+
+def _is_admin_override(data: UpdateEvaluationBody) -> bool:
+    """The platform's gateway marks an admin's status change with ``metadata.admin_update``."""
+    return (
+        data.status is not msgspec.UNSET
+        and data.metadata is not msgspec.UNSET
+        and data.metadata.get("admin_update") is True
+    )
+
+
+def _require_admin(request: AnyRequest) -> None:
+    caller: Caller | None = getattr(request.state, "caller", None)
+    if caller is None or not caller.scope.grants(AccessScope.ADMIN):
+        raise problem(
+            HTTP_403_FORBIDDEN,
+            "Admin override needs an admin key",
+            "metadata.admin_update changes a finished evaluation; send a key of scope admin",
+            "forbidden",
+            field="metadata.admin_update",
+        )

@@ -60,12 +60,21 @@ class StorageController(Controller):
     async def file_details(self, use_case: FromDishka[GetFileDetails]) -> FileDetailsBody:
         return FileDetailsBody.of(await use_case.execute())
 
+    # Two handlers rather than one with two paths: Litestar keeps a handler's paths in a
+    # set, so their order (and the OpenAPI document's) would change from run to run.
     @get(
-        ["/storage/redis/details", "/storage/cache/details"],
+        "/storage/redis/details",
         summary="The cache in detail (Redis or in this process): keys, memory, hit rate",
         description="`redis` is the platform's name for the cache, answered whether the "
-        "cache is Redis or in this process (`backend` says which); `cache` is this "
-        "service's name for it.",
+        "cache is Redis or in this process (`backend` says which).",
+        responses=problem_responses(),
+    )
+    async def redis_details(self, use_case: FromDishka[GetBackendDetails]) -> CacheDetailsBody:
+        return CacheDetailsBody.of(await use_case.execute("cache"))
+
+    @get(
+        "/storage/cache/details",
+        summary="The cache in detail: this service's name for `/storage/redis/details`",
         responses=problem_responses(),
     )
     async def cache_details(self, use_case: FromDishka[GetBackendDetails]) -> CacheDetailsBody:

@@ -132,6 +132,7 @@ class EvaluationFactory(MsgspecFactory[Evaluation]):
     retries = 0
     executor_id = _when_active("executor")
     container_id = _when_active("container")
+    last_update = None  # stamped by log appends, which the tests that need it make
     deleted_at = None
     version = 1
 

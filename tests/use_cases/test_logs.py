@@ -176,7 +176,7 @@ async def test_a_naive_last_update_is_taken_as_utc(app: UseCases) -> None:
 
 async def test_the_cached_record_follows_an_append(app: UseCases) -> None:
     """The record changed: a reader never gets the last_update from before the append."""
-    seeded = await app.seed(status=EvaluationStatus.RUNNING)
+    seeded = await app.seed(status=EvaluationStatus.RUNNING, last_update=None)
     assert (await app.get.execute(seeded.id)).last_update is None  # now cached
     app.clock.advance(seconds=2)
 

@@ -14,15 +14,6 @@ class InvalidIdentifierError(DomainError, ValueError):
         super().__init__(f"invalid evaluation id: {reason}")
 
 
-class IllegalTransitionError(DomainError):
-    """A status change the state machine forbids."""
-
-    def __init__(self, current: str, requested: str) -> None:
-        self.current = current
-        self.requested = requested
-        super().__init__(f"cannot move an evaluation from '{current}' to '{requested}'")
-
-
 class InvalidTextError(DomainError, ValueError):
     """Text a field cannot hold (for example a NUL character)."""
 

@@ -59,7 +59,7 @@ from application.use_cases.evaluation_content import UploadPayload
 from application.use_cases.events import NewEvent
 from application.use_cases.get_evaluation import GetEvaluation, GetEvaluationFields
 from application.use_cases.update_evaluation import EvaluationChanges
-from domain.errors import DomainError, IllegalTransitionError
+from domain.errors import DomainError
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId, generate_evaluation_id
 from domain.payload import PayloadKind
@@ -329,7 +329,7 @@ async def _check_input(store: ScratchStore, entry: JournalEntry) -> None:
         id=EvaluationId(entry.evaluation_id), code="", created_at=entry.at, updated_at=entry.at
     )
     await store.seed(stand_in)
-    with contextlib.suppress(IllegalTransitionError, EvaluationNotFoundError):
+    with contextlib.suppress(EvaluationNotFoundError):
         await store.apply(entry)
 
 

@@ -34,7 +34,6 @@ from application.errors import (
     WriteAcceptedError,
 )
 from domain.errors import (
-    IllegalTransitionError,
     InvalidIdentifierError,
     InvalidTextError,
     UnsatisfiableRangeError,
@@ -81,18 +80,6 @@ def _not_found(exc: EvaluationNotFoundError) -> ProblemDetailsException:
 def _duplicate(exc: DuplicateEvaluationError) -> ProblemDetailsException:
     return problem(
         HTTP_409_CONFLICT, "Evaluation already exists", str(exc), "duplicate", field="id"
-    )
-
-
-def _illegal(exc: IllegalTransitionError) -> ProblemDetailsException:
-    return problem(
-        HTTP_409_CONFLICT,
-        "Illegal status change",
-        str(exc),
-        "illegal-transition",
-        field="status",
-        current_status=exc.current,
-        requested_status=exc.requested,
     )
 
 
@@ -226,7 +213,6 @@ def _http(exc: HTTPException) -> ProblemDetailsException:
 EXCEPTION_MAP: dict[type[Exception], Callable[[Any], ProblemDetailsException]] = {
     EvaluationNotFoundError: _not_found,
     DuplicateEvaluationError: _duplicate,
-    IllegalTransitionError: _illegal,
     VersionConflictError: _conflict,
     PreconditionFailedError: _precondition,
     InvalidIdentifierError: _bad_id,

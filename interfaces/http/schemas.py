@@ -635,23 +635,40 @@ class DatabaseTablesBody(msgspec.Struct, kw_only=True):
     evaluation_events: TableBody
 
 
-def _int(value: Figure) -> int:
-    return int(value) if isinstance(value, int | float) else 0
+class MeasuredBody(msgspec.Struct, kw_only=True):
+    """This service's own figures of a backend, beside the platform's shape of a page."""
 
-
-class DatabaseDetailsBody(msgspec.Struct, kw_only=True):
-    """The records backend: live records by status, the newest, and measured figures."""
-
-    backend: str
-    connection: str  # "postgresql", "sqlite" or "memory"
-    tables: DatabaseTablesBody
-    recent_evaluations: list[EvaluationBody]
     name: str
     type: str
     status: BackendState
     metrics: dict[str, Figure]
     details: dict[str, Figure]
     error: str | None
+
+
+def _measured(report: BackendReport) -> dict[str, Any]:
+    """The ``MeasuredBody`` fields of ``report``."""
+    return {
+        "name": report.name,
+        "type": report.type,
+        "status": report.status,
+        "metrics": report.metrics,
+        "details": report.details,
+        "error": report.error,
+    }
+
+
+def _int(value: Figure) -> int:
+    return int(value) if isinstance(value, int | float) else 0
+
+
+class DatabaseDetailsBody(MeasuredBody, kw_only=True):
+    """The records backend: live records by status, the newest, and measured figures."""
+
+    backend: str
+    connection: str  # "postgresql", "sqlite" or "memory"
+    tables: DatabaseTablesBody
+    recent_evaluations: list[EvaluationBody]
 
     @classmethod
     def of(cls, found: DatabaseDetails) -> "DatabaseDetailsBody":
@@ -671,12 +688,7 @@ class DatabaseDetailsBody(msgspec.Struct, kw_only=True):
                 ),
             ),
             recent_evaluations=[EvaluationBody.of(e) for e in found.recent],
-            name=report.name,
-            type=report.type,
-            status=report.status,
-            metrics=report.metrics,
-            details=report.details,
-            error=report.error,
+            **_measured(report),
         )
 
 
@@ -686,19 +698,13 @@ class FileEntryBody(msgspec.Struct, kw_only=True):
     modified: datetime
 
 
-class FileDetailsBody(msgspec.Struct, kw_only=True):
+class FileDetailsBody(MeasuredBody, kw_only=True):
     """The blob store: its largest files (at most 50) and measured figures."""
 
     backend: str
     path: str  # FILE_STORAGE_PATH, or the s3:// or memory:// root
     files: list[FileEntryBody]
     total_files: int
-    name: str
-    type: str  # "filesystem", "s3" or "memory"
-    status: BackendState
-    metrics: dict[str, Figure]
-    details: dict[str, Figure]
-    error: str | None
 
     @classmethod
     def of(cls, found: FileDetails) -> "FileDetailsBody":
@@ -711,12 +717,7 @@ class FileDetailsBody(msgspec.Struct, kw_only=True):
                 for entry in found.largest
             ],
             total_files=found.total_files,
-            name=report.name,
-            type=report.type,
-            status=report.status,
-            metrics=report.metrics,
-            details=report.details,
-            error=report.error,
+            **_measured(report),
         )
 
 
@@ -742,35 +743,24 @@ _CACHE_STATS = (
 )
 
 
-class CacheDetailsBody(msgspec.Struct, kw_only=True):
+class CacheDetailsBody(MeasuredBody, kw_only=True):
     """The cache (and the running registry beside it), named ``redis`` by the platform's
     pages whether it is Redis or in this process: ``backend`` says which."""
 
     backend: str  # "redis" or "memory"
-    status: BackendState
     info: CacheInfoBody
-    name: str
-    type: str
-    metrics: dict[str, Figure]
-    details: dict[str, Figure]
-    error: str | None
 
     @classmethod
     def of(cls, report: BackendReport) -> "CacheDetailsBody":
         figures = {**report.metrics, **report.details}
         return cls(
             backend=platform_name(report),
-            status=report.status,
             info=CacheInfoBody(
                 keys=report.listings.get("keys", []),
                 memory={key: value for key, value in figures.items() if "memory" in key},
                 stats={key: figures[key] for key in _CACHE_STATS if key in figures},
             ),
-            name=report.name,
-            type=report.type,
-            metrics=report.metrics,
-            details=report.details,
-            error=report.error,
+            **_measured(report),
         )
 
 

@@ -118,14 +118,21 @@ class ReadLog:
         self._tail = tail
 
     async def execute(self, evaluation_id: EvaluationId, offset: int = 0) -> LogSlice:
+        _, log, _ = await self.with_record(evaluation_id, offset)
+        return log
+
+    async def with_record(
+        self, evaluation_id: EvaluationId, offset: int = 0
+    ) -> tuple[Evaluation, LogSlice, bool]:
+        """The record, the log from ``offset``, and whether the log came from the tail."""
         if offset < 0:
             raise InvalidRequestError("offset", "must not be negative")
         evaluation = await _load(self._record_cache, self._repository, evaluation_id)
         if evaluation.status.is_active:
             latest = await self._tail.read(evaluation_id, offset)
             if latest is not None:
-                return latest
-        return await self._logs.read(evaluation_id, offset)
+                return evaluation, latest, True
+        return evaluation, await self._logs.read(evaluation_id, offset), False
 
 
 class LogSource(StrEnum):
@@ -157,33 +164,17 @@ class GetEvaluationLogs:
     latest batch when there is one.
     """
 
-    def __init__(
-        self,
-        repository: EvaluationRepository,
-        logs: LogStore,
-        record_cache: RecordCache,
-        tail: LogTail,
-        worker_logs: WorkerLogs,
-    ) -> None:
-        self._repository = repository
-        self._logs = logs
-        self._record_cache = record_cache
-        self._tail = tail
+    def __init__(self, read_log: ReadLog, worker_logs: WorkerLogs) -> None:
+        self._read_log = read_log
         self._worker_logs = worker_logs
 
     async def execute(self, evaluation_id: EvaluationId, offset: int = 0) -> EvaluationLogs:
-        if offset < 0:
-            raise InvalidRequestError("offset", "must not be negative")
-        evaluation = await _load(self._record_cache, self._repository, evaluation_id)
-        live = evaluation.status.is_active
-        if live:
-            latest = await self._tail.read(evaluation_id, offset)
-            if latest is not None:
-                return EvaluationLogs(
-                    evaluation=evaluation, log=latest, text=latest.content, source=LogSource.TAIL
-                )
-        log = await self._logs.read(evaluation_id, offset)
-        if live and log.next_offset == 0:
+        evaluation, log, from_tail = await self._read_log.with_record(evaluation_id, offset)
+        if from_tail:
+            return EvaluationLogs(
+                evaluation=evaluation, log=log, text=log.content, source=LogSource.TAIL
+            )
+        if evaluation.status.is_active and log.next_offset == 0:
             batch = await self._worker_logs.latest(evaluation_id)
             if batch:
                 return EvaluationLogs(

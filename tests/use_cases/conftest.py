@@ -191,9 +191,7 @@ class UseCases:
         )
         self.read_log = ReadLog(self.repository, self.logs, self.record_cache, self.tail)
         self.worker_logs = FakeWorkerLogs()
-        self.evaluation_logs = GetEvaluationLogs(
-            self.repository, self.logs, self.record_cache, self.tail, self.worker_logs
-        )
+        self.evaluation_logs = GetEvaluationLogs(self.read_log, self.worker_logs)
         self.record_event = RecordEvent(
             self.repository, self.events, self.uow, self.clock, self.audit, self.limits
         )

@@ -25,7 +25,7 @@ from benchmarks.measurement import Measurement, from_latencies
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from infrastructure.postgres.evaluations import INSERT, SELECT_LIVE
-from infrastructure.sql.evaluations import evaluation_values
+from infrastructure.sql.rows import evaluation_values
 from infrastructure.sql.tables import evaluations
 
 FILE_WRITE_BYTES = 150 * 1000

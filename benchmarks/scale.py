@@ -45,7 +45,7 @@ from domain.identifiers import EvaluationId
 from domain.status import EvaluationStatus
 from infrastructure.postgres.evaluations import SELECT_LIVE
 from infrastructure.sql.engine import create_engine, create_session_maker
-from infrastructure.sql.evaluations import SqlEvaluationQueries
+from infrastructure.sql.evaluation_queries import SqlEvaluationQueries
 
 DOC = ROOT / "docs" / "bench-scale.md"
 SECTION = "make bench-scale"

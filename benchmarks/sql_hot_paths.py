@@ -47,8 +47,9 @@ from infrastructure.postgres.timeline import (
 )
 from infrastructure.postgres.transaction import PgTransaction
 from infrastructure.sql.engine import create_engine, create_session_maker
-from infrastructure.sql.evaluations import SqlEvaluationRepository, evaluation_values
+from infrastructure.sql.evaluation_repository import SqlEvaluationRepository
 from infrastructure.sql.migrate import upgrade_engine
+from infrastructure.sql.rows import evaluation_values
 from infrastructure.sql.tables import evaluation_events, evaluations, log_chunks
 from infrastructure.sql.timeline import SqlEventLog, SqlLogStore
 

@@ -11,7 +11,7 @@ from application.queries import Projection
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from infrastructure.postgres.transaction import HeldWrite, PgTransaction, rows_affected
-from infrastructure.sql.evaluations import (
+from infrastructure.sql.rows import (
     evaluation_from_row,
     evaluation_values,
     projection_columns,

@@ -13,7 +13,7 @@ from application.ports.evaluation_maintenance import PurgeCursor, PurgedRows, Pu
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from infrastructure.postgres.transaction import PgTransaction
-from infrastructure.sql.evaluations import evaluation_from_row
+from infrastructure.sql.rows import evaluation_from_row
 from infrastructure.sql.tables import evaluations
 
 _SELECTED = ", ".join(column.name for column in evaluations.c)

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from application.ports.audit_log import AuditQuery
 from domain.audit import AuditAction, AuditEntry
 from infrastructure.sql.errors import translate_errors
-from infrastructure.sql.evaluations import Row
+from infrastructure.sql.rows import Row
 from infrastructure.sql.tables import audit_log
 
 

@@ -12,7 +12,7 @@ from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from infrastructure.sql.dialect import dialect_name
 from infrastructure.sql.errors import translate_errors
-from infrastructure.sql.evaluations import evaluation_from_row
+from infrastructure.sql.rows import evaluation_from_row
 from infrastructure.sql.tables import evaluation_events, evaluations, log_chunks
 
 

@@ -81,6 +81,8 @@ evaluations = sa.Table(
     # Keyset paging walks (created_at DESC, id DESC).
     sa.Index("idx_evaluations_created_at", sa.text("created_at DESC"), sa.text("id DESC")),
 )
+# A record that is not soft-deleted: every read but the maintenance jobs' asks for it.
+live_evaluations = evaluations.c.deleted_at.is_(None)
 
 evaluation_events = sa.Table(
     "evaluation_events",

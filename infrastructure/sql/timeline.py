@@ -12,10 +12,8 @@ from domain.identifiers import EvaluationId
 from domain.timeline import EvaluationEvent, LogChunk, LogSlice, slice_from
 from infrastructure.sql.dialect import insert_for
 from infrastructure.sql.errors import translate_errors
-from infrastructure.sql.evaluations import Row
-from infrastructure.sql.tables import evaluation_events, evaluations, log_chunks
-
-_live = evaluations.c.deleted_at.is_(None)
+from infrastructure.sql.rows import Row
+from infrastructure.sql.tables import evaluation_events, evaluations, live_evaluations, log_chunks
 
 
 def event_from_row(row: Row) -> EvaluationEvent:
@@ -50,7 +48,7 @@ class SqlEventLog:
             sa.literal(event.timestamp, c.timestamp.type),
             sa.literal(event.message, c.message.type),
             sa.literal(event.metadata, c.metadata.type),
-        ).where(evaluations.c.id == event.evaluation_id, _live)
+        ).where(evaluations.c.id == event.evaluation_id, live_evaluations)
         statement = (
             insert_for(self._session, evaluation_events)
             .from_select(
@@ -64,7 +62,9 @@ class SqlEventLog:
             if getattr(result, "rowcount", 0) == 1:
                 return True
             parent = await self._session.scalar(
-                sa.select(evaluations.c.id).where(evaluations.c.id == event.evaluation_id, _live)
+                sa.select(evaluations.c.id).where(
+                    evaluations.c.id == event.evaluation_id, live_evaluations
+                )
             )
         if parent is None:
             raise EvaluationNotFoundError(event.evaluation_id)
@@ -106,7 +106,7 @@ class SqlLogStore:
         c = evaluations.c
         reserve = (
             sa.update(evaluations)
-            .where(c.id == evaluation_id, _live)
+            .where(c.id == evaluation_id, live_evaluations)
             .values(
                 log_size=c.log_size + size,
                 last_update=now if last_update is None else last_update,

@@ -42,7 +42,8 @@ from infrastructure.postgres.timeline import PgEventLog, PgLogStore
 from infrastructure.postgres.transaction import PgTransaction
 from infrastructure.sql.audit import SqlAuditLog
 from infrastructure.sql.engine import create_engine, create_session_maker
-from infrastructure.sql.evaluations import SqlEvaluationQueries, SqlEvaluationRepository
+from infrastructure.sql.evaluation_queries import SqlEvaluationQueries
+from infrastructure.sql.evaluation_repository import SqlEvaluationRepository
 from infrastructure.sql.inspector import SqlDatabaseInspector
 from infrastructure.sql.migrate import upgrade
 from infrastructure.sql.tables import ALL_TABLES

@@ -15,7 +15,7 @@ from domain.identifiers import EvaluationId
 from domain.payload import PayloadLocation, StoredPayload
 from domain.status import EvaluationStatus
 from infrastructure.sql.engine import create_engine, create_session_maker
-from infrastructure.sql.evaluations import SqlEvaluationRepository
+from infrastructure.sql.evaluation_repository import SqlEvaluationRepository
 from interfaces.settings import Settings
 from tests.contract.conftest import BASE_TIME, Ports, PortStore, make_evaluation
 

@@ -1,23 +1,17 @@
-"""Evaluation records in SQL: the write model (repository) and the read side (queries).
+"""``EvaluationQueries`` in SQL: filters, keyset paging and aggregates computed by the database.
 
-Both use Core statements on one ``AsyncSession`` shared by the request; nothing
-here commits: the use case does, through the unit of work.
+Core statements on the request's ``AsyncSession``; nothing here writes.
 """
 
 import builtins
 import math
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from application.errors import (
-    DuplicateEvaluationError,
-    EvaluationNotFoundError,
-    VersionConflictError,
-)
 from application.queries import (
     DayStatusCount,
     EvaluationFilter,
@@ -27,235 +21,24 @@ from application.queries import (
     HourCount,
     ListCursor,
     ProjectedPage,
-    Projection,
     RuntimeStatistics,
 )
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
-from domain.payload import PayloadLocation, StoredPayload
-from domain.status import ACTIVE_STATUSES, EvaluationStatus
+from domain.status import ACTIVE_STATUSES
 from domain.timestamps import as_utc
-from infrastructure.sql.dialect import insert_for, utc_day, utc_hour
+from infrastructure.sql.dialect import utc_day, utc_hour
 from infrastructure.sql.errors import translate_errors
+from infrastructure.sql.rows import evaluation_from_row, projection_columns, projection_from_row
 from infrastructure.sql.tables import (
     COUNTER_NAMES,
     evaluation_counters,
     evaluation_runtimes,
     evaluations,
+    live_evaluations,
 )
 
 PERCENTILES = (50, 95, 99)
-
-
-class Row(Protocol):
-    """A result row by column name: SQLAlchemy's ``RowMapping`` or asyncpg's ``Record``."""
-
-    def __getitem__(self, key: str, /) -> Any: ...
-
-
-_live = evaluations.c.deleted_at.is_(None)
-
-
-def _payload(
-    location: str | None,
-    size: int | None,
-    text: str | None,
-    compressed: bool | None,
-    key: str | None,
-) -> StoredPayload | None:
-    if location is None:
-        return None
-    return StoredPayload(
-        location=PayloadLocation(location),
-        size=int(size or 0),
-        text=text or "",
-        compressed=bool(compressed),
-        key=key,
-    )
-
-
-def evaluation_from_row(row: Row) -> Evaluation:
-    """A domain record from an ``evaluations`` row (location NULL means no payload)."""
-    return Evaluation(
-        id=EvaluationId(row["id"]),
-        code=row["code"],
-        language=row["language"],
-        status=EvaluationStatus(row["status"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        started_at=row["started_at"],
-        completed_at=row["completed_at"],
-        runtime_ms=row["runtime_ms"],
-        metadata=dict(row["metadata"] or {}),
-        output=_payload(
-            row["output_location"],
-            row["output_size"],
-            row["output"],
-            row["output_compressed"],
-            row["output_key"],
-        ),
-        error=_payload(
-            row["error_location"],
-            row["error_size"],
-            row["error"],
-            row["error_compressed"],
-            row["error_key"],
-        ),
-        celery_task_id=row["celery_task_id"],
-        retries=row["retries"],
-        executor_id=row["executor_id"],
-        container_id=row["container_id"],
-        exit_code=row["exit_code"],
-        timeout=row["timeout"],
-        last_update=row["last_update"],
-        retry_message=row["retry_message"],
-        final_failure=row["final_failure"],
-        deleted_at=row["deleted_at"],
-        version=row["version"],
-    )
-
-
-_PAYLOAD_FIELDS = ("output", "error")
-
-
-def projection_columns(fields: frozenset[str]) -> list[str]:
-    """The ``evaluations`` columns a projection reads, in a stable order."""
-    columns: list[str] = []
-    for name in sorted(fields):
-        if name in _PAYLOAD_FIELDS:
-            columns += [name, f"{name}_location", f"{name}_size", f"{name}_compressed"]
-            columns.append(f"{name}_key")
-        else:
-            columns.append(name)
-    return columns
-
-
-def projection_from_row(row: Row, fields: frozenset[str]) -> Projection:
-    """Domain values of ``fields`` from a row holding ``projection_columns(fields)``."""
-    values: Projection = {}
-    for name in fields:
-        if name in _PAYLOAD_FIELDS:
-            values[name] = _payload(
-                row[f"{name}_location"],
-                row[f"{name}_size"],
-                row[name],
-                row[f"{name}_compressed"],
-                row[f"{name}_key"],
-            )
-        elif name == "id":
-            values[name] = EvaluationId(row[name])
-        elif name == "status":
-            values[name] = EvaluationStatus(row[name])
-        elif name == "metadata":
-            values[name] = dict(row[name] or {})
-        else:
-            values[name] = row[name]
-    return values
-
-
-def _payload_values(prefix: str, payload: StoredPayload | None) -> dict[str, Any]:
-    if payload is None:
-        return {
-            prefix: None,
-            f"{prefix}_location": None,
-            f"{prefix}_size": None,
-            f"{prefix}_compressed": False,
-            f"{prefix}_key": None,
-        }
-    return {
-        prefix: payload.text,
-        f"{prefix}_location": payload.location.value,
-        f"{prefix}_size": payload.size,
-        f"{prefix}_compressed": payload.compressed,
-        f"{prefix}_key": payload.key,
-    }
-
-
-def evaluation_values(evaluation: Evaluation) -> dict[str, Any]:
-    """Column values of every field the domain owns (``log_size`` is the log store's)."""
-    return {
-        "id": evaluation.id,
-        "code": evaluation.code,
-        "language": evaluation.language,
-        "status": evaluation.status.value,
-        "created_at": evaluation.created_at,
-        "updated_at": evaluation.updated_at,
-        "started_at": evaluation.started_at,
-        "completed_at": evaluation.completed_at,
-        "runtime_ms": evaluation.runtime_ms,
-        "metadata": evaluation.metadata,
-        **_payload_values("output", evaluation.output),
-        **_payload_values("error", evaluation.error),
-        "celery_task_id": evaluation.celery_task_id,
-        "retries": evaluation.retries,
-        "executor_id": evaluation.executor_id,
-        "container_id": evaluation.container_id,
-        "exit_code": evaluation.exit_code,
-        "timeout": evaluation.timeout,
-        "last_update": evaluation.last_update,
-        "retry_message": evaluation.retry_message,
-        "final_failure": evaluation.final_failure,
-        "deleted_at": evaluation.deleted_at,
-        "version": evaluation.version,
-    }
-
-
-class SqlEvaluationRepository:
-    """``EvaluationRepository`` on the ``evaluations`` table with optimistic versioning."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
-    async def add(self, evaluation: Evaluation) -> None:
-        # ON CONFLICT DO NOTHING reports the duplicate without aborting the transaction.
-        statement = (
-            insert_for(self._session, evaluations)
-            .values(evaluation_values(evaluation))
-            .on_conflict_do_nothing(index_elements=[evaluations.c.id])
-        )
-        with translate_errors():
-            result = await self._session.execute(statement)
-        if _rowcount(result) != 1:
-            raise DuplicateEvaluationError(evaluation.id)
-
-    async def get(self, evaluation_id: EvaluationId) -> Evaluation | None:
-        statement = sa.select(evaluations).where(evaluations.c.id == evaluation_id, _live)
-        with translate_errors():
-            row = (await self._session.execute(statement)).mappings().first()
-        return None if row is None else evaluation_from_row(row)
-
-    async def get_fields(
-        self, evaluation_id: EvaluationId, fields: frozenset[str]
-    ) -> Projection | None:
-        columns = [evaluations.c[name] for name in projection_columns(fields)]
-        statement = sa.select(*columns).where(evaluations.c.id == evaluation_id, _live)
-        with translate_errors():
-            row = (await self._session.execute(statement)).mappings().first()
-        return None if row is None else projection_from_row(row, fields)
-
-    async def update(self, evaluation: Evaluation, expected_version: int) -> None:
-        values = evaluation_values(evaluation)
-        del values["id"]
-        statement = (
-            sa.update(evaluations)
-            .where(evaluations.c.id == evaluation.id, evaluations.c.version == expected_version)
-            .values(values)
-        )
-        with translate_errors():
-            result = await self._session.execute(statement)
-            if _rowcount(result) == 1:
-                return
-            actual = await self._session.scalar(
-                sa.select(evaluations.c.version).where(evaluations.c.id == evaluation.id)
-            )
-        if actual is None:
-            raise EvaluationNotFoundError(evaluation.id)
-        raise VersionConflictError(evaluation.id, expected_version, actual)
-
-
-def _rowcount(result: sa.Result[Any]) -> int:
-    count: int = getattr(result, "rowcount", 0)
-    return count
 
 
 def _escape_like(value: str) -> str:
@@ -264,7 +47,7 @@ def _escape_like(value: str) -> str:
 
 def filter_conditions(criteria: EvaluationFilter) -> list[sa.ColumnElement[bool]]:
     """``WHERE`` terms of a filter: after is inclusive, before exclusive, prefix case-sensitive."""
-    conditions: list[sa.ColumnElement[bool]] = [_live]
+    conditions: list[sa.ColumnElement[bool]] = [live_evaluations]
     if criteria.status is not None:
         conditions.append(evaluations.c.status == criteria.status.value)
     if criteria.language is not None:
@@ -369,7 +152,7 @@ class SqlEvaluationQueries:
         day = utc_day(self._session, evaluations.c.created_at).label("day")
         statement = (
             sa.select(day, evaluations.c.status, sa.func.count())
-            .where(_live, evaluations.c.created_at >= since)
+            .where(live_evaluations, evaluations.c.created_at >= since)
             .group_by(day, evaluations.c.status)
             .order_by(day, evaluations.c.status)
         )
@@ -389,7 +172,7 @@ class SqlEvaluationQueries:
         hour = utc_hour(self._session, evaluations.c.created_at).label("hour")
         statement = (
             sa.select(hour, sa.func.count())
-            .where(_live, evaluations.c.created_at >= since)
+            .where(live_evaluations, evaluations.c.created_at >= since)
             .group_by(hour)
             .order_by(hour)
         )
@@ -409,7 +192,10 @@ class SqlEvaluationQueries:
     async def list_active(self) -> builtins.list[Evaluation]:
         statement = (
             sa.select(evaluations)
-            .where(_live, evaluations.c.status.in_([status.value for status in ACTIVE_STATUSES]))
+            .where(
+                live_evaluations,
+                evaluations.c.status.in_([status.value for status in ACTIVE_STATUSES]),
+            )
             .order_by(evaluations.c.created_at.desc(), evaluations.c.id.desc())
         )
         with translate_errors():

@@ -1,0 +1,87 @@
+"""``EvaluationRepository`` in SQL: Core statements on the request's ``AsyncSession``.
+
+Nothing here commits: the use case does, through the unit of work.
+"""
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from application.errors import (
+    DuplicateEvaluationError,
+    EvaluationNotFoundError,
+    VersionConflictError,
+)
+from application.queries import Projection
+from domain.evaluation import Evaluation
+from domain.identifiers import EvaluationId
+from infrastructure.sql.dialect import insert_for
+from infrastructure.sql.errors import translate_errors
+from infrastructure.sql.rows import (
+    evaluation_from_row,
+    evaluation_values,
+    projection_columns,
+    projection_from_row,
+)
+from infrastructure.sql.tables import evaluations, live_evaluations
+
+
+class SqlEvaluationRepository:
+    """``EvaluationRepository`` on the ``evaluations`` table with optimistic versioning."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, evaluation: Evaluation) -> None:
+        # ON CONFLICT DO NOTHING reports the duplicate without aborting the transaction.
+        statement = (
+            insert_for(self._session, evaluations)
+            .values(evaluation_values(evaluation))
+            .on_conflict_do_nothing(index_elements=[evaluations.c.id])
+        )
+        with translate_errors():
+            result = await self._session.execute(statement)
+        if _rowcount(result) != 1:
+            raise DuplicateEvaluationError(evaluation.id)
+
+    async def get(self, evaluation_id: EvaluationId) -> Evaluation | None:
+        statement = sa.select(evaluations).where(
+            evaluations.c.id == evaluation_id, live_evaluations
+        )
+        with translate_errors():
+            row = (await self._session.execute(statement)).mappings().first()
+        return None if row is None else evaluation_from_row(row)
+
+    async def get_fields(
+        self, evaluation_id: EvaluationId, fields: frozenset[str]
+    ) -> Projection | None:
+        columns = [evaluations.c[name] for name in projection_columns(fields)]
+        statement = sa.select(*columns).where(evaluations.c.id == evaluation_id, live_evaluations)
+        with translate_errors():
+            row = (await self._session.execute(statement)).mappings().first()
+        return None if row is None else projection_from_row(row, fields)
+
+    async def update(self, evaluation: Evaluation, expected_version: int) -> None:
+        values = evaluation_values(evaluation)
+        del values["id"]
+        statement = (
+            sa.update(evaluations)
+            .where(evaluations.c.id == evaluation.id, evaluations.c.version == expected_version)
+            .values(values)
+        )
+        with translate_errors():
+            result = await self._session.execute(statement)
+            if _rowcount(result) == 1:
+                return
+            actual = await self._session.scalar(
+                sa.select(evaluations.c.version).where(evaluations.c.id == evaluation.id)
+            )
+        if actual is None:
+            raise EvaluationNotFoundError(evaluation.id)
+        raise VersionConflictError(evaluation.id, expected_version, actual)
+
+
+def _rowcount(result: sa.Result[Any]) -> int:
+    count: int = getattr(result, "rowcount", 0)
+    return count

@@ -1,0 +1,163 @@
+"""Row mapping between the ``evaluations`` table and the domain ``Evaluation``.
+
+One mapping for both SQL stacks: SQLAlchemy Core (``infrastructure.sql``) and the
+asyncpg hot paths (``infrastructure.postgres``) read and write the same columns.
+"""
+
+from typing import Any, Protocol
+
+from application.queries import Projection
+from domain.evaluation import Evaluation
+from domain.identifiers import EvaluationId
+from domain.payload import PayloadLocation, StoredPayload
+from domain.status import EvaluationStatus
+
+
+class Row(Protocol):
+    """A result row by column name: SQLAlchemy's ``RowMapping`` or asyncpg's ``Record``."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+def _payload(
+    location: str | None,
+    size: int | None,
+    text: str | None,
+    compressed: bool | None,
+    key: str | None,
+) -> StoredPayload | None:
+    if location is None:
+        return None
+    return StoredPayload(
+        location=PayloadLocation(location),
+        size=int(size or 0),
+        text=text or "",
+        compressed=bool(compressed),
+        key=key,
+    )
+
+
+def evaluation_from_row(row: Row) -> Evaluation:
+    """A domain record from an ``evaluations`` row (location NULL means no payload)."""
+    return Evaluation(
+        id=EvaluationId(row["id"]),
+        code=row["code"],
+        language=row["language"],
+        status=EvaluationStatus(row["status"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        started_at=row["started_at"],
+        completed_at=row["completed_at"],
+        runtime_ms=row["runtime_ms"],
+        metadata=dict(row["metadata"] or {}),
+        output=_payload(
+            row["output_location"],
+            row["output_size"],
+            row["output"],
+            row["output_compressed"],
+            row["output_key"],
+        ),
+        error=_payload(
+            row["error_location"],
+            row["error_size"],
+            row["error"],
+            row["error_compressed"],
+            row["error_key"],
+        ),
+        celery_task_id=row["celery_task_id"],
+        retries=row["retries"],
+        executor_id=row["executor_id"],
+        container_id=row["container_id"],
+        exit_code=row["exit_code"],
+        timeout=row["timeout"],
+        last_update=row["last_update"],
+        retry_message=row["retry_message"],
+        final_failure=row["final_failure"],
+        deleted_at=row["deleted_at"],
+        version=row["version"],
+    )
+
+
+_PAYLOAD_FIELDS = ("output", "error")
+
+
+def projection_columns(fields: frozenset[str]) -> list[str]:
+    """The ``evaluations`` columns a projection reads, in a stable order."""
+    columns: list[str] = []
+    for name in sorted(fields):
+        if name in _PAYLOAD_FIELDS:
+            columns += [name, f"{name}_location", f"{name}_size", f"{name}_compressed"]
+            columns.append(f"{name}_key")
+        else:
+            columns.append(name)
+    return columns
+
+
+def projection_from_row(row: Row, fields: frozenset[str]) -> Projection:
+    """Domain values of ``fields`` from a row holding ``projection_columns(fields)``."""
+    values: Projection = {}
+    for name in fields:
+        if name in _PAYLOAD_FIELDS:
+            values[name] = _payload(
+                row[f"{name}_location"],
+                row[f"{name}_size"],
+                row[name],
+                row[f"{name}_compressed"],
+                row[f"{name}_key"],
+            )
+        elif name == "id":
+            values[name] = EvaluationId(row[name])
+        elif name == "status":
+            values[name] = EvaluationStatus(row[name])
+        elif name == "metadata":
+            values[name] = dict(row[name] or {})
+        else:
+            values[name] = row[name]
+    return values
+
+
+def _payload_values(prefix: str, payload: StoredPayload | None) -> dict[str, Any]:
+    if payload is None:
+        return {
+            prefix: None,
+            f"{prefix}_location": None,
+            f"{prefix}_size": None,
+            f"{prefix}_compressed": False,
+            f"{prefix}_key": None,
+        }
+    return {
+        prefix: payload.text,
+        f"{prefix}_location": payload.location.value,
+        f"{prefix}_size": payload.size,
+        f"{prefix}_compressed": payload.compressed,
+        f"{prefix}_key": payload.key,
+    }
+
+
+def evaluation_values(evaluation: Evaluation) -> dict[str, Any]:
+    """Column values of every field the domain owns (``log_size`` is the log store's)."""
+    return {
+        "id": evaluation.id,
+        "code": evaluation.code,
+        "language": evaluation.language,
+        "status": evaluation.status.value,
+        "created_at": evaluation.created_at,
+        "updated_at": evaluation.updated_at,
+        "started_at": evaluation.started_at,
+        "completed_at": evaluation.completed_at,
+        "runtime_ms": evaluation.runtime_ms,
+        "metadata": evaluation.metadata,
+        **_payload_values("output", evaluation.output),
+        **_payload_values("error", evaluation.error),
+        "celery_task_id": evaluation.celery_task_id,
+        "retries": evaluation.retries,
+        "executor_id": evaluation.executor_id,
+        "container_id": evaluation.container_id,
+        "exit_code": evaluation.exit_code,
+        "timeout": evaluation.timeout,
+        "last_update": evaluation.last_update,
+        "retry_message": evaluation.retry_message,
+        "final_failure": evaluation.final_failure,
+        "deleted_at": evaluation.deleted_at,
+        "version": evaluation.version,
+    }

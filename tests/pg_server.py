@@ -23,7 +23,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -267,10 +267,8 @@ def throwaway_postgres(keep_log_in: Path | None = None) -> Iterator[PgServer]:
             server.move_to(free_port())
         yield server
     finally:
-        try:
+        with suppress(RuntimeError, subprocess.TimeoutExpired):
             server.stop("immediate")
-        except (RuntimeError, subprocess.TimeoutExpired):
-            pass
         if keep_log_in is not None and server.log.exists():
             shutil.copyfile(server.log, keep_log_in / "postgres.log")
         shutil.rmtree(directory, ignore_errors=True)

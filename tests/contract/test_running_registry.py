@@ -70,17 +70,21 @@ class Shared:
         return f"{self.prefix}running_evaluations"
 
     async def worker_runs(
-        self, evaluation_id: str, executor_id: str, timeout: int = 300, container: str | None = None
+        self,
+        evaluation_id: str,
+        executor_id: str,
+        evaluation_timeout: int = 300,
+        container: str | None = None,
     ) -> dict[str, object]:
         """``handle_evaluation_running``: SETEX the JSON entry, then SADD the id."""
         info: dict[str, object] = {
             "executor_id": executor_id,
             "container_id": container,
             "started_at": datetime.now(UTC).isoformat(),
-            "timeout": timeout,
+            "timeout": evaluation_timeout,
         }
         # SETEX itself, the worker's command (redis-py marks its ``setex`` deprecated).
-        entry, ttl = self.entry(evaluation_id), timeout + 60
+        entry, ttl = self.entry(evaluation_id), evaluation_timeout + 60
         await self.worker.execute_command("SETEX", entry, ttl, json.dumps(info))
         await self.worker.sadd(self.members, evaluation_id)
         return info
@@ -278,7 +282,7 @@ async def test_the_entry_is_the_platforms_json_string(shared: Shared) -> None:
 
 
 async def test_the_workers_entry_is_read_as_running(shared: Shared) -> None:
-    written = await shared.worker_runs("w-1", "job-w-1", timeout=120, container="pod-1")
+    written = await shared.worker_runs("w-1", "job-w-1", evaluation_timeout=120, container="pod-1")
 
     got = await shared.registry.get(EvaluationId("w-1"))
 
@@ -295,7 +299,7 @@ async def test_the_workers_entry_is_read_as_running(shared: Shared) -> None:
 
 async def test_track_merges_into_the_workers_entry_and_keeps_its_ttl(shared: Shared) -> None:
     """A PUT without the job name must not erase the one only the worker wrote."""
-    written = await shared.worker_runs("w-2", "job-w-2", timeout=300)
+    written = await shared.worker_runs("w-2", "job-w-2", evaluation_timeout=300)
     ours = info("w-2", EvaluationStatus.RUNNING, container_id="c-ours")
 
     await shared.registry.track(ours)

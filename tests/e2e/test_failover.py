@@ -198,7 +198,7 @@ class Client:
         evaluation_id = path.split("/")[2] if path.count("/") >= 2 else None
         if (
             not isinstance(body, dict)
-            or not ACCEPTED_KEYS <= body.keys()
+            or not body.keys() >= ACCEPTED_KEYS
             or body["evaluation_id"] != evaluation_id
             or not body["journal_entry"]
         ):
@@ -490,9 +490,12 @@ def wait_drained(base: str, log: Path, timeout_s: float = DRAIN_TIMEOUT_S) -> di
             try:
                 status, body = health(http)
                 last = (status, body)
-                if status == 200 and body.get("pending_replay") == 0:
-                    if body.get("status") == "healthy":
-                        return body
+                if (
+                    status == 200
+                    and body.get("pending_replay") == 0
+                    and body.get("status") == "healthy"
+                ):
+                    return body
             except (httpx.HTTPError, ValueError) as exc:
                 last = repr(exc)
             time.sleep(0.1)

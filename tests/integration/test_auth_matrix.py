@@ -1,4 +1,4 @@
-"""Every route of the app × {no key, unknown key, read, write, admin}.
+"""Every route of the app crossed with {no key, unknown key, read, write, admin}.
 
 The routes come from the app's own route table, so a new route is in the matrix
 the moment it exists; a path parameter without a sample here fails the test.

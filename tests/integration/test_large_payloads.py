@@ -651,7 +651,7 @@ def test_concurrent_uploads_to_one_evaluation_leave_one_whole_payload(
     for round_ in range(8):
         barrier = threading.Barrier(len(candidates))
 
-        def upload(body: bytes) -> int:
+        def upload(body: bytes, barrier: threading.Barrier = barrier) -> int:
             with httpx.Client(base_url=server, timeout=60) as own:
                 barrier.wait()
                 return put_body(own, "same-1", _chunks_of(body, 65_536)).status_code
@@ -888,13 +888,15 @@ def test_300_mb_round_trip_in_bounded_memory(server_process: tuple[str, int, Pat
 
         got = hashlib.sha256()
         received = 0
-        with PeakRss(pid) as download_rss:
-            with client.stream("GET", "/evaluations/huge-1/output", headers=IDENTITY) as stream:
-                assert stream.status_code == 200
-                assert stream.headers["content-length"] == str(BIG_SIZE)
-                for part in stream.iter_raw(1 << 20):
-                    got.update(part)
-                    received += len(part)
+        with (
+            PeakRss(pid) as download_rss,
+            client.stream("GET", "/evaluations/huge-1/output", headers=IDENTITY) as stream,
+        ):
+            assert stream.status_code == 200
+            assert stream.headers["content-length"] == str(BIG_SIZE)
+            for part in stream.iter_raw(1 << 20):
+                got.update(part)
+                received += len(part)
         assert received == BIG_SIZE
         assert got.hexdigest() == expected.hexdigest()
 

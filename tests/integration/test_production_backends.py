@@ -1,6 +1,7 @@
 """On PostgreSQL + Redis, the data is where the docs say: rows in PostgreSQL, keys in Redis."""
 
 import asyncio
+import contextlib
 import json
 import threading
 from pathlib import Path
@@ -219,10 +220,8 @@ class SeveringProxy:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
         self._ready.set()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await self._server.serve_forever()
-        except asyncio.CancelledError:
-            pass
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)

@@ -94,7 +94,7 @@ async def test_an_admin_override_moves_a_finished_evaluation_and_is_audited(
 
     assert answered.status is app.stored(seeded).status is EvaluationStatus.FAILED
     entries = await app.audit_log.list(AuditQuery())
-    assert [(e.action, e.fields) for e in entries][0][0] is AuditAction.ADMIN_OVERRIDE
+    assert entries[0].action is AuditAction.ADMIN_OVERRIDE
     assert "status" in entries[0].fields
 
 

@@ -92,7 +92,8 @@ from application.use_cases.warm_cache import WarmCache
 from domain.limits import InputLimits
 from domain.payload import PayloadLocation
 from infrastructure.clock import SystemClock
-from infrastructure.files.blob_store import FileBlobInspector, FileBlobStore
+from infrastructure.files.blob_store import FileBlobStore
+from infrastructure.files.inspector import FileBlobInspector
 from infrastructure.files.journal import FileJournal
 from infrastructure.memory.audit import MemoryAuditLog
 from infrastructure.memory.blob_store import MemoryBlobInspector, MemoryBlobStore

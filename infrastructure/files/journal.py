@@ -32,7 +32,7 @@ from application.errors import BackendUnavailableError
 from application.intents import ENTRY_DECODER, ENTRY_ENCODER, JournalEntry
 from application.ports.journal import JournalStats
 from application.services.journal_report import NAME as FALLBACK
-from infrastructure.files.blob_store import fsync_dir
+from infrastructure.files.durable import fsync_dir
 from infrastructure.metrics import journaled
 
 BACKEND = FALLBACK  # the name /health and the errors use

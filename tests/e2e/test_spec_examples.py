@@ -47,10 +47,14 @@ def _run(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
         yield base
 
 
-def curl(*args: str) -> tuple[int, Any]:
+def _curl() -> str:
     assert CURL is not None, "curl is needed for the spec's examples"
+    return CURL
+
+
+def curl(*args: str) -> tuple[int, Any]:
     result = subprocess.run(
-        [CURL, "-sS", "-w", "\n%{http_code}", *args], capture_output=True, text=True, check=True
+        [_curl(), "-sS", "-w", "\n%{http_code}", *args], capture_output=True, text=True, check=True
     )
     body, _, status = result.stdout.rpartition("\n")
     return int(status), json.loads(body) if body.strip() else None
@@ -152,11 +156,11 @@ def test_every_curl_example_of_the_spec(server: str) -> None:
     assert "total_size_bytes" in overview["backends"]["file"]["metrics"]
 
     docs = subprocess.run(
-        [CURL, "-sS", f"{server}/docs"], capture_output=True, text=True, check=True
+        [_curl(), "-sS", f"{server}/docs"], capture_output=True, text=True, check=True
     )
     assert "swagger" in docs.stdout.lower()
     spec = subprocess.run(
-        [CURL, "-sS", f"{server}/openapi.yaml"], capture_output=True, text=True, check=True
+        [_curl(), "-sS", f"{server}/openapi.yaml"], capture_output=True, text=True, check=True
     )
     document = yaml.safe_load(spec.stdout)
     assert document["openapi"].startswith("3.")

@@ -75,7 +75,7 @@ def _expected(access: str, caller: str, *, docs_public: bool) -> str:
 @pytest.mark.parametrize("docs_public", [True, False])
 def test_every_route_checks_its_scope(make_client: ClientFactory, docs_public: bool) -> None:
     client = make_client(api_keys=API_KEYS, docs_public=docs_public)
-    client.follow_redirects = False  # type: ignore[attr-defined]
+    client.follow_redirects = False
     created = client.post(
         "/evaluations", json={"id": EVALUATION_ID, "code": "x"}, headers=CALLERS["admin"]
     )

@@ -110,12 +110,12 @@ class RowLock:
         import sqlite3
 
         path = url.split(":///", 1)[1]
-        connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        connection.execute("BEGIN IMMEDIATE")
+        database = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        database.execute("BEGIN IMMEDIATE")
 
         async def release_sqlite() -> None:
-            connection.execute("ROLLBACK")
-            connection.close()
+            database.execute("ROLLBACK")
+            database.close()
 
         self._release = release_sqlite
 

@@ -13,6 +13,7 @@ from litestar.testing import TestClient
 from application.intents import AppendLogIntent, CreateIntent, JournalEntry, UpdateIntent
 from application.use_cases.create_evaluation import NewEvaluation
 from application.use_cases.update_evaluation import EvaluationChanges
+from domain.identifiers import EvaluationId
 from domain.status import EvaluationStatus
 from infrastructure.files.journal import LOCK_NAME, FileJournal
 from interfaces.settings import Settings
@@ -40,7 +41,11 @@ def leave_journal(root: Path, evaluation_id: str) -> None:
         journal = FileJournal(root)
         try:
             await journal.append(
-                entry(evaluation_id, CreateIntent(NewEvaluation(code="x", id=evaluation_id)), 1)
+                entry(
+                    evaluation_id,
+                    CreateIntent(NewEvaluation(code="x", id=EvaluationId(evaluation_id))),
+                    1,
+                )
             )
             running = EvaluationChanges(status=EvaluationStatus.RUNNING, output="so far ✓")
             await journal.append(entry(evaluation_id, UpdateIntent(running), 2))

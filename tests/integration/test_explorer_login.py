@@ -10,7 +10,7 @@ from tests.integration.test_auth_matrix import API_KEYS, SECRETS
 
 def _secured(make_client: ClientFactory) -> TestClient[Any]:
     client = make_client(api_keys=API_KEYS)
-    client.follow_redirects = False  # type: ignore[attr-defined]
+    client.follow_redirects = False
     return client
 
 
@@ -71,6 +71,6 @@ def test_signing_out_ends_the_session(make_client: ClientFactory) -> None:
 
 
 def test_without_keys_there_is_nothing_to_sign_in_to(client: TestClient[Any]) -> None:
-    client.follow_redirects = False  # type: ignore[attr-defined]
+    client.follow_redirects = False
     assert client.get("/explorer").status_code == 200
     assert client.get("/explorer/login").headers["location"] == "/explorer"

@@ -270,10 +270,12 @@ def asgi_put(
     if content_length:
         total = sum(len(chunk) for chunk in chunks)
         headers["content-length"] = str(declared_length if declared_length is not None else total)
-    return client.blocking_portal.call(
+    # Annotated: with ``client.app`` typed Any, mypy cannot pick one of ``call``'s overloads.
+    result: AsgiResult = client.blocking_portal.call(
         _drive, client.app, "PUT", f"/evaluations/{eval_id}/{kind}", chunks, headers,
         disconnect_after,
     )  # fmt: skip
+    return result
 
 
 # -- round trips ----------------------------------------------------------------------------

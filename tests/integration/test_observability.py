@@ -15,7 +15,7 @@ def test_a_sane_request_id_is_echoed_and_a_bad_one_replaced(client: Client) -> N
     assert given.headers["x-request-id"] == "abc-123.x"
 
     for hostile in ("a b", "x" * 200, "évil", "id\r\nSet-Cookie: x"):
-        replaced = client.get("/health", headers={"X-Request-ID": hostile.encode("utf-8")})
+        replaced = client.get("/health", headers={b"X-Request-ID": hostile.encode("utf-8")})
         assert replaced.headers["x-request-id"] != hostile
         assert len(replaced.headers["x-request-id"]) == 32
 

@@ -6,7 +6,9 @@ from benchmarks.measurement import Measurement, percentile
 from benchmarks.report import Row, render, replace_section
 
 
-def measurement(name: str, requests: int, p50: float = 2.0, p99: float = 6.0, errors: int = 0):
+def measurement(
+    name: str, requests: int, p50: float = 2.0, p99: float = 6.0, errors: int = 0
+) -> Measurement:
     return Measurement(
         name=name, requests=requests, duration_s=10.0, p50_ms=p50, p99_ms=p99, errors=errors
     )

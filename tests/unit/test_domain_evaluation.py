@@ -82,8 +82,9 @@ def test_same_status_is_no_change() -> None:
 
 
 def test_requeue_drops_container_info() -> None:
-    evaluation = make(EvaluationStatus.RUNNING)
-    evaluation.executor_id, evaluation.container_id = "x1", "c1"
+    evaluation = msgspec.structs.replace(
+        make(EvaluationStatus.RUNNING), executor_id="x1", container_id="c1"
+    )
     evaluation.change_status(EvaluationStatus.QUEUED, T0)
     assert (evaluation.executor_id, evaluation.container_id) == (None, None)
 

@@ -21,6 +21,20 @@ def _parse(markup: str) -> ElementTree.Element:
     )
 
 
+def _text(root: ElementTree.Element, tag: str) -> str:
+    """The text of the first ``tag`` element under ``root``; fails if there is none."""
+    element = root.find(f"{SVG}{tag}")
+    assert element is not None, f"no <{tag}>"
+    assert element.text is not None, f"<{tag}> is empty"
+    return element.text
+
+
+def _number(element: ElementTree.Element, attribute: str) -> float:
+    value = element.get(attribute)
+    assert value is not None, f"<{element.tag}> has no {attribute}"
+    return float(value)
+
+
 def test_human_bytes() -> None:
     assert human_bytes(None) == "—"
     assert human_bytes(0) == "0 B"
@@ -38,9 +52,9 @@ def test_bar_chart_scales_bars_to_the_largest_value_and_escapes_labels() -> None
     svg = str(bar_chart([("<inline>", 10), ("file", 40)], title="Bytes & more"))
     root = _parse(svg)
     assert root.get("role") == "img"
-    assert root.find(f"{SVG}title").text == "Bytes & more"
+    assert _text(root, "title") == "Bytes & more"
     assert "&lt;inline&gt;: 10" in svg
-    widths = [float(rect.get("width")) for rect in root.iter(f"{SVG}rect")]
+    widths = [_number(rect, "width") for rect in root.iter(f"{SVG}rect")]
     assert widths[1] == 4 * widths[0]
     assert "style=" not in svg  # the CSP allows no inline style
 
@@ -48,7 +62,7 @@ def test_bar_chart_scales_bars_to_the_largest_value_and_escapes_labels() -> None
 def test_bar_chart_without_data_says_so() -> None:
     svg = str(bar_chart([], title="Empty"))
     assert "No data yet" in svg
-    assert _parse(svg).find(f"{SVG}desc").text == "no data"
+    assert _text(_parse(svg), "desc") == "no data"
 
 
 def test_stacked_columns_stack_series_and_skip_empty_ones() -> None:
@@ -63,9 +77,9 @@ def test_stacked_columns_stack_series_and_skip_empty_ones() -> None:
     root = _parse(svg)
     rects = list(root.iter(f"{SVG}rect"))
     assert [r.get("class") for r in rects] == ["bar s-completed", "bar c1", "bar c1"]
-    heights = [float(r.get("height")) for r in rects]
+    heights = [_number(r, "height") for r in rects]
     assert abs(heights[0] - 2 * heights[1]) < 0.2
-    assert "queued" not in root.find(f"{SVG}desc").text
+    assert "queued" not in _text(root, "desc")
     axis = [t.text for t in root.iter(f"{SVG}text") if t.get("class") == "axis"]
     assert axis[:4] == ["0", "1", "2", "3"]  # whole-number ticks for counts
 
@@ -88,13 +102,13 @@ def test_timeline_places_markers_by_time() -> None:
         (start + timedelta(seconds=120), "done"),
     ]
     root = _parse(str(timeline(points, title="t", width=240)))
-    xs = [float(c.get("cx")) for c in root.iter(f"{SVG}circle")]
+    xs = [_number(c, "cx") for c in root.iter(f"{SVG}circle")]
     assert xs[0] == 16 and xs[-1] == 240 - 16
     assert abs((xs[1] - xs[0]) / (xs[2] - xs[0]) - 0.25) < 0.001
-    assert "1. queued at 12:00:00" in root.find(f"{SVG}desc").text
+    assert "1. queued at 12:00:00" in _text(root, "desc")
 
 
 def test_timeline_of_one_event_and_of_none() -> None:
     one = _parse(str(timeline([(datetime(2024, 7, 1, tzinfo=UTC), "x")], title="t", width=200)))
-    assert [float(c.get("cx")) for c in one.iter(f"{SVG}circle")] == [100]
+    assert [_number(c, "cx") for c in one.iter(f"{SVG}circle")] == [100]
     assert "no events" in str(timeline([], title="t"))

@@ -3,6 +3,7 @@ import msgspec
 import pytest
 
 from application.errors import BackendUnavailableError, UnknownBackendError
+from application.ports.backend_inspector import BackendInspector
 from application.queries import BackendReport
 from application.use_cases.storage_report import (
     LARGEST_FILES,
@@ -200,7 +201,7 @@ async def test_database_details_count_by_status_and_list_the_newest(app: UseCase
 
 
 async def test_unreachable_backends_are_an_error_not_zeros(app: UseCases) -> None:
-    down = [
+    down: list[BackendInspector] = [
         StubInspector("database", "unavailable", "refused"),
         StubInspector("file", "unavailable"),
     ]

@@ -206,6 +206,7 @@ async def test_large_output_goes_to_the_blob_store_with_a_preview(app: UseCases)
     output = updated.output
     assert output is not None
     assert output.location is PayloadLocation.FILE
+    assert output.key is not None
     assert re.fullmatch(rf"evaluations/{seeded.id}/output\.[0-9a-f]{{12}}\.txt\.zst", output.key)
     assert output.text == LARGE[: THRESHOLDS.preview_size]
     assert output.size == len(LARGE)
@@ -232,6 +233,7 @@ async def test_large_error_has_its_own_blob(app: UseCases) -> None:
     updated = await app.update.execute(seeded.id, EvaluationChanges(error=LARGE))
 
     assert updated.error is not None
+    assert updated.error.key is not None
     assert re.fullmatch(
         rf"evaluations/{seeded.id}/error\.[0-9a-f]{{12}}\.txt\.zst", updated.error.key
     )

@@ -10,9 +10,13 @@ cancellation never returns: the TestClient teardown hangs, and so would uvicorn'
 on SIGTERM.
 
 So at the app's stop a job's ``stopping`` event is set; the job ends at its next safe
-point (between rounds, between records), and the stop waits for it up to
-``STOP_GRACE_S``. Only a job still running then (stuck) is cancelled, so that it
-cannot hold the stop.
+point, and the stop waits for it up to ``STOP_GRACE_S``. Only a job still running then
+(stuck) is cancelled, so that it cannot hold the stop.
+
+Every job hears the stop the same way: ``stopping.is_set`` is given to its use case as
+``stop``, which asks it between two items (records warmed, journal entries replayed,
+payloads tiered, retention batches) and ends there. A periodic job's round gets the same
+event, so a round in progress ends at its next item too, not only before the next round.
 """
 
 import logging
@@ -67,24 +71,25 @@ async def wait_or_stop(stopping: anyio.Event, seconds: float) -> None:
         await stopping.wait()
 
 
-async def _every(
-    name: str, interval_s: float, job: Callable[[], Awaitable[None]], stopping: anyio.Event
-) -> None:
+# A periodic job's round: given the app's ``stopping`` event, to pass on as its use case's ``stop``.
+Round = Callable[[anyio.Event], Awaitable[None]]
+
+
+async def _every(name: str, interval_s: float, job: Round, stopping: anyio.Event) -> None:
     while not stopping.is_set():
         try:
-            await job()
+            await job(stopping)
         except Exception:  # the next round tries again; the service keeps serving
             logger.exception("%s failed", name)
         await wait_or_stop(stopping, interval_s)
 
 
 @asynccontextmanager
-async def periodic(
-    name: str, interval_s: float, job: Callable[[], Awaitable[None]]
-) -> AsyncIterator[None]:
-    """Run ``job`` at once and then every ``interval_s`` seconds until the app stops.
+async def periodic(name: str, interval_s: float, job: Round) -> AsyncIterator[None]:
+    """Run ``job(stopping)`` at once and then every ``interval_s`` seconds until the app stops.
 
-    A round in progress at the stop finishes (within ``STOP_GRACE_S``); no new one starts.
+    A round in progress at the stop ends at its next item (within ``STOP_GRACE_S``); no new
+    one starts.
     """
 
     async def rounds(stopping: anyio.Event) -> None:

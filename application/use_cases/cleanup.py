@@ -39,7 +39,9 @@ class CleanupEvaluations:
     deleted records, then the batch commits, then the cache, running registry
     and log tail forget them. Interrupted anywhere, a rerun finds whatever was
     not committed and finishes it: at worst a record whose blobs are already
-    gone waits for the rerun; no blob is ever left without a record.
+    gone waits for the rerun; no blob is ever left without a record. ``stop`` is
+    asked before each batch: once it answers True the cleanup ends there, never
+    inside a batch's transaction.
     """
 
     def __init__(
@@ -67,12 +69,13 @@ class CleanupEvaluations:
         batch_size: int = 200,
         dry_run: bool = False,
         on_batch: Callable[[CleanupReport], None] | None = None,
+        stop: Callable[[], bool] | None = None,
     ) -> CleanupReport:
         if batch_size <= 0:
             raise ValueError("batch_size must be positive")
         report = CleanupReport(dry_run=dry_run)
         after: PurgeCursor | None = None
-        while True:
+        while stop is None or not stop():
             batch = await self._maintenance.purge_candidates(selection, batch_size, after)
             if not batch:
                 break

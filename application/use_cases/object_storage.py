@@ -79,7 +79,9 @@ class TierPayloads:
     file once the switch committed. Readers see the file until the switch and
     the object after it; a record changed meanwhile keeps its new payload and
     the copy is removed. Interrupted anywhere, a rerun finishes the job: at
-    worst an object no record points at (``fsck`` finds it).
+    worst an object no record points at (``fsck`` finds it). ``stop`` is asked
+    before each payload: once it answers True the pass ends there, never in the
+    middle of a move.
     """
 
     def __init__(
@@ -103,6 +105,7 @@ class TierPayloads:
         dry_run: bool = False,
         limit: int | None = None,
         on_progress: Callable[[TierReport], None] | None = None,
+        stop: Callable[[], bool] | None = None,
     ) -> TierReport:
         if not self._payloads.can_store_in(PayloadLocation.S3):
             raise ApplicationError("tiering needs S3: set S3_BUCKET")
@@ -115,6 +118,8 @@ class TierPayloads:
         ]
         for entry in candidates:
             if limit is not None and report.moved >= limit:
+                break
+            if stop is not None and stop():
                 break
             match = _PAYLOAD_BLOB.fullmatch(entry.key)
             assert match is not None

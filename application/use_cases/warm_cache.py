@@ -8,16 +8,29 @@ class WarmCache:
     """Load the ``top`` most recently changed live records into the record cache.
 
     Fills are versioned like any read's, so warming never replaces a newer entry.
+    ``stop`` is asked before each record: once it answers True the warm-up ends there,
+    never in the middle of a fill.
     """
 
     def __init__(self, maintenance: EvaluationMaintenance, record_cache: RecordCache) -> None:
         self._maintenance = maintenance
         self._record_cache = record_cache
 
-    async def execute(self, top: int, on_record: Callable[[], None] | None = None) -> int:
+    async def execute(
+        self,
+        top: int,
+        on_record: Callable[[], None] | None = None,
+        *,
+        stop: Callable[[], bool] | None = None,
+    ) -> int:
+        """The number of records loaded (fewer than found when stopped)."""
         records = await self._maintenance.recently_updated(top)
+        loaded = 0
         for evaluation in records:
+            if stop is not None and stop():
+                break
             await self._record_cache.fill(evaluation)
+            loaded += 1
             if on_record is not None:
                 on_record()
-        return len(records)
+        return loaded

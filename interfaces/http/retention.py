@@ -4,7 +4,9 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from functools import partial
 
+import anyio
 from dishka import AsyncContainer
 
 from application.ports.clock import Clock
@@ -17,8 +19,11 @@ from interfaces.settings import Settings
 logger = logging.getLogger("storage_service.retention")
 
 
-async def run_retention(container: AsyncContainer, days: int) -> None:
-    """One cleanup: finished and soft-deleted evaluations unchanged for ``days``."""
+async def run_retention(container: AsyncContainer, days: int, stopping: anyio.Event) -> None:
+    """One cleanup: finished and soft-deleted evaluations unchanged for ``days``.
+
+    Once ``stopping`` is set, the cleanup ends after the batch being removed.
+    """
     async with container() as request:
         clock = await request.get(Clock)
         cleanup = await request.get(CleanupEvaluations)
@@ -27,7 +32,7 @@ async def run_retention(container: AsyncContainer, days: int) -> None:
             statuses=TERMINAL_STATUSES,
             include_deleted=True,
         )
-        report = await cleanup.execute(selection)
+        report = await cleanup.execute(selection, stop=stopping.is_set)
     logger.info(
         "retention: removed %d evaluation(s) older than %d day(s), %d blob(s)",
         report.evaluations,
@@ -45,6 +50,6 @@ async def retention(container: AsyncContainer, settings: Settings) -> AsyncItera
         yield
         return
     async with periodic(
-        "retention", settings.retention_interval_s, lambda: run_retention(container, days)
+        "retention", settings.retention_interval_s, partial(run_retention, container, days)
     ):
         yield

@@ -4,7 +4,9 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from functools import partial
 
+import anyio
 from dishka import AsyncContainer
 
 from application.use_cases.object_storage import TierPayloads
@@ -14,11 +16,14 @@ from interfaces.settings import Settings
 logger = logging.getLogger("storage_service.tiering")
 
 
-async def run_tiering(container: AsyncContainer, days: int) -> None:
-    """One pass: outputs and errors in files older than ``days`` go to S3."""
+async def run_tiering(container: AsyncContainer, days: int, stopping: anyio.Event) -> None:
+    """One pass: outputs and errors in files older than ``days`` go to S3.
+
+    Once ``stopping`` is set, the pass ends after the payload being moved.
+    """
     async with container() as request:
         tier = await request.get(TierPayloads)
-        report = await tier.execute(timedelta(days=days))
+        report = await tier.execute(timedelta(days=days), stop=stopping.is_set)
     logger.info(
         "tiering: %d payload(s) moved to S3 (%d bytes)",
         report.moved,
@@ -34,5 +39,5 @@ async def tiering(container: AsyncContainer, settings: Settings) -> AsyncIterato
     if settings.tier_interval_s is None or days is None:
         yield
         return
-    async with periodic("tiering", settings.tier_interval_s, lambda: run_tiering(container, days)):
+    async with periodic("tiering", settings.tier_interval_s, partial(run_tiering, container, days)):
         yield

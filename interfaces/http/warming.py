@@ -20,10 +20,6 @@ from interfaces.settings import Settings
 logger = logging.getLogger("storage_service.cache")
 
 
-class _StoppedError(Exception):
-    """Raised between two records when the app stops; ends the warm-up early."""
-
-
 async def warm_cache(
     container: AsyncContainer, top: int, stopping: anyio.Event | None = None
 ) -> int:
@@ -31,26 +27,19 @@ async def warm_cache(
 
     Once ``stopping`` is set, the warm-up ends after the record being filled.
     """
-    loaded = 0
-
-    def on_record() -> None:
-        nonlocal loaded
-        loaded += 1
-        if stopping is not None and stopping.is_set():
-            raise _StoppedError
-
-    if stopping is not None and stopping.is_set():
+    stopping = stopping or anyio.Event()
+    if stopping.is_set():
         return 0
     try:
         async with container() as request:
             warm = await request.get(WarmCache)
-            count = await warm.execute(top, on_record)
-    except _StoppedError:
-        logger.info("cache warming stopped at shutdown after %d record(s)", loaded)
-        return loaded
+            count = await warm.execute(top, stop=stopping.is_set)
     except Exception:  # the cache only fills on reads then; the service keeps serving
         logger.exception("cache warming failed")
         return 0
+    if stopping.is_set():
+        logger.info("cache warming stopped at shutdown after %d record(s)", count)
+        return count
     logger.info("cache warmed with %d record(s)", count, extra={"records": count})
     return count
 

@@ -7,8 +7,15 @@ import os
 import time
 from pathlib import Path
 
+import anyio
 import pytest
+from dishka import make_async_container
 
+from application.services.payloads import PayloadStore
+from domain.payload import PayloadLocation, StoredPayload
+from interfaces.http.tiering import run_tiering
+from interfaces.providers import build_providers
+from interfaces.settings import Settings, load_settings
 from tests.integration.conftest import client_of
 from tests.integration.test_api_s3 import objects, storage_of
 
@@ -71,3 +78,45 @@ def test_the_service_tiers_old_file_outputs_to_s3_by_itself(
         assert storage_of(client, "tier-young")["output_location"] == "file"
         assert output_files(files, "tier-young") == [young_file]
         assert client.get("/evaluations/tier-young/output").content == (BIG + "tier-young").encode()
+
+
+def test_a_tiering_pass_stops_between_two_payloads_when_the_app_stops(
+    env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = tmp_path / "files"
+    names = [f"tier-stop-{i}" for i in range(3)]
+    for client in client_of(env):
+        for name in names:
+            assert client.post("/evaluations", json={"id": name, "code": "x"}).status_code == 200
+            assert client.put(f"/evaluations/{name}", json={"output": BIG + name}).is_success
+    then = time.time() - 2 * DAY_S
+    for name in names:
+        for path in output_files(files, name):
+            os.utime(path, (then, then))
+    stopping: anyio.Event | None = None
+    move = PayloadStore.move
+
+    async def move_then_stop(
+        store: PayloadStore, payload: StoredPayload, target: PayloadLocation
+    ) -> StoredPayload:
+        copy = await move(store, payload, target)
+        assert stopping is not None
+        stopping.set()  # the app stops while the first payload is being moved
+        return copy
+
+    monkeypatch.setattr(PayloadStore, "move", move_then_stop)
+
+    async def one_pass() -> None:
+        nonlocal stopping
+        stopping = anyio.Event()
+        settings = load_settings(env)
+        container = make_async_container(*build_providers(settings), context={Settings: settings})
+        try:
+            await run_tiering(container, 1, stopping)
+        finally:
+            await container.close()
+
+    anyio.run(one_pass)
+
+    left = [name for name in names if output_files(files, name)]
+    assert len(left) == 2, left  # one moved to S3, the others wait for the next pass

@@ -9,10 +9,13 @@ import anyio.lowlevel
 import pytest
 from dishka import Provider, Scope, make_async_container, provide
 
+from application.services.record_cache import RecordCache
 from application.use_cases.warm_cache import WarmCache
+from domain.evaluation import Evaluation
 from interfaces import background
 from interfaces.http import warming
-from interfaces.settings import load_settings
+from interfaces.providers import build_providers
+from interfaces.settings import Settings, load_settings
 from tests.integration.conftest import ClientFactory
 
 
@@ -95,12 +98,13 @@ class _CountingWarmCache:
         self._stopping = stopping
         self._stop_after = stop_after
 
-    async def execute(self, top: int, on_record: Any = None) -> int:
+    async def execute(self, top: int, on_record: Any = None, *, stop: Any) -> int:
         for i in range(top):
+            if stop():
+                return i
             if i == self._stop_after:
                 self._stopping.set()
             await anyio.lowlevel.checkpoint()
-            on_record()
         return top
 
 
@@ -134,3 +138,31 @@ async def test_no_warm_up_once_the_app_stops(caplog: pytest.LogCaptureFixture) -
     finally:
         await container.close()
     assert "cache warming failed" not in caplog.text  # WarmCache was never even built
+
+
+@pytest.mark.anyio
+async def test_the_warm_up_stops_between_two_records_when_the_app_stops(
+    make_client: ClientFactory, backend_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = make_client(enable_caching=False)
+    for i in range(5):
+        assert writer.post("/evaluations", json={"id": f"s-{i}", "code": "x"}).status_code == 200
+    stopping = anyio.Event()
+    filled: list[str] = []
+    fill = RecordCache.fill
+
+    async def fill_then_stop(cache: RecordCache, evaluation: Evaluation) -> None:
+        await fill(cache, evaluation)
+        filled.append(evaluation.id)
+        if len(filled) == 2:
+            stopping.set()  # the app stops while the second record is being filled
+
+    monkeypatch.setattr(RecordCache, "fill", fill_then_stop)
+    container = make_async_container(
+        *build_providers(backend_settings), context={Settings: backend_settings}
+    )
+    try:
+        assert await warming.warm_cache(container, 5, stopping) == 2
+    finally:
+        await container.close()
+    assert len(filled) == 2

@@ -8,14 +8,21 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import anyio
 import pytest
-from dishka import Provider, Scope, provide
+from dishka import Provider, Scope, make_async_container, provide
 from litestar.testing import TestClient
 
 from application.ports.clock import Clock
+from application.services.record_cache import RecordCache
+from application.use_cases.cleanup import CleanupEvaluations
+from domain.identifiers import EvaluationId
 from interfaces.http.app import create_app
+from interfaces.http.retention import run_retention
 from interfaces.log_config import configure_logging, reset_logging
+from interfaces.providers import build_providers
 from interfaces.settings import LogFormat, Settings
+from tests.integration.conftest import ClientFactory
 
 
 @pytest.fixture
@@ -117,3 +124,39 @@ def test_retention_days_runs_the_cleanup_inside_the_service(
             time.sleep(0.1)
         assert retained.get("/evaluations/r-running").is_success
     assert not (backend_settings.file_storage_path / "evaluations" / "r-done").exists()
+
+
+@pytest.mark.anyio
+async def test_retention_stops_between_two_batches_when_the_app_stops(
+    make_client: ClientFactory, backend_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = make_client(cache_warm_on_start=False)
+    names = [f"r-stop-{i}" for i in range(3)]
+    for name in names:
+        assert client.post("/evaluations", json={"id": name, "code": "x"}).is_success
+        assert client.put(f"/evaluations/{name}", json={"status": "completed"}).is_success
+    execute = CleanupEvaluations.execute
+    monkeypatch.setattr(  # one record a batch, so that there is a "between"
+        CleanupEvaluations,
+        "execute",
+        lambda self, selection, **kw: execute(self, selection, batch_size=1, **kw),
+    )
+    stopping = anyio.Event()
+    forget = RecordCache.forget
+
+    async def forget_then_stop(cache: RecordCache, evaluation_id: EvaluationId) -> None:
+        await forget(cache, evaluation_id)
+        stopping.set()  # the app stops as the first batch ends
+
+    monkeypatch.setattr(RecordCache, "forget", forget_then_stop)
+    container = make_async_container(
+        *build_providers(backend_settings), FutureClock(), context={Settings: backend_settings}
+    )
+    try:
+        await run_retention(container, 1, stopping)
+    finally:
+        await container.close()
+
+    reader = make_client(cache_warm_on_start=False)
+    found = [reader.get(f"/evaluations/{name}").status_code for name in names]
+    assert sorted(found) == [200, 200, 404]

@@ -4,12 +4,24 @@ from datetime import datetime, timedelta
 
 import msgspec
 
+from application.errors import ApplicationError
 from application.ports.blob_store import BlobStore
 from application.ports.clock import Clock
 from application.ports.evaluation_queries import EvaluationQueries
+from application.ports.journal import Journal
 
 BLOB_PREFIX = "evaluations/"
 METADATA_NAME = "metadata.json"
+
+
+class JournalPendingError(ApplicationError):
+    """A fix refused: the failover journal holds writes not yet in the database."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the failover journal holds writes not yet in the database; "
+            "their blobs would look like orphans until they are replayed"
+        )
 
 
 class StorageCheck(msgspec.Struct, kw_only=True):
@@ -36,14 +48,23 @@ class CheckStorage:
     a crash in between leaves an orphan, never a missing blob. A blob younger
     than ``grace`` may belong to a write still in progress: it is reported as
     young and never removed.
+
+    A fix is refused (``JournalPendingError``) while the failover journal holds
+    writes: a journaled upload's blob is written, its record is not in the
+    database yet, so the blob looks like an orphan whatever its age.
     """
 
-    def __init__(self, queries: EvaluationQueries, blobs: BlobStore, clock: Clock) -> None:
+    def __init__(
+        self, queries: EvaluationQueries, blobs: BlobStore, clock: Clock, journal: Journal
+    ) -> None:
         self._queries = queries
         self._blobs = blobs
         self._clock = clock
+        self._journal = journal
 
     async def execute(self, *, fix: bool = False, grace: timedelta) -> StorageCheck:
+        if fix and await self._journal.has_pending():
+            raise JournalPendingError
         referenced = await self._queries.blob_keys()
         owners = {key.split("/")[1] for key in referenced}
         cutoff: datetime = self._clock.now() - grace

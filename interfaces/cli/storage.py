@@ -7,9 +7,9 @@ import click
 import msgspec
 from dishka import AsyncContainer
 
-from application.ports.journal import Journal
+from application.backends import Backend
 from application.queries import BackendReport
-from application.use_cases.check_storage import CheckStorage, StorageCheck
+from application.use_cases.check_storage import CheckStorage, JournalPendingError, StorageCheck
 from application.use_cases.storage_report import GetBackendDetails, StorageOverview
 from interfaces.cli.common import CONTEXT_SETTINGS, echo_json, fail, json_option, load, run
 
@@ -39,11 +39,12 @@ def fsck(fix: bool, grace_minutes: int, as_json: bool) -> None:
     settings = load(quiet=as_json)
 
     async def check(container: AsyncContainer) -> StorageCheck | None:
-        if fix and await (await container.get(Journal)).has_pending():
-            return None  # journaled uploads point at blobs no record points at yet
         async with container() as request:
             use_case = await request.get(CheckStorage)
-            return await use_case.execute(fix=fix, grace=timedelta(minutes=grace_minutes))
+            try:
+                return await use_case.execute(fix=fix, grace=timedelta(minutes=grace_minutes))
+            except JournalPendingError:
+                return None
 
     result = run(settings, check)
     if result is None:
@@ -67,7 +68,7 @@ def fsck(fix: bool, grace_minutes: int, as_json: bool) -> None:
     sys.exit(0 if result.clean else 1)
 
 
-BACKENDS = ("database", "file", "cache")
+BACKENDS = (Backend.DATABASE, Backend.FILE, Backend.CACHE)
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)

@@ -3,13 +3,24 @@
 import json
 import os
 import time
+import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import anyio
+import pytest
 from click.testing import CliRunner
+from dishka import make_async_container
 from litestar.testing import TestClient
 
+from application.intents import CreateIntent, JournalEntry
+from application.use_cases.check_storage import CheckStorage, JournalPendingError
+from application.use_cases.create_evaluation import NewEvaluation
+from domain.identifiers import EvaluationId
+from infrastructure.files.journal import FileJournal
 from interfaces.cli import main
+from interfaces.providers import build_providers
 from interfaces.settings import Settings
 
 BIG = "x" * 200_000
@@ -86,3 +97,43 @@ def test_fsck_finds_orphans_and_missing_blobs_and_fixes_orphans(
         [],
         ["evaluations/fresh-1/output.txt.zst"],
     )
+
+
+def test_fsck_fix_is_refused_by_the_check_while_the_journal_holds_writes(
+    backend_settings: Settings,
+) -> None:
+    root = Path(backend_settings.file_storage_path)
+    ghost = root / "evaluations" / "journaled-1"  # an upload the journal's entry points at
+    ghost.mkdir(parents=True)
+    (ghost / "output.txt.zst").write_bytes(b"journaled")
+    age(ghost / "output.txt.zst", hours=3)
+
+    async def journal_then_fix() -> None:
+        journal = FileJournal(root)
+        try:
+            await journal.append(
+                JournalEntry(
+                    id=uuid.uuid4().hex,
+                    evaluation_id="journaled-1",
+                    at=datetime.now(UTC),
+                    intent=CreateIntent(NewEvaluation(code="x", id=EvaluationId("journaled-1"))),
+                    actor="key:gateway",
+                )
+            )
+        finally:
+            journal.close()
+        container = make_async_container(
+            *build_providers(backend_settings), context={Settings: backend_settings}
+        )
+        try:
+            async with container() as request:
+                check = await request.get(CheckStorage)
+                with pytest.raises(JournalPendingError):
+                    await check.execute(fix=True, grace=timedelta(0))
+                found = await check.execute(grace=timedelta(0))  # looking is still allowed
+        finally:
+            await container.close()
+        assert found.orphans == ["evaluations/journaled-1/output.txt.zst"]
+
+    anyio.run(journal_then_fix)
+    assert (ghost / "output.txt.zst").exists()

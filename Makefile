@@ -47,8 +47,8 @@ format: install ## Apply ruff fixes and formatting
 test: lint ## Lint, then every test (needs PostgreSQL and Redis; CI fails without them)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test-fast: install ## Unit and use-case tests only
-	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+test-fast: install ## Unit and use-case tests only (no server needed)
+	$(BIN)/pytest tests/unit tests/use_cases $(PYTEST_ARGS)
 
 .PHONY: bench bench-scale bench-profile bench-soak wrk
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

@@ -11,3 +11,4 @@ class Backend(StrEnum):
     CACHE = "cache"
     FALLBACK = "fallback"
     REDIS = "redis"
+    S3 = "s3"

@@ -1,5 +1,7 @@
 """Failures a use case reports; the HTTP edge maps each to a status code."""
 
+from application.backends import Backend
+
 
 class ApplicationError(Exception):
     """Base of every error a use case raises on purpose."""
@@ -46,7 +48,7 @@ class PreconditionFailedError(ApplicationError):
 class BackendUnavailableError(ApplicationError):
     """A storage backend cannot be reached; nothing was stored."""
 
-    def __init__(self, backend: str, detail: str) -> None:
+    def __init__(self, backend: Backend, detail: str) -> None:
         self.backend = backend
         self.detail = detail
         super().__init__(f"{backend} unavailable: {detail}")

@@ -1,7 +1,9 @@
 from datetime import UTC, datetime
 
+from application.ports.clock import Clock
 
-class SystemClock:
+
+class SystemClock(Clock):
     """The wall clock, in UTC."""
 
     def now(self) -> datetime:

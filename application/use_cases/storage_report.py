@@ -4,24 +4,22 @@ from typing import Any
 import anyio
 import msgspec
 
+from application.backends import Backend
 from application.errors import BackendUnavailableError, UnknownBackendError
 from application.ports.backend_inspector import BackendInspector
 from application.ports.blob_store import BlobEntry, BlobStore
 from application.ports.evaluation_queries import EvaluationQueries
 from application.ports.health_probe import HealthProbe
 from application.queries import BackendReport, BackendState, EvaluationQuery
-from application.services.journal_report import NAME as FALLBACK
 from application.services.journal_report import JournalInspector
 from application.services.single_flight import SingleFlight
 from domain.evaluation import Evaluation
 
-# The names of the backends that keep the service writable when the database is down.
-BLOBS = "file"
-DATABASE = "database"
-CACHE = "cache"
 # Other names the cache is asked for by: the platform's pages call it ``redis`` even
 # when it lives in this process.
-CACHE_ALIASES = frozenset({"redis"})
+# The cache's name as interfaces/http/schemas.py imports it (``Backend.CACHE`` is the same).
+CACHE = Backend.CACHE
+CACHE_ALIASES = frozenset({Backend.REDIS})
 # What the database and file details list: the newest records, the largest files.
 RECENT_EVALUATIONS = 10
 LARGEST_FILES = 50
@@ -51,7 +49,9 @@ class StorageConfiguration(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def records_backend(self) -> str:
         """Where records, events and logs live: "database" (SQL) or "memory"."""
-        return DATABASE if self.primary_backend == DATABASE else self.primary_backend
+        return (
+            Backend.DATABASE if self.primary_backend == Backend.DATABASE else self.primary_backend
+        )
 
     @property
     def backends_available(self) -> list[str]:
@@ -65,10 +65,10 @@ class StorageConfiguration(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def blob_root(self) -> str:
         """The blob store's root: the directory, or the URL of the bucket or memory."""
-        if self.blob_backend == BLOBS:
+        if self.blob_backend == Backend.FILE:
             return self.file_storage_path
         # S3 keeps its blobs under the "s3" location; the memory store under "file".
-        location = "s3" if self.blob_backend == "s3" else BLOBS
+        location = "s3" if self.blob_backend == "s3" else Backend.FILE
         return self.blob_urls.get(location, f"{self.blob_backend}://")
 
     def location_of(self, blob_location: str, key: str) -> str:
@@ -97,7 +97,7 @@ def _count(report: BackendReport | None, metric: str) -> int:
 
 
 def summarize(reports: dict[str, BackendReport]) -> StorageSummary:
-    database, blobs = reports.get(DATABASE), reports.get(BLOBS)
+    database, blobs = reports.get(Backend.DATABASE), reports.get(Backend.FILE)
     return StorageSummary(
         total_evaluations=_count(database, "evaluations"),
         total_storage_bytes=_count(database, "size_bytes") + _count(blobs, "total_size_bytes"),
@@ -127,12 +127,15 @@ async def inspect_all(
     return {inspector.name: reports[inspector.name] for inspector in inspectors}
 
 
-def overall_state(reports: dict[str, BackendReport], essential: str = "database") -> BackendState:
+def overall_state(
+    reports: dict[str, BackendReport], essential: str = Backend.DATABASE
+) -> BackendState:
     """Unavailable when the essential backend is and no fallback takes its writes;
     degraded when any backend is not healthy (the failover journal included)."""
-    fallback = reports.get(FALLBACK)
+    fallback = reports.get(Backend.FALLBACK)
     if reports.get(essential) is not None and reports[essential].status == "unavailable":
-        usable = (BLOBS, FALLBACK)
+        # The backends that keep the service writable when the database is down.
+        usable = (Backend.FILE, Backend.FALLBACK)
         if fallback is None or any(
             name in reports and reports[name].status == "unavailable" for name in usable
         ):
@@ -157,7 +160,7 @@ class GetStorageOverview:
     async def execute(self) -> StorageOverview:
         """Summary figures of every backend; the cache in detail (its key sample, TTLs and
         memory are bounded: a few thousand keys at most)."""
-        reports = await inspect_all(self._inspectors, detailed_names=frozenset({CACHE}))
+        reports = await inspect_all(self._inspectors, detailed_names=frozenset({Backend.CACHE}))
         return StorageOverview(
             status=overall_state(reports), summary=summarize(reports), backends=reports
         )
@@ -170,10 +173,13 @@ class GetBackendDetails:
         self._inspectors = {inspector.name: inspector for inspector in inspectors}
 
     async def execute(self, backend: str) -> BackendReport:
-        name = CACHE if backend in CACHE_ALIASES else backend
+        name = Backend.CACHE if backend in CACHE_ALIASES else backend
         inspector = self._inspectors.get(name)
         if inspector is None:
-            known = {*self._inspectors, *(CACHE_ALIASES if CACHE in self._inspectors else ())}
+            known = {
+                *self._inspectors,
+                *(CACHE_ALIASES if Backend.CACHE in self._inspectors else ()),
+            }
             raise UnknownBackendError(backend, sorted(known))
         return await inspector.inspect(detailed=True)
 
@@ -189,7 +195,7 @@ async def _reachable(inspector: BackendInspector) -> BackendReport:
     """Its detailed report; unavailable is an error, not a page of zeros."""
     report = await inspector.inspect(detailed=True)
     if report.status == "unavailable":
-        raise BackendUnavailableError(report.name, report.error or "unreachable")
+        raise BackendUnavailableError(Backend(report.name), report.error or "unreachable")
     return report
 
 
@@ -203,7 +209,7 @@ class GetDatabaseDetails:
     """The records backend in detail, with live records by status and the newest ones."""
 
     def __init__(self, inspectors: list[BackendInspector], queries: EvaluationQueries) -> None:
-        self._inspector = _inspector(inspectors, DATABASE)
+        self._inspector = _inspector(inspectors, Backend.DATABASE)
         self._queries = queries
 
     async def execute(self) -> DatabaseDetails:
@@ -230,7 +236,7 @@ class GetFileDetails:
         blobs: BlobStore,
         configuration: StorageConfiguration,
     ) -> None:
-        self._inspector = _inspector(inspectors, BLOBS)
+        self._inspector = _inspector(inspectors, Backend.FILE)
         self._blobs = blobs
         self._configuration = configuration
 
@@ -327,7 +333,7 @@ class CheckHealth:
             name: {"status": report.status, "type": report.type, "error": report.error}
             for name, report in ordered.items()
         }
-        fallback = ordered.get(FALLBACK)
+        fallback = ordered.get(Backend.FALLBACK)
         metrics = {} if fallback is None else fallback.metrics
         pending = metrics.get("pending_replay")
         age = metrics.get("oldest_pending_age_s")

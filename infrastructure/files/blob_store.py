@@ -18,7 +18,7 @@ from typing import IO, Protocol, TypeVar
 import anyio.to_thread
 import zstandard
 
-from application.ports.blob_store import BlobEntry
+from application.ports.blob_store import BlobEntry, BlobStore
 from infrastructure.files.durable import AtomicWrite, fsync_dir, is_temp
 from infrastructure.files.errors import BACKEND, translate_errors
 from infrastructure.files.keys import is_compressed_key, resolve_inside
@@ -73,7 +73,7 @@ class _ChunkReader:
             self._file.close()
 
 
-class FileBlobStore:
+class FileBlobStore(BlobStore):
     """``BlobStore`` on a local (or mounted) directory; keys never leave ``root``."""
 
     def __init__(self, root: Path) -> None:

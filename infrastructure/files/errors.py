@@ -11,9 +11,10 @@ from contextlib import contextmanager
 
 import zstandard
 
+from application.backends import Backend
 from application.errors import BackendUnavailableError, BlobMissingError
 
-BACKEND = "file"
+BACKEND = Backend.FILE
 
 # The name operators filter the store's warnings by, from before this module existed.
 logger = logging.getLogger("infrastructure.files.blob_store")

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import anyio.to_thread
 
+from application.ports.backend_inspector import BackendInspector
+from application.ports.health_probe import HealthProbe
 from application.queries import BackendReport, MetricValue
 from infrastructure.files.durable import TEMP_SUFFIX, is_temp
 from infrastructure.files.errors import BACKEND, reason
@@ -16,10 +18,10 @@ from infrastructure.files.errors import BACKEND, reason
 MIN_FREE_BYTES = 64 * 1024 * 1024
 
 
-class FileBlobInspector:
+class FileBlobInspector(BackendInspector, HealthProbe):
     """Measures the blob directory: counts, sizes, free space and whether it is writable."""
 
-    name = BACKEND
+    name: str = BACKEND
 
     def __init__(self, root: Path) -> None:
         self._root = Path(root)

@@ -28,14 +28,14 @@ import anyio
 import msgspec
 import structlog
 
+from application.backends import Backend
 from application.errors import BackendUnavailableError
 from application.intents import ENTRY_DECODER, ENTRY_ENCODER, JournalEntry
-from application.ports.journal import JournalStats
-from application.services.journal_report import NAME as FALLBACK
+from application.ports.journal import Journal, JournalStats
 from infrastructure.files.durable import fsync_dir
 from infrastructure.metrics import journaled
 
-BACKEND = FALLBACK  # the name /health and the errors use
+BACKEND = Backend.FALLBACK  # the name /health and the errors use
 SUFFIX = ".jsonl"
 # A fully replayed segment that held lines no version of the service could read.
 CORRUPT_SUFFIX = ".corrupt"
@@ -53,7 +53,7 @@ class _Segment:
     entries: list[JournalEntry] = field(default_factory=list)
 
 
-class FileJournal:
+class FileJournal(Journal):
     name = "file"
     durable = True
 

@@ -4,11 +4,11 @@ import builtins
 
 import msgspec
 
-from application.ports.audit_log import AuditQuery
+from application.ports.audit_log import AuditLog, AuditQuery
 from domain.audit import AuditEntry
 
 
-class MemoryAuditLog:
+class MemoryAuditLog(AuditLog):
     """``AuditLog`` as a list; like the other memory adapters it applies at once."""
 
     def __init__(self) -> None:

@@ -11,8 +11,11 @@ from datetime import UTC, datetime
 import anyio.to_thread
 import zstandard
 
+from application.backends import Backend
 from application.errors import BlobMissingError
-from application.ports.blob_store import BlobEntry
+from application.ports.backend_inspector import BackendInspector
+from application.ports.blob_store import BlobEntry, BlobStore
+from application.ports.health_probe import HealthProbe
 from application.queries import BackendReport
 from infrastructure.files.blob_store import COMPRESSION_LEVEL
 from infrastructure.files.keys import check_blob_key, is_compressed_key
@@ -24,7 +27,7 @@ def _compressed_size(data: bytes) -> int:
     return len(zstandard.ZstdCompressor(level=COMPRESSION_LEVEL).compress(data))
 
 
-class MemoryBlobStore:
+class MemoryBlobStore(BlobStore):
     """``BlobStore`` in process memory; contents are kept uncompressed for simple reads."""
 
     def __init__(self, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
@@ -96,10 +99,10 @@ class MemoryBlobStore:
         return {key: size for key, (_data, size) in self._blobs.items()}
 
 
-class MemoryBlobInspector:
+class MemoryBlobInspector(BackendInspector, HealthProbe):
     """Reports the in-memory blob store under the blob slot's name (``file``)."""
 
-    name = "file"
+    name: str = Backend.FILE
 
     def __init__(self, store: MemoryBlobStore) -> None:
         self._store = store

@@ -12,6 +12,10 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from application.backends import Backend
+from application.ports.backend_inspector import BackendInspector
+from application.ports.cache import Cache
+from application.ports.health_probe import HealthProbe
 from application.queries import (
     CACHE_KEY_PATTERNS,
     KEY_SAMPLE,
@@ -36,7 +40,7 @@ def hit_rate(hits: int, misses: int) -> float | None:
     return round(hits / lookups, 4) if lookups else None
 
 
-class MemoryCache:
+class MemoryCache(Cache):
     """``Cache`` in an ordered dict with TTL, LRU bound and hit/miss counters."""
 
     def __init__(
@@ -110,8 +114,8 @@ class MemoryCache:
         ]
 
 
-class MemoryCacheInspector:
-    name = "cache"
+class MemoryCacheInspector(BackendInspector, HealthProbe):
+    name: str = Backend.CACHE
 
     def __init__(self, cache: MemoryCache) -> None:
         self._cache = cache

@@ -6,11 +6,16 @@ import copy
 from collections import Counter
 from datetime import datetime
 
+from application.backends import Backend
 from application.errors import (
     DuplicateEvaluationError,
     EvaluationNotFoundError,
     VersionConflictError,
 )
+from application.ports.backend_inspector import BackendInspector
+from application.ports.evaluation_queries import EvaluationQueries
+from application.ports.evaluation_repository import EvaluationRepository
+from application.ports.health_probe import HealthProbe
 from application.queries import (
     BackendReport,
     DayStatusCount,
@@ -78,7 +83,7 @@ def nearest_rank(percentile: int, count: int) -> int:
     return max(0, -(-percentile * count // 100) - 1)
 
 
-class MemoryEvaluationRepository:
+class MemoryEvaluationRepository(EvaluationRepository):
     """``EvaluationRepository`` over a ``MemoryDatabase``."""
 
     def __init__(self, database: MemoryDatabase) -> None:
@@ -110,7 +115,7 @@ class MemoryEvaluationRepository:
             self._db.evaluations[evaluation.id] = copy.deepcopy(evaluation)
 
 
-class MemoryEvaluationQueries:
+class MemoryEvaluationQueries(EvaluationQueries):
     """``EvaluationQueries`` over a ``MemoryDatabase``: same filters, order and paging as SQL."""
 
     def __init__(self, database: MemoryDatabase) -> None:
@@ -209,10 +214,10 @@ class MemoryEvaluationQueries:
         )
 
 
-class MemoryDatabaseInspector:
+class MemoryDatabaseInspector(BackendInspector, HealthProbe):
     """``BackendInspector`` named ``database`` for the memory backend: always healthy."""
 
-    name = "database"
+    name: str = Backend.DATABASE
 
     def __init__(self, database: MemoryDatabase) -> None:
         self._db = database

@@ -6,14 +6,14 @@ from contextlib import asynccontextmanager
 import anyio
 import msgspec
 
+from application.backends import Backend
 from application.errors import BackendUnavailableError
 from application.intents import JournalEntry
-from application.ports.journal import JournalStats
-from application.services.journal_report import NAME as FALLBACK
+from application.ports.journal import Journal, JournalStats
 from infrastructure.metrics import journaled
 
 
-class MemoryJournal:
+class MemoryJournal(Journal):
     """``FALLBACK_BACKEND=memory``: entries die with the process (``/health`` says so)."""
 
     name = "memory"
@@ -59,14 +59,16 @@ class MemoryJournal:
             yield True
 
 
-class NoJournal:
+class NoJournal(Journal):
     """``FALLBACK_BACKEND=none``: a write the primary refuses is refused (503)."""
 
     name = "none"
     durable = False
 
     async def append(self, entry: JournalEntry) -> JournalEntry:  # noqa: ARG002
-        raise BackendUnavailableError(FALLBACK, "no fallback is configured (FALLBACK_BACKEND)")
+        raise BackendUnavailableError(
+            Backend.FALLBACK, "no fallback is configured (FALLBACK_BACKEND)"
+        )
 
     async def has_pending(self) -> bool:
         return False

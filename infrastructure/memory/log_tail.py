@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 
+from application.ports.log_tail import LogTail
 from domain.identifiers import EvaluationId
 from domain.timeline import LogChunk, LogSlice, slice_from
 
@@ -26,7 +27,7 @@ def trimmed(start: int, data: bytes, max_bytes: int) -> tuple[int, bytes]:
     return start + cut, data[cut:]
 
 
-class MemoryLogTail:
+class MemoryLogTail(LogTail):
     """``LogTail`` in a dict; every method runs without awaiting, so each is atomic.
 
     At most ``max_tails`` tails are kept (the least recently appended go first), so
@@ -68,7 +69,7 @@ class MemoryLogTail:
         return len(self._tails)
 
 
-class NoLogTail:
+class NoLogTail(LogTail):
     """``LogTail`` that keeps nothing: every read goes to the log store."""
 
     async def append(self, chunk: LogChunk) -> None:  # noqa: ARG002 - keeps nothing

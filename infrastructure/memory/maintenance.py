@@ -4,13 +4,18 @@ import builtins
 import copy
 from collections.abc import Sequence
 
-from application.ports.evaluation_maintenance import PurgeCursor, PurgedRows, PurgeSelection
+from application.ports.evaluation_maintenance import (
+    EvaluationMaintenance,
+    PurgeCursor,
+    PurgedRows,
+    PurgeSelection,
+)
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from infrastructure.memory.evaluations import MemoryDatabase
 
 
-class MemoryEvaluationMaintenance:
+class MemoryEvaluationMaintenance(EvaluationMaintenance):
     def __init__(self, database: MemoryDatabase) -> None:
         self._db = database
 

@@ -2,8 +2,10 @@
 
 from collections.abc import Iterable
 
+from application.ports.replay_marks import ReplayMarks
 
-class MemoryReplayMarks:
+
+class MemoryReplayMarks(ReplayMarks):
     """``ReplayMarks`` as a set; like the other memory adapters it applies at once.
 
     The memory backend has no transaction (``MemoryUnitOfWork`` cannot undo), so a

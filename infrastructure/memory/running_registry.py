@@ -8,12 +8,12 @@ reading the database: the older view might have overwritten that change, so
 
 import builtins
 
-from application.ports.running_registry import LoadActive
+from application.ports.running_registry import LoadActive, RunningRegistry
 from application.queries import RunningInfo
 from domain.identifiers import EvaluationId
 
 
-class MemoryRunningRegistry:
+class MemoryRunningRegistry(RunningRegistry):
     """``RunningRegistry`` in a dict; entries are merged like the Redis ones."""
 
     def __init__(self) -> None:

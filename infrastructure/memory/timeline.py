@@ -4,13 +4,14 @@ import builtins
 from datetime import datetime
 
 from application.errors import EvaluationNotFoundError, InvalidRequestError
-from application.ports.log_store import AppendedLog
+from application.ports.event_log import EventLog
+from application.ports.log_store import AppendedLog, LogStore
 from domain.identifiers import EvaluationId
 from domain.timeline import EvaluationEvent, LogChunk, LogSlice, slice_from
 from infrastructure.memory.evaluations import MemoryDatabase
 
 
-class MemoryEventLog:
+class MemoryEventLog(EventLog):
     """``EventLog`` over a ``MemoryDatabase``; unknown or deleted evaluations raise not found."""
 
     def __init__(self, database: MemoryDatabase) -> None:
@@ -31,7 +32,7 @@ class MemoryEventLog:
         return sorted(self._db.events.get(evaluation_id, []), key=lambda e: e.timestamp)
 
 
-class MemoryLogStore:
+class MemoryLogStore(LogStore):
     """``LogStore`` over a ``MemoryDatabase``: the lock makes offset reservation atomic.
 
     Like the SQL statement, an append sets the record's ``last_update`` and moves its

@@ -1,7 +1,9 @@
 """The unit of work of the memory backend."""
 
+from application.ports.unit_of_work import UnitOfWork
 
-class MemoryUnitOfWork:
+
+class MemoryUnitOfWork(UnitOfWork):
     """``UnitOfWork`` for the memory adapters, which apply every write immediately.
 
     There is no transaction to undo: ``rollback`` cannot revert earlier writes,

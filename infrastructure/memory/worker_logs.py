@@ -1,9 +1,10 @@
 """No platform worker writes beside this service without Redis."""
 
+from application.ports.worker_logs import WorkerLogs
 from domain.identifiers import EvaluationId
 
 
-class NoWorkerLogs:
+class NoWorkerLogs(WorkerLogs):
     """``WorkerLogs`` that never holds a batch (no ``REDIS_URL``)."""
 
     async def latest(self, evaluation_id: EvaluationId) -> str | None:  # noqa: ARG002 - holds none

@@ -4,7 +4,7 @@ import builtins
 import functools
 from typing import Any
 
-from application.ports.audit_log import AuditQuery
+from application.ports.audit_log import AuditLog, AuditQuery
 from domain.audit import AuditEntry
 from infrastructure.postgres.transaction import HeldWrite, PgTransaction
 from infrastructure.sql.audit import entry_from_row
@@ -62,7 +62,7 @@ ORDER BY id DESC LIMIT $7
 """
 
 
-class PgAuditLog:
+class PgAuditLog(AuditLog):
     """``AuditLog`` on ``audit_log``; the insert joins the request's transaction."""
 
     def __init__(self, transaction: PgTransaction) -> None:

@@ -7,6 +7,7 @@ from application.errors import (
     EvaluationNotFoundError,
     VersionConflictError,
 )
+from application.ports.evaluation_repository import EvaluationRepository
 from application.queries import Projection
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
@@ -47,7 +48,7 @@ def _arguments(evaluation: Evaluation, names: tuple[str, ...]) -> list[Any]:
     return [values[name] for name in names]
 
 
-class PgEvaluationRepository:
+class PgEvaluationRepository(EvaluationRepository):
     """Optimistically versioned records: ``update`` only wins from the version it read."""
 
     def __init__(self, transaction: PgTransaction) -> None:

@@ -9,7 +9,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from application.ports.evaluation_maintenance import PurgeCursor, PurgedRows, PurgeSelection
+from application.ports.evaluation_maintenance import (
+    EvaluationMaintenance,
+    PurgeCursor,
+    PurgedRows,
+    PurgeSelection,
+)
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from infrastructure.postgres.transaction import PgTransaction
@@ -53,7 +58,7 @@ def _selection_arguments(selection: PurgeSelection) -> list[Any]:
     return [selection.updated_before, statuses, selection.include_deleted]
 
 
-class PgEvaluationMaintenance:
+class PgEvaluationMaintenance(EvaluationMaintenance):
     def __init__(self, transaction: PgTransaction) -> None:
         self._transaction = transaction
 

@@ -2,6 +2,7 @@
 
 from collections.abc import Iterable
 
+from application.ports.replay_marks import ReplayMarks
 from infrastructure.postgres.transaction import PgTransaction
 
 INSERT_MARK = "INSERT INTO journal_applied (entry_id) VALUES ($1) ON CONFLICT DO NOTHING"
@@ -9,7 +10,7 @@ SELECT_MARK = "SELECT 1 FROM journal_applied WHERE entry_id = $1"
 DELETE_MARKS = "DELETE FROM journal_applied WHERE entry_id = ANY($1::text[])"
 
 
-class PgReplayMarks:
+class PgReplayMarks(ReplayMarks):
     """``ReplayMarks`` on ``journal_applied``; a mark joins the request's transaction."""
 
     def __init__(self, transaction: PgTransaction) -> None:

@@ -9,7 +9,8 @@ import builtins
 from datetime import datetime
 
 from application.errors import EvaluationNotFoundError, InvalidRequestError
-from application.ports.log_store import AppendedLog
+from application.ports.event_log import EventLog
+from application.ports.log_store import AppendedLog, LogStore
 from domain.identifiers import EvaluationId
 from domain.timeline import EvaluationEvent, LogChunk, LogSlice, slice_from
 from infrastructure.postgres.transaction import PgTransaction, rows_affected
@@ -44,7 +45,7 @@ ORDER BY start_offset
 """
 
 
-class PgEventLog:
+class PgEventLog(EventLog):
     """Events of live evaluations; a redelivered ``event_id`` inserts nothing."""
 
     def __init__(self, transaction: PgTransaction) -> None:
@@ -78,7 +79,7 @@ class PgEventLog:
         return [event_from_row(row) for row in rows]
 
 
-class PgLogStore:
+class PgLogStore(LogStore):
     """Append-only log chunks; concurrent appends get contiguous, distinct offsets."""
 
     def __init__(self, transaction: PgTransaction) -> None:

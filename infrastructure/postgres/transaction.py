@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import asyncpg
 
+from application.ports.unit_of_work import UnitOfWork
 from infrastructure.sql.errors import translate_errors
 
 T = TypeVar("T")
@@ -54,7 +55,7 @@ class HeldWrite:
     joinable: str | None = None
 
 
-class PgTransaction:
+class PgTransaction(UnitOfWork):
     """``UnitOfWork`` on one pooled connection, acquired on first use.
 
     Reads before the first write run as single statements outside a transaction

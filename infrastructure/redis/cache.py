@@ -39,7 +39,9 @@ from collections.abc import Awaitable, Callable
 
 import redis.asyncio as redis
 
+from application.backends import Backend
 from application.errors import BackendUnavailableError
+from application.ports.cache import Cache
 from infrastructure.metrics import cache_lookup
 from infrastructure.redis.connection import RedisConnection, RedisUnavailableError
 
@@ -80,7 +82,7 @@ def _glob_escape(text: str) -> str:
     return "".join(f"\\{char}" if char in "*?[]\\" else char for char in text)
 
 
-class RedisCache:
+class RedisCache(Cache):
     """``Cache`` on Redis; keys are ``prefix + key`` (the caller's hash tags are kept)."""
 
     def __init__(
@@ -165,7 +167,7 @@ class RedisCache:
         try:
             deleted = await self._connection.execute(self._flush_entries)
         except RedisUnavailableError as exc:
-            raise BackendUnavailableError("redis", str(exc)) from exc
+            raise BackendUnavailableError(Backend.REDIS, str(exc)) from exc
         self._flush_all = False  # every entry an outage may have left stale is gone now
         return deleted
 

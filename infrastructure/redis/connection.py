@@ -29,6 +29,7 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from application.backends import Backend
 from infrastructure.metrics import timed
 
 logger = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ class RedisConnection:
         try:
             if not self._topology_known:
                 await self._learn_topology()
-            with timed("redis", "command"):
+            with timed(Backend.REDIS, "command"):
                 result = await operation(self.client)
         except _OUTAGE_ERRORS as exc:
             self._trip(exc)

@@ -12,6 +12,9 @@ from typing import Any
 
 import redis.asyncio as redis
 
+from application.backends import Backend
+from application.ports.backend_inspector import BackendInspector
+from application.ports.health_probe import HealthProbe
 from application.queries import (
     CACHE_KEY_PATTERNS,
     KEY_SAMPLE,
@@ -42,10 +45,10 @@ class _Scan:
         self.exact = False
 
 
-class RedisInspector:
+class RedisInspector(BackendInspector, HealthProbe):
     """``BackendInspector`` named ``cache`` for the Redis-backed cache."""
 
-    name = "cache"
+    name: str = Backend.CACHE
 
     def __init__(
         self, connection: RedisConnection, prefix: str = "", scan_limit: int = 10_000

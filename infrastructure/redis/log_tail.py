@@ -14,6 +14,7 @@ so this process reads it from the log store until it has deleted the stale tail
 
 import redis.asyncio as redis
 
+from application.ports.log_tail import LogTail
 from domain.identifiers import EvaluationId
 from domain.timeline import LogChunk, LogSlice, slice_from
 from infrastructure.redis.connection import RedisConnection, RedisUnavailableError
@@ -54,7 +55,7 @@ def tail_key(evaluation_id: str) -> str:
     return f"logs:{{{evaluation_id}}}:latest"
 
 
-class RedisLogTail:
+class RedisLogTail(LogTail):
     """``LogTail`` on Redis; keys are ``prefix + logs:{<id>}:latest``."""
 
     def __init__(

@@ -50,7 +50,7 @@ import msgspec
 import redis.asyncio as redis
 from redis.asyncio.client import Pipeline
 
-from application.ports.running_registry import LoadActive
+from application.ports.running_registry import LoadActive, RunningRegistry
 from application.queries import RunningInfo
 from domain.identifiers import EvaluationId
 from domain.status import EvaluationStatus
@@ -186,7 +186,7 @@ def from_entry(evaluation_id: str, raw: object) -> RunningInfo | None:
     )
 
 
-class RedisRunningRegistry:
+class RedisRunningRegistry(RunningRegistry):
     """``RunningRegistry`` on Redis; every key is ``prefix + name``."""
 
     def __init__(self, connection: RedisConnection, prefix: str = "") -> None:

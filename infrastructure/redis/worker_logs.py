@@ -8,6 +8,7 @@ hash tag (it is the platform's) and differs from this service's own log tail,
 
 import redis.asyncio as redis
 
+from application.ports.worker_logs import WorkerLogs
 from domain.identifiers import EvaluationId
 from infrastructure.redis.connection import RedisConnection, RedisUnavailableError
 
@@ -16,7 +17,7 @@ def latest_key(evaluation_id: str) -> str:
     return f"logs:{evaluation_id}:latest"
 
 
-class RedisWorkerLogs:
+class RedisWorkerLogs(WorkerLogs):
     """``WorkerLogs`` on Redis; the key is ``prefix + logs:<id>:latest``."""
 
     def __init__(self, connection: RedisConnection, prefix: str = "") -> None:

@@ -21,9 +21,11 @@ from aiohttp import ClientError as HttpClientError
 from botocore.exceptions import BotoCoreError, ClientError
 from types_aiobotocore_s3.type_defs import CompletedPartTypeDef
 
+from application.backends import Backend
 from application.errors import BackendUnavailableError, BlobMissingError
-from application.ports.blob_store import BlobEntry
-from application.ports.blob_urls import SignedUrl
+from application.ports.backend_inspector import BackendInspector
+from application.ports.blob_store import BlobEntry, BlobStore
+from application.ports.blob_urls import BlobUrls, SignedUrl
 from application.queries import BackendReport, MetricValue
 from infrastructure.files.blob_store import COMPRESSION_LEVEL
 from infrastructure.files.keys import check_blob_key, is_compressed_key
@@ -45,7 +47,7 @@ def _compress(data: bytes) -> bytes:
     return zstandard.ZstdCompressor(level=COMPRESSION_LEVEL).compress(data)
 
 
-class S3BlobStore:
+class S3BlobStore(BlobStore):
     """``BlobStore`` on one bucket under one prefix."""
 
     def __init__(self, connection: S3Connection, prefix: str = "") -> None:
@@ -270,7 +272,7 @@ class _MultipartUpload:
             logger.warning("s3: cannot abort the upload of %s: %s", self._name, exc)
 
 
-class S3BlobUrls:
+class S3BlobUrls(BlobUrls):
     """Presigned GET URLs for objects of the blob store (``BlobUrls``)."""
 
     def __init__(self, store: S3BlobStore, connection: S3Connection, expiry_s: int) -> None:
@@ -300,10 +302,10 @@ class S3BlobUrls:
         )
 
 
-class S3BlobInspector:
+class S3BlobInspector(BackendInspector):
     """Counts the objects under the prefix and checks the bucket answers."""
 
-    name = "file"  # the blob slot, whatever the store (as the memory inspector)
+    name: str = Backend.FILE  # the blob slot, whatever the store (as the memory inspector)
 
     def __init__(self, store: S3BlobStore, connection: S3Connection, prefix: str) -> None:
         self._store = store
@@ -360,7 +362,7 @@ class S3BlobInspector:
         )
 
 
-class NoBlobUrls:
+class NoBlobUrls(BlobUrls):
     """``BlobUrls`` without S3: no blob can be linked to."""
 
     async def signed_get(self, key: str) -> SignedUrl:

@@ -14,11 +14,12 @@ from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 from types_aiobotocore_s3.client import S3Client
 
+from application.backends import Backend
 from application.errors import BackendUnavailableError
 
 logger = logging.getLogger(__name__)
 
-BACKEND = "s3"
+BACKEND = Backend.S3
 # S3 checks ``Bucket`` names itself; this only catches typos before the first request.
 MIN_BUCKET_NAME = 3
 

@@ -5,7 +5,7 @@ import builtins
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from application.ports.audit_log import AuditQuery
+from application.ports.audit_log import AuditLog, AuditQuery
 from domain.audit import AuditAction, AuditEntry
 from infrastructure.sql.errors import translate_errors
 from infrastructure.sql.rows import Row
@@ -56,7 +56,7 @@ def audit_select(query: AuditQuery) -> sa.Select[tuple[object, ...]]:
     return sa.select(audit_log).where(*conditions).order_by(c.id.desc()).limit(query.limit)
 
 
-class SqlAuditLog:
+class SqlAuditLog(AuditLog):
     """``AuditLog`` on the ``audit_log`` table, inside the request's transaction."""
 
     def __init__(self, session: AsyncSession) -> None:

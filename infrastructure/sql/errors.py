@@ -10,10 +10,11 @@ from contextlib import contextmanager
 
 from sqlalchemy import exc as sa_exc
 
+from application.backends import Backend
 from application.errors import BackendUnavailableError
 from infrastructure.metrics import timed
 
-BACKEND = "database"
+BACKEND = Backend.DATABASE
 
 # asyncpg ships no type information; its connection errors are recognised by name.
 _ASYNCPG_CONNECTION_ERRORS = frozenset(

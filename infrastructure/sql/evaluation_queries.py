@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from application.ports.evaluation_queries import EvaluationQueries
 from application.queries import (
     DayStatusCount,
     EvaluationFilter,
@@ -69,7 +70,7 @@ def nearest_rank(percentile: int, count: int) -> int:
     return max(0, math.ceil(percentile / 100 * count) - 1)
 
 
-class SqlEvaluationQueries:
+class SqlEvaluationQueries(EvaluationQueries):
     """``EvaluationQueries`` computed by the database: filters, paging and aggregates in SQL."""
 
     def __init__(self, session: AsyncSession) -> None:

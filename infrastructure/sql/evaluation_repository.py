@@ -13,6 +13,7 @@ from application.errors import (
     EvaluationNotFoundError,
     VersionConflictError,
 )
+from application.ports.evaluation_repository import EvaluationRepository
 from application.queries import Projection
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
@@ -27,7 +28,7 @@ from infrastructure.sql.rows import (
 from infrastructure.sql.tables import evaluations, live_evaluations
 
 
-class SqlEvaluationRepository:
+class SqlEvaluationRepository(EvaluationRepository):
     """``EvaluationRepository`` on the ``evaluations`` table with optimistic versioning."""
 
     def __init__(self, session: AsyncSession) -> None:

@@ -5,6 +5,9 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from application.backends import Backend
+from application.ports.backend_inspector import BackendInspector
+from application.ports.health_probe import HealthProbe
 from application.queries import BackendReport, MetricValue
 from domain.timestamps import as_utc
 from infrastructure.sql.errors import short_reason
@@ -17,13 +20,13 @@ def _instant(value: datetime | str) -> str:
     return as_utc(moment).isoformat()
 
 
-class SqlDatabaseInspector:
+class SqlDatabaseInspector(BackendInspector, HealthProbe):
     """``BackendInspector`` named ``database``: counts measured now, never raises.
 
     Uses its own short session so an inspection never joins a request's transaction.
     """
 
-    name = "database"
+    name: str = Backend.DATABASE
 
     def __init__(
         self, session_maker: async_sessionmaker[AsyncSession], engine: AsyncEngine

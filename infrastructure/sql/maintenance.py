@@ -7,7 +7,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from application.ports.evaluation_maintenance import PurgeCursor, PurgedRows, PurgeSelection
+from application.ports.evaluation_maintenance import (
+    EvaluationMaintenance,
+    PurgeCursor,
+    PurgedRows,
+    PurgeSelection,
+)
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from infrastructure.sql.dialect import dialect_name
@@ -28,7 +33,7 @@ def selection_condition(selection: PurgeSelection) -> sa.ColumnElement[bool]:
     return sa.and_(evaluations.c.updated_at < selection.updated_before, kept)
 
 
-class SqlEvaluationMaintenance:
+class SqlEvaluationMaintenance(EvaluationMaintenance):
     """Runs on the request's session; ``purge`` writes in its transaction, never commits."""
 
     def __init__(self, session: AsyncSession) -> None:

@@ -5,6 +5,7 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from application.ports.replay_marks import ReplayMarks
 from infrastructure.sql.dialect import insert_for
 from infrastructure.sql.errors import translate_errors
 from infrastructure.sql.tables import journal_applied
@@ -14,7 +15,7 @@ from infrastructure.sql.tables import journal_applied
 FORGET_BATCH = 500
 
 
-class SqlReplayMarks:
+class SqlReplayMarks(ReplayMarks):
     """``ReplayMarks`` on the ``journal_applied`` table, inside the request's transaction."""
 
     def __init__(self, session: AsyncSession) -> None:

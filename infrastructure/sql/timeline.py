@@ -7,7 +7,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from application.errors import EvaluationNotFoundError, InvalidRequestError
-from application.ports.log_store import AppendedLog
+from application.ports.event_log import EventLog
+from application.ports.log_store import AppendedLog, LogStore
 from domain.identifiers import EvaluationId
 from domain.timeline import EvaluationEvent, LogChunk, LogSlice, slice_from
 from infrastructure.sql.dialect import insert_for
@@ -27,7 +28,7 @@ def event_from_row(row: Row) -> EvaluationEvent:
     )
 
 
-class SqlEventLog:
+class SqlEventLog(EventLog):
     """``EventLog`` on ``evaluation_events``; ``(evaluation_id, event_id)`` is unique.
 
     Appending to an unknown or soft-deleted evaluation raises
@@ -81,7 +82,7 @@ class SqlEventLog:
         return [event_from_row(row) for row in rows]
 
 
-class SqlLogStore:
+class SqlLogStore(LogStore):
     """``LogStore`` as chunks in ``log_chunks``, placed by the ``evaluations.log_size`` counter.
 
     The ``UPDATE ... RETURNING`` reserves the byte range and takes the row lock,

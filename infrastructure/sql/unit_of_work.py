@@ -2,10 +2,11 @@
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from application.ports.unit_of_work import UnitOfWork
 from infrastructure.sql.errors import translate_errors
 
 
-class SqlUnitOfWork:
+class SqlUnitOfWork(UnitOfWork):
     """``UnitOfWork`` over the request's ``AsyncSession``.
 
     A failed commit surfaces (as ``BackendUnavailableError`` when the database

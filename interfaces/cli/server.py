@@ -7,7 +7,7 @@ from types import FrameType
 import click
 
 from interfaces.cli.common import CONTEXT_SETTINGS, load
-from interfaces.settings import Settings
+from interfaces.settings import Settings, StorageBackend
 
 # SIGTERM: stop accepting, let in-flight requests finish (at most this long), then
 # run the lifespan shutdown, which closes the database pools and the Redis client.
@@ -56,7 +56,7 @@ def serve(host: str | None, port: int | None, workers: int | None, no_migrate: b
     from infrastructure.sql.migrate import upgrade
 
     settings = load()
-    if not no_migrate and settings.storage_backend.value == "database":
+    if not no_migrate and settings.storage_backend is StorageBackend.DATABASE:
         upgrade(settings.database_url)
     workers = workers or settings.workers
     options = {

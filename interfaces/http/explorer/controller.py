@@ -16,6 +16,7 @@ from litestar.plugins.problem_details import ProblemDetailsException
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_401_UNAUTHORIZED, HTTP_404_NOT_FOUND
 
+from application.backends import Backend
 from application.errors import EvaluationNotFoundError, InvalidRequestError
 from application.queries import EvaluationQuery
 from application.use_cases.activity import GetActivity
@@ -192,7 +193,7 @@ class ExplorerController(Controller):
 
     @get("/backends/database", name="explorer:database")
     async def database(self, use_case: FromDishka[GetBackendDetails]) -> Template:
-        report = await use_case.execute("database")
+        report = await use_case.execute(Backend.DATABASE)
         tables = views.table_sizes(report)
         return Template(
             template_name="database.html",
@@ -216,7 +217,7 @@ class ExplorerController(Controller):
         path: Text = "",
     ) -> Template:
         listing = await browse.execute(path)
-        report = await details.execute("file")
+        report = await details.execute(Backend.FILE)
         evaluation_dir = listing.path.split("/")
         return Template(
             template_name="files.html",
@@ -233,7 +234,7 @@ class ExplorerController(Controller):
 
     @get("/backends/cache", name="explorer:cache")
     async def cache(self, use_case: FromDishka[GetBackendDetails]) -> Template:
-        report = await use_case.execute("cache")
+        report = await use_case.execute(Backend.CACHE)
         patterns = views.cache_patterns(report)
         ttls = views.cache_ttls(report)
         return Template(

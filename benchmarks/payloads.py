@@ -27,358 +27,43 @@ its user + system time (``/proc/<pid>/stat``) over the transfer's wall time. MB 
 Run: ``.venv/bin/python -m benchmarks.payloads [--size-mb 300] [--postgres]``
 (PostgreSQL at BENCH_DATABASE_URL, default postgresql://postgres@127.0.0.1:5432/postgres).
 Everything it creates (temp directory, database, server process) is removed at the end,
-whatever happens.
+whatever happens. The generator is ``program_output``, the server process and its
+sampling ``service_process``, the results and their tables ``payloads_report``.
 """
 
 import argparse
-import asyncio
 import hashlib
 import os
 import platform
-import random
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import zstandard
 
-from benchmarks.support import DEFAULT_URL, create_database, drop_database
+from benchmarks.payloads_report import MB, RangeCheck, Report, Transfer, render
+from benchmarks.program_output import BLOCK_SIZE, DEFAULT_SEED, MIB, ProgramOutput
+from benchmarks.servers import free_port
+from benchmarks.service_process import (
+    SAMPLE_INTERVAL_S,
+    RssSampler,
+    rss_bytes,
+    running_server,
+    throwaway_postgres,
+)
+from benchmarks.support import DEFAULT_URL
 
-MB = 1_000_000
-MIB = 1024 * 1024
-BLOCK_SIZE = MIB
-DEFAULT_SEED = 20250101
 EVAL_ID = "bench_payloads_1"
 WARMUP_ID = "bench_payloads_warmup"
-SAMPLE_INTERVAL_S = 0.05
-
-# -- deterministic program output, addressable by block -----------------------------------
-
-_MODULES = ("data", "model", "train", "metrics", "io_utils", "scheduler", "tokenizer")
-_FUNCS = ("load_batch", "forward", "step", "evaluate", "parse_row", "collate", "run_epoch")
-_WORDS = ("alpha", "beta", "gamma", "delta", "user_42", "cfg", "shard-07", "NaN", "café")
-_LEVELS = ("DEBUG", "INFO", "INFO", "INFO", "INFO", "WARNING", "ERROR")
-_MESSAGES = (
-    "checkpoint saved to /ckpt/{w}/step_{n}.pt",
-    "loaded {n} rows from shard {w}",
-    "retrying request {n} after timeout",
-    "cache miss for key {w}:{n}",
-    "gradient norm {f:.4f} exceeds clip value",
-    "evaluation of {w} finished in {f:.2f}s",
-)
-_CODE = (
-    "result = fn(*args, **kwargs)",
-    "value = int(row[column])",
-    "return self.layers[index](x)",
-    "loss = criterion(outputs, targets)",
-    "batch = next(iterator)",
-    "assert shape == expected, msg",
-)
-_ERRORS = (
-    "ValueError: invalid literal for int() with base 10: '{w}'",
-    "KeyError: '{w}'",
-    "ZeroDivisionError: division by zero",
-    "AssertionError: expected ({n}, 3) but got (3, {n})",
-    "RuntimeError: CUDA out of memory. Tried to allocate {f:.2f} GiB",
-)
-_BAR_PARTS = " ▏▎▍▌▋▊▉"
-_BAR_WIDTH = 20
-
-
-class ProgramOutput:
-    """``size`` bytes of UTF-8 program output from ``seed``, built in 1 MiB blocks.
-
-    Block ``i`` depends only on ``(seed, i)`` and its length, so any byte range can be
-    regenerated without the blocks before it. Each block is whole lines, padded to its
-    exact length with a pytest-style ``====`` separator line, so no block boundary (and
-    no end of payload) splits a multi-byte character.
-    """
-
-    def __init__(self, size: int, seed: int = DEFAULT_SEED, block_size: int = BLOCK_SIZE) -> None:
-        if size < 0 or block_size < 64:
-            raise ValueError("size must be >= 0 and block_size >= 64")
-        self.size = size
-        self.seed = seed
-        self.block_size = block_size
-
-    @property
-    def block_count(self) -> int:
-        return -(-self.size // self.block_size)
-
-    def blocks(self) -> Iterator[bytes]:
-        for index in range(self.block_count):
-            yield self.block(index)
-
-    def block(self, index: int) -> bytes:
-        start = index * self.block_size
-        length = min(self.block_size, self.size - start)
-        if length <= 0:
-            raise IndexError(index)
-        rng = random.Random(self.seed * 1_000_003 + index)  # noqa: S311 - test data
-        return _fill(rng, length, index)
-
-    def read(self, start: int, end: int) -> bytes:
-        """Bytes ``[start, end)``, regenerating only the blocks that cover them."""
-        start, end = max(0, start), min(end, self.size)
-        if start >= end:
-            return b""
-        first, last = start // self.block_size, (end - 1) // self.block_size
-        data = b"".join(self.block(i) for i in range(first, last + 1))
-        offset = first * self.block_size
-        return data[start - offset : end - offset]
-
-
-def _fill(rng: random.Random, length: int, index: int) -> bytes:
-    """Whole lines up to ``length`` bytes, then a ``====`` line padding to exactly it.
-
-    One 64-bit draw per line, sliced into the line's choices, keeps the generator fast
-    enough (tens of MB/s) that producing the payload never dominates a run.
-    """
-    clock_ms = (1_735_732_800 + index * 60) * 1000
-    stamp_second = clock_ms // 1000
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(stamp_second))
-    parts: list[bytes] = []
-    used = 0
-    while True:
-        bits = rng.getrandbits(64)
-        kind = bits & 0xFF
-        bits >>= 8
-        if kind < 77:
-            clock_ms += bits & 0x3F
-            if clock_ms // 1000 != stamp_second:
-                stamp_second = clock_ms // 1000
-                stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(stamp_second))
-            text = _log_line(bits >> 6, f"{stamp},{clock_ms % 1000:03d}")
-        elif kind < 141:
-            text = _pytest_line(bits)
-        elif kind < 192:
-            text = _progress_line(bits)
-        elif kind < 230:
-            text = _json_line(bits, stamp, rng.getrandbits(64))
-        elif kind < 248:
-            text = _metrics_line(bits)
-        elif kind < 255:
-            text = _traceback(rng)
-        else:
-            text = ("🚀 launching worker {n}\n", "✓ shard {n} verified\n")[bits & 1].format(
-                n=(bits >> 1) % 1000
-            )
-        encoded = text.encode()
-        if used + len(encoded) + 1 > length:  # the padding line needs at least its newline
-            break
-        parts.append(encoded)
-        used += len(encoded)
-    parts.append(b"=" * (length - used - 1) + b"\n")
-    return b"".join(parts)
-
-
-def _pick(options: Sequence[str], bits: int) -> str:
-    return options[bits % len(options)]
-
-
-def _log_line(bits: int, stamp: str) -> str:
-    message = _pick(_MESSAGES, bits).format(
-        w=_pick(_WORDS, bits >> 3), n=(bits >> 7) % 100_000, f=((bits >> 24) & 0xFFFF) / 1311
-    )
-    level = _pick(_LEVELS, bits >> 40)
-    return f"{stamp} {level:<7} crucible.{_pick(_MODULES, bits >> 44)}: {message}\n"
-
-
-_OUTCOMES = ("PASSED",) * 28 + ("FAILED", "SKIPPED", "SKIPPED", "XFAIL")
-
-
-def _pytest_line(bits: int) -> str:
-    return (
-        f"tests/test_{_pick(_MODULES, bits)}.py::test_{_pick(_FUNCS, bits >> 3)}"
-        f"[{_pick(_WORDS, bits >> 6)}-{(bits >> 10) & 63}] {_pick(_OUTCOMES, bits >> 16)} "
-        f"[{(bits >> 21) % 101:3d}%]\n"
-    )
-
-
-_TOTALS = (100, 500, 1000, 2500)
-
-
-def _progress_line(bits: int) -> str:
-    total = _TOTALS[bits & 3]
-    done = (bits >> 2) % (total + 1)
-    eighths = done * _BAR_WIDTH * 8 // total
-    full, part = divmod(eighths, 8)
-    bar = "█" * full + (_BAR_PARTS[part] if full < _BAR_WIDTH else "")
-    elapsed = (bits >> 14) % 3600
-    return (
-        f"Epoch {(bits >> 26) % 20 + 1}/20: {done * 100 // total:3d}%|{bar:<{_BAR_WIDTH}}| "
-        f"{done}/{total} [{elapsed // 60:02d}:{elapsed % 60:02d}<00:{(bits >> 31) % 60:02d}, "
-        f"{((bits >> 29) & 0x1FFF) / 91:.2f}it/s, loss={((bits >> 42) & 0x3FFF) / 5461:.4f}]\n"
-    )
-
-
-def _json_line(bits: int, stamp: str, request_id: int) -> str:
-    return (
-        f'{{"ts":"{stamp}","level":"{_pick(_LEVELS, bits)}",'
-        f'"logger":"crucible.{_pick(_MODULES, bits >> 3)}","msg":"{_pick(_FUNCS, bits >> 6)} done",'
-        f'"request_id":"{request_id:016x}","duration_ms":{((bits >> 9) & 0xFFFFF) / 997:.3f},'
-        f'"items":{(bits >> 29) % 5000}}}\n'
-    )
-
-
-def _metrics_line(bits: int) -> str:
-    return (
-        f"{bits % 51:5d} {(bits >> 6) % 20_000 * 50:7d} {((bits >> 21) & 0xFFFF) / 21_000:9.5f} "
-        f"{0.3 + ((bits >> 37) & 0x3FF) / 1500:7.4f} "
-        f"{3e-4 * (((bits >> 47) & 0x1F) + 1) / 32:9.2e} "
-        f"{((bits >> 44) & 0xFFF) / 1700:7.3f}\n"
-    )
-
-
-def _traceback(rng: random.Random) -> str:
-    lines = ["Traceback (most recent call last):"]
-    for _ in range(rng.randint(3, 8)):
-        lines.append(
-            f'  File "/app/src/crucible/{rng.choice(_MODULES)}.py", line {rng.randint(1, 900)}, '
-            f"in {rng.choice(_FUNCS)}"
-        )
-        lines.append(f"    {rng.choice(_CODE)}")
-    lines.append(
-        rng.choice(_ERRORS).format(
-            w=rng.choice(_WORDS), n=rng.randint(1, 512), f=rng.uniform(0.1, 8)
-        )
-    )
-    return "\n".join(lines) + "\n"
-
-
-# -- the server process and its memory ------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def rss_bytes(pid: int) -> int:
-    """Resident set size of ``pid`` from ``/proc/<pid>/status`` (Linux)."""
-    with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time ``pid`` has used so far (``/proc/<pid>/stat``)."""
-    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-@dataclass
-class RssSampler:
-    """Samples a process's RSS every 50 ms in a thread while the ``with`` block runs."""
-
-    pid: int
-    interval: float = SAMPLE_INTERVAL_S
-    samples: list[int] = field(default_factory=list)
-    cpu: float = 0.0
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def __enter__(self) -> "RssSampler":
-        self.cpu = -cpu_seconds(self.pid)
-        self.samples.append(rss_bytes(self.pid))
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        with suppress(OSError, RuntimeError):
-            self.samples.append(rss_bytes(self.pid))
-            self.cpu += cpu_seconds(self.pid)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.samples.append(rss_bytes(self.pid))
-            except (OSError, RuntimeError):
-                return
-
-    @property
-    def peak(self) -> int:
-        return max(self.samples)
-
-
-@contextmanager
-def running_server(env: dict[str, str], port: int, log_path: Path) -> Iterator[int]:
-    """``storage-service serve`` in a subprocess; yields its pid once /health answers 200."""
-    executable = Path(sys.executable).parent / "storage-service"
-    command = (
-        [str(executable), "serve"]
-        if executable.exists()
-        else [
-            sys.executable,
-            "-m",
-            "interfaces.cli",
-            "serve",
-        ]
-    )
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
-        try:
-            _wait_healthy(process, f"http://127.0.0.1:{port}", log_path)
-            yield process.pid
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def _wait_healthy(process: "subprocess.Popen[bytes]", base: str, log_path: Path) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        with suppress(httpx.HTTPError):
-            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                return
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("the server did not start:\n" + log_path.read_text(errors="replace"))
-        time.sleep(0.2)
-
-
-@contextmanager
-def throwaway_postgres(admin_url: str) -> Iterator[str]:
-    """A new empty database on ``admin_url``'s server, dropped on exit."""
-    dsn = asyncio.run(create_database(admin_url, "bench_payloads"))
-    try:
-        yield dsn
-    finally:
-        asyncio.run(drop_database(admin_url, dsn))
-
 
 # -- measurements ---------------------------------------------------------------------------
-
-
-@dataclass
-class Transfer:
-    seconds: float
-    peak_rss_growth: int
-    wire_bytes: int
-    sha256_ok: bool
-    server_cpu: float
 
 
 def generate_file(payload: ProgramOutput, path: Path) -> tuple[str, float]:
@@ -462,16 +147,6 @@ def download(
     return Transfer(seconds, sampler.peak - baseline, wire, ok, sampler.cpu)
 
 
-@dataclass
-class RangeCheck:
-    header: str
-    status: int
-    content_range: str
-    length: int
-    millis: float
-    exact: bool
-
-
 def range_checks(client: httpx.Client, url: str, payload: ProgramOutput) -> list[RangeCheck]:
     size = payload.size
     boundary = min(BLOCK_SIZE, size // 2)
@@ -518,23 +193,6 @@ def range_checks(client: httpx.Client, url: str, payload: ProgramOutput) -> list
 
 
 # -- the run --------------------------------------------------------------------------------
-
-
-@dataclass
-class Report:
-    size: int
-    configuration: str
-    generate_seconds: float
-    raw_write_seconds: float
-    baseline_rss: int
-    upload: Transfer
-    download_identity: Transfer
-    download_zstd: Transfer
-    on_disk: int
-    record_size: int
-    record_location: str
-    record_compressed: bool
-    ranges: list[RangeCheck]
 
 
 def run(size: int, *, postgres: bool, seed: int, admin_url: str) -> Report:
@@ -615,107 +273,6 @@ def _warm_up(client: httpx.Client, payload: ProgramOutput) -> None:
     got = client.get(url, headers={"Accept-Encoding": "identity"}).content
     if got != payload.read(0, payload.size):
         raise RuntimeError("warm-up round trip did not return the uploaded bytes")
-
-
-# -- output ---------------------------------------------------------------------------------
-
-
-def markdown(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _mb(value: float) -> str:
-    return f"{value / MB:.1f}"
-
-
-def _rate(size: int, seconds: float) -> str:
-    return f"{size / MB / seconds:.0f}" if seconds > 0 else "n/a"
-
-
-def render(report: Report) -> str:
-    size = report.size
-    transfers = (
-        ("upload (PUT, streamed, Content-Length)", report.upload),
-        ("download (GET, identity: server decompresses)", report.download_identity),
-        ("download (GET, Accept-Encoding: zstd, passthrough)", report.download_zstd),
-    )
-    rows = [
-        [
-            name,
-            f"{transfer.seconds:.2f}",
-            _rate(size, transfer.seconds),
-            _mb(transfer.wire_bytes),
-            _mb(transfer.peak_rss_growth),
-            f"{100 * transfer.server_cpu / transfer.seconds:.0f} %",
-            "yes" if transfer.sha256_ok else "**NO**",
-        ]
-        for name, transfer in transfers
-    ]
-    rows.append(
-        [
-            "raw file write (1 MiB chunks + fsync)",
-            f"{report.raw_write_seconds:.2f}",
-            _rate(size, report.raw_write_seconds),
-            _mb(size),
-            "",
-            "",
-            "",
-        ]
-    )
-    rows.append(
-        [
-            "generator (this script, for reference)",
-            f"{report.generate_seconds:.2f}",
-            _rate(size, report.generate_seconds),
-            _mb(size),
-            "",
-            "",
-            "",
-        ]
-    )
-    ratio = f"{size / report.on_disk:.2f}" if report.on_disk else "n/a"
-    summary = markdown(
-        ("what", "value"),
-        [
-            ["payload", f"{_mb(size)} MB ({size} bytes), {report.configuration}"],
-            [
-                "record `_storage_info`",
-                f"location {report.record_location}, size {report.record_size}, "
-                f"compressed {str(report.record_compressed).lower()}",
-            ],
-            ["on disk (`output.<token>.txt.zst`)", f"{_mb(report.on_disk)} MB, ratio {ratio}"],
-            ["server idle RSS (after a 1 MB warm-up)", f"{_mb(report.baseline_rss)} MB"],
-        ],
-    )
-    transfers_table = markdown(
-        (
-            "transfer",
-            "seconds",
-            "MB/s (of payload)",
-            "wire MB",
-            "peak RSS growth MB",
-            "server CPU",
-            "sha256",
-        ),
-        rows,
-    )
-    range_rows = [
-        [
-            f"`{check.header}`",
-            str(check.status),
-            f"`{check.content_range}`",
-            str(check.length),
-            f"{check.millis:.1f}",
-            "yes" if check.exact else "**NO**",
-        ]
-        for check in report.ranges
-    ]
-    ranges_table = markdown(
-        ("Range", "status", "Content-Range", "bytes", "ms", "exact"), range_rows
-    )
-    return f"{summary}\n\n{transfers_table}\n\n{ranges_table}"
 
 
 def main() -> None:

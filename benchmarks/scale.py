@@ -3,9 +3,10 @@
 1. A throwaway PostgreSQL database, migrated with ``storage-service migrate``.
 2. ``BENCH_SCALE_EVALUATIONS`` (1,000,000) evaluations and ``BENCH_SCALE_EVENTS``
    (10,000,000) events loaded with COPY (``copy_records_to_table``, rows from
-   ``scale_rows``), with a progress bar on stderr. As pg_restore does, the two tables'
-   indexes and constraints are dropped for the load and re-created from their own
-   definitions afterwards (checked to be identical), then ``VACUUM ANALYZE``.
+   ``scale_rows``; the loader is ``scale_load``), with a progress bar on stderr. As
+   pg_restore does, the two tables' indexes and constraints are dropped for the load
+   and re-created from their own definitions afterwards (checked to be identical),
+   then ``VACUUM ANALYZE``.
 3. The service's own query code (``SqlEvaluationQueries``, the asyncpg ``SELECT_LIVE``)
    runs each read once while a listener captures its SQL and parameters; each
    statement is then run ``BENCH_SCALE_REPEAT`` (7) times under
@@ -24,21 +25,20 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from application.queries import EvaluationFilter, EvaluationQuery, ListCursor
 from benchmarks.deployment import migrate
 from benchmarks.report import replace_section
-from benchmarks.scale_rows import EVALUATION_COLUMNS, EVENT_COLUMNS, ScaleData
+from benchmarks.scale_load import load
+from benchmarks.scale_rows import ScaleData
 from benchmarks.servers import ROOT
 from benchmarks.support import DEFAULT_URL, throwaway_database
 from domain.identifiers import EvaluationId
@@ -50,9 +50,6 @@ from infrastructure.sql.evaluation_queries import SqlEvaluationQueries
 DOC = ROOT / "docs" / "bench-scale.md"
 SECTION = "make bench-scale"
 HEADING = "## Measured (`make bench-scale`)"
-# Every table with a constraint on evaluations: their keys are dropped for the load.
-TABLES = ("log_chunks", "evaluation_events", "evaluations")
-BATCH = 20_000
 PAGE = 50
 DEEP_PAGE = 1000
 COLD_READS = 20
@@ -96,134 +93,6 @@ class Read:
     @property
     def passed(self) -> bool | None:
         return None if self.target_ms is None else self.server_ms < self.target_ms
-
-
-# -- loading -----------------------------------------------------------------------------
-
-
-async def _definitions(connection: asyncpg.Connection, table: str) -> tuple[list[str], list[str]]:
-    """(ADD CONSTRAINT clauses, CREATE INDEX statements) of ``table``, in creation order."""
-    constraints = await connection.fetch(
-        "SELECT conname, pg_get_constraintdef(oid) AS definition, contype FROM pg_constraint "
-        "WHERE conrelid = $1::regclass AND contype IN ('p', 'u', 'f') "
-        "ORDER BY contype = 'f', conname",
-        table,
-    )
-    indexes = await connection.fetch(
-        "SELECT indexdef FROM pg_indexes WHERE tablename = $1 AND indexname NOT IN "
-        "(SELECT conname FROM pg_constraint WHERE conrelid = $1::regclass) ORDER BY indexname",
-        table,
-    )
-    return (
-        [f'ADD CONSTRAINT "{row["conname"]}" {row["definition"]}' for row in constraints],
-        [row["indexdef"] for row in indexes],
-    )
-
-
-async def _strip(connection: asyncpg.Connection) -> dict[str, tuple[list[str], list[str]]]:
-    saved = {table: await _definitions(connection, table) for table in TABLES}
-    for kinds in (["f"], ["p", "u"]):  # foreign keys first: they depend on the keys
-        for table in TABLES:
-            for name in await connection.fetch(
-                "SELECT conname FROM pg_constraint WHERE conrelid = $1::regclass "
-                "AND contype::text = ANY($2::text[])",
-                table,
-                kinds,
-            ):
-                await connection.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name["conname"]}"')
-    for table in TABLES:
-        for statement in saved[table][1]:
-            index = statement.split(" INDEX ", 1)[1].split(" ON ", 1)[0]
-            await connection.execute(f"DROP INDEX {index}")
-    return saved
-
-
-async def _restore(
-    connection: asyncpg.Connection, saved: dict[str, tuple[list[str], list[str]]]
-) -> None:
-    await connection.execute("SET maintenance_work_mem = '512MB'")
-    for table in reversed(TABLES):
-        constraints, _ = saved[table]
-        for clause in constraints:
-            if " FOREIGN KEY " not in clause:
-                await connection.execute(f"ALTER TABLE {table} {clause}")
-    for table in reversed(TABLES):
-        constraints, indexes = saved[table]
-        for clause in constraints:
-            if " FOREIGN KEY " in clause:
-                await connection.execute(f"ALTER TABLE {table} {clause}")
-        for statement in indexes:
-            await connection.execute(statement)
-    restored = {table: await _definitions(connection, table) for table in TABLES}
-    if restored != saved:
-        raise RuntimeError(f"schema not restored as it was: {restored} != {saved}")
-
-
-async def _copy(
-    connection: asyncpg.Connection,
-    table: str,
-    columns: tuple[str, ...],
-    rows: Callable[[int, int], Iterator[tuple[Any, ...]]],
-    units: int,
-    progress: Progress,
-    label: str,
-    per_unit: Callable[[int, int], int],
-) -> None:
-    task = progress.add_task(label, total=per_unit(0, units))
-    for start in range(0, units, BATCH):
-        stop = min(start + BATCH, units)
-        await connection.copy_records_to_table(table, records=rows(start, stop), columns=columns)
-        progress.advance(task, per_unit(start, stop))
-
-
-async def load(dsn: str, data: ScaleData) -> float:
-    started = time.perf_counter()
-    console = Console(stderr=True)
-    connection = await asyncpg.connect(dsn)
-    try:
-        saved = await _strip(connection)
-        # The statistics triggers (migration 0003) would redo per batch what one rebuild does.
-        for table in TABLES:
-            await connection.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
-        columns = (
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-        )
-        with Progress(*columns, console=console) as progress:
-            await _copy(
-                connection,
-                "evaluations",
-                EVALUATION_COLUMNS,
-                data.evaluation_rows,
-                data.evaluations,
-                progress,
-                "evaluations",
-                lambda start, stop: stop - start,
-            )
-            await _copy(
-                connection,
-                "evaluation_events",
-                EVENT_COLUMNS,
-                data.event_rows,
-                data.evaluations,
-                progress,
-                "events",
-                lambda start, stop: sum(data.events_of(index) for index in range(start, stop)),
-            )
-            task = progress.add_task("indexes, constraints, VACUUM ANALYZE", total=2)
-            await _restore(connection, saved)
-            await connection.execute("SELECT evaluation_counters_rebuild()")
-            for table in TABLES:
-                await connection.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
-            progress.advance(task)
-            for table in TABLES:
-                await connection.execute(f"VACUUM (ANALYZE) {table}")
-            progress.advance(task)
-    finally:
-        await connection.close()
-    return time.perf_counter() - started
 
 
 # -- measuring ---------------------------------------------------------------------------

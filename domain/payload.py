@@ -7,7 +7,6 @@ zstd-compressed when over ``compression_threshold``, with the first
 ``preview_size`` characters kept inline as the preview.
 """
 
-import re
 from enum import StrEnum
 from typing import Literal
 
@@ -136,31 +135,28 @@ class ByteRange(msgspec.Struct, frozen=True):
         return self.end - self.start
 
 
-_RANGE = re.compile(r"\s*bytes\s*=\s*(\d{0,18})-(\d{0,18})\s*", re.ASCII | re.IGNORECASE)
+class RequestedRange(msgspec.Struct, frozen=True, kw_only=True):
+    """One byte range as a client asks for it, before the payload's size is known.
 
-
-def resolve_range(header: str, size: int) -> ByteRange | None:
-    """The single byte range an HTTP ``Range`` header asks of ``size`` bytes.
-
-    ``None`` means "send everything" (no header, another unit, several ranges or
-    a malformed one: RFC 9110 lets a server ignore those). Raises
-    ``UnsatisfiableRangeError`` when the range lies wholly outside the content.
+    Bytes ``start`` to ``end`` (exclusive; ``None``: to the end), or, when
+    ``suffix`` is set, the last ``suffix`` bytes.
     """
-    match = _RANGE.fullmatch(header)
-    if match is None:
-        return None
-    first, last = match.groups()
-    if not first:  # suffix: the last N bytes
-        if not last:
-            return None
-        count = int(last)
-        if count == 0 or size == 0:
+
+    start: int = 0
+    end: int | None = None
+    suffix: int | None = None
+
+
+def clamp_range(requested: RequestedRange, size: int) -> ByteRange:
+    """The bytes of ``requested`` that a payload of ``size`` bytes holds.
+
+    Raises ``UnsatisfiableRangeError`` when none of them lies within the content.
+    """
+    if requested.suffix is not None:
+        if requested.suffix == 0 or size == 0:
             raise UnsatisfiableRangeError(size)
-        return ByteRange(start=max(0, size - count), end=size, size=size)
-    start = int(first)
-    end = size if not last else int(last) + 1
-    if last and end <= start:
-        return None
-    if start >= size:
+        return ByteRange(start=max(0, size - requested.suffix), end=size, size=size)
+    if requested.start >= size:
         raise UnsatisfiableRangeError(size)
-    return ByteRange(start=start, end=min(end, size), size=size)
+    end = size if requested.end is None else min(requested.end, size)
+    return ByteRange(start=requested.start, end=end, size=size)

@@ -5,7 +5,7 @@ from datetime import datetime
 import anyio
 import msgspec
 
-from application.errors import BackendUnavailableError, EvaluationNotFoundError
+from application.errors import BackendUnavailableError, BlobMissingError, EvaluationNotFoundError
 from application.ports.evaluation_repository import EvaluationRepository
 from application.ports.event_log import EventLog
 from application.ports.log_store import LogStore
@@ -16,7 +16,14 @@ from application.use_cases.storage_report import StorageConfiguration
 from domain.audit import AuditAction
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
-from domain.payload import ByteRange, PayloadKind, PayloadLocation, StoredPayload, resolve_range
+from domain.payload import (
+    ByteRange,
+    PayloadKind,
+    PayloadLocation,
+    RequestedRange,
+    StoredPayload,
+    clamp_range,
+)
 from domain.timeline import EvaluationEvent
 
 
@@ -130,6 +137,10 @@ class PayloadContent(msgspec.Struct, frozen=True, kw_only=True):
 class ReadPayload:
     """Stream one output or error from wherever it lives: whole, a byte range, or as stored."""
 
+    # A write may commit and delete the blob the record pointed at between the
+    # read of the record and the opening of the blob: read the record again.
+    ATTEMPTS = 3
+
     def __init__(
         self, repository: EvaluationRepository, payloads: PayloadStore, uow: UnitOfWork
     ) -> None:
@@ -142,15 +153,38 @@ class ReadPayload:
         evaluation_id: EvaluationId,
         kind: PayloadKind,
         *,
-        range_header: str | None = None,
-        if_range: str | None = None,
+        byte_range: RequestedRange | None = None,
+        if_version: int | None = None,
         accept_zstd: bool = False,
     ) -> PayloadContent:
         """Raises ``UnsatisfiableRangeError`` for a range wholly outside the content.
 
-        ``if_range`` (an ETag) keeps the range only while the record is still at
-        that version, so a resumed download never joins bytes of two versions.
+        ``if_version`` keeps ``byte_range`` only while the record is still at that
+        version, so a resumed download never joins bytes of two versions. The
+        blob is opened before this returns: a missing one raises
+        ``BlobMissingError`` here, not once its bytes are being sent.
         """
+        for attempt in range(1, self.ATTEMPTS + 1):
+            try:
+                content = await self._read(evaluation_id, kind, byte_range, if_version, accept_zstd)
+                if content.chunks is None:
+                    return content
+                first = await anext(content.chunks, b"")
+            except BlobMissingError:
+                if attempt == self.ATTEMPTS:
+                    raise
+                continue
+            return msgspec.structs.replace(content, chunks=_prepend(first, content.chunks))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _read(
+        self,
+        evaluation_id: EvaluationId,
+        kind: PayloadKind,
+        requested: RequestedRange | None,
+        if_version: int | None,
+        accept_zstd: bool,
+    ) -> PayloadContent:
         evaluation = await self._repository.get(evaluation_id)
         await self._uow.release()  # the body may take minutes to send
         if evaluation is None:
@@ -158,9 +192,9 @@ class ReadPayload:
         payload = evaluation.output if kind == "output" else evaluation.error
         if payload is None:
             return PayloadContent(evaluation=evaluation, payload=None)
-        if if_range is not None and not _same_version(if_range, evaluation.version):
-            range_header = None
-        byte_range = None if range_header is None else resolve_range(range_header, payload.size)
+        if if_version is not None and if_version != evaluation.version:
+            requested = None
+        byte_range = None if requested is None else clamp_range(requested, payload.size)
         if byte_range is None and accept_zstd:
             stored = await self._payloads.stored_form(payload)
             if stored is not None:
@@ -179,6 +213,13 @@ class ReadPayload:
             length=payload.size if byte_range is None else byte_range.length,
             byte_range=byte_range,
         )
+
+
+async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    if first:
+        yield first
+    async for chunk in rest:
+        yield chunk
 
 
 class UploadPayload:
@@ -240,9 +281,3 @@ class AttachPayload:
 
 
 _UPLOAD_ACTIONS = {"output": AuditAction.UPLOAD_OUTPUT, "error": AuditAction.UPLOAD_ERROR}
-
-
-def _same_version(entity_tag: str, version: int) -> bool:
-    """Whether an ``If-Range`` ETag names ``version`` (a date or weak tag never matches)."""
-    tag = entity_tag.strip()
-    return tag.startswith('"') and tag.strip('"') == str(version)

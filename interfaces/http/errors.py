@@ -33,6 +33,7 @@ from application.errors import (
     VersionConflictError,
     WriteAcceptedError,
 )
+from application.use_cases.object_storage import NoDirectUrlError
 from domain.errors import (
     InvalidIdentifierError,
     InvalidTextError,
@@ -146,6 +147,19 @@ def _unsatisfiable(exc: UnsatisfiableRangeError) -> ProblemDetailsException:
     )
 
 
+def _no_direct_url(exc: NoDirectUrlError) -> ProblemDetailsException:
+    """404 when there is no payload to link to; 409 when it is stored elsewhere than S3."""
+    if exc.location is None:
+        return problem(HTTP_404_NOT_FOUND, f"No {exc.kind}", str(exc), f"no-{exc.kind}")
+    return problem(
+        HTTP_409_CONFLICT,
+        "Not in object storage",
+        str(exc),
+        "not-in-object-storage",
+        location=exc.location.value,
+    )
+
+
 def _validation(exc: ValidationException) -> ProblemDetailsException:
     """Litestar's own request validation, re-shaped: 422 with each field named."""
     errors: list[dict[str, str]] = []
@@ -222,6 +236,7 @@ EXCEPTION_MAP: dict[type[Exception], Callable[[Any], ProblemDetailsException]] =
     BackendUnavailableError: _unavailable,
     BlobMissingError: _blob_missing,
     UnsatisfiableRangeError: _unsatisfiable,
+    NoDirectUrlError: _no_direct_url,
     ValidationException: _validation,
     HTTPException: _http,
     RecursionError: _recursion,

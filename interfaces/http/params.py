@@ -1,4 +1,4 @@
-"""Parsing of path, query and header values shared by the controllers."""
+"""Parsing of path and query values shared by the controllers (headers: see ``conditional``)."""
 
 import base64
 import binascii
@@ -10,7 +10,7 @@ from litestar.params import PathParameter
 
 from application.queries import ListCursor
 from domain.identifiers import EvaluationId, parse_evaluation_id
-from interfaces.http.errors import invalid_field, problem
+from interfaces.http.errors import invalid_field
 
 EvalIdPath = Annotated[
     str,
@@ -24,27 +24,6 @@ _cursor_decoder = msgspec.json.Decoder(ListCursor)
 def evaluation_id(raw: str) -> EvaluationId:
     """Validate a path id (422 naming ``id`` when it breaks the rule)."""
     return parse_evaluation_id(raw)
-
-
-def etag(version: int) -> str:
-    return f'"{version}"'
-
-
-def parse_if_match(raw: str | None) -> int | None:
-    """The version an ``If-Match`` names; ``None`` when absent or ``*``."""
-    if raw is None or raw.strip() == "*":
-        return None
-    value = raw.strip().removeprefix("W/").strip('"')
-    try:
-        return int(value)
-    except ValueError:
-        raise problem(
-            400,
-            "Malformed If-Match",
-            f"If-Match must be an ETag such as '\"3\"', not {raw!r}",
-            "malformed-header",
-            field="If-Match",
-        ) from None
 
 
 def encode_cursor(cursor: ListCursor | None) -> str | None:

@@ -11,6 +11,7 @@ import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from application.errors import InvalidRequestError
+from application.ports.blob_urls import SignedUrl
 from application.queries import (
     TTL_BUCKET_NAMES,
     BackendReport,
@@ -426,6 +427,20 @@ class EvaluationDeleted(msgspec.Struct, kw_only=True):
 
     message: str
     id: str
+
+
+class PayloadUrlBody(msgspec.Struct, frozen=True):
+    """A presigned GET URL of an output in object storage."""
+
+    url: str
+    expires_at: datetime
+    content_encoding: str | None = None  # "zstd": the URL serves the compressed form
+
+    @classmethod
+    def of(cls, signed: SignedUrl) -> "PayloadUrlBody":
+        return cls(
+            url=signed.url, expires_at=signed.expires_at, content_encoding=signed.content_encoding
+        )
 
 
 class CeleryUpdateResult(msgspec.Struct, kw_only=True):

@@ -10,7 +10,9 @@ from application.use_cases.events import NewEvent
 from application.use_cases.update_evaluation import EvaluationChanges
 from domain.errors import InvalidTextError, UnsatisfiableRangeError
 from domain.identifiers import parse_evaluation_id
+from domain.payload import RequestedRange
 from domain.status import EvaluationStatus
+from interfaces.http.ranges import parse_range
 from tests.factories import BASE_TIME
 from tests.use_cases.conftest import THRESHOLDS, UseCases
 
@@ -248,7 +250,7 @@ async def test_ranges_are_exact(
     await app.update.execute(seeded.id, EvaluationChanges(output=text))
     data = text.encode()
 
-    body, content = await _read(app, seeded.id, range_header=header)
+    body, content = await _read(app, seeded.id, byte_range=parse_range(header))
 
     start, end = expected
     assert body == data[start:end]
@@ -259,8 +261,46 @@ async def test_an_unsatisfiable_range_names_the_size(app: UseCases) -> None:
     seeded = await app.seed(status=EvaluationStatus.RUNNING)
     await app.update.execute(seeded.id, EvaluationChanges(output="12345"))
     with pytest.raises(UnsatisfiableRangeError) as refused:
-        await app.read_payload.execute(seeded.id, "output", range_header="bytes=5-")
+        await app.read_payload.execute(seeded.id, "output", byte_range=RequestedRange(start=5))
     assert refused.value.size == 5
+
+
+async def test_a_range_of_another_version_is_dropped(app: UseCases) -> None:
+    seeded = await app.seed(status=EvaluationStatus.RUNNING)
+    updated = await app.update.execute(seeded.id, EvaluationChanges(output="12345"))
+    asked = RequestedRange(start=1, end=3)
+
+    kept, content = await _read(app, seeded.id, byte_range=asked, if_version=updated.version)
+    assert (kept, content.byte_range is not None) == (b"23", True)
+    whole, content = await _read(app, seeded.id, byte_range=asked, if_version=updated.version - 1)
+    assert (whole, content.byte_range) == (b"12345", None)
+
+
+async def test_a_blob_replaced_while_opening_it_is_read_again(
+    app: UseCases, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seeded = await app.seed(status=EvaluationStatus.RUNNING)
+    stale = await app.update.execute(seeded.id, EvaluationChanges(output=LARGE_OUTPUT))
+    await app.update.execute(seeded.id, EvaluationChanges(output=LARGE_OUTPUT[::-1]))
+    read = app.repository.get
+    answers = [stale]
+
+    async def stale_first(evaluation_id: Any) -> Any:
+        return answers.pop() if answers else await read(evaluation_id)
+
+    monkeypatch.setattr(app.repository, "get", stale_first)
+    body, _ = await _read(app, seeded.id)
+    assert body == LARGE_OUTPUT[::-1].encode()
+
+
+async def test_a_blob_that_stays_missing_is_reported(app: UseCases) -> None:
+    seeded = await app.seed(status=EvaluationStatus.RUNNING)
+    updated = await app.update.execute(seeded.id, EvaluationChanges(output=LARGE_OUTPUT))
+    assert updated.output is not None and updated.output.key is not None
+    await app.blobs.delete(updated.output.key)
+
+    with pytest.raises(BlobMissingError):
+        await app.read_payload.execute(seeded.id, "output")
 
 
 async def test_zstd_is_passed_through_only_whole_and_compressed(app: UseCases) -> None:
@@ -272,7 +312,9 @@ async def test_zstd_is_passed_through_only_whole_and_compressed(app: UseCases) -
     assert zstandard.ZstdDecompressor().stream_reader(raw).read() == LARGE_OUTPUT.encode()
     assert content.length == len(raw)
 
-    ranged, content = await _read(app, seeded.id, accept_zstd=True, range_header="bytes=0-3")
+    ranged, content = await _read(
+        app, seeded.id, accept_zstd=True, byte_range=RequestedRange(start=0, end=4)
+    )
     assert (content.encoding, ranged) == (None, LARGE_OUTPUT.encode()[:4])
     await app.update.execute(seeded.id, EvaluationChanges(output="tiny"))
     assert (await _read(app, seeded.id, accept_zstd=True))[1].encoding is None

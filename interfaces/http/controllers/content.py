@@ -1,72 +1,46 @@
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
-from email.utils import format_datetime
 from typing import Annotated, Any
 
 import msgspec
 from dishka.integrations.litestar import FromDishka
 from litestar import Controller, Request, Response, get, post, put
 from litestar.datastructures import State
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType as MediaType
 from litestar.openapi.spec import Operation, RequestBody, Schema
 from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
-from litestar.params import HeaderParameter, Parameter
-from litestar.response import Redirect, Stream
+from litestar.params import Parameter
+from litestar.response import Redirect
 from litestar.status_codes import (
-    HTTP_204_NO_CONTENT,
-    HTTP_206_PARTIAL_CONTENT,
     HTTP_307_TEMPORARY_REDIRECT,
-    HTTP_404_NOT_FOUND,
-    HTTP_409_CONFLICT,
     HTTP_413_REQUEST_ENTITY_TOO_LARGE,
     HTTP_415_UNSUPPORTED_MEDIA_TYPE,
 )
 
-from application.errors import BlobMissingError
 from application.services.failover import FailoverWrites
 from application.use_cases.celery_update import CeleryUpdate
-from application.use_cases.evaluation_content import (
-    GetCompleteEvaluation,
-    PayloadContent,
-    ReadPayload,
-)
+from application.use_cases.evaluation_content import GetCompleteEvaluation, ReadPayload
 from application.use_cases.object_storage import GetPayloadUrl, NoDirectUrlError
 from domain.evaluation import UNRECOGNIZED_KEY
 from domain.payload import PayloadKind
+from interfaces.http.conditional import etag
+from interfaces.http.encodings import AcceptEncodingHeader, accepts_zstd
 from interfaces.http.errors import ACCEPTED_RESPONSE, problem, problem_responses
-from interfaces.http.params import EvalIdPath, etag, evaluation_id
+from interfaces.http.params import EvalIdPath, evaluation_id
+from interfaces.http.payload_responses import PAYLOAD_RESPONSES, TEXT, payload_response
+from interfaces.http.ranges import IfRangeHeader, RangeHeader, range_request
 from interfaces.http.schemas import (
     CeleryUpdateBody,
     CeleryUpdateResult,
     CompleteEvaluationBody,
     EvaluationBody,
+    PayloadUrlBody,
 )
 from interfaces.http.unrecognized import header, known_names, unrecognized
 from interfaces.settings import Settings
 
-READ_ATTEMPTS = 3
 _CELERY_FIELDS = known_names(CeleryUpdateBody)
-TEXT = "text/plain"  # Litestar adds "; charset=utf-8"
 UPLOAD_TYPES = ("text/plain", "application/octet-stream")
-
-RangeHeader = Annotated[
-    str | None,
-    HeaderParameter(
-        name="Range",
-        description="One byte range: `bytes=a-b`, `bytes=a-` or `bytes=-n` (206; 416 if outside)",
-    ),
-]
-AcceptEncoding = Annotated[str | None, HeaderParameter(name="Accept-Encoding")]
-IfRange = Annotated[
-    str | None,
-    HeaderParameter(
-        name="If-Range",
-        description="Keep the Range only while this ETag is current (else the whole content)",
-    ),
-]
-
 
 RedirectParam = Annotated[
     bool,
@@ -76,23 +50,6 @@ RedirectParam = Annotated[
         "(otherwise the content is served here as usual)",
     ),
 ]
-
-
-class PayloadUrlBody(msgspec.Struct, frozen=True):
-    """A presigned GET URL of an output in object storage."""
-
-    url: str
-    expires_at: datetime
-    content_encoding: str | None = None  # "zstd": the URL serves the compressed form
-
-
-PAYLOAD_RESPONSES = {
-    **problem_responses(400, 404, 416, 422, 503),
-    HTTP_204_NO_CONTENT: ResponseSpec(None, description="Nothing stored"),
-    HTTP_206_PARTIAL_CONTENT: ResponseSpec(
-        str, media_type=TEXT, description="The requested byte range", generate_examples=False
-    ),
-}
 
 
 @dataclass
@@ -135,8 +92,8 @@ class ContentController(Controller):
         use_case: FromDishka[ReadPayload],
         links: FromDishka[GetPayloadUrl],
         range_header: RangeHeader = None,
-        if_range: IfRange = None,
-        accept_encoding: AcceptEncoding = None,
+        if_range: IfRangeHeader = None,
+        accept_encoding: AcceptEncodingHeader = None,
         redirect: RedirectParam = False,
     ) -> Response[bytes]:
         if redirect:
@@ -146,7 +103,7 @@ class ContentController(Controller):
                 pass  # not in S3: served from here below
             else:
                 return Redirect(signed.url, status_code=HTTP_307_TEMPORARY_REDIRECT)
-        return await _payload(use_case, eval_id, "output", range_header, if_range, accept_encoding)
+        return await _read(use_case, eval_id, "output", range_header, if_range, accept_encoding)
 
     @get(
         "/output-url",
@@ -158,21 +115,7 @@ class ContentController(Controller):
     async def output_url(
         self, eval_id: EvalIdPath, use_case: FromDishka[GetPayloadUrl]
     ) -> PayloadUrlBody:
-        try:
-            signed = await use_case.execute(evaluation_id(eval_id), "output")
-        except NoDirectUrlError as exc:
-            if exc.location is None:
-                raise problem(HTTP_404_NOT_FOUND, "No output", str(exc), "no-output") from None
-            raise problem(
-                HTTP_409_CONFLICT,
-                "Not in object storage",
-                str(exc),
-                "not-in-object-storage",
-                location=exc.location.value,
-            ) from None
-        return PayloadUrlBody(
-            url=signed.url, expires_at=signed.expires_at, content_encoding=signed.content_encoding
-        )
+        return PayloadUrlBody.of(await use_case.execute(evaluation_id(eval_id), "output"))
 
     @get(
         "/error",
@@ -185,10 +128,10 @@ class ContentController(Controller):
         eval_id: EvalIdPath,
         use_case: FromDishka[ReadPayload],
         range_header: RangeHeader = None,
-        if_range: IfRange = None,
-        accept_encoding: AcceptEncoding = None,
+        if_range: IfRangeHeader = None,
+        accept_encoding: AcceptEncodingHeader = None,
     ) -> Response[bytes]:
-        return await _payload(use_case, eval_id, "error", range_header, if_range, accept_encoding)
+        return await _read(use_case, eval_id, "error", range_header, if_range, accept_encoding)
 
     @put(
         "/output",
@@ -248,7 +191,7 @@ class ContentController(Controller):
         return Response(result, headers=header(extra))
 
 
-async def _payload(
+async def _read(
     use_case: ReadPayload,
     eval_id: str,
     kind: PayloadKind,
@@ -256,80 +199,16 @@ async def _payload(
     if_range: str | None,
     accept_encoding: str | None,
 ) -> Response[bytes]:
-    identifier = evaluation_id(eval_id)
-    for attempt in range(READ_ATTEMPTS):
-        try:
-            content = await use_case.execute(
-                identifier,
-                kind,
-                range_header=range_header,
-                if_range=if_range,
-                accept_zstd=_accepts_zstd(accept_encoding),
-            )
-            if content.payload is None or content.chunks is None:
-                return Response(b"", status_code=HTTP_204_NO_CONTENT, media_type=TEXT)
-            # The first chunk opens the blob: a missing or unreadable one becomes a
-            # problem response here, not a 200 whose body breaks off after the headers.
-            first = await anext(content.chunks, b"")
-        except BlobMissingError:
-            # A write committed and removed the blob this record pointed at: read again.
-            if attempt + 1 == READ_ATTEMPTS:
-                raise
-            continue
-        return Stream(  # type: ignore[return-value]
-            _prepend(first, content.chunks),
-            status_code=HTTP_206_PARTIAL_CONTENT if content.byte_range else 200,
-            media_type=TEXT,
-            headers=_payload_headers(content),
-        )
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _payload_headers(content: PayloadContent) -> dict[str, str]:
-    assert content.payload is not None
-    headers = {
-        "Content-Length": str(content.length),
-        # Each content-coding is its own representation, with its own strong ETag.
-        "ETag": etag(content.evaluation.version)
-        if content.encoding is None
-        else f'"{content.evaluation.version}-{content.encoding}"',
-        "Last-Modified": format_datetime(content.evaluation.updated_at, usegmt=True),
-        "Accept-Ranges": "bytes",
-        "Vary": "Accept-Encoding",
-        "X-Storage-Location": content.payload.location.value,
-    }
-    if content.byte_range is not None:
-        byte_range = content.byte_range
-        headers["Content-Range"] = (
-            f"bytes {byte_range.start}-{byte_range.end - 1}/{byte_range.size}"
-        )
-    if content.encoding is not None:
-        headers["Content-Encoding"] = content.encoding
-    return headers
-
-
-async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    if first:
-        yield first
-    async for chunk in rest:
-        yield chunk
-
-
-def _accepts_zstd(header: str | None) -> bool:
-    """Whether ``Accept-Encoding`` lists zstd with a non-zero weight."""
-    for item in (header or "").split(","):
-        name, _, params = item.strip().partition(";")
-        if name.strip().lower() == "zstd":
-            weight = params.strip().removeprefix("q=").strip()
-            return not weight or _weight(weight) > 0
-    return False
-
-
-def _weight(raw: str) -> float:
-    try:
-        return float(raw)
-    except ValueError:
-        return 1.0
+    """One read of an output or error, its request headers parsed here at the edge."""
+    asked = range_request(range_header, if_range)
+    content = await use_case.execute(
+        evaluation_id(eval_id),
+        kind,
+        byte_range=asked.byte_range,
+        if_version=asked.if_version,
+        accept_zstd=accepts_zstd(accept_encoding),
+    )
+    return payload_response(content)
 
 
 async def _upload(

@@ -17,16 +17,15 @@ from domain.evaluation import UNRECOGNIZED_KEY
 from domain.identifiers import parse_evaluation_id
 from domain.limits import InputLimits
 from domain.status import EvaluationStatus
+from interfaces.http.conditional import etag, parse_if_match
 from interfaces.http.errors import ACCEPTED_RESPONSE, invalid_field, problem, problem_responses
 from interfaces.http.params import (
     FIELDS_DESCRIPTION,
     EvalIdPath,
     decode_cursor,
     encode_cursor,
-    etag,
     evaluation_id,
     parse_fields,
-    parse_if_match,
 )
 from interfaces.http.schemas import (
     API_FIELDS,

@@ -5,47 +5,58 @@ request, with the clock pinned to the request's instant, so a write applied late
 stores what it would have stored on time.
 """
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Generic, TypeVar, cast
 
 import msgspec
 
-from application.use_cases.celery_update import CeleryUpdate
+from application.use_cases.celery_update import CeleryOutcome, CeleryUpdate
 from application.use_cases.create_evaluation import NewEvaluation
 from application.use_cases.events import NewEvent
 from application.use_cases.update_evaluation import EvaluationChanges
+from domain.evaluation import Evaluation
+from domain.identifiers import EvaluationId
 from domain.payload import PayloadKind, StoredPayload
+from domain.timeline import EvaluationEvent, LogChunk
+
+R_co = TypeVar("R_co", covariant=True)
 
 
-class CreateIntent(msgspec.Struct, frozen=True, tag="create"):
+class WriteIntent(msgspec.Struct, Generic[R_co], frozen=True):
+    """A write that names what it answers (``R_co``): the handler registry is typed by it."""
+
+
+class CreateIntent(WriteIntent[Evaluation], frozen=True, tag="create"):
     new: NewEvaluation
     # ``new.id`` was generated for the caller: a collision may pick another one.
     generated_id: bool = False
 
 
-class UpdateIntent(msgspec.Struct, frozen=True, tag="update"):
+class UpdateIntent(WriteIntent[Evaluation], frozen=True, tag="update"):
     changes: EvaluationChanges
 
 
-class DeleteIntent(msgspec.Struct, frozen=True, tag="delete"):
+class DeleteIntent(WriteIntent[None], frozen=True, tag="delete"):
     pass
 
 
-class CeleryIntent(msgspec.Struct, frozen=True, tag="celery_update"):
+class CeleryIntent(WriteIntent[CeleryOutcome], frozen=True, tag="celery_update"):
     update: CeleryUpdate
 
 
-class AppendLogIntent(msgspec.Struct, frozen=True, tag="append_log"):
+class AppendLogIntent(WriteIntent[LogChunk], frozen=True, tag="append_log"):
     content: str
     # When the writer produced the content; ``None``: the request's instant.
     last_update: datetime | None = None
 
 
-class RecordEventIntent(msgspec.Struct, frozen=True, tag="record_event"):
+class RecordEventIntent(WriteIntent[EvaluationEvent], frozen=True, tag="record_event"):
     # ``event.event_id`` is always set: a replay (or a redelivery) is stored once.
     event: NewEvent
 
 
-class AttachPayloadIntent(msgspec.Struct, frozen=True, tag="attach_payload"):
+class AttachPayloadIntent(WriteIntent[Evaluation], frozen=True, tag="attach_payload"):
     """An uploaded output or error: the blob is already stored, the record must point at it."""
 
     kind: PayloadKind
@@ -61,6 +72,25 @@ Intent = (
     | RecordEventIntent
     | AttachPayloadIntent
 )
+
+
+@dataclass(frozen=True)
+class Target:
+    """The record a write is for, and how it is held to it.
+
+    ``acknowledged``: the write was answered already (a replay), so a generated id that
+    is taken meanwhile is a conflict, not a reason to pick another id.
+    """
+
+    evaluation_id: EvaluationId
+    expected_version: int | None = None
+    acknowledged: bool = False
+
+
+def as_intent(intent: WriteIntent[Any]) -> Intent:
+    """``intent`` as a member of the journal's union: every ``WriteIntent`` is one (the
+    handler table's test holds the two sets equal)."""
+    return cast("Intent", intent)
 
 
 class JournalEntry(msgspec.Struct, frozen=True, kw_only=True):

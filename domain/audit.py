@@ -6,6 +6,17 @@ from enum import StrEnum
 import msgspec
 
 
+class AuditContext(msgspec.Struct, frozen=True):
+    """Who the current request or command acts as, and its request id.
+
+    ``journal_entry`` is set while a failover replay applies that journal entry.
+    """
+
+    actor: str
+    request_id: str | None = None
+    journal_entry: str | None = None
+
+
 class AuditAction(StrEnum):
     CREATE = "create"
     UPDATE = "update"

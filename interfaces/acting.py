@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from application.services.audit_trail import AuditContext
+from domain.audit import AuditContext
 
 SYSTEM = AuditContext(actor="system")
 _current: ContextVar[AuditContext] = ContextVar("acting_as", default=SYSTEM)

@@ -11,9 +11,22 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import asyncpg
-from dishka import AsyncContainer, Provider, Scope, from_context, provide, provide_all
+from dishka import (
+    AsyncContainer,
+    Provider,
+    Scope,
+    from_context,
+    make_async_container,
+    provide,
+    provide_all,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from application.failover.handlers import WriteHandlers
+from application.failover.journaled import JournaledWrites, RecordLocks
+from application.failover.reads import RecordReads
+from application.failover.views import JournalViews
+from application.failover.writes import Writes
 from application.ports.audit_log import AuditLog
 from application.ports.backend_inspector import BackendInspector
 from application.ports.blob_store import BlobStore
@@ -34,14 +47,7 @@ from application.ports.unit_of_work import UnitOfWork
 from application.ports.use_case_locator import UseCaseLocator
 from application.ports.worker_logs import WorkerLogs
 from application.services.api_keys import ApiKeyVerifier
-from application.services.audit_trail import AuditContext, AuditTrail
-from application.services.failover import (
-    FailoverReads,
-    FailoverWrites,
-    JournalViews,
-    RecordLocks,
-)
-from application.services.intent_runner import IntentRunner
+from application.services.audit_trail import AuditTrail
 from application.services.journal_report import JournalInspector
 from application.services.payloads import PayloadStore
 from application.services.pinned_clock import PinnableClock
@@ -89,6 +95,7 @@ from application.use_cases.storage_report import (
 )
 from application.use_cases.update_evaluation import ChangeApplier, UpdateEvaluation
 from application.use_cases.warm_cache import WarmCache
+from domain.audit import AuditContext
 from domain.limits import InputLimits
 from domain.payload import PayloadLocation
 from infrastructure.clock import SystemClock
@@ -109,7 +116,6 @@ from infrastructure.memory.log_tail import MemoryLogTail, NoLogTail
 from infrastructure.memory.maintenance import MemoryEvaluationMaintenance
 from infrastructure.memory.replay_marks import MemoryReplayMarks
 from infrastructure.memory.running_registry import MemoryRunningRegistry
-from infrastructure.memory.scratch import MemoryScratchStores
 from infrastructure.memory.timeline import MemoryEventLog, MemoryLogStore
 from infrastructure.memory.unit_of_work import MemoryUnitOfWork
 from infrastructure.memory.worker_logs import NoWorkerLogs
@@ -141,6 +147,7 @@ from infrastructure.sql.engine import create_engine, create_session_maker
 from infrastructure.sql.maintenance import SqlEvaluationMaintenance
 from infrastructure.sql.replay_marks import SqlReplayMarks
 from interfaces import acting
+from interfaces.scratch import ContainerScratchStores
 from interfaces.settings import BlobBackend, FallbackBackend, Settings, StorageBackend
 
 # The latest log bytes kept per running evaluation for tailing (``logs:{<id>}:latest``).
@@ -198,8 +205,20 @@ class CoreProvider(Provider):
             journal.close()
 
     @provide(scope=Scope.APP)
-    def scratch(self, clock: Clock, settings: Settings, limits: InputLimits) -> ScratchStores:
-        return MemoryScratchStores(clock, settings.thresholds, limits)
+    async def scratch(self, clock: Clock, settings: Settings) -> AsyncIterator[ScratchStores]:
+        scratch = settings.for_scratch()
+        stores = ContainerScratchStores(
+            lambda: make_async_container(
+                *build_providers(scratch),
+                ScratchProvider(),
+                context={Settings: scratch, Clock: clock},
+                # The session-scoped stores below would fail the scope check of the
+                # inspectors, which a scratch deployment never builds.
+                skip_validation=True,
+            )
+        )
+        yield stores
+        await stores.close()
 
     @provide(scope=Scope.APP)
     def payloads(
@@ -252,8 +271,8 @@ class CoreProvider(Provider):
         budget_s = settings.db_statement_timeout_ms / 1000
         return RecordWriter(repository, uow, clock, payloads, publisher, audit, budget_s)
 
-    failover = provide_all(
-        IntentRunner, JournalViews, FailoverWrites, FailoverReads, scope=Scope.REQUEST
+    writes = provide_all(
+        WriteHandlers, JournalViews, JournaledWrites, Writes, RecordReads, scope=Scope.REQUEST
     )
     primary = provide(PrimaryState, scope=Scope.APP)
     locks = provide(RecordLocks, scope=Scope.APP)
@@ -317,6 +336,40 @@ class CoreProvider(Provider):
         TierPayloads,
         scope=Scope.REQUEST,
     )
+
+
+class ScratchProvider(Provider):
+    """A journal view's deployment: the app's clock, the actor ``journal``, no journal,
+    and a database and blob store per session (one session per view)."""
+
+    clock = from_context(provides=Clock, scope=Scope.APP, override=True)
+    database = provide(MemoryDatabase, scope=Scope.SESSION, override=True)
+    applier = provide(ChangeApplier, scope=Scope.SESSION, override=True)
+    publisher = provide(RecordPublisher, scope=Scope.SESSION, override=True)
+    audit_log = provide(MemoryAuditLog, provides=AuditLog, scope=Scope.SESSION, override=True)
+    running = provide(
+        MemoryRunningRegistry, provides=RunningRegistry, scope=Scope.SESSION, override=True
+    )
+
+    @provide(scope=Scope.SESSION, override=True)
+    def store(self) -> MemoryBlobStore:
+        return MemoryBlobStore()
+
+    @provide(scope=Scope.SESSION, override=True)
+    def blobs(self, store: MemoryBlobStore) -> BlobStore:
+        return store
+
+    @provide(scope=Scope.SESSION, override=True)
+    def payloads(self, blobs: BlobStore, settings: Settings) -> PayloadStore:
+        return PayloadStore(blobs, settings.thresholds)
+
+    @provide(scope=Scope.APP, override=True)
+    def journal(self) -> Journal:
+        return NoJournal()
+
+    @provide(scope=Scope.REQUEST, override=True)
+    def audit_context(self) -> AuditContext:
+        return AuditContext(actor="journal")
 
 
 class SqlProvider(Provider):
@@ -505,7 +558,10 @@ class NoBlobUrlsProvider(Provider):
 
 class MemoryBlobProvider(Provider):
     scope = Scope.APP
-    store = provide(MemoryBlobStore, scope=Scope.APP)
+
+    @provide
+    def store(self) -> MemoryBlobStore:
+        return MemoryBlobStore()
 
     @provide
     def blobs(self, store: MemoryBlobStore) -> BlobStore:

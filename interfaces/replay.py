@@ -16,17 +16,17 @@ import anyio
 from dishka import AsyncContainer
 
 from application.errors import BackendUnavailableError
+from application.failover.handlers import WriteHandlers
 from application.ports.audit_log import AuditLog
 from application.ports.clock import Clock
 from application.ports.evaluation_repository import EvaluationRepository
 from application.ports.journal import Journal
 from application.ports.replay_marks import ReplayMarks
 from application.ports.unit_of_work import UnitOfWork
-from application.services.audit_trail import AuditContext
-from application.services.intent_runner import IntentRunner
 from application.services.primary_state import PrimaryState
 from application.services.record_cache import RecordCache
 from application.use_cases.replay_journal import ReplayJournal
+from domain.audit import AuditContext
 from infrastructure.metrics import failover_state
 from interfaces import acting
 from interfaces.background import background, wait_or_stop
@@ -37,9 +37,9 @@ logger = logging.getLogger("storage_service.replay")
 FIRST_BACKOFF_S = 0.1
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Unit:
-    runner: IntentRunner
+    handlers: WriteHandlers
     repository: EvaluationRepository
     marks: ReplayMarks
     audit_log: AuditLog
@@ -58,7 +58,7 @@ class ContainerReplayScopes:
         with acting.acting_as(context):
             async with self._container() as request:
                 yield _Unit(
-                    runner=await request.get(IntentRunner),
+                    handlers=await request.get(WriteHandlers),
                     repository=await request.get(EvaluationRepository),
                     marks=await request.get(ReplayMarks),
                     audit_log=await request.get(AuditLog),

@@ -129,6 +129,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def is_postgres(self) -> bool:
         return self.database_url.startswith("postgresql")
 
+    def for_scratch(self) -> "Settings":
+        """A journal view's deployment: memory records and blobs, no cache, no journal,
+        the same thresholds and limits."""
+        return msgspec.structs.replace(
+            self,
+            storage_backend=StorageBackend.MEMORY,
+            fallback_backend=FallbackBackend.NONE,
+            redis_url=None,
+            enable_caching=False,
+            blob_backend=BlobBackend.FILE,
+            s3_bucket=None,
+        )
+
 
 def normalize_database_url(url: str) -> str:
     """Accept the spec's ``postgresql://`` and ``sqlite:///`` forms; pick the async drivers."""

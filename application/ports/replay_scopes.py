@@ -1,25 +1,50 @@
 from abc import abstractmethod
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol
+from typing import Protocol, TypeVar
 
+from application.intents import Target, WriteIntent
 from application.ports.audit_log import AuditLog
 from application.ports.evaluation_repository import EvaluationRepository
 from application.ports.replay_marks import ReplayMarks
 from application.ports.unit_of_work import UnitOfWork
-from application.services.audit_trail import AuditContext
-from application.services.intent_runner import IntentRunner
-from application.services.record_cache import RecordCache
+from domain.audit import AuditContext
+from domain.evaluation import Evaluation
+from domain.identifiers import EvaluationId
+
+R = TypeVar("R")
+
+
+class WriteRunner(Protocol):
+    @abstractmethod
+    async def run(self, intent: WriteIntent[R], target: Target) -> R:
+        """Run ``intent``'s use case on the primary, within the unit's transaction."""
+
+
+class CachedRecords(Protocol):
+    """The record cache, as the replay republishes what it applied."""
+
+    @abstractmethod
+    async def fill(self, evaluation: Evaluation) -> None: ...
+
+    @abstractmethod
+    async def forget(self, evaluation_id: EvaluationId) -> None: ...
 
 
 class ReplayUnit(Protocol):
     """What replaying one journal entry needs, sharing one transaction on the primary."""
 
-    runner: IntentRunner
-    repository: EvaluationRepository
-    marks: ReplayMarks
-    audit_log: AuditLog
-    uow: UnitOfWork
-    record_cache: RecordCache
+    @property
+    def handlers(self) -> WriteRunner: ...
+    @property
+    def repository(self) -> EvaluationRepository: ...
+    @property
+    def marks(self) -> ReplayMarks: ...
+    @property
+    def audit_log(self) -> AuditLog: ...
+    @property
+    def uow(self) -> UnitOfWork: ...
+    @property
+    def record_cache(self) -> CachedRecords: ...
 
 
 class ReplayScopes(Protocol):

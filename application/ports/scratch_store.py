@@ -1,11 +1,12 @@
 from abc import abstractmethod
-from typing import Protocol
+from typing import Protocol, TypeVar
 
-from application.intents import JournalEntry
-from application.services.intent_runner import WriteResult
+from application.intents import JournalEntry, WriteIntent
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from domain.timeline import EvaluationEvent, LogSlice
+
+R = TypeVar("R")
 
 
 class ScratchStore(Protocol):
@@ -22,8 +23,8 @@ class ScratchStore(Protocol):
         """Start from ``evaluation`` as the primary (or the cache) last knew it."""
 
     @abstractmethod
-    async def apply(self, entry: JournalEntry) -> WriteResult:
-        """Run the entry's write; raises what the use case raises."""
+    async def apply(self, entry: JournalEntry, intent: WriteIntent[R]) -> R:
+        """Run ``entry``, whose intent is ``intent``; raises what the use case raises."""
 
     @abstractmethod
     async def get(self, evaluation_id: EvaluationId) -> Evaluation | None: ...

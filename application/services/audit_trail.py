@@ -1,22 +1,9 @@
 """Turns "this use case changed that" into an audit entry for the request's caller."""
 
-import msgspec
-
 from application.ports.audit_log import AuditLog
 from application.ports.clock import Clock
 from application.ports.replay_marks import ReplayMarks
-from domain.audit import AuditAction, AuditEntry
-
-
-class AuditContext(msgspec.Struct, frozen=True):
-    """Who the current request or command acts as, and its request id.
-
-    ``journal_entry`` is set while a failover replay applies that journal entry.
-    """
-
-    actor: str
-    request_id: str | None = None
-    journal_entry: str | None = None
+from domain.audit import AuditAction, AuditContext, AuditEntry
 
 
 class AuditTrail:

@@ -139,6 +139,7 @@ class LogSource(StrEnum):
     TAIL = "tail"  # this service's log tail, beside the log store
     WORKER = "worker"  # the platform worker's latest batch
     STORE = "store"  # the log store (the database)
+    JOURNAL = "journal"  # written while the database was away, not replayed yet
 
 
 class EvaluationLogs(msgspec.Struct, frozen=True, kw_only=True):

@@ -22,21 +22,22 @@ from enum import StrEnum
 import msgspec
 import structlog
 
+from application.backends import Backend
 from application.errors import ApplicationError, BackendUnavailableError, VersionConflictError
 from application.intents import (
     AppendLogIntent,
     CreateIntent,
     JournalEntry,
     RecordEventIntent,
+    Target,
     UpdateIntent,
 )
 from application.ports.audit_log import AuditQuery
 from application.ports.journal import Journal
 from application.ports.replay_scopes import ReplayScopes, ReplayUnit
-from application.services.audit_trail import AuditContext
-from application.services.failover import PRIMARY
 from application.services.pinned_clock import pinned
 from application.services.primary_state import PrimaryState
+from domain.audit import AuditContext
 from domain.errors import DomainError
 from domain.identifiers import EvaluationId
 
@@ -100,7 +101,7 @@ class ReplayJournal:
                     if progress is not None:
                         progress(len(done), len(entries))
             except BackendUnavailableError as error:
-                if error.backend == PRIMARY:
+                if error.backend == Backend.DATABASE:
                     self._primary.mark_down()
                 raise
             else:
@@ -166,9 +167,8 @@ async def _republish(unit: ReplayUnit, entry: JournalEntry) -> None:
 async def _apply(unit: ReplayUnit, entry: JournalEntry) -> Outcome:
     with pinned(entry.at):
         try:
-            await unit.runner.run(
-                EvaluationId(entry.evaluation_id), entry.intent, acknowledged=True
-            )
+            target = Target(EvaluationId(entry.evaluation_id), acknowledged=True)
+            await unit.handlers.run(entry.intent, target)
         except (BackendUnavailableError, VersionConflictError):
             raise  # transient: the next round tries the entry again
         except (ApplicationError, DomainError) as error:

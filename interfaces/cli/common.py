@@ -26,7 +26,7 @@ from rich.progress import (
 from rich.text import Text
 
 from application.errors import ApplicationError
-from application.services.audit_trail import AuditContext
+from domain.audit import AuditContext
 from domain.errors import DomainError
 from interfaces.acting import acting_as
 from interfaces.log_config import configure_logging

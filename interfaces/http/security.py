@@ -16,8 +16,8 @@ from litestar.middleware.session.client_side import CookieBackendConfig
 from litestar.status_codes import HTTP_401_UNAUTHORIZED, HTTP_403_FORBIDDEN
 
 from application.services.api_keys import ApiKeyVerifier
-from application.services.audit_trail import AuditContext
 from domain.access import ANONYMOUS, AccessScope, Caller
+from domain.audit import AuditContext
 from interfaces.acting import act_as
 from interfaces.http.errors import problem
 from interfaces.settings import Settings

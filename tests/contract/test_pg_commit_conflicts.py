@@ -3,72 +3,76 @@ record writer and the create use case must treat it exactly as one raised earlie
 
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
 import pytest
+from dishka import AsyncContainer, Provider, Scope, make_async_container, provide
 
 from application.errors import EvaluationNotFoundError, PreconditionFailedError
-from application.services.audit_trail import AuditContext, AuditTrail
-from application.services.payloads import PayloadStore
-from application.services.publisher import RecordPublisher
-from application.services.record_cache import RecordCache
+from application.ports.evaluation_repository import EvaluationRepository
 from application.services.record_writer import RecordWriter
 from application.use_cases.create_evaluation import CreateEvaluation, NewEvaluation
-from domain.audit import AuditAction
+from domain.audit import AuditAction, AuditContext
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
-from domain.limits import InputLimits
-from domain.payload import StorageThresholds
-from infrastructure.clock import SystemClock
-from infrastructure.memory.blob_store import MemoryBlobStore
-from infrastructure.memory.log_tail import MemoryLogTail
-from infrastructure.memory.replay_marks import MemoryReplayMarks
-from infrastructure.memory.running_registry import MemoryRunningRegistry
-from infrastructure.postgres.audit import PgAuditLog
-from infrastructure.postgres.evaluations import PgEvaluationRepository
-from infrastructure.postgres.pool import create_pool
 from infrastructure.postgres.transaction import PgTransaction
-from interfaces.settings import Settings
+from interfaces.providers import build_providers
+from interfaces.settings import FallbackBackend, Settings
 from tests.contract.conftest import make_evaluation
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 
 
 @pytest.fixture
-async def pool(migrated_postgres_url: str) -> AsyncIterator["asyncpg.Pool[asyncpg.Record]"]:
-    created = await create_pool(Settings(database_url=migrated_postgres_url, db_pool_size=4))
-    yield created
-    await created.close()
+async def app(migrated_postgres_url: str, tmp_path: Path) -> AsyncIterator[AsyncContainer]:
+    """The app's container on PostgreSQL (asyncpg write paths), without cache or journal."""
+    settings = Settings(
+        database_url=migrated_postgres_url,
+        db_pool_size=4,
+        fallback_backend=FallbackBackend.NONE,
+        enable_caching=False,
+        file_storage_path=tmp_path,
+    )
+    container = make_async_container(
+        *build_providers(settings), Overrides(), context={Settings: settings}
+    )
+    yield container
+    await container.close()
+
+
+@pytest.fixture
+async def pool(app: AsyncContainer) -> "asyncpg.Pool[asyncpg.Record]":
+    found: asyncpg.Pool[asyncpg.Record] = await app.get(asyncpg.Pool)
+    return found
+
+
+class Overrides(Provider):
+    @provide(scope=Scope.REQUEST, override=True)
+    def audit_context(self) -> AuditContext:
+        return AuditContext(actor="t")
 
 
 class Request:
-    """One request's unit of work and the services a write goes through, on PostgreSQL."""
+    """One request scope: its unit of work and the services a write goes through."""
 
-    def __init__(self, pool: "asyncpg.Pool[asyncpg.Record]") -> None:
-        self.transaction = PgTransaction(pool, acquire_timeout_s=5)
-        self.repository = PgEvaluationRepository(self.transaction)
-        clock = SystemClock()
-        self.audit = AuditTrail(
-            PgAuditLog(self.transaction), clock, AuditContext(actor="t"), MemoryReplayMarks()
-        )
-        publisher = RecordPublisher(RecordCache(None), MemoryRunningRegistry(), MemoryLogTail(64))
-        payloads = PayloadStore(MemoryBlobStore(), StorageThresholds())
-        self.writer = RecordWriter(
-            self.repository, self.transaction, clock, payloads, publisher, self.audit
-        )
-        self.create = CreateEvaluation(
-            self.repository, self.transaction, clock, publisher, self.audit, InputLimits()
-        )
+    def __init__(self, app: AsyncContainer) -> None:
+        self._scope = app()
 
     async def __aenter__(self) -> "Request":
+        request = await self._scope.__aenter__()
+        self.transaction = await request.get(PgTransaction)
+        self.repository: EvaluationRepository = await request.get(EvaluationRepository)
+        self.writer = await request.get(RecordWriter)
+        self.create = await request.get(CreateEvaluation)
         return self
 
-    async def __aexit__(self, *_: object) -> None:
-        await self.transaction.close()
+    async def __aexit__(self, *exc: object) -> None:
+        await self._scope.__aexit__(None, None, None)
 
 
-async def _stored(pool: "asyncpg.Pool[asyncpg.Record]", evaluation_id: str) -> Evaluation:
-    async with Request(pool) as request:
+async def _stored(app: AsyncContainer, evaluation_id: str) -> Evaluation:
+    async with Request(app) as request:
         found = await request.repository.get(EvaluationId(evaluation_id))
     assert found is not None
     return found
@@ -82,17 +86,17 @@ async def _updates_audited(pool: "asyncpg.Pool[asyncpg.Record]", evaluation_id: 
     return count
 
 
-async def _seeded(pool: "asyncpg.Pool[asyncpg.Record]") -> Evaluation:
+async def _seeded(app: AsyncContainer) -> Evaluation:
     record = make_evaluation(f"conflict-{uuid.uuid4().hex[:8]}")
-    async with Request(pool) as request:
+    async with Request(app) as request:
         await request.repository.add(record)
         await request.transaction.commit()
     return record
 
 
-async def _overtake(pool: "asyncpg.Pool[asyncpg.Record]", evaluation_id: str, key: str) -> None:
+async def _overtake(app: AsyncContainer, evaluation_id: str, key: str) -> None:
     """Another request's complete update of the record, committed."""
-    async with Request(pool) as other:
+    async with Request(app) as other:
 
         async def mark(evaluation: Evaluation) -> bool:
             evaluation.merge_metadata({key: True})
@@ -102,24 +106,25 @@ async def _overtake(pool: "asyncpg.Pool[asyncpg.Record]", evaluation_id: str, ke
 
 
 async def test_an_update_overtaken_before_its_commit_is_applied_again(
+    app: AsyncContainer,
     pool: "asyncpg.Pool[asyncpg.Record]",
 ) -> None:
-    record = await _seeded(pool)
+    record = await _seeded(app)
     attempts = 0
 
     async def mine(evaluation: Evaluation) -> bool:
         nonlocal attempts
         attempts += 1
         if attempts == 1:  # after this attempt's read, before its commit
-            await _overtake(pool, record.id, "theirs")
+            await _overtake(app, record.id, "theirs")
         evaluation.merge_metadata({"mine": attempts})
         return True
 
-    async with Request(pool) as request:
+    async with Request(app) as request:
         committed, changed = await request.writer.change(record.id, mine, action=AuditAction.UPDATE)
     assert changed
     assert attempts == 2
-    stored = await _stored(pool, record.id)
+    stored = await _stored(app, record.id)
     assert stored == committed
     assert stored.metadata == {"theirs": True, "mine": 2}
     assert stored.version == 3
@@ -127,16 +132,17 @@ async def test_an_update_overtaken_before_its_commit_is_applied_again(
 
 
 async def test_if_match_overtaken_before_its_commit_is_refused(
+    app: AsyncContainer,
     pool: "asyncpg.Pool[asyncpg.Record]",
 ) -> None:
-    record = await _seeded(pool)
+    record = await _seeded(app)
 
     async def mine(evaluation: Evaluation) -> bool:
-        await _overtake(pool, record.id, "theirs")
+        await _overtake(app, record.id, "theirs")
         evaluation.merge_metadata({"mine": True})
         return True
 
-    async with Request(pool) as request:
+    async with Request(app) as request:
         with pytest.raises(PreconditionFailedError) as refused:
             await request.writer.change(
                 record.id, mine, action=AuditAction.UPDATE, expected_version=1
@@ -145,21 +151,22 @@ async def test_if_match_overtaken_before_its_commit_is_refused(
         assert request.transaction.held is None
         await request.transaction.release()
     assert refused.value.actual == 2
-    assert (await _stored(pool, record.id)).metadata == {"theirs": True}
+    assert (await _stored(app, record.id)).metadata == {"theirs": True}
     assert await _updates_audited(pool, record.id) == 1
 
 
 async def test_an_update_of_a_record_removed_before_its_commit_is_not_found(
+    app: AsyncContainer,
     pool: "asyncpg.Pool[asyncpg.Record]",
 ) -> None:
-    record = await _seeded(pool)
+    record = await _seeded(app)
 
     async def mine(evaluation: Evaluation) -> bool:
         await pool.execute("DELETE FROM evaluations WHERE id = $1", record.id)
         evaluation.merge_metadata({"mine": True})
         return True
 
-    async with Request(pool) as request:
+    async with Request(app) as request:
         with pytest.raises(EvaluationNotFoundError):
             await request.writer.change(record.id, mine, action=AuditAction.UPDATE)
         await request.transaction.release()  # nothing left open
@@ -167,13 +174,14 @@ async def test_an_update_of_a_record_removed_before_its_commit_is_not_found(
 
 
 async def test_a_generated_id_taken_at_the_commit_is_replaced(
+    app: AsyncContainer,
     pool: "asyncpg.Pool[asyncpg.Record]",
 ) -> None:
-    taken = await _seeded(pool)
-    async with Request(pool) as request:
+    taken = await _seeded(app)
+    async with Request(app) as request:
         created = await request.create.execute(
             NewEvaluation(code="x", id=taken.id), generated_id=True
         )
     assert created.id != taken.id
-    assert (await _stored(pool, created.id)).code == "x"
-    assert (await _stored(pool, taken.id)) == taken
+    assert (await _stored(app, created.id)).code == "x"
+    assert (await _stored(app, taken.id)) == taken

@@ -1,21 +1,35 @@
-"""Use cases wired over the in-memory adapters, the way ``interfaces/providers.py`` wires them.
+"""Use cases from the app's own providers, over the in-memory adapters.
 
-No HTTP and no container: each test gets a fresh ``UseCases`` with one shared
-``MemoryDatabase``, an in-process cache and running registry, an in-memory
-blob store and a clock that only moves when the test moves it. The payload
-thresholds are small so that "large" outputs are a few dozen bytes.
+No HTTP: each test gets a fresh ``UseCases``, one request scope of a container built
+by ``build_providers`` for ``STORAGE_BACKEND=memory`` with a few overrides: a clock
+that only moves when the test moves it, the platform worker's log batches set by the
+test, a small log tail, and payload thresholds so small that "large" outputs are a
+few dozen bytes.
 """
 
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+from dishka import AsyncContainer, Provider, Scope, from_context, make_async_container, provide
 
+from application.ports.audit_log import AuditLog
 from application.ports.backend_inspector import BackendInspector
+from application.ports.clock import Clock
+from application.ports.evaluation_queries import EvaluationQueries
+from application.ports.evaluation_repository import EvaluationRepository
+from application.ports.event_log import EventLog
+from application.ports.log_store import LogStore
+from application.ports.log_tail import LogTail
+from application.ports.replay_marks import ReplayMarks
+from application.ports.running_registry import RunningRegistry
+from application.ports.unit_of_work import UnitOfWork
+from application.ports.worker_logs import WorkerLogs
 from application.queries import BackendReport, BackendState
-from application.services.audit_trail import AuditContext, AuditTrail
+from application.services.audit_trail import AuditTrail
 from application.services.payloads import PayloadStore
 from application.services.publisher import RecordPublisher
 from application.services.record_cache import RecordCache
@@ -41,29 +55,36 @@ from application.use_cases.running_evaluations import (
 from application.use_cases.statistics import GetStatistics
 from application.use_cases.storage_report import StorageConfiguration
 from application.use_cases.update_evaluation import ChangeApplier, UpdateEvaluation
+from domain.audit import AuditContext
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from domain.limits import InputLimits
 from domain.payload import PayloadKind, StorageThresholds
-from infrastructure.memory.audit import MemoryAuditLog
-from infrastructure.memory.blob_store import MemoryBlobInspector, MemoryBlobStore
-from infrastructure.memory.cache import MemoryCache, MemoryCacheInspector
-from infrastructure.memory.evaluations import (
-    MemoryDatabase,
-    MemoryDatabaseInspector,
-    MemoryEvaluationQueries,
-    MemoryEvaluationRepository,
-)
+from infrastructure.memory.blob_store import MemoryBlobStore
+from infrastructure.memory.cache import MemoryCache
+from infrastructure.memory.evaluations import MemoryDatabase
 from infrastructure.memory.log_tail import MemoryLogTail
-from infrastructure.memory.replay_marks import MemoryReplayMarks
-from infrastructure.memory.running_registry import MemoryRunningRegistry
-from infrastructure.memory.timeline import MemoryEventLog, MemoryLogStore
-from infrastructure.memory.unit_of_work import MemoryUnitOfWork
+from interfaces.providers import build_providers
+from interfaces.settings import FallbackBackend, Settings, StorageBackend
 from tests.factories import BASE_TIME, EvaluationFactory
 
 # A configuration the settings accept (compression <= large), so every blob is zstd.
 THRESHOLDS = StorageThresholds(large_file_threshold=64, compression_threshold=32, preview_size=10)
 MAX_LOG_CHUNK_BYTES = 256
+
+
+def memory_settings(thresholds: StorageThresholds = THRESHOLDS) -> Settings:
+    """``STORAGE_BACKEND=memory`` with the small thresholds of these tests."""
+    return Settings(
+        storage_backend=StorageBackend.MEMORY,
+        fallback_backend=FallbackBackend.NONE,
+        file_storage_path=Path("/tmp/files"),
+        large_file_threshold=thresholds.large_file_threshold,
+        compression_threshold=thresholds.compression_threshold,
+        preview_size=thresholds.preview_size,
+        max_request_bytes=1024,
+        max_log_chunk_bytes=MAX_LOG_CHUNK_BYTES,
+    )
 
 
 class FixedClock:
@@ -132,79 +153,88 @@ def memory_configuration(thresholds: StorageThresholds = THRESHOLDS) -> StorageC
     )
 
 
+class TestOverrides(Provider):
+    """What a use-case test holds still or sets itself; the rest is the app's wiring."""
+
+    clock = from_context(provides=Clock, scope=Scope.APP, override=True)
+    worker_logs = from_context(provides=WorkerLogs, scope=Scope.APP, override=True)
+
+    @provide(scope=Scope.APP, override=True)
+    def log_tail(self) -> LogTail:
+        return MemoryLogTail(max_bytes=64)
+
+    @provide(scope=Scope.REQUEST, override=True)
+    def audit_context(self) -> AuditContext:
+        return AuditContext(actor="tester", request_id="req-1")
+
+
+def use_case_container(
+    clock: Clock,
+    worker_logs: WorkerLogs,
+    *providers: Provider,
+    settings: Settings | None = None,
+    context: dict[Any, object] | None = None,
+) -> AsyncContainer:
+    """The app's container for ``settings`` (default: ``memory_settings()``) with the
+    test overrides, then ``providers`` (later overrides win) and their ``context``."""
+    settings = settings or memory_settings()
+    return make_async_container(
+        *build_providers(settings),
+        TestOverrides(),
+        *providers,
+        context={Settings: settings, Clock: clock, WorkerLogs: worker_logs, **(context or {})},
+    )
+
+
 class UseCases:
-    """Every adapter and use case of one in-memory deployment."""
+    """Every adapter and use case of one in-memory deployment: one request scope."""
 
-    def __init__(self, thresholds: StorageThresholds = THRESHOLDS) -> None:
+    def __init__(self) -> None:
         self.clock = FixedClock()
-        self.database = MemoryDatabase()
-        self.repository = MemoryEvaluationRepository(self.database)
-        self.queries = MemoryEvaluationQueries(self.database)
-        self.events = MemoryEventLog(self.database)
-        self.logs = MemoryLogStore(self.database)
-        self.uow = MemoryUnitOfWork()
-        self.cache = MemoryCache(ttl_seconds=3600)
-        self.record_cache = RecordCache(self.cache)
-        self.running = MemoryRunningRegistry()
-        self.blobs = MemoryBlobStore()
-        self.payloads = PayloadStore(self.blobs, thresholds)
-        self.tail = MemoryLogTail(max_bytes=64)
-        self.publisher = RecordPublisher(self.record_cache, self.running, self.tail)
-        self.audit_log = MemoryAuditLog()
-        self.marks = MemoryReplayMarks()
-        self.audit = AuditTrail(
-            self.audit_log,
-            self.clock,
-            AuditContext(actor="tester", request_id="req-1"),
-            self.marks,
-        )
-        self.limits = InputLimits(log_chunk_bytes=MAX_LOG_CHUNK_BYTES)
-        self.writer = RecordWriter(
-            self.repository, self.uow, self.clock, self.payloads, self.publisher, self.audit
-        )
-        self.applier = ChangeApplier(self.clock, self.payloads, self.limits)
-        self.inspectors: list[BackendInspector] = [
-            MemoryDatabaseInspector(self.database),
-            MemoryBlobInspector(self.blobs),
-            MemoryCacheInspector(self.cache),
-        ]
-
-        self.create = CreateEvaluation(
-            self.repository, self.uow, self.clock, self.publisher, self.audit, self.limits
-        )
-        self.get = GetEvaluation(self.repository, self.record_cache)
-        self.update = UpdateEvaluation(self.writer, self.applier)
-        self.delete = DeleteEvaluation(self.writer, self.clock)
-        self.list = ListEvaluations(self.queries, self.limits)
-        self.list_running = ListRunningEvaluations(self.running, self.queries)
-        self.get_running = GetRunningEvaluation(self.running, self.repository)
-        self.rebuild_running = RebuildRunningRegistry(self.running, self.queries)
-        self.append_log = AppendLog(
-            self.repository,
-            self.logs,
-            self.uow,
-            self.clock,
-            self.tail,
-            self.audit,
-            self.limits,
-            self.record_cache,
-        )
-        self.read_log = ReadLog(self.repository, self.logs, self.record_cache, self.tail)
         self.worker_logs = FakeWorkerLogs()
-        self.evaluation_logs = GetEvaluationLogs(self.read_log, self.worker_logs)
-        self.record_event = RecordEvent(
-            self.repository, self.events, self.uow, self.clock, self.audit, self.limits
-        )
-        self.list_events = ListEvents(self.repository, self.events)
-        self.celery = ApplyCeleryUpdate(self.writer, self.applier)
-        self.receive = UploadPayload(self.writer, self.payloads, self.uow)
-        self.attach = AttachPayload(self.writer)
-        self.configuration = memory_configuration(thresholds)
-        self.complete = GetCompleteEvaluation(
-            self.repository, self.payloads, self.logs, self.events, self.configuration
-        )
-        self.read_payload = ReadPayload(self.repository, self.payloads, self.uow)
-        self.statistics = GetStatistics(self.queries, self.clock, self.configuration)
+        self.configuration = memory_configuration()
+
+    async def resolve(self, request: AsyncContainer) -> None:
+        get = request.get
+        self.database = await get(MemoryDatabase)
+        self.repository = await get(EvaluationRepository)
+        self.queries = await get(EvaluationQueries)
+        self.events = await get(EventLog)
+        self.logs = await get(LogStore)
+        self.uow = await get(UnitOfWork)
+        self.cache = await get(MemoryCache)
+        self.record_cache = await get(RecordCache)
+        self.running = await get(RunningRegistry)
+        self.blobs = await get(MemoryBlobStore)
+        self.payloads = await get(PayloadStore)
+        self.tail = await get(LogTail)
+        self.publisher = await get(RecordPublisher)
+        self.audit_log = await get(AuditLog)
+        self.marks = await get(ReplayMarks)
+        self.audit = await get(AuditTrail)
+        self.limits = await get(InputLimits)
+        self.writer = await get(RecordWriter)
+        self.applier = await get(ChangeApplier)
+        self.inspectors = await get(list[BackendInspector])
+        self.create = await get(CreateEvaluation)
+        self.get = await get(GetEvaluation)
+        self.update = await get(UpdateEvaluation)
+        self.delete = await get(DeleteEvaluation)
+        self.list = await get(ListEvaluations)
+        self.list_running = await get(ListRunningEvaluations)
+        self.get_running = await get(GetRunningEvaluation)
+        self.rebuild_running = await get(RebuildRunningRegistry)
+        self.append_log = await get(AppendLog)
+        self.read_log = await get(ReadLog)
+        self.evaluation_logs = await get(GetEvaluationLogs)
+        self.record_event = await get(RecordEvent)
+        self.list_events = await get(ListEvents)
+        self.celery = await get(ApplyCeleryUpdate)
+        self.receive = await get(UploadPayload)
+        self.attach = await get(AttachPayload)
+        self.complete = await get(GetCompleteEvaluation)
+        self.read_payload = await get(ReadPayload)
+        self.statistics = await get(GetStatistics)
 
     async def upload(
         self, evaluation_id: EvaluationId, kind: PayloadKind, chunks: AsyncIterator[bytes]
@@ -229,5 +259,12 @@ class UseCases:
 
 
 @pytest.fixture
-def app() -> UseCases:
-    return UseCases()
+async def app() -> AsyncIterator[UseCases]:
+    use_cases = UseCases()
+    container = use_case_container(use_cases.clock, use_cases.worker_logs)
+    try:
+        async with container() as request:
+            await use_cases.resolve(request)
+            yield use_cases
+    finally:
+        await container.close()

@@ -9,51 +9,40 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, get_args
 
 import anyio
 import pytest
+from dishka import Provider, Scope, from_context, provide
 
+from application.backends import Backend
 from application.errors import (
     BackendUnavailableError,
     EvaluationNotFoundError,
     WriteAcceptedError,
 )
-from application.intents import CreateIntent, UpdateIntent
-from application.ports.audit_log import AuditQuery
+from application.failover.handlers import WriteHandlers, handled
+from application.failover.reads import RecordReads
+from application.failover.writes import Writes
+from application.intents import CreateIntent, Intent, Target, UpdateIntent
+from application.ports.audit_log import AuditLog, AuditQuery
+from application.ports.evaluation_repository import EvaluationRepository
 from application.ports.journal import Journal
-from application.services.audit_trail import AuditContext, AuditTrail
-from application.services.failover import (
-    FailoverReads,
-    FailoverWrites,
-    JournalViews,
-    RecordLocks,
-)
-from application.services.intent_runner import IntentRunner
+from application.ports.replay_marks import ReplayMarks
+from application.ports.unit_of_work import UnitOfWork
 from application.services.payloads import PayloadStore
 from application.services.pinned_clock import PinnableClock
 from application.services.primary_state import PrimaryState
-from application.services.publisher import RecordPublisher
 from application.services.record_cache import RecordCache
-from application.services.record_writer import RecordWriter
-from application.use_cases.celery_update import ApplyCeleryUpdate, CeleryUpdate
-from application.use_cases.create_evaluation import CreateEvaluation, NewEvaluation
-from application.use_cases.delete_evaluation import DeleteEvaluation
-from application.use_cases.evaluation_content import AttachPayload, UploadPayload
-from application.use_cases.events import NewEvent, RecordEvent
-from application.use_cases.get_evaluation import GetEvaluation, GetEvaluationFields
-from application.use_cases.logs import AppendLog
+from application.use_cases.celery_update import CeleryUpdate
+from application.use_cases.create_evaluation import NewEvaluation
+from application.use_cases.events import NewEvent
 from application.use_cases.replay_journal import ReplayJournal
-from application.use_cases.update_evaluation import (
-    ChangeApplier,
-    EvaluationChanges,
-    UpdateEvaluation,
-)
-from domain.audit import AuditAction
+from application.use_cases.update_evaluation import EvaluationChanges
+from domain.audit import AuditAction, AuditContext
 from domain.errors import InvalidTextError
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
-from domain.limits import InputLimits
 from domain.status import EvaluationStatus
 from infrastructure.files.journal import FileJournal
 from infrastructure.memory.audit import MemoryAuditLog
@@ -61,17 +50,12 @@ from infrastructure.memory.blob_store import MemoryBlobStore
 from infrastructure.memory.cache import MemoryCache
 from infrastructure.memory.evaluations import MemoryDatabase, MemoryEvaluationRepository
 from infrastructure.memory.journal import MemoryJournal
-from infrastructure.memory.log_tail import MemoryLogTail
 from infrastructure.memory.replay_marks import MemoryReplayMarks
-from infrastructure.memory.running_registry import MemoryRunningRegistry
-from infrastructure.memory.scratch import MemoryScratchStores
-from infrastructure.memory.timeline import MemoryEventLog, MemoryLogStore
 from infrastructure.memory.unit_of_work import MemoryUnitOfWork
-from tests.use_cases.conftest import THRESHOLDS, FixedClock
+from tests.use_cases.conftest import THRESHOLDS, FakeWorkerLogs, FixedClock, use_case_container
 
 pytestmark = pytest.mark.anyio
 
-T = TypeVar("T")
 ID = EvaluationId("eval-failover-1")
 ACTOR = "key:worker"
 
@@ -86,7 +70,7 @@ class Outage:
     def check(self) -> None:
         self.calls += 1
         if self.down:
-            raise BackendUnavailableError("database", "ConnectionRefusedError: test outage")
+            raise BackendUnavailableError(Backend.DATABASE, "ConnectionRefusedError: test outage")
 
 
 class OutageRepository:
@@ -113,27 +97,36 @@ class OutageRepository:
         await self._inner.update(evaluation, expected_version)
 
 
-class Locator:
-    def __init__(self, *built: object) -> None:
-        self._built = {type(item): item for item in built}
+class WorldOverrides(Provider):
+    """The app's wiring with the world's shared state and an outage switch on the primary."""
 
-    async def get(self, kind: type[T], /) -> T:
-        found = self._built[kind]
-        assert isinstance(found, kind)
-        return found
+    scope = Scope.APP
+    database = from_context(provides=MemoryDatabase, override=True)
+    journal = from_context(provides=Journal, override=True)
+    cache = from_context(provides=RecordCache, override=True)
+    marks = from_context(provides=ReplayMarks, override=True)
+    audit_log = from_context(provides=AuditLog, override=True)
+    primary = from_context(provides=PrimaryState, override=True)
+    blobs = from_context(provides=MemoryBlobStore, override=True)
+    outage = from_context(provides=Outage)
+    context = from_context(provides=AuditContext, scope=Scope.REQUEST, override=True)
+
+    @provide(scope=Scope.REQUEST, override=True)
+    def repository(self, database: MemoryDatabase, outage: Outage) -> EvaluationRepository:
+        return OutageRepository(MemoryEvaluationRepository(database), outage)
 
 
 @dataclass
 class Wiring:
-    """One request's worth of collaborators (what a dishka request scope holds)."""
+    """One request's worth of collaborators (one request scope of the world's container)."""
 
-    writes: FailoverWrites
-    reads: FailoverReads
-    runner: IntentRunner
-    repository: OutageRepository
-    marks: MemoryReplayMarks
-    audit_log: MemoryAuditLog
-    uow: MemoryUnitOfWork
+    writes: Writes
+    reads: RecordReads
+    handlers: WriteHandlers
+    repository: EvaluationRepository
+    marks: ReplayMarks
+    audit_log: AuditLog
+    uow: UnitOfWork
     record_cache: RecordCache
 
 
@@ -151,59 +144,44 @@ class World:
         self.journal: Journal = journal or MemoryJournal()
         self.marks = MemoryReplayMarks()
         self.audit_log = MemoryAuditLog()
-        self.limits = InputLimits(log_chunk_bytes=256)
-        self.publisher = RecordPublisher(self.cache, MemoryRunningRegistry(), MemoryLogTail(64))
-        self.scratch = MemoryScratchStores(self.clock, THRESHOLDS, self.limits)
         self.requests = 0
         self.primary = PrimaryState(self.clock)
-        self.locks = RecordLocks()
+        self.container = use_case_container(
+            self.clock,
+            FakeWorkerLogs(),
+            WorldOverrides(),
+            context={
+                MemoryDatabase: self.database,
+                Journal: self.journal,
+                RecordCache: self.cache,
+                ReplayMarks: self.marks,
+                AuditLog: self.audit_log,
+                PrimaryState: self.primary,
+                MemoryBlobStore: self.blobs,
+                Outage: self.outage,
+            },
+        )
 
-    def wire(self, context: AuditContext | None = None) -> Wiring:
+    async def wire(self, context: AuditContext | None = None) -> Wiring:
         """A new request: its own request id, as the HTTP edge gives each one."""
         self.requests += 1
         context = context or AuditContext(actor=ACTOR, request_id=f"req-{self.requests}")
-        repository = OutageRepository(MemoryEvaluationRepository(self.database), self.outage)
-        uow = MemoryUnitOfWork()
-        audit = AuditTrail(self.audit_log, self.clock, context, self.marks)
-        writer = RecordWriter(repository, uow, self.clock, self.payloads, self.publisher, audit)
-        applier = ChangeApplier(self.clock, self.payloads, self.limits)
-        logs = MemoryLogStore(self.database)
-        events = MemoryEventLog(self.database)
-        views = JournalViews(
-            self.journal, self.scratch, repository, self.marks, self.cache, uow, self.primary
-        )
-        locate = Locator(
-            CreateEvaluation(repository, uow, self.clock, self.publisher, audit, self.limits),
-            UpdateEvaluation(writer, applier),
-            DeleteEvaluation(writer, self.clock),
-            ApplyCeleryUpdate(writer, applier),
-            AppendLog(
-                repository, logs, uow, self.clock, MemoryLogTail(64), audit, self.limits, self.cache
-            ),
-            RecordEvent(repository, events, uow, self.clock, audit, self.limits),
-            AttachPayload(writer),
-            UploadPayload(writer, self.payloads, uow),
-            GetEvaluation(repository, self.cache),
-            GetEvaluationFields(repository, self.cache),
-            views,
-        )
-        runner = IntentRunner(locate)
+        # A request scope of memory adapters holds no finalizer: it ends with the test.
+        request = self.container(context={AuditContext: context})
         return Wiring(
-            writes=FailoverWrites(
-                runner, self.journal, self.clock, context, uow, locate, self.primary, self.locks
-            ),
-            reads=FailoverReads(self.journal, locate),
-            runner=runner,
-            repository=repository,
-            marks=self.marks,
-            audit_log=self.audit_log,
-            uow=uow,
-            record_cache=self.cache,
+            writes=await request.get(Writes),
+            reads=await request.get(RecordReads),
+            handlers=await request.get(WriteHandlers),
+            repository=await request.get(EvaluationRepository),
+            marks=await request.get(ReplayMarks),
+            audit_log=await request.get(AuditLog),
+            uow=await request.get(UnitOfWork),
+            record_cache=await request.get(RecordCache),
         )
 
     @asynccontextmanager
     async def open(self, context: AuditContext) -> AsyncIterator[Wiring]:
-        yield self.wire(context)
+        yield await self.wire(context)
 
     def replay(self) -> ReplayJournal:
         return ReplayJournal(self.journal, self, self.primary)
@@ -211,14 +189,20 @@ class World:
     def stored(self, evaluation_id: EvaluationId) -> Evaluation:
         return self.database.evaluations[evaluation_id]
 
+    def primary_down(self) -> bool:
+        """Read afresh each time (an attribute read would stay narrowed across awaits)."""
+        return self.primary.is_down
+
 
 @pytest.fixture
-def world() -> World:
-    return World()
+async def world() -> AsyncIterator[World]:
+    built = World()
+    yield built
+    await built.container.close()
 
 
 async def create(world: World, **fields: Any) -> Evaluation:
-    return await world.wire().writes.create(NewEvaluation(**{"code": "print(1)", **fields}))
+    return await (await world.wire()).writes.create(NewEvaluation(**{"code": "print(1)", **fields}))
 
 
 async def test_a_write_goes_to_the_primary_while_it_is_up(world: World) -> None:
@@ -246,7 +230,7 @@ async def test_a_create_during_an_outage_is_journaled_and_answered_in_full(world
 
 async def test_the_client_reads_its_own_journaled_writes(world: World) -> None:
     world.outage.down = True
-    wiring = world.wire()
+    wiring = await world.wire()
     created = await wiring.writes.create(NewEvaluation(code="x", id=ID))
     world.fixed.advance(seconds=1)
     running = await wiring.writes.update(ID, EvaluationChanges(status=EvaluationStatus.RUNNING))
@@ -259,11 +243,11 @@ async def test_the_client_reads_its_own_journaled_writes(world: World) -> None:
     assert running.status is EvaluationStatus.RUNNING
     assert (chunk.offset, second.offset) == (0, 6)
     assert event.event_id  # generated, so a replay stores it once
-    reads = world.wire().reads
+    reads = (await world.wire()).reads
     assert (await reads.get(ID)).status is EvaluationStatus.RUNNING
     # Each append moved the record on too (its ``last_update``).
     assert (await reads.get_fields(ID, frozenset({"status", "version"})))["version"] == 4
-    log = await reads.log(ID, 0)
+    log = (await reads.logs(ID, 0)).log
     assert log is not None
     assert log.content == "hello world"
     events = await reads.events(ID)
@@ -276,7 +260,7 @@ async def test_bad_input_is_refused_before_it_is_journaled(world: World) -> None
     world.outage.down = True
 
     with pytest.raises(InvalidTextError):
-        await world.wire().writes.append_log(ID, "x" * 1000)  # over the chunk limit
+        await (await world.wire()).writes.append_log(ID, "x" * 1000)  # over the chunk limit
 
     assert not await world.journal.has_pending()
 
@@ -287,7 +271,7 @@ async def test_a_late_status_is_acknowledged_unchanged_when_the_record_is_known(
     await create(world, id=ID, status=EvaluationStatus.COMPLETED)
     world.outage.down = True
 
-    answered = await world.wire().writes.update(
+    answered = await (await world.wire()).writes.update(
         ID, EvaluationChanges(status=EvaluationStatus.QUEUED)
     )
 
@@ -298,7 +282,7 @@ async def test_a_record_from_before_the_outage_is_answered_from_the_cache(world:
     before = await create(world, id=ID)
     world.outage.down = True
 
-    updated = await world.wire().writes.update(ID, EvaluationChanges(metadata={"k": 1}))
+    updated = await (await world.wire()).writes.update(ID, EvaluationChanges(metadata={"k": 1}))
 
     assert updated.version == before.version + 1
     assert updated.metadata == {"k": 1}
@@ -310,7 +294,7 @@ async def test_an_unknown_record_is_accepted_for_replay(world: World) -> None:
     world.outage.down = True
 
     with pytest.raises(WriteAcceptedError) as accepted:
-        await world.wire().writes.update(ID, EvaluationChanges(metadata={"k": 1}))
+        await (await world.wire()).writes.update(ID, EvaluationChanges(metadata={"k": 1}))
 
     [entry] = await world.journal.pending()
     assert accepted.value.entry_id == entry.id
@@ -320,12 +304,12 @@ async def test_a_log_append_to_a_record_from_before_is_accepted_not_guessed(
     world: World,
 ) -> None:
     await create(world, id=ID)
-    await world.wire().writes.append_log(ID, "before ")
+    await (await world.wire()).writes.append_log(ID, "before ")
     world.outage.down = True
 
     # The record is cached, but its log is not: the offset cannot be known here.
     with pytest.raises(WriteAcceptedError):
-        await world.wire().writes.append_log(ID, "during")
+        await (await world.wire()).writes.append_log(ID, "during")
 
     world.outage.down = False
     await world.replay().execute()
@@ -337,7 +321,7 @@ async def test_if_match_cannot_be_checked_during_an_outage(world: World) -> None
     world.outage.down = True
 
     with pytest.raises(BackendUnavailableError) as refused:
-        await world.wire().writes.update(
+        await (await world.wire()).writes.update(
             ID, EvaluationChanges(metadata={"k": 1}), expected_version=created.version
         )
 
@@ -350,10 +334,10 @@ async def test_writes_keep_their_order_through_the_journal_until_it_is_replayed(
 ) -> None:
     await create(world, id=ID)
     world.outage.down = True
-    await world.wire().writes.update(ID, EvaluationChanges(metadata={"a": 1}))
+    await (await world.wire()).writes.update(ID, EvaluationChanges(metadata={"a": 1}))
     world.outage.down = False  # back, but the journal is not replayed yet
 
-    after = await world.wire().writes.update(ID, EvaluationChanges(metadata={"b": 2}))
+    after = await (await world.wire()).writes.update(ID, EvaluationChanges(metadata={"b": 2}))
 
     assert len(await world.journal.pending()) == 2  # journaled too, behind the first
     assert after.metadata == {"a": 1, "b": 2}
@@ -364,7 +348,7 @@ async def test_replay_applies_everything_once_in_order_and_keeps_the_instants(
     world: World,
 ) -> None:
     world.outage.down = True
-    wiring = world.wire()
+    wiring = await world.wire()
     answered = await wiring.writes.create(NewEvaluation(code="x", id=ID))
     world.fixed.advance(seconds=5)
     await wiring.writes.update(ID, EvaluationChanges(status=EvaluationStatus.RUNNING))
@@ -400,7 +384,7 @@ async def test_a_replay_interrupted_midway_resumes_without_doubling(world: World
     await create(world, id=ID)
     world.outage.down = True
     for n in range(4):
-        await world.wire().writes.update(ID, EvaluationChanges(metadata={f"k{n}": n}))
+        await (await world.wire()).writes.update(ID, EvaluationChanges(metadata={f"k{n}": n}))
     entries = await world.journal.pending()
     world.outage.down = False
     # The first two were applied and marked, then the process died before clearing them.
@@ -408,7 +392,7 @@ async def test_a_replay_interrupted_midway_resumes_without_doubling(world: World
         async with world.open(
             AuditContext(actor=entry.actor, request_id=entry.request_id, journal_entry=entry.id)
         ) as unit:
-            await unit.runner.run(ID, entry.intent)
+            await unit.handlers.run(entry.intent, Target(ID))
 
     report = await world.replay().execute()
 
@@ -424,9 +408,9 @@ async def test_a_write_that_committed_before_the_failure_is_not_applied_twice(
 
     class CommitThenFail(MemoryUnitOfWork):
         async def commit(self) -> None:
-            raise BackendUnavailableError("database", "connection reset after COMMIT")
+            raise BackendUnavailableError(Backend.DATABASE, "connection reset after COMMIT")
 
-    wiring = world.wire()
+    wiring = await world.wire()
     wiring.uow.__class__ = CommitThenFail  # the change is applied, its answer lost
     with pytest.raises(WriteAcceptedError):  # the log's end is not known here
         await wiring.writes.append_log(ID, "once")
@@ -444,8 +428,8 @@ async def test_a_refused_entry_is_logged_as_a_conflict_and_cleared(world: World)
     await create(world, id=ID)
     world.outage.down = False
     # Someone else created it meanwhile.
-    other = world.wire(AuditContext(actor="key:other", request_id="elsewhere"))
-    await other.runner.run(ID, CreateIntent(NewEvaluation(code="other", id=ID)))
+    other = await world.wire(AuditContext(actor="key:other", request_id="elsewhere"))
+    await other.handlers.run(CreateIntent(NewEvaluation(code="other", id=ID)), Target(ID))
 
     report = await world.replay().execute()
 
@@ -456,12 +440,12 @@ async def test_a_refused_entry_is_logged_as_a_conflict_and_cleared(world: World)
 async def test_a_change_older_than_the_primary_record_is_stale(world: World) -> None:
     await create(world, id=ID)
     world.outage.down = True
-    await world.wire().writes.update(ID, EvaluationChanges(metadata={"old": True}))
+    await (await world.wire()).writes.update(ID, EvaluationChanges(metadata={"old": True}))
     world.outage.down = False
     world.fixed.advance(seconds=30)
     # Another replica reached the primary and changed the record after this write.
-    other = world.wire(AuditContext(actor="key:other", request_id="elsewhere"))
-    await other.runner.run(ID, UpdateIntent(EvaluationChanges(metadata={"new": True})))
+    other = await world.wire(AuditContext(actor="key:other", request_id="elsewhere"))
+    await other.handlers.run(UpdateIntent(EvaluationChanges(metadata={"new": True})), Target(ID))
 
     report = await world.replay().execute()
 
@@ -472,14 +456,14 @@ async def test_a_change_older_than_the_primary_record_is_stale(world: World) -> 
 async def test_a_stale_update_keeps_the_fields_nobody_changed_after_it(world: World) -> None:
     await create(world, id=ID)
     world.outage.down = True
-    await world.wire().writes.update(
+    await (await world.wire()).writes.update(
         ID, EvaluationChanges(metadata={"old": True}, output="from the outage", retries=2)
     )
     world.outage.down = False
     world.fixed.advance(seconds=30)
     # Another replica changed the metadata (only) after this write.
-    other = world.wire(AuditContext(actor="key:other", request_id="elsewhere"))
-    await other.runner.run(ID, UpdateIntent(EvaluationChanges(metadata={"new": True})))
+    other = await world.wire(AuditContext(actor="key:other", request_id="elsewhere"))
+    await other.handlers.run(UpdateIntent(EvaluationChanges(metadata={"new": True})), Target(ID))
 
     report = await world.replay().execute()
 
@@ -520,7 +504,7 @@ async def test_an_upload_during_an_outage_keeps_its_blob(world: World) -> None:
     async def chunks() -> AsyncIterator[bytes]:
         yield body.encode()
 
-    answered = await world.wire().writes.upload(ID, "output", chunks())
+    answered = await (await world.wire()).writes.upload(ID, "output", chunks())
     assert answered.output is not None and answered.output.size == 500
     world.outage.down = False
     await world.replay().execute()
@@ -532,17 +516,19 @@ async def test_an_upload_during_an_outage_keeps_its_blob(world: World) -> None:
 
 async def test_reads_of_unknown_records_still_say_not_found(world: World) -> None:
     with pytest.raises(EvaluationNotFoundError):
-        await world.wire().reads.get(ID)
+        await (await world.wire()).reads.get(ID)
 
 
 async def test_a_celery_update_and_a_delete_during_an_outage(world: World) -> None:
     await create(world, id=ID)
     world.outage.down = True
-    outcome = await world.wire().writes.celery_update(ID, CeleryUpdate(task_state="STARTED"))
+    outcome = await (await world.wire()).writes.celery_update(
+        ID, CeleryUpdate(task_state="STARTED")
+    )
     assert outcome.applied and outcome.evaluation.status is EvaluationStatus.RUNNING
-    await world.wire().writes.delete(ID)
+    await (await world.wire()).writes.delete(ID)
     with pytest.raises(EvaluationNotFoundError):
-        await world.wire().reads.get(ID)
+        await (await world.wire()).reads.get(ID)
     world.outage.down = False
 
     await world.replay().execute()
@@ -559,13 +545,13 @@ async def test_an_outage_costs_one_attempt_not_one_per_write(world: World) -> No
     world.outage.calls = 0
 
     for n in range(5):
-        await world.wire().writes.update(ID, EvaluationChanges(metadata={"n": n}))
+        await (await world.wire()).writes.update(ID, EvaluationChanges(metadata={"n": n}))
 
     assert world.outage.calls == 1  # the first write; the rest go by the cached record
-    assert world.primary.is_down
+    assert world.primary_down()
     world.outage.down = False
     await world.replay().execute()
-    assert not world.primary.is_down
+    assert not world.primary_down()
     assert world.stored(ID).metadata == {"n": 4}
 
 
@@ -594,7 +580,7 @@ async def test_a_write_to_a_record_the_primary_does_not_hold_is_404(world: World
     world.primary.mark_up()
 
     with pytest.raises(EvaluationNotFoundError):
-        await world.wire().writes.update(
+        await (await world.wire()).writes.update(
             EvaluationId("eval-nobody"), EvaluationChanges(metadata={"k": 1})
         )
 
@@ -609,7 +595,7 @@ async def test_concurrent_journaled_appends_get_their_own_offsets(tmp_path: Path
     offsets: list[int] = []
 
     async def append(text: str) -> None:
-        offsets.append((await world.wire().writes.append_log(ID, text)).offset)
+        offsets.append((await (await world.wire()).writes.append_log(ID, text)).offset)
 
     async with anyio.create_task_group() as group:
         for n in range(5):
@@ -622,8 +608,10 @@ async def test_a_replayed_create_keeps_its_answered_id(world: World) -> None:
     world.outage.down = True
     answered = await create(world)  # a generated id
     world.outage.down = False
-    other = world.wire(AuditContext(actor="key:other", request_id="elsewhere"))
-    await other.runner.run(answered.id, CreateIntent(NewEvaluation(code="theirs", id=answered.id)))
+    other = await world.wire(AuditContext(actor="key:other", request_id="elsewhere"))
+    await other.handlers.run(
+        CreateIntent(NewEvaluation(code="theirs", id=answered.id)), Target(answered.id)
+    )
 
     report = await world.replay().execute()
 
@@ -635,11 +623,15 @@ async def test_a_replayed_create_keeps_its_answered_id(world: World) -> None:
 async def test_a_write_that_reaches_the_primary_marks_it_up(world: World) -> None:
     await create(world, id=ID)
     world.outage.down = True
-    await world.wire().writes.update(ID, EvaluationChanges(metadata={"a": 1}))
+    await (await world.wire()).writes.update(ID, EvaluationChanges(metadata={"a": 1}))
     world.outage.down = False
     await world.replay().execute()
     world.primary.mark_down()  # e.g. a failure after which nothing was journaled
 
-    await world.wire().writes.update(ID, EvaluationChanges(metadata={"b": 2}))
+    await (await world.wire()).writes.update(ID, EvaluationChanges(metadata={"b": 2}))
 
     assert not world.primary.is_down
+
+
+def test_every_intent_the_journal_keeps_has_a_handler() -> None:
+    assert handled() == frozenset(get_args(Intent))

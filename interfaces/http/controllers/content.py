@@ -17,7 +17,7 @@ from litestar.status_codes import (
     HTTP_415_UNSUPPORTED_MEDIA_TYPE,
 )
 
-from application.services.failover import FailoverWrites
+from application.failover.writes import Writes
 from application.use_cases.celery_update import CeleryUpdate
 from application.use_cases.evaluation_content import GetCompleteEvaluation, ReadPayload
 from application.use_cases.object_storage import GetPayloadUrl, NoDirectUrlError
@@ -144,7 +144,7 @@ class ContentController(Controller):
         self,
         eval_id: EvalIdPath,
         request: Request[Any, Any, State],
-        writes: FromDishka[FailoverWrites],
+        writes: FromDishka[Writes],
         settings: FromDishka[Settings],
     ) -> Response[EvaluationBody]:
         return await _upload(request, writes, settings, eval_id, "output")
@@ -160,7 +160,7 @@ class ContentController(Controller):
         self,
         eval_id: EvalIdPath,
         request: Request[Any, Any, State],
-        writes: FromDishka[FailoverWrites],
+        writes: FromDishka[Writes],
         settings: FromDishka[Settings],
     ) -> Response[EvaluationBody]:
         return await _upload(request, writes, settings, eval_id, "error")
@@ -176,7 +176,7 @@ class ContentController(Controller):
         eval_id: EvalIdPath,
         request: Request[Any, Any, State],
         data: CeleryUpdateBody,
-        writes: FromDishka[FailoverWrites],
+        writes: FromDishka[Writes],
     ) -> Response[CeleryUpdateResult]:
         extra = unrecognized(await request.body(), _CELERY_FIELDS)
         update = CeleryUpdate(**msgspec.structs.asdict(data))
@@ -213,7 +213,7 @@ async def _read(
 
 async def _upload(
     request: Request[Any, Any, State],
-    writes: FailoverWrites,
+    writes: Writes,
     settings: Settings,
     eval_id: str,
     kind: PayloadKind,

@@ -7,8 +7,9 @@ from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.params import HeaderParameter, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_403_FORBIDDEN
 
+from application.failover.reads import RecordReads
+from application.failover.writes import Writes
 from application.queries import EvaluationFilter, EvaluationQuery
-from application.services.failover import FailoverReads, FailoverWrites
 from application.use_cases.create_evaluation import NewEvaluation
 from application.use_cases.list_evaluations import ListEvaluationFields, ListEvaluations
 from application.use_cases.update_evaluation import EvaluationChanges
@@ -63,7 +64,7 @@ class EvaluationController(Controller):
         responses=problem_responses(400, 409, 413, 422, 503),
     )
     async def create(
-        self, request: AnyRequest, data: CreateEvaluationBody, writes: FromDishka[FailoverWrites]
+        self, request: AnyRequest, data: CreateEvaluationBody, writes: FromDishka[Writes]
     ) -> Response[EvaluationBody]:
         extra = unrecognized(await request.body(), _CREATE_FIELDS)
         fields = msgspec.structs.asdict(data)
@@ -157,7 +158,7 @@ class EvaluationController(Controller):
     async def get_evaluation(
         self,
         eval_id: EvalIdPath,
-        reads: FromDishka[FailoverReads],
+        reads: FromDishka[RecordReads],
         include_storage_info: bool = False,
         fields: Fields = None,
     ) -> Response[EvaluationFieldsBody]:
@@ -184,7 +185,7 @@ class EvaluationController(Controller):
         request: AnyRequest,
         eval_id: EvalIdPath,
         data: UpdateEvaluationBody,
-        writes: FromDishka[FailoverWrites],
+        writes: FromDishka[Writes],
         if_match: IfMatch = None,
     ) -> Response[EvaluationBody]:
         extra = unrecognized(await request.body(), _UPDATE_FIELDS)
@@ -213,7 +214,7 @@ class EvaluationController(Controller):
         responses=problem_responses(400, 404, 409, 412, 422, 503) | ACCEPTED_RESPONSE,
     )
     async def delete_evaluation(
-        self, eval_id: EvalIdPath, writes: FromDishka[FailoverWrites], if_match: IfMatch = None
+        self, eval_id: EvalIdPath, writes: FromDishka[Writes], if_match: IfMatch = None
     ) -> EvaluationDeleted:
         identifier = evaluation_id(eval_id)
         await writes.delete(identifier, expected_version=parse_if_match(if_match))

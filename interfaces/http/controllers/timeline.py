@@ -5,9 +5,10 @@ from litestar import Controller, get, post
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK
 
-from application.services.failover import FailoverReads, FailoverWrites
-from application.use_cases.events import ListEvents, NewEvent
-from application.use_cases.logs import EvaluationLogs, GetEvaluationLogs, LogSource
+from application.failover.reads import RecordReads
+from application.failover.writes import Writes
+from application.use_cases.events import NewEvent
+from application.use_cases.logs import LogSource
 from interfaces.http.errors import ACCEPTED_RESPONSE, problem_responses
 from interfaces.http.params import EvalIdPath, evaluation_id
 from interfaces.http.schemas import (
@@ -23,6 +24,8 @@ from interfaces.settings import Settings
 
 def _source_name(source: LogSource, *, redis: bool) -> LogSourceName:
     """The platform's name for where the log text came from (``redis_cache``/``database``)."""
+    if source is LogSource.JOURNAL:
+        return "journal"
     if source is LogSource.STORE:
         return "database"
     if source is LogSource.WORKER or redis:
@@ -44,7 +47,7 @@ class TimelineController(Controller):
         responses=problem_responses(400, 404, 413, 422, 503) | ACCEPTED_RESPONSE,
     )
     async def append_log(
-        self, eval_id: EvalIdPath, data: AppendLogBody, writes: FromDishka[FailoverWrites]
+        self, eval_id: EvalIdPath, data: AppendLogBody, writes: FromDishka[Writes]
     ) -> LogAppended:
         written_at = data.written_at()
         chunk = await writes.append_log(evaluation_id(eval_id), data.content, written_at)
@@ -67,20 +70,11 @@ class TimelineController(Controller):
     async def read_log(
         self,
         eval_id: EvalIdPath,
-        use_case: FromDishka[GetEvaluationLogs],
-        reads: FromDishka[FailoverReads],
+        reads: FromDishka[RecordReads],
         settings: FromDishka[Settings],
         offset: Annotated[int, Parameter(ge=0, le=2**63 - 1, description="bytes already seen")] = 0,
     ) -> LogBody:
-        identifier = evaluation_id(eval_id)
-        journaled = await reads.log(identifier, offset)
-        if journaled is not None:
-            record = await reads.get(identifier)
-            logs = EvaluationLogs(
-                evaluation=record, log=journaled, text=journaled.content, source=LogSource.STORE
-            )
-            return LogBody.of(logs, "journal")
-        logs = await use_case.execute(identifier, offset)
+        logs = await reads.logs(evaluation_id(eval_id), offset)
         return LogBody.of(logs, _source_name(logs.source, redis=settings.redis_url is not None))
 
     @post(
@@ -92,7 +86,7 @@ class TimelineController(Controller):
         responses=problem_responses(400, 404, 413, 422, 503) | ACCEPTED_RESPONSE,
     )
     async def add_event(
-        self, eval_id: EvalIdPath, data: AddEventBody, writes: FromDishka[FailoverWrites]
+        self, eval_id: EvalIdPath, data: AddEventBody, writes: FromDishka[Writes]
     ) -> EventBody:
         new = NewEvent(
             event_type=data.kind(),
@@ -109,12 +103,6 @@ class TimelineController(Controller):
         responses=problem_responses(400, 404, 422, 503),
     )
     async def list_events(
-        self,
-        eval_id: EvalIdPath,
-        use_case: FromDishka[ListEvents],
-        reads: FromDishka[FailoverReads],
+        self, eval_id: EvalIdPath, reads: FromDishka[RecordReads]
     ) -> list[EventBody]:
-        identifier = evaluation_id(eval_id)
-        journaled = await reads.events(identifier)
-        events = journaled if journaled is not None else await use_case.execute(identifier)
-        return [EventBody.of(e) for e in events]
+        return [EventBody.of(e) for e in await reads.events(evaluation_id(eval_id))]

@@ -1,0 +1,81 @@
+"""A write the primary cannot take now: checked against the record's journaled state,
+made durable, then answered as the primary would have answered it."""
+
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TypeVar
+
+import anyio
+
+from application.errors import EvaluationNotFoundError, WriteAcceptedError
+from application.failover.views import JournalViews
+from application.intents import AppendLogIntent, CreateIntent, JournalEntry, WriteIntent
+from application.ports.journal import Journal
+from application.ports.scratch_store import ScratchStore
+from domain.evaluation import Evaluation
+from domain.identifiers import EvaluationId
+
+R = TypeVar("R")
+
+
+class RecordLocks:
+    """One lock per record id, held while a journaled write of it is computed and stored."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, anyio.Lock] = {}
+        self._users: dict[str, int] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(key, anyio.Lock())
+        self._users[key] = self._users.get(key, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._users[key] -= 1
+            if not self._users[key]:  # the last user forgets it: no growth per record
+                del self._users[key], self._locks[key]
+
+
+class JournaledWrites:
+    def __init__(self, journal: Journal, views: JournalViews, locks: RecordLocks) -> None:
+        self._journal = journal
+        self._views = views
+        self._locks = locks
+
+    async def write(self, entry: JournalEntry, intent: WriteIntent[R]) -> R:
+        """Journal ``entry`` (whose intent is ``intent``) and answer it.
+
+        One journaled write per record at a time in this process: two computed from the
+        same state would both be answered (two log appends at one offset).
+        """
+        async with self._locks.hold(entry.evaluation_id):
+            creating = isinstance(intent, CreateIntent)
+            view = await self._views.open(EvaluationId(entry.evaluation_id))
+            if view.missing and not creating:
+                raise EvaluationNotFoundError(entry.evaluation_id)
+            # An append's offset needs the whole log; other answers need a base record.
+            answerable = view.complete if isinstance(intent, AppendLogIntent) else view.known
+            if not (creating or answerable):
+                await _check_input(view.store, entry, intent)
+                stored = await self._journal.append(entry)
+                raise WriteAcceptedError(entry.evaluation_id, stored.id)
+            result = await view.store.apply(entry, intent)
+            await self._journal.append(entry)
+            return result
+
+
+async def _check_input(store: ScratchStore, entry: JournalEntry, intent: WriteIntent[R]) -> None:
+    """Refuse bad input now, though the record itself is unknown until the replay.
+
+    The write runs on a stand-in record; only the record's own state (its status,
+    its existence) can refuse it, and those are judged at replay.
+    """
+    stand_in = Evaluation(
+        id=EvaluationId(entry.evaluation_id), code="", created_at=entry.at, updated_at=entry.at
+    )
+    await store.seed(stand_in)
+    with contextlib.suppress(EvaluationNotFoundError):
+        await store.apply(entry, intent)

@@ -1,0 +1,72 @@
+"""Reads of one record that see its journaled writes while they wait for replay."""
+
+from application.errors import EvaluationNotFoundError, InvalidRequestError
+from application.failover.views import JournalView, JournalViews
+from application.ports.journal import Journal
+from application.ports.use_case_locator import UseCaseLocator
+from application.queries import Projection, check_projection, project
+from application.use_cases.events import ListEvents
+from application.use_cases.get_evaluation import GetEvaluation, GetEvaluationFields
+from application.use_cases.logs import EvaluationLogs, GetEvaluationLogs, LogSource
+from domain.evaluation import Evaluation
+from domain.identifiers import EvaluationId
+from domain.timeline import EvaluationEvent
+
+
+class RecordReads:
+    """A record, its log and its events: from the journal's view when writes of the record
+    wait there, else from the usual read."""
+
+    def __init__(self, journal: Journal, locate: UseCaseLocator) -> None:
+        self._journal = journal
+        self._locate = locate
+
+    async def get(self, evaluation_id: EvaluationId) -> Evaluation:
+        found = await self._journaled(evaluation_id)
+        if found is None:
+            return await (await self._locate.get(GetEvaluation)).execute(evaluation_id)
+        return found
+
+    async def get_fields(self, evaluation_id: EvaluationId, fields: frozenset[str]) -> Projection:
+        found = await self._journaled(evaluation_id)
+        if found is None:
+            get_fields = await self._locate.get(GetEvaluationFields)
+            return await get_fields.execute(evaluation_id, fields)
+        try:
+            wanted = check_projection(fields)
+        except ValueError as exc:
+            raise InvalidRequestError("fields", str(exc)) from None
+        return project(found, wanted)
+
+    async def logs(self, evaluation_id: EvaluationId, offset: int) -> EvaluationLogs:
+        view = await self._view(evaluation_id)
+        if view is None or not view.complete:
+            return await (await self._locate.get(GetEvaluationLogs)).execute(evaluation_id, offset)
+        found = await view.store.get(evaluation_id)
+        if found is None:
+            raise EvaluationNotFoundError(evaluation_id)
+        log = await view.store.log(evaluation_id, offset)
+        return EvaluationLogs(evaluation=found, log=log, text=log.content, source=LogSource.JOURNAL)
+
+    async def events(self, evaluation_id: EvaluationId) -> list[EvaluationEvent]:
+        view = await self._view(evaluation_id)
+        if view is None or not view.complete:
+            return await (await self._locate.get(ListEvents)).execute(evaluation_id)
+        return await view.store.events(evaluation_id)
+
+    async def _journaled(self, evaluation_id: EvaluationId) -> Evaluation | None:
+        """The record with its journaled writes, or None when the journal does not know it
+        (then the usual read answers); 404 when a journaled delete removed it."""
+        view = await self._view(evaluation_id)
+        if view is None or not view.known:
+            return None
+        found = await view.store.get(evaluation_id)
+        if found is None:
+            raise EvaluationNotFoundError(evaluation_id)
+        return found
+
+    async def _view(self, evaluation_id: EvaluationId) -> JournalView | None:
+        pending = await self._journal.pending_for(evaluation_id)
+        if not pending:
+            return None
+        return await (await self._locate.get(JournalViews)).open(evaluation_id, pending)

@@ -1,0 +1,172 @@
+"""Every write of a record, routed to the primary or to the failover journal.
+
+A write goes to the primary unless the failover journal holds entries (they must
+be applied first, in order). When the primary is unavailable (the adapter raised
+``BackendUnavailableError`` for the database: refused, reset, timed out, shutting
+down; never a constraint or bad input), the write becomes a journal entry, durable
+before it is acknowledged, and a background replay applies it once the primary
+answers. The answer is computed by running the journaled writes of that record on
+a scratch store, so the client reads its own writes while the journal is pending.
+"""
+
+import contextlib
+import secrets
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import TypeVar
+
+import msgspec
+import structlog
+
+from application.backends import Backend
+from application.errors import BackendUnavailableError, WriteAcceptedError
+from application.failover.handlers import WriteHandlers
+from application.failover.journaled import JournaledWrites
+from application.intents import (
+    AppendLogIntent,
+    AttachPayloadIntent,
+    CeleryIntent,
+    CreateIntent,
+    DeleteIntent,
+    JournalEntry,
+    RecordEventIntent,
+    Target,
+    UpdateIntent,
+    WriteIntent,
+    as_intent,
+)
+from application.ports.clock import Clock
+from application.ports.journal import Journal
+from application.ports.unit_of_work import UnitOfWork
+from application.ports.use_case_locator import UseCaseLocator
+from application.services.pinned_clock import pinned
+from application.services.primary_state import PrimaryState
+from application.use_cases.celery_update import CeleryOutcome, CeleryUpdate
+from application.use_cases.create_evaluation import NewEvaluation
+from application.use_cases.evaluation_content import UploadPayload
+from application.use_cases.events import NewEvent
+from application.use_cases.update_evaluation import EvaluationChanges
+from domain.audit import AuditContext
+from domain.evaluation import Evaluation
+from domain.identifiers import EvaluationId, generate_evaluation_id
+from domain.payload import PayloadKind
+from domain.timeline import EvaluationEvent, LogChunk
+
+log = structlog.get_logger(__name__)
+
+R = TypeVar("R")
+
+
+class Writes:
+    """The seven writes; each runs on the primary, or is journaled while it is away."""
+
+    def __init__(
+        self,
+        handlers: WriteHandlers,
+        journal: Journal,
+        clock: Clock,
+        context: AuditContext,
+        uow: UnitOfWork,
+        locate: UseCaseLocator,
+        primary: PrimaryState,
+    ) -> None:
+        self._handlers = handlers
+        self._journal = journal
+        self._clock = clock
+        self._context = context
+        self._uow = uow
+        self._locate = locate
+        self._primary = primary
+
+    async def create(self, new: NewEvaluation) -> Evaluation:
+        generated = new.id is None
+        if new.id is None:
+            # Known before the first attempt, so a journaled create keeps the same id.
+            new = msgspec.structs.replace(
+                new, id=generate_evaluation_id(self._clock.now(), secrets.token_hex(3))
+            )
+        assert new.id is not None
+        return await self.run(CreateIntent(new, generated_id=generated), Target(new.id))
+
+    async def update(
+        self,
+        evaluation_id: EvaluationId,
+        changes: EvaluationChanges,
+        *,
+        expected_version: int | None = None,
+    ) -> Evaluation:
+        return await self.run(UpdateIntent(changes), Target(evaluation_id, expected_version))
+
+    async def delete(
+        self, evaluation_id: EvaluationId, *, expected_version: int | None = None
+    ) -> None:
+        await self.run(DeleteIntent(), Target(evaluation_id, expected_version))
+
+    async def celery_update(
+        self, evaluation_id: EvaluationId, update: CeleryUpdate
+    ) -> CeleryOutcome:
+        return await self.run(CeleryIntent(update), Target(evaluation_id))
+
+    async def append_log(
+        self, evaluation_id: EvaluationId, content: str, last_update: datetime | None = None
+    ) -> LogChunk:
+        return await self.run(AppendLogIntent(content, last_update), Target(evaluation_id))
+
+    async def record_event(self, evaluation_id: EvaluationId, new: NewEvent) -> EvaluationEvent:
+        if new.event_id is None:  # an id makes the replay (and a redelivery) idempotent
+            new = msgspec.structs.replace(new, event_id=uuid.uuid4().hex)
+        return await self.run(RecordEventIntent(new), Target(evaluation_id))
+
+    async def upload(
+        self, evaluation_id: EvaluationId, kind: PayloadKind, chunks: AsyncIterator[bytes]
+    ) -> Evaluation:
+        uploads = await self._locate.get(UploadPayload)
+        journaled = await self._journal.has_pending()
+        stored = await uploads.receive(evaluation_id, kind, chunks, check_exists=not journaled)
+        try:
+            return await self.run(AttachPayloadIntent(kind, stored), Target(evaluation_id))
+        except WriteAcceptedError:
+            raise
+        except BaseException:
+            await uploads.discard(stored)  # no record will point at it
+            raise
+
+    async def run(self, intent: WriteIntent[R], target: Target) -> R:
+        """Run ``intent`` on the primary; journal it when the primary is away or behind."""
+        at = self._clock.now()
+        with pinned(at):
+            attempted = False
+            if not await self._journal.has_pending():
+                try:
+                    result = await self._handlers.run(intent, target)
+                except BackendUnavailableError as error:
+                    if error.backend != Backend.DATABASE:
+                        raise
+                    self._primary.mark_down()
+                    attempted = True
+                    log.warning(
+                        "write_to_journal", evaluation_id=target.evaluation_id, reason=error.detail
+                    )
+                    # The request's transaction is broken; the view below reads afresh.
+                    with contextlib.suppress(Exception):
+                        await self._uow.rollback()
+                else:
+                    self._primary.mark_up()
+                    return result
+            if target.expected_version is not None:
+                raise BackendUnavailableError(
+                    Backend.DATABASE,
+                    "If-Match cannot be checked while writes wait in the failover journal",
+                )
+            entry = JournalEntry(
+                id=uuid.uuid4().hex,
+                evaluation_id=target.evaluation_id,
+                at=at,
+                intent=as_intent(intent),
+                actor=self._context.actor,
+                request_id=self._context.request_id,
+                uncertain=attempted,
+            )
+            journaled = await self._locate.get(JournaledWrites)
+            return await journaled.write(entry, intent)

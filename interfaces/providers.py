@@ -24,7 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from application.failover.handlers import WriteHandlers
 from application.failover.journaled import JournaledWrites, RecordLocks
+from application.failover.pinned_clock import PinnableClock
+from application.failover.primary import PrimaryState
 from application.failover.reads import RecordReads
+from application.failover.report import JournalInspector
 from application.failover.views import JournalViews
 from application.failover.writes import Writes
 from application.ports.audit_log import AuditLog
@@ -48,10 +51,7 @@ from application.ports.use_case_locator import UseCaseLocator
 from application.ports.worker_logs import WorkerLogs
 from application.services.api_keys import ApiKeyVerifier
 from application.services.audit_trail import AuditTrail
-from application.services.journal_report import JournalInspector
 from application.services.payloads import PayloadStore
-from application.services.pinned_clock import PinnableClock
-from application.services.primary_state import PrimaryState
 from application.services.publisher import RecordPublisher
 from application.services.record_cache import RecordCache
 from application.services.record_writer import RecordWriter

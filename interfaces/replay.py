@@ -17,15 +17,15 @@ from dishka import AsyncContainer
 
 from application.errors import BackendUnavailableError
 from application.failover.handlers import WriteHandlers
+from application.failover.primary import PrimaryState
+from application.failover.replay import ReplayJournal
 from application.ports.audit_log import AuditLog
 from application.ports.clock import Clock
 from application.ports.evaluation_repository import EvaluationRepository
 from application.ports.journal import Journal
 from application.ports.replay_marks import ReplayMarks
 from application.ports.unit_of_work import UnitOfWork
-from application.services.primary_state import PrimaryState
 from application.services.record_cache import RecordCache
-from application.use_cases.replay_journal import ReplayJournal
 from domain.audit import AuditContext
 from infrastructure.metrics import failover_state
 from interfaces import acting

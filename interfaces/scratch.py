@@ -16,9 +16,9 @@ from typing import TypeVar
 from dishka import AsyncContainer, Scope
 
 from application.failover.handlers import WriteHandlers
+from application.failover.pinned_clock import pinned
 from application.intents import JournalEntry, Target, WriteIntent
 from application.ports.scratch_store import ScratchStore, ScratchStores
-from application.services.pinned_clock import pinned
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from domain.timeline import EvaluationEvent, LogSlice

@@ -4,13 +4,13 @@ import contextlib
 from dataclasses import dataclass
 
 from application.errors import ApplicationError, BackendUnavailableError
+from application.failover.primary import PrimaryState
 from application.intents import CreateIntent, JournalEntry
 from application.ports.evaluation_repository import EvaluationRepository
 from application.ports.journal import Journal
 from application.ports.replay_marks import ReplayMarks
 from application.ports.scratch_store import ScratchStore, ScratchStores
 from application.ports.unit_of_work import UnitOfWork
-from application.services.primary_state import PrimaryState
 from application.services.record_cache import RecordCache
 from domain.errors import DomainError
 from domain.evaluation import Evaluation

@@ -23,6 +23,8 @@ from application.backends import Backend
 from application.errors import BackendUnavailableError, WriteAcceptedError
 from application.failover.handlers import WriteHandlers
 from application.failover.journaled import JournaledWrites
+from application.failover.pinned_clock import pinned
+from application.failover.primary import PrimaryState
 from application.intents import (
     AppendLogIntent,
     AttachPayloadIntent,
@@ -40,8 +42,6 @@ from application.ports.clock import Clock
 from application.ports.journal import Journal
 from application.ports.unit_of_work import UnitOfWork
 from application.ports.use_case_locator import UseCaseLocator
-from application.services.pinned_clock import pinned
-from application.services.primary_state import PrimaryState
 from application.use_cases.celery_update import CeleryOutcome, CeleryUpdate
 from application.use_cases.create_evaluation import NewEvaluation
 from application.use_cases.evaluation_content import UploadPayload

@@ -6,12 +6,12 @@ import msgspec
 
 from application.backends import Backend
 from application.errors import BackendUnavailableError, UnknownBackendError
+from application.failover.report import JournalInspector
 from application.ports.backend_inspector import BackendInspector
 from application.ports.blob_store import BlobEntry, BlobStore
 from application.ports.evaluation_queries import EvaluationQueries
 from application.ports.health_probe import HealthProbe
 from application.queries import BackendReport, BackendState, EvaluationQuery
-from application.services.journal_report import JournalInspector
 from application.services.single_flight import SingleFlight
 from domain.evaluation import Evaluation
 

@@ -3,7 +3,7 @@
 import click
 from dishka import AsyncContainer
 
-from application.use_cases.replay_journal import ReplayReport
+from application.failover.replay import ReplayReport
 from interfaces.cli.common import (
     CONTEXT_SETTINGS,
     echo_json,

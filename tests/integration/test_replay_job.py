@@ -9,8 +9,8 @@ import anyio
 import pytest
 from dishka import make_async_container
 
+from application.failover.primary import PrimaryState
 from application.ports.journal import Journal
-from application.services.primary_state import PrimaryState
 from infrastructure.clock import SystemClock
 from infrastructure.files.journal import FileJournal
 from interfaces.providers import build_providers

@@ -22,7 +22,10 @@ from application.errors import (
     WriteAcceptedError,
 )
 from application.failover.handlers import WriteHandlers, handled
+from application.failover.pinned_clock import PinnableClock
+from application.failover.primary import PrimaryState
 from application.failover.reads import RecordReads
+from application.failover.replay import ReplayJournal
 from application.failover.writes import Writes
 from application.intents import CreateIntent, Intent, Target, UpdateIntent
 from application.ports.audit_log import AuditLog, AuditQuery
@@ -31,13 +34,10 @@ from application.ports.journal import Journal
 from application.ports.replay_marks import ReplayMarks
 from application.ports.unit_of_work import UnitOfWork
 from application.services.payloads import PayloadStore
-from application.services.pinned_clock import PinnableClock
-from application.services.primary_state import PrimaryState
 from application.services.record_cache import RecordCache
 from application.use_cases.celery_update import CeleryUpdate
 from application.use_cases.create_evaluation import NewEvaluation
 from application.use_cases.events import NewEvent
-from application.use_cases.replay_journal import ReplayJournal
 from application.use_cases.update_evaluation import EvaluationChanges
 from domain.audit import AuditAction, AuditContext
 from domain.errors import InvalidTextError

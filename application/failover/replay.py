@@ -24,6 +24,8 @@ import structlog
 
 from application.backends import Backend
 from application.errors import ApplicationError, BackendUnavailableError, VersionConflictError
+from application.failover.pinned_clock import pinned
+from application.failover.primary import PrimaryState
 from application.intents import (
     AppendLogIntent,
     CreateIntent,
@@ -35,8 +37,6 @@ from application.intents import (
 from application.ports.audit_log import AuditQuery
 from application.ports.journal import Journal
 from application.ports.replay_scopes import ReplayScopes, ReplayUnit
-from application.services.pinned_clock import pinned
-from application.services.primary_state import PrimaryState
 from domain.audit import AuditContext
 from domain.errors import DomainError
 from domain.identifiers import EvaluationId

@@ -1,0 +1,100 @@
+"""The record cache, running registry, log tail and worker logs: Redis or in-process."""
+
+from collections.abc import AsyncIterator
+
+from dishka import (
+    Provider,
+    Scope,
+    provide,
+)
+
+from application.ports.log_tail import LogTail
+from application.ports.running_registry import RunningRegistry
+from application.ports.worker_logs import WorkerLogs
+from application.services.record_cache import RecordCache
+from infrastructure.memory.cache import MemoryCache, MemoryCacheInspector
+from infrastructure.memory.log_tail import MemoryLogTail, NoLogTail
+from infrastructure.memory.running_registry import MemoryRunningRegistry
+from infrastructure.memory.worker_logs import NoWorkerLogs
+from infrastructure.redis.cache import RedisCache
+from infrastructure.redis.connection import RedisConnection
+from infrastructure.redis.inspector import RedisInspector
+from infrastructure.redis.log_tail import RedisLogTail
+from infrastructure.redis.running_registry import RedisRunningRegistry
+from infrastructure.redis.worker_logs import RedisWorkerLogs
+from interfaces.providers.keys import CacheInspector
+from interfaces.settings import Settings
+
+# The latest log bytes kept per running evaluation for tailing (``logs:{<id>}:latest``).
+LOG_TAIL_BYTES = 256 * 1024
+
+
+class RedisProvider(Provider):
+    """Cache and running registry in Redis; both survive a Redis outage by design."""
+
+    scope = Scope.APP
+
+    @provide
+    async def connection(self, settings: Settings) -> AsyncIterator[RedisConnection]:
+        assert settings.redis_url is not None
+        connection = RedisConnection(
+            settings.redis_url, timeout_s=settings.redis_timeout_s, cluster=settings.redis_cluster
+        )
+        yield connection
+        await connection.close()
+
+    @provide
+    def record_cache(self, connection: RedisConnection, settings: Settings) -> RecordCache:
+        if not settings.enable_caching:
+            return RecordCache(None)
+        return RecordCache(
+            RedisCache(connection, ttl_seconds=settings.cache_ttl, prefix=settings.redis_key_prefix)
+        )
+
+    @provide
+    def running(self, connection: RedisConnection, settings: Settings) -> RunningRegistry:
+        return RedisRunningRegistry(connection, prefix=settings.redis_key_prefix)
+
+    @provide
+    def worker_logs(self, connection: RedisConnection, settings: Settings) -> WorkerLogs:
+        # Read whether or not this service caches: the platform's worker writes it anyway.
+        return RedisWorkerLogs(connection, prefix=settings.redis_key_prefix)
+
+    @provide
+    def inspector(self, connection: RedisConnection, settings: Settings) -> CacheInspector:
+        return RedisInspector(connection, prefix=settings.redis_key_prefix)
+
+    @provide
+    def log_tail(self, connection: RedisConnection, settings: Settings) -> LogTail:
+        if not settings.enable_caching:
+            return NoLogTail()
+        return RedisLogTail(
+            connection,
+            max_bytes=LOG_TAIL_BYTES,
+            ttl_seconds=settings.cache_ttl,
+            prefix=settings.redis_key_prefix,
+        )
+
+
+class InProcessCacheProvider(Provider):
+    """Cache and running registry inside this process (no ``REDIS_URL``)."""
+
+    scope = Scope.APP
+    running = provide(MemoryRunningRegistry, provides=RunningRegistry)
+    worker_logs = provide(NoWorkerLogs, provides=WorkerLogs)
+
+    @provide
+    def cache(self, settings: Settings) -> MemoryCache:
+        return MemoryCache(ttl_seconds=settings.cache_ttl)
+
+    @provide
+    def record_cache(self, cache: MemoryCache, settings: Settings) -> RecordCache:
+        return RecordCache(cache if settings.enable_caching else None)
+
+    @provide
+    def inspector(self, cache: MemoryCache) -> CacheInspector:
+        return MemoryCacheInspector(cache)
+
+    @provide
+    def log_tail(self, settings: Settings) -> LogTail:
+        return MemoryLogTail(LOG_TAIL_BYTES) if settings.enable_caching else NoLogTail()

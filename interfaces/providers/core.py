@@ -1,0 +1,142 @@
+"""Settings, clock, services and use cases: the same whatever the adapters."""
+
+from dishka import (
+    Provider,
+    Scope,
+    from_context,
+    provide,
+    provide_all,
+)
+
+from application.failover.pinned_clock import PinnableClock
+from application.ports.blob_store import BlobStore
+from application.ports.clock import Clock
+from application.services.api_keys import ApiKeyVerifier
+from application.services.audit_trail import AuditTrail
+from application.services.payloads import PayloadStore
+from application.services.publisher import RecordPublisher
+from application.use_cases.activity import GetActivity
+from application.use_cases.audit import ListAuditLog
+from application.use_cases.browse_blobs import BrowseBlobs
+from application.use_cases.celery_update import ApplyCeleryUpdate
+from application.use_cases.check_storage import CheckStorage
+from application.use_cases.cleanup import CleanupEvaluations
+from application.use_cases.create_evaluation import CreateEvaluation
+from application.use_cases.delete_evaluation import DeleteEvaluation
+from application.use_cases.evaluation_content import (
+    AttachPayload,
+    GetCompleteEvaluation,
+    ReadPayload,
+    UploadPayload,
+)
+from application.use_cases.events import ListEvents, RecordEvent
+from application.use_cases.export_evaluations import ExportEvaluations
+from application.use_cases.get_evaluation import GetEvaluation, GetEvaluationFields
+from application.use_cases.import_evaluations import ImportEvaluation
+from application.use_cases.list_evaluations import ListEvaluationFields, ListEvaluations
+from application.use_cases.logs import AppendLog, GetEvaluationLogs, ReadLog
+from application.use_cases.object_storage import GetPayloadUrl, TierPayloads
+from application.use_cases.rebuild_cache import RebuildCache
+from application.use_cases.running_evaluations import (
+    GetRunningEvaluation,
+    ListRunningEvaluations,
+    RebuildRunningRegistry,
+)
+from application.use_cases.statistics import GetStatistics
+from application.use_cases.storage_report import (
+    DescribeStorage,
+    GetBackendDetails,
+    GetDatabaseDetails,
+    GetFileDetails,
+    GetStorageOverview,
+    StorageConfiguration,
+)
+from application.use_cases.update_evaluation import ChangeApplier, UpdateEvaluation
+from application.use_cases.warm_cache import WarmCache
+from domain.audit import AuditContext
+from domain.limits import InputLimits
+from infrastructure.clock import SystemClock
+from interfaces import acting
+from interfaces.providers.blobs import BlobPlacement
+from interfaces.settings import Settings
+from interfaces.storage_configuration import storage_configuration
+
+
+class CoreProvider(Provider):
+    """Settings, clock, services and use cases: the same whatever the adapters."""
+
+    settings = from_context(provides=Settings, scope=Scope.APP)
+
+    @provide(scope=Scope.APP)
+    def clock(self) -> Clock:
+        return PinnableClock(SystemClock())
+
+    @provide(scope=Scope.APP)
+    def payloads(
+        self, blobs: BlobStore, settings: Settings, placement: BlobPlacement
+    ) -> PayloadStore:
+        return PayloadStore(
+            blobs, settings.thresholds, location=placement.location, others=placement.others
+        )
+
+    @provide(scope=Scope.APP)
+    def configuration(self, settings: Settings) -> StorageConfiguration:
+        return storage_configuration(settings)
+
+    services = provide_all(RecordPublisher, ChangeApplier, scope=Scope.APP)
+
+    @provide(scope=Scope.APP)
+    def limits(self, settings: Settings) -> InputLimits:
+        return settings.limits
+
+    @provide(scope=Scope.APP)
+    def api_keys(self, settings: Settings) -> ApiKeyVerifier:
+        return ApiKeyVerifier(settings.api_keys)
+
+    # Set by the HTTP guard per request and by the CLI per command; else "system".
+    @provide(scope=Scope.REQUEST)
+    def audit_context(self) -> AuditContext:
+        return acting.current()
+
+    audit = provide(AuditTrail, scope=Scope.REQUEST)
+
+    use_cases = provide_all(
+        CreateEvaluation,
+        ListAuditLog,
+        GetEvaluation,
+        GetEvaluationFields,
+        UpdateEvaluation,
+        DeleteEvaluation,
+        ListEvaluations,
+        ListEvaluationFields,
+        ListRunningEvaluations,
+        GetRunningEvaluation,
+        RebuildRunningRegistry,
+        AppendLog,
+        ReadLog,
+        GetEvaluationLogs,
+        RecordEvent,
+        ListEvents,
+        ApplyCeleryUpdate,
+        GetCompleteEvaluation,
+        ReadPayload,
+        UploadPayload,
+        AttachPayload,
+        CheckStorage,
+        GetStatistics,
+        DescribeStorage,
+        GetStorageOverview,
+        GetBackendDetails,
+        GetDatabaseDetails,
+        GetFileDetails,
+        GetActivity,
+        BrowseBlobs,
+        CleanupEvaluations,
+        WarmCache,
+        RebuildCache,
+        ExportEvaluations,
+        ImportEvaluation,
+        GetPayloadUrl,
+        TierPayloads,
+        scope=Scope.REQUEST,
+    )

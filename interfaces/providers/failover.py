@@ -1,0 +1,134 @@
+"""The write path: the record writer, the failover journal, the journal views' scratch."""
+
+from collections.abc import AsyncIterator
+
+from dishka import (
+    AsyncContainer,
+    Provider,
+    Scope,
+    from_context,
+    make_async_container,
+    provide,
+    provide_all,
+)
+
+from application.failover.handlers import WriteHandlers
+from application.failover.journaled import JournaledWrites, RecordLocks
+from application.failover.primary import PrimaryState
+from application.failover.reads import RecordReads
+from application.failover.views import JournalViews
+from application.failover.writes import Writes
+from application.ports.audit_log import AuditLog
+from application.ports.blob_store import BlobStore
+from application.ports.clock import Clock
+from application.ports.evaluation_repository import EvaluationRepository
+from application.ports.journal import Journal
+from application.ports.running_registry import RunningRegistry
+from application.ports.scratch_store import ScratchStores
+from application.ports.unit_of_work import UnitOfWork
+from application.ports.use_case_locator import UseCaseLocator
+from application.services.audit_trail import AuditTrail
+from application.services.payloads import PayloadStore
+from application.services.publisher import RecordPublisher
+from application.services.record_writer import RecordWriter
+from application.use_cases.update_evaluation import ChangeApplier
+from domain.audit import AuditContext
+from infrastructure.files.journal import FileJournal
+from infrastructure.memory.audit import MemoryAuditLog
+from infrastructure.memory.blob_store import MemoryBlobStore
+from infrastructure.memory.evaluations import MemoryDatabase
+from infrastructure.memory.journal import MemoryJournal, NoJournal
+from infrastructure.memory.running_registry import MemoryRunningRegistry
+from interfaces.providers.selection import selected
+from interfaces.scratch import ContainerScratchStores
+from interfaces.settings import FallbackBackend, Settings
+
+
+class FailoverProvider(Provider):
+    """Every write's path: the record writer, the journal and its scratch deployment."""
+
+    @provide(scope=Scope.APP)
+    async def journal(self, settings: Settings) -> AsyncIterator[Journal]:
+        if settings.fallback_backend is FallbackBackend.MEMORY:
+            yield MemoryJournal()
+        elif settings.fallback_backend is FallbackBackend.NONE:
+            yield NoJournal()
+        else:
+            journal = FileJournal(settings.file_storage_path)
+            yield journal
+            journal.close()
+
+    @provide(scope=Scope.APP)
+    async def scratch(self, clock: Clock, settings: Settings) -> AsyncIterator[ScratchStores]:
+        scratch = settings.for_scratch()
+        stores = ContainerScratchStores(
+            lambda: make_async_container(
+                *selected(scratch),
+                FailoverProvider(),
+                ScratchProvider(),
+                context={Settings: scratch, Clock: clock},
+                # The session-scoped stores below would fail the scope check of the
+                # inspectors, which a scratch deployment never builds.
+                skip_validation=True,
+            )
+        )
+        yield stores
+        await stores.close()
+
+    @provide(scope=Scope.REQUEST)
+    def writer(
+        self,
+        repository: EvaluationRepository,
+        uow: UnitOfWork,
+        clock: Clock,
+        payloads: PayloadStore,
+        publisher: RecordPublisher,
+        audit: AuditTrail,
+        settings: Settings,
+    ) -> RecordWriter:
+        budget_s = settings.db_statement_timeout_ms / 1000
+        return RecordWriter(repository, uow, clock, payloads, publisher, audit, budget_s)
+
+    writes = provide_all(
+        WriteHandlers, JournalViews, JournaledWrites, Writes, RecordReads, scope=Scope.REQUEST
+    )
+    primary = provide(PrimaryState, scope=Scope.APP)
+    locks = provide(RecordLocks, scope=Scope.APP)
+
+    @provide(scope=Scope.REQUEST)
+    def locate(self, container: AsyncContainer) -> UseCaseLocator:
+        return container
+
+
+class ScratchProvider(Provider):
+    """A journal view's deployment: the app's clock, the actor ``journal``, no journal,
+    and a database and blob store per session (one session per view)."""
+
+    clock = from_context(provides=Clock, scope=Scope.APP, override=True)
+    database = provide(MemoryDatabase, scope=Scope.SESSION, override=True)
+    applier = provide(ChangeApplier, scope=Scope.SESSION, override=True)
+    publisher = provide(RecordPublisher, scope=Scope.SESSION, override=True)
+    audit_log = provide(MemoryAuditLog, provides=AuditLog, scope=Scope.SESSION, override=True)
+    running = provide(
+        MemoryRunningRegistry, provides=RunningRegistry, scope=Scope.SESSION, override=True
+    )
+
+    @provide(scope=Scope.SESSION, override=True)
+    def store(self) -> MemoryBlobStore:
+        return MemoryBlobStore()
+
+    @provide(scope=Scope.SESSION, override=True)
+    def blobs(self, store: MemoryBlobStore) -> BlobStore:
+        return store
+
+    @provide(scope=Scope.SESSION, override=True)
+    def payloads(self, blobs: BlobStore, settings: Settings) -> PayloadStore:
+        return PayloadStore(blobs, settings.thresholds)
+
+    @provide(scope=Scope.APP, override=True)
+    def journal(self) -> Journal:
+        return NoJournal()
+
+    @provide(scope=Scope.REQUEST, override=True)
+    def audit_context(self) -> AuditContext:
+        return AuditContext(actor="journal")

@@ -1,0 +1,44 @@
+"""One provider per port, chosen from the settings."""
+
+from dishka import Provider
+
+from interfaces.providers.blobs import (
+    FileBlobProvider,
+    MemoryBlobProvider,
+    NoBlobUrlsProvider,
+    S3BlobProvider,
+    S3Provider,
+    TieringPlacementProvider,
+)
+from interfaces.providers.cache import InProcessCacheProvider, RedisProvider
+from interfaces.providers.core import CoreProvider
+from interfaces.providers.inspectors import InspectorsProvider
+from interfaces.providers.records import (
+    MemoryRecordsProvider,
+    PostgresWritePathsProvider,
+    SqlProvider,
+    SqlWritePathsProvider,
+)
+from interfaces.settings import BlobBackend, Settings, StorageBackend
+
+
+def selected(settings: Settings) -> list[Provider]:
+    """Pick one adapter per port from the settings."""
+    records: list[Provider]
+    if settings.storage_backend is StorageBackend.MEMORY:
+        records = [MemoryRecordsProvider()]
+    elif settings.is_postgres:
+        records = [SqlProvider(), PostgresWritePathsProvider()]
+    else:
+        records = [SqlProvider(), SqlWritePathsProvider()]
+    blobs: list[Provider]
+    if settings.storage_backend is StorageBackend.MEMORY:
+        blobs = [MemoryBlobProvider(), NoBlobUrlsProvider()]
+    elif settings.blob_backend is BlobBackend.S3:
+        blobs = [S3Provider(), S3BlobProvider()]
+    elif settings.s3_configured:
+        blobs = [FileBlobProvider(), S3Provider(), TieringPlacementProvider()]
+    else:
+        blobs = [FileBlobProvider(), NoBlobUrlsProvider()]
+    cache: Provider = RedisProvider() if settings.redis_url else InProcessCacheProvider()
+    return [CoreProvider(), *records, *blobs, cache, InspectorsProvider()]

@@ -16,9 +16,9 @@ import anyio
 from dishka import AsyncContainer
 
 from application.errors import BackendUnavailableError
-from application.failover.handlers import WriteHandlers
 from application.failover.primary import PrimaryState
 from application.failover.replay import ReplayJournal
+from application.failover.writes import WriteHandlers
 from application.ports.audit_log import AuditLog
 from application.ports.clock import Clock
 from application.ports.evaluation_repository import EvaluationRepository

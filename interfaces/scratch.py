@@ -15,8 +15,8 @@ from typing import TypeVar
 
 from dishka import AsyncContainer, Scope
 
-from application.failover.handlers import WriteHandlers
 from application.failover.pinned_clock import pinned
+from application.failover.writes import WriteHandlers
 from application.intents import JournalEntry, Target, WriteIntent
 from application.ports.scratch_store import ScratchStore, ScratchStores
 from domain.evaluation import Evaluation

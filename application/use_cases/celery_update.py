@@ -4,8 +4,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from application.errors import InvalidRequestError
-from application.services.record_writer import RecordWriter
-from application.use_cases.update_evaluation import ChangeApplier, EvaluationChanges
+from application.use_cases.update_evaluation import ChangeApplier, EvaluationChanges, RecordWriter
 from domain.audit import AuditAction
 from domain.celery import (
     CELERY_STATE_TO_STATUS,

@@ -1,5 +1,5 @@
 from application.ports.clock import Clock
-from application.services.record_writer import RecordWriter
+from application.use_cases.update_evaluation import RecordWriter
 from domain.audit import AuditAction
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId

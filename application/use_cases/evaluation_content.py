@@ -11,8 +11,8 @@ from application.ports.event_log import EventLog
 from application.ports.log_store import LogStore
 from application.ports.unit_of_work import UnitOfWork
 from application.services.payloads import PayloadStore
-from application.services.record_writer import RecordWriter
 from application.use_cases.storage_report import StorageConfiguration
+from application.use_cases.update_evaluation import RecordWriter
 from domain.audit import AuditAction
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId

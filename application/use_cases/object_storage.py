@@ -12,7 +12,7 @@ from application.ports.clock import Clock
 from application.ports.evaluation_repository import EvaluationRepository
 from application.ports.unit_of_work import UnitOfWork
 from application.services.payloads import PayloadStore
-from application.services.record_writer import RecordWriter
+from application.use_cases.update_evaluation import RecordWriter
 from domain.audit import AuditAction
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId, parse_evaluation_id

@@ -1,19 +1,179 @@
+"""Changing a stored record: the changes a request asks for, how they apply, and the
+one way a stored record changes (``RecordWriter``), which every record write shares.
+
+Concurrent writers of one evaluation never overwrite each other silently: the
+store refuses a save whose version moved on, and the change is re-applied to
+the fresh record. Several writers of one record are the platform's normal case
+(its worker, Celery tasks and gateway), so a plain write waits its turn for as
+long as a statement may run, never failing because another got there first. A
+caller that pinned a version (``If-Match``) gets ``PreconditionFailedError``
+instead of a retry.
+"""
+
+import contextlib
+import copy
+import secrets
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
+import anyio
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from application.errors import (
+    BackendUnavailableError,
+    EvaluationNotFoundError,
+    PreconditionFailedError,
+    VersionConflictError,
+)
 from application.ports.clock import Clock
+from application.ports.evaluation_repository import EvaluationRepository
+from application.ports.unit_of_work import UnitOfWork
+from application.services.audit_trail import AuditTrail
 from application.services.payloads import PayloadStore
-from application.services.record_writer import RecordWriter
-from domain.audit import AuditAction
+from application.services.publisher import RecordPublisher
+from domain.audit import AuditAction, changed_fields
 from domain.evaluation import Evaluation, ensure_storable_json
 from domain.identifiers import EvaluationId
 from domain.limits import InputLimits
 from domain.payload import PayloadKind, StoredPayload
 from domain.status import EvaluationStatus, StatusMove, judge_move
 from domain.timestamps import as_utc
+
+Mutation = Callable[[Evaluation], Awaitable[bool]]
+# How long a plain write keeps retrying after conflicts: the statement timeout's default.
+CONFLICT_BUDGET_S = 30.0
+# Between attempts after a conflict: up to 1, 2, 4 … ms (capped at 50), randomised so that
+# writers racing on one record stop colliding in lockstep.
+BACKOFF_BASE_S = 0.001
+BACKOFF_CAP_S = 0.05
+
+
+class RecordWriter:
+    def __init__(
+        self,
+        repository: EvaluationRepository,
+        uow: UnitOfWork,
+        clock: Clock,
+        payloads: PayloadStore,
+        publisher: RecordPublisher,
+        audit: AuditTrail,
+        conflict_budget_s: float = CONFLICT_BUDGET_S,
+    ) -> None:
+        self._conflict_budget_s = conflict_budget_s
+        self._repository = repository
+        self._uow = uow
+        self._clock = clock
+        self._payloads = payloads
+        self._publisher = publisher
+        self._audit = audit
+
+    async def load(self, evaluation_id: EvaluationId) -> Evaluation:
+        evaluation = await self._repository.get(evaluation_id)
+        if evaluation is None:
+            raise EvaluationNotFoundError(evaluation_id)
+        return evaluation
+
+    async def change(
+        self,
+        evaluation_id: EvaluationId,
+        mutate: Mutation,
+        *,
+        action: AuditAction,
+        expected_version: int | None = None,
+        keep: frozenset[str] = frozenset(),
+    ) -> tuple[Evaluation, bool]:
+        """Apply ``mutate`` (returns whether it changed anything) and commit.
+
+        Returns the record as committed and whether a change was made; a change
+        is audited as ``action`` in its own transaction. Blobs
+        that ``mutate`` wrote for an attempt that did not reach the commit are
+        deleted (except the caller's own ``keep``); an error in the commit itself
+        leaves them, since the commit may have happened: at worst an orphan.
+        """
+        deadline = anyio.current_time() + self._conflict_budget_s
+        attempt = 0
+        while True:
+            before = await self.load(evaluation_id)
+            if attempt and anyio.current_time() > deadline:
+                raise VersionConflictError(evaluation_id, expected=before.version)
+            attempt += 1
+            if expected_version is not None and before.version != expected_version:
+                raise PreconditionFailedError(evaluation_id, expected_version, before.version)
+            after = copy.deepcopy(before)
+            try:
+                changed = await mutate(after)
+                if changed:
+                    after.touch(self._clock.now())
+                    await self._stage(before, after, action)
+            except VersionConflictError:
+                await self._conflicted(before, after, keep, expected_version, attempt - 1)
+                continue
+            except BaseException as error:
+                with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                    await self._payloads.discard_unsaved(before, after, keep)
+                    if isinstance(error, BackendUnavailableError):
+                        await self._publisher.restore(before)
+                raise
+            if not changed:
+                await self._payloads.discard_unsaved(before, after, keep)
+                return before, False
+            # A store may hold the update until the commit (to send it with its audit entry
+            # as one statement) and find the version moved on, or the record gone, only
+            # there; then nothing was written.
+            try:
+                await self._uow.commit()
+            except VersionConflictError:
+                await self._conflicted(before, after, keep, expected_version, attempt - 1)
+                continue
+            except EvaluationNotFoundError:
+                with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                    await self._uow.rollback()
+                    await self._payloads.discard_unsaved(before, after, keep)
+                raise
+            except BackendUnavailableError:
+                with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                    await self._publisher.restore(before)
+                raise
+            await self._publisher.after_commit(after, before)
+            await self._payloads.discard_replaced(before, after)
+            return after, True
+
+    async def _conflicted(
+        self,
+        before: Evaluation,
+        after: Evaluation,
+        keep: frozenset[str],
+        expected_version: int | None,
+        attempt: int,
+    ) -> None:
+        """Undo an attempt another writer overtook; wait before the next, or refuse ``If-Match``."""
+        await self._payloads.discard_unsaved(before, after, keep)
+        await self._uow.rollback()
+        if expected_version is not None:
+            current = await self.load(before.id)
+            raise PreconditionFailedError(before.id, expected_version, current.version) from None
+        await anyio.sleep(_backoff(attempt))
+
+    async def _stage(self, before: Evaluation, after: Evaluation, action: AuditAction) -> None:
+        """Everything up to the commit: snapshot, cache tombstone, compare-and-swap, audit."""
+        await self._payloads.write_snapshot(after)
+        await self._publisher.before_commit(after)
+        await self._repository.update(after, expected_version=before.version)
+        fields = changed_fields(before, after)
+        sizes: dict[str, int] = {
+            kind: payload.size
+            for kind in ("output", "error")
+            if kind in fields and (payload := getattr(after, kind)) is not None
+        }
+        await self._audit.record(action, after.id, fields=fields, sizes=sizes)
+
+
+def _backoff(attempt: int) -> float:
+    """Seconds to wait before attempt ``attempt + 1``: full jitter, exponential, capped."""
+    ceiling: float = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2.0**attempt)
+    return ceiling * secrets.randbelow(1001) / 1000
 
 
 class EvaluationChanges(msgspec.Struct, kw_only=True, frozen=True):

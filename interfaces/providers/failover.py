@@ -12,12 +12,11 @@ from dishka import (
     provide_all,
 )
 
-from application.failover.handlers import WriteHandlers
 from application.failover.journaled import JournaledWrites, RecordLocks
 from application.failover.primary import PrimaryState
 from application.failover.reads import RecordReads
 from application.failover.views import JournalViews
-from application.failover.writes import Writes
+from application.failover.writes import WriteHandlers, Writes
 from application.ports.audit_log import AuditLog
 from application.ports.blob_store import BlobStore
 from application.ports.clock import Clock
@@ -30,8 +29,7 @@ from application.ports.use_case_locator import UseCaseLocator
 from application.services.audit_trail import AuditTrail
 from application.services.payloads import PayloadStore
 from application.services.publisher import RecordPublisher
-from application.services.record_writer import RecordWriter
-from application.use_cases.update_evaluation import ChangeApplier
+from application.use_cases.update_evaluation import ChangeApplier, RecordWriter
 from domain.audit import AuditContext
 from infrastructure.files.journal import FileJournal
 from infrastructure.memory.audit import MemoryAuditLog

@@ -11,8 +11,8 @@ from dishka import AsyncContainer, Provider, Scope, make_async_container, provid
 
 from application.errors import EvaluationNotFoundError, PreconditionFailedError
 from application.ports.evaluation_repository import EvaluationRepository
-from application.services.record_writer import RecordWriter
 from application.use_cases.create_evaluation import CreateEvaluation, NewEvaluation
+from application.use_cases.update_evaluation import RecordWriter
 from domain.audit import AuditAction, AuditContext
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId

@@ -33,7 +33,6 @@ from application.services.audit_trail import AuditTrail
 from application.services.payloads import PayloadStore
 from application.services.publisher import RecordPublisher
 from application.services.record_cache import RecordCache
-from application.services.record_writer import RecordWriter
 from application.use_cases.celery_update import ApplyCeleryUpdate
 from application.use_cases.create_evaluation import CreateEvaluation
 from application.use_cases.delete_evaluation import DeleteEvaluation
@@ -54,7 +53,7 @@ from application.use_cases.running_evaluations import (
 )
 from application.use_cases.statistics import GetStatistics
 from application.use_cases.storage_report import StorageConfiguration
-from application.use_cases.update_evaluation import ChangeApplier, UpdateEvaluation
+from application.use_cases.update_evaluation import ChangeApplier, RecordWriter, UpdateEvaluation
 from domain.audit import AuditContext
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId

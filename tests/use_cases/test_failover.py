@@ -21,12 +21,11 @@ from application.errors import (
     EvaluationNotFoundError,
     WriteAcceptedError,
 )
-from application.failover.handlers import WriteHandlers, handled
 from application.failover.pinned_clock import PinnableClock
 from application.failover.primary import PrimaryState
 from application.failover.reads import RecordReads
 from application.failover.replay import ReplayJournal
-from application.failover.writes import Writes
+from application.failover.writes import WriteHandlers, Writes, handled
 from application.intents import CreateIntent, Intent, Target, UpdateIntent
 from application.ports.audit_log import AuditLog, AuditQuery
 from application.ports.evaluation_repository import EvaluationRepository

@@ -36,8 +36,10 @@ def ensure_storable_json(field: str, value: Any) -> None:
 # Metadata key that keeps the fields of a request body this service does not know.
 UNRECOGNIZED_KEY = "_unrecognized"
 
-# The largest runtime a record holds: the signed 32-bit milliseconds of its column.
-MAX_RUNTIME_MS = 2**31 - 1
+# The largest value of an INTEGER column (signed 32 bits): runtimes, retries, timeouts.
+INTEGER_MAX = 2**31 - 1
+# The largest runtime a record holds: the milliseconds of its INTEGER column.
+MAX_RUNTIME_MS = INTEGER_MAX
 
 
 class Evaluation(msgspec.Struct, kw_only=True):

@@ -8,7 +8,7 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
-SOURCES := domain application infrastructure interfaces migrations benchmarks tests
+SOURCES := domain application infrastructure interfaces migrations benchmarks tools tests
 PYTEST_ARGS ?= -n 2
 
 .DEFAULT_GOAL := help

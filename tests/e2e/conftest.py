@@ -7,6 +7,9 @@ import pytest
 
 from tests.pg_server import PgServer, throwaway_postgres
 
+# The harness's asserts (tests/e2e/harness.py) explain their failures like a test's own.
+pytest.register_assert_rewrite("tests.e2e.harness")
+
 
 @pytest.fixture
 def pg(tmp_path: Path) -> Iterator[PgServer]:

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 
 from infrastructure.sql.migrate import upgrade
+from tests.e2e.harness import replicas
 from tests.s3_server import S3Server, unique_prefix
 from tests.services import (
     TEST_REDIS_URL,
     drop_redis_keys,
     redis_test_prefix,
-    serve_subprocess,
     temporary_postgres_database,
 )
 
@@ -68,14 +68,13 @@ def test_two_replicas_share_everything_but_their_disks(
         }
         disks = {name: tmp_path / f"replica-{name}" for name in ("a", "b")}
         try:
-            with (
-                serve_subprocess(
-                    {**common, "FILE_STORAGE_PATH": str(disks["a"])}, tmp_path / "a.log"
-                ) as (a, _),
-                serve_subprocess(
-                    {**common, "FILE_STORAGE_PATH": str(disks["b"])}, tmp_path / "b.log"
-                ) as (b, _),
-            ):
+            with replicas(
+                (
+                    {**common, "FILE_STORAGE_PATH": str(disks["a"])},
+                    {**common, "FILE_STORAGE_PATH": str(disks["b"])},
+                ),
+                (tmp_path / "a.log", tmp_path / "b.log"),
+            ) as (a, b):
                 _exercise(a, b)
                 assert local_files(disks["a"]) == []
                 assert local_files(disks["b"]) == []

@@ -12,18 +12,14 @@ land after the previous one through the other: the final state (status, metadata
 log order) shows whether it did. During the outage a record created then is read
 through the replica that did not write last (its record, its log and its events),
 which works only because both read every segment of the shared journal. Afterwards
-PostgreSQL is checked directly against what the clients were told (the helpers of
-``tests/e2e/test_failover.py``): records exact, logs byte for byte in order, each
+PostgreSQL is checked directly against what the clients were told (the harness of
+the failover tests, ``tests/e2e/harness.py``): records exact, logs byte for byte in order, each
 event once, no mark left in ``journal_applied`` and no segment left on disk.
 """
 
 import asyncio
 import threading
 import time
-import traceback
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +27,17 @@ import httpx
 import pytest
 
 from infrastructure.sql.migrate import upgrade
-from tests.e2e.test_failover import (
+from tests.e2e.harness import (
     ACCEPTED,
     HTTP_TIMEOUT_S,
     Client,
     Expected,
     Ledger,
-    _connect,
     assert_primary_holds,
+    count,
     health,
+    replicas,
+    run_rounds,
     service_env,
     tail,
     wait_drained,
@@ -50,7 +48,6 @@ from tests.services import (
     drop_redis_keys,
     redis_test_prefix,
     serve_subprocess,
-    start_server,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
@@ -58,23 +55,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
 LANES = 4  # client threads, each writing through both replicas in turn
 OUTAGE_WRITES_S = 3.0
 MARKS_TIMEOUT_S = 10.0
-
-
-@contextmanager
-def replicas(env: dict[str, str], logs: tuple[Path, Path]) -> Iterator[tuple[str, str]]:
-    """Both replicas, started at once (the schema is migrated already); stopped after."""
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        starting = [pool.submit(start_server, env, log) for log in logs]
-    started = [future.result() for future in starting if future.exception() is None]
-    try:
-        for future in starting:
-            future.result()  # the first failure to start fails the test, with its log
-        yield started[0][1], started[1][1]
-    finally:
-        for process, _ in started:
-            process.terminate()
-        for process, _ in started:
-            process.wait(timeout=20)
+COUNT_MARKS = "SELECT count(*) FROM journal_applied"
 
 
 class Lane:
@@ -99,52 +80,18 @@ class Lane:
 def append_log(client: Client, expected: Expected, evaluation_id: str, content: str) -> None:
     """Append and check the answered offset: the log's length so far, whoever wrote it."""
     before = len("".join(expected.log).encode())
-    response = client.write("POST", f"/evaluations/{evaluation_id}/logs", {"content": content})
-    if response is None:
-        return
-    expected.log.append(content)
-    if response.status_code == 200:  # a 202 (the log is in the primary) has no offset
+    response = client.append_log(expected, evaluation_id, content)
+    # A 202 (the log is in the primary) has no offset.
+    if response is not None and response.status_code == 200:
         body = response.json()
         if (body.get("offset"), body.get("next_offset")) != (
             before,
             before + len(content.encode()),
         ):
             client.ledger.fail(
-                f"POST /evaluations/{evaluation_id}/logs through {client.http.base_url}: "
+                f"POST /evaluations/{evaluation_id}/logs {client.where}: "
                 f"offsets {body}, expected {before}"
             )
-
-
-def read_timeline(client: Client, expected: Expected, evaluation_id: str) -> None:
-    """The log and events of a record created during the outage, through ``client``."""
-    where = f"through {client.http.base_url}"
-    try:
-        log = client.http.get(f"/evaluations/{evaluation_id}/logs")
-        events = client.http.get(f"/evaluations/{evaluation_id}/events")
-    except httpx.HTTPError as exc:
-        client.ledger.fail(f"GET the timeline of {evaluation_id} {where}: {exc!r}")
-        return
-    for response in (log, events):
-        if response.status_code != 200:
-            client.ledger.fail(
-                f"GET {response.url.path} {where}: {response.status_code} {response.text[:300]}"
-            )
-            return
-    wanted_log = "".join(expected.log)
-    if log.json()["content"] != wanted_log:
-        client.ledger.fail(
-            f"GET /evaluations/{evaluation_id}/logs {where} is stale: "
-            f"{log.json()['content']!r} != {wanted_log!r}"
-        )
-    seen = [event["event_id"] for event in events.json()]
-    explicit = [event_id for event_id in seen if event_id in expected.event_ids]
-    if explicit != expected.event_ids or len(seen) != len(expected.event_ids) + len(
-        expected.anonymous_events
-    ):
-        client.ledger.fail(
-            f"GET /evaluations/{evaluation_id}/events {where} is stale: {seen}"
-            f" (expected {expected.event_ids} and {len(expected.anonymous_events)} anonymous)"
-        )
 
 
 def before_outage(lane: Lane) -> None:
@@ -190,13 +137,13 @@ def during_outage(lane: Lane, n: int) -> None:
         append_log(first, expected, evaluation_id, f"{evaluation_id} three\n")
         # B wrote last: A reads it all from the shared journal, and the other way round.
         first.read_back(expected, evaluation_id)
-        read_timeline(first, expected, evaluation_id)
+        first.read_timeline(expected, evaluation_id)
         if n % 3 == 2:
             first.update(expected, evaluation_id, {"status": "completed", "runtime_ms": n})
         else:
             first.celery(expected, evaluation_id, "SUCCESS", f"task-{evaluation_id}")
         second.read_back(expected, evaluation_id)
-        read_timeline(second, expected, evaluation_id)
+        second.read_timeline(expected, evaluation_id)
 
     # A record made before the outage: computed from the shared cache, or answered 202.
     if not lane.before:
@@ -212,34 +159,16 @@ def during_outage(lane: Lane, n: int) -> None:
 
 
 def outage_writer(lane: Lane, deadline: float) -> None:
-    try:
-        n = 0
-        while time.monotonic() < deadline:
-            during_outage(lane, n)
-            n += 1
-    except Exception:
-        lane.ledger.fail(f"lane {lane.lane} crashed:\n{traceback.format_exc()}")
-
-
-async def _count_marks(dsn: str) -> int:
-    connection = await _connect(dsn)
-    try:
-        return int(await connection.fetchval("SELECT count(*) FROM journal_applied"))
-    finally:
-        await connection.close()
+    run_rounds(
+        lane.ledger,
+        f"lane {lane.lane}",
+        lambda: time.monotonic() < deadline,
+        lambda n: during_outage(lane, n),
+    )
 
 
 def segments(journal: Path) -> list[str]:
     return sorted(path.name for path in journal.glob("*.jsonl")) if journal.exists() else []
-
-
-def assert_no_failures(ledger: Ledger, logs: tuple[Path, Path]) -> None:
-    assert not ledger.failures, (
-        f"{len(ledger.failures)} requests failed (not 2xx, no answer or a stale read):\n"
-        + "\n".join(ledger.failures[:20])
-        + f"\nanswers: {dict(ledger.answers)}"
-        + f"\n--- replica A ---\n{tail(logs[0])}\n--- replica B ---\n{tail(logs[1])}"
-    )
 
 
 def assert_degraded_alike(bases: tuple[str, str], logs: tuple[Path, Path]) -> None:
@@ -272,12 +201,12 @@ def test_two_replicas_journal_into_one_directory_and_replay_it_once(
     ledger = Ledger()
     try:
         upgrade(pg.url)
-        with replicas(env, logs) as bases:
+        with replicas((env, env), logs) as bases:
             lanes = [Lane(bases, ledger, lane) for lane in range(LANES)]
             try:
                 for lane in lanes:
                     before_outage(lane)
-                assert_no_failures(ledger, logs)
+                ledger.assert_no_failures(*logs)
                 assert len(ledger.records) == 2 * LANES
 
                 pg.stop("immediate")
@@ -294,7 +223,7 @@ def test_two_replicas_journal_into_one_directory_and_replay_it_once(
             finally:
                 for lane in lanes:
                     lane.close()
-            assert_no_failures(ledger, logs)
+            ledger.assert_no_failures(*logs)
             assert len(ledger.records) > 4 * LANES, ledger.answers  # several rounds each
             # Appends to logs held by the primary cannot be computed: journaled, 202.
             assert ledger.answers[ACCEPTED] > 0, ledger.answers
@@ -308,8 +237,8 @@ def test_two_replicas_journal_into_one_directory_and_replay_it_once(
             for base, log in zip(bases, logs, strict=True):
                 wait_drained(base, log)
             assert wait_until(
-                lambda: asyncio.run(_count_marks(pg.dsn)) == 0, MARKS_TIMEOUT_S, 0.2
-            ), f"journal_applied still holds {asyncio.run(_count_marks(pg.dsn))} marks"
+                lambda: asyncio.run(count(pg.dsn, COUNT_MARKS)) == 0, MARKS_TIMEOUT_S, 0.2
+            ), f"journal_applied still holds {asyncio.run(count(pg.dsn, COUNT_MARKS))} marks"
             assert segments(journal) == [], "the replayed segments are deleted"
             assert_primary_holds(pg, ledger)
 
@@ -321,7 +250,7 @@ def test_two_replicas_journal_into_one_directory_and_replay_it_once(
                         client.read_back(expected, evaluation_id)
                 finally:
                     client.close()
-            assert_no_failures(ledger, logs)
+            ledger.assert_no_failures(*logs)
     finally:
         asyncio.run(drop_redis_keys(prefix))
 

@@ -60,28 +60,25 @@ def curl(*args: str) -> tuple[int, Any]:
     return int(status), json.loads(body) if body.strip() else None
 
 
+def curl_json(method: str, url: str, data: str) -> tuple[int, Any]:
+    """``curl -X METHOD URL -H "Content-Type: application/json" -d DATA``, as the spec writes it."""
+    return curl("-X", method, url, "-H", "Content-Type: application/json", "-d", data)
+
+
 def test_every_curl_example_of_the_spec(server: str) -> None:
     status, info = curl(f"{server}/storage-info")
     assert status == 200 and info["large_file_threshold"] == 102400
 
-    status, created = curl(
-        "-X",
+    status, created = curl_json(
         "POST",
         f"{server}/evaluations",
-        "-H",
-        "Content-Type: application/json",
-        "-d",
         '{\n    "id": "test-123",\n    "code": "print(\\"Hello\\")",\n    "language": "python",\n    "status": "queued"\n  }',
     )
     assert status == 200 and created["id"] == "test-123" and created["code"] == 'print("Hello")'
 
-    status, created = curl(
-        "-X",
+    status, created = curl_json(
         "POST",
         f"{server}/evaluations",
-        "-H",
-        "Content-Type: application/json",
-        "-d",
         """{
     "id": "eval_20240701_120000_abc123",
     "code": "for i in range(10):\\n    print(f\\"Count: {i}\\")",
@@ -95,13 +92,9 @@ def test_every_curl_example_of_the_spec(server: str) -> None:
     )
     assert status == 200 and created["metadata"] == {"submitted_by": "api", "priority": "normal"}
 
-    status, updated = curl(
-        "-X",
+    status, updated = curl_json(
         "PUT",
         f"{server}/evaluations/eval_20240701_120000_abc123",
-        "-H",
-        "Content-Type: application/json",
-        "-d",
         '{\n    "status": "completed",\n    "output": "Count: 0\\nCount: 1\\n...",\n    "runtime_ms": 150\n  }',
     )
     assert status == 200 and updated["status"] == "completed" and updated["runtime_ms"] == 150
@@ -120,23 +113,15 @@ def test_every_curl_example_of_the_spec(server: str) -> None:
     status, running = curl(f"{server}/evaluations/running")
     assert status == 200 and running["count"] == 0
 
-    status, _ = curl(
-        "-X",
+    status, _ = curl_json(
         "POST",
         f"{server}/evaluations",
-        "-H",
-        "Content-Type: application/json",
-        "-d",
         '{"id": "eval_123", "code": "x"}',
     )
     assert status == 200
-    status, celery = curl(
-        "-X",
+    status, celery = curl_json(
         "POST",
         f"{server}/evaluations/eval_123/celery-update",
-        "-H",
-        "Content-Type: application/json",
-        "-d",
         '{\n    "celery_task_id": "celery-task-456",\n    "task_state": "SUCCESS",\n    "retries": 0,\n    "output": "Task completed successfully"\n  }',
     )
     assert status == 200 and celery["applied"] is True

@@ -46,6 +46,7 @@ from domain.status import EvaluationStatus
 from infrastructure.postgres.evaluations import SELECT_LIVE
 from infrastructure.sql.engine import create_engine, create_session_maker
 from infrastructure.sql.evaluation_queries import SqlEvaluationQueries
+from interfaces.settings import DatabaseSettings
 
 DOC = ROOT / "docs" / "bench-scale.md"
 SECTION = "make bench-scale"
@@ -56,16 +57,6 @@ COLD_READS = 20
 LIST_TARGET_MS = 5.0
 STATISTICS_TARGET_MS = 50.0
 SLOW_MS = 1000.0
-
-
-@dataclass(frozen=True)
-class ScaleSettings:
-    """What ``create_engine`` needs (``DatabaseSettings``)."""
-
-    database_url: str
-    db_pool_size: int = 2
-    db_statement_timeout_ms: int = 600_000
-    db_connect_timeout_s: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -153,7 +144,7 @@ async def _timed(work: Callable[[], Awaitable[Any]]) -> float:
 
 
 async def measure(dsn: str, data: ScaleData, repeat: int) -> list[Read]:
-    engine = create_engine(ScaleSettings(dsn))
+    engine = create_engine(DatabaseSettings(url=dsn, pool_size=2, statement_timeout_ms=600_000))
     capture = Capture(engine)
     sessions = create_session_maker(engine)
     connection = await asyncpg.connect(dsn)

@@ -52,19 +52,12 @@ from infrastructure.sql.migrate import upgrade_engine
 from infrastructure.sql.rows import evaluation_values
 from infrastructure.sql.tables import evaluation_events, evaluations, log_chunks
 from infrastructure.sql.timeline import SqlEventLog, SqlLogStore
+from interfaces.settings import DatabaseSettings
 
 Operation = Callable[[int], Awaitable[None]]
 
 CODE = "import math\nprint(sum(math.sqrt(i) for i in range(1000)))\n"
 LOG_LINE = "step 17/100 loss=0.4213 lr=3.0e-4 elapsed=12.4s\n"
-
-
-class BenchSettings:
-    def __init__(self, database_url: str) -> None:
-        self.database_url = database_url
-        self.db_pool_size = 4
-        self.db_statement_timeout_ms = 30_000
-        self.db_connect_timeout_s = 10.0
 
 
 def evaluation(evaluation_id: str, now: datetime) -> Evaluation:
@@ -339,7 +332,7 @@ async def run(database_url: str, ops: int, rounds: int) -> dict[str, dict[str, f
 
 
 async def _run_in(dsn: str, ops: int, rounds: int) -> dict[str, dict[str, float]]:
-    settings = BenchSettings(dsn)
+    settings = DatabaseSettings(url=dsn, pool_size=4)
     engine = create_engine(settings)
     pool = await create_pool(settings)
     raw = await asyncpg.connect(dsn)

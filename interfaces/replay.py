@@ -139,7 +139,7 @@ async def replaying(container: AsyncContainer, settings: Settings) -> AsyncItera
     """
 
     async def run(stopping: anyio.Event) -> None:
-        await _replay_forever(container, settings.failover_probe_interval_s, stopping)
+        await _replay_forever(container, settings.failover.probe_interval_s, stopping)
 
     async with background("failover replay", run):
         yield

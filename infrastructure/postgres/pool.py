@@ -39,7 +39,7 @@ async def _keep_session_state(_connection: asyncpg.Connection) -> None:
 
 
 async def create_pool(settings: DatabaseSettings) -> asyncpg.Pool:
-    """A pool of up to ``db_pool_size`` connections with the server-side statement timeout.
+    """A pool of up to ``pool_size`` connections with the server-side statement timeout.
 
     It opens no connection when it is made (``min_size=0``): the pool is built when a
     request first needs it, and a database that is down then must fail that request's
@@ -47,14 +47,14 @@ async def create_pool(settings: DatabaseSettings) -> asyncpg.Pool:
     of its dependencies.
     """
     pool: asyncpg.Pool = await asyncpg.create_pool(
-        driver_dsn(settings.database_url),
+        driver_dsn(settings.url),
         min_size=0,
-        max_size=settings.db_pool_size,
-        timeout=settings.db_connect_timeout_s,
+        max_size=settings.pool_size,
+        timeout=settings.connect_timeout_s,
         init=_init_connection,
         reset=_keep_session_state,
         server_settings={
-            "statement_timeout": str(settings.db_statement_timeout_ms),
+            "statement_timeout": str(settings.statement_timeout_ms),
             "application_name": APPLICATION_NAME,
         },
     )

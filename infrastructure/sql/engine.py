@@ -19,19 +19,19 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
 class DatabaseSettings(Protocol):
-    """The settings the engine needs; ``interfaces.settings.Settings`` satisfies it."""
+    """The settings the engine needs; ``interfaces.settings.DatabaseSettings`` satisfies it."""
 
     @property
-    def database_url(self) -> str: ...
+    def url(self) -> str: ...
 
     @property
-    def db_pool_size(self) -> int: ...
+    def pool_size(self) -> int: ...
 
     @property
-    def db_statement_timeout_ms(self) -> int: ...
+    def statement_timeout_ms(self) -> int: ...
 
     @property
-    def db_connect_timeout_s(self) -> float: ...
+    def connect_timeout_s(self) -> float: ...
 
 
 def async_database_url(url: str) -> str:
@@ -75,8 +75,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def create_engine(settings: DatabaseSettings) -> AsyncEngine:
-    """The application's engine for ``settings.database_url``."""
-    url = make_url(async_database_url(settings.database_url))
+    """The application's engine for ``settings.url``."""
+    url = make_url(async_database_url(settings.url))
     if url.get_backend_name() == "sqlite":
         ensure_sqlite_directory(str(url))
         engine = _create_async_engine(
@@ -88,14 +88,14 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
         return engine
     return _create_async_engine(
         url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_pool_size,
-        pool_timeout=settings.db_connect_timeout_s,
+        pool_size=settings.pool_size,
+        max_overflow=settings.pool_size,
+        pool_timeout=settings.connect_timeout_s,
         pool_pre_ping=True,
         connect_args={
-            "timeout": settings.db_connect_timeout_s,
+            "timeout": settings.connect_timeout_s,
             "server_settings": {
-                "statement_timeout": str(settings.db_statement_timeout_ms),
+                "statement_timeout": str(settings.statement_timeout_ms),
                 "application_name": "crucible-storage-service",
             },
         },

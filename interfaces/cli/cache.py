@@ -23,7 +23,7 @@ IN_PROCESS_NOTE = (
 
 
 def _note_in_process(settings: Settings) -> None:
-    if not settings.redis_url:
+    if not settings.redis.url:
         summary(IN_PROCESS_NOTE)
 
 
@@ -58,7 +58,7 @@ def warm_cache(top: int, as_json: bool) -> None:
 
     loaded = run(settings, warm)
     if as_json:
-        echo_json({"loaded": loaded, "cache": "redis" if settings.redis_url else "memory"})
+        echo_json({"loaded": loaded, "cache": "redis" if settings.redis.url else "memory"})
     else:
         summary(f"{loaded} evaluation(s) loaded into the cache")
         _note_in_process(settings)

@@ -49,7 +49,7 @@ def load(*, quiet: bool = False) -> Settings:
     except SettingsError as exc:
         click.echo(f"configuration error: {exc}", err=True)
         sys.exit(2)
-    configure_logging("WARNING" if quiet else settings.log_level, settings.log_format)
+    configure_logging("WARNING" if quiet else settings.server.log_level, settings.server.log_format)
     return settings
 
 

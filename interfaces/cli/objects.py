@@ -44,10 +44,10 @@ def tier(older_than_days: int | None, limit: int | None, dry_run: bool, as_json:
       storage-service tier --older-than-days 30 --json
     """
     settings = load(quiet=as_json)
-    days = settings.tier_after_days if older_than_days is None else older_than_days
+    days = settings.tiering.after_days if older_than_days is None else older_than_days
     if days is None:
         fail("give --older-than-days or set TIER_AFTER_DAYS", 2)
-    if not settings.s3_configured:
+    if not settings.s3.configured:
         fail("tiering moves outputs to S3: set S3_BUCKET (and S3_ENDPOINT_URL if not AWS)", 2)
 
     async def move(container: AsyncContainer) -> TierReport:
@@ -113,19 +113,19 @@ def s3_lifecycle(
       storage-service s3-lifecycle --expire-days 400 --json
     """
     settings = load(quiet=as_json)
-    if settings.s3_bucket is None:
+    if settings.s3.bucket is None:
         fail("set S3_BUCKET (and S3_ENDPOINT_URL if not AWS)", 2)
-    bucket = settings.s3_bucket
+    bucket = settings.s3.bucket
 
     async def configure(_: AsyncContainer) -> dict[str, object]:
         connection = S3Connection(
-            bucket=bucket, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region
+            bucket=bucket, endpoint_url=settings.s3.endpoint_url, region=settings.s3.region
         )
         await connection.open()
         try:
             return await apply_lifecycle(
                 connection,
-                settings.s3_prefix,
+                settings.s3.prefix,
                 expire_days=expire_days,
                 noncurrent_days=noncurrent_days,
                 abort_uploads_days=abort_uploads_days,

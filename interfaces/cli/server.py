@@ -26,8 +26,8 @@ def migrate() -> None:
     from infrastructure.sql.migrate import upgrade
 
     settings = load()
-    upgrade(settings.database_url)
-    click.echo(f"database at head: {redacted(settings.database_url)}")
+    upgrade(settings.database.url)
+    click.echo(f"database at head: {redacted(settings.database.url)}")
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -56,13 +56,13 @@ def serve(host: str | None, port: int | None, workers: int | None, no_migrate: b
     from infrastructure.sql.migrate import upgrade
 
     settings = load()
-    if not no_migrate and settings.storage_backend is StorageBackend.DATABASE:
-        upgrade(settings.database_url)
-    workers = workers or settings.workers
+    if not no_migrate and settings.storage.backend is StorageBackend.DATABASE:
+        upgrade(settings.database.url)
+    workers = workers or settings.server.workers
     options = {
-        "host": host or settings.host,
-        "port": port or settings.port,
-        "log_level": settings.log_level.lower(),
+        "host": host or settings.server.host,
+        "port": port or settings.server.port,
+        "log_level": settings.server.log_level.lower(),
         "log_config": None,  # our handler (interfaces.log_config) formats uvicorn's records too
         "proxy_headers": True,
         "access_log": False,  # the app logs one line per request, with its request id

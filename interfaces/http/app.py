@@ -59,12 +59,12 @@ def create_app(settings: Settings | None = None, *override_providers: Provider) 
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        if not settings.api_keys:
+        if not settings.access.api_keys:
             logger.warning(
                 "no API keys configured (API_KEYS, API_KEYS_FILE): every endpoint is open "
                 "to anyone who can reach %s:%d",
-                settings.host,
-                settings.port,
+                settings.server.host,
+                settings.server.port,
             )
         await _rebuild_running_registry(container)
         freeze_startup_objects()
@@ -121,10 +121,10 @@ def create_app(settings: Settings | None = None, *override_providers: Provider) 
             *([sessions.middleware] if sessions else []),
         ],
         guards=[require_access],
-        cors_config=CORSConfig(allow_origins=list(settings.cors_origins))
-        if settings.cors_origins
+        cors_config=CORSConfig(allow_origins=list(settings.access.cors_origins))
+        if settings.access.cors_origins
         else None,
-        request_max_body_size=settings.max_request_bytes,
+        request_max_body_size=settings.limits.request_bytes,
         request_class=ProblemRequest,
         logging_config=None,  # interfaces.log_config formats every record; Litestar adds none
         lifespan=[lifespan],

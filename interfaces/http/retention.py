@@ -45,11 +45,11 @@ async def run_retention(container: AsyncContainer, days: int, stopping: anyio.Ev
 @asynccontextmanager
 async def retention(container: AsyncContainer, settings: Settings) -> AsyncIterator[None]:
     """While the app runs: a cleanup at start and every ``RETENTION_INTERVAL_S`` (if enabled)."""
-    days = settings.retention_days
+    days = settings.retention.days
     if days is None:
         yield
         return
     async with periodic(
-        "retention", settings.retention_interval_s, partial(run_retention, container, days)
+        "retention", settings.retention.interval_s, partial(run_retention, container, days)
     ):
         yield

@@ -66,7 +66,7 @@ async def require_access(
     access = required_access(handler, str(connection.scope.get("method")), connection.url.path)
     if access == "public":
         return
-    if access == "docs" and (await container.get(Settings)).docs_public:
+    if access == "docs" and (await container.get(Settings)).access.docs_public:
         return
     needed = AccessScope.READ if access == "docs" else AccessScope(access)
     caller = _caller(connection, verifier)
@@ -115,9 +115,9 @@ def session_config(settings: Settings) -> CookieBackendConfig | None:
     Its secret is derived from the configured keys, so every worker and restart
     shares it and changing the keys signs everyone out.
     """
-    if not settings.api_keys:
+    if not settings.access.api_keys:
         return None
-    material = b"crucible-session" + b"".join(key.digest for key in settings.api_keys)
+    material = b"crucible-session" + b"".join(key.digest for key in settings.access.api_keys)
     return CookieBackendConfig(
         secret=hashlib.sha256(material).digest(),
         key=SESSION_COOKIE,

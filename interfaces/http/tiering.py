@@ -35,9 +35,11 @@ async def run_tiering(container: AsyncContainer, days: int, stopping: anyio.Even
 @asynccontextmanager
 async def tiering(container: AsyncContainer, settings: Settings) -> AsyncIterator[None]:
     """While the app runs: a tiering pass at start and every ``TIER_INTERVAL_S`` (if set)."""
-    days = settings.tier_after_days
-    if settings.tier_interval_s is None or days is None:
+    days = settings.tiering.after_days
+    if settings.tiering.interval_s is None or days is None:
         yield
         return
-    async with periodic("tiering", settings.tier_interval_s, partial(run_tiering, container, days)):
+    async with periodic(
+        "tiering", settings.tiering.interval_s, partial(run_tiering, container, days)
+    ):
         yield

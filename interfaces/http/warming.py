@@ -47,10 +47,10 @@ async def warm_cache(
 @asynccontextmanager
 async def cache_warming(container: AsyncContainer, settings: Settings) -> AsyncIterator[None]:
     """While the app starts serving: one background warm-up, when caching and warming are on."""
-    if not (settings.enable_caching and settings.cache_warm_on_start):
+    if not (settings.cache.enabled and settings.cache.warm_on_start):
         yield
         return
-    top = settings.cache_warm_count
+    top = settings.cache.warm_count
 
     async def run(stopping: anyio.Event) -> None:
         await warm_cache(container, top, stopping)

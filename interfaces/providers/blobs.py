@@ -34,11 +34,11 @@ class FileBlobProvider(Provider):
 
     @provide
     def blobs(self, settings: Settings) -> BlobStore:
-        return FileBlobStore(settings.file_storage_path)
+        return FileBlobStore(settings.storage.file_storage_path)
 
     @provide
     def inspector(self, settings: Settings) -> BlobInspector:
-        return FileBlobInspector(settings.file_storage_path)
+        return FileBlobInspector(settings.storage.file_storage_path)
 
     @provide
     def placement(self) -> BlobPlacement:
@@ -52,15 +52,15 @@ class S3Provider(Provider):
 
     @provide
     async def connection(self, settings: Settings) -> AsyncIterator[S3Connection]:
-        assert settings.s3_bucket is not None
+        assert settings.s3.bucket is not None
         connection = S3Connection(
-            bucket=settings.s3_bucket,
-            endpoint_url=settings.s3_endpoint_url,
-            region=settings.s3_region,
+            bucket=settings.s3.bucket,
+            endpoint_url=settings.s3.endpoint_url,
+            region=settings.s3.region,
         )
         await connection.open()
         try:
-            if settings.s3_create_bucket:
+            if settings.s3.create_bucket:
                 await connection.ensure_bucket()
             yield connection
         finally:
@@ -68,11 +68,11 @@ class S3Provider(Provider):
 
     @provide
     def store(self, connection: S3Connection, settings: Settings) -> S3BlobStore:
-        return S3BlobStore(connection, settings.s3_prefix)
+        return S3BlobStore(connection, settings.s3.prefix)
 
     @provide
     def urls(self, store: S3BlobStore, connection: S3Connection, settings: Settings) -> BlobUrls:
-        return S3BlobUrls(store, connection, settings.s3_presign_expiry_s)
+        return S3BlobUrls(store, connection, settings.s3.presign_expiry_s)
 
 
 class S3BlobProvider(Provider):
@@ -88,11 +88,11 @@ class S3BlobProvider(Provider):
     def inspector(
         self, store: S3BlobStore, connection: S3Connection, settings: Settings
     ) -> BlobInspector:
-        return S3BlobInspector(store, connection, settings.s3_prefix)
+        return S3BlobInspector(store, connection, settings.s3.prefix)
 
     @provide
     def placement(self, settings: Settings) -> BlobPlacement:
-        files: BlobStore = FileBlobStore(settings.file_storage_path)
+        files: BlobStore = FileBlobStore(settings.storage.file_storage_path)
         return BlobPlacement(PayloadLocation.S3, {PayloadLocation.FILE: files})
 
 

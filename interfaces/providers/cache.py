@@ -25,9 +25,6 @@ from infrastructure.redis.worker_logs import RedisWorkerLogs
 from interfaces.providers.keys import CacheInspector
 from interfaces.settings import Settings
 
-# The latest log bytes kept per running evaluation for tailing (``logs:{<id>}:latest``).
-LOG_TAIL_BYTES = 256 * 1024
-
 
 class RedisProvider(Provider):
     """Cache and running registry in Redis; both survive a Redis outage by design."""
@@ -36,43 +33,43 @@ class RedisProvider(Provider):
 
     @provide
     async def connection(self, settings: Settings) -> AsyncIterator[RedisConnection]:
-        assert settings.redis_url is not None
+        assert settings.redis.url is not None
         connection = RedisConnection(
-            settings.redis_url, timeout_s=settings.redis_timeout_s, cluster=settings.redis_cluster
+            settings.redis.url, timeout_s=settings.redis.timeout_s, cluster=settings.redis.cluster
         )
         yield connection
         await connection.close()
 
     @provide
     def record_cache(self, connection: RedisConnection, settings: Settings) -> RecordCache:
-        if not settings.enable_caching:
+        if not settings.cache.enabled:
             return RecordCache(None)
         return RecordCache(
-            RedisCache(connection, ttl_seconds=settings.cache_ttl, prefix=settings.redis_key_prefix)
+            RedisCache(connection, ttl_seconds=settings.cache.ttl, prefix=settings.redis.key_prefix)
         )
 
     @provide
     def running(self, connection: RedisConnection, settings: Settings) -> RunningRegistry:
-        return RedisRunningRegistry(connection, prefix=settings.redis_key_prefix)
+        return RedisRunningRegistry(connection, prefix=settings.redis.key_prefix)
 
     @provide
     def worker_logs(self, connection: RedisConnection, settings: Settings) -> WorkerLogs:
         # Read whether or not this service caches: the platform's worker writes it anyway.
-        return RedisWorkerLogs(connection, prefix=settings.redis_key_prefix)
+        return RedisWorkerLogs(connection, prefix=settings.redis.key_prefix)
 
     @provide
     def inspector(self, connection: RedisConnection, settings: Settings) -> CacheInspector:
-        return RedisInspector(connection, prefix=settings.redis_key_prefix)
+        return RedisInspector(connection, prefix=settings.redis.key_prefix)
 
     @provide
     def log_tail(self, connection: RedisConnection, settings: Settings) -> LogTail:
-        if not settings.enable_caching:
+        if not settings.cache.enabled:
             return NoLogTail()
         return RedisLogTail(
             connection,
-            max_bytes=LOG_TAIL_BYTES,
-            ttl_seconds=settings.cache_ttl,
-            prefix=settings.redis_key_prefix,
+            max_bytes=settings.cache.log_tail_bytes,
+            ttl_seconds=settings.cache.ttl,
+            prefix=settings.redis.key_prefix,
         )
 
 
@@ -85,11 +82,11 @@ class InProcessCacheProvider(Provider):
 
     @provide
     def cache(self, settings: Settings) -> MemoryCache:
-        return MemoryCache(ttl_seconds=settings.cache_ttl)
+        return MemoryCache(ttl_seconds=settings.cache.ttl)
 
     @provide
     def record_cache(self, cache: MemoryCache, settings: Settings) -> RecordCache:
-        return RecordCache(cache if settings.enable_caching else None)
+        return RecordCache(cache if settings.cache.enabled else None)
 
     @provide
     def inspector(self, cache: MemoryCache) -> CacheInspector:
@@ -97,4 +94,6 @@ class InProcessCacheProvider(Provider):
 
     @provide
     def log_tail(self, settings: Settings) -> LogTail:
-        return MemoryLogTail(LOG_TAIL_BYTES) if settings.enable_caching else NoLogTail()
+        return (
+            MemoryLogTail(settings.cache.log_tail_bytes) if settings.cache.enabled else NoLogTail()
+        )

@@ -76,7 +76,7 @@ class CoreProvider(Provider):
         self, blobs: BlobStore, settings: Settings, placement: BlobPlacement
     ) -> PayloadStore:
         return PayloadStore(
-            blobs, settings.thresholds, location=placement.location, others=placement.others
+            blobs, settings.storage.thresholds, location=placement.location, others=placement.others
         )
 
     @provide(scope=Scope.APP)
@@ -87,11 +87,11 @@ class CoreProvider(Provider):
 
     @provide(scope=Scope.APP)
     def limits(self, settings: Settings) -> InputLimits:
-        return settings.limits
+        return settings.limits.inputs
 
     @provide(scope=Scope.APP)
     def api_keys(self, settings: Settings) -> ApiKeyVerifier:
-        return ApiKeyVerifier(settings.api_keys)
+        return ApiKeyVerifier(settings.access.api_keys)
 
     # Set by the HTTP guard per request and by the CLI per command; else "system".
     @provide(scope=Scope.REQUEST)

@@ -47,12 +47,12 @@ class FailoverProvider(Provider):
 
     @provide(scope=Scope.APP)
     async def journal(self, settings: Settings) -> AsyncIterator[Journal]:
-        if settings.fallback_backend is FallbackBackend.MEMORY:
+        if settings.storage.fallback_backend is FallbackBackend.MEMORY:
             yield MemoryJournal()
-        elif settings.fallback_backend is FallbackBackend.NONE:
+        elif settings.storage.fallback_backend is FallbackBackend.NONE:
             yield NoJournal()
         else:
-            journal = FileJournal(settings.file_storage_path)
+            journal = FileJournal(settings.storage.file_storage_path)
             yield journal
             journal.close()
 
@@ -84,7 +84,7 @@ class FailoverProvider(Provider):
         audit: AuditTrail,
         settings: Settings,
     ) -> RecordWriter:
-        budget_s = settings.db_statement_timeout_ms / 1000
+        budget_s = settings.database.statement_timeout_ms / 1000
         return RecordWriter(repository, uow, clock, payloads, publisher, audit, budget_s)
 
     writes = provide_all(
@@ -121,7 +121,7 @@ class ScratchProvider(Provider):
 
     @provide(scope=Scope.SESSION, override=True)
     def payloads(self, blobs: BlobStore, settings: Settings) -> PayloadStore:
-        return PayloadStore(blobs, settings.thresholds)
+        return PayloadStore(blobs, settings.storage.thresholds)
 
     @provide(scope=Scope.APP, override=True)
     def journal(self) -> Journal:

@@ -61,7 +61,7 @@ class SqlProvider(Provider):
 
     @provide(scope=Scope.APP)
     async def engine(self, settings: Settings) -> AsyncIterator[AsyncEngine]:
-        engine = create_engine(settings)
+        engine = create_engine(settings.database)
         yield engine
         await engine.dispose()
 
@@ -107,7 +107,7 @@ class PostgresWritePathsProvider(Provider):
 
     @provide(scope=Scope.APP)
     async def pool(self, settings: Settings) -> AsyncIterator[asyncpg.Pool]:
-        pool = await create_pool(settings)
+        pool = await create_pool(settings.database)
         yield pool
         await pool.close()
 
@@ -115,7 +115,7 @@ class PostgresWritePathsProvider(Provider):
     async def transaction(
         self, pool: asyncpg.Pool, settings: Settings
     ) -> AsyncIterator[PgTransaction]:
-        transaction = PgTransaction(pool, acquire_timeout_s=settings.db_connect_timeout_s)
+        transaction = PgTransaction(pool, acquire_timeout_s=settings.database.connect_timeout_s)
         try:
             yield transaction
         finally:

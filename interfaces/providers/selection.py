@@ -25,20 +25,20 @@ from interfaces.settings import BlobBackend, Settings, StorageBackend
 def selected(settings: Settings) -> list[Provider]:
     """Pick one adapter per port from the settings."""
     records: list[Provider]
-    if settings.storage_backend is StorageBackend.MEMORY:
+    if settings.storage.backend is StorageBackend.MEMORY:
         records = [MemoryRecordsProvider()]
-    elif settings.is_postgres:
+    elif settings.database.is_postgres:
         records = [SqlProvider(), PostgresWritePathsProvider()]
     else:
         records = [SqlProvider(), SqlWritePathsProvider()]
     blobs: list[Provider]
-    if settings.storage_backend is StorageBackend.MEMORY:
+    if settings.storage.backend is StorageBackend.MEMORY:
         blobs = [MemoryBlobProvider(), NoBlobUrlsProvider()]
-    elif settings.blob_backend is BlobBackend.S3:
+    elif settings.storage.blob_backend is BlobBackend.S3:
         blobs = [S3Provider(), S3BlobProvider()]
-    elif settings.s3_configured:
+    elif settings.s3.configured:
         blobs = [FileBlobProvider(), S3Provider(), TieringPlacementProvider()]
     else:
         blobs = [FileBlobProvider(), NoBlobUrlsProvider()]
-    cache: Provider = RedisProvider() if settings.redis_url else InProcessCacheProvider()
+    cache: Provider = RedisProvider() if settings.redis.url else InProcessCacheProvider()
     return [CoreProvider(), *records, *blobs, cache, InspectorsProvider()]

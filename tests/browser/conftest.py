@@ -130,11 +130,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
     upgrade(url)
     settings = load_settings(
         {},
-        database_url=url,
-        file_storage_path=data / "files",
-        large_file_threshold=4096,
-        compression_threshold=1024,
-        preview_size=600,
+        database={"url": url},
+        storage={
+            "file_storage_path": data / "files",
+            "large_file_threshold": 4096,
+            "compression_threshold": 1024,
+            "preview_size": 600,
+        },
     )
     with serve_in_thread(create_app(settings)) as base:
         seeded = Seeded(base)

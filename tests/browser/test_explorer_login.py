@@ -26,8 +26,8 @@ def secured_base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     upgrade(url)
     settings = load_settings(
         {"API_KEYS": f"viewer:{READER}:read,gateway:{WRITER}:write"},
-        database_url=url,
-        file_storage_path=data / "files",
+        database={"url": url},
+        storage={"file_storage_path": data / "files"},
     )
     with serve_in_thread(create_app(settings)) as base:
         created = httpx.post(

@@ -49,7 +49,7 @@ from infrastructure.sql.migrate import upgrade
 from infrastructure.sql.tables import ALL_TABLES
 from infrastructure.sql.timeline import SqlEventLog, SqlLogStore
 from infrastructure.sql.unit_of_work import SqlUnitOfWork
-from interfaces.settings import Settings
+from interfaces.settings import DatabaseSettings
 from tests.services import temporary_postgres_database
 
 
@@ -182,7 +182,7 @@ def _url_of(kind: str, request: pytest.FixtureRequest) -> str:
 
 
 async def _sql_store(kind: str, url: str) -> SqlPortStore:
-    settings = Settings(database_url=url, db_pool_size=5)
+    settings = DatabaseSettings(url=url, pool_size=5)
     engine = create_engine(settings)
     if kind == "sqlite":
         return SqlPortStore(kind, engine)

@@ -12,7 +12,7 @@ from domain.status import EvaluationStatus
 from domain.timeline import EvaluationEvent
 from infrastructure.sql.engine import create_engine, create_session_maker
 from infrastructure.sql.inspector import SqlDatabaseInspector
-from interfaces.settings import Settings
+from interfaces.settings import DatabaseSettings
 from tests.contract.conftest import BASE_TIME, PortStore, make_evaluation
 
 pytestmark = pytest.mark.anyio
@@ -385,9 +385,7 @@ async def test_inspector_reports_real_counts(sql_backend: PortStore) -> None:
 
 async def test_inspector_reports_an_unreachable_database(anyio_backend: str) -> None:
     engine = create_engine(
-        Settings(
-            database_url="postgresql+asyncpg://postgres@127.0.0.1:1/none", db_connect_timeout_s=2
-        )
+        DatabaseSettings(url="postgresql+asyncpg://postgres@127.0.0.1:1/none", connect_timeout_s=2)
     )
     try:
         report = await SqlDatabaseInspector(create_session_maker(engine), engine).inspect()

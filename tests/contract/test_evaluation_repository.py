@@ -16,7 +16,7 @@ from domain.payload import PayloadLocation, StoredPayload
 from domain.status import EvaluationStatus
 from infrastructure.sql.engine import create_engine, create_session_maker
 from infrastructure.sql.evaluation_repository import SqlEvaluationRepository
-from interfaces.settings import Settings
+from interfaces.settings import DatabaseSettings
 from tests.contract.conftest import BASE_TIME, Ports, PortStore, make_evaluation
 
 pytestmark = pytest.mark.anyio
@@ -183,8 +183,8 @@ async def test_update_of_unknown_record_is_not_found(sql_backend: PortStore) -> 
 
 
 async def test_unreachable_database_is_backend_unavailable(anyio_backend: str) -> None:
-    settings = Settings(
-        database_url="postgresql+asyncpg://postgres@127.0.0.1:1/none", db_connect_timeout_s=2
+    settings = DatabaseSettings(
+        url="postgresql+asyncpg://postgres@127.0.0.1:1/none", connect_timeout_s=2
     )
     engine = create_engine(settings)
     try:

@@ -18,7 +18,13 @@ from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from infrastructure.postgres.transaction import PgTransaction
 from interfaces.providers import build_providers
-from interfaces.settings import FallbackBackend, Settings
+from interfaces.settings import (
+    CacheSettings,
+    DatabaseSettings,
+    FallbackBackend,
+    Settings,
+    StorageSettings,
+)
 from tests.contract.conftest import make_evaluation
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
@@ -28,11 +34,9 @@ pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 async def app(migrated_postgres_url: str, tmp_path: Path) -> AsyncIterator[AsyncContainer]:
     """The app's container on PostgreSQL (asyncpg write paths), without cache or journal."""
     settings = Settings(
-        database_url=migrated_postgres_url,
-        db_pool_size=4,
-        fallback_backend=FallbackBackend.NONE,
-        enable_caching=False,
-        file_storage_path=tmp_path,
+        database=DatabaseSettings(url=migrated_postgres_url, pool_size=4),
+        storage=StorageSettings(fallback_backend=FallbackBackend.NONE, file_storage_path=tmp_path),
+        cache=CacheSettings(enabled=False),
     )
     container = make_async_container(
         *build_providers(settings), Overrides(), context={Settings: settings}

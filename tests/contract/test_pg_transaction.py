@@ -16,14 +16,14 @@ from infrastructure.postgres.audit import PgAuditLog
 from infrastructure.postgres.evaluations import PgEvaluationRepository
 from infrastructure.postgres.pool import create_pool
 from infrastructure.postgres.transaction import PgTransaction
-from interfaces.settings import Settings
+from interfaces.settings import DatabaseSettings
 from tests.contract.conftest import BASE_TIME, make_evaluation
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 
 
 async def test_a_committed_request_holds_no_connection(migrated_postgres_url: str) -> None:
-    pool = await create_pool(Settings(database_url=migrated_postgres_url, db_pool_size=1))
+    pool = await create_pool(DatabaseSettings(url=migrated_postgres_url, pool_size=1))
     try:
         first = PgTransaction(pool, acquire_timeout_s=1)
         second = PgTransaction(pool, acquire_timeout_s=1)
@@ -46,7 +46,7 @@ async def test_a_committed_request_holds_no_connection(migrated_postgres_url: st
 async def test_a_read_outside_a_transaction_gives_its_connection_back_at_once(
     migrated_postgres_url: str,
 ) -> None:
-    pool = await create_pool(Settings(database_url=migrated_postgres_url, db_pool_size=1))
+    pool = await create_pool(DatabaseSettings(url=migrated_postgres_url, pool_size=1))
     try:
         first = PgTransaction(pool, acquire_timeout_s=1)
         second = PgTransaction(pool, acquire_timeout_s=1)
@@ -72,7 +72,7 @@ async def _one_connection_pool(
     url: str, sent: list[str]
 ) -> AsyncIterator["asyncpg.Pool[asyncpg.Record]"]:
     """A pool of one connection whose every statement is appended to ``sent``."""
-    pool = await create_pool(Settings(database_url=url, db_pool_size=1))
+    pool = await create_pool(DatabaseSettings(url=url, pool_size=1))
     try:
         async with pool.acquire() as connection:
             connection.add_query_logger(lambda logged: sent.append(logged.query.split()[0]))

@@ -40,17 +40,16 @@ def backend_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
     if request.param == "embedded":
         url = f"sqlite+aiosqlite:///{tmp_path / 'storage.db'}"
         _migrate(url)
-        yield load_settings({}, database_url=url, file_storage_path=files)
+        yield load_settings({}, database={"url": url}, storage={"file_storage_path": files})
         return
     prefix = redis_test_prefix()
     with temporary_postgres_database() as url:
         _migrate(url)
         yield load_settings(
             {},
-            database_url=url,
-            file_storage_path=files,
-            redis_url=TEST_REDIS_URL,
-            redis_key_prefix=prefix,
+            database={"url": url},
+            storage={"file_storage_path": files},
+            redis={"url": TEST_REDIS_URL, "key_prefix": prefix},
         )
     asyncio.run(drop_redis_keys(prefix))
 
@@ -61,11 +60,7 @@ def make_client(backend_settings: Settings) -> Iterator[ClientFactory]:
     clients: list[TestClient[Any]] = []
 
     def factory(**overrides: Any) -> TestClient[Any]:
-        fields = {
-            name: getattr(backend_settings, name) for name in backend_settings.__struct_fields__
-        }
-        fields.update(overrides)
-        client = TestClient(create_app(Settings(**fields)))
+        client = TestClient(create_app(backend_settings.changed(**overrides)))
         client.__enter__()
         clients.append(client)
         return client

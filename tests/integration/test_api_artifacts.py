@@ -23,7 +23,7 @@ def info(client: Client, eval_id: str) -> dict[str, Any]:
 
 
 def test_threshold_routing_and_round_trip(client: Client, backend_settings: Settings) -> None:
-    root = Path(backend_settings.file_storage_path)
+    root = Path(backend_settings.storage.file_storage_path)
     new(client, "big-1")
     client.put("/evaluations/big-1", json={"output": "a" * 102_400})
     body = info(client, "big-1")
@@ -79,7 +79,9 @@ def test_one_byte_over_goes_to_a_file(client: Client) -> None:
 
 
 def test_thresholds_from_settings(make_client: Any, backend_settings: Settings) -> None:
-    client = make_client(large_file_threshold=10, compression_threshold=5, preview_size=4)
+    client = make_client(
+        storage={"large_file_threshold": 10, "compression_threshold": 5, "preview_size": 4}
+    )
     new(client, "tiny-1")
     client.put("/evaluations/tiny-1", json={"output": "0123456789A"})
     body = info(client, "tiny-1")
@@ -368,7 +370,9 @@ def test_a_missing_blob_is_a_problem_response_not_a_broken_body(
 ) -> None:
     new(client, "lost-2")
     assert client.put("/evaluations/lost-2", json={"output": "z" * 200_000}).is_success
-    [blob] = (Path(backend_settings.file_storage_path) / "evaluations" / "lost-2").glob("output.*")
+    [blob] = (Path(backend_settings.storage.file_storage_path) / "evaluations" / "lost-2").glob(
+        "output.*"
+    )
     blob.unlink()
 
     response = client.get("/evaluations/lost-2/output", headers={"Accept-Encoding": "identity"})

@@ -49,7 +49,7 @@ def test_statistics(client: Client) -> None:
 
 def test_storage_info_shows_configuration(client: Client, backend_settings: Any) -> None:
     info = client.get("/storage-info").json()
-    cache = "redis" if backend_settings.redis_url else "memory"
+    cache = "redis" if backend_settings.redis.url else "memory"
     assert info["primary_backend"] == "database"
     assert info["fallback_backend"] == "file"
     assert info["cache_enabled"] is True
@@ -64,11 +64,13 @@ def test_storage_info_shows_configuration(client: Client, backend_settings: Any)
     assert info["compression_threshold"] == 10_240
     assert info["preview_size"] == 1000
     assert info["cache"] == cache
-    assert info["database"] == ("postgresql" if backend_settings.is_postgres else "sqlite")
+    assert info["database"] == ("postgresql" if backend_settings.database.is_postgres else "sqlite")
 
 
 def test_storage_info_without_fallback_or_cache(make_client: Any) -> None:
-    client = make_client(fallback_backend=FallbackBackend.NONE, enable_caching=False)
+    client = make_client(
+        storage={"fallback_backend": FallbackBackend.NONE}, cache={"enabled": False}
+    )
     info = client.get("/storage-info").json()
     assert info["fallback_backend"] is None
     assert info["cache_enabled"] is False
@@ -79,7 +81,7 @@ def test_overview_measures_backends(client: Client, backend_settings: Any) -> No
     fill(client)
     overview = client.get("/storage/overview").json()
     backends = overview["backends"]
-    cache = "redis" if backend_settings.redis_url else "memory"
+    cache = "redis" if backend_settings.redis.url else "memory"
     assert set(backends) == {"database", "file", cache, "fallback"}
     assert backends["fallback"]["type"] == "file"
     assert backends["fallback"]["metrics"]["pending_replay"] == 0
@@ -101,7 +103,7 @@ def test_overview_measures_backends(client: Client, backend_settings: Any) -> No
 
 def test_backend_details(client: Client, backend_settings: Any) -> None:
     fill(client)
-    cache = "redis" if backend_settings.redis_url else "memory"
+    cache = "redis" if backend_settings.redis.url else "memory"
     expected = {"database": "database", "file": "file", "cache": cache, "redis": cache}
     for path, backend in expected.items():
         response = client.get(f"/storage/{path}/details")
@@ -161,7 +163,7 @@ def test_docs_are_served_locally(client: Client) -> None:
 
 
 def test_oversized_body_is_413(make_client: Any) -> None:
-    client = make_client(max_request_bytes=1000)
+    client = make_client(limits={"request_bytes": 1000})
     response = client.post("/evaluations", json={"code": "x" * 2000})
     assert response.status_code == 413
     assert response.headers["content-type"].startswith("application/problem+json")

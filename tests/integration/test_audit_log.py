@@ -22,7 +22,7 @@ ADMIN = CALLERS["admin"]
 
 @pytest.fixture
 def secured(make_client: ClientFactory) -> TestClient[Any]:
-    return make_client(api_keys=API_KEYS, large_file_threshold=1024)
+    return make_client(access={"api_keys": API_KEYS}, storage={"large_file_threshold": 1024})
 
 
 def _audit(client: TestClient[Any], **params: Any) -> dict[str, Any]:
@@ -134,7 +134,7 @@ def test_the_table_refuses_updates_and_deletes(
     secured.post("/evaluations", json={"id": EVAL, "code": "x"}, headers=WRITER)
 
     async def tamper(statement: str) -> None:
-        engine = create_async_engine(backend_settings.database_url)
+        engine = create_async_engine(backend_settings.database.url)
         try:
             async with engine.begin() as connection:
                 await connection.execute(sa.text(statement))

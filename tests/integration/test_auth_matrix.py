@@ -74,7 +74,7 @@ def _expected(access: str, caller: str, *, docs_public: bool) -> str:
 
 @pytest.mark.parametrize("docs_public", [True, False])
 def test_every_route_checks_its_scope(make_client: ClientFactory, docs_public: bool) -> None:
-    client = make_client(api_keys=API_KEYS, docs_public=docs_public)
+    client = make_client(access={"api_keys": API_KEYS, "docs_public": docs_public})
     client.follow_redirects = False
     created = client.post(
         "/evaluations", json={"id": EVALUATION_ID, "code": "x"}, headers=CALLERS["admin"]
@@ -111,7 +111,7 @@ def test_every_route_checks_its_scope(make_client: ClientFactory, docs_public: b
 
 
 def test_health_stays_open_and_unauthorised_answers_say_how(make_client: ClientFactory) -> None:
-    client = make_client(api_keys=API_KEYS)
+    client = make_client(access={"api_keys": API_KEYS})
     assert client.get("/health").status_code == 200
     refused = client.get("/evaluations")
     assert refused.status_code == 401
@@ -128,7 +128,7 @@ def test_without_keys_everything_is_open(client: TestClient[Any]) -> None:
 
 
 def test_a_key_in_the_query_string_is_not_accepted(make_client: ClientFactory) -> None:
-    client = make_client(api_keys=API_KEYS)
+    client = make_client(access={"api_keys": API_KEYS})
     for name in ("api_key", "key", "X-API-Key"):
         response = client.get("/evaluations", params={name: SECRETS["admin"]})
         assert response.status_code == 401
@@ -147,7 +147,7 @@ def test_cors_is_off_unless_origins_are_configured(make_client: ClientFactory) -
     )
     assert "access-control-allow-origin" not in closed.get("/health", headers=preflight).headers
 
-    opened = make_client(cors_origins=("https://dash.example",), api_keys=API_KEYS)
+    opened = make_client(access={"cors_origins": ("https://dash.example",), "api_keys": API_KEYS})
     answer = opened.options("/evaluations", headers=preflight)
     assert answer.status_code in (200, 204)
     assert answer.headers["access-control-allow-origin"] == "https://dash.example"
@@ -160,7 +160,7 @@ def test_an_open_service_says_so_once_at_start(
 ) -> None:
     with caplog.at_level("WARNING", logger="storage_service"):
         make_client()
-        make_client(api_keys=API_KEYS)
+        make_client(access={"api_keys": API_KEYS})
     warnings = [r.getMessage() for r in caplog.records if "no API keys" in r.getMessage()]
     assert len(warnings) == 1
     assert "127.0.0.1:8082" in warnings[0]

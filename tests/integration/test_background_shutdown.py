@@ -88,7 +88,9 @@ def _ends_within(stop: Callable[[], None], loop: asyncio.AbstractEventLoop, gate
 def embedded(tmp_path: Path) -> Settings:
     url = f"sqlite+aiosqlite:///{tmp_path / 'storage.db'}"
     upgrade(url)
-    return load_settings({}, database_url=url, file_storage_path=tmp_path / "files")
+    return load_settings(
+        {}, database={"url": url}, storage={"file_storage_path": tmp_path / "files"}
+    )
 
 
 def test_stopping_while_the_warm_up_is_in_a_query_ends_the_loop(embedded: Settings) -> None:

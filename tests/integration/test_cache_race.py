@@ -90,8 +90,8 @@ class RowLock:
         self._release: Any = None
 
     async def acquire(self) -> None:
-        url = self.settings.database_url
-        if self.settings.is_postgres:
+        url = self.settings.database.url
+        if self.settings.database.is_postgres:
             import asyncpg
 
             connection = await asyncpg.connect(

@@ -26,11 +26,11 @@ def _cached_records(client: Any) -> int:
 
 def test_the_most_recent_records_are_warmed_at_start(make_client: ClientFactory) -> None:
     # Written without a cache, so only the warm-up of the next start can fill it.
-    writer = make_client(enable_caching=False)
+    writer = make_client(cache={"enabled": False})
     for i in range(4):
         assert writer.post("/evaluations", json={"id": f"w-{i}", "code": "x"}).status_code == 200
 
-    reader = make_client(cache_warm_count=3)
+    reader = make_client(cache={"warm_count": 3})
 
     deadline = time.monotonic() + 20
     while _cached_records(reader) < 3 and time.monotonic() < deadline:
@@ -48,9 +48,9 @@ def test_no_warming_when_switched_off(
         return 0
 
     monkeypatch.setattr(warming, "warm_cache", record)
-    make_client(cache_warm_on_start=False)
-    make_client(enable_caching=False)
-    client = make_client(cache_warm_count=7)
+    make_client(cache={"warm_on_start": False})
+    make_client(cache={"enabled": False})
+    client = make_client(cache={"warm_count": 7})
 
     assert client.get("/health").status_code == 200
     assert calls == [7]
@@ -144,7 +144,7 @@ async def test_no_warm_up_once_the_app_stops(caplog: pytest.LogCaptureFixture) -
 async def test_the_warm_up_stops_between_two_records_when_the_app_stops(
     make_client: ClientFactory, backend_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    writer = make_client(enable_caching=False)
+    writer = make_client(cache={"enabled": False})
     for i in range(5):
         assert writer.post("/evaluations", json={"id": f"s-{i}", "code": "x"}).status_code == 200
     stopping = anyio.Event()

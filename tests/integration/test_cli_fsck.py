@@ -28,12 +28,12 @@ BIG = "x" * 200_000
 
 def environment(settings: Settings) -> dict[str, str]:
     env = {
-        "DATABASE_URL": settings.database_url,
-        "FILE_STORAGE_PATH": str(settings.file_storage_path),
+        "DATABASE_URL": settings.database.url,
+        "FILE_STORAGE_PATH": str(settings.storage.file_storage_path),
         "LOG_LEVEL": "WARNING",
     }
-    if settings.redis_url:
-        env |= {"REDIS_URL": settings.redis_url, "REDIS_KEY_PREFIX": settings.redis_key_prefix}
+    if settings.redis.url:
+        env |= {"REDIS_URL": settings.redis.url, "REDIS_KEY_PREFIX": settings.redis.key_prefix}
     return env
 
 
@@ -51,7 +51,7 @@ def age(path: Path, hours: float) -> None:
 def test_fsck_finds_orphans_and_missing_blobs_and_fixes_orphans(
     client: TestClient[Any], backend_settings: Settings
 ) -> None:
-    root = Path(backend_settings.file_storage_path) / "evaluations"
+    root = Path(backend_settings.storage.file_storage_path) / "evaluations"
     for name in ("keep-1", "lost-1", "gone-1"):
         assert client.post("/evaluations", json={"id": name, "code": "x"}).is_success
         assert client.put(f"/evaluations/{name}", json={"output": BIG}).is_success
@@ -102,7 +102,7 @@ def test_fsck_finds_orphans_and_missing_blobs_and_fixes_orphans(
 def test_fsck_fix_is_refused_by_the_check_while_the_journal_holds_writes(
     backend_settings: Settings,
 ) -> None:
-    root = Path(backend_settings.file_storage_path)
+    root = Path(backend_settings.storage.file_storage_path)
     ghost = root / "evaluations" / "journaled-1"  # an upload the journal's entry points at
     ghost.mkdir(parents=True)
     (ghost / "output.txt.zst").write_bytes(b"journaled")

@@ -51,7 +51,7 @@ def seed(client: TestClient[Any], name: str, *, status: str = "completed") -> No
 def test_cleanup_removes_old_evaluations_with_everything_they_own(
     client: TestClient[Any], backend_settings: Settings, make_client: ClientFactory
 ) -> None:
-    root = Path(backend_settings.file_storage_path) / "evaluations"
+    root = Path(backend_settings.storage.file_storage_path) / "evaluations"
     seed(client, "old-done")
     seed(client, "old-failed", status="failed")
     seed(client, "old-running", status="running")
@@ -74,7 +74,7 @@ def test_cleanup_removes_old_evaluations_with_everything_they_own(
     )
     assert done["batches"] == 2  # one evaluation per transaction
     # Without Redis the server's cache is its own: a new process sees what the command did.
-    client = client if backend_settings.redis_url else make_client()
+    client = client if backend_settings.redis.url else make_client()
     for gone in ("old-done", "old-failed"):
         assert client.get(f"/evaluations/{gone}").status_code == 404
         assert not (root / gone).exists()
@@ -106,9 +106,9 @@ def test_warm_cache_and_rebuild_cache(client: TestClient[Any], backend_settings:
     assert warmed["loaded"] == 2
     rebuilt = cli_json(backend_settings, "rebuild-cache")
     assert rebuilt["running"] == 1
-    if backend_settings.redis_url:
+    if backend_settings.redis.url:
         assert warmed["cache"] == "redis"
-        prefix = backend_settings.redis_key_prefix
+        prefix = backend_settings.redis.key_prefix
 
         async def keys() -> set[str]:
             client = redis.Redis.from_url(TEST_REDIS_URL, decode_responses=True)
@@ -168,7 +168,9 @@ def test_export_from_sqlite_imports_into_postgresql(tmp_path: Path) -> None:
 
     source_url = f"sqlite+aiosqlite:///{tmp_path / 'source.db'}"
     upgrade(source_url)
-    source = load_settings({}, database_url=source_url, file_storage_path=tmp_path / "a")
+    source = load_settings(
+        {}, database={"url": source_url}, storage={"file_storage_path": tmp_path / "a"}
+    )
     with TestClient(create_app(source)) as client:
         seed(client, "move-1")
         seed(client, "move-2", status="running")
@@ -178,7 +180,9 @@ def test_export_from_sqlite_imports_into_postgresql(tmp_path: Path) -> None:
 
     with temporary_postgres_database() as url:
         upgrade(url)
-        target = load_settings({}, database_url=url, file_storage_path=tmp_path / "b")
+        target = load_settings(
+            {}, database={"url": url}, storage={"file_storage_path": tmp_path / "b"}
+        )
         assert cli_json(target, "import", str(dump)) == {"imported": 2, "skipped": 0}
         assert cli_json(target, "import", str(dump)) == {"imported": 0, "skipped": 2}
         with TestClient(create_app(target)) as client:

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import msgspec
 from litestar.testing import TestClient
 
 from application.intents import AppendLogIntent, CreateIntent, JournalEntry, UpdateIntent
@@ -59,7 +58,7 @@ def leave_journal(root: Path, evaluation_id: str) -> None:
 def test_replay_drains_a_journal_once_and_keeps_the_instants(
     backend_settings: Settings, make_client: ClientFactory
 ) -> None:
-    root = Path(backend_settings.file_storage_path)
+    root = Path(backend_settings.storage.file_storage_path)
     leave_journal(root, "left-1")
 
     report = cli_json(backend_settings, "replay")
@@ -83,7 +82,7 @@ def test_replay_drains_a_journal_once_and_keeps_the_instants(
 
 
 def test_replay_says_when_another_process_replays(backend_settings: Settings) -> None:
-    root = Path(backend_settings.file_storage_path)
+    root = Path(backend_settings.storage.file_storage_path)
     leave_journal(root, "left-2")
     with (root / "journal" / LOCK_NAME).open("ab") as lock:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
@@ -93,12 +92,13 @@ def test_replay_says_when_another_process_replays(backend_settings: Settings) ->
 
 
 def test_replay_fails_while_the_database_is_down(backend_settings: Settings) -> None:
-    root = Path(backend_settings.file_storage_path)
+    root = Path(backend_settings.storage.file_storage_path)
     leave_journal(root, "left-3")
-    down = msgspec.structs.replace(
-        backend_settings,
-        database_url="postgresql+asyncpg://postgres@127.0.0.1:1/postgres",
-        db_connect_timeout_s=1.0,
+    down = backend_settings.changed(
+        database={
+            "url": "postgresql+asyncpg://postgres@127.0.0.1:1/postgres",
+            "connect_timeout_s": 1.0,
+        }
     )
 
     result = cli(down, "replay", expect=1)
@@ -108,7 +108,7 @@ def test_replay_fails_while_the_database_is_down(backend_settings: Settings) -> 
 
 
 def test_fsck_fix_waits_for_the_journal(backend_settings: Settings) -> None:
-    root = Path(backend_settings.file_storage_path)
+    root = Path(backend_settings.storage.file_storage_path)
     leave_journal(root, "left-4")
 
     refused = cli(backend_settings, "fsck", "--fix", expect=3)

@@ -9,7 +9,7 @@ from tests.integration.test_auth_matrix import API_KEYS, SECRETS
 
 
 def _secured(make_client: ClientFactory) -> TestClient[Any]:
-    client = make_client(api_keys=API_KEYS)
+    client = make_client(access={"api_keys": API_KEYS})
     client.follow_redirects = False
     return client
 

@@ -116,7 +116,9 @@ def test_missing_evaluation_and_escaping_paths_are_html_errors(client: TestClien
 
 
 def test_files_page_lists_a_stored_blob(make_client: ClientFactory) -> None:
-    client = make_client(large_file_threshold=100, compression_threshold=50, preview_size=10)
+    client = make_client(
+        storage={"large_file_threshold": 100, "compression_threshold": 50, "preview_size": 10}
+    )
     client.post("/evaluations", json={"id": "eval_big", "code": "x"}).raise_for_status()
     client.put("/evaluations/eval_big", json={"output": "y" * 500}).raise_for_status()
     root = client.get("/explorer/backends/files").text

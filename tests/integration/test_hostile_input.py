@@ -21,15 +21,14 @@ Client = TestClient[Any]
 PROBLEM = "application/problem+json"
 SEED = "seed-1"
 LIMITS = {
-    "max_request_bytes": 1024 * 1024,
-    "max_metadata_bytes": 1024,
-    "max_metadata_depth": 4,
-    "max_event_message_bytes": 256,
-    "max_log_chunk_bytes": 512,
-    "max_list_limit": 100,
-    "large_file_threshold": 2048,
-    "compression_threshold": 1024,
+    "request_bytes": 1024 * 1024,
+    "metadata_bytes": 1024,
+    "metadata_depth": 4,
+    "event_message_bytes": 256,
+    "log_chunk_bytes": 512,
+    "list_limit": 100,
 }
+THRESHOLDS = {"large_file_threshold": 2048, "compression_threshold": 1024}
 
 
 class Harness:
@@ -37,7 +36,7 @@ class Harness:
         self.client = client
         self.settings = settings
         self.tmp_path = tmp_path
-        self.files = settings.file_storage_path
+        self.files = settings.storage.file_storage_path
 
     def state(self) -> dict[str, Any]:
         """Everything a request could have changed, as the API and the disk show it."""
@@ -67,7 +66,7 @@ class Harness:
 
 @pytest.fixture
 def hostile(make_client: ClientFactory, backend_settings: Settings, tmp_path: Path) -> Harness:
-    client = make_client(**LIMITS)
+    client = make_client(limits=LIMITS, storage=THRESHOLDS)
     harness = Harness(client, backend_settings, tmp_path)
     created = client.post(
         "/evaluations", json={"id": SEED, "code": "print(1)", "metadata": {"k": "v"}}
@@ -322,7 +321,7 @@ BODY_ROUTES = [
 def test_a_body_over_max_request_bytes_is_413(
     unchanged: Harness, method: str, path: str, body: Any
 ) -> None:
-    pad = "x" * (LIMITS["max_request_bytes"] + 1)
+    pad = "x" * (LIMITS["request_bytes"] + 1)
     assert_problem(unchanged.client.request(method, path, json=body(pad)), 413)
 
 
@@ -413,7 +412,7 @@ METADATA_ROUTES = [
 def test_metadata_over_max_metadata_bytes_is_422(
     unchanged: Harness, method: str, path: str, body: dict[str, Any]
 ) -> None:
-    metadata = {"blob": "m" * LIMITS["max_metadata_bytes"]}
+    metadata = {"blob": "m" * LIMITS["metadata_bytes"]}
     response = unchanged.client.request(method, path, json={**body, "metadata": metadata})
     assert_problem(response, 422, "metadata")
 
@@ -423,7 +422,7 @@ def test_metadata_deeper_than_max_metadata_depth_is_422(
     unchanged: Harness, method: str, path: str, body: dict[str, Any]
 ) -> None:
     metadata: Any = 1
-    for _ in range(LIMITS["max_metadata_depth"] + 1):
+    for _ in range(LIMITS["metadata_depth"] + 1):
         metadata = {"a": metadata}
     response = unchanged.client.request(method, path, json={**body, "metadata": metadata})
     assert_problem(response, 422, "metadata")
@@ -431,20 +430,20 @@ def test_metadata_deeper_than_max_metadata_depth_is_422(
 
 def test_metadata_at_the_limits_is_accepted(hostile: Harness) -> None:
     metadata: Any = [1]
-    for _ in range(LIMITS["max_metadata_depth"] - 1):
+    for _ in range(LIMITS["metadata_depth"] - 1):
         metadata = {"a": metadata}
     response = hostile.client.post("/evaluations", json={"code": "x", "metadata": metadata})
     assert response.status_code == 200, response.text
 
 
 def test_a_log_chunk_over_max_log_chunk_bytes_is_422(unchanged: Harness) -> None:
-    content = "é" * (LIMITS["max_log_chunk_bytes"] // 2 + 1)  # counted in UTF-8 bytes
+    content = "é" * (LIMITS["log_chunk_bytes"] // 2 + 1)  # counted in UTF-8 bytes
     response = unchanged.client.post(f"/evaluations/{SEED}/logs", json={"content": content})
     assert_problem(response, 422, "content")
 
 
 def test_an_event_message_over_max_event_message_bytes_is_422(unchanged: Harness) -> None:
-    message = "m" * (LIMITS["max_event_message_bytes"] + 1)
+    message = "m" * (LIMITS["event_message_bytes"] + 1)
     response = unchanged.client.post(
         f"/evaluations/{SEED}/events", json={"event_type": "t", "message": message}
     )
@@ -452,7 +451,7 @@ def test_an_event_message_over_max_event_message_bytes_is_422(unchanged: Harness
 
 
 @pytest.mark.parametrize(
-    ("path", "limit"), [("/evaluations", LIMITS["max_list_limit"] + 1), ("/audit", 501)]
+    ("path", "limit"), [("/evaluations", LIMITS["list_limit"] + 1), ("/audit", 501)]
 )
 def test_a_list_limit_above_the_maximum_is_422(unchanged: Harness, path: str, limit: int) -> None:
     assert_problem(unchanged.client.get(path, params={"limit": limit}), 422, "limit")
@@ -460,7 +459,7 @@ def test_a_list_limit_above_the_maximum_is_422(unchanged: Harness, path: str, li
 
 
 def test_the_default_page_fits_a_small_max_list_limit(make_client: ClientFactory) -> None:
-    response = make_client(max_list_limit=10).get("/evaluations")
+    response = make_client(limits={"list_limit": 10}).get("/evaluations")
     assert response.status_code == 200, response.text
 
 

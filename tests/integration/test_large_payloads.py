@@ -104,7 +104,7 @@ def storage(client: httpx.Client, eval_id: str) -> dict[str, Any]:
 
 
 def blob_dir(settings: Settings, eval_id: str) -> Path:
-    return Path(settings.file_storage_path) / "evaluations" / eval_id
+    return Path(settings.storage.file_storage_path) / "evaluations" / eval_id
 
 
 def stray_files(settings: Settings, eval_id: str) -> list[str]:
@@ -172,7 +172,7 @@ def assert_stored(
         assert info["output_compressed"] is on_file
     assert info[f"{kind}_truncated"] is on_file
     assert record[f"{kind}_truncated"] is on_file
-    assert record[kind] == (text[: settings.preview_size] if on_file else text)
+    assert record[kind] == (text[: settings.storage.preview_size] if on_file else text)
     blobs = sorted(blob_dir(settings, eval_id).glob(f"{kind}.*.txt*"))
     if on_file:
         [blob] = blobs  # the replaced one is gone once the record points at this one
@@ -335,7 +335,9 @@ def test_a_new_upload_replaces_the_content_and_its_validators(
 
 
 def test_small_thresholds_route_a_stream_like_a_json_update(make_client: ClientFactory) -> None:
-    client = make_client(large_file_threshold=50, compression_threshold=20, preview_size=4)
+    client = make_client(
+        storage={"large_file_threshold": 50, "compression_threshold": 20, "preview_size": 4}
+    )
     new(client, "tiny-stream")
     body = "✓é🚀".encode() * 10  # 90 bytes, 30 characters
     response = asgi_put(client, "tiny-stream", split_every(body, 5))
@@ -410,7 +412,7 @@ def test_a_character_straddling_the_threshold_is_kept_whole(
 def test_the_preview_is_whole_characters_when_chunks_cut_them(
     make_client: ClientFactory, backend_settings: Settings
 ) -> None:
-    client = make_client(preview_size=1000)
+    client = make_client(storage={"preview_size": 1000})
     new(client, "preview")
     body = ("🚀" * 2000).encode() + b"x" * THRESHOLD
     assert asgi_put(client, "preview", split_every(body, 3)).status == 200
@@ -466,7 +468,7 @@ def test_an_invalid_sequence_split_across_chunks_is_422(
 def test_uploads_over_max_upload_bytes_are_413(
     make_client: ClientFactory, backend_settings: Settings
 ) -> None:
-    client = make_client(max_upload_bytes=300_000)
+    client = make_client(limits={"upload_bytes": 300_000})
     new(client, "limit")
     previous = text_bytes(PREVIOUS, 6)
     assert put_body(client, "limit", previous).status_code == 200
@@ -487,7 +489,7 @@ def test_uploads_are_not_capped_by_max_request_bytes(
     make_client: ClientFactory, backend_settings: Settings
 ) -> None:
     """MAX_REQUEST_BYTES bounds JSON bodies; payload uploads answer to MAX_UPLOAD_BYTES."""
-    client = make_client(max_request_bytes=100_000)
+    client = make_client(limits={"request_bytes": 100_000})
     new(client, "req-limit")
     body = text_bytes(1_000_000, 10)
     response = asgi_put(client, "req-limit", split_every(body, 65_536))

@@ -115,22 +115,21 @@ def test_retention_days_runs_the_cleanup_inside_the_service(
         assert client.post("/evaluations", json={"id": name, "code": "x"}).is_success
         assert client.put(f"/evaluations/{name}", json={"status": "running"}).is_success
     assert client.put("/evaluations/r-done", json={"status": "completed", "output": "z" * 200_000})
-    fields = {name: getattr(backend_settings, name) for name in backend_settings.__struct_fields__}
-    fields |= {"retention_days": 1, "retention_interval_s": 0.2}
-    with TestClient(create_app(Settings(**fields), FutureClock())) as retained:
+    retained_settings = backend_settings.changed(retention={"days": 1, "interval_s": 0.2})
+    with TestClient(create_app(retained_settings, FutureClock())) as retained:
         deadline = time.monotonic() + 10
         while retained.get("/evaluations/r-done").status_code != 404:
             assert time.monotonic() < deadline, "retention never removed r-done"
             time.sleep(0.1)
         assert retained.get("/evaluations/r-running").is_success
-    assert not (backend_settings.file_storage_path / "evaluations" / "r-done").exists()
+    assert not (backend_settings.storage.file_storage_path / "evaluations" / "r-done").exists()
 
 
 @pytest.mark.anyio
 async def test_retention_stops_between_two_batches_when_the_app_stops(
     make_client: ClientFactory, backend_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    client = make_client(cache_warm_on_start=False)
+    client = make_client(cache={"warm_on_start": False})
     names = [f"r-stop-{i}" for i in range(3)]
     for name in names:
         assert client.post("/evaluations", json={"id": name, "code": "x"}).is_success
@@ -157,6 +156,6 @@ async def test_retention_stops_between_two_batches_when_the_app_stops(
     finally:
         await container.close()
 
-    reader = make_client(cache_warm_on_start=False)
+    reader = make_client(cache={"warm_on_start": False})
     found = [reader.get(f"/evaluations/{name}").status_code for name in names]
     assert sorted(found) == [200, 200, 404]

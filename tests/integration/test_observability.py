@@ -82,7 +82,7 @@ def test_metrics_show_backend_latency_cache_lookups_and_blob_bytes(
 ) -> None:
     database_commits = ("crucible_storage_backend_operation_seconds_count",)
     before = _samples(client)
-    cache_backend = "redis" if backend_settings.redis_url else None
+    cache_backend = "redis" if backend_settings.redis.url else None
 
     client.post("/evaluations", json={"id": "met-2", "code": "x"})
     output = secrets.token_hex(100_000)  # hex: about half of it survives compression

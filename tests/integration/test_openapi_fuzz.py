@@ -32,7 +32,7 @@ from schemathesis.specs.openapi.checks import (
 
 from infrastructure.sql.migrate import upgrade
 from interfaces.http.app import create_app
-from interfaces.settings import Settings, load_settings, parse_api_keys
+from interfaces.settings import AccessSettings, Settings, load_settings, parse_api_keys
 from tests.services import (
     TEST_REDIS_URL,
     drop_redis_keys,
@@ -58,7 +58,7 @@ SEEDS = [EXAMPLE_ID, "fuzz-queued", "fuzz-running", "fuzz-done"]
 
 def _published_document() -> dict[str, Any]:
     """``GET /openapi.json`` of an app with keys configured (no lifespan, no storage touched)."""
-    response = TestClient(create_app(Settings(api_keys=API_KEYS))).get(
+    response = TestClient(create_app(Settings(access=AccessSettings(api_keys=API_KEYS)))).get(
         "/openapi.json", headers=AUTH
     )
     assert response.status_code == 200, response.text
@@ -117,7 +117,12 @@ def served(
         url = f"sqlite+aiosqlite:///{root / 'storage.db'}"
         upgrade(url)
         yield from _serve(
-            load_settings({}, database_url=url, file_storage_path=files, api_keys=API_KEYS)
+            load_settings(
+                {},
+                database={"url": url},
+                storage={"file_storage_path": files},
+                access={"api_keys": API_KEYS},
+            )
         )
         return
     prefix = redis_test_prefix()
@@ -126,11 +131,10 @@ def served(
         yield from _serve(
             load_settings(
                 {},
-                database_url=url,
-                file_storage_path=files,
-                redis_url=TEST_REDIS_URL,
-                redis_key_prefix=prefix,
-                api_keys=API_KEYS,
+                database={"url": url},
+                storage={"file_storage_path": files},
+                redis={"url": TEST_REDIS_URL, "key_prefix": prefix},
+                access={"api_keys": API_KEYS},
             )
         )
     asyncio.run(drop_redis_keys(prefix))
@@ -144,7 +148,7 @@ def _serve(settings: Settings) -> Iterator[Served]:
             yield served
         finally:
             served.session.close()
-    root = settings.file_storage_path.resolve()
+    root = settings.storage.file_storage_path.resolve()
     escaped = [p for p in Path(root).rglob("*") if not p.resolve().is_relative_to(root)]
     assert not escaped, escaped
 

@@ -36,16 +36,15 @@ def settings(tmp_path: Path) -> Any:
         upgrade(url)
         yield load_settings(
             {},
-            database_url=url,
-            file_storage_path=tmp_path / "files",
-            redis_url=TEST_REDIS_URL,
-            redis_key_prefix=prefix,
+            database={"url": url},
+            storage={"file_storage_path": tmp_path / "files"},
+            redis={"url": TEST_REDIS_URL, "key_prefix": prefix},
         )
     asyncio.run(drop_redis_keys(prefix))
 
 
 def rows(settings: Settings, query: str, *args: Any) -> list[Any]:
-    dsn = settings.database_url.replace("postgresql+asyncpg://", "postgresql://")
+    dsn = settings.database.url.replace("postgresql+asyncpg://", "postgresql://")
 
     async def fetch() -> list[Any]:
         connection = await asyncpg.connect(dsn)
@@ -59,7 +58,7 @@ def rows(settings: Settings, query: str, *args: Any) -> list[Any]:
 
 def test_rows_in_postgresql_and_keys_in_redis(settings: Settings) -> None:
     keys = redis.Redis.from_url(TEST_REDIS_URL)
-    prefix = settings.redis_key_prefix
+    prefix = settings.redis.key_prefix
     with TestClient(create_app(settings)) as client:
         created = client.post("/evaluations", json={"id": EVAL, "code": "print(1)"})
         assert created.status_code == 200, created.text
@@ -86,7 +85,7 @@ def test_rows_in_postgresql_and_keys_in_redis(settings: Settings) -> None:
         assert (entry["container_id"], entry["executor_id"]) == ("c-1", "exec-1")
         tail = keys.hgetall(f"{prefix}logs:{{{EVAL}}}:latest")
         assert (tail[b"s"], tail[b"e"], tail[b"d"]) == (b"0", b"8", b"one\ntwo\n")
-        assert 0 < keys.ttl(f"{prefix}logs:{{{EVAL}}}:latest") <= settings.cache_ttl
+        assert 0 < keys.ttl(f"{prefix}logs:{{{EVAL}}}:latest") <= settings.cache.ttl
 
         done = client.put(f"/evaluations/{EVAL}", json={"status": "completed"})
         assert done.status_code == 200, done.text
@@ -101,7 +100,7 @@ def test_rows_in_postgresql_and_keys_in_redis(settings: Settings) -> None:
 def test_a_running_log_is_tailed_from_redis(settings: Settings) -> None:
     """While running, GET logs answers from ``logs:{<id>}:latest``, not the database."""
     keys = redis.Redis.from_url(TEST_REDIS_URL)
-    tail_key = f"{settings.redis_key_prefix}logs:{{{EVAL}}}:latest"
+    tail_key = f"{settings.redis.key_prefix}logs:{{{EVAL}}}:latest"
     with TestClient(create_app(settings)) as client:
         client.post("/evaluations", json={"id": EVAL, "code": "x", "status": "running"})
         client.post(f"/evaluations/{EVAL}/logs", json={"content": "from the database\n"})
@@ -119,7 +118,7 @@ def test_a_running_log_is_tailed_from_redis(settings: Settings) -> None:
 
 
 def connections_of_the_service(settings: Settings) -> int:
-    database = settings.database_url.rsplit("/", 1)[1]
+    database = settings.database.url.rsplit("/", 1)[1]
     [row] = rows(
         settings,
         "SELECT count(*) AS n FROM pg_stat_activity "
@@ -142,11 +141,8 @@ def test_the_statement_timeout_comes_from_settings(settings: Settings) -> None:
     the failover journal, is read back at once, and reaches PostgreSQL when the lock goes."""
     import time
 
-    dsn = settings.database_url.replace("postgresql+asyncpg://", "postgresql://")
-    quick = Settings(
-        **{name: getattr(settings, name) for name in settings.__struct_fields__}
-        | {"db_statement_timeout_ms": 300}
-    )
+    dsn = settings.database.url.replace("postgresql+asyncpg://", "postgresql://")
+    quick = settings.changed(database={"statement_timeout_ms": 300})
     with TestClient(create_app(quick)) as client:
         assert client.post("/evaluations", json={"id": EVAL, "code": "x"}).is_success
 
@@ -246,11 +242,10 @@ def test_connections_dropped_while_idle_are_replaced_without_an_error(
     settings: Settings,
 ) -> None:
     """Both pools survive connections that died unnoticed: no request fails."""
-    url = make_url(settings.database_url)
+    url = make_url(settings.database.url)
     with SeveringProxy(url.port or 5432) as proxy:
-        proxied = Settings(
-            **{name: getattr(settings, name) for name in settings.__struct_fields__}
-            | {"database_url": url.set(port=proxy.port).render_as_string(hide_password=False)}
+        proxied = settings.changed(
+            database={"url": url.set(port=proxy.port).render_as_string(hide_password=False)}
         )
         with TestClient(create_app(proxied)) as client:
             assert client.post("/evaluations", json={"id": EVAL, "code": "x"}).is_success
@@ -271,10 +266,7 @@ def test_slow_uploads_and_downloads_hold_no_database_connection(settings: Settin
 
     from tests.services import serve_in_thread
 
-    one = Settings(
-        **{name: getattr(settings, name) for name in settings.__struct_fields__}
-        | {"db_pool_size": 1, "db_connect_timeout_s": 2.0}
-    )
+    one = settings.changed(database={"pool_size": 1, "connect_timeout_s": 2.0})
     with serve_in_thread(create_app(one)) as url:
         host, port = url.removeprefix("http://").split(":")
         import httpx

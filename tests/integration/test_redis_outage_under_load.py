@@ -55,10 +55,9 @@ def settings(private_redis: RedisProcess, tmp_path: Path) -> Iterator[Settings]:
         upgrade(url)
         yield load_settings(
             {},
-            database_url=url,
-            file_storage_path=tmp_path / "files",
-            redis_url=private_redis.url,
-            redis_timeout_s=0.2,
+            database={"url": url},
+            storage={"file_storage_path": tmp_path / "files"},
+            redis={"url": private_redis.url, "timeout_s": 0.2},
         )
 
 

@@ -40,7 +40,7 @@ async def test_an_unreadable_segment_is_reported_not_fatal(
 async def test_the_replayer_stops_between_two_entries_when_the_app_stops(
     backend_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    root = Path(backend_settings.file_storage_path)
+    root = Path(backend_settings.storage.file_storage_path)
     await anyio.to_thread.run_sync(leave_journal, root, "stop-1")
     stopping = anyio.Event()
     replayed: list[str] = []

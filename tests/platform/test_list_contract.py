@@ -45,7 +45,7 @@ def test_an_offset_past_any_integer_names_offset(client: Client) -> None:
 
 
 def test_the_documented_limit_maximum_is_the_enforced_one(make_client: Any) -> None:
-    client = make_client(max_list_limit=250)
+    client = make_client(limits={"list_limit": 250})
     spec = client.get("/openapi.json").json()
     (limit,) = [
         p for p in spec["paths"]["/evaluations"]["get"]["parameters"] if p["name"] == "limit"

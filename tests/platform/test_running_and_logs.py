@@ -151,11 +151,11 @@ class Platform:
 
 @pytest.fixture
 def platform(make_client: ClientFactory, backend_settings: Settings) -> Iterator[Platform]:
-    if backend_settings.redis_url is None:  # embedded: give it the Redis the worker uses
+    if backend_settings.redis.url is None:  # embedded: give it the Redis the worker uses
         url, prefix = TEST_REDIS_URL, redis_test_prefix()
-        client = make_client(redis_url=url, redis_key_prefix=prefix)
+        client = make_client(redis={"url": url, "key_prefix": prefix})
     else:
-        url, prefix = backend_settings.redis_url, backend_settings.redis_key_prefix
+        url, prefix = backend_settings.redis.url, backend_settings.redis.key_prefix
         client = make_client()
     keys = redis.Redis.from_url(url)
     try:
@@ -355,6 +355,6 @@ def test_the_logs_without_the_workers_redis(client: Client, backend_settings: Se
 
     logs = client.get("/evaluations/own-1/logs").json()
 
-    cached = "redis_cache" if backend_settings.redis_url else "memory_cache"
+    cached = "redis_cache" if backend_settings.redis.url else "memory_cache"
     assert (logs["output"], logs["content"], logs["source"]) == ("a\n", "a\n", cached)
     assert logs["last_update"] is not None

@@ -146,7 +146,7 @@ def test_the_gateway_admin_override_is_applied_and_audited(client: Client) -> No
 
 
 def test_an_admin_override_needs_an_admin_key(make_client: Any) -> None:
-    secured = make_client(api_keys=API_KEYS)
+    secured = make_client(access={"api_keys": API_KEYS})
     writer, admin = CALLERS["write"], CALLERS["admin"]
     body = {"id": "flow-7", "code": "x", "status": "completed"}
     assert secured.post("/evaluations", json=body, headers=writer).status_code == 200

@@ -98,7 +98,7 @@ def seeded(client: Client) -> Client:
 
 
 def cache_name(settings: Settings) -> str:
-    return "redis" if settings.redis_url else "memory"
+    return "redis" if settings.redis.url else "memory"
 
 
 def test_gateway_status_reads_statistics(seeded: Client) -> None:
@@ -133,8 +133,11 @@ def test_storage_info_has_the_original_fields(client: Client, backend_settings: 
     assert at(info, "fallback_backend") == "file"
     assert at(info, "cache_enabled") is True
     assert at(info, "large_output_storage") == "file"
-    assert at(info, "storage_thresholds.inline_threshold") == backend_settings.large_file_threshold
-    assert at(info, "storage_thresholds.preview_size") == backend_settings.preview_size
+    assert (
+        at(info, "storage_thresholds.inline_threshold")
+        == backend_settings.storage.large_file_threshold
+    )
+    assert at(info, "storage_thresholds.preview_size") == backend_settings.storage.preview_size
     assert at(info, "backends_available") == ["database", "file", cache_name(backend_settings)]
 
 
@@ -213,7 +216,7 @@ def test_file_page_reads_the_details(seeded: Client, backend_settings: Settings)
     details = ok(seeded.get("/storage/file/details")).json()
 
     assert at(details, "backend") == "file"
-    assert at(details, "path") == str(backend_settings.file_storage_path)
+    assert at(details, "path") == str(backend_settings.storage.file_storage_path)
     files = at(details, "files")
     assert at(details, "total_files") == len(files) == 2
     for index in range(len(files)):
@@ -225,7 +228,7 @@ def test_file_page_reads_the_details(seeded: Client, backend_settings: Settings)
     assert files[0]["path"].startswith("evaluations/e-large/output.")
     assert files[1]["path"] == "evaluations/e-large/metadata.json"
     assert files[0]["size"] >= files[1]["size"]
-    on_disk = backend_settings.file_storage_path / files[0]["path"]
+    on_disk = backend_settings.storage.file_storage_path / files[0]["path"]
     assert files[0]["size"] == on_disk.stat().st_size
 
 

@@ -131,9 +131,9 @@ def test_during_an_outage_an_event_and_a_delete_keep_their_answers(
     backend_settings: Settings, make_client: ClientFactory
 ) -> None:
     """PostgreSQL held up by a row lock: both writes are journaled, answered as above, replayed."""
-    client = make_client(db_statement_timeout_ms=300)
+    client = make_client(database={"statement_timeout_ms": 300})
     create(client, "test-127")
-    dsn = backend_settings.database_url.replace("postgresql+asyncpg://", "postgresql://")
+    dsn = backend_settings.database.url.replace("postgresql+asyncpg://", "postgresql://")
 
     async def write_behind_a_lock() -> tuple[Any, Any, Any]:
         locker = await asyncpg.connect(dsn)

@@ -65,7 +65,7 @@ def test_keys_load_from_a_file_and_add_to_the_variable(tmp_path: Path) -> None:
 
     settings = load_settings({"API_KEYS_FILE": str(keys_file), "API_KEYS": f"ro:{SECRET}q:read"})
 
-    assert [(k.name, k.scope.value) for k in settings.api_keys] == [
+    assert [(k.name, k.scope.value) for k in settings.access.api_keys] == [
         ("ro", "read"),
         ("ops", "admin"),
         ("ci", "write"),
@@ -76,7 +76,7 @@ def test_keys_load_from_a_file_and_add_to_the_variable(tmp_path: Path) -> None:
 
 def test_cors_origins_must_be_origins() -> None:
     settings = load_settings({"CORS_ORIGINS": "https://a.example, http://b.example:8080"})
-    assert settings.cors_origins == ("https://a.example", "http://b.example:8080")
+    assert settings.access.cors_origins == ("https://a.example", "http://b.example:8080")
     with pytest.raises(SettingsError, match="CORS_ORIGINS"):
         load_settings({"CORS_ORIGINS": "javascript:alert(1)"})
 

@@ -53,8 +53,8 @@ def test_compose_runs_the_service_on_postgres_and_redis() -> None:
     services = compose["services"]
     storage = services["storage"]
     settings = load_settings(storage["environment"])
-    assert settings.is_postgres
-    assert settings.redis_url == "redis://redis:6379/0"
+    assert settings.database.is_postgres
+    assert settings.redis.url == "redis://redis:6379/0"
     for dependency, condition in storage["depends_on"].items():
         assert condition == {"condition": "service_healthy"}
         assert "healthcheck" in services[dependency]

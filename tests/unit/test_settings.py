@@ -7,12 +7,13 @@ from interfaces.settings import SettingsError, StorageBackend, load_settings
 
 def test_defaults_are_the_embedded_setup() -> None:
     settings = load_settings({})
-    assert settings.database_url.startswith("sqlite+aiosqlite:///")
-    assert settings.redis_url is None
-    assert settings.storage_backend is StorageBackend.DATABASE
-    assert (settings.large_file_threshold, settings.compression_threshold) == (102_400, 10_240)
-    assert (settings.preview_size, settings.cache_ttl, settings.port) == (1000, 3600, 8082)
-    assert settings.host == "127.0.0.1"
+    assert settings.database.url.startswith("sqlite+aiosqlite:///")
+    assert settings.redis.url is None
+    assert settings.storage.backend is StorageBackend.DATABASE
+    storage = settings.storage
+    assert (storage.large_file_threshold, storage.compression_threshold) == (102_400, 10_240)
+    assert (storage.preview_size, settings.cache.ttl, settings.server.port) == (1000, 3600, 8082)
+    assert settings.server.host == "127.0.0.1"
 
 
 def test_spec_forms_are_accepted() -> None:
@@ -29,12 +30,12 @@ def test_spec_forms_are_accepted() -> None:
             "LOG_LEVEL": "debug",
         }
     )
-    assert settings.database_url == "postgresql+asyncpg://crucible:password@postgres:5432/crucible"
-    assert settings.redis_url == "redis://redis:6379"
-    assert settings.enable_caching is False
-    assert settings.file_storage_path == Path("/app/data")
-    assert settings.thresholds.large_file_threshold == 2048
-    assert settings.log_level == "DEBUG"
+    assert settings.database.url == "postgresql+asyncpg://crucible:password@postgres:5432/crucible"
+    assert settings.redis.url == "redis://redis:6379"
+    assert settings.cache.enabled is False
+    assert settings.storage.file_storage_path == Path("/app/data")
+    assert settings.storage.thresholds.large_file_threshold == 2048
+    assert settings.server.log_level == "DEBUG"
 
 
 @pytest.mark.parametrize(
@@ -68,7 +69,21 @@ def test_compression_above_large_threshold_is_refused() -> None:
 
 
 def test_cache_warming_defaults_and_overrides() -> None:
-    assert load_settings({}).cache_warm_on_start is True
-    assert load_settings({}).cache_warm_count == 1000
+    assert load_settings({}).cache.warm_on_start is True
+    assert load_settings({}).cache.warm_count == 1000
     changed = load_settings({"CACHE_WARM_ON_START": "false", "CACHE_WARM_COUNT": "50"})
-    assert (changed.cache_warm_on_start, changed.cache_warm_count) == (False, 50)
+    assert (changed.cache.warm_on_start, changed.cache.warm_count) == (False, 50)
+
+
+def test_log_tail_size_defaults_to_256_kib_and_is_checked() -> None:
+    assert load_settings({}).cache.log_tail_bytes == 256 * 1024
+    assert load_settings({"LOG_TAIL_BYTES": "4096"}).cache.log_tail_bytes == 4096
+    with pytest.raises(SettingsError, match=r"^LOG_TAIL_BYTES='0': must be a positive integer$"):
+        load_settings({"LOG_TAIL_BYTES": "0"})
+
+
+def test_overrides_are_keyed_by_group() -> None:
+    settings = load_settings({"CACHE_TTL": "5"}, cache={"warm_count": 3}, database={"pool_size": 2})
+    assert (settings.cache.ttl, settings.cache.warm_count, settings.database.pool_size) == (5, 3, 2)
+    with pytest.raises(TypeError):
+        load_settings({}, caches={"ttl": 1})

@@ -8,13 +8,13 @@ TIERING = {"TIER_AFTER_DAYS": "1", "S3_BUCKET": "crucible-outputs"}
 
 
 def test_tiering_interval_is_off_by_default() -> None:
-    assert load_settings({}).tier_interval_s is None
-    assert load_settings(TIERING).tier_interval_s is None
+    assert load_settings({}).tiering.interval_s is None
+    assert load_settings(TIERING).tiering.interval_s is None
 
 
 def test_tiering_interval_with_its_age_is_accepted() -> None:
     settings = load_settings({**TIERING, "TIER_INTERVAL_S": "0.2"})
-    assert (settings.tier_after_days, settings.tier_interval_s) == (1, 0.2)
+    assert (settings.tiering.after_days, settings.tiering.interval_s) == (1, 0.2)
 
 
 @pytest.mark.parametrize(

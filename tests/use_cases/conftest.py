@@ -64,7 +64,13 @@ from infrastructure.memory.cache import MemoryCache
 from infrastructure.memory.evaluations import MemoryDatabase
 from infrastructure.memory.log_tail import MemoryLogTail
 from interfaces.providers import build_providers
-from interfaces.settings import FallbackBackend, Settings, StorageBackend
+from interfaces.settings import (
+    FallbackBackend,
+    LimitSettings,
+    Settings,
+    StorageBackend,
+    StorageSettings,
+)
 from tests.factories import BASE_TIME, EvaluationFactory
 
 # A configuration the settings accept (compression <= large), so every blob is zstd.
@@ -75,14 +81,15 @@ MAX_LOG_CHUNK_BYTES = 256
 def memory_settings(thresholds: StorageThresholds = THRESHOLDS) -> Settings:
     """``STORAGE_BACKEND=memory`` with the small thresholds of these tests."""
     return Settings(
-        storage_backend=StorageBackend.MEMORY,
-        fallback_backend=FallbackBackend.NONE,
-        file_storage_path=Path("/tmp/files"),
-        large_file_threshold=thresholds.large_file_threshold,
-        compression_threshold=thresholds.compression_threshold,
-        preview_size=thresholds.preview_size,
-        max_request_bytes=1024,
-        max_log_chunk_bytes=MAX_LOG_CHUNK_BYTES,
+        storage=StorageSettings(
+            backend=StorageBackend.MEMORY,
+            fallback_backend=FallbackBackend.NONE,
+            file_storage_path=Path("/tmp/files"),
+            large_file_threshold=thresholds.large_file_threshold,
+            compression_threshold=thresholds.compression_threshold,
+            preview_size=thresholds.preview_size,
+        ),
+        limits=LimitSettings(request_bytes=1024, log_chunk_bytes=MAX_LOG_CHUNK_BYTES),
     )
 
 

@@ -228,7 +228,7 @@ async def _upload(
             "unsupported-media-type",
             field="Content-Type",
         )
-    limit = settings.max_upload_bytes
+    limit = settings.limits.upload_bytes
     announced = request.headers.get("content-length")
     if announced is not None and announced.isdigit() and int(announced) > limit:
         raise _too_large(limit)

@@ -75,7 +75,7 @@ class TimelineController(Controller):
         offset: Annotated[int, Parameter(ge=0, le=2**63 - 1, description="bytes already seen")] = 0,
     ) -> LogBody:
         logs = await reads.logs(evaluation_id(eval_id), offset)
-        return LogBody.of(logs, _source_name(logs.source, redis=settings.redis_url is not None))
+        return LogBody.of(logs, _source_name(logs.source, redis=settings.redis.url is not None))
 
     @post(
         "/events",

@@ -6,7 +6,6 @@ same against a real PostgreSQL that is stopped with ``pg_ctl -m immediate``.
 """
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args
@@ -51,6 +50,8 @@ from infrastructure.memory.evaluations import MemoryDatabase, MemoryEvaluationRe
 from infrastructure.memory.journal import MemoryJournal
 from infrastructure.memory.replay_marks import MemoryReplayMarks
 from infrastructure.memory.unit_of_work import MemoryUnitOfWork
+from interfaces import acting
+from interfaces.replay import ContainerReplayScopes
 from tests.use_cases.conftest import THRESHOLDS, FakeWorkerLogs, FixedClock, use_case_container
 
 pytestmark = pytest.mark.anyio
@@ -108,7 +109,10 @@ class WorldOverrides(Provider):
     primary = from_context(provides=PrimaryState, override=True)
     blobs = from_context(provides=MemoryBlobStore, override=True)
     outage = from_context(provides=Outage)
-    context = from_context(provides=AuditContext, scope=Scope.REQUEST, override=True)
+
+    @provide(scope=Scope.REQUEST, override=True)
+    def audit_context(self) -> AuditContext:
+        return acting.current()  # as the app: who the request acts as (``World.wire``)
 
     @provide(scope=Scope.REQUEST, override=True)
     def repository(self, database: MemoryDatabase, outage: Outage) -> EvaluationRepository:
@@ -122,11 +126,7 @@ class Wiring:
     writes: Writes
     reads: RecordReads
     handlers: WriteHandlers
-    repository: EvaluationRepository
-    marks: ReplayMarks
-    audit_log: AuditLog
     uow: UnitOfWork
-    record_cache: RecordCache
 
 
 class World:
@@ -166,24 +166,19 @@ class World:
         self.requests += 1
         context = context or AuditContext(actor=ACTOR, request_id=f"req-{self.requests}")
         # A request scope of memory adapters holds no finalizer: it ends with the test.
-        request = self.container(context={AuditContext: context})
-        return Wiring(
-            writes=await request.get(Writes),
-            reads=await request.get(RecordReads),
-            handlers=await request.get(WriteHandlers),
-            repository=await request.get(EvaluationRepository),
-            marks=await request.get(ReplayMarks),
-            audit_log=await request.get(AuditLog),
-            uow=await request.get(UnitOfWork),
-            record_cache=await request.get(RecordCache),
-        )
-
-    @asynccontextmanager
-    async def open(self, context: AuditContext) -> AsyncIterator[Wiring]:
-        yield await self.wire(context)
+        request = self.container()
+        # Resolved while acting as ``context``: the request scope keeps it for the use
+        # cases built later, as the HTTP guard's context lasts the whole request.
+        with acting.acting_as(context):
+            return Wiring(
+                writes=await request.get(Writes),
+                reads=await request.get(RecordReads),
+                handlers=await request.get(WriteHandlers),
+                uow=await request.get(UnitOfWork),
+            )
 
     def replay(self) -> ReplayJournal:
-        return ReplayJournal(self.journal, self, self.primary)
+        return ReplayJournal(self.journal, ContainerReplayScopes(self.container), self.primary)
 
     def stored(self, evaluation_id: EvaluationId) -> Evaluation:
         return self.database.evaluations[evaluation_id]
@@ -388,7 +383,7 @@ async def test_a_replay_interrupted_midway_resumes_without_doubling(world: World
     world.outage.down = False
     # The first two were applied and marked, then the process died before clearing them.
     for entry in entries[:2]:
-        async with world.open(
+        async with ContainerReplayScopes(world.container).open(
             AuditContext(actor=entry.actor, request_id=entry.request_id, journal_entry=entry.id)
         ) as unit:
             await unit.handlers.run(entry.intent, Target(ID))

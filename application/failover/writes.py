@@ -58,16 +58,16 @@ from domain.identifiers import EvaluationId, generate_evaluation_id
 from domain.payload import PayloadKind
 from domain.timeline import EvaluationEvent, LogChunk
 
-I = TypeVar("I", bound=WriteIntent[Any])  # noqa: E741
+IntentT = TypeVar("IntentT", bound=WriteIntent[Any])
 R = TypeVar("R")
 
 
-Handler = Callable[[UseCaseLocator, Target, I], Awaitable[Any]]
+Handler = Callable[[UseCaseLocator, Target, IntentT], Awaitable[Any]]
 _HANDLERS: dict[type[WriteIntent[Any]], Handler[Any]] = {}
 
 
-def _handles(kind: type[I]) -> Callable[[Handler[I]], Handler[I]]:
-    def register(handler: Handler[I]) -> Handler[I]:
+def _handles(kind: type[IntentT]) -> Callable[[Handler[IntentT]], Handler[IntentT]]:
+    def register(handler: Handler[IntentT]) -> Handler[IntentT]:
         _HANDLERS[kind] = handler
         return handler
 

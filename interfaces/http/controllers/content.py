@@ -6,6 +6,7 @@ import msgspec
 from dishka.integrations.litestar import FromDishka
 from litestar import Controller, Request, Response, get, post, put
 from litestar.datastructures import State
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.spec import OpenAPIMediaType as MediaType
 from litestar.openapi.spec import Operation, RequestBody, Schema
 from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
@@ -63,6 +64,46 @@ class RawTextUpload(Operation):
             description="The full content, UTF-8 text of any size (up to MAX_UPLOAD_BYTES)",
             content={media: MediaType(schema=schema) for media in UPLOAD_TYPES},
         )
+
+
+def _upload_handler(kind: PayloadKind) -> HTTPRouteHandler:
+    """``PUT /{kind}``: the output or the error replaced by the streamed raw body."""
+
+    async def upload(
+        _self: Controller,
+        eval_id: EvalIdPath,
+        request: Request[Any, Any, State],
+        writes: FromDishka[Writes],
+        settings: FromDishka[Settings],
+    ) -> Response[EvaluationBody]:
+        identifier = evaluation_id(eval_id)
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type not in UPLOAD_TYPES:
+            raise problem(
+                HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+                "Unsupported media type",
+                f"send the content as {' or '.join(UPLOAD_TYPES)}, not {media_type or 'nothing'}",
+                "unsupported-media-type",
+                field="Content-Type",
+            )
+        limit = settings.limits.upload_bytes
+        announced = request.headers.get("content-length")
+        if announced is not None and announced.isdigit() and int(announced) > limit:
+            raise _too_large(limit)
+        evaluation = await writes.upload(identifier, kind, _limited(request.stream(), limit))
+        return Response(
+            EvaluationBody.of(evaluation, storage_info=True),
+            headers={"ETag": etag(evaluation.version)},
+        )
+
+    upload.__name__ = upload.__qualname__ = f"upload_{kind}"  # Litestar names the operation by it
+    return put(
+        f"/{kind}",
+        summary=f"Replace the {kind} with a streamed raw body",
+        request_max_body_size=None,
+        operation_class=RawTextUpload,
+        responses=problem_responses(404, 409, 413, 415, 422, 503) | ACCEPTED_RESPONSE,
+    )(upload)
 
 
 class ContentController(Controller):
@@ -133,37 +174,8 @@ class ContentController(Controller):
     ) -> Response[bytes]:
         return await _read(use_case, eval_id, "error", range_header, if_range, accept_encoding)
 
-    @put(
-        "/output",
-        summary="Replace the output with a streamed raw body",
-        request_max_body_size=None,
-        operation_class=RawTextUpload,
-        responses=problem_responses(404, 409, 413, 415, 422, 503) | ACCEPTED_RESPONSE,
-    )
-    async def upload_output(
-        self,
-        eval_id: EvalIdPath,
-        request: Request[Any, Any, State],
-        writes: FromDishka[Writes],
-        settings: FromDishka[Settings],
-    ) -> Response[EvaluationBody]:
-        return await _upload(request, writes, settings, eval_id, "output")
-
-    @put(
-        "/error",
-        summary="Replace the error with a streamed raw body",
-        request_max_body_size=None,
-        operation_class=RawTextUpload,
-        responses=problem_responses(404, 409, 413, 415, 422, 503) | ACCEPTED_RESPONSE,
-    )
-    async def upload_error(
-        self,
-        eval_id: EvalIdPath,
-        request: Request[Any, Any, State],
-        writes: FromDishka[Writes],
-        settings: FromDishka[Settings],
-    ) -> Response[EvaluationBody]:
-        return await _upload(request, writes, settings, eval_id, "error")
+    upload_output = _upload_handler("output")
+    upload_error = _upload_handler("error")
 
     @post(
         "/celery-update",
@@ -209,34 +221,6 @@ async def _read(
         accept_zstd=accepts_zstd(accept_encoding),
     )
     return payload_response(content)
-
-
-async def _upload(
-    request: Request[Any, Any, State],
-    writes: Writes,
-    settings: Settings,
-    eval_id: str,
-    kind: PayloadKind,
-) -> Response[EvaluationBody]:
-    identifier = evaluation_id(eval_id)
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type not in UPLOAD_TYPES:
-        raise problem(
-            HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-            "Unsupported media type",
-            f"send the content as {' or '.join(UPLOAD_TYPES)}, not {media_type or 'nothing'}",
-            "unsupported-media-type",
-            field="Content-Type",
-        )
-    limit = settings.limits.upload_bytes
-    announced = request.headers.get("content-length")
-    if announced is not None and announced.isdigit() and int(announced) > limit:
-        raise _too_large(limit)
-    evaluation = await writes.upload(identifier, kind, _limited(request.stream(), limit))
-    return Response(
-        EvaluationBody.of(evaluation, storage_info=True),
-        headers={"ETag": etag(evaluation.version)},
-    )
 
 
 async def _limited(chunks: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:

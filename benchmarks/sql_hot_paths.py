@@ -121,9 +121,10 @@ class SessionPaths:
             await session.commit()
 
     async def append_log(self, index: int) -> None:
+        now = datetime.now(UTC)
         async with self.sessions() as session:
             await SqlLogStore(session).append(
-                EvaluationId(self.keys[index]), LOG_LINE, datetime.now(UTC)
+                EvaluationId(self.keys[index]), LOG_LINE, now, last_update=now
             )
             await session.commit()
 
@@ -168,9 +169,10 @@ class ServicePaths:
             await transaction.commit()
 
     async def append_log(self, index: int) -> None:
+        now = datetime.now(UTC)
         async with self._request() as transaction:
             await PgLogStore(transaction).append(
-                EvaluationId(self.keys[index]), LOG_LINE, datetime.now(UTC)
+                EvaluationId(self.keys[index]), LOG_LINE, now, last_update=now
             )
             await transaction.commit()
 

@@ -24,17 +24,12 @@ class LogStore(Protocol):
 
     @abstractmethod
     async def append(
-        self,
-        evaluation_id: EvaluationId,
-        content: str,
-        now: datetime,
-        *,
-        last_update: datetime | None = None,
+        self, evaluation_id: EvaluationId, content: str, now: datetime, *, last_update: datetime
     ) -> AppendedLog:
         """Place ``content`` at the current end of the log; concurrent appends never collide.
 
-        In the same statement that places it, the record's ``last_update`` becomes
-        ``last_update`` (``now`` when not given) and its version grows by one; its
+        The chunk is stamped ``now``. In the same statement that places it, the record's
+        ``last_update`` becomes ``last_update`` and its version grows by one; its
         ``updated_at`` stays (retention and activity count record writes, not log lines).
         """
 

@@ -98,7 +98,7 @@ class ImportEvaluation:
         now = self._clock.now()
         version = evaluation.version
         for piece in split_utf8(archived.log, LOG_CHUNK_BYTES):
-            version = (await self._logs.append(evaluation.id, piece, now)).version
+            version = (await self._logs.append(evaluation.id, piece, now, last_update=now)).version
         if version != evaluation.version:
             # Each append moved the record on (its ``last_update``): put it back as archived.
             await self._repository.update(evaluation, expected_version=version)

@@ -43,18 +43,13 @@ class MemoryLogStore(LogStore):
         self._db = database
 
     async def append(
-        self,
-        evaluation_id: EvaluationId,
-        content: str,
-        now: datetime,
-        *,
-        last_update: datetime | None = None,
+        self, evaluation_id: EvaluationId, content: str, now: datetime, *, last_update: datetime
     ) -> AppendedLog:
         async with self._db.lock:
             record = self._db.live(evaluation_id)
             if record is None:
                 raise EvaluationNotFoundError(evaluation_id)
-            record.last_update = now if last_update is None else last_update
+            record.last_update = last_update
             record.version += 1
             offset = self._db.log_sizes.get(evaluation_id, 0)
             chunk = LogChunk(

@@ -86,17 +86,11 @@ class PgLogStore(LogStore):
         self._transaction = transaction
 
     async def append(
-        self,
-        evaluation_id: EvaluationId,
-        content: str,
-        now: datetime,
-        *,
-        last_update: datetime | None = None,
+        self, evaluation_id: EvaluationId, content: str, now: datetime, *, last_update: datetime
     ) -> AppendedLog:
         size = len(content.encode("utf-8"))
-        stamp = now if last_update is None else last_update
         reserved = await self._transaction.write(
-            lambda connection: connection.fetchrow(RESERVE_LOG, evaluation_id, size, stamp)
+            lambda connection: connection.fetchrow(RESERVE_LOG, evaluation_id, size, last_update)
         )
         if reserved is None:
             raise EvaluationNotFoundError(evaluation_id)

@@ -96,12 +96,7 @@ class SqlLogStore(LogStore):
         self._session = session
 
     async def append(
-        self,
-        evaluation_id: EvaluationId,
-        content: str,
-        now: datetime,
-        *,
-        last_update: datetime | None = None,
+        self, evaluation_id: EvaluationId, content: str, now: datetime, *, last_update: datetime
     ) -> AppendedLog:
         size = len(content.encode("utf-8"))
         c = evaluations.c
@@ -110,7 +105,7 @@ class SqlLogStore(LogStore):
             .where(c.id == evaluation_id, live_evaluations)
             .values(
                 log_size=c.log_size + size,
-                last_update=now if last_update is None else last_update,
+                last_update=last_update,
                 version=c.version + 1,
             )
             .returning(c.log_size, c.version)

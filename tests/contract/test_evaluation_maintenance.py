@@ -86,8 +86,8 @@ async def _seed(store: PortStore) -> None:
                         timestamp=OLD,
                     )
                 )
-            await ports.logs.append(evaluation_id, "line 1\n", OLD)
-            await ports.logs.append(evaluation_id, "line 2\n", OLD)
+            await ports.logs.append(evaluation_id, "line 1\n", OLD, last_update=OLD)
+            await ports.logs.append(evaluation_id, "line 2\n", OLD, last_update=OLD)
 
 
 async def test_candidates_follow_the_selection_oldest_change_first(sql_backend: PortStore) -> None:

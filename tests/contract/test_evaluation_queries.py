@@ -298,9 +298,11 @@ async def test_statistics_on_a_known_data_set(sql_backend: PortStore) -> None:
                 timestamp=BASE_TIME,
             )
         )
-        await ports.logs.append(EvaluationId("s01"), "héllo\n", BASE_TIME)
-        await ports.logs.append(EvaluationId("s02"), "abc", BASE_TIME)
-        await ports.logs.append(EvaluationId("deleted"), "never counted", BASE_TIME)
+        await ports.logs.append(EvaluationId("s01"), "héllo\n", BASE_TIME, last_update=BASE_TIME)
+        await ports.logs.append(EvaluationId("s02"), "abc", BASE_TIME, last_update=BASE_TIME)
+        await ports.logs.append(
+            EvaluationId("deleted"), "never counted", BASE_TIME, last_update=BASE_TIME
+        )
     await _delete(sql_backend, "deleted")
 
     async with sql_backend.session() as ports:
@@ -348,8 +350,8 @@ async def test_inspector_reports_real_counts(sql_backend: PortStore) -> None:
                 timestamp=BASE_TIME,
             )
         )
-        await ports.logs.append(EvaluationId("i0"), "one", BASE_TIME)
-        await ports.logs.append(EvaluationId("i0"), "two", BASE_TIME)
+        await ports.logs.append(EvaluationId("i0"), "one", BASE_TIME, last_update=BASE_TIME)
+        await ports.logs.append(EvaluationId("i0"), "two", BASE_TIME, last_update=BASE_TIME)
 
     report = await sql_backend.inspector.inspect()
     assert report.name == "database"
@@ -457,8 +459,8 @@ async def test_statistics_follow_every_kind_of_change(sql_backend: PortStore) ->
                     timestamp=BASE_TIME,
                 )
             )
-        await ports.logs.append(EvaluationId("a"), "12345", BASE_TIME)
-        await ports.logs.append(EvaluationId("b"), "123", BASE_TIME)
+        await ports.logs.append(EvaluationId("a"), "12345", BASE_TIME, last_update=BASE_TIME)
+        await ports.logs.append(EvaluationId("b"), "123", BASE_TIME, last_update=BASE_TIME)
         record = await ports.repository.get(EvaluationId("a"))
         assert record is not None
         version = record.version

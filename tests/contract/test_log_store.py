@@ -26,7 +26,7 @@ async def store(sql_backend: PortStore) -> PortStore:
 
 async def _append(store: PortStore, content: str) -> LogChunk:
     async with store.session() as ports:
-        return (await ports.logs.append(EVAL, content, BASE_TIME)).chunk
+        return (await ports.logs.append(EVAL, content, BASE_TIME, last_update=BASE_TIME)).chunk
 
 
 async def _read(store: PortStore, offset: int = 0) -> LogSlice:
@@ -85,7 +85,7 @@ async def test_empty_and_unknown_logs(store: PortStore) -> None:
     async with store.session() as ports:
         assert await ports.logs.read(EvaluationId("nobody")) == LogSlice("", 0, 0)
         with pytest.raises(EvaluationNotFoundError):
-            await ports.logs.append(EvaluationId("nobody"), "x", BASE_TIME)
+            await ports.logs.append(EvaluationId("nobody"), "x", BASE_TIME, last_update=BASE_TIME)
 
 
 async def test_concurrent_appends_are_never_lost(store: PortStore) -> None:
@@ -121,7 +121,9 @@ async def test_an_append_sets_last_update_and_moves_the_version_on(store: PortSt
         first = await ports.logs.append(EVAL, "one\n", later, last_update=reported)
     async with store.session() as ports:
         after = await ports.repository.get(EVAL)
-        second = await ports.logs.append(EVAL, "", later + timedelta(seconds=1))
+        second = await ports.logs.append(
+            EVAL, "", later + timedelta(seconds=1), last_update=later + timedelta(seconds=1)
+        )
     async with store.session() as ports:
         last = await ports.repository.get(EVAL)
 
@@ -130,7 +132,7 @@ async def test_an_append_sets_last_update_and_moves_the_version_on(store: PortSt
     assert (first.version, after.version) == (before.version + 1, before.version + 1)
     assert after.last_update == reported  # the writer's own time, as given
     assert after.updated_at == before.updated_at  # a log line is not a record write
-    # Without a time of its own (and even when empty) an append stamps ``now``.
+    # Even when empty, an append stamps the ``last_update`` it is given.
     assert (second.version, last.version) == (after.version + 1, after.version + 1)
     assert last.last_update == later + timedelta(seconds=1)
     assert second.chunk.offset == first.chunk.end

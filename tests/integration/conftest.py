@@ -16,6 +16,7 @@ from tests.services import (
     TEST_REDIS_URL,
     drop_redis_keys,
     redis_test_prefix,
+    serve_in_thread,
     temporary_postgres_database,
 )
 
@@ -98,3 +99,10 @@ def client_of(env: dict[str, str]) -> Iterator[TestClient[Any]]:
     """The app on ``env``, started for as long as the caller iterates."""
     with TestClient(create_app(load_settings(env))) as client:
         yield client
+
+
+@pytest.fixture
+def app_server(backend_settings: Settings) -> Iterator[str]:
+    """The app behind a real uvicorn server in a thread; yields its base URL."""
+    with serve_in_thread(create_app(backend_settings)) as base:
+        yield base

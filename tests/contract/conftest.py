@@ -5,7 +5,7 @@ opens a request-like scope with every port on one session, committing on a
 clean exit, the way a use case commits through the unit of work.
 """
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +26,7 @@ from application.ports.log_store import LogStore
 from application.ports.unit_of_work import UnitOfWork
 from domain.evaluation import Evaluation
 from domain.identifiers import parse_evaluation_id
+from infrastructure.files.journal import FileJournal
 from infrastructure.memory.audit import MemoryAuditLog
 from infrastructure.memory.evaluations import (
     MemoryDatabase,
@@ -233,3 +234,18 @@ def make_evaluation(
     }
     values.update(fields)
     return Evaluation(**values)
+
+
+@pytest.fixture
+def file_journals(tmp_path: Path) -> Iterator[Callable[[], FileJournal]]:
+    """Makes FileJournal instances over one root (each one a "process"); closes them all."""
+    made: list[FileJournal] = []
+
+    def make() -> FileJournal:
+        journal = FileJournal(tmp_path)
+        made.append(journal)
+        return journal
+
+    yield make
+    for journal in made:
+        journal.close()

@@ -1,0 +1,37 @@
+"""Journal entries and file-journal paths shared by the journal tests."""
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from application.intents import (
+    AppendLogIntent,
+    Intent,
+    JournalEntry,
+)
+
+NOW = datetime(2024, 7, 1, 12, 0, 0, 123456, tzinfo=UTC)
+
+
+def entry(
+    number: int,
+    evaluation_id: str = "eval_1",
+    *,
+    at: datetime | None = None,
+    intent: Intent | None = None,
+) -> JournalEntry:
+    return JournalEntry(
+        id=f"entry_{number}",
+        evaluation_id=evaluation_id,
+        at=at if at is not None else NOW + timedelta(seconds=number),
+        intent=intent if intent is not None else AppendLogIntent(f"line {number}\n"),
+        actor="worker",
+        request_id=f"req_{number}",
+    )
+
+
+def ids(entries: list[JournalEntry]) -> list[str]:
+    return [item.id for item in entries]
+
+
+def segments(root: Path) -> list[Path]:
+    return sorted((root / "journal").glob("*.jsonl"))

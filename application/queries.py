@@ -91,6 +91,15 @@ class RuntimeStatistics(msgspec.Struct, frozen=True, kw_only=True):
     max_ms: int | None
 
 
+# The runtime percentiles every adapter reports (``RuntimeStatistics.p50_ms`` ...).
+PERCENTILES = (50, 95, 99)
+
+
+def nearest_rank(percentile: int, count: int) -> int:
+    """Zero-based position of the nearest-rank ``percentile`` in ``count`` sorted values."""
+    return max(0, -(-percentile * count // 100) - 1)
+
+
 class EvaluationStatistics(msgspec.Struct, frozen=True, kw_only=True):
     total: int
     by_status: dict[str, int]

@@ -17,6 +17,7 @@ from application.ports.evaluation_queries import EvaluationQueries
 from application.ports.evaluation_repository import EvaluationRepository
 from application.ports.health_probe import HealthProbe
 from application.queries import (
+    PERCENTILES,
     BackendReport,
     DayStatusCount,
     EvaluationFilter,
@@ -29,14 +30,13 @@ from application.queries import (
     ProjectedPage,
     Projection,
     RuntimeStatistics,
+    nearest_rank,
     project,
 )
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from domain.timeline import EvaluationEvent, LogChunk
 from domain.timestamps import as_utc
-
-PERCENTILES = (50, 95, 99)
 
 
 class MemoryDatabase:
@@ -76,11 +76,6 @@ def _matches(evaluation: Evaluation, criteria: EvaluationFilter) -> bool:
 
 def _newest_first(records: builtins.list[Evaluation]) -> builtins.list[Evaluation]:
     return sorted(records, key=lambda e: (e.created_at, e.id), reverse=True)
-
-
-def nearest_rank(percentile: int, count: int) -> int:
-    """Zero-based position of the nearest-rank percentile (same rule as the SQL adapter)."""
-    return max(0, -(-percentile * count // 100) - 1)
 
 
 class MemoryEvaluationRepository(EvaluationRepository):

@@ -4,7 +4,6 @@ Core statements on the request's ``AsyncSession``; nothing here writes.
 """
 
 import builtins
-import math
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
@@ -14,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from application.ports.evaluation_queries import EvaluationQueries
 from application.queries import (
+    PERCENTILES,
     DayStatusCount,
     EvaluationFilter,
     EvaluationPage,
@@ -23,6 +23,7 @@ from application.queries import (
     ListCursor,
     ProjectedPage,
     RuntimeStatistics,
+    nearest_rank,
 )
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
@@ -38,8 +39,6 @@ from infrastructure.sql.tables import (
     evaluations,
     live_evaluations,
 )
-
-PERCENTILES = (50, 95, 99)
 
 
 def _escape_like(value: str) -> str:
@@ -63,11 +62,6 @@ def filter_conditions(criteria: EvaluationFilter) -> list[sa.ColumnElement[bool]
         # SQLite's LIKE ignores ASCII case; the substring test makes both databases agree.
         conditions.append(sa.func.substr(evaluations.c.id, 1, len(prefix)) == prefix)
     return conditions
-
-
-def nearest_rank(percentile: int, count: int) -> int:
-    """Zero-based position of the nearest-rank percentile in ``count`` sorted values."""
-    return max(0, math.ceil(percentile / 100 * count) - 1)
 
 
 class SqlEvaluationQueries(EvaluationQueries):

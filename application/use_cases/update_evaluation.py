@@ -42,12 +42,16 @@ from domain.status import EvaluationStatus, StatusMove, judge_move
 from domain.timestamps import as_utc
 
 Mutation = Callable[[Evaluation], Awaitable[bool]]
-# How long a plain write keeps retrying after conflicts: the statement timeout's default.
-CONFLICT_BUDGET_S = 30.0
 # Between attempts after a conflict: up to 1, 2, 4 … ms (capped at 50), randomised so that
 # writers racing on one record stop colliding in lockstep.
 BACKOFF_BASE_S = 0.001
 BACKOFF_CAP_S = 0.05
+
+
+class ConflictBudget(msgspec.Struct, frozen=True):
+    """How long a plain write keeps retrying after version conflicts (the statement timeout)."""
+
+    seconds: float = 30.0
 
 
 class RecordWriter:
@@ -59,9 +63,9 @@ class RecordWriter:
         payloads: PayloadStore,
         publisher: RecordPublisher,
         audit: AuditTrail,
-        conflict_budget_s: float = CONFLICT_BUDGET_S,
+        conflict_budget: ConflictBudget,
     ) -> None:
-        self._conflict_budget_s = conflict_budget_s
+        self._conflict_budget = conflict_budget
         self._repository = repository
         self._uow = uow
         self._clock = clock
@@ -92,7 +96,7 @@ class RecordWriter:
         deleted (except the caller's own ``keep``); an error in the commit itself
         leaves them, since the commit may have happened: at worst an orphan.
         """
-        deadline = anyio.current_time() + self._conflict_budget_s
+        deadline = anyio.current_time() + self._conflict_budget.seconds
         attempt = 0
         while True:
             before = await self.load(evaluation_id)

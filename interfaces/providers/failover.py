@@ -20,16 +20,13 @@ from application.failover.writes import WriteHandlers, Writes
 from application.ports.audit_log import AuditLog
 from application.ports.blob_store import BlobStore
 from application.ports.clock import Clock
-from application.ports.evaluation_repository import EvaluationRepository
 from application.ports.journal import Journal
 from application.ports.running_registry import RunningRegistry
 from application.ports.scratch_store import ScratchStores
-from application.ports.unit_of_work import UnitOfWork
 from application.ports.use_case_locator import UseCaseLocator
-from application.services.audit_trail import AuditTrail
 from application.services.payloads import PayloadStore
 from application.services.publisher import RecordPublisher
-from application.use_cases.update_evaluation import ChangeApplier, RecordWriter
+from application.use_cases.update_evaluation import ChangeApplier, ConflictBudget, RecordWriter
 from domain.audit import AuditContext
 from infrastructure.files.journal import FileJournal
 from infrastructure.memory.audit import MemoryAuditLog
@@ -73,19 +70,11 @@ class FailoverProvider(Provider):
         yield stores
         await stores.close()
 
-    @provide(scope=Scope.REQUEST)
-    def writer(
-        self,
-        repository: EvaluationRepository,
-        uow: UnitOfWork,
-        clock: Clock,
-        payloads: PayloadStore,
-        publisher: RecordPublisher,
-        audit: AuditTrail,
-        settings: Settings,
-    ) -> RecordWriter:
-        budget_s = settings.database.statement_timeout_ms / 1000
-        return RecordWriter(repository, uow, clock, payloads, publisher, audit, budget_s)
+    @provide(scope=Scope.APP)
+    def conflict_budget(self, settings: Settings) -> ConflictBudget:
+        return ConflictBudget(seconds=settings.database.statement_timeout_ms / 1000)
+
+    writer = provide(RecordWriter, scope=Scope.REQUEST)
 
     writes = provide_all(
         WriteHandlers, JournalViews, JournaledWrites, Writes, RecordReads, scope=Scope.REQUEST

@@ -84,16 +84,22 @@ evaluations = sa.Table(
 # A record that is not soft-deleted: every read but the maintenance jobs' asks for it.
 live_evaluations = evaluations.c.deleted_at.is_(None)
 
-evaluation_events = sa.Table(
-    "evaluation_events",
-    metadata,
-    sa.Column("id", AutoId, sa.Identity(), primary_key=True),
-    sa.Column(
+
+def _owning_evaluation() -> sa.Column[str]:
+    """``evaluation_id`` of a row that belongs to one record and goes when it is purged."""
+    return sa.Column(
         "evaluation_id",
         sa.String(255),
         sa.ForeignKey("evaluations.id", ondelete="CASCADE"),
         nullable=False,
-    ),
+    )
+
+
+evaluation_events = sa.Table(
+    "evaluation_events",
+    metadata,
+    sa.Column("id", AutoId, sa.Identity(), primary_key=True),
+    _owning_evaluation(),
     # Client- or server-chosen id that makes a redelivered append a no-op.
     sa.Column("event_id", sa.String(255), nullable=False),
     sa.Column("event_type", sa.String(100), nullable=False),
@@ -110,12 +116,7 @@ log_chunks = sa.Table(
     "log_chunks",
     metadata,
     sa.Column("id", AutoId, sa.Identity(), primary_key=True),
-    sa.Column(
-        "evaluation_id",
-        sa.String(255),
-        sa.ForeignKey("evaluations.id", ondelete="CASCADE"),
-        nullable=False,
-    ),
+    _owning_evaluation(),
     sa.Column("start_offset", sa.BigInteger(), nullable=False),
     sa.Column("content", sa.Text(), nullable=False),
     sa.Column("created_at", DateTimeUTC(), nullable=False, server_default=sa.func.now()),

@@ -1,5 +1,7 @@
 """Read models: list filters, pages, statistics and backend reports."""
 
+from collections import Counter
+from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any, Literal
 
@@ -214,3 +216,15 @@ def cache_key_pattern(key: str) -> str:
     if key == "running_evaluations":
         return "keys_running_set"
     return "keys_other"
+
+
+def count_key_patterns(keys: Iterable[str]) -> dict[str, int]:
+    """How many of ``keys`` fall under each of ``CACHE_KEY_PATTERNS`` (zeros included)."""
+    counted = Counter(cache_key_pattern(key) for key in keys)
+    return {pattern: counted.get(pattern, 0) for pattern in CACHE_KEY_PATTERNS}
+
+
+def count_ttl_buckets(ttls: Iterable[float]) -> dict[str, int]:
+    """How many of ``ttls`` fall in each of ``TTL_BUCKET_NAMES`` (zeros included)."""
+    counted = Counter(ttl_bucket(ttl) for ttl in ttls)
+    return {bucket: counted.get(bucket, 0) for bucket in TTL_BUCKET_NAMES}

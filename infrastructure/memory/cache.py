@@ -8,7 +8,7 @@ awaits, so each method is atomic on the event loop.
 """
 
 import time
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,13 +17,11 @@ from application.ports.backend_inspector import BackendInspector
 from application.ports.cache import Cache
 from application.ports.health_probe import HealthProbe
 from application.queries import (
-    CACHE_KEY_PATTERNS,
     KEY_SAMPLE,
-    TTL_BUCKET_NAMES,
     BackendReport,
     MetricValue,
-    cache_key_pattern,
-    ttl_bucket,
+    count_key_patterns,
+    count_ttl_buckets,
 )
 from infrastructure.metrics import cache_lookup
 
@@ -154,12 +152,10 @@ class MemoryCacheInspector(BackendInspector, HealthProbe):
     def _distribution(self) -> dict[str, MetricValue]:
         """Keys by pattern, TTLs by bucket and bytes held, named as the Redis inspector does."""
         remaining = self._cache.remaining()
-        patterns = Counter(cache_key_pattern(key) for key, _, _ in remaining)
-        buckets = Counter(ttl_bucket(ttl) for _, ttl, _ in remaining)
         figures: dict[str, MetricValue] = {
-            name: patterns.get(name, 0) for name in CACHE_KEY_PATTERNS
+            **count_key_patterns(key for key, _, _ in remaining),
+            **count_ttl_buckets(ttl for _, ttl, _ in remaining),
         }
-        figures.update({name: buckets.get(name, 0) for name in TTL_BUCKET_NAMES})
         figures["ttl_sampled_keys"] = len(remaining)
         figures["used_memory_bytes"] = sum(size for _, _, size in remaining)
         return figures

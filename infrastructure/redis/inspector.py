@@ -6,7 +6,6 @@ and ``keys_exact`` in the details says whether the count is complete. While the
 connection's circuit is open the report comes back at once as unavailable.
 """
 
-from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,13 +15,11 @@ from application.backends import Backend
 from application.ports.backend_inspector import BackendInspector
 from application.ports.health_probe import HealthProbe
 from application.queries import (
-    CACHE_KEY_PATTERNS,
     KEY_SAMPLE,
-    TTL_BUCKET_NAMES,
     BackendReport,
     MetricValue,
-    cache_key_pattern,
-    ttl_bucket,
+    count_key_patterns,
+    count_ttl_buckets,
 )
 from infrastructure.redis.connection import RedisConnection, RedisUnavailableError
 
@@ -126,7 +123,6 @@ class RedisInspector(BackendInspector, HealthProbe):
 
     async def _details(self, info: Mapping[str, Any], scan: _Scan) -> dict[str, MetricValue]:
         keys = scan.keys
-        patterns = Counter(cache_key_pattern(key) for key in keys)
         details: dict[str, MetricValue] = {
             "redis_version": info.get("redis_version"),
             "keys_exact": scan.exact,
@@ -137,8 +133,7 @@ class RedisInspector(BackendInspector, HealthProbe):
             "maxmemory_bytes": info.get("maxmemory"),
             "key_prefix": self._prefix,
         }
-        for pattern in CACHE_KEY_PATTERNS:
-            details[pattern] = patterns.get(pattern, 0)
+        details.update(count_key_patterns(keys))
         sample = keys[:_TTL_SAMPLE]
 
         async def ttls(client: redis.Redis) -> list[int]:
@@ -150,10 +145,8 @@ class RedisInspector(BackendInspector, HealthProbe):
 
         try:
             found = await self._connection.execute(ttls)
-            buckets = Counter(ttl_bucket(ttl) for ttl in found if ttl != -2)
         except RedisUnavailableError:
             return details
-        for bucket in TTL_BUCKET_NAMES:
-            details[bucket] = buckets.get(bucket, 0)
+        details.update(count_ttl_buckets(ttl for ttl in found if ttl != -2))  # -2: gone since
         details["ttl_sampled_keys"] = len(sample)
         return details

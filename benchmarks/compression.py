@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import asyncpg
 import zstandard
 
+from benchmarks.program_output import CODE_LINES, FUNCS, MODULES
 from benchmarks.support import DEFAULT_URL, throwaway_database
 from infrastructure.files.blob_store import COMPRESSION_LEVEL
 
@@ -42,17 +43,7 @@ ROW_SIZES = (4 * KIB, 32 * KIB, 100 * KIB)
 
 # -- deterministic program output --------------------------------------------------------
 
-_MODULES = ("data", "model", "train", "metrics", "io_utils", "scheduler", "tokenizer")
-_FUNCS = ("load_batch", "forward", "step", "evaluate", "parse_row", "collate", "run_epoch")
 _WORDS = ("alpha", "beta", "gamma", "delta", "epsilon", "user_42", "cfg", "shard-07", "NaN")
-_CODE = (
-    "result = fn(*args, **kwargs)",
-    "value = int(row[column])",
-    "return self.layers[index](x)",
-    "loss = criterion(outputs, targets)",
-    "batch = next(iterator)",
-    "assert shape == expected, msg",
-)
 _ERRORS = (
     ("ValueError", "invalid literal for int() with base 10: '{w}'"),
     ("KeyError", "'{w}'"),
@@ -81,12 +72,12 @@ class OutputGenerator:
         rng = self.rng
         lines = ["Traceback (most recent call last):"]
         for _ in range(rng.randint(3, 9)):
-            module = rng.choice(_MODULES)
+            module = rng.choice(MODULES)
             lines.append(
                 f'  File "/app/src/crucible/{module}.py", line {rng.randint(1, 900)}, '
-                f"in {rng.choice(_FUNCS)}"
+                f"in {rng.choice(FUNCS)}"
             )
-            lines.append(f"    {rng.choice(_CODE)}")
+            lines.append(f"    {rng.choice(CODE_LINES)}")
         name, message = rng.choice(_ERRORS)
         word = rng.choice(_WORDS)
         lines.append(
@@ -96,13 +87,13 @@ class OutputGenerator:
 
     def pytest(self) -> str:
         rng = self.rng
-        module = rng.choice(_MODULES)
+        module = rng.choice(MODULES)
         lines = []
         for _ in range(rng.randint(5, 30)):
             self.tick = (self.tick + 1) % 100
             outcome = rng.choices(("PASSED", "FAILED", "SKIPPED"), (40, 2, 1))[0]
             lines.append(
-                f"tests/test_{module}.py::test_{rng.choice(_FUNCS)}"
+                f"tests/test_{module}.py::test_{rng.choice(FUNCS)}"
                 f"[{rng.choice(_WORDS)}-{rng.randint(0, 63)}] {outcome:<8} [{self.tick:3d}%]"
             )
         dots = "".join(rng.choices(".Fs", (60, 1, 2), k=rng.randint(20, 80)))
@@ -129,8 +120,8 @@ class OutputGenerator:
             record = {
                 "ts": self._stamp(),
                 "level": rng.choice(_LEVELS),
-                "logger": f"crucible.{rng.choice(_MODULES)}",
-                "msg": f"{rng.choice(_FUNCS)} finished for {rng.choice(_WORDS)}",
+                "logger": f"crucible.{rng.choice(MODULES)}",
+                "msg": f"{rng.choice(FUNCS)} finished for {rng.choice(_WORDS)}",
                 "request_id": f"{rng.getrandbits(64):016x}",
                 "duration_ms": round(rng.lognormvariate(2.0, 1.0), 3),
                 "items": rng.randint(0, 5000),

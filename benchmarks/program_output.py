@@ -13,8 +13,9 @@ MIB = 1024 * 1024
 BLOCK_SIZE = MIB
 DEFAULT_SEED = 20250101
 
-_MODULES = ("data", "model", "train", "metrics", "io_utils", "scheduler", "tokenizer")
-_FUNCS = ("load_batch", "forward", "step", "evaluate", "parse_row", "collate", "run_epoch")
+# Names and source lines of the programs that "ran" (also used by compression.py).
+MODULES = ("data", "model", "train", "metrics", "io_utils", "scheduler", "tokenizer")
+FUNCS = ("load_batch", "forward", "step", "evaluate", "parse_row", "collate", "run_epoch")
 _WORDS = ("alpha", "beta", "gamma", "delta", "user_42", "cfg", "shard-07", "NaN", "café")
 _LEVELS = ("DEBUG", "INFO", "INFO", "INFO", "INFO", "WARNING", "ERROR")
 _MESSAGES = (
@@ -25,7 +26,7 @@ _MESSAGES = (
     "gradient norm {f:.4f} exceeds clip value",
     "evaluation of {w} finished in {f:.2f}s",
 )
-_CODE = (
+CODE_LINES = (
     "result = fn(*args, **kwargs)",
     "value = int(row[column])",
     "return self.layers[index](x)",
@@ -140,7 +141,7 @@ def _log_line(bits: int, stamp: str) -> str:
         w=_pick(_WORDS, bits >> 3), n=(bits >> 7) % 100_000, f=((bits >> 24) & 0xFFFF) / 1311
     )
     level = _pick(_LEVELS, bits >> 40)
-    return f"{stamp} {level:<7} crucible.{_pick(_MODULES, bits >> 44)}: {message}\n"
+    return f"{stamp} {level:<7} crucible.{_pick(MODULES, bits >> 44)}: {message}\n"
 
 
 _OUTCOMES = ("PASSED",) * 28 + ("FAILED", "SKIPPED", "SKIPPED", "XFAIL")
@@ -148,7 +149,7 @@ _OUTCOMES = ("PASSED",) * 28 + ("FAILED", "SKIPPED", "SKIPPED", "XFAIL")
 
 def _pytest_line(bits: int) -> str:
     return (
-        f"tests/test_{_pick(_MODULES, bits)}.py::test_{_pick(_FUNCS, bits >> 3)}"
+        f"tests/test_{_pick(MODULES, bits)}.py::test_{_pick(FUNCS, bits >> 3)}"
         f"[{_pick(_WORDS, bits >> 6)}-{(bits >> 10) & 63}] {_pick(_OUTCOMES, bits >> 16)} "
         f"[{(bits >> 21) % 101:3d}%]\n"
     )
@@ -174,7 +175,7 @@ def _progress_line(bits: int) -> str:
 def _json_line(bits: int, stamp: str, request_id: int) -> str:
     return (
         f'{{"ts":"{stamp}","level":"{_pick(_LEVELS, bits)}",'
-        f'"logger":"crucible.{_pick(_MODULES, bits >> 3)}","msg":"{_pick(_FUNCS, bits >> 6)} done",'
+        f'"logger":"crucible.{_pick(MODULES, bits >> 3)}","msg":"{_pick(FUNCS, bits >> 6)} done",'
         f'"request_id":"{request_id:016x}","duration_ms":{((bits >> 9) & 0xFFFFF) / 997:.3f},'
         f'"items":{(bits >> 29) % 5000}}}\n'
     )
@@ -193,10 +194,10 @@ def _traceback(rng: random.Random) -> str:
     lines = ["Traceback (most recent call last):"]
     for _ in range(rng.randint(3, 8)):
         lines.append(
-            f'  File "/app/src/crucible/{rng.choice(_MODULES)}.py", line {rng.randint(1, 900)}, '
-            f"in {rng.choice(_FUNCS)}"
+            f'  File "/app/src/crucible/{rng.choice(MODULES)}.py", line {rng.randint(1, 900)}, '
+            f"in {rng.choice(FUNCS)}"
         )
-        lines.append(f"    {rng.choice(_CODE)}")
+        lines.append(f"    {rng.choice(CODE_LINES)}")
     lines.append(
         rng.choice(_ERRORS).format(
             w=rng.choice(_WORDS), n=rng.randint(1, 512), f=rng.uniform(0.1, 8)

@@ -11,6 +11,7 @@ from litestar.testing import TestClient
 from infrastructure.sql.migrate import upgrade
 from interfaces.http.app import create_app
 from interfaces.settings import Settings, load_settings
+from tests.integration.hostile import LIMITS, SEED, THRESHOLDS, Harness
 from tests.s3_server import S3Server, unique_prefix
 from tests.services import (
     TEST_REDIS_URL,
@@ -106,3 +107,30 @@ def app_server(backend_settings: Settings) -> Iterator[str]:
     """The app behind a real uvicorn server in a thread; yields its base URL."""
     with serve_in_thread(create_app(backend_settings)) as base:
         yield base
+
+
+@pytest.fixture
+def hostile(make_client: ClientFactory, backend_settings: Settings, tmp_path: Path) -> Harness:
+    client = make_client(limits=LIMITS, storage=THRESHOLDS)
+    harness = Harness(client, backend_settings, tmp_path)
+    created = client.post(
+        "/evaluations", json={"id": SEED, "code": "print(1)", "metadata": {"k": "v"}}
+    )
+    assert created.status_code == 200, created.text
+    for request in [
+        ("PUT", {"status": "running", "container_id": "c-1"}),
+        ("PUT", {"output": "o" * 5000, "error": "e"}),  # the output lives in a file
+    ]:
+        assert client.put(f"/evaluations/{SEED}", json=request[1]).status_code == 200
+    assert client.post(f"/evaluations/{SEED}/logs", json={"content": "step 1\n"}).status_code == 200
+    assert client.post(f"/evaluations/{SEED}/events", json={"type": "t"}).status_code == 200
+    assert any(harness.files.rglob("output.*")), "the seed's output should be a file"
+    return harness
+
+
+@pytest.fixture
+def unchanged(hostile: Harness) -> Iterator[Harness]:
+    """Fails the test when anything stored changed between its start and its end."""
+    before = hostile.state()
+    yield hostile
+    assert hostile.state() == before

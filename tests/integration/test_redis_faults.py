@@ -6,14 +6,10 @@ so it can be killed or frozen without disturbing anything else.
 
 import json
 import logging
-import os
-import shutil
-import signal
-import socket
-import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import msgspec
@@ -26,6 +22,7 @@ from application.use_cases.running_evaluations import (
     ListRunningEvaluations,
     RebuildRunningRegistry,
 )
+from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId, parse_evaluation_id
 from domain.status import EvaluationStatus
 from infrastructure.memory.evaluations import (
@@ -38,7 +35,7 @@ from infrastructure.redis.connection import RedisConnection, RedisUnavailableErr
 from infrastructure.redis.inspector import RedisInspector
 from infrastructure.redis.running_registry import RedisRunningRegistry
 from tests.factories import EvaluationFactory
-from tests.services import IN_CI, free_port
+from tests.integration.redis_process import RedisProcess, private_redis_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.redis]
 
@@ -47,73 +44,27 @@ RUNNING = RunningInfo(evaluation_id=EvaluationId("eval_1"), status=EvaluationSta
 CONNECTION_LOGGER = "infrastructure.redis.connection"
 
 
-class RedisProcess:
-    """A throwaway ``redis-server``: no persistence, loopback only."""
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RedisProcess]:
+    with private_redis_server(tmp_path) as process:
+        yield process
 
-    def __init__(self, binary: str, port: int, workdir: Path) -> None:
-        self.binary = binary
-        self.port = port
-        self.workdir = workdir
-        self.process: subprocess.Popen[bytes] | None = None
 
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                self.binary,
-                "--port", str(self.port),
-                "--bind", "127.0.0.1",
-                "--save", "",
-                "--appendonly", "no",
-                "--dir", str(self.workdir),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), 0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"redis-server did not start on port {self.port}")
-
-    def kill(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def freeze(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGCONT)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.thaw()
-            self.kill()
+Connect = Callable[..., RedisConnection]
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[RedisProcess]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        if IN_CI:
-            pytest.fail("redis-server is not installed; CI must not skip it", pytrace=False)
-        pytest.skip("redis-server is not installed")
-    process = RedisProcess(binary, free_port(), tmp_path)
-    process.start()
-    try:
-        yield process
-    finally:
-        process.stop()
+async def connect(server: RedisProcess) -> AsyncIterator[Connect]:
+    """Opens connections to the private server (one a process), all closed at the end."""
+    opened: list[RedisConnection] = []
+
+    def open_connection(**options: Any) -> RedisConnection:
+        opened.append(RedisConnection(server.url, **options))
+        return opened[-1]
+
+    yield open_connection
+    for connection in opened:
+        await connection.close()
 
 
 async def until_working(cache: RedisCache, *, within: float) -> float:
@@ -135,6 +86,21 @@ def loads(infos: list[RunningInfo]) -> LoadActive:
         return infos
 
     return load
+
+
+def stored(name: str, status: EvaluationStatus = EvaluationStatus.RUNNING) -> Evaluation:
+    return EvaluationFactory.build(id=parse_evaluation_id(name), status=status)
+
+
+async def memory_database(
+    *evaluations: Evaluation,
+) -> tuple[MemoryEvaluationRepository, MemoryEvaluationQueries]:
+    """The database the registry is rebuilt from, holding ``evaluations``."""
+    database = MemoryDatabase()
+    repository = MemoryEvaluationRepository(database)
+    for evaluation in evaluations:
+        await repository.add(evaluation)
+    return repository, MemoryEvaluationQueries(database)
 
 
 async def open_breaker(server: RedisProcess, connection: RedisConnection) -> None:
@@ -160,83 +126,79 @@ def outage_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 async def test_killed_redis_is_bypassed_then_used_again_after_restart(
-    server: RedisProcess, caplog: pytest.LogCaptureFixture
+    server: RedisProcess, connect: Connect, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger=CONNECTION_LOGGER)
     timeout_s = 0.5
-    connection = RedisConnection(server.url, timeout_s=timeout_s, cooldown_s=0.3)
+    connection = connect(timeout_s=timeout_s, cooldown_s=0.3)
     cache = RedisCache(connection, ttl_seconds=60, prefix="t:")
     registry = RedisRunningRegistry(connection, prefix="t:")
     inspector = RedisInspector(connection, prefix="t:")
-    try:
-        await cache.put_if_newer(KEY, 1, b"v1")
-        assert await cache.get(KEY) == b"v1"
-        await registry.rebuild(loads([]))
-        await registry.track(RUNNING)
-        assert await registry.list() == [RUNNING]
-        assert (await inspector.inspect()).status == "healthy"
+    await cache.put_if_newer(KEY, 1, b"v1")
+    assert await cache.get(KEY) == b"v1"
+    await registry.rebuild(loads([]))
+    await registry.track(RUNNING)
+    assert await registry.list() == [RUNNING]
+    assert (await inspector.inspect()).status == "healthy"
 
-        server.kill()
+    server.kill()
 
-        calls = 50
-        started = time.monotonic()
-        for version in range(2, calls + 2):
-            assert await cache.get(KEY) is None
-            await cache.put_if_newer(KEY, version, b"lost")
-            await cache.delete(KEY)
-            assert await registry.list() is None
-            assert await registry.get(RUNNING.evaluation_id) is None
-            await registry.track(RUNNING)
-            await registry.untrack(RUNNING.evaluation_id)
-            assert await registry.rebuild(loads([RUNNING])) == [RUNNING]
-        elapsed = time.monotonic() - started
-        assert elapsed < calls * timeout_s / 5, f"{calls} rounds took {elapsed:.2f}s"
-
-        report = await inspector.inspect(detailed=True)
-        assert report.status == "unavailable"
-        assert report.error
-        assert len(outage_warnings(caplog)) == 1, "an outage is logged once, not per call"
-
-        server.start()
-        await until_working(cache, within=10)
-        assert cache.unsynced == 0  # the writes lost in the outage were fenced on the new server
+    calls = 50
+    started = time.monotonic()
+    for version in range(2, calls + 2):
         assert await cache.get(KEY) is None
-        assert await registry.list() is None  # a fresh server: nothing to trust until a rebuild
-        await registry.rebuild(loads([RUNNING]))
-        assert await registry.list() == [RUNNING]
-        assert (await inspector.inspect()).status == "healthy"
-        assert len(outage_warnings(caplog)) == 1
-    finally:
-        await connection.close()
+        await cache.put_if_newer(KEY, version, b"lost")
+        await cache.delete(KEY)
+        assert await registry.list() is None
+        assert await registry.get(RUNNING.evaluation_id) is None
+        await registry.track(RUNNING)
+        await registry.untrack(RUNNING.evaluation_id)
+        assert await registry.rebuild(loads([RUNNING])) == [RUNNING]
+    elapsed = time.monotonic() - started
+    assert elapsed < calls * timeout_s / 5, f"{calls} rounds took {elapsed:.2f}s"
+
+    report = await inspector.inspect(detailed=True)
+    assert report.status == "unavailable"
+    assert report.error
+    assert len(outage_warnings(caplog)) == 1, "an outage is logged once, not per call"
+
+    server.start()
+    await until_working(cache, within=10)
+    assert cache.unsynced == 0  # the writes lost in the outage were fenced on the new server
+    assert await cache.get(KEY) is None
+    assert await registry.list() is None  # a fresh server: nothing to trust until a rebuild
+    await registry.rebuild(loads([RUNNING]))
+    assert await registry.list() == [RUNNING]
+    assert (await inspector.inspect()).status == "healthy"
+    assert len(outage_warnings(caplog)) == 1
 
 
-async def test_hung_redis_costs_one_timeout_per_cooldown(server: RedisProcess) -> None:
+async def test_hung_redis_costs_one_timeout_per_cooldown(
+    server: RedisProcess, connect: Connect
+) -> None:
     timeout_s = 0.3
-    connection = RedisConnection(server.url, timeout_s=timeout_s, cooldown_s=2.0)
+    connection = connect(timeout_s=timeout_s, cooldown_s=2.0)
     cache = RedisCache(connection, ttl_seconds=60, prefix="t:")
     registry = RedisRunningRegistry(connection, prefix="t:")
-    try:
-        await cache.put_if_newer(KEY, 1, b"v1")
-        assert await cache.get(KEY) == b"v1"
+    await cache.put_if_newer(KEY, 1, b"v1")
+    assert await cache.get(KEY) == b"v1"
 
-        server.freeze()  # connections are accepted by the kernel but never answered
+    server.freeze()  # connections are accepted by the kernel but never answered
 
-        calls = 50
-        started = time.monotonic()
-        for _ in range(calls):
-            assert await cache.get(KEY) is None
-            assert await registry.list() is None
-        elapsed = time.monotonic() - started
-        # Without the breaker this would be 2 * calls * timeout_s (30 s).
-        assert elapsed < 4 * timeout_s, f"{2 * calls} calls took {elapsed:.2f}s"
-        assert connection.is_open
+    calls = 50
+    started = time.monotonic()
+    for _ in range(calls):
+        assert await cache.get(KEY) is None
+        assert await registry.list() is None
+    elapsed = time.monotonic() - started
+    # Without the breaker this would be 2 * calls * timeout_s (30 s).
+    assert elapsed < 4 * timeout_s, f"{2 * calls} calls took {elapsed:.2f}s"
+    assert connection.is_open
 
-        server.thaw()
-        recovered = await until_working(cache, within=10)
-        assert recovered < 2.0 + 1.0
-        assert not connection.is_open
-    finally:
-        await connection.close()
+    server.thaw()
+    recovered = await until_working(cache, within=10)
+    assert recovered < 2.0 + 1.0
+    assert not connection.is_open
 
 
 COOLDOWN_S = 0.3
@@ -253,156 +215,124 @@ async def raw(server: RedisProcess) -> AsyncIterator[redis.Redis]:
 
 
 async def test_cache_writes_skipped_while_redis_kept_its_data_never_serve_the_old_record(
-    server: RedisProcess, raw: redis.Redis
+    server: RedisProcess, connect: Connect, raw: redis.Redis
 ) -> None:
-    connection = RedisConnection(server.url, timeout_s=0.3, cooldown_s=COOLDOWN_S)
+    connection = connect(timeout_s=0.3, cooldown_s=COOLDOWN_S)
     cache = RedisCache(connection, ttl_seconds=3600, prefix="t:", fence_ttl_seconds=1)
-    other_connection = RedisConnection(server.url, timeout_s=2.0)
+    other_connection = connect(timeout_s=2.0)
     other = RedisCache(other_connection, ttl_seconds=3600, prefix="t:")  # another process
-    try:
-        await cache.put_if_newer(KEY, 2, b"v1")  # record version 1, cached
-        assert await other.get(KEY) == b"v1"
+    await cache.put_if_newer(KEY, 2, b"v1")  # record version 1, cached
+    assert await other.get(KEY) == b"v1"
 
-        await open_breaker(server, connection)
-        # A writer commits version 2: its tombstone and its publish cannot be sent.
-        await cache.put_if_newer(KEY, 3, None)
-        await cache.put_if_newer(KEY, 4, b"v2")
-        assert cache.unsynced == 1
-        assert await cache.get(KEY) is None
-        server.thaw()
-        assert await raw.hget(f"t:{KEY}", "d") == b"v1"  # Redis still holds the old record
+    await open_breaker(server, connection)
+    # A writer commits version 2: its tombstone and its publish cannot be sent.
+    await cache.put_if_newer(KEY, 3, None)
+    await cache.put_if_newer(KEY, 4, b"v2")
+    assert cache.unsynced == 1
+    assert await cache.get(KEY) is None
+    server.thaw()
+    assert await raw.hget(f"t:{KEY}", "d") == b"v1"  # Redis still holds the old record
 
-        await anyio.sleep(COOLDOWN_S + 0.05)
-        assert await cache.get(KEY) is None  # the repair fenced it first
-        assert cache.unsynced == 0
-        assert await raw.hget(f"t:{KEY}", "v") == str(FENCE_VERSION).encode()
-        assert 0 < await raw.pttl(f"t:{KEY}") <= 1000
-        assert await other.get(KEY) is None  # for every process
+    await anyio.sleep(COOLDOWN_S + 0.05)
+    assert await cache.get(KEY) is None  # the repair fenced it first
+    assert cache.unsynced == 0
+    assert await raw.hget(f"t:{KEY}", "v") == str(FENCE_VERSION).encode()
+    assert 0 < await raw.pttl(f"t:{KEY}") <= 1000
+    assert await other.get(KEY) is None  # for every process
 
-        # A reader that loaded version 1 before the change fills it late: refused,
-        # and so is any fill while the fence lives.
-        await other.put_if_newer(KEY, 2, b"v1")
-        await cache.put_if_newer(KEY, 4, b"v2")
-        assert await other.get(KEY) is None
+    # A reader that loaded version 1 before the change fills it late: refused,
+    # and so is any fill while the fence lives.
+    await other.put_if_newer(KEY, 2, b"v1")
+    await cache.put_if_newer(KEY, 4, b"v2")
+    assert await other.get(KEY) is None
 
-        await anyio.sleep(1.1)  # the fence expires
-        assert await cache.get(KEY) is None
-        await cache.put_if_newer(KEY, 4, b"v2")  # the fill after that miss
-        assert await cache.get(KEY) == b"v2"
-        assert await other.get(KEY) == b"v2"
-    finally:
-        await connection.close()
-        await other_connection.close()
+    await anyio.sleep(1.1)  # the fence expires
+    assert await cache.get(KEY) is None
+    await cache.put_if_newer(KEY, 4, b"v2")  # the fill after that miss
+    assert await cache.get(KEY) == b"v2"
+    assert await other.get(KEY) == b"v2"
 
 
 async def test_too_many_unsynced_keys_flush_every_cache_entry_and_nothing_else(
-    server: RedisProcess, raw: redis.Redis
+    server: RedisProcess, connect: Connect, raw: redis.Redis
 ) -> None:
-    connection = RedisConnection(server.url, timeout_s=0.3, cooldown_s=COOLDOWN_S)
+    connection = connect(timeout_s=0.3, cooldown_s=COOLDOWN_S)
     cache = RedisCache(connection, ttl_seconds=3600, prefix="t:", max_unsynced=2)
     registry = RedisRunningRegistry(connection, prefix="t:")
-    try:
-        for name in ("a", "b", "c", "d"):
-            await cache.put_if_newer(f"eval:{{{name}}}", 2, b"v1")
-        await registry.rebuild(loads([RUNNING]))
-        kept = [
-            b"t:eval:eval_1:running",
-            b"t:running_evaluations",
-            b"t:running_evaluations:state",
-            b"t:logs:{a}",
-            b"other:eval:{a}",  # another deployment's prefix
-            b"eval:{a}",
-        ]
-        for key in kept[3:]:
-            await raw.set(key, b"x")
+    for name in ("a", "b", "c", "d"):
+        await cache.put_if_newer(f"eval:{{{name}}}", 2, b"v1")
+    await registry.rebuild(loads([RUNNING]))
+    kept = [
+        b"t:eval:eval_1:running",
+        b"t:running_evaluations",
+        b"t:running_evaluations:state",
+        b"t:logs:{a}",
+        b"other:eval:{a}",  # another deployment's prefix
+        b"eval:{a}",
+    ]
+    for key in kept[3:]:
+        await raw.set(key, b"x")
 
-        await open_breaker(server, connection)
-        for name in ("a", "b", "c"):
-            await cache.put_if_newer(f"eval:{{{name}}}", 4, b"v2")
-        assert (cache.flush_pending, cache.unsynced) == (True, 0)
-        server.thaw()
-        await anyio.sleep(COOLDOWN_S + 0.05)
+    await open_breaker(server, connection)
+    for name in ("a", "b", "c"):
+        await cache.put_if_newer(f"eval:{{{name}}}", 4, b"v2")
+    assert (cache.flush_pending, cache.unsynced) == (True, 0)
+    server.thaw()
+    await anyio.sleep(COOLDOWN_S + 0.05)
 
-        assert await cache.get("eval:{d}") is None  # never unsynced, but flushed as well
-        assert not cache.flush_pending
-        assert sorted(await raw.keys("*")) == sorted(kept)
-        assert await registry.list() == [RUNNING]
-        await cache.put_if_newer("eval:{a}", 4, b"v2")
-        assert await cache.get("eval:{a}") == b"v2"
-    finally:
-        await connection.close()
+    assert await cache.get("eval:{d}") is None  # never unsynced, but flushed as well
+    assert not cache.flush_pending
+    assert sorted(await raw.keys("*")) == sorted(kept)
+    assert await registry.list() == [RUNNING]
+    await cache.put_if_newer("eval:{a}", 4, b"v2")
+    assert await cache.get("eval:{a}") == b"v2"
 
 
 async def test_registry_lost_by_redis_is_answered_from_the_database_and_rebuilt(
-    server: RedisProcess, raw: redis.Redis
+    server: RedisProcess, connect: Connect, raw: redis.Redis
 ) -> None:
-    connection = RedisConnection(server.url, timeout_s=0.5, cooldown_s=COOLDOWN_S)
+    connection = connect(timeout_s=0.5, cooldown_s=COOLDOWN_S)
     registry = RedisRunningRegistry(connection, prefix="t:")
-    database = MemoryDatabase()
-    repository = MemoryEvaluationRepository(database)
-    queries = MemoryEvaluationQueries(database)
-    active = [
-        EvaluationFactory.build(id=parse_evaluation_id("run-1"), status=EvaluationStatus.RUNNING),
-        EvaluationFactory.build(
-            id=parse_evaluation_id("prov-1"), status=EvaluationStatus.PROVISIONING
-        ),
-    ]
-    for evaluation in [*active, EvaluationFactory.build(status=EvaluationStatus.COMPLETED)]:
-        await repository.add(evaluation)
+    active = [stored("run-1"), stored("prov-1", EvaluationStatus.PROVISIONING)]
+    _, queries = await memory_database(*active, stored("done-1", EvaluationStatus.COMPLETED))
     expected = sorted((RunningInfo.of(e) for e in active), key=lambda i: i.evaluation_id)
     list_running = ListRunningEvaluations(registry, queries)
-    try:
-        assert await RebuildRunningRegistry(registry, queries).execute() == 2
-        assert await list_running.execute() == expected
+    assert await RebuildRunningRegistry(registry, queries).execute() == 2
+    assert await list_running.execute() == expected
 
-        await raw.flushall()  # a restart without persistence loses the same
+    await raw.flushall()  # a restart without persistence loses the same
 
-        assert await list_running.execute() == expected  # from the database
-        assert sorted(await raw.smembers("t:running_evaluations")) == [b"prov-1", b"run-1"]
-        assert json.loads(await raw.get("t:eval:run-1:running") or b"{}")["status"] == "running"
-        assert await raw.hexists("t:running_evaluations:state", "built")
-        assert await registry.list() == expected
-    finally:
-        await connection.close()
+    assert await list_running.execute() == expected  # from the database
+    assert sorted(await raw.smembers("t:running_evaluations")) == [b"prov-1", b"run-1"]
+    assert json.loads(await raw.get("t:eval:run-1:running") or b"{}")["status"] == "running"
+    assert await raw.hexists("t:running_evaluations:state", "built")
+    assert await registry.list() == expected
 
 
 async def test_registry_write_skipped_while_redis_kept_its_data_is_not_trusted(
-    server: RedisProcess, raw: redis.Redis
+    server: RedisProcess, connect: Connect, raw: redis.Redis
 ) -> None:
-    connection = RedisConnection(server.url, timeout_s=0.3, cooldown_s=COOLDOWN_S)
+    connection = connect(timeout_s=0.3, cooldown_s=COOLDOWN_S)
     registry = RedisRunningRegistry(connection, prefix="t:")
-    other_connection = RedisConnection(server.url, timeout_s=2.0)
+    other_connection = connect(timeout_s=2.0)
     other = RedisRunningRegistry(other_connection, prefix="t:")  # another process
-    database = MemoryDatabase()
-    repository = MemoryEvaluationRepository(database)
-    queries = MemoryEvaluationQueries(database)
-    finishing = EvaluationFactory.build(
-        id=parse_evaluation_id("fin-1"), status=EvaluationStatus.RUNNING
-    )
-    staying = EvaluationFactory.build(
-        id=parse_evaluation_id("stay-1"), status=EvaluationStatus.RUNNING
-    )
-    for evaluation in (finishing, staying):
-        await repository.add(evaluation)
-    try:
-        await RebuildRunningRegistry(registry, queries).execute()
-        assert len(await other.list() or []) == 2
+    finishing, staying = stored("fin-1"), stored("stay-1")
+    repository, queries = await memory_database(finishing, staying)
+    await RebuildRunningRegistry(registry, queries).execute()
+    assert len(await other.list() or []) == 2
 
-        await open_breaker(server, connection)
-        finished = msgspec.structs.replace(
-            finishing, status=EvaluationStatus.COMPLETED, version=finishing.version + 1
-        )
-        await repository.update(finished, finishing.version)
-        await registry.untrack(finished.id)  # what the publisher does after that commit: lost
-        server.thaw()
-        assert await raw.sismember("t:running_evaluations", "fin-1")  # Redis kept the entry
+    await open_breaker(server, connection)
+    finished = msgspec.structs.replace(
+        finishing, status=EvaluationStatus.COMPLETED, version=finishing.version + 1
+    )
+    await repository.update(finished, finishing.version)
+    await registry.untrack(finished.id)  # what the publisher does after that commit: lost
+    server.thaw()
+    assert await raw.sismember("t:running_evaluations", "fin-1")  # Redis kept the entry
 
-        await anyio.sleep(COOLDOWN_S + 0.05)
-        assert await registry.list() is None  # this process knows its write failed...
-        assert await other.list() is None  # ...and has told every other one
-        assert await ListRunningEvaluations(other, queries).execute() == [RunningInfo.of(staying)]
-        assert not await raw.sismember("t:running_evaluations", "fin-1")
-        assert await registry.list() == [RunningInfo.of(staying)]
-    finally:
-        await connection.close()
-        await other_connection.close()
+    await anyio.sleep(COOLDOWN_S + 0.05)
+    assert await registry.list() is None  # this process knows its write failed...
+    assert await other.list() is None  # ...and has told every other one
+    assert await ListRunningEvaluations(other, queries).execute() == [RunningInfo.of(staying)]
+    assert not await raw.sismember("t:running_evaluations", "fin-1")
+    assert await registry.list() == [RunningInfo.of(staying)]

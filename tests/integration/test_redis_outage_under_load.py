@@ -6,7 +6,6 @@ read, tail logs and list running evaluations while Redis is killed and later
 restarted empty; each worker owns its evaluations, so it knows every answer.
 """
 
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,8 +18,8 @@ import redis
 
 from interfaces.http.app import create_app
 from interfaces.settings import Settings, load_settings
-from tests.integration.test_redis_faults import RedisProcess
-from tests.services import IN_CI, free_port, serve_in_thread, temporary_postgres_database
+from tests.integration.redis_process import RedisProcess, private_redis_server
+from tests.services import serve_in_thread, temporary_postgres_database
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres, pytest.mark.redis]
 
@@ -33,18 +32,9 @@ LOAD_FOR_S = 5.0
 
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[RedisProcess]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        if IN_CI:
-            pytest.fail("redis-server is not installed; CI must not skip it", pytrace=False)
-        pytest.skip("redis-server is not installed")
-    process = RedisProcess(binary, free_port(), tmp_path / "redis")
     (tmp_path / "redis").mkdir()
-    process.start()
-    try:
+    with private_redis_server(tmp_path / "redis") as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture

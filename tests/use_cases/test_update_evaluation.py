@@ -3,6 +3,7 @@ from datetime import timedelta
 
 import msgspec
 import pytest
+from _pytest.mark import ParameterSet
 from msgspec import UNSET
 
 from application.errors import EvaluationNotFoundError, PreconditionFailedError
@@ -38,16 +39,30 @@ async def test_legal_move_bumps_version_and_update_time(app: UseCases) -> None:
     assert app.uow.committed
 
 
-@pytest.mark.parametrize(
-    ("current", "requested"),
-    [
-        (EvaluationStatus.COMPLETED, EvaluationStatus.RUNNING),
-        (EvaluationStatus.FAILED, EvaluationStatus.QUEUED),
-        (EvaluationStatus.CANCELLED, EvaluationStatus.COMPLETED),
-        (EvaluationStatus.QUEUED, EvaluationStatus.SUBMITTED),
-        (EvaluationStatus.RUNNING, EvaluationStatus.SUBMITTED),
-    ],
+def transitions(*moves: str) -> list[ParameterSet]:
+    """``"current->requested"`` status pairs, each with its move as the test id."""
+    pairs = (move.split("->") for move in moves)
+    return [
+        pytest.param(EvaluationStatus(a), EvaluationStatus(b), id=f"{a}->{b}") for a, b in pairs
+    ]
+
+
+LATE_REPORTS = transitions(
+    "completed->running",
+    "failed->queued",
+    "cancelled->completed",
+    "queued->submitted",
+    "running->submitted",
 )
+APPLIED_MOVES = transitions(
+    "submitted->provisioning",
+    "submitted->running",
+    "queued->completed",
+    "running->provisioning",
+)
+
+
+@pytest.mark.parametrize(("current", "requested"), LATE_REPORTS)
 async def test_a_late_report_is_acknowledged_and_changes_nothing(
     app: UseCases, current: EvaluationStatus, requested: EvaluationStatus
 ) -> None:
@@ -65,22 +80,12 @@ async def test_a_late_report_is_acknowledged_and_changes_nothing(
     assert app.blobs.stored() == {}
 
 
-@pytest.mark.parametrize(
-    ("current", "requested"),
-    [
-        (EvaluationStatus.SUBMITTED, EvaluationStatus.PROVISIONING),
-        (EvaluationStatus.SUBMITTED, EvaluationStatus.RUNNING),
-        (EvaluationStatus.QUEUED, EvaluationStatus.COMPLETED),
-        (EvaluationStatus.RUNNING, EvaluationStatus.PROVISIONING),
-    ],
-)
+@pytest.mark.parametrize(("current", "requested"), APPLIED_MOVES)
 async def test_a_skipped_step_or_a_listed_retry_is_applied(
     app: UseCases, current: EvaluationStatus, requested: EvaluationStatus
 ) -> None:
     seeded = await app.seed(status=current)
-
     answered = await app.update.execute(seeded.id, EvaluationChanges(status=requested))
-
     assert answered.status is app.stored(seeded).status is requested
 
 

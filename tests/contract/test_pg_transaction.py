@@ -22,20 +22,19 @@ from tests.contract.conftest import BASE_TIME, make_evaluation
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 
 
-async def test_a_committed_request_holds_no_connection(migrated_postgres_url: str) -> None:
+TwoRequests = tuple["asyncpg.Pool[asyncpg.Record]", PgTransaction, PgTransaction]
+Logged = tuple["asyncpg.Pool[asyncpg.Record]", list[str]]
+
+
+@pytest.fixture
+async def two_requests(migrated_postgres_url: str) -> AsyncIterator[TwoRequests]:
+    """A pool of one connection and two requests' units of work on it, closed at the end."""
     pool = await create_pool(DatabaseSettings(url=migrated_postgres_url, pool_size=1))
     try:
         first = PgTransaction(pool, acquire_timeout_s=1)
         second = PgTransaction(pool, acquire_timeout_s=1)
         try:
-            await first.write(lambda connection: connection.execute("SELECT 1"))
-            await first.commit()
-            # The first scope is still open (its answer is being sent): the one
-            # connection of the pool must already be free for the next request.
-            assert await second.write(lambda connection: connection.fetchval("SELECT 2")) == 2
-            await second.commit()
-            # And the first can still run statements after its commit: it acquires again.
-            assert await first.read(lambda connection: connection.fetchval("SELECT 3")) == 3
+            yield pool, first, second
         finally:
             await second.close()
             await first.close()
@@ -43,42 +42,44 @@ async def test_a_committed_request_holds_no_connection(migrated_postgres_url: st
         await pool.close()
 
 
-async def test_a_read_outside_a_transaction_gives_its_connection_back_at_once(
-    migrated_postgres_url: str,
-) -> None:
+@pytest.fixture
+async def logged(migrated_postgres_url: str) -> AsyncIterator[Logged]:
+    """A pool of one connection and the list its every statement is appended to."""
+    sent: list[str] = []
     pool = await create_pool(DatabaseSettings(url=migrated_postgres_url, pool_size=1))
-    try:
-        first = PgTransaction(pool, acquire_timeout_s=1)
-        second = PgTransaction(pool, acquire_timeout_s=1)
-        try:
-            assert await first.read(lambda connection: connection.fetchval("SELECT 1")) == 1
-            # The first scope is still open (sending its answer): the pool's one
-            # connection must be free for the next request already (else: unavailable).
-            assert await second.read(lambda connection: connection.fetchval("SELECT 2")) == 2
-            # Inside a transaction a read keeps the connection: it must see the writes.
-            await first.write(lambda connection: connection.execute("SELECT 3"))
-            assert await first.read(lambda connection: connection.fetchval("SELECT 4")) == 4
-            with pytest.raises(TimeoutError):
-                await pool.acquire(timeout=0.2)
-        finally:
-            await second.close()
-            await first.close()
-    finally:
-        await pool.close()
-
-
-@asynccontextmanager
-async def _one_connection_pool(
-    url: str, sent: list[str]
-) -> AsyncIterator["asyncpg.Pool[asyncpg.Record]"]:
-    """A pool of one connection whose every statement is appended to ``sent``."""
-    pool = await create_pool(DatabaseSettings(url=url, pool_size=1))
     try:
         async with pool.acquire() as connection:
             connection.add_query_logger(lambda logged: sent.append(logged.query.split()[0]))
-        yield pool
+        yield pool, sent
     finally:
         await pool.close()
+
+
+async def test_a_committed_request_holds_no_connection(two_requests: TwoRequests) -> None:
+    _, first, second = two_requests
+    await first.write(lambda connection: connection.execute("SELECT 1"))
+    await first.commit()
+    # The first scope is still open (its answer is being sent): the one
+    # connection of the pool must already be free for the next request.
+    assert await second.write(lambda connection: connection.fetchval("SELECT 2")) == 2
+    await second.commit()
+    # And the first can still run statements after its commit: it acquires again.
+    assert await first.read(lambda connection: connection.fetchval("SELECT 3")) == 3
+
+
+async def test_a_read_outside_a_transaction_gives_its_connection_back_at_once(
+    two_requests: TwoRequests,
+) -> None:
+    pool, first, second = two_requests
+    assert await first.read(lambda connection: connection.fetchval("SELECT 1")) == 1
+    # The first scope is still open (sending its answer): the pool's one
+    # connection must be free for the next request already (else: unavailable).
+    assert await second.read(lambda connection: connection.fetchval("SELECT 2")) == 2
+    # Inside a transaction a read keeps the connection: it must see the writes.
+    await first.write(lambda connection: connection.execute("SELECT 3"))
+    assert await first.read(lambda connection: connection.fetchval("SELECT 4")) == 4
+    with pytest.raises(TimeoutError):
+        await pool.acquire(timeout=0.2)
 
 
 def _created(evaluation_id: str) -> AuditEntry:
@@ -114,79 +115,75 @@ async def _stored(pool: "asyncpg.Pool[asyncpg.Record]", evaluation_id: str) -> E
         return await PgEvaluationRepository(check).get(EvaluationId(evaluation_id))
 
 
-async def test_a_create_and_its_audit_entry_are_one_statement(migrated_postgres_url: str) -> None:
-    sent: list[str] = []
+async def test_a_create_and_its_audit_entry_are_one_statement(logged: Logged) -> None:
     record = make_evaluation(f"one-statement-{uuid.uuid4().hex[:8]}")
-    async with _one_connection_pool(migrated_postgres_url, sent) as pool:
-        async with _unit(pool) as transaction:
-            await PgEvaluationRepository(transaction).add(record)
-            await PgAuditLog(transaction).append(_created(record.id))
-            assert sent == [], "nothing is sent before the commit"
-            await transaction.commit()
-        assert sent == ["WITH"]  # no BEGIN, no COMMIT: the statement is its own transaction
-        stored = await _stored(pool, record.id)
-        assert await _audited(pool, record.id) == ["create"]
+    pool, sent = logged
+    async with _unit(pool) as transaction:
+        await PgEvaluationRepository(transaction).add(record)
+        await PgAuditLog(transaction).append(_created(record.id))
+        assert sent == [], "nothing is sent before the commit"
+        await transaction.commit()
+    assert sent == ["WITH"]  # no BEGIN, no COMMIT: the statement is its own transaction
+    stored = await _stored(pool, record.id)
+    assert await _audited(pool, record.id) == ["create"]
     assert stored == record
 
 
 async def test_a_taken_id_raises_at_the_commit_and_writes_no_audit_entry(
-    migrated_postgres_url: str,
+    logged: Logged,
 ) -> None:
-    sent: list[str] = []
     record = make_evaluation(f"taken-{uuid.uuid4().hex[:8]}")
-    async with _one_connection_pool(migrated_postgres_url, sent) as pool:
-        for attempt in range(2):
-            async with _unit(pool) as transaction:
-                await PgEvaluationRepository(transaction).add(record)
-                await PgAuditLog(transaction).append(_created(record.id))
-                if attempt == 0:
+    pool, _ = logged
+    for attempt in range(2):
+        async with _unit(pool) as transaction:
+            await PgEvaluationRepository(transaction).add(record)
+            await PgAuditLog(transaction).append(_created(record.id))
+            if attempt == 0:
+                await transaction.commit()
+            else:
+                with pytest.raises(DuplicateEvaluationError):
                     await transaction.commit()
-                else:
-                    with pytest.raises(DuplicateEvaluationError):
-                        await transaction.commit()
-        assert await _audited(pool, record.id) == ["create"]
+    assert await _audited(pool, record.id) == ["create"]
 
 
 async def test_a_statement_after_a_held_insert_runs_it_first_in_one_transaction(
-    migrated_postgres_url: str,
+    logged: Logged,
 ) -> None:
-    sent: list[str] = []
     record = make_evaluation(f"read-back-{uuid.uuid4().hex[:8]}")
-    async with _one_connection_pool(migrated_postgres_url, sent) as pool:
-        async with _unit(pool) as transaction:
-            repository = PgEvaluationRepository(transaction)
-            await repository.add(record)
-            assert await repository.get(record.id) == record  # the transaction sees it
-            await PgAuditLog(transaction).append(_created(record.id))
-            await transaction.rollback()
-        assert sent[:2] == ["BEGIN;", "INSERT"], sent
-        assert await _stored(pool, record.id) is None
-        assert await _audited(pool, record.id) == []
+    pool, sent = logged
+    async with _unit(pool) as transaction:
+        repository = PgEvaluationRepository(transaction)
+        await repository.add(record)
+        assert await repository.get(record.id) == record  # the transaction sees it
+        await PgAuditLog(transaction).append(_created(record.id))
+        await transaction.rollback()
+    assert sent[:2] == ["BEGIN;", "INSERT"], sent
+    assert await _stored(pool, record.id) is None
+    assert await _audited(pool, record.id) == []
 
 
 async def test_an_update_and_its_audit_entry_are_one_statement_and_lose_to_a_newer_version(
-    migrated_postgres_url: str,
+    logged: Logged,
 ) -> None:
-    sent: list[str] = []
     record = make_evaluation(f"one-update-{uuid.uuid4().hex[:8]}")
-    async with _one_connection_pool(migrated_postgres_url, sent) as pool:
-        async with _unit(pool) as setup:
-            await PgEvaluationRepository(setup).add(record)
-            await setup.commit()
-        changed = msgspec.structs.replace(record, code="second", version=2)
-        for expected, outcome in ((1, None), (1, VersionConflictError)):
-            sent.clear()
-            async with _unit(pool) as transaction:
-                await PgEvaluationRepository(transaction).update(changed, expected_version=expected)
-                await PgAuditLog(transaction).append(
-                    msgspec.structs.replace(_created(record.id), action=AuditAction.UPDATE)
-                )
-                if outcome is None:
+    pool, sent = logged
+    async with _unit(pool) as setup:
+        await PgEvaluationRepository(setup).add(record)
+        await setup.commit()
+    changed = msgspec.structs.replace(record, code="second", version=2)
+    for expected, outcome in ((1, None), (1, VersionConflictError)):
+        sent.clear()
+        async with _unit(pool) as transaction:
+            await PgEvaluationRepository(transaction).update(changed, expected_version=expected)
+            await PgAuditLog(transaction).append(
+                msgspec.structs.replace(_created(record.id), action=AuditAction.UPDATE)
+            )
+            if outcome is None:
+                await transaction.commit()
+                assert sent == ["WITH"]
+            else:
+                with pytest.raises(outcome):
                     await transaction.commit()
-                    assert sent == ["WITH"]
-                else:
-                    with pytest.raises(outcome):
-                        await transaction.commit()
-        assert await _audited(pool, record.id) == ["update"]  # the refused one wrote none
-        stored = await _stored(pool, record.id)
+    assert await _audited(pool, record.id) == ["update"]  # the refused one wrote none
+    stored = await _stored(pool, record.id)
     assert stored == changed

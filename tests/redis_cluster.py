@@ -175,6 +175,15 @@ async def drop_cluster_keys(prefix: str, url: str) -> None:
         await client.aclose()
 
 
+# The params of a fixture over the Redis adapters (``redis_target`` reads them), and
+# of one over the in-process adapter as well.
+REDIS_PARAMS = [
+    pytest.param("redis", marks=pytest.mark.redis),
+    pytest.param("redis-cluster", marks=pytest.mark.redis_cluster),
+]
+ADAPTER_PARAMS = ["memory", *REDIS_PARAMS]
+
+
 def redis_target(request: pytest.FixtureRequest) -> tuple[str, bool, str]:
     """URL, cluster mode and a fresh key prefix for a ``redis``/``redis-cluster`` param."""
     if request.param == "redis-cluster":

@@ -13,7 +13,7 @@ from infrastructure.memory.cache import MemoryCache, MemoryCacheInspector
 from infrastructure.redis.cache import RedisCache
 from infrastructure.redis.connection import RedisConnection
 from infrastructure.redis.inspector import RedisInspector
-from tests.redis_cluster import drop_keys, redis_target
+from tests.redis_cluster import ADAPTER_PARAMS, drop_keys, redis_target
 from tests.services import TEST_REDIS_URL, drop_redis_keys, redis_test_prefix
 
 pytestmark = pytest.mark.anyio
@@ -29,13 +29,7 @@ class Harness:
     counters: Callable[[], tuple[int, int]]
 
 
-@pytest.fixture(
-    params=[
-        "memory",
-        pytest.param("redis", marks=pytest.mark.redis),
-        pytest.param("redis-cluster", marks=pytest.mark.redis_cluster),
-    ]
-)
+@pytest.fixture(params=ADAPTER_PARAMS)
 async def harness(request: pytest.FixtureRequest, anyio_backend: str) -> AsyncIterator[Harness]:
     if request.param == "memory":
         now = [1000.0]

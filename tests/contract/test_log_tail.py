@@ -12,7 +12,7 @@ from domain.timeline import LogChunk, LogSlice
 from infrastructure.memory.log_tail import MemoryLogTail, NoLogTail
 from infrastructure.redis.connection import RedisConnection
 from infrastructure.redis.log_tail import RedisLogTail, tail_key
-from tests.redis_cluster import drop_keys, redis_target
+from tests.redis_cluster import ADAPTER_PARAMS, drop_keys, redis_target
 
 pytestmark = pytest.mark.anyio
 
@@ -21,13 +21,7 @@ MAX_BYTES = 16
 NOW = datetime(2024, 7, 1, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(
-    params=[
-        "memory",
-        pytest.param("redis", marks=pytest.mark.redis),
-        pytest.param("redis-cluster", marks=pytest.mark.redis_cluster),
-    ]
-)
+@pytest.fixture(params=ADAPTER_PARAMS)
 async def tail(request: pytest.FixtureRequest, anyio_backend: str) -> AsyncIterator[LogTail]:
     if request.param == "memory":
         yield MemoryLogTail(max_bytes=MAX_BYTES)

@@ -18,19 +18,13 @@ from infrastructure.memory.running_registry import MemoryRunningRegistry
 from infrastructure.redis.connection import RedisConnection
 from infrastructure.redis.running_registry import RedisRunningRegistry
 from tests.contract.running_infos import FULL, info, loads
-from tests.redis_cluster import drop_keys, redis_target
+from tests.redis_cluster import ADAPTER_PARAMS, drop_keys, redis_target
 from tests.services import TEST_REDIS_URL, drop_redis_keys, redis_test_prefix
 
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(
-    params=[
-        "memory",
-        pytest.param("redis", marks=pytest.mark.redis),
-        pytest.param("redis-cluster", marks=pytest.mark.redis_cluster),
-    ]
-)
+@pytest.fixture(params=ADAPTER_PARAMS)
 async def registry(
     request: pytest.FixtureRequest, anyio_backend: str
 ) -> AsyncIterator[RunningRegistry]:

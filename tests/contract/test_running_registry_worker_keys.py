@@ -20,7 +20,7 @@ from domain.status import EvaluationStatus
 from infrastructure.redis.connection import RedisConnection
 from infrastructure.redis.running_registry import RedisRunningRegistry
 from tests.contract.running_infos import FULL, info, loads
-from tests.redis_cluster import drop_keys, redis_target
+from tests.redis_cluster import REDIS_PARAMS, drop_keys, redis_target
 
 pytestmark = pytest.mark.anyio
 
@@ -67,12 +67,7 @@ class Shared:
         return fields
 
 
-@pytest.fixture(
-    params=[
-        pytest.param("redis", marks=pytest.mark.redis),
-        pytest.param("redis-cluster", marks=pytest.mark.redis_cluster),
-    ]
-)
+@pytest.fixture(params=REDIS_PARAMS)
 async def shared(request: pytest.FixtureRequest, anyio_backend: str) -> AsyncIterator[Shared]:
     url, cluster, prefix = redis_target(request)
     connection = RedisConnection(url, timeout_s=2.0, cluster=cluster)

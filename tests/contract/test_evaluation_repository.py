@@ -34,6 +34,19 @@ async def _update_and_commit(ports: Ports, record: Evaluation, expected_version:
     await ports.uow.commit()
 
 
+async def _add(store: PortStore, record: Evaluation) -> None:
+    async with store.session() as ports:
+        await ports.repository.add(record)
+
+
+async def _stored(store: PortStore, evaluation_id: str) -> Evaluation:
+    """The record as committed, read in a session of its own; it must exist."""
+    async with store.session() as ports:
+        record = await ports.repository.get(EvaluationId(evaluation_id))
+    assert record is not None
+    return record
+
+
 async def test_add_then_get_round_trips_every_field(sql_backend: PortStore) -> None:
     plus_two = timezone(timedelta(hours=2))
     original = make_evaluation(
@@ -61,8 +74,7 @@ async def test_add_then_get_round_trips_every_field(sql_backend: PortStore) -> N
         container_id="container-abc",
         version=7,
     )
-    async with sql_backend.session() as ports:
-        await ports.repository.add(original)
+    await _add(sql_backend, original)
     async with sql_backend.session() as ports:
         loaded = await ports.repository.get(original.id)
     assert loaded == original
@@ -85,11 +97,8 @@ async def test_absent_payloads_stay_absent(sql_backend: PortStore) -> None:
 
 async def test_empty_inline_payload_is_kept(sql_backend: PortStore) -> None:
     empty = StoredPayload(PayloadLocation.INLINE, size=0, text="")
-    async with sql_backend.session() as ports:
-        await ports.repository.add(make_evaluation("empty-output", output=empty))
-    async with sql_backend.session() as ports:
-        loaded = await ports.repository.get(EvaluationId("empty-output"))
-    assert loaded is not None
+    await _add(sql_backend, make_evaluation("empty-output", output=empty))
+    loaded = await _stored(sql_backend, "empty-output")
     assert loaded.output == empty
 
 
@@ -99,8 +108,7 @@ async def test_get_unknown_returns_none(sql_backend: PortStore) -> None:
 
 
 async def test_add_duplicate_raises_and_keeps_the_first(sql_backend: PortStore) -> None:
-    async with sql_backend.session() as ports:
-        await ports.repository.add(make_evaluation("dup", code="first"))
+    await _add(sql_backend, make_evaluation("dup", code="first"))
     async with sql_backend.session() as ports:
         with pytest.raises(DuplicateEvaluationError):
             await _add_and_commit(ports, make_evaluation("dup", code="second"))
@@ -115,8 +123,7 @@ async def test_add_duplicate_raises_and_keeps_the_first(sql_backend: PortStore) 
 
 
 async def test_soft_deleted_is_hidden_but_its_id_stays_taken(sql_backend: PortStore) -> None:
-    async with sql_backend.session() as ports:
-        await ports.repository.add(make_evaluation("gone"))
+    await _add(sql_backend, make_evaluation("gone"))
     async with sql_backend.session() as ports:
         record = await ports.repository.get(EvaluationId("gone"))
         assert record is not None
@@ -130,8 +137,7 @@ async def test_soft_deleted_is_hidden_but_its_id_stays_taken(sql_backend: PortSt
 
 
 async def test_update_stores_changes_and_checks_the_version(sql_backend: PortStore) -> None:
-    async with sql_backend.session() as ports:
-        await ports.repository.add(make_evaluation("upd"))
+    await _add(sql_backend, make_evaluation("upd"))
     later = BASE_TIME + timedelta(seconds=5)
     async with sql_backend.session() as ports:
         record = await ports.repository.get(EvaluationId("upd"))
@@ -153,16 +159,13 @@ async def test_update_stores_changes_and_checks_the_version(sql_backend: PortSto
         with pytest.raises(VersionConflictError) as info:
             await _update_and_commit(ports, stale, expected_version=1)
     assert info.value.actual == 2
-    async with sql_backend.session() as ports:
-        kept = await ports.repository.get(EvaluationId("upd"))
-    assert kept is not None
+    kept = await _stored(sql_backend, "upd")
     assert kept.code == "print('hello')"
 
 
 async def test_update_can_clear_a_payload(sql_backend: PortStore) -> None:
     payload = StoredPayload(PayloadLocation.FILE, size=200_000, text="x", key="k.txt")
-    async with sql_backend.session() as ports:
-        await ports.repository.add(make_evaluation("clear", output=payload))
+    await _add(sql_backend, make_evaluation("clear", output=payload))
     async with sql_backend.session() as ports:
         record = await ports.repository.get(EvaluationId("clear"))
         assert record is not None
@@ -170,9 +173,7 @@ async def test_update_can_clear_a_payload(sql_backend: PortStore) -> None:
         record.output = None
         record.touch(BASE_TIME)
         await ports.repository.update(record, expected_version=1)
-    async with sql_backend.session() as ports:
-        cleared = await ports.repository.get(EvaluationId("clear"))
-    assert cleared is not None
+    cleared = await _stored(sql_backend, "clear")
     assert cleared.output is None
 
 

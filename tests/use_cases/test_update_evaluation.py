@@ -191,15 +191,16 @@ async def test_unknown_is_not_found(app: UseCases) -> None:
         await app.update.execute(parse_evaluation_id("missing"), EvaluationChanges(retries=1))
 
 
-async def test_small_output_stays_inline(app: UseCases) -> None:
+@pytest.mark.parametrize("text", [SMALL, AT_LIMIT], ids=["small", "exactly-the-threshold"])
+async def test_an_output_up_to_the_threshold_stays_inline(app: UseCases, text: str) -> None:
     seeded = await app.seed(status=EvaluationStatus.RUNNING)
 
-    updated = await app.update.execute(seeded.id, EvaluationChanges(output=SMALL))
+    updated = await app.update.execute(seeded.id, EvaluationChanges(output=text))
 
     assert updated.output is not None
     assert updated.output.location is PayloadLocation.INLINE
-    assert updated.output.text == SMALL
-    assert updated.output.size == len(SMALL)
+    assert updated.output.text == text
+    assert updated.output.size == len(text)
     assert app.blobs.stored() == {}
 
 
@@ -219,17 +220,6 @@ async def test_large_output_goes_to_the_blob_store_with_a_preview(app: UseCases)
     assert (await app.blobs.get(output.key)).decode() == LARGE
     snapshot = msgspec.json.decode(await app.blobs.get(snapshot_key(seeded.id)))
     assert (snapshot["id"], snapshot["version"]) == (seeded.id, updated.version)
-
-
-async def test_output_of_exactly_the_threshold_stays_inline(app: UseCases) -> None:
-    seeded = await app.seed(status=EvaluationStatus.RUNNING)
-
-    updated = await app.update.execute(seeded.id, EvaluationChanges(output=AT_LIMIT))
-
-    assert updated.output is not None
-    assert updated.output.location is PayloadLocation.INLINE
-    assert updated.output.text == AT_LIMIT
-    assert app.blobs.stored() == {}
 
 
 async def test_large_error_has_its_own_blob(app: UseCases) -> None:

@@ -39,6 +39,7 @@ from litestar.testing import TestClient
 
 from interfaces.settings import Settings
 from tests.integration.conftest import ClientFactory
+from tests.platform import worker_calls
 from tests.services import TEST_REDIS_URL, drop_redis_keys, redis_test_prefix
 
 Client = TestClient[Any]
@@ -56,16 +57,7 @@ class Platform:
     # The storage worker.
 
     def submit(self, eval_id: str) -> None:
-        """``handle_evaluation_submitted``: create as submitted; only 200 counts."""
-        body = {
-            "id": eval_id,
-            "code": "print('hi')",
-            "language": "python",
-            "status": "submitted",
-            "metadata": {"submitted_at": datetime.now(UTC).isoformat(), "timeout": 300},
-        }
-        response = self.client.post("/evaluations", json=body)
-        assert response.status_code == 200, response.text
+        worker_calls.submit(self.client, eval_id)
 
     def put(self, eval_id: str, body: dict[str, Any]) -> dict[str, Any]:
         response = self.client.put(f"/evaluations/{eval_id}", json=body)

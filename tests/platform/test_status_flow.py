@@ -16,23 +16,9 @@ from litestar.testing import AsyncTestClient, TestClient
 from interfaces.http.app import create_app
 from interfaces.settings import Settings
 from tests.integration.test_auth_matrix import API_KEYS, CALLERS
+from tests.platform.worker_calls import submit
 
 Client = TestClient[Any]
-
-
-def submit(client: Client, eval_id: str) -> None:
-    # The storage worker on ``evaluation:submitted``: it checks for exactly 200.
-    response = client.post(
-        "/evaluations",
-        json={
-            "id": eval_id,
-            "code": "print('hi')",
-            "language": "python",
-            "status": "submitted",
-            "metadata": {"submitted_at": datetime.now(UTC).isoformat(), "timeout": 300},
-        },
-    )
-    assert response.status_code == 200, response.text
 
 
 def put(client: Client, eval_id: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ few dozen bytes.
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
@@ -274,3 +274,19 @@ async def app() -> AsyncIterator[UseCases]:
             yield use_cases
     finally:
         await container.close()
+
+
+if TYPE_CHECKING:
+    from tests.use_cases.failover_world import World
+
+
+@pytest.fixture
+async def world() -> AsyncIterator["World"]:
+    """The failover tests' deployment with an outage switch (tests/use_cases/failover_world.py).
+
+    Imported when used: that module builds on this one.
+    """
+    from tests.use_cases.failover_world import running_world
+
+    async with running_world() as built:
+        yield built

@@ -3,8 +3,6 @@
 The world (an outage switch on the primary): tests/use_cases/failover_world.py.
 """
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from application.backends import Backend
@@ -22,15 +20,9 @@ from domain.identifiers import EvaluationId
 from domain.status import EvaluationStatus
 from infrastructure.memory.unit_of_work import MemoryUnitOfWork
 from interfaces.replay import ContainerReplayScopes
-from tests.use_cases.failover_world import ACTOR, ID, World, create, running_world
+from tests.use_cases.failover_world import ACTOR, ID, World, create
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def world() -> AsyncIterator[World]:
-    async with running_world() as built:
-        yield built
 
 
 async def test_replay_applies_everything_once_in_order_and_keeps_the_instants(

@@ -27,15 +27,9 @@ from domain.errors import InvalidTextError
 from domain.identifiers import EvaluationId
 from domain.status import EvaluationStatus
 from infrastructure.files.journal import FileJournal
-from tests.use_cases.failover_world import ACTOR, ID, World, create, running_world
+from tests.use_cases.failover_world import ACTOR, ID, World, create
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def world() -> AsyncIterator[World]:
-    async with running_world() as built:
-        yield built
 
 
 async def test_a_write_goes_to_the_primary_while_it_is_up(world: World) -> None:

@@ -17,8 +17,6 @@ from domain.evaluation import Evaluation
 
 # Other names the cache is asked for by: the platform's pages call it ``redis`` even
 # when it lives in this process.
-# The cache's name as interfaces/http/schemas.py imports it (``Backend.CACHE`` is the same).
-CACHE = Backend.CACHE
 CACHE_ALIASES = frozenset({Backend.REDIS})
 # What the database and file details list: the newest records, the largest files.
 RECENT_EVALUATIONS = 10
@@ -49,14 +47,12 @@ class StorageConfiguration(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def records_backend(self) -> str:
         """Where records, events and logs live: "database" (SQL) or "memory"."""
-        return (
-            Backend.DATABASE if self.primary_backend == Backend.DATABASE else self.primary_backend
-        )
+        return self.primary_backend
 
     @property
     def backends_available(self) -> list[str]:
         """The storage this instance uses, each named once: records, blobs, cache, fallback."""
-        tiers = [location for location in self.blob_urls if location == "s3"]
+        tiers = [location for location in self.blob_urls if location == Backend.S3]
         names = [self.records_backend, self.blob_backend, *tiers, self.cache_backend]
         if self.fallback_backend != "none":
             names.append(self.fallback_backend)
@@ -68,7 +64,7 @@ class StorageConfiguration(msgspec.Struct, frozen=True, kw_only=True):
         if self.blob_backend == Backend.FILE:
             return self.file_storage_path
         # S3 keeps its blobs under the "s3" location; the memory store under "file".
-        location = "s3" if self.blob_backend == "s3" else Backend.FILE
+        location = Backend.S3 if self.blob_backend == Backend.S3 else Backend.FILE
         return self.blob_urls.get(location, f"{self.blob_backend}://")
 
     def location_of(self, blob_location: str, key: str) -> str:

@@ -4,6 +4,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
+from application.backends import Backend
 from application.queries import BackendReport
 from application.use_cases.statistics import GetStatistics
 from application.use_cases.storage_report import (
@@ -70,7 +71,7 @@ class StorageController(Controller):
         responses=problem_responses(),
     )
     async def redis_details(self, use_case: FromDishka[GetBackendDetails]) -> CacheDetailsBody:
-        return CacheDetailsBody.of(await use_case.execute("cache"))
+        return CacheDetailsBody.of(await use_case.execute(Backend.CACHE))
 
     @get(
         "/storage/cache/details",
@@ -78,7 +79,7 @@ class StorageController(Controller):
         responses=problem_responses(),
     )
     async def cache_details(self, use_case: FromDishka[GetBackendDetails]) -> CacheDetailsBody:
-        return CacheDetailsBody.of(await use_case.execute("cache"))
+        return CacheDetailsBody.of(await use_case.execute(Backend.CACHE))
 
     @get(
         "/storage/{backend:str}/details",

@@ -9,10 +9,10 @@ from typing import Any
 
 import msgspec
 
+from application.backends import Backend
 from application.queries import TTL_BUCKET_NAMES, BackendReport, BackendState, RuntimeStatistics
 from application.use_cases.statistics import StatisticsReport
 from application.use_cases.storage_report import (
-    CACHE,
     StorageConfiguration,
     StorageOverview,
     StorageSummary,
@@ -137,7 +137,7 @@ _CACHE_FIGURES: dict[str, dict[str, str]] = {
 
 def platform_name(report: BackendReport) -> str:
     """The platform's name of a backend: the cache is ``redis`` or ``memory`` by its kind."""
-    if report.name == CACHE and report.type in _PLATFORM_METRICS:
+    if report.name == Backend.CACHE and report.type in _PLATFORM_METRICS:
         return report.type
     return report.name
 

@@ -6,6 +6,7 @@ from interfaces.settings import Settings, StorageBackend
 
 
 def storage_configuration(settings: Settings) -> StorageConfiguration:
+    cache_backend = "redis" if settings.redis.url else "memory"
     return StorageConfiguration(
         primary_backend=settings.storage.backend.value,
         fallback_backend=settings.storage.fallback_backend.value,
@@ -14,9 +15,7 @@ def storage_configuration(settings: Settings) -> StorageConfiguration:
         else "sqlite"
         if settings.storage.backend is StorageBackend.DATABASE
         else settings.storage.backend.value,
-        cache=("redis" if settings.redis.url else "memory")
-        if settings.cache.enabled
-        else "disabled",
+        cache=cache_backend if settings.cache.enabled else "disabled",
         caching_enabled=settings.cache.enabled,
         file_storage_path=str(settings.storage.file_storage_path),
         large_file_threshold=settings.storage.large_file_threshold,
@@ -27,7 +26,7 @@ def storage_configuration(settings: Settings) -> StorageConfiguration:
         blob_backend=StorageBackend.MEMORY.value
         if settings.storage.backend is StorageBackend.MEMORY
         else settings.storage.blob_backend.value,
-        cache_backend="redis" if settings.redis.url else "memory",
+        cache_backend=cache_backend,
         blob_urls=_blob_urls(settings),
     )
 

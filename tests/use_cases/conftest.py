@@ -140,7 +140,9 @@ class StubInspector:
 
 
 def memory_configuration(thresholds: StorageThresholds = THRESHOLDS) -> StorageConfiguration:
-    """What ``STORAGE_BACKEND=memory`` configures (``interfaces/providers.py``)."""
+    """What ``storage_configuration(memory_settings())`` returns
+    (``interfaces/storage_configuration.py``), written out by hand: the tests' own
+    expectation of the memory deployment, independent of that function."""
     return StorageConfiguration(
         primary_backend="memory",
         fallback_backend="none",

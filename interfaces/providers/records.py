@@ -36,18 +36,15 @@ from infrastructure.postgres.pool import create_pool
 from infrastructure.postgres.replay_marks import PgReplayMarks
 from infrastructure.postgres.timeline import PgEventLog, PgLogStore
 from infrastructure.postgres.transaction import PgTransaction
-from infrastructure.sql.adapters import (
-    SqlDatabaseInspector,
-    SqlEvaluationQueries,
-    SqlEvaluationRepository,
-    SqlEventLog,
-    SqlLogStore,
-    SqlUnitOfWork,
-)
 from infrastructure.sql.audit import SqlAuditLog
 from infrastructure.sql.engine import create_engine, create_session_maker
+from infrastructure.sql.evaluation_queries import SqlEvaluationQueries
+from infrastructure.sql.evaluation_repository import SqlEvaluationRepository
+from infrastructure.sql.inspector import SqlDatabaseInspector
 from infrastructure.sql.maintenance import SqlEvaluationMaintenance
 from infrastructure.sql.replay_marks import SqlReplayMarks
+from infrastructure.sql.timeline import SqlEventLog, SqlLogStore
+from infrastructure.sql.unit_of_work import SqlUnitOfWork
 from interfaces.providers.keys import DatabaseInspector
 from interfaces.settings import Settings
 

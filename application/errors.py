@@ -1,6 +1,7 @@
 """Failures a use case reports; the HTTP edge maps each to a status code."""
 
 from application.backends import Backend
+from domain.payload import PayloadKind, PayloadLocation
 
 
 class ApplicationError(Exception):
@@ -67,6 +68,33 @@ class InvalidRequestError(ApplicationError):
         self.field = field
         self.message = message
         super().__init__(f"{field}: {message}")
+
+
+class NoDirectUrlError(ApplicationError):
+    """The payload cannot be linked to: absent, or not in object storage."""
+
+    def __init__(
+        self, evaluation_id: str, kind: PayloadKind, location: PayloadLocation | None
+    ) -> None:
+        self.evaluation_id = evaluation_id
+        self.kind = kind
+        self.location = location
+        super().__init__(
+            f"evaluation '{evaluation_id}' has no {kind}"
+            if location is None
+            else f"the {kind} of evaluation '{evaluation_id}' is stored {location.value}, "
+            "not in object storage"
+        )
+
+
+class JournalPendingError(ApplicationError):
+    """A fix refused: the failover journal holds writes not yet in the database."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the failover journal holds writes not yet in the database; "
+            "their blobs would look like orphans until they are replayed"
+        )
 
 
 class UnknownBackendError(ApplicationError):

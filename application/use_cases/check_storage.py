@@ -4,7 +4,7 @@ from datetime import datetime, timedelta
 
 import msgspec
 
-from application.errors import ApplicationError
+from application.errors import JournalPendingError
 from application.ports.blob_store import BlobStore
 from application.ports.clock import Clock
 from application.ports.evaluation_queries import EvaluationQueries
@@ -12,16 +12,6 @@ from application.ports.journal import Journal
 
 BLOB_PREFIX = "evaluations/"
 METADATA_NAME = "metadata.json"
-
-
-class JournalPendingError(ApplicationError):
-    """A fix refused: the failover journal holds writes not yet in the database."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            "the failover journal holds writes not yet in the database; "
-            "their blobs would look like orphans until they are replayed"
-        )
 
 
 class StorageCheck(msgspec.Struct, kw_only=True):

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import msgspec
 
-from application.errors import ApplicationError, EvaluationNotFoundError
+from application.errors import ApplicationError, EvaluationNotFoundError, NoDirectUrlError
 from application.ports.blob_urls import BlobUrls, SignedUrl
 from application.ports.clock import Clock
 from application.ports.evaluation_repository import EvaluationRepository
@@ -17,23 +17,6 @@ from domain.audit import AuditAction
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId, parse_evaluation_id
 from domain.payload import PayloadKind, PayloadLocation
-
-
-class NoDirectUrlError(ApplicationError):
-    """The payload cannot be linked to: absent, or not in object storage."""
-
-    def __init__(
-        self, evaluation_id: str, kind: PayloadKind, location: PayloadLocation | None
-    ) -> None:
-        self.evaluation_id = evaluation_id
-        self.kind = kind
-        self.location = location
-        super().__init__(
-            f"evaluation '{evaluation_id}' has no {kind}"
-            if location is None
-            else f"the {kind} of evaluation '{evaluation_id}' is stored {location.value}, "
-            "not in object storage"
-        )
 
 
 class GetPayloadUrl:

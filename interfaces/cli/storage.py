@@ -8,8 +8,9 @@ import msgspec
 from dishka import AsyncContainer
 
 from application.backends import Backend
+from application.errors import JournalPendingError
 from application.queries import BackendReport
-from application.use_cases.check_storage import CheckStorage, JournalPendingError, StorageCheck
+from application.use_cases.check_storage import CheckStorage, StorageCheck
 from application.use_cases.storage_report import GetBackendDetails, StorageOverview
 from interfaces.cli.common import CONTEXT_SETTINGS, echo_json, fail, json_option, load, run
 
@@ -38,21 +39,19 @@ def fsck(fix: bool, grace_minutes: int, as_json: bool) -> None:
     """
     settings = load(quiet=as_json)
 
-    async def check(container: AsyncContainer) -> StorageCheck | None:
+    async def check(container: AsyncContainer) -> StorageCheck:
         async with container() as request:
             use_case = await request.get(CheckStorage)
             try:
                 return await use_case.execute(fix=fix, grace=timedelta(minutes=grace_minutes))
-            except JournalPendingError:
-                return None
+            except JournalPendingError as exc:
+                fail(
+                    f"{exc}. Run `storage-service replay` (or wait for the service to) "
+                    "before fsck --fix",
+                    code=3,
+                )
 
     result = run(settings, check)
-    if result is None:
-        fail(
-            "the failover journal holds writes not yet in the database: run "
-            "`storage-service replay` (or wait for the service to) before fsck --fix",
-            code=3,
-        )
     if as_json:
         echo_json(msgspec.structs.asdict(result) | {"clean": result.clean})
     else:

@@ -28,12 +28,12 @@ from application.errors import (
     DuplicateEvaluationError,
     EvaluationNotFoundError,
     InvalidRequestError,
+    NoDirectUrlError,
     PreconditionFailedError,
     UnknownBackendError,
     VersionConflictError,
     WriteAcceptedError,
 )
-from application.use_cases.object_storage import NoDirectUrlError
 from domain.errors import (
     InvalidIdentifierError,
     InvalidTextError,

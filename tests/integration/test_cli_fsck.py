@@ -14,8 +14,9 @@ from click.testing import CliRunner
 from dishka import make_async_container
 from litestar.testing import TestClient
 
+from application.errors import JournalPendingError
 from application.intents import CreateIntent, JournalEntry
-from application.use_cases.check_storage import CheckStorage, JournalPendingError
+from application.use_cases.check_storage import CheckStorage
 from application.use_cases.create_evaluation import NewEvaluation
 from domain.identifiers import EvaluationId
 from infrastructure.files.journal import FileJournal

@@ -18,10 +18,11 @@ from litestar.status_codes import (
     HTTP_415_UNSUPPORTED_MEDIA_TYPE,
 )
 
+from application.errors import NoDirectUrlError
 from application.failover.writes import Writes
 from application.use_cases.celery_update import CeleryUpdate
 from application.use_cases.evaluation_content import GetCompleteEvaluation, ReadPayload
-from application.use_cases.object_storage import GetPayloadUrl, NoDirectUrlError
+from application.use_cases.object_storage import GetPayloadUrl
 from domain.evaluation import UNRECOGNIZED_KEY
 from domain.payload import PayloadKind
 from interfaces.http.conditional import etag

@@ -140,11 +140,11 @@ def _cluster_url(settings: Settings) -> Settings:
 def _check(settings: Settings) -> None:
     """The rules between fields, after each field's own."""
     storage, s3, tiering = settings.storage, settings.s3, settings.tiering
-    if storage.blob_backend is BlobBackend.S3 and s3.bucket is None:
+    if storage.blob_backend is BlobBackend.S3 and not s3.configured:
         raise SettingsError("BLOB_BACKEND=s3: S3_BUCKET must be set")
     if tiering.interval_s is not None and tiering.after_days is None:
         raise SettingsError("TIER_INTERVAL_S: set TIER_AFTER_DAYS too (the age to tier at)")
-    if tiering.after_days is not None and s3.bucket is None:
+    if tiering.after_days is not None and not s3.configured:
         raise SettingsError(
             "TIER_AFTER_DAYS: tiering moves outputs to S3, so S3_BUCKET must be set"
         )

@@ -11,10 +11,13 @@ from typing import Any, Generic, TypeVar, cast
 
 import msgspec
 
-from application.use_cases.celery_update import CeleryOutcome, CeleryUpdate
-from application.use_cases.create_evaluation import NewEvaluation
-from application.use_cases.events import NewEvent
-from application.use_cases.update_evaluation import EvaluationChanges
+from application.commands import (
+    CeleryOutcome,
+    CeleryUpdate,
+    EvaluationChanges,
+    NewEvaluation,
+    NewEvent,
+)
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from domain.payload import PayloadKind, StoredPayload

@@ -11,19 +11,21 @@ pending is the scratch copy).
 
 import copy
 from collections.abc import Callable
+from datetime import datetime
 from typing import TypeVar
 
 from dishka import AsyncContainer, Scope
 
 from application.failover.pinned_clock import pinned
 from application.failover.writes import WriteHandlers
-from application.intents import JournalEntry, Target, WriteIntent
+from application.intents import Target, WriteIntent
+from application.ports.event_log import EventLog
+from application.ports.log_store import LogStore
 from application.ports.scratch_store import ScratchStore, ScratchStores
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from domain.timeline import EvaluationEvent, LogSlice
 from infrastructure.memory.evaluations import MemoryDatabase
-from infrastructure.memory.timeline import MemoryEventLog, MemoryLogStore
 
 R = TypeVar("R")
 
@@ -38,9 +40,9 @@ class ContainerScratchStore(ScratchStore):
     async def seed(self, evaluation: Evaluation) -> None:
         (await self._database()).evaluations[evaluation.id] = copy.deepcopy(evaluation)
 
-    async def apply(self, entry: JournalEntry, intent: WriteIntent[R]) -> R:
-        target = Target(EvaluationId(entry.evaluation_id), acknowledged=True)
-        with pinned(entry.at):
+    async def apply(self, intent: WriteIntent[R], evaluation_id: EvaluationId, at: datetime) -> R:
+        target = Target(evaluation_id, acknowledged=True)
+        with pinned(at):
             async with self._container() as request:
                 handlers = await request.get(WriteHandlers)
                 return await handlers.run(intent, target)
@@ -50,10 +52,14 @@ class ContainerScratchStore(ScratchStore):
         return None if found is None else copy.deepcopy(found)
 
     async def events(self, evaluation_id: EvaluationId) -> list[EvaluationEvent]:
-        return await MemoryEventLog(await self._database()).list(evaluation_id)
+        async with self._container() as request:
+            events: EventLog = await request.get(EventLog)
+            return await events.list(evaluation_id)
 
     async def log(self, evaluation_id: EvaluationId, offset: int) -> LogSlice:
-        return await MemoryLogStore(await self._database()).read(evaluation_id, offset)
+        async with self._container() as request:
+            logs: LogStore = await request.get(LogStore)
+            return await logs.read(evaluation_id, offset)
 
 
 class ContainerScratchStores(ScratchStores):

@@ -15,7 +15,7 @@ from msgspec import UNSET
 from polyfactory import PostGenerated, Use
 from polyfactory.factories.msgspec_factory import MsgspecFactory
 
-from application.use_cases.create_evaluation import NewEvaluation
+from application.commands import NewEvaluation
 from domain.celery import CELERY_STATE_TO_STATUS
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId, parse_evaluation_id

@@ -2,17 +2,26 @@
 made durable, then answered as the primary would have answered it."""
 
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import TypeVar
 
 import anyio
 
 from application.errors import EvaluationNotFoundError, WriteAcceptedError
 from application.failover.views import JournalViews
-from application.intents import AppendLogIntent, CreateIntent, JournalEntry, WriteIntent
+from application.intents import (
+    AppendLogIntent,
+    CreateIntent,
+    JournalEntry,
+    WriteIntent,
+    as_intent,
+)
 from application.ports.journal import Journal
 from application.ports.scratch_store import ScratchStore
+from domain.audit import AuditContext
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 
@@ -40,42 +49,57 @@ class RecordLocks:
 
 
 class JournaledWrites:
-    def __init__(self, journal: Journal, views: JournalViews, locks: RecordLocks) -> None:
+    def __init__(
+        self, journal: Journal, views: JournalViews, locks: RecordLocks, context: AuditContext
+    ) -> None:
         self._journal = journal
         self._views = views
         self._locks = locks
+        self._context = context
 
-    async def write(self, entry: JournalEntry, intent: WriteIntent[R]) -> R:
-        """Journal ``entry`` (whose intent is ``intent``) and answer it.
+    async def write(
+        self, intent: WriteIntent[R], evaluation_id: EvaluationId, at: datetime, *, uncertain: bool
+    ) -> R:
+        """Journal ``intent`` as of ``at`` and answer it as the primary would have.
 
-        One journaled write per record at a time in this process: two computed from the
-        same state would both be answered (two log appends at one offset).
+        ``uncertain``: the primary failed while the write may have been committing. One
+        journaled write per record at a time in this process: two computed from the same
+        state would both be answered (two log appends at one offset).
         """
-        async with self._locks.hold(entry.evaluation_id):
+        entry = JournalEntry(
+            id=uuid.uuid4().hex,
+            evaluation_id=evaluation_id,
+            at=at,
+            intent=as_intent(intent),
+            actor=self._context.actor,
+            request_id=self._context.request_id,
+            uncertain=uncertain,
+        )
+        async with self._locks.hold(evaluation_id):
             creating = isinstance(intent, CreateIntent)
-            view = await self._views.open(EvaluationId(entry.evaluation_id))
+            view = await self._views.open(evaluation_id)
             if view.missing and not creating:
-                raise EvaluationNotFoundError(entry.evaluation_id)
+                raise EvaluationNotFoundError(evaluation_id)
             # An append's offset needs the whole log; other answers need a base record.
             answerable = view.complete if isinstance(intent, AppendLogIntent) else view.known
             if not (creating or answerable):
-                await _check_input(view.store, entry, intent)
+                await _check_input(view.store, intent, evaluation_id, at)
                 stored = await self._journal.append(entry)
-                raise WriteAcceptedError(entry.evaluation_id, stored.id)
-            result = await view.store.apply(entry, intent)
+                raise WriteAcceptedError(evaluation_id, stored.id)
+            result = await view.store.apply(intent, evaluation_id, at)
             await self._journal.append(entry)
             return result
 
 
-async def _check_input(store: ScratchStore, entry: JournalEntry, intent: WriteIntent[R]) -> None:
+async def _check_input(
+    store: ScratchStore, intent: WriteIntent[R], evaluation_id: EvaluationId, at: datetime
+) -> None:
     """Refuse bad input now, though the record itself is unknown until the replay.
 
     The write runs on a stand-in record; only the record's own state (its status,
     its existence) can refuse it, and those are judged at replay.
     """
-    stand_in = Evaluation(
-        id=EvaluationId(entry.evaluation_id), code="", created_at=entry.at, updated_at=entry.at
-    )
+    stand_in = Evaluation(id=evaluation_id, code="", created_at=at, updated_at=at)
     await store.seed(stand_in)
     with contextlib.suppress(EvaluationNotFoundError):
-        await store.apply(entry, intent)
+        await store.apply(intent, evaluation_id, at)

@@ -67,7 +67,7 @@ class JournalViews:
         for entry in waiting:
             # Refused entries are refused again at replay (and logged there).
             with contextlib.suppress(ApplicationError, DomainError):
-                await store.apply(entry, entry.intent)
+                await store.apply(entry.intent, evaluation_id, entry.at)
         known = seed is not None or complete
         return JournalView(store=store, known=known, complete=complete, missing=asked and not known)
 

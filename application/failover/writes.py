@@ -24,6 +24,13 @@ import msgspec
 import structlog
 
 from application.backends import Backend
+from application.commands import (
+    CeleryOutcome,
+    CeleryUpdate,
+    EvaluationChanges,
+    NewEvaluation,
+    NewEvent,
+)
 from application.errors import BackendUnavailableError, WriteAcceptedError
 from application.failover.journaled import JournaledWrites
 from application.failover.pinned_clock import pinned
@@ -34,25 +41,22 @@ from application.intents import (
     CeleryIntent,
     CreateIntent,
     DeleteIntent,
-    JournalEntry,
     RecordEventIntent,
     Target,
     UpdateIntent,
     WriteIntent,
-    as_intent,
 )
 from application.ports.clock import Clock
 from application.ports.journal import Journal
 from application.ports.unit_of_work import UnitOfWork
 from application.ports.use_case_locator import UseCaseLocator
-from application.use_cases.celery_update import ApplyCeleryUpdate, CeleryOutcome, CeleryUpdate
-from application.use_cases.create_evaluation import CreateEvaluation, NewEvaluation
+from application.use_cases.celery_update import ApplyCeleryUpdate
+from application.use_cases.create_evaluation import CreateEvaluation
 from application.use_cases.delete_evaluation import DeleteEvaluation
 from application.use_cases.evaluation_content import AttachPayload, UploadPayload
-from application.use_cases.events import NewEvent, RecordEvent
+from application.use_cases.events import RecordEvent
 from application.use_cases.logs import AppendLog
-from application.use_cases.update_evaluation import EvaluationChanges, UpdateEvaluation
-from domain.audit import AuditContext
+from application.use_cases.update_evaluation import UpdateEvaluation
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId, generate_evaluation_id
 from domain.payload import PayloadKind
@@ -151,7 +155,6 @@ class Writes:
         handlers: WriteHandlers,
         journal: Journal,
         clock: Clock,
-        context: AuditContext,
         uow: UnitOfWork,
         locate: UseCaseLocator,
         primary: PrimaryState,
@@ -159,7 +162,6 @@ class Writes:
         self._handlers = handlers
         self._journal = journal
         self._clock = clock
-        self._context = context
         self._uow = uow
         self._locate = locate
         self._primary = primary
@@ -244,14 +246,5 @@ class Writes:
                     Backend.DATABASE,
                     "If-Match cannot be checked while writes wait in the failover journal",
                 )
-            entry = JournalEntry(
-                id=uuid.uuid4().hex,
-                evaluation_id=target.evaluation_id,
-                at=at,
-                intent=as_intent(intent),
-                actor=self._context.actor,
-                request_id=self._context.request_id,
-                uncertain=attempted,
-            )
             journaled = await self._locate.get(JournaledWrites)
-            return await journaled.write(entry, intent)
+            return await journaled.write(intent, target.evaluation_id, at, uncertain=attempted)

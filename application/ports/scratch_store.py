@@ -1,7 +1,8 @@
 from abc import abstractmethod
+from datetime import datetime
 from typing import Protocol, TypeVar
 
-from application.intents import JournalEntry, WriteIntent
+from application.intents import WriteIntent
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from domain.timeline import EvaluationEvent, LogSlice
@@ -23,8 +24,8 @@ class ScratchStore(Protocol):
         """Start from ``evaluation`` as the primary (or the cache) last knew it."""
 
     @abstractmethod
-    async def apply(self, entry: JournalEntry, intent: WriteIntent[R]) -> R:
-        """Run ``entry``, whose intent is ``intent``; raises what the use case raises."""
+    async def apply(self, intent: WriteIntent[R], evaluation_id: EvaluationId, at: datetime) -> R:
+        """Run ``intent`` as of ``at`` (a replayed answer); raises what the use case raises."""
 
     @abstractmethod
     async def get(self, evaluation_id: EvaluationId) -> Evaluation | None: ...

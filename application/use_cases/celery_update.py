@@ -1,10 +1,8 @@
-from typing import Any
+from msgspec import UNSET
 
-import msgspec
-from msgspec import UNSET, UnsetType
-
+from application.commands import CeleryOutcome, CeleryUpdate, EvaluationChanges
 from application.errors import InvalidRequestError
-from application.use_cases.update_evaluation import ChangeApplier, EvaluationChanges, RecordWriter
+from application.use_cases.update_evaluation import ChangeApplier, RecordWriter
 from domain.audit import AuditAction
 from domain.celery import (
     CELERY_STATE_TO_STATUS,
@@ -14,21 +12,6 @@ from domain.celery import (
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from domain.status import EvaluationStatus
-
-
-class CeleryUpdate(msgspec.Struct, kw_only=True, frozen=True):
-    task_state: str
-    celery_task_id: str | None = None
-    retries: int | UnsetType = UNSET
-    output: str | None | UnsetType = UNSET
-    error: str | None | UnsetType = UNSET
-    metadata: dict[str, Any] | UnsetType = UNSET
-
-
-class CeleryOutcome(msgspec.Struct, kw_only=True, frozen=True):
-    evaluation: Evaluation
-    applied: bool
-    reason: str | None = None
 
 
 class ApplyCeleryUpdate:

@@ -1,8 +1,6 @@
 import secrets
-from typing import Any
 
-import msgspec
-
+from application.commands import NewEvaluation
 from application.errors import DuplicateEvaluationError
 from application.ports.clock import Clock
 from application.ports.evaluation_repository import EvaluationRepository
@@ -11,22 +9,11 @@ from application.services.audit_trail import AuditTrail
 from application.services.publisher import RecordPublisher
 from domain.audit import AuditAction
 from domain.evaluation import Evaluation, ensure_storable_json, ensure_storable_text
-from domain.identifiers import EvaluationId, generate_evaluation_id
+from domain.identifiers import generate_evaluation_id
 from domain.limits import InputLimits
 from domain.status import EvaluationStatus
 
 _GENERATED_ID_ATTEMPTS = 5
-
-
-class NewEvaluation(msgspec.Struct, kw_only=True, frozen=True):
-    code: str
-    id: EvaluationId | None = None
-    language: str = "python"
-    status: EvaluationStatus = EvaluationStatus.QUEUED
-    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
-    celery_task_id: str | None = None
-    executor_id: str | None = None
-    container_id: str | None = None
 
 
 class CreateEvaluation:

@@ -1,9 +1,6 @@
 import uuid
-from datetime import datetime
-from typing import Any
 
-import msgspec
-
+from application.commands import NewEvent
 from application.errors import EvaluationNotFoundError
 from application.ports.clock import Clock
 from application.ports.evaluation_repository import EvaluationRepository
@@ -16,15 +13,6 @@ from domain.identifiers import EvaluationId
 from domain.limits import InputLimits
 from domain.timeline import EvaluationEvent
 from domain.timestamps import as_utc
-
-
-class NewEvent(msgspec.Struct, kw_only=True, frozen=True):
-    event_type: str
-    message: str | None = None
-    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
-    timestamp: datetime | None = None
-    event_id: str | None = None
-
 
 _EVENT_FIELDS = ("event_type", "message", "metadata", "timestamp", "event_id")
 

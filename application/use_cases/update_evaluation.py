@@ -15,12 +15,12 @@ import copy
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
 
 import anyio
 import msgspec
-from msgspec import UNSET, UnsetType
+from msgspec import UNSET
 
+from application.commands import EvaluationChanges
 from application.errors import (
     BackendUnavailableError,
     EvaluationNotFoundError,
@@ -38,7 +38,7 @@ from domain.evaluation import Evaluation, ensure_storable_json
 from domain.identifiers import EvaluationId
 from domain.limits import InputLimits
 from domain.payload import PayloadKind, StoredPayload
-from domain.status import EvaluationStatus, StatusMove, judge_move
+from domain.status import StatusMove, judge_move
 from domain.timestamps import as_utc
 
 Mutation = Callable[[Evaluation], Awaitable[bool]]
@@ -178,29 +178,6 @@ def _backoff(attempt: int) -> float:
     """Seconds to wait before attempt ``attempt + 1``: full jitter, exponential, capped."""
     ceiling: float = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2.0**attempt)
     return ceiling * secrets.randbelow(1001) / 1000
-
-
-class EvaluationChanges(msgspec.Struct, kw_only=True, frozen=True):
-    """A partial update: ``UNSET`` fields are left alone, metadata is merged."""
-
-    status: EvaluationStatus | UnsetType = UNSET
-    output: str | None | UnsetType = UNSET
-    error: str | None | UnsetType = UNSET
-    runtime_ms: int | None | UnsetType = UNSET
-    metadata: dict[str, Any] | UnsetType = UNSET
-    started_at: datetime | None | UnsetType = UNSET
-    completed_at: datetime | None | UnsetType = UNSET
-    executor_id: str | None | UnsetType = UNSET
-    container_id: str | None | UnsetType = UNSET
-    celery_task_id: str | None | UnsetType = UNSET
-    retries: int | UnsetType = UNSET
-    exit_code: int | None | UnsetType = UNSET
-    timeout: int | None | UnsetType = UNSET
-    last_update: datetime | None | UnsetType = UNSET
-    retry_message: str | None | UnsetType = UNSET
-    final_failure: bool | UnsetType = UNSET
-    # An admin's change of status: applied even to a finished evaluation, and audited.
-    override: bool | UnsetType = UNSET
 
 
 class ChangeApplier:

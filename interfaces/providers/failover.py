@@ -34,7 +34,6 @@ from infrastructure.memory.blob_store import MemoryBlobStore
 from infrastructure.memory.evaluations import MemoryDatabase
 from infrastructure.memory.journal import MemoryJournal, NoJournal
 from infrastructure.memory.running_registry import MemoryRunningRegistry
-from interfaces.providers.selection import selected
 from interfaces.scratch import ContainerScratchStores
 from interfaces.settings import FallbackBackend, Settings
 
@@ -55,11 +54,13 @@ class FailoverProvider(Provider):
 
     @provide(scope=Scope.APP)
     async def scratch(self, clock: Clock, settings: Settings) -> AsyncIterator[ScratchStores]:
+        # The deployment this module is part of builds the scratch one too.
+        from interfaces.providers import build_providers
+
         scratch = settings.for_scratch()
         stores = ContainerScratchStores(
             lambda: make_async_container(
-                *selected(scratch),
-                FailoverProvider(),
+                *build_providers(scratch),
                 ScratchProvider(),
                 context={Settings: scratch, Clock: clock},
                 # The session-scoped stores below would fail the scope check of the
@@ -88,8 +89,9 @@ class FailoverProvider(Provider):
 
 
 class ScratchProvider(Provider):
-    """A journal view's deployment: the app's clock, the actor ``journal``, no journal,
-    and a database and blob store per session (one session per view)."""
+    """A journal view's deployment (``for_scratch``: memory, no cache, no journal) with the
+    app's clock, the actor ``journal``, and per session (one per view) a database, blob
+    store, audit log and running registry of its own."""
 
     clock = from_context(provides=Clock, scope=Scope.APP, override=True)
     database = provide(MemoryDatabase, scope=Scope.SESSION, override=True)
@@ -111,10 +113,6 @@ class ScratchProvider(Provider):
     @provide(scope=Scope.SESSION, override=True)
     def payloads(self, blobs: BlobStore, settings: Settings) -> PayloadStore:
         return PayloadStore(blobs, settings.storage.thresholds)
-
-    @provide(scope=Scope.APP, override=True)
-    def journal(self) -> Journal:
-        return NoJournal()
 
     @provide(scope=Scope.REQUEST, override=True)
     def audit_context(self) -> AuditContext:

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 import msgspec
 import pytest
 
+from application.commands import CeleryUpdate, EvaluationChanges, NewEvaluation, NewEvent
 from application.intents import (
     AppendLogIntent,
     AttachPayloadIntent,
@@ -24,10 +25,6 @@ from application.intents import (
     UpdateIntent,
 )
 from application.ports.journal import Journal, JournalStats
-from application.use_cases.celery_update import CeleryUpdate
-from application.use_cases.create_evaluation import NewEvaluation
-from application.use_cases.events import NewEvent
-from application.use_cases.update_evaluation import EvaluationChanges
 from domain.identifiers import EvaluationId
 from domain.payload import PayloadLocation, StoredPayload
 from domain.status import EvaluationStatus

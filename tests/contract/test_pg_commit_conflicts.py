@@ -9,9 +9,10 @@ import asyncpg
 import pytest
 from dishka import AsyncContainer, Provider, Scope, make_async_container, provide
 
+from application.commands import NewEvaluation
 from application.errors import EvaluationNotFoundError, PreconditionFailedError
 from application.ports.evaluation_repository import EvaluationRepository
-from application.use_cases.create_evaluation import CreateEvaluation, NewEvaluation
+from application.use_cases.create_evaluation import CreateEvaluation
 from application.use_cases.update_evaluation import RecordWriter
 from domain.audit import AuditAction, AuditContext
 from domain.evaluation import Evaluation

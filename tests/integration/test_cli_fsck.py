@@ -14,10 +14,10 @@ from click.testing import CliRunner
 from dishka import make_async_container
 from litestar.testing import TestClient
 
+from application.commands import NewEvaluation
 from application.errors import JournalPendingError
 from application.intents import CreateIntent, JournalEntry
 from application.use_cases.check_storage import CheckStorage
-from application.use_cases.create_evaluation import NewEvaluation
 from domain.identifiers import EvaluationId
 from infrastructure.files.journal import FileJournal
 from interfaces.cli import main

@@ -9,9 +9,8 @@ from typing import Any
 import anyio
 from litestar.testing import TestClient
 
+from application.commands import EvaluationChanges, NewEvaluation
 from application.intents import AppendLogIntent, CreateIntent, JournalEntry, UpdateIntent
-from application.use_cases.create_evaluation import NewEvaluation
-from application.use_cases.update_evaluation import EvaluationChanges
 from domain.identifiers import EvaluationId
 from domain.status import EvaluationStatus
 from infrastructure.files.journal import LOCK_NAME, FileJournal

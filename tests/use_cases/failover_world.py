@@ -13,6 +13,7 @@ from typing import Any
 from dishka import Provider, Scope, from_context, provide
 
 from application.backends import Backend
+from application.commands import NewEvaluation
 from application.errors import (
     BackendUnavailableError,
 )
@@ -28,7 +29,6 @@ from application.ports.replay_marks import ReplayMarks
 from application.ports.unit_of_work import UnitOfWork
 from application.services.payloads import PayloadStore
 from application.services.record_cache import RecordCache
-from application.use_cases.create_evaluation import NewEvaluation
 from domain.audit import AuditContext
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
@@ -156,6 +156,7 @@ class World:
         # Resolved while acting as ``context``: the request scope keeps it for the use
         # cases built later, as the HTTP guard's context lasts the whole request.
         with acting.acting_as(context):
+            await request.get(AuditContext)  # kept by the request scope from here on
             return Wiring(
                 writes=await request.get(Writes),
                 reads=await request.get(RecordReads),

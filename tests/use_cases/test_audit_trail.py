@@ -1,9 +1,7 @@
 import pytest
 
+from application.commands import EvaluationChanges, NewEvaluation, NewEvent
 from application.ports.audit_log import AuditQuery
-from application.use_cases.create_evaluation import NewEvaluation
-from application.use_cases.events import NewEvent
-from application.use_cases.update_evaluation import EvaluationChanges
 from domain.audit import AuditAction
 from domain.status import EvaluationStatus
 from tests.use_cases.conftest import UseCases

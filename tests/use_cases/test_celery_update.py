@@ -1,9 +1,8 @@
 import msgspec
 import pytest
 
+from application.commands import CeleryUpdate, EvaluationChanges
 from application.errors import EvaluationNotFoundError, InvalidRequestError
-from application.use_cases.celery_update import CeleryUpdate
-from application.use_cases.update_evaluation import EvaluationChanges
 from domain.identifiers import parse_evaluation_id
 from domain.payload import PayloadLocation
 from domain.status import EvaluationStatus

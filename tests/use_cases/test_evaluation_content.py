@@ -5,9 +5,8 @@ from typing import Any
 import pytest
 import zstandard
 
+from application.commands import EvaluationChanges, NewEvent
 from application.errors import BlobMissingError, EvaluationNotFoundError
-from application.use_cases.events import NewEvent
-from application.use_cases.update_evaluation import EvaluationChanges
 from domain.errors import InvalidTextError, UnsatisfiableRangeError
 from domain.identifiers import parse_evaluation_id
 from domain.payload import RequestedRange

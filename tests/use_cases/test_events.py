@@ -2,8 +2,8 @@ from datetime import timedelta
 
 import pytest
 
+from application.commands import NewEvent
 from application.errors import EvaluationNotFoundError
-from application.use_cases.events import NewEvent
 from domain.errors import InvalidTextError
 from domain.identifiers import parse_evaluation_id
 from domain.status import EvaluationStatus

@@ -6,15 +6,13 @@ The world (an outage switch on the primary): tests/use_cases/failover_world.py.
 import pytest
 
 from application.backends import Backend
+from application.commands import EvaluationChanges, NewEvaluation, NewEvent
 from application.errors import (
     BackendUnavailableError,
     WriteAcceptedError,
 )
 from application.intents import CreateIntent, Target, UpdateIntent
 from application.ports.audit_log import AuditQuery
-from application.use_cases.create_evaluation import NewEvaluation
-from application.use_cases.events import NewEvent
-from application.use_cases.update_evaluation import EvaluationChanges
 from domain.audit import AuditContext
 from domain.identifiers import EvaluationId
 from domain.status import EvaluationStatus

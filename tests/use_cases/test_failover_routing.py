@@ -10,6 +10,7 @@ from typing import get_args
 import anyio
 import pytest
 
+from application.commands import CeleryUpdate, EvaluationChanges, NewEvaluation, NewEvent
 from application.errors import (
     BackendUnavailableError,
     EvaluationNotFoundError,
@@ -18,10 +19,6 @@ from application.errors import (
 from application.failover.writes import handled
 from application.intents import Intent
 from application.ports.audit_log import AuditQuery
-from application.use_cases.celery_update import CeleryUpdate
-from application.use_cases.create_evaluation import NewEvaluation
-from application.use_cases.events import NewEvent
-from application.use_cases.update_evaluation import EvaluationChanges
 from domain.audit import AuditAction
 from domain.errors import InvalidTextError
 from domain.identifiers import EvaluationId

@@ -1,9 +1,9 @@
 import msgspec
 import pytest
 
+from application.commands import EvaluationChanges
 from application.errors import EvaluationNotFoundError
 from application.services.record_cache import record_key
-from application.use_cases.update_evaluation import EvaluationChanges
 from domain.identifiers import parse_evaluation_id
 from domain.status import EvaluationStatus
 from tests.use_cases.conftest import UseCases

@@ -2,9 +2,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from application.commands import EvaluationChanges
 from application.errors import EvaluationNotFoundError, InvalidRequestError
 from application.use_cases.logs import LogSource
-from application.use_cases.update_evaluation import EvaluationChanges
 from domain.errors import InvalidTextError
 from domain.identifiers import parse_evaluation_id
 from domain.status import EvaluationStatus

@@ -2,13 +2,10 @@ import builtins
 
 import pytest
 
+from application.commands import EvaluationChanges
 from application.errors import EvaluationNotFoundError
 from application.queries import RunningInfo
-from application.use_cases.running_evaluations import (
-    ListRunningEvaluations,
-    RebuildRunningRegistry,
-)
-from application.use_cases.update_evaluation import EvaluationChanges
+from application.use_cases.running_evaluations import ListRunningEvaluations, RebuildRunningRegistry
 from domain.evaluation import Evaluation
 from domain.identifiers import parse_evaluation_id
 from domain.status import EvaluationStatus

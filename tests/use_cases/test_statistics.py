@@ -2,8 +2,7 @@ from datetime import timedelta
 
 import pytest
 
-from application.use_cases.events import NewEvent
-from application.use_cases.update_evaluation import EvaluationChanges
+from application.commands import EvaluationChanges, NewEvent
 from domain.status import EvaluationStatus
 from tests.use_cases.conftest import THRESHOLDS, UseCases
 

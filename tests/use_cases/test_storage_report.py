@@ -2,6 +2,7 @@ import anyio
 import msgspec
 import pytest
 
+from application.commands import EvaluationChanges
 from application.errors import BackendUnavailableError, UnknownBackendError
 from application.ports.backend_inspector import BackendInspector
 from application.queries import BackendReport
@@ -18,7 +19,6 @@ from application.use_cases.storage_report import (
     as_probe,
     overall_state,
 )
-from application.use_cases.update_evaluation import EvaluationChanges
 from domain.status import EvaluationStatus
 from tests.use_cases.conftest import THRESHOLDS, StubInspector, UseCases, memory_configuration
 

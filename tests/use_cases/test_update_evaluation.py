@@ -6,10 +6,10 @@ import pytest
 from _pytest.mark import ParameterSet
 from msgspec import UNSET
 
+from application.commands import EvaluationChanges
 from application.errors import EvaluationNotFoundError, PreconditionFailedError
 from application.ports.audit_log import AuditQuery
 from application.services.payloads import snapshot_key
-from application.use_cases.update_evaluation import EvaluationChanges
 from domain.audit import AuditAction
 from domain.errors import InvalidTextError
 from domain.identifiers import parse_evaluation_id

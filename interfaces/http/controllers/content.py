@@ -18,9 +18,9 @@ from litestar.status_codes import (
     HTTP_415_UNSUPPORTED_MEDIA_TYPE,
 )
 
+from application.commands import CeleryUpdate
 from application.errors import NoDirectUrlError
 from application.failover.writes import Writes
-from application.use_cases.celery_update import CeleryUpdate
 from application.use_cases.evaluation_content import GetCompleteEvaluation, ReadPayload
 from application.use_cases.object_storage import GetPayloadUrl
 from domain.evaluation import UNRECOGNIZED_KEY

@@ -7,12 +7,11 @@ from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.params import HeaderParameter, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_403_FORBIDDEN
 
+from application.commands import EvaluationChanges, NewEvaluation
 from application.failover.reads import RecordReads
 from application.failover.writes import Writes
 from application.queries import EvaluationFilter, EvaluationQuery
-from application.use_cases.create_evaluation import NewEvaluation
 from application.use_cases.list_evaluations import ListEvaluationFields, ListEvaluations
-from application.use_cases.update_evaluation import EvaluationChanges
 from domain.access import AccessScope, Caller
 from domain.evaluation import UNRECOGNIZED_KEY
 from domain.identifiers import parse_evaluation_id

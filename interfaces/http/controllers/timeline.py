@@ -5,9 +5,9 @@ from litestar import Controller, get, post
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK
 
+from application.commands import NewEvent
 from application.failover.reads import RecordReads
 from application.failover.writes import Writes
-from application.use_cases.events import NewEvent
 from application.use_cases.logs import LogSource
 from interfaces.http.errors import ACCEPTED_RESPONSE, problem_responses
 from interfaces.http.params import EvalIdPath, evaluation_id

@@ -24,6 +24,7 @@ from application.ports.clock import Clock
 from application.ports.evaluation_repository import EvaluationRepository
 from application.ports.journal import Journal
 from application.ports.replay_marks import ReplayMarks
+from application.ports.replay_scopes import ReplayScopes
 from application.ports.unit_of_work import UnitOfWork
 from application.services.record_cache import RecordCache
 from domain.audit import AuditContext
@@ -47,7 +48,7 @@ class _Unit:
     record_cache: RecordCache
 
 
-class ContainerReplayScopes:
+class ContainerReplayScopes(ReplayScopes):
     """``ReplayScopes`` on the app's dishka container: one request scope per entry."""
 
     def __init__(self, container: AsyncContainer) -> None:

@@ -58,14 +58,20 @@ def test_cleanup_removes_old_evaluations_with_everything_they_own(
     seed(client, "old-deleted", status="queued")
     assert client.delete("/evaluations/old-deleted").status_code == 200
     assert client.get("/evaluations/old-done").is_success  # cached now
-    time.sleep(1.2)
+    settled = time.time()
+    time.sleep(2.2)
     seed(client, "fresh-done")
 
-    dry = cli_json(backend_settings, "cleanup", "--older-than", "1s", "--dry-run")
+    def older_than() -> str:
+        """Whole seconds back to where the old records settled: the cutoff lands in the
+        2.2 s gap before ``fresh-done`` however slowly the commands run."""
+        return f"{int(time.time() - settled)}s"
+
+    dry = cli_json(backend_settings, "cleanup", "--older-than", older_than(), "--dry-run")
     assert (dry["dry_run"], dry["evaluations"], dry["blobs"]) == (True, 2, 4)
     assert (root / "old-done").exists()
 
-    done = cli_json(backend_settings, "cleanup", "--older-than", "1s", "--batch-size", "1")
+    done = cli_json(backend_settings, "cleanup", "--older-than", older_than(), "--batch-size", "1")
     assert (done["evaluations"], done["events"], done["log_chunks"], done["blobs"]) == (
         2,
         2,
@@ -82,12 +88,14 @@ def test_cleanup_removes_old_evaluations_with_everything_they_own(
         assert client.get(f"/evaluations/{kept}").is_success
     assert (root / "old-deleted").exists()
 
-    with_deleted = cli_json(backend_settings, "cleanup", "--older-than", "1s", "--include-deleted")
+    with_deleted = cli_json(
+        backend_settings, "cleanup", "--older-than", older_than(), "--include-deleted"
+    )
     assert with_deleted["evaluations"] == 1
     assert not (root / "old-deleted").exists()
     assert client.post("/evaluations", json={"id": "old-deleted", "code": "x"}).is_success
 
-    again = cli_json(backend_settings, "cleanup", "--older-than", "1s", "--include-deleted")
+    again = cli_json(backend_settings, "cleanup", "--older-than", older_than(), "--include-deleted")
     assert again["evaluations"] == 0  # a rerun finds nothing left: resumable
     assert cli_json(backend_settings, "fsck")["clean"] is True
 

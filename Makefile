@@ -59,7 +59,7 @@ wrk:
 bench: install wrk ## wrk against the service on PostgreSQL + Redis and its ceilings; writes docs/benchmarks.md
 	$(BIN)/python -m benchmarks.http_suite
 
-bench-scale: install ## 1M evaluations + 10M events: list, deep cursor, statistics, GET; docs/bench-scale.md
+bench-scale: install ## the running service over HTTP at 100k and 1M evaluations (BENCH_SCALE_SIZES), growth tables; docs/bench-scale.md
 	$(BIN)/python -m benchmarks.scale
 
 bench-soak: install wrk ## RSS of the workers under BENCH_SOAK_MINUTES (10) of mixed load, and its slope; docs/benchmarks.md

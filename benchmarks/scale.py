@@ -1,307 +1,237 @@
-"""``make bench-scale``: the read paths on a million evaluations and ten million events.
+"""``make bench-scale``: the running service's reads over HTTP as the table grows.
 
-1. A throwaway PostgreSQL database, migrated with ``storage-service migrate``.
-2. ``BENCH_SCALE_EVALUATIONS`` (1,000,000) evaluations and ``BENCH_SCALE_EVENTS``
-   (10,000,000) events loaded with COPY (``copy_records_to_table``, rows from
-   ``scale_rows``; the loader is ``scale_load``), with a progress bar on stderr. As
-   pg_restore does, the two tables' indexes and constraints are dropped for the load
-   and re-created from their own definitions afterwards (checked to be identical),
-   then ``VACUUM ANALYZE``.
-3. The service's own query code (``SqlEvaluationQueries``, the asyncpg ``SELECT_LIVE``)
-   runs each read once while a listener captures its SQL and parameters; each
-   statement is then run ``BENCH_SCALE_REPEAT`` (7) times under
-   ``EXPLAIN (ANALYZE, BUFFERS)``: the server-side time is planning + execution, p50.
-   Reads: the list's first page (unfiltered and filtered), the page 1,000 pages deep
-   by cursor, statistics (every statement it runs, summed), GET of records not read
-   before.
-4. The table and the plans go into docs/bench-scale.md (between its generated-section
-   markers; the analysis around them is kept). ``--no-write`` leaves it alone.
+One throwaway PostgreSQL database (migrated with ``storage-service migrate``) is grown to
+each size of ``BENCH_SCALE_SIZES`` in turn; at each size:
+
+1. The evaluations up to that size, and their events (10 an evaluation, at most
+   ``BENCH_SCALE_EVENTS_MAX`` in all), are appended with COPY (``scale_load``, rows from
+   ``scale_rows``, progress bar on stderr): indexes and constraints dropped for the COPY
+   and re-created from their own definitions, statistics counters rebuilt. Before it,
+   the free disk space is checked against what the sizes before needed per row.
+2. Without planner statistics: before any ANALYZE (autovacuum is off on this server)
+   the service is started as ``make bench`` deploys it (``scale_http``: the uvicorn
+   factory, Redis under its own key prefix, a temporary file store, ``WORKERS``
+   processes) and left running ``BENCH_SCALE_SETTLE_S`` seconds; then the list's first
+   page and its filtered pages are timed over HTTP, and what PostgreSQL then knows about
+   the table (``pg_stats``, last ANALYZE) is recorded: a service that keeps statistics
+   current shows it here.
+3. ``VACUUM ANALYZE``, then every read over HTTP (``scale_probes``): p50 and p95 of
+   ``BENCH_SCALE_HTTP_REPEAT`` sequential requests after 2 warm-ups, each answer checked.
+4. The service stopped, the service's own query code runs the list, the deep page,
+   statistics and GET once under a listener that captures its SQL, and each statement is
+   timed ``BENCH_SCALE_REPEAT`` times under ``EXPLAIN ANALYZE`` (``scale_plans``).
+5. ``pg_database_size`` and the free space on the database's disk are recorded.
+
+The growth tables (read by size), the run without statistics and each size in detail go
+into docs/bench-scale.md between its generated-section markers (``scale_report``; the
+text around them is kept); ``--no-write`` leaves it alone. The exit status is 1 when an
+answer was wrong (not 2xx, empty, or without the evaluations it asks for).
+
+Environment:
+
+- ``BENCH_SCALE_SIZES`` (``100000,1000000``): the sizes, ascending, in evaluations;
+  ``100000,1000000,10000000`` for the full run (about 35 GB of database at 10M).
+- ``BENCH_SCALE_EVENTS_MAX`` (``10000000``): the most events in the table.
+- ``BENCH_SCALE_HTTP_REPEAT`` (7): timed requests per read over HTTP.
+- ``BENCH_SCALE_REPEAT`` (7): ``EXPLAIN ANALYZE`` runs per statement.
+- ``BENCH_SCALE_SETTLE_S`` (10): how long the service runs on the unanalyzed table
+  before its list is timed.
+- ``WORKERS`` (1): the service's uvicorn processes.
+- ``BENCH_DATABASE_URL`` (``postgresql://postgres@127.0.0.1:5432/postgres``) and
+  ``BENCH_REDIS_URL`` (``redis://127.0.0.1:6379/0``): the servers used.
 """
 
 import argparse
 import asyncio
 import os
-import random
-import statistics
+import shutil
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
 
 import asyncpg
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from application.queries import EvaluationFilter, EvaluationQuery, ListCursor
-from benchmarks.deployment import migrate
+from benchmarks.deployment import DEFAULT_REDIS_URL, migrate
 from benchmarks.report import replace_section
-from benchmarks.scale_load import load
+from benchmarks.scale_http import scale_service, time_probes
+from benchmarks.scale_load import load, vacuum_analyze
+from benchmarks.scale_plans import measure
+from benchmarks.scale_probes import list_probes, probes
+from benchmarks.scale_report import PlannerState, SizeRun, Unanalyzed, render
 from benchmarks.scale_rows import ScaleData
 from benchmarks.servers import ROOT
 from benchmarks.support import DEFAULT_URL, throwaway_database
-from domain.identifiers import EvaluationId
-from domain.status import EvaluationStatus
-from infrastructure.postgres.evaluations import SELECT_LIVE
-from infrastructure.sql.engine import create_engine, create_session_maker
-from infrastructure.sql.evaluation_queries import SqlEvaluationQueries
-from interfaces.settings import DatabaseSettings
 
 DOC = ROOT / "docs" / "bench-scale.md"
 SECTION = "make bench-scale"
 HEADING = "## Measured (`make bench-scale`)"
-PAGE = 50
-DEEP_PAGE = 1000
-COLD_READS = 20
-LIST_TARGET_MS = 5.0
-STATISTICS_TARGET_MS = 50.0
-SLOW_MS = 1000.0
+EVENTS_PER_EVALUATION = 10
+# Database bytes per evaluation (its row, 10 events, indexes) before a size has been
+# measured (3.4 KB at 100,000 and 1,000,000); then the size before gives it.
+BYTES_PER_EVALUATION = 3500
+DISK_MARGIN = 1.5  # index rebuilds and VACUUM need room beside the table
+RETIRED = {
+    "BENCH_SCALE_EVALUATIONS": "BENCH_SCALE_SIZES",
+    "BENCH_SCALE_EVENTS": "BENCH_SCALE_EVENTS_MAX",
+}
 
 
 @dataclass(frozen=True)
-class Statement:
-    sql: str
-    parameters: tuple[Any, ...]
+class ScaleConfig:
+    sizes: tuple[int, ...] = (100_000, 1_000_000)
+    events_max: int = 10_000_000
+    http_repeat: int = 7
+    repeat: int = 7
+    settle_s: float = 10.0
+    workers: int = 1
+    database_url: str = DEFAULT_URL
+    redis_url: str = DEFAULT_REDIS_URL
 
-
-@dataclass
-class Read:
-    """One read path: the statements it ran, their plans and server-side times."""
-
-    name: str
-    target_ms: float | None
-    statements: list[Statement]
-    times_ms: list[list[float]]
-    plans: list[str]
-    client_ms: float
-
-    @property
-    def server_ms(self) -> float:
-        """Sum over the statements of each one's p50 (planning + execution)."""
-        return sum(statistics.median(times) for times in self.times_ms)
-
-    @property
-    def passed(self) -> bool | None:
-        return None if self.target_ms is None else self.server_ms < self.target_ms
-
-
-# -- measuring ---------------------------------------------------------------------------
-
-
-class Capture:
-    """The SQL and parameters an engine sends, as asyncpg receives them."""
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.statements: list[Statement] = []
-        event.listen(engine.sync_engine, "before_cursor_execute", self._record)
-
-    def _record(self, *args: Any) -> None:
-        _connection, _cursor, sql, parameters = args[:4]
-        self.statements.append(Statement(sql, tuple(parameters or ())))
-
-    def take(self) -> list[Statement]:
-        taken = [s for s in self.statements if s.sql.lstrip().upper().startswith("SELECT")]
-        self.statements = []
-        return taken
-
-
-def _server_ms(lines: list[str]) -> float:
-    """Planning + execution time reported by EXPLAIN ANALYZE."""
-    total = 0.0
-    for line in lines:
-        if line.startswith(("Planning Time:", "Execution Time:")):
-            total += float(line.split()[2])
-    return total
-
-
-async def explain(
-    connection: asyncpg.Connection, statement: Statement, repeat: int
-) -> tuple[list[float], str]:
-    """The plan (one run with per-node timing), then ``repeat`` timed runs without it.
-
-    Per-node timing costs a clock read per row and node, which inflates big scans, so the
-    times come from ``TIMING OFF`` runs; slow statements (over a second) run 3 times.
-    """
-    rows = await connection.fetch(
-        f"EXPLAIN (ANALYZE, BUFFERS) {statement.sql}", *statement.parameters
-    )
-    lines = [row[0] for row in rows]
-    times: list[float] = []
-    runs = repeat if _server_ms(lines) < SLOW_MS else min(repeat, 3)
-    for _ in range(runs):
-        rows = await connection.fetch(
-            f"EXPLAIN (ANALYZE, TIMING OFF) {statement.sql}", *statement.parameters
+    @classmethod
+    def from_env(cls) -> "ScaleConfig":
+        for old, new in RETIRED.items():
+            if os.environ.get(old):
+                raise SystemExit(f"{old} is no longer read: set {new} (see benchmarks/scale.py)")
+        env = os.environ.get
+        sizes = tuple(int(size) for size in (env("BENCH_SCALE_SIZES") or "").split(",") if size)
+        config = cls(
+            sizes=sizes or cls.sizes,
+            events_max=int(env("BENCH_SCALE_EVENTS_MAX") or cls.events_max),
+            http_repeat=int(env("BENCH_SCALE_HTTP_REPEAT") or cls.http_repeat),
+            repeat=int(env("BENCH_SCALE_REPEAT") or cls.repeat),
+            settle_s=float(env("BENCH_SCALE_SETTLE_S") or cls.settle_s),
+            workers=int(env("WORKERS") or cls.workers),
+            database_url=env("BENCH_DATABASE_URL") or DEFAULT_URL,
+            redis_url=env("BENCH_REDIS_URL") or DEFAULT_REDIS_URL,
         )
-        times.append(_server_ms([row[0] for row in rows]))
-    return times, "\n".join(lines)
+        if list(config.sizes) != sorted(set(config.sizes)) or config.sizes[0] < 1000:
+            raise SystemExit("BENCH_SCALE_SIZES: ascending sizes of at least 1000, e.g. 100000")
+        return config
+
+    def events(self, evaluations: int) -> int:
+        return min(evaluations * EVENTS_PER_EVALUATION, self.events_max)
 
 
-async def _timed(work: Callable[[], Awaitable[Any]]) -> float:
-    started = time.perf_counter()
-    await work()
-    return (time.perf_counter() - started) * 1000
-
-
-async def measure(dsn: str, data: ScaleData, repeat: int) -> list[Read]:
-    engine = create_engine(DatabaseSettings(url=dsn, pool_size=2, statement_timeout_ms=600_000))
-    capture = Capture(engine)
-    sessions = create_session_maker(engine)
+async def planner_state(dsn: str) -> PlannerState:
     connection = await asyncpg.connect(dsn)
-    reads: list[Read] = []
-
-    async def read(
-        name: str, target: float | None, call: Callable[[SqlEvaluationQueries], Awaitable[Any]]
-    ) -> None:
-        async with sessions() as session:
-            queries = SqlEvaluationQueries(session)
-            warm_ms = await _timed(lambda: call(queries))  # statement cache, pool connected
-            statements = capture.take()
-            runs = repeat if warm_ms < SLOW_MS else min(repeat, 3)
-            client_ms = statistics.median(
-                [await _timed(lambda: call(queries)) for _ in range(runs)]
-            )
-            capture.take()
-        times, plans = [], []
-        for statement in statements:
-            statement_times, plan = await explain(connection, statement, repeat)
-            times.append(statement_times)
-            plans.append(plan)
-        reads.append(Read(name, target, statements, times, plans, client_ms))
-        print(f"  {name}: {reads[-1].server_ms:.2f} ms server-side", file=sys.stderr)
-
     try:
-        # The cursor after page ``depth - 1`` (at small scales: the deepest page there is).
-        depth = min(DEEP_PAGE, max(2, data.evaluations // PAGE // 2))
-        deep = await connection.fetchrow(
-            "SELECT created_at, id FROM evaluations WHERE deleted_at IS NULL "
-            "ORDER BY created_at DESC, id DESC OFFSET $1 LIMIT 1",
-            (depth - 1) * PAGE - 1,
+        row = await connection.fetchrow(
+            "SELECT (SELECT count(*) FROM pg_stats WHERE schemaname = current_schema() "
+            "AND tablename = 'evaluations') AS columns, "
+            "greatest(last_analyze, last_autoanalyze) AS analyzed, n_mod_since_analyze "
+            "FROM pg_stat_user_tables WHERE relname = 'evaluations'"
         )
-        assert deep is not None
-        cursor = ListCursor(created_at=deep["created_at"], id=EvaluationId(deep["id"]))
-        filtered = EvaluationFilter(status=EvaluationStatus.COMPLETED, language="rust")
-        await read(
-            "list, first page",
-            LIST_TARGET_MS,
-            lambda q: q.list(EvaluationQuery(limit=PAGE)),
-        )
-        await read(
-            "list, first page, status=completed&language=rust",
-            LIST_TARGET_MS,
-            lambda q: q.list(EvaluationQuery(filter=filtered, limit=PAGE)),
-        )
-        await read(
-            f"list, page {depth:,} by cursor",
-            LIST_TARGET_MS,
-            lambda q: q.list(EvaluationQuery(limit=PAGE, cursor=cursor)),
-        )
-        await read("statistics", STATISTICS_TARGET_MS, lambda q: q.statistics())
-        reads.append(await cold_reads(connection, data))
     finally:
         await connection.close()
-        await engine.dispose()
-    return reads
+    assert row is not None
+    return PlannerState(row["columns"], row["analyzed"], row["n_mod_since_analyze"])
 
 
-async def cold_reads(connection: asyncpg.Connection, data: ScaleData) -> Read:
-    """``SELECT_LIVE`` (GET by id) of records no read has touched, each once."""
-    rng = random.Random(7)  # noqa: S311 - sampling
-    ids = [data.evaluation_id(rng.randrange(data.evaluations)) for _ in range(COLD_READS)]
-    times: list[float] = []
-    plan = ""
-    client: list[float] = []
-    for index, evaluation_id in enumerate(ids):
-        if index % 2:
-            started = time.perf_counter()
-            await connection.fetchrow(SELECT_LIVE, evaluation_id)
-            client.append((time.perf_counter() - started) * 1000)
-            continue
-        rows = await connection.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {SELECT_LIVE}", evaluation_id)
-        plan = "\n".join(row[0] for row in rows)
-        times.append(_server_ms(plan.splitlines()))
-    return Read(
-        "GET /evaluations/{id}, records not read before",
-        None,
-        [Statement(SELECT_LIVE, (ids[-2],))],
-        [times],
-        [plan],
-        statistics.median(client),
+async def disk(dsn: str) -> tuple[int, int]:
+    """(``pg_database_size``, free bytes on the disk of the server's data directory)."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        size: int = await connection.fetchval("SELECT pg_database_size(current_database())")
+        directory: str = await connection.fetchval("SHOW data_directory")
+    finally:
+        await connection.close()
+    try:
+        free = shutil.disk_usage(directory).free
+    except OSError:  # another machine's path, or not ours to look at: this disk then
+        free = shutil.disk_usage(ROOT).free
+    return size, free
+
+
+async def check_room(dsn: str, runs: Sequence[SizeRun], evaluations: int) -> None:
+    """Stop before a load that would fill the disk, with what it would need."""
+    per_evaluation = (
+        runs[-1].database_bytes / runs[-1].evaluations if runs else BYTES_PER_EVALUATION
     )
+    added = evaluations - (runs[-1].evaluations if runs else 0)
+    needed = int(per_evaluation * added * DISK_MARGIN)
+    _, free = await disk(dsn)
+    print(
+        f"{evaluations:,} evaluations: about {needed / 1e9:.1f} GB needed, "
+        f"{free / 1e9:.1f} GB free",
+        file=sys.stderr,
+    )
+    if needed > free:
+        raise SystemExit(f"not enough disk for {evaluations:,} evaluations: stopping here")
 
 
-# -- report ------------------------------------------------------------------------------
-
-
-def render(reads: list[Read], data: ScaleData, load_s: float, repeat: int) -> str:
-    lines = [
-        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: {data.evaluations:,} evaluations and "
-        f"{data.events:,} events loaded in {load_s:.0f} s. Server-side = planning + "
-        f"execution reported by `EXPLAIN (ANALYZE, TIMING OFF)`, p50 of {repeat} runs per "
-        "statement (3 for statements over a second), summed over the statements of a read; "
-        f"client = p50 of as many calls through the service's own adapter "
-        "(`SqlEvaluationQueries`, or the asyncpg `SELECT_LIVE` for GET), driver and row "
-        "decoding included. The plans below are from one `EXPLAIN (ANALYZE, BUFFERS)` run "
-        "each (its per-node timing makes big scans look slower than the table's figure).",
-        "",
-        "| read | statements | server-side p50 ms | client ms | target | result |",
-        "|---|---:|---:|---:|---|---|",
-    ]
-    for read in reads:
-        target = "" if read.target_ms is None else f"< {read.target_ms:g} ms"
-        verdict = {None: "", True: "pass", False: "**FAIL**"}[read.passed]
-        lines.append(
-            f"| {read.name} | {len(read.statements)} | {read.server_ms:.2f} | "
-            f"{read.client_ms:.1f} | {target} | {verdict} |"
+async def grow(config: ScaleConfig, dsn: str, runs: list[SizeRun], evaluations: int) -> SizeRun:
+    start = runs[-1].evaluations if runs else 0
+    events = config.events(evaluations)
+    await check_room(dsn, runs, evaluations)
+    segment = ScaleData(evaluations, events - config.events(start), start=start)
+    load_s = await load(dsn, segment)
+    whole = ScaleData(evaluations, events)
+    print(f"{evaluations:,} evaluations loaded in {load_s:.0f} s; service", file=sys.stderr)
+    before = await planner_state(dsn)
+    async with scale_service(dsn, config.redis_url, config.workers) as service:
+        await asyncio.sleep(config.settle_s)
+        print(f"without statistics, after {config.settle_s:g} s", file=sys.stderr)
+        unanalyzed = await asyncio.to_thread(
+            time_probes, service.url, list_probes(), config.http_repeat
         )
-    lines += ["", "### Plans", ""]
-    for read in reads:
-        lines += [f"#### {read.name}", ""]
-        for statement, times, plan in zip(read.statements, read.times_ms, read.plans, strict=True):
-            lines += [
-                f"p50 {statistics.median(times):.2f} ms:",
-                "",
-                "```sql",
-                statement.sql.strip(),
-                "```",
-                "",
-                "```",
-                plan,
-                "```",
-                "",
-            ]
-    return "\n".join(lines)
+        after = await planner_state(dsn)
+        analyze_s = await vacuum_analyze(dsn)
+        print("over HTTP", file=sys.stderr)
+        http_probes, values = await probes(dsn, service.url, whole, config.http_repeat)
+        http = await asyncio.to_thread(time_probes, service.url, http_probes, config.http_repeat)
+    run = SizeRun(
+        evaluations=evaluations,
+        events=events,
+        load_s=load_s,
+        analyze_s=analyze_s,
+        database_bytes=0,
+        free_bytes=0,
+        unanalyzed=Unanalyzed(unanalyzed, config.settle_s, before, after),
+        http=http,
+        values=values,
+    )
+    print("server-side", file=sys.stderr)
+    try:
+        run.server = await measure(dsn, whole, config.repeat)
+    except Exception as error:  # reported in the document: the HTTP table stands alone
+        run.server_error = f"{type(error).__name__}: {error}"
+        print(f"server-side measurement failed: {run.server_error}", file=sys.stderr)
+    run.database_bytes, run.free_bytes = await disk(dsn)
+    print(
+        f"database {run.database_bytes / 1e9:.2f} GB, {run.free_bytes / 1e9:.1f} GB free",
+        file=sys.stderr,
+    )
+    return run
 
 
-async def run(evaluations: int, events: int, repeat: int, admin_url: str, *, write: bool) -> None:
-    data = ScaleData(evaluations, events)
-    async with throwaway_database(admin_url, "bench_scale") as dsn:
+async def run(config: ScaleConfig, *, write: bool) -> bool:
+    """Measure every size; True when every answer was right."""
+    runs: list[SizeRun] = []
+    started = time.perf_counter()
+    async with throwaway_database(config.database_url, "bench_scale") as dsn:
         await asyncio.to_thread(migrate, dsn)
-        load_s = await load(dsn, data)
-        print(f"loaded in {load_s:.0f} s; measuring", file=sys.stderr)
-        reads = await measure(dsn, data, repeat)
-    text = render(reads, data, load_s, repeat)
+        for evaluations in config.sizes:
+            runs.append(await grow(config, dsn, runs, evaluations))
+    text = render(
+        runs, repeat=config.http_repeat, workers=config.workers, events_max=config.events_max
+    )
     print(text)
+    print(f"done in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     if write:
-        DOC.write_text(
-            replace_section(DOC.read_text() if DOC.exists() else "", SECTION, text, HEADING)
-        )
-        print(f"written to {DOC.relative_to(ROOT)}", file=sys.stderr)
+        document = DOC.read_text() if DOC.exists() else ""
+        DOC.write_text(replace_section(document, SECTION, text, HEADING))
+        print(f"written to {Path(DOC).relative_to(ROOT)}", file=sys.stderr)
+    return all(timing.broken is None for r in runs for timing in [*r.http, *r.unanalyzed.timings])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="make bench-scale")
     parser.add_argument("--no-write", action="store_true", help="do not update docs/bench-scale.md")
     arguments = parser.parse_args()
-    asyncio.run(
-        run(
-            int(os.environ.get("BENCH_SCALE_EVALUATIONS") or 1_000_000),
-            int(os.environ.get("BENCH_SCALE_EVENTS") or 10_000_000),
-            int(os.environ.get("BENCH_SCALE_REPEAT") or 7),
-            os.environ.get("BENCH_DATABASE_URL") or DEFAULT_URL,
-            write=not arguments.no_write,
-        )
-    )
+    if not asyncio.run(run(ScaleConfig.from_env(), write=not arguments.no_write)):
+        sys.exit(1)
 
 
 if __name__ == "__main__":

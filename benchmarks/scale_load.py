@@ -1,8 +1,12 @@
 """The bulk load behind ``make bench-scale``: COPY with the indexes out of the way.
 
-As pg_restore does, the tables' indexes and constraints are dropped for the load and
-re-created from their own definitions afterwards (checked to be identical); the
-statistics triggers are off during the COPY and their counters rebuilt once after it.
+``load`` appends one segment of ``ScaleData`` (the whole table the first time, the rows
+up to the next size after). As pg_restore does, the tables' indexes and constraints are
+dropped for the COPY and re-created from their own definitions afterwards (checked to be
+identical); the statistics triggers are off during the COPY and their counters rebuilt
+once after it. ``load`` leaves the planner statistics as the COPY left them (stale, or
+none for a new table; the server has autovacuum off): ``vacuum_analyze`` is the separate
+last step, so a run can measure the service in between.
 """
 
 import time
@@ -83,42 +87,48 @@ async def _copy(
     table: str,
     columns: tuple[str, ...],
     rows: Callable[[int, int], Iterator[tuple[Any, ...]]],
-    units: int,
+    units: tuple[int, int],
     progress: Progress,
     label: str,
     per_unit: Callable[[int, int], int],
 ) -> None:
-    task = progress.add_task(label, total=per_unit(0, units))
-    for start in range(0, units, BATCH):
-        stop = min(start + BATCH, units)
+    first, end = units
+    task = progress.add_task(label, total=per_unit(first, end))
+    for start in range(first, end, BATCH):
+        stop = min(start + BATCH, end)
         await connection.copy_records_to_table(table, records=rows(start, stop), columns=columns)
         progress.advance(task, per_unit(start, stop))
 
 
+def _progress() -> Progress:
+    columns = (
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    return Progress(*columns, console=Console(stderr=True))
+
+
 async def load(dsn: str, data: ScaleData) -> float:
+    """Append ``data``'s segment; the seconds it took. No ANALYZE (see ``vacuum_analyze``)."""
     started = time.perf_counter()
-    console = Console(stderr=True)
+    segment = (data.start, data.evaluations)
     connection = await asyncpg.connect(dsn)
     try:
         saved = await _strip(connection)
         # The statistics triggers (migration 0003) would redo per batch what one rebuild does.
         for table in TABLES:
             await connection.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
-        columns = (
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-        )
-        with Progress(*columns, console=console) as progress:
+        with _progress() as progress:
             await _copy(
                 connection,
                 "evaluations",
                 EVALUATION_COLUMNS,
                 data.evaluation_rows,
-                data.evaluations,
+                segment,
                 progress,
-                "evaluations",
+                f"evaluations {data.start:,}..{data.evaluations:,}",
                 lambda start, stop: stop - start,
             )
             await _copy(
@@ -126,20 +136,32 @@ async def load(dsn: str, data: ScaleData) -> float:
                 "evaluation_events",
                 EVENT_COLUMNS,
                 data.event_rows,
-                data.evaluations,
+                segment,
                 progress,
-                "events",
+                f"{data.events:,} events",
                 lambda start, stop: sum(data.events_of(index) for index in range(start, stop)),
             )
-            task = progress.add_task("indexes, constraints, VACUUM ANALYZE", total=2)
+            task = progress.add_task("indexes, constraints, counters", total=1)
             await _restore(connection, saved)
             await connection.execute("SELECT evaluation_counters_rebuild()")
             for table in TABLES:
                 await connection.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
             progress.advance(task)
+    finally:
+        await connection.close()
+    return time.perf_counter() - started
+
+
+async def vacuum_analyze(dsn: str) -> float:
+    """``VACUUM (ANALYZE)`` of the loaded tables; the seconds it took."""
+    started = time.perf_counter()
+    connection = await asyncpg.connect(dsn)
+    try:
+        with _progress() as progress:
+            task = progress.add_task("VACUUM ANALYZE", total=len(TABLES))
             for table in TABLES:
                 await connection.execute(f"VACUUM (ANALYZE) {table}")
-            progress.advance(task)
+                progress.advance(task)
     finally:
         await connection.close()
     return time.perf_counter() - started

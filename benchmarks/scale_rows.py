@@ -3,9 +3,14 @@
 Deterministic (seeded) and cheap per row: text, metadata and messages come from small
 pools, so generating ten million events costs seconds of Python, not minutes. Column
 order follows ``EVALUATION_COLUMNS``/``EVENT_COLUMNS`` (the schema of
-``infrastructure/sql/tables.py``). Evaluation ``i`` is created ``i`` steps after the
-start of a one-year window, so the heap is in creation order as in production; the
-newest 1 % are still live (queued, provisioning, running), the rest finished.
+``infrastructure/sql/tables.py``). Evaluation ``i`` is created ``i`` steps after
+2025-01-01 at a constant rate (``PER_YEAR``, a million a year), so the heap is in
+creation order as in production and a table grown from 100,000 to 1,000,000 rows by
+appending is the same table as one loaded at 1,000,000 at once (36.5 days, then a
+year; 10,000,000 rows span ten years). A data set is one appended segment
+``[start, evaluations)``: of it the newest 1 % of the whole table are still live
+(queued, provisioning, running), the rest finished; the records live at the end of an
+earlier segment stay live, as stuck ones would.
 """
 
 import json
@@ -15,7 +20,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 SEED = 20250101
-WINDOW = timedelta(days=365)
+PER_YEAR = 1_000_000
+STEP = timedelta(days=365) / PER_YEAR
 START = datetime(2025, 1, 1, tzinfo=UTC)
 LIVE_SHARE = 0.01
 DELETED_SHARE = 0.005
@@ -106,9 +112,12 @@ def _event_metadata(rng: random.Random, index: int) -> str:
 
 
 class ScaleData:
-    """``evaluations`` rows and ``events`` events (spread evenly over the evaluations)."""
+    """Evaluations ``[start, evaluations)`` and ``events`` events spread evenly over them."""
 
-    def __init__(self, evaluations: int, events: int, seed: int = SEED) -> None:
+    def __init__(self, evaluations: int, events: int, *, start: int = 0, seed: int = SEED) -> None:
+        if not 0 <= start <= evaluations:
+            raise ValueError(f"segment [{start}, {evaluations}) is empty or reversed")
+        self.start = start
         self.evaluations = evaluations
         self.events = events
         rng = random.Random(seed)  # noqa: S311 - test data
@@ -117,23 +126,27 @@ class ScaleData:
         self._errors = _pool(rng, 64, _error)
         self._metadata = _pool(rng, 128, _metadata)
         self._event_metadata = _pool(rng, 128, _event_metadata)
-        self._step = WINDOW / max(evaluations, 1)
         self._seed = seed
+
+    @property
+    def added(self) -> int:
+        """How many evaluations this segment adds."""
+        return self.evaluations - self.start
 
     def evaluation_id(self, index: int) -> str:
         return f"eval_{self.created_at(index):%Y%m%d_%H%M%S}_{index:06x}"
 
     def created_at(self, index: int) -> datetime:
-        return START + self._step * index
+        return START + STEP * index
 
     def events_of(self, index: int) -> int:
-        """How many events evaluation ``index`` has: ``events`` in all, spread evenly."""
-        base, extra = divmod(self.events, max(self.evaluations, 1))
-        return base + (1 if index < extra else 0)
+        """How many events evaluation ``index`` has: ``events`` over the segment, evenly."""
+        base, extra = divmod(self.events, max(self.added, 1))
+        return base + (1 if index - self.start < extra else 0)
 
     def evaluation_rows(self, start: int, stop: int) -> Iterator[tuple[Any, ...]]:
         rng = random.Random(self._seed + start)  # noqa: S311 - test data
-        live_from = int(self.evaluations * (1 - LIVE_SHARE))
+        live_from = max(self.start, int(self.evaluations * (1 - LIVE_SHARE)))
         for index in range(start, stop):
             created = self.created_at(index)
             live = index >= live_from

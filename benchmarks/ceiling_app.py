@@ -1,21 +1,46 @@
 """The HTTP ceilings: a minimal Litestar app, served exactly like the service.
 
 ``uvicorn --factory benchmarks.ceiling_app:create_app`` with the same workers, loop
-and HTTP parser as the service. ``GET /`` answers a small JSON object: what the
-service gets relative to it is what its own work costs per request. ``GET /cached``
-answers a record-sized JSON value read from Redis with one redis-py ``GET`` (when
-``REDIS_URL`` is set): the floor of any request that reads a shared cache, as
-get_hot does, before the service does anything of its own.
+and HTTP parser as the service. What the service gets relative to each route is what
+its own work costs per request:
+
+- ``GET /`` answers a small JSON object;
+- ``GET /cached`` answers a record-sized JSON value read from Redis with one redis-py
+  ``GET`` (when ``REDIS_URL`` is set): the floor of any request that reads a shared
+  cache, as get_hot does;
+- ``GET /list?status=&language=&limit=`` runs ``LIST_PAGE`` (one statement: the keyset
+  page plus one row, and the total from ``evaluation_counters``) on an asyncpg pool and
+  answers the rows encoded by msgspec in the API's list shape;
+- ``PUT /large/{id}`` does what an update with a large output does, without the
+  service: decode the JSON body with msgspec, zstd-compress the output at the blob
+  store's level, write it to one file atomically (temp file, fsync, rename, fsync of
+  the directory, in a worker thread) and run one ``UPDATE`` on the pool.
+
+The two database routes need ``CEILING_DATABASE_URL`` (the benchmark's database, whose
+records they read and write). ``CEILING_FILE_PATH`` is where ``/large`` writes (a
+temp directory, removed at shutdown, when unset). Each worker has its own pool of
+``DB_POOL_SIZE`` (10) connections, as the service has, with the JSONB codec on msgspec
+and no reset query on release.
 """
 
+import asyncio
+import base64
 import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import cast
+from pathlib import Path
+from typing import Any, cast
 
+import asyncpg
 import msgspec
-from litestar import Litestar, Response, get
+import zstandard
+from litestar import Litestar, Request, Response, get, put
 from redis.asyncio import Redis
+
+from benchmarks.ceilings import init_connection
+from infrastructure.files.blob_store import COMPRESSION_LEVEL
 
 CACHED_KEY = "bench:ceiling:{record}"
 # About the size of a get_hot record as cached (code, preview, metadata).
@@ -29,9 +54,54 @@ CACHED_VALUE = msgspec.json.encode(
         "version": 3,
     }
 )
+DEFAULT_POOL_SIZE = 10  # the service's DB_POOL_SIZE default
+# Idle connections close soon: the suite runs this app beside the service, its second
+# instance and the raw asyncpg ceiling on one server's connection limit.
+IDLE_CONNECTION_S = 1.0
+PREVIEW_SIZE = 1_000  # the service's default preview of an output kept in the record
 
-_redis: Redis | None = None
-_key = CACHED_KEY  # with REDIS_KEY_PREFIX, set once at start-up
+# Every field of the API's evaluation, under its API name, then the filter's total.
+LIST_PAGE = """
+SELECT id, code, language, status, output, error,
+       coalesce(output_location <> 'inline', false) AS output_truncated,
+       coalesce(error_location <> 'inline', false) AS error_truncated,
+       created_at, updated_at, started_at, completed_at, runtime_ms, metadata,
+       celery_task_id, retries, executor_id, container_id, exit_code, timeout,
+       last_update, retry_message, final_failure, version,
+       (SELECT coalesce(sum(evaluations), 0)::bigint FROM evaluation_counters
+         WHERE status = $1 AND language = $2) AS total
+  FROM evaluations
+ WHERE deleted_at IS NULL AND status = $1 AND language = $2
+ ORDER BY created_at DESC, id DESC
+ LIMIT $3
+"""
+UPDATE_LARGE = """
+UPDATE evaluations
+   SET output = $2, output_location = 'file', output_size = $3, output_key = $4,
+       output_compressed = true, version = version + 1, updated_at = now()
+ WHERE id = $1 AND deleted_at IS NULL
+RETURNING version
+"""
+
+
+class _Update(msgspec.Struct):
+    output: str
+
+
+class _State:
+    redis: Redis | None = None
+    key = CACHED_KEY  # with REDIS_KEY_PREFIX, set once at start-up
+    pool: asyncpg.Pool | None = None
+    files: Path | None = None
+
+
+_state = _State()  # one per worker process, as the service has its clients
+_encoder = msgspec.json.Encoder()
+_update_decoder = msgspec.json.Decoder(_Update)
+
+
+def _json(body: bytes, status_code: int = 200) -> Response[bytes]:
+    return Response(body, media_type="application/json", status_code=status_code)
 
 
 @get("/")
@@ -41,26 +111,121 @@ async def hello() -> dict[str, str]:
 
 @get("/cached", media_type="application/json")
 async def cached() -> Response[bytes]:
-    assert _redis is not None, "REDIS_URL is not set"
-    body = cast("bytes | None", await _redis.get(_key))  # no decode_responses: bytes
-    return Response(body or b"null", media_type="application/json")
+    assert _state.redis is not None, "REDIS_URL is not set"
+    body = cast("bytes | None", await _state.redis.get(_state.key))  # bytes: no decoding
+    return _json(body or b"null")
+
+
+def _cursor(row: asyncpg.Record) -> str:
+    """The service's cursor: base64url of ``[created_at, id]`` as JSON, unpadded."""
+    raw = _encoder.encode((row["created_at"], row["id"]))
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+@get("/list", media_type="application/json")
+async def list_page(status: str, language: str, limit: int = 50) -> Response[bytes]:
+    assert _state.pool is not None, "CEILING_DATABASE_URL is not set"
+    rows = await _state.pool.fetch(LIST_PAGE, status, language, limit + 1)
+    items = []
+    for row in rows[:limit]:
+        item = dict(row)
+        del item["total"]
+        items.append(item)
+    has_more = len(rows) > limit
+    page = {
+        "evaluations": items,
+        "total": rows[0]["total"] if rows else 0,
+        "limit": limit,
+        "offset": 0,
+        "has_more": has_more,
+        "next_cursor": _cursor(rows[limit - 1]) if has_more and limit > 0 else None,
+    }
+    return _json(_encoder.encode(page))
+
+
+def _write_blob(directory: Path, data: bytes) -> tuple[str, int]:
+    """Compress ``data`` into ``directory/output.txt.zst`` durably; (name, stored bytes)."""
+    compressed = zstandard.ZstdCompressor(level=COMPRESSION_LEVEL).compress(data)
+    directory.mkdir(parents=True, exist_ok=True)
+    name = "output.txt.zst"
+    temp = directory / f".{name}.tmp"
+    descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(descriptor, compressed)
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+    os.replace(temp, directory / name)
+    directory_descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(directory_descriptor)
+    finally:
+        os.close(directory_descriptor)
+    return name, len(compressed)
+
+
+@put("/large/{evaluation_id:str}", media_type="application/json", status_code=200)
+async def update_large(evaluation_id: str, request: Request[Any, Any, Any]) -> Response[bytes]:
+    assert _state.pool is not None, "CEILING_DATABASE_URL is not set"
+    assert _state.files is not None
+    output = _update_decoder.decode(await request.body()).output
+    data = output.encode()
+    key = f"evaluations/{evaluation_id}"
+    name, stored = await asyncio.to_thread(_write_blob, _state.files / key, data)
+    version = await _state.pool.fetchval(
+        UPDATE_LARGE, evaluation_id, output[:PREVIEW_SIZE], len(data), f"{key}/{name}"
+    )
+    if version is None:
+        return _json(b'{"detail": "not found"}', status_code=404)
+    answer = {"id": evaluation_id, "version": version, "size": len(data), "stored": stored}
+    return _json(_encoder.encode(answer))
+
+
+async def _no_reset(_connection: asyncpg.Connection) -> None:
+    """As the service's pool: no reset round trip on release (no session state is set)."""
 
 
 @asynccontextmanager
-async def _lifespan(_: Litestar) -> AsyncIterator[None]:
-    global _redis, _key  # noqa: PLW0603 - one client per worker process, as the service has
+async def _redis(_: Litestar) -> AsyncIterator[None]:
     url = os.environ.get("REDIS_URL")
     if url is None:
         yield
         return
-    _key = os.environ.get("REDIS_KEY_PREFIX", "") + CACHED_KEY
-    _redis = Redis.from_url(url)
-    await _redis.set(_key, CACHED_VALUE)
+    _state.key = os.environ.get("REDIS_KEY_PREFIX", "") + CACHED_KEY
+    _state.redis = client = Redis.from_url(url)
+    await client.set(_state.key, CACHED_VALUE)
     try:
         yield
     finally:
-        await _redis.aclose()
+        await client.aclose()
+
+
+@asynccontextmanager
+async def _database(_: Litestar) -> AsyncIterator[None]:
+    url = os.environ.get("CEILING_DATABASE_URL")
+    if url is None:
+        yield
+        return
+    configured = os.environ.get("CEILING_FILE_PATH")
+    files = Path(configured) if configured else Path(tempfile.mkdtemp(prefix="ceiling-"))
+    _state.files = files
+    _state.pool = pool = await asyncpg.create_pool(
+        url,
+        min_size=0,
+        max_size=int(os.environ.get("DB_POOL_SIZE") or DEFAULT_POOL_SIZE),
+        max_inactive_connection_lifetime=IDLE_CONNECTION_S,
+        init=init_connection,
+        reset=_no_reset,
+    )
+    try:
+        yield
+    finally:
+        await pool.close()
+        if not configured:
+            shutil.rmtree(files, ignore_errors=True)
 
 
 def create_app() -> Litestar:
-    return Litestar(route_handlers=[hello, cached], lifespan=[_lifespan])
+    return Litestar(
+        route_handlers=[hello, cached, list_page, update_large], lifespan=[_redis, _database]
+    )

@@ -3,11 +3,16 @@
 Ids are ``<run>-<set>-<n>``; the Lua scripts address them the same way
 (``seeded_id`` in ``wrk/common.lua``: thread ``t`` of ``per_thread`` records owns
 ``n = t * per_thread + k``), so no two wrk threads touch the same record.
+
+After seeding, ``analyze`` gives the planner statistics of what was loaded: the
+PostgreSQL here runs with autovacuum off, and a table that grew without them plans the
+list as a scan and sort of every live row instead of a walk down its index.
 """
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 
+import asyncpg
 import httpx
 
 from domain.status import EvaluationStatus
@@ -72,3 +77,12 @@ async def read_all(client: httpx.AsyncClient, ids: list[str]) -> None:
         _check(await client.get(f"/evaluations/{evaluation_id}"), 200)
 
     await _each(ids, read)
+
+
+async def analyze(dsn: str) -> None:
+    """``ANALYZE`` the database: statistics of the seeded tables, as autovacuum would keep."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute("ANALYZE")
+    finally:
+        await connection.close()

@@ -1,4 +1,4 @@
--- GET of one fixed path (args: path): hello-world ceiling, health and the filtered list.
+-- GET of one fixed path (args: path): the ceiling app's routes, health and the filtered list.
 dofile(debug.getinfo(1, "S").source:match("^@(.*/)") .. "common.lua")
 
 local request_text

@@ -1,8 +1,10 @@
 """``make bench-profile``: py-spy flame graphs of the service under load, per scenario.
 
-Deploys the service as ``make bench`` does (``deployment``), seeds the hot records,
-then for each scenario drives it with wrk and, while the load runs, records every
-uvicorn worker with ``py-spy record --subprocesses`` twice: once as a flame graph
+Deploys the service as ``make bench`` does (``deployment``), seeds the hot and large
+records and ``ANALYZE``s them, then for each scenario (list, create, get_hot,
+update_large, health; list first, before create's inserts outgrow the statistics)
+drives it with wrk and, while the load runs, records every uvicorn worker with
+``py-spy record --subprocesses`` twice: once as a flame graph
 (``docs/profiles/<scenario>.svg``) and once as raw collapsed stacks, from which
 ``docs/profiles/summary.md`` lists where the CPU goes (by component and by function).
 Only samples of threads holding the GIL count (``--gil``): waiting threads are left out.
@@ -29,7 +31,8 @@ from pathlib import Path
 import httpx
 
 from benchmarks.deployment import BenchConfig, deployment
-from benchmarks.seeding import read_all, record_ids, seed_records
+from benchmarks.http_suite import LIST_PATH
+from benchmarks.seeding import analyze, read_all, record_ids, seed_records
 from benchmarks.servers import ROOT, RunningServer
 from benchmarks.wrk_load import run_wrk
 
@@ -245,7 +248,9 @@ async def run(config: BenchConfig, duration: float) -> None:
             await seed_records(
                 client, record_ids(f"{run_tag}-large-", LARGE_PER_THREAD * config.threads)
             )
+        await analyze(deployed.dsn)
         plans: Sequence[tuple[str, str, list[str]]] = (
+            ("list", "static.lua", [LIST_PATH]),
             ("create", "create.lua", [f"{run_tag}-create-"]),
             ("get_hot", "get.lua", [f"{run_tag}-hot-", str(HOT_RECORDS)]),
             (

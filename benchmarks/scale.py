@@ -68,10 +68,11 @@ DOC = ROOT / "docs" / "bench-scale.md"
 SECTION = "make bench-scale"
 HEADING = "## Measured (`make bench-scale`)"
 EVENTS_PER_EVALUATION = 10
-# Database bytes per evaluation (its row, 10 events, indexes) before a size has been
-# measured (3.4 KB at 100,000 and 1,000,000); then the size before gives it.
-BYTES_PER_EVALUATION = 3500
-DISK_MARGIN = 1.5  # index rebuilds and VACUUM need room beside the table
+# Bytes (row, TOAST, indexes) of an evaluation and of an event before the first size has
+# been measured; afterwards the tables as loaded give them.
+BYTES_PER_EVALUATION = 4000
+BYTES_PER_EVENT = 300
+DISK_MARGIN = 1.3  # the index rebuilds' sort files beside the tables
 RETIRED = {
     "BENCH_SCALE_EVALUATIONS": "BENCH_SCALE_SIZES",
     "BENCH_SCALE_EVENTS": "BENCH_SCALE_EVENTS_MAX",
@@ -144,16 +145,32 @@ async def disk(dsn: str) -> tuple[int, int]:
     return size, free
 
 
-async def check_room(dsn: str, runs: Sequence[SizeRun], evaluations: int) -> None:
-    """Stop before a load that would fill the disk, with what it would need."""
-    per_evaluation = (
-        runs[-1].database_bytes / runs[-1].evaluations if runs else BYTES_PER_EVALUATION
-    )
-    added = evaluations - (runs[-1].evaluations if runs else 0)
-    needed = int(per_evaluation * added * DISK_MARGIN)
+async def check_room(dsn: str, runs: Sequence[SizeRun], evaluations: int, events: int) -> None:
+    """Stop before a load that would fill the disk, saying what it would need.
+
+    Bytes per evaluation and per event (table, TOAST and indexes) from the tables as loaded
+    so far (estimates before the first size), times the rows to add, plus a margin for the
+    index rebuilds' sort files.
+    """
+    connection = await asyncpg.connect(dsn)
+    try:
+        row = await connection.fetchrow(
+            "SELECT pg_total_relation_size('evaluations') AS evaluations, "
+            "pg_total_relation_size('evaluation_events') AS events"
+        )
+    finally:
+        await connection.close()
+    assert row is not None
+    had = runs[-1] if runs else None
+    per_evaluation = row["evaluations"] / had.evaluations if had else BYTES_PER_EVALUATION
+    per_event = row["events"] / had.events if had and had.events else BYTES_PER_EVENT
+    added = evaluations - (had.evaluations if had else 0)
+    added_events = events - (had.events if had else 0)
+    needed = int((per_evaluation * added + per_event * added_events) * DISK_MARGIN)
     _, free = await disk(dsn)
     print(
-        f"{evaluations:,} evaluations: about {needed / 1e9:.1f} GB needed, "
+        f"{evaluations:,} evaluations, {events:,} events: about {needed / 1e9:.1f} GB "
+        f"needed ({per_evaluation:,.0f} B an evaluation, {per_event:,.0f} B an event), "
         f"{free / 1e9:.1f} GB free",
         file=sys.stderr,
     )
@@ -164,7 +181,7 @@ async def check_room(dsn: str, runs: Sequence[SizeRun], evaluations: int) -> Non
 async def grow(config: ScaleConfig, dsn: str, runs: list[SizeRun], evaluations: int) -> SizeRun:
     start = runs[-1].evaluations if runs else 0
     events = config.events(evaluations)
-    await check_room(dsn, runs, evaluations)
+    await check_room(dsn, runs, evaluations, events)
     segment = ScaleData(evaluations, events - config.events(start), start=start)
     load_s = await load(dsn, segment)
     whole = ScaleData(evaluations, events)
@@ -191,6 +208,7 @@ async def grow(config: ScaleConfig, dsn: str, runs: list[SizeRun], evaluations: 
         unanalyzed=Unanalyzed(unanalyzed, config.settle_s, before, after),
         http=http,
         values=values,
+        load_average=os.getloadavg()[0],
     )
     print("server-side", file=sys.stderr)
     try:

@@ -1,6 +1,7 @@
 """The generated section of docs/bench-scale.md: growth tables, then each size in detail."""
 
 import math
+import os
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ class SizeRun:
     unanalyzed: Unanalyzed
     http: list[Timing]
     values: dict[str, str]  # the concrete parameters behind the probes' names
+    load_average: float = 0.0  # the machine's 1-minute load once the HTTP reads were timed
     server: list[Read] = field(default_factory=list)
     server_error: str | None = None
 
@@ -246,7 +248,8 @@ def render(runs: Sequence[SizeRun], *, repeat: int, workers: int, events_max: in
             "",
             f"Loaded in {run.load_s:.0f} s (appended to the size before), `VACUUM ANALYZE` "
             f"{run.analyze_s:.0f} s; database {_gb(run.database_bytes)}, "
-            f"{_gb(run.free_bytes)} free on its disk after.",
+            f"{_gb(run.free_bytes)} free on its disk after. Load average (1 min) when the "
+            f"HTTP reads ended: {run.load_average:.1f} on {os.cpu_count()} cores.",
             "",
             *http_detail(run),
             "",

@@ -37,6 +37,7 @@ import asyncpg
 import msgspec
 import zstandard
 from litestar import Litestar, Request, Response, get, put
+from litestar.params import FromPath, FromQuery
 from redis.asyncio import Redis
 
 from benchmarks.ceilings import init_connection
@@ -123,7 +124,9 @@ def _cursor(row: asyncpg.Record) -> str:
 
 
 @get("/list", media_type="application/json")
-async def list_page(status: str, language: str, limit: int = 50) -> Response[bytes]:
+async def list_page(
+    status: FromQuery[str], language: FromQuery[str], limit: FromQuery[int] = 50
+) -> Response[bytes]:
     assert _state.pool is not None, "CEILING_DATABASE_URL is not set"
     rows = await _state.pool.fetch(LIST_PAGE, status, language, limit + 1)
     items = []
@@ -165,7 +168,9 @@ def _write_blob(directory: Path, data: bytes) -> tuple[str, int]:
 
 
 @put("/large/{evaluation_id:str}", media_type="application/json", status_code=200)
-async def update_large(evaluation_id: str, request: Request[Any, Any, Any]) -> Response[bytes]:
+async def update_large(
+    evaluation_id: FromPath[str], request: Request[Any, Any, Any]
+) -> Response[bytes]:
     assert _state.pool is not None, "CEILING_DATABASE_URL is not set"
     assert _state.files is not None
     output = _update_decoder.decode(await request.body()).output

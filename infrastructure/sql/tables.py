@@ -80,6 +80,13 @@ evaluations = sa.Table(
     ),
     # Keyset paging walks (created_at DESC, id DESC).
     sa.Index("idx_evaluations_created_at", sa.text("created_at DESC"), sa.text("id DESC")),
+    # Soft-deleted records only: the storage overview counts them (migration 0006).
+    sa.Index(
+        "idx_evaluations_deleted",
+        "deleted_at",
+        postgresql_where=sa.text("deleted_at IS NOT NULL"),
+        sqlite_where=sa.text("deleted_at IS NOT NULL"),
+    ),
 )
 # A record that is not soft-deleted: every read but the maintenance jobs' asks for it.
 live_evaluations = evaluations.c.deleted_at.is_(None)

@@ -87,8 +87,9 @@ class RedisConnection:
             else redis.Redis.from_url(
                 url,
                 # The call's deadline is ``execute``'s ``asyncio.timeout``: redis-py's
-                # ``socket_timeout`` would wrap every send in ``asyncio.wait_for``, a new
-                # task per command (a fifth of a cached read's CPU).
+                # ``socket_timeout`` (5 s unless given) wraps every send in
+                # ``asyncio.wait_for``, a new task per command.
+                socket_timeout=None,
                 socket_connect_timeout=timeout_s,
                 retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
             )

@@ -33,9 +33,9 @@ from interfaces.http.errors import (
     internal_error_handler,
 )
 from interfaces.http.explorer import explorer_router, template_config
-from interfaces.http.observability import MetricsController, RequestIdMiddleware, prometheus_config
+from interfaces.http.observability import EdgeMiddleware, MetricsController
 from interfaces.http.retention import retention
-from interfaces.http.security import require_access, session_config
+from interfaces.http.security import access_middleware, session_config
 from interfaces.http.tiering import tiering
 from interfaces.http.warming import cache_warming
 from interfaces.providers import build_providers
@@ -116,11 +116,10 @@ def create_app(settings: Settings | None = None, *override_providers: Provider) 
             WriteAcceptedError: accepted_handler,
         },
         middleware=[
-            RequestIdMiddleware(),
-            prometheus_config().middleware,
+            EdgeMiddleware,
             *([sessions.middleware] if sessions else []),
+            access_middleware(settings),
         ],
-        guards=[require_access],
         cors_config=CORSConfig(allow_origins=list(settings.access.cors_origins))
         if settings.access.cors_origins
         else None,

@@ -1,4 +1,4 @@
-"""API keys at the edge: one guard for every route, and the caller it establishes.
+"""API keys at the edge: one check for every route, and the caller it establishes.
 
 A route's required access comes from its ``opt["access"]`` when set, else from
 its method: reads need ``read``, everything else ``write``. The interactive
@@ -11,9 +11,12 @@ from typing import Any, Literal
 
 from dishka import AsyncContainer
 from litestar.connection import ASGIConnection
+from litestar.enums import ScopeType
 from litestar.handlers.base import BaseRouteHandler
+from litestar.middleware import DefineMiddleware
 from litestar.middleware.session.client_side import CookieBackendConfig
 from litestar.status_codes import HTTP_401_UNAUTHORIZED, HTTP_403_FORBIDDEN
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from application.services.api_keys import ApiKeyVerifier
 from domain.access import ANONYMOUS, AccessScope, Caller
@@ -54,45 +57,66 @@ def presented_key(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     return None
 
 
-async def require_access(
-    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
-) -> None:
-    """The one guard: 401 without a known key, 403 when its scope is too small."""
-    container: AsyncContainer = connection.app.state.dishka_container
-    verifier = await container.get(ApiKeyVerifier)
-    if not verifier.enabled:
-        _establish(connection, ANONYMOUS)
-        return
-    access = required_access(handler, str(connection.scope.get("method")), connection.url.path)
-    if access == "public":
-        return
-    if access == "docs" and (await container.get(Settings)).access.docs_public:
-        return
-    needed = AccessScope.READ if access == "docs" else AccessScope(access)
-    caller = _caller(connection, verifier)
-    if caller is None:
-        raise problem(
-            HTTP_401_UNAUTHORIZED,
-            "API key required",
-            "send a valid key in X-API-Key or Authorization: Bearer",
-            "unauthorized",
-            headers={"WWW-Authenticate": 'Bearer realm="crucible-storage"'},
-        )
-    if not caller.scope.grants(needed):
-        raise problem(
-            HTTP_403_FORBIDDEN,
-            "Insufficient scope",
-            f"the key {caller.name!r} has scope {caller.scope.value}; this needs {needed.value}",
-            "forbidden",
-        )
-    _establish(connection, caller)
+class AccessMiddleware:
+    """The one access check: 401 without a known key, 403 when its scope is too small.
+
+    A plain ASGI layer after routing (the route's ``opt`` is in the scope) rather than a
+    Litestar guard, which copies the route handler (some sixty attributes) on every call
+    (docs/decisions/0020-hot-read-path.md). It runs after the session middleware, so the
+    explorer's cookie is decoded by then.
+    """
+
+    def __init__(self, app: ASGIApp, *, docs_public: bool) -> None:
+        self._app = app
+        self._docs_public = docs_public
+        self._verifier: ApiKeyVerifier | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == ScopeType.HTTP:
+            await self._check(scope, scope["method"])
+        await self._app(scope, receive, send)
+
+    async def _check(self, scope: Scope, method: str) -> None:
+        verifier = self._verifier
+        if verifier is None:
+            container: AsyncContainer = scope["app"].state.dishka_container
+            verifier = self._verifier = await container.get(ApiKeyVerifier)
+        if not verifier.enabled:
+            _establish(scope, ANONYMOUS)
+            return
+        access = required_access(scope["route_handler"], method, scope["path"])
+        if access == "public" or (access == "docs" and self._docs_public):
+            return
+        needed = AccessScope.READ if access == "docs" else AccessScope(access)
+        caller = _caller(ASGIConnection(scope), verifier)
+        if caller is None:
+            raise problem(
+                HTTP_401_UNAUTHORIZED,
+                "API key required",
+                "send a valid key in X-API-Key or Authorization: Bearer",
+                "unauthorized",
+                headers={"WWW-Authenticate": 'Bearer realm="crucible-storage"'},
+            )
+        if not caller.scope.grants(needed):
+            raise problem(
+                HTTP_403_FORBIDDEN,
+                "Insufficient scope",
+                f"the key {caller.name!r} has scope {caller.scope.value}; "
+                f"this needs {needed.value}",
+                "forbidden",
+            )
+        _establish(scope, caller)
 
 
-def _establish(connection: ASGIConnection[Any, Any, Any, Any], caller: Caller) -> None:
+def access_middleware(settings: Settings) -> DefineMiddleware:
+    return DefineMiddleware(AccessMiddleware, docs_public=settings.access.docs_public)
+
+
+def _establish(scope: Scope, caller: Caller) -> None:
     """Leave the caller on the request and as the actor of what the handler changes."""
-    connection.state.caller = caller
-    request_id: str | None = getattr(connection.state, "request_id", None)
-    act_as(AuditContext(actor=caller.name, request_id=request_id))
+    state = scope.setdefault("state", {})
+    state["caller"] = caller
+    act_as(AuditContext(actor=caller.name, request_id=state.get("request_id")))
 
 
 def _caller(

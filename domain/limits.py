@@ -29,6 +29,8 @@ class InputLimits(msgspec.Struct, frozen=True, kw_only=True):
     event_message_bytes: int = 64 * 1024
     log_chunk_bytes: int = 1024 * 1024
     list_limit: int = 1000
+    # The deepest ``offset`` of a list: deeper pages are walked by keyset cursor.
+    list_offset: int = 10_000
 
     def check_json(self, field: str, value: Any) -> None:
         if json_depth(value) > self.metadata_depth:

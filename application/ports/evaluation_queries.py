@@ -3,27 +3,21 @@ from abc import abstractmethod
 from datetime import datetime
 from typing import Protocol
 
+from application.ports.evaluation_pages import EvaluationPages
 from application.queries import (
     DayStatusCount,
-    EvaluationPage,
-    EvaluationQuery,
     EvaluationStatistics,
     HourCount,
-    ProjectedPage,
 )
 from domain.evaluation import Evaluation
 
 
-class EvaluationQueries(Protocol):
-    """Read-side queries over many records, computed by the store itself."""
+class EvaluationQueries(EvaluationPages, Protocol):
+    """Read-side queries over many records, computed by the store itself.
 
-    @abstractmethod
-    async def list(self, query: EvaluationQuery) -> EvaluationPage:
-        """Live records matching the filter, newest first, by offset or keyset cursor."""
-
-    @abstractmethod
-    async def list_fields(self, query: EvaluationQuery, fields: frozenset[str]) -> ProjectedPage:
-        """``list`` reading only ``fields`` (plus ``id`` and ``version``) of each record."""
+    Its pages are ``EvaluationPages``'; ``GET /evaluations`` asks that port alone, which
+    PostgreSQL serves without SQLAlchemy.
+    """
 
     @abstractmethod
     async def list_active(self) -> builtins.list[Evaluation]:

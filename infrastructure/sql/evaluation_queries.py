@@ -29,7 +29,7 @@ from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from domain.status import ACTIVE_STATUSES
 from domain.timestamps import as_utc
-from infrastructure.sql.dialect import utc_day, utc_hour
+from infrastructure.sql.dialect import dialect_name, utc_day, utc_hour
 from infrastructure.sql.errors import translate_errors
 from infrastructure.sql.rows import evaluation_from_row, projection_columns, projection_from_row
 from infrastructure.sql.tables import (
@@ -40,12 +40,45 @@ from infrastructure.sql.tables import (
     live_evaluations,
 )
 
+_MAX_CODE_POINT = 0x10FFFF
+_SURROGATES = range(0xD800, 0xE000)
 
-def _escape_like(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+def prefix_upper_bound(prefix: str) -> str | None:
+    """The smallest string above every string that starts with ``prefix``, by code point.
+
+    ``None`` when there is none (the prefix is all U+10FFFF). Code point order is what
+    PostgreSQL's pattern operators (``~<~``), SQLite's BINARY ``<`` and Python's ``<``
+    all compare by (UTF-8 keeps it byte for byte), so ``prefix <= id < bound`` is the
+    same range everywhere and an index on ``id`` serves it.
+    """
+    kept = prefix.rstrip(chr(_MAX_CODE_POINT))
+    if not kept:
+        return None
+    following = ord(kept[-1]) + 1
+    if following in _SURROGATES:  # not characters: no stored id holds one
+        following = _SURROGATES.stop
+    return kept[:-1] + chr(following)
 
 
-def filter_conditions(criteria: EvaluationFilter) -> list[sa.ColumnElement[bool]]:
+def _prefix_conditions(prefix: str, dialect: str) -> list[sa.ColumnElement[bool]]:
+    """``id`` starts with ``prefix``, case-sensitively, as an index range plus the exact test."""
+    # PostgreSQL compares byte by byte with the operators of the text_pattern_ops index on
+    # live ids (migration 0007): its own ``<`` follows the database's collation, which may
+    # order otherwise. SQLite's ``<`` is already BINARY.
+    postgres = dialect == "postgresql"
+    id_ = evaluations.c.id
+    conditions = [id_.op("~>=~", is_comparison=True)(prefix) if postgres else id_ >= prefix]
+    upper = prefix_upper_bound(prefix)
+    if upper is not None:
+        conditions.append(id_.op("~<~", is_comparison=True)(upper) if postgres else id_ < upper)
+    conditions.append(sa.func.substr(evaluations.c.id, 1, len(prefix)) == prefix)
+    return conditions
+
+
+def filter_conditions(
+    criteria: EvaluationFilter, dialect: str = "sqlite"
+) -> list[sa.ColumnElement[bool]]:
     """``WHERE`` terms of a filter: after is inclusive, before exclusive, prefix case-sensitive."""
     conditions: list[sa.ColumnElement[bool]] = [live_evaluations]
     if criteria.status is not None:
@@ -57,10 +90,7 @@ def filter_conditions(criteria: EvaluationFilter) -> list[sa.ColumnElement[bool]
     if criteria.created_before is not None:
         conditions.append(evaluations.c.created_at < criteria.created_before)
     if criteria.id_prefix:
-        prefix = criteria.id_prefix
-        conditions.append(evaluations.c.id.like(_escape_like(prefix) + "%", escape="\\"))
-        # SQLite's LIKE ignores ASCII case; the substring test makes both databases agree.
-        conditions.append(sa.func.substr(evaluations.c.id, 1, len(prefix)) == prefix)
+        conditions += _prefix_conditions(criteria.id_prefix, dialect)
     return conditions
 
 
@@ -97,7 +127,7 @@ class SqlEvaluationQueries(EvaluationQueries):
         self, query: EvaluationQuery, columns: builtins.list[sa.ColumnElement[Any]]
     ) -> tuple[Sequence[sa.RowMapping], int | None]:
         """Up to ``limit + 1`` rows of ``columns`` (one more tells whether a page follows)."""
-        conditions = filter_conditions(query.filter)
+        conditions = filter_conditions(query.filter, dialect_name(self._session))
         limit = max(query.limit, 0)
         statement = sa.select(*columns).where(*conditions)
         if query.cursor is not None:
@@ -124,7 +154,7 @@ class SqlEvaluationQueries(EvaluationQueries):
     ) -> sa.Select[Any]:
         """How many records match: from the counters when they can tell (a few rows, kept in
         each write's transaction), else a count the filter's index serves."""
-        if where.created_after or where.created_before or where.id_prefix is not None:
+        if where.created_after or where.created_before or where.id_prefix:
             return sa.select(sa.func.count()).select_from(evaluations).where(*conditions)
         counted = sa.select(sa.func.sum(evaluation_counters.c.evaluations))
         if where.status is not None:

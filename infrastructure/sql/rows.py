@@ -4,6 +4,7 @@ One mapping for both SQL stacks: SQLAlchemy Core (``infrastructure.sql``) and th
 asyncpg hot paths (``infrastructure.postgres``) read and write the same columns.
 """
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from application.queries import Projection
@@ -75,6 +76,127 @@ def evaluation_from_row(row: Row) -> Evaluation:
         final_failure=row["final_failure"],
         deleted_at=row["deleted_at"],
         version=row["version"],
+    )
+
+
+# The columns a whole record is read from, in the order ``evaluation_from_values`` expects
+# (the domain's own: ``log_size`` and ``event_count`` belong to the log store and events).
+RECORD_COLUMNS = (
+    "id",
+    "code",
+    "language",
+    "status",
+    "created_at",
+    "updated_at",
+    "started_at",
+    "completed_at",
+    "runtime_ms",
+    "metadata",
+    "output",
+    "output_location",
+    "output_size",
+    "output_compressed",
+    "output_key",
+    "error",
+    "error_location",
+    "error_size",
+    "error_compressed",
+    "error_key",
+    "celery_task_id",
+    "retries",
+    "executor_id",
+    "container_id",
+    "exit_code",
+    "timeout",
+    "last_update",
+    "retry_message",
+    "final_failure",
+    "deleted_at",
+    "version",
+)
+_STATUSES = {status.value: status for status in EvaluationStatus}
+_LOCATIONS = {location.value: location for location in PayloadLocation}
+
+
+def evaluation_from_values(values: Sequence[Any]) -> Evaluation:
+    """``evaluation_from_row`` for a row of ``RECORD_COLUMNS`` read by position.
+
+    The list's path: about half the cost per row of reading each column by name, with
+    the enums looked up in a dict instead of called.
+    """
+    (
+        id_,
+        code,
+        language,
+        status,
+        created_at,
+        updated_at,
+        started_at,
+        completed_at,
+        runtime_ms,
+        metadata,
+        output,
+        output_location,
+        output_size,
+        output_compressed,
+        output_key,
+        error,
+        error_location,
+        error_size,
+        error_compressed,
+        error_key,
+        celery_task_id,
+        retries,
+        executor_id,
+        container_id,
+        exit_code,
+        timeout,
+        last_update,
+        retry_message,
+        final_failure,
+        deleted_at,
+        version,
+    ) = values
+    return Evaluation(
+        id=id_,
+        code=code,
+        language=language,
+        status=_STATUSES[status],
+        created_at=created_at,
+        updated_at=updated_at,
+        started_at=started_at,
+        completed_at=completed_at,
+        runtime_ms=runtime_ms,
+        metadata=metadata if metadata is not None else {},
+        output=None
+        if output_location is None
+        else StoredPayload(
+            _LOCATIONS[output_location],
+            output_size or 0,
+            output or "",
+            bool(output_compressed),
+            output_key,
+        ),
+        error=None
+        if error_location is None
+        else StoredPayload(
+            _LOCATIONS[error_location],
+            error_size or 0,
+            error or "",
+            bool(error_compressed),
+            error_key,
+        ),
+        celery_task_id=celery_task_id,
+        retries=retries,
+        executor_id=executor_id,
+        container_id=container_id,
+        exit_code=exit_code,
+        timeout=timeout,
+        last_update=last_update,
+        retry_message=retry_message,
+        final_failure=final_failure,
+        deleted_at=deleted_at,
+        version=version,
     )
 
 

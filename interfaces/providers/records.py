@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from application.ports.audit_log import AuditLog
 from application.ports.evaluation_maintenance import EvaluationMaintenance
+from application.ports.evaluation_pages import EvaluationPages
 from application.ports.evaluation_queries import EvaluationQueries
 from application.ports.evaluation_repository import EvaluationRepository
 from application.ports.event_log import EventLog
@@ -30,6 +31,7 @@ from infrastructure.memory.replay_marks import MemoryReplayMarks
 from infrastructure.memory.timeline import MemoryEventLog, MemoryLogStore
 from infrastructure.memory.unit_of_work import MemoryUnitOfWork
 from infrastructure.postgres.audit import PgAuditLog
+from infrastructure.postgres.evaluation_pages import PgEvaluationPages
 from infrastructure.postgres.evaluations import PgEvaluationRepository
 from infrastructure.postgres.maintenance import PgEvaluationMaintenance
 from infrastructure.postgres.pool import create_pool
@@ -94,6 +96,10 @@ class SqlWritePathsProvider(Provider):
     audit_log = provide(SqlAuditLog, provides=AuditLog)
     marks = provide(SqlReplayMarks, provides=ReplayMarks)
 
+    @provide
+    def pages(self, queries: EvaluationQueries) -> EvaluationPages:
+        return queries
+
 
 class PostgresWritePathsProvider(Provider):
     """Records, events and logs in hand-written SQL on an asyncpg pool (PostgreSQL).
@@ -130,6 +136,8 @@ class PostgresWritePathsProvider(Provider):
     )
     audit_log = provide(PgAuditLog, provides=AuditLog, scope=Scope.REQUEST)
     marks = provide(PgReplayMarks, provides=ReplayMarks, scope=Scope.REQUEST)
+    # The list on the request's connection: no SQLAlchemy session is opened for it.
+    pages = provide(PgEvaluationPages, provides=EvaluationPages, scope=Scope.REQUEST)
 
 
 class MemoryRecordsProvider(Provider):
@@ -149,3 +157,7 @@ class MemoryRecordsProvider(Provider):
     audit_log = provide(MemoryAuditLog, provides=AuditLog, scope=Scope.APP)
     marks = provide(MemoryReplayMarks, provides=ReplayMarks, scope=Scope.APP)
     inspector = provide(MemoryDatabaseInspector, provides=DatabaseInspector, scope=Scope.APP)
+
+    @provide(scope=Scope.REQUEST)
+    def pages(self, queries: EvaluationQueries) -> EvaluationPages:
+        return queries

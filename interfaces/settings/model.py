@@ -124,6 +124,8 @@ class LimitSettings(Group, frozen=True, kw_only=True):
     event_message_bytes: PositiveInt = 64 * 1024
     log_chunk_bytes: PositiveInt = 1024 * 1024
     list_limit: PositiveInt = 1000
+    # Deeper offsets cost a walk past every skipped row; deeper pages go by ``cursor``.
+    list_offset: PositiveInt = 10_000
 
     @property
     def inputs(self) -> InputLimits:
@@ -133,6 +135,7 @@ class LimitSettings(Group, frozen=True, kw_only=True):
             event_message_bytes=self.event_message_bytes,
             log_chunk_bytes=self.log_chunk_bytes,
             list_limit=self.list_limit,
+            list_offset=self.list_offset,
         )
 
 

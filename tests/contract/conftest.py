@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from application.ports.audit_log import AuditLog
 from application.ports.backend_inspector import BackendInspector
+from application.ports.evaluation_pages import EvaluationPages
 from application.ports.evaluation_queries import EvaluationQueries
 from application.ports.evaluation_repository import EvaluationRepository
 from application.ports.event_log import EventLog
@@ -37,6 +38,7 @@ from infrastructure.memory.evaluations import (
 from infrastructure.memory.timeline import MemoryEventLog, MemoryLogStore
 from infrastructure.memory.unit_of_work import MemoryUnitOfWork
 from infrastructure.postgres.audit import PgAuditLog
+from infrastructure.postgres.evaluation_pages import PgEvaluationPages
 from infrastructure.postgres.evaluations import PgEvaluationRepository
 from infrastructure.postgres.pool import create_pool
 from infrastructure.postgres.timeline import PgEventLog, PgLogStore
@@ -62,6 +64,8 @@ class Ports:
     logs: LogStore
     uow: UnitOfWork
     audit: AuditLog
+    # What ``GET /evaluations`` reads: ``queries`` itself but on PostgreSQL (asyncpg).
+    pages: EvaluationPages
 
 
 class PortStore(Protocol):
@@ -85,13 +89,15 @@ class MemoryPortStore:
     async def session(self) -> AsyncIterator[Ports]:
         db = self.database
         uow = MemoryUnitOfWork()
+        queries = MemoryEvaluationQueries(db)
         yield Ports(
             MemoryEvaluationRepository(db),
-            MemoryEvaluationQueries(db),
+            queries,
             MemoryEventLog(db),
             MemoryLogStore(db),
             uow,
             self.audit,
+            queries,
         )
         await uow.commit()
 
@@ -112,19 +118,21 @@ class SqlPortStore:
     async def session(self) -> AsyncIterator[Ports]:
         async with self.session_maker() as session:
             uow = SqlUnitOfWork(session)
+            queries = SqlEvaluationQueries(session)
             yield Ports(
                 SqlEvaluationRepository(session),
-                SqlEvaluationQueries(session),
+                queries,
                 SqlEventLog(session),
                 SqlLogStore(session),
                 uow,
                 SqlAuditLog(session),
+                queries,
             )
             await uow.commit()
 
 
 class PgPortStore(SqlPortStore):
-    """What the service runs on PostgreSQL: asyncpg write paths, SQLAlchemy queries."""
+    """What the service runs on PostgreSQL: asyncpg write paths and pages, SQLAlchemy queries."""
 
     def __init__(self, engine: AsyncEngine, pool: "asyncpg.Pool[asyncpg.Record]") -> None:
         super().__init__("postgres", engine)
@@ -142,6 +150,7 @@ class PgPortStore(SqlPortStore):
                     PgLogStore(transaction),
                     transaction,
                     PgAuditLog(transaction),
+                    PgEvaluationPages(transaction),
                 )
                 await transaction.commit()
             finally:

@@ -18,7 +18,7 @@ async def add(store: PortStore, *records: Evaluation) -> None:
 async def list_ids(store: PortStore, query: EvaluationQuery) -> tuple[list[str], object, object]:
     """The ids of one page, its next cursor and its total."""
     async with store.session() as ports:
-        page = await ports.queries.list(query)
+        page = await ports.pages.list(query)
     return [e.id for e in page.items], page.next_cursor, page.total
 
 

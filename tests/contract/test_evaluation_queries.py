@@ -114,7 +114,7 @@ async def test_paging_visits_every_record_once(sql_backend: PortStore, mode: str
         else:
             query = EvaluationQuery(limit=4, offset=offset, include_total=True)
         async with sql_backend.session() as ports:
-            page = await ports.queries.list(query)
+            page = await ports.pages.list(query)
         assert page.total == 23
         seen.extend(e.id for e in page.items)
         offset += len(page.items)
@@ -235,3 +235,78 @@ async def test_blob_keys_cover_every_record_including_deleted(sql_backend: PortS
         "evaluations/b/error.txt.zst",
         "evaluations/d/output.txt.zst",
     }
+
+
+async def test_an_empty_page_still_has_its_total(sql_backend: PortStore) -> None:
+    """The total rides with the page's rows on PostgreSQL: a page without rows keeps it."""
+    await add(
+        sql_backend,
+        *[
+            make_evaluation(f"e{i}", status=EvaluationStatus.QUEUED, language="python")
+            for i in range(3)
+        ],
+    )
+    queued = EvaluationFilter(status=EvaluationStatus.QUEUED, language="python")
+    cases = [
+        (EvaluationQuery(offset=3), 3),
+        (EvaluationQuery(filter=queued, offset=10), 3),
+        (EvaluationQuery(filter=EvaluationFilter(id_prefix="e"), offset=5), 3),
+        (EvaluationQuery(filter=EvaluationFilter(status=EvaluationStatus.FAILED)), 0),
+        (EvaluationQuery(filter=EvaluationFilter(language="cobol")), 0),
+        (EvaluationQuery(filter=EvaluationFilter(id_prefix="zz")), 0),
+        (EvaluationQuery(cursor=ListCursor(created_at=BASE_TIME, id="e0")), 3),
+    ]
+    for query, total in cases:
+        ids, cursor, counted = await list_ids(sql_backend, query)
+        assert (ids, cursor, counted) == ([], None, total), query
+        async with sql_backend.session() as ports:
+            fields = await ports.pages.list_fields(query, frozenset({"completed_at", "id"}))
+        assert (fields.items, fields.total) == ([], total), query
+
+
+async def test_a_page_of_fields_whose_first_column_is_null_is_not_empty(
+    sql_backend: PortStore,
+) -> None:
+    await add(sql_backend, make_evaluation("open", completed_at=None))
+    async with sql_backend.session() as ports:
+        page = await ports.pages.list_fields(
+            EvaluationQuery(), frozenset({"completed_at", "id", "version"})
+        )
+    assert [item["id"] for item in page.items] == ["open"]
+    assert page.items[0]["completed_at"] is None
+    assert page.total == 1
+
+
+async def test_id_prefix_is_a_byte_range_with_the_same_answer_everywhere(
+    sql_backend: PortStore,
+) -> None:
+    """Case, characters beside the range's bounds, prefixes beyond what ids hold: the
+    index range and the exact test agree with ``str.startswith`` on every backend."""
+    names = [
+        "ab",
+        "abc",
+        "abd",
+        "ab-",
+        "ab.",
+        "ab:",
+        "ab_",
+        "abZ",
+        "abz",
+        "aB",
+        "Ab",
+        "ac",
+        "b",
+        "a",
+    ]
+    await add(sql_backend, *[make_evaluation(name) for name in names])
+
+    async def ids(prefix: str) -> list[str]:
+        found, _, total = await list_ids(
+            sql_backend, EvaluationQuery(filter=EvaluationFilter(id_prefix=prefix))
+        )
+        assert total == len(found)
+        return sorted(found)
+
+    prefixes = ("a", "ab", "aB", "abc", "ab:", "ab_", "abz", "ab~", "ab\u00e9", "b", "c", "A")
+    for prefix in prefixes:
+        assert await ids(prefix) == sorted(n for n in names if n.startswith(prefix)), prefix

@@ -92,13 +92,13 @@ async def test_list_fields_pages_like_list(sql_backend: PortStore) -> None:
     query_filter = EvaluationFilter(language="python")
 
     async with sql_backend.session() as ports:
-        full = await ports.queries.list(EvaluationQuery(filter=query_filter, limit=100))
+        full = await ports.pages.list(EvaluationQuery(filter=query_filter, limit=100))
     seen: list[dict[str, object]] = []
     cursor = None
     for _ in range(10):
         query = EvaluationQuery(filter=query_filter, limit=2, cursor=cursor, include_total=True)
         async with sql_backend.session() as ports:
-            page = await ports.queries.list_fields(query, wanted)
+            page = await ports.pages.list_fields(query, wanted)
         assert page.total == 6
         seen.extend(page.items)
         if page.next_cursor is None:

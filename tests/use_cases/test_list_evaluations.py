@@ -2,6 +2,7 @@ from datetime import timedelta
 
 import pytest
 
+from application.errors import InvalidRequestError
 from application.queries import EvaluationFilter, EvaluationQuery
 from domain.evaluation import Evaluation
 from domain.identifiers import parse_evaluation_id
@@ -132,3 +133,20 @@ async def test_listed_items_are_copies(app: UseCases) -> None:
     page.items[0].metadata["a"] = 2
 
     assert app.stored(seeded).metadata == {"a": 1}
+
+
+async def test_an_offset_beyond_the_setting_is_refused_pointing_to_the_cursor(
+    app: UseCases,
+) -> None:
+    await _seed_series(app, 2)
+    deepest = app.limits.list_offset
+
+    page = await app.list.execute(EvaluationQuery(limit=2, offset=deepest))
+    assert page.items == []
+    assert page.total == 2
+    with pytest.raises(InvalidRequestError) as refused:
+        await app.list.execute(EvaluationQuery(limit=2, offset=deepest + 1))
+
+    assert refused.value.field == "offset"
+    assert "MAX_LIST_OFFSET" in refused.value.message
+    assert "next_cursor" in refused.value.message

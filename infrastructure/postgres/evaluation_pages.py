@@ -1,0 +1,193 @@
+"""``EvaluationPages`` in hand-written SQL on the request's asyncpg connection.
+
+A page and its total are one statement, so one round trip: the page (``limit + 1``
+rows, the last one only saying that more follow) is joined laterally to a one-row
+total, which an empty page keeps. The total comes from the counters the triggers keep
+(a few rows) when the filter is by status and language alone, else from a count that
+the filter's index serves. Statement texts are built once per shape of filter and
+cached; asyncpg prepares each once per connection.
+
+Same answers as ``SqlEvaluationQueries`` (the contract suite runs both on PostgreSQL).
+"""
+
+import builtins
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+import msgspec
+
+from application.ports.evaluation_pages import EvaluationPages
+from application.queries import (
+    EvaluationFilter,
+    EvaluationPage,
+    EvaluationQuery,
+    ListCursor,
+    ProjectedPage,
+)
+from domain.identifiers import EvaluationId
+from infrastructure.postgres.transaction import PgTransaction
+from infrastructure.sql.evaluation_queries import prefix_upper_bound
+from infrastructure.sql.rows import (
+    RECORD_COLUMNS,
+    evaluation_from_values,
+    projection_columns,
+    projection_from_row,
+)
+
+
+class _Shape(msgspec.Struct, frozen=True):
+    """What a statement's text depends on: which filters, which paging, which columns."""
+
+    status: bool
+    language: bool
+    created_after: bool
+    created_before: bool
+    id_prefix: bool
+    prefix_bounded: bool
+    cursor: bool
+    offset: bool
+    columns: tuple[str, ...]
+
+
+def _shape_and_arguments(
+    query: EvaluationQuery, columns: tuple[str, ...]
+) -> tuple[_Shape, list[Any]]:
+    where: EvaluationFilter = query.filter
+    prefix = where.id_prefix or None
+    upper = prefix_upper_bound(prefix) if prefix is not None else None
+    arguments: list[Any] = [
+        value
+        for value in (
+            where.status.value if where.status is not None else None,
+            where.language,
+            where.created_after,
+            where.created_before,
+            prefix,
+            upper,
+        )
+        if value is not None
+    ]
+    cursor = query.cursor
+    if cursor is not None:
+        arguments += [cursor.created_at, cursor.id]
+    offset = cursor is None and query.offset > 0
+    if offset:
+        arguments.append(query.offset)
+    arguments.append(max(query.limit, 0) + 1)
+    shape = _Shape(
+        status=where.status is not None,
+        language=where.language is not None,
+        created_after=where.created_after is not None,
+        created_before=where.created_before is not None,
+        id_prefix=prefix is not None,
+        prefix_bounded=upper is not None,
+        cursor=cursor is not None,
+        offset=offset,
+        columns=columns,
+    )
+    return shape, arguments
+
+
+class _Placeholders:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def next(self) -> str:
+        self.count += 1
+        return f"${self.count}"
+
+
+@lru_cache(maxsize=256)
+def page_statement(shape: _Shape) -> str:
+    """The page of ``shape`` and its total, in one statement; arguments in the order of
+    ``_shape_and_arguments``. Column names come from the table (no input reaches here)."""
+    slot = _Placeholders()
+    conditions = ["deleted_at IS NULL"]
+    counters: list[str] = []
+    if shape.status:
+        status = slot.next()
+        conditions.append(f"status = {status}")
+        counters.append(f"status = {status}")
+    if shape.language:
+        language = slot.next()
+        conditions.append(f"language = {language}")
+        counters.append(f"language = {language}")
+    if shape.created_after:
+        conditions.append(f"created_at >= {slot.next()}")
+    if shape.created_before:
+        conditions.append(f"created_at < {slot.next()}")
+    if shape.id_prefix:
+        # A range of the byte-ordered (text_pattern_ops) index on live ids, migration 0007,
+        # then the exact, case-sensitive test; the range alone would do.
+        prefix = slot.next()
+        conditions.append(f"id ~>=~ {prefix}")
+        if shape.prefix_bounded:
+            conditions.append(f"id ~<~ {slot.next()}")
+        conditions.append(f"starts_with(id, {prefix})")
+    matching = " AND ".join(conditions)
+    if shape.created_after or shape.created_before or shape.id_prefix:
+        total = f"SELECT count(*) FROM evaluations WHERE {matching}"  # noqa: S608
+    else:
+        counted = f" WHERE {' AND '.join(counters)}" if counters else ""
+        total = f"SELECT coalesce(sum(evaluations), 0) FROM evaluation_counters{counted}"  # noqa: S608
+    page = matching
+    if shape.cursor:
+        page += f" AND (created_at, id) < ({slot.next()}, {slot.next()})"
+    skip = f" OFFSET {slot.next()}" if shape.offset else ""
+    limit = slot.next()
+    selected = ", ".join(f"page.{name}" for name in shape.columns)
+    return (
+        f"SELECT {selected}, counted.total FROM ({total}) AS counted(total) "  # noqa: S608
+        f"LEFT JOIN LATERAL (SELECT {', '.join(shape.columns)} FROM evaluations "
+        f"WHERE {page} ORDER BY created_at DESC, id DESC LIMIT {limit}{skip}) AS page ON true "
+        "ORDER BY page.created_at DESC, page.id DESC"
+    )
+
+
+def _cursor_after(created_at: datetime, evaluation_id: str) -> ListCursor:
+    return ListCursor(created_at=created_at, id=EvaluationId(evaluation_id))
+
+
+class PgEvaluationPages(EvaluationPages):
+    """Pages on the request's connection: one round trip, rows converted once."""
+
+    def __init__(self, transaction: PgTransaction) -> None:
+        self._transaction = transaction
+
+    async def _fetch(
+        self, query: EvaluationQuery, columns: tuple[str, ...]
+    ) -> tuple[builtins.list[Any], int]:
+        """Up to ``limit + 1`` rows (without their total column) and the total."""
+        shape, arguments = _shape_and_arguments(query, columns)
+        statement = page_statement(shape)
+        rows = await self._transaction.read(
+            lambda connection: connection.fetch(statement, *arguments)
+        )
+        total = int(rows[0][-1])
+        if rows[0][columns.index("id")] is None:  # only the total's row: the page is empty
+            return [], total
+        return rows, total
+
+    async def list(self, query: EvaluationQuery) -> EvaluationPage:
+        rows, total = await self._fetch(query, RECORD_COLUMNS)
+        limit = max(query.limit, 0)
+        items = [evaluation_from_values(row[:-1]) for row in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit and items:
+            last = items[-1]
+            next_cursor = ListCursor(created_at=last.created_at, id=last.id)
+        return EvaluationPage(items=items, next_cursor=next_cursor, total=total)
+
+    async def list_fields(self, query: EvaluationQuery, fields: frozenset[str]) -> ProjectedPage:
+        names = projection_columns(fields)
+        # The keyset cursor needs the last row's (created_at, id) whatever was asked for.
+        names += [name for name in ("created_at", "id") if name not in names]
+        rows, total = await self._fetch(query, tuple(names))
+        limit = max(query.limit, 0)
+        items = [projection_from_row(row, fields) for row in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit and items:
+            last = rows[limit - 1]
+            next_cursor = _cursor_after(last["created_at"], last["id"])
+        return ProjectedPage(items=items, next_cursor=next_cursor, total=total)

@@ -1,6 +1,20 @@
-"""Measures the database for health, overview and details pages."""
+"""Measures the database for health, overview and details pages.
+
+Nothing here reads a whole table, so an inspection costs the same at a thousand or a
+million records. Live records and their events come from the counters the write
+triggers keep (migration 0003; ``events`` is the events of live records, as in
+``/statistics``), soft-deleted records from the index that holds only them (migration
+0006), the oldest live record from one end of the ``created_at`` index, sizes from the
+catalog. Rows per table: ``evaluations`` exactly (live + soft-deleted); any other
+table exactly while the catalog puts it under ``EXACT_ROWS_BELOW`` rows, and above
+that PostgreSQL's own running estimate (``pg_stat_get_live_tuples``, which every
+insert and delete moves, autovacuum or not, a second or so late). ``estimated_rows``
+in the details names the tables whose figure is an estimate. SQLite, the embedded
+store, counts every table exactly.
+"""
 
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -11,17 +25,77 @@ from application.ports.health_probe import HealthProbe
 from application.queries import BackendReport, MetricValue
 from domain.timestamps import as_utc
 from infrastructure.sql.errors import short_reason
-from infrastructure.sql.tables import ALL_TABLES, evaluation_events, evaluations, log_chunks
+from infrastructure.sql.tables import (
+    ALL_TABLES,
+    evaluation_counters,
+    evaluations,
+    live_evaluations,
+    log_chunks,
+)
+
+# A table the catalog estimates below this many rows is counted exactly (a few ms).
+EXACT_ROWS_BELOW = 10_000
+_CATALOG = sa.text(
+    "SELECT c.relname, pg_total_relation_size(c.oid) AS bytes, "
+    "greatest(c.reltuples, 0)::bigint AS analyzed, pg_stat_get_live_tuples(c.oid) AS live "
+    "FROM pg_class c WHERE c.relnamespace = current_schema()::regnamespace "
+    "AND c.relname IN :names AND c.relkind IN ('r', 'p')"
+).bindparams(sa.bindparam("names", expanding=True))
 
 
 def _instant(value: datetime | str) -> str:
-    """ISO 8601 in UTC of a timestamp as an aggregate returns it (SQLite: its stored text)."""
+    """ISO 8601 in UTC of a timestamp as the database returns it (SQLite: its stored text)."""
     moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
     return as_utc(moment).isoformat()
 
 
+class _Figures:
+    """Live records and their events, soft-deleted records and the oldest live record."""
+
+    def __init__(self, row: sa.Row[Any]) -> None:
+        live, events, deleted, oldest = tuple(row)
+        self.live = int(live or 0)
+        self.events = int(events or 0)
+        self.deleted = int(deleted or 0)
+        self.oldest = None if oldest is None else _instant(oldest)
+
+    @staticmethod
+    def statement() -> sa.Select[Any]:
+        """One statement: two sums over the counters, a count over the index of soft-deleted
+        records, one end of the ``created_at`` index."""
+        counters = evaluation_counters.c
+        return sa.select(
+            sa.select(sa.func.sum(counters.evaluations)).scalar_subquery(),
+            sa.select(sa.func.sum(counters.events)).scalar_subquery(),
+            sa.select(sa.func.count())
+            .where(evaluations.c.deleted_at.is_not(None))
+            .scalar_subquery(),
+            sa.select(evaluations.c.created_at)
+            .where(live_evaluations)
+            .order_by(evaluations.c.created_at, evaluations.c.id)
+            .limit(1)
+            .scalar_subquery(),
+        )
+
+
+def _count_of(table: sa.Table) -> sa.ScalarSelect[int]:
+    return sa.select(sa.func.count()).select_from(table).scalar_subquery()
+
+
+async def _count(session: AsyncSession, table: sa.Table) -> int:
+    return int(await session.scalar(sa.select(_count_of(table))) or 0)
+
+
+class _Table:
+    def __init__(self, name: str, rows: int | None, size: int | None, *, estimated: bool) -> None:
+        self.name = name
+        self.rows = rows
+        self.bytes = size
+        self.estimated = estimated
+
+
 class SqlDatabaseInspector(BackendInspector, HealthProbe):
-    """``BackendInspector`` named ``database``: counts measured now, never raises.
+    """``BackendInspector`` named ``database``: figures measured now, never raises.
 
     Uses its own short session so an inspection never joins a request's transaction.
     """
@@ -38,12 +112,23 @@ class SqlDatabaseInspector(BackendInspector, HealthProbe):
     async def inspect(self, *, detailed: bool = False) -> BackendReport:
         try:
             async with self._session_maker() as session:
-                metrics = await self._metrics(session)
-                details = await self._details(session) if detailed else {}
+                figures = _Figures((await session.execute(_Figures.statement())).one())
+                tables = await self._tables(session, figures, detailed=detailed)
+                size = await self._size_bytes(session, tables)
+                details = await self._details(session, tables) if detailed else {}
         except Exception as error:
             return BackendReport(
                 name=self.name, type=self._type, status="unavailable", error=short_reason(error)
             )
+        chunks = tables[log_chunks.name]
+        metrics: dict[str, MetricValue] = {
+            "evaluations": figures.live,
+            "deleted": figures.deleted,
+            "events": figures.events,
+            "log_chunks": chunks.rows,
+            "size_bytes": size,
+            "oldest_record": figures.oldest,
+        }
         listings: dict[str, list[str]] = {}
         if detailed:
             # str(): SQLAlchemy's names are ``quoted_name``, which no encoder knows.
@@ -71,45 +156,76 @@ class SqlDatabaseInspector(BackendInspector, HealthProbe):
             )
         return BackendReport(name=self.name, type=self._type, status="healthy")
 
-    async def _metrics(self, session: AsyncSession) -> dict[str, MetricValue]:
-        live = sa.func.count().filter(evaluations.c.deleted_at.is_(None))
-        deleted = sa.func.count().filter(evaluations.c.deleted_at.is_not(None))
-        # In the same pass as the counts, which read every row anyway.
-        oldest = sa.func.min(evaluations.c.created_at).filter(evaluations.c.deleted_at.is_(None))
-        counts = (
-            await session.execute(sa.select(live, deleted, oldest).select_from(evaluations))
-        ).one()
-        events = await session.scalar(sa.select(sa.func.count()).select_from(evaluation_events))
-        chunks = await session.scalar(sa.select(sa.func.count()).select_from(log_chunks))
-        return {
-            "evaluations": int(counts[0]),
-            "deleted": int(counts[1]),
-            "events": int(events or 0),
-            "log_chunks": int(chunks or 0),
-            "size_bytes": await self._size_bytes(session),
-            "oldest_record": None if counts[2] is None else _instant(counts[2]),
+    async def _tables(
+        self, session: AsyncSession, figures: _Figures, *, detailed: bool
+    ) -> dict[str, _Table]:
+        """Rows and bytes of every table (the rows of ``log_chunks`` only unless ``detailed``)."""
+        exact = {evaluations.name: figures.live + figures.deleted}
+        wanted = {t.name for t in ALL_TABLES if detailed or t.name == log_chunks.name}
+        if self._type == "sqlite":
+            return await self._sqlite_tables(session, exact, wanted, detailed=detailed)
+        catalog = {
+            str(name): (int(size or 0), int(analyzed or 0), int(live or 0))
+            for name, size, analyzed, live in await session.execute(
+                _CATALOG, {"names": [t.name for t in ALL_TABLES]}
+            )
         }
+        tables: dict[str, _Table] = {}
+        small: list[sa.Table] = []
+        for table in ALL_TABLES:
+            size, analyzed, live = catalog.get(table.name, (0, 0, 0))
+            rows: int | None = exact.get(table.name)
+            estimated = False
+            if rows is None and table.name in wanted:
+                if max(analyzed, live) < EXACT_ROWS_BELOW:
+                    small.append(table)
+                else:
+                    rows, estimated = live or analyzed, True
+            tables[table.name] = _Table(table.name, rows, size, estimated=estimated)
+        if small:  # one statement counts them all
+            counts = (await session.execute(sa.select(*map(_count_of, small)))).one()
+            for table, count in zip(small, counts, strict=True):
+                tables[table.name].rows = int(count or 0)
+        return tables
 
-    async def _size_bytes(self, session: AsyncSession) -> int:
+    async def _sqlite_tables(
+        self, session: AsyncSession, exact: dict[str, int], wanted: set[str], *, detailed: bool
+    ) -> dict[str, _Table]:
+        tables: dict[str, _Table] = {}
+        for table in ALL_TABLES:
+            if table.name in exact or table.name in wanted:
+                counted = exact.get(table.name)
+                if counted is None:
+                    counted = await _count(session, table)
+                size = await self._sqlite_bytes(session, table.name) if detailed else None
+                tables[table.name] = _Table(table.name, counted, size, estimated=False)
+        return tables
+
+    async def _size_bytes(self, session: AsyncSession, tables: dict[str, _Table]) -> int:
         if self._type == "postgresql":
-            sizes = [sa.func.pg_total_relation_size(table.name) for table in ALL_TABLES]
-            row = (await session.execute(sa.select(*sizes))).one()
-            return sum(int(size or 0) for size in row)
+            return sum(table.bytes or 0 for table in tables.values())
         page_count = await session.scalar(sa.text("PRAGMA page_count"))
         page_size = await session.scalar(sa.text("PRAGMA page_size"))
         return int(page_count or 0) * int(page_size or 0)
 
-    async def _details(self, session: AsyncSession) -> dict[str, MetricValue]:
+    async def _details(
+        self, session: AsyncSession, tables: dict[str, _Table]
+    ) -> dict[str, MetricValue]:
         details: dict[str, MetricValue] = {}
-        for table in ALL_TABLES:
-            rows = await session.scalar(sa.select(sa.func.count()).select_from(table))
-            details[f"{table.name}_rows"] = int(rows or 0)
-            details[f"{table.name}_bytes"] = await self._table_bytes(session, table.name)
+        for table in tables.values():
+            details[f"{table.name}_rows"] = None if table.rows is None else int(table.rows)
+            details[f"{table.name}_bytes"] = table.bytes
+        details["estimated_rows"] = ", ".join(t.name for t in tables.values() if t.estimated)
         if self._type == "postgresql":
-            details["server_version"] = await session.scalar(sa.text("SHOW server_version"))
-            details["database_bytes"] = await session.scalar(
-                sa.text("SELECT pg_database_size(current_database())")
-            )
+            version, size = (
+                await session.execute(
+                    sa.text(
+                        "SELECT current_setting('server_version'), "
+                        "pg_database_size(current_database())"
+                    )
+                )
+            ).one()
+            details["server_version"], details["database_bytes"] = version, size
         else:
             details["server_version"] = await session.scalar(sa.text("SELECT sqlite_version()"))
             details["journal_mode"] = await session.scalar(sa.text("PRAGMA journal_mode"))
@@ -121,12 +237,7 @@ class SqlDatabaseInspector(BackendInspector, HealthProbe):
         details["pool_checked_out"] = checked_out() if callable(checked_out) else None
         return details
 
-    async def _table_bytes(self, session: AsyncSession, table: str) -> int | None:
-        if self._type == "postgresql":
-            value = await session.scalar(
-                sa.text("SELECT pg_total_relation_size(:table)"), {"table": table}
-            )
-            return None if value is None else int(value)
+    async def _sqlite_bytes(self, session: AsyncSession, table: str) -> int | None:
         # dbstat is an optional SQLite build feature; without it the size is unknown.
         has_dbstat = await session.scalar(
             sa.text("SELECT count(*) FROM pragma_module_list WHERE name = 'dbstat'")

@@ -8,6 +8,7 @@ Adapters time their own I/O so the figures are the same whatever calls them.
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -45,6 +46,16 @@ PRIMARY_UP = Gauge(
 PRIMARY_UP.set(1)
 
 
+@cache
+def _backend_seconds(backend: str, operation: str) -> Histogram:
+    # One series object per label pair, found once: ``labels()`` validates and locks per call.
+    return BACKEND_SECONDS.labels(backend, operation)
+
+
+_CACHE_HITS = CACHE_LOOKUPS.labels("hit")
+_CACHE_MISSES = CACHE_LOOKUPS.labels("miss")
+
+
 @contextmanager
 def timed(backend: str, operation: str) -> Iterator[None]:
     """Observe the block's duration, failures included (a timeout is a latency too)."""
@@ -52,11 +63,11 @@ def timed(backend: str, operation: str) -> Iterator[None]:
     try:
         yield
     finally:
-        BACKEND_SECONDS.labels(backend, operation).observe(time.perf_counter() - started)
+        _backend_seconds(backend, operation).observe(time.perf_counter() - started)
 
 
 def cache_lookup(hit: bool) -> None:
-    CACHE_LOOKUPS.labels("hit" if hit else "miss").inc()
+    (_CACHE_HITS if hit else _CACHE_MISSES).inc()
 
 
 def blob_bytes(direction: str, count: int) -> None:

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from application.queries import EvaluationFilter, EvaluationQuery, ListCursor
+from domain.identifiers import EvaluationId
 from domain.payload import PayloadLocation, StoredPayload
 from domain.status import EvaluationStatus
 from tests.contract.conftest import BASE_TIME, PortStore, make_evaluation
@@ -254,7 +255,7 @@ async def test_an_empty_page_still_has_its_total(sql_backend: PortStore) -> None
         (EvaluationQuery(filter=EvaluationFilter(status=EvaluationStatus.FAILED)), 0),
         (EvaluationQuery(filter=EvaluationFilter(language="cobol")), 0),
         (EvaluationQuery(filter=EvaluationFilter(id_prefix="zz")), 0),
-        (EvaluationQuery(cursor=ListCursor(created_at=BASE_TIME, id="e0")), 3),
+        (EvaluationQuery(cursor=ListCursor(created_at=BASE_TIME, id=EvaluationId("e0"))), 3),
     ]
     for query, total in cases:
         ids, cursor, counted = await list_ids(sql_backend, query)

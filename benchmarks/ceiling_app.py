@@ -8,9 +8,10 @@ its own work costs per request:
 - ``GET /cached`` answers a record-sized JSON value read from Redis with one redis-py
   ``GET`` (when ``REDIS_URL`` is set): the floor of any request that reads a shared
   cache, as get_hot does;
-- ``GET /list?status=&language=&limit=`` runs ``LIST_PAGE`` (one statement: the keyset
-  page plus one row, and the total from ``evaluation_counters``) on an asyncpg pool and
-  answers the rows encoded by msgspec in the API's list shape;
+- ``GET /list?status=&language=&limit=`` runs the service's own statement for that page
+  (``infrastructure.postgres.evaluation_pages``: the keyset page plus one row and the
+  total from ``evaluation_counters``, in one statement) on an asyncpg pool and answers
+  the rows as dicts in the API's list shape, encoded by msgspec;
 - ``PUT /large/{id}`` does what an update with a large output does, without the
   service: decode the JSON body with msgspec, zstd-compress the output at the blob
   store's level, write it to one file atomically (temp file, fsync, rename, fsync of
@@ -40,8 +41,18 @@ from litestar import Litestar, Request, Response, get, put
 from litestar.params import FromPath, FromQuery
 from redis.asyncio import Redis
 
+from application.queries import EvaluationFilter, EvaluationQuery
 from benchmarks.ceilings import init_connection
+from domain.status import EvaluationStatus
 from infrastructure.files.blob_store import COMPRESSION_LEVEL
+
+# The service's list statement itself, so that the two cannot drift apart; its module
+# exposes the statement's shape only under a private name.
+from infrastructure.postgres.evaluation_pages import (
+    _shape_and_arguments,
+    page_statement,
+)
+from infrastructure.sql.rows import RECORD_COLUMNS
 
 CACHED_KEY = "bench:ceiling:{record}"
 # About the size of a get_hot record as cached (code, preview, metadata).
@@ -61,21 +72,13 @@ DEFAULT_POOL_SIZE = 10  # the service's DB_POOL_SIZE default
 IDLE_CONNECTION_S = 1.0
 PREVIEW_SIZE = 1_000  # the service's default preview of an output kept in the record
 
-# Every field of the API's evaluation, under its API name, then the filter's total.
-LIST_PAGE = """
-SELECT id, code, language, status, output, error,
-       coalesce(output_location <> 'inline', false) AS output_truncated,
-       coalesce(error_location <> 'inline', false) AS error_truncated,
-       created_at, updated_at, started_at, completed_at, runtime_ms, metadata,
-       celery_task_id, retries, executor_id, container_id, exit_code, timeout,
-       last_update, retry_message, final_failure, version,
-       (SELECT coalesce(sum(evaluations), 0)::bigint FROM evaluation_counters
-         WHERE status = $1 AND language = $2) AS total
-  FROM evaluations
- WHERE deleted_at IS NULL AND status = $1 AND language = $2
- ORDER BY created_at DESC, id DESC
- LIMIT $3
-"""
+# The record's columns the API shows as they are; the payloads' storage columns only
+# say whether output/error are previews (``*_truncated``), deleted_at is always NULL here.
+API_COLUMNS = tuple(
+    name
+    for name in RECORD_COLUMNS
+    if not name.startswith(("output_", "error_")) and name != "deleted_at"
+)
 UPDATE_LARGE = """
 UPDATE evaluations
    SET output = $2, output_location = 'file', output_size = $3, output_key = $4,
@@ -117,6 +120,13 @@ async def cached() -> Response[bytes]:
     return _json(body or b"null")
 
 
+def _item(row: asyncpg.Record) -> dict[str, Any]:
+    item = {name: row[name] for name in API_COLUMNS}
+    item["output_truncated"] = row["output_location"] not in (None, "inline")
+    item["error_truncated"] = row["error_location"] not in (None, "inline")
+    return item
+
+
 def _cursor(row: asyncpg.Record) -> str:
     """The service's cursor: base64url of ``[created_at, id]`` as JSON, unpadded."""
     raw = _encoder.encode((row["created_at"], row["id"]))
@@ -128,16 +138,19 @@ async def list_page(
     status: FromQuery[str], language: FromQuery[str], limit: FromQuery[int] = 50
 ) -> Response[bytes]:
     assert _state.pool is not None, "CEILING_DATABASE_URL is not set"
-    rows = await _state.pool.fetch(LIST_PAGE, status, language, limit + 1)
-    items = []
-    for row in rows[:limit]:
-        item = dict(row)
-        del item["total"]
-        items.append(item)
+    where = EvaluationFilter(status=EvaluationStatus(status), language=language)
+    shape, arguments = _shape_and_arguments(
+        EvaluationQuery(filter=where, limit=limit), RECORD_COLUMNS
+    )
+    rows = await _state.pool.fetch(page_statement(shape), *arguments)
+    total = int(rows[0]["total"])  # sum() is numeric: a Decimal
+    if rows[0]["id"] is None:  # only the total's row: the page is empty
+        rows = []
+    items = [_item(row) for row in rows[:limit]]
     has_more = len(rows) > limit
     page = {
         "evaluations": items,
-        "total": rows[0]["total"] if rows else 0,
+        "total": total,
         "limit": limit,
         "offset": 0,
         "has_more": has_more,

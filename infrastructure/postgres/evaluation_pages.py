@@ -134,13 +134,22 @@ def page_statement(shape: _Shape) -> str:
     page = matching
     if shape.cursor:
         page += f" AND (created_at, id) < ({slot.next()}, {slot.next()})"
-    skip = f" OFFSET {slot.next()}" if shape.offset else ""
-    limit = slot.next()
+    order = "ORDER BY created_at DESC, id DESC"
+    columns = ", ".join(shape.columns)
+    if shape.offset or shape.id_prefix:
+        # The page is chosen in an index alone (the rows an offset skips, the prefix's ids
+        # sorted by the created_at their index includes); only its own rows are read.
+        skip = f" OFFSET {slot.next()}" if shape.offset else ""
+        rows = (
+            f"SELECT {columns} FROM evaluations WHERE id IN (SELECT id FROM evaluations "  # noqa: S608
+            f"WHERE {page} {order} LIMIT {slot.next()}{skip}) {order}"
+        )
+    else:
+        rows = f"SELECT {columns} FROM evaluations WHERE {page} {order} LIMIT {slot.next()}"  # noqa: S608
     selected = ", ".join(f"page.{name}" for name in shape.columns)
     return (
         f"SELECT {selected}, counted.total FROM ({total}) AS counted(total) "  # noqa: S608
-        f"LEFT JOIN LATERAL (SELECT {', '.join(shape.columns)} FROM evaluations "
-        f"WHERE {page} ORDER BY created_at DESC, id DESC LIMIT {limit}{skip}) AS page ON true "
+        f"LEFT JOIN LATERAL ({rows}) AS page ON true "
         "ORDER BY page.created_at DESC, page.id DESC"
     )
 

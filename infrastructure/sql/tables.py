@@ -78,14 +78,31 @@ evaluations = sa.Table(
         )
         for column in ("status", "language")
     ),
-    # Keyset paging walks (created_at DESC, id DESC).
-    sa.Index("idx_evaluations_created_at", sa.text("created_at DESC"), sa.text("id DESC")),
+    # Keyset paging walks (created_at DESC, id DESC) of live records; a ``created_after``
+    # total counts a range of it without reading the table (migration 0007).
+    sa.Index(
+        "idx_evaluations_created_at",
+        sa.text("created_at DESC"),
+        sa.text("id DESC"),
+        postgresql_where=sa.text("deleted_at IS NULL"),
+        sqlite_where=sa.text("deleted_at IS NULL"),
+    ),
     # Soft-deleted records only: the storage overview counts them (migration 0006).
     sa.Index(
         "idx_evaluations_deleted",
         "deleted_at",
         postgresql_where=sa.text("deleted_at IS NOT NULL"),
         sqlite_where=sa.text("deleted_at IS NOT NULL"),
+    ),
+    # ``id_prefix``: a range of live ids in byte order (PostgreSQL's pattern operators
+    # ``~>=~``/``~<~``, whatever the database's collation), migration 0007.
+    sa.Index(
+        "idx_evaluations_live_id_pattern",
+        "id",
+        postgresql_ops={"id": "text_pattern_ops"},
+        postgresql_include=["created_at"],
+        postgresql_where=sa.text("deleted_at IS NULL"),
+        sqlite_where=sa.text("deleted_at IS NULL"),
     ),
 )
 # A record that is not soft-deleted: every read but the maintenance jobs' asks for it.

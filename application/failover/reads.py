@@ -5,8 +5,9 @@ from application.failover.views import JournalView, JournalViews
 from application.ports.journal import Journal
 from application.ports.use_case_locator import UseCaseLocator
 from application.queries import Projection, check_projection, project
+from application.services.record_cache import RecordCache
 from application.use_cases.events import ListEvents
-from application.use_cases.get_evaluation import GetEvaluation, GetEvaluationFields
+from application.use_cases.get_evaluation import GetEvaluationFields, LoadEvaluation
 from application.use_cases.logs import EvaluationLogs, GetEvaluationLogs, LogSource
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
@@ -17,15 +18,20 @@ class RecordReads:
     """A record, its log and its events: from the journal's view when writes of the record
     wait there, else from the usual read."""
 
-    def __init__(self, journal: Journal, locate: UseCaseLocator) -> None:
+    def __init__(self, journal: Journal, locate: UseCaseLocator, record_cache: RecordCache) -> None:
         self._journal = journal
         self._locate = locate
+        self._record_cache = record_cache
 
     async def get(self, evaluation_id: EvaluationId) -> Evaluation:
         found = await self._journaled(evaluation_id)
-        if found is None:
-            return await (await self._locate.get(GetEvaluation)).execute(evaluation_id)
-        return found
+        if found is not None:
+            return found
+        # A hit needs nothing of the request's store: only a miss has the loader built.
+        cached = await self._record_cache.get(evaluation_id)
+        if cached is not None:
+            return cached
+        return await (await self._locate.get(LoadEvaluation)).execute(evaluation_id)
 
     async def get_fields(self, evaluation_id: EvaluationId, fields: frozenset[str]) -> Projection:
         found = await self._journaled(evaluation_id)

@@ -6,22 +6,30 @@ from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 
 
-class GetEvaluation:
-    """Read-through: the cache first, then the store (which re-fills the cache)."""
+class LoadEvaluation:
+    """The store's copy of a record, which then fills the cache (refused if a newer one
+    is there): a read that already missed the cache."""
 
     def __init__(self, repository: EvaluationRepository, record_cache: RecordCache) -> None:
         self._repository = repository
         self._record_cache = record_cache
 
     async def execute(self, evaluation_id: EvaluationId) -> Evaluation:
-        cached = await self._record_cache.get(evaluation_id)
-        if cached is not None:
-            return cached
         evaluation = await self._repository.get(evaluation_id)
         if evaluation is None:
             raise EvaluationNotFoundError(evaluation_id)
         await self._record_cache.fill(evaluation)
         return evaluation
+
+
+class GetEvaluation(LoadEvaluation):
+    """Read-through: the cache first, then the store (which re-fills the cache)."""
+
+    async def execute(self, evaluation_id: EvaluationId) -> Evaluation:
+        cached = await self._record_cache.get(evaluation_id)
+        if cached is not None:
+            return cached
+        return await super().execute(evaluation_id)
 
 
 class GetEvaluationFields:

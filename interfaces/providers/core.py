@@ -31,7 +31,11 @@ from application.use_cases.evaluation_content import (
 )
 from application.use_cases.events import ListEvents, RecordEvent
 from application.use_cases.export_evaluations import ExportEvaluations
-from application.use_cases.get_evaluation import GetEvaluation, GetEvaluationFields
+from application.use_cases.get_evaluation import (
+    GetEvaluation,
+    GetEvaluationFields,
+    LoadEvaluation,
+)
 from application.use_cases.import_evaluations import ImportEvaluation
 from application.use_cases.list_evaluations import ListEvaluationFields, ListEvaluations
 from application.use_cases.logs import AppendLog, GetEvaluationLogs, ReadLog
@@ -104,6 +108,7 @@ class CoreProvider(Provider):
         CreateEvaluation,
         ListAuditLog,
         GetEvaluation,
+        LoadEvaluation,
         GetEvaluationFields,
         UpdateEvaluation,
         DeleteEvaluation,

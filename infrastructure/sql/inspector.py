@@ -8,7 +8,7 @@ triggers keep (migration 0003; ``events`` is the events of live records, as in
 catalog. Rows per table: ``evaluations`` exactly (live + soft-deleted); any other
 table exactly while the catalog puts it under ``EXACT_ROWS_BELOW`` rows, and above
 that PostgreSQL's own running estimate (``pg_stat_get_live_tuples``, which every
-insert and delete moves, autovacuum or not, a second or so late). ``estimated_rows``
+insert and delete moves, autovacuum or not, a second or so late). ``estimated_row_counts``
 in the details names the tables whose figure is an estimate. SQLite, the embedded
 store, counts every table exactly.
 """
@@ -215,7 +215,7 @@ class SqlDatabaseInspector(BackendInspector, HealthProbe):
         for table in tables.values():
             details[f"{table.name}_rows"] = None if table.rows is None else int(table.rows)
             details[f"{table.name}_bytes"] = table.bytes
-        details["estimated_rows"] = ", ".join(t.name for t in tables.values() if t.estimated)
+        details["estimated_row_counts"] = ", ".join(t.name for t in tables.values() if t.estimated)
         if self._type == "postgresql":
             version, size = (
                 await session.execute(

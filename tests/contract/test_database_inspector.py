@@ -54,7 +54,7 @@ async def test_overview_figures_follow_writes_deletes_and_purges(sql_backend: Po
     assert report.metrics["log_chunks"] == 2
     assert report.details["evaluations_rows"] == 5
     assert report.details["evaluation_events_rows"] == 3
-    assert report.details["estimated_rows"] == ""
+    assert report.details["estimated_row_counts"] == ""
 
 
 async def test_an_empty_database(sql_backend: PortStore) -> None:
@@ -77,7 +77,7 @@ async def test_large_tables_are_estimated_and_named(
     monkeypatch.setattr(sql_inspector, "EXACT_ROWS_BELOW", 0)
 
     report = await sql_backend.inspector.inspect(detailed=True)
-    estimated = str(report.details["estimated_rows"]).split(", ")
+    estimated = str(report.details["estimated_row_counts"]).split(", ")
     assert "evaluations" not in estimated
     assert {"evaluation_events", "log_chunks", "audit_log", "journal_applied"} <= set(estimated)
     assert report.details["evaluations_rows"] == 3

@@ -201,7 +201,7 @@ class ExplorerController(Controller):
                 "page": "database",
                 "report": report,
                 "tables": tables,
-                "details": views.other_details(report),
+                "details": views.other_details(report, views.DATABASE_TABULATED),
                 "rows_chart": charts.bar_chart(
                     [(t["name"], float(t["rows"] or 0)) for t in tables],
                     title="Rows per table",

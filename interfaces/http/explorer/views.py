@@ -27,6 +27,8 @@ PATTERN_LABELS = {
     "keys_other": "other",
 }
 CACHE_CHARTED = frozenset({*CACHE_KEY_PATTERNS, *TTL_BUCKET_NAMES, "used_memory_bytes"})
+# Shown in the database page's table of tables (as "≈" beside a row count).
+DATABASE_TABULATED = frozenset({"estimated_row_counts"})
 TTL_LABELS = {
     "ttl_none": "no expiry",
     "ttl_up_to_1m": "≤ 1 min",
@@ -93,13 +95,20 @@ class ListForm(msgspec.Struct, kw_only=True):
 
 
 def table_sizes(report: BackendReport) -> list[dict[str, Any]]:
-    """Rows of ``(table, rows, bytes)`` from a database report's ``<table>_rows`` details."""
+    """Rows of ``(table, rows, bytes, estimated)`` from a database report's details:
+    ``<table>_rows``, ``<table>_bytes`` and the tables ``estimated_row_counts`` names."""
+    estimated = set(str(report.details.get("estimated_row_counts") or "").split(", "))
     tables = []
     for key, value in report.details.items():
         if key.endswith("_rows"):
             name = key.removesuffix("_rows")
             tables.append(
-                {"name": name, "rows": value, "bytes": report.details.get(f"{name}_bytes")}
+                {
+                    "name": name,
+                    "rows": value,
+                    "bytes": report.details.get(f"{name}_bytes"),
+                    "estimated": name in estimated,
+                }
             )
     return tables
 

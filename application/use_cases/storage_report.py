@@ -11,6 +11,7 @@ from application.ports.backend_inspector import BackendInspector
 from application.ports.blob_store import BlobEntry, BlobStore
 from application.ports.evaluation_queries import EvaluationQueries
 from application.ports.health_probe import HealthProbe
+from application.ports.largest_blobs import LargestBlobs
 from application.queries import BackendReport, BackendState, EvaluationQuery
 from application.services.single_flight import SingleFlight
 from domain.evaluation import Evaluation
@@ -224,7 +225,8 @@ class FileDetails(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class GetFileDetails:
-    """The blob store in detail, with its largest files (one pass over its listing)."""
+    """The blob store in detail, with its largest files: from the inspector's own
+    measurement when it keeps them (the file store), else one pass over the listing."""
 
     def __init__(
         self,
@@ -238,6 +240,14 @@ class GetFileDetails:
 
     async def execute(self) -> FileDetails:
         report = await _reachable(self._inspector)
+        if isinstance(self._inspector, LargestBlobs):  # from the walk the report came from
+            found, total = await self._inspector.largest()
+            return FileDetails(
+                report=report,
+                root=self._configuration.blob_root,
+                largest=found[:LARGEST_FILES],
+                total_files=total,
+            )
         total = 0
         largest: list[tuple[int, int, BlobEntry]] = []  # a min-heap of the largest files
         async for entry in self._blobs.entries():

@@ -2,11 +2,14 @@
 
 Keys are counted with a bounded ``SCAN`` over our prefix (never ``KEYS``): an
 inspection examines at most about ``scan_limit`` keys of a large shared server,
-and ``keys_exact`` in the details says whether the count is complete. While the
-connection's circuit is open the report comes back at once as unavailable.
+and ``keys_exact`` in the details says whether the count is complete. The scan (with
+``INFO`` and the TTLs of a sample of the keys) is a ``KeptMeasurement``: redone on
+every inspection while it is quick, else kept and redone in the background
+(``measured_at``); a ``PING`` each time says whether Redis answers now. Hits and
+misses are this process's own, always current. While the connection's circuit is
+open the report comes back at once as unavailable.
 """
 
-from collections.abc import Mapping
 from typing import Any
 
 import redis.asyncio as redis
@@ -21,6 +24,7 @@ from application.queries import (
     count_key_patterns,
     count_ttl_buckets,
 )
+from infrastructure.measurement import KeptMeasurement
 from infrastructure.redis.connection import RedisConnection, RedisUnavailableError
 
 _SCAN_BATCH = 1_000
@@ -40,6 +44,8 @@ class _Scan:
         self.count = 0
         self.keys: list[str] = []
         self.exact = False
+        self.info: dict[str, Any] = {}
+        self.ttls: list[int] = []
 
 
 class RedisInspector(BackendInspector, HealthProbe):
@@ -53,15 +59,12 @@ class RedisInspector(BackendInspector, HealthProbe):
         self._connection = connection
         self._prefix = prefix
         self._scan_limit = max(scan_limit, _SCAN_BATCH)
+        self._scans = KeptMeasurement(self._measure)
 
     async def probe(self) -> BackendReport:
         """One ``PING`` (answered at once as unavailable while the circuit is open)."""
-
-        async def ping(client: redis.Redis) -> None:
-            await client.ping()
-
         try:
-            await self._connection.execute(ping)
+            await self._connection.execute(_ping)
         except RedisUnavailableError as exc:
             return BackendReport(
                 name=self.name, type="redis", status="unavailable", error=str(exc) or "unreachable"
@@ -75,13 +78,9 @@ class RedisInspector(BackendInspector, HealthProbe):
             "misses": stats.misses,
             "hit_rate": stats.hit_rate,
         }
-
-        async def measure(client: redis.Redis) -> tuple[dict[str, Any], _Scan]:
-            info: dict[str, Any] = await client.info()
-            return info, await self._scan(client, collect=detailed)
-
         try:
-            info, scan = await self._connection.execute(measure)
+            measured = await self._scans.get()
+            await self._connection.execute(_ping)  # a kept scan says nothing about now
         except RedisUnavailableError as exc:
             return BackendReport(
                 name=self.name,
@@ -90,12 +89,14 @@ class RedisInspector(BackendInspector, HealthProbe):
                 metrics=metrics,
                 error=str(exc) or "unreachable",
             )
+        scan = measured.value
         metrics["keys"] = scan.count
-        metrics["used_memory_bytes"] = info.get("used_memory")
+        metrics["used_memory_bytes"] = scan.info.get("used_memory")
+        metrics["measured_at"] = measured.measured_at.isoformat()
         details: dict[str, MetricValue] = {}
         listings: dict[str, list[str]] = {}
         if detailed:
-            details = await self._details(info, scan)
+            details = self._details(scan)
             listings["keys"] = sorted(scan.keys)[:KEY_SAMPLE]
         return BackendReport(
             name=self.name,
@@ -106,23 +107,43 @@ class RedisInspector(BackendInspector, HealthProbe):
             listings=listings,
         )
 
-    async def _scan(self, client: redis.Redis, *, collect: bool) -> _Scan:
-        """Count our keys (collecting them when ``collect``), within the scan budget."""
+    async def _measure(self) -> _Scan:
+        """``INFO``, our keys within the scan budget, and the TTLs of a sample of them."""
+
+        async def scan_keys(client: redis.Redis) -> _Scan:
+            scan = await self._scan(client)
+            scan.info = await client.info()
+            return scan
+
+        scan = await self._connection.execute(scan_keys)
+        sample = scan.keys[:_TTL_SAMPLE]
+
+        async def ttls(client: redis.Redis) -> list[int]:
+            pipe = client.pipeline(transaction=False)
+            for key in sample:
+                pipe.ttl(self._prefix + key)
+            result: list[int] = await pipe.execute()
+            return result
+
+        scan.ttls = [ttl for ttl in await self._connection.execute(ttls) if ttl != -2]  # -2: gone
+        return scan
+
+    async def _scan(self, client: redis.Redis) -> _Scan:
+        """Our keys (the prefix left out), within the scan budget."""
         match = _glob_escape(self._prefix) + "*"
         scan = _Scan()
         cursor = 0
         for _ in range(self._scan_limit // _SCAN_BATCH):
             cursor, batch = await client.scan(cursor, match=match, count=_SCAN_BATCH)
             scan.count += len(batch)
-            if collect:
-                scan.keys.extend(_text(key)[len(self._prefix) :] for key in batch)
+            scan.keys.extend(_text(key)[len(self._prefix) :] for key in batch)
             if cursor == 0:
                 scan.exact = True
                 break
         return scan
 
-    async def _details(self, info: Mapping[str, Any], scan: _Scan) -> dict[str, MetricValue]:
-        keys = scan.keys
+    def _details(self, scan: _Scan) -> dict[str, MetricValue]:
+        info = scan.info
         details: dict[str, MetricValue] = {
             "redis_version": info.get("redis_version"),
             "keys_exact": scan.exact,
@@ -133,20 +154,11 @@ class RedisInspector(BackendInspector, HealthProbe):
             "maxmemory_bytes": info.get("maxmemory"),
             "key_prefix": self._prefix,
         }
-        details.update(count_key_patterns(keys))
-        sample = keys[:_TTL_SAMPLE]
-
-        async def ttls(client: redis.Redis) -> list[int]:
-            pipe = client.pipeline(transaction=False)
-            for key in sample:
-                pipe.ttl(self._prefix + key)
-            result: list[int] = await pipe.execute()
-            return result
-
-        try:
-            found = await self._connection.execute(ttls)
-        except RedisUnavailableError:
-            return details
-        details.update(count_ttl_buckets(ttl for ttl in found if ttl != -2))  # -2: gone since
-        details["ttl_sampled_keys"] = len(sample)
+        details.update(count_key_patterns(scan.keys))
+        details.update(count_ttl_buckets(scan.ttls))
+        details["ttl_sampled_keys"] = min(len(scan.keys), _TTL_SAMPLE)
         return details
+
+
+async def _ping(client: redis.Redis) -> None:
+    await client.ping()

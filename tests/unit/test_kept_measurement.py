@@ -1,0 +1,70 @@
+"""KeptMeasurement: quick measurements are redone on every call; slow ones are kept and
+redone in the background once stale, one at a time."""
+
+import asyncio
+
+import pytest
+
+from infrastructure.measurement import KeptMeasurement
+
+pytestmark = pytest.mark.anyio
+
+
+class Meter:
+    """A measurement that takes ``cost`` seconds of a fake clock and counts its runs."""
+
+    def __init__(self, cost: float) -> None:
+        self.now = 0.0
+        self.cost = cost
+        self.runs = 0
+        self.release = asyncio.Event()
+        self.release.set()
+        self.fail = False
+
+    def clock(self) -> float:
+        return self.now
+
+    async def measure(self) -> int:
+        await self.release.wait()
+        if self.fail:
+            raise OSError("gone")
+        self.now += self.cost
+        self.runs += 1
+        return self.runs
+
+
+async def test_a_quick_measurement_is_redone_every_time() -> None:
+    meter = Meter(cost=0.001)
+    kept = KeptMeasurement(meter.measure, fresh_s=0.02, clock=meter.clock)
+    values = [(await kept.get()).value for _ in range(3)]
+    assert values == [1, 2, 3]
+
+
+async def test_a_slow_measurement_is_kept_then_redone_in_the_background() -> None:
+    meter = Meter(cost=2.0)
+    kept = KeptMeasurement(meter.measure, fresh_s=0.02, refresh_after_s=30, clock=meter.clock)
+    first = await kept.get()
+    assert (first.value, first.duration_s) == (1, 2.0)
+    meter.now += 29  # younger than 30 s and than 20 walks (40 s): kept
+    assert (await kept.get()).value == 1
+    meter.now += 12  # 41 s old: the same result now, a new one in the background
+    meter.release.clear()
+    assert (await kept.get()).value == 1
+    assert (await kept.get()).value == 1  # one refresh at a time
+    meter.release.set()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert meter.runs == 2
+    assert (await kept.get()).value == 2
+
+
+async def test_a_failed_refresh_keeps_the_last_result() -> None:
+    meter = Meter(cost=1.0)
+    kept = KeptMeasurement(meter.measure, fresh_s=0.02, refresh_after_s=1, clock=meter.clock)
+    await kept.get()
+    meter.fail = True
+    meter.now += 100
+    assert (await kept.get()).value == 1
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert (await kept.get()).value == 1

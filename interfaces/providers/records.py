@@ -17,6 +17,7 @@ from application.ports.evaluation_queries import EvaluationQueries
 from application.ports.evaluation_repository import EvaluationRepository
 from application.ports.event_log import EventLog
 from application.ports.log_store import LogStore
+from application.ports.planner_statistics import PlannerStatistics
 from application.ports.replay_marks import ReplayMarks
 from application.ports.unit_of_work import UnitOfWork
 from infrastructure.memory.audit import MemoryAuditLog
@@ -27,6 +28,7 @@ from infrastructure.memory.evaluations import (
     MemoryEvaluationRepository,
 )
 from infrastructure.memory.maintenance import MemoryEvaluationMaintenance
+from infrastructure.memory.planner_statistics import NoPlannerStatistics
 from infrastructure.memory.replay_marks import MemoryReplayMarks
 from infrastructure.memory.timeline import MemoryEventLog, MemoryLogStore
 from infrastructure.memory.unit_of_work import MemoryUnitOfWork
@@ -34,6 +36,7 @@ from infrastructure.postgres.audit import PgAuditLog
 from infrastructure.postgres.evaluation_pages import PgEvaluationPages
 from infrastructure.postgres.evaluations import PgEvaluationRepository
 from infrastructure.postgres.maintenance import PgEvaluationMaintenance
+from infrastructure.postgres.planner_statistics import PgPlannerStatistics
 from infrastructure.postgres.pool import create_pool
 from infrastructure.postgres.replay_marks import PgReplayMarks
 from infrastructure.postgres.timeline import PgEventLog, PgLogStore
@@ -95,6 +98,7 @@ class SqlWritePathsProvider(Provider):
     maintenance = provide(SqlEvaluationMaintenance, provides=EvaluationMaintenance)
     audit_log = provide(SqlAuditLog, provides=AuditLog)
     marks = provide(SqlReplayMarks, provides=ReplayMarks)
+    planner = provide(NoPlannerStatistics, provides=PlannerStatistics, scope=Scope.APP)
 
     @provide
     def pages(self, queries: EvaluationQueries) -> EvaluationPages:
@@ -139,6 +143,10 @@ class PostgresWritePathsProvider(Provider):
     # The list on the request's connection: no SQLAlchemy session is opened for it.
     pages = provide(PgEvaluationPages, provides=EvaluationPages, scope=Scope.REQUEST)
 
+    @provide(scope=Scope.APP)
+    def planner(self, pool: asyncpg.Pool) -> PlannerStatistics:
+        return PgPlannerStatistics(pool)
+
 
 class MemoryRecordsProvider(Provider):
     """Records in process memory (``STORAGE_BACKEND=memory``): fast, not durable."""
@@ -156,6 +164,7 @@ class MemoryRecordsProvider(Provider):
     )
     audit_log = provide(MemoryAuditLog, provides=AuditLog, scope=Scope.APP)
     marks = provide(MemoryReplayMarks, provides=ReplayMarks, scope=Scope.APP)
+    planner = provide(NoPlannerStatistics, provides=PlannerStatistics, scope=Scope.APP)
     inspector = provide(MemoryDatabaseInspector, provides=DatabaseInspector, scope=Scope.APP)
 
     @provide(scope=Scope.REQUEST)

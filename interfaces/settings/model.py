@@ -65,6 +65,9 @@ class DatabaseSettings(Group, frozen=True, kw_only=True):
     pool_size: PositiveInt = 10
     statement_timeout_ms: PositiveInt = 30_000
     connect_timeout_s: PositiveFloat = 10.0
+    # Seconds between two checks of the planner's statistics (ANALYZE of the tables that
+    # changed by 50 rows + 10 % since): PostgreSQL only; 0 turns the check off.
+    analyze_interval_s: NonNegativeInt = 60
 
     @property
     def is_postgres(self) -> bool:

@@ -3,6 +3,7 @@
 import asyncio
 import builtins
 import copy
+import heapq
 from collections import Counter
 from datetime import datetime
 
@@ -74,8 +75,13 @@ def _matches(evaluation: Evaluation, criteria: EvaluationFilter) -> bool:
     )
 
 
+def _position(evaluation: Evaluation) -> tuple[datetime, str]:
+    """Where a record stands in a list (newest first): its keyset."""
+    return evaluation.created_at, evaluation.id
+
+
 def _newest_first(records: builtins.list[Evaluation]) -> builtins.list[Evaluation]:
-    return sorted(records, key=lambda e: (e.created_at, e.id), reverse=True)
+    return sorted(records, key=_position, reverse=True)
 
 
 class MemoryEvaluationRepository(EvaluationRepository):
@@ -125,19 +131,22 @@ class MemoryEvaluationQueries(EvaluationQueries):
         }
 
     async def list(self, query: EvaluationQuery) -> EvaluationPage:
-        matching = _newest_first([e for e in self._db.live_records() if _matches(e, query.filter)])
+        matching = [e for e in self._db.live_records() if _matches(e, query.filter)]
         limit = max(query.limit, 0)
         if query.cursor is not None:
             position = (query.cursor.created_at, query.cursor.id)
             candidates = [e for e in matching if (e.created_at, e.id) < position]
+            skipped = 0
         else:
-            candidates = matching[max(query.offset, 0) :]
-        items = [copy.deepcopy(e) for e in candidates[:limit]]
+            candidates = matching
+            skipped = max(query.offset, 0)
+        # Only the page and one more are ordered, not every match (as an index walk would).
+        wanted = heapq.nlargest(skipped + limit + 1, candidates, key=_position)[skipped:]
+        items = [copy.deepcopy(e) for e in wanted[:limit]]
         next_cursor = None
-        if len(candidates) > limit and items:
+        if len(wanted) > limit and items:
             next_cursor = ListCursor(created_at=items[-1].created_at, id=items[-1].id)
-        total = len(matching)
-        return EvaluationPage(items=items, next_cursor=next_cursor, total=total)
+        return EvaluationPage(items=items, next_cursor=next_cursor, total=len(matching))
 
     async def list_fields(self, query: EvaluationQuery, fields: frozenset[str]) -> ProjectedPage:
         page = await self.list(query)

@@ -5,6 +5,8 @@ from typing import Any
 
 from litestar.testing import TestClient
 
+from tests.integration.conftest import ClientFactory
+
 Client = TestClient[Any]
 
 
@@ -93,3 +95,30 @@ def test_bad_list_parameters_are_422(client: Client) -> None:
         response = client.get("/evaluations", params=params)
         assert response.status_code == 422, (params, response.text)
         assert response.headers["content-type"].startswith("application/problem+json")
+
+
+def test_an_offset_past_max_list_offset_is_a_problem_pointing_to_the_cursor(
+    make_client: ClientFactory,
+) -> None:
+    client = make_client(limits={"list_offset": 5})
+    seed(client, 3, language="python")
+    assert client.get("/evaluations", params={"offset": 5}).json()["total"] == 3
+    response = client.get("/evaluations", params={"offset": 6, "limit": 2})
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    problem = response.json()
+    assert [error["field"] for error in problem["errors"]] == ["offset"]
+    assert "MAX_LIST_OFFSET" in problem["detail"]
+    assert "next_cursor" in problem["detail"]
+    # Deeper pages are walked by cursor, however deep.
+    first = client.get("/evaluations", params={"limit": 2}).json()
+    rest = client.get("/evaluations", params={"limit": 2, "cursor": first["next_cursor"]})
+    assert [item["id"] for item in rest.json()["evaluations"]] == ["python-000"]
+
+
+def test_an_empty_page_keeps_the_total(client: Client) -> None:
+    seed(client, 3, language="python")
+    page = client.get("/evaluations", params={"offset": 3, "language": "python"}).json()
+    assert (page["evaluations"], page["total"], page["has_more"]) == ([], 3, False)
+    page = client.get("/evaluations", params={"id_prefix": "python-00", "offset": 3}).json()
+    assert (page["evaluations"], page["total"]) == ([], 3)

@@ -10,7 +10,6 @@ import functools
 import os
 import stat
 from collections.abc import AsyncIterator, Callable
-from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Protocol, TypeVar
@@ -19,7 +18,7 @@ import anyio.to_thread
 import zstandard
 
 from application.ports.blob_store import BlobEntry, BlobStore
-from infrastructure.files.durable import AtomicWrite, fsync_dir, is_temp
+from infrastructure.files.durable import AtomicWrite, is_temp
 from infrastructure.files.errors import BACKEND, translate_errors
 from infrastructure.files.keys import is_compressed_key, resolve_inside
 from infrastructure.metrics import blob_bytes, timed
@@ -220,8 +219,9 @@ class FileBlobStore(BlobStore):
                 path.unlink()
             except (FileNotFoundError, NotADirectoryError):
                 return
-        with suppress(OSError):
-            fsync_dir(path.parent)
+        # No fsync of the directory: a power cut that undoes the unlink leaves an orphan,
+        # which nothing points at and fsck removes (ADR 0004); not worth a disk flush per
+        # replaced payload.
         directory = path.parent
         while directory != root and directory.is_relative_to(root):
             try:

@@ -8,8 +8,10 @@ rendering: outputs, code and keys are never logged.
 
 import logging
 import sys
-from typing import IO
+from datetime import UTC, datetime
+from typing import IO, Any
 
+import msgspec
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
@@ -21,8 +23,46 @@ SENSITIVE_FIELDS = frozenset(
 )
 
 
+ACCESS_LOGGER = "storage_service.access"
+# ConsoleRenderer's layout: the level padded to its longest name, the event to 30 columns.
+_LEVEL_WIDTH = len("exception")
+_EVENT_WIDTH = 30
+# What every record has; anything else on a record came in as ``extra``.
+_RECORD_KEYS = frozenset(logging.makeLogRecord({}).__dict__) | {"message"}
+_json = msgspec.json.Encoder()
+
+
 class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
     """The one handler this module installs (found again by its class to be replaced)."""
+
+
+class _Formatter(structlog.stdlib.ProcessorFormatter):
+    """structlog's formatter, except for the access line, which is rendered directly.
+
+    Every request writes one; through the processor chain it cost more than the
+    cached read it describes (docs/decisions/0020-hot-read-path.md). The direct
+    rendering gives the same line (tests/unit/test_access_line.py holds the two
+    equal); any record it does not cover (another logger, an exception, bound
+    context, a sensitive field) takes the chain.
+    """
+
+    def __init__(self, *, as_json: bool, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._as_json = as_json
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.name != ACCESS_LOGGER or record.exc_info or record.stack_info:
+            return super().format(record)
+        extra = {k: v for k, v in record.__dict__.items() if k not in _RECORD_KEYS}
+        if SENSITIVE_FIELDS & extra.keys() or structlog.contextvars.get_contextvars():
+            return super().format(record)
+        timestamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        level = record.levelname.lower()
+        event = record.getMessage()
+        if self._as_json:
+            line = {"event": event, "level": level, "logger": record.name, "timestamp": timestamp}
+            return _json.encode({**line, **extra}).decode()
+        return f"{timestamp} [{level:<{_LEVEL_WIDTH}}] {event:<{_EVENT_WIDTH}} [{record.name}]"
 
 
 def redact(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
@@ -68,9 +108,7 @@ def configure_logging(level: str, log_format: LogFormat, stream: IO[str] | None 
     )
     handler = _Handler(stream or sys.stderr)
     handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=foreign, processors=[*final, renderer]
-        )
+        _Formatter(as_json=as_json, foreign_pre_chain=foreign, processors=[*final, renderer])
     )
     # No format here names a process, thread, multiprocessing name or the caller's source
     # line: skip collecting them for every record (the logging HOWTO's "Optimization").

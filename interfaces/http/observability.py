@@ -16,6 +16,8 @@ from litestar.plugins.prometheus import PrometheusController
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import Counter, Gauge, Histogram
 
+from interfaces.log_config import ACCESS_LOGGER
+
 REQUEST_ID_HEADER = "x-request-id"
 _REQUEST_ID_KEY = REQUEST_ID_HEADER.encode()
 _SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -24,7 +26,7 @@ APP_NAME = "crucible_storage"
 UNMETERED = ("/metrics", "/docs")
 _LABELS = ("method", "path", "status_code", "app_name")
 
-access_logger = logging.getLogger("storage_service.access")
+access_logger = logging.getLogger(ACCESS_LOGGER)
 
 REQUESTS = Counter("crucible_storage_requests_total", "Total requests", _LABELS)
 REQUEST_SECONDS = Histogram(

@@ -1,0 +1,81 @@
+"""The access line rendered directly is the line structlog's processor chain renders."""
+
+import io
+import json
+import logging
+import re
+
+import pytest
+import structlog
+
+from interfaces.log_config import ACCESS_LOGGER, configure_logging, reset_logging
+from interfaces.settings import LogFormat
+
+TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+LINES = [
+    ("GET", "/evaluations/{eval_id:str}", 200, 1.2, "0f3c9a7d2b8e4c61a5d7e9f0b1c2d3e4"),
+    ("GET", "/", 200, 0.1, "a"),  # shorter than the console's event column
+    ("POST", "/evaluations", 503, 2500.0, "req-1:retry.2"),
+]
+
+
+def _handler(log_format: LogFormat) -> logging.Handler:
+    configure_logging("INFO", log_format, stream=io.StringIO())
+    return logging.getLogger().handlers[-1]
+
+
+def _record(
+    method: str, route: str, status: int, duration_ms: float, request_id: str
+) -> logging.LogRecord:
+    fields = {
+        "method": method,
+        "route": route,
+        "status": status,
+        "duration_ms": duration_ms,
+        "request_id": request_id,
+    }
+    return logging.getLogger(ACCESS_LOGGER).makeRecord(
+        ACCESS_LOGGER,
+        logging.WARNING if status >= 500 else logging.INFO,
+        __file__,
+        1,
+        "%s %s %d %.1fms request_id=%s",
+        (method, route, status, duration_ms, request_id),
+        None,
+        extra=fields,
+    )
+
+
+def _both(log_format: LogFormat, record: logging.LogRecord) -> tuple[str, str]:
+    formatter = _handler(log_format).formatter
+    assert isinstance(formatter, structlog.stdlib.ProcessorFormatter)
+    direct = formatter.format(logging.makeLogRecord(record.__dict__))
+    chain = structlog.stdlib.ProcessorFormatter.format(
+        formatter, logging.makeLogRecord(record.__dict__)
+    )
+    reset_logging()
+    return direct, chain
+
+
+@pytest.mark.parametrize("fields", LINES)
+def test_the_console_line_is_the_chains(fields: tuple[str, str, int, float, str]) -> None:
+    direct, chain = _both(LogFormat.CONSOLE, _record(*fields))
+    assert TIMESTAMP.sub("T", direct) == TIMESTAMP.sub("T", chain)
+    assert fields[4] in direct
+
+
+@pytest.mark.parametrize("fields", LINES)
+def test_the_json_line_is_the_chains(fields: tuple[str, str, int, float, str]) -> None:
+    direct, chain = _both(LogFormat.JSON, _record(*fields))
+    ours, theirs = json.loads(direct), json.loads(chain)
+    assert TIMESTAMP.fullmatch(ours.pop("timestamp"))
+    theirs.pop("timestamp")
+    assert list(ours.items()) == list(theirs.items())
+    assert ours["status"] == fields[2]
+
+
+def test_other_records_and_sensitive_fields_take_the_chain() -> None:
+    record = _record(*LINES[0])
+    record.token = "s3cret"  # a sensitive extra: redacted only by the chain
+    direct, _ = _both(LogFormat.JSON, record)
+    assert json.loads(direct)["token"] == "[redacted]"

@@ -24,7 +24,10 @@ import redis.asyncio as redis
 from benchmarks.servers import ROOT, RunningServer, uvicorn_server
 from benchmarks.support import DEFAULT_URL, throwaway_database
 
-SERVICE_FACTORY = "interfaces.http.app:create_app"
+# What ``storage-service serve --workers N`` runs in each worker: settings from the
+# environment and the service's own logging (JSON, as the container logs).
+SERVICE_FACTORY = "interfaces.cli.server:worker_app"
+SERVICE_LOG_FORMAT = "json"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
@@ -109,6 +112,7 @@ async def deployment(config: BenchConfig, prefix: str = "bench_http") -> AsyncIt
                 "REDIS_KEY_PREFIX": key_prefix,
                 "FILE_STORAGE_PATH": str(workdir / "files"),
                 "LOG_LEVEL": "INFO",
+                "LOG_FORMAT": SERVICE_LOG_FORMAT,
             }
             try:
                 async with uvicorn_server(
@@ -117,6 +121,7 @@ async def deployment(config: BenchConfig, prefix: str = "bench_http") -> AsyncIt
                     env=env,
                     log=workdir / "service.log",
                     ready_path="/health",
+                    log_config=None,
                 ) as service:
                     yield Deployment(service=service, dsn=dsn, env=env, workdir=workdir)
             finally:

@@ -27,7 +27,7 @@ from urllib.parse import quote
 
 import httpx
 
-from benchmarks.deployment import SERVICE_FACTORY, delete_redis_keys
+from benchmarks.deployment import SERVICE_FACTORY, SERVICE_LOG_FORMAT, delete_redis_keys
 from benchmarks.measurement import percentile
 from benchmarks.servers import RunningServer, uvicorn_server
 
@@ -201,6 +201,7 @@ async def scale_service(dsn: str, redis_url: str, workers: int) -> AsyncIterator
         "REDIS_KEY_PREFIX": key_prefix,
         "FILE_STORAGE_PATH": str(workdir / "files"),
         "LOG_LEVEL": "INFO",
+        "LOG_FORMAT": SERVICE_LOG_FORMAT,
     }
     try:
         async with uvicorn_server(
@@ -209,6 +210,7 @@ async def scale_service(dsn: str, redis_url: str, workers: int) -> AsyncIterator
             env=env,
             log=workdir / "service.log",
             ready_path="/health",
+            log_config=None,
         ) as service:
             yield service
     finally:

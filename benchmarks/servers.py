@@ -1,10 +1,12 @@
 """ASGI apps under uvicorn as subprocesses, configured like production.
 
-``uvicorn --factory <app> --workers N --loop uvloop --http httptools --no-access-log``
-with the logging of ``storage-service serve`` (``uvicorn_logging.json``: root at INFO on
-stderr, so the service writes its one access line per request). The server's stderr
-goes to a file; it is ready when every worker has logged "Application startup
-complete" and the ready path answers 200.
+``uvicorn --factory <app> --workers N --loop uvloop --http httptools --no-access-log``.
+The service runs as ``storage-service serve --workers N`` runs it: its worker factory
+configures the service's own logging (``log_config=None``, so uvicorn installs none) and
+writes one access line per request. The ceiling apps have no logging of their own and get
+``uvicorn_logging.json`` (root at INFO on stderr). The server's output goes to a file; it
+is ready when every worker has logged "Application startup complete" and the ready path
+answers 200.
 """
 
 import asyncio
@@ -46,8 +48,10 @@ def free_port() -> int:
         return port
 
 
-def uvicorn_command(factory: str, port: int, workers: int) -> list[str]:
-    return [
+def uvicorn_command(
+    factory: str, port: int, workers: int, log_config: Path | None = LOGGING_CONFIG
+) -> list[str]:
+    command = [
         str(Path(sys.executable).with_name("uvicorn")),
         "--factory",
         factory,
@@ -57,8 +61,8 @@ def uvicorn_command(factory: str, port: int, workers: int) -> list[str]:
         "--loop=uvloop",
         "--http=httptools",
         "--no-access-log",
-        f"--log-config={LOGGING_CONFIG}",
     ]
+    return command if log_config is None else [*command, f"--log-config={log_config}"]
 
 
 @asynccontextmanager
@@ -69,13 +73,14 @@ async def uvicorn_server(
     env: Mapping[str, str],
     log: Path,
     ready_path: str = "/",
+    log_config: Path | None = LOGGING_CONFIG,
 ) -> AsyncIterator[RunningServer]:
     """Serve ``factory`` on a free port until the block ends; stops it whatever happens."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with log.open("wb") as log_file:
         process = subprocess.Popen(  # noqa: S603, ASYNC220 - our own command; waited for below
-            uvicorn_command(factory, port, workers),
+            uvicorn_command(factory, port, workers, log_config),
             cwd=ROOT,
             env={**os.environ, **env},
             stdin=subprocess.DEVNULL,

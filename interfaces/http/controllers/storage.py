@@ -38,6 +38,13 @@ class StorageController(Controller):
     @get(
         "/storage/overview",
         summary="Measured metrics of every backend",
+        description="Nothing is counted row by row. The database's `evaluations`, `events` "
+        "(of live records) and `deleted` are exact, from counters kept in each write's "
+        "transaction and an index of soft-deleted records; `log_chunks` is exact below "
+        "10,000 rows, else PostgreSQL's running estimate. The file store's figures and the "
+        "cache's key count come from a walk or scan that is redone on every request while "
+        "it takes under 20 ms, and otherwise kept and redone in the background every 30 s "
+        "or more (`measured_at` says when).",
         responses=problem_responses(),
     )
     async def overview(self, use_case: FromDishka[GetStorageOverview]) -> StorageOverviewBody:
@@ -46,6 +53,9 @@ class StorageController(Controller):
     @get(
         "/storage/database/details",
         summary="The records backend in detail: tables, records by status, the newest",
+        description="`details.<table>_rows` is exact for `evaluations` (live and "
+        "soft-deleted) and for any table under 10,000 rows; above, PostgreSQL's running "
+        "estimate, and `details.estimated_row_counts` names those tables.",
         responses=problem_responses(503),
     )
     async def database_details(
@@ -94,6 +104,13 @@ class StorageController(Controller):
     @get(
         "/statistics",
         summary="Aggregated platform statistics",
+        description="Counts, sums, bytes and events are exact: counters the database keeps in "
+        "each write's transaction. `runtime.p50_ms`, `p95_ms`, `p99_ms` and `max_ms` come "
+        "from a histogram of runtimes that is exact below 1,024 ms and above counts runtimes "
+        "in buckets less than 0.8 % wide (128 per power of two): each is the lower bound of "
+        "the bucket holding the exact nearest-rank value (`reported <= exact < reported + "
+        "width`); the in-memory store reports the exact value. `last_24h_count` and "
+        "`peak_hour` are counted from the records created in the last 24 hours.",
         responses=problem_responses(503),
     )
     async def statistics(self, use_case: FromDishka[GetStatistics]) -> StatisticsBody:

@@ -121,10 +121,14 @@ def configure_logging(level: str, log_format: LogFormat, stream: IO[str] | None 
     root.addHandler(handler)
     root.setLevel(level)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
-        # uvicorn's own handlers would print a second format: everything goes to the root.
+        # uvicorn's own handlers would print a second format: everything goes to the root,
+        # except uvicorn's access line. The app writes one per request with its request id
+        # (interfaces.http.observability); a worker of ``serve --workers N`` configures
+        # logging after uvicorn did, and propagating would turn uvicorn's back on (its
+        # protocol logs when the logger has handlers, its own or inherited).
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers.clear()
-        uvicorn_logger.propagate = True
+        uvicorn_logger.propagate = name != "uvicorn.access"
 
 
 def reset_logging() -> None:

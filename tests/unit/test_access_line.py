@@ -79,3 +79,16 @@ def test_other_records_and_sensitive_fields_take_the_chain() -> None:
     record.token = "s3cret"  # a sensitive extra: redacted only by the chain
     direct, _ = _both(LogFormat.JSON, record)
     assert json.loads(direct)["token"] == "[redacted]"
+
+
+@pytest.mark.parametrize("log_format", list(LogFormat))
+def test_uvicorn_writes_no_second_access_line(log_format: LogFormat) -> None:
+    """uvicorn's protocol logs a request when ``uvicorn.access`` has handlers, inherited
+    ones included: a worker of ``serve --workers N`` configures logging after uvicorn."""
+    logging.getLogger("uvicorn.access").propagate = True  # as configured before this module
+    configure_logging("INFO", log_format, stream=io.StringIO())
+    try:
+        assert not logging.getLogger("uvicorn.access").hasHandlers()
+        assert logging.getLogger("uvicorn.error").hasHandlers()  # the rest still goes out
+    finally:
+        reset_logging()

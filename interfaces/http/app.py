@@ -34,6 +34,7 @@ from interfaces.http.errors import (
 )
 from interfaces.http.explorer import explorer_router, template_config
 from interfaces.http.observability import EdgeMiddleware, MetricsController
+from interfaces.http.planner_statistics import planner_statistics
 from interfaces.http.retention import retention
 from interfaces.http.security import access_middleware, session_config
 from interfaces.http.tiering import tiering
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None, *override_providers: Provider) 
                 retention(container, settings),
                 tiering(container, settings),
                 cache_warming(container, settings),
+                planner_statistics(container, settings),
             ):
                 yield
         finally:

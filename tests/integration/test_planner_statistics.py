@@ -147,6 +147,19 @@ async def test_the_service_job_analyzes_at_start(
         await container.close()
 
 
+async def test_the_service_starts_the_job(grown: asyncpg.Connection, migrated_url: str) -> None:
+    from litestar.testing import AsyncTestClient
+
+    from interfaces.http.app import create_app
+
+    async with AsyncTestClient(create_app(_settings(migrated_url, 3600))) as client:
+        deadline = time.monotonic() + 10
+        while not await grown.fetchval(ANALYZED):
+            assert time.monotonic() < deadline, "the running service did not analyze"
+            await asyncio.sleep(0.05)
+        assert (await client.get("/evaluations?limit=1")).json()["total"] == ROWS
+
+
 async def test_the_job_is_off_at_zero(grown: asyncpg.Connection, migrated_url: str) -> None:
     from dishka import make_async_container
 

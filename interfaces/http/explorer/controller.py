@@ -7,6 +7,7 @@ controller protects them all.
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
+import anyio
 from dishka.integrations.litestar import FromDishka
 from litestar import Controller, Request, Response, get
 from litestar.datastructures import State
@@ -26,7 +27,11 @@ from application.use_cases.get_evaluation import GetEvaluation
 from application.use_cases.list_evaluations import ListEvaluations
 from application.use_cases.logs import ReadLog
 from application.use_cases.statistics import GetStatistics
-from application.use_cases.storage_report import GetBackendDetails, GetStorageOverview
+from application.use_cases.storage_report import (
+    GetBackendDetails,
+    GetStorageOverview,
+    StorageOverview,
+)
 from domain.errors import InvalidIdentifierError, InvalidTextError
 from domain.identifiers import parse_evaluation_id
 from domain.status import EvaluationStatus
@@ -82,9 +87,21 @@ class ExplorerController(Controller):
         statistics: FromDishka[GetStatistics],
         activity: FromDishka[GetActivity],
     ) -> Template:
-        report = await overview.execute()
-        stats = (await statistics.execute()).totals
-        recent = await activity.execute(ACTIVITY_DAYS)
+        # The inspectors use sessions of their own; statistics and activity share the
+        # request's, so they run one after the other while the backends are measured.
+        reports: list[StorageOverview] = []
+
+        async def measure() -> None:
+            reports.append(await overview.execute())
+
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(measure)
+                stats = (await statistics.execute()).totals
+                recent = await activity.execute(ACTIVITY_DAYS)
+        except ExceptionGroup as failed:  # the first failure, as the app's handlers map it
+            raise failed.exceptions[0] from None
+        report = reports[0]
         statuses = [name for name, values in recent.counts.items() if any(values)]
         return Template(
             template_name="overview.html",

@@ -46,12 +46,8 @@ from benchmarks.ceilings import init_connection
 from domain.status import EvaluationStatus
 from infrastructure.files.blob_store import COMPRESSION_LEVEL
 
-# The service's list statement itself, so that the two cannot drift apart; its module
-# exposes the statement's shape only under a private name.
-from infrastructure.postgres.evaluation_pages import (
-    _shape_and_arguments,
-    page_statement,
-)
+# The service's list statement itself, so that the two cannot drift apart.
+from infrastructure.postgres.evaluation_pages import page_query
 from infrastructure.sql.rows import RECORD_COLUMNS
 
 CACHED_KEY = "bench:ceiling:{record}"
@@ -139,10 +135,8 @@ async def list_page(
 ) -> Response[bytes]:
     assert _state.pool is not None, "CEILING_DATABASE_URL is not set"
     where = EvaluationFilter(status=EvaluationStatus(status), language=language)
-    shape, arguments = _shape_and_arguments(
-        EvaluationQuery(filter=where, limit=limit), RECORD_COLUMNS
-    )
-    rows = await _state.pool.fetch(page_statement(shape), *arguments)
+    statement, arguments = page_query(EvaluationQuery(filter=where, limit=limit), RECORD_COLUMNS)
+    rows = await _state.pool.fetch(statement, *arguments)
     total = int(rows[0]["total"])  # sum() is numeric: a Decimal
     if rows[0]["id"] is None:  # only the total's row: the page is empty
         rows = []

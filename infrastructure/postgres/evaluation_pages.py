@@ -89,6 +89,14 @@ def _shape_and_arguments(
     return shape, arguments
 
 
+def page_query(query: EvaluationQuery, columns: tuple[str, ...]) -> tuple[str, list[Any]]:
+    """The statement ``PgEvaluationPages`` runs for ``query`` and its arguments: rows of
+    ``columns`` (``limit + 1`` of them, the last only saying that more follow), each with
+    the ``total`` column; an empty page is one row of NULLs and the total."""
+    shape, arguments = _shape_and_arguments(query, columns)
+    return page_statement(shape), arguments
+
+
 class _Placeholders:
     def __init__(self) -> None:
         self.count = 0
@@ -168,8 +176,7 @@ class PgEvaluationPages(EvaluationPages):
         self, query: EvaluationQuery, columns: tuple[str, ...]
     ) -> tuple[builtins.list[Any], int]:
         """Up to ``limit + 1`` rows (without their total column) and the total."""
-        shape, arguments = _shape_and_arguments(query, columns)
-        statement = page_statement(shape)
+        statement, arguments = page_query(query, columns)
         rows = await self._transaction.read(
             lambda connection: connection.fetch(statement, *arguments)
         )

@@ -17,7 +17,7 @@ import pytest
 
 from application.queries import EvaluationQuery
 from infrastructure.memory.planner_statistics import NoPlannerStatistics
-from infrastructure.postgres.evaluation_pages import _shape_and_arguments, page_statement
+from infrastructure.postgres.evaluation_pages import page_query
 from infrastructure.postgres.planner_statistics import LOCK_KEY, PgPlannerStatistics
 from infrastructure.postgres.pool import create_pool, driver_dsn
 from infrastructure.sql.migrate import upgrade
@@ -80,10 +80,8 @@ async def _until_seen(url: str, seen: Any) -> None:
 
 
 async def _first_page_plan(connection: asyncpg.Connection) -> str:
-    shape, arguments = _shape_and_arguments(EvaluationQuery(limit=50), RECORD_COLUMNS)
-    rows = await connection.fetch(
-        "EXPLAIN (ANALYZE, COSTS OFF) " + page_statement(shape), *arguments
-    )
+    statement, arguments = page_query(EvaluationQuery(limit=50), RECORD_COLUMNS)
+    rows = await connection.fetch("EXPLAIN (ANALYZE, COSTS OFF) " + statement, *arguments)
     return "\n".join(row[0] for row in rows)
 
 

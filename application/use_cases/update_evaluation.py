@@ -11,7 +11,6 @@ instead of a retry.
 """
 
 import contextlib
-import copy
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -105,7 +104,7 @@ class RecordWriter:
             attempt += 1
             if expected_version is not None and before.version != expected_version:
                 raise PreconditionFailedError(evaluation_id, expected_version, before.version)
-            after = copy.deepcopy(before)
+            after = before.deep_copy()
             try:
                 changed = await mutate(after)
                 if changed:

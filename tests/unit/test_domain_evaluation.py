@@ -104,3 +104,19 @@ def test_nul_is_refused() -> None:
         ensure_storable_text("output", "a\x00b")
     assert info.value.field == "output"
     assert ensure_storable_text("output", "ok") == "ok"
+
+
+def test_deep_copy_is_equal_and_independent() -> None:
+    from domain.payload import PayloadLocation, StoredPayload
+
+    original = make(EvaluationStatus.RUNNING)
+    original.metadata = {"tags": ["a", {"b": 1.0}], "none": None, "n": 2**40}
+    original.output = StoredPayload(
+        location=PayloadLocation.FILE, size=200_000, text="head", compressed=True, key="k"
+    )
+    copied = original.deep_copy()
+    assert copied == original
+    assert type(copied.metadata["tags"][1]["b"]) is float
+    copied.metadata["tags"].append("c")
+    copied.metadata["tags"][1]["b"] = 2.0
+    assert original.metadata == {"tags": ["a", {"b": 1.0}], "none": None, "n": 2**40}

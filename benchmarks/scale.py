@@ -17,9 +17,10 @@ each size of ``BENCH_SCALE_SIZES`` in turn; at each size:
    current shows it here.
 3. ``VACUUM ANALYZE``, then every read over HTTP (``scale_probes``): p50 and p95 of
    ``BENCH_SCALE_HTTP_REPEAT`` sequential requests after 2 warm-ups, each answer checked.
-4. The service stopped, the service's own query code runs the list, the deep page,
-   statistics and GET once under a listener that captures its SQL, and each statement is
-   timed ``BENCH_SCALE_REPEAT`` times under ``EXPLAIN ANALYZE`` (``scale_plans``).
+4. The service stopped, its own query code on PostgreSQL reads the list's first pages
+   and the deep page by cursor (``PgEvaluationPages``: one asyncpg statement,
+   ``page_query``), statistics and GET, and each statement it ran is timed
+   ``BENCH_SCALE_REPEAT`` times under ``EXPLAIN ANALYZE`` (``scale_plans``).
 5. ``pg_database_size`` and the free space on the database's disk are recorded.
 
 The growth tables (read by size), the run without statistics and each size in detail go

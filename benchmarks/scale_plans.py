@@ -1,11 +1,13 @@
 """The server-side half of ``make bench-scale``: the service's SQL under ``EXPLAIN ANALYZE``.
 
-The service's own query code (``SqlEvaluationQueries``, the asyncpg ``SELECT_LIVE``) runs
-each read once while a listener captures its SQL and parameters; each statement is then
-run ``repeat`` times under ``EXPLAIN (ANALYZE, TIMING OFF)``: the server-side time is
-planning + execution, p50, summed over a read's statements. Reads: the list's first page
-(unfiltered and filtered), the page about 1,000 pages deep by cursor, statistics, GET of
-records not read before.
+The service's own query code on PostgreSQL runs each read: the list's pages through
+``PgEvaluationPages`` (one asyncpg statement, ``page_query``), statistics through
+``SqlEvaluationQueries`` (its SQL and parameters captured by a listener as it runs), GET
+as the asyncpg ``SELECT_LIVE``; the adapter's time is its p50 in-process. Each statement
+is then run ``repeat`` times under ``EXPLAIN (ANALYZE, TIMING OFF)``: the server-side
+time is planning + execution, p50, summed over a read's statements. Reads: the list's
+first page (unfiltered and filtered), the page about 1,000 pages deep by cursor,
+statistics, GET of records not read before.
 """
 
 import random
@@ -24,9 +26,13 @@ from application.queries import EvaluationFilter, EvaluationQuery, ListCursor
 from benchmarks.scale_rows import ScaleData
 from domain.identifiers import EvaluationId
 from domain.status import EvaluationStatus
+from infrastructure.postgres.evaluation_pages import PgEvaluationPages, page_query
 from infrastructure.postgres.evaluations import SELECT_LIVE
+from infrastructure.postgres.pool import create_pool
+from infrastructure.postgres.transaction import PgTransaction
 from infrastructure.sql.engine import create_engine, create_session_maker
 from infrastructure.sql.evaluation_queries import SqlEvaluationQueries
+from infrastructure.sql.rows import RECORD_COLUMNS
 from interfaces.settings import DatabaseSettings
 
 PAGE = 50
@@ -36,6 +42,7 @@ FIRST_PAGE_TARGET_MS = 3.0
 LIST_TARGET_MS = 5.0
 STATISTICS_TARGET_MS = 10.0
 SLOW_MS = 1000.0
+ACQUIRE_TIMEOUT_S = 10.0
 
 
 def deep_page(evaluations: int) -> int:
@@ -128,11 +135,24 @@ async def _timed(work: Callable[[], Awaitable[Any]]) -> float:
 
 
 async def measure(dsn: str, data: ScaleData, repeat: int) -> list[Read]:
-    engine = create_engine(DatabaseSettings(url=dsn, pool_size=2, statement_timeout_ms=600_000))
+    settings = DatabaseSettings(url=dsn, pool_size=2, statement_timeout_ms=600_000)
+    engine = create_engine(settings)
+    pool = await create_pool(settings)
     capture = Capture(engine)
     sessions = create_session_maker(engine)
     connection = await asyncpg.connect(dsn)
     reads: list[Read] = []
+
+    async def explained(
+        name: str, target: float | None, statements: list[Statement], client_ms: float
+    ) -> None:
+        times, plans = [], []
+        for statement in statements:
+            statement_times, plan = await explain(connection, statement, repeat)
+            times.append(statement_times)
+            plans.append(plan)
+        reads.append(Read(name, target, statements, times, plans, client_ms))
+        print(f"  {name}: {reads[-1].server_ms:.2f} ms server-side", file=sys.stderr)
 
     async def read(
         name: str, target: float | None, call: Callable[[SqlEvaluationQueries], Awaitable[Any]]
@@ -146,13 +166,18 @@ async def measure(dsn: str, data: ScaleData, repeat: int) -> list[Read]:
                 [await _timed(lambda: call(queries)) for _ in range(runs)]
             )
             capture.take()
-        times, plans = [], []
-        for statement in statements:
-            statement_times, plan = await explain(connection, statement, repeat)
-            times.append(statement_times)
-            plans.append(plan)
-        reads.append(Read(name, target, statements, times, plans, client_ms))
-        print(f"  {name}: {reads[-1].server_ms:.2f} ms server-side", file=sys.stderr)
+        await explained(name, target, statements, client_ms)
+
+    async def list_page(name: str, target: float, query: EvaluationQuery) -> None:
+        """``PgEvaluationPages.list`` timed, and the one statement it runs explained."""
+        pages = PgEvaluationPages(PgTransaction(pool, ACQUIRE_TIMEOUT_S))
+        warm_ms = await _timed(lambda: pages.list(query))  # prepared, pool connected
+        runs = repeat if warm_ms < SLOW_MS else min(repeat, 3)
+        client_ms = statistics.median(
+            [await _timed(lambda: pages.list(query)) for _ in range(runs)]
+        )
+        sql, arguments = page_query(query, RECORD_COLUMNS)
+        await explained(name, target, [Statement(sql, tuple(arguments))], client_ms)
 
     try:
         # The cursor after ``depth`` pages: the read is page ``depth + 1``.
@@ -165,25 +190,22 @@ async def measure(dsn: str, data: ScaleData, repeat: int) -> list[Read]:
         assert deep is not None
         cursor = ListCursor(created_at=deep["created_at"], id=EvaluationId(deep["id"]))
         filtered = EvaluationFilter(status=EvaluationStatus.COMPLETED, language="rust")
-        await read(
-            "list, first page",
-            FIRST_PAGE_TARGET_MS,
-            lambda q: q.list(EvaluationQuery(limit=PAGE)),
-        )
-        await read(
+        await list_page("list, first page", FIRST_PAGE_TARGET_MS, EvaluationQuery(limit=PAGE))
+        await list_page(
             "list, first page, status=completed&language=rust",
             LIST_TARGET_MS,
-            lambda q: q.list(EvaluationQuery(filter=filtered, limit=PAGE)),
+            EvaluationQuery(filter=filtered, limit=PAGE),
         )
-        await read(
+        await list_page(
             "list, the page after ~1,000 pages, by cursor",
             LIST_TARGET_MS,
-            lambda q: q.list(EvaluationQuery(limit=PAGE, cursor=cursor)),
+            EvaluationQuery(limit=PAGE, cursor=cursor),
         )
         await read("statistics", STATISTICS_TARGET_MS, lambda q: q.statistics())
         reads.append(await cold_reads(connection, data))
     finally:
         await connection.close()
+        await pool.close()
         await engine.dispose()
     return reads
 

@@ -65,7 +65,7 @@ bench-scale: install ## the running service over HTTP at 100k and 1M evaluations
 bench-soak: install wrk ## RSS of the workers under BENCH_SOAK_MINUTES (10) of mixed load, and its slope; docs/benchmarks.md
 	$(BIN)/python -m benchmarks.soak
 
-bench-profile: install wrk ## py-spy flame graphs of the service under create, get_hot, update_large and health (docs/profiles/)
+bench-profile: install wrk ## py-spy flame graphs of the service under list, create, get_hot, update_large and health (docs/profiles/)
 	$(BIN)/python -m benchmarks.flamegraphs
 
 clean: ## Remove the virtual environments (data/ is kept)

@@ -249,7 +249,8 @@ class MemoryDatabaseInspector(BackendInspector, HealthProbe):
             metrics={
                 "evaluations": len(records),
                 "deleted": len(db.evaluations) - len(records),
-                "events": sum(len(timeline) for timeline in db.events.values()),
+                # Of live records, as the SQL inspector and /statistics count them.
+                "events": sum(len(db.events.get(e.id, [])) for e in records),
                 "log_chunks": sum(len(chunks) for chunks in db.log_chunks.values()),
                 "size_bytes": None,
                 "oldest_record": None if oldest is None else as_utc(oldest).isoformat(),

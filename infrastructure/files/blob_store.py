@@ -240,9 +240,18 @@ def _finish_stream(target: AtomicWrite, compressor: _Compressor | None) -> int:
 
 
 def _list_files(root: Path, prefix: str) -> list[BlobEntry]:
-    """Regular files under ``root`` whose key starts with ``prefix``; temp files left out."""
+    """Regular files under ``root`` whose key starts with ``prefix``; temp files left out.
+
+    Only the directory the prefix names (up to its last '/') is walked, not the whole tree.
+    """
     found: list[BlobEntry] = []
-    for directory, _dirs, names in os.walk(root):
+    directories = prefix.split("/")[:-1]
+    if any(part in ("", ".", "..") for part in directories):
+        return found  # no stored key has such a segment (resolve_inside refuses it)
+    start = root.joinpath(*directories)
+    if start.resolve() != root.resolve().joinpath(*directories):
+        return found  # a symlink on the way: a walk from the root would not follow it
+    for directory, _dirs, names in os.walk(start):
         for name in names:
             path = Path(directory) / name
             key = path.relative_to(root).as_posix()

@@ -270,7 +270,10 @@ async def test_file_inspector_measures_the_tree(tmp_path: Path) -> None:
     assert report.status == "healthy"
     on_disk = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
     largest = (root / "evaluations/a/output.txt.zst").stat().st_size
-    assert report.metrics == {
+    metrics = dict(report.metrics)
+    assert isinstance(metrics.pop("measured_at"), str)  # when the walk ran
+    assert isinstance(metrics.pop("measure_ms"), float)  # and how long it took
+    assert metrics == {
         "files": 3,
         "total_size_bytes": on_disk,
         "evaluations": 2,
@@ -380,3 +383,23 @@ async def test_entries_list_stored_blobs_by_prefix(store: BlobStore) -> None:
     assert entries[2].size == 3
     assert all(entry.modified_at.tzinfo is not None for entry in entries)
     assert len([entry async for entry in store.entries()]) == 4
+
+
+async def test_entries_take_any_prefix_not_only_a_directory(store: BlobStore) -> None:
+    for key in ("evaluations/ab/x.txt", "evaluations/ab2/y.txt", "evaluations/b/z.txt", "e.txt"):
+        await store.put(key, b"1")
+
+    async def keys(prefix: str) -> list[str]:
+        return [entry.key async for entry in store.entries(prefix)]
+
+    assert await keys("evaluations/ab") == ["evaluations/ab/x.txt", "evaluations/ab2/y.txt"]
+    assert await keys("evaluations/ab/") == ["evaluations/ab/x.txt"]
+    assert await keys("evaluations/ab/x") == ["evaluations/ab/x.txt"]
+    assert await keys("e") == [
+        "e.txt",
+        "evaluations/ab/x.txt",
+        "evaluations/ab2/y.txt",
+        "evaluations/b/z.txt",
+    ]
+    assert await keys("evaluations/c") == []
+    assert await keys("missing/") == []

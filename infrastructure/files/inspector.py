@@ -11,13 +11,21 @@ import heapq
 import os
 import shutil
 import tempfile
+import time
 from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio.to_thread
+import msgspec
 
 from application.ports.backend_inspector import BackendInspector
+from application.ports.blob_directories import (
+    BlobDirectories,
+    BlobDirectory,
+    BlobDirectoryPage,
+    BlobFile,
+)
 from application.ports.blob_store import BlobEntry
 from application.ports.health_probe import HealthProbe
 from application.ports.largest_blobs import LargestBlobs
@@ -32,7 +40,7 @@ MIN_FREE_BYTES = 64 * 1024 * 1024
 LARGEST_FILES = 50
 
 
-class FileBlobInspector(BackendInspector, HealthProbe, LargestBlobs):
+class FileBlobInspector(BackendInspector, HealthProbe, LargestBlobs, BlobDirectories):
     """Measures the blob directory: counts, sizes, free space and whether it is writable."""
 
     name: str = BACKEND
@@ -55,6 +63,17 @@ class FileBlobInspector(BackendInspector, HealthProbe, LargestBlobs):
         """The ``LARGEST_FILES`` largest files, largest first, and how many files there are."""
         walk = (await self._walks.get()).value
         return walk.largest_entries(), walk.files
+
+    async def directory(self, prefix: str, *, after: str, limit: int) -> BlobDirectoryPage:
+        """One level read with ``scandir``; the directories' totals from the kept walk
+        (counted now for a directory the walk has not seen)."""
+        started = time.monotonic()
+        walk = await self._walks.get()
+        page = await anyio.to_thread.run_sync(
+            lambda: _directory(self._root, prefix, walk.value.totals, after, limit)
+        )
+        kept = walk.finished < started  # not measured for this call: figures may be old
+        return msgspec.structs.replace(page, totals_measured_at=walk.measured_at if kept else None)
 
     def _probe(self) -> BackendReport:
         error: str | None = None
@@ -123,11 +142,60 @@ def _free_bytes(root: Path) -> int | None:
         return None
 
 
-class _Walk:
-    """One pass over the tree, symlinks not followed."""
+def _directory(
+    root: Path, prefix: str, totals: dict[str, list[int]], after: str, limit: int
+) -> BlobDirectoryPage:
+    directories: list[str] = []
+    files: dict[str, os.DirEntry[str]] = {}
+    parts = prefix.split("/")[:-1]
+    with suppress(OSError):
+        base = root.joinpath(*parts)
+        if base.resolve() != root.resolve().joinpath(*parts):
+            raise OSError("a symlink on the way")  # the walk does not follow it either
+        with os.scandir(base) as found:
+            for entry in found:
+                if is_temp(entry.name):
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    directories.append(entry.name)
+                elif entry.is_file(follow_symlinks=False):
+                    files[entry.name] = entry
+    start = (0 if after.endswith("/") else 1, after.removesuffix("/")) if after else (-1, "")
+    ranked = sorted([(0, name) for name in directories] + [(1, name) for name in files])
+    page = [rank for rank in ranked if rank > start]
+    chosen = page[:limit]
+    shown_files: list[BlobFile] = []
+    for kind, name in chosen:
+        if kind == 1:
+            with suppress(OSError):
+                info = files[name].stat(follow_symlinks=False)
+                modified = datetime.fromtimestamp(info.st_mtime, UTC)
+                blob = BlobEntry(f"{prefix}{name}", info.st_size, modified)
+                shown_files.append(BlobFile(name=name, entry=blob))
+    shown_directories: list[BlobDirectory] = []
+    for kind, name in chosen:
+        if kind == 0:
+            path = f"{prefix}{name}/"
+            count, size = totals.get(path) or _Walk(root / path, prefix=path).totals.get(
+                path, [0, 0]
+            )
+            shown_directories.append(BlobDirectory(name=name, path=path, files=count, size=size))
+    return BlobDirectoryPage(
+        directories=shown_directories, files=shown_files, more=len(page) > limit
+    )
 
-    def __init__(self, root: Path) -> None:
+
+class _Walk:
+    """One pass over the tree, symlinks not followed.
+
+    ``totals`` holds, for every directory under the root ('a/', 'a/b/'), the files and
+    bytes under it at any depth, so a listing of one level needs no walk of its own.
+    """
+
+    def __init__(self, root: Path, *, prefix: str = "") -> None:
         self.files = 0
+        self.totals: dict[str, list[int]] = {}
+        self._prefix = prefix  # the key of ``root`` (a walk of one directory)
         self.total_size = 0
         self.temp_files = 0
         self.evaluations = 0
@@ -150,20 +218,31 @@ class _Walk:
             self.evaluations = sum(1 for entry in os.scandir(evaluations_dir) if entry.is_dir())
         for directory, dirs, names in os.walk(root):
             self.directories += len(dirs)
+            relative = Path(directory).relative_to(root).parts
+            keys = [
+                self._prefix + "".join(f"{part}/" for part in relative[:depth])
+                for depth in range(0 if prefix else 1, len(relative) + 1)
+            ]
+            under = [self.totals.setdefault(key, [0, 0]) for key in keys]
             for name in names:
-                self._count(Path(directory) / name, name)
+                size = self._count(Path(directory) / name, name)
+                if size is not None:
+                    for totals in under:
+                        totals[0] += 1
+                        totals[1] += size
 
     def largest_entries(self) -> list[BlobEntry]:
         return [entry for _, _, entry in sorted(self._largest, reverse=True)]
 
-    def _count(self, path: Path, name: str) -> None:
+    def _count(self, path: Path, name: str) -> int | None:
+        """Counts one file; its size, or None when it is not counted."""
         if is_temp(name):
             self.temp_files += 1
-            return
+            return None
         try:
             info = path.lstat()
         except OSError:
-            return
+            return None
         size = info.st_size
         self.files += 1
         self.total_size += size
@@ -179,6 +258,7 @@ class _Walk:
                 heapq.heappush(self._largest, (*rank, entry))
             else:
                 heapq.heapreplace(self._largest, (*rank, entry))
+        return size
 
     @staticmethod
     def _kind(name: str) -> str:

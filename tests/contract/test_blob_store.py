@@ -290,6 +290,57 @@ async def test_file_inspector_measures_the_tree(tmp_path: Path) -> None:
     assert report.details["root"] == str(root.resolve())
 
 
+async def test_file_inspector_lists_one_level_with_totals_from_its_walk(tmp_path: Path) -> None:
+    root = tmp_path / "blobs"
+    store = FileBlobStore(root)
+    await store.put("evaluations/a/output.txt", b"x" * 10)
+    await store.put("evaluations/a/metadata.json", b"{}")
+    await store.put("evaluations/b/c/error.txt", b"y" * 5)
+    await store.put("evaluations/top.txt", b"t")
+    inspector = FileBlobInspector(root)
+
+    top = await inspector.directory("", after="", limit=10)
+    assert [(d.name, d.path, d.files, d.size) for d in top.directories] == [
+        ("evaluations", "evaluations/", 4, 18)
+    ]
+    assert (top.files, top.more) == ([], False)
+    assert top.totals_measured_at is None  # a quick walk is redone for every call
+
+    level = await inspector.directory("evaluations/", after="", limit=10)
+    assert [(d.name, d.files, d.size) for d in level.directories] == [("a", 2, 12), ("b", 1, 5)]
+    assert [(f.name, f.entry.key, f.entry.size) for f in level.files] == [
+        ("top.txt", "evaluations/top.txt", 1)
+    ]
+    listed = {entry.key: entry async for entry in store.entries("evaluations/")}
+    assert level.files[0].entry == listed["evaluations/top.txt"]
+
+    first = await inspector.directory("evaluations/", after="", limit=2)
+    assert ([d.name for d in first.directories], first.files, first.more) == (["a", "b"], [], True)
+    rest = await inspector.directory("evaluations/", after="b/", limit=2)
+    assert ([d.name for d in rest.directories], [f.name for f in rest.files]) == ([], ["top.txt"])
+    assert not rest.more
+    assert (await inspector.directory("missing/", after="", limit=10)).directories == []
+
+
+async def test_file_inspector_lists_with_kept_totals_once_its_walk_is_slow(tmp_path: Path) -> None:
+    root = tmp_path / "blobs"
+    store = FileBlobStore(root)
+    await store.put("evaluations/a/output.txt", b"x" * 10)
+    inspector = FileBlobInspector(root, fresh_s=0)  # every walk counts as slow: kept
+    walked = await inspector.inspect()
+    await store.put("evaluations/a/metadata.json", b"{}")  # after the kept walk
+    await store.put("evaluations/new/error.txt", b"e")
+
+    level = await inspector.directory("evaluations/", after="", limit=10)
+
+    assert [(d.name, d.files, d.size) for d in level.directories] == [
+        ("a", 1, 10),  # as the walk saw it
+        ("new", 1, 1),  # unknown to the walk: counted for the page
+    ]
+    assert level.totals_measured_at is not None
+    assert level.totals_measured_at.isoformat() == walked.metrics["measured_at"]
+
+
 async def test_file_inspector_reports_unwritable_root(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_bytes(b"")

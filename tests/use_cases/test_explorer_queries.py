@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 
 from application.errors import InvalidRequestError
+from application.use_cases import browse_blobs
 from application.use_cases.activity import GetActivity
 from application.use_cases.browse_blobs import BrowseBlobs, parse_blob_directory
 from domain.status import EvaluationStatus
@@ -42,7 +43,7 @@ async def test_browse_lists_one_level_with_directory_totals(app: UseCases) -> No
     await app.blobs.put("evaluations/a/output.1.txt", b"x" * 10)
     await app.blobs.put("evaluations/a/metadata.json", b"{}")
     await app.blobs.put("evaluations/b/error.2.txt", b"y" * 5)
-    browse = BrowseBlobs(app.blobs)
+    browse = BrowseBlobs(app.blobs, [])
 
     root = await browse.execute("")
     assert [(d.name, d.path, d.files) for d in root.directories] == [
@@ -60,12 +61,30 @@ async def test_browse_lists_one_level_with_directory_totals(app: UseCases) -> No
     assert not leaf.truncated
 
 
+async def test_browse_pages_a_level_past_max_entries(
+    app: UseCases, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(browse_blobs, "MAX_ENTRIES", 2)
+    for key in ("d/x/1.txt", "d/y/2.txt", "d/z/3.txt", "d/f.txt"):
+        await app.blobs.put(key, b"1")
+    browse = BrowseBlobs(app.blobs, [])
+
+    first = await browse.execute("d")
+    assert [d.name for d in first.directories] == ["x", "y"]
+    assert (first.files, first.truncated, first.next_after) == ([], True, "y/")
+    rest = await browse.execute("d", first.next_after or "")
+    assert ([d.name for d in rest.directories], [f.name for f in rest.files]) == (["z"], ["f.txt"])
+    assert (rest.truncated, rest.next_after, rest.totals_measured_at) == (False, None, None)
+    with pytest.raises(InvalidRequestError):
+        await browse.execute("d", "../x")
+
+
 @pytest.mark.parametrize(
     "raw", ["..", "../etc", "evaluations/../..", "a\\b", ".hidden", "a/%2e%2e"]
 )
 async def test_browse_refuses_paths_outside_the_key_space(app: UseCases, raw: str) -> None:
     with pytest.raises(InvalidRequestError):
-        await BrowseBlobs(app.blobs).execute(raw)
+        await BrowseBlobs(app.blobs, []).execute(raw)
 
 
 def test_parse_blob_directory_normalises() -> None:

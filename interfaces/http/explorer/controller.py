@@ -232,8 +232,9 @@ class ExplorerController(Controller):
         browse: FromDishka[BrowseBlobs],
         details: FromDishka[GetBackendDetails],
         path: Text = "",
+        after: Text = "",
     ) -> Template:
-        listing = await browse.execute(path)
+        listing = await browse.execute(path, after)
         report = await details.execute(Backend.FILE)
         evaluation_dir = listing.path.split("/")
         return Template(

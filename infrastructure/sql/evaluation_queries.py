@@ -9,6 +9,7 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from application.ports.evaluation_queries import EvaluationQueries
@@ -27,7 +28,7 @@ from application.queries import (
 )
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
-from domain.status import ACTIVE_STATUSES
+from domain.status import ACTIVE_STATUSES, EvaluationStatus
 from domain.timestamps import as_utc
 from infrastructure.sql.dialect import dialect_name, utc_day, utc_hour
 from infrastructure.sql.errors import translate_errors
@@ -41,6 +42,7 @@ from infrastructure.sql.tables import (
 )
 
 _MAX_CODE_POINT = 0x10FFFF
+_STATUS_ARRAY = postgresql.ARRAY(sa.String())
 _SURROGATES = range(0xD800, 0xE000)
 
 
@@ -175,12 +177,40 @@ class SqlEvaluationQueries(EvaluationQueries):
 
     async def daily_status_counts(self, since: datetime) -> builtins.list[DayStatusCount]:
         day = utc_day(self._session, evaluations.c.created_at).label("day")
-        statement = (
-            sa.select(day, evaluations.c.status, sa.func.count())
-            .where(live_evaluations, evaluations.c.created_at >= since)
-            .group_by(day, evaluations.c.status)
-            .order_by(day, evaluations.c.status)
-        )
+        statement: sa.Select[Any]
+        if dialect_name(self._session) == "postgresql":
+            # One range of idx_evaluations_live_status per status: with no status
+            # condition PostgreSQL reads the whole index (every live record) for the
+            # window's few (80 ms at a million records, a third of that this way).
+            status = sa.column("status", sa.String)
+            statuses = (
+                sa.func.unnest(sa.literal([s.value for s in EvaluationStatus], _STATUS_ARRAY))
+                .table_valued(status)
+                .render_derived(name="statuses")
+            )
+            window = (
+                sa.select(evaluations.c.created_at)
+                .where(
+                    evaluations.c.status == statuses.c.status,
+                    live_evaluations,
+                    evaluations.c.created_at >= since,
+                )
+                .lateral("window")
+            )
+            day = utc_day(self._session, window.c.created_at).label("day")
+            statement = (
+                sa.select(day, statuses.c.status, sa.func.count())
+                .select_from(statuses.join(window, sa.true()))
+                .group_by(day, statuses.c.status)
+                .order_by(day, statuses.c.status)
+            )
+        else:
+            statement = (
+                sa.select(day, evaluations.c.status, sa.func.count())
+                .where(live_evaluations, evaluations.c.created_at >= since)
+                .group_by(day, evaluations.c.status)
+                .order_by(day, evaluations.c.status)
+            )
         with translate_errors():
             rows = (await self._session.execute(statement)).all()
         return [

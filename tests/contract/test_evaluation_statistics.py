@@ -153,6 +153,27 @@ async def test_daily_status_counts_group_live_records_by_utc_day(sql_backend: Po
     ]
 
 
+async def test_daily_status_counts_cover_every_status_from_since_on(sql_backend: PortStore) -> None:
+    statuses = list(EvaluationStatus)
+    await add(
+        sql_backend,
+        *[
+            make_evaluation(f"s{index}", created_at=BASE_TIME, status=status)
+            for index, status in enumerate(statuses)
+        ],
+        make_evaluation("before", created_at=BASE_TIME - timedelta(microseconds=1)),
+        make_evaluation("at", created_at=BASE_TIME, status=EvaluationStatus.COMPLETED),
+    )
+    async with sql_backend.session() as ports:
+        rows = await ports.queries.daily_status_counts(BASE_TIME)
+    expected = {
+        status.value: 2 if status is EvaluationStatus.COMPLETED else 1 for status in statuses
+    }
+    assert [(r.day, r.status, r.count) for r in rows] == [
+        (BASE_TIME.date(), status, count) for status, count in sorted(expected.items())
+    ]
+
+
 async def test_hourly_counts_group_live_records_by_utc_hour(sql_backend: PortStore) -> None:
     hour = timedelta(hours=1)
     await add(

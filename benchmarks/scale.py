@@ -49,7 +49,8 @@ import shutil
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -90,6 +91,9 @@ class ScaleConfig:
     workers: int = 1
     database_url: str = DEFAULT_URL
     redis_url: str = DEFAULT_REDIS_URL
+    # The newest record's creation time: the run's start, so reads of recent windows
+    # (the last 24 hours, the explorer's 14 days) find what production would.
+    end: datetime = field(default_factory=lambda: datetime.now(UTC).replace(microsecond=0))
 
     @classmethod
     def from_env(cls) -> "ScaleConfig":
@@ -183,9 +187,9 @@ async def grow(config: ScaleConfig, dsn: str, runs: list[SizeRun], evaluations: 
     start = runs[-1].evaluations if runs else 0
     events = config.events(evaluations)
     await check_room(dsn, runs, evaluations, events)
-    segment = ScaleData(evaluations, events - config.events(start), start=start)
+    segment = ScaleData(evaluations, events - config.events(start), start=start, end=config.end)
     load_s = await load(dsn, segment)
-    whole = ScaleData(evaluations, events)
+    whole = ScaleData(evaluations, events, end=config.end)
     print(f"{evaluations:,} evaluations loaded in {load_s:.0f} s; service", file=sys.stderr)
     before = await planner_state(dsn)
     async with scale_service(dsn, config.redis_url, config.workers) as service:

@@ -3,14 +3,17 @@
 Deterministic (seeded) and cheap per row: text, metadata and messages come from small
 pools, so generating ten million events costs seconds of Python, not minutes. Column
 order follows ``EVALUATION_COLUMNS``/``EVENT_COLUMNS`` (the schema of
-``infrastructure/sql/tables.py``). Evaluation ``i`` is created ``i`` steps after
-2025-01-01 at a constant rate (``PER_YEAR``, a million a year), so the heap is in
-creation order as in production and a table grown from 100,000 to 1,000,000 rows by
-appending is the same table as one loaded at 1,000,000 at once (36.5 days, then a
-year; 10,000,000 rows span ten years). A data set is one appended segment
-``[start, evaluations)``: of it the newest 1 % of the whole table are still live
-(queued, provisioning, running), the rest finished; the records live at the end of an
-earlier segment stay live, as stuck ones would.
+``infrastructure/sql/tables.py``). Evaluation ``i`` is created ``i`` steps before ``end``
+(the run's start; ``END`` by default) at a constant rate (``PER_YEAR``, a million a year):
+a table grows into its past, as history accumulates behind the present, so at every size
+the newest records were created just now and the windows that reads look at (the last
+24 hours, the explorer's 14 days) hold what they would in production, about 2,700
+records a day. A table grown from 100,000 to 1,000,000 rows by appending has the same
+rows as one loaded at 1,000,000 at once (36.5 days of history, then a year; 10,000,000
+rows are ten years), except for which are live: a data set is one appended segment
+``[start, evaluations)``, and the newest 1 % of the table it makes (the lowest
+indexes) are still live (queued, provisioning, running), the rest finished; a later,
+older segment adds no live records.
 """
 
 import json
@@ -22,7 +25,7 @@ from typing import Any
 SEED = 20250101
 PER_YEAR = 1_000_000
 STEP = timedelta(days=365) / PER_YEAR
-START = datetime(2025, 1, 1, tzinfo=UTC)
+END = datetime(2026, 1, 1, tzinfo=UTC)
 LIVE_SHARE = 0.01
 DELETED_SHARE = 0.005
 FILE_SHARE = 0.02
@@ -114,10 +117,19 @@ def _event_metadata(rng: random.Random, index: int) -> str:
 class ScaleData:
     """Evaluations ``[start, evaluations)`` and ``events`` events spread evenly over them."""
 
-    def __init__(self, evaluations: int, events: int, *, start: int = 0, seed: int = SEED) -> None:
+    def __init__(
+        self,
+        evaluations: int,
+        events: int,
+        *,
+        start: int = 0,
+        seed: int = SEED,
+        end: datetime = END,
+    ) -> None:
         if not 0 <= start <= evaluations:
             raise ValueError(f"segment [{start}, {evaluations}) is empty or reversed")
         self.start = start
+        self.end = end
         self.evaluations = evaluations
         self.events = events
         rng = random.Random(seed)  # noqa: S311 - test data
@@ -137,7 +149,7 @@ class ScaleData:
         return f"eval_{self.created_at(index):%Y%m%d_%H%M%S}_{index:06x}"
 
     def created_at(self, index: int) -> datetime:
-        return START + STEP * index
+        return self.end - STEP * index
 
     def events_of(self, index: int) -> int:
         """How many events evaluation ``index`` has: ``events`` over the segment, evenly."""
@@ -146,10 +158,10 @@ class ScaleData:
 
     def evaluation_rows(self, start: int, stop: int) -> Iterator[tuple[Any, ...]]:
         rng = random.Random(self._seed + start)  # noqa: S311 - test data
-        live_from = max(self.start, int(self.evaluations * (1 - LIVE_SHARE)))
+        live_below = int(self.evaluations * LIVE_SHARE)
         for index in range(start, stop):
             created = self.created_at(index)
-            live = index >= live_from
+            live = index < live_below
             status = rng.choice(_LIVE) if live else rng.choice(_TERMINAL)
             started = created + timedelta(seconds=rng.randint(1, 30))
             runtime = int(rng.lognormvariate(8, 1.2))

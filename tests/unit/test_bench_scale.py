@@ -1,7 +1,7 @@
 """``make bench-scale``: appended data sets, the checks on each answer, the growth table."""
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -26,13 +26,25 @@ def test_a_table_grown_by_appending_is_the_table_loaded_at_once() -> None:
     assert len(list(second.event_rows(100, 300))) == 2000
 
 
-def test_the_newest_percent_of_the_whole_table_is_live() -> None:
-    segment = ScaleData(1000, 0, start=500)
+def test_the_newest_percent_of_the_table_a_segment_makes_is_live() -> None:
+    live = {"queued", "provisioning", "running"}
+    first, older = ScaleData(1000, 0), ScaleData(3000, 0, start=1000)
 
-    statuses = [row[3] for row in segment.evaluation_rows(500, 1000)]
+    statuses = [row[3] for row in first.evaluation_rows(0, 1000)]
+    assert all(s in live for s in statuses[:10])
+    assert not any(s in live for s in statuses[10:])
+    assert not any(row[3] in live for row in older.evaluation_rows(1000, 3000))
 
-    assert all(s in {"queued", "provisioning", "running"} for s in statuses[-10:])
-    assert not any(s in {"queued", "provisioning", "running"} for s in statuses[:-10])
+
+def test_the_table_grows_into_its_past_from_now() -> None:
+    end = datetime(2026, 12, 6, 2, 0, tzinfo=UTC)
+    data = ScaleData(1_000_000, 0, end=end)
+
+    assert data.created_at(0) == end
+    assert data.created_at(1) < data.created_at(0)
+    # About 2,740 records a day: the last 24 hours are as full as in production.
+    day = sum(1 for i in range(5000) if data.created_at(i) > end - timedelta(days=1))
+    assert 2700 <= day <= 2780
 
 
 def answer(status: int, body: object, kind: str = "application/json") -> httpx.Response:

@@ -49,8 +49,10 @@ def list_probes() -> list[Probe]:
 async def _live_ids(dsn: str, data: ScaleData, count: int) -> list[str]:
     """``count`` ids of live records, in random order, none of the newest."""
     rng = random.Random(19)  # noqa: S311 - sampling
-    pool = max(1, data.evaluations - NEWEST_SKIPPED)
-    indexes = rng.sample(range(pool), min(pool, count * 2))
+    # The newest records are the lowest indexes (the table grows into its past).
+    skipped = min(NEWEST_SKIPPED, max(0, data.evaluations - count * 2))
+    pool = range(skipped, data.evaluations)
+    indexes = rng.sample(pool, min(len(pool), count * 2))
     candidates = [data.evaluation_id(index) for index in indexes]
     connection = await asyncpg.connect(dsn)
     try:
@@ -76,7 +78,7 @@ async def probes(
     ids = await _live_ids(dsn, data, cold + 1)
     page_id, cold_ids = ids[0], ids[1:]
     prefix = data.evaluation_id(evaluations // 2)[:PREFIX_LENGTH]
-    since = data.created_at(evaluations - 1) - timedelta(days=RECENT_DAYS)
+    since = data.created_at(0) - timedelta(days=RECENT_DAYS)  # index 0 is the newest
     after = since.strftime("%Y-%m-%dT%H:%M:%SZ")
     depth = deep_page(evaluations)
     cursor = await asyncio.to_thread(cursor_after, base_url, depth, PAGE)

@@ -102,15 +102,15 @@ class EdgeMiddleware:
             await send(message)
 
         method = scope["method"]
-        metered = not scope["path"].startswith(UNMETERED)
-        in_progress = self._gauge(method, scope) if metered else None
+        # The route template is known here: Litestar runs middleware after routing.
+        route = scope.get("path_template") or scope["path"]
+        in_progress = None if scope["path"].startswith(UNMETERED) else self._gauge(method, route)
         if in_progress is not None:
             in_progress.inc()
         try:
             await self._app(scope, receive, send_with_id)
         finally:
             duration = time.perf_counter() - started
-            route = scope.get("path_template") or scope["path"]
             if in_progress is not None:
                 in_progress.dec()
                 self._meter(method, route, status, duration)
@@ -131,9 +131,7 @@ class EdgeMiddleware:
                 },
             )
 
-    def _gauge(self, method: str, scope: Scope) -> Any:
-        # The route is known here: Litestar runs middleware after routing.
-        route = scope.get("path_template") or scope["path"]
+    def _gauge(self, method: str, route: str) -> Any:
         key = (method, route)
         gauge = self._in_progress.get(key)
         if gauge is None:

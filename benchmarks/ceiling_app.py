@@ -25,7 +25,6 @@ and no reset query on release.
 """
 
 import asyncio
-import base64
 import os
 import shutil
 import tempfile
@@ -41,14 +40,18 @@ from litestar import Litestar, Request, Response, get, put
 from litestar.params import FromPath, FromQuery
 from redis.asyncio import Redis
 
-from application.queries import EvaluationFilter, EvaluationQuery
+from application.queries import EvaluationFilter, EvaluationQuery, ListCursor
 from benchmarks.ceilings import init_connection
+from domain.identifiers import EvaluationId
 from domain.status import EvaluationStatus
 from infrastructure.files.blob_store import COMPRESSION_LEVEL
+from infrastructure.files.durable import AtomicWrite
 
 # The service's list statement itself, so that the two cannot drift apart.
 from infrastructure.postgres.evaluation_pages import page_query
 from infrastructure.sql.rows import RECORD_COLUMNS
+from interfaces.http.params import encode_cursor
+from interfaces.settings import DatabaseSettings, StorageSettings
 
 CACHED_KEY = "bench:ceiling:{record}"
 # About the size of a get_hot record as cached (code, preview, metadata).
@@ -62,11 +65,19 @@ CACHED_VALUE = msgspec.json.encode(
         "version": 3,
     }
 )
-DEFAULT_POOL_SIZE = 10  # the service's DB_POOL_SIZE default
+
+
+def _default(settings: type[msgspec.Struct], name: str) -> int:
+    """A setting's default, as the service declares it."""
+    (field,) = (field for field in msgspec.structs.fields(settings) if field.name == name)
+    return cast("int", field.default)
+
+
+DEFAULT_POOL_SIZE = _default(DatabaseSettings, "pool_size")  # DB_POOL_SIZE
 # Idle connections close soon: the suite runs this app beside the service, its second
 # instance and the raw asyncpg ceiling on one server's connection limit.
 IDLE_CONNECTION_S = 1.0
-PREVIEW_SIZE = 1_000  # the service's default preview of an output kept in the record
+PREVIEW_SIZE = _default(StorageSettings, "preview_size")  # the output kept in the record
 
 # The record's columns the API shows as they are; the payloads' storage columns only
 # say whether output/error are previews (``*_truncated``), deleted_at is always NULL here.
@@ -123,10 +134,9 @@ def _item(row: asyncpg.Record) -> dict[str, Any]:
     return item
 
 
-def _cursor(row: asyncpg.Record) -> str:
-    """The service's cursor: base64url of ``[created_at, id]`` as JSON, unpadded."""
-    raw = _encoder.encode((row["created_at"], row["id"]))
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+def _cursor(row: asyncpg.Record) -> str | None:
+    """The service's own cursor encoding of the last row."""
+    return encode_cursor(ListCursor(created_at=row["created_at"], id=EvaluationId(row["id"])))
 
 
 @get("/list", media_type="application/json")
@@ -154,23 +164,18 @@ async def list_page(
 
 
 def _write_blob(directory: Path, data: bytes) -> tuple[str, int]:
-    """Compress ``data`` into ``directory/output.txt.zst`` durably; (name, stored bytes)."""
+    """Compress ``data`` into ``directory/output.txt.zst`` durably, as the blob store
+    writes (``AtomicWrite``: temp file, fsync, rename, fsync of the directory)."""
     compressed = zstandard.ZstdCompressor(level=COMPRESSION_LEVEL).compress(data)
-    directory.mkdir(parents=True, exist_ok=True)
     name = "output.txt.zst"
-    temp = directory / f".{name}.tmp"
-    descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    assert _state.files is not None
+    target = AtomicWrite(directory / name, _state.files)
     try:
-        os.write(descriptor, compressed)
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-    os.replace(temp, directory / name)
-    directory_descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(directory_descriptor)
-    finally:
-        os.close(directory_descriptor)
+        target.handle.write(compressed)
+    except BaseException:
+        target.discard()
+        raise
+    target.commit()
     return name, len(compressed)
 
 

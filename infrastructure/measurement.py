@@ -62,6 +62,11 @@ class KeptMeasurement(Generic[T]):
             self._refresh = asyncio.get_running_loop().create_task(self._measure_again())
         return last
 
+    async def latest(self) -> Measured[T]:
+        """The last result as it is (measured now only if there is none): for a figure
+        that must come from the same measurement as one ``get`` just answered."""
+        return self._last if self._last is not None else await self.get()
+
     async def _measure_now(self) -> Measured[T]:
         measured_at, started = datetime.now(UTC), self._clock()
         value = await self._measure()

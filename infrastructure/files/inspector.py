@@ -60,8 +60,9 @@ class FileBlobInspector(BackendInspector, HealthProbe, LargestBlobs, BlobDirecto
         return await anyio.to_thread.run_sync(self._probe)
 
     async def largest(self) -> tuple[list[BlobEntry], int]:
-        """The ``LARGEST_FILES`` largest files, largest first, and how many files there are."""
-        walk = (await self._walks.get()).value
+        """The ``LARGEST_FILES`` largest files, largest first, and how many files there are,
+        from the walk the last ``inspect`` reported (not a second walk)."""
+        walk = (await self._walks.latest()).value
         return walk.largest_entries(), walk.files
 
     async def directory(self, prefix: str, *, after: str, limit: int) -> BlobDirectoryPage:

@@ -68,3 +68,12 @@ async def test_a_failed_refresh_keeps_the_last_result() -> None:
     for _ in range(5):
         await asyncio.sleep(0)
     assert (await kept.get()).value == 1
+
+
+async def test_latest_is_the_measurement_get_answered_even_when_quick() -> None:
+    meter = Meter(cost=0.001)
+    kept = KeptMeasurement(meter.measure, fresh_s=0.02, clock=meter.clock)
+    assert (await kept.latest()).value == 1  # none yet: measured now
+    assert (await kept.get()).value == 2  # quick: redone
+    assert (await kept.latest()).value == 2  # the same one, not a third run
+    assert meter.runs == 2

@@ -78,9 +78,7 @@ def _prefix_conditions(prefix: str, dialect: str) -> list[sa.ColumnElement[bool]
     return conditions
 
 
-def filter_conditions(
-    criteria: EvaluationFilter, dialect: str = "sqlite"
-) -> list[sa.ColumnElement[bool]]:
+def filter_conditions(criteria: EvaluationFilter, dialect: str) -> list[sa.ColumnElement[bool]]:
     """``WHERE`` terms of a filter: after is inclusive, before exclusive, prefix case-sensitive."""
     conditions: list[sa.ColumnElement[bool]] = [live_evaluations]
     if criteria.status is not None:
@@ -176,7 +174,6 @@ class SqlEvaluationQueries(EvaluationQueries):
         return keys
 
     async def daily_status_counts(self, since: datetime) -> builtins.list[DayStatusCount]:
-        day = utc_day(self._session, evaluations.c.created_at).label("day")
         statement: sa.Select[Any]
         if dialect_name(self._session) == "postgresql":
             # One range of idx_evaluations_live_status per status: with no status
@@ -205,6 +202,7 @@ class SqlEvaluationQueries(EvaluationQueries):
                 .order_by(day, statuses.c.status)
             )
         else:
+            day = utc_day(self._session, evaluations.c.created_at).label("day")
             statement = (
                 sa.select(day, evaluations.c.status, sa.func.count())
                 .where(live_evaluations, evaluations.c.created_at >= since)

@@ -15,7 +15,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,33 +98,48 @@ async def delete_redis_keys(url: str, prefix: str) -> int:
     return deleted
 
 
+def service_server(
+    env: dict[str, str], *, workers: int, log: Path
+) -> AbstractAsyncContextManager[RunningServer]:
+    """The service as ``serve --workers N`` runs it (its own logging), ready at /health."""
+    return uvicorn_server(
+        SERVICE_FACTORY, workers=workers, env=env, log=log, ready_path="/health", log_config=None
+    )
+
+
+@asynccontextmanager
+async def service_on(
+    dsn: str, redis_url: str, workers: int, workdir: Path
+) -> AsyncIterator[tuple[RunningServer, dict[str, str]]]:
+    """The service on ``dsn`` with Redis under a key prefix of its own (its keys deleted
+    after) and its files under ``workdir``; the server and its environment."""
+    key_prefix = f"bench:{uuid.uuid4().hex[:10]}:"
+    env = {
+        "DATABASE_URL": dsn,
+        "REDIS_URL": redis_url,
+        "REDIS_KEY_PREFIX": key_prefix,
+        "FILE_STORAGE_PATH": str(workdir / "files"),
+        "LOG_LEVEL": "INFO",
+        "LOG_FORMAT": SERVICE_LOG_FORMAT,
+    }
+    try:
+        async with service_server(env, workers=workers, log=workdir / "service.log") as service:
+            yield service, env
+    finally:
+        await delete_redis_keys(redis_url, key_prefix)
+
+
 @asynccontextmanager
 async def deployment(config: BenchConfig, prefix: str = "bench_http") -> AsyncIterator[Deployment]:
     """The service in its production configuration on throwaway storage."""
-    key_prefix = f"bench:{uuid.uuid4().hex[:10]}:"
     workdir = Path(tempfile.mkdtemp(prefix="crucible-bench-"))
     try:
         async with throwaway_database(config.database_url, prefix) as dsn:
             await asyncio.to_thread(migrate, dsn)
-            env = {
-                "DATABASE_URL": dsn,
-                "REDIS_URL": config.redis_url,
-                "REDIS_KEY_PREFIX": key_prefix,
-                "FILE_STORAGE_PATH": str(workdir / "files"),
-                "LOG_LEVEL": "INFO",
-                "LOG_FORMAT": SERVICE_LOG_FORMAT,
-            }
-            try:
-                async with uvicorn_server(
-                    SERVICE_FACTORY,
-                    workers=config.workers,
-                    env=env,
-                    log=workdir / "service.log",
-                    ready_path="/health",
-                    log_config=None,
-                ) as service:
-                    yield Deployment(service=service, dsn=dsn, env=env, workdir=workdir)
-            finally:
-                await delete_redis_keys(config.redis_url, key_prefix)
+            async with service_on(dsn, config.redis_url, config.workers, workdir) as (
+                service,
+                env,
+            ):
+                yield Deployment(service=service, dsn=dsn, env=env, workdir=workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -36,7 +36,7 @@ import asyncpg
 import httpx
 
 from benchmarks.ceilings import database_ceilings
-from benchmarks.deployment import SERVICE_FACTORY, BenchConfig, Deployment, deployment
+from benchmarks.deployment import BenchConfig, Deployment, deployment, service_server
 from benchmarks.measurement import Measurement
 from benchmarks.report import Row, render, replace_section
 from benchmarks.seeding import analyze, read_all, record_ids, seed_records
@@ -276,13 +276,8 @@ async def run(config: BenchConfig, *, write: bool) -> str:
                 },
                 log=deployed.workdir / "ceiling.log",
             ) as ceiling_app,
-            uvicorn_server(
-                SERVICE_FACTORY,
-                workers=config.workers,
-                env=cold_env,
-                log=deployed.workdir / "cold.log",
-                ready_path="/health",
-                log_config=None,
+            service_server(
+                cold_env, workers=config.workers, log=deployed.workdir / "cold.log"
             ) as cold,
         ):
             suite.servers.update(ceiling=ceiling_app, cold=cold)

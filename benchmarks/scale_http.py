@@ -16,7 +16,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -27,9 +26,9 @@ from urllib.parse import quote
 
 import httpx
 
-from benchmarks.deployment import SERVICE_FACTORY, SERVICE_LOG_FORMAT, delete_redis_keys
+from benchmarks.deployment import service_on
 from benchmarks.measurement import percentile
-from benchmarks.servers import RunningServer, uvicorn_server
+from benchmarks.servers import RunningServer
 
 WARMUPS = 2
 SLOW_MS = 1000.0
@@ -193,28 +192,9 @@ def cursor_after(base_url: str, pages: int, page: int) -> str:
 @asynccontextmanager
 async def scale_service(dsn: str, redis_url: str, workers: int) -> AsyncIterator[RunningServer]:
     """The service on ``dsn`` as ``make bench`` deploys it; its Redis keys and files go after."""
-    key_prefix = f"bench:{uuid.uuid4().hex[:10]}:"
     workdir = Path(tempfile.mkdtemp(prefix="crucible-bench-scale-"))
-    env = {
-        "DATABASE_URL": dsn,
-        "REDIS_URL": redis_url,
-        "REDIS_KEY_PREFIX": key_prefix,
-        "FILE_STORAGE_PATH": str(workdir / "files"),
-        "LOG_LEVEL": "INFO",
-        "LOG_FORMAT": SERVICE_LOG_FORMAT,
-    }
     try:
-        async with uvicorn_server(
-            SERVICE_FACTORY,
-            workers=workers,
-            env=env,
-            log=workdir / "service.log",
-            ready_path="/health",
-            log_config=None,
-        ) as service:
+        async with service_on(dsn, redis_url, workers, workdir) as (service, _env):
             yield service
     finally:
-        try:
-            await delete_redis_keys(redis_url, key_prefix)
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(workdir, ignore_errors=True)

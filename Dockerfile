@@ -15,6 +15,8 @@ ENV UV_COMPILE_BYTECODE=1 \
 WORKDIR /src
 # Dependencies first: this layer is reused until the lock file changes.
 COPY pyproject.toml uv.lock ./
+# The workspace names the client; the image installs only the service.
+COPY client/pyproject.toml client/README.md ./client/
 RUN uv sync --frozen --no-dev --no-install-project
 COPY README.md ./
 COPY domain ./domain

@@ -196,6 +196,12 @@ class FailoverSettings(Group, frozen=True, kw_only=True):
     probe_interval_s: PositiveFloat = 5.0
 
 
+class ObservabilitySettings(Group, frozen=True, kw_only=True):
+    # Spans go to this OTLP collector; None: no tracing at all (nothing installed).
+    # The other OTEL_* variables keep their SDK meaning (interfaces/http/tracing.py).
+    otlp_endpoint: Annotated[str | None, Env(p.http_url, name="OTEL_EXPORTER_OTLP_ENDPOINT")] = None
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
     redis: RedisSettings = msgspec.field(default_factory=RedisSettings)
@@ -208,6 +214,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     retention: RetentionSettings = msgspec.field(default_factory=RetentionSettings)
     tiering: TieringSettings = msgspec.field(default_factory=TieringSettings)
     failover: FailoverSettings = msgspec.field(default_factory=FailoverSettings)
+    observability: ObservabilitySettings = msgspec.field(default_factory=ObservabilitySettings)
 
     def changed(self, **groups: Mapping[str, Any]) -> "Settings":
         """A copy with some fields changed, keyed by group: ``changed(cache={"ttl": 5})``."""

@@ -7,6 +7,7 @@ from application.use_cases.rebuild_cache import CacheRebuild, RebuildCache
 from application.use_cases.warm_cache import WarmCache
 from interfaces.cli.common import (
     CONTEXT_SETTINGS,
+    count_option,
     echo_json,
     json_option,
     load,
@@ -28,12 +29,8 @@ def _note_in_process(settings: Settings) -> None:
 
 
 @click.command("warm-cache", context_settings=CONTEXT_SETTINGS)
-@click.option(
-    "--top",
-    type=click.IntRange(min=1),
-    default=1000,
-    show_default=True,
-    help="How many of the most recently changed evaluations to load.",
+@count_option(
+    "--top", default=1000, help="How many of the most recently changed evaluations to load."
 )
 @json_option
 def warm_cache(top: int, as_json: bool) -> None:

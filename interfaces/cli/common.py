@@ -12,6 +12,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 import msgspec
+from click.decorators import FC
 from dishka import AsyncContainer, make_async_container
 from rich.console import Console
 from rich.progress import (
@@ -40,6 +41,19 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print the result as one JSON object (no progress)."
 )
+
+
+def count_option(
+    flag: str, *, default: int, help: str, minimum: int = 1, maximum: int | None = None
+) -> Callable[[FC], FC]:
+    """A whole-number option with a floor, whose default ``--help`` shows."""
+    return click.option(
+        flag,
+        type=click.IntRange(min=minimum, max=maximum),
+        default=default,
+        show_default=True,
+        help=help,
+    )
 
 
 def load(*, quiet: bool = False) -> Settings:

@@ -15,6 +15,7 @@ from application.use_cases.import_evaluations import ImportEvaluation
 from domain.status import TERMINAL_STATUSES, EvaluationStatus
 from interfaces.cli.common import (
     CONTEXT_SETTINGS,
+    count_option,
     echo_json,
     fail,
     human_bytes,
@@ -50,13 +51,7 @@ STATUS_NAMES = [status.value for status in EvaluationStatus]
     help="Also remove soft-deleted evaluations (any status) older than --older-than.",
 )
 @click.option("--dry-run", is_flag=True, help="Count what would be removed; remove nothing.")
-@click.option(
-    "--batch-size",
-    type=click.IntRange(min=1, max=10_000),
-    default=200,
-    show_default=True,
-    help="Evaluations per transaction.",
-)
+@count_option("--batch-size", default=200, maximum=10_000, help="Evaluations per transaction.")
 @json_option
 def cleanup(
     older_than: str,

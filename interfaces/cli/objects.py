@@ -11,6 +11,7 @@ from infrastructure.s3.client import S3Connection
 from infrastructure.s3.lifecycle import apply_lifecycle
 from interfaces.cli.common import (
     CONTEXT_SETTINGS,
+    count_option,
     echo_json,
     fail,
     human_bytes,
@@ -82,18 +83,14 @@ def tier(older_than_days: int | None, limit: int | None, dry_run: bool, as_json:
     help="Expire objects under S3_PREFIX this many days after they were written "
     "(default: no age limit).",
 )
-@click.option(
+@count_option(
     "--noncurrent-days",
-    type=click.IntRange(min=1),
     default=1,
-    show_default=True,
     help="Expire replaced and deleted object versions (versioned buckets) after this many days.",
 )
-@click.option(
+@count_option(
     "--abort-uploads-days",
-    type=click.IntRange(min=1),
     default=1,
-    show_default=True,
     help="Abort multipart uploads left unfinished this many days.",
 )
 @json_option

@@ -12,16 +12,23 @@ from application.errors import JournalPendingError
 from application.queries import BackendReport
 from application.use_cases.check_storage import CheckStorage, StorageCheck
 from application.use_cases.storage_report import GetBackendDetails, StorageOverview
-from interfaces.cli.common import CONTEXT_SETTINGS, echo_json, fail, json_option, load, run
+from interfaces.cli.common import (
+    CONTEXT_SETTINGS,
+    count_option,
+    echo_json,
+    fail,
+    json_option,
+    load,
+    run,
+)
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
 @click.option("--fix", is_flag=True, help="Delete the orphan blobs found.")
-@click.option(
+@count_option(
     "--grace-minutes",
-    type=click.IntRange(min=0),
     default=60,
-    show_default=True,
+    minimum=0,
     help="Blobs younger than this may belong to a write in progress: never orphans.",
 )
 @json_option

@@ -2,7 +2,7 @@
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 
 import swagger_ui_bundle
 from dishka import AsyncContainer, Provider, make_async_container
@@ -14,6 +14,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, Parameter, Schema, SecurityScheme, Server
 from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsPlugin
 from litestar.static_files import create_static_files_router
+from opentelemetry.sdk.trace import TracerProvider
 
 from application.errors import WriteAcceptedError
 from application.use_cases.running_evaluations import RebuildRunningRegistry
@@ -38,6 +39,7 @@ from interfaces.http.planner_statistics import planner_statistics
 from interfaces.http.retention import retention
 from interfaces.http.security import access_middleware, session_config
 from interfaces.http.tiering import tiering
+from interfaces.http.tracing import tracing_for
 from interfaces.http.warming import cache_warming
 from interfaces.providers import build_providers
 from interfaces.replay import replaying
@@ -48,9 +50,15 @@ API_VERSION = "1.0.0"
 DOCS_ASSETS = "/docs/assets"
 
 
-def create_app(settings: Settings | None = None, *override_providers: Provider) -> Litestar:
-    """Build the app; tests pass ``override_providers`` to swap adapters."""
+def create_app(
+    settings: Settings | None = None,
+    *override_providers: Provider,
+    tracer_provider: TracerProvider | None = None,
+) -> Litestar:
+    """Build the app; tests pass ``override_providers`` to swap adapters and
+    ``tracer_provider`` to keep the spans ``OTEL_EXPORTER_OTLP_ENDPOINT`` turns on."""
     settings = settings or load_settings()
+    tracing = tracing_for(settings, tracer_provider)
     container = make_async_container(
         *build_providers(settings),
         *override_providers,
@@ -71,6 +79,7 @@ def create_app(settings: Settings | None = None, *override_providers: Provider) 
         freeze_startup_objects()
         try:
             async with (
+                tracing.running(container) if tracing else nullcontext(),
                 replaying(container, settings),
                 retention(container, settings),
                 tiering(container, settings),
@@ -112,6 +121,7 @@ def create_app(settings: Settings | None = None, *override_providers: Provider) 
                 ProblemDetailsConfig(exception_to_problem_detail_map=EXCEPTION_MAP)
             ),
             StorageCLIPlugin(),
+            *([tracing.plugin] if tracing else []),
         ],
         exception_handlers={
             Exception: internal_error_handler,
@@ -119,6 +129,7 @@ def create_app(settings: Settings | None = None, *override_providers: Provider) 
         },
         middleware=[
             EdgeMiddleware,
+            *(tracing.middleware if tracing else []),
             *([sessions.middleware] if sessions else []),
             access_middleware(settings),
         ],

@@ -13,12 +13,11 @@ import zstandard
 
 from application.backends import Backend
 from application.errors import BlobMissingError
-from application.ports.backend_inspector import BackendInspector
 from application.ports.blob_store import BlobEntry, BlobStore
-from application.ports.health_probe import HealthProbe
 from application.queries import BackendReport
 from infrastructure.files.blob_store import COMPRESSION_LEVEL
 from infrastructure.files.keys import check_blob_key, is_compressed_key
+from infrastructure.memory.inspector import MemoryInspector
 
 _COMPRESS_IN_THREAD = 256 * 1024
 
@@ -99,16 +98,13 @@ class MemoryBlobStore(BlobStore):
         return {key: size for key, (_data, size) in self._blobs.items()}
 
 
-class MemoryBlobInspector(BackendInspector, HealthProbe):
+class MemoryBlobInspector(MemoryInspector):
     """Reports the in-memory blob store under the blob slot's name (``file``)."""
 
     name: str = Backend.FILE
 
     def __init__(self, store: MemoryBlobStore) -> None:
         self._store = store
-
-    async def probe(self) -> BackendReport:
-        return BackendReport(name=self.name, type="memory", status="healthy")
 
     async def inspect(self, *, detailed: bool = False) -> BackendReport:
         stored = self._store.stored()
@@ -122,10 +118,7 @@ class MemoryBlobInspector(BackendInspector, HealthProbe):
         details: dict[str, int | float | str | None] = {}
         if detailed:
             details["compressed_files"] = sum(1 for key in stored if is_compressed_key(key))
-        return BackendReport(
-            name=self.name,
-            type="memory",
-            status="healthy",
+        return self.healthy(
             metrics={
                 "files": len(stored),
                 "total_size_bytes": sum(stored.values()),

@@ -13,9 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from application.backends import Backend
-from application.ports.backend_inspector import BackendInspector
 from application.ports.cache import Cache
-from application.ports.health_probe import HealthProbe
 from application.queries import (
     KEY_SAMPLE,
     BackendReport,
@@ -23,6 +21,7 @@ from application.queries import (
     count_key_patterns,
     count_ttl_buckets,
 )
+from infrastructure.memory.inspector import MemoryInspector
 from infrastructure.metrics import cache_lookup
 
 
@@ -112,14 +111,11 @@ class MemoryCache(Cache):
         ]
 
 
-class MemoryCacheInspector(BackendInspector, HealthProbe):
+class MemoryCacheInspector(MemoryInspector):
     name: str = Backend.CACHE
 
     def __init__(self, cache: MemoryCache) -> None:
         self._cache = cache
-
-    async def probe(self) -> BackendReport:
-        return BackendReport(name=self.name, type="memory", status="healthy")
 
     async def inspect(self, *, detailed: bool = False) -> BackendReport:
         cache = self._cache
@@ -134,10 +130,7 @@ class MemoryCacheInspector(BackendInspector, HealthProbe):
                 **self._distribution(),
             }
             listings["keys"] = sorted(key for key, _, _ in cache.remaining())[:KEY_SAMPLE]
-        return BackendReport(
-            name=self.name,
-            type="memory",
-            status="healthy",
+        return self.healthy(
             metrics={
                 "entries": entries,
                 "hits": cache.hits,

@@ -13,10 +13,8 @@ from application.errors import (
     EvaluationNotFoundError,
     VersionConflictError,
 )
-from application.ports.backend_inspector import BackendInspector
 from application.ports.evaluation_queries import EvaluationQueries
 from application.ports.evaluation_repository import EvaluationRepository
-from application.ports.health_probe import HealthProbe
 from application.queries import (
     PERCENTILES,
     BackendReport,
@@ -38,6 +36,7 @@ from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from domain.timeline import EvaluationEvent, LogChunk
 from domain.timestamps import as_utc
+from infrastructure.memory.inspector import MemoryInspector
 
 
 class MemoryDatabase:
@@ -218,16 +217,13 @@ class MemoryEvaluationQueries(EvaluationQueries):
         )
 
 
-class MemoryDatabaseInspector(BackendInspector, HealthProbe):
+class MemoryDatabaseInspector(MemoryInspector):
     """``BackendInspector`` named ``database`` for the memory backend: always healthy."""
 
     name: str = Backend.DATABASE
 
     def __init__(self, database: MemoryDatabase) -> None:
         self._db = database
-
-    async def probe(self) -> BackendReport:
-        return BackendReport(name=self.name, type="memory", status="healthy")
 
     async def inspect(self, *, detailed: bool = False) -> BackendReport:
         db = self._db
@@ -242,10 +238,7 @@ class MemoryDatabaseInspector(BackendInspector, HealthProbe):
                 "evaluations_columns": builtins.list(Evaluation.__struct_fields__),
                 "evaluation_events_columns": builtins.list(EvaluationEvent.__struct_fields__),
             }
-        return BackendReport(
-            name=self.name,
-            type="memory",
-            status="healthy",
+        return self.healthy(
             metrics={
                 "evaluations": len(records),
                 "deleted": len(db.evaluations) - len(records),

@@ -1,0 +1,281 @@
+"""The asyncio client: runs the shared plans (``_calls``) over an ``httpx.AsyncClient``."""
+
+import asyncio
+import functools
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from types import TracebackType
+from typing import Any, Generic, Never, ParamSpec, Self, TypeVar, overload
+
+import httpx
+
+from crucible_storage import _calls as calls
+from crucible_storage.models import (
+    Evaluation,
+    EvaluationFields,
+    EvaluationFieldsPage,
+    EvaluationPage,
+    Timestamp,
+)
+from crucible_storage.retry import RETRY_ERRORS, Backoff
+
+P = ParamSpec("P")
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class _Runner:
+    """What a resource needs of its client: a way to run a plan."""
+
+    _client: "AsyncStorageClient"
+
+
+class _Method(Generic[P, R]):
+    """A client coroutine that runs the plan ``build`` makes and returns its result."""
+
+    def __init__(self, build: Callable[P, calls.Plan[Never, R]]) -> None:
+        self._build = build
+
+    @overload
+    def __get__(self, owner: None, kind: type[Any]) -> Self: ...
+    @overload
+    def __get__(self, owner: _Runner, kind: type[Any]) -> Callable[P, Coroutine[Any, Any, R]]: ...
+    def __get__(
+        self, owner: _Runner | None, kind: type[Any]
+    ) -> Self | Callable[P, Coroutine[Any, Any, R]]:
+        if owner is None:
+            return self
+        client, build = owner._client, self._build
+
+        @functools.wraps(build)
+        async def method(*args: P.args, **kwargs: P.kwargs) -> R:
+            return await client._run(build(*args, **kwargs))
+
+        return method
+
+
+class _Stream(Generic[P, T]):
+    """A client method that returns an async iterator over what the plan ``build`` emits."""
+
+    def __init__(self, build: Callable[P, calls.Plan[T, None]]) -> None:
+        self._build = build
+
+    @overload
+    def __get__(self, owner: None, kind: type[Any]) -> Self: ...
+    @overload
+    def __get__(self, owner: _Runner, kind: type[Any]) -> Callable[P, AsyncIterator[T]]: ...
+    def __get__(
+        self, owner: _Runner | None, kind: type[Any]
+    ) -> Self | Callable[P, AsyncIterator[T]]:
+        if owner is None:
+            return self
+        client, build = owner._client, self._build
+
+        @functools.wraps(build)
+        def method(*args: P.args, **kwargs: P.kwargs) -> AsyncIterator[T]:
+            return client._stream(build(*args, **kwargs))
+
+        return method
+
+
+class _Resource(_Runner):
+    def __init__(self, client: "AsyncStorageClient") -> None:
+        self._client = client
+
+
+class AsyncEvaluations(_Resource):
+    create = _Method(calls.create_evaluation)
+    update = _Method(calls.update_evaluation)
+    delete = _Method(calls.delete_evaluation)
+    iterate = _Stream(calls.iterate_evaluations)
+    running = _Method(calls.running_evaluations)
+    celery_update = _Method(calls.celery_update)
+    complete = _Method(calls.complete_evaluation)
+
+    @overload
+    async def get(self, id: str, *, fields: None = None) -> Evaluation: ...
+    @overload
+    async def get(self, id: str, *, fields: Iterable[str]) -> EvaluationFields: ...
+    async def get(self, id: str, *, fields: Iterable[str] | None = None) -> Any:
+        """One evaluation; with ``fields`` only those (and ``id``) are read and sent."""
+        if fields is None:
+            return await self._client._run(calls.get_evaluation(id))
+        return await self._client._run(calls.get_evaluation_fields(id, fields))
+
+    @overload
+    async def list(
+        self,
+        *,
+        status: str | None = ...,
+        language: str | None = ...,
+        created_after: Timestamp | None = ...,
+        created_before: Timestamp | None = ...,
+        id_prefix: str | None = ...,
+        limit: int | None = ...,
+        cursor: str | None = ...,
+        offset: int | None = ...,
+        fields: None = None,
+    ) -> EvaluationPage: ...
+    @overload
+    async def list(
+        self,
+        *,
+        status: str | None = ...,
+        language: str | None = ...,
+        created_after: Timestamp | None = ...,
+        created_before: Timestamp | None = ...,
+        id_prefix: str | None = ...,
+        limit: int | None = ...,
+        cursor: str | None = ...,
+        offset: int | None = ...,
+        fields: Iterable[str],
+    ) -> EvaluationFieldsPage: ...
+    async def list(self, *, fields: Iterable[str] | None = None, **filters: Any) -> Any:
+        """One page, newest first (``iterate`` follows the pages for you)."""
+        if fields is None:
+            return await self._client._run(calls.list_evaluations(**filters))
+        return await self._client._run(calls.list_evaluation_fields(fields, **filters))
+
+
+class AsyncLogs(_Resource):
+    append = _Method(calls.append_log)
+    get = _Method(calls.get_logs)
+    follow = _Stream(calls.follow_logs)
+
+
+class AsyncEvents(_Resource):
+    add = _Method(calls.add_event)
+    list = _Method(calls.list_events)
+    follow = _Stream(calls.follow_events)
+
+
+class AsyncPayloads(_Resource):
+    upload = _Method(calls.upload_payload)
+    download = _Method(calls.download_payload)
+    read = _Method(calls.read_payload)
+
+
+class AsyncStorageClient(_Runner):
+    """The asyncio twin of ``StorageClient``: the same methods, awaited, and ``async for``
+    over ``iterate`` and ``follow``."""
+
+    statistics = _Method(calls.statistics)
+    health = _Method(calls.health)
+    storage_info = _Method(calls.storage_info)
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        timeout: float = 10.0,
+        retries: int = 3,
+        transport: httpx.AsyncBaseTransport | None = None,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self._client = self
+        self._api_key = api_key
+        self._retries = retries
+        self._backoff = backoff or Backoff()
+        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout, transport=transport)
+        self.evaluations = AsyncEvaluations(self)
+        self.logs = AsyncLogs(self)
+        self.events = AsyncEvents(self)
+        self.payloads = AsyncPayloads(self)
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # ------------------------------------------------------------ running plans
+
+    async def _run(self, plan: calls.Plan[Never, R]) -> R:
+        answer: Any = None
+        try:
+            while True:
+                step = plan.send(answer)
+                answer = await self._step(step)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+    async def _stream(self, plan: calls.Plan[T, None]) -> AsyncIterator[T]:
+        try:
+            answer: Any = None
+            while True:
+                try:
+                    step = plan.send(answer)
+                except StopIteration:
+                    return
+                if isinstance(step, calls.Emit):
+                    answer = None
+                    yield step.value
+                else:
+                    answer = await self._step(step)
+        finally:
+            plan.close()  # a `break` in the caller's loop ends the plan too
+
+    async def _step(self, step: calls.Call[Any] | calls.Sleep | calls.Emit[Never]) -> Any:
+        if isinstance(step, calls.Sleep):
+            await asyncio.sleep(step.seconds)
+            return None
+        if isinstance(step, calls.Emit):
+            raise TypeError("a method's plan emitted an item")
+        return await self._execute(step)
+
+    async def _execute(self, call: calls.Call[T]) -> T:
+        headers = calls.prepare_headers(call.request, self._api_key)
+        resend = calls.resendable(call.request, headers)
+        attempt = 0
+        while True:
+            outcome: calls.Reply | Exception
+            try:
+                outcome = await self._send(call, headers)
+            except httpx.TransportError as error:
+                outcome = error
+            wait = calls.wait_before_retry(
+                call,
+                outcome,
+                attempt=attempt,
+                retries=self._retries,
+                resend=resend,
+                backoff=self._backoff,
+            )
+            if wait is None:
+                return calls.finish(call, outcome)
+            await asyncio.sleep(wait)
+            attempt += 1
+
+    async def _send(self, call: calls.Call[Any], headers: dict[str, str]) -> calls.Reply:
+        request = call.request
+        content = request.content
+        body = content.achunks() if isinstance(content, calls.Upload) else content
+        built = self._http.build_request(
+            request.method, request.path, params=request.params, headers=headers, content=body
+        )
+        response = await self._http.send(built, stream=True)
+        try:
+            if call.sink is None or not response.is_success:
+                await response.aread()
+                return calls.Reply(response.status_code, response.headers, response.content)
+            call.sink.start(response.status_code, response.headers)
+            received = 0
+            try:
+                async for chunk in response.aiter_bytes():
+                    call.sink.write(chunk)
+                    received += len(chunk)
+            except RETRY_ERRORS as broken:
+                return calls.Reply(
+                    response.status_code, response.headers, received=received, interrupted=broken
+                )
+            return calls.Reply(response.status_code, response.headers, received=received)
+        finally:
+            await response.aclose()

@@ -11,7 +11,6 @@ Same answers as ``SqlEvaluationQueries`` (the contract suite runs both on Postgr
 """
 
 import builtins
-from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -22,17 +21,17 @@ from application.queries import (
     EvaluationFilter,
     EvaluationPage,
     EvaluationQuery,
-    ListCursor,
     ProjectedPage,
 )
-from domain.identifiers import EvaluationId
+from domain.evaluation import Evaluation
 from infrastructure.postgres.transaction import PgTransaction
 from infrastructure.sql.evaluation_queries import prefix_upper_bound
 from infrastructure.sql.rows import (
     RECORD_COLUMNS,
     evaluation_from_values,
-    projection_columns,
-    projection_from_row,
+    evaluation_page,
+    page_columns,
+    projected_page,
 )
 
 
@@ -162,8 +161,9 @@ def page_statement(shape: _Shape) -> str:
     )
 
 
-def _cursor_after(created_at: datetime, evaluation_id: str) -> ListCursor:
-    return ListCursor(created_at=created_at, id=EvaluationId(evaluation_id))
+def _record(row: Any) -> Evaluation:
+    """The record of a page's row, which ends with the total's column."""
+    return evaluation_from_values(row[:-1])
 
 
 class PgEvaluationPages(EvaluationPages):
@@ -187,23 +187,8 @@ class PgEvaluationPages(EvaluationPages):
 
     async def list(self, query: EvaluationQuery) -> EvaluationPage:
         rows, total = await self._fetch(query, RECORD_COLUMNS)
-        limit = max(query.limit, 0)
-        items = [evaluation_from_values(row[:-1]) for row in rows[:limit]]
-        next_cursor = None
-        if len(rows) > limit and items:
-            last = items[-1]
-            next_cursor = ListCursor(created_at=last.created_at, id=last.id)
-        return EvaluationPage(items=items, next_cursor=next_cursor, total=total)
+        return evaluation_page(rows, query.limit, total, _record)
 
     async def list_fields(self, query: EvaluationQuery, fields: frozenset[str]) -> ProjectedPage:
-        names = projection_columns(fields)
-        # The keyset cursor needs the last row's (created_at, id) whatever was asked for.
-        names += [name for name in ("created_at", "id") if name not in names]
-        rows, total = await self._fetch(query, tuple(names))
-        limit = max(query.limit, 0)
-        items = [projection_from_row(row, fields) for row in rows[:limit]]
-        next_cursor = None
-        if len(rows) > limit and items:
-            last = rows[limit - 1]
-            next_cursor = _cursor_after(last["created_at"], last["id"])
-        return ProjectedPage(items=items, next_cursor=next_cursor, total=total)
+        rows, total = await self._fetch(query, tuple(page_columns(fields)))
+        return projected_page(rows, query.limit, total, fields)

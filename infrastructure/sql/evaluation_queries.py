@@ -21,18 +21,21 @@ from application.queries import (
     EvaluationQuery,
     EvaluationStatistics,
     HourCount,
-    ListCursor,
     ProjectedPage,
     RuntimeStatistics,
     nearest_rank,
 )
 from domain.evaluation import Evaluation
-from domain.identifiers import EvaluationId
 from domain.status import ACTIVE_STATUSES, EvaluationStatus
 from domain.timestamps import as_utc
 from infrastructure.sql.dialect import dialect_name, utc_day, utc_hour
 from infrastructure.sql.errors import translate_errors
-from infrastructure.sql.rows import evaluation_from_row, projection_columns, projection_from_row
+from infrastructure.sql.rows import (
+    evaluation_from_row,
+    evaluation_page,
+    page_columns,
+    projected_page,
+)
 from infrastructure.sql.tables import (
     COUNTER_NAMES,
     evaluation_counters,
@@ -102,26 +105,14 @@ class SqlEvaluationQueries(EvaluationQueries):
 
     async def list(self, query: EvaluationQuery) -> EvaluationPage:
         rows, total = await self._page(query, list(evaluations.c))
-        limit = max(query.limit, 0)
-        items = [evaluation_from_row(row) for row in rows[:limit]]
-        next_cursor = None
-        if len(rows) > limit and items:
-            last = items[-1]
-            next_cursor = ListCursor(created_at=last.created_at, id=last.id)
-        return EvaluationPage(items=items, next_cursor=next_cursor, total=total)
+        return evaluation_page(rows, query.limit, total, evaluation_from_row)
 
     async def list_fields(self, query: EvaluationQuery, fields: frozenset[str]) -> ProjectedPage:
-        names = projection_columns(fields)
-        # The keyset cursor needs the last row's (created_at, id) whatever was asked for.
-        names += [name for name in ("created_at", "id") if name not in names]
-        rows, total = await self._page(query, [evaluations.c[name] for name in names])
-        limit = max(query.limit, 0)
-        items = [projection_from_row(row, fields) for row in rows[:limit]]
-        next_cursor = None
-        if len(rows) > limit and items:
-            last = rows[limit - 1]
-            next_cursor = ListCursor(created_at=last["created_at"], id=EvaluationId(last["id"]))
-        return ProjectedPage(items=items, next_cursor=next_cursor, total=total)
+        columns: builtins.list[sa.ColumnElement[Any]] = [
+            evaluations.c[name] for name in page_columns(fields)
+        ]
+        rows, total = await self._page(query, columns)
+        return projected_page(rows, query.limit, total, fields)
 
     async def _page(
         self, query: EvaluationQuery, columns: builtins.list[sa.ColumnElement[Any]]

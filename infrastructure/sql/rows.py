@@ -4,10 +4,10 @@ One mapping for both SQL stacks: SQLAlchemy Core (``infrastructure.sql``) and th
 asyncpg hot paths (``infrastructure.postgres``) read and write the same columns.
 """
 
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar
 
-from application.queries import Projection
+from application.queries import EvaluationPage, ListCursor, ProjectedPage, Projection
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from domain.payload import PayloadLocation, StoredPayload
@@ -18,6 +18,9 @@ class Row(Protocol):
     """A result row by column name: SQLAlchemy's ``RowMapping`` or asyncpg's ``Record``."""
 
     def __getitem__(self, key: str, /) -> Any: ...
+
+
+FetchedRow = TypeVar("FetchedRow")
 
 
 def _payload(
@@ -213,6 +216,41 @@ def projection_columns(fields: frozenset[str]) -> list[str]:
         else:
             columns.append(name)
     return columns
+
+
+def page_columns(fields: frozenset[str]) -> list[str]:
+    """``projection_columns`` and the keyset cursor's: the last row's (created_at, id)."""
+    names = projection_columns(fields)
+    return names + [name for name in ("created_at", "id") if name not in names]
+
+
+def evaluation_page(
+    rows: Sequence[FetchedRow],
+    limit: int,
+    total: int | None,
+    record: Callable[[FetchedRow], Evaluation],
+) -> EvaluationPage:
+    """The first ``limit`` rows of a fetch of one more; that one tells a next page follows."""
+    limit = max(limit, 0)
+    items = [record(row) for row in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit and items:
+        last = items[-1]
+        next_cursor = ListCursor(created_at=last.created_at, id=last.id)
+    return EvaluationPage(items=items, next_cursor=next_cursor, total=total)
+
+
+def projected_page(
+    rows: Sequence[Row], limit: int, total: int | None, fields: frozenset[str]
+) -> ProjectedPage:
+    """As ``evaluation_page``, of rows holding ``page_columns(fields)``."""
+    limit = max(limit, 0)
+    items = [projection_from_row(row, fields) for row in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit and items:
+        last = rows[limit - 1]
+        next_cursor = ListCursor(created_at=last["created_at"], id=EvaluationId(last["id"]))
+    return ProjectedPage(items=items, next_cursor=next_cursor, total=total)
 
 
 def projection_from_row(row: Row, fields: frozenset[str]) -> Projection:

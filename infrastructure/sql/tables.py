@@ -168,6 +168,22 @@ audit_log = sa.Table(
     sa.Index("idx_audit_log_at", "at"),
 )
 
+# The answers of ``Idempotency-Key`` requests, per caller and key (migration 0008); a
+# row without ``status`` is in flight. Expired rows go in batches by ``expires_at``.
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("caller", sa.String(100), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("fingerprint", sa.String(64)),
+    sa.Column("status", sa.Integer()),
+    sa.Column("headers", JsonB),
+    sa.Column("body", sa.LargeBinary()),
+    sa.Column("expires_at", DateTimeUTC(), nullable=False),
+    sa.Column("lease_until", DateTimeUTC(), nullable=False),
+    sa.Index("idx_idempotency_keys_expires_at", "expires_at"),
+)
+
 # Statistics of live records, kept by triggers in the transaction of every write
 # (migration 0003): per (status, language) and shard, summed on read.
 COUNTER_NAMES = (
@@ -222,4 +238,5 @@ ALL_TABLES = (
     evaluation_counters,
     evaluation_runtimes,
     journal_applied,
+    idempotency_keys,
 )

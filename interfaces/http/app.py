@@ -34,6 +34,7 @@ from interfaces.http.errors import (
     internal_error_handler,
 )
 from interfaces.http.explorer import explorer_router, template_config
+from interfaces.http.idempotency import IdempotencyMiddleware, idempotency_expiry
 from interfaces.http.observability import EdgeMiddleware, MetricsController
 from interfaces.http.planner_statistics import planner_statistics
 from interfaces.http.retention import retention
@@ -85,6 +86,7 @@ def create_app(
                 tiering(container, settings),
                 cache_warming(container, settings),
                 planner_statistics(container, settings),
+                idempotency_expiry(container, settings),
             ):
                 yield
         finally:
@@ -132,6 +134,7 @@ def create_app(
             *(tracing.middleware if tracing else []),
             *([sessions.middleware] if sessions else []),
             access_middleware(settings),
+            IdempotencyMiddleware,
         ],
         cors_config=CORSConfig(allow_origins=list(settings.access.cors_origins))
         if settings.access.cors_origins

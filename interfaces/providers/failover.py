@@ -1,6 +1,7 @@
 """The write path: the record writer, the failover journal, the journal views' scratch."""
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 from dishka import (
     AsyncContainer,
@@ -12,6 +13,7 @@ from dishka import (
     provide_all,
 )
 
+from application.failover.idempotency import IdempotencyKeys
 from application.failover.journaled import JournaledWrites, RecordLocks
 from application.failover.primary import PrimaryState
 from application.failover.reads import RecordReads
@@ -20,6 +22,7 @@ from application.failover.writes import WriteHandlers, Writes
 from application.ports.audit_log import AuditLog
 from application.ports.blob_store import BlobStore
 from application.ports.clock import Clock
+from application.ports.idempotency_store import IdempotencyStore
 from application.ports.journal import Journal
 from application.ports.running_registry import RunningRegistry
 from application.ports.scratch_store import ScratchStores
@@ -28,10 +31,12 @@ from application.services.payloads import PayloadStore
 from application.services.publisher import RecordPublisher
 from application.use_cases.update_evaluation import ChangeApplier, ConflictBudget, RecordWriter
 from domain.audit import AuditContext
+from infrastructure.files.idempotency import FileIdempotencyStore
 from infrastructure.files.journal import FileJournal
 from infrastructure.memory.audit import MemoryAuditLog
 from infrastructure.memory.blob_store import MemoryBlobStore
 from infrastructure.memory.evaluations import MemoryDatabase
+from infrastructure.memory.idempotency import MemoryIdempotencyStore
 from infrastructure.memory.journal import MemoryJournal, NoJournal
 from infrastructure.memory.running_registry import MemoryRunningRegistry
 from interfaces.scratch import ContainerScratchStores
@@ -81,6 +86,25 @@ class FailoverProvider(Provider):
         WriteHandlers, JournalViews, JournaledWrites, Writes, RecordReads, scope=Scope.REQUEST
     )
     primary = provide(PrimaryState, scope=Scope.APP)
+
+    @provide(scope=Scope.APP)
+    def idempotency_keys(
+        self, store: IdempotencyStore, clock: Clock, primary: PrimaryState, settings: Settings
+    ) -> IdempotencyKeys:
+        """The database's keys, and beside the journal the keys of journaled writes."""
+        fallback: IdempotencyStore | None = None
+        if settings.storage.fallback_backend is FallbackBackend.FILE:
+            fallback = FileIdempotencyStore(settings.storage.file_storage_path)
+        elif settings.storage.fallback_backend is FallbackBackend.MEMORY:
+            fallback = MemoryIdempotencyStore()
+        return IdempotencyKeys(
+            store,
+            fallback,
+            clock,
+            primary,
+            ttl=timedelta(seconds=settings.idempotency.ttl_s),
+            lease=timedelta(seconds=settings.idempotency.lease_s),
+        )
     locks = provide(RecordLocks, scope=Scope.APP)
 
     @provide(scope=Scope.REQUEST)

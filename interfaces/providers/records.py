@@ -16,6 +16,7 @@ from application.ports.evaluation_pages import EvaluationPages
 from application.ports.evaluation_queries import EvaluationQueries
 from application.ports.evaluation_repository import EvaluationRepository
 from application.ports.event_log import EventLog
+from application.ports.idempotency_store import IdempotencyStore
 from application.ports.log_store import LogStore
 from application.ports.planner_statistics import PlannerStatistics
 from application.ports.replay_marks import ReplayMarks
@@ -27,6 +28,7 @@ from infrastructure.memory.evaluations import (
     MemoryEvaluationQueries,
     MemoryEvaluationRepository,
 )
+from infrastructure.memory.idempotency import MemoryIdempotencyStore
 from infrastructure.memory.maintenance import MemoryEvaluationMaintenance
 from infrastructure.memory.planner_statistics import NoPlannerStatistics
 from infrastructure.memory.replay_marks import MemoryReplayMarks
@@ -45,6 +47,7 @@ from infrastructure.sql.audit import SqlAuditLog
 from infrastructure.sql.engine import create_engine, create_session_maker
 from infrastructure.sql.evaluation_queries import SqlEvaluationQueries
 from infrastructure.sql.evaluation_repository import SqlEvaluationRepository
+from infrastructure.sql.idempotency import SqlIdempotencyStore
 from infrastructure.sql.inspector import SqlDatabaseInspector
 from infrastructure.sql.maintenance import SqlEvaluationMaintenance
 from infrastructure.sql.replay_marks import SqlReplayMarks
@@ -79,6 +82,7 @@ class SqlProvider(Provider):
             yield session
 
     queries = provide(SqlEvaluationQueries, provides=EvaluationQueries, scope=Scope.REQUEST)
+    idempotency = provide(SqlIdempotencyStore, provides=IdempotencyStore, scope=Scope.APP)
 
     @provide(scope=Scope.APP)
     def database_inspector(
@@ -164,6 +168,7 @@ class MemoryRecordsProvider(Provider):
     )
     audit_log = provide(MemoryAuditLog, provides=AuditLog, scope=Scope.APP)
     marks = provide(MemoryReplayMarks, provides=ReplayMarks, scope=Scope.APP)
+    idempotency = provide(MemoryIdempotencyStore, provides=IdempotencyStore, scope=Scope.APP)
     planner = provide(NoPlannerStatistics, provides=PlannerStatistics, scope=Scope.APP)
     inspector = provide(MemoryDatabaseInspector, provides=DatabaseInspector, scope=Scope.APP)
 

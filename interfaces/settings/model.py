@@ -196,6 +196,15 @@ class FailoverSettings(Group, frozen=True, kw_only=True):
     probe_interval_s: PositiveFloat = 5.0
 
 
+class IdempotencySettings(Group, frozen=True, kw_only=True):
+    PREFIX: ClassVar[str] = "IDEMPOTENCY_"
+
+    # How long the answer of an ``Idempotency-Key`` request is kept for its retries.
+    ttl_s: PositiveInt = 24 * 3600
+    # How long a key whose request died (no answer) keeps refusing retries with a 409.
+    lease_s: PositiveInt = 300
+
+
 class ObservabilitySettings(Group, frozen=True, kw_only=True):
     # Spans go to this OTLP collector; None: no tracing at all (nothing installed).
     # The other OTEL_* variables keep their SDK meaning (interfaces/http/tracing.py).
@@ -214,6 +223,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     retention: RetentionSettings = msgspec.field(default_factory=RetentionSettings)
     tiering: TieringSettings = msgspec.field(default_factory=TieringSettings)
     failover: FailoverSettings = msgspec.field(default_factory=FailoverSettings)
+    idempotency: IdempotencySettings = msgspec.field(default_factory=IdempotencySettings)
     observability: ObservabilitySettings = msgspec.field(default_factory=ObservabilitySettings)
 
     def changed(self, **groups: Mapping[str, Any]) -> "Settings":

@@ -1,0 +1,113 @@
+"""``Idempotency-Key``: one claim per key, its answer kept in the database and beside the journal.
+
+A retried write must find its first answer wherever the write went. While the
+database serves, a key is claimed there (shared by every replica); while it is away
+the write goes to the failover journal and its key is claimed in the fallback store
+beside the journal. Every answer is also kept in the fallback store, and a claim
+looks there first, so a retry during an outage still finds an answer the database
+gave just before it went away, and a retry after it finds an answer given during it.
+"""
+
+from datetime import datetime, timedelta
+
+import structlog
+
+from application.backends import Backend
+from application.errors import BackendUnavailableError
+from application.failover.primary import PrimaryState
+from application.ports.clock import Clock
+from application.ports.idempotency_store import IdempotencyStore, KeyRecord, StoredResponse
+
+log = structlog.get_logger(__name__)
+
+
+class IdempotencyKeys:
+    """Claims, answers and expiry of keys over the primary store and its fallback."""
+
+    def __init__(
+        self,
+        primary: IdempotencyStore,
+        fallback: IdempotencyStore | None,
+        clock: Clock,
+        primary_state: PrimaryState,
+        *,
+        ttl: timedelta,
+        lease: timedelta,
+    ) -> None:
+        self._primary = primary
+        self._fallback = fallback
+        self._clock = clock
+        self._primary_state = primary_state
+        self.ttl = ttl
+        self._lease = lease
+
+    async def claim(self, caller: str, key: str) -> KeyRecord | None:
+        """Claim ``key`` for this request (``None``), or the record of the request that has it."""
+        now = self._clock.now()
+        lease_until, expires_at = now + self._lease, now + self.ttl
+        if self._fallback is not None:
+            held = await self._fallback.find(caller, key, now=now)
+            if held is not None:
+                return held
+            if self._primary_state.is_down:  # known away: no timeout per request
+                return await self._fallback.claim(
+                    caller, key, now=now, lease_until=lease_until, expires_at=expires_at
+                )
+        try:
+            return await self._primary.claim(
+                caller, key, now=now, lease_until=lease_until, expires_at=expires_at
+            )
+        except BackendUnavailableError as error:
+            if error.backend != Backend.DATABASE or self._fallback is None:
+                raise
+            log.warning("idempotency_key_to_fallback", reason=error.detail)
+            return await self._fallback.claim(
+                caller, key, now=now, lease_until=lease_until, expires_at=expires_at
+            )
+
+    async def complete(
+        self, caller: str, key: str, fingerprint: str, response: StoredResponse
+    ) -> None:
+        """Keep the answer in the primary (when it answers) and in the fallback store."""
+        expires_at = self._clock.now() + self.ttl
+        stored = False
+        try:
+            await self._primary.complete(
+                caller, key, fingerprint=fingerprint, response=response, expires_at=expires_at
+            )
+            stored = True
+        except BackendUnavailableError as error:
+            if error.backend != Backend.DATABASE or self._fallback is None:
+                raise
+        if self._fallback is not None:
+            try:
+                await self._fallback.complete(
+                    caller, key, fingerprint=fingerprint, response=response, expires_at=expires_at
+                )
+            except BackendUnavailableError:
+                if not stored:
+                    raise
+                log.warning("idempotency_answer_not_mirrored", key=key)
+
+    async def release(self, caller: str, key: str) -> None:
+        """Free a key whose request ended without an answer to keep (a 5xx, a dropped client)."""
+        for store in (self._primary, self._fallback):
+            if store is None:
+                continue
+            try:
+                await store.release(caller, key)
+            except BackendUnavailableError as error:  # its lease frees it in the end
+                log.warning("idempotency_release_failed", key=key, reason=error.detail)
+
+    async def purge(self) -> int:
+        """Delete the expired keys of both stores (the fallback's while the primary is away too)."""
+        now: datetime = self._clock.now()
+        purged = 0
+        for store in (self._primary, self._fallback):
+            if store is None:
+                continue
+            try:
+                purged += await store.purge(now)
+            except BackendUnavailableError as error:
+                log.warning("idempotency_purge_failed", reason=error.detail)
+        return purged

@@ -1,0 +1,73 @@
+"""Where the answers of ``Idempotency-Key`` requests are kept, per caller and key."""
+
+from abc import abstractmethod
+from datetime import datetime
+from typing import Protocol
+
+import msgspec
+
+
+class StoredResponse(msgspec.Struct, frozen=True, kw_only=True):
+    """The answer a request got, replayed as it was to a retry with the same key."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+
+class KeyRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One key's state: in flight (no ``response`` yet) or answered.
+
+    ``fingerprint`` (method, path and body hashed) is known once the request's body has
+    been read, that is when it is answered; a retry whose own differs is refused.
+    """
+
+    caller: str
+    key: str
+    fingerprint: str | None
+    response: StoredResponse | None
+    expires_at: datetime
+    lease_until: datetime
+
+    def in_flight(self) -> bool:
+        return self.response is None
+
+
+class IdempotencyStore(Protocol):
+    """Keys scoped to their caller, each kept until ``expires_at``.
+
+    A claim is atomic across processes: of two requests with one key, one claims it and
+    the other finds it in flight. A key past ``expires_at``, or in flight past
+    ``lease_until`` (its request died), counts as absent and can be claimed again.
+    Adapters raise ``BackendUnavailableError`` when they cannot be reached.
+    """
+
+    @abstractmethod
+    async def claim(
+        self, caller: str, key: str, *, now: datetime, lease_until: datetime, expires_at: datetime
+    ) -> KeyRecord | None:
+        """Mark ``key`` in flight for this request, or return the record that holds it."""
+
+    @abstractmethod
+    async def find(self, caller: str, key: str, *, now: datetime) -> KeyRecord | None:
+        """The live record of ``key`` (``None`` when absent, expired or abandoned)."""
+
+    @abstractmethod
+    async def complete(
+        self,
+        caller: str,
+        key: str,
+        *,
+        fingerprint: str,
+        response: StoredResponse,
+        expires_at: datetime,
+    ) -> None:
+        """Keep the answer of ``key`` (written whether or not this store holds its claim)."""
+
+    @abstractmethod
+    async def release(self, caller: str, key: str) -> None:
+        """Forget an in-flight key whose request ended without an answer worth keeping."""
+
+    @abstractmethod
+    async def purge(self, now: datetime) -> int:
+        """Delete the expired records; returns how many went."""

@@ -1,0 +1,164 @@
+"""``Idempotency-Key`` answers as files beside the failover journal.
+
+While the database is away the keys of journaled writes must still hold, and a key
+answered by the database just before it went away must still be found; so every
+answer is kept here too, one small JSON file per (caller, key), written atomically
+(temp file, fsync, rename). A claim creates its file with ``O_EXCL``, so of two
+processes one wins; a stale file is first renamed aside (only one rename of it can
+succeed), then claimed the same way.
+"""
+
+import hashlib
+import os
+import secrets
+from collections.abc import Callable
+from contextlib import suppress
+from datetime import datetime
+from pathlib import Path
+from typing import TypeVar
+
+import anyio
+import msgspec
+
+from application.backends import Backend
+from application.errors import BackendUnavailableError
+from application.ports.idempotency_store import IdempotencyStore, KeyRecord, StoredResponse
+from infrastructure.files.durable import AtomicWrite, is_temp
+from infrastructure.files.errors import reason
+
+DIRECTORY = "idempotency"
+T = TypeVar("T")
+_ENCODER = msgspec.json.Encoder()
+_DECODER = msgspec.json.Decoder(KeyRecord)
+
+
+def _reclaimable(record: KeyRecord, now: datetime) -> bool:
+    return record.expires_at <= now or (record.in_flight() and record.lease_until <= now)
+
+
+class FileIdempotencyStore(IdempotencyStore):
+    """``IdempotencyStore`` under ``root/idempotency``; blocking I/O runs in worker threads."""
+
+    def __init__(self, root: Path) -> None:
+        self.directory = root / DIRECTORY
+
+    def _path(self, caller: str, key: str) -> Path:
+        digest = hashlib.sha256(f"{caller}\0{key}".encode()).hexdigest()
+        return self.directory / f"{digest}.json"
+
+    async def claim(
+        self, caller: str, key: str, *, now: datetime, lease_until: datetime, expires_at: datetime
+    ) -> KeyRecord | None:
+        record = KeyRecord(
+            caller=caller,
+            key=key,
+            fingerprint=None,
+            response=None,
+            expires_at=expires_at,
+            lease_until=lease_until,
+        )
+        return await self._run(self._claim, record, now)
+
+    async def find(self, caller: str, key: str, *, now: datetime) -> KeyRecord | None:
+        record = await self._run(self._read, self._path(caller, key))
+        return None if record is None or _reclaimable(record, now) else record
+
+    async def complete(
+        self,
+        caller: str,
+        key: str,
+        *,
+        fingerprint: str,
+        response: StoredResponse,
+        expires_at: datetime,
+    ) -> None:
+        record = KeyRecord(
+            caller=caller,
+            key=key,
+            fingerprint=fingerprint,
+            response=response,
+            expires_at=expires_at,
+            lease_until=expires_at,
+        )
+        await self._run(self._write, record)
+
+    async def release(self, caller: str, key: str) -> None:
+        path = self._path(caller, key)
+        record = await self._run(self._read, path)
+        if record is not None and record.in_flight():
+            await self._run(self._unlink, path)
+
+    async def purge(self, now: datetime) -> int:
+        return await self._run(self._purge, now)
+
+    async def _run(self, call: Callable[..., T], *args: object) -> T:
+        try:
+            return await anyio.to_thread.run_sync(call, *args)
+        except OSError as error:
+            detail = f"idempotency keys: {reason(error)}"
+            raise BackendUnavailableError(Backend.FILE, detail) from error
+
+    def _claim(self, record: KeyRecord, now: datetime) -> KeyRecord | None:
+        path = self._path(record.caller, record.key)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        temp = self.directory / f".{path.name}.{secrets.token_hex(4)}.claim.tmp"
+        with temp.open("wb") as handle:
+            handle.write(_ENCODER.encode(record))
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            for _ in range(3):
+                try:
+                    os.link(temp, path)  # whole or not at all, and only if nothing is there
+                except FileExistsError:
+                    held = self._read(path)
+                    if held is not None and not _reclaimable(held, now):
+                        return held
+                    aside = path.with_name(f".{path.name}.{secrets.token_hex(4)}.stale.tmp")
+                    with suppress(FileNotFoundError):  # another claimant moved it first
+                        os.rename(path, aside)
+                        aside.unlink()
+                    continue
+                return None
+            return self._read(path)
+        finally:
+            temp.unlink()
+
+    def _read(self, path: Path) -> KeyRecord | None:
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        try:
+            return _DECODER.decode(data)
+        except msgspec.DecodeError:
+            return None  # unreadable: taken as absent, so the next claim replaces it
+
+    def _write(self, record: KeyRecord) -> None:
+        write = AtomicWrite(self._path(record.caller, record.key), self.directory.parent)
+        try:
+            write.handle.write(_ENCODER.encode(record))
+        except BaseException:
+            write.discard()
+            raise
+        write.commit()
+
+    @staticmethod
+    def _unlink(path: Path) -> None:
+        with suppress(FileNotFoundError):
+            path.unlink()
+
+    def _purge(self, now: datetime) -> int:
+        purged = 0
+        try:
+            entries = list(os.scandir(self.directory))
+        except FileNotFoundError:
+            return 0
+        for entry in entries:
+            if is_temp(entry.name) or not entry.name.endswith(".json"):
+                continue
+            record = self._read(Path(entry.path))
+            if record is not None and record.expires_at <= now:
+                self._unlink(Path(entry.path))
+                purged += 1
+        return purged

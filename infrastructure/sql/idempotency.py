@@ -1,0 +1,149 @@
+"""``Idempotency-Key`` answers in SQL, each claim and answer a short transaction of its own.
+
+Not the request's session: a claim must be visible to a concurrent request with the
+same key at once, and must stay even when the request's own transaction rolls back.
+"""
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from application.ports.idempotency_store import IdempotencyStore, KeyRecord, StoredResponse
+from infrastructure.sql.dialect import insert_for
+from infrastructure.sql.errors import translate_errors
+from infrastructure.sql.rows import Row
+from infrastructure.sql.tables import idempotency_keys
+
+PURGE_BATCH = 1000
+_c = idempotency_keys.c
+
+
+def _key(caller: str, key: str) -> sa.ColumnElement[bool]:
+    return sa.and_(_c.caller == caller, _c.key == key)
+
+
+def _reclaimable(now: datetime) -> sa.ColumnElement[bool]:
+    """Expired, or in flight past its lease: the key is free again."""
+    return sa.or_(_c.expires_at <= now, sa.and_(_c.status.is_(None), _c.lease_until <= now))
+
+
+def _record(row: Row) -> KeyRecord:
+    response = None
+    if row["status"] is not None:
+        headers: list[list[str]] = row["headers"] or []
+        response = StoredResponse(
+            status=row["status"],
+            headers=tuple((name, value) for name, value in headers),
+            body=bytes(row["body"] or b""),
+        )
+    return KeyRecord(
+        caller=row["caller"],
+        key=row["key"],
+        fingerprint=row["fingerprint"],
+        response=response,
+        expires_at=row["expires_at"],
+        lease_until=row["lease_until"],
+    )
+
+
+def _answer(fingerprint: str, response: StoredResponse, expires_at: datetime) -> dict[str, Any]:
+    return {
+        "fingerprint": fingerprint,
+        "status": response.status,
+        "headers": [list(pair) for pair in response.headers],
+        "body": response.body,
+        "expires_at": expires_at,
+    }
+
+
+class SqlIdempotencyStore(IdempotencyStore):
+    """``IdempotencyStore`` on the ``idempotency_keys`` table (SQLite or PostgreSQL)."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def claim(
+        self, caller: str, key: str, *, now: datetime, lease_until: datetime, expires_at: datetime
+    ) -> KeyRecord | None:
+        fresh: dict[str, object] = {"fingerprint": None, "status": None, "headers": None}
+        fresh |= {"body": None, "expires_at": expires_at, "lease_until": lease_until}
+        async with self._sessions() as session, session.begin():
+            with translate_errors("idempotency claim"):
+                inserted = await session.execute(
+                    insert_for(session, idempotency_keys)
+                    .values(caller=caller, key=key, **fresh)
+                    .on_conflict_do_nothing(index_elements=[_c.caller, _c.key])
+                    .returning(_c.key)
+                )
+                if inserted.first() is not None:
+                    return None
+                # Taken over only while still free: of two requests one wins the row.
+                taken = await session.execute(
+                    sa.update(idempotency_keys)
+                    .where(_key(caller, key), _reclaimable(now))
+                    .values(**fresh)
+                    .returning(_c.key)
+                )
+                if taken.first() is not None:
+                    return None
+                row = (
+                    (await session.execute(sa.select(idempotency_keys).where(_key(caller, key))))
+                    .mappings()
+                    .first()
+                )
+        return _record(row) if row is not None else None
+
+    async def find(self, caller: str, key: str, *, now: datetime) -> KeyRecord | None:
+        statement = sa.select(idempotency_keys).where(_key(caller, key), sa.not_(_reclaimable(now)))
+        async with self._sessions() as session:
+            with translate_errors("idempotency find"):
+                row = (await session.execute(statement)).mappings().first()
+        return _record(row) if row is not None else None
+
+    async def complete(
+        self,
+        caller: str,
+        key: str,
+        *,
+        fingerprint: str,
+        response: StoredResponse,
+        expires_at: datetime,
+    ) -> None:
+        answer = _answer(fingerprint, response, expires_at)
+        async with self._sessions() as session, session.begin():
+            with translate_errors("idempotency answer"):
+                await session.execute(
+                    insert_for(session, idempotency_keys)
+                    .values(caller=caller, key=key, lease_until=expires_at, **answer)
+                    .on_conflict_do_update(index_elements=[_c.caller, _c.key], set_=answer)
+                )
+
+    async def release(self, caller: str, key: str) -> None:
+        async with self._sessions() as session, session.begin():
+            with translate_errors("idempotency release"):
+                await session.execute(
+                    sa.delete(idempotency_keys).where(_key(caller, key), _c.status.is_(None))
+                )
+
+    async def purge(self, now: datetime) -> int:
+        purged = 0
+        while True:
+            batch = (
+                sa.select(_c.caller, _c.key)
+                .where(_c.expires_at <= now)
+                .limit(PURGE_BATCH)
+                .subquery()
+            )
+            async with self._sessions() as session, session.begin():
+                with translate_errors("idempotency purge"):
+                    result = await session.execute(
+                        sa.delete(idempotency_keys).where(
+                            sa.tuple_(_c.caller, _c.key).in_(sa.select(batch.c.caller, batch.c.key))
+                        )
+                    )
+            deleted = int(getattr(result, "rowcount", 0) or 0)
+            purged += deleted
+            if deleted < PURGE_BATCH:
+                return purged

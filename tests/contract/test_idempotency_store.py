@@ -1,0 +1,202 @@
+"""IdempotencyStore contract: memory, files, SQLite and PostgreSQL keep keys alike.
+
+A claim is atomic (two concurrent claims of one key: one wins), an answer is kept
+until it expires, an in-flight key whose request died frees itself after its lease,
+and keys of two callers never meet.
+"""
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import anyio
+import pytest
+
+from application.ports.idempotency_store import IdempotencyStore, KeyRecord, StoredResponse
+from infrastructure.files.idempotency import FileIdempotencyStore
+from infrastructure.memory.idempotency import MemoryIdempotencyStore
+from infrastructure.sql.engine import create_engine, create_session_maker
+from infrastructure.sql.idempotency import SqlIdempotencyStore
+from interfaces.settings import DatabaseSettings
+
+pytestmark = pytest.mark.anyio
+
+NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+LEASE = NOW + timedelta(minutes=5)
+EXPIRES = NOW + timedelta(days=1)
+ANSWER = StoredResponse(
+    status=200,
+    headers=(("content-type", "application/json"), ("etag", '"2"')),
+    body=b'{"id": "eval-1", "status": "running"}',
+)
+
+
+@pytest.fixture(
+    params=["memory", "files", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def store_kind(request: pytest.FixtureRequest) -> Iterator[tuple[str, str | None]]:
+    kind: str = request.param
+    if kind in {"sqlite", "postgres"}:
+        yield kind, request.getfixturevalue(f"migrated_{kind}_url")
+    else:
+        yield kind, None
+
+
+@pytest.fixture
+async def store(
+    store_kind: tuple[str, str | None], tmp_path: Path
+) -> AsyncIterator[IdempotencyStore]:
+    kind, url = store_kind
+    if kind == "memory":
+        yield MemoryIdempotencyStore()
+        return
+    if kind == "files":
+        yield FileIdempotencyStore(tmp_path)
+        return
+    assert url is not None
+    engine = create_engine(DatabaseSettings(url=url, pool_size=5))
+    try:
+        store = SqlIdempotencyStore(create_session_maker(engine))
+        await store.purge(datetime.max.replace(tzinfo=UTC))
+        yield store
+    finally:
+        await engine.dispose()
+
+
+async def _claim(
+    store: IdempotencyStore, key: str = "key-1", *, caller: str = "gateway", now: datetime = NOW
+) -> KeyRecord | None:
+    return await store.claim(
+        caller, key, now=now, lease_until=now + (LEASE - NOW), expires_at=now + (EXPIRES - NOW)
+    )
+
+
+async def test_a_new_key_is_claimed_and_then_held_in_flight(store: IdempotencyStore) -> None:
+    assert await _claim(store) is None
+
+    held = await _claim(store)
+
+    assert held is not None
+    assert held.in_flight()
+    assert (held.caller, held.key, held.fingerprint) == ("gateway", "key-1", None)
+
+
+async def test_an_answered_key_returns_its_answer_and_fingerprint(store: IdempotencyStore) -> None:
+    await _claim(store)
+    await store.complete(
+        "gateway", "key-1", fingerprint="f" * 64, response=ANSWER, expires_at=EXPIRES
+    )
+
+    held = await _claim(store)
+    found = await store.find("gateway", "key-1", now=NOW)
+
+    assert held is not None
+    assert held.response == ANSWER
+    assert held.fingerprint == "f" * 64
+    assert found == held
+
+
+async def test_keys_of_two_callers_never_meet(store: IdempotencyStore) -> None:
+    await _claim(store, caller="gateway")
+    await store.complete(
+        "gateway", "key-1", fingerprint="a" * 64, response=ANSWER, expires_at=EXPIRES
+    )
+
+    assert await _claim(store, caller="worker") is None
+    assert await store.find("other", "key-1", now=NOW) is None
+
+
+async def test_an_expired_answer_frees_its_key(store: IdempotencyStore) -> None:
+    await _claim(store)
+    await store.complete(
+        "gateway", "key-1", fingerprint="a" * 64, response=ANSWER, expires_at=EXPIRES
+    )
+    later = EXPIRES + timedelta(seconds=1)
+
+    assert await store.find("gateway", "key-1", now=later) is None
+    assert (
+        await store.claim(
+            "gateway", "key-1", now=later, lease_until=later, expires_at=later + timedelta(days=1)
+        )
+        is None
+    )
+
+
+async def test_an_in_flight_key_past_its_lease_can_be_claimed_again(
+    store: IdempotencyStore,
+) -> None:
+    await _claim(store)
+    after_lease = LEASE + timedelta(seconds=1)
+
+    assert await store.find("gateway", "key-1", now=after_lease) is None
+    assert await _claim(store, now=after_lease) is None
+    assert await _claim(store, now=after_lease) is not None  # claimed by the takeover
+
+
+async def test_release_frees_an_in_flight_key_but_keeps_an_answer(store: IdempotencyStore) -> None:
+    await _claim(store, "running")
+    await _claim(store, "answered")
+    await store.complete(
+        "gateway", "answered", fingerprint="a" * 64, response=ANSWER, expires_at=EXPIRES
+    )
+
+    await store.release("gateway", "running")
+    await store.release("gateway", "answered")
+
+    assert await store.find("gateway", "running", now=NOW) is None
+    held = await store.find("gateway", "answered", now=NOW)
+    assert held is not None
+    assert held.response == ANSWER
+
+
+async def test_an_answer_is_kept_without_a_claim_in_this_store(store: IdempotencyStore) -> None:
+    """The fallback store mirrors answers whose claim the database held."""
+    await store.complete(
+        "gateway", "key-1", fingerprint="a" * 64, response=ANSWER, expires_at=EXPIRES
+    )
+
+    held = await _claim(store)
+
+    assert held is not None
+    assert held.response == ANSWER
+
+
+async def test_purge_deletes_only_the_expired(store: IdempotencyStore) -> None:
+    for key, expires in (("old", NOW - timedelta(seconds=1)), ("live", EXPIRES)):
+        await store.complete(
+            "gateway", key, fingerprint="a" * 64, response=ANSWER, expires_at=expires
+        )
+
+    assert await store.purge(NOW) == 1
+
+    assert await store.find("gateway", "live", now=NOW - timedelta(days=1)) is not None
+    assert await store.find("gateway", "old", now=NOW - timedelta(days=1)) is None
+
+
+async def test_of_concurrent_claims_of_one_key_exactly_one_wins(store: IdempotencyStore) -> None:
+    results: list[KeyRecord | None] = []
+
+    async def claim() -> None:
+        results.append(await _claim(store, "contended"))
+
+    async with anyio.create_task_group() as group:
+        for _ in range(8):
+            group.start_soon(claim)
+
+    assert sum(result is None for result in results) == 1
+    assert all(result is None or result.in_flight() for result in results)
+
+
+async def test_an_empty_body_and_binary_bytes_survive(store: IdempotencyStore) -> None:
+    empty = StoredResponse(status=204, headers=(), body=b"")
+    binary = StoredResponse(status=201, headers=(("x-a", "b"),), body=bytes(range(256)))
+    await store.complete(
+        "gateway", "empty", fingerprint="a" * 64, response=empty, expires_at=EXPIRES
+    )
+    await store.complete(
+        "gateway", "binary", fingerprint="b" * 64, response=binary, expires_at=EXPIRES
+    )
+
+    got = [await store.find("gateway", key, now=NOW) for key in ("empty", "binary")]
+
+    assert [record.response if record else None for record in got] == [empty, binary]

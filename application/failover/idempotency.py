@@ -71,14 +71,15 @@ class IdempotencyKeys:
         """Keep the answer in the primary (when it answers) and in the fallback store."""
         expires_at = self._clock.now() + self.ttl
         stored = False
-        try:
-            await self._primary.complete(
-                caller, key, fingerprint=fingerprint, response=response, expires_at=expires_at
-            )
-            stored = True
-        except BackendUnavailableError as error:
-            if error.backend != Backend.DATABASE or self._fallback is None:
-                raise
+        if self._fallback is None or not self._primary_state.is_down:
+            try:
+                await self._primary.complete(
+                    caller, key, fingerprint=fingerprint, response=response, expires_at=expires_at
+                )
+                stored = True
+            except BackendUnavailableError as error:
+                if error.backend != Backend.DATABASE or self._fallback is None:
+                    raise
         if self._fallback is not None:
             try:
                 await self._fallback.complete(

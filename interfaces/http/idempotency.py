@@ -12,7 +12,7 @@ the body is hashed as the handler reads it, uploads included, without holding it
 """
 
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 
@@ -26,6 +26,7 @@ from litestar.status_codes import (
 )
 from litestar.types import (
     ASGIApp,
+    HTTPResponseStartEvent,
     HTTPScope,
     Message,
     Receive,
@@ -98,18 +99,29 @@ def _has_body(scope: HTTPScope) -> bool:
 
 
 class _Exchange:
-    """The request body hashed as the handler reads it, and the answer as it is sent."""
+    """The request body hashed as the handler reads it; the answer held until it is kept.
 
-    def __init__(self, scope: HTTPScope, receive: Receive, send: Send) -> None:
+    The answer leaves only after ``keep`` has stored it, so a client that has its answer
+    finds it stored (a quick retry is a replay, not a 409). An answer past
+    ``MAX_KEPT_BODY`` is sent on as it comes and not kept.
+    """
+
+    def __init__(
+        self,
+        scope: HTTPScope,
+        receive: Receive,
+        send: Send,
+        keep: Callable[[StoredResponse | None], Awaitable[None]],
+    ) -> None:
         self.digest = _fingerprint_start(scope)
         # A request without a body (a DELETE) is whole before its handler reads anything.
         self.body_read = not _has_body(scope)
-        self.status = 0
-        self.headers: list[tuple[str, str]] = []
-        self.body = bytearray()
-        self.kept = True
         self._receive = receive
         self._send = send
+        self._keep = keep
+        self._start: HTTPResponseStartEvent | None = None
+        self._body = bytearray()
+        self.settled = False  # kept or released
 
     async def receive(self) -> ReceiveMessage:
         message = await self._receive()
@@ -121,24 +133,34 @@ class _Exchange:
 
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
-            self.status = message["status"]
-            self.headers = [
-                (name.decode("latin-1"), value.decode("latin-1"))
-                for name, value in message.get("headers", [])
-                if name.lower() not in _NOT_REPLAYED
-            ]
-        elif message["type"] == "http.response.body" and self.kept:
-            self.body += message.get("body", b"")
-            self.kept = len(self.body) <= MAX_KEPT_BODY
-        await self._send(message)
+            self._start = message
+            return
+        if message["type"] != "http.response.body" or self._start is None:
+            await self._send(message)
+            return
+        self._body += message.get("body", b"")
+        more = message.get("more_body", False)
+        if more and len(self._body) <= MAX_KEPT_BODY:
+            return
+        start, body = self._start, bytes(self._body)
+        self._start, self._body = None, bytearray()
+        with anyio.CancelScope(shield=True):
+            await self._keep(None if more else self._answer(start, body))
+        self.settled = True
+        await self._send(start)
+        await self._send({"type": "http.response.body", "body": body, "more_body": more})
 
-    def answer(self) -> StoredResponse | None:
+    def _answer(self, start: HTTPResponseStartEvent, body: bytes) -> StoredResponse | None:
         """What a retry gets again: ``None`` when this answer must not be kept."""
-        if not (self.body_read and self.kept) or self.status == 0 or self.status >= 500:
+        status = start["status"]
+        if not self.body_read or status >= 500:
             return None
-        return StoredResponse(
-            status=self.status, headers=tuple(self.headers), body=bytes(self.body)
+        headers = tuple(
+            (name.decode("latin-1"), value.decode("latin-1"))
+            for name, value in start.get("headers", [])
+            if name.lower() not in _NOT_REPLAYED
         )
+        return StoredResponse(status=status, headers=headers, body=body)
 
 
 async def _drained_fingerprint(scope: HTTPScope, receive: Receive) -> str:
@@ -191,19 +213,20 @@ class IdempotencyMiddleware:
         if held is not None:
             await self._answer_again(held, scope, receive, send)
             return
-        exchange = _Exchange(scope, receive, send)
-        try:
-            await self._app(scope, exchange.receive, exchange.send)
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await keys.release(caller, key)
-            raise
-        answer = exchange.answer()
-        with anyio.CancelScope(shield=True):
+
+        async def keep(answer: StoredResponse | None) -> None:
             if answer is None:
                 await keys.release(caller, key)
             else:
                 await keys.complete(caller, key, exchange.digest.hexdigest(), answer)
+
+        exchange = _Exchange(scope, receive, send, keep)
+        try:
+            await self._app(scope, exchange.receive, exchange.send)
+        finally:
+            if not exchange.settled:  # no answer left: an error, or a client gone
+                with anyio.CancelScope(shield=True):
+                    await keys.release(caller, key)
 
     @staticmethod
     async def _answer_again(

@@ -44,7 +44,7 @@ format: install ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix $(SOURCES)
 	$(BIN)/ruff format $(SOURCES)
 
-test: lint ## Lint, then every test (needs PostgreSQL and Redis; CI fails without them)
+test: lint ## Lint, then every test (needs PostgreSQL, Redis and RabbitMQ; CI fails without them)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-fast: install ## Unit and use-case tests only (no server needed)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import IN_CI, free_port_pair
+from tests.services import IN_CI, drop_keys_of, free_port_pair, stop_process
 
 NODES = 3
 _BUS_OFFSET = 10_000  # a node's cluster bus listens on its port + 10000
@@ -90,13 +90,7 @@ class RedisClusterNodes:
 
     def stop_all(self) -> None:
         for port in list(self.processes):
-            process = self.processes.pop(port)
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+            stop_process(self.processes.pop(port), timeout=10)
 
     def create(self) -> None:
         nodes = [f"127.0.0.1:{port}" for port in self.ports]
@@ -166,13 +160,7 @@ async def drop_cluster_keys(prefix: str, url: str) -> None:
     """Delete a test's keys on every master."""
     from redis.asyncio.cluster import RedisCluster
 
-    client = RedisCluster.from_url(url)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=500)]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
+    await drop_keys_of(RedisCluster.from_url(url), prefix)
 
 
 # The params of a fixture over the Redis adapters (``redis_target`` reads them), and

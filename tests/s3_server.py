@@ -25,7 +25,7 @@ import pytest
 from application.errors import BackendUnavailableError
 from infrastructure.s3.blob_store import S3BlobStore
 from infrastructure.s3.client import S3Connection
-from tests.services import IN_CI, free_port, free_port_pair
+from tests.services import IN_CI, free_port, free_port_pair, stop_process
 
 ACCESS_KEY = "crucible-test-key"
 SECRET_KEY = "crucible-test-secret-0123456789"
@@ -121,12 +121,7 @@ def seaweedfs(directory: Path) -> Iterator[S3Server]:
         _wait_until_ready(process, endpoint, log)
         yield S3Server(endpoint, ACCESS_KEY, SECRET_KEY, REGION, log)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
+        stop_process(process, timeout=15)
 
 
 def _wait_until_ready(process: "subprocess.Popen[bytes]", endpoint: str, log: Path) -> None:

@@ -4,8 +4,10 @@ In CI (``CI`` set) a missing server fails the test loudly; on a laptop it
 skips with a one-line reason.
 """
 
+import asyncio
 import os
 import socket
+import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -73,23 +75,57 @@ def temporary_postgres_database() -> Iterator[str]:
         asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+@contextmanager
+def migrated_postgres_database() -> Iterator[str]:
+    """A ``temporary_postgres_database`` upgraded to the newest schema."""
+    from infrastructure.sql.migrate import upgrade
+
+    with temporary_postgres_database() as url:
+        upgrade(url)
+        yield url
+
+
 def redis_test_prefix() -> str:
     """A key prefix of its own for one test, so tests never see each other's keys."""
     require_service("Redis", TEST_REDIS_URL, 6379)
     return f"test:{uuid.uuid4().hex[:10]}:"
 
 
+@contextmanager
+def redis_test_keys() -> Iterator[str]:
+    """A ``redis_test_prefix`` whose keys are dropped afterwards."""
+    prefix = redis_test_prefix()
+    try:
+        yield prefix
+    finally:
+        asyncio.run(drop_redis_keys(prefix))
+
+
 async def drop_redis_keys(prefix: str, url: str = TEST_REDIS_URL) -> None:
     """Delete every key a test wrote under its own prefix."""
     import redis.asyncio as redis
 
-    client = redis.Redis.from_url(url)
+    await drop_keys_of(redis.Redis.from_url(url), prefix)
+
+
+async def drop_keys_of(client: Any, prefix: str) -> None:
+    """Delete the keys under ``prefix`` through ``client`` (Redis or Redis Cluster), then close it."""
     try:
         keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=500)]
         if keys:
             await client.delete(*keys)
     finally:
         await client.aclose()
+
+
+def stop_process(process: "subprocess.Popen[bytes]", timeout: float) -> None:
+    """SIGTERM, then SIGKILL if it has not ended within ``timeout`` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=timeout)
 
 
 @contextmanager

@@ -53,7 +53,7 @@ from infrastructure.sql.tables import ALL_TABLES
 from infrastructure.sql.timeline import SqlEventLog, SqlLogStore
 from infrastructure.sql.unit_of_work import SqlUnitOfWork
 from interfaces.settings import DatabaseSettings
-from tests.services import temporary_postgres_database
+from tests.services import migrated_postgres_database
 
 
 @dataclass
@@ -164,8 +164,7 @@ class PgPortStore(SqlPortStore):
 @pytest.fixture(scope="session")
 def migrated_postgres_url() -> Iterator[str]:
     """One migrated PostgreSQL database for the whole run; tests truncate it."""
-    with temporary_postgres_database() as url:
-        upgrade(url)
+    with migrated_postgres_database() as url:
         yield url
 
 

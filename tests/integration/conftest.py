@@ -1,6 +1,5 @@
 """The HTTP suite runs on both configurations: embedded, and PostgreSQL + Redis."""
 
-import asyncio
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,10 +14,9 @@ from tests.integration.hostile import LIMITS, SEED, THRESHOLDS, Harness
 from tests.s3_server import S3Server, unique_prefix
 from tests.services import (
     TEST_REDIS_URL,
-    drop_redis_keys,
-    redis_test_prefix,
+    migrated_postgres_database,
+    redis_test_keys,
     serve_in_thread,
-    temporary_postgres_database,
 )
 
 ClientFactory = Callable[..., TestClient[Any]]
@@ -44,16 +42,13 @@ def backend_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
         _migrate(url)
         yield load_settings({}, database={"url": url}, storage={"file_storage_path": files})
         return
-    prefix = redis_test_prefix()
-    with temporary_postgres_database() as url:
-        _migrate(url)
+    with redis_test_keys() as prefix, migrated_postgres_database() as url:
         yield load_settings(
             {},
             database={"url": url},
             storage={"file_storage_path": files},
             redis={"url": TEST_REDIS_URL, "key_prefix": prefix},
         )
-    asyncio.run(drop_redis_keys(prefix))
 
 
 @pytest.fixture

@@ -18,15 +18,9 @@ from litestar.testing import TestClient
 
 from benchmarks import ceiling_app
 from infrastructure.postgres.pool import driver_dsn
-from infrastructure.sql.migrate import upgrade
 from interfaces.http.app import create_app
 from interfaces.settings import load_settings
-from tests.services import (
-    TEST_REDIS_URL,
-    drop_redis_keys,
-    redis_test_prefix,
-    temporary_postgres_database,
-)
+from tests.services import TEST_REDIS_URL, migrated_postgres_database, redis_test_keys
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 QUERY = "status=queued&language=python&limit=50"
@@ -34,23 +28,21 @@ QUERY = "status=queued&language=python&limit=50"
 
 @pytest.fixture
 def database() -> Iterator[str]:
-    with temporary_postgres_database() as url:
-        upgrade(url)
+    with migrated_postgres_database() as url:
         yield url
 
 
 @pytest.fixture
 def service(database: str, tmp_path: Path) -> Iterator[TestClient[Any]]:
-    prefix = redis_test_prefix()
-    settings = load_settings(
-        {},
-        database={"url": database},
-        storage={"file_storage_path": tmp_path / "files"},
-        redis={"url": TEST_REDIS_URL, "key_prefix": prefix},
-    )
-    with TestClient(create_app(settings)) as client:
-        yield client
-    asyncio.run(drop_redis_keys(prefix))
+    with redis_test_keys() as prefix:
+        settings = load_settings(
+            {},
+            database={"url": database},
+            storage={"file_storage_path": tmp_path / "files"},
+            redis={"url": TEST_REDIS_URL, "key_prefix": prefix},
+        )
+        with TestClient(create_app(settings)) as client:
+            yield client
 
 
 @pytest.fixture

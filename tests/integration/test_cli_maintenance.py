@@ -17,7 +17,7 @@ from interfaces.http.app import create_app
 from interfaces.settings import Settings, load_settings
 from tests.integration.conftest import ClientFactory
 from tests.integration.test_cli_fsck import environment
-from tests.services import TEST_REDIS_URL, temporary_postgres_database
+from tests.services import TEST_REDIS_URL, migrated_postgres_database
 
 BIG = "y" * 150_000 + "ü"
 
@@ -186,8 +186,7 @@ def test_export_from_sqlite_imports_into_postgresql(tmp_path: Path) -> None:
     dump = tmp_path / "evals.jsonl"
     cli(source, "export", "-o", str(dump))
 
-    with temporary_postgres_database() as url:
-        upgrade(url)
+    with migrated_postgres_database() as url:
         target = load_settings(
             {}, database={"url": url}, storage={"file_storage_path": tmp_path / "b"}
         )

@@ -10,7 +10,6 @@ the whole file well under a minute and a half on two cores; a failure prints
 a ``curl`` that reproduces it.
 """
 
-import asyncio
 import uuid
 import zlib
 from collections.abc import Iterator
@@ -35,10 +34,9 @@ from interfaces.http.app import create_app
 from interfaces.settings import AccessSettings, Settings, load_settings, parse_api_keys
 from tests.services import (
     TEST_REDIS_URL,
-    drop_redis_keys,
-    redis_test_prefix,
+    migrated_postgres_database,
+    redis_test_keys,
     serve_in_thread,
-    temporary_postgres_database,
 )
 
 ADMIN_SECRET = "fuzz-admin-secret-0123456789"
@@ -125,9 +123,7 @@ def served(
             )
         )
         return
-    prefix = redis_test_prefix()
-    with temporary_postgres_database() as url:
-        upgrade(url)
+    with redis_test_keys() as prefix, migrated_postgres_database() as url:
         yield from _serve(
             load_settings(
                 {},
@@ -137,7 +133,6 @@ def served(
                 access={"api_keys": API_KEYS},
             )
         )
-    asyncio.run(drop_redis_keys(prefix))
 
 
 def _serve(settings: Settings) -> Iterator[Served]:

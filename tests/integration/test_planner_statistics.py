@@ -20,12 +20,11 @@ from infrastructure.memory.planner_statistics import NoPlannerStatistics
 from infrastructure.postgres.evaluation_pages import page_query
 from infrastructure.postgres.planner_statistics import LOCK_KEY, PgPlannerStatistics
 from infrastructure.postgres.pool import create_pool, driver_dsn
-from infrastructure.sql.migrate import upgrade
 from infrastructure.sql.rows import RECORD_COLUMNS
 from interfaces.http.planner_statistics import planner_statistics
 from interfaces.providers import build_providers
 from interfaces.settings import DatabaseSettings, Settings, load_settings
-from tests.services import temporary_postgres_database
+from tests.services import migrated_postgres_database
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 
@@ -45,8 +44,7 @@ ANALYZED = "SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relna
 @pytest.fixture
 def migrated_url() -> Iterator[str]:
     """A database of its own per test: statistics once taken outlive a TRUNCATE."""
-    with temporary_postgres_database() as url:
-        upgrade(url)
+    with migrated_postgres_database() as url:
         yield url
 
 

@@ -15,12 +15,7 @@ from sqlalchemy.engine import make_url
 
 from interfaces.http.app import create_app
 from interfaces.settings import Settings, load_settings
-from tests.services import (
-    TEST_REDIS_URL,
-    drop_redis_keys,
-    redis_test_prefix,
-    temporary_postgres_database,
-)
+from tests.services import TEST_REDIS_URL, migrated_postgres_database, redis_test_keys
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -29,18 +24,13 @@ EVAL = "eval_20240701_120000_abc123"
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Any:
-    from infrastructure.sql.migrate import upgrade
-
-    prefix = redis_test_prefix()
-    with temporary_postgres_database() as url:
-        upgrade(url)
+    with redis_test_keys() as prefix, migrated_postgres_database() as url:
         yield load_settings(
             {},
             database={"url": url},
             storage={"file_storage_path": tmp_path / "files"},
             redis={"url": TEST_REDIS_URL, "key_prefix": prefix},
         )
-    asyncio.run(drop_redis_keys(prefix))
 
 
 def rows(settings: Settings, query: str, *args: Any) -> list[Any]:

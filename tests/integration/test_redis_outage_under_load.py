@@ -19,7 +19,7 @@ import redis
 from interfaces.http.app import create_app
 from interfaces.settings import Settings, load_settings
 from tests.integration.redis_process import RedisProcess, private_redis_server
-from tests.services import serve_in_thread, temporary_postgres_database
+from tests.services import migrated_postgres_database, serve_in_thread
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres, pytest.mark.redis]
 
@@ -39,10 +39,7 @@ def private_redis(tmp_path: Path) -> Iterator[RedisProcess]:
 
 @pytest.fixture
 def settings(private_redis: RedisProcess, tmp_path: Path) -> Iterator[Settings]:
-    from infrastructure.sql.migrate import upgrade
-
-    with temporary_postgres_database() as url:
-        upgrade(url)
+    with migrated_postgres_database() as url:
         yield load_settings(
             {},
             database={"url": url},

@@ -13,8 +13,8 @@ from typing import Any
 import msgspec
 from msgspec import UNSET, UnsetType
 
-Timestamp = datetime | str
-"""A timestamp sent to the service: a datetime, or ISO 8601 text (no offset means UTC)."""
+Timestamp = datetime
+"""A timestamp sent to the service; one without tzinfo is taken as UTC."""
 
 
 class EvaluationStatus(StrEnum):

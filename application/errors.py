@@ -1,7 +1,11 @@
 """Failures a use case reports; the HTTP edge maps each to a status code."""
 
+from typing import TypeVar
+
 from application.backends import Backend
 from domain.payload import PayloadKind, PayloadLocation
+
+T = TypeVar("T")
 
 
 class ApplicationError(Exception):
@@ -12,6 +16,13 @@ class EvaluationNotFoundError(ApplicationError):
     def __init__(self, evaluation_id: str) -> None:
         self.evaluation_id = evaluation_id
         super().__init__(f"evaluation '{evaluation_id}' not found")
+
+
+def require_found(found: T | None, evaluation_id: str) -> T:
+    """What a read of ``evaluation_id`` found; None (no such record) is a 404."""
+    if found is None:
+        raise EvaluationNotFoundError(evaluation_id)
+    return found
 
 
 class DuplicateEvaluationError(ApplicationError):

@@ -1,6 +1,6 @@
 """Reads of one record that see its journaled writes while they wait for replay."""
 
-from application.errors import EvaluationNotFoundError, InvalidRequestError
+from application.errors import InvalidRequestError, require_found
 from application.failover.views import JournalView, JournalViews
 from application.ports.journal import Journal
 from application.ports.use_case_locator import UseCaseLocator
@@ -48,9 +48,7 @@ class RecordReads:
         view = await self._view(evaluation_id)
         if view is None or not view.complete:
             return await (await self._locate.get(GetEvaluationLogs)).execute(evaluation_id, offset)
-        found = await view.store.get(evaluation_id)
-        if found is None:
-            raise EvaluationNotFoundError(evaluation_id)
+        found = require_found(await view.store.get(evaluation_id), evaluation_id)
         log = await view.store.log(evaluation_id, offset)
         return EvaluationLogs(evaluation=found, log=log, text=log.content, source=LogSource.JOURNAL)
 
@@ -66,10 +64,7 @@ class RecordReads:
         view = await self._view(evaluation_id)
         if view is None or not view.known:
             return None
-        found = await view.store.get(evaluation_id)
-        if found is None:
-            raise EvaluationNotFoundError(evaluation_id)
-        return found
+        return require_found(await view.store.get(evaluation_id), evaluation_id)
 
     async def _view(self, evaluation_id: EvaluationId) -> JournalView | None:
         pending = await self._journal.pending_for(evaluation_id)

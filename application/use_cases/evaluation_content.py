@@ -5,7 +5,11 @@ from datetime import datetime
 import anyio
 import msgspec
 
-from application.errors import BackendUnavailableError, BlobMissingError, EvaluationNotFoundError
+from application.errors import (
+    BackendUnavailableError,
+    BlobMissingError,
+    require_found,
+)
 from application.ports.evaluation_repository import EvaluationRepository
 from application.ports.event_log import EventLog
 from application.ports.log_store import LogStore
@@ -90,9 +94,7 @@ class GetCompleteEvaluation:
         self._configuration = configuration
 
     async def execute(self, evaluation_id: EvaluationId) -> CompleteEvaluation:
-        evaluation = await self._repository.get(evaluation_id)
-        if evaluation is None:
-            raise EvaluationNotFoundError(evaluation_id)
+        evaluation = require_found(await self._repository.get(evaluation_id), evaluation_id)
         events = await self._events.list(evaluation_id)
         return CompleteEvaluation(
             evaluation=evaluation,
@@ -187,8 +189,7 @@ class ReadPayload:
     ) -> PayloadContent:
         evaluation = await self._repository.get(evaluation_id)
         await self._uow.release()  # the body may take minutes to send
-        if evaluation is None:
-            raise EvaluationNotFoundError(evaluation_id)
+        evaluation = require_found(evaluation, evaluation_id)
         payload = evaluation.output if kind == "output" else evaluation.error
         if payload is None:
             return PayloadContent(evaluation=evaluation, payload=None)

@@ -1,4 +1,4 @@
-from application.errors import EvaluationNotFoundError, InvalidRequestError
+from application.errors import InvalidRequestError, require_found
 from application.ports.evaluation_repository import EvaluationRepository
 from application.queries import Projection, check_projection, project
 from application.services.record_cache import RecordCache
@@ -15,9 +15,7 @@ class LoadEvaluation:
         self._record_cache = record_cache
 
     async def execute(self, evaluation_id: EvaluationId) -> Evaluation:
-        evaluation = await self._repository.get(evaluation_id)
-        if evaluation is None:
-            raise EvaluationNotFoundError(evaluation_id)
+        evaluation = require_found(await self._repository.get(evaluation_id), evaluation_id)
         await self._record_cache.fill(evaluation)
         return evaluation
 
@@ -48,7 +46,6 @@ class GetEvaluationFields:
         cached = await self._record_cache.get(evaluation_id)
         if cached is not None:
             return project(cached, wanted)
-        found = await self._repository.get_fields(evaluation_id, wanted)
-        if found is None:
-            raise EvaluationNotFoundError(evaluation_id)
-        return found
+        return require_found(
+            await self._repository.get_fields(evaluation_id, wanted), evaluation_id
+        )

@@ -5,7 +5,11 @@ from enum import StrEnum
 import anyio
 import msgspec
 
-from application.errors import BackendUnavailableError, EvaluationNotFoundError, InvalidRequestError
+from application.errors import (
+    BackendUnavailableError,
+    InvalidRequestError,
+    require_found,
+)
 from application.ports.clock import Clock
 from application.ports.evaluation_repository import EvaluationRepository
 from application.ports.log_store import LogStore
@@ -56,9 +60,7 @@ class AppendLog:
         """``last_update``: when the writer produced the content (default: now)."""
         ensure_storable_text("content", content)
         self._limits.check_text("content", content, self._limits.log_chunk_bytes)
-        evaluation = await self._repository.get(evaluation_id)
-        if evaluation is None:
-            raise EvaluationNotFoundError(evaluation_id)
+        evaluation = require_found(await self._repository.get(evaluation_id), evaluation_id)
         now = self._clock.now()
         stamp = now if last_update is None else as_utc(last_update)
         appended = await self._logs.append(evaluation_id, content, now, last_update=stamp)
@@ -93,9 +95,7 @@ async def _load(
     evaluation = await record_cache.get(evaluation_id)
     if evaluation is None:
         evaluation = await repository.get(evaluation_id)
-    if evaluation is None:
-        raise EvaluationNotFoundError(evaluation_id)
-    return evaluation
+    return require_found(evaluation, evaluation_id)
 
 
 class ReadLog:

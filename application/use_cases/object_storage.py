@@ -6,7 +6,12 @@ from datetime import timedelta
 
 import msgspec
 
-from application.errors import ApplicationError, EvaluationNotFoundError, NoDirectUrlError
+from application.errors import (
+    ApplicationError,
+    EvaluationNotFoundError,
+    NoDirectUrlError,
+    require_found,
+)
 from application.ports.blob_urls import BlobUrls, SignedUrl
 from application.ports.clock import Clock
 from application.ports.evaluation_repository import EvaluationRepository
@@ -31,8 +36,7 @@ class GetPayloadUrl:
         """Raises ``NoDirectUrlError`` for a payload that is absent or not in S3."""
         evaluation = await self._repository.get(evaluation_id)
         await self._uow.release()
-        if evaluation is None:
-            raise EvaluationNotFoundError(evaluation_id)
+        evaluation = require_found(evaluation, evaluation_id)
         payload = evaluation.output if kind == "output" else evaluation.error
         if payload is None:
             raise NoDirectUrlError(evaluation_id, kind, None)

@@ -25,6 +25,7 @@ from application.errors import (
     EvaluationNotFoundError,
     PreconditionFailedError,
     VersionConflictError,
+    require_found,
 )
 from application.ports.clock import Clock
 from application.ports.evaluation_repository import EvaluationRepository
@@ -73,10 +74,7 @@ class RecordWriter:
         self._audit = audit
 
     async def load(self, evaluation_id: EvaluationId) -> Evaluation:
-        evaluation = await self._repository.get(evaluation_id)
-        if evaluation is None:
-            raise EvaluationNotFoundError(evaluation_id)
-        return evaluation
+        return require_found(await self._repository.get(evaluation_id), evaluation_id)
 
     async def change(
         self,

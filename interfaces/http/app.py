@@ -34,7 +34,11 @@ from interfaces.http.errors import (
     internal_error_handler,
 )
 from interfaces.http.explorer import explorer_router, template_config
-from interfaces.http.idempotency import IdempotencyMiddleware, idempotency_expiry
+from interfaces.http.idempotency import (
+    IdempotencyMiddleware,
+    document_header,
+    idempotency_expiry,
+)
 from interfaces.http.observability import EdgeMiddleware, MetricsController
 from interfaces.http.planner_statistics import planner_statistics
 from interfaces.http.retention import retention
@@ -146,6 +150,7 @@ def create_app(
     )
     setup_dishka(container, app)
     _state_list_limit(app, settings.limits.list_limit)
+    document_header(app)
     return app
 
 

@@ -14,11 +14,14 @@ the body is hashed as the handler reads it, uploads included, without holding it
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from functools import partial
 
 import anyio
 from dishka import AsyncContainer
+from litestar import Litestar
 from litestar.enums import ScopeType
+from litestar.openapi.spec import OpenAPIResponse, OpenAPIType, Parameter, Schema
 from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
     HTTP_409_CONFLICT,
@@ -64,7 +67,7 @@ def _key_of(scope: Scope) -> str | None:
 def _parse_key(raw: str) -> str:
     """The key, from a structured-field string (``"…"``) or a bare token."""
     key = raw.strip()
-    if len(key) >= 2 and key[0] == key[-1] == '"':
+    if len(key) > 2 and key[0] == key[-1] == '"':
         key = key[1:-1]
     if not key or len(key) > MAX_KEY_LENGTH or not all("!" <= ch <= "~" for ch in key):
         raise problem(
@@ -249,6 +252,31 @@ class IdempotencyMiddleware:
                 errors=[{"field": HEADER, "message": "already used for a different request"}],
             )
         await _replay(held.response, send)
+
+
+def document_header(app: Litestar) -> None:
+    """Name the header on every write operation of the app's OpenAPI document."""
+    header = Parameter(
+        name=HEADER,
+        param_in="header",
+        schema=Schema(type=OpenAPIType.STRING, pattern=f"^[!-~]{{1,{MAX_KEY_LENGTH}}}$"),
+        description=(
+            "Makes a retry safe: the same key and request get the first answer again "
+            "(Idempotent-Replayed: true); another request under the key is a 422, a key "
+            "still in flight a 409 with Retry-After. Kept IDEMPOTENCY_TTL_S per caller."
+        ),
+    )
+    for path in (app.openapi_schema.paths or {}).values():
+        for operation in (path.post, path.put, path.patch, path.delete):
+            if operation is None:
+                continue
+            operation.parameters = [*(operation.parameters or []), header]
+            responses = operation.responses or {}
+            invalid = responses.get("422")
+            if isinstance(invalid, OpenAPIResponse):  # a 400 is problem+json like every error
+                responses["400"] = replace(
+                    invalid, description=f"Malformed request or {HEADER}; problem+json"
+                )
 
 
 async def _purge(container: AsyncContainer, _stopping: anyio.Event) -> None:

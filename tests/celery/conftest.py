@@ -132,8 +132,9 @@ class Worker:
         self.process.wait(timeout=20)
 
     def stop(self) -> None:
+        """Cold shutdown: a test stops a worker only once its tasks are over."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.process.send_signal(signal.SIGQUIT)
             try:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
@@ -144,10 +145,10 @@ class Worker:
         return self.log.read_text(errors="replace")
 
 
-def start_worker(
+def spawn_worker(
     queue: str, storage_url: str, log_dir: Path, *, label: str, concurrency: int = 2
 ) -> Worker:
-    """Start a prefork worker consuming ``queue``; returns once it says it is ready."""
+    """Start a prefork worker consuming ``queue`` (``ready`` waits for it)."""
     require_rabbitmq()
     name = f"{label}-{uuid.uuid4().hex[:6]}@crucible-test"
     log = log_dir / f"{label}.log"
@@ -160,21 +161,27 @@ def start_worker(
     command = [
         sys.executable, "-m", "celery", "-A", "tests.celery.worker_app", "worker",
         "--pool", "prefork", "--concurrency", str(concurrency), "--queues", queue,
-        "--hostname", name, "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "INFO",
+        "--hostname", name, "--without-gossip", "--without-mingle", "--without-heartbeat",
+        "--loglevel", "INFO",
     ]  # fmt: skip
     with log.open("wb") as output:
         process = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
-    worker = Worker(name=name, process=process, log=log)
+    return Worker(name=name, process=process, log=log)
+
+
+def ready(*workers: Worker) -> None:
+    """Wait until every worker says it is ready; fails with the log of one that did not."""
     deadline = time.monotonic() + 30
-    while " ready." not in worker.text():
-        if process.poll() is not None or time.monotonic() > deadline:
-            worker.stop()
-            pytest.fail(f"celery worker did not start:\n{worker.text()}")
-        time.sleep(0.1)
-    return worker
+    for worker in workers:
+        while " ready." not in worker.text():
+            if worker.process.poll() is not None or time.monotonic() > deadline:
+                for each in workers:
+                    each.stop()
+                pytest.fail(f"celery worker did not start:\n{worker.text()}")
+            time.sleep(0.1)
 
 
 @dataclass
@@ -197,7 +204,8 @@ def celery_run(storage_url: str, tmp_path_factory: pytest.TempPathFactory) -> It
     log_dir = tmp_path_factory.mktemp("celery")
     app = make_app(queue)
     installation = install(app, client=StorageClient(storage_url, timeout=5.0, retries=3))
-    worker = start_worker(queue, storage_url, log_dir, label="main")
+    worker = spawn_worker(queue, storage_url, log_dir, label="main")
+    ready(worker)
     run = CeleryRun(queue, app, worker, storage_url, log_dir, installation)
     try:
         yield run

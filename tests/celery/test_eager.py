@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from crucible_storage import StorageClient
 from crucible_storage.celery import TaskCall, default_evaluation_id, install
@@ -118,3 +119,43 @@ def test_default_evaluation_id() -> None:
     by_name = TaskCall(name="elsewhere.task", id="t", args=("eval_5",), kwargs={}, task=None)
     assert default_evaluation_id(by_name) is None
     app.close()
+
+
+class RefuseFirst(httpx.BaseTransport):
+    """Answers 503 to the first ``count`` Celery updates, then lets requests through."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.refused = 0
+        self.inner = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/celery-update") and self.refused < self.count:
+            self.refused += 1
+            return httpx.Response(503, json={"title": "Service Unavailable", "status": 503})
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_final_report_outlasts_the_clients_retries(
+    storage_url: str, storage: StorageClient
+) -> None:
+    transport = RefuseFirst(3)
+    app = make_app("crucible-test-eager-unused", eager=True)
+    client = StorageClient(storage_url, retries=0, transport=transport)
+    installation = install(app, client=client, final_report_deadline=10.0)
+    try:
+        eval_id = new_evaluation(storage, status="running")
+        app.tasks["crucible_test.fail"].delay(eval_id, "down for a while")
+        record = storage.evaluations.get(eval_id)
+    finally:
+        installation.uninstall()
+        client.close()
+        app.close()
+
+    # STARTED was refused once and given up (not final); FAILURE twice, then stored.
+    assert transport.refused == 3
+    assert record.status == "failed"
+    assert record.final_failure is True

@@ -5,6 +5,8 @@ receipt and a revoke; its pool children the start, retries and the end.
 """
 
 import json
+import os
+import signal
 from typing import Any
 
 import pytest
@@ -14,7 +16,8 @@ from tests.celery.conftest import (
     CeleryRun,
     finished_with,
     new_evaluation,
-    start_worker,
+    ready,
+    spawn_worker,
     unique_queue,
     wait_for,
 )
@@ -141,7 +144,7 @@ def test_revoked_while_running_with_terminate(
 ) -> None:
     eval_id = new_evaluation(storage)
     sent = celery_run.app.tasks["crucible_test.nap"].delay(eval_id, 60)
-    wait_for(storage, eval_id, lambda record, _: record.status == "running")
+    wait_for(storage, eval_id, lambda _, events: "task_started" in kinds(events))
 
     celery_run.app.control.revoke(sent.id, terminate=True)
     record, events = wait_for(storage, eval_id, finished_with("task_revoked"))
@@ -169,26 +172,24 @@ def test_acks_late_redelivery_runs_again_on_another_worker(
 ) -> None:
     queue = unique_queue("redelivery")
     celery_run.extra_queues.append(queue)
-    first = start_worker(
-        queue, celery_run.storage_url, celery_run.log_dir, label="first", concurrency=1
-    )
+    workers = [
+        spawn_worker(queue, celery_run.storage_url, celery_run.log_dir, label=label, concurrency=1)
+        for label in ("one", "two")
+    ]
     try:
+        ready(*workers)
         eval_id = new_evaluation(storage)
         sent = celery_run.app.tasks["crucible_test.redeliverable"].apply_async(
             args=(eval_id, 60), queue=queue
         )
         # Killed once its start is fully reported (a worker killed sooner reports nothing more).
-        wait_for(storage, eval_id, lambda _, events: "task_started" in kinds(events))
+        _, events = wait_for(storage, eval_id, lambda _, events: "task_started" in kinds(events))
+        first, second = sorted(workers, key=lambda w: w.name != events[-1].metadata["hostname"])
         first.kill()
-    finally:
-        first.stop()
-    second = start_worker(
-        queue, celery_run.storage_url, celery_run.log_dir, label="second", concurrency=1
-    )
-    try:
         record, events = wait_for(storage, eval_id, finished_with("task_succeeded"))
     finally:
-        second.stop()
+        for worker in workers:
+            worker.stop()
 
     assert record.status == "completed"
     assert record.celery_task_id == sent.id
@@ -202,3 +203,21 @@ def test_acks_late_redelivery_runs_again_on_another_worker(
     assert hosts == [first.hostname, second.hostname]
     assert [e.metadata.get("redelivered", False) for e in events[1:5]] == [False, False, True, True]
     assert {e.metadata["celery_task_id"] for e in events} == {sent.id}
+
+
+def test_pool_child_killed_mid_task_fails_for_good(
+    celery_run: CeleryRun, storage: StorageClient
+) -> None:
+    eval_id = new_evaluation(storage)
+    celery_run.app.tasks["crucible_test.nap"].delay(eval_id, 60)
+    _, events = wait_for(storage, eval_id, lambda _, events: "task_started" in kinds(events))
+
+    # The child dies without a word; the worker's main process reports the loss.
+    os.kill(events[-1].metadata["pid"], signal.SIGKILL)
+    record, events = wait_for(storage, eval_id, finished_with("task_failed"))
+
+    assert record.status == "failed"
+    assert record.final_failure is True
+    assert "WorkerLostError" in record.error
+    assert kinds(events) == ["task_sent", "task_received", "task_started", "task_failed"]
+    assert events[-1].metadata["exception"] == "WorkerLostError"

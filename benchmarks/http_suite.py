@@ -10,7 +10,8 @@ with it (a shared machine drifts):
    ``ENABLE_CACHING=false`` on the same storage (for get_cold), same server and workers;
 2. seed the records the scenarios need through the API (``seeding``), then ``ANALYZE``;
 3. hello-world, hello-world + Redis GET; health, get_hot; the minimal list page, list;
-   raw asyncpg INSERT and PK SELECT; create, get_cold, update_small, logs_append,
+   raw asyncpg INSERT and PK SELECT; create, create_keyed (each with an
+   ``Idempotency-Key``), get_cold, update_small, logs_append,
    events_append, celery_update; the minimal 200 KB update, update_large (both over the
    same records with the same body). Each wrk run (ceilings included) runs
    ``BENCH_WARMUP`` seconds unmeasured first.
@@ -116,6 +117,12 @@ class Suite:
                     target=0.35,
                 ),
                 Scenario(
+                    "create_keyed",
+                    "create_keyed.lua",
+                    lambda tag: [f"{self.run}-keyed-{tag}-"],
+                    "insert",
+                ),
+                Scenario(
                     "get_cold",
                     "get.lua",
                     lambda _: [self.prefix(COLD), str(READ_SET[COLD])],
@@ -211,7 +218,14 @@ class Suite:
         )
         for ceiling in (self.ceilings["insert"], self.ceilings["select"]):
             print(f"  {ceiling.name:<28} {ceiling.rate:>9,.0f} ops/s", flush=True)
-        for name in ("create", "get_cold", "update_small", "logs_append", "events_append"):
+        for name in (
+            "create",
+            "create_keyed",
+            "get_cold",
+            "update_small",
+            "logs_append",
+            "events_append",
+        ):
             await self.scenario(scenarios[name])
         await self.scenario(scenarios["celery_update"])
         large = scenarios["update_large"]

@@ -25,8 +25,24 @@ from infrastructure.metrics import blob_bytes, timed
 
 COMPRESSION_LEVEL = 3
 WRITE_CHUNK = 1024 * 1024
+# Above this, one compression takes long enough to stall the event loop: a thread does it.
+_COMPRESS_IN_THREAD = 256 * 1024
 
 T = TypeVar("T")
+
+
+async def compressed(data: bytes) -> bytes:
+    """``data`` as one zstd frame, as every store writes a ``.zst`` key."""
+    compress = zstandard.ZstdCompressor(level=COMPRESSION_LEVEL).compress
+    if len(data) > _COMPRESS_IN_THREAD:
+        return await anyio.to_thread.run_sync(compress, data)
+    return compress(data)
+
+
+def check_stream_range(chunk_size: int, start: int) -> None:
+    """The arguments ``BlobStore.stream`` refuses, in every store."""
+    if chunk_size <= 0 or start < 0:
+        raise ValueError("chunk_size must be positive and start not negative")
 
 
 class _Compressor(Protocol):
@@ -95,8 +111,7 @@ class FileBlobStore(BlobStore):
     async def stream(
         self, key: str, chunk_size: int = 65_536, start: int = 0
     ) -> AsyncIterator[bytes]:
-        if chunk_size <= 0 or start < 0:
-            raise ValueError("chunk_size must be positive and start not negative")
+        check_stream_range(chunk_size, start)
         reader = await self._in_thread(lambda: self._open(key, chunk_size))
         try:
             if start:

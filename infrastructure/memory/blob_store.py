@@ -8,22 +8,15 @@ interchangeable behind the ``BlobStore`` port.
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
-import anyio.to_thread
 import zstandard
 
 from application.backends import Backend
 from application.errors import BlobMissingError
 from application.ports.blob_store import BlobEntry, BlobStore
 from application.queries import BackendReport
-from infrastructure.files.blob_store import COMPRESSION_LEVEL
+from infrastructure.files.blob_store import COMPRESSION_LEVEL, check_stream_range, compressed
 from infrastructure.files.keys import check_blob_key, is_compressed_key
 from infrastructure.memory.inspector import MemoryInspector
-
-_COMPRESS_IN_THREAD = 256 * 1024
-
-
-def _compressed_size(data: bytes) -> int:
-    return len(zstandard.ZstdCompressor(level=COMPRESSION_LEVEL).compress(data))
 
 
 class MemoryBlobStore(BlobStore):
@@ -39,11 +32,7 @@ class MemoryBlobStore(BlobStore):
         data = bytes(data)
         size = len(data)
         if is_compressed_key(key):
-            size = (
-                await anyio.to_thread.run_sync(_compressed_size, data)
-                if len(data) > _COMPRESS_IN_THREAD
-                else _compressed_size(data)
-            )
+            size = len(await compressed(data))
         self._blobs[key] = (data, size)
         self._modified[key] = self._clock()
         return size
@@ -63,8 +52,7 @@ class MemoryBlobStore(BlobStore):
     async def stream(
         self, key: str, chunk_size: int = 65_536, start: int = 0
     ) -> AsyncIterator[bytes]:
-        if chunk_size <= 0 or start < 0:
-            raise ValueError("chunk_size must be positive and start not negative")
+        check_stream_range(chunk_size, start)
         data = await self.get(key)
         for offset in range(start, len(data), chunk_size):
             yield data[offset : offset + chunk_size]

@@ -27,7 +27,7 @@ from application.ports.backend_inspector import BackendInspector
 from application.ports.blob_store import BlobEntry, BlobStore
 from application.ports.blob_urls import BlobUrls, SignedUrl
 from application.queries import BackendReport, MetricValue
-from infrastructure.files.blob_store import COMPRESSION_LEVEL
+from infrastructure.files.blob_store import COMPRESSION_LEVEL, check_stream_range, compressed
 from infrastructure.files.keys import check_blob_key, is_compressed_key
 from infrastructure.metrics import blob_bytes, timed
 from infrastructure.s3.client import BACKEND, S3Connection, error_code, s3_error
@@ -38,13 +38,8 @@ logger = logging.getLogger(__name__)
 PART_SIZE = 8 * 1024 * 1024
 # Compressed bytes fed to the decompressor at a time: bounds what one step can expand to.
 _DECOMPRESS_STEP = 16 * 1024
-_COMPRESS_IN_THREAD = 256 * 1024
 _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
 _DRIVER_ERRORS = (BotoCoreError, HttpClientError, OSError)
-
-
-def _compress(data: bytes) -> bytes:
-    return zstandard.ZstdCompressor(level=COMPRESSION_LEVEL).compress(data)
 
 
 class S3BlobStore(BlobStore):
@@ -63,11 +58,7 @@ class S3BlobStore(BlobStore):
         name = self.object_key(key)
         body = bytes(data)
         if is_compressed_key(key):
-            body = (
-                await anyio.to_thread.run_sync(_compress, body)
-                if len(body) > _COMPRESS_IN_THREAD
-                else _compress(body)
-            )
+            body = await compressed(body)
         try:
             with timed(BACKEND, "put"):
                 await self._connection.client.put_object(Bucket=self._bucket, Key=name, Body=body)
@@ -110,8 +101,7 @@ class S3BlobStore(BlobStore):
     async def stream(
         self, key: str, chunk_size: int = 65_536, start: int = 0
     ) -> AsyncIterator[bytes]:
-        if chunk_size <= 0 or start < 0:
-            raise ValueError("chunk_size must be positive and start not negative")
+        check_stream_range(chunk_size, start)
         if not is_compressed_key(key):
             # A ranged GET: only the bytes from ``start`` on cross the network.
             async for chunk in self._object_chunks(key, chunk_size, start):

@@ -1,4 +1,4 @@
-"""Journal entries and file-journal paths shared by the journal tests."""
+"""Journal entries, file-journal paths and the replay-right check shared by the journal tests."""
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -8,6 +8,7 @@ from application.intents import (
     Intent,
     JournalEntry,
 )
+from application.ports.journal import Journal
 
 NOW = datetime(2024, 7, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -35,3 +36,11 @@ def ids(entries: list[JournalEntry]) -> list[str]:
 
 def segments(root: Path) -> list[Path]:
     return sorted((root / "journal").glob("*.jsonl"))
+
+
+async def assert_replays_alone(holder: Journal, other: Journal) -> None:
+    """``holder`` wins the replay right; while it holds it, ``other`` is refused."""
+    async with holder.replaying() as first:
+        assert first is True
+        async with other.replaying() as second:
+            assert second is False

@@ -25,7 +25,7 @@ from application.intents import (
 from application.ports.journal import Journal, JournalStats
 from infrastructure.files.journal import FileJournal
 from infrastructure.memory.journal import MemoryJournal, NoJournal
-from tests.contract.journal_entries import entry, ids, segments
+from tests.contract.journal_entries import assert_replays_alone, entry, ids, segments
 
 pytestmark = pytest.mark.anyio
 
@@ -93,14 +93,8 @@ async def test_a_second_instance_cannot_replay_while_the_first_does(
 ) -> None:
     one, two = file_journals(), file_journals()
 
-    async with one.replaying() as first:
-        assert first is True
-        async with two.replaying() as second:
-            assert second is False
-    async with two.replaying() as second:
-        assert second is True
-        async with one.replaying() as first:
-            assert first is False
+    await assert_replays_alone(one, two)
+    await assert_replays_alone(two, one)
     async with one.replaying() as first:
         assert first is True
 

@@ -30,7 +30,7 @@ from domain.payload import PayloadLocation, StoredPayload
 from domain.status import EvaluationStatus
 from infrastructure.files.journal import FileJournal
 from infrastructure.memory.journal import MemoryJournal
-from tests.contract.journal_entries import NOW, entry, ids
+from tests.contract.journal_entries import NOW, assert_replays_alone, entry, ids
 
 pytestmark = pytest.mark.anyio
 
@@ -177,10 +177,7 @@ async def test_discarding_unknown_ids_forgets_nothing(journal: Journal) -> None:
 
 
 async def test_one_replayer_at_a_time(journal: Journal) -> None:
-    async with journal.replaying() as first:
-        assert first is True
-        async with journal.replaying() as second:
-            assert second is False
+    await assert_replays_alone(journal, journal)
     async with journal.replaying() as again:
         assert again is True
 

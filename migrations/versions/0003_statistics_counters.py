@@ -26,95 +26,20 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from migrations import counters
+
 revision: str = "0003"
 down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-SHARDS = 16
-LOCATIONS = ("inline", "file", "s3")
-COUNTERS = (
-    "evaluations",
-    "runtime_count",
-    "runtime_sum",
-    *(f"{location}_{kind}" for location in LOCATIONS for kind in ("payloads", "bytes")),
-    "log_bytes",
-    "events",
-)
-LIVE = "deleted_at IS NULL"
-
-
-def _contributions(row: str) -> dict[str, str]:
-    """What one live ``evaluations`` row adds to each counter."""
-
-    def both(template: str) -> str:
-        return " + ".join(template.format(kind=kind) for kind in ("output", "error"))
-
-    values = {
-        "evaluations": "1",
-        "runtime_count": f"CASE WHEN {row}.runtime_ms IS NOT NULL THEN 1 ELSE 0 END",
-        "runtime_sum": f"COALESCE({row}.runtime_ms, 0)",
-        "log_bytes": f"{row}.log_size",
-        "events": f"{row}.event_count",
-    }
-    for location in LOCATIONS:
-        values[f"{location}_payloads"] = both(
-            f"CASE WHEN {row}.{{kind}}_location = '{location}' THEN 1 ELSE 0 END"
-        )
-        values[f"{location}_bytes"] = both(
-            f"CASE WHEN {row}.{{kind}}_location = '{location}' "
-            f"THEN COALESCE({row}.{{kind}}_size, 0) ELSE 0 END"
-        )
-    return {name: values[name] for name in COUNTERS}
-
-
-_COLUMNS = ", ".join(COUNTERS)
-_ADD = ", ".join(f"{name} = evaluation_counters.{name} + excluded.{name}" for name in COUNTERS)
-_REBUILD = [
-    "DELETE FROM evaluation_counters",
-    "DELETE FROM evaluation_runtimes",
-    f"INSERT INTO evaluation_counters (status, language, shard, {_COLUMNS}) "
-    "SELECT status, language, 0, "
-    + ", ".join(f"SUM({value})" for value in _contributions("evaluations").values())
-    + f" FROM evaluations WHERE {LIVE} GROUP BY status, language",
-    "INSERT INTO evaluation_runtimes (runtime_ms, count) SELECT runtime_ms, COUNT(*) "
-    f"FROM evaluations WHERE {LIVE} AND runtime_ms IS NOT NULL GROUP BY runtime_ms",
-]
+_REBUILD = counters.rebuild(counters.exact)
 
 
 def _pg_function(operation: str) -> str:
-    sources = {
-        "insert": [("1", "new_rows")],
-        "delete": [("-1", "old_rows")],
-        "update": [("1", "new_rows"), ("-1", "old_rows")],
-    }[operation]
-    rows = " UNION ALL ".join(
-        f"SELECT {sign} AS sign, r.* FROM {table} r WHERE r.{LIVE}" for sign, table in sources
-    )
-    signed = ", ".join(
-        f"r.sign * ({value}) AS {name}" for name, value in _contributions("r").items()
-    )
-    sums = ", ".join(f"SUM({name})" for name in COUNTERS)
-    changed = " OR ".join(f"SUM({name}) <> 0" for name in COUNTERS)
     return f"""
 CREATE FUNCTION evaluation_counters_{operation}() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    WITH moved AS ({rows}),
-    changed AS (SELECT r.status, r.language, r.runtime_ms, r.sign, {signed} FROM moved r),
-    counted AS (
-        INSERT INTO evaluation_counters (status, language, shard, {_COLUMNS})
-        SELECT status, language, pg_backend_pid() % {SHARDS}, {sums}
-        FROM changed GROUP BY status, language HAVING {changed}
-        ON CONFLICT (status, language, shard) DO UPDATE SET {_ADD}
-    )
-    INSERT INTO evaluation_runtimes (runtime_ms, count)
-    SELECT runtime_ms, SUM(sign) FROM changed WHERE runtime_ms IS NOT NULL
-    GROUP BY runtime_ms HAVING SUM(sign) <> 0
-    ON CONFLICT (runtime_ms) DO UPDATE SET count = evaluation_runtimes.count + excluded.count;
-    RETURN NULL;
-END
-$$
-"""
+{counters.pg_counters_body(operation, counters.exact)}"""
 
 
 def _pg_events_function(operation: str) -> str:
@@ -165,45 +90,8 @@ def _pg_upgrade() -> None:
         )
 
 
-def _sqlite_upsert(row: str, sign: str) -> str:
-    values = ", ".join(f"{sign}({value})" for value in _contributions(row).values())
-    add = ", ".join(f"{name} = {name} + excluded.{name}" for name in COUNTERS)
-    return (
-        f"INSERT INTO evaluation_counters (status, language, shard, {_COLUMNS}) "
-        f"SELECT {row}.status, {row}.language, 0, {values} WHERE {row}.{LIVE} "
-        f"ON CONFLICT (status, language, shard) DO UPDATE SET {add}; "
-        "INSERT INTO evaluation_runtimes (runtime_ms, count) "
-        f"SELECT {row}.runtime_ms, {sign}1 WHERE {row}.{LIVE} AND {row}.runtime_ms IS NOT NULL "
-        "ON CONFLICT (runtime_ms) DO UPDATE SET count = count + excluded.count;"
-    )
-
-
-_WATCHED = (
-    "status",
-    "language",
-    "deleted_at",
-    "runtime_ms",
-    "output_location",
-    "output_size",
-    "error_location",
-    "error_size",
-    "log_size",
-    "event_count",
-)
 _SQLITE_TRIGGERS = {
-    "evaluations_counters_insert": "AFTER INSERT ON evaluations BEGIN "
-    + _sqlite_upsert("NEW", "+")
-    + " END",
-    "evaluations_counters_update": "AFTER UPDATE ON evaluations WHEN "
-    + " OR ".join(f"OLD.{name} IS NOT NEW.{name}" for name in _WATCHED)
-    + " BEGIN "
-    + _sqlite_upsert("OLD", "-")
-    + " "
-    + _sqlite_upsert("NEW", "+")
-    + " END",
-    "evaluations_counters_delete": "AFTER DELETE ON evaluations BEGIN "
-    + _sqlite_upsert("OLD", "-")
-    + " END",
+    **counters.sqlite_counter_triggers(counters.exact),
     "evaluation_events_count_insert": "AFTER INSERT ON evaluation_events BEGIN "
     "UPDATE evaluations SET event_count = event_count + 1 WHERE id = NEW.evaluation_id; END",
     "evaluation_events_count_delete": "AFTER DELETE ON evaluation_events BEGIN "
@@ -234,7 +122,7 @@ def upgrade() -> None:
         sa.Column("shard", sa.SmallInteger(), nullable=False),
         *(
             sa.Column(name, sa.BigInteger(), nullable=False, server_default="0")
-            for name in COUNTERS
+            for name in counters.COUNTERS
         ),
         sa.PrimaryKeyConstraint("status", "language", "shard", name="pk_evaluation_counters"),
     )
@@ -251,8 +139,8 @@ def upgrade() -> None:
             f"idx_evaluations_live_{column}",
             "evaluations",
             [column, sa.text("created_at DESC"), sa.text("id DESC")],
-            postgresql_where=sa.text(LIVE),
-            sqlite_where=sa.text(LIVE),
+            postgresql_where=sa.text(counters.LIVE),
+            sqlite_where=sa.text(counters.LIVE),
         )
     if op.get_bind().dialect.name == "postgresql":
         _pg_upgrade()

@@ -21,10 +21,12 @@ Create Date: 2026-12-06 00:00:00
 # Every statement below is built from constants of this module (no input reaches them).
 # ruff: noqa: S608
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+
+from migrations import counters
 
 revision: str = "0006"
 down_revision: str | None = "0005"
@@ -34,19 +36,6 @@ depends_on: str | Sequence[str] | None = None
 EXACT_BELOW_MS = 1024
 SUB_BITS = 7  # 128 buckets per power of two
 TOP_BIT = 30  # runtime_ms is a 32-bit integer
-
-SHARDS = 16
-LOCATIONS = ("inline", "file", "s3")
-COUNTERS = (
-    "evaluations",
-    "runtime_count",
-    "runtime_sum",
-    *(f"{location}_{kind}" for location in LOCATIONS for kind in ("payloads", "bytes")),
-    "log_bytes",
-    "events",
-)
-LIVE = "deleted_at IS NULL"
-Bucket = Callable[[str], str]
 
 
 def bucketed(value: str) -> str:
@@ -59,154 +48,33 @@ def bucketed(value: str) -> str:
     return "(CASE " + " ".join(branches) + f" ELSE {value} / {width} * {width} END)"
 
 
-def exact(value: str) -> str:
-    return value
-
-
-def _contributions(row: str) -> dict[str, str]:
-    """What one live ``evaluations`` row adds to each counter (as in migration 0003)."""
-
-    def both(template: str) -> str:
-        return " + ".join(template.format(kind=kind) for kind in ("output", "error"))
-
-    values = {
-        "evaluations": "1",
-        "runtime_count": f"CASE WHEN {row}.runtime_ms IS NOT NULL THEN 1 ELSE 0 END",
-        "runtime_sum": f"COALESCE({row}.runtime_ms, 0)",
-        "log_bytes": f"{row}.log_size",
-        "events": f"{row}.event_count",
-    }
-    for location in LOCATIONS:
-        values[f"{location}_payloads"] = both(
-            f"CASE WHEN {row}.{{kind}}_location = '{location}' THEN 1 ELSE 0 END"
-        )
-        values[f"{location}_bytes"] = both(
-            f"CASE WHEN {row}.{{kind}}_location = '{location}' "
-            f"THEN COALESCE({row}.{{kind}}_size, 0) ELSE 0 END"
-        )
-    return {name: values[name] for name in COUNTERS}
-
-
-_COLUMNS = ", ".join(COUNTERS)
-_ADD = ", ".join(f"{name} = evaluation_counters.{name} + excluded.{name}" for name in COUNTERS)
-
-
-def _rebuild(bucket: Bucket) -> list[str]:
-    return [
-        "DELETE FROM evaluation_counters",
-        "DELETE FROM evaluation_runtimes",
-        f"INSERT INTO evaluation_counters (status, language, shard, {_COLUMNS}) "
-        "SELECT status, language, 0, "
-        + ", ".join(f"SUM({value})" for value in _contributions("evaluations").values())
-        + f" FROM evaluations WHERE {LIVE} GROUP BY status, language",
-        f"INSERT INTO evaluation_runtimes (runtime_ms, count) SELECT {bucket('runtime_ms')}, "
-        f"COUNT(*) FROM evaluations WHERE {LIVE} AND runtime_ms IS NOT NULL "
-        f"GROUP BY {bucket('runtime_ms')}",
-    ]
-
-
-def _pg_function(operation: str, bucket: Bucket) -> str:
-    sources = {
-        "insert": [("1", "new_rows")],
-        "delete": [("-1", "old_rows")],
-        "update": [("1", "new_rows"), ("-1", "old_rows")],
-    }[operation]
-    rows = " UNION ALL ".join(
-        f"SELECT {sign} AS sign, r.* FROM {table} r WHERE r.{LIVE}" for sign, table in sources
-    )
-    signed = ", ".join(
-        f"r.sign * ({value}) AS {name}" for name, value in _contributions("r").items()
-    )
-    sums = ", ".join(f"SUM({name})" for name in COUNTERS)
-    changed = " OR ".join(f"SUM({name}) <> 0" for name in COUNTERS)
+def _pg_function(operation: str, bucket: counters.Bucket) -> str:
     return f"""
 CREATE OR REPLACE FUNCTION evaluation_counters_{operation}() RETURNS trigger
 LANGUAGE plpgsql AS $$
-BEGIN
-    WITH moved AS ({rows}),
-    changed AS (SELECT r.status, r.language, r.runtime_ms, r.sign, {signed} FROM moved r),
-    counted AS (
-        INSERT INTO evaluation_counters (status, language, shard, {_COLUMNS})
-        SELECT status, language, pg_backend_pid() % {SHARDS}, {sums}
-        FROM changed GROUP BY status, language HAVING {changed}
-        ON CONFLICT (status, language, shard) DO UPDATE SET {_ADD}
-    )
-    INSERT INTO evaluation_runtimes (runtime_ms, count)
-    SELECT {bucket("runtime_ms")}, SUM(sign) FROM changed WHERE runtime_ms IS NOT NULL
-    GROUP BY {bucket("runtime_ms")} HAVING SUM(sign) <> 0
-    ON CONFLICT (runtime_ms) DO UPDATE SET count = evaluation_runtimes.count + excluded.count;
-    RETURN NULL;
-END
-$$
-"""
+{counters.pg_counters_body(operation, bucket)}"""
 
 
-def _pg_rebuild_function(bucket: Bucket) -> str:
+def _pg_rebuild_function(bucket: counters.Bucket) -> str:
     return (
         "CREATE OR REPLACE FUNCTION evaluation_counters_rebuild() RETURNS void "
         "LANGUAGE sql AS $$ "
         "UPDATE evaluations e SET event_count = n.count FROM (SELECT evaluation_id, "
         "COUNT(*) AS count FROM evaluation_events GROUP BY evaluation_id) n "
         "WHERE e.id = n.evaluation_id AND e.event_count <> n.count; "
-        + "; ".join(_rebuild(bucket))
+        + "; ".join(counters.rebuild(bucket))
         + " $$"
     )
 
 
-def _sqlite_upsert(row: str, sign: str, bucket: Bucket) -> str:
-    values = ", ".join(f"{sign}({value})" for value in _contributions(row).values())
-    add = ", ".join(f"{name} = {name} + excluded.{name}" for name in COUNTERS)
-    return (
-        f"INSERT INTO evaluation_counters (status, language, shard, {_COLUMNS}) "
-        f"SELECT {row}.status, {row}.language, 0, {values} WHERE {row}.{LIVE} "
-        f"ON CONFLICT (status, language, shard) DO UPDATE SET {add}; "
-        "INSERT INTO evaluation_runtimes (runtime_ms, count) "
-        f"SELECT {bucket(f'{row}.runtime_ms')}, {sign}1 "
-        f"WHERE {row}.{LIVE} AND {row}.runtime_ms IS NOT NULL "
-        "ON CONFLICT (runtime_ms) DO UPDATE SET count = count + excluded.count;"
-    )
-
-
-_WATCHED = (
-    "status",
-    "language",
-    "deleted_at",
-    "runtime_ms",
-    "output_location",
-    "output_size",
-    "error_location",
-    "error_size",
-    "log_size",
-    "event_count",
-)
-
-
-def _sqlite_triggers(bucket: Bucket) -> dict[str, str]:
-    return {
-        "evaluations_counters_insert": "AFTER INSERT ON evaluations BEGIN "
-        + _sqlite_upsert("NEW", "+", bucket)
-        + " END",
-        "evaluations_counters_update": "AFTER UPDATE ON evaluations WHEN "
-        + " OR ".join(f"OLD.{name} IS NOT NEW.{name}" for name in _WATCHED)
-        + " BEGIN "
-        + _sqlite_upsert("OLD", "-", bucket)
-        + " "
-        + _sqlite_upsert("NEW", "+", bucket)
-        + " END",
-        "evaluations_counters_delete": "AFTER DELETE ON evaluations BEGIN "
-        + _sqlite_upsert("OLD", "-", bucket)
-        + " END",
-    }
-
-
-def _use(bucket: Bucket) -> None:
+def _use(bucket: counters.Bucket) -> None:
     """Triggers (and PostgreSQL's rebuild function) that count runtimes by ``bucket``."""
     if op.get_bind().dialect.name == "postgresql":
         for operation in ("insert", "update", "delete"):
             op.execute(_pg_function(operation, bucket))
         op.execute(_pg_rebuild_function(bucket))
         return
-    for name, body in _sqlite_triggers(bucket).items():
+    for name, body in counters.sqlite_counter_triggers(bucket).items():
         op.execute(f"DROP TRIGGER {name}")
         op.execute(f"CREATE TRIGGER {name} {body}")
 
@@ -237,10 +105,10 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("idx_evaluations_deleted", table_name="evaluations")
-    _use(exact)
+    _use(counters.exact)
     # The buckets lost the exact runtimes: count them again from the records.
     op.execute("DELETE FROM evaluation_runtimes")
     op.execute(
         "INSERT INTO evaluation_runtimes (runtime_ms, count) SELECT runtime_ms, COUNT(*) "
-        f"FROM evaluations WHERE {LIVE} AND runtime_ms IS NOT NULL GROUP BY runtime_ms"
+        f"FROM evaluations WHERE {counters.LIVE} AND runtime_ms IS NOT NULL GROUP BY runtime_ms"
     )

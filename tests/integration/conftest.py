@@ -52,6 +52,14 @@ def backend_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
 
 
 @pytest.fixture
+def migrated_url() -> Iterator[str]:
+    """A migrated PostgreSQL database of its own per test: nothing of another test's is
+    there, not even planner statistics, which outlive a TRUNCATE."""
+    with migrated_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
 def make_client(backend_settings: Settings) -> Iterator[ClientFactory]:
     """Start the app on the current data set, with optional setting overrides."""
     clients: list[TestClient[Any]] = []

@@ -20,24 +20,18 @@ from benchmarks import ceiling_app
 from infrastructure.postgres.pool import driver_dsn
 from interfaces.http.app import create_app
 from interfaces.settings import load_settings
-from tests.services import TEST_REDIS_URL, migrated_postgres_database, redis_test_keys
+from tests.services import TEST_REDIS_URL, redis_test_keys
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 QUERY = "status=queued&language=python&limit=50"
 
 
 @pytest.fixture
-def database() -> Iterator[str]:
-    with migrated_postgres_database() as url:
-        yield url
-
-
-@pytest.fixture
-def service(database: str, tmp_path: Path) -> Iterator[TestClient[Any]]:
+def service(migrated_url: str, tmp_path: Path) -> Iterator[TestClient[Any]]:
     with redis_test_keys() as prefix:
         settings = load_settings(
             {},
-            database={"url": database},
+            database={"url": migrated_url},
             storage={"file_storage_path": tmp_path / "files"},
             redis={"url": TEST_REDIS_URL, "key_prefix": prefix},
         )
@@ -47,10 +41,10 @@ def service(database: str, tmp_path: Path) -> Iterator[TestClient[Any]]:
 
 @pytest.fixture
 def ceiling(
-    database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    migrated_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[TestClient[Any]]:
     monkeypatch.delenv("REDIS_URL", raising=False)
-    monkeypatch.setenv("CEILING_DATABASE_URL", driver_dsn(database))
+    monkeypatch.setenv("CEILING_DATABASE_URL", driver_dsn(migrated_url))
     monkeypatch.setenv("CEILING_FILE_PATH", str(tmp_path / "ceiling"))
     with TestClient(ceiling_app.create_app()) as client:
         yield client
@@ -107,7 +101,7 @@ def test_the_last_page_has_no_cursor(service: TestClient[Any], ceiling: TestClie
 
 
 def test_the_large_update_stores_what_the_service_stores(
-    service: TestClient[Any], ceiling: TestClient[Any], database: str, tmp_path: Path
+    service: TestClient[Any], ceiling: TestClient[Any], migrated_url: str, tmp_path: Path
 ) -> None:
     _create(service, 1)
     output = "step 1 loss=0.42\n" * 12_000
@@ -120,7 +114,7 @@ def test_the_large_update_stores_what_the_service_stores(
     assert zstandard.ZstdDecompressor().decompress(stored.read_bytes()).decode() == output
     assert [path.name for path in stored.parent.iterdir()] == [stored.name]  # no temp left
     # From the database: the service's cache still holds the record it created.
-    record = asyncio.run(_stored(database, "ceiling-0"))
+    record = asyncio.run(_stored(migrated_url, "ceiling-0"))
     assert record == {
         "version": 2,
         "output": output[:1000],

@@ -9,7 +9,7 @@ analyzes what changed by more than autovacuum's 50 rows + 10 %, one instance at 
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -24,7 +24,6 @@ from infrastructure.sql.rows import RECORD_COLUMNS
 from interfaces.http.planner_statistics import planner_statistics
 from interfaces.providers import build_providers
 from interfaces.settings import DatabaseSettings, Settings, load_settings
-from tests.services import migrated_postgres_database
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 
@@ -39,13 +38,6 @@ SELECT 'eval_' || lpad(i::text, 8, '0'), repeat('x', 200),
 """
 MODIFIED = "SELECT n_mod_since_analyze FROM pg_stat_user_tables WHERE relname = 'evaluations'"
 ANALYZED = "SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relname = 'evaluations'"
-
-
-@pytest.fixture
-def migrated_url() -> Iterator[str]:
-    """A database of its own per test: statistics once taken outlive a TRUNCATE."""
-    with migrated_postgres_database() as url:
-        yield url
 
 
 @pytest.fixture

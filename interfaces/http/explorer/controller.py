@@ -19,7 +19,7 @@ from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_401_UNAUTHORIZED, H
 
 from application.backends import Backend
 from application.errors import EvaluationNotFoundError, InvalidRequestError
-from application.queries import EvaluationQuery
+from application.queries import BackendReport, EvaluationQuery
 from application.use_cases.activity import GetActivity
 from application.use_cases.browse_blobs import BrowseBlobs
 from application.use_cases.events import ListEvents
@@ -67,6 +67,13 @@ def _problem_page(request: Request[Any, Any, State], exc: ProblemDetailsExceptio
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return Redirect(f"/explorer/login?{urlencode({'next': target})}")
     return _error_page(request, exc)
+
+
+def _backend_page(name: str, report: BackendReport, **context: Any) -> Template:
+    """A backend's own page: its template, the menu entry it lights and its report."""
+    return Template(
+        template_name=f"{name}.html", context={"page": name, "report": report, **context}
+    )
 
 
 class ExplorerController(Controller):
@@ -212,18 +219,15 @@ class ExplorerController(Controller):
     async def database(self, use_case: FromDishka[GetBackendDetails]) -> Template:
         report = await use_case.execute(Backend.DATABASE)
         tables = views.table_sizes(report)
-        return Template(
-            template_name="database.html",
-            context={
-                "page": "database",
-                "report": report,
-                "tables": tables,
-                "details": views.other_details(report, views.DATABASE_TABULATED),
-                "rows_chart": charts.bar_chart(
-                    [(t["name"], float(t["rows"] or 0)) for t in tables],
-                    title="Rows per table",
-                ),
-            },
+        return _backend_page(
+            "database",
+            report,
+            tables=tables,
+            details=views.other_details(report, views.DATABASE_TABULATED),
+            rows_chart=charts.bar_chart(
+                [(t["name"], float(t["rows"] or 0)) for t in tables],
+                title="Rows per table",
+            ),
         )
 
     @get("/backends/files", name="explorer:files")
@@ -237,17 +241,14 @@ class ExplorerController(Controller):
         listing = await browse.execute(path, after)
         report = await details.execute(Backend.FILE)
         evaluation_dir = listing.path.split("/")
-        return Template(
-            template_name="files.html",
-            context={
-                "page": "files",
-                "report": report,
-                "listing": listing,
-                "details": views.other_details(report),
-                "evaluation_id": evaluation_dir[1]
-                if len(evaluation_dir) == 3 and evaluation_dir[0] == "evaluations"
-                else None,
-            },
+        return _backend_page(
+            "files",
+            report,
+            listing=listing,
+            details=views.other_details(report),
+            evaluation_id=evaluation_dir[1]
+            if len(evaluation_dir) == 3 and evaluation_dir[0] == "evaluations"
+            else None,
         )
 
     @get("/backends/cache", name="explorer:cache")
@@ -255,18 +256,13 @@ class ExplorerController(Controller):
         report = await use_case.execute(Backend.CACHE)
         patterns = views.cache_patterns(report)
         ttls = views.cache_ttls(report)
-        return Template(
-            template_name="cache.html",
-            context={
-                "page": "cache",
-                "report": report,
-                "memory": views.cache_memory(report),
-                "details": views.other_details(report, views.CACHE_CHARTED),
-                "patterns_chart": charts.bar_chart(patterns, title="Cache keys by pattern")
-                if patterns
-                else None,
-                "ttl_chart": charts.bar_chart(ttls, title="Cache keys by time to live")
-                if ttls
-                else None,
-            },
+        return _backend_page(
+            "cache",
+            report,
+            memory=views.cache_memory(report),
+            details=views.other_details(report, views.CACHE_CHARTED),
+            patterns_chart=charts.bar_chart(patterns, title="Cache keys by pattern")
+            if patterns
+            else None,
+            ttl_chart=charts.bar_chart(ttls, title="Cache keys by time to live") if ttls else None,
         )

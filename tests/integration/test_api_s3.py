@@ -7,7 +7,8 @@ import os
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,9 @@ def s3_client(s3_env: dict[str, str]) -> Iterator[TestClient[Any]]:
     yield from client_of({**s3_env, "BLOB_BACKEND": "s3", "S3_PRESIGN_EXPIRY_S": "120"})
 
 
-async def _objects(env: dict[str, str]) -> dict[str, int]:
+@asynccontextmanager
+async def _bucket(env: dict[str, str]) -> AsyncIterator[S3Connection]:
+    """A connection to the bucket the service under test writes to."""
     connection = S3Connection(
         bucket=env["S3_BUCKET"],
         endpoint_url=env["S3_ENDPOINT_URL"],
@@ -39,6 +42,13 @@ async def _objects(env: dict[str, str]) -> dict[str, int]:
     )
     await connection.open()
     try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+async def _objects(env: dict[str, str]) -> dict[str, int]:
+    async with _bucket(env) as connection:
         listed = await connection.client.list_objects_v2(
             Bucket=env["S3_BUCKET"], Prefix=env["S3_PREFIX"]
         )
@@ -46,8 +56,6 @@ async def _objects(env: dict[str, str]) -> dict[str, int]:
             item["Key"].removeprefix(env["S3_PREFIX"]): item["Size"]
             for item in listed.get("Contents", [])
         }
-    finally:
-        await connection.close()
 
 
 def objects(env: dict[str, str]) -> dict[str, int]:
@@ -203,16 +211,8 @@ def test_lifecycle_rule_is_set_for_the_prefix(s3_env: dict[str, str]) -> None:
     assert rule["Expiration"] == {"Days": 400}
 
     async def rules() -> list[dict[str, Any]]:
-        connection = S3Connection(
-            bucket=s3_env["S3_BUCKET"],
-            endpoint_url=s3_env["S3_ENDPOINT_URL"],
-            region=s3_env["S3_REGION"],
-        )
-        await connection.open()
-        try:
+        async with _bucket(s3_env) as connection:
             return await read_lifecycle(connection)
-        finally:
-            await connection.close()
 
     mine = [r for r in asyncio.run(rules()) if r.get("ID") == rule["ID"]]
     assert len(mine) == 1

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from litestar.enums import ScopeType
+from litestar.exceptions import HTTPException
 from litestar.plugins.prometheus import PrometheusController
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import Counter, Gauge, Histogram
@@ -109,6 +110,11 @@ class EdgeMiddleware:
             in_progress.inc()
         try:
             await self._app(scope, receive, send_with_id)
+        except HTTPException as error:
+            # A check inside this layer (access, idempotency) refused the request; its
+            # problem is answered outside it, with this status.
+            status = error.status_code
+            raise
         finally:
             duration = time.perf_counter() - started
             if in_progress is not None:

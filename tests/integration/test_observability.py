@@ -42,6 +42,28 @@ def test_every_request_logs_one_line_without_bodies(
     assert not any("do not log" in line for line in lines)
 
 
+def test_a_request_refused_by_the_access_check_is_logged_with_its_status(
+    make_client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    from interfaces.settings import parse_api_keys
+
+    client = make_client(
+        access={"api_keys": parse_api_keys("reader:reader-secret-0123456789:read")}
+    )
+    caplog.set_level(logging.INFO, logger="storage_service.access")
+
+    refused = client.get("/evaluations/eval-1")
+    forbidden = client.post(
+        "/evaluations", json={"code": "x"}, headers={"X-API-Key": "reader-secret-0123456789"}
+    )
+
+    lines = [r.getMessage() for r in caplog.records if r.name == "storage_service.access"]
+    assert (refused.status_code, forbidden.status_code) == (401, 403)
+    assert any(line.startswith("GET /evaluations/{eval_id} 401 ") for line in lines), lines
+    assert any(line.startswith("POST /evaluations 403 ") for line in lines), lines
+    assert not any(" 500 " in line for line in lines), lines
+
+
 def test_metrics_count_requests_by_route_template(client: Client) -> None:
     client.post("/evaluations", json={"id": "met-1", "code": "x"})
     for _ in range(3):

@@ -21,6 +21,7 @@ from application.queries import (
     count_key_patterns,
     count_ttl_buckets,
 )
+from infrastructure.arguments import require_positive
 from infrastructure.memory.inspector import MemoryInspector
 from infrastructure.metrics import cache_lookup
 
@@ -46,8 +47,7 @@ class MemoryCache(Cache):
         clock: Callable[[], float] = time.monotonic,
         max_entries: int = 10_000,
     ) -> None:
-        if ttl_seconds <= 0 or max_entries <= 0:
-            raise ValueError("ttl_seconds and max_entries must be positive")
+        require_positive(ttl_seconds=ttl_seconds, max_entries=max_entries)
         self.ttl_seconds = ttl_seconds
         self.max_entries = max_entries
         self._clock = clock

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from application.ports.log_tail import LogTail
 from domain.identifiers import EvaluationId
 from domain.timeline import LogChunk, LogSlice, slice_from
+from infrastructure.arguments import require_positive
 
 
 @dataclass(slots=True)
@@ -35,8 +36,7 @@ class MemoryLogTail(LogTail):
     """
 
     def __init__(self, max_bytes: int, max_tails: int = 1000) -> None:
-        if max_bytes <= 0 or max_tails <= 0:
-            raise ValueError("max_bytes and max_tails must be positive")
+        require_positive(max_bytes=max_bytes, max_tails=max_tails)
         self.max_bytes = max_bytes
         self.max_tails = max_tails
         self._tails: dict[EvaluationId, _Tail] = {}

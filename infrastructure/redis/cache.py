@@ -42,6 +42,7 @@ import redis.asyncio as redis
 from application.backends import Backend
 from application.errors import BackendUnavailableError
 from application.ports.cache import Cache
+from infrastructure.arguments import require_positive
 from infrastructure.metrics import cache_lookup
 from infrastructure.redis.connection import RedisConnection, RedisUnavailableError
 
@@ -94,8 +95,9 @@ class RedisCache(Cache):
         fence_ttl_seconds: int = FENCE_TTL_SECONDS,
         max_unsynced: int = MAX_UNSYNCED,
     ) -> None:
-        if ttl_seconds <= 0 or fence_ttl_seconds <= 0 or max_unsynced <= 0:
-            raise ValueError("ttl_seconds, fence_ttl_seconds and max_unsynced must be positive")
+        require_positive(
+            ttl_seconds=ttl_seconds, fence_ttl_seconds=fence_ttl_seconds, max_unsynced=max_unsynced
+        )
         self._connection = connection
         self._ttl_seconds = ttl_seconds
         self._fence_ttl_seconds = fence_ttl_seconds

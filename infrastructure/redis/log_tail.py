@@ -17,6 +17,7 @@ import redis.asyncio as redis
 from application.ports.log_tail import LogTail
 from domain.identifiers import EvaluationId
 from domain.timeline import LogChunk, LogSlice, slice_from
+from infrastructure.arguments import require_positive
 from infrastructure.redis.connection import RedisConnection, RedisUnavailableError
 
 # KEYS[1] tail; ARGV[1] chunk offset; ARGV[2] chunk bytes; ARGV[3] max bytes; ARGV[4] ttl (s).
@@ -61,8 +62,7 @@ class RedisLogTail(LogTail):
     def __init__(
         self, connection: RedisConnection, max_bytes: int, ttl_seconds: int, prefix: str = ""
     ) -> None:
-        if max_bytes <= 0 or ttl_seconds <= 0:
-            raise ValueError("max_bytes and ttl_seconds must be positive")
+        require_positive(max_bytes=max_bytes, ttl_seconds=ttl_seconds)
         self._connection = connection
         self._max_bytes = max_bytes
         self._ttl_seconds = ttl_seconds

@@ -37,6 +37,7 @@ from interfaces.http.explorer import explorer_router, template_config
 from interfaces.http.idempotency import (
     IdempotencyMiddleware,
     document_header,
+    hold_answers,
     idempotency_expiry,
 )
 from interfaces.http.observability import EdgeMiddleware, MetricsController
@@ -149,6 +150,7 @@ def create_app(
         lifespan=[lifespan],
     )
     setup_dishka(container, app)
+    hold_answers(app)  # outside dishka's request scope
     _state_list_limit(app, settings.limits.list_limit)
     document_header(app)
     return app

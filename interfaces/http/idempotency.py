@@ -7,12 +7,14 @@ request is a 422; a key whose first request is still running is a 409 with
 never see each other's answers. An answer of 5xx, or a request that ended before
 its body was read, is not kept: the retry runs the write.
 
-A plain ASGI layer after the access check (the caller is known) around the route, so
-the body is hashed as the handler reads it, uploads included, without holding it.
+Two plain ASGI layers: ``IdempotencyMiddleware`` after the access check (the caller is
+known) claims the key and hashes the body as the handler reads it, uploads included,
+without holding it; ``HeldAnswers``, around the whole app, holds the answer until the
+request's scope has closed and the key's answer is stored (ADR 0022).
 """
 
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from functools import partial
@@ -55,6 +57,7 @@ MAX_KEPT_BODY = 4 * 1024 * 1024
 # Headers that belong to one exchange, not to the answer a retry should see again.
 _NOT_REPLAYED = frozenset({b"content-length", b"date", b"server", b"set-cookie", b"x-request-id"})
 PURGE_INTERVAL_S = 600.0
+_HELD = "idempotency_held"  # the scope state's key of a keyed write's held answer
 
 
 def _key_of(scope: Scope) -> str | None:
@@ -101,69 +104,124 @@ def _has_body(scope: HTTPScope) -> bool:
     return False
 
 
-class _Exchange:
-    """The request body hashed as the handler reads it; the answer held until it is kept.
+class _Claim:
+    """A claimed key and its request's body, hashed as the handler reads it."""
 
-    The answer leaves only after ``keep`` has stored it, so a client that has its answer
-    finds it stored (a quick retry is a replay, not a 409). An answer past
-    ``MAX_KEPT_BODY`` is sent on as it comes and not kept.
-    """
-
-    def __init__(
-        self,
-        scope: HTTPScope,
-        receive: Receive,
-        send: Send,
-        keep: Callable[[StoredResponse | None], Awaitable[None]],
-    ) -> None:
+    def __init__(self, keys: IdempotencyKeys, caller: str, key: str, scope: HTTPScope) -> None:
+        self.keys = keys
+        self.caller = caller
+        self.key = key
         self.digest = _fingerprint_start(scope)
         # A request without a body (a DELETE) is whole before its handler reads anything.
         self.body_read = not _has_body(scope)
-        self._receive = receive
+
+    def reading(self, receive: Receive) -> Receive:
+        async def hashed() -> ReceiveMessage:
+            message = await receive()
+            if message["type"] == "http.request":
+                self.digest.update(message.get("body", b""))
+                if not message.get("more_body", False):
+                    self.body_read = True
+            return message
+
+        return hashed
+
+
+class _HeldAnswer:
+    """A keyed write's answer, held until its key's answer is stored.
+
+    Held outside the request's scope (its session, its transaction) so that storing the
+    answer never waits on a lock the request still holds (SQLite's one writer), and so
+    that a client that has its answer always finds it stored: a quick retry is a replay,
+    never a 409. An answer past ``MAX_KEPT_BODY`` is sent on as it comes and not kept.
+    """
+
+    def __init__(self, send: Send) -> None:
         self._send = send
-        self._keep = keep
         self._start: HTTPResponseStartEvent | None = None
         self._body = bytearray()
-        self.settled = False  # kept or released
-
-    async def receive(self) -> ReceiveMessage:
-        message = await self._receive()
-        if message["type"] == "http.request":
-            self.digest.update(message.get("body", b""))
-            if not message.get("more_body", False):
-                self.body_read = True
-        return message
+        self._whole = False
+        self._passing = False
+        self.claim: _Claim | None = None
 
     async def send(self, message: Message) -> None:
-        if message["type"] == "http.response.start":
-            self._start = message
-            return
-        if message["type"] != "http.response.body" or self._start is None:
+        if self._passing:
             await self._send(message)
-            return
-        self._body += message.get("body", b"")
-        more = message.get("more_body", False)
-        if more and len(self._body) <= MAX_KEPT_BODY:
-            return
-        start, body = self._start, bytes(self._body)
-        self._start, self._body = None, bytearray()
-        with anyio.CancelScope(shield=True):
-            await self._keep(None if more else self._answer(start, body))
-        self.settled = True
-        await self._send(start)
-        await self._send({"type": "http.response.body", "body": body, "more_body": more})
+        elif message["type"] == "http.response.start":
+            self._start = message
+        elif message["type"] == "http.response.body" and self._start is not None:
+            self._body += message.get("body", b"")
+            self._whole = not message.get("more_body", False)
+            if not self._whole and len(self._body) > MAX_KEPT_BODY:
+                self._passing = True
+                await self._flush(more=True)
+        else:
+            await self._send(message)
 
-    def _answer(self, start: HTTPResponseStartEvent, body: bytes) -> StoredResponse | None:
+    async def settle(self, *, failed: bool) -> None:
+        """Store the answer (or free the key), then let the answer leave."""
+        claim = self.claim
+        if claim is not None:
+            answer = None if failed or self._passing else self._answer(claim)
+            with anyio.CancelScope(shield=True):
+                if answer is None:
+                    await claim.keys.release(claim.caller, claim.key)
+                else:
+                    await claim.keys.complete(
+                        claim.caller, claim.key, claim.digest.hexdigest(), answer
+                    )
+        if self._whole:
+            await self._flush(more=False)
+
+    def _answer(self, claim: _Claim) -> StoredResponse | None:
         """What a retry gets again: ``None`` when this answer must not be kept."""
-        status = start["status"]
-        if not self.body_read or status >= 500:
+        start = self._start
+        if start is None or not self._whole or not claim.body_read or start["status"] >= 500:
             return None
         headers = tuple(
             (name.decode("latin-1"), value.decode("latin-1"))
             for name, value in start.get("headers", [])
             if name.lower() not in _NOT_REPLAYED
         )
-        return StoredResponse(status=status, headers=headers, body=body)
+        return StoredResponse(status=start["status"], headers=headers, body=bytes(self._body))
+
+    async def _flush(self, *, more: bool) -> None:
+        if self._start is not None:
+            await self._send(self._start)
+            self._start = None
+        await self._send(
+            {"type": "http.response.body", "body": bytes(self._body), "more_body": more}
+        )
+        self._body = bytearray()
+
+
+class HeldAnswers:
+    """The outermost layer for keyed writes (around dishka's request scope): holds the
+    answer until ``IdempotencyMiddleware``'s claim of the key is settled."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP or scope["method"] not in _WRITES:
+            await self._app(scope, receive, send)
+            return
+        if not any(name == _HEADER_KEY for name, _ in scope["headers"]):
+            await self._app(scope, receive, send)
+            return
+        held = _HeldAnswer(send)
+        scope.setdefault("state", {})[_HELD] = held
+        try:
+            await self._app(scope, receive, held.send)
+        except BaseException:
+            await held.settle(failed=True)
+            raise
+        await held.settle(failed=False)
+
+
+def hold_answers(app: Litestar) -> None:
+    """Install ``HeldAnswers`` around the app's handler, outside dishka's request scope."""
+    app.asgi_handler = HeldAnswers(app.asgi_handler)
 
 
 async def _drained_fingerprint(scope: HTTPScope, receive: Receive) -> str:
@@ -190,7 +248,11 @@ async def _replay(response: StoredResponse, send: Send) -> None:
 
 
 class IdempotencyMiddleware:
-    """Claims the key, runs the write once, keeps its answer; a retry gets the answer."""
+    """Claims the key and runs the write once; a retry gets the kept answer.
+
+    After the access check (the caller is known); ``HeldAnswers``, outside the request's
+    scope, keeps the answer once the request is over.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self._app = app
@@ -207,29 +269,20 @@ class IdempotencyMiddleware:
         if key is None:
             await self._app(scope, receive, send)
             return
+        held: _HeldAnswer | None = scope.get("state", {}).get(_HELD)
+        if held is None:
+            raise RuntimeError("keyed writes need HeldAnswers around the app (hold_answers)")
         keys = self._keys
         if keys is None:
             container: AsyncContainer = scope["app"].state.dishka_container
             keys = self._keys = await container.get(IdempotencyKeys)
         caller = _caller_of(scope)
-        held = await keys.claim(caller, key)
-        if held is not None:
-            await self._answer_again(held, scope, receive, send)
+        record = await keys.claim(caller, key)
+        if record is not None:
+            await self._answer_again(record, scope, receive, send)
             return
-
-        async def keep(answer: StoredResponse | None) -> None:
-            if answer is None:
-                await keys.release(caller, key)
-            else:
-                await keys.complete(caller, key, exchange.digest.hexdigest(), answer)
-
-        exchange = _Exchange(scope, receive, send, keep)
-        try:
-            await self._app(scope, exchange.receive, exchange.send)
-        finally:
-            if not exchange.settled:  # no answer left: an error, or a client gone
-                with anyio.CancelScope(shield=True):
-                    await keys.release(caller, key)
+        held.claim = claim = _Claim(keys, caller, key, scope)
+        await self._app(scope, claim.reading(receive), send)
 
     @staticmethod
     async def _answer_again(

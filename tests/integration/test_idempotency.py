@@ -225,3 +225,19 @@ def test_expired_keys_are_purged(make_client: ClientFactory) -> None:
     retry = client.post("/evaluations", json=NEW, headers=KEY)
     assert "idempotent-replayed" not in retry.headers
     assert _count(client) == 2
+
+
+def test_a_redelivered_event_under_a_new_key_is_answered(client: TestClient[Any]) -> None:
+    """The event is already stored, so the write changes nothing and commits nothing; its
+    answer is still kept (the request's open transaction does not hold the key's store)."""
+    created = client.post("/evaluations", json=NEW).json()
+    path = f"/evaluations/{created['id']}/events"
+    event = {"type": "note", "message": "once", "event_id": "ev-1"}
+
+    first = client.post(path, json=event, headers=_with("event-a"))
+    redelivered = client.post(path, json=event, headers=_with("event-b"))
+    retried = client.post(path, json=event, headers=_with("event-b"))
+
+    assert [r.status_code for r in (first, redelivered, retried)] == [200, 200, 200]
+    assert retried.headers["idempotent-replayed"] == "true"
+    assert len(client.get(path).json()) == 1

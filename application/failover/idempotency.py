@@ -28,6 +28,7 @@ class IdempotencyKeys:
         self,
         primary: IdempotencyStore,
         fallback: IdempotencyStore | None,
+        mirror: IdempotencyStore | None,
         clock: Clock,
         primary_state: PrimaryState,
         *,
@@ -36,6 +37,7 @@ class IdempotencyKeys:
     ) -> None:
         self._primary = primary
         self._fallback = fallback
+        self._mirror = mirror
         self._clock = clock
         self._primary_state = primary_state
         self.ttl = ttl
@@ -68,7 +70,8 @@ class IdempotencyKeys:
     async def complete(
         self, caller: str, key: str, fingerprint: str, response: StoredResponse
     ) -> None:
-        """Keep the answer in the primary (when it answers) and in the fallback store."""
+        """Keep the answer in the primary (when it answers) and beside the journal: mirrored
+        when the primary has it, durably when it does not."""
         expires_at = self._clock.now() + self.ttl
         stored = False
         if self._fallback is None or not self._primary_state.is_down:
@@ -80,9 +83,10 @@ class IdempotencyKeys:
             except BackendUnavailableError as error:
                 if error.backend != Backend.DATABASE or self._fallback is None:
                     raise
-        if self._fallback is not None:
+        copy = self._mirror if stored else self._fallback  # the only copy must be durable
+        if copy is not None:
             try:
-                await self._fallback.complete(
+                await copy.complete(
                     caller, key, fingerprint=fingerprint, response=response, expires_at=expires_at
                 )
             except BackendUnavailableError:

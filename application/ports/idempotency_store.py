@@ -29,8 +29,46 @@ class KeyRecord(msgspec.Struct, frozen=True, kw_only=True):
     expires_at: datetime
     lease_until: datetime
 
+    @classmethod
+    def claimed(
+        cls, caller: str, key: str, *, lease_until: datetime, expires_at: datetime
+    ) -> "KeyRecord":
+        """A key in flight: its request runs, its answer is not known yet."""
+        return cls(
+            caller=caller,
+            key=key,
+            fingerprint=None,
+            response=None,
+            expires_at=expires_at,
+            lease_until=lease_until,
+        )
+
+    @classmethod
+    def answered(
+        cls,
+        caller: str,
+        key: str,
+        *,
+        fingerprint: str,
+        response: StoredResponse,
+        expires_at: datetime,
+    ) -> "KeyRecord":
+        """A key whose request was answered (its lease ends with it)."""
+        return cls(
+            caller=caller,
+            key=key,
+            fingerprint=fingerprint,
+            response=response,
+            expires_at=expires_at,
+            lease_until=expires_at,
+        )
+
     def in_flight(self) -> bool:
         return self.response is None
+
+    def reclaimable(self, now: datetime) -> bool:
+        """Expired, or in flight past its lease (its request died): the key is free again."""
+        return self.expires_at <= now or (self.in_flight() and self.lease_until <= now)
 
 
 class IdempotencyStore(Protocol):

@@ -32,15 +32,17 @@ _ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder(KeyRecord)
 
 
-def _reclaimable(record: KeyRecord, now: datetime) -> bool:
-    return record.expires_at <= now or (record.in_flight() and record.lease_until <= now)
-
-
 class FileIdempotencyStore(IdempotencyStore):
-    """``IdempotencyStore`` under ``root/idempotency``; blocking I/O runs in worker threads."""
+    """``IdempotencyStore`` under ``root/idempotency``; blocking I/O runs in worker threads.
 
-    def __init__(self, root: Path) -> None:
+    ``durable=False`` (the mirror of answers the database holds) replaces files atomically
+    without fsync: a crashed process loses nothing, a power cut may lose the mirror of the
+    last answers, which the database still has.
+    """
+
+    def __init__(self, root: Path, *, durable: bool = True) -> None:
         self.directory = root / DIRECTORY
+        self._durable = durable
 
     def _path(self, caller: str, key: str) -> Path:
         digest = hashlib.sha256(f"{caller}\0{key}".encode()).hexdigest()
@@ -49,19 +51,14 @@ class FileIdempotencyStore(IdempotencyStore):
     async def claim(
         self, caller: str, key: str, *, now: datetime, lease_until: datetime, expires_at: datetime
     ) -> KeyRecord | None:
-        record = KeyRecord(
-            caller=caller,
-            key=key,
-            fingerprint=None,
-            response=None,
-            expires_at=expires_at,
-            lease_until=lease_until,
-        )
+        record = KeyRecord.claimed(caller, key, lease_until=lease_until, expires_at=expires_at)
         return await self._run(self._claim, record, now)
 
     async def find(self, caller: str, key: str, *, now: datetime) -> KeyRecord | None:
-        record = await self._run(self._read, self._path(caller, key))
-        return None if record is None or _reclaimable(record, now) else record
+        # Inline: a read of a file of a few hundred bytes (or a failed open) costs less
+        # than the hop to a worker thread, and every keyed write asks.
+        record = self._inline(self._read, self._path(caller, key))
+        return None if record is None or record.reclaimable(now) else record
 
     async def complete(
         self,
@@ -72,15 +69,13 @@ class FileIdempotencyStore(IdempotencyStore):
         response: StoredResponse,
         expires_at: datetime,
     ) -> None:
-        record = KeyRecord(
-            caller=caller,
-            key=key,
-            fingerprint=fingerprint,
-            response=response,
-            expires_at=expires_at,
-            lease_until=expires_at,
+        record = KeyRecord.answered(
+            caller, key, fingerprint=fingerprint, response=response, expires_at=expires_at
         )
-        await self._run(self._write, record)
+        if self._durable:
+            await self._run(self._write, record)
+        else:  # no fsync: as quick as the read above, so inline too
+            self._inline(self._write, record)
 
     async def release(self, caller: str, key: str) -> None:
         path = self._path(caller, key)
@@ -92,8 +87,12 @@ class FileIdempotencyStore(IdempotencyStore):
         return await self._run(self._purge, now)
 
     async def _run(self, call: Callable[..., T], *args: object) -> T:
+        return await anyio.to_thread.run_sync(self._inline, call, *args)
+
+    @staticmethod
+    def _inline(call: Callable[..., T], *args: object) -> T:
         try:
-            return await anyio.to_thread.run_sync(call, *args)
+            return call(*args)
         except OSError as error:
             detail = f"idempotency keys: {reason(error)}"
             raise BackendUnavailableError(Backend.FILE, detail) from error
@@ -112,7 +111,7 @@ class FileIdempotencyStore(IdempotencyStore):
                     os.link(temp, path)  # whole or not at all, and only if nothing is there
                 except FileExistsError:
                     held = self._read(path)
-                    if held is not None and not _reclaimable(held, now):
+                    if held is not None and not held.reclaimable(now):
                         return held
                     aside = path.with_name(f".{path.name}.{secrets.token_hex(4)}.stale.tmp")
                     with suppress(FileNotFoundError):  # another claimant moved it first
@@ -135,7 +134,14 @@ class FileIdempotencyStore(IdempotencyStore):
             return None  # unreadable: taken as absent, so the next claim replaces it
 
     def _write(self, record: KeyRecord) -> None:
-        write = AtomicWrite(self._path(record.caller, record.key), self.directory.parent)
+        path = self._path(record.caller, record.key)
+        if not self._durable:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            temp = self.directory / f".{path.name}.{secrets.token_hex(4)}.tmp"
+            temp.write_bytes(_ENCODER.encode(record))
+            os.replace(temp, path)
+            return
+        write = AtomicWrite(path, self.directory.parent)
         try:
             write.handle.write(_ENCODER.encode(record))
         except BaseException:

@@ -17,23 +17,14 @@ class MemoryIdempotencyStore(IdempotencyStore):
         held = await self.find(caller, key, now=now)
         if held is not None:
             return held
-        self.records[caller, key] = KeyRecord(
-            caller=caller,
-            key=key,
-            fingerprint=None,
-            response=None,
-            expires_at=expires_at,
-            lease_until=lease_until,
+        self.records[caller, key] = KeyRecord.claimed(
+            caller, key, lease_until=lease_until, expires_at=expires_at
         )
         return None
 
     async def find(self, caller: str, key: str, *, now: datetime) -> KeyRecord | None:
         record = self.records.get((caller, key))
-        if record is None or record.expires_at <= now:
-            return None
-        if record.in_flight() and record.lease_until <= now:
-            return None
-        return record
+        return None if record is None or record.reclaimable(now) else record
 
     async def complete(
         self,
@@ -44,13 +35,8 @@ class MemoryIdempotencyStore(IdempotencyStore):
         response: StoredResponse,
         expires_at: datetime,
     ) -> None:
-        self.records[caller, key] = KeyRecord(
-            caller=caller,
-            key=key,
-            fingerprint=fingerprint,
-            response=response,
-            expires_at=expires_at,
-            lease_until=expires_at,
+        self.records[caller, key] = KeyRecord.answered(
+            caller, key, fingerprint=fingerprint, response=response, expires_at=expires_at
         )
 
     async def release(self, caller: str, key: str) -> None:

@@ -93,13 +93,17 @@ class FailoverProvider(Provider):
     ) -> IdempotencyKeys:
         """The database's keys, and beside the journal the keys of journaled writes."""
         fallback: IdempotencyStore | None = None
+        mirror: IdempotencyStore | None = None
         if settings.storage.fallback_backend is FallbackBackend.FILE:
-            fallback = FileIdempotencyStore(settings.storage.file_storage_path)
+            root = settings.storage.file_storage_path
+            fallback = FileIdempotencyStore(root)
+            mirror = FileIdempotencyStore(root, durable=False)
         elif settings.storage.fallback_backend is FallbackBackend.MEMORY:
-            fallback = MemoryIdempotencyStore()
+            fallback = mirror = MemoryIdempotencyStore()
         return IdempotencyKeys(
             store,
             fallback,
+            mirror,
             clock,
             primary,
             ttl=timedelta(seconds=settings.idempotency.ttl_s),

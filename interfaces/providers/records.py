@@ -37,6 +37,7 @@ from infrastructure.memory.unit_of_work import MemoryUnitOfWork
 from infrastructure.postgres.audit import PgAuditLog
 from infrastructure.postgres.evaluation_pages import PgEvaluationPages
 from infrastructure.postgres.evaluations import PgEvaluationRepository
+from infrastructure.postgres.idempotency import PgIdempotencyStore
 from infrastructure.postgres.maintenance import PgEvaluationMaintenance
 from infrastructure.postgres.planner_statistics import PgPlannerStatistics
 from infrastructure.postgres.pool import create_pool
@@ -82,7 +83,6 @@ class SqlProvider(Provider):
             yield session
 
     queries = provide(SqlEvaluationQueries, provides=EvaluationQueries, scope=Scope.REQUEST)
-    idempotency = provide(SqlIdempotencyStore, provides=IdempotencyStore, scope=Scope.APP)
 
     @provide(scope=Scope.APP)
     def database_inspector(
@@ -102,6 +102,7 @@ class SqlWritePathsProvider(Provider):
     maintenance = provide(SqlEvaluationMaintenance, provides=EvaluationMaintenance)
     audit_log = provide(SqlAuditLog, provides=AuditLog)
     marks = provide(SqlReplayMarks, provides=ReplayMarks)
+    idempotency = provide(SqlIdempotencyStore, provides=IdempotencyStore, scope=Scope.APP)
     planner = provide(NoPlannerStatistics, provides=PlannerStatistics, scope=Scope.APP)
 
     @provide
@@ -144,12 +145,21 @@ class PostgresWritePathsProvider(Provider):
     )
     audit_log = provide(PgAuditLog, provides=AuditLog, scope=Scope.REQUEST)
     marks = provide(PgReplayMarks, provides=ReplayMarks, scope=Scope.REQUEST)
+
+    @provide(scope=Scope.APP)
+    def idempotency(self, pool: asyncpg.Pool) -> IdempotencyStore:
+        return PgIdempotencyStore(pool)
+
     # The list on the request's connection: no SQLAlchemy session is opened for it.
     pages = provide(PgEvaluationPages, provides=EvaluationPages, scope=Scope.REQUEST)
 
     @provide(scope=Scope.APP)
     def planner(self, pool: asyncpg.Pool) -> PlannerStatistics:
         return PgPlannerStatistics(pool)
+
+    @provide(scope=Scope.APP)
+    def idempotency(self, pool: asyncpg.Pool) -> IdempotencyStore:
+        return PgIdempotencyStore(pool)
 
 
 class MemoryRecordsProvider(Provider):

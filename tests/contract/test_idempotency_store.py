@@ -15,6 +15,8 @@ import pytest
 from application.ports.idempotency_store import IdempotencyStore, KeyRecord, StoredResponse
 from infrastructure.files.idempotency import FileIdempotencyStore
 from infrastructure.memory.idempotency import MemoryIdempotencyStore
+from infrastructure.postgres.idempotency import PgIdempotencyStore
+from infrastructure.postgres.pool import create_pool
 from infrastructure.sql.engine import create_engine, create_session_maker
 from infrastructure.sql.idempotency import SqlIdempotencyStore
 from interfaces.settings import DatabaseSettings
@@ -31,13 +33,24 @@ ANSWER = StoredResponse(
 )
 
 
+_POSTGRES = pytest.mark.postgres
+
+
 @pytest.fixture(
-    params=["memory", "files", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+    params=[
+        "memory",
+        "files",
+        "files-mirror",
+        "sqlite",
+        pytest.param("postgres", marks=_POSTGRES),
+        pytest.param("postgres-sqlalchemy", marks=_POSTGRES),
+    ]
 )
 def store_kind(request: pytest.FixtureRequest) -> Iterator[tuple[str, str | None]]:
     kind: str = request.param
-    if kind in {"sqlite", "postgres"}:
-        yield kind, request.getfixturevalue(f"migrated_{kind}_url")
+    if kind.startswith(("sqlite", "postgres")):
+        database = kind.split("-", maxsplit=1)[0]
+        yield kind, request.getfixturevalue(f"migrated_{database}_url")
     else:
         yield kind, None
 
@@ -50,16 +63,22 @@ async def store(
     if kind == "memory":
         yield MemoryIdempotencyStore()
         return
-    if kind == "files":
-        yield FileIdempotencyStore(tmp_path)
+    if kind.startswith("files"):
+        yield FileIdempotencyStore(tmp_path, durable=kind == "files")
         return
     assert url is not None
-    engine = create_engine(DatabaseSettings(url=url, pool_size=5))
+    settings = DatabaseSettings(url=url, pool_size=5)
+    engine = create_engine(settings)
+    pool = await create_pool(settings) if kind == "postgres" else None
     try:
-        store = SqlIdempotencyStore(create_session_maker(engine))
+        store: IdempotencyStore = (
+            PgIdempotencyStore(pool) if pool else SqlIdempotencyStore(create_session_maker(engine))
+        )
         await store.purge(datetime.max.replace(tzinfo=UTC))
         yield store
     finally:
+        if pool is not None:
+            await pool.close()
         await engine.dispose()
 
 

@@ -71,10 +71,12 @@ class World:
         self.clock = FixedClock()
         self.primary = OutageStore()
         self.fallback: IdempotencyStore | None = FileIdempotencyStore(root) if fallback else None
+        self.mirror = FileIdempotencyStore(root, durable=False) if fallback else None
         self.state = PrimaryState(self.clock)
         self.keys = IdempotencyKeys(
             self.primary,
             self.fallback,
+            self.mirror,
             self.clock,
             self.state,
             ttl=timedelta(hours=1),

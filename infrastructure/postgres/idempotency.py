@@ -1,0 +1,140 @@
+"""``Idempotency-Key`` answers in hand-written SQL on the asyncpg pool: one statement a call.
+
+A keyed write pays a claim and an answer on top of its own work, so each is one round
+trip in autocommit (the SQLAlchemy store takes four: ping, ``BEGIN``, statement,
+``COMMIT``). The claim inserts the key, takes over an expired or abandoned one, or
+returns the row that holds it, in one statement.
+"""
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from application.ports.idempotency_store import IdempotencyStore, KeyRecord, StoredResponse
+from infrastructure.sql.errors import translate_errors
+
+# The claimed row, or else the row that holds the key (as the statement's snapshot saw it).
+CLAIM = """
+WITH claimed AS (
+    INSERT INTO idempotency_keys AS k (caller, key, expires_at, lease_until)
+    VALUES ($1, $2, $4, $3)
+    ON CONFLICT (caller, key) DO UPDATE
+       SET fingerprint = NULL, status = NULL, headers = NULL, body = NULL,
+           expires_at = EXCLUDED.expires_at, lease_until = EXCLUDED.lease_until
+     WHERE k.expires_at <= $5 OR (k.status IS NULL AND k.lease_until <= $5)
+    RETURNING 1
+)
+SELECT true AS claimed, NULL::text AS fingerprint, NULL::integer AS status,
+       NULL::jsonb AS headers, NULL::bytea AS body,
+       NULL::timestamptz AS expires_at, NULL::timestamptz AS lease_until
+  FROM claimed
+UNION ALL
+SELECT false, fingerprint, status, headers, body, expires_at, lease_until
+  FROM idempotency_keys
+ WHERE caller = $1 AND key = $2 AND NOT EXISTS (SELECT 1 FROM claimed)
+"""
+FIND = """
+SELECT fingerprint, status, headers, body, expires_at, lease_until
+  FROM idempotency_keys
+ WHERE caller = $1 AND key = $2
+   AND expires_at > $3 AND (status IS NOT NULL OR lease_until > $3)
+"""
+ANSWER = """
+INSERT INTO idempotency_keys
+       (caller, key, fingerprint, status, headers, body, expires_at, lease_until)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+ON CONFLICT (caller, key) DO UPDATE
+   SET fingerprint = EXCLUDED.fingerprint, status = EXCLUDED.status,
+       headers = EXCLUDED.headers, body = EXCLUDED.body,
+       expires_at = EXCLUDED.expires_at, lease_until = EXCLUDED.lease_until
+"""
+RELEASE = "DELETE FROM idempotency_keys WHERE caller = $1 AND key = $2 AND status IS NULL"
+PURGE = """
+DELETE FROM idempotency_keys
+ WHERE ctid IN (SELECT ctid FROM idempotency_keys WHERE expires_at <= $1 LIMIT $2)
+"""
+PURGE_BATCH = 1000
+# A row claimed by a transaction that committed after this statement's snapshot is
+# neither claimed nor seen; the next statement sees it.
+CLAIM_ATTEMPTS = 3
+
+
+def _record(caller: str, key: str, row: "asyncpg.Record") -> KeyRecord:
+    response = None
+    if row["status"] is not None:
+        headers: list[list[str]] = row["headers"] or []
+        response = StoredResponse(
+            status=row["status"],
+            headers=tuple((name, value) for name, value in headers),
+            body=bytes(row["body"] or b""),
+        )
+    return KeyRecord(
+        caller=caller,
+        key=key,
+        fingerprint=row["fingerprint"],
+        response=response,
+        expires_at=row["expires_at"],
+        lease_until=row["lease_until"],
+    )
+
+
+class PgIdempotencyStore(IdempotencyStore):
+    """``IdempotencyStore`` on ``idempotency_keys``, each call one autocommitted statement."""
+
+    def __init__(self, pool: "asyncpg.Pool[asyncpg.Record]") -> None:
+        self._pool = pool
+
+    async def _fetch(self, operation: str, sql: str, *arguments: Any) -> list[Any]:
+        with translate_errors(operation):
+            return await self._pool.fetch(sql, *arguments)
+
+    async def claim(
+        self, caller: str, key: str, *, now: datetime, lease_until: datetime, expires_at: datetime
+    ) -> KeyRecord | None:
+        for _ in range(CLAIM_ATTEMPTS):
+            rows = await self._fetch(
+                "idempotency claim", CLAIM, caller, key, lease_until, expires_at, now
+            )
+            if rows:
+                return None if rows[0]["claimed"] else _record(caller, key, rows[0])
+        raise RuntimeError(f"idempotency key {key!r} neither claimed nor found")
+
+    async def find(self, caller: str, key: str, *, now: datetime) -> KeyRecord | None:
+        rows = await self._fetch("idempotency find", FIND, caller, key, now)
+        return _record(caller, key, rows[0]) if rows else None
+
+    async def complete(
+        self,
+        caller: str,
+        key: str,
+        *,
+        fingerprint: str,
+        response: StoredResponse,
+        expires_at: datetime,
+    ) -> None:
+        headers = [list(pair) for pair in response.headers]
+        await self._fetch(
+            "idempotency answer",
+            ANSWER,
+            caller,
+            key,
+            fingerprint,
+            response.status,
+            headers,
+            response.body,
+            expires_at,
+        )
+
+    async def release(self, caller: str, key: str) -> None:
+        await self._fetch("idempotency release", RELEASE, caller, key)
+
+    async def purge(self, now: datetime) -> int:
+        purged = 0
+        while True:
+            with translate_errors("idempotency purge"):
+                status = await self._pool.execute(PURGE, now, PURGE_BATCH)
+            deleted = int(status.rsplit(" ", 1)[-1])
+            purged += deleted
+            if deleted < PURGE_BATCH:
+                return purged

@@ -8,16 +8,12 @@ Revises:
 Create Date: 2025-01-01 00:00:00
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0001"
 down_revision: str | None = None
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 Json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 AutoId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")

@@ -8,16 +8,12 @@ Revises: 0001
 Create Date: 2026-11-29 00:00:00
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0002"
 down_revision: str | None = "0001"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 Json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 AutoId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")

@@ -14,15 +14,11 @@ Revises: 0003
 Create Date: 2026-11-30 00:00:00
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004"
 down_revision: str | None = "0003"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 Timestamp = sa.DateTime(timezone=True)
 

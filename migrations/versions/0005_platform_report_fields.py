@@ -10,16 +10,12 @@ Revises: 0004
 Create Date: 2026-12-05 00:00:00
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from advanced_alchemy.types import DateTimeUTC
 from alembic import op
 
 revision: str = "0005"
 down_revision: str | None = "0004"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -21,8 +21,6 @@ Create Date: 2026-12-06 00:00:00
 # Every statement below is built from constants of this module (no input reaches them).
 # ruff: noqa: S608
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
@@ -30,8 +28,6 @@ from migrations import counters
 
 revision: str = "0006"
 down_revision: str | None = "0005"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 EXACT_BELOW_MS = 1024
 SUB_BITS = 7  # 128 buckets per power of two

@@ -20,15 +20,11 @@ Revises: 0006
 Create Date: 2026-12-20 00:00:00
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007"
 down_revision: str | None = "0006"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 PATTERN = "idx_evaluations_live_id_pattern"
 CREATED = "idx_evaluations_created_at"

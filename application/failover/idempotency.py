@@ -46,39 +46,39 @@ class IdempotencyKeys:
     async def claim(self, caller: str, key: str) -> KeyRecord | None:
         """Claim ``key`` for this request (``None``), or the record of the request that has it."""
         now = self._clock.now()
-        lease_until, expires_at = now + self._lease, now + self.ttl
+        claim = KeyRecord.claimed(
+            caller, key, lease_until=now + self._lease, expires_at=now + self.ttl
+        )
         if self._fallback is not None:
             held = await self._fallback.find(caller, key, now=now)
             if held is not None:
                 return held
             if self._primary_state.is_down:  # known away: no timeout per request
-                return await self._fallback.claim(
-                    caller, key, now=now, lease_until=lease_until, expires_at=expires_at
-                )
+                return await self._fallback.claim(claim, now=now)
         try:
-            return await self._primary.claim(
-                caller, key, now=now, lease_until=lease_until, expires_at=expires_at
-            )
+            return await self._primary.claim(claim, now=now)
         except BackendUnavailableError as error:
             if error.backend != Backend.DATABASE or self._fallback is None:
                 raise
             log.warning("idempotency_key_to_fallback", reason=error.detail)
-            return await self._fallback.claim(
-                caller, key, now=now, lease_until=lease_until, expires_at=expires_at
-            )
+            return await self._fallback.claim(claim, now=now)
 
     async def complete(
         self, caller: str, key: str, fingerprint: str, response: StoredResponse
     ) -> None:
         """Keep the answer in the primary (when it answers) and beside the journal: mirrored
         when the primary has it, durably when it does not."""
-        expires_at = self._clock.now() + self.ttl
+        answer = KeyRecord.answered(
+            caller,
+            key,
+            fingerprint=fingerprint,
+            response=response,
+            expires_at=self._clock.now() + self.ttl,
+        )
         stored = False
         if self._fallback is None or not self._primary_state.is_down:
             try:
-                await self._primary.complete(
-                    caller, key, fingerprint=fingerprint, response=response, expires_at=expires_at
-                )
+                await self._primary.complete(answer)
                 stored = True
             except BackendUnavailableError as error:
                 if error.backend != Backend.DATABASE or self._fallback is None:
@@ -86,9 +86,7 @@ class IdempotencyKeys:
         copy = self._mirror if stored else self._fallback  # the only copy must be durable
         if copy is not None:
             try:
-                await copy.complete(
-                    caller, key, fingerprint=fingerprint, response=response, expires_at=expires_at
-                )
+                await copy.complete(answer)
             except BackendUnavailableError:
                 if not stored:
                     raise

@@ -81,26 +81,17 @@ class IdempotencyStore(Protocol):
     """
 
     @abstractmethod
-    async def claim(
-        self, caller: str, key: str, *, now: datetime, lease_until: datetime, expires_at: datetime
-    ) -> KeyRecord | None:
-        """Mark ``key`` in flight for this request, or return the record that holds it."""
+    async def claim(self, claim: KeyRecord, *, now: datetime) -> KeyRecord | None:
+        """Store ``claim`` (a key in flight) for this request, or return the record that
+        holds its key."""
 
     @abstractmethod
     async def find(self, caller: str, key: str, *, now: datetime) -> KeyRecord | None:
         """The live record of ``key`` (``None`` when absent, expired or abandoned)."""
 
     @abstractmethod
-    async def complete(
-        self,
-        caller: str,
-        key: str,
-        *,
-        fingerprint: str,
-        response: StoredResponse,
-        expires_at: datetime,
-    ) -> None:
-        """Keep the answer of ``key`` (written whether or not this store holds its claim)."""
+    async def complete(self, answer: KeyRecord) -> None:
+        """Keep ``answer`` for its key (written whether or not this store holds the claim)."""
 
     @abstractmethod
     async def release(self, caller: str, key: str) -> None:

@@ -22,7 +22,7 @@ import msgspec
 
 from application.backends import Backend
 from application.errors import BackendUnavailableError
-from application.ports.idempotency_store import IdempotencyStore, KeyRecord, StoredResponse
+from application.ports.idempotency_store import IdempotencyStore, KeyRecord
 from infrastructure.files.durable import AtomicWrite, is_temp
 from infrastructure.files.errors import reason
 
@@ -48,11 +48,8 @@ class FileIdempotencyStore(IdempotencyStore):
         digest = hashlib.sha256(f"{caller}\0{key}".encode()).hexdigest()
         return self.directory / f"{digest}.json"
 
-    async def claim(
-        self, caller: str, key: str, *, now: datetime, lease_until: datetime, expires_at: datetime
-    ) -> KeyRecord | None:
-        record = KeyRecord.claimed(caller, key, lease_until=lease_until, expires_at=expires_at)
-        return await self._run(self._claim, record, now)
+    async def claim(self, claim: KeyRecord, *, now: datetime) -> KeyRecord | None:
+        return await self._run(self._claim, claim, now)
 
     async def find(self, caller: str, key: str, *, now: datetime) -> KeyRecord | None:
         # Inline: a read of a file of a few hundred bytes (or a failed open) costs less
@@ -60,22 +57,11 @@ class FileIdempotencyStore(IdempotencyStore):
         record = self._inline(self._read, self._path(caller, key))
         return None if record is None or record.reclaimable(now) else record
 
-    async def complete(
-        self,
-        caller: str,
-        key: str,
-        *,
-        fingerprint: str,
-        response: StoredResponse,
-        expires_at: datetime,
-    ) -> None:
-        record = KeyRecord.answered(
-            caller, key, fingerprint=fingerprint, response=response, expires_at=expires_at
-        )
+    async def complete(self, answer: KeyRecord) -> None:
         if self._durable:
-            await self._run(self._write, record)
+            await self._run(self._write, answer)
         else:  # no fsync: as quick as the read above, so inline too
-            self._inline(self._write, record)
+            self._inline(self._write, answer)
 
     async def release(self, caller: str, key: str) -> None:
         path = self._path(caller, key)

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from application.ports.idempotency_store import IdempotencyStore, KeyRecord, StoredResponse
+from application.ports.idempotency_store import IdempotencyStore, KeyRecord
 
 
 class MemoryIdempotencyStore(IdempotencyStore):
@@ -11,33 +11,18 @@ class MemoryIdempotencyStore(IdempotencyStore):
     def __init__(self) -> None:
         self.records: dict[tuple[str, str], KeyRecord] = {}
 
-    async def claim(
-        self, caller: str, key: str, *, now: datetime, lease_until: datetime, expires_at: datetime
-    ) -> KeyRecord | None:
-        held = await self.find(caller, key, now=now)
-        if held is not None:
-            return held
-        self.records[caller, key] = KeyRecord.claimed(
-            caller, key, lease_until=lease_until, expires_at=expires_at
-        )
-        return None
+    async def claim(self, claim: KeyRecord, *, now: datetime) -> KeyRecord | None:
+        held = await self.find(claim.caller, claim.key, now=now)
+        if held is None:
+            self.records[claim.caller, claim.key] = claim
+        return held
 
     async def find(self, caller: str, key: str, *, now: datetime) -> KeyRecord | None:
         record = self.records.get((caller, key))
         return None if record is None or record.reclaimable(now) else record
 
-    async def complete(
-        self,
-        caller: str,
-        key: str,
-        *,
-        fingerprint: str,
-        response: StoredResponse,
-        expires_at: datetime,
-    ) -> None:
-        self.records[caller, key] = KeyRecord.answered(
-            caller, key, fingerprint=fingerprint, response=response, expires_at=expires_at
-        )
+    async def complete(self, answer: KeyRecord) -> None:
+        self.records[answer.caller, answer.key] = answer
 
     async def release(self, caller: str, key: str) -> None:
         record = self.records.get((caller, key))

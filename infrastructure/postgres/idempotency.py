@@ -11,8 +11,9 @@ from typing import Any
 
 import asyncpg
 
-from application.ports.idempotency_store import IdempotencyStore, KeyRecord, StoredResponse
+from application.ports.idempotency_store import IdempotencyStore, KeyRecord
 from infrastructure.sql.errors import translate_errors
+from infrastructure.sql.idempotency import key_record, key_values
 
 # The claimed row, or else the row that holds the key (as the statement's snapshot saw it).
 CLAIM = """
@@ -43,12 +44,13 @@ SELECT fingerprint, status, headers, body, expires_at, lease_until
 ANSWER = """
 INSERT INTO idempotency_keys
        (caller, key, fingerprint, status, headers, body, expires_at, lease_until)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 ON CONFLICT (caller, key) DO UPDATE
    SET fingerprint = EXCLUDED.fingerprint, status = EXCLUDED.status,
        headers = EXCLUDED.headers, body = EXCLUDED.body,
        expires_at = EXCLUDED.expires_at, lease_until = EXCLUDED.lease_until
 """
+ANSWER_COLUMNS = ("fingerprint", "status", "headers", "body", "expires_at", "lease_until")
 RELEASE = "DELETE FROM idempotency_keys WHERE caller = $1 AND key = $2 AND status IS NULL"
 PURGE = """
 DELETE FROM idempotency_keys
@@ -58,25 +60,6 @@ PURGE_BATCH = 1000
 # A row claimed by a transaction that committed after this statement's snapshot is
 # neither claimed nor seen; the next statement sees it.
 CLAIM_ATTEMPTS = 3
-
-
-def _record(caller: str, key: str, row: "asyncpg.Record") -> KeyRecord:
-    response = None
-    if row["status"] is not None:
-        headers: list[list[str]] = row["headers"] or []
-        response = StoredResponse(
-            status=row["status"],
-            headers=tuple((name, value) for name, value in headers),
-            body=bytes(row["body"] or b""),
-        )
-    return KeyRecord(
-        caller=caller,
-        key=key,
-        fingerprint=row["fingerprint"],
-        response=response,
-        expires_at=row["expires_at"],
-        lease_until=row["lease_until"],
-    )
 
 
 class PgIdempotencyStore(IdempotencyStore):
@@ -89,41 +72,28 @@ class PgIdempotencyStore(IdempotencyStore):
         with translate_errors(operation):
             return await self._pool.fetch(sql, *arguments)
 
-    async def claim(
-        self, caller: str, key: str, *, now: datetime, lease_until: datetime, expires_at: datetime
-    ) -> KeyRecord | None:
+    async def claim(self, claim: KeyRecord, *, now: datetime) -> KeyRecord | None:
+        caller, key = claim.caller, claim.key
         for _ in range(CLAIM_ATTEMPTS):
             rows = await self._fetch(
-                "idempotency claim", CLAIM, caller, key, lease_until, expires_at, now
+                "idempotency claim", CLAIM, caller, key, claim.lease_until, claim.expires_at, now
             )
             if rows:
-                return None if rows[0]["claimed"] else _record(caller, key, rows[0])
+                return None if rows[0]["claimed"] else key_record(caller, key, rows[0])
         raise RuntimeError(f"idempotency key {key!r} neither claimed nor found")
 
     async def find(self, caller: str, key: str, *, now: datetime) -> KeyRecord | None:
         rows = await self._fetch("idempotency find", FIND, caller, key, now)
-        return _record(caller, key, rows[0]) if rows else None
+        return key_record(caller, key, rows[0]) if rows else None
 
-    async def complete(
-        self,
-        caller: str,
-        key: str,
-        *,
-        fingerprint: str,
-        response: StoredResponse,
-        expires_at: datetime,
-    ) -> None:
-        headers = [list(pair) for pair in response.headers]
+    async def complete(self, answer: KeyRecord) -> None:
+        values = key_values(answer)
         await self._fetch(
             "idempotency answer",
             ANSWER,
-            caller,
-            key,
-            fingerprint,
-            response.status,
-            headers,
-            response.body,
-            expires_at,
+            answer.caller,
+            answer.key,
+            *(values[name] for name in ANSWER_COLUMNS),
         )
 
     async def release(self, caller: str, key: str) -> None:

@@ -29,7 +29,8 @@ def _reclaimable(now: datetime) -> sa.ColumnElement[bool]:
     return sa.or_(_c.expires_at <= now, sa.and_(_c.status.is_(None), _c.lease_until <= now))
 
 
-def _record(row: Row) -> KeyRecord:
+def key_record(caller: str, key: str, row: Row) -> KeyRecord:
+    """A row of ``idempotency_keys`` (both SQL stacks read the same columns)."""
     response = None
     if row["status"] is not None:
         headers: list[list[str]] = row["headers"] or []
@@ -39,8 +40,8 @@ def _record(row: Row) -> KeyRecord:
             body=bytes(row["body"] or b""),
         )
     return KeyRecord(
-        caller=row["caller"],
-        key=row["key"],
+        caller=caller,
+        key=key,
         fingerprint=row["fingerprint"],
         response=response,
         expires_at=row["expires_at"],
@@ -48,13 +49,16 @@ def _record(row: Row) -> KeyRecord:
     )
 
 
-def _answer(fingerprint: str, response: StoredResponse, expires_at: datetime) -> dict[str, Any]:
+def key_values(record: KeyRecord) -> dict[str, Any]:
+    """The columns of ``record`` but its (caller, key)."""
+    response = record.response
     return {
-        "fingerprint": fingerprint,
-        "status": response.status,
-        "headers": [list(pair) for pair in response.headers],
-        "body": response.body,
-        "expires_at": expires_at,
+        "fingerprint": record.fingerprint,
+        "status": response.status if response else None,
+        "headers": [list(pair) for pair in response.headers] if response else None,
+        "body": response.body if response else None,
+        "expires_at": record.expires_at,
+        "lease_until": record.lease_until,
     }
 
 
@@ -64,11 +68,8 @@ class SqlIdempotencyStore(IdempotencyStore):
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
 
-    async def claim(
-        self, caller: str, key: str, *, now: datetime, lease_until: datetime, expires_at: datetime
-    ) -> KeyRecord | None:
-        fresh: dict[str, object] = {"fingerprint": None, "status": None, "headers": None}
-        fresh |= {"body": None, "expires_at": expires_at, "lease_until": lease_until}
+    async def claim(self, claim: KeyRecord, *, now: datetime) -> KeyRecord | None:
+        caller, key, fresh = claim.caller, claim.key, key_values(claim)
         async with self._sessions() as session, session.begin():
             with translate_errors("idempotency claim"):
                 inserted = await session.execute(
@@ -93,31 +94,23 @@ class SqlIdempotencyStore(IdempotencyStore):
                     .mappings()
                     .first()
                 )
-        return _record(row) if row is not None else None
+        return key_record(caller, key, row) if row is not None else None
 
     async def find(self, caller: str, key: str, *, now: datetime) -> KeyRecord | None:
         statement = sa.select(idempotency_keys).where(_key(caller, key), sa.not_(_reclaimable(now)))
         async with self._sessions() as session:
             with translate_errors("idempotency find"):
                 row = (await session.execute(statement)).mappings().first()
-        return _record(row) if row is not None else None
+        return key_record(caller, key, row) if row is not None else None
 
-    async def complete(
-        self,
-        caller: str,
-        key: str,
-        *,
-        fingerprint: str,
-        response: StoredResponse,
-        expires_at: datetime,
-    ) -> None:
-        answer = _answer(fingerprint, response, expires_at)
+    async def complete(self, answer: KeyRecord) -> None:
+        values = key_values(answer)
         async with self._sessions() as session, session.begin():
             with translate_errors("idempotency answer"):
                 await session.execute(
                     insert_for(session, idempotency_keys)
-                    .values(caller=caller, key=key, lease_until=expires_at, **answer)
-                    .on_conflict_do_update(index_elements=[_c.caller, _c.key], set_=answer)
+                    .values(caller=answer.caller, key=answer.key, **values)
+                    .on_conflict_do_update(index_elements=[_c.caller, _c.key], set_=values)
                 )
 
     async def release(self, caller: str, key: str) -> None:

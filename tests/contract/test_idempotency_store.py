@@ -85,9 +85,25 @@ async def store(
 async def _claim(
     store: IdempotencyStore, key: str = "key-1", *, caller: str = "gateway", now: datetime = NOW
 ) -> KeyRecord | None:
-    return await store.claim(
-        caller, key, now=now, lease_until=now + (LEASE - NOW), expires_at=now + (EXPIRES - NOW)
+    claim = KeyRecord.claimed(
+        caller, key, lease_until=now + (LEASE - NOW), expires_at=now + (EXPIRES - NOW)
     )
+    return await store.claim(claim, now=now)
+
+
+async def _answer(
+    store: IdempotencyStore,
+    key: str = "key-1",
+    *,
+    caller: str = "gateway",
+    fingerprint: str = "f" * 64,
+    response: StoredResponse = ANSWER,
+    expires_at: datetime = EXPIRES,
+) -> None:
+    answer = KeyRecord.answered(
+        caller, key, fingerprint=fingerprint, response=response, expires_at=expires_at
+    )
+    await store.complete(answer)
 
 
 async def test_a_new_key_is_claimed_and_then_held_in_flight(store: IdempotencyStore) -> None:
@@ -102,9 +118,7 @@ async def test_a_new_key_is_claimed_and_then_held_in_flight(store: IdempotencySt
 
 async def test_an_answered_key_returns_its_answer_and_fingerprint(store: IdempotencyStore) -> None:
     await _claim(store)
-    await store.complete(
-        "gateway", "key-1", fingerprint="f" * 64, response=ANSWER, expires_at=EXPIRES
-    )
+    await _answer(store, "key-1")
 
     held = await _claim(store)
     found = await store.find("gateway", "key-1", now=NOW)
@@ -117,9 +131,7 @@ async def test_an_answered_key_returns_its_answer_and_fingerprint(store: Idempot
 
 async def test_keys_of_two_callers_never_meet(store: IdempotencyStore) -> None:
     await _claim(store, caller="gateway")
-    await store.complete(
-        "gateway", "key-1", fingerprint="a" * 64, response=ANSWER, expires_at=EXPIRES
-    )
+    await _answer(store, "key-1", fingerprint="a" * 64)
 
     assert await _claim(store, caller="worker") is None
     assert await store.find("other", "key-1", now=NOW) is None
@@ -127,18 +139,11 @@ async def test_keys_of_two_callers_never_meet(store: IdempotencyStore) -> None:
 
 async def test_an_expired_answer_frees_its_key(store: IdempotencyStore) -> None:
     await _claim(store)
-    await store.complete(
-        "gateway", "key-1", fingerprint="a" * 64, response=ANSWER, expires_at=EXPIRES
-    )
+    await _answer(store, "key-1", fingerprint="a" * 64)
     later = EXPIRES + timedelta(seconds=1)
 
     assert await store.find("gateway", "key-1", now=later) is None
-    assert (
-        await store.claim(
-            "gateway", "key-1", now=later, lease_until=later, expires_at=later + timedelta(days=1)
-        )
-        is None
-    )
+    assert await _claim(store, now=later) is None
 
 
 async def test_an_in_flight_key_past_its_lease_can_be_claimed_again(
@@ -155,9 +160,7 @@ async def test_an_in_flight_key_past_its_lease_can_be_claimed_again(
 async def test_release_frees_an_in_flight_key_but_keeps_an_answer(store: IdempotencyStore) -> None:
     await _claim(store, "running")
     await _claim(store, "answered")
-    await store.complete(
-        "gateway", "answered", fingerprint="a" * 64, response=ANSWER, expires_at=EXPIRES
-    )
+    await _answer(store, "answered", fingerprint="a" * 64)
 
     await store.release("gateway", "running")
     await store.release("gateway", "answered")
@@ -170,9 +173,7 @@ async def test_release_frees_an_in_flight_key_but_keeps_an_answer(store: Idempot
 
 async def test_an_answer_is_kept_without_a_claim_in_this_store(store: IdempotencyStore) -> None:
     """The fallback store mirrors answers whose claim the database held."""
-    await store.complete(
-        "gateway", "key-1", fingerprint="a" * 64, response=ANSWER, expires_at=EXPIRES
-    )
+    await _answer(store, "key-1", fingerprint="a" * 64)
 
     held = await _claim(store)
 
@@ -182,9 +183,7 @@ async def test_an_answer_is_kept_without_a_claim_in_this_store(store: Idempotenc
 
 async def test_purge_deletes_only_the_expired(store: IdempotencyStore) -> None:
     for key, expires in (("old", NOW - timedelta(seconds=1)), ("live", EXPIRES)):
-        await store.complete(
-            "gateway", key, fingerprint="a" * 64, response=ANSWER, expires_at=expires
-        )
+        await _answer(store, key, fingerprint="a" * 64, expires_at=expires)
 
     assert await store.purge(NOW) == 1
 
@@ -209,12 +208,8 @@ async def test_of_concurrent_claims_of_one_key_exactly_one_wins(store: Idempoten
 async def test_an_empty_body_and_binary_bytes_survive(store: IdempotencyStore) -> None:
     empty = StoredResponse(status=204, headers=(), body=b"")
     binary = StoredResponse(status=201, headers=(("x-a", "b"),), body=bytes(range(256)))
-    await store.complete(
-        "gateway", "empty", fingerprint="a" * 64, response=empty, expires_at=EXPIRES
-    )
-    await store.complete(
-        "gateway", "binary", fingerprint="b" * 64, response=binary, expires_at=EXPIRES
-    )
+    await _answer(store, "empty", fingerprint="a" * 64, response=empty)
+    await _answer(store, "binary", fingerprint="b" * 64, response=binary)
 
     got = [await store.find("gateway", key, now=NOW) for key in ("empty", "binary")]
 

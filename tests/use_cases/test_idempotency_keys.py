@@ -43,27 +43,13 @@ class OutageStore(MemoryIdempotencyStore):
         if self.down:
             raise BackendUnavailableError(Backend.DATABASE, "connection refused")
 
-    async def claim(
-        self, caller: str, key: str, *, now: datetime, lease_until: datetime, expires_at: datetime
-    ) -> KeyRecord | None:
+    async def claim(self, claim: KeyRecord, *, now: datetime) -> KeyRecord | None:
         self._check()
-        return await super().claim(
-            caller, key, now=now, lease_until=lease_until, expires_at=expires_at
-        )
+        return await super().claim(claim, now=now)
 
-    async def complete(
-        self,
-        caller: str,
-        key: str,
-        *,
-        fingerprint: str,
-        response: StoredResponse,
-        expires_at: datetime,
-    ) -> None:
+    async def complete(self, answer: KeyRecord) -> None:
         self._check()
-        await super().complete(
-            caller, key, fingerprint=fingerprint, response=response, expires_at=expires_at
-        )
+        await super().complete(answer)
 
 
 class World:

@@ -1,4 +1,4 @@
-"""The asyncio client: runs the shared plans (``_calls``) over an ``httpx.AsyncClient``."""
+"""The asyncio client: runs the shared plans (``_plan``) over an ``httpx.AsyncClient``."""
 
 import asyncio
 import functools
@@ -8,7 +8,14 @@ from typing import Any, Generic, Never, ParamSpec, Self, TypeVar, overload
 
 import httpx
 
-from crucible_storage import _calls as calls
+from crucible_storage import _evaluations as evaluations
+from crucible_storage import _events as events
+from crucible_storage import _logs as logs
+from crucible_storage import _payloads as payloads
+from crucible_storage import _service as service
+from crucible_storage._exchange import finish, prepare_headers, resendable, wait_before_retry
+from crucible_storage._plan import Call, Emit, Plan, Reply, Sleep
+from crucible_storage._upload import Upload
 from crucible_storage.models import (
     Evaluation,
     EvaluationFields,
@@ -32,7 +39,7 @@ class _Runner:
 class _Method(Generic[P, R]):
     """A client coroutine that runs the plan ``build`` makes and returns its result."""
 
-    def __init__(self, build: Callable[P, calls.Plan[Never, R]]) -> None:
+    def __init__(self, build: Callable[P, Plan[Never, R]]) -> None:
         self._build = build
 
     @overload
@@ -56,7 +63,7 @@ class _Method(Generic[P, R]):
 class _Stream(Generic[P, T]):
     """A client method that returns an async iterator over what the plan ``build`` emits."""
 
-    def __init__(self, build: Callable[P, calls.Plan[T, None]]) -> None:
+    def __init__(self, build: Callable[P, Plan[T, None]]) -> None:
         self._build = build
 
     @overload
@@ -83,13 +90,13 @@ class _Resource(_Runner):
 
 
 class AsyncEvaluations(_Resource):
-    create = _Method(calls.create_evaluation)
-    update = _Method(calls.update_evaluation)
-    delete = _Method(calls.delete_evaluation)
-    iterate = _Stream(calls.iterate_evaluations)
-    running = _Method(calls.running_evaluations)
-    celery_update = _Method(calls.celery_update)
-    complete = _Method(calls.complete_evaluation)
+    create = _Method(evaluations.create_evaluation)
+    update = _Method(evaluations.update_evaluation)
+    delete = _Method(evaluations.delete_evaluation)
+    iterate = _Stream(evaluations.iterate_evaluations)
+    running = _Method(evaluations.running_evaluations)
+    celery_update = _Method(evaluations.celery_update)
+    complete = _Method(evaluations.complete_evaluation)
 
     @overload
     async def get(self, id: str, *, fields: None = None) -> Evaluation: ...
@@ -98,8 +105,8 @@ class AsyncEvaluations(_Resource):
     async def get(self, id: str, *, fields: Iterable[str] | None = None) -> Any:
         """One evaluation; with ``fields`` only those (and ``id``) are read and sent."""
         if fields is None:
-            return await self._client._run(calls.get_evaluation(id))
-        return await self._client._run(calls.get_evaluation_fields(id, fields))
+            return await self._client._run(evaluations.get_evaluation(id))
+        return await self._client._run(evaluations.get_evaluation_fields(id, fields))
 
     @overload
     async def list(
@@ -132,35 +139,35 @@ class AsyncEvaluations(_Resource):
     async def list(self, *, fields: Iterable[str] | None = None, **filters: Any) -> Any:
         """One page, newest first (``iterate`` follows the pages for you)."""
         if fields is None:
-            return await self._client._run(calls.list_evaluations(**filters))
-        return await self._client._run(calls.list_evaluation_fields(fields, **filters))
+            return await self._client._run(evaluations.list_evaluations(**filters))
+        return await self._client._run(evaluations.list_evaluation_fields(fields, **filters))
 
 
 class AsyncLogs(_Resource):
-    append = _Method(calls.append_log)
-    get = _Method(calls.get_logs)
-    follow = _Stream(calls.follow_logs)
+    append = _Method(logs.append_log)
+    get = _Method(logs.get_logs)
+    follow = _Stream(logs.follow_logs)
 
 
 class AsyncEvents(_Resource):
-    add = _Method(calls.add_event)
-    list = _Method(calls.list_events)
-    follow = _Stream(calls.follow_events)
+    add = _Method(events.add_event)
+    list = _Method(events.list_events)
+    follow = _Stream(events.follow_events)
 
 
 class AsyncPayloads(_Resource):
-    upload = _Method(calls.upload_payload)
-    download = _Method(calls.download_payload)
-    read = _Method(calls.read_payload)
+    upload = _Method(payloads.upload_payload)
+    download = _Method(payloads.download_payload)
+    read = _Method(payloads.read_payload)
 
 
 class AsyncStorageClient(_Runner):
     """The asyncio twin of ``StorageClient``: the same methods, awaited, and ``async for``
     over ``iterate`` and ``follow``."""
 
-    statistics = _Method(calls.statistics)
-    health = _Method(calls.health)
-    storage_info = _Method(calls.storage_info)
+    statistics = _Method(service.statistics)
+    health = _Method(service.health)
+    storage_info = _Method(service.storage_info)
 
     def __init__(
         self,
@@ -198,7 +205,7 @@ class AsyncStorageClient(_Runner):
 
     # ------------------------------------------------------------ running plans
 
-    async def _run(self, plan: calls.Plan[Never, R]) -> R:
+    async def _run(self, plan: Plan[Never, R]) -> R:
         answer: Any = None
         try:
             while True:
@@ -207,7 +214,7 @@ class AsyncStorageClient(_Runner):
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
 
-    async def _stream(self, plan: calls.Plan[T, None]) -> AsyncIterator[T]:
+    async def _stream(self, plan: Plan[T, None]) -> AsyncIterator[T]:
         try:
             answer: Any = None
             while True:
@@ -215,7 +222,7 @@ class AsyncStorageClient(_Runner):
                     step = plan.send(answer)
                 except StopIteration:
                     return
-                if isinstance(step, calls.Emit):
+                if isinstance(step, Emit):
                     answer = None
                     yield step.value
                 else:
@@ -223,25 +230,25 @@ class AsyncStorageClient(_Runner):
         finally:
             plan.close()  # a `break` in the caller's loop ends the plan too
 
-    async def _step(self, step: calls.Call[Any] | calls.Sleep | calls.Emit[Never]) -> Any:
-        if isinstance(step, calls.Sleep):
+    async def _step(self, step: Call[Any] | Sleep | Emit[Never]) -> Any:
+        if isinstance(step, Sleep):
             await asyncio.sleep(step.seconds)
             return None
-        if isinstance(step, calls.Emit):
+        if isinstance(step, Emit):
             raise TypeError("a method's plan emitted an item")
         return await self._execute(step)
 
-    async def _execute(self, call: calls.Call[T]) -> T:
-        headers = calls.prepare_headers(call.request, self._api_key)
-        resend = calls.resendable(call.request, headers)
+    async def _execute(self, call: Call[T]) -> T:
+        headers = prepare_headers(call.request, self._api_key)
+        resend = resendable(call.request, headers)
         attempt = 0
         while True:
-            outcome: calls.Reply | Exception
+            outcome: Reply | Exception
             try:
                 outcome = await self._send(call, headers)
             except httpx.TransportError as error:
                 outcome = error
-            wait = calls.wait_before_retry(
+            wait = wait_before_retry(
                 call,
                 outcome,
                 attempt=attempt,
@@ -250,14 +257,14 @@ class AsyncStorageClient(_Runner):
                 backoff=self._backoff,
             )
             if wait is None:
-                return calls.finish(call, outcome)
+                return finish(call, outcome)
             await asyncio.sleep(wait)
             attempt += 1
 
-    async def _send(self, call: calls.Call[Any], headers: dict[str, str]) -> calls.Reply:
+    async def _send(self, call: Call[Any], headers: dict[str, str]) -> Reply:
         request = call.request
         content = request.content
-        body = content.achunks() if isinstance(content, calls.Upload) else content
+        body = content.achunks() if isinstance(content, Upload) else content
         built = self._http.build_request(
             request.method, request.path, params=request.params, headers=headers, content=body
         )
@@ -265,7 +272,7 @@ class AsyncStorageClient(_Runner):
         try:
             if call.sink is None or not response.is_success:
                 await response.aread()
-                return calls.Reply(response.status_code, response.headers, response.content)
+                return Reply(response.status_code, response.headers, response.content)
             call.sink.start(response.status_code, response.headers)
             received = 0
             try:
@@ -273,9 +280,9 @@ class AsyncStorageClient(_Runner):
                     call.sink.write(chunk)
                     received += len(chunk)
             except RETRY_ERRORS as broken:
-                return calls.Reply(
+                return Reply(
                     response.status_code, response.headers, received=received, interrupted=broken
                 )
-            return calls.Reply(response.status_code, response.headers, received=received)
+            return Reply(response.status_code, response.headers, received=received)
         finally:
             await response.aclose()

@@ -1,4 +1,4 @@
-"""The blocking client: runs the shared plans (``_calls``) over an ``httpx.Client``."""
+"""The blocking client: runs the shared plans (``_plan``) over an ``httpx.Client``."""
 
 import functools
 import time
@@ -9,7 +9,14 @@ from typing import Any, Generic, Never, ParamSpec, Self, TypeVar, overload
 
 import httpx
 
-from crucible_storage import _calls as calls
+from crucible_storage import _evaluations as evaluations
+from crucible_storage import _events as events
+from crucible_storage import _logs as logs
+from crucible_storage import _payloads as payloads
+from crucible_storage import _service as service
+from crucible_storage._exchange import finish, prepare_headers, resendable, wait_before_retry
+from crucible_storage._plan import Call, Emit, Plan, Reply, Sleep
+from crucible_storage._upload import Upload
 from crucible_storage.models import (
     Evaluation,
     EvaluationFields,
@@ -33,7 +40,7 @@ class _Runner:
 class _Method(Generic[P, R]):
     """A client method that runs the plan ``build`` makes and returns its result."""
 
-    def __init__(self, build: Callable[P, calls.Plan[Never, R]]) -> None:
+    def __init__(self, build: Callable[P, Plan[Never, R]]) -> None:
         self._build = build
 
     @overload
@@ -55,7 +62,7 @@ class _Method(Generic[P, R]):
 class _Stream(Generic[P, T]):
     """A client method that returns an iterator over what the plan ``build`` emits."""
 
-    def __init__(self, build: Callable[P, calls.Plan[T, None]]) -> None:
+    def __init__(self, build: Callable[P, Plan[T, None]]) -> None:
         self._build = build
 
     @overload
@@ -80,13 +87,13 @@ class _Resource(_Runner):
 
 
 class Evaluations(_Resource):
-    create = _Method(calls.create_evaluation)
-    update = _Method(calls.update_evaluation)
-    delete = _Method(calls.delete_evaluation)
-    iterate = _Stream(calls.iterate_evaluations)
-    running = _Method(calls.running_evaluations)
-    celery_update = _Method(calls.celery_update)
-    complete = _Method(calls.complete_evaluation)
+    create = _Method(evaluations.create_evaluation)
+    update = _Method(evaluations.update_evaluation)
+    delete = _Method(evaluations.delete_evaluation)
+    iterate = _Stream(evaluations.iterate_evaluations)
+    running = _Method(evaluations.running_evaluations)
+    celery_update = _Method(evaluations.celery_update)
+    complete = _Method(evaluations.complete_evaluation)
 
     @overload
     def get(self, id: str, *, fields: None = None) -> Evaluation: ...
@@ -95,8 +102,8 @@ class Evaluations(_Resource):
     def get(self, id: str, *, fields: Iterable[str] | None = None) -> Any:
         """One evaluation; with ``fields`` only those (and ``id``) are read and sent."""
         if fields is None:
-            return self._client._run(calls.get_evaluation(id))
-        return self._client._run(calls.get_evaluation_fields(id, fields))
+            return self._client._run(evaluations.get_evaluation(id))
+        return self._client._run(evaluations.get_evaluation_fields(id, fields))
 
     @overload
     def list(
@@ -129,26 +136,26 @@ class Evaluations(_Resource):
     def list(self, *, fields: Iterable[str] | None = None, **filters: Any) -> Any:
         """One page, newest first (``iterate`` follows the pages for you)."""
         if fields is None:
-            return self._client._run(calls.list_evaluations(**filters))
-        return self._client._run(calls.list_evaluation_fields(fields, **filters))
+            return self._client._run(evaluations.list_evaluations(**filters))
+        return self._client._run(evaluations.list_evaluation_fields(fields, **filters))
 
 
 class Logs(_Resource):
-    append = _Method(calls.append_log)
-    get = _Method(calls.get_logs)
-    follow = _Stream(calls.follow_logs)
+    append = _Method(logs.append_log)
+    get = _Method(logs.get_logs)
+    follow = _Stream(logs.follow_logs)
 
 
 class Events(_Resource):
-    add = _Method(calls.add_event)
-    list = _Method(calls.list_events)
-    follow = _Stream(calls.follow_events)
+    add = _Method(events.add_event)
+    list = _Method(events.list_events)
+    follow = _Stream(events.follow_events)
 
 
 class Payloads(_Resource):
-    upload = _Method(calls.upload_payload)
-    download = _Method(calls.download_payload)
-    read = _Method(calls.read_payload)
+    upload = _Method(payloads.upload_payload)
+    download = _Method(payloads.download_payload)
+    read = _Method(payloads.read_payload)
 
 
 class StorageClient(_Runner):
@@ -160,9 +167,9 @@ class StorageClient(_Runner):
     ``transport`` replaces the network (e.g. ``httpx.WSGITransport`` or a mock).
     """
 
-    statistics = _Method(calls.statistics)
-    health = _Method(calls.health)
-    storage_info = _Method(calls.storage_info)
+    statistics = _Method(service.statistics)
+    health = _Method(service.health)
+    storage_info = _Method(service.storage_info)
 
     def __init__(
         self,
@@ -200,7 +207,7 @@ class StorageClient(_Runner):
 
     # ------------------------------------------------------------ running plans
 
-    def _run(self, plan: calls.Plan[Never, R]) -> R:
+    def _run(self, plan: Plan[Never, R]) -> R:
         answer: Any = None
         try:
             while True:
@@ -209,7 +216,7 @@ class StorageClient(_Runner):
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
 
-    def _stream(self, plan: calls.Plan[T, None]) -> Iterator[T]:
+    def _stream(self, plan: Plan[T, None]) -> Iterator[T]:
         with closing(plan):  # a `break` in the caller's loop ends the plan too
             answer: Any = None
             while True:
@@ -217,31 +224,31 @@ class StorageClient(_Runner):
                     step = plan.send(answer)
                 except StopIteration:
                     return
-                if isinstance(step, calls.Emit):
+                if isinstance(step, Emit):
                     answer = None
                     yield step.value
                 else:
                     answer = self._step(step)
 
-    def _step(self, step: calls.Call[Any] | calls.Sleep | calls.Emit[Never]) -> Any:
-        if isinstance(step, calls.Sleep):
+    def _step(self, step: Call[Any] | Sleep | Emit[Never]) -> Any:
+        if isinstance(step, Sleep):
             time.sleep(step.seconds)
             return None
-        if isinstance(step, calls.Emit):
+        if isinstance(step, Emit):
             raise TypeError("a method's plan emitted an item")
         return self._execute(step)
 
-    def _execute(self, call: calls.Call[T]) -> T:
-        headers = calls.prepare_headers(call.request, self._api_key)
-        resend = calls.resendable(call.request, headers)
+    def _execute(self, call: Call[T]) -> T:
+        headers = prepare_headers(call.request, self._api_key)
+        resend = resendable(call.request, headers)
         attempt = 0
         while True:
-            outcome: calls.Reply | Exception
+            outcome: Reply | Exception
             try:
                 outcome = self._send(call, headers)
             except httpx.TransportError as error:
                 outcome = error
-            wait = calls.wait_before_retry(
+            wait = wait_before_retry(
                 call,
                 outcome,
                 attempt=attempt,
@@ -250,14 +257,14 @@ class StorageClient(_Runner):
                 backoff=self._backoff,
             )
             if wait is None:
-                return calls.finish(call, outcome)
+                return finish(call, outcome)
             time.sleep(wait)
             attempt += 1
 
-    def _send(self, call: calls.Call[Any], headers: dict[str, str]) -> calls.Reply:
+    def _send(self, call: Call[Any], headers: dict[str, str]) -> Reply:
         request = call.request
         content = request.content
-        body = content.chunks() if isinstance(content, calls.Upload) else content
+        body = content.chunks() if isinstance(content, Upload) else content
         built = self._http.build_request(
             request.method, request.path, params=request.params, headers=headers, content=body
         )
@@ -265,7 +272,7 @@ class StorageClient(_Runner):
         try:
             if call.sink is None or not response.is_success:
                 response.read()
-                return calls.Reply(response.status_code, response.headers, response.content)
+                return Reply(response.status_code, response.headers, response.content)
             call.sink.start(response.status_code, response.headers)
             received = 0
             try:
@@ -273,9 +280,9 @@ class StorageClient(_Runner):
                     call.sink.write(chunk)
                     received += len(chunk)
             except RETRY_ERRORS as broken:
-                return calls.Reply(
+                return Reply(
                     response.status_code, response.headers, received=received, interrupted=broken
                 )
-            return calls.Reply(response.status_code, response.headers, received=received)
+            return Reply(response.status_code, response.headers, received=received)
         finally:
             response.close()

@@ -145,11 +145,6 @@ class PostgresWritePathsProvider(Provider):
     )
     audit_log = provide(PgAuditLog, provides=AuditLog, scope=Scope.REQUEST)
     marks = provide(PgReplayMarks, provides=ReplayMarks, scope=Scope.REQUEST)
-
-    @provide(scope=Scope.APP)
-    def idempotency(self, pool: asyncpg.Pool) -> IdempotencyStore:
-        return PgIdempotencyStore(pool)
-
     # The list on the request's connection: no SQLAlchemy session is opened for it.
     pages = provide(PgEvaluationPages, provides=EvaluationPages, scope=Scope.REQUEST)
 

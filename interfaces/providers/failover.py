@@ -109,6 +109,7 @@ class FailoverProvider(Provider):
             ttl=timedelta(seconds=settings.idempotency.ttl_s),
             lease=timedelta(seconds=settings.idempotency.lease_s),
         )
+
     locks = provide(RecordLocks, scope=Scope.APP)
 
     @provide(scope=Scope.REQUEST)

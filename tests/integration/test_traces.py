@@ -20,6 +20,8 @@ from typing import Any
 
 import httpx
 import pytest
+from crucible_storage import StorageClient
+from crucible_storage.celery import install
 from litestar.testing import TestClient
 from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
@@ -35,6 +37,7 @@ from opentelemetry.trace import SpanKind
 
 from interfaces.http.app import create_app
 from interfaces.settings import Settings
+from tests.celery.tasks import make_app
 from tests.services import free_port, serve_in_thread
 
 COLLECTOR = "http://127.0.0.1:9"  # never reached: the tests keep the spans in memory
@@ -205,6 +208,31 @@ def test_one_trace_runs_from_the_callers_task_through_the_client_to_the_sql(
     assert write.parent is not None and client_call.context is not None
     assert write.parent.span_id == client_call.context.span_id
     assert any(is_sql(span) for span in under(write, spans))
+
+
+def test_a_celery_task_and_its_reports_are_one_trace_down_to_the_sql(
+    backend_settings: Settings, provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    """The typed client injects the task's context, so the Celery integration's reports
+    (eager mode: the signals run in the task's own context) continue the task's trace."""
+    tracer = provider.get_tracer("a celery worker")
+    route = "POST /evaluations/{eval_id}/celery-update"
+    app = make_app("crucible-test-eager-unused", eager=True)
+    with serve_in_thread(create_app(traced(backend_settings), tracer_provider=provider)) as base:
+        installation = install(app, client=lambda: StorageClient(base, timeout=5.0))
+        try:
+            with StorageClient(base) as storage:
+                evaluation_id = storage.evaluations.create("print(1)", status="queued").id
+            with tracer.start_as_current_span("run_evaluation") as task:
+                app.tasks["crucible_test.succeed"].delay(evaluation_id, "now").get()
+        finally:
+            installation.uninstall()
+            app.close()
+        spans = finished_with(exporter, route)
+
+    reports = [span for span in under(task, spans) if span.name == route]  # type: ignore[arg-type]
+    assert len(reports) >= 2, [span.name for span in spans]  # STARTED and SUCCESS at least
+    assert all(any(is_sql(span) for span in under(report, spans)) for report in reports)
 
 
 def finished_with(exporter: InMemorySpanExporter, *names: str) -> tuple[ReadableSpan, ...]:

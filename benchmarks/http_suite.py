@@ -118,8 +118,8 @@ class Suite:
                 ),
                 Scenario(
                     "create_keyed",
-                    "create_keyed.lua",
-                    lambda tag: [f"{self.run}-keyed-{tag}-"],
+                    "create.lua",
+                    lambda tag: [f"{self.run}-keyed-{tag}-", "keyed"],
                     "insert",
                 ),
                 Scenario(

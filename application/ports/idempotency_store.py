@@ -54,14 +54,8 @@ class KeyRecord(msgspec.Struct, frozen=True, kw_only=True):
         expires_at: datetime,
     ) -> "KeyRecord":
         """A key whose request was answered (its lease ends with it)."""
-        return cls(
-            caller=caller,
-            key=key,
-            fingerprint=fingerprint,
-            response=response,
-            expires_at=expires_at,
-            lease_until=expires_at,
-        )
+        claim = cls.claimed(caller, key, lease_until=expires_at, expires_at=expires_at)
+        return msgspec.structs.replace(claim, fingerprint=fingerprint, response=response)
 
     def in_flight(self) -> bool:
         return self.response is None

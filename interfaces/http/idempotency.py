@@ -24,6 +24,7 @@ from dishka import AsyncContainer
 from litestar import Litestar
 from litestar.enums import ScopeType
 from litestar.openapi.spec import OpenAPIResponse, OpenAPIType, Parameter, Schema
+from litestar.plugins.problem_details import ProblemDetailsException
 from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
     HTTP_409_CONFLICT,
@@ -67,19 +68,20 @@ def _key_of(scope: Scope) -> str | None:
     return None
 
 
+def _invalid_key(status: int, message: str, kind: str) -> ProblemDetailsException:
+    """A problem naming the header as the field, like every invalid input."""
+    errors = [{"field": HEADER, "message": message}]
+    return problem(status, "Invalid request", f"{HEADER}: {message}", kind, errors=errors)
+
+
 def _parse_key(raw: str) -> str:
     """The key, from a structured-field string (``"…"``) or a bare token."""
     key = raw.strip()
     if len(key) > 2 and key[0] == key[-1] == '"':
         key = key[1:-1]
     if not key or len(key) > MAX_KEY_LENGTH or not all("!" <= ch <= "~" for ch in key):
-        raise problem(
-            HTTP_400_BAD_REQUEST,
-            "Invalid request",
-            f"{HEADER}: must be 1 to {MAX_KEY_LENGTH} visible ASCII characters",
-            "invalid-request",
-            errors=[{"field": HEADER, "message": "must be 1 to 255 visible ASCII characters"}],
-        )
+        message = f"must be 1 to {MAX_KEY_LENGTH} visible ASCII characters"
+        raise _invalid_key(HTTP_400_BAD_REQUEST, message, "invalid-request")
     return key
 
 
@@ -297,13 +299,8 @@ class IdempotencyMiddleware:
                 headers={"Retry-After": "1"},
             )
         if await _drained_fingerprint(scope, receive) != held.fingerprint:
-            raise problem(
-                HTTP_422_UNPROCESSABLE_ENTITY,
-                "Invalid request",
-                f"{HEADER}: already used for a different request",
-                "idempotency-key-reused",
-                errors=[{"field": HEADER, "message": "already used for a different request"}],
-            )
+            message = "already used for a different request"
+            raise _invalid_key(HTTP_422_UNPROCESSABLE_ENTITY, message, "idempotency-key-reused")
         await _replay(held.response, send)
 
 

@@ -50,7 +50,7 @@ class IdempotencyKeys:
             caller, key, lease_until=now + self._lease, expires_at=now + self.ttl
         )
         if self._fallback is not None:
-            held = await self._fallback.find(caller, key, now=now)
+            held = await self._in_fallback(caller, key, now)
             if held is not None:
                 return held
             if self._primary_state.is_down:  # known away: no timeout per request
@@ -62,6 +62,18 @@ class IdempotencyKeys:
                 raise
             log.warning("idempotency_key_to_fallback", reason=error.detail)
             return await self._fallback.claim(claim, now=now)
+
+    async def _in_fallback(self, caller: str, key: str, now: datetime) -> KeyRecord | None:
+        """The fallback's record of ``key``; an unreadable fallback is no reason to refuse a
+        write the database can serve (its keys are there)."""
+        assert self._fallback is not None
+        try:
+            return await self._fallback.find(caller, key, now=now)
+        except BackendUnavailableError as error:
+            if self._primary_state.is_down:
+                raise
+            log.warning("idempotency_fallback_unreadable", reason=error.detail)
+            return None
 
     async def complete(
         self, caller: str, key: str, fingerprint: str, response: StoredResponse
@@ -94,7 +106,8 @@ class IdempotencyKeys:
 
     async def release(self, caller: str, key: str) -> None:
         """Free a key whose request ended without an answer to keep (a 5xx, a dropped client)."""
-        for store in (self._primary, self._fallback):
+        primary = None if self._primary_state.is_down and self._fallback else self._primary
+        for store in (primary, self._fallback):
             if store is None:
                 continue
             try:

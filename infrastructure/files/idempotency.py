@@ -3,11 +3,13 @@
 While the database is away the keys of journaled writes must still hold, and a key
 answered by the database just before it went away must still be found; so every
 answer is kept here too, one small JSON file per (caller, key), written atomically
-(temp file, fsync, rename). A claim creates its file with ``O_EXCL``, so of two
-processes one wins; a stale file is first renamed aside (only one rename of it can
-succeed), then claimed the same way.
+(temp file, fsync, rename; the mirror of answers the database holds without fsync). A
+claim reads and writes its key's file under an exclusive lock of the directory, so of
+two processes of one host one wins; claims are made here only while the database is
+away, so the lock is never contended on the usual path.
 """
 
+import fcntl
 import hashlib
 import os
 import secrets
@@ -27,6 +29,7 @@ from infrastructure.files.durable import AtomicWrite, is_temp
 from infrastructure.files.errors import reason
 
 DIRECTORY = "idempotency"
+LOCK_FILE = ".claims.lock"
 T = TypeVar("T")
 _ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder(KeyRecord)
@@ -84,30 +87,20 @@ class FileIdempotencyStore(IdempotencyStore):
             raise BackendUnavailableError(Backend.FILE, detail) from error
 
     def _claim(self, record: KeyRecord, now: datetime) -> KeyRecord | None:
+        """Under the directory's lock (processes of one host): the live holder, or this
+        claim written in place of an absent, expired or abandoned one."""
         path = self._path(record.caller, record.key)
         self.directory.mkdir(parents=True, exist_ok=True)
-        temp = self.directory / f".{path.name}.{secrets.token_hex(4)}.claim.tmp"
-        with temp.open("wb") as handle:
-            handle.write(_ENCODER.encode(record))
-            handle.flush()
-            os.fsync(handle.fileno())
+        fd = os.open(self.directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            for _ in range(3):
-                try:
-                    os.link(temp, path)  # whole or not at all, and only if nothing is there
-                except FileExistsError:
-                    held = self._read(path)
-                    if held is not None and not held.reclaimable(now):
-                        return held
-                    aside = path.with_name(f".{path.name}.{secrets.token_hex(4)}.stale.tmp")
-                    with suppress(FileNotFoundError):  # another claimant moved it first
-                        os.rename(path, aside)
-                        aside.unlink()
-                    continue
-                return None
-            return self._read(path)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            held = self._read(path)
+            if held is not None and not held.reclaimable(now):
+                return held
+            self._write(record)
+            return None
         finally:
-            temp.unlink()
+            os.close(fd)  # releases the lock
 
     def _read(self, path: Path) -> KeyRecord | None:
         try:

@@ -57,8 +57,8 @@ DELETE FROM idempotency_keys
  WHERE ctid IN (SELECT ctid FROM idempotency_keys WHERE expires_at <= $1 LIMIT $2)
 """
 PURGE_BATCH = 1000
-# A row claimed by a transaction that committed after this statement's snapshot is
-# neither claimed nor seen; the next statement sees it.
+# A row claimed or taken over by a transaction that committed after this statement's
+# snapshot is neither claimed nor seen as it is now; the next statement sees it.
 CLAIM_ATTEMPTS = 3
 
 
@@ -78,8 +78,13 @@ class PgIdempotencyStore(IdempotencyStore):
             rows = await self._fetch(
                 "idempotency claim", CLAIM, caller, key, claim.lease_until, claim.expires_at, now
             )
-            if rows:
-                return None if rows[0]["claimed"] else key_record(caller, key, rows[0])
+            if rows and rows[0]["claimed"]:
+                return None
+            held = key_record(caller, key, rows[0]) if rows else None
+            # The snapshot may show a row another claim has just taken over (or none yet):
+            # only a live holder is an answer; otherwise the next statement sees more.
+            if held is not None and not held.reclaimable(now):
+                return held
         raise RuntimeError(f"idempotency key {key!r} neither claimed nor found")
 
     async def find(self, caller: str, key: str, *, now: datetime) -> KeyRecord | None:

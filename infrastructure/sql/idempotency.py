@@ -17,6 +17,7 @@ from infrastructure.sql.rows import Row
 from infrastructure.sql.tables import idempotency_keys
 
 PURGE_BATCH = 1000
+CLAIM_ATTEMPTS = 3
 _c = idempotency_keys.c
 
 
@@ -69,6 +70,15 @@ class SqlIdempotencyStore(IdempotencyStore):
         self._sessions = sessions
 
     async def claim(self, claim: KeyRecord, *, now: datetime) -> KeyRecord | None:
+        for _ in range(CLAIM_ATTEMPTS):
+            claimed, held = await self._claim_once(claim, now)
+            if claimed or held is not None:
+                return held
+        raise RuntimeError(f"idempotency key {claim.key!r} neither claimed nor found")
+
+    async def _claim_once(self, claim: KeyRecord, now: datetime) -> tuple[bool, KeyRecord | None]:
+        """(True, None) when claimed; (False, the live holder); (False, None) when the row
+        went between the statements (released or purged meanwhile): try again."""
         caller, key, fresh = claim.caller, claim.key, key_values(claim)
         async with self._sessions() as session, session.begin():
             with translate_errors("idempotency claim"):
@@ -79,7 +89,7 @@ class SqlIdempotencyStore(IdempotencyStore):
                     .returning(_c.key)
                 )
                 if inserted.first() is not None:
-                    return None
+                    return True, None
                 # Taken over only while still free: of two requests one wins the row.
                 taken = await session.execute(
                     sa.update(idempotency_keys)
@@ -88,13 +98,10 @@ class SqlIdempotencyStore(IdempotencyStore):
                     .returning(_c.key)
                 )
                 if taken.first() is not None:
-                    return None
-                row = (
-                    (await session.execute(sa.select(idempotency_keys).where(_key(caller, key))))
-                    .mappings()
-                    .first()
-                )
-        return key_record(caller, key, row) if row is not None else None
+                    return True, None
+                statement = sa.select(idempotency_keys).where(_key(caller, key))
+                row = (await session.execute(statement)).mappings().first()
+        return False, key_record(caller, key, row) if row is not None else None
 
     async def find(self, caller: str, key: str, *, now: datetime) -> KeyRecord | None:
         statement = sa.select(idempotency_keys).where(_key(caller, key), sa.not_(_reclaimable(now)))

@@ -20,6 +20,7 @@ from dataclasses import replace
 from functools import partial
 
 import anyio
+import structlog
 from dishka import AsyncContainer
 from litestar import Litestar
 from litestar.enums import ScopeType
@@ -58,6 +59,7 @@ MAX_KEPT_BODY = 4 * 1024 * 1024
 # Headers that belong to one exchange, not to the answer a retry should see again.
 _NOT_REPLAYED = frozenset({b"content-length", b"date", b"server", b"set-cookie", b"x-request-id"})
 PURGE_INTERVAL_S = 600.0
+log = structlog.get_logger(__name__)
 _HELD = "idempotency_held"  # the scope state's key of a keyed write's held answer
 
 
@@ -93,7 +95,8 @@ def _caller_of(scope: Scope) -> str:
 def _fingerprint_start(scope: HTTPScope) -> "hashlib._Hash":
     """The hash of what names the request (method, path, query); its body follows."""
     digest = hashlib.sha256()
-    for part in (scope["method"].encode(), scope["raw_path"], scope["query_string"]):
+    path = scope.get("raw_path") or scope["path"].encode()  # raw_path is optional in ASGI
+    for part in (scope["method"].encode(), path, scope["query_string"]):
         digest.update(part)
         digest.update(b"\0")
     return digest
@@ -154,25 +157,34 @@ class _HeldAnswer:
         elif message["type"] == "http.response.body" and self._start is not None:
             self._body += message.get("body", b"")
             self._whole = not message.get("more_body", False)
-            if not self._whole and len(self._body) > MAX_KEPT_BODY:
+            if len(self._body) > MAX_KEPT_BODY:  # too large to keep: sent on as it comes
                 self._passing = True
-                await self._flush(more=True)
+                await self._flush(more=not self._whole)
         else:
             await self._send(message)
 
-    async def settle(self, *, failed: bool) -> None:
-        """Store the answer (or free the key), then let the answer leave."""
+    async def settle(self) -> None:
+        """Store the answer (or free the key), then let the answer leave.
+
+        A whole answer is the write's answer even when something failed after it was
+        made (a scope's finaliser, a cancellation): it is kept and sent. Without one the
+        key is freed, so the retry runs the write. An answer that cannot be stored still
+        leaves (the write happened); its key stays in flight until its lease ends.
+        """
         claim = self.claim
         if claim is not None:
-            answer = None if failed or self._passing else self._answer(claim)
+            answer = None if self._passing else self._answer(claim)
             with anyio.CancelScope(shield=True):
-                if answer is None:
-                    await claim.keys.release(claim.caller, claim.key)
-                else:
-                    await claim.keys.complete(
-                        claim.caller, claim.key, claim.digest.hexdigest(), answer
-                    )
-        if self._whole:
+                try:
+                    if answer is None:
+                        await claim.keys.release(claim.caller, claim.key)
+                    else:
+                        await claim.keys.complete(
+                            claim.caller, claim.key, claim.digest.hexdigest(), answer
+                        )
+                except Exception:
+                    log.exception("idempotency_answer_not_stored", key=claim.key)
+        if self._whole and not self._passing:
             await self._flush(more=False)
 
     def _answer(self, claim: _Claim) -> StoredResponse | None:
@@ -215,10 +227,8 @@ class HeldAnswers:
         scope.setdefault("state", {})[_HELD] = held
         try:
             await self._app(scope, receive, held.send)
-        except BaseException:
-            await held.settle(failed=True)
-            raise
-        await held.settle(failed=False)
+        finally:
+            await held.settle()
 
 
 def hold_answers(app: Litestar) -> None:

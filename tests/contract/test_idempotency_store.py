@@ -214,3 +214,20 @@ async def test_an_empty_body_and_binary_bytes_survive(store: IdempotencyStore) -
     got = [await store.find("gateway", key, now=NOW) for key in ("empty", "binary")]
 
     assert [record.response if record else None for record in got] == [empty, binary]
+
+
+async def test_of_concurrent_takeovers_of_an_expired_key_exactly_one_wins(
+    store: IdempotencyStore,
+) -> None:
+    await _answer(store, "stale", expires_at=NOW - timedelta(seconds=1))
+    results: list[KeyRecord | None] = []
+
+    async def claim() -> None:
+        results.append(await _claim(store, "stale"))
+
+    async with anyio.create_task_group() as group:
+        for _ in range(8):
+            group.start_soon(claim)
+
+    assert sum(result is None for result in results) == 1
+    assert all(result is None or result.in_flight() for result in results)

@@ -9,10 +9,14 @@ import asyncio
 from typing import Any
 
 import pytest
+from dishka import Provider, Scope, provide
 from litestar.testing import TestClient
 
 from application.failover.idempotency import IdempotencyKeys
-from interfaces.settings import parse_api_keys
+from application.ports.idempotency_store import IdempotencyStore, KeyRecord
+from infrastructure.memory.idempotency import MemoryIdempotencyStore
+from interfaces.http.app import create_app
+from interfaces.settings import FallbackBackend, Settings, parse_api_keys
 from tests.integration.conftest import ClientFactory
 
 KEY = {"Idempotency-Key": "a1b2c3d4-0000-4000-8000-000000000001"}
@@ -241,3 +245,29 @@ def test_a_redelivered_event_under_a_new_key_is_answered(client: TestClient[Any]
     assert [r.status_code for r in (first, redelivered, retried)] == [200, 200, 200]
     assert retried.headers["idempotent-replayed"] == "true"
     assert len(client.get(path).json()) == 1
+
+
+class _UnstorableAnswers(MemoryIdempotencyStore):
+    async def complete(self, answer: KeyRecord) -> None:
+        raise RuntimeError("the answer cannot be stored")
+
+
+class _UnstorableAnswersProvider(Provider):
+    @provide(scope=Scope.APP, override=True)
+    def store(self) -> IdempotencyStore:
+        return _UnstorableAnswers()
+
+
+def test_an_answer_that_cannot_be_stored_still_reaches_the_client(
+    backend_settings: Settings,
+) -> None:
+    """The write happened: its answer leaves; the key stays in flight until its lease."""
+    settings = backend_settings.changed(storage={"fallback_backend": FallbackBackend.NONE})
+    with TestClient(create_app(settings, _UnstorableAnswersProvider())) as client:
+        first = client.post("/evaluations", json=NEW, headers=KEY)
+        retry = client.post("/evaluations", json=NEW, headers=KEY)
+
+        assert first.status_code == 200
+        assert first.json()["code"] == NEW["code"]
+        assert retry.status_code == 409
+        assert _count(client) == 1

@@ -146,3 +146,31 @@ async def test_release_frees_the_key_in_both_stores(world: World) -> None:
     await world.keys.release("gateway", "k")
 
     assert await world.keys.claim("gateway", "k") is None
+
+
+class UnreadableStore(MemoryIdempotencyStore):
+    """A fallback directory that cannot be read (permissions, a failed disk)."""
+
+    async def find(self, caller: str, key: str, *, now: datetime) -> KeyRecord | None:
+        raise BackendUnavailableError(Backend.FILE, "EACCES: Permission denied")
+
+
+async def test_an_unreadable_fallback_does_not_refuse_what_the_primary_serves(
+    world: World,
+) -> None:
+    world.keys = IdempotencyKeys(
+        world.primary,
+        UnreadableStore(),
+        None,
+        world.clock,
+        world.state,
+        ttl=timedelta(hours=1),
+        lease=timedelta(minutes=1),
+    )
+
+    assert await world.keys.claim("gateway", "k") is None
+    assert ("gateway", "k") in world.primary.records
+
+    world.state.mark_down()
+    with pytest.raises(BackendUnavailableError):
+        await world.keys.claim("gateway", "other")

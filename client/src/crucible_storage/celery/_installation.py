@@ -13,7 +13,15 @@ from typing import Any
 from celery import Celery, signals  # type: ignore[import-untyped]
 
 from crucible_storage.celery._clients import ClientSource
-from crucible_storage.celery._reports import Reporter, error_text, now, output_text, storable
+from crucible_storage.celery._reports import (
+    Reporter,
+    applied,
+    delivered,
+    error_text,
+    now,
+    output_text,
+    storable,
+)
 from crucible_storage.celery._task_call import (
     EvaluationIdOf,
     TaskCall,
@@ -25,6 +33,7 @@ from crucible_storage.celery._task_call import (
     redelivered,
     request_dict,
 )
+from crucible_storage.celery._trace import attach_from, detach, inject_into
 
 logger = logging.getLogger("crucible_storage.celery")
 
@@ -45,6 +54,7 @@ class Installation:
         self._reports = Reporter(client, evaluation_id, final_report_deadline)
         self._published_at: dict[str, datetime] = {}
         self._connected: list[tuple[Any, str]] = []
+        self._trace_tokens: dict[str, Any] = {}
 
     # -- wiring ---------------------------------------------------------------------
 
@@ -54,6 +64,7 @@ class Installation:
             (signals.after_task_publish, self._on_after_publish),
             (signals.task_received, self._on_received),
             (signals.task_prerun, self._on_prerun),
+            (signals.task_postrun, self._on_postrun),
             (signals.task_retry, self._on_retry),
             (signals.task_success, self._on_success),
             (signals.task_failure, self._on_failure),
@@ -103,6 +114,7 @@ class Installation:
         message = self._published(sender, body, headers)
         if message is None:
             return
+        inject_into(headers)
         if len(self._published_at) >= _MAX_PENDING_PUBLISHES:
             self._published_at.clear()  # publishes that failed never reach after_task_publish
         self._published_at[message.id] = now()
@@ -153,6 +165,9 @@ class Installation:
         if not self._owns_task(task):
             return
         request = task.request
+        token = attach_from(request)
+        if token is not None and isinstance(task_id, str):
+            self._trace_tokens[task_id] = token
         report = self._reports.report_for(
             call_of_task(task, task_id, kwargs.get("args"), kwargs.get("kwargs")),
             attempt=as_int(getattr(request, "retries", 0)),
@@ -165,7 +180,7 @@ class Installation:
         result = self._reports.celery_update(
             report, "STARTED", *report.worker(), retries=report.attempt
         )
-        if result is not None and result.reason is None and report.hostname:
+        if applied(result) and report.hostname:
             # Only when the state was taken: a late start must not rewrite a finished record.
             self._reports.call(
                 report,
@@ -184,6 +199,11 @@ class Installation:
             f"attempt {report.attempt + 1} started{where}",
             *report.worker(),
         )
+
+    def _on_postrun(self, task_id: Any = None, **_: Any) -> None:
+        token = self._trace_tokens.pop(task_id, None) if isinstance(task_id, str) else None
+        if token is not None:
+            detach(token)
 
     def _on_retry(
         self, sender: Any = None, request: Any = None, reason: Any = None, **_: Any
@@ -228,14 +248,25 @@ class Installation:
             call_of_task(sender, request.id, request.args, request.kwargs),
             attempt=as_int(getattr(request, "retries", 0)),
             hostname=getattr(request, "hostname", None),
+            redelivered=redelivered(getattr(request, "delivery_info", None)),
         )
         if report is None:
             return
+        # Keyed by delivery: an acks_late redelivery that finishes again sends another body.
         self._reports.celery_update(
-            report, "SUCCESS", retries=report.attempt, output=output_text(result), final=True
+            report,
+            "SUCCESS",
+            *report.worker(),
+            retries=report.attempt,
+            output=output_text(result),
+            final=True,
         )
         self._reports.event(
-            report, "task_succeeded", "SUCCESS", f"attempt {report.attempt + 1} succeeded"
+            report,
+            "task_succeeded",
+            "SUCCESS",
+            f"attempt {report.attempt + 1} succeeded",
+            *report.worker(),
         )
 
     def _on_failure(
@@ -259,28 +290,30 @@ class Installation:
             call_of_task(sender, task_id, args, kwargs),
             attempt=as_int(getattr(request, "retries", 0)) if same else 0,
             hostname=getattr(request, "hostname", None) if same else None,
+            redelivered=same and redelivered(getattr(request, "delivery_info", None)),
             details={"exception": type(exception).__name__} if exception is not None else {},
         )
         if report is None:
             return
         error = error_text(exception, traceback, einfo)
         result = self._reports.celery_update(
-            report, "FAILURE", retries=report.attempt, error=error, final=True
+            report, "FAILURE", *report.worker(), retries=report.attempt, error=error, final=True
         )
-        if result is not None and result.reason is None:
-            # Celery runs it no more (a plain failure, or max retries exceeded).
+        if delivered(result):
+            # Celery runs it no more (a plain failure, or max retries exceeded). A journaled
+            # FAILURE (202) is delivered too: the flag follows it into the journal.
             self._reports.call(
                 report,
                 "final_failure",
                 lambda client: client.evaluations.update(
                     report.evaluation_id,
                     final_failure=True,
-                    idempotency_key=report.key("FAILURE", "final"),
+                    idempotency_key=report.key("FAILURE", "final", *report.worker()),
                 ),
                 final=True,
             )
         summary = storable(f"{type(exception).__name__}: {exception}")[:1000]
-        self._reports.event(report, "task_failed", "FAILURE", summary)
+        self._reports.event(report, "task_failed", "FAILURE", summary, *report.worker())
 
     def _on_revoked(
         self,

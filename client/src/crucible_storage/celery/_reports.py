@@ -25,6 +25,7 @@ from crucible_storage.errors import (
     StorageError,
     TransportError,
 )
+from crucible_storage.models import CeleryUpdateResult
 
 _FINAL_BACKOFF_CAP = 5.0
 
@@ -140,7 +141,8 @@ class Reporter:
         try:
             return self.call(report, state, send(fields, "state"), final=final, refused=True)
         except (InvalidRequest, PayloadTooLarge) as refusal:
-            if payload is None:
+            if payload is None or names_the_key(refusal):
+                # A key reused with another body is no refused payload: a note would not help.
                 _log_refusal(report, state, refusal)
                 return None
             # The state matters more than the payload: send it with a note instead.
@@ -193,6 +195,8 @@ class Reporter:
     ) -> Any:
         """Send one report; never raises (``refused``: a 400/413/422 is raised to the caller).
 
+        Returns the call's result, the ``Accepted`` of a 202, or None when not delivered.
+
         A final report is sent again until the deadline while the service is down
         or failing: its idempotency key makes the repeats safe.
         """
@@ -200,8 +204,8 @@ class Reporter:
         for attempt in _count():
             try:
                 return call(self.clients.get())
-            except Accepted:
-                return None  # durable in the service's failover journal
+            except Accepted as accepted:
+                return accepted  # delivered: durable in the failover journal, applied at replay
             except NotFound:
                 logger.warning(
                     "evaluation %s of task %s[%s] does not exist; %s not reported",
@@ -237,6 +241,22 @@ class Reporter:
                 )
                 return None
         return None
+
+
+def applied(result: Any) -> bool:
+    """The service took the state now (not ignored as late, not only journaled)."""
+    return isinstance(result, CeleryUpdateResult) and result.reason is None
+
+
+def delivered(result: Any) -> bool:
+    """Taken now, or journaled during a database outage (a 202), to be applied at replay."""
+    return isinstance(result, Accepted) or applied(result)
+
+
+def names_the_key(error: StorageError) -> bool:
+    """A 422 for an ``Idempotency-Key`` reused with another body."""
+    field = error.field if isinstance(error, InvalidRequest) else None
+    return isinstance(field, str) and field.lower() == "idempotency-key"
 
 
 def now() -> datetime:

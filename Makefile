@@ -9,7 +9,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 SOURCES := domain application infrastructure interfaces migrations benchmarks tools tests client
-PYTEST_ARGS ?= -n 2
+PYTEST_ARGS ?= -n 3
 
 .DEFAULT_GOAL := help
 .PHONY: help install run migrate lint format typecheck test test-fast clean

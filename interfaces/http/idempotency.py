@@ -277,13 +277,12 @@ class IdempotencyMiddleware:
         await self._write(scope, receive, send)
 
     async def _write(self, scope: HTTPScope, receive: Receive, send: Send) -> None:
-        key = _key_of(scope)
-        if key is None:
+        held: _HeldAnswer | None = scope.get("state", {}).get(_HELD)
+        if held is None:  # HeldAnswers, around the app, saw no key on this write
             await self._app(scope, receive, send)
             return
-        held: _HeldAnswer | None = scope.get("state", {}).get(_HELD)
-        if held is None:
-            raise RuntimeError("keyed writes need HeldAnswers around the app (hold_answers)")
+        key = _key_of(scope)
+        assert key is not None, "HeldAnswers holds only writes that carry the header"
         keys = self._keys
         if keys is None:
             container: AsyncContainer = scope["app"].state.dishka_container

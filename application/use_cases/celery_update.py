@@ -1,3 +1,5 @@
+from dataclasses import dataclass
+
 from msgspec import UNSET
 
 from application.commands import CeleryOutcome, CeleryUpdate, EvaluationChanges
@@ -14,6 +16,7 @@ from domain.identifiers import EvaluationId
 from domain.status import EvaluationStatus
 
 
+@dataclass(frozen=True, slots=True)
 class ApplyCeleryUpdate:
     """Celery redelivers: a refused or repeated update is a no-op, never an error.
 
@@ -21,9 +24,8 @@ class ApplyCeleryUpdate:
     ``SUCCESS`` must not move a finished record backwards.
     """
 
-    def __init__(self, writer: RecordWriter, applier: ChangeApplier) -> None:
-        self._writer = writer
-        self._applier = applier
+    writer: RecordWriter
+    applier: ChangeApplier
 
     async def execute(self, evaluation_id: EvaluationId, update: CeleryUpdate) -> CeleryOutcome:
         status = status_for_celery_state(update.task_state)
@@ -50,9 +52,9 @@ class ApplyCeleryUpdate:
                 error=update.error,
                 metadata=update.metadata,
             )
-            return await self._applier.apply(evaluation, changes)
+            return await self.applier.apply(evaluation, changes)
 
-        evaluation, changed = await self._writer.change(
+        evaluation, changed = await self.writer.change(
             evaluation_id, mutate, action=AuditAction.CELERY_UPDATE
         )
         return CeleryOutcome(evaluation=evaluation, applied=changed, reason=refusal)

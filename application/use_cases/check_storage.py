@@ -1,5 +1,6 @@
 """``fsck``: blobs and records that disagree, found (and orphans removed) after a crash."""
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import msgspec
@@ -31,6 +32,7 @@ class StorageCheck(msgspec.Struct, kw_only=True):
         return not self.missing and set(self.orphans) <= set(self.removed)
 
 
+@dataclass(frozen=True, slots=True)
 class CheckStorage:
     """Compare the blob store with the records (soft-deleted ones keep their blobs).
 
@@ -44,25 +46,22 @@ class CheckStorage:
     database yet, so the blob looks like an orphan whatever its age.
     """
 
-    def __init__(
-        self, queries: EvaluationQueries, blobs: BlobStore, clock: Clock, journal: Journal
-    ) -> None:
-        self._queries = queries
-        self._blobs = blobs
-        self._clock = clock
-        self._journal = journal
+    queries: EvaluationQueries
+    blobs: BlobStore
+    clock: Clock
+    journal: Journal
 
     async def execute(self, *, fix: bool = False, grace: timedelta) -> StorageCheck:
-        if fix and await self._journal.has_pending():
+        if fix and await self.journal.has_pending():
             raise JournalPendingError
-        referenced = await self._queries.blob_keys()
+        referenced = await self.queries.blob_keys()
         owners = {key.split("/")[1] for key in referenced}
-        cutoff: datetime = self._clock.now() - grace
+        cutoff: datetime = self.clock.now() - grace
         found: set[str] = set()
         orphans: list[str] = []
         young: list[str] = []
         orphan_bytes = 0
-        async for entry in self._blobs.entries(BLOB_PREFIX):
+        async for entry in self.blobs.entries(BLOB_PREFIX):
             found.add(entry.key)
             if entry.key in referenced or _is_owned_snapshot(entry.key, owners):
                 continue
@@ -74,7 +73,7 @@ class CheckStorage:
         removed: list[str] = []
         if fix:
             for key in orphans:
-                await self._blobs.delete(key)
+                await self.blobs.delete(key)
                 removed.append(key)
         return StorageCheck(
             blobs=len(found),

@@ -1,6 +1,7 @@
 """Retention: old and soft-deleted evaluations removed for good, in resumable batches."""
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import msgspec
 
@@ -31,6 +32,7 @@ class CleanupReport(msgspec.Struct, kw_only=True):
     batches: int = 0
 
 
+@dataclass(frozen=True, slots=True)
 class CleanupEvaluations:
     """Remove the records a ``PurgeSelection`` picks, with blobs, events, logs and cache keys.
 
@@ -44,23 +46,13 @@ class CleanupEvaluations:
     inside a batch's transaction.
     """
 
-    def __init__(
-        self,
-        maintenance: EvaluationMaintenance,
-        uow: UnitOfWork,
-        payloads: PayloadStore,
-        record_cache: RecordCache,
-        running: RunningRegistry,
-        tail: LogTail,
-        audit: AuditTrail,
-    ) -> None:
-        self._maintenance = maintenance
-        self._audit = audit
-        self._uow = uow
-        self._payloads = payloads
-        self._record_cache = record_cache
-        self._running = running
-        self._tail = tail
+    maintenance: EvaluationMaintenance
+    uow: UnitOfWork
+    payloads: PayloadStore
+    record_cache: RecordCache
+    running: RunningRegistry
+    tail: LogTail
+    audit: AuditTrail
 
     async def execute(
         self,
@@ -76,7 +68,7 @@ class CleanupEvaluations:
         report = CleanupReport(dry_run=dry_run)
         after: PurgeCursor | None = None
         while stop is None or not stop():
-            batch = await self._maintenance.purge_candidates(selection, batch_size, after)
+            batch = await self.maintenance.purge_candidates(selection, batch_size, after)
             if not batch:
                 break
             after = PurgeCursor(batch[-1].updated_at, batch[-1].id)
@@ -94,29 +86,29 @@ class CleanupEvaluations:
     async def _count(self, batch: list[Evaluation], report: CleanupReport) -> None:
         report.evaluations += len(batch)
         for evaluation in batch:
-            for entry in await self._payloads.blobs_of(evaluation.id):
+            for entry in await self.payloads.blobs_of(evaluation.id):
                 report.blobs += 1
                 report.blob_bytes += entry.size
 
     async def _purge(
         self, batch: list[Evaluation], selection: PurgeSelection, report: CleanupReport
     ) -> None:
-        purged = await self._maintenance.purge([e.id for e in batch], selection)
+        purged = await self.maintenance.purge([e.id for e in batch], selection)
         blobs = blob_bytes = 0
         for evaluation_id in purged.evaluation_ids:
             sizes = {"blobs": 0, "blob_bytes": 0}
-            for entry in await self._payloads.blobs_of(evaluation_id):
-                await self._payloads.discard(entry.key)
+            for entry in await self.payloads.blobs_of(evaluation_id):
+                await self.payloads.discard(entry.key)
                 sizes["blobs"] += 1
                 sizes["blob_bytes"] += entry.size
-            await self._audit.record(AuditAction.PURGE, evaluation_id, sizes=sizes)
+            await self.audit.record(AuditAction.PURGE, evaluation_id, sizes=sizes)
             blobs += sizes["blobs"]
             blob_bytes += sizes["blob_bytes"]
-        await self._uow.commit()
+        await self.uow.commit()
         for evaluation_id in purged.evaluation_ids:
-            await self._record_cache.forget(evaluation_id)
-            await self._running.untrack(evaluation_id)
-            await self._tail.drop(evaluation_id)
+            await self.record_cache.forget(evaluation_id)
+            await self.running.untrack(evaluation_id)
+            await self.tail.drop(evaluation_id)
         report.evaluations += len(purged.evaluation_ids)
         report.events += purged.events
         report.log_chunks += purged.log_chunks

@@ -1,4 +1,5 @@
 import secrets
+from dataclasses import dataclass
 
 from application.commands import NewEvaluation
 from application.errors import DuplicateEvaluationError
@@ -16,22 +17,14 @@ from domain.status import EvaluationStatus
 _GENERATED_ID_ATTEMPTS = 5
 
 
+@dataclass(frozen=True, slots=True)
 class CreateEvaluation:
-    def __init__(
-        self,
-        repository: EvaluationRepository,
-        uow: UnitOfWork,
-        clock: Clock,
-        publisher: RecordPublisher,
-        audit: AuditTrail,
-        limits: InputLimits,
-    ) -> None:
-        self._repository = repository
-        self._uow = uow
-        self._clock = clock
-        self._publisher = publisher
-        self._audit = audit
-        self._limits = limits
+    repository: EvaluationRepository
+    uow: UnitOfWork
+    clock: Clock
+    publisher: RecordPublisher
+    audit: AuditTrail
+    limits: InputLimits
 
     async def execute(self, new: NewEvaluation, *, generated_id: bool = False) -> Evaluation:
         """Store a new record; a generated id is retried on the rare collision.
@@ -41,12 +34,12 @@ class CreateEvaluation:
         """
         ensure_storable_text("code", new.code)
         ensure_storable_json("metadata", new.metadata)
-        self._limits.check_json("metadata", new.metadata)
+        self.limits.check_json("metadata", new.metadata)
         for name in ("language", "celery_task_id", "executor_id", "container_id"):
             ensure_storable_json(name, getattr(new, name))
         attempts = 1 if new.id is not None and not generated_id else _GENERATED_ID_ATTEMPTS
         for attempt in range(attempts):
-            now = self._clock.now()
+            now = self.clock.now()
             evaluation_id = (
                 new.id
                 if new.id is not None and attempt == 0
@@ -69,20 +62,20 @@ class CreateEvaluation:
             # A store may hold the insert until the commit (to send it with its audit
             # entry as one statement), so a taken id can surface at either point.
             try:
-                await self._repository.add(evaluation)
-                await self._audit.record(
+                await self.repository.add(evaluation)
+                await self.audit.record(
                     AuditAction.CREATE,
                     evaluation.id,
                     fields=_given_fields(new, generated_id=generated_id),
                     sizes={"code": len(new.code.encode())},
                 )
-                await self._uow.commit()
+                await self.uow.commit()
             except DuplicateEvaluationError:
-                await self._uow.rollback()
+                await self.uow.rollback()
                 if attempt + 1 == attempts:
                     raise
                 continue
-            await self._publisher.after_create(evaluation)
+            await self.publisher.after_create(evaluation)
             return evaluation
         raise AssertionError("unreachable")  # pragma: no cover
 

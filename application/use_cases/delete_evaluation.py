@@ -1,3 +1,5 @@
+from dataclasses import dataclass
+
 from application.ports.clock import Clock
 from application.use_cases.update_evaluation import RecordWriter
 from domain.audit import AuditAction
@@ -5,20 +7,20 @@ from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 
 
+@dataclass(frozen=True, slots=True)
 class DeleteEvaluation:
     """Soft delete: the record gets ``deleted_at`` and disappears from every read."""
 
-    def __init__(self, writer: RecordWriter, clock: Clock) -> None:
-        self._writer = writer
-        self._clock = clock
+    writer: RecordWriter
+    clock: Clock
 
     async def execute(
         self, evaluation_id: EvaluationId, *, expected_version: int | None = None
     ) -> None:
         async def mutate(evaluation: Evaluation) -> bool:
-            evaluation.deleted_at = self._clock.now()
+            evaluation.deleted_at = self.clock.now()
             return True
 
-        await self._writer.change(
+        await self.writer.change(
             evaluation_id, mutate, action=AuditAction.DELETE, expected_version=expected_version
         )

@@ -1,5 +1,6 @@
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime
 
 import anyio
@@ -75,39 +76,32 @@ def timeline_of(evaluation: Evaluation, events: list[EvaluationEvent]) -> list[T
     return sorted(entries, key=lambda entry: entry.timestamp)
 
 
+@dataclass(frozen=True, slots=True)
 class GetCompleteEvaluation:
     """The record with its full output and error, logs and events: every artifact,
     where each is stored, and the timeline they make."""
 
-    def __init__(
-        self,
-        repository: EvaluationRepository,
-        payloads: PayloadStore,
-        logs: LogStore,
-        events: EventLog,
-        configuration: StorageConfiguration,
-    ) -> None:
-        self._repository = repository
-        self._payloads = payloads
-        self._logs = logs
-        self._events = events
-        self._configuration = configuration
+    repository: EvaluationRepository
+    payloads: PayloadStore
+    logs: LogStore
+    events: EventLog
+    configuration: StorageConfiguration
 
     async def execute(self, evaluation_id: EvaluationId) -> CompleteEvaluation:
-        evaluation = require_found(await self._repository.get(evaluation_id), evaluation_id)
-        events = await self._events.list(evaluation_id)
+        evaluation = require_found(await self.repository.get(evaluation_id), evaluation_id)
+        events = await self.events.list(evaluation_id)
         return CompleteEvaluation(
             evaluation=evaluation,
-            output=await self._payloads.read_text(evaluation.output),
-            error=await self._payloads.read_text(evaluation.error),
-            logs=(await self._logs.read(evaluation_id)).content,
+            output=await self.payloads.read_text(evaluation.output),
+            error=await self.payloads.read_text(evaluation.error),
+            logs=(await self.logs.read(evaluation_id)).content,
             events=events,
             storage_locations=self._locations(evaluation),
             timeline=timeline_of(evaluation, events),
         )
 
     def _locations(self, evaluation: Evaluation) -> dict[str, str]:
-        records = self._configuration.records_backend
+        records = self.configuration.records_backend
         locations = {"metadata": records, "events": records, "logs": records}
         for kind, payload in (("output", evaluation.output), ("error", evaluation.error)):
             if payload is None:
@@ -115,7 +109,7 @@ class GetCompleteEvaluation:
             if payload.key is None or payload.location is PayloadLocation.INLINE:
                 locations[kind] = records
             else:
-                locations[kind] = self._configuration.location_of(
+                locations[kind] = self.configuration.location_of(
                     payload.location.value, payload.key
                 )
         return locations
@@ -136,6 +130,7 @@ class PayloadContent(msgspec.Struct, frozen=True, kw_only=True):
     encoding: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
 class ReadPayload:
     """Stream one output or error from wherever it lives: whole, a byte range, or as stored."""
 
@@ -143,12 +138,9 @@ class ReadPayload:
     # read of the record and the opening of the blob: read the record again.
     ATTEMPTS = 3
 
-    def __init__(
-        self, repository: EvaluationRepository, payloads: PayloadStore, uow: UnitOfWork
-    ) -> None:
-        self._repository = repository
-        self._payloads = payloads
-        self._uow = uow
+    repository: EvaluationRepository
+    payloads: PayloadStore
+    uow: UnitOfWork
 
     async def execute(
         self,
@@ -187,8 +179,8 @@ class ReadPayload:
         if_version: int | None,
         accept_zstd: bool,
     ) -> PayloadContent:
-        evaluation = await self._repository.get(evaluation_id)
-        await self._uow.release()  # the body may take minutes to send
+        evaluation = await self.repository.get(evaluation_id)
+        await self.uow.release()  # the body may take minutes to send
         evaluation = require_found(evaluation, evaluation_id)
         payload = evaluation.output if kind == "output" else evaluation.error
         if payload is None:
@@ -197,7 +189,7 @@ class ReadPayload:
             requested = None
         byte_range = None if requested is None else clamp_range(requested, payload.size)
         if byte_range is None and accept_zstd:
-            stored = await self._payloads.stored_form(payload)
+            stored = await self.payloads.stored_form(payload)
             if stored is not None:
                 size, chunks = stored
                 return PayloadContent(
@@ -210,7 +202,7 @@ class ReadPayload:
         return PayloadContent(
             evaluation=evaluation,
             payload=payload,
-            chunks=self._payloads.stream(payload, byte_range),
+            chunks=self.payloads.stream(payload, byte_range),
             length=payload.size if byte_range is None else byte_range.length,
             byte_range=byte_range,
         )
@@ -223,6 +215,7 @@ async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[by
         yield chunk
 
 
+@dataclass(frozen=True, slots=True)
 class UploadPayload:
     """Receive an output or error as a streamed body, routed once its size is known.
 
@@ -231,10 +224,9 @@ class UploadPayload:
     that cannot attach it discards it.
     """
 
-    def __init__(self, writer: RecordWriter, payloads: PayloadStore, uow: UnitOfWork) -> None:
-        self._writer = writer
-        self._payloads = payloads
-        self._uow = uow
+    writer: RecordWriter
+    payloads: PayloadStore
+    uow: UnitOfWork
 
     async def receive(
         self,
@@ -248,24 +240,24 @@ class UploadPayload:
         primary says so (failover turns it off while the journal may hold the record)."""
         if check_exists:
             try:
-                await self._writer.load(evaluation_id)
-                await self._uow.release()  # the body may take minutes to arrive
+                await self.writer.load(evaluation_id)
+                await self.uow.release()  # the body may take minutes to arrive
             except BackendUnavailableError:
                 pass  # the primary is down: failover decides once the body is safe
-        return await self._payloads.store_stream(evaluation_id, kind, chunks)
+        return await self.payloads.store_stream(evaluation_id, kind, chunks)
 
     async def discard(self, stored: StoredPayload) -> None:
         """Delete a received blob that no record will point at."""
         if stored.key is not None:
             with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
-                await self._payloads.discard(stored.key)
+                await self.payloads.discard(stored.key)
 
 
+@dataclass(frozen=True, slots=True)
 class AttachPayload:
     """Point the record at an output or error that is already stored."""
 
-    def __init__(self, writer: RecordWriter) -> None:
-        self._writer = writer
+    writer: RecordWriter
 
     async def execute(
         self, evaluation_id: EvaluationId, kind: PayloadKind, stored: StoredPayload
@@ -275,7 +267,7 @@ class AttachPayload:
             return True
 
         keep = frozenset() if stored.key is None else frozenset({stored.key})
-        evaluation, _ = await self._writer.change(
+        evaluation, _ = await self.writer.change(
             evaluation_id, mutate, action=_UPLOAD_ACTIONS[kind], keep=keep
         )
         return evaluation

@@ -1,4 +1,5 @@
 import uuid
+from dataclasses import dataclass
 
 from application.commands import NewEvent
 from application.errors import EvaluationNotFoundError
@@ -17,64 +18,56 @@ from domain.timestamps import as_utc
 _EVENT_FIELDS = ("event_type", "message", "metadata", "timestamp", "event_id")
 
 
+@dataclass(frozen=True, slots=True)
 class RecordEvent:
     """Append to the timeline; a redelivered ``event_id`` is stored once."""
 
-    def __init__(
-        self,
-        repository: EvaluationRepository,
-        events: EventLog,
-        uow: UnitOfWork,
-        clock: Clock,
-        audit: AuditTrail,
-        limits: InputLimits,
-    ) -> None:
-        self._repository = repository
-        self._events = events
-        self._uow = uow
-        self._clock = clock
-        self._audit = audit
-        self._limits = limits
+    repository: EvaluationRepository
+    events: EventLog
+    uow: UnitOfWork
+    clock: Clock
+    audit: AuditTrail
+    limits: InputLimits
 
     async def execute(self, evaluation_id: EvaluationId, new: NewEvent) -> EvaluationEvent:
         ensure_storable_text("event_type", new.event_type)
         if new.message is not None:
             ensure_storable_text("message", new.message)
         ensure_storable_json("metadata", new.metadata)
-        self._limits.check_json("metadata", new.metadata)
+        self.limits.check_json("metadata", new.metadata)
         if new.message is not None:
-            self._limits.check_text("message", new.message, self._limits.event_message_bytes)
+            self.limits.check_text("message", new.message, self.limits.event_message_bytes)
         ensure_storable_json("event_id", new.event_id)
-        if await self._repository.get(evaluation_id) is None:
+        if await self.repository.get(evaluation_id) is None:
             raise EvaluationNotFoundError(evaluation_id)
         event = EvaluationEvent(
             evaluation_id=evaluation_id,
             event_id=new.event_id or uuid.uuid4().hex,
             event_type=new.event_type,
-            timestamp=self._clock.now() if new.timestamp is None else as_utc(new.timestamp),
+            timestamp=self.clock.now() if new.timestamp is None else as_utc(new.timestamp),
             message=new.message,
             metadata=new.metadata,
         )
-        if await self._events.append(event):
-            await self._audit.record(
+        if await self.events.append(event):
+            await self.audit.record(
                 AuditAction.RECORD_EVENT,
                 evaluation_id,
                 fields=tuple(name for name in _EVENT_FIELDS if getattr(new, name)),
                 sizes={"message": len((event.message or "").encode())},
             )
-            await self._uow.commit()
+            await self.uow.commit()
             return event
         # A redelivery: answer with the event as first stored, not the new copy.
-        stored = await self._events.list(evaluation_id)
+        stored = await self.events.list(evaluation_id)
         return next((found for found in stored if found.event_id == event.event_id), event)
 
 
+@dataclass(frozen=True, slots=True)
 class ListEvents:
-    def __init__(self, repository: EvaluationRepository, events: EventLog) -> None:
-        self._repository = repository
-        self._events = events
+    repository: EvaluationRepository
+    events: EventLog
 
     async def execute(self, evaluation_id: EvaluationId) -> list[EvaluationEvent]:
-        if await self._repository.get(evaluation_id) is None:
+        if await self.repository.get(evaluation_id) is None:
             raise EvaluationNotFoundError(evaluation_id)
-        return await self._events.list(evaluation_id)
+        return await self.events.list(evaluation_id)

@@ -39,21 +39,19 @@ class EvaluationExport:
     records: AsyncIterator[ArchivedEvaluation]
 
 
+@dataclass(frozen=True, slots=True)
 class ExportEvaluations:
-    def __init__(
-        self, queries: EvaluationQueries, payloads: PayloadStore, logs: LogStore, events: EventLog
-    ) -> None:
-        self._queries = queries
-        self._payloads = payloads
-        self._logs = logs
-        self._events = events
+    queries: EvaluationQueries
+    payloads: PayloadStore
+    logs: LogStore
+    events: EventLog
 
     async def execute(
         self, since: datetime | None = None, batch_size: int = 200
     ) -> EvaluationExport:
         """Live evaluations created at or after ``since``, newest first, read batch by batch."""
         criteria = EvaluationFilter(created_after=since)
-        first = await self._queries.list(
+        first = await self.queries.list(
             EvaluationQuery(filter=criteria, limit=batch_size, include_total=True)
         )
         return EvaluationExport(total=first.total or 0, records=self._records(criteria, first))
@@ -66,15 +64,15 @@ class ExportEvaluations:
                 yield await self._archive(evaluation)
             if page.next_cursor is None:
                 return
-            page = await self._queries.list(
+            page = await self.queries.list(
                 EvaluationQuery(filter=criteria, limit=len(page.items), cursor=page.next_cursor)
             )
 
     async def _archive(self, evaluation: Evaluation) -> ArchivedEvaluation:
-        output = await self._payloads.read_text(evaluation.output)
-        error = await self._payloads.read_text(evaluation.error)
-        log = await self._logs.read(evaluation.id)
-        events = await self._events.list(evaluation.id)
+        output = await self.payloads.read_text(evaluation.output)
+        error = await self.payloads.read_text(evaluation.error)
+        log = await self.logs.read(evaluation.id)
+        events = await self.events.list(evaluation.id)
         record = msgspec.structs.replace(evaluation, output=None, error=None)
         return ArchivedEvaluation(
             record=record, output=output, error=error, log=log.content, events=events

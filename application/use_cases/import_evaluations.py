@@ -1,5 +1,7 @@
 """Import: one exported evaluation stored whole on this instance's backends."""
 
+from dataclasses import dataclass
+
 import msgspec
 
 from application.errors import DuplicateEvaluationError
@@ -34,6 +36,7 @@ def split_utf8(text: str, max_bytes: int) -> list[str]:
     return pieces
 
 
+@dataclass(frozen=True, slots=True)
 class ImportEvaluation:
     """Store an exported evaluation unless its id exists here (even soft-deleted).
 
@@ -43,25 +46,14 @@ class ImportEvaluation:
     so its byte offsets are the exported ones. All of it commits at once.
     """
 
-    def __init__(
-        self,
-        repository: EvaluationRepository,
-        events: EventLog,
-        logs: LogStore,
-        uow: UnitOfWork,
-        payloads: PayloadStore,
-        publisher: RecordPublisher,
-        clock: Clock,
-        audit: AuditTrail,
-    ) -> None:
-        self._audit = audit
-        self._repository = repository
-        self._events = events
-        self._logs = logs
-        self._uow = uow
-        self._payloads = payloads
-        self._publisher = publisher
-        self._clock = clock
+    repository: EvaluationRepository
+    events: EventLog
+    logs: LogStore
+    uow: UnitOfWork
+    payloads: PayloadStore
+    publisher: RecordPublisher
+    clock: Clock
+    audit: AuditTrail
 
     async def execute(self, archived: ArchivedEvaluation) -> bool:
         """Whether the evaluation was imported (``False``: it was already here)."""
@@ -69,40 +61,40 @@ class ImportEvaluation:
         evaluation_id = parse_evaluation_id(record.id)
         ensure_storable_text("code", record.code)
         ensure_storable_json("metadata", record.metadata)
-        if await self._repository.get(evaluation_id) is not None:
+        if await self.repository.get(evaluation_id) is not None:
             return False
         evaluation = msgspec.structs.replace(record, id=evaluation_id, output=None, error=None)
         if archived.output is not None:
-            evaluation.output = await self._payloads.store(evaluation_id, "output", archived.output)
+            evaluation.output = await self.payloads.store(evaluation_id, "output", archived.output)
         if archived.error is not None:
-            evaluation.error = await self._payloads.store(evaluation_id, "error", archived.error)
+            evaluation.error = await self.payloads.store(evaluation_id, "error", archived.error)
         try:
             await self._store(evaluation, archived)
-            await self._uow.commit()
+            await self.uow.commit()
         except DuplicateEvaluationError:
-            await self._uow.rollback()
+            await self.uow.rollback()
             await self._discard_blobs(evaluation)
             return False
         except BaseException:
-            await self._uow.rollback()
+            await self.uow.rollback()
             await self._discard_blobs(evaluation)
             raise
-        await self._publisher.after_commit(evaluation)
+        await self.publisher.after_commit(evaluation)
         return True
 
     async def _store(self, evaluation: Evaluation, archived: ArchivedEvaluation) -> None:
-        await self._repository.add(evaluation)  # first: a duplicate touches nothing else
-        await self._payloads.write_snapshot(evaluation)
+        await self.repository.add(evaluation)  # first: a duplicate touches nothing else
+        await self.payloads.write_snapshot(evaluation)
         for event in archived.events:
-            await self._events.append(msgspec.structs.replace(event, evaluation_id=evaluation.id))
-        now = self._clock.now()
+            await self.events.append(msgspec.structs.replace(event, evaluation_id=evaluation.id))
+        now = self.clock.now()
         version = evaluation.version
         for piece in split_utf8(archived.log, LOG_CHUNK_BYTES):
-            version = (await self._logs.append(evaluation.id, piece, now, last_update=now)).version
+            version = (await self.logs.append(evaluation.id, piece, now, last_update=now)).version
         if version != evaluation.version:
             # Each append moved the record on (its ``last_update``): put it back as archived.
-            await self._repository.update(evaluation, expected_version=version)
-        await self._audit.record(
+            await self.repository.update(evaluation, expected_version=version)
+        await self.audit.record(
             AuditAction.IMPORT,
             evaluation.id,
             sizes={
@@ -118,4 +110,4 @@ class ImportEvaluation:
         """Payload blobs written for a record that did not commit (fresh tokens: never shared)."""
         for payload in (evaluation.output, evaluation.error):
             if payload is not None and payload.key is not None:
-                await self._payloads.discard(payload.key)
+                await self.payloads.discard(payload.key)

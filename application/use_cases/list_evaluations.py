@@ -1,3 +1,5 @@
+from dataclasses import dataclass
+
 from application.errors import InvalidRequestError
 from application.ports.evaluation_pages import EvaluationPages
 from application.queries import EvaluationPage, EvaluationQuery, ProjectedPage, check_projection
@@ -22,27 +24,27 @@ def _check(query: EvaluationQuery, limits: InputLimits) -> None:
         )
 
 
+@dataclass(frozen=True, slots=True)
 class ListEvaluations:
-    def __init__(self, pages: EvaluationPages, limits: InputLimits) -> None:
-        self._pages = pages
-        self._limits = limits
+    pages: EvaluationPages
+    limits: InputLimits
 
     async def execute(self, query: EvaluationQuery) -> EvaluationPage:
-        _check(query, self._limits)
-        return await self._pages.list(query)
+        _check(query, self.limits)
+        return await self.pages.list(query)
 
 
+@dataclass(frozen=True, slots=True)
 class ListEvaluationFields:
     """The page ``ListEvaluations`` gives, reading only ``fields`` (plus ``id``, ``version``)."""
 
-    def __init__(self, pages: EvaluationPages, limits: InputLimits) -> None:
-        self._pages = pages
-        self._limits = limits
+    pages: EvaluationPages
+    limits: InputLimits
 
     async def execute(self, query: EvaluationQuery, fields: frozenset[str]) -> ProjectedPage:
-        _check(query, self._limits)
+        _check(query, self.limits)
         try:
             wanted = check_projection(fields)
         except ValueError as exc:
             raise InvalidRequestError("fields", str(exc)) from None
-        return await self._pages.list_fields(query, wanted)
+        return await self.pages.list_fields(query, wanted)

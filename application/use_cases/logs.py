@@ -1,4 +1,5 @@
 import contextlib
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
@@ -26,6 +27,7 @@ from domain.timeline import LogChunk, LogSlice
 from domain.timestamps import as_utc
 
 
+@dataclass(frozen=True, slots=True)
 class AppendLog:
     """Append a chunk; the record's ``last_update`` and version move with it.
 
@@ -34,57 +36,46 @@ class AppendLog:
     version after it.
     """
 
-    def __init__(
-        self,
-        repository: EvaluationRepository,
-        logs: LogStore,
-        uow: UnitOfWork,
-        clock: Clock,
-        tail: LogTail,
-        audit: AuditTrail,
-        limits: InputLimits,
-        record_cache: RecordCache,
-    ) -> None:
-        self._repository = repository
-        self._logs = logs
-        self._uow = uow
-        self._clock = clock
-        self._tail = tail
-        self._audit = audit
-        self._limits = limits
-        self._record_cache = record_cache
+    repository: EvaluationRepository
+    logs: LogStore
+    uow: UnitOfWork
+    clock: Clock
+    tail: LogTail
+    audit: AuditTrail
+    limits: InputLimits
+    record_cache: RecordCache
 
     async def execute(
         self, evaluation_id: EvaluationId, content: str, last_update: datetime | None = None
     ) -> LogChunk:
         """``last_update``: when the writer produced the content (default: now)."""
         ensure_storable_text("content", content)
-        self._limits.check_text("content", content, self._limits.log_chunk_bytes)
-        evaluation = require_found(await self._repository.get(evaluation_id), evaluation_id)
-        now = self._clock.now()
+        self.limits.check_text("content", content, self.limits.log_chunk_bytes)
+        evaluation = require_found(await self.repository.get(evaluation_id), evaluation_id)
+        now = self.clock.now()
         stamp = now if last_update is None else as_utc(last_update)
-        appended = await self._logs.append(evaluation_id, content, now, last_update=stamp)
+        appended = await self.logs.append(evaluation_id, content, now, last_update=stamp)
         chunk = appended.chunk
         # ``evaluation`` is the record the append changed unless another write came between.
         after = None
         if appended.version == evaluation.version + 1:
             after = msgspec.structs.replace(evaluation, last_update=stamp, version=appended.version)
-        await self._record_cache.before_commit(evaluation_id, appended.version)
+        await self.record_cache.before_commit(evaluation_id, appended.version)
         try:
-            await self._audit.record(
+            await self.audit.record(
                 AuditAction.APPEND_LOG, evaluation_id, sizes={"content": chunk.size}
             )
-            await self._uow.commit()
+            await self.uow.commit()
         except BackendUnavailableError:
             if after is not None:
                 with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
-                    await self._record_cache.restore(evaluation)
+                    await self.record_cache.restore(evaluation)
             raise
         if after is not None:
-            await self._record_cache.after_commit(after)
+            await self.record_cache.after_commit(after)
         if evaluation.status.is_active:
             # Before the 2xx, so the writer reads its own chunk from the tail.
-            await self._tail.append(chunk)
+            await self.tail.append(chunk)
         return chunk
 
 
@@ -98,6 +89,7 @@ async def _load(
     return require_found(evaluation, evaluation_id)
 
 
+@dataclass(frozen=True, slots=True)
 class ReadLog:
     """The log from ``offset``: from the tail while the evaluation runs, else the log store.
 
@@ -105,17 +97,10 @@ class ReadLog:
     evaluation touches neither the records nor the log chunks in the database.
     """
 
-    def __init__(
-        self,
-        repository: EvaluationRepository,
-        logs: LogStore,
-        record_cache: RecordCache,
-        tail: LogTail,
-    ) -> None:
-        self._repository = repository
-        self._logs = logs
-        self._record_cache = record_cache
-        self._tail = tail
+    repository: EvaluationRepository
+    logs: LogStore
+    record_cache: RecordCache
+    tail: LogTail
 
     async def execute(self, evaluation_id: EvaluationId, offset: int = 0) -> LogSlice:
         _, log, _ = await self.with_record(evaluation_id, offset)
@@ -127,12 +112,12 @@ class ReadLog:
         """The record, the log from ``offset``, and whether the log came from the tail."""
         if offset < 0:
             raise InvalidRequestError("offset", "must not be negative")
-        evaluation = await _load(self._record_cache, self._repository, evaluation_id)
+        evaluation = await _load(self.record_cache, self.repository, evaluation_id)
         if evaluation.status.is_active:
-            latest = await self._tail.read(evaluation_id, offset)
+            latest = await self.tail.read(evaluation_id, offset)
             if latest is not None:
                 return evaluation, latest, True
-        return evaluation, await self._logs.read(evaluation_id, offset), False
+        return evaluation, await self.logs.read(evaluation_id, offset), False
 
 
 class LogSource(StrEnum):
@@ -157,6 +142,7 @@ class EvaluationLogs(msgspec.Struct, frozen=True, kw_only=True):
     source: LogSource
 
 
+@dataclass(frozen=True, slots=True)
 class GetEvaluationLogs:
     """The log and the record of one evaluation, as the platform's log endpoint answers.
 
@@ -165,18 +151,17 @@ class GetEvaluationLogs:
     latest batch when there is one.
     """
 
-    def __init__(self, read_log: ReadLog, worker_logs: WorkerLogs) -> None:
-        self._read_log = read_log
-        self._worker_logs = worker_logs
+    read_log: ReadLog
+    worker_logs: WorkerLogs
 
     async def execute(self, evaluation_id: EvaluationId, offset: int = 0) -> EvaluationLogs:
-        evaluation, log, from_tail = await self._read_log.with_record(evaluation_id, offset)
+        evaluation, log, from_tail = await self.read_log.with_record(evaluation_id, offset)
         if from_tail:
             return EvaluationLogs(
                 evaluation=evaluation, log=log, text=log.content, source=LogSource.TAIL
             )
         if evaluation.status.is_active and log.next_offset == 0:
-            batch = await self._worker_logs.latest(evaluation_id)
+            batch = await self.worker_logs.latest(evaluation_id)
             if batch:
                 return EvaluationLogs(
                     evaluation=evaluation, log=log, text=batch, source=LogSource.WORKER

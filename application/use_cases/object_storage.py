@@ -2,6 +2,7 @@
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
 import msgspec
@@ -24,25 +25,25 @@ from domain.identifiers import EvaluationId, parse_evaluation_id
 from domain.payload import PayloadKind, PayloadLocation
 
 
+@dataclass(frozen=True, slots=True)
 class GetPayloadUrl:
     """A presigned GET URL of an output or error stored in S3."""
 
-    def __init__(self, repository: EvaluationRepository, uow: UnitOfWork, urls: BlobUrls) -> None:
-        self._repository = repository
-        self._uow = uow
-        self._urls = urls
+    repository: EvaluationRepository
+    uow: UnitOfWork
+    urls: BlobUrls
 
     async def execute(self, evaluation_id: EvaluationId, kind: PayloadKind) -> SignedUrl:
         """Raises ``NoDirectUrlError`` for a payload that is absent or not in S3."""
-        evaluation = await self._repository.get(evaluation_id)
-        await self._uow.release()
+        evaluation = await self.repository.get(evaluation_id)
+        await self.uow.release()
         evaluation = require_found(evaluation, evaluation_id)
         payload = evaluation.output if kind == "output" else evaluation.error
         if payload is None:
             raise NoDirectUrlError(evaluation_id, kind, None)
         if payload.location is not PayloadLocation.S3 or payload.key is None:
             raise NoDirectUrlError(evaluation_id, kind, payload.location)
-        return await self._urls.signed_get(payload.key)
+        return await self.urls.signed_get(payload.key)
 
 
 _PAYLOAD_BLOB = re.compile(r"evaluations/(?P<id>[^/]+)/(?P<kind>output|error)\.[^/]+\.txt(\.zst)?")
@@ -58,6 +59,7 @@ class TierReport(msgspec.Struct, kw_only=True):
     skipped: int = 0
 
 
+@dataclass(frozen=True, slots=True)
 class TierPayloads:
     """Move outputs and errors older than a cut-off from the file store to S3.
 
@@ -71,19 +73,11 @@ class TierPayloads:
     middle of a move.
     """
 
-    def __init__(
-        self,
-        payloads: PayloadStore,
-        writer: RecordWriter,
-        repository: EvaluationRepository,
-        uow: UnitOfWork,
-        clock: Clock,
-    ) -> None:
-        self._payloads = payloads
-        self._writer = writer
-        self._repository = repository
-        self._uow = uow
-        self._clock = clock
+    payloads: PayloadStore
+    writer: RecordWriter
+    repository: EvaluationRepository
+    uow: UnitOfWork
+    clock: Clock
 
     async def execute(
         self,
@@ -94,13 +88,13 @@ class TierPayloads:
         on_progress: Callable[[TierReport], None] | None = None,
         stop: Callable[[], bool] | None = None,
     ) -> TierReport:
-        if not self._payloads.can_store_in(PayloadLocation.S3):
+        if not self.payloads.can_store_in(PayloadLocation.S3):
             raise ApplicationError("tiering needs S3: set S3_BUCKET")
-        cutoff = self._clock.now() - older_than
+        cutoff = self.clock.now() - older_than
         report = TierReport(dry_run=dry_run)
         candidates = [
             entry
-            for entry in await self._payloads.entries_in(PayloadLocation.FILE, "evaluations/")
+            for entry in await self.payloads.entries_in(PayloadLocation.FILE, "evaluations/")
             if entry.modified_at < cutoff and _PAYLOAD_BLOB.fullmatch(entry.key)
         ]
         for entry in candidates:
@@ -125,14 +119,14 @@ class TierPayloads:
     async def _tier_one(
         self, evaluation_id: EvaluationId, kind: PayloadKind, key: str, dry_run: bool
     ) -> bool:
-        evaluation = await self._repository.get(evaluation_id)
-        await self._uow.release()
+        evaluation = await self.repository.get(evaluation_id)
+        await self.uow.release()
         payload = None if evaluation is None else getattr(evaluation, kind)
         if payload is None or payload.key != key or payload.location is not PayloadLocation.FILE:
             return False  # an orphan (fsck's business) or already moved
         if dry_run:
             return True
-        copy = await self._payloads.move(payload, PayloadLocation.S3)
+        copy = await self.payloads.move(payload, PayloadLocation.S3)
 
         async def switch(current: Evaluation) -> bool:
             now = getattr(current, kind)
@@ -142,12 +136,12 @@ class TierPayloads:
             return True
 
         try:
-            _, changed = await self._writer.change(
+            _, changed = await self.writer.change(
                 evaluation_id, switch, action=AuditAction.MAINTENANCE, keep=frozenset({key})
             )
         except EvaluationNotFoundError:
             changed = False
         # Any other error propagates and keeps the copy: the commit may have happened.
         if not changed:
-            await self._payloads.discard_in(PayloadLocation.S3, key)
+            await self.payloads.discard_in(PayloadLocation.S3, key)
         return changed

@@ -1,3 +1,5 @@
+from dataclasses import dataclass
+
 import msgspec
 
 from application.services.record_cache import RecordCache
@@ -9,14 +11,14 @@ class CacheRebuild(msgspec.Struct, frozen=True, kw_only=True):
     running: int
 
 
+@dataclass(frozen=True, slots=True)
 class RebuildCache:
     """Drop every cached record (reads refill from the store) and rebuild the running registry."""
 
-    def __init__(self, record_cache: RecordCache, rebuild_running: RebuildRunningRegistry) -> None:
-        self._record_cache = record_cache
-        self._rebuild_running = rebuild_running
+    record_cache: RecordCache
+    rebuild_running: RebuildRunningRegistry
 
     async def execute(self) -> CacheRebuild:
-        dropped = await self._record_cache.clear()
-        running = await self._rebuild_running.execute()
+        dropped = await self.record_cache.clear()
+        running = await self.rebuild_running.execute()
         return CacheRebuild(dropped=dropped, running=running)

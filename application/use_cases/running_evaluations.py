@@ -1,3 +1,5 @@
+from dataclasses import dataclass
+
 from application.errors import EvaluationNotFoundError
 from application.ports.evaluation_queries import EvaluationQueries
 from application.ports.evaluation_repository import EvaluationRepository
@@ -13,6 +15,7 @@ def _loader(queries: EvaluationQueries) -> LoadActive:
     return load
 
 
+@dataclass(frozen=True, slots=True)
 class ListRunningEvaluations:
     """The registry answers when it can be trusted; otherwise the database, and it is rebuilt.
 
@@ -24,21 +27,20 @@ class ListRunningEvaluations:
     request is served from it again.
     """
 
-    def __init__(self, registry: RunningRegistry, queries: EvaluationQueries) -> None:
-        self._registry = registry
-        self._queries = queries
+    registry: RunningRegistry
+    queries: EvaluationQueries
 
     async def execute(self) -> list[RunningInfo]:
-        tracked = await self._registry.list()
+        tracked = await self.registry.list()
         if tracked is None:
-            tracked = await self._registry.rebuild(_loader(self._queries))
+            tracked = await self.registry.rebuild(_loader(self.queries))
         return sorted(tracked, key=lambda info: info.evaluation_id)
 
 
+@dataclass(frozen=True, slots=True)
 class GetRunningEvaluation:
-    def __init__(self, registry: RunningRegistry, repository: EvaluationRepository) -> None:
-        self._registry = registry
-        self._repository = repository
+    registry: RunningRegistry
+    repository: EvaluationRepository
 
     async def execute(self, evaluation_id: EvaluationId) -> RunningInfo:
         """Container info of a live evaluation in ``provisioning`` or ``running``.
@@ -48,19 +50,19 @@ class GetRunningEvaluation:
         fields win; the registry's entry fills those the record lacks (the
         platform's worker writes the job name, ``executor_id``, only there).
         """
-        evaluation = await self._repository.get(evaluation_id)
+        evaluation = await self.repository.get(evaluation_id)
         if evaluation is None or not evaluation.status.is_active:
             raise EvaluationNotFoundError(evaluation_id)
-        return RunningInfo.of(evaluation).filled_from(await self._registry.get(evaluation_id))
+        return RunningInfo.of(evaluation).filled_from(await self.registry.get(evaluation_id))
 
 
+@dataclass(frozen=True, slots=True)
 class RebuildRunningRegistry:
     """Make the registry agree with the database (at start, or after Redis lost it)."""
 
-    def __init__(self, registry: RunningRegistry, queries: EvaluationQueries) -> None:
-        self._registry = registry
-        self._queries = queries
+    registry: RunningRegistry
+    queries: EvaluationQueries
 
     async def execute(self) -> int:
         """The number of active evaluations; the registry is left untrusted if a change raced."""
-        return len(await self._registry.rebuild(_loader(self._queries)))
+        return len(await self.registry.rebuild(_loader(self.queries)))

@@ -1,3 +1,4 @@
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import msgspec
@@ -30,6 +31,7 @@ class StatisticsReport(msgspec.Struct, frozen=True, kw_only=True):
         return completed / finished if finished else 0.0
 
 
+@dataclass(frozen=True, slots=True)
 class GetStatistics:
     """Aggregates from the counters (constant time) and the last 24 hours by hour.
 
@@ -37,20 +39,17 @@ class GetStatistics:
     its cost follows the evaluations created in that window, never the whole table.
     """
 
-    def __init__(
-        self, queries: EvaluationQueries, clock: Clock, configuration: StorageConfiguration
-    ) -> None:
-        self._queries = queries
-        self._clock = clock
-        self._configuration = configuration
+    queries: EvaluationQueries
+    clock: Clock
+    configuration: StorageConfiguration
 
     async def execute(self) -> StatisticsReport:
-        totals = await self._queries.statistics()
-        hours = await self._queries.hourly_counts(self._clock.now() - RECENT)
+        totals = await self.queries.statistics()
+        hours = await self.queries.hourly_counts(self.clock.now() - RECENT)
         peak = max(hours, key=lambda row: (row.count, row.hour), default=None)
         return StatisticsReport(
             totals=totals,
             last_24h_count=sum(row.count for row in hours),
             peak_hour=None if peak is None else peak.hour,
-            configuration=self._configuration,
+            configuration=self.configuration,
         )

@@ -1,4 +1,5 @@
 import heapq
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -142,22 +143,22 @@ def overall_state(
     return "healthy"
 
 
+@dataclass(frozen=True, slots=True)
 class DescribeStorage:
-    def __init__(self, configuration: StorageConfiguration) -> None:
-        self._configuration = configuration
+    configuration: StorageConfiguration
 
     async def execute(self) -> StorageConfiguration:
-        return self._configuration
+        return self.configuration
 
 
+@dataclass(frozen=True, slots=True)
 class GetStorageOverview:
-    def __init__(self, inspectors: list[BackendInspector]) -> None:
-        self._inspectors = inspectors
+    inspectors: list[BackendInspector]
 
     async def execute(self) -> StorageOverview:
         """Summary figures of every backend; the cache in detail (its key sample, TTLs and
         memory are bounded: a few thousand keys at most)."""
-        reports = await inspect_all(self._inspectors, detailed_names=frozenset({Backend.CACHE}))
+        reports = await inspect_all(self.inspectors, detailed_names=frozenset({Backend.CACHE}))
         return StorageOverview(
             status=overall_state(reports), summary=summarize(reports), backends=reports
         )

@@ -13,6 +13,7 @@ instead of a retry.
 import contextlib
 import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 import anyio
@@ -54,27 +55,18 @@ class ConflictBudget(msgspec.Struct, frozen=True):
     seconds: float = 30.0
 
 
+@dataclass(frozen=True, slots=True)
 class RecordWriter:
-    def __init__(
-        self,
-        repository: EvaluationRepository,
-        uow: UnitOfWork,
-        clock: Clock,
-        payloads: PayloadStore,
-        publisher: RecordPublisher,
-        audit: AuditTrail,
-        conflict_budget: ConflictBudget,
-    ) -> None:
-        self._conflict_budget = conflict_budget
-        self._repository = repository
-        self._uow = uow
-        self._clock = clock
-        self._payloads = payloads
-        self._publisher = publisher
-        self._audit = audit
+    repository: EvaluationRepository
+    uow: UnitOfWork
+    clock: Clock
+    payloads: PayloadStore
+    publisher: RecordPublisher
+    audit: AuditTrail
+    conflict_budget: ConflictBudget
 
     async def load(self, evaluation_id: EvaluationId) -> Evaluation:
-        return require_found(await self._repository.get(evaluation_id), evaluation_id)
+        return require_found(await self.repository.get(evaluation_id), evaluation_id)
 
     async def change(
         self,
@@ -93,7 +85,7 @@ class RecordWriter:
         deleted (except the caller's own ``keep``); an error in the commit itself
         leaves them, since the commit may have happened: at worst an orphan.
         """
-        deadline = anyio.current_time() + self._conflict_budget.seconds
+        deadline = anyio.current_time() + self.conflict_budget.seconds
         attempt = 0
         while True:
             before = await self.load(evaluation_id)
@@ -106,39 +98,39 @@ class RecordWriter:
             try:
                 changed = await mutate(after)
                 if changed:
-                    after.touch(self._clock.now())
+                    after.touch(self.clock.now())
                     await self._stage(before, after, action)
             except VersionConflictError:
                 await self._conflicted(before, after, keep, expected_version, attempt - 1)
                 continue
             except BaseException as error:
                 with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
-                    await self._payloads.discard_unsaved(before, after, keep)
+                    await self.payloads.discard_unsaved(before, after, keep)
                     if isinstance(error, BackendUnavailableError):
-                        await self._publisher.restore(before)
+                        await self.publisher.restore(before)
                 raise
             if not changed:
-                await self._payloads.discard_unsaved(before, after, keep)
+                await self.payloads.discard_unsaved(before, after, keep)
                 return before, False
             # A store may hold the update until the commit (to send it with its audit entry
             # as one statement) and find the version moved on, or the record gone, only
             # there; then nothing was written.
             try:
-                await self._uow.commit()
+                await self.uow.commit()
             except VersionConflictError:
                 await self._conflicted(before, after, keep, expected_version, attempt - 1)
                 continue
             except EvaluationNotFoundError:
                 with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
-                    await self._uow.rollback()
-                    await self._payloads.discard_unsaved(before, after, keep)
+                    await self.uow.rollback()
+                    await self.payloads.discard_unsaved(before, after, keep)
                 raise
             except BackendUnavailableError:
                 with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
-                    await self._publisher.restore(before)
+                    await self.publisher.restore(before)
                 raise
-            await self._publisher.after_commit(after, before)
-            await self._payloads.discard_replaced(before, after)
+            await self.publisher.after_commit(after, before)
+            await self.payloads.discard_replaced(before, after)
             return after, True
 
     async def _conflicted(
@@ -150,8 +142,8 @@ class RecordWriter:
         attempt: int,
     ) -> None:
         """Undo an attempt another writer overtook; wait before the next, or refuse ``If-Match``."""
-        await self._payloads.discard_unsaved(before, after, keep)
-        await self._uow.rollback()
+        await self.payloads.discard_unsaved(before, after, keep)
+        await self.uow.rollback()
         if expected_version is not None:
             current = await self.load(before.id)
             raise PreconditionFailedError(before.id, expected_version, current.version) from None
@@ -159,16 +151,16 @@ class RecordWriter:
 
     async def _stage(self, before: Evaluation, after: Evaluation, action: AuditAction) -> None:
         """Everything up to the commit: snapshot, cache tombstone, compare-and-swap, audit."""
-        await self._payloads.write_snapshot(after)
-        await self._publisher.before_commit(after)
-        await self._repository.update(after, expected_version=before.version)
+        await self.payloads.write_snapshot(after)
+        await self.publisher.before_commit(after)
+        await self.repository.update(after, expected_version=before.version)
         fields = changed_fields(before, after)
         sizes: dict[str, int] = {
             kind: payload.size
             for kind in ("output", "error")
             if kind in fields and (payload := getattr(after, kind)) is not None
         }
-        await self._audit.record(action, after.id, fields=fields, sizes=sizes)
+        await self.audit.record(action, after.id, fields=fields, sizes=sizes)
 
 
 def _backoff(attempt: int) -> float:
@@ -177,13 +169,13 @@ def _backoff(attempt: int) -> float:
     return ceiling * secrets.randbelow(1001) / 1000
 
 
+@dataclass(frozen=True, slots=True)
 class ChangeApplier:
     """Applies :class:`EvaluationChanges` to a record, routing payloads on the way."""
 
-    def __init__(self, clock: Clock, payloads: PayloadStore, limits: InputLimits) -> None:
-        self._clock = clock
-        self._payloads = payloads
-        self._limits = limits
+    clock: Clock
+    payloads: PayloadStore
+    limits: InputLimits
 
     async def apply(self, evaluation: Evaluation, changes: EvaluationChanges) -> bool:
         """Mutate ``evaluation``; returns whether anything changed.
@@ -195,7 +187,7 @@ class ChangeApplier:
         for name in ("metadata", *_PLAIN_FIELDS):
             ensure_storable_json(name, getattr(changes, name))
         if changes.metadata is not UNSET:
-            self._limits.check_json("metadata", changes.metadata)
+            self.limits.check_json("metadata", changes.metadata)
         override = changes.override is True
         late = (
             changes.status is not UNSET
@@ -211,7 +203,7 @@ class ChangeApplier:
         if changes.metadata is not UNSET:
             evaluation.merge_metadata(changes.metadata)
         if changes.status is not UNSET:
-            evaluation.change_status(changes.status, self._clock.now(), override=override)
+            evaluation.change_status(changes.status, self.clock.now(), override=override)
         if changes.output is not UNSET:
             evaluation.output = await self._store(evaluation.id, "output", changes.output)
         if changes.error is not UNSET:
@@ -221,7 +213,7 @@ class ChangeApplier:
     async def _store(
         self, evaluation_id: EvaluationId, kind: PayloadKind, text: str | None
     ) -> StoredPayload | None:
-        return None if text is None else await self._payloads.store(evaluation_id, kind, text)
+        return None if text is None else await self.payloads.store(evaluation_id, kind, text)
 
 
 _PLAIN_FIELDS = (
@@ -240,10 +232,10 @@ _PLAIN_FIELDS = (
 )
 
 
+@dataclass(frozen=True, slots=True)
 class UpdateEvaluation:
-    def __init__(self, writer: RecordWriter, applier: ChangeApplier) -> None:
-        self._writer = writer
-        self._applier = applier
+    writer: RecordWriter
+    applier: ChangeApplier
 
     async def execute(
         self,
@@ -253,10 +245,10 @@ class UpdateEvaluation:
         expected_version: int | None = None,
     ) -> Evaluation:
         async def mutate(evaluation: Evaluation) -> bool:
-            return await self._applier.apply(evaluation, changes)
+            return await self.applier.apply(evaluation, changes)
 
         action = AuditAction.ADMIN_OVERRIDE if changes.override is True else AuditAction.UPDATE
-        evaluation, _ = await self._writer.change(
+        evaluation, _ = await self.writer.change(
             evaluation_id, mutate, action=action, expected_version=expected_version
         )
         return evaluation

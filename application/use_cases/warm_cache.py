@@ -1,9 +1,11 @@
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from application.ports.evaluation_maintenance import EvaluationMaintenance
 from application.services.record_cache import RecordCache
 
 
+@dataclass(frozen=True, slots=True)
 class WarmCache:
     """Load the ``top`` most recently changed live records into the record cache.
 
@@ -12,9 +14,8 @@ class WarmCache:
     never in the middle of a fill.
     """
 
-    def __init__(self, maintenance: EvaluationMaintenance, record_cache: RecordCache) -> None:
-        self._maintenance = maintenance
-        self._record_cache = record_cache
+    maintenance: EvaluationMaintenance
+    record_cache: RecordCache
 
     async def execute(
         self,
@@ -24,12 +25,12 @@ class WarmCache:
         stop: Callable[[], bool] | None = None,
     ) -> int:
         """The number of records loaded (fewer than found when stopped)."""
-        records = await self._maintenance.recently_updated(top)
+        records = await self.maintenance.recently_updated(top)
         loaded = 0
         for evaluation in records:
             if stop is not None and stop():
                 break
-            await self._record_cache.fill(evaluation)
+            await self.record_cache.fill(evaluation)
             loaded += 1
             if on_record is not None:
                 on_record()

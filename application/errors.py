@@ -129,3 +129,17 @@ class WriteAcceptedError(ApplicationError):
             f"the write to evaluation '{evaluation_id}' is journaled as {entry_id} and will be "
             "applied when the primary storage is back"
         )
+
+
+class ChangeCursorExpiredError(ApplicationError):
+    """A feed cursor older than the feed keeps (or not from this feed): nothing to resume."""
+
+    def __init__(self, field: str, retention_s: int, latest: str | None) -> None:
+        self.field = field
+        self.retention_s = retention_s
+        self.latest = latest
+        super().__init__(
+            f"`{field}` is older than the {retention_s} s the change feed keeps, or not from "
+            "this feed: re-read the evaluations you follow, then follow the feed from `latest` "
+            "(or read it without a cursor, from the oldest change it keeps)"
+        )

@@ -5,6 +5,8 @@ from enum import StrEnum
 
 import msgspec
 
+from domain.status import EvaluationStatus
+
 
 class AuditContext(msgspec.Struct, frozen=True):
     """Who the current request or command acts as, and its request id.
@@ -47,6 +49,10 @@ class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
     fields: tuple[str, ...] = ()
     sizes: dict[str, int] = msgspec.field(default_factory=dict)
     request_id: str | None = None
+    # The record's status and version after the change, where the write knew them: what
+    # the change feed tells of a status move without reading the record again.
+    status: EvaluationStatus | None = None
+    version: int | None = None
     id: int | None = None
 
 

@@ -4,6 +4,7 @@ from application.ports.audit_log import AuditLog
 from application.ports.clock import Clock
 from application.ports.replay_marks import ReplayMarks
 from domain.audit import AuditAction, AuditContext, AuditEntry
+from domain.status import EvaluationStatus
 
 
 class AuditTrail:
@@ -28,8 +29,14 @@ class AuditTrail:
         *,
         fields: tuple[str, ...] = (),
         sizes: dict[str, int] | None = None,
+        status: EvaluationStatus | None = None,
+        version: int | None = None,
     ) -> None:
-        """Append an entry to the current transaction (call before ``commit``)."""
+        """Append an entry to the current transaction (call before ``commit``).
+
+        ``status`` and ``version`` are the record's after the change, where the write
+        knows them: the change feed reads them from the entry.
+        """
         await self._log.append(
             AuditEntry(
                 at=self._clock.now(),
@@ -39,6 +46,8 @@ class AuditTrail:
                 fields=tuple(sorted(fields)),
                 sizes=sizes or {},
                 request_id=self._context.request_id,
+                status=status,
+                version=version,
             )
         )
         if self._context.journal_entry is not None:

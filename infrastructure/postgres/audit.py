@@ -11,15 +11,15 @@ from infrastructure.sql.audit import entry_from_row
 
 # The record's id comes last, so that a held write of the record can supply it instead.
 INSERT_ENTRY = """
-INSERT INTO audit_log (at, actor, action, fields, sizes, request_id, evaluation_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+INSERT INTO audit_log (at, actor, action, fields, sizes, request_id, status, version, evaluation_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 """
 # Appended to a held ``INSERT``/``UPDATE`` of the record (``held``), as one statement: the
 # entry is written exactly when the record is. The casts type what a bare SELECT list cannot.
 _ENTRY_AFTER = """
-INSERT INTO audit_log (at, actor, action, fields, sizes, request_id, evaluation_id)
+INSERT INTO audit_log (at, actor, action, fields, sizes, request_id, status, version, evaluation_id)
 SELECT ${0}::timestamptz, ${1}::varchar, ${2}::varchar, ${3}::jsonb, ${4}::jsonb, ${5}::varchar,
-       held.id
+       ${6}::varchar, ${7}::bigint, held.id
 FROM held
 """
 
@@ -33,13 +33,15 @@ def _values(entry: AuditEntry) -> tuple[Any, ...]:
         list(entry.fields),
         entry.sizes,
         entry.request_id,
+        entry.status,
+        entry.version,
     )
 
 
 @functools.cache
 def _joined_sql(held_sql: str, held_arguments: int) -> str:
     """Built once per held statement (there are two), not per request."""
-    after = _ENTRY_AFTER.format(*range(held_arguments + 1, held_arguments + 7))
+    after = _ENTRY_AFTER.format(*range(held_arguments + 1, held_arguments + 9))
     return f"WITH held AS ({held_sql} RETURNING id){after}"
 
 
@@ -51,7 +53,8 @@ def joined(held: HeldWrite, entry: AuditEntry) -> HeldWrite:
 
 # Each filter is a bound parameter that is either NULL (no filter) or the value.
 SELECT_ENTRIES = """
-SELECT id, at, actor, action, evaluation_id, fields, sizes, request_id FROM audit_log
+SELECT id, at, actor, action, evaluation_id, fields, sizes, request_id, status, version
+FROM audit_log
 WHERE ($1::text IS NULL OR evaluation_id = $1)
   AND ($2::text IS NULL OR actor = $2)
   AND ($3::text IS NULL OR action = $3)

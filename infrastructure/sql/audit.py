@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from application.ports.audit_log import AuditLog, AuditQuery
 from domain.audit import AuditAction, AuditEntry
+from domain.status import EvaluationStatus
 from infrastructure.sql.errors import translate_errors
 from infrastructure.sql.rows import Row
 from infrastructure.sql.tables import audit_log
@@ -21,6 +22,8 @@ def entry_values(entry: AuditEntry) -> dict[str, object]:
         "fields": list(entry.fields),
         "sizes": entry.sizes,
         "request_id": entry.request_id,
+        "status": entry.status,
+        "version": entry.version,
     }
 
 
@@ -34,6 +37,8 @@ def entry_from_row(row: Row) -> AuditEntry:
         fields=tuple(row["fields"] or ()),
         sizes=dict(row["sizes"] or {}),
         request_id=row["request_id"],
+        status=None if row["status"] is None else EvaluationStatus(row["status"]),
+        version=row["version"],
     )
 
 

@@ -1,4 +1,5 @@
-"""The one place that picks dialect-specific SQL: conflict-ignoring inserts, UTC days."""
+"""The one place that picks dialect-specific SQL: conflict-ignoring inserts, UTC days,
+the change feed's visibility."""
 
 from typing import Any
 
@@ -35,3 +36,15 @@ def utc_hour(session: AsyncSession, column: sa.ColumnElement[Any]) -> sa.ColumnE
     if dialect_name(session) == "postgresql":
         return sa.func.date_trunc("hour", sa.func.timezone("UTC", column))
     return sa.func.strftime("%Y-%m-%d %H:00:00", column)
+
+
+def committed_changes(session: AsyncSession) -> list[sa.ColumnElement[bool]]:
+    """Conditions that keep a feed read to the audit entries whose order is final.
+
+    On PostgreSQL: those of transactions older than every one still running (a running
+    transaction could still commit an entry in front of them). SQLite writes one
+    transaction at a time, so every entry it shows is final.
+    """
+    if dialect_name(session) == "postgresql":
+        return [sa.text("txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint")]
+    return []

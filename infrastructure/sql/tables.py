@@ -161,6 +161,12 @@ audit_log = sa.Table(
     sa.Column("fields", JsonB, nullable=False, server_default="[]"),
     sa.Column("sizes", JsonB, nullable=False, server_default="{}"),
     sa.Column("request_id", sa.String(128)),
+    # What the change feed reads (migration 0009): the record's status and version after
+    # the change, and the writing transaction's id on PostgreSQL (0 on SQLite).
+    sa.Column("status", sa.String(50)),
+    sa.Column("version", sa.BigInteger()),
+    sa.Column("txid", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Index("idx_audit_log_feed", "txid", "id"),
     # Keyset pages (id DESC) filtered by evaluation, actor or action.
     sa.Index("idx_audit_log_evaluation_id", "evaluation_id", "id"),
     sa.Index("idx_audit_log_actor", "actor", "id"),

@@ -21,6 +21,7 @@ from application.use_cases.running_evaluations import RebuildRunningRegistry
 from interfaces.cli.plugin import StorageCLIPlugin
 from interfaces.heap import freeze_startup_objects, thaw
 from interfaces.http.controllers.audit import AuditController
+from interfaces.http.controllers.changes import ChangesController
 from interfaces.http.controllers.content import ContentController
 from interfaces.http.controllers.docs import openapi_json, openapi_yaml
 from interfaces.http.controllers.evaluations import EvaluationController
@@ -47,6 +48,7 @@ from interfaces.http.security import access_middleware, session_config
 from interfaces.http.tiering import tiering
 from interfaces.http.tracing import tracing_for
 from interfaces.http.warming import cache_warming
+from interfaces.live import live_changes
 from interfaces.providers import build_providers
 from interfaces.replay import replaying
 from interfaces.settings import Settings, load_settings
@@ -92,6 +94,7 @@ def create_app(
                 cache_warming(container, settings),
                 planner_statistics(container, settings),
                 idempotency_expiry(container, settings),
+                live_changes(container),
             ):
                 yield
         finally:
@@ -109,6 +112,7 @@ def create_app(
                     ContentController,
                     StorageController,
                     AuditController,
+                    ChangesController,
                     explorer_router,
                 ],
             ),

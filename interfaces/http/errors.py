@@ -15,6 +15,7 @@ from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
     HTTP_404_NOT_FOUND,
     HTTP_409_CONFLICT,
+    HTTP_410_GONE,
     HTTP_412_PRECONDITION_FAILED,
     HTTP_416_REQUESTED_RANGE_NOT_SATISFIABLE,
     HTTP_422_UNPROCESSABLE_ENTITY,
@@ -25,6 +26,7 @@ from litestar.status_codes import (
 from application.errors import (
     BackendUnavailableError,
     BlobMissingError,
+    ChangeCursorExpiredError,
     DuplicateEvaluationError,
     EvaluationNotFoundError,
     InvalidRequestError,
@@ -108,6 +110,18 @@ def _bad_text(exc: InvalidTextError) -> ProblemDetailsException:
 
 def _bad_request(exc: InvalidRequestError) -> ProblemDetailsException:
     return invalid_field(exc.field, exc.message)
+
+
+def _cursor_expired(exc: ChangeCursorExpiredError) -> ProblemDetailsException:
+    return problem(
+        HTTP_410_GONE,
+        "Cursor expired",
+        str(exc),
+        "cursor-expired",
+        field=exc.field,
+        retention_s=exc.retention_s,
+        latest=exc.latest,
+    )
 
 
 def _unknown_backend(exc: UnknownBackendError) -> ProblemDetailsException:
@@ -233,6 +247,7 @@ EXCEPTION_MAP: dict[type[Exception], Callable[[Any], ProblemDetailsException]] =
     InvalidTextError: _bad_text,
     InvalidRequestError: _bad_request,
     UnknownBackendError: _unknown_backend,
+    ChangeCursorExpiredError: _cursor_expired,
     BackendUnavailableError: _unavailable,
     BlobMissingError: _blob_missing,
     UnsatisfiableRangeError: _unsatisfiable,
@@ -301,6 +316,7 @@ _MEANINGS = {
     403: "The key's scope is too small",
     404: "No such evaluation (or backend)",
     409: "Conflict with the stored state",
+    410: "The cursor is older than the change feed keeps; `latest` says where to go on",
     412: "If-Match names an older version",
     413: "Body larger than the limit",
     415: "Unsupported Content-Type",

@@ -1,6 +1,7 @@
 """Settings, clock, services and use cases: the same whatever the adapters."""
 
 from dishka import (
+    AsyncContainer,
     Provider,
     Scope,
     from_context,
@@ -19,6 +20,7 @@ from application.use_cases.activity import GetActivity
 from application.use_cases.audit import ListAuditLog
 from application.use_cases.browse_blobs import BrowseBlobs
 from application.use_cases.celery_update import ApplyCeleryUpdate
+from application.use_cases.changes import FeedRetention, ReadChanges
 from application.use_cases.check_storage import CheckStorage
 from application.use_cases.cleanup import CleanupEvaluations
 from application.use_cases.create_evaluation import CreateEvaluation
@@ -61,6 +63,7 @@ from domain.audit import AuditContext
 from domain.limits import InputLimits
 from infrastructure.clock import SystemClock
 from interfaces import acting
+from interfaces.live import LiveFeed
 from interfaces.providers.blobs import BlobPlacement
 from interfaces.settings import Settings
 from interfaces.storage_configuration import storage_configuration
@@ -104,9 +107,18 @@ class CoreProvider(Provider):
 
     audit = provide(AuditTrail, scope=Scope.REQUEST)
 
+    @provide(scope=Scope.APP)
+    def feed_retention(self, settings: Settings) -> FeedRetention:
+        return FeedRetention(settings.changes.retention_s)
+
+    @provide(scope=Scope.APP)
+    def live_feed(self, container: AsyncContainer, settings: Settings) -> LiveFeed:
+        return LiveFeed(container, settings.changes)
+
     use_cases = provide_all(
         CreateEvaluation,
         ListAuditLog,
+        ReadChanges,
         GetEvaluation,
         LoadEvaluation,
         GetEvaluationFields,

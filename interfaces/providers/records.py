@@ -6,11 +6,13 @@ import asyncpg
 from dishka import (
     Provider,
     Scope,
+    alias,
     provide,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from application.ports.audit_log import AuditLog
+from application.ports.change_feed import ChangeFeed
 from application.ports.evaluation_maintenance import EvaluationMaintenance
 from application.ports.evaluation_pages import EvaluationPages
 from application.ports.evaluation_queries import EvaluationQueries
@@ -22,6 +24,7 @@ from application.ports.planner_statistics import PlannerStatistics
 from application.ports.replay_marks import ReplayMarks
 from application.ports.unit_of_work import UnitOfWork
 from infrastructure.memory.audit import MemoryAuditLog
+from infrastructure.memory.changes import MemoryChangeFeed
 from infrastructure.memory.evaluations import (
     MemoryDatabase,
     MemoryDatabaseInspector,
@@ -35,6 +38,7 @@ from infrastructure.memory.replay_marks import MemoryReplayMarks
 from infrastructure.memory.timeline import MemoryEventLog, MemoryLogStore
 from infrastructure.memory.unit_of_work import MemoryUnitOfWork
 from infrastructure.postgres.audit import PgAuditLog
+from infrastructure.postgres.changes import PgChangeFeed
 from infrastructure.postgres.evaluation_pages import PgEvaluationPages
 from infrastructure.postgres.evaluations import PgEvaluationRepository
 from infrastructure.postgres.idempotency import PgIdempotencyStore
@@ -45,6 +49,7 @@ from infrastructure.postgres.replay_marks import PgReplayMarks
 from infrastructure.postgres.timeline import PgEventLog, PgLogStore
 from infrastructure.postgres.transaction import PgTransaction
 from infrastructure.sql.audit import SqlAuditLog
+from infrastructure.sql.changes import SqlChangeFeed
 from infrastructure.sql.engine import create_engine, create_session_maker
 from infrastructure.sql.evaluation_queries import SqlEvaluationQueries
 from infrastructure.sql.evaluation_repository import SqlEvaluationRepository
@@ -101,6 +106,7 @@ class SqlWritePathsProvider(Provider):
     uow = provide(SqlUnitOfWork, provides=UnitOfWork)
     maintenance = provide(SqlEvaluationMaintenance, provides=EvaluationMaintenance)
     audit_log = provide(SqlAuditLog, provides=AuditLog)
+    changes = provide(SqlChangeFeed, provides=ChangeFeed)
     marks = provide(SqlReplayMarks, provides=ReplayMarks)
     idempotency = provide(SqlIdempotencyStore, provides=IdempotencyStore, scope=Scope.APP)
     planner = provide(NoPlannerStatistics, provides=PlannerStatistics, scope=Scope.APP)
@@ -144,6 +150,7 @@ class PostgresWritePathsProvider(Provider):
         PgEvaluationMaintenance, provides=EvaluationMaintenance, scope=Scope.REQUEST
     )
     audit_log = provide(PgAuditLog, provides=AuditLog, scope=Scope.REQUEST)
+    changes = provide(PgChangeFeed, provides=ChangeFeed, scope=Scope.REQUEST)
     marks = provide(PgReplayMarks, provides=ReplayMarks, scope=Scope.REQUEST)
     # The list on the request's connection: no SQLAlchemy session is opened for it.
     pages = provide(PgEvaluationPages, provides=EvaluationPages, scope=Scope.REQUEST)
@@ -171,7 +178,9 @@ class MemoryRecordsProvider(Provider):
     maintenance = provide(
         MemoryEvaluationMaintenance, provides=EvaluationMaintenance, scope=Scope.REQUEST
     )
-    audit_log = provide(MemoryAuditLog, provides=AuditLog, scope=Scope.APP)
+    audit_entries = provide(MemoryAuditLog, scope=Scope.APP)
+    audit_log = alias(source=MemoryAuditLog, provides=AuditLog)
+    changes = provide(MemoryChangeFeed, provides=ChangeFeed, scope=Scope.APP)
     marks = provide(MemoryReplayMarks, provides=ReplayMarks, scope=Scope.APP)
     idempotency = provide(MemoryIdempotencyStore, provides=IdempotencyStore, scope=Scope.APP)
     planner = provide(NoPlannerStatistics, provides=PlannerStatistics, scope=Scope.APP)

@@ -205,6 +205,30 @@ class IdempotencySettings(Group, frozen=True, kw_only=True):
     lease_s: PositiveInt = 300
 
 
+class ChangeSettings(Group, frozen=True, kw_only=True):
+    """The change feed (``GET /changes``) and its streams."""
+
+    PREFIX: ClassVar[str] = "CHANGES_"
+
+    # How far back a cursor still resumes; an older one is answered 410.
+    retention_s: PositiveInt = 7 * 24 * 3600
+    # How often a worker with open streams reads the feed for new changes.
+    poll_ms: PositiveInt = 100
+    # A comment line on an idle stream this often, so proxies keep it open.
+    keepalive_s: PositiveFloat = 15.0
+
+
+class NatsSettings(Group, frozen=True, kw_only=True):
+    """The relay of the change feed to NATS JetStream (``storage-service relay``)."""
+
+    PREFIX: ClassVar[str] = "NATS_"
+
+    # With a URL the service relays the feed itself, in the background; None: no relay.
+    url: Annotated[str | None, Env(p.nats_urls)] = None
+    stream: Annotated[str, Env()] = "CRUCIBLE_CHANGES"
+    subject: Annotated[str, Env()] = "crucible.changes"
+
+
 class ObservabilitySettings(Group, frozen=True, kw_only=True):
     # Spans go to this OTLP collector; None: no tracing at all (nothing installed).
     # The other OTEL_* variables keep their SDK meaning (interfaces/http/tracing.py).
@@ -225,6 +249,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     failover: FailoverSettings = msgspec.field(default_factory=FailoverSettings)
     idempotency: IdempotencySettings = msgspec.field(default_factory=IdempotencySettings)
     observability: ObservabilitySettings = msgspec.field(default_factory=ObservabilitySettings)
+    changes: ChangeSettings = msgspec.field(default_factory=ChangeSettings)
+    nats: NatsSettings = msgspec.field(default_factory=NatsSettings)
 
     def changed(self, **groups: Mapping[str, Any]) -> "Settings":
         """A copy with some fields changed, keyed by group: ``changed(cache={"ttl": 5})``."""

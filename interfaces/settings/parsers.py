@@ -102,6 +102,15 @@ def redis_url(raw: str) -> str | None:
     return raw
 
 
+def nats_urls(raw: str) -> str | None:
+    """One NATS server or several, comma-separated (``nats://``, ``tls://``, ``ws://``)."""
+    urls = [url.strip() for url in raw.split(",") if url.strip()]
+    for url in urls:
+        if not url.startswith(("nats://", "tls://", "ws://", "wss://")):
+            raise ValueError("must be nats://, tls://, ws:// or wss:// URLs, comma-separated")
+    return ",".join(urls) or None
+
+
 def http_url(raw: str) -> str:
     if not raw.startswith(("http://", "https://")):
         raise ValueError("must be an http:// or https:// URL")

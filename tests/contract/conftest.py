@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from application.ports.audit_log import AuditLog
 from application.ports.backend_inspector import BackendInspector
+from application.ports.change_feed import ChangeFeed
 from application.ports.evaluation_pages import EvaluationPages
 from application.ports.evaluation_queries import EvaluationQueries
 from application.ports.evaluation_repository import EvaluationRepository
@@ -29,6 +30,7 @@ from domain.evaluation import Evaluation
 from domain.identifiers import parse_evaluation_id
 from infrastructure.files.journal import FileJournal
 from infrastructure.memory.audit import MemoryAuditLog
+from infrastructure.memory.changes import MemoryChangeFeed
 from infrastructure.memory.evaluations import (
     MemoryDatabase,
     MemoryDatabaseInspector,
@@ -38,12 +40,14 @@ from infrastructure.memory.evaluations import (
 from infrastructure.memory.timeline import MemoryEventLog, MemoryLogStore
 from infrastructure.memory.unit_of_work import MemoryUnitOfWork
 from infrastructure.postgres.audit import PgAuditLog
+from infrastructure.postgres.changes import PgChangeFeed
 from infrastructure.postgres.evaluation_pages import PgEvaluationPages
 from infrastructure.postgres.evaluations import PgEvaluationRepository
 from infrastructure.postgres.pool import create_pool
 from infrastructure.postgres.timeline import PgEventLog, PgLogStore
 from infrastructure.postgres.transaction import PgTransaction
 from infrastructure.sql.audit import SqlAuditLog
+from infrastructure.sql.changes import SqlChangeFeed
 from infrastructure.sql.engine import create_engine, create_session_maker
 from infrastructure.sql.evaluation_queries import SqlEvaluationQueries
 from infrastructure.sql.evaluation_repository import SqlEvaluationRepository
@@ -66,6 +70,7 @@ class Ports:
     audit: AuditLog
     # What ``GET /evaluations`` reads: ``queries`` itself but on PostgreSQL (asyncpg).
     pages: EvaluationPages
+    changes: ChangeFeed
 
 
 class PortStore(Protocol):
@@ -98,6 +103,7 @@ class MemoryPortStore:
             uow,
             self.audit,
             queries,
+            MemoryChangeFeed(self.audit),
         )
         await uow.commit()
 
@@ -127,6 +133,7 @@ class SqlPortStore:
                 uow,
                 SqlAuditLog(session),
                 queries,
+                SqlChangeFeed(session),
             )
             await uow.commit()
 
@@ -151,6 +158,7 @@ class PgPortStore(SqlPortStore):
                     transaction,
                     PgAuditLog(transaction),
                     PgEvaluationPages(transaction),
+                    PgChangeFeed(transaction),
                 )
                 await transaction.commit()
             finally:

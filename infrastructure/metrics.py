@@ -44,6 +44,10 @@ PRIMARY_UP = Gauge(
     "1 while the primary takes writes, 0 while writes go to the failover journal",
 )
 PRIMARY_UP.set(1)
+OPEN_STREAMS = Gauge(
+    "crucible_storage_open_streams",
+    "Server-sent event streams (changes and logs) this process holds open",
+)
 
 
 @cache

@@ -17,6 +17,7 @@ from application.use_cases.changes import ReadChanges
 from application.use_cases.logs import EvaluationLogs
 from domain.changes import ChangeCursor
 from domain.identifiers import EvaluationId
+from infrastructure.metrics import OPEN_STREAMS
 from interfaces.background import background
 from interfaces.settings import ChangeSettings
 
@@ -28,6 +29,7 @@ class LiveFeed:
         self._container = container
         self.keepalive_s = settings.keepalive_s
         self.hub = ChangeHub(self.read, self.latest, poll_s=settings.poll_ms / 1000)
+        OPEN_STREAMS.set_function(lambda: self.hub.streams)
 
     async def read(self, query: ChangeQuery) -> ChangePage:
         async with self._container() as scope:

@@ -68,6 +68,8 @@ class CreateEvaluation:
                     evaluation.id,
                     fields=_given_fields(new, generated_id=generated_id),
                     sizes={"code": len(new.code.encode())},
+                    status=evaluation.status,
+                    version=evaluation.version,
                 )
                 await self.uow.commit()
             except DuplicateEvaluationError:

@@ -104,6 +104,8 @@ class ImportEvaluation:
                 "log": len(archived.log.encode()),
                 "events": len(archived.events),
             },
+            status=evaluation.status,
+            version=evaluation.version,
         )
 
     async def _discard_blobs(self, evaluation: Evaluation) -> None:

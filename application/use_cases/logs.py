@@ -63,7 +63,10 @@ class AppendLog:
         await self.record_cache.before_commit(evaluation_id, appended.version)
         try:
             await self.audit.record(
-                AuditAction.APPEND_LOG, evaluation_id, sizes={"content": chunk.size}
+                AuditAction.APPEND_LOG,
+                evaluation_id,
+                sizes={"content": chunk.size},
+                version=appended.version,
             )
             await self.uow.commit()
         except BackendUnavailableError:

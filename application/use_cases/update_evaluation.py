@@ -160,7 +160,9 @@ class RecordWriter:
             for kind in ("output", "error")
             if kind in fields and (payload := getattr(after, kind)) is not None
         }
-        await self.audit.record(action, after.id, fields=fields, sizes=sizes)
+        await self.audit.record(
+            action, after.id, fields=fields, sizes=sizes, status=after.status, version=after.version
+        )
 
 
 def _backoff(attempt: int) -> float:

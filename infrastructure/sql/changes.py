@@ -40,7 +40,7 @@ class SqlChangeFeed(ChangeFeed):
 
     async def read(self, query: ChangeQuery) -> ChangePage:
         c = audit_log.c
-        conditions = [c.evaluation_id.is_not(None), *committed_changes(self._session)]
+        conditions = [c.evaluation_id.is_not(None), *committed_changes(self._session, c.txid)]
         if query.after is not None:
             after = sa.tuple_(query.after.transaction, query.after.sequence)
             conditions.append(sa.tuple_(c.txid, c.id) > after)
@@ -68,7 +68,7 @@ class SqlChangeFeed(ChangeFeed):
         c = audit_log.c
         statement = (
             sa.select(c.txid, c.id)
-            .where(*committed_changes(self._session))
+            .where(*committed_changes(self._session, c.txid))
             .order_by(c.txid.desc(), c.id.desc())
             .limit(1)
         )

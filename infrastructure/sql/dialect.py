@@ -38,7 +38,9 @@ def utc_hour(session: AsyncSession, column: sa.ColumnElement[Any]) -> sa.ColumnE
     return sa.func.strftime("%Y-%m-%d %H:00:00", column)
 
 
-def committed_changes(session: AsyncSession) -> list[sa.ColumnElement[bool]]:
+def committed_changes(
+    session: AsyncSession, txid: sa.ColumnElement[int]
+) -> list[sa.ColumnElement[bool]]:
     """Conditions that keep a feed read to the audit entries whose order is final.
 
     On PostgreSQL: those of transactions older than every one still running (a running
@@ -46,5 +48,6 @@ def committed_changes(session: AsyncSession) -> list[sa.ColumnElement[bool]]:
     transaction at a time, so every entry it shows is final.
     """
     if dialect_name(session) == "postgresql":
-        return [sa.text("txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint")]
+        xmin = sa.func.pg_snapshot_xmin(sa.func.pg_current_snapshot())
+        return [txid < sa.cast(sa.cast(xmin, sa.Text), sa.BigInteger)]
     return []

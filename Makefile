@@ -50,7 +50,7 @@ test: lint ## Lint, then every test (needs PostgreSQL, Redis and RabbitMQ; CI fa
 test-fast: install ## Unit and use-case tests only (no server needed)
 	$(BIN)/pytest tests/unit tests/use_cases $(PYTEST_ARGS)
 
-.PHONY: bench bench-scale bench-profile bench-soak wrk
+.PHONY: bench bench-scale bench-profile bench-soak bench-live wrk
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 wrk:
@@ -64,6 +64,9 @@ bench-scale: install ## the running service over HTTP at 100k and 1M evaluations
 
 bench-soak: install wrk ## RSS of the workers under BENCH_SOAK_MINUTES (10) of mixed load, and its slope; docs/benchmarks.md
 	$(BIN)/python -m benchmarks.soak
+
+bench-live: install wrk ## the change feed on two replicas: lag under create load, 1,000 streams' memory, the outbox's cost; docs/bench-live.md
+	$(BIN)/python -m benchmarks.live
 
 bench-profile: install wrk ## py-spy flame graphs of the service under list, create, get_hot, update_large and health (docs/profiles/)
 	$(BIN)/python -m benchmarks.flamegraphs

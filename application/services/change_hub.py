@@ -38,6 +38,7 @@ class ChangeHub:
         self._floor: ChangeCursor | None = None
         self._head: ChangeCursor | None = None
         self._streams = 0
+        self._failing = False
         self._wanted = anyio.Event()
         self._moved = anyio.Event()
 
@@ -77,7 +78,13 @@ class ChangeHub:
             try:
                 full = await self._poll()
             except Exception:
-                logger.exception("the change hub could not read the feed")
+                if not self._failing:  # once per outage, not every poll
+                    logger.exception("the change hub cannot read the feed; streams wait")
+                self._failing = True
+            else:
+                if self._failing:
+                    logger.info("the change hub reads the feed again")
+                self._failing = False
             if not full:
                 with anyio.move_on_after(self._poll_s):
                     await stopping.wait()

@@ -27,6 +27,7 @@ from interfaces.cli.common import (
     run,
     summary,
 )
+from interfaces.cli.warehouse import export_parquet
 
 STATUS_NAMES = [status.value for status in EvaluationStatus]
 
@@ -112,30 +113,62 @@ def cleanup(
 
 @click.command("export", context_settings=CONTEXT_SETTINGS)
 @click.option(
+    "--format",
+    "kind",
+    type=click.Choice(["jsonl", "parquet"]),
+    default="jsonl",
+    show_default=True,
+    help="jsonl: a backup to import; parquet: the warehouse export (needs --to).",
+)
+@click.option(
     "--since",
     default=None,
-    help="Only evaluations created at or after this ISO 8601 time, or this long ago (7d).",
+    help="jsonl: only evaluations created at or after this ISO 8601 time, or this long ago "
+    "(7d). parquet: only what changed after this cursor, or `last` (the destination's "
+    "last run).",
+)
+@click.option(
+    "--to",
+    "destination",
+    default=None,
+    help="parquet: a directory or s3://bucket/prefix.",
 )
 @click.option(
     "--output",
     "-o",
     type=click.File("wb"),
     default="-",
-    help="Write to this file instead of stdout.",
+    help="jsonl: write to this file instead of stdout.",
 )
-def export_command(since: str | None, output: IO[bytes]) -> None:
-    """Write live evaluations as JSON lines: record, full output and error, log and events.
+@json_option
+def export_command(
+    kind: str, since: str | None, destination: str | None, output: IO[bytes], as_json: bool
+) -> None:
+    """Write live evaluations as JSON lines (a backup) or as Parquet (for a warehouse).
 
-    One JSON object per line, newest first: {"format", "record", "output", "error",
-    "log", "events"}. Outputs stored as files are read back whole. Progress and
-    the summary go to stderr.
+    jsonl: one JSON object per line, newest first: {"format", "record", "output",
+    "error", "log", "events"}. Outputs stored as files are read back whole.
+
+    parquet: one row per evaluation, partitioned by creation day
+    (evaluations/date=YYYY-MM-DD/), zstd, and a manifest per run (_manifests/) with the
+    cursor it reached; `--since last` then writes only what changed (a tombstone row for
+    what was deleted). Progress and the summary go to stderr.
 
     \b
     Examples:
       storage-service export > evals.jsonl
       storage-service export --since 2024-07-01 -o july.jsonl
       storage-service export --since 7d | gzip > last-week.jsonl.gz
+      storage-service export --format parquet --to /data/warehouse
+      storage-service export --format parquet --to s3://lake/crucible --since last
     """
+    if kind == "parquet":
+        if destination is None:
+            fail("--format parquet needs --to DIR or --to s3://bucket/prefix", code=2)
+        export_parquet(destination, since, as_json=as_json)
+        return
+    if destination is not None or as_json:
+        fail("--to and --json go with --format parquet; jsonl writes to --output", code=2)
     try:
         start = None if since is None else parse_since(since)
     except click.BadParameter as exc:

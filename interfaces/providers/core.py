@@ -58,6 +58,7 @@ from application.use_cases.storage_report import (
     StorageConfiguration,
 )
 from application.use_cases.update_evaluation import ChangeApplier, UpdateEvaluation
+from application.use_cases.warehouse_export import ExportWarehouse
 from application.use_cases.warm_cache import WarmCache
 from domain.audit import AuditContext
 from domain.limits import InputLimits
@@ -152,6 +153,7 @@ class CoreProvider(Provider):
         WarmCache,
         RebuildCache,
         ExportEvaluations,
+        ExportWarehouse,
         ImportEvaluation,
         GetPayloadUrl,
         TierPayloads,

@@ -1,0 +1,88 @@
+import builtins
+from abc import abstractmethod
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Protocol
+
+import msgspec
+
+# The export's layout version: a reader that knows it knows every column below.
+EXPORT_FORMAT = 1
+
+
+class EvaluationRow(msgspec.Struct, frozen=True, kw_only=True):
+    """One evaluation as the warehouse holds it: a flat row, typed timestamps.
+
+    A run writes a row for every evaluation it exports; a later (incremental) run writes
+    another row for each one that changed, and a tombstone (``deleted``, only ``id``,
+    ``date`` and the change's cursor set) for each one deleted. The newest row of an id
+    (by ``change_cursor``, a full export's rows carrying the cursor it started from) is
+    its state. ``output``/``error`` hold the stored text: the whole payload when inline,
+    else its preview (``*_truncated``; ``*_location`` says where the rest is).
+    """
+
+    id: str
+    date: date  # the partition: the creation day (UTC), or the deletion's for a tombstone
+    change_cursor: str
+    deleted: bool = False
+    code: str | None = None
+    language: str | None = None
+    status: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    last_update: datetime | None = None
+    runtime_ms: int | None = None
+    exit_code: int | None = None
+    executor_id: str | None = None
+    container_id: str | None = None
+    celery_task_id: str | None = None
+    retries: int | None = None
+    version: int | None = None
+    output: str | None = None
+    output_size: int | None = None
+    output_location: str | None = None
+    output_truncated: bool | None = None
+    error: str | None = None
+    error_size: int | None = None
+    error_location: str | None = None
+    error_truncated: bool | None = None
+    metadata: str | None = None  # the whole metadata, as JSON text
+    # Common metadata keys as columns of their own (``metadata_<key>``), as text.
+    promoted: dict[str, str | None] = msgspec.field(default_factory=dict)
+
+
+class ExportManifest(msgspec.Struct, frozen=True, kw_only=True):
+    """What one run wrote and how far it got; the next run starts after ``cursor``."""
+
+    format: int = EXPORT_FORMAT
+    run: str
+    started_at: datetime
+    finished_at: datetime
+    since: str | None  # the cursor this run started after; None for a full export
+    cursor: str  # the feed position every change up to which is in the export
+    rows: int
+    tombstones: int
+    files: builtins.list[str]
+    metadata_columns: builtins.list[str]
+
+
+class WarehouseSink(Protocol):
+    """Where a run writes: Parquet files under a directory or an S3 prefix."""
+
+    @abstractmethod
+    async def last_manifest(self) -> ExportManifest | None:
+        """The newest finished run's manifest, if any run finished here."""
+
+    @abstractmethod
+    async def write(self, rows: Sequence[EvaluationRow], metadata_columns: Sequence[str]) -> None:
+        """Append ``rows`` to their partitions (files stay open until ``finish``)."""
+
+    @abstractmethod
+    async def finish(self, manifest: ExportManifest) -> builtins.list[str]:
+        """Close every file, then write ``manifest`` with the files' names; those names."""
+
+    @abstractmethod
+    async def abort(self) -> None:
+        """Close and remove what this run wrote (its manifest was never written)."""

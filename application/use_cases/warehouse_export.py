@@ -1,0 +1,212 @@
+"""Warehouse export: every evaluation as a flat row, then only what changed since.
+
+A full run notes the feed's position before it reads anything, then writes every live
+evaluation page by page (newest first, so a day's partition is written in one go and
+closed). An incremental run reads the change feed after the last run's cursor and
+writes, for each evaluation that changed, its current row, or a tombstone when it is
+gone. A change committed while a run reads lands after its cursor, so the next run
+writes it again: a row may appear twice, never be missed, and the newest row of an id
+(by ``change_cursor``) is its state.
+"""
+
+import secrets
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC
+
+import anyio
+import msgspec
+
+from application.ports.change_feed import ChangeFeed, ChangeQuery
+from application.ports.clock import Clock
+from application.ports.evaluation_queries import EvaluationQueries
+from application.ports.evaluation_repository import EvaluationRepository
+from application.ports.warehouse import EvaluationRow, ExportManifest, WarehouseSink
+from application.queries import EvaluationQuery
+from domain.changes import START, Change, ChangeCursor, ChangeKind
+from domain.evaluation import Evaluation
+from domain.identifiers import EvaluationId
+from domain.payload import StoredPayload
+
+Progress = Callable[[int], None]
+# A metadata key found in at least this share of a full run's first page gets a column.
+PROMOTE_SHARE = 0.5
+MAX_PROMOTED = 32
+_GONE = frozenset({ChangeKind.DELETED, ChangeKind.PURGED})
+_json = msgspec.json.Encoder()
+
+
+def sortable(cursor: ChangeCursor) -> str:
+    """The cursor's token, zero-padded: compared as text, in feed order (still a token)."""
+    return f"{cursor.transaction:016x}-{cursor.sequence:016x}"
+
+
+def common_keys(evaluations: Sequence[Evaluation]) -> list[str]:
+    """Metadata keys present in at least ``PROMOTE_SHARE`` of ``evaluations``, sorted."""
+    counts = Counter(key for evaluation in evaluations for key in evaluation.metadata)
+    needed = max(1, int(len(evaluations) * PROMOTE_SHARE))
+    found = sorted(key for key, count in counts.items() if count >= needed)
+    return found[:MAX_PROMOTED]
+
+
+def _text(value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return _json.encode(value).decode()
+
+
+PayloadColumns = tuple[str | None, int | None, str | None, bool | None]
+
+
+def _payload(payload: StoredPayload | None) -> PayloadColumns:
+    if payload is None:
+        return None, None, None, None
+    return payload.text, payload.size, payload.location.value, payload.truncated
+
+
+def row_of(evaluation: Evaluation, cursor: str, promoted: Sequence[str]) -> EvaluationRow:
+    output, output_size, output_location, output_truncated = _payload(evaluation.output)
+    error, error_size, error_location, error_truncated = _payload(evaluation.error)
+    return EvaluationRow(
+        id=evaluation.id,
+        date=evaluation.created_at.astimezone(UTC).date(),
+        change_cursor=cursor,
+        code=evaluation.code,
+        language=evaluation.language,
+        status=evaluation.status.value,
+        created_at=evaluation.created_at,
+        updated_at=evaluation.updated_at,
+        started_at=evaluation.started_at,
+        completed_at=evaluation.completed_at,
+        last_update=evaluation.last_update,
+        runtime_ms=evaluation.runtime_ms,
+        exit_code=evaluation.exit_code,
+        executor_id=evaluation.executor_id,
+        container_id=evaluation.container_id,
+        celery_task_id=evaluation.celery_task_id,
+        retries=evaluation.retries,
+        version=evaluation.version,
+        output=output,
+        output_size=output_size,
+        output_location=output_location,
+        output_truncated=output_truncated,
+        error=error,
+        error_size=error_size,
+        error_location=error_location,
+        error_truncated=error_truncated,
+        metadata=_json.encode(evaluation.metadata).decode(),
+        promoted={key: _text(evaluation.metadata.get(key)) for key in promoted},
+    )
+
+
+def tombstone(change: Change, cursor: str) -> EvaluationRow:
+    day = change.at.astimezone(UTC).date()
+    return EvaluationRow(id=change.evaluation_id, date=day, change_cursor=cursor, deleted=True)
+
+
+class _Tally(msgspec.Struct):
+    rows: int = 0
+    tombstones: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ExportWarehouse:
+    """One run of the warehouse export into ``sink``: full, or after a cursor."""
+
+    queries: EvaluationQueries
+    repository: EvaluationRepository
+    feed: ChangeFeed
+    clock: Clock
+
+    async def execute(
+        self,
+        sink: WarehouseSink,
+        since: ChangeCursor | None,
+        progress: Progress = lambda _: None,
+        batch: int = 2000,
+    ) -> ExportManifest:
+        """Write the run, then its manifest; a run that fails leaves no files behind."""
+        started = self.clock.now()
+        last = await sink.last_manifest()
+        columns = None if last is None else last.metadata_columns
+        tally = _Tally()
+        try:
+            if since is None:
+                reached, columns = await self._full(sink, columns, tally, progress, batch)
+            else:
+                reached = await self._changed(sink, since, columns or [], tally, progress, batch)
+                columns = columns or []
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await sink.abort()
+            raise
+        manifest = ExportManifest(
+            run=f"{started:%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(3)}",
+            started_at=started,
+            finished_at=self.clock.now(),
+            since=None if since is None else since.token(),
+            cursor=reached.token(),
+            rows=tally.rows,
+            tombstones=tally.tombstones,
+            files=[],
+            metadata_columns=columns,
+        )
+        files = await sink.finish(manifest)
+        return msgspec.structs.replace(manifest, files=files)
+
+    async def _full(
+        self,
+        sink: WarehouseSink,
+        columns: list[str] | None,
+        tally: _Tally,
+        progress: Progress,
+        batch: int,
+    ) -> tuple[ChangeCursor, list[str]]:
+        start = await self.feed.latest() or START
+        cursor = sortable(start)
+        page = await self.queries.list(EvaluationQuery(limit=batch))
+        if columns is None:
+            columns = common_keys(page.items)
+        while page.items:
+            await sink.write([row_of(e, cursor, columns) for e in page.items], columns)
+            tally.rows += len(page.items)
+            progress(tally.rows)
+            if page.next_cursor is None:
+                break
+            page = await self.queries.list(EvaluationQuery(limit=batch, cursor=page.next_cursor))
+        return start, columns
+
+    async def _changed(
+        self,
+        sink: WarehouseSink,
+        since: ChangeCursor,
+        columns: list[str],
+        tally: _Tally,
+        progress: Progress,
+        batch: int,
+    ) -> ChangeCursor:
+        reached = since
+        while True:
+            page = await self.feed.read(ChangeQuery(after=reached, limit=batch))
+            if page.reached is None:
+                return reached
+            last: dict[str, Change] = {change.evaluation_id: change for change in page.changes}
+            rows: list[EvaluationRow] = []
+            for evaluation_id, change in last.items():
+                cursor = sortable(change.cursor)
+                found = None
+                if change.kind not in _GONE:
+                    found = await self.repository.get(EvaluationId(evaluation_id))
+                if found is None:
+                    rows.append(tombstone(change, cursor))
+                    tally.tombstones += 1
+                else:
+                    rows.append(row_of(found, cursor, columns))
+                    tally.rows += 1
+            if rows:
+                await sink.write(rows, columns)
+            progress(tally.rows + tally.tombstones)
+            reached = page.reached
+            if not page.full:
+                return reached

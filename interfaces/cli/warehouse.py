@@ -1,0 +1,56 @@
+"""``export --format parquet``: the warehouse export, full or after a cursor."""
+
+import click
+from dishka import AsyncContainer
+
+from application.ports.warehouse import ExportManifest
+from application.use_cases.warehouse_export import ExportWarehouse
+from domain.changes import ChangeCursor
+from domain.errors import InvalidTextError
+from infrastructure.parquet.warehouse import ParquetWarehouse, filesystem
+from interfaces.cli.common import echo_json, fail, load, progress_bar, run, summary
+
+LAST = "last"
+
+
+def export_parquet(destination: str, since: str | None, *, as_json: bool) -> None:
+    """Run one export into ``destination``; ``since``: a cursor, ``last``, or a full run."""
+    settings = load(quiet=True)
+    try:
+        fs, root = filesystem(destination, settings.s3.endpoint_url, settings.s3.region)
+    except (OSError, ValueError) as exc:
+        fail(f"--to: {exc}", code=2)
+    sink = ParquetWarehouse(fs, root)
+
+    async def export(container: AsyncContainer) -> ExportManifest:
+        start = await _start(sink, since)
+        async with container() as request:
+            use_case = await request.get(ExportWarehouse)
+            with progress_bar(not as_json) as progress:
+                task = progress.add_task("exporting" if start is None else "changes", total=None)
+                return await use_case.execute(
+                    sink, start, lambda done: progress.update(task, completed=done)
+                )
+
+    manifest = run(settings, export)
+    if as_json:
+        echo_json(manifest)
+        return
+    summary(
+        f"exported {manifest.rows} row(s) and {manifest.tombstones} tombstone(s) into "
+        f"{len(manifest.files)} file(s); next: --since {manifest.cursor}"
+    )
+
+
+async def _start(sink: ParquetWarehouse, since: str | None) -> ChangeCursor | None:
+    if since is None:
+        return None
+    if since == LAST:
+        manifest = await sink.last_manifest()
+        if manifest is None:
+            fail("--since last: the destination holds no finished export", code=2)
+        return ChangeCursor.parse(manifest.cursor)
+    try:
+        return ChangeCursor.parse(since, "--since")
+    except InvalidTextError as exc:
+        raise click.BadParameter(exc.reason, param_hint="--since") from None

@@ -2,8 +2,8 @@
 
 ``server`` (serve, migrate), ``storage`` (fsck, usage), ``cache`` (warm-cache,
 rebuild-cache), ``data`` (cleanup, export, import), ``objects`` (tier,
-s3-lifecycle) and ``failover`` (replay). The same commands are reachable through the Litestar CLI
-(``litestar storage ...``, see ``plugin``).
+s3-lifecycle), ``failover`` (replay) and ``relay`` (the change feed to NATS). The same
+commands are reachable through the Litestar CLI (``litestar storage ...``, see ``plugin``).
 """
 
 import click
@@ -13,6 +13,7 @@ from interfaces.cli.common import CONTEXT_SETTINGS
 from interfaces.cli.data import cleanup, export_command, import_command
 from interfaces.cli.failover import replay
 from interfaces.cli.objects import s3_lifecycle, tier
+from interfaces.cli.relay import relay
 from interfaces.cli.server import migrate, serve
 from interfaces.cli.storage import fsck, usage
 
@@ -29,6 +30,7 @@ COMMANDS: tuple[click.Command, ...] = (
     tier,
     s3_lifecycle,
     replay,
+    relay,
 )
 
 

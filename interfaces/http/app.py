@@ -50,6 +50,7 @@ from interfaces.http.tracing import tracing_for
 from interfaces.http.warming import cache_warming
 from interfaces.live import live_changes
 from interfaces.providers import build_providers
+from interfaces.relay import nats_relay
 from interfaces.replay import replaying
 from interfaces.settings import Settings, load_settings
 
@@ -95,6 +96,7 @@ def create_app(
                 planner_statistics(container, settings),
                 idempotency_expiry(container, settings),
                 live_changes(container),
+                nats_relay(container, settings),
             ):
                 yield
         finally:

@@ -1,0 +1,1 @@
+"""NATS JetStream adapters: the relay's destination for the change feed."""

@@ -7,13 +7,16 @@ so every scenario is written once and checked on both.
 """
 
 import asyncio
+import os
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from crucible_storage import AsyncStorageClient, Backoff, StorageClient
 
+import tests.services
 from tests.integration.conftest import app_server, backend_settings
 
 __all__ = ["app_server", "backend_settings"]
@@ -94,3 +97,24 @@ def open_client(kind: str, base: str, **options: Any) -> Iterator[Any]:
 def either_client(request: pytest.FixtureRequest, app_server: str) -> Iterator[Any]:
     """The sync or the async client (blocking facade) on the service of this configuration."""
     yield from open_client(request.param, app_server)
+
+
+@pytest.fixture
+def service_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of a service run as its own process, on a data set of this test."""
+    return {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'storage.db'}",
+        "FILE_STORAGE_PATH": str(tmp_path / "files"),
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+def start_on(
+    port: int, env: dict[str, str], log: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Any, str]:
+    """``start_server`` on a port of our choosing, so a restart keeps the client's URL."""
+    monkeypatch.setattr(tests.services, "free_port", lambda: port)
+    process, base = tests.services.start_server(env, log)
+    monkeypatch.undo()
+    return process, base

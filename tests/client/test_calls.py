@@ -130,7 +130,8 @@ def test_logs_and_events(either_client: Any) -> None:
     assert [e.type for e in client.events.list(made.id)] == ["container_started", "step"]
 
     client.evaluations.update(made.id, status="completed")
-    assert list(client.logs.follow(made.id, poll_interval=0.01)) == ["step 1\nstep 2\n"]
+    assert list(client.logs.follow(made.id)) == ["step 1\nstep 2\n"]
+    assert list(client.logs.follow(made.id, offset=7)) == ["step 2\n"]
     followed = list(client.events.follow(made.id, poll_interval=0.01))
     assert [e.type for e in followed] == ["container_started", "step"]
 

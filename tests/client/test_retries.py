@@ -1,9 +1,6 @@
 """Retries: the policy on scripted answers, then against the real service stopped and
 started mid-call, and behind a proxy that loses the answer to a committed write."""
 
-import contextlib
-import os
-import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -26,7 +23,8 @@ from crucible_storage import (
 from crucible_storage.retry import retry_after
 
 import tests.services
-from tests.client.conftest import FAST
+from tests.client.conftest import FAST, start_on
+from tests.client.proxy import Proxy
 
 RECORD: dict[str, object] = {
     "id": "r-1", "code": "x", "language": "python", "status": "queued", "output": None,
@@ -175,24 +173,6 @@ async def test_the_async_client_retries_the_same_way() -> None:
 # ----------------------------------------------------- the real service, stopped
 
 
-@pytest.fixture
-def service_env(tmp_path: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'storage.db'}",
-        "FILE_STORAGE_PATH": str(tmp_path / "files"),
-        "LOG_LEVEL": "WARNING",
-    }
-
-
-def start_on(port: int, env: dict[str, str], log: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """``start_server`` on a port of our choosing, so a restart keeps the client's URL."""
-    monkeypatch.setattr(tests.services, "free_port", lambda: port)
-    process, base = tests.services.start_server(env, log)
-    monkeypatch.undo()
-    return process, base
-
-
 @pytest.mark.e2e
 def test_a_call_survives_a_restart_of_the_service(
     service_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -222,57 +202,15 @@ def test_a_call_survives_a_restart_of_the_service(
 # ------------------------------------------------- an answer lost after the commit
 
 
-class LosingProxy:
-    """Forwards TCP to ``upstream``; when armed, the next answer from upstream is dropped
-    and the client's connection closed, after the service has done the work."""
-
-    def __init__(self, upstream: str) -> None:
-        url = httpx.URL(upstream)
-        self._upstream = (url.host, url.port or 80)
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        self.armed = threading.Event()
-        self.dropped = 0
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(self._upstream)
-            threading.Thread(target=self._pump, args=(client, server, False), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, True), daemon=True).start()
-
-    def _pump(self, source: socket.socket, target: socket.socket, answers: bool) -> None:
-        try:
-            while data := source.recv(65536):
-                if answers and self.armed.is_set():
-                    self.armed.clear()
-                    self.dropped += 1
-                    break
-                target.sendall(data)
-        except OSError:
-            pass
-        for end in (source, target):
-            with contextlib.suppress(OSError):
-                end.shutdown(socket.SHUT_RDWR)
-            end.close()
-
-    def close(self) -> None:
-        self._listener.close()
-
-
 @pytest.fixture
-def proxy(app_server: str) -> Iterator[LosingProxy]:
-    losing = LosingProxy(app_server)
+def proxy(app_server: str) -> Iterator[Proxy]:
+    losing = Proxy(app_server)
     yield losing
     losing.close()
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
-def test_a_write_whose_answer_is_lost_is_applied_once(proxy: LosingProxy, kind: str) -> None:
+def test_a_write_whose_answer_is_lost_is_applied_once(proxy: Proxy, kind: str) -> None:
     from tests.client.conftest import open_client
 
     for client in open_client(kind, f"http://127.0.0.1:{proxy.port}", backoff=FAST):

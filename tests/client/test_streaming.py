@@ -128,7 +128,7 @@ def test_follow_yields_the_log_as_it_arrives(either_client: Any) -> None:
 
     appender = threading.Thread(target=worker)
     appender.start()
-    for text in client.logs.follow(made.id, poll_interval=0.02):
+    for text in client.logs.follow(made.id):
         with seen:
             received.append(text)
             seen.notify_all()

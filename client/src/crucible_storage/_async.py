@@ -3,18 +3,38 @@
 import asyncio
 import functools
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from contextlib import aclosing
 from types import TracebackType
 from typing import Any, Generic, Never, ParamSpec, Self, TypeVar, overload
 
 import httpx
 
+from crucible_storage import _changes as changes
 from crucible_storage import _evaluations as evaluations
 from crucible_storage import _events as events
 from crucible_storage import _logs as logs
 from crucible_storage import _payloads as payloads
 from crucible_storage import _service as service
-from crucible_storage._exchange import finish, prepare_headers, resendable, wait_before_retry
-from crucible_storage._plan import Call, Emit, Plan, Reply, Sleep
+from crucible_storage._exchange import (
+    build_stream,
+    finish,
+    pause,
+    prepare_headers,
+    resendable,
+    wait_before_retry,
+)
+from crucible_storage._plan import (
+    Call,
+    Emit,
+    Open,
+    Plan,
+    Receive,
+    Reconnect,
+    Reply,
+    Request,
+    Sleep,
+    Step,
+)
 from crucible_storage._upload import Upload
 from crucible_storage.models import (
     Evaluation,
@@ -155,6 +175,12 @@ class AsyncEvents(_Resource):
     follow = _Stream(events.follow_events)
 
 
+class AsyncChanges(_Resource):
+    list = _Method(changes.list_changes)
+    iterate = _Stream(changes.iterate_changes)
+    follow = _Stream(changes.follow_changes)
+
+
 class AsyncPayloads(_Resource):
     upload = _Method(payloads.upload_payload)
     download = _Method(payloads.download_payload)
@@ -188,6 +214,7 @@ class AsyncStorageClient(_Runner):
         self.logs = AsyncLogs(self)
         self.events = AsyncEvents(self)
         self.payloads = AsyncPayloads(self)
+        self.changes = AsyncChanges(self)
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -207,14 +234,16 @@ class AsyncStorageClient(_Runner):
 
     async def _run(self, plan: Plan[Never, R]) -> R:
         answer: Any = None
-        try:
-            while True:
-                step = plan.send(answer)
-                answer = await self._step(step)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
+        async with aclosing(_Body(self._http)) as body:
+            try:
+                while True:
+                    step = plan.send(answer)
+                    answer = await self._step(step, body)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
 
     async def _stream(self, plan: Plan[T, None]) -> AsyncIterator[T]:
+        body = _Body(self._http)
         try:
             answer: Any = None
             while True:
@@ -226,14 +255,19 @@ class AsyncStorageClient(_Runner):
                     answer = None
                     yield step.value
                 else:
-                    answer = await self._step(step)
+                    answer = await self._step(step, body)
         finally:
             plan.close()  # a `break` in the caller's loop ends the plan too
+            await body.aclose()  # and lets its stream go
 
-    async def _step(self, step: Call[Any] | Sleep | Emit[Never]) -> Any:
-        if isinstance(step, Sleep):
-            await asyncio.sleep(step.seconds)
+    async def _step(self, step: Step | Emit[Never], body: "_Body") -> Any:
+        if isinstance(step, Sleep | Reconnect):
+            await asyncio.sleep(pause(step, self._backoff))
             return None
+        if isinstance(step, Open):
+            return await body.open(step.request, prepare_headers(step.request, self._api_key))
+        if isinstance(step, Receive):
+            return await body.receive()
         if isinstance(step, Emit):
             raise TypeError("a method's plan emitted an item")
         return await self._execute(step)
@@ -286,3 +320,36 @@ class AsyncStorageClient(_Runner):
             return Reply(response.status_code, response.headers, received=received)
         finally:
             await response.aclose()
+
+
+class _Body:
+    """The answer a plan opened (``Open``) and reads a chunk at a time (``Receive``)."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self._http = http
+        self._response: httpx.Response | None = None
+        self._chunks: AsyncIterator[bytes] | None = None
+
+    async def open(self, request: Request, headers: dict[str, str]) -> Reply | httpx.TransportError:
+        await self.aclose()
+        built = build_stream(self._http, request, headers)
+        try:
+            response = await self._http.send(built, stream=True)
+            if not response.is_success:
+                async with aclosing(response):
+                    return Reply(response.status_code, response.headers, await response.aread())
+        except httpx.TransportError as error:
+            return error
+        self._response, self._chunks = response, response.aiter_bytes()
+        return Reply(response.status_code, response.headers)
+
+    async def receive(self) -> bytes | httpx.TransportError:
+        try:
+            return b"" if self._chunks is None else await anext(self._chunks, b"")
+        except httpx.TransportError as error:
+            return error
+
+    async def aclose(self) -> None:
+        if self._response is not None:
+            await self._response.aclose()
+            self._response, self._chunks = None, None

@@ -10,7 +10,7 @@ from urllib.parse import quote
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from crucible_storage._plan import Call, Reply, Request
+from crucible_storage._plan import Call, Params, Reply, Request
 from crucible_storage._upload import Upload
 from crucible_storage.errors import Accepted
 from crucible_storage.models import WriteAccepted
@@ -31,7 +31,7 @@ def new_request(
     method: str,
     path: str,
     *,
-    params: dict[str, str] | None = None,
+    params: Params | None = None,
     headers: dict[str, str] | None = None,
     content: bytes | Upload | None = None,
 ) -> Request:
@@ -52,7 +52,7 @@ def decoder_for(kind: type[T]) -> Callable[[Reply], T]:
     return parse
 
 
-def read(path: str, kind: type[T], params: dict[str, str] | None = None) -> Call[T]:
+def read(path: str, kind: type[T], params: Params | None = None) -> Call[T]:
     return Call(new_request("GET", path, params=params), decoder_for(kind))
 
 

@@ -3,10 +3,18 @@ to send it again, and the result or error its last attempt comes to."""
 
 from typing import Any, TypeVar
 
-from crucible_storage._plan import Call, Reply, Request
+import httpx
+
+from crucible_storage._plan import Call, Reconnect, Reply, Request, Sleep
 from crucible_storage._upload import Upload
 from crucible_storage.errors import TransportError, error_for
-from crucible_storage.retry import Backoff, delay_after_answer, delay_after_error, may_resend
+from crucible_storage.retry import (
+    Backoff,
+    delay_after_answer,
+    delay_after_error,
+    may_resend,
+    retry_after,
+)
 
 T = TypeVar("T")
 
@@ -65,3 +73,32 @@ def finish(call: Call[T], outcome: Reply | Exception) -> T:
     if outcome.status >= 400 and outcome.status not in call.ok:
         raise error_for(outcome.status, outcome.headers, outcome.body)
     return call.parse(outcome)
+
+
+# A stream silent this long is taken for dead (the service sends a keepalive every 15 s
+# by default) and opened again: a connection a NAT dropped never tells.
+STREAM_IDLE_S = 60.0
+
+
+def build_stream(
+    http: httpx.Client | httpx.AsyncClient, request: Request, headers: dict[str, str]
+) -> httpx.Request:
+    """The request that opens a stream: the client's timeouts, but a read may wait for the
+    next event of a quiet stream."""
+    base = http.timeout
+    timeout = httpx.Timeout(
+        connect=base.connect, read=STREAM_IDLE_S, write=base.write, pool=base.pool
+    )
+    return http.build_request(
+        request.method, request.path, params=request.params, headers=headers, timeout=timeout
+    )
+
+
+def pause(step: Sleep | Reconnect, backoff: Backoff) -> float:
+    """Seconds to wait for a ``Sleep``, or before a stream is opened again."""
+    if isinstance(step, Sleep):
+        return step.seconds
+    wait = retry_after(step.retry_after)
+    if wait is not None:
+        return min(wait, backoff.max_retry_after)
+    return backoff.delay(min(step.attempt, 30))  # 2**attempt stays a float

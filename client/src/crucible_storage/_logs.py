@@ -2,9 +2,13 @@
 
 from typing import Never
 
+import msgspec
+
 from crucible_storage._build import or_unset, query, read, resource_path, write
-from crucible_storage._plan import Call, Emit, Plan, Sleep, one
-from crucible_storage.models import TERMINAL_STATUSES, AppendLogBody, LogAppend, Logs, Timestamp
+from crucible_storage._follow import follow_stream
+from crucible_storage._plan import Call, Plan, one
+from crucible_storage._sse import ServerEvent
+from crucible_storage.models import AppendLogBody, LogAppend, LogPiece, Logs, Timestamp
 
 
 def append_log(
@@ -31,19 +35,18 @@ def get_logs(id: str, *, offset: int | None = None) -> Plan[Never, Logs]:
     return (yield from one(_logs_call(id, offset)))
 
 
-def follow_logs(
-    id: str,
-    *,
-    offset: int = 0,
-    poll_interval: float = 1.0,
-    stop_when_finished: bool = True,
-) -> Plan[str, None]:
-    """The log's new text as it arrives, until the evaluation has finished (if asked)."""
-    while True:
-        logs: Logs = yield _logs_call(id, offset)
-        if logs.content:
-            yield Emit(logs.content)
-        offset = logs.next_offset
-        if stop_when_finished and logs.status in TERMINAL_STATUSES:
-            return
-        yield Sleep(poll_interval)
+_piece = msgspec.json.Decoder(LogPiece)
+
+
+def _text(event: ServerEvent) -> str | None:
+    if event.event != "message":
+        return None
+    return _piece.decode(event.data).content or None
+
+
+def follow_logs(id: str, *, offset: int = 0) -> Plan[str, None]:
+    """The log's text from byte ``offset`` on, as it is appended, until the evaluation has
+    finished (or is deleted) and the whole log was given. A dropped stream is reopened
+    after the last byte received, so no text is lost or given twice."""
+    path = resource_path("evaluations", id, "logs", "stream")
+    return (yield from follow_stream(path, query(offset=offset), _text, until="end"))

@@ -3,11 +3,13 @@
 A plan is a generator: it yields a ``Call`` (one HTTP exchange, retried by the
 client that runs it) and receives its parsed result, yields ``Sleep`` to wait
 and ``Emit`` to hand an item to the caller's iterator, and returns the result
-of the operation. Plans do no network I/O, so the sync and the async client
-are each one short loop around the same plans.
+of the operation. A plan that follows a stream yields ``Open``, then ``Receive``
+for each chunk of the body, and ``Reconnect`` to wait as the client's backoff
+says before opening it again. Plans do no network I/O, so the sync and the
+async client are each one short loop around the same plans.
 """
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Never, Protocol, TypeVar
 
@@ -17,6 +19,8 @@ from crucible_storage._upload import Upload
 
 T = TypeVar("T")
 R = TypeVar("R")
+Params = Mapping[str, str | Sequence[str]]
+"""A query string; a sequence repeats its name (``kind=a&kind=b``)."""
 
 
 class Sink(Protocol):
@@ -42,7 +46,7 @@ class Reply:
 class Request:
     method: str
     path: str
-    params: dict[str, str] = field(default_factory=dict)
+    params: Params = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     content: bytes | Upload | None = None
 
@@ -68,7 +72,37 @@ class Emit(Generic[T]):
     value: T
 
 
-Plan = Generator[Call[Any] | Sleep | Emit[T], Any, R]
+@dataclass(frozen=True)
+class Open:
+    """Send ``request`` and keep its answer's body open for ``Receive``.
+
+    The runner answers with a ``Reply`` (holding the whole body when it is not a 2xx),
+    or with the ``httpx.TransportError`` that kept the answer from arriving.
+    """
+
+    request: Request
+
+
+@dataclass(frozen=True)
+class Receive:
+    """The next chunk of the body ``Open`` left open: bytes, ``b""`` once the body has
+    ended, or the ``httpx.TransportError`` that broke it off."""
+
+
+RECEIVE = Receive()
+
+
+@dataclass(frozen=True)
+class Reconnect:
+    """Wait before opening a stream again: ``Retry-After`` when the service sent one, else
+    the client's backoff for ``attempt`` failures in a row."""
+
+    attempt: int
+    retry_after: str | None = None
+
+
+Step = Call[Any] | Sleep | Open | Receive | Reconnect
+Plan = Generator[Step | Emit[T], Any, R]
 
 
 def one(call: Call[T]) -> Plan[Never, T]:

@@ -9,13 +9,32 @@ from typing import Any, Generic, Never, ParamSpec, Self, TypeVar, overload
 
 import httpx
 
+from crucible_storage import _changes as changes
 from crucible_storage import _evaluations as evaluations
 from crucible_storage import _events as events
 from crucible_storage import _logs as logs
 from crucible_storage import _payloads as payloads
 from crucible_storage import _service as service
-from crucible_storage._exchange import finish, prepare_headers, resendable, wait_before_retry
-from crucible_storage._plan import Call, Emit, Plan, Reply, Sleep
+from crucible_storage._exchange import (
+    build_stream,
+    finish,
+    pause,
+    prepare_headers,
+    resendable,
+    wait_before_retry,
+)
+from crucible_storage._plan import (
+    Call,
+    Emit,
+    Open,
+    Plan,
+    Receive,
+    Reconnect,
+    Reply,
+    Request,
+    Sleep,
+    Step,
+)
 from crucible_storage._upload import Upload
 from crucible_storage.models import (
     Evaluation,
@@ -152,6 +171,12 @@ class Events(_Resource):
     follow = _Stream(events.follow_events)
 
 
+class Changes(_Resource):
+    list = _Method(changes.list_changes)
+    iterate = _Stream(changes.iterate_changes)
+    follow = _Stream(changes.follow_changes)
+
+
 class Payloads(_Resource):
     upload = _Method(payloads.upload_payload)
     download = _Method(payloads.download_payload)
@@ -190,6 +215,7 @@ class StorageClient(_Runner):
         self.logs = Logs(self)
         self.events = Events(self)
         self.payloads = Payloads(self)
+        self.changes = Changes(self)
 
     def close(self) -> None:
         self._http.close()
@@ -209,15 +235,17 @@ class StorageClient(_Runner):
 
     def _run(self, plan: Plan[Never, R]) -> R:
         answer: Any = None
-        try:
-            while True:
-                step = plan.send(answer)
-                answer = self._step(step)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
+        with closing(_Body(self._http)) as body:
+            try:
+                while True:
+                    step = plan.send(answer)
+                    answer = self._step(step, body)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
 
     def _stream(self, plan: Plan[T, None]) -> Iterator[T]:
-        with closing(plan):  # a `break` in the caller's loop ends the plan too
+        # A `break` in the caller's loop ends the plan and lets its stream go.
+        with closing(plan), closing(_Body(self._http)) as body:
             answer: Any = None
             while True:
                 try:
@@ -228,12 +256,16 @@ class StorageClient(_Runner):
                     answer = None
                     yield step.value
                 else:
-                    answer = self._step(step)
+                    answer = self._step(step, body)
 
-    def _step(self, step: Call[Any] | Sleep | Emit[Never]) -> Any:
-        if isinstance(step, Sleep):
-            time.sleep(step.seconds)
+    def _step(self, step: Step | Emit[Never], body: "_Body") -> Any:
+        if isinstance(step, Sleep | Reconnect):
+            time.sleep(pause(step, self._backoff))
             return None
+        if isinstance(step, Open):
+            return body.open(step.request, prepare_headers(step.request, self._api_key))
+        if isinstance(step, Receive):
+            return body.receive()
         if isinstance(step, Emit):
             raise TypeError("a method's plan emitted an item")
         return self._execute(step)
@@ -286,3 +318,36 @@ class StorageClient(_Runner):
             return Reply(response.status_code, response.headers, received=received)
         finally:
             response.close()
+
+
+class _Body:
+    """The answer a plan opened (``Open``) and reads a chunk at a time (``Receive``)."""
+
+    def __init__(self, http: httpx.Client) -> None:
+        self._http = http
+        self._response: httpx.Response | None = None
+        self._chunks: Iterator[bytes] = iter(())
+
+    def open(self, request: Request, headers: dict[str, str]) -> Reply | httpx.TransportError:
+        self.close()
+        built = build_stream(self._http, request, headers)
+        try:
+            response = self._http.send(built, stream=True)
+            if not response.is_success:
+                with closing(response):
+                    return Reply(response.status_code, response.headers, response.read())
+        except httpx.TransportError as error:
+            return error
+        self._response, self._chunks = response, response.iter_bytes()
+        return Reply(response.status_code, response.headers)
+
+    def receive(self) -> bytes | httpx.TransportError:
+        try:
+            return next(self._chunks, b"")
+        except httpx.TransportError as error:
+            return error
+
+    def close(self) -> None:
+        if self._response is not None:
+            self._response.close()
+            self._response = None

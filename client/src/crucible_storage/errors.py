@@ -58,6 +58,15 @@ class InvalidRequest(StorageError):
         return self.problem.field
 
 
+class CursorExpired(StorageError):
+    """410: the change feed no longer keeps the cursor, so the changes after it cannot all
+    be given. Re-read what you follow, then go on from ``latest``."""
+
+    @property
+    def latest(self) -> str | None:
+        return self.problem.latest if self.problem else None
+
+
 class PayloadTooLarge(StorageError):
     """413: the body is over the service's limit."""
 
@@ -97,6 +106,7 @@ _BY_STATUS: dict[int, type[StorageError]] = {
     403: Unauthorized,
     404: NotFound,
     409: Conflict,
+    410: CursorExpired,
     412: PreconditionFailed,
     413: PayloadTooLarge,
     422: InvalidRequest,

@@ -32,6 +32,18 @@ class EvaluationStatus(StrEnum):
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 
 
+class ChangeKind(StrEnum):
+    """The kinds of change the feed knows today (answers carry them as plain ``str``)."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    STATUS_CHANGED = "status_changed"
+    DELETED = "deleted"
+    PURGED = "purged"
+    LOG_APPENDED = "log_appended"
+    EVENT_RECORDED = "event_recorded"
+
+
 class Answer(msgspec.Struct, kw_only=True):
     """Base of every answer: unknown fields are ignored (forward compatibility)."""
 
@@ -301,6 +313,40 @@ class StorageInfo(Answer):
     max_request_bytes: int
 
 
+class Change(Answer):
+    """One committed write of one evaluation; ``cursor`` resumes the feed right after it.
+
+    ``status`` and ``version`` are the record's after the write, where the write knew
+    them; ``fields`` names what an update changed, ``sizes`` the bytes it wrote.
+    """
+
+    cursor: str
+    kind: str
+    evaluation_id: str
+    at: datetime
+    status: str | None = None
+    version: int | None = None
+    fields: list[str] = msgspec.field(default_factory=list)
+    sizes: dict[str, int] = msgspec.field(default_factory=dict)
+
+
+class ChangePage(Answer):
+    """A page of ``GET /changes``: pass ``next_cursor`` back as ``after`` while ``more``
+    (a filtered page may be short, even empty, and still have ``more``)."""
+
+    items: list[Change]
+    next_cursor: str | None
+    more: bool
+
+
+class LogPiece(Answer):
+    """A message of a log stream: the log from byte ``offset`` to ``next_offset``."""
+
+    offset: int
+    next_offset: int
+    content: str
+
+
 class WriteAccepted(Answer):
     """A 202: the write is durable in the service's failover journal, applied at replay."""
 
@@ -323,6 +369,7 @@ class Problem(Answer):
     detail: str = ""
     errors: list[FieldProblem] = msgspec.field(default_factory=list)
     field: str | None = None
+    latest: str | None = None  # a 410 of the change feed: where to go on
 
 
 # ---------------------------------------------------------- request bodies

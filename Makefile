@@ -50,7 +50,7 @@ test: lint ## Lint, then every test (needs PostgreSQL, Redis and RabbitMQ; CI fa
 test-fast: install ## Unit and use-case tests only (no server needed)
 	$(BIN)/pytest tests/unit tests/use_cases $(PYTEST_ARGS)
 
-.PHONY: bench bench-scale bench-profile bench-soak bench-live wrk
+.PHONY: bench bench-scale bench-profile bench-soak bench-live bench-export wrk
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 wrk:
@@ -67,6 +67,9 @@ bench-soak: install wrk ## RSS of the workers under BENCH_SOAK_MINUTES (10) of m
 
 bench-live: install wrk ## the change feed on two replicas: lag under create load, 1,000 streams' memory, the outbox's cost; docs/bench-live.md
 	$(BIN)/python -m benchmarks.live
+
+bench-export: install ## the Parquet warehouse export at BENCH_EXPORT_SIZE (1,000,000) evaluations: full, then after 1,000 changes; docs/bench-export.md
+	$(BIN)/python -m benchmarks.export
 
 bench-profile: install wrk ## py-spy flame graphs of the service under list, create, get_hot, update_large and health (docs/profiles/)
 	$(BIN)/python -m benchmarks.flamegraphs

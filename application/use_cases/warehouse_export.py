@@ -30,6 +30,13 @@ from domain.identifiers import EvaluationId
 from domain.payload import StoredPayload
 
 Progress = Callable[[int], None]
+Stop = Callable[[], bool]
+
+
+class ExportStoppedError(Exception):
+    """A full run asked to stop before its end: its files are removed, nothing is kept."""
+
+
 # A metadata key found in at least this share of a full run's first page gets a column.
 PROMOTE_SHARE = 0.5
 MAX_PROMOTED = 32
@@ -125,17 +132,25 @@ class ExportWarehouse:
         since: ChangeCursor | None,
         progress: Progress = lambda _: None,
         batch: int = 2000,
+        stop: Stop = lambda: False,
     ) -> ExportManifest:
-        """Write the run, then its manifest; a run that fails leaves no files behind."""
+        """Write the run, then its manifest; a run that fails leaves no files behind.
+
+        ``stop`` is asked between pages: a full run then ends with ``ExportStoppedError``
+        (its files removed); an incremental one ends with what it wrote so far, and its
+        manifest's cursor says where the next run goes on.
+        """
         started = self.clock.now()
         last = await sink.last_manifest()
         columns = None if last is None else last.metadata_columns
         tally = _Tally()
         try:
             if since is None:
-                reached, columns = await self._full(sink, columns, tally, progress, batch)
+                reached, columns = await self._full(sink, columns, tally, progress, batch, stop)
             else:
-                reached = await self._changed(sink, since, columns or [], tally, progress, batch)
+                reached = await self._changed(
+                    sink, since, columns or [], tally, progress, batch, stop
+                )
                 columns = columns or []
         except BaseException:
             with anyio.CancelScope(shield=True):
@@ -162,6 +177,7 @@ class ExportWarehouse:
         tally: _Tally,
         progress: Progress,
         batch: int,
+        stop: Stop,
     ) -> tuple[ChangeCursor, list[str]]:
         start = await self.feed.latest() or START
         cursor = sortable(start)
@@ -174,6 +190,8 @@ class ExportWarehouse:
             progress(tally.rows)
             if page.next_cursor is None:
                 break
+            if stop():
+                raise ExportStoppedError("the full export was asked to stop")
             page = await self.queries.list(EvaluationQuery(limit=batch, cursor=page.next_cursor))
         return start, columns
 
@@ -185,6 +203,7 @@ class ExportWarehouse:
         tally: _Tally,
         progress: Progress,
         batch: int,
+        stop: Stop,
     ) -> ChangeCursor:
         reached = since
         while True:
@@ -208,5 +227,5 @@ class ExportWarehouse:
                 await sink.write(rows, columns)
             progress(tally.rows + tally.tombstones)
             reached = page.reached
-            if not page.full:
+            if not page.full or stop():
                 return reached

@@ -47,6 +47,7 @@ from interfaces.http.retention import retention
 from interfaces.http.security import access_middleware, session_config
 from interfaces.http.tiering import tiering
 from interfaces.http.tracing import tracing_for
+from interfaces.http.warehouse import scheduled_export
 from interfaces.http.warming import cache_warming
 from interfaces.live import live_changes
 from interfaces.providers import build_providers
@@ -96,6 +97,7 @@ def create_app(
                 planner_statistics(container, settings),
                 idempotency_expiry(container, settings),
                 live_changes(container),
+                scheduled_export(container, settings),
                 nats_relay(container, settings),
             ):
                 yield

@@ -229,6 +229,16 @@ class NatsSettings(Group, frozen=True, kw_only=True):
     subject: Annotated[str, Env()] = "crucible.changes"
 
 
+class ExportSettings(Group, frozen=True, kw_only=True):
+    """The scheduled warehouse export (``storage-service export --format parquet``)."""
+
+    PREFIX: ClassVar[str] = "EXPORT_"
+
+    # A directory or s3://bucket/prefix: the service exports there by itself; None: never.
+    to: Annotated[str | None, Env(p.export_destination)] = None
+    interval_s: PositiveFloat = 3600.0
+
+
 class ObservabilitySettings(Group, frozen=True, kw_only=True):
     # Spans go to this OTLP collector; None: no tracing at all (nothing installed).
     # The other OTEL_* variables keep their SDK meaning (interfaces/http/tracing.py).
@@ -251,6 +261,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     observability: ObservabilitySettings = msgspec.field(default_factory=ObservabilitySettings)
     changes: ChangeSettings = msgspec.field(default_factory=ChangeSettings)
     nats: NatsSettings = msgspec.field(default_factory=NatsSettings)
+    export: ExportSettings = msgspec.field(default_factory=ExportSettings)
 
     def changed(self, **groups: Mapping[str, Any]) -> "Settings":
         """A copy with some fields changed, keyed by group: ``changed(cache={"ttl": 5})``."""

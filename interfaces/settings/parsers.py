@@ -111,6 +111,18 @@ def nats_urls(raw: str) -> str | None:
     return ",".join(urls) or None
 
 
+def export_destination(raw: str) -> str | None:
+    """A directory, or ``s3://bucket[/prefix]``; empty: no scheduled export."""
+    value = raw.strip()
+    if not value:
+        return None
+    if value.startswith("s3://") and len(value) <= len("s3://"):
+        raise ValueError("must name a bucket: s3://bucket/prefix")
+    if "://" in value and not value.startswith("s3://"):
+        raise ValueError("must be a directory or an s3://bucket/prefix")
+    return value
+
+
 def http_url(raw: str) -> str:
     if not raw.startswith(("http://", "https://")):
         raise ValueError("must be an http:// or https:// URL")

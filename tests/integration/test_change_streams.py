@@ -163,3 +163,14 @@ def test_a_stream_that_cannot_start_is_a_problem(
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     assert named in response.text
+
+
+def test_a_stream_starts_with_its_position_and_keepalives_are_comments_only(base: str) -> None:
+    _write(base, EVAL, steps=0)
+    latest = _ok(httpx.get(f"{base}/changes", timeout=TIMEOUT))["next_cursor"]
+    with httpx.stream("GET", f"{base}/changes/stream", timeout=TIMEOUT) as response:
+        lines = response.iter_lines()
+        head = [next(lines) for _ in range(4)]
+
+    assert head[:2] == [f"id: {latest}", ""]  # an id without data: no event, a resume point
+    assert head[2:] == [": keepalive", ""]  # no data line: an EventSource dispatches nothing

@@ -2,6 +2,7 @@
 and incremental runs that agree with a full one; embedded and PostgreSQL + Redis."""
 
 import json
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,9 @@ from click.testing import CliRunner
 from litestar.testing import TestClient
 
 from interfaces.cli import main
+from interfaces.http.warehouse import _turn
 from interfaces.settings import Settings
+from tests.integration.conftest import ClientFactory
 from tests.integration.test_cli_fsck import environment
 from tests.integration.test_cli_maintenance import cli, cli_json
 from tests.s3_server import S3Server, unique_prefix
@@ -179,3 +182,39 @@ def test_an_export_to_s3_reads_back(
     assert list(frame["id"]) == [f"wh-{n:03d}" for n in range(5)]
     assert manifest["rows"] == 5
     assert fs.get_file_info(f"{root}/_manifests/{manifest['run']}.json").is_file
+
+
+def _manifests(root: Path) -> list[dict[str, Any]]:
+    directory = root / "_manifests"
+    if not directory.exists():
+        return []
+    return [json.loads(path.read_text()) for path in sorted(directory.glob("*.json"))]
+
+
+def test_the_scheduled_export_writes_a_full_run_then_only_changes(
+    make_client: ClientFactory, tmp_path: Path
+) -> None:
+    lake = tmp_path / "scheduled"
+    writer = make_client()
+    _seed(writer, 4)
+    client = make_client(export={"to": str(lake), "interval_s": 0.2})
+    deadline = time.monotonic() + 30
+    while not _manifests(lake):
+        assert time.monotonic() < deadline, "no scheduled export ran"
+        time.sleep(0.05)
+    assert client.put("/evaluations/wh-002", json={"status": "completed"}).is_success
+
+    while not any(m["rows"] == 1 and m["since"] for m in _manifests(lake)):
+        assert time.monotonic() < deadline, _manifests(lake)
+        time.sleep(0.05)
+
+    first = _manifests(lake)[0]
+    assert (first["since"], first["rows"]) == (None, 4)
+    assert [row["status"] for row in _latest(lake) if row["id"] == "wh-002"] == ["completed"]
+
+
+def test_one_worker_of_a_host_exports_at_a_time(tmp_path: Path) -> None:
+    with _turn(tmp_path) as first, _turn(tmp_path) as second:
+        assert (first, second) == (True, False)
+    with _turn(tmp_path) as again:
+        assert again

@@ -46,7 +46,8 @@ def _cursor(token: str | None, field: str) -> ChangeCursor | None:
 
 
 def _keepalive() -> ServerSentEventMessage:
-    return ServerSentEventMessage(comment="keepalive")
+    """A comment line alone: an EventSource dispatches no event for it."""
+    return ServerSentEventMessage(comment="keepalive", data=None)
 
 
 class ChangesController(Controller):
@@ -92,8 +93,10 @@ class ChangesController(Controller):
         summary="The changes as they commit (server-sent events)",
         description="One message per change: `id` is its cursor, `data` the change as "
         "`GET /changes` gives it. Starts after `after` (or `Last-Event-ID`, which an "
-        "EventSource sends when it reconnects), else with the next change; a comment line "
-        "every `CHANGES_KEEPALIVE_S` while nothing happens.",
+        "EventSource sends when it reconnects), else with the next change. The first message "
+        "is an `id` without data: the position the stream starts from, so a reconnect "
+        "before any change resumes there. A comment line every `CHANGES_KEEPALIVE_S` while "
+        "nothing happens.",
         responses=problem_responses(400, 410, 422, 503),
         media_type="text/event-stream",
     )
@@ -107,13 +110,18 @@ class ChangesController(Controller):
     ) -> ServerSentEvent:
         field = "Last-Event-ID" if last_event_id is not None else "after"
         cursor = _cursor(last_event_id or after, field)
-        if cursor is not None and cursor != START:
-            await live.check(cursor, field)
-        elif cursor is None:
-            cursor = await live.latest()
-        query = ChangeQuery(after=cursor, evaluation_id=evaluation_id, kinds=frozenset(kind or ()))
+        if cursor is None:
+            start = await live.latest()
+        else:
+            start = cursor
+            if cursor != START:
+                await live.check(cursor, field)
+        query = ChangeQuery(after=start, evaluation_id=evaluation_id, kinds=frozenset(kind or ()))
 
         async def messages() -> AsyncIterator[ServerSentEventMessage]:
+            # Where the stream starts, as an id without data: an EventSource that loses the
+            # connection before the first change resumes from here, not from a later "now".
+            yield ServerSentEventMessage(id=start.token(), data=None)
             with live.hub.stream():
                 async for change in follow_changes(live.hub, live.read, query, live.keepalive_s):
                     if change is None:

@@ -1,0 +1,84 @@
+"""The scheduled warehouse export: ``EXPORT_TO`` gets what changed every ``EXPORT_INTERVAL_S``.
+
+The first round writes a full export; every later one goes on from the cursor in the
+destination's newest manifest. The workers of one host take turns through a file lock
+beside the file store (a round that finds it taken is skipped); replicas on several
+hosts each export, which costs work but no correctness: a row written twice is the
+same row, and readers take the newest row of an id.
+"""
+
+import contextlib
+import fcntl
+import logging
+import os
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from functools import partial
+from pathlib import Path
+
+import anyio
+from dishka import AsyncContainer
+
+from application.use_cases.warehouse_export import ExportStoppedError, ExportWarehouse
+from domain.changes import ChangeCursor
+from infrastructure.parquet.warehouse import ParquetWarehouse, filesystem
+from interfaces.background import periodic
+from interfaces.settings import Settings
+
+logger = logging.getLogger("storage_service.export")
+LOCK_NAME = ".export.lock"
+
+
+@contextlib.contextmanager
+def _turn(directory: Path) -> Iterator[bool]:
+    """Whether this process holds the host's export turn for the block (never waits)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+async def run_export(container: AsyncContainer, settings: Settings, stopping: anyio.Event) -> None:
+    """One scheduled round (skipped while another worker of this host runs one)."""
+    destination = settings.export.to
+    assert destination is not None
+    with _turn(settings.storage.file_storage_path) as mine:
+        if not mine:
+            return
+        fs, root = filesystem(destination, settings.s3.endpoint_url, settings.s3.region)
+        sink = ParquetWarehouse(fs, root)
+        last = await sink.last_manifest()
+        since = None if last is None else ChangeCursor.parse(last.cursor)
+        async with container() as request:
+            use_case = await request.get(ExportWarehouse)
+            try:
+                manifest = await use_case.execute(sink, since, stop=stopping.is_set)
+            except ExportStoppedError:
+                logger.info("export: the full export stopped with the service; next start")
+                return
+    logger.info(
+        "export: %d row(s), %d tombstone(s) to %s, cursor %s",
+        manifest.rows,
+        manifest.tombstones,
+        destination,
+        manifest.cursor,
+        extra={"rows": manifest.rows, "tombstones": manifest.tombstones},
+    )
+
+
+@asynccontextmanager
+async def scheduled_export(container: AsyncContainer, settings: Settings) -> AsyncIterator[None]:
+    """With ``EXPORT_TO``: a round at start and every ``EXPORT_INTERVAL_S``."""
+    if settings.export.to is None:
+        yield
+        return
+    round_ = partial(run_export, container, settings)
+    async with periodic("export", settings.export.interval_s, round_):
+        yield

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from domain.evaluation import Evaluation
+from domain.evaluation import Evaluation, ensure_storable_text
 from domain.identifiers import EvaluationId
 from domain.status import EvaluationStatus
 from domain.timestamps import as_utc
@@ -36,6 +36,14 @@ class EvaluationFilter(msgspec.Struct, frozen=True, kw_only=True):
             value = getattr(self, name)
             if value is not None:
                 msgspec.structs.force_setattr(self, name, as_utc(value))
+
+
+def check_filter_text(criteria: EvaluationFilter) -> None:
+    """Refuse filter text no store can hold (a NUL), naming the field: never a 5xx."""
+    for name in ("language", "id_prefix"):
+        value = getattr(criteria, name)
+        if value is not None:
+            ensure_storable_text(name, value)
 
 
 class EvaluationQuery(msgspec.Struct, frozen=True, kw_only=True):

@@ -2,16 +2,18 @@ from dataclasses import dataclass
 
 from application.errors import InvalidRequestError
 from application.ports.evaluation_pages import EvaluationPages
-from application.queries import EvaluationPage, EvaluationQuery, ProjectedPage, check_projection
-from domain.evaluation import ensure_storable_text
+from application.queries import (
+    EvaluationPage,
+    EvaluationQuery,
+    ProjectedPage,
+    check_filter_text,
+    check_projection,
+)
 from domain.limits import InputLimits
 
 
 def _check(query: EvaluationQuery, limits: InputLimits) -> None:
-    for name in ("language", "id_prefix"):
-        value = getattr(query.filter, name)
-        if value is not None:
-            ensure_storable_text(name, value)
+    check_filter_text(query.filter)
     if query.limit > limits.list_limit:
         raise InvalidRequestError("limit", f"must be at most {limits.list_limit} (MAX_LIST_LIMIT)")
     if query.offset > limits.list_offset:

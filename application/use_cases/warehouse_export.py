@@ -11,7 +11,7 @@ writes it again: a row may appear twice, never be missed, and the newest row of 
 
 import secrets
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 
@@ -23,7 +23,8 @@ from application.ports.clock import Clock
 from application.ports.evaluation_queries import EvaluationQueries
 from application.ports.evaluation_repository import EvaluationRepository
 from application.ports.warehouse import EvaluationRow, ExportManifest, WarehouseSink
-from application.queries import EvaluationQuery
+from application.queries import EvaluationFilter, EvaluationQuery, check_filter_text
+from application.services.payloads import PayloadStore
 from domain.changes import START, Change, ChangeCursor, ChangeKind
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
@@ -117,6 +118,14 @@ class _Tally(msgspec.Struct):
     tombstones: int = 0
 
 
+@dataclass(frozen=True)
+class RowDownload:
+    """The promoted metadata columns, and the rows in pages."""
+
+    columns: list[str]
+    rows: AsyncIterator[list[EvaluationRow]]
+
+
 @dataclass(frozen=True, slots=True)
 class ExportWarehouse:
     """One run of the warehouse export into ``sink``: full, or after a cursor."""
@@ -125,6 +134,7 @@ class ExportWarehouse:
     repository: EvaluationRepository
     feed: ChangeFeed
     clock: Clock
+    payloads: PayloadStore
 
     async def execute(
         self,
@@ -181,19 +191,60 @@ class ExportWarehouse:
     ) -> tuple[ChangeCursor, list[str]]:
         start = await self.feed.latest() or START
         cursor = sortable(start)
-        page = await self.queries.list(EvaluationQuery(limit=batch))
-        if columns is None:
-            columns = common_keys(page.items)
-        while page.items:
-            await sink.write([row_of(e, cursor, columns) for e in page.items], columns)
-            tally.rows += len(page.items)
+        async for page in self._pages(EvaluationFilter(), batch):
+            if columns is None:
+                columns = common_keys(page)
+            await sink.write([row_of(e, cursor, columns) for e in page], columns)
+            tally.rows += len(page)
             progress(tally.rows)
-            if page.next_cursor is None:
-                break
             if stop():
                 raise ExportStoppedError("the full export was asked to stop")
-            page = await self.queries.list(EvaluationQuery(limit=batch, cursor=page.next_cursor))
-        return start, columns
+        return start, columns or []
+
+    async def _pages(
+        self, criteria: EvaluationFilter, batch: int
+    ) -> AsyncIterator[list[Evaluation]]:
+        """Live evaluations matching ``criteria``, newest first, a page at a time."""
+        page = await self.queries.list(EvaluationQuery(filter=criteria, limit=batch))
+        while page.items:
+            yield page.items
+            if page.next_cursor is None:
+                return
+            query = EvaluationQuery(filter=criteria, limit=batch, cursor=page.next_cursor)
+            page = await self.queries.list(query)
+
+    async def download(
+        self, criteria: EvaluationFilter, *, whole_payloads: bool, batch: int = 1000
+    ) -> "RowDownload":
+        """The rows of the evaluations ``criteria`` picks, for one file streamed as it goes.
+
+        With ``whole_payloads`` the output and error are the whole texts, read from
+        wherever they live; else what the record stores (the preview of a large one).
+        """
+        check_filter_text(criteria)
+        cursor = sortable(await self.feed.latest() or START)
+        first = await self.queries.list(EvaluationQuery(filter=criteria, limit=batch))
+        columns = common_keys(first.items)
+
+        async def rows() -> AsyncIterator[list[EvaluationRow]]:
+            async for page in self._pages(criteria, batch):
+                found = [row_of(e, cursor, columns) for e in page]
+                if whole_payloads:
+                    found = [await self._whole(row, e) for row, e in zip(found, page, strict=True)]
+                yield found
+
+        return RowDownload(columns=columns, rows=rows())
+
+    async def _whole(self, row: EvaluationRow, evaluation: Evaluation) -> EvaluationRow:
+        if not (row.output_truncated or row.error_truncated):
+            return row
+        return msgspec.structs.replace(
+            row,
+            output=await self.payloads.read_text(evaluation.output),
+            error=await self.payloads.read_text(evaluation.error),
+            output_truncated=False if row.output_truncated is not None else None,
+            error_truncated=False if row.error_truncated is not None else None,
+        )
 
     async def _changed(
         self,

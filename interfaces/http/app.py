@@ -25,6 +25,7 @@ from interfaces.http.controllers.changes import ChangesController
 from interfaces.http.controllers.content import ContentController
 from interfaces.http.controllers.docs import openapi_json, openapi_yaml
 from interfaces.http.controllers.evaluations import EvaluationController
+from interfaces.http.controllers.export import ExportController
 from interfaces.http.controllers.running import RunningController
 from interfaces.http.controllers.storage import StorageController
 from interfaces.http.controllers.timeline import TimelineController
@@ -117,6 +118,7 @@ def create_app(
                     StorageController,
                     AuditController,
                     ChangesController,
+                    ExportController,
                     explorer_router,
                 ],
             ),

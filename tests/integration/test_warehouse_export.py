@@ -1,6 +1,7 @@
 """``export --format parquet``: files DuckDB and pandas read, equal to the API row by row,
 and incremental runs that agree with a full one; embedded and PostgreSQL + Redis."""
 
+import io
 import json
 import time
 from datetime import datetime
@@ -218,3 +219,34 @@ def test_one_worker_of_a_host_exports_at_a_time(tmp_path: Path) -> None:
         assert (first, second) == (True, False)
     with _turn(tmp_path) as again:
         assert again
+
+
+def test_a_filter_downloads_as_one_parquet_file(client: TestClient[Any]) -> None:
+    _seed(client, 6)
+
+    response = client.get("/export/evaluations.parquet")
+    failed = client.get("/export/evaluations.parquet", params={"status": "failed"})
+    whole = client.get("/export/evaluations.parquet", params={"include": "output"})
+    empty = client.get("/export/evaluations.parquet", params={"id_prefix": "nothing-"})
+
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/vnd.apache.parquet"
+    frame = pd.read_parquet(io.BytesIO(response.content))
+    assert list(frame["id"]) == [f"wh-{n:03d}" for n in reversed(range(6))]  # newest first
+    for row in frame.to_dict("records"):
+        row["date"] = row["created_at"]
+        _assert_matches_api(client, row)
+    big = frame.set_index("id").loc["wh-000"]
+    assert (len(big["output"]) < len(BIG), bool(big["output_truncated"])) == (True, True)
+    assert list(pd.read_parquet(io.BytesIO(failed.content))["id"]) == ["wh-001"]
+    whole_big = pd.read_parquet(io.BytesIO(whole.content)).set_index("id").loc["wh-000"]
+    assert (whole_big["output"], bool(whole_big["output_truncated"])) == (BIG, False)
+    assert len(pd.read_parquet(io.BytesIO(empty.content))) == 0
+
+
+def test_a_bad_filter_is_a_problem_not_a_file(client: TestClient[Any]) -> None:
+    response = client.get("/export/evaluations.parquet", params={"include": "everything"})
+
+    assert response.status_code in (400, 422)
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert "include" in response.text

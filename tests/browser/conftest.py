@@ -7,6 +7,7 @@ like the PostgreSQL and Redis suites.
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,9 @@ ROOT = Path(__file__).resolve().parents[2]
 # Every run leaves its screenshots here (gitignored); UPDATE_SCREENSHOTS=1 also refreshes docs/.
 ARTIFACTS = Path(os.environ.get("BROWSER_ARTIFACTS", ROOT / "artifacts" / "browser"))
 DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
+# The secured configuration's keys: a reader signs in to the explorer, a writer feeds it.
+READER = "explorer-reader-0123456789"
+WRITER = "explorer-writer-0123456789"
 LARGE_OUTPUT = "".join(
     f"line {n:05d}: the quick brown fox jumps over the lazy dog\n" for n in range(400)
 )
@@ -51,9 +55,10 @@ def require_chromium() -> None:
 class Seeded:
     """What the seeding put in the store, for the tests to look for."""
 
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, key: str | None = None) -> None:
         self.base = base
-        self.api = httpx.Client(base_url=base, timeout=10)
+        headers = {"X-API-Key": key} if key else {}
+        self.api = httpx.Client(base_url=base, timeout=10, headers=headers)
         self.large_id = "eval_demo_large_output"
         self.failed_id = "eval_demo_failed"
         self.running_id = "eval_demo_running"
@@ -146,6 +151,32 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
 
 
 @pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
+    """The service with API keys: the explorer needs a sign-in, the API a key."""
+    require_chromium()
+    data: Path = tmp_path_factory.mktemp("secured")
+    url = f"sqlite+aiosqlite:///{data / 'storage.db'}"
+    upgrade(url)
+    settings = load_settings(
+        {"API_KEYS": f"viewer:{READER}:read,gateway:{WRITER}:write"},
+        database={"url": url},
+        storage={"file_storage_path": data / "files"},
+    )
+    with serve_in_thread(create_app(settings)) as base:
+        seeded = Seeded(base, WRITER)
+        seeded.create("eval_secured_demo", code="print(1)")
+        yield seeded
+        seeded.api.close()
+
+
+def sign_in(page: Any, key: str = READER) -> None:
+    page.goto("/explorer/login")
+    page.get_by_label("API key").fill(key)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/explorer")
+
+
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     require_chromium()
     from playwright.sync_api import sync_playwright
@@ -156,15 +187,11 @@ def browser() -> Iterator[Any]:
         instance.close()
 
 
-@pytest.fixture
-def page(server: Seeded, browser: Any) -> Iterator[Any]:
-    """A 1280x800 page whose console errors (a CSP violation among them) fail the test.
-
-    ``server`` comes first: its set-up runs asyncio, which cannot start once Playwright's
-    sync API has an event loop running in this thread.
-    """
+@contextmanager
+def checked_page(browser: Any, base: str) -> Iterator[Any]:
+    """A 1280x800 page whose console errors (a CSP violation among them) fail the test."""
     context = browser.new_context(
-        viewport={"width": 1280, "height": 800}, base_url=server.base, accept_downloads=True
+        viewport={"width": 1280, "height": 800}, base_url=base, accept_downloads=True
     )
     page = context.new_page()
     errors: list[str] = []
@@ -174,6 +201,17 @@ def page(server: Seeded, browser: Any) -> Iterator[Any]:
     yield page
     context.close()
     assert errors == [], errors
+
+
+@pytest.fixture
+def page(server: Seeded, browser: Any) -> Iterator[Any]:
+    """A checked page on the open server.
+
+    ``server`` comes first: its set-up runs asyncio, which cannot start once Playwright's
+    sync API has an event loop running in this thread.
+    """
+    with checked_page(browser, server.base) as page:
+        yield page
 
 
 def screenshot(page: Any, name: str, *, docs: bool = True) -> Path:

@@ -48,24 +48,24 @@ def test_overview_draws_the_charts(page: Any) -> None:
 
 def test_filters_and_keyset_paging(page: Any) -> None:
     page.goto("/explorer/evaluations")
-    assert page.locator("tbody tr").count() == 25
+    assert page.locator("table.list tbody tr").count() == 25
     page.get_by_role("link", name="Older »").click()
     page.wait_for_url(re.compile(r"cursor="))
-    assert page.locator("tbody tr").count() == 33 - 25
+    assert page.locator("table.list tbody tr").count() == 33 - 25
     page.get_by_role("link", name="« Newest").click()
 
     page.get_by_label("Status").select_option("failed")
     page.get_by_label("Language").fill("python")
     page.get_by_role("button", name="Apply filters").click()
     page.wait_for_url(re.compile(r"status=failed"))
-    ids = page.locator("tbody tr td:first-child").all_inner_texts()
+    ids = page.locator("table.list tbody tr td:first-child").all_inner_texts()
     assert sorted(ids) == ["eval_batch_012", "eval_demo_failed"]  # failed and python
 
     page.goto("/explorer/evaluations")
     page.get_by_label("Id starts with").fill("eval_batch_00")
     page.get_by_label("Id starts with").press("Enter")
     page.wait_for_url(re.compile(r"id_prefix=eval_batch_00"))
-    ids = page.locator("tbody tr td:first-child").all_inner_texts()
+    ids = page.locator("table.list tbody tr td:first-child").all_inner_texts()
     assert sorted(ids) == [f"eval_batch_{n:03d}" for n in range(10)]
 
     page.goto("/explorer/evaluations?created_to=2000-01-01")
@@ -112,6 +112,7 @@ def test_download_follows_to_the_whole_output(page: Any, tmp_path: Any) -> None:
 
 def test_live_tail_receives_lines_appended_through_the_api(page: Any, server: Seeded) -> None:
     page.goto(f"/explorer/evaluations/{server.running_id}")
+    expect(page.locator("#live-state")).to_have_attribute("data-state", "live")
     log = page.locator("#log")
     assert log.inner_text().strip() == "booting"
     assert page.get_by_role("status").inner_text().startswith("Following the log")
@@ -123,7 +124,7 @@ def test_live_tail_receives_lines_appended_through_the_api(page: Any, server: Se
     screenshot(page, "evaluation-live-tail")
     server.update(server.running_id, status="completed", output="done\n")
     expect(page.locator("#tail-status")).to_contain_text("completed", timeout=15_000)
-    assert page.locator("#status-badge").inner_text() == "completed"
+    expect(page.locator("#status-badge")).to_have_text("completed")
     text = log.text_content()
     assert text.index("booting") < text.index("step 1") < text.index("step 2")
     assert text.count("step 1: compiling") == 1

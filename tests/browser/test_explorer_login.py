@@ -1,47 +1,18 @@
 """With API keys configured, a person signs in once and browses with a session cookie."""
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from infrastructure.sql.migrate import upgrade
-from interfaces.http.app import create_app
-from interfaces.settings import load_settings
-from tests.browser.conftest import require_chromium, screenshot
-from tests.services import serve_in_thread
+from tests.browser.conftest import READER, Seeded, screenshot, sign_in
 
 pytestmark = pytest.mark.browser
-READER = "explorer-reader-0123456789"
-WRITER = "explorer-writer-0123456789"
-
-
-@pytest.fixture(scope="module")
-def secured_base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    require_chromium()
-    data: Path = tmp_path_factory.mktemp("secured")
-    url = f"sqlite+aiosqlite:///{data / 'storage.db'}"
-    upgrade(url)
-    settings = load_settings(
-        {"API_KEYS": f"viewer:{READER}:read,gateway:{WRITER}:write"},
-        database={"url": url},
-        storage={"file_storage_path": data / "files"},
-    )
-    with serve_in_thread(create_app(settings)) as base:
-        created = httpx.post(
-            f"{base}/evaluations",
-            json={"id": "eval_secured_demo", "code": "print(1)"},
-            headers={"X-API-Key": WRITER},
-        )
-        created.raise_for_status()
-        yield base
 
 
 @pytest.fixture
-def secured_page(secured_base: str, browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=secured_base)
+def secured_page(secured: Seeded, browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=secured.base)
     page = context.new_page()
     page.set_default_timeout(10_000)
     yield page
@@ -69,3 +40,30 @@ def test_sign_in_then_browse_then_sign_out(secured_page: Any) -> None:
     page.wait_for_url("**/explorer/login")
     page.goto("/explorer")
     assert "/explorer/login" in page.url
+
+
+# Opens an EventSource and answers its state once it has connected or given up.
+EVENT_SOURCE = """url => new Promise(done => {
+  const source = new EventSource(url);
+  source.onopen = () => { source.close(); done("open"); };
+  source.onerror = () => done(source.readyState === EventSource.CLOSED ? "refused" : "retrying");
+})"""
+STREAMS = ("/changes/stream", "/evaluations/eval_secured_demo/logs/stream")
+
+
+def test_streams_follow_the_session_like_the_pages(secured_page: Any) -> None:
+    """An EventSource cannot send a key: the session cookie is what lets it in."""
+    page = secured_page
+    page.goto("/explorer/login")
+    for url in STREAMS:
+        assert page.evaluate(EVENT_SOURCE, url) == "refused", url
+        assert page.evaluate("url => fetch(url).then(r => r.status)", url) == 401, url
+
+    sign_in(page)
+    for url in STREAMS:
+        assert page.evaluate(EVENT_SOURCE, url) == "open", url
+
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url("**/explorer/login")
+    for url in STREAMS:
+        assert page.evaluate(EVENT_SOURCE, url) == "refused", url

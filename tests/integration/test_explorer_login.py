@@ -74,3 +74,28 @@ def test_without_keys_there_is_nothing_to_sign_in_to(client: TestClient[Any]) ->
     client.follow_redirects = False
     assert client.get("/explorer").status_code == 200
     assert client.get("/explorer/login").headers["location"] == "/explorer"
+
+
+def test_the_streams_let_in_a_session_and_refuse_a_stranger(make_client: ClientFactory) -> None:
+    """EventSource sends no header, only the same-origin cookie: it must be enough."""
+    client = _secured(make_client)
+    writer = {"X-API-Key": SECRETS["writer"]}
+    client.post("/evaluations", json={"id": "eval_streamed", "code": "x"}, headers=writer)
+    client.put("/evaluations/eval_streamed", json={"status": "running"}, headers=writer)
+    client.post("/evaluations/eval_streamed/logs", json={"content": "hi\n"}, headers=writer)
+    client.put("/evaluations/eval_streamed", json={"status": "completed"}, headers=writer)
+    log_stream = "/evaluations/eval_streamed/logs/stream"
+
+    for path in ("/changes/stream", log_stream):
+        assert client.get(path).status_code == 401, path
+    assert client.get("/explorer/parts/running").status_code in (302, 303)
+
+    client.post("/explorer/login", data={"key": SECRETS["reader"]})
+    finished = client.get(log_stream)  # a final record's stream ends by itself
+    assert finished.status_code == 200
+    assert finished.headers["content-type"].startswith("text/event-stream")
+    assert '"content":"hi\\n"' in finished.text and "event: end" in finished.text
+    assert client.get("/explorer/parts/running").status_code == 200
+
+    client.post("/explorer/logout")
+    assert client.get(log_stream).status_code == 401

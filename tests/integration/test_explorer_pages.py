@@ -68,7 +68,7 @@ def test_list_filters_and_paging(make_client: ClientFactory) -> None:
     text = client.get("/explorer/evaluations", params={"language": "python"}).text
     assert "eval_page_0" in text and "eval_page_2" in text and "eval_page_1" not in text
     text = client.get("/explorer/evaluations", params={"status": "failed", "language": ""}).text
-    assert re.findall(r"eval_page_\d", text) == ["eval_page_1"] * 2  # link text and href
+    assert re.findall(r"eval_page_\d", text) == ["eval_page_1"] * 3  # row, href, link text
     text = client.get("/explorer/evaluations", params={"id_prefix": "eval_page_0"}).text
     assert set(re.findall(r"eval_page_\d", text)) == {"eval_page_0"}
     assert (
@@ -138,3 +138,64 @@ def test_static_assets_are_local_and_carry_the_headers(client: TestClient[Any]) 
         assert response.headers["x-content-type-options"] == "nosniff"
     page = client.get("/explorer").text
     assert not re.search(r'(src|href)="https?://', page)  # no CDN
+
+
+EXPLORER_ID_ROUTES = (
+    "/explorer/evaluations/{}",
+    "/explorer/parts/evaluations/{}",
+    "/explorer/evaluations/{}/more",
+)
+
+
+@pytest.mark.parametrize("route", EXPLORER_ID_ROUTES)
+def test_every_explorer_address_of_a_missing_evaluation_is_an_html_404(
+    client: TestClient[Any], route: str
+) -> None:
+    response = client.get(route.format("eval_nowhere"))
+    assert response.status_code == 404
+    assert "There is nothing stored under this address." in _assert_secure_html(response)
+
+
+@pytest.mark.parametrize("route", EXPLORER_ID_ROUTES[:2])
+@pytest.mark.parametrize("bad_id", ["..hidden", "a%00b", "x" * 256, "a%20b", "%2e%2e"])
+def test_a_malformed_id_in_an_explorer_address_is_an_html_400(
+    client: TestClient[Any], route: str, bad_id: str
+) -> None:
+    response = client.get(route.format(bad_id))
+    assert response.status_code == 400
+    assert "invalid evaluation id" in _assert_secure_html(response)
+
+
+def test_unknown_explorer_addresses_are_html_404s(client: TestClient[Any]) -> None:
+    for path in ("/explorer/nothing", "/explorer/backends/nope", "/explorer/parts/nope"):
+        response = client.get(path)
+        assert response.status_code == 404, path
+        _assert_secure_html(response)
+
+
+def test_live_pages_name_their_streams_from_before_their_reads(client: TestClient[Any]) -> None:
+    _seed(client)
+    latest = client.get("/changes", params={"limit": 1000}).json()["items"][-1]["cursor"]
+    running = client.get("/explorer/evaluations/eval_page_2").text
+    assert f"evaluation_id=eval_page_2&amp;after={latest}" in running
+    assert "kind=log_appended" not in running  # the log has a stream of its own
+    assert 'data-stream="/evaluations/eval_page_2/logs/stream?offset=' in running
+    assert 'data-parts="/explorer/parts/evaluations/eval_page_2"' in running
+    assert "data-stream=" not in client.get("/explorer/evaluations/eval_page_0").text  # final
+
+    listing = client.get("/explorer/evaluations").text
+    assert f"kind=status_changed&amp;kind=deleted&amp;kind=purged&amp;after={latest}" in listing
+    assert re.search(r'id="running".*eval_page_2', listing, re.DOTALL)
+    assert 'id="running"' not in client.get("/explorer/evaluations?status=failed").text
+
+
+def test_parts_are_the_pages_own_elements(client: TestClient[Any]) -> None:
+    _seed(client)
+    parts = client.get("/explorer/parts/evaluations/eval_page_2")
+    text = _assert_secure_html(parts)
+    ids = re.findall(r'<\w+[^>]* id="([\w-]+)"[^>]* data-live-part', text)
+    assert ids == ["status-badge", "record", "storage", "timeline", "output", "error"]
+    page = client.get("/explorer/evaluations/eval_page_2").text
+    for part in ids:
+        assert f'id="{part}"' in page
+    assert "eval_page_2" in client.get("/explorer/parts/running").text

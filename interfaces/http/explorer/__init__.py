@@ -11,7 +11,9 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from interfaces.http.explorer.charts import human_bytes
 from interfaces.http.explorer.controller import ExplorerController
+from interfaces.http.explorer.errors import EXCEPTION_HANDLERS
 from interfaces.http.explorer.login import ExplorerLoginController
+from interfaces.http.explorer.parts import ExplorerPartsController
 from interfaces.http.explorer.views import metric_label, metric_value, when
 from interfaces.http.security import PUBLIC
 
@@ -59,11 +61,13 @@ explorer_router = DishkaRouter(
     "/explorer",
     route_handlers=[
         ExplorerController,
+        ExplorerPartsController,
         ExplorerLoginController,
         # The sign-in page needs its stylesheet before anyone has signed in.
         create_static_files_router(path="/static", directories=[HERE / "static"], opt=PUBLIC),
     ],
     middleware=[security_headers],
+    exception_handlers=EXCEPTION_HANDLERS,
 )
 
 __all__ = ["explorer_router", "template_config"]

@@ -1,24 +1,19 @@
 """The storage explorer's pages: thin handlers that call use cases and render templates.
 
-Every explorer page is a handler of ``ExplorerController``, so one guard on the
-controller protects them all.
+The explorer's router maps their failures to pages (``explorer.errors``); an address
+under ``/explorer`` that names no page is one of them, a 404 page.
 """
 
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 import anyio
 from dishka.integrations.litestar import FromDishka
-from litestar import Controller, Request, Response, get
-from litestar.datastructures import State
-from litestar.exceptions import HTTPException
+from litestar import Controller, get
+from litestar.exceptions import HTTPException, NotFoundException
 from litestar.params import Parameter
-from litestar.plugins.problem_details import ProblemDetailsException
-from litestar.response import Redirect, Template
-from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_401_UNAUTHORIZED, HTTP_404_NOT_FOUND
+from litestar.response import Template
 
 from application.backends import Backend
-from application.errors import EvaluationNotFoundError, InvalidRequestError
 from application.queries import BackendReport, EvaluationQuery
 from application.use_cases.activity import GetActivity
 from application.use_cases.browse_blobs import BrowseBlobs
@@ -26,47 +21,25 @@ from application.use_cases.events import ListEvents
 from application.use_cases.get_evaluation import GetEvaluation
 from application.use_cases.list_evaluations import ListEvaluations
 from application.use_cases.logs import ReadLog
+from application.use_cases.running_evaluations import ListRunningEvaluations
 from application.use_cases.statistics import GetStatistics
 from application.use_cases.storage_report import (
     GetBackendDetails,
     GetStorageOverview,
     StorageOverview,
 )
-from domain.errors import InvalidIdentifierError, InvalidTextError
 from domain.identifiers import parse_evaluation_id
 from domain.status import EvaluationStatus
 from interfaces.http.explorer import charts, views
+from interfaces.http.explorer.live import LIST_KINDS, RECORD_KINDS, changes_url, record_parts
 from interfaces.http.params import decode_cursor, encode_cursor
+from interfaces.live import LiveFeed
 
 PAGE_SIZE = 25
 ACTIVITY_DAYS = 14
 # The page shows at most this much of a log; the rest is a download away.
 LOG_CHARACTERS = 200_000
 Text = Annotated[str, Parameter(max_length=1024)]
-
-
-def _error_page(request: Request[Any, Any, State], exc: Exception) -> Template:
-    status = HTTP_404_NOT_FOUND
-    if isinstance(exc, InvalidRequestError | InvalidTextError):
-        status = HTTP_400_BAD_REQUEST
-    elif isinstance(exc, HTTPException):
-        status = exc.status_code
-    message = {
-        HTTP_404_NOT_FOUND: "There is nothing stored under this address.",
-    }.get(status, str(exc))
-    return Template(
-        template_name="error.html",
-        context={"status": status, "message": message, "path": request.url.path},
-        status_code=status,
-    )
-
-
-def _problem_page(request: Request[Any, Any, State], exc: ProblemDetailsException) -> Response[Any]:
-    """No key yet: to the sign-in page, coming back here after; other problems: a page."""
-    if exc.status_code == HTTP_401_UNAUTHORIZED:
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return Redirect(f"/explorer/login?{urlencode({'next': target})}")
-    return _error_page(request, exc)
 
 
 def _backend_page(name: str, report: BackendReport, **context: Any) -> Template:
@@ -79,13 +52,6 @@ def _backend_page(name: str, report: BackendReport, **context: Any) -> Template:
 class ExplorerController(Controller):
     path = "/"
     include_in_schema = False
-    exception_handlers = {
-        ProblemDetailsException: _problem_page,
-        EvaluationNotFoundError: _error_page,
-        InvalidIdentifierError: _error_page,
-        InvalidTextError: _error_page,
-        InvalidRequestError: _error_page,
-    }
 
     @get("/", name="explorer:overview")
     async def overview(
@@ -147,6 +113,8 @@ class ExplorerController(Controller):
     async def evaluations(
         self,
         use_case: FromDishka[ListEvaluations],
+        running: FromDishka[ListRunningEvaluations],
+        live: FromDishka[LiveFeed],
         status: Text = "",
         language: Text = "",
         created_from: Text = "",
@@ -161,6 +129,7 @@ class ExplorerController(Controller):
             created_to=created_to,
             id_prefix=id_prefix,
         )
+        stream = await changes_url(live, LIST_KINDS)  # before the reads: see live.py
         criteria = form.criteria()
         position = None
         if cursor:
@@ -172,6 +141,8 @@ class ExplorerController(Controller):
             EvaluationQuery(filter=criteria, limit=PAGE_SIZE, cursor=position, include_total=True)
         )
         next_cursor = encode_cursor(page.next_cursor)
+        # The running list heads the list's first page; filtered, it would only distract.
+        landing = position is None and not form.active
         return Template(
             template_name="evaluations.html",
             context={
@@ -183,6 +154,8 @@ class ExplorerController(Controller):
                 "paged": position is not None,
                 "next_query": form.query_string(cursor=next_cursor) if next_cursor else None,
                 "first_query": form.query_string(),
+                "running": await running.execute() if landing else None,
+                "changes_url": stream,
             },
         )
 
@@ -193,25 +166,21 @@ class ExplorerController(Controller):
         get_evaluation: FromDishka[GetEvaluation],
         read_log: FromDishka[ReadLog],
         list_events: FromDishka[ListEvents],
+        live: FromDishka[LiveFeed],
     ) -> Template:
         identifier = parse_evaluation_id(eval_id)
-        record = await get_evaluation.execute(identifier)
+        stream = await changes_url(live, RECORD_KINDS, identifier)  # before the reads
+        parts = await record_parts(identifier, get_evaluation, list_events)
         log = await read_log.execute(identifier)
-        events = await list_events.execute(identifier)
         return Template(
             template_name="evaluation.html",
             context={
+                **parts,
                 "page": "evaluations",
-                "e": record,
-                "metadata": views.pretty_json(record.metadata),
                 "log": log.content[-LOG_CHARACTERS:],
                 "log_clipped": len(log.content) > LOG_CHARACTERS,
                 "log_offset": log.next_offset,
-                "events": events,
-                "timeline": charts.timeline(
-                    [(event.timestamp, event.event_type) for event in events],
-                    title=f"Timeline of {record.id}",
-                ),
+                "changes_url": stream,
             },
         )
 
@@ -266,3 +235,20 @@ class ExplorerController(Controller):
             else None,
             ttl_chart=charts.bar_chart(ttls, title="Cache keys by time to live") if ttls else None,
         )
+
+    @get(
+        [
+            "/{address:path}",
+            "/evaluations/{eval_id:str}/{address:path}",
+            "/parts/{address:path}",
+            "/parts/evaluations/{eval_id:str}/{address:path}",
+        ],
+        name="explorer:unknown",
+    )
+    async def unknown(self, address: str) -> Template:
+        """Any other address under ``/explorer``: a page saying nothing is there.
+
+        Routing that went down a page's path (``evaluations/<id>/more``) does not come back
+        to the first catch-all, and would leave the address to the API's problem JSON.
+        """
+        raise NotFoundException(address)

@@ -91,7 +91,11 @@ class ChangeHub:
 
     async def _poll(self) -> bool:
         if self._head is None:
+            # The buffer starts here. A stream that began while the hub was idle may be
+            # waiting for a change that committed before this point, which the buffer will
+            # never hold: wake it, so it reads that from the feed itself.
             self._head = self._floor = await self._latest()
+            self._wake()
         page = await self._read(ChangeQuery(after=self._head, limit=PAGE))
         self._take(page)
         return page.full
@@ -112,6 +116,9 @@ class ChangeHub:
             self._floor = self._cursors[cut - 1]
             del self._recent[:cut], self._cursors[:cut]
         self._head = page.reached
+        self._wake()
+
+    def _wake(self) -> None:
         moved, self._moved = self._moved, anyio.Event()
         moved.set()
 

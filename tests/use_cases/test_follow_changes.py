@@ -123,3 +123,27 @@ async def test_an_idle_hub_reads_nothing_and_one_hub_serves_many_streams() -> No
         feed.reads < 200
     )  # not a read per stream and change (1,000): the hub's buffer served them
     assert hub.streams == 0
+
+
+async def test_a_change_that_lands_before_an_idle_hub_starts_is_not_left_waiting() -> None:
+    feed = Feed()
+    latest_calls: list[ChangeCursor] = []
+
+    async def latest_after_a_write() -> ChangeCursor:
+        await feed.write(1)  # commits between the stream's first read and the hub's start
+        latest_calls.append(found := await feed.latest())
+        return found
+
+    hub = ChangeHub(feed.read, latest_after_a_write, poll_s=0.01)
+    async with anyio.create_task_group() as group:
+        group.start_soon(hub.run, stopping := anyio.Event())
+        seen: list[Change] = []
+        with hub.stream(), anyio.fail_after(2):  # far less than the keepalive below
+            async for change in follow_changes(hub, feed.read, ChangeQuery(after=START), 30):
+                if change is not None:
+                    seen.append(change)
+                    break
+        stopping.set()
+
+    assert [c.evaluation_id for c in seen] == ["e1"]
+    assert latest_calls == [seen[0].cursor]

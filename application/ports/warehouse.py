@@ -1,6 +1,6 @@
 import builtins
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import date, datetime
 from typing import Protocol
 
@@ -68,6 +68,40 @@ class ExportManifest(msgspec.Struct, frozen=True, kw_only=True):
     metadata_columns: builtins.list[str]
 
 
+class ColumnBatch(Protocol):
+    """Rows the database shaped into columns itself (an Arrow record batch, on PostgreSQL):
+    the schema of ``EvaluationRow`` with ``promoted`` as ``metadata_<key>`` columns."""
+
+    @property
+    def num_rows(self) -> int: ...
+
+
+RowBatch = Sequence[EvaluationRow] | ColumnBatch
+
+
+def rows_in(batch: RowBatch) -> int:
+    return len(batch) if isinstance(batch, Sequence) else batch.num_rows
+
+
+class WarehouseScan(Protocol):
+    """Every live evaluation as a warehouse row, newest first, a batch at a time."""
+
+    @abstractmethod
+    async def common_keys(self) -> builtins.list[str]:
+        """The metadata keys common enough for a column of their own (the newest records')."""
+
+    @abstractmethod
+    def batches(self, cursor: str, promoted: Sequence[str]) -> AsyncIterator[RowBatch]:
+        """The rows, each with ``change_cursor`` = ``cursor``; memory stays bounded."""
+
+    @abstractmethod
+    async def current(
+        self, changed: Mapping[str, str], promoted: Sequence[str]
+    ) -> tuple[RowBatch, builtins.set[str]]:
+        """The rows of the ids in ``changed`` that are live, each with its cursor there,
+        and the ids found (one that is not is gone: a tombstone)."""
+
+
 class WarehouseSink(Protocol):
     """Where a run writes: Parquet files under a directory or an S3 prefix."""
 
@@ -76,7 +110,7 @@ class WarehouseSink(Protocol):
         """The newest finished run's manifest, if any run finished here."""
 
     @abstractmethod
-    async def write(self, rows: Sequence[EvaluationRow], metadata_columns: Sequence[str]) -> None:
+    async def write(self, rows: RowBatch, metadata_columns: Sequence[str]) -> None:
         """Append ``rows`` to their partitions (files stay open until ``finish``)."""
 
     @abstractmethod

@@ -10,10 +10,8 @@ writes it again: a row may appear twice, never be missed, and the newest row of 
 """
 
 import secrets
-from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC
 
 import anyio
 import msgspec
@@ -21,14 +19,18 @@ import msgspec
 from application.ports.change_feed import ChangeFeed, ChangeQuery
 from application.ports.clock import Clock
 from application.ports.evaluation_queries import EvaluationQueries
-from application.ports.evaluation_repository import EvaluationRepository
-from application.ports.warehouse import EvaluationRow, ExportManifest, WarehouseSink
+from application.ports.warehouse import (
+    EvaluationRow,
+    ExportManifest,
+    WarehouseScan,
+    WarehouseSink,
+    rows_in,
+)
 from application.queries import EvaluationFilter, EvaluationQuery, check_filter_text
 from application.services.payloads import PayloadStore
+from application.warehouse_rows import common_keys, row_of, sortable, tombstone
 from domain.changes import START, Change, ChangeCursor, ChangeKind
 from domain.evaluation import Evaluation
-from domain.identifiers import EvaluationId
-from domain.payload import StoredPayload
 
 Progress = Callable[[int], None]
 Stop = Callable[[], bool]
@@ -38,79 +40,7 @@ class ExportStoppedError(Exception):
     """A full run asked to stop before its end: its files are removed, nothing is kept."""
 
 
-# A metadata key found in at least this share of a full run's first page gets a column.
-PROMOTE_SHARE = 0.5
-MAX_PROMOTED = 32
 _GONE = frozenset({ChangeKind.DELETED, ChangeKind.PURGED})
-_json = msgspec.json.Encoder()
-
-
-def sortable(cursor: ChangeCursor) -> str:
-    """The cursor's token, zero-padded: compared as text, in feed order (still a token)."""
-    return f"{cursor.transaction:016x}-{cursor.sequence:016x}"
-
-
-def common_keys(evaluations: Sequence[Evaluation]) -> list[str]:
-    """Metadata keys present in at least ``PROMOTE_SHARE`` of ``evaluations``, sorted."""
-    counts = Counter(key for evaluation in evaluations for key in evaluation.metadata)
-    needed = max(1, int(len(evaluations) * PROMOTE_SHARE))
-    found = sorted(key for key, count in counts.items() if count >= needed)
-    return found[:MAX_PROMOTED]
-
-
-def _text(value: object) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    return _json.encode(value).decode()
-
-
-PayloadColumns = tuple[str | None, int | None, str | None, bool | None]
-
-
-def _payload(payload: StoredPayload | None) -> PayloadColumns:
-    if payload is None:
-        return None, None, None, None
-    return payload.text, payload.size, payload.location.value, payload.truncated
-
-
-def row_of(evaluation: Evaluation, cursor: str, promoted: Sequence[str]) -> EvaluationRow:
-    output, output_size, output_location, output_truncated = _payload(evaluation.output)
-    error, error_size, error_location, error_truncated = _payload(evaluation.error)
-    return EvaluationRow(
-        id=evaluation.id,
-        date=evaluation.created_at.astimezone(UTC).date(),
-        change_cursor=cursor,
-        code=evaluation.code,
-        language=evaluation.language,
-        status=evaluation.status.value,
-        created_at=evaluation.created_at,
-        updated_at=evaluation.updated_at,
-        started_at=evaluation.started_at,
-        completed_at=evaluation.completed_at,
-        last_update=evaluation.last_update,
-        runtime_ms=evaluation.runtime_ms,
-        exit_code=evaluation.exit_code,
-        executor_id=evaluation.executor_id,
-        container_id=evaluation.container_id,
-        celery_task_id=evaluation.celery_task_id,
-        retries=evaluation.retries,
-        version=evaluation.version,
-        output=output,
-        output_size=output_size,
-        output_location=output_location,
-        output_truncated=output_truncated,
-        error=error,
-        error_size=error_size,
-        error_location=error_location,
-        error_truncated=error_truncated,
-        metadata=_json.encode(evaluation.metadata).decode(),
-        promoted={key: _text(evaluation.metadata.get(key)) for key in promoted},
-    )
-
-
-def tombstone(change: Change, cursor: str) -> EvaluationRow:
-    day = change.at.astimezone(UTC).date()
-    return EvaluationRow(id=change.evaluation_id, date=day, change_cursor=cursor, deleted=True)
 
 
 class _Tally(msgspec.Struct):
@@ -131,10 +61,10 @@ class ExportWarehouse:
     """One run of the warehouse export into ``sink``: full, or after a cursor."""
 
     queries: EvaluationQueries
-    repository: EvaluationRepository
     feed: ChangeFeed
     clock: Clock
     payloads: PayloadStore
+    scan: WarehouseScan
 
     async def execute(
         self,
@@ -156,7 +86,7 @@ class ExportWarehouse:
         tally = _Tally()
         try:
             if since is None:
-                reached, columns = await self._full(sink, columns, tally, progress, batch, stop)
+                reached, columns = await self._full(sink, columns, tally, progress, stop)
             else:
                 reached = await self._changed(
                     sink, since, columns or [], tally, progress, batch, stop
@@ -186,20 +116,18 @@ class ExportWarehouse:
         columns: list[str] | None,
         tally: _Tally,
         progress: Progress,
-        batch: int,
         stop: Stop,
     ) -> tuple[ChangeCursor, list[str]]:
         start = await self.feed.latest() or START
-        cursor = sortable(start)
-        async for page in self._pages(EvaluationFilter(), batch):
-            if columns is None:
-                columns = common_keys(page)
-            await sink.write([row_of(e, cursor, columns) for e in page], columns)
-            tally.rows += len(page)
+        if columns is None:
+            columns = await self.scan.common_keys()
+        async for batch in self.scan.batches(sortable(start), columns):
+            await sink.write(batch, columns)
+            tally.rows += rows_in(batch)
             progress(tally.rows)
             if stop():
                 raise ExportStoppedError("the full export was asked to stop")
-        return start, columns or []
+        return start, columns
 
     async def _pages(
         self, criteria: EvaluationFilter, batch: int
@@ -262,20 +190,24 @@ class ExportWarehouse:
             if page.reached is None:
                 return reached
             last: dict[str, Change] = {change.evaluation_id: change for change in page.changes}
-            rows: list[EvaluationRow] = []
-            for evaluation_id, change in last.items():
-                cursor = sortable(change.cursor)
-                found = None
-                if change.kind not in _GONE:
-                    found = await self.repository.get(EvaluationId(evaluation_id))
-                if found is None:
-                    rows.append(tombstone(change, cursor))
-                    tally.tombstones += 1
-                else:
-                    rows.append(row_of(found, cursor, columns))
-                    tally.rows += 1
-            if rows:
+            wanted = {
+                evaluation_id: sortable(change.cursor)
+                for evaluation_id, change in last.items()
+                if change.kind not in _GONE
+            }
+            found: set[str] = set()
+            if wanted:
+                rows, found = await self.scan.current(wanted, columns)
                 await sink.write(rows, columns)
+                tally.rows += len(found)
+            gone = [
+                tombstone(change, sortable(change.cursor))
+                for evaluation_id, change in last.items()
+                if evaluation_id not in found
+            ]
+            if gone:
+                await sink.write(gone, columns)
+                tally.tombstones += len(gone)
             progress(tally.rows + tally.tombstones)
             reached = page.reached
             if not page.full or stop():

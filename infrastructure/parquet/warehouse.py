@@ -13,16 +13,18 @@ by the manifests never sees half a run.
 
 import builtins
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import date
 from urllib.parse import urlsplit
 
 import anyio.to_thread
 import msgspec
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from application.ports.warehouse import EvaluationRow, ExportManifest, WarehouseSink
+from application.ports.warehouse import EvaluationRow, ExportManifest, RowBatch, WarehouseSink
 from infrastructure.parquet.schema import encode_manifest, schema, table
 
 ROW_GROUP = 16_384
@@ -35,7 +37,8 @@ class _Partition:
     def __init__(self, path: str) -> None:
         self.path = path
         self.writer: pq.ParquetWriter | None = None
-        self.pending: list[EvaluationRow] = []
+        self.pending: list[pa.Table] = []
+        self.rows = 0
 
 
 def filesystem(
@@ -64,6 +67,22 @@ def filesystem(
     return local, root
 
 
+def _by_day(rows: RowBatch, promoted: Sequence[str]) -> Iterator[tuple[date, pa.Table]]:
+    """The batch split by partition day, each part in the file schema (without ``date``)."""
+    if isinstance(rows, Sequence):
+        days: dict[date, list[EvaluationRow]] = {}
+        for row in rows:
+            days.setdefault(row.date, []).append(row)
+        for day, part in days.items():
+            yield day, table(part, promoted)
+        return
+    batch = pa.Table.from_batches([rows])
+    target = schema(promoted)
+    for day in pc.unique(batch["date"]).to_pylist():
+        part = batch.filter(pc.equal(batch["date"], day)).drop_columns(["date"])
+        yield day, part.select(target.names).cast(target)
+
+
 class ParquetWarehouse(WarehouseSink):
     """One run's files; create one per run."""
 
@@ -89,15 +108,16 @@ class ParquetWarehouse(WarehouseSink):
         with self._fs.open_input_stream(names[-1]) as stream:
             return msgspec.json.decode(stream.read(), type=ExportManifest)
 
-    async def write(self, rows: Sequence[EvaluationRow], metadata_columns: Sequence[str]) -> None:
+    async def write(self, rows: RowBatch, metadata_columns: Sequence[str]) -> None:
         self._promoted = list(metadata_columns)
         await anyio.to_thread.run_sync(self._write, rows)
 
-    def _write(self, rows: Sequence[EvaluationRow]) -> None:
-        for row in rows:
-            partition = self._partition(row.date)
-            partition.pending.append(row)
-            if len(partition.pending) >= ROW_GROUP:
+    def _write(self, rows: RowBatch) -> None:
+        for day, part in _by_day(rows, self._promoted):
+            partition = self._partition(day)
+            partition.pending.append(part)
+            partition.rows += part.num_rows
+            if partition.rows >= ROW_GROUP:
                 self._flush(partition)
 
     def _partition(self, day: date) -> _Partition:
@@ -121,8 +141,8 @@ class ParquetWarehouse(WarehouseSink):
             partition.writer = pq.ParquetWriter(
                 partition.path, schema(self._promoted), filesystem=self._fs, compression="zstd"
             )
-        partition.writer.write_table(table(partition.pending, self._promoted))
-        partition.pending = []
+        partition.writer.write_table(pa.concat_tables(partition.pending))
+        partition.pending, partition.rows = [], 0
 
     def _close(self, partition: _Partition) -> None:
         self._flush(partition)

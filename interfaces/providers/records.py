@@ -23,6 +23,7 @@ from application.ports.log_store import LogStore
 from application.ports.planner_statistics import PlannerStatistics
 from application.ports.replay_marks import ReplayMarks
 from application.ports.unit_of_work import UnitOfWork
+from application.ports.warehouse import WarehouseScan
 from infrastructure.memory.audit import MemoryAuditLog
 from infrastructure.memory.changes import MemoryChangeFeed
 from infrastructure.memory.evaluations import (
@@ -37,6 +38,7 @@ from infrastructure.memory.planner_statistics import NoPlannerStatistics
 from infrastructure.memory.replay_marks import MemoryReplayMarks
 from infrastructure.memory.timeline import MemoryEventLog, MemoryLogStore
 from infrastructure.memory.unit_of_work import MemoryUnitOfWork
+from infrastructure.memory.warehouse_scan import MemoryWarehouseScan
 from infrastructure.postgres.audit import PgAuditLog
 from infrastructure.postgres.changes import PgChangeFeed
 from infrastructure.postgres.evaluation_pages import PgEvaluationPages
@@ -48,6 +50,7 @@ from infrastructure.postgres.pool import create_pool
 from infrastructure.postgres.replay_marks import PgReplayMarks
 from infrastructure.postgres.timeline import PgEventLog, PgLogStore
 from infrastructure.postgres.transaction import PgTransaction
+from infrastructure.postgres.warehouse_scan import PgWarehouseScan
 from infrastructure.sql.audit import SqlAuditLog
 from infrastructure.sql.changes import SqlChangeFeed
 from infrastructure.sql.engine import create_engine, create_session_maker
@@ -59,6 +62,7 @@ from infrastructure.sql.maintenance import SqlEvaluationMaintenance
 from infrastructure.sql.replay_marks import SqlReplayMarks
 from infrastructure.sql.timeline import SqlEventLog, SqlLogStore
 from infrastructure.sql.unit_of_work import SqlUnitOfWork
+from infrastructure.sql.warehouse_scan import SqlWarehouseScan
 from interfaces.providers.keys import DatabaseInspector
 from interfaces.settings import Settings
 
@@ -107,6 +111,7 @@ class SqlWritePathsProvider(Provider):
     maintenance = provide(SqlEvaluationMaintenance, provides=EvaluationMaintenance)
     audit_log = provide(SqlAuditLog, provides=AuditLog)
     changes = provide(SqlChangeFeed, provides=ChangeFeed)
+    warehouse = provide(SqlWarehouseScan, provides=WarehouseScan)
     marks = provide(SqlReplayMarks, provides=ReplayMarks)
     idempotency = provide(SqlIdempotencyStore, provides=IdempotencyStore, scope=Scope.APP)
     planner = provide(NoPlannerStatistics, provides=PlannerStatistics, scope=Scope.APP)
@@ -151,6 +156,11 @@ class PostgresWritePathsProvider(Provider):
     )
     audit_log = provide(PgAuditLog, provides=AuditLog, scope=Scope.REQUEST)
     changes = provide(PgChangeFeed, provides=ChangeFeed, scope=Scope.REQUEST)
+
+    @provide(scope=Scope.APP)
+    def warehouse(self, settings: Settings) -> WarehouseScan:
+        return PgWarehouseScan(settings.database.url)
+
     marks = provide(PgReplayMarks, provides=ReplayMarks, scope=Scope.REQUEST)
     # The list on the request's connection: no SQLAlchemy session is opened for it.
     pages = provide(PgEvaluationPages, provides=EvaluationPages, scope=Scope.REQUEST)
@@ -181,6 +191,7 @@ class MemoryRecordsProvider(Provider):
     audit_entries = provide(MemoryAuditLog, scope=Scope.APP)
     audit_log = alias(source=MemoryAuditLog, provides=AuditLog)
     changes = provide(MemoryChangeFeed, provides=ChangeFeed, scope=Scope.APP)
+    warehouse = provide(MemoryWarehouseScan, provides=WarehouseScan, scope=Scope.APP)
     marks = provide(MemoryReplayMarks, provides=ReplayMarks, scope=Scope.APP)
     idempotency = provide(MemoryIdempotencyStore, provides=IdempotencyStore, scope=Scope.APP)
     planner = provide(NoPlannerStatistics, provides=PlannerStatistics, scope=Scope.APP)

@@ -26,6 +26,7 @@ from application.ports.evaluation_repository import EvaluationRepository
 from application.ports.event_log import EventLog
 from application.ports.log_store import LogStore
 from application.ports.unit_of_work import UnitOfWork
+from application.ports.warehouse import WarehouseScan
 from domain.evaluation import Evaluation
 from domain.identifiers import parse_evaluation_id
 from infrastructure.files.journal import FileJournal
@@ -39,6 +40,7 @@ from infrastructure.memory.evaluations import (
 )
 from infrastructure.memory.timeline import MemoryEventLog, MemoryLogStore
 from infrastructure.memory.unit_of_work import MemoryUnitOfWork
+from infrastructure.memory.warehouse_scan import MemoryWarehouseScan
 from infrastructure.postgres.audit import PgAuditLog
 from infrastructure.postgres.changes import PgChangeFeed
 from infrastructure.postgres.evaluation_pages import PgEvaluationPages
@@ -46,6 +48,7 @@ from infrastructure.postgres.evaluations import PgEvaluationRepository
 from infrastructure.postgres.pool import create_pool
 from infrastructure.postgres.timeline import PgEventLog, PgLogStore
 from infrastructure.postgres.transaction import PgTransaction
+from infrastructure.postgres.warehouse_scan import PgWarehouseScan
 from infrastructure.sql.audit import SqlAuditLog
 from infrastructure.sql.changes import SqlChangeFeed
 from infrastructure.sql.engine import create_engine, create_session_maker
@@ -56,6 +59,7 @@ from infrastructure.sql.migrate import upgrade
 from infrastructure.sql.tables import ALL_TABLES
 from infrastructure.sql.timeline import SqlEventLog, SqlLogStore
 from infrastructure.sql.unit_of_work import SqlUnitOfWork
+from infrastructure.sql.warehouse_scan import SqlWarehouseScan
 from interfaces.settings import DatabaseSettings
 from tests.services import migrated_postgres_database
 
@@ -71,6 +75,7 @@ class Ports:
     # What ``GET /evaluations`` reads: ``queries`` itself but on PostgreSQL (asyncpg).
     pages: EvaluationPages
     changes: ChangeFeed
+    warehouse: WarehouseScan
 
 
 class PortStore(Protocol):
@@ -104,6 +109,7 @@ class MemoryPortStore:
             self.audit,
             queries,
             MemoryChangeFeed(self.audit),
+            MemoryWarehouseScan(db),
         )
         await uow.commit()
 
@@ -134,6 +140,7 @@ class SqlPortStore:
                 SqlAuditLog(session),
                 queries,
                 SqlChangeFeed(session),
+                SqlWarehouseScan(session),
             )
             await uow.commit()
 
@@ -141,9 +148,10 @@ class SqlPortStore:
 class PgPortStore(SqlPortStore):
     """What the service runs on PostgreSQL: asyncpg write paths and pages, SQLAlchemy queries."""
 
-    def __init__(self, engine: AsyncEngine, pool: "asyncpg.Pool[asyncpg.Record]") -> None:
+    def __init__(self, engine: AsyncEngine, pool: "asyncpg.Pool[asyncpg.Record]", url: str) -> None:
         super().__init__("postgres", engine)
         self.pool = pool
+        self.url = url
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[Ports]:
@@ -159,6 +167,7 @@ class PgPortStore(SqlPortStore):
                     PgAuditLog(transaction),
                     PgEvaluationPages(transaction),
                     PgChangeFeed(transaction),
+                    PgWarehouseScan(self.url),
                 )
                 await transaction.commit()
             finally:
@@ -205,7 +214,7 @@ async def _sql_store(kind: str, url: str) -> SqlPortStore:
         return SqlPortStore(kind, engine)
     await _truncate(engine)
     if kind == "postgres":
-        return PgPortStore(engine, await create_pool(settings))
+        return PgPortStore(engine, await create_pool(settings), url)
     return SqlPortStore(kind, engine)
 
 

@@ -1,0 +1,59 @@
+"""``WarehouseScan`` in SQL (SQLAlchemy Core; SQLite's): keyset pages, the shared mapping.
+
+PostgreSQL has a faster one (``infrastructure.postgres.warehouse_scan``) that lets the
+database shape the rows into Arrow columns itself.
+"""
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from application.ports.warehouse import RowBatch, WarehouseScan
+from application.warehouse_rows import common_keys, row_of
+from infrastructure.sql.errors import translate_errors
+from infrastructure.sql.rows import evaluation_from_row
+from infrastructure.sql.tables import evaluations
+
+BATCH = 2000
+_NEWEST_FIRST = (evaluations.c.created_at.desc(), evaluations.c.id.desc())
+_LIVE = evaluations.c.deleted_at.is_(None)
+
+
+class SqlWarehouseScan(WarehouseScan):
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def _page(self, after: tuple[object, str] | None) -> list[sa.RowMapping]:
+        c = evaluations.c
+        statement = sa.select(evaluations).where(_LIVE).order_by(*_NEWEST_FIRST).limit(BATCH)
+        if after is not None:
+            created_at, evaluation_id = after
+            statement = statement.where(
+                sa.tuple_(c.created_at, c.id)
+                < sa.tuple_(
+                    sa.literal(created_at, c.created_at.type), sa.literal(evaluation_id, c.id.type)
+                )
+            )
+        with translate_errors():
+            return list((await self._session.execute(statement)).mappings().all())
+
+    async def common_keys(self) -> list[str]:
+        return common_keys([evaluation_from_row(row) for row in await self._page(None)])
+
+    async def batches(self, cursor: str, promoted: Sequence[str]) -> AsyncIterator[RowBatch]:
+        after: tuple[object, str] | None = None
+        while rows := await self._page(after):
+            yield [row_of(evaluation_from_row(row), cursor, promoted) for row in rows]
+            if len(rows) < BATCH:
+                return
+            after = (rows[-1]["created_at"], rows[-1]["id"])
+
+    async def current(
+        self, changed: Mapping[str, str], promoted: Sequence[str]
+    ) -> tuple[RowBatch, set[str]]:
+        statement = sa.select(evaluations).where(_LIVE, evaluations.c.id.in_(list(changed)))
+        with translate_errors():
+            found = (await self._session.execute(statement)).mappings().all()
+        rows = [row_of(evaluation_from_row(row), changed[row["id"]], promoted) for row in found]
+        return rows, {row.id for row in rows}

@@ -128,8 +128,9 @@ async def run() -> str:
             f"({full['rows']:,} live, the rest soft-deleted). Each export is its own "
             "`storage-service export --format parquet` process; RSS is its peak resident set.",
             "",
-            "| run | rows | tombstones | files | seconds | rows/s | peak RSS |",
-            "|---|---|---|---|---|---|---|",
+            "| run | rows | tombstones | files | process (s) | the run itself (s) | rows/s | "
+            "peak RSS |",
+            "|---|---|---|---|---|---|---|---|",
             _row("full", full, full_s, full_rss),
             _row(
                 f"incremental after {CHANGES:,} updates",
@@ -142,17 +143,23 @@ async def run() -> str:
             f"{size_bytes / MB:,.1f} MB of Parquet (zstd).",
             "",
             "Targets (issue 24): the full export under 60 s with RSS under 300 MB; the "
-            "incremental run after 1,000 changes under 2 s.",
+            "incremental run after 1,000 changes under 2 s. A process's start-up (imports of "
+            "the service, about 1.5 s here) is in its wall time, not in the run's.",
             "",
         ]
     )
 
 
 def _row(label: str, manifest: dict[str, Any], seconds: float, rss: int) -> str:
-    rate = manifest["rows"] / seconds if seconds else 0
+    """One run: the process's wall time (start-up included) and the run's own, from its
+    manifest (what a scheduled export inside the service takes)."""
+    started = datetime.fromisoformat(manifest["started_at"])
+    own = (datetime.fromisoformat(manifest["finished_at"]) - started).total_seconds()
+    rate = manifest["rows"] / own if own else 0
     return (
         f"| {label} | {manifest['rows']:,} | {manifest['tombstones']:,} | "
-        f"{len(manifest['files'])} | {seconds:.1f} | {rate:,.0f} | {rss / MB:.0f} MB |"
+        f"{len(manifest['files'])} | {seconds:.1f} | {own:.1f} | {rate:,.0f} | "
+        f"{rss / MB:.0f} MB |"
     )
 
 

@@ -28,7 +28,7 @@ from application.ports.warehouse import EvaluationRow, ExportManifest, RowBatch,
 from infrastructure.parquet.schema import encode_manifest, schema, table
 
 ROW_GROUP = 16_384
-MAX_OPEN = 8  # partitions with an open file; the least recently written is closed first
+MAX_OPEN = 4  # partitions with an open file; the least recently written is closed first
 TABLE = "evaluations"
 MANIFESTS = "_manifests"
 

@@ -3,10 +3,14 @@
 One ``SELECT`` in the export's column order is streamed as Arrow record batches by the
 ADBC PostgreSQL driver (binary ``COPY``), with no Python object per row: a million
 evaluations leave the database in seconds where the row-by-row mapping took minutes
-(docs/bench-export.md). Promoted metadata keys are bound parameters, never SQL text.
-JSON text is PostgreSQL's (``{"a": 1}``), not msgspec's (``{"a":1}``): the same values.
+(docs/bench-export.md). The driver streams only a statement without bind parameters
+(with them libpq holds the whole result in memory: 3.4 GB at a million rows), so the
+scan's two values are SQL literals: the cursor, checked to be hexadecimal, and the
+promoted keys, quoted on a connection that treats backslashes literally. JSON text is
+PostgreSQL's (``{"a": 1}``), not msgspec's (``{"a":1}``): the same values.
 """
 
+import re
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -14,12 +18,17 @@ from typing import Any
 import adbc_driver_postgresql.dbapi as adbc
 import anyio.to_thread
 import asyncpg
+from adbc_driver_postgresql import StatementOptions
 
 from application.ports.warehouse import RowBatch, WarehouseScan
 from application.warehouse_rows import MAX_PROMOTED, PROMOTE_SHARE
 from infrastructure.postgres.pool import driver_dsn
 
 SAMPLE = 2000
+# The driver's batches (16 MiB by default): smaller ones keep the scan's peak memory low.
+BATCH_BYTES = 4 * 1024 * 1024
+BATCH_HINT = StatementOptions.BATCH_SIZE_HINT_BYTES.value
+_CURSOR = re.compile(r"[0-9a-f]{1,16}-[0-9a-f]{1,16}")
 _COLUMNS = """
 SELECT id, {cursor} AS change_cursor, false AS deleted, code, language, status,
        created_at, updated_at, started_at, completed_at, last_update,
@@ -54,13 +63,20 @@ ORDER BY key LIMIT $3
 """
 
 
-def _select(promoted: Sequence[str], cursor: str, source: str, first: int) -> str:
-    """The export's columns from ``source``; promoted keys are parameters ``$first``…."""
-    # ``metadata -> $n`` keeps each key a parameter; the alias is a plain position.
+def _literal(text: str) -> str:
+    """``text`` as a standard SQL string literal (``standard_conforming_strings`` is on)."""
+    if "\x00" in text:
+        raise ValueError("a NUL cannot be in a PostgreSQL string")
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _select(promoted: Sequence[str], cursor: str, source: str) -> str:
+    """The export's columns from ``source``; each promoted key a literal, aliased by position."""
+    keys = [_literal(key) for key in promoted]
     columns = "".join(
-        f", CASE jsonb_typeof(metadata -> ${n}) WHEN 'string' THEN metadata ->> ${n} "
-        f"WHEN 'null' THEN NULL ELSE (metadata -> ${n})::text END AS promoted_{n}"
-        for n in range(first, len(promoted) + first)
+        f", CASE jsonb_typeof(metadata -> {key}) WHEN 'string' THEN metadata ->> {key} "
+        f"WHEN 'null' THEN NULL ELSE (metadata -> {key})::text END AS promoted_{n}"
+        for n, key in enumerate(keys)
     )
     return _COLUMNS.format(cursor=cursor, promoted=columns) + source
 
@@ -80,16 +96,18 @@ class PgWarehouseScan(WarehouseScan):
         return [str(row["key"]) for row in rows]
 
     async def batches(self, cursor: str, promoted: Sequence[str]) -> AsyncIterator[RowBatch]:
-        sql = _select(promoted, "$1::text", _EVERY, 2)
-        with self._reader(sql, (cursor, *promoted)) as reader:
+        if not _CURSOR.fullmatch(cursor):
+            raise ValueError(f"not a change cursor: {cursor!r}")
+        sql = _select(promoted, f"'{cursor}'::text", _EVERY)
+        with self._reader(sql, ()) as reader:
             while (batch := await anyio.to_thread.run_sync(_next, reader)) is not None:
                 yield _named(batch, promoted)
 
     async def current(
         self, changed: Mapping[str, str], promoted: Sequence[str]
     ) -> tuple[RowBatch, set[str]]:
-        sql = _select(promoted, "changed_cursor", _CHANGED, 3)
-        parameters = (",".join(changed), ",".join(changed.values()), *promoted)
+        sql = _select(promoted, "changed_cursor", _CHANGED)
+        parameters = (",".join(changed), ",".join(changed.values()))
         with self._reader(sql, parameters) as reader:
             found = await anyio.to_thread.run_sync(reader.read_all)
         table = _named(found.combine_chunks().to_batches()[0], promoted) if found.num_rows else []
@@ -98,7 +116,9 @@ class PgWarehouseScan(WarehouseScan):
     @contextmanager
     def _reader(self, sql: str, parameters: tuple[str, ...]) -> Iterator[Any]:
         with adbc.connect(self._dsn) as connection, connection.cursor() as statement:
-            statement.execute(sql, parameters=parameters)
+            statement.execute("SET standard_conforming_strings = on")
+            statement.adbc_statement.set_options(**{BATCH_HINT: str(BATCH_BYTES)})
+            statement.execute(sql, parameters=parameters or None)
             yield statement.fetch_record_batch()
 
 

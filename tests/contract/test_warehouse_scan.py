@@ -89,3 +89,17 @@ async def test_current_gives_the_live_ones_of_some_ids_with_their_cursors(
     assert found == {"wh-a"}
     assert [(row["id"], row["change_cursor"]) for row in rows] == [("wh-a", "c-7")]
     assert _canonical(rows[0]) == _canonical(_rows([row_of(RECORDS[0], "c-7", PROMOTED)])[0])
+
+
+async def test_hostile_metadata_keys_are_values_not_sql(sql_backend: PortStore) -> None:
+    hostile = "it's \\' ); DROP TABLE evaluations; --"
+    record = make_evaluation("wh-h", metadata={hostile: "kept", "user": "x"})
+    async with sql_backend.session() as ports:
+        await ports.repository.add(record)
+
+    async with sql_backend.session() as ports:
+        rows = [r async for b in ports.warehouse.batches("c-2", [hostile]) for r in _rows(b)]
+        again = [r async for b in ports.warehouse.batches("c-3", []) for r in _rows(b)]
+
+    assert [(row["id"], row[f"metadata_{hostile}"]) for row in rows] == [("wh-h", "kept")]
+    assert [row["id"] for row in again] == ["wh-h"]

@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from crucible_storage import models
+from crucible_storage import bodies, models
 from litestar.testing import TestClient
 from msgspec import inspect
 
@@ -49,11 +49,11 @@ ANSWERS: dict[type[msgspec.Struct], str] = {
 # schema of the service's own Struct.
 STREAMED: dict[type[msgspec.Struct], type[msgspec.Struct]] = {models.LogPiece: LogPieceBody}
 REQUESTS: dict[type[msgspec.Struct], str] = {
-    models.CreateEvaluationBody: "CreateEvaluationBody",
-    models.UpdateEvaluationBody: "UpdateEvaluationBody",
-    models.AppendLogBody: "AppendLogBody",
-    models.AddEventBody: "AddEventBody",
-    models.CeleryUpdateBody: "CeleryUpdateBody",
+    bodies.CreateEvaluationBody: "CreateEvaluationBody",
+    bodies.UpdateEvaluationBody: "UpdateEvaluationBody",
+    bodies.AppendLogBody: "AppendLogBody",
+    bodies.AddEventBody: "AddEventBody",
+    bodies.CeleryUpdateBody: "CeleryUpdateBody",
 }
 # Request fields the client leaves out on purpose: `append` must be true anyway and
 # `event_type` is the earlier name of `type`.
@@ -182,7 +182,8 @@ def test_request_struct_matches_schema(
 def test_every_struct_is_checked() -> None:
     structs = {
         value
-        for value in vars(models).values()
+        for module in (models, bodies)
+        for value in vars(module).values()
         if isinstance(value, type) and issubclass(value, msgspec.Struct)
     }
     unchecked = (
@@ -192,7 +193,7 @@ def test_every_struct_is_checked() -> None:
         - set(STREAMED)
         - {
             models.Answer,
-            models.Body,
+            bodies.Body,
             models.Problem,  # problem+json: checked against ProblemBody below
         }
     )

@@ -8,11 +8,10 @@ from msgspec import UNSET, UnsetType
 
 from crucible_storage._build import or_unset, query, read, resource_path, write
 from crucible_storage._plan import Emit, Plan, one
+from crucible_storage.bodies import CeleryUpdateBody, CreateEvaluationBody, UpdateEvaluationBody
 from crucible_storage.models import (
-    CeleryUpdateBody,
     CeleryUpdateResult,
     CompleteEvaluation,
-    CreateEvaluationBody,
     Evaluation,
     EvaluationDeleted,
     EvaluationFields,
@@ -21,7 +20,6 @@ from crucible_storage.models import (
     RunningEvaluation,
     RunningList,
     Timestamp,
-    UpdateEvaluationBody,
 )
 
 

@@ -4,13 +4,8 @@ from typing import Any, Never
 
 from crucible_storage._build import or_unset, query, read, resource_path, write
 from crucible_storage._plan import Call, Emit, Plan, Sleep, one
-from crucible_storage.models import (
-    TERMINAL_STATUSES,
-    AddEventBody,
-    EvaluationFields,
-    Event,
-    Timestamp,
-)
+from crucible_storage.bodies import AddEventBody
+from crucible_storage.models import TERMINAL_STATUSES, EvaluationFields, Event, Timestamp
 
 
 def add_event(

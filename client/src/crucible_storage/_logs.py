@@ -8,7 +8,8 @@ from crucible_storage._build import or_unset, query, read, resource_path, write
 from crucible_storage._follow import follow_stream
 from crucible_storage._plan import Call, Plan, one
 from crucible_storage._sse import ServerEvent
-from crucible_storage.models import AppendLogBody, LogAppend, LogPiece, Logs, Timestamp
+from crucible_storage.bodies import AppendLogBody
+from crucible_storage.models import LogAppend, LogPiece, Logs, Timestamp
 
 
 def append_log(

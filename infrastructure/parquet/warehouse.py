@@ -33,6 +33,15 @@ TABLE = "evaluations"
 MANIFESTS = "_manifests"
 
 
+def release_memory_promptly() -> None:
+    """Give Arrow's freed memory back to the system at once (a one-off export process).
+
+    Arrow's default allocator (mimalloc) keeps freed pages for reuse: a million-row export
+    peaked at 331 MB with it and 292 MB with the system allocator (docs/bench-export.md).
+    """
+    pa.set_memory_pool(pa.system_memory_pool())
+
+
 class _Partition:
     def __init__(self, path: str) -> None:
         self.path = path

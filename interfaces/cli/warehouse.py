@@ -7,7 +7,7 @@ from application.ports.warehouse import ExportManifest
 from application.use_cases.warehouse_export import ExportWarehouse
 from domain.changes import ChangeCursor
 from domain.errors import InvalidTextError
-from infrastructure.parquet.warehouse import ParquetWarehouse, filesystem
+from infrastructure.parquet.warehouse import ParquetWarehouse, filesystem, release_memory_promptly
 from interfaces.cli.common import echo_json, fail, load, progress_bar, run, summary
 
 LAST = "last"
@@ -21,6 +21,7 @@ def export_parquet(destination: str, since: str | None, *, as_json: bool) -> Non
     except (OSError, ValueError) as exc:
         fail(f"--to: {exc}", code=2)
     sink = ParquetWarehouse(fs, root)
+    release_memory_promptly()
 
     async def export(container: AsyncContainer) -> ExportManifest:
         start = await _start(sink, since)

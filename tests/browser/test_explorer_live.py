@@ -14,6 +14,7 @@ from tests.browser.conftest import Seeded, checked_page, screenshot, sign_in
 pytestmark = pytest.mark.browser
 # Several times the interval the explorer used to poll at (1 s): a poller would show.
 QUIET_MS = 3_500
+SETTLE_MS = 1000
 _numbers = itertools.count()
 
 
@@ -41,7 +42,12 @@ class Live:
         assert self.page.url == f"{self.site.base}{path}"
 
     def assert_quiet(self) -> None:
-        """Nothing is fetched while nothing changes: no timer reads anything."""
+        """Nothing is fetched while nothing changes: no timer reads anything.
+
+        The last change's own re-read may still be on its way (the feed is polled every
+        ``CHANGES_POLL_MS``): the quiet interval starts once that has settled.
+        """
+        self.page.wait_for_timeout(SETTLE_MS)
         before = len(self.requests)
         self.page.wait_for_timeout(QUIET_MS)
         assert self.requests[before:] == []

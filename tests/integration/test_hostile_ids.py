@@ -30,6 +30,7 @@ ID_ROUTES = [
     ("DELETE", ""),
     ("GET", "/running"),
     ("GET", "/logs"),
+    ("GET", "/logs/stream"),
     ("POST", "/logs"),
     ("GET", "/events"),
     ("POST", "/events"),

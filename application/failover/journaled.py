@@ -5,6 +5,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
@@ -48,14 +49,12 @@ class RecordLocks:
                 del self._users[key], self._locks[key]
 
 
+@dataclass(frozen=True, slots=True)
 class JournaledWrites:
-    def __init__(
-        self, journal: Journal, views: JournalViews, locks: RecordLocks, context: AuditContext
-    ) -> None:
-        self._journal = journal
-        self._views = views
-        self._locks = locks
-        self._context = context
+    journal: Journal
+    views: JournalViews
+    locks: RecordLocks
+    context: AuditContext
 
     async def write(
         self, intent: WriteIntent[R], evaluation_id: EvaluationId, at: datetime, *, uncertain: bool
@@ -71,23 +70,23 @@ class JournaledWrites:
             evaluation_id=evaluation_id,
             at=at,
             intent=as_intent(intent),
-            actor=self._context.actor,
-            request_id=self._context.request_id,
+            actor=self.context.actor,
+            request_id=self.context.request_id,
             uncertain=uncertain,
         )
-        async with self._locks.hold(evaluation_id):
+        async with self.locks.hold(evaluation_id):
             creating = isinstance(intent, CreateIntent)
-            view = await self._views.open(evaluation_id)
+            view = await self.views.open(evaluation_id)
             if view.missing and not creating:
                 raise EvaluationNotFoundError(evaluation_id)
             # An append's offset needs the whole log; other answers need a base record.
             answerable = view.complete if isinstance(intent, AppendLogIntent) else view.known
             if not (creating or answerable):
                 await _check_input(view.store, intent, evaluation_id, at)
-                stored = await self._journal.append(entry)
+                stored = await self.journal.append(entry)
                 raise WriteAcceptedError(evaluation_id, stored.id)
             result = await view.store.apply(intent, evaluation_id, at)
-            await self._journal.append(entry)
+            await self.journal.append(entry)
             return result
 
 

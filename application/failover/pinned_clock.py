@@ -9,6 +9,7 @@ because the use cases' collaborators (``ChangeApplier``) live as long as the app
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import datetime
 
 from application.ports.clock import Clock
@@ -16,14 +17,14 @@ from application.ports.clock import Clock
 _pinned: ContextVar[datetime | None] = ContextVar("pinned_now", default=None)
 
 
+@dataclass(frozen=True, slots=True)
 class PinnableClock:
     """``Clock`` that answers the pinned instant of the current task when there is one."""
 
-    def __init__(self, inner: Clock) -> None:
-        self._inner = inner
+    inner: Clock
 
     def now(self) -> datetime:
-        return _pinned.get() or self._inner.now()
+        return _pinned.get() or self.inner.now()
 
 
 @contextmanager

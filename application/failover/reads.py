@@ -1,5 +1,7 @@
 """Reads of one record that see its journaled writes while they wait for replay."""
 
+from dataclasses import dataclass
+
 from application.errors import InvalidRequestError, require_found
 from application.failover.views import JournalView, JournalViews
 from application.ports.journal import Journal
@@ -14,29 +16,29 @@ from domain.identifiers import EvaluationId
 from domain.timeline import EvaluationEvent
 
 
+@dataclass(frozen=True, slots=True)
 class RecordReads:
     """A record, its log and its events: from the journal's view when writes of the record
     wait there, else from the usual read."""
 
-    def __init__(self, journal: Journal, locate: UseCaseLocator, record_cache: RecordCache) -> None:
-        self._journal = journal
-        self._locate = locate
-        self._record_cache = record_cache
+    journal: Journal
+    locate: UseCaseLocator
+    record_cache: RecordCache
 
     async def get(self, evaluation_id: EvaluationId) -> Evaluation:
         found = await self._journaled(evaluation_id)
         if found is not None:
             return found
         # A hit needs nothing of the request's store: only a miss has the loader built.
-        cached = await self._record_cache.get(evaluation_id)
+        cached = await self.record_cache.get(evaluation_id)
         if cached is not None:
             return cached
-        return await (await self._locate.get(LoadEvaluation)).execute(evaluation_id)
+        return await (await self.locate.get(LoadEvaluation)).execute(evaluation_id)
 
     async def get_fields(self, evaluation_id: EvaluationId, fields: frozenset[str]) -> Projection:
         found = await self._journaled(evaluation_id)
         if found is None:
-            get_fields = await self._locate.get(GetEvaluationFields)
+            get_fields = await self.locate.get(GetEvaluationFields)
             return await get_fields.execute(evaluation_id, fields)
         try:
             wanted = check_projection(fields)
@@ -47,7 +49,7 @@ class RecordReads:
     async def logs(self, evaluation_id: EvaluationId, offset: int) -> EvaluationLogs:
         view = await self._view(evaluation_id)
         if view is None or not view.complete:
-            return await (await self._locate.get(GetEvaluationLogs)).execute(evaluation_id, offset)
+            return await (await self.locate.get(GetEvaluationLogs)).execute(evaluation_id, offset)
         found = require_found(await view.store.get(evaluation_id), evaluation_id)
         log = await view.store.log(evaluation_id, offset)
         return EvaluationLogs(evaluation=found, log=log, text=log.content, source=LogSource.JOURNAL)
@@ -55,7 +57,7 @@ class RecordReads:
     async def events(self, evaluation_id: EvaluationId) -> list[EvaluationEvent]:
         view = await self._view(evaluation_id)
         if view is None or not view.complete:
-            return await (await self._locate.get(ListEvents)).execute(evaluation_id)
+            return await (await self.locate.get(ListEvents)).execute(evaluation_id)
         return await view.store.events(evaluation_id)
 
     async def _journaled(self, evaluation_id: EvaluationId) -> Evaluation | None:
@@ -67,7 +69,7 @@ class RecordReads:
         return require_found(await view.store.get(evaluation_id), evaluation_id)
 
     async def _view(self, evaluation_id: EvaluationId) -> JournalView | None:
-        pending = await self._journal.pending_for(evaluation_id)
+        pending = await self.journal.pending_for(evaluation_id)
         if not pending:
             return None
-        return await (await self._locate.get(JournalViews)).open(evaluation_id, pending)
+        return await (await self.locate.get(JournalViews)).open(evaluation_id, pending)

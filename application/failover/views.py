@@ -33,34 +33,25 @@ class JournalView:
     missing: bool = False
 
 
+@dataclass(frozen=True, slots=True)
 class JournalViews:
-    def __init__(
-        self,
-        journal: Journal,
-        scratch: ScratchStores,
-        repository: EvaluationRepository,
-        marks: ReplayMarks,
-        record_cache: RecordCache,
-        uow: UnitOfWork,
-        primary: PrimaryState,
-    ) -> None:
-        self._journal = journal
-        self._scratch = scratch
-        self._repository = repository
-        self._marks = marks
-        self._record_cache = record_cache
-        self._uow = uow
-        self._primary = primary
+    journal: Journal
+    scratch: ScratchStores
+    repository: EvaluationRepository
+    marks: ReplayMarks
+    record_cache: RecordCache
+    uow: UnitOfWork
+    primary: PrimaryState
 
     async def open(
         self, evaluation_id: EvaluationId, pending: list[JournalEntry] | None = None
     ) -> JournalView:
         """``pending``: the record's journal entries when the caller has read them."""
         if pending is None:
-            pending = await self._journal.pending_for(evaluation_id)
+            pending = await self.journal.pending_for(evaluation_id)
         seed, applied, asked = await self._seed(evaluation_id, pending)
         waiting = [entry for entry in pending if entry.id not in applied]
-        store = self._scratch.open()
+        store = self.scratch.open()
         if seed is not None:
             await store.seed(seed)
         complete = seed is None and any(isinstance(e.intent, CreateIntent) for e in waiting)
@@ -79,14 +70,14 @@ class JournalViews:
         The last item says whether the primary answered (its ``None`` means "no such
         record", the cache's only "not cached").
         """
-        if self._primary.is_down:
-            return await self._record_cache.get(evaluation_id), set(), False
+        if self.primary.is_down:
+            return await self.record_cache.get(evaluation_id), set(), False
         try:
-            evaluation = await self._repository.get(evaluation_id)
-            applied = {entry.id for entry in pending if await self._marks.is_applied(entry.id)}
+            evaluation = await self.repository.get(evaluation_id)
+            applied = {entry.id for entry in pending if await self.marks.is_applied(entry.id)}
         except BackendUnavailableError:
-            self._primary.mark_down()
+            self.primary.mark_down()
             with contextlib.suppress(Exception):
-                await self._uow.rollback()
-            return await self._record_cache.get(evaluation_id), set(), False
+                await self.uow.rollback()
+            return await self.record_cache.get(evaluation_id), set(), False
         return evaluation, applied, True

@@ -17,6 +17,7 @@ import contextlib
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
@@ -132,46 +133,38 @@ def handled() -> frozenset[type[WriteIntent[Any]]]:
     return frozenset(_HANDLERS)
 
 
+@dataclass(frozen=True, slots=True)
 class WriteHandlers:
     """Runs an intent through its handler, building only the use case it needs."""
 
-    def __init__(self, locate: UseCaseLocator) -> None:
-        self._locate = locate
+    locate: UseCaseLocator
 
     async def run(self, intent: WriteIntent[R], target: Target) -> R:
         handler = _HANDLERS[type(intent)]
         # The table pairs each intent with the handler that answers its ``R``.
-        return cast("R", await handler(self._locate, target, intent))
+        return cast("R", await handler(self.locate, target, intent))
 
 
 log = structlog.get_logger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
 class Writes:
     """The seven writes; each runs on the primary, or is journaled while it is away."""
 
-    def __init__(
-        self,
-        handlers: WriteHandlers,
-        journal: Journal,
-        clock: Clock,
-        uow: UnitOfWork,
-        locate: UseCaseLocator,
-        primary: PrimaryState,
-    ) -> None:
-        self._handlers = handlers
-        self._journal = journal
-        self._clock = clock
-        self._uow = uow
-        self._locate = locate
-        self._primary = primary
+    handlers: WriteHandlers
+    journal: Journal
+    clock: Clock
+    uow: UnitOfWork
+    locate: UseCaseLocator
+    primary: PrimaryState
 
     async def create(self, new: NewEvaluation) -> Evaluation:
         generated = new.id is None
         if new.id is None:
             # Known before the first attempt, so a journaled create keeps the same id.
             new = msgspec.structs.replace(
-                new, id=generate_evaluation_id(self._clock.now(), secrets.token_hex(3))
+                new, id=generate_evaluation_id(self.clock.now(), secrets.token_hex(3))
             )
         assert new.id is not None
         return await self.run(CreateIntent(new, generated_id=generated), Target(new.id))
@@ -208,8 +201,8 @@ class Writes:
     async def upload(
         self, evaluation_id: EvaluationId, kind: PayloadKind, chunks: AsyncIterator[bytes]
     ) -> Evaluation:
-        uploads = await self._locate.get(UploadPayload)
-        journaled = await self._journal.has_pending()
+        uploads = await self.locate.get(UploadPayload)
+        journaled = await self.journal.has_pending()
         stored = await uploads.receive(evaluation_id, kind, chunks, check_exists=not journaled)
         try:
             return await self.run(AttachPayloadIntent(kind, stored), Target(evaluation_id))
@@ -221,30 +214,30 @@ class Writes:
 
     async def run(self, intent: WriteIntent[R], target: Target) -> R:
         """Run ``intent`` on the primary; journal it when the primary is away or behind."""
-        at = self._clock.now()
+        at = self.clock.now()
         with pinned(at):
             attempted = False
-            if not await self._journal.has_pending():
+            if not await self.journal.has_pending():
                 try:
-                    result = await self._handlers.run(intent, target)
+                    result = await self.handlers.run(intent, target)
                 except BackendUnavailableError as error:
                     if error.backend != Backend.DATABASE:
                         raise
-                    self._primary.mark_down()
+                    self.primary.mark_down()
                     attempted = True
                     log.warning(
                         "write_to_journal", evaluation_id=target.evaluation_id, reason=error.detail
                     )
                     # The request's transaction is broken; the view below reads afresh.
                     with contextlib.suppress(Exception):
-                        await self._uow.rollback()
+                        await self.uow.rollback()
                 else:
-                    self._primary.mark_up()
+                    self.primary.mark_up()
                     return result
             if target.expected_version is not None:
                 raise BackendUnavailableError(
                     Backend.DATABASE,
                     "If-Match cannot be checked while writes wait in the failover journal",
                 )
-            journaled = await self._locate.get(JournaledWrites)
+            journaled = await self.locate.get(JournaledWrites)
             return await journaled.write(intent, target.evaluation_id, at, uncertain=attempted)

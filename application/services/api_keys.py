@@ -2,6 +2,7 @@
 
 import hashlib
 import hmac
+from dataclasses import dataclass
 
 import msgspec
 
@@ -22,6 +23,7 @@ class ApiKey(msgspec.Struct, frozen=True):
         return f"ApiKey(name={self.name!r}, scope={self.scope.value!r})"
 
 
+@dataclass(frozen=True, slots=True)
 class ApiKeyVerifier:
     """Maps a presented secret to its caller; every key is compared on every call.
 
@@ -29,21 +31,20 @@ class ApiKeyVerifier:
     match keeps the time taken independent of which key (if any) matched.
     """
 
-    def __init__(self, keys: tuple[ApiKey, ...]) -> None:
-        self._keys = keys
+    keys: tuple[ApiKey, ...]
 
     @property
     def enabled(self) -> bool:
-        return bool(self._keys)
+        return bool(self.keys)
 
     def verify(self, secret: str) -> Caller | None:
         presented = digest_of(secret)
         found: ApiKey | None = None
-        for key in self._keys:
+        for key in self.keys:
             if hmac.compare_digest(presented, key.digest):
                 found = key
         return None if found is None else Caller(name=found.name, scope=found.scope)
 
     def scope_of(self, name: str) -> AccessScope | None:
         """The scope of the key called ``name`` (for sessions, which hold only the name)."""
-        return next((key.scope for key in self._keys if key.name == name), None)
+        return next((key.scope for key in self.keys if key.name == name), None)

@@ -1,5 +1,7 @@
 """What every committed change of a record is followed by: cache, running registry, log tail."""
 
+from dataclasses import dataclass
+
 from application.ports.log_tail import LogTail
 from application.ports.running_registry import RunningRegistry
 from application.queries import RunningInfo
@@ -7,34 +9,34 @@ from application.services.record_cache import RecordCache
 from domain.evaluation import Evaluation
 
 
+@dataclass(frozen=True, slots=True)
 class RecordPublisher:
-    def __init__(self, record_cache: RecordCache, running: RunningRegistry, tail: LogTail) -> None:
-        self._record_cache = record_cache
-        self._running = running
-        self._tail = tail
+    record_cache: RecordCache
+    running: RunningRegistry
+    tail: LogTail
 
     async def before_commit(self, evaluation: Evaluation) -> None:
-        await self._record_cache.before_commit(evaluation.id, evaluation.version)
+        await self.record_cache.before_commit(evaluation.id, evaluation.version)
 
     async def restore(self, evaluation: Evaluation) -> None:
         """The commit after ``before_commit`` failed: the cache shows ``evaluation`` again."""
-        await self._record_cache.restore(evaluation)
+        await self.record_cache.restore(evaluation)
 
     async def after_create(self, evaluation: Evaluation) -> None:
         """A new record: nothing older can be cached, tracked or tailed (no tombstone, no
         untrack), so a create costs one cache write, two when it starts running."""
-        await self._record_cache.after_commit(evaluation)
+        await self.record_cache.after_commit(evaluation)
         if evaluation.status.is_active:
-            await self._running.track(RunningInfo.of(evaluation))
+            await self.running.track(RunningInfo.of(evaluation))
 
     async def after_commit(self, evaluation: Evaluation, before: Evaluation | None = None) -> None:
         """``before``: the committed version this one replaced; when it was not running
         either, there is nothing to untrack."""
-        await self._record_cache.after_commit(evaluation)
+        await self.record_cache.after_commit(evaluation)
         if evaluation.status.is_active and evaluation.deleted_at is None:
-            await self._running.track(RunningInfo.of(evaluation))
+            await self.running.track(RunningInfo.of(evaluation))
         elif before is None or (before.status.is_active and before.deleted_at is None):
-            await self._running.untrack(evaluation.id)
+            await self.running.untrack(evaluation.id)
         if evaluation.status.is_terminal or evaluation.deleted_at is not None:
             # The tail serves running evaluations only; a retry keeps it (still a suffix).
-            await self._tail.drop(evaluation.id)
+            await self.tail.drop(evaluation.id)

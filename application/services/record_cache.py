@@ -11,6 +11,8 @@ keeps only strictly newer entries, so
   miss until it expires: it never serves the old record.
 """
 
+from dataclasses import dataclass
+
 import msgspec
 
 from application.ports.cache import Cache
@@ -26,14 +28,14 @@ def record_key(evaluation_id: EvaluationId) -> str:
     return f"eval:{{{evaluation_id}}}"
 
 
+@dataclass(frozen=True, slots=True)
 class RecordCache:
-    def __init__(self, cache: Cache | None) -> None:
-        self._cache = cache
+    cache: Cache | None
 
     async def get(self, evaluation_id: EvaluationId) -> Evaluation | None:
-        if self._cache is None:
+        if self.cache is None:
             return None
-        raw = await self._cache.get(record_key(evaluation_id))
+        raw = await self.cache.get(record_key(evaluation_id))
         if raw is None:
             return None
         try:
@@ -43,15 +45,15 @@ class RecordCache:
 
     async def fill(self, evaluation: Evaluation) -> None:
         """Cache a record just read from the store (refused if a newer one is there)."""
-        if self._cache is not None:
-            await self._cache.put_if_newer(
+        if self.cache is not None:
+            await self.cache.put_if_newer(
                 record_key(evaluation.id), 2 * evaluation.version, _encoder.encode(evaluation)
             )
 
     async def before_commit(self, evaluation_id: EvaluationId, new_version: int) -> None:
         """Block re-fills of older versions while ``new_version`` is being committed."""
-        if self._cache is not None:
-            await self._cache.put_if_newer(record_key(evaluation_id), 2 * new_version - 1, None)
+        if self.cache is not None:
+            await self.cache.put_if_newer(record_key(evaluation_id), 2 * new_version - 1, None)
 
     async def restore(self, evaluation: Evaluation) -> None:
         """Put back ``evaluation`` after a commit of its next version failed for an outage.
@@ -60,22 +62,22 @@ class RecordCache:
         journal needs it as the base of the writes it takes. If that commit did happen
         after all, the journal replays the write (skipping it) and re-publishes.
         """
-        if self._cache is not None:
-            await self._cache.delete(record_key(evaluation.id))
+        if self.cache is not None:
+            await self.cache.delete(record_key(evaluation.id))
             await self.fill(evaluation)
 
     async def forget(self, evaluation_id: EvaluationId) -> None:
         """Drop the entry of a record that no longer exists (purged)."""
-        if self._cache is not None:
-            await self._cache.delete(record_key(evaluation_id))
+        if self.cache is not None:
+            await self.cache.delete(record_key(evaluation_id))
 
     async def clear(self) -> int:
         """Drop every cached record; the number of entries removed."""
-        return 0 if self._cache is None else await self._cache.clear()
+        return 0 if self.cache is None else await self.cache.clear()
 
     async def after_commit(self, evaluation: Evaluation) -> None:
         """Publish the committed record; a deleted one stays a tombstone."""
-        if self._cache is None:
+        if self.cache is None:
             return
         value = None if evaluation.deleted_at is not None else _encoder.encode(evaluation)
-        await self._cache.put_if_newer(record_key(evaluation.id), 2 * evaluation.version, value)
+        await self.cache.put_if_newer(record_key(evaluation.id), 2 * evaluation.version, value)

@@ -106,6 +106,19 @@ async def _answer(
     await store.complete(answer)
 
 
+async def _claim_at_once(store: IdempotencyStore, key: str) -> list[KeyRecord | None]:
+    """Eight claims of ``key`` at the same time: what each of them got."""
+    results: list[KeyRecord | None] = []
+
+    async def claim() -> None:
+        results.append(await _claim(store, key))
+
+    async with anyio.create_task_group() as group:
+        for _ in range(8):
+            group.start_soon(claim)
+    return results
+
+
 async def test_a_new_key_is_claimed_and_then_held_in_flight(store: IdempotencyStore) -> None:
     assert await _claim(store) is None
 
@@ -192,14 +205,7 @@ async def test_purge_deletes_only_the_expired(store: IdempotencyStore) -> None:
 
 
 async def test_of_concurrent_claims_of_one_key_exactly_one_wins(store: IdempotencyStore) -> None:
-    results: list[KeyRecord | None] = []
-
-    async def claim() -> None:
-        results.append(await _claim(store, "contended"))
-
-    async with anyio.create_task_group() as group:
-        for _ in range(8):
-            group.start_soon(claim)
+    results = await _claim_at_once(store, "contended")
 
     assert sum(result is None for result in results) == 1
     assert all(result is None or result.in_flight() for result in results)
@@ -220,14 +226,7 @@ async def test_of_concurrent_takeovers_of_an_expired_key_exactly_one_wins(
     store: IdempotencyStore,
 ) -> None:
     await _answer(store, "stale", expires_at=NOW - timedelta(seconds=1))
-    results: list[KeyRecord | None] = []
-
-    async def claim() -> None:
-        results.append(await _claim(store, "stale"))
-
-    async with anyio.create_task_group() as group:
-        for _ in range(8):
-            group.start_soon(claim)
+    results = await _claim_at_once(store, "stale")
 
     assert sum(result is None for result in results) == 1
     assert all(result is None or result.in_flight() for result in results)

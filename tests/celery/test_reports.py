@@ -5,6 +5,7 @@ outage, and a second delivery of one attempt that finishes again (``acks_late``)
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -17,6 +18,21 @@ from tests.celery.conftest import new_evaluation
 from tests.celery.tasks import make_app
 
 
+def run_eagerly(
+    task: str, args: tuple[str, str], answer: Callable[[httpx.Request], httpx.Response]
+) -> None:
+    """Run ``task`` in an eager app whose storage client gets its answers from ``answer``."""
+    app = make_app("crucible-test-eager-unused", eager=True)
+    client = StorageClient("http://storage.test", retries=0, transport=httpx.MockTransport(answer))
+    installation = install(app, client=client, final_report_deadline=1.0)
+    try:
+        app.tasks[task].delay(*args)
+    finally:
+        installation.uninstall()
+        client.close()
+        app.close()
+
+
 def test_a_journaled_failure_still_gets_final_failure() -> None:
     """A 202 means the FAILURE is durable in the failover journal: the flag must follow."""
     sent: list[tuple[str, str, dict[str, Any]]] = []
@@ -27,15 +43,7 @@ def test_a_journaled_failure_still_gets_final_failure() -> None:
         accepted = {"evaluation_id": "eval_journaled", "journal_entry": "j1", "detail": "later"}
         return httpx.Response(202, json=accepted)
 
-    app = make_app("crucible-test-eager-unused", eager=True)
-    client = StorageClient("http://storage.test", retries=0, transport=httpx.MockTransport(journal))
-    installation = install(app, client=client, final_report_deadline=1.0)
-    try:
-        app.tasks["crucible_test.fail"].delay("eval_journaled", "while the database is down")
-    finally:
-        installation.uninstall()
-        client.close()
-        app.close()
+    run_eagerly("crucible_test.fail", ("eval_journaled", "while the database is down"), journal)
 
     states = [body.get("task_state") for _, path, body in sent if path.endswith("/celery-update")]
     assert states == ["STARTED", "FAILURE"]
@@ -130,15 +138,7 @@ def test_a_reused_key_is_no_refused_payload() -> None:
         }
         return httpx.Response(422, json=problem)
 
-    app = make_app("crucible-test-eager-unused", eager=True)
-    client = StorageClient("http://storage.test", retries=0, transport=httpx.MockTransport(reused))
-    installation = install(app, client=client, final_report_deadline=1.0)
-    try:
-        app.tasks["crucible_test.succeed"].delay("eval_reused", "value")
-    finally:
-        installation.uninstall()
-        client.close()
-        app.close()
+    run_eagerly("crucible_test.succeed", ("eval_reused", "value"), reused)
 
     assert [body["task_state"] for body in sent] == ["STARTED", "SUCCESS"]
     assert not any("not stored" in body.get("output", "") for body in sent)

@@ -35,6 +35,7 @@ from benchmarks.live_streams import (
     ProbeWriter,
     StreamReader,
     close_readers,
+    create_load,
     lags_ms,
     open_readers,
     stream_client,
@@ -78,17 +79,7 @@ async def measure_lag(config: BenchConfig, a: str, b: str, streams: int) -> list
     async with stream_client(b) as listening, httpx.AsyncClient(base_url=a, timeout=30) as probe:
         readers, tasks = await open_readers(listening, "/changes/stream", streams)
         try:
-            load = asyncio.create_task(
-                run_wrk(
-                    "create",
-                    a,
-                    "create.lua",
-                    [f"live-load-{time.time_ns()}-"],
-                    duration_s=config.duration_s,
-                    connections=config.connections,
-                    threads=config.threads,
-                )
-            )
+            load = create_load(config, a, "live-load")
             await writer.run(probe, config.duration_s, "lag")
             created = await load
             await _drain(writer, readers, 10)

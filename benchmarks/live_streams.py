@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 import httpx
 import msgspec
 
+from benchmarks.deployment import BenchConfig
+from benchmarks.measurement import Measurement
+from benchmarks.wrk_load import run_wrk
+
 PROBE_PREFIX = "live-probe-"
 
 
@@ -106,4 +110,19 @@ def stream_client(base: str) -> httpx.AsyncClient:
         base_url=base,
         limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
         timeout=httpx.Timeout(30.0, read=None),
+    )
+
+
+def create_load(config: BenchConfig, base: str, tag: str) -> "asyncio.Task[Measurement]":
+    """wrk's create scenario against ``base`` for the run's duration, started at once."""
+    return asyncio.create_task(
+        run_wrk(
+            "create",
+            base,
+            "create.lua",
+            [f"{tag}-{time.time_ns()}-"],
+            duration_s=config.duration_s,
+            connections=config.connections,
+            threads=config.threads,
+        )
     )

@@ -27,9 +27,14 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from benchmarks.deployment import BenchConfig, Deployment, deployment
-from benchmarks.live_streams import PROBE_PREFIX, ProbeWriter, StreamReader, lags_ms
+from benchmarks.live_streams import (
+    PROBE_PREFIX,
+    ProbeWriter,
+    StreamReader,
+    create_load,
+    lags_ms,
+)
 from benchmarks.measurement import percentile
-from benchmarks.wrk_load import run_wrk
 
 NATS_URL = os.environ.get("BENCH_NATS_URL", "nats://127.0.0.1:4222")
 PROBE_INTERVAL_S = 0.05
@@ -101,17 +106,7 @@ async def run(config: BenchConfig) -> list[str]:
             async with relay_process(deployed, stream, subject):
                 consumer = asyncio.create_task(_consume(js, stream, subject, reader))
                 await asyncio.wait_for(reader.opened.wait(), 60)
-                load = asyncio.create_task(
-                    run_wrk(
-                        "create",
-                        a,
-                        "create.lua",
-                        [f"nats-load-{time.time_ns()}-"],
-                        duration_s=config.duration_s,
-                        connections=config.connections,
-                        threads=config.threads,
-                    )
-                )
+                load = create_load(config, a, "nats-load")
                 async with httpx.AsyncClient(base_url=a, timeout=30) as probe:
                     await writer.run(probe, config.duration_s, "nats")
                 created = await load

@@ -27,36 +27,16 @@ def _entry(
     )
 
 
+A, S = AuditAction, EvaluationStatus
 ENTRIES = [
-    _entry(0, AuditAction.CREATE, "eval-a", status=EvaluationStatus.SUBMITTED, version=1),
-    _entry(
-        1,
-        AuditAction.UPDATE,
-        "eval-a",
-        fields=("status",),
-        status=EvaluationStatus.RUNNING,
-        version=2,
-    ),
-    _entry(2, AuditAction.APPEND_LOG, "eval-a", sizes={"content": 5}, version=3),
-    _entry(3, AuditAction.MAINTENANCE, None),
-    _entry(4, AuditAction.CREATE, "eval-b", status=EvaluationStatus.QUEUED, version=1),
-    _entry(5, AuditAction.RECORD_EVENT, "eval-b", fields=("event_type",)),
-    _entry(
-        6,
-        AuditAction.UPDATE,
-        "eval-a",
-        fields=("output",),
-        status=EvaluationStatus.RUNNING,
-        version=4,
-    ),
-    _entry(
-        7,
-        AuditAction.DELETE,
-        "eval-b",
-        fields=("deleted_at",),
-        status=EvaluationStatus.QUEUED,
-        version=2,
-    ),
+    _entry(0, A.CREATE, "eval-a", status=S.SUBMITTED, version=1),
+    _entry(1, A.UPDATE, "eval-a", fields=("status",), status=S.RUNNING, version=2),
+    _entry(2, A.APPEND_LOG, "eval-a", sizes={"content": 5}, version=3),
+    _entry(3, A.MAINTENANCE, None),
+    _entry(4, A.CREATE, "eval-b", status=S.QUEUED, version=1),
+    _entry(5, A.RECORD_EVENT, "eval-b", fields=("event_type",)),
+    _entry(6, A.UPDATE, "eval-a", fields=("output",), status=S.RUNNING, version=4),
+    _entry(7, A.DELETE, "eval-b", fields=("deleted_at",), status=S.QUEUED, version=2),
 ]
 KINDS = [
     ("eval-a", ChangeKind.CREATED),

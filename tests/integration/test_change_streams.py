@@ -4,6 +4,7 @@ import json
 import re
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -98,13 +99,19 @@ def test_an_idle_stream_sends_keepalives_and_a_closed_one_is_let_go(base: str) -
         time.sleep(0.05)
 
 
-def test_a_log_streams_until_the_evaluation_ends(base: str) -> None:
-    _write(base, EVAL, steps=1)
+@contextmanager
+def _following_the_log(base: str) -> Iterator[tuple[httpx.Client, Iterator[Event]]]:
+    """A client, and the events of ``EVAL``'s log stream opened with it."""
     with (
         httpx.Client(base_url=base, timeout=TIMEOUT) as client,
         client.stream("GET", f"/evaluations/{EVAL}/logs/stream") as response,
     ):
-        stream = events(response)
+        yield client, events(response)
+
+
+def test_a_log_streams_until_the_evaluation_ends(base: str) -> None:
+    _write(base, EVAL, steps=1)
+    with _following_the_log(base) as (client, stream):
         (first,) = _take(stream, 1)
         _ok(client.put(f"/evaluations/{EVAL}", json={"status": "running"}))
         _ok(client.post(f"/evaluations/{EVAL}/logs", json={"content": "two\n"}))
@@ -131,11 +138,7 @@ def test_a_log_streams_until_the_evaluation_ends(base: str) -> None:
 
 def test_a_log_stream_ends_when_its_evaluation_is_deleted(base: str) -> None:
     _write(base, EVAL, steps=0)
-    with (
-        httpx.Client(base_url=base, timeout=TIMEOUT) as client,
-        client.stream("GET", f"/evaluations/{EVAL}/logs/stream") as response,
-    ):
-        stream = events(response)
+    with _following_the_log(base) as (client, stream):
         _ok(client.delete(f"/evaluations/{EVAL}"))
         rest = [event for event in stream if event != KEEPALIVE]
 

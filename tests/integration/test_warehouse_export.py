@@ -40,6 +40,15 @@ def _seed(client: TestClient[Any], count: int) -> None:
     assert client.put("/evaluations/wh-001", json={"status": "failed", "error": "boom"}).is_success
 
 
+def _wait_for_feed(client: TestClient[Any], after: str, count: int) -> None:
+    """Until the feed shows ``count`` changes after ``after``: on PostgreSQL it shows a
+    change once every older transaction of the cluster (other tests' too) has ended."""
+    deadline = time.monotonic() + 30
+    while len(client.get("/changes", params={"after": after}).json()["items"]) < count:
+        assert time.monotonic() < deadline, "the changes never reached the feed"
+        time.sleep(0.05)
+
+
 def _latest(root: Path) -> list[dict[str, Any]]:
     relation = duckdb.sql(LATEST.format(root=root))
     assert relation is not None
@@ -105,6 +114,7 @@ def test_incremental_runs_agree_with_a_full_export(
     assert client.delete("/evaluations/wh-003").is_success
     assert client.post("/evaluations", json={"id": "wh-new", "code": "1"}).is_success
     assert client.post("/evaluations/wh-004/logs", json={"content": "x\n"}).is_success
+    _wait_for_feed(client, first["cursor"], 4)
     second = cli_json(
         backend_settings, "export", "--format", "parquet", "--to", str(lake), "--since", "last"
     )
@@ -127,33 +137,17 @@ def test_a_bad_cursor_or_a_missing_destination_is_refused(
     client: TestClient[Any], backend_settings: Settings, tmp_path: Path
 ) -> None:
     lake = tmp_path / "lake"
-    no_to = cli(backend_settings, "export", "--format", "parquet", expect=2)
-    bad = cli(
-        backend_settings,
-        "export",
-        "--format",
-        "parquet",
-        "--to",
-        str(lake),
-        "--since",
-        "yesterday",
-        expect=2,
-    )
-    nothing_yet = cli(
-        backend_settings,
-        "export",
-        "--format",
-        "parquet",
-        "--to",
-        str(lake),
-        "--since",
-        "last",
-        expect=2,
-    )
 
-    assert "--to" in no_to.output
-    assert "--since" in bad.output
-    assert "no finished export" in nothing_yet.output
+    def refused(*args: str) -> str:
+        return cli(backend_settings, "export", "--format", "parquet", *args, expect=2).output
+
+    no_to = refused()
+    bad = refused("--to", str(lake), "--since", "yesterday")
+    nothing_yet = refused("--to", str(lake), "--since", "last")
+
+    assert "--to" in no_to
+    assert "--since" in bad
+    assert "no finished export" in nothing_yet
     assert not lake.exists() or not any(lake.rglob("*.parquet"))
     assert not (lake / "_manifests").exists()
 

@@ -7,6 +7,7 @@ from typing import Annotated
 import msgspec
 from dishka.integrations.litestar import FromDishka
 from litestar import Controller, get
+from litestar.handlers import HTTPRouteHandler
 from litestar.params import HeaderParameter, Parameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
@@ -43,6 +44,17 @@ _ENCODER = msgspec.json.Encoder()
 
 def _cursor(token: str | None, field: str) -> ChangeCursor | None:
     return None if token is None else ChangeCursor.parse(token, field)
+
+
+def _event_stream(path: str, summary: str, description: str, status: int) -> HTTPRouteHandler:
+    """A ``GET`` answering server-sent events, or a problem (``status`` among them) before."""
+    return get(
+        path,
+        summary=summary,
+        description=description,
+        responses=problem_responses(400, status, 422, 503),
+        media_type="text/event-stream",
+    )
 
 
 def _keepalive() -> ServerSentEventMessage:
@@ -88,17 +100,16 @@ class ChangesController(Controller):
             more=page.full,
         )
 
-    @get(
+    @_event_stream(
         "/changes/stream",
-        summary="The changes as they commit (server-sent events)",
-        description="One message per change: `id` is its cursor, `data` the change as "
+        "The changes as they commit (server-sent events)",
+        "One message per change: `id` is its cursor, `data` the change as "
         "`GET /changes` gives it. Starts after `after` (or `Last-Event-ID`, which an "
         "EventSource sends when it reconnects), else with the next change. The first message "
         "is an `id` without data: the position the stream starts from, so a reconnect "
         "before any change resumes there. A comment line every `CHANGES_KEEPALIVE_S` while "
         "nothing happens.",
-        responses=problem_responses(400, 410, 422, 503),
-        media_type="text/event-stream",
+        410,
     )
     async def stream_changes(
         self,
@@ -132,16 +143,15 @@ class ChangesController(Controller):
 
         return ServerSentEvent(messages(), headers=_STREAM_HEADERS)
 
-    @get(
+    @_event_stream(
         "/evaluations/{eval_id:str}/logs/stream",
-        summary="An evaluation's log as it grows (server-sent events)",
-        description="One message per new piece of the log: `data` is "
+        "An evaluation's log as it grows (server-sent events)",
+        "One message per new piece of the log: `data` is "
         "`{offset, next_offset, content}` and `id` the `next_offset` to resume from "
         "(`Last-Event-ID` on reconnect, else `offset`). Once the evaluation has a final "
         "status and its whole log was sent, an `end` event carries the status and the "
         "stream closes (`deleted: true` when the evaluation is deleted meanwhile).",
-        responses=problem_responses(400, 404, 422, 503),
-        media_type="text/event-stream",
+        404,
     )
     async def stream_log(
         self,

@@ -1,6 +1,7 @@
 """The explorer's pages over HTTP, on both configurations (embedded; PostgreSQL + Redis)."""
 
 import re
+import time
 from typing import Any
 
 import pytest
@@ -173,9 +174,24 @@ def test_unknown_explorer_addresses_are_html_404s(client: TestClient[Any]) -> No
         _assert_secure_html(response)
 
 
+SEEDED_CHANGES = 10  # three creates, five status moves, a log append and an event
+
+
+def _seeded_feed(client: TestClient[Any]) -> list[dict[str, Any]]:
+    """The seed's changes, once the feed shows them all: on PostgreSQL it shows a change
+    once every older transaction of the cluster (other tests' too) has ended."""
+    deadline = time.monotonic() + 30
+    while True:
+        items: list[dict[str, Any]] = client.get("/changes", params={"limit": 1000}).json()["items"]
+        if len(items) >= SEEDED_CHANGES:
+            return items
+        assert time.monotonic() < deadline, items
+        time.sleep(0.05)
+
+
 def test_live_pages_name_their_streams_from_before_their_reads(client: TestClient[Any]) -> None:
     _seed(client)
-    latest = client.get("/changes", params={"limit": 1000}).json()["items"][-1]["cursor"]
+    latest = _seeded_feed(client)[-1]["cursor"]
     running = client.get("/explorer/evaluations/eval_page_2").text
     assert f"evaluation_id=eval_page_2&amp;after={latest}" in running
     assert "kind=log_appended" not in running  # the log has a stream of its own

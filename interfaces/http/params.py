@@ -3,13 +3,16 @@
 import base64
 import binascii
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Annotated
 
 import msgspec
-from litestar.params import PathParameter
+from litestar.di import Provide
+from litestar.params import Parameter, PathParameter
 
-from application.queries import ListCursor
+from application.queries import EvaluationFilter, ListCursor
 from domain.identifiers import EvaluationId, parse_evaluation_id
+from domain.status import EvaluationStatus
 from interfaces.http.errors import invalid_field
 
 EvalIdPath = Annotated[
@@ -60,3 +63,23 @@ def parse_fields(raw: str, known: Iterable[str]) -> frozenset[str]:
             f"unknown field(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}",
         )
     return names
+
+
+def evaluation_filter(
+    status: EvaluationStatus | None = None,
+    language: Annotated[str | None, Parameter(max_length=50)] = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    id_prefix: Annotated[str | None, Parameter(max_length=255)] = None,
+) -> EvaluationFilter:
+    """The list filter as query parameters, one definition for every route that filters."""
+    return EvaluationFilter(
+        status=status,
+        language=language,
+        created_after=created_after,
+        created_before=created_before,
+        id_prefix=id_prefix,
+    )
+
+
+FILTER_DEPENDENCY = {"criteria": Provide(evaluation_filter, sync_to_thread=False)}

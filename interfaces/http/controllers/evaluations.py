@@ -1,4 +1,3 @@
-from datetime import datetime
 from typing import Annotated, Any, cast
 
 import msgspec
@@ -16,11 +15,11 @@ from domain.access import AccessScope, Caller
 from domain.evaluation import UNRECOGNIZED_KEY
 from domain.identifiers import parse_evaluation_id
 from domain.limits import InputLimits
-from domain.status import EvaluationStatus
 from interfaces.http.conditional import etag, parse_if_match
 from interfaces.http.errors import ACCEPTED_RESPONSE, invalid_field, problem, problem_responses
 from interfaces.http.params import (
     FIELDS_DESCRIPTION,
+    FILTER_DEPENDENCY,
     EvalIdPath,
     decode_cursor,
     encode_cursor,
@@ -83,17 +82,14 @@ class EvaluationController(Controller):
     @get(
         summary="List evaluations, newest first",
         responses=problem_responses(400, 422, 503),
+        dependencies=FILTER_DEPENDENCY,
     )
     async def list_evaluations(
         self,
         use_case: FromDishka[ListEvaluations],
         projected: FromDishka[ListEvaluationFields],
         limits: FromDishka[InputLimits],
-        status: EvaluationStatus | None = None,
-        language: Annotated[str | None, Parameter(max_length=50)] = None,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
-        id_prefix: Annotated[str | None, Parameter(max_length=255)] = None,
+        criteria: EvaluationFilter,
         limit: Annotated[
             int | None,
             Parameter(ge=1, description="Page size (default 100), at most MAX_LIST_LIMIT (1000)"),
@@ -113,13 +109,7 @@ class EvaluationController(Controller):
         if limit is None:
             limit = min(DEFAULT_PAGE, limits.list_limit)
         query = EvaluationQuery(
-            filter=EvaluationFilter(
-                status=status,
-                language=language,
-                created_after=created_after,
-                created_before=created_before,
-                id_prefix=id_prefix,
-            ),
+            filter=criteria,
             limit=limit,
             offset=offset or 0,
             cursor=decode_cursor(cursor) if cursor is not None else None,

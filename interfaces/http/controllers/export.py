@@ -1,7 +1,6 @@
 """``GET /export/evaluations.parquet``: the warehouse rows of a filter, as one Parquet file."""
 
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Annotated, Literal
 
 import anyio.to_thread
@@ -12,9 +11,9 @@ from litestar.response import Stream
 
 from application.queries import EvaluationFilter
 from application.use_cases.warehouse_export import ExportWarehouse
-from domain.status import EvaluationStatus
 from infrastructure.parquet.stream import ParquetStream
 from interfaces.http.errors import problem_responses
+from interfaces.http.params import FILTER_DEPENDENCY
 
 PARQUET = "application/vnd.apache.parquet"
 
@@ -32,27 +31,17 @@ class ExportController(Controller):
         "saying where the rest is) unless `include=output` asks for the whole texts.",
         responses=problem_responses(400, 422, 503),
         media_type=PARQUET,
+        dependencies=FILTER_DEPENDENCY,
     )
     async def export_evaluations(
         self,
         use_case: FromDishka[ExportWarehouse],
-        status: EvaluationStatus | None = None,
-        language: Annotated[str | None, Parameter(max_length=50)] = None,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
-        id_prefix: Annotated[str | None, Parameter(max_length=255)] = None,
+        criteria: EvaluationFilter,
         include: Annotated[
             Literal["output"] | None,
             Parameter(description="`output`: the whole output and error, not the preview"),
         ] = None,
     ) -> Stream:
-        criteria = EvaluationFilter(
-            status=status,
-            language=language,
-            created_after=created_after,
-            created_before=created_before,
-            id_prefix=id_prefix,
-        )
         download = await use_case.download(criteria, whole_payloads=include == "output")
 
         async def parquet() -> AsyncIterator[bytes]:

@@ -350,12 +350,3 @@ class S3BlobInspector(BackendInspector):
             },
             details=details,
         )
-
-
-class NoBlobUrls(BlobUrls):
-    """``BlobUrls`` without S3: no blob can be linked to."""
-
-    async def signed_get(self, key: str) -> SignedUrl:
-        raise BackendUnavailableError(
-            BACKEND, f"S3 is not configured (S3_BUCKET); cannot link {key}"
-        )

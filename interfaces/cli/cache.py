@@ -5,8 +5,8 @@ from dishka import AsyncContainer
 
 from application.use_cases.rebuild_cache import CacheRebuild, RebuildCache
 from application.use_cases.warm_cache import WarmCache
+from interfaces.cli import CONTEXT_SETTINGS
 from interfaces.cli.common import (
-    CONTEXT_SETTINGS,
     count_option,
     echo_json,
     json_option,

@@ -34,7 +34,6 @@ from interfaces.log_config import configure_logging
 from interfaces.settings import Settings, SettingsError, load_settings
 
 T = TypeVar("T")
-CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 _DURATION = re.compile(r"(\d+)\s*([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 

@@ -13,8 +13,8 @@ from application.use_cases.cleanup import CleanupEvaluations, CleanupReport
 from application.use_cases.export_evaluations import ArchivedEvaluation, ExportEvaluations
 from application.use_cases.import_evaluations import ImportEvaluation
 from domain.status import TERMINAL_STATUSES, EvaluationStatus
+from interfaces.cli import CONTEXT_SETTINGS
 from interfaces.cli.common import (
-    CONTEXT_SETTINGS,
     count_option,
     echo_json,
     fail,

@@ -4,8 +4,8 @@ import click
 from dishka import AsyncContainer
 
 from application.failover.replay import ReplayReport
+from interfaces.cli import CONTEXT_SETTINGS
 from interfaces.cli.common import (
-    CONTEXT_SETTINGS,
     echo_json,
     fail,
     json_option,

@@ -9,8 +9,8 @@ from dishka import AsyncContainer
 from application.use_cases.object_storage import TierPayloads, TierReport
 from infrastructure.s3.client import S3Connection
 from infrastructure.s3.lifecycle import apply_lifecycle
+from interfaces.cli import CONTEXT_SETTINGS
 from interfaces.cli.common import (
-    CONTEXT_SETTINGS,
     count_option,
     echo_json,
     fail,

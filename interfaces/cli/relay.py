@@ -8,7 +8,8 @@ import click
 from dishka import AsyncContainer
 
 from application.use_cases.relay_changes import RelayProgress
-from interfaces.cli.common import CONTEXT_SETTINGS, fail, load, run, summary
+from interfaces.cli import CONTEXT_SETTINGS
+from interfaces.cli.common import fail, load, run, summary
 from interfaces.relay import PROGRESS_EVERY_S
 from interfaces.relay import relay as relay_feed
 

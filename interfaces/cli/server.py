@@ -6,7 +6,8 @@ from types import FrameType
 
 import click
 
-from interfaces.cli.common import CONTEXT_SETTINGS, load
+from interfaces.cli import CONTEXT_SETTINGS
+from interfaces.cli.common import load
 from interfaces.settings import Settings, StorageBackend
 
 # SIGTERM: stop accepting, let in-flight requests finish (at most this long), then

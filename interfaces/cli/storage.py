@@ -12,8 +12,8 @@ from application.errors import JournalPendingError
 from application.queries import BackendReport
 from application.use_cases.check_storage import CheckStorage, StorageCheck
 from application.use_cases.storage_report import GetBackendDetails, StorageOverview
+from interfaces.cli import CONTEXT_SETTINGS
 from interfaces.cli.common import (
-    CONTEXT_SETTINGS,
     count_option,
     echo_json,
     fail,

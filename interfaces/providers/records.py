@@ -50,7 +50,6 @@ from infrastructure.postgres.pool import create_pool
 from infrastructure.postgres.replay_marks import PgReplayMarks
 from infrastructure.postgres.timeline import PgEventLog, PgLogStore
 from infrastructure.postgres.transaction import PgTransaction
-from infrastructure.postgres.warehouse_scan import PgWarehouseScan
 from infrastructure.sql.audit import SqlAuditLog
 from infrastructure.sql.changes import SqlChangeFeed
 from infrastructure.sql.engine import create_engine, create_session_maker
@@ -159,6 +158,9 @@ class PostgresWritePathsProvider(Provider):
 
     @provide(scope=Scope.APP)
     def warehouse(self, settings: Settings) -> WarehouseScan:
+        # Imported when an export asks: the ADBC driver is most of a second to load.
+        from infrastructure.postgres.warehouse_scan import PgWarehouseScan
+
         return PgWarehouseScan(settings.database.url)
 
     marks = provide(PgReplayMarks, provides=ReplayMarks, scope=Scope.REQUEST)

@@ -2,14 +2,7 @@
 
 from dishka import Provider
 
-from interfaces.providers.blobs import (
-    FileBlobProvider,
-    MemoryBlobProvider,
-    NoBlobUrlsProvider,
-    S3BlobProvider,
-    S3Provider,
-    TieringPlacementProvider,
-)
+from interfaces.providers.blobs import FileBlobProvider, MemoryBlobProvider, NoBlobUrlsProvider
 from interfaces.providers.cache import InProcessCacheProvider, RedisProvider
 from interfaces.providers.core import CoreProvider
 from interfaces.providers.inspectors import InspectorsProvider
@@ -34,10 +27,14 @@ def selected(settings: Settings) -> list[Provider]:
     blobs: list[Provider]
     if settings.storage.backend is StorageBackend.MEMORY:
         blobs = [MemoryBlobProvider(), NoBlobUrlsProvider()]
-    elif settings.storage.blob_backend is BlobBackend.S3:
-        blobs = [S3Provider(), S3BlobProvider()]
-    elif settings.s3.configured:
-        blobs = [FileBlobProvider(), S3Provider(), TieringPlacementProvider()]
+    elif settings.storage.blob_backend is BlobBackend.S3 or settings.s3.configured:
+        # Imported only here: S3's client costs most of a second of every process start.
+        from interfaces.providers.s3 import S3BlobProvider, S3Provider, TieringPlacementProvider
+
+        if settings.storage.blob_backend is BlobBackend.S3:
+            blobs = [S3Provider(), S3BlobProvider()]
+        else:
+            blobs = [FileBlobProvider(), S3Provider(), TieringPlacementProvider()]
     else:
         blobs = [FileBlobProvider(), NoBlobUrlsProvider()]
     cache: Provider = RedisProvider() if settings.redis.url else InProcessCacheProvider()

@@ -1,4 +1,4 @@
-"""Evaluations as warehouse rows: the one mapping every backend's export shares.
+"""Evaluations, events and logs as warehouse rows: the mapping every backend's export shares.
 
 The rows themselves (``EvaluationRow``) are the port's; this is how a domain record
 becomes one, used wherever the database does not shape the rows itself.
@@ -11,10 +11,11 @@ from datetime import UTC
 
 import msgspec
 
-from application.ports.warehouse import EvaluationRow
+from application.ports.warehouse import EvaluationRow, EventRow, LogRow
 from domain.changes import Change, ChangeCursor
 from domain.evaluation import Evaluation
 from domain.payload import StoredPayload
+from domain.timeline import EvaluationEvent, LogChunk
 
 # A metadata key found in at least this share of a full run's first page gets a column.
 PROMOTE_SHARE = 0.5
@@ -88,3 +89,28 @@ def row_of(evaluation: Evaluation, cursor: str, promoted: Sequence[str]) -> Eval
 def tombstone(change: Change, cursor: str) -> EvaluationRow:
     day = change.at.astimezone(UTC).date()
     return EvaluationRow(id=change.evaluation_id, date=day, change_cursor=cursor, deleted=True)
+
+
+def event_row(event: EvaluationEvent, cursor: str) -> EventRow:
+    return EventRow(
+        evaluation_id=event.evaluation_id,
+        event_id=event.event_id,
+        date=event.timestamp.astimezone(UTC).date(),
+        change_cursor=cursor,
+        event_type=event.event_type,
+        timestamp=event.timestamp,
+        message=event.message,
+        metadata=_json.encode(event.metadata).decode(),
+    )
+
+
+def log_row(chunk: LogChunk, cursor: str) -> LogRow:
+    return LogRow(
+        evaluation_id=chunk.evaluation_id,
+        byte_offset=chunk.offset,
+        date=chunk.created_at.astimezone(UTC).date(),
+        change_cursor=cursor,
+        size=chunk.size,
+        content=chunk.content,
+        created_at=chunk.created_at,
+    )

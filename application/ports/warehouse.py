@@ -2,6 +2,7 @@ import builtins
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import date, datetime
+from enum import StrEnum
 from typing import Protocol
 
 import msgspec
@@ -53,6 +54,44 @@ class EvaluationRow(msgspec.Struct, frozen=True, kw_only=True):
     promoted: dict[str, str | None] = msgspec.field(default_factory=dict)
 
 
+class EventRow(msgspec.Struct, frozen=True, kw_only=True):
+    """One timeline event. Events never change: ``(evaluation_id, event_id)`` is the key, and
+    a row written again by a later run (with a later ``change_cursor``) is the same event."""
+
+    evaluation_id: str
+    event_id: str
+    date: date  # the partition: the event's day (UTC)
+    change_cursor: str
+    event_type: str
+    timestamp: datetime
+    message: str | None = None
+    metadata: str = "{}"  # as JSON text
+
+
+class LogRow(msgspec.Struct, frozen=True, kw_only=True):
+    """One appended piece of an evaluation's log, at ``byte_offset`` of it (UTF-8 bytes).
+    ``(evaluation_id, byte_offset)`` is the key; ordered by it, the pieces are the log."""
+
+    evaluation_id: str
+    byte_offset: int
+    date: date  # the partition: the day it was appended (UTC)
+    change_cursor: str
+    size: int  # bytes
+    content: str
+    created_at: datetime
+
+
+class Table(StrEnum):
+    """The tables of the export: each under its own directory (``<table>/date=…/``)."""
+
+    EVALUATIONS = "evaluations"
+    EVENTS = "events"
+    LOGS = "logs"
+
+
+TIMELINES = (Table.EVENTS, Table.LOGS)
+
+
 class ExportManifest(msgspec.Struct, frozen=True, kw_only=True):
     """What one run wrote and how far it got; the next run starts after ``cursor``."""
 
@@ -62,10 +101,14 @@ class ExportManifest(msgspec.Struct, frozen=True, kw_only=True):
     finished_at: datetime
     since: str | None  # the cursor this run started after; None for a full export
     cursor: str  # the feed position every change up to which is in the export
-    rows: int
+    rows: int  # evaluation rows (tombstones apart)
     tombstones: int
     files: builtins.list[str]
     metadata_columns: builtins.list[str]
+    # The tables this run wrote; an incremental run continues the same ones.
+    tables: builtins.list[str] = msgspec.field(default_factory=lambda: [Table.EVALUATIONS.value])
+    events: int = 0  # event rows
+    logs: int = 0  # log rows
 
 
 class ColumnBatch(Protocol):
@@ -76,7 +119,8 @@ class ColumnBatch(Protocol):
     def num_rows(self) -> int: ...
 
 
-RowBatch = Sequence[EvaluationRow] | ColumnBatch
+WarehouseRow = EvaluationRow | EventRow | LogRow
+RowBatch = Sequence[WarehouseRow] | ColumnBatch
 
 
 def rows_in(batch: RowBatch) -> int:
@@ -101,6 +145,16 @@ class WarehouseScan(Protocol):
         """The rows of the ids in ``changed`` that are live, each with its cursor there,
         and the ids found (one that is not is gone: a tombstone)."""
 
+    @abstractmethod
+    def timeline(self, table: Table, cursor: str) -> AsyncIterator[RowBatch]:
+        """Every event (``EVENTS``) or log piece (``LOGS``) of the live evaluations, each
+        with ``change_cursor`` = ``cursor``; memory stays bounded."""
+
+    @abstractmethod
+    async def timeline_of(self, table: Table, changed: Mapping[str, str]) -> RowBatch:
+        """Every event or log piece of the live evaluations in ``changed``, each with the
+        cursor there (a whole timeline: its rows are keyed, so a repeat is harmless)."""
+
 
 class WarehouseSink(Protocol):
     """Where a run writes: Parquet files under a directory or an S3 prefix."""
@@ -110,8 +164,9 @@ class WarehouseSink(Protocol):
         """The newest finished run's manifest, if any run finished here."""
 
     @abstractmethod
-    async def write(self, rows: RowBatch, metadata_columns: Sequence[str]) -> None:
-        """Append ``rows`` to their partitions (files stay open until ``finish``)."""
+    async def write(self, table: Table, rows: RowBatch, metadata_columns: Sequence[str]) -> None:
+        """Append ``rows`` of ``table`` to their partitions (files stay open until ``finish``);
+        ``metadata_columns`` shape the evaluations table only."""
 
     @abstractmethod
     async def finish(self, manifest: ExportManifest) -> builtins.list[str]:

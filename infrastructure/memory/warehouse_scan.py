@@ -1,9 +1,10 @@
 """``WarehouseScan`` over the memory records: the shared row mapping, newest first."""
 
+import itertools
 from collections.abc import AsyncIterator, Mapping, Sequence
 
-from application.ports.warehouse import RowBatch, WarehouseScan
-from application.warehouse_rows import common_keys, row_of
+from application.ports.warehouse import RowBatch, Table, WarehouseRow, WarehouseScan
+from application.warehouse_rows import common_keys, event_row, log_row, row_of
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from infrastructure.memory.evaluations import MemoryDatabase
@@ -36,3 +37,26 @@ class MemoryWarehouseScan(WarehouseScan):
             if (found := self._db.live(EvaluationId(evaluation_id))) is not None
         ]
         return rows, {row.id for row in rows}
+
+    def _timeline(
+        self, table: Table, evaluation_id: EvaluationId, cursor: str
+    ) -> list[WarehouseRow]:
+        if self._db.live(evaluation_id) is None:
+            return []
+        if table is Table.EVENTS:
+            events = sorted(self._db.events.get(evaluation_id, []), key=lambda e: e.timestamp)
+            return [event_row(event, cursor) for event in events]
+        return [log_row(chunk, cursor) for chunk in self._db.log_chunks.get(evaluation_id, [])]
+
+    async def timeline(self, table: Table, cursor: str) -> AsyncIterator[RowBatch]:
+        ids = list(self._db.events if table is Table.EVENTS else self._db.log_chunks)
+        rows = itertools.chain.from_iterable(self._timeline(table, i, cursor) for i in ids)
+        while batch := list(itertools.islice(rows, BATCH)):
+            yield batch
+
+    async def timeline_of(self, table: Table, changed: Mapping[str, str]) -> RowBatch:
+        return [
+            row
+            for evaluation_id, cursor in changed.items()
+            for row in self._timeline(table, EvaluationId(evaluation_id), cursor)
+        ]

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from application.ports.warehouse import EvaluationRow
-from infrastructure.parquet.schema import schema, table
+from application.ports.warehouse import RowBatch, Table
+from infrastructure.parquet.schema import conformed, schema
 
 
 class _Chunks:
@@ -47,16 +47,18 @@ class _Chunks:
 class ParquetStream:
     """``write`` a page of rows, get the bytes to send; ``close`` gives the footer."""
 
-    def __init__(self, promoted: Sequence[str]) -> None:
+    def __init__(self, kind: Table, promoted: Sequence[str] = ()) -> None:
+        self._kind = kind
         self._promoted = list(promoted)
         self._out = _Chunks()
         self._writer = pq.ParquetWriter(
-            pa.PythonFile(self._out, mode="w"), schema(self._promoted), compression="zstd"
+            pa.PythonFile(self._out, mode="w"), schema(kind, self._promoted), compression="zstd"
         )
 
-    def write(self, rows: Sequence[EvaluationRow]) -> bytes:
-        if rows:
-            self._writer.write_table(table(rows, self._promoted))
+    def write(self, rows: RowBatch) -> bytes:
+        table = conformed(self._kind, rows, self._promoted)
+        if table.num_rows:
+            self._writer.write_table(table)
         return self._out.take()
 
     def close(self) -> bytes:

@@ -3,6 +3,8 @@
 Layout under the root::
 
     evaluations/date=2024-07-01/part-<run>-<n>.parquet
+    events/date=2024-07-01/part-<run>-<n>.parquet
+    logs/date=2024-07-01/part-<run>-<n>.parquet
     _manifests/<run>.json
 
 Rows are buffered per partition and written as row groups of ``ROW_GROUP`` rows, so a
@@ -24,12 +26,17 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from application.ports.warehouse import EvaluationRow, ExportManifest, RowBatch, WarehouseSink
-from infrastructure.parquet.schema import encode_manifest, schema, table
+from application.ports.warehouse import (
+    ExportManifest,
+    RowBatch,
+    Table,
+    WarehouseRow,
+    WarehouseSink,
+)
+from infrastructure.parquet.schema import arrow_table, conformed, encode_manifest, schema
 
 ROW_GROUP = 16_384
 MAX_OPEN = 4  # partitions with an open file; the least recently written is closed first
-TABLE = "evaluations"
 MANIFESTS = "_manifests"
 
 
@@ -43,7 +50,8 @@ def release_memory_promptly() -> None:
 
 
 class _Partition:
-    def __init__(self, path: str) -> None:
+    def __init__(self, kind: Table, path: str) -> None:
+        self.kind = kind
         self.path = path
         self.writer: pq.ParquetWriter | None = None
         self.pending: list[pa.Table] = []
@@ -76,20 +84,20 @@ def filesystem(
     return local, root
 
 
-def _by_day(rows: RowBatch, promoted: Sequence[str]) -> Iterator[tuple[date, pa.Table]]:
+def _by_day(
+    kind: Table, rows: RowBatch, promoted: Sequence[str]
+) -> Iterator[tuple[date, pa.Table]]:
     """The batch split by partition day, each part in the file schema (without ``date``)."""
     if isinstance(rows, Sequence):
-        days: dict[date, list[EvaluationRow]] = {}
+        days: dict[date, list[WarehouseRow]] = {}
         for row in rows:
             days.setdefault(row.date, []).append(row)
         for day, part in days.items():
-            yield day, table(part, promoted)
+            yield day, arrow_table(kind, part, promoted)
         return
     batch = pa.Table.from_batches([rows])
-    target = schema(promoted)
     for day in pc.unique(batch["date"]).to_pylist():
-        part = batch.filter(pc.equal(batch["date"], day)).drop_columns(["date"])
-        yield day, part.select(target.names).cast(target)
+        yield day, conformed(kind, batch.filter(pc.equal(batch["date"], day)), promoted)
 
 
 class ParquetWarehouse(WarehouseSink):
@@ -99,7 +107,7 @@ class ParquetWarehouse(WarehouseSink):
         self._fs = fs
         self._root = root.rstrip("/")
         self._run = secrets.token_hex(4)
-        self._open: dict[date, _Partition] = {}
+        self._open: dict[tuple[Table, date], _Partition] = {}
         self._files: list[str] = []
         self._count = 0
         self._promoted: list[str] = []
@@ -117,28 +125,30 @@ class ParquetWarehouse(WarehouseSink):
         with self._fs.open_input_stream(names[-1]) as stream:
             return msgspec.json.decode(stream.read(), type=ExportManifest)
 
-    async def write(self, rows: RowBatch, metadata_columns: Sequence[str]) -> None:
-        self._promoted = list(metadata_columns)
-        await anyio.to_thread.run_sync(self._write, rows)
+    async def write(self, table: Table, rows: RowBatch, metadata_columns: Sequence[str]) -> None:
+        if table is Table.EVALUATIONS:  # the other tables have no metadata columns
+            self._promoted = list(metadata_columns)
+        await anyio.to_thread.run_sync(self._write, table, rows)
 
-    def _write(self, rows: RowBatch) -> None:
-        for day, part in _by_day(rows, self._promoted):
-            partition = self._partition(day)
+    def _write(self, kind: Table, rows: RowBatch) -> None:
+        for day, part in _by_day(kind, rows, self._promoted):
+            partition = self._partition(kind, day)
             partition.pending.append(part)
             partition.rows += part.num_rows
             if partition.rows >= ROW_GROUP:
                 self._flush(partition)
 
-    def _partition(self, day: date) -> _Partition:
-        partition = self._open.pop(day, None)
+    def _partition(self, kind: Table, day: date) -> _Partition:
+        partition = self._open.pop((kind, day), None)
         if partition is None:
             if len(self._open) >= MAX_OPEN:
                 oldest = next(iter(self._open))
                 self._close(self._open.pop(oldest))
             self._count += 1
             name = f"part-{self._run}-{self._count:05d}.parquet"
-            partition = _Partition(f"{self._root}/{TABLE}/date={day.isoformat()}/{name}")
-        self._open[day] = partition  # most recently written last
+            path = f"{self._root}/{kind.value}/date={day.isoformat()}/{name}"
+            partition = _Partition(kind, path)
+        self._open[kind, day] = partition  # most recently written last
         return partition
 
     def _flush(self, partition: _Partition) -> None:
@@ -148,7 +158,10 @@ class ParquetWarehouse(WarehouseSink):
             directory = partition.path.rsplit("/", 1)[0]
             self._fs.create_dir(directory, recursive=True)
             partition.writer = pq.ParquetWriter(
-                partition.path, schema(self._promoted), filesystem=self._fs, compression="zstd"
+                partition.path,
+                schema(partition.kind, self._promoted),
+                filesystem=self._fs,
+                compression="zstd",
             )
         partition.writer.write_table(pa.concat_tables(partition.pending))
         partition.pending, partition.rows = [], 0
@@ -169,8 +182,16 @@ class ParquetWarehouse(WarehouseSink):
         directory = f"{self._root}/{MANIFESTS}"
         self._fs.create_dir(directory, recursive=True)
         written = msgspec.structs.replace(manifest, files=files)
-        with self._fs.open_output_stream(f"{directory}/{manifest.run}.json") as stream:
+        path = f"{directory}/{manifest.run}.json"
+        if isinstance(self._fs, pafs.S3FileSystem):  # an object appears whole, or not at all
+            with self._fs.open_output_stream(path) as stream:
+                stream.write(encode_manifest(written))
+            return files
+        # A file is visible while it is written: readers must never see half a manifest.
+        staged = f"{directory}/.{manifest.run}.json.partial"
+        with self._fs.open_output_stream(staged) as stream:
             stream.write(encode_manifest(written))
+        self._fs.move(staged, path)
         return files
 
     async def abort(self) -> None:

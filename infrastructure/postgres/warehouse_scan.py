@@ -20,7 +20,7 @@ import anyio.to_thread
 import asyncpg
 from adbc_driver_postgresql import StatementOptions
 
-from application.ports.warehouse import RowBatch, WarehouseScan
+from application.ports.warehouse import RowBatch, Table, WarehouseScan
 from application.warehouse_rows import MAX_PROMOTED, PROMOTE_SHARE
 from infrastructure.postgres.pool import driver_dsn
 
@@ -63,6 +63,26 @@ ORDER BY key LIMIT $3
 """
 
 
+# The timelines of live evaluations, in the columns of ``EventRow`` and ``LogRow``.
+_TIMELINES = {
+    Table.EVENTS: """
+SELECT e.evaluation_id, e.event_id, {cursor} AS change_cursor, e.event_type, e.timestamp,
+       e.message, e.metadata::text AS metadata, (e.timestamp AT TIME ZONE 'UTC')::date AS date
+FROM evaluation_events AS e JOIN evaluations AS v ON v.id = e.evaluation_id {changed}
+WHERE v.deleted_at IS NULL ORDER BY e.id
+""",
+    Table.LOGS: """
+SELECT c.evaluation_id, c.start_offset AS byte_offset, {cursor} AS change_cursor,
+       octet_length(c.content)::bigint AS size, c.content, c.created_at,
+       (c.created_at AT TIME ZONE 'UTC')::date AS date
+FROM log_chunks AS c JOIN evaluations AS v ON v.id = c.evaluation_id {changed}
+WHERE v.deleted_at IS NULL ORDER BY c.id
+""",
+}
+_CHANGED_IDS = """JOIN unnest(string_to_array($1, ','), string_to_array($2, ','))
+  AS changed(changed_id, changed_cursor) ON v.id = changed.changed_id"""
+
+
 def _literal(text: str) -> str:
     """``text`` as a standard SQL string literal (``standard_conforming_strings`` is on)."""
     if "\x00" in text:
@@ -96,12 +116,24 @@ class PgWarehouseScan(WarehouseScan):
         return [str(row["key"]) for row in rows]
 
     async def batches(self, cursor: str, promoted: Sequence[str]) -> AsyncIterator[RowBatch]:
-        if not _CURSOR.fullmatch(cursor):
-            raise ValueError(f"not a change cursor: {cursor!r}")
-        sql = _select(promoted, f"'{cursor}'::text", _EVERY)
+        sql = _select(promoted, _cursor_literal(cursor), _EVERY)
+        async for batch in self._stream(sql):
+            yield _named(batch, promoted)
+
+    def timeline(self, table: Table, cursor: str) -> AsyncIterator[RowBatch]:
+        return self._stream(_TIMELINES[table].format(cursor=_cursor_literal(cursor), changed=""))
+
+    async def timeline_of(self, table: Table, changed: Mapping[str, str]) -> RowBatch:
+        sql = _TIMELINES[table].format(cursor="changed_cursor", changed=_CHANGED_IDS)
+        parameters = (",".join(changed), ",".join(changed.values()))
+        with self._reader(sql, parameters) as reader:
+            found = await anyio.to_thread.run_sync(reader.read_all)
+        return found.combine_chunks().to_batches()[0] if found.num_rows else []
+
+    async def _stream(self, sql: str) -> AsyncIterator[Any]:
         with self._reader(sql, ()) as reader:
             while (batch := await anyio.to_thread.run_sync(_next, reader)) is not None:
-                yield _named(batch, promoted)
+                yield batch
 
     async def current(
         self, changed: Mapping[str, str], promoted: Sequence[str]
@@ -120,6 +152,12 @@ class PgWarehouseScan(WarehouseScan):
             statement.adbc_statement.set_options(**{BATCH_HINT: str(BATCH_BYTES)})
             statement.execute(sql, parameters=parameters or None)
             yield statement.fetch_record_batch()
+
+
+def _cursor_literal(cursor: str) -> str:
+    if not _CURSOR.fullmatch(cursor):
+        raise ValueError(f"not a change cursor: {cursor!r}")
+    return f"'{cursor}'::text"
 
 
 def _next(reader: Any) -> Any:

@@ -5,15 +5,19 @@ database shape the rows into Arrow columns itself.
 """
 
 from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from application.ports.warehouse import RowBatch, WarehouseScan
-from application.warehouse_rows import common_keys, row_of
+from application.ports.warehouse import RowBatch, Table, WarehouseRow, WarehouseScan
+from application.warehouse_rows import common_keys, event_row, log_row, row_of
+from domain.identifiers import EvaluationId
+from domain.timeline import LogChunk
 from infrastructure.sql.errors import translate_errors
 from infrastructure.sql.rows import evaluation_from_row
-from infrastructure.sql.tables import evaluations
+from infrastructure.sql.tables import evaluation_events, evaluations, log_chunks
+from infrastructure.sql.timeline import event_from_row
 
 BATCH = 2000
 _NEWEST_FIRST = (evaluations.c.created_at.desc(), evaluations.c.id.desc())
@@ -57,3 +61,43 @@ class SqlWarehouseScan(WarehouseScan):
             found = (await self._session.execute(statement)).mappings().all()
         rows = [row_of(evaluation_from_row(row), changed[row["id"]], promoted) for row in found]
         return rows, {row.id for row in rows}
+
+    def _timeline_rows(self, table: Table) -> tuple[sa.Table, sa.Select[Any]]:
+        source = evaluation_events if table is Table.EVENTS else log_chunks
+        joined = source.join(evaluations, evaluations.c.id == source.c.evaluation_id)
+        return source, sa.select(source).select_from(joined).where(_LIVE)
+
+    async def _timeline_page(self, statement: sa.Select[Any]) -> list[sa.RowMapping]:
+        with translate_errors():
+            return list((await self._session.execute(statement)).mappings().all())
+
+    async def timeline(self, table: Table, cursor: str) -> AsyncIterator[RowBatch]:
+        source, statement = self._timeline_rows(table)
+        after: int | None = None
+        while True:
+            page = statement.order_by(source.c.id).limit(BATCH)
+            if after is not None:
+                page = page.where(source.c.id > after)
+            rows = await self._timeline_page(page)
+            if not rows:
+                return
+            yield [_timeline_row(table, row, cursor) for row in rows]
+            after = rows[-1]["id"]
+
+    async def timeline_of(self, table: Table, changed: Mapping[str, str]) -> RowBatch:
+        source, statement = self._timeline_rows(table)
+        wanted = statement.where(source.c.evaluation_id.in_(list(changed))).order_by(source.c.id)
+        rows = await self._timeline_page(wanted)
+        return [_timeline_row(table, row, changed[row["evaluation_id"]]) for row in rows]
+
+
+def _timeline_row(table: Table, row: sa.RowMapping, cursor: str) -> WarehouseRow:
+    if table is Table.EVENTS:
+        return event_row(event_from_row(row), cursor)
+    chunk = LogChunk(
+        evaluation_id=EvaluationId(row["evaluation_id"]),
+        offset=row["start_offset"],
+        content=row["content"],
+        created_at=row["created_at"],
+    )
+    return log_row(chunk, cursor)

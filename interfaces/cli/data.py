@@ -27,7 +27,7 @@ from interfaces.cli.common import (
     run,
     summary,
 )
-from interfaces.cli.warehouse import export_parquet
+from interfaces.cli.warehouse import export_parquet, parse_tables
 
 STATUS_NAMES = [status.value for status in EvaluationStatus]
 
@@ -134,6 +134,13 @@ def cleanup(
     help="parquet: a directory or s3://bucket/prefix.",
 )
 @click.option(
+    "--tables",
+    default=None,
+    metavar="TABLES",
+    help="parquet: comma-separated, of evaluations, events, logs [default: evaluations; "
+    "with --since, the tables of the run it continues].",
+)
+@click.option(
     "--output",
     "-o",
     type=click.File("wb"),
@@ -142,7 +149,12 @@ def cleanup(
 )
 @json_option
 def export_command(
-    kind: str, since: str | None, destination: str | None, output: IO[bytes], as_json: bool
+    kind: str,
+    since: str | None,
+    destination: str | None,
+    tables: str | None,
+    output: IO[bytes],
+    as_json: bool,
 ) -> None:
     """Write live evaluations as JSON lines (a backup) or as Parquet (for a warehouse).
 
@@ -152,7 +164,9 @@ def export_command(
     parquet: one row per evaluation, partitioned by creation day
     (evaluations/date=YYYY-MM-DD/), zstd, and a manifest per run (_manifests/) with the
     cursor it reached; `--since last` then writes only what changed (a tombstone row for
-    what was deleted). Progress and the summary go to stderr.
+    what was deleted). `--tables evaluations,events,logs` adds a row per event
+    (events/date=.../) and per appended log piece (logs/date=.../). Progress and the
+    summary go to stderr.
 
     \b
     Examples:
@@ -161,14 +175,18 @@ def export_command(
       storage-service export --since 7d | gzip > last-week.jsonl.gz
       storage-service export --format parquet --to /data/warehouse
       storage-service export --format parquet --to s3://lake/crucible --since last
+      storage-service export --format parquet --to /data/lake --tables evaluations,events,logs
     """
     if kind == "parquet":
         if destination is None:
             fail("--format parquet needs --to DIR or --to s3://bucket/prefix", code=2)
-        export_parquet(destination, since, as_json=as_json)
+        export_parquet(destination, since, parse_tables(tables, "--tables"), as_json=as_json)
         return
-    if destination is not None or as_json:
-        fail("--to and --json go with --format parquet; jsonl writes to --output", code=2)
+    if destination is not None or as_json or tables is not None:
+        fail(
+            "--to, --tables and --json go with --format parquet; jsonl writes to --output",
+            code=2,
+        )
     try:
         start = None if since is None else parse_since(since)
     except click.BadParameter as exc:

@@ -3,7 +3,7 @@
 import click
 from dishka import AsyncContainer
 
-from application.ports.warehouse import ExportManifest
+from application.ports.warehouse import ExportManifest, Table
 from application.use_cases.warehouse_export import ExportWarehouse
 from domain.changes import ChangeCursor
 from domain.errors import InvalidTextError
@@ -13,7 +13,24 @@ from interfaces.cli.common import echo_json, fail, load, progress_bar, run, summ
 LAST = "last"
 
 
-def export_parquet(destination: str, since: str | None, *, as_json: bool) -> None:
+def parse_tables(raw: str | None, option: str) -> frozenset[Table] | None:
+    """``evaluations,events,logs`` (any of them) as tables; ``None`` when not given."""
+    if raw is None:
+        return None
+    names = [name.strip() for name in raw.split(",") if name.strip()]
+    known = [table.value for table in Table]
+    unknown = sorted(set(names) - set(known))
+    if unknown or not names:
+        raise click.BadParameter(
+            f"{', '.join(unknown) or 'nothing'}: not a table; the tables are {', '.join(known)}",
+            param_hint=option,
+        )
+    return frozenset(Table(name) for name in names)
+
+
+def export_parquet(
+    destination: str, since: str | None, tables: frozenset[Table] | None, *, as_json: bool
+) -> None:
     """Run one export into ``destination``; ``since``: a cursor, ``last``, or a full run."""
     settings = load(quiet=True)
     try:
@@ -30,16 +47,24 @@ def export_parquet(destination: str, since: str | None, *, as_json: bool) -> Non
             with progress_bar(not as_json) as progress:
                 task = progress.add_task("exporting" if start is None else "changes", total=None)
                 return await use_case.execute(
-                    sink, start, lambda done: progress.update(task, completed=done)
+                    sink,
+                    start,
+                    lambda done: progress.update(task, completed=done),
+                    tables=tables,
                 )
 
     manifest = run(settings, export)
     if as_json:
         echo_json(manifest)
         return
+    timelines = "".join(
+        f", {count} {name} row(s)"
+        for name, count in (("event", manifest.events), ("log", manifest.logs))
+        if f"{name}s" in manifest.tables
+    )
     summary(
-        f"exported {manifest.rows} row(s) and {manifest.tombstones} tombstone(s) into "
-        f"{len(manifest.files)} file(s); next: --since {manifest.cursor}"
+        f"exported {manifest.rows} row(s) and {manifest.tombstones} tombstone(s){timelines} "
+        f"into {len(manifest.files)} file(s); next: --since {manifest.cursor}"
     )
 
 

@@ -55,21 +55,31 @@ async def run_export(container: AsyncContainer, settings: Settings, stopping: an
         fs, root = filesystem(destination, settings.s3.endpoint_url, settings.s3.region)
         sink = ParquetWarehouse(fs, root)
         last = await sink.last_manifest()
-        since = None if last is None else ChangeCursor.parse(last.cursor)
+        tables = frozenset(settings.export.tables)
+        # A table the last round did not write starts over with a full run.
+        continues = last is not None and tables <= frozenset(last.tables)
+        since = ChangeCursor.parse(last.cursor) if last is not None and continues else None
         async with container() as request:
             use_case = await request.get(ExportWarehouse)
             try:
-                manifest = await use_case.execute(sink, since, stop=stopping.is_set)
+                manifest = await use_case.execute(sink, since, stop=stopping.is_set, tables=tables)
             except ExportStoppedError:
                 logger.info("export: the full export stopped with the service; next start")
                 return
     logger.info(
-        "export: %d row(s), %d tombstone(s) to %s, cursor %s",
+        "export: %d row(s), %d tombstone(s), %d event(s), %d log piece(s) to %s, cursor %s",
         manifest.rows,
         manifest.tombstones,
+        manifest.events,
+        manifest.logs,
         destination,
         manifest.cursor,
-        extra={"rows": manifest.rows, "tombstones": manifest.tombstones},
+        extra={
+            "rows": manifest.rows,
+            "tombstones": manifest.tombstones,
+            "events": manifest.events,
+            "logs": manifest.logs,
+        },
     )
 
 

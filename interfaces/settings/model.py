@@ -13,6 +13,7 @@ from typing import Annotated, Any, ClassVar
 
 import msgspec
 
+from application.ports.warehouse import Table
 from application.services.api_keys import ApiKey
 from domain.limits import InputLimits
 from domain.payload import StorageThresholds
@@ -237,6 +238,8 @@ class ExportSettings(Group, frozen=True, kw_only=True):
     # A directory or s3://bucket/prefix: the service exports there by itself; None: never.
     to: Annotated[str | None, Env(p.export_destination)] = None
     interval_s: PositiveFloat = 3600.0
+    # What each round writes; adding one the last round lacked makes the next a full run.
+    tables: Annotated[tuple[Table, ...], Env(p.export_tables)] = (Table.EVALUATIONS,)
 
 
 class ObservabilitySettings(Group, frozen=True, kw_only=True):

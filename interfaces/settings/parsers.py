@@ -12,6 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from application.ports.warehouse import Table
 from application.services.api_keys import ApiKey, digest_of
 from domain.access import AccessScope
 from infrastructure.sql.engine import async_database_url
@@ -121,6 +122,15 @@ def export_destination(raw: str) -> str | None:
     if "://" in value and not value.startswith("s3://"):
         raise ValueError("must be a directory or an s3://bucket/prefix")
     return value
+
+
+def export_tables(raw: str) -> tuple[Table, ...]:
+    """Comma-separated tables of the warehouse export: evaluations, events, logs."""
+    names = [name.strip().lower() for name in raw.split(",") if name.strip()]
+    known = [table.value for table in Table]
+    if not names or not set(names) <= set(known):
+        raise ValueError(f"must name some of {', '.join(known)}, comma-separated")
+    return tuple(table for table in Table if table.value in names)
 
 
 def http_url(raw: str) -> str:

@@ -11,10 +11,13 @@ from typing import Any
 import msgspec
 import pytest
 
-from application.ports.warehouse import RowBatch
-from application.warehouse_rows import row_of
+from application.errors import EvaluationNotFoundError
+from application.ports.warehouse import RowBatch, Table
+from application.warehouse_rows import event_row, row_of
+from domain.identifiers import EvaluationId
 from domain.payload import PayloadLocation, StoredPayload
 from domain.status import EvaluationStatus
+from domain.timeline import EvaluationEvent
 from tests.contract.conftest import BASE_TIME, PortStore, make_evaluation
 
 pytestmark = pytest.mark.anyio
@@ -41,7 +44,7 @@ def _rows(batch: RowBatch) -> list[dict[str, Any]]:
         found = []
         for row in batch:
             values = msgspec.structs.asdict(row)
-            for key, value in values.pop("promoted").items():
+            for key, value in values.pop("promoted", {}).items():
                 values[f"metadata_{key}"] = value
             found.append(values)
         return found
@@ -103,3 +106,117 @@ async def test_hostile_metadata_keys_are_values_not_sql(sql_backend: PortStore) 
 
     assert [(row["id"], row[f"metadata_{hostile}"]) for row in rows] == [("wh-h", "kept")]
     assert [row["id"] for row in again] == ["wh-h"]
+
+
+EVENTS = [
+    EvaluationEvent(
+        evaluation_id=EvaluationId("wh-a"),
+        event_id="e-1",
+        event_type="started",
+        timestamp=BASE_TIME + timedelta(seconds=1),
+        message="go",
+        metadata={"node": "n1", "tries": [1, 2]},
+    ),
+    EvaluationEvent(
+        evaluation_id=EvaluationId("wh-a"),
+        event_id="e-2",
+        event_type="finished",
+        timestamp=BASE_TIME + timedelta(days=1),  # another day: another partition
+    ),
+    EvaluationEvent(
+        evaluation_id=EvaluationId("wh-b"),
+        event_id="e-1",
+        event_type="started",
+        timestamp=BASE_TIME + timedelta(days=1, seconds=3),
+    ),
+]
+LOGS = [("wh-a", "line 1\n"), ("wh-b", "ünïcode\n"), ("wh-a", "line 2\n")]
+STAMP = BASE_TIME + timedelta(minutes=5)
+
+
+async def _store_timelines(store: PortStore) -> None:
+    """Records, their events and logs; then ``wh-b`` is deleted (its timeline stays stored)."""
+    await _store(store)
+    async with store.session() as ports:
+        for event in EVENTS:
+            assert await ports.events.append(event)
+        for evaluation_id, content in LOGS:
+            await ports.logs.append(EvaluationId(evaluation_id), content, STAMP, last_update=STAMP)
+    async with store.session() as ports:
+        record = await ports.repository.get(EvaluationId("wh-c"))
+        assert record is not None
+        deleted = msgspec.structs.replace(record, deleted_at=STAMP, version=record.version + 1)
+        await ports.repository.update(deleted, record.version)
+        event = EvaluationEvent(
+            evaluation_id=EvaluationId("wh-c"), event_id="e-9", event_type="x", timestamp=STAMP
+        )
+    async with store.session() as ports:
+        with pytest.raises(EvaluationNotFoundError):
+            await ports.events.append(event)
+
+
+def _expected_events(cursors: dict[str, str]) -> list[dict[str, Any]]:
+    return [
+        _rows([event_row(e, cursors[e.evaluation_id])])[0]
+        for e in EVENTS
+        if e.evaluation_id in cursors
+    ]
+
+
+def _keyed(rows: list[dict[str, Any]], *key: str) -> list[dict[str, Any]]:
+    """Rows without ``date`` (the partition), metadata as JSON, in key order."""
+    found = [{**{k: v for k, v in row.items() if k != "date"}, **_json_of(row)} for row in rows]
+    return sorted(found, key=lambda row: tuple(row[k] for k in key))
+
+
+def _json_of(row: dict[str, Any]) -> dict[str, Any]:
+    return {"metadata": json.loads(row["metadata"])} if "metadata" in row else {}
+
+
+async def test_the_events_of_every_live_evaluation_with_their_day(sql_backend: PortStore) -> None:
+    await _store_timelines(sql_backend)
+
+    async with sql_backend.session() as ports:
+        batches = [_rows(b) async for b in ports.warehouse.timeline(Table.EVENTS, "c-1")]
+        changed = await ports.warehouse.timeline_of(
+            Table.EVENTS, {"wh-a": "c-4", "wh-c": "c-5", "wh-unknown": "c-6"}
+        )
+
+    rows = [row for batch in batches for row in batch]
+    expected = _expected_events({"wh-a": "c-1", "wh-b": "c-1"})
+    assert _keyed(rows, "evaluation_id", "event_id") == _keyed(
+        expected, "evaluation_id", "event_id"
+    )
+    days = {(row["evaluation_id"], row["event_id"]): str(row["date"]) for row in rows}
+    assert days == {
+        ("wh-a", "e-1"): "2024-07-01",
+        ("wh-a", "e-2"): "2024-07-02",
+        ("wh-b", "e-1"): "2024-07-02",
+    }
+    assert _keyed(_rows(changed), "event_id") == _keyed(
+        _expected_events({"wh-a": "c-4"}), "event_id"
+    )
+
+
+async def test_the_log_pieces_of_every_live_evaluation_at_their_offsets(
+    sql_backend: PortStore,
+) -> None:
+    await _store_timelines(sql_backend)
+
+    async with sql_backend.session() as ports:
+        rows = [r async for b in ports.warehouse.timeline(Table.LOGS, "c-1") for r in _rows(b)]
+        changed = _rows(await ports.warehouse.timeline_of(Table.LOGS, {"wh-b": "c-7"}))
+
+    pieces = sorted(
+        (r["evaluation_id"], r["byte_offset"], r["size"], r["content"], r["change_cursor"])
+        for r in rows
+    )
+    assert pieces == [
+        ("wh-a", 0, 7, "line 1\n", "c-1"),
+        ("wh-a", 7, 7, "line 2\n", "c-1"),
+        ("wh-b", 0, len("ünïcode\n".encode()), "ünïcode\n", "c-1"),
+    ]
+    assert all(row["created_at"] == STAMP and str(row["date"]) == "2024-07-01" for row in rows)
+    assert [(r["evaluation_id"], r["content"], r["change_cursor"]) for r in changed] == [
+        ("wh-b", "ünïcode\n", "c-7")
+    ]

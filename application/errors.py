@@ -66,6 +66,11 @@ class BackendUnavailableError(ApplicationError):
         super().__init__(f"{backend} unavailable: {detail}")
 
 
+class StatementTimeoutError(BackendUnavailableError):
+    """The database gave up on a statement at its time limit (``DB_STATEMENT_TIMEOUT_MS``):
+    reachable, but the statement asked too much of it."""
+
+
 class BlobMissingError(ApplicationError):
     def __init__(self, key: str) -> None:
         self.key = key

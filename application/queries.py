@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from application.search import TextSearch
 from domain.evaluation import Evaluation, ensure_storable_text
 from domain.identifiers import EvaluationId
 from domain.status import EvaluationStatus
@@ -30,6 +31,8 @@ class EvaluationFilter(msgspec.Struct, frozen=True, kw_only=True):
     created_after: datetime | None = None
     created_before: datetime | None = None
     id_prefix: str | None = None
+    # Evaluations whose code, output, error, log or events hold a text (README, Search).
+    search: TextSearch | None = None
 
     def __post_init__(self) -> None:
         for name in ("created_after", "created_before"):

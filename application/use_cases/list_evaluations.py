@@ -12,7 +12,8 @@ from application.queries import (
 from domain.limits import InputLimits
 
 
-def _check(query: EvaluationQuery, limits: InputLimits) -> None:
+def check_list(query: EvaluationQuery, limits: InputLimits) -> None:
+    """Refuse a page no store should be asked for (each refusal names its parameter)."""
     check_filter_text(query.filter)
     if query.limit > limits.list_limit:
         raise InvalidRequestError("limit", f"must be at most {limits.list_limit} (MAX_LIST_LIMIT)")
@@ -32,7 +33,7 @@ class ListEvaluations:
     limits: InputLimits
 
     async def execute(self, query: EvaluationQuery) -> EvaluationPage:
-        _check(query, self.limits)
+        check_list(query, self.limits)
         return await self.pages.list(query)
 
 
@@ -44,9 +45,13 @@ class ListEvaluationFields:
     limits: InputLimits
 
     async def execute(self, query: EvaluationQuery, fields: frozenset[str]) -> ProjectedPage:
-        _check(query, self.limits)
-        try:
-            wanted = check_projection(fields)
-        except ValueError as exc:
-            raise InvalidRequestError("fields", str(exc)) from None
-        return await self.pages.list_fields(query, wanted)
+        check_list(query, self.limits)
+        return await self.pages.list_fields(query, projection_of(fields))
+
+
+def projection_of(fields: frozenset[str]) -> frozenset[str]:
+    """The columns a ``fields=`` list reads (422 naming ``fields`` for an unknown one)."""
+    try:
+        return check_projection(fields)
+    except ValueError as exc:
+        raise InvalidRequestError("fields", str(exc)) from None

@@ -37,6 +37,7 @@ from domain.identifiers import EvaluationId
 from domain.timeline import EvaluationEvent, LogChunk
 from domain.timestamps import as_utc
 from infrastructure.memory.inspector import MemoryInspector
+from infrastructure.memory.search import matches
 
 
 class MemoryDatabase:
@@ -131,6 +132,9 @@ class MemoryEvaluationQueries(EvaluationQueries):
 
     async def list(self, query: EvaluationQuery) -> EvaluationPage:
         matching = [e for e in self._db.live_records() if _matches(e, query.filter)]
+        search = query.filter.search
+        if search is not None:
+            matching = [e for e in matching if matches(self._db, e, search)]
         limit = max(query.limit, 0)
         if query.cursor is not None:
             position = (query.cursor.created_at, query.cursor.id)

@@ -23,6 +23,7 @@ from application.queries import (
     EvaluationQuery,
     ProjectedPage,
 )
+from application.search import SearchField, TextSearch
 from domain.evaluation import Evaluation
 from infrastructure.postgres.transaction import PgTransaction
 from infrastructure.sql.evaluation_queries import prefix_upper_bound
@@ -33,6 +34,7 @@ from infrastructure.sql.rows import (
     page_columns,
     projected_page,
 )
+from infrastructure.sql.search import pg_argument, pg_matching_ids
 
 
 class _Shape(msgspec.Struct, frozen=True):
@@ -47,6 +49,8 @@ class _Shape(msgspec.Struct, frozen=True):
     cursor: bool
     offset: bool
     columns: tuple[str, ...]
+    # The fields a search looks in and whether it is a pattern; None: no search.
+    search: tuple[tuple[str, ...], bool] | None = None
 
 
 def _shape_and_arguments(
@@ -67,6 +71,9 @@ def _shape_and_arguments(
         )
         if value is not None
     ]
+    search = where.search
+    if search is not None:
+        arguments.append(pg_argument(search))
     cursor = query.cursor
     if cursor is not None:
         arguments += [cursor.created_at, cursor.id]
@@ -84,6 +91,9 @@ def _shape_and_arguments(
         cursor=cursor is not None,
         offset=offset,
         columns=columns,
+        search=None
+        if search is None
+        else (tuple(sorted(field.value for field in search.fields)), search.regex),
     )
     return shape, arguments
 
@@ -132,8 +142,12 @@ def page_statement(shape: _Shape) -> str:
         if shape.prefix_bounded:
             conditions.append(f"id ~<~ {slot.next()}")
         conditions.append(f"starts_with(id, {prefix})")
+    if shape.search is not None:
+        fields, regex = shape.search
+        search = TextSearch("", regex=regex, fields=frozenset(SearchField(f) for f in fields))
+        conditions.append(f"id IN ({pg_matching_ids(search, slot.next())})")
     matching = " AND ".join(conditions)
-    if shape.created_after or shape.created_before or shape.id_prefix:
+    if shape.created_after or shape.created_before or shape.id_prefix or shape.search:
         total = f"SELECT count(*) FROM evaluations WHERE {matching}"  # noqa: S608
     else:
         counted = f" WHERE {' AND '.join(counters)}" if counters else ""

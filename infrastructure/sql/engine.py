@@ -15,6 +15,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 
+from application.search import TextSearch
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -64,6 +66,7 @@ def ensure_sqlite_directory(database_url: str) -> None:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.create_function("regexp", 2, regexp, deterministic=True)
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -72,6 +75,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA synchronous=FULL")
     finally:
         cursor.close()
+
+
+def regexp(pattern: str, text: str | None) -> bool:
+    """SQLite's ``REGEXP`` with RE2, in place of the dialect's own (Python's ``re``, which
+    backtracks: a hostile pattern could hold a connection for minutes)."""
+    return TextSearch(pattern, regex=True).find(text) is not None
 
 
 def create_engine(settings: DatabaseSettings) -> AsyncEngine:

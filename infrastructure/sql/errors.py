@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from sqlalchemy import exc as sa_exc
 
 from application.backends import Backend
-from application.errors import BackendUnavailableError
+from application.errors import BackendUnavailableError, StatementTimeoutError
 from infrastructure.metrics import timed
 
 BACKEND = Backend.DATABASE
@@ -77,6 +77,8 @@ def is_unavailable(error: BaseException) -> bool:
 
 
 def unavailable(error: BaseException) -> BackendUnavailableError:
+    if any(type(link).__name__ == "QueryCanceledError" for link in _chain(error)):
+        return StatementTimeoutError(BACKEND, short_reason(error))
     return BackendUnavailableError(BACKEND, short_reason(error))
 
 

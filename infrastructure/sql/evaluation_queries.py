@@ -36,6 +36,7 @@ from infrastructure.sql.rows import (
     page_columns,
     projected_page,
 )
+from infrastructure.sql.search import search_condition
 from infrastructure.sql.tables import (
     COUNTER_NAMES,
     evaluation_counters,
@@ -94,6 +95,8 @@ def filter_conditions(criteria: EvaluationFilter, dialect: str) -> list[sa.Colum
         conditions.append(evaluations.c.created_at < criteria.created_before)
     if criteria.id_prefix:
         conditions += _prefix_conditions(criteria.id_prefix, dialect)
+    if criteria.search is not None:
+        conditions.append(search_condition(criteria.search, dialect))
     return conditions
 
 
@@ -145,7 +148,7 @@ class SqlEvaluationQueries(EvaluationQueries):
     ) -> sa.Select[Any]:
         """How many records match: from the counters when they can tell (a few rows, kept in
         each write's transaction), else a count the filter's index serves."""
-        if where.created_after or where.created_before or where.id_prefix:
+        if where.created_after or where.created_before or where.id_prefix or where.search:
             return sa.select(sa.func.count()).select_from(evaluations).where(*conditions)
         counted = sa.select(sa.func.sum(evaluation_counters.c.evaluations))
         if where.status is not None:

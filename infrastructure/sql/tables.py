@@ -26,6 +26,19 @@ metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 # SQLite only auto-numbers an ``INTEGER PRIMARY KEY``; PostgreSQL gets a BIGINT identity.
 AutoId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
+
+def _trigram(table: str, column: str) -> sa.Index:
+    """A trigram GIN index for text search, on PostgreSQL only (migration 0010; SQLite
+    searches an FTS5 table instead, ``infrastructure.sql.search``)."""
+    short = {"evaluations": "evaluations", "evaluation_events": "events"}.get(table, table)
+    return sa.Index(
+        f"idx_{short}_{column}_trgm",
+        column,
+        postgresql_using="gin",
+        postgresql_ops={column: "gin_trgm_ops"},
+    ).ddl_if(dialect="postgresql")
+
+
 evaluations = sa.Table(
     "evaluations",
     metadata,
@@ -104,6 +117,7 @@ evaluations = sa.Table(
         postgresql_where=sa.text("deleted_at IS NULL"),
         sqlite_where=sa.text("deleted_at IS NULL"),
     ),
+    *(_trigram("evaluations", column) for column in ("code", "output", "error")),
 )
 # A record that is not soft-deleted: every read but the maintenance jobs' asks for it.
 live_evaluations = evaluations.c.deleted_at.is_(None)
@@ -134,6 +148,7 @@ evaluation_events = sa.Table(
     # Serves the timeline read: one evaluation, in (timestamp, id) order.
     sa.Index("idx_events_evaluation_id", "evaluation_id", "timestamp", "id"),
     sa.Index("idx_events_timestamp", sa.text("timestamp DESC")),
+    _trigram("evaluation_events", "message"),
 )
 
 log_chunks = sa.Table(
@@ -146,6 +161,7 @@ log_chunks = sa.Table(
     sa.Column("created_at", DateTimeUTC(), nullable=False, server_default=sa.func.now()),
     # Also the index that serves reads by (evaluation_id, offset).
     sa.UniqueConstraint("evaluation_id", "start_offset", name="uq_log_chunks_evaluation_offset"),
+    _trigram("log_chunks", "content"),
 )
 
 # Append-only (a trigger refuses UPDATE and DELETE); no foreign key, so the trail

@@ -11,6 +11,7 @@ from litestar.di import Provide
 from litestar.params import Parameter, PathParameter
 
 from application.queries import EvaluationFilter, ListCursor
+from application.search import MAX_PATTERN, MIN_TEXT, text_search
 from domain.identifiers import EvaluationId, parse_evaluation_id
 from domain.status import EvaluationStatus
 from interfaces.http.errors import invalid_field
@@ -71,6 +72,31 @@ def evaluation_filter(
     created_after: datetime | None = None,
     created_before: datetime | None = None,
     id_prefix: Annotated[str | None, Parameter(max_length=255)] = None,
+    q: Annotated[
+        str | None,
+        Parameter(
+            max_length=MAX_PATTERN,
+            description="Only evaluations whose code, output, error, log or event messages "
+            f"contain this text (case-insensitive, at least {MIN_TEXT} characters)",
+        ),
+    ] = None,
+    q_regex: Annotated[
+        str | None,
+        Parameter(
+            max_length=MAX_PATTERN,
+            description="Only evaluations where this RE2 pattern matches (case-sensitive; "
+            "`(?i)` for not); no lookarounds or backreferences",
+        ),
+    ] = None,
+    search_in: Annotated[
+        str | None,
+        Parameter(
+            query="in",
+            max_length=64,
+            description="Where `q`/`q_regex` look, comma-separated: "
+            "code, output, error, logs, events (default: all)",
+        ),
+    ] = None,
 ) -> EvaluationFilter:
     """The list filter as query parameters, one definition for every route that filters."""
     return EvaluationFilter(
@@ -79,6 +105,7 @@ def evaluation_filter(
         created_after=created_after,
         created_before=created_before,
         id_prefix=id_prefix,
+        search=text_search(q, q_regex, search_in),
     )
 
 

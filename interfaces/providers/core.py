@@ -48,6 +48,7 @@ from application.use_cases.running_evaluations import (
     ListRunningEvaluations,
     RebuildRunningRegistry,
 )
+from application.use_cases.search_evaluations import SearchEvaluations
 from application.use_cases.statistics import GetStatistics
 from application.use_cases.storage_report import (
     DescribeStorage,
@@ -127,6 +128,7 @@ class CoreProvider(Provider):
         DeleteEvaluation,
         ListEvaluations,
         ListEvaluationFields,
+        SearchEvaluations,
         ListRunningEvaluations,
         GetRunningEvaluation,
         RebuildRunningRegistry,

@@ -22,6 +22,7 @@ from application.ports.idempotency_store import IdempotencyStore
 from application.ports.log_store import LogStore
 from application.ports.planner_statistics import PlannerStatistics
 from application.ports.replay_marks import ReplayMarks
+from application.ports.search_texts import SearchTexts
 from application.ports.unit_of_work import UnitOfWork
 from application.ports.warehouse import WarehouseScan
 from infrastructure.memory.audit import MemoryAuditLog
@@ -36,6 +37,7 @@ from infrastructure.memory.idempotency import MemoryIdempotencyStore
 from infrastructure.memory.maintenance import MemoryEvaluationMaintenance
 from infrastructure.memory.planner_statistics import NoPlannerStatistics
 from infrastructure.memory.replay_marks import MemoryReplayMarks
+from infrastructure.memory.search_texts import MemorySearchTexts
 from infrastructure.memory.timeline import MemoryEventLog, MemoryLogStore
 from infrastructure.memory.unit_of_work import MemoryUnitOfWork
 from infrastructure.memory.warehouse_scan import MemoryWarehouseScan
@@ -59,6 +61,7 @@ from infrastructure.sql.idempotency import SqlIdempotencyStore
 from infrastructure.sql.inspector import SqlDatabaseInspector
 from infrastructure.sql.maintenance import SqlEvaluationMaintenance
 from infrastructure.sql.replay_marks import SqlReplayMarks
+from infrastructure.sql.search import SqlSearchTexts
 from infrastructure.sql.timeline import SqlEventLog, SqlLogStore
 from infrastructure.sql.unit_of_work import SqlUnitOfWork
 from infrastructure.sql.warehouse_scan import SqlWarehouseScan
@@ -91,6 +94,7 @@ class SqlProvider(Provider):
             yield session
 
     queries = provide(SqlEvaluationQueries, provides=EvaluationQueries, scope=Scope.REQUEST)
+    search_texts = provide(SqlSearchTexts, provides=SearchTexts, scope=Scope.REQUEST)
 
     @provide(scope=Scope.APP)
     def database_inspector(
@@ -194,6 +198,7 @@ class MemoryRecordsProvider(Provider):
     audit_log = alias(source=MemoryAuditLog, provides=AuditLog)
     changes = provide(MemoryChangeFeed, provides=ChangeFeed, scope=Scope.APP)
     warehouse = provide(MemoryWarehouseScan, provides=WarehouseScan, scope=Scope.APP)
+    search_texts = provide(MemorySearchTexts, provides=SearchTexts, scope=Scope.APP)
     marks = provide(MemoryReplayMarks, provides=ReplayMarks, scope=Scope.APP)
     idempotency = provide(MemoryIdempotencyStore, provides=IdempotencyStore, scope=Scope.APP)
     planner = provide(NoPlannerStatistics, provides=PlannerStatistics, scope=Scope.APP)

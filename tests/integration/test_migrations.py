@@ -83,6 +83,20 @@ def test_head_matches_the_tables_module(empty_database_url: str) -> None:
     def differences(connection: Connection) -> list[Any]:
         diff = compare_metadata(MigrationContext.configure(connection), metadata)
         diff = [d for d in diff if not (isinstance(d, tuple) and d[0] == "remove_table")]
+        # SQLite's search tables (an FTS5 table and whose rows it holds) are not in the
+        # metadata; the trigram indexes it declares exist on PostgreSQL alone.
+        diff = [
+            d
+            for d in diff
+            if not (
+                isinstance(d, tuple)
+                and "index" in d[0]
+                and (
+                    d[1].table.name == "search_rows"
+                    or (connection.dialect.name == "sqlite" and d[1].name.endswith("_trgm"))
+                )
+            )
+        ]
         if connection.dialect.name == "sqlite":
             # SQLite reflection cannot read back ``DESC`` index columns, so such an
             # index shows up as removed and re-added under the same name: noise.

@@ -11,8 +11,9 @@ from application.failover.reads import RecordReads
 from application.failover.writes import Writes
 from application.queries import EvaluationFilter, EvaluationQuery
 from application.use_cases.list_evaluations import ListEvaluationFields, ListEvaluations
+from application.use_cases.search_evaluations import SearchEvaluations
 from domain.access import AccessScope, Caller
-from domain.evaluation import UNRECOGNIZED_KEY
+from domain.evaluation import UNRECOGNIZED_KEY, Evaluation
 from domain.identifiers import parse_evaluation_id
 from domain.limits import InputLimits
 from interfaces.http.conditional import etag, parse_if_match
@@ -36,6 +37,7 @@ from interfaces.http.schemas import (
     EvaluationList,
     UpdateEvaluationBody,
 )
+from interfaces.http.schemas.search import MatchBody
 from interfaces.http.unrecognized import header, known_names, unrecognized
 
 DEFAULT_PAGE = 100
@@ -88,6 +90,7 @@ class EvaluationController(Controller):
         self,
         use_case: FromDishka[ListEvaluations],
         projected: FromDishka[ListEvaluationFields],
+        searching: FromDishka[SearchEvaluations],
         limits: FromDishka[InputLimits],
         criteria: EvaluationFilter,
         limit: Annotated[
@@ -114,6 +117,8 @@ class EvaluationController(Controller):
             offset=offset or 0,
             cursor=decode_cursor(cursor) if cursor is not None else None,
         )
+        if criteria.search is not None:
+            return await _search_page(searching, query, fields)
         if fields is not None:
             names = parse_fields(fields, API_FIELDS)
             wanted = frozenset(API_FIELDS[name] for name in names)
@@ -229,3 +234,40 @@ def _require_admin(request: AnyRequest) -> None:
             "forbidden",
             field="metadata.admin_update",
         )
+
+
+async def _search_page(
+    searching: SearchEvaluations, query: EvaluationQuery, fields: str | None
+) -> EvaluationFieldsList:
+    """A page of search hits, each with ``_matches`` (whole records, or ``fields``)."""
+    names = None if fields is None else parse_fields(fields, API_FIELDS)
+    wanted = None if names is None else frozenset(API_FIELDS[name] for name in names)
+    found = await searching.execute(query, wanted)
+    page = found.page
+
+    def matches(evaluation_id: str) -> list[MatchBody]:
+        return [MatchBody.of(match) for match in found.matches.get(evaluation_id, [])]
+
+    items: list[Any]
+    if names is None:
+        items = [
+            msgspec.structs.replace(EvaluationBody.of(item), matches=matches(item.id))
+            for item in page.items
+            if isinstance(item, Evaluation)
+        ]
+    else:
+        items = [
+            msgspec.structs.replace(
+                EvaluationFieldsBody.of(item, names), matches=matches(item["id"])
+            )
+            for item in page.items
+            if isinstance(item, dict)
+        ]
+    return EvaluationFieldsList(
+        evaluations=items,
+        total=page.total or 0,
+        limit=query.limit,
+        offset=query.offset,
+        has_more=page.next_cursor is not None,
+        next_cursor=encode_cursor(page.next_cursor),
+    )

@@ -11,6 +11,7 @@ from application.queries import Projection
 from domain.evaluation import Evaluation
 from domain.status import EvaluationStatus
 from interfaces.http.schemas.fields import Metadata
+from interfaces.http.schemas.search import MatchBody
 
 
 class StorageInfo(msgspec.Struct, kw_only=True):
@@ -64,6 +65,8 @@ class EvaluationBody(msgspec.Struct, kw_only=True):
     final_failure: bool
     version: int
     storage_info: StorageInfo | UnsetType = msgspec.field(default=UNSET, name="_storage_info")
+    # Where a search matched (``q``/``q_regex``), else absent.
+    matches: list[MatchBody] | UnsetType = msgspec.field(default=UNSET, name="_matches")
 
     @classmethod
     def of(cls, evaluation: Evaluation, *, storage_info: bool = False) -> "EvaluationBody":
@@ -136,6 +139,7 @@ class EvaluationFieldsBody(msgspec.Struct, kw_only=True):
     retry_message: str | None | UnsetType = UNSET
     final_failure: bool | UnsetType = UNSET
     version: int | UnsetType = UNSET
+    matches: list[MatchBody] | UnsetType = msgspec.field(default=UNSET, name="_matches")
 
     @classmethod
     def of(cls, values: Projection, names: frozenset[str]) -> "EvaluationFieldsBody":

@@ -1,0 +1,145 @@
+"""Search in SQL: which evaluations hold a text, served by an index on either database.
+
+PostgreSQL: trigram GIN indexes (``pg_trgm``, migration 0010) on the searched columns;
+the hits are the union of one indexed lookup per field (``ILIKE`` for text, ``~`` for a
+pattern), so each field's index serves its part.
+SQLite: an FTS5 table with the trigram tokenizer (``search_text``, one row per searched
+text, ``search_rows`` saying whose; kept by triggers in the writes' own transactions): a
+text is a phrase ``MATCH``; a pattern is tested by ``REGEXP`` (RE2, registered on each
+connection) over the same table's texts.
+"""
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from application.ports.search_texts import SearchTexts
+from application.search import RECORD_FIELDS, SearchField, SearchText, TextSearch
+from domain.identifiers import EvaluationId
+from infrastructure.sql.dialect import dialect_name
+from infrastructure.sql.errors import translate_errors
+from infrastructure.sql.tables import evaluation_events, evaluations, log_chunks
+
+# SQLite's FTS5 table and whose text each of its rows is (migration 0010): not in the
+# metadata, which cannot create a virtual table.
+search_text = sa.table("search_text", sa.column("rowid"), sa.column("content"))
+search_rows = sa.table(
+    "search_rows", sa.column("id"), sa.column("evaluation_id"), sa.column("field")
+)
+# Where each field's text lives: the id column, the table, the text column.
+PG_SOURCES: dict[SearchField, tuple[str, str, str]] = {
+    SearchField.CODE: ("id", "evaluations", "code"),
+    SearchField.OUTPUT: ("id", "evaluations", "output"),
+    SearchField.ERROR: ("id", "evaluations", "error"),
+    SearchField.EVENTS: ("evaluation_id", "evaluation_events", "message"),
+    SearchField.LOGS: ("evaluation_id", "log_chunks", "content"),
+}
+
+
+def pg_argument(search: TextSearch) -> str:
+    """The one argument of the PostgreSQL search: an ``ILIKE`` pattern, or the regex."""
+    return search.pattern if search.regex else search.like()
+
+
+def pg_matching_ids(search: TextSearch, placeholder: str) -> str:
+    """``SELECT`` of the ids whose searched fields match ``placeholder`` (see ``pg_argument``).
+
+    Names come from ``PG_SOURCES`` only; the user's text is the bound argument.
+    """
+    operator = "~" if search.regex else "ILIKE"
+    return " UNION ".join(
+        f"SELECT {key} FROM {table} WHERE {column} {operator} {placeholder}"  # noqa: S608
+        for field, (key, table, column) in PG_SOURCES.items()
+        if search.looks_in(field)
+    )
+
+
+def fts_phrase(text: str) -> str:
+    """``text`` as one FTS5 phrase: a substring match under the trigram tokenizer."""
+    return '"' + text.replace('"', '""') + '"'
+
+
+def search_condition(search: TextSearch, dialect: str) -> sa.ColumnElement[bool]:
+    """``evaluations.id`` is among the hits of ``search``."""
+    if dialect == "postgresql":
+        ids = sa.text(pg_matching_ids(search, ":search")).bindparams(search=pg_argument(search))
+        return evaluations.c.id.in_(ids.columns(sa.column("id", sa.String)))
+    if search.regex:
+        matched = search_text.c.content.regexp_match(search.pattern)
+    else:
+        matched = sa.literal_column("search_text").op("MATCH")(fts_phrase(search.pattern))
+    texts = sa.select(search_text.c.rowid).where(matched)
+    owners = sa.select(search_rows.c.evaluation_id).where(
+        search_rows.c.id.in_(texts),
+        search_rows.c.field.in_([field.value for field in search.fields]),
+    )
+    return evaluations.c.id.in_(owners)
+
+
+def _text_test(search: TextSearch, column: sa.ColumnElement[Any], dialect: str) -> Any:
+    if search.regex:
+        return column.regexp_match(search.pattern)
+    if dialect == "postgresql":
+        return column.ilike(search.like(), escape="\\")
+    return column.like(search.like(), escape="\\")  # the caller finds the match itself
+
+
+class SqlSearchTexts(SearchTexts):
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def texts(self, ids: Sequence[EvaluationId], search: TextSearch) -> list[SearchText]:
+        if not ids:
+            return []
+        dialect = dialect_name(self._session)
+        wanted = list(ids)
+        found: list[SearchText] = []
+        with translate_errors():
+            records = await self._session.execute(
+                sa.select(evaluations.c.id, *(evaluations.c[f.value] for f in RECORD_FIELDS)).where(
+                    evaluations.c.id.in_(wanted)
+                )
+            )
+            for row in records.mappings():
+                found += [
+                    SearchText(evaluation_id=row["id"], field=field, text=row[field.value])
+                    for field in RECORD_FIELDS
+                    if search.looks_in(field) and row[field.value]
+                ]
+            if search.looks_in(SearchField.EVENTS):
+                events = evaluation_events.c
+                rows = await self._session.execute(
+                    sa.select(events.evaluation_id, events.event_id, events.message)
+                    .where(events.evaluation_id.in_(wanted))
+                    .where(_text_test(search, events.message, dialect))
+                    .order_by(events.evaluation_id, events.timestamp, events.id)
+                )
+                found += [
+                    SearchText(
+                        evaluation_id=evaluation_id,
+                        field=SearchField.EVENTS,
+                        text=message,
+                        event_id=event_id,
+                    )
+                    for evaluation_id, event_id, message in rows.tuples()
+                ]
+            if search.looks_in(SearchField.LOGS):
+                logs = log_chunks.c
+                rows = await self._session.execute(
+                    sa.select(logs.evaluation_id, logs.start_offset, logs.content)
+                    .where(logs.evaluation_id.in_(wanted))
+                    .where(_text_test(search, logs.content, dialect))
+                    .order_by(logs.evaluation_id, logs.start_offset)
+                )
+                found += [
+                    SearchText(
+                        evaluation_id=evaluation_id,
+                        field=SearchField.LOGS,
+                        text=content,
+                        start=start,
+                    )
+                    for evaluation_id, start, content in rows.tuples()
+                ]
+        return found

@@ -1,0 +1,122 @@
+"""Indexes for text search over code, output, error, event messages and logs.
+
+PostgreSQL: ``pg_trgm`` and a trigram GIN index on each searched column; ``ILIKE`` and
+``~`` are served by them. The output and error columns hold the inline text or the
+preview of a large payload, so what is indexed stays bounded.
+
+SQLite: an FTS5 table with the trigram tokenizer holds one row per searched text, and
+``search_rows`` says whose text each is (the FTS row's id is its ``id``). Triggers keep
+both in the writing statement's transaction; existing rows are copied in.
+
+Revision ID: 0010
+Revises: 0009
+Create Date: 2026-12-06 10:30:00
+"""
+
+from alembic import op
+
+revision: str = "0010"
+down_revision: str | None = "0009"
+
+# (index, table, column) on PostgreSQL.
+PG_INDEXES = (
+    ("idx_evaluations_code_trgm", "evaluations", "code"),
+    ("idx_evaluations_output_trgm", "evaluations", "output"),
+    ("idx_evaluations_error_trgm", "evaluations", "error"),
+    ("idx_events_message_trgm", "evaluation_events", "message"),
+    ("idx_log_chunks_content_trgm", "log_chunks", "content"),
+)
+RECORD_FIELDS = ("code", "output", "error")
+
+
+def _add(owner: str, field: str, text: str, source: str = "NULL") -> str:
+    """Statements (in a trigger) that index ``text`` of ``owner`` when it is not empty."""
+    return (
+        f"INSERT INTO search_rows (evaluation_id, field, source) SELECT {owner}, '{field}', "
+        f"{source} WHERE coalesce({text}, '') <> '';\n"
+        f"INSERT INTO search_text (rowid, content) SELECT last_insert_rowid(), {text} "
+        f"WHERE coalesce({text}, '') <> '';\n"
+    )
+
+
+def _drop(owner: str, fields: str) -> str:
+    return (
+        "DELETE FROM search_text WHERE rowid IN (SELECT id FROM search_rows "  # noqa: S608 (constants)
+        f"WHERE evaluation_id = {owner} AND field IN ({fields}));\n"
+        f"DELETE FROM search_rows WHERE evaluation_id = {owner} AND field IN ({fields});\n"
+    )
+
+
+RECORDS = "'code', 'output', 'error'"
+EVERY = "'code', 'output', 'error', 'events', 'logs'"
+SQLITE = [
+    "CREATE VIRTUAL TABLE search_text USING fts5(content, tokenize = 'trigram')",
+    "CREATE TABLE search_rows (id INTEGER PRIMARY KEY, evaluation_id VARCHAR(255) NOT NULL, "
+    "field VARCHAR(16) NOT NULL, source BIGINT)",
+    "CREATE INDEX idx_search_rows_owner ON search_rows (evaluation_id, field)",
+    "CREATE TRIGGER search_evaluation_added AFTER INSERT ON evaluations BEGIN\n"
+    + "".join(_add("NEW.id", field, f"NEW.{field}") for field in RECORD_FIELDS)
+    + "END",
+    "CREATE TRIGGER search_evaluation_changed AFTER UPDATE OF code, output, error "
+    "ON evaluations BEGIN\n"
+    + _drop("OLD.id", RECORDS)
+    + "".join(_add("NEW.id", field, f"NEW.{field}") for field in RECORD_FIELDS)
+    + "END",
+    "CREATE TRIGGER search_evaluation_removed BEFORE DELETE ON evaluations BEGIN\n"
+    + _drop("OLD.id", EVERY)
+    + "END",
+    "CREATE TRIGGER search_event_added AFTER INSERT ON evaluation_events BEGIN\n"
+    + _add("NEW.evaluation_id", "events", "NEW.message", "NEW.id")
+    + "END",
+    "CREATE TRIGGER search_log_added AFTER INSERT ON log_chunks BEGIN\n"
+    + _add("NEW.evaluation_id", "logs", "NEW.content", "NEW.id")
+    + "END",
+]
+# Existing rows: a search row for each text, then its FTS row under the same id.
+SQLITE_COPY = [
+    *(
+        f"INSERT INTO search_rows (evaluation_id, field) SELECT id, '{field}' "  # noqa: S608
+        f"FROM evaluations WHERE coalesce({field}, '') <> ''"
+        for field in RECORD_FIELDS
+    ),
+    "INSERT INTO search_rows (evaluation_id, field, source) SELECT evaluation_id, 'events', id "
+    "FROM evaluation_events WHERE coalesce(message, '') <> ''",
+    "INSERT INTO search_rows (evaluation_id, field, source) SELECT evaluation_id, 'logs', id "
+    "FROM log_chunks WHERE content <> ''",
+    "INSERT INTO search_text (rowid, content) SELECT r.id, CASE r.field "  # noqa: S608
+    "WHEN 'code' THEN e.code WHEN 'output' THEN e.output ELSE e.error END "
+    "FROM search_rows AS r JOIN evaluations AS e ON e.id = r.evaluation_id "
+    f"WHERE r.field IN ({RECORDS})",
+    "INSERT INTO search_text (rowid, content) SELECT r.id, v.message FROM search_rows AS r "
+    "JOIN evaluation_events AS v ON v.id = r.source WHERE r.field = 'events'",
+    "INSERT INTO search_text (rowid, content) SELECT r.id, c.content FROM search_rows AS r "
+    "JOIN log_chunks AS c ON c.id = r.source WHERE r.field = 'logs'",
+]
+SQLITE_TRIGGERS = (
+    "search_evaluation_added",
+    "search_evaluation_changed",
+    "search_evaluation_removed",
+    "search_event_added",
+    "search_log_added",
+)
+
+
+def upgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+        for name, table, column in PG_INDEXES:
+            op.execute(f"CREATE INDEX {name} ON {table} USING gin ({column} gin_trgm_ops)")
+        return
+    for statement in [*SQLITE, *SQLITE_COPY]:
+        op.execute(statement)
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        for name, _, _ in PG_INDEXES:
+            op.execute(f"DROP INDEX IF EXISTS {name}")
+        return  # the extension stays: other schemas of the database may use it
+    for trigger in SQLITE_TRIGGERS:
+        op.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+    op.execute("DROP TABLE IF EXISTS search_rows")
+    op.execute("DROP TABLE IF EXISTS search_text")

@@ -25,6 +25,7 @@ from application.ports.evaluation_queries import EvaluationQueries
 from application.ports.evaluation_repository import EvaluationRepository
 from application.ports.event_log import EventLog
 from application.ports.log_store import LogStore
+from application.ports.search_texts import SearchTexts
 from application.ports.unit_of_work import UnitOfWork
 from application.ports.warehouse import WarehouseScan
 from domain.evaluation import Evaluation
@@ -38,6 +39,7 @@ from infrastructure.memory.evaluations import (
     MemoryEvaluationQueries,
     MemoryEvaluationRepository,
 )
+from infrastructure.memory.search_texts import MemorySearchTexts
 from infrastructure.memory.timeline import MemoryEventLog, MemoryLogStore
 from infrastructure.memory.unit_of_work import MemoryUnitOfWork
 from infrastructure.memory.warehouse_scan import MemoryWarehouseScan
@@ -56,6 +58,7 @@ from infrastructure.sql.evaluation_queries import SqlEvaluationQueries
 from infrastructure.sql.evaluation_repository import SqlEvaluationRepository
 from infrastructure.sql.inspector import SqlDatabaseInspector
 from infrastructure.sql.migrate import upgrade
+from infrastructure.sql.search import SqlSearchTexts
 from infrastructure.sql.tables import ALL_TABLES
 from infrastructure.sql.timeline import SqlEventLog, SqlLogStore
 from infrastructure.sql.unit_of_work import SqlUnitOfWork
@@ -76,6 +79,7 @@ class Ports:
     pages: EvaluationPages
     changes: ChangeFeed
     warehouse: WarehouseScan
+    search: SearchTexts
 
 
 class PortStore(Protocol):
@@ -110,6 +114,7 @@ class MemoryPortStore:
             queries,
             MemoryChangeFeed(self.audit),
             MemoryWarehouseScan(db),
+            MemorySearchTexts(db),
         )
         await uow.commit()
 
@@ -141,6 +146,7 @@ class SqlPortStore:
                 queries,
                 SqlChangeFeed(session),
                 SqlWarehouseScan(session),
+                SqlSearchTexts(session),
             )
             await uow.commit()
 
@@ -168,6 +174,7 @@ class PgPortStore(SqlPortStore):
                     PgEvaluationPages(transaction),
                     PgChangeFeed(transaction),
                     PgWarehouseScan(self.url),
+                    SqlSearchTexts(session),
                 )
                 await transaction.commit()
             finally:

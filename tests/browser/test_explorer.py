@@ -74,9 +74,38 @@ def test_filters_and_keyset_paging(page: Any) -> None:
     assert "Created from must be a date" in page.get_by_role("alert").inner_text()
 
 
+def test_the_search_box_finds_text_and_links_to_the_record_at_the_match(page: Any) -> None:
+    page.goto("/explorer/evaluations")
+    page.get_by_label("Search text").fill("division by zero")
+    page.get_by_role("button", name="Apply filters").click()
+    page.wait_for_url(re.compile(r"q=division"))
+
+    ids = page.locator("table.list tbody tr[data-evaluation] td:first-child").all_inner_texts()
+    assert ids == ["eval_demo_failed"]
+    match = page.locator("tr[data-matches=eval_demo_failed] li")
+    expect(match.locator("mark")).to_have_text("division by zero")
+    match.get_by_role("link", name="error").click()
+    page.wait_for_url(re.compile(r"/explorer/evaluations/eval_demo_failed#error$"))
+    expect(page.locator("#error-text")).to_contain_text("ZeroDivisionError")
+
+    page.goto("/explorer/evaluations")
+    page.get_by_label("Search text").fill(r"line \d+\n")
+    page.get_by_label("As a pattern (RE2)").check()
+    page.get_by_label("Look in").select_option("code")
+    page.get_by_role("button", name="Apply filters").click()
+    page.wait_for_url(re.compile(r"regex=1"))
+    ids = page.locator("table.list tbody tr[data-evaluation] td:first-child").all_inner_texts()
+    assert ids == []  # the code says f'line {n}', never a digit
+
+    page.goto("/explorer/evaluations?q=ab")
+    assert "at least 3 characters" in page.get_by_role("alert").inner_text()
+    page.goto("/explorer/evaluations?q=(%3F<%3Dx)y&regex=1")
+    assert "not a pattern RE2 accepts" in page.get_by_role("alert").inner_text()
+
+
 def test_keyboard_reaches_every_filter_control(page: Any) -> None:
     page.goto("/explorer/evaluations")
-    wanted = {"f-id", "f-status", "f-language", "f-from", "f-to"}
+    wanted = {"f-q", "f-where", "f-regex", "f-id", "f-status", "f-language", "f-from", "f-to"}
     reached: set[str] = set()
     for _ in range(40):
         page.keyboard.press("Tab")

@@ -4,7 +4,7 @@ The explorer's router maps their failures to pages (``explorer.errors``); an add
 under ``/explorer`` that names no page is one of them, a 404 page.
 """
 
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import anyio
 from dishka.integrations.litestar import FromDishka
@@ -14,7 +14,9 @@ from litestar.params import Parameter
 from litestar.response import Template
 
 from application.backends import Backend
-from application.queries import BackendReport, EvaluationQuery
+from application.errors import InvalidRequestError
+from application.queries import BackendReport, EvaluationPage, EvaluationQuery
+from application.search import SearchField, TextMatch
 from application.use_cases.activity import GetActivity
 from application.use_cases.browse_blobs import BrowseBlobs
 from application.use_cases.events import ListEvents
@@ -22,6 +24,7 @@ from application.use_cases.get_evaluation import GetEvaluation
 from application.use_cases.list_evaluations import ListEvaluations
 from application.use_cases.logs import ReadLog
 from application.use_cases.running_evaluations import ListRunningEvaluations
+from application.use_cases.search_evaluations import SearchEvaluations, SearchPage
 from application.use_cases.statistics import GetStatistics
 from application.use_cases.storage_report import (
     GetBackendDetails,
@@ -113,6 +116,7 @@ class ExplorerController(Controller):
     async def evaluations(
         self,
         use_case: FromDishka[ListEvaluations],
+        searching: FromDishka[SearchEvaluations],
         running: FromDishka[ListRunningEvaluations],
         live: FromDishka[LiveFeed],
         status: Text = "",
@@ -120,6 +124,9 @@ class ExplorerController(Controller):
         created_from: Text = "",
         created_to: Text = "",
         id_prefix: Text = "",
+        q: Text = "",
+        regex: Text = "",
+        where: Text = "",
         cursor: Text = "",
     ) -> Template:
         form = views.ListForm(
@@ -128,6 +135,9 @@ class ExplorerController(Controller):
             created_from=created_from,
             created_to=created_to,
             id_prefix=id_prefix,
+            q=q,
+            regex=regex,
+            where=where,
         )
         stream = await changes_url(live, LIST_KINDS)  # before the reads: see live.py
         criteria = form.criteria()
@@ -137,9 +147,19 @@ class ExplorerController(Controller):
                 position = decode_cursor(cursor)
             except HTTPException:
                 form.errors.append("That page link is not valid any more; showing the first page.")
-        page = await use_case.execute(
-            EvaluationQuery(filter=criteria, limit=PAGE_SIZE, cursor=position, include_total=True)
+        query = EvaluationQuery(
+            filter=criteria, limit=PAGE_SIZE, cursor=position, include_total=True
         )
+        matches: dict[str, list[TextMatch]] = {}
+        if criteria.search is None:
+            page = await use_case.execute(query)
+        else:
+            try:
+                found = await searching.execute(query, None)
+            except InvalidRequestError as exc:  # the database gave up: too broad
+                form.errors.append(f"Search: {exc.message}.")
+                found = SearchPage(EvaluationPage(items=[], next_cursor=None, total=0), {})
+            page, matches = cast("EvaluationPage", found.page), found.matches
         next_cursor = encode_cursor(page.next_cursor)
         # The running list heads the list's first page; filtered, it would only distract.
         landing = position is None and not form.active
@@ -150,6 +170,9 @@ class ExplorerController(Controller):
                 "form": form,
                 "statuses": [s.value for s in EvaluationStatus],
                 "items": page.items,
+                "matches": matches,
+                "anchors": views.MATCH_ANCHORS,
+                "fields": [field.value for field in SearchField],
                 "total": page.total,
                 "paged": position is not None,
                 "next_query": form.query_string(cursor=next_cursor) if next_cursor else None,

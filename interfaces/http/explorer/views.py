@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 import msgspec
 
+from application.errors import InvalidRequestError
 from application.queries import (
     CACHE_KEY_PATTERNS,
     TTL_BUCKET_NAMES,
@@ -14,6 +15,8 @@ from application.queries import (
     EvaluationFilter,
     MetricValue,
 )
+from application.search import SearchField, TextSearch, text_search
+from domain.errors import InvalidTextError
 from domain.status import EvaluationStatus
 from interfaces.http.explorer.charts import human_bytes, moment_label
 
@@ -46,6 +49,9 @@ class ListForm(msgspec.Struct, kw_only=True):
     created_from: str = ""
     created_to: str = ""
     id_prefix: str = ""
+    q: str = ""  # text to search for, or a pattern when ``regex`` is set
+    regex: str = ""
+    where: str = ""  # one field to look in; empty: all
     errors: list[str] = msgspec.field(default_factory=list)
 
     def criteria(self) -> EvaluationFilter:
@@ -68,7 +74,19 @@ class ListForm(msgspec.Struct, kw_only=True):
                 else datetime.combine(until + timedelta(days=1), time.min, UTC)
             ),
             id_prefix=self.id_prefix.strip()[:255] or None,
+            search=self._search(),
         )
+
+    def _search(self) -> TextSearch | None:
+        if not self.q:
+            return None
+        text, pattern = (None, self.q) if self.regex else (self.q, None)
+        try:
+            return text_search(text, pattern, self.where or None)
+        except (InvalidRequestError, InvalidTextError) as exc:
+            reason = exc.message if isinstance(exc, InvalidRequestError) else exc.reason
+            self.errors.append(f"Search: {reason}.")
+            return None
 
     def _day(self, field: str, label: str) -> date | None:
         raw: str = getattr(self, field).strip()
@@ -83,7 +101,16 @@ class ListForm(msgspec.Struct, kw_only=True):
     def query_string(self, **extra: str) -> str:
         values = {
             name: getattr(self, name)
-            for name in ("status", "language", "created_from", "created_to", "id_prefix")
+            for name in (
+                "status",
+                "language",
+                "created_from",
+                "created_to",
+                "id_prefix",
+                "q",
+                "regex",
+                "where",
+            )
             if getattr(self, name)
         }
         values.update(extra)
@@ -92,6 +119,16 @@ class ListForm(msgspec.Struct, kw_only=True):
     @property
     def active(self) -> bool:
         return bool(self.query_string())
+
+
+# Where a match is on a record's page: the section each searched field is shown in.
+MATCH_ANCHORS = {
+    SearchField.CODE: "code-h",
+    SearchField.OUTPUT: "output",
+    SearchField.ERROR: "error",
+    SearchField.LOGS: "logs-h",
+    SearchField.EVENTS: "timeline",
+}
 
 
 def table_sizes(report: BackendReport) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ import msgspec
 import re2
 
 from application.errors import InvalidRequestError
-from domain.evaluation import ensure_storable_text
+from domain.evaluation import Evaluation, ensure_storable_text
 
 MIN_TEXT = 3  # the indexes work on trigrams: a shorter text would read every row
 MAX_PATTERN = 256
@@ -60,10 +60,9 @@ class TextSearch(msgspec.Struct, frozen=True):
 class TextMatch(msgspec.Struct, frozen=True, kw_only=True):
     """Where a hit matched: the field, the match's place, and the text around it.
 
-    ``offset`` counts characters into the field's text; for ``logs`` it counts bytes
-    into the log (``GET /evaluations/{id}/logs?offset=`` reads from there), and for
-    ``events`` characters into the message of ``event_id``. ``highlight`` is the match's
-    span within ``excerpt``.
+    ``offset`` counts UTF-8 bytes into the field: the code, the whole output or error
+    (``Range: bytes=<offset>-`` reads from there), the log (``GET …/logs?offset=``), or the
+    message of ``event_id``. ``highlight`` is the match's span in ``excerpt``, in characters.
     """
 
     field: SearchField
@@ -74,10 +73,8 @@ class TextMatch(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class SearchText(msgspec.Struct, frozen=True, kw_only=True):
-    """A text a store found for a hit: a field of it, from where it begins.
-
-    ``start`` is a log piece's byte offset in the log (0 elsewhere).
-    """
+    """A text a store found for a hit: a field of it, and the byte of the field it begins
+    at (a log piece's offset in the log, a payload tail's in the payload; else 0)."""
 
     evaluation_id: str
     field: SearchField
@@ -163,9 +160,7 @@ def matches_in(search: TextSearch, texts: list[SearchText]) -> dict[str, list[Te
         start, end = span
         left = max(0, start - EXCERPT)
         excerpt = item.text[left : end + EXCERPT]
-        offset = start
-        if item.field is SearchField.LOGS:
-            offset = item.start + len(item.text[:start].encode())
+        offset = item.start + len(item.text[:start].encode())
         found.setdefault(item.evaluation_id, []).append(
             TextMatch(
                 field=item.field,
@@ -175,4 +170,24 @@ def matches_in(search: TextSearch, texts: list[SearchText]) -> dict[str, list[Te
                 event_id=item.event_id,
             )
         )
+    return found
+
+
+def record_texts(evaluation: Evaluation, search: TextSearch) -> list[SearchText]:
+    """The record's own searched texts: its code, and each payload's text and tail."""
+    owner = evaluation.id
+    found: list[SearchText] = []
+    if search.looks_in(SearchField.CODE) and evaluation.code:
+        found.append(SearchText(evaluation_id=owner, field=SearchField.CODE, text=evaluation.code))
+    payloads = ((SearchField.OUTPUT, evaluation.output), (SearchField.ERROR, evaluation.error))
+    for field, payload in payloads:
+        if payload is None or not search.looks_in(field):
+            continue
+        if payload.text:
+            found.append(SearchText(evaluation_id=owner, field=field, text=payload.text))
+        if payload.tail:
+            start = payload.size - len(payload.tail.encode())
+            found.append(
+                SearchText(evaluation_id=owner, field=field, text=payload.tail, start=start)
+            )
     return found

@@ -28,6 +28,9 @@ class StorageThresholds(msgspec.Struct, frozen=True):
     large_file_threshold: int = 102_400
     compression_threshold: int = 10_240
     preview_size: int = 1_000
+    # The last characters of a blob-stored payload kept in the record, for search (where a
+    # traceback ends); 0 keeps none.
+    tail_size: int = 1_000
 
 
 class StoredPayload(msgspec.Struct, frozen=True):
@@ -42,6 +45,8 @@ class StoredPayload(msgspec.Struct, frozen=True):
     text: str
     compressed: bool = False
     key: str | None = None
+    # A blob-stored payload's last characters (``tail_size``), searched beside ``text``.
+    tail: str | None = None
 
     @property
     def truncated(self) -> bool:
@@ -73,6 +78,11 @@ def preview_of(text: str, preview_size: int) -> str:
     return text[:preview_size]
 
 
+def tail_of(text: str, tail_size: int) -> str | None:
+    """The last ``tail_size`` characters, or ``None`` when none are kept."""
+    return text[-tail_size:] if tail_size > 0 and text else None
+
+
 def route_payload(
     evaluation_id: EvaluationId,
     kind: PayloadKind,
@@ -92,6 +102,7 @@ def route_payload(
         text=preview_of(text, thresholds.preview_size),
         compressed=compressed,
         key=blob_key(evaluation_id, kind, compressed=compressed, token=token),
+        tail=tail_of(text, thresholds.tail_size),
     )
     return RoutedPayload(stored, encoded)
 
@@ -113,7 +124,8 @@ def streamed_blob_payload(
     thresholds: StorageThresholds,
     token: str,
 ) -> StoredPayload:
-    """The record's view of a streamed payload that went past ``stream_buffer_limit``."""
+    """The record's view of a streamed payload that went past ``stream_buffer_limit``
+    (its ``tail`` is set once the stream has ended)."""
     return StoredPayload(
         location=PayloadLocation.FILE,
         size=size,
@@ -121,6 +133,20 @@ def streamed_blob_payload(
         compressed=True,
         key=blob_key(evaluation_id, kind, compressed=True, token=token),
     )
+
+
+def tail_bytes(tail_size: int) -> int:
+    """Bytes of a stream's end that always hold its last ``tail_size`` characters."""
+    return 4 * tail_size
+
+
+def decode_tail(end: bytes, tail_size: int) -> str | None:
+    """The last ``tail_size`` characters of valid UTF-8 ending in ``end`` (``end`` may
+    begin inside a character: its leading continuation bytes are skipped)."""
+    start = 0
+    while start < len(end) and end[start] & 0xC0 == 0x80:
+        start += 1
+    return tail_of(end[start:].decode("utf-8"), tail_size)
 
 
 class ByteRange(msgspec.Struct, frozen=True):

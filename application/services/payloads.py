@@ -16,9 +16,11 @@ from domain.payload import (
     PayloadLocation,
     StorageThresholds,
     StoredPayload,
+    decode_tail,
     route_payload,
     stream_buffer_limit,
     streamed_blob_payload,
+    tail_bytes,
 )
 
 _encoder = msgspec.json.Encoder()
@@ -114,14 +116,18 @@ class PayloadStore:
             return await self.store(evaluation_id, kind, text.decode_all(bytes(head)))
         preview = text.feed(bytes(head))
         size = len(head)
+        keep = tail_bytes(self._thresholds.tail_size)
+        end = bytearray(head[-keep:] if keep else b"")
 
         async def checked() -> AsyncIterator[bytes]:
-            nonlocal size
+            nonlocal size, end
             yield bytes(head)
             head.clear()
             async for chunk in source:
                 text.feed(chunk)
                 size += len(chunk)
+                if keep:
+                    end = (end + chunk)[-keep:]
                 yield chunk
             text.finish()
 
@@ -130,7 +136,8 @@ class PayloadStore:
         )
         assert stored.key is not None
         await self._blobs.put_stream(stored.key, checked())
-        return self._located(msgspec.structs.replace(stored, size=size))
+        tail = decode_tail(bytes(end), self._thresholds.tail_size)
+        return self._located(msgspec.structs.replace(stored, size=size, tail=tail))
 
     async def write_snapshot(self, evaluation: Evaluation) -> None:
         """Keep ``metadata.json`` beside an evaluation's blobs in step with the record."""

@@ -6,7 +6,7 @@
 
 from typing import TYPE_CHECKING
 
-from application.search import SearchField, SearchText, TextSearch
+from application.search import SearchField, SearchText, TextSearch, record_texts
 from domain.evaluation import Evaluation
 
 if TYPE_CHECKING:  # the database's module filters with ``matches``
@@ -15,16 +15,8 @@ if TYPE_CHECKING:  # the database's module filters with ``matches``
 
 def texts_of(db: "MemoryDatabase", evaluation: Evaluation, search: TextSearch) -> list[SearchText]:
     """The texts of ``evaluation`` in the fields ``search`` looks in."""
-    found: list[SearchText] = []
+    found = record_texts(evaluation, search)
     owner = evaluation.id
-    stored = {
-        SearchField.CODE: evaluation.code,
-        SearchField.OUTPUT: evaluation.output.text if evaluation.output else None,
-        SearchField.ERROR: evaluation.error.text if evaluation.error else None,
-    }
-    for field, text in stored.items():
-        if text and search.looks_in(field):
-            found.append(SearchText(evaluation_id=owner, field=field, text=text))
     if search.looks_in(SearchField.EVENTS):
         found += [
             SearchText(

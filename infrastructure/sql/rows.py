@@ -29,6 +29,7 @@ def _payload(
     text: str | None,
     compressed: bool | None,
     key: str | None,
+    tail: str | None,
 ) -> StoredPayload | None:
     if location is None:
         return None
@@ -38,6 +39,7 @@ def _payload(
         text=text or "",
         compressed=bool(compressed),
         key=key,
+        tail=tail,
     )
 
 
@@ -60,6 +62,7 @@ def evaluation_from_row(row: Row) -> Evaluation:
             row["output"],
             row["output_compressed"],
             row["output_key"],
+            row["output_tail"],
         ),
         error=_payload(
             row["error_location"],
@@ -67,6 +70,7 @@ def evaluation_from_row(row: Row) -> Evaluation:
             row["error"],
             row["error_compressed"],
             row["error_key"],
+            row["error_tail"],
         ),
         celery_task_id=row["celery_task_id"],
         retries=row["retries"],
@@ -116,6 +120,8 @@ RECORD_COLUMNS = (
     "final_failure",
     "deleted_at",
     "version",
+    "output_tail",
+    "error_tail",
 )
 _STATUSES = {status.value: status for status in EvaluationStatus}
 _LOCATIONS = {location.value: location for location in PayloadLocation}
@@ -159,6 +165,8 @@ def evaluation_from_values(values: Sequence[Any]) -> Evaluation:
         final_failure,
         deleted_at,
         version,
+        output_tail,
+        error_tail,
     ) = values
     return Evaluation(
         id=id_,
@@ -179,6 +187,7 @@ def evaluation_from_values(values: Sequence[Any]) -> Evaluation:
             output or "",
             bool(output_compressed),
             output_key,
+            output_tail,
         ),
         error=None
         if error_location is None
@@ -188,6 +197,7 @@ def evaluation_from_values(values: Sequence[Any]) -> Evaluation:
             error or "",
             bool(error_compressed),
             error_key,
+            error_tail,
         ),
         celery_task_id=celery_task_id,
         retries=retries,
@@ -212,7 +222,7 @@ def projection_columns(fields: frozenset[str]) -> list[str]:
     for name in sorted(fields):
         if name in _PAYLOAD_FIELDS:
             columns += [name, f"{name}_location", f"{name}_size", f"{name}_compressed"]
-            columns.append(f"{name}_key")
+            columns += [f"{name}_key", f"{name}_tail"]
         else:
             columns.append(name)
     return columns
@@ -264,6 +274,7 @@ def projection_from_row(row: Row, fields: frozenset[str]) -> Projection:
                 row[name],
                 row[f"{name}_compressed"],
                 row[f"{name}_key"],
+                row[f"{name}_tail"],
             )
         elif name == "id":
             values[name] = EvaluationId(row[name])
@@ -284,6 +295,7 @@ def _payload_values(prefix: str, payload: StoredPayload | None) -> dict[str, Any
             f"{prefix}_size": None,
             f"{prefix}_compressed": False,
             f"{prefix}_key": None,
+            f"{prefix}_tail": None,
         }
     return {
         prefix: payload.text,
@@ -291,6 +303,7 @@ def _payload_values(prefix: str, payload: StoredPayload | None) -> dict[str, Any
         f"{prefix}_size": payload.size,
         f"{prefix}_compressed": payload.compressed,
         f"{prefix}_key": payload.key,
+        f"{prefix}_tail": payload.tail,
     }
 
 

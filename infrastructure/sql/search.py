@@ -16,10 +16,11 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from application.ports.search_texts import SearchTexts
-from application.search import RECORD_FIELDS, SearchField, SearchText, TextSearch
+from application.search import SearchField, SearchText, TextSearch, record_texts
 from domain.identifiers import EvaluationId
 from infrastructure.sql.dialect import dialect_name
 from infrastructure.sql.errors import translate_errors
+from infrastructure.sql.rows import evaluation_from_row
 from infrastructure.sql.tables import evaluation_events, evaluations, log_chunks
 
 # SQLite's FTS5 table and whose text each of its rows is (migration 0010): not in the
@@ -28,13 +29,14 @@ search_text = sa.table("search_text", sa.column("rowid"), sa.column("content"))
 search_rows = sa.table(
     "search_rows", sa.column("id"), sa.column("evaluation_id"), sa.column("field")
 )
-# Where each field's text lives: the id column, the table, the text column.
-PG_SOURCES: dict[SearchField, tuple[str, str, str]] = {
-    SearchField.CODE: ("id", "evaluations", "code"),
-    SearchField.OUTPUT: ("id", "evaluations", "output"),
-    SearchField.ERROR: ("id", "evaluations", "error"),
-    SearchField.EVENTS: ("evaluation_id", "evaluation_events", "message"),
-    SearchField.LOGS: ("evaluation_id", "log_chunks", "content"),
+# Where each field's texts live: the id column, the table, the text column (an output or
+# error is its inline text or preview, and the tail of a blob-stored one).
+PG_SOURCES: dict[SearchField, tuple[tuple[str, str, str], ...]] = {
+    SearchField.CODE: (("id", "evaluations", "code"),),
+    SearchField.OUTPUT: (("id", "evaluations", "output"), ("id", "evaluations", "output_tail")),
+    SearchField.ERROR: (("id", "evaluations", "error"), ("id", "evaluations", "error_tail")),
+    SearchField.EVENTS: (("evaluation_id", "evaluation_events", "message"),),
+    SearchField.LOGS: (("evaluation_id", "log_chunks", "content"),),
 }
 
 
@@ -51,8 +53,9 @@ def pg_matching_ids(search: TextSearch, placeholder: str) -> str:
     operator = "~" if search.regex else "ILIKE"
     return " UNION ".join(
         f"SELECT {key} FROM {table} WHERE {column} {operator} {placeholder}"  # noqa: S608
-        for field, (key, table, column) in PG_SOURCES.items()
+        for field, sources in PG_SOURCES.items()
         if search.looks_in(field)
+        for key, table, column in sources
     )
 
 
@@ -98,16 +101,10 @@ class SqlSearchTexts(SearchTexts):
         found: list[SearchText] = []
         with translate_errors():
             records = await self._session.execute(
-                sa.select(evaluations.c.id, *(evaluations.c[f.value] for f in RECORD_FIELDS)).where(
-                    evaluations.c.id.in_(wanted)
-                )
+                sa.select(evaluations).where(evaluations.c.id.in_(wanted))
             )
             for row in records.mappings():
-                found += [
-                    SearchText(evaluation_id=row["id"], field=field, text=row[field.value])
-                    for field in RECORD_FIELDS
-                    if search.looks_in(field) and row[field.value]
-                ]
+                found += record_texts(evaluation_from_row(row), search)
             if search.looks_in(SearchField.EVENTS):
                 events = evaluation_events.c
                 rows = await self._session.execute(

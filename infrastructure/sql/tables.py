@@ -63,6 +63,9 @@ evaluations = sa.Table(
     sa.Column("error_size", sa.BigInteger()),
     sa.Column("error_compressed", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column("error_key", sa.String(512)),
+    # The last characters of a blob-stored output or error, for search (migration 0010).
+    sa.Column("output_tail", sa.Text()),
+    sa.Column("error_tail", sa.Text()),
     sa.Column("celery_task_id", sa.String(255)),
     sa.Column("retries", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("executor_id", sa.String(255)),
@@ -117,7 +120,10 @@ evaluations = sa.Table(
         postgresql_where=sa.text("deleted_at IS NULL"),
         sqlite_where=sa.text("deleted_at IS NULL"),
     ),
-    *(_trigram("evaluations", column) for column in ("code", "output", "error")),
+    *(
+        _trigram("evaluations", column)
+        for column in ("code", "output", "error", "output_tail", "error_tail")
+    ),
 )
 # A record that is not soft-deleted: every read but the maintenance jobs' asks for it.
 live_evaluations = evaluations.c.deleted_at.is_(None)

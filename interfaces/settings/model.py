@@ -108,6 +108,8 @@ class StorageSettings(Group, frozen=True, kw_only=True):
     large_file_threshold: NonNegativeInt = 102_400
     compression_threshold: NonNegativeInt = 10_240
     preview_size: NonNegativeInt = 1_000
+    # The last characters of a blob-stored output or error kept for search; 0: none.
+    search_tail_size: NonNegativeInt = 1_000
 
     @property
     def thresholds(self) -> StorageThresholds:
@@ -115,6 +117,7 @@ class StorageSettings(Group, frozen=True, kw_only=True):
             large_file_threshold=self.large_file_threshold,
             compression_threshold=self.compression_threshold,
             preview_size=self.preview_size,
+            tail_size=self.search_tail_size,
         )
 
 

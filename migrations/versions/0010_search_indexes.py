@@ -1,8 +1,11 @@
 """Indexes for text search over code, output, error, event messages and logs.
 
+Two columns keep the last characters of a blob-stored output or error
+(``SEARCH_TAIL_SIZE``), where a traceback ends: the output and error columns hold the
+inline text or the preview (the head) of a large payload, so what is indexed stays bounded.
+
 PostgreSQL: ``pg_trgm`` and a trigram GIN index on each searched column; ``ILIKE`` and
-``~`` are served by them. The output and error columns hold the inline text or the
-preview of a large payload, so what is indexed stays bounded.
+``~`` are served by them.
 
 SQLite: an FTS5 table with the trigram tokenizer holds one row per searched text, and
 ``search_rows`` says whose text each is (the FTS row's id is its ``id``). Triggers keep
@@ -13,6 +16,7 @@ Revises: 0009
 Create Date: 2026-12-06 10:30:00
 """
 
+import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010"
@@ -23,10 +27,20 @@ PG_INDEXES = (
     ("idx_evaluations_code_trgm", "evaluations", "code"),
     ("idx_evaluations_output_trgm", "evaluations", "output"),
     ("idx_evaluations_error_trgm", "evaluations", "error"),
+    ("idx_evaluations_output_tail_trgm", "evaluations", "output_tail"),
+    ("idx_evaluations_error_tail_trgm", "evaluations", "error_tail"),
     ("idx_events_message_trgm", "evaluation_events", "message"),
     ("idx_log_chunks_content_trgm", "log_chunks", "content"),
 )
 RECORD_FIELDS = ("code", "output", "error")
+# A record's searched columns and the field each is searched as.
+RECORD_TEXTS = (
+    ("code", "code"),
+    ("output", "output"),
+    ("error", "error"),
+    ("output_tail", "output"),
+    ("error_tail", "error"),
+)
 
 
 def _add(owner: str, field: str, text: str, source: str = "NULL") -> str:
@@ -55,12 +69,12 @@ SQLITE = [
     "field VARCHAR(16) NOT NULL, source BIGINT)",
     "CREATE INDEX idx_search_rows_owner ON search_rows (evaluation_id, field)",
     "CREATE TRIGGER search_evaluation_added AFTER INSERT ON evaluations BEGIN\n"
-    + "".join(_add("NEW.id", field, f"NEW.{field}") for field in RECORD_FIELDS)
+    + "".join(_add("NEW.id", field, f"NEW.{column}") for column, field in RECORD_TEXTS)
     + "END",
-    "CREATE TRIGGER search_evaluation_changed AFTER UPDATE OF code, output, error "
-    "ON evaluations BEGIN\n"
+    "CREATE TRIGGER search_evaluation_changed AFTER UPDATE OF code, output, error, "
+    "output_tail, error_tail ON evaluations BEGIN\n"
     + _drop("OLD.id", RECORDS)
-    + "".join(_add("NEW.id", field, f"NEW.{field}") for field in RECORD_FIELDS)
+    + "".join(_add("NEW.id", field, f"NEW.{column}") for column, field in RECORD_TEXTS)
     + "END",
     "CREATE TRIGGER search_evaluation_removed BEFORE DELETE ON evaluations BEGIN\n"
     + _drop("OLD.id", EVERY)
@@ -78,7 +92,7 @@ SQLITE_COPY = [
         f"INSERT INTO search_rows (evaluation_id, field) SELECT id, '{field}' "  # noqa: S608
         f"FROM evaluations WHERE coalesce({field}, '') <> ''"
         for field in RECORD_FIELDS
-    ),
+    ),  # (the tails are new: no row has one yet)
     "INSERT INTO search_rows (evaluation_id, field, source) SELECT evaluation_id, 'events', id "
     "FROM evaluation_events WHERE coalesce(message, '') <> ''",
     "INSERT INTO search_rows (evaluation_id, field, source) SELECT evaluation_id, 'logs', id "
@@ -102,6 +116,8 @@ SQLITE_TRIGGERS = (
 
 
 def upgrade() -> None:
+    op.add_column("evaluations", sa.Column("output_tail", sa.Text()))
+    op.add_column("evaluations", sa.Column("error_tail", sa.Text()))
     if op.get_bind().dialect.name == "postgresql":
         op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
         for name, table, column in PG_INDEXES:
@@ -115,8 +131,16 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         for name, _, _ in PG_INDEXES:
             op.execute(f"DROP INDEX IF EXISTS {name}")
+        _drop_tails()
         return  # the extension stays: other schemas of the database may use it
     for trigger in SQLITE_TRIGGERS:
         op.execute(f"DROP TRIGGER IF EXISTS {trigger}")
     op.execute("DROP TABLE IF EXISTS search_rows")
     op.execute("DROP TABLE IF EXISTS search_text")
+    _drop_tails()
+
+
+def _drop_tails() -> None:
+    # Plain DROP COLUMN (SQLite >= 3.35): a rebuilt table would lose the triggers.
+    for column in ("error_tail", "output_tail"):
+        op.drop_column("evaluations", column)

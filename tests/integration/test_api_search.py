@@ -16,6 +16,7 @@ from litestar.testing import TestClient
 from infrastructure.postgres.pool import driver_dsn
 from interfaces.http.app import create_app
 from interfaces.settings import load_settings
+from tests.integration.large_payloads import put_body
 
 Client = TestClient[Any]
 OOM = "out of memory"
@@ -199,3 +200,34 @@ def test_a_search_past_the_statement_timeout_is_refused_not_a_5xx(
     assert response.status_code == 422, response.text
     assert response.json()["errors"][0]["field"] == "q_regex"
     assert "DB_STATEMENT_TIMEOUT_MS" in response.text
+
+
+@pytest.mark.parametrize("how", ["json", "streamed"])
+def test_the_end_of_a_large_payload_is_searched_and_the_offset_reads_from_the_match(
+    client: Client, how: str
+) -> None:
+    """A traceback ends a long error: past the preview, in the file store, yet found."""
+    assert client.post("/evaluations", json={"id": "q-long", "code": "x"}).is_success
+    text = "ünï log line\n" * 20_000 + "Traceback (most recent call last):\nValueError: boom-tail\n"
+    if how == "json":
+        body = {"status": "failed", "error": text}
+        assert client.put("/evaluations/q-long", json=body).is_success
+    else:
+        chunks = [text.encode()[n : n + 65_536] for n in range(0, len(text.encode()), 65_536)]
+        response = put_body(client, "q-long", iter(chunks), "error")
+        assert response.status_code == 200, response.text
+
+    response = client.get("/evaluations", params={"q": "boom-tail", "in": "error"})
+
+    assert _ids(response) == ["q-long"]
+    record = client.get("/evaluations/q-long", params={"include_storage_info": "true"}).json()
+    assert record["error_truncated"] is True and "boom-tail" not in record["error"]
+    match = response.json()["evaluations"][0]["_matches"][0]
+    assert match["field"] == "error"
+    assert match["offset"] == text.encode().index(b"boom-tail")
+    ranged = client.get(
+        "/evaluations/q-long/error",
+        headers={"Range": f"bytes={match['offset']}-", "Accept-Encoding": "identity"},
+    )
+    assert ranged.status_code == 206, ranged.text
+    assert ranged.text == "boom-tail\n"

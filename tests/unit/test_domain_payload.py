@@ -9,7 +9,9 @@ from domain.payload import (
     RequestedRange,
     StorageThresholds,
     clamp_range,
+    decode_tail,
     route_payload,
+    tail_bytes,
 )
 
 EID = EvaluationId("e1")
@@ -108,3 +110,27 @@ def test_a_range_with_no_byte_in_the_content_is_unsatisfiable(
     with pytest.raises(UnsatisfiableRangeError) as refused:
         clamp_range(requested, size)
     assert refused.value.size == size
+
+
+def test_a_blob_payload_keeps_its_last_characters_for_search() -> None:
+    text = "é" * 150_000 + "ValueError: boom"
+    thresholds = StorageThresholds(tail_size=20)
+
+    routed = route_payload(EvaluationId("tail"), "error", text, thresholds, "t")
+    inline = route_payload(EvaluationId("tail"), "error", "short", thresholds, "t")
+    none_kept = route_payload(
+        EvaluationId("tail"), "error", text, StorageThresholds(tail_size=0), "t"
+    )
+
+    assert routed.stored.tail == text[-20:]
+    assert inline.stored.tail is None  # the whole text is inline: nothing more to keep
+    assert none_kept.stored.tail is None
+
+
+@pytest.mark.parametrize("cut", [0, 1, 2, 3])
+def test_a_streamed_tail_begins_on_a_character_whatever_byte_it_was_cut_at(cut: int) -> None:
+    encoded = ("a€ü😀" * 10).encode()
+    end = encoded[-(tail_bytes(5) + cut) :]
+
+    assert decode_tail(end, 5) == ("a€ü😀" * 10)[-5:]
+    assert decode_tail(b"", 5) is None

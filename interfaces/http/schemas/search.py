@@ -8,9 +8,10 @@ from application.search import SearchField, TextMatch
 class MatchBody(msgspec.Struct, kw_only=True):
     """One field of a hit that holds the text (its first match there).
 
-    ``offset``: characters into the field's text; bytes into the log for ``logs`` (read
-    on from there with ``GET /evaluations/{id}/logs?offset=``); characters into the
-    message of ``event_id`` for ``events``. ``highlight``: the match's span in ``excerpt``.
+    ``offset``: UTF-8 bytes into the field (the code, the whole output or error, which a
+    ``Range: bytes=<offset>-`` reads on from, the log, which ``GET …/logs?offset=`` reads
+    on from, or the message of ``event_id``). ``highlight``: the match's span in
+    ``excerpt``, in characters.
     """
 
     field: SearchField

@@ -535,6 +535,26 @@ def assert_outputs_served(base: str, ledger: Ledger) -> None:
             )
 
 
+def assert_searchable(base: str, ledger: Ledger) -> None:
+    """Every live evaluation is found by the text of its events and of its log, the ones
+    journaled during the outage and replayed included: the indexes followed the replay."""
+    with httpx.Client(base_url=base, timeout=HTTP_TIMEOUT_S) as http:
+
+        def found(text: str, where: str) -> set[str]:
+            response = http.get("/evaluations", params={"q": text, "in": where, "limit": 1000})
+            assert response.status_code == 200, response.text[:300]
+            return {item["id"] for item in response.json()["evaluations"]}
+
+        for evaluation_id, expected in ledger.records.items():
+            if expected.deleted:
+                continue
+            for message in expected.anonymous_events:
+                assert evaluation_id in found(message, "events"), (evaluation_id, message)
+            if expected.log:
+                last = expected.log[-1].splitlines()[-1]
+                assert evaluation_id in found(last, "logs"), (evaluation_id, last)
+
+
 # --- /health --------------------------------------------------------------------------
 
 

@@ -49,6 +49,7 @@ from tests.e2e.harness import (
     Ledger,
     assert_outputs_served,
     assert_primary_holds,
+    assert_searchable,
     connect,
     count,
     health,
@@ -243,6 +244,7 @@ def test_outage_under_concurrent_load_loses_and_doubles_nothing(
         assert len(ledger.records) >= LOAD_THREADS, ledger.answers
         assert_primary_holds(pg, ledger)
         assert_outputs_served(base, ledger)
+        assert_searchable(base, ledger)
 
 
 # --- b: SIGKILL while replaying -------------------------------------------------------

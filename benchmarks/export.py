@@ -29,16 +29,11 @@ from benchmarks.scale_http import scale_service
 from benchmarks.scale_load import load, vacuum_analyze
 from benchmarks.scale_rows import ScaleData
 from benchmarks.service_process import RssSampler
-from benchmarks.support import DEFAULT_URL, throwaway_database
+from benchmarks.support import DEFAULT_URL, env_count, throwaway_database, write_report
 
 REPORT = Path(__file__).resolve().parent.parent / "docs" / "bench-export.md"
 MB = 1024 * 1024
 CHANGES = 1000
-
-
-def _size(name: str = "BENCH_EXPORT_SIZE") -> int:
-    raw = os.environ.get(name, "")
-    return int(raw) if raw.strip() else 1_000_000
 
 
 def export(dsn: str, target: Path, *extra: str) -> tuple[dict[str, Any], float, int]:
@@ -115,8 +110,8 @@ def read_back(target: Path) -> tuple[int, int, int]:
 
 
 async def run() -> str:
-    size = _size()
-    events = _size("BENCH_EXPORT_EVENTS")
+    size = env_count("BENCH_EXPORT_SIZE")
+    events = env_count("BENCH_EXPORT_EVENTS")
     data = ScaleData(size, events)
     target = Path(tempfile.mkdtemp(prefix="crucible-bench-export-"))
     started_at = datetime.now(UTC)
@@ -191,9 +186,7 @@ def _row(label: str, manifest: dict[str, Any], seconds: float, rss: int) -> str:
 
 
 def main() -> None:
-    report = asyncio.run(run())
-    REPORT.write_text(report)
-    print(report)
+    write_report(REPORT, run())
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ from benchmarks.live_streams import (
 from benchmarks.measurement import Measurement, percentile
 from benchmarks.seeding import record_ids, seed_records
 from benchmarks.soak import worker_rss
+from benchmarks.support import write_report
 from benchmarks.wrk_load import run_wrk
 from domain.status import EvaluationStatus
 
@@ -236,9 +237,7 @@ async def run(config: BenchConfig) -> str:
 
 
 def main() -> None:
-    report = asyncio.run(run(BenchConfig.from_env()))
-    REPORT.write_text(report)
-    print(report)
+    write_report(REPORT, run(BenchConfig.from_env()))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from benchmarks.deployment import DEFAULT_REDIS_URL, migrate
 from benchmarks.scale_http import Expect, Probe, Timing, scale_service, time_probes
 from benchmarks.scale_load import load, vacuum_analyze
 from benchmarks.scale_rows import ScaleData
-from benchmarks.support import DEFAULT_URL, throwaway_database
+from benchmarks.support import DEFAULT_URL, env_count, throwaway_database, write_report
 
 REPORT = Path(__file__).resolve().parent.parent / "docs" / "bench-search.md"
 SELECTIVE_MS = 50.0
@@ -41,11 +41,6 @@ SELECT indexname, indexdef, pg_relation_size(format('%I', indexname)::regclass)
 FROM pg_indexes WHERE schemaname = current_schema() AND indexname LIKE '%\\_trgm'
 ORDER BY indexname
 """
-
-
-def _size(name: str) -> int:
-    raw = os.environ.get(name, "")
-    return int(raw) if raw.strip() else 1_000_000
 
 
 async def plant(dsn: str, data: ScaleData) -> None:
@@ -207,8 +202,8 @@ def _report(
 
 
 async def run() -> str:
-    size = _size("BENCH_SEARCH_SIZE")
-    events = _size("BENCH_SEARCH_EVENTS")
+    size = env_count("BENCH_SEARCH_SIZE")
+    events = env_count("BENCH_SEARCH_EVENTS")
     data = ScaleData(size, events)
     started_at = datetime.now(UTC)
     async with throwaway_database(DEFAULT_URL, "bench_search") as dsn:
@@ -225,9 +220,7 @@ async def run() -> str:
 
 
 def main() -> None:
-    report = asyncio.run(run())
-    REPORT.write_text(report)
-    print(report)
+    write_report(REPORT, run())
 
 
 if __name__ == "__main__":

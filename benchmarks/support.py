@@ -1,8 +1,12 @@
 """What the benchmarks share: a throwaway PostgreSQL database per run."""
 
+import asyncio
+import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -42,3 +46,16 @@ async def throwaway_database(admin_url: str, prefix: str) -> AsyncIterator[str]:
         yield dsn
     finally:
         await drop_database(admin_url, dsn)
+
+
+def env_count(name: str, default: int = 1_000_000) -> int:
+    """A size from the environment (``BENCH_*_SIZE``), else ``default``."""
+    raw = os.environ.get(name, "")
+    return int(raw) if raw.strip() else default
+
+
+def write_report(path: Path, run: Coroutine[Any, Any, str]) -> None:
+    """Run a benchmark, write its Markdown report to ``path`` and show it."""
+    report = asyncio.run(run)
+    path.write_text(report)
+    print(report)

@@ -105,38 +105,35 @@ class SqlSearchTexts(SearchTexts):
             )
             for row in records.mappings():
                 found += record_texts(evaluation_from_row(row), search)
-            if search.looks_in(SearchField.EVENTS):
-                events = evaluation_events.c
-                rows = await self._session.execute(
-                    sa.select(events.evaluation_id, events.event_id, events.message)
-                    .where(events.evaluation_id.in_(wanted))
-                    .where(_text_test(search, events.message, dialect))
-                    .order_by(events.evaluation_id, events.timestamp, events.id)
-                )
-                found += [
-                    SearchText(
-                        evaluation_id=evaluation_id,
-                        field=SearchField.EVENTS,
-                        text=message,
-                        event_id=event_id,
-                    )
-                    for evaluation_id, event_id, message in rows.tuples()
-                ]
-            if search.looks_in(SearchField.LOGS):
-                logs = log_chunks.c
-                rows = await self._session.execute(
-                    sa.select(logs.evaluation_id, logs.start_offset, logs.content)
-                    .where(logs.evaluation_id.in_(wanted))
-                    .where(_text_test(search, logs.content, dialect))
-                    .order_by(logs.evaluation_id, logs.start_offset)
-                )
-                found += [
-                    SearchText(
-                        evaluation_id=evaluation_id,
-                        field=SearchField.LOGS,
-                        text=content,
-                        start=start,
-                    )
-                    for evaluation_id, start, content in rows.tuples()
-                ]
+            for field in (SearchField.EVENTS, SearchField.LOGS):
+                if search.looks_in(field):
+                    statement = _timeline_texts(field, search, dialect, wanted)
+                    found += [
+                        SearchText(
+                            evaluation_id=owner, field=field, text=text, start=start, event_id=event
+                        )
+                        for owner, text, start, event in (
+                            await self._session.execute(statement)
+                        ).tuples()
+                    ]
         return found
+
+
+def _timeline_texts(
+    field: SearchField, search: TextSearch, dialect: str, ids: list[EvaluationId]
+) -> sa.Select[Any]:
+    """``(evaluation_id, text, start, event_id)`` of the events or log pieces of ``ids``
+    that match."""
+    if field is SearchField.EVENTS:
+        events = evaluation_events.c
+        return (
+            sa.select(events.evaluation_id, events.message, sa.literal(0), events.event_id)
+            .where(events.evaluation_id.in_(ids), _text_test(search, events.message, dialect))
+            .order_by(events.evaluation_id, events.timestamp, events.id)
+        )
+    logs = log_chunks.c
+    return (
+        sa.select(logs.evaluation_id, logs.content, logs.start_offset, sa.null())
+        .where(logs.evaluation_id.in_(ids), _text_test(search, logs.content, dialect))
+        .order_by(logs.evaluation_id, logs.start_offset)
+    )

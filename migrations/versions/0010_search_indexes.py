@@ -22,15 +22,15 @@ from alembic import op
 revision: str = "0010"
 down_revision: str | None = "0009"
 
-# (index, table, column) on PostgreSQL.
-PG_INDEXES = (
-    ("idx_evaluations_code_trgm", "evaluations", "code"),
-    ("idx_evaluations_output_trgm", "evaluations", "output"),
-    ("idx_evaluations_error_trgm", "evaluations", "error"),
-    ("idx_evaluations_output_tail_trgm", "evaluations", "output_tail"),
-    ("idx_evaluations_error_tail_trgm", "evaluations", "error_tail"),
-    ("idx_events_message_trgm", "evaluation_events", "message"),
-    ("idx_log_chunks_content_trgm", "log_chunks", "content"),
+# (index, table, column) on PostgreSQL: ``idx_<table's short name>_<column>_trgm``.
+PG_INDEXES = tuple(
+    (f"idx_{short}_{column}_trgm", table, column)
+    for table, short, columns in (
+        ("evaluations", "evaluations", ("code", "output", "error", "output_tail", "error_tail")),
+        ("evaluation_events", "events", ("message",)),
+        ("log_chunks", "log_chunks", ("content",)),
+    )
+    for column in columns
 )
 RECORD_FIELDS = ("code", "output", "error")
 # A record's searched columns and the field each is searched as.

@@ -246,7 +246,8 @@ async def _search_page(
     page = found.page
 
     def matches(evaluation_id: str) -> list[MatchBody]:
-        return [MatchBody.of(match) for match in found.matches.get(evaluation_id, [])]
+        matched = found.matches.get(evaluation_id, [])
+        return msgspec.convert(matched, list[MatchBody], from_attributes=True)
 
     items: list[Any]
     if names is None:

@@ -2,7 +2,7 @@
 
 import msgspec
 
-from application.search import SearchField, TextMatch
+from application.search import SearchField
 
 
 class MatchBody(msgspec.Struct, kw_only=True):
@@ -19,13 +19,3 @@ class MatchBody(msgspec.Struct, kw_only=True):
     excerpt: str
     highlight: tuple[int, int]
     event_id: str | None = None
-
-    @classmethod
-    def of(cls, match: TextMatch) -> "MatchBody":
-        return cls(
-            field=match.field,
-            offset=match.offset,
-            excerpt=match.excerpt,
-            highlight=match.highlight,
-            event_id=match.event_id,
-        )

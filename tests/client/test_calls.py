@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from crucible_storage import (
+    UNSET,
     Conflict,
     Evaluation,
     EvaluationFields,
@@ -198,3 +199,26 @@ def test_errors_from_real_answers(either_client: Any) -> None:
         client.evaluations.get("bad*id")
     assert bad_id.value.field == "id"
     assert bad_id.value.request_id
+
+
+def test_search_finds_text_and_says_where(either_client: Any) -> None:
+    client = either_client
+    needle = f"needle-{uuid.uuid4().hex[:8]}"
+    hit = client.evaluations.create(f"print('{needle}')", id=_id("search"))
+    logged = client.evaluations.create("x", id=_id("search"))
+    client.logs.append(logged.id, f"step 1\n{needle.upper()} seen\n")
+    client.evaluations.create("print('nothing')", id=_id("search"))
+
+    page = client.evaluations.search(needle)
+    in_code = client.evaluations.search(needle, where=["code"], fields=["status"])
+    by_pattern = client.evaluations.search(pattern=f"{needle} seen$|'{needle}'")
+
+    assert {e.id for e in page.evaluations} == {hit.id, logged.id}
+    assert page.total == 2
+    places = {e.id: [(m.field, m.offset) for m in e.matches] for e in page.evaluations}
+    assert places == {hit.id: [("code", len("print('"))], logged.id: [("logs", len("step 1\n"))]}
+    assert [(e.id, e.status, e.code) for e in in_code.evaluations] == [(hit.id, "queued", UNSET)]
+    assert {e.id for e in by_pattern.evaluations} == {hit.id}  # the pattern is case-sensitive
+    with pytest.raises(InvalidRequest) as refused:
+        client.evaluations.search("ab")
+    assert refused.value.field == "q"

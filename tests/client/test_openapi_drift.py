@@ -24,6 +24,9 @@ ANSWERS: dict[type[msgspec.Struct], str] = {
     models.EvaluationFields: "EvaluationFieldsBody",
     models.EvaluationPage: "EvaluationFieldsList",
     models.EvaluationFieldsPage: "EvaluationFieldsList",
+    models.Match: "MatchBody",
+    models.SearchHit: "EvaluationFieldsBody",
+    models.SearchPage: "EvaluationFieldsList",
     models.EvaluationDeleted: "EvaluationDeleted",
     models.RunningEvaluation: "RunningBody",
     models.RunningList: "RunningList",
@@ -95,7 +98,7 @@ def _json_types(kind: inspect.Type) -> set[str]:
             return {"null"}
         case inspect.DictType():
             return {"object"}
-        case inspect.ListType():
+        case inspect.ListType() | inspect.TupleType():
             return {"array"}
         case inspect.StructType():
             return {f"#{kind.cls.__name__}"}

@@ -114,6 +114,7 @@ class AsyncEvaluations(_Resource):
     update = _Method(evaluations.update_evaluation)
     delete = _Method(evaluations.delete_evaluation)
     iterate = _Stream(evaluations.iterate_evaluations)
+    search = _Method(evaluations.search_evaluations)
     running = _Method(evaluations.running_evaluations)
     celery_update = _Method(evaluations.celery_update)
     complete = _Method(evaluations.complete_evaluation)

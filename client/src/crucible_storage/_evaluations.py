@@ -19,6 +19,7 @@ from crucible_storage.models import (
     EvaluationPage,
     RunningEvaluation,
     RunningList,
+    SearchPage,
     Timestamp,
 )
 
@@ -183,6 +184,33 @@ def list_evaluation_fields(
         status, language, created_after, created_before, id_prefix, limit, cursor, offset, fields
     )
     return (yield from one(read("/evaluations", EvaluationFieldsPage, params)))
+
+
+def search_evaluations(
+    text: str | None = None,
+    *,
+    pattern: str | None = None,
+    where: Iterable[str] | None = None,
+    fields: Iterable[str] | None = None,
+    status: str | None = None,
+    language: str | None = None,
+    created_after: Timestamp | None = None,
+    created_before: Timestamp | None = None,
+    id_prefix: str | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> Plan[Never, SearchPage]:
+    """The evaluations whose code, output, error, log or events hold ``text``
+    (case-insensitive) or match ``pattern`` (RE2), with where each matched.
+
+    ``where`` narrows the fields looked in (``code``, ``output``, ``error``, ``logs``,
+    ``events``); ``fields`` the fields returned; the list's filters and cursor apply.
+    """
+    params = _list_params(
+        status, language, created_after, created_before, id_prefix, limit, cursor, None, fields
+    )
+    params |= query(q=text, q_regex=pattern, **{"in": None if where is None else list(where)})
+    return (yield from one(read("/evaluations", SearchPage, params)))
 
 
 def iterate_evaluations(

@@ -148,6 +148,38 @@ class EvaluationFieldsPage(Answer):
     next_cursor: str | None
 
 
+class Match(Answer):
+    """Where a search hit matched: one per field that holds the text (its first match).
+
+    ``offset`` counts UTF-8 bytes into the field (a ``Range`` on the output or error, or
+    the log's ``offset``, reads on from there); ``highlight`` is the match's span in
+    ``excerpt``, in characters; ``event_id`` names the event whose message matched.
+    """
+
+    field: str
+    offset: int
+    excerpt: str
+    highlight: tuple[int, int]
+    event_id: str | None = None
+
+
+class SearchHit(EvaluationFields):
+    """An evaluation a search found (the fields asked for, or all), and where it matched."""
+
+    matches: list[Match] = msgspec.field(default_factory=list, name="_matches")
+
+
+class SearchPage(Answer):
+    """One page of search hits, newest first; pass ``next_cursor`` back for the next."""
+
+    evaluations: list[SearchHit]
+    total: int
+    limit: int
+    offset: int
+    has_more: bool
+    next_cursor: str | None
+
+
 class EvaluationDeleted(Answer):
     message: str
     id: str

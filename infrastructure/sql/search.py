@@ -112,9 +112,7 @@ class SqlSearchTexts(SearchTexts):
                         SearchText(
                             evaluation_id=owner, field=field, text=text, start=start, event_id=event
                         )
-                        for owner, text, start, event in (
-                            await self._session.execute(statement)
-                        ).tuples()
+                        for owner, text, start, event in await self._session.execute(statement)
                     ]
         return found
 

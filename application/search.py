@@ -8,6 +8,7 @@ runs its own engine, bounded by the statement timeout). Lookarounds and backrefe
 which RE2 lacks, are refused rather than read differently by two engines.
 """
 
+import functools
 from enum import StrEnum
 
 import msgspec
@@ -126,23 +127,16 @@ def _fields(where: str | None) -> frozenset[SearchField]:
     return frozenset(SearchField(name) for name in names)
 
 
-_cache: dict[TextSearch, re2._Regexp] = {}
-
-
+@functools.lru_cache(maxsize=256)
 def _compiled(search: TextSearch) -> "re2._Regexp":
-    compiled = _cache.get(search)
-    if compiled is None:
-        options = re2.Options()
-        options.log_errors = False
-        options.max_mem = 8 << 20  # a pattern that needs more is refused, not run
-        if not search.regex:
-            options.literal = True
-            options.case_sensitive = False
-        compiled = re2.compile(search.pattern, options)
-        if len(_cache) > 256:
-            _cache.clear()
-        _cache[search] = compiled
-    return compiled
+    """``search`` compiled once (a page of hits, or SQLite's ``REGEXP`` per row, reuse it)."""
+    options = re2.Options()
+    options.log_errors = False
+    options.max_mem = 8 << 20  # a pattern that needs more is refused, not run
+    if not search.regex:
+        options.literal = True
+        options.case_sensitive = False
+    return re2.compile(search.pattern, options)
 
 
 def matches_in(search: TextSearch, texts: list[SearchText]) -> dict[str, list[TextMatch]]:

@@ -7,11 +7,13 @@ with it (a shared machine drifts):
    store, the service under uvicorn (uvloop, httptools, ``WORKERS`` processes); beside it
    the minimal app of the HTTP ceilings (``ceiling_app``, on the same database, Redis
    prefix and a temp directory of its own) and a second service instance with
-   ``ENABLE_CACHING=false`` on the same storage (for get_cold), same server and workers;
+   ``ENABLE_CACHING=false`` on the same storage (for get_cold), and a third with
+   ``FILE_MIRROR=true`` (for the mirrored create and update), same server and workers;
 2. seed the records the scenarios need through the API (``seeding``), then ``ANALYZE``;
 3. hello-world, hello-world + Redis GET; health, get_hot; the minimal list page, list;
    raw asyncpg INSERT and PK SELECT; create, create_keyed (each with an
-   ``Idempotency-Key``), get_cold, update_small, logs_append,
+   ``Idempotency-Key``), create_mirrored, get_cold, update_small, update_small_mirrored,
+   logs_append,
    events_append, celery_update; the minimal 200 KB update, update_large (both over the
    same records with the same body). Each wrk run (ceilings included) runs
    ``BENCH_WARMUP`` seconds unmeasured first.
@@ -123,6 +125,13 @@ class Suite:
                     "insert",
                 ),
                 Scenario(
+                    "create_mirrored",
+                    "create.lua",
+                    lambda tag: [f"{self.run}-mirrored-{tag}-"],
+                    "insert",
+                    instance="mirrored",
+                ),
+                Scenario(
                     "get_cold",
                     "get.lua",
                     lambda _: [self.prefix(COLD), str(READ_SET[COLD])],
@@ -134,6 +143,13 @@ class Suite:
                     "update.lua",
                     lambda _: [*per_thread(SMALL)(""), str(SMALL_OUTPUT)],
                     "insert",
+                ),
+                Scenario(
+                    "update_small_mirrored",
+                    "update.lua",
+                    lambda _: [*per_thread(SMALL)(""), str(SMALL_OUTPUT)],
+                    "insert",
+                    instance="mirrored",
                 ),
                 Scenario("logs_append", "logs.lua", per_thread(LOGS), "insert"),
                 Scenario(
@@ -221,8 +237,10 @@ class Suite:
         for name in (
             "create",
             "create_keyed",
+            "create_mirrored",
             "get_cold",
             "update_small",
+            "update_small_mirrored",
             "logs_append",
             "events_append",
         ):
@@ -293,8 +311,13 @@ async def run(config: BenchConfig, *, write: bool) -> str:
             service_server(
                 cold_env, workers=config.workers, log=deployed.workdir / "cold.log"
             ) as cold,
+            service_server(
+                {**deployed.env, "FILE_MIRROR": "true"},
+                workers=config.workers,
+                log=deployed.workdir / "mirrored.log",
+            ) as mirrored,
         ):
-            suite.servers.update(ceiling=ceiling_app, cold=cold)
+            suite.servers.update(ceiling=ceiling_app, cold=cold, mirrored=mirrored)
             print(f"seeding ({time.perf_counter() - clock:.0f} s)", flush=True)
             await suite.seed()
             print(f"measuring ({time.perf_counter() - clock:.0f} s)", flush=True)
@@ -310,6 +333,9 @@ async def run(config: BenchConfig, *, write: bool) -> str:
         f"{rates['get_cold'] / hello_rate:.0%}, list {rates['list'] / hello_rate:.0%}; "
         f"hello-world + one Redis GET is {suite.ceilings['cached'].rate / hello_rate:.0%} "
         "of hello-world.",
+        f"FILE_MIRROR=true (the same scenarios on a third instance): create "
+        f"{rates['create_mirrored'] / rates['create']:.0%} and update_small "
+        f"{rates['update_small_mirrored'] / rates['update_small']:.0%} of the unmirrored rate.",
     ]
     text = render(suite.rows, ceilings, context_line(config, started, load, postgres), extra)
     print()

@@ -32,6 +32,7 @@ class AuditAction(StrEnum):
     REPLAY = "replay"
     PURGE = "purge"
     IMPORT = "import"
+    RESTORE = "restore"
     MAINTENANCE = "maintenance"
 
 

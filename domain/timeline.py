@@ -60,3 +60,15 @@ def slice_from(start: int, data: bytes, offset: int) -> LogSlice:
     if data[relative] & 0xC0 == 0x80:
         raise InvalidTextError("offset", f"{offset} is not on a UTF-8 character boundary")
     return LogSlice(content=data[relative:].decode("utf-8"), offset=offset, next_offset=size)
+
+
+def log_with_gaps(data: bytes) -> tuple[str, int | None]:
+    """A log copied piece by piece, as text, and the byte of its first gap (``None``: whole).
+
+    A piece that never arrived is a run of NUL bytes (log text never holds NUL); it
+    reads back as blanks, so every later piece keeps its byte offset.
+    """
+    gap = data.find(b"\x00")
+    if gap >= 0:
+        data = data.replace(b"\x00", b" ")
+    return data.decode("utf-8", errors="replace"), (None if gap < 0 else gap)

@@ -23,6 +23,7 @@ from application.ports.audit_log import AuditLog
 from application.ports.clock import Clock
 from application.ports.evaluation_repository import EvaluationRepository
 from application.ports.journal import Journal
+from application.ports.record_mirror import RecordMirror
 from application.ports.replay_marks import ReplayMarks
 from application.ports.replay_scopes import ReplayScopes
 from application.ports.unit_of_work import UnitOfWork
@@ -46,6 +47,7 @@ class _Unit:
     audit_log: AuditLog
     uow: UnitOfWork
     record_cache: RecordCache
+    mirror: RecordMirror
 
 
 class ContainerReplayScopes(ReplayScopes):
@@ -65,6 +67,7 @@ class ContainerReplayScopes(ReplayScopes):
                     audit_log=await request.get(AuditLog),
                     uow=await request.get(UnitOfWork),
                     record_cache=await request.get(RecordCache),
+                    mirror=await request.get(RecordMirror),
                 )
 
 

@@ -96,6 +96,7 @@ class PgServer:
     directory: Path
     port: int
     bindir: Path
+    database: str = "postgres"  # ``dataclasses.replace`` it to name another of the cluster
 
     @property
     def data(self) -> Path:
@@ -112,12 +113,12 @@ class PgServer:
     @property
     def url(self) -> str:
         """The service's ``DATABASE_URL`` form."""
-        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/postgres"
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{self.database}"
 
     @property
     def dsn(self) -> str:
         """The same for ``asyncpg.connect``."""
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{self.database}"
 
     def _command(self, *args: str) -> list[str]:
         if os.geteuid() != 0:

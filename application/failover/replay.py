@@ -155,12 +155,14 @@ class ReplayJournal:
 
 
 async def _republish(unit: ReplayUnit, entry: JournalEntry) -> None:
-    """Cache the record as the primary now holds it (a skipped entry published nothing)."""
+    """Cache and mirror the record as the primary now holds it (a skipped entry published
+    nothing)."""
     evaluation_id = EvaluationId(entry.evaluation_id)
     current = await unit.repository.get(evaluation_id)
     if current is None:
         await unit.record_cache.forget(evaluation_id)
     else:
+        await unit.mirror.record(current)
         await unit.record_cache.fill(current)
 
 

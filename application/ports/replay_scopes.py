@@ -5,6 +5,7 @@ from typing import Protocol, TypeVar
 from application.intents import Target, WriteIntent
 from application.ports.audit_log import AuditLog
 from application.ports.evaluation_repository import EvaluationRepository
+from application.ports.record_mirror import RecordMirror
 from application.ports.replay_marks import ReplayMarks
 from application.ports.unit_of_work import UnitOfWork
 from domain.audit import AuditContext
@@ -45,6 +46,8 @@ class ReplayUnit(Protocol):
     def uow(self) -> UnitOfWork: ...
     @property
     def record_cache(self) -> CachedRecords: ...
+    @property
+    def mirror(self) -> RecordMirror: ...
 
 
 class ReplayScopes(Protocol):

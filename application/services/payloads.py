@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Mapping
 
 import msgspec
 
+from application.errors import BlobMissingError
 from application.ports.blob_store import BlobEntry, BlobStore
 from domain.errors import InvalidTextError
 from domain.evaluation import Evaluation, ensure_storable_text
@@ -36,6 +37,16 @@ def snapshot_key(evaluation_id: EvaluationId) -> str:
     return f"evaluations/{evaluation_id}/metadata.json"
 
 
+# What the record mirror (``FILE_MIRROR``) keeps beside an evaluation's blobs: never a blob.
+MIRROR_NAMES = frozenset({"metadata.json", "events.jsonl", "log.txt"})
+
+
+def is_mirror_file(key: str) -> bool:
+    """``evaluations/{id}/metadata.json``, ``events.jsonl`` or ``log.txt``."""
+    parts = key.split("/")
+    return len(parts) == 3 and parts[0] == "evaluations" and parts[2] in MIRROR_NAMES
+
+
 def evaluation_prefix(evaluation_id: EvaluationId) -> str:
     """``evaluations/{id}/``: every blob of one evaluation lives under it."""
     return f"evaluations/{evaluation_id}/"
@@ -54,8 +65,12 @@ class PayloadStore:
         *,
         location: PayloadLocation = PayloadLocation.FILE,
         others: Mapping[PayloadLocation, BlobStore] | None = None,
+        mirrored: bool = False,
     ) -> None:
+        """``mirrored``: the record mirror keeps ``metadata.json`` (after each commit), so
+        no snapshot is written here, and the mirror's files are not this store's blobs."""
         self._blobs = blobs
+        self.mirrored = mirrored
         self._thresholds = thresholds
         self._location = location
         self._stores: dict[PayloadLocation, BlobStore] = {**(others or {}), location: blobs}
@@ -141,13 +156,29 @@ class PayloadStore:
 
     async def write_snapshot(self, evaluation: Evaluation) -> None:
         """Keep ``metadata.json`` beside an evaluation's blobs in step with the record."""
-        if _has_blob(evaluation):
+        if _has_blob(evaluation) and not self.mirrored:
             await self._blobs.put(snapshot_key(evaluation.id), _encoder.encode(evaluation))
+
+    async def missing_blobs(self, evaluation: Evaluation) -> list[str]:
+        """The keys ``evaluation`` points at that its payloads' stores do not hold."""
+        missing: list[str] = []
+        for payload in (evaluation.output, evaluation.error):
+            if payload is not None and payload.key is not None:
+                try:
+                    await self._store_of(payload).stored_size(payload.key)
+                except BlobMissingError:
+                    missing.append(payload.key)
+        return missing
 
     async def blobs_of(self, evaluation_id: EvaluationId) -> list[BlobEntry]:
         """Every stored blob of one evaluation, referenced or not (snapshot included)."""
         prefix = evaluation_prefix(evaluation_id)
-        return [entry for store in self._distinct() async for entry in store.entries(prefix)]
+        return [
+            entry
+            for store in self._distinct()
+            async for entry in store.entries(prefix)
+            if not (self.mirrored and is_mirror_file(entry.key))
+        ]
 
     async def discard(self, key: str) -> None:
         """Delete ``key`` wherever it is (a tiered blob may briefly be in two stores)."""
@@ -194,7 +225,7 @@ class PayloadStore:
                 and (new is None or new.key != old.key or new.location != old.location)
             ):
                 await self._store_of(old).delete(old.key)
-        if _has_blob(before) and not _has_blob(after):
+        if _has_blob(before) and not _has_blob(after) and not self.mirrored:
             await self._blobs.delete(snapshot_key(after.id))
 
     async def read_text(self, payload: StoredPayload | None) -> str | None:

@@ -1,8 +1,10 @@
-"""What every committed change of a record is followed by: cache, running registry, log tail."""
+"""What every committed change of a record is followed by: mirror, cache, running registry,
+log tail."""
 
 from dataclasses import dataclass
 
 from application.ports.log_tail import LogTail
+from application.ports.record_mirror import RecordMirror
 from application.ports.running_registry import RunningRegistry
 from application.queries import RunningInfo
 from application.services.record_cache import RecordCache
@@ -14,6 +16,7 @@ class RecordPublisher:
     record_cache: RecordCache
     running: RunningRegistry
     tail: LogTail
+    mirror: RecordMirror
 
     async def before_commit(self, evaluation: Evaluation) -> None:
         await self.record_cache.before_commit(evaluation.id, evaluation.version)
@@ -25,6 +28,7 @@ class RecordPublisher:
     async def after_create(self, evaluation: Evaluation) -> None:
         """A new record: nothing older can be cached, tracked or tailed (no tombstone, no
         untrack), so a create costs one cache write, two when it starts running."""
+        await self.mirror.record(evaluation)
         await self.record_cache.after_commit(evaluation)
         if evaluation.status.is_active:
             await self.running.track(RunningInfo.of(evaluation))
@@ -32,6 +36,7 @@ class RecordPublisher:
     async def after_commit(self, evaluation: Evaluation, before: Evaluation | None = None) -> None:
         """``before``: the committed version this one replaced; when it was not running
         either, there is nothing to untrack."""
+        await self.mirror.record(evaluation)
         await self.record_cache.after_commit(evaluation)
         if evaluation.status.is_active and evaluation.deleted_at is None:
             await self.running.track(RunningInfo.of(evaluation))

@@ -10,6 +10,7 @@ from application.ports.blob_store import BlobStore
 from application.ports.clock import Clock
 from application.ports.evaluation_queries import EvaluationQueries
 from application.ports.journal import Journal
+from application.services.payloads import PayloadStore, is_mirror_file
 
 BLOB_PREFIX = "evaluations/"
 METADATA_NAME = "metadata.json"
@@ -50,6 +51,7 @@ class CheckStorage:
     blobs: BlobStore
     clock: Clock
     journal: Journal
+    payloads: PayloadStore
 
     async def execute(self, *, fix: bool = False, grace: timedelta) -> StorageCheck:
         if fix and await self.journal.has_pending():
@@ -64,6 +66,8 @@ class CheckStorage:
         async for entry in self.blobs.entries(BLOB_PREFIX):
             found.add(entry.key)
             if entry.key in referenced or _is_owned_snapshot(entry.key, owners):
+                continue
+            if self.payloads.mirrored and is_mirror_file(entry.key):  # the mirror's, not a blob
                 continue
             if entry.modified_at > cutoff:
                 young.append(entry.key)

@@ -11,6 +11,7 @@ from application.ports.evaluation_maintenance import (
     PurgeSelection,
 )
 from application.ports.log_tail import LogTail
+from application.ports.record_mirror import RecordMirror
 from application.ports.running_registry import RunningRegistry
 from application.ports.unit_of_work import UnitOfWork
 from application.services.audit_trail import AuditTrail
@@ -53,6 +54,7 @@ class CleanupEvaluations:
     running: RunningRegistry
     tail: LogTail
     audit: AuditTrail
+    mirror: RecordMirror
 
     async def execute(
         self,
@@ -109,6 +111,7 @@ class CleanupEvaluations:
             await self.record_cache.forget(evaluation_id)
             await self.running.untrack(evaluation_id)
             await self.tail.drop(evaluation_id)
+            await self.mirror.forget(evaluation_id)
         report.evaluations += len(purged.evaluation_ids)
         report.events += purged.events
         report.log_chunks += purged.log_chunks

@@ -6,6 +6,7 @@ from application.errors import EvaluationNotFoundError
 from application.ports.clock import Clock
 from application.ports.evaluation_repository import EvaluationRepository
 from application.ports.event_log import EventLog
+from application.ports.record_mirror import RecordMirror
 from application.ports.unit_of_work import UnitOfWork
 from application.services.audit_trail import AuditTrail
 from domain.audit import AuditAction
@@ -28,6 +29,7 @@ class RecordEvent:
     clock: Clock
     audit: AuditTrail
     limits: InputLimits
+    mirror: RecordMirror
 
     async def execute(self, evaluation_id: EvaluationId, new: NewEvent) -> EvaluationEvent:
         ensure_storable_text("event_type", new.event_type)
@@ -56,6 +58,7 @@ class RecordEvent:
                 sizes={"message": len((event.message or "").encode())},
             )
             await self.uow.commit()
+            await self.mirror.event(event)
             return event
         # A redelivery: answer with the event as first stored, not the new copy.
         stored = await self.events.list(evaluation_id)

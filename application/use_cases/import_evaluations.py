@@ -1,4 +1,5 @@
-"""Import: one exported evaluation stored whole on this instance's backends."""
+"""Import: one exported evaluation stored whole on this instance's backends; and restore:
+one evaluation of a record mirror stored back whole, its payloads where they are."""
 
 from dataclasses import dataclass
 
@@ -9,6 +10,7 @@ from application.ports.clock import Clock
 from application.ports.evaluation_repository import EvaluationRepository
 from application.ports.event_log import EventLog
 from application.ports.log_store import LogStore
+from application.ports.record_mirror import MirroredEvaluation, RecordMirror
 from application.ports.unit_of_work import UnitOfWork
 from application.services.audit_trail import AuditTrail
 from application.services.payloads import PayloadStore
@@ -17,6 +19,7 @@ from application.use_cases.export_evaluations import ArchivedEvaluation
 from domain.audit import AuditAction
 from domain.evaluation import Evaluation, ensure_storable_json, ensure_storable_text
 from domain.identifiers import parse_evaluation_id
+from domain.timeline import EvaluationEvent, LogChunk
 
 # Log chunks are stored at most this big (the append limit of the API).
 LOG_CHUNK_BYTES = 1024 * 1024
@@ -54,6 +57,7 @@ class ImportEvaluation:
     publisher: RecordPublisher
     clock: Clock
     audit: AuditTrail
+    mirror: RecordMirror
 
     async def execute(self, archived: ArchivedEvaluation) -> bool:
         """Whether the evaluation was imported (``False``: it was already here)."""
@@ -69,7 +73,7 @@ class ImportEvaluation:
         if archived.error is not None:
             evaluation.error = await self.payloads.store(evaluation_id, "error", archived.error)
         try:
-            await self._store(evaluation, archived)
+            await self._store(evaluation, archived.events, archived.log, AuditAction.IMPORT)
             await self.uow.commit()
         except DuplicateEvaluationError:
             await self.uow.rollback()
@@ -79,30 +83,73 @@ class ImportEvaluation:
             await self.uow.rollback()
             await self._discard_blobs(evaluation)
             raise
-        await self.publisher.after_commit(evaluation)
+        await self._publish(evaluation, archived.events, archived.log)
         return True
 
-    async def _store(self, evaluation: Evaluation, archived: ArchivedEvaluation) -> None:
-        await self.repository.add(evaluation)  # first: a duplicate touches nothing else
+    async def restore(self, mirrored: MirroredEvaluation) -> bool:
+        """Store a mirrored evaluation as it was committed (``False``: it is already here).
+
+        Its payload pointers are kept: the blobs are where the mirror found them, and
+        a failed restore leaves them (they are the tree's, not this run's).
+        """
+        evaluation = mirrored.record
+        ensure_storable_text("code", evaluation.code)
+        ensure_storable_json("metadata", evaluation.metadata)
+        if await self.repository.get(evaluation.id) is not None:
+            return False
+        try:
+            await self._store(evaluation, mirrored.events, mirrored.log, AuditAction.RESTORE)
+            await self.uow.commit()
+        except DuplicateEvaluationError:
+            await self.uow.rollback()
+            return False
+        except BaseException:
+            await self.uow.rollback()
+            raise
+        await self._publish(evaluation, mirrored.events, mirrored.log)
+        return True
+
+    async def _publish(
+        self, evaluation: Evaluation, events: list[EvaluationEvent], log: str
+    ) -> None:
+        await self.publisher.after_commit(evaluation)
+        for event in events:
+            await self.mirror.event(msgspec.structs.replace(event, evaluation_id=evaluation.id))
+        if log:
+            now = self.clock.now()
+            await self.mirror.log(
+                LogChunk(evaluation_id=evaluation.id, offset=0, content=log, created_at=now)
+            )
+
+    async def _store(
+        self,
+        evaluation: Evaluation,
+        events: list[EvaluationEvent],
+        log: str,
+        action: AuditAction,
+    ) -> None:
+        # First: a duplicate touches nothing else. Live until its timeline is in: a deleted
+        # record takes no events or logs.
+        await self.repository.add(msgspec.structs.replace(evaluation, deleted_at=None))
         await self.payloads.write_snapshot(evaluation)
-        for event in archived.events:
+        for event in events:
             await self.events.append(msgspec.structs.replace(event, evaluation_id=evaluation.id))
         now = self.clock.now()
         version = evaluation.version
-        for piece in split_utf8(archived.log, LOG_CHUNK_BYTES):
+        for piece in split_utf8(log, LOG_CHUNK_BYTES):
             version = (await self.logs.append(evaluation.id, piece, now, last_update=now)).version
-        if version != evaluation.version:
+        if version != evaluation.version or evaluation.deleted_at is not None:
             # Each append moved the record on (its ``last_update``): put it back as archived.
             await self.repository.update(evaluation, expected_version=version)
         await self.audit.record(
-            AuditAction.IMPORT,
+            action,
             evaluation.id,
             sizes={
                 "code": len(evaluation.code.encode()),
                 "output": 0 if evaluation.output is None else evaluation.output.size,
                 "error": 0 if evaluation.error is None else evaluation.error.size,
-                "log": len(archived.log.encode()),
-                "events": len(archived.events),
+                "log": len(log.encode()),
+                "events": len(events),
             },
             status=evaluation.status,
             version=evaluation.version,

@@ -15,6 +15,7 @@ from application.ports.clock import Clock
 from application.ports.evaluation_repository import EvaluationRepository
 from application.ports.log_store import LogStore
 from application.ports.log_tail import LogTail
+from application.ports.record_mirror import RecordMirror
 from application.ports.unit_of_work import UnitOfWork
 from application.ports.worker_logs import WorkerLogs
 from application.services.audit_trail import AuditTrail
@@ -44,6 +45,7 @@ class AppendLog:
     audit: AuditTrail
     limits: InputLimits
     record_cache: RecordCache
+    mirror: RecordMirror
 
     async def execute(
         self, evaluation_id: EvaluationId, content: str, last_update: datetime | None = None
@@ -74,6 +76,11 @@ class AppendLog:
                 with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
                     await self.record_cache.restore(evaluation)
             raise
+        await self.mirror.log(chunk)
+        # Another write came between: the mirror takes the record as it is now.
+        mirrored = after if after is not None else await self.repository.get(evaluation_id)
+        if mirrored is not None:
+            await self.mirror.record(mirrored)
         if after is not None:
             await self.record_cache.after_commit(after)
         if evaluation.status.is_active:

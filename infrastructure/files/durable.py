@@ -29,7 +29,7 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _make_dirs(directory: Path, root: Path) -> None:
+def make_dirs(directory: Path, root: Path) -> None:
     """Create ``directory`` (inside ``root``) and fsync each parent that gained an entry."""
     if not root.is_dir():
         root.mkdir(parents=True, exist_ok=True)
@@ -47,7 +47,7 @@ def _make_dirs(directory: Path, root: Path) -> None:
 def _temp_file(path: Path, root: Path) -> tuple[int, str]:
     """A temp file beside ``path``; retried if a concurrent delete pruned the directory."""
     for attempt in range(_MAKE_DIR_ATTEMPTS):
-        _make_dirs(path.parent, root)
+        make_dirs(path.parent, root)
         try:
             return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
         except FileNotFoundError:

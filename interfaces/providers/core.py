@@ -12,6 +12,7 @@ from dishka import (
 from application.failover.pinned_clock import PinnableClock
 from application.ports.blob_store import BlobStore
 from application.ports.clock import Clock
+from application.ports.record_mirror import RecordMirror
 from application.services.api_keys import ApiKeyVerifier
 from application.services.audit_trail import AuditTrail
 from application.services.payloads import PayloadStore
@@ -64,6 +65,8 @@ from application.use_cases.warm_cache import WarmCache
 from domain.audit import AuditContext
 from domain.limits import InputLimits
 from infrastructure.clock import SystemClock
+from infrastructure.files.mirror import FileRecordMirror
+from infrastructure.memory.mirror import NoRecordMirror
 from interfaces import acting
 from interfaces.live import LiveFeed
 from interfaces.providers.blobs import BlobPlacement
@@ -85,8 +88,18 @@ class CoreProvider(Provider):
         self, blobs: BlobStore, settings: Settings, placement: BlobPlacement
     ) -> PayloadStore:
         return PayloadStore(
-            blobs, settings.storage.thresholds, location=placement.location, others=placement.others
+            blobs,
+            settings.storage.thresholds,
+            location=placement.location,
+            others=placement.others,
+            mirrored=settings.storage.file_mirror,
         )
+
+    @provide(scope=Scope.APP)
+    def mirror(self, settings: Settings) -> RecordMirror:
+        if settings.storage.file_mirror:
+            return FileRecordMirror(settings.storage.file_storage_path)
+        return NoRecordMirror()
 
     @provide(scope=Scope.APP)
     def configuration(self, settings: Settings) -> StorageConfiguration:

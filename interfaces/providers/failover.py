@@ -24,6 +24,7 @@ from application.ports.blob_store import BlobStore
 from application.ports.clock import Clock
 from application.ports.idempotency_store import IdempotencyStore
 from application.ports.journal import Journal
+from application.ports.record_mirror import RecordMirror
 from application.ports.running_registry import RunningRegistry
 from application.ports.scratch_store import ScratchStores
 from application.ports.use_case_locator import UseCaseLocator
@@ -38,6 +39,7 @@ from infrastructure.memory.blob_store import MemoryBlobStore
 from infrastructure.memory.evaluations import MemoryDatabase
 from infrastructure.memory.idempotency import MemoryIdempotencyStore
 from infrastructure.memory.journal import MemoryJournal, NoJournal
+from infrastructure.memory.mirror import NoRecordMirror
 from infrastructure.memory.running_registry import MemoryRunningRegistry
 from interfaces.scratch import ContainerScratchStores
 from interfaces.settings import FallbackBackend, Settings
@@ -130,6 +132,10 @@ class ScratchProvider(Provider):
     running = provide(
         MemoryRunningRegistry, provides=RunningRegistry, scope=Scope.SESSION, override=True
     )
+
+    @provide(scope=Scope.SESSION, override=True)
+    def mirror(self) -> RecordMirror:
+        return NoRecordMirror()  # a view of the journal is not a committed write
 
     @provide(scope=Scope.SESSION, override=True)
     def store(self) -> MemoryBlobStore:

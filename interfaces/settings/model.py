@@ -108,6 +108,9 @@ class StorageSettings(Group, frozen=True, kw_only=True):
     large_file_threshold: NonNegativeInt = 102_400
     compression_threshold: NonNegativeInt = 10_240
     preview_size: NonNegativeInt = 1_000
+    # Every committed record, event and log piece also copied under FILE_STORAGE_PATH, so
+    # ``rebuild-database --from`` can restore a lost database.
+    file_mirror: Flag = False
     # The last characters of a blob-stored output or error kept for search; 0: none.
     search_tail_size: NonNegativeInt = 1_000
 

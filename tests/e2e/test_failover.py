@@ -33,6 +33,8 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -196,6 +198,25 @@ def load_thread(base: str, ledger: Ledger, thread: int, stop: threading.Event) -
         client.close()
 
 
+@contextmanager
+def lifecycle_load(base: str, ledger: Ledger, count: int) -> Iterator[None]:
+    """``count`` client threads running :func:`lifecycle` until the block ends; then joined."""
+    stop = threading.Event()
+    threads = [
+        threading.Thread(target=load_thread, args=(base, ledger, thread, stop), daemon=True)
+        for thread in range(count)
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads), "a client thread hangs"
+
+
 def test_outage_under_concurrent_load_loses_and_doubles_nothing(
     tmp_path: Path, pg: PgServer
 ) -> None:
@@ -204,29 +225,17 @@ def test_outage_under_concurrent_load_loses_and_doubles_nothing(
     with serve_subprocess(service_env(pg, tmp_path / "files"), log) as (base, _):
         watch = HealthWatch(base)
         watch.start()
-        stop = threading.Event()
-        threads = [
-            threading.Thread(target=load_thread, args=(base, ledger, thread, stop), daemon=True)
-            for thread in range(LOAD_THREADS)
-        ]
-        for thread in threads:
-            thread.start()
         try:
-            time.sleep(1.0)  # records made before the outage, then changed during it
-            pg.stop("immediate")
-            outage_start = time.monotonic()
-            time.sleep(3.5)
-            during = metric_values(base)
-            time.sleep(0.5)
-            outage_end = time.monotonic()
-            pg.start()
-            time.sleep(1.0)  # writes while the replay runs
-        finally:
-            stop.set()
-            for thread in threads:
-                thread.join(timeout=60)
-        try:
-            assert not any(thread.is_alive() for thread in threads), "a client thread hangs"
+            with lifecycle_load(base, ledger, LOAD_THREADS):
+                time.sleep(1.0)  # records made before the outage, then changed during it
+                pg.stop("immediate")
+                outage_start = time.monotonic()
+                time.sleep(3.5)
+                during = metric_values(base)
+                time.sleep(0.5)
+                outage_end = time.monotonic()
+                pg.start()
+                time.sleep(1.0)  # writes while the replay runs
             ledger.assert_no_failures(log)
             wait_drained(base, log)
         finally:

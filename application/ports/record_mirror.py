@@ -1,0 +1,62 @@
+import builtins
+from abc import abstractmethod
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+import msgspec
+
+from domain.evaluation import Evaluation
+from domain.identifiers import EvaluationId
+from domain.timeline import EvaluationEvent, LogChunk
+
+
+class RecordMirror(Protocol):
+    """A copy of every committed record, event and log piece, kept to rebuild a lost database.
+
+    Written after the commit and before the answer, so an acknowledged write is
+    mirrored. Writers of one record may finish out of order: ``record`` keeps the
+    newest version it was given, events are kept once by ``event_id`` and log
+    pieces at their byte offsets, so the order of the calls never matters.
+    Implementations swallow their own failures, like a cache (the record is
+    committed), and log and count them; the record's next write mirrors it whole.
+    """
+
+    @abstractmethod
+    async def record(self, evaluation: Evaluation) -> None: ...
+
+    @abstractmethod
+    async def event(self, event: EvaluationEvent) -> None: ...
+
+    @abstractmethod
+    async def log(self, chunk: LogChunk) -> None: ...
+
+    @abstractmethod
+    async def forget(self, evaluation_id: EvaluationId) -> None:
+        """The record was purged: its copy goes too."""
+
+
+class MirroredEvaluation(msgspec.Struct, kw_only=True):
+    """One evaluation as a mirror holds it, and what in its copy could not be read."""
+
+    record: Evaluation
+    events: builtins.list[EvaluationEvent]
+    log: str
+    problems: builtins.list[str] = msgspec.field(default_factory=list)
+
+
+class Unreadable(msgspec.Struct, frozen=True, kw_only=True):
+    """A copy that yields no record (``path`` and why)."""
+
+    path: str
+    reason: str
+
+
+class MirrorReader(Protocol):
+    """Reads a mirror back, one evaluation at a time (a tree may hold millions)."""
+
+    @abstractmethod
+    def evaluations(self) -> AsyncIterator[MirroredEvaluation | Unreadable]: ...
+
+    @abstractmethod
+    async def count(self) -> int:
+        """How many evaluations the mirror holds (for a progress bar; a directory count)."""

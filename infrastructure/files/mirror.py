@@ -1,0 +1,245 @@
+"""The record mirror as files: ``evaluations/{id}/metadata.json``, ``events.jsonl``, ``log.txt``.
+
+Each evaluation's directory is locked (``flock`` on the directory itself) while
+one of its files changes, so the workers of one host never interleave there.
+``metadata.json`` is replaced atomically and only by a newer version; an event
+is one appended line (kept once by ``event_id`` when read); a log piece is
+written at its own byte offset, so pieces committed in one order and mirrored
+in another still land where the log has them, and a piece that never arrived
+reads back as a gap of NUL bytes (text never holds NUL: the API refuses it).
+Everything is fsync'd before the call returns.
+"""
+
+import builtins
+import contextlib
+import fcntl
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import ParamSpec, TypeVar
+
+import anyio.to_thread
+import msgspec
+import structlog
+from prometheus_client import Counter
+
+from application.ports.record_mirror import (
+    MirroredEvaluation,
+    MirrorReader,
+    RecordMirror,
+    Unreadable,
+)
+from domain.evaluation import Evaluation
+from domain.identifiers import EvaluationId
+from domain.timeline import EvaluationEvent, LogChunk, log_with_gaps
+from infrastructure.files.durable import FILE_MODE, AtomicWrite, fsync_dir, make_dirs
+
+log = structlog.get_logger(__name__)
+
+MIRROR_FAILURES = Counter(
+    "crucible_storage_mirror_failures_total",
+    "Committed writes the record mirror (FILE_MIRROR) could not copy (logged with the id)",
+    ["operation"],
+)
+
+RECORD_NAME = "metadata.json"
+EVENTS_NAME = "events.jsonl"
+LOG_NAME = "log.txt"
+MIRROR_NAMES = frozenset({RECORD_NAME, EVENTS_NAME, LOG_NAME})
+EVALUATIONS_DIR = "evaluations"
+
+_encoder = msgspec.json.Encoder()
+_records = msgspec.json.Decoder(Evaluation)
+_events = msgspec.json.Decoder(EvaluationEvent)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class _Version(msgspec.Struct):
+    """Only the version of a stored record, to compare without decoding it whole."""
+
+    version: int = 0
+
+
+_version_of = msgspec.json.Decoder(_Version)
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+class FileRecordMirror(RecordMirror, MirrorReader):
+    """``RecordMirror`` and ``MirrorReader`` under one root (``FILE_STORAGE_PATH``)."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._evaluations = root / EVALUATIONS_DIR
+
+    def directory(self, evaluation_id: EvaluationId) -> Path:
+        return self._evaluations / evaluation_id
+
+    async def record(self, evaluation: Evaluation) -> None:
+        await self._run("record", evaluation.id, self._write_record, evaluation)
+
+    async def event(self, event: EvaluationEvent) -> None:
+        await self._run("event", event.evaluation_id, self._append_event, event)
+
+    async def log(self, chunk: LogChunk) -> None:
+        await self._run("log", chunk.evaluation_id, self._write_log, chunk)
+
+    async def forget(self, evaluation_id: EvaluationId) -> None:
+        await self._run("forget", evaluation_id, self._forget, evaluation_id)
+
+    async def _run(
+        self,
+        operation: str,
+        evaluation_id: EvaluationId,
+        work: Callable[P, None],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> None:
+        try:
+            await anyio.to_thread.run_sync(lambda: work(*args, **kwargs))
+        except OSError as error:
+            MIRROR_FAILURES.labels(operation).inc()
+            log.error(
+                "mirror_write_failed",
+                operation=operation,
+                evaluation_id=evaluation_id,
+                error=str(error),
+            )
+
+    def _open_directory(self, evaluation_id: EvaluationId) -> Path:
+        directory = self.directory(evaluation_id)
+        if not directory.is_dir():
+            make_dirs(directory, self._root)
+        return directory
+
+    def _write_record(self, evaluation: Evaluation) -> None:
+        directory = self._open_directory(evaluation.id)
+        path = directory / RECORD_NAME
+        with _locked(directory):
+            with contextlib.suppress(FileNotFoundError, msgspec.DecodeError):
+                if _version_of.decode(path.read_bytes()).version >= evaluation.version:
+                    return  # a newer (or the same) version got here first
+            write = AtomicWrite(path, self._root)
+            try:
+                write.handle.write(_encoder.encode(evaluation))
+            except BaseException:
+                write.discard()
+                raise
+            write.commit()
+
+    def _append_event(self, event: EvaluationEvent) -> None:
+        directory = self._open_directory(event.evaluation_id)
+        with _locked(directory):
+            self._append(directory / EVENTS_NAME, _encoder.encode(event) + b"\n", None)
+
+    def _write_log(self, chunk: LogChunk) -> None:
+        directory = self._open_directory(chunk.evaluation_id)
+        with _locked(directory):
+            self._append(directory / LOG_NAME, chunk.content.encode(), chunk.offset)
+
+    def _append(self, path: Path, data: bytes, offset: int | None) -> None:
+        """Write ``data`` at ``offset`` (``None``: the end), fsync'd; a new file's entry too."""
+        created = not path.exists()
+        fd = os.open(
+            path, os.O_WRONLY | os.O_CREAT | (os.O_APPEND if offset is None else 0), FILE_MODE
+        )
+        try:
+            if offset is None:
+                os.write(fd, data)
+            else:
+                os.pwrite(fd, data, offset)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if created:
+            fsync_dir(path.parent)
+
+    def _forget(self, evaluation_id: EvaluationId) -> None:
+        directory = self.directory(evaluation_id)
+        if not directory.is_dir():
+            return
+        with _locked(directory):
+            for name in MIRROR_NAMES:
+                with contextlib.suppress(FileNotFoundError):
+                    (directory / name).unlink()
+        with contextlib.suppress(OSError):  # not empty: a blob the purge has not removed yet
+            directory.rmdir()
+
+    async def count(self) -> int:
+        def count() -> int:
+            if not self._evaluations.is_dir():
+                return 0
+            with os.scandir(self._evaluations) as entries:
+                return sum(1 for entry in entries if entry.is_dir())
+
+        return await anyio.to_thread.run_sync(count)
+
+    async def evaluations(self) -> AsyncIterator[MirroredEvaluation | Unreadable]:
+        if not self._evaluations.is_dir():
+            return
+        names = await anyio.to_thread.run_sync(_directory_names, self._evaluations)
+        for name in names:
+            yield await anyio.to_thread.run_sync(read_mirrored, self._evaluations / name)
+
+
+def _directory_names(parent: Path) -> builtins.list[str]:
+    with os.scandir(parent) as entries:
+        return sorted(entry.name for entry in entries if entry.is_dir())
+
+
+def read_mirrored(directory: Path) -> MirroredEvaluation | Unreadable:
+    """One evaluation's copy; what is torn or missing in it is named in ``problems``."""
+    path = directory / RECORD_NAME
+    try:
+        record = _records.decode(path.read_bytes())
+    except FileNotFoundError:
+        return Unreadable(path=str(path), reason="no metadata.json")
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError) as error:
+        return Unreadable(path=str(path), reason=str(error))
+    if record.id != directory.name:
+        return Unreadable(path=str(path), reason=f"holds {record.id!r}, not {directory.name!r}")
+    problems: builtins.list[str] = []
+    events = _read_events(directory / EVENTS_NAME, problems)
+    text = _read_log(directory / LOG_NAME, problems)
+    return MirroredEvaluation(record=record, events=events, log=text, problems=problems)
+
+
+def _read_events(path: Path, problems: builtins.list[str]) -> builtins.list[EvaluationEvent]:
+    try:
+        lines = path.read_bytes().splitlines()
+    except FileNotFoundError:
+        return []
+    seen: set[str] = set()
+    events: builtins.list[EvaluationEvent] = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            event = _events.decode(line)
+        except (msgspec.DecodeError, msgspec.ValidationError) as error:
+            problems.append(f"{path}: line {number} unreadable ({error})")
+            continue
+        if event.event_id not in seen:
+            seen.add(event.event_id)
+            events.append(event)
+    events.sort(key=lambda event: event.timestamp)  # stable: ties keep the append order
+    return events
+
+
+def _read_log(path: Path, problems: builtins.list[str]) -> str:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return ""
+    text, gap = log_with_gaps(data)
+    if gap is not None:
+        problems.append(f"{path}: a piece never written at byte {gap} (blank in the rebuilt log)")
+    return text

@@ -1,0 +1,217 @@
+"""The RecordMirror and MirrorReader contract, held against the memory and the file mirror.
+
+Writers of one record finish in any order, so each test hands the mirror its calls out
+of order and expects what the database holds: the newest record, each event once, every
+log piece at its offset. The file mirror's own faults (a torn file, a piece that never
+arrived, a copy that lies about its id) are at the end.
+"""
+
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import anyio
+import msgspec
+import pytest
+from prometheus_client import REGISTRY
+
+from application.ports.record_mirror import MirroredEvaluation, Unreadable
+from domain.evaluation import Evaluation
+from domain.identifiers import EvaluationId
+from domain.timeline import EvaluationEvent, LogChunk
+from infrastructure.files.mirror import FileRecordMirror
+from infrastructure.memory.mirror import MemoryRecordMirror
+from tests.factories import EvaluationFactory
+
+pytestmark = pytest.mark.anyio
+
+Mirror = MemoryRecordMirror | FileRecordMirror
+T0 = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["memory", "file"])
+def mirror(request: pytest.FixtureRequest, tmp_path: Path) -> Mirror:
+    if request.param == "memory":
+        return MemoryRecordMirror()
+    return FileRecordMirror(tmp_path / "files")
+
+
+async def _read(mirror: Mirror) -> list[MirroredEvaluation | Unreadable]:
+    return [found async for found in mirror.evaluations()]
+
+
+async def _only(mirror: Mirror) -> MirroredEvaluation:
+    (found,) = await _read(mirror)
+    assert isinstance(found, MirroredEvaluation), found
+    return found
+
+
+def _event(evaluation: Evaluation, event_id: str, seconds: int) -> EvaluationEvent:
+    return EvaluationEvent(
+        evaluation_id=evaluation.id,
+        event_id=event_id,
+        event_type="progress",
+        timestamp=T0 + timedelta(seconds=seconds),
+        message=f"{event_id} ✓",
+        metadata={"n": seconds},
+    )
+
+
+def _piece(evaluation: Evaluation, offset: int, content: str) -> LogChunk:
+    return LogChunk(evaluation_id=evaluation.id, offset=offset, content=content, created_at=T0)
+
+
+async def test_an_empty_mirror_holds_nothing(mirror: Mirror) -> None:
+    assert await _read(mirror) == []
+    assert await mirror.count() == 0
+
+
+async def test_the_newest_version_wins_whatever_the_order(mirror: Mirror) -> None:
+    first = EvaluationFactory.build(version=1)
+    second = msgspec.structs.replace(first, status=first.status, metadata={"v": 2}, version=2)
+    third = msgspec.structs.replace(first, metadata={"v": 3}, version=3)
+    await mirror.record(second)
+    await mirror.record(third)
+    await mirror.record(first)  # late: an older write finishing last
+    await mirror.record(second)
+    found = await _only(mirror)
+    assert found.record == third
+    assert (found.events, found.log, found.problems) == ([], "", [])
+    assert await mirror.count() == 1
+
+
+async def test_events_are_kept_once_in_time_order(mirror: Mirror) -> None:
+    evaluation = EvaluationFactory.build()
+    await mirror.record(evaluation)
+    late, early, tie = (
+        _event(evaluation, "b", 5),
+        _event(evaluation, "a", 1),
+        _event(evaluation, "c", 5),
+    )
+    for event in (late, early, late, tie):  # ``late`` redelivered
+        await mirror.event(event)
+    found = await _only(mirror)
+    assert found.events == [early, late, tie]
+
+
+async def test_log_pieces_land_at_their_offsets_in_any_order(mirror: Mirror) -> None:
+    evaluation = EvaluationFactory.build()
+    await mirror.record(evaluation)
+    pieces = ["héllo ✓\n", "wörld 日本\n", "done\n"]
+    offsets = [0]
+    for piece in pieces[:-1]:
+        offsets.append(offsets[-1] + len(piece.encode()))
+    for index in (2, 0, 1):
+        await mirror.log(_piece(evaluation, offsets[index], pieces[index]))
+    found = await _only(mirror)
+    assert found.log == "".join(pieces)
+    assert found.problems == []
+
+
+async def test_a_piece_that_never_arrived_is_a_reported_blank(mirror: Mirror) -> None:
+    evaluation = EvaluationFactory.build()
+    await mirror.record(evaluation)
+    await mirror.log(_piece(evaluation, 0, "first\n"))
+    await mirror.log(_piece(evaluation, 10, "third\n"))  # bytes 6..9 never came
+    found = await _only(mirror)
+    assert found.log == "first\n    third\n"  # later pieces keep their offsets
+    assert len(found.problems) == 1 and "byte 6" in found.problems[0]
+
+
+async def test_forget_removes_the_copy(mirror: Mirror) -> None:
+    kept, purged = EvaluationFactory.build(), EvaluationFactory.build()
+    for evaluation in (kept, purged):
+        await mirror.record(evaluation)
+        await mirror.event(_event(evaluation, "e", 1))
+        await mirror.log(_piece(evaluation, 0, "log\n"))
+    await mirror.forget(purged.id)
+    await mirror.forget(EvaluationId("never-there"))
+    assert [
+        found.record.id for found in await _read(mirror) if isinstance(found, MirroredEvaluation)
+    ] == [kept.id]
+    assert await mirror.count() == 1
+
+
+async def test_writers_of_one_record_in_parallel_leave_the_newest(mirror: Mirror) -> None:
+    base = EvaluationFactory.build()
+    versions = [msgspec.structs.replace(base, version=n, metadata={"n": n}) for n in range(1, 41)]
+    async with anyio.create_task_group() as group:
+        for evaluation in reversed(versions):
+            group.start_soon(mirror.record, evaluation)
+        for n in range(40):
+            group.start_soon(mirror.event, _event(base, f"e{n}", n))
+    found = await _only(mirror)
+    assert found.record.version == 40 and found.record.metadata == {"n": 40}
+    assert [event.event_id for event in found.events] == [f"e{n}" for n in range(40)]
+
+
+# --- the file mirror's own faults ---------------------------------------------------------
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> FileRecordMirror:
+    return FileRecordMirror(tmp_path / "files")
+
+
+async def test_the_file_layout_is_the_documented_one(files: FileRecordMirror) -> None:
+    evaluation = EvaluationFactory.build()
+    await files.record(evaluation)
+    await files.event(_event(evaluation, "e", 1))
+    await files.log(_piece(evaluation, 0, "a log ✓\n"))
+    directory = files.directory(evaluation.id)
+    assert sorted(os.listdir(directory)) == ["events.jsonl", "log.txt", "metadata.json"]
+    assert (
+        msgspec.json.decode((directory / "metadata.json").read_bytes(), type=Evaluation)
+        == evaluation
+    )
+    assert (directory / "log.txt").read_text() == "a log ✓\n"
+    assert len((directory / "events.jsonl").read_bytes().splitlines()) == 1
+
+
+async def test_torn_and_foreign_copies_are_reported_not_restored(files: FileRecordMirror) -> None:
+    good, torn, liar, bare = (EvaluationFactory.build() for _ in range(4))
+    for evaluation in (good, torn, liar):
+        await files.record(evaluation)
+    await files.event(_event(good, "kept", 1))
+    await files.event(_event(good, "also", 2))
+    events = files.directory(good.id) / "events.jsonl"
+    first, second = events.read_bytes().splitlines(keepends=True)
+    events.write_bytes(first + second[:10])  # a crash in the middle of the second append
+    (files.directory(torn.id) / "metadata.json").write_bytes(b'{"id": "')
+    other = msgspec.structs.replace(liar, id=good.id)
+    (files.directory(liar.id) / "metadata.json").write_bytes(msgspec.json.encode(other))
+    files.directory(bare.id).mkdir(parents=True)  # a directory with blobs only
+    found = {
+        (
+            item.record.id if isinstance(item, MirroredEvaluation) else Path(item.path).parent.name
+        ): item
+        for item in await _read(files)
+    }
+    assert set(found) == {good.id, torn.id, liar.id, bare.id}
+    restored = found[good.id]
+    assert isinstance(restored, MirroredEvaluation)
+    assert [event.event_id for event in restored.events] == ["kept"]
+    assert len(restored.problems) == 1 and "line 2" in restored.problems[0]
+    for unreadable in (torn.id, liar.id, bare.id):
+        assert isinstance(found[unreadable], Unreadable), found[unreadable]
+    assert "no metadata.json" in found[bare.id].reason  # type: ignore[union-attr]
+    assert await files.count() == 4
+
+
+async def test_a_failed_copy_is_counted_and_never_raised(
+    files: FileRecordMirror, tmp_path: Path
+) -> None:
+    evaluation = EvaluationFactory.build()
+    (tmp_path / "files").write_text("a file where the tree should be")
+    before = {op: _failures(op) for op in ("record", "event", "log")}
+    await files.record(evaluation)  # the record is committed: the mirror must not fail it
+    await files.event(_event(evaluation, "e", 1))
+    await files.log(_piece(evaluation, 0, "x"))
+    assert {op: _failures(op) - before[op] for op in before} == {"record": 1, "event": 1, "log": 1}
+
+
+def _failures(operation: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "crucible_storage_mirror_failures_total", {"operation": operation}
+    )
+    return value or 0.0

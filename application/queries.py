@@ -143,6 +143,9 @@ class BackendReport(msgspec.Struct, frozen=True, kw_only=True):
     # Named lists a detailed inspection found: table columns, a sample of cache keys.
     listings: dict[str, list[str]] = msgspec.field(default_factory=dict)
     error: str | None = None
+    # Figures per class of what the backend holds: the cache's ``KEY_CLASSES``
+    # (docs/cache-analytics.md); empty for the other backends.
+    classes: dict[str, dict[str, MetricValue]] = msgspec.field(default_factory=dict)
 
 
 class RunningInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -227,6 +230,24 @@ def cache_key_pattern(key: str) -> str:
     if key == "running_evaluations":
         return "keys_running_set"
     return "keys_other"
+
+
+# What a cache key holds, for the cache's analytics: the record cache, the running
+# registry (the platform's entries, the set and its state), the log tails (this
+# service's and the platform worker's latest batch), and anything else under our prefix.
+KEY_CLASSES = ("records", "running", "log_tail", "other")
+RUNNING_INDEX_KEYS = frozenset({"running_evaluations", "running_evaluations:state"})
+
+
+def key_class(key: str) -> str:
+    """The class of a cache key (without deployment prefix), one of ``KEY_CLASSES``."""
+    if key.endswith(":running") or key in RUNNING_INDEX_KEYS:
+        return "running"
+    if key.startswith("eval:"):
+        return "records"
+    if key.startswith("logs:"):
+        return "log_tail"
+    return "other"
 
 
 def count_key_patterns(keys: Iterable[str]) -> dict[str, int]:

@@ -43,11 +43,17 @@ class RecordCache:
         except msgspec.DecodeError:
             return None
 
-    async def fill(self, evaluation: Evaluation) -> None:
-        """Cache a record just read from the store (refused if a newer one is there)."""
+    async def fill(self, evaluation: Evaluation, *, warm: bool = False) -> None:
+        """Cache a record just read from the store (refused if a newer one is there).
+
+        ``warm``: a warm-up's fill, marked so that the hits it serves count as warming's.
+        """
         if self.cache is not None:
             await self.cache.put_if_newer(
-                record_key(evaluation.id), 2 * evaluation.version, _encoder.encode(evaluation)
+                record_key(evaluation.id),
+                2 * evaluation.version,
+                _encoder.encode(evaluation),
+                warm=warm,
             )
 
     async def before_commit(self, evaluation_id: EvaluationId, new_version: int) -> None:

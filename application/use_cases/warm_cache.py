@@ -9,7 +9,8 @@ from application.services.record_cache import RecordCache
 class WarmCache:
     """Load the ``top`` most recently changed live records into the record cache.
 
-    Fills are versioned like any read's, so warming never replaces a newer entry.
+    Fills are versioned like any read's, so warming never replaces a newer entry, and
+    marked as warming's, so the cache can tell the hits they serve.
     ``stop`` is asked before each record: once it answers True the warm-up ends there,
     never in the middle of a fill.
     """
@@ -30,7 +31,7 @@ class WarmCache:
         for evaluation in records:
             if stop is not None and stop():
                 break
-            await self.record_cache.fill(evaluation)
+            await self.record_cache.fill(evaluation, warm=True)
             loaded += 1
             if on_record is not None:
                 on_record()

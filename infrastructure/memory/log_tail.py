@@ -6,6 +6,8 @@ from application.ports.log_tail import LogTail
 from domain.identifiers import EvaluationId
 from domain.timeline import LogChunk, LogSlice, slice_from
 from infrastructure.arguments import require_positive
+from infrastructure.cache_analytics import LOG_TAIL, Lookups
+from infrastructure.metrics import class_removed
 
 
 @dataclass(slots=True)
@@ -32,7 +34,8 @@ class MemoryLogTail(LogTail):
     """``LogTail`` in a dict; every method runs without awaiting, so each is atomic.
 
     At most ``max_tails`` tails are kept (the least recently appended go first), so
-    evaluations that never report an end cannot grow it without bound.
+    evaluations that never report an end cannot grow it without bound; ``evictions``
+    counts those dropped. A tail has no TTL here, so nothing expires.
     """
 
     def __init__(self, max_bytes: int, max_tails: int = 1000) -> None:
@@ -40,6 +43,8 @@ class MemoryLogTail(LogTail):
         self.max_bytes = max_bytes
         self.max_tails = max_tails
         self._tails: dict[EvaluationId, _Tail] = {}
+        self.lookups = Lookups(LOG_TAIL)
+        self.evictions = 0
 
     async def append(self, chunk: LogChunk) -> None:
         content = chunk.content.encode("utf-8")
@@ -55,11 +60,15 @@ class MemoryLogTail(LogTail):
         self._tails[chunk.evaluation_id] = _Tail(start, data)
         while len(self._tails) > self.max_tails:
             del self._tails[next(iter(self._tails))]
+            self.evictions += 1
+            class_removed(LOG_TAIL, expired=False)
 
     async def read(self, evaluation_id: EvaluationId, offset: int) -> LogSlice | None:
         tail = self._tails.get(evaluation_id)
         if tail is None or not tail.start <= offset <= tail.end:
+            self.lookups.count(hit=False)
             return None  # before it, or past it (the tail may lag the log): ask the store
+        self.lookups.count(hit=True)
         return slice_from(tail.start, tail.data, offset)
 
     async def drop(self, evaluation_id: EvaluationId) -> None:
@@ -67,6 +76,11 @@ class MemoryLogTail(LogTail):
 
     def __len__(self) -> int:
         return len(self._tails)
+
+    def sizes(self) -> list[tuple[str, int]]:
+        """(key, bytes of key and tail) of each tail, named as in Redis."""
+        keys = ((f"logs:{{{i}}}:latest", tail) for i, tail in self._tails.items())
+        return [(key, len(key) + len(tail.data)) for key, tail in keys]
 
 
 class NoLogTail(LogTail):

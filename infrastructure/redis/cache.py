@@ -1,6 +1,8 @@
 """The versioned cache in Redis.
 
-Each entry is a hash ``{v: version, d: bytes}``; a tombstone has no ``d``. The
+Each entry is a hash ``{v: version, d: bytes}``; a tombstone has no ``d``, and an
+entry a warm-up wrote has ``w: 1`` (its hits count as warming's, whichever process
+warmed; any later write replaces the hash and so the mark). The
 compare-and-set runs as one Lua script, so a reader re-filling an old version
 and a writer publishing a newer one cannot interleave between the version check
 and the write. Outages are swallowed: ``get`` is a miss, writes are no-ops.
@@ -48,8 +50,9 @@ from infrastructure.redis.connection import RedisConnection, RedisUnavailableErr
 
 logger = logging.getLogger(__name__)
 
-# KEYS[1] key; ARGV[1] version; ARGV[2] ttl (s); ARGV[3] "1" when ARGV[4] holds data.
-# Returns 1 when written, 0 when an equal or newer entry was kept.
+# KEYS[1] key; ARGV[1] version; ARGV[2] ttl (s); ARGV[3] "1" when ARGV[4] holds data;
+# ARGV[5] "1" when a warm-up writes it. Returns 1 when written, 0 when an equal or newer
+# entry was kept.
 PUT_IF_NEWER = """
 local kind = redis.call('TYPE', KEYS[1])['ok']
 if kind == 'hash' then
@@ -61,7 +64,9 @@ end
 if kind ~= 'none' then
   redis.call('DEL', KEYS[1])
 end
-if ARGV[3] == '1' then
+if ARGV[3] == '1' and ARGV[5] == '1' then
+  redis.call('HSET', KEYS[1], 'v', ARGV[1], 'd', ARGV[4], 'w', '1')
+elseif ARGV[3] == '1' then
   redis.call('HSET', KEYS[1], 'v', ARGV[1], 'd', ARGV[4])
 else
   redis.call('HSET', KEYS[1], 'v', ARGV[1])
@@ -130,32 +135,37 @@ class RedisCache(Cache):
         full_key = self._prefix + key
         await self._repair()
 
-        async def read(client: redis.Redis) -> bytes | None:
-            value = await client.hget(full_key, "d")
-            return value.encode() if isinstance(value, str) else value
+        async def read(client: redis.Redis) -> list[bytes | str | None]:
+            found: list[bytes | str | None] = await client.hmget(full_key, ["d", "w"])
+            return found
 
-        value = None
+        value, warm = None, None
         if not self._suspect(full_key):
             try:
-                value = await self._connection.execute(read)
+                value, warm = await self._connection.execute(read)
             except RedisUnavailableError:
                 value = None
-        if value is None:
-            self._connection.stats.misses += 1
-        else:
-            self._connection.stats.hits += 1
+        stats = self._connection.stats
+        stats.records.count(value is not None)
         cache_lookup(value is not None)
-        return value
+        if value is None:
+            return None
+        if warm is not None:
+            stats.warming.served()
+        return value.encode() if isinstance(value, str) else value
 
-    async def put_if_newer(self, key: str, version: int, value: bytes | None) -> None:
+    async def put_if_newer(
+        self, key: str, version: int, value: bytes | None, *, warm: bool = False
+    ) -> None:
         full_key = self._prefix + key
         args: list[str | int | bytes] = [version, self._ttl_seconds]
-        args += ["0"] if value is None else ["1", value]
+        args += ["0"] if value is None else ["1", value, "1" if warm else "0"]
 
         async def write(client: redis.Redis) -> object:
             return await self._put_script(keys=[full_key], args=args, client=client)
 
-        await self._write(full_key, write)
+        if await self._write(full_key, write) == 1 and warm:
+            self._connection.stats.warming.filled()
 
     async def delete(self, key: str) -> None:
         full_key = self._prefix + key
@@ -176,14 +186,16 @@ class RedisCache(Cache):
     def _suspect(self, full_key: str) -> bool:
         return self._flush_all or full_key in self._unsynced
 
-    async def _write(self, full_key: str, operation: _Operation) -> None:
+    async def _write(self, full_key: str, operation: _Operation) -> object:
+        """The operation's reply; ``None`` when it was not sent or did not reach Redis."""
         await self._repair()
         if self._suspect(full_key):
-            return  # the repair fences (or flushes) this key; nothing sent now would be trusted
+            return None  # the repair fences (or flushes) this key; nothing sent now is trusted
         try:
-            await self._connection.execute(operation)
+            return await self._connection.execute(operation)
         except RedisUnavailableError:
             self._mark_unsynced(full_key)
+            return None
 
     def _mark_unsynced(self, full_key: str) -> None:
         """Remember a key whose write may not have reached Redis."""

@@ -30,6 +30,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from application.backends import Backend
+from infrastructure.cache_analytics import LOG_TAIL, RECORDS, RUNNING, Lookups, Warming
 from infrastructure.metrics import timed
 
 logger = logging.getLogger(__name__)
@@ -53,16 +54,32 @@ class RedisUnavailableError(Exception):
 
 
 class CacheStats:
-    """Hit/miss counters of this process, shared by the cache and the inspector."""
+    """Lookups by key class of this process, shared by the adapters and the inspector.
+
+    ``hits`` and ``misses`` are the record cache's, as they always were.
+    """
 
     def __init__(self) -> None:
-        self.hits = 0
-        self.misses = 0
+        self.records = Lookups(RECORDS)
+        self.running = Lookups(RUNNING)
+        self.log_tail = Lookups(LOG_TAIL)
+        self.warming = Warming()
+
+    @property
+    def classes(self) -> dict[str, Lookups]:
+        return {RECORDS: self.records, RUNNING: self.running, LOG_TAIL: self.log_tail}
+
+    @property
+    def hits(self) -> int:
+        return self.records.hits
+
+    @property
+    def misses(self) -> int:
+        return self.records.misses
 
     @property
     def hit_rate(self) -> float | None:
-        lookups = self.hits + self.misses
-        return round(self.hits / lookups, 4) if lookups else None
+        return self.records.hit_rate
 
 
 class RedisConnection:

@@ -93,6 +93,11 @@ class RedisLogTail(LogTail):
             self._behind.add(chunk.evaluation_id)
 
     async def read(self, evaluation_id: EvaluationId, offset: int) -> LogSlice | None:
+        found = await self._read(evaluation_id, offset)
+        self._connection.stats.log_tail.count(found is not None)
+        return found
+
+    async def _read(self, evaluation_id: EvaluationId, offset: int) -> LogSlice | None:
         key = self._key(evaluation_id)
 
         async def fetch(client: redis.Redis) -> list[bytes | str | None]:

@@ -243,11 +243,19 @@ class RedisRunningRegistry(RunningRegistry):
             return value
 
         try:
-            return from_entry(evaluation_id, await self._connection.execute(read))
+            info = from_entry(evaluation_id, await self._connection.execute(read))
         except RedisUnavailableError:  # also a key of another type (WRONGTYPE)
-            return None
+            info = None
+        self._connection.stats.running.count(info is not None)
+        return info
 
     async def list(self) -> builtins.list[RunningInfo] | None:
+        """The index, counted as a hit of the running class when it can answer."""
+        found = await self._list()
+        self._connection.stats.running.count(found is not None)
+        return found
+
+    async def _list(self) -> builtins.list[RunningInfo] | None:
         if self._dirty:
             await self._tell_others()
             return None

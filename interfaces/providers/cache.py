@@ -89,8 +89,15 @@ class InProcessCacheProvider(Provider):
         return RecordCache(cache if settings.cache.enabled else None)
 
     @provide
-    def inspector(self, cache: MemoryCache) -> CacheInspector:
-        return MemoryCacheInspector(cache)
+    def inspector(
+        self, cache: MemoryCache, running: RunningRegistry, tail: LogTail
+    ) -> CacheInspector:
+        # The registry and the tail are measured beside the cache when they are in-process.
+        return MemoryCacheInspector(
+            cache,
+            running if isinstance(running, MemoryRunningRegistry) else None,
+            tail if isinstance(tail, MemoryLogTail) else None,
+        )
 
     @provide
     def log_tail(self, settings: Settings) -> LogTail:

@@ -174,3 +174,39 @@ def test_files_page_browses_the_tree_and_stays_inside_the_root(page: Any) -> Non
         "Content-Security-Policy" in response.headers
         or "content-security-policy" in response.headers
     )
+
+
+def test_cache_page_draws_the_key_classes(page: Any, server: Seeded) -> None:
+    for _ in range(2):  # the second read of each is a hit
+        server.api.get(f"/evaluations/{server.failed_id}").raise_for_status()
+        server.api.get(f"/evaluations/{server.running_id}/logs").raise_for_status()
+        server.api.get(f"/evaluations/{server.running_id}/running").raise_for_status()
+    page.goto("/explorer/backends/cache")
+
+    rows = page.locator("#key-classes tbody tr")
+    expect(rows).to_have_count(4)
+    assert rows.locator("th").all_inner_texts() == [
+        "Records",
+        "Running registry",
+        "Log tails",
+        "Other keys",
+    ]
+    for title in ("Hit rate by key class", "Memory by key class"):
+        chart = page.locator("svg.chart", has=page.locator(f"title:text-is('{title}')"))
+        expect(chart).to_have_count(1)
+        # A bar each for records, the running registry and the log tails.
+        assert chart.locator("rect.bar").count() == 3, title
+    hit_rates = page.locator(
+        "svg.chart", has=page.locator("title:text-is('Hit rate by key class')")
+    )
+    assert "Records: " in hit_rates.locator("desc").text_content()
+    ttl = page.locator(
+        "svg.chart", has=page.locator("title:text-is('Sampled keys by time to live and key class')")
+    )
+    assert ttl.locator("rect.bar").count() >= 2  # records within the hour, registry without TTL
+    assert page.locator("#ct-h ~ ul.legend li").all_inner_texts()[:2] == [
+        "Records",
+        "Running registry",
+    ]
+    expect(page.get_by_text("Entries warming wrote")).to_be_visible()
+    screenshot(page, "cache-classes")

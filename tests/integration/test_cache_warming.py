@@ -151,8 +151,10 @@ async def test_the_warm_up_stops_between_two_records_when_the_app_stops(
     filled: list[str] = []
     fill = RecordCache.fill
 
-    async def fill_then_stop(cache: RecordCache, evaluation: Evaluation) -> None:
-        await fill(cache, evaluation)
+    async def fill_then_stop(
+        cache: RecordCache, evaluation: Evaluation, *, warm: bool = False
+    ) -> None:
+        await fill(cache, evaluation, warm=warm)
         filled.append(evaluation.id)
         if len(filled) == 2:
             stopping.set()  # the app stops while the second record is being filled

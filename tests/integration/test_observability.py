@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
+from tests.integration.scraped import sample, scrape
+
 Client = TestClient[Any]
 
 
@@ -85,25 +87,11 @@ def test_metrics_count_requests_by_route_template(client: Client) -> None:
     assert "met-1" not in text  # grouped by template, not one series per id
 
 
-def _samples(client: Client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    from prometheus_client.parser import text_string_to_metric_families
-
-    found = {}
-    for family in text_string_to_metric_families(client.get("/metrics").text):
-        for sample in family.samples:
-            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return found
-
-
-def _value(samples: dict[Any, float], name: str, **labels: str) -> float:
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
-
-
 def test_metrics_show_backend_latency_cache_lookups_and_blob_bytes(
     client: Client, backend_settings: Any
 ) -> None:
     database_commits = ("crucible_storage_backend_operation_seconds_count",)
-    before = _samples(client)
+    before = scrape(client)
     cache_backend = "redis" if backend_settings.redis.url else None
 
     client.post("/evaluations", json={"id": "met-2", "code": "x"})
@@ -113,27 +101,27 @@ def test_metrics_show_backend_latency_cache_lookups_and_blob_bytes(
     client.get("/evaluations/met-missing")  # a miss
     assert client.get("/evaluations/met-2/output").text == output
 
-    after = _samples(client)
+    after = scrape(client)
     grew = {
-        "commits": _value(after, *database_commits, backend="database", operation="commit")
-        - _value(before, *database_commits, backend="database", operation="commit"),
-        "file io": _value(after, *database_commits, backend="file", operation="io")
-        - _value(before, *database_commits, backend="file", operation="io"),
-        "hits": _value(after, "crucible_storage_cache_lookups_total", result="hit")
-        - _value(before, "crucible_storage_cache_lookups_total", result="hit"),
-        "misses": _value(after, "crucible_storage_cache_lookups_total", result="miss")
-        - _value(before, "crucible_storage_cache_lookups_total", result="miss"),
-        "written": _value(after, "crucible_storage_blob_bytes_total", direction="written")
-        - _value(before, "crucible_storage_blob_bytes_total", direction="written"),
-        "read": _value(after, "crucible_storage_blob_bytes_total", direction="read")
-        - _value(before, "crucible_storage_blob_bytes_total", direction="read"),
+        "commits": sample(after, *database_commits, backend="database", operation="commit")
+        - sample(before, *database_commits, backend="database", operation="commit"),
+        "file io": sample(after, *database_commits, backend="file", operation="io")
+        - sample(before, *database_commits, backend="file", operation="io"),
+        "hits": sample(after, "crucible_storage_cache_lookups_total", result="hit")
+        - sample(before, "crucible_storage_cache_lookups_total", result="hit"),
+        "misses": sample(after, "crucible_storage_cache_lookups_total", result="miss")
+        - sample(before, "crucible_storage_cache_lookups_total", result="miss"),
+        "written": sample(after, "crucible_storage_blob_bytes_total", direction="written")
+        - sample(before, "crucible_storage_blob_bytes_total", direction="written"),
+        "read": sample(after, "crucible_storage_blob_bytes_total", direction="read")
+        - sample(before, "crucible_storage_blob_bytes_total", direction="read"),
     }
     assert grew["commits"] >= 2, grew
     assert grew["file io"] >= 2, grew
     assert grew["hits"] >= 1 and grew["misses"] >= 1, grew
     assert grew["written"] >= 80_000 and grew["read"] >= 80_000, grew
     if cache_backend:
-        redis_calls = _value(
+        redis_calls = sample(
             after, *database_commits, backend="redis", operation="command"
-        ) - _value(before, *database_commits, backend="redis", operation="command")
+        ) - sample(before, *database_commits, backend="redis", operation="command")
         assert redis_calls >= 2, grew

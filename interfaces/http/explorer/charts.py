@@ -29,6 +29,11 @@ def human_bytes(value: float | None) -> str:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def percent(value: float) -> str:
+    """``66.667`` → ``66.7 %`` (a value already in percent)."""
+    return f"{value:.1f} %"
+
+
 def plain_number(value: float) -> str:
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
 

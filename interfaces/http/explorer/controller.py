@@ -15,7 +15,12 @@ from litestar.response import Template
 
 from application.backends import Backend
 from application.errors import InvalidRequestError
-from application.queries import BackendReport, EvaluationPage, EvaluationQuery
+from application.queries import (
+    TTL_BUCKET_NAMES,
+    BackendReport,
+    EvaluationPage,
+    EvaluationQuery,
+)
 from application.search import SearchField, TextMatch
 from application.use_cases.activity import GetActivity
 from application.use_cases.browse_blobs import BrowseBlobs
@@ -248,6 +253,8 @@ class ExplorerController(Controller):
         report = await use_case.execute(Backend.CACHE)
         patterns = views.cache_patterns(report)
         ttls = views.cache_ttls(report)
+        rates, memory = views.class_hit_rates(report), views.class_memory(report)
+        class_ttls = views.class_ttls(report)
         return _backend_page(
             "cache",
             report,
@@ -257,6 +264,26 @@ class ExplorerController(Controller):
             if patterns
             else None,
             ttl_chart=charts.bar_chart(ttls, title="Cache keys by time to live") if ttls else None,
+            classes=views.class_rows(report),
+            rates_chart=charts.bar_chart(
+                rates, title="Hit rate by key class", formatter=charts.percent
+            )
+            if rates
+            else None,
+            class_memory_chart=charts.bar_chart(
+                memory, title="Memory by key class", formatter=charts.human_bytes
+            )
+            if memory
+            else None,
+            class_ttl_chart=charts.stacked_columns(
+                [views.TTL_LABELS[name] for name in TTL_BUCKET_NAMES],
+                class_ttls,
+                title="Sampled keys by time to live and key class",
+            )
+            if class_ttls
+            else None,
+            class_ttl_legend=charts.legend(list(class_ttls)),
+            warming=views.warming(report),
         )
 
     @get(

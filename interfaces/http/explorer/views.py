@@ -10,6 +10,7 @@ import msgspec
 from application.errors import InvalidRequestError
 from application.queries import (
     CACHE_KEY_PATTERNS,
+    KEY_CLASSES,
     TTL_BUCKET_NAMES,
     BackendReport,
     EvaluationFilter,
@@ -29,7 +30,20 @@ PATTERN_LABELS = {
     "keys_running_set": "running_evaluations",
     "keys_other": "other",
 }
-CACHE_CHARTED = frozenset({*CACHE_KEY_PATTERNS, *TTL_BUCKET_NAMES, "used_memory_bytes"})
+WARMING_LABELS = {
+    "warm_fills": "Entries warming wrote",
+    "warm_hits": "Record hits they served",
+    "warm_hit_share": "Share of record hits",
+}
+CACHE_CHARTED = frozenset(
+    {*CACHE_KEY_PATTERNS, *TTL_BUCKET_NAMES, *WARMING_LABELS, "used_memory_bytes"}
+)
+CLASS_LABELS = {
+    "records": "Records",
+    "running": "Running registry",
+    "log_tail": "Log tails",
+    "other": "Other keys",
+}
 # Shown in the database page's table of tables (as "≈" beside a row count).
 DATABASE_TABULATED = frozenset({"estimated_row_counts"})
 TTL_LABELS = {
@@ -174,6 +188,52 @@ def cache_ttls(report: BackendReport) -> list[tuple[str, float]]:
         for name in TTL_BUCKET_NAMES
         if name in report.details
     ]
+
+
+def class_rows(report: BackendReport) -> list[dict[str, Any]]:
+    """One row per key class: its label and figures (``memory_estimated`` when sampled)."""
+    rows = []
+    for name in KEY_CLASSES:
+        figures = report.classes.get(name)
+        if figures is None:
+            continue
+        keys, sampled = _number(figures.get("keys")), _number(figures.get("memory_sampled"))
+        rows.append(
+            {"name": name, "label": CLASS_LABELS[name], "memory_estimated": sampled < keys}
+            | figures
+        )
+    return rows
+
+
+def class_hit_rates(report: BackendReport) -> list[tuple[str, float]]:
+    """Percent of lookups that hit, for each class this process looked up."""
+    return [
+        (row["label"], 100 * float(row["hit_rate"]))
+        for row in class_rows(report)
+        if isinstance(row.get("hit_rate"), int | float)
+    ]
+
+
+def class_memory(report: BackendReport) -> list[tuple[str, float]]:
+    return [
+        (row["label"], _number(row.get("memory_bytes")))
+        for row in class_rows(report)
+        if row.get("keys")
+    ]
+
+
+def class_ttls(report: BackendReport) -> dict[str, list[int]]:
+    """Sampled keys by TTL bucket (in ``TTL_BUCKET_NAMES`` order), per class label; the
+    classes with no sampled key are left out (as the chart leaves them out of its colours)."""
+    counts = {
+        row["label"]: [int(_number(row.get(bucket))) for bucket in TTL_BUCKET_NAMES]
+        for row in class_rows(report)
+    }
+    return {label: values for label, values in counts.items() if any(values)}
+
+
+def warming(report: BackendReport) -> dict[str, MetricValue]:
+    return {label: report.details.get(key) for key, label in WARMING_LABELS.items()}
 
 
 def cache_memory(report: BackendReport) -> MetricValue:

@@ -117,8 +117,15 @@ class CacheInfoBody(msgspec.Struct, kw_only=True):
     keys: list[str]  # a sample: the first 100 of our keys by name, prefix left out
     memory: dict[str, Figure]
     stats: dict[str, Figure]
+    # By key class (records, running, log_tail, other): this process's hits, misses and
+    # hit rate; keys, memory (``memory_sampled`` keys measured) and TTLs by bucket;
+    # evictions and expirations where counted per class (docs/cache-analytics.md).
+    classes: dict[str, dict[str, Figure]]
+    # What warming did: entries it wrote, record hits they served, their share of hits.
+    warming: dict[str, Figure]
 
 
+_WARMING = {"warm_fills": "fills", "warm_hits": "hits", "warm_hit_share": "hit_share"}
 _CACHE_STATS = (
     "keys",
     "entries",
@@ -126,10 +133,12 @@ _CACHE_STATS = (
     "misses",
     "hit_rate",
     "evictions",
+    "expirations",
     "keys_exact",
     "server_keyspace_hits",
     "server_keyspace_misses",
     "server_evicted_keys",
+    "server_expired_keys",
     "max_entries",
     "ttl_seconds",
 )
@@ -151,6 +160,8 @@ class CacheDetailsBody(MeasuredBody, kw_only=True):
                 keys=report.listings.get("keys", []),
                 memory={key: value for key, value in figures.items() if "memory" in key},
                 stats={key: figures[key] for key in _CACHE_STATS if key in figures},
+                classes=dict(report.classes),
+                warming={name: figures.get(key) for key, name in _WARMING.items()},
             ),
             **_measured(report),
         )

@@ -24,6 +24,16 @@ def _cached_records(client: Any) -> int:
     return int(details["keys_eval"])
 
 
+def _warming(client: Any) -> dict[str, Any]:
+    warming: dict[str, Any] = client.get("/storage/cache/details").json()["info"]["warming"]
+    return warming
+
+
+def client_classes(client: Any) -> dict[str, Any]:
+    classes: dict[str, Any] = client.get("/storage/cache/details").json()["info"]["classes"]
+    return classes
+
+
 def test_the_most_recent_records_are_warmed_at_start(make_client: ClientFactory) -> None:
     # Written without a cache, so only the warm-up of the next start can fill it.
     writer = make_client(cache={"enabled": False})
@@ -36,6 +46,24 @@ def test_the_most_recent_records_are_warmed_at_start(make_client: ClientFactory)
     while _cached_records(reader) < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _cached_records(reader) == 3
+
+
+def test_the_hits_of_warmed_entries_are_counted(make_client: ClientFactory) -> None:
+    writer = make_client(cache={"enabled": False})
+    for i in range(3):
+        assert writer.post("/evaluations", json={"id": f"wh-{i}", "code": "x"}).status_code == 200
+
+    reader = make_client(cache={"warm_count": 2})  # the two most recent: wh-2 and wh-1
+    deadline = time.monotonic() + 20
+    while _warming(reader)["fills"] < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for _ in range(3):
+        assert reader.get("/evaluations/wh-2").status_code == 200  # warming's entry
+    assert reader.get("/evaluations/wh-0").status_code == 200  # a miss, then filled
+    assert reader.get("/evaluations/wh-0").status_code == 200  # a hit on a read's fill
+
+    assert _warming(reader) == {"fills": 2, "hits": 3, "hit_share": 0.75}
+    assert client_classes(reader)["records"]["hits"] == 4
 
 
 def test_no_warming_when_switched_off(

@@ -324,3 +324,62 @@ def test_complete_view_of_an_unknown_evaluation_is_404(client: Client) -> None:
     response = client.get("/evaluations/nobody/complete")
 
     assert response.status_code == 404  # the page shows "HTTP error! status: 404"
+
+
+# ``/storage/cache/details`` as it was before the cache analytics (issue 23) added
+# ``info.classes`` and ``info.warming``: every field the platform's page may read, by kind.
+CACHE_DETAILS_FIELDS: dict[str, type] = {
+    "name": str,
+    "type": str,
+    "status": str,
+    "metrics": dict,
+    "details": dict,
+    "error": type(None),
+    "backend": str,
+    "info": dict,
+}
+CACHE_INFO_FIELDS: dict[str, type] = {"keys": list, "memory": dict, "stats": dict}
+CACHE_METRICS = {
+    "memory": {"entries", "hits", "misses", "hit_rate", "evictions"},
+    "redis": {"hits", "misses", "hit_rate", "keys", "used_memory_bytes", "measured_at"},
+}
+CACHE_STATS = {
+    "memory": {"entries", "hits", "misses", "hit_rate", "evictions", "max_entries", "ttl_seconds"},
+    "redis": {
+        "keys",
+        "hits",
+        "misses",
+        "hit_rate",
+        "keys_exact",
+        "server_keyspace_hits",
+        "server_keyspace_misses",
+        "server_evicted_keys",
+    },
+}
+CACHE_MEMORY = {
+    "memory": {"used_memory_bytes"},
+    "redis": {"used_memory_bytes", "used_memory_peak_bytes", "maxmemory_bytes"},
+}
+
+
+def test_cache_details_keep_every_field_they_had(
+    seeded: Client, backend_settings: Settings
+) -> None:
+    kind = cache_name(backend_settings)
+    for path in ("/storage/cache/details", "/storage/redis/details"):
+        details = ok(seeded.get(path)).json()
+
+        for field, kind_of in CACHE_DETAILS_FIELDS.items():
+            assert isinstance(at(details, field), kind_of), (path, field)
+        for field, kind_of in CACHE_INFO_FIELDS.items():
+            assert isinstance(at(details, f"info.{field}"), kind_of), (path, field)
+        # The metrics are exactly what they were; the stats and memory kept every name.
+        assert set(at(details, "metrics")) == CACHE_METRICS[kind], path
+        assert CACHE_STATS[kind] <= set(at(details, "info.stats")), path
+        assert CACHE_MEMORY[kind] <= set(at(details, "info.memory")), path
+        for name in ("hits", "misses"):
+            assert at(details, f"info.stats.{name}") == at(details, f"metrics.{name}")
+            assert number(at(details, f"info.stats.{name}"))
+        # What the analytics added beside them.
+        assert set(at(details, "info.classes")) == {"records", "running", "log_tail", "other"}
+        assert set(at(details, "info.warming")) == {"fills", "hits", "hit_share"}

@@ -177,10 +177,15 @@ def test_files_page_browses_the_tree_and_stays_inside_the_root(page: Any) -> Non
 
 
 def test_cache_page_draws_the_key_classes(page: Any, server: Seeded) -> None:
+    # Its own running evaluation: the tests before may have ended the seeded one.
+    probe = "cache_page_probe"
+    server.create(probe, code="x", status="queued")
+    server.update(probe, status="running")
+    server.log(probe, "tailed\n")
     for _ in range(2):  # the second read of each is a hit
         server.api.get(f"/evaluations/{server.failed_id}").raise_for_status()
-        server.api.get(f"/evaluations/{server.running_id}/logs").raise_for_status()
-        server.api.get(f"/evaluations/{server.running_id}/running").raise_for_status()
+        server.api.get(f"/evaluations/{probe}/logs").raise_for_status()
+        server.api.get(f"/evaluations/{probe}/running").raise_for_status()
     page.goto("/explorer/backends/cache")
 
     rows = page.locator("#key-classes tbody tr")

@@ -77,7 +77,9 @@ class RssSampler:
 
 
 @contextmanager
-def running_server(env: dict[str, str], port: int, log_path: Path) -> Iterator[int]:
+def running_server(
+    env: dict[str, str], port: int, log_path: Path, start_timeout_s: float = 60
+) -> Iterator[int]:
     """``storage-service serve`` in a subprocess; yields its pid once /health answers 200."""
     executable = Path(sys.executable).parent / "storage-service"
     command = (
@@ -93,7 +95,7 @@ def running_server(env: dict[str, str], port: int, log_path: Path) -> Iterator[i
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
         try:
-            _wait_healthy(process, f"http://127.0.0.1:{port}", log_path)
+            _wait_healthy(process, f"http://127.0.0.1:{port}", log_path, start_timeout_s)
             yield process.pid
         finally:
             process.terminate()
@@ -104,8 +106,10 @@ def running_server(env: dict[str, str], port: int, log_path: Path) -> Iterator[i
                 process.wait()
 
 
-def _wait_healthy(process: "subprocess.Popen[bytes]", base: str, log_path: Path) -> None:
-    deadline = time.monotonic() + 60
+def _wait_healthy(
+    process: "subprocess.Popen[bytes]", base: str, log_path: Path, timeout_s: float
+) -> None:
+    deadline = time.monotonic() + timeout_s
     while True:
         with suppress(httpx.HTTPError):
             if httpx.get(f"{base}/health", timeout=2).status_code == 200:

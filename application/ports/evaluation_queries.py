@@ -45,3 +45,7 @@ class EvaluationQueries(EvaluationPages, Protocol):
     @abstractmethod
     async def blob_keys(self) -> set[str]:
         """Every blob key a record points at, soft-deleted records included."""
+
+    @abstractmethod
+    async def versions(self) -> dict[str, int]:
+        """The version of every record, soft-deleted ones included (an index's check)."""

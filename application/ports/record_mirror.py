@@ -58,5 +58,9 @@ class MirrorReader(Protocol):
     def evaluations(self) -> AsyncIterator[MirroredEvaluation | Unreadable]: ...
 
     @abstractmethod
+    async def versions(self) -> dict[str, int]:
+        """The version of each readable record copy, by id (what an index is checked against)."""
+
+    @abstractmethod
     async def count(self) -> int:
         """How many evaluations the mirror holds (for a progress bar; a directory count)."""

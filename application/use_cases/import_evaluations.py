@@ -92,26 +92,44 @@ class ImportEvaluation:
         Its payload pointers are kept: the blobs are where the mirror found them, and
         a failed restore leaves them (they are the tree's, not this run's).
         """
-        evaluation = mirrored.record
-        ensure_storable_text("code", evaluation.code)
-        ensure_storable_json("metadata", evaluation.metadata)
-        if await self.repository.get(evaluation.id) is not None:
-            return False
+        return (await self.restore_all([mirrored]))[0]
+
+    async def restore_all(self, batch: list[MirroredEvaluation]) -> list[bool]:
+        """``restore`` for each of ``batch``, in one transaction: one commit (one fsync)
+        for the lot. A failure rolls the whole batch back and is raised (a caller then
+        restores the batch one by one to find the culprit); ids already here are skipped.
+        """
+        restored: list[bool] = []
         try:
-            await self._store(evaluation, mirrored.events, mirrored.log, AuditAction.RESTORE)
+            for mirrored in batch:
+                evaluation = mirrored.record
+                ensure_storable_text("code", evaluation.code)
+                ensure_storable_json("metadata", evaluation.metadata)
+                present = await self.repository.get(evaluation.id) is not None
+                if not present:
+                    await self._store(
+                        evaluation, mirrored.events, mirrored.log, AuditAction.RESTORE
+                    )
+                restored.append(not present)
             await self.uow.commit()
         except DuplicateEvaluationError:
             await self.uow.rollback()
-            return False
+            if len(batch) > 1:
+                raise
+            return [False]  # soft-deleted here: ``get`` does not see it, the insert does
         except BaseException:
             await self.uow.rollback()
             raise
-        await self._publish(evaluation, mirrored.events, mirrored.log)
-        return True
+        for mirrored, done in zip(batch, restored, strict=True):
+            if done:
+                # The copy is where it came from: only the cache and registry follow.
+                await self.publisher.after_commit(mirrored.record)
+        return restored
 
     async def _publish(
         self, evaluation: Evaluation, events: list[EvaluationEvent], log: str
     ) -> None:
+        """Cache, registry and the mirror's copy (the record through the publisher)."""
         await self.publisher.after_commit(evaluation)
         for event in events:
             await self.mirror.event(msgspec.structs.replace(event, evaluation_id=evaluation.id))

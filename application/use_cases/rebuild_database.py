@@ -1,15 +1,27 @@
-"""``rebuild-database``: a lost database restored from the record mirror's file tree."""
+"""``rebuild-database``: a lost database restored from the record mirror's file tree; and
+the other way, copies the tree lacks written again from the database."""
 
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 
 import msgspec
 
 from application.errors import ApplicationError
-from application.ports.record_mirror import MirroredEvaluation, MirrorReader, Unreadable
+from application.ports.evaluation_repository import EvaluationRepository
+from application.ports.event_log import EventLog
+from application.ports.log_store import LogStore
+from application.ports.record_mirror import (
+    MirroredEvaluation,
+    MirrorReader,
+    RecordMirror,
+    Unreadable,
+)
 from application.services.payloads import PayloadStore
 from application.use_cases.import_evaluations import ImportEvaluation
 from domain.errors import DomainError
+from domain.identifiers import EvaluationId
+from domain.timeline import LogChunk
 
 
 class RebuildReport(msgspec.Struct, kw_only=True):
@@ -27,44 +39,81 @@ class RebuildReport(msgspec.Struct, kw_only=True):
         return not self.unreadable and not self.problems
 
 
-# One restore per evaluation, each in a scope (and transaction) of its own.
+# A scope (and transaction) of its own for each batch of restores.
 RestoreScope = Callable[[], AbstractAsyncContextManager[tuple[ImportEvaluation, PayloadStore]]]
+BATCH = 200
 
 
 async def rebuild_database(
     mirror: MirrorReader,
     scope: RestoreScope,
-    on_progress: Callable[[RebuildReport], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    batch_size: int = BATCH,
 ) -> RebuildReport:
     """Restore every evaluation of ``mirror`` that the database does not hold.
 
     Idempotent: an evaluation already present (even soft-deleted) is skipped, so an
-    interrupted rebuild is simply run again. A copy that cannot be read, a record the
-    database refuses, a torn event line, a log gap or a blob the record points at in
-    vain is reported, and the rebuild goes on with the rest.
+    interrupted rebuild is simply run again. Evaluations are restored ``batch_size`` to
+    a transaction; a batch that fails is restored again one by one, so a copy the
+    database refuses is reported alone. A copy that cannot be read, a torn event line,
+    a log gap or a blob the record points at in vain is reported too, and the rebuild
+    goes on with the rest. ``on_progress`` is told how many copies were just read.
     """
     report = RebuildReport()
+    batch: list[MirroredEvaluation] = []
     async for found in mirror.evaluations():
         if isinstance(found, Unreadable):
             report.unreadable.append(found)
-        else:
-            await _restore(found, scope, report)
+            if on_progress is not None:
+                on_progress(1)
+            continue
+        batch.append(found)
+        if len(batch) >= batch_size:
+            await _restore_batch(batch, scope, report)
+            if on_progress is not None:
+                on_progress(len(batch))
+            batch = []
+    if batch:
+        await _restore_batch(batch, scope, report)
         if on_progress is not None:
-            on_progress(report)
+            on_progress(len(batch))
     return report
 
 
-async def _restore(found: MirroredEvaluation, scope: RestoreScope, report: RebuildReport) -> None:
-    evaluation_id = found.record.id
-    async with scope() as (use_case, payloads):
-        try:
-            restored = await use_case.restore(found)
-        except (ApplicationError, DomainError) as error:
-            report.unreadable.append(
-                Unreadable(path=f"evaluations/{evaluation_id}", reason=str(error))
-            )
-            return
-        missing = await payloads.missing_blobs(found.record)
+async def _restore_batch(
+    batch: list[MirroredEvaluation], scope: RestoreScope, report: RebuildReport
+) -> None:
+    try:
+        async with scope() as (use_case, payloads):
+            restored = await use_case.restore_all(batch)
+            missing = [await payloads.missing_blobs(found.record) for found in batch]
+    except (ApplicationError, DomainError):
+        if len(batch) == 1:
+            raise
+        for found in batch:
+            await _restore_one(found, scope, report)
+        return
+    for found, done, keys in zip(batch, restored, missing, strict=True):
+        _count(found, done, keys, report)
+
+
+async def _restore_one(
+    found: MirroredEvaluation, scope: RestoreScope, report: RebuildReport
+) -> None:
+    try:
+        async with scope() as (use_case, payloads):
+            done = await use_case.restore(found)
+            keys = await payloads.missing_blobs(found.record)
+    except (ApplicationError, DomainError) as error:
+        path = f"evaluations/{found.record.id}"
+        report.unreadable.append(Unreadable(path=path, reason=str(error)))
+        return
+    _count(found, done, keys, report)
+
+
+def _count(
+    found: MirroredEvaluation, restored: bool, missing: list[str], report: RebuildReport
+) -> None:
     if not restored:
         report.skipped += 1
         return
@@ -72,4 +121,40 @@ async def _restore(found: MirroredEvaluation, scope: RestoreScope, report: Rebui
     report.events += len(found.events)
     report.log_bytes += len(found.log.encode())
     report.problems.extend(found.problems)
+    evaluation_id = found.record.id
     report.problems.extend(f"evaluations/{evaluation_id}: blob {key} is missing" for key in missing)
+
+
+@dataclass(frozen=True, slots=True)
+class CopyToMirror:
+    """Write one live evaluation's copy again from the database: record, events, whole log.
+
+    For a tree that fell behind (a crash between a commit and its copy, a copy that
+    failed): the record replaces an older copy, events already there are read once,
+    and the log is written whole from byte 0, filling any gap.
+    """
+
+    repository: EvaluationRepository
+    events: EventLog
+    logs: LogStore
+    mirror: RecordMirror
+
+    async def execute(self, evaluation_id: EvaluationId) -> bool:
+        """Whether it was copied (``False``: not a live record here)."""
+        evaluation = await self.repository.get(evaluation_id)
+        if evaluation is None:
+            return False
+        await self.mirror.record(evaluation)
+        for event in await self.events.list(evaluation_id):
+            await self.mirror.event(event)
+        log = await self.logs.read(evaluation_id)
+        if log.content:
+            await self.mirror.log(
+                LogChunk(
+                    evaluation_id=evaluation_id,
+                    offset=0,
+                    content=log.content,
+                    created_at=evaluation.updated_at,
+                )
+            )
+        return True

@@ -184,6 +184,19 @@ class FileRecordMirror(RecordMirror, MirrorReader):
 
         return await anyio.to_thread.run_sync(count)
 
+    async def versions(self) -> dict[str, int]:
+        def read() -> dict[str, int]:
+            if not self._evaluations.is_dir():
+                return {}
+            found: dict[str, int] = {}
+            for name in _directory_names(self._evaluations):
+                with contextlib.suppress(OSError, msgspec.DecodeError):
+                    data = (self._evaluations / name / RECORD_NAME).read_bytes()
+                    found[name] = _version_of.decode(data).version
+            return found
+
+        return await anyio.to_thread.run_sync(read)
+
     async def evaluations(self) -> AsyncIterator[MirroredEvaluation | Unreadable]:
         if not self._evaluations.is_dir():
             return

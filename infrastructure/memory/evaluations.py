@@ -130,6 +130,9 @@ class MemoryEvaluationQueries(EvaluationQueries):
             if payload is not None and payload.key is not None
         }
 
+    async def versions(self) -> dict[str, int]:
+        return {str(key): evaluation.version for key, evaluation in self._db.evaluations.items()}
+
     async def list(self, query: EvaluationQuery) -> EvaluationPage:
         matching = [e for e in self._db.live_records() if _matches(e, query.filter)]
         search = query.filter.search

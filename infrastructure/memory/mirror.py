@@ -45,6 +45,9 @@ class MemoryRecordMirror(RecordMirror, MirrorReader):
     async def count(self) -> int:
         return len(self._records)
 
+    async def versions(self) -> dict[str, int]:
+        return {str(key): record.version for key, record in self._records.items()}
+
     async def evaluations(self) -> AsyncIterator[MirroredEvaluation | Unreadable]:
         for evaluation_id in sorted(self._records):
             events = sorted(

@@ -167,6 +167,13 @@ class SqlEvaluationQueries(EvaluationQueries):
                 keys.update([key async for key in result])
         return keys
 
+    async def versions(self) -> dict[str, int]:
+        with translate_errors():
+            result = await self._session.stream(
+                sa.select(evaluations.c.id, evaluations.c.version).execution_options(yield_per=1000)
+            )
+            return {row[0]: row[1] async for row in result}
+
     async def daily_status_counts(self, since: datetime) -> builtins.list[DayStatusCount]:
         statement: sa.Select[Any]
         if dialect_name(self._session) == "postgresql":

@@ -27,7 +27,7 @@ COMMANDS: dict[str, str] = {
     "rebuild-cache": "interfaces.cli.cache:rebuild_cache",
     "export": "interfaces.cli.data:export_command",
     "import": "interfaces.cli.data:import_command",
-    "rebuild-database": "interfaces.cli.data:rebuild_database_command",
+    "rebuild-database": "interfaces.cli.recovery:rebuild_database",
     "tier": "interfaces.cli.objects:tier",
     "s3-lifecycle": "interfaces.cli.objects:s3_lifecycle",
     "replay": "interfaces.cli.failover:replay",

@@ -1,11 +1,7 @@
-"""``cleanup``, ``export``, ``import`` and ``rebuild-database``: retention, backups, moves
-between backends and recovery."""
+"""``cleanup``, ``export`` and ``import``: retention, backups and moves between backends."""
 
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import IO
 
 import click
@@ -13,11 +9,9 @@ import msgspec
 from dishka import AsyncContainer
 
 from application.ports.evaluation_maintenance import PurgeSelection
-from application.services.payloads import PayloadStore
 from application.use_cases.cleanup import CleanupEvaluations, CleanupReport
 from application.use_cases.export_evaluations import ArchivedEvaluation, ExportEvaluations
 from application.use_cases.import_evaluations import ImportEvaluation
-from application.use_cases.rebuild_database import RebuildReport, rebuild_database
 from domain.status import TERMINAL_STATUSES, EvaluationStatus
 from interfaces.cli import CONTEXT_SETTINGS
 from interfaces.cli.common import (
@@ -34,7 +28,6 @@ from interfaces.cli.common import (
     summary,
 )
 from interfaces.cli.warehouse import export_parquet, parse_tables
-from interfaces.settings import StorageBackend
 
 STATUS_NAMES = [status.value for status in EvaluationStatus]
 
@@ -268,64 +261,3 @@ def import_command(source: IO[bytes], as_json: bool) -> None:
             f"skipped {counts['skipped']} already present"
         )
     sys.exit(0)
-
-
-@click.command("rebuild-database", context_settings=CONTEXT_SETTINGS)
-@click.option(
-    "--from",
-    "source",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    required=True,
-    help="The file tree a FILE_MIRROR=true service kept (its FILE_STORAGE_PATH).",
-)
-@json_option
-def rebuild_database_command(source: Path, as_json: bool) -> None:
-    """Restore the database (DATABASE_URL) from a record mirror's file tree.
-
-    Every evaluation of the tree is stored with its events, its log and its payload
-    pointers (the blobs stay where they are: point FILE_STORAGE_PATH at the same
-    tree). Migrates the database first. Idempotent: evaluations already present are
-    skipped, so an interrupted rebuild is simply run again. What could not be read
-    (a torn file, a log gap, a missing blob) is listed; the exit code is then 1.
-
-    \b
-    Examples:
-      storage-service rebuild-database --from /var/lib/crucible/files
-      DATABASE_URL=postgresql://postgres@db/crucible storage-service rebuild-database \\
-          --from ./data/files --json
-    """
-    from infrastructure.files.mirror import FileRecordMirror
-    from infrastructure.sql.migrate import upgrade
-
-    settings = load(quiet=as_json)
-    if settings.storage.backend is not StorageBackend.DATABASE:
-        fail("rebuild-database restores a database: STORAGE_BACKEND must be database", 2)
-    upgrade(settings.database.url)
-    mirror = FileRecordMirror(source)
-
-    async def rebuild(container: AsyncContainer) -> RebuildReport:
-        @asynccontextmanager
-        async def scope() -> AsyncIterator[tuple[ImportEvaluation, PayloadStore]]:
-            async with container() as request:
-                yield await request.get(ImportEvaluation), await request.get(PayloadStore)
-
-        with progress_bar(not as_json) as progress:
-            task = progress.add_task("restoring", total=await mirror.count())
-            return await rebuild_database(
-                mirror, scope, on_progress=lambda _: progress.advance(task)
-            )
-
-    report = run(settings, rebuild)
-    if as_json:
-        echo_json(report)
-    else:
-        for unreadable in report.unreadable:
-            click.echo(f"unreadable: {unreadable.path}: {unreadable.reason}", err=True)
-        for problem in report.problems:
-            click.echo(f"incomplete: {problem}", err=True)
-        summary(
-            f"restored {report.restored} evaluation(s) ({report.events} event(s), "
-            f"{human_bytes(report.log_bytes)} of logs), skipped {report.skipped} already "
-            f"present, {len(report.unreadable)} unreadable"
-        )
-    sys.exit(0 if report.complete else 1)

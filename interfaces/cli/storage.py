@@ -21,10 +21,21 @@ from interfaces.cli.common import (
     load,
     run,
 )
+from interfaces.cli.recovery import IndexCheck, check_file_index, echo_index
+from interfaces.settings import StorageBackend
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
-@click.option("--fix", is_flag=True, help="Delete the orphan blobs found.")
+@click.option(
+    "--fix",
+    is_flag=True,
+    help="Delete the orphan blobs found; on STORAGE_BACKEND=file also repair the index.",
+)
+@click.option(
+    "--rebuild-index",
+    is_flag=True,
+    help="STORAGE_BACKEND=file: set the index aside and build it anew from the tree.",
+)
 @count_option(
     "--grace-minutes",
     default=60,
@@ -32,8 +43,13 @@ from interfaces.cli.common import (
     help="Blobs younger than this may belong to a write in progress: never orphans.",
 )
 @json_option
-def fsck(fix: bool, grace_minutes: int, as_json: bool) -> None:
+def fsck(fix: bool, rebuild_index: bool, grace_minutes: int, as_json: bool) -> None:
     """Find blobs no record points at (orphans) and records whose blob is missing.
+
+    On STORAGE_BACKEND=file, first the index against the tree: a missing or torn index,
+    records it lacks or holds older than the tree, records the tree holds older than
+    the index. --fix rebuilds a missing or torn index (a torn one is set aside), indexes
+    what it lacks and copies out what the tree lacks.
 
     Exits 0 when storage is consistent (after --fix removed the orphans), 1 otherwise,
     3 when --fix is refused because the failover journal still holds writes.
@@ -43,8 +59,21 @@ def fsck(fix: bool, grace_minutes: int, as_json: bool) -> None:
       storage-service fsck
       storage-service fsck --fix --grace-minutes 120
       storage-service fsck --json | jq .missing
+      STORAGE_BACKEND=file storage-service fsck --fix --json | jq .index
     """
     settings = load(quiet=as_json)
+    index: IndexCheck | None = None
+    if settings.storage.backend is StorageBackend.FILE:
+        index = check_file_index(
+            settings, fix=fix, rebuild=rebuild_index, show_progress=not as_json
+        )
+        if index.problem is not None and index.rebuild is None:
+            # Without an index there is nothing to check blobs against: say so and stop.
+            if as_json:
+                echo_json({"index": index, "clean": False})
+            else:
+                echo_index(index)
+            sys.exit(1)
 
     async def check(container: AsyncContainer) -> StorageCheck:
         async with container() as request:
@@ -59,9 +88,13 @@ def fsck(fix: bool, grace_minutes: int, as_json: bool) -> None:
                 )
 
     result = run(settings, check)
+    clean = result.clean and (index is None or index.clean)
     if as_json:
-        echo_json(msgspec.structs.asdict(result) | {"clean": result.clean})
+        extra = {} if index is None else {"index": index}
+        echo_json(msgspec.structs.asdict(result) | extra | {"clean": clean})
     else:
+        if index is not None:
+            echo_index(index)
         click.echo(
             f"{result.blobs} blob(s), {result.referenced} referenced by records; "
             f"{len(result.orphans)} orphan(s) ({result.orphan_bytes} bytes), "
@@ -71,7 +104,7 @@ def fsck(fix: bool, grace_minutes: int, as_json: bool) -> None:
             click.echo(f"orphan  {key}{' (removed)' if key in result.removed else ''}")
         for key in result.missing:
             click.echo(f"missing {key}")
-    sys.exit(0 if result.clean else 1)
+    sys.exit(0 if clean else 1)
 
 
 BACKENDS = (Backend.DATABASE, Backend.FILE, Backend.CACHE)

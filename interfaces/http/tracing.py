@@ -97,7 +97,7 @@ class Tracing:
         installed: list[BaseInstrumentor] = []
         try:
             _install(installed, RedisInstrumentor(), tracer_provider=self.provider)
-            if self._settings.storage.backend is StorageBackend.DATABASE:
+            if self._settings.storage.backend is not StorageBackend.MEMORY:
                 if self._settings.database.is_postgres:
                     _install(
                         installed,

@@ -44,6 +44,7 @@ from application.use_cases.list_evaluations import ListEvaluationFields, ListEva
 from application.use_cases.logs import AppendLog, GetEvaluationLogs, ReadLog
 from application.use_cases.object_storage import GetPayloadUrl, TierPayloads
 from application.use_cases.rebuild_cache import RebuildCache
+from application.use_cases.rebuild_database import CopyToMirror
 from application.use_cases.running_evaluations import (
     GetRunningEvaluation,
     ListRunningEvaluations,
@@ -131,6 +132,7 @@ class CoreProvider(Provider):
         return LiveFeed(container, settings.changes)
 
     use_cases = provide_all(
+        CopyToMirror,
         CreateEvaluation,
         ListAuditLog,
         ReadChanges,

@@ -33,6 +33,8 @@ from interfaces.settings.model import (
     StorageBackend,
     StorageSettings,
     TieringSettings,
+    file_index_path,
+    file_index_url,
 )
 from interfaces.settings.parsers import (
     CLUSTER_SCHEMES,
@@ -68,6 +70,8 @@ __all__ = [
     "StorageSettings",
     "TieringSettings",
     "environment_names",
+    "file_index_path",
+    "file_index_url",
     "load_settings",
     "normalize_database_url",
     "parse_api_keys",
@@ -118,6 +122,16 @@ def load_settings(
         groups[name] = group(**values)
     settings = _cluster_url(Settings(**groups))  # type: ignore[arg-type]
     _check(settings)
+    if settings.storage.backend is StorageBackend.FILE:
+        if "DATABASE_URL" in env:
+            raise SettingsError(
+                "STORAGE_BACKEND=file keeps its index under FILE_STORAGE_PATH/index: "
+                "unset DATABASE_URL (or use STORAGE_BACKEND=database)"
+            )
+        return settings.changed(
+            database={"url": file_index_url(settings.storage.file_storage_path)},
+            storage={"file_mirror": True},
+        )
     return settings
 
 
@@ -160,11 +174,6 @@ def _check(settings: Settings) -> None:
         )
     if settings.redis.cluster and settings.redis.url is None:
         raise SettingsError("REDIS_CLUSTER=true: REDIS_URL must name a cluster node")
-    if storage.backend is StorageBackend.FILE:
-        raise SettingsError(
-            "STORAGE_BACKEND=file: records on the file system alone are not supported yet; "
-            "use database (files still hold large outputs) or memory"
-        )
     if storage.compression_threshold > storage.large_file_threshold:
         raise SettingsError(
             "COMPRESSION_THRESHOLD: must not exceed LARGE_FILE_THRESHOLD "

@@ -57,6 +57,15 @@ class Group(msgspec.Struct, frozen=True, kw_only=True):
     PREFIX: ClassVar[str] = ""
 
 
+def file_index_path(file_storage_path: Path) -> Path:
+    """Where ``STORAGE_BACKEND=file`` keeps the index of its records (SQLite, rebuildable)."""
+    return file_storage_path / "index" / "records.sqlite3"
+
+
+def file_index_url(file_storage_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{file_index_path(file_storage_path)}"
+
+
 class DatabaseSettings(Group, frozen=True, kw_only=True):
     PREFIX: ClassVar[str] = "DB_"
 

@@ -238,6 +238,16 @@ async def test_blob_keys_cover_every_record_including_deleted(sql_backend: PortS
     }
 
 
+async def test_versions_name_every_record_including_deleted(sql_backend: PortStore) -> None:
+    """What the file backend's index is checked against, one entry per record."""
+    async with sql_backend.session() as ports:
+        assert await ports.queries.versions() == {}
+    await add(sql_backend, make_evaluation("a", version=3), make_evaluation("b"))
+    await delete(sql_backend, "b")
+    async with sql_backend.session() as ports:
+        assert await ports.queries.versions() == {"a": 3, "b": 2}
+
+
 async def test_an_empty_page_still_has_its_total(sql_backend: PortStore) -> None:
     """The total rides with the page's rows on PostgreSQL: a page without rows keeps it."""
     await add(

@@ -1,4 +1,5 @@
-"""The HTTP suite runs on both configurations: embedded, and PostgreSQL + Redis."""
+"""The HTTP suite runs on every configuration: embedded (SQLite), the file backend (records
+in the file tree, their index beside them) and PostgreSQL + Redis."""
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -9,7 +10,7 @@ from litestar.testing import TestClient
 
 from infrastructure.sql.migrate import upgrade
 from interfaces.http.app import create_app
-from interfaces.settings import Settings, load_settings
+from interfaces.settings import Settings, StorageBackend, load_settings
 from tests.integration.hostile import LIMITS, SEED, THRESHOLDS, Harness
 from tests.s3_server import S3Server, unique_prefix
 from tests.services import (
@@ -31,6 +32,7 @@ def _migrate(url: str) -> None:
 @pytest.fixture(
     params=[
         "embedded",
+        "file",
         pytest.param("postgres+redis", marks=[pytest.mark.postgres, pytest.mark.redis]),
     ]
 )
@@ -41,6 +43,13 @@ def backend_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
         url = f"sqlite+aiosqlite:///{tmp_path / 'storage.db'}"
         _migrate(url)
         yield load_settings({}, database={"url": url}, storage={"file_storage_path": files})
+        return
+    if request.param == "file":
+        settings = load_settings(
+            {}, storage={"backend": StorageBackend.FILE, "file_storage_path": files}
+        )
+        _migrate(settings.database.url)  # what ``serve`` does to a fresh tree's index
+        yield settings
         return
     with redis_test_keys() as prefix, migrated_postgres_database() as url:
         yield load_settings(

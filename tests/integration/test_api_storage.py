@@ -1,10 +1,11 @@
 """Storage figures, statistics, health and docs: measured, never placeholders."""
 
+from pathlib import Path
 from typing import Any
 
 from litestar.testing import TestClient
 
-from interfaces.settings import FallbackBackend
+from interfaces.settings import FallbackBackend, Settings, StorageBackend
 
 Client = TestClient[Any]
 
@@ -22,7 +23,7 @@ def fill(client: Client) -> None:
     client.post("/evaluations/s-0/logs", json={"content": "12345"})
 
 
-def test_statistics(client: Client) -> None:
+def test_statistics(client: Client, backend_settings: Settings) -> None:
     fill(client)
     stats = client.get("/statistics").json()
     assert stats["total_evaluations"] == 3
@@ -33,7 +34,7 @@ def test_statistics(client: Client) -> None:
     assert stats["last_24h_count"] == 3
     assert stats["peak_hour"].endswith(":00:00Z")
     assert stats["storage_info"] == {
-        "primary_backend": "database",
+        "primary_backend": backend_settings.storage.backend.value,
         "cache_enabled": True,
         "large_output_storage": "file",
         "large_outputs_externalized": 1,
@@ -50,7 +51,7 @@ def test_statistics(client: Client) -> None:
 def test_storage_info_shows_configuration(client: Client, backend_settings: Any) -> None:
     info = client.get("/storage-info").json()
     cache = "redis" if backend_settings.redis.url else "memory"
-    assert info["primary_backend"] == "database"
+    assert info["primary_backend"] == backend_settings.storage.backend.value
     assert info["fallback_backend"] == "file"
     assert info["cache_enabled"] is True
     assert info["large_output_storage"] == "file"
@@ -59,12 +60,16 @@ def test_storage_info_shows_configuration(client: Client, backend_settings: Any)
         "preview_size": 1000,
         "compression_threshold": 10_240,
     }
-    assert info["backends_available"] == ["database", "file", cache]
+    file_backend = backend_settings.storage.backend is StorageBackend.FILE
+    assert info["backends_available"] == (
+        ["file", cache] if file_backend else ["database", "file", cache]
+    )
     assert info["large_file_threshold"] == 102_400
     assert info["compression_threshold"] == 10_240
     assert info["preview_size"] == 1000
     assert info["cache"] == cache
-    assert info["database"] == ("postgresql" if backend_settings.database.is_postgres else "sqlite")
+    database = "postgresql" if backend_settings.database.is_postgres else "sqlite"
+    assert info["database"] == ("file" if file_backend else database)
 
 
 def test_storage_info_without_fallback_or_cache(make_client: Any) -> None:
@@ -88,7 +93,11 @@ def test_overview_measures_backends(client: Client, backend_settings: Any) -> No
     assert backends["database"]["status"] == "healthy"
     assert backends["database"]["metrics"]["evaluations"] == 3
     assert backends["database"]["metrics"]["size_bytes"] > 0
-    assert backends["file"]["metrics"]["files"] == 2  # output.txt.zst + metadata.json
+    files = 2  # output.txt.zst + metadata.json
+    if backend_settings.storage.backend is StorageBackend.FILE:
+        tree = Path(backend_settings.storage.file_storage_path)
+        files = sum(1 for path in tree.rglob("*") if path.is_file())  # the records and index
+    assert backends["file"]["metrics"]["files"] == files
     assert backends["file"]["metrics"]["total_size_bytes"] > 0
     assert backends[cache]["status"] == "healthy"
     assert overview["status"] == "healthy"

@@ -14,7 +14,7 @@ from application.intents import AppendLogIntent, CreateIntent, JournalEntry, Upd
 from domain.identifiers import EvaluationId
 from domain.status import EvaluationStatus
 from infrastructure.files.journal import LOCK_NAME, FileJournal
-from interfaces.settings import Settings
+from interfaces.settings import Settings, StorageBackend, file_index_path
 from tests.integration.conftest import ClientFactory
 from tests.integration.test_cli_maintenance import cli, cli_json
 
@@ -99,6 +99,13 @@ def test_replay_fails_while_the_database_is_down(backend_settings: Settings) -> 
             "connect_timeout_s": 1.0,
         }
     )
+    if backend_settings.storage.backend is StorageBackend.FILE:
+        # The file backend's database is its index: one that cannot be opened is down.
+        index = file_index_path(root)
+        for path in index.parent.iterdir():
+            path.unlink()
+        index.mkdir()
+        down = backend_settings
 
     result = cli(down, "replay", expect=1)
 

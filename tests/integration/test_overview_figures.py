@@ -9,7 +9,7 @@ from litestar.testing import TestClient
 
 from application.queries import PERCENTILES, nearest_rank
 from application.runtime_buckets import runtime_bucket
-from interfaces.settings import Settings
+from interfaces.settings import Settings, StorageBackend
 from tests.integration.test_cli_maintenance import cli_json
 
 RUNTIMES = {"f-fast": 40, "f-second": 1_500, "f-long": 123_456}
@@ -86,4 +86,10 @@ def test_figures_follow_writes_deletes_and_cleanup(
     assert done["evaluations"] == 4  # the three completed and the deleted one
     live = {"f-queued": "queued"}
     _assert_agree(client, live, deleted=0, events=0)
-    assert client.get("/storage/overview").json()["backends"]["file"]["metrics"]["files"] == 0
+    files = client.get("/storage/overview").json()["backends"]["file"]["metrics"]["files"]
+    if backend_settings.storage.backend is StorageBackend.FILE:  # the index is files too
+        tree = backend_settings.storage.file_storage_path
+        assert [path.name for path in (tree / "evaluations").iterdir()] == ["f-queued"]
+        assert files == sum(1 for path in tree.rglob("*") if path.is_file())
+    else:
+        assert files == 0

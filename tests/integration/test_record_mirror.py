@@ -20,7 +20,7 @@ from domain.evaluation import Evaluation
 from infrastructure.sql.migrate import upgrade
 from interfaces.cli import main
 from interfaces.http.app import create_app
-from interfaces.settings import Settings
+from interfaces.settings import Settings, StorageBackend
 from tests.integration.conftest import ClientFactory
 from tests.integration.test_cli_fsck import environment
 from tests.services import migrated_postgres_database
@@ -143,7 +143,13 @@ def test_a_fresh_database_rebuilt_from_the_copy_answers_the_same(
 
 @contextmanager
 def _fresh_database(settings: Settings, tmp_path: Path) -> Iterator[Settings]:
-    """The same files and thresholds on an empty database of the same kind."""
+    """The same files and thresholds on an empty database of the same kind (the file
+    backend's is its index: deleted, so that the rebuild makes it anew)."""
+    if settings.storage.backend is StorageBackend.FILE:
+        for path in (settings.storage.file_storage_path / "index").iterdir():
+            path.unlink()
+        yield settings
+        return
     if settings.database.is_postgres:
         with migrated_postgres_database() as url:
             yield settings.changed(database={"url": url})

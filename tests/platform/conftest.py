@@ -1,6 +1,7 @@
 """The platform suite: each call built as the Crucible platform's client builds it.
 
-Runs on both configurations of the HTTP suite (embedded, PostgreSQL + Redis).
+Runs on every configuration of the HTTP suite (embedded, the file backend, PostgreSQL +
+Redis).
 """
 
 from tests.integration.conftest import backend_settings, client, make_client

@@ -9,12 +9,13 @@ names the path that is missing; values are checked against what was written.
 """
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from litestar.testing import TestClient
 
-from interfaces.settings import Settings
+from interfaces.settings import Settings, StorageBackend
 
 Client = TestClient[Any]
 
@@ -101,13 +102,24 @@ def cache_name(settings: Settings) -> str:
     return "redis" if settings.redis.url else "memory"
 
 
-def test_gateway_status_reads_statistics(seeded: Client) -> None:
+def primary(settings: Settings) -> str:
+    """The primary's name in the answers: ``database``, or ``file`` for the file backend
+    (a name the original service gave too)."""
+    return settings.storage.backend.value
+
+
+def files_on_disk(settings: Settings) -> list[Path]:
+    """Every file of the file backend's tree: its records' copies, blobs and index."""
+    return [path for path in settings.storage.file_storage_path.rglob("*") if path.is_file()]
+
+
+def test_gateway_status_reads_statistics(seeded: Client, backend_settings: Settings) -> None:
     stats = ok(seeded.get("/statistics")).json()
 
     # What /api/status copies into its answer.
     assert at(stats, "total_evaluations") == 4
     assert at(stats, "by_status") == {"completed": 1, "failed": 1, "running": 1, "submitted": 1}
-    assert at(stats, "storage_info.primary_backend") == "database"
+    assert at(stats, "storage_info.primary_backend") == primary(backend_settings)
     assert at(stats, "storage_info.large_outputs_externalized") == 1
     # The rest of the original's answer (/api/statistics passes it through).
     assert at(stats, "by_language") == {"python": 4}
@@ -129,7 +141,7 @@ def test_statistics_success_rate_is_zero_without_finished_evaluations(client: Cl
 def test_storage_info_has_the_original_fields(client: Client, backend_settings: Settings) -> None:
     info = ok(client.get("/storage-info")).json()
 
-    assert at(info, "primary_backend") == "database"
+    assert at(info, "primary_backend") == primary(backend_settings)
     assert at(info, "fallback_backend") == "file"
     assert at(info, "cache_enabled") is True
     assert at(info, "large_output_storage") == "file"
@@ -138,7 +150,10 @@ def test_storage_info_has_the_original_fields(client: Client, backend_settings: 
         == backend_settings.storage.large_file_threshold
     )
     assert at(info, "storage_thresholds.preview_size") == backend_settings.storage.preview_size
-    assert at(info, "backends_available") == ["database", "file", cache_name(backend_settings)]
+    available = ["file", cache_name(backend_settings)]
+    if backend_settings.storage.backend is not StorageBackend.FILE:
+        available.insert(0, "database")
+    assert at(info, "backends_available") == available
 
 
 def test_storage_page_reads_the_overview(seeded: Client, backend_settings: Settings) -> None:
@@ -162,10 +177,13 @@ def test_storage_page_reads_the_overview(seeded: Client, backend_settings: Setti
     assert is_date(at(database, "oldest_record"))
 
     files = at(backends, "file.metrics")
-    assert at(files, "files") == 2  # the large output and its record's metadata.json
     assert at(files, "total_size_bytes") > 0
-    assert at(files, "directories") == 2  # evaluations/, evaluations/e-large/
-    assert at(files, "largest_file").startswith("evaluations/e-large/")
+    if backend_settings.storage.backend is StorageBackend.FILE:  # every record is files
+        assert at(files, "files") == len(files_on_disk(backend_settings))
+    else:
+        assert at(files, "files") == 2  # the large output and its record's metadata.json
+        assert at(files, "directories") == 2  # evaluations/, evaluations/e-large/
+        assert at(files, "largest_file").startswith("evaluations/e-large/")
     assert at(overview, "summary.total_storage_bytes") == (
         at(database, "size_bytes") + at(files, "total_size_bytes")
     )
@@ -218,11 +236,15 @@ def test_file_page_reads_the_details(seeded: Client, backend_settings: Settings)
     assert at(details, "backend") == "file"
     assert at(details, "path") == str(backend_settings.storage.file_storage_path)
     files = at(details, "files")
-    assert at(details, "total_files") == len(files) == 2
     for index in range(len(files)):
         assert isinstance(at(files, f"{index}.path"), str)  # file.path.split('/')
         assert number(at(files, f"{index}.size"))
         assert is_date(at(files, f"{index}.modified"))
+    if backend_settings.storage.backend is StorageBackend.FILE:
+        assert at(details, "total_files") == len(files) == len(files_on_disk(backend_settings))
+        assert any(f["path"].startswith("evaluations/e-large/output.") for f in files)
+        return
+    assert at(details, "total_files") == len(files) == 2
     # Largest first: the compressed output, then the record beside it.
     assert [f["path"].split("/")[:2] for f in files] == [["evaluations", "e-large"]] * 2
     assert files[0]["path"].startswith("evaluations/e-large/output.")
@@ -249,7 +271,9 @@ def test_redis_page_reads_the_cache_whatever_it_runs_on(
     assert ok(seeded.get("/storage/cache/details")).json()["info"]["keys"] == keys
 
 
-def test_evaluation_page_reads_the_complete_view(seeded: Client) -> None:
+def test_evaluation_page_reads_the_complete_view(
+    seeded: Client, backend_settings: Settings
+) -> None:
     body = ok(seeded.get("/evaluations/e-large/complete")).json()
 
     evaluation = at(body, "evaluation")
@@ -268,8 +292,8 @@ def test_evaluation_page_reads_the_complete_view(seeded: Client) -> None:
     assert at(body, "metadata.error_size") == len(b"Traceback: boom")
     locations = at(body, "storage_locations")
     assert all(isinstance(location, str) for location in locations.values())  # startsWith
-    assert locations["metadata"].startswith("database")
-    assert locations["error"].startswith("database")
+    assert locations["metadata"].startswith(primary(backend_settings))
+    assert locations["error"].startswith(primary(backend_settings))
     assert locations["output"].startswith("file://")
     assert locations["output"].endswith(".txt.zst")
     timeline = at(body, "timeline")
@@ -279,7 +303,7 @@ def test_evaluation_page_reads_the_complete_view(seeded: Client) -> None:
         assert isinstance(at(timeline, f"{index}.details"), str)
 
 
-def test_complete_view_carries_events_and_logs(seeded: Client) -> None:
+def test_complete_view_carries_events_and_logs(seeded: Client, backend_settings: Settings) -> None:
     body = ok(seeded.get("/evaluations/e-done/complete")).json()
 
     assert at(body, "metadata.total_events") == len(EVENTS)
@@ -297,10 +321,10 @@ def test_complete_view_carries_events_and_logs(seeded: Client) -> None:
     ]
     assert at(body, "logs") == "hello\n"
     assert at(body, "evaluation.output") == "hello\n"
-    assert at(body, "storage_locations.output") == "database"
+    assert at(body, "storage_locations.output") == primary(backend_settings)
 
 
-def test_complete_view_of_a_new_evaluation(seeded: Client) -> None:
+def test_complete_view_of_a_new_evaluation(seeded: Client, backend_settings: Settings) -> None:
     body = ok(seeded.get("/evaluations/e-new/complete")).json()
 
     assert at(body, "evaluation.status") == "submitted"
@@ -312,11 +336,9 @@ def test_complete_view_of_a_new_evaluation(seeded: Client) -> None:
         "output_size": 0,
         "error_size": 0,
     }
-    assert at(body, "storage_locations") == {
-        "metadata": "database",
-        "events": "database",
-        "logs": "database",
-    }
+    assert at(body, "storage_locations") == dict.fromkeys(
+        ("metadata", "events", "logs"), primary(backend_settings)
+    )
     assert [entry["event"] for entry in at(body, "timeline")] == ["created"]
 
 

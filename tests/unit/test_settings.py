@@ -52,7 +52,6 @@ def test_spec_forms_are_accepted() -> None:
         ("REDIS_URL", "http://x"),
         ("LOG_LEVEL", "LOUD"),
         ("LARGE_FILE_THRESHOLD", "-1"),
-        ("STORAGE_BACKEND", "file"),
     ],
 )
 def test_bad_value_names_the_variable(variable: str, value: str) -> None:
@@ -61,6 +60,19 @@ def test_bad_value_names_the_variable(variable: str, value: str) -> None:
     message = str(info.value)
     assert message.startswith(variable)
     assert "\n" not in message
+
+
+def test_the_file_backend_keeps_its_index_in_the_tree_and_mirrors_every_record() -> None:
+    settings = load_settings({"STORAGE_BACKEND": "file", "FILE_STORAGE_PATH": "/srv/tree"})
+    assert settings.database.url == "sqlite+aiosqlite:////srv/tree/index/records.sqlite3"
+    assert settings.storage.file_mirror is True
+    assert load_settings({}).storage.file_mirror is False
+
+
+def test_the_file_backend_refuses_a_database_url_it_would_not_use() -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings({"STORAGE_BACKEND": "file", "DATABASE_URL": "postgresql://db/x"})
+    assert str(info.value).startswith("STORAGE_BACKEND=file") and "DATABASE_URL" in str(info.value)
 
 
 def test_compression_above_large_threshold_is_refused() -> None:

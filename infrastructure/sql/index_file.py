@@ -1,0 +1,71 @@
+"""The file backend's index as a file: whether it opens whole, and setting a torn one aside.
+
+``STORAGE_BACKEND=file`` keeps its records in the file tree and an index of them in one
+SQLite file under ``FILE_STORAGE_PATH/index``. The index can always be rebuilt from the
+tree, so a torn one is moved aside (kept for a post-mortem), never repaired in place.
+"""
+
+import os
+import sqlite3
+from contextlib import closing
+from datetime import UTC, datetime
+from pathlib import Path
+
+from infrastructure.files.durable import fsync_dir
+
+MISSING = "missing"
+_SIDE_FILES = ("-wal", "-shm")
+
+
+def index_problem(path: Path) -> str | None:
+    """``None`` when the index opens and passes ``PRAGMA quick_check``; else what is wrong."""
+    if not path.exists():
+        return MISSING
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
+            rows = connection.execute("PRAGMA quick_check").fetchall()
+    except sqlite3.DatabaseError as error:
+        return f"torn: {error}"
+    found = [str(row[0]) for row in rows]
+    return None if found == ["ok"] else "torn: " + "; ".join(found[:5])
+
+
+def set_aside(path: Path, why: str = "torn") -> Path:
+    """Move the index (and its WAL files) to ``<name>.<why>-<UTC time>``; returns the new path."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    target = path.with_name(f"{path.name}.{why}-{stamp}")
+    path.replace(target)
+    for suffix in _SIDE_FILES:
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            side.replace(target.with_name(target.name + suffix))
+    return target
+
+
+def index_is_empty(path: Path) -> bool:
+    """Whether the (migrated) index holds no record: a tree beside it is then indexed anew."""
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
+        return connection.execute("SELECT 1 FROM evaluations LIMIT 1").fetchone() is None
+
+
+def remove_index(path: Path) -> None:
+    """Delete an index file and its WAL files (a build that did not finish)."""
+    for name in (path.name, *(path.name + suffix for suffix in _SIDE_FILES)):
+        (path.parent / name).unlink(missing_ok=True)
+
+
+def install_index(built: Path, path: Path) -> None:
+    """Move a finished index into place: its WAL folded in and fsync'd first, so that the
+    index at ``path`` is always a whole one (a crash mid-build leaves only ``built``)."""
+    with closing(sqlite3.connect(built)) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        connection.execute("PRAGMA journal_mode=DELETE")  # no WAL file left beside it
+    fd = os.open(built, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    remove_index(path)
+    built.replace(path)
+    remove_index(built)
+    fsync_dir(path.parent)

@@ -1,0 +1,241 @@
+"""Recovery from the file tree: ``rebuild-database``, and the file backend's index (built at
+``serve`` when it is missing or torn, checked and repaired by ``fsck``)."""
+
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import click
+import msgspec
+from dishka import AsyncContainer
+
+from application.ports.evaluation_queries import EvaluationQueries
+from application.services.payloads import PayloadStore
+from application.use_cases import rebuild_database as rebuilding
+from application.use_cases.import_evaluations import ImportEvaluation
+from application.use_cases.rebuild_database import CopyToMirror, RebuildReport
+from domain.identifiers import EvaluationId
+from infrastructure.files.mirror import FileRecordMirror
+from infrastructure.sql.index_file import (
+    MISSING,
+    index_is_empty,
+    index_problem,
+    install_index,
+    remove_index,
+    set_aside,
+)
+from infrastructure.sql.migrate import upgrade
+from interfaces.cli import CONTEXT_SETTINGS
+from interfaces.cli.common import (
+    echo_json,
+    fail,
+    human_bytes,
+    json_option,
+    load,
+    progress_bar,
+    run,
+    summary,
+)
+from interfaces.settings import Settings, StorageBackend, file_index_path
+
+logger = logging.getLogger("storage_service.recovery")
+
+
+def restore_from_tree(settings: Settings, source: Path, *, show_progress: bool) -> RebuildReport:
+    """Migrate the database, then restore every evaluation of ``source`` it does not hold."""
+    upgrade(settings.database.url)
+    mirror = FileRecordMirror(source)
+
+    async def rebuild(container: AsyncContainer) -> RebuildReport:
+        @asynccontextmanager
+        async def scope() -> AsyncIterator[tuple[ImportEvaluation, PayloadStore]]:
+            async with container() as request:
+                yield await request.get(ImportEvaluation), await request.get(PayloadStore)
+
+        with progress_bar(show_progress) as progress:
+            task = progress.add_task("restoring", total=await mirror.count())
+            return await rebuilding.rebuild_database(
+                mirror, scope, on_progress=lambda read: progress.advance(task, read)
+            )
+
+    return run(settings, rebuild)
+
+
+def build_file_index(settings: Settings, *, show_progress: bool) -> RebuildReport:
+    """A new index of the whole tree, built beside the old one and moved into place only
+    once whole (a crash mid-build leaves the old index, or none, never half of one)."""
+    root = settings.storage.file_storage_path
+    path = file_index_path(root)
+    building = path.with_name(path.name + ".building")
+    remove_index(building)
+    aside = settings.changed(database={"url": f"sqlite+aiosqlite:///{building}"})
+    report = restore_from_tree(aside, root, show_progress=show_progress)
+    install_index(building, path)
+    return report
+
+
+def echo_rebuild(report: RebuildReport) -> None:
+    for unreadable in report.unreadable:
+        click.echo(f"unreadable: {unreadable.path}: {unreadable.reason}", err=True)
+    for problem in report.problems:
+        click.echo(f"incomplete: {problem}", err=True)
+    summary(
+        f"restored {report.restored} evaluation(s) ({report.events} event(s), "
+        f"{human_bytes(report.log_bytes)} of logs), skipped {report.skipped} already "
+        f"present, {len(report.unreadable)} unreadable"
+    )
+
+
+@click.command("rebuild-database", context_settings=CONTEXT_SETTINGS)
+@click.option(
+    "--from",
+    "source",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    required=True,
+    help="The file tree a FILE_MIRROR=true service kept (its FILE_STORAGE_PATH).",
+)
+@json_option
+def rebuild_database(source: Path, as_json: bool) -> None:
+    """Restore the database (DATABASE_URL) from a record mirror's file tree.
+
+    Every evaluation of the tree is stored with its events, its log and its payload
+    pointers (the blobs stay where they are: point FILE_STORAGE_PATH at the same
+    tree). Migrates the database first. Idempotent: evaluations already present are
+    skipped, so an interrupted rebuild is simply run again. What could not be read
+    (a torn file, a log gap, a missing blob) is listed; the exit code is then 1.
+
+    \b
+    Examples:
+      storage-service rebuild-database --from /var/lib/crucible/files
+      DATABASE_URL=postgresql://postgres@db/crucible storage-service rebuild-database \\
+          --from ./data/files --json
+    """
+    settings = load(quiet=as_json)
+    if settings.storage.backend is StorageBackend.MEMORY:
+        fail("rebuild-database restores a database: STORAGE_BACKEND=memory has none", 2)
+    report = restore_from_tree(settings, source, show_progress=not as_json)
+    if as_json:
+        echo_json(report)
+    else:
+        echo_rebuild(report)
+    sys.exit(0 if report.complete else 1)
+
+
+# --- the file backend's index -------------------------------------------------------------
+
+
+class IndexCheck(msgspec.Struct, kw_only=True):
+    """The file backend's index against its tree.
+
+    ``problem``: the index was missing or torn (``None``: it opened whole); ``set_aside``:
+    where a torn (or, asked to, a whole) index was moved; ``unindexed``: records of the
+    tree the index lacks; ``stale``: records the index holds at an older version than
+    the tree (an index restored from an older backup); ``uncopied``: records the index
+    holds newer than the tree (a crash between a commit and its copy).
+    """
+
+    problem: str | None = None
+    set_aside: str | None = None
+    unindexed: list[str] = msgspec.field(default_factory=list)
+    stale: list[str] = msgspec.field(default_factory=list)
+    uncopied: list[str] = msgspec.field(default_factory=list)
+    copied: list[str] = msgspec.field(default_factory=list)
+    rebuild: RebuildReport | None = None
+
+    @property
+    def clean(self) -> bool:
+        """Nothing left to fix: what was found was fixed, and a rebuild read everything."""
+        if self.rebuild is not None:
+            return self.rebuild.complete and set(self.uncopied) <= set(self.copied)
+        return (
+            self.problem is None
+            and not self.unindexed
+            and not self.stale
+            and set(self.uncopied) <= set(self.copied)
+        )
+
+
+def echo_index(check: IndexCheck) -> None:
+    """The index part of ``fsck``'s report, one line per finding."""
+    if check.problem is not None:
+        click.echo(f"index {check.problem}")
+    if check.set_aside is not None:
+        click.echo(f"index set aside as {check.set_aside}")
+    for key in check.unindexed:
+        click.echo(f"unindexed {key}")
+    for key in check.stale:
+        click.echo(f"stale     {key} (older in the index than in the tree: --rebuild-index)")
+    for key in check.uncopied:
+        click.echo(f"uncopied  {key}{' (copied)' if key in check.copied else ''}")
+    if check.rebuild is not None:
+        echo_rebuild(check.rebuild)
+
+
+def prepare_file_index(settings: Settings) -> None:
+    """At ``serve``: build the index from the tree when it is missing or torn; else migrate."""
+    root = settings.storage.file_storage_path
+    path = file_index_path(root)
+    problem = index_problem(path)
+    if problem is None:
+        upgrade(settings.database.url)
+        if not index_is_empty(path):
+            return
+    elif problem != MISSING:
+        aside = set_aside(path)
+        logger.warning("the file index is %s; set aside as %s and rebuilt", problem, aside)
+    report = build_file_index(settings, show_progress=False)
+    logger.info(
+        "file index built from %s: %d evaluation(s), %d unreadable",
+        root,
+        report.restored,
+        len(report.unreadable),
+    )
+    for unreadable in report.unreadable:
+        logger.warning("not indexed: %s: %s", unreadable.path, unreadable.reason)
+
+
+def check_file_index(
+    settings: Settings, *, fix: bool, rebuild: bool, show_progress: bool
+) -> IndexCheck:
+    """Compare the index with the tree. ``fix``: rebuild a missing or torn index, copy out
+    what the tree lacks, index what the index lacks; ``rebuild``: after the copies, set
+    the index aside and build it anew from the tree (for ``stale`` records)."""
+    root = settings.storage.file_storage_path
+    path = file_index_path(root)
+    check = IndexCheck(problem=index_problem(path))
+    if check.problem is not None:
+        if fix or rebuild:
+            if check.problem != MISSING:
+                check.set_aside = str(set_aside(path))
+            check.rebuild = build_file_index(settings, show_progress=show_progress)
+        return check
+    upgrade(settings.database.url)
+    mirror = FileRecordMirror(root)
+
+    async def compare(container: AsyncContainer) -> None:
+        tree = await mirror.versions()
+        async with container() as request:
+            indexed = await (await request.get(EvaluationQueries)).versions()
+        check.unindexed = sorted(tree.keys() - indexed.keys())
+        check.stale = sorted(
+            key for key in tree.keys() & indexed.keys() if indexed[key] < tree[key]
+        )
+        check.uncopied = sorted(
+            key for key, version in indexed.items() if tree.get(key, 0) < version
+        )
+        if fix or rebuild:
+            for key in check.uncopied:
+                async with container() as request:
+                    if await (await request.get(CopyToMirror)).execute(EvaluationId(key)):
+                        check.copied.append(key)
+
+    run(settings, compare)
+    if rebuild:
+        check.set_aside = str(set_aside(path, "replaced"))
+        check.rebuild = build_file_index(settings, show_progress=show_progress)
+    elif fix and check.unindexed:
+        # Restoring skips the records the index holds, so this adds only the missing.
+        check.rebuild = restore_from_tree(settings, root, show_progress=show_progress)
+    return check

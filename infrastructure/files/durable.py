@@ -4,15 +4,29 @@ The sequence: a temp file beside the target, fsync, ``os.replace``, then fsync o
 the directory, so that the rename itself survives a power cut.
 """
 
+import fcntl
 import os
 import tempfile
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
 
 TEMP_SUFFIX = ".tmp"
 FILE_MODE = 0o644
 _MAKE_DIR_ATTEMPTS = 3
+
+
+@contextmanager
+def locked_directory(directory: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``directory`` itself: the processes of one host that
+    take it change what is inside one at a time (closing the descriptor releases it)."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def is_temp(name: str) -> bool:

@@ -12,7 +12,6 @@ Everything is fsync'd before the call returns.
 
 import builtins
 import contextlib
-import fcntl
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -32,7 +31,13 @@ from application.ports.record_mirror import (
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from domain.timeline import EvaluationEvent, LogChunk, log_with_gaps
-from infrastructure.files.durable import FILE_MODE, AtomicWrite, fsync_dir, make_dirs
+from infrastructure.files.durable import (
+    FILE_MODE,
+    AtomicWrite,
+    fsync_dir,
+    locked_directory,
+    make_dirs,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -63,16 +68,6 @@ class _Version(msgspec.Struct):
 
 
 _version_of = msgspec.json.Decoder(_Version)
-
-
-@contextlib.contextmanager
-def _locked(directory: Path) -> Iterator[None]:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
 
 
 class FileRecordMirror(RecordMirror, MirrorReader):
@@ -125,7 +120,7 @@ class FileRecordMirror(RecordMirror, MirrorReader):
     def _write_record(self, evaluation: Evaluation) -> None:
         directory = self._open_directory(evaluation.id)
         path = directory / RECORD_NAME
-        with _locked(directory):
+        with locked_directory(directory):
             with contextlib.suppress(FileNotFoundError, msgspec.DecodeError):
                 if _version_of.decode(path.read_bytes()).version >= evaluation.version:
                     return  # a newer (or the same) version got here first
@@ -139,12 +134,12 @@ class FileRecordMirror(RecordMirror, MirrorReader):
 
     def _append_event(self, event: EvaluationEvent) -> None:
         directory = self._open_directory(event.evaluation_id)
-        with _locked(directory):
+        with locked_directory(directory):
             self._append(directory / EVENTS_NAME, _encoder.encode(event) + b"\n", None)
 
     def _write_log(self, chunk: LogChunk) -> None:
         directory = self._open_directory(chunk.evaluation_id)
-        with _locked(directory):
+        with locked_directory(directory):
             self._append(directory / LOG_NAME, chunk.content.encode(), chunk.offset)
 
     def _append(self, path: Path, data: bytes, offset: int | None) -> None:
@@ -168,21 +163,24 @@ class FileRecordMirror(RecordMirror, MirrorReader):
         directory = self.directory(evaluation_id)
         if not directory.is_dir():
             return
-        with _locked(directory):
+        with locked_directory(directory):
             for name in MIRROR_NAMES:
                 with contextlib.suppress(FileNotFoundError):
                     (directory / name).unlink()
         with contextlib.suppress(OSError):  # not empty: a blob the purge has not removed yet
             directory.rmdir()
 
-    async def count(self) -> int:
-        def count() -> int:
-            if not self._evaluations.is_dir():
-                return 0
-            with os.scandir(self._evaluations) as entries:
-                return sum(1 for entry in entries if entry.is_dir())
+    def directories(self) -> Iterator[str]:
+        """The evaluations' directory names, as the tree lists them (blocking)."""
+        if not self._evaluations.is_dir():
+            return
+        with os.scandir(self._evaluations) as entries:
+            for entry in entries:
+                if entry.is_dir():
+                    yield entry.name
 
-        return await anyio.to_thread.run_sync(count)
+    async def count(self) -> int:
+        return await anyio.to_thread.run_sync(lambda: sum(1 for _ in self.directories()))
 
     async def versions(self) -> dict[str, int]:
         def read() -> dict[str, int]:

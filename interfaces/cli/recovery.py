@@ -17,6 +17,7 @@ from application.use_cases import rebuild_database as rebuilding
 from application.use_cases.import_evaluations import ImportEvaluation
 from application.use_cases.rebuild_database import CopyToMirror, RebuildReport
 from domain.identifiers import EvaluationId
+from infrastructure.files.durable import locked_directory
 from infrastructure.files.mirror import FileRecordMirror
 from infrastructure.sql.index_file import (
     MISSING,
@@ -174,13 +175,22 @@ def echo_index(check: IndexCheck) -> None:
 
 
 def prepare_file_index(settings: Settings) -> None:
-    """At ``serve``: build the index from the tree when it is missing or torn; else migrate."""
+    """At ``serve``: build the index from the tree when it is missing or torn, or empty
+    beside a tree that holds records; else migrate it. One process of the host at a time
+    (a lock on the index's directory), so a second ``serve`` waits for the first's build
+    and then finds the index whole; a served index is never replaced under its process."""
     root = settings.storage.file_storage_path
     path = file_index_path(root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with locked_directory(path.parent):
+        _prepare(settings, root, path)
+
+
+def _prepare(settings: Settings, root: Path, path: Path) -> None:
     problem = index_problem(path)
     if problem is None:
         upgrade(settings.database.url)
-        if not index_is_empty(path):
+        if not index_is_empty(path) or not any(FileRecordMirror(root).directories()):
             return
     elif problem != MISSING:
         aside = set_aside(path)

@@ -20,6 +20,7 @@ not count them per key or prefix.
 from typing import Any
 
 import redis.asyncio as redis
+from redis.asyncio.cluster import RedisCluster
 
 from application.backends import Backend
 from application.ports.backend_inspector import BackendInspector
@@ -158,6 +159,9 @@ class RedisInspector(BackendInspector, HealthProbe):
         """Our keys (the prefix left out), within the scan budget."""
         match = _glob_escape(self._prefix) + "*"
         scan = _Scan()
+        node: object = client  # typed as one node's client; a cluster's is another class
+        if isinstance(node, RedisCluster):
+            return await self._scan_cluster(node, match, scan)
         cursor = 0
         for _ in range(self._scan_limit // _SCAN_BATCH):
             cursor, batch = await client.scan(cursor, match=match, count=_SCAN_BATCH)
@@ -166,6 +170,17 @@ class RedisInspector(BackendInspector, HealthProbe):
             if cursor == 0:
                 scan.exact = True
                 break
+        return scan
+
+    async def _scan_cluster(self, client: RedisCluster, match: str, scan: _Scan) -> _Scan:
+        """The same budget over every primary of a cluster, one after the other (a single
+        cursor walks one node: the cluster's ``scan_iter`` carries one per primary)."""
+        async for key in client.scan_iter(match=match, count=_SCAN_BATCH):
+            if scan.count >= self._scan_limit:
+                return scan
+            scan.count += 1
+            scan.keys.append(_text(key)[len(self._prefix) :])
+        scan.exact = True
         return scan
 
     def _details(self, scan: _Scan) -> dict[str, MetricValue]:

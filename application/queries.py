@@ -260,3 +260,19 @@ def count_ttl_buckets(ttls: Iterable[float]) -> dict[str, int]:
     """How many of ``ttls`` fall in each of ``TTL_BUCKET_NAMES`` (zeros included)."""
     counted = Counter(ttl_bucket(ttl) for ttl in ttls)
     return {bucket: counted.get(bucket, 0) for bucket in TTL_BUCKET_NAMES}
+
+
+class RecordTally(msgspec.Struct, frozen=True):
+    """How far one record's history goes: its version, its events, its log's bytes. A
+    copy whose tally is short of the index's in any of the three misses a write."""
+
+    version: int
+    events: int = 0
+    log_bytes: int = 0
+
+    def short_of(self, other: "RecordTally") -> bool:
+        return (
+            self.version < other.version
+            or self.events < other.events
+            or self.log_bytes < other.log_bytes
+        )

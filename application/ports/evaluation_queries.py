@@ -8,6 +8,7 @@ from application.queries import (
     DayStatusCount,
     EvaluationStatistics,
     HourCount,
+    RecordTally,
 )
 from domain.evaluation import Evaluation
 
@@ -47,5 +48,6 @@ class EvaluationQueries(EvaluationPages, Protocol):
         """Every blob key a record points at, soft-deleted records included."""
 
     @abstractmethod
-    async def versions(self) -> dict[str, int]:
-        """The version of every record, soft-deleted ones included (an index's check)."""
+    async def tallies(self) -> dict[str, RecordTally]:
+        """Every record's version, event count and log bytes, soft-deleted ones included
+        (what the file backend's copies are checked against)."""

@@ -22,6 +22,10 @@ class EvaluationRepository(Protocol):
         """The live record, or ``None`` when unknown or soft-deleted."""
 
     @abstractmethod
+    async def get_any(self, evaluation_id: EvaluationId) -> Evaluation | None:
+        """The record soft-deleted or not (recovery's view), or ``None`` when unknown."""
+
+    @abstractmethod
     async def get_fields(
         self, evaluation_id: EvaluationId, fields: frozenset[str]
     ) -> Projection | None:

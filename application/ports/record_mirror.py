@@ -5,6 +5,7 @@ from typing import Protocol
 
 import msgspec
 
+from application.queries import RecordTally
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from domain.timeline import EvaluationEvent, LogChunk
@@ -58,8 +59,8 @@ class MirrorReader(Protocol):
     def evaluations(self) -> AsyncIterator[MirroredEvaluation | Unreadable]: ...
 
     @abstractmethod
-    async def versions(self) -> dict[str, int]:
-        """The version of each readable record copy, by id (what an index is checked against)."""
+    async def tallies(self) -> dict[str, RecordTally]:
+        """Each readable copy's version, distinct events and log bytes, by id."""
 
     @abstractmethod
     async def count(self) -> int:

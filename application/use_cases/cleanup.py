@@ -104,6 +104,10 @@ class CleanupEvaluations:
                 sizes["blobs"] += 1
                 sizes["blob_bytes"] += entry.size
             await self.audit.record(AuditAction.PURGE, evaluation_id, sizes=sizes)
+            # Like the blobs, before the commit: a copy left behind would bring the record
+            # back at a rebuild; one removed for a batch that then fails is copied again
+            # from the database by ``fsck --fix`` on the file backend.
+            await self.mirror.forget(evaluation_id)
             blobs += sizes["blobs"]
             blob_bytes += sizes["blob_bytes"]
         await self.uow.commit()
@@ -111,7 +115,6 @@ class CleanupEvaluations:
             await self.record_cache.forget(evaluation_id)
             await self.running.untrack(evaluation_id)
             await self.tail.drop(evaluation_id)
-            await self.mirror.forget(evaluation_id)
         report.evaluations += len(purged.evaluation_ids)
         report.events += purged.events
         report.log_chunks += purged.log_chunks

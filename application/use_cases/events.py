@@ -60,9 +60,12 @@ class RecordEvent:
             await self.uow.commit()
             await self.mirror.event(event)
             return event
-        # A redelivery: answer with the event as first stored, not the new copy.
+        # A redelivery: answer with the event as first stored, not the new copy. It is
+        # copied again: the first delivery's copy may be what a crash took (read once).
         stored = await self.events.list(evaluation_id)
-        return next((found for found in stored if found.event_id == event.event_id), event)
+        first = next((found for found in stored if found.event_id == event.event_id), event)
+        await self.mirror.event(first)
+        return first
 
 
 @dataclass(frozen=True, slots=True)

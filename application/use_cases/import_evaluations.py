@@ -86,25 +86,30 @@ class ImportEvaluation:
         await self._publish(evaluation, archived.events, archived.log)
         return True
 
-    async def restore(self, mirrored: MirroredEvaluation) -> bool:
+    async def restore(self, mirrored: MirroredEvaluation, *, copy: bool = False) -> bool:
         """Store a mirrored evaluation as it was committed (``False``: it is already here).
 
         Its payload pointers are kept: the blobs are where the mirror found them, and
         a failed restore leaves them (they are the tree's, not this run's).
         """
-        return (await self.restore_all([mirrored]))[0]
+        return (await self.restore_all([mirrored], copy=copy))[0]
 
-    async def restore_all(self, batch: list[MirroredEvaluation]) -> list[bool]:
+    async def restore_all(
+        self, batch: list[MirroredEvaluation], *, copy: bool = False
+    ) -> list[bool]:
         """``restore`` for each of ``batch``, in one transaction: one commit (one fsync)
         for the lot. A failure rolls the whole batch back and is raised (a caller then
         restores the batch one by one to find the culprit); ids already here are skipped.
+        ``copy``: the batch comes from another tree than this service's mirror, so the
+        mirror takes its events and log as well as its records.
         """
+        for mirrored in batch:  # all checked before any is stored: a refusal stores nothing
+            ensure_storable_text("code", mirrored.record.code)
+            ensure_storable_json("metadata", mirrored.record.metadata)
         restored: list[bool] = []
         try:
             for mirrored in batch:
                 evaluation = mirrored.record
-                ensure_storable_text("code", evaluation.code)
-                ensure_storable_json("metadata", evaluation.metadata)
                 present = await self.repository.get(evaluation.id) is not None
                 if not present:
                     await self._store(
@@ -121,8 +126,9 @@ class ImportEvaluation:
             await self.uow.rollback()
             raise
         for mirrored, done in zip(batch, restored, strict=True):
-            if done:
-                # The copy is where it came from: only the cache and registry follow.
+            if done and copy:
+                await self._publish(mirrored.record, mirrored.events, mirrored.log)
+            elif done:  # the copy is where it came from: the cache and registry follow
                 await self.publisher.after_commit(mirrored.record)
         return restored
 

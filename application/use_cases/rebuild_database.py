@@ -49,6 +49,8 @@ async def rebuild_database(
     scope: RestoreScope,
     on_progress: Callable[[int], None] | None = None,
     batch_size: int = BATCH,
+    *,
+    copy: bool = False,
 ) -> RebuildReport:
     """Restore every evaluation of ``mirror`` that the database does not hold.
 
@@ -58,6 +60,7 @@ async def rebuild_database(
     database refuses is reported alone. A copy that cannot be read, a torn event line,
     a log gap or a blob the record points at in vain is reported too, and the rebuild
     goes on with the rest. ``on_progress`` is told how many copies were just read.
+    ``copy``: ``mirror`` is not this service's own tree, whose mirror then takes it all.
     """
     report = RebuildReport()
     batch: list[MirroredEvaluation] = []
@@ -69,40 +72,38 @@ async def rebuild_database(
             continue
         batch.append(found)
         if len(batch) >= batch_size:
-            await _restore_batch(batch, scope, report)
+            await _restore_batch(batch, scope, report, copy)
             if on_progress is not None:
                 on_progress(len(batch))
             batch = []
     if batch:
-        await _restore_batch(batch, scope, report)
+        await _restore_batch(batch, scope, report, copy)
         if on_progress is not None:
             on_progress(len(batch))
     return report
 
 
 async def _restore_batch(
-    batch: list[MirroredEvaluation], scope: RestoreScope, report: RebuildReport
+    batch: list[MirroredEvaluation], scope: RestoreScope, report: RebuildReport, copy: bool
 ) -> None:
     try:
         async with scope() as (use_case, payloads):
-            restored = await use_case.restore_all(batch)
+            restored = await use_case.restore_all(batch, copy=copy)
             missing = [await payloads.missing_blobs(found.record) for found in batch]
     except (ApplicationError, DomainError):
-        if len(batch) == 1:
-            raise
         for found in batch:
-            await _restore_one(found, scope, report)
+            await _restore_one(found, scope, report, copy)
         return
     for found, done, keys in zip(batch, restored, missing, strict=True):
         _count(found, done, keys, report)
 
 
 async def _restore_one(
-    found: MirroredEvaluation, scope: RestoreScope, report: RebuildReport
+    found: MirroredEvaluation, scope: RestoreScope, report: RebuildReport, copy: bool
 ) -> None:
     try:
         async with scope() as (use_case, payloads):
-            done = await use_case.restore(found)
+            done = await use_case.restore(found, copy=copy)
             keys = await payloads.missing_blobs(found.record)
     except (ApplicationError, DomainError) as error:
         path = f"evaluations/{found.record.id}"
@@ -127,7 +128,8 @@ def _count(
 
 @dataclass(frozen=True, slots=True)
 class CopyToMirror:
-    """Write one live evaluation's copy again from the database: record, events, whole log.
+    """Write one evaluation's copy again from the database (soft-deleted ones too, so a
+    delete whose copy was lost is not undone by a rebuild): record, events, whole log.
 
     For a tree that fell behind (a crash between a commit and its copy, a copy that
     failed): the record replaces an older copy, events already there are read once,
@@ -140,8 +142,8 @@ class CopyToMirror:
     mirror: RecordMirror
 
     async def execute(self, evaluation_id: EvaluationId) -> bool:
-        """Whether it was copied (``False``: not a live record here)."""
-        evaluation = await self.repository.get(evaluation_id)
+        """Whether it was copied (``False``: no such record here)."""
+        evaluation = await self.repository.get_any(evaluation_id)
         if evaluation is None:
             return False
         await self.mirror.record(evaluation)

@@ -28,6 +28,7 @@ from application.ports.record_mirror import (
     RecordMirror,
     Unreadable,
 )
+from application.queries import RecordTally
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from domain.timeline import EvaluationEvent, LogChunk, log_with_gaps
@@ -67,7 +68,14 @@ class _Version(msgspec.Struct):
     version: int = 0
 
 
+class _EventId(msgspec.Struct):
+    """Only an event line's id, to count distinct events without decoding them whole."""
+
+    event_id: str
+
+
 _version_of = msgspec.json.Decoder(_Version)
+_event_ids = msgspec.json.Decoder(_EventId)
 
 
 class FileRecordMirror(RecordMirror, MirrorReader):
@@ -143,16 +151,18 @@ class FileRecordMirror(RecordMirror, MirrorReader):
             self._append(directory / LOG_NAME, chunk.content.encode(), chunk.offset)
 
     def _append(self, path: Path, data: bytes, offset: int | None) -> None:
-        """Write ``data`` at ``offset`` (``None``: the end), fsync'd; a new file's entry too."""
+        """Write all of ``data`` at ``offset`` (``None``: a line at the end), fsync'd; a new
+        file's directory entry too. A line after a torn one (a crash mid-append) starts on
+        a line of its own, so one torn line never takes the next event with it."""
         created = not path.exists()
-        fd = os.open(
-            path, os.O_WRONLY | os.O_CREAT | (os.O_APPEND if offset is None else 0), FILE_MODE
-        )
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
         try:
             if offset is None:
-                os.write(fd, data)
-            else:
-                os.pwrite(fd, data, offset)
+                end = os.fstat(fd).st_size
+                if end and os.pread(fd, 1, end - 1) != b"\n":
+                    data = b"\n" + data
+                offset = end  # the directory's lock keeps the end where it is
+            _write_all(fd, data, offset)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -182,15 +192,14 @@ class FileRecordMirror(RecordMirror, MirrorReader):
     async def count(self) -> int:
         return await anyio.to_thread.run_sync(lambda: sum(1 for _ in self.directories()))
 
-    async def versions(self) -> dict[str, int]:
-        def read() -> dict[str, int]:
+    async def tallies(self) -> dict[str, RecordTally]:
+        def read() -> dict[str, RecordTally]:
             if not self._evaluations.is_dir():
                 return {}
-            found: dict[str, int] = {}
+            found: dict[str, RecordTally] = {}
             for name in _directory_names(self._evaluations):
                 with contextlib.suppress(OSError, msgspec.DecodeError):
-                    data = (self._evaluations / name / RECORD_NAME).read_bytes()
-                    found[name] = _version_of.decode(data).version
+                    found[name] = _tally(self._evaluations / name)
             return found
 
         return await anyio.to_thread.run_sync(read)
@@ -201,6 +210,31 @@ class FileRecordMirror(RecordMirror, MirrorReader):
         names = await anyio.to_thread.run_sync(_directory_names, self._evaluations)
         for name in names:
             yield await anyio.to_thread.run_sync(read_mirrored, self._evaluations / name)
+
+
+def _tally(directory: Path) -> RecordTally:
+    """A copy's version, distinct event ids and log bytes (raises for an unreadable record)."""
+    version = _version_of.decode((directory / RECORD_NAME).read_bytes()).version
+    events: set[str] = set()
+    with contextlib.suppress(FileNotFoundError):
+        for line in (directory / EVENTS_NAME).read_bytes().splitlines():
+            with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
+                events.add(_event_ids.decode(line).event_id)
+    try:
+        log_bytes = (directory / LOG_NAME).stat().st_size
+    except FileNotFoundError:
+        log_bytes = 0
+    return RecordTally(version=version, events=len(events), log_bytes=log_bytes)
+
+
+def _write_all(fd: int, data: bytes, offset: int) -> None:
+    """``pwrite`` until every byte is down (a nearly full disk writes short, not failing)."""
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        if written == 0:
+            raise OSError(f"no byte written at offset {offset}")
+        view, offset = view[written:], offset + written
 
 
 def _directory_names(parent: Path) -> builtins.list[str]:

@@ -28,6 +28,7 @@ from application.queries import (
     MetricValue,
     ProjectedPage,
     Projection,
+    RecordTally,
     RuntimeStatistics,
     nearest_rank,
     project,
@@ -100,6 +101,10 @@ class MemoryEvaluationRepository(EvaluationRepository):
         evaluation = self._db.live(evaluation_id)
         return None if evaluation is None else copy.deepcopy(evaluation)
 
+    async def get_any(self, evaluation_id: EvaluationId) -> Evaluation | None:
+        evaluation = self._db.evaluations.get(evaluation_id)
+        return None if evaluation is None else copy.deepcopy(evaluation)
+
     async def get_fields(
         self, evaluation_id: EvaluationId, fields: frozenset[str]
     ) -> Projection | None:
@@ -130,8 +135,15 @@ class MemoryEvaluationQueries(EvaluationQueries):
             if payload is not None and payload.key is not None
         }
 
-    async def versions(self) -> dict[str, int]:
-        return {str(key): evaluation.version for key, evaluation in self._db.evaluations.items()}
+    async def tallies(self) -> dict[str, RecordTally]:
+        return {
+            str(key): RecordTally(
+                version=evaluation.version,
+                events=len(self._db.events.get(key, [])),
+                log_bytes=self._db.log_sizes.get(key, 0),
+            )
+            for key, evaluation in self._db.evaluations.items()
+        }
 
     async def list(self, query: EvaluationQuery) -> EvaluationPage:
         matching = [e for e in self._db.live_records() if _matches(e, query.filter)]

@@ -9,6 +9,7 @@ from application.ports.record_mirror import (
     RecordMirror,
     Unreadable,
 )
+from application.queries import RecordTally
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from domain.timeline import EvaluationEvent, LogChunk, log_with_gaps
@@ -45,8 +46,15 @@ class MemoryRecordMirror(RecordMirror, MirrorReader):
     async def count(self) -> int:
         return len(self._records)
 
-    async def versions(self) -> dict[str, int]:
-        return {str(key): record.version for key, record in self._records.items()}
+    async def tallies(self) -> dict[str, RecordTally]:
+        return {
+            str(key): RecordTally(
+                version=record.version,
+                events=len(self._events.get(key, {})),
+                log_bytes=len(self._logs.get(key, b"")),
+            )
+            for key, record in self._records.items()
+        }
 
     async def evaluations(self) -> AsyncIterator[MirroredEvaluation | Unreadable]:
         for evaluation_id in sorted(self._records):

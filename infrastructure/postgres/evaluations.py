@@ -34,7 +34,8 @@ INSERT = (
     f"VALUES ({', '.join(f'${index}' for index in range(1, len(_COLUMNS) + 1))}) "
     "ON CONFLICT (id) DO NOTHING"
 )
-SELECT_LIVE = f"SELECT {_SELECTED} FROM evaluations WHERE id = $1 AND deleted_at IS NULL"  # noqa: S608
+SELECT_ANY = f"SELECT {_SELECTED} FROM evaluations WHERE id = $1"  # noqa: S608
+SELECT_LIVE = f"{SELECT_ANY} AND deleted_at IS NULL"
 UPDATE = (
     "UPDATE evaluations SET "  # noqa: S608
     + ", ".join(f"{name} = ${index}" for index, name in enumerate(_UPDATED, start=3))
@@ -67,6 +68,12 @@ class PgEvaluationRepository(EvaluationRepository):
     async def get(self, evaluation_id: EvaluationId) -> Evaluation | None:
         row = await self._transaction.read(
             lambda connection: connection.fetchrow(SELECT_LIVE, evaluation_id)
+        )
+        return None if row is None else evaluation_from_row(row)
+
+    async def get_any(self, evaluation_id: EvaluationId) -> Evaluation | None:
+        row = await self._transaction.read(
+            lambda connection: connection.fetchrow(SELECT_ANY, evaluation_id)
         )
         return None if row is None else evaluation_from_row(row)
 

@@ -22,6 +22,7 @@ from application.queries import (
     EvaluationStatistics,
     HourCount,
     ProjectedPage,
+    RecordTally,
     RuntimeStatistics,
     nearest_rank,
 )
@@ -167,12 +168,15 @@ class SqlEvaluationQueries(EvaluationQueries):
                 keys.update([key async for key in result])
         return keys
 
-    async def versions(self) -> dict[str, int]:
+    async def tallies(self) -> dict[str, RecordTally]:
+        c = evaluations.c
+        statement = sa.select(c.id, c.version, c.event_count, c.log_size)
         with translate_errors():
-            result = await self._session.stream(
-                sa.select(evaluations.c.id, evaluations.c.version).execution_options(yield_per=1000)
-            )
-            return {row[0]: row[1] async for row in result}
+            result = await self._session.stream(statement.execution_options(yield_per=1000))
+            return {
+                row[0]: RecordTally(version=row[1], events=row[2], log_bytes=row[3])
+                async for row in result
+            }
 
     async def daily_status_counts(self, since: datetime) -> builtins.list[DayStatusCount]:
         statement: sa.Select[Any]

@@ -54,6 +54,12 @@ class SqlEvaluationRepository(EvaluationRepository):
             row = (await self._session.execute(statement)).mappings().first()
         return None if row is None else evaluation_from_row(row)
 
+    async def get_any(self, evaluation_id: EvaluationId) -> Evaluation | None:
+        statement = sa.select(evaluations).where(evaluations.c.id == evaluation_id)
+        with translate_errors():
+            row = (await self._session.execute(statement)).mappings().first()
+        return None if row is None else evaluation_from_row(row)
+
     async def get_fields(
         self, evaluation_id: EvaluationId, fields: frozenset[str]
     ) -> Projection | None:

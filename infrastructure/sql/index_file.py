@@ -14,6 +14,10 @@ from pathlib import Path
 from infrastructure.files.durable import fsync_dir
 
 MISSING = "missing"
+# The primary result codes that mean the file itself is damaged (sqlite3.h): anything else
+# (locked, unable to open, out of descriptors) is a problem of the moment, never "torn".
+_SQLITE_CORRUPT = 11
+_SQLITE_NOTADB = 26
 _SIDE_FILES = ("-wal", "-shm")
 
 
@@ -25,6 +29,8 @@ def index_problem(path: Path) -> str | None:
         with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
             rows = connection.execute("PRAGMA quick_check").fetchall()
     except sqlite3.DatabaseError as error:
+        if error.sqlite_errorcode & 0xFF not in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+            raise
         return f"torn: {error}"
     found = [str(row[0]) for row in rows]
     return None if found == ["ok"] else "torn: " + "; ".join(found[:5])

@@ -18,7 +18,7 @@ from application.use_cases.import_evaluations import ImportEvaluation
 from application.use_cases.rebuild_database import CopyToMirror, RebuildReport
 from domain.identifiers import EvaluationId
 from infrastructure.files.durable import locked_directory
-from infrastructure.files.mirror import FileRecordMirror
+from infrastructure.files.mirror import RECORD_NAME, FileRecordMirror
 from infrastructure.sql.index_file import (
     MISSING,
     index_is_empty,
@@ -48,6 +48,7 @@ def restore_from_tree(settings: Settings, source: Path, *, show_progress: bool) 
     """Migrate the database, then restore every evaluation of ``source`` it does not hold."""
     upgrade(settings.database.url)
     mirror = FileRecordMirror(source)
+    own_tree = source.resolve() == settings.storage.file_storage_path.resolve()
 
     async def rebuild(container: AsyncContainer) -> RebuildReport:
         @asynccontextmanager
@@ -58,7 +59,10 @@ def restore_from_tree(settings: Settings, source: Path, *, show_progress: bool) 
         with progress_bar(show_progress) as progress:
             task = progress.add_task("restoring", total=await mirror.count())
             return await rebuilding.rebuild_database(
-                mirror, scope, on_progress=lambda read: progress.advance(task, read)
+                mirror,
+                scope,
+                on_progress=lambda read: progress.advance(task, read),
+                copy=not own_tree,
             )
 
     return run(settings, rebuild)
@@ -116,6 +120,8 @@ def rebuild_database(source: Path, as_json: bool) -> None:
     settings = load(quiet=as_json)
     if settings.storage.backend is StorageBackend.MEMORY:
         fail("rebuild-database restores a database: STORAGE_BACKEND=memory has none", 2)
+    if not (source / "evaluations").is_dir():
+        fail(f"--from: {source} holds no evaluations/ directory (not a mirrored tree)", 2)
     report = restore_from_tree(settings, source, show_progress=not as_json)
     if as_json:
         echo_json(report)
@@ -132,9 +138,10 @@ class IndexCheck(msgspec.Struct, kw_only=True):
 
     ``problem``: the index was missing or torn (``None``: it opened whole); ``set_aside``:
     where a torn (or, asked to, a whole) index was moved; ``unindexed``: records of the
-    tree the index lacks; ``stale``: records the index holds at an older version than
-    the tree (an index restored from an older backup); ``uncopied``: records the index
-    holds newer than the tree (a crash between a commit and its copy).
+    tree the index lacks; ``stale``: records the index holds short of the tree (an older
+    version, fewer events or log bytes: an index restored from an older backup);
+    ``uncopied``: records whose copy is short of the index (a crash between a commit and
+    its copy, a copy that failed).
     """
 
     problem: str | None = None
@@ -190,12 +197,27 @@ def _prepare(settings: Settings, root: Path, path: Path) -> None:
     problem = index_problem(path)
     if problem is None:
         upgrade(settings.database.url)
-        if not index_is_empty(path) or not any(FileRecordMirror(root).directories()):
-            return
-    elif problem != MISSING:
+        if index_is_empty(path) and _holds_records(root):
+            # Filled in place (a process may be serving this file): its audit trail,
+            # keys and feed stay, and restoring skips nothing it holds.
+            _log_build(root, restore_from_tree(settings, root, show_progress=False))
+        return
+    if problem != MISSING:
         aside = set_aside(path)
         logger.warning("the file index is %s; set aside as %s and rebuilt", problem, aside)
-    report = build_file_index(settings, show_progress=False)
+    _log_build(root, build_file_index(settings, show_progress=False))
+
+
+def _holds_records(root: Path) -> bool:
+    """Whether any evaluation's directory of the tree holds a record's copy."""
+    mirror = FileRecordMirror(root)
+    return any(
+        (mirror.directory(EvaluationId(name)) / RECORD_NAME).exists()
+        for name in mirror.directories()
+    )
+
+
+def _log_build(root: Path, report: RebuildReport) -> None:
     logger.info(
         "file index built from %s: %d evaluation(s), %d unreadable",
         root,
@@ -225,15 +247,14 @@ def check_file_index(
     mirror = FileRecordMirror(root)
 
     async def compare(container: AsyncContainer) -> None:
-        tree = await mirror.versions()
+        tree = await mirror.tallies()
         async with container() as request:
-            indexed = await (await request.get(EvaluationQueries)).versions()
+            indexed = await (await request.get(EvaluationQueries)).tallies()
         check.unindexed = sorted(tree.keys() - indexed.keys())
-        check.stale = sorted(
-            key for key in tree.keys() & indexed.keys() if indexed[key] < tree[key]
-        )
+        both = tree.keys() & indexed.keys()
+        check.stale = sorted(key for key in both if indexed[key].short_of(tree[key]))
         check.uncopied = sorted(
-            key for key, version in indexed.items() if tree.get(key, 0) < version
+            key for key, tally in indexed.items() if key not in tree or tree[key].short_of(tally)
         )
         if fix or rebuild:
             for key in check.uncopied:

@@ -7,12 +7,12 @@ from datetime import timedelta
 
 import pytest
 
-from application.queries import EvaluationFilter, EvaluationQuery, ListCursor
+from application.queries import EvaluationFilter, EvaluationQuery, ListCursor, RecordTally
 from domain.identifiers import EvaluationId
 from domain.payload import PayloadLocation, StoredPayload
 from domain.status import EvaluationStatus
 from tests.contract.conftest import BASE_TIME, PortStore, make_evaluation
-from tests.contract.query_records import add, delete, list_ids
+from tests.contract.query_records import add, append_timeline, delete, list_ids
 
 pytestmark = pytest.mark.anyio
 
@@ -238,14 +238,18 @@ async def test_blob_keys_cover_every_record_including_deleted(sql_backend: PortS
     }
 
 
-async def test_versions_name_every_record_including_deleted(sql_backend: PortStore) -> None:
-    """What the file backend's index is checked against, one entry per record."""
+async def test_tallies_name_every_record_including_deleted(sql_backend: PortStore) -> None:
+    """What the file backend's copies are checked against, one entry per record."""
     async with sql_backend.session() as ports:
-        assert await ports.queries.versions() == {}
+        assert await ports.queries.tallies() == {}
     await add(sql_backend, make_evaluation("a", version=3), make_evaluation("b"))
+    await append_timeline(sql_backend, "a", events=["one", "two"], logs=["héllo\n"])
     await delete(sql_backend, "b")
     async with sql_backend.session() as ports:
-        assert await ports.queries.versions() == {"a": 3, "b": 2}
+        tallies = await ports.queries.tallies()
+    assert tallies["a"].events == 2 and tallies["a"].log_bytes == len("héllo\n".encode())
+    assert tallies["b"] == RecordTally(version=2)
+    assert tallies["a"].version > 3  # the log append moved the record on
 
 
 async def test_an_empty_page_still_has_its_total(sql_backend: PortStore) -> None:

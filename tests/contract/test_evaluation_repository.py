@@ -132,6 +132,9 @@ async def test_soft_deleted_is_hidden_but_its_id_stays_taken(sql_backend: PortSt
         await ports.repository.update(record, expected_version=1)
     async with sql_backend.session() as ports:
         assert await ports.repository.get(EvaluationId("gone")) is None
+        kept = await ports.repository.get_any(EvaluationId("gone"))  # recovery still sees it
+        assert kept is not None and kept.deleted_at == BASE_TIME + timedelta(minutes=1)
+        assert kept.version == 2 and await ports.repository.get_any(EvaluationId("no")) is None
         with pytest.raises(DuplicateEvaluationError):
             await _add_and_commit(ports, make_evaluation("gone"))
 

@@ -177,6 +177,7 @@ async def test_torn_and_foreign_copies_are_reported_not_restored(files: FileReco
     events = files.directory(good.id) / "events.jsonl"
     first, second = events.read_bytes().splitlines(keepends=True)
     events.write_bytes(first + second[:10])  # a crash in the middle of the second append
+    await files.event(_event(good, "after", 3))  # on a line of its own, not the torn one
     (files.directory(torn.id) / "metadata.json").write_bytes(b'{"id": "')
     other = msgspec.structs.replace(liar, id=good.id)
     (files.directory(liar.id) / "metadata.json").write_bytes(msgspec.json.encode(other))
@@ -190,7 +191,7 @@ async def test_torn_and_foreign_copies_are_reported_not_restored(files: FileReco
     assert set(found) == {good.id, torn.id, liar.id, bare.id}
     restored = found[good.id]
     assert isinstance(restored, MirroredEvaluation)
-    assert [event.event_id for event in restored.events] == ["kept"]
+    assert [event.event_id for event in restored.events] == ["kept", "after"]
     assert len(restored.problems) == 1 and "line 2" in restored.problems[0]
     for unreadable in (torn.id, liar.id, bare.id):
         assert isinstance(found[unreadable], Unreadable), found[unreadable]

@@ -158,3 +158,81 @@ def test_a_database_url_beside_the_file_backend_is_refused() -> None:
     )
     assert result.exit_code == 2
     assert "unset DATABASE_URL" in result.output
+
+
+def test_a_delete_whose_copy_was_lost_stays_deleted(settings: Settings) -> None:
+    tree = settings.storage.file_storage_path / "evaluations"
+    with _serve(settings) as client:
+        _fill(client, 2)
+        live_copy = (tree / "f-0" / "metadata.json").read_bytes()
+        assert client.delete("/evaluations/f-0").status_code == 200
+    (tree / "f-0" / "metadata.json").write_bytes(live_copy)  # the delete's copy never came
+    code, found = _fsck(settings)
+    assert code == 1 and found["index"]["uncopied"] == ["f-0"], found
+    code, fixed = _fsck(settings, "--fix")
+    assert code == 0 and fixed["index"]["copied"] == ["f-0"], fixed
+    assert _fsck(settings, "--rebuild-index")[0] == 0
+    with _serve(settings) as client:
+        assert client.get("/evaluations/f-0").status_code == 404
+        assert client.get("/evaluations/f-1").status_code == 200
+
+
+def test_a_lost_event_copy_is_found_and_copied_again(settings: Settings) -> None:
+    events = settings.storage.file_storage_path / "evaluations" / "f-0" / "events.jsonl"
+    with _serve(settings) as client:
+        _fill(client, 1)
+        events.unlink()  # a crash between the event's commit and its copy
+        code, found = _fsck(settings)
+        assert code == 1 and found["index"]["uncopied"] == ["f-0"], found
+        # The worker's redelivery (same event_id) is answered as stored, and copied again.
+        again = {"type": "progress", "message": "step 0", "event_id": "e-0"}
+        assert client.post("/evaluations/f-0/events", json=again).is_success
+        assert _fsck(settings)[1]["clean"] is True
+        events.write_text(events.read_text()[:10])  # torn this time, not redelivered
+    code, found = _fsck(settings)
+    assert code == 1 and found["index"]["uncopied"] == ["f-0"], found
+    assert _fsck(settings, "--fix")[0] == 0
+    assert json.loads(events.read_text().splitlines()[-1])["event_id"] == "e-0"
+
+
+def test_an_empty_index_beside_a_tree_without_records_is_kept(settings: Settings) -> None:
+    with _serve(settings):
+        pass
+    index = file_index_path(settings.storage.file_storage_path)
+    before = index.stat().st_ino
+    stray = settings.storage.file_storage_path / "evaluations" / "no-record"
+    stray.mkdir(parents=True)
+    (stray / ".output.x.txt.tmp").write_bytes(b"an upload a crash left")
+    with _serve(settings):
+        pass
+    assert index.stat().st_ino == before  # neither replaced nor set aside
+    assert sorted(path.name for path in index.parent.iterdir()) == ["records.sqlite3"]
+
+
+def test_a_tree_restored_from_elsewhere_lands_whole_in_this_tree(
+    settings: Settings, tmp_path: Path
+) -> None:
+    with _serve(settings) as client:
+        before = _fill(client, 3)
+    other = load_settings(
+        {}, storage={"backend": StorageBackend.FILE, "file_storage_path": tmp_path / "other"}
+    )
+    source = str(settings.storage.file_storage_path)
+    result = CliRunner().invoke(
+        main, ["rebuild-database", "--from", source, "--json"], env=environment(other)
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.strip().splitlines()[-1])["restored"] == 3
+    copied = other.storage.file_storage_path / "evaluations" / "f-1"
+    assert sorted(path.name for path in copied.iterdir()) == [
+        "events.jsonl",
+        "log.txt",
+        "metadata.json",
+    ]
+    assert _fsck(other)[1]["clean"] is True
+    with _serve(other) as client:
+        assert _view(client) == before
+    refused = CliRunner().invoke(
+        main, ["rebuild-database", "--from", str(tmp_path)], env=environment(other)
+    )
+    assert refused.exit_code == 2 and "no evaluations/" in refused.output

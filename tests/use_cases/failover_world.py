@@ -74,6 +74,10 @@ class OutageRepository:
         self._outage.check()
         return await self._inner.get(evaluation_id)
 
+    async def get_any(self, evaluation_id: EvaluationId) -> Evaluation | None:
+        self._outage.check()
+        return await self._inner.get_any(evaluation_id)
+
     async def get_fields(self, evaluation_id: EvaluationId, fields: frozenset[str]) -> Any:
         self._outage.check()
         return await self._inner.get_fields(evaluation_id, fields)

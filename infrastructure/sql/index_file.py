@@ -5,9 +5,11 @@ SQLite file under ``FILE_STORAGE_PATH/index``. The index can always be rebuilt f
 tree, so a torn one is moved aside (kept for a post-mortem), never repaired in place.
 """
 
+import fcntl
 import os
 import sqlite3
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -75,3 +77,32 @@ def install_index(built: Path, path: Path) -> None:
     built.replace(path)
     remove_index(built)
     fsync_dir(path.parent)
+
+
+SERVING_NAME = ".serving"
+
+
+def hold_serving(index_directory: Path) -> int:
+    """Take the shared lock a serving process holds on its index for as long as it lives
+    (keep the returned descriptor open); a rebuild that would replace the index asks for
+    it exclusively and is refused while any process holds it."""
+    fd = os.open(index_directory / SERVING_NAME, os.O_RDONLY | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    return fd
+
+
+@contextmanager
+def unserved(index_directory: Path) -> Iterator[bool]:
+    """Whether no process serves this index (the exclusive lock, not waited for), held
+    for the block: a ``serve`` that starts meanwhile waits at its own lock."""
+    index_directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(index_directory / SERVING_NAME, os.O_RDONLY | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)

@@ -3,8 +3,8 @@
 
 import logging
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import click
@@ -21,11 +21,13 @@ from infrastructure.files.durable import locked_directory
 from infrastructure.files.mirror import RECORD_NAME, FileRecordMirror
 from infrastructure.sql.index_file import (
     MISSING,
+    hold_serving,
     index_is_empty,
     index_problem,
     install_index,
     remove_index,
     set_aside,
+    unserved,
 )
 from infrastructure.sql.migrate import upgrade
 from interfaces.cli import CONTEXT_SETTINGS
@@ -181,6 +183,19 @@ def echo_index(check: IndexCheck) -> None:
         echo_rebuild(check.rebuild)
 
 
+_SERVING: list[int] = []  # the descriptor whose lock says this process serves its index
+
+
+def serving(settings: Settings) -> None:
+    """Mark this process as serving its index until it exits (``fsck`` then refuses to
+    replace the index under it)."""
+    _SERVING.append(hold_serving(file_index_path(settings.storage.file_storage_path).parent))
+
+
+class IndexInUseError(Exception):
+    """A service serves the index a rebuild would replace."""
+
+
 def prepare_file_index(settings: Settings) -> None:
     """At ``serve``: build the index from the tree when it is missing or torn, or empty
     beside a tree that holds records; else migrate it. One process of the host at a time
@@ -206,6 +221,17 @@ def _prepare(settings: Settings, root: Path, path: Path) -> None:
         aside = set_aside(path)
         logger.warning("the file index is %s; set aside as %s and rebuilt", problem, aside)
     _log_build(root, build_file_index(settings, show_progress=False))
+
+
+@contextmanager
+def _replaceable(path: Path) -> Iterator[None]:
+    """Held while the index is replaced; refused while a process serves it."""
+    with unserved(path.parent) as free:
+        if not free:
+            raise IndexInUseError(
+                f"a storage-service serves {path}: stop it before the index is replaced"
+            )
+        yield
 
 
 def _holds_records(root: Path) -> bool:
@@ -239,9 +265,10 @@ def check_file_index(
     check = IndexCheck(problem=index_problem(path))
     if check.problem is not None:
         if fix or rebuild:
-            if check.problem != MISSING:
-                check.set_aside = str(set_aside(path))
-            check.rebuild = build_file_index(settings, show_progress=show_progress)
+            with _replaceable(path):
+                if check.problem != MISSING:
+                    check.set_aside = str(set_aside(path))
+                check.rebuild = build_file_index(settings, show_progress=show_progress)
         return check
     upgrade(settings.database.url)
     mirror = FileRecordMirror(root)
@@ -264,8 +291,9 @@ def check_file_index(
 
     run(settings, compare)
     if rebuild:
-        check.set_aside = str(set_aside(path, "replaced"))
-        check.rebuild = build_file_index(settings, show_progress=show_progress)
+        with _replaceable(path):
+            check.set_aside = str(set_aside(path, "replaced"))
+            check.rebuild = build_file_index(settings, show_progress=show_progress)
     elif fix and check.unindexed:
         # Restoring skips the records the index holds, so this adds only the missing.
         check.rebuild = restore_from_tree(settings, root, show_progress=show_progress)

@@ -60,9 +60,10 @@ def serve(host: str | None, port: int | None, workers: int | None, no_migrate: b
     if not no_migrate and settings.storage.backend is StorageBackend.DATABASE:
         upgrade(settings.database.url)
     elif settings.storage.backend is StorageBackend.FILE:
-        from interfaces.cli.recovery import prepare_file_index
+        from interfaces.cli.recovery import prepare_file_index, serving
 
         prepare_file_index(settings)
+        serving(settings)
     workers = workers or settings.server.workers
     options = {
         "host": host or settings.server.host,

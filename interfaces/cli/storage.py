@@ -21,7 +21,7 @@ from interfaces.cli.common import (
     load,
     run,
 )
-from interfaces.cli.recovery import IndexCheck, check_file_index, echo_index
+from interfaces.cli.recovery import IndexCheck, IndexInUseError, check_file_index, echo_index
 from interfaces.settings import StorageBackend
 
 
@@ -52,7 +52,8 @@ def fsck(fix: bool, rebuild_index: bool, grace_minutes: int, as_json: bool) -> N
     what it lacks and copies out what the tree lacks.
 
     Exits 0 when storage is consistent (after --fix removed the orphans), 1 otherwise,
-    3 when --fix is refused because the failover journal still holds writes.
+    3 when --fix is refused because the failover journal still holds writes, or on the
+    file backend because a running service serves the index it would replace.
 
     \b
     Examples:
@@ -64,9 +65,12 @@ def fsck(fix: bool, rebuild_index: bool, grace_minutes: int, as_json: bool) -> N
     settings = load(quiet=as_json)
     index: IndexCheck | None = None
     if settings.storage.backend is StorageBackend.FILE:
-        index = check_file_index(
-            settings, fix=fix, rebuild=rebuild_index, show_progress=not as_json
-        )
+        try:
+            index = check_file_index(
+                settings, fix=fix, rebuild=rebuild_index, show_progress=not as_json
+            )
+        except IndexInUseError as exc:
+            fail(str(exc), code=3)
         if index.problem is not None and index.rebuild is None:
             # Without an index there is nothing to check blobs against: say so and stop.
             if as_json:

@@ -141,6 +141,15 @@ def test_two_processes_write_one_tree_and_lose_nothing(tmp_path: Path) -> None:
             _read_all(base, ledger)
             assert_outputs_served(base, ledger)
         ledger.assert_no_failures(*logs)
+        refused = subprocess.run(  # the index is never replaced under a serving process
+            [sys.executable, "-m", "interfaces.cli", "fsck", "--rebuild-index"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert refused.returncode == 3, refused.stdout + refused.stderr
 
     report = _fsck(env)
     assert report["clean"] is True, report

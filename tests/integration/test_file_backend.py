@@ -6,6 +6,7 @@ The rest of the HTTP suite runs on this backend as one more configuration
 """
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from click.testing import CliRunner
 from litestar.testing import TestClient
 
 from domain.evaluation import Evaluation
+from infrastructure.sql.index_file import hold_serving
 from interfaces.cli import main
 from interfaces.cli.recovery import prepare_file_index
 from interfaces.http.app import create_app
@@ -236,3 +238,20 @@ def test_a_tree_restored_from_elsewhere_lands_whole_in_this_tree(
         main, ["rebuild-database", "--from", str(tmp_path)], env=environment(other)
     )
     assert refused.exit_code == 2 and "no evaluations/" in refused.output
+
+
+def test_the_index_is_not_replaced_under_a_serving_process(settings: Settings) -> None:
+    with _serve(settings) as client:
+        before = _fill(client, 2)
+    index = file_index_path(settings.storage.file_storage_path)
+    held = hold_serving(index.parent)  # what ``serve`` holds for its whole life
+    try:
+        refused = CliRunner().invoke(main, ["fsck", "--rebuild-index"], env=environment(settings))
+        assert refused.exit_code == 3, refused.output
+        assert "stop it before the index is replaced" in refused.output
+        assert not [path for path in index.parent.iterdir() if ".replaced-" in path.name]
+    finally:
+        os.close(held)
+    assert _fsck(settings, "--rebuild-index")[0] == 0
+    with _serve(settings) as client:
+        assert _view(client) == before

@@ -29,6 +29,23 @@ def locked_directory(directory: Path) -> Iterator[None]:
         os.close(fd)
 
 
+@contextmanager
+def tried_lock(path: Path, mode: int = 0o600) -> Iterator[bool]:
+    """Whether this process got the exclusive ``flock`` on the file ``path`` (made if
+    missing) without waiting; held for the block when it did."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, mode)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
 def is_temp(name: str) -> bool:
     """A write in progress (or one a crash left behind): never a blob."""
     return name.startswith(".") and name.endswith(TEMP_SUFFIX)

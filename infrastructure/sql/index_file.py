@@ -8,12 +8,11 @@ tree, so a torn one is moved aside (kept for a post-mortem), never repaired in p
 import fcntl
 import os
 import sqlite3
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager, closing
 from datetime import UTC, datetime
 from pathlib import Path
 
-from infrastructure.files.durable import fsync_dir
+from infrastructure.files.durable import fsync_dir, tried_lock
 
 MISSING = "missing"
 # The primary result codes that mean the file itself is damaged (sqlite3.h): anything else
@@ -91,18 +90,7 @@ def hold_serving(index_directory: Path) -> int:
     return fd
 
 
-@contextmanager
-def unserved(index_directory: Path) -> Iterator[bool]:
+def unserved(index_directory: Path) -> AbstractContextManager[bool]:
     """Whether no process serves this index (the exclusive lock, not waited for), held
     for the block: a ``serve`` that starts meanwhile waits at its own lock."""
-    index_directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(index_directory / SERVING_NAME, os.O_RDONLY | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
-    finally:
-        os.close(fd)
+    return tried_lock(index_directory / SERVING_NAME, 0o644)

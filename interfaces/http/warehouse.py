@@ -7,12 +7,9 @@ hosts each export, which costs work but no correctness: a row written twice is t
 same row, and readers take the newest row of an id.
 """
 
-import contextlib
-import fcntl
 import logging
-import os
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import AbstractContextManager, asynccontextmanager
 from functools import partial
 from pathlib import Path
 
@@ -21,6 +18,7 @@ from dishka import AsyncContainer
 
 from application.use_cases.warehouse_export import ExportStoppedError, ExportWarehouse
 from domain.changes import ChangeCursor
+from infrastructure.files.durable import tried_lock
 from infrastructure.parquet.warehouse import ParquetWarehouse, filesystem
 from interfaces.background import periodic
 from interfaces.settings import Settings
@@ -29,20 +27,9 @@ logger = logging.getLogger("storage_service.export")
 LOCK_NAME = ".export.lock"
 
 
-@contextlib.contextmanager
-def _turn(directory: Path) -> Iterator[bool]:
+def _turn(directory: Path) -> AbstractContextManager[bool]:
     """Whether this process holds the host's export turn for the block (never waits)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
-    finally:
-        os.close(fd)
+    return tried_lock(directory / LOCK_NAME)
 
 
 async def run_export(container: AsyncContainer, settings: Settings, stopping: anyio.Event) -> None:

@@ -194,10 +194,8 @@ class FileRecordMirror(RecordMirror, MirrorReader):
 
     async def tallies(self) -> dict[str, RecordTally]:
         def read() -> dict[str, RecordTally]:
-            if not self._evaluations.is_dir():
-                return {}
             found: dict[str, RecordTally] = {}
-            for name in _directory_names(self._evaluations):
+            for name in self.directories():
                 with contextlib.suppress(OSError, msgspec.DecodeError):
                     found[name] = _tally(self._evaluations / name)
             return found
@@ -205,9 +203,7 @@ class FileRecordMirror(RecordMirror, MirrorReader):
         return await anyio.to_thread.run_sync(read)
 
     async def evaluations(self) -> AsyncIterator[MirroredEvaluation | Unreadable]:
-        if not self._evaluations.is_dir():
-            return
-        names = await anyio.to_thread.run_sync(_directory_names, self._evaluations)
+        names = await anyio.to_thread.run_sync(lambda: sorted(self.directories()))
         for name in names:
             yield await anyio.to_thread.run_sync(read_mirrored, self._evaluations / name)
 
@@ -235,11 +231,6 @@ def _write_all(fd: int, data: bytes, offset: int) -> None:
         if written == 0:
             raise OSError(f"no byte written at offset {offset}")
         view, offset = view[written:], offset + written
-
-
-def _directory_names(parent: Path) -> builtins.list[str]:
-    with os.scandir(parent) as entries:
-        return sorted(entry.name for entry in entries if entry.is_dir())
 
 
 def read_mirrored(directory: Path) -> MirroredEvaluation | Unreadable:

@@ -47,8 +47,7 @@ logger = logging.getLogger("storage_service.recovery")
 
 
 def restore_from_tree(settings: Settings, source: Path, *, show_progress: bool) -> RebuildReport:
-    """Migrate the database, then restore every evaluation of ``source`` it does not hold."""
-    upgrade(settings.database.url)
+    """Restore every evaluation of ``source`` the (migrated) database does not hold."""
     mirror = FileRecordMirror(source)
     own_tree = source.resolve() == settings.storage.file_storage_path.resolve()
 
@@ -78,6 +77,7 @@ def build_file_index(settings: Settings, *, show_progress: bool) -> RebuildRepor
     building = path.with_name(path.name + ".building")
     remove_index(building)
     aside = settings.changed(database={"url": f"sqlite+aiosqlite:///{building}"})
+    upgrade(aside.database.url)
     report = restore_from_tree(aside, root, show_progress=show_progress)
     install_index(building, path)
     return report
@@ -124,6 +124,7 @@ def rebuild_database(source: Path, as_json: bool) -> None:
         fail("rebuild-database restores a database: STORAGE_BACKEND=memory has none", 2)
     if not (source / "evaluations").is_dir():
         fail(f"--from: {source} holds no evaluations/ directory (not a mirrored tree)", 2)
+    upgrade(settings.database.url)
     report = restore_from_tree(settings, source, show_progress=not as_json)
     if as_json:
         echo_json(report)

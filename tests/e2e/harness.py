@@ -12,6 +12,8 @@ starts its two replicas with :func:`replicas` too.
 import asyncio
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 import traceback
@@ -380,6 +382,22 @@ def run_rounds(
             n += 1
     except Exception:
         ledger.fail(f"{who} crashed:\n{traceback.format_exc()}")
+
+
+def cli_json(env: dict[str, str], *arguments: str, timeout_s: float = 300) -> tuple[int, Any]:
+    """``storage-service <arguments>`` as its own process: its exit code and the JSON
+    of the last line it printed (the command's ``--json`` report)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "interfaces.cli", *arguments],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert lines, f"{arguments[0]} exited {result.returncode}:\n{result.stderr}"
+    return result.returncode, json.loads(lines[-1])
 
 
 # --- what the primary holds -----------------------------------------------------------

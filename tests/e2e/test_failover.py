@@ -24,16 +24,14 @@ their ledger and the checks against PostgreSQL are in ``tests/e2e/harness.py``.
 
 import asyncio
 import errno
-import json
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +50,7 @@ from tests.e2e.harness import (
     assert_outputs_served,
     assert_primary_holds,
     assert_searchable,
+    cli_json,
     connect,
     count,
     health,
@@ -185,8 +184,10 @@ def lifecycle(client: Client, thread: int, n: int) -> None:
         client.delete(expected, evaluation_id)
 
 
-def load_thread(base: str, ledger: Ledger, thread: int, stop: threading.Event) -> None:
-    client = Client(base, ledger)
+def load_thread(
+    connect: Callable[[], Client], ledger: Ledger, thread: int, stop: threading.Event
+) -> None:
+    client = connect()
     try:
         run_rounds(
             ledger,
@@ -199,11 +200,12 @@ def load_thread(base: str, ledger: Ledger, thread: int, stop: threading.Event) -
 
 
 @contextmanager
-def lifecycle_load(base: str, ledger: Ledger, count: int) -> Iterator[None]:
-    """``count`` client threads running :func:`lifecycle` until the block ends; then joined."""
+def lifecycle_load(connect: Callable[[], Client], ledger: Ledger, count: int) -> Iterator[None]:
+    """``count`` client threads, each on a client of its own from ``connect``, running
+    :func:`lifecycle` until the block ends; then joined."""
     stop = threading.Event()
     threads = [
-        threading.Thread(target=load_thread, args=(base, ledger, thread, stop), daemon=True)
+        threading.Thread(target=load_thread, args=(connect, ledger, thread, stop), daemon=True)
         for thread in range(count)
     ]
     for thread in threads:
@@ -226,7 +228,7 @@ def test_outage_under_concurrent_load_loses_and_doubles_nothing(
         watch = HealthWatch(base)
         watch.start()
         try:
-            with lifecycle_load(base, ledger, LOAD_THREADS):
+            with lifecycle_load(lambda: Client(base, ledger), ledger, LOAD_THREADS):
                 time.sleep(1.0)  # records made before the outage, then changed during it
                 pg.stop("immediate")
                 outage_start = time.monotonic()
@@ -505,23 +507,9 @@ def test_unwritable_journal_refuses_writes_and_acknowledges_nothing(
 
 
 def run_replay(env: dict[str, str]) -> Any:
-    result = subprocess.run(
-        [sys.executable, "-m", "interfaces.cli", "replay", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, (
-        f"replay exited {result.returncode}:\n{result.stdout}{result.stderr}"
-    )
-    try:
-        return json.loads(result.stdout)
-    except ValueError:
-        lines = [line for line in result.stdout.splitlines() if line.strip()]
-        assert lines, f"replay --json printed nothing:\n{result.stderr}"
-        return json.loads(lines[-1])
+    code, report = cli_json(env, "replay", "--json", timeout_s=60)
+    assert code == 0, f"replay exited {code}: {report}"
+    return report
 
 
 def test_replay_command_drains_the_journal_of_a_killed_service(

@@ -7,11 +7,9 @@ tree must agree with the index (``fsck`` clean, nothing uncopied), and a new ind
 from the tree alone must answer the same.
 """
 
-import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -24,10 +22,10 @@ from tests.e2e.harness import (
     Client,
     Ledger,
     assert_outputs_served,
+    cli_json,
     replicas,
-    run_rounds,
 )
-from tests.e2e.test_failover import lifecycle
+from tests.e2e.test_failover import lifecycle_load
 
 pytestmark = [pytest.mark.e2e]
 
@@ -61,40 +59,8 @@ class Alternating(Client):
             client.close()
 
 
-def _load(bases: tuple[str, str], ledger: Ledger, thread: int, stop: threading.Event) -> None:
-    client = Alternating(bases, ledger)
-    try:
-        run_rounds(
-            ledger,
-            f"thread {thread}",
-            lambda: not stop.is_set(),
-            lambda n: lifecycle(client, thread, n),
-        )
-    finally:
-        client.close()
-
-
 def _fsck(env: dict[str, str], *arguments: str) -> dict[str, Any]:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "interfaces.cli",
-            "fsck",
-            "--json",
-            "--grace-minutes",
-            "0",
-            *arguments,
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    lines = [line for line in result.stdout.splitlines() if line.strip()]
-    assert lines, f"fsck exited {result.returncode}:\n{result.stderr}"
-    report: dict[str, Any] = json.loads(lines[-1])
+    report: dict[str, Any] = cli_json(env, "fsck", "--json", "--grace-minutes", "0", *arguments)[1]
     return report
 
 
@@ -123,18 +89,8 @@ def test_two_processes_write_one_tree_and_lose_nothing(tmp_path: Path) -> None:
         [sys.executable, "-m", "interfaces.cli", "migrate"], env=env, check=True, timeout=120
     )
     with replicas((env, env), logs) as bases:
-        stop = threading.Event()
-        threads = [
-            threading.Thread(target=_load, args=(bases, ledger, n, stop), daemon=True)
-            for n in range(THREADS)
-        ]
-        for thread in threads:
-            thread.start()
-        time.sleep(LOAD_S)
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=60)
-        assert not any(thread.is_alive() for thread in threads), "a client thread hangs"
+        with lifecycle_load(lambda: Alternating(bases, ledger), ledger, THREADS):
+            time.sleep(LOAD_S)
         ledger.assert_no_failures(*logs)
         assert len(ledger.records) >= THREADS, ledger.answers
         for base in bases:

@@ -14,8 +14,6 @@ PostgreSQL row by row against the ledger, and through the same running service.
 import asyncio
 import dataclasses
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -25,10 +23,12 @@ import pytest
 
 from tests.e2e.harness import (
     HTTP_TIMEOUT_S,
+    Client,
     Ledger,
     assert_outputs_served,
     assert_primary_holds,
     assert_searchable,
+    cli_json,
     connect,
     count,
     service_env,
@@ -60,25 +60,8 @@ async def _admin(pg: PgServer, *statements: str) -> None:
 
 def rebuild(env: dict[str, str], files: Path) -> tuple[int, dict[str, Any]]:
     """``rebuild-database --from files --json``: its exit code and its report."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "interfaces.cli",
-            "rebuild-database",
-            "--from",
-            str(files),
-            "--json",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    lines = [line for line in result.stdout.splitlines() if line.strip()]
-    assert lines, f"rebuild-database printed nothing ({result.returncode}):\n{result.stderr}"
-    return result.returncode, json.loads(lines[-1])
+    code, report = cli_json(env, "rebuild-database", "--from", str(files), "--json")
+    return code, report
 
 
 def test_a_database_dropped_under_the_service_is_rebuilt_from_the_mirror(
@@ -91,7 +74,7 @@ def test_a_database_dropped_under_the_service_is_rebuilt_from_the_mirror(
     env = service_env(database, files) | {"FILE_MIRROR": "true", "FALLBACK_BACKEND": "none"}
     ledger = Ledger()
     with serve_subprocess(env, log) as (base, _):
-        with lifecycle_load(base, ledger, LOAD_THREADS):
+        with lifecycle_load(lambda: Client(base, ledger), ledger, LOAD_THREADS):
             time.sleep(LOAD_S)
         ledger.assert_no_failures(log)
         assert len(ledger.records) >= LOAD_THREADS, ledger.answers

@@ -6,7 +6,7 @@ import pytest
 from tests.redis_cluster import redis_cluster  # noqa: F401
 
 # SeaweedFS fixtures (s3_server, s3_bucket, s3_store), shared by the S3 tests.
-from tests.s3_server import s3_bucket, s3_server, s3_store  # noqa: F401
+from tests.s3_server import s3_bucket, s3_raw_store, s3_server, s3_store  # noqa: F401
 
 
 @pytest.fixture

@@ -149,7 +149,7 @@ def unique_prefix() -> str:
 
 
 async def open_store(
-    server: S3Server, bucket: str, prefix: str
+    server: S3Server, bucket: str, prefix: str, *, compress: bool = True
 ) -> tuple[S3Connection, S3BlobStore]:
     """A connected ``S3BlobStore`` on ``bucket`` (created, retried while SeaweedFS warms up)."""
     connection = S3Connection(
@@ -171,7 +171,7 @@ async def open_store(
                 await connection.close()
                 raise
             await anyio.sleep(0.3)
-    return connection, S3BlobStore(connection, prefix)
+    return connection, S3BlobStore(connection, prefix, compress=compress)
 
 
 @pytest.fixture(scope="session")
@@ -192,6 +192,18 @@ async def s3_store(
     s3_server: S3Server, s3_bucket: str, anyio_backend: str
 ) -> AsyncIterator[S3BlobStore]:
     connection, store = await open_store(s3_server, s3_bucket, unique_prefix())
+    try:
+        yield store
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+async def s3_raw_store(
+    s3_server: S3Server, s3_bucket: str, anyio_backend: str
+) -> AsyncIterator[S3BlobStore]:
+    """A store that keeps ``.zst`` keys as given: what ``SealedBlobStore`` wraps."""
+    connection, store = await open_store(s3_server, s3_bucket, unique_prefix(), compress=False)
     try:
         yield store
     finally:

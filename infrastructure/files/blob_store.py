@@ -91,8 +91,14 @@ class _ChunkReader:
 class FileBlobStore(BlobStore):
     """``BlobStore`` on a local (or mounted) directory; keys never leave ``root``."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, compress: bool = True) -> None:
+        """``compress=False``: ``.zst`` keys are stored as given (``SealedBlobStore``
+        compresses before it seals)."""
         self._root = Path(root)
+        self._compress = compress
+
+    def _compresses(self, key: str) -> bool:
+        return self._compress and is_compressed_key(key)
 
     @property
     def root(self) -> Path:
@@ -151,7 +157,7 @@ class FileBlobStore(BlobStore):
     async def put_stream(self, key: str, chunks: AsyncIterator[bytes]) -> int:
         path = resolve_inside(self._root, key)
         root = self._root.resolve()
-        compress = is_compressed_key(key)
+        compress = self._compresses(key)
         with translate_errors(key):
             target = await self._in_thread(lambda: AtomicWrite(path, root))
         compressor = (
@@ -188,7 +194,7 @@ class FileBlobStore(BlobStore):
         with translate_errors(key, writing=True):
             target = AtomicWrite(path, root)
             try:
-                _write(target.handle, data, compress=is_compressed_key(key))
+                _write(target.handle, data, compress=self._compresses(key))
             except BaseException:
                 target.discard()
                 raise
@@ -217,7 +223,7 @@ class FileBlobStore(BlobStore):
     def _open(self, key: str, chunk_size: int) -> _ChunkReader:
         path = resolve_inside(self._root, key)
         with translate_errors(key, missing=True):
-            return _ChunkReader(path, compressed=is_compressed_key(key), chunk_size=chunk_size)
+            return _ChunkReader(path, compressed=self._compresses(key), chunk_size=chunk_size)
 
     @staticmethod
     def _read(key: str, reader: _ChunkReader, size: int) -> bytes:

@@ -45,10 +45,18 @@ _DRIVER_ERRORS = (BotoCoreError, HttpClientError, OSError)
 class S3BlobStore(BlobStore):
     """``BlobStore`` on one bucket under one prefix."""
 
-    def __init__(self, connection: S3Connection, prefix: str = "") -> None:
+    def __init__(
+        self, connection: S3Connection, prefix: str = "", *, compress: bool = True
+    ) -> None:
+        """``compress=False``: ``.zst`` keys are stored as given (``SealedBlobStore``
+        compresses before it seals)."""
+        self._compress = compress
         self._connection = connection
         self._bucket = connection.bucket
         self._prefix = prefix
+
+    def _compresses(self, key: str) -> bool:
+        return self._compress and is_compressed_key(key)
 
     def object_key(self, key: str) -> str:
         check_blob_key(key)
@@ -57,7 +65,7 @@ class S3BlobStore(BlobStore):
     async def put(self, key: str, data: bytes) -> int:
         name = self.object_key(key)
         body = bytes(data)
-        if is_compressed_key(key):
+        if self._compresses(key):
             body = await compressed(body)
         try:
             with timed(BACKEND, "put"):
@@ -77,7 +85,7 @@ class S3BlobStore(BlobStore):
         upload = _MultipartUpload(self._connection, name)
         compressor = (
             zstandard.ZstdCompressor(level=COMPRESSION_LEVEL).compressobj()
-            if is_compressed_key(key)
+            if self._compresses(key)
             else None
         )
         buffer = bytearray()
@@ -102,7 +110,7 @@ class S3BlobStore(BlobStore):
         self, key: str, chunk_size: int = 65_536, start: int = 0
     ) -> AsyncIterator[bytes]:
         check_stream_range(chunk_size, start)
-        if not is_compressed_key(key):
+        if not self._compresses(key):
             # A ranged GET: only the bytes from ``start`` on cross the network.
             async for chunk in self._object_chunks(key, chunk_size, start):
                 blob_bytes("read", len(chunk))

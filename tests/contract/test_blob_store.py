@@ -8,11 +8,14 @@ import anyio
 import pytest
 import zstandard
 
+from application.backends import Backend
 from application.errors import BlobMissingError
 from application.ports.blob_store import BlobStore
+from infrastructure.crypto.blob_store import SealedBlobStore
 from infrastructure.files.blob_store import FileBlobStore
 from infrastructure.memory.blob_store import MemoryBlobStore
 from tests.contract.blob_data import BOTH_KEYS, KEY, SIZES, ZKEY, chunks_of, temp_files, text_of
+from tests.keys import fresh_keyring
 
 pytestmark = pytest.mark.anyio
 
@@ -20,7 +23,15 @@ pytestmark = pytest.mark.anyio
 BAD_KEYS = ["../x", "/etc/passwd", "a/../../b", "", "a/./b", "a//b", "a\x00b", "..", "a/.."]
 
 
-@pytest.fixture(params=["memory", "file", pytest.param("s3", marks=pytest.mark.s3)])
+@pytest.fixture(
+    params=[
+        "memory",
+        "file",
+        pytest.param("s3", marks=pytest.mark.s3),
+        "sealed-file",
+        pytest.param("sealed-s3", marks=pytest.mark.s3),
+    ]
+)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
     if request.param == "memory":
         return MemoryBlobStore()
@@ -28,7 +39,21 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
         # SeaweedFS, one per session; a fresh key prefix per test (tests/s3_server.py).
         s3: BlobStore = request.getfixturevalue("s3_store")
         return s3
+    if request.param == "sealed-file":
+        return SealedBlobStore(
+            FileBlobStore(tmp_path / "blobs", compress=False), fresh_keyring(), Backend.FILE
+        )
+    if request.param == "sealed-s3":
+        raw: BlobStore = request.getfixturevalue("s3_raw_store")
+        return SealedBlobStore(raw, fresh_keyring(), Backend.S3)
     return FileBlobStore(tmp_path / "blobs")
+
+
+async def on_storage(store: BlobStore, key: str) -> int:
+    """Bytes ``key`` takes on storage: a sealed blob's header and tags included."""
+    if isinstance(store, SealedBlobStore):
+        return await store.inner.stored_size(key)
+    return await store.stored_size(key)
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s}B")
@@ -176,8 +201,9 @@ async def test_entries_list_stored_blobs_by_prefix(store: BlobStore) -> None:
         "evaluations/a/output.txt.zst",
         "evaluations/b/error.txt",
     ]
-    assert entries[1].size == await store.stored_size("evaluations/a/output.txt.zst")
-    assert entries[2].size == 3
+    assert entries[1].size == await on_storage(store, "evaluations/a/output.txt.zst")
+    assert entries[2].size == await on_storage(store, "evaluations/b/error.txt")
+    assert await store.stored_size("evaluations/b/error.txt") == 3
     assert all(entry.modified_at.tzinfo is not None for entry in entries)
     assert len([entry async for entry in store.entries()]) == 4
 

@@ -1,0 +1,1 @@
+"""Encryption at rest: key-encryption keys, sealed blobs (ADR 0031)."""

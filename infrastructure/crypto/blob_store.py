@@ -1,0 +1,271 @@
+"""``SealedBlobStore``: any ``BlobStore`` with its bytes compressed, then sealed (ADR 0031).
+
+It wraps a store built with ``compress=False`` and does the compression itself, so that
+zstd runs on the plaintext and AES-GCM on what zstd made (the other order compresses
+nothing). Blobs written in clear before encryption was turned on are read as they are,
+told apart by their first byte (``sealed.MAGIC``).
+"""
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from enum import StrEnum
+
+import anyio.to_thread
+import zstandard
+
+from application.backends import Backend
+from application.errors import BackendUnavailableError
+from application.ports.blob_store import BlobEntry, BlobStore
+from infrastructure.crypto.keyring import Keyring, UnwrapError
+from infrastructure.crypto.sealed import (
+    HEADER_MAX,
+    SEGMENT,
+    Cipher,
+    Header,
+    SealedDataError,
+    is_sealed,
+    open_all,
+    open_stream,
+    parse_header,
+    plain_size,
+    seal_all,
+    seal_stream,
+    segment_offset,
+)
+from infrastructure.files.blob_store import COMPRESSION_LEVEL, check_stream_range, compressed
+from infrastructure.files.keys import check_blob_key, is_compressed_key
+
+# Sealing this much or more runs in a worker thread, off the event loop.
+_SEAL_IN_THREAD = 256 * 1024
+
+
+class Rewrap(StrEnum):
+    """What ``rewrap`` did to one blob."""
+
+    CURRENT = "current"  # already under the active key
+    REWRAPPED = "rewrapped"  # its data key re-wrapped, its segments untouched
+    SEALED = "sealed"  # stored in clear before, sealed now
+
+
+class SealedBlobStore(BlobStore):
+    """Seals what it writes (when ``seal``) and opens what it reads; clear blobs pass."""
+
+    def __init__(
+        self, inner: BlobStore, keyring: Keyring, backend: Backend, *, seal: bool = True
+    ) -> None:
+        self._inner = inner
+        self._keyring = keyring
+        self._backend = backend
+        self.seals = seal
+
+    @property
+    def inner(self) -> BlobStore:
+        return self._inner
+
+    async def put(self, key: str, data: bytes) -> int:
+        check_blob_key(key)
+        stored = await compressed(bytes(data)) if is_compressed_key(key) else bytes(data)
+        if self.seals:
+            cipher = Cipher.new(self._keyring, key.encode())
+            body = (
+                await anyio.to_thread.run_sync(seal_all, cipher, stored)
+                if len(stored) >= _SEAL_IN_THREAD
+                else seal_all(cipher, stored)
+            )
+        else:
+            body = stored
+        await self._inner.put(key, body)
+        return len(stored)
+
+    async def get(self, key: str) -> bytes:
+        raw = await self._inner.get(key)
+        with self._corrupt(key):
+            if is_sealed(raw):
+                cipher = self._cipher(key, parse_header(raw[:HEADER_MAX]))
+                raw = (
+                    await anyio.to_thread.run_sync(open_all, cipher, raw)
+                    if len(raw) >= _SEAL_IN_THREAD
+                    else open_all(cipher, raw)
+                )
+            if is_compressed_key(key):
+                return zstandard.ZstdDecompressor().decompressobj().decompress(raw)
+        return raw
+
+    async def put_stream(self, key: str, chunks: AsyncIterator[bytes]) -> int:
+        check_blob_key(key)
+        counted = _Counted(_compress(chunks) if is_compressed_key(key) else chunks)
+        source = counted.chunks()
+        if self.seals:
+            source = seal_stream(Cipher.new(self._keyring, key.encode()), source)
+        await self._inner.put_stream(key, source)
+        return counted.size
+
+    async def stream(
+        self, key: str, chunk_size: int = 65_536, start: int = 0
+    ) -> AsyncIterator[bytes]:
+        check_stream_range(chunk_size, start)
+        if is_compressed_key(key):
+            source = _decompress(self._stored(key), key, self._backend)
+            skip = start
+        elif start:
+            source, skip = await self._from(key, start)
+        else:
+            source, skip = self._stored(key), 0
+        async for chunk in _rechunk(source, chunk_size, skip):
+            yield chunk
+
+    async def stream_stored(self, key: str, chunk_size: int = 65_536) -> AsyncIterator[bytes]:
+        if chunk_size <= 0:
+            raise ValueError("chunk_size must be positive")
+        async for chunk in _rechunk(self._stored(key), chunk_size, 0):
+            yield chunk
+
+    async def stored_size(self, key: str) -> int:
+        size = await self._inner.stored_size(key)
+        header = await self._header(key)
+        if header is None:
+            return size
+        with self._corrupt(key):
+            return plain_size(size, header)
+
+    async def delete(self, key: str) -> None:
+        await self._inner.delete(key)
+
+    def entries(self, prefix: str = "") -> AsyncIterator[BlobEntry]:
+        return self._inner.entries(prefix)
+
+    async def rewrap(self, key: str) -> Rewrap:
+        """Put ``key``'s data key under the active KEK (rewriting the header only), or
+        seal a clear blob; the blob's name and plaintext stay the same."""
+        header = await self._header(key)
+        if header is not None and header.kid == self._keyring.active:
+            return Rewrap.CURRENT
+        if header is None:
+            sealed = seal_stream(Cipher.new(self._keyring, key.encode()), self._inner.stream(key))
+            await self._inner.put_stream(key, sealed)
+            return Rewrap.SEALED
+        with self._corrupt(key):
+            data_key = self._keyring.unwrap(header.kid, header.wrapped, key.encode())
+        kid, wrapped = self._keyring.wrap(data_key, key.encode())
+        fresh = Header(kid, wrapped, header.prefix).encode()
+        await self._inner.put_stream(key, _after(fresh, self._inner.stream(key, start=header.size)))
+        return Rewrap.REWRAPPED
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def _stored(self, key: str) -> AsyncIterator[bytes]:
+        """The bytes as stored before sealing: opened when sealed, as they are when clear."""
+        source = self._inner.stream(key)
+        head = bytearray()
+        async for chunk in source:
+            head += chunk
+            if len(head) >= HEADER_MAX:
+                break
+        if not is_sealed(bytes(head)):
+            if head:
+                yield bytes(head)
+            async for chunk in source:
+                yield chunk
+            return
+        with self._corrupt(key):
+            header = parse_header(bytes(head))
+            cipher = self._cipher(key, header)
+            async for plain in open_stream(cipher, _after(bytes(head[header.size :]), source)):
+                yield plain
+
+    async def _from(self, key: str, start: int) -> tuple[AsyncIterator[bytes], int]:
+        """A range read of an uncompressed blob: from the segment that holds ``start``."""
+        header = await self._header(key)
+        if header is None:
+            return self._inner.stream(key, start=start), 0
+        index = start // SEGMENT
+        with self._corrupt(key):
+            cipher = self._cipher(key, header)
+        body = self._inner.stream(key, start=segment_offset(header, index))
+        return self._opened(key, cipher, body, index), start - index * SEGMENT
+
+    async def _opened(
+        self, key: str, cipher: Cipher, body: AsyncIterator[bytes], index: int
+    ) -> AsyncIterator[bytes]:
+        with self._corrupt(key):
+            async for plain in open_stream(cipher, body, index):
+                yield plain
+
+    async def _header(self, key: str) -> Header | None:
+        head = bytearray()
+        source = self._inner.stream(key, chunk_size=HEADER_MAX)
+        try:
+            async for chunk in source:
+                head += chunk
+                if len(head) >= HEADER_MAX:
+                    break
+        finally:
+            await source.aclose()  # type: ignore[attr-defined]
+        if not is_sealed(bytes(head)):
+            return None
+        with self._corrupt(key):
+            return parse_header(bytes(head))
+
+    def _cipher(self, key: str, header: Header) -> Cipher:
+        return Cipher.of(header, self._keyring, key.encode())
+
+    def _corrupt(self, key: str) -> AbstractContextManager[None]:
+        return _corrupt(key, self._backend)
+
+
+@contextmanager
+def _corrupt(key: str, backend: Backend) -> Iterator[None]:
+    """Sealed bytes that do not open, or a zstd frame that does not decode: a corrupt blob."""
+    try:
+        yield
+    except (SealedDataError, UnwrapError, zstandard.ZstdError) as exc:
+        raise BackendUnavailableError(backend, f"blob '{key}' does not open: {exc}") from exc
+
+
+class _Counted:
+    def __init__(self, source: AsyncIterator[bytes]) -> None:
+        self._source = source
+        self.size = 0
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        async for chunk in self._source:
+            self.size += len(chunk)
+            yield chunk
+
+
+async def _after(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    if first:
+        yield first
+    async for chunk in rest:
+        yield chunk
+
+
+async def _compress(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    compressor = zstandard.ZstdCompressor(level=COMPRESSION_LEVEL).compressobj()
+    async for chunk in chunks:
+        if out := compressor.compress(chunk):
+            yield out
+    yield compressor.flush()
+
+
+async def _decompress(
+    chunks: AsyncIterator[bytes], key: str, backend: Backend
+) -> AsyncIterator[bytes]:
+    decompressor = zstandard.ZstdDecompressor().decompressobj()
+    async for chunk in chunks:
+        with _corrupt(key, backend):
+            data = decompressor.decompress(chunk)
+        if data:
+            yield data
+
+
+async def _rechunk(source: AsyncIterator[bytes], size: int, skip: int) -> AsyncIterator[bytes]:
+    """``source`` from byte ``skip`` on, in chunks of at most ``size`` bytes."""
+    async for chunk in source:
+        data = chunk
+        if skip:
+            dropped = min(skip, len(data))
+            data = data[dropped:]
+            skip -= dropped
+        for offset in range(0, len(data), size):
+            yield data[offset : offset + size]

@@ -90,17 +90,30 @@ class NoDirectUrlError(ApplicationError):
     """The payload cannot be linked to: absent, or not in object storage."""
 
     def __init__(
-        self, evaluation_id: str, kind: PayloadKind, location: PayloadLocation | None
+        self,
+        evaluation_id: str,
+        kind: PayloadKind,
+        location: PayloadLocation | None,
+        *,
+        sealed: bool = False,
     ) -> None:
         self.evaluation_id = evaluation_id
         self.kind = kind
         self.location = location
-        super().__init__(
-            f"evaluation '{evaluation_id}' has no {kind}"
-            if location is None
-            else f"the {kind} of evaluation '{evaluation_id}' is stored {location.value}, "
-            "not in object storage"
-        )
+        self.sealed = sealed
+        if location is None:
+            message = f"evaluation '{evaluation_id}' has no {kind}"
+        elif sealed:
+            message = (
+                f"the {kind} of evaluation '{evaluation_id}' is encrypted at rest: a direct "
+                f"link would serve ciphertext; read /evaluations/{evaluation_id}/{kind}"
+            )
+        else:
+            message = (
+                f"the {kind} of evaluation '{evaluation_id}' is stored {location.value}, "
+                "not in object storage"
+            )
+        super().__init__(message)
 
 
 class JournalPendingError(ApplicationError):

@@ -17,6 +17,9 @@ class SignedUrl(msgspec.Struct, frozen=True):
 class BlobUrls(Protocol):
     """Direct, time-limited links to blobs, for stores that can issue them (S3)."""
 
+    # Blobs are encrypted at rest: a link would hand out ciphertext, so none is made.
+    sealed: bool = False
+
     @abstractmethod
     async def signed_get(self, key: str) -> SignedUrl:
         """A presigned GET of ``key``; raises ``BackendUnavailableError`` if none can be made."""

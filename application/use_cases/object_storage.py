@@ -43,6 +43,8 @@ class GetPayloadUrl:
             raise NoDirectUrlError(evaluation_id, kind, None)
         if payload.location is not PayloadLocation.S3 or payload.key is None:
             raise NoDirectUrlError(evaluation_id, kind, payload.location)
+        if self.urls.sealed:
+            raise NoDirectUrlError(evaluation_id, kind, payload.location, sealed=True)
         return await self.urls.signed_get(payload.key)
 
 

@@ -8,7 +8,6 @@ told apart by their first byte (``sealed.MAGIC``).
 
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from enum import StrEnum
 
 import anyio.to_thread
 import zstandard
@@ -16,6 +15,7 @@ import zstandard
 from application.backends import Backend
 from application.errors import BackendUnavailableError
 from application.ports.blob_store import BlobEntry, BlobStore
+from application.ports.sealed_blobs import Rewrap, SealedBlobs
 from infrastructure.crypto.keyring import Keyring, UnwrapError
 from infrastructure.crypto.sealed import (
     HEADER_MAX,
@@ -39,15 +39,7 @@ from infrastructure.files.keys import check_blob_key, is_compressed_key
 _SEAL_IN_THREAD = 256 * 1024
 
 
-class Rewrap(StrEnum):
-    """What ``rewrap`` did to one blob."""
-
-    CURRENT = "current"  # already under the active key
-    REWRAPPED = "rewrapped"  # its data key re-wrapped, its segments untouched
-    SEALED = "sealed"  # stored in clear before, sealed now
-
-
-class SealedBlobStore(BlobStore):
+class SealedBlobStore(BlobStore, SealedBlobs):
     """Seals what it writes (when ``seal``) and opens what it reads; clear blobs pass."""
 
     def __init__(
@@ -140,6 +132,8 @@ class SealedBlobStore(BlobStore):
         header = await self._header(key)
         if header is not None and header.kid == self._keyring.active:
             return Rewrap.CURRENT
+        if header is None and not self.seals:
+            return Rewrap.CLEAR
         if header is None:
             sealed = seal_stream(Cipher.new(self._keyring, key.encode()), self._inner.stream(key))
             await self._inner.put_stream(key, sealed)

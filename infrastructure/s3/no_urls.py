@@ -12,3 +12,9 @@ class NoBlobUrls(BlobUrls):
         raise BackendUnavailableError(
             Backend.S3, f"S3 is not configured (S3_BUCKET); cannot link {key}"
         )
+
+
+class SealedBlobUrls(NoBlobUrls):
+    """Blobs sealed (``ENCRYPTION``): none is linked to, each is read through the service."""
+
+    sealed = True

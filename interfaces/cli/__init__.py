@@ -32,6 +32,8 @@ COMMANDS: dict[str, str] = {
     "s3-lifecycle": "interfaces.cli.objects:s3_lifecycle",
     "replay": "interfaces.cli.failover:replay",
     "relay": "interfaces.cli.relay:relay",
+    "new-key": "interfaces.cli.keys:new_key",
+    "rotate-keys": "interfaces.cli.keys:rotate_keys",
 }
 
 

@@ -165,6 +165,8 @@ def _no_direct_url(exc: NoDirectUrlError) -> ProblemDetailsException:
     """404 when there is no payload to link to; 409 when it is stored elsewhere than S3."""
     if exc.location is None:
         return problem(HTTP_404_NOT_FOUND, f"No {exc.kind}", str(exc), f"no-{exc.kind}")
+    if exc.sealed:
+        return problem(HTTP_409_CONFLICT, "Encrypted at rest", str(exc), "encrypted-at-rest")
     return problem(
         HTTP_409_CONFLICT,
         "Not in object storage",

@@ -8,6 +8,7 @@ from dishka import (
     provide,
 )
 
+from application.backends import Backend
 from application.ports.blob_store import BlobStore
 from application.ports.blob_urls import BlobUrls
 from domain.payload import PayloadLocation
@@ -16,6 +17,7 @@ from infrastructure.files.inspector import FileBlobInspector
 from infrastructure.memory.blob_store import MemoryBlobInspector, MemoryBlobStore
 from infrastructure.s3.no_urls import NoBlobUrls
 from interfaces.providers.keys import BlobInspector
+from interfaces.providers.sealing import BlobSeal
 from interfaces.settings import Settings
 
 
@@ -31,8 +33,8 @@ class FileBlobProvider(Provider):
     scope = Scope.APP
 
     @provide
-    def blobs(self, settings: Settings) -> BlobStore:
-        return FileBlobStore(settings.storage.file_storage_path)
+    def blobs(self, settings: Settings, seal: BlobSeal) -> BlobStore:
+        return sealed_files(settings, seal)
 
     @provide
     def inspector(self, settings: Settings) -> BlobInspector:
@@ -41,6 +43,12 @@ class FileBlobProvider(Provider):
     @provide
     def placement(self) -> BlobPlacement:
         return BlobPlacement()
+
+
+def sealed_files(settings: Settings, seal: BlobSeal) -> BlobStore:
+    """The file store, sealed when encryption is configured."""
+    files = FileBlobStore(settings.storage.file_storage_path, compress=not seal.active)
+    return seal.wrap(files, Backend.FILE)
 
 
 class NoBlobUrlsProvider(Provider):

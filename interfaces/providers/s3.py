@@ -8,14 +8,16 @@ from collections.abc import AsyncIterator
 
 from dishka import Provider, Scope, provide
 
+from application.backends import Backend
 from application.ports.blob_store import BlobStore
 from application.ports.blob_urls import BlobUrls
 from domain.payload import PayloadLocation
-from infrastructure.files.blob_store import FileBlobStore
 from infrastructure.s3.blob_store import S3BlobInspector, S3BlobStore, S3BlobUrls
 from infrastructure.s3.client import S3Connection
-from interfaces.providers.blobs import BlobPlacement
+from infrastructure.s3.no_urls import SealedBlobUrls
+from interfaces.providers.blobs import BlobPlacement, sealed_files
 from interfaces.providers.keys import BlobInspector
+from interfaces.providers.sealing import BlobSeal
 from interfaces.settings import Settings
 
 
@@ -41,11 +43,15 @@ class S3Provider(Provider):
             await connection.close()
 
     @provide
-    def store(self, connection: S3Connection, settings: Settings) -> S3BlobStore:
-        return S3BlobStore(connection, settings.s3.prefix)
+    def store(self, connection: S3Connection, settings: Settings, seal: BlobSeal) -> S3BlobStore:
+        return S3BlobStore(connection, settings.s3.prefix, compress=not seal.active)
 
     @provide
-    def urls(self, store: S3BlobStore, connection: S3Connection, settings: Settings) -> BlobUrls:
+    def urls(
+        self, store: S3BlobStore, connection: S3Connection, settings: Settings, seal: BlobSeal
+    ) -> BlobUrls:
+        if seal.active:
+            return SealedBlobUrls()  # a presigned URL would hand out the sealed bytes
         return S3BlobUrls(store, connection, settings.s3.presign_expiry_s)
 
 
@@ -55,8 +61,8 @@ class S3BlobProvider(Provider):
     scope = Scope.APP
 
     @provide
-    def blobs(self, store: S3BlobStore) -> BlobStore:
-        return store
+    def blobs(self, store: S3BlobStore, seal: BlobSeal) -> BlobStore:
+        return seal.wrap(store, Backend.S3)
 
     @provide
     def inspector(
@@ -65,9 +71,10 @@ class S3BlobProvider(Provider):
         return S3BlobInspector(store, connection, settings.s3.prefix)
 
     @provide
-    def placement(self, settings: Settings) -> BlobPlacement:
-        files: BlobStore = FileBlobStore(settings.storage.file_storage_path)
-        return BlobPlacement(PayloadLocation.S3, {PayloadLocation.FILE: files})
+    def placement(self, settings: Settings, seal: BlobSeal) -> BlobPlacement:
+        return BlobPlacement(
+            PayloadLocation.S3, {PayloadLocation.FILE: sealed_files(settings, seal)}
+        )
 
 
 class TieringPlacementProvider(Provider):
@@ -76,5 +83,7 @@ class TieringPlacementProvider(Provider):
     scope = Scope.APP
 
     @provide(override=True)
-    def placement(self, store: S3BlobStore) -> BlobPlacement:
-        return BlobPlacement(PayloadLocation.FILE, {PayloadLocation.S3: store})
+    def placement(self, store: S3BlobStore, seal: BlobSeal) -> BlobPlacement:
+        return BlobPlacement(
+            PayloadLocation.FILE, {PayloadLocation.S3: seal.wrap(store, Backend.S3)}
+        )

@@ -12,6 +12,7 @@ from interfaces.providers.records import (
     SqlProvider,
     SqlWritePathsProvider,
 )
+from interfaces.providers.sealing import SealProvider
 from interfaces.settings import BlobBackend, Settings, StorageBackend
 
 
@@ -37,5 +38,7 @@ def selected(settings: Settings) -> list[Provider]:
             blobs = [FileBlobProvider(), S3Provider(), TieringPlacementProvider()]
     else:
         blobs = [FileBlobProvider(), NoBlobUrlsProvider()]
+    if settings.storage.backend is not StorageBackend.MEMORY:
+        blobs.append(SealProvider())
     cache: Provider = RedisProvider() if settings.redis.url else InProcessCacheProvider()
     return [CoreProvider(), *records, *blobs, cache, InspectorsProvider()]

@@ -10,12 +10,14 @@ from typing import Any
 
 import msgspec
 
+from infrastructure.crypto.keyring import KeyringError, load_keyring
 from interfaces.settings.model import (
     AccessSettings,
     BlobBackend,
     CacheSettings,
     ChangeSettings,
     DatabaseSettings,
+    EncryptionSettings,
     ExportSettings,
     FailoverSettings,
     FallbackBackend,
@@ -52,6 +54,7 @@ __all__ = [
     "CacheSettings",
     "ChangeSettings",
     "DatabaseSettings",
+    "EncryptionSettings",
     "ExportSettings",
     "FailoverSettings",
     "FallbackBackend",
@@ -172,6 +175,14 @@ def _check(settings: Settings) -> None:
         raise SettingsError(
             "TIER_AFTER_DAYS: tiering moves outputs to S3, so S3_BUCKET must be set"
         )
+    encryption = settings.encryption
+    if encryption.enabled and encryption.keys_file is None:
+        raise SettingsError("ENCRYPTION=on: ENCRYPTION_KEYS_FILE must name the keys file")
+    if encryption.keys_file is not None:
+        try:
+            load_keyring(encryption.keys_file)
+        except KeyringError as exc:
+            raise SettingsError(str(exc)) from None
     if settings.redis.cluster and settings.redis.url is None:
         raise SettingsError("REDIS_CLUSTER=true: REDIS_URL must name a cluster node")
     if storage.compression_threshold > storage.large_file_threshold:

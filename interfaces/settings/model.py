@@ -257,6 +257,18 @@ class ExportSettings(Group, frozen=True, kw_only=True):
     tables: Annotated[tuple[Table, ...], Env(p.export_tables)] = (Table.EVALUATIONS,)
 
 
+class EncryptionSettings(Group, frozen=True, kw_only=True):
+    """Encryption at rest (ADR 0031, docs/security.md)."""
+
+    PREFIX: ClassVar[str] = "ENCRYPTION_"
+
+    # New blobs are sealed; blobs stored in clear before are still read.
+    enabled: Annotated[bool, Env(p.parse_bool, name="ENCRYPTION")] = False
+    # The key-encryption keys (``storage-service new-key --out FILE``); the last is active.
+    # Set without ENCRYPTION=on, sealed blobs are still read but new ones are stored in clear.
+    keys_file: Annotated[Path | None, Env(Path)] = None
+
+
 class ObservabilitySettings(Group, frozen=True, kw_only=True):
     # Spans go to this OTLP collector; None: no tracing at all (nothing installed).
     # The other OTEL_* variables keep their SDK meaning (interfaces/http/tracing.py).
@@ -277,6 +289,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     failover: FailoverSettings = msgspec.field(default_factory=FailoverSettings)
     idempotency: IdempotencySettings = msgspec.field(default_factory=IdempotencySettings)
     observability: ObservabilitySettings = msgspec.field(default_factory=ObservabilitySettings)
+    encryption: EncryptionSettings = msgspec.field(default_factory=EncryptionSettings)
     changes: ChangeSettings = msgspec.field(default_factory=ChangeSettings)
     nats: NatsSettings = msgspec.field(default_factory=NatsSettings)
     export: ExportSettings = msgspec.field(default_factory=ExportSettings)

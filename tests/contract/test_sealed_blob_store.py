@@ -10,7 +10,8 @@ import pytest
 from application.backends import Backend
 from application.errors import BackendUnavailableError
 from application.ports.blob_store import BlobStore
-from infrastructure.crypto.blob_store import Rewrap, SealedBlobStore
+from application.ports.sealed_blobs import Rewrap
+from infrastructure.crypto.blob_store import SealedBlobStore
 from infrastructure.crypto.keyring import Keyring, parse_keyring
 from infrastructure.crypto.sealed import MAGIC, SEALED_SEGMENT, SEGMENT
 from infrastructure.files.blob_store import FileBlobStore
@@ -141,6 +142,8 @@ async def test_rewrap_moves_the_data_key_to_the_active_key(raw: BlobStore, key: 
 
 async def test_rewrap_seals_a_clear_blob(raw: BlobStore) -> None:
     await sealed(raw, fresh_keyring(), seal=False).put(ZKEY, MARKER * 1000)
+    assert await sealed(raw, fresh_keyring(), seal=False).rewrap(ZKEY) is Rewrap.CLEAR
+    assert not (await raw.get(ZKEY)).startswith(MAGIC)
     store = sealed(raw, fresh_keyring())
 
     assert await store.rewrap(ZKEY) is Rewrap.SEALED

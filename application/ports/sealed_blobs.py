@@ -1,0 +1,28 @@
+from abc import abstractmethod
+from collections.abc import AsyncIterator
+from enum import StrEnum
+from typing import Protocol
+
+from application.ports.blob_store import BlobEntry
+
+
+class Rewrap(StrEnum):
+    """What re-wrapping did to one blob."""
+
+    CURRENT = "current"  # already under the active key-encryption key
+    REWRAPPED = "rewrapped"  # its data key re-wrapped; its ciphertext untouched
+    SEALED = "sealed"  # stored in clear before, sealed now (encryption on)
+    CLEAR = "clear"  # stored in clear, and left so (encryption off)
+
+
+class SealedBlobs(Protocol):
+    """A blob store whose blobs carry their data key wrapped by a key-encryption key."""
+
+    @abstractmethod
+    def entries(self, prefix: str = "") -> AsyncIterator[BlobEntry]:
+        """Every blob whose key starts with ``prefix``."""
+
+    @abstractmethod
+    async def rewrap(self, key: str) -> Rewrap:
+        """Put ``key``'s data key under the active key (sealing a clear blob when encryption
+        is on), without re-encrypting its content; the blob's plaintext stays the same."""

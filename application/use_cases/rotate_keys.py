@@ -1,0 +1,52 @@
+"""``rotate-keys``: every sealed blob's data key re-wrapped under the active key."""
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+import msgspec
+
+from application.errors import ApplicationError
+from application.ports.sealed_blobs import Rewrap, SealedBlobs
+
+PREFIX = "evaluations/"
+
+
+class RotationReport(msgspec.Struct, kw_only=True):
+    blobs: int = 0
+    outcomes: dict[str, int] = msgspec.field(default_factory=dict)
+    failed: dict[str, str] = msgspec.field(default_factory=dict)  # key -> why
+
+
+class RotateKeys:
+    """Walks each sealed store's blobs and re-wraps those under an older key.
+
+    A blob already under the active key is skipped, so an interrupted run is resumed by
+    running it again: nothing is done twice.
+    """
+
+    def __init__(self, stores: Sequence[SealedBlobs], skip: Callable[[str], bool]) -> None:
+        self._stores = stores
+        self._skip = skip  # not a blob (the record mirror's own files)
+
+    async def keys(self) -> list[tuple[int, str]]:
+        """(store index, key) of every blob to look at, for a progress bar's total."""
+        return [
+            (index, entry.key)
+            for index, store in enumerate(self._stores)
+            async for entry in store.entries(PREFIX)
+            if not self._skip(entry.key)
+        ]
+
+    async def execute(
+        self, keys: list[tuple[int, str]], advance: Callable[[int], None] = lambda _: None
+    ) -> RotationReport:
+        outcomes: Counter[Rewrap] = Counter()
+        report = RotationReport(blobs=len(keys))
+        for index, key in keys:
+            try:
+                outcomes[await self._stores[index].rewrap(key)] += 1
+            except ApplicationError as exc:
+                report.failed[key] = str(exc)
+            advance(1)
+        report.outcomes = {outcome.value: outcomes[outcome] for outcome in Rewrap}
+        return report

@@ -1,0 +1,195 @@
+"""``ENCRYPTION=on`` through the API and the CLI, on every configuration: outputs and errors
+read back whole, by range and as zstd, while the bytes on disk and in S3 hold none of their
+text; clear blobs from before still read; ``new-key`` and ``rotate-keys`` (ADR 0031)."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from litestar.testing import TestClient
+
+from application.services.payloads import is_mirror_file
+from infrastructure.crypto.sealed import MAGIC
+from interfaces.cli import main
+from interfaces.settings import Settings
+from tests.integration.conftest import ClientFactory, client_of
+from tests.integration.test_api_s3 import _bucket
+from tests.integration.test_cli_fsck import environment
+
+MARKER = "PLAINTEXT-MARKER-c0ffee"
+OUTPUT = f"{MARKER} line ✓ of output\n" * 12_000  # > 100 KiB: a blob, zstd
+ERROR = f"{MARKER} Traceback line\n" * 6_000
+
+
+def _cli(env: dict[str, str], *args: str) -> Result:
+    result = CliRunner().invoke(main, list(args), env=env)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    return result
+
+
+def _new_key(path: Path) -> str:
+    result = _cli({}, "new-key", "--out", str(path))
+    assert result.exit_code == 0, result.output
+    return result.output.strip()
+
+
+def _blobs(settings: Settings) -> dict[str, bytes]:
+    """Every blob file of the tree: the output, the error and, unless the record mirror
+    keeps the record (whose copies are not blobs), the ``metadata.json`` snapshot."""
+    root = Path(settings.storage.file_storage_path)
+    mirrored = settings.storage.file_mirror
+    return {
+        path.relative_to(root).as_posix(): path.read_bytes()
+        for path in (root / "evaluations").rglob("*")
+        if path.is_file() and not (mirrored and is_mirror_file(path.relative_to(root).as_posix()))
+    }
+
+
+def _per_evaluation(settings: Settings) -> int:
+    return 2 if settings.storage.file_mirror else 3
+
+
+def _create(client: TestClient[Any], evaluation_id: str) -> None:
+    created = client.post("/evaluations", json={"id": evaluation_id, "code": "print(1)"})
+    assert created.status_code == 200, created.text
+    updated = client.put(f"/evaluations/{evaluation_id}", json={"output": OUTPUT, "error": ERROR})
+    assert updated.status_code == 200, updated.text
+
+
+def _reads_back(client: TestClient[Any], evaluation_id: str) -> None:
+    output = client.get(f"/evaluations/{evaluation_id}/output")
+    assert output.status_code == 200 and output.text == OUTPUT
+    assert client.get(f"/evaluations/{evaluation_id}/error").text == ERROR
+    ranged = client.get(
+        f"/evaluations/{evaluation_id}/output", headers={"Range": "bytes=100000-100099"}
+    )
+    assert ranged.status_code == 206
+    assert ranged.content == OUTPUT.encode()[100_000:100_100]
+    complete = client.get(f"/evaluations/{evaluation_id}/complete").json()
+    assert complete["evaluation"]["output"] == OUTPUT
+
+
+def test_outputs_are_sealed_on_disk_and_read_back(
+    make_client: ClientFactory, backend_settings: Settings, tmp_path: Path
+) -> None:
+    keys = tmp_path / "keys"
+    _new_key(keys)
+    client = make_client(encryption={"enabled": True, "keys_file": keys})
+    _create(client, "sealed-1")
+
+    _reads_back(client, "sealed-1")
+    zstd = client.get("/evaluations/sealed-1/output", headers={"Accept-Encoding": "zstd"})
+    assert zstd.status_code == 200
+    assert zstd.headers["content-encoding"] == "zstd"  # the stored frame, opened, passed on
+    assert zstd.text == OUTPUT  # decoded by the client
+
+    blobs = _blobs(backend_settings)
+    assert len(blobs) == _per_evaluation(backend_settings), sorted(blobs)
+    for name, data in blobs.items():
+        assert data.startswith(MAGIC), name
+        assert MARKER.encode() not in data, name
+
+
+def test_clear_blobs_stay_readable_and_rotate_keys_seals_and_rewraps_them(
+    make_client: ClientFactory, backend_settings: Settings, tmp_path: Path
+) -> None:
+    clear = make_client()
+    _create(clear, "clear-1")
+    keys = tmp_path / "keys"
+    first = _new_key(keys)
+    on = {"enabled": True, "keys_file": keys}
+    sealed = make_client(encryption=on)
+    _create(sealed, "sealed-1")
+    _reads_back(sealed, "clear-1")
+    each = _per_evaluation(backend_settings)
+    assert sum(MARKER.encode() in data for data in _blobs(backend_settings).values()) == each
+
+    env = {
+        **environment(backend_settings),
+        "ENCRYPTION": "on",
+        "ENCRYPTION_KEYS_FILE": str(keys),
+    }
+    rotated = _cli(env, "rotate-keys", "--json")
+    assert rotated.exit_code == 0, rotated.output
+    report = json.loads(rotated.output)
+    assert report["outcomes"] == {"current": each, "rewrapped": 0, "sealed": each, "clear": 0}
+    assert not any(MARKER.encode() in data for data in _blobs(backend_settings).values())
+
+    second = _new_key(keys)
+    assert second != first
+    again = json.loads(_cli(env, "rotate-keys", "--json").output)
+    assert again["outcomes"]["rewrapped"] == 2 * each
+    # Every blob is under the second key now: the first can leave the file.
+    keys.write_text(keys.read_text().splitlines()[1] + "\n")
+    fresh = make_client(encryption=on)
+    _reads_back(fresh, "clear-1")
+    _reads_back(fresh, "sealed-1")
+
+
+def test_a_keyring_without_the_key_answers_503_not_garbage(
+    make_client: ClientFactory, tmp_path: Path
+) -> None:
+    keys = tmp_path / "keys"
+    _new_key(keys)
+    _create(make_client(encryption={"enabled": True, "keys_file": keys}), "sealed-1")
+    other = tmp_path / "other-keys"
+    _new_key(other)
+    client = make_client(encryption={"enabled": True, "keys_file": other}, cache={"enabled": False})
+
+    answer = client.get("/evaluations/sealed-1/output")
+
+    assert answer.status_code == 503
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert MARKER not in answer.text
+
+
+def test_new_key_refuses_to_append_to_a_file_that_is_not_a_keys_file(tmp_path: Path) -> None:
+    garbage = tmp_path / "keys"
+    garbage.write_text("not a key\n")
+
+    result = _cli({}, "new-key", "--out", str(garbage))
+
+    assert result.exit_code == 2
+    assert "line 1" in result.output
+    assert garbage.read_text() == "not a key\n"
+
+
+def test_serve_refuses_encryption_without_a_keys_file(tmp_path: Path) -> None:
+    result = _cli(
+        {"ENCRYPTION": "on", "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'db'}"}, "serve"
+    )
+    assert result.exit_code == 2
+    assert "ENCRYPTION_KEYS_FILE" in result.output
+
+
+@pytest.mark.s3
+@pytest.mark.anyio
+async def test_s3_objects_are_sealed_and_not_linked_to(
+    s3_env: dict[str, str], tmp_path: Path
+) -> None:
+    keys = tmp_path / "keys"
+    _new_key(keys)
+    env = {**s3_env, "BLOB_BACKEND": "s3", "ENCRYPTION": "on", "ENCRYPTION_KEYS_FILE": str(keys)}
+    for client in client_of(env):
+        _create(client, "s3-sealed")
+        _reads_back(client, "s3-sealed")
+        link = client.get("/evaluations/s3-sealed/output-url")
+        assert link.status_code == 409, link.text
+        assert link.json()["type"].endswith("encrypted-at-rest")
+        served = client.get("/evaluations/s3-sealed/output?redirect=true", follow_redirects=False)
+        assert served.status_code == 200 and served.text == OUTPUT
+
+    async with _bucket(env) as connection:
+        listed = await connection.client.list_objects_v2(
+            Bucket=env["S3_BUCKET"], Prefix=env["S3_PREFIX"]
+        )
+        names = [item["Key"] for item in listed.get("Contents", [])]
+        blobs = [name for name in names if not name.endswith("metadata.json")]
+        assert len(blobs) == 2, names
+        for name in names:
+            got = await connection.client.get_object(Bucket=env["S3_BUCKET"], Key=name)
+            data = await got["Body"].read()
+            assert data.startswith(MAGIC), name
+            assert MARKER.encode() not in data, name

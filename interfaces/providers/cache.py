@@ -8,10 +8,12 @@ from dishka import (
     provide,
 )
 
+from application.ports.cache import Cache
 from application.ports.log_tail import LogTail
 from application.ports.running_registry import RunningRegistry
 from application.ports.worker_logs import WorkerLogs
 from application.services.record_cache import RecordCache
+from infrastructure.crypto.cache import SealedCache
 from infrastructure.memory.cache import MemoryCache, MemoryCacheInspector
 from infrastructure.memory.log_tail import MemoryLogTail, NoLogTail
 from infrastructure.memory.running_registry import MemoryRunningRegistry
@@ -23,6 +25,7 @@ from infrastructure.redis.log_tail import RedisLogTail
 from infrastructure.redis.running_registry import RedisRunningRegistry
 from infrastructure.redis.worker_logs import RedisWorkerLogs
 from interfaces.providers.keys import CacheInspector
+from interfaces.providers.sealing import BlobSeal
 from interfaces.settings import Settings
 
 
@@ -41,12 +44,17 @@ class RedisProvider(Provider):
         await connection.close()
 
     @provide
-    def record_cache(self, connection: RedisConnection, settings: Settings) -> RecordCache:
+    def record_cache(
+        self, connection: RedisConnection, settings: Settings, seal: BlobSeal
+    ) -> RecordCache:
         if not settings.cache.enabled:
             return RecordCache(None)
-        return RecordCache(
-            RedisCache(connection, ttl_seconds=settings.cache.ttl, prefix=settings.redis.key_prefix)
+        cache: Cache = RedisCache(
+            connection, ttl_seconds=settings.cache.ttl, prefix=settings.redis.key_prefix
         )
+        if seal.keyring is not None:  # a cached record holds code, metadata, inline output
+            cache = SealedCache(cache, seal.keyring, seal=seal.seal)
+        return RecordCache(cache)
 
     @provide
     def running(self, connection: RedisConnection, settings: Settings) -> RunningRegistry:
@@ -63,7 +71,8 @@ class RedisProvider(Provider):
 
     @provide
     def log_tail(self, connection: RedisConnection, settings: Settings) -> LogTail:
-        if not settings.cache.enabled:
+        if not settings.cache.enabled or settings.encryption.enabled:
+            # Log text is not copied into Redis in clear: tails are read from the log store.
             return NoLogTail()
         return RedisLogTail(
             connection,

@@ -38,7 +38,5 @@ def selected(settings: Settings) -> list[Provider]:
             blobs = [FileBlobProvider(), S3Provider(), TieringPlacementProvider()]
     else:
         blobs = [FileBlobProvider(), NoBlobUrlsProvider()]
-    if settings.storage.backend is not StorageBackend.MEMORY:
-        blobs.append(SealProvider())
     cache: Provider = RedisProvider() if settings.redis.url else InProcessCacheProvider()
-    return [CoreProvider(), *records, *blobs, cache, InspectorsProvider()]
+    return [CoreProvider(), SealProvider(), *records, *blobs, cache, InspectorsProvider()]

@@ -9,10 +9,12 @@ import anyio.lowlevel
 import pytest
 
 from application.ports.cache import Cache
+from infrastructure.crypto.cache import SealedCache
 from infrastructure.memory.cache import MemoryCache, MemoryCacheInspector
 from infrastructure.redis.cache import RedisCache
 from infrastructure.redis.connection import RedisConnection
 from infrastructure.redis.inspector import RedisInspector
+from tests.keys import fresh_keyring
 from tests.redis_cluster import ADAPTER_PARAMS, drop_keys, redis_target
 from tests.services import TEST_REDIS_URL, drop_redis_keys, redis_test_prefix
 
@@ -29,7 +31,7 @@ class Harness:
     counters: Callable[[], tuple[int, int]]
 
 
-@pytest.fixture(params=ADAPTER_PARAMS)
+@pytest.fixture(params=[*ADAPTER_PARAMS, pytest.param("sealed-redis", marks=pytest.mark.redis)])
 async def harness(request: pytest.FixtureRequest, anyio_backend: str) -> AsyncIterator[Harness]:
     if request.param == "memory":
         now = [1000.0]
@@ -47,8 +49,11 @@ async def harness(request: pytest.FixtureRequest, anyio_backend: str) -> AsyncIt
     async def wait() -> None:
         await anyio.sleep(TTL + 0.15)
 
+    outer: Cache = cache
+    if request.param == "sealed-redis":  # ENCRYPTION=on: entries sealed, versions as they are
+        outer = SealedCache(cache, fresh_keyring())
     try:
-        yield Harness(cache, wait, lambda: (cache.hits, cache.misses))
+        yield Harness(outer, wait, lambda: (cache.hits, cache.misses))
     finally:
         await drop_keys(prefix, url, cluster)
         await connection.close()

@@ -2,21 +2,25 @@
 read back whole, by range and as zstd, while the bytes on disk and in S3 hold none of their
 text; clear blobs from before still read; ``new-key`` and ``rotate-keys`` (ADR 0031)."""
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio as redis
 from click.testing import CliRunner, Result
 from litestar.testing import TestClient
 
 from application.services.payloads import is_mirror_file
 from infrastructure.crypto.sealed import MAGIC
 from interfaces.cli import main
-from interfaces.settings import Settings
+from interfaces.http.app import create_app
+from interfaces.settings import Settings, load_settings
 from tests.integration.conftest import ClientFactory, client_of
 from tests.integration.test_api_s3 import _bucket
 from tests.integration.test_cli_fsck import environment
+from tests.services import TEST_REDIS_URL, migrated_postgres_database, redis_test_keys
 
 MARKER = "PLAINTEXT-MARKER-c0ffee"
 OUTPUT = f"{MARKER} line ✓ of output\n" * 12_000  # > 100 KiB: a blob, zstd
@@ -193,3 +197,71 @@ async def test_s3_objects_are_sealed_and_not_linked_to(
             data = await got["Body"].read()
             assert data.startswith(MAGIC), name
             assert MARKER.encode() not in data, name
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_redis_holds_no_plaintext(tmp_path: Path) -> None:
+    """Cached records (code, metadata, inline output) are sealed; log text never goes there."""
+    keys = tmp_path / "keys"
+    _new_key(keys)
+    with redis_test_keys() as prefix, migrated_postgres_database() as url:
+        settings = load_settings(
+            {},
+            database={"url": url},
+            storage={"file_storage_path": tmp_path / "files"},
+            redis={"url": TEST_REDIS_URL, "key_prefix": prefix},
+            encryption={"enabled": True, "keys_file": keys},
+        )
+        with TestClient(create_app(settings)) as client:
+            created = client.post(
+                "/evaluations",
+                json={"id": "cached-1", "code": f"print('{MARKER}')", "metadata": {"m": MARKER}},
+            )
+            assert created.status_code == 200, created.text
+            running = {"status": "running", "output": f"{MARKER} inline"}
+            assert client.put("/evaluations/cached-1", json=running).status_code == 200
+            logged = client.post("/evaluations/cached-1/logs", json={"content": f"{MARKER}\n"})
+            assert logged.status_code == 200
+            for _ in range(2):  # a miss fills the cache, the next read is a hit
+                record = client.get("/evaluations/cached-1").json()
+                assert record["output"] == f"{MARKER} inline"
+                assert record["code"] == f"print('{MARKER}')"
+            assert MARKER in client.get("/evaluations/cached-1/logs").text
+            stats = client.get("/storage/cache/details").json()
+            assert stats["info"]["classes"]["records"]["keys"] >= 1
+
+        values = asyncio.run(_redis_values(prefix))
+        assert any(name.startswith(f"{prefix}eval:{{cached-1}}") for name in values), values
+        for name, value in values.items():
+            assert MARKER.encode() not in value, name
+            assert b"inline" not in value, name
+
+
+async def _redis_values(prefix: str) -> dict[str, bytes]:
+    """Every value under ``prefix``: strings, hash fields, set members, list items."""
+    client = redis.Redis.from_url(TEST_REDIS_URL)
+    found: dict[str, bytes] = {}
+    try:
+        async for raw in client.scan_iter(match=f"{prefix}*"):
+            name = _raw(raw).decode()
+            kind = _raw(await client.type(name)).decode()
+            parts: list[bytes | str]
+            if kind == "string":
+                parts = [await client.get(name) or b""]
+            elif kind == "hash":
+                parts = [_raw(k) + b"=" + _raw(v) for k, v in (await client.hgetall(name)).items()]
+            elif kind == "set":
+                parts = list(await client.smembers(name))
+            elif kind == "list":
+                parts = list(await client.lrange(name, 0, -1))
+            else:
+                parts = [_raw(await client.dump(name) or b"")]
+            found[name] = b"\n".join(_raw(part) for part in parts)
+    finally:
+        await client.aclose()
+    return found
+
+
+def _raw(value: bytes | str) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()

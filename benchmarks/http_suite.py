@@ -8,7 +8,8 @@ with it (a shared machine drifts):
    the minimal app of the HTTP ceilings (``ceiling_app``, on the same database, Redis
    prefix and a temp directory of its own) and a second service instance with
    ``ENABLE_CACHING=false`` on the same storage (for get_cold), and a third with
-   ``FILE_MIRROR=true`` (for the mirrored create and update), same server and workers;
+   ``FILE_MIRROR=true`` (for the mirrored create and update), and a fourth with
+   ``ENCRYPTION=on`` (get_hot and update_large sealed), same server and workers;
 2. seed the records the scenarios need through the API (``seeding``), then ``ANALYZE``;
 3. hello-world, hello-world + Redis GET; health, get_hot; the minimal list page, list;
    raw asyncpg INSERT and PK SELECT; create, create_keyed (each with an
@@ -46,6 +47,7 @@ from benchmarks.seeding import analyze, read_all, record_ids, seed_records
 from benchmarks.servers import ROOT, RunningServer, uvicorn_server
 from benchmarks.wrk_load import run_wrk
 from domain.status import EvaluationStatus
+from infrastructure.crypto.keyring import append_new_key
 
 DOC = ROOT / "docs" / "benchmarks.md"
 SECTION = "make bench"
@@ -166,6 +168,21 @@ class Suite:
                     "large",
                     target=0.50,
                 ),
+                # ENCRYPTION=on: the cached record sealed in Redis, the 200 KB blob sealed.
+                Scenario(
+                    "get_hot_sealed",
+                    "get.lua",
+                    lambda _: [self.prefix(HOT), str(READ_SET[HOT])],
+                    "cached",
+                    instance="sealed",
+                ),
+                Scenario(
+                    "update_large_sealed",
+                    "update.lua",
+                    lambda _: [*per_thread(LARGE)(""), str(LARGE_OUTPUT)],
+                    "large",
+                    instance="sealed",
+                ),
             )
         }
 
@@ -254,6 +271,8 @@ class Suite:
             lambda tag: [*large.args(tag), LARGE_CEILING_PATH],
         )
         await self.scenario(large)
+        await self.scenario(scenarios["update_large_sealed"])
+        await self.scenario(scenarios["get_hot_sealed"])
 
 
 def _git(*args: str) -> str:
@@ -296,6 +315,8 @@ async def run(config: BenchConfig, *, write: bool) -> str:
     async with deployment(config) as deployed:
         suite = Suite(config, deployed, run_tag)
         cold_env = {**deployed.env, "ENABLE_CACHING": "false"}
+        keys = deployed.workdir / "encryption-keys"
+        append_new_key(keys)
         async with (
             uvicorn_server(
                 CEILING_FACTORY,
@@ -316,8 +337,20 @@ async def run(config: BenchConfig, *, write: bool) -> str:
                 workers=config.workers,
                 log=deployed.workdir / "mirrored.log",
             ) as mirrored,
+            service_server(
+                {
+                    **deployed.env,
+                    "ENCRYPTION": "on",
+                    "ENCRYPTION_KEYS_FILE": str(keys),
+                    # Its own cache entries, sealed (the others' are in clear).
+                    "REDIS_KEY_PREFIX": deployed.env["REDIS_KEY_PREFIX"] + "sealed:",
+                },
+                workers=config.workers,
+                log=deployed.workdir / "sealed.log",
+            ) as sealed,
         ):
-            suite.servers.update(ceiling=ceiling_app, cold=cold, mirrored=mirrored)
+            servers = {"ceiling": ceiling_app, "cold": cold, "mirrored": mirrored}
+            suite.servers.update(servers, sealed=sealed)
             print(f"seeding ({time.perf_counter() - clock:.0f} s)", flush=True)
             await suite.seed()
             print(f"measuring ({time.perf_counter() - clock:.0f} s)", flush=True)
@@ -336,6 +369,9 @@ async def run(config: BenchConfig, *, write: bool) -> str:
         f"FILE_MIRROR=true (the same scenarios on a third instance): create "
         f"{rates['create_mirrored'] / rates['create']:.0%} and update_small "
         f"{rates['update_small_mirrored'] / rates['update_small']:.0%} of the unmirrored rate.",
+        f"ENCRYPTION=on (a fourth instance, after the unsealed runs): update_large "
+        f"{rates['update_large_sealed'] / rates['update_large']:.0%} and get_hot "
+        f"{rates['get_hot_sealed'] / rates['get_hot']:.0%} of the unsealed rate.",
     ]
     text = render(suite.rows, ceilings, context_line(config, started, load, postgres), extra)
     print()

@@ -32,6 +32,9 @@ from application.backends import Backend
 from application.errors import BackendUnavailableError
 from application.intents import ENTRY_DECODER, ENTRY_ENCODER, JournalEntry
 from application.ports.journal import Journal, JournalStats
+from infrastructure.crypto.lines import PREFIX as SEALED_LINE
+from infrastructure.crypto.lines import LineSeal
+from infrastructure.crypto.sealed import SealedDataError
 from infrastructure.files.durable import fsync_dir
 from infrastructure.metrics import journaled
 
@@ -40,6 +43,7 @@ SUFFIX = ".jsonl"
 # A fully replayed segment that held lines no version of the service could read.
 CORRUPT_SUFFIX = ".corrupt"
 LOCK_NAME = ".replay.lock"
+_CONTEXT = b"journal"
 
 log = structlog.get_logger(__name__)
 
@@ -57,7 +61,9 @@ class FileJournal(Journal):
     name = "file"
     durable = True
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, seal: LineSeal | None = None) -> None:
+        """``seal``: each line sealed (``ENCRYPTION=on``); clear lines are still read."""
+        self._seal = seal
         self.directory = root / "journal"
         self._fd: int | None = None
         self._last_sequence = 0
@@ -70,7 +76,7 @@ class FileJournal(Journal):
         async with self._lock:
             sequence = max(self._last_sequence + 1, time.time_ns())
             stored = msgspec.structs.replace(entry, sequence=sequence)
-            line = ENTRY_ENCODER.encode(stored) + b"\n"
+            line = self._encode(stored) + b"\n"
             try:
                 await anyio.to_thread.run_sync(self._append_line, line)
             except OSError as error:
@@ -122,6 +128,27 @@ class FileJournal(Journal):
             raise
         self._fd = fd
         return fd
+
+    def _encode(self, entry: JournalEntry) -> bytes:
+        data = ENTRY_ENCODER.encode(entry)
+        return data if self._seal is None else self._seal.seal(data, _CONTEXT)
+
+    def _decode(self, line: bytes) -> JournalEntry:
+        """An entry from its line; ``msgspec.DecodeError`` when it cannot be read."""
+        if self._seal is not None:
+            try:
+                line = self._seal.open(line, _CONTEXT)
+            except SealedDataError as error:
+                raise msgspec.DecodeError(f"a sealed line does not open: {error}") from None
+        elif line.startswith(SEALED_LINE):
+            raise msgspec.DecodeError("a sealed line, and no ENCRYPTION_KEYS_FILE")
+        return ENTRY_DECODER.decode(line)
+
+    def _entry_id(self, line: bytes) -> str | None:
+        try:
+            return self._decode(line).id
+        except msgspec.DecodeError:
+            return None
 
     async def has_pending(self) -> bool:
         try:
@@ -185,7 +212,7 @@ class FileJournal(Journal):
         complete = data[: data.rfind(b"\n") + 1]
         for line in complete.splitlines():
             try:
-                segment.entries.append(ENTRY_DECODER.decode(line))
+                segment.entries.append(self._decode(line))
             except msgspec.DecodeError:
                 log.error("journal_line_unreadable", segment=path.name)
         segment.offset += len(complete)
@@ -215,7 +242,7 @@ class FileJournal(Journal):
                 data = handle.read()
                 complete = data[: data.rfind(b"\n") + 1]
                 lines = complete.splitlines()
-                found = [_entry_id(line) for line in lines]
+                found = [self._entry_id(line) for line in lines]
                 ids = {entry_id for entry_id in found if entry_id is not None}
                 unreadable = found.count(None)
                 applied = ids & done
@@ -260,13 +287,6 @@ class FileJournal(Journal):
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-
-
-def _entry_id(line: bytes) -> str | None:
-    try:
-        return ENTRY_DECODER.decode(line).id
-    except msgspec.DecodeError:
-        return None
 
 
 def _rewrite(path: Path, lines: list[bytes]) -> None:

@@ -32,6 +32,7 @@ from application.services.payloads import PayloadStore
 from application.services.publisher import RecordPublisher
 from application.use_cases.update_evaluation import ChangeApplier, ConflictBudget, RecordWriter
 from domain.audit import AuditContext
+from infrastructure.crypto.lines import LineSeal
 from infrastructure.files.idempotency import FileIdempotencyStore
 from infrastructure.files.journal import FileJournal
 from infrastructure.memory.audit import MemoryAuditLog
@@ -41,6 +42,7 @@ from infrastructure.memory.idempotency import MemoryIdempotencyStore
 from infrastructure.memory.journal import MemoryJournal, NoJournal
 from infrastructure.memory.mirror import NoRecordMirror
 from infrastructure.memory.running_registry import MemoryRunningRegistry
+from interfaces.providers.sealing import BlobSeal
 from interfaces.scratch import ContainerScratchStores
 from interfaces.settings import FallbackBackend, Settings
 
@@ -49,13 +51,14 @@ class FailoverProvider(Provider):
     """Every write's path: the record writer, the journal and its scratch deployment."""
 
     @provide(scope=Scope.APP)
-    async def journal(self, settings: Settings) -> AsyncIterator[Journal]:
+    async def journal(self, settings: Settings, seal: BlobSeal) -> AsyncIterator[Journal]:
         if settings.storage.fallback_backend is FallbackBackend.MEMORY:
             yield MemoryJournal()
         elif settings.storage.fallback_backend is FallbackBackend.NONE:
             yield NoJournal()
         else:
-            journal = FileJournal(settings.storage.file_storage_path)
+            lines = None if seal.keyring is None else LineSeal(seal.keyring, seal=seal.seal)
+            journal = FileJournal(settings.storage.file_storage_path, lines)
             yield journal
             journal.close()
 

@@ -30,6 +30,7 @@ from application.ports.unit_of_work import UnitOfWork
 from application.ports.warehouse import WarehouseScan
 from domain.evaluation import Evaluation
 from domain.identifiers import parse_evaluation_id
+from infrastructure.crypto.lines import LineSeal
 from infrastructure.files.journal import FileJournal
 from infrastructure.memory.audit import MemoryAuditLog
 from infrastructure.memory.changes import MemoryChangeFeed
@@ -64,6 +65,7 @@ from infrastructure.sql.timeline import SqlEventLog, SqlLogStore
 from infrastructure.sql.unit_of_work import SqlUnitOfWork
 from infrastructure.sql.warehouse_scan import SqlWarehouseScan
 from interfaces.settings import DatabaseSettings
+from tests.keys import fresh_keyring
 from tests.services import migrated_postgres_database
 
 
@@ -268,13 +270,17 @@ def make_evaluation(
     return Evaluation(**values)
 
 
-@pytest.fixture
-def file_journals(tmp_path: Path) -> Iterator[Callable[[], FileJournal]]:
-    """Makes FileJournal instances over one root (each one a "process"); closes them all."""
+@pytest.fixture(params=["clear", "sealed"])
+def file_journals(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Callable[[], FileJournal]]:
+    """Makes FileJournal instances over one root (each one a "process"); closes them all.
+    ``sealed``: every line sealed (``ENCRYPTION=on``), all instances sharing one keyring."""
     made: list[FileJournal] = []
+    seal = LineSeal(fresh_keyring()) if request.param == "sealed" else None
 
     def make() -> FileJournal:
-        journal = FileJournal(tmp_path)
+        journal = FileJournal(tmp_path, seal)
         made.append(journal)
         return journal
 

@@ -23,9 +23,12 @@ from application.intents import (
     JournalEntry,
 )
 from application.ports.journal import Journal, JournalStats
+from infrastructure.crypto.lines import PREFIX as SEALED_LINE
+from infrastructure.crypto.lines import LineSeal
 from infrastructure.files.journal import FileJournal
 from infrastructure.memory.journal import MemoryJournal, NoJournal
 from tests.contract.journal_entries import assert_replays_alone, entry, ids, segments
+from tests.keys import fresh_keyring
 
 pytestmark = pytest.mark.anyio
 
@@ -281,14 +284,18 @@ async def test_an_append_is_on_disk_and_fsynced_when_it_returns(
     stored = await journal.append(entry(1, intent=AppendLogIntent("é ✓\n")))
 
     (segment,) = segments(tmp_path)
-    line = ENTRY_ENCODER.encode(stored) + b"\n"
-    assert segment.read_bytes() == line
+    line = segment.read_bytes()
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    # In clear, the entry's JSON; sealed, one sealed line of it.
+    assert line == ENTRY_ENCODER.encode(stored) + b"\n" or line.startswith(SEALED_LINE)
+    assert await journal.pending() == [stored]
     assert segment.stat().st_ino in synced  # the data
     assert (tmp_path / "journal").stat().st_ino in synced  # the new segment's name
 
     synced.clear()
     second = await journal.append(entry(2))
-    assert segment.read_bytes() == line + ENTRY_ENCODER.encode(second) + b"\n"
+    assert segment.read_bytes().startswith(line) and segment.read_bytes().count(b"\n") == 2
+    assert await journal.pending() == [stored, second]
     assert synced == [segment.stat().st_ino]
 
 
@@ -351,3 +358,30 @@ async def test_no_journal_refuses_every_write() -> None:
     await assert_refuses_writes_and_holds_nothing(journal)
     assert await journal.pending_for("eval_1") == []
     assert await journal.discard(["entry_1"]) == set()
+
+
+async def test_a_sealed_journal_holds_no_plaintext_and_reads_clear_lines(tmp_path: Path) -> None:
+    marker = "PLAINTEXT-MARKER-journal ✓\n"
+    clear = FileJournal(tmp_path)
+    before = await clear.append(entry(1, intent=AppendLogIntent(marker)))
+    clear.close()
+    sealed = FileJournal(tmp_path, LineSeal(fresh_keyring()))
+    after = await sealed.append(entry(2, intent=AppendLogIntent(marker)))
+
+    assert await sealed.pending() == [before, after]  # the clear line from before is read
+    written = [path.read_bytes() for path in segments(tmp_path)]
+    assert sum(b"PLAINTEXT-MARKER-journal" in data for data in written) == 1  # the clear one
+    sealed.close()
+
+
+async def test_sealed_lines_without_their_key_are_kept_for_an_operator(tmp_path: Path) -> None:
+    writer = FileJournal(tmp_path, LineSeal(fresh_keyring()))
+    first = await writer.append(entry(1))
+    writer.close()
+    stranger = FileJournal(tmp_path, LineSeal(fresh_keyring()))
+
+    assert await stranger.pending() == []  # unreadable, never guessed at
+    assert await FileJournal(tmp_path).pending() == []  # no keys at all: the same
+    await stranger.discard([first.id])
+    assert len(segments(tmp_path)) == 1  # nothing applied: the segment stays
+    stranger.close()

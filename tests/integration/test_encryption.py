@@ -4,18 +4,27 @@ text; clear blobs from before still read; ``new-key`` and ``rotate-keys`` (ADR 0
 
 import asyncio
 import json
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis.asyncio as redis
 from click.testing import CliRunner, Result
+from dishka import make_async_container
 from litestar.testing import TestClient
 
+from application.commands import NewEvaluation
+from application.intents import CreateIntent, JournalEntry
+from application.ports.journal import Journal
 from application.services.payloads import is_mirror_file
+from domain.identifiers import EvaluationId
+from infrastructure.crypto.lines import PREFIX as SEALED_LINE
 from infrastructure.crypto.sealed import MAGIC
 from interfaces.cli import main
 from interfaces.http.app import create_app
+from interfaces.providers import build_providers
 from interfaces.settings import Settings, load_settings
 from tests.integration.conftest import ClientFactory, client_of
 from tests.integration.test_api_s3 import _bucket
@@ -265,3 +274,38 @@ async def _redis_values(prefix: str) -> dict[str, bytes]:
 
 def _raw(value: bytes | str) -> bytes:
     return value if isinstance(value, bytes) else value.encode()
+
+
+@pytest.mark.anyio
+async def test_the_failover_journal_seals_its_lines(
+    backend_settings: Settings, tmp_path: Path
+) -> None:
+    """The service's own journal (as wired) seals an accepted write's entry on disk."""
+    keys = tmp_path / "keys"
+    _new_key(keys)
+    settings = backend_settings.changed(encryption={"enabled": True, "keys_file": keys})
+    container = make_async_container(*build_providers(settings), context={Settings: settings})
+    try:
+        journal = await container.get(Journal)
+        await journal.append(
+            JournalEntry(
+                id=uuid.uuid4().hex,
+                evaluation_id="journaled-1",
+                at=datetime.now(UTC),
+                intent=CreateIntent(
+                    NewEvaluation(code=f"print('{MARKER}')", id=EvaluationId("journaled-1"))
+                ),
+                actor="key:gateway",
+            )
+        )
+        (pending,) = await journal.pending()
+        assert isinstance(pending.intent, CreateIntent)
+        assert MARKER in pending.intent.new.code
+    finally:
+        await container.close()
+    segments = list((Path(settings.storage.file_storage_path) / "journal").glob("*.jsonl"))
+    assert segments
+    for segment in segments:
+        data = segment.read_bytes()
+        assert data.startswith(SEALED_LINE)
+        assert MARKER.encode() not in data

@@ -38,11 +38,11 @@ def snapshot_key(evaluation_id: EvaluationId) -> str:
 
 
 # What the record mirror (``FILE_MIRROR``) keeps beside an evaluation's blobs: never a blob.
-MIRROR_NAMES = frozenset({"metadata.json", "events.jsonl", "log.txt"})
+MIRROR_NAMES = frozenset({"metadata.json", "events.jsonl", "log.txt", "log.sealed"})
 
 
 def is_mirror_file(key: str) -> bool:
-    """``evaluations/{id}/metadata.json``, ``events.jsonl`` or ``log.txt``."""
+    """``evaluations/{id}/metadata.json``, ``events.jsonl``, ``log.txt`` or ``log.sealed``."""
     parts = key.split("/")
     return len(parts) == 3 and parts[0] == "evaluations" and parts[2] in MIRROR_NAMES
 

@@ -8,6 +8,11 @@ written at its own byte offset, so pieces committed in one order and mirrored
 in another still land where the log has them, and a piece that never arrived
 reads back as a gap of NUL bytes (text never holds NUL: the API refuses it).
 Everything is fsync'd before the call returns.
+
+With a ``LineSeal`` (``ENCRYPTION=on``) every file is sealed (ADR 0031): ``metadata.json``
+is one sealed line, each event line is sealed on its own, and each log piece is a sealed
+line of ``log.sealed`` naming its offset (a sealed piece cannot be written at its byte
+offset). Files from before, in clear, are still read beside them.
 """
 
 import builtins
@@ -32,6 +37,9 @@ from application.queries import RecordTally
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from domain.timeline import EvaluationEvent, LogChunk, log_with_gaps
+from infrastructure.crypto.lines import PREFIX as SEALED_PREFIX
+from infrastructure.crypto.lines import LineSeal
+from infrastructure.crypto.sealed import SealedDataError
 from infrastructure.files.durable import (
     FILE_MODE,
     AtomicWrite,
@@ -51,7 +59,8 @@ MIRROR_FAILURES = Counter(
 RECORD_NAME = "metadata.json"
 EVENTS_NAME = "events.jsonl"
 LOG_NAME = "log.txt"
-MIRROR_NAMES = frozenset({RECORD_NAME, EVENTS_NAME, LOG_NAME})
+SEALED_LOG_NAME = "log.sealed"
+MIRROR_NAMES = frozenset({RECORD_NAME, EVENTS_NAME, LOG_NAME, SEALED_LOG_NAME})
 EVALUATIONS_DIR = "evaluations"
 
 _encoder = msgspec.json.Encoder()
@@ -74,16 +83,94 @@ class _EventId(msgspec.Struct):
     event_id: str
 
 
+class _Piece(msgspec.Struct):
+    """One log piece of ``log.sealed``: where it goes and what it holds."""
+
+    offset: int
+    content: str
+
+
 _version_of = msgspec.json.Decoder(_Version)
 _event_ids = msgspec.json.Decoder(_EventId)
+_pieces = msgspec.json.Decoder(_Piece)
+
+
+class _Files:
+    """Reads and writes one evaluation's files, sealed or in clear (``seal``)."""
+
+    def __init__(self, directory: Path, seal: LineSeal | None) -> None:
+        self.directory = directory
+        self._seal = seal
+
+    def _context(self, name: str) -> bytes:
+        return f"mirror|{self.directory.name}|{name}".encode()
+
+    def out(self, name: str, data: bytes) -> bytes:
+        return data if self._seal is None else self._seal.seal(data, self._context(name))
+
+    def into(self, name: str, data: bytes) -> bytes:
+        """The bytes of a line or file; ``msgspec.DecodeError`` when a sealed one is not
+        readable (torn, tampered with, or its key is not in the keys file)."""
+        if self._seal is None:
+            if data.startswith(SEALED_PREFIX):
+                raise msgspec.DecodeError("sealed, and no ENCRYPTION_KEYS_FILE")
+            return data
+        try:
+            return self._seal.open(data, self._context(name))
+        except SealedDataError as error:
+            raise msgspec.DecodeError(f"sealed and does not open: {error}") from None
+
+    def record_bytes(self) -> bytes:
+        return self.into(RECORD_NAME, (self.directory / RECORD_NAME).read_bytes())
+
+    def event_lines(self) -> builtins.list[bytes]:
+        try:
+            return (self.directory / EVENTS_NAME).read_bytes().splitlines()
+        except FileNotFoundError:
+            return []
+
+    def log_size(self) -> int:
+        """Bytes of the log copied (a stat, unless pieces are sealed)."""
+        if not (self.directory / SEALED_LOG_NAME).exists():
+            try:
+                return (self.directory / LOG_NAME).stat().st_size
+            except FileNotFoundError:
+                return 0
+        return len(self.log_bytes([]))
+
+    def log_bytes(self, problems: builtins.list[str]) -> bytes:
+        """The log as it was copied: ``log.txt``'s bytes with ``log.sealed``'s pieces in
+        place (a piece that never arrived is NUL bytes)."""
+        try:
+            data = bytearray((self.directory / LOG_NAME).read_bytes())
+        except FileNotFoundError:
+            data = bytearray()
+        path = self.directory / SEALED_LOG_NAME
+        try:
+            lines = path.read_bytes().splitlines()
+        except FileNotFoundError:
+            return bytes(data)
+        for number, line in enumerate(lines, start=1):
+            try:
+                piece = _pieces.decode(self.into(SEALED_LOG_NAME, line))
+            except (msgspec.DecodeError, msgspec.ValidationError) as error:
+                problems.append(f"{path}: line {number} unreadable ({error})")
+                continue
+            content = piece.content.encode()
+            end = piece.offset + len(content)
+            if end > len(data):
+                data.extend(bytes(end - len(data)))
+            data[piece.offset : end] = content
+        return bytes(data)
 
 
 class FileRecordMirror(RecordMirror, MirrorReader):
     """``RecordMirror`` and ``MirrorReader`` under one root (``FILE_STORAGE_PATH``)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, seal: LineSeal | None = None) -> None:
         self._root = root
         self._evaluations = root / EVALUATIONS_DIR
+        self._seal = seal
 
     def directory(self, evaluation_id: EvaluationId) -> Path:
         return self._evaluations / evaluation_id
@@ -125,16 +212,20 @@ class FileRecordMirror(RecordMirror, MirrorReader):
             make_dirs(directory, self._root)
         return directory
 
+    def _files(self, directory: Path) -> _Files:
+        return _Files(directory, self._seal)
+
     def _write_record(self, evaluation: Evaluation) -> None:
         directory = self._open_directory(evaluation.id)
+        files = self._files(directory)
         path = directory / RECORD_NAME
         with locked_directory(directory):
             with contextlib.suppress(FileNotFoundError, msgspec.DecodeError):
-                if _version_of.decode(path.read_bytes()).version >= evaluation.version:
+                if _version_of.decode(files.record_bytes()).version >= evaluation.version:
                     return  # a newer (or the same) version got here first
             write = AtomicWrite(path, self._root)
             try:
-                write.handle.write(_encoder.encode(evaluation))
+                write.handle.write(files.out(RECORD_NAME, _encoder.encode(evaluation)))
             except BaseException:
                 write.discard()
                 raise
@@ -142,11 +233,18 @@ class FileRecordMirror(RecordMirror, MirrorReader):
 
     def _append_event(self, event: EvaluationEvent) -> None:
         directory = self._open_directory(event.evaluation_id)
+        line = self._files(directory).out(EVENTS_NAME, _encoder.encode(event))
         with locked_directory(directory):
-            self._append(directory / EVENTS_NAME, _encoder.encode(event) + b"\n", None)
+            self._append(directory / EVENTS_NAME, line + b"\n", None)
 
     def _write_log(self, chunk: LogChunk) -> None:
         directory = self._open_directory(chunk.evaluation_id)
+        if self._seal is not None:
+            piece = _encoder.encode(_Piece(offset=chunk.offset, content=chunk.content))
+            line = self._files(directory).out(SEALED_LOG_NAME, piece)
+            with locked_directory(directory):
+                self._append(directory / SEALED_LOG_NAME, line + b"\n", None)
+            return
         with locked_directory(directory):
             self._append(directory / LOG_NAME, chunk.content.encode(), chunk.offset)
 
@@ -197,7 +295,7 @@ class FileRecordMirror(RecordMirror, MirrorReader):
             found: dict[str, RecordTally] = {}
             for name in self.directories():
                 with contextlib.suppress(OSError, msgspec.DecodeError):
-                    found[name] = _tally(self._evaluations / name)
+                    found[name] = _tally(self._files(self._evaluations / name))
             return found
 
         return await anyio.to_thread.run_sync(read)
@@ -205,22 +303,18 @@ class FileRecordMirror(RecordMirror, MirrorReader):
     async def evaluations(self) -> AsyncIterator[MirroredEvaluation | Unreadable]:
         names = await anyio.to_thread.run_sync(lambda: sorted(self.directories()))
         for name in names:
-            yield await anyio.to_thread.run_sync(read_mirrored, self._evaluations / name)
+            directory = self._evaluations / name
+            yield await anyio.to_thread.run_sync(read_mirrored, directory, self._seal)
 
 
-def _tally(directory: Path) -> RecordTally:
+def _tally(files: _Files) -> RecordTally:
     """A copy's version, distinct event ids and log bytes (raises for an unreadable record)."""
-    version = _version_of.decode((directory / RECORD_NAME).read_bytes()).version
+    version = _version_of.decode(files.record_bytes()).version
     events: set[str] = set()
-    with contextlib.suppress(FileNotFoundError):
-        for line in (directory / EVENTS_NAME).read_bytes().splitlines():
-            with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
-                events.add(_event_ids.decode(line).event_id)
-    try:
-        log_bytes = (directory / LOG_NAME).stat().st_size
-    except FileNotFoundError:
-        log_bytes = 0
-    return RecordTally(version=version, events=len(events), log_bytes=log_bytes)
+    for line in files.event_lines():
+        with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
+            events.add(_event_ids.decode(files.into(EVENTS_NAME, line)).event_id)
+    return RecordTally(version=version, events=len(events), log_bytes=files.log_size())
 
 
 def _write_all(fd: int, data: bytes, offset: int) -> None:
@@ -233,11 +327,12 @@ def _write_all(fd: int, data: bytes, offset: int) -> None:
         view, offset = view[written:], offset + written
 
 
-def read_mirrored(directory: Path) -> MirroredEvaluation | Unreadable:
+def read_mirrored(directory: Path, seal: LineSeal | None = None) -> MirroredEvaluation | Unreadable:
     """One evaluation's copy; what is torn or missing in it is named in ``problems``."""
+    files = _Files(directory, seal)
     path = directory / RECORD_NAME
     try:
-        record = _records.decode(path.read_bytes())
+        record = _records.decode(files.record_bytes())
     except FileNotFoundError:
         return Unreadable(path=str(path), reason="no metadata.json")
     except (OSError, msgspec.DecodeError, msgspec.ValidationError) as error:
@@ -245,21 +340,18 @@ def read_mirrored(directory: Path) -> MirroredEvaluation | Unreadable:
     if record.id != directory.name:
         return Unreadable(path=str(path), reason=f"holds {record.id!r}, not {directory.name!r}")
     problems: builtins.list[str] = []
-    events = _read_events(directory / EVENTS_NAME, problems)
-    text = _read_log(directory / LOG_NAME, problems)
+    events = _read_events(files, problems)
+    text = _read_log(files, problems)
     return MirroredEvaluation(record=record, events=events, log=text, problems=problems)
 
 
-def _read_events(path: Path, problems: builtins.list[str]) -> builtins.list[EvaluationEvent]:
-    try:
-        lines = path.read_bytes().splitlines()
-    except FileNotFoundError:
-        return []
+def _read_events(files: _Files, problems: builtins.list[str]) -> builtins.list[EvaluationEvent]:
+    path = files.directory / EVENTS_NAME
     seen: set[str] = set()
     events: builtins.list[EvaluationEvent] = []
-    for number, line in enumerate(lines, start=1):
+    for number, line in enumerate(files.event_lines(), start=1):
         try:
-            event = _events.decode(line)
+            event = _events.decode(files.into(EVENTS_NAME, line))
         except (msgspec.DecodeError, msgspec.ValidationError) as error:
             problems.append(f"{path}: line {number} unreadable ({error})")
             continue
@@ -270,12 +362,9 @@ def _read_events(path: Path, problems: builtins.list[str]) -> builtins.list[Eval
     return events
 
 
-def _read_log(path: Path, problems: builtins.list[str]) -> str:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return ""
-    text, gap = log_with_gaps(data)
+def _read_log(files: _Files, problems: builtins.list[str]) -> str:
+    text, gap = log_with_gaps(files.log_bytes(problems))
     if gap is not None:
+        path = files.directory / LOG_NAME
         problems.append(f"{path}: a piece never written at byte {gap} (blank in the rebuilt log)")
     return text

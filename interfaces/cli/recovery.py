@@ -41,6 +41,7 @@ from interfaces.cli.common import (
     run,
     summary,
 )
+from interfaces.providers.sealing import blob_seal
 from interfaces.settings import Settings, StorageBackend, file_index_path
 
 logger = logging.getLogger("storage_service.recovery")
@@ -48,7 +49,7 @@ logger = logging.getLogger("storage_service.recovery")
 
 def restore_from_tree(settings: Settings, source: Path, *, show_progress: bool) -> RebuildReport:
     """Restore every evaluation of ``source`` the (migrated) database does not hold."""
-    mirror = FileRecordMirror(source)
+    mirror = FileRecordMirror(source, blob_seal(settings).lines())
     own_tree = source.resolve() == settings.storage.file_storage_path.resolve()
 
     async def rebuild(container: AsyncContainer) -> RebuildReport:
@@ -272,7 +273,7 @@ def check_file_index(
                 check.rebuild = build_file_index(settings, show_progress=show_progress)
         return check
     upgrade(settings.database.url)
-    mirror = FileRecordMirror(root)
+    mirror = FileRecordMirror(root, blob_seal(settings).lines())
 
     async def compare(container: AsyncContainer) -> None:
         tree = await mirror.tallies()

@@ -71,6 +71,7 @@ from infrastructure.memory.mirror import NoRecordMirror
 from interfaces import acting
 from interfaces.live import LiveFeed
 from interfaces.providers.blobs import BlobPlacement
+from interfaces.providers.sealing import BlobSeal
 from interfaces.settings import Settings
 from interfaces.storage_configuration import storage_configuration
 
@@ -97,9 +98,9 @@ class CoreProvider(Provider):
         )
 
     @provide(scope=Scope.APP)
-    def mirror(self, settings: Settings) -> RecordMirror:
+    def mirror(self, settings: Settings, seal: BlobSeal) -> RecordMirror:
         if settings.storage.file_mirror:
-            return FileRecordMirror(settings.storage.file_storage_path)
+            return FileRecordMirror(settings.storage.file_storage_path, seal.lines())
         return NoRecordMirror()
 
     @provide(scope=Scope.APP)

@@ -32,7 +32,6 @@ from application.services.payloads import PayloadStore
 from application.services.publisher import RecordPublisher
 from application.use_cases.update_evaluation import ChangeApplier, ConflictBudget, RecordWriter
 from domain.audit import AuditContext
-from infrastructure.crypto.lines import LineSeal
 from infrastructure.files.idempotency import FileIdempotencyStore
 from infrastructure.files.journal import FileJournal
 from infrastructure.memory.audit import MemoryAuditLog
@@ -57,8 +56,7 @@ class FailoverProvider(Provider):
         elif settings.storage.fallback_backend is FallbackBackend.NONE:
             yield NoJournal()
         else:
-            lines = None if seal.keyring is None else LineSeal(seal.keyring, seal=seal.seal)
-            journal = FileJournal(settings.storage.file_storage_path, lines)
+            journal = FileJournal(settings.storage.file_storage_path, seal.lines())
             yield journal
             journal.close()
 

@@ -8,6 +8,7 @@ from application.backends import Backend
 from application.ports.blob_store import BlobStore
 from infrastructure.crypto.blob_store import SealedBlobStore
 from infrastructure.crypto.keyring import Keyring, load_keyring
+from infrastructure.crypto.lines import LineSeal
 from interfaces.settings import Settings
 
 
@@ -22,6 +23,10 @@ class BlobSeal:
     def active(self) -> bool:
         """Whether stores are wrapped: a store under it is built with ``compress=False``."""
         return self.keyring is not None
+
+    def lines(self) -> LineSeal | None:
+        """What seals the journal's lines and the record mirror's files."""
+        return None if self.keyring is None else LineSeal(self.keyring, seal=self.seal)
 
     def wrap(self, store: BlobStore, backend: Backend) -> BlobStore:
         if self.keyring is None:

@@ -19,9 +19,11 @@ from application.ports.record_mirror import MirroredEvaluation, Unreadable
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from domain.timeline import EvaluationEvent, LogChunk
+from infrastructure.crypto.lines import LineSeal
 from infrastructure.files.mirror import FileRecordMirror
 from infrastructure.memory.mirror import MemoryRecordMirror
 from tests.factories import EvaluationFactory
+from tests.keys import fresh_keyring
 
 pytestmark = pytest.mark.anyio
 
@@ -29,10 +31,12 @@ Mirror = MemoryRecordMirror | FileRecordMirror
 T0 = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["memory", "file"])
+@pytest.fixture(params=["memory", "file", "sealed-file"])
 def mirror(request: pytest.FixtureRequest, tmp_path: Path) -> Mirror:
     if request.param == "memory":
         return MemoryRecordMirror()
+    if request.param == "sealed-file":  # ENCRYPTION=on
+        return FileRecordMirror(tmp_path / "files", LineSeal(fresh_keyring()))
     return FileRecordMirror(tmp_path / "files")
 
 
@@ -216,3 +220,57 @@ def _failures(operation: str) -> float:
         "crucible_storage_mirror_failures_total", {"operation": operation}
     )
     return value or 0.0
+
+
+# --- sealed (ENCRYPTION=on) ---------------------------------------------------------------
+
+MARKER = "PLAINTEXT-MARKER-mirror"
+
+
+async def test_a_sealed_copy_holds_no_plaintext_and_reads_back(tmp_path: Path) -> None:
+    keyring = fresh_keyring()
+    files = FileRecordMirror(tmp_path / "files", LineSeal(keyring))
+    evaluation = EvaluationFactory.build(code=f"print('{MARKER}')", metadata={"m": MARKER})
+    await files.record(evaluation)
+    await files.event(msgspec.structs.replace(_event(evaluation, "e", 1), message=MARKER))
+    await files.log(_piece(evaluation, 10, f"{MARKER}\n"))  # "first ✓" is 9 bytes
+    await files.log(_piece(evaluation, 0, "first ✓"))  # out of order, and a gap of one byte
+
+    directory = files.directory(evaluation.id)
+    assert sorted(os.listdir(directory)) == ["events.jsonl", "log.sealed", "metadata.json"]
+    for path in directory.iterdir():
+        assert MARKER.encode() not in path.read_bytes(), path.name
+    found = await _only(files)
+    assert found.record == evaluation
+    assert [event.message for event in found.events] == [MARKER]
+    assert found.log == f"first ✓ {MARKER}\n"
+    assert len(found.problems) == 1  # the byte that never arrived
+    tally = (await files.tallies())[evaluation.id]
+    assert (tally.version, tally.events, tally.log_bytes) == (evaluation.version, 1, 10 + 24)
+
+    # Without the key (or with none), the copy is unreadable, never guessed at.
+    for stranger in (FileRecordMirror(tmp_path / "files", LineSeal(fresh_keyring())),):
+        (unreadable,) = await _read(stranger)
+        assert isinstance(unreadable, Unreadable)
+    (plain,) = await _read(FileRecordMirror(tmp_path / "files"))
+    assert isinstance(plain, Unreadable) and "ENCRYPTION_KEYS_FILE" in plain.reason
+
+
+async def test_a_copy_begun_in_clear_goes_on_sealed(tmp_path: Path) -> None:
+    evaluation = EvaluationFactory.build()
+    clear = FileRecordMirror(tmp_path / "files")
+    await clear.record(evaluation)
+    await clear.event(_event(evaluation, "before", 1))
+    await clear.log(_piece(evaluation, 0, "clear part\n"))
+
+    sealed = FileRecordMirror(tmp_path / "files", LineSeal(fresh_keyring()))
+    newer = msgspec.structs.replace(evaluation, version=evaluation.version + 1)
+    await sealed.record(newer)
+    await sealed.event(_event(evaluation, "after", 2))
+    await sealed.log(_piece(evaluation, 11, "sealed part\n"))
+
+    found = await _only(sealed)
+    assert found.record == newer
+    assert [event.event_id for event in found.events] == ["before", "after"]
+    assert found.log == "clear part\nsealed part\n"
+    assert found.problems == []

@@ -309,3 +309,47 @@ async def test_the_failover_journal_seals_its_lines(
         data = segment.read_bytes()
         assert data.startswith(SEALED_LINE)
         assert MARKER.encode() not in data
+
+
+def test_the_record_mirror_is_sealed_and_a_database_rebuilds_from_it(
+    make_client: ClientFactory, backend_settings: Settings, tmp_path: Path
+) -> None:
+    keys = tmp_path / "keys"
+    _new_key(keys)
+    client = make_client(
+        storage={"file_mirror": True}, encryption={"enabled": True, "keys_file": keys}
+    )
+    created = client.post(
+        "/evaluations",
+        json={"id": "mirrored-1", "code": f"print('{MARKER}')", "metadata": {"m": MARKER}},
+    )
+    assert created.status_code == 200, created.text
+    assert client.put("/evaluations/mirrored-1", json={"output": OUTPUT}).status_code == 200
+    event = {"type": "progress", "message": MARKER}
+    assert client.post("/evaluations/mirrored-1/events", json=event).status_code == 200
+    assert client.post("/evaluations/mirrored-1/logs", json={"content": MARKER}).status_code == 200
+
+    tree = Path(backend_settings.storage.file_storage_path)
+    copy = tree / "evaluations" / "mirrored-1"
+    assert {"metadata.json", "events.jsonl", "log.sealed"} <= {p.name for p in copy.iterdir()}
+    for path in tree.rglob("*"):
+        if path.is_file() and "index" not in path.relative_to(tree).parts:
+            assert MARKER.encode() not in path.read_bytes(), path
+
+    database = f"sqlite+aiosqlite:///{tmp_path / 'rebuilt.db'}"
+    env = {
+        "DATABASE_URL": database,
+        "FILE_STORAGE_PATH": str(tree),
+        "ENCRYPTION": "on",
+        "ENCRYPTION_KEYS_FILE": str(keys),
+        "LOG_LEVEL": "WARNING",
+    }
+    rebuilt = _cli(env, "rebuild-database", "--from", str(tree), "--json")
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert json.loads(rebuilt.output)["restored"] == 1
+    for reader in client_of(env):
+        complete = reader.get("/evaluations/mirrored-1/complete").json()
+        assert complete["evaluation"]["code"] == f"print('{MARKER}')"
+        assert complete["evaluation"]["output"] == OUTPUT
+        assert [e["message"] for e in complete["events"]] == [MARKER]
+        assert complete["logs"] == MARKER

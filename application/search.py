@@ -9,6 +9,7 @@ which RE2 lacks, are refused rather than read differently by two engines.
 """
 
 import functools
+from dataclasses import dataclass
 from enum import StrEnum
 
 import msgspec
@@ -185,3 +186,11 @@ def record_texts(evaluation: Evaluation, search: TextSearch) -> list[SearchText]
                 SearchText(evaluation_id=owner, field=field, text=payload.tail, start=start)
             )
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class SearchAvailability:
+    """Whether the stored texts can be searched: not when they are sealed (``ENCRYPTION=on``:
+    the database holds only ciphertext, which no pattern matches)."""
+
+    sealed: bool = False

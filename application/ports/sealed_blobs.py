@@ -1,5 +1,7 @@
 from abc import abstractmethod
+from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
@@ -26,3 +28,26 @@ class SealedBlobs(Protocol):
     async def rewrap(self, key: str) -> Rewrap:
         """Put ``key``'s data key under the active key (sealing a clear blob when encryption
         is on), without re-encrypting its content; the blob's plaintext stays the same."""
+
+
+@dataclass(frozen=True, slots=True)
+class RewrapBatch:
+    """One transaction of ``SealedRows.rewrap``: the rows it looked at, and what each of
+    their sealed (or clear) values became."""
+
+    rows: int
+    outcomes: Counter[Rewrap]
+
+
+class SealedRows(Protocol):
+    """The database's sealed text values (records, events, log pieces)."""
+
+    @abstractmethod
+    async def count(self) -> int:
+        """Rows to look at (for a progress bar's total)."""
+
+    @abstractmethod
+    def rewrap(self, batch_size: int) -> AsyncIterator[RewrapBatch]:
+        """Re-wrap every sealed value under the active key (sealing clear values when
+        encryption is on), a batch of rows per transaction. A value changed meanwhile by a
+        write is left as that write stored it (already under the active key)."""

@@ -1,4 +1,5 @@
-"""``rotate-keys``: every sealed blob's data key re-wrapped under the active key."""
+"""``rotate-keys``: every sealed blob's and database value's data key re-wrapped under the
+active key."""
 
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -6,26 +7,38 @@ from collections.abc import Callable, Sequence
 import msgspec
 
 from application.errors import ApplicationError
-from application.ports.sealed_blobs import Rewrap, SealedBlobs
+from application.ports.sealed_blobs import Rewrap, SealedBlobs, SealedRows
 
 PREFIX = "evaluations/"
+ROW_BATCH = 500
 
 
 class RotationReport(msgspec.Struct, kw_only=True):
+    """``outcomes``: per blob; ``values``: per sealed value of the database's ``rows``."""
+
     blobs: int = 0
     outcomes: dict[str, int] = msgspec.field(default_factory=dict)
+    rows: int = 0
+    values: dict[str, int] = msgspec.field(default_factory=dict)
     failed: dict[str, str] = msgspec.field(default_factory=dict)  # key -> why
 
 
 class RotateKeys:
-    """Walks each sealed store's blobs and re-wraps those under an older key.
+    """Walks each sealed store's blobs, then the database's rows, and re-wraps what an
+    older key wraps.
 
-    A blob already under the active key is skipped, so an interrupted run is resumed by
+    What is already under the active key is skipped, so an interrupted run is resumed by
     running it again: nothing is done twice.
     """
 
-    def __init__(self, stores: Sequence[SealedBlobs], skip: Callable[[str], bool]) -> None:
+    def __init__(
+        self,
+        stores: Sequence[SealedBlobs],
+        rows: SealedRows | None,
+        skip: Callable[[str], bool],
+    ) -> None:
         self._stores = stores
+        self._rows = rows
         self._skip = skip  # not a blob (the record mirror's own files)
 
     async def keys(self) -> list[tuple[int, str]]:
@@ -37,8 +50,14 @@ class RotateKeys:
             if not self._skip(entry.key)
         ]
 
+    async def row_count(self) -> int:
+        return 0 if self._rows is None else await self._rows.count()
+
     async def execute(
-        self, keys: list[tuple[int, str]], advance: Callable[[int], None] = lambda _: None
+        self,
+        keys: list[tuple[int, str]],
+        advance_blobs: Callable[[int], None] = lambda _: None,
+        advance_rows: Callable[[int], None] = lambda _: None,
     ) -> RotationReport:
         outcomes: Counter[Rewrap] = Counter()
         report = RotationReport(blobs=len(keys))
@@ -47,6 +66,13 @@ class RotateKeys:
                 outcomes[await self._stores[index].rewrap(key)] += 1
             except ApplicationError as exc:
                 report.failed[key] = str(exc)
-            advance(1)
+            advance_blobs(1)
         report.outcomes = {outcome.value: outcomes[outcome] for outcome in Rewrap}
+        values: Counter[Rewrap] = Counter()
+        if self._rows is not None:
+            async for batch in self._rows.rewrap(ROW_BATCH):
+                report.rows += batch.rows
+                values.update(batch.outcomes)
+                advance_rows(batch.rows)
+        report.values = {outcome.value: values[outcome] for outcome in Rewrap}
         return report

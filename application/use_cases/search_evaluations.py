@@ -6,7 +6,7 @@ from application.errors import InvalidRequestError, StatementTimeoutError
 from application.ports.evaluation_pages import EvaluationPages
 from application.ports.search_texts import SearchTexts
 from application.queries import EvaluationPage, EvaluationQuery, ProjectedPage
-from application.search import TextMatch, TextSearch, matches_in
+from application.search import SearchAvailability, TextMatch, TextSearch, matches_in
 from application.use_cases.list_evaluations import check_list, projection_of
 from domain.identifiers import EvaluationId
 from domain.limits import InputLimits
@@ -25,6 +25,7 @@ class SearchEvaluations:
     pages: EvaluationPages
     texts: SearchTexts
     limits: InputLimits
+    availability: SearchAvailability
 
     async def execute(self, query: EvaluationQuery, fields: frozenset[str] | None) -> SearchPage:
         """The page ``query`` (whose filter holds the search) selects; ``fields`` projects it.
@@ -34,6 +35,12 @@ class SearchEvaluations:
         """
         search = query.filter.search
         assert search is not None, "a search query holds its search"
+        if self.availability.sealed:
+            raise InvalidRequestError(
+                "q_regex" if search.regex else "q",
+                "text search is off: with ENCRYPTION=on the texts are sealed in the "
+                "database, where no search can read them",
+            )
         check_list(query, self.limits)
         try:
             page: EvaluationPage | ProjectedPage

@@ -25,6 +25,7 @@ from application.queries import (
 )
 from application.search import SearchField, TextSearch
 from domain.evaluation import Evaluation
+from infrastructure.crypto.columns import NO_COLUMN_SEAL, ColumnSeal
 from infrastructure.postgres.transaction import PgTransaction
 from infrastructure.sql.evaluation_queries import prefix_upper_bound
 from infrastructure.sql.rows import (
@@ -175,15 +176,16 @@ def page_statement(shape: _Shape) -> str:
     )
 
 
-def _record(row: Any) -> Evaluation:
+def _record(row: Any, seal: ColumnSeal) -> Evaluation:
     """The record of a page's row, which ends with the total's column."""
-    return evaluation_from_values(row[:-1])
+    return evaluation_from_values(row[:-1], seal)
 
 
 class PgEvaluationPages(EvaluationPages):
     """Pages on the request's connection: one round trip, rows converted once."""
 
-    def __init__(self, transaction: PgTransaction) -> None:
+    def __init__(self, transaction: PgTransaction, seal: ColumnSeal = NO_COLUMN_SEAL) -> None:
+        self._seal = seal
         self._transaction = transaction
 
     async def _fetch(
@@ -201,8 +203,8 @@ class PgEvaluationPages(EvaluationPages):
 
     async def list(self, query: EvaluationQuery) -> EvaluationPage:
         rows, total = await self._fetch(query, RECORD_COLUMNS)
-        return evaluation_page(rows, query.limit, total, _record)
+        return evaluation_page(rows, query.limit, total, lambda row: _record(row, self._seal))
 
     async def list_fields(self, query: EvaluationQuery, fields: frozenset[str]) -> ProjectedPage:
         rows, total = await self._fetch(query, tuple(page_columns(fields)))
-        return projected_page(rows, query.limit, total, fields)
+        return projected_page(rows, query.limit, total, fields, self._seal)

@@ -11,6 +11,7 @@ from application.ports.evaluation_repository import EvaluationRepository
 from application.queries import Projection
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
+from infrastructure.crypto.columns import NO_COLUMN_SEAL, ColumnSeal
 from infrastructure.postgres.transaction import HeldWrite, PgTransaction, rows_affected
 from infrastructure.sql.rows import (
     evaluation_from_row,
@@ -44,15 +45,16 @@ UPDATE = (
 SELECT_VERSION = "SELECT version FROM evaluations WHERE id = $1"
 
 
-def _arguments(evaluation: Evaluation, names: tuple[str, ...]) -> list[Any]:
-    values = evaluation_values(evaluation)
+def _arguments(evaluation: Evaluation, names: tuple[str, ...], seal: ColumnSeal) -> list[Any]:
+    values = evaluation_values(evaluation, seal)
     return [values[name] for name in names]
 
 
 class PgEvaluationRepository(EvaluationRepository):
     """Optimistically versioned records: ``update`` only wins from the version it read."""
 
-    def __init__(self, transaction: PgTransaction) -> None:
+    def __init__(self, transaction: PgTransaction, seal: ColumnSeal = NO_COLUMN_SEAL) -> None:
+        self._seal = seal
         self._transaction = transaction
 
     async def add(self, evaluation: Evaluation) -> None:
@@ -62,20 +64,20 @@ class PgEvaluationRepository(EvaluationRepository):
             if rows_affected(status) != 1:
                 raise DuplicateEvaluationError(evaluation.id)
 
-        arguments = tuple(_arguments(evaluation, _COLUMNS))
+        arguments = tuple(_arguments(evaluation, _COLUMNS, self._seal))
         await self._transaction.hold(HeldWrite(INSERT, arguments, check, joinable=evaluation.id))
 
     async def get(self, evaluation_id: EvaluationId) -> Evaluation | None:
         row = await self._transaction.read(
             lambda connection: connection.fetchrow(SELECT_LIVE, evaluation_id)
         )
-        return None if row is None else evaluation_from_row(row)
+        return None if row is None else evaluation_from_row(row, self._seal)
 
     async def get_any(self, evaluation_id: EvaluationId) -> Evaluation | None:
         row = await self._transaction.read(
             lambda connection: connection.fetchrow(SELECT_ANY, evaluation_id)
         )
-        return None if row is None else evaluation_from_row(row)
+        return None if row is None else evaluation_from_row(row, self._seal)
 
     async def get_fields(
         self, evaluation_id: EvaluationId, fields: frozenset[str]
@@ -88,7 +90,7 @@ class PgEvaluationRepository(EvaluationRepository):
         row = await self._transaction.read(
             lambda connection: connection.fetchrow(statement, evaluation_id)
         )
-        return None if row is None else projection_from_row(row, fields)
+        return None if row is None else projection_from_row(row, fields, self._seal)
 
     async def update(self, evaluation: Evaluation, expected_version: int) -> None:
         """Held for the commit like ``add``: a version that moved on raises there."""
@@ -103,5 +105,5 @@ class PgEvaluationRepository(EvaluationRepository):
                 raise EvaluationNotFoundError(evaluation.id)
             raise VersionConflictError(evaluation.id, expected_version, int(actual))
 
-        arguments = (evaluation.id, expected_version, *_arguments(evaluation, _UPDATED))
+        arguments = (evaluation.id, expected_version, *_arguments(evaluation, _UPDATED, self._seal))
         await self._transaction.hold(HeldWrite(UPDATE, arguments, check, joinable=evaluation.id))

@@ -17,6 +17,7 @@ from application.ports.evaluation_maintenance import (
 )
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
+from infrastructure.crypto.columns import NO_COLUMN_SEAL, ColumnSeal
 from infrastructure.postgres.transaction import PgTransaction
 from infrastructure.sql.rows import evaluation_from_row
 from infrastructure.sql.tables import evaluations
@@ -59,7 +60,8 @@ def _selection_arguments(selection: PurgeSelection) -> list[Any]:
 
 
 class PgEvaluationMaintenance(EvaluationMaintenance):
-    def __init__(self, transaction: PgTransaction) -> None:
+    def __init__(self, transaction: PgTransaction, seal: ColumnSeal = NO_COLUMN_SEAL) -> None:
+        self._seal = seal
         self._transaction = transaction
 
     async def purge_candidates(
@@ -72,7 +74,7 @@ class PgEvaluationMaintenance(EvaluationMaintenance):
         rows = await self._transaction.read(
             lambda connection: connection.fetch(SELECT_CANDIDATES, *arguments)
         )
-        return [evaluation_from_row(row) for row in rows]
+        return [evaluation_from_row(row, self._seal) for row in rows]
 
     async def purge(
         self, evaluation_ids: Sequence[EvaluationId], selection: PurgeSelection
@@ -95,4 +97,4 @@ class PgEvaluationMaintenance(EvaluationMaintenance):
         rows = await self._transaction.read(
             lambda connection: connection.fetch(SELECT_RECENT, max(limit, 0))
         )
-        return [evaluation_from_row(row) for row in rows]
+        return [evaluation_from_row(row, self._seal) for row in rows]

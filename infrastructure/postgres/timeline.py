@@ -13,8 +13,9 @@ from application.ports.event_log import EventLog
 from application.ports.log_store import AppendedLog, LogStore
 from domain.identifiers import EvaluationId
 from domain.timeline import EvaluationEvent, LogChunk, LogSlice, slice_from
+from infrastructure.crypto.columns import NO_COLUMN_SEAL, ColumnSeal
 from infrastructure.postgres.transaction import PgTransaction, rows_affected
-from infrastructure.sql.timeline import event_from_row
+from infrastructure.sql.timeline import event_from_row, log_row, log_text, sealed_message
 
 INSERT_EVENT = """
 INSERT INTO evaluation_events
@@ -48,8 +49,9 @@ ORDER BY start_offset
 class PgEventLog(EventLog):
     """Events of live evaluations; a redelivered ``event_id`` inserts nothing."""
 
-    def __init__(self, transaction: PgTransaction) -> None:
+    def __init__(self, transaction: PgTransaction, seal: ColumnSeal = NO_COLUMN_SEAL) -> None:
         self._transaction = transaction
+        self._seal = seal
 
     async def append(self, event: EvaluationEvent) -> bool:
         arguments = (
@@ -57,7 +59,7 @@ class PgEventLog(EventLog):
             event.event_id,
             event.event_type,
             event.timestamp,
-            event.message,
+            sealed_message(event, self._seal),
             event.metadata,
         )
         status: str = await self._transaction.write(
@@ -76,14 +78,15 @@ class PgEventLog(EventLog):
         rows = await self._transaction.read(
             lambda connection: connection.fetch(SELECT_EVENTS, evaluation_id)
         )
-        return [event_from_row(row) for row in rows]
+        return [event_from_row(row, self._seal) for row in rows]
 
 
 class PgLogStore(LogStore):
     """Append-only log chunks; concurrent appends get contiguous, distinct offsets."""
 
-    def __init__(self, transaction: PgTransaction) -> None:
+    def __init__(self, transaction: PgTransaction, seal: ColumnSeal = NO_COLUMN_SEAL) -> None:
         self._transaction = transaction
+        self._seal = seal
 
     async def append(
         self, evaluation_id: EvaluationId, content: str, now: datetime, *, last_update: datetime
@@ -96,9 +99,10 @@ class PgLogStore(LogStore):
             raise EvaluationNotFoundError(evaluation_id)
         offset = int(reserved["log_size"]) - size
         if size:
+            stored = self._seal.one(log_row(evaluation_id, offset), "content", content)
             await self._transaction.write(
                 lambda connection: connection.execute(
-                    INSERT_CHUNK, evaluation_id, offset, content, now
+                    INSERT_CHUNK, evaluation_id, offset, stored, now
                 )
             )
         chunk = LogChunk(
@@ -115,5 +119,6 @@ class PgLogStore(LogStore):
         if not rows:
             return LogSlice(content="", offset=0, next_offset=0)
         start = int(rows[0]["start_offset"])
-        data = "".join(row["content"] for row in rows).encode("utf-8")
+        pieces = [(int(row["start_offset"]), row["content"]) for row in rows]
+        data = log_text(pieces, evaluation_id, self._seal).encode("utf-8")
         return slice_from(start, data, offset)

@@ -29,6 +29,7 @@ from application.queries import (
 from domain.evaluation import Evaluation
 from domain.status import ACTIVE_STATUSES, EvaluationStatus
 from domain.timestamps import as_utc
+from infrastructure.crypto.columns import NO_COLUMN_SEAL, ColumnSeal
 from infrastructure.sql.dialect import dialect_name, utc_day, utc_hour
 from infrastructure.sql.errors import translate_errors
 from infrastructure.sql.rows import (
@@ -104,19 +105,22 @@ def filter_conditions(criteria: EvaluationFilter, dialect: str) -> list[sa.Colum
 class SqlEvaluationQueries(EvaluationQueries):
     """``EvaluationQueries`` computed by the database: filters, paging and aggregates in SQL."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, seal: ColumnSeal = NO_COLUMN_SEAL) -> None:
+        self._seal = seal
         self._session = session
 
     async def list(self, query: EvaluationQuery) -> EvaluationPage:
         rows, total = await self._page(query, list(evaluations.c))
-        return evaluation_page(rows, query.limit, total, evaluation_from_row)
+        return evaluation_page(
+            rows, query.limit, total, lambda row: evaluation_from_row(row, self._seal)
+        )
 
     async def list_fields(self, query: EvaluationQuery, fields: frozenset[str]) -> ProjectedPage:
         columns: builtins.list[sa.ColumnElement[Any]] = [
             evaluations.c[name] for name in page_columns(fields)
         ]
         rows, total = await self._page(query, columns)
-        return projected_page(rows, query.limit, total, fields)
+        return projected_page(rows, query.limit, total, fields, self._seal)
 
     async def _page(
         self, query: EvaluationQuery, columns: builtins.list[sa.ColumnElement[Any]]
@@ -258,7 +262,7 @@ class SqlEvaluationQueries(EvaluationQueries):
         )
         with translate_errors():
             rows = (await self._session.execute(statement)).mappings().all()
-        return [evaluation_from_row(row) for row in rows]
+        return [evaluation_from_row(row, self._seal) for row in rows]
 
     async def statistics(self) -> EvaluationStatistics:
         with translate_errors():

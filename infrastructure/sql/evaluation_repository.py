@@ -17,6 +17,7 @@ from application.ports.evaluation_repository import EvaluationRepository
 from application.queries import Projection
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
+from infrastructure.crypto.columns import NO_COLUMN_SEAL, ColumnSeal
 from infrastructure.sql.dialect import insert_for
 from infrastructure.sql.errors import translate_errors
 from infrastructure.sql.rows import (
@@ -31,14 +32,15 @@ from infrastructure.sql.tables import evaluations, live_evaluations
 class SqlEvaluationRepository(EvaluationRepository):
     """``EvaluationRepository`` on the ``evaluations`` table with optimistic versioning."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, seal: ColumnSeal = NO_COLUMN_SEAL) -> None:
+        self._seal = seal
         self._session = session
 
     async def add(self, evaluation: Evaluation) -> None:
         # ON CONFLICT DO NOTHING reports the duplicate without aborting the transaction.
         statement = (
             insert_for(self._session, evaluations)
-            .values(evaluation_values(evaluation))
+            .values(evaluation_values(evaluation, self._seal))
             .on_conflict_do_nothing(index_elements=[evaluations.c.id])
         )
         with translate_errors():
@@ -52,13 +54,13 @@ class SqlEvaluationRepository(EvaluationRepository):
         )
         with translate_errors():
             row = (await self._session.execute(statement)).mappings().first()
-        return None if row is None else evaluation_from_row(row)
+        return None if row is None else evaluation_from_row(row, self._seal)
 
     async def get_any(self, evaluation_id: EvaluationId) -> Evaluation | None:
         statement = sa.select(evaluations).where(evaluations.c.id == evaluation_id)
         with translate_errors():
             row = (await self._session.execute(statement)).mappings().first()
-        return None if row is None else evaluation_from_row(row)
+        return None if row is None else evaluation_from_row(row, self._seal)
 
     async def get_fields(
         self, evaluation_id: EvaluationId, fields: frozenset[str]
@@ -67,10 +69,10 @@ class SqlEvaluationRepository(EvaluationRepository):
         statement = sa.select(*columns).where(evaluations.c.id == evaluation_id, live_evaluations)
         with translate_errors():
             row = (await self._session.execute(statement)).mappings().first()
-        return None if row is None else projection_from_row(row, fields)
+        return None if row is None else projection_from_row(row, fields, self._seal)
 
     async def update(self, evaluation: Evaluation, expected_version: int) -> None:
-        values = evaluation_values(evaluation)
+        values = evaluation_values(evaluation, self._seal)
         del values["id"]
         statement = (
             sa.update(evaluations)

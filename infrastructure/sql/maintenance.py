@@ -15,6 +15,7 @@ from application.ports.evaluation_maintenance import (
 )
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
+from infrastructure.crypto.columns import NO_COLUMN_SEAL, ColumnSeal
 from infrastructure.sql.dialect import dialect_name
 from infrastructure.sql.errors import translate_errors
 from infrastructure.sql.rows import evaluation_from_row
@@ -36,7 +37,8 @@ def selection_condition(selection: PurgeSelection) -> sa.ColumnElement[bool]:
 class SqlEvaluationMaintenance(EvaluationMaintenance):
     """Runs on the request's session; ``purge`` writes in its transaction, never commits."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, seal: ColumnSeal = NO_COLUMN_SEAL) -> None:
+        self._seal = seal
         self._session = session
 
     async def purge_candidates(
@@ -56,7 +58,7 @@ class SqlEvaluationMaintenance(EvaluationMaintenance):
         )
         with translate_errors():
             rows = (await self._session.execute(statement)).mappings().all()
-        return [evaluation_from_row(row) for row in rows]
+        return [evaluation_from_row(row, self._seal) for row in rows]
 
     async def purge(
         self, evaluation_ids: Sequence[EvaluationId], selection: PurgeSelection
@@ -98,4 +100,4 @@ class SqlEvaluationMaintenance(EvaluationMaintenance):
         )
         with translate_errors():
             rows = (await self._session.execute(statement)).mappings().all()
-        return [evaluation_from_row(row) for row in rows]
+        return [evaluation_from_row(row, self._seal) for row in rows]

@@ -1,17 +1,22 @@
 """Row mapping between the ``evaluations`` table and the domain ``Evaluation``.
 
 One mapping for both SQL stacks: SQLAlchemy Core (``infrastructure.sql``) and the
-asyncpg hot paths (``infrastructure.postgres``) read and write the same columns.
+asyncpg hot paths (``infrastructure.postgres``) read and write the same columns. With
+``ENCRYPTION=on`` the text columns are sealed here, on the way in, and opened on the way
+out (``ColumnSeal``, ADR 0031), so every adapter of both stacks stores the same bytes.
 """
 
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
+
+import msgspec
 
 from application.queries import EvaluationPage, ListCursor, ProjectedPage, Projection
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from domain.payload import PayloadLocation, StoredPayload
 from domain.status import EvaluationStatus
+from infrastructure.crypto.columns import NO_COLUMN_SEAL, ColumnSeal
 
 
 class Row(Protocol):
@@ -43,8 +48,63 @@ def _payload(
     )
 
 
-def evaluation_from_row(row: Row) -> Evaluation:
+# The text columns sealed with ENCRYPTION=on (``metadata``: the ENCRYPTED_METADATA_KEYS).
+SEALED_COLUMNS = ("code", "output", "error", "output_tail", "error_tail", "retry_message")
+
+
+def sealed_row(evaluation_id: str) -> str:
+    """What a record's sealed values are bound to."""
+    return f"evaluations|{evaluation_id}"
+
+
+def _opened_payload(
+    seal: ColumnSeal, row: str, kind: str, payload: StoredPayload | None
+) -> StoredPayload | None:
+    if payload is None:
+        return None
+    text = seal.open(row, kind, payload.text)
+    tail = seal.open_optional(row, f"{kind}_tail", payload.tail)
+    if text is payload.text and tail is payload.tail:
+        return payload
+    return StoredPayload(
+        payload.location, payload.size, text, payload.compressed, payload.key, tail
+    )
+
+
+def opened(evaluation: Evaluation, seal: ColumnSeal) -> Evaluation:
+    """``evaluation`` with its sealed values opened (itself when none is sealed)."""
+    row = sealed_row(evaluation.id)
+    code = seal.open(row, "code", evaluation.code)
+    output = _opened_payload(seal, row, "output", evaluation.output)
+    error = _opened_payload(seal, row, "error", evaluation.error)
+    retry_message = seal.open_optional(row, "retry_message", evaluation.retry_message)
+    metadata = (
+        seal.open_metadata(row, evaluation.metadata) if seal.metadata_keys else evaluation.metadata
+    )
+    if (
+        code is evaluation.code
+        and output is evaluation.output
+        and error is evaluation.error
+        and retry_message is evaluation.retry_message
+        and metadata is evaluation.metadata
+    ):
+        return evaluation
+    return msgspec.structs.replace(
+        evaluation,
+        code=code,
+        output=output,
+        error=error,
+        retry_message=retry_message,
+        metadata=metadata,
+    )
+
+
+def evaluation_from_row(row: Row, seal: ColumnSeal = NO_COLUMN_SEAL) -> Evaluation:
     """A domain record from an ``evaluations`` row (location NULL means no payload)."""
+    return opened(_evaluation_from_row(row), seal)
+
+
+def _evaluation_from_row(row: Row) -> Evaluation:
     return Evaluation(
         id=EvaluationId(row["id"]),
         code=row["code"],
@@ -127,10 +187,13 @@ _STATUSES = {status.value: status for status in EvaluationStatus}
 _LOCATIONS = {location.value: location for location in PayloadLocation}
 
 
-def evaluation_from_values(values: Sequence[Any]) -> Evaluation:
-    """``evaluation_from_row`` for a row of ``RECORD_COLUMNS`` read by position.
+def evaluation_from_values(values: Sequence[Any], seal: ColumnSeal = NO_COLUMN_SEAL) -> Evaluation:
+    """``evaluation_from_row`` for a row of ``RECORD_COLUMNS`` read by position."""
+    return opened(_evaluation_from_values(values), seal)
 
-    The list's path: about half the cost per row of reading each column by name, with
+
+def _evaluation_from_values(values: Sequence[Any]) -> Evaluation:
+    """The list's path: about half the cost per row of reading each column by name, with
     the enums looked up in a dict instead of called.
     """
     (
@@ -217,8 +280,9 @@ _PAYLOAD_FIELDS = ("output", "error")
 
 
 def projection_columns(fields: frozenset[str]) -> list[str]:
-    """The ``evaluations`` columns a projection reads, in a stable order."""
-    columns: list[str] = []
+    """The ``evaluations`` columns a projection reads, in a stable order (``id`` always:
+    sealed values are bound to it)."""
+    columns: list[str] = [] if "id" in fields else ["id"]
     for name in sorted(fields):
         if name in _PAYLOAD_FIELDS:
             columns += [name, f"{name}_location", f"{name}_size", f"{name}_compressed"]
@@ -251,11 +315,15 @@ def evaluation_page(
 
 
 def projected_page(
-    rows: Sequence[Row], limit: int, total: int | None, fields: frozenset[str]
+    rows: Sequence[Row],
+    limit: int,
+    total: int | None,
+    fields: frozenset[str],
+    seal: ColumnSeal = NO_COLUMN_SEAL,
 ) -> ProjectedPage:
     """As ``evaluation_page``, of rows holding ``page_columns(fields)``."""
     limit = max(limit, 0)
-    items = [projection_from_row(row, fields) for row in rows[:limit]]
+    items = [projection_from_row(row, fields, seal) for row in rows[:limit]]
     next_cursor = None
     if len(rows) > limit and items:
         last = rows[limit - 1]
@@ -263,25 +331,36 @@ def projected_page(
     return ProjectedPage(items=items, next_cursor=next_cursor, total=total)
 
 
-def projection_from_row(row: Row, fields: frozenset[str]) -> Projection:
+def projection_from_row(
+    row: Row, fields: frozenset[str], seal: ColumnSeal = NO_COLUMN_SEAL
+) -> Projection:
     """Domain values of ``fields`` from a row holding ``projection_columns(fields)``."""
     values: Projection = {}
+    sealed = sealed_row(row["id"])
     for name in fields:
         if name in _PAYLOAD_FIELDS:
-            values[name] = _payload(
-                row[f"{name}_location"],
-                row[f"{name}_size"],
-                row[name],
-                row[f"{name}_compressed"],
-                row[f"{name}_key"],
-                row[f"{name}_tail"],
+            values[name] = _opened_payload(
+                seal,
+                sealed,
+                name,
+                _payload(
+                    row[f"{name}_location"],
+                    row[f"{name}_size"],
+                    row[name],
+                    row[f"{name}_compressed"],
+                    row[f"{name}_key"],
+                    row[f"{name}_tail"],
+                ),
             )
+        elif name in ("code", "retry_message"):
+            values[name] = seal.open_optional(sealed, name, row[name])
         elif name == "id":
             values[name] = EvaluationId(row[name])
         elif name == "status":
             values[name] = EvaluationStatus(row[name])
         elif name == "metadata":
-            values[name] = dict(row[name] or {})
+            metadata = dict(row[name] or {})
+            values[name] = seal.open_metadata(sealed, metadata) if seal.metadata_keys else metadata
         else:
             values[name] = row[name]
     return values
@@ -307,8 +386,22 @@ def _payload_values(prefix: str, payload: StoredPayload | None) -> dict[str, Any
     }
 
 
-def evaluation_values(evaluation: Evaluation) -> dict[str, Any]:
-    """Column values of every field the domain owns (``log_size`` is the log store's)."""
+def evaluation_values(evaluation: Evaluation, seal: ColumnSeal = NO_COLUMN_SEAL) -> dict[str, Any]:
+    """Column values of every field the domain owns (``log_size`` is the log store's),
+    the text ones sealed when ``seal`` seals."""
+    values = _evaluation_values(evaluation)
+    sealer = seal.row(sealed_row(evaluation.id))
+    if sealer is None:
+        return values
+    for column in SEALED_COLUMNS:
+        if values[column] is not None:
+            values[column] = sealer.text(column, values[column])
+    if seal.metadata_keys:
+        values["metadata"] = seal.seal_metadata(sealer, values["metadata"])
+    return values
+
+
+def _evaluation_values(evaluation: Evaluation) -> dict[str, Any]:
     return {
         "id": evaluation.id,
         "code": evaluation.code,

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from application.ports.search_texts import SearchTexts
 from application.search import SearchField, SearchText, TextSearch, record_texts
 from domain.identifiers import EvaluationId
+from infrastructure.crypto.columns import NO_COLUMN_SEAL, ColumnSeal
 from infrastructure.sql.dialect import dialect_name
 from infrastructure.sql.errors import translate_errors
 from infrastructure.sql.rows import evaluation_from_row
@@ -90,7 +91,8 @@ def _text_test(search: TextSearch, column: sa.ColumnElement[Any], dialect: str) 
 
 
 class SqlSearchTexts(SearchTexts):
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, seal: ColumnSeal = NO_COLUMN_SEAL) -> None:
+        self._seal = seal
         self._session = session
 
     async def texts(self, ids: Sequence[EvaluationId], search: TextSearch) -> list[SearchText]:
@@ -104,7 +106,7 @@ class SqlSearchTexts(SearchTexts):
                 sa.select(evaluations).where(evaluations.c.id.in_(wanted))
             )
             for row in records.mappings():
-                found += record_texts(evaluation_from_row(row), search)
+                found += record_texts(evaluation_from_row(row, self._seal), search)
             for field in (SearchField.EVENTS, SearchField.LOGS):
                 if search.looks_in(field):
                     statement = _timeline_texts(field, search, dialect, wanted)

@@ -1,6 +1,7 @@
 """Events and logs in SQL: append-only, idempotent, safe under concurrent appends."""
 
 import builtins
+from collections.abc import Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -11,20 +12,47 @@ from application.ports.event_log import EventLog
 from application.ports.log_store import AppendedLog, LogStore
 from domain.identifiers import EvaluationId
 from domain.timeline import EvaluationEvent, LogChunk, LogSlice, slice_from
+from infrastructure.crypto.columns import NO_COLUMN_SEAL, ColumnSeal
 from infrastructure.sql.dialect import insert_for
 from infrastructure.sql.errors import translate_errors
 from infrastructure.sql.rows import Row
 from infrastructure.sql.tables import evaluation_events, evaluations, live_evaluations, log_chunks
 
 
-def event_from_row(row: Row) -> EvaluationEvent:
+def event_row(evaluation_id: str, event_id: str) -> str:
+    """What an event's sealed message is bound to."""
+    return f"events|{evaluation_id}|{event_id}"
+
+
+def log_row(evaluation_id: str, offset: int) -> str:
+    """What a log piece's sealed content is bound to."""
+    return f"log|{evaluation_id}|{offset}"
+
+
+def event_from_row(row: Row, seal: ColumnSeal = NO_COLUMN_SEAL) -> EvaluationEvent:
+    message = row["message"]
+    if message is not None:
+        message = seal.open(event_row(row["evaluation_id"], row["event_id"]), "message", message)
     return EvaluationEvent(
         evaluation_id=EvaluationId(row["evaluation_id"]),
         event_id=row["event_id"],
         event_type=row["event_type"],
         timestamp=row["timestamp"],
-        message=row["message"],
+        message=message,
         metadata=dict(row["metadata"] or {}),
+    )
+
+
+def sealed_message(event: EvaluationEvent, seal: ColumnSeal) -> str | None:
+    if event.message is None:
+        return None
+    return seal.one(event_row(event.evaluation_id, event.event_id), "message", event.message)
+
+
+def log_text(rows: Sequence[tuple[int, str]], evaluation_id: str, seal: ColumnSeal) -> str:
+    """The pieces' text, each opened where it is sealed."""
+    return "".join(
+        seal.open(log_row(evaluation_id, int(start)), "content", content) for start, content in rows
     )
 
 
@@ -35,8 +63,9 @@ class SqlEventLog(EventLog):
     ``EvaluationNotFoundError``.
     """
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, seal: ColumnSeal = NO_COLUMN_SEAL) -> None:
         self._session = session
+        self._seal = seal
 
     async def append(self, event: EvaluationEvent) -> bool:
         c = evaluation_events.c
@@ -47,7 +76,7 @@ class SqlEventLog(EventLog):
             sa.literal(event.event_id, c.event_id.type),
             sa.literal(event.event_type, c.event_type.type),
             sa.literal(event.timestamp, c.timestamp.type),
-            sa.literal(event.message, c.message.type),
+            sa.literal(sealed_message(event, self._seal), c.message.type),
             sa.literal(event.metadata, c.metadata.type),
         ).where(evaluations.c.id == event.evaluation_id, live_evaluations)
         statement = (
@@ -79,7 +108,7 @@ class SqlEventLog(EventLog):
         )
         with translate_errors():
             rows = (await self._session.execute(statement)).mappings().all()
-        return [event_from_row(row) for row in rows]
+        return [event_from_row(row, self._seal) for row in rows]
 
 
 class SqlLogStore(LogStore):
@@ -92,8 +121,9 @@ class SqlLogStore(LogStore):
     ``EvaluationNotFoundError``; reading an unknown one gives an empty log.
     """
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, seal: ColumnSeal = NO_COLUMN_SEAL) -> None:
         self._session = session
+        self._seal = seal
 
     async def append(
         self, evaluation_id: EvaluationId, content: str, now: datetime, *, last_update: datetime
@@ -121,7 +151,7 @@ class SqlLogStore(LogStore):
                     sa.insert(log_chunks).values(
                         evaluation_id=evaluation_id,
                         start_offset=offset,
-                        content=content,
+                        content=self._seal.one(log_row(evaluation_id, offset), "content", content),
                         created_at=now,
                     )
                 )
@@ -149,5 +179,5 @@ class SqlLogStore(LogStore):
         if not rows:
             return LogSlice(content="", offset=0, next_offset=0)
         start = int(rows[0][0])
-        data = "".join(content for _, content in rows).encode("utf-8")
+        data = log_text([(int(s), t) for s, t in rows], evaluation_id, self._seal).encode("utf-8")
         return slice_from(start, data, offset)

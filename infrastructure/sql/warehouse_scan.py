@@ -14,6 +14,7 @@ from application.ports.warehouse import RowBatch, Table, WarehouseRow, Warehouse
 from application.warehouse_rows import common_keys, event_row, log_row, row_of
 from domain.identifiers import EvaluationId
 from domain.timeline import LogChunk
+from infrastructure.crypto.columns import NO_COLUMN_SEAL, ColumnSeal
 from infrastructure.sql.errors import translate_errors
 from infrastructure.sql.rows import evaluation_from_row
 from infrastructure.sql.tables import evaluation_events, evaluations, log_chunks
@@ -25,7 +26,8 @@ _LIVE = evaluations.c.deleted_at.is_(None)
 
 
 class SqlWarehouseScan(WarehouseScan):
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, seal: ColumnSeal = NO_COLUMN_SEAL) -> None:
+        self._seal = seal
         self._session = session
 
     async def _page(self, after: tuple[object, str] | None) -> list[sa.RowMapping]:
@@ -43,12 +45,12 @@ class SqlWarehouseScan(WarehouseScan):
             return list((await self._session.execute(statement)).mappings().all())
 
     async def common_keys(self) -> list[str]:
-        return common_keys([evaluation_from_row(row) for row in await self._page(None)])
+        return common_keys([evaluation_from_row(row, self._seal) for row in await self._page(None)])
 
     async def batches(self, cursor: str, promoted: Sequence[str]) -> AsyncIterator[RowBatch]:
         after: tuple[object, str] | None = None
         while rows := await self._page(after):
-            yield [row_of(evaluation_from_row(row), cursor, promoted) for row in rows]
+            yield [row_of(evaluation_from_row(row, self._seal), cursor, promoted) for row in rows]
             if len(rows) < BATCH:
                 return
             after = (rows[-1]["created_at"], rows[-1]["id"])
@@ -59,7 +61,10 @@ class SqlWarehouseScan(WarehouseScan):
         statement = sa.select(evaluations).where(_LIVE, evaluations.c.id.in_(list(changed)))
         with translate_errors():
             found = (await self._session.execute(statement)).mappings().all()
-        rows = [row_of(evaluation_from_row(row), changed[row["id"]], promoted) for row in found]
+        rows = [
+            row_of(evaluation_from_row(row, self._seal), changed[row["id"]], promoted)
+            for row in found
+        ]
         return rows, {row.id for row in rows}
 
     def _timeline_rows(self, table: Table) -> tuple[sa.Table, sa.Select[Any]]:

@@ -180,6 +180,12 @@ def export_command(
     if kind == "parquet":
         if destination is None:
             fail("--format parquet needs --to DIR or --to s3://bucket/prefix", code=2)
+        if load(quiet=True).encryption.keys_file is not None:
+            fail(
+                "--format parquet is refused with ENCRYPTION_KEYS_FILE set: the warehouse "
+                "reads the database's columns as stored, which are sealed (docs/security.md)",
+                code=2,
+            )
         export_parquet(destination, since, parse_tables(tables, "--tables"), as_json=as_json)
         return
     if destination is not None or as_json or tables is not None:

@@ -7,6 +7,7 @@ import click
 from dishka import AsyncContainer
 
 from application.ports.blob_store import BlobStore
+from application.ports.sealed_blobs import SealedRows
 from application.services.payloads import is_mirror_file
 from application.use_cases.rotate_keys import RotateKeys, RotationReport
 from infrastructure.crypto.blob_store import SealedBlobStore
@@ -14,6 +15,7 @@ from infrastructure.crypto.keyring import KeyringError, append_new_key
 from interfaces.cli import CONTEXT_SETTINGS
 from interfaces.cli.common import echo_json, fail, json_option, load, progress_bar, run, summary
 from interfaces.providers.blobs import BlobPlacement
+from interfaces.settings import StorageBackend
 
 
 @click.command("new-key", context_settings=CONTEXT_SETTINGS)
@@ -70,18 +72,30 @@ def rotate_keys(as_json: bool) -> None:
             if isinstance(store, SealedBlobStore)
         ]
         mirrored = settings.storage.file_mirror  # always on for STORAGE_BACKEND=file
-        use_case = RotateKeys(stores, skip=is_mirror_file if mirrored else lambda _: False)
+        rows = None
+        if settings.storage.backend is not StorageBackend.MEMORY:
+            rows = await container.get(SealedRows)
+        skip = is_mirror_file if mirrored else lambda _: False
+        use_case = RotateKeys(stores, rows, skip)
         keys = await use_case.keys()
+        total_rows = await use_case.row_count()
         with progress_bar(not as_json) as progress:
-            task = progress.add_task("re-wrapping", total=len(keys))
-            return await use_case.execute(keys, lambda step: progress.advance(task, step))
+            blobs = progress.add_task("blobs", total=len(keys))
+            records = progress.add_task("database rows", total=total_rows)
+            return await use_case.execute(
+                keys,
+                lambda step: progress.advance(blobs, step),
+                lambda step: progress.advance(records, step),
+            )
 
     report = run(settings, work)
     if as_json:
         echo_json(report)
     else:
         outcomes = ", ".join(f"{count} {name}" for name, count in report.outcomes.items())
+        values = ", ".join(f"{count} {name}" for name, count in report.values.items())
         summary(f"{report.blobs} blobs: {outcomes}; {len(report.failed)} failed")
+        summary(f"{report.rows} database rows, their values: {values}")
         for key, why in report.failed.items():
             click.echo(f"failed {key}: {why}")
     sys.exit(1 if report.failed else 0)

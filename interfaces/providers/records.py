@@ -22,6 +22,7 @@ from application.ports.idempotency_store import IdempotencyStore
 from application.ports.log_store import LogStore
 from application.ports.planner_statistics import PlannerStatistics
 from application.ports.replay_marks import ReplayMarks
+from application.ports.sealed_blobs import SealedRows
 from application.ports.search_texts import SearchTexts
 from application.ports.unit_of_work import UnitOfWork
 from application.ports.warehouse import WarehouseScan
@@ -61,6 +62,7 @@ from infrastructure.sql.idempotency import SqlIdempotencyStore
 from infrastructure.sql.inspector import SqlDatabaseInspector
 from infrastructure.sql.maintenance import SqlEvaluationMaintenance
 from infrastructure.sql.replay_marks import SqlReplayMarks
+from infrastructure.sql.sealed_rows import SqlSealedRows
 from infrastructure.sql.search import SqlSearchTexts
 from infrastructure.sql.timeline import SqlEventLog, SqlLogStore
 from infrastructure.sql.unit_of_work import SqlUnitOfWork
@@ -94,6 +96,7 @@ class SqlProvider(Provider):
             yield session
 
     queries = provide(SqlEvaluationQueries, provides=EvaluationQueries, scope=Scope.REQUEST)
+    sealed_rows = provide(SqlSealedRows, provides=SealedRows, scope=Scope.APP)
     search_texts = provide(SqlSearchTexts, provides=SearchTexts, scope=Scope.REQUEST)
 
     @provide(scope=Scope.APP)

@@ -6,7 +6,9 @@ from dishka import Provider, Scope, provide
 
 from application.backends import Backend
 from application.ports.blob_store import BlobStore
+from application.search import SearchAvailability
 from infrastructure.crypto.blob_store import SealedBlobStore
+from infrastructure.crypto.columns import ColumnSeal
 from infrastructure.crypto.keyring import Keyring, load_keyring
 from infrastructure.crypto.lines import LineSeal
 from interfaces.settings import Settings
@@ -47,3 +49,12 @@ class SealProvider(Provider):
     @provide
     def seal(self, settings: Settings) -> BlobSeal:
         return blob_seal(settings)
+
+    @provide
+    def search(self, settings: Settings) -> SearchAvailability:
+        return SearchAvailability(sealed=settings.encryption.enabled)
+
+    @provide
+    def columns(self, seal: BlobSeal, settings: Settings) -> ColumnSeal:
+        metadata_keys = frozenset(settings.encryption.metadata_keys)
+        return ColumnSeal(seal.keyring, seal=seal.seal, metadata_keys=metadata_keys)

@@ -178,6 +178,13 @@ def _check(settings: Settings) -> None:
     encryption = settings.encryption
     if encryption.enabled and encryption.keys_file is None:
         raise SettingsError("ENCRYPTION=on: ENCRYPTION_KEYS_FILE must name the keys file")
+    if encryption.keys_file is not None and settings.export.to is not None:
+        raise SettingsError(
+            "EXPORT_TO: the Parquet warehouse is refused with ENCRYPTION_KEYS_FILE set "
+            "(it reads the database's columns as stored, which are sealed)"
+        )
+    if encryption.metadata_keys and not encryption.enabled:
+        raise SettingsError("ENCRYPTED_METADATA_KEYS: set ENCRYPTION=on too")
     if encryption.keys_file is not None:
         try:
             load_keyring(encryption.keys_file)

@@ -267,6 +267,8 @@ class EncryptionSettings(Group, frozen=True, kw_only=True):
     # The key-encryption keys (``storage-service new-key --out FILE``); the last is active.
     # Set without ENCRYPTION=on, sealed blobs are still read but new ones are stored in clear.
     keys_file: Annotated[Path | None, Env(Path)] = None
+    # Record metadata keys whose values are sealed in the database (ENCRYPTION=on).
+    metadata_keys: Annotated[tuple[str, ...], Env(p.names, name="ENCRYPTED_METADATA_KEYS")] = ()
 
 
 class ObservabilitySettings(Group, frozen=True, kw_only=True):

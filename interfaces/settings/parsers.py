@@ -168,6 +168,11 @@ def origins(raw: str) -> tuple[str, ...]:
     return parsed
 
 
+def names(raw: str) -> tuple[str, ...]:
+    """A comma-separated list of names (blanks dropped, each once, in order)."""
+    return tuple(dict.fromkeys(name.strip() for name in raw.split(",") if name.strip()))
+
+
 def choice(kind: type[StrEnum]) -> Callable[[str], StrEnum]:
     def parse(raw: str) -> StrEnum:
         try:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 import redis.asyncio as redis
 from click.testing import CliRunner, Result
@@ -64,11 +65,44 @@ def _per_evaluation(settings: Settings) -> int:
     return 2 if settings.storage.file_mirror else 3
 
 
+CODE = f"print('{MARKER}')"
+
+
 def _create(client: TestClient[Any], evaluation_id: str) -> None:
-    created = client.post("/evaluations", json={"id": evaluation_id, "code": "print(1)"})
+    """An evaluation whose every text holds the marker: code, a metadata value, a large
+    output and error (a blob, a preview and a tail), an event's message, a log piece."""
+    created = client.post(
+        "/evaluations",
+        json={"id": evaluation_id, "code": CODE, "metadata": {"secret": MARKER, "team": "t"}},
+    )
     assert created.status_code == 200, created.text
     updated = client.put(f"/evaluations/{evaluation_id}", json={"output": OUTPUT, "error": ERROR})
     assert updated.status_code == 200, updated.text
+    event = {"type": "progress", "message": f"{MARKER} event"}
+    assert client.post(f"/evaluations/{evaluation_id}/events", json=event).status_code == 200
+    log = {"content": f"{MARKER} log\n"}
+    assert client.post(f"/evaluations/{evaluation_id}/logs", json=log).status_code == 200
+
+
+def _database_texts(settings: Settings) -> bytes:
+    """Every stored value of the records, events and log pieces, as the database holds it."""
+    url = settings.database.url
+    if url.startswith("sqlite"):
+        path = Path(url.split("///", 1)[1])
+        return b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
+
+    async def dump() -> bytes:
+        connection = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+        try:
+            texts = [
+                await connection.fetchval(f"SELECT string_agg(t::text, '|') FROM {table} t")
+                for table in ("evaluations", "evaluation_events", "log_chunks")
+            ]
+        finally:
+            await connection.close()
+        return "|".join(text or "" for text in texts).encode()
+
+    return asyncio.run(dump())
 
 
 def _reads_back(client: TestClient[Any], evaluation_id: str) -> None:
@@ -82,6 +116,15 @@ def _reads_back(client: TestClient[Any], evaluation_id: str) -> None:
     assert ranged.content == OUTPUT.encode()[100_000:100_100]
     complete = client.get(f"/evaluations/{evaluation_id}/complete").json()
     assert complete["evaluation"]["output"] == OUTPUT
+    assert complete["evaluation"]["code"] == CODE
+    assert complete["evaluation"]["metadata"]["secret"] == MARKER
+    assert [event["message"] for event in complete["events"]] == [f"{MARKER} event"]
+    assert complete["logs"] == f"{MARKER} log\n"
+    record = client.get(f"/evaluations/{evaluation_id}").json()
+    assert record["output"] == OUTPUT[: len(record["output"])] and record["output_truncated"]
+    listed = client.get("/evaluations", params={"limit": 50}).json()
+    (item,) = [item for item in listed["evaluations"] if item["id"] == evaluation_id]
+    assert item["code"] == CODE
 
 
 def test_outputs_are_sealed_on_disk_and_read_back(
@@ -89,10 +132,15 @@ def test_outputs_are_sealed_on_disk_and_read_back(
 ) -> None:
     keys = tmp_path / "keys"
     _new_key(keys)
-    client = make_client(encryption={"enabled": True, "keys_file": keys})
+    client = make_client(
+        encryption={"enabled": True, "keys_file": keys, "metadata_keys": ("secret",)}
+    )
     _create(client, "sealed-1")
 
     _reads_back(client, "sealed-1")
+    database = _database_texts(backend_settings)
+    assert b"sealed-1" in database  # the dump holds the rows
+    assert MARKER.encode() not in database
     zstd = client.get("/evaluations/sealed-1/output", headers={"Accept-Encoding": "zstd"})
     assert zstd.status_code == 200
     assert zstd.headers["content-encoding"] == "zstd"  # the stored frame, opened, passed on
@@ -128,12 +176,17 @@ def test_clear_blobs_stay_readable_and_rotate_keys_seals_and_rewraps_them(
     assert rotated.exit_code == 0, rotated.output
     report = json.loads(rotated.output)
     assert report["outcomes"] == {"current": each, "rewrapped": 0, "sealed": each, "clear": 0}
+    values = report["values"]
+    assert values["sealed"] >= 6 and values["current"] >= 6, values  # each record's texts
+    assert values["rewrapped"] == values["clear"] == 0
     assert not any(MARKER.encode() in data for data in _blobs(backend_settings).values())
 
     second = _new_key(keys)
     assert second != first
     again = json.loads(_cli(env, "rotate-keys", "--json").output)
     assert again["outcomes"]["rewrapped"] == 2 * each
+    assert again["values"]["rewrapped"] == values["sealed"] + values["current"]
+    assert again["rows"] == report["rows"] > 0
     # Every blob is under the second key now: the first can leave the file.
     keys.write_text(keys.read_text().splitlines()[1] + "\n")
     fresh = make_client(encryption=on)
@@ -353,3 +406,32 @@ def test_the_record_mirror_is_sealed_and_a_database_rebuilds_from_it(
         assert complete["evaluation"]["output"] == OUTPUT
         assert [e["message"] for e in complete["events"]] == [MARKER]
         assert complete["logs"] == MARKER
+
+
+def test_text_search_is_refused_naming_its_parameter(
+    make_client: ClientFactory, tmp_path: Path
+) -> None:
+    keys = tmp_path / "keys"
+    _new_key(keys)
+    client = make_client(encryption={"enabled": True, "keys_file": keys})
+    _create(client, "sealed-1")
+
+    for parameter in ("q", "q_regex"):
+        answer = client.get("/evaluations", params={parameter: MARKER})
+        assert answer.status_code == 422, answer.text
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        assert parameter in answer.text and "ENCRYPTION" in answer.text
+
+
+def test_the_parquet_warehouse_is_refused_with_keys(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    _new_key(keys)
+    env = {
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'db'}",
+        "ENCRYPTION_KEYS_FILE": str(keys),
+    }
+    exported = _cli(env, "export", "--format", "parquet", "--to", str(tmp_path / "lake"))
+    assert exported.exit_code == 2 and "ENCRYPTION_KEYS_FILE" in exported.output
+    assert not (tmp_path / "lake").exists()
+    scheduled = _cli({**env, "EXPORT_TO": str(tmp_path / "lake")}, "serve")
+    assert scheduled.exit_code == 2 and "EXPORT_TO" in scheduled.output

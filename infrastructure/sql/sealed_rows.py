@@ -1,0 +1,113 @@
+"""``SealedRows`` in SQL (both databases): the sealed values of records, events and log
+pieces re-wrapped under the active key, a batch of rows per transaction (ADR 0031)."""
+
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from application.ports.sealed_blobs import Rewrap, RewrapBatch, SealedRows
+from infrastructure.crypto.columns import PREFIX, ColumnSeal
+from infrastructure.sql.errors import translate_errors
+from infrastructure.sql.rows import SEALED_COLUMNS, sealed_row
+from infrastructure.sql.tables import evaluation_events, evaluations, log_chunks
+from infrastructure.sql.timeline import event_row, log_row
+
+# Each table: its key column, its sealed text columns, and what a row's values are bound to.
+_Table = tuple[sa.Table, sa.Column[Any], tuple[str, ...], Callable[[Any], str]]
+_TABLES: tuple[_Table, ...] = (
+    (evaluations, evaluations.c.id, SEALED_COLUMNS, lambda row: sealed_row(row["id"])),
+    (
+        evaluation_events,
+        evaluation_events.c.id,
+        ("message",),
+        lambda row: event_row(row["evaluation_id"], row["event_id"]),
+    ),
+    (
+        log_chunks,
+        log_chunks.c.id,
+        ("content",),
+        lambda row: log_row(row["evaluation_id"], int(row["start_offset"])),
+    ),
+)
+
+
+class SqlSealedRows(SealedRows):
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], seal: ColumnSeal) -> None:
+        self._sessions = sessions
+        self._seal = seal
+
+    async def count(self) -> int:
+        total = 0
+        async with self._sessions() as session:
+            with translate_errors():
+                for table, *_ in _TABLES:
+                    statement = sa.select(sa.func.count()).select_from(table)
+                    total += int(await session.scalar(statement) or 0)
+        return total
+
+    async def rewrap(self, batch_size: int) -> AsyncIterator[RewrapBatch]:
+        for table, key, columns, row_of in _TABLES:
+            after: Any = None
+            while True:
+                async with self._sessions() as session, session.begin():
+                    with translate_errors():
+                        rows = await self._page(session, table, key, after, batch_size)
+                        if not rows:
+                            break
+                        outcomes: Counter[Rewrap] = Counter()
+                        for row in rows:
+                            await self._rewrap_row(
+                                session, table, key, columns, row_of, row, outcomes
+                            )
+                after = rows[-1][key.name]
+                yield RewrapBatch(rows=len(rows), outcomes=outcomes)
+
+    @staticmethod
+    async def _page(
+        session: AsyncSession, table: sa.Table, key: sa.Column[Any], after: Any, size: int
+    ) -> list[sa.RowMapping]:
+        statement = sa.select(table).order_by(key).limit(size)
+        if after is not None:
+            statement = statement.where(key > after)
+        return list((await session.execute(statement)).mappings().all())
+
+    async def _rewrap_row(
+        self,
+        session: AsyncSession,
+        table: sa.Table,
+        key: sa.Column[Any],
+        columns: tuple[str, ...],
+        row_of: Callable[[Any], str],
+        row: sa.RowMapping,
+        outcomes: Counter[Rewrap],
+    ) -> None:
+        bound = row_of(row)
+        changed: dict[str, Any] = {}
+        for column in columns:
+            value = row[column]
+            if value is None:
+                continue
+            outcome, stored = self._seal.rewrap(bound, column, value)
+            outcomes[outcome] += 1
+            if stored != value:
+                changed[column] = stored
+        if table is evaluations and self._seal.metadata_keys:
+            metadata = dict(row["metadata"] or {})
+            for name in self._seal.metadata_keys & metadata.keys():
+                value = metadata[name]
+                if isinstance(value, str) and value.startswith(PREFIX):
+                    outcome, metadata[name] = self._seal.rewrap(bound, f"metadata.{name}", value)
+                    outcomes[outcome] += 1
+            if metadata != row["metadata"]:
+                changed["metadata"] = metadata
+        if not changed:
+            return
+        # Only where each value is still the one read: a write since then stored its own.
+        unchanged = [table.c[column] == row[column] for column in changed if column != "metadata"]
+        version = [table.c.version == row["version"]] if table is evaluations else []
+        await session.execute(
+            sa.update(table).where(key == row[key.name], *unchanged, *version).values(changed)
+        )

@@ -12,6 +12,7 @@ from infrastructure.sql.migrate import upgrade
 from interfaces.http.app import create_app
 from interfaces.settings import Settings, StorageBackend, load_settings
 from tests.integration.hostile import LIMITS, SEED, THRESHOLDS, Harness
+from tests.keys import write_keys_file
 from tests.s3_server import S3Server, unique_prefix
 from tests.services import (
     TEST_REDIS_URL,
@@ -29,22 +30,35 @@ def _migrate(url: str) -> None:
     upgrade(url)
 
 
-@pytest.fixture(
-    params=[
-        "embedded",
-        "file",
-        pytest.param("postgres+redis", marks=[pytest.mark.postgres, pytest.mark.redis]),
-    ]
-)
+CONFIGURATIONS = [
+    "embedded",
+    "file",
+    pytest.param("postgres+redis", marks=[pytest.mark.postgres, pytest.mark.redis]),
+]
+
+
+@pytest.fixture(params=CONFIGURATIONS)
 def backend_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
     """Settings for one fresh, migrated data set of the parametrized configuration."""
+    yield from configured(request.param, tmp_path)
+
+
+def configured(name: str, tmp_path: Path) -> Iterator[Settings]:
+    """Settings for one fresh, migrated data set of configuration ``name``; ``encrypted``:
+    PostgreSQL + Redis with ``ENCRYPTION=on`` (a new keys file) and a sealed metadata key."""
     files = tmp_path / "files"
-    if request.param == "embedded":
+    if name == "encrypted":
+        keys = write_keys_file(tmp_path / "encryption-keys")
+        encryption = {"enabled": True, "keys_file": keys, "metadata_keys": ("secret",)}
+        for settings in configured("postgres+redis", tmp_path):
+            yield settings.changed(encryption=encryption)
+        return
+    if name == "embedded":
         url = f"sqlite+aiosqlite:///{tmp_path / 'storage.db'}"
         _migrate(url)
         yield load_settings({}, database={"url": url}, storage={"file_storage_path": files})
         return
-    if request.param == "file":
+    if name == "file":
         settings = load_settings(
             {}, storage={"backend": StorageBackend.FILE, "file_storage_path": files}
         )

@@ -92,9 +92,15 @@ class FailoverProvider(Provider):
 
     @provide(scope=Scope.APP)
     def idempotency_keys(
-        self, store: IdempotencyStore, clock: Clock, primary: PrimaryState, settings: Settings
+        self,
+        store: IdempotencyStore,
+        clock: Clock,
+        primary: PrimaryState,
+        settings: Settings,
+        seal: BlobSeal,
     ) -> IdempotencyKeys:
-        """The database's keys, and beside the journal the keys of journaled writes."""
+        """The database's keys, and beside the journal the keys of journaled writes (each
+        answer sealed when encryption is configured: it holds a whole record)."""
         fallback: IdempotencyStore | None = None
         mirror: IdempotencyStore | None = None
         if settings.storage.fallback_backend is FallbackBackend.FILE:
@@ -104,9 +110,9 @@ class FailoverProvider(Provider):
         elif settings.storage.fallback_backend is FallbackBackend.MEMORY:
             fallback = mirror = MemoryIdempotencyStore()
         return IdempotencyKeys(
-            store,
-            fallback,
-            mirror,
+            seal.idempotency(store),
+            None if fallback is None else seal.idempotency(fallback),
+            None if mirror is None else seal.idempotency(mirror),
             clock,
             primary,
             ttl=timedelta(seconds=settings.idempotency.ttl_s),

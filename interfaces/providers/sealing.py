@@ -6,9 +6,11 @@ from dishka import Provider, Scope, provide
 
 from application.backends import Backend
 from application.ports.blob_store import BlobStore
+from application.ports.idempotency_store import IdempotencyStore
 from application.search import SearchAvailability
 from infrastructure.crypto.blob_store import SealedBlobStore
 from infrastructure.crypto.columns import ColumnSeal
+from infrastructure.crypto.idempotency import SealedIdempotencyStore
 from infrastructure.crypto.keyring import Keyring, load_keyring
 from infrastructure.crypto.lines import LineSeal
 from interfaces.settings import Settings
@@ -29,6 +31,11 @@ class BlobSeal:
     def lines(self) -> LineSeal | None:
         """What seals the journal's lines and the record mirror's files."""
         return None if self.keyring is None else LineSeal(self.keyring, seal=self.seal)
+
+    def idempotency(self, store: IdempotencyStore) -> IdempotencyStore:
+        if self.keyring is None:
+            return store
+        return SealedIdempotencyStore(store, self.keyring, seal=self.seal)
 
     def wrap(self, store: BlobStore, backend: Backend) -> BlobStore:
         if self.keyring is None:

@@ -1,4 +1,5 @@
 """IdempotencyStore contract: memory, files, SQLite and PostgreSQL keep keys alike.
+from tests.keys import fresh_keyring
 
 A claim is atomic (two concurrent claims of one key: one wins), an answer is kept
 until it expires, an in-flight key whose request died frees itself after its lease,
@@ -13,6 +14,7 @@ import anyio
 import pytest
 
 from application.ports.idempotency_store import IdempotencyStore, KeyRecord, StoredResponse
+from infrastructure.crypto.idempotency import SealedIdempotencyStore
 from infrastructure.files.idempotency import FileIdempotencyStore
 from infrastructure.memory.idempotency import MemoryIdempotencyStore
 from infrastructure.postgres.idempotency import PgIdempotencyStore
@@ -20,6 +22,7 @@ from infrastructure.postgres.pool import create_pool
 from infrastructure.sql.engine import create_engine, create_session_maker
 from infrastructure.sql.idempotency import SqlIdempotencyStore
 from interfaces.settings import DatabaseSettings
+from tests.keys import fresh_keyring
 
 pytestmark = pytest.mark.anyio
 
@@ -42,14 +45,15 @@ _POSTGRES = pytest.mark.postgres
         "files",
         "files-mirror",
         "sqlite",
+        "sealed-sqlite",
         pytest.param("postgres", marks=_POSTGRES),
         pytest.param("postgres-sqlalchemy", marks=_POSTGRES),
     ]
 )
 def store_kind(request: pytest.FixtureRequest) -> Iterator[tuple[str, str | None]]:
     kind: str = request.param
-    if kind.startswith(("sqlite", "postgres")):
-        database = kind.split("-", maxsplit=1)[0]
+    if kind.removeprefix("sealed-").startswith(("sqlite", "postgres")):
+        database = kind.removeprefix("sealed-").split("-", maxsplit=1)[0]
         yield kind, request.getfixturevalue(f"migrated_{database}_url")
     else:
         yield kind, None
@@ -67,6 +71,8 @@ async def store(
         yield FileIdempotencyStore(tmp_path, durable=kind == "files")
         return
     assert url is not None
+    sealed = kind.startswith("sealed-")
+    kind = kind.removeprefix("sealed-")
     settings = DatabaseSettings(url=url, pool_size=5)
     engine = create_engine(settings)
     pool = await create_pool(settings) if kind == "postgres" else None
@@ -74,6 +80,8 @@ async def store(
         store: IdempotencyStore = (
             PgIdempotencyStore(pool) if pool else SqlIdempotencyStore(create_session_maker(engine))
         )
+        if sealed:  # ENCRYPTION=on: every kept body sealed
+            store = SealedIdempotencyStore(store, fresh_keyring())
         await store.purge(datetime.max.replace(tzinfo=UTC))
         yield store
     finally:

@@ -3,6 +3,7 @@ read back whole, by range and as zstd, while the bytes on disk and in S3 hold no
 text; clear blobs from before still read; ``new-key`` and ``rotate-keys`` (ADR 0031)."""
 
 import asyncio
+import base64
 import json
 import uuid
 from datetime import UTC, datetime
@@ -76,12 +77,25 @@ def _create(client: TestClient[Any], evaluation_id: str) -> None:
         json={"id": evaluation_id, "code": CODE, "metadata": {"secret": MARKER, "team": "t"}},
     )
     assert created.status_code == 200, created.text
-    updated = client.put(f"/evaluations/{evaluation_id}", json={"output": OUTPUT, "error": ERROR})
+    updated = client.put(
+        f"/evaluations/{evaluation_id}",
+        json={"output": OUTPUT, "error": ERROR},
+        headers={"Idempotency-Key": f"put-{evaluation_id}"},  # its answer is kept
+    )
     assert updated.status_code == 200, updated.text
     event = {"type": "progress", "message": f"{MARKER} event"}
     assert client.post(f"/evaluations/{evaluation_id}/events", json=event).status_code == 200
     log = {"content": f"{MARKER} log\n"}
     assert client.post(f"/evaluations/{evaluation_id}/logs", json=log).status_code == 200
+
+
+def _kept_answers(settings: Settings) -> list[bytes]:
+    """The bodies of the Idempotency-Key answers kept as files beside the journal."""
+    directory = Path(settings.storage.file_storage_path) / "idempotency"
+    return [
+        base64.b64decode(json.loads(path.read_bytes())["response"]["body"])
+        for path in directory.glob("*.json")
+    ]
 
 
 def _database_texts(settings: Settings) -> bytes:
@@ -98,6 +112,11 @@ def _database_texts(settings: Settings) -> bytes:
                 await connection.fetchval(f"SELECT string_agg(t::text, '|') FROM {table} t")
                 for table in ("evaluations", "evaluation_events", "log_chunks")
             ]
+            texts.append(
+                await connection.fetchval(
+                    "SELECT string_agg(encode(body, 'escape'), '|') FROM idempotency_keys"
+                )
+            )
         finally:
             await connection.close()
         return "|".join(text or "" for text in texts).encode()
@@ -141,6 +160,9 @@ def test_outputs_are_sealed_on_disk_and_read_back(
     database = _database_texts(backend_settings)
     assert b"sealed-1" in database  # the dump holds the rows
     assert MARKER.encode() not in database
+    kept = _kept_answers(backend_settings)
+    assert kept, "the Idempotency-Key answer is kept beside the journal too"
+    assert not any(MARKER.encode() in body for body in kept)
     zstd = client.get("/evaluations/sealed-1/output", headers={"Accept-Encoding": "zstd"})
     assert zstd.status_code == 200
     assert zstd.headers["content-encoding"] == "zstd"  # the stored frame, opened, passed on

@@ -10,15 +10,12 @@ request, and the record is read from its store instead.
 import structlog
 
 from application.ports.cache import Cache
-from infrastructure.crypto.keyring import Keyring, UnwrapError
+from infrastructure.crypto.keyring import Keyring
 from infrastructure.crypto.sealed import (
-    HEADER_MAX,
-    Cipher,
     SealedDataError,
     is_sealed,
-    open_all,
-    parse_header,
-    seal_all,
+    open_value,
+    seal_value,
 )
 
 log = structlog.get_logger(__name__)
@@ -41,11 +38,9 @@ class SealedCache(Cache):
         value = await self._inner.get(key)
         if value is None or not is_sealed(value):
             return value
-        context = _CONTEXT + key.encode()
         try:
-            cipher = Cipher.of(parse_header(value[:HEADER_MAX]), self._keyring, context)
-            return open_all(cipher, value)
-        except (SealedDataError, UnwrapError) as error:
+            return open_value(self._keyring, _CONTEXT + key.encode(), value)
+        except SealedDataError as error:
             log.warning("cache_entry_unreadable", key=key, error=str(error))
             return None
 
@@ -53,7 +48,7 @@ class SealedCache(Cache):
         self, key: str, version: int, value: bytes | None, *, warm: bool = False
     ) -> None:
         if value is not None and self._seal:
-            value = seal_all(Cipher.new(self._keyring, _CONTEXT + key.encode()), value)
+            value = seal_value(self._keyring, _CONTEXT + key.encode(), value)
         await self._inner.put_if_newer(key, version, value, warm=warm)
 
     async def delete(self, key: str) -> None:

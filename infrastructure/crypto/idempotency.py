@@ -16,14 +16,11 @@ import msgspec
 from application.backends import Backend
 from application.errors import BackendUnavailableError
 from application.ports.idempotency_store import IdempotencyStore, KeyRecord
-from infrastructure.crypto.keyring import Keyring, UnwrapError
+from infrastructure.crypto.keyring import Keyring
 from infrastructure.crypto.sealed import (
-    HEADER_MAX,
-    Cipher,
     SealedDataError,
-    open_all,
-    parse_header,
-    seal_all,
+    open_value,
+    seal_value,
 )
 
 TAG = b"\xffids:"
@@ -46,7 +43,7 @@ class SealedIdempotencyStore(IdempotencyStore):
         response = answer.response
         if self._seal and response is not None:
             context = _context(answer.caller, answer.key)
-            sealed = seal_all(Cipher.new(self._keyring, context), response.body)
+            sealed = seal_value(self._keyring, context, response.body)
             body = TAG + msgspec.json.encode(_ids_in(response.body)) + b"\n" + sealed
             answer = msgspec.structs.replace(
                 answer, response=msgspec.structs.replace(response, body=body)
@@ -66,11 +63,9 @@ class SealedIdempotencyStore(IdempotencyStore):
         if not body.startswith(TAG):
             return record
         sealed = body[body.index(b"\n") + 1 :]
-        context = _context(record.caller, record.key)
         try:
-            cipher = Cipher.of(parse_header(sealed[:HEADER_MAX]), self._keyring, context)
-            plain = open_all(cipher, sealed)
-        except (SealedDataError, UnwrapError) as error:
+            plain = open_value(self._keyring, _context(record.caller, record.key), sealed)
+        except SealedDataError as error:
             raise BackendUnavailableError(
                 Backend.DATABASE, f"a kept Idempotency-Key answer does not open: {error}"
             ) from None

@@ -7,14 +7,11 @@ encryption was turned on are told apart and still read.
 import base64
 import binascii
 
-from infrastructure.crypto.keyring import Keyring, UnwrapError
+from infrastructure.crypto.keyring import Keyring
 from infrastructure.crypto.sealed import (
-    HEADER_MAX,
-    Cipher,
     SealedDataError,
-    open_all,
-    parse_header,
-    seal_all,
+    open_value,
+    seal_value,
 )
 
 PREFIX = b"sealed:"
@@ -31,7 +28,7 @@ class LineSeal:
         """``data`` (one line, without its newline) as stored."""
         if not self.seals:
             return data
-        return PREFIX + base64.b64encode(seal_all(Cipher.new(self._keyring, context), data))
+        return PREFIX + base64.b64encode(seal_value(self._keyring, context, data))
 
     def open(self, line: bytes, context: bytes) -> bytes:
         """The line's bytes; ``SealedDataError`` when a sealed line does not open."""
@@ -41,9 +38,4 @@ class LineSeal:
             sealed = base64.b64decode(line[len(PREFIX) :], validate=True)
         except binascii.Error:
             raise SealedDataError("a sealed line is not base64") from None
-        try:
-            return open_all(
-                Cipher.of(parse_header(sealed[:HEADER_MAX]), self._keyring, context), sealed
-            )
-        except UnwrapError as error:
-            raise SealedDataError(str(error)) from None
+        return open_value(self._keyring, context, sealed)

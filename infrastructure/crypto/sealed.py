@@ -23,7 +23,7 @@ import msgspec
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from infrastructure.crypto.keyring import KEY_BYTES, TAG_BYTES, WRAPPED_BYTES, Keyring
+from infrastructure.crypto.keyring import KEY_BYTES, TAG_BYTES, WRAPPED_BYTES, Keyring, UnwrapError
 
 MAGIC = b"\xffCRSEAL1"
 SEGMENT = 64 * 1024
@@ -115,6 +115,20 @@ class Cipher:
             return self._aead.decrypt(self._nonce(index, last), sealed, self._aad)
         except InvalidTag:
             raise SealedDataError(f"segment {index} does not open") from None
+
+
+def seal_value(keyring: Keyring, context: bytes, plain: bytes) -> bytes:
+    """``plain`` sealed whole under a new data key bound to ``context``."""
+    return seal_all(Cipher.new(keyring, context), plain)
+
+
+def open_value(keyring: Keyring, context: bytes, sealed: bytes) -> bytes:
+    """What ``seal_value`` sealed; ``SealedDataError`` when it does not open (its key
+    included: not in the keyring, or bound to another context)."""
+    try:
+        return open_all(Cipher.of(parse_header(sealed[:HEADER_MAX]), keyring, context), sealed)
+    except UnwrapError as error:
+        raise SealedDataError(str(error)) from None
 
 
 def seal_all(cipher: Cipher, plain: bytes) -> bytes:

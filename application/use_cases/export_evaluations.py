@@ -61,14 +61,15 @@ class ExportEvaluations:
     ) -> AsyncIterator[ArchivedEvaluation]:
         while True:
             for evaluation in page.items:
-                yield await self._archive(evaluation)
+                yield await self.archive(evaluation)
             if page.next_cursor is None:
                 return
             page = await self.queries.list(
                 EvaluationQuery(filter=criteria, limit=len(page.items), cursor=page.next_cursor)
             )
 
-    async def _archive(self, evaluation: Evaluation) -> ArchivedEvaluation:
+    async def archive(self, evaluation: Evaluation) -> ArchivedEvaluation:
+        """One evaluation whole: its record, full output and error, log and events."""
         output = await self.payloads.read_text(evaluation.output)
         error = await self.payloads.read_text(evaluation.error)
         log = await self.logs.read(evaluation.id)

@@ -116,6 +116,9 @@ class FakeWorkerLogs:
     async def latest(self, evaluation_id: EvaluationId) -> str | None:
         return self.batches.get(evaluation_id)
 
+    async def forget(self, evaluation_id: EvaluationId) -> None:
+        self.batches.pop(evaluation_id, None)
+
 
 class StubInspector:
     """``BackendInspector`` answering a fixed state (for degraded/unavailable reports)."""

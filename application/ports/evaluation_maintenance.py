@@ -96,8 +96,8 @@ class EvaluationMaintenance(Protocol):
     async def scrub(self) -> None:
         """After a committed purge: leave no copy of the removed rows in the database's
         own files where the database allows it (SQLite: its search index merged and its
-        write-ahead log emptied). Outside the caller's transaction; never raises for a
-        copy it could not reach (a reader holding the log), the next scrub gets it."""
+        write-ahead log emptied), on a connection of its own: call it after ``commit``.
+        A log a reader still holds is emptied by the next scrub."""
 
     @abstractmethod
     async def recently_updated(self, limit: int) -> builtins.list[Evaluation]:

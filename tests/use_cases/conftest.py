@@ -206,6 +206,7 @@ class UseCases:
         self.configuration = memory_configuration()
 
     async def resolve(self, request: AsyncContainer) -> None:
+        self.request = request
         get = request.get
         self.database = await get(MemoryDatabase)
         self.repository = await get(EvaluationRepository)

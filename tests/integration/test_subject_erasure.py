@@ -23,6 +23,7 @@ from tests.erasure_traces import places_holding
 from tests.integration.conftest import ClientFactory
 from tests.integration.hostile import assert_problem
 from tests.integration.test_auth_matrix import API_KEYS, CALLERS
+from tests.integration.test_cli_maintenance import cli, cli_json
 
 Client = TestClient[Any]
 # Outputs over 2 KiB go to the blob store, compressed over 1 KiB.
@@ -272,3 +273,33 @@ def test_erasure_and_export_need_an_admin_key(make_client: ClientFactory) -> Non
         assert_problem(client.delete("/subjects/s", headers=CALLERS[caller]), 403)
         assert_problem(client.get("/subjects/s/export", headers=CALLERS[caller]), 403)
     assert client.delete("/subjects/s", headers=CALLERS["admin"]).status_code == 200
+
+
+def test_the_cli_erases_a_subject_with_progress_and_exit_codes(
+    make_client: ClientFactory, backend_settings: Settings
+) -> None:
+    client = make_client()
+    mine = [
+        client.post("/evaluations", json={"code": "x", "metadata": {"subject": "eve/ü"}}).json()[
+            "id"
+        ]
+        for _ in range(3)
+    ]
+    theirs = client.post("/evaluations", json={"code": "x", "metadata": {"subject": "eve"}})
+
+    report = cli_json(backend_settings, "erase", "--subject", "eve/ü", "--batch-size", "2")
+    text = cli(backend_settings, "erase", "--subject", "eve/ü")
+
+    assert (report["evaluations"], report["batches"], report["complete"]) == (3, 2, True)
+    assert report["subject_sha256"] == subject_digest("eve/ü")
+    assert "erased 0 evaluation(s)" in text.stderr and subject_digest("eve/ü") in text.stderr
+    assert "eve/ü" not in text.output
+    # A process of its own: an in-process cache of another process is out of the CLI's
+    # reach (README, Erasure); Redis is not.
+    after = client if backend_settings.redis.url is not None else make_client()
+    for evaluation_id in mine:
+        assert after.get(f"/evaluations/{evaluation_id}").status_code == 404
+    assert after.get(f"/evaluations/{theirs.json()['id']}").status_code == 200
+    for bad in ("", "a\x00b", "s" * 1025):
+        refused = cli(backend_settings, "erase", "--subject", bad, expect=2)
+        assert "--subject" in refused.stderr

@@ -7,7 +7,6 @@ place that still holds it.
 
 import asyncio
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import asyncpg
 import redis.asyncio as redis
 import zstandard
 
+from infrastructure.s3.client import S3Connection
 from interfaces.settings import Settings
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -135,11 +135,29 @@ def places_holding(settings: Settings, marker: str) -> list[str]:
     return places
 
 
-def s3_objects_holding(client: Any, bucket: str, prefix: str, marker: str) -> Iterator[str]:
-    """Keys of the objects under ``prefix`` whose bytes hold ``marker`` (a boto3 client)."""
-    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-    for page in pages:
-        for item in page.get("Contents", []):
-            body = client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
-            if marker.encode() in readable(body):
-                yield item["Key"]
+async def _s3_objects_holding(env: dict[str, str], marker: str) -> list[str]:
+    connection = S3Connection(
+        bucket=env["S3_BUCKET"], endpoint_url=env["S3_ENDPOINT_URL"], region=env["S3_REGION"]
+    )
+    await connection.open()
+    found = []
+    try:
+        pages = connection.client.get_paginator("list_objects_v2").paginate(
+            Bucket=env["S3_BUCKET"], Prefix=env["S3_PREFIX"]
+        )
+        async for page in pages:
+            for item in page.get("Contents", []):
+                answer = await connection.client.get_object(
+                    Bucket=env["S3_BUCKET"], Key=item["Key"]
+                )
+                body = await answer["Body"].read()
+                if marker.encode() in readable(body):
+                    found.append(item["Key"])
+    finally:
+        await connection.close()
+    return found
+
+
+def s3_objects_holding(env: dict[str, str], marker: str) -> list[str]:
+    """Keys of the objects under the service's prefix whose bytes hold ``marker``."""
+    return asyncio.run(_s3_objects_holding(env, marker))

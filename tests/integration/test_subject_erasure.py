@@ -18,9 +18,9 @@ import redis.asyncio as redis
 from litestar.testing import TestClient
 
 from domain.subjects import subject_digest
-from interfaces.settings import Settings, StorageBackend
-from tests.erasure_traces import places_holding
-from tests.integration.conftest import ClientFactory
+from interfaces.settings import Settings, StorageBackend, load_settings
+from tests.erasure_traces import places_holding, s3_objects_holding
+from tests.integration.conftest import ClientFactory, client_of
 from tests.integration.hostile import assert_problem
 from tests.integration.test_auth_matrix import API_KEYS, CALLERS
 from tests.integration.test_cli_maintenance import cli, cli_json
@@ -303,3 +303,29 @@ def test_the_cli_erases_a_subject_with_progress_and_exit_codes(
     for bad in ("", "a\x00b", "s" * 1025):
         refused = cli(backend_settings, "erase", "--subject", bad, expect=2)
         assert "--subject" in refused.stderr
+
+
+@pytest.mark.s3
+def test_erasure_removes_the_subjects_objects_from_s3(s3_env: dict[str, str]) -> None:
+    env = {
+        **s3_env,
+        "BLOB_BACKEND": "s3",
+        "FILE_MIRROR": "true",
+        "LARGE_FILE_THRESHOLD": "2048",
+        "COMPRESSION_THRESHOLD": "1024",
+    }
+    erased, kept = f"ERASE-{uuid.uuid4().hex}", f"KEEP-{uuid.uuid4().hex}"
+    settings = load_settings(env)
+    for client in client_of(env):
+        _plant(client, "alice", erased)
+        _plant(client, "bob", kept)
+        planted = s3_objects_holding(env, erased)
+        kept_before = s3_objects_holding(env, kept)
+        assert len(planted) == len(kept_before) == 1, (planted, kept_before)
+
+        report = client.delete("/subjects/alice").json()
+
+        assert (report["evaluations"], report["blobs"]) == (2, 1)
+        assert s3_objects_holding(env, erased) == []
+        assert s3_objects_holding(env, kept) == kept_before
+        assert places_holding(settings, erased) == []

@@ -22,16 +22,21 @@ from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 
 
-class CleanupReport(msgspec.Struct, kw_only=True):
-    """Running totals of a cleanup (what would go, with ``dry_run``)."""
+class RemovalCounts(msgspec.Struct, kw_only=True):
+    """What a removal took away (records with their events, log chunks and blobs)."""
 
-    dry_run: bool
     evaluations: int = 0
     events: int = 0
     log_chunks: int = 0
     blobs: int = 0
     blob_bytes: int = 0
     batches: int = 0
+
+
+class CleanupReport(RemovalCounts, kw_only=True):
+    """Running totals of a cleanup (what would go, with ``dry_run``)."""
+
+    dry_run: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from application.ports.worker_logs import WorkerLogs
 from application.services.audit_trail import AuditTrail
 from application.services.payloads import PayloadStore
 from application.services.record_cache import RecordCache
-from application.use_cases.cleanup import CleanupEvaluations, CleanupReport
+from application.use_cases.cleanup import CleanupEvaluations, CleanupReport, RemovalCounts
 from application.use_cases.export_evaluations import ArchivedEvaluation, ExportEvaluations
 from domain.audit import AuditAction
 from domain.identifiers import EvaluationId
@@ -44,19 +44,13 @@ class SubjectField:
         return SubjectTag(key=self.key, value=check_subject(subject))
 
 
-class ErasureReport(msgspec.Struct, kw_only=True):
+class ErasureReport(RemovalCounts, kw_only=True):
     """What one erasure removed; ``complete``: nothing of the subject is left."""
 
     subject_sha256: str
     complete: bool = False
-    evaluations: int = 0
-    events: int = 0
-    log_chunks: int = 0
-    blobs: int = 0
-    blob_bytes: int = 0
     journal_entries: int = 0
     idempotency_answers: int = 0
-    batches: int = 0
 
     def add(self, cleanup: CleanupReport, beside: "_Beside") -> None:
         """The cleanup's running totals, and the blobs removed before its transactions."""
@@ -202,14 +196,10 @@ class EraseSubject:
 
 
 def _sizes(report: ErasureReport) -> dict[str, int]:
+    """The report's counts, for the audit entry (``batches`` says nothing erased)."""
+    counts = msgspec.structs.asdict(report)
     return {
-        "evaluations": report.evaluations,
-        "events": report.events,
-        "log_chunks": report.log_chunks,
-        "blobs": report.blobs,
-        "blob_bytes": report.blob_bytes,
-        "journal_entries": report.journal_entries,
-        "idempotency_answers": report.idempotency_answers,
+        name: value for name, value in counts.items() if type(value) is int and name != "batches"
     }
 
 

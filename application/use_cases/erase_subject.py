@@ -15,7 +15,9 @@ from application.ports.evaluation_maintenance import (
     PurgeSelection,
     SubjectTag,
 )
+from application.ports.event_log import EventLog
 from application.ports.journal import Journal
+from application.ports.log_store import LogStore
 from application.ports.log_tail import LogTail
 from application.ports.record_mirror import RecordMirror
 from application.ports.running_registry import RunningRegistry
@@ -26,10 +28,12 @@ from application.services.audit_trail import AuditTrail
 from application.services.payloads import PayloadStore
 from application.services.record_cache import RecordCache
 from application.use_cases.cleanup import CleanupEvaluations, CleanupReport, RemovalCounts
-from application.use_cases.export_evaluations import ArchivedEvaluation, ExportEvaluations
 from domain.audit import AuditAction
+from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
+from domain.payload import StoredPayload
 from domain.subjects import check_subject, subject_digest
+from domain.timeline import EvaluationEvent
 
 _encoder = msgspec.json.Encoder()
 
@@ -204,13 +208,28 @@ def _sizes(report: ErasureReport) -> dict[str, int]:
 
 
 @dataclass(frozen=True, slots=True)
+class HeldEvaluation:
+    """One evaluation of a subject, as the backup export holds it (``ArchivedEvaluation``)
+    but with the output and error as streams of UTF-8 bytes, read from their blob when
+    they are large: an answer never holds a whole large payload."""
+
+    record: Evaluation
+    output: AsyncIterator[bytes] | None
+    error: AsyncIterator[bytes] | None
+    log: str
+    events: list[EvaluationEvent]
+
+
+@dataclass(frozen=True, slots=True)
 class ExportSubject:
-    """Everything held about one subject: each evaluation whole, as the backup export
-    writes it (record, full output and error, log, events), batch by batch."""
+    """Everything held about one subject: each evaluation whole (record, full output and
+    error, log, events), soft-deleted ones too, oldest change first, batch by batch."""
 
     field: SubjectField
     maintenance: EvaluationMaintenance
-    export: ExportEvaluations
+    payloads: PayloadStore
+    logs: LogStore
+    events: EventLog
 
     def tag(self, subject: str) -> SubjectTag:
         """Checked before the answer starts, so bad input is a 4xx, never a cut stream."""
@@ -218,13 +237,22 @@ class ExportSubject:
 
     async def execute(
         self, subject: SubjectTag, batch_size: int = 100
-    ) -> AsyncIterator[ArchivedEvaluation]:
+    ) -> AsyncIterator[HeldEvaluation]:
         selection = PurgeSelection.everything_of(subject)
         after: PurgeCursor | None = None
         while True:
             batch = await self.maintenance.purge_candidates(selection, batch_size, after)
             for evaluation in batch:
-                yield await self.export.archive(evaluation)
+                yield HeldEvaluation(
+                    record=msgspec.structs.replace(evaluation, output=None, error=None),
+                    output=self._stream(evaluation.output),
+                    error=self._stream(evaluation.error),
+                    log=(await self.logs.read(evaluation.id)).content,
+                    events=await self.events.list(evaluation.id),
+                )
             if len(batch) < batch_size:
                 return
             after = PurgeCursor(batch[-1].updated_at, batch[-1].id)
+
+    def _stream(self, payload: StoredPayload | None) -> AsyncIterator[bytes] | None:
+        return None if payload is None else self.payloads.stream(payload)

@@ -61,15 +61,14 @@ class ExportEvaluations:
     ) -> AsyncIterator[ArchivedEvaluation]:
         while True:
             for evaluation in page.items:
-                yield await self.archive(evaluation)
+                yield await self._archive(evaluation)
             if page.next_cursor is None:
                 return
             page = await self.queries.list(
                 EvaluationQuery(filter=criteria, limit=len(page.items), cursor=page.next_cursor)
             )
 
-    async def archive(self, evaluation: Evaluation) -> ArchivedEvaluation:
-        """One evaluation whole: its record, full output and error, log and events."""
+    async def _archive(self, evaluation: Evaluation) -> ArchivedEvaluation:
         output = await self.payloads.read_text(evaluation.output)
         error = await self.payloads.read_text(evaluation.error)
         log = await self.logs.read(evaluation.id)

@@ -13,10 +13,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 import redis.asyncio as redis
 from litestar.testing import TestClient
 
+from application.use_cases.export_evaluations import ArchivedEvaluation
 from domain.subjects import subject_digest
 from interfaces.settings import Settings, StorageBackend, load_settings
 from tests.erasure_traces import places_holding, s3_objects_holding
@@ -202,7 +204,7 @@ def test_the_export_of_a_subject_is_whole_and_holds_no_other(client: Client) -> 
     mine = client.post(
         "/evaluations", json={"code": "a", "metadata": {"subject": "ünïcødé ✓"}}
     ).json()["id"]
-    big = "y" * 300_000 + marker
+    big = 'y" ✓\n' * 100_000 + marker  # quotes, newlines, multibyte across chunks
     assert client.put(f"/evaluations/{mine}", json={"output": big}).status_code == 200
     assert client.post(f"/evaluations/{mine}/logs", json={"content": "line\n"}).status_code == 200
     assert client.post(f"/evaluations/{mine}/events", json={"type": "t"}).status_code == 200
@@ -216,6 +218,7 @@ def test_the_export_of_a_subject_is_whole_and_holds_no_other(client: Client) -> 
     assert exported.headers["content-type"].startswith("application/x-ndjson")
     (line,) = exported.text.splitlines()
     archived = json.loads(line)
+    msgspec.json.decode(line, type=ArchivedEvaluation)  # what ``import`` reads
     assert archived["record"]["id"] == mine
     assert archived["output"] == big
     assert archived["log"] == "line\n"

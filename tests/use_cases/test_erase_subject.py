@@ -158,7 +158,12 @@ async def test_the_export_holds_each_evaluation_whole(app: UseCases) -> None:
     archived = [line async for line in export.execute(export.tag("s"), batch_size=1)]
 
     assert sorted(line.record.id for line in archived) == sorted(mine)
-    assert {line.output for line in archived} == {BIG}
+    assert {line.record.output for line in archived} == {None}  # the whole text streams
+    outputs = []
+    for line in archived:
+        assert line.output is not None and line.error is None
+        outputs.append(b"".join([chunk async for chunk in line.output]).decode())
+    assert outputs == [BIG, BIG]
     assert {line.log for line in archived} == {"log of s\n"}
     assert [[event.message for event in line.events] for line in archived] == [["s"], ["s"]]
 

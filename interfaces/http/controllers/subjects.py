@@ -1,5 +1,6 @@
 """``/subjects/{subject}``: a data subject's evaluations erased, or exported whole (admin)."""
 
+import codecs
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -10,7 +11,13 @@ from litestar.params import Parameter
 from litestar.response import Stream
 from litestar.status_codes import HTTP_200_OK
 
-from application.use_cases.erase_subject import EraseSubject, ErasureReport, ExportSubject
+from application.use_cases.erase_subject import (
+    EraseSubject,
+    ErasureReport,
+    ExportSubject,
+    HeldEvaluation,
+)
+from application.use_cases.export_evaluations import ARCHIVE_FORMAT
 from interfaces.http.errors import problem_responses
 from interfaces.http.security import ADMIN
 
@@ -66,7 +73,26 @@ class SubjectController(Controller):
         tag = use_case.tag(subject)
 
         async def lines() -> AsyncIterator[bytes]:
-            async for archived in use_case.execute(tag):
-                yield _encoder.encode(archived) + b"\n"
+            async for held in use_case.execute(tag):
+                async for piece in _json_line(held):
+                    yield piece
 
         return Stream(lines(), media_type=NDJSON)
+
+
+async def _json_line(held: HeldEvaluation) -> AsyncIterator[bytes]:
+    """``held`` as one line of the backup export (``ArchivedEvaluation``, which ``import``
+    reads), its output and error encoded as JSON strings piece by piece as they stream."""
+    yield b'{"format":%d,"record":' % ARCHIVE_FORMAT + _encoder.encode(held.record)
+    for name, stream in (("output", held.output), ("error", held.error)):
+        yield b',"%s":' % name.encode()
+        if stream is None:
+            yield b"null"
+            continue
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        yield b'"'
+        async for chunk in stream:
+            yield _encoder.encode(decoder.decode(chunk))[1:-1]
+        yield _encoder.encode(decoder.decode(b"", final=True))[1:-1] + b'"'
+    yield b',"log":' + _encoder.encode(held.log)
+    yield b',"events":' + _encoder.encode(held.events) + b"}\n"

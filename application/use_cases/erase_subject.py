@@ -89,13 +89,14 @@ class EraseSubject:
     The subject's key is destroyed first (crypto-shredding: copies in backups become
     unreadable). Then, holding the failover journal's replay turn so no replay brings
     a record back meanwhile, batch by batch: the journal entries, the kept
-    ``Idempotency-Key`` answers, the Redis keys, the blobs and the mirror's copy of
-    each record go first (outside the transaction), then the rows (record, events,
-    log chunks, search texts), with a ``purge`` audit entry each, in one transaction,
-    then the cache once more (a read may have filled it meanwhile). Whatever a crash
-    interrupts, a rerun finds the records still there and finishes them: nothing is
-    removed from the database before what lies beside it. One ``erase`` entry records
-    the run: the subject's digest and the counts, never the subject or the data.
+    ``Idempotency-Key`` answers and the Redis keys of each record go first (outside the
+    transaction); then the cleanup's purge: the rows (record, events, log chunks,
+    search texts) with a ``purge`` audit entry each, the blobs and the mirror's copy of
+    the rows it removed, the commit, and the cache once more (a read may have filled it
+    meanwhile). Whatever a crash interrupts, a rerun finds the records still there and
+    finishes them: nothing is removed from the database before what lies beside it.
+    One ``erase`` entry records the run: the subject's digest and the counts, never the
+    subject or the data.
     """
 
     field: SubjectField
@@ -139,7 +140,7 @@ class EraseSubject:
             selection = PurgeSelection.everything_of(tag)
 
             async def before(ids: list[EvaluationId]) -> None:
-                await self._forget_beside(ids, pending, report, beside)
+                await self._forget_beside(ids, pending, report)
 
             def counted(cleanup: CleanupReport) -> None:
                 report.add(cleanup, beside)
@@ -158,6 +159,9 @@ class EraseSubject:
             # database was away): their entries go, and what the database holds of them.
             journaled = sorted({EvaluationId(e.evaluation_id) for e in pending if tags(e, tag)})
             if journaled:
+                # Blobs of records the database may not hold (uploads while it was
+                # away): before the entries, so a rerun still finds these ids.
+                await self._discard_blobs(journaled, beside)
                 await before(journaled)
                 await self.cleanup.purge(journaled, PurgeSelection.everything_of(None), cleanup)
                 report.add(cleanup, beside)
@@ -174,13 +178,10 @@ class EraseSubject:
         return report
 
     async def _forget_beside(
-        self,
-        ids: Sequence[EvaluationId],
-        pending: list[JournalEntry],
-        report: ErasureReport,
-        beside: _Beside,
+        self, ids: Sequence[EvaluationId], pending: list[JournalEntry], report: ErasureReport
     ) -> None:
-        """What lies beside the rows of ``ids``: gone before them, so a rerun sees it."""
+        """What lies beside the rows of ``ids`` and the purge does not remove: gone
+        before the rows, so a rerun still finds the ids."""
         doomed = set(ids)
         entries = {entry.id for entry in pending if entry.evaluation_id in doomed}
         if entries:
@@ -188,15 +189,18 @@ class EraseSubject:
         needles = [_encoder.encode(evaluation_id) for evaluation_id in ids]
         report.idempotency_answers += await self.idempotency.forget_answers_with(needles)
         for evaluation_id in ids:
+            await self.record_cache.forget(evaluation_id)
+            await self.running.untrack(evaluation_id)
+            await self.tail.drop(evaluation_id)
+            await self.worker_logs.forget(evaluation_id)
+
+    async def _discard_blobs(self, ids: Sequence[EvaluationId], beside: _Beside) -> None:
+        for evaluation_id in ids:
             for entry in await self.payloads.blobs_of(evaluation_id):
                 await self.payloads.discard(entry.key)
                 beside.blobs += 1
                 beside.blob_bytes += entry.size
             await self.mirror.forget(evaluation_id)
-            await self.record_cache.forget(evaluation_id)
-            await self.running.untrack(evaluation_id)
-            await self.tail.drop(evaluation_id)
-            await self.worker_logs.forget(evaluation_id)
 
 
 def _sizes(report: ErasureReport) -> dict[str, int]:

@@ -107,24 +107,24 @@ async def test_a_crash_halfway_is_finished_by_a_rerun(
 ) -> None:
     mine = await _seed(app, "s", 4)
     calls = 0
-    discard = app.payloads.discard
+    untrack = app.running.untrack
 
-    async def crash_on_the_third(key: str) -> None:
+    async def crash_on_the_fifth(evaluation_id: EvaluationId) -> None:
         nonlocal calls
         calls += 1
-        if calls == 5:  # the second batch's first blob (two blobs each)
-            raise OSError("disk gone")
-        await discard(key)
+        if calls == 5:  # the second batch's first (two before and two after each commit)
+            raise OSError("registry gone")
+        await untrack(evaluation_id)
 
-    monkeypatch.setattr(app.payloads, "discard", crash_on_the_third)
-    with pytest.raises(OSError, match="disk gone"):
+    monkeypatch.setattr(app.running, "untrack", crash_on_the_fifth)
+    with pytest.raises(OSError, match="registry gone"):
         await erase.execute("s", batch_size=2)
-    assert 0 < sum(e in app.database.evaluations for e in mine) < 4  # one batch went
-    monkeypatch.setattr(app.payloads, "discard", discard)
+    assert sum(e in app.database.evaluations for e in mine) == 2  # one batch went
+    monkeypatch.setattr(app.running, "untrack", untrack)
 
-    report = await (await app.request.get(EraseSubject)).execute("s")
+    report = await erase.execute("s")
 
-    assert report.complete
+    assert (report.evaluations, report.complete) == (2, True)
     assert not any(e in app.database.evaluations for e in mine)
     assert [await app.payloads.blobs_of(e) for e in mine] == [[]] * 4
 

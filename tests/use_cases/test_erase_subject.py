@@ -5,24 +5,34 @@ import contextlib
 import dataclasses
 from pathlib import Path
 
+import anyio
 import msgspec
 import pytest
+from dishka import Provider, Scope, provide
 
+from application.backends import Backend
 from application.commands import EvaluationChanges, NewEvaluation, NewEvent
 from application.errors import BackendUnavailableError, WriteAcceptedError
 from application.failover.idempotency import IdempotencyKeys
 from application.ports.audit_log import AuditLog, AuditQuery
+from application.ports.blob_store import BlobStore
 from application.ports.idempotency_store import StoredResponse
 from application.ports.journal import Journal
 from application.ports.subject_keys import SubjectKeys
+from application.use_cases.create_evaluation import CreateEvaluation
 from application.use_cases.erase_subject import EraseSubject, ExportSubject
+from application.use_cases.get_evaluation import GetEvaluation
+from application.use_cases.update_evaluation import UpdateEvaluation
 from domain.audit import AuditAction, AuditContext
 from domain.errors import InvalidTextError
 from domain.identifiers import EvaluationId
 from domain.subjects import subject_digest
+from infrastructure.files.blob_store import FileBlobStore
 from infrastructure.files.journal import FileJournal
+from infrastructure.sql.migrate import upgrade
 from interfaces import acting
-from tests.use_cases.conftest import UseCases
+from interfaces.settings import Settings, load_settings
+from tests.use_cases.conftest import FakeWorkerLogs, FixedClock, UseCases, use_case_container
 from tests.use_cases.failover_world import World, create, running_world
 
 pytestmark = pytest.mark.anyio
@@ -243,3 +253,63 @@ async def test_the_journal_goes_unused_when_nothing_is_journaled(world: World) -
     assert (report.evaluations, report.journal_entries) == (1, 0)
     assert made.id not in world.database.evaluations
     assert await journal.pending() == []
+
+
+class FlakyFileBlobs(FileBlobStore):
+    """Files whose deletes fail while ``failing`` is set (a disk gone mid-erasure)."""
+
+    failing = False
+
+    async def delete(self, key: str) -> None:
+        if FlakyFileBlobs.failing:
+            raise BackendUnavailableError(Backend.FILE, "test: the disk went away")
+        await super().delete(key)
+
+
+class FlakyBlobsProvider(Provider):
+    @provide(scope=Scope.APP, override=True)
+    def blobs(self, settings: Settings) -> BlobStore:
+        return FlakyFileBlobs(settings.storage.file_storage_path)
+
+
+async def test_on_sqlite_a_failed_batch_rolls_back_and_a_rerun_finishes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'storage.db'}"
+    await anyio.to_thread.run_sync(upgrade, url)
+    files = tmp_path / "files"
+    settings = load_settings({}, database={"url": url}, storage={"file_storage_path": files})
+    monkeypatch.setattr(FlakyFileBlobs, "failing", False)
+    container = use_case_container(
+        FixedClock(), FakeWorkerLogs(), FlakyBlobsProvider(), settings=settings
+    )
+    try:
+        async with container() as request:
+            create = await request.get(CreateEvaluation)
+            update = await request.get(UpdateEvaluation)
+            mine = []
+            for _ in range(4):
+                made = await create.execute(NewEvaluation(code="x", metadata={"subject": "s"}))
+                await update.execute(made.id, EvaluationChanges(output="z" * 200_000))
+                mine.append(made.id)
+        blobs = sorted(str(path) for path in files.rglob("output.*"))
+        assert len(blobs) == 4
+
+        FlakyFileBlobs.failing = True
+        async with container() as request:
+            with pytest.raises(BackendUnavailableError):
+                await (await request.get(EraseSubject)).execute("s", batch_size=2)
+        FlakyFileBlobs.failing = False
+        async with container() as request:
+            get = await request.get(GetEvaluation)
+            for evaluation_id in mine:  # rolled back: every record and blob is there
+                assert (await get.execute(evaluation_id)).id == evaluation_id
+        assert sorted(str(path) for path in files.rglob("output.*")) == blobs
+
+        async with container() as request:
+            report = await (await request.get(EraseSubject)).execute("s", batch_size=2)
+        # Each output and, not mirrored, its ``metadata.json`` snapshot.
+        assert (report.evaluations, report.blobs, report.complete) == (4, 8, True)
+        assert list(files.rglob("output.*")) == []
+    finally:
+        await container.close()

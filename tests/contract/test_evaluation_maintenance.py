@@ -271,3 +271,12 @@ async def test_a_scrub_without_a_purge_changes_nothing(sql_backend: PortStore) -
         await ports.scrub()
     async with sql_backend.session() as store:
         assert len(await store.events.list(EvaluationId("s-live"))) == 1
+
+
+async def test_a_dotted_key_is_one_top_level_key_not_a_path(sql_backend: PortStore) -> None:
+    async with sql_backend.session() as ports:
+        await ports.repository.add(make_evaluation("flat", metadata={"gdpr.user": "s"}))
+        await ports.repository.add(make_evaluation("nested", metadata={"gdpr": {"user": "s"}}))
+    dotted = PurgeSelection.everything_of(SubjectTag(key="gdpr.user", value="s"))
+    async with maintenance(sql_backend) as (ports, _):
+        assert [e.id for e in await ports.purge_candidates(dotted, 10)] == ["flat"]

@@ -52,6 +52,9 @@ def test_spec_forms_are_accepted() -> None:
         ("REDIS_URL", "http://x"),
         ("LOG_LEVEL", "LOUD"),
         ("LARGE_FILE_THRESHOLD", "-1"),
+        ("SUBJECT_METADATA_KEY", 'user"id'),
+        ("SUBJECT_METADATA_KEY", "user id"),
+        ("SUBJECT_METADATA_KEY", "k" * 65),
     ],
 )
 def test_bad_value_names_the_variable(variable: str, value: str) -> None:
@@ -99,3 +102,10 @@ def test_overrides_are_keyed_by_group() -> None:
     assert (settings.cache.ttl, settings.cache.warm_count, settings.database.pool_size) == (5, 3, 2)
     with pytest.raises(TypeError):
         load_settings({}, caches={"ttl": 1})
+
+
+def test_the_subject_metadata_key_defaults_to_subject_and_takes_a_dotted_name() -> None:
+    assert load_settings({}).subjects.metadata_key == "subject"
+    assert load_settings({"SUBJECT_METADATA_KEY": "gdpr.user_id"}).subjects.metadata_key == (
+        "gdpr.user_id"
+    )

@@ -34,6 +34,8 @@ class AuditAction(StrEnum):
     IMPORT = "import"
     RESTORE = "restore"
     MAINTENANCE = "maintenance"
+    # One data subject's evaluations erased (each also has its ``purge`` entry).
+    ERASE = "erase"
 
 
 class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):

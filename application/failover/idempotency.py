@@ -127,3 +127,15 @@ class IdempotencyKeys:
             except BackendUnavailableError as error:
                 log.warning("idempotency_purge_failed", reason=error.detail)
         return purged
+
+    async def forget_answers_with(self, needles: list[bytes]) -> int:
+        """Delete the kept answers holding any of ``needles`` in every store (erasure):
+        unlike ``purge``, an unreachable store fails the call, so the erasure is retried."""
+        forgotten = 0
+        seen: list[IdempotencyStore] = []
+        for store in (self._primary, self._fallback, self._mirror):
+            if store is None or any(store is other for other in seen):
+                continue
+            seen.append(store)
+            forgotten += await store.forget_answers_with(needles)
+        return forgotten

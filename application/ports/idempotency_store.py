@@ -1,6 +1,7 @@
 """Where the answers of ``Idempotency-Key`` requests are kept, per caller and key."""
 
 from abc import abstractmethod
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -94,3 +95,8 @@ class IdempotencyStore(Protocol):
     @abstractmethod
     async def purge(self, now: datetime) -> int:
         """Delete the expired records; returns how many went."""
+
+    @abstractmethod
+    async def forget_answers_with(self, needles: Sequence[bytes]) -> int:
+        """Delete the answered keys whose stored body contains any of ``needles`` (an erased
+        evaluation's id as JSON), expired or not; returns how many went."""

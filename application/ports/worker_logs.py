@@ -15,3 +15,7 @@ class WorkerLogs(Protocol):
     @abstractmethod
     async def latest(self, evaluation_id: EvaluationId) -> str | None:
         """The batch's text, or ``None`` when there is none or it cannot be read."""
+
+    @abstractmethod
+    async def forget(self, evaluation_id: EvaluationId) -> None:
+        """Delete the batch (erasure); an outage is swallowed, the key expires by itself."""

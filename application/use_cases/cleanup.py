@@ -1,6 +1,6 @@
 """Retention: old and soft-deleted evaluations removed for good, in resumable batches."""
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import msgspec
@@ -19,18 +19,24 @@ from application.services.payloads import PayloadStore
 from application.services.record_cache import RecordCache
 from domain.audit import AuditAction
 from domain.evaluation import Evaluation
+from domain.identifiers import EvaluationId
 
 
-class CleanupReport(msgspec.Struct, kw_only=True):
-    """Running totals of a cleanup (what would go, with ``dry_run``)."""
+class RemovalCounts(msgspec.Struct, kw_only=True):
+    """What a removal took away (records with their events, log chunks and blobs)."""
 
-    dry_run: bool
     evaluations: int = 0
     events: int = 0
     log_chunks: int = 0
     blobs: int = 0
     blob_bytes: int = 0
     batches: int = 0
+
+
+class CleanupReport(RemovalCounts, kw_only=True):
+    """Running totals of a cleanup (what would go, with ``dry_run``)."""
+
+    dry_run: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +70,9 @@ class CleanupEvaluations:
         dry_run: bool = False,
         on_batch: Callable[[CleanupReport], None] | None = None,
         stop: Callable[[], bool] | None = None,
+        before_purge: Callable[[list[EvaluationId]], Awaitable[None]] | None = None,
     ) -> CleanupReport:
+        """``before_purge`` is given each batch's ids before its transaction (erasure)."""
         if batch_size <= 0:
             raise ValueError("batch_size must be positive")
         report = CleanupReport(dry_run=dry_run)
@@ -77,7 +85,10 @@ class CleanupEvaluations:
             if dry_run:
                 await self._count(batch, report)
             else:
-                await self._purge(batch, selection, report)
+                ids = [evaluation.id for evaluation in batch]
+                if before_purge is not None:
+                    await before_purge(ids)
+                await self.purge(ids, selection, report)
             report.batches += 1
             if on_batch is not None:
                 on_batch(report)
@@ -92,10 +103,12 @@ class CleanupEvaluations:
                 report.blobs += 1
                 report.blob_bytes += entry.size
 
-    async def _purge(
-        self, batch: list[Evaluation], selection: PurgeSelection, report: CleanupReport
+    async def purge(
+        self, ids: Sequence[EvaluationId], selection: PurgeSelection, report: CleanupReport
     ) -> None:
-        purged = await self.maintenance.purge([e.id for e in batch], selection)
+        """Remove those of ``ids`` that match ``selection`` (one transaction), adding to
+        ``report``."""
+        purged = await self.maintenance.purge(ids, selection)
         blobs = blob_bytes = 0
         for evaluation_id in purged.evaluation_ids:
             sizes = {"blobs": 0, "blob_bytes": 0}

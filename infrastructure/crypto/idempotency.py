@@ -56,6 +56,10 @@ class SealedIdempotencyStore(IdempotencyStore):
     async def purge(self, now: datetime) -> int:
         return await self._inner.purge(now)
 
+    async def forget_answers_with(self, needles: Sequence[bytes]) -> int:
+        # An id is a needle in clear in front of a sealed body (``TAG``) as in a clear one.
+        return await self._inner.forget_answers_with(needles)
+
     def _opened(self, record: KeyRecord | None) -> KeyRecord | None:
         if record is None or record.response is None:
             return record
@@ -79,11 +83,20 @@ def _context(caller: str, key: str) -> bytes:
 
 
 def _ids_in(body: bytes) -> Sequence[str]:
-    """The evaluation ids an answer's JSON names at its top level (none when it is not JSON)."""
+    """The evaluation ids an answer's JSON names, at any depth (none when it is not JSON)."""
     try:
         decoded: Any = msgspec.json.decode(body)
     except msgspec.DecodeError:
         return []
-    if not isinstance(decoded, dict):
-        return []
-    return [value for name in _ID_FIELDS if isinstance(value := decoded.get(name), str)]
+    found: dict[str, None] = {}
+    pending = [decoded]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            found.update(
+                (item, None) for name in _ID_FIELDS if isinstance(item := value.get(name), str)
+            )
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+    return list(found)

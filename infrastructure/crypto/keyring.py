@@ -9,6 +9,7 @@ every key some stored data still names.
 
 import base64
 import binascii
+import functools
 import os
 import re
 import secrets
@@ -43,6 +44,8 @@ class Keyring:
             raise KeyringError(f"the active key {active!r} is not in the keyring")
         self._keys = {kid: AESGCM(secret) for kid, secret in keys.items()}
         self.active = active
+        # A data key read again (a hot cached record, a page's rows) is unwrapped once.
+        self.unwrap = functools.lru_cache(maxsize=8192)(self._unwrap)
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -54,7 +57,7 @@ class Keyring:
         sealed = self._keys[self.active].encrypt(nonce, data_key, _aad(self.active, context))
         return self.active, nonce + sealed
 
-    def unwrap(self, kid: str, wrapped: bytes, context: bytes) -> bytes:
+    def _unwrap(self, kid: str, wrapped: bytes, context: bytes) -> bytes:
         kek = self._keys.get(kid)
         if kek is None:
             raise UnwrapError(f"no key {kid!r} in ENCRYPTION_KEYS_FILE")

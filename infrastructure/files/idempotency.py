@@ -13,7 +13,7 @@ import fcntl
 import hashlib
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
@@ -147,3 +147,25 @@ class FileIdempotencyStore(IdempotencyStore):
                 self._unlink(Path(entry.path))
                 purged += 1
         return purged
+
+    async def forget_answers_with(self, needles: Sequence[bytes]) -> int:
+        return await self._run(self._forget, tuple(needles)) if needles else 0
+
+    def _forget(self, needles: tuple[bytes, ...]) -> int:
+        """Under the claims' lock, like a claim: no answer is written over a removal."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        forgotten = 0
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            for entry in list(os.scandir(self.directory)):
+                if is_temp(entry.name) or not entry.name.endswith(".json"):
+                    continue
+                record = self._read(Path(entry.path))
+                body = b"" if record is None or record.response is None else record.response.body
+                if any(needle in body for needle in needles):
+                    self._unlink(Path(entry.path))
+                    forgotten += 1
+        finally:
+            os.close(fd)
+        return forgotten

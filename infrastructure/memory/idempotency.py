@@ -1,5 +1,6 @@
 """``Idempotency-Key`` answers in process memory (the memory backend, use-case tests)."""
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from application.ports.idempotency_store import IdempotencyStore, KeyRecord
@@ -34,3 +35,14 @@ class MemoryIdempotencyStore(IdempotencyStore):
         for k in expired:
             del self.records[k]
         return len(expired)
+
+    async def forget_answers_with(self, needles: Sequence[bytes]) -> int:
+        doomed = [k for k, record in self.records.items() if _holds(record, needles)]
+        for k in doomed:
+            del self.records[k]
+        return len(doomed)
+
+
+def _holds(record: KeyRecord, needles: Sequence[bytes]) -> bool:
+    body = b"" if record.response is None else record.response.body
+    return any(needle in body for needle in needles)

@@ -48,6 +48,9 @@ class MemoryEvaluationMaintenance(EvaluationMaintenance):
                 purged.append(evaluation_id)
         return PurgedRows(evaluation_ids=purged, events=events, log_chunks=chunks)
 
+    async def scrub(self) -> None:
+        pass  # a removed record is gone from memory with its last reference
+
     async def recently_updated(self, limit: int) -> builtins.list[Evaluation]:
         live = sorted(self._db.live_records(), key=lambda e: (e.updated_at, e.id), reverse=True)
         return [copy.deepcopy(e) for e in live[: max(limit, 0)]]

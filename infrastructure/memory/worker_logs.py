@@ -9,3 +9,6 @@ class NoWorkerLogs(WorkerLogs):
 
     async def latest(self, evaluation_id: EvaluationId) -> str | None:  # noqa: ARG002 - holds none
         return None
+
+    async def forget(self, evaluation_id: EvaluationId) -> None:
+        pass

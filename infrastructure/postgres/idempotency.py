@@ -6,6 +6,7 @@ trip in autocommit (the SQLAlchemy store takes four: ping, ``BEGIN``, statement,
 returns the row that holds it, in one statement.
 """
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -57,6 +58,11 @@ DELETE FROM idempotency_keys
  WHERE ctid IN (SELECT ctid FROM idempotency_keys WHERE expires_at <= $1 LIMIT $2)
 """
 PURGE_BATCH = 1000
+FORGET = """
+DELETE FROM idempotency_keys
+ WHERE body IS NOT NULL
+   AND EXISTS (SELECT 1 FROM unnest($1::bytea[]) AS n WHERE position(n IN body) > 0)
+"""
 # A row claimed or taken over by a transaction that committed after this statement's
 # snapshot is neither claimed nor seen as it is now; the next statement sees it.
 CLAIM_ATTEMPTS = 3
@@ -113,3 +119,10 @@ class PgIdempotencyStore(IdempotencyStore):
             purged += deleted
             if deleted < PURGE_BATCH:
                 return purged
+
+    async def forget_answers_with(self, needles: Sequence[bytes]) -> int:
+        if not needles:
+            return 0
+        with translate_errors("idempotency forget"):
+            status = await self._pool.execute(FORGET, list(needles))
+        return int(status.rsplit(" ", 1)[-1])

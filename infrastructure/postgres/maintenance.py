@@ -28,15 +28,31 @@ _MATCHES = (
     "updated_at < $1 AND ((deleted_at IS NULL AND status = ANY($2::text[])) "
     "OR ($3 AND deleted_at IS NOT NULL))"
 )
-SELECT_CANDIDATES = (
-    f"SELECT {_SELECTED} FROM evaluations WHERE {_MATCHES} "  # noqa: S608
-    "AND ($4::timestamptz IS NULL OR (updated_at, id) > ($4::timestamptz, $5::text)) "
-    "ORDER BY updated_at, id LIMIT $6"
-)
-# One statement: lock what still matches, then remove it with its events and log chunks.
-PURGE = f"""
+# $7 the subject's metadata key, $8 its value: the containment is what the GIN index on
+# ``metadata`` serves (migration 0011), ``->>`` refuses an array holding the value.
+_OF_SUBJECT = "metadata @> jsonb_build_object($7::text, $8::text) AND metadata ->> $7 = $8"
+
+
+def _candidates(subject: bool) -> str:
+    matches = f"{_MATCHES} AND {_OF_SUBJECT}" if subject else _MATCHES
+    return (
+        f"SELECT {_SELECTED} FROM evaluations WHERE {matches} "  # noqa: S608
+        "AND ($4::timestamptz IS NULL OR (updated_at, id) > ($4::timestamptz, $5::text)) "
+        "ORDER BY updated_at, id LIMIT $6"
+    )
+
+
+def _purge(subject: bool) -> str:
+    """One statement: lock what still matches, then remove it with its events and log chunks.
+
+    The subject's parameters are $5 and $6 here ($4 is the ids).
+    """
+    matches = _MATCHES
+    if subject:
+        matches += " AND " + _OF_SUBJECT.replace("$7", "$5").replace("$8", "$6")
+    return f"""
 WITH doomed AS (
-    SELECT id FROM evaluations WHERE id = ANY($4::text[]) AND {_MATCHES} FOR UPDATE
+    SELECT id FROM evaluations WHERE id = ANY($4::text[]) AND {matches} FOR UPDATE
 ), events AS (
     DELETE FROM evaluation_events WHERE evaluation_id IN (SELECT id FROM doomed) RETURNING 1
 ), chunks AS (
@@ -48,6 +64,10 @@ SELECT (SELECT coalesce(array_agg(id ORDER BY id), '{{}}') FROM gone) AS ids,
        (SELECT count(*) FROM events) AS events,
        (SELECT count(*) FROM chunks) AS chunks
 """  # noqa: S608
+
+
+SELECT_CANDIDATES = {subject: _candidates(subject) for subject in (False, True)}
+PURGE = {subject: _purge(subject) for subject in (False, True)}
 SELECT_RECENT = (
     f"SELECT {_SELECTED} FROM evaluations WHERE deleted_at IS NULL "  # noqa: S608
     "ORDER BY updated_at DESC, id DESC LIMIT $1"
@@ -57,6 +77,11 @@ SELECT_RECENT = (
 def _selection_arguments(selection: PurgeSelection) -> list[Any]:
     statuses = sorted(status.value for status in selection.statuses)
     return [selection.updated_before, statuses, selection.include_deleted]
+
+
+def _subject_arguments(selection: PurgeSelection) -> list[Any]:
+    subject = selection.subject
+    return [] if subject is None else [subject.key, subject.value]
 
 
 class PgEvaluationMaintenance(EvaluationMaintenance):
@@ -70,9 +95,15 @@ class PgEvaluationMaintenance(EvaluationMaintenance):
         position: list[datetime | str | None] = (
             [None, None] if after is None else [after.updated_at, after.id]
         )
-        arguments = [*_selection_arguments(selection), *position, max(limit, 0)]
+        arguments = [
+            *_selection_arguments(selection),
+            *position,
+            max(limit, 0),
+            *_subject_arguments(selection),
+        ]
+        statement = SELECT_CANDIDATES[selection.subject is not None]
         rows = await self._transaction.read(
-            lambda connection: connection.fetch(SELECT_CANDIDATES, *arguments)
+            lambda connection: connection.fetch(statement, *arguments)
         )
         return [evaluation_from_row(row, self._seal) for row in rows]
 
@@ -82,9 +113,10 @@ class PgEvaluationMaintenance(EvaluationMaintenance):
         ids = list(dict.fromkeys(evaluation_ids))
         if not ids:
             return PurgedRows(evaluation_ids=[], events=0, log_chunks=0)
-        arguments = [*_selection_arguments(selection), ids]
+        arguments = [*_selection_arguments(selection), ids, *_subject_arguments(selection)]
+        statement = PURGE[selection.subject is not None]
         row = await self._transaction.write(
-            lambda connection: connection.fetchrow(PURGE, *arguments)
+            lambda connection: connection.fetchrow(statement, *arguments)
         )
         assert row is not None
         return PurgedRows(
@@ -92,6 +124,11 @@ class PgEvaluationMaintenance(EvaluationMaintenance):
             events=int(row["events"]),
             log_chunks=int(row["chunks"]),
         )
+
+    async def scrub(self) -> None:
+        # Dead row versions go at the next VACUUM (autovacuum), which no request should
+        # wait for; the write-ahead log and its archives are the operator's (ADR 0029).
+        pass
 
     async def recently_updated(self, limit: int) -> builtins.list[Evaluation]:
         rows = await self._transaction.read(

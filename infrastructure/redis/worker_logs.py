@@ -38,3 +38,14 @@ class RedisWorkerLogs(WorkerLogs):
         if isinstance(value, bytes):
             return value.decode("utf-8", errors="replace")
         return value
+
+    async def forget(self, evaluation_id: EvaluationId) -> None:
+        key = self._prefix + latest_key(evaluation_id)
+
+        async def delete(client: redis.Redis) -> None:
+            await client.delete(key)
+
+        try:
+            await self._connection.execute(delete)
+        except RedisUnavailableError:
+            return

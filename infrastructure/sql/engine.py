@@ -73,6 +73,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=FULL")
+        # Deleted rows are overwritten with zeros, not left in free pages: an erased
+        # subject's data is gone from the file (ADR 0029).
+        cursor.execute("PRAGMA secure_delete=ON")
     finally:
         cursor.close()
 

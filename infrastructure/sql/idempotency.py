@@ -4,6 +4,7 @@ Not the request's session: a claim must be visible to a concurrent request with 
 same key at once, and must stay even when the request's own transaction rolls back.
 """
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from application.ports.idempotency_store import IdempotencyStore, KeyRecord, StoredResponse
-from infrastructure.sql.dialect import insert_for
+from infrastructure.sql.dialect import dialect_name, insert_for
 from infrastructure.sql.errors import translate_errors
 from infrastructure.sql.rows import Row
 from infrastructure.sql.tables import idempotency_keys
@@ -28,6 +29,15 @@ def _key(caller: str, key: str) -> sa.ColumnElement[bool]:
 def _reclaimable(now: datetime) -> sa.ColumnElement[bool]:
     """Expired, or in flight past its lease: the key is free again."""
     return sa.or_(_c.expires_at <= now, sa.and_(_c.status.is_(None), _c.lease_until <= now))
+
+
+def _finds(dialect: str, needle: bytes) -> sa.ColumnElement[bool]:
+    """Whether the stored body holds ``needle``: ``instr`` finds bytes in bytes on SQLite,
+    ``position(... IN ...)`` on PostgreSQL."""
+    value = sa.literal(needle, sa.LargeBinary())
+    if dialect == "postgresql":
+        return sa.func.position(value.op("IN")(_c.body)) > 0
+    return sa.func.instr(_c.body, value) > 0
 
 
 def key_record(caller: str, key: str, row: Row) -> KeyRecord:
@@ -147,3 +157,14 @@ class SqlIdempotencyStore(IdempotencyStore):
             purged += deleted
             if deleted < PURGE_BATCH:
                 return purged
+
+    async def forget_answers_with(self, needles: Sequence[bytes]) -> int:
+        if not needles:
+            return 0
+        async with self._sessions() as session, session.begin():
+            found = [_finds(dialect_name(session), needle) for needle in needles]
+            with translate_errors("idempotency forget"):
+                result = await session.execute(
+                    sa.delete(idempotency_keys).where(_c.body.is_not(None), sa.or_(*found))
+                )
+        return int(getattr(result, "rowcount", 0) or 0)

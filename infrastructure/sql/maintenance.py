@@ -5,13 +5,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from application.ports.evaluation_maintenance import (
     EvaluationMaintenance,
     PurgeCursor,
     PurgedRows,
     PurgeSelection,
+    SubjectTag,
 )
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
@@ -22,7 +23,36 @@ from infrastructure.sql.rows import evaluation_from_row
 from infrastructure.sql.tables import evaluation_events, evaluations, log_chunks
 
 
-def selection_condition(selection: PurgeSelection) -> sa.ColumnElement[bool]:
+def subject_condition(subject: SubjectTag, dialect: str) -> sa.ColumnElement[bool]:
+    """``SubjectTag.tags`` (a string equal to the value, never a number or an array).
+
+    On PostgreSQL the containment is what the GIN index on ``metadata`` serves
+    (migration 0011); the ``->>`` test then refuses an array that contains the value.
+    """
+    field = evaluations.c.metadata[subject.key]
+    if dialect == "postgresql":
+        contains = evaluations.c.metadata.op("@>")(
+            sa.func.jsonb_build_object(
+                sa.literal(subject.key, sa.Text()), sa.literal(subject.value, sa.Text())
+            )
+        )
+        return sa.and_(contains, field.as_string() == subject.value)
+    path = sa.literal(json_path(subject.key), sa.Text())
+    return sa.and_(
+        sa.func.json_type(evaluations.c.metadata, path) == "text",
+        sa.func.json_extract(evaluations.c.metadata, path) == subject.value,
+    )
+
+
+def json_path(key: str) -> str:
+    """SQLite's path of a top-level key, quoted so dots and brackets in it are plain (a
+    quote cannot be: ``SUBJECT_METADATA_KEY`` allows none)."""
+    if '"' in key:
+        raise ValueError(f"metadata key {key!r} holds a double quote")
+    return f'$."{key}"'
+
+
+def selection_condition(selection: PurgeSelection, dialect: str) -> sa.ColumnElement[bool]:
     """``WHERE`` of ``PurgeSelection.matches``."""
     live = sa.and_(
         evaluations.c.deleted_at.is_(None),
@@ -31,7 +61,10 @@ def selection_condition(selection: PurgeSelection) -> sa.ColumnElement[bool]:
     kept = live
     if selection.include_deleted:
         kept = sa.or_(live, evaluations.c.deleted_at.is_not(None))
-    return sa.and_(evaluations.c.updated_at < selection.updated_before, kept)
+    condition = sa.and_(evaluations.c.updated_at < selection.updated_before, kept)
+    if selection.subject is not None:
+        condition = sa.and_(condition, subject_condition(selection.subject, dialect))
+    return condition
 
 
 class SqlEvaluationMaintenance(EvaluationMaintenance):
@@ -44,7 +77,8 @@ class SqlEvaluationMaintenance(EvaluationMaintenance):
     async def purge_candidates(
         self, selection: PurgeSelection, limit: int, after: PurgeCursor | None = None
     ) -> builtins.list[Evaluation]:
-        statement = sa.select(evaluations).where(selection_condition(selection))
+        dialect = dialect_name(self._session)
+        statement = sa.select(evaluations).where(selection_condition(selection, dialect))
         if after is not None:
             statement = statement.where(
                 sa.tuple_(evaluations.c.updated_at, evaluations.c.id)
@@ -66,11 +100,12 @@ class SqlEvaluationMaintenance(EvaluationMaintenance):
         ids = list(dict.fromkeys(evaluation_ids))
         if not ids:
             return PurgedRows(evaluation_ids=[], events=0, log_chunks=0)
+        dialect = dialect_name(self._session)
         doomed = sa.select(evaluations.c.id).where(
-            evaluations.c.id.in_(ids), selection_condition(selection)
+            evaluations.c.id.in_(ids), selection_condition(selection, dialect)
         )
         with translate_errors():
-            if dialect_name(self._session) == "postgresql":
+            if dialect == "postgresql":
                 # Lock the rows first: a change committed meanwhile waits, then no longer matches.
                 await self._session.execute(doomed.with_for_update())
             events = await self._delete(
@@ -81,7 +116,7 @@ class SqlEvaluationMaintenance(EvaluationMaintenance):
             )
             gone = await self._session.execute(
                 sa.delete(evaluations)
-                .where(evaluations.c.id.in_(ids), selection_condition(selection))
+                .where(evaluations.c.id.in_(ids), selection_condition(selection, dialect))
                 .returning(evaluations.c.id)
             )
             purged = [EvaluationId(row[0]) for row in gone.all()]
@@ -90,6 +125,26 @@ class SqlEvaluationMaintenance(EvaluationMaintenance):
     async def _delete(self, statement: sa.Delete) -> int:
         result: Any = await self._session.execute(statement)
         return int(result.rowcount or 0)
+
+    async def scrub(self) -> None:
+        if dialect_name(self._session) != "sqlite":
+            return  # PostgreSQL: see ``PgEvaluationMaintenance.scrub``
+        bind = self._session.bind
+        assert isinstance(bind, AsyncEngine)
+        async with bind.connect() as connection:
+            with translate_errors():
+                # Merging every segment drops the removed rows' terms from the index;
+                # secure_delete (engine.py) zeroes the pages that frees.
+                found = await connection.exec_driver_sql(
+                    "SELECT 1 FROM sqlite_master WHERE name = 'search_text'"
+                )
+                if found.first() is not None:
+                    await connection.exec_driver_sql(
+                        "INSERT INTO search_text(search_text) VALUES ('optimize')"
+                    )
+                await connection.commit()
+                # The log still holds the pages as they were before the purge.
+                await connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     async def recently_updated(self, limit: int) -> builtins.list[Evaluation]:
         statement = (

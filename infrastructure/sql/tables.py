@@ -124,6 +124,14 @@ evaluations = sa.Table(
         _trigram("evaluations", column)
         for column in ("code", "output", "error", "output_tail", "error_tail")
     ),
+    # One data subject's records (``metadata @> {key: subject}``), for erasure (migration
+    # 0011); PostgreSQL only.
+    sa.Index(
+        "idx_evaluations_metadata",
+        "metadata",
+        postgresql_using="gin",
+        postgresql_ops={"metadata": "jsonb_path_ops"},
+    ).ddl_if(dialect="postgresql"),
 )
 # A record that is not soft-deleted: every read but the maintenance jobs' asks for it.
 live_evaluations = evaluations.c.deleted_at.is_(None)

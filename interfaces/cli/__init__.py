@@ -1,7 +1,7 @@
 """The ``storage-service`` console script, one module per command group.
 
 ``server`` (serve, migrate), ``storage`` (fsck, usage), ``cache`` (warm-cache,
-rebuild-cache), ``data`` (cleanup, export, import), ``objects`` (tier,
+rebuild-cache), ``data`` (cleanup, erase, export, import), ``objects`` (tier,
 s3-lifecycle), ``failover`` (replay) and ``relay`` (the change feed to NATS). The same
 commands are reachable through the Litestar CLI (``litestar storage ...``, see ``plugin``).
 
@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "rebuild-cache": "interfaces.cli.cache:rebuild_cache",
     "export": "interfaces.cli.data:export_command",
     "import": "interfaces.cli.data:import_command",
+    "erase": "interfaces.cli.data:erase",
     "rebuild-database": "interfaces.cli.recovery:rebuild_database",
     "tier": "interfaces.cli.objects:tier",
     "s3-lifecycle": "interfaces.cli.objects:s3_lifecycle",

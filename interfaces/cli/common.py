@@ -157,6 +157,15 @@ def progress_bar(enabled: bool) -> Iterator[Progress]:
         yield progress
 
 
+@contextmanager
+def running_count(label: str, enabled: bool) -> Iterator[Callable[[int], None]]:
+    """``progress_bar`` for work whose total is unknown: shows how many are done so far,
+    set through the function it yields."""
+    with progress_bar(enabled) as progress:
+        task = progress.add_task(label, total=None)
+        yield lambda done: progress.update(task, completed=done)
+
+
 def summary(message: str) -> None:
     """The closing line of a long command, on stderr (stdout may carry data)."""
     click.echo(message, err=True)

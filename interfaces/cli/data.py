@@ -1,4 +1,5 @@
-"""``cleanup``, ``export`` and ``import``: retention, backups and moves between backends."""
+"""``cleanup``, ``erase``, ``export`` and ``import``: retention, erasure by data subject,
+backups and moves between backends."""
 
 import sys
 from datetime import UTC, datetime
@@ -10,9 +11,12 @@ from dishka import AsyncContainer
 
 from application.ports.evaluation_maintenance import PurgeSelection
 from application.use_cases.cleanup import CleanupEvaluations, CleanupReport
+from application.use_cases.erase_subject import EraseSubject, ErasureReport
 from application.use_cases.export_evaluations import ArchivedEvaluation, ExportEvaluations
 from application.use_cases.import_evaluations import ImportEvaluation
+from domain.errors import InvalidTextError
 from domain.status import TERMINAL_STATUSES, EvaluationStatus
+from domain.subjects import check_subject
 from interfaces.cli import CONTEXT_SETTINGS
 from interfaces.cli.common import (
     count_option,
@@ -25,6 +29,7 @@ from interfaces.cli.common import (
     parse_since,
     progress_bar,
     run,
+    running_count,
     summary,
 )
 from interfaces.cli.warehouse import export_parquet, parse_tables
@@ -86,16 +91,14 @@ def cleanup(
     )
 
     async def clean(container: AsyncContainer) -> CleanupReport:
-        with progress_bar(not as_json) as progress:
-            task = progress.add_task("checking" if dry_run else "removing", total=None)
-
-            def advance(report: CleanupReport) -> None:
-                progress.update(task, completed=report.evaluations)
-
+        with running_count("checking" if dry_run else "removing", not as_json) as done:
             async with container() as request:
                 use_case = await request.get(CleanupEvaluations)
                 return await use_case.execute(
-                    selection, batch_size=batch_size, dry_run=dry_run, on_batch=advance
+                    selection,
+                    batch_size=batch_size,
+                    dry_run=dry_run,
+                    on_batch=lambda report: done(report.evaluations),
                 )
 
     report = run(settings, clean)
@@ -109,6 +112,66 @@ def cleanup(
         + ("" if dry_run else f", {report.events} event(s), {report.log_chunks} log chunk(s)")
         + f" in {report.batches} batch(es)"
     )
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
+@click.option(
+    "--subject",
+    required=True,
+    help="The value of the metadata key SUBJECT_METADATA_KEY that names the data subject.",
+)
+@count_option("--batch-size", default=200, maximum=10_000, help="Evaluations per transaction.")
+@json_option
+def erase(subject: str, batch_size: int, as_json: bool) -> None:
+    """Erase every evaluation of a data subject, everywhere, for good.
+
+    The subject's evaluations are those whose metadata has SUBJECT_METADATA_KEY
+    (default `subject`) set to exactly this string, soft-deleted ones included. Each
+    goes with its events, log, blobs (every blob store), the record mirror's copy, its
+    Redis keys, its failover-journal entries and the kept answers of Idempotency-Key
+    requests that hold it. The audit trail gets one `erase` entry with the subject's
+    SHA-256 and the counts, never the subject itself. Works in batches, one transaction
+    each: safe to interrupt and run again.
+
+    \b
+    Exit codes:
+      0  erased: nothing of the subject is left (also when there was nothing)
+      1  stopped by a failure (storage unavailable, a journal replay running):
+         what was erased stays erased; run it again to finish
+      2  bad usage or configuration (an empty subject, one with NUL, over 1024 chars)
+
+    \b
+    Examples:
+      storage-service erase --subject alice@example.com
+      SUBJECT_METADATA_KEY=user_id storage-service erase --subject 4711 --json
+    """
+    try:
+        check_subject(subject)
+    except InvalidTextError as exc:
+        fail(f"--subject: {exc.reason}", code=2)
+    settings = load(quiet=as_json)
+
+    async def erasing(container: AsyncContainer) -> ErasureReport:
+        with running_count("erasing", not as_json) as done:
+            async with container() as request:
+                use_case = await request.get(EraseSubject)
+                return await use_case.execute(
+                    subject, batch_size=batch_size, on_batch=lambda report: done(report.evaluations)
+                )
+
+    report = run(settings, erasing)
+    if as_json:
+        echo_json(report)
+    else:
+        summary(
+            f"erased {report.evaluations} evaluation(s), {report.events} event(s), "
+            f"{report.log_chunks} log chunk(s), {report.blobs} blob(s) "
+            f"({human_bytes(report.blob_bytes)}), {report.journal_entries} journal entr(ies), "
+            f"{report.idempotency_answers} kept answer(s); audit: subject_sha256 "
+            f"{report.subject_sha256}"
+        )
+    if not report.complete:  # a record of the subject appeared while it ran
+        fail("evaluations of the subject were added meanwhile: run it again")
 
 
 @click.command("export", context_settings=CONTEXT_SETTINGS)

@@ -17,8 +17,8 @@ from interfaces.cli.common import (
     human_bytes,
     json_option,
     load,
-    progress_bar,
     run,
+    running_count,
     summary,
 )
 
@@ -52,16 +52,14 @@ def tier(older_than_days: int | None, limit: int | None, dry_run: bool, as_json:
         fail("tiering moves outputs to S3: set S3_BUCKET (and S3_ENDPOINT_URL if not AWS)", 2)
 
     async def move(container: AsyncContainer) -> TierReport:
-        with progress_bar(not as_json) as progress:
-            task = progress.add_task("tiering", total=None)
-
-            def advance(report: TierReport) -> None:
-                progress.update(task, completed=report.examined)
-
+        with running_count("tiering", not as_json) as done:
             async with container() as request:
                 use_case = await request.get(TierPayloads)
                 return await use_case.execute(
-                    timedelta(days=days), dry_run=dry_run, limit=limit, on_progress=advance
+                    timedelta(days=days),
+                    dry_run=dry_run,
+                    limit=limit,
+                    on_progress=lambda report: done(report.examined),
                 )
 
     report = run(settings, move)

@@ -28,6 +28,7 @@ from interfaces.http.controllers.evaluations import EvaluationController
 from interfaces.http.controllers.export import ExportController
 from interfaces.http.controllers.running import RunningController
 from interfaces.http.controllers.storage import StorageController
+from interfaces.http.controllers.subjects import SubjectController
 from interfaces.http.controllers.timeline import TimelineController
 from interfaces.http.errors import (
     EXCEPTION_MAP,
@@ -119,6 +120,7 @@ def create_app(
                     AuditController,
                     ChangesController,
                     ExportController,
+                    SubjectController,
                     explorer_router,
                 ],
             ),

@@ -13,6 +13,7 @@ from application.failover.pinned_clock import PinnableClock
 from application.ports.blob_store import BlobStore
 from application.ports.clock import Clock
 from application.ports.record_mirror import RecordMirror
+from application.ports.subject_keys import SubjectKeys
 from application.services.api_keys import ApiKeyVerifier
 from application.services.audit_trail import AuditTrail
 from application.services.payloads import PayloadStore
@@ -26,6 +27,7 @@ from application.use_cases.check_storage import CheckStorage
 from application.use_cases.cleanup import CleanupEvaluations
 from application.use_cases.create_evaluation import CreateEvaluation
 from application.use_cases.delete_evaluation import DeleteEvaluation
+from application.use_cases.erase_subject import EraseSubject, ExportSubject, SubjectField
 from application.use_cases.evaluation_content import (
     AttachPayload,
     GetCompleteEvaluation,
@@ -68,6 +70,7 @@ from domain.limits import InputLimits
 from infrastructure.clock import SystemClock
 from infrastructure.files.mirror import FileRecordMirror
 from infrastructure.memory.mirror import NoRecordMirror
+from infrastructure.memory.subject_keys import NoSubjectKeys
 from interfaces import acting
 from interfaces.live import LiveFeed
 from interfaces.providers.blobs import BlobPlacement
@@ -102,6 +105,13 @@ class CoreProvider(Provider):
         if settings.storage.file_mirror:
             return FileRecordMirror(settings.storage.file_storage_path, seal.lines())
         return NoRecordMirror()
+
+    @provide(scope=Scope.APP)
+    def subject_field(self, settings: Settings) -> SubjectField:
+        return SubjectField(settings.subjects.metadata_key)
+
+    # Nothing is encrypted per subject yet: erasure has no key to destroy.
+    subject_keys = provide(NoSubjectKeys, provides=SubjectKeys, scope=Scope.APP)
 
     @provide(scope=Scope.APP)
     def configuration(self, settings: Settings) -> StorageConfiguration:
@@ -168,6 +178,8 @@ class CoreProvider(Provider):
         GetActivity,
         BrowseBlobs,
         CleanupEvaluations,
+        EraseSubject,
+        ExportSubject,
         WarmCache,
         RebuildCache,
         ExportEvaluations,

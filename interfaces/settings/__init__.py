@@ -185,6 +185,11 @@ def _check(settings: Settings) -> None:
         )
     if encryption.metadata_keys and not encryption.enabled:
         raise SettingsError("ENCRYPTED_METADATA_KEYS: set ENCRYPTION=on too")
+    if settings.subjects.metadata_key in encryption.metadata_keys:
+        raise SettingsError(
+            f"ENCRYPTED_METADATA_KEYS: {settings.subjects.metadata_key!r} is "
+            "SUBJECT_METADATA_KEY, which erasure finds records by: it cannot be sealed"
+        )
     if encryption.keys_file is not None:
         try:
             load_keyring(encryption.keys_file)

@@ -271,6 +271,15 @@ class EncryptionSettings(Group, frozen=True, kw_only=True):
     metadata_keys: Annotated[tuple[str, ...], Env(p.names, name="ENCRYPTED_METADATA_KEYS")] = ()
 
 
+class SubjectSettings(Group, frozen=True, kw_only=True):
+    """Data subjects: erasure and export by subject (``/subjects``, ``erase``)."""
+
+    PREFIX: ClassVar[str] = "SUBJECT_"
+
+    # The metadata key whose string value names an evaluation's data subject.
+    metadata_key: Annotated[str, Env(p.metadata_key)] = "subject"
+
+
 class ObservabilitySettings(Group, frozen=True, kw_only=True):
     # Spans go to this OTLP collector; None: no tracing at all (nothing installed).
     # The other OTEL_* variables keep their SDK meaning (interfaces/http/tracing.py).
@@ -295,6 +304,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     changes: ChangeSettings = msgspec.field(default_factory=ChangeSettings)
     nats: NatsSettings = msgspec.field(default_factory=NatsSettings)
     export: ExportSettings = msgspec.field(default_factory=ExportSettings)
+    subjects: SubjectSettings = msgspec.field(default_factory=SubjectSettings)
 
     def changed(self, **groups: Mapping[str, Any]) -> "Settings":
         """A copy with some fields changed, keyed by group: ``changed(cache={"ttl": 5})``."""

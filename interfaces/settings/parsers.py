@@ -173,6 +173,16 @@ def names(raw: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(name.strip() for name in raw.split(",") if name.strip()))
 
 
+_METADATA_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+def metadata_key(raw: str) -> str:
+    """A top-level metadata key: 1 to 64 of letters, digits, ``_ . : -``."""
+    if not _METADATA_KEY.fullmatch(raw):
+        raise ValueError("must be 1 to 64 letters, digits, '_', '.', ':' or '-'")
+    return raw
+
+
 def choice(kind: type[StrEnum]) -> Callable[[str], StrEnum]:
     def parse(raw: str) -> StrEnum:
         try:

@@ -10,6 +10,7 @@ from application.ports.evaluation_maintenance import (
     EvaluationMaintenance,
     PurgeCursor,
     PurgeSelection,
+    SubjectTag,
 )
 from application.ports.unit_of_work import UnitOfWork
 from domain.identifiers import EvaluationId
@@ -192,3 +193,90 @@ async def test_statistics_forget_what_a_purge_removed(sql_backend: PortStore) ->
     assert stats.total == 3
     assert stats.by_status == {"completed": 1, "failed": 1, "running": 1}
     assert (stats.events, stats.log_bytes) == (2, 14)
+
+
+async def _seed_subjects(store: PortStore) -> None:
+    """Records of subject ``s``, of others, and of values that only look like ``s``."""
+    rows = [
+        ("s-live", {"subject": "s"}, None, EvaluationStatus.RUNNING),
+        ("s-deleted", {"subject": "s", "x": 1}, OLD, EvaluationStatus.COMPLETED),
+        ("s-new", {"subject": "s"}, None, EvaluationStatus.QUEUED),
+        ("other", {"subject": "t"}, None, EvaluationStatus.COMPLETED),
+        ("prefix", {"subject": "s2"}, None, EvaluationStatus.COMPLETED),
+        ("in-array", {"subject": ["s"]}, None, EvaluationStatus.COMPLETED),
+        ("nested", {"owner": {"subject": "s"}}, None, EvaluationStatus.COMPLETED),
+        ("other-key", {"user": "s"}, None, EvaluationStatus.COMPLETED),
+        ("number", {"subject": 7}, None, EvaluationStatus.COMPLETED),
+    ]
+    async with store.session() as ports:
+        for offset, (name, metadata, deleted, status) in enumerate(rows):
+            await ports.repository.add(
+                make_evaluation(
+                    name,
+                    status=status,
+                    metadata=metadata,
+                    updated_at=NEW + timedelta(days=offset),
+                    deleted_at=deleted,
+                )
+            )
+        await ports.events.append(
+            EvaluationEvent(
+                evaluation_id=EvaluationId("s-live"), event_id="e", event_type="t", timestamp=OLD
+            )
+        )
+        await ports.logs.append(EvaluationId("s-live"), "line\n", OLD, last_update=OLD)
+
+
+SUBJECT_S = PurgeSelection.everything_of(SubjectTag(key="subject", value="s"))
+
+
+async def test_a_subject_selects_its_string_value_of_any_age_status_or_deletion(
+    sql_backend: PortStore,
+) -> None:
+    await _seed_subjects(sql_backend)
+    async with maintenance(sql_backend) as (ports, _):
+        found = await ports.purge_candidates(SUBJECT_S, 10)
+        first = await ports.purge_candidates(SUBJECT_S, 2)
+        rest = await ports.purge_candidates(
+            SUBJECT_S, 2, PurgeCursor(first[-1].updated_at, first[-1].id)
+        )
+        user = PurgeSelection.everything_of(SubjectTag(key="user", value="s"))
+        by_user = await ports.purge_candidates(user, 10)
+        seven = PurgeSelection.everything_of(SubjectTag(key="subject", value="7"))
+        assert await ports.purge_candidates(seven, 10) == []
+    assert [e.id for e in found] == ["s-live", "s-deleted", "s-new"]
+    assert [e.id for e in first + rest] == ["s-live", "s-deleted", "s-new"]
+    assert [e.id for e in by_user] == ["other-key"]
+
+
+async def test_purge_by_subject_removes_only_the_subjects_records(sql_backend: PortStore) -> None:
+    await _seed_subjects(sql_backend)
+    everyone = ["s-live", "s-deleted", "other", "prefix", "in-array", "nested", "number"]
+    async with maintenance(sql_backend) as (ports, _):
+        purged = await ports.purge([EvaluationId(name) for name in everyone], SUBJECT_S)
+    async with maintenance(sql_backend) as (ports, _):
+        await ports.scrub()
+    assert sorted(purged.evaluation_ids) == ["s-deleted", "s-live"]
+    assert (purged.events, purged.log_chunks) == (1, 1)
+    async with sql_backend.session() as store:
+        for name in [*everyone[2:], "s-new"]:
+            assert await store.repository.get_any(EvaluationId(name)) is not None, name
+        assert await store.events.list(EvaluationId("s-live")) == []
+
+
+async def test_a_scrub_without_a_purge_changes_nothing(sql_backend: PortStore) -> None:
+    await _seed_subjects(sql_backend)
+    async with maintenance(sql_backend) as (ports, _):
+        await ports.scrub()
+        await ports.scrub()
+    async with sql_backend.session() as store:
+        assert len(await store.events.list(EvaluationId("s-live"))) == 1
+
+
+async def test_a_dotted_key_is_one_top_level_key_not_a_path(sql_backend: PortStore) -> None:
+    async with sql_backend.session() as ports:
+        await ports.repository.add(make_evaluation("flat", metadata={"gdpr.user": "s"}))
+        await ports.repository.add(make_evaluation("nested", metadata={"gdpr": {"user": "s"}}))
+    dotted = PurgeSelection.everything_of(SubjectTag(key="gdpr.user", value="s"))
+    async with maintenance(sql_backend) as (ports, _):
+        assert [e.id for e in await ports.purge_candidates(dotted, 10)] == ["flat"]

@@ -238,3 +238,28 @@ async def test_of_concurrent_takeovers_of_an_expired_key_exactly_one_wins(
 
     assert sum(result is None for result in results) == 1
     assert all(result is None or result.in_flight() for result in results)
+
+
+async def test_answers_holding_a_needle_are_forgotten_expired_or_not(
+    store: IdempotencyStore,
+) -> None:
+    def answer(body: bytes) -> StoredResponse:
+        return StoredResponse(status=200, headers=(), body=body)
+
+    await _answer(store, "a", response=answer(b'{"id":"eval-1","code":"x"}'))
+    await _answer(store, "b", response=answer(b'[{"id":"eval-2"},{"id":"eval-1"}]'))
+    await _answer(store, "c", response=answer(b'{"id":"eval-10"}'))  # not "eval-1"
+    await _answer(store, "d", response=answer(b'{"id":"eval-3"}'), expires_at=NOW)
+    await _answer(store, "e", response=answer(b"\x00\xff binary"))
+    await _claim(store, "in-flight")
+
+    forgotten = await store.forget_answers_with([b'"eval-1"', b'"eval-3"'])
+    again = await store.forget_answers_with([b'"eval-1"', b'"eval-3"'])
+
+    assert (forgotten, again) == (3, 0)
+    assert await store.find("gateway", "a", now=NOW) is None
+    assert await store.find("gateway", "b", now=NOW) is None
+    assert await store.find("gateway", "c", now=NOW) is not None
+    assert await store.find("gateway", "e", now=NOW) is not None
+    assert await store.find("gateway", "in-flight", now=NOW) is not None
+    assert await store.forget_answers_with([]) == 0

@@ -40,6 +40,7 @@ PATH_SAMPLES = {
     "file_path": "swagger-ui.css",
     "path": "swagger",
     "address": "nothing-here",
+    "subject": "nobody-here",
 }
 PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
 # An event stream stays open: a caller it lets in gets a 4xx for these instead, after the

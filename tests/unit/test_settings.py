@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from interfaces.settings import SettingsError, StorageBackend, load_settings
+from tests.keys import write_keys_file
 
 
 def test_defaults_are_the_embedded_setup() -> None:
@@ -52,6 +53,9 @@ def test_spec_forms_are_accepted() -> None:
         ("REDIS_URL", "http://x"),
         ("LOG_LEVEL", "LOUD"),
         ("LARGE_FILE_THRESHOLD", "-1"),
+        ("SUBJECT_METADATA_KEY", 'user"id'),
+        ("SUBJECT_METADATA_KEY", "user id"),
+        ("SUBJECT_METADATA_KEY", "k" * 65),
     ],
 )
 def test_bad_value_names_the_variable(variable: str, value: str) -> None:
@@ -99,3 +103,41 @@ def test_overrides_are_keyed_by_group() -> None:
     assert (settings.cache.ttl, settings.cache.warm_count, settings.database.pool_size) == (5, 3, 2)
     with pytest.raises(TypeError):
         load_settings({}, caches={"ttl": 1})
+
+
+def test_the_subject_metadata_key_defaults_to_subject_and_takes_a_dotted_name() -> None:
+    assert load_settings({}).subjects.metadata_key == "subject"
+    assert load_settings({"SUBJECT_METADATA_KEY": "gdpr.user_id"}).subjects.metadata_key == (
+        "gdpr.user_id"
+    )
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"ENCRYPTION": "on"}, "ENCRYPTION_KEYS_FILE"),
+        ({"ENCRYPTION_KEYS_FILE": "/nonexistent/keys"}, "ENCRYPTION_KEYS_FILE"),
+        ({"ENCRYPTED_METADATA_KEYS": "secret"}, "ENCRYPTED_METADATA_KEYS"),
+        (
+            {"ENCRYPTION": "on", "ENCRYPTED_METADATA_KEYS": "subject", "KEYS": ""},
+            "SUBJECT_METADATA_KEY",
+        ),
+    ],
+)
+def test_encryption_settings_refused_name_the_variable(
+    environ: dict[str, str], named: str, tmp_path: Path
+) -> None:
+    keys = write_keys_file(tmp_path / "keys")
+    if "KEYS" in environ:
+        environ = {**environ, "ENCRYPTION_KEYS_FILE": str(keys)}
+    with pytest.raises(SettingsError, match=named):
+        load_settings(environ)
+
+
+def test_a_keys_file_with_a_bad_line_is_refused_without_showing_a_key(tmp_path: Path) -> None:
+    keys = write_keys_file(tmp_path / "keys")
+    secret = keys.read_text().split()[1]
+    keys.write_text(keys.read_text() + f"k2 {secret[:-4]}\n")
+    with pytest.raises(SettingsError, match="line 2") as refused:
+        load_settings({"ENCRYPTION": "on", "ENCRYPTION_KEYS_FILE": str(keys)})
+    assert secret[:10] not in str(refused.value)

@@ -116,6 +116,9 @@ class FakeWorkerLogs:
     async def latest(self, evaluation_id: EvaluationId) -> str | None:
         return self.batches.get(evaluation_id)
 
+    async def forget(self, evaluation_id: EvaluationId) -> None:
+        self.batches.pop(evaluation_id, None)
+
 
 class StubInspector:
     """``BackendInspector`` answering a fixed state (for degraded/unavailable reports)."""
@@ -203,6 +206,7 @@ class UseCases:
         self.configuration = memory_configuration()
 
     async def resolve(self, request: AsyncContainer) -> None:
+        self.request = request
         get = request.get
         self.database = await get(MemoryDatabase)
         self.repository = await get(EvaluationRepository)

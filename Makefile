@@ -50,7 +50,7 @@ test: lint ## Lint, then every test (needs PostgreSQL, Redis and RabbitMQ; CI fa
 test-fast: install ## Unit and use-case tests only (no server needed)
 	$(BIN)/pytest tests/unit tests/use_cases $(PYTEST_ARGS)
 
-.PHONY: bench bench-scale bench-profile bench-soak bench-live bench-export bench-search bench-file wrk
+.PHONY: bench bench-scale bench-profile bench-soak bench-live bench-export bench-search bench-file bench-crypto wrk
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 wrk:
@@ -73,6 +73,9 @@ bench-export: install ## the Parquet warehouse export at BENCH_EXPORT_SIZE (1,00
 
 bench-file: install ## STORAGE_BACKEND=file at BENCH_FILE_SIZE (100,000) evaluations: index build, reads over HTTP, fsck; docs/bench-file.md
 	$(BIN)/python -m benchmarks.file_backend
+
+bench-crypto: install ## what ENCRYPTION=on adds to each operation, in-process, beside the same without it; docs/benchmarks.md
+	$(BIN)/python -m benchmarks.crypto_cost
 
 bench-search: install ## text search over HTTP at BENCH_SEARCH_SIZE (1,000,000) evaluations, index sizes and write cost; docs/bench-search.md
 	$(BIN)/python -m benchmarks.search

@@ -58,7 +58,6 @@ from infrastructure.sql.engine import create_engine, create_session_maker
 from infrastructure.sql.evaluation_queries import SqlEvaluationQueries
 from infrastructure.sql.evaluation_repository import SqlEvaluationRepository
 from infrastructure.sql.inspector import SqlDatabaseInspector
-from infrastructure.sql.migrate import upgrade
 from infrastructure.sql.search import SqlSearchTexts
 from infrastructure.sql.tables import ALL_TABLES
 from infrastructure.sql.timeline import SqlEventLog, SqlLogStore
@@ -66,7 +65,7 @@ from infrastructure.sql.unit_of_work import SqlUnitOfWork
 from infrastructure.sql.warehouse_scan import SqlWarehouseScan
 from interfaces.settings import DatabaseSettings
 from tests.keys import fresh_keyring
-from tests.services import migrated_postgres_database
+from tests.services import migrated_postgres_database, migrated_sqlite
 
 
 @dataclass
@@ -196,9 +195,7 @@ def migrated_postgres_url() -> Iterator[str]:
 
 @pytest.fixture
 def migrated_sqlite_url(tmp_path: Path) -> str:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'nested' / 'storage.db'}"
-    upgrade(url)
-    return url
+    return migrated_sqlite(tmp_path / "nested" / "storage.db")
 
 
 async def _truncate(engine: AsyncEngine) -> None:

@@ -72,7 +72,7 @@ class ChangeHub:
             if self._streams == 0:
                 self._idle()
                 with anyio.move_on_after(self._poll_s * 10):
-                    await self._wanted.wait()
+                    await _first(self._wanted, stopping)
                 continue
             full = False
             try:
@@ -132,3 +132,15 @@ class ChangeHub:
         """Set when the hub next reads something new: take it before ``after``, then wait
         on it, and a read that lands in between is not missed."""
         return self._moved
+
+
+async def _first(*events: anyio.Event) -> None:
+    """Wait until any of ``events`` is set (an idle hub hears its stop at once)."""
+    async with anyio.create_task_group() as group:
+
+        async def wait(event: anyio.Event) -> None:
+            await event.wait()
+            group.cancel_scope.cancel()
+
+        for event in events:
+            group.start_soon(wait, event)

@@ -147,3 +147,14 @@ async def test_a_change_that_lands_before_an_idle_hub_starts_is_not_left_waiting
 
     assert [c.evaluation_id for c in seen] == ["e1"]
     assert latest_calls == [seen[0].cursor]
+
+
+async def test_an_idle_hub_stops_when_asked_not_at_its_next_poll() -> None:
+    """Its idle wait is ten polls (here 10,000 s): a stop must end it, not the clock."""
+    hub = ChangeHub(Feed().read, Feed().latest, poll_s=1000)
+    stopping = anyio.Event()
+    with anyio.fail_after(60):  # a guard against hanging, never reached when it works
+        async with anyio.create_task_group() as group:
+            group.start_soon(hub.run, stopping)
+            await anyio.sleep(0.05)  # the hub is idle, waiting for a first stream
+            stopping.set()

@@ -6,8 +6,9 @@ nothing). Blobs written in clear before encryption was turned on are read as the
 told apart by their first byte (``sealed.MAGIC``).
 """
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from typing import Any, TypeVar
 
 import anyio.to_thread
 import zstandard
@@ -32,11 +33,23 @@ from infrastructure.crypto.sealed import (
     seal_stream,
     segment_offset,
 )
-from infrastructure.files.blob_store import COMPRESSION_LEVEL, check_stream_range, compressed
+from infrastructure.files.blob_store import COMPRESSION_LEVEL, check_stream_range
 from infrastructure.files.keys import check_blob_key, is_compressed_key
 
-# Sealing this much or more runs in a worker thread, off the event loop.
-_SEAL_IN_THREAD = 256 * 1024
+# Compressing and sealing this much or more runs in a worker thread, off the event loop
+# (zstd and AES-GCM release the GIL), as the stores themselves compress.
+_IN_THREAD = 16 * 1024
+T = TypeVar("T")
+
+
+async def _off_the_loop(size: int, work: Callable[..., T], *args: Any) -> T:
+    if size >= _IN_THREAD:
+        return await anyio.to_thread.run_sync(work, *args)
+    return work(*args)
+
+
+def _compressor() -> zstandard.ZstdCompressor:
+    return zstandard.ZstdCompressor(level=COMPRESSION_LEVEL)
 
 
 class SealedBlobStore(BlobStore, SealedBlobs):
@@ -56,31 +69,27 @@ class SealedBlobStore(BlobStore, SealedBlobs):
 
     async def put(self, key: str, data: bytes) -> int:
         check_blob_key(key)
-        stored = await compressed(bytes(data)) if is_compressed_key(key) else bytes(data)
-        if self.seals:
-            cipher = Cipher.new(self._keyring, key.encode())
-            body = (
-                await anyio.to_thread.run_sync(seal_all, cipher, stored)
-                if len(stored) >= _SEAL_IN_THREAD
-                else seal_all(cipher, stored)
-            )
-        else:
-            body = stored
+        body, size = await _off_the_loop(len(data), self._stored_form, key, bytes(data))
         await self._inner.put(key, body)
-        return len(stored)
+        return size
+
+    def _stored_form(self, key: str, data: bytes) -> tuple[bytes, int]:
+        """What ``put`` stores, and the size it reports (compressed, before the seal)."""
+        stored = _compressor().compress(data) if is_compressed_key(key) else data
+        if not self.seals:
+            return stored, len(stored)
+        return seal_all(Cipher.new(self._keyring, key.encode()), stored), len(stored)
 
     async def get(self, key: str) -> bytes:
         raw = await self._inner.get(key)
         with self._corrupt(key):
-            if is_sealed(raw):
-                cipher = self._cipher(key, parse_header(raw[:HEADER_MAX]))
-                raw = (
-                    await anyio.to_thread.run_sync(open_all, cipher, raw)
-                    if len(raw) >= _SEAL_IN_THREAD
-                    else open_all(cipher, raw)
-                )
-            if is_compressed_key(key):
-                return zstandard.ZstdDecompressor().decompressobj().decompress(raw)
+            return await _off_the_loop(len(raw), self._plain_form, key, raw)
+
+    def _plain_form(self, key: str, raw: bytes) -> bytes:
+        if is_sealed(raw):
+            raw = open_all(self._cipher(key, parse_header(raw[:HEADER_MAX])), raw)
+        if is_compressed_key(key):
+            return zstandard.ZstdDecompressor().decompressobj().decompress(raw)
         return raw
 
     async def put_stream(self, key: str, chunks: AsyncIterator[bytes]) -> int:
@@ -235,9 +244,9 @@ async def _after(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[byte
 
 
 async def _compress(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    compressor = zstandard.ZstdCompressor(level=COMPRESSION_LEVEL).compressobj()
+    compressor = _compressor().compressobj()
     async for chunk in chunks:
-        if out := compressor.compress(chunk):
+        if out := await _off_the_loop(len(chunk), compressor.compress, chunk):
             yield out
     yield compressor.flush()
 

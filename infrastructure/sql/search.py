@@ -22,7 +22,7 @@ from infrastructure.crypto.columns import NO_COLUMN_SEAL, ColumnSeal
 from infrastructure.sql.dialect import dialect_name
 from infrastructure.sql.errors import translate_errors
 from infrastructure.sql.rows import evaluation_from_row
-from infrastructure.sql.tables import evaluation_events, evaluations, log_chunks
+from infrastructure.sql.tables import evaluation_events, evaluations, log_chunks, not_sealed
 
 # SQLite's FTS5 table and whose text each of its rows is (migration 0010): not in the
 # metadata, which cannot create a virtual table.
@@ -54,6 +54,7 @@ def pg_matching_ids(search: TextSearch, placeholder: str) -> str:
     operator = "~" if search.regex else "ILIKE"
     return " UNION ".join(
         f"SELECT {key} FROM {table} WHERE {column} {operator} {placeholder}"  # noqa: S608
+        f" AND {not_sealed(column)}"
         for field, sources in PG_SOURCES.items()
         if search.looks_in(field)
         for key, table, column in sources

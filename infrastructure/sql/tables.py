@@ -27,15 +27,23 @@ metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 AutoId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
+def not_sealed(column: str) -> str:
+    """PostgreSQL: ``column`` holds no sealed value (``ENCRYPTION=on``), which no search
+    can match; the trigram indexes leave those out (migration 0012), and a search names
+    the same condition so that the planner can use them."""
+    return f"left({column}, 7) <> E'\\x1bcrse1:'"
+
+
 def _trigram(table: str, column: str) -> sa.Index:
-    """A trigram GIN index for text search, on PostgreSQL only (migration 0010; SQLite
-    searches an FTS5 table instead, ``infrastructure.sql.search``)."""
+    """A trigram GIN index for text search, on PostgreSQL only (migrations 0010 and 0012;
+    SQLite searches an FTS5 table instead, ``infrastructure.sql.search``)."""
     short = {"evaluations": "evaluations", "evaluation_events": "events"}.get(table, table)
     return sa.Index(
         f"idx_{short}_{column}_trgm",
         column,
         postgresql_using="gin",
         postgresql_ops={column: "gin_trgm_ops"},
+        postgresql_where=sa.text(not_sealed(column)),
     ).ddl_if(dialect="postgresql")
 
 

@@ -13,9 +13,11 @@ from typing import Any
 import asyncpg
 import pytest
 import redis.asyncio as redis
+import sqlalchemy as sa
 from click.testing import CliRunner, Result
 from dishka import make_async_container
 from litestar.testing import TestClient
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from application.commands import NewEvaluation
 from application.intents import CreateIntent, JournalEntry
@@ -24,6 +26,7 @@ from application.services.payloads import is_mirror_file
 from domain.identifiers import EvaluationId
 from infrastructure.crypto.lines import PREFIX as SEALED_LINE
 from infrastructure.crypto.sealed import MAGIC
+from infrastructure.sql.tables import not_sealed
 from interfaces.cli import main
 from interfaces.http.app import create_app
 from interfaces.providers import build_providers
@@ -457,3 +460,47 @@ def test_the_parquet_warehouse_is_refused_with_keys(tmp_path: Path) -> None:
     assert not (tmp_path / "lake").exists()
     scheduled = _cli({**env, "EXPORT_TO": str(tmp_path / "lake")}, "serve")
     assert scheduled.exit_code == 2 and "EXPORT_TO" in scheduled.output
+
+
+def test_sealed_texts_are_left_out_of_the_search_indexes(
+    make_client: ClientFactory, backend_settings: Settings, tmp_path: Path
+) -> None:
+    """No search can match ciphertext, and random text costs a trigram index dearly
+    (migration 0012): sealed values are not indexed; clear ones still are."""
+    keys = tmp_path / "keys"
+    _new_key(keys)
+    _create(make_client(), "clear-1")
+    _create(make_client(encryption={"enabled": True, "keys_file": keys}), "sealed-1")
+
+    indexed = asyncio.run(_indexed_owners(backend_settings))
+
+    assert "clear-1" in indexed
+    assert "sealed-1" not in indexed
+
+
+async def _indexed_owners(settings: Settings) -> set[str]:
+    """Whose texts the search indexes hold: SQLite's FTS rows, or on PostgreSQL the rows
+    each partial trigram index covers."""
+    url = settings.database.url
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url)
+        async with engine.connect() as sqlite:
+            rows = await sqlite.execute(sa.text("SELECT evaluation_id FROM search_rows"))
+            owners = {row[0] for row in rows}
+        await engine.dispose()
+        return owners
+    connection = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        owners = set()
+        for key, table, column in (
+            ("id", "evaluations", "code"),
+            ("id", "evaluations", "output"),
+            ("id", "evaluations", "output_tail"),
+            ("evaluation_id", "evaluation_events", "message"),
+            ("evaluation_id", "log_chunks", "content"),
+        ):
+            query = f"SELECT {key} FROM {table} WHERE {column} IS NOT NULL AND {not_sealed(column)}"
+            owners |= {row[0] for row in await connection.fetch(query)}
+    finally:
+        await connection.close()
+    return owners

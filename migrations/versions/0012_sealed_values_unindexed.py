@@ -46,8 +46,9 @@ def _rebuild(*, sealed_skipped: bool) -> None:
         return
     for trigger in _search.SQLITE_TRIGGERS:
         op.execute(f"DROP TRIGGER IF EXISTS {trigger}")
-    for statement in _search.SQLITE[3:]:  # the triggers (the tables and index stay)
-        op.execute(_skipping_sealed(statement) if sealed_skipped else statement)
+    for statement in _search.SQLITE:
+        if statement.startswith("CREATE TRIGGER"):  # the tables and their index stay
+            op.execute(_skipping_sealed(statement) if sealed_skipped else statement)
 
 
 def _skipping_sealed(trigger: str) -> str:

@@ -501,6 +501,13 @@ async def _indexed_owners(settings: Settings) -> set[str]:
         ):
             query = f"SELECT {key} FROM {table} WHERE {column} IS NOT NULL AND {not_sealed(column)}"
             owners |= {row[0] for row in await connection.fetch(query)}
+            definitions = await connection.fetch(
+                "SELECT indexdef FROM pg_indexes WHERE tablename = $1 AND indexdef LIKE $2",
+                table,
+                f"%({column} gin_trgm_ops)%",
+            )
+            assert [row[0] for row in definitions], (table, column)
+            assert all("WHERE" in row[0] for row in definitions), definitions  # partial
     finally:
         await connection.close()
     return owners

@@ -86,9 +86,11 @@ def tags(entry: JournalEntry, subject: SubjectTag) -> bool:
 class EraseSubject:
     """Remove every evaluation of one subject from every place that holds it.
 
-    The subject's key is destroyed first (crypto-shredding: copies in backups become
-    unreadable). Then, holding the failover journal's replay turn so no replay brings
-    a record back meanwhile, batch by batch: the journal entries, the kept
+    ``SubjectKeys.destroy`` is called first, so that once per-subject keys exist, copies
+    in backups become unreadable before anything else (crypto-shredding; today's adapter
+    holds no key per subject and destroys nothing, docs/security.md). Then, holding the
+    failover journal's replay turn so no replay brings a record back meanwhile, batch by
+    batch: the journal entries, the kept
     ``Idempotency-Key`` answers and the Redis keys of each record go first (outside the
     transaction); then the cleanup's purge: the rows (record, events, log chunks,
     search texts) with a ``purge`` audit entry each, the blobs and the mirror's copy of

@@ -6,17 +6,21 @@ from enum import StrEnum
 import msgspec
 
 from domain.status import EvaluationStatus
+from domain.tenancy import TenantId
 
 
 class AuditContext(msgspec.Struct, frozen=True):
-    """Who the current request or command acts as, and its request id.
+    """Who the current request or command acts as, its tenant and its request id.
 
-    ``journal_entry`` is set while a failover replay applies that journal entry.
+    ``journal_entry`` is set while a failover replay applies that journal entry. ``tenant``
+    is ``None`` for work that no caller started (background jobs, start-up repairs): such
+    work names its tenant itself, and asking it for one is an error (ADR 0032).
     """
 
     actor: str
     request_id: str | None = None
     journal_entry: str | None = None
+    tenant: TenantId | None = None
 
 
 class AuditAction(StrEnum):

@@ -13,6 +13,16 @@ from contextvars import ContextVar
 from domain.audit import AuditContext
 
 SYSTEM = AuditContext(actor="system")
+
+
+class MissingTenantError(RuntimeError):
+    """Work that no caller started asked for the tenant without naming one (a bug: on
+    PostgreSQL it would see no rows; ADR 0032)."""
+
+    def __init__(self, actor: str) -> None:
+        super().__init__(f"{actor!r} acts for no tenant: name one with acting_as(...)")
+
+
 _current: ContextVar[AuditContext] = ContextVar("acting_as", default=SYSTEM)
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import msgspec
 
 from domain.access import AccessScope, Caller
+from domain.tenancy import DEFAULT_TENANT, TenantId
 
 
 def digest_of(secret: str) -> bytes:
@@ -18,9 +19,10 @@ class ApiKey(msgspec.Struct, frozen=True):
     name: str
     scope: AccessScope
     digest: bytes
+    tenant: TenantId = DEFAULT_TENANT
 
     def __repr__(self) -> str:  # never print the digest either
-        return f"ApiKey(name={self.name!r}, scope={self.scope.value!r})"
+        return f"ApiKey(name={self.name!r}, scope={self.scope.value!r}, tenant={self.tenant!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +45,10 @@ class ApiKeyVerifier:
         for key in self.keys:
             if hmac.compare_digest(presented, key.digest):
                 found = key
-        return None if found is None else Caller(name=found.name, scope=found.scope)
+        if found is None:
+            return None
+        return Caller(name=found.name, scope=found.scope, tenant=found.tenant)
 
-    def scope_of(self, name: str) -> AccessScope | None:
-        """The scope of the key called ``name`` (for sessions, which hold only the name)."""
-        return next((key.scope for key in self.keys if key.name == name), None)
+    def named(self, name: str) -> ApiKey | None:
+        """The key called ``name`` (for sessions, which hold only the name)."""
+        return next((key for key in self.keys if key.name == name), None)

@@ -29,6 +29,7 @@ from rich.text import Text
 from application.errors import ApplicationError
 from domain.audit import AuditContext
 from domain.errors import DomainError
+from domain.tenancy import DEFAULT_TENANT
 from interfaces.acting import acting_as
 from interfaces.log_config import configure_logging
 from interfaces.settings import Settings, SettingsError, load_settings
@@ -77,7 +78,7 @@ def run(settings: Settings, work: Callable[[AsyncContainer], Awaitable[T]]) -> T
     async def main() -> T:
         container = make_async_container(*_providers(settings), context={Settings: settings})
         try:
-            with acting_as(AuditContext(actor=f"cli:{_user()}")):
+            with acting_as(AuditContext(actor=f"cli:{_user()}", tenant=DEFAULT_TENANT)):
                 return await work(container)
         finally:
             await container.close()

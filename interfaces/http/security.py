@@ -116,7 +116,9 @@ def _establish(scope: Scope, caller: Caller) -> None:
     """Leave the caller on the request and as the actor of what the handler changes."""
     state = scope.setdefault("state", {})
     state["caller"] = caller
-    act_as(AuditContext(actor=caller.name, request_id=state.get("request_id")))
+    act_as(
+        AuditContext(actor=caller.name, request_id=state.get("request_id"), tenant=caller.tenant)
+    )
 
 
 def _caller(
@@ -127,10 +129,11 @@ def _caller(
         return verifier.verify(secret)
     session = connection.scope.get("session")
     name = session.get(SESSION_KEY) if isinstance(session, dict) else None
-    if not isinstance(name, str) or verifier.scope_of(name) is None:
+    key = verifier.named(name) if isinstance(name, str) else None
+    if key is None:
         return None  # no session, or its key was removed since
     # A cookie rides along on cross-site requests: it never grants more than reading.
-    return Caller(name=name, scope=AccessScope.READ)
+    return Caller(name=key.name, scope=AccessScope.READ, tenant=key.tenant)
 
 
 def session_config(settings: Settings) -> CookieBackendConfig | None:

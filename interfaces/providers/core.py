@@ -67,6 +67,7 @@ from application.use_cases.warehouse_export import ExportWarehouse
 from application.use_cases.warm_cache import WarmCache
 from domain.audit import AuditContext
 from domain.limits import InputLimits
+from domain.tenancy import TenantId
 from infrastructure.clock import SystemClock
 from infrastructure.files.mirror import FileRecordMirror
 from infrastructure.memory.mirror import NoRecordMirror
@@ -131,6 +132,13 @@ class CoreProvider(Provider):
     @provide(scope=Scope.REQUEST)
     def audit_context(self) -> AuditContext:
         return acting.current()
+
+    @provide(scope=Scope.REQUEST)
+    def tenant(self, context: AuditContext) -> TenantId:
+        """The caller's tenant; work no caller started names its own (ADR 0032)."""
+        if context.tenant is None:
+            raise acting.MissingTenantError(context.actor)
+        return context.tenant
 
     audit = provide(AuditTrail, scope=Scope.REQUEST)
 

@@ -15,6 +15,7 @@ from typing import Any
 from application.ports.warehouse import Table
 from application.services.api_keys import ApiKey, digest_of
 from domain.access import AccessScope
+from domain.tenancy import DEFAULT_TENANT, parse_tenant
 from infrastructure.sql.engine import async_database_url
 
 
@@ -199,17 +200,18 @@ MIN_SECRET_LENGTH = 16
 
 
 def parse_api_keys(raw: str) -> tuple[ApiKey, ...]:
-    """``name:secret:scope`` entries separated by commas or new lines.
+    """``name:secret:scope[:tenant]`` entries separated by commas or new lines; without a
+    tenant a key belongs to the default tenant.
 
     Errors name the entry by position and the key by name, never the secret.
     """
     keys: list[ApiKey] = []
     entries = [entry.strip() for entry in re.split(r"[,\n]", raw)]
     for position, entry in enumerate((e for e in entries if e and not e.startswith("#")), 1):
-        parts = entry.split(":")
-        if len(parts) != 3:
-            raise ValueError(f"entry {position} must look like name:secret:scope")
-        name, secret, scope = (part.strip() for part in parts)
+        parts = [part.strip() for part in entry.split(":")]
+        if len(parts) not in (3, 4):
+            raise ValueError(f"entry {position} must look like name:secret:scope[:tenant]")
+        name, secret, scope = parts[:3]
         if not _KEY_NAME.fullmatch(name):
             raise ValueError(f"entry {position}: the name may hold only letters, digits and . _ -")
         if len(secret) < MIN_SECRET_LENGTH:
@@ -218,9 +220,13 @@ def parse_api_keys(raw: str) -> tuple[ApiKey, ...]:
             access = AccessScope(scope.lower())
         except ValueError:
             raise ValueError(f"key {name!r}: the scope must be read, write or admin") from None
+        try:
+            tenant = parse_tenant(parts[3]) if len(parts) == 4 else DEFAULT_TENANT
+        except ValueError as exc:
+            raise ValueError(f"key {name!r}: {exc}") from None
         if any(key.name == name for key in keys):
             raise ValueError(f"key {name!r} is defined twice")
-        keys.append(ApiKey(name=name, scope=access, digest=digest_of(secret)))
+        keys.append(ApiKey(name=name, scope=access, digest=digest_of(secret), tenant=tenant))
     return tuple(keys)
 
 

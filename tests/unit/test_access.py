@@ -5,9 +5,10 @@ from pathlib import Path
 import pytest
 
 from application.services.api_keys import ApiKeyVerifier
-from domain.access import AccessScope
+from domain.access import AccessScope, Caller
 from domain.errors import InvalidTextError
 from domain.limits import InputLimits, json_depth
+from domain.tenancy import DEFAULT_TENANT, TenantId
 from interfaces.settings import SettingsError, load_settings, parse_api_keys
 
 SECRET = "s3cret-value-0123456789"
@@ -30,9 +31,44 @@ def test_keys_parse_and_verify_to_their_caller() -> None:
     assert verifier.verify(SECRET + "x").scope is AccessScope.ADMIN  # type: ignore[union-attr]
     assert verifier.verify(SECRET[:-1]) is None
     assert verifier.verify("") is None
-    assert verifier.scope_of("ops") is AccessScope.ADMIN
-    assert verifier.scope_of("nobody") is None
+    assert verifier.named("ops") is keys[1]
+    assert verifier.named("nobody") is None
     assert not ApiKeyVerifier(()).enabled
+
+
+def test_a_key_without_a_tenant_belongs_to_the_default_one() -> None:
+    keys = parse_api_keys(f"gw:{SECRET}:write,acme-ci:{SECRET}x:read: acme-1 ")
+    verifier = ApiKeyVerifier(keys)
+
+    assert [key.tenant for key in keys] == [DEFAULT_TENANT, "acme-1"]
+    assert verifier.verify(SECRET) == Caller(name="gw", scope=AccessScope.WRITE)
+    assert verifier.verify(SECRET).tenant == "default"  # type: ignore[union-attr]
+    assert verifier.verify(SECRET + "x") == Caller(
+        name="acme-ci", scope=AccessScope.READ, tenant=TenantId("acme-1")
+    )
+    assert "acme-1" in repr(keys[1])
+
+
+@pytest.mark.parametrize("tenant", ["Acme", "-acme", "ac/me", "a" * 64, "", "acme corp"])
+def test_a_malformed_tenant_is_refused_naming_the_key(tenant: str) -> None:
+    with pytest.raises(ValueError, match=r"key 'ci': a tenant is 1 to 63 of") as caught:
+        parse_api_keys(f"ci:{SECRET}:read:{tenant}")
+    assert SECRET not in str(caught.value)
+
+
+def test_five_parts_are_no_key() -> None:
+    with pytest.raises(ValueError, match=r"name:secret:scope\[:tenant\]"):
+        parse_api_keys(f"ci:{SECRET}:read:acme:more")
+
+
+def test_only_the_default_tenant_is_served_until_every_store_keeps_tenants_apart() -> None:
+    settings = load_settings({"API_KEYS": f"gw:{SECRET}:write:default"})
+    assert settings.access.api_keys[0].tenant == DEFAULT_TENANT
+
+    with pytest.raises(SettingsError, match="key 'acme' names tenant 'acme'") as caught:
+        load_settings({"API_KEYS": f"gw:{SECRET}:write,acme:{SECRET}x:read:acme"})
+    assert "0032" in str(caught.value)
+    assert SECRET not in str(caught.value)
 
 
 def test_the_secret_is_not_kept_nor_printed() -> None:

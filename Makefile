@@ -50,7 +50,7 @@ test: lint ## Lint, then every test (needs PostgreSQL, Redis and RabbitMQ; CI fa
 test-fast: install ## Unit and use-case tests only (no server needed)
 	$(BIN)/pytest tests/unit tests/use_cases $(PYTEST_ARGS)
 
-.PHONY: bench bench-scale bench-profile bench-soak bench-live bench-export bench-search bench-file bench-crypto wrk
+.PHONY: bench bench-scale bench-profile bench-soak bench-live bench-export bench-search bench-file bench-crypto bench-fsync wrk eatmydata
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 wrk:
@@ -76,6 +76,12 @@ bench-file: install ## STORAGE_BACKEND=file at BENCH_FILE_SIZE (100,000) evaluat
 
 bench-crypto: install ## what ENCRYPTION=on adds to each operation, in-process, beside the same without it; docs/benchmarks.md
 	$(BIN)/python -m benchmarks.crypto_cost
+
+bench-fsync: install wrk eatmydata ## update_large and its ceiling with fsync as it is and as a no-op (libeatmydata); docs/benchmarks.md
+	$(BIN)/python -m benchmarks.fsync_bound
+
+eatmydata:
+	@[ -e /usr/lib/x86_64-linux-gnu/libeatmydata.so ] || [ -e /usr/lib/aarch64-linux-gnu/libeatmydata.so ] || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq eatmydata; }
 
 bench-search: install ## text search over HTTP at BENCH_SEARCH_SIZE (1,000,000) evaluations, index sizes and write cost; docs/bench-search.md
 	$(BIN)/python -m benchmarks.search

@@ -1,7 +1,11 @@
 """The ``make bench`` table: ratios, verdicts and the generated section of a document."""
 
+from datetime import UTC, datetime
+
 import pytest
 
+from benchmarks.deployment import BenchConfig
+from benchmarks.fsync_bound import render as render_fsync
 from benchmarks.measurement import Measurement, percentile
 from benchmarks.report import Row, render, replace_section
 
@@ -97,3 +101,16 @@ def test_percentile_is_nearest_rank() -> None:
     assert percentile(values, 99) == 99.0
     assert percentile([], 50) == 0.0
     assert percentile([3.0], 99) == 3.0
+
+
+def test_the_fsync_table_gives_each_round_and_the_median_ratio_of_each_mode() -> None:
+    minimal = measurement("minimal", 4_000)
+    rates = {
+        "fsync": [(measurement("u", 2_000), minimal), (measurement("u", 1_800), minimal)],
+        "no fsync": [(measurement("u", 3_600), minimal), (measurement("u", 3_200), minimal)],
+    }
+    table = render_fsync(BenchConfig(), datetime(2026, 1, 2, 3, 4, tzinfo=UTC), 1.0, rates)
+
+    assert "| fsync | 1 | 200 | 400 | 50% |" in table
+    assert "| no fsync | 2 | 320 | 400 | 80% |" in table
+    assert "Median ratio: fsync 48%, no fsync 85%." in table

@@ -43,14 +43,18 @@ class Watcher(threading.Thread):
         super().__init__(daemon=True)
         self.base, self.cursor, self.wanted = base, cursor, wanted
         self.changes: list[dict[str, Any]] = []
-        self.opened = threading.Event()
+        self.following = threading.Event()
 
     def run(self) -> None:
         path = f"{self.base}/changes/stream"
         with httpx.stream("GET", path, params={"after": self.cursor}, timeout=120) as response:
-            self.opened.set()
             for event in events(response):
-                if event != KEEPALIVE:
+                if event == KEEPALIVE:
+                    # Sent once the stream has read the feed after its cursor and waits on
+                    # the hub. The answer's headers come before that read: an outage begun
+                    # in between is one the stream did not open before.
+                    self.following.set()
+                else:
                     self.changes.append(json.loads(event.data))
                 if len(self.changes) == self.wanted:
                     return
@@ -66,7 +70,7 @@ def test_writes_journaled_in_an_outage_reach_the_feed_and_its_streams_in_order(
         start = _ok(http.get("/changes"))["next_cursor"]
         watcher = Watcher(base, start, wanted=len(DURING_OUTAGE))
         watcher.start()
-        assert watcher.opened.wait(20)
+        assert watcher.following.wait(20)
 
         pg.stop("immediate")
         _ok(http.put(f"/evaluations/{EVAL}", json={"status": "running"}))

@@ -138,8 +138,29 @@ def app_server(backend_settings: Settings) -> Iterator[str]:
 
 @pytest.fixture
 def hostile(make_client: ClientFactory, backend_settings: Settings, tmp_path: Path) -> Harness:
-    client = make_client(limits=LIMITS, storage=THRESHOLDS)
-    harness = Harness(client, backend_settings, tmp_path)
+    """A seeded app of its own, for the hostile-input tests that write."""
+    return seeded(make_client(limits=LIMITS, storage=THRESHOLDS), backend_settings, tmp_path)
+
+
+@pytest.fixture(scope="module", params=CONFIGURATIONS)
+def shared_hostile(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Harness]:
+    """One seeded app per module and configuration, for the tests that must change nothing.
+
+    Each of them checks its own before and after (``unchanged``), so sharing the app and
+    its data set cannot hide a change: the test that made it fails.
+    """
+    tmp_path = tmp_path_factory.mktemp("hostile")
+    for settings in configured(request.param, tmp_path):
+        app = create_app(settings.changed(limits=LIMITS, storage=THRESHOLDS))
+        with TestClient(app) as client:
+            yield seeded(client, settings, tmp_path)
+
+
+def seeded(client: TestClient[Any], settings: Settings, tmp_path: Path) -> Harness:
+    """The hostile-input harness on ``client``, after writing the seed record."""
+    harness = Harness(client, settings, tmp_path)
     created = client.post(
         "/evaluations", json={"id": SEED, "code": "print(1)", "metadata": {"k": "v"}}
     )
@@ -156,8 +177,8 @@ def hostile(make_client: ClientFactory, backend_settings: Settings, tmp_path: Pa
 
 
 @pytest.fixture
-def unchanged(hostile: Harness) -> Iterator[Harness]:
+def unchanged(shared_hostile: Harness) -> Iterator[Harness]:
     """Fails the test when anything stored changed between its start and its end."""
-    before = hostile.state()
-    yield hostile
-    assert hostile.state() == before
+    before = shared_hostile.state()
+    yield shared_hostile
+    assert shared_hostile.state() == before

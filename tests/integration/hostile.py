@@ -1,7 +1,9 @@
 """The hostile-input harness: a seeded app with small limits, and a check that nothing changed.
 
 Used by tests/integration/test_hostile_*.py (fixtures ``hostile`` and ``unchanged``
-in conftest.py).
+in conftest.py). The tests that must change nothing (``unchanged``) share one seeded app
+per module and configuration, each comparing the state before and after itself; a test
+that writes gets an app and a data set of its own (``hostile``).
 """
 
 from pathlib import Path

@@ -21,6 +21,7 @@ from infrastructure.s3.client import S3Connection
 from infrastructure.s3.lifecycle import read_lifecycle
 from interfaces.cli import main
 from tests.integration.conftest import client_of
+from tests.s3_server import S3Server, open_store
 
 pytestmark = pytest.mark.s3
 
@@ -56,6 +57,11 @@ async def _objects(env: dict[str, str]) -> dict[str, int]:
             item["Key"].removeprefix(env["S3_PREFIX"]): item["Size"]
             for item in listed.get("Contents", [])
         }
+
+
+async def _create_bucket(server: S3Server, env: dict[str, str]) -> None:
+    connection, _ = await open_store(server, env["S3_BUCKET"], env["S3_PREFIX"])
+    await connection.close()
 
 
 def objects(env: dict[str, str]) -> dict[str, int]:
@@ -205,7 +211,10 @@ def test_tier_moves_old_file_outputs_to_s3_and_reads_keep_working(
         assert [k for k in objects(env) if k.startswith("evaluations/old-2/")]
 
 
-def test_lifecycle_rule_is_set_for_the_prefix(s3_env: dict[str, str]) -> None:
+def test_lifecycle_rule_is_set_for_the_prefix(s3_server: S3Server, s3_env: dict[str, str]) -> None:
+    # The command configures a bucket that exists (the service creates it when it starts);
+    # this test may be the first of its process to use the bucket.
+    asyncio.run(_create_bucket(s3_server, s3_env))
     rule = json.loads(cli(s3_env, "s3-lifecycle", "--expire-days", "400", "--json").stdout)
     assert rule["Filter"] == {"Prefix": s3_env["S3_PREFIX"]}
     assert rule["Expiration"] == {"Days": 400}

@@ -3,7 +3,7 @@ and each configured limit.
 
 Each request must get the expected 4xx as problem+json naming the field, and must
 change nothing: the same records, the same audit trail, the same files under
-FILE_STORAGE_PATH and no new file anywhere else in the test's directory. The harness:
+FILE_STORAGE_PATH and no new file anywhere else in the data set's directory. The harness:
 tests/integration/hostile.py.
 """
 

@@ -25,7 +25,7 @@ import httpx
 from benchmarks.deployment import BenchConfig, Deployment, deployment, service_server
 from benchmarks.http_suite import CEILING_FACTORY, LARGE, LARGE_CEILING_PATH, PER_THREAD, Suite
 from benchmarks.measurement import Measurement
-from benchmarks.report import replace_section
+from benchmarks.report import error_notes, replace_section
 from benchmarks.seeding import analyze, record_ids, seed_records
 from benchmarks.servers import ROOT, RunningServer, uvicorn_server
 
@@ -146,11 +146,14 @@ def render(
         + ", ".join(f"{mode} {ratio:.0%}" for mode, ratio in medians.items())
         + ". Durable files per request: update_large 2, the minimal app 1.",
     ]
+    failed = error_notes([m for pairs in rates.values() for pair in pairs for m in pair])
+    if failed:
+        lines += ["", "Runs that failed requests (ratios count 2xx answers only):", *failed]
     return "\n".join(lines)
 
 
 def _ratio(measured: Measurement, minimal: Measurement) -> float:
-    return measured.rate / minimal.rate if minimal.rate > 0 else 0.0
+    return measured.ok_rate / minimal.ok_rate if minimal.ok_rate > 0 else 0.0
 
 
 def main() -> None:

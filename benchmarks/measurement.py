@@ -26,6 +26,15 @@ class Measurement(msgspec.Struct, frozen=True, kw_only=True):
         return self.requests / self.duration_s if self.duration_s > 0 else 0.0
 
     @property
+    def ok_rate(self) -> float:
+        """2xx answers per second: a ceiling whose failures come back fast must not look
+        faster for them (without a status tally, every request counts)."""
+        if not self.statuses or self.duration_s <= 0:
+            return self.rate
+        ok = sum(count for status, count in self.statuses.items() if 200 <= status < 300)
+        return ok / self.duration_s
+
+    @property
     def tail_ratio(self) -> float:
         """p99 over p50: how far the slowest requests sit from the typical one."""
         return self.p99_ms / self.p50_ms if self.p50_ms > 0 else math.inf

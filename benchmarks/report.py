@@ -30,7 +30,9 @@ class Row:
 
     @property
     def ratio(self) -> float:
-        return self.measurement.rate / self.ceiling.rate if self.ceiling.rate > 0 else 0.0
+        """Of 2xx answers: an error answered fast counts on neither side."""
+        ceiling = self.ceiling.ok_rate
+        return self.measurement.ok_rate / ceiling if ceiling > 0 else 0.0
 
     @property
     def meets_ratio(self) -> bool:
@@ -109,10 +111,9 @@ def ceiling_table(ceilings: Sequence[Measurement]) -> str:
     return _markdown(headers, body, ("---", "---:", "---:", "---:", "---:"))
 
 
-def error_notes(rows: Sequence[Row]) -> list[str]:
+def error_notes(measurements: Sequence[Measurement]) -> list[str]:
     notes = []
-    for row in rows:
-        m = row.measurement
+    for m in measurements:
         if m.errors:
             tally = ", ".join(f"{status}: {count}" for status, count in m.statuses.items())
             notes.append(f"- {m.name}: {m.errors} errors; statuses {tally}")
@@ -130,12 +131,14 @@ def render(
         "",
         f"{passed} of {len(rows)} scenarios meet every target that applies to them.",
         *extra,
-        *error_notes(rows),
+        *error_notes([row.measurement for row in rows]),
         "",
         "Ceilings, measured in the same run:",
         "",
         ceiling_table(ceilings),
     ]
+    if failed := error_notes(ceilings):
+        parts += ["", "Ceilings that failed requests (ratios count 2xx answers only):", *failed]
     return "\n".join(parts) + "\n"
 
 

@@ -114,3 +114,22 @@ def test_the_fsync_table_gives_each_round_and_the_median_ratio_of_each_mode() ->
     assert "| fsync | 1 | 200 | 400 | 50% |" in table
     assert "| no fsync | 2 | 320 | 400 | 80% |" in table
     assert "Median ratio: fsync 48%, no fsync 85%." in table
+
+
+def test_a_ceiling_answering_errors_is_compared_by_its_2xx_answers_and_named() -> None:
+    failing = Measurement(
+        name="minimal app",
+        requests=5_000,
+        duration_s=10.0,
+        p50_ms=2.0,
+        p99_ms=6.0,
+        errors=1_000,
+        statuses={200: 4_000, 500: 1_000},
+    )
+    row = Row(measurement("update_large", 2_000), failing, target=0.50)
+
+    assert failing.rate == 500 and failing.ok_rate == 400
+    assert row.ratio == pytest.approx(0.50)
+    report = render([row], [failing], "context")
+    assert "Ceilings that failed requests (ratios count 2xx answers only):" in report
+    assert "- minimal app: 1000 errors; statuses 200: 4000, 500: 1000" in report

@@ -15,9 +15,10 @@ with it (a shared machine drifts):
    raw asyncpg INSERT and PK SELECT; create, create_keyed (each with an
    ``Idempotency-Key``), create_mirrored, get_cold, update_small, update_small_mirrored,
    logs_append,
-   events_append, celery_update; the minimal 200 KB update, update_large (both over the
-   same records with the same body). Each wrk run (ceilings included) runs
-   ``BENCH_WARMUP`` seconds unmeasured first.
+   events_append, celery_update; then the cold and mirrored instances stop (their pools'
+   connections would leave PostgreSQL none to spare), and the minimal 200 KB update,
+   update_large and update_large_sealed run (over the same records with the same body).
+   Each wrk run (ceilings included) runs ``BENCH_WARMUP`` seconds unmeasured first.
 
 Prints the table and writes it into docs/benchmarks.md (the section between the
 ``make bench`` markers; everything else there is kept). Settings: BENCH_DURATION (10 s),
@@ -32,7 +33,8 @@ import platform
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -92,6 +94,10 @@ class Suite:
         self.servers: dict[str, RunningServer] = {"service": deployed.service}
         self.ceilings: dict[str, Measurement] = {}
         self.rows: list[Row] = []
+        # Stops the instances no scenario needs any more, before the 200 KB updates: the
+        # connections their pools keep would leave the database none to spare (its
+        # max_connections is 100 here), and the minimal app's update failed with 500s.
+        self.retire: Callable[[], Awaitable[None]] | None = None
 
     def prefix(self, record_set: str) -> str:
         return f"{self.run}-{record_set}-"
@@ -263,6 +269,8 @@ class Suite:
         ):
             await self.scenario(scenarios[name])
         await self.scenario(scenarios["celery_update"])
+        if self.retire is not None:
+            await self.retire()
         large = scenarios["update_large"]
         self.ceilings["large"] = await self.wrk(
             "minimal app: 200 KB update",
@@ -316,40 +324,46 @@ async def run(config: BenchConfig, *, write: bool) -> str:
         cold_env = {**deployed.env, "ENABLE_CACHING": "false"}
         keys = deployed.workdir / "encryption-keys"
         append_new_key(keys)
-        async with (
-            uvicorn_server(
-                CEILING_FACTORY,
-                workers=config.workers,
-                env={
-                    "REDIS_URL": deployed.env["REDIS_URL"],
-                    "REDIS_KEY_PREFIX": deployed.env["REDIS_KEY_PREFIX"],
-                    "CEILING_DATABASE_URL": deployed.dsn,
-                    "CEILING_FILE_PATH": str(deployed.workdir / "ceiling-files"),
-                },
-                log=deployed.workdir / "ceiling.log",
-            ) as ceiling_app,
-            service_server(
-                cold_env, workers=config.workers, log=deployed.workdir / "cold.log"
-            ) as cold,
-            service_server(
-                {**deployed.env, "FILE_MIRROR": "true"},
-                workers=config.workers,
-                log=deployed.workdir / "mirrored.log",
-            ) as mirrored,
-            service_server(
-                {
-                    **deployed.env,
-                    "ENCRYPTION": "on",
-                    "ENCRYPTION_KEYS_FILE": str(keys),
-                    # Its own cache entries, sealed (the others' are in clear).
-                    "REDIS_KEY_PREFIX": deployed.env["REDIS_KEY_PREFIX"] + "sealed:",
-                },
-                workers=config.workers,
-                log=deployed.workdir / "sealed.log",
-            ) as sealed,
-        ):
+        async with AsyncExitStack() as kept, AsyncExitStack() as retired:
+            ceiling_app = await kept.enter_async_context(
+                uvicorn_server(
+                    CEILING_FACTORY,
+                    workers=config.workers,
+                    env={
+                        "REDIS_URL": deployed.env["REDIS_URL"],
+                        "REDIS_KEY_PREFIX": deployed.env["REDIS_KEY_PREFIX"],
+                        "CEILING_DATABASE_URL": deployed.dsn,
+                        "CEILING_FILE_PATH": str(deployed.workdir / "ceiling-files"),
+                    },
+                    log=deployed.workdir / "ceiling.log",
+                )
+            )
+            cold = await retired.enter_async_context(
+                service_server(cold_env, workers=config.workers, log=deployed.workdir / "cold.log")
+            )
+            mirrored = await retired.enter_async_context(
+                service_server(
+                    {**deployed.env, "FILE_MIRROR": "true"},
+                    workers=config.workers,
+                    log=deployed.workdir / "mirrored.log",
+                )
+            )
+            sealed = await kept.enter_async_context(
+                service_server(
+                    {
+                        **deployed.env,
+                        "ENCRYPTION": "on",
+                        "ENCRYPTION_KEYS_FILE": str(keys),
+                        # Its own cache entries, sealed (the others' are in clear).
+                        "REDIS_KEY_PREFIX": deployed.env["REDIS_KEY_PREFIX"] + "sealed:",
+                    },
+                    workers=config.workers,
+                    log=deployed.workdir / "sealed.log",
+                )
+            )
             servers = {"ceiling": ceiling_app, "cold": cold, "mirrored": mirrored}
             suite.servers.update(servers, sealed=sealed)
+            suite.retire = retired.aclose
             print(f"seeding ({time.perf_counter() - clock:.0f} s)", flush=True)
             await suite.seed()
             print(f"measuring ({time.perf_counter() - clock:.0f} s)", flush=True)

@@ -23,11 +23,11 @@ from pathlib import Path
 import httpx
 
 from benchmarks.deployment import BenchConfig, Deployment, deployment, service_server
-from benchmarks.http_suite import CEILING_FACTORY, LARGE, LARGE_CEILING_PATH, PER_THREAD, Suite
+from benchmarks.http_suite import LARGE, LARGE_CEILING_PATH, PER_THREAD, Suite, ceiling_server
 from benchmarks.measurement import Measurement
 from benchmarks.report import error_notes, replace_section
 from benchmarks.seeding import analyze, record_ids, seed_records
-from benchmarks.servers import ROOT, RunningServer, uvicorn_server
+from benchmarks.servers import ROOT, RunningServer
 
 DOC = ROOT / "docs" / "benchmarks.md"
 SECTION = "make bench-fsync"
@@ -56,18 +56,7 @@ async def servers(
     extra = {} if preload is None else {"LD_PRELOAD": str(preload)}
     async with AsyncExitStack() as stack:
         ceiling = await stack.enter_async_context(
-            uvicorn_server(
-                CEILING_FACTORY,
-                workers=config.workers,
-                env={
-                    "REDIS_URL": deployed.env["REDIS_URL"],
-                    "REDIS_KEY_PREFIX": deployed.env["REDIS_KEY_PREFIX"],
-                    "CEILING_DATABASE_URL": deployed.dsn,
-                    "CEILING_FILE_PATH": str(deployed.workdir / f"ceiling-{name}"),
-                    **extra,
-                },
-                log=deployed.workdir / f"ceiling-{name}.log",
-            )
+            ceiling_server(deployed, config.workers, f"ceiling-{name}", extra)
         )
         service = await stack.enter_async_context(
             service_server(

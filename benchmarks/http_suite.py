@@ -34,7 +34,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -282,6 +282,25 @@ class Suite:
         await self.scenario(scenarios["update_large_sealed"])
 
 
+def ceiling_server(
+    deployed: Deployment, workers: int, name: str, env: dict[str, str] | None = None
+) -> AbstractAsyncContextManager[RunningServer]:
+    """The minimal app of the HTTP ceilings on the deployment's database and Redis prefix,
+    with a file directory (``<name>-files``) and log of its own."""
+    return uvicorn_server(
+        CEILING_FACTORY,
+        workers=workers,
+        env={
+            "REDIS_URL": deployed.env["REDIS_URL"],
+            "REDIS_KEY_PREFIX": deployed.env["REDIS_KEY_PREFIX"],
+            "CEILING_DATABASE_URL": deployed.dsn,
+            "CEILING_FILE_PATH": str(deployed.workdir / f"{name}-files"),
+            **(env or {}),
+        },
+        log=deployed.workdir / f"{name}.log",
+    )
+
+
 def _git(*args: str) -> str:
     result = subprocess.run(  # noqa: S603
         ["git", *args],  # noqa: S607
@@ -326,17 +345,7 @@ async def run(config: BenchConfig, *, write: bool) -> str:
         append_new_key(keys)
         async with AsyncExitStack() as kept, AsyncExitStack() as retired:
             ceiling_app = await kept.enter_async_context(
-                uvicorn_server(
-                    CEILING_FACTORY,
-                    workers=config.workers,
-                    env={
-                        "REDIS_URL": deployed.env["REDIS_URL"],
-                        "REDIS_KEY_PREFIX": deployed.env["REDIS_KEY_PREFIX"],
-                        "CEILING_DATABASE_URL": deployed.dsn,
-                        "CEILING_FILE_PATH": str(deployed.workdir / "ceiling-files"),
-                    },
-                    log=deployed.workdir / "ceiling.log",
-                )
+                ceiling_server(deployed, config.workers, "ceiling")
             )
             cold = await retired.enter_async_context(
                 service_server(cold_env, workers=config.workers, log=deployed.workdir / "cold.log")

@@ -86,19 +86,18 @@ def tags(entry: JournalEntry, subject: SubjectTag) -> bool:
 class EraseSubject:
     """Remove every evaluation of one subject from every place that holds it.
 
-    ``SubjectKeys.destroy`` is called first, so that once per-subject keys exist, copies
-    in backups become unreadable before anything else (crypto-shredding; today's adapter
-    holds no key per subject and destroys nothing, docs/security.md). Then, holding the
-    failover journal's replay turn so no replay brings a record back meanwhile, batch by
-    batch: the journal entries, the kept
-    ``Idempotency-Key`` answers and the Redis keys of each record go first (outside the
-    transaction); then the cleanup's purge: the rows (record, events, log chunks,
-    search texts) with a ``purge`` audit entry each, the blobs and the mirror's copy of
-    the rows it removed, the commit, and the cache once more (a read may have filled it
-    meanwhile). Whatever a crash interrupts, a rerun finds the records still there and
-    finishes them: nothing is removed from the database before what lies beside it.
-    One ``erase`` entry records the run: the subject's digest and the counts, never the
-    subject or the data.
+    ``SubjectKeys.destroy`` is called first, so that once per-subject keys exist, copies in
+    backups become unreadable before anything else (crypto-shredding; today's adapter holds
+    no key per subject and destroys nothing, docs/security.md). Then, holding the failover
+    journal's replay turn so no replay brings a record back meanwhile, batch by batch: the
+    journal entries, the kept ``Idempotency-Key`` answers and the Redis keys of each record
+    go first (outside the transaction); then the cleanup's purge: the rows (record, events,
+    log chunks, search texts) with a ``purge`` audit entry each, the blobs and the mirror's
+    copy of the rows it removed, the commit, and the cache once more (a read may have filled
+    it meanwhile). Whatever a crash interrupts, a rerun finds the records still there and
+    finishes them: nothing is removed from the database before what lies beside it. One
+    ``erase`` entry records the run: the subject's digest and the counts, never the subject
+    or the data.
     """
 
     field: SubjectField

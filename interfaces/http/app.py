@@ -11,7 +11,7 @@ from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
-from litestar.openapi.spec import Components, Parameter, Schema, SecurityScheme, Server
+from litestar.openapi.spec import Components, SecurityScheme, Server
 from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsPlugin
 from litestar.static_files import create_static_files_router
 from opentelemetry.sdk.trace import TracerProvider
@@ -44,6 +44,7 @@ from interfaces.http.idempotency import (
     idempotency_expiry,
 )
 from interfaces.http.observability import EdgeMiddleware, MetricsController
+from interfaces.http.openapi_document import state_list_limit, touch_on_build
 from interfaces.http.planner_statistics import planner_statistics
 from interfaces.http.retention import retention
 from interfaces.http.security import access_middleware, session_config
@@ -58,6 +59,25 @@ from interfaces.replay import replaying
 from interfaces.settings import Settings, load_settings
 
 logger = logging.getLogger("storage_service")
+
+# Built once: DishkaRouter wraps a controller class's route handlers each time it registers
+# the class, so one router per app would nest a wrapper more in every app a process builds
+# (the test suite builds hundreds). Litestar copies a router into each app it joins.
+api_router = DishkaRouter(
+    "",
+    route_handlers=[
+        EvaluationController,
+        RunningController,
+        TimelineController,
+        ContentController,
+        StorageController,
+        AuditController,
+        ChangesController,
+        ExportController,
+        SubjectController,
+        explorer_router,
+    ],
+)
 API_VERSION = "1.0.0"
 DOCS_ASSETS = "/docs/assets"
 
@@ -109,21 +129,7 @@ def create_app(
 
     app = Litestar(
         route_handlers=[
-            DishkaRouter(
-                "",
-                route_handlers=[
-                    EvaluationController,
-                    RunningController,
-                    TimelineController,
-                    ContentController,
-                    StorageController,
-                    AuditController,
-                    ChangesController,
-                    ExportController,
-                    SubjectController,
-                    explorer_router,
-                ],
-            ),
+            api_router,
             openapi_json,
             openapi_yaml,
             MetricsController,
@@ -163,20 +169,8 @@ def create_app(
     )
     setup_dishka(container, app)
     hold_answers(app)  # outside dishka's request scope
-    _state_list_limit(app, settings.limits.list_limit)
-    document_header(app)
+    touch_on_build(app, state_list_limit(settings.limits.list_limit), document_header)
     return app
-
-
-def _state_list_limit(app: Litestar, maximum: int) -> None:
-    """Document the ``limit`` maximum this instance enforces (``MAX_LIST_LIMIT``), which
-    only the settings know; the handler's own schema is built before them."""
-    paths = app.openapi_schema.paths or {}
-    operation = paths["/evaluations"].get
-    for parameter in (operation.parameters or []) if operation else []:
-        named = isinstance(parameter, Parameter) and parameter.name == "limit"
-        if named and isinstance(schema := getattr(parameter, "schema", None), Schema):
-            schema.maximum = maximum
 
 
 async def _rebuild_running_registry(container: AsyncContainer) -> None:

@@ -24,7 +24,7 @@ import structlog
 from dishka import AsyncContainer
 from litestar import Litestar
 from litestar.enums import ScopeType
-from litestar.openapi.spec import OpenAPIResponse, OpenAPIType, Parameter, Schema
+from litestar.openapi.spec import OpenAPI, OpenAPIResponse, OpenAPIType, Parameter, Schema
 from litestar.plugins.problem_details import ProblemDetailsException
 from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
@@ -313,8 +313,8 @@ class IdempotencyMiddleware:
         await _replay(held.response, send)
 
 
-def document_header(app: Litestar) -> None:
-    """Name the header on every write operation of the app's OpenAPI document."""
+def document_header(document: OpenAPI) -> None:
+    """Name the header on every write operation of an app's OpenAPI document."""
     header = Parameter(
         name=HEADER,
         param_in="header",
@@ -325,7 +325,7 @@ def document_header(app: Litestar) -> None:
             "still in flight a 409 with Retry-After. Kept IDEMPOTENCY_TTL_S per caller."
         ),
     )
-    for path in (app.openapi_schema.paths or {}).values():
+    for path in (document.paths or {}).values():
         for operation in (path.post, path.put, path.patch, path.delete):
             if operation is None:
                 continue

@@ -166,6 +166,9 @@ def test_docs_are_served_locally(client: Client) -> None:
         "/health",
     ):
         assert path in spec["paths"], path
+    create = spec["paths"]["/evaluations"]["post"]
+    assert "Idempotency-Key" in [p["name"] for p in create["parameters"]]
+    assert client.get("/docs/openapi.json").json() == spec  # one document, touched once
     yaml_doc = client.get("/openapi.yaml")
     assert yaml_doc.status_code == 200
     assert "/evaluations/{eval_id}/celery-update" in yaml_doc.text

@@ -1,5 +1,6 @@
 """Failures a use case reports; the HTTP edge maps each to a status code."""
 
+from enum import StrEnum
 from typing import TypeVar
 
 from application.backends import Backend
@@ -69,6 +70,30 @@ class BackendUnavailableError(ApplicationError):
 class StatementTimeoutError(BackendUnavailableError):
     """The database gave up on a statement at its time limit (``DB_STATEMENT_TIMEOUT_MS``):
     reachable, but the statement asked too much of it."""
+
+
+class ConnectionLimit(StrEnum):
+    """Which limit left a request without a database connection."""
+
+    # PostgreSQL refused a new connection: every slot of ``max_connections`` is taken
+    # (SQLSTATE 53300, "sorry, too many clients already").
+    SERVER_SLOTS = "connection-slots"
+    # Every connection of this process's pool (``DB_POOL_SIZE``) stayed busy past
+    # ``DB_CONNECT_TIMEOUT_S``.
+    POOL = "connection-pool"
+
+
+class ConnectionsExhaustedError(BackendUnavailableError):
+    """The database answers but gave this request no connection (``limit`` says which).
+
+    Failover treats it as an outage, since nothing was sent: a write is journaled, a
+    read the cache or the journal cannot serve is refused. It is told apart so that the
+    answer and ``/health`` can name it, and a client retry sooner: a slot frees as soon
+    as any session ends."""
+
+    def __init__(self, backend: Backend, detail: str, limit: ConnectionLimit) -> None:
+        super().__init__(backend, detail)
+        self.limit = limit
 
 
 class BlobMissingError(ApplicationError):

@@ -87,6 +87,12 @@ PRIMARY_UP = Gauge(
     "1 while the primary takes writes, 0 while writes go to the failover journal",
 )
 PRIMARY_UP.set(1)
+CONNECTIONS_REFUSED = Counter(
+    "crucible_storage_database_connections_refused_total",
+    "Requests of this process left without a database connection, by the limit that refused "
+    "it: PostgreSQL's slots (connection-slots) or the process's pool (connection-pool)",
+    ["limit"],
+)
 OPEN_STREAMS = Gauge(
     "crucible_storage_open_streams",
     "Server-sent event streams (changes and logs) this process holds open",

@@ -13,6 +13,9 @@ end. Without the binaries the tests skip on a laptop and fail in CI.
         pg.url              # postgresql+asyncpg://postgres@127.0.0.1:<port>/postgres
         pg.stop()           # pg_ctl -m immediate: a crash, as far as clients can tell
         pg.start()          # crash recovery, same port, same data
+
+    with throwaway_postgres(tmp_path, {"max_connections": "8"}) as pg:  # other settings
+        ...
 """
 
 import os
@@ -22,9 +25,9 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -97,6 +100,8 @@ class PgServer:
     port: int
     bindir: Path
     database: str = "postgres"  # ``dataclasses.replace`` it to name another of the cluster
+    # postgresql.conf settings over the defaults of ``init`` (``{"max_connections": "8"}``).
+    overrides: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def data(self) -> Path:
@@ -176,6 +181,7 @@ class PgServer:
             "shared_buffers": "32MB",
             "logging_collector": "off",
             "log_min_messages": "warning",
+            **self.overrides,
         }
         lines = "".join(f"{name} = {value}\n" for name, value in settings.items())
         # Written as the owner, so the server may read it whoever we are.
@@ -248,14 +254,19 @@ def _cluster_directory() -> Path:
 
 
 @contextmanager
-def throwaway_postgres(keep_log_in: Path | None = None) -> Iterator[PgServer]:
+def throwaway_postgres(
+    keep_log_in: Path | None = None, settings: Mapping[str, str] | None = None
+) -> Iterator[PgServer]:
     """A started PostgreSQL of its own; stopped (immediate) and deleted afterwards.
 
-    ``keep_log_in`` (a test's ``tmp_path``) receives a copy of the server log at the end.
+    ``keep_log_in`` (a test's ``tmp_path``) receives a copy of the server log at the end;
+    ``settings`` go to its postgresql.conf over the defaults (``max_connections``, ...).
     """
     bindir = require_postgres()
     directory = _cluster_directory()
-    server = PgServer(directory=directory, port=free_port(), bindir=bindir)
+    server = PgServer(
+        directory=directory, port=free_port(), bindir=bindir, overrides=dict(settings or {})
+    )
     try:
         server.init()
         for attempt in range(BIND_ATTEMPTS):

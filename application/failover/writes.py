@@ -216,7 +216,7 @@ class Writes:
         """Run ``intent`` on the primary; journal it when the primary is away or behind."""
         at = self.clock.now()
         with pinned(at):
-            attempted = False
+            refused: BackendUnavailableError | None = None
             if not await self.journal.has_pending():
                 try:
                     result = await self.handlers.run(intent, target)
@@ -224,7 +224,7 @@ class Writes:
                     if error.backend != Backend.DATABASE:
                         raise
                     self.primary.mark_down()
-                    attempted = True
+                    refused = error
                     log.warning(
                         "write_to_journal", evaluation_id=target.evaluation_id, reason=error.detail
                     )
@@ -240,4 +240,16 @@ class Writes:
                     "If-Match cannot be checked while writes wait in the failover journal",
                 )
             journaled = await self.locate.get(JournaledWrites)
-            return await journaled.write(intent, target.evaluation_id, at, uncertain=attempted)
+            try:
+                return await journaled.write(
+                    intent, target.evaluation_id, at, uncertain=refused is not None
+                )
+            except BackendUnavailableError as error:
+                if refused is None or error.backend != Backend.FALLBACK:
+                    raise
+                # Refused by both: the answer names the primary's failure (its cause, its
+                # retry), not only that no journal took the write (FALLBACK_BACKEND=none).
+                log.warning(
+                    "journal_refused", evaluation_id=target.evaluation_id, reason=error.detail
+                )
+                raise refused from error

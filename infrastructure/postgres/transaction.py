@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import asyncpg
 
+from application.errors import ConnectionLimit, ConnectionsExhaustedError
 from application.ports.unit_of_work import UnitOfWork
-from infrastructure.sql.errors import translate_errors
+from infrastructure.sql.errors import BACKEND, REFUSALS, translate_errors
 
 T = TypeVar("T")
 
@@ -138,7 +139,22 @@ class PgTransaction(UnitOfWork):
 
     async def _acquire(self) -> Connection:
         if self._connection is None:
-            self._connection = await self._pool.acquire(timeout=self._acquire_timeout_s)
+            try:
+                self._connection = await self._pool.acquire(timeout=self._acquire_timeout_s)
+            except TimeoutError as error:
+                # The wait covers a free connection and the connecting of a new one: only a
+                # pool whose every connection is open and in use timed out on the first.
+                pool = self._pool
+                if pool.get_size() < pool.get_max_size() or pool.get_idle_size() > 0:
+                    raise
+                raise REFUSALS.note(
+                    ConnectionsExhaustedError(
+                        BACKEND,
+                        f"all {pool.get_max_size()} connections of the pool stayed in use for "
+                        f"{self._acquire_timeout_s:g} s",
+                        ConnectionLimit.POOL,
+                    )
+                ) from error
         return self._connection
 
     async def _begin_if(self, write: bool, connection: Connection) -> None:

@@ -5,14 +5,21 @@ database cannot be reached right now" (so failover can kick in) and never a
 SQLAlchemy or driver exception type. Everything else propagates unchanged.
 """
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from sqlalchemy import exc as sa_exc
 
 from application.backends import Backend
-from application.errors import BackendUnavailableError, StatementTimeoutError
-from infrastructure.metrics import timed
+from application.errors import (
+    BackendUnavailableError,
+    ConnectionLimit,
+    ConnectionsExhaustedError,
+    StatementTimeoutError,
+)
+from infrastructure.metrics import CONNECTIONS_REFUSED, timed
 
 BACKEND = Backend.DATABASE
 
@@ -76,9 +83,67 @@ def is_unavailable(error: BaseException) -> bool:
     return _is_asyncpg_connection_error(error)
 
 
+# SQLSTATE of a connection PostgreSQL refuses for want of a free slot: "sorry, too many
+# clients already", and "remaining connection slots are reserved" for ordinary roles.
+TOO_MANY_CONNECTIONS = "53300"
+
+
+def _refused_for_slots(link: BaseException) -> bool:
+    return (
+        type(link).__name__ == "TooManyConnectionsError"
+        or getattr(link, "sqlstate", None) == TOO_MANY_CONNECTIONS
+    )
+
+
+def connection_limit(error: BaseException) -> ConnectionLimit | None:
+    """The limit that left a request without a connection, if that is what ``error`` says:
+    the server's slots (53300) or SQLAlchemy's pool, whose checkout timed out."""
+    chain = _chain(error)
+    if any(_refused_for_slots(link) for link in chain):
+        return ConnectionLimit.SERVER_SLOTS
+    if any(isinstance(link, sa_exc.TimeoutError) for link in chain):
+        return ConnectionLimit.POOL
+    return None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A request of this process that got no connection: when, which limit, the driver's word."""
+
+    at: float  # time.monotonic()
+    limit: ConnectionLimit
+    reason: str
+
+
+class _Refusals:
+    """The last refusal, so ``/health`` reports what requests met and its own probe did not:
+    the probe's pooled connection may be open while a request that needs one more is refused."""
+
+    def __init__(self) -> None:
+        self.last: Refusal | None = None
+
+    def note(self, error: ConnectionsExhaustedError) -> ConnectionsExhaustedError:
+        self.last = Refusal(time.monotonic(), error.limit, error.detail)
+        CONNECTIONS_REFUSED.labels(error.limit.value).inc()
+        return error
+
+    def since(self, within_s: float) -> Refusal | None:
+        """The last refusal if it came less than ``within_s`` seconds ago."""
+        last = self.last
+        if last is None or time.monotonic() - last.at >= within_s:
+            return None
+        return last
+
+
+REFUSALS = _Refusals()
+
+
 def unavailable(error: BaseException) -> BackendUnavailableError:
     if any(type(link).__name__ == "QueryCanceledError" for link in _chain(error)):
         return StatementTimeoutError(BACKEND, short_reason(error))
+    limit = connection_limit(error)
+    if limit is not None:
+        return REFUSALS.note(ConnectionsExhaustedError(BACKEND, short_reason(error), limit))
     return BackendUnavailableError(BACKEND, short_reason(error))
 
 

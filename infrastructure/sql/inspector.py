@@ -13,6 +13,7 @@ in the details names the tables whose figure is an estimate. SQLite, the embedde
 store, counts every table exactly.
 """
 
+import time
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +25,7 @@ from application.ports.backend_inspector import BackendInspector
 from application.ports.health_probe import HealthProbe
 from application.queries import BackendReport, MetricValue
 from domain.timestamps import as_utc
-from infrastructure.sql.errors import short_reason
+from infrastructure.sql.errors import REFUSALS, short_reason
 from infrastructure.sql.tables import (
     ALL_TABLES,
     evaluation_counters,
@@ -33,6 +34,8 @@ from infrastructure.sql.tables import (
     log_chunks,
 )
 
+# A request refused a connection this recently makes the database ``degraded`` in /health.
+REFUSALS_SHOWN_S = 10.0
 # A table the catalog estimates below this many rows is counted exactly (a few ms).
 EXACT_ROWS_BELOW = 10_000
 _CATALOG = sa.text(
@@ -146,13 +149,27 @@ class SqlDatabaseInspector(BackendInspector, HealthProbe):
         )
 
     async def probe(self) -> BackendReport:
-        """``SELECT 1`` on a pooled connection: reachable or not, nothing counted."""
+        """``SELECT 1`` on a pooled connection: reachable or not, nothing counted.
+
+        Reachable, it is still ``degraded`` when a request of this process was left without
+        a connection less than ``REFUSALS_SHOWN_S`` ago (no slot left on the server, or
+        none free in the pool): the probe's own connection may be open meanwhile.
+        """
         try:
             async with self._engine.connect() as connection:
                 await connection.execute(sa.text("SELECT 1"))
         except Exception as error:
             return BackendReport(
                 name=self.name, type=self._type, status="unavailable", error=short_reason(error)
+            )
+        refused = REFUSALS.since(REFUSALS_SHOWN_S)
+        if refused is not None:
+            return BackendReport(
+                name=self.name,
+                type=self._type,
+                status="degraded",
+                error=f"{refused.limit}: a request got no connection "
+                f"{time.monotonic() - refused.at:.1f} s ago ({refused.reason})",
             )
         return BackendReport(name=self.name, type=self._type, status="healthy")
 

@@ -31,9 +31,9 @@ from interfaces.http.controllers.storage import StorageController
 from interfaces.http.controllers.subjects import SubjectController
 from interfaces.http.controllers.timeline import TimelineController
 from interfaces.http.errors import (
-    EXCEPTION_MAP,
     ProblemRequest,
     accepted_handler,
+    exception_map,
     internal_error_handler,
 )
 from interfaces.http.explorer import explorer_router, template_config
@@ -143,7 +143,11 @@ def create_app(
         template_config=template_config,
         plugins=[
             ProblemDetailsPlugin(
-                ProblemDetailsConfig(exception_to_problem_detail_map=EXCEPTION_MAP)
+                ProblemDetailsConfig(
+                    exception_to_problem_detail_map=exception_map(
+                        settings.failover.probe_interval_s
+                    )
+                )
             ),
             StorageCLIPlugin(),
             *([tracing.plugin] if tracing else []),

@@ -1,6 +1,8 @@
 """Every failure leaves as RFC 9457 problem+json, naming the field where there is one."""
 
+import functools
 import logging
+import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -27,6 +29,8 @@ from application.errors import (
     BackendUnavailableError,
     BlobMissingError,
     ChangeCursorExpiredError,
+    ConnectionLimit,
+    ConnectionsExhaustedError,
     DuplicateEvaluationError,
     EvaluationNotFoundError,
     InvalidRequestError,
@@ -130,13 +134,38 @@ def _unknown_backend(exc: UnknownBackendError) -> ProblemDetailsException:
     )
 
 
-def _unavailable(exc: BackendUnavailableError) -> ProblemDetailsException:
+# A 503 for want of a database connection asks for a retry after this many seconds: a
+# connection (or a server slot) frees as soon as any request or session ends.
+EXHAUSTED_RETRY_AFTER_S = 1
+
+_EXHAUSTED = {
+    ConnectionLimit.SERVER_SLOTS: "PostgreSQL refused a new connection: all of its "
+    "connection slots (max_connections) are in use",
+    ConnectionLimit.POOL: "every connection of the service's database pool (DB_POOL_SIZE) "
+    "stayed in use past DB_CONNECT_TIMEOUT_S",
+}
+
+
+def _unavailable(exc: BackendUnavailableError, *, retry_after_s: int) -> ProblemDetailsException:
+    """503 with ``Retry-After``; a refused or exhausted connection is named in ``cause``."""
     logger.error("backend unavailable: %s", exc)
+    if isinstance(exc, ConnectionsExhaustedError):
+        return problem(
+            HTTP_503_SERVICE_UNAVAILABLE,
+            "Storage unavailable",
+            f"the {exc.backend} backend has no connection for this request: "
+            f"{_EXHAUSTED[exc.limit]}; nothing was stored",
+            "unavailable",
+            headers={"Retry-After": str(EXHAUSTED_RETRY_AFTER_S)},
+            backend=exc.backend,
+            cause=exc.limit.value,
+        )
     return problem(
         HTTP_503_SERVICE_UNAVAILABLE,
         "Storage unavailable",
         f"the {exc.backend} backend is unavailable; nothing was stored",
         "unavailable",
+        headers={"Retry-After": str(retry_after_s)},
         backend=exc.backend,
     )
 
@@ -240,7 +269,7 @@ def _http(exc: HTTPException) -> ProblemDetailsException:
     return problem(exc.status_code, str(exc.detail), str(exc.detail), "http-error")
 
 
-EXCEPTION_MAP: dict[type[Exception], Callable[[Any], ProblemDetailsException]] = {
+_EXCEPTION_MAP: dict[type[Exception], Callable[[Any], ProblemDetailsException]] = {
     EvaluationNotFoundError: _not_found,
     DuplicateEvaluationError: _duplicate,
     VersionConflictError: _conflict,
@@ -250,7 +279,6 @@ EXCEPTION_MAP: dict[type[Exception], Callable[[Any], ProblemDetailsException]] =
     InvalidRequestError: _bad_request,
     UnknownBackendError: _unknown_backend,
     ChangeCursorExpiredError: _cursor_expired,
-    BackendUnavailableError: _unavailable,
     BlobMissingError: _blob_missing,
     UnsatisfiableRangeError: _unsatisfiable,
     NoDirectUrlError: _no_direct_url,
@@ -258,6 +286,16 @@ EXCEPTION_MAP: dict[type[Exception], Callable[[Any], ProblemDetailsException]] =
     HTTPException: _http,
     RecursionError: _recursion,
 }
+
+
+def exception_map(
+    retry_after_s: float,
+) -> dict[type[Exception], Callable[[Any], ProblemDetailsException]]:
+    """Every mapped exception's answer; a backend's 503 asks for a retry after
+    ``retry_after_s`` (``FAILOVER_PROBE_INTERVAL_S``: the service itself tries an
+    unavailable database again at least that often)."""
+    unavailable = functools.partial(_unavailable, retry_after_s=max(1, math.ceil(retry_after_s)))
+    return {**_EXCEPTION_MAP, BackendUnavailableError: unavailable}
 
 
 class WriteAccepted(msgspec.Struct, frozen=True, kw_only=True):
@@ -324,7 +362,9 @@ _MEANINGS = {
     415: "Unsupported Content-Type",
     416: "Range outside the content",
     422: "Invalid request; `errors[].field` names the field",
-    503: "A storage backend is unavailable; nothing was stored",
+    503: "A storage backend is unavailable; nothing was stored. `Retry-After` says when to "
+    "try again; `cause` names a database connection refused for want of a free slot "
+    "(`connection-slots`) or of a free pooled connection (`connection-pool`)",
 }
 
 

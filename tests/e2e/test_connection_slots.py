@@ -29,6 +29,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from crucible_storage import StorageClient, Unavailable
 
 from tests.e2e.harness import HTTP_TIMEOUT_S, connect, service_env, tail, wait_drained
 from tests.pg_server import PgServer, throwaway_postgres, wait_until
@@ -260,6 +261,12 @@ def test_without_a_fallback_every_refused_request_is_a_503_naming_the_cause(
             for method, path, body in requests:
                 response = http.request(method, path, json=body)
                 assert_refused_for(response, "connection-slots", f"{method} {path}")
+            with (
+                StorageClient(base, retries=0) as client,
+                pytest.raises(Unavailable) as refused,
+            ):
+                client.evaluations.get("slots-unknown")
+            assert (refused.value.backend, refused.value.cause) == ("database", "connection-slots")
 
             hog.release()
             assert wait_until(lambda: http.get("/evaluations/slots-old").status_code == 200, 30)

@@ -80,7 +80,20 @@ class ServerError(StorageError):
 
 
 class Unavailable(ServerError):
-    """503 after every retry: a storage backend is down and nothing was stored."""
+    """503 after every retry: a storage backend is down and nothing was stored.
+
+    ``backend`` names it; ``cause`` is set when the database was up but gave the request
+    no connection (``connection-slots``: PostgreSQL's ``max_connections``;
+    ``connection-pool``: the service's own pool), which more replicas would worsen.
+    """
+
+    @property
+    def backend(self) -> str | None:
+        return self.problem.backend if self.problem else None
+
+    @property
+    def cause(self) -> str | None:
+        return self.problem.cause if self.problem else None
 
 
 class TransportError(StorageError):

@@ -398,3 +398,5 @@ class Problem(Answer):
     errors: list[FieldProblem] = msgspec.field(default_factory=list)
     field: str | None = None
     latest: str | None = None  # a 410 of the change feed: where to go on
+    backend: str | None = None  # a 503: the storage backend that could not serve
+    cause: str | None = None  # a 503 without a connection: connection-slots or -pool

@@ -129,6 +129,8 @@ def configure_logging(level: str, log_format: LogFormat, stream: IO[str] | None 
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers.clear()
         uvicorn_logger.propagate = name != "uvicorn.access"
+    # Alembic announces each of its plugins at INFO on every start; its migrations still log.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 def reset_logging() -> None:

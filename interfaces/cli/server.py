@@ -7,7 +7,7 @@ from types import FrameType
 import click
 
 from interfaces.cli import CONTEXT_SETTINGS
-from interfaces.cli.common import load
+from interfaces.cli.common import fail, load
 from interfaces.settings import Settings, StorageBackend
 
 # SIGTERM: stop accepting, let in-flight requests finish (at most this long), then
@@ -24,10 +24,8 @@ def migrate() -> None:
     Example:
       DATABASE_URL=postgresql://postgres@127.0.0.1/crucible storage-service migrate
     """
-    from infrastructure.sql.migrate import upgrade
-
     settings = load()
-    upgrade(settings.database.url)
+    upgrade_or_exit(settings.database.url)
     click.echo(f"database at head: {redacted(settings.database.url)}")
 
 
@@ -54,11 +52,10 @@ def serve(host: str | None, port: int | None, workers: int | None, no_migrate: b
     """
     import uvicorn
 
-    from infrastructure.sql.migrate import upgrade
-
     settings = load()
     if not no_migrate and settings.storage.backend is StorageBackend.DATABASE:
-        upgrade(settings.database.url)
+        hint = "; start it, or serve --no-migrate to serve on the schema it has when it is back"
+        upgrade_or_exit(settings.database.url, hint)
     elif settings.storage.backend is StorageBackend.FILE:
         from interfaces.cli.recovery import prepare_file_index, serving
 
@@ -86,6 +83,22 @@ def serve(host: str | None, port: int | None, workers: int | None, no_migrate: b
         # this handler turns that final signal into a clean exit 0.
         signal.signal(signal.SIGTERM, _exit_cleanly)
         uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
+
+
+def upgrade_or_exit(url: str, hint: str = "") -> None:
+    """Upgrade the schema; a database out of reach is one line and exit 1, not a traceback.
+
+    It is the usual failure at start: the database not up yet, or out of connection slots.
+    """
+    from infrastructure.sql.errors import is_unavailable, short_reason
+    from infrastructure.sql.migrate import upgrade
+
+    try:
+        upgrade(url)
+    except Exception as error:
+        if not is_unavailable(error):
+            raise
+        fail(f"cannot reach the database at {redacted(url)}: {short_reason(error)}{hint}")
 
 
 def _exit_cleanly(_signum: int, _frame: FrameType | None) -> None:

@@ -189,6 +189,18 @@ def _head_bytes(request: requests.PreparedRequest) -> int:
     return size
 
 
+# Headers that frame the message. The fuzzer adds arbitrary headers, among them these with
+# values that are not HTTP ("content-length: \oUq0rn"), which uvicorn's parser refuses with
+# its own plain-text 400 before the app sees the request (RFC 9112, 6.3). An HTTP client
+# library sets them itself; removed, the request reaches the app and is checked in full.
+FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding"})
+
+
+def _without_framing_headers(case: Any) -> None:
+    for name in [name for name in case.headers or {} if name.lower() in FRAMING_HEADERS]:
+        del case.headers[name]
+
+
 def _refused_by_uvicorn_for_its_size(response: Any) -> bool:
     """uvicorn's own plain-text 400 for a request head over ``MAX_HEAD_BYTES``, sent before
     the app sees the request. Any other answer is checked in full."""
@@ -204,6 +216,7 @@ def _refused_by_uvicorn_for_its_size(response: Any) -> bool:
 @settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 def test_every_operation_conforms_and_never_fails(case: Any, served: Served) -> None:
     _aim_at_stored_records(case, served)
+    _without_framing_headers(case)
     response = case.call(base_url=served.base_url, session=served.session, headers=AUTH)
     if _refused_by_uvicorn_for_its_size(response):
         return

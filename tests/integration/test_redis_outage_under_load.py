@@ -28,6 +28,7 @@ EVALS_EACH = 3
 OUTAGE_AFTER_S = 1.0
 OUTAGE_FOR_S = 2.0
 LOAD_FOR_S = 5.0
+RECOVERY_S = 10.0
 
 
 @pytest.fixture
@@ -46,6 +47,15 @@ def settings(private_redis: RedisProcess, tmp_path: Path) -> Iterator[Settings]:
             storage={"file_storage_path": tmp_path / "files"},
             redis={"url": private_redis.url, "timeout_s": 0.2},
         )
+
+
+async def _healthy_within(client: httpx.AsyncClient, limit_s: float) -> bool:
+    with anyio.move_on_after(limit_s):
+        while True:
+            if (await client.get("/health")).json()["status"] == "healthy":
+                return True
+            await anyio.sleep(0.1)
+    return False
 
 
 class Worker:
@@ -150,7 +160,12 @@ async def test_killing_redis_under_load_fails_no_request(
                 if OUTAGE_AFTER_S + 0.5 < at < OUTAGE_AFTER_S + OUTAGE_FOR_S
             }
             assert states_down == {"degraded"}, health
-            assert health[-1][1] == "healthy", health
+            # Back while the load goes on. The client's 0.2 s timeout may bypass Redis again
+            # for a second on a loaded machine, so the last sample need not be healthy;
+            # once the load stops, the service must be.
+            restarted = OUTAGE_AFTER_S + OUTAGE_FOR_S
+            assert "healthy" in {state for at, state in health if at > restarted}, health
+            assert await _healthy_within(client, RECOVERY_S), health
 
             # Used again without a restart: a read puts the record back into Redis.
             evaluation_id = workers[0].ids[0]

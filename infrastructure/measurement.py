@@ -2,8 +2,9 @@
 
 The file store's walk and the cache's key scan grow with what they count (a walk of the
 17,000 evaluation directories a million records leave takes most of a second). Each
-inspection measures again while the last measurement took under ``fresh_s``, so a small
-store is always current; above that it gets the last result, and the measurement is
+inspection measures again unless the last two measurements each took ``fresh_s`` or more,
+so a small store is always current, even after one measurement a busy machine slowed;
+after two slow ones it gets the last result, and the measurement is
 redone in the background, one at a time, once that result is older than
 ``refresh_after_s`` or twenty measurements' time, whichever is longer (so a walk that
 takes 10 s runs at most 5 % of the time). The result says when it was measured.
@@ -49,12 +50,13 @@ class KeptMeasurement(Generic[T]):
         self._refresh_after_s = refresh_after_s
         self._clock = clock
         self._last: Measured[T] | None = None
+        self._slow_in_a_row = 0
         self._refresh: asyncio.Task[None] | None = None
 
     async def get(self) -> Measured[T]:
         """Measured now while that is cheap (and the first time), else the last result."""
         last = self._last
-        if last is None or last.duration_s < self._fresh_s:
+        if last is None or self._slow_in_a_row < 2:
             return await self._measure_now()
         age = self._clock() - last.finished
         stale_after = max(self._refresh_after_s, 20 * last.duration_s)
@@ -72,6 +74,8 @@ class KeptMeasurement(Generic[T]):
         value = await self._measure()
         finished = self._clock()
         self._last = Measured(value, measured_at, finished - started, finished)
+        slow = self._last.duration_s >= self._fresh_s
+        self._slow_in_a_row = self._slow_in_a_row + 1 if slow else 0
         return self._last
 
     async def _measure_again(self) -> None:

@@ -1,5 +1,5 @@
-"""KeptMeasurement: quick measurements are redone on every call; slow ones are kept and
-redone in the background once stale, one at a time."""
+"""KeptMeasurement: quick measurements are redone on every call; slow ones (two in a row)
+are kept and redone in the background once stale, one at a time."""
 
 import asyncio
 
@@ -45,29 +45,42 @@ async def test_a_slow_measurement_is_kept_then_redone_in_the_background() -> Non
     kept = KeptMeasurement(meter.measure, fresh_s=0.02, refresh_after_s=30, clock=meter.clock)
     first = await kept.get()
     assert (first.value, first.duration_s) == (1, 2.0)
+    assert (await kept.get()).value == 2  # one slow measurement may be the machine's: again
     meter.now += 29  # younger than 30 s and than 20 walks (40 s): kept
-    assert (await kept.get()).value == 1
+    assert (await kept.get()).value == 2
     meter.now += 12  # 41 s old: the same result now, a new one in the background
     meter.release.clear()
-    assert (await kept.get()).value == 1
-    assert (await kept.get()).value == 1  # one refresh at a time
+    assert (await kept.get()).value == 2
+    assert (await kept.get()).value == 2  # one refresh at a time
     meter.release.set()
     for _ in range(5):
         await asyncio.sleep(0)
-    assert meter.runs == 2
+    assert meter.runs == 3
+    assert (await kept.get()).value == 3
+
+
+async def test_one_slow_measurement_among_quick_ones_is_redone_on_the_next_call() -> None:
+    meter = Meter(cost=0.001)
+    kept = KeptMeasurement(meter.measure, fresh_s=0.02, clock=meter.clock)
+    assert (await kept.get()).value == 1
+    meter.cost = 0.5  # a busy machine slows one measurement of a small store
     assert (await kept.get()).value == 2
+    meter.cost = 0.001
+    assert (await kept.get()).value == 3  # measured again, not kept for 30 s
+    assert (await kept.get()).value == 4
 
 
 async def test_a_failed_refresh_keeps_the_last_result() -> None:
     meter = Meter(cost=1.0)
     kept = KeptMeasurement(meter.measure, fresh_s=0.02, refresh_after_s=1, clock=meter.clock)
     await kept.get()
+    await kept.get()  # two slow measurements: kept from now on
     meter.fail = True
     meter.now += 100
-    assert (await kept.get()).value == 1
+    assert (await kept.get()).value == 2
     for _ in range(5):
         await asyncio.sleep(0)
-    assert (await kept.get()).value == 1
+    assert (await kept.get()).value == 2
 
 
 async def test_latest_is_the_measurement_get_answered_even_when_quick() -> None:

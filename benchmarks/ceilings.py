@@ -24,9 +24,12 @@ from infrastructure.sql.rows import evaluation_values
 from infrastructure.sql.tables import evaluations
 
 CODE = "import math\nprint(sum(math.sqrt(i) for i in range(1000)))\n"
-# The column order of the service's INSERT (every column but the log store's).
+# The column order of the service's INSERT (every column but the log store's, the event
+# log's and the tenant's).
 INSERT_COLUMNS = tuple(
-    column.name for column in evaluations.c if column.name not in {"log_size", "event_count"}
+    column.name
+    for column in evaluations.c
+    if column.name not in {"log_size", "event_count", "tenant_id"}
 )
 
 

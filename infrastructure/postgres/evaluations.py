@@ -23,9 +23,12 @@ from infrastructure.sql.tables import evaluations
 
 # Built once from the table's own column names (no input reaches these strings).
 # Column order of ``evaluation_values``: the statements and the arguments agree by construction.
-# ``log_size`` and ``event_count`` belong to the log store and the event log's trigger.
+# ``log_size`` and ``event_count`` belong to the log store and the event log's trigger;
+# ``tenant_id`` is the column's default (migration 0013), the default tenant's.
 _COLUMNS = tuple(
-    column.name for column in evaluations.c if column.name not in {"log_size", "event_count"}
+    column.name
+    for column in evaluations.c
+    if column.name not in {"log_size", "event_count", "tenant_id"}
 )
 _UPDATED = tuple(name for name in _COLUMNS if name != "id")
 _SELECTED = ", ".join(column.name for column in evaluations.c)

@@ -34,6 +34,7 @@ from infrastructure.postgres.transaction import PgTransaction
 from infrastructure.sql.engine import create_engine, create_session_maker
 from infrastructure.sql.evaluation_queries import SqlEvaluationQueries
 from infrastructure.sql.rows import RECORD_COLUMNS
+from infrastructure.sql.tenancy import bind_tenant
 from interfaces.settings import DatabaseSettings
 
 PAGE = 50
@@ -159,6 +160,7 @@ async def measure(dsn: str, data: ScaleData, repeat: int) -> list[Read]:
         name: str, target: float | None, call: Callable[[SqlEvaluationQueries], Awaitable[Any]]
     ) -> None:
         async with sessions() as session:
+            bind_tenant(session, DEFAULT_TENANT)
             queries = SqlEvaluationQueries(session)
             warm_ms = await _timed(lambda: call(queries))  # statement cache, pool connected
             statements = capture.take()
@@ -171,7 +173,7 @@ async def measure(dsn: str, data: ScaleData, repeat: int) -> list[Read]:
 
     async def list_page(name: str, target: float, query: EvaluationQuery) -> None:
         """``PgEvaluationPages.list`` timed, and the one statement it runs explained."""
-        pages = PgEvaluationPages(PgTransaction(pool, ACQUIRE_TIMEOUT_S))
+        pages = PgEvaluationPages(PgTransaction(pool, ACQUIRE_TIMEOUT_S, tenant=DEFAULT_TENANT))
         warm_ms = await _timed(lambda: pages.list(query))  # prepared, pool connected
         runs = repeat if warm_ms < SLOW_MS else min(repeat, 3)
         client_ms = statistics.median(

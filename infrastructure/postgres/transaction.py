@@ -9,7 +9,7 @@ import asyncpg
 
 from application.errors import ConnectionLimit, ConnectionsExhaustedError
 from application.ports.unit_of_work import UnitOfWork
-from domain.tenancy import DEFAULT_TENANT, TenantId
+from domain.tenancy import TenantId
 from infrastructure.sql.errors import BACKEND, REFUSALS, translate_errors
 
 T = TypeVar("T")
@@ -71,7 +71,8 @@ class PgTransaction(UnitOfWork):
         self,
         pool: "asyncpg.Pool[asyncpg.Record]",
         acquire_timeout_s: float,
-        tenant: TenantId = DEFAULT_TENANT,
+        *,
+        tenant: TenantId,
     ) -> None:
         # Whose rows every statement of this unit of work reads and writes (ADR 0032).
         self.tenant = tenant

@@ -1,13 +1,14 @@
 """Whose rows a session's statements read and write (ADR 0032).
 
 The tenant travels with the request's session (``session.info``), set once where the
-session is made; every SQLAlchemy adapter names it in each statement, the only guarantee
-on SQLite. Until the request's tenant is bound there, a session is the default tenant's.
+session is made (the request's ``TenantId``); every SQLAlchemy adapter names it in each
+statement, the only guarantee on SQLite. A session bound to no tenant reads and writes
+nothing: asking it for its tenant is an error.
 """
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.tenancy import DEFAULT_TENANT, TenantId
+from domain.tenancy import TenantId
 
 _KEY = "tenant"
 
@@ -20,5 +21,7 @@ def bind_tenant(session: AsyncSession, tenant: TenantId) -> AsyncSession:
 
 def session_tenant(session: AsyncSession) -> TenantId:
     """The tenant ``session``'s statements read and write."""
-    tenant: TenantId = session.info.get(_KEY, DEFAULT_TENANT)
+    tenant: TenantId | None = session.info.get(_KEY)
+    if tenant is None:
+        raise RuntimeError("the session is bound to no tenant (bind_tenant)")
     return tenant

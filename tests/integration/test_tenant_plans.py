@@ -34,6 +34,7 @@ from infrastructure.sql.engine import create_engine, create_session_maker
 from infrastructure.sql.evaluation_queries import SqlEvaluationQueries
 from infrastructure.sql.evaluation_repository import SqlEvaluationRepository
 from infrastructure.sql.rows import RECORD_COLUMNS
+from infrastructure.sql.tenancy import bind_tenant
 from infrastructure.sql.timeline import SqlEventLog
 from interfaces.settings import DatabaseSettings
 from tests.services import migrated_postgres_database, migrated_sqlite
@@ -178,6 +179,7 @@ def _sqlite_plans(tmp_path: Path, use: Use) -> list[str]:
         event.listen(engine.sync_engine, "before_cursor_execute", caught)
         try:
             async with create_session_maker(engine)() as session:
+                bind_tenant(session, DEFAULT_TENANT)
                 await use(session)
         finally:
             await engine.dispose()

@@ -44,6 +44,7 @@ from application.queries import EvaluationFilter, EvaluationQuery, ListCursor
 from benchmarks.ceilings import init_connection
 from domain.identifiers import EvaluationId
 from domain.status import EvaluationStatus
+from domain.tenancy import DEFAULT_TENANT
 from infrastructure.files.blob_store import COMPRESSION_LEVEL
 from infrastructure.files.durable import AtomicWrite
 
@@ -145,7 +146,9 @@ async def list_page(
 ) -> Response[bytes]:
     assert _state.pool is not None, "CEILING_DATABASE_URL is not set"
     where = EvaluationFilter(status=EvaluationStatus(status), language=language)
-    statement, arguments = page_query(EvaluationQuery(filter=where, limit=limit), RECORD_COLUMNS)
+    statement, arguments = page_query(
+        EvaluationQuery(filter=where, limit=limit), RECORD_COLUMNS, DEFAULT_TENANT
+    )
     rows = await _state.pool.fetch(statement, *arguments)
     total = int(rows[0]["total"])  # sum() is numeric: a Decimal
     if rows[0]["id"] is None:  # only the total's row: the page is empty

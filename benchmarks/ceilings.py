@@ -19,14 +19,18 @@ import msgspec
 from benchmarks.measurement import Measurement, from_latencies
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
+from domain.tenancy import DEFAULT_TENANT
 from infrastructure.postgres.evaluations import INSERT, SELECT_LIVE
 from infrastructure.sql.rows import evaluation_values
 from infrastructure.sql.tables import evaluations
 
 CODE = "import math\nprint(sum(math.sqrt(i) for i in range(1000)))\n"
-# The column order of the service's INSERT (every column but the log store's).
+# The column order of the service's INSERT after the tenant (every column but the log
+# store's, the event log's and the tenant's).
 INSERT_COLUMNS = tuple(
-    column.name for column in evaluations.c if column.name not in {"log_size", "event_count"}
+    column.name
+    for column in evaluations.c
+    if column.name not in {"log_size", "event_count", "tenant_id"}
 )
 
 
@@ -50,7 +54,7 @@ def _insert_arguments(evaluation_id: str) -> list[Any]:
         metadata={"user": "bench", "tags": ["a", "b"]},
     )
     values = evaluation_values(record)
-    return [values[name] for name in INSERT_COLUMNS]
+    return [DEFAULT_TENANT, *(values[name] for name in INSERT_COLUMNS)]
 
 
 async def _drive(
@@ -85,12 +89,14 @@ async def database_ceilings(
 
         async def insert(worker_id: int, count: int) -> None:
             arguments = list(template)
-            arguments[0] = f"ceiling-{run}-{worker_id}-{count}"
+            arguments[1] = f"ceiling-{run}-{worker_id}-{count}"
             await pool.execute(INSERT, *arguments)
 
         async def select(worker_id: int, count: int) -> None:
             row = await pool.fetchrow(
-                SELECT_LIVE, select_ids[(worker_id * 7919 + count) % len(select_ids)]
+                SELECT_LIVE,
+                DEFAULT_TENANT,
+                select_ids[(worker_id * 7919 + count) % len(select_ids)],
             )
             assert row is not None
 

@@ -26,6 +26,7 @@ from application.queries import EvaluationFilter, EvaluationQuery, ListCursor
 from benchmarks.scale_rows import ScaleData
 from domain.identifiers import EvaluationId
 from domain.status import EvaluationStatus
+from domain.tenancy import DEFAULT_TENANT
 from infrastructure.postgres.evaluation_pages import PgEvaluationPages, page_query
 from infrastructure.postgres.evaluations import SELECT_LIVE
 from infrastructure.postgres.pool import create_pool
@@ -33,6 +34,7 @@ from infrastructure.postgres.transaction import PgTransaction
 from infrastructure.sql.engine import create_engine, create_session_maker
 from infrastructure.sql.evaluation_queries import SqlEvaluationQueries
 from infrastructure.sql.rows import RECORD_COLUMNS
+from infrastructure.sql.tenancy import bind_tenant
 from interfaces.settings import DatabaseSettings
 
 PAGE = 50
@@ -158,6 +160,7 @@ async def measure(dsn: str, data: ScaleData, repeat: int) -> list[Read]:
         name: str, target: float | None, call: Callable[[SqlEvaluationQueries], Awaitable[Any]]
     ) -> None:
         async with sessions() as session:
+            bind_tenant(session, DEFAULT_TENANT)
             queries = SqlEvaluationQueries(session)
             warm_ms = await _timed(lambda: call(queries))  # statement cache, pool connected
             statements = capture.take()
@@ -170,13 +173,13 @@ async def measure(dsn: str, data: ScaleData, repeat: int) -> list[Read]:
 
     async def list_page(name: str, target: float, query: EvaluationQuery) -> None:
         """``PgEvaluationPages.list`` timed, and the one statement it runs explained."""
-        pages = PgEvaluationPages(PgTransaction(pool, ACQUIRE_TIMEOUT_S))
+        pages = PgEvaluationPages(PgTransaction(pool, ACQUIRE_TIMEOUT_S, tenant=DEFAULT_TENANT))
         warm_ms = await _timed(lambda: pages.list(query))  # prepared, pool connected
         runs = repeat if warm_ms < SLOW_MS else min(repeat, 3)
         client_ms = statistics.median(
             [await _timed(lambda: pages.list(query)) for _ in range(runs)]
         )
-        sql, arguments = page_query(query, RECORD_COLUMNS)
+        sql, arguments = page_query(query, RECORD_COLUMNS, DEFAULT_TENANT)
         await explained(name, target, [Statement(sql, tuple(arguments))], client_ms)
 
     try:
@@ -220,10 +223,12 @@ async def cold_reads(connection: asyncpg.Connection, data: ScaleData) -> Read:
     for index, evaluation_id in enumerate(ids):
         if index % 2:
             started = time.perf_counter()
-            await connection.fetchrow(SELECT_LIVE, evaluation_id)
+            await connection.fetchrow(SELECT_LIVE, DEFAULT_TENANT, evaluation_id)
             client.append((time.perf_counter() - started) * 1000)
             continue
-        rows = await connection.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {SELECT_LIVE}", evaluation_id)
+        rows = await connection.fetch(
+            f"EXPLAIN (ANALYZE, BUFFERS) {SELECT_LIVE}", DEFAULT_TENANT, evaluation_id
+        )
         plan = "\n".join(row[0] for row in rows)
         times.append(_server_ms(plan.splitlines()))
     return Read(

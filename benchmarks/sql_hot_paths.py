@@ -35,6 +35,7 @@ from benchmarks.support import DEFAULT_URL, throwaway_database
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from domain.status import EvaluationStatus
+from domain.tenancy import DEFAULT_TENANT
 from domain.timeline import EvaluationEvent
 from infrastructure.postgres.evaluations import PgEvaluationRepository
 from infrastructure.postgres.pool import create_pool
@@ -51,6 +52,7 @@ from infrastructure.sql.evaluation_repository import SqlEvaluationRepository
 from infrastructure.sql.migrate import upgrade_engine
 from infrastructure.sql.rows import evaluation_values
 from infrastructure.sql.tables import evaluation_events, evaluations, log_chunks
+from infrastructure.sql.tenancy import bind_tenant
 from infrastructure.sql.timeline import SqlEventLog, SqlLogStore
 from interfaces.settings import DatabaseSettings
 
@@ -102,6 +104,7 @@ class SessionPaths:
 
     async def create(self, index: int) -> None:
         async with self.sessions() as session:
+            bind_tenant(session, DEFAULT_TENANT)
             await SqlEvaluationRepository(session).add(
                 evaluation(self.keys[index], datetime.now(UTC))
             )
@@ -109,12 +112,14 @@ class SessionPaths:
 
     async def get(self, index: int) -> None:
         async with self.sessions() as session:
+            bind_tenant(session, DEFAULT_TENANT)
             found = await SqlEvaluationRepository(session).get(EvaluationId(self.keys[index]))
             assert found is not None
             await session.commit()
 
     async def update(self, index: int) -> None:
         async with self.sessions() as session:
+            bind_tenant(session, DEFAULT_TENANT)
             await SqlEvaluationRepository(session).update(
                 running(self.keys[index]), expected_version=1
             )
@@ -123,6 +128,7 @@ class SessionPaths:
     async def append_log(self, index: int) -> None:
         now = datetime.now(UTC)
         async with self.sessions() as session:
+            bind_tenant(session, DEFAULT_TENANT)
             await SqlLogStore(session).append(
                 EvaluationId(self.keys[index]), LOG_LINE, now, last_update=now
             )
@@ -130,6 +136,7 @@ class SessionPaths:
 
     async def append_event(self, index: int) -> None:
         async with self.sessions() as session:
+            bind_tenant(session, DEFAULT_TENANT)
             await SqlEventLog(session).append(event(self.keys[index]))
             await session.commit()
 
@@ -143,7 +150,7 @@ class ServicePaths:
 
     @asynccontextmanager
     async def _request(self) -> AsyncIterator[PgTransaction]:
-        transaction = PgTransaction(self.pool, acquire_timeout_s=10)
+        transaction = PgTransaction(self.pool, acquire_timeout_s=10, tenant=DEFAULT_TENANT)
         try:
             yield transaction
         finally:

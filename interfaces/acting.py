@@ -11,8 +11,14 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 from domain.audit import AuditContext
+from domain.tenancy import TenantId
 
 SYSTEM = AuditContext(actor="system")
+
+
+def system_for(tenant: TenantId) -> AuditContext:
+    """Work no caller started (a job, a start-up repair) acting for ``tenant``."""
+    return AuditContext(actor=SYSTEM.actor, tenant=tenant)
 
 
 class MissingTenantError(RuntimeError):

@@ -17,7 +17,9 @@ from application.use_cases.changes import ReadChanges
 from application.use_cases.logs import EvaluationLogs
 from domain.changes import ChangeCursor
 from domain.identifiers import EvaluationId
+from domain.tenancy import DEFAULT_TENANT
 from infrastructure.metrics import OPEN_STREAMS
+from interfaces import acting
 from interfaces.background import background
 from interfaces.settings import ChangeSettings
 
@@ -31,14 +33,19 @@ class LiveFeed:
         self.hub = ChangeHub(self.read, self.latest, poll_s=settings.poll_ms / 1000)
         OPEN_STREAMS.set_function(lambda: self.hub.streams)
 
+    # The hub's reads (and the relay's) are the worker's, not a caller's: they read the
+    # default tenant's feed, the only one served so far (a hub per tenant is ADR 0032's
+    # step 6).
     async def read(self, query: ChangeQuery) -> ChangePage:
-        async with self._container() as scope:
-            feed: ChangeFeed = await scope.get(ChangeFeed)
-            return await feed.read(query)
+        with acting.acting_as(acting.system_for(DEFAULT_TENANT)):
+            async with self._container() as scope:
+                feed: ChangeFeed = await scope.get(ChangeFeed)
+                return await feed.read(query)
 
     async def latest(self) -> ChangeCursor:
-        async with self._container() as scope:
-            return await (await scope.get(ReadChanges)).latest()
+        with acting.acting_as(acting.system_for(DEFAULT_TENANT)):
+            async with self._container() as scope:
+                return await (await scope.get(ReadChanges)).latest()
 
     async def check(self, cursor: ChangeCursor, field: str) -> None:
         """410 for a cursor the feed cannot resume from, before a stream starts."""

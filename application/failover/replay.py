@@ -40,6 +40,7 @@ from application.ports.replay_scopes import ReplayScopes, ReplayUnit
 from domain.audit import AuditContext
 from domain.errors import DomainError
 from domain.identifiers import EvaluationId
+from domain.tenancy import DEFAULT_TENANT
 
 log = structlog.get_logger(__name__)
 
@@ -120,12 +121,19 @@ class ReplayJournal:
         """Drop the applied entries from the journal, then their marks from the primary."""
         gone = await self._journal.discard(done)
         if gone:
-            async with self._scopes.open(AuditContext(actor="system")) as unit:
+            async with self._scopes.open(
+                AuditContext(actor="system", tenant=DEFAULT_TENANT)
+            ) as unit:
                 await unit.marks.forget(gone)
 
+    # Journal entries carry no tenant yet (ADR 0032's step 4): every one is the default
+    # tenant's, the only one served so far, and replays as it.
     async def _replay(self, entry: JournalEntry, ours: dict[str, set[datetime]]) -> Outcome:
         context = AuditContext(
-            actor=entry.actor, request_id=entry.request_id, journal_entry=entry.id
+            actor=entry.actor,
+            request_id=entry.request_id,
+            journal_entry=entry.id,
+            tenant=DEFAULT_TENANT,
         )
         async with self._scopes.open(context) as unit:
             if await unit.marks.is_applied(entry.id):

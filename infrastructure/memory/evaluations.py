@@ -35,6 +35,7 @@ from application.queries import (
 )
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
+from domain.tenancy import DEFAULT_TENANT, TenantId
 from domain.timeline import EvaluationEvent, LogChunk
 from domain.timestamps import as_utc
 from infrastructure.memory.inspector import MemoryInspector
@@ -47,6 +48,9 @@ class MemoryDatabase:
     Records are stored as deep copies so a caller mutating its entity never
     changes what is stored without ``update``. ``lock`` serialises the
     read-modify-write steps (version checks, log offsets).
+
+    Its own tables are the default tenant's; each other tenant has a database of its own
+    (``of``), so an adapter made for one tenant cannot reach another's rows (ADR 0032).
     """
 
     def __init__(self) -> None:
@@ -55,6 +59,16 @@ class MemoryDatabase:
         self.log_chunks: dict[EvaluationId, list[LogChunk]] = {}
         self.log_sizes: dict[EvaluationId, int] = {}
         self.lock = asyncio.Lock()
+        self._tenants: dict[TenantId, MemoryDatabase] = {}
+
+    def of(self, tenant: TenantId) -> "MemoryDatabase":
+        """``tenant``'s tables."""
+        if tenant == DEFAULT_TENANT:
+            return self
+        found = self._tenants.get(tenant)
+        if found is None:
+            found = self._tenants[tenant] = MemoryDatabase()
+        return found
 
     def live(self, evaluation_id: EvaluationId) -> Evaluation | None:
         evaluation = self.evaluations.get(evaluation_id)
@@ -86,10 +100,10 @@ def _newest_first(records: builtins.list[Evaluation]) -> builtins.list[Evaluatio
 
 
 class MemoryEvaluationRepository(EvaluationRepository):
-    """``EvaluationRepository`` over a ``MemoryDatabase``."""
+    """``EvaluationRepository`` over ``tenant``'s tables of a ``MemoryDatabase``."""
 
-    def __init__(self, database: MemoryDatabase) -> None:
-        self._db = database
+    def __init__(self, database: MemoryDatabase, tenant: TenantId) -> None:
+        self._db = database.of(tenant)
 
     async def add(self, evaluation: Evaluation) -> None:
         async with self._db.lock:
@@ -122,10 +136,11 @@ class MemoryEvaluationRepository(EvaluationRepository):
 
 
 class MemoryEvaluationQueries(EvaluationQueries):
-    """``EvaluationQueries`` over a ``MemoryDatabase``: same filters, order and paging as SQL."""
+    """``EvaluationQueries`` over ``tenant``'s tables of a ``MemoryDatabase``: same filters,
+    order and paging as SQL."""
 
-    def __init__(self, database: MemoryDatabase) -> None:
-        self._db = database
+    def __init__(self, database: MemoryDatabase, tenant: TenantId) -> None:
+        self._db = database.of(tenant)
 
     async def blob_keys(self) -> set[str]:
         return {

@@ -12,12 +12,13 @@ from application.ports.evaluation_maintenance import (
 )
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
+from domain.tenancy import TenantId
 from infrastructure.memory.evaluations import MemoryDatabase
 
 
 class MemoryEvaluationMaintenance(EvaluationMaintenance):
-    def __init__(self, database: MemoryDatabase) -> None:
-        self._db = database
+    def __init__(self, database: MemoryDatabase, tenant: TenantId) -> None:
+        self._db = database.of(tenant)
 
     async def purge_candidates(
         self, selection: PurgeSelection, limit: int, after: PurgeCursor | None = None

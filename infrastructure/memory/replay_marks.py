@@ -3,6 +3,7 @@
 from collections.abc import Iterable
 
 from application.ports.replay_marks import ReplayMarks
+from domain.tenancy import DEFAULT_TENANT, TenantId
 
 
 class MemoryReplayMarks(ReplayMarks):
@@ -15,6 +16,16 @@ class MemoryReplayMarks(ReplayMarks):
 
     def __init__(self) -> None:
         self.applied: set[str] = set()
+        self._tenants: dict[TenantId, MemoryReplayMarks] = {}
+
+    def of(self, tenant: TenantId) -> "MemoryReplayMarks":
+        """``tenant``'s marks (these are the default tenant's)."""
+        if tenant == DEFAULT_TENANT:
+            return self
+        found = self._tenants.get(tenant)
+        if found is None:
+            found = self._tenants[tenant] = MemoryReplayMarks()
+        return found
 
     async def is_applied(self, entry_id: str) -> bool:
         return entry_id in self.applied

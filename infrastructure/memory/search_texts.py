@@ -5,13 +5,14 @@ from collections.abc import Sequence
 from application.ports.search_texts import SearchTexts
 from application.search import SearchText, TextSearch
 from domain.identifiers import EvaluationId
+from domain.tenancy import TenantId
 from infrastructure.memory.evaluations import MemoryDatabase
 from infrastructure.memory.search import texts_of
 
 
 class MemorySearchTexts(SearchTexts):
-    def __init__(self, database: MemoryDatabase) -> None:
-        self._db = database
+    def __init__(self, database: MemoryDatabase, tenant: TenantId) -> None:
+        self._db = database.of(tenant)
 
     async def texts(self, ids: Sequence[EvaluationId], search: TextSearch) -> list[SearchText]:
         return [

@@ -7,6 +7,7 @@ from application.errors import EvaluationNotFoundError, InvalidRequestError
 from application.ports.event_log import EventLog
 from application.ports.log_store import AppendedLog, LogStore
 from domain.identifiers import EvaluationId
+from domain.tenancy import TenantId
 from domain.timeline import EvaluationEvent, LogChunk, LogSlice, slice_from
 from infrastructure.memory.evaluations import MemoryDatabase
 
@@ -14,8 +15,8 @@ from infrastructure.memory.evaluations import MemoryDatabase
 class MemoryEventLog(EventLog):
     """``EventLog`` over a ``MemoryDatabase``; unknown or deleted evaluations raise not found."""
 
-    def __init__(self, database: MemoryDatabase) -> None:
-        self._db = database
+    def __init__(self, database: MemoryDatabase, tenant: TenantId) -> None:
+        self._db = database.of(tenant)
 
     async def append(self, event: EvaluationEvent) -> bool:
         async with self._db.lock:
@@ -39,8 +40,8 @@ class MemoryLogStore(LogStore):
     version on.
     """
 
-    def __init__(self, database: MemoryDatabase) -> None:
-        self._db = database
+    def __init__(self, database: MemoryDatabase, tenant: TenantId) -> None:
+        self._db = database.of(tenant)
 
     async def append(
         self, evaluation_id: EvaluationId, content: str, now: datetime, *, last_update: datetime

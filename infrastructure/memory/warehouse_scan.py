@@ -7,6 +7,7 @@ from application.ports.warehouse import RowBatch, Table, WarehouseRow, Warehouse
 from application.warehouse_rows import common_keys, event_row, log_row, row_of
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
+from domain.tenancy import TenantId
 from infrastructure.memory.evaluations import MemoryDatabase
 
 SAMPLE = 2000
@@ -14,8 +15,8 @@ BATCH = 2000
 
 
 class MemoryWarehouseScan(WarehouseScan):
-    def __init__(self, database: MemoryDatabase) -> None:
-        self._db = database
+    def __init__(self, database: MemoryDatabase, tenant: TenantId) -> None:
+        self._db = database.of(tenant)
 
     def _newest_first(self) -> list[Evaluation]:
         return sorted(self._db.live_records(), key=lambda e: (e.created_at, e.id), reverse=True)

@@ -9,17 +9,21 @@ from domain.audit import AuditEntry
 from infrastructure.postgres.transaction import HeldWrite, PgTransaction
 from infrastructure.sql.audit import entry_from_row
 
-# The record's id comes last, so that a held write of the record can supply it instead.
+# The record's id comes last, so that a held write of the record can supply it instead;
+# the tenant ($10) is the transaction's.
 INSERT_ENTRY = """
-INSERT INTO audit_log (at, actor, action, fields, sizes, request_id, status, version, evaluation_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+INSERT INTO audit_log
+    (at, actor, action, fields, sizes, request_id, status, version, evaluation_id, tenant_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 """
 # Appended to a held ``INSERT``/``UPDATE`` of the record (``held``), as one statement: the
-# entry is written exactly when the record is. The casts type what a bare SELECT list cannot.
+# entry is written exactly when the record is, in the record's tenant. The casts type what
+# a bare SELECT list cannot.
 _ENTRY_AFTER = """
-INSERT INTO audit_log (at, actor, action, fields, sizes, request_id, status, version, evaluation_id)
+INSERT INTO audit_log
+    (at, actor, action, fields, sizes, request_id, status, version, evaluation_id, tenant_id)
 SELECT ${0}::timestamptz, ${1}::varchar, ${2}::varchar, ${3}::jsonb, ${4}::jsonb, ${5}::varchar,
-       ${6}::varchar, ${7}::bigint, held.id
+       ${6}::varchar, ${7}::bigint, held.id, held.tenant_id
 FROM held
 """
 
@@ -42,7 +46,7 @@ def _values(entry: AuditEntry) -> tuple[Any, ...]:
 def _joined_sql(held_sql: str, held_arguments: int) -> str:
     """Built once per held statement (there are two), not per request."""
     after = _ENTRY_AFTER.format(*range(held_arguments + 1, held_arguments + 9))
-    return f"WITH held AS ({held_sql} RETURNING id){after}"
+    return f"WITH held AS ({held_sql} RETURNING id, tenant_id){after}"
 
 
 def joined(held: HeldWrite, entry: AuditEntry) -> HeldWrite:
@@ -51,11 +55,11 @@ def joined(held: HeldWrite, entry: AuditEntry) -> HeldWrite:
     return HeldWrite(sql, (*held.arguments, *_values(entry)), held.check)
 
 
-# Each filter is a bound parameter that is either NULL (no filter) or the value.
+# Each filter is a bound parameter that is either NULL (no filter) or the value; $8 the tenant.
 SELECT_ENTRIES = """
 SELECT id, at, actor, action, evaluation_id, fields, sizes, request_id, status, version
 FROM audit_log
-WHERE ($1::text IS NULL OR evaluation_id = $1)
+WHERE tenant_id = $8 AND ($1::text IS NULL OR evaluation_id = $1)
   AND ($2::text IS NULL OR actor = $2)
   AND ($3::text IS NULL OR action = $3)
   AND ($4::timestamptz IS NULL OR at >= $4)
@@ -76,7 +80,7 @@ class PgAuditLog(AuditLog):
         if held is not None and held.joinable is not None and held.joinable == entry.evaluation_id:
             self._transaction.rejoin(joined(held, entry))
             return
-        arguments = (*_values(entry), entry.evaluation_id)
+        arguments = (*_values(entry), entry.evaluation_id, self._transaction.tenant)
         await self._transaction.write(
             lambda connection: connection.execute(INSERT_ENTRY, *arguments)
         )
@@ -90,6 +94,7 @@ class PgAuditLog(AuditLog):
             query.until,
             query.before_id,
             query.limit,
+            self._transaction.tenant,
         )
         rows = await self._transaction.read(
             lambda connection: connection.fetch(SELECT_ENTRIES, *arguments)

@@ -13,21 +13,21 @@ from domain.changes import START, ChangeCursor, actions_of
 from infrastructure.postgres.transaction import PgTransaction
 from infrastructure.sql.changes import page_of
 
-# Each filter is a bound parameter that is either NULL (no filter) or the value.
+# Each filter is a bound parameter that is either NULL (no filter) or the value; $7 the tenant.
 SELECT_CHANGES = """
 SELECT id, txid, at, actor, action, evaluation_id, fields, sizes, request_id, status, version
 FROM audit_log
-WHERE (txid, id) > ($1, $2) AND evaluation_id IS NOT NULL
+WHERE tenant_id = $7 AND (txid, id) > ($1, $2) AND evaluation_id IS NOT NULL
   AND txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
   AND ($3::text IS NULL OR evaluation_id = $3)
   AND ($4::text[] IS NULL OR action = ANY($4))
   AND ($6::timestamptz IS NULL OR at >= $6)
 ORDER BY txid, id LIMIT $5
 """
-SELECT_AT = "SELECT at FROM audit_log WHERE id = $1 AND txid = $2"
+SELECT_AT = "SELECT at FROM audit_log WHERE id = $1 AND txid = $2 AND tenant_id = $3"
 SELECT_LATEST = """
 SELECT txid, id FROM audit_log
-WHERE txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+WHERE tenant_id = $1 AND txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
 ORDER BY txid DESC, id DESC LIMIT 1
 """
 
@@ -48,6 +48,7 @@ class PgChangeFeed(ChangeFeed):
             actions,
             query.limit,
             query.since,
+            self._transaction.tenant,
         )
         rows = await self._transaction.read(
             lambda connection: connection.fetch(SELECT_CHANGES, *arguments)
@@ -56,10 +57,14 @@ class PgChangeFeed(ChangeFeed):
 
     async def recorded_at(self, cursor: ChangeCursor) -> datetime | None:
         at: datetime | None = await self._transaction.read(
-            lambda connection: connection.fetchval(SELECT_AT, cursor.sequence, cursor.transaction)
+            lambda connection: connection.fetchval(
+                SELECT_AT, cursor.sequence, cursor.transaction, self._transaction.tenant
+            )
         )
         return at
 
     async def latest(self) -> ChangeCursor | None:
-        row = await self._transaction.read(lambda connection: connection.fetchrow(SELECT_LATEST))
+        row = await self._transaction.read(
+            lambda connection: connection.fetchrow(SELECT_LATEST, self._transaction.tenant)
+        )
         return None if row is None else ChangeCursor(row["txid"], row["id"])

@@ -25,6 +25,7 @@ from application.queries import (
 )
 from application.search import SearchField, TextSearch
 from domain.evaluation import Evaluation
+from domain.tenancy import TenantId
 from infrastructure.crypto.columns import NO_COLUMN_SEAL, ColumnSeal
 from infrastructure.postgres.transaction import PgTransaction
 from infrastructure.sql.evaluation_queries import prefix_upper_bound
@@ -55,12 +56,12 @@ class _Shape(msgspec.Struct, frozen=True):
 
 
 def _shape_and_arguments(
-    query: EvaluationQuery, columns: tuple[str, ...]
+    query: EvaluationQuery, columns: tuple[str, ...], tenant: TenantId
 ) -> tuple[_Shape, list[Any]]:
     where: EvaluationFilter = query.filter
     prefix = where.id_prefix or None
     upper = prefix_upper_bound(prefix) if prefix is not None else None
-    arguments: list[Any] = [
+    arguments: list[Any] = [tenant] + [
         value
         for value in (
             where.status.value if where.status is not None else None,
@@ -99,11 +100,14 @@ def _shape_and_arguments(
     return shape, arguments
 
 
-def page_query(query: EvaluationQuery, columns: tuple[str, ...]) -> tuple[str, list[Any]]:
-    """The statement ``PgEvaluationPages`` runs for ``query`` and its arguments: rows of
-    ``columns`` (``limit + 1`` of them, the last only saying that more follow), each with
-    the ``total`` column; an empty page is one row of NULLs and the total."""
-    shape, arguments = _shape_and_arguments(query, columns)
+def page_query(
+    query: EvaluationQuery, columns: tuple[str, ...], tenant: TenantId
+) -> tuple[str, list[Any]]:
+    """The statement ``PgEvaluationPages`` runs for ``query`` of ``tenant`` and its
+    arguments: rows of ``columns`` (``limit + 1`` of them, the last only saying that more
+    follow), each with the ``total`` column; an empty page is one row of NULLs and the
+    total."""
+    shape, arguments = _shape_and_arguments(query, columns, tenant)
     return page_statement(shape), arguments
 
 
@@ -121,8 +125,10 @@ def page_statement(shape: _Shape) -> str:
     """The page of ``shape`` and its total, in one statement; arguments in the order of
     ``_shape_and_arguments``. Column names come from the table (no input reaches here)."""
     slot = _Placeholders()
-    conditions = ["deleted_at IS NULL"]
-    counters: list[str] = []
+    # The tenant first: every index the page walks leads with it (migration 0013).
+    tenant = slot.next()
+    conditions = [f"tenant_id = {tenant}", "deleted_at IS NULL"]
+    counters = [f"tenant_id = {tenant}"]
     if shape.status:
         status = slot.next()
         conditions.append(f"status = {status}")
@@ -151,8 +157,8 @@ def page_statement(shape: _Shape) -> str:
     if shape.created_after or shape.created_before or shape.id_prefix or shape.search:
         total = f"SELECT count(*) FROM evaluations WHERE {matching}"  # noqa: S608
     else:
-        counted = f" WHERE {' AND '.join(counters)}" if counters else ""
-        total = f"SELECT coalesce(sum(evaluations), 0) FROM evaluation_counters{counted}"  # noqa: S608
+        counted = " AND ".join(counters)
+        total = f"SELECT coalesce(sum(evaluations), 0) FROM evaluation_counters WHERE {counted}"  # noqa: S608
     page = matching
     if shape.cursor:
         page += f" AND (created_at, id) < ({slot.next()}, {slot.next()})"
@@ -192,7 +198,7 @@ class PgEvaluationPages(EvaluationPages):
         self, query: EvaluationQuery, columns: tuple[str, ...]
     ) -> tuple[builtins.list[Any], int]:
         """Up to ``limit + 1`` rows (without their total column) and the total."""
-        statement, arguments = page_query(query, columns)
+        statement, arguments = page_query(query, columns, self._transaction.tenant)
         rows = await self._transaction.read(
             lambda connection: connection.fetch(statement, *arguments)
         )

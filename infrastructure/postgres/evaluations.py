@@ -23,26 +23,30 @@ from infrastructure.sql.tables import evaluations
 
 # Built once from the table's own column names (no input reaches these strings).
 # Column order of ``evaluation_values``: the statements and the arguments agree by construction.
-# ``log_size`` and ``event_count`` belong to the log store and the event log's trigger.
+# ``log_size`` and ``event_count`` belong to the log store and the event log's trigger;
+# ``tenant_id`` is the transaction's, never changed by an update.
 _COLUMNS = tuple(
-    column.name for column in evaluations.c if column.name not in {"log_size", "event_count"}
+    column.name
+    for column in evaluations.c
+    if column.name not in {"log_size", "event_count", "tenant_id"}
 )
 _UPDATED = tuple(name for name in _COLUMNS if name != "id")
 _SELECTED = ", ".join(column.name for column in evaluations.c)
 
+# Every statement names the tenant as $1.
 INSERT = (
-    f"INSERT INTO evaluations ({', '.join(_COLUMNS)}) "  # noqa: S608
-    f"VALUES ({', '.join(f'${index}' for index in range(1, len(_COLUMNS) + 1))}) "
+    f"INSERT INTO evaluations (tenant_id, {', '.join(_COLUMNS)}) "  # noqa: S608
+    f"VALUES ({', '.join(f'${index}' for index in range(1, len(_COLUMNS) + 2))}) "
     "ON CONFLICT (id) DO NOTHING"
 )
-SELECT_ANY = f"SELECT {_SELECTED} FROM evaluations WHERE id = $1"  # noqa: S608
+SELECT_ANY = f"SELECT {_SELECTED} FROM evaluations WHERE tenant_id = $1 AND id = $2"  # noqa: S608
 SELECT_LIVE = f"{SELECT_ANY} AND deleted_at IS NULL"
 UPDATE = (
     "UPDATE evaluations SET "  # noqa: S608
-    + ", ".join(f"{name} = ${index}" for index, name in enumerate(_UPDATED, start=3))
-    + " WHERE id = $1 AND version = $2"
+    + ", ".join(f"{name} = ${index}" for index, name in enumerate(_UPDATED, start=4))
+    + " WHERE tenant_id = $1 AND id = $2 AND version = $3"
 )
-SELECT_VERSION = "SELECT version FROM evaluations WHERE id = $1"
+SELECT_VERSION = "SELECT version FROM evaluations WHERE tenant_id = $1 AND id = $2"
 
 
 def _arguments(evaluation: Evaluation, names: tuple[str, ...], seal: ColumnSeal) -> list[Any]:
@@ -64,18 +68,22 @@ class PgEvaluationRepository(EvaluationRepository):
             if rows_affected(status) != 1:
                 raise DuplicateEvaluationError(evaluation.id)
 
-        arguments = tuple(_arguments(evaluation, _COLUMNS, self._seal))
+        arguments = (self._transaction.tenant, *_arguments(evaluation, _COLUMNS, self._seal))
         await self._transaction.hold(HeldWrite(INSERT, arguments, check, joinable=evaluation.id))
 
     async def get(self, evaluation_id: EvaluationId) -> Evaluation | None:
         row = await self._transaction.read(
-            lambda connection: connection.fetchrow(SELECT_LIVE, evaluation_id)
+            lambda connection: connection.fetchrow(
+                SELECT_LIVE, self._transaction.tenant, evaluation_id
+            )
         )
         return None if row is None else evaluation_from_row(row, self._seal)
 
     async def get_any(self, evaluation_id: EvaluationId) -> Evaluation | None:
         row = await self._transaction.read(
-            lambda connection: connection.fetchrow(SELECT_ANY, evaluation_id)
+            lambda connection: connection.fetchrow(
+                SELECT_ANY, self._transaction.tenant, evaluation_id
+            )
         )
         return None if row is None else evaluation_from_row(row, self._seal)
 
@@ -85,25 +93,32 @@ class PgEvaluationRepository(EvaluationRepository):
         # Column names come from the table (``check_projection`` refused anything else).
         statement = (
             f"SELECT {', '.join(projection_columns(fields))} FROM evaluations "  # noqa: S608
-            "WHERE id = $1 AND deleted_at IS NULL"
+            "WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL"
         )
+        tenant = self._transaction.tenant
         row = await self._transaction.read(
-            lambda connection: connection.fetchrow(statement, evaluation_id)
+            lambda connection: connection.fetchrow(statement, tenant, evaluation_id)
         )
         return None if row is None else projection_from_row(row, fields, self._seal)
 
     async def update(self, evaluation: Evaluation, expected_version: int) -> None:
         """Held for the commit like ``add``: a version that moved on raises there."""
+        tenant = self._transaction.tenant
 
         async def check(status: str) -> None:
             if rows_affected(status) == 1:
                 return
             actual = await self._transaction.read(
-                lambda connection: connection.fetchval(SELECT_VERSION, evaluation.id)
+                lambda connection: connection.fetchval(SELECT_VERSION, tenant, evaluation.id)
             )
             if actual is None:
                 raise EvaluationNotFoundError(evaluation.id)
             raise VersionConflictError(evaluation.id, expected_version, int(actual))
 
-        arguments = (evaluation.id, expected_version, *_arguments(evaluation, _UPDATED, self._seal))
+        arguments = (
+            tenant,
+            evaluation.id,
+            expected_version,
+            *_arguments(evaluation, _UPDATED, self._seal),
+        )
         await self._transaction.hold(HeldWrite(UPDATE, arguments, check, joinable=evaluation.id))

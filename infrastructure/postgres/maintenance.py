@@ -17,48 +17,51 @@ from application.ports.evaluation_maintenance import (
 )
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
+from domain.tenancy import TenantId
 from infrastructure.crypto.columns import NO_COLUMN_SEAL, ColumnSeal
 from infrastructure.postgres.transaction import PgTransaction
 from infrastructure.sql.rows import evaluation_from_row
 from infrastructure.sql.tables import evaluations
 
 _SELECTED = ", ".join(column.name for column in evaluations.c)
-# $1 updated_before, $2 live statuses, $3 include soft-deleted.
+# $1 the tenant, $2 updated_before, $3 live statuses, $4 include soft-deleted.
 _MATCHES = (
-    "updated_at < $1 AND ((deleted_at IS NULL AND status = ANY($2::text[])) "
-    "OR ($3 AND deleted_at IS NOT NULL))"
+    "tenant_id = $1 AND updated_at < $2 AND ((deleted_at IS NULL AND status = ANY($3::text[])) "
+    "OR ($4 AND deleted_at IS NOT NULL))"
 )
-# $7 the subject's metadata key, $8 its value: the containment is what the GIN index on
+# $8 the subject's metadata key, $9 its value: the containment is what the GIN index on
 # ``metadata`` serves (migration 0011), ``->>`` refuses an array holding the value.
-_OF_SUBJECT = "metadata @> jsonb_build_object($7::text, $8::text) AND metadata ->> $7 = $8"
+_OF_SUBJECT = "metadata @> jsonb_build_object($8::text, $9::text) AND metadata ->> $8 = $9"
 
 
 def _candidates(subject: bool) -> str:
     matches = f"{_MATCHES} AND {_OF_SUBJECT}" if subject else _MATCHES
     return (
         f"SELECT {_SELECTED} FROM evaluations WHERE {matches} "  # noqa: S608
-        "AND ($4::timestamptz IS NULL OR (updated_at, id) > ($4::timestamptz, $5::text)) "
-        "ORDER BY updated_at, id LIMIT $6"
+        "AND ($5::timestamptz IS NULL OR (updated_at, id) > ($5::timestamptz, $6::text)) "
+        "ORDER BY updated_at, id LIMIT $7"
     )
 
 
 def _purge(subject: bool) -> str:
     """One statement: lock what still matches, then remove it with its events and log chunks.
 
-    The subject's parameters are $5 and $6 here ($4 is the ids).
+    The subject's parameters are $6 and $7 here ($5 is the ids).
     """
     matches = _MATCHES
     if subject:
-        matches += " AND " + _OF_SUBJECT.replace("$7", "$5").replace("$8", "$6")
+        matches += " AND " + _OF_SUBJECT.replace("$8", "$6").replace("$9", "$7")
     return f"""
 WITH doomed AS (
-    SELECT id FROM evaluations WHERE id = ANY($4::text[]) AND {matches} FOR UPDATE
+    SELECT id FROM evaluations WHERE id = ANY($5::text[]) AND {matches} FOR UPDATE
 ), events AS (
-    DELETE FROM evaluation_events WHERE evaluation_id IN (SELECT id FROM doomed) RETURNING 1
+    DELETE FROM evaluation_events
+    WHERE tenant_id = $1 AND evaluation_id IN (SELECT id FROM doomed) RETURNING 1
 ), chunks AS (
-    DELETE FROM log_chunks WHERE evaluation_id IN (SELECT id FROM doomed) RETURNING 1
+    DELETE FROM log_chunks
+    WHERE tenant_id = $1 AND evaluation_id IN (SELECT id FROM doomed) RETURNING 1
 ), gone AS (
-    DELETE FROM evaluations WHERE id IN (SELECT id FROM doomed) RETURNING id
+    DELETE FROM evaluations WHERE tenant_id = $1 AND id IN (SELECT id FROM doomed) RETURNING id
 )
 SELECT (SELECT coalesce(array_agg(id ORDER BY id), '{{}}') FROM gone) AS ids,
        (SELECT count(*) FROM events) AS events,
@@ -69,14 +72,14 @@ SELECT (SELECT coalesce(array_agg(id ORDER BY id), '{{}}') FROM gone) AS ids,
 SELECT_CANDIDATES = {subject: _candidates(subject) for subject in (False, True)}
 PURGE = {subject: _purge(subject) for subject in (False, True)}
 SELECT_RECENT = (
-    f"SELECT {_SELECTED} FROM evaluations WHERE deleted_at IS NULL "  # noqa: S608
-    "ORDER BY updated_at DESC, id DESC LIMIT $1"
+    f"SELECT {_SELECTED} FROM evaluations WHERE tenant_id = $1 AND deleted_at IS NULL "  # noqa: S608
+    "ORDER BY updated_at DESC, id DESC LIMIT $2"
 )
 
 
-def _selection_arguments(selection: PurgeSelection) -> list[Any]:
+def _selection_arguments(tenant: TenantId, selection: PurgeSelection) -> list[Any]:
     statuses = sorted(status.value for status in selection.statuses)
-    return [selection.updated_before, statuses, selection.include_deleted]
+    return [tenant, selection.updated_before, statuses, selection.include_deleted]
 
 
 def _subject_arguments(selection: PurgeSelection) -> list[Any]:
@@ -96,7 +99,7 @@ class PgEvaluationMaintenance(EvaluationMaintenance):
             [None, None] if after is None else [after.updated_at, after.id]
         )
         arguments = [
-            *_selection_arguments(selection),
+            *_selection_arguments(self._transaction.tenant, selection),
             *position,
             max(limit, 0),
             *_subject_arguments(selection),
@@ -113,7 +116,11 @@ class PgEvaluationMaintenance(EvaluationMaintenance):
         ids = list(dict.fromkeys(evaluation_ids))
         if not ids:
             return PurgedRows(evaluation_ids=[], events=0, log_chunks=0)
-        arguments = [*_selection_arguments(selection), ids, *_subject_arguments(selection)]
+        arguments = [
+            *_selection_arguments(self._transaction.tenant, selection),
+            ids,
+            *_subject_arguments(selection),
+        ]
         statement = PURGE[selection.subject is not None]
         row = await self._transaction.write(
             lambda connection: connection.fetchrow(statement, *arguments)
@@ -132,6 +139,8 @@ class PgEvaluationMaintenance(EvaluationMaintenance):
 
     async def recently_updated(self, limit: int) -> builtins.list[Evaluation]:
         rows = await self._transaction.read(
-            lambda connection: connection.fetch(SELECT_RECENT, max(limit, 0))
+            lambda connection: connection.fetch(
+                SELECT_RECENT, self._transaction.tenant, max(limit, 0)
+            )
         )
         return [evaluation_from_row(row, self._seal) for row in rows]

@@ -5,9 +5,12 @@ from collections.abc import Iterable
 from application.ports.replay_marks import ReplayMarks
 from infrastructure.postgres.transaction import PgTransaction
 
-INSERT_MARK = "INSERT INTO journal_applied (entry_id) VALUES ($1) ON CONFLICT DO NOTHING"
-SELECT_MARK = "SELECT 1 FROM journal_applied WHERE entry_id = $1"
-DELETE_MARKS = "DELETE FROM journal_applied WHERE entry_id = ANY($1::text[])"
+# $2: the tenant whose entries they are.
+INSERT_MARK = (
+    "INSERT INTO journal_applied (entry_id, tenant_id) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+)
+SELECT_MARK = "SELECT 1 FROM journal_applied WHERE entry_id = $1 AND tenant_id = $2"
+DELETE_MARKS = "DELETE FROM journal_applied WHERE entry_id = ANY($1::text[]) AND tenant_id = $2"
 
 
 class PgReplayMarks(ReplayMarks):
@@ -18,15 +21,21 @@ class PgReplayMarks(ReplayMarks):
 
     async def is_applied(self, entry_id: str) -> bool:
         found = await self._transaction.read(
-            lambda connection: connection.fetchval(SELECT_MARK, entry_id)
+            lambda connection: connection.fetchval(SELECT_MARK, entry_id, self._transaction.tenant)
         )
         return found is not None
 
     async def mark(self, entry_id: str) -> None:
-        await self._transaction.write(lambda connection: connection.execute(INSERT_MARK, entry_id))
+        tenant = self._transaction.tenant
+        await self._transaction.write(
+            lambda connection: connection.execute(INSERT_MARK, entry_id, tenant)
+        )
 
     async def forget(self, entry_ids: Iterable[str]) -> None:
         ids = list(entry_ids)
         if ids:
-            await self._transaction.write(lambda connection: connection.execute(DELETE_MARKS, ids))
+            tenant = self._transaction.tenant
+            await self._transaction.write(
+                lambda connection: connection.execute(DELETE_MARKS, ids, tenant)
+            )
         await self._transaction.commit()

@@ -17,31 +17,36 @@ from infrastructure.crypto.columns import NO_COLUMN_SEAL, ColumnSeal
 from infrastructure.postgres.transaction import PgTransaction, rows_affected
 from infrastructure.sql.timeline import event_from_row, log_row, log_text, sealed_message
 
+# Each statement names the transaction's tenant as its last parameter.
 INSERT_EVENT = """
 INSERT INTO evaluation_events
-    (evaluation_id, event_id, event_type, timestamp, message, metadata)
-SELECT id, $2, $3, $4, $5, $6 FROM evaluations WHERE id = $1 AND deleted_at IS NULL
+    (tenant_id, evaluation_id, event_id, event_type, timestamp, message, metadata)
+SELECT tenant_id, id, $2, $3, $4, $5, $6 FROM evaluations
+WHERE tenant_id = $7 AND id = $1 AND deleted_at IS NULL
 ON CONFLICT (evaluation_id, event_id) DO NOTHING
 """
-SELECT_LIVE_ID = "SELECT id FROM evaluations WHERE id = $1 AND deleted_at IS NULL"
+SELECT_LIVE_ID = (
+    "SELECT id FROM evaluations WHERE tenant_id = $2 AND id = $1 AND deleted_at IS NULL"
+)
 SELECT_EVENTS = """
 SELECT evaluation_id, event_id, event_type, timestamp, message, metadata
-FROM evaluation_events WHERE evaluation_id = $1 ORDER BY timestamp, id
+FROM evaluation_events WHERE tenant_id = $2 AND evaluation_id = $1 ORDER BY timestamp, id
 """
 RESERVE_LOG = """
 UPDATE evaluations
 SET log_size = log_size + $2, last_update = $3, version = version + 1
-WHERE id = $1 AND deleted_at IS NULL RETURNING log_size, version
+WHERE tenant_id = $4 AND id = $1 AND deleted_at IS NULL RETURNING log_size, version
 """
 INSERT_CHUNK = """
-INSERT INTO log_chunks (evaluation_id, start_offset, content, created_at)
-VALUES ($1, $2, $3, $4)
+INSERT INTO log_chunks (evaluation_id, start_offset, content, created_at, tenant_id)
+VALUES ($1, $2, $3, $4, $5)
 """
 # From the chunk holding ``offset`` (or the first one) to the end.
 SELECT_CHUNKS = """
 SELECT start_offset, content FROM log_chunks
-WHERE evaluation_id = $1 AND start_offset >= COALESCE(
-    (SELECT max(start_offset) FROM log_chunks WHERE evaluation_id = $1 AND start_offset <= $2), 0)
+WHERE tenant_id = $3 AND evaluation_id = $1 AND start_offset >= COALESCE(
+    (SELECT max(start_offset) FROM log_chunks
+     WHERE tenant_id = $3 AND evaluation_id = $1 AND start_offset <= $2), 0)
 ORDER BY start_offset
 """
 
@@ -61,6 +66,7 @@ class PgEventLog(EventLog):
             event.timestamp,
             sealed_message(event, self._seal),
             event.metadata,
+            self._transaction.tenant,
         )
         status: str = await self._transaction.write(
             lambda connection: connection.execute(INSERT_EVENT, *arguments)
@@ -68,7 +74,9 @@ class PgEventLog(EventLog):
         if rows_affected(status) == 1:
             return True
         parent = await self._transaction.read(
-            lambda connection: connection.fetchval(SELECT_LIVE_ID, event.evaluation_id)
+            lambda connection: connection.fetchval(
+                SELECT_LIVE_ID, event.evaluation_id, self._transaction.tenant
+            )
         )
         if parent is None:
             raise EvaluationNotFoundError(event.evaluation_id)
@@ -76,7 +84,9 @@ class PgEventLog(EventLog):
 
     async def list(self, evaluation_id: EvaluationId) -> builtins.list[EvaluationEvent]:
         rows = await self._transaction.read(
-            lambda connection: connection.fetch(SELECT_EVENTS, evaluation_id)
+            lambda connection: connection.fetch(
+                SELECT_EVENTS, evaluation_id, self._transaction.tenant
+            )
         )
         return [event_from_row(row, self._seal) for row in rows]
 
@@ -92,8 +102,11 @@ class PgLogStore(LogStore):
         self, evaluation_id: EvaluationId, content: str, now: datetime, *, last_update: datetime
     ) -> AppendedLog:
         size = len(content.encode("utf-8"))
+        tenant = self._transaction.tenant
         reserved = await self._transaction.write(
-            lambda connection: connection.fetchrow(RESERVE_LOG, evaluation_id, size, last_update)
+            lambda connection: connection.fetchrow(
+                RESERVE_LOG, evaluation_id, size, last_update, tenant
+            )
         )
         if reserved is None:
             raise EvaluationNotFoundError(evaluation_id)
@@ -102,7 +115,7 @@ class PgLogStore(LogStore):
             stored = self._seal.one(log_row(evaluation_id, offset), "content", content)
             await self._transaction.write(
                 lambda connection: connection.execute(
-                    INSERT_CHUNK, evaluation_id, offset, stored, now
+                    INSERT_CHUNK, evaluation_id, offset, stored, now, tenant
                 )
             )
         chunk = LogChunk(
@@ -114,7 +127,9 @@ class PgLogStore(LogStore):
         if offset < 0:
             raise InvalidRequestError("offset", "must be zero or positive")
         rows = await self._transaction.read(
-            lambda connection: connection.fetch(SELECT_CHUNKS, evaluation_id, offset)
+            lambda connection: connection.fetch(
+                SELECT_CHUNKS, evaluation_id, offset, self._transaction.tenant
+            )
         )
         if not rows:
             return LogSlice(content="", offset=0, next_offset=0)

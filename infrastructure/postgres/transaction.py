@@ -9,6 +9,7 @@ import asyncpg
 
 from application.errors import ConnectionLimit, ConnectionsExhaustedError
 from application.ports.unit_of_work import UnitOfWork
+from domain.tenancy import TenantId
 from infrastructure.sql.errors import BACKEND, REFUSALS, translate_errors
 
 T = TypeVar("T")
@@ -66,7 +67,15 @@ class PgTransaction(UnitOfWork):
     ``hold``-en: it runs before the next statement, or at the commit.
     """
 
-    def __init__(self, pool: "asyncpg.Pool[asyncpg.Record]", acquire_timeout_s: float) -> None:
+    def __init__(
+        self,
+        pool: "asyncpg.Pool[asyncpg.Record]",
+        acquire_timeout_s: float,
+        *,
+        tenant: TenantId,
+    ) -> None:
+        # Whose rows every statement of this unit of work reads and writes (ADR 0032).
+        self.tenant = tenant
         self._pool = pool
         self._acquire_timeout_s = acquire_timeout_s
         self._connection: Connection | None = None

@@ -8,9 +8,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from application.ports.audit_log import AuditLog, AuditQuery
 from domain.audit import AuditAction, AuditEntry
 from domain.status import EvaluationStatus
+from domain.tenancy import TenantId
 from infrastructure.sql.errors import translate_errors
 from infrastructure.sql.rows import Row
 from infrastructure.sql.tables import audit_log
+from infrastructure.sql.tenancy import session_tenant
 
 
 def entry_values(entry: AuditEntry) -> dict[str, object]:
@@ -42,10 +44,11 @@ def entry_from_row(row: Row) -> AuditEntry:
     )
 
 
-def audit_select(query: AuditQuery) -> sa.Select[tuple[object, ...]]:
-    """The one filtered, keyset-paged statement; every filter is a bound parameter."""
+def audit_select(tenant: TenantId, query: AuditQuery) -> sa.Select[tuple[object, ...]]:
+    """The one filtered, keyset-paged statement of ``tenant``'s entries; every filter is a
+    bound parameter."""
     c = audit_log.c
-    conditions: list[sa.ColumnElement[bool]] = []
+    conditions: list[sa.ColumnElement[bool]] = [c.tenant_id == tenant]
     if query.evaluation_id is not None:
         conditions.append(c.evaluation_id == query.evaluation_id)
     if query.actor is not None:
@@ -69,9 +72,13 @@ class SqlAuditLog(AuditLog):
 
     async def append(self, entry: AuditEntry) -> None:
         with translate_errors():
-            await self._session.execute(sa.insert(audit_log).values(entry_values(entry)))
+            tenant = session_tenant(self._session)
+            await self._session.execute(
+                sa.insert(audit_log).values(tenant_id=tenant, **entry_values(entry))
+            )
 
     async def list(self, query: AuditQuery) -> builtins.list[AuditEntry]:
         with translate_errors():
-            rows = (await self._session.execute(audit_select(query))).mappings().all()
+            statement = audit_select(session_tenant(self._session), query)
+            rows = (await self._session.execute(statement)).mappings().all()
         return [entry_from_row(row) for row in rows]

@@ -18,6 +18,7 @@ from infrastructure.sql.dialect import committed_changes
 from infrastructure.sql.errors import translate_errors
 from infrastructure.sql.rows import Row
 from infrastructure.sql.tables import audit_log
+from infrastructure.sql.tenancy import session_tenant
 
 
 def page_of(rows: Sequence[Row], query: ChangeQuery) -> ChangePage:
@@ -40,7 +41,11 @@ class SqlChangeFeed(ChangeFeed):
 
     async def read(self, query: ChangeQuery) -> ChangePage:
         c = audit_log.c
-        conditions = [c.evaluation_id.is_not(None), *committed_changes(self._session, c.txid)]
+        conditions = [
+            c.tenant_id == session_tenant(self._session),
+            c.evaluation_id.is_not(None),
+            *committed_changes(self._session, c.txid),
+        ]
         if query.after is not None:
             after = sa.tuple_(query.after.transaction, query.after.sequence)
             conditions.append(sa.tuple_(c.txid, c.id) > after)
@@ -59,7 +64,11 @@ class SqlChangeFeed(ChangeFeed):
 
     async def recorded_at(self, cursor: ChangeCursor) -> datetime | None:
         c = audit_log.c
-        statement = sa.select(c.at).where(c.id == cursor.sequence, c.txid == cursor.transaction)
+        statement = sa.select(c.at).where(
+            c.tenant_id == session_tenant(self._session),
+            c.id == cursor.sequence,
+            c.txid == cursor.transaction,
+        )
         with translate_errors():
             at: datetime | None = (await self._session.execute(statement)).scalar()
         return at
@@ -68,7 +77,10 @@ class SqlChangeFeed(ChangeFeed):
         c = audit_log.c
         statement = (
             sa.select(c.txid, c.id)
-            .where(*committed_changes(self._session, c.txid))
+            .where(
+                c.tenant_id == session_tenant(self._session),
+                *committed_changes(self._session, c.txid),
+            )
             .order_by(c.txid.desc(), c.id.desc())
             .limit(1)
         )

@@ -28,6 +28,7 @@ from application.queries import (
 )
 from domain.evaluation import Evaluation
 from domain.status import ACTIVE_STATUSES, EvaluationStatus
+from domain.tenancy import TenantId
 from domain.timestamps import as_utc
 from infrastructure.crypto.columns import NO_COLUMN_SEAL, ColumnSeal
 from infrastructure.sql.dialect import dialect_name, utc_day, utc_hour
@@ -46,6 +47,7 @@ from infrastructure.sql.tables import (
     evaluations,
     live_evaluations,
 )
+from infrastructure.sql.tenancy import session_tenant
 
 _MAX_CODE_POINT = 0x10FFFF
 _STATUS_ARRAY = postgresql.ARRAY(sa.String())
@@ -84,9 +86,12 @@ def _prefix_conditions(prefix: str, dialect: str) -> list[sa.ColumnElement[bool]
     return conditions
 
 
-def filter_conditions(criteria: EvaluationFilter, dialect: str) -> list[sa.ColumnElement[bool]]:
-    """``WHERE`` terms of a filter: after is inclusive, before exclusive, prefix case-sensitive."""
-    conditions: list[sa.ColumnElement[bool]] = [live_evaluations]
+def filter_conditions(
+    tenant: TenantId, criteria: EvaluationFilter, dialect: str
+) -> list[sa.ColumnElement[bool]]:
+    """``WHERE`` terms of a filter of ``tenant``'s records: after is inclusive, before
+    exclusive, prefix case-sensitive."""
+    conditions: list[sa.ColumnElement[bool]] = [evaluations.c.tenant_id == tenant, live_evaluations]
     if criteria.status is not None:
         conditions.append(evaluations.c.status == criteria.status.value)
     if criteria.language is not None:
@@ -109,6 +114,15 @@ class SqlEvaluationQueries(EvaluationQueries):
         self._seal = seal
         self._session = session
 
+    @property
+    def _tenant(self) -> TenantId:
+        return session_tenant(self._session)
+
+    @property
+    def _mine(self) -> sa.ColumnElement[bool]:
+        """The session's tenant's records (live or not)."""
+        return evaluations.c.tenant_id == self._tenant
+
     async def list(self, query: EvaluationQuery) -> EvaluationPage:
         rows, total = await self._page(query, list(evaluations.c))
         return evaluation_page(
@@ -126,7 +140,7 @@ class SqlEvaluationQueries(EvaluationQueries):
         self, query: EvaluationQuery, columns: builtins.list[sa.ColumnElement[Any]]
     ) -> tuple[Sequence[sa.RowMapping], int | None]:
         """Up to ``limit + 1`` rows of ``columns`` (one more tells whether a page follows)."""
-        conditions = filter_conditions(query.filter, dialect_name(self._session))
+        conditions = filter_conditions(self._tenant, query.filter, dialect_name(self._session))
         limit = max(query.limit, 0)
         statement = sa.select(*columns).where(*conditions)
         if query.cursor is not None:
@@ -147,15 +161,16 @@ class SqlEvaluationQueries(EvaluationQueries):
             total = await self._session.scalar(self._total(query.filter, conditions))
         return rows, int(total or 0)
 
-    @staticmethod
     def _total(
-        where: EvaluationFilter, conditions: builtins.list[sa.ColumnElement[bool]]
+        self, where: EvaluationFilter, conditions: builtins.list[sa.ColumnElement[bool]]
     ) -> sa.Select[Any]:
         """How many records match: from the counters when they can tell (a few rows, kept in
         each write's transaction), else a count the filter's index serves."""
         if where.created_after or where.created_before or where.id_prefix or where.search:
             return sa.select(sa.func.count()).select_from(evaluations).where(*conditions)
-        counted = sa.select(sa.func.sum(evaluation_counters.c.evaluations))
+        counted = sa.select(sa.func.sum(evaluation_counters.c.evaluations)).where(
+            evaluation_counters.c.tenant_id == self._tenant
+        )
         if where.status is not None:
             counted = counted.where(evaluation_counters.c.status == where.status.value)
         if where.language is not None:
@@ -167,14 +182,16 @@ class SqlEvaluationQueries(EvaluationQueries):
         with translate_errors():
             for column in (evaluations.c.output_key, evaluations.c.error_key):
                 result = await self._session.stream_scalars(
-                    sa.select(column).where(column.is_not(None)).execution_options(yield_per=1000)
+                    sa.select(column)
+                    .where(self._mine, column.is_not(None))
+                    .execution_options(yield_per=1000)
                 )
                 keys.update([key async for key in result])
         return keys
 
     async def tallies(self) -> dict[str, RecordTally]:
         c = evaluations.c
-        statement = sa.select(c.id, c.version, c.event_count, c.log_size)
+        statement = sa.select(c.id, c.version, c.event_count, c.log_size).where(self._mine)
         with translate_errors():
             result = await self._session.stream(statement.execution_options(yield_per=1000))
             return {
@@ -197,6 +214,7 @@ class SqlEvaluationQueries(EvaluationQueries):
             window = (
                 sa.select(evaluations.c.created_at)
                 .where(
+                    self._mine,
                     evaluations.c.status == statuses.c.status,
                     live_evaluations,
                     evaluations.c.created_at >= since,
@@ -214,7 +232,7 @@ class SqlEvaluationQueries(EvaluationQueries):
             day = utc_day(self._session, evaluations.c.created_at).label("day")
             statement = (
                 sa.select(day, evaluations.c.status, sa.func.count())
-                .where(live_evaluations, evaluations.c.created_at >= since)
+                .where(self._mine, live_evaluations, evaluations.c.created_at >= since)
                 .group_by(day, evaluations.c.status)
                 .order_by(day, evaluations.c.status)
             )
@@ -234,7 +252,7 @@ class SqlEvaluationQueries(EvaluationQueries):
         hour = utc_hour(self._session, evaluations.c.created_at).label("hour")
         statement = (
             sa.select(hour, sa.func.count())
-            .where(live_evaluations, evaluations.c.created_at >= since)
+            .where(self._mine, live_evaluations, evaluations.c.created_at >= since)
             .group_by(hour)
             .order_by(hour)
         )
@@ -255,6 +273,7 @@ class SqlEvaluationQueries(EvaluationQueries):
         statement = (
             sa.select(evaluations)
             .where(
+                self._mine,
                 live_evaluations,
                 evaluations.c.status.in_([status.value for status in ACTIVE_STATUSES]),
             )
@@ -279,6 +298,7 @@ class SqlEvaluationQueries(EvaluationQueries):
         groups = (
             await session.execute(
                 sa.select(evaluation_counters.c.status, evaluation_counters.c.language, *sums)
+                .where(evaluation_counters.c.tenant_id == self._tenant)
                 .group_by(evaluation_counters.c.status, evaluation_counters.c.language)
                 .having(sums[0] > 0)
             )
@@ -335,7 +355,7 @@ class SqlEvaluationQueries(EvaluationQueries):
                 .over(order_by=histogram.runtime_ms)
                 .label("cumulative"),
             )
-            .where(histogram.count > 0)
+            .where(histogram.tenant_id == self._tenant, histogram.count > 0)
             .subquery()
         )
         ranks = {p: nearest_rank(p, count) + 1 for p in PERCENTILES}

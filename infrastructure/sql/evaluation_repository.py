@@ -27,6 +27,7 @@ from infrastructure.sql.rows import (
     projection_from_row,
 )
 from infrastructure.sql.tables import evaluations, live_evaluations
+from infrastructure.sql.tenancy import session_tenant
 
 
 class SqlEvaluationRepository(EvaluationRepository):
@@ -36,11 +37,20 @@ class SqlEvaluationRepository(EvaluationRepository):
         self._seal = seal
         self._session = session
 
+    def _is(self, evaluation_id: EvaluationId) -> sa.ColumnElement[bool]:
+        """The record ``evaluation_id`` of the session's tenant."""
+        return sa.and_(
+            evaluations.c.tenant_id == session_tenant(self._session),
+            evaluations.c.id == evaluation_id,
+        )
+
     async def add(self, evaluation: Evaluation) -> None:
         # ON CONFLICT DO NOTHING reports the duplicate without aborting the transaction.
         statement = (
             insert_for(self._session, evaluations)
-            .values(evaluation_values(evaluation, self._seal))
+            .values(
+                tenant_id=session_tenant(self._session), **evaluation_values(evaluation, self._seal)
+            )
             .on_conflict_do_nothing(index_elements=[evaluations.c.id])
         )
         with translate_errors():
@@ -49,15 +59,13 @@ class SqlEvaluationRepository(EvaluationRepository):
             raise DuplicateEvaluationError(evaluation.id)
 
     async def get(self, evaluation_id: EvaluationId) -> Evaluation | None:
-        statement = sa.select(evaluations).where(
-            evaluations.c.id == evaluation_id, live_evaluations
-        )
+        statement = sa.select(evaluations).where(self._is(evaluation_id), live_evaluations)
         with translate_errors():
             row = (await self._session.execute(statement)).mappings().first()
         return None if row is None else evaluation_from_row(row, self._seal)
 
     async def get_any(self, evaluation_id: EvaluationId) -> Evaluation | None:
-        statement = sa.select(evaluations).where(evaluations.c.id == evaluation_id)
+        statement = sa.select(evaluations).where(self._is(evaluation_id))
         with translate_errors():
             row = (await self._session.execute(statement)).mappings().first()
         return None if row is None else evaluation_from_row(row, self._seal)
@@ -66,7 +74,7 @@ class SqlEvaluationRepository(EvaluationRepository):
         self, evaluation_id: EvaluationId, fields: frozenset[str]
     ) -> Projection | None:
         columns = [evaluations.c[name] for name in projection_columns(fields)]
-        statement = sa.select(*columns).where(evaluations.c.id == evaluation_id, live_evaluations)
+        statement = sa.select(*columns).where(self._is(evaluation_id), live_evaluations)
         with translate_errors():
             row = (await self._session.execute(statement)).mappings().first()
         return None if row is None else projection_from_row(row, fields, self._seal)
@@ -76,7 +84,7 @@ class SqlEvaluationRepository(EvaluationRepository):
         del values["id"]
         statement = (
             sa.update(evaluations)
-            .where(evaluations.c.id == evaluation.id, evaluations.c.version == expected_version)
+            .where(self._is(evaluation.id), evaluations.c.version == expected_version)
             .values(values)
         )
         with translate_errors():
@@ -84,7 +92,7 @@ class SqlEvaluationRepository(EvaluationRepository):
             if _rowcount(result) == 1:
                 return
             actual = await self._session.scalar(
-                sa.select(evaluations.c.version).where(evaluations.c.id == evaluation.id)
+                sa.select(evaluations.c.version).where(self._is(evaluation.id))
             )
         if actual is None:
             raise EvaluationNotFoundError(evaluation.id)

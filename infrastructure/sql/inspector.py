@@ -4,7 +4,8 @@ Nothing here reads a whole table, so an inspection costs the same at a thousand 
 million records. Live records and their events come from the counters the write
 triggers keep (migration 0003; ``events`` is the events of live records, as in
 ``/statistics``), soft-deleted records from the index that holds only them (migration
-0006), the oldest live record from one end of the ``created_at`` index, sizes from the
+0006), the oldest live record from one end of each tenant's part of the ``created_at``
+index (migration 0013), sizes from the
 catalog. Rows per table: ``evaluations`` exactly (live + soft-deleted); any other
 table exactly while the catalog puts it under ``EXACT_ROWS_BELOW`` rows, and above
 that PostgreSQL's own running estimate (``pg_stat_get_live_tuples``, which every
@@ -67,15 +68,25 @@ class _Figures:
         """One statement: two sums over the counters, a count over the index of soft-deleted
         records, one end of the ``created_at`` index."""
         counters = evaluation_counters.c
+        # The index leads with the tenant (migration 0013): one end of it per tenant that
+        # the counters know, the oldest of those.
+        tenants = sa.select(counters.tenant_id).distinct().subquery("tenants")
+        oldest_of_tenant = (
+            sa.select(evaluations.c.created_at)
+            .where(evaluations.c.tenant_id == tenants.c.tenant_id, live_evaluations)
+            .order_by(evaluations.c.created_at, evaluations.c.id)
+            .limit(1)
+            .scalar_subquery()
+        )
         return sa.select(
             sa.select(sa.func.sum(counters.evaluations)).scalar_subquery(),
             sa.select(sa.func.sum(counters.events)).scalar_subquery(),
             sa.select(sa.func.count())
             .where(evaluations.c.deleted_at.is_not(None))
             .scalar_subquery(),
-            sa.select(evaluations.c.created_at)
-            .where(live_evaluations)
-            .order_by(evaluations.c.created_at, evaluations.c.id)
+            sa.select(oldest_of_tenant.label("oldest"))
+            .select_from(tenants)
+            .order_by(sa.nulls_last(sa.literal_column("oldest")))
             .limit(1)
             .scalar_subquery(),
         )

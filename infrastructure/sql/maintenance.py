@@ -16,11 +16,13 @@ from application.ports.evaluation_maintenance import (
 )
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
+from domain.tenancy import TenantId
 from infrastructure.crypto.columns import NO_COLUMN_SEAL, ColumnSeal
 from infrastructure.sql.dialect import dialect_name
 from infrastructure.sql.errors import translate_errors
 from infrastructure.sql.rows import evaluation_from_row
 from infrastructure.sql.tables import evaluation_events, evaluations, log_chunks
+from infrastructure.sql.tenancy import session_tenant
 
 
 def subject_condition(subject: SubjectTag, dialect: str) -> sa.ColumnElement[bool]:
@@ -52,8 +54,10 @@ def json_path(key: str) -> str:
     return f'$."{key}"'
 
 
-def selection_condition(selection: PurgeSelection, dialect: str) -> sa.ColumnElement[bool]:
-    """``WHERE`` of ``PurgeSelection.matches``."""
+def selection_condition(
+    tenant: TenantId, selection: PurgeSelection, dialect: str
+) -> sa.ColumnElement[bool]:
+    """``WHERE`` of ``PurgeSelection.matches`` among ``tenant``'s records."""
     live = sa.and_(
         evaluations.c.deleted_at.is_(None),
         evaluations.c.status.in_(sorted(status.value for status in selection.statuses)),
@@ -61,7 +65,9 @@ def selection_condition(selection: PurgeSelection, dialect: str) -> sa.ColumnEle
     kept = live
     if selection.include_deleted:
         kept = sa.or_(live, evaluations.c.deleted_at.is_not(None))
-    condition = sa.and_(evaluations.c.updated_at < selection.updated_before, kept)
+    condition = sa.and_(
+        evaluations.c.tenant_id == tenant, evaluations.c.updated_at < selection.updated_before, kept
+    )
     if selection.subject is not None:
         condition = sa.and_(condition, subject_condition(selection.subject, dialect))
     return condition
@@ -78,7 +84,8 @@ class SqlEvaluationMaintenance(EvaluationMaintenance):
         self, selection: PurgeSelection, limit: int, after: PurgeCursor | None = None
     ) -> builtins.list[Evaluation]:
         dialect = dialect_name(self._session)
-        statement = sa.select(evaluations).where(selection_condition(selection, dialect))
+        tenant = session_tenant(self._session)
+        statement = sa.select(evaluations).where(selection_condition(tenant, selection, dialect))
         if after is not None:
             statement = statement.where(
                 sa.tuple_(evaluations.c.updated_at, evaluations.c.id)
@@ -101,22 +108,27 @@ class SqlEvaluationMaintenance(EvaluationMaintenance):
         if not ids:
             return PurgedRows(evaluation_ids=[], events=0, log_chunks=0)
         dialect = dialect_name(self._session)
-        doomed = sa.select(evaluations.c.id).where(
-            evaluations.c.id.in_(ids), selection_condition(selection, dialect)
-        )
+        tenant = session_tenant(self._session)
+        matches = selection_condition(tenant, selection, dialect)
+        doomed = sa.select(evaluations.c.id).where(evaluations.c.id.in_(ids), matches)
         with translate_errors():
             if dialect == "postgresql":
                 # Lock the rows first: a change committed meanwhile waits, then no longer matches.
                 await self._session.execute(doomed.with_for_update())
             events = await self._delete(
-                sa.delete(evaluation_events).where(evaluation_events.c.evaluation_id.in_(doomed))
+                sa.delete(evaluation_events).where(
+                    evaluation_events.c.tenant_id == tenant,
+                    evaluation_events.c.evaluation_id.in_(doomed),
+                )
             )
             chunks = await self._delete(
-                sa.delete(log_chunks).where(log_chunks.c.evaluation_id.in_(doomed))
+                sa.delete(log_chunks).where(
+                    log_chunks.c.tenant_id == tenant, log_chunks.c.evaluation_id.in_(doomed)
+                )
             )
             gone = await self._session.execute(
                 sa.delete(evaluations)
-                .where(evaluations.c.id.in_(ids), selection_condition(selection, dialect))
+                .where(evaluations.c.id.in_(ids), matches)
                 .returning(evaluations.c.id)
             )
             purged = [EvaluationId(row[0]) for row in gone.all()]
@@ -149,7 +161,10 @@ class SqlEvaluationMaintenance(EvaluationMaintenance):
     async def recently_updated(self, limit: int) -> builtins.list[Evaluation]:
         statement = (
             sa.select(evaluations)
-            .where(evaluations.c.deleted_at.is_(None))
+            .where(
+                evaluations.c.tenant_id == session_tenant(self._session),
+                evaluations.c.deleted_at.is_(None),
+            )
             .order_by(evaluations.c.updated_at.desc(), evaluations.c.id.desc())
             .limit(max(limit, 0))
         )

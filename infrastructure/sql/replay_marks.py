@@ -9,6 +9,7 @@ from application.ports.replay_marks import ReplayMarks
 from infrastructure.sql.dialect import insert_for
 from infrastructure.sql.errors import translate_errors
 from infrastructure.sql.tables import journal_applied
+from infrastructure.sql.tenancy import session_tenant
 
 # Ids per DELETE: ``IN`` binds one parameter each, and SQLite caps the parameters
 # of a statement (999 before 3.32).
@@ -22,7 +23,10 @@ class SqlReplayMarks(ReplayMarks):
         self._session = session
 
     async def is_applied(self, entry_id: str) -> bool:
-        statement = sa.select(sa.literal(1)).where(journal_applied.c.entry_id == entry_id)
+        statement = sa.select(sa.literal(1)).where(
+            journal_applied.c.tenant_id == session_tenant(self._session),
+            journal_applied.c.entry_id == entry_id,
+        )
         with translate_errors():
             found = await self._session.scalar(statement)
         return found is not None
@@ -31,7 +35,7 @@ class SqlReplayMarks(ReplayMarks):
         # ON CONFLICT DO NOTHING: marking twice neither fails nor aborts the transaction.
         statement = (
             insert_for(self._session, journal_applied)
-            .values(entry_id=entry_id)
+            .values(entry_id=entry_id, tenant_id=session_tenant(self._session))
             .on_conflict_do_nothing(index_elements=[journal_applied.c.entry_id])
         )
         with translate_errors():
@@ -43,7 +47,10 @@ class SqlReplayMarks(ReplayMarks):
             for start in range(0, len(ids), FORGET_BATCH):
                 batch = ids[start : start + FORGET_BATCH]
                 await self._session.execute(
-                    sa.delete(journal_applied).where(journal_applied.c.entry_id.in_(batch))
+                    sa.delete(journal_applied).where(
+                        journal_applied.c.tenant_id == session_tenant(self._session),
+                        journal_applied.c.entry_id.in_(batch),
+                    )
                 )
         with translate_errors("commit"):
             await self._session.commit()

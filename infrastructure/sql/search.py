@@ -18,11 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from application.ports.search_texts import SearchTexts
 from application.search import SearchField, SearchText, TextSearch, record_texts
 from domain.identifiers import EvaluationId
+from domain.tenancy import TenantId
 from infrastructure.crypto.columns import NO_COLUMN_SEAL, ColumnSeal
 from infrastructure.sql.dialect import dialect_name
 from infrastructure.sql.errors import translate_errors
 from infrastructure.sql.rows import evaluation_from_row
 from infrastructure.sql.tables import evaluation_events, evaluations, log_chunks, not_sealed
+from infrastructure.sql.tenancy import session_tenant
 
 # SQLite's FTS5 table and whose text each of its rows is (migration 0010): not in the
 # metadata, which cannot create a virtual table.
@@ -100,17 +102,20 @@ class SqlSearchTexts(SearchTexts):
         if not ids:
             return []
         dialect = dialect_name(self._session)
+        tenant = session_tenant(self._session)
         wanted = list(ids)
         found: list[SearchText] = []
         with translate_errors():
             records = await self._session.execute(
-                sa.select(evaluations).where(evaluations.c.id.in_(wanted))
+                sa.select(evaluations).where(
+                    evaluations.c.tenant_id == tenant, evaluations.c.id.in_(wanted)
+                )
             )
             for row in records.mappings():
                 found += record_texts(evaluation_from_row(row, self._seal), search)
             for field in (SearchField.EVENTS, SearchField.LOGS):
                 if search.looks_in(field):
-                    statement = _timeline_texts(field, search, dialect, wanted)
+                    statement = _timeline_texts(field, search, dialect, tenant, wanted)
                     found += [
                         SearchText(
                             evaluation_id=owner, field=field, text=text, start=start, event_id=event
@@ -121,20 +126,28 @@ class SqlSearchTexts(SearchTexts):
 
 
 def _timeline_texts(
-    field: SearchField, search: TextSearch, dialect: str, ids: list[EvaluationId]
+    field: SearchField, search: TextSearch, dialect: str, tenant: TenantId, ids: list[EvaluationId]
 ) -> sa.Select[Any]:
-    """``(evaluation_id, text, start, event_id)`` of the events or log pieces of ``ids``
-    that match."""
+    """``(evaluation_id, text, start, event_id)`` of the events or log pieces of ``tenant``'s
+    ``ids`` that match."""
     if field is SearchField.EVENTS:
         events = evaluation_events.c
         return (
             sa.select(events.evaluation_id, events.message, sa.literal(0), events.event_id)
-            .where(events.evaluation_id.in_(ids), _text_test(search, events.message, dialect))
+            .where(
+                events.tenant_id == tenant,
+                events.evaluation_id.in_(ids),
+                _text_test(search, events.message, dialect),
+            )
             .order_by(events.evaluation_id, events.timestamp, events.id)
         )
     logs = log_chunks.c
     return (
         sa.select(logs.evaluation_id, logs.content, logs.start_offset, sa.null())
-        .where(logs.evaluation_id.in_(ids), _text_test(search, logs.content, dialect))
+        .where(
+            logs.tenant_id == tenant,
+            logs.evaluation_id.in_(ids),
+            _text_test(search, logs.content, dialect),
+        )
         .order_by(logs.evaluation_id, logs.start_offset)
     )

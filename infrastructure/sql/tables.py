@@ -34,6 +34,29 @@ def not_sealed(column: str) -> str:
     return f"left({column}, 7) <> E'\\x1bcrse1:'"
 
 
+# The tenant's rule (``domain.tenancy``) as each database can say it (migration 0013):
+# PostgreSQL's regular expression; on SQLite ``GLOB`` and lengths, bytes counted so that
+# neither a NUL nor a character beyond ASCII passes.
+TENANT_CHECKS = {
+    "postgresql": "tenant_id ~ '^[a-z0-9][a-z0-9_-]{0,62}$'",
+    "sqlite": "tenant_id GLOB '[a-z0-9]*' AND tenant_id NOT GLOB '*[^a-z0-9_-]*' "
+    "AND length(CAST(tenant_id AS BLOB)) BETWEEN 1 AND 63 "
+    "AND length(tenant_id) = length(CAST(tenant_id AS BLOB))",
+}
+
+
+def _tenant() -> list[sa.schema.SchemaItem]:
+    """``tenant_id``: whose row it is (ADR 0032; migration 0013). The constant default
+    names the default tenant, so a writer that names none writes there."""
+    return [
+        sa.Column("tenant_id", sa.String(63), nullable=False, server_default="default"),
+        *(
+            sa.CheckConstraint(condition, name="tenant").ddl_if(dialect=dialect)
+            for dialect, condition in TENANT_CHECKS.items()
+        ),
+    ]
+
+
 def _trigram(table: str, column: str) -> sa.Index:
     """A trigram GIN index for text search, on PostgreSQL only (migrations 0010 and 0012;
     SQLite searches an FTS5 table instead, ``infrastructure.sql.search``)."""
@@ -51,6 +74,7 @@ evaluations = sa.Table(
     "evaluations",
     metadata,
     sa.Column("id", sa.String(255), primary_key=True),
+    *_tenant(),
     sa.Column("code", sa.Text(), nullable=False),
     sa.Column("language", sa.String(50), nullable=False, server_default="python"),
     sa.Column("status", sa.String(50), nullable=False),
@@ -90,10 +114,13 @@ evaluations = sa.Table(
     sa.Column("log_size", sa.BigInteger(), nullable=False, server_default="0"),
     # Events of this record, kept by a trigger (migration 0003) for the statistics counters.
     sa.Column("event_count", sa.BigInteger(), nullable=False, server_default="0"),
+    # Every b-tree below leads with the tenant: one tenant's page, count or range is a
+    # range of its own (migration 0013).
     # A filtered page walks its filter's index in page order (live records only).
     *(
         sa.Index(
             f"idx_evaluations_live_{column}",
+            "tenant_id",
             column,
             sa.text("created_at DESC"),
             sa.text("id DESC"),
@@ -106,6 +133,7 @@ evaluations = sa.Table(
     # total counts a range of it without reading the table (migration 0007).
     sa.Index(
         "idx_evaluations_created_at",
+        "tenant_id",
         sa.text("created_at DESC"),
         sa.text("id DESC"),
         postgresql_where=sa.text("deleted_at IS NULL"),
@@ -114,6 +142,7 @@ evaluations = sa.Table(
     # Soft-deleted records only: the storage overview counts them (migration 0006).
     sa.Index(
         "idx_evaluations_deleted",
+        "tenant_id",
         "deleted_at",
         postgresql_where=sa.text("deleted_at IS NOT NULL"),
         sqlite_where=sa.text("deleted_at IS NOT NULL"),
@@ -122,6 +151,7 @@ evaluations = sa.Table(
     # ``~>=~``/``~<~``, whatever the database's collation), migration 0007.
     sa.Index(
         "idx_evaluations_live_id_pattern",
+        "tenant_id",
         "id",
         postgresql_ops={"id": "text_pattern_ops"},
         postgresql_include=["created_at"],
@@ -159,6 +189,7 @@ evaluation_events = sa.Table(
     "evaluation_events",
     metadata,
     sa.Column("id", AutoId, sa.Identity(), primary_key=True),
+    *_tenant(),
     _owning_evaluation(),
     # Client- or server-chosen id that makes a redelivered append a no-op.
     sa.Column("event_id", sa.String(255), nullable=False),
@@ -168,7 +199,7 @@ evaluation_events = sa.Table(
     sa.Column("metadata", JsonB, nullable=False, server_default="{}"),
     sa.UniqueConstraint("evaluation_id", "event_id", name="uq_events_evaluation_event"),
     # Serves the timeline read: one evaluation, in (timestamp, id) order.
-    sa.Index("idx_events_evaluation_id", "evaluation_id", "timestamp", "id"),
+    sa.Index("idx_events_evaluation_id", "tenant_id", "evaluation_id", "timestamp", "id"),
     sa.Index("idx_events_timestamp", sa.text("timestamp DESC")),
     _trigram("evaluation_events", "message"),
 )
@@ -177,6 +208,7 @@ log_chunks = sa.Table(
     "log_chunks",
     metadata,
     sa.Column("id", AutoId, sa.Identity(), primary_key=True),
+    *_tenant(),
     _owning_evaluation(),
     sa.Column("start_offset", sa.BigInteger(), nullable=False),
     sa.Column("content", sa.Text(), nullable=False),
@@ -192,6 +224,7 @@ audit_log = sa.Table(
     "audit_log",
     metadata,
     sa.Column("id", AutoId, sa.Identity(), primary_key=True),
+    *_tenant(),
     sa.Column("at", DateTimeUTC(), nullable=False),
     sa.Column("actor", sa.String(100), nullable=False),
     sa.Column("action", sa.String(50), nullable=False),
@@ -204,11 +237,11 @@ audit_log = sa.Table(
     sa.Column("status", sa.String(50)),
     sa.Column("version", sa.BigInteger()),
     sa.Column("txid", sa.BigInteger(), nullable=False, server_default="0"),
-    sa.Index("idx_audit_log_feed", "txid", "id"),
-    # Keyset pages (id DESC) filtered by evaluation, actor or action.
-    sa.Index("idx_audit_log_evaluation_id", "evaluation_id", "id"),
-    sa.Index("idx_audit_log_actor", "actor", "id"),
-    sa.Index("idx_audit_log_action", "action", "id"),
+    sa.Index("idx_audit_log_feed", "tenant_id", "txid", "id"),
+    # Keyset pages (id DESC) filtered by evaluation, actor or action, of one tenant.
+    sa.Index("idx_audit_log_evaluation_id", "tenant_id", "evaluation_id", "id"),
+    sa.Index("idx_audit_log_actor", "tenant_id", "actor", "id"),
+    sa.Index("idx_audit_log_action", "tenant_id", "action", "id"),
     sa.Index("idx_audit_log_at", "at"),
 )
 
@@ -219,6 +252,7 @@ idempotency_keys = sa.Table(
     metadata,
     sa.Column("caller", sa.String(100), primary_key=True),
     sa.Column("key", sa.String(255), primary_key=True),
+    *_tenant(),
     sa.Column("fingerprint", sa.String(64)),
     sa.Column("status", sa.Integer()),
     sa.Column("headers", JsonB),
@@ -229,7 +263,7 @@ idempotency_keys = sa.Table(
 )
 
 # Statistics of live records, kept by triggers in the transaction of every write
-# (migration 0003): per (status, language) and shard, summed on read.
+# (migration 0003): per tenant, (status, language) and shard (migration 0013), summed on read.
 COUNTER_NAMES = (
     "evaluations",
     "runtime_count",
@@ -246,6 +280,10 @@ COUNTER_NAMES = (
 evaluation_counters = sa.Table(
     "evaluation_counters",
     metadata,
+    sa.Column(
+        "tenant_id", sa.String(63), primary_key=True, nullable=False, server_default="default"
+    ),
+    *_tenant()[1:],
     sa.Column("status", sa.String(50), primary_key=True),
     sa.Column("language", sa.String(50), primary_key=True),
     sa.Column("shard", sa.SmallInteger(), primary_key=True),
@@ -258,9 +296,14 @@ evaluation_counters = sa.Table(
 # How many live records have each runtime, bucketed since migration 0006 (ADR 0017): one
 # row per millisecond below 1,024 ms, then 128 buckets per power of two (each under 0.8 %
 # of its runtimes wide), keyed by their lower bound; percentiles without sorting the records.
+# One histogram per tenant (migration 0013).
 evaluation_runtimes = sa.Table(
     "evaluation_runtimes",
     metadata,
+    sa.Column(
+        "tenant_id", sa.String(63), primary_key=True, nullable=False, server_default="default"
+    ),
+    *_tenant()[1:],
     sa.Column("runtime_ms", sa.Integer(), primary_key=True, autoincrement=False),
     sa.Column("count", sa.BigInteger(), nullable=False, server_default="0"),
 )
@@ -271,6 +314,7 @@ journal_applied = sa.Table(
     "journal_applied",
     metadata,
     sa.Column("entry_id", sa.String(64), primary_key=True),
+    *_tenant(),
     sa.Column("applied_at", DateTimeUTC(), nullable=False, server_default=sa.func.now()),
 )
 

@@ -17,6 +17,7 @@ from infrastructure.sql.dialect import insert_for
 from infrastructure.sql.errors import translate_errors
 from infrastructure.sql.rows import Row
 from infrastructure.sql.tables import evaluation_events, evaluations, live_evaluations, log_chunks
+from infrastructure.sql.tenancy import session_tenant
 
 
 def event_row(evaluation_id: str, event_id: str) -> str:
@@ -69,20 +70,34 @@ class SqlEventLog(EventLog):
 
     async def append(self, event: EvaluationEvent) -> bool:
         c = evaluation_events.c
+        tenant = session_tenant(self._session)
         # INSERT ... SELECT from the live record: a missing parent inserts nothing
         # instead of aborting the transaction with a foreign-key error.
         source = sa.select(
+            evaluations.c.tenant_id,
             evaluations.c.id,
             sa.literal(event.event_id, c.event_id.type),
             sa.literal(event.event_type, c.event_type.type),
             sa.literal(event.timestamp, c.timestamp.type),
             sa.literal(sealed_message(event, self._seal), c.message.type),
             sa.literal(event.metadata, c.metadata.type),
-        ).where(evaluations.c.id == event.evaluation_id, live_evaluations)
+        ).where(
+            evaluations.c.tenant_id == tenant,
+            evaluations.c.id == event.evaluation_id,
+            live_evaluations,
+        )
         statement = (
             insert_for(self._session, evaluation_events)
             .from_select(
-                [c.evaluation_id, c.event_id, c.event_type, c.timestamp, c.message, c.metadata],
+                [
+                    c.tenant_id,
+                    c.evaluation_id,
+                    c.event_id,
+                    c.event_type,
+                    c.timestamp,
+                    c.message,
+                    c.metadata,
+                ],
                 source,
             )
             .on_conflict_do_nothing(index_elements=[c.evaluation_id, c.event_id])
@@ -93,7 +108,9 @@ class SqlEventLog(EventLog):
                 return True
             parent = await self._session.scalar(
                 sa.select(evaluations.c.id).where(
-                    evaluations.c.id == event.evaluation_id, live_evaluations
+                    evaluations.c.tenant_id == tenant,
+                    evaluations.c.id == event.evaluation_id,
+                    live_evaluations,
                 )
             )
         if parent is None:
@@ -103,7 +120,10 @@ class SqlEventLog(EventLog):
     async def list(self, evaluation_id: EvaluationId) -> builtins.list[EvaluationEvent]:
         statement = (
             sa.select(evaluation_events)
-            .where(evaluation_events.c.evaluation_id == evaluation_id)
+            .where(
+                evaluation_events.c.tenant_id == session_tenant(self._session),
+                evaluation_events.c.evaluation_id == evaluation_id,
+            )
             .order_by(evaluation_events.c.timestamp, evaluation_events.c.id)
         )
         with translate_errors():
@@ -130,9 +150,10 @@ class SqlLogStore(LogStore):
     ) -> AppendedLog:
         size = len(content.encode("utf-8"))
         c = evaluations.c
+        tenant = session_tenant(self._session)
         reserve = (
             sa.update(evaluations)
-            .where(c.id == evaluation_id, live_evaluations)
+            .where(c.tenant_id == tenant, c.id == evaluation_id, live_evaluations)
             .values(
                 log_size=c.log_size + size,
                 last_update=last_update,
@@ -149,6 +170,7 @@ class SqlLogStore(LogStore):
             if size:
                 await self._session.execute(
                     sa.insert(log_chunks).values(
+                        tenant_id=tenant,
                         evaluation_id=evaluation_id,
                         start_offset=offset,
                         content=self._seal.one(log_row(evaluation_id, offset), "content", content),
@@ -164,14 +186,17 @@ class SqlLogStore(LogStore):
         if offset < 0:
             raise InvalidRequestError("offset", "must be zero or positive")
         c = log_chunks.c
+        mine = sa.and_(
+            c.tenant_id == session_tenant(self._session), c.evaluation_id == evaluation_id
+        )
         first = (
             sa.select(sa.func.max(c.start_offset))
-            .where(c.evaluation_id == evaluation_id, c.start_offset <= offset)
+            .where(mine, c.start_offset <= offset)
             .scalar_subquery()
         )
         statement = (
             sa.select(c.start_offset, c.content)
-            .where(c.evaluation_id == evaluation_id, c.start_offset >= sa.func.coalesce(first, 0))
+            .where(mine, c.start_offset >= sa.func.coalesce(first, 0))
             .order_by(c.start_offset)
         )
         with translate_errors():

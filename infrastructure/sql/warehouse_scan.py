@@ -18,6 +18,7 @@ from infrastructure.crypto.columns import NO_COLUMN_SEAL, ColumnSeal
 from infrastructure.sql.errors import translate_errors
 from infrastructure.sql.rows import evaluation_from_row
 from infrastructure.sql.tables import evaluation_events, evaluations, log_chunks
+from infrastructure.sql.tenancy import session_tenant
 from infrastructure.sql.timeline import event_from_row
 
 BATCH = 2000
@@ -30,9 +31,14 @@ class SqlWarehouseScan(WarehouseScan):
         self._seal = seal
         self._session = session
 
+    @property
+    def _live(self) -> sa.ColumnElement[bool]:
+        """The session's tenant's live records."""
+        return sa.and_(evaluations.c.tenant_id == session_tenant(self._session), _LIVE)
+
     async def _page(self, after: tuple[object, str] | None) -> list[sa.RowMapping]:
         c = evaluations.c
-        statement = sa.select(evaluations).where(_LIVE).order_by(*_NEWEST_FIRST).limit(BATCH)
+        statement = sa.select(evaluations).where(self._live).order_by(*_NEWEST_FIRST).limit(BATCH)
         if after is not None:
             created_at, evaluation_id = after
             statement = statement.where(
@@ -58,7 +64,7 @@ class SqlWarehouseScan(WarehouseScan):
     async def current(
         self, changed: Mapping[str, str], promoted: Sequence[str]
     ) -> tuple[RowBatch, set[str]]:
-        statement = sa.select(evaluations).where(_LIVE, evaluations.c.id.in_(list(changed)))
+        statement = sa.select(evaluations).where(self._live, evaluations.c.id.in_(list(changed)))
         with translate_errors():
             found = (await self._session.execute(statement)).mappings().all()
         rows = [
@@ -69,8 +75,14 @@ class SqlWarehouseScan(WarehouseScan):
 
     def _timeline_rows(self, table: Table) -> tuple[sa.Table, sa.Select[Any]]:
         source = evaluation_events if table is Table.EVENTS else log_chunks
-        joined = source.join(evaluations, evaluations.c.id == source.c.evaluation_id)
-        return source, sa.select(source).select_from(joined).where(_LIVE)
+        joined = source.join(
+            evaluations,
+            sa.and_(
+                evaluations.c.tenant_id == source.c.tenant_id,
+                evaluations.c.id == source.c.evaluation_id,
+            ),
+        )
+        return source, sa.select(source).select_from(joined).where(self._live)
 
     async def _timeline_page(self, statement: sa.Select[Any]) -> list[sa.RowMapping]:
         with translate_errors():

@@ -32,6 +32,7 @@ from application.services.payloads import PayloadStore
 from application.services.publisher import RecordPublisher
 from application.use_cases.update_evaluation import ChangeApplier, ConflictBudget, RecordWriter
 from domain.audit import AuditContext
+from domain.tenancy import DEFAULT_TENANT
 from infrastructure.files.idempotency import FileIdempotencyStore
 from infrastructure.files.journal import FileJournal
 from infrastructure.memory.audit import MemoryAuditLog
@@ -158,4 +159,5 @@ class ScratchProvider(Provider):
 
     @provide(scope=Scope.REQUEST, override=True)
     def audit_context(self) -> AuditContext:
-        return AuditContext(actor="journal")
+        # Journaled writes are the default tenant's until entries carry one (ADR 0032).
+        return AuditContext(actor="journal", tenant=DEFAULT_TENANT)

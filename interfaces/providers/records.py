@@ -6,7 +6,6 @@ import asyncpg
 from dishka import (
     Provider,
     Scope,
-    alias,
     provide,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -26,6 +25,7 @@ from application.ports.sealed_blobs import SealedRows
 from application.ports.search_texts import SearchTexts
 from application.ports.unit_of_work import UnitOfWork
 from application.ports.warehouse import WarehouseScan
+from domain.tenancy import TenantId
 from infrastructure.memory.audit import MemoryAuditLog
 from infrastructure.memory.changes import MemoryChangeFeed
 from infrastructure.memory.evaluations import (
@@ -64,6 +64,7 @@ from infrastructure.sql.maintenance import SqlEvaluationMaintenance
 from infrastructure.sql.replay_marks import SqlReplayMarks
 from infrastructure.sql.sealed_rows import SqlSealedRows
 from infrastructure.sql.search import SqlSearchTexts
+from infrastructure.sql.tenancy import bind_tenant
 from infrastructure.sql.timeline import SqlEventLog, SqlLogStore
 from infrastructure.sql.unit_of_work import SqlUnitOfWork
 from infrastructure.sql.warehouse_scan import SqlWarehouseScan
@@ -90,10 +91,11 @@ class SqlProvider(Provider):
 
     @provide(scope=Scope.REQUEST)
     async def session(
-        self, session_maker: async_sessionmaker[AsyncSession]
+        self, session_maker: async_sessionmaker[AsyncSession], tenant: TenantId
     ) -> AsyncIterator[AsyncSession]:
+        """The request's session, every statement of it the request's tenant's."""
         async with session_maker() as session:
-            yield session
+            yield bind_tenant(session, tenant)
 
     queries = provide(SqlEvaluationQueries, provides=EvaluationQueries, scope=Scope.REQUEST)
     sealed_rows = provide(SqlSealedRows, provides=SealedRows, scope=Scope.APP)
@@ -142,9 +144,12 @@ class PostgresWritePathsProvider(Provider):
 
     @provide(scope=Scope.REQUEST)
     async def transaction(
-        self, pool: asyncpg.Pool, settings: Settings
+        self, pool: asyncpg.Pool, settings: Settings, tenant: TenantId
     ) -> AsyncIterator[PgTransaction]:
-        transaction = PgTransaction(pool, acquire_timeout_s=settings.database.connect_timeout_s)
+        """The request's unit of work, every statement of it the request's tenant's."""
+        transaction = PgTransaction(
+            pool, acquire_timeout_s=settings.database.connect_timeout_s, tenant=tenant
+        )
         try:
             yield transaction
         finally:
@@ -184,7 +189,11 @@ class PostgresWritePathsProvider(Provider):
 
 
 class MemoryRecordsProvider(Provider):
-    """Records in process memory (``STORAGE_BACKEND=memory``): fast, not durable."""
+    """Records in process memory (``STORAGE_BACKEND=memory``): fast, not durable.
+
+    The request's adapters are made for the request's tenant, on its tables, trail and
+    marks alone.
+    """
 
     database = provide(MemoryDatabase, scope=Scope.APP)
     repository = provide(
@@ -198,11 +207,23 @@ class MemoryRecordsProvider(Provider):
         MemoryEvaluationMaintenance, provides=EvaluationMaintenance, scope=Scope.REQUEST
     )
     audit_entries = provide(MemoryAuditLog, scope=Scope.APP)
-    audit_log = alias(source=MemoryAuditLog, provides=AuditLog)
-    changes = provide(MemoryChangeFeed, provides=ChangeFeed, scope=Scope.APP)
-    warehouse = provide(MemoryWarehouseScan, provides=WarehouseScan, scope=Scope.APP)
-    search_texts = provide(MemorySearchTexts, provides=SearchTexts, scope=Scope.APP)
-    marks = provide(MemoryReplayMarks, provides=ReplayMarks, scope=Scope.APP)
+
+    @provide(scope=Scope.REQUEST)
+    def audit_log(self, entries: MemoryAuditLog, tenant: TenantId) -> AuditLog:
+        return entries.of(tenant)
+
+    @provide(scope=Scope.REQUEST)
+    def changes(self, entries: MemoryAuditLog, tenant: TenantId) -> ChangeFeed:
+        return MemoryChangeFeed(entries.of(tenant))
+
+    warehouse = provide(MemoryWarehouseScan, provides=WarehouseScan, scope=Scope.REQUEST)
+    search_texts = provide(MemorySearchTexts, provides=SearchTexts, scope=Scope.REQUEST)
+    applied_marks = provide(MemoryReplayMarks, scope=Scope.APP)
+
+    @provide(scope=Scope.REQUEST)
+    def marks(self, applied: MemoryReplayMarks, tenant: TenantId) -> ReplayMarks:
+        return applied.of(tenant)
+
     idempotency = provide(MemoryIdempotencyStore, provides=IdempotencyStore, scope=Scope.APP)
     planner = provide(NoPlannerStatistics, provides=PlannerStatistics, scope=Scope.APP)
     inspector = provide(MemoryDatabaseInspector, provides=DatabaseInspector, scope=Scope.APP)

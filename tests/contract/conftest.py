@@ -30,6 +30,7 @@ from application.ports.unit_of_work import UnitOfWork
 from application.ports.warehouse import WarehouseScan
 from domain.evaluation import Evaluation
 from domain.identifiers import parse_evaluation_id
+from domain.tenancy import DEFAULT_TENANT, TenantId
 from infrastructure.crypto.lines import LineSeal
 from infrastructure.files.journal import FileJournal
 from infrastructure.memory.audit import MemoryAuditLog
@@ -60,6 +61,7 @@ from infrastructure.sql.evaluation_repository import SqlEvaluationRepository
 from infrastructure.sql.inspector import SqlDatabaseInspector
 from infrastructure.sql.search import SqlSearchTexts
 from infrastructure.sql.tables import ALL_TABLES
+from infrastructure.sql.tenancy import bind_tenant
 from infrastructure.sql.timeline import SqlEventLog, SqlLogStore
 from infrastructure.sql.unit_of_work import SqlUnitOfWork
 from infrastructure.sql.warehouse_scan import SqlWarehouseScan
@@ -89,7 +91,9 @@ class PortStore(Protocol):
     kind: str
     inspector: BackendInspector
 
-    def session(self) -> AbstractAsyncContextManager[Ports]: ...
+    def session(self, tenant: TenantId = DEFAULT_TENANT) -> AbstractAsyncContextManager[Ports]:
+        """One request of ``tenant`` (its every adapter made for it, as the container does)."""
+        ...
 
 
 class MemoryPortStore:
@@ -101,21 +105,22 @@ class MemoryPortStore:
         self.audit = MemoryAuditLog()
 
     @asynccontextmanager
-    async def session(self) -> AsyncIterator[Ports]:
+    async def session(self, tenant: TenantId = DEFAULT_TENANT) -> AsyncIterator[Ports]:
         db = self.database
         uow = MemoryUnitOfWork()
-        queries = MemoryEvaluationQueries(db)
+        queries = MemoryEvaluationQueries(db, tenant)
+        audit = self.audit.of(tenant)
         yield Ports(
-            MemoryEvaluationRepository(db),
+            MemoryEvaluationRepository(db, tenant),
             queries,
-            MemoryEventLog(db),
-            MemoryLogStore(db),
+            MemoryEventLog(db, tenant),
+            MemoryLogStore(db, tenant),
             uow,
-            self.audit,
+            audit,
             queries,
-            MemoryChangeFeed(self.audit),
-            MemoryWarehouseScan(db),
-            MemorySearchTexts(db),
+            MemoryChangeFeed(audit),
+            MemoryWarehouseScan(db, tenant),
+            MemorySearchTexts(db, tenant),
         )
         await uow.commit()
 
@@ -133,8 +138,9 @@ class SqlPortStore:
         await self.engine.dispose()
 
     @asynccontextmanager
-    async def session(self) -> AsyncIterator[Ports]:
+    async def session(self, tenant: TenantId = DEFAULT_TENANT) -> AsyncIterator[Ports]:
         async with self.session_maker() as session:
+            bind_tenant(session, tenant)
             uow = SqlUnitOfWork(session)
             queries = SqlEvaluationQueries(session)
             yield Ports(
@@ -161,9 +167,10 @@ class PgPortStore(SqlPortStore):
         self.url = url
 
     @asynccontextmanager
-    async def session(self) -> AsyncIterator[Ports]:
+    async def session(self, tenant: TenantId = DEFAULT_TENANT) -> AsyncIterator[Ports]:
         async with self.session_maker() as session:
-            transaction = PgTransaction(self.pool, acquire_timeout_s=10)
+            bind_tenant(session, tenant)
+            transaction = PgTransaction(self.pool, acquire_timeout_s=10, tenant=tenant)
             try:
                 yield Ports(
                     PgEvaluationRepository(transaction),

@@ -15,12 +15,14 @@ from application.ports.evaluation_maintenance import (
 from application.ports.unit_of_work import UnitOfWork
 from domain.identifiers import EvaluationId
 from domain.status import TERMINAL_STATUSES, EvaluationStatus
+from domain.tenancy import DEFAULT_TENANT
 from domain.timeline import EvaluationEvent
 from infrastructure.memory.maintenance import MemoryEvaluationMaintenance
 from infrastructure.memory.unit_of_work import MemoryUnitOfWork
 from infrastructure.postgres.maintenance import PgEvaluationMaintenance
 from infrastructure.postgres.transaction import PgTransaction
 from infrastructure.sql.maintenance import SqlEvaluationMaintenance
+from infrastructure.sql.tenancy import bind_tenant
 from infrastructure.sql.unit_of_work import SqlUnitOfWork
 from tests.contract.conftest import (
     BASE_TIME,
@@ -45,9 +47,9 @@ async def maintenance(
 ) -> AsyncIterator[tuple[EvaluationMaintenance, UnitOfWork]]:
     """The adapter the service wires for ``store``, on one scope committing on a clean exit."""
     if isinstance(store, MemoryPortStore):
-        yield MemoryEvaluationMaintenance(store.database), MemoryUnitOfWork()
+        yield MemoryEvaluationMaintenance(store.database, DEFAULT_TENANT), MemoryUnitOfWork()
     elif isinstance(store, PgPortStore):
-        transaction = PgTransaction(store.pool, acquire_timeout_s=10)
+        transaction = PgTransaction(store.pool, acquire_timeout_s=10, tenant=DEFAULT_TENANT)
         try:
             yield PgEvaluationMaintenance(transaction), transaction
             if commit:
@@ -57,6 +59,7 @@ async def maintenance(
     else:
         assert isinstance(store, SqlPortStore)
         async with store.session_maker() as session:
+            bind_tenant(session, DEFAULT_TENANT)
             uow = SqlUnitOfWork(session)
             yield SqlEvaluationMaintenance(session), uow
             if commit:

@@ -14,8 +14,10 @@ from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from domain.payload import PayloadLocation, StoredPayload
 from domain.status import EvaluationStatus
+from domain.tenancy import DEFAULT_TENANT
 from infrastructure.sql.engine import create_engine, create_session_maker
 from infrastructure.sql.evaluation_repository import SqlEvaluationRepository
+from infrastructure.sql.tenancy import bind_tenant
 from interfaces.settings import DatabaseSettings
 from tests.contract.conftest import BASE_TIME, Ports, PortStore, make_evaluation
 
@@ -193,6 +195,7 @@ async def test_unreachable_database_is_backend_unavailable(anyio_backend: str) -
     engine = create_engine(settings)
     try:
         async with create_session_maker(engine)() as session:
+            bind_tenant(session, DEFAULT_TENANT)
             with pytest.raises(BackendUnavailableError) as info:
                 await SqlEvaluationRepository(session).get(EvaluationId("x"))
     finally:

@@ -15,6 +15,7 @@ import pytest
 
 from application.ports.change_feed import ChangeQuery
 from domain.changes import Change, ChangeCursor
+from domain.tenancy import DEFAULT_TENANT
 from infrastructure.postgres.changes import PgChangeFeed
 from infrastructure.postgres.pool import create_pool
 from infrastructure.postgres.transaction import PgTransaction
@@ -40,7 +41,7 @@ async def pool(migrated_postgres_url: str) -> AsyncIterator["asyncpg.Pool[asyncp
 async def _read(
     pool: "asyncpg.Pool[asyncpg.Record]", after: ChangeCursor | None, limit: int = 100
 ) -> tuple[list[Change], ChangeCursor | None]:
-    transaction = PgTransaction(pool, acquire_timeout_s=5)
+    transaction = PgTransaction(pool, acquire_timeout_s=5, tenant=DEFAULT_TENANT)
     try:
         page = await PgChangeFeed(transaction).read(ChangeQuery(after=after, limit=limit))
     finally:

@@ -17,6 +17,7 @@ from application.use_cases.update_evaluation import RecordWriter
 from domain.audit import AuditAction, AuditContext
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
+from domain.tenancy import DEFAULT_TENANT
 from infrastructure.postgres.transaction import PgTransaction
 from interfaces.providers import build_providers
 from interfaces.settings import (
@@ -55,7 +56,7 @@ async def pool(app: AsyncContainer) -> "asyncpg.Pool[asyncpg.Record]":
 class Overrides(Provider):
     @provide(scope=Scope.REQUEST, override=True)
     def audit_context(self) -> AuditContext:
-        return AuditContext(actor="t")
+        return AuditContext(actor="t", tenant=DEFAULT_TENANT)
 
 
 class Request:

@@ -12,6 +12,7 @@ from application.errors import DuplicateEvaluationError, VersionConflictError
 from domain.audit import AuditAction, AuditEntry
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
+from domain.tenancy import DEFAULT_TENANT
 from infrastructure.postgres.audit import PgAuditLog
 from infrastructure.postgres.evaluations import PgEvaluationRepository
 from infrastructure.postgres.pool import create_pool
@@ -31,8 +32,8 @@ async def two_requests(migrated_postgres_url: str) -> AsyncIterator[TwoRequests]
     """A pool of one connection and two requests' units of work on it, closed at the end."""
     pool = await create_pool(DatabaseSettings(url=migrated_postgres_url, pool_size=1))
     try:
-        first = PgTransaction(pool, acquire_timeout_s=1)
-        second = PgTransaction(pool, acquire_timeout_s=1)
+        first = PgTransaction(pool, acquire_timeout_s=1, tenant=DEFAULT_TENANT)
+        second = PgTransaction(pool, acquire_timeout_s=1, tenant=DEFAULT_TENANT)
         try:
             yield pool, first, second
         finally:
@@ -102,7 +103,7 @@ async def _audited(pool: "asyncpg.Pool[asyncpg.Record]", evaluation_id: str) -> 
 @asynccontextmanager
 async def _unit(pool: "asyncpg.Pool[asyncpg.Record]") -> AsyncIterator[PgTransaction]:
     """One request's unit of work on ``pool``, closed whatever happens."""
-    transaction = PgTransaction(pool, acquire_timeout_s=1)
+    transaction = PgTransaction(pool, acquire_timeout_s=1, tenant=DEFAULT_TENANT)
     try:
         yield transaction
     finally:

@@ -8,11 +8,13 @@ import pytest
 
 from application.ports.replay_marks import ReplayMarks
 from application.ports.unit_of_work import UnitOfWork
+from domain.tenancy import DEFAULT_TENANT
 from infrastructure.memory.replay_marks import MemoryReplayMarks
 from infrastructure.memory.unit_of_work import MemoryUnitOfWork
 from infrastructure.postgres.replay_marks import PgReplayMarks
 from infrastructure.postgres.transaction import PgTransaction
 from infrastructure.sql.replay_marks import FORGET_BATCH, SqlReplayMarks
+from infrastructure.sql.tenancy import bind_tenant
 from infrastructure.sql.unit_of_work import SqlUnitOfWork
 from tests.contract.conftest import PgPortStore, PortStore, SqlPortStore
 
@@ -41,7 +43,7 @@ class MarksStore:
         """Commit on a clean exit, as a use case commits through the unit of work."""
         backend = self.backend
         if isinstance(backend, PgPortStore):
-            transaction = PgTransaction(backend.pool, acquire_timeout_s=10)
+            transaction = PgTransaction(backend.pool, acquire_timeout_s=10, tenant=DEFAULT_TENANT)
             try:
                 yield Scope(PgReplayMarks(transaction), transaction)
                 await transaction.commit()
@@ -49,6 +51,7 @@ class MarksStore:
                 await transaction.close()
         elif isinstance(backend, SqlPortStore):
             async with backend.session_maker() as session:
+                bind_tenant(session, DEFAULT_TENANT)
                 uow = SqlUnitOfWork(session)
                 yield Scope(SqlReplayMarks(session), uow)
                 await uow.commit()

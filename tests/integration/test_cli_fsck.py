@@ -19,7 +19,9 @@ from application.errors import JournalPendingError
 from application.intents import CreateIntent, JournalEntry
 from application.use_cases.check_storage import CheckStorage
 from domain.identifiers import EvaluationId
+from domain.tenancy import DEFAULT_TENANT
 from infrastructure.files.journal import FileJournal
+from interfaces import acting
 from interfaces.cli import main
 from interfaces.providers import build_providers
 from interfaces.settings import Settings, StorageBackend
@@ -134,10 +136,12 @@ def test_fsck_fix_is_refused_by_the_check_while_the_journal_holds_writes(
             *build_providers(backend_settings), context={Settings: backend_settings}
         )
         try:
-            async with container() as request:
-                check = await request.get(CheckStorage)
-                with pytest.raises(JournalPendingError):
-                    await check.execute(fix=True, grace=timedelta(0))
+            # As the CLI's fsck runs it: for the default tenant.
+            with acting.acting_as(acting.system_for(DEFAULT_TENANT)):
+                async with container() as request:
+                    check = await request.get(CheckStorage)
+                    with pytest.raises(JournalPendingError):
+                        await check.execute(fix=True, grace=timedelta(0))
                 found = await check.execute(grace=timedelta(0))  # looking is still allowed
         finally:
             await container.close()

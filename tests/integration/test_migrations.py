@@ -15,11 +15,13 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from click.testing import CliRunner
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from infrastructure.sql.migrate import alembic_config, downgrade, upgrade, upgrade_engine
 from infrastructure.sql.tables import ALL_TABLES, metadata
+from interfaces.cli import main as cli
 from tests.services import temporary_postgres_database
 
 TABLES = {table.name for table in ALL_TABLES}
@@ -146,3 +148,118 @@ def test_upgrade_engine_runs_inside_an_event_loop(tmp_path: Path) -> None:
             await engine.dispose()
 
     assert asyncio.run(run()) >= TABLES
+
+
+def _run(url: str, *statements: str) -> list[tuple[Any, ...]]:
+    """Run ``statements`` in one transaction; the rows of the last one (none for a write)."""
+
+    def run(connection: Connection) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = []
+        for statement in statements:
+            result = connection.execute(sa.text(statement))
+            rows = [tuple(row) for row in result] if result.returns_rows else []
+        connection.commit()
+        return rows
+
+    return list(_inspect(url, run))
+
+
+# Rows of every table as migration 0012 left them, each counter moved by its trigger.
+ROWS_AT_0012 = [
+    "INSERT INTO evaluations (id, code, status, runtime_ms) VALUES ('a', 'x', 'completed', 5)",
+    "INSERT INTO evaluations (id, code, status, language, runtime_ms) "
+    "VALUES ('b', 'y', 'failed', 'rust', 2000)",
+    "INSERT INTO evaluations (id, code, status, deleted_at) "
+    "VALUES ('c', 'z', 'completed', CURRENT_TIMESTAMP)",
+    "INSERT INTO evaluation_events (evaluation_id, event_id, event_type, message) "
+    "VALUES ('a', 'e1', 'started', 'm')",
+    "INSERT INTO log_chunks (evaluation_id, start_offset, content) VALUES ('a', 0, 'hello')",
+    "UPDATE evaluations SET log_size = 5 WHERE id = 'a'",
+    "INSERT INTO audit_log (at, actor, action, evaluation_id) "
+    "VALUES (CURRENT_TIMESTAMP, 'k', 'create', 'a')",
+    "INSERT INTO idempotency_keys (caller, key, expires_at, lease_until) "
+    "VALUES ('k', 'i', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+    "INSERT INTO journal_applied (entry_id) VALUES ('j1')",
+]
+COUNTED = (
+    "SUM(evaluations), SUM(runtime_count), SUM(runtime_sum), SUM(events), SUM(log_bytes), "
+    "SUM(inline_payloads)"
+)
+COUNTERS = (
+    f"SELECT status, language, {COUNTED} FROM evaluation_counters "
+    "GROUP BY status, language HAVING SUM(evaluations) <> 0 ORDER BY status, language"
+)
+TENANT_COUNTERS = (
+    f"SELECT tenant_id, status, language, {COUNTED} FROM evaluation_counters "
+    "GROUP BY tenant_id, status, language HAVING SUM(evaluations) <> 0 "
+    "ORDER BY tenant_id, status, language"
+)
+RUNTIMES = "SELECT runtime_ms, SUM(count) FROM evaluation_runtimes GROUP BY runtime_ms "
+TENANT_RUNTIMES = (
+    "SELECT tenant_id, runtime_ms, SUM(count) FROM evaluation_runtimes "
+    "GROUP BY tenant_id, runtime_ms HAVING SUM(count) <> 0 ORDER BY tenant_id, runtime_ms"
+)
+
+
+def test_migrate_from_0012_puts_existing_rows_in_the_default_tenant(
+    empty_database_url: str,
+) -> None:
+    """``storage-service migrate`` over a database at 0012 that holds rows: every row
+    becomes the default tenant's, its counters too; afterwards the counters keep each
+    tenant apart, the tenant's rule is enforced, and a downgrade counts them together."""
+    url = empty_database_url
+    upgrade(url, "0012")
+    _run(url, *ROWS_AT_0012)
+    counted = _run(url, COUNTERS)
+    runtimes = _run(url, RUNTIMES + "HAVING SUM(count) <> 0 ORDER BY runtime_ms")
+    assert counted == [
+        ("completed", "python", 1, 1, 5, 1, 5, 0),
+        ("failed", "rust", 1, 1, 2000, 0, 0, 0),
+    ]
+
+    migrated = CliRunner().invoke(cli, ["migrate"], env={"DATABASE_URL": url})
+    assert migrated.exit_code == 0, migrated.output
+    assert _inspect(url, _current) == _revisions()[-1]
+
+    for table in TABLES:
+        assert _run(url, f"SELECT DISTINCT tenant_id FROM {table}") == [("default",)], table
+    assert _run(url, TENANT_COUNTERS) == [("default", *row) for row in counted]
+    assert _run(url, TENANT_RUNTIMES) == [("default", *row) for row in runtimes]
+
+    # Another tenant's record is counted apart, through insert, update and delete.
+    _run(
+        url,
+        "INSERT INTO evaluations (tenant_id, id, code, status, runtime_ms) "
+        "VALUES ('acme', 'd', 'w', 'completed', 7)",
+        "INSERT INTO evaluations (tenant_id, id, code, status, runtime_ms) "
+        "VALUES ('acme', 'e', 'v', 'queued', NULL)",
+        "UPDATE evaluations SET status = 'running' WHERE id = 'e'",
+        "INSERT INTO evaluations (tenant_id, id, code, status) VALUES ('acme', 'f', 'u', 'queued')",
+        "DELETE FROM evaluations WHERE id = 'f'",
+    )
+    assert _run(url, TENANT_COUNTERS) == [
+        ("acme", "completed", "python", 1, 1, 7, 0, 0, 0),
+        ("acme", "running", "python", 1, 0, 0, 0, 0, 0),
+        *[("default", *row) for row in counted],
+    ]
+    assert _run(url, TENANT_RUNTIMES) == [
+        ("acme", 7, 1),
+        *[("default", *row) for row in runtimes],
+    ]
+    for tenant in ("", "Acme", "a/b", "a:b", "-a", "a" * 64, "é"):
+        with pytest.raises(sa.exc.DBAPIError):  # the CHECK (or, 64 long, the type)
+            _run(url, f"INSERT INTO journal_applied (tenant_id, entry_id) VALUES ('{tenant}', 'x')")
+    _run(url, f"INSERT INTO journal_applied (tenant_id, entry_id) VALUES ('{'a' * 63}', 'x')")
+
+    assert [row[:3] for row in counted] == [("completed", "python", 1), ("failed", "rust", 1)]
+    downgrade(url, "0012")
+    assert _run(url, COUNTERS) == [
+        ("completed", "python", 2, 2, 12, 1, 5, 0),
+        ("failed", "rust", 1, 1, 2000, 0, 0, 0),
+        ("running", "python", 1, 0, 0, 0, 0, 0),
+    ]
+    assert _run(url, RUNTIMES + "HAVING SUM(count) <> 0 ORDER BY runtime_ms") == [
+        (5, 1),
+        (7, 1),
+        (2000, 1),
+    ]

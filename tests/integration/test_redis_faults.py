@@ -25,6 +25,7 @@ from application.use_cases.running_evaluations import (
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId, parse_evaluation_id
 from domain.status import EvaluationStatus
+from domain.tenancy import DEFAULT_TENANT
 from infrastructure.memory.evaluations import (
     MemoryDatabase,
     MemoryEvaluationQueries,
@@ -97,10 +98,10 @@ async def memory_database(
 ) -> tuple[MemoryEvaluationRepository, MemoryEvaluationQueries]:
     """The database the registry is rebuilt from, holding ``evaluations``."""
     database = MemoryDatabase()
-    repository = MemoryEvaluationRepository(database)
+    repository = MemoryEvaluationRepository(database, DEFAULT_TENANT)
     for evaluation in evaluations:
         await repository.add(evaluation)
-    return repository, MemoryEvaluationQueries(database)
+    return repository, MemoryEvaluationQueries(database, DEFAULT_TENANT)
 
 
 async def open_breaker(server: RedisProcess, connection: RedisConnection) -> None:

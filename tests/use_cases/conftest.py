@@ -59,6 +59,7 @@ from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from domain.limits import InputLimits
 from domain.payload import PayloadKind, StorageThresholds
+from domain.tenancy import DEFAULT_TENANT
 from infrastructure.memory.blob_store import MemoryBlobStore
 from infrastructure.memory.cache import MemoryCache
 from infrastructure.memory.evaluations import MemoryDatabase
@@ -176,7 +177,7 @@ class TestOverrides(Provider):
 
     @provide(scope=Scope.REQUEST, override=True)
     def audit_context(self) -> AuditContext:
-        return AuditContext(actor="tester", request_id="req-1")
+        return AuditContext(actor="tester", request_id="req-1", tenant=DEFAULT_TENANT)
 
 
 def use_case_container(

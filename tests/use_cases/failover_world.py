@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from dishka import Provider, Scope, from_context, provide
 
 from application.backends import Backend
@@ -32,6 +33,7 @@ from application.services.record_cache import RecordCache
 from domain.audit import AuditContext
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
+from domain.tenancy import DEFAULT_TENANT, TenantId
 from infrastructure.memory.audit import MemoryAuditLog
 from infrastructure.memory.blob_store import MemoryBlobStore
 from infrastructure.memory.cache import MemoryCache
@@ -105,8 +107,10 @@ class WorldOverrides(Provider):
         return acting.current()  # as the app: who the request acts as (``World.wire``)
 
     @provide(scope=Scope.REQUEST, override=True)
-    def repository(self, database: MemoryDatabase, outage: Outage) -> EvaluationRepository:
-        return OutageRepository(MemoryEvaluationRepository(database), outage)
+    def repository(
+        self, database: MemoryDatabase, tenant: TenantId, outage: Outage
+    ) -> EvaluationRepository:
+        return OutageRepository(MemoryEvaluationRepository(database, tenant), outage)
 
 
 @dataclass
@@ -155,6 +159,8 @@ class World:
         """A new request: its own request id, as the HTTP edge gives each one."""
         self.requests += 1
         context = context or AuditContext(actor=ACTOR, request_id=f"req-{self.requests}")
+        if context.tenant is None:  # the edge gives every request its caller's tenant
+            context = msgspec.structs.replace(context, tenant=DEFAULT_TENANT)
         # A request scope of memory adapters holds no finalizer: it ends with the test.
         request = self.container()
         # Resolved while acting as ``context``: the request scope keeps it for the use

@@ -27,6 +27,7 @@ from domain.audit import AuditAction, AuditContext
 from domain.errors import InvalidTextError
 from domain.identifiers import EvaluationId
 from domain.subjects import subject_digest
+from domain.tenancy import DEFAULT_TENANT
 from infrastructure.files.blob_store import FileBlobStore
 from infrastructure.files.journal import FileJournal
 from infrastructure.sql.migrate import upgrade
@@ -180,7 +181,7 @@ async def test_the_export_holds_each_evaluation_whole(app: UseCases) -> None:
 
 async def _erase_in(world: World) -> EraseSubject:
     request = world.container()
-    with acting.acting_as(AuditContext(actor="admin")):
+    with acting.acting_as(AuditContext(actor="admin", tenant=DEFAULT_TENANT)):
         await request.get(AuditContext)
         return await request.get(EraseSubject)
 

@@ -16,6 +16,7 @@ from application.ports.audit_log import AuditQuery
 from domain.audit import AuditContext
 from domain.identifiers import EvaluationId
 from domain.status import EvaluationStatus
+from domain.tenancy import DEFAULT_TENANT
 from infrastructure.memory.unit_of_work import MemoryUnitOfWork
 from interfaces.replay import ContainerReplayScopes
 from tests.use_cases.failover_world import ACTOR, ID, World, create
@@ -69,7 +70,12 @@ async def test_a_replay_interrupted_midway_resumes_without_doubling(world: World
     # The first two were applied and marked, then the process died before clearing them.
     for entry in entries[:2]:
         async with ContainerReplayScopes(world.container).open(
-            AuditContext(actor=entry.actor, request_id=entry.request_id, journal_entry=entry.id)
+            AuditContext(
+                actor=entry.actor,
+                request_id=entry.request_id,
+                journal_entry=entry.id,
+                tenant=DEFAULT_TENANT,
+            )
         ) as unit:
             await unit.handlers.run(entry.intent, Target(ID))
 

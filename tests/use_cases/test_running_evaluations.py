@@ -9,6 +9,7 @@ from application.use_cases.running_evaluations import ListRunningEvaluations, Re
 from domain.evaluation import Evaluation
 from domain.identifiers import parse_evaluation_id
 from domain.status import EvaluationStatus
+from domain.tenancy import DEFAULT_TENANT
 from infrastructure.memory.evaluations import MemoryEvaluationQueries
 from infrastructure.memory.running_registry import MemoryRunningRegistry
 from tests.use_cases.conftest import UseCases
@@ -157,7 +158,12 @@ async def test_a_rebuild_raced_by_a_change_is_redone_by_the_next_list(app: UseCa
             await app.update.execute(seeded.id, EvaluationChanges(status=EvaluationStatus.RUNNING))
             return active
 
-    assert await RebuildRunningRegistry(app.running, RacedQueries(app.database)).execute() == 0
+    assert (
+        await RebuildRunningRegistry(
+            app.running, RacedQueries(app.database, DEFAULT_TENANT)
+        ).execute()
+        == 0
+    )
     assert await app.running.list() is None
 
     listed = await app.list_running.execute()

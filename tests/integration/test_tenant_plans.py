@@ -1,0 +1,232 @@
+"""Lists, gets, counts, timelines and the change feed walk an index led by the tenant.
+
+Migration 0013 put ``tenant_id`` first in every b-tree that serves a list, a filter or the
+feed; each statement names its tenant, so each is a range of its tenant's part of an
+index. Checked on the statements the service sends: on PostgreSQL the asyncpg ones
+(``EXPLAIN``), on SQLite the ones the SQLAlchemy adapters run, caught as they execute
+(``EXPLAIN QUERY PLAN``). Two tenants hold rows, and the planner has statistics.
+"""
+
+import asyncio
+import sqlite3
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from application.ports.change_feed import ChangeQuery
+from application.queries import EvaluationFilter, EvaluationQuery
+from domain.identifiers import EvaluationId
+from domain.status import EvaluationStatus
+from domain.tenancy import DEFAULT_TENANT
+from infrastructure.postgres.changes import SELECT_CHANGES
+from infrastructure.postgres.evaluation_pages import page_query
+from infrastructure.postgres.evaluations import SELECT_LIVE
+from infrastructure.postgres.pool import driver_dsn
+from infrastructure.postgres.timeline import SELECT_EVENTS
+from infrastructure.sql.changes import SqlChangeFeed
+from infrastructure.sql.engine import create_engine, create_session_maker
+from infrastructure.sql.evaluation_queries import SqlEvaluationQueries
+from infrastructure.sql.evaluation_repository import SqlEvaluationRepository
+from infrastructure.sql.rows import RECORD_COLUMNS
+from infrastructure.sql.tenancy import bind_tenant
+from infrastructure.sql.timeline import SqlEventLog
+from interfaces.settings import DatabaseSettings
+from tests.services import migrated_postgres_database, migrated_sqlite
+
+ROWS = 3000
+SINCE = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(seconds=ROWS - 100)
+# The filters of a page and the index each walks (a page and its total alike).
+PAGES = [
+    (EvaluationFilter(), "idx_evaluations_created_at"),
+    (EvaluationFilter(status=EvaluationStatus.FAILED), "idx_evaluations_live_status"),
+    (EvaluationFilter(language="rust"), "idx_evaluations_live_language"),
+    (EvaluationFilter(id_prefix="e00012"), "idx_evaluations_live_id_pattern"),
+    (EvaluationFilter(created_after=SINCE), "idx_evaluations_created_at"),
+]
+
+
+def _values(tenant: str, index: int) -> tuple[Any, ...]:
+    created = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(seconds=index)
+    status = "failed" if index % 10 == 0 else "completed"
+    language = "rust" if index % 7 == 0 else "python"
+    # The other tenant's ids differ (keys are still global until migration 0014).
+    prefix = "e" if tenant == DEFAULT_TENANT else "x"
+    return (tenant, f"{prefix}{index:05d}", "print(1)", status, language, created, created)
+
+
+SEED = [
+    *(_values(DEFAULT_TENANT, index) for index in range(ROWS)),
+    *(_values("acme", index) for index in range(ROWS)),
+]
+
+
+# --- PostgreSQL: the asyncpg statements. ------------------------------------------------
+
+
+@pytest.fixture
+def postgres() -> Iterator[str]:
+    with migrated_postgres_database() as url:
+        asyncio.run(_seed_postgres(url))
+        yield url
+
+
+async def _seed_postgres(url: str) -> None:
+    connection = await asyncpg.connect(driver_dsn(url))
+    try:
+        await connection.executemany(
+            "INSERT INTO evaluations (tenant_id, id, code, status, language, created_at, "
+            "updated_at, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7, '{}')",
+            SEED,
+        )
+        await connection.execute(
+            "INSERT INTO evaluation_events (tenant_id, evaluation_id, event_id, event_type) "
+            "SELECT tenant_id, id, 'started', 'started' FROM evaluations"
+        )
+        await connection.execute(
+            "INSERT INTO audit_log (tenant_id, at, actor, action, evaluation_id, txid) "
+            "SELECT tenant_id, created_at, 'k', 'create', id, 1 FROM evaluations"
+        )
+        await connection.execute("ANALYZE")
+    finally:
+        await connection.close()
+
+
+async def _pg_plan(url: str, statement: str, *arguments: Any) -> str:
+    connection = await asyncpg.connect(driver_dsn(url))
+    try:
+        rows = await connection.fetch(f"EXPLAIN (COSTS OFF) {statement}", *arguments)
+    finally:
+        await connection.close()
+    return "\n".join(row[0] for row in rows)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("where", "index"), PAGES)
+def test_postgres_pages_and_totals_walk_a_tenant_led_index(
+    postgres: str, where: EvaluationFilter, index: str
+) -> None:
+    statement, arguments = page_query(
+        EvaluationQuery(filter=where, limit=50), RECORD_COLUMNS, DEFAULT_TENANT
+    )
+    plan = asyncio.run(_pg_plan(postgres, statement, *arguments))
+    assert index in plan, plan
+    assert "Seq Scan on evaluations" not in plan, plan
+
+
+@pytest.mark.postgres
+def test_postgres_get_timeline_and_feed_walk_an_index(postgres: str) -> None:
+    get = asyncio.run(_pg_plan(postgres, SELECT_LIVE, DEFAULT_TENANT, "e00042"))
+    # By the key, or by the live ids' index, which now holds (tenant_id, id) too.
+    assert "pk_evaluations" in get or "idx_evaluations_live_id_pattern" in get, get
+    events = asyncio.run(_pg_plan(postgres, SELECT_EVENTS, "e00042", DEFAULT_TENANT))
+    assert "idx_events_evaluation_id" in events, events
+    arguments = (0, 0, None, None, 100, None, DEFAULT_TENANT)
+    feed = asyncio.run(_pg_plan(postgres, SELECT_CHANGES, *arguments))
+    assert "idx_audit_log_feed" in feed, feed
+    assert "Seq Scan" not in get + events + feed
+
+
+# --- SQLite: the SQLAlchemy adapters' statements, caught as they run. -------------------
+
+
+def _seed_sqlite(path: Path) -> None:
+    connection = sqlite3.connect(path)
+    try:
+        connection.executemany(
+            "INSERT INTO evaluations (tenant_id, id, code, status, language, created_at, "
+            "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(*row[:5], _sqlite_time(row[5]), _sqlite_time(row[6])) for row in SEED],
+        )
+        connection.execute(
+            "INSERT INTO evaluation_events (tenant_id, evaluation_id, event_id, event_type) "
+            "SELECT tenant_id, id, 'started', 'started' FROM evaluations"
+        )
+        connection.execute(
+            "INSERT INTO audit_log (tenant_id, at, actor, action, evaluation_id) "
+            "SELECT tenant_id, created_at, 'k', 'create', id FROM evaluations"
+        )
+        connection.execute("ANALYZE")
+        connection.commit()
+    finally:
+        connection.close()
+
+
+def _sqlite_time(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+Use = Callable[[AsyncSession], Awaitable[object]]
+
+
+def _sqlite_plans(tmp_path: Path, use: Use) -> list[str]:
+    """The query plan of each statement ``use`` runs on a seeded SQLite database."""
+    path = tmp_path / "plans.db"
+    url = migrated_sqlite(path)
+    _seed_sqlite(path)
+    ran: list[tuple[str, Any]] = []
+
+    def caught(*args: Any) -> None:
+        ran.append((args[2], args[3]))
+
+    async def run() -> None:
+        engine = create_engine(DatabaseSettings(url=url))
+        event.listen(engine.sync_engine, "before_cursor_execute", caught)
+        try:
+            async with create_session_maker(engine)() as session:
+                bind_tenant(session, DEFAULT_TENANT)
+                await use(session)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    connection = sqlite3.connect(path)
+    try:
+        return [
+            "\n".join(
+                str(row[-1])
+                for row in connection.execute(f"EXPLAIN QUERY PLAN {statement}", parameters)
+            )
+            for statement, parameters in ran
+        ]
+    finally:
+        connection.close()
+
+
+def _of(plans: list[str], table: str) -> list[str]:
+    return [plan for plan in plans if f" {table} " in f"{plan} "]
+
+
+@pytest.mark.parametrize(("where", "index"), PAGES)
+def test_sqlite_pages_and_totals_walk_a_tenant_led_index(
+    tmp_path: Path, where: EvaluationFilter, index: str
+) -> None:
+    async def page(session: AsyncSession) -> object:
+        return await SqlEvaluationQueries(session).list(EvaluationQuery(filter=where, limit=50))
+
+    plans = _of(_sqlite_plans(tmp_path, page), "evaluations")
+    assert plans
+    assert any(index in plan for plan in plans), plans
+    assert all("SCAN evaluations" not in plan for plan in plans), plans
+
+
+def test_sqlite_get_timeline_and_feed_walk_an_index(tmp_path: Path) -> None:
+    async def reads(session: AsyncSession) -> object:
+        await SqlEvaluationRepository(session).get(EvaluationId("e00042"))
+        await SqlEventLog(session).list(EvaluationId("e00042"))
+        return await SqlChangeFeed(session).read(ChangeQuery(limit=100))
+
+    plans = _sqlite_plans(tmp_path, reads)
+    get, events, feed = (
+        _of(plans, "evaluations"),
+        _of(plans, "evaluation_events"),
+        _of(plans, "audit_log"),
+    )
+    assert get and all("USING INDEX sqlite_autoindex_evaluations_1" in plan for plan in get), get
+    assert events and all("idx_events_evaluation_id" in plan for plan in events), events
+    assert feed and all("idx_audit_log_feed" in plan for plan in feed), feed

@@ -32,8 +32,8 @@ from application.backends import Backend
 from application.errors import BackendUnavailableError
 from application.intents import ENTRY_DECODER, ENTRY_ENCODER, JournalEntry
 from application.ports.journal import Journal, JournalStats
-from infrastructure.crypto.lines import PREFIX as SEALED_LINE
-from infrastructure.crypto.lines import LineSeal
+from infrastructure.crypto.lines import SEALED as SEALED_LINE
+from infrastructure.crypto.lines import LineSeal, tag_of
 from infrastructure.crypto.sealed import SealedDataError
 from infrastructure.files.durable import fsync_dir
 from infrastructure.metrics import journaled
@@ -131,7 +131,11 @@ class FileJournal(Journal):
 
     def _encode(self, entry: JournalEntry) -> bytes:
         data = ENTRY_ENCODER.encode(entry)
-        return data if self._seal is None else self._seal.seal(data, _CONTEXT)
+        if self._seal is None:
+            return data
+        # Under the evaluation's key only when this process holds it: the database that
+        # keeps the keys is away while the journal is written (ADR 0033).
+        return self._seal.seal(data, _CONTEXT, entry.evaluation_id, tag=entry.id)
 
     def _decode(self, line: bytes) -> JournalEntry:
         """An entry from its line; ``msgspec.DecodeError`` when it cannot be read."""
@@ -145,6 +149,9 @@ class FileJournal(Journal):
         return ENTRY_DECODER.decode(line)
 
     def _entry_id(self, line: bytes) -> str | None:
+        tagged = tag_of(line)  # kept in clear: an entry whose key is destroyed still goes
+        if tagged is not None:
+            return tagged
         try:
             return self._decode(line).id
         except msgspec.DecodeError:
@@ -210,11 +217,15 @@ class FileJournal(Journal):
         except FileNotFoundError:
             return []
         complete = data[: data.rfind(b"\n") + 1]
+        # Parsed whole before any of it counts: a line whose evaluation key cannot be had
+        # now (the database away) raises, and the segment is read again next time.
+        parsed: list[JournalEntry] = []
         for line in complete.splitlines():
             try:
-                segment.entries.append(self._decode(line))
+                parsed.append(self._decode(line))
             except msgspec.DecodeError:
                 log.error("journal_line_unreadable", segment=path.name)
+        segment.entries.extend(parsed)
         segment.offset += len(complete)
         return list(segment.entries)
 

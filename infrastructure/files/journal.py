@@ -217,16 +217,18 @@ class FileJournal(Journal):
         except FileNotFoundError:
             return []
         complete = data[: data.rfind(b"\n") + 1]
-        # Parsed whole before any of it counts: a line whose evaluation key cannot be had
-        # now (the database away) raises, and the segment is read again next time.
-        parsed: list[JournalEntry] = []
-        for line in complete.splitlines():
+        for line in complete.splitlines(keepends=True):
             try:
-                parsed.append(self._decode(line))
+                segment.entries.append(self._decode(line.rstrip(b"\r\n")))
             except msgspec.DecodeError:
                 log.error("journal_line_unreadable", segment=path.name)
-        segment.entries.extend(parsed)
-        segment.offset += len(complete)
+            except BackendUnavailableError as error:
+                # Sealed under an evaluation key this process does not hold, while the
+                # database that keeps it is away (ADR 0033): the line and those after it
+                # are read again next time, never skipped.
+                log.warning("journal_line_key_unavailable", segment=path.name, error=str(error))
+                break
+            segment.offset += len(line)
         return list(segment.entries)
 
     async def discard(self, applied: Iterable[str]) -> set[str]:

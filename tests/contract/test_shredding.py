@@ -7,7 +7,9 @@ table: a holder of ``ENCRYPTION_KEYS_FILE`` and of the database, who holds no ke
 """
 
 import threading
+import uuid
 from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio.to_thread
@@ -15,6 +17,7 @@ import pytest
 
 from application.backends import Backend
 from application.errors import BackendUnavailableError
+from application.intents import AppendLogIntent, JournalEntry
 from application.ports.blob_store import BlobStore
 from application.ports.evaluation_keys import EvaluationKeys, WrappedKey
 from application.ports.sealed_blobs import Rewrap
@@ -25,6 +28,7 @@ from infrastructure.crypto.keyring import EVALUATION_KID, Keyring, parse_keyring
 from infrastructure.crypto.lines import EVALUATION_PREFIX, PREFIX, LineSeal, tag_of
 from infrastructure.crypto.sealed import HEADER_MAX, SealedDataError, parse_header
 from infrastructure.files.blob_store import FileBlobStore
+from infrastructure.files.journal import FileJournal
 from infrastructure.memory.cache import MemoryCache
 from infrastructure.memory.evaluation_keys import MemoryEvaluationKeys
 from tests.keys import key_lines
@@ -241,3 +245,48 @@ async def test_a_streamed_blob_is_under_its_evaluation_key_too(raw: BlobStore) -
     assert await world.store(raw).get(KEY) == MARKER * 10_000
     keys: EvaluationKeys = world.table
     assert await keys.count() == 1
+
+
+def _entry(evaluation_id: str) -> JournalEntry:
+    return JournalEntry(
+        id=uuid.uuid4().hex,
+        evaluation_id=evaluation_id,
+        at=datetime.now(UTC),
+        intent=AppendLogIntent(content=f"{MARKER.decode()}\n"),
+        actor="key:gateway",
+    )
+
+
+async def test_a_journal_line_whose_key_cannot_be_had_now_is_read_later(tmp_path: Path) -> None:
+    """A process reading another's journal while the database is away: the line sealed
+    under a key it does not hold, and every line after it, wait for the next read."""
+    world = World()
+    keys = world.process()
+    writer = FileJournal(tmp_path, LineSeal(world.keyring(), keys=keys, shred=True))
+    await keys.key("eval_1", create=True)
+    entries = [_entry("eval_0"), _entry("eval_1"), _entry("eval_0")]
+    for entry in entries:
+        await writer.append(entry)
+    writer.close()
+
+    class Switched(MemoryEvaluationKeys):
+        away = True
+
+        async def fetch(self, evaluation_id: str) -> WrappedKey | None:
+            if self.away:
+                raise BackendUnavailableError(Backend.DATABASE, "down")
+            return world.table.keys.get(evaluation_id)
+
+    table = Switched()
+    reader = FileJournal(
+        tmp_path, LineSeal(world.keyring(), keys=EvaluationKeyring(table, world.keyring()))
+    )
+
+    assert [entry.id for entry in await reader.pending()] == [entries[0].id]
+    table.away = False
+    assert [entry.id for entry in await reader.pending()] == [entry.id for entry in entries]
+    assert [entry.evaluation_id for entry in await reader.pending()] == [
+        "eval_0",
+        "eval_1",
+        "eval_0",
+    ]

@@ -89,6 +89,10 @@ def wrap_under(evaluation_key: bytes, evaluation_id: str, data_key: bytes, conte
     return nonce + sealed
 
 
+# A data key read again (a hot cached record, a blob's segments) is unwrapped once, as
+# ``Keyring.unwrap`` does; its entries are reached only through an evaluation key that is
+# still held, so a destroyed one opens nothing from here either.
+@functools.lru_cache(maxsize=8192)
 def unwrap_under(
     evaluation_key: bytes, evaluation_id: str, wrapped: bytes, context: bytes
 ) -> bytes:

@@ -60,7 +60,8 @@ class SealedCache(Cache):
                 parse_header(value[:HEADER_MAX]), context, _evaluation_of(key)
             )
             return open_all(cipher, value)
-        except (SealedDataError, UnwrapError) as error:
+        except (SealedDataError, UnwrapError, BackendUnavailableError) as error:
+            # Its evaluation key destroyed, or not to be had now (the database away).
             log.warning("cache_entry_unreadable", key=key, error=str(error))
             return None
 
@@ -71,9 +72,10 @@ class SealedCache(Cache):
             context = _CONTEXT + key.encode()
             try:
                 cipher = await self._sealing.new(context, _evaluation_of(key))
-            except (BackendUnavailableError, UnwrapError) as error:
-                # No evaluation key to be had now: the version goes in without a value,
-                # so no older entry is served (the cache never fails a request).
+            except UnwrapError as error:
+                # The evaluation key's row does not open under the keys file: the version
+                # goes in without a value, so no older entry is served (the cache never
+                # fails a request). A key table away is the KEK's turn (``Sealing.new``).
                 log.warning("cache_entry_not_sealed", key=key, error=str(error))
                 cipher = None
             value = None if cipher is None else seal_all(cipher, value)

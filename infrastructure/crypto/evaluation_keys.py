@@ -183,7 +183,9 @@ class Sealing:
             return Cipher.of(header, self.keyring, context)
         if evaluation_id is None:
             raise UnwrapError("sealed under an evaluation key, and bound to no evaluation")
-        key = None if self.keys is None else await self.keys.key(evaluation_id)
+        if self.keys is None:
+            raise UnwrapError("sealed under an evaluation key, and no key table to open it")
+        key = await self.keys.key(evaluation_id)
         if key is None:
             raise UnwrapError(f"the evaluation key of {evaluation_id!r} is destroyed")
         return Cipher(header, unwrap_under(key, evaluation_id, header.wrapped, context), context)

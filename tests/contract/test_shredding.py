@@ -290,3 +290,25 @@ async def test_a_journal_line_whose_key_cannot_be_had_now_is_read_later(tmp_path
         "eval_1",
         "eval_0",
     ]
+
+
+async def test_a_cache_entry_whose_key_cannot_be_had_now_is_a_miss() -> None:
+    """The cache never fails a request: a cold key while the database is away is a miss."""
+    world = World()
+    inner = MemoryCache(ttl_seconds=60)
+    await SealedCache(inner, world.keyring(), keys=world.process(), shred=True).put_if_newer(
+        "eval:{eval_1}", 1, MARKER
+    )
+
+    class Away(MemoryEvaluationKeys):
+        async def fetch(self, evaluation_id: str) -> WrappedKey | None:
+            raise BackendUnavailableError(Backend.DATABASE, "down")
+
+    away = EvaluationKeyring(Away(), world.keyring())
+    cold = SealedCache(inner, world.keyring(), keys=away, shred=True)
+
+    assert await cold.get("eval:{eval_1}") is None
+    await cold.put_if_newer("eval:{eval_1}", 2, MARKER)  # no key at hand: under the KEK
+    stored = await inner.get("eval:{eval_1}")
+    assert stored is not None and parse_header(stored[:HEADER_MAX]).kid != EVALUATION_KID
+    assert await cold.get("eval:{eval_1}") == MARKER

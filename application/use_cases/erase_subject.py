@@ -93,13 +93,12 @@ class EraseSubject:
     cannot reach included, is unreadable from then on, whatever the rest manages;
     crypto-shredding, ADR 0033), then the journal entries, the kept ``Idempotency-Key``
     answers and the Redis keys of each record (outside the transaction); then the cleanup's
-    purge: the rows (record, events,
-    log chunks, search texts) with a ``purge`` audit entry each, the blobs and the mirror's
-    copy of the rows it removed, the commit, and the cache once more (a read may have filled
-    it meanwhile). Whatever a crash interrupts, a rerun finds the records still there and
-    finishes them: nothing is removed from the database before what lies beside it. One
-    ``erase`` entry records the run: the subject's digest and the counts, never the subject
-    or the data.
+    purge: the rows (record, events, log chunks, search texts) with a ``purge`` audit entry
+    each, the blobs and the mirror's copy of the rows it removed, the commit, and the cache
+    once more (a read may have filled it meanwhile). Whatever a crash interrupts, a rerun
+    finds the records still there and finishes them: nothing is removed from the database
+    before what lies beside it. One ``erase`` entry records the run: the subject's digest
+    and the counts, never the subject or the data.
     """
 
     field: SubjectField

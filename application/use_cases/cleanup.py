@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import msgspec
 
+from application.ports.evaluation_keys import EvaluationKeys
 from application.ports.evaluation_maintenance import (
     EvaluationMaintenance,
     PurgeCursor,
@@ -61,6 +62,7 @@ class CleanupEvaluations:
     tail: LogTail
     audit: AuditTrail
     mirror: RecordMirror
+    keys: EvaluationKeys
 
     async def execute(
         self,
@@ -124,6 +126,11 @@ class CleanupEvaluations:
             blobs += sizes["blobs"]
             blob_bytes += sizes["blob_bytes"]
         await self.uow.commit()
+        # Their evaluation keys (crypto-shredding, ADR 0033): a copy of a purged evaluation
+        # made anywhere no longer opens. After the commit: the key table is written on a
+        # connection of its own, which SQLite would make wait for this transaction's lock;
+        # and a record the purge kept must keep its key.
+        await self.keys.destroy(purged.evaluation_ids)
         for evaluation_id in purged.evaluation_ids:
             await self.record_cache.forget(evaluation_id)
             await self.running.untrack(evaluation_id)

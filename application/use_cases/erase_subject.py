@@ -9,6 +9,7 @@ from application.backends import Backend
 from application.errors import BackendUnavailableError
 from application.failover.idempotency import IdempotencyKeys
 from application.intents import CreateIntent, JournalEntry, UpdateIntent
+from application.ports.evaluation_keys import EvaluationKeys
 from application.ports.evaluation_maintenance import (
     EvaluationMaintenance,
     PurgeCursor,
@@ -21,7 +22,6 @@ from application.ports.log_store import LogStore
 from application.ports.log_tail import LogTail
 from application.ports.record_mirror import RecordMirror
 from application.ports.running_registry import RunningRegistry
-from application.ports.subject_keys import SubjectKeys
 from application.ports.unit_of_work import UnitOfWork
 from application.ports.worker_logs import WorkerLogs
 from application.services.audit_trail import AuditTrail
@@ -55,6 +55,7 @@ class ErasureReport(RemovalCounts, kw_only=True):
     complete: bool = False
     journal_entries: int = 0
     idempotency_answers: int = 0
+    evaluation_keys: int = 0  # destroyed (crypto-shredding, ADR 0033)
 
     def add(self, cleanup: CleanupReport, beside: "_Beside") -> None:
         """The cleanup's running totals, and the blobs removed before its transactions."""
@@ -86,22 +87,22 @@ def tags(entry: JournalEntry, subject: SubjectTag) -> bool:
 class EraseSubject:
     """Remove every evaluation of one subject from every place that holds it.
 
-    ``SubjectKeys.destroy`` is called first, so that once per-subject keys exist, copies in
-    backups become unreadable before anything else (crypto-shredding; today's adapter holds
-    no key per subject and destroys nothing, docs/security.md). Then, holding the failover
-    journal's replay turn so no replay brings a record back meanwhile, batch by batch: the
-    journal entries, the kept ``Idempotency-Key`` answers and the Redis keys of each record
-    go first (outside the transaction); then the cleanup's purge: the rows (record, events,
-    log chunks, search texts) with a ``purge`` audit entry each, the blobs and the mirror's
-    copy of the rows it removed, the commit, and the cache once more (a read may have filled
-    it meanwhile). Whatever a crash interrupts, a rerun finds the records still there and
-    finishes them: nothing is removed from the database before what lies beside it. One
-    ``erase`` entry records the run: the subject's digest and the counts, never the subject
-    or the data.
+    Holding the failover journal's replay turn so no replay brings a record back meanwhile,
+    batch by batch: the evaluation keys go first (``EvaluationKeys.destroy``: with
+    ``ENCRYPTION_SHREDDING=on`` every copy sealed under them, backups and copies the service
+    cannot reach included, is unreadable from then on, whatever the rest manages;
+    crypto-shredding, ADR 0033), then the journal entries, the kept ``Idempotency-Key``
+    answers and the Redis keys of each record (outside the transaction); then the cleanup's
+    purge: the rows (record, events, log chunks, search texts) with a ``purge`` audit entry
+    each, the blobs and the mirror's copy of the rows it removed, the commit, and the cache
+    once more (a read may have filled it meanwhile). Whatever a crash interrupts, a rerun
+    finds the records still there and finishes them: nothing is removed from the database
+    before what lies beside it. One ``erase`` entry records the run: the subject's digest
+    and the counts, never the subject or the data.
     """
 
     field: SubjectField
-    keys: SubjectKeys
+    keys: EvaluationKeys
     cleanup: CleanupEvaluations
     maintenance: EvaluationMaintenance
     journal: Journal
@@ -130,7 +131,6 @@ class EraseSubject:
             raise ValueError("limit must be positive")
         report = ErasureReport(subject_sha256=subject_digest(subject))
         beside = _Beside()
-        await self.keys.destroy(subject)
         async with self.journal.replaying() as turn:
             if not turn and await self.journal.has_pending():
                 raise BackendUnavailableError(
@@ -141,6 +141,7 @@ class EraseSubject:
             selection = PurgeSelection.everything_of(tag)
 
             async def before(ids: list[EvaluationId]) -> None:
+                report.evaluation_keys += await self.keys.destroy(ids)
                 await self._forget_beside(ids, pending, report)
 
             def counted(cleanup: CleanupReport) -> None:
@@ -160,6 +161,7 @@ class EraseSubject:
             # database was away): their entries go, and what the database holds of them.
             journaled = sorted({EvaluationId(e.evaluation_id) for e in pending if tags(e, tag)})
             if journaled:
+                report.evaluation_keys += await self.keys.destroy(journaled)
                 # Blobs of records the database may not hold (uploads while it was
                 # away): before the entries, so a rerun still finds these ids.
                 await self._discard_blobs(journaled, beside)

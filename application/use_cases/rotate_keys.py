@@ -1,5 +1,5 @@
-"""``rotate-keys``: every sealed blob's and database value's data key re-wrapped under the
-active key."""
+"""``rotate-keys``: every sealed blob's and database value's data key, and every evaluation
+key of the key table, re-wrapped under the active key."""
 
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -14,18 +14,22 @@ ROW_BATCH = 500
 
 
 class RotationReport(msgspec.Struct, kw_only=True):
-    """``outcomes``: per blob; ``values``: per sealed value of the database's ``rows``."""
+    """``outcomes``: per blob; ``values``: per sealed value of the database's ``rows``;
+    ``keys``: per evaluation key of the key table (``evaluation_keys`` of them, ADR 0033)."""
 
     blobs: int = 0
     outcomes: dict[str, int] = msgspec.field(default_factory=dict)
     rows: int = 0
     values: dict[str, int] = msgspec.field(default_factory=dict)
+    evaluation_keys: int = 0
+    keys: dict[str, int] = msgspec.field(default_factory=dict)
     failed: dict[str, str] = msgspec.field(default_factory=dict)  # key -> why
 
 
 class RotateKeys:
-    """Walks each sealed store's blobs, then the database's rows, and re-wraps what an
-    older key wraps.
+    """Walks each sealed store's blobs, then the database's rows, then the key table, and
+    re-wraps what an older key wraps. A blob or line sealed under an evaluation key needs
+    nothing: its evaluation key's row is re-wrapped instead.
 
     What is already under the active key is skipped, so an interrupted run is resumed by
     running it again: nothing is done twice.
@@ -36,9 +40,11 @@ class RotateKeys:
         stores: Sequence[SealedBlobs],
         rows: SealedRows | None,
         skip: Callable[[str], bool],
+        key_table: SealedRows | None = None,
     ) -> None:
         self._stores = stores
         self._rows = rows
+        self._key_table = key_table
         self._skip = skip  # not a blob (the record mirror's own files)
 
     async def keys(self) -> list[tuple[int, str]]:
@@ -75,4 +81,11 @@ class RotateKeys:
                 values.update(batch.outcomes)
                 advance_rows(batch.rows)
         report.values = {outcome.value: values[outcome] for outcome in Rewrap}
+        wrapped: Counter[Rewrap] = Counter()
+        if self._key_table is not None:
+            async for batch in self._key_table.rewrap(ROW_BATCH):
+                report.evaluation_keys += batch.rows
+                wrapped.update(batch.outcomes)
+        kept = (Rewrap.CURRENT, Rewrap.REWRAPPED)  # a key is never clear, nor sealed anew
+        report.keys = {outcome.value: wrapped[outcome] for outcome in kept}
         return report

@@ -17,7 +17,8 @@ from application.backends import Backend
 from application.errors import BackendUnavailableError
 from application.ports.blob_store import BlobEntry, BlobStore
 from application.ports.sealed_blobs import Rewrap, SealedBlobs
-from infrastructure.crypto.keyring import Keyring, UnwrapError
+from infrastructure.crypto.evaluation_keys import EvaluationKeyring, Sealing
+from infrastructure.crypto.keyring import EVALUATION_KID, Keyring, UnwrapError
 from infrastructure.crypto.sealed import (
     HEADER_MAX,
     SEGMENT,
@@ -56,10 +57,20 @@ class SealedBlobStore(BlobStore, SealedBlobs):
     """Seals what it writes (when ``seal``) and opens what it reads; clear blobs pass."""
 
     def __init__(
-        self, inner: BlobStore, keyring: Keyring, backend: Backend, *, seal: bool = True
+        self,
+        inner: BlobStore,
+        keyring: Keyring,
+        backend: Backend,
+        *,
+        seal: bool = True,
+        keys: EvaluationKeyring | None = None,
+        shred: bool = False,
     ) -> None:
+        """``shred``: a blob under ``evaluations/<id>/`` is sealed under that evaluation's
+        key (ADR 0033); ``keys`` opens such blobs whatever ``shred`` says."""
         self._inner = inner
         self._keyring = keyring
+        self._sealing = Sealing(keyring, keys, shred=shred and seal)
         self._backend = backend
         self.seals = seal
 
@@ -69,25 +80,29 @@ class SealedBlobStore(BlobStore, SealedBlobs):
 
     async def put(self, key: str, data: bytes) -> int:
         check_blob_key(key)
-        body, size = await _off_the_loop(len(data), self._stored_form, key, bytes(data))
+        cipher = await self._new_cipher(key) if self.seals else None
+        body, size = await _off_the_loop(len(data), self._stored_form, key, bytes(data), cipher)
         await self._inner.put(key, body)
         return size
 
-    def _stored_form(self, key: str, data: bytes) -> tuple[bytes, int]:
+    def _stored_form(self, key: str, data: bytes, cipher: Cipher | None) -> tuple[bytes, int]:
         """What ``put`` stores, and the size it reports (compressed, before the seal)."""
         stored = _compressor().compress(data) if is_compressed_key(key) else data
-        if not self.seals:
+        if cipher is None:
             return stored, len(stored)
-        return seal_all(Cipher.new(self._keyring, key.encode()), stored), len(stored)
+        return seal_all(cipher, stored), len(stored)
 
     async def get(self, key: str) -> bytes:
         raw = await self._inner.get(key)
         with self._corrupt(key):
-            return await _off_the_loop(len(raw), self._plain_form, key, raw)
+            cipher = None
+            if is_sealed(raw):
+                cipher = await self._cipher(key, parse_header(raw[:HEADER_MAX]))
+            return await _off_the_loop(len(raw), self._plain_form, key, raw, cipher)
 
-    def _plain_form(self, key: str, raw: bytes) -> bytes:
-        if is_sealed(raw):
-            raw = open_all(self._cipher(key, parse_header(raw[:HEADER_MAX])), raw)
+    def _plain_form(self, key: str, raw: bytes, cipher: Cipher | None) -> bytes:
+        if cipher is not None:
+            raw = open_all(cipher, raw)
         if is_compressed_key(key):
             return zstandard.ZstdDecompressor().decompressobj().decompress(raw)
         return raw
@@ -97,7 +112,7 @@ class SealedBlobStore(BlobStore, SealedBlobs):
         counted = _Counted(_compress(chunks) if is_compressed_key(key) else chunks)
         source = counted.chunks()
         if self.seals:
-            source = seal_stream(Cipher.new(self._keyring, key.encode()), source)
+            source = seal_stream(await self._new_cipher(key), source)
         await self._inner.put_stream(key, source)
         return counted.size
 
@@ -139,12 +154,12 @@ class SealedBlobStore(BlobStore, SealedBlobs):
         """Put ``key``'s data key under the active KEK (rewriting the header only), or
         seal a clear blob; the blob's name and plaintext stay the same."""
         header = await self._header(key)
-        if header is not None and header.kid == self._keyring.active:
-            return Rewrap.CURRENT
+        if header is not None and header.kid in (self._keyring.active, EVALUATION_KID):
+            return Rewrap.CURRENT  # an evaluation key's data keys need nothing (ADR 0033)
         if header is None and not self.seals:
             return Rewrap.CLEAR
         if header is None:
-            sealed = seal_stream(Cipher.new(self._keyring, key.encode()), self._inner.stream(key))
+            sealed = seal_stream(await self._new_cipher(key), self._inner.stream(key))
             await self._inner.put_stream(key, sealed)
             return Rewrap.SEALED
         with self._corrupt(key):
@@ -172,7 +187,7 @@ class SealedBlobStore(BlobStore, SealedBlobs):
             return
         with self._corrupt(key):
             header = parse_header(bytes(head))
-            cipher = self._cipher(key, header)
+            cipher = await self._cipher(key, header)
             async for plain in open_stream(cipher, _after(bytes(head[header.size :]), source)):
                 yield plain
 
@@ -183,7 +198,7 @@ class SealedBlobStore(BlobStore, SealedBlobs):
             return self._inner.stream(key, start=start), 0
         index = start // SEGMENT
         with self._corrupt(key):
-            cipher = self._cipher(key, header)
+            cipher = await self._cipher(key, header)
         body = self._inner.stream(key, start=segment_offset(header, index))
         return self._opened(key, cipher, body, index), start - index * SEGMENT
 
@@ -209,11 +224,20 @@ class SealedBlobStore(BlobStore, SealedBlobs):
         with self._corrupt(key):
             return parse_header(bytes(head))
 
-    def _cipher(self, key: str, header: Header) -> Cipher:
-        return Cipher.of(header, self._keyring, key.encode())
+    async def _new_cipher(self, key: str) -> Cipher:
+        return await self._sealing.new(key.encode(), evaluation_of(key))
+
+    async def _cipher(self, key: str, header: Header) -> Cipher:
+        return await self._sealing.of(header, key.encode(), evaluation_of(key))
 
     def _corrupt(self, key: str) -> AbstractContextManager[None]:
         return _corrupt(key, self._backend)
+
+
+def evaluation_of(key: str) -> str | None:
+    """The evaluation a blob belongs to: ``evaluations/<id>/…``."""
+    parts = key.split("/")
+    return parts[1] if len(parts) > 2 and parts[0] == "evaluations" else None
 
 
 @contextmanager

@@ -71,6 +71,41 @@ def _aad(kid: str, context: bytes) -> bytes:
     return _WRAP_CONTEXT + kid.encode() + b"|" + context
 
 
+# The id a header carries for a data key wrapped by the evaluation key of the evaluation it
+# is bound to (crypto-shredding, ADR 0033) rather than by a KEK; no KEK id starts with "~".
+EVALUATION_KID = "~e"
+
+
+def _evaluation_aad(evaluation_id: str, context: bytes) -> bytes:
+    return _aad(EVALUATION_KID, evaluation_id.encode() + b"|" + context)
+
+
+def wrap_under(evaluation_key: bytes, evaluation_id: str, data_key: bytes, context: bytes) -> bytes:
+    """``data_key`` sealed under ``evaluation_id``'s key, bound to it and to ``context``."""
+    nonce = os.urandom(NONCE_BYTES)
+    sealed = AESGCM(evaluation_key).encrypt(
+        nonce, data_key, _evaluation_aad(evaluation_id, context)
+    )
+    return nonce + sealed
+
+
+# A data key read again (a hot cached record, a blob's segments) is unwrapped once, as
+# ``Keyring.unwrap`` does; its entries are reached only through an evaluation key that is
+# still held, so a destroyed one opens nothing from here either.
+@functools.lru_cache(maxsize=8192)
+def unwrap_under(
+    evaluation_key: bytes, evaluation_id: str, wrapped: bytes, context: bytes
+) -> bytes:
+    try:
+        return AESGCM(evaluation_key).decrypt(
+            wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], _evaluation_aad(evaluation_id, context)
+        )
+    except InvalidTag:
+        raise UnwrapError(
+            f"a data key does not open under the evaluation key of {evaluation_id!r}"
+        ) from None
+
+
 def parse_keyring(text: str, source: str = "ENCRYPTION_KEYS_FILE") -> Keyring:
     """Read the keys file's text; errors name ``source`` and the line number only."""
     keys: dict[str, bytes] = {}

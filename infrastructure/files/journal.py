@@ -32,8 +32,8 @@ from application.backends import Backend
 from application.errors import BackendUnavailableError
 from application.intents import ENTRY_DECODER, ENTRY_ENCODER, JournalEntry
 from application.ports.journal import Journal, JournalStats
-from infrastructure.crypto.lines import PREFIX as SEALED_LINE
-from infrastructure.crypto.lines import LineSeal
+from infrastructure.crypto.lines import SEALED as SEALED_LINE
+from infrastructure.crypto.lines import LineSeal, tag_of
 from infrastructure.crypto.sealed import SealedDataError
 from infrastructure.files.durable import fsync_dir
 from infrastructure.metrics import journaled
@@ -131,7 +131,11 @@ class FileJournal(Journal):
 
     def _encode(self, entry: JournalEntry) -> bytes:
         data = ENTRY_ENCODER.encode(entry)
-        return data if self._seal is None else self._seal.seal(data, _CONTEXT)
+        if self._seal is None:
+            return data
+        # Under the evaluation's key only when this process holds it: the database that
+        # keeps the keys is away while the journal is written (ADR 0033).
+        return self._seal.seal(data, _CONTEXT, entry.evaluation_id, tag=entry.id)
 
     def _decode(self, line: bytes) -> JournalEntry:
         """An entry from its line; ``msgspec.DecodeError`` when it cannot be read."""
@@ -145,6 +149,9 @@ class FileJournal(Journal):
         return ENTRY_DECODER.decode(line)
 
     def _entry_id(self, line: bytes) -> str | None:
+        tagged = tag_of(line)  # kept in clear: an entry whose key is destroyed still goes
+        if tagged is not None:
+            return tagged
         try:
             return self._decode(line).id
         except msgspec.DecodeError:
@@ -210,12 +217,18 @@ class FileJournal(Journal):
         except FileNotFoundError:
             return []
         complete = data[: data.rfind(b"\n") + 1]
-        for line in complete.splitlines():
+        for line in complete.splitlines(keepends=True):
             try:
-                segment.entries.append(self._decode(line))
+                segment.entries.append(self._decode(line.rstrip(b"\r\n")))
             except msgspec.DecodeError:
                 log.error("journal_line_unreadable", segment=path.name)
-        segment.offset += len(complete)
+            except BackendUnavailableError as error:
+                # Sealed under an evaluation key this process does not hold, while the
+                # database that keeps it is away (ADR 0033): the line and those after it
+                # are read again next time, never skipped.
+                log.warning("journal_line_key_unavailable", segment=path.name, error=str(error))
+                break
+            segment.offset += len(line)
         return list(segment.entries)
 
     async def discard(self, applied: Iterable[str]) -> set[str]:

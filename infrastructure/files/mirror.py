@@ -37,7 +37,7 @@ from application.queries import RecordTally
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from domain.timeline import EvaluationEvent, LogChunk, log_with_gaps
-from infrastructure.crypto.lines import PREFIX as SEALED_PREFIX
+from infrastructure.crypto.lines import SEALED as SEALED_PREFIX
 from infrastructure.crypto.lines import LineSeal
 from infrastructure.crypto.sealed import SealedDataError
 from infrastructure.files.durable import (
@@ -106,7 +106,10 @@ class _Files:
         return f"mirror|{self.directory.name}|{name}".encode()
 
     def out(self, name: str, data: bytes) -> bytes:
-        return data if self._seal is None else self._seal.seal(data, self._context(name))
+        if self._seal is None:
+            return data
+        # In a worker thread: the evaluation's key is made there when it has none yet.
+        return self._seal.seal(data, self._context(name), self.directory.name, fetch=True)
 
     def into(self, name: str, data: bytes) -> bytes:
         """The bytes of a line or file; ``msgspec.DecodeError`` when a sealed one is not
@@ -116,7 +119,7 @@ class _Files:
                 raise msgspec.DecodeError("sealed, and no ENCRYPTION_KEYS_FILE")
             return data
         try:
-            return self._seal.open(data, self._context(name))
+            return self._seal.open(data, self._context(name), self.directory.name)
         except SealedDataError as error:
             raise msgspec.DecodeError(f"sealed and does not open: {error}") from None
 

@@ -49,6 +49,31 @@ def set_aside(path: Path, why: str = "torn") -> Path:
     return target
 
 
+_KEY_COLUMNS = "tenant_id, evaluation_id, kid, wrapped, created_at"
+
+
+def carry_keys(old: Path, new: Path) -> int | None:
+    """Copy the evaluation keys of the index ``old`` into the (migrated) index ``new``;
+    how many, or ``None`` when ``old`` cannot be read (torn where the keys are).
+
+    The key table is the one part of the index the tree cannot give back: files sealed
+    under an evaluation key open only with its row (crypto-shredding, ADR 0033).
+    """
+    if not old.exists():
+        return None
+    try:
+        with closing(sqlite3.connect(new, uri=True)) as connection:
+            connection.execute("ATTACH DATABASE ? AS old", (f"file:{old}?mode=ro",))
+            cursor = connection.execute(
+                f"INSERT OR IGNORE INTO evaluation_keys ({_KEY_COLUMNS}) "  # noqa: S608
+                f"SELECT {_KEY_COLUMNS} FROM old.evaluation_keys"
+            )
+            connection.commit()
+            return cursor.rowcount
+    except sqlite3.DatabaseError:
+        return None
+
+
 def index_is_empty(path: Path) -> bool:
     """Whether the (migrated) index holds no record: a tree beside it is then indexed anew."""
     with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:

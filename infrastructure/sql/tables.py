@@ -318,6 +318,23 @@ journal_applied = sa.Table(
     sa.Column("applied_at", DateTimeUTC(), nullable=False, server_default=sa.func.now()),
 )
 
+# Crypto-shredding's evaluation keys (ADR 0033; migration 0014): one random key per
+# evaluation, wrapped by the key-encryption key ``kid`` and bound to
+# ``evaluation_keys|<id>``. No foreign key: a key is made before its record commits (a blob
+# is sealed under it first), and erasure removes it before the record.
+evaluation_keys = sa.Table(
+    "evaluation_keys",
+    metadata,
+    sa.Column(
+        "tenant_id", sa.String(63), primary_key=True, nullable=False, server_default="default"
+    ),
+    *_tenant()[1:],
+    sa.Column("evaluation_id", sa.String(255), primary_key=True),
+    sa.Column("kid", sa.String(64), nullable=False),
+    sa.Column("wrapped", sa.LargeBinary(), nullable=False),
+    sa.Column("created_at", DateTimeUTC(), nullable=False, server_default=sa.func.now()),
+)
+
 ALL_TABLES = (
     evaluations,
     evaluation_events,
@@ -327,4 +344,5 @@ ALL_TABLES = (
     evaluation_runtimes,
     journal_applied,
     idempotency_keys,
+    evaluation_keys,
 )

@@ -167,7 +167,8 @@ def erase(subject: str, batch_size: int, as_json: bool) -> None:
             f"erased {report.evaluations} evaluation(s), {report.events} event(s), "
             f"{report.log_chunks} log chunk(s), {report.blobs} blob(s) "
             f"({human_bytes(report.blob_bytes)}), {report.journal_entries} journal entr(ies), "
-            f"{report.idempotency_answers} kept answer(s); audit: subject_sha256 "
+            f"{report.idempotency_answers} kept answer(s), {report.evaluation_keys} "
+            f"evaluation key(s); audit: subject_sha256 "
             f"{report.subject_sha256}"
         )
     if not report.complete:  # a record of the subject appeared while it ran

@@ -7,10 +7,12 @@ import click
 from dishka import AsyncContainer
 
 from application.ports.blob_store import BlobStore
+from application.ports.evaluation_keys import EvaluationKeys
 from application.ports.sealed_blobs import SealedRows
 from application.services.payloads import is_mirror_file
 from application.use_cases.rotate_keys import RotateKeys, RotationReport
 from infrastructure.crypto.blob_store import SealedBlobStore
+from infrastructure.crypto.evaluation_keys import EvaluationKeyring
 from infrastructure.crypto.keyring import KeyringError, append_new_key
 from interfaces.cli import CONTEXT_SETTINGS
 from interfaces.cli.common import echo_json, fail, json_option, load, progress_bar, run, summary
@@ -51,9 +53,11 @@ def rotate_keys(as_json: bool) -> None:
     """Re-wrap every sealed blob's data key under the active key (the keys file's last).
 
     Only each blob's header is rewritten: its content is not decrypted or encrypted
-    again. With ENCRYPTION=on, blobs stored in clear before are sealed too. Blobs
-    already under the active key are skipped, so an interrupted run is resumed by
-    running it again. Exit code 1 when a blob could not be re-wrapped (listed).
+    again. The database's sealed values and the evaluation keys of crypto-shredding
+    (the key table) are re-wrapped too. With ENCRYPTION=on, blobs stored in clear
+    before are sealed too. Blobs already under the active key (or an evaluation key)
+    are skipped, so an interrupted run is resumed by running it again. Exit code 1
+    when a blob could not be re-wrapped (listed).
 
     \b
     Examples:
@@ -76,7 +80,9 @@ def rotate_keys(as_json: bool) -> None:
         if settings.storage.backend is not StorageBackend.MEMORY:
             rows = await container.get(SealedRows)
         skip = is_mirror_file if mirrored else lambda _: False
-        use_case = RotateKeys(stores, rows, skip)
+        table = await container.get(EvaluationKeys)
+        key_table = table if isinstance(table, EvaluationKeyring) else None
+        use_case = RotateKeys(stores, rows, skip, key_table)
         keys = await use_case.keys()
         total_rows = await use_case.row_count()
         with progress_bar(not as_json) as progress:
@@ -96,6 +102,8 @@ def rotate_keys(as_json: bool) -> None:
         values = ", ".join(f"{count} {name}" for name, count in report.values.items())
         summary(f"{report.blobs} blobs: {outcomes}; {len(report.failed)} failed")
         summary(f"{report.rows} database rows, their values: {values}")
+        keys = ", ".join(f"{count} {name}" for name, count in report.keys.items())
+        summary(f"{report.evaluation_keys} evaluation keys: {keys}")
         for key, why in report.failed.items():
             click.echo(f"failed {key}: {why}")
     sys.exit(1 if report.failed else 0)

@@ -21,6 +21,7 @@ from infrastructure.files.durable import locked_directory
 from infrastructure.files.mirror import RECORD_NAME, FileRecordMirror
 from infrastructure.sql.index_file import (
     MISSING,
+    carry_keys,
     hold_serving,
     index_is_empty,
     index_problem,
@@ -41,7 +42,7 @@ from interfaces.cli.common import (
     run,
     summary,
 )
-from interfaces.providers.sealing import blob_seal
+from interfaces.providers.sealing import BlobSeal
 from interfaces.settings import Settings, StorageBackend, file_index_path
 
 logger = logging.getLogger("storage_service.recovery")
@@ -49,10 +50,12 @@ logger = logging.getLogger("storage_service.recovery")
 
 def restore_from_tree(settings: Settings, source: Path, *, show_progress: bool) -> RebuildReport:
     """Restore every evaluation of ``source`` the (migrated) database does not hold."""
-    mirror = FileRecordMirror(source, blob_seal(settings).lines())
     own_tree = source.resolve() == settings.storage.file_storage_path.resolve()
 
     async def rebuild(container: AsyncContainer) -> RebuildReport:
+        # The target database's key table opens what is sealed under evaluation keys.
+        mirror = FileRecordMirror(source, (await container.get(BlobSeal)).lines())
+
         @asynccontextmanager
         async def scope() -> AsyncIterator[tuple[ImportEvaluation, PayloadStore]]:
             async with container() as request:
@@ -70,15 +73,20 @@ def restore_from_tree(settings: Settings, source: Path, *, show_progress: bool) 
     return run(settings, rebuild)
 
 
-def build_file_index(settings: Settings, *, show_progress: bool) -> RebuildReport:
+def build_file_index(
+    settings: Settings, *, show_progress: bool, old: Path | None = None
+) -> RebuildReport:
     """A new index of the whole tree, built beside the old one and moved into place only
-    once whole (a crash mid-build leaves the old index, or none, never half of one)."""
+    once whole (a crash mid-build leaves the old index, or none, never half of one).
+    ``old``: the index it replaces, whose evaluation keys it keeps (ADR 0033)."""
     root = settings.storage.file_storage_path
     path = file_index_path(root)
     building = path.with_name(path.name + ".building")
     remove_index(building)
     aside = settings.changed(database={"url": f"sqlite+aiosqlite:///{building}"})
     upgrade(aside.database.url)
+    if old is not None and carry_keys(old, building) is None:
+        logger.warning("the evaluation keys of %s could not be read", old)
     report = restore_from_tree(aside, root, show_progress=show_progress)
     install_index(building, path)
     return report
@@ -219,10 +227,11 @@ def _prepare(settings: Settings, root: Path, path: Path) -> None:
             # keys and feed stay, and restoring skips nothing it holds.
             _log_build(root, restore_from_tree(settings, root, show_progress=False))
         return
+    aside = None
     if problem != MISSING:
         aside = set_aside(path)
         logger.warning("the file index is %s; set aside as %s and rebuilt", problem, aside)
-    _log_build(root, build_file_index(settings, show_progress=False))
+    _log_build(root, build_file_index(settings, show_progress=False, old=aside))
 
 
 @contextmanager
@@ -268,14 +277,16 @@ def check_file_index(
     if check.problem is not None:
         if fix or rebuild:
             with _replaceable(path):
+                aside = None
                 if check.problem != MISSING:
-                    check.set_aside = str(set_aside(path))
-                check.rebuild = build_file_index(settings, show_progress=show_progress)
+                    aside = set_aside(path)
+                    check.set_aside = str(aside)
+                check.rebuild = build_file_index(settings, show_progress=show_progress, old=aside)
         return check
     upgrade(settings.database.url)
-    mirror = FileRecordMirror(root, blob_seal(settings).lines())
 
     async def compare(container: AsyncContainer) -> None:
+        mirror = FileRecordMirror(root, (await container.get(BlobSeal)).lines())
         tree = await mirror.tallies()
         async with container() as request:
             indexed = await (await request.get(EvaluationQueries)).tallies()
@@ -294,8 +305,9 @@ def check_file_index(
     run(settings, compare)
     if rebuild:
         with _replaceable(path):
-            check.set_aside = str(set_aside(path, "replaced"))
-            check.rebuild = build_file_index(settings, show_progress=show_progress)
+            aside = set_aside(path, "replaced")
+            check.set_aside = str(aside)
+            check.rebuild = build_file_index(settings, show_progress=show_progress, old=aside)
     elif fix and check.unindexed:
         # Restoring skips the records the index holds, so this adds only the missing.
         check.rebuild = restore_from_tree(settings, root, show_progress=show_progress)

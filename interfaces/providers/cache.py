@@ -13,7 +13,6 @@ from application.ports.log_tail import LogTail
 from application.ports.running_registry import RunningRegistry
 from application.ports.worker_logs import WorkerLogs
 from application.services.record_cache import RecordCache
-from infrastructure.crypto.cache import SealedCache
 from infrastructure.memory.cache import MemoryCache, MemoryCacheInspector
 from infrastructure.memory.log_tail import MemoryLogTail, NoLogTail
 from infrastructure.memory.running_registry import MemoryRunningRegistry
@@ -52,9 +51,7 @@ class RedisProvider(Provider):
         cache: Cache = RedisCache(
             connection, ttl_seconds=settings.cache.ttl, prefix=settings.redis.key_prefix
         )
-        if seal.keyring is not None:  # a cached record holds code, metadata, inline output
-            cache = SealedCache(cache, seal.keyring, seal=seal.seal)
-        return RecordCache(cache)
+        return RecordCache(seal.cache(cache))  # a record holds code, metadata, inline output
 
     @provide
     def running(self, connection: RedisConnection, settings: Settings) -> RunningRegistry:

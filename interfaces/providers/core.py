@@ -13,7 +13,6 @@ from application.failover.pinned_clock import PinnableClock
 from application.ports.blob_store import BlobStore
 from application.ports.clock import Clock
 from application.ports.record_mirror import RecordMirror
-from application.ports.subject_keys import SubjectKeys
 from application.services.api_keys import ApiKeyVerifier
 from application.services.audit_trail import AuditTrail
 from application.services.payloads import PayloadStore
@@ -71,7 +70,6 @@ from domain.tenancy import TenantId
 from infrastructure.clock import SystemClock
 from infrastructure.files.mirror import FileRecordMirror
 from infrastructure.memory.mirror import NoRecordMirror
-from infrastructure.memory.subject_keys import NoSubjectKeys
 from interfaces import acting
 from interfaces.live import LiveFeed
 from interfaces.providers.blobs import BlobPlacement
@@ -110,9 +108,6 @@ class CoreProvider(Provider):
     @provide(scope=Scope.APP)
     def subject_field(self, settings: Settings) -> SubjectField:
         return SubjectField(settings.subjects.metadata_key)
-
-    # Nothing is encrypted per subject yet: erasure has no key to destroy.
-    subject_keys = provide(NoSubjectKeys, provides=SubjectKeys, scope=Scope.APP)
 
     @provide(scope=Scope.APP)
     def configuration(self, settings: Settings) -> StorageConfiguration:

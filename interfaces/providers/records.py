@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from application.ports.audit_log import AuditLog
 from application.ports.change_feed import ChangeFeed
+from application.ports.evaluation_keys import EvaluationKeys
 from application.ports.evaluation_maintenance import EvaluationMaintenance
 from application.ports.evaluation_pages import EvaluationPages
 from application.ports.evaluation_queries import EvaluationQueries
@@ -28,6 +29,7 @@ from application.ports.warehouse import WarehouseScan
 from domain.tenancy import TenantId
 from infrastructure.memory.audit import MemoryAuditLog
 from infrastructure.memory.changes import MemoryChangeFeed
+from infrastructure.memory.evaluation_keys import MemoryEvaluationKeys
 from infrastructure.memory.evaluations import (
     MemoryDatabase,
     MemoryDatabaseInspector,
@@ -44,6 +46,7 @@ from infrastructure.memory.unit_of_work import MemoryUnitOfWork
 from infrastructure.memory.warehouse_scan import MemoryWarehouseScan
 from infrastructure.postgres.audit import PgAuditLog
 from infrastructure.postgres.changes import PgChangeFeed
+from infrastructure.postgres.evaluation_keys import PgEvaluationKeys
 from infrastructure.postgres.evaluation_pages import PgEvaluationPages
 from infrastructure.postgres.evaluations import PgEvaluationRepository
 from infrastructure.postgres.idempotency import PgIdempotencyStore
@@ -56,6 +59,7 @@ from infrastructure.postgres.transaction import PgTransaction
 from infrastructure.sql.audit import SqlAuditLog
 from infrastructure.sql.changes import SqlChangeFeed
 from infrastructure.sql.engine import create_engine, create_session_maker
+from infrastructure.sql.evaluation_keys import SqlEvaluationKeys
 from infrastructure.sql.evaluation_queries import SqlEvaluationQueries
 from infrastructure.sql.evaluation_repository import SqlEvaluationRepository
 from infrastructure.sql.idempotency import SqlIdempotencyStore
@@ -122,6 +126,11 @@ class SqlWritePathsProvider(Provider):
     warehouse = provide(SqlWarehouseScan, provides=WarehouseScan)
     marks = provide(SqlReplayMarks, provides=ReplayMarks)
     idempotency = provide(SqlIdempotencyStore, provides=IdempotencyStore, scope=Scope.APP)
+
+    @provide(scope=Scope.APP)
+    def evaluation_keys(self, sessions: async_sessionmaker[AsyncSession]) -> EvaluationKeys:
+        return SqlEvaluationKeys(sessions)  # the file backend's index holds the key table too
+
     planner = provide(NoPlannerStatistics, provides=PlannerStatistics, scope=Scope.APP)
 
     @provide
@@ -187,6 +196,10 @@ class PostgresWritePathsProvider(Provider):
     def idempotency(self, pool: asyncpg.Pool) -> IdempotencyStore:
         return PgIdempotencyStore(pool)
 
+    @provide(scope=Scope.APP)
+    def evaluation_keys(self, pool: asyncpg.Pool) -> EvaluationKeys:
+        return PgEvaluationKeys(pool)
+
 
 class MemoryRecordsProvider(Provider):
     """Records in process memory (``STORAGE_BACKEND=memory``): fast, not durable.
@@ -225,6 +238,7 @@ class MemoryRecordsProvider(Provider):
         return applied.of(tenant)
 
     idempotency = provide(MemoryIdempotencyStore, provides=IdempotencyStore, scope=Scope.APP)
+    evaluation_keys = provide(MemoryEvaluationKeys, provides=EvaluationKeys, scope=Scope.APP)
     planner = provide(NoPlannerStatistics, provides=PlannerStatistics, scope=Scope.APP)
     inspector = provide(MemoryDatabaseInspector, provides=DatabaseInspector, scope=Scope.APP)
 

@@ -12,7 +12,7 @@ from interfaces.providers.records import (
     SqlProvider,
     SqlWritePathsProvider,
 )
-from interfaces.providers.sealing import SealProvider
+from interfaces.providers.sealing import EvaluationKeysProvider, SealProvider
 from interfaces.settings import BlobBackend, Settings, StorageBackend
 
 
@@ -39,4 +39,12 @@ def selected(settings: Settings) -> list[Provider]:
     else:
         blobs = [FileBlobProvider(), NoBlobUrlsProvider()]
     cache: Provider = RedisProvider() if settings.redis.url else InProcessCacheProvider()
-    return [CoreProvider(), SealProvider(), *records, *blobs, cache, InspectorsProvider()]
+    return [
+        CoreProvider(),
+        SealProvider(),
+        *records,
+        EvaluationKeysProvider(),
+        *blobs,
+        cache,
+        InspectorsProvider(),
+    ]

@@ -184,6 +184,8 @@ def _check(settings: Settings) -> None:
             "EXPORT_TO: the Parquet warehouse is refused with ENCRYPTION_KEYS_FILE set "
             "(it reads the database's columns as stored, which are sealed)"
         )
+    if encryption.shredding and not encryption.enabled:
+        raise SettingsError("ENCRYPTION_SHREDDING: set ENCRYPTION=on too")
     if encryption.metadata_keys and not encryption.enabled:
         raise SettingsError("ENCRYPTED_METADATA_KEYS: set ENCRYPTION=on too")
     if settings.subjects.metadata_key in encryption.metadata_keys:

@@ -269,6 +269,11 @@ class EncryptionSettings(Group, frozen=True, kw_only=True):
     keys_file: Annotated[Path | None, Env(Path)] = None
     # Record metadata keys whose values are sealed in the database (ENCRYPTION=on).
     metadata_keys: Annotated[tuple[str, ...], Env(p.names, name="ENCRYPTED_METADATA_KEYS")] = ()
+    # Crypto-shredding (ADR 0033): copies outside the database sealed under a key per
+    # evaluation, kept in the database's key table and destroyed by erasure. Off by
+    # default: the key table must then be backed up apart from the data, or the mirror
+    # cannot rebuild a lost database.
+    shredding: Annotated[bool, Env(p.parse_bool)] = False
 
 
 class SubjectSettings(Group, frozen=True, kw_only=True):

@@ -5,6 +5,7 @@ opens a request-like scope with every port on one session, committing on a
 clean exit, the way a use case commits through the unit of work.
 """
 
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -31,10 +32,13 @@ from application.ports.warehouse import WarehouseScan
 from domain.evaluation import Evaluation
 from domain.identifiers import parse_evaluation_id
 from domain.tenancy import DEFAULT_TENANT, TenantId
+from infrastructure.crypto.evaluation_keys import EvaluationKeyring
+from infrastructure.crypto.keyring import Keyring
 from infrastructure.crypto.lines import LineSeal
 from infrastructure.files.journal import FileJournal
 from infrastructure.memory.audit import MemoryAuditLog
 from infrastructure.memory.changes import MemoryChangeFeed
+from infrastructure.memory.evaluation_keys import MemoryEvaluationKeys
 from infrastructure.memory.evaluations import (
     MemoryDatabase,
     MemoryDatabaseInspector,
@@ -260,6 +264,17 @@ async def sql_backend(
 BASE_TIME = datetime(2024, 7, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
 
+class _Held(EvaluationKeyring):
+    """Holds a key for every evaluation, made the first time one is asked for."""
+
+    def __init__(self, keyring: Keyring) -> None:
+        super().__init__(MemoryEvaluationKeys(), keyring)
+        self._made: dict[str, bytes] = {}
+
+    def known(self, evaluation_id: str) -> bytes | None:
+        return self._made.setdefault(evaluation_id, os.urandom(32))
+
+
 def make_evaluation(
     evaluation_id: str, *, created_at: datetime = BASE_TIME, **fields: Any
 ) -> Evaluation:
@@ -274,14 +289,19 @@ def make_evaluation(
     return Evaluation(**values)
 
 
-@pytest.fixture(params=["clear", "sealed"])
+@pytest.fixture(params=["clear", "sealed", "shredded"])
 def file_journals(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[Callable[[], FileJournal]]:
     """Makes FileJournal instances over one root (each one a "process"); closes them all.
-    ``sealed``: every line sealed (``ENCRYPTION=on``), all instances sharing one keyring."""
+    ``sealed``: every line sealed (``ENCRYPTION=on``), all instances sharing one keyring;
+    ``shredded``: and each line under its evaluation's key (``ENCRYPTION_SHREDDING=on``),
+    every key held by the processes (the journal uses only a key at hand)."""
     made: list[FileJournal] = []
     seal = LineSeal(fresh_keyring()) if request.param == "sealed" else None
+    if request.param == "shredded":
+        keyring = fresh_keyring()
+        seal = LineSeal(keyring, keys=_Held(keyring), shred=True)
 
     def make() -> FileJournal:
         journal = FileJournal(tmp_path, seal)

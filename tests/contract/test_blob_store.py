@@ -12,8 +12,10 @@ from application.backends import Backend
 from application.errors import BlobMissingError
 from application.ports.blob_store import BlobStore
 from infrastructure.crypto.blob_store import SealedBlobStore
+from infrastructure.crypto.evaluation_keys import EvaluationKeyring
 from infrastructure.files.blob_store import FileBlobStore
 from infrastructure.memory.blob_store import MemoryBlobStore
+from infrastructure.memory.evaluation_keys import MemoryEvaluationKeys
 from tests.contract.blob_data import BOTH_KEYS, KEY, SIZES, ZKEY, chunks_of, temp_files, text_of
 from tests.keys import fresh_keyring
 
@@ -30,6 +32,7 @@ BAD_KEYS = ["../x", "/etc/passwd", "a/../../b", "", "a/./b", "a//b", "a\x00b", "
         pytest.param("s3", marks=pytest.mark.s3),
         "sealed-file",
         pytest.param("sealed-s3", marks=pytest.mark.s3),
+        "shredded-file",
     ]
 )
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
@@ -42,6 +45,15 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
     if request.param == "sealed-file":
         return SealedBlobStore(
             FileBlobStore(tmp_path / "blobs", compress=False), fresh_keyring(), Backend.FILE
+        )
+    if request.param == "shredded-file":  # under evaluation keys (ADR 0033)
+        keyring = fresh_keyring()
+        return SealedBlobStore(
+            FileBlobStore(tmp_path / "blobs", compress=False),
+            keyring,
+            Backend.FILE,
+            keys=EvaluationKeyring(MemoryEvaluationKeys(), keyring),
+            shred=True,
         )
     if request.param == "sealed-s3":
         raw: BlobStore = request.getfixturevalue("s3_raw_store")

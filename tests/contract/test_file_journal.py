@@ -23,7 +23,7 @@ from application.intents import (
     JournalEntry,
 )
 from application.ports.journal import Journal, JournalStats
-from infrastructure.crypto.lines import PREFIX as SEALED_LINE
+from infrastructure.crypto.lines import SEALED as SEALED_LINE
 from infrastructure.crypto.lines import LineSeal
 from infrastructure.files.journal import FileJournal
 from infrastructure.memory.journal import MemoryJournal, NoJournal

@@ -19,8 +19,10 @@ from application.ports.record_mirror import MirroredEvaluation, Unreadable
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from domain.timeline import EvaluationEvent, LogChunk
+from infrastructure.crypto.evaluation_keys import EvaluationKeyring
 from infrastructure.crypto.lines import LineSeal
 from infrastructure.files.mirror import FileRecordMirror
+from infrastructure.memory.evaluation_keys import MemoryEvaluationKeys
 from infrastructure.memory.mirror import MemoryRecordMirror
 from tests.factories import EvaluationFactory
 from tests.keys import fresh_keyring
@@ -31,12 +33,16 @@ Mirror = MemoryRecordMirror | FileRecordMirror
 T0 = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["memory", "file", "sealed-file"])
+@pytest.fixture(params=["memory", "file", "sealed-file", "shredded-file"])
 def mirror(request: pytest.FixtureRequest, tmp_path: Path) -> Mirror:
     if request.param == "memory":
         return MemoryRecordMirror()
     if request.param == "sealed-file":  # ENCRYPTION=on
         return FileRecordMirror(tmp_path / "files", LineSeal(fresh_keyring()))
+    if request.param == "shredded-file":  # and ENCRYPTION_SHREDDING=on: under evaluation keys
+        keyring = fresh_keyring()
+        keys = EvaluationKeyring(MemoryEvaluationKeys(), keyring)
+        return FileRecordMirror(tmp_path / "files", LineSeal(keyring, keys=keys, shred=True))
     return FileRecordMirror(tmp_path / "files")
 
 

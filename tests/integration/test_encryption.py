@@ -24,8 +24,9 @@ from application.intents import CreateIntent, JournalEntry
 from application.ports.journal import Journal
 from application.services.payloads import is_mirror_file
 from domain.identifiers import EvaluationId
+from infrastructure.crypto.keyring import EVALUATION_KID
 from infrastructure.crypto.lines import PREFIX as SEALED_LINE
-from infrastructure.crypto.sealed import MAGIC
+from infrastructure.crypto.sealed import HEADER_MAX, MAGIC, parse_header
 from infrastructure.sql.tables import not_sealed
 from interfaces.cli import main
 from interfaces.http.app import create_app
@@ -217,6 +218,47 @@ def test_clear_blobs_stay_readable_and_rotate_keys_seals_and_rewraps_them(
     fresh = make_client(encryption=on)
     _reads_back(fresh, "clear-1")
     _reads_back(fresh, "sealed-1")
+
+
+def test_rotate_keys_rewraps_the_key_table_of_shredding(
+    make_client: ClientFactory, backend_settings: Settings, tmp_path: Path
+) -> None:
+    """With ``ENCRYPTION_SHREDDING=on`` the blobs are sealed under evaluation keys (no
+    marker on disk); ``rotate-keys`` rewraps the key table's rows, not the blobs, and once
+    it has, the old key can leave the keys file."""
+    keys = tmp_path / "keys"
+    _new_key(keys)
+    on = {"enabled": True, "keys_file": keys, "shredding": True}
+    client = make_client(encryption=on)
+    _create(client, "shred-1")
+    _create(client, "shred-2")
+    blobs = _blobs(backend_settings)
+    assert len(blobs) == 2 * _per_evaluation(backend_settings), sorted(blobs)
+    for name, data in blobs.items():
+        assert parse_header(data[:HEADER_MAX]).kid == EVALUATION_KID, name
+        assert MARKER.encode() not in data, name
+
+    _new_key(keys)
+    env = {
+        **environment(backend_settings),
+        "ENCRYPTION": "on",
+        "ENCRYPTION_SHREDDING": "on",
+        "ENCRYPTION_KEYS_FILE": str(keys),
+    }
+    rotated = _cli(env, "rotate-keys", "--json")
+
+    assert rotated.exit_code == 0, rotated.output
+    report = json.loads(rotated.output)
+    assert report["evaluation_keys"] == 2
+    assert report["keys"] == {"current": 0, "rewrapped": 2}
+    assert report["outcomes"]["current"] == len(blobs)  # their data keys need nothing
+    assert _blobs(backend_settings) == blobs
+    again = json.loads(_cli(env, "rotate-keys", "--json").output)
+    assert again["keys"] == {"current": 2, "rewrapped": 0}
+    keys.write_text(keys.read_text().splitlines()[1] + "\n")  # the first key leaves
+    fresh = make_client(encryption=on, cache={"enabled": False})
+    _reads_back(fresh, "shred-1")
+    _reads_back(fresh, "shred-2")
 
 
 def test_a_keyring_without_the_key_answers_503_not_garbage(

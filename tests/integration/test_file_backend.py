@@ -22,6 +22,7 @@ from interfaces.cli.recovery import prepare_file_index
 from interfaces.http.app import create_app
 from interfaces.settings import Settings, StorageBackend, file_index_path, load_settings
 from tests.integration.test_cli_fsck import environment
+from tests.keys import write_keys_file
 
 
 @pytest.fixture
@@ -255,3 +256,36 @@ def test_the_index_is_not_replaced_under_a_serving_process(settings: Settings) -
     assert _fsck(settings, "--rebuild-index")[0] == 0
     with _serve(settings) as client:
         assert _view(client) == before
+
+
+def test_with_shredding_a_rebuilt_index_keeps_the_evaluation_keys(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The tree's files are sealed under evaluation keys held in the index (ADR 0033): an
+    index rebuilt by ``fsck --rebuild-index`` carries them over from the one it replaces,
+    so the tree still reads; an index lost whole loses them, and the tree with them."""
+    keys = write_keys_file(tmp_path / "keys")
+    on = {"enabled": True, "keys_file": keys, "shredding": True}
+    sealed = settings.changed(encryption=on)
+    env = {
+        **environment(sealed),
+        "ENCRYPTION": "on",
+        "ENCRYPTION_SHREDDING": "on",
+        "ENCRYPTION_KEYS_FILE": str(keys),
+    }
+    with _serve(sealed) as client:
+        view = _fill(client, 2)
+    record = settings.storage.file_storage_path / "evaluations" / "f-0" / "metadata.json"
+    assert record.read_bytes().startswith(b"sealed~f-0 ")
+
+    rebuilt = CliRunner().invoke(main, ["fsck", "--json", "--rebuild-index"], env=env)
+
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert json.loads(rebuilt.stdout.strip().splitlines()[-1])["index"]["rebuild"]["restored"] == 2
+    with _serve(sealed) as client:
+        assert _view(client) == view
+    index = file_index_path(settings.storage.file_storage_path)
+    for built in index.parent.glob(index.name + "*"):
+        built.unlink()  # the index lost whole, with the keys in it
+    with _serve(sealed) as client:
+        assert client.get("/evaluations", params={"limit": 10}).json()["evaluations"] == []

@@ -9,23 +9,44 @@ the first marker is nowhere, the second everywhere it was.
 
 import asyncio
 import json
+import shutil
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 import msgspec
 import pytest
 import redis.asyncio as redis
+from dishka import make_async_container
 from litestar.testing import TestClient
 
+from application.backends import Backend
+from application.errors import BackendUnavailableError
+from application.intents import AppendLogIntent, JournalEntry
+from application.ports.evaluation_keys import EvaluationKeys
+from application.ports.journal import Journal
+from application.ports.record_mirror import Unreadable
 from application.use_cases.export_evaluations import ArchivedEvaluation
 from domain.subjects import subject_digest
+from infrastructure.crypto.blob_store import SealedBlobStore
+from infrastructure.crypto.evaluation_keys import EvaluationKeyring, Sealing
+from infrastructure.crypto.keyring import EVALUATION_KID, UnwrapError, load_keyring
+from infrastructure.crypto.lines import LineSeal
+from infrastructure.crypto.sealed import HEADER_MAX, SealedDataError, open_all, parse_header
+from infrastructure.files.blob_store import FileBlobStore
+from infrastructure.files.mirror import read_mirrored
+from infrastructure.sql.engine import create_engine, create_session_maker
+from infrastructure.sql.evaluation_keys import SqlEvaluationKeys
+from interfaces.providers import build_providers
 from interfaces.settings import Settings, StorageBackend, load_settings
 from tests.erasure_traces import places_holding, s3_objects_holding
 from tests.integration.conftest import ClientFactory, client_of
 from tests.integration.hostile import assert_problem
 from tests.integration.test_auth_matrix import API_KEYS, CALLERS
 from tests.integration.test_cli_maintenance import cli, cli_json
+from tests.keys import write_keys_file
 
 Client = TestClient[Any]
 # Outputs over 2 KiB go to the blob store, compressed over 1 KiB.
@@ -313,3 +334,195 @@ def test_erasure_removes_the_subjects_objects_from_s3(s3_env: dict[str, str]) ->
         assert s3_objects_holding(env, erased) == []
         assert s3_objects_holding(env, kept) == kept_before
         assert places_holding(settings, erased) == []
+
+
+# --- Crypto-shredding (ADR 0033) -----------------------------------------------------------
+
+
+class Copies(msgspec.Struct, kw_only=True):
+    """What was copied aside of one evaluation, out of the erasure's reach: its directory
+    of the tree (a blob, or the mirror's files), the journal segments, its Redis value."""
+
+    evaluation_id: str
+    root: Path  # holds ``evaluations/<id>/`` and ``journal/`` as the tree did
+    cached: bytes | None = None
+
+
+def _copy_aside(settings: Settings, evaluation_id: str, target: Path) -> Copies:
+    tree = Path(settings.storage.file_storage_path)
+    shutil.copytree(tree / "evaluations" / evaluation_id, target / "evaluations" / evaluation_id)
+    shutil.copytree(tree / "journal", target / "journal", ignore=shutil.ignore_patterns(".*"))
+    cached = None
+    if settings.redis.url is not None:
+
+        async def read() -> bytes | None:
+            client = redis.Redis.from_url(settings.redis.url or "")
+            try:
+                key = f"{settings.redis.key_prefix}eval:{{{evaluation_id}}}"
+                value = await client.hget(key, "d")
+                return value.encode() if isinstance(value, str) else value
+            finally:
+                await client.aclose()
+
+        cached = asyncio.run(read())
+        assert cached is not None, "the record was read, so it is cached"
+    return Copies(evaluation_id=evaluation_id, root=target, cached=cached)
+
+
+def _opened(settings: Settings, copies: Copies) -> dict[str, str]:
+    """What a holder of ENCRYPTION_KEYS_FILE and of the database makes of each copy, as a
+    new process (no key held in memory): the plaintext, or the error it fails with."""
+    evaluation_id = copies.evaluation_id
+    found: dict[str, str] = {}
+
+    async def run() -> None:
+        assert settings.encryption.keys_file is not None
+        keyring = load_keyring(settings.encryption.keys_file)
+        engine = create_engine(settings.database)
+        keys = EvaluationKeyring(SqlEvaluationKeys(create_session_maker(engine)), keyring)
+        try:
+            directory = copies.root / "evaluations" / evaluation_id
+            blobs = [p for p in directory.iterdir() if p.name.startswith(("output", "error"))]
+            store = SealedBlobStore(
+                FileBlobStore(copies.root, compress=False), keyring, Backend.FILE, keys=keys
+            )
+            for path in blobs:
+                try:
+                    plain = await store.get(f"evaluations/{evaluation_id}/{path.name}")
+                    found[f"blob {path.name}"] = plain.decode()
+                except BackendUnavailableError as error:
+                    found[f"blob {path.name}"] = f"error: {error}"
+            seal = LineSeal(keyring, keys=keys)
+            lines = [
+                line
+                for segment in (copies.root / "journal").glob("*.jsonl")
+                for line in segment.read_bytes().splitlines()
+                if line.startswith(b"sealed~" + evaluation_id.encode() + b" ")
+            ]
+            for number, line in enumerate(lines):
+                try:  # the journal's lines are bound to "journal" (infrastructure.files.journal)
+                    plain = await anyio.to_thread.run_sync(seal.open, line, b"journal")
+                    found[f"journal line {number}"] = plain.decode()
+                except SealedDataError as error:
+                    found[f"journal line {number}"] = f"error: {error}"
+            if settings.storage.file_mirror:
+                copy = await anyio.to_thread.run_sync(read_mirrored, directory, seal)
+                found["mirror"] = (
+                    f"error: {copy.reason}" if isinstance(copy, Unreadable) else copy.record.code
+                )
+            if copies.cached is not None:
+                context = f"cache|eval:{{{evaluation_id}}}".encode()
+                try:
+                    header = parse_header(copies.cached[:HEADER_MAX])
+                    cipher = await Sealing(keyring, keys).of(header, context, evaluation_id)
+                    found["redis"] = open_all(cipher, copies.cached).decode()
+                except (UnwrapError, SealedDataError) as error:
+                    found["redis"] = f"error: {error}"
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    return found
+
+
+def _journal_an_append(settings: Settings, evaluation_id: str, text: str) -> None:
+    """An entry of the service's own journal (as wired), written by a process that has
+    seen the evaluation (its key at hand: the journal never asks the key table)."""
+
+    async def run() -> None:
+        container = make_async_container(*build_providers(settings), context={Settings: settings})
+        try:
+            keys = await container.get(EvaluationKeys)
+            assert isinstance(keys, EvaluationKeyring)
+            assert await keys.key(evaluation_id) is not None
+            journal = await container.get(Journal)
+            await journal.append(
+                JournalEntry(
+                    id=uuid.uuid4().hex,
+                    evaluation_id=evaluation_id,
+                    at=datetime.now(UTC),
+                    intent=AppendLogIntent(content=text),
+                    actor="key:gateway",
+                )
+            )
+        finally:
+            await container.close()
+
+    asyncio.run(run())
+
+
+def test_with_shredding_a_copy_made_before_an_erasure_opens_before_it_and_never_after(
+    make_client: ClientFactory, backend_settings: Settings, tmp_path: Path
+) -> None:
+    """Blob files, journal lines, the mirror's copy and the Redis value of an erased
+    evaluation, copied aside before the erasure: they open with the keys file and the
+    database before it, and not after (the evaluation key is destroyed); another subject's
+    copies and what was sealed before shredding was on still open."""
+    keys = write_keys_file(tmp_path / "encryption-keys")
+    storage: dict[str, Any] = dict(STORAGE)
+    if backend_settings.storage.backend is not StorageBackend.FILE:
+        storage["file_mirror"] = True
+    sealed = {"enabled": True, "keys_file": keys}
+    shredding = {**sealed, "shredding": True}
+    settings = backend_settings.changed(storage=storage, encryption=shredding)
+    erased, kept = f"ERASE-{uuid.uuid4().hex}", f"KEEP-{uuid.uuid4().hex}"
+    earlier = make_client(storage=storage, encryption=sealed)  # before shredding was on
+    before_on = _finished(earlier, "bob@example.com", kept)
+    client = make_client(storage=storage, encryption=shredding)
+    mine_id = _finished(client, "alice@example.com", erased)
+    theirs_id = _finished(client, "bob@example.com", kept)
+    for evaluation_id in (mine_id, theirs_id):
+        _journal_an_append(settings, evaluation_id, f"{evaluation_id}\n")
+    copies = [
+        _copy_aside(settings, evaluation_id, tmp_path / "copies" / evaluation_id)
+        for evaluation_id in (mine_id, theirs_id)
+    ]
+    mine, theirs = (_opened(settings, each) for each in copies)
+    named = {name.split(".")[0] for name in mine}
+    assert {"blob output", "blob error", "journal line 0"} <= named, mine
+    assert ("redis" in mine) is (settings.redis.url is not None), mine
+    assert ("mirror" in mine) is settings.storage.file_mirror, mine
+    for name, plain in mine.items():
+        assert erased in plain or mine_id in plain, (name, plain)
+
+    answer = client.delete("/subjects/alice@example.com")
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["evaluation_keys"] == 1
+    after = _opened(settings, copies[0])
+    assert after.keys() == mine.keys()
+    for name, error in after.items():
+        assert error.startswith("error: "), (name, error)
+        assert f"evaluation key of '{mine_id}' is destroyed" in error, (name, error)
+    assert _opened(settings, copies[1]) == theirs  # bob's copies open as they did
+    assert erased not in str(theirs)
+    for evaluation_id in (theirs_id, before_on):  # before shredding: under the KEK alone
+        output = client.get(f"/evaluations/{evaluation_id}/output")
+        assert output.status_code == 200 and output.text == (kept + " ") * 400
+    assert _kek_sealed(settings, before_on) and not _kek_sealed(settings, theirs_id)
+
+
+def _finished(client: Client, subject: str, marker: str) -> str:
+    """An evaluation of ``subject`` holding ``marker`` everywhere, its output and error in
+    blobs, read once (so Redis holds it)."""
+    created = client.post(
+        "/evaluations", json={"code": f"print('{marker}')", "metadata": {"subject": subject}}
+    )
+    assert created.status_code == 200, created.text
+    evaluation_id: str = created.json()["id"]
+    log = client.post(f"/evaluations/{evaluation_id}/logs", json={"content": f"{marker}\n"})
+    assert log.status_code == 200, log.text
+    event = {"type": "note", "message": marker}
+    assert client.post(f"/evaluations/{evaluation_id}/events", json=event).status_code == 200
+    done = {"status": "completed", "output": (marker + " ") * 400, "error": (marker + " ") * 400}
+    finished = client.put(f"/evaluations/{evaluation_id}", json=done)
+    assert finished.status_code == 200, finished.text
+    assert client.get(f"/evaluations/{evaluation_id}").status_code == 200
+    return evaluation_id
+
+
+def _kek_sealed(settings: Settings, evaluation_id: str) -> bool:
+    """Whether the output blob's data key is wrapped by a KEK (not an evaluation key)."""
+    directory = Path(settings.storage.file_storage_path) / "evaluations" / evaluation_id
+    (blob,) = directory.glob("output*")
+    return parse_header(blob.read_bytes()[:HEADER_MAX]).kid != EVALUATION_KID

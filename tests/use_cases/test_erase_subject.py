@@ -3,6 +3,8 @@ order, and a rerun after a crash halfway; the failover journal's entries of the 
 
 import contextlib
 import dataclasses
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
@@ -16,9 +18,11 @@ from application.errors import BackendUnavailableError, WriteAcceptedError
 from application.failover.idempotency import IdempotencyKeys
 from application.ports.audit_log import AuditLog, AuditQuery
 from application.ports.blob_store import BlobStore
+from application.ports.evaluation_keys import EvaluationKeys, WrappedKey
+from application.ports.evaluation_maintenance import PurgeSelection
 from application.ports.idempotency_store import StoredResponse
 from application.ports.journal import Journal
-from application.ports.subject_keys import SubjectKeys
+from application.use_cases.cleanup import CleanupEvaluations
 from application.use_cases.create_evaluation import CreateEvaluation
 from application.use_cases.erase_subject import EraseSubject, ExportSubject
 from application.use_cases.get_evaluation import GetEvaluation
@@ -30,6 +34,7 @@ from domain.subjects import subject_digest
 from domain.tenancy import DEFAULT_TENANT
 from infrastructure.files.blob_store import FileBlobStore
 from infrastructure.files.journal import FileJournal
+from infrastructure.memory.evaluation_keys import MemoryEvaluationKeys
 from infrastructure.sql.migrate import upgrade
 from interfaces import acting
 from interfaces.settings import Settings, load_settings
@@ -41,15 +46,22 @@ pytestmark = pytest.mark.anyio
 BIG = "x" * 5000  # over the use-case tests' blob threshold
 
 
-class RecordedKeys(SubjectKeys):
-    """Notes each destroyed subject and what the store held at that moment."""
+class RecordedKeys(MemoryEvaluationKeys):
+    """Notes each destroyed batch of keys and what the store held at that moment: the
+    records, their blobs and their kept answers."""
 
     def __init__(self, app: UseCases) -> None:
+        super().__init__()
         self.app = app
-        self.destroyed: list[tuple[str, int]] = []
+        self.destroyed: list[tuple[list[str], int, int]] = []
 
-    async def destroy(self, subject: str) -> None:
-        self.destroyed.append((subject, len(self.app.database.evaluations)))
+    async def destroy(self, evaluation_ids: Sequence[str]) -> int:
+        blobs = sum(
+            [len(await self.app.payloads.blobs_of(EvaluationId(e))) for e in evaluation_ids]
+        )
+        records = sum(e in self.app.database.evaluations for e in evaluation_ids)
+        self.destroyed.append((sorted(evaluation_ids), records, blobs))
+        return await super().destroy(evaluation_ids)
 
 
 async def _seed(app: UseCases, subject: str, count: int) -> list[EvaluationId]:
@@ -103,14 +115,44 @@ async def test_everything_of_the_subject_goes_and_nothing_of_another(
     assert purged == set(mine)
 
 
-async def test_the_subject_key_is_destroyed_before_anything_is_removed(app: UseCases) -> None:
-    await _seed(app, "s", 2)
+async def test_the_evaluation_keys_are_destroyed_before_anything_is_removed(
+    app: UseCases,
+) -> None:
+    mine = await _seed(app, "s", 2)
+    theirs = await _seed(app, "t", 1)
     keys = RecordedKeys(app)
+    for evaluation_id in mine + theirs:
+        await keys.add(evaluation_id, WrappedKey("k", b"w"))
     erase = dataclasses.replace(await app.request.get(EraseSubject), keys=keys)
 
-    await erase.execute("s")
+    report = await erase.execute("s")
 
-    assert keys.destroyed == [("s", 2)]
+    # The first call, for the batch, found its records and their blobs all there; the
+    # purge's own call after it found the keys gone.
+    assert keys.destroyed[0] == (sorted(mine), 2, 4)
+    assert report.evaluation_keys == 2
+    assert sorted(keys.keys) == theirs
+
+
+async def test_cleanup_destroys_the_keys_of_what_it_purges(app: UseCases) -> None:
+    (gone,) = await _seed(app, "s", 1)
+    (kept,) = await _seed(app, "t", 1)
+    keys: EvaluationKeys = await app.request.get(EvaluationKeys)
+    for evaluation_id in (gone, kept):
+        await keys.add(evaluation_id, WrappedKey("k", b"w"))
+    await app.delete.execute(gone)
+    cleanup = await app.request.get(CleanupEvaluations)
+
+    selection = PurgeSelection(
+        updated_before=datetime(9999, 1, 1, tzinfo=UTC), statuses=frozenset(), include_deleted=True
+    )
+
+    report = await cleanup.execute(selection)
+
+    assert report.evaluations == 1
+
+    assert await keys.fetch(gone) is None
+    assert await keys.fetch(kept) == WrappedKey("k", b"w")
 
 
 async def test_a_crash_halfway_is_finished_by_a_rerun(

@@ -6,10 +6,10 @@ import msgspec
 
 from application.ports.audit_log import AuditLog, AuditQuery
 from domain.audit import AuditEntry
-from domain.tenancy import DEFAULT_TENANT, TenantId
+from infrastructure.memory.tenants import PerTenant
 
 
-class MemoryAuditLog(AuditLog):
+class MemoryAuditLog(AuditLog, PerTenant):
     """``AuditLog`` as a list; like the other memory adapters it applies at once.
 
     Its own entries are the default tenant's; each other tenant has a log of its own (``of``).
@@ -17,16 +17,6 @@ class MemoryAuditLog(AuditLog):
 
     def __init__(self) -> None:
         self.entries: builtins.list[AuditEntry] = []
-        self._tenants: dict[TenantId, MemoryAuditLog] = {}
-
-    def of(self, tenant: TenantId) -> "MemoryAuditLog":
-        """``tenant``'s trail."""
-        if tenant == DEFAULT_TENANT:
-            return self
-        found = self._tenants.get(tenant)
-        if found is None:
-            found = self._tenants[tenant] = MemoryAuditLog()
-        return found
 
     async def append(self, entry: AuditEntry) -> None:
         self.entries.append(msgspec.structs.replace(entry, id=len(self.entries) + 1))

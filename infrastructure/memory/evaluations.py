@@ -35,14 +35,15 @@ from application.queries import (
 )
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
-from domain.tenancy import DEFAULT_TENANT, TenantId
+from domain.tenancy import TenantId
 from domain.timeline import EvaluationEvent, LogChunk
 from domain.timestamps import as_utc
 from infrastructure.memory.inspector import MemoryInspector
 from infrastructure.memory.search import matches
+from infrastructure.memory.tenants import PerTenant
 
 
-class MemoryDatabase:
+class MemoryDatabase(PerTenant):
     """The state every memory adapter shares, like tables of one database.
 
     Records are stored as deep copies so a caller mutating its entity never
@@ -59,16 +60,6 @@ class MemoryDatabase:
         self.log_chunks: dict[EvaluationId, list[LogChunk]] = {}
         self.log_sizes: dict[EvaluationId, int] = {}
         self.lock = asyncio.Lock()
-        self._tenants: dict[TenantId, MemoryDatabase] = {}
-
-    def of(self, tenant: TenantId) -> "MemoryDatabase":
-        """``tenant``'s tables."""
-        if tenant == DEFAULT_TENANT:
-            return self
-        found = self._tenants.get(tenant)
-        if found is None:
-            found = self._tenants[tenant] = MemoryDatabase()
-        return found
 
     def live(self, evaluation_id: EvaluationId) -> Evaluation | None:
         evaluation = self.evaluations.get(evaluation_id)

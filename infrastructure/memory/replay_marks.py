@@ -3,10 +3,10 @@
 from collections.abc import Iterable
 
 from application.ports.replay_marks import ReplayMarks
-from domain.tenancy import DEFAULT_TENANT, TenantId
+from infrastructure.memory.tenants import PerTenant
 
 
-class MemoryReplayMarks(ReplayMarks):
+class MemoryReplayMarks(ReplayMarks, PerTenant):
     """``ReplayMarks`` as a set; like the other memory adapters it applies at once.
 
     The memory backend has no transaction (``MemoryUnitOfWork`` cannot undo), so a
@@ -16,16 +16,6 @@ class MemoryReplayMarks(ReplayMarks):
 
     def __init__(self) -> None:
         self.applied: set[str] = set()
-        self._tenants: dict[TenantId, MemoryReplayMarks] = {}
-
-    def of(self, tenant: TenantId) -> "MemoryReplayMarks":
-        """``tenant``'s marks (these are the default tenant's)."""
-        if tenant == DEFAULT_TENANT:
-            return self
-        found = self._tenants.get(tenant)
-        if found is None:
-            found = self._tenants[tenant] = MemoryReplayMarks()
-        return found
 
     async def is_applied(self, entry_id: str) -> bool:
         return entry_id in self.applied

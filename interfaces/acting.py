@@ -6,12 +6,14 @@ rather than a dishka context value, because background work (retention, start-up
 repairs) opens container scopes that no request or command started.
 """
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 
+from dishka import AsyncContainer
+
 from domain.audit import AuditContext
-from domain.tenancy import TenantId
+from domain.tenancy import DEFAULT_TENANT, TenantId
 
 SYSTEM = AuditContext(actor="system")
 
@@ -48,3 +50,15 @@ def acting_as(context: AuditContext) -> Iterator[None]:
         yield
     finally:
         _current.reset(token)
+
+
+@asynccontextmanager
+async def system_scope(
+    container: AsyncContainer, tenant: TenantId = DEFAULT_TENANT
+) -> AsyncIterator[AsyncContainer]:
+    """A request scope for work no caller started (a job, a start-up repair, the change
+    hub's reads), acting as the system for ``tenant``: the default tenant, the only one
+    served so far (a round per tenant is ADR 0032's step 6)."""
+    with acting_as(system_for(tenant)):
+        async with container() as scope:
+            yield scope

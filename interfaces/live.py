@@ -17,7 +17,6 @@ from application.use_cases.changes import ReadChanges
 from application.use_cases.logs import EvaluationLogs
 from domain.changes import ChangeCursor
 from domain.identifiers import EvaluationId
-from domain.tenancy import DEFAULT_TENANT
 from infrastructure.metrics import OPEN_STREAMS
 from interfaces import acting
 from interfaces.background import background
@@ -37,15 +36,13 @@ class LiveFeed:
     # default tenant's feed, the only one served so far (a hub per tenant is ADR 0032's
     # step 6).
     async def read(self, query: ChangeQuery) -> ChangePage:
-        with acting.acting_as(acting.system_for(DEFAULT_TENANT)):
-            async with self._container() as scope:
-                feed: ChangeFeed = await scope.get(ChangeFeed)
-                return await feed.read(query)
+        async with acting.system_scope(self._container) as scope:
+            feed: ChangeFeed = await scope.get(ChangeFeed)
+            return await feed.read(query)
 
     async def latest(self) -> ChangeCursor:
-        with acting.acting_as(acting.system_for(DEFAULT_TENANT)):
-            async with self._container() as scope:
-                return await (await scope.get(ReadChanges)).latest()
+        async with acting.system_scope(self._container) as scope:
+            return await (await scope.get(ReadChanges)).latest()
 
     async def check(self, cursor: ChangeCursor, field: str) -> None:
         """410 for a cursor the feed cannot resume from, before a stream starts."""

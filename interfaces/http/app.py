@@ -18,7 +18,6 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from application.errors import WriteAcceptedError
 from application.use_cases.running_evaluations import RebuildRunningRegistry
-from domain.tenancy import DEFAULT_TENANT
 from interfaces import acting
 from interfaces.cli.plugin import StorageCLIPlugin
 from interfaces.heap import freeze_startup_objects, thaw
@@ -182,11 +181,9 @@ def create_app(
 async def _rebuild_running_registry(container: AsyncContainer) -> None:
     """Make the running registry agree with the database before serving."""
     try:
-        # The default tenant's evaluations, the only ones served so far (ADR 0032).
-        with acting.acting_as(acting.system_for(DEFAULT_TENANT)):
-            async with container() as request_container:
-                rebuild = await request_container.get(RebuildRunningRegistry)
-                count = await rebuild.execute()
+        async with acting.system_scope(container) as request_container:
+            rebuild = await request_container.get(RebuildRunningRegistry)
+            count = await rebuild.execute()
         logger.info("running registry rebuilt with %d evaluation(s)", count)
     except Exception:  # the service still serves: the registry falls back to the database
         logger.exception("could not rebuild the running registry at start")

@@ -13,7 +13,6 @@ from application.ports.clock import Clock
 from application.ports.evaluation_maintenance import PurgeSelection
 from application.use_cases.cleanup import CleanupEvaluations, CleanupReport
 from domain.status import TERMINAL_STATUSES
-from domain.tenancy import DEFAULT_TENANT
 from interfaces import acting
 from interfaces.background import periodic
 from interfaces.settings import Settings
@@ -26,10 +25,7 @@ async def run_retention(container: AsyncContainer, days: int, stopping: anyio.Ev
 
     Once ``stopping`` is set, the cleanup ends after the batch being removed.
     """
-    # The default tenant is the only one served so far; a round per tenant is ADR 0032's
-    # step 6.
-    with acting.acting_as(acting.system_for(DEFAULT_TENANT)):
-        report = await _clean(container, days, stopping)
+    report = await _clean(container, days, stopping)
     logger.info(
         "retention: removed %d evaluation(s) older than %d day(s), %d blob(s)",
         report.evaluations,
@@ -40,7 +36,7 @@ async def run_retention(container: AsyncContainer, days: int, stopping: anyio.Ev
 
 
 async def _clean(container: AsyncContainer, days: int, stopping: anyio.Event) -> CleanupReport:
-    async with container() as request:
+    async with acting.system_scope(container) as request:
         clock = await request.get(Clock)
         cleanup = await request.get(CleanupEvaluations)
         selection = PurgeSelection(

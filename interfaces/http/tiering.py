@@ -10,7 +10,6 @@ import anyio
 from dishka import AsyncContainer
 
 from application.use_cases.object_storage import TierPayloads
-from domain.tenancy import DEFAULT_TENANT
 from interfaces import acting
 from interfaces.background import periodic
 from interfaces.settings import Settings
@@ -23,11 +22,9 @@ async def run_tiering(container: AsyncContainer, days: int, stopping: anyio.Even
 
     Once ``stopping`` is set, the pass ends after the payload being moved.
     """
-    # The default tenant's, the only one served so far (ADR 0032's step 6: one per tenant).
-    with acting.acting_as(acting.system_for(DEFAULT_TENANT)):
-        async with container() as request:
-            tier = await request.get(TierPayloads)
-            report = await tier.execute(timedelta(days=days), stop=stopping.is_set)
+    async with acting.system_scope(container) as request:
+        tier = await request.get(TierPayloads)
+        report = await tier.execute(timedelta(days=days), stop=stopping.is_set)
     logger.info(
         "tiering: %d payload(s) moved to S3 (%d bytes)",
         report.moved,

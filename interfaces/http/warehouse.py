@@ -18,7 +18,6 @@ from dishka import AsyncContainer
 
 from application.use_cases.warehouse_export import ExportStoppedError, ExportWarehouse
 from domain.changes import ChangeCursor
-from domain.tenancy import DEFAULT_TENANT
 from infrastructure.files.durable import tried_lock
 from infrastructure.parquet.warehouse import ParquetWarehouse, filesystem
 from interfaces import acting
@@ -48,18 +47,14 @@ async def run_export(container: AsyncContainer, settings: Settings, stopping: an
         # A table the last round did not write starts over with a full run.
         continues = last is not None and tables <= frozenset(last.tables)
         since = ChangeCursor.parse(last.cursor) if last is not None and continues else None
-        # The default tenant's rows, the only ones served so far (ADR 0032's step 6 writes
-        # each tenant's under ``tenant=<tenant>/``).
-        with acting.acting_as(acting.system_for(DEFAULT_TENANT)):
-            async with container() as request:
-                use_case = await request.get(ExportWarehouse)
-                try:
-                    manifest = await use_case.execute(
-                        sink, since, stop=stopping.is_set, tables=tables
-                    )
-                except ExportStoppedError:
-                    logger.info("export: the full export stopped with the service; next start")
-                    return
+        # ADR 0032's step 6 writes each tenant's rows under ``tenant=<tenant>/``.
+        async with acting.system_scope(container) as request:
+            use_case = await request.get(ExportWarehouse)
+            try:
+                manifest = await use_case.execute(sink, since, stop=stopping.is_set, tables=tables)
+            except ExportStoppedError:
+                logger.info("export: the full export stopped with the service; next start")
+                return
     logger.info(
         "export: %d row(s), %d tombstone(s), %d event(s), %d log piece(s) to %s, cursor %s",
         manifest.rows,

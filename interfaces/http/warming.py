@@ -14,7 +14,6 @@ import anyio
 from dishka import AsyncContainer
 
 from application.use_cases.warm_cache import WarmCache
-from domain.tenancy import DEFAULT_TENANT
 from interfaces import acting
 from interfaces.background import background
 from interfaces.settings import Settings
@@ -33,11 +32,9 @@ async def warm_cache(
     if stopping.is_set():
         return 0
     try:
-        # The default tenant's records, the only ones served so far (ADR 0032).
-        with acting.acting_as(acting.system_for(DEFAULT_TENANT)):
-            async with container() as request:
-                warm = await request.get(WarmCache)
-                count = await warm.execute(top, stop=stopping.is_set)
+        async with acting.system_scope(container) as request:
+            warm = await request.get(WarmCache)
+            count = await warm.execute(top, stop=stopping.is_set)
     except Exception:  # the cache only fills on reads then; the service keeps serving
         logger.exception("cache warming failed")
         return 0

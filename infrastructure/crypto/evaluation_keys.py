@@ -99,6 +99,7 @@ class EvaluationKeyring(EvaluationKeys, SealedRows):
         self._forget(evaluation_ids)
         destroyed = await self._table.destroy(evaluation_ids)
         self._forget(evaluation_ids)  # a lookup that ran meanwhile
+        unwrap_under.cache_clear()  # it holds the destroyed keys' bytes as arguments
         return destroyed
 
     async def page(self, after: str | None, limit: int) -> list[tuple[str, WrappedKey]]:

@@ -90,8 +90,8 @@ def wrap_under(evaluation_key: bytes, evaluation_id: str, data_key: bytes, conte
 
 
 # A data key read again (a hot cached record, a blob's segments) is unwrapped once, as
-# ``Keyring.unwrap`` does; its entries are reached only through an evaluation key that is
-# still held, so a destroyed one opens nothing from here either.
+# ``Keyring.unwrap`` does. Its entries hold the evaluation keys themselves, so destroying
+# a key empties it (``EvaluationKeyring.destroy``): no destroyed key stays in memory.
 @functools.lru_cache(maxsize=8192)
 def unwrap_under(
     evaluation_key: bytes, evaluation_id: str, wrapped: bytes, context: bytes

@@ -24,7 +24,7 @@ from application.ports.sealed_blobs import Rewrap
 from infrastructure.crypto.blob_store import SealedBlobStore
 from infrastructure.crypto.cache import SealedCache
 from infrastructure.crypto.evaluation_keys import EvaluationKeyring
-from infrastructure.crypto.keyring import EVALUATION_KID, Keyring, parse_keyring
+from infrastructure.crypto.keyring import EVALUATION_KID, Keyring, parse_keyring, unwrap_under
 from infrastructure.crypto.lines import EVALUATION_PREFIX, PREFIX, LineSeal, tag_of
 from infrastructure.crypto.sealed import HEADER_MAX, SealedDataError, parse_header
 from infrastructure.files.blob_store import FileBlobStore
@@ -76,6 +76,7 @@ async def test_a_copy_opens_until_its_evaluation_key_is_destroyed(raw: BlobStore
     assert await world.store(raw).get(KEY) == MARKER * 5000
 
     assert await writer._sealing.keys.destroy(["eval_1"]) == 1  # type: ignore[union-attr]
+    assert unwrap_under.cache_info().currsize == 0  # the key's bytes are not kept either
 
     for reader in (writer, world.store(raw)):  # the writer forgot it too
         await raw.put(KEY, copy)  # the copy brought back

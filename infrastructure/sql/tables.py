@@ -45,11 +45,14 @@ TENANT_CHECKS = {
 }
 
 
-def _tenant() -> list[sa.schema.SchemaItem]:
-    """``tenant_id``: whose row it is (ADR 0032; migration 0013). The constant default
-    names the default tenant, so a writer that names none writes there."""
+def _tenant(*, key: bool = False) -> list[sa.schema.SchemaItem]:
+    """``tenant_id``: whose row it is (ADR 0032; migration 0013), first of the primary key
+    when ``key``. The constant default names the default tenant, so a writer that names
+    none writes there."""
     return [
-        sa.Column("tenant_id", sa.String(63), nullable=False, server_default="default"),
+        sa.Column(
+            "tenant_id", sa.String(63), primary_key=key, nullable=False, server_default="default"
+        ),
         *(
             sa.CheckConstraint(condition, name="tenant").ddl_if(dialect=dialect)
             for dialect, condition in TENANT_CHECKS.items()
@@ -280,10 +283,7 @@ COUNTER_NAMES = (
 evaluation_counters = sa.Table(
     "evaluation_counters",
     metadata,
-    sa.Column(
-        "tenant_id", sa.String(63), primary_key=True, nullable=False, server_default="default"
-    ),
-    *_tenant()[1:],
+    *_tenant(key=True),
     sa.Column("status", sa.String(50), primary_key=True),
     sa.Column("language", sa.String(50), primary_key=True),
     sa.Column("shard", sa.SmallInteger(), primary_key=True),
@@ -300,10 +300,7 @@ evaluation_counters = sa.Table(
 evaluation_runtimes = sa.Table(
     "evaluation_runtimes",
     metadata,
-    sa.Column(
-        "tenant_id", sa.String(63), primary_key=True, nullable=False, server_default="default"
-    ),
-    *_tenant()[1:],
+    *_tenant(key=True),
     sa.Column("runtime_ms", sa.Integer(), primary_key=True, autoincrement=False),
     sa.Column("count", sa.BigInteger(), nullable=False, server_default="0"),
 )
@@ -325,10 +322,7 @@ journal_applied = sa.Table(
 evaluation_keys = sa.Table(
     "evaluation_keys",
     metadata,
-    sa.Column(
-        "tenant_id", sa.String(63), primary_key=True, nullable=False, server_default="default"
-    ),
-    *_tenant()[1:],
+    *_tenant(key=True),
     sa.Column("evaluation_id", sa.String(255), primary_key=True),
     sa.Column("kid", sa.String(64), nullable=False),
     sa.Column("wrapped", sa.LargeBinary(), nullable=False),

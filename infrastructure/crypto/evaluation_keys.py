@@ -48,10 +48,6 @@ class EvaluationKeyring(EvaluationKeys, SealedRows):
         self._cached = cached
         self._keys: OrderedDict[str, bytes] = OrderedDict()
 
-    @property
-    def table(self) -> EvaluationKeys:
-        return self._table
-
     async def key(self, evaluation_id: str, *, create: bool = False) -> bytes | None:
         """``evaluation_id``'s key; with ``create``, made and committed when it has none
         (``None`` otherwise: never made, or destroyed). ``UnwrapError`` when its row does

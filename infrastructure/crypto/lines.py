@@ -15,12 +15,12 @@ import base64
 import binascii
 import functools
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio.from_thread
 from anyio import NoEventLoopError
 
-from infrastructure.crypto.evaluation_keys import EvaluationKeyring, Sealing, under
+from infrastructure.crypto.evaluation_keys import EvaluationKeyring, Sealing
 from infrastructure.crypto.keyring import EVALUATION_KID, Keyring, UnwrapError, unwrap_under
 from infrastructure.crypto.sealed import (
     HEADER_MAX,
@@ -35,6 +35,7 @@ from infrastructure.crypto.sealed import (
 PREFIX = b"sealed:"
 EVALUATION_PREFIX = b"sealed~"
 SEALED = b"sealed"  # what every sealed line starts with
+T = TypeVar("T")
 
 
 class LineSeal:
@@ -53,8 +54,6 @@ class LineSeal:
         keys: EvaluationKeyring | None = None,
         shred: bool = False,
     ) -> None:
-        self._keyring = keyring
-        self._keys = keys
         self._sealing = Sealing(keyring, keys, shred=shred and seal)
         self.seals = seal
 
@@ -79,12 +78,17 @@ class LineSeal:
 
     def _cipher(self, context: bytes, evaluation_id: str | None, *, fetch: bool) -> Cipher:
         sealing = self._sealing
-        if fetch and sealing.shred and evaluation_id is not None and self._keys is not None:
-            key = self._keys.known(evaluation_id) or _from_thread(
-                functools.partial(self._keys.key, evaluation_id, create=True)
-            )
-            if key is not None:
-                return under(key, evaluation_id, context)
+        keys = sealing.keys
+        if (
+            fetch
+            and keys is not None
+            and evaluation_id is not None
+            and not keys.known(evaluation_id)
+        ):
+            # Made or fetched as every other seal does: the KEK when the database is away.
+            cipher = _from_thread(functools.partial(sealing.new, context, evaluation_id))
+            if cipher is not None:
+                return cipher
         return sealing.new_known(context, evaluation_id)
 
     def open(self, line: bytes, context: bytes, evaluation_id: str | None = None) -> bytes:
@@ -94,7 +98,7 @@ class LineSeal:
             return self._open_under_evaluation(line, context, evaluation_id)
         if not line.startswith(PREFIX):
             return line
-        return open_value(self._keyring, context, _decoded(line[len(PREFIX) :]))
+        return open_value(self._sealing.keyring, context, _decoded(line[len(PREFIX) :]))
 
     def _open_under_evaluation(
         self, line: bytes, context: bytes, evaluation_id: str | None
@@ -108,8 +112,9 @@ class LineSeal:
         if header.kid != EVALUATION_KID:
             raise SealedDataError("a line named for an evaluation, sealed under a KEK")
         key = None
-        if self._keys is not None:
-            key = self._keys.known(owner) or _from_thread(functools.partial(self._keys.key, owner))
+        keys = self._sealing.keys
+        if keys is not None:
+            key = keys.known(owner) or _from_thread(functools.partial(keys.key, owner))
         if key is None:
             raise SealedDataError(f"the evaluation key of {owner!r} is destroyed")
         try:
@@ -148,7 +153,7 @@ def _decoded(encoded: bytes) -> bytes:
         raise SealedDataError("a sealed line is not base64") from None
 
 
-def _from_thread(call: Callable[[], Coroutine[Any, Any, bytes | None]]) -> bytes | None:
+def _from_thread(call: Callable[[], Coroutine[Any, Any, T | None]]) -> T | None:
     """``call`` (a coroutine function) run on the event loop from a worker thread;
     ``None`` when not in one (the key is then not to be had without waiting)."""
     try:

@@ -169,6 +169,25 @@ async def test_a_key_table_away_leaves_new_blobs_under_the_kek(raw: BlobStore) -
     assert await World(world.lines).store(raw).get(KEY) == MARKER
 
 
+async def test_a_key_table_away_leaves_a_fetched_line_under_the_kek() -> None:
+    """The mirror's lines ask the table for their key; away, they are sealed, not refused."""
+
+    class Away(MemoryEvaluationKeys):
+        async def fetch(self, evaluation_id: str) -> WrappedKey | None:
+            raise BackendUnavailableError(Backend.DATABASE, "down")
+
+    world = World()
+    world.table = Away()
+    seal = LineSeal(world.keyring(), keys=world.process(), shred=True)
+
+    line = await anyio.to_thread.run_sync(
+        lambda: seal.seal(MARKER, b"mirror", "eval_1", fetch=True)
+    )
+
+    assert line.startswith(PREFIX) and MARKER not in line
+    assert LineSeal(world.keyring()).open(line, b"mirror") == MARKER
+
+
 async def test_a_cache_entry_is_a_miss_once_its_key_is_destroyed() -> None:
     world = World()
     inner = MemoryCache(ttl_seconds=60)

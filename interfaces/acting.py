@@ -13,7 +13,7 @@ from contextvars import ContextVar
 from dishka import AsyncContainer
 
 from domain.audit import AuditContext
-from domain.tenancy import DEFAULT_TENANT, TenantId
+from domain.tenancy import TenantId
 
 SYSTEM = AuditContext(actor="system")
 
@@ -54,11 +54,10 @@ def acting_as(context: AuditContext) -> Iterator[None]:
 
 @asynccontextmanager
 async def system_scope(
-    container: AsyncContainer, tenant: TenantId = DEFAULT_TENANT
+    container: AsyncContainer, tenant: TenantId
 ) -> AsyncIterator[AsyncContainer]:
-    """A request scope for work no caller started (a job, a start-up repair, the change
-    hub's reads), acting as the system for ``tenant``: the default tenant, the only one
-    served so far (a round per tenant is ADR 0032's step 6)."""
+    """A request scope for work no caller started (a job, a start-up repair, a change
+    hub's reads), acting as the system for ``tenant`` (a job runs a round per tenant)."""
     with acting_as(system_for(tenant)):
         async with container() as scope:
             yield scope

@@ -72,7 +72,7 @@ async def wait_or_stop(stopping: anyio.Event, seconds: float) -> None:
 
 
 # A periodic job's round: given the app's ``stopping`` event, to pass on as its use case's ``stop``.
-Round = Callable[[anyio.Event], Awaitable[None]]
+Round = Callable[[anyio.Event], Awaitable[object]]
 
 
 async def _every(name: str, interval_s: float, job: Round, stopping: anyio.Event) -> None:

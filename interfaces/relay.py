@@ -1,7 +1,11 @@
 """The relay of the change feed to NATS JetStream, wired: ``storage-service relay``, or a
 background job of ``serve`` when ``NATS_URL`` is set.
 
-Each page of the feed is read in a scope of its own (``LiveFeed.read``), so the relay
+Each tenant's feed goes to a stream of its own (``stream_names``): JetStream refuses two
+streams whose subjects overlap, and a consumer of one tenant's stream must see no other
+tenant's changes (ADR 0032). The background job runs a relay per tenant side by side.
+
+Each page of the feed is read in a scope of its own (``TenantFeed.read``), so the relay
 holds no database connection between pages. A run ends when its NATS connection does;
 the background job then starts another after ``RETRY_S``, from what JetStream holds.
 """
@@ -20,6 +24,7 @@ from application.ports.clock import Clock
 from application.use_cases.changes import FeedRetention
 from application.use_cases.relay_changes import RelayChanges, RelayProgress
 from domain.changes import Change
+from domain.tenancy import DEFAULT_TENANT, TenantId
 from infrastructure.nats.change_sink import JetStreamChangeSink
 from infrastructure.nats.connection import jetstream
 from interfaces.background import background, wait_or_stop
@@ -38,9 +43,17 @@ def encode_change(change: Change) -> bytes:
     return msgspec.json.encode(ChangeBody.of(change))
 
 
+def stream_names(settings: NatsSettings, tenant: TenantId) -> tuple[str, str]:
+    """``tenant``'s stream and subject prefix: ``NATS_STREAM`` and ``NATS_SUBJECT`` for the
+    default tenant, ``NATS_STREAM_<tenant>`` over ``NATS_SUBJECT_<tenant>`` for another."""
+    if tenant == DEFAULT_TENANT:
+        return settings.stream, settings.subject
+    return f"{settings.stream}_{tenant}", f"{settings.subject}_{tenant}"
+
+
 @asynccontextmanager
-async def nats_sink(settings: NatsSettings) -> AsyncIterator[JetStreamChangeSink]:
-    """The stream of ``settings`` (created when missing) on a connection of its own."""
+async def nats_sink(settings: NatsSettings, tenant: TenantId) -> AsyncIterator[JetStreamChangeSink]:
+    """``tenant``'s stream (created when missing) on a connection of its own."""
     if settings.url is None:
         raise ChangeSinkUnavailableError("set NATS_URL (nats://host:4222) to relay the feed")
     async with AsyncExitStack() as stack:
@@ -48,7 +61,8 @@ async def nats_sink(settings: NatsSettings) -> AsyncIterator[JetStreamChangeSink
             js = await stack.enter_async_context(jetstream(settings.url, name="crucible relay"))
         except ChangeSinkUnavailableError as exc:
             raise ChangeSinkUnavailableError(f"NATS_URL: {exc}") from exc
-        sink = JetStreamChangeSink(js, settings.stream, settings.subject, encode_change)
+        stream, subject = stream_names(settings, tenant)
+        sink = JetStreamChangeSink(js, stream, subject, encode_change)
         await sink.prepare()
         yield sink
 
@@ -56,8 +70,9 @@ async def nats_sink(settings: NatsSettings) -> AsyncIterator[JetStreamChangeSink
 class ProgressLog:
     """Logs how far the relay got, at most once every ``every_s``."""
 
-    def __init__(self, stream: str, every_s: float) -> None:
+    def __init__(self, stream: str, tenant: TenantId, every_s: float) -> None:
         self._stream = stream
+        self._tenant = tenant
         self._every_s = every_s
         self._due = time.monotonic() + every_s
         self.last = RelayProgress()
@@ -71,34 +86,40 @@ class ProgressLog:
         self._due = time.monotonic() + self._every_s
         cursor = self.last.cursor
         logger.info(
-            "relayed %d change(s) to %s; its last cursor: %s",
+            "relayed %d change(s) of tenant %s to %s; its last cursor: %s",
             self.last.relayed,
+            self._tenant,
             self._stream,
             "none" if cursor is None else cursor.token(),
-            extra={"relayed": self.last.relayed, "cursor": cursor and cursor.token()},
+            extra={
+                "tenant": self._tenant,
+                "relayed": self.last.relayed,
+                "cursor": cursor and cursor.token(),
+            },
         )
 
 
 async def relay(
     container: AsyncContainer,
     settings: Settings,
+    tenant: TenantId,
     stopping: anyio.Event,
     *,
     every_s: float = PROGRESS_EVERY_S,
     page: int = 500,
 ) -> RelayProgress:
-    """Relay the feed until ``stopping`` (or the connection ends: then it raises)."""
-    live = await container.get(LiveFeed)
-    async with nats_sink(settings.nats) as sink:
+    """Relay ``tenant``'s feed until ``stopping`` (or the connection ends: then it raises)."""
+    feed = (await container.get(LiveFeed)).of(tenant)
+    async with nats_sink(settings.nats, tenant) as sink:
         use_case = RelayChanges(
-            read=live.read,
+            read=feed.read,
             sink=sink,
             clock=await container.get(Clock),
             retention=await container.get(FeedRetention),
             poll_s=settings.changes.poll_ms / 1000,
             page=page,
         )
-        progress = ProgressLog(settings.nats.stream, every_s)
+        progress = ProgressLog(stream_names(settings.nats, tenant)[0], tenant, every_s)
         try:
             return await use_case.execute(stopping, progress)
         finally:
@@ -106,27 +127,33 @@ async def relay(
 
 
 async def _relay_until_stopped(
-    container: AsyncContainer, settings: Settings, stopping: anyio.Event
+    container: AsyncContainer, settings: Settings, tenant: TenantId, stopping: anyio.Event
 ) -> None:
     while not stopping.is_set():
         try:
-            await relay(container, settings, stopping)
+            await relay(container, settings, tenant, stopping)
         except ChangeSinkUnavailableError as exc:
-            logger.warning("NATS relay: %s; trying again in %.0f s", exc, RETRY_S)
+            logger.warning(
+                "NATS relay of tenant %s: %s; trying again in %.0f s", tenant, exc, RETRY_S
+            )
         except Exception:  # a dropped connection, a timeout: the next run resumes
-            logger.exception("NATS relay failed; trying again in %.0f s", RETRY_S)
+            logger.exception(
+                "NATS relay of tenant %s failed; trying again in %.0f s", tenant, RETRY_S
+            )
         await wait_or_stop(stopping, RETRY_S)
 
 
 @asynccontextmanager
 async def nats_relay(container: AsyncContainer, settings: Settings) -> AsyncIterator[None]:
-    """While the app runs: the relay, when ``NATS_URL`` is set."""
+    """While the app runs: a relay per tenant, side by side, when ``NATS_URL`` is set."""
     if settings.nats.url is None:
         yield
         return
 
     async def run(stopping: anyio.Event) -> None:
-        await _relay_until_stopped(container, settings, stopping)
+        async with anyio.create_task_group() as group:
+            for tenant in settings.access.tenants:
+                group.start_soon(_relay_until_stopped, container, settings, tenant, stopping)
 
     async with background("NATS relay", run):
         yield

@@ -17,6 +17,7 @@ from application.errors import BackendUnavailableError
 from application.failover.primary import PrimaryState
 from application.ports.clock import Clock
 from application.ports.idempotency_store import IdempotencyStore, KeyRecord, StoredResponse
+from domain.tenancy import TenantId
 
 log = structlog.get_logger(__name__)
 
@@ -115,15 +116,16 @@ class IdempotencyKeys:
             except BackendUnavailableError as error:  # its lease frees it in the end
                 log.warning("idempotency_release_failed", key=key, reason=error.detail)
 
-    async def purge(self) -> int:
-        """Delete the expired keys of both stores (the fallback's while the primary is away too)."""
+    async def purge(self, tenant: TenantId) -> int:
+        """Delete ``tenant``'s expired keys in both stores (the fallback's while the primary
+        is away too)."""
         now: datetime = self._clock.now()
         purged = 0
         for store in (self._primary, self._fallback):
             if store is None:
                 continue
             try:
-                purged += await store.purge(now)
+                purged += await store.purge(now, tenant)
             except BackendUnavailableError as error:
                 log.warning("idempotency_purge_failed", reason=error.detail)
         return purged

@@ -7,6 +7,8 @@ from typing import Protocol
 
 import msgspec
 
+from domain.tenancy import TenantId
+
 
 class StoredResponse(msgspec.Struct, frozen=True, kw_only=True):
     """The answer a request got, replayed as it was to a retry with the same key."""
@@ -93,8 +95,8 @@ class IdempotencyStore(Protocol):
         """Forget an in-flight key whose request ended without an answer worth keeping."""
 
     @abstractmethod
-    async def purge(self, now: datetime) -> int:
-        """Delete the expired records; returns how many went."""
+    async def purge(self, now: datetime, tenant: TenantId) -> int:
+        """Delete ``tenant``'s expired records; returns how many went."""
 
     @abstractmethod
     async def forget_answers_with(self, needles: Sequence[bytes]) -> int:

@@ -7,6 +7,8 @@ from typing import Protocol
 
 import msgspec
 
+from domain.tenancy import TenantId
+
 # The export's layout version: a reader that knows it knows every column below.
 EXPORT_FORMAT = 1
 
@@ -128,30 +130,38 @@ def rows_in(batch: RowBatch) -> int:
 
 
 class WarehouseScan(Protocol):
-    """Every live evaluation as a warehouse row, newest first, a batch at a time."""
+    """One tenant's live evaluations as warehouse rows, newest first, a batch at a time.
+
+    Every call names its tenant (ADR 0032): an export is of one tenant, and the
+    PostgreSQL scan reads on a connection of its own, outside any request's scope.
+    """
 
     @abstractmethod
-    async def common_keys(self) -> builtins.list[str]:
+    async def common_keys(self, tenant: TenantId) -> builtins.list[str]:
         """The metadata keys common enough for a column of their own (the newest records')."""
 
     @abstractmethod
-    def batches(self, cursor: str, promoted: Sequence[str]) -> AsyncIterator[RowBatch]:
+    def batches(
+        self, tenant: TenantId, cursor: str, promoted: Sequence[str]
+    ) -> AsyncIterator[RowBatch]:
         """The rows, each with ``change_cursor`` = ``cursor``; memory stays bounded."""
 
     @abstractmethod
     async def current(
-        self, changed: Mapping[str, str], promoted: Sequence[str]
+        self, tenant: TenantId, changed: Mapping[str, str], promoted: Sequence[str]
     ) -> tuple[RowBatch, builtins.set[str]]:
         """The rows of the ids in ``changed`` that are live, each with its cursor there,
         and the ids found (one that is not is gone: a tombstone)."""
 
     @abstractmethod
-    def timeline(self, table: Table, cursor: str) -> AsyncIterator[RowBatch]:
+    def timeline(self, tenant: TenantId, table: Table, cursor: str) -> AsyncIterator[RowBatch]:
         """Every event (``EVENTS``) or log piece (``LOGS``) of the live evaluations, each
         with ``change_cursor`` = ``cursor``; memory stays bounded."""
 
     @abstractmethod
-    async def timeline_of(self, table: Table, changed: Mapping[str, str]) -> RowBatch:
+    async def timeline_of(
+        self, tenant: TenantId, table: Table, changed: Mapping[str, str]
+    ) -> RowBatch:
         """Every event or log piece of the live evaluations in ``changed``, each with the
         cursor there (a whole timeline: its rows are keyed, so a repeat is harmless)."""
 

@@ -2,6 +2,7 @@
 
 import hashlib
 import hmac
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import msgspec
@@ -52,3 +53,13 @@ class ApiKeyVerifier:
     def named(self, name: str) -> ApiKey | None:
         """The key called ``name`` (for sessions, which hold only the name)."""
         return next((key for key in self.keys if key.name == name), None)
+
+
+def served_tenants(keys: Iterable[ApiKey]) -> tuple[TenantId, ...]:
+    """The tenants a deployment serves: the default tenant, then each one a key names.
+
+    Jobs and start-up work act for each of them in turn (ADR 0032). A tenant whose last
+    key left ``API_KEYS`` keeps its rows, untouched until a key names it again.
+    """
+    named = {key.tenant for key in keys} - {DEFAULT_TENANT}
+    return (DEFAULT_TENANT, *sorted(named))

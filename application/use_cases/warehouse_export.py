@@ -40,6 +40,7 @@ from application.services.payloads import PayloadStore
 from application.warehouse_rows import common_keys, row_of, sortable, tombstone
 from domain.changes import START, Change, ChangeCursor, ChangeKind
 from domain.evaluation import Evaluation
+from domain.tenancy import TenantId
 
 Progress = Callable[[int], None]
 Stop = Callable[[], bool]
@@ -102,13 +103,14 @@ class RowDownload:
 
 @dataclass(frozen=True, slots=True)
 class ExportWarehouse:
-    """One run of the warehouse export into ``sink``: full, or after a cursor."""
+    """One run of the warehouse export of ``tenant`` into ``sink``: full, or after a cursor."""
 
     queries: EvaluationQueries
     feed: ChangeFeed
     clock: Clock
     payloads: PayloadStore
     scan: WarehouseScan
+    tenant: TenantId
 
     async def execute(
         self,
@@ -174,12 +176,14 @@ class ExportWarehouse:
         start = await self.feed.latest() or START
         cursor = sortable(start)
         if columns is None:
-            columns = await self.scan.common_keys() if Table.EVALUATIONS in tables else []
+            columns = (
+                await self.scan.common_keys(self.tenant) if Table.EVALUATIONS in tables else []
+            )
         for table in tables:
             batches = (
-                self.scan.batches(cursor, columns)
+                self.scan.batches(self.tenant, cursor, columns)
                 if table is Table.EVALUATIONS
-                else self.scan.timeline(table, cursor)
+                else self.scan.timeline(self.tenant, table, cursor)
             )
             async for batch in batches:
                 await sink.write(table, batch, columns)
@@ -233,7 +237,7 @@ class ExportWarehouse:
 
         async def rows() -> AsyncIterator[RowBatch]:
             async for page in self._pages(criteria, batch):
-                yield await self.scan.timeline_of(table, {e.id: cursor for e in page})
+                yield await self.scan.timeline_of(self.tenant, table, {e.id: cursor for e in page})
 
         return RowDownload(table=table, columns=[], rows=rows())
 
@@ -285,7 +289,7 @@ class ExportWarehouse:
         }
         found: set[str] = set()
         if wanted:
-            rows, found = await self.scan.current(wanted, columns)
+            rows, found = await self.scan.current(self.tenant, wanted, columns)
             await sink.write(Table.EVALUATIONS, rows, columns)
             tally.rows += len(found)
         gone = [
@@ -306,6 +310,6 @@ class ExportWarehouse:
             if change.kind is _GROWS[table]
         }
         if grown:
-            rows = await self.scan.timeline_of(table, grown)
+            rows = await self.scan.timeline_of(self.tenant, table, grown)
             await sink.write(table, rows, [])
             tally.add(table, rows_in(rows))

@@ -16,6 +16,7 @@ import msgspec
 from application.backends import Backend
 from application.errors import BackendUnavailableError
 from application.ports.idempotency_store import IdempotencyStore, KeyRecord
+from domain.tenancy import TenantId
 from infrastructure.crypto.keyring import Keyring
 from infrastructure.crypto.sealed import (
     SealedDataError,
@@ -53,8 +54,8 @@ class SealedIdempotencyStore(IdempotencyStore):
     async def release(self, caller: str, key: str) -> None:
         await self._inner.release(caller, key)
 
-    async def purge(self, now: datetime) -> int:
-        return await self._inner.purge(now)
+    async def purge(self, now: datetime, tenant: TenantId) -> int:
+        return await self._inner.purge(now, tenant)
 
     async def forget_answers_with(self, needles: Sequence[bytes]) -> int:
         # An id is a needle in clear in front of a sealed body (``TAG``) as in a clear one.

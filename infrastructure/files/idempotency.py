@@ -25,6 +25,7 @@ import msgspec
 from application.backends import Backend
 from application.errors import BackendUnavailableError
 from application.ports.idempotency_store import IdempotencyStore, KeyRecord
+from domain.tenancy import DEFAULT_TENANT, TenantId
 from infrastructure.files.durable import AtomicWrite, is_temp
 from infrastructure.files.errors import reason
 
@@ -41,6 +42,9 @@ class FileIdempotencyStore(IdempotencyStore):
     ``durable=False`` (the mirror of answers the database holds) replaces files atomically
     without fsync: a crashed process loses nothing, a power cut may lose the mirror of the
     last answers, which the database still has.
+
+    Its files name no tenant: every key is the default tenant's, the only one served
+    with keys outside the database so far (ADR 0032), and another tenant's purge finds none.
     """
 
     def __init__(self, root: Path, *, durable: bool = True) -> None:
@@ -72,7 +76,9 @@ class FileIdempotencyStore(IdempotencyStore):
         if record is not None and record.in_flight():
             await self._run(self._unlink, path)
 
-    async def purge(self, now: datetime) -> int:
+    async def purge(self, now: datetime, tenant: TenantId) -> int:
+        if tenant != DEFAULT_TENANT:  # its files name no tenant: see the class
+            return 0
         return await self._run(self._purge, now)
 
     async def _run(self, call: Callable[..., T], *args: object) -> T:

@@ -4,10 +4,15 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from application.ports.idempotency_store import IdempotencyStore, KeyRecord
+from domain.tenancy import DEFAULT_TENANT, TenantId
 
 
 class MemoryIdempotencyStore(IdempotencyStore):
-    """``IdempotencyStore`` as a dict; one event loop makes each call atomic."""
+    """``IdempotencyStore`` as a dict; one event loop makes each call atomic.
+
+    Its keys name no tenant: every key is the default tenant's, the only one served
+    with keys outside the database so far (ADR 0032), and another tenant's purge finds none.
+    """
 
     def __init__(self) -> None:
         self.records: dict[tuple[str, str], KeyRecord] = {}
@@ -30,7 +35,9 @@ class MemoryIdempotencyStore(IdempotencyStore):
         if record is not None and record.in_flight():
             del self.records[caller, key]
 
-    async def purge(self, now: datetime) -> int:
+    async def purge(self, now: datetime, tenant: TenantId) -> int:
+        if tenant != DEFAULT_TENANT:  # its keys name no tenant: see the class
+            return 0
         expired = [k for k, record in self.records.items() if record.expires_at <= now]
         for k in expired:
             del self.records[k]

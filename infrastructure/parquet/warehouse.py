@@ -7,6 +7,10 @@ Layout under the root::
     logs/date=2024-07-01/part-<run>-<n>.parquet
     _manifests/<run>.json
 
+That is the default tenant's export; another tenant's is the same layout under
+``tenant=<tenant>/`` (ADR 0032), manifests and cursor its own, so a reader of the
+default tenant's tables sees what it always saw.
+
 Rows are buffered per partition and written as row groups of ``ROW_GROUP`` rows, so a
 run holds at most a few row groups in memory whatever its size. A file is only named in
 a manifest once it is closed, and a run's manifest is written last: a reader that goes
@@ -33,6 +37,7 @@ from application.ports.warehouse import (
     WarehouseRow,
     WarehouseSink,
 )
+from domain.tenancy import DEFAULT_TENANT, TenantId
 from infrastructure.parquet.schema import arrow_table, conformed, encode_manifest, schema
 
 ROW_GROUP = 16_384
@@ -47,6 +52,13 @@ def release_memory_promptly() -> None:
     peaked at 331 MB with it and 292 MB with the system allocator (docs/bench-export.md).
     """
     pa.set_memory_pool(pa.system_memory_pool())
+
+
+def tenant_root(root: str, tenant: TenantId) -> str:
+    """Where ``tenant``'s export lives under ``root``: ``root`` itself for the default
+    tenant, ``<root>/tenant=<tenant>`` for any other."""
+    trimmed = root.rstrip("/")
+    return trimmed if tenant == DEFAULT_TENANT else f"{trimmed}/tenant={tenant}"
 
 
 class _Partition:

@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 
 from application.ports.idempotency_store import IdempotencyStore, KeyRecord
+from domain.tenancy import TenantId
 from infrastructure.sql.errors import translate_errors
 from infrastructure.sql.idempotency import key_record, key_values
 
@@ -55,7 +56,9 @@ ANSWER_COLUMNS = ("fingerprint", "status", "headers", "body", "expires_at", "lea
 RELEASE = "DELETE FROM idempotency_keys WHERE caller = $1 AND key = $2 AND status IS NULL"
 PURGE = """
 DELETE FROM idempotency_keys
- WHERE ctid IN (SELECT ctid FROM idempotency_keys WHERE expires_at <= $1 LIMIT $2)
+ WHERE ctid IN (
+   SELECT ctid FROM idempotency_keys WHERE tenant_id = $3 AND expires_at <= $1 LIMIT $2
+ )
 """
 PURGE_BATCH = 1000
 FORGET = """
@@ -110,11 +113,11 @@ class PgIdempotencyStore(IdempotencyStore):
     async def release(self, caller: str, key: str) -> None:
         await self._fetch("idempotency release", RELEASE, caller, key)
 
-    async def purge(self, now: datetime) -> int:
+    async def purge(self, now: datetime, tenant: TenantId) -> int:
         purged = 0
         while True:
             with translate_errors("idempotency purge"):
-                status = await self._pool.execute(PURGE, now, PURGE_BATCH)
+                status = await self._pool.execute(PURGE, now, PURGE_BATCH, tenant)
             deleted = int(status.rsplit(" ", 1)[-1])
             purged += deleted
             if deleted < PURGE_BATCH:

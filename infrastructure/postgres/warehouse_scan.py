@@ -5,8 +5,9 @@ ADBC PostgreSQL driver (binary ``COPY``), with no Python object per row: a milli
 evaluations leave the database in seconds where the row-by-row mapping took minutes
 (docs/bench-export.md). The driver streams only a statement without bind parameters
 (with them libpq holds the whole result in memory: 3.4 GB at a million rows), so the
-scan's two values are SQL literals: the cursor, checked to be hexadecimal, and the
-promoted keys, quoted on a connection that treats backslashes literally. JSON text is
+scan's values are SQL literals: the cursor, checked to be hexadecimal, and the tenant and
+the promoted keys, quoted on a connection that treats backslashes literally. Every
+statement names its tenant (ADR 0032). JSON text is
 PostgreSQL's (``{"a": 1}``), not msgspec's (``{"a":1}``): the same values.
 """
 
@@ -22,6 +23,7 @@ from adbc_driver_postgresql import StatementOptions
 
 from application.ports.warehouse import RowBatch, Table, WarehouseScan
 from application.warehouse_rows import MAX_PROMOTED, PROMOTE_SHARE
+from domain.tenancy import TenantId
 from infrastructure.postgres.pool import driver_dsn
 
 SAMPLE = 2000
@@ -43,22 +45,24 @@ SELECT id, {cursor} AS change_cursor, false AS deleted, code, language, status,
        metadata::text AS metadata{promoted},
        (created_at AT TIME ZONE 'UTC')::date AS date
 """
-_EVERY = "FROM evaluations WHERE deleted_at IS NULL ORDER BY created_at DESC, id DESC"
+_EVERY = """FROM evaluations WHERE tenant_id = {tenant} AND deleted_at IS NULL
+ORDER BY created_at DESC, id DESC"""
 # Ids and cursors as one comma-separated text each: neither can hold a comma.
 _CHANGED = """
 FROM evaluations JOIN unnest(string_to_array($1, ','), string_to_array($2, ','))
   AS changed(changed_id, changed_cursor) ON evaluations.id = changed.changed_id
-WHERE deleted_at IS NULL
+WHERE tenant_id = {tenant} AND deleted_at IS NULL
 """
 # The keys of the newest records: the same sample the row-by-row scans take.
 _COMMON_KEYS = """
 SELECT key FROM (
-  SELECT metadata FROM evaluations WHERE deleted_at IS NULL
+  SELECT metadata FROM evaluations WHERE tenant_id = $4 AND deleted_at IS NULL
   ORDER BY created_at DESC, id DESC LIMIT $1
 ) AS newest, jsonb_object_keys(newest.metadata) AS key
 GROUP BY key HAVING count(*) >= greatest(1, ceil(
-  (SELECT count(*) FROM (SELECT 1 FROM evaluations WHERE deleted_at IS NULL LIMIT $1) AS n)
-  * $2::float8))
+  (SELECT count(*) FROM (
+     SELECT 1 FROM evaluations WHERE tenant_id = $4 AND deleted_at IS NULL LIMIT $1
+   ) AS n) * $2::float8))
 ORDER BY key LIMIT $3
 """
 
@@ -68,15 +72,17 @@ _TIMELINES = {
     Table.EVENTS: """
 SELECT e.evaluation_id, e.event_id, {cursor} AS change_cursor, e.event_type, e.timestamp,
        e.message, e.metadata::text AS metadata, (e.timestamp AT TIME ZONE 'UTC')::date AS date
-FROM evaluation_events AS e JOIN evaluations AS v ON v.id = e.evaluation_id {changed}
-WHERE v.deleted_at IS NULL ORDER BY e.id
+FROM evaluation_events AS e
+JOIN evaluations AS v ON v.tenant_id = e.tenant_id AND v.id = e.evaluation_id {changed}
+WHERE e.tenant_id = {tenant} AND v.deleted_at IS NULL ORDER BY e.id
 """,
     Table.LOGS: """
 SELECT c.evaluation_id, c.start_offset AS byte_offset, {cursor} AS change_cursor,
        octet_length(c.content)::bigint AS size, c.content, c.created_at,
        (c.created_at AT TIME ZONE 'UTC')::date AS date
-FROM log_chunks AS c JOIN evaluations AS v ON v.id = c.evaluation_id {changed}
-WHERE v.deleted_at IS NULL ORDER BY c.id
+FROM log_chunks AS c
+JOIN evaluations AS v ON v.tenant_id = c.tenant_id AND v.id = c.evaluation_id {changed}
+WHERE c.tenant_id = {tenant} AND v.deleted_at IS NULL ORDER BY c.id
 """,
 }
 _CHANGED_IDS = """JOIN unnest(string_to_array($1, ','), string_to_array($2, ','))
@@ -90,15 +96,16 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _select(promoted: Sequence[str], cursor: str, source: str) -> str:
-    """The export's columns from ``source``; each promoted key a literal, aliased by position."""
+def _select(promoted: Sequence[str], cursor: str, source: str, tenant: TenantId) -> str:
+    """The export's columns from ``tenant``'s rows of ``source``; each promoted key a
+    literal, aliased by position."""
     keys = [_literal(key) for key in promoted]
     columns = "".join(
         f", CASE jsonb_typeof(metadata -> {key}) WHEN 'string' THEN metadata ->> {key} "
         f"WHEN 'null' THEN NULL ELSE (metadata -> {key})::text END AS promoted_{n}"
         for n, key in enumerate(keys)
     )
-    return _COLUMNS.format(cursor=cursor, promoted=columns) + source
+    return _COLUMNS.format(cursor=cursor, promoted=columns) + source.format(tenant=_literal(tenant))
 
 
 class PgWarehouseScan(WarehouseScan):
@@ -107,24 +114,33 @@ class PgWarehouseScan(WarehouseScan):
     def __init__(self, database_url: str) -> None:
         self._dsn = driver_dsn(database_url)
 
-    async def common_keys(self) -> list[str]:
+    async def common_keys(self, tenant: TenantId) -> list[str]:
         connection = await asyncpg.connect(self._dsn)
         try:
-            rows = await connection.fetch(_COMMON_KEYS, SAMPLE, PROMOTE_SHARE, MAX_PROMOTED)
+            rows = await connection.fetch(_COMMON_KEYS, SAMPLE, PROMOTE_SHARE, MAX_PROMOTED, tenant)
         finally:
             await connection.close()
         return [str(row["key"]) for row in rows]
 
-    async def batches(self, cursor: str, promoted: Sequence[str]) -> AsyncIterator[RowBatch]:
-        sql = _select(promoted, _cursor_literal(cursor), _EVERY)
+    async def batches(
+        self, tenant: TenantId, cursor: str, promoted: Sequence[str]
+    ) -> AsyncIterator[RowBatch]:
+        sql = _select(promoted, _cursor_literal(cursor), _EVERY, tenant)
         async for batch in self._stream(sql):
             yield _named(batch, promoted)
 
-    def timeline(self, table: Table, cursor: str) -> AsyncIterator[RowBatch]:
-        return self._stream(_TIMELINES[table].format(cursor=_cursor_literal(cursor), changed=""))
+    def timeline(self, tenant: TenantId, table: Table, cursor: str) -> AsyncIterator[RowBatch]:
+        sql = _TIMELINES[table].format(
+            cursor=_cursor_literal(cursor), changed="", tenant=_literal(tenant)
+        )
+        return self._stream(sql)
 
-    async def timeline_of(self, table: Table, changed: Mapping[str, str]) -> RowBatch:
-        sql = _TIMELINES[table].format(cursor="changed_cursor", changed=_CHANGED_IDS)
+    async def timeline_of(
+        self, tenant: TenantId, table: Table, changed: Mapping[str, str]
+    ) -> RowBatch:
+        sql = _TIMELINES[table].format(
+            cursor="changed_cursor", changed=_CHANGED_IDS, tenant=_literal(tenant)
+        )
         parameters = (",".join(changed), ",".join(changed.values()))
         with self._reader(sql, parameters) as reader:
             found = await anyio.to_thread.run_sync(reader.read_all)
@@ -136,9 +152,9 @@ class PgWarehouseScan(WarehouseScan):
                 yield batch
 
     async def current(
-        self, changed: Mapping[str, str], promoted: Sequence[str]
+        self, tenant: TenantId, changed: Mapping[str, str], promoted: Sequence[str]
     ) -> tuple[RowBatch, set[str]]:
-        sql = _select(promoted, "changed_cursor", _CHANGED)
+        sql = _select(promoted, "changed_cursor", _CHANGED, tenant)
         parameters = (",".join(changed), ",".join(changed.values()))
         with self._reader(sql, parameters) as reader:
             found = await anyio.to_thread.run_sync(reader.read_all)

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from application.ports.idempotency_store import IdempotencyStore, KeyRecord, StoredResponse
+from domain.tenancy import TenantId
 from infrastructure.sql.dialect import dialect_name, insert_for
 from infrastructure.sql.errors import translate_errors
 from infrastructure.sql.rows import Row
@@ -137,12 +138,12 @@ class SqlIdempotencyStore(IdempotencyStore):
                     sa.delete(idempotency_keys).where(_key(caller, key), _c.status.is_(None))
                 )
 
-    async def purge(self, now: datetime) -> int:
+    async def purge(self, now: datetime, tenant: TenantId) -> int:
         purged = 0
         while True:
             batch = (
                 sa.select(_c.caller, _c.key)
-                .where(_c.expires_at <= now)
+                .where(_c.tenant_id == tenant, _c.expires_at <= now)
                 .limit(PURGE_BATCH)
                 .subquery()
             )
@@ -150,7 +151,10 @@ class SqlIdempotencyStore(IdempotencyStore):
                 with translate_errors("idempotency purge"):
                     result = await session.execute(
                         sa.delete(idempotency_keys).where(
-                            sa.tuple_(_c.caller, _c.key).in_(sa.select(batch.c.caller, batch.c.key))
+                            _c.tenant_id == tenant,
+                            sa.tuple_(_c.caller, _c.key).in_(
+                                sa.select(batch.c.caller, batch.c.key)
+                            ),
                         )
                     )
             deleted = int(getattr(result, "rowcount", 0) or 0)

@@ -13,17 +13,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from application.ports.warehouse import RowBatch, Table, WarehouseRow, WarehouseScan
 from application.warehouse_rows import common_keys, event_row, log_row, row_of
 from domain.identifiers import EvaluationId
+from domain.tenancy import TenantId
 from domain.timeline import LogChunk
 from infrastructure.crypto.columns import NO_COLUMN_SEAL, ColumnSeal
 from infrastructure.sql.errors import translate_errors
 from infrastructure.sql.rows import evaluation_from_row
 from infrastructure.sql.tables import evaluation_events, evaluations, log_chunks
-from infrastructure.sql.tenancy import session_tenant
 from infrastructure.sql.timeline import event_from_row
 
 BATCH = 2000
 _NEWEST_FIRST = (evaluations.c.created_at.desc(), evaluations.c.id.desc())
-_LIVE = evaluations.c.deleted_at.is_(None)
+
+
+def _live(tenant: TenantId) -> sa.ColumnElement[bool]:
+    """``tenant``'s live records."""
+    return sa.and_(evaluations.c.tenant_id == tenant, evaluations.c.deleted_at.is_(None))
 
 
 class SqlWarehouseScan(WarehouseScan):
@@ -31,14 +35,13 @@ class SqlWarehouseScan(WarehouseScan):
         self._seal = seal
         self._session = session
 
-    @property
-    def _live(self) -> sa.ColumnElement[bool]:
-        """The session's tenant's live records."""
-        return sa.and_(evaluations.c.tenant_id == session_tenant(self._session), _LIVE)
-
-    async def _page(self, after: tuple[object, str] | None) -> list[sa.RowMapping]:
+    async def _page(
+        self, tenant: TenantId, after: tuple[object, str] | None
+    ) -> list[sa.RowMapping]:
         c = evaluations.c
-        statement = sa.select(evaluations).where(self._live).order_by(*_NEWEST_FIRST).limit(BATCH)
+        statement = (
+            sa.select(evaluations).where(_live(tenant)).order_by(*_NEWEST_FIRST).limit(BATCH)
+        )
         if after is not None:
             created_at, evaluation_id = after
             statement = statement.where(
@@ -50,21 +53,24 @@ class SqlWarehouseScan(WarehouseScan):
         with translate_errors():
             return list((await self._session.execute(statement)).mappings().all())
 
-    async def common_keys(self) -> list[str]:
-        return common_keys([evaluation_from_row(row, self._seal) for row in await self._page(None)])
+    async def common_keys(self, tenant: TenantId) -> list[str]:
+        rows = await self._page(tenant, None)
+        return common_keys([evaluation_from_row(row, self._seal) for row in rows])
 
-    async def batches(self, cursor: str, promoted: Sequence[str]) -> AsyncIterator[RowBatch]:
+    async def batches(
+        self, tenant: TenantId, cursor: str, promoted: Sequence[str]
+    ) -> AsyncIterator[RowBatch]:
         after: tuple[object, str] | None = None
-        while rows := await self._page(after):
+        while rows := await self._page(tenant, after):
             yield [row_of(evaluation_from_row(row, self._seal), cursor, promoted) for row in rows]
             if len(rows) < BATCH:
                 return
             after = (rows[-1]["created_at"], rows[-1]["id"])
 
     async def current(
-        self, changed: Mapping[str, str], promoted: Sequence[str]
+        self, tenant: TenantId, changed: Mapping[str, str], promoted: Sequence[str]
     ) -> tuple[RowBatch, set[str]]:
-        statement = sa.select(evaluations).where(self._live, evaluations.c.id.in_(list(changed)))
+        statement = sa.select(evaluations).where(_live(tenant), evaluations.c.id.in_(list(changed)))
         with translate_errors():
             found = (await self._session.execute(statement)).mappings().all()
         rows = [
@@ -73,7 +79,8 @@ class SqlWarehouseScan(WarehouseScan):
         ]
         return rows, {row.id for row in rows}
 
-    def _timeline_rows(self, table: Table) -> tuple[sa.Table, sa.Select[Any]]:
+    @staticmethod
+    def _timeline_rows(tenant: TenantId, table: Table) -> tuple[sa.Table, sa.Select[Any]]:
         source = evaluation_events if table is Table.EVENTS else log_chunks
         joined = source.join(
             evaluations,
@@ -82,14 +89,16 @@ class SqlWarehouseScan(WarehouseScan):
                 evaluations.c.id == source.c.evaluation_id,
             ),
         )
-        return source, sa.select(source).select_from(joined).where(self._live)
+        return source, sa.select(source).select_from(joined).where(_live(tenant))
 
     async def _timeline_page(self, statement: sa.Select[Any]) -> list[sa.RowMapping]:
         with translate_errors():
             return list((await self._session.execute(statement)).mappings().all())
 
-    async def timeline(self, table: Table, cursor: str) -> AsyncIterator[RowBatch]:
-        source, statement = self._timeline_rows(table)
+    async def timeline(
+        self, tenant: TenantId, table: Table, cursor: str
+    ) -> AsyncIterator[RowBatch]:
+        source, statement = self._timeline_rows(tenant, table)
         after: int | None = None
         while True:
             page = statement.order_by(source.c.id).limit(BATCH)
@@ -101,8 +110,10 @@ class SqlWarehouseScan(WarehouseScan):
             yield [_timeline_row(table, row, cursor) for row in rows]
             after = rows[-1]["id"]
 
-    async def timeline_of(self, table: Table, changed: Mapping[str, str]) -> RowBatch:
-        source, statement = self._timeline_rows(table)
+    async def timeline_of(
+        self, tenant: TenantId, table: Table, changed: Mapping[str, str]
+    ) -> RowBatch:
+        source, statement = self._timeline_rows(tenant, table)
         wanted = statement.where(source.c.evaluation_id.in_(list(changed))).order_by(source.c.id)
         rows = await self._timeline_page(wanted)
         return [_timeline_row(table, row, changed[row["evaluation_id"]]) for row in rows]

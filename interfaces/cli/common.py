@@ -29,7 +29,7 @@ from rich.text import Text
 from application.errors import ApplicationError
 from domain.audit import AuditContext
 from domain.errors import DomainError
-from domain.tenancy import DEFAULT_TENANT
+from domain.tenancy import DEFAULT_TENANT, TenantId, parse_tenant
 from interfaces.acting import acting_as
 from interfaces.log_config import configure_logging
 from interfaces.settings import Settings, SettingsError, load_settings
@@ -56,6 +56,22 @@ def count_option(
     )
 
 
+def _tenant(_context: click.Context, _parameter: click.Parameter, value: str) -> TenantId:
+    try:
+        return parse_tenant(value)
+    except ValueError as exc:
+        fail(f"--tenant: {exc}", code=2)
+
+
+tenant_option = click.option(
+    "--tenant",
+    default=DEFAULT_TENANT,
+    show_default=True,
+    callback=_tenant,
+    help="The tenant whose evaluations the command reads and writes.",
+)
+
+
 def load(*, quiet: bool = False) -> Settings:
     """Settings from the environment, logging configured; a bad value exits 2."""
     try:
@@ -72,13 +88,17 @@ def fail(message: str, code: int = 1) -> NoReturn:
     sys.exit(code)
 
 
-def run(settings: Settings, work: Callable[[AsyncContainer], Awaitable[T]]) -> T:
-    """Run ``work`` in one request scope of a fresh container; failures exit 1 with one line."""
+def run(
+    settings: Settings,
+    work: Callable[[AsyncContainer], Awaitable[T]],
+    tenant: TenantId = DEFAULT_TENANT,
+) -> T:
+    """Run ``work`` on a fresh container, acting for ``tenant``; failures exit 1 with one line."""
 
     async def main() -> T:
         container = make_async_container(*_providers(settings), context={Settings: settings})
         try:
-            with acting_as(AuditContext(actor=f"cli:{_user()}", tenant=DEFAULT_TENANT)):
+            with acting_as(AuditContext(actor=f"cli:{_user()}", tenant=tenant)):
                 return await work(container)
         finally:
             await container.close()

@@ -17,6 +17,7 @@ from application.use_cases.import_evaluations import ImportEvaluation
 from domain.errors import InvalidTextError
 from domain.status import TERMINAL_STATUSES, EvaluationStatus
 from domain.subjects import check_subject
+from domain.tenancy import TenantId
 from interfaces.cli import CONTEXT_SETTINGS
 from interfaces.cli.common import (
     count_option,
@@ -31,6 +32,7 @@ from interfaces.cli.common import (
     run,
     running_count,
     summary,
+    tenant_option,
 )
 from interfaces.cli.warehouse import export_parquet, parse_tables
 
@@ -58,6 +60,7 @@ STATUS_NAMES = [status.value for status in EvaluationStatus]
 )
 @click.option("--dry-run", is_flag=True, help="Count what would be removed; remove nothing.")
 @count_option("--batch-size", default=200, maximum=10_000, help="Evaluations per transaction.")
+@tenant_option
 @json_option
 def cleanup(
     older_than: str,
@@ -65,6 +68,7 @@ def cleanup(
     include_deleted: bool,
     dry_run: bool,
     batch_size: int,
+    tenant: TenantId,
     as_json: bool,
 ) -> None:
     """Remove old evaluations for good, with their blobs, log chunks, events and cache keys.
@@ -78,6 +82,7 @@ def cleanup(
       storage-service cleanup --older-than 30d --dry-run
       storage-service cleanup --older-than 30d --include-deleted
       storage-service cleanup --older-than 7d --status failed --status cancelled --json
+      storage-service cleanup --older-than 30d --tenant acme
     """
     try:
         age = parse_age(older_than)
@@ -101,7 +106,7 @@ def cleanup(
                     on_batch=lambda report: done(report.evaluations),
                 )
 
-    report = run(settings, clean)
+    report = run(settings, clean, tenant)
     if as_json:
         echo_json(report)
         return
@@ -121,11 +126,12 @@ def cleanup(
     help="The value of the metadata key SUBJECT_METADATA_KEY that names the data subject.",
 )
 @count_option("--batch-size", default=200, maximum=10_000, help="Evaluations per transaction.")
+@tenant_option
 @json_option
-def erase(subject: str, batch_size: int, as_json: bool) -> None:
-    """Erase every evaluation of a data subject, everywhere, for good.
+def erase(subject: str, batch_size: int, tenant: TenantId, as_json: bool) -> None:
+    """Erase every evaluation of a data subject of one tenant, everywhere, for good.
 
-    The subject's evaluations are those whose metadata has SUBJECT_METADATA_KEY
+    The subject's evaluations are the tenant's (--tenant) whose metadata has SUBJECT_METADATA_KEY
     (default `subject`) set to exactly this string, soft-deleted ones included. Each
     goes with its events, log, blobs (every blob store), the record mirror's copy, its
     Redis keys, its failover-journal entries and the kept answers of Idempotency-Key
@@ -144,6 +150,7 @@ def erase(subject: str, batch_size: int, as_json: bool) -> None:
     Examples:
       storage-service erase --subject alice@example.com
       SUBJECT_METADATA_KEY=user_id storage-service erase --subject 4711 --json
+      storage-service erase --subject alice@example.com --tenant acme
     """
     try:
         check_subject(subject)
@@ -159,7 +166,7 @@ def erase(subject: str, batch_size: int, as_json: bool) -> None:
                     subject, batch_size=batch_size, on_batch=lambda report: done(report.evaluations)
                 )
 
-    report = run(settings, erasing)
+    report = run(settings, erasing, tenant)
     if as_json:
         echo_json(report)
     else:
@@ -211,6 +218,7 @@ def erase(subject: str, batch_size: int, as_json: bool) -> None:
     default="-",
     help="jsonl: write to this file instead of stdout.",
 )
+@tenant_option
 @json_option
 def export_command(
     kind: str,
@@ -218,9 +226,11 @@ def export_command(
     destination: str | None,
     tables: str | None,
     output: IO[bytes],
+    tenant: TenantId,
     as_json: bool,
 ) -> None:
-    """Write live evaluations as JSON lines (a backup) or as Parquet (for a warehouse).
+    """Write one tenant's live evaluations as JSON lines (a backup) or as Parquet (for a
+    warehouse).
 
     jsonl: one JSON object per line, newest first: {"format", "record", "output",
     "error", "log", "events"}. Outputs stored as files are read back whole.
@@ -229,8 +239,9 @@ def export_command(
     (evaluations/date=YYYY-MM-DD/), zstd, and a manifest per run (_manifests/) with the
     cursor it reached; `--since last` then writes only what changed (a tombstone row for
     what was deleted). `--tables evaluations,events,logs` adds a row per event
-    (events/date=.../) and per appended log piece (logs/date=.../). Progress and the
-    summary go to stderr.
+    (events/date=.../) and per appended log piece (logs/date=.../). Another tenant
+    than the default (--tenant) gets the same layout under tenant=TENANT/. Progress and
+    the summary go to stderr.
 
     \b
     Examples:
@@ -240,6 +251,7 @@ def export_command(
       storage-service export --format parquet --to /data/warehouse
       storage-service export --format parquet --to s3://lake/crucible --since last
       storage-service export --format parquet --to /data/lake --tables evaluations,events,logs
+      storage-service export --tenant acme -o acme.jsonl
     """
     if kind == "parquet":
         if destination is None:
@@ -250,7 +262,8 @@ def export_command(
                 "reads the database's columns as stored, which are sealed (docs/security.md)",
                 code=2,
             )
-        export_parquet(destination, since, parse_tables(tables, "--tables"), as_json=as_json)
+        chosen = parse_tables(tables, "--tables")
+        export_parquet(destination, since, chosen, tenant, as_json=as_json)
         return
     if destination is not None or as_json or tables is not None:
         fail(
@@ -278,7 +291,7 @@ def export_command(
         output.flush()
         return count
 
-    count = run(settings, write)
+    count = run(settings, write, tenant)
     summary(f"exported {count} evaluation(s)")
 
 
@@ -287,9 +300,11 @@ _decoder = msgspec.json.Decoder(ArchivedEvaluation)
 
 @click.command("import", context_settings=CONTEXT_SETTINGS)
 @click.argument("source", type=click.File("rb"))
+@tenant_option
 @json_option
-def import_command(source: IO[bytes], as_json: bool) -> None:
-    """Store the evaluations of an export (a file, or - for stdin) on this instance.
+def import_command(source: IO[bytes], tenant: TenantId, as_json: bool) -> None:
+    """Store the evaluations of an export (a file, or - for stdin) on this instance, as
+    evaluations of the tenant --tenant names (whichever tenant they were exported from).
 
     Idempotent: evaluations whose id exists here (even soft-deleted) are skipped,
     so an interrupted import can simply be run again. Works across backends
@@ -301,6 +316,7 @@ def import_command(source: IO[bytes], as_json: bool) -> None:
       storage-service import evals.jsonl
       DATABASE_URL=postgresql://postgres@db/crucible storage-service import evals.jsonl
       gunzip -c last-week.jsonl.gz | storage-service import - --json
+      storage-service import acme.jsonl --tenant acme
     """
     settings = load(quiet=as_json)
     lines = source.readlines()
@@ -322,7 +338,7 @@ def import_command(source: IO[bytes], as_json: bool) -> None:
                 counts["imported" if imported else "skipped"] += 1
                 progress.advance(task)
 
-    run(settings, store)
+    run(settings, store, tenant)
     if as_json:
         echo_json(counts)
     else:

@@ -7,6 +7,7 @@ import msgspec
 from dishka import AsyncContainer
 
 from application.use_cases.object_storage import TierPayloads, TierReport
+from domain.tenancy import TenantId
 from infrastructure.s3.client import S3Connection
 from infrastructure.s3.lifecycle import apply_lifecycle
 from interfaces.cli import CONTEXT_SETTINGS
@@ -20,6 +21,7 @@ from interfaces.cli.common import (
     run,
     running_count,
     summary,
+    tenant_option,
 )
 
 
@@ -32,9 +34,12 @@ from interfaces.cli.common import (
 )
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Move at most this many.")
 @click.option("--dry-run", is_flag=True, help="Count what would move; move nothing.")
+@tenant_option
 @json_option
-def tier(older_than_days: int | None, limit: int | None, dry_run: bool, as_json: bool) -> None:
-    """Move old outputs and errors from the file store to S3 (S3_BUCKET).
+def tier(
+    older_than_days: int | None, limit: int | None, dry_run: bool, tenant: TenantId, as_json: bool
+) -> None:
+    """Move one tenant's old outputs and errors from the file store to S3 (S3_BUCKET).
 
     Per payload: copy to S3, switch the record (compare-and-swap), delete the
     file. Reads keep working throughout; safe to interrupt and run again.
@@ -43,6 +48,7 @@ def tier(older_than_days: int | None, limit: int | None, dry_run: bool, as_json:
     Examples:
       storage-service tier --dry-run
       storage-service tier --older-than-days 30 --json
+      storage-service tier --tenant acme
     """
     settings = load(quiet=as_json)
     days = settings.tiering.after_days if older_than_days is None else older_than_days
@@ -62,7 +68,7 @@ def tier(older_than_days: int | None, limit: int | None, dry_run: bool, as_json:
                     on_progress=lambda report: done(report.examined),
                 )
 
-    report = run(settings, move)
+    report = run(settings, move, tenant)
     if as_json:
         echo_json(msgspec.structs.asdict(report))
         return

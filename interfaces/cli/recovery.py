@@ -133,7 +133,7 @@ def rebuild_database(source: Path, as_json: bool) -> None:
         fail("rebuild-database restores a database: STORAGE_BACKEND=memory has none", 2)
     if not (source / "evaluations").is_dir():
         fail(f"--from: {source} holds no evaluations/ directory (not a mirrored tree)", 2)
-    upgrade(settings.database.url)
+    upgrade(settings.database.owner_url)
     report = restore_from_tree(settings, source, show_progress=not as_json)
     if as_json:
         echo_json(report)

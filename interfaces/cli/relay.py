@@ -8,8 +8,9 @@ import click
 from dishka import AsyncContainer
 
 from application.use_cases.relay_changes import RelayProgress
+from domain.tenancy import TenantId
 from interfaces.cli import CONTEXT_SETTINGS
-from interfaces.cli.common import fail, load, run, summary
+from interfaces.cli.common import fail, load, run, summary, tenant_option
 from interfaces.relay import PROGRESS_EVERY_S
 from interfaces.relay import relay as relay_feed
 
@@ -30,13 +31,16 @@ def _stop_on_signal(stopping: anyio.Event) -> None:
     show_default=True,
     help="Seconds between two progress lines (changes relayed, the cursor reached).",
 )
-def relay(every_s: float) -> None:
-    """Publish the change feed to NATS JetStream (NATS_URL) until SIGINT or SIGTERM.
+@tenant_option
+def relay(every_s: float, tenant: TenantId) -> None:
+    """Publish one tenant's change feed to NATS JetStream (NATS_URL) until SIGINT or SIGTERM.
 
     Each change goes to NATS_SUBJECT.<kind> in the stream NATS_STREAM (created when
     missing) with its cursor as Nats-Msg-Id, after the stream's last change: a relay
     restarted, or a second one beside it, skips nothing and stores nothing twice.
-    `storage-service serve` does the same in the background when NATS_URL is set.
+    Another tenant than the default (--tenant) has a stream of its own:
+    NATS_STREAM_<tenant> over NATS_SUBJECT_<tenant>.<kind>. `storage-service serve`
+    does the same for every tenant in the background when NATS_URL is set.
     Exits 1 when NATS does not answer or the connection is lost (start it again: it
     resumes from what JetStream acknowledged).
 
@@ -44,6 +48,7 @@ def relay(every_s: float) -> None:
     Examples:
       NATS_URL=nats://127.0.0.1:4222 storage-service relay
       NATS_URL=nats://a:4222,nats://b:4222 NATS_STREAM=EVALS storage-service relay --every 60
+      NATS_URL=nats://127.0.0.1:4222 storage-service relay --tenant acme
     """
     settings = load()
     if settings.nats.url is None:
@@ -52,8 +57,8 @@ def relay(every_s: float) -> None:
     async def work(container: AsyncContainer) -> RelayProgress:
         stopping = anyio.Event()
         _stop_on_signal(stopping)
-        return await relay_feed(container, settings, stopping, every_s=every_s)
+        return await relay_feed(container, settings, tenant, stopping, every_s=every_s)
 
-    progress = run(settings, work)
+    progress = run(settings, work, tenant)
     cursor = "none" if progress.cursor is None else progress.cursor.token()
     summary(f"{progress.relayed} change(s) relayed; the stream's last cursor: {cursor}")

@@ -18,15 +18,19 @@ WORKER_APP = "interfaces.cli.server:worker_app"
 
 @click.command(context_settings=CONTEXT_SETTINGS)
 def migrate() -> None:
-    """Upgrade DATABASE_URL to the newest schema (Alembic ``upgrade head``).
+    """Upgrade the database to the newest schema (Alembic ``upgrade head``).
+
+    Connects as MIGRATION_DATABASE_URL, the role that owns the tables, when it is set;
+    else as DATABASE_URL.
 
     \b
-    Example:
+    Examples:
       DATABASE_URL=postgresql://postgres@127.0.0.1/crucible storage-service migrate
+      MIGRATION_DATABASE_URL=postgresql://crucible_owner@db/crucible storage-service migrate
     """
     settings = load()
-    upgrade_or_exit(settings.database.url)
-    click.echo(f"database at head: {redacted(settings.database.url)}")
+    upgrade_or_exit(settings.database.owner_url)
+    click.echo(f"database at head: {redacted(settings.database.owner_url)}")
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -40,7 +44,7 @@ def migrate() -> None:
 )
 @click.option("--no-migrate", is_flag=True, help="Do not upgrade the database first.")
 def serve(host: str | None, port: int | None, workers: int | None, no_migrate: bool) -> None:
-    """Serve the HTTP API (upgrading the database schema first).
+    """Serve the HTTP API (upgrading the database schema first, as MIGRATION_DATABASE_URL).
 
     Uses uvloop and httptools when installed. SIGTERM drains in-flight requests
     (up to 30 s), then closes the database pools and the Redis connection.
@@ -55,7 +59,7 @@ def serve(host: str | None, port: int | None, workers: int | None, no_migrate: b
     settings = load()
     if not no_migrate and settings.storage.backend is StorageBackend.DATABASE:
         hint = "; start it, or serve --no-migrate to serve on the schema it has when it is back"
-        upgrade_or_exit(settings.database.url, hint)
+        upgrade_or_exit(settings.database.owner_url, hint)
     elif settings.storage.backend is StorageBackend.FILE:
         from interfaces.cli.recovery import prepare_file_index, serving
 

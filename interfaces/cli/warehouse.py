@@ -7,7 +7,13 @@ from application.ports.warehouse import ExportManifest, Table
 from application.use_cases.warehouse_export import ExportWarehouse
 from domain.changes import ChangeCursor
 from domain.errors import InvalidTextError
-from infrastructure.parquet.warehouse import ParquetWarehouse, filesystem, release_memory_promptly
+from domain.tenancy import TenantId
+from infrastructure.parquet.warehouse import (
+    ParquetWarehouse,
+    filesystem,
+    release_memory_promptly,
+    tenant_root,
+)
 from interfaces.cli.common import echo_json, fail, load, progress_bar, run, summary
 
 LAST = "last"
@@ -29,15 +35,21 @@ def parse_tables(raw: str | None, option: str) -> frozenset[Table] | None:
 
 
 def export_parquet(
-    destination: str, since: str | None, tables: frozenset[Table] | None, *, as_json: bool
+    destination: str,
+    since: str | None,
+    tables: frozenset[Table] | None,
+    tenant: TenantId,
+    *,
+    as_json: bool,
 ) -> None:
-    """Run one export into ``destination``; ``since``: a cursor, ``last``, or a full run."""
+    """Run one export of ``tenant`` into ``destination`` (another tenant than the default
+    under ``tenant=<tenant>/``); ``since``: a cursor, ``last``, or a full run."""
     settings = load(quiet=True)
     try:
         fs, root = filesystem(destination, settings.s3.endpoint_url, settings.s3.region)
     except (OSError, ValueError) as exc:
         fail(f"--to: {exc}", code=2)
-    sink = ParquetWarehouse(fs, root)
+    sink = ParquetWarehouse(fs, tenant_root(root, tenant))
     release_memory_promptly()
 
     async def export(container: AsyncContainer) -> ExportManifest:
@@ -53,7 +65,7 @@ def export_parquet(
                     tables=tables,
                 )
 
-    manifest = run(settings, export)
+    manifest = run(settings, export, tenant)
     if as_json:
         echo_json(manifest)
         return

@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from application.errors import WriteAcceptedError
 from application.use_cases.running_evaluations import RebuildRunningRegistry
+from domain.tenancy import DEFAULT_TENANT
 from interfaces import acting
 from interfaces.cli.plugin import StorageCLIPlugin
 from interfaces.heap import freeze_startup_objects, thaw
@@ -181,7 +182,8 @@ def create_app(
 async def _rebuild_running_registry(container: AsyncContainer) -> None:
     """Make the running registry agree with the database before serving."""
     try:
-        async with acting.system_scope(container) as request_container:
+        # The default tenant's: the registry's index names no tenant yet (ADR 0032).
+        async with acting.system_scope(container, DEFAULT_TENANT) as request_container:
             rebuild = await request_container.get(RebuildRunningRegistry)
             count = await rebuild.execute()
         logger.info("running registry rebuilt with %d evaluation(s)", count)

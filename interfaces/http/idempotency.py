@@ -45,9 +45,11 @@ from litestar.types import (
 from application.failover.idempotency import IdempotencyKeys
 from application.ports.idempotency_store import KeyRecord, StoredResponse
 from domain.access import ANONYMOUS
+from domain.tenancy import TenantId
 from interfaces.background import periodic
 from interfaces.http.errors import problem
 from interfaces.settings import Settings
+from interfaces.tenant_rounds import each_tenant
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "idempotent-replayed"
@@ -338,14 +340,26 @@ def document_header(document: OpenAPI) -> None:
                 )
 
 
-async def _purge(container: AsyncContainer, _stopping: anyio.Event) -> None:
+async def purge_expired_keys(
+    container: AsyncContainer, settings: Settings, stopping: anyio.Event
+) -> dict[TenantId, int]:
+    """One purge per tenant of its expired keys; how many each lost."""
     keys = await container.get(IdempotencyKeys)
-    await keys.purge()
+
+    async def purge(tenant: TenantId) -> int:
+        purged = await keys.purge(tenant)
+        if purged:
+            log.info("idempotency_keys_purged", tenant=tenant, purged=purged)
+        return purged
+
+    return await each_tenant("idempotency keys", settings.access.tenants, purge, stopping)
 
 
 @asynccontextmanager
 async def idempotency_expiry(container: AsyncContainer, settings: Settings) -> AsyncIterator[None]:
     """While the app runs: expired keys deleted at start and every ten minutes (or TTL)."""
     interval = min(PURGE_INTERVAL_S, float(settings.idempotency.ttl_s))
-    async with periodic("idempotency keys", interval, partial(_purge, container)):
+    async with periodic(
+        "idempotency keys", interval, partial(purge_expired_keys, container, settings)
+    ):
         yield

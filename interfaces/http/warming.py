@@ -14,6 +14,7 @@ import anyio
 from dishka import AsyncContainer
 
 from application.use_cases.warm_cache import WarmCache
+from domain.tenancy import DEFAULT_TENANT
 from interfaces import acting
 from interfaces.background import background
 from interfaces.settings import Settings
@@ -32,7 +33,8 @@ async def warm_cache(
     if stopping.is_set():
         return 0
     try:
-        async with acting.system_scope(container) as request:
+        # The default tenant's records only: the cache's keys name no tenant yet (ADR 0032).
+        async with acting.system_scope(container, DEFAULT_TENANT) as request:
             warm = await request.get(WarmCache)
             count = await warm.execute(top, stop=stopping.is_set)
     except Exception:  # the cache only fills on reads then; the service keeps serving

@@ -71,7 +71,7 @@ from infrastructure.clock import SystemClock
 from infrastructure.files.mirror import FileRecordMirror
 from infrastructure.memory.mirror import NoRecordMirror
 from interfaces import acting
-from interfaces.live import LiveFeed
+from interfaces.live import LiveFeed, TenantFeed
 from interfaces.providers.blobs import BlobPlacement
 from interfaces.providers.sealing import BlobSeal
 from interfaces.settings import Settings
@@ -144,6 +144,11 @@ class CoreProvider(Provider):
     @provide(scope=Scope.APP)
     def live_feed(self, container: AsyncContainer, settings: Settings) -> LiveFeed:
         return LiveFeed(container, settings.changes)
+
+    @provide(scope=Scope.REQUEST)
+    def tenant_feed(self, live: LiveFeed, tenant: TenantId) -> TenantFeed:
+        """The caller's tenant's feed: a stream sees no other tenant's changes."""
+        return live.of(tenant)
 
     use_cases = provide_all(
         CopyToMirror,

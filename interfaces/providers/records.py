@@ -3,6 +3,7 @@
 from collections.abc import AsyncIterator
 
 import asyncpg
+import msgspec
 from dishka import (
     Provider,
     Scope,
@@ -189,8 +190,22 @@ class PostgresWritePathsProvider(Provider):
     pages = provide(PgEvaluationPages, provides=EvaluationPages, scope=Scope.REQUEST)
 
     @provide(scope=Scope.APP)
-    def planner(self, pool: asyncpg.Pool) -> PlannerStatistics:
-        return PgPlannerStatistics(pool)
+    async def planner(
+        self, pool: asyncpg.Pool, settings: Settings
+    ) -> AsyncIterator[PlannerStatistics]:
+        """``ANALYZE`` needs the tables' owner on PostgreSQL 15 (ADR 0032): with
+        ``MIGRATION_DATABASE_URL`` naming another role, a pool of one connection as it."""
+        database = settings.database
+        if database.owner_url == database.url:
+            yield PgPlannerStatistics(pool)
+            return
+        owner = await create_pool(
+            msgspec.structs.replace(database, url=database.owner_url, pool_size=1)
+        )
+        try:
+            yield PgPlannerStatistics(owner)
+        finally:
+            await owner.close()
 
     @provide(scope=Scope.APP)
     def idempotency(self, pool: asyncpg.Pool) -> IdempotencyStore:

@@ -127,11 +127,12 @@ def load_settings(
     settings = _cluster_url(Settings(**groups))  # type: ignore[arg-type]
     _check(settings)
     if settings.storage.backend is StorageBackend.FILE:
-        if "DATABASE_URL" in env:
-            raise SettingsError(
-                "STORAGE_BACKEND=file keeps its index under FILE_STORAGE_PATH/index: "
-                "unset DATABASE_URL (or use STORAGE_BACKEND=database)"
-            )
+        for name in ("DATABASE_URL", "MIGRATION_DATABASE_URL"):
+            if name in env:
+                raise SettingsError(
+                    "STORAGE_BACKEND=file keeps its index under FILE_STORAGE_PATH/index: "
+                    f"unset {name} (or use STORAGE_BACKEND=database)"
+                )
         return settings.changed(
             database={"url": file_index_url(settings.storage.file_storage_path)},
             storage={"file_mirror": True},

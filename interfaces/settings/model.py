@@ -14,9 +14,10 @@ from typing import Annotated, Any, ClassVar
 import msgspec
 
 from application.ports.warehouse import Table
-from application.services.api_keys import ApiKey
+from application.services.api_keys import ApiKey, served_tenants
 from domain.limits import InputLimits
 from domain.payload import StorageThresholds
+from domain.tenancy import TenantId
 from interfaces.settings import parsers as p
 from interfaces.settings.parsers import Env
 
@@ -72,6 +73,11 @@ class DatabaseSettings(Group, frozen=True, kw_only=True):
     url: Annotated[str, Env(p.normalize_database_url, name="DATABASE_URL")] = (
         f"sqlite+aiosqlite:///{DEFAULT_DATA_DIR / 'storage.db'}"
     )
+    # The role that owns the tables: ``migrate`` and the planner statistics' ``ANALYZE``
+    # run as it (ADR 0032); None: ``url``'s role does both.
+    migration_url: Annotated[
+        str | None, Env(p.normalize_database_url, name="MIGRATION_DATABASE_URL")
+    ] = None
     pool_size: PositiveInt = 10
     statement_timeout_ms: PositiveInt = 30_000
     connect_timeout_s: PositiveFloat = 10.0
@@ -82,6 +88,11 @@ class DatabaseSettings(Group, frozen=True, kw_only=True):
     @property
     def is_postgres(self) -> bool:
         return self.url.startswith("postgresql")
+
+    @property
+    def owner_url(self) -> str:
+        """Where schema changes and ``ANALYZE`` go: ``MIGRATION_DATABASE_URL`` or ``url``."""
+        return self.migration_url or self.url
 
 
 class RedisSettings(Group, frozen=True, kw_only=True):
@@ -188,6 +199,11 @@ class AccessSettings(Group, frozen=True, kw_only=True):
     api_keys: Annotated[tuple[ApiKey, ...], Env(read=p.read_api_keys, also=("API_KEYS_FILE",))] = ()
     docs_public: Flag = True
     cors_origins: Annotated[tuple[str, ...], Env(p.origins)] = ()
+
+    @property
+    def tenants(self) -> tuple[TenantId, ...]:
+        """The tenants this deployment serves (``default`` and those of ``API_KEYS``)."""
+        return served_tenants(self.api_keys)
 
 
 class RetentionSettings(Group, frozen=True, kw_only=True):

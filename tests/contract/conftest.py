@@ -123,7 +123,7 @@ class MemoryPortStore:
             audit,
             queries,
             MemoryChangeFeed(audit),
-            MemoryWarehouseScan(db, tenant),
+            MemoryWarehouseScan(db),
             MemorySearchTexts(db, tenant),
         )
         await uow.commit()

@@ -1,5 +1,4 @@
 """IdempotencyStore contract: memory, files, SQLite and PostgreSQL keep keys alike.
-from tests.keys import fresh_keyring
 
 A claim is atomic (two concurrent claims of one key: one wins), an answer is kept
 until it expires, an in-flight key whose request died frees itself after its lease,
@@ -14,6 +13,7 @@ import anyio
 import pytest
 
 from application.ports.idempotency_store import IdempotencyStore, KeyRecord, StoredResponse
+from domain.tenancy import DEFAULT_TENANT, TenantId
 from infrastructure.crypto.idempotency import SealedIdempotencyStore
 from infrastructure.files.idempotency import FileIdempotencyStore
 from infrastructure.memory.idempotency import MemoryIdempotencyStore
@@ -82,7 +82,7 @@ async def store(
         )
         if sealed:  # ENCRYPTION=on: every kept body sealed
             store = SealedIdempotencyStore(store, fresh_keyring())
-        await store.purge(datetime.max.replace(tzinfo=UTC))
+        await store.purge(datetime.max.replace(tzinfo=UTC), DEFAULT_TENANT)
         yield store
     finally:
         if pool is not None:
@@ -206,10 +206,22 @@ async def test_purge_deletes_only_the_expired(store: IdempotencyStore) -> None:
     for key, expires in (("old", NOW - timedelta(seconds=1)), ("live", EXPIRES)):
         await _answer(store, key, fingerprint="a" * 64, expires_at=expires)
 
-    assert await store.purge(NOW) == 1
+    assert await store.purge(NOW, DEFAULT_TENANT) == 1
 
     assert await store.find("gateway", "live", now=NOW - timedelta(days=1)) is not None
     assert await store.find("gateway", "old", now=NOW - timedelta(days=1)) is None
+
+
+async def test_a_tenants_purge_leaves_the_other_tenants_expired_keys(
+    store: IdempotencyStore,
+) -> None:
+    """The purge runs a round per tenant (ADR 0032): another tenant's round deletes none of
+    the default tenant's keys (the only tenant whose keys the service keeps so far)."""
+    await _answer(store, "old", fingerprint="a" * 64, expires_at=NOW - timedelta(seconds=1))
+
+    assert await store.purge(NOW, TenantId("acme")) == 0
+    assert await store.find("gateway", "old", now=NOW - timedelta(days=1)) is not None
+    assert await store.purge(NOW, DEFAULT_TENANT) == 1
 
 
 async def test_of_concurrent_claims_of_one_key_exactly_one_wins(store: IdempotencyStore) -> None:

@@ -17,6 +17,7 @@ from application.warehouse_rows import event_row, row_of
 from domain.identifiers import EvaluationId
 from domain.payload import PayloadLocation, StoredPayload
 from domain.status import EvaluationStatus
+from domain.tenancy import DEFAULT_TENANT, TenantId
 from domain.timeline import EvaluationEvent
 from tests.contract.conftest import BASE_TIME, PortStore, make_evaluation
 
@@ -70,9 +71,11 @@ async def test_a_scan_gives_every_live_record_newest_first(sql_backend: PortStor
 
     async with sql_backend.session() as ports:
         rows = [
-            row async for batch in ports.warehouse.batches("c-1", PROMOTED) for row in _rows(batch)
+            row
+            async for batch in ports.warehouse.batches(DEFAULT_TENANT, "c-1", PROMOTED)
+            for row in _rows(batch)
         ]
-        keys = await ports.warehouse.common_keys()
+        keys = await ports.warehouse.common_keys(DEFAULT_TENANT)
 
     expected = [_rows([row_of(e, "c-1", PROMOTED)])[0] for e in reversed(RECORDS)]
     assert [_canonical(row) for row in rows] == [_canonical(row) for row in expected]
@@ -86,7 +89,7 @@ async def test_current_gives_the_live_ones_of_some_ids_with_their_cursors(
     changed = {"wh-a": "c-7", "wh-gone": "c-8", "wh-unknown": "c-9"}
 
     async with sql_backend.session() as ports:
-        batch, found = await ports.warehouse.current(changed, PROMOTED)
+        batch, found = await ports.warehouse.current(DEFAULT_TENANT, changed, PROMOTED)
 
     rows = _rows(batch)
     assert found == {"wh-a"}
@@ -101,8 +104,14 @@ async def test_hostile_metadata_keys_are_values_not_sql(sql_backend: PortStore) 
         await ports.repository.add(record)
 
     async with sql_backend.session() as ports:
-        rows = [r async for b in ports.warehouse.batches("c-2", [hostile]) for r in _rows(b)]
-        again = [r async for b in ports.warehouse.batches("c-3", []) for r in _rows(b)]
+        rows = [
+            r
+            async for b in ports.warehouse.batches(DEFAULT_TENANT, "c-2", [hostile])
+            for r in _rows(b)
+        ]
+        again = [
+            r async for b in ports.warehouse.batches(DEFAULT_TENANT, "c-3", []) for r in _rows(b)
+        ]
 
     assert [(row["id"], row[f"metadata_{hostile}"]) for row in rows] == [("wh-h", "kept")]
     assert [row["id"] for row in again] == ["wh-h"]
@@ -177,9 +186,11 @@ async def test_the_events_of_every_live_evaluation_with_their_day(sql_backend: P
     await _store_timelines(sql_backend)
 
     async with sql_backend.session() as ports:
-        batches = [_rows(b) async for b in ports.warehouse.timeline(Table.EVENTS, "c-1")]
+        batches = [
+            _rows(b) async for b in ports.warehouse.timeline(DEFAULT_TENANT, Table.EVENTS, "c-1")
+        ]
         changed = await ports.warehouse.timeline_of(
-            Table.EVENTS, {"wh-a": "c-4", "wh-c": "c-5", "wh-unknown": "c-6"}
+            DEFAULT_TENANT, Table.EVENTS, {"wh-a": "c-4", "wh-c": "c-5", "wh-unknown": "c-6"}
         )
 
     rows = [row for batch in batches for row in batch]
@@ -204,8 +215,14 @@ async def test_the_log_pieces_of_every_live_evaluation_at_their_offsets(
     await _store_timelines(sql_backend)
 
     async with sql_backend.session() as ports:
-        rows = [r async for b in ports.warehouse.timeline(Table.LOGS, "c-1") for r in _rows(b)]
-        changed = _rows(await ports.warehouse.timeline_of(Table.LOGS, {"wh-b": "c-7"}))
+        rows = [
+            r
+            async for b in ports.warehouse.timeline(DEFAULT_TENANT, Table.LOGS, "c-1")
+            for r in _rows(b)
+        ]
+        changed = _rows(
+            await ports.warehouse.timeline_of(DEFAULT_TENANT, Table.LOGS, {"wh-b": "c-7"})
+        )
 
     pieces = sorted(
         (r["evaluation_id"], r["byte_offset"], r["size"], r["content"], r["change_cursor"])
@@ -220,3 +237,72 @@ async def test_the_log_pieces_of_every_live_evaluation_at_their_offsets(
     assert [(r["evaluation_id"], r["content"], r["change_cursor"]) for r in changed] == [
         ("wh-b", "ünïcode\n", "c-7")
     ]
+
+
+ACME = TenantId("acme")
+# Another tenant's records (ids apart: an id is still one key across tenants).
+ACME_RECORD = make_evaluation("wh-acme", created_at=BASE_TIME, metadata={"team": "acme"})
+
+
+async def _store_two_tenants(store: PortStore) -> None:
+    """The default tenant's records, events and logs, and one record of ``acme`` with its own."""
+    await _store_timelines(store)
+    async with store.session(ACME) as ports:
+        await ports.repository.add(ACME_RECORD)
+    async with store.session(ACME) as ports:
+        event = EvaluationEvent(
+            evaluation_id=ACME_RECORD.id, event_id="e-1", event_type="started", timestamp=STAMP
+        )
+        assert await ports.events.append(event)
+        await ports.logs.append(ACME_RECORD.id, "acme line\n", STAMP, last_update=STAMP)
+
+
+async def _everything(store: PortStore, tenant: TenantId) -> dict[str, set[str]]:
+    """The ids each call of the scan gives for ``tenant``, asking for every id stored."""
+    every: dict[str, str] = {e.id: "c-9" for e in [*RECORDS, ACME_RECORD]}
+    async with store.session(tenant) as ports:
+        scan = ports.warehouse
+        rows = [r async for b in scan.batches(tenant, "c-1", []) for r in _rows(b)]
+        current, found = await scan.current(tenant, every, [])
+        timelines = {
+            table: [r async for b in scan.timeline(tenant, table, "c-1") for r in _rows(b)]
+            for table in (Table.EVENTS, Table.LOGS)
+        }
+        changed = {
+            table: _rows(await scan.timeline_of(tenant, table, every))
+            for table in (Table.EVENTS, Table.LOGS)
+        }
+        keys = await scan.common_keys(tenant)
+    return {
+        "batches": {row["id"] for row in rows},
+        "current": {row["id"] for row in _rows(current)} | found,
+        **{f"{t.value}": {r["evaluation_id"] for r in timelines[t]} for t in timelines},
+        **{f"{t.value} of": {r["evaluation_id"] for r in changed[t]} for t in changed},
+        "keys": set(keys),
+    }
+
+
+async def test_a_scan_gives_only_the_rows_of_the_tenant_it_names(sql_backend: PortStore) -> None:
+    await _store_two_tenants(sql_backend)
+
+    acme = await _everything(sql_backend, ACME)
+    default = await _everything(sql_backend, DEFAULT_TENANT)
+
+    assert acme == {
+        "batches": {"wh-acme"},
+        "current": {"wh-acme"},
+        "events": {"wh-acme"},
+        "logs": {"wh-acme"},
+        "events of": {"wh-acme"},
+        "logs of": {"wh-acme"},
+        "keys": {"team"},
+    }
+    assert default == {
+        "batches": {"wh-a", "wh-b"},
+        "current": {"wh-a", "wh-b"},
+        "events": {"wh-a", "wh-b"},
+        "logs": {"wh-a", "wh-b"},
+        "events of": {"wh-a", "wh-b"},
+        "logs of": {"wh-a", "wh-b"},
+        "keys": {"n", "nested", "user"},  # each in at least half of the two live records
+    }

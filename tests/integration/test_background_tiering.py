@@ -112,7 +112,7 @@ def test_a_tiering_pass_stops_between_two_payloads_when_the_app_stops(
         settings = load_settings(env)
         container = make_async_container(*build_providers(settings), context={Settings: settings})
         try:
-            await run_tiering(container, 1, stopping)
+            await run_tiering(container, settings, 1, stopping)
         finally:
             await container.close()
 

@@ -14,6 +14,7 @@ from litestar.testing import TestClient
 
 from application.failover.idempotency import IdempotencyKeys
 from application.ports.idempotency_store import IdempotencyStore, KeyRecord
+from domain.tenancy import DEFAULT_TENANT
 from infrastructure.memory.idempotency import MemoryIdempotencyStore
 from interfaces.http.app import create_app
 from interfaces.settings import FallbackBackend, Settings, parse_api_keys
@@ -221,7 +222,7 @@ def test_expired_keys_are_purged(make_client: ClientFactory) -> None:
     async def purged_later() -> int:
         await asyncio.sleep(1.1)
         keys = await client.app.state.dishka_container.get(IdempotencyKeys)
-        purged: int = await keys.purge()
+        purged: int = await keys.purge(DEFAULT_TENANT)
         return purged
 
     with client.portal() as portal:

@@ -152,7 +152,7 @@ async def test_retention_stops_between_two_batches_when_the_app_stops(
         *build_providers(backend_settings), FutureClock(), context={Settings: backend_settings}
     )
     try:
-        await run_retention(container, 1, stopping)
+        await run_retention(container, backend_settings, 1, stopping)
     finally:
         await container.close()
 

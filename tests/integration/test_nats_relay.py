@@ -22,6 +22,7 @@ from litestar.testing import TestClient
 
 from application.ports.change_sink import ChangeSinkUnavailableError
 from application.use_cases.relay_changes import RelayProgress
+from domain.tenancy import DEFAULT_TENANT
 from infrastructure.sql.migrate import upgrade
 from interfaces.http.app import create_app
 from interfaces.providers import build_providers
@@ -168,7 +169,7 @@ async def _relays(settings: Settings, stopping: anyio.Event, count: int) -> list
     async def one() -> None:
         container = make_async_container(*build_providers(settings), context={Settings: settings})
         try:
-            results.append(await relay(container, settings, stopping, page=7))
+            results.append(await relay(container, settings, DEFAULT_TENANT, stopping, page=7))
         finally:
             await container.close()
 
@@ -223,7 +224,7 @@ def test_a_nats_that_does_not_answer_is_an_error_naming_nats_url(
         container = make_async_container(*build_providers(settings), context={Settings: settings})
         try:
             with anyio.fail_after(20):
-                await relay(container, settings, anyio.Event())
+                await relay(container, settings, DEFAULT_TENANT, anyio.Event())
         finally:
             await container.close()
 

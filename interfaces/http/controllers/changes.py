@@ -21,7 +21,7 @@ from domain.timeline import LogSlice
 from interfaces.http.errors import problem_responses
 from interfaces.http.params import EvalIdPath, evaluation_id
 from interfaces.http.schemas.changes import ChangeBody, ChangePageBody, LogEndBody, LogPieceBody
-from interfaces.live import LiveFeed
+from interfaces.live import TenantFeed
 
 MAX_CHANGE_PAGE = 1000
 CursorParameter = Annotated[
@@ -113,7 +113,7 @@ class ChangesController(Controller):
     )
     async def stream_changes(
         self,
-        live: FromDishka[LiveFeed],
+        live: FromDishka[TenantFeed],
         after: CursorParameter = None,
         last_event_id: LastEventId = None,
         evaluation_id: EvaluationFilter = None,
@@ -156,7 +156,7 @@ class ChangesController(Controller):
     async def stream_log(
         self,
         eval_id: EvalIdPath,
-        live: FromDishka[LiveFeed],
+        live: FromDishka[TenantFeed],
         offset: Annotated[int, Parameter(ge=0, le=2**63 - 1, description="bytes already seen")] = 0,
         last_event_id: LastEventId = None,
     ) -> ServerSentEvent:

@@ -41,7 +41,7 @@ from domain.status import EvaluationStatus
 from interfaces.http.explorer import charts, views
 from interfaces.http.explorer.live import LIST_KINDS, RECORD_KINDS, changes_url, record_parts
 from interfaces.http.params import decode_cursor, encode_cursor
-from interfaces.live import LiveFeed
+from interfaces.live import TenantFeed
 
 PAGE_SIZE = 25
 ACTIVITY_DAYS = 14
@@ -123,7 +123,7 @@ class ExplorerController(Controller):
         use_case: FromDishka[ListEvaluations],
         searching: FromDishka[SearchEvaluations],
         running: FromDishka[ListRunningEvaluations],
-        live: FromDishka[LiveFeed],
+        live: FromDishka[TenantFeed],
         status: Text = "",
         language: Text = "",
         created_from: Text = "",
@@ -194,7 +194,7 @@ class ExplorerController(Controller):
         get_evaluation: FromDishka[GetEvaluation],
         read_log: FromDishka[ReadLog],
         list_events: FromDishka[ListEvents],
-        live: FromDishka[LiveFeed],
+        live: FromDishka[TenantFeed],
     ) -> Template:
         identifier = parse_evaluation_id(eval_id)
         stream = await changes_url(live, RECORD_KINDS, identifier)  # before the reads

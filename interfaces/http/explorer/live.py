@@ -16,7 +16,7 @@ from application.use_cases.get_evaluation import GetEvaluation
 from domain.changes import ChangeKind
 from domain.identifiers import EvaluationId
 from interfaces.http.explorer import charts, views
-from interfaces.live import LiveFeed
+from interfaces.live import TenantFeed
 
 # What moves the list: a record appears, changes status or goes (updates show on its page).
 LIST_KINDS = (ChangeKind.CREATED, ChangeKind.STATUS_CHANGED, ChangeKind.DELETED, ChangeKind.PURGED)
@@ -25,7 +25,7 @@ RECORD_KINDS = tuple(kind for kind in ChangeKind if kind is not ChangeKind.LOG_A
 
 
 async def changes_url(
-    live: LiveFeed, kinds: tuple[ChangeKind, ...], evaluation_id: str | None = None
+    live: TenantFeed, kinds: tuple[ChangeKind, ...], evaluation_id: str | None = None
 ) -> str:
     """``/changes/stream`` for ``kinds`` from the feed's current end.
 

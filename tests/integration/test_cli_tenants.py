@@ -27,12 +27,15 @@ def _exported(settings: Settings, *tenant: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in output.splitlines()]
 
 
-def _as_acme(settings: Settings, dump: Path, renamed: dict[str, str]) -> None:
-    """Import ``dump`` into tenant ``acme``, each id renamed as ``renamed`` says."""
+def _copy_to_acme(settings: Settings, directory: Path, renamed: dict[str, str]) -> None:
+    """The default tenant's export imported into tenant ``acme``, each id renamed as
+    ``renamed`` says."""
+    dump = directory / "default.jsonl"
+    cli(settings, "export", "-o", str(dump))
     text = dump.read_text()
     for old, new in renamed.items():
         text = text.replace(f'"{old}"', f'"{new}"')
-    moved = dump.with_suffix(".acme.jsonl")
+    moved = directory / "acme.jsonl"
     moved.write_text(text)
     imported = cli_json(settings, "import", str(moved), "--tenant", ACME)
     assert imported == {"imported": len(renamed), "skipped": 0}
@@ -42,10 +45,8 @@ def test_an_export_imported_into_another_tenant_is_that_tenants_alone(
     client: TestClient[Any], backend_settings: Settings, tmp_path: Path
 ) -> None:
     seed(client, "x-1")
-    dump = tmp_path / "default.jsonl"
-    cli(backend_settings, "export", "-o", str(dump))
 
-    _as_acme(backend_settings, dump, {"x-1": "t-1"})
+    _copy_to_acme(backend_settings, tmp_path, {"x-1": "t-1"})
 
     acme = _exported(backend_settings, "--tenant", ACME)
     default = _exported(backend_settings)
@@ -62,9 +63,7 @@ def test_erase_in_one_tenant_leaves_the_other_tenants_evaluations_of_the_subject
     for name in ("s-1", "s-2"):
         body = {"id": name, "code": "x", "metadata": {"subject": "alice"}}
         assert client.post("/evaluations", json=body).is_success
-    dump = tmp_path / "default.jsonl"
-    cli(backend_settings, "export", "-o", str(dump))
-    _as_acme(backend_settings, dump, {"s-1": "a-1", "s-2": "a-2"})
+    _copy_to_acme(backend_settings, tmp_path, {"s-1": "a-1", "s-2": "a-2"})
 
     erased = cli_json(backend_settings, "erase", "--subject", "alice", "--tenant", ACME)
 
@@ -78,9 +77,7 @@ def test_cleanup_counts_only_the_named_tenants_evaluations(
     client: TestClient[Any], backend_settings: Settings, tmp_path: Path
 ) -> None:
     seed(client, "c-1")
-    dump = tmp_path / "default.jsonl"
-    cli(backend_settings, "export", "-o", str(dump))
-    _as_acme(backend_settings, dump, {"c-1": "c-acme"})
+    _copy_to_acme(backend_settings, tmp_path, {"c-1": "c-acme"})
 
     def dry_run(*tenant: str) -> int:
         report = cli_json(backend_settings, "cleanup", "--older-than", "1s", "--dry-run", *tenant)

@@ -27,6 +27,16 @@ from tests.services import TEST_REDIS_URL, drop_redis_keys, redis_test_prefix
 
 pytestmark = pytest.mark.anyio
 
+# ``FULL`` as this service writes it into an entry.
+FULL_ENTRY = {
+    "eval_id": FULL.evaluation_id,
+    "status": "running",
+    "executor_id": "executor-3",
+    "container_id": "c0ffee",
+    "started_at": "2024-01-01T12:30:05.123456+00:00",
+    "timeout": 300,
+}
+
 
 @dataclass
 class Shared:
@@ -88,14 +98,7 @@ async def test_the_entry_is_the_platforms_json_string(shared: Shared) -> None:
     await shared.registry.track(DEFAULT_TENANT, FULL)
 
     assert await shared.worker.type(shared.entry(FULL.evaluation_id)) == b"string"
-    assert await shared.stored(FULL.evaluation_id) == {
-        "eval_id": FULL.evaluation_id,
-        "status": "running",
-        "executor_id": "executor-3",
-        "container_id": "c0ffee",
-        "started_at": "2024-01-01T12:30:05.123456+00:00",
-        "timeout": 300,
-    }
+    assert await shared.stored(FULL.evaluation_id) == FULL_ENTRY
     assert await shared.worker.sismember(shared.members, FULL.evaluation_id)
     assert await shared.worker.ttl(shared.entry(FULL.evaluation_id)) == -1  # ours: no TTL
 
@@ -244,14 +247,7 @@ async def test_another_tenant_neither_writes_nor_reads_the_platforms_keys(
 
     await shared.registry.track(acme, FULL)
 
-    assert await shared.stored(f"acme/{FULL.evaluation_id}") == {
-        "eval_id": FULL.evaluation_id,
-        "status": "running",
-        "executor_id": "executor-3",
-        "container_id": "c0ffee",
-        "started_at": "2024-01-01T12:30:05.123456+00:00",
-        "timeout": 300,
-    }
+    assert await shared.stored(f"acme/{FULL.evaluation_id}") == FULL_ENTRY
     assert (await shared.stored(FULL.evaluation_id))["executor_id"] == "job-platform"
     assert await shared.worker.smembers(shared.members) == {FULL.evaluation_id.encode()}
     acme_set = f"{shared.prefix}running_evaluations:{{acme}}"

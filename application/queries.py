@@ -219,6 +219,10 @@ def ttl_bucket(ttl: float) -> str:
     return "ttl_over_1h"
 
 
+# The platform's running set (ADR 0014); another tenant's is ``running_evaluations:{<tenant>}``.
+RUNNING_SET = "running_evaluations"
+
+
 def cache_key_pattern(key: str) -> str:
     """The pattern a cache key (without deployment prefix) is counted under."""
     if key.endswith(":running"):
@@ -227,8 +231,8 @@ def cache_key_pattern(key: str) -> str:
         return "keys_eval"
     if key.startswith("logs:"):
         return "keys_logs"
-    if key == "running_evaluations":
-        return "keys_running_set"
+    if key == RUNNING_SET or (key.startswith(f"{RUNNING_SET}:{{") and key.endswith("}")):
+        return "keys_running_set"  # the platform's set, or another tenant's (ADR 0032)
     return "keys_other"
 
 
@@ -236,12 +240,11 @@ def cache_key_pattern(key: str) -> str:
 # registry (the platform's entries, the set and its state), the log tails (this
 # service's and the platform worker's latest batch), and anything else under our prefix.
 KEY_CLASSES = ("records", "running", "log_tail", "other")
-RUNNING_INDEX_KEYS = frozenset({"running_evaluations", "running_evaluations:state"})
 
 
 def key_class(key: str) -> str:
     """The class of a cache key (without deployment prefix), one of ``KEY_CLASSES``."""
-    if key.endswith(":running") or key in RUNNING_INDEX_KEYS:
+    if key.endswith(":running") or key == RUNNING_SET or key.startswith(f"{RUNNING_SET}:"):
         return "running"
     if key.startswith("eval:"):
         return "records"

@@ -13,6 +13,7 @@ from application.use_cases.get_evaluation import GetEvaluationFields, LoadEvalua
 from application.use_cases.logs import EvaluationLogs, GetEvaluationLogs, LogSource
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
+from domain.tenancy import TenantId
 from domain.timeline import EvaluationEvent
 
 
@@ -24,13 +25,14 @@ class RecordReads:
     journal: Journal
     locate: UseCaseLocator
     record_cache: RecordCache
+    tenant: TenantId
 
     async def get(self, evaluation_id: EvaluationId) -> Evaluation:
         found = await self._journaled(evaluation_id)
         if found is not None:
             return found
         # A hit needs nothing of the request's store: only a miss has the loader built.
-        cached = await self.record_cache.get(evaluation_id)
+        cached = await self.record_cache.get(self.tenant, evaluation_id)
         if cached is not None:
             return cached
         return await (await self.locate.get(LoadEvaluation)).execute(evaluation_id)

@@ -40,7 +40,7 @@ from application.ports.replay_scopes import ReplayScopes, ReplayUnit
 from domain.audit import AuditContext
 from domain.errors import DomainError
 from domain.identifiers import EvaluationId
-from domain.tenancy import DEFAULT_TENANT
+from domain.tenancy import DEFAULT_TENANT, TenantId
 
 log = structlog.get_logger(__name__)
 
@@ -129,11 +129,12 @@ class ReplayJournal:
     # Journal entries carry no tenant yet (ADR 0032's step 4): every one is the default
     # tenant's, the only one served so far, and replays as it.
     async def _replay(self, entry: JournalEntry, ours: dict[str, set[datetime]]) -> Outcome:
+        tenant = DEFAULT_TENANT
         context = AuditContext(
             actor=entry.actor,
             request_id=entry.request_id,
             journal_entry=entry.id,
-            tenant=DEFAULT_TENANT,
+            tenant=tenant,
         )
         async with self._scopes.open(context) as unit:
             if await unit.marks.is_applied(entry.id):
@@ -158,20 +159,20 @@ class ReplayJournal:
             # Marks the entries that changed nothing, and the refused ones.
             await unit.marks.mark(entry.id)
             await unit.uow.commit()
-            await _republish(unit, entry)
+            await _republish(unit, tenant, entry)
             return outcome
 
 
-async def _republish(unit: ReplayUnit, entry: JournalEntry) -> None:
+async def _republish(unit: ReplayUnit, tenant: TenantId, entry: JournalEntry) -> None:
     """Cache and mirror the record as the primary now holds it (a skipped entry published
     nothing)."""
     evaluation_id = EvaluationId(entry.evaluation_id)
     current = await unit.repository.get(evaluation_id)
     if current is None:
-        await unit.record_cache.forget(evaluation_id)
+        await unit.record_cache.forget(tenant, evaluation_id)
     else:
         await unit.mirror.record(current)
-        await unit.record_cache.fill(current)
+        await unit.record_cache.fill(tenant, current)
 
 
 async def _apply(unit: ReplayUnit, entry: JournalEntry) -> Outcome:

@@ -15,6 +15,7 @@ from application.services.record_cache import RecordCache
 from domain.errors import DomainError
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
+from domain.tenancy import TenantId
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class JournalViews:
     record_cache: RecordCache
     uow: UnitOfWork
     primary: PrimaryState
+    tenant: TenantId
 
     async def open(
         self, evaluation_id: EvaluationId, pending: list[JournalEntry] | None = None
@@ -71,7 +73,7 @@ class JournalViews:
         record", the cache's only "not cached").
         """
         if self.primary.is_down:
-            return await self.record_cache.get(evaluation_id), set(), False
+            return await self.record_cache.get(self.tenant, evaluation_id), set(), False
         try:
             evaluation = await self.repository.get(evaluation_id)
             applied = {entry.id for entry in pending if await self.marks.is_applied(entry.id)}
@@ -79,5 +81,5 @@ class JournalViews:
             self.primary.mark_down()
             with contextlib.suppress(Exception):
                 await self.uow.rollback()
-            return await self.record_cache.get(evaluation_id), set(), False
+            return await self.record_cache.get(self.tenant, evaluation_id), set(), False
         return evaluation, applied, True

@@ -11,6 +11,7 @@ from application.ports.unit_of_work import UnitOfWork
 from domain.audit import AuditContext
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
+from domain.tenancy import TenantId
 
 R = TypeVar("R")
 
@@ -25,10 +26,10 @@ class CachedRecords(Protocol):
     """The record cache, as the replay republishes what it applied."""
 
     @abstractmethod
-    async def fill(self, evaluation: Evaluation) -> None: ...
+    async def fill(self, tenant: TenantId, evaluation: Evaluation) -> None: ...
 
     @abstractmethod
-    async def forget(self, evaluation_id: EvaluationId) -> None: ...
+    async def forget(self, tenant: TenantId, evaluation_id: EvaluationId) -> None: ...
 
 
 class ReplayUnit(Protocol):

@@ -5,6 +5,7 @@ from typing import Protocol
 
 from application.queries import RunningInfo
 from domain.identifiers import EvaluationId
+from domain.tenancy import TenantId
 
 LoadActive = Callable[[], Awaitable[builtins.list[RunningInfo]]]
 
@@ -15,23 +16,24 @@ class RunningRegistry(Protocol):
     An entry is shared with the platform's storage worker, which writes its own
     container info into it (its ``executor_id`` is the job name the gateway
     kills). So an entry is merged, never replaced: a field this service leaves
-    ``None`` keeps what the entry held.
+    ``None`` keeps what the entry held. Each tenant has an index of its own, and only
+    ``PLATFORM_TENANT``'s is the one the worker writes (ADR 0032).
     """
 
     @abstractmethod
-    async def track(self, info: RunningInfo) -> None:
+    async def track(self, tenant: TenantId, info: RunningInfo) -> None:
         """Merge ``info`` into the entry: its ``None`` fields keep the entry's values."""
 
     @abstractmethod
-    async def untrack(self, evaluation_id: EvaluationId) -> None: ...
+    async def untrack(self, tenant: TenantId, evaluation_id: EvaluationId) -> None: ...
 
     @abstractmethod
-    async def get(self, evaluation_id: EvaluationId) -> RunningInfo | None:
+    async def get(self, tenant: TenantId, evaluation_id: EvaluationId) -> RunningInfo | None:
         """The tracked entry, a hint only: it may be stale or missing (read the database)."""
 
     @abstractmethod
-    async def list(self) -> builtins.list[RunningInfo] | None:
-        """All tracked evaluations, or ``None`` when the registry cannot be trusted.
+    async def list(self, tenant: TenantId) -> builtins.list[RunningInfo] | None:
+        """All tracked evaluations of ``tenant``, or ``None`` when the registry cannot be trusted.
 
         ``None`` means the index cannot answer or may have missed a change (its
         store lost it, a write of it failed, a rebuild raced a change, an
@@ -40,8 +42,8 @@ class RunningRegistry(Protocol):
         """
 
     @abstractmethod
-    async def rebuild(self, load: LoadActive) -> builtins.list[RunningInfo]:
-        """Make the index hold exactly ``await load()`` (the database's view); return it.
+    async def rebuild(self, tenant: TenantId, load: LoadActive) -> builtins.list[RunningInfo]:
+        """Make ``tenant``'s index hold exactly ``await load()`` (the database's view); return it.
 
         Each loaded info is merged into its entry like ``track`` does, and the
         answer is the merged entries (the database's view plus what the entries

@@ -21,6 +21,7 @@ from application.services.record_cache import RecordCache
 from domain.audit import AuditAction
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
+from domain.tenancy import TenantId
 
 
 class RemovalCounts(msgspec.Struct, kw_only=True):
@@ -63,6 +64,7 @@ class CleanupEvaluations:
     audit: AuditTrail
     mirror: RecordMirror
     keys: EvaluationKeys
+    tenant: TenantId
 
     async def execute(
         self,
@@ -132,9 +134,9 @@ class CleanupEvaluations:
         # and a record the purge kept must keep its key.
         await self.keys.destroy(purged.evaluation_ids)
         for evaluation_id in purged.evaluation_ids:
-            await self.record_cache.forget(evaluation_id)
-            await self.running.untrack(evaluation_id)
-            await self.tail.drop(evaluation_id)
+            await self.record_cache.forget(self.tenant, evaluation_id)
+            await self.running.untrack(self.tenant, evaluation_id)
+            await self.tail.drop(self.tenant, evaluation_id)
         report.evaluations += len(purged.evaluation_ids)
         report.events += purged.events
         report.log_chunks += purged.log_chunks

@@ -13,6 +13,7 @@ from domain.evaluation import Evaluation, ensure_storable_json, ensure_storable_
 from domain.identifiers import generate_evaluation_id
 from domain.limits import InputLimits
 from domain.status import EvaluationStatus
+from domain.tenancy import TenantId
 
 _GENERATED_ID_ATTEMPTS = 5
 
@@ -25,6 +26,7 @@ class CreateEvaluation:
     publisher: RecordPublisher
     audit: AuditTrail
     limits: InputLimits
+    tenant: TenantId
 
     async def execute(self, new: NewEvaluation, *, generated_id: bool = False) -> Evaluation:
         """Store a new record; a generated id is retried on the rare collision.
@@ -77,7 +79,7 @@ class CreateEvaluation:
                 if attempt + 1 == attempts:
                     raise
                 continue
-            await self.publisher.after_create(evaluation)
+            await self.publisher.after_create(self.tenant, evaluation)
             return evaluation
         raise AssertionError("unreachable")  # pragma: no cover
 

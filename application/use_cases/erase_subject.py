@@ -33,6 +33,7 @@ from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from domain.payload import StoredPayload
 from domain.subjects import check_subject, subject_digest
+from domain.tenancy import TenantId
 from domain.timeline import EvaluationEvent
 
 _encoder = msgspec.json.Encoder()
@@ -115,6 +116,7 @@ class EraseSubject:
     worker_logs: WorkerLogs
     audit: AuditTrail
     uow: UnitOfWork
+    tenant: TenantId
 
     async def execute(
         self,
@@ -192,10 +194,10 @@ class EraseSubject:
         needles = [_encoder.encode(evaluation_id) for evaluation_id in ids]
         report.idempotency_answers += await self.idempotency.forget_answers_with(needles)
         for evaluation_id in ids:
-            await self.record_cache.forget(evaluation_id)
-            await self.running.untrack(evaluation_id)
-            await self.tail.drop(evaluation_id)
-            await self.worker_logs.forget(evaluation_id)
+            await self.record_cache.forget(self.tenant, evaluation_id)
+            await self.running.untrack(self.tenant, evaluation_id)
+            await self.tail.drop(self.tenant, evaluation_id)
+            await self.worker_logs.forget(self.tenant, evaluation_id)
 
     async def _discard_blobs(self, ids: Sequence[EvaluationId], beside: _Beside) -> None:
         for evaluation_id in ids:

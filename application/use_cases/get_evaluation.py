@@ -6,6 +6,7 @@ from application.queries import Projection, check_projection, project
 from application.services.record_cache import RecordCache
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
+from domain.tenancy import TenantId
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,10 +16,11 @@ class LoadEvaluation:
 
     repository: EvaluationRepository
     record_cache: RecordCache
+    tenant: TenantId
 
     async def execute(self, evaluation_id: EvaluationId) -> Evaluation:
         evaluation = require_found(await self.repository.get(evaluation_id), evaluation_id)
-        await self.record_cache.fill(evaluation)
+        await self.record_cache.fill(self.tenant, evaluation)
         return evaluation
 
 
@@ -26,7 +28,7 @@ class GetEvaluation(LoadEvaluation):
     """Read-through: the cache first, then the store (which re-fills the cache)."""
 
     async def execute(self, evaluation_id: EvaluationId) -> Evaluation:
-        cached = await self.record_cache.get(evaluation_id)
+        cached = await self.record_cache.get(self.tenant, evaluation_id)
         if cached is not None:
             return cached
         return await super().execute(evaluation_id)
@@ -39,13 +41,14 @@ class GetEvaluationFields:
 
     repository: EvaluationRepository
     record_cache: RecordCache
+    tenant: TenantId
 
     async def execute(self, evaluation_id: EvaluationId, fields: frozenset[str]) -> Projection:
         try:
             wanted = check_projection(fields)
         except ValueError as exc:
             raise InvalidRequestError("fields", str(exc)) from None
-        cached = await self.record_cache.get(evaluation_id)
+        cached = await self.record_cache.get(self.tenant, evaluation_id)
         if cached is not None:
             return project(cached, wanted)
         return require_found(await self.repository.get_fields(evaluation_id, wanted), evaluation_id)

@@ -19,6 +19,7 @@ from application.use_cases.export_evaluations import ArchivedEvaluation
 from domain.audit import AuditAction
 from domain.evaluation import Evaluation, ensure_storable_json, ensure_storable_text
 from domain.identifiers import parse_evaluation_id
+from domain.tenancy import TenantId
 from domain.timeline import EvaluationEvent, LogChunk
 
 # Log chunks are stored at most this big (the append limit of the API).
@@ -58,6 +59,7 @@ class ImportEvaluation:
     clock: Clock
     audit: AuditTrail
     mirror: RecordMirror
+    tenant: TenantId
 
     async def execute(self, archived: ArchivedEvaluation) -> bool:
         """Whether the evaluation was imported (``False``: it was already here)."""
@@ -129,14 +131,14 @@ class ImportEvaluation:
             if done and copy:
                 await self._publish(mirrored.record, mirrored.events, mirrored.log)
             elif done:  # the copy is where it came from: the cache and registry follow
-                await self.publisher.after_commit(mirrored.record)
+                await self.publisher.after_commit(self.tenant, mirrored.record)
         return restored
 
     async def _publish(
         self, evaluation: Evaluation, events: list[EvaluationEvent], log: str
     ) -> None:
         """Cache, registry and the mirror's copy (the record through the publisher)."""
-        await self.publisher.after_commit(evaluation)
+        await self.publisher.after_commit(self.tenant, evaluation)
         for event in events:
             await self.mirror.event(msgspec.structs.replace(event, evaluation_id=evaluation.id))
         if log:

@@ -24,6 +24,7 @@ from domain.audit import AuditAction
 from domain.evaluation import Evaluation, ensure_storable_text
 from domain.identifiers import EvaluationId
 from domain.limits import InputLimits
+from domain.tenancy import TenantId
 from domain.timeline import LogChunk, LogSlice
 from domain.timestamps import as_utc
 
@@ -46,6 +47,7 @@ class AppendLog:
     limits: InputLimits
     record_cache: RecordCache
     mirror: RecordMirror
+    tenant: TenantId
 
     async def execute(
         self, evaluation_id: EvaluationId, content: str, last_update: datetime | None = None
@@ -62,7 +64,7 @@ class AppendLog:
         after = None
         if appended.version == evaluation.version + 1:
             after = msgspec.structs.replace(evaluation, last_update=stamp, version=appended.version)
-        await self.record_cache.before_commit(evaluation_id, appended.version)
+        await self.record_cache.before_commit(self.tenant, evaluation_id, appended.version)
         try:
             await self.audit.record(
                 AuditAction.APPEND_LOG,
@@ -74,7 +76,7 @@ class AppendLog:
         except BackendUnavailableError:
             if after is not None:
                 with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
-                    await self.record_cache.restore(evaluation)
+                    await self.record_cache.restore(self.tenant, evaluation)
             raise
         await self.mirror.log(chunk)
         # Another write came between: the mirror takes the record as it is now.
@@ -82,18 +84,21 @@ class AppendLog:
         if mirrored is not None:
             await self.mirror.record(mirrored)
         if after is not None:
-            await self.record_cache.after_commit(after)
+            await self.record_cache.after_commit(self.tenant, after)
         if evaluation.status.is_active:
             # Before the 2xx, so the writer reads its own chunk from the tail.
-            await self.tail.append(chunk)
+            await self.tail.append(self.tenant, chunk)
         return chunk
 
 
 async def _load(
-    record_cache: RecordCache, repository: EvaluationRepository, evaluation_id: EvaluationId
+    record_cache: RecordCache,
+    repository: EvaluationRepository,
+    tenant: TenantId,
+    evaluation_id: EvaluationId,
 ) -> Evaluation:
     """The record, from the cache when it can (tailing then touches no database record)."""
-    evaluation = await record_cache.get(evaluation_id)
+    evaluation = await record_cache.get(tenant, evaluation_id)
     if evaluation is None:
         evaluation = await repository.get(evaluation_id)
     return require_found(evaluation, evaluation_id)
@@ -111,6 +116,7 @@ class ReadLog:
     logs: LogStore
     record_cache: RecordCache
     tail: LogTail
+    tenant: TenantId
 
     async def execute(self, evaluation_id: EvaluationId, offset: int = 0) -> LogSlice:
         _, log, _ = await self.with_record(evaluation_id, offset)
@@ -122,9 +128,9 @@ class ReadLog:
         """The record, the log from ``offset``, and whether the log came from the tail."""
         if offset < 0:
             raise InvalidRequestError("offset", "must not be negative")
-        evaluation = await _load(self.record_cache, self.repository, evaluation_id)
+        evaluation = await _load(self.record_cache, self.repository, self.tenant, evaluation_id)
         if evaluation.status.is_active:
-            latest = await self.tail.read(evaluation_id, offset)
+            latest = await self.tail.read(self.tenant, evaluation_id, offset)
             if latest is not None:
                 return evaluation, latest, True
         return evaluation, await self.logs.read(evaluation_id, offset), False
@@ -163,6 +169,7 @@ class GetEvaluationLogs:
 
     read_log: ReadLog
     worker_logs: WorkerLogs
+    tenant: TenantId
 
     async def execute(self, evaluation_id: EvaluationId, offset: int = 0) -> EvaluationLogs:
         evaluation, log, from_tail = await self.read_log.with_record(evaluation_id, offset)
@@ -171,7 +178,7 @@ class GetEvaluationLogs:
                 evaluation=evaluation, log=log, text=log.content, source=LogSource.TAIL
             )
         if evaluation.status.is_active and log.next_offset == 0:
-            batch = await self.worker_logs.latest(evaluation_id)
+            batch = await self.worker_logs.latest(self.tenant, evaluation_id)
             if batch:
                 return EvaluationLogs(
                     evaluation=evaluation, log=log, text=batch, source=LogSource.WORKER

@@ -6,6 +6,7 @@ from application.ports.evaluation_repository import EvaluationRepository
 from application.ports.running_registry import LoadActive, RunningRegistry
 from application.queries import RunningInfo
 from domain.identifiers import EvaluationId
+from domain.tenancy import TenantId
 
 
 def _loader(queries: EvaluationQueries) -> LoadActive:
@@ -29,11 +30,12 @@ class ListRunningEvaluations:
 
     registry: RunningRegistry
     queries: EvaluationQueries
+    tenant: TenantId
 
     async def execute(self) -> list[RunningInfo]:
-        tracked = await self.registry.list()
+        tracked = await self.registry.list(self.tenant)
         if tracked is None:
-            tracked = await self.registry.rebuild(_loader(self.queries))
+            tracked = await self.registry.rebuild(self.tenant, _loader(self.queries))
         return sorted(tracked, key=lambda info: info.evaluation_id)
 
 
@@ -41,6 +43,7 @@ class ListRunningEvaluations:
 class GetRunningEvaluation:
     registry: RunningRegistry
     repository: EvaluationRepository
+    tenant: TenantId
 
     async def execute(self, evaluation_id: EvaluationId) -> RunningInfo:
         """Container info of a live evaluation in ``provisioning`` or ``running``.
@@ -53,7 +56,9 @@ class GetRunningEvaluation:
         evaluation = await self.repository.get(evaluation_id)
         if evaluation is None or not evaluation.status.is_active:
             raise EvaluationNotFoundError(evaluation_id)
-        return RunningInfo.of(evaluation).filled_from(await self.registry.get(evaluation_id))
+        return RunningInfo.of(evaluation).filled_from(
+            await self.registry.get(self.tenant, evaluation_id)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +67,8 @@ class RebuildRunningRegistry:
 
     registry: RunningRegistry
     queries: EvaluationQueries
+    tenant: TenantId
 
     async def execute(self) -> int:
         """The number of active evaluations; the registry is left untrusted if a change raced."""
-        return len(await self.registry.rebuild(_loader(self.queries)))
+        return len(await self.registry.rebuild(self.tenant, _loader(self.queries)))

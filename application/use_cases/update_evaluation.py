@@ -40,6 +40,7 @@ from domain.identifiers import EvaluationId
 from domain.limits import InputLimits
 from domain.payload import PayloadKind, StoredPayload
 from domain.status import StatusMove, judge_move
+from domain.tenancy import TenantId
 from domain.timestamps import as_utc
 
 Mutation = Callable[[Evaluation], Awaitable[bool]]
@@ -64,6 +65,7 @@ class RecordWriter:
     publisher: RecordPublisher
     audit: AuditTrail
     conflict_budget: ConflictBudget
+    tenant: TenantId
 
     async def load(self, evaluation_id: EvaluationId) -> Evaluation:
         return require_found(await self.repository.get(evaluation_id), evaluation_id)
@@ -107,7 +109,7 @@ class RecordWriter:
                 with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
                     await self.payloads.discard_unsaved(before, after, keep)
                     if isinstance(error, BackendUnavailableError):
-                        await self.publisher.restore(before)
+                        await self.publisher.restore(self.tenant, before)
                 raise
             if not changed:
                 await self.payloads.discard_unsaved(before, after, keep)
@@ -127,9 +129,9 @@ class RecordWriter:
                 raise
             except BackendUnavailableError:
                 with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
-                    await self.publisher.restore(before)
+                    await self.publisher.restore(self.tenant, before)
                 raise
-            await self.publisher.after_commit(after, before)
+            await self.publisher.after_commit(self.tenant, after, before)
             await self.payloads.discard_replaced(before, after)
             return after, True
 
@@ -152,7 +154,7 @@ class RecordWriter:
     async def _stage(self, before: Evaluation, after: Evaluation, action: AuditAction) -> None:
         """Everything up to the commit: snapshot, cache tombstone, compare-and-swap, audit."""
         await self.payloads.write_snapshot(after)
-        await self.publisher.before_commit(after)
+        await self.publisher.before_commit(self.tenant, after)
         await self.repository.update(after, expected_version=before.version)
         fields = changed_fields(before, after)
         sizes: dict[str, int] = {

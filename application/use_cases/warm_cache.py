@@ -3,6 +3,7 @@ from dataclasses import dataclass
 
 from application.ports.evaluation_maintenance import EvaluationMaintenance
 from application.services.record_cache import RecordCache
+from domain.tenancy import TenantId
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +18,7 @@ class WarmCache:
 
     maintenance: EvaluationMaintenance
     record_cache: RecordCache
+    tenant: TenantId
 
     async def execute(
         self,
@@ -31,7 +33,7 @@ class WarmCache:
         for evaluation in records:
             if stop is not None and stop():
                 break
-            await self.record_cache.fill(evaluation, warm=True)
+            await self.record_cache.fill(self.tenant, evaluation, warm=True)
             loaded += 1
             if on_record is not None:
                 on_record()

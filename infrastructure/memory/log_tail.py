@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from application.ports.log_tail import LogTail
 from domain.identifiers import EvaluationId
+from domain.tenancy import TenantId, qualified_id
 from domain.timeline import LogChunk, LogSlice, slice_from
 from infrastructure.arguments import require_positive
 from infrastructure.cache_analytics import LOG_TAIL, Lookups
@@ -35,20 +36,22 @@ class MemoryLogTail(LogTail):
 
     At most ``max_tails`` tails are kept (the least recently appended go first), so
     evaluations that never report an end cannot grow it without bound; ``evictions``
-    counts those dropped. A tail has no TTL here, so nothing expires.
+    counts those dropped. A tail has no TTL here, so nothing expires. Tails are kept by
+    qualified id (ADR 0032), the names Redis gives them.
     """
 
     def __init__(self, max_bytes: int, max_tails: int = 1000) -> None:
         require_positive(max_bytes=max_bytes, max_tails=max_tails)
         self.max_bytes = max_bytes
         self.max_tails = max_tails
-        self._tails: dict[EvaluationId, _Tail] = {}
+        self._tails: dict[str, _Tail] = {}
         self.lookups = Lookups(LOG_TAIL)
         self.evictions = 0
 
-    async def append(self, chunk: LogChunk) -> None:
+    async def append(self, tenant: TenantId, chunk: LogChunk) -> None:
         content = chunk.content.encode("utf-8")
-        tail = self._tails.get(chunk.evaluation_id)
+        name = qualified_id(tenant, chunk.evaluation_id)
+        tail = self._tails.get(name)
         if tail is not None and chunk.offset < tail.end:
             return
         if tail is not None and chunk.offset == tail.end:
@@ -56,23 +59,25 @@ class MemoryLogTail(LogTail):
         else:
             start, data = chunk.offset, content
         start, data = trimmed(start, data, self.max_bytes)
-        self._tails.pop(chunk.evaluation_id, None)
-        self._tails[chunk.evaluation_id] = _Tail(start, data)
+        self._tails.pop(name, None)
+        self._tails[name] = _Tail(start, data)
         while len(self._tails) > self.max_tails:
             del self._tails[next(iter(self._tails))]
             self.evictions += 1
             class_removed(LOG_TAIL, expired=False)
 
-    async def read(self, evaluation_id: EvaluationId, offset: int) -> LogSlice | None:
-        tail = self._tails.get(evaluation_id)
+    async def read(
+        self, tenant: TenantId, evaluation_id: EvaluationId, offset: int
+    ) -> LogSlice | None:
+        tail = self._tails.get(qualified_id(tenant, evaluation_id))
         if tail is None or not tail.start <= offset <= tail.end:
             self.lookups.count(hit=False)
             return None  # before it, or past it (the tail may lag the log): ask the store
         self.lookups.count(hit=True)
         return slice_from(tail.start, tail.data, offset)
 
-    async def drop(self, evaluation_id: EvaluationId) -> None:
-        self._tails.pop(evaluation_id, None)
+    async def drop(self, tenant: TenantId, evaluation_id: EvaluationId) -> None:
+        self._tails.pop(qualified_id(tenant, evaluation_id), None)
 
     def __len__(self) -> int:
         return len(self._tails)
@@ -86,15 +91,16 @@ class MemoryLogTail(LogTail):
 class NoLogTail(LogTail):
     """``LogTail`` that keeps nothing: every read goes to the log store."""
 
-    async def append(self, chunk: LogChunk) -> None:  # noqa: ARG002 - keeps nothing
+    async def append(self, tenant: TenantId, chunk: LogChunk) -> None:  # noqa: ARG002 - keeps nothing
         return None
 
     async def read(
         self,
-        evaluation_id: EvaluationId,  # noqa: ARG002 - knows nothing
+        tenant: TenantId,  # noqa: ARG002 - knows nothing
+        evaluation_id: EvaluationId,  # noqa: ARG002
         offset: int,  # noqa: ARG002
     ) -> LogSlice | None:
         return None
 
-    async def drop(self, evaluation_id: EvaluationId) -> None:  # noqa: ARG002 - holds nothing
+    async def drop(self, tenant: TenantId, evaluation_id: EvaluationId) -> None:  # noqa: ARG002 - holds nothing
         return None

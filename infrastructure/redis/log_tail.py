@@ -4,7 +4,8 @@ The Lua script appends a chunk only where the tail ends, so concurrent writers
 whose post-commit appends arrive out of order never leave a hole: an older chunk
 is ignored, a chunk after a gap restarts the tail there. The tail keeps the last
 ``max_bytes`` (cut on a UTF-8 character boundary) and expires ``ttl_seconds``
-after its last append. The braces are the hash tag shared with ``eval:{<id>}``.
+after its last append. The braces are the hash tag shared with ``eval:{<id>}``, and hold
+the qualified id (``<tenant>/<id>`` for a tenant but the default, ADR 0032).
 
 A Redis outage costs nothing but speed: reads fall back to the log store. An
 append that could not reach Redis leaves that evaluation's tail behind the log,
@@ -16,6 +17,7 @@ import redis.asyncio as redis
 
 from application.ports.log_tail import LogTail
 from domain.identifiers import EvaluationId
+from domain.tenancy import TenantId, qualified_id
 from domain.timeline import LogChunk, LogSlice, slice_from
 from infrastructure.arguments import require_positive
 from infrastructure.redis.connection import RedisConnection, RedisUnavailableError
@@ -52,12 +54,12 @@ return 1
 """
 
 
-def tail_key(evaluation_id: str) -> str:
-    return f"logs:{{{evaluation_id}}}:latest"
+def tail_key(tenant: TenantId, evaluation_id: str) -> str:
+    return f"logs:{{{qualified_id(tenant, evaluation_id)}}}:latest"
 
 
 class RedisLogTail(LogTail):
-    """``LogTail`` on Redis; keys are ``prefix + logs:{<id>}:latest``."""
+    """``LogTail`` on Redis; keys are ``prefix + logs:{<qualified id>}:latest``."""
 
     def __init__(
         self, connection: RedisConnection, max_bytes: int, ttl_seconds: int, prefix: str = ""
@@ -68,20 +70,20 @@ class RedisLogTail(LogTail):
         self._ttl_seconds = ttl_seconds
         self._prefix = prefix
         self._append_script = connection.client.register_script(APPEND)
-        # Tails this process failed to update: possibly behind the log until deleted.
-        self._behind: set[EvaluationId] = set()
+        # Keys of tails this process failed to update: possibly behind the log until deleted.
+        self._behind: set[str] = set()
 
-    def _key(self, evaluation_id: EvaluationId) -> str:
-        return self._prefix + tail_key(evaluation_id)
+    def _key(self, tenant: TenantId, evaluation_id: EvaluationId) -> str:
+        return self._prefix + tail_key(tenant, evaluation_id)
 
-    async def append(self, chunk: LogChunk) -> None:
+    async def append(self, tenant: TenantId, chunk: LogChunk) -> None:
         args: list[int | bytes] = [
             chunk.offset,
             chunk.content.encode("utf-8"),
             self._max_bytes,
             self._ttl_seconds,
         ]
-        key = self._key(chunk.evaluation_id)
+        key = self._key(tenant, chunk.evaluation_id)
 
         async def write(client: redis.Redis) -> object:
             return await self._append_script(keys=[key], args=args, client=client)
@@ -90,15 +92,16 @@ class RedisLogTail(LogTail):
             await self._catch_up()
             await self._connection.execute(write)
         except RedisUnavailableError:
-            self._behind.add(chunk.evaluation_id)
+            self._behind.add(key)
 
-    async def read(self, evaluation_id: EvaluationId, offset: int) -> LogSlice | None:
-        found = await self._read(evaluation_id, offset)
+    async def read(
+        self, tenant: TenantId, evaluation_id: EvaluationId, offset: int
+    ) -> LogSlice | None:
+        found = await self._read(self._key(tenant, evaluation_id), offset)
         self._connection.stats.log_tail.count(found is not None)
         return found
 
-    async def _read(self, evaluation_id: EvaluationId, offset: int) -> LogSlice | None:
-        key = self._key(evaluation_id)
+    async def _read(self, key: str, offset: int) -> LogSlice | None:
 
         async def fetch(client: redis.Redis) -> list[bytes | str | None]:
             values: list[bytes | str | None] = await client.hmget(key, ["s", "d"])
@@ -106,7 +109,7 @@ class RedisLogTail(LogTail):
 
         try:
             await self._catch_up()
-            if evaluation_id in self._behind:
+            if key in self._behind:
                 return None
             start, data = await self._connection.execute(fetch)
         except RedisUnavailableError:
@@ -116,8 +119,8 @@ class RedisLogTail(LogTail):
         content = data.encode() if isinstance(data, str) else data
         return slice_from(int(start), content, offset)
 
-    async def drop(self, evaluation_id: EvaluationId) -> None:
-        key = self._key(evaluation_id)
+    async def drop(self, tenant: TenantId, evaluation_id: EvaluationId) -> None:
+        key = self._key(tenant, evaluation_id)
 
         async def remove(client: redis.Redis) -> int:
             return await client.delete(key)
@@ -125,19 +128,18 @@ class RedisLogTail(LogTail):
         try:
             await self._connection.execute(remove)
         except RedisUnavailableError:
-            self._behind.add(evaluation_id)
+            self._behind.add(key)
         else:
-            self._behind.discard(evaluation_id)
+            self._behind.discard(key)
 
     async def _catch_up(self) -> None:
         """Delete the tails this process left behind; raises while Redis is unreachable."""
         if not self._behind:
             return
         behind = list(self._behind)
-        keys = [self._key(evaluation_id) for evaluation_id in behind]
 
         async def remove(client: redis.Redis) -> int:
-            return await client.delete(*keys)
+            return await client.delete(*behind)
 
         await self._connection.execute(remove)
         self._behind.difference_update(behind)

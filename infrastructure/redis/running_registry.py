@@ -15,7 +15,9 @@ and a rebuild merges too. Reading takes the worker's JSON as it is: no
 The keys carry no hash tag (they are the platform's names), so on Redis
 Cluster the set, the entries and the state hash live in different slots:
 every multi-key write is a non-transactional pipeline and the database is the
-truth (ADR 0014). A Redis outage never fails a request: writes are skipped,
+truth (ADR 0014). Those names serve ``PLATFORM_TENANT``; every other tenant has an
+index of its own under qualified names (``infrastructure/redis/platform_keys.py``), kept
+by the same rules. A Redis outage never fails a request: writes are skipped,
 reads return ``None`` so the caller asks the database instead.
 
 The index is only trusted while ``running_evaluations:state`` (a hash, no TTL)
@@ -54,12 +56,11 @@ from application.ports.running_registry import LoadActive, RunningRegistry
 from application.queries import RunningInfo
 from domain.identifiers import EvaluationId
 from domain.status import EvaluationStatus
+from domain.tenancy import DEFAULT_TENANT, TenantId
 from infrastructure.redis.connection import RedisConnection, RedisUnavailableError
+from infrastructure.redis.platform_keys import PlatformKeys
 
 logger = logging.getLogger(__name__)
-
-RUNNING_SET = "running_evaluations"
-STATE = "running_evaluations:state"
 
 # KEYS[1] state hash; ARGV[1] ``writes`` as read when the rebuild began; ARGV[2] a timestamp.
 # Returns 1 when the index is trusted again, 0 when a write raced the rebuild.
@@ -106,11 +107,6 @@ return 0
 
 _decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
-
-
-def running_key(evaluation_id: str) -> str:
-    """The platform's entry name: no hash tag (ADR 0014)."""
-    return f"eval:{evaluation_id}:running"
 
 
 def legacy_key(evaluation_id: str) -> str:
@@ -187,56 +183,63 @@ def from_entry(evaluation_id: str, raw: object) -> RunningInfo | None:
 
 
 class RedisRunningRegistry(RunningRegistry):
-    """``RunningRegistry`` on Redis; every key is ``prefix + name``."""
+    """``RunningRegistry`` on Redis; every key is ``prefix + name``, named by ``keys``."""
 
-    def __init__(self, connection: RedisConnection, prefix: str = "") -> None:
+    def __init__(
+        self, connection: RedisConnection, prefix: str = "", keys: PlatformKeys | None = None
+    ) -> None:
         self._connection = connection
         self._prefix = prefix
-        self._set_key = prefix + RUNNING_SET
-        self._state_key = prefix + STATE
+        self._keys = keys or PlatformKeys()
         self._finish_script = connection.client.register_script(FINISH_REBUILD)
-        # A write of this process failed and the other processes have not been told yet.
-        self._dirty = False
+        # Tenants whose index a write of this process failed, not yet told to the others.
+        self._dirty: set[TenantId] = set()
         self._failures = 0
 
-    def _entry_key(self, evaluation_id: str) -> str:
-        return self._prefix + running_key(evaluation_id)
+    def _set_key(self, tenant: TenantId) -> str:
+        return self._prefix + self._keys.running_set(tenant)
 
-    def _merge(self, pipe: Pipeline, info: RunningInfo) -> None:
+    def _state_key(self, tenant: TenantId) -> str:
+        return self._prefix + self._keys.running_state(tenant)
+
+    def _entry_key(self, tenant: TenantId, evaluation_id: str) -> str:
+        return self._prefix + self._keys.running_entry(tenant, evaluation_id)
+
+    def _merge(self, pipe: Pipeline, tenant: TenantId, info: RunningInfo) -> None:
         # EVAL, not EVALSHA: a cluster pipeline cannot load a script on the node first.
-        pipe.eval(MERGE, 1, self._entry_key(info.evaluation_id), _to_json(info))
+        pipe.eval(MERGE, 1, self._entry_key(tenant, info.evaluation_id), _to_json(info))
 
-    def _distrust(self, pipe: Pipeline) -> None:
+    def _distrust(self, pipe: Pipeline, tenant: TenantId) -> None:
         """Queue what tells every process to distrust the index (and any running rebuild)."""
-        pipe.hdel(self._state_key, "built")
-        pipe.hincrby(self._state_key, "writes", 1)
+        pipe.hdel(self._state_key(tenant), "built")
+        pipe.hincrby(self._state_key(tenant), "writes", 1)
 
-    async def track(self, info: RunningInfo) -> None:
+    async def track(self, tenant: TenantId, info: RunningInfo) -> None:
         async def write(client: redis.Redis) -> object:
             pipe = client.pipeline(transaction=False)
             # The counter first: a rebuild finishing in between must see this write coming.
-            pipe.hincrby(self._state_key, "writes", 1)
-            self._merge(pipe, info)
-            pipe.sadd(self._set_key, info.evaluation_id)
+            pipe.hincrby(self._state_key(tenant), "writes", 1)
+            self._merge(pipe, tenant, info)
+            pipe.sadd(self._set_key(tenant), info.evaluation_id)
             return await pipe.execute()
 
-        await self._write(write)
+        await self._write(tenant, write)
 
-    async def untrack(self, evaluation_id: EvaluationId) -> None:
+    async def untrack(self, tenant: TenantId, evaluation_id: EvaluationId) -> None:
         """Remove the id and its entry, as the worker does after a terminal status."""
-        key = self._entry_key(evaluation_id)
+        key = self._entry_key(tenant, evaluation_id)
 
         async def write(client: redis.Redis) -> object:
             pipe = client.pipeline(transaction=False)
-            pipe.hincrby(self._state_key, "writes", 1)
-            pipe.srem(self._set_key, evaluation_id)
+            pipe.hincrby(self._state_key(tenant), "writes", 1)
+            pipe.srem(self._set_key(tenant), evaluation_id)
             pipe.delete(key)
             return await pipe.execute()
 
-        await self._write(write)
+        await self._write(tenant, write)
 
-    async def get(self, evaluation_id: EvaluationId) -> RunningInfo | None:
-        key = self._entry_key(evaluation_id)
+    async def get(self, tenant: TenantId, evaluation_id: EvaluationId) -> RunningInfo | None:
+        key = self._entry_key(tenant, evaluation_id)
 
         async def read(client: redis.Redis) -> bytes | str | None:
             value: bytes | str | None = await client.get(key)
@@ -249,21 +252,21 @@ class RedisRunningRegistry(RunningRegistry):
         self._connection.stats.running.count(info is not None)
         return info
 
-    async def list(self) -> builtins.list[RunningInfo] | None:
+    async def list(self, tenant: TenantId) -> builtins.list[RunningInfo] | None:
         """The index, counted as a hit of the running class when it can answer."""
-        found = await self._list()
+        found = await self._list(tenant)
         self._connection.stats.running.count(found is not None)
         return found
 
-    async def _list(self) -> builtins.list[RunningInfo] | None:
-        if self._dirty:
-            await self._tell_others()
+    async def _list(self, tenant: TenantId) -> builtins.list[RunningInfo] | None:
+        if tenant in self._dirty:
+            await self._tell_others(tenant)
             return None
 
         async def read(client: redis.Redis) -> builtins.list[RunningInfo] | None:
             pipe = client.pipeline(transaction=False)
-            pipe.hexists(self._state_key, "built")
-            pipe.smembers(self._set_key)
+            pipe.hexists(self._state_key(tenant), "built")
+            pipe.smembers(self._set_key(tenant))
             built, members = await pipe.execute()
             if not built:
                 return None
@@ -272,7 +275,7 @@ class RedisRunningRegistry(RunningRegistry):
                 return []
             pipe = client.pipeline(transaction=False)
             for evaluation_id in ids:
-                pipe.get(self._entry_key(evaluation_id))
+                pipe.get(self._entry_key(tenant, evaluation_id))
             entries = await pipe.execute(raise_on_error=False)
             infos = [from_entry(i, raw) for i, raw in zip(ids, entries, strict=True)]
             found = [info for info in infos if info is not None]
@@ -284,15 +287,16 @@ class RedisRunningRegistry(RunningRegistry):
         except RedisUnavailableError:
             return None
 
-    async def rebuild(self, load: LoadActive) -> builtins.list[RunningInfo]:
+    async def rebuild(self, tenant: TenantId, load: LoadActive) -> builtins.list[RunningInfo]:
         failures = self._failures
-        dirty = self._dirty
+        dirty = tenant in self._dirty
+        set_key = self._set_key(tenant)
 
         async def begin(client: redis.Redis) -> str:
             pipe = client.pipeline(transaction=False)
             if dirty:
-                self._distrust(pipe)
-            pipe.hget(self._state_key, "writes")
+                self._distrust(pipe, tenant)
+            pipe.hget(self._state_key(tenant), "writes")
             replies = await pipe.execute()
             return _text(replies[-1]) if replies[-1] is not None else "0"
 
@@ -301,26 +305,27 @@ class RedisRunningRegistry(RunningRegistry):
         except RedisUnavailableError:
             return await load()  # Redis is unreachable: the index stays as it is
         if dirty and self._failures == failures:
-            self._dirty = False
+            self._dirty.discard(tenant)
         infos = await load()
 
         wanted = {info.evaluation_id for info in infos}
         merged: builtins.list[object] = []
 
         async def replace(client: redis.Redis) -> object:
-            members = {_text(member) for member in await client.smembers(self._set_key)}
+            members = {_text(member) for member in await client.smembers(set_key)}
             stale = members - wanted
             pipe = client.pipeline(transaction=False)
             for info in infos:
-                self._merge(pipe, info)
+                self._merge(pipe, tenant, info)
             if wanted:
-                pipe.sadd(self._set_key, *sorted(wanted))
+                pipe.sadd(set_key, *sorted(wanted))
             if stale:
-                pipe.srem(self._set_key, *sorted(stale))
+                pipe.srem(set_key, *sorted(stale))
             for evaluation_id in sorted(stale):
-                pipe.eval(DROP_OWN, 1, self._entry_key(evaluation_id))
-            for evaluation_id in sorted(members | wanted):
-                pipe.delete(self._prefix + legacy_key(evaluation_id))
+                pipe.eval(DROP_OWN, 1, self._entry_key(tenant, evaluation_id))
+            if tenant == DEFAULT_TENANT:  # the only tenant there was when they were written
+                for evaluation_id in sorted(members | wanted):
+                    pipe.delete(self._prefix + legacy_key(evaluation_id))
             replies = await pipe.execute()
             merged.extend(replies[: len(infos)])
             return replies
@@ -330,11 +335,11 @@ class RedisRunningRegistry(RunningRegistry):
             expected = writes if self._failures == failures else "stale"
             built_at = datetime.now(UTC).isoformat()
             return await self._finish_script(
-                keys=[self._state_key], args=[expected, built_at], client=client
+                keys=[self._state_key(tenant)], args=[expected, built_at], client=client
             )
 
-        if await self._write(replace):
-            await self._write(finish)
+        if await self._write(tenant, replace):
+            await self._write(tenant, finish)
             # What the entries add to the database's view: the worker's container fields.
             return [
                 info.filled_from(from_entry(info.evaluation_id, raw))
@@ -342,25 +347,27 @@ class RedisRunningRegistry(RunningRegistry):
             ]
         return infos
 
-    async def _write(self, write: Callable[[redis.Redis], Awaitable[object]]) -> bool:
+    async def _write(
+        self, tenant: TenantId, write: Callable[[redis.Redis], Awaitable[object]]
+    ) -> bool:
         """Run a write after telling the others about an earlier failure; False if it failed."""
-        if self._dirty and not await self._tell_others():
+        if tenant in self._dirty and not await self._tell_others(tenant):
             self._failures += 1
             return False
         try:
             await self._connection.execute(write)
         except RedisUnavailableError:
-            self._dirty = True
+            self._dirty.add(tenant)
             self._failures += 1
             return False
         return True
 
-    async def _tell_others(self) -> bool:
-        """Mark the index untrusted in Redis after a failed write of this process."""
+    async def _tell_others(self, tenant: TenantId) -> bool:
+        """Mark ``tenant``'s index untrusted in Redis after a failed write of this process."""
 
         async def write(client: redis.Redis) -> object:
             pipe = client.pipeline(transaction=False)
-            self._distrust(pipe)
+            self._distrust(pipe, tenant)
             return await pipe.execute()
 
         failures = self._failures
@@ -369,5 +376,5 @@ class RedisRunningRegistry(RunningRegistry):
         except RedisUnavailableError:
             return False
         if self._failures == failures:
-            self._dirty = False
+            self._dirty.discard(tenant)
         return True

@@ -21,6 +21,7 @@ from infrastructure.redis.cache import RedisCache
 from infrastructure.redis.connection import RedisConnection
 from infrastructure.redis.inspector import RedisInspector
 from infrastructure.redis.log_tail import RedisLogTail
+from infrastructure.redis.platform_keys import PlatformKeys
 from infrastructure.redis.running_registry import RedisRunningRegistry
 from infrastructure.redis.worker_logs import RedisWorkerLogs
 from interfaces.providers.keys import CacheInspector
@@ -55,12 +56,20 @@ class RedisProvider(Provider):
 
     @provide
     def running(self, connection: RedisConnection, settings: Settings) -> RunningRegistry:
-        return RedisRunningRegistry(connection, prefix=settings.redis.key_prefix)
+        return RedisRunningRegistry(
+            connection,
+            prefix=settings.redis.key_prefix,
+            keys=PlatformKeys(settings.redis.platform_tenant),
+        )
 
     @provide
     def worker_logs(self, connection: RedisConnection, settings: Settings) -> WorkerLogs:
         # Read whether or not this service caches: the platform's worker writes it anyway.
-        return RedisWorkerLogs(connection, prefix=settings.redis.key_prefix)
+        return RedisWorkerLogs(
+            connection,
+            prefix=settings.redis.key_prefix,
+            keys=PlatformKeys(settings.redis.platform_tenant),
+        )
 
     @provide
     def inspector(self, connection: RedisConnection, settings: Settings) -> CacheInspector:

@@ -17,7 +17,7 @@ from application.ports.warehouse import Table
 from application.services.api_keys import ApiKey, served_tenants
 from domain.limits import InputLimits
 from domain.payload import StorageThresholds
-from domain.tenancy import TenantId
+from domain.tenancy import DEFAULT_TENANT, TenantId
 from interfaces.settings import parsers as p
 from interfaces.settings.parsers import Env
 
@@ -102,6 +102,10 @@ class RedisSettings(Group, frozen=True, kw_only=True):
     key_prefix: Annotated[str, Env(keep_empty=True)] = ""
     timeout_s: PositiveFloat = 0.5
     cluster: Flag = False
+    # The tenant of the platform's API key: its worker's keys (``eval:<id>:running``,
+    # ``running_evaluations``, ``logs:<id>:latest``, ADR 0014) serve this tenant only,
+    # every other tenant's are qualified (ADR 0032).
+    platform_tenant: Annotated[TenantId, Env(p.tenant, name="PLATFORM_TENANT")] = DEFAULT_TENANT
 
 
 class CacheSettings(Group, frozen=True, kw_only=True):

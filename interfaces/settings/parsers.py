@@ -15,7 +15,7 @@ from typing import Any
 from application.ports.warehouse import Table
 from application.services.api_keys import ApiKey, digest_of
 from domain.access import AccessScope
-from domain.tenancy import DEFAULT_TENANT, parse_tenant
+from domain.tenancy import DEFAULT_TENANT, TenantId, parse_tenant
 from infrastructure.sql.engine import async_database_url
 
 
@@ -94,6 +94,10 @@ def log_level(raw: str) -> str:
 # ``redis+cluster://host:port`` (or ``rediss+cluster://``) is a Redis Cluster seed node,
 # the same as ``REDIS_CLUSTER=true`` with ``redis://host:port``.
 CLUSTER_SCHEMES = {"redis+cluster://": "redis://", "rediss+cluster://": "rediss://"}
+
+
+def tenant(raw: str) -> TenantId:
+    return parse_tenant(raw.strip())
 
 
 def redis_url(raw: str) -> str | None:

@@ -9,11 +9,15 @@ import anyio.lowlevel
 import pytest
 
 from application.ports.cache import Cache
+from application.services.record_cache import RecordCache, record_key
+from domain.identifiers import EvaluationId
+from domain.tenancy import DEFAULT_TENANT, TenantId
 from infrastructure.crypto.cache import SealedCache
 from infrastructure.memory.cache import MemoryCache, MemoryCacheInspector
 from infrastructure.redis.cache import RedisCache
 from infrastructure.redis.connection import RedisConnection
 from infrastructure.redis.inspector import RedisInspector
+from tests.factories import EvaluationFactory
 from tests.keys import fresh_keyring
 from tests.redis_cluster import ADAPTER_PARAMS, drop_keys, redis_target
 from tests.services import TEST_REDIS_URL, drop_redis_keys, redis_test_prefix
@@ -239,3 +243,24 @@ async def test_clear_deletes_every_entry_and_tombstone(harness: Harness) -> None
     await cache.put_if_newer(KEY, 1, b"older")  # no tombstone left to refuse it
     assert await cache.get(KEY) == b"older"
     assert await cache.clear() == 1
+
+
+async def test_the_record_cache_keeps_the_same_id_apart_in_two_tenants(harness: Harness) -> None:
+    """ADR 0032: entries are keyed by the qualified id; the default tenant's key is the one
+    it had before tenants."""
+    records = RecordCache(harness.cache)
+    acme = TenantId("acme")
+    ours = EvaluationFactory.build(id=EvaluationId("eval_1"), version=1, deleted_at=None)
+    theirs = EvaluationFactory.build(id=EvaluationId("eval_1"), version=1, deleted_at=None)
+    await records.fill(DEFAULT_TENANT, ours)
+    await records.fill(acme, theirs)
+
+    assert record_key(DEFAULT_TENANT, ours.id) == "eval:{eval_1}"
+    assert record_key(acme, ours.id) == "eval:{acme/eval_1}"
+    assert await records.get(DEFAULT_TENANT, ours.id) == ours
+    assert await records.get(acme, ours.id) == theirs
+    assert await records.get(TenantId("other"), ours.id) is None
+
+    await records.forget(acme, ours.id)
+    assert await records.get(acme, ours.id) is None
+    assert await records.get(DEFAULT_TENANT, ours.id) == ours

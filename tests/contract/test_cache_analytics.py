@@ -16,6 +16,7 @@ from application.ports.running_registry import RunningRegistry
 from application.queries import KEY_CLASSES, TTL_BUCKET_NAMES, RunningInfo
 from domain.identifiers import EvaluationId
 from domain.status import EvaluationStatus
+from domain.tenancy import DEFAULT_TENANT
 from domain.timeline import LogChunk
 from infrastructure.memory.cache import MemoryCache, MemoryCacheInspector
 from infrastructure.memory.log_tail import MemoryLogTail
@@ -105,15 +106,17 @@ async def test_each_read_path_counts_its_own_class(harness: Harness) -> None:
     assert await harness.cache.get("eval:{ca-a}") == b"record"
     assert await harness.cache.get("eval:{ca-b}") is None
     assert await harness.cache.get("eval:{ca-b}") is None
-    await harness.registry.rebuild(_load_nothing)  # trusted from here on
-    await harness.registry.track(_running(A))
-    assert await harness.registry.get(A) is not None
-    assert await harness.registry.list() is not None
-    assert await harness.registry.get(B) is None
-    await harness.tail.append(_chunk(A, "hello\n"))
-    assert await harness.tail.read(A, 0) is not None
-    assert await harness.tail.read(B, 0) is None
-    assert await harness.tail.read(A, 99) is None  # past the tail: the store answers
+    await harness.registry.rebuild(DEFAULT_TENANT, _load_nothing)  # trusted from here on
+    await harness.registry.track(DEFAULT_TENANT, _running(A))
+    assert await harness.registry.get(DEFAULT_TENANT, A) is not None
+    assert await harness.registry.list(DEFAULT_TENANT) is not None
+    assert await harness.registry.get(DEFAULT_TENANT, B) is None
+    await harness.tail.append(DEFAULT_TENANT, _chunk(A, "hello\n"))
+    assert await harness.tail.read(DEFAULT_TENANT, A, 0) is not None
+    assert await harness.tail.read(DEFAULT_TENANT, B, 0) is None
+    assert (
+        await harness.tail.read(DEFAULT_TENANT, A, 99) is None
+    )  # past the tail: the store answers
 
     classes = (await harness.inspector.inspect(detailed=True)).classes
 
@@ -131,8 +134,8 @@ async def test_each_read_path_counts_its_own_class(harness: Harness) -> None:
 async def test_keys_ttls_and_memory_by_class(harness: Harness) -> None:
     for name in ("ca-a", "ca-b"):
         await harness.cache.put_if_newer(f"eval:{{{name}}}", 2, b"x" * 500)
-    await harness.registry.track(_running(A))
-    await harness.tail.append(_chunk(A, "y" * 300))
+    await harness.registry.track(DEFAULT_TENANT, _running(A))
+    await harness.tail.append(DEFAULT_TENANT, _chunk(A, "y" * 300))
 
     classes = (await harness.inspector.inspect(detailed=True)).classes
 
@@ -187,9 +190,9 @@ async def test_lookups_feed_the_prometheus_counters(any_harness: Harness) -> Non
 
     before = {c: (count(c, "hit"), count(c, "miss")) for c in ("records", "running", "log_tail")}
     await harness.cache.get("eval:{ca-a}")
-    await harness.registry.get(A)
-    await harness.tail.append(_chunk(A, "z"))
-    await harness.tail.read(A, 0)
+    await harness.registry.get(DEFAULT_TENANT, A)
+    await harness.tail.append(DEFAULT_TENANT, _chunk(A, "z"))
+    await harness.tail.read(DEFAULT_TENANT, A, 0)
 
     assert count("records", "miss") == before["records"][1] + 1
     assert count("running", "miss") == before["running"][1] + 1
@@ -232,7 +235,7 @@ async def test_the_in_process_cache_counts_its_evictions_and_expirations() -> No
     tail = MemoryLogTail(1024, max_tails=1)
     for index in range(3):
         await cache.put_if_newer(f"eval:{{e{index}}}", 2, b"x")  # the third evicts e0
-        await tail.append(_chunk(EvaluationId(f"e{index}"), "l"))
+        await tail.append(DEFAULT_TENANT, _chunk(EvaluationId(f"e{index}"), "l"))
     now[0] += 61  # both left expire
     assert await cache.get("eval:{e2}") is None  # found expired on a read
     inspector = MemoryCacheInspector(cache, MemoryRunningRegistry(), tail)

@@ -11,6 +11,7 @@ import pytest
 from application.queries import RunningInfo
 from domain.identifiers import EvaluationId
 from domain.status import EvaluationStatus
+from domain.tenancy import DEFAULT_TENANT
 from domain.timeline import LogChunk
 from infrastructure.redis.cache import RedisCache
 from infrastructure.redis.connection import RedisConnection
@@ -45,12 +46,12 @@ async def test_a_killed_master_costs_misses_not_errors_and_recovers(
         try:
             for key in KEYS:
                 await cache.put_if_newer(key, 2, b"old")
-            await registry.rebuild(_loads([running("e1")]))
-            assert await registry.list() == [running("e1")]
+            await registry.rebuild(DEFAULT_TENANT, _loads([running("e1")]))
+            assert await registry.list(DEFAULT_TENANT) == [running("e1")]
             chunk = LogChunk(
                 evaluation_id=EvaluationId("e1"), offset=0, content="a\n", created_at=_now()
             )
-            await tail.append(chunk)
+            await tail.append(DEFAULT_TENANT, chunk)
 
             nodes.kill(nodes.ports[1])
             started = time.monotonic()
@@ -58,13 +59,16 @@ async def test_a_killed_master_costs_misses_not_errors_and_recovers(
                 # A write during the outage: the old entry must never be served again.
                 await cache.put_if_newer(key, 4, b"new")
                 assert await cache.get(key) in (None, b"new")
-            await registry.track(running("e2"))
-            assert await registry.list() in (None, [running("e1"), running("e2")])
-            await tail.read(EvaluationId("e1"), 0)  # a miss or the old tail; never raises
+            await registry.track(DEFAULT_TENANT, running("e2"))
+            assert await registry.list(DEFAULT_TENANT) in (None, [running("e1"), running("e2")])
+            await tail.read(
+                DEFAULT_TENANT, EvaluationId("e1"), 0
+            )  # a miss or the old tail; never raises
             await tail.append(
+                DEFAULT_TENANT,
                 LogChunk(
                     evaluation_id=EvaluationId("e1"), offset=2, content="b\n", created_at=_now()
-                )
+                ),
             )
             # Each call fails fast once the breaker is open: the whole outage costs seconds.
             assert time.monotonic() - started < 20
@@ -84,13 +88,13 @@ async def test_a_killed_master_costs_misses_not_errors_and_recovers(
             # The fence lives 10 s; entries of keys not written during the outage are back.
             assert await cache.get("eval:{probe}") == b"p"
             # The registry was written during the outage: untrusted until rebuilt.
-            assert await registry.list() is None
-            await registry.rebuild(_loads([running("e1"), running("e2")]))
-            assert await registry.list() == [running("e1"), running("e2")]
+            assert await registry.list(DEFAULT_TENANT) is None
+            await registry.rebuild(DEFAULT_TENANT, _loads([running("e1"), running("e2")]))
+            assert await registry.list(DEFAULT_TENANT) == [running("e1"), running("e2")]
             # The tail that missed an append is not trusted; a new one works.
-            await tail.drop(EvaluationId("e1"))
-            await tail.append(chunk)
-            assert await tail.read(EvaluationId("e1"), 0) is not None
+            await tail.drop(DEFAULT_TENANT, EvaluationId("e1"))
+            await tail.append(DEFAULT_TENANT, chunk)
+            assert await tail.read(DEFAULT_TENANT, EvaluationId("e1"), 0) is not None
         finally:
             await connection.close()
 

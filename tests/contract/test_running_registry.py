@@ -14,6 +14,7 @@ from application.ports.running_registry import RunningRegistry
 from application.queries import RunningInfo
 from domain.identifiers import EvaluationId
 from domain.status import EvaluationStatus
+from domain.tenancy import DEFAULT_TENANT, TenantId
 from infrastructure.memory.running_registry import MemoryRunningRegistry
 from infrastructure.redis.connection import RedisConnection
 from infrastructure.redis.running_registry import RedisRunningRegistry
@@ -35,8 +36,10 @@ async def registry(
     connection = RedisConnection(url, timeout_s=2.0, cluster=cluster)
     try:
         redis_registry = RedisRunningRegistry(connection, prefix=prefix)
-        assert await redis_registry.list() is None  # never built: nothing to trust yet
-        await redis_registry.rebuild(loads([]))  # what the service does at start
+        assert (
+            await redis_registry.list(DEFAULT_TENANT) is None
+        )  # never built: nothing to trust yet
+        await redis_registry.rebuild(DEFAULT_TENANT, loads([]))  # what the service does at start
         yield redis_registry
     finally:
         await drop_keys(prefix, url, cluster)
@@ -44,32 +47,32 @@ async def registry(
 
 
 async def test_track_get_list_untrack(registry: RunningRegistry) -> None:
-    assert await registry.list() == []
-    assert await registry.get(FULL.evaluation_id) is None
-    await registry.track(FULL)
-    await registry.track(info("eval_2", EvaluationStatus.PROVISIONING))
-    assert await registry.get(FULL.evaluation_id) == FULL
-    assert await registry.get(EvaluationId("eval_2")) == info(
+    assert await registry.list(DEFAULT_TENANT) == []
+    assert await registry.get(DEFAULT_TENANT, FULL.evaluation_id) is None
+    await registry.track(DEFAULT_TENANT, FULL)
+    await registry.track(DEFAULT_TENANT, info("eval_2", EvaluationStatus.PROVISIONING))
+    assert await registry.get(DEFAULT_TENANT, FULL.evaluation_id) == FULL
+    assert await registry.get(DEFAULT_TENANT, EvaluationId("eval_2")) == info(
         "eval_2", EvaluationStatus.PROVISIONING
     )
-    listed = await registry.list()
+    listed = await registry.list(DEFAULT_TENANT)
     assert listed is not None
     assert sorted(listed, key=lambda i: i.evaluation_id) == sorted(
         [FULL, info("eval_2", EvaluationStatus.PROVISIONING)], key=lambda i: i.evaluation_id
     )
-    await registry.untrack(FULL.evaluation_id)
-    await registry.untrack(FULL.evaluation_id)
-    await registry.untrack(EvaluationId("never_tracked"))
-    assert await registry.get(FULL.evaluation_id) is None
-    assert await registry.list() == [info("eval_2", EvaluationStatus.PROVISIONING)]
+    await registry.untrack(DEFAULT_TENANT, FULL.evaluation_id)
+    await registry.untrack(DEFAULT_TENANT, FULL.evaluation_id)
+    await registry.untrack(DEFAULT_TENANT, EvaluationId("never_tracked"))
+    assert await registry.get(DEFAULT_TENANT, FULL.evaluation_id) is None
+    assert await registry.list(DEFAULT_TENANT) == [info("eval_2", EvaluationStatus.PROVISIONING)]
 
 
 async def test_track_again_merges_what_it_knows_and_keeps_the_rest(
     registry: RunningRegistry,
 ) -> None:
-    await registry.track(FULL)
+    await registry.track(DEFAULT_TENANT, FULL)
     moved = info(FULL.evaluation_id, EvaluationStatus.PROVISIONING, executor_id="executor-9")
-    await registry.track(moved)
+    await registry.track(DEFAULT_TENANT, moved)
     merged = info(
         FULL.evaluation_id,
         EvaluationStatus.PROVISIONING,
@@ -78,15 +81,15 @@ async def test_track_again_merges_what_it_knows_and_keeps_the_rest(
         started_at=FULL.started_at,
         timeout=FULL.timeout,
     )
-    assert await registry.get(FULL.evaluation_id) == merged
-    assert await registry.list() == [merged]
+    assert await registry.get(DEFAULT_TENANT, FULL.evaluation_id) == merged
+    assert await registry.list(DEFAULT_TENANT) == [merged]
 
 
 async def test_started_at_keeps_its_offset(registry: RunningRegistry) -> None:
     offset = timezone(timedelta(hours=2))
     entry = info("eval_tz", started_at=datetime(2024, 6, 1, 8, 0, tzinfo=offset))
-    await registry.track(entry)
-    got = await registry.get(entry.evaluation_id)
+    await registry.track(DEFAULT_TENANT, entry)
+    got = await registry.get(DEFAULT_TENANT, entry.evaluation_id)
     assert got == entry
     assert got is not None
     assert got.started_at is not None
@@ -94,22 +97,22 @@ async def test_started_at_keeps_its_offset(registry: RunningRegistry) -> None:
 
 
 async def test_rebuild_replaces_everything(registry: RunningRegistry) -> None:
-    await registry.track(FULL)
-    await registry.track(info("eval_stale"))
+    await registry.track(DEFAULT_TENANT, FULL)
+    await registry.track(DEFAULT_TENANT, info("eval_stale"))
     fresh = [info("eval_a", executor_id="x"), info("eval_b", EvaluationStatus.PROVISIONING)]
-    assert await registry.rebuild(loads(fresh)) == fresh
-    listed = await registry.list()
+    assert await registry.rebuild(DEFAULT_TENANT, loads(fresh)) == fresh
+    listed = await registry.list(DEFAULT_TENANT)
     assert listed is not None
     assert sorted(listed, key=lambda i: i.evaluation_id) == fresh
-    assert await registry.get(EvaluationId("eval_stale")) is None
-    assert await registry.get(FULL.evaluation_id) is None
-    assert await registry.rebuild(loads([])) == []
-    assert await registry.list() == []
+    assert await registry.get(DEFAULT_TENANT, EvaluationId("eval_stale")) is None
+    assert await registry.get(DEFAULT_TENANT, FULL.evaluation_id) is None
+    assert await registry.rebuild(DEFAULT_TENANT, loads([])) == []
+    assert await registry.list(DEFAULT_TENANT) == []
 
 
 async def test_rebuild_merges_into_the_entries_it_keeps(registry: RunningRegistry) -> None:
     """The database's view wins where it knows; the entry keeps what only it knew."""
-    await registry.track(FULL)
+    await registry.track(DEFAULT_TENANT, FULL)
     from_database = info(FULL.evaluation_id, EvaluationStatus.RUNNING, container_id="c-2")
     expected = info(
         FULL.evaluation_id,
@@ -119,8 +122,8 @@ async def test_rebuild_merges_into_the_entries_it_keeps(registry: RunningRegistr
         timeout=FULL.timeout,
     )
 
-    assert await registry.rebuild(loads([from_database])) == [expected]
-    assert await registry.list() == [expected]
+    assert await registry.rebuild(DEFAULT_TENANT, loads([from_database])) == [expected]
+    assert await registry.list(DEFAULT_TENANT) == [expected]
 
 
 async def test_a_change_tracked_during_a_rebuild_leaves_the_registry_untrusted(
@@ -130,29 +133,31 @@ async def test_a_change_tracked_during_a_rebuild_leaves_the_registry_untrusted(
     before_the_change = [info("eval_old")]
 
     async def load_then_race() -> builtins.list[RunningInfo]:
-        await registry.track(info("eval_new"))  # committed and tracked while loading
+        await registry.track(
+            DEFAULT_TENANT, info("eval_new")
+        )  # committed and tracked while loading
         return before_the_change
 
-    assert await registry.rebuild(load_then_race) == before_the_change
-    assert await registry.list() is None
+    assert await registry.rebuild(DEFAULT_TENANT, load_then_race) == before_the_change
+    assert await registry.list(DEFAULT_TENANT) is None
 
     async def load_untrack_race() -> builtins.list[RunningInfo]:
-        await registry.untrack(EvaluationId("eval_old"))
+        await registry.untrack(DEFAULT_TENANT, EvaluationId("eval_old"))
         return before_the_change
 
-    await registry.rebuild(load_untrack_race)
-    assert await registry.list() is None
+    await registry.rebuild(DEFAULT_TENANT, load_untrack_race)
+    assert await registry.list(DEFAULT_TENANT) is None
 
     fresh = [info("eval_new")]
-    await registry.rebuild(loads(fresh))
-    assert await registry.list() == fresh
+    await registry.rebuild(DEFAULT_TENANT, loads(fresh))
+    assert await registry.list(DEFAULT_TENANT) == fresh
 
 
 async def test_ids_with_every_allowed_character(registry: RunningRegistry) -> None:
     entry = info("A-z_0.9:run")
-    await registry.track(entry)
-    assert await registry.get(entry.evaluation_id) == entry
-    assert await registry.list() == [entry]
+    await registry.track(DEFAULT_TENANT, entry)
+    assert await registry.get(DEFAULT_TENANT, entry.evaluation_id) == entry
+    assert await registry.list(DEFAULT_TENANT) == [entry]
 
 
 # The platform worker's keys (Redis and Redis Cluster).
@@ -166,28 +171,60 @@ async def test_redis_index_lost_or_raced_is_untrusted_by_every_process(anyio_bac
     try:
         one = RedisRunningRegistry(first, prefix=prefix)
         other = RedisRunningRegistry(second, prefix=prefix)  # another process
-        assert await one.list() is None
-        await one.rebuild(loads([FULL]))
-        assert await other.list() == [FULL]
+        assert await one.list(DEFAULT_TENANT) is None
+        await one.rebuild(DEFAULT_TENANT, loads([FULL]))
+        assert await other.list(DEFAULT_TENANT) == [FULL]
         state = await first.client.hgetall(f"{prefix}running_evaluations:state")
         assert b"built" in state
 
         async def race() -> builtins.list[RunningInfo]:
-            await other.track(info("eval_other"))
+            await other.track(DEFAULT_TENANT, info("eval_other"))
             return [FULL]
 
-        await one.rebuild(race)
-        assert await other.list() is None
-        assert await one.list() is None
+        await one.rebuild(DEFAULT_TENANT, race)
+        assert await other.list(DEFAULT_TENANT) is None
+        assert await one.list(DEFAULT_TENANT) is None
 
-        await other.rebuild(loads([FULL, info("eval_other")]))
-        assert await one.list() == [FULL, info("eval_other")]
+        await other.rebuild(DEFAULT_TENANT, loads([FULL, info("eval_other")]))
+        assert await one.list(DEFAULT_TENANT) == [FULL, info("eval_other")]
 
         # Redis loses everything (FLUSHDB, restart without persistence) but our prefix:
         await drop_redis_keys(prefix)
-        assert await one.list() is None
-        assert await other.list() is None
+        assert await one.list(DEFAULT_TENANT) is None
+        assert await other.list(DEFAULT_TENANT) is None
     finally:
         await drop_redis_keys(prefix)
         await first.close()
         await second.close()
+
+
+async def test_the_same_id_in_two_tenants_is_two_entries(registry: RunningRegistry) -> None:
+    """ADR 0032: each tenant has an index of its own; the same id never collides."""
+    acme = TenantId("acme")
+    assert await registry.rebuild(acme, loads([])) == []
+    ours = info(FULL.evaluation_id, EvaluationStatus.PROVISIONING, executor_id="acme-job")
+    await registry.track(DEFAULT_TENANT, FULL)
+    await registry.track(acme, ours)
+
+    assert await registry.get(DEFAULT_TENANT, FULL.evaluation_id) == FULL
+    assert await registry.get(acme, FULL.evaluation_id) == ours
+    assert await registry.list(DEFAULT_TENANT) == [FULL]
+    assert await registry.list(acme) == [ours]
+
+    await registry.untrack(acme, FULL.evaluation_id)
+    assert await registry.get(acme, FULL.evaluation_id) is None
+    assert await registry.list(acme) == []
+    assert await registry.get(DEFAULT_TENANT, FULL.evaluation_id) == FULL
+
+
+async def test_a_rebuild_replaces_one_tenants_index_only(registry: RunningRegistry) -> None:
+    acme = TenantId("acme")
+    await registry.rebuild(acme, loads([]))
+    await registry.track(DEFAULT_TENANT, FULL)
+    await registry.track(acme, info("eval_acme"))
+
+    rebuilt = await registry.rebuild(acme, loads([info("eval_new")]))
+
+    assert rebuilt == [info("eval_new")]
+    assert await registry.list(acme) == [info("eval_new")]
+    assert await registry.list(DEFAULT_TENANT) == [FULL]

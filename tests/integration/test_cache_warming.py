@@ -12,6 +12,7 @@ from dishka import Provider, Scope, make_async_container, provide
 from application.services.record_cache import RecordCache
 from application.use_cases.warm_cache import WarmCache
 from domain.evaluation import Evaluation
+from domain.tenancy import TenantId
 from interfaces import background
 from interfaces.http import warming
 from interfaces.providers import build_providers
@@ -180,9 +181,9 @@ async def test_the_warm_up_stops_between_two_records_when_the_app_stops(
     fill = RecordCache.fill
 
     async def fill_then_stop(
-        cache: RecordCache, evaluation: Evaluation, *, warm: bool = False
+        cache: RecordCache, tenant: TenantId, evaluation: Evaluation, *, warm: bool = False
     ) -> None:
-        await fill(cache, evaluation, warm=warm)
+        await fill(cache, tenant, evaluation, warm=warm)
         filled.append(evaluation.id)
         if len(filled) == 2:
             stopping.set()  # the app stops while the second record is being filled

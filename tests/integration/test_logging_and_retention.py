@@ -17,6 +17,7 @@ from application.ports.clock import Clock
 from application.services.record_cache import RecordCache
 from application.use_cases.cleanup import CleanupEvaluations
 from domain.identifiers import EvaluationId
+from domain.tenancy import TenantId
 from interfaces.http.app import create_app
 from interfaces.http.retention import run_retention
 from interfaces.log_config import configure_logging, reset_logging
@@ -143,8 +144,10 @@ async def test_retention_stops_between_two_batches_when_the_app_stops(
     stopping = anyio.Event()
     forget = RecordCache.forget
 
-    async def forget_then_stop(cache: RecordCache, evaluation_id: EvaluationId) -> None:
-        await forget(cache, evaluation_id)
+    async def forget_then_stop(
+        cache: RecordCache, tenant: TenantId, evaluation_id: EvaluationId
+    ) -> None:
+        await forget(cache, tenant, evaluation_id)
         stopping.set()  # the app stops as the first batch ends
 
     monkeypatch.setattr(RecordCache, "forget", forget_then_stop)

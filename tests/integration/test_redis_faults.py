@@ -137,9 +137,9 @@ async def test_killed_redis_is_bypassed_then_used_again_after_restart(
     inspector = RedisInspector(connection, prefix="t:")
     await cache.put_if_newer(KEY, 1, b"v1")
     assert await cache.get(KEY) == b"v1"
-    await registry.rebuild(loads([]))
-    await registry.track(RUNNING)
-    assert await registry.list() == [RUNNING]
+    await registry.rebuild(DEFAULT_TENANT, loads([]))
+    await registry.track(DEFAULT_TENANT, RUNNING)
+    assert await registry.list(DEFAULT_TENANT) == [RUNNING]
     assert (await inspector.inspect()).status == "healthy"
 
     server.kill()
@@ -150,11 +150,11 @@ async def test_killed_redis_is_bypassed_then_used_again_after_restart(
         assert await cache.get(KEY) is None
         await cache.put_if_newer(KEY, version, b"lost")
         await cache.delete(KEY)
-        assert await registry.list() is None
-        assert await registry.get(RUNNING.evaluation_id) is None
-        await registry.track(RUNNING)
-        await registry.untrack(RUNNING.evaluation_id)
-        assert await registry.rebuild(loads([RUNNING])) == [RUNNING]
+        assert await registry.list(DEFAULT_TENANT) is None
+        assert await registry.get(DEFAULT_TENANT, RUNNING.evaluation_id) is None
+        await registry.track(DEFAULT_TENANT, RUNNING)
+        await registry.untrack(DEFAULT_TENANT, RUNNING.evaluation_id)
+        assert await registry.rebuild(DEFAULT_TENANT, loads([RUNNING])) == [RUNNING]
     elapsed = time.monotonic() - started
     assert elapsed < calls * timeout_s / 5, f"{calls} rounds took {elapsed:.2f}s"
 
@@ -167,9 +167,11 @@ async def test_killed_redis_is_bypassed_then_used_again_after_restart(
     await until_working(cache, within=10)
     assert cache.unsynced == 0  # the writes lost in the outage were fenced on the new server
     assert await cache.get(KEY) is None
-    assert await registry.list() is None  # a fresh server: nothing to trust until a rebuild
-    await registry.rebuild(loads([RUNNING]))
-    assert await registry.list() == [RUNNING]
+    assert (
+        await registry.list(DEFAULT_TENANT) is None
+    )  # a fresh server: nothing to trust until a rebuild
+    await registry.rebuild(DEFAULT_TENANT, loads([RUNNING]))
+    assert await registry.list(DEFAULT_TENANT) == [RUNNING]
     assert (await inspector.inspect()).status == "healthy"
     assert len(outage_warnings(caplog)) == 1
 
@@ -190,7 +192,7 @@ async def test_hung_redis_costs_one_timeout_per_cooldown(
     started = time.monotonic()
     for _ in range(calls):
         assert await cache.get(KEY) is None
-        assert await registry.list() is None
+        assert await registry.list(DEFAULT_TENANT) is None
     elapsed = time.monotonic() - started
     # Without the breaker this would be 2 * calls * timeout_s (30 s).
     assert elapsed < 4 * timeout_s, f"{2 * calls} calls took {elapsed:.2f}s"
@@ -262,7 +264,7 @@ async def test_too_many_unsynced_keys_flush_every_cache_entry_and_nothing_else(
     registry = RedisRunningRegistry(connection, prefix="t:")
     for name in ("a", "b", "c", "d"):
         await cache.put_if_newer(f"eval:{{{name}}}", 2, b"v1")
-    await registry.rebuild(loads([RUNNING]))
+    await registry.rebuild(DEFAULT_TENANT, loads([RUNNING]))
     kept = [
         b"t:eval:eval_1:running",
         b"t:running_evaluations",
@@ -284,7 +286,7 @@ async def test_too_many_unsynced_keys_flush_every_cache_entry_and_nothing_else(
     assert await cache.get("eval:{d}") is None  # never unsynced, but flushed as well
     assert not cache.flush_pending
     assert sorted(await raw.keys("*")) == sorted(kept)
-    assert await registry.list() == [RUNNING]
+    assert await registry.list(DEFAULT_TENANT) == [RUNNING]
     await cache.put_if_newer("eval:{a}", 4, b"v2")
     assert await cache.get("eval:{a}") == b"v2"
 
@@ -297,8 +299,8 @@ async def test_registry_lost_by_redis_is_answered_from_the_database_and_rebuilt(
     active = [stored("run-1"), stored("prov-1", EvaluationStatus.PROVISIONING)]
     _, queries = await memory_database(*active, stored("done-1", EvaluationStatus.COMPLETED))
     expected = sorted((RunningInfo.of(e) for e in active), key=lambda i: i.evaluation_id)
-    list_running = ListRunningEvaluations(registry, queries)
-    assert await RebuildRunningRegistry(registry, queries).execute() == 2
+    list_running = ListRunningEvaluations(registry, queries, DEFAULT_TENANT)
+    assert await RebuildRunningRegistry(registry, queries, DEFAULT_TENANT).execute() == 2
     assert await list_running.execute() == expected
 
     await raw.flushall()  # a restart without persistence loses the same
@@ -307,7 +309,7 @@ async def test_registry_lost_by_redis_is_answered_from_the_database_and_rebuilt(
     assert sorted(await raw.smembers("t:running_evaluations")) == [b"prov-1", b"run-1"]
     assert json.loads(await raw.get("t:eval:run-1:running") or b"{}")["status"] == "running"
     assert await raw.hexists("t:running_evaluations:state", "built")
-    assert await registry.list() == expected
+    assert await registry.list(DEFAULT_TENANT) == expected
 
 
 async def test_registry_write_skipped_while_redis_kept_its_data_is_not_trusted(
@@ -319,21 +321,25 @@ async def test_registry_write_skipped_while_redis_kept_its_data_is_not_trusted(
     other = RedisRunningRegistry(other_connection, prefix="t:")  # another process
     finishing, staying = stored("fin-1"), stored("stay-1")
     repository, queries = await memory_database(finishing, staying)
-    await RebuildRunningRegistry(registry, queries).execute()
-    assert len(await other.list() or []) == 2
+    await RebuildRunningRegistry(registry, queries, DEFAULT_TENANT).execute()
+    assert len(await other.list(DEFAULT_TENANT) or []) == 2
 
     await open_breaker(server, connection)
     finished = msgspec.structs.replace(
         finishing, status=EvaluationStatus.COMPLETED, version=finishing.version + 1
     )
     await repository.update(finished, finishing.version)
-    await registry.untrack(finished.id)  # what the publisher does after that commit: lost
+    await registry.untrack(
+        DEFAULT_TENANT, finished.id
+    )  # what the publisher does after that commit: lost
     server.thaw()
     assert await raw.sismember("t:running_evaluations", "fin-1")  # Redis kept the entry
 
     await anyio.sleep(COOLDOWN_S + 0.05)
-    assert await registry.list() is None  # this process knows its write failed...
-    assert await other.list() is None  # ...and has told every other one
-    assert await ListRunningEvaluations(other, queries).execute() == [RunningInfo.of(staying)]
+    assert await registry.list(DEFAULT_TENANT) is None  # this process knows its write failed...
+    assert await other.list(DEFAULT_TENANT) is None  # ...and has told every other one
+    assert await ListRunningEvaluations(other, queries, DEFAULT_TENANT).execute() == [
+        RunningInfo.of(staying)
+    ]
     assert not await raw.sismember("t:running_evaluations", "fin-1")
-    assert await registry.list() == [RunningInfo.of(staying)]
+    assert await registry.list(DEFAULT_TENANT) == [RunningInfo.of(staying)]

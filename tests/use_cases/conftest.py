@@ -59,7 +59,7 @@ from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from domain.limits import InputLimits
 from domain.payload import PayloadKind, StorageThresholds
-from domain.tenancy import DEFAULT_TENANT
+from domain.tenancy import DEFAULT_TENANT, TenantId, qualified_id
 from infrastructure.memory.blob_store import MemoryBlobStore
 from infrastructure.memory.cache import MemoryCache
 from infrastructure.memory.evaluations import MemoryDatabase
@@ -114,11 +114,11 @@ class FakeWorkerLogs:
     def __init__(self) -> None:
         self.batches: dict[str, str] = {}
 
-    async def latest(self, evaluation_id: EvaluationId) -> str | None:
-        return self.batches.get(evaluation_id)
+    async def latest(self, tenant: TenantId, evaluation_id: EvaluationId) -> str | None:
+        return self.batches.get(qualified_id(tenant, evaluation_id))
 
-    async def forget(self, evaluation_id: EvaluationId) -> None:
-        self.batches.pop(evaluation_id, None)
+    async def forget(self, tenant: TenantId, evaluation_id: EvaluationId) -> None:
+        self.batches.pop(qualified_id(tenant, evaluation_id), None)
 
 
 class StubInspector:

@@ -6,6 +6,7 @@ from application.errors import EvaluationNotFoundError, InvalidRequestError
 from domain.identifiers import parse_evaluation_id
 from domain.payload import PayloadLocation
 from domain.status import EvaluationStatus
+from domain.tenancy import DEFAULT_TENANT
 from tests.factories import CeleryUpdateBodyFactory
 from tests.use_cases.conftest import THRESHOLDS, UseCases
 
@@ -143,7 +144,7 @@ async def test_late_update_never_moves_a_finished_evaluation(
     assert stored.status is finished
     assert stored.output is None
     assert stored.version == 2
-    assert await app.running.get(seeded.id) is None
+    assert await app.running.get(DEFAULT_TENANT, seeded.id) is None
 
 
 async def test_unknown_state_is_an_invalid_request(app: UseCases) -> None:

@@ -7,6 +7,7 @@ from application.errors import DuplicateEvaluationError
 from domain.errors import InvalidTextError
 from domain.identifiers import parse_evaluation_id
 from domain.status import EvaluationStatus
+from domain.tenancy import DEFAULT_TENANT
 from tests.factories import NewEvaluationFactory
 from tests.use_cases.conftest import UseCases
 
@@ -95,7 +96,7 @@ async def test_created_running_gets_started_at_and_is_tracked(app: UseCases) -> 
     created = await app.create.execute(new)
 
     assert created.started_at == app.clock.now()
-    tracked = await app.running.get(created.id)
+    tracked = await app.running.get(DEFAULT_TENANT, created.id)
     assert tracked is not None
     assert (tracked.executor_id, tracked.container_id) == ("executor-1", "c-42")
 
@@ -106,13 +107,13 @@ async def test_created_terminal_gets_completed_at(app: UseCases) -> None:
     )
 
     assert created.completed_at == app.clock.now()
-    assert await app.running.get(created.id) is None
+    assert await app.running.get(DEFAULT_TENANT, created.id) is None
 
 
 async def test_created_record_is_cached(app: UseCases) -> None:
     created = await app.create.execute(NewEvaluationFactory.build())
 
-    assert await app.record_cache.get(created.id) == created
+    assert await app.record_cache.get(DEFAULT_TENANT, created.id) == created
 
 
 async def test_code_with_nul_is_refused_before_storing(app: UseCases) -> None:

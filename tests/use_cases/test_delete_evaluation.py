@@ -4,6 +4,7 @@ from application.errors import EvaluationNotFoundError, PreconditionFailedError
 from application.queries import EvaluationQuery
 from domain.identifiers import parse_evaluation_id
 from domain.status import EvaluationStatus
+from domain.tenancy import DEFAULT_TENANT
 from tests.use_cases.conftest import UseCases
 
 pytestmark = pytest.mark.anyio
@@ -50,11 +51,11 @@ async def test_unknown_is_not_found(app: UseCases) -> None:
 async def test_delete_leaves_the_running_set(app: UseCases) -> None:
     seeded = await app.seed(status=EvaluationStatus.RUNNING)
     await app.rebuild_running.execute()
-    assert await app.running.get(seeded.id) is not None
+    assert await app.running.get(DEFAULT_TENANT, seeded.id) is not None
 
     await app.delete.execute(seeded.id)
 
-    assert await app.running.get(seeded.id) is None
+    assert await app.running.get(DEFAULT_TENANT, seeded.id) is None
     assert await app.list_running.execute() == []
 
 

@@ -31,7 +31,7 @@ from domain.audit import AuditAction, AuditContext
 from domain.errors import InvalidTextError
 from domain.identifiers import EvaluationId
 from domain.subjects import subject_digest
-from domain.tenancy import DEFAULT_TENANT
+from domain.tenancy import DEFAULT_TENANT, TenantId
 from infrastructure.files.blob_store import FileBlobStore
 from infrastructure.files.journal import FileJournal
 from infrastructure.memory.evaluation_keys import MemoryEvaluationKeys
@@ -162,12 +162,12 @@ async def test_a_crash_halfway_is_finished_by_a_rerun(
     calls = 0
     untrack = app.running.untrack
 
-    async def crash_on_the_fifth(evaluation_id: EvaluationId) -> None:
+    async def crash_on_the_fifth(tenant: TenantId, evaluation_id: EvaluationId) -> None:
         nonlocal calls
         calls += 1
         if calls == 5:  # the second batch's first (two before and two after each commit)
             raise OSError("registry gone")
-        await untrack(evaluation_id)
+        await untrack(tenant, evaluation_id)
 
     monkeypatch.setattr(app.running, "untrack", crash_on_the_fifth)
     with pytest.raises(OSError, match="registry gone"):

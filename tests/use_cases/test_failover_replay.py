@@ -57,7 +57,7 @@ async def test_replay_applies_everything_once_in_order_and_keeps_the_instants(
     replayed = await world.audit_log.list(AuditQuery(evaluation_id=ID))
     assert {entry.actor for entry in replayed} == {ACTOR}
     assert {entry.request_id for entry in replayed} == {e.request_id for e in entries}
-    assert (await world.cache.get(ID)) == stored  # republished
+    assert (await world.cache.get(DEFAULT_TENANT, ID)) == stored  # republished
 
 
 async def test_a_replay_interrupted_midway_resumes_without_doubling(world: World) -> None:

@@ -6,6 +6,7 @@ from application.errors import EvaluationNotFoundError
 from application.services.record_cache import record_key
 from domain.identifiers import parse_evaluation_id
 from domain.status import EvaluationStatus
+from domain.tenancy import DEFAULT_TENANT
 from tests.use_cases.conftest import UseCases
 
 pytestmark = pytest.mark.anyio
@@ -13,12 +14,12 @@ pytestmark = pytest.mark.anyio
 
 async def test_miss_reads_the_store_and_fills_the_cache(app: UseCases) -> None:
     seeded = await app.seed(status=EvaluationStatus.QUEUED)
-    assert await app.cache.get(record_key(seeded.id)) is None
+    assert await app.cache.get(record_key(DEFAULT_TENANT, seeded.id)) is None
 
     found = await app.get.execute(seeded.id)
 
     assert found == seeded
-    raw = await app.cache.get(record_key(seeded.id))
+    raw = await app.cache.get(record_key(DEFAULT_TENANT, seeded.id))
     assert raw is not None
     assert msgspec.json.decode(raw)["id"] == seeded.id
 
@@ -70,7 +71,7 @@ async def test_stale_fill_cannot_replace_a_newer_entry(app: UseCases) -> None:
     assert stale is not None
     await app.update.execute(seeded.id, EvaluationChanges(metadata={"k": "new"}))
 
-    await app.record_cache.fill(stale)
+    await app.record_cache.fill(DEFAULT_TENANT, stale)
     found = await app.get.execute(seeded.id)
 
     assert found.version == 2

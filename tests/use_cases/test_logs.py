@@ -8,6 +8,7 @@ from application.use_cases.logs import LogSource
 from domain.errors import InvalidTextError
 from domain.identifiers import parse_evaluation_id
 from domain.status import EvaluationStatus
+from domain.tenancy import DEFAULT_TENANT
 from tests.factories import AppendLogBodyFactory
 from tests.use_cases.conftest import MAX_LOG_CHUNK_BYTES, UseCases
 
@@ -124,22 +125,24 @@ async def test_a_running_evaluation_is_tailed_from_the_bounded_tail(app: UseCase
         await app.append_log.execute(seeded.id, line)
 
     # The tail keeps the last 64 bytes (from byte 26): later offsets come from it...
-    assert await app.tail.read(seeded.id, 27) == await app.read_log.execute(seeded.id, 27)
+    assert await app.tail.read(DEFAULT_TENANT, seeded.id, 27) == await app.read_log.execute(
+        seeded.id, 27
+    )
     latest = await app.read_log.execute(seeded.id, 81)
     assert (latest.content, latest.next_offset) == (lines[-1], 90)
     # ...earlier ones from the log store, whole.
-    assert await app.tail.read(seeded.id, 0) is None
+    assert await app.tail.read(DEFAULT_TENANT, seeded.id, 0) is None
     assert (await app.read_log.execute(seeded.id, 0)).content == "".join(lines)
 
 
 async def test_the_tail_is_dropped_when_the_evaluation_ends(app: UseCases) -> None:
     seeded = await app.seed(status=EvaluationStatus.RUNNING)
     await app.append_log.execute(seeded.id, "working\n")
-    assert await app.tail.read(seeded.id, 0) is not None
+    assert await app.tail.read(DEFAULT_TENANT, seeded.id, 0) is not None
 
     await app.update.execute(seeded.id, EvaluationChanges(status=EvaluationStatus.COMPLETED))
 
-    assert await app.tail.read(seeded.id, 0) is None
+    assert await app.tail.read(DEFAULT_TENANT, seeded.id, 0) is None
     assert (await app.read_log.execute(seeded.id)).content == "working\n"
 
 
@@ -147,7 +150,7 @@ async def test_a_queued_evaluation_keeps_no_tail(app: UseCases) -> None:
     seeded = await app.seed(status=EvaluationStatus.QUEUED)
     await app.append_log.execute(seeded.id, "waiting\n")
 
-    assert await app.tail.read(seeded.id, 0) is None
+    assert await app.tail.read(DEFAULT_TENANT, seeded.id, 0) is None
     assert (await app.read_log.execute(seeded.id)).content == "waiting\n"
 
 
@@ -182,7 +185,7 @@ async def test_the_cached_record_follows_an_append(app: UseCases) -> None:
 
     await app.append_log.execute(seeded.id, "line\n")
 
-    cached = await app.record_cache.get(seeded.id)
+    cached = await app.record_cache.get(DEFAULT_TENANT, seeded.id)
     assert cached is not None  # published, so tailing still touches no database record
     assert cached == app.stored(seeded)
     assert (await app.get.execute(seeded.id)).last_update == app.clock.now()
@@ -230,7 +233,7 @@ async def test_the_workers_batch_is_not_shown_once_the_log_has_text_or_the_run_e
     queued = await app.seed(status=EvaluationStatus.QUEUED)
     logged = await app.seed(status=EvaluationStatus.RUNNING)
     await app.append_log.execute(logged.id, "ours\n")
-    await app.tail.drop(logged.id)  # the tail lost it: the store answers
+    await app.tail.drop(DEFAULT_TENANT, logged.id)  # the tail lost it: the store answers
     for seeded in (queued, logged):
         app.worker_logs.batches[seeded.id] = "theirs"
 

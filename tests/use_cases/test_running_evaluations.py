@@ -9,7 +9,7 @@ from application.use_cases.running_evaluations import ListRunningEvaluations, Re
 from domain.evaluation import Evaluation
 from domain.identifiers import parse_evaluation_id
 from domain.status import EvaluationStatus
-from domain.tenancy import DEFAULT_TENANT
+from domain.tenancy import DEFAULT_TENANT, TenantId
 from infrastructure.memory.evaluations import MemoryEvaluationQueries
 from infrastructure.memory.running_registry import MemoryRunningRegistry
 from tests.use_cases.conftest import UseCases
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.anyio
 class BlindRegistry(MemoryRunningRegistry):
     """A registry that cannot answer (like Redis during an outage)."""
 
-    async def list(self) -> builtins.list[RunningInfo] | None:
+    async def list(self, tenant: TenantId) -> builtins.list[RunningInfo] | None:
         return None
 
 
@@ -46,7 +46,7 @@ async def test_entering_an_active_status_tracks_it(app: UseCases, status: Evalua
 async def test_terminal_status_leaves_the_set(app: UseCases, status: EvaluationStatus) -> None:
     seeded = await app.seed(status=EvaluationStatus.QUEUED)
     await app.update.execute(seeded.id, EvaluationChanges(status=EvaluationStatus.RUNNING))
-    assert await app.running.get(seeded.id) is not None
+    assert await app.running.get(DEFAULT_TENANT, seeded.id) is not None
 
     await app.update.execute(seeded.id, EvaluationChanges(status=status))
 
@@ -61,7 +61,7 @@ async def test_retry_back_to_queued_leaves_the_set(app: UseCases) -> None:
 
     await app.update.execute(seeded.id, EvaluationChanges(status=EvaluationStatus.QUEUED))
 
-    assert await app.running.get(seeded.id) is None
+    assert await app.running.get(DEFAULT_TENANT, seeded.id) is None
 
 
 async def test_delete_leaves_the_set(app: UseCases) -> None:
@@ -94,7 +94,9 @@ async def test_get_of_a_live_but_inactive_evaluation_is_not_found(app: UseCases)
 
 async def test_get_ignores_a_stale_registry_entry(app: UseCases) -> None:
     seeded = await app.seed(status=EvaluationStatus.COMPLETED)
-    await app.running.track(RunningInfo(evaluation_id=seeded.id, status=EvaluationStatus.RUNNING))
+    await app.running.track(
+        DEFAULT_TENANT, RunningInfo(evaluation_id=seeded.id, status=EvaluationStatus.RUNNING)
+    )
 
     with pytest.raises(EvaluationNotFoundError):
         await app.get_running.execute(seeded.id)
@@ -107,7 +109,8 @@ async def test_rebuild_makes_the_registry_agree_with_the_database(app: UseCases)
     ]
     await app.seed(status=EvaluationStatus.COMPLETED)
     await app.running.track(
-        RunningInfo(evaluation_id=parse_evaluation_id("ghost"), status=EvaluationStatus.RUNNING)
+        DEFAULT_TENANT,
+        RunningInfo(evaluation_id=parse_evaluation_id("ghost"), status=EvaluationStatus.RUNNING),
     )
 
     count = await app.rebuild_running.execute()
@@ -125,7 +128,7 @@ async def test_list_falls_back_to_the_database_when_the_registry_cannot_answer(
 ) -> None:
     running = await app.seed(id=parse_evaluation_id("fb-1"), status=EvaluationStatus.RUNNING)
     await app.seed(status=EvaluationStatus.QUEUED)
-    use_case = ListRunningEvaluations(BlindRegistry(), app.queries)
+    use_case = ListRunningEvaluations(BlindRegistry(), app.queries, DEFAULT_TENANT)
 
     listed = await use_case.execute()
 
@@ -138,13 +141,17 @@ async def test_an_untrusted_registry_is_answered_from_the_database_and_rebuilt(
     running = await app.seed(id=parse_evaluation_id("db-1"), status=EvaluationStatus.RUNNING)
     finished = await app.seed(status=EvaluationStatus.COMPLETED)
     # The registry missed both changes (a write lost with Redis, say) and says so.
-    await app.running.track(RunningInfo(evaluation_id=finished.id, status=EvaluationStatus.RUNNING))
-    app.running.distrust()
+    await app.running.track(
+        DEFAULT_TENANT, RunningInfo(evaluation_id=finished.id, status=EvaluationStatus.RUNNING)
+    )
+    app.running.distrust(DEFAULT_TENANT)
 
     listed = await app.list_running.execute()
 
     assert [i.evaluation_id for i in listed] == [running.id]
-    assert await app.running.list() == [RunningInfo.of(running)]  # rebuilt and trusted again
+    assert await app.running.list(DEFAULT_TENANT) == [
+        RunningInfo.of(running)
+    ]  # rebuilt and trusted again
 
 
 async def test_a_rebuild_raced_by_a_change_is_redone_by_the_next_list(app: UseCases) -> None:
@@ -160,16 +167,16 @@ async def test_a_rebuild_raced_by_a_change_is_redone_by_the_next_list(app: UseCa
 
     assert (
         await RebuildRunningRegistry(
-            app.running, RacedQueries(app.database, DEFAULT_TENANT)
+            app.running, RacedQueries(app.database, DEFAULT_TENANT), DEFAULT_TENANT
         ).execute()
         == 0
     )
-    assert await app.running.list() is None
+    assert await app.running.list(DEFAULT_TENANT) is None
 
     listed = await app.list_running.execute()
 
     assert [(i.evaluation_id, i.status) for i in listed] == [(seeded.id, EvaluationStatus.RUNNING)]
-    assert await app.running.list() == listed
+    assert await app.running.list(DEFAULT_TENANT) == listed
 
 
 async def test_get_fills_what_the_record_lacks_from_the_registry(app: UseCases) -> None:
@@ -179,13 +186,14 @@ async def test_get_fills_what_the_record_lacks_from_the_registry(app: UseCases) 
     )
     await app.update.execute(seeded.id, EvaluationChanges(status=EvaluationStatus.RUNNING))
     await app.running.track(
+        DEFAULT_TENANT,
         RunningInfo(
             evaluation_id=seeded.id,
             status=EvaluationStatus.RUNNING,
             executor_id="job-w",
             container_id="pod-w",
             timeout=300,
-        )
+        ),
     )
     await app.update.execute(seeded.id, EvaluationChanges(container_id="c-db"))
 

@@ -15,6 +15,7 @@ from domain.errors import InvalidTextError
 from domain.identifiers import parse_evaluation_id
 from domain.payload import PayloadLocation
 from domain.status import EvaluationStatus
+from domain.tenancy import DEFAULT_TENANT
 from tests.use_cases.conftest import THRESHOLDS, UseCases
 
 pytestmark = pytest.mark.anyio
@@ -293,7 +294,7 @@ async def test_cache_serves_the_written_version(app: UseCases) -> None:
         seeded.id, EvaluationChanges(status=EvaluationStatus.RUNNING, executor_id="e-1")
     )
 
-    cached = await app.record_cache.get(seeded.id)
+    cached = await app.record_cache.get(DEFAULT_TENANT, seeded.id)
     assert cached is not None
     assert cached.version == 2
     assert cached.executor_id == "e-1"

@@ -16,6 +16,7 @@ import msgspec
 from application.backends import Backend
 from application.errors import BackendUnavailableError
 from application.ports.idempotency_store import IdempotencyStore, KeyRecord
+from domain.tenancy import TenantId
 from infrastructure.crypto.keyring import Keyring
 from infrastructure.crypto.sealed import (
     SealedDataError,
@@ -36,8 +37,10 @@ class SealedIdempotencyStore(IdempotencyStore):
     async def claim(self, claim: KeyRecord, *, now: datetime) -> KeyRecord | None:
         return self._opened(await self._inner.claim(claim, now=now))
 
-    async def find(self, caller: str, key: str, *, now: datetime) -> KeyRecord | None:
-        return self._opened(await self._inner.find(caller, key, now=now))
+    async def find(
+        self, tenant: TenantId, caller: str, key: str, *, now: datetime
+    ) -> KeyRecord | None:
+        return self._opened(await self._inner.find(tenant, caller, key, now=now))
 
     async def complete(self, answer: KeyRecord) -> None:
         response = answer.response
@@ -50,8 +53,8 @@ class SealedIdempotencyStore(IdempotencyStore):
             )
         await self._inner.complete(answer)
 
-    async def release(self, caller: str, key: str) -> None:
-        await self._inner.release(caller, key)
+    async def release(self, tenant: TenantId, caller: str, key: str) -> None:
+        await self._inner.release(tenant, caller, key)
 
     async def purge(self, now: datetime) -> int:
         return await self._inner.purge(now)

@@ -2,7 +2,7 @@
 
 While the database is away the keys of journaled writes must still hold, and a key
 answered by the database just before it went away must still be found; so every
-answer is kept here too, one small JSON file per (caller, key), written atomically
+answer is kept here too, one small JSON file per (tenant, caller, key), written atomically
 (temp file, fsync, rename; the mirror of answers the database holds without fsync). A
 claim reads and writes its key's file under an exclusive lock of the directory, so of
 two processes of one host one wins; claims are made here only while the database is
@@ -25,6 +25,7 @@ import msgspec
 from application.backends import Backend
 from application.errors import BackendUnavailableError
 from application.ports.idempotency_store import IdempotencyStore, KeyRecord
+from domain.tenancy import DEFAULT_TENANT, TenantId
 from infrastructure.files.durable import AtomicWrite, is_temp
 from infrastructure.files.errors import reason
 
@@ -47,17 +48,22 @@ class FileIdempotencyStore(IdempotencyStore):
         self.directory = root / DIRECTORY
         self._durable = durable
 
-    def _path(self, caller: str, key: str) -> Path:
-        digest = hashlib.sha256(f"{caller}\0{key}".encode()).hexdigest()
+    def _path(self, tenant: TenantId, caller: str, key: str) -> Path:
+        """The default tenant's name is the one kept before tenants, so its files still
+        match; another tenant's name holds the tenant too (ADR 0032)."""
+        named = f"{caller}\0{key}" if tenant == DEFAULT_TENANT else f"{tenant}\0{caller}\0{key}"
+        digest = hashlib.sha256(named.encode()).hexdigest()
         return self.directory / f"{digest}.json"
 
     async def claim(self, claim: KeyRecord, *, now: datetime) -> KeyRecord | None:
         return await self._run(self._claim, claim, now)
 
-    async def find(self, caller: str, key: str, *, now: datetime) -> KeyRecord | None:
+    async def find(
+        self, tenant: TenantId, caller: str, key: str, *, now: datetime
+    ) -> KeyRecord | None:
         # Inline: a read of a file of a few hundred bytes (or a failed open) costs less
         # than the hop to a worker thread, and every keyed write asks.
-        record = self._inline(self._read, self._path(caller, key))
+        record = self._inline(self._read, self._path(tenant, caller, key))
         return None if record is None or record.reclaimable(now) else record
 
     async def complete(self, answer: KeyRecord) -> None:
@@ -66,8 +72,8 @@ class FileIdempotencyStore(IdempotencyStore):
         else:  # no fsync: as quick as the read above, so inline too
             self._inline(self._write, answer)
 
-    async def release(self, caller: str, key: str) -> None:
-        path = self._path(caller, key)
+    async def release(self, tenant: TenantId, caller: str, key: str) -> None:
+        path = self._path(tenant, caller, key)
         record = await self._run(self._read, path)
         if record is not None and record.in_flight():
             await self._run(self._unlink, path)
@@ -89,7 +95,7 @@ class FileIdempotencyStore(IdempotencyStore):
     def _claim(self, record: KeyRecord, now: datetime) -> KeyRecord | None:
         """Under the directory's lock (processes of one host): the live holder, or this
         claim written in place of an absent, expired or abandoned one."""
-        path = self._path(record.caller, record.key)
+        path = self._path(record.tenant, record.caller, record.key)
         self.directory.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -113,7 +119,7 @@ class FileIdempotencyStore(IdempotencyStore):
             return None  # unreadable: taken as absent, so the next claim replaces it
 
     def _write(self, record: KeyRecord) -> None:
-        path = self._path(record.caller, record.key)
+        path = self._path(record.tenant, record.caller, record.key)
         if not self._durable:
             self.directory.mkdir(parents=True, exist_ok=True)
             temp = self.directory / f".{path.name}.{secrets.token_hex(4)}.tmp"

@@ -14,6 +14,7 @@ import anyio
 import pytest
 
 from application.ports.idempotency_store import IdempotencyStore, KeyRecord, StoredResponse
+from domain.tenancy import DEFAULT_TENANT, TenantId
 from infrastructure.crypto.idempotency import SealedIdempotencyStore
 from infrastructure.files.idempotency import FileIdempotencyStore
 from infrastructure.memory.idempotency import MemoryIdempotencyStore
@@ -91,10 +92,19 @@ async def store(
 
 
 async def _claim(
-    store: IdempotencyStore, key: str = "key-1", *, caller: str = "gateway", now: datetime = NOW
+    store: IdempotencyStore,
+    key: str = "key-1",
+    *,
+    caller: str = "gateway",
+    now: datetime = NOW,
+    tenant: TenantId = DEFAULT_TENANT,
 ) -> KeyRecord | None:
     claim = KeyRecord.claimed(
-        caller, key, lease_until=now + (LEASE - NOW), expires_at=now + (EXPIRES - NOW)
+        caller,
+        key,
+        tenant=tenant,
+        lease_until=now + (LEASE - NOW),
+        expires_at=now + (EXPIRES - NOW),
     )
     return await store.claim(claim, now=now)
 
@@ -107,9 +117,15 @@ async def _answer(
     fingerprint: str = "f" * 64,
     response: StoredResponse = ANSWER,
     expires_at: datetime = EXPIRES,
+    tenant: TenantId = DEFAULT_TENANT,
 ) -> None:
     answer = KeyRecord.answered(
-        caller, key, fingerprint=fingerprint, response=response, expires_at=expires_at
+        caller,
+        key,
+        tenant=tenant,
+        fingerprint=fingerprint,
+        response=response,
+        expires_at=expires_at,
     )
     await store.complete(answer)
 
@@ -142,7 +158,7 @@ async def test_an_answered_key_returns_its_answer_and_fingerprint(store: Idempot
     await _answer(store, "key-1")
 
     held = await _claim(store)
-    found = await store.find("gateway", "key-1", now=NOW)
+    found = await store.find(DEFAULT_TENANT, "gateway", "key-1", now=NOW)
 
     assert held is not None
     assert held.response == ANSWER
@@ -155,7 +171,7 @@ async def test_keys_of_two_callers_never_meet(store: IdempotencyStore) -> None:
     await _answer(store, "key-1", fingerprint="a" * 64)
 
     assert await _claim(store, caller="worker") is None
-    assert await store.find("other", "key-1", now=NOW) is None
+    assert await store.find(DEFAULT_TENANT, "other", "key-1", now=NOW) is None
 
 
 async def test_an_expired_answer_frees_its_key(store: IdempotencyStore) -> None:
@@ -163,7 +179,7 @@ async def test_an_expired_answer_frees_its_key(store: IdempotencyStore) -> None:
     await _answer(store, "key-1", fingerprint="a" * 64)
     later = EXPIRES + timedelta(seconds=1)
 
-    assert await store.find("gateway", "key-1", now=later) is None
+    assert await store.find(DEFAULT_TENANT, "gateway", "key-1", now=later) is None
     assert await _claim(store, now=later) is None
 
 
@@ -173,7 +189,7 @@ async def test_an_in_flight_key_past_its_lease_can_be_claimed_again(
     await _claim(store)
     after_lease = LEASE + timedelta(seconds=1)
 
-    assert await store.find("gateway", "key-1", now=after_lease) is None
+    assert await store.find(DEFAULT_TENANT, "gateway", "key-1", now=after_lease) is None
     assert await _claim(store, now=after_lease) is None
     assert await _claim(store, now=after_lease) is not None  # claimed by the takeover
 
@@ -183,11 +199,11 @@ async def test_release_frees_an_in_flight_key_but_keeps_an_answer(store: Idempot
     await _claim(store, "answered")
     await _answer(store, "answered", fingerprint="a" * 64)
 
-    await store.release("gateway", "running")
-    await store.release("gateway", "answered")
+    await store.release(DEFAULT_TENANT, "gateway", "running")
+    await store.release(DEFAULT_TENANT, "gateway", "answered")
 
-    assert await store.find("gateway", "running", now=NOW) is None
-    held = await store.find("gateway", "answered", now=NOW)
+    assert await store.find(DEFAULT_TENANT, "gateway", "running", now=NOW) is None
+    held = await store.find(DEFAULT_TENANT, "gateway", "answered", now=NOW)
     assert held is not None
     assert held.response == ANSWER
 
@@ -208,8 +224,10 @@ async def test_purge_deletes_only_the_expired(store: IdempotencyStore) -> None:
 
     assert await store.purge(NOW) == 1
 
-    assert await store.find("gateway", "live", now=NOW - timedelta(days=1)) is not None
-    assert await store.find("gateway", "old", now=NOW - timedelta(days=1)) is None
+    assert (
+        await store.find(DEFAULT_TENANT, "gateway", "live", now=NOW - timedelta(days=1)) is not None
+    )
+    assert await store.find(DEFAULT_TENANT, "gateway", "old", now=NOW - timedelta(days=1)) is None
 
 
 async def test_of_concurrent_claims_of_one_key_exactly_one_wins(store: IdempotencyStore) -> None:
@@ -225,7 +243,7 @@ async def test_an_empty_body_and_binary_bytes_survive(store: IdempotencyStore) -
     await _answer(store, "empty", fingerprint="a" * 64, response=empty)
     await _answer(store, "binary", fingerprint="b" * 64, response=binary)
 
-    got = [await store.find("gateway", key, now=NOW) for key in ("empty", "binary")]
+    got = [await store.find(DEFAULT_TENANT, "gateway", key, now=NOW) for key in ("empty", "binary")]
 
     assert [record.response if record else None for record in got] == [empty, binary]
 
@@ -257,9 +275,9 @@ async def test_answers_holding_a_needle_are_forgotten_expired_or_not(
     again = await store.forget_answers_with([b'"eval-1"', b'"eval-3"'])
 
     assert (forgotten, again) == (3, 0)
-    assert await store.find("gateway", "a", now=NOW) is None
-    assert await store.find("gateway", "b", now=NOW) is None
-    assert await store.find("gateway", "c", now=NOW) is not None
-    assert await store.find("gateway", "e", now=NOW) is not None
-    assert await store.find("gateway", "in-flight", now=NOW) is not None
+    assert await store.find(DEFAULT_TENANT, "gateway", "a", now=NOW) is None
+    assert await store.find(DEFAULT_TENANT, "gateway", "b", now=NOW) is None
+    assert await store.find(DEFAULT_TENANT, "gateway", "c", now=NOW) is not None
+    assert await store.find(DEFAULT_TENANT, "gateway", "e", now=NOW) is not None
+    assert await store.find(DEFAULT_TENANT, "gateway", "in-flight", now=NOW) is not None
     assert await store.forget_answers_with([]) == 0

@@ -80,3 +80,9 @@ def row_secured(url: str) -> Iterator[str]:
                 ],
             )
         )
+
+
+def emptied(owner_url: str, *tables: str) -> None:
+    """Empty ``tables`` as their owner: the service's role sees its tenant's rows only,
+    and may not truncate."""
+    asyncio.run(_run(owner_url, [f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"]))

@@ -5,7 +5,6 @@ opens a request-like scope with every port on one session, committing on a
 clean exit, the way a use case commits through the unit of work.
 """
 
-import asyncio
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -72,7 +71,7 @@ from infrastructure.sql.unit_of_work import SqlUnitOfWork
 from infrastructure.sql.warehouse_scan import SqlWarehouseScan
 from interfaces.settings import DatabaseSettings
 from tests.keys import fresh_keyring
-from tests.row_security import row_secured
+from tests.row_security import emptied, row_secured
 from tests.services import migrated_postgres_database, migrated_sqlite
 
 
@@ -231,19 +230,10 @@ def _url_of(kind: str, request: pytest.FixtureRequest) -> str:
         url: str = request.getfixturevalue("migrated_sqlite_url")
     elif kind.endswith(ROW_SECURED):
         owner, url = request.getfixturevalue("row_secured_postgres_urls")
-        asyncio.run(_emptied(owner))
+        emptied(owner, *(table.name for table in ALL_TABLES))
     else:
         url = request.getfixturevalue("migrated_postgres_url")
     return url
-
-
-async def _emptied(url: str) -> None:
-    """Truncate as the owner: the service's role may only read and write rows."""
-    engine = create_engine(DatabaseSettings(url=url, pool_size=1))
-    try:
-        await _truncate(engine)
-    finally:
-        await engine.dispose()
 
 
 async def _sql_store(kind: str, url: str) -> SqlPortStore:

@@ -6,7 +6,6 @@ A key is stored once (of concurrent adds one wins, and every caller gets the win
 destroyed for good, paged in id order, and replaced only where the old one still is.
 """
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -26,6 +25,7 @@ from infrastructure.sql.evaluation_keys import SqlEvaluationKeys
 from interfaces.settings import DatabaseSettings
 from tests.contract.conftest import ROW_SECURED
 from tests.keys import fresh_keyring
+from tests.row_security import emptied
 
 pytestmark = pytest.mark.anyio
 
@@ -52,21 +52,12 @@ def _url(kind: str, request: pytest.FixtureRequest) -> str | None:
     return str(url)
 
 
-async def _emptied(url: str) -> None:
-    engine = create_engine(DatabaseSettings(url=url, pool_size=1))
-    try:
-        async with engine.begin() as connection:
-            await connection.execute(sa.text("DELETE FROM evaluation_keys"))
-    finally:
-        await engine.dispose()
-
-
 @pytest.fixture(params=KINDS)
 def keys_kind(request: pytest.FixtureRequest) -> tuple[str, str | None]:
     kind: str = request.param
     if kind.endswith(ROW_SECURED):  # emptied by its owner: the service's role sees no row
         owner, _ = request.getfixturevalue("row_secured_postgres_urls")
-        asyncio.run(_emptied(owner))
+        emptied(owner, "evaluation_keys")
     return kind, _url(kind, request)
 
 

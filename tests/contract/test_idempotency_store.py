@@ -5,7 +5,6 @@ until it expires, an in-flight key whose request died frees itself after its lea
 and keys of two callers never meet.
 """
 
-import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,7 +13,6 @@ from typing import Any
 
 import anyio
 import pytest
-import sqlalchemy as sa
 
 from application.ports.idempotency_store import IdempotencyStore, KeyRecord, StoredResponse
 from domain.tenancy import DEFAULT_TENANT, TenantId
@@ -28,6 +26,7 @@ from infrastructure.sql.idempotency import SqlIdempotencyStore
 from interfaces.settings import DatabaseSettings
 from tests.contract.conftest import ROW_SECURED
 from tests.keys import fresh_keyring
+from tests.row_security import emptied
 
 pytestmark = pytest.mark.anyio
 
@@ -68,23 +67,13 @@ def store_kind(request: pytest.FixtureRequest) -> Iterator[tuple[str, str | None
     kind: str = request.param
     if kind.endswith(ROW_SECURED):
         owner, url = request.getfixturevalue("row_secured_postgres_urls")
-        asyncio.run(_emptied(owner))
+        emptied(owner, "idempotency_keys")
         yield kind, url
     elif kind.removeprefix("sealed-").startswith(("sqlite", "postgres")):
         database = kind.removeprefix("sealed-").split("-", maxsplit=1)[0]
         yield kind, request.getfixturevalue(f"migrated_{database}_url")
     else:
         yield kind, None
-
-
-async def _emptied(url: str) -> None:
-    """Every tenant's keys gone, by the owner (the service's role sees its tenant's only)."""
-    engine = create_engine(DatabaseSettings(url=url, pool_size=1))
-    try:
-        async with engine.begin() as connection:
-            await connection.execute(sa.text("DELETE FROM idempotency_keys"))
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture

@@ -17,13 +17,17 @@ from application.errors import BackendUnavailableError
 from application.failover.primary import PrimaryState
 from application.ports.clock import Clock
 from application.ports.idempotency_store import IdempotencyStore, KeyRecord, StoredResponse
+from domain.access import Caller
 from domain.tenancy import TenantId
 
 log = structlog.get_logger(__name__)
 
 
 class IdempotencyKeys:
-    """Claims, answers and expiry of keys over the primary store and its fallback."""
+    """Claims, answers and expiry of keys over the primary store and its fallback.
+
+    A key is the caller's: its name's, in its tenant (two tenants' keys never meet).
+    """
 
     def __init__(
         self,
@@ -44,11 +48,15 @@ class IdempotencyKeys:
         self.ttl = ttl
         self._lease = lease
 
-    async def claim(self, caller: str, key: str) -> KeyRecord | None:
+    async def claim(self, caller: Caller, key: str) -> KeyRecord | None:
         """Claim ``key`` for this request (``None``), or the record of the request that has it."""
         now = self._clock.now()
         claim = KeyRecord.claimed(
-            caller, key, lease_until=now + self._lease, expires_at=now + self.ttl
+            caller.name,
+            key,
+            tenant=caller.tenant,
+            lease_until=now + self._lease,
+            expires_at=now + self.ttl,
         )
         if self._fallback is not None:
             held = await self._in_fallback(caller, key, now)
@@ -64,12 +72,12 @@ class IdempotencyKeys:
             log.warning("idempotency_key_to_fallback", reason=error.detail)
             return await self._fallback.claim(claim, now=now)
 
-    async def _in_fallback(self, caller: str, key: str, now: datetime) -> KeyRecord | None:
+    async def _in_fallback(self, caller: Caller, key: str, now: datetime) -> KeyRecord | None:
         """The fallback's record of ``key``; an unreadable fallback is no reason to refuse a
         write the database can serve (its keys are there)."""
         assert self._fallback is not None
         try:
-            return await self._fallback.find(caller, key, now=now)
+            return await self._fallback.find(caller.tenant, caller.name, key, now=now)
         except BackendUnavailableError as error:
             if self._primary_state.is_down:
                 raise
@@ -77,13 +85,14 @@ class IdempotencyKeys:
             return None
 
     async def complete(
-        self, caller: str, key: str, fingerprint: str, response: StoredResponse
+        self, caller: Caller, key: str, fingerprint: str, response: StoredResponse
     ) -> None:
         """Keep the answer in the primary (when it answers) and beside the journal: mirrored
         when the primary has it, durably when it does not."""
         answer = KeyRecord.answered(
-            caller,
+            caller.name,
             key,
+            tenant=caller.tenant,
             fingerprint=fingerprint,
             response=response,
             expires_at=self._clock.now() + self.ttl,
@@ -105,14 +114,14 @@ class IdempotencyKeys:
                     raise
                 log.warning("idempotency_answer_not_mirrored", key=key)
 
-    async def release(self, caller: str, key: str) -> None:
+    async def release(self, caller: Caller, key: str) -> None:
         """Free a key whose request ended without an answer to keep (a 5xx, a dropped client)."""
         primary = None if self._primary_state.is_down and self._fallback else self._primary
         for store in (primary, self._fallback):
             if store is None:
                 continue
             try:
-                await store.release(caller, key)
+                await store.release(caller.tenant, caller.name, key)
             except BackendUnavailableError as error:  # its lease frees it in the end
                 log.warning("idempotency_release_failed", key=key, reason=error.detail)
 
@@ -130,8 +139,8 @@ class IdempotencyKeys:
                 log.warning("idempotency_purge_failed", reason=error.detail)
         return purged
 
-    async def forget_answers_with(self, needles: list[bytes]) -> int:
-        """Delete the kept answers holding any of ``needles`` in every store (erasure):
+    async def forget_answers_with(self, tenant: TenantId, needles: list[bytes]) -> int:
+        """Delete ``tenant``'s kept answers holding any of ``needles`` in every store (erasure):
         unlike ``purge``, an unreachable store fails the call, so the erasure is retried."""
         forgotten = 0
         seen: list[IdempotencyStore] = []
@@ -139,5 +148,5 @@ class IdempotencyKeys:
             if store is None or any(store is other for other in seen):
                 continue
             seen.append(store)
-            forgotten += await store.forget_answers_with(needles)
+            forgotten += await store.forget_answers_with(tenant, needles)
         return forgotten

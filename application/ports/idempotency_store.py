@@ -1,4 +1,4 @@
-"""Where the answers of ``Idempotency-Key`` requests are kept, per caller and key."""
+"""Where the answers of ``Idempotency-Key`` requests are kept, per tenant, caller and key."""
 
 from abc import abstractmethod
 from collections.abc import Sequence
@@ -7,7 +7,7 @@ from typing import Protocol
 
 import msgspec
 
-from domain.tenancy import TenantId
+from domain.tenancy import DEFAULT_TENANT, TenantId
 
 
 class StoredResponse(msgspec.Struct, frozen=True, kw_only=True):
@@ -23,8 +23,11 @@ class KeyRecord(msgspec.Struct, frozen=True, kw_only=True):
 
     ``fingerprint`` (method, path and body hashed) is known once the request's body has
     been read, that is when it is answered; a retry whose own differs is refused.
+    ``tenant`` is the caller's (ADR 0032): one caller and key in two tenants are two
+    records. A record kept before tenants has none: it is the default tenant's.
     """
 
+    tenant: TenantId = DEFAULT_TENANT
     caller: str
     key: str
     fingerprint: str | None
@@ -34,10 +37,17 @@ class KeyRecord(msgspec.Struct, frozen=True, kw_only=True):
 
     @classmethod
     def claimed(
-        cls, caller: str, key: str, *, lease_until: datetime, expires_at: datetime
+        cls,
+        caller: str,
+        key: str,
+        *,
+        tenant: TenantId,
+        lease_until: datetime,
+        expires_at: datetime,
     ) -> "KeyRecord":
         """A key in flight: its request runs, its answer is not known yet."""
         return cls(
+            tenant=tenant,
             caller=caller,
             key=key,
             fingerprint=None,
@@ -52,12 +62,15 @@ class KeyRecord(msgspec.Struct, frozen=True, kw_only=True):
         caller: str,
         key: str,
         *,
+        tenant: TenantId,
         fingerprint: str,
         response: StoredResponse,
         expires_at: datetime,
     ) -> "KeyRecord":
         """A key whose request was answered (its lease ends with it)."""
-        claim = cls.claimed(caller, key, lease_until=expires_at, expires_at=expires_at)
+        claim = cls.claimed(
+            caller, key, tenant=tenant, lease_until=expires_at, expires_at=expires_at
+        )
         return msgspec.structs.replace(claim, fingerprint=fingerprint, response=response)
 
     def in_flight(self) -> bool:
@@ -69,7 +82,7 @@ class KeyRecord(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class IdempotencyStore(Protocol):
-    """Keys scoped to their caller, each kept until ``expires_at``.
+    """Keys scoped to their tenant and caller, each kept until ``expires_at``.
 
     A claim is atomic across processes: of two requests with one key, one claims it and
     the other finds it in flight. A key past ``expires_at``, or in flight past
@@ -83,7 +96,9 @@ class IdempotencyStore(Protocol):
         holds its key."""
 
     @abstractmethod
-    async def find(self, caller: str, key: str, *, now: datetime) -> KeyRecord | None:
+    async def find(
+        self, tenant: TenantId, caller: str, key: str, *, now: datetime
+    ) -> KeyRecord | None:
         """The live record of ``key`` (``None`` when absent, expired or abandoned)."""
 
     @abstractmethod
@@ -91,7 +106,7 @@ class IdempotencyStore(Protocol):
         """Keep ``answer`` for its key (written whether or not this store holds the claim)."""
 
     @abstractmethod
-    async def release(self, caller: str, key: str) -> None:
+    async def release(self, tenant: TenantId, caller: str, key: str) -> None:
         """Forget an in-flight key whose request ended without an answer worth keeping."""
 
     @abstractmethod
@@ -99,6 +114,6 @@ class IdempotencyStore(Protocol):
         """Delete ``tenant``'s expired records; returns how many went."""
 
     @abstractmethod
-    async def forget_answers_with(self, needles: Sequence[bytes]) -> int:
-        """Delete the answered keys whose stored body contains any of ``needles`` (an erased
-        evaluation's id as JSON), expired or not; returns how many went."""
+    async def forget_answers_with(self, tenant: TenantId, needles: Sequence[bytes]) -> int:
+        """Delete ``tenant``'s answered keys whose stored body contains any of ``needles``
+        (an erased evaluation's id as JSON), expired or not; returns how many went."""

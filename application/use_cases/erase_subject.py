@@ -192,7 +192,9 @@ class EraseSubject:
         if entries:
             report.journal_entries += len(await self.journal.discard(entries))
         needles = [_encoder.encode(evaluation_id) for evaluation_id in ids]
-        report.idempotency_answers += await self.idempotency.forget_answers_with(needles)
+        report.idempotency_answers += await self.idempotency.forget_answers_with(
+            self.tenant, needles
+        )
         for evaluation_id in ids:
             await self.record_cache.forget(self.tenant, evaluation_id)
             await self.running.untrack(self.tenant, evaluation_id)

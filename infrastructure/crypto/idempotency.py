@@ -37,8 +37,10 @@ class SealedIdempotencyStore(IdempotencyStore):
     async def claim(self, claim: KeyRecord, *, now: datetime) -> KeyRecord | None:
         return self._opened(await self._inner.claim(claim, now=now))
 
-    async def find(self, caller: str, key: str, *, now: datetime) -> KeyRecord | None:
-        return self._opened(await self._inner.find(caller, key, now=now))
+    async def find(
+        self, tenant: TenantId, caller: str, key: str, *, now: datetime
+    ) -> KeyRecord | None:
+        return self._opened(await self._inner.find(tenant, caller, key, now=now))
 
     async def complete(self, answer: KeyRecord) -> None:
         response = answer.response
@@ -51,15 +53,15 @@ class SealedIdempotencyStore(IdempotencyStore):
             )
         await self._inner.complete(answer)
 
-    async def release(self, caller: str, key: str) -> None:
-        await self._inner.release(caller, key)
+    async def release(self, tenant: TenantId, caller: str, key: str) -> None:
+        await self._inner.release(tenant, caller, key)
 
     async def purge(self, now: datetime, tenant: TenantId) -> int:
         return await self._inner.purge(now, tenant)
 
-    async def forget_answers_with(self, needles: Sequence[bytes]) -> int:
+    async def forget_answers_with(self, tenant: TenantId, needles: Sequence[bytes]) -> int:
         # An id is a needle in clear in front of a sealed body (``TAG``) as in a clear one.
-        return await self._inner.forget_answers_with(needles)
+        return await self._inner.forget_answers_with(tenant, needles)
 
     def _opened(self, record: KeyRecord | None) -> KeyRecord | None:
         if record is None or record.response is None:

@@ -2,7 +2,7 @@
 
 While the database is away the keys of journaled writes must still hold, and a key
 answered by the database just before it went away must still be found; so every
-answer is kept here too, one small JSON file per (caller, key), written atomically
+answer is kept here too, one small JSON file per (tenant, caller, key), written atomically
 (temp file, fsync, rename; the mirror of answers the database holds without fsync). A
 claim reads and writes its key's file under an exclusive lock of the directory, so of
 two processes of one host one wins; claims are made here only while the database is
@@ -43,25 +43,30 @@ class FileIdempotencyStore(IdempotencyStore):
     without fsync: a crashed process loses nothing, a power cut may lose the mirror of the
     last answers, which the database still has.
 
-    Its files name no tenant: every key is the default tenant's, the only one served
-    with keys outside the database so far (ADR 0032), and another tenant's purge finds none.
+    Each file's record names its tenant (a file written before tenants reads as the
+    default's), so the purge and the erasure touch their tenant's files only.
     """
 
     def __init__(self, root: Path, *, durable: bool = True) -> None:
         self.directory = root / DIRECTORY
         self._durable = durable
 
-    def _path(self, caller: str, key: str) -> Path:
-        digest = hashlib.sha256(f"{caller}\0{key}".encode()).hexdigest()
+    def _path(self, tenant: TenantId, caller: str, key: str) -> Path:
+        """The default tenant's name is the one kept before tenants, so its files still
+        match; another tenant's name holds the tenant too (ADR 0032)."""
+        named = f"{caller}\0{key}" if tenant == DEFAULT_TENANT else f"{tenant}\0{caller}\0{key}"
+        digest = hashlib.sha256(named.encode()).hexdigest()
         return self.directory / f"{digest}.json"
 
     async def claim(self, claim: KeyRecord, *, now: datetime) -> KeyRecord | None:
         return await self._run(self._claim, claim, now)
 
-    async def find(self, caller: str, key: str, *, now: datetime) -> KeyRecord | None:
+    async def find(
+        self, tenant: TenantId, caller: str, key: str, *, now: datetime
+    ) -> KeyRecord | None:
         # Inline: a read of a file of a few hundred bytes (or a failed open) costs less
         # than the hop to a worker thread, and every keyed write asks.
-        record = self._inline(self._read, self._path(caller, key))
+        record = self._inline(self._read, self._path(tenant, caller, key))
         return None if record is None or record.reclaimable(now) else record
 
     async def complete(self, answer: KeyRecord) -> None:
@@ -70,16 +75,14 @@ class FileIdempotencyStore(IdempotencyStore):
         else:  # no fsync: as quick as the read above, so inline too
             self._inline(self._write, answer)
 
-    async def release(self, caller: str, key: str) -> None:
-        path = self._path(caller, key)
+    async def release(self, tenant: TenantId, caller: str, key: str) -> None:
+        path = self._path(tenant, caller, key)
         record = await self._run(self._read, path)
         if record is not None and record.in_flight():
             await self._run(self._unlink, path)
 
     async def purge(self, now: datetime, tenant: TenantId) -> int:
-        if tenant != DEFAULT_TENANT:  # its files name no tenant: see the class
-            return 0
-        return await self._run(self._purge, now)
+        return await self._run(self._purge, now, tenant)
 
     async def _run(self, call: Callable[..., T], *args: object) -> T:
         return await anyio.to_thread.run_sync(self._inline, call, *args)
@@ -95,7 +98,7 @@ class FileIdempotencyStore(IdempotencyStore):
     def _claim(self, record: KeyRecord, now: datetime) -> KeyRecord | None:
         """Under the directory's lock (processes of one host): the live holder, or this
         claim written in place of an absent, expired or abandoned one."""
-        path = self._path(record.caller, record.key)
+        path = self._path(record.tenant, record.caller, record.key)
         self.directory.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -119,7 +122,7 @@ class FileIdempotencyStore(IdempotencyStore):
             return None  # unreadable: taken as absent, so the next claim replaces it
 
     def _write(self, record: KeyRecord) -> None:
-        path = self._path(record.caller, record.key)
+        path = self._path(record.tenant, record.caller, record.key)
         if not self._durable:
             self.directory.mkdir(parents=True, exist_ok=True)
             temp = self.directory / f".{path.name}.{secrets.token_hex(4)}.tmp"
@@ -139,7 +142,7 @@ class FileIdempotencyStore(IdempotencyStore):
         with suppress(FileNotFoundError):
             path.unlink()
 
-    def _purge(self, now: datetime) -> int:
+    def _purge(self, now: datetime, tenant: TenantId) -> int:
         purged = 0
         try:
             entries = list(os.scandir(self.directory))
@@ -149,15 +152,15 @@ class FileIdempotencyStore(IdempotencyStore):
             if is_temp(entry.name) or not entry.name.endswith(".json"):
                 continue
             record = self._read(Path(entry.path))
-            if record is not None and record.expires_at <= now:
+            if record is not None and record.tenant == tenant and record.expires_at <= now:
                 self._unlink(Path(entry.path))
                 purged += 1
         return purged
 
-    async def forget_answers_with(self, needles: Sequence[bytes]) -> int:
-        return await self._run(self._forget, tuple(needles)) if needles else 0
+    async def forget_answers_with(self, tenant: TenantId, needles: Sequence[bytes]) -> int:
+        return await self._run(self._forget, tenant, tuple(needles)) if needles else 0
 
-    def _forget(self, needles: tuple[bytes, ...]) -> int:
+    def _forget(self, tenant: TenantId, needles: tuple[bytes, ...]) -> int:
         """Under the claims' lock, like a claim: no answer is written over a removal."""
         self.directory.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
@@ -168,8 +171,9 @@ class FileIdempotencyStore(IdempotencyStore):
                 if is_temp(entry.name) or not entry.name.endswith(".json"):
                     continue
                 record = self._read(Path(entry.path))
-                body = b"" if record is None or record.response is None else record.response.body
-                if any(needle in body for needle in needles):
+                if record is None or record.tenant != tenant or record.response is None:
+                    continue
+                if any(needle in record.response.body for needle in needles):
                     self._unlink(Path(entry.path))
                     forgotten += 1
         finally:

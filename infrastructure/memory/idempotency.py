@@ -4,50 +4,57 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from application.ports.idempotency_store import IdempotencyStore, KeyRecord
-from domain.tenancy import DEFAULT_TENANT, TenantId
+from domain.tenancy import TenantId
+
+_Key = tuple[TenantId, str, str]
 
 
 class MemoryIdempotencyStore(IdempotencyStore):
-    """``IdempotencyStore`` as a dict; one event loop makes each call atomic.
-
-    Its keys name no tenant: every key is the default tenant's, the only one served
-    with keys outside the database so far (ADR 0032), and another tenant's purge finds none.
-    """
+    """``IdempotencyStore`` as a dict by (tenant, caller, key); one event loop makes each
+    call atomic."""
 
     def __init__(self) -> None:
-        self.records: dict[tuple[str, str], KeyRecord] = {}
+        self.records: dict[_Key, KeyRecord] = {}
 
     async def claim(self, claim: KeyRecord, *, now: datetime) -> KeyRecord | None:
-        held = await self.find(claim.caller, claim.key, now=now)
+        held = await self.find(claim.tenant, claim.caller, claim.key, now=now)
         if held is None:
-            self.records[claim.caller, claim.key] = claim
+            self.records[_key_of(claim)] = claim
         return held
 
-    async def find(self, caller: str, key: str, *, now: datetime) -> KeyRecord | None:
-        record = self.records.get((caller, key))
+    async def find(
+        self, tenant: TenantId, caller: str, key: str, *, now: datetime
+    ) -> KeyRecord | None:
+        record = self.records.get((tenant, caller, key))
         return None if record is None or record.reclaimable(now) else record
 
     async def complete(self, answer: KeyRecord) -> None:
-        self.records[answer.caller, answer.key] = answer
+        self.records[_key_of(answer)] = answer
 
-    async def release(self, caller: str, key: str) -> None:
-        record = self.records.get((caller, key))
+    async def release(self, tenant: TenantId, caller: str, key: str) -> None:
+        record = self.records.get((tenant, caller, key))
         if record is not None and record.in_flight():
-            del self.records[caller, key]
+            del self.records[tenant, caller, key]
 
     async def purge(self, now: datetime, tenant: TenantId) -> int:
-        if tenant != DEFAULT_TENANT:  # its keys name no tenant: see the class
-            return 0
-        expired = [k for k, record in self.records.items() if record.expires_at <= now]
+        expired = [
+            k for k, record in self.records.items() if k[0] == tenant and record.expires_at <= now
+        ]
         for k in expired:
             del self.records[k]
         return len(expired)
 
-    async def forget_answers_with(self, needles: Sequence[bytes]) -> int:
-        doomed = [k for k, record in self.records.items() if _holds(record, needles)]
+    async def forget_answers_with(self, tenant: TenantId, needles: Sequence[bytes]) -> int:
+        doomed = [
+            k for k, record in self.records.items() if k[0] == tenant and _holds(record, needles)
+        ]
         for k in doomed:
             del self.records[k]
         return len(doomed)
+
+
+def _key_of(record: KeyRecord) -> _Key:
+    return record.tenant, record.caller, record.key
 
 
 def _holds(record: KeyRecord, needles: Sequence[bytes]) -> bool:

@@ -1,11 +1,13 @@
 """The audit trail in hand-written SQL on the request's asyncpg connection."""
 
 import builtins
+import dataclasses
 import functools
 from typing import Any
 
 from application.ports.audit_log import AuditLog, AuditQuery
 from domain.audit import AuditEntry
+from infrastructure.postgres.tenancy import scoped
 from infrastructure.postgres.transaction import HeldWrite, PgTransaction
 from infrastructure.sql.audit import entry_from_row
 
@@ -52,21 +54,24 @@ def _joined_sql(held_sql: str, held_arguments: int) -> str:
 def joined(held: HeldWrite, entry: AuditEntry) -> HeldWrite:
     """``held`` (a write of the entry's record) and the entry, as one statement."""
     sql = _joined_sql(held.sql, len(held.arguments))
-    return HeldWrite(sql, (*held.arguments, *_values(entry)), held.check)
+    arguments = (*held.arguments, *_values(entry))
+    return dataclasses.replace(held, sql=sql, arguments=arguments, joinable=None)
 
 
-# Each filter is a bound parameter that is either NULL (no filter) or the value; $8 the tenant.
-SELECT_ENTRIES = """
+# Each filter is a bound parameter that is either NULL (no filter) or the value; $1 the tenant.
+SELECT_ENTRIES = scoped(
+    """
 SELECT id, at, actor, action, evaluation_id, fields, sizes, request_id, status, version
 FROM audit_log
-WHERE tenant_id = $8 AND ($1::text IS NULL OR evaluation_id = $1)
-  AND ($2::text IS NULL OR actor = $2)
-  AND ($3::text IS NULL OR action = $3)
-  AND ($4::timestamptz IS NULL OR at >= $4)
-  AND ($5::timestamptz IS NULL OR at < $5)
-  AND ($6::bigint IS NULL OR id < $6)
-ORDER BY id DESC LIMIT $7
-"""
+WHERE tenant_id = scope.tenant AND ($2::text IS NULL OR evaluation_id = $2)
+  AND ($3::text IS NULL OR actor = $3)
+  AND ($4::text IS NULL OR action = $4)
+  AND ($5::timestamptz IS NULL OR at >= $5)
+  AND ($6::timestamptz IS NULL OR at < $6)
+  AND ($7::bigint IS NULL OR id < $7)
+ORDER BY id DESC LIMIT $8""",
+    order="q.id DESC",
+)
 
 
 class PgAuditLog(AuditLog):
@@ -87,6 +92,7 @@ class PgAuditLog(AuditLog):
 
     async def list(self, query: AuditQuery) -> builtins.list[AuditEntry]:
         arguments = (
+            self._transaction.tenant,
             query.evaluation_id,
             query.actor,
             None if query.action is None else query.action.value,
@@ -94,7 +100,6 @@ class PgAuditLog(AuditLog):
             query.until,
             query.before_id,
             query.limit,
-            self._transaction.tenant,
         )
         rows = await self._transaction.read(
             lambda connection: connection.fetch(SELECT_ENTRIES, *arguments)

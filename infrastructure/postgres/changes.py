@@ -10,26 +10,32 @@ from datetime import datetime
 
 from application.ports.change_feed import ChangeFeed, ChangePage, ChangeQuery
 from domain.changes import START, ChangeCursor, actions_of
+from infrastructure.postgres.tenancy import scoped
 from infrastructure.postgres.transaction import PgTransaction
 from infrastructure.sql.changes import page_of
 
-# Each filter is a bound parameter that is either NULL (no filter) or the value; $7 the tenant.
-SELECT_CHANGES = """
+# Each filter is a bound parameter that is either NULL (no filter) or the value; $1 the tenant.
+SELECT_CHANGES = scoped(
+    """
 SELECT id, txid, at, actor, action, evaluation_id, fields, sizes, request_id, status, version
 FROM audit_log
-WHERE tenant_id = $7 AND (txid, id) > ($1, $2) AND evaluation_id IS NOT NULL
+WHERE tenant_id = scope.tenant AND (txid, id) > ($2, $3) AND evaluation_id IS NOT NULL
   AND txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
-  AND ($3::text IS NULL OR evaluation_id = $3)
-  AND ($4::text[] IS NULL OR action = ANY($4))
-  AND ($6::timestamptz IS NULL OR at >= $6)
-ORDER BY txid, id LIMIT $5
-"""
-SELECT_AT = "SELECT at FROM audit_log WHERE id = $1 AND txid = $2 AND tenant_id = $3"
-SELECT_LATEST = """
+  AND ($4::text IS NULL OR evaluation_id = $4)
+  AND ($5::text[] IS NULL OR action = ANY($5))
+  AND ($7::timestamptz IS NULL OR at >= $7)
+ORDER BY txid, id LIMIT $6""",
+    order="q.txid, q.id",
+)
+SELECT_AT = scoped(
+    "SELECT at FROM audit_log WHERE tenant_id = scope.tenant AND id = $2 AND txid = $3"
+)
+SELECT_LATEST = scoped(
+    """
 SELECT txid, id FROM audit_log
-WHERE tenant_id = $1 AND txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
-ORDER BY txid DESC, id DESC LIMIT 1
-"""
+WHERE tenant_id = scope.tenant AND txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+ORDER BY txid DESC, id DESC LIMIT 1"""
+)
 
 
 class PgChangeFeed(ChangeFeed):
@@ -42,13 +48,13 @@ class PgChangeFeed(ChangeFeed):
         after = query.after or START
         actions = sorted(a.value for a in actions_of(query.kinds)) if query.kinds else None
         arguments = (
+            self._transaction.tenant,
             after.transaction,
             after.sequence,
             query.evaluation_id,
             actions,
             query.limit,
             query.since,
-            self._transaction.tenant,
         )
         rows = await self._transaction.read(
             lambda connection: connection.fetch(SELECT_CHANGES, *arguments)
@@ -58,7 +64,7 @@ class PgChangeFeed(ChangeFeed):
     async def recorded_at(self, cursor: ChangeCursor) -> datetime | None:
         at: datetime | None = await self._transaction.read(
             lambda connection: connection.fetchval(
-                SELECT_AT, cursor.sequence, cursor.transaction, self._transaction.tenant
+                SELECT_AT, self._transaction.tenant, cursor.sequence, cursor.transaction
             )
         )
         return at

@@ -1,4 +1,8 @@
-"""Evaluation keys on the asyncpg pool: each call one autocommitted statement (ADR 0033)."""
+"""Evaluation keys on the asyncpg pool: each call one autocommitted statement (ADR 0033).
+
+Reads and the insert set their tenant themselves (``tenancy``); an ``UPDATE`` or
+``DELETE`` cannot, and runs in a transaction of its own (``tenancy.in_transaction``).
+"""
 
 from collections.abc import Sequence
 from typing import Any
@@ -7,14 +11,19 @@ import asyncpg
 
 from application.ports.evaluation_keys import EvaluationKeys, WrappedKey
 from domain.tenancy import DEFAULT_TENANT, TenantId
+from infrastructure.postgres.tenancy import SCOPE, SCOPE_TENANT, in_transaction, scoped
+from infrastructure.postgres.transaction import rows_affected
 from infrastructure.sql.errors import translate_errors
 
-FETCH = "SELECT kid, wrapped FROM evaluation_keys WHERE tenant_id = $1 AND evaluation_id = $2"
+# $1 the tenant, in every statement.
+FETCH = scoped(
+    "SELECT kid, wrapped FROM evaluation_keys WHERE tenant_id = scope.tenant AND evaluation_id = $2"
+)
 # The row inserted, or else the one that was there (a concurrent add's, once committed).
-ADD = """
-WITH added AS (
+ADD = f"""
+WITH {SCOPE}, added AS (
     INSERT INTO evaluation_keys (tenant_id, evaluation_id, kid, wrapped)
-    VALUES ($1, $2, $3, $4)
+    VALUES ({SCOPE_TENANT}, $2, $3, $4)
     ON CONFLICT (tenant_id, evaluation_id) DO NOTHING
     RETURNING kid, wrapped
 )
@@ -22,18 +31,20 @@ SELECT kid, wrapped FROM added
 UNION ALL
 SELECT kid, wrapped FROM evaluation_keys
  WHERE tenant_id = $1 AND evaluation_id = $2 AND NOT EXISTS (SELECT 1 FROM added)
-"""
+"""  # noqa: S608
 DESTROY = "DELETE FROM evaluation_keys WHERE tenant_id = $1 AND evaluation_id = ANY($2::text[])"
-PAGE = """
+PAGE = scoped(
+    """
 SELECT evaluation_id, kid, wrapped FROM evaluation_keys
- WHERE tenant_id = $1 AND ($2::text IS NULL OR evaluation_id > $2)
- ORDER BY evaluation_id LIMIT $3
-"""
+ WHERE tenant_id = scope.tenant AND ($2::text IS NULL OR evaluation_id > $2)
+ ORDER BY evaluation_id LIMIT $3""",
+    order="q.evaluation_id",
+)
 REPLACE = """
 UPDATE evaluation_keys SET kid = $5, wrapped = $6
  WHERE tenant_id = $1 AND evaluation_id = $2 AND kid = $3 AND wrapped = $4
 """
-COUNT = "SELECT count(*) FROM evaluation_keys WHERE tenant_id = $1"
+COUNT = scoped("SELECT count(*) FROM evaluation_keys WHERE tenant_id = scope.tenant")
 # A conflicting add whose row this statement's snapshot cannot see yet: asked again.
 ADD_ATTEMPTS = 3
 
@@ -53,8 +64,8 @@ class PgEvaluationKeys(EvaluationKeys):
 
     async def _execute(self, sql: str, *arguments: Any) -> int:
         with translate_errors("evaluation key"):
-            status: str = await self._pool.execute(sql, self._tenant, *arguments)
-        return int(status.rsplit(" ", 1)[-1])
+            status = await in_transaction(self._pool, self._tenant, sql, self._tenant, *arguments)
+        return rows_affected(status)
 
     async def fetch(self, evaluation_id: str) -> WrappedKey | None:
         rows = await self._fetch(FETCH, evaluation_id)

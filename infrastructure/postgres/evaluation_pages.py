@@ -27,6 +27,7 @@ from application.search import SearchField, TextSearch
 from domain.evaluation import Evaluation
 from domain.tenancy import TenantId
 from infrastructure.crypto.columns import NO_COLUMN_SEAL, ColumnSeal
+from infrastructure.postgres.tenancy import scoped
 from infrastructure.postgres.transaction import PgTransaction
 from infrastructure.sql.evaluation_queries import prefix_upper_bound
 from infrastructure.sql.rows import (
@@ -125,8 +126,10 @@ def page_statement(shape: _Shape) -> str:
     """The page of ``shape`` and its total, in one statement; arguments in the order of
     ``_shape_and_arguments``. Column names come from the table (no input reaches here)."""
     slot = _Placeholders()
-    # The tenant first: every index the page walks leads with it (migration 0013).
-    tenant = slot.next()
+    # The tenant first: every index the page walks leads with it (migration 0013); the
+    # statement sets it ($1) and reads it back from its scope (``scoped``).
+    slot.next()
+    tenant = "scope.tenant"
     conditions = [f"tenant_id = {tenant}", "deleted_at IS NULL"]
     counters = [f"tenant_id = {tenant}"]
     if shape.status:
@@ -175,10 +178,10 @@ def page_statement(shape: _Shape) -> str:
     else:
         rows = f"SELECT {columns} FROM evaluations WHERE {page} {order} LIMIT {slot.next()}"  # noqa: S608
     selected = ", ".join(f"page.{name}" for name in shape.columns)
-    return (
+    return scoped(
         f"SELECT {selected}, counted.total FROM ({total}) AS counted(total) "  # noqa: S608
-        f"LEFT JOIN LATERAL ({rows}) AS page ON true "
-        "ORDER BY page.created_at DESC, page.id DESC"
+        f"LEFT JOIN LATERAL ({rows}) AS page ON true",
+        order="q.created_at DESC, q.id DESC",
     )
 
 

@@ -12,6 +12,7 @@ from application.queries import Projection
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from infrastructure.crypto.columns import NO_COLUMN_SEAL, ColumnSeal
+from infrastructure.postgres.tenancy import SCOPE, SCOPE_TENANT, scoped
 from infrastructure.postgres.transaction import HeldWrite, PgTransaction, rows_affected
 from infrastructure.sql.rows import (
     evaluation_from_row,
@@ -33,20 +34,24 @@ _COLUMNS = tuple(
 _UPDATED = tuple(name for name in _COLUMNS if name != "id")
 _SELECTED = ", ".join(column.name for column in evaluations.c)
 
-# Every statement names the tenant as $1.
+# Every statement names the tenant as $1: the insert and the reads set it themselves
+# (``tenancy``), the update runs in the transaction that set it.
 INSERT = (
-    f"INSERT INTO evaluations (tenant_id, {', '.join(_COLUMNS)}) "  # noqa: S608
-    f"VALUES ({', '.join(f'${index}' for index in range(1, len(_COLUMNS) + 2))}) "
+    f"WITH {SCOPE} INSERT INTO evaluations (tenant_id, {', '.join(_COLUMNS)}) "  # noqa: S608
+    f"VALUES ({SCOPE_TENANT}, {', '.join(f'${index}' for index in range(2, len(_COLUMNS) + 2))}) "
     "ON CONFLICT (id) DO NOTHING"
 )
-SELECT_ANY = f"SELECT {_SELECTED} FROM evaluations WHERE tenant_id = $1 AND id = $2"  # noqa: S608
-SELECT_LIVE = f"{SELECT_ANY} AND deleted_at IS NULL"
+_ANY = f"SELECT {_SELECTED} FROM evaluations WHERE tenant_id = scope.tenant AND id = $2"  # noqa: S608
+SELECT_ANY = scoped(_ANY)
+SELECT_LIVE = scoped(f"{_ANY} AND deleted_at IS NULL")
 UPDATE = (
     "UPDATE evaluations SET "  # noqa: S608
     + ", ".join(f"{name} = ${index}" for index, name in enumerate(_UPDATED, start=4))
     + " WHERE tenant_id = $1 AND id = $2 AND version = $3"
 )
-SELECT_VERSION = "SELECT version FROM evaluations WHERE tenant_id = $1 AND id = $2"
+SELECT_VERSION = scoped(
+    "SELECT version FROM evaluations WHERE tenant_id = scope.tenant AND id = $2"
+)
 
 
 def _arguments(evaluation: Evaluation, names: tuple[str, ...], seal: ColumnSeal) -> list[Any]:
@@ -91,9 +96,9 @@ class PgEvaluationRepository(EvaluationRepository):
         self, evaluation_id: EvaluationId, fields: frozenset[str]
     ) -> Projection | None:
         # Column names come from the table (``check_projection`` refused anything else).
-        statement = (
+        statement = scoped(
             f"SELECT {', '.join(projection_columns(fields))} FROM evaluations "  # noqa: S608
-            "WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL"
+            "WHERE tenant_id = scope.tenant AND id = $2 AND deleted_at IS NULL"
         )
         tenant = self._transaction.tenant
         row = await self._transaction.read(
@@ -102,7 +107,11 @@ class PgEvaluationRepository(EvaluationRepository):
         return None if row is None else projection_from_row(row, fields, self._seal)
 
     async def update(self, evaluation: Evaluation, expected_version: int) -> None:
-        """Held for the commit like ``add``: a version that moved on raises there."""
+        """Held for the commit like ``add``: a version that moved on raises there.
+
+        Not ``alone``: an ``UPDATE`` cannot set its tenant before its target is scanned,
+        so even by itself it commits in a transaction (``BEGIN`` with the setting).
+        """
         tenant = self._transaction.tenant
 
         async def check(status: str) -> None:
@@ -121,4 +130,6 @@ class PgEvaluationRepository(EvaluationRepository):
             expected_version,
             *_arguments(evaluation, _UPDATED, self._seal),
         )
-        await self._transaction.hold(HeldWrite(UPDATE, arguments, check, joinable=evaluation.id))
+        await self._transaction.hold(
+            HeldWrite(UPDATE, arguments, check, joinable=evaluation.id, alone=False)
+        )

@@ -19,6 +19,7 @@ from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from domain.tenancy import TenantId
 from infrastructure.crypto.columns import NO_COLUMN_SEAL, ColumnSeal
+from infrastructure.postgres.tenancy import scoped
 from infrastructure.postgres.transaction import PgTransaction
 from infrastructure.sql.rows import evaluation_from_row
 from infrastructure.sql.tables import evaluations
@@ -35,11 +36,14 @@ _OF_SUBJECT = "metadata @> jsonb_build_object($8::text, $9::text) AND metadata -
 
 
 def _candidates(subject: bool) -> str:
+    """A read on its own: the tenant ($1) is the one it sets (``scoped``)."""
     matches = f"{_MATCHES} AND {_OF_SUBJECT}" if subject else _MATCHES
-    return (
-        f"SELECT {_SELECTED} FROM evaluations WHERE {matches} "  # noqa: S608
+    return scoped(
+        f"SELECT {_SELECTED} FROM evaluations "  # noqa: S608
+        f"WHERE {matches.replace('tenant_id = $1', 'tenant_id = scope.tenant')} "
         "AND ($5::timestamptz IS NULL OR (updated_at, id) > ($5::timestamptz, $6::text)) "
-        "ORDER BY updated_at, id LIMIT $7"
+        "ORDER BY updated_at, id LIMIT $7",
+        order="q.updated_at, q.id",
     )
 
 
@@ -71,9 +75,11 @@ SELECT (SELECT coalesce(array_agg(id ORDER BY id), '{{}}') FROM gone) AS ids,
 
 SELECT_CANDIDATES = {subject: _candidates(subject) for subject in (False, True)}
 PURGE = {subject: _purge(subject) for subject in (False, True)}
-SELECT_RECENT = (
-    f"SELECT {_SELECTED} FROM evaluations WHERE tenant_id = $1 AND deleted_at IS NULL "  # noqa: S608
-    "ORDER BY updated_at DESC, id DESC LIMIT $2"
+SELECT_RECENT = scoped(
+    f"SELECT {_SELECTED} FROM evaluations "  # noqa: S608
+    "WHERE tenant_id = scope.tenant AND deleted_at IS NULL "
+    "ORDER BY updated_at DESC, id DESC LIMIT $2",
+    order="q.updated_at DESC, q.id DESC",
 )
 
 

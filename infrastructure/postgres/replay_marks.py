@@ -3,13 +3,16 @@
 from collections.abc import Iterable
 
 from application.ports.replay_marks import ReplayMarks
+from infrastructure.postgres.tenancy import scoped
 from infrastructure.postgres.transaction import PgTransaction
 
 # $2: the tenant whose entries they are.
 INSERT_MARK = (
     "INSERT INTO journal_applied (entry_id, tenant_id) VALUES ($1, $2) ON CONFLICT DO NOTHING"
 )
-SELECT_MARK = "SELECT 1 FROM journal_applied WHERE entry_id = $1 AND tenant_id = $2"
+SELECT_MARK = scoped(
+    "SELECT 1 FROM journal_applied WHERE tenant_id = scope.tenant AND entry_id = $2"
+)
 DELETE_MARKS = "DELETE FROM journal_applied WHERE entry_id = ANY($1::text[]) AND tenant_id = $2"
 
 
@@ -21,7 +24,7 @@ class PgReplayMarks(ReplayMarks):
 
     async def is_applied(self, entry_id: str) -> bool:
         found = await self._transaction.read(
-            lambda connection: connection.fetchval(SELECT_MARK, entry_id, self._transaction.tenant)
+            lambda connection: connection.fetchval(SELECT_MARK, self._transaction.tenant, entry_id)
         )
         return found is not None
 

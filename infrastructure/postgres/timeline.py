@@ -14,10 +14,12 @@ from application.ports.log_store import AppendedLog, LogStore
 from domain.identifiers import EvaluationId
 from domain.timeline import EvaluationEvent, LogChunk, LogSlice, slice_from
 from infrastructure.crypto.columns import NO_COLUMN_SEAL, ColumnSeal
+from infrastructure.postgres.tenancy import scoped
 from infrastructure.postgres.transaction import PgTransaction, rows_affected
 from infrastructure.sql.timeline import event_from_row, log_row, log_text, sealed_message
 
-# Each statement names the transaction's tenant as its last parameter.
+# Each write names the transaction's tenant as its last parameter, each read (which sets
+# it itself, ``tenancy.scoped``) as its first.
 INSERT_EVENT = """
 INSERT INTO evaluation_events
     (tenant_id, evaluation_id, event_id, event_type, timestamp, message, metadata)
@@ -25,13 +27,15 @@ SELECT tenant_id, id, $2, $3, $4, $5, $6 FROM evaluations
 WHERE tenant_id = $7 AND id = $1 AND deleted_at IS NULL
 ON CONFLICT (evaluation_id, event_id) DO NOTHING
 """
-SELECT_LIVE_ID = (
-    "SELECT id FROM evaluations WHERE tenant_id = $2 AND id = $1 AND deleted_at IS NULL"
+SELECT_LIVE_ID = scoped(
+    "SELECT id FROM evaluations WHERE tenant_id = scope.tenant AND id = $2 AND deleted_at IS NULL"
 )
-SELECT_EVENTS = """
-SELECT evaluation_id, event_id, event_type, timestamp, message, metadata
-FROM evaluation_events WHERE tenant_id = $2 AND evaluation_id = $1 ORDER BY timestamp, id
-"""
+SELECT_EVENTS = scoped(
+    """
+SELECT evaluation_id, event_id, event_type, timestamp, message, metadata, id AS sequence
+FROM evaluation_events WHERE tenant_id = scope.tenant AND evaluation_id = $2""",
+    order="q.timestamp, q.sequence",
+)
 RESERVE_LOG = """
 UPDATE evaluations
 SET log_size = log_size + $2, last_update = $3, version = version + 1
@@ -42,13 +46,14 @@ INSERT INTO log_chunks (evaluation_id, start_offset, content, created_at, tenant
 VALUES ($1, $2, $3, $4, $5)
 """
 # From the chunk holding ``offset`` (or the first one) to the end.
-SELECT_CHUNKS = """
+SELECT_CHUNKS = scoped(
+    """
 SELECT start_offset, content FROM log_chunks
-WHERE tenant_id = $3 AND evaluation_id = $1 AND start_offset >= COALESCE(
+WHERE tenant_id = scope.tenant AND evaluation_id = $2 AND start_offset >= COALESCE(
     (SELECT max(start_offset) FROM log_chunks
-     WHERE tenant_id = $3 AND evaluation_id = $1 AND start_offset <= $2), 0)
-ORDER BY start_offset
-"""
+     WHERE tenant_id = scope.tenant AND evaluation_id = $2 AND start_offset <= $3), 0)""",
+    order="q.start_offset",
+)
 
 
 class PgEventLog(EventLog):
@@ -75,7 +80,7 @@ class PgEventLog(EventLog):
             return True
         parent = await self._transaction.read(
             lambda connection: connection.fetchval(
-                SELECT_LIVE_ID, event.evaluation_id, self._transaction.tenant
+                SELECT_LIVE_ID, self._transaction.tenant, event.evaluation_id
             )
         )
         if parent is None:
@@ -85,7 +90,7 @@ class PgEventLog(EventLog):
     async def list(self, evaluation_id: EvaluationId) -> builtins.list[EvaluationEvent]:
         rows = await self._transaction.read(
             lambda connection: connection.fetch(
-                SELECT_EVENTS, evaluation_id, self._transaction.tenant
+                SELECT_EVENTS, self._transaction.tenant, evaluation_id
             )
         )
         return [event_from_row(row, self._seal) for row in rows]
@@ -128,7 +133,7 @@ class PgLogStore(LogStore):
             raise InvalidRequestError("offset", "must be zero or positive")
         rows = await self._transaction.read(
             lambda connection: connection.fetch(
-                SELECT_CHUNKS, evaluation_id, offset, self._transaction.tenant
+                SELECT_CHUNKS, self._transaction.tenant, evaluation_id, offset
             )
         )
         if not rows:

@@ -10,6 +10,7 @@ import asyncpg
 from application.errors import ConnectionLimit, ConnectionsExhaustedError
 from application.ports.unit_of_work import UnitOfWork
 from domain.tenancy import TenantId
+from infrastructure.postgres.tenancy import begin
 from infrastructure.sql.errors import BACKEND, REFUSALS, translate_errors
 
 T = TypeVar("T")
@@ -46,25 +47,29 @@ class HeldWrite:
     Held, it can still be joined by the statement that follows (a new record and its
     audit entry become one ``WITH … INSERT``), and a unit of work that holds nothing
     else commits it as that one statement, without ``BEGIN`` and ``COMMIT``: one round
-    trip instead of four. ``check`` sees the command tag and raises what the adapter
-    would have raised at once (a taken id, a version that moved on). ``joinable`` names
-    the record whose audit entry may still join it.
+    trip instead of four. That takes a statement that sets its tenant itself (an
+    ``INSERT`` after ``tenancy.SCOPE``); one that cannot (an ``UPDATE``) is not
+    ``alone`` and commits in a transaction. ``check`` sees the command tag and raises
+    what the adapter would have raised at once (a taken id, a version that moved on).
+    ``joinable`` names the record whose audit entry may still join it.
     """
 
     sql: str
     arguments: tuple[Any, ...]
     check: Callable[[str], Awaitable[None]]
     joinable: str | None = None
+    alone: bool = True
 
 
 class PgTransaction(UnitOfWork):
     """``UnitOfWork`` on one pooled connection, acquired on first use.
 
     Reads before the first write run as single statements outside a transaction
-    (one round trip each; versioned updates make that safe). The first write
-    begins the transaction that ``commit`` ends; ``close`` rolls back whatever was
-    not committed and returns the connection to the pool. A write may instead be
-    ``hold``-en: it runs before the next statement, or at the commit.
+    (one round trip each; versioned updates make that safe), each setting the tenant
+    itself (``tenancy.scoped``). The first write begins the transaction that ``commit``
+    ends, its ``BEGIN`` setting the tenant for all that follows in it; ``close`` rolls
+    back whatever was not committed and returns the connection to the pool. A write may
+    instead be ``hold``-en: it runs before the next statement, or at the commit.
     """
 
     def __init__(
@@ -79,7 +84,8 @@ class PgTransaction(UnitOfWork):
         self._pool = pool
         self._acquire_timeout_s = acquire_timeout_s
         self._connection: Connection | None = None
-        self._transaction: Any = None
+        # Whether this connection is inside the transaction ``_begin_if`` began.
+        self._open = False
         self._held: HeldWrite | None = None
 
     @property
@@ -114,7 +120,7 @@ class PgTransaction(UnitOfWork):
         against a p50 of 8 ms; 27-33 ms once nothing waited, docs/benchmarks.md).
         """
         result = await self._run(statement, write=False)
-        if self._transaction is None and self._held is None:
+        if not self._open and self._held is None:
             await self.release()
         return result
 
@@ -167,10 +173,10 @@ class PgTransaction(UnitOfWork):
         return self._connection
 
     async def _begin_if(self, write: bool, connection: Connection) -> None:
-        if write and self._transaction is None:
-            transaction = connection.transaction()
-            await transaction.start()
-            self._transaction = transaction
+        """``BEGIN`` with the tenant's setting, one message in place of asyncpg's ``BEGIN``."""
+        if write and not self._open:
+            await connection.execute(begin(self.tenant))
+            self._open = True
 
     async def commit(self) -> None:
         """Commit, then give the connection back at once.
@@ -181,7 +187,7 @@ class PgTransaction(UnitOfWork):
         flight per worker and ten connections). A later statement acquires again.
         """
         write = self._held
-        if write is not None and self._transaction is None:
+        if write is not None and write.alone and not self._open:
             # One statement is its own transaction: sent alone, it commits itself. It is not
             # retried on a connection that dies under it: having been sent, it may have
             # committed (the caller treats that as an uncertain write, as any failed commit).
@@ -192,22 +198,23 @@ class PgTransaction(UnitOfWork):
             )
             await write.check(status)
         await self._flush()
-        transaction, self._transaction = self._transaction, None
-        if transaction is not None:
-            with translate_errors("commit"):
-                await transaction.commit()
+        await self._end("COMMIT", "commit")
         await self.release()
 
     async def rollback(self) -> None:
         self._held = None
-        transaction, self._transaction = self._transaction, None
-        if transaction is not None:
-            with translate_errors():
-                await transaction.rollback()
+        await self._end("ROLLBACK", "statement")
+
+    async def _end(self, command: str, operation: str) -> None:
+        """``COMMIT`` or ``ROLLBACK`` the open transaction, if any."""
+        connection, opened, self._open = self._connection, self._open, False
+        if opened and connection is not None:
+            with translate_errors(operation):
+                await connection.execute(command)
 
     async def release(self) -> None:
         """Give the connection back while no transaction is open (before long I/O)."""
-        if self._transaction is not None or self._held is not None:
+        if self._open or self._held is not None:
             raise RuntimeError("release() inside a transaction would lose its writes")
         connection, self._connection = self._connection, None
         if connection is not None:
@@ -220,18 +227,18 @@ class PgTransaction(UnitOfWork):
         if connection is None:
             return
         try:
-            if self._transaction is not None:
+            if self._open:
                 await self.rollback()
         except Exception:  # a broken connection is dropped, not returned for reuse
             _terminate(connection)
         finally:
-            self._transaction = None
+            self._open = False
             self._connection = None
             await self._pool.release(connection)
 
     async def _discard(self) -> None:
         connection, self._connection = self._connection, None
-        self._transaction = None
+        self._open = False
         if connection is not None:
             _terminate(connection)
             await self._pool.release(connection)

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 
 from application.search import TextSearch
+from infrastructure.sql.tenancy import TenantSession
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -115,5 +116,10 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
 
 
 def create_session_maker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions that keep loaded values after commit (responses are built after it)."""
+    """Sessions that keep loaded values after commit (responses are built after it); on
+    PostgreSQL each transaction sets the session's tenant first (``TenantSession``)."""
+    if engine.dialect.name == "postgresql":
+        return async_sessionmaker(
+            engine, expire_on_commit=False, autoflush=False, sync_session_class=TenantSession
+        )
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)

@@ -18,6 +18,7 @@ from domain.tenancy import DEFAULT_TENANT, TenantId
 from infrastructure.sql.dialect import insert_for
 from infrastructure.sql.errors import translate_errors
 from infrastructure.sql.tables import evaluation_keys
+from infrastructure.sql.tenancy import bind_tenant
 
 _c = evaluation_keys.c
 
@@ -31,18 +32,22 @@ class SqlEvaluationKeys(EvaluationKeys):
         self._sessions = sessions
         self._tenant = tenant
 
+    def _session(self) -> AsyncSession:
+        """A session of this table's tenant (on PostgreSQL, its transactions set it)."""
+        return bind_tenant(self._sessions(), self._tenant)
+
     def _of(self, evaluation_id: str) -> sa.ColumnElement[bool]:
         return sa.and_(_c.tenant_id == self._tenant, _c.evaluation_id == evaluation_id)
 
     async def fetch(self, evaluation_id: str) -> WrappedKey | None:
         statement = sa.select(_c.kid, _c.wrapped).where(self._of(evaluation_id))
-        async with self._sessions() as session:
+        async with self._session() as session:
             with translate_errors("evaluation key"):
                 row = (await session.execute(statement)).first()
         return None if row is None else WrappedKey(row.kid, bytes(row.wrapped))
 
     async def add(self, evaluation_id: str, key: WrappedKey) -> WrappedKey:
-        async with self._sessions() as session, session.begin():
+        async with self._session() as session, session.begin():
             with translate_errors("evaluation key"):
                 await session.execute(
                     insert_for(session, evaluation_keys)
@@ -67,7 +72,7 @@ class SqlEvaluationKeys(EvaluationKeys):
         statement = sa.delete(evaluation_keys).where(
             _c.tenant_id == self._tenant, _c.evaluation_id.in_(list(evaluation_ids))
         )
-        async with self._sessions() as session, session.begin():
+        async with self._session() as session, session.begin():
             with translate_errors("evaluation key"):
                 result = await session.execute(statement)
         return _rowcount(result)
@@ -81,7 +86,7 @@ class SqlEvaluationKeys(EvaluationKeys):
         )
         if after is not None:
             statement = statement.where(_c.evaluation_id > after)
-        async with self._sessions() as session:
+        async with self._session() as session:
             with translate_errors("evaluation key"):
                 rows = (await session.execute(statement)).all()
         return [(row.evaluation_id, WrappedKey(row.kid, bytes(row.wrapped))) for row in rows]
@@ -92,14 +97,14 @@ class SqlEvaluationKeys(EvaluationKeys):
             .where(self._of(evaluation_id), _c.kid == old.kid, _c.wrapped == old.wrapped)
             .values(kid=new.kid, wrapped=new.wrapped)
         )
-        async with self._sessions() as session, session.begin():
+        async with self._session() as session, session.begin():
             with translate_errors("evaluation key"):
                 result = await session.execute(statement)
         return _rowcount(result) == 1
 
     async def count(self) -> int:
         statement = sa.select(sa.func.count()).where(_c.tenant_id == self._tenant)
-        async with self._sessions() as session:
+        async with self._session() as session:
             with translate_errors("evaluation key"):
                 return int(await session.scalar(statement) or 0)
 

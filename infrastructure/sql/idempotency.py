@@ -17,14 +17,15 @@ from infrastructure.sql.dialect import dialect_name, insert_for
 from infrastructure.sql.errors import translate_errors
 from infrastructure.sql.rows import Row
 from infrastructure.sql.tables import idempotency_keys
+from infrastructure.sql.tenancy import bind_tenant
 
 PURGE_BATCH = 1000
 CLAIM_ATTEMPTS = 3
 _c = idempotency_keys.c
 
 
-def _key(caller: str, key: str) -> sa.ColumnElement[bool]:
-    return sa.and_(_c.caller == caller, _c.key == key)
+def _key(tenant: TenantId, caller: str, key: str) -> sa.ColumnElement[bool]:
+    return sa.and_(_c.tenant_id == tenant, _c.caller == caller, _c.key == key)
 
 
 def _reclaimable(now: datetime) -> sa.ColumnElement[bool]:
@@ -41,7 +42,7 @@ def _finds(dialect: str, needle: bytes) -> sa.ColumnElement[bool]:
     return sa.func.instr(_c.body, value) > 0
 
 
-def key_record(caller: str, key: str, row: Row) -> KeyRecord:
+def key_record(tenant: TenantId, caller: str, key: str, row: Row) -> KeyRecord:
     """A row of ``idempotency_keys`` (both SQL stacks read the same columns)."""
     response = None
     if row["status"] is not None:
@@ -52,6 +53,7 @@ def key_record(caller: str, key: str, row: Row) -> KeyRecord:
             body=bytes(row["body"] or b""),
         )
     return KeyRecord(
+        tenant=tenant,
         caller=caller,
         key=key,
         fingerprint=row["fingerprint"],
@@ -62,7 +64,7 @@ def key_record(caller: str, key: str, row: Row) -> KeyRecord:
 
 
 def key_values(record: KeyRecord) -> dict[str, Any]:
-    """The columns of ``record`` but its (caller, key)."""
+    """The columns of ``record`` but its (tenant, caller, key)."""
     response = record.response
     return {
         "fingerprint": record.fingerprint,
@@ -90,12 +92,12 @@ class SqlIdempotencyStore(IdempotencyStore):
     async def _claim_once(self, claim: KeyRecord, now: datetime) -> tuple[bool, KeyRecord | None]:
         """(True, None) when claimed; (False, the live holder); (False, None) when the row
         went between the statements (released or purged meanwhile): try again."""
-        caller, key, fresh = claim.caller, claim.key, key_values(claim)
-        async with self._sessions() as session, session.begin():
+        tenant, caller, key, fresh = claim.tenant, claim.caller, claim.key, key_values(claim)
+        async with bind_tenant(self._sessions(), tenant) as session, session.begin():
             with translate_errors("idempotency claim"):
                 inserted = await session.execute(
                     insert_for(session, idempotency_keys)
-                    .values(caller=caller, key=key, **fresh)
+                    .values(tenant_id=tenant, caller=caller, key=key, **fresh)
                     .on_conflict_do_nothing(index_elements=[_c.caller, _c.key])
                     .returning(_c.key)
                 )
@@ -104,38 +106,44 @@ class SqlIdempotencyStore(IdempotencyStore):
                 # Taken over only while still free: of two requests one wins the row.
                 taken = await session.execute(
                     sa.update(idempotency_keys)
-                    .where(_key(caller, key), _reclaimable(now))
+                    .where(_key(tenant, caller, key), _reclaimable(now))
                     .values(**fresh)
                     .returning(_c.key)
                 )
                 if taken.first() is not None:
                     return True, None
-                statement = sa.select(idempotency_keys).where(_key(caller, key))
+                statement = sa.select(idempotency_keys).where(_key(tenant, caller, key))
                 row = (await session.execute(statement)).mappings().first()
-        return False, key_record(caller, key, row) if row is not None else None
+        return False, key_record(tenant, caller, key, row) if row is not None else None
 
-    async def find(self, caller: str, key: str, *, now: datetime) -> KeyRecord | None:
-        statement = sa.select(idempotency_keys).where(_key(caller, key), sa.not_(_reclaimable(now)))
-        async with self._sessions() as session:
+    async def find(
+        self, tenant: TenantId, caller: str, key: str, *, now: datetime
+    ) -> KeyRecord | None:
+        statement = sa.select(idempotency_keys).where(
+            _key(tenant, caller, key), sa.not_(_reclaimable(now))
+        )
+        async with bind_tenant(self._sessions(), tenant) as session:
             with translate_errors("idempotency find"):
                 row = (await session.execute(statement)).mappings().first()
-        return key_record(caller, key, row) if row is not None else None
+        return key_record(tenant, caller, key, row) if row is not None else None
 
     async def complete(self, answer: KeyRecord) -> None:
         values = key_values(answer)
-        async with self._sessions() as session, session.begin():
+        async with bind_tenant(self._sessions(), answer.tenant) as session, session.begin():
             with translate_errors("idempotency answer"):
                 await session.execute(
                     insert_for(session, idempotency_keys)
-                    .values(caller=answer.caller, key=answer.key, **values)
+                    .values(tenant_id=answer.tenant, caller=answer.caller, key=answer.key, **values)
                     .on_conflict_do_update(index_elements=[_c.caller, _c.key], set_=values)
                 )
 
-    async def release(self, caller: str, key: str) -> None:
-        async with self._sessions() as session, session.begin():
+    async def release(self, tenant: TenantId, caller: str, key: str) -> None:
+        async with bind_tenant(self._sessions(), tenant) as session, session.begin():
             with translate_errors("idempotency release"):
                 await session.execute(
-                    sa.delete(idempotency_keys).where(_key(caller, key), _c.status.is_(None))
+                    sa.delete(idempotency_keys).where(
+                        _key(tenant, caller, key), _c.status.is_(None)
+                    )
                 )
 
     async def purge(self, now: datetime, tenant: TenantId) -> int:
@@ -147,7 +155,7 @@ class SqlIdempotencyStore(IdempotencyStore):
                 .limit(PURGE_BATCH)
                 .subquery()
             )
-            async with self._sessions() as session, session.begin():
+            async with bind_tenant(self._sessions(), tenant) as session, session.begin():
                 with translate_errors("idempotency purge"):
                     result = await session.execute(
                         sa.delete(idempotency_keys).where(
@@ -162,13 +170,15 @@ class SqlIdempotencyStore(IdempotencyStore):
             if deleted < PURGE_BATCH:
                 return purged
 
-    async def forget_answers_with(self, needles: Sequence[bytes]) -> int:
+    async def forget_answers_with(self, tenant: TenantId, needles: Sequence[bytes]) -> int:
         if not needles:
             return 0
-        async with self._sessions() as session, session.begin():
+        async with bind_tenant(self._sessions(), tenant) as session, session.begin():
             found = [_finds(dialect_name(session), needle) for needle in needles]
             with translate_errors("idempotency forget"):
                 result = await session.execute(
-                    sa.delete(idempotency_keys).where(_c.body.is_not(None), sa.or_(*found))
+                    sa.delete(idempotency_keys).where(
+                        _c.tenant_id == tenant, _c.body.is_not(None), sa.or_(*found)
+                    )
                 )
         return int(getattr(result, "rowcount", 0) or 0)

@@ -3,9 +3,9 @@
 A write sent again with the same key and the same request (method, path, query and
 body) gets the first answer again and changes nothing; the same key with another
 request is a 422; a key whose first request is still running is a 409 with
-``Retry-After``. Keys belong to the caller (its API key's name), so two callers
-never see each other's answers. An answer of 5xx, or a request that ended before
-its body was read, is not kept: the retry runs the write.
+``Retry-After``. Keys belong to the caller (its API key's name, in its tenant), so
+two callers never see each other's answers. An answer of 5xx, or a request that ended
+before its body was read, is not kept: the retry runs the write.
 
 Two plain ASGI layers: ``IdempotencyMiddleware`` after the access check (the caller is
 known) claims the key and hashes the body as the handler reads it, uploads included,
@@ -46,6 +46,7 @@ from application.failover.idempotency import IdempotencyKeys
 from application.ports.idempotency_store import KeyRecord, StoredResponse
 from domain.access import ANONYMOUS
 from domain.tenancy import TenantId
+from domain.access import ANONYMOUS, Caller
 from interfaces.background import periodic
 from interfaces.http.errors import problem
 from interfaces.settings import Settings
@@ -89,9 +90,10 @@ def _parse_key(raw: str) -> str:
     return key
 
 
-def _caller_of(scope: Scope) -> str:
-    caller = scope.get("state", {}).get("caller")
-    return caller.name if caller is not None else ANONYMOUS.name
+def _caller_of(scope: Scope) -> Caller:
+    """Whose keys these are: the caller's name in its tenant."""
+    caller: Caller | None = scope.get("state", {}).get("caller")
+    return caller if caller is not None else ANONYMOUS
 
 
 def _fingerprint_start(scope: HTTPScope) -> "hashlib._Hash":
@@ -114,7 +116,7 @@ def _has_body(scope: HTTPScope) -> bool:
 class _Claim:
     """A claimed key and its request's body, hashed as the handler reads it."""
 
-    def __init__(self, keys: IdempotencyKeys, caller: str, key: str, scope: HTTPScope) -> None:
+    def __init__(self, keys: IdempotencyKeys, caller: Caller, key: str, scope: HTTPScope) -> None:
         self.keys = keys
         self.caller = caller
         self.key = key

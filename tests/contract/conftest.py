@@ -71,6 +71,7 @@ from infrastructure.sql.unit_of_work import SqlUnitOfWork
 from infrastructure.sql.warehouse_scan import SqlWarehouseScan
 from interfaces.settings import DatabaseSettings
 from tests.keys import fresh_keyring
+from tests.row_security import emptied, row_secured
 from tests.services import migrated_postgres_database, migrated_sqlite
 
 
@@ -204,6 +205,14 @@ def migrated_postgres_url() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="session")
+def row_secured_postgres_urls() -> Iterator[tuple[str, str]]:
+    """A migrated PostgreSQL database under row-level security for the whole run: its
+    owner's URL (to empty it) and the service role's (``tests.row_security``)."""
+    with migrated_postgres_database() as url, row_secured(url) as service_url:
+        yield url, service_url
+
+
 @pytest.fixture
 def migrated_sqlite_url(tmp_path: Path) -> str:
     return migrated_sqlite(tmp_path / "nested" / "storage.db")
@@ -219,6 +228,9 @@ def _url_of(kind: str, request: pytest.FixtureRequest) -> str:
     # Resolved in a sync fixture: the PostgreSQL fixture runs asyncio.run itself.
     if kind == "sqlite":
         url: str = request.getfixturevalue("migrated_sqlite_url")
+    elif kind.endswith(ROW_SECURED):
+        owner, url = request.getfixturevalue("row_secured_postgres_urls")
+        emptied(owner, *(table.name for table in ALL_TABLES))
     else:
         url = request.getfixturevalue("migrated_postgres_url")
     return url
@@ -229,20 +241,39 @@ async def _sql_store(kind: str, url: str) -> SqlPortStore:
     engine = create_engine(settings)
     if kind == "sqlite":
         return SqlPortStore(kind, engine)
-    await _truncate(engine)
+    if kind.endswith(ROW_SECURED):  # emptied by its owner; the store is the one it tests
+        kind = kind.removesuffix(ROW_SECURED)
+    else:
+        await _truncate(engine)
     if kind == "postgres":
         return PgPortStore(engine, await create_pool(settings), url)
     return SqlPortStore(kind, engine)
 
 
-_POSTGRES = pytest.param("postgres", marks=pytest.mark.postgres)
-_POSTGRES_SQLALCHEMY = pytest.param("postgres-sqlalchemy", marks=pytest.mark.postgres)
+# The same stores connected as the service's role to a database under row-level security
+# (ADR 0032): without the tenant set where the policies read it, they would see no row.
+ROW_SECURED = "-row-secured"
+BACKENDS: list[Any] = [
+    "memory",
+    "sqlite",
+    pytest.param("postgres", marks=pytest.mark.postgres),
+    pytest.param("postgres-sqlalchemy", marks=pytest.mark.postgres),
+]
+ROW_SECURED_BACKENDS = [
+    pytest.param(f"postgres{ROW_SECURED}", marks=pytest.mark.postgres),
+    pytest.param(f"postgres-sqlalchemy{ROW_SECURED}", marks=pytest.mark.postgres),
+]
 
 
-@pytest.fixture(params=["memory", "sqlite", _POSTGRES, _POSTGRES_SQLALCHEMY])
-def port_store_url(request: pytest.FixtureRequest) -> tuple[str, str | None]:
+def store_url_of(request: pytest.FixtureRequest) -> tuple[str, str | None]:
+    """``port_store_url`` of the backend ``request.param`` names."""
     kind: str = request.param
     return kind, None if kind == "memory" else _url_of(kind, request)
+
+
+@pytest.fixture(params=BACKENDS + ROW_SECURED_BACKENDS)
+def port_store_url(request: pytest.FixtureRequest) -> tuple[str, str | None]:
+    return store_url_of(request)
 
 
 @pytest.fixture

@@ -23,7 +23,9 @@ from infrastructure.postgres.pool import create_pool
 from infrastructure.sql.engine import create_engine, create_session_maker
 from infrastructure.sql.evaluation_keys import SqlEvaluationKeys
 from interfaces.settings import DatabaseSettings
+from tests.contract.conftest import ROW_SECURED
 from tests.keys import fresh_keyring
+from tests.row_security import emptied
 
 pytestmark = pytest.mark.anyio
 
@@ -34,6 +36,8 @@ KINDS = [
     "keyring-sqlite",
     pytest.param("postgres", marks=_POSTGRES),
     pytest.param("postgres-sqlalchemy", marks=_POSTGRES),
+    pytest.param(f"postgres{ROW_SECURED}", marks=_POSTGRES),
+    pytest.param(f"postgres-sqlalchemy{ROW_SECURED}", marks=_POSTGRES),
 ]
 
 
@@ -41,13 +45,19 @@ def _url(kind: str, request: pytest.FixtureRequest) -> str | None:
     database = kind.removeprefix("keyring-").split("-", maxsplit=1)[0]
     if database == "memory":
         return None
-    url: str = request.getfixturevalue(f"migrated_{database}_url")
-    return url
+    if kind.endswith(ROW_SECURED):
+        _, url = request.getfixturevalue("row_secured_postgres_urls")
+        return str(url)
+    url = request.getfixturevalue(f"migrated_{database}_url")
+    return str(url)
 
 
 @pytest.fixture(params=KINDS)
 def keys_kind(request: pytest.FixtureRequest) -> tuple[str, str | None]:
     kind: str = request.param
+    if kind.endswith(ROW_SECURED):  # emptied by its owner: the service's role sees no row
+        owner, _ = request.getfixturevalue("row_secured_postgres_urls")
+        emptied(owner, "evaluation_keys")
     return kind, _url(kind, request)
 
 
@@ -57,6 +67,7 @@ async def keys(keys_kind: tuple[str, str | None]) -> AsyncIterator[EvaluationKey
     if url is None:
         yield MemoryEvaluationKeys()
         return
+    kind = kind.removesuffix(ROW_SECURED)
     settings = DatabaseSettings(url=url, pool_size=5)
     engine = create_engine(settings)
     pool = await create_pool(settings) if kind == "postgres" else None
@@ -153,13 +164,20 @@ async def test_a_key_is_replaced_only_where_the_old_one_still_is(keys: Evaluatio
     assert await keys.fetch("eval-2") is None
 
 
-@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=_POSTGRES)])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "sqlite",
+        pytest.param("postgres", marks=_POSTGRES),
+        pytest.param(f"postgres{ROW_SECURED}", marks=_POSTGRES),
+    ],
+)
 async def test_each_tenant_has_its_own_keys(kind: str, request: pytest.FixtureRequest) -> None:
     url = _url(kind, request)
     assert url is not None
     settings = DatabaseSettings(url=url, pool_size=5)
     engine = create_engine(settings)
-    pool = await create_pool(settings) if kind == "postgres" else None
+    pool = await create_pool(settings) if kind.startswith("postgres") else None
     evaluation_id = f"eval-{uuid.uuid4().hex}"
 
     def of(tenant: str) -> EvaluationKeys:
@@ -180,7 +198,8 @@ async def test_each_tenant_has_its_own_keys(kind: str, request: pytest.FixtureRe
                 sa.text("SELECT tenant_id FROM evaluation_keys WHERE evaluation_id = :id"),
                 {"id": evaluation_id},
             )
-            assert list(tenants) == ["acme"]
+            # The service's role with no tenant set sees no row at all.
+            assert list(tenants) == ([] if kind.endswith(ROW_SECURED) else ["acme"])
         with pytest.raises(Exception, match=r"(?i)check"):  # the tenant's rule (0013's CHECK)
             await of("Not A Tenant").add(evaluation_id, _key("x"))
     finally:

@@ -158,7 +158,7 @@ async def test_a_statement_after_a_held_insert_runs_it_first_in_one_transaction(
         assert await repository.get(record.id) == record  # the transaction sees it
         await PgAuditLog(transaction).append(_created(record.id))
         await transaction.rollback()
-    assert sent[:2] == ["BEGIN;", "INSERT"], sent
+    assert sent[:2] == ["BEGIN;", "WITH"], sent
     assert await _stored(pool, record.id) is None
     assert await _audited(pool, record.id) == []
 
@@ -181,7 +181,8 @@ async def test_an_update_and_its_audit_entry_are_one_statement_and_lose_to_a_new
             )
             if outcome is None:
                 await transaction.commit()
-                assert sent == ["WITH"]
+                # An UPDATE cannot set its tenant itself: BEGIN sets it (ADR 0032).
+                assert sent == ["BEGIN;", "WITH", "COMMIT"]
             else:
                 with pytest.raises(outcome):
                     await transaction.commit()

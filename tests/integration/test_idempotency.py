@@ -14,6 +14,7 @@ from litestar.testing import TestClient
 
 from application.failover.idempotency import IdempotencyKeys
 from application.ports.idempotency_store import IdempotencyStore, KeyRecord
+from domain.access import ANONYMOUS
 from domain.tenancy import DEFAULT_TENANT
 from infrastructure.memory.idempotency import MemoryIdempotencyStore
 from interfaces.http.app import create_app
@@ -159,7 +160,7 @@ def test_a_key_in_flight_is_a_409_with_retry_after(client: TestClient[Any]) -> N
     async def claim() -> None:
         container = client.app.state.dishka_container
         keys = await container.get(IdempotencyKeys)
-        assert await keys.claim("anonymous", "in-flight") is None
+        assert await keys.claim(ANONYMOUS, "in-flight") is None
 
     with client.portal() as portal:
         portal.call(claim)  # another request holds the key

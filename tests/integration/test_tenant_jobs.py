@@ -20,7 +20,6 @@ import anyio
 import nats
 import pyarrow.parquet as pq
 import pytest
-import sqlalchemy as sa
 from dishka import AsyncContainer, Provider, make_async_container
 from nats.js.errors import NotFoundError
 
@@ -36,7 +35,6 @@ from domain.changes import Change
 from domain.identifiers import EvaluationId
 from domain.status import EvaluationStatus
 from domain.tenancy import DEFAULT_TENANT, TenantId
-from infrastructure.sql.engine import create_engine
 from interfaces import acting
 from interfaces.http.idempotency import purge_expired_keys
 from interfaces.http.retention import run_retention
@@ -129,34 +127,25 @@ async def test_the_idempotency_purge_deletes_each_tenants_expired_keys_in_its_ro
     expired = datetime.now(UTC) - timedelta(days=1)
     async with container_of(settings) as container:
         store = await container.get(IdempotencyStore)
-        for key in ("k-default", "k-other-default", "k-acme"):
+        for key, tenant in (
+            ("k-default", DEFAULT_TENANT),
+            ("k-other", DEFAULT_TENANT),
+            ("k-acme", ACME),
+        ):
             await store.complete(
                 KeyRecord.answered(
                     "gateway",
                     key,
+                    tenant=tenant,
                     fingerprint="a" * 64,
                     response=StoredResponse(status=200, headers=(), body=b"{}"),
                     expires_at=expired,
                 )
             )
-        await move_key_to_acme(settings, "k-acme")
 
         purged = await purge_expired_keys(container, settings, anyio.Event())
 
     assert purged == {DEFAULT_TENANT: 2, ACME: 1}
-
-
-async def move_key_to_acme(settings: Settings, key: str) -> None:
-    """The key's row is ``acme``'s (the stores write only the default tenant's keys yet)."""
-    engine = create_engine(settings.database)
-    try:
-        async with engine.begin() as connection:
-            await connection.execute(
-                sa.text("UPDATE idempotency_keys SET tenant_id = 'acme' WHERE key = :key"),
-                {"key": key},
-            )
-    finally:
-        await engine.dispose()
 
 
 def _parquet_ids(root: Path) -> set[str]:

@@ -124,9 +124,9 @@ def test_postgres_get_timeline_and_feed_walk_an_index(postgres: str) -> None:
     get = asyncio.run(_pg_plan(postgres, SELECT_LIVE, DEFAULT_TENANT, "e00042"))
     # By the key, or by the live ids' index, which now holds (tenant_id, id) too.
     assert "pk_evaluations" in get or "idx_evaluations_live_id_pattern" in get, get
-    events = asyncio.run(_pg_plan(postgres, SELECT_EVENTS, "e00042", DEFAULT_TENANT))
+    events = asyncio.run(_pg_plan(postgres, SELECT_EVENTS, DEFAULT_TENANT, "e00042"))
     assert "idx_events_evaluation_id" in events, events
-    arguments = (0, 0, None, None, 100, None, DEFAULT_TENANT)
+    arguments = (DEFAULT_TENANT, 0, 0, None, None, 100, None)
     feed = asyncio.run(_pg_plan(postgres, SELECT_CHANGES, *arguments))
     assert "idx_audit_log_feed" in feed, feed
     assert "Seq Scan" not in get + events + feed

@@ -27,6 +27,7 @@ from application.use_cases.create_evaluation import CreateEvaluation
 from application.use_cases.erase_subject import EraseSubject, ExportSubject
 from application.use_cases.get_evaluation import GetEvaluation
 from application.use_cases.update_evaluation import UpdateEvaluation
+from domain.access import AccessScope, Caller
 from domain.audit import AuditAction, AuditContext
 from domain.errors import InvalidTextError
 from domain.identifiers import EvaluationId
@@ -43,6 +44,7 @@ from tests.use_cases.failover_world import World, create, running_world
 
 pytestmark = pytest.mark.anyio
 
+GATEWAY = Caller("gateway", AccessScope.WRITE)
 BIG = "x" * 5000  # over the use-case tests' blob threshold
 
 
@@ -92,7 +94,7 @@ async def test_everything_of_the_subject_goes_and_nothing_of_another(
     for number, evaluation_id in enumerate(mine + theirs):
         body = msgspec.json.encode({"id": evaluation_id})
         await keys.complete(
-            "gateway", f"k{number}", "f", StoredResponse(status=200, headers=(), body=body)
+            GATEWAY, f"k{number}", "f", StoredResponse(status=200, headers=(), body=body)
         )
 
     report = await erase.execute("s", batch_size=2)
@@ -104,8 +106,8 @@ async def test_everything_of_the_subject_goes_and_nothing_of_another(
     assert all(app.database.evaluations.get(e) is not None for e in theirs)
     assert [bool(await app.payloads.blobs_of(e)) for e in mine + theirs] == [False] * 3 + [True] * 2
     for number in range(3, 5):
-        assert await keys.claim("gateway", f"k{number}") is not None  # kept
-    assert await keys.claim("gateway", "k0") is None  # forgotten: free again
+        assert await keys.claim(GATEWAY, f"k{number}") is not None  # kept
+    assert await keys.claim(GATEWAY, "k0") is None  # forgotten: free again
     trail = await (await app.request.get(AuditLog)).list(AuditQuery(limit=100))
     erasure = [entry for entry in trail if entry.action is AuditAction.ERASE]
     assert len(erasure) == 1

@@ -14,11 +14,14 @@ from application.errors import BackendUnavailableError
 from application.failover.idempotency import IdempotencyKeys
 from application.failover.primary import PrimaryState
 from application.ports.idempotency_store import IdempotencyStore, KeyRecord, StoredResponse
+from domain.access import AccessScope, Caller
+from domain.tenancy import DEFAULT_TENANT, TenantId
 from infrastructure.files.idempotency import FileIdempotencyStore
 from infrastructure.memory.idempotency import MemoryIdempotencyStore
 
 pytestmark = pytest.mark.anyio
 
+GATEWAY = Caller("gateway", AccessScope.WRITE)
 ANSWER = StoredResponse(status=200, headers=(("content-type", "application/json"),), body=b"{}")
 
 
@@ -76,27 +79,27 @@ def world(tmp_path: Path) -> World:
 
 
 async def test_while_the_primary_serves_keys_are_claimed_there(world: World) -> None:
-    assert await world.keys.claim("gateway", "k") is None
+    assert await world.keys.claim(GATEWAY, "k") is None
 
-    assert ("gateway", "k") in world.primary.records
+    assert (DEFAULT_TENANT, "gateway", "k") in world.primary.records
 
 
 async def test_an_answer_is_mirrored_beside_the_journal(world: World) -> None:
-    await world.keys.claim("gateway", "k")
-    await world.keys.complete("gateway", "k", "f" * 64, ANSWER)
+    await world.keys.claim(GATEWAY, "k")
+    await world.keys.complete(GATEWAY, "k", "f" * 64, ANSWER)
 
     assert world.fallback is not None
-    mirrored = await world.fallback.find("gateway", "k", now=world.clock.now())
+    mirrored = await world.fallback.find(DEFAULT_TENANT, "gateway", "k", now=world.clock.now())
     assert mirrored is not None
     assert mirrored.response == ANSWER
 
 
 async def test_an_answer_given_before_an_outage_is_found_during_it(world: World) -> None:
-    await world.keys.claim("gateway", "k")
-    await world.keys.complete("gateway", "k", "f" * 64, ANSWER)
+    await world.keys.claim(GATEWAY, "k")
+    await world.keys.complete(GATEWAY, "k", "f" * 64, ANSWER)
     world.primary.down = True
 
-    held = await world.keys.claim("gateway", "k")
+    held = await world.keys.claim(GATEWAY, "k")
 
     assert held is not None
     assert held.response == ANSWER
@@ -107,25 +110,25 @@ async def test_during_an_outage_a_key_is_claimed_and_answered_in_the_fallback(
 ) -> None:
     world.primary.down = True
 
-    assert await world.keys.claim("gateway", "k") is None
-    again = await world.keys.claim("gateway", "k")
-    await world.keys.complete("gateway", "k", "f" * 64, ANSWER)
+    assert await world.keys.claim(GATEWAY, "k") is None
+    again = await world.keys.claim(GATEWAY, "k")
+    await world.keys.complete(GATEWAY, "k", "f" * 64, ANSWER)
     world.primary.down = False
-    after = await world.keys.claim("gateway", "k")
+    after = await world.keys.claim(GATEWAY, "k")
 
     assert again is not None
     assert again.in_flight()
     assert after is not None
     assert after.response == ANSWER
-    assert ("gateway", "k") not in world.primary.records
+    assert (DEFAULT_TENANT, "gateway", "k") not in world.primary.records
 
 
 async def test_a_primary_known_down_is_not_asked_again(world: World) -> None:
     world.primary.down = True
     world.state.mark_down()
 
-    await world.keys.claim("gateway", "k")
-    await world.keys.complete("gateway", "k", "f" * 64, ANSWER)
+    await world.keys.claim(GATEWAY, "k")
+    await world.keys.complete(GATEWAY, "k", "f" * 64, ANSWER)
 
     assert world.primary.calls == 0
 
@@ -135,23 +138,25 @@ async def test_without_a_fallback_an_outage_is_the_callers_503(tmp_path: Path) -
     world.primary.down = True
 
     with pytest.raises(BackendUnavailableError):
-        await world.keys.claim("gateway", "k")
+        await world.keys.claim(GATEWAY, "k")
 
 
 async def test_release_frees_the_key_in_both_stores(world: World) -> None:
     world.primary.down = True
-    await world.keys.claim("gateway", "k")
+    await world.keys.claim(GATEWAY, "k")
     world.primary.down = False
 
-    await world.keys.release("gateway", "k")
+    await world.keys.release(GATEWAY, "k")
 
-    assert await world.keys.claim("gateway", "k") is None
+    assert await world.keys.claim(GATEWAY, "k") is None
 
 
 class UnreadableStore(MemoryIdempotencyStore):
     """A fallback directory that cannot be read (permissions, a failed disk)."""
 
-    async def find(self, caller: str, key: str, *, now: datetime) -> KeyRecord | None:
+    async def find(
+        self, tenant: TenantId, caller: str, key: str, *, now: datetime
+    ) -> KeyRecord | None:
         raise BackendUnavailableError(Backend.FILE, "EACCES: Permission denied")
 
 
@@ -168,9 +173,9 @@ async def test_an_unreadable_fallback_does_not_refuse_what_the_primary_serves(
         lease=timedelta(minutes=1),
     )
 
-    assert await world.keys.claim("gateway", "k") is None
-    assert ("gateway", "k") in world.primary.records
+    assert await world.keys.claim(GATEWAY, "k") is None
+    assert (DEFAULT_TENANT, "gateway", "k") in world.primary.records
 
     world.state.mark_down()
     with pytest.raises(BackendUnavailableError):
-        await world.keys.claim("gateway", "other")
+        await world.keys.claim(GATEWAY, "other")

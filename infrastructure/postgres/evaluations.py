@@ -37,7 +37,7 @@ _SELECTED = ", ".join(column.name for column in evaluations.c)
 INSERT = (
     f"INSERT INTO evaluations (tenant_id, {', '.join(_COLUMNS)}) "  # noqa: S608
     f"VALUES ({', '.join(f'${index}' for index in range(1, len(_COLUMNS) + 2))}) "
-    "ON CONFLICT (id) DO NOTHING"
+    "ON CONFLICT (tenant_id, id) DO NOTHING"
 )
 SELECT_ANY = f"SELECT {_SELECTED} FROM evaluations WHERE tenant_id = $1 AND id = $2"  # noqa: S608
 SELECT_LIVE = f"{SELECT_ANY} AND deleted_at IS NULL"

@@ -21,7 +21,7 @@ CLAIM = """
 WITH claimed AS (
     INSERT INTO idempotency_keys AS k (caller, key, expires_at, lease_until)
     VALUES ($1, $2, $4, $3)
-    ON CONFLICT (caller, key) DO UPDATE
+    ON CONFLICT (tenant_id, caller, key) DO UPDATE
        SET fingerprint = NULL, status = NULL, headers = NULL, body = NULL,
            expires_at = EXCLUDED.expires_at, lease_until = EXCLUDED.lease_until
      WHERE k.expires_at <= $5 OR (k.status IS NULL AND k.lease_until <= $5)
@@ -46,7 +46,7 @@ ANSWER = """
 INSERT INTO idempotency_keys
        (caller, key, fingerprint, status, headers, body, expires_at, lease_until)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-ON CONFLICT (caller, key) DO UPDATE
+ON CONFLICT (tenant_id, caller, key) DO UPDATE
    SET fingerprint = EXCLUDED.fingerprint, status = EXCLUDED.status,
        headers = EXCLUDED.headers, body = EXCLUDED.body,
        expires_at = EXCLUDED.expires_at, lease_until = EXCLUDED.lease_until

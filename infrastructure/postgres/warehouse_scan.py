@@ -68,14 +68,16 @@ _TIMELINES = {
     Table.EVENTS: """
 SELECT e.evaluation_id, e.event_id, {cursor} AS change_cursor, e.event_type, e.timestamp,
        e.message, e.metadata::text AS metadata, (e.timestamp AT TIME ZONE 'UTC')::date AS date
-FROM evaluation_events AS e JOIN evaluations AS v ON v.id = e.evaluation_id {changed}
+FROM evaluation_events AS e JOIN evaluations AS v
+  ON v.tenant_id = e.tenant_id AND v.id = e.evaluation_id {changed}
 WHERE v.deleted_at IS NULL ORDER BY e.id
 """,
     Table.LOGS: """
 SELECT c.evaluation_id, c.start_offset AS byte_offset, {cursor} AS change_cursor,
        octet_length(c.content)::bigint AS size, c.content, c.created_at,
        (c.created_at AT TIME ZONE 'UTC')::date AS date
-FROM log_chunks AS c JOIN evaluations AS v ON v.id = c.evaluation_id {changed}
+FROM log_chunks AS c JOIN evaluations AS v
+  ON v.tenant_id = c.tenant_id AND v.id = c.evaluation_id {changed}
 WHERE v.deleted_at IS NULL ORDER BY c.id
 """,
 }

@@ -39,7 +39,7 @@ _SELECTED = ", ".join(column.name for column in evaluations.c)
 INSERT = (
     f"WITH {SCOPE} INSERT INTO evaluations (tenant_id, {', '.join(_COLUMNS)}) "  # noqa: S608
     f"VALUES ({SCOPE_TENANT}, {', '.join(f'${index}' for index in range(2, len(_COLUMNS) + 2))}) "
-    "ON CONFLICT (id) DO NOTHING"
+    "ON CONFLICT (tenant_id, id) DO NOTHING"
 )
 _ANY = f"SELECT {_SELECTED} FROM evaluations WHERE tenant_id = scope.tenant AND id = $2"  # noqa: S608
 SELECT_ANY = scoped(_ANY)

@@ -25,7 +25,7 @@ CLAIM = f"""
 WITH {SCOPE}, claimed AS (
     INSERT INTO idempotency_keys AS k (tenant_id, caller, key, expires_at, lease_until)
     VALUES ({SCOPE_TENANT}, $2, $3, $5, $4)
-    ON CONFLICT (caller, key) DO UPDATE
+    ON CONFLICT (tenant_id, caller, key) DO UPDATE
        SET fingerprint = NULL, status = NULL, headers = NULL, body = NULL,
            expires_at = EXCLUDED.expires_at, lease_until = EXCLUDED.lease_until
      WHERE k.expires_at <= $6 OR (k.status IS NULL AND k.lease_until <= $6)
@@ -50,7 +50,7 @@ WITH {SCOPE}
 INSERT INTO idempotency_keys
        (tenant_id, caller, key, fingerprint, status, headers, body, expires_at, lease_until)
 VALUES ({SCOPE_TENANT}, $2, $3, $4, $5, $6, $7, $8, $9)
-ON CONFLICT (caller, key) DO UPDATE
+ON CONFLICT (tenant_id, caller, key) DO UPDATE
    SET fingerprint = EXCLUDED.fingerprint, status = EXCLUDED.status,
        headers = EXCLUDED.headers, body = EXCLUDED.body,
        expires_at = EXCLUDED.expires_at, lease_until = EXCLUDED.lease_until

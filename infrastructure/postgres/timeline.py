@@ -25,7 +25,7 @@ INSERT INTO evaluation_events
     (tenant_id, evaluation_id, event_id, event_type, timestamp, message, metadata)
 SELECT tenant_id, id, $2, $3, $4, $5, $6 FROM evaluations
 WHERE tenant_id = $7 AND id = $1 AND deleted_at IS NULL
-ON CONFLICT (evaluation_id, event_id) DO NOTHING
+ON CONFLICT (tenant_id, evaluation_id, event_id) DO NOTHING
 """
 SELECT_LIVE_ID = scoped(
     "SELECT id FROM evaluations WHERE tenant_id = scope.tenant AND id = $2 AND deleted_at IS NULL"

@@ -103,7 +103,7 @@ def filter_conditions(
     if criteria.id_prefix:
         conditions += _prefix_conditions(criteria.id_prefix, dialect)
     if criteria.search is not None:
-        conditions.append(search_condition(criteria.search, dialect))
+        conditions.append(search_condition(criteria.search, dialect, tenant))
     return conditions
 
 

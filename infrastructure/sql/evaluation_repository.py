@@ -51,7 +51,7 @@ class SqlEvaluationRepository(EvaluationRepository):
             .values(
                 tenant_id=session_tenant(self._session), **evaluation_values(evaluation, self._seal)
             )
-            .on_conflict_do_nothing(index_elements=[evaluations.c.id])
+            .on_conflict_do_nothing(index_elements=[evaluations.c.tenant_id, evaluations.c.id])
         )
         with translate_errors():
             result = await self._session.execute(statement)

@@ -98,7 +98,7 @@ class SqlIdempotencyStore(IdempotencyStore):
                 inserted = await session.execute(
                     insert_for(session, idempotency_keys)
                     .values(tenant_id=tenant, caller=caller, key=key, **fresh)
-                    .on_conflict_do_nothing(index_elements=[_c.caller, _c.key])
+                    .on_conflict_do_nothing(index_elements=[_c.tenant_id, _c.caller, _c.key])
                     .returning(_c.key)
                 )
                 if inserted.first() is not None:
@@ -134,7 +134,9 @@ class SqlIdempotencyStore(IdempotencyStore):
                 await session.execute(
                     insert_for(session, idempotency_keys)
                     .values(tenant_id=answer.tenant, caller=answer.caller, key=answer.key, **values)
-                    .on_conflict_do_update(index_elements=[_c.caller, _c.key], set_=values)
+                    .on_conflict_do_update(
+                        index_elements=[_c.tenant_id, _c.caller, _c.key], set_=values
+                    )
                 )
 
     async def release(self, tenant: TenantId, caller: str, key: str) -> None:

@@ -30,7 +30,11 @@ from infrastructure.sql.tenancy import session_tenant
 # metadata, which cannot create a virtual table.
 search_text = sa.table("search_text", sa.column("rowid"), sa.column("content"))
 search_rows = sa.table(
-    "search_rows", sa.column("id"), sa.column("evaluation_id"), sa.column("field")
+    "search_rows",
+    sa.column("id"),
+    sa.column("tenant_id"),
+    sa.column("evaluation_id"),
+    sa.column("field"),
 )
 # Where each field's texts live: the id column, the table, the text column (an output or
 # error is its inline text or preview, and the tail of a blob-stored one).
@@ -48,15 +52,16 @@ def pg_argument(search: TextSearch) -> str:
     return search.pattern if search.regex else search.like()
 
 
-def pg_matching_ids(search: TextSearch, placeholder: str) -> str:
-    """``SELECT`` of the ids whose searched fields match ``placeholder`` (see ``pg_argument``).
+def pg_matching_ids(search: TextSearch, placeholder: str, tenant: str) -> str:
+    """``SELECT`` of the ids of the tenant ``tenant`` (a placeholder) whose searched fields
+    match ``placeholder`` (see ``pg_argument``): another tenant may hold the same ids.
 
     Names come from ``PG_SOURCES`` only; the user's text is the bound argument.
     """
     operator = "~" if search.regex else "ILIKE"
     return " UNION ".join(
-        f"SELECT {key} FROM {table} WHERE {column} {operator} {placeholder}"  # noqa: S608
-        f" AND {not_sealed(column)}"
+        f"SELECT {key} FROM {table} WHERE tenant_id = {tenant}"  # noqa: S608
+        f" AND {column} {operator} {placeholder} AND {not_sealed(column)}"
         for field, sources in PG_SOURCES.items()
         if search.looks_in(field)
         for key, table, column in sources
@@ -68,10 +73,12 @@ def fts_phrase(text: str) -> str:
     return '"' + text.replace('"', '""') + '"'
 
 
-def search_condition(search: TextSearch, dialect: str) -> sa.ColumnElement[bool]:
-    """``evaluations.id`` is among the hits of ``search``."""
+def search_condition(search: TextSearch, dialect: str, tenant: TenantId) -> sa.ColumnElement[bool]:
+    """``evaluations.id`` is among the hits of ``search`` in ``tenant``'s texts."""
     if dialect == "postgresql":
-        ids = sa.text(pg_matching_ids(search, ":search")).bindparams(search=pg_argument(search))
+        ids = sa.text(pg_matching_ids(search, ":search", ":tenant")).bindparams(
+            search=pg_argument(search), tenant=tenant
+        )
         return evaluations.c.id.in_(ids.columns(sa.column("id", sa.String)))
     if search.regex:
         matched = search_text.c.content.regexp_match(search.pattern)
@@ -79,6 +86,7 @@ def search_condition(search: TextSearch, dialect: str) -> sa.ColumnElement[bool]
         matched = sa.literal_column("search_text").op("MATCH")(fts_phrase(search.pattern))
     texts = sa.select(search_text.c.rowid).where(matched)
     owners = sa.select(search_rows.c.evaluation_id).where(
+        search_rows.c.tenant_id == tenant,
         search_rows.c.id.in_(texts),
         search_rows.c.field.in_([field.value for field in search.fields]),
     )

@@ -76,8 +76,10 @@ def _trigram(table: str, column: str) -> sa.Index:
 evaluations = sa.Table(
     "evaluations",
     metadata,
-    sa.Column("id", sa.String(255), primary_key=True),
+    sa.Column("id", sa.String(255), nullable=False),
     *_tenant(),
+    # Two tenants may hold the same id (migration 0015).
+    sa.PrimaryKeyConstraint("tenant_id", "id"),
     sa.Column("code", sa.Text(), nullable=False),
     sa.Column("language", sa.String(50), nullable=False, server_default="python"),
     sa.Column("status", sa.String(50), nullable=False),
@@ -178,14 +180,17 @@ evaluations = sa.Table(
 live_evaluations = evaluations.c.deleted_at.is_(None)
 
 
-def _owning_evaluation() -> sa.Column[str]:
-    """``evaluation_id`` of a row that belongs to one record and goes when it is purged."""
-    return sa.Column(
-        "evaluation_id",
-        sa.String(255),
-        sa.ForeignKey("evaluations.id", ondelete="CASCADE"),
-        nullable=False,
-    )
+def _owning_evaluation() -> list[sa.schema.SchemaItem]:
+    """``evaluation_id`` of a row that belongs to one record of its tenant and goes when it
+    is purged (the key is the tenant's and the id since migration 0015)."""
+    return [
+        sa.Column("evaluation_id", sa.String(255), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["tenant_id", "evaluation_id"],
+            ["evaluations.tenant_id", "evaluations.id"],
+            ondelete="CASCADE",
+        ),
+    ]
 
 
 evaluation_events = sa.Table(
@@ -193,14 +198,16 @@ evaluation_events = sa.Table(
     metadata,
     sa.Column("id", AutoId, sa.Identity(), primary_key=True),
     *_tenant(),
-    _owning_evaluation(),
+    *_owning_evaluation(),
     # Client- or server-chosen id that makes a redelivered append a no-op.
     sa.Column("event_id", sa.String(255), nullable=False),
     sa.Column("event_type", sa.String(100), nullable=False),
     sa.Column("timestamp", DateTimeUTC(), nullable=False, server_default=sa.func.now()),
     sa.Column("message", sa.Text()),
     sa.Column("metadata", JsonB, nullable=False, server_default="{}"),
-    sa.UniqueConstraint("evaluation_id", "event_id", name="uq_events_evaluation_event"),
+    sa.UniqueConstraint(
+        "tenant_id", "evaluation_id", "event_id", name="uq_events_evaluation_event"
+    ),
     # Serves the timeline read: one evaluation, in (timestamp, id) order.
     sa.Index("idx_events_evaluation_id", "tenant_id", "evaluation_id", "timestamp", "id"),
     sa.Index("idx_events_timestamp", sa.text("timestamp DESC")),
@@ -212,12 +219,14 @@ log_chunks = sa.Table(
     metadata,
     sa.Column("id", AutoId, sa.Identity(), primary_key=True),
     *_tenant(),
-    _owning_evaluation(),
+    *_owning_evaluation(),
     sa.Column("start_offset", sa.BigInteger(), nullable=False),
     sa.Column("content", sa.Text(), nullable=False),
     sa.Column("created_at", DateTimeUTC(), nullable=False, server_default=sa.func.now()),
-    # Also the index that serves reads by (evaluation_id, offset).
-    sa.UniqueConstraint("evaluation_id", "start_offset", name="uq_log_chunks_evaluation_offset"),
+    # Also the index that serves reads by (tenant_id, evaluation_id, offset).
+    sa.UniqueConstraint(
+        "tenant_id", "evaluation_id", "start_offset", name="uq_log_chunks_evaluation_offset"
+    ),
     _trigram("log_chunks", "content"),
 )
 
@@ -248,14 +257,15 @@ audit_log = sa.Table(
     sa.Index("idx_audit_log_at", "at"),
 )
 
-# The answers of ``Idempotency-Key`` requests, per caller and key (migration 0008); a
-# row without ``status`` is in flight. Expired rows go in batches by ``expires_at``.
+# The answers of ``Idempotency-Key`` requests, per tenant, caller and key (migrations 0008
+# and 0015); a row without ``status`` is in flight. Expired rows go in batches by
+# ``expires_at``.
 idempotency_keys = sa.Table(
     "idempotency_keys",
     metadata,
+    *_tenant(key=True),
     sa.Column("caller", sa.String(100), primary_key=True),
     sa.Column("key", sa.String(255), primary_key=True),
-    *_tenant(),
     sa.Column("fingerprint", sa.String(64)),
     sa.Column("status", sa.Integer()),
     sa.Column("headers", JsonB),

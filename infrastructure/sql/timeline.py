@@ -58,7 +58,7 @@ def log_text(rows: Sequence[tuple[int, str]], evaluation_id: str, seal: ColumnSe
 
 
 class SqlEventLog(EventLog):
-    """``EventLog`` on ``evaluation_events``; ``(evaluation_id, event_id)`` is unique.
+    """``EventLog`` on ``evaluation_events``; ``(tenant_id, evaluation_id, event_id)`` is unique.
 
     Appending to an unknown or soft-deleted evaluation raises
     ``EvaluationNotFoundError``.
@@ -100,7 +100,7 @@ class SqlEventLog(EventLog):
                 ],
                 source,
             )
-            .on_conflict_do_nothing(index_elements=[c.evaluation_id, c.event_id])
+            .on_conflict_do_nothing(index_elements=[c.tenant_id, c.evaluation_id, c.event_id])
         )
         with translate_errors():
             result = await self._session.execute(statement)

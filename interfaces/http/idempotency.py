@@ -44,9 +44,8 @@ from litestar.types import (
 
 from application.failover.idempotency import IdempotencyKeys
 from application.ports.idempotency_store import KeyRecord, StoredResponse
-from domain.access import ANONYMOUS
-from domain.tenancy import TenantId
 from domain.access import ANONYMOUS, Caller
+from domain.tenancy import TenantId
 from interfaces.background import periodic
 from interfaces.http.errors import problem
 from interfaces.settings import Settings

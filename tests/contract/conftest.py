@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from application.ports.audit_log import AuditLog
 from application.ports.backend_inspector import BackendInspector
 from application.ports.change_feed import ChangeFeed
+from application.ports.evaluation_maintenance import EvaluationMaintenance
 from application.ports.evaluation_pages import EvaluationPages
 from application.ports.evaluation_queries import EvaluationQueries
 from application.ports.evaluation_repository import EvaluationRepository
@@ -45,6 +46,7 @@ from infrastructure.memory.evaluations import (
     MemoryEvaluationQueries,
     MemoryEvaluationRepository,
 )
+from infrastructure.memory.maintenance import MemoryEvaluationMaintenance
 from infrastructure.memory.search_texts import MemorySearchTexts
 from infrastructure.memory.timeline import MemoryEventLog, MemoryLogStore
 from infrastructure.memory.unit_of_work import MemoryUnitOfWork
@@ -53,6 +55,7 @@ from infrastructure.postgres.audit import PgAuditLog
 from infrastructure.postgres.changes import PgChangeFeed
 from infrastructure.postgres.evaluation_pages import PgEvaluationPages
 from infrastructure.postgres.evaluations import PgEvaluationRepository
+from infrastructure.postgres.maintenance import PgEvaluationMaintenance
 from infrastructure.postgres.pool import create_pool
 from infrastructure.postgres.timeline import PgEventLog, PgLogStore
 from infrastructure.postgres.transaction import PgTransaction
@@ -63,6 +66,7 @@ from infrastructure.sql.engine import create_engine, create_session_maker
 from infrastructure.sql.evaluation_queries import SqlEvaluationQueries
 from infrastructure.sql.evaluation_repository import SqlEvaluationRepository
 from infrastructure.sql.inspector import SqlDatabaseInspector
+from infrastructure.sql.maintenance import SqlEvaluationMaintenance
 from infrastructure.sql.search import SqlSearchTexts
 from infrastructure.sql.tables import ALL_TABLES
 from infrastructure.sql.tenancy import bind_tenant
@@ -196,6 +200,32 @@ class PgPortStore(SqlPortStore):
     async def close(self) -> None:
         await self.pool.close()
         await super().close()
+
+
+@asynccontextmanager
+async def maintenance(
+    store: PortStore, *, commit: bool = True, tenant: TenantId = DEFAULT_TENANT
+) -> AsyncIterator[tuple[EvaluationMaintenance, UnitOfWork]]:
+    """The maintenance adapter the service wires for ``store`` and ``tenant``, on one scope
+    committing on a clean exit."""
+    if isinstance(store, MemoryPortStore):
+        yield MemoryEvaluationMaintenance(store.database, tenant), MemoryUnitOfWork()
+    elif isinstance(store, PgPortStore):
+        transaction = PgTransaction(store.pool, acquire_timeout_s=10, tenant=tenant)
+        try:
+            yield PgEvaluationMaintenance(transaction), transaction
+            if commit:
+                await transaction.commit()
+        finally:
+            await transaction.close()
+    else:
+        assert isinstance(store, SqlPortStore)
+        async with store.session_maker() as session:
+            bind_tenant(session, tenant)
+            uow = SqlUnitOfWork(session)
+            yield SqlEvaluationMaintenance(session), uow
+            if commit:
+                await uow.commit()
 
 
 @pytest.fixture(scope="session")

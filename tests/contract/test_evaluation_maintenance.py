@@ -1,35 +1,18 @@
 """EvaluationMaintenance contract over memory, SQLite, PostgreSQL (asyncpg and SQLAlchemy)."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import pytest
 
-from application.ports.evaluation_maintenance import (
-    EvaluationMaintenance,
-    PurgeCursor,
-    PurgeSelection,
-    SubjectTag,
-)
-from application.ports.unit_of_work import UnitOfWork
+from application.ports.evaluation_maintenance import PurgeCursor, PurgeSelection, SubjectTag
 from domain.identifiers import EvaluationId
 from domain.status import TERMINAL_STATUSES, EvaluationStatus
-from domain.tenancy import DEFAULT_TENANT
 from domain.timeline import EvaluationEvent
-from infrastructure.memory.maintenance import MemoryEvaluationMaintenance
-from infrastructure.memory.unit_of_work import MemoryUnitOfWork
-from infrastructure.postgres.maintenance import PgEvaluationMaintenance
-from infrastructure.postgres.transaction import PgTransaction
-from infrastructure.sql.maintenance import SqlEvaluationMaintenance
-from infrastructure.sql.tenancy import bind_tenant
-from infrastructure.sql.unit_of_work import SqlUnitOfWork
 from tests.contract.conftest import (
     BASE_TIME,
     MemoryPortStore,
-    PgPortStore,
     PortStore,
-    SqlPortStore,
+    maintenance,
     make_evaluation,
 )
 
@@ -39,31 +22,6 @@ CUTOFF = BASE_TIME + timedelta(days=30)
 OLD = BASE_TIME
 NEW = CUTOFF + timedelta(seconds=1)
 FINISHED = PurgeSelection(updated_before=CUTOFF, statuses=TERMINAL_STATUSES)
-
-
-@asynccontextmanager
-async def maintenance(
-    store: PortStore, *, commit: bool = True
-) -> AsyncIterator[tuple[EvaluationMaintenance, UnitOfWork]]:
-    """The adapter the service wires for ``store``, on one scope committing on a clean exit."""
-    if isinstance(store, MemoryPortStore):
-        yield MemoryEvaluationMaintenance(store.database, DEFAULT_TENANT), MemoryUnitOfWork()
-    elif isinstance(store, PgPortStore):
-        transaction = PgTransaction(store.pool, acquire_timeout_s=10, tenant=DEFAULT_TENANT)
-        try:
-            yield PgEvaluationMaintenance(transaction), transaction
-            if commit:
-                await transaction.commit()
-        finally:
-            await transaction.close()
-    else:
-        assert isinstance(store, SqlPortStore)
-        async with store.session_maker() as session:
-            bind_tenant(session, DEFAULT_TENANT)
-            uow = SqlUnitOfWork(session)
-            yield SqlEvaluationMaintenance(session), uow
-            if commit:
-                await uow.commit()
 
 
 async def _seed(store: PortStore) -> None:

@@ -333,22 +333,6 @@ async def test_a_key_of_one_tenant_is_neither_found_nor_released_in_another(
     assert held.in_flight()
 
 
-# Until the key of ``idempotency_keys`` holds ``tenant_id`` (the keys' migration, ADR 0032
-# step 3), a second tenant's claim runs into the first one's row.
-_ONE_ROW_PER_CALLER_AND_KEY = pytest.mark.xfail(
-    reason="idempotency_keys' key is (caller, key) until the keys' migration", strict=True
-)
-
-
-@pytest.fixture
-def _keyed_without_tenant(
-    store_kind: tuple[str, str | None], request: pytest.FixtureRequest
-) -> None:
-    if store_kind[1] is not None:  # a database's table
-        request.applymarker(_ONE_ROW_PER_CALLER_AND_KEY)
-
-
-@pytest.mark.usefixtures("_keyed_without_tenant")
 async def test_one_caller_and_key_in_two_tenants_are_two_records(store: IdempotencyStore) -> None:
     other = StoredResponse(status=201, headers=(), body=b'{"id": "eval-acme"}')
     assert await _claim(store) is None

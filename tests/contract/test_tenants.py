@@ -3,10 +3,11 @@
 Start-up still refuses any tenant but ``default``, so the stores are built here directly
 with a second tenant: memory, SQLite, and PostgreSQL both as the service runs it (asyncpg
 write paths and pages) and through SQLAlchemy. Each tenant holds records, events, a log
-and audit entries (ids differ: keys stay global until migration 0014); whatever one
-tenant reads, counts, searches or writes never reaches the other's. On SQLite this filter
-is the whole guarantee: there every statement the SQLAlchemy adapters send on a tenant's
-table must name ``tenant_id``.
+and audit entries; whatever one tenant reads, counts, searches or writes never reaches the
+other's. Both also hold a record of the same id, with an event and a log of the same event
+id and offset (keys are ``(tenant_id, id)`` since migration 0015): two records, each
+tenant's own. On SQLite this filter is the whole guarantee: there every statement the
+SQLAlchemy adapters send on a tenant's table must name ``tenant_id``.
 """
 
 import re
@@ -18,18 +19,25 @@ import anyio
 import pytest
 from sqlalchemy import event
 
-from application.errors import EvaluationNotFoundError
+from application.errors import DuplicateEvaluationError, EvaluationNotFoundError
 from application.ports.audit_log import AuditQuery
 from application.ports.change_feed import ChangeQuery
+from application.ports.evaluation_maintenance import PurgeSelection
 from application.queries import EvaluationFilter, EvaluationQuery
 from application.search import TextSearch
 from domain.audit import AuditAction, AuditEntry
 from domain.identifiers import EvaluationId
-from domain.status import EvaluationStatus
+from domain.status import TERMINAL_STATUSES, EvaluationStatus
 from domain.tenancy import DEFAULT_TENANT, TenantId
 from domain.timeline import EvaluationEvent
 from infrastructure.sql.tables import ALL_TABLES
-from tests.contract.conftest import BASE_TIME, PortStore, SqlPortStore, make_evaluation
+from tests.contract.conftest import (
+    BASE_TIME,
+    PortStore,
+    SqlPortStore,
+    maintenance,
+    make_evaluation,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -249,3 +257,120 @@ async def _intrude(store: PortStore, tenant: TenantId, theirs: EvaluationId, att
         else:
             await ports.logs.append(theirs, "intruded\n", BASE_TIME, last_update=BASE_TIME)
         await ports.uow.commit()
+
+
+# --- The same id in both tenants (migration 0015). ---------------------------------------
+
+SHARED = EvaluationId("shared-1")
+
+
+def _shared_text(tenant: TenantId, what: str) -> str:
+    return f"{TENANTS[tenant][0]} shared {what}"
+
+
+async def _fill_shared(store: PortStore) -> None:
+    """Each tenant creates ``SHARED``, then its event ``e1`` and a log at offset 0, each
+    text naming its tenant."""
+    for tenant, (_, status, language) in TENANTS.items():
+        async with store.session(tenant) as ports:
+            await ports.repository.add(
+                make_evaluation(
+                    SHARED,
+                    status=status,
+                    language=language,
+                    code=f"print('{_shared_text(tenant, 'code')}')",
+                )
+            )
+        async with store.session(tenant) as ports:
+            event = EvaluationEvent(
+                evaluation_id=SHARED,
+                event_id="e1",
+                event_type="started",
+                timestamp=BASE_TIME,
+                message=_shared_text(tenant, "event"),
+            )
+            assert await ports.events.append(event)
+            log = f"{_shared_text(tenant, 'log')}\n"
+            appended = await ports.logs.append(SHARED, log, BASE_TIME, last_update=BASE_TIME)
+            assert appended.chunk.offset == 0
+
+
+async def _assert_shared_is_own(store: PortStore, tenant: TenantId) -> None:
+    async with store.session(tenant) as ports:
+        record = await ports.repository.get(SHARED)
+        assert record is not None and _shared_text(tenant, "code") in record.code
+        events = await ports.events.list(SHARED)
+        assert [(e.event_id, e.message) for e in events] == [("e1", _shared_text(tenant, "event"))]
+        assert (await ports.logs.read(SHARED)).content == f"{_shared_text(tenant, 'log')}\n"
+        statistics = await ports.queries.statistics()
+        assert (statistics.total, statistics.events) == (1, 1)
+        assert statistics.by_status == {TENANTS[tenant][1].value: 1}
+
+
+@pytest.mark.parametrize("tenant", [DEFAULT_TENANT, ACME])
+async def test_the_same_id_is_a_record_of_each_tenant(
+    sql_backend: PortStore, tenant: TenantId
+) -> None:
+    await _fill_shared(sql_backend)
+    await _assert_shared_is_own(sql_backend, tenant)
+    async with sql_backend.session(tenant) as ports:
+        # Within a tenant the id and the event id are still taken.
+        again = EvaluationEvent(
+            evaluation_id=SHARED, event_id="e1", event_type="started", timestamp=BASE_TIME
+        )
+        assert not await ports.events.append(again)
+    with pytest.raises(DuplicateEvaluationError):
+        async with sql_backend.session(tenant) as ports:
+            await ports.repository.add(make_evaluation(SHARED))
+    await _assert_shared_is_own(sql_backend, _other(tenant))
+
+
+@pytest.mark.parametrize("tenant", [DEFAULT_TENANT, ACME])
+async def test_a_search_finds_the_tenants_own_record_of_a_shared_id(
+    sql_backend: PortStore, tenant: TenantId
+) -> None:
+    await _fill_shared(sql_backend)
+    other = _other(tenant)
+    async with sql_backend.session(tenant) as ports:
+        for what in ("code", "event", "log"):
+            theirs = TextSearch(_shared_text(other, what))
+            for pages in (ports.pages, ports.queries):
+                found = await pages.list(EvaluationQuery(filter=EvaluationFilter(search=theirs)))
+                assert (found.items, found.total) == ([], 0), what
+            mine = TextSearch(_shared_text(tenant, what))
+            found = await ports.pages.list(EvaluationQuery(filter=EvaluationFilter(search=mine)))
+            assert [e.id for e in found.items] == [SHARED], what
+        texts = await ports.search.texts([SHARED], TextSearch("shared"))
+        assert len(texts) == 3 and all(TENANTS[tenant][0] in t.text for t in texts)
+
+
+@pytest.mark.parametrize("tenant", [DEFAULT_TENANT, ACME])
+async def test_deleting_and_purging_a_shared_id_leaves_the_other_tenants(
+    sql_backend: PortStore, tenant: TenantId
+) -> None:
+    await _fill_shared(sql_backend)
+    async with sql_backend.session(tenant) as ports:
+        record = await ports.repository.get(SHARED)
+        assert record is not None
+        deleted = make_evaluation(
+            SHARED, status=EvaluationStatus.COMPLETED, deleted_at=BASE_TIME, version=2
+        )
+        await ports.repository.update(deleted, record.version)
+    await _assert_shared_is_own(sql_backend, _other(tenant))
+
+    everything = PurgeSelection(
+        updated_before=BASE_TIME + timedelta(days=1),
+        statuses=TERMINAL_STATUSES,
+        include_deleted=True,
+    )
+    async with maintenance(sql_backend, tenant=tenant) as (purging, _):
+        purged = await purging.purge([SHARED], everything)
+    assert (purged.evaluation_ids, purged.events, purged.log_chunks) == ([SHARED], 1, 1)
+    async with sql_backend.session(tenant) as ports:
+        assert await ports.repository.get_any(SHARED) is None
+        assert await ports.events.list(SHARED) == []
+    await _assert_shared_is_own(sql_backend, _other(tenant))
+    async with sql_backend.session(_other(tenant)) as ports:
+        search = TextSearch(_shared_text(_other(tenant), "event"))
+        found = await ports.pages.list(EvaluationQuery(filter=EvaluationFilter(search=search)))
+        assert [e.id for e in found.items] == [SHARED]

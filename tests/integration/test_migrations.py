@@ -263,3 +263,98 @@ def test_migrate_from_0012_puts_existing_rows_in_the_default_tenant(
         (7, 1),
         (2000, 1),
     ]
+
+
+# Rows as migration 0014 left them: ids are global, two tenants hold some.
+ROWS_AT_0014 = [
+    "INSERT INTO evaluations (tenant_id, id, code, status, runtime_ms) "
+    "VALUES ('default', 'a', 'x', 'completed', 5)",
+    "INSERT INTO evaluations (tenant_id, id, code, status) VALUES ('default', 'c', 'z', 'queued')",
+    "INSERT INTO evaluations (tenant_id, id, code, status) VALUES ('acme', 'b', 'y', 'failed')",
+    *(
+        "INSERT INTO evaluation_events (tenant_id, evaluation_id, event_id, event_type, message) "
+        f"VALUES ('{tenant}', '{owner}', 'e1', 'started', '{tenant} text')"
+        for tenant, owner in (("default", "a"), ("acme", "b"))
+    ),
+    *(
+        "INSERT INTO log_chunks (tenant_id, evaluation_id, start_offset, content) "
+        f"VALUES ('{tenant}', '{owner}', 0, 'hello')"
+        for tenant, owner in (("default", "a"), ("acme", "b"))
+    ),
+    "INSERT INTO idempotency_keys (caller, key, expires_at, lease_until) "
+    "VALUES ('k', 'i', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+]
+# What 0015 lets a second tenant hold: the same record id, event id, offset and key.
+SAME_IDS_IN_ACME = [
+    "INSERT INTO evaluations (tenant_id, id, code, status) VALUES ('acme', 'a', 'w', 'queued')",
+    "INSERT INTO evaluation_events (tenant_id, evaluation_id, event_id, event_type, message) "
+    "VALUES ('acme', 'a', 'e1', 'started', 'acme text')",
+    "INSERT INTO log_chunks (tenant_id, evaluation_id, start_offset, content) "
+    "VALUES ('acme', 'a', 0, 'hi')",
+    "INSERT INTO idempotency_keys (tenant_id, caller, key, expires_at, lease_until) "
+    "VALUES ('acme', 'k', 'i', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+]
+EVENT_COUNTS = "SELECT tenant_id, id, event_count FROM evaluations ORDER BY tenant_id, id"
+TIMELINES = (
+    "SELECT tenant_id, evaluation_id, 'event' FROM evaluation_events UNION ALL "
+    "SELECT tenant_id, evaluation_id, 'log' FROM log_chunks ORDER BY 1, 2, 3"
+)
+
+
+def _enforced(url: str, *statements: str) -> list[tuple[Any, ...]]:
+    """``_run`` with SQLite's foreign keys enforced, as the service's connections have them."""
+    pragma = ["PRAGMA foreign_keys=ON"] if url.startswith("sqlite") else []
+    return _run(url, *pragma, *statements)
+
+
+def test_migrate_from_0014_keys_every_row_by_its_tenant(empty_database_url: str) -> None:
+    """0015 keeps the rows, the counters and ``event_count``; then a second tenant holds the
+    same ids, whose events and logs point at its own record only; a downgrade refuses while
+    two tenants share an id or a key, and keeps the rows once none do."""
+    url = empty_database_url
+    upgrade(url, "0014")
+    _run(url, *ROWS_AT_0014)
+    counted = _run(url, TENANT_COUNTERS)
+    upgrade(url)
+    assert _inspect(url, _current) == "0015"
+    assert _run(url, TENANT_COUNTERS) == counted
+    assert _run(url, EVENT_COUNTS) == [("acme", "b", 1), ("default", "a", 1), ("default", "c", 0)]
+
+    _run(url, *SAME_IDS_IN_ACME)
+    assert _run(url, EVENT_COUNTS)[:2] == [("acme", "a", 1), ("acme", "b", 1)]
+    assert _run(url, "SELECT COUNT(*) FROM idempotency_keys WHERE key = 'i'") == [(2,)]
+    with pytest.raises(sa.exc.IntegrityError):  # 'c' is the default tenant's only
+        _enforced(
+            url,
+            "INSERT INTO evaluation_events (tenant_id, evaluation_id, event_id, event_type) "
+            "VALUES ('acme', 'c', 'e1', 'started')",
+        )
+    with pytest.raises(RuntimeError, match=r"evaluation ids held by more than one tenant.*\ba\b"):
+        downgrade(url, "0014")
+    assert _inspect(url, _current) == "0015"
+
+    _enforced(url, "DELETE FROM evaluations WHERE tenant_id = 'default' AND id = 'a'")
+    assert _run(url, TIMELINES) == [
+        ("acme", "a", "event"),
+        ("acme", "a", "log"),
+        ("acme", "b", "event"),
+        ("acme", "b", "log"),
+    ]
+    if url.startswith("sqlite"):  # the search rows of the other tenant's 'a' stay
+        owners = "SELECT DISTINCT tenant_id, evaluation_id FROM search_rows ORDER BY 1, 2"
+        assert _run(url, owners) == [("acme", "a"), ("acme", "b"), ("default", "c")]
+    with pytest.raises(RuntimeError, match=r"idempotency keys .* more than one tenant.*k/i"):
+        downgrade(url, "0014")
+
+    _run(url, "DELETE FROM idempotency_keys WHERE tenant_id = 'acme'")
+    kept = _run(url, EVENT_COUNTS), _run(url, TIMELINES), _run(url, TENANT_COUNTERS)
+    downgrade(url, "0014")
+    assert _inspect(url, _current) == "0014"
+    assert (_run(url, EVENT_COUNTS), _run(url, TIMELINES), _run(url, TENANT_COUNTERS)) == kept
+    upgrade(url)
+    assert (_run(url, EVENT_COUNTS), _run(url, TIMELINES), _run(url, TENANT_COUNTERS)) == kept
+    # Keyed by tenant again: the default tenant may take acme's 'b'.
+    _run(
+        url,
+        "INSERT INTO evaluations (tenant_id, id, code, status) VALUES ('default', 'b', 'v', 'queued')",
+    )

@@ -4,7 +4,8 @@ Migration 0013 put ``tenant_id`` first in every b-tree that serves a list, a fil
 feed; each statement names its tenant, so each is a range of its tenant's part of an
 index. Checked on the statements the service sends: on PostgreSQL the asyncpg ones
 (``EXPLAIN``), on SQLite the ones the SQLAlchemy adapters run, caught as they execute
-(``EXPLAIN QUERY PLAN``). Two tenants hold rows, and the planner has statistics.
+(``EXPLAIN QUERY PLAN``). Two tenants hold rows of the same ids, and the planner has
+statistics; a get walks the key ``(tenant_id, id)``.
 """
 
 import asyncio
@@ -55,9 +56,8 @@ def _values(tenant: str, index: int) -> tuple[Any, ...]:
     created = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(seconds=index)
     status = "failed" if index % 10 == 0 else "completed"
     language = "rust" if index % 7 == 0 else "python"
-    # The other tenant's ids differ (keys are still global until migration 0014).
-    prefix = "e" if tenant == DEFAULT_TENANT else "x"
-    return (tenant, f"{prefix}{index:05d}", "print(1)", status, language, created, created)
+    # Both tenants hold the same ids (keys are ``(tenant_id, id)``, migration 0015).
+    return (tenant, f"e{index:05d}", "print(1)", status, language, created, created)
 
 
 SEED = [

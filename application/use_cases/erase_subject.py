@@ -139,7 +139,7 @@ class EraseSubject:
                     Backend.FALLBACK,
                     "the failover journal is being replayed; erase again once it is done",
                 )
-            pending = await self.journal.pending()
+            pending = [e for e in await self.journal.pending() if e.tenant == self.tenant]
             selection = PurgeSelection.everything_of(tag)
 
             async def before(ids: list[EvaluationId]) -> None:
@@ -201,11 +201,11 @@ class EraseSubject:
 
     async def _discard_blobs(self, ids: Sequence[EvaluationId], beside: _Beside) -> None:
         for evaluation_id in ids:
-            for entry in await self.payloads.blobs_of(evaluation_id):
+            for entry in await self.payloads.blobs_of(self.tenant, evaluation_id):
                 await self.payloads.discard(entry.key)
                 beside.blobs += 1
                 beside.blob_bytes += entry.size
-            await self.mirror.forget(evaluation_id)
+            await self.mirror.forget(self.tenant, evaluation_id)
 
 
 def _sizes(report: ErasureReport) -> dict[str, int]:

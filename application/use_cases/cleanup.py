@@ -132,7 +132,7 @@ class CleanupEvaluations:
         # made anywhere no longer opens. After the commit: the key table is written on a
         # connection of its own, which SQLite would make wait for this transaction's lock;
         # and a record the purge kept must keep its key.
-        await self.keys.destroy(purged.evaluation_ids)
+        await self.keys.of(self.tenant).destroy(purged.evaluation_ids)
         for evaluation_id in purged.evaluation_ids:
             await self.record_cache.forget(self.tenant, evaluation_id)
             await self.running.untrack(self.tenant, evaluation_id)

@@ -143,7 +143,7 @@ class EraseSubject:
             selection = PurgeSelection.everything_of(tag)
 
             async def before(ids: list[EvaluationId]) -> None:
-                report.evaluation_keys += await self.keys.destroy(ids)
+                report.evaluation_keys += await self.keys.of(self.tenant).destroy(ids)
                 await self._forget_beside(ids, pending, report)
 
             def counted(cleanup: CleanupReport) -> None:
@@ -163,7 +163,7 @@ class EraseSubject:
             # database was away): their entries go, and what the database holds of them.
             journaled = sorted({EvaluationId(e.evaluation_id) for e in pending if tags(e, tag)})
             if journaled:
-                report.evaluation_keys += await self.keys.destroy(journaled)
+                report.evaluation_keys += await self.keys.of(self.tenant).destroy(journaled)
                 # Blobs of records the database may not hold (uploads while it was
                 # away): before the entries, so a rerun still finds these ids.
                 await self._discard_blobs(journaled, beside)

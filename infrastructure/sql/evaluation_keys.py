@@ -31,6 +31,9 @@ class SqlEvaluationKeys(EvaluationKeys):
         self._sessions = sessions
         self._tenant = tenant
 
+    def of(self, tenant: TenantId) -> "SqlEvaluationKeys":
+        return SqlEvaluationKeys(self._sessions, tenant)
+
     def _of(self, evaluation_id: str) -> sa.ColumnElement[bool]:
         return sa.and_(_c.tenant_id == self._tenant, _c.evaluation_id == evaluation_id)
 

@@ -21,6 +21,7 @@ from application.commands import (
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from domain.payload import PayloadKind, StoredPayload
+from domain.tenancy import DEFAULT_TENANT, TenantId, parse_tenant
 from domain.timeline import EvaluationEvent, LogChunk
 
 R_co = TypeVar("R_co", covariant=True)
@@ -101,7 +102,8 @@ class JournalEntry(msgspec.Struct, frozen=True, kw_only=True):
 
     ``at`` is the instant the request pinned (the record's timestamps and the audit
     entry carry it); ``uncertain`` says the primary failed while the write may have
-    been committing, so a replay first looks for the write's audit entry.
+    been committing, so a replay first looks for the write's audit entry. ``tenant``:
+    whose write it is (``journal_tenant``).
     """
 
     id: str
@@ -113,6 +115,29 @@ class JournalEntry(msgspec.Struct, frozen=True, kw_only=True):
     uncertain: bool = False
     # Monotonic per process, nanoseconds since the epoch: the replay order.
     sequence: int = 0
+    # Absent for the default tenant: its entries, and those written before tenants, are
+    # the same bytes (ADR 0032).
+    named_tenant: TenantId | msgspec.UnsetType = msgspec.field(default=msgspec.UNSET, name="tenant")
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.named_tenant, msgspec.UnsetType):
+            parse_tenant(self.named_tenant)  # a line's tenant becomes part of names
+
+    @property
+    def tenant(self) -> TenantId:
+        if isinstance(self.named_tenant, msgspec.UnsetType):
+            return DEFAULT_TENANT
+        return self.named_tenant
+
+
+def entry_of(entry: JournalEntry, tenant: TenantId, evaluation_id: str) -> bool:
+    """Whether ``entry`` is a write of ``tenant``'s ``evaluation_id``."""
+    return entry.evaluation_id == evaluation_id and entry.tenant == tenant
+
+
+def journal_tenant(tenant: TenantId) -> TenantId | msgspec.UnsetType:
+    """How a journal entry names ``tenant``: not at all when it is the default tenant."""
+    return msgspec.UNSET if tenant == DEFAULT_TENANT else tenant
 
 
 ENTRY_ENCODER = msgspec.json.Encoder()

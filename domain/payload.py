@@ -12,8 +12,10 @@ from typing import Literal
 
 import msgspec
 
+from domain.blob_paths import evaluation_prefix
 from domain.errors import UnsatisfiableRangeError
 from domain.identifiers import EvaluationId
+from domain.tenancy import TenantId
 
 PayloadKind = Literal["output", "error"]
 
@@ -61,16 +63,22 @@ class RoutedPayload(msgspec.Struct, frozen=True):
 
 
 def blob_key(
-    evaluation_id: EvaluationId, kind: PayloadKind, *, compressed: bool, token: str
+    tenant: TenantId,
+    evaluation_id: EvaluationId,
+    kind: PayloadKind,
+    *,
+    compressed: bool,
+    token: str,
 ) -> str:
-    """The blob store key of one write of a payload: ``evaluations/{id}/{kind}.{token}.txt[.zst]``.
+    """The blob store key of one write of a payload: ``evaluations/{id}/{kind}.{token}.txt[.zst]``
+    (under ``tenants/{tenant}/`` for a tenant but the default, ``domain.blob_paths``).
 
     Every write gets a new ``token``, so a blob is never replaced in place: the
     record that points at it stays right until a commit points it elsewhere, and
     the replaced blob is deleted only after that commit.
     """
     suffix = ".txt.zst" if compressed else ".txt"
-    return f"evaluations/{evaluation_id}/{kind}.{token}{suffix}"
+    return f"{evaluation_prefix(tenant, evaluation_id)}{kind}.{token}{suffix}"
 
 
 def preview_of(text: str, preview_size: int) -> str:
@@ -84,6 +92,7 @@ def tail_of(text: str, tail_size: int) -> str | None:
 
 
 def route_payload(
+    tenant: TenantId,
     evaluation_id: EvaluationId,
     kind: PayloadKind,
     text: str,
@@ -101,7 +110,7 @@ def route_payload(
         size=size,
         text=preview_of(text, thresholds.preview_size),
         compressed=compressed,
-        key=blob_key(evaluation_id, kind, compressed=compressed, token=token),
+        key=blob_key(tenant, evaluation_id, kind, compressed=compressed, token=token),
         tail=tail_of(text, thresholds.tail_size),
     )
     return RoutedPayload(stored, encoded)
@@ -117,6 +126,7 @@ def stream_buffer_limit(thresholds: StorageThresholds) -> int:
 
 
 def streamed_blob_payload(
+    tenant: TenantId,
     evaluation_id: EvaluationId,
     kind: PayloadKind,
     size: int,
@@ -131,7 +141,7 @@ def streamed_blob_payload(
         size=size,
         text=preview_of(preview, thresholds.preview_size),
         compressed=True,
-        key=blob_key(evaluation_id, kind, compressed=True, token=token),
+        key=blob_key(tenant, evaluation_id, kind, compressed=True, token=token),
     )
 
 

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 
+import msgspec
 from dishka import AsyncContainer
 
 from domain.audit import AuditContext
@@ -50,6 +51,13 @@ def acting_as(context: AuditContext) -> Iterator[None]:
         yield
     finally:
         _current.reset(token)
+
+
+@contextmanager
+def acting_for(tenant: TenantId) -> Iterator[None]:
+    """The current actor, acting for ``tenant`` (a restore whose tree holds several)."""
+    with acting_as(msgspec.structs.replace(current(), tenant=tenant)):
+        yield
 
 
 @asynccontextmanager

@@ -19,12 +19,14 @@ from application.intents import (
     JournalEntry,
     WriteIntent,
     as_intent,
+    journal_tenant,
 )
 from application.ports.journal import Journal
 from application.ports.scratch_store import ScratchStore
 from domain.audit import AuditContext
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
+from domain.tenancy import TenantId
 
 R = TypeVar("R")
 
@@ -55,6 +57,7 @@ class JournaledWrites:
     views: JournalViews
     locks: RecordLocks
     context: AuditContext
+    tenant: TenantId
 
     async def write(
         self, intent: WriteIntent[R], evaluation_id: EvaluationId, at: datetime, *, uncertain: bool
@@ -73,6 +76,7 @@ class JournaledWrites:
             actor=self.context.actor,
             request_id=self.context.request_id,
             uncertain=uncertain,
+            named_tenant=journal_tenant(self.tenant),
         )
         async with self.locks.hold(evaluation_id):
             creating = isinstance(intent, CreateIntent)

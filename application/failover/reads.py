@@ -71,7 +71,7 @@ class RecordReads:
         return require_found(await view.store.get(evaluation_id), evaluation_id)
 
     async def _view(self, evaluation_id: EvaluationId) -> JournalView | None:
-        pending = await self.journal.pending_for(evaluation_id)
+        pending = await self.journal.pending_for(self.tenant, evaluation_id)
         if not pending:
             return None
         return await (await self.locate.get(JournalViews)).open(evaluation_id, pending)

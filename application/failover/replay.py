@@ -40,7 +40,7 @@ from application.ports.replay_scopes import ReplayScopes, ReplayUnit
 from domain.audit import AuditContext
 from domain.errors import DomainError
 from domain.identifiers import EvaluationId
-from domain.tenancy import DEFAULT_TENANT, TenantId
+from domain.tenancy import TenantId, qualified_id
 
 log = structlog.get_logger(__name__)
 
@@ -91,14 +91,14 @@ class ReplayJournal:
             counts = dict.fromkeys(Outcome, 0)
             ours: dict[str, set[datetime]] = {}
             for entry in entries:
-                ours.setdefault(entry.evaluation_id, set()).add(entry.at)
-            done: list[str] = []
+                ours.setdefault(_record_of(entry), set()).add(entry.at)
+            done: list[JournalEntry] = []
             try:
                 for entry in entries:
                     if stop is not None and stop():
                         break
                     counts[await self._replay(entry, ours)] += 1
-                    done.append(entry.id)
+                    done.append(entry)
                     if progress is not None:
                         progress(len(done), len(entries))
             except BackendUnavailableError as error:
@@ -117,19 +117,22 @@ class ReplayJournal:
                 remaining=(await self._journal.stats()).pending,
             )
 
-    async def _settle(self, done: list[str]) -> None:
-        """Drop the applied entries from the journal, then their marks from the primary."""
-        gone = await self._journal.discard(done)
-        if gone:
-            async with self._scopes.open(
-                AuditContext(actor="system", tenant=DEFAULT_TENANT)
-            ) as unit:
-                await unit.marks.forget(gone)
+    async def _settle(self, done: list[JournalEntry]) -> None:
+        """Drop the applied entries from the journal, then their marks from the primary
+        (each tenant's marks in a scope of that tenant)."""
+        gone = await self._journal.discard([entry.id for entry in done])
+        tenants: dict[TenantId, list[str]] = {}
+        for entry in done:
+            if entry.id in gone:
+                tenants.setdefault(entry.tenant, []).append(entry.id)
+        for tenant, ids in tenants.items():
+            async with self._scopes.open(AuditContext(actor="system", tenant=tenant)) as unit:
+                await unit.marks.forget(ids)
 
-    # Journal entries carry no tenant yet (ADR 0032's step 4): every one is the default
-    # tenant's, the only one served so far, and replays as it.
+    # Each entry replays as its own tenant's write (an entry of before tenants, naming
+    # none, as the default tenant's).
     async def _replay(self, entry: JournalEntry, ours: dict[str, set[datetime]]) -> Outcome:
-        tenant = DEFAULT_TENANT
+        tenant = entry.tenant
         context = AuditContext(
             actor=entry.actor,
             request_id=entry.request_id,
@@ -141,8 +144,8 @@ class ReplayJournal:
                 return Outcome.SKIPPED
             if entry.uncertain and await _committed_on_time(unit, entry):
                 outcome = Outcome.SKIPPED
-            elif reason := await _stale(unit, entry, ours[entry.evaluation_id]):
-                kept = await _not_overtaken(unit, entry, ours[entry.evaluation_id])
+            elif reason := await _stale(unit, entry, ours[_record_of(entry)]):
+                kept = await _not_overtaken(unit, entry, ours[_record_of(entry)])
                 log.warning(
                     "replay_conflict",
                     entry=entry.id,
@@ -171,7 +174,7 @@ async def _republish(unit: ReplayUnit, tenant: TenantId, entry: JournalEntry) ->
     if current is None:
         await unit.record_cache.forget(tenant, evaluation_id)
     else:
-        await unit.mirror.record(current)
+        await unit.mirror.record(tenant, current)
         await unit.record_cache.fill(tenant, current)
 
 
@@ -252,3 +255,8 @@ async def _stale(unit: ReplayUnit, entry: JournalEntry, ours: set[datetime]) -> 
     if current is None or current.updated_at <= entry.at or current.updated_at in ours:
         return None
     return f"the record changed at {current.updated_at.isoformat()}, after this write"
+
+
+def _record_of(entry: JournalEntry) -> str:
+    """The record ``entry`` writes, named across tenants."""
+    return qualified_id(entry.tenant, entry.evaluation_id)

@@ -50,7 +50,7 @@ class JournalViews:
     ) -> JournalView:
         """``pending``: the record's journal entries when the caller has read them."""
         if pending is None:
-            pending = await self.journal.pending_for(evaluation_id)
+            pending = await self.journal.pending_for(self.tenant, evaluation_id)
         seed, applied, asked = await self._seed(evaluation_id, pending)
         waiting = [entry for entry in pending if entry.id not in applied]
         store = self.scratch.open()

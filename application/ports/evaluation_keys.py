@@ -6,6 +6,8 @@ from typing import Protocol
 
 import msgspec
 
+from domain.tenancy import TenantId
+
 
 class WrappedKey(msgspec.Struct, frozen=True):
     """An evaluation key as stored: sealed by the key-encryption key ``kid``."""
@@ -21,9 +23,13 @@ class EvaluationKeys(Protocol):
     cache) are sealed under its key; ``destroy`` makes every such copy unreadable, the
     ones the service cannot reach any more included. Every call is its own transaction:
     what ``add`` returns is committed, so nothing is sealed under a key that a crash
-    could take back. Ids are the evaluations' (``EvaluationId``), a key per tenant's
-    evaluation.
+    could take back. Ids are the evaluations' (``EvaluationId``) of one tenant's rows;
+    ``of`` gives another tenant's (ADR 0032).
     """
+
+    @abstractmethod
+    def of(self, tenant: TenantId) -> "EvaluationKeys":
+        """The same table, on ``tenant``'s rows."""
 
     @abstractmethod
     async def fetch(self, evaluation_id: str) -> WrappedKey | None:

@@ -7,6 +7,7 @@ from typing import Protocol
 import msgspec
 
 from application.intents import JournalEntry
+from domain.tenancy import TenantId
 
 
 class JournalStats(msgspec.Struct, frozen=True, kw_only=True):
@@ -19,7 +20,8 @@ class JournalStats(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Journal(Protocol):
-    """The failover journal: acknowledged writes waiting for the primary, in order.
+    """The failover journal: acknowledged writes waiting for the primary, in order; one
+    journal holds every tenant's, each entry naming its own.
 
     ``append`` returns only once the entry survives a crash of this process (for a
     durable journal: written and fsync'd), and raises ``BackendUnavailableError``
@@ -42,8 +44,8 @@ class Journal(Protocol):
         """Every waiting entry, in replay order."""
 
     @abstractmethod
-    async def pending_for(self, evaluation_id: str) -> list[JournalEntry]:
-        """The waiting entries of one evaluation, in replay order."""
+    async def pending_for(self, tenant: TenantId, evaluation_id: str) -> list[JournalEntry]:
+        """The waiting entries of one evaluation of ``tenant``, in replay order."""
 
     @abstractmethod
     async def stats(self) -> JournalStats:

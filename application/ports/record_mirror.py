@@ -8,6 +8,7 @@ import msgspec
 from application.queries import RecordTally
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
+from domain.tenancy import TenantId
 from domain.timeline import EvaluationEvent, LogChunk
 
 
@@ -20,25 +21,28 @@ class RecordMirror(Protocol):
     pieces at their byte offsets, so the order of the calls never matters.
     Implementations swallow their own failures, like a cache (the record is
     committed), and log and count them; the record's next write mirrors it whole.
+    One mirror serves every tenant: each call names the record's (ADR 0032).
     """
 
     @abstractmethod
-    async def record(self, evaluation: Evaluation) -> None: ...
+    async def record(self, tenant: TenantId, evaluation: Evaluation) -> None: ...
 
     @abstractmethod
-    async def event(self, event: EvaluationEvent) -> None: ...
+    async def event(self, tenant: TenantId, event: EvaluationEvent) -> None: ...
 
     @abstractmethod
-    async def log(self, chunk: LogChunk) -> None: ...
+    async def log(self, tenant: TenantId, chunk: LogChunk) -> None: ...
 
     @abstractmethod
-    async def forget(self, evaluation_id: EvaluationId) -> None:
+    async def forget(self, tenant: TenantId, evaluation_id: EvaluationId) -> None:
         """The record was purged: its copy goes too."""
 
 
 class MirroredEvaluation(msgspec.Struct, kw_only=True):
-    """One evaluation as a mirror holds it, and what in its copy could not be read."""
+    """One evaluation of ``tenant`` as a mirror holds it, and what in its copy could not
+    be read."""
 
+    tenant: TenantId
     record: Evaluation
     events: builtins.list[EvaluationEvent]
     log: str
@@ -56,12 +60,15 @@ class MirrorReader(Protocol):
     """Reads a mirror back, one evaluation at a time (a tree may hold millions)."""
 
     @abstractmethod
-    def evaluations(self) -> AsyncIterator[MirroredEvaluation | Unreadable]: ...
+    def evaluations(self) -> AsyncIterator[MirroredEvaluation | Unreadable]:
+        """Every tenant's copies, each naming its tenant."""
 
     @abstractmethod
-    async def tallies(self) -> dict[str, RecordTally]:
-        """Each readable copy's version, distinct events and log bytes, by id."""
+    async def tallies(self, tenant: TenantId) -> dict[str, RecordTally]:
+        """Each readable copy of ``tenant``: its version, distinct events and log bytes,
+        by id."""
 
     @abstractmethod
     async def count(self) -> int:
-        """How many evaluations the mirror holds (for a progress bar; a directory count)."""
+        """How many evaluations the mirror holds, of every tenant (for a progress bar; a
+        directory count)."""

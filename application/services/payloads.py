@@ -8,6 +8,7 @@ import msgspec
 
 from application.errors import BlobMissingError
 from application.ports.blob_store import BlobEntry, BlobStore
+from domain.blob_paths import evaluation_prefix, parse_blob_path
 from domain.errors import InvalidTextError
 from domain.evaluation import Evaluation, ensure_storable_text
 from domain.identifiers import EvaluationId
@@ -23,6 +24,7 @@ from domain.payload import (
     streamed_blob_payload,
     tail_bytes,
 )
+from domain.tenancy import TenantId
 
 _encoder = msgspec.json.Encoder()
 
@@ -32,9 +34,9 @@ def new_token() -> str:
     return secrets.token_hex(6)
 
 
-def snapshot_key(evaluation_id: EvaluationId) -> str:
-    """``evaluations/{id}/metadata.json``: enough to rebuild the record from files alone."""
-    return f"evaluations/{evaluation_id}/metadata.json"
+def snapshot_key(tenant: TenantId, evaluation_id: EvaluationId) -> str:
+    """``…evaluations/{id}/metadata.json``: enough to rebuild the record from files alone."""
+    return f"{evaluation_prefix(tenant, evaluation_id)}metadata.json"
 
 
 # What the record mirror (``FILE_MIRROR``) keeps beside an evaluation's blobs: never a blob.
@@ -42,14 +44,10 @@ MIRROR_NAMES = frozenset({"metadata.json", "events.jsonl", "log.txt", "log.seale
 
 
 def is_mirror_file(key: str) -> bool:
-    """``evaluations/{id}/metadata.json``, ``events.jsonl``, ``log.txt`` or ``log.sealed``."""
-    parts = key.split("/")
-    return len(parts) == 3 and parts[0] == "evaluations" and parts[2] in MIRROR_NAMES
-
-
-def evaluation_prefix(evaluation_id: EvaluationId) -> str:
-    """``evaluations/{id}/``: every blob of one evaluation lives under it."""
-    return f"evaluations/{evaluation_id}/"
+    """``…evaluations/{id}/metadata.json``, ``events.jsonl``, ``log.txt`` or ``log.sealed``,
+    of any tenant."""
+    path = parse_blob_path(key)
+    return path is not None and path.name in MIRROR_NAMES
 
 
 class PayloadStore:
@@ -98,7 +96,7 @@ class PayloadStore:
         return msgspec.structs.replace(payload, location=target)
 
     async def store(
-        self, evaluation_id: EvaluationId, kind: PayloadKind, text: str
+        self, tenant: TenantId, evaluation_id: EvaluationId, kind: PayloadKind, text: str
     ) -> StoredPayload:
         """Route ``text``; a large one is written (atomically) before the record commits.
 
@@ -106,13 +104,17 @@ class PayloadStore:
         never a record that points at nothing.
         """
         ensure_storable_text(kind, text)
-        routed = route_payload(evaluation_id, kind, text, self._thresholds, new_token())
+        routed = route_payload(tenant, evaluation_id, kind, text, self._thresholds, new_token())
         if routed.blob is not None and routed.stored.key is not None:
             await self._blobs.put(routed.stored.key, routed.blob)
         return self._located(routed.stored)
 
     async def store_stream(
-        self, evaluation_id: EvaluationId, kind: PayloadKind, chunks: AsyncIterator[bytes]
+        self,
+        tenant: TenantId,
+        evaluation_id: EvaluationId,
+        kind: PayloadKind,
+        chunks: AsyncIterator[bytes],
     ) -> StoredPayload:
         """Route a streamed payload holding at most ``stream_buffer_limit`` bytes in memory.
 
@@ -128,7 +130,7 @@ class PayloadStore:
             if len(head) > limit:
                 break
         else:
-            return await self.store(evaluation_id, kind, text.decode_all(bytes(head)))
+            return await self.store(tenant, evaluation_id, kind, text.decode_all(bytes(head)))
         preview = text.feed(bytes(head))
         size = len(head)
         keep = tail_bytes(self._thresholds.tail_size)
@@ -147,17 +149,18 @@ class PayloadStore:
             text.finish()
 
         stored = streamed_blob_payload(
-            evaluation_id, kind, 0, preview, self._thresholds, new_token()
+            tenant, evaluation_id, kind, 0, preview, self._thresholds, new_token()
         )
         assert stored.key is not None
         await self._blobs.put_stream(stored.key, checked())
         tail = decode_tail(bytes(end), self._thresholds.tail_size)
         return self._located(msgspec.structs.replace(stored, size=size, tail=tail))
 
-    async def write_snapshot(self, evaluation: Evaluation) -> None:
+    async def write_snapshot(self, tenant: TenantId, evaluation: Evaluation) -> None:
         """Keep ``metadata.json`` beside an evaluation's blobs in step with the record."""
         if _has_blob(evaluation) and not self.mirrored:
-            await self._blobs.put(snapshot_key(evaluation.id), _encoder.encode(evaluation))
+            key = snapshot_key(tenant, evaluation.id)
+            await self._blobs.put(key, _encoder.encode(evaluation))
 
     async def missing_blobs(self, evaluation: Evaluation) -> list[str]:
         """The keys ``evaluation`` points at that its payloads' stores do not hold."""
@@ -170,9 +173,9 @@ class PayloadStore:
                     missing.append(payload.key)
         return missing
 
-    async def blobs_of(self, evaluation_id: EvaluationId) -> list[BlobEntry]:
+    async def blobs_of(self, tenant: TenantId, evaluation_id: EvaluationId) -> list[BlobEntry]:
         """Every stored blob of one evaluation, referenced or not (snapshot included)."""
-        prefix = evaluation_prefix(evaluation_id)
+        prefix = evaluation_prefix(tenant, evaluation_id)
         return [
             entry
             for store in self._distinct()
@@ -216,7 +219,9 @@ class PayloadStore:
             ):
                 await self._store_of(new).delete(new.key)
 
-    async def discard_replaced(self, before: Evaluation, after: Evaluation) -> None:
+    async def discard_replaced(
+        self, tenant: TenantId, before: Evaluation, after: Evaluation
+    ) -> None:
         """Delete blobs the committed record no longer points at."""
         for old, new in ((before.output, after.output), (before.error, after.error)):
             if (
@@ -226,7 +231,7 @@ class PayloadStore:
             ):
                 await self._store_of(old).delete(old.key)
         if _has_blob(before) and not _has_blob(after) and not self.mirrored:
-            await self._blobs.delete(snapshot_key(after.id))
+            await self._blobs.delete(snapshot_key(tenant, after.id))
 
     async def read_text(self, payload: StoredPayload | None) -> str | None:
         """The full text, wherever it lives."""

@@ -29,7 +29,7 @@ class RecordPublisher:
     async def after_create(self, tenant: TenantId, evaluation: Evaluation) -> None:
         """A new record: nothing older can be cached, tracked or tailed (no tombstone, no
         untrack), so a create costs one cache write, two when it starts running."""
-        await self.mirror.record(evaluation)
+        await self.mirror.record(tenant, evaluation)
         await self.record_cache.after_commit(tenant, evaluation)
         if evaluation.status.is_active:
             await self.running.track(tenant, RunningInfo.of(evaluation))
@@ -39,7 +39,7 @@ class RecordPublisher:
     ) -> None:
         """``before``: the committed version this one replaced; when it was not running
         either, there is nothing to untrack."""
-        await self.mirror.record(evaluation)
+        await self.mirror.record(tenant, evaluation)
         await self.record_cache.after_commit(tenant, evaluation)
         if evaluation.status.is_active and evaluation.deleted_at is None:
             await self.running.track(tenant, RunningInfo.of(evaluation))

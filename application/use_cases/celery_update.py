@@ -52,7 +52,7 @@ class ApplyCeleryUpdate:
                 error=update.error,
                 metadata=update.metadata,
             )
-            return await self.applier.apply(evaluation, changes)
+            return await self.applier.apply(self.writer.tenant, evaluation, changes)
 
         evaluation, changed = await self.writer.change(
             evaluation_id, mutate, action=AuditAction.CELERY_UPDATE

@@ -11,8 +11,9 @@ from application.ports.clock import Clock
 from application.ports.evaluation_queries import EvaluationQueries
 from application.ports.journal import Journal
 from application.services.payloads import PayloadStore, is_mirror_file
+from domain.blob_paths import evaluations_prefix, parse_blob_path
+from domain.tenancy import TenantId
 
-BLOB_PREFIX = "evaluations/"
 METADATA_NAME = "metadata.json"
 
 
@@ -35,7 +36,8 @@ class StorageCheck(msgspec.Struct, kw_only=True):
 
 @dataclass(frozen=True, slots=True)
 class CheckStorage:
-    """Compare the blob store with the records (soft-deleted ones keep their blobs).
+    """Compare the blob store with the records (soft-deleted ones keep their blobs): the
+    tenant's blobs with the tenant's records.
 
     The service writes a blob before the record that points at it commits, so
     a crash in between leaves an orphan, never a missing blob. A blob younger
@@ -52,18 +54,19 @@ class CheckStorage:
     clock: Clock
     journal: Journal
     payloads: PayloadStore
+    tenant: TenantId
 
     async def execute(self, *, fix: bool = False, grace: timedelta) -> StorageCheck:
         if fix and await self.journal.has_pending():
             raise JournalPendingError
         referenced = await self.queries.blob_keys()
-        owners = {key.split("/")[1] for key in referenced}
+        owners = {path.evaluation_id for key in referenced if (path := parse_blob_path(key))}
         cutoff: datetime = self.clock.now() - grace
         found: set[str] = set()
         orphans: list[str] = []
         young: list[str] = []
         orphan_bytes = 0
-        async for entry in self.blobs.entries(BLOB_PREFIX):
+        async for entry in self.blobs.entries(evaluations_prefix(self.tenant)):
             found.add(entry.key)
             if entry.key in referenced or _is_owned_snapshot(entry.key, owners):
                 continue
@@ -91,5 +94,5 @@ class CheckStorage:
 
 
 def _is_owned_snapshot(key: str, owners: set[str]) -> bool:
-    parts = key.split("/")
-    return len(parts) == 3 and parts[2] == METADATA_NAME and parts[1] in owners
+    path = parse_blob_path(key)
+    return path is not None and path.name == METADATA_NAME and path.evaluation_id in owners

@@ -103,7 +103,7 @@ class CleanupEvaluations:
     async def _count(self, batch: list[Evaluation], report: CleanupReport) -> None:
         report.evaluations += len(batch)
         for evaluation in batch:
-            for entry in await self.payloads.blobs_of(evaluation.id):
+            for entry in await self.payloads.blobs_of(self.tenant, evaluation.id):
                 report.blobs += 1
                 report.blob_bytes += entry.size
 
@@ -116,7 +116,7 @@ class CleanupEvaluations:
         blobs = blob_bytes = 0
         for evaluation_id in purged.evaluation_ids:
             sizes = {"blobs": 0, "blob_bytes": 0}
-            for entry in await self.payloads.blobs_of(evaluation_id):
+            for entry in await self.payloads.blobs_of(self.tenant, evaluation_id):
                 await self.payloads.discard(entry.key)
                 sizes["blobs"] += 1
                 sizes["blob_bytes"] += entry.size
@@ -124,7 +124,7 @@ class CleanupEvaluations:
             # Like the blobs, before the commit: a copy left behind would bring the record
             # back at a rebuild; one removed for a batch that then fails is copied again
             # from the database by ``fsck --fix`` on the file backend.
-            await self.mirror.forget(evaluation_id)
+            await self.mirror.forget(self.tenant, evaluation_id)
             blobs += sizes["blobs"]
             blob_bytes += sizes["blob_bytes"]
         await self.uow.commit()
@@ -132,7 +132,7 @@ class CleanupEvaluations:
         # made anywhere no longer opens. After the commit: the key table is written on a
         # connection of its own, which SQLite would make wait for this transaction's lock;
         # and a record the purge kept must keep its key.
-        await self.keys.destroy(purged.evaluation_ids)
+        await self.keys.of(self.tenant).destroy(purged.evaluation_ids)
         for evaluation_id in purged.evaluation_ids:
             await self.record_cache.forget(self.tenant, evaluation_id)
             await self.running.untrack(self.tenant, evaluation_id)

@@ -139,11 +139,11 @@ class EraseSubject:
                     Backend.FALLBACK,
                     "the failover journal is being replayed; erase again once it is done",
                 )
-            pending = await self.journal.pending()
+            pending = [e for e in await self.journal.pending() if e.tenant == self.tenant]
             selection = PurgeSelection.everything_of(tag)
 
             async def before(ids: list[EvaluationId]) -> None:
-                report.evaluation_keys += await self.keys.destroy(ids)
+                report.evaluation_keys += await self.keys.of(self.tenant).destroy(ids)
                 await self._forget_beside(ids, pending, report)
 
             def counted(cleanup: CleanupReport) -> None:
@@ -163,7 +163,7 @@ class EraseSubject:
             # database was away): their entries go, and what the database holds of them.
             journaled = sorted({EvaluationId(e.evaluation_id) for e in pending if tags(e, tag)})
             if journaled:
-                report.evaluation_keys += await self.keys.destroy(journaled)
+                report.evaluation_keys += await self.keys.of(self.tenant).destroy(journaled)
                 # Blobs of records the database may not hold (uploads while it was
                 # away): before the entries, so a rerun still finds these ids.
                 await self._discard_blobs(journaled, beside)
@@ -203,11 +203,11 @@ class EraseSubject:
 
     async def _discard_blobs(self, ids: Sequence[EvaluationId], beside: _Beside) -> None:
         for evaluation_id in ids:
-            for entry in await self.payloads.blobs_of(evaluation_id):
+            for entry in await self.payloads.blobs_of(self.tenant, evaluation_id):
                 await self.payloads.discard(entry.key)
                 beside.blobs += 1
                 beside.blob_bytes += entry.size
-            await self.mirror.forget(evaluation_id)
+            await self.mirror.forget(self.tenant, evaluation_id)
 
 
 def _sizes(report: ErasureReport) -> dict[str, int]:

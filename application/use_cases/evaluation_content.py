@@ -244,7 +244,7 @@ class UploadPayload:
                 await self.uow.release()  # the body may take minutes to arrive
             except BackendUnavailableError:
                 pass  # the primary is down: failover decides once the body is safe
-        return await self.payloads.store_stream(evaluation_id, kind, chunks)
+        return await self.payloads.store_stream(self.writer.tenant, evaluation_id, kind, chunks)
 
     async def discard(self, stored: StoredPayload) -> None:
         """Delete a received blob that no record will point at."""

@@ -13,6 +13,7 @@ from domain.audit import AuditAction
 from domain.evaluation import ensure_storable_json, ensure_storable_text
 from domain.identifiers import EvaluationId
 from domain.limits import InputLimits
+from domain.tenancy import TenantId
 from domain.timeline import EvaluationEvent
 from domain.timestamps import as_utc
 
@@ -30,6 +31,7 @@ class RecordEvent:
     audit: AuditTrail
     limits: InputLimits
     mirror: RecordMirror
+    tenant: TenantId
 
     async def execute(self, evaluation_id: EvaluationId, new: NewEvent) -> EvaluationEvent:
         ensure_storable_text("event_type", new.event_type)
@@ -58,13 +60,13 @@ class RecordEvent:
                 sizes={"message": len((event.message or "").encode())},
             )
             await self.uow.commit()
-            await self.mirror.event(event)
+            await self.mirror.event(self.tenant, event)
             return event
         # A redelivery: answer with the event as first stored, not the new copy. It is
         # copied again: the first delivery's copy may be what a crash took (read once).
         stored = await self.events.list(evaluation_id)
         first = next((found for found in stored if found.event_id == event.event_id), event)
-        await self.mirror.event(first)
+        await self.mirror.event(self.tenant, first)
         return first
 
 

@@ -71,9 +71,13 @@ class ImportEvaluation:
             return False
         evaluation = msgspec.structs.replace(record, id=evaluation_id, output=None, error=None)
         if archived.output is not None:
-            evaluation.output = await self.payloads.store(evaluation_id, "output", archived.output)
+            evaluation.output = await self.payloads.store(
+                self.tenant, evaluation_id, "output", archived.output
+            )
         if archived.error is not None:
-            evaluation.error = await self.payloads.store(evaluation_id, "error", archived.error)
+            evaluation.error = await self.payloads.store(
+                self.tenant, evaluation_id, "error", archived.error
+            )
         try:
             await self._store(evaluation, archived.events, archived.log, AuditAction.IMPORT)
             await self.uow.commit()
@@ -140,11 +144,13 @@ class ImportEvaluation:
         """Cache, registry and the mirror's copy (the record through the publisher)."""
         await self.publisher.after_commit(self.tenant, evaluation)
         for event in events:
-            await self.mirror.event(msgspec.structs.replace(event, evaluation_id=evaluation.id))
+            copied = msgspec.structs.replace(event, evaluation_id=evaluation.id)
+            await self.mirror.event(self.tenant, copied)
         if log:
             now = self.clock.now()
             await self.mirror.log(
-                LogChunk(evaluation_id=evaluation.id, offset=0, content=log, created_at=now)
+                self.tenant,
+                LogChunk(evaluation_id=evaluation.id, offset=0, content=log, created_at=now),
             )
 
     async def _store(
@@ -157,7 +163,7 @@ class ImportEvaluation:
         # First: a duplicate touches nothing else. Live until its timeline is in: a deleted
         # record takes no events or logs.
         await self.repository.add(msgspec.structs.replace(evaluation, deleted_at=None))
-        await self.payloads.write_snapshot(evaluation)
+        await self.payloads.write_snapshot(self.tenant, evaluation)
         for event in events:
             await self.events.append(msgspec.structs.replace(event, evaluation_id=evaluation.id))
         now = self.clock.now()

@@ -78,11 +78,11 @@ class AppendLog:
                 with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
                     await self.record_cache.restore(self.tenant, evaluation)
             raise
-        await self.mirror.log(chunk)
+        await self.mirror.log(self.tenant, chunk)
         # Another write came between: the mirror takes the record as it is now.
         mirrored = after if after is not None else await self.repository.get(evaluation_id)
         if mirrored is not None:
-            await self.mirror.record(mirrored)
+            await self.mirror.record(self.tenant, mirrored)
         if after is not None:
             await self.record_cache.after_commit(self.tenant, after)
         if evaluation.status.is_active:

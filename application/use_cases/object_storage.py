@@ -20,9 +20,11 @@ from application.ports.unit_of_work import UnitOfWork
 from application.services.payloads import PayloadStore
 from application.use_cases.update_evaluation import RecordWriter
 from domain.audit import AuditAction
+from domain.blob_paths import evaluations_prefix, parse_blob_path
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId, parse_evaluation_id
 from domain.payload import PayloadKind, PayloadLocation
+from domain.tenancy import TenantId
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +50,7 @@ class GetPayloadUrl:
         return await self.urls.signed_get(payload.key)
 
 
-_PAYLOAD_BLOB = re.compile(r"evaluations/(?P<id>[^/]+)/(?P<kind>output|error)\.[^/]+\.txt(\.zst)?")
+_PAYLOAD_BLOB = re.compile(r"(?P<kind>output|error)\.[^/]+\.txt(\.zst)?")
 
 
 class TierReport(msgspec.Struct, kw_only=True):
@@ -80,6 +82,7 @@ class TierPayloads:
     repository: EvaluationRepository
     uow: UnitOfWork
     clock: Clock
+    tenant: TenantId
 
     async def execute(
         self,
@@ -95,20 +98,23 @@ class TierPayloads:
         cutoff = self.clock.now() - older_than
         report = TierReport(dry_run=dry_run)
         candidates = [
-            entry
-            for entry in await self.payloads.entries_in(PayloadLocation.FILE, "evaluations/")
-            if entry.modified_at < cutoff and _PAYLOAD_BLOB.fullmatch(entry.key)
+            (entry, path, match)
+            for entry in await self.payloads.entries_in(
+                PayloadLocation.FILE, evaluations_prefix(self.tenant)
+            )
+            if entry.modified_at < cutoff
+            and (path := parse_blob_path(entry.key)) is not None
+            and (match := _PAYLOAD_BLOB.fullmatch(path.name)) is not None
         ]
-        for entry in candidates:
+        for entry, path, match in candidates:
             if limit is not None and report.moved >= limit:
                 break
             if stop is not None and stop():
                 break
-            match = _PAYLOAD_BLOB.fullmatch(entry.key)
-            assert match is not None
             report.examined += 1
             kind: PayloadKind = "output" if match["kind"] == "output" else "error"
-            moved = await self._tier_one(parse_evaluation_id(match["id"]), kind, entry.key, dry_run)
+            evaluation_id = parse_evaluation_id(path.evaluation_id)
+            moved = await self._tier_one(evaluation_id, kind, entry.key, dry_run)
             if moved:
                 report.moved += 1
                 report.moved_bytes += entry.size

@@ -19,8 +19,10 @@ from application.ports.record_mirror import (
 )
 from application.services.payloads import PayloadStore
 from application.use_cases.import_evaluations import ImportEvaluation
+from domain.blob_paths import evaluation_prefix
 from domain.errors import DomainError
 from domain.identifiers import EvaluationId
+from domain.tenancy import TenantId
 from domain.timeline import LogChunk
 
 
@@ -39,8 +41,11 @@ class RebuildReport(msgspec.Struct, kw_only=True):
         return not self.unreadable and not self.problems
 
 
-# A scope (and transaction) of its own for each batch of restores.
-RestoreScope = Callable[[], AbstractAsyncContextManager[tuple[ImportEvaluation, PayloadStore]]]
+# A scope (and transaction) of its own for each batch of restores, acting for the tenant
+# whose evaluations it restores.
+RestoreScope = Callable[
+    [TenantId], AbstractAsyncContextManager[tuple[ImportEvaluation, PayloadStore]]
+]
 BATCH = 200
 
 
@@ -52,7 +57,8 @@ async def rebuild_database(
     *,
     copy: bool = False,
 ) -> RebuildReport:
-    """Restore every evaluation of ``mirror`` that the database does not hold.
+    """Restore every evaluation of ``mirror`` that the database does not hold, each into
+    the tenant whose copy it is.
 
     Idempotent: an evaluation already present (even soft-deleted) is skipped, so an
     interrupted rebuild is simply run again. Evaluations are restored ``batch_size`` to
@@ -64,22 +70,26 @@ async def rebuild_database(
     """
     report = RebuildReport()
     batch: list[MirroredEvaluation] = []
+
+    async def flush() -> None:
+        if batch:
+            await _restore_batch(batch, scope, report, copy)
+            if on_progress is not None:
+                on_progress(len(batch))
+            batch.clear()
+
     async for found in mirror.evaluations():
         if isinstance(found, Unreadable):
             report.unreadable.append(found)
             if on_progress is not None:
                 on_progress(1)
             continue
+        if batch and batch[0].tenant != found.tenant:  # a batch is one tenant's
+            await flush()
         batch.append(found)
         if len(batch) >= batch_size:
-            await _restore_batch(batch, scope, report, copy)
-            if on_progress is not None:
-                on_progress(len(batch))
-            batch = []
-    if batch:
-        await _restore_batch(batch, scope, report, copy)
-        if on_progress is not None:
-            on_progress(len(batch))
+            await flush()
+    await flush()
     return report
 
 
@@ -87,7 +97,7 @@ async def _restore_batch(
     batch: list[MirroredEvaluation], scope: RestoreScope, report: RebuildReport, copy: bool
 ) -> None:
     try:
-        async with scope() as (use_case, payloads):
+        async with scope(batch[0].tenant) as (use_case, payloads):
             restored = await use_case.restore_all(batch, copy=copy)
             missing = [await payloads.missing_blobs(found.record) for found in batch]
     except (ApplicationError, DomainError):
@@ -102,11 +112,11 @@ async def _restore_one(
     found: MirroredEvaluation, scope: RestoreScope, report: RebuildReport, copy: bool
 ) -> None:
     try:
-        async with scope() as (use_case, payloads):
+        async with scope(found.tenant) as (use_case, payloads):
             done = await use_case.restore(found, copy=copy)
             keys = await payloads.missing_blobs(found.record)
     except (ApplicationError, DomainError) as error:
-        path = f"evaluations/{found.record.id}"
+        path = evaluation_prefix(found.tenant, found.record.id).rstrip("/")
         report.unreadable.append(Unreadable(path=path, reason=str(error)))
         return
     _count(found, done, keys, report)
@@ -122,8 +132,8 @@ def _count(
     report.events += len(found.events)
     report.log_bytes += len(found.log.encode())
     report.problems.extend(found.problems)
-    evaluation_id = found.record.id
-    report.problems.extend(f"evaluations/{evaluation_id}: blob {key} is missing" for key in missing)
+    path = evaluation_prefix(found.tenant, found.record.id).rstrip("/")
+    report.problems.extend(f"{path}: blob {key} is missing" for key in missing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,23 +150,25 @@ class CopyToMirror:
     events: EventLog
     logs: LogStore
     mirror: RecordMirror
+    tenant: TenantId
 
     async def execute(self, evaluation_id: EvaluationId) -> bool:
         """Whether it was copied (``False``: no such record here)."""
         evaluation = await self.repository.get_any(evaluation_id)
         if evaluation is None:
             return False
-        await self.mirror.record(evaluation)
+        await self.mirror.record(self.tenant, evaluation)
         for event in await self.events.list(evaluation_id):
-            await self.mirror.event(event)
+            await self.mirror.event(self.tenant, event)
         log = await self.logs.read(evaluation_id)
         if log.content:
             await self.mirror.log(
+                self.tenant,
                 LogChunk(
                     evaluation_id=evaluation_id,
                     offset=0,
                     content=log.content,
                     created_at=evaluation.updated_at,
-                )
+                ),
             )
         return True

@@ -8,8 +8,10 @@ import msgspec
 
 from application.errors import ApplicationError
 from application.ports.sealed_blobs import Rewrap, SealedBlobs, SealedRows
+from domain.blob_paths import EVALUATIONS, TENANTS, parse_blob_path
 
-PREFIX = "evaluations/"
+# Every tenant's blobs: the default tenant's, then the others' (ADR 0032).
+PREFIXES = (f"{EVALUATIONS}/", f"{TENANTS}/")
 ROW_BATCH = 500
 
 
@@ -52,8 +54,9 @@ class RotateKeys:
         return [
             (index, entry.key)
             for index, store in enumerate(self._stores)
-            async for entry in store.entries(PREFIX)
-            if not self._skip(entry.key)
+            for prefix in PREFIXES
+            async for entry in store.entries(prefix)
+            if parse_blob_path(entry.key) is not None and not self._skip(entry.key)
         ]
 
     async def row_count(self) -> int:

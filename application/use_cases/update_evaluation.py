@@ -132,7 +132,7 @@ class RecordWriter:
                     await self.publisher.restore(self.tenant, before)
                 raise
             await self.publisher.after_commit(self.tenant, after, before)
-            await self.payloads.discard_replaced(before, after)
+            await self.payloads.discard_replaced(self.tenant, before, after)
             return after, True
 
     async def _conflicted(
@@ -153,7 +153,7 @@ class RecordWriter:
 
     async def _stage(self, before: Evaluation, after: Evaluation, action: AuditAction) -> None:
         """Everything up to the commit: snapshot, cache tombstone, compare-and-swap, audit."""
-        await self.payloads.write_snapshot(after)
+        await self.payloads.write_snapshot(self.tenant, after)
         await self.publisher.before_commit(self.tenant, after)
         await self.repository.update(after, expected_version=before.version)
         fields = changed_fields(before, after)
@@ -181,8 +181,10 @@ class ChangeApplier:
     payloads: PayloadStore
     limits: InputLimits
 
-    async def apply(self, evaluation: Evaluation, changes: EvaluationChanges) -> bool:
-        """Mutate ``evaluation``; returns whether anything changed.
+    async def apply(
+        self, tenant: TenantId, evaluation: Evaluation, changes: EvaluationChanges
+    ) -> bool:
+        """Mutate ``evaluation`` of ``tenant``; returns whether anything changed.
 
         A late status report (one the evaluation has already passed) changes
         nothing at all: the fields sent with it describe a state the record
@@ -209,15 +211,17 @@ class ChangeApplier:
         if changes.status is not UNSET:
             evaluation.change_status(changes.status, self.clock.now(), override=override)
         if changes.output is not UNSET:
-            evaluation.output = await self._store(evaluation.id, "output", changes.output)
+            evaluation.output = await self._store(tenant, evaluation.id, "output", changes.output)
         if changes.error is not UNSET:
-            evaluation.error = await self._store(evaluation.id, "error", changes.error)
+            evaluation.error = await self._store(tenant, evaluation.id, "error", changes.error)
         return msgspec.structs.asdict(evaluation) != before
 
     async def _store(
-        self, evaluation_id: EvaluationId, kind: PayloadKind, text: str | None
+        self, tenant: TenantId, evaluation_id: EvaluationId, kind: PayloadKind, text: str | None
     ) -> StoredPayload | None:
-        return None if text is None else await self.payloads.store(evaluation_id, kind, text)
+        if text is None:
+            return None
+        return await self.payloads.store(tenant, evaluation_id, kind, text)
 
 
 _PLAIN_FIELDS = (
@@ -249,7 +253,7 @@ class UpdateEvaluation:
         expected_version: int | None = None,
     ) -> Evaluation:
         async def mutate(evaluation: Evaluation) -> bool:
-            return await self.applier.apply(evaluation, changes)
+            return await self.applier.apply(self.writer.tenant, evaluation, changes)
 
         action = AuditAction.ADMIN_OVERRIDE if changes.override is True else AuditAction.UPDATE
         evaluation, _ = await self.writer.change(

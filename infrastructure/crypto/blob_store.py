@@ -17,6 +17,8 @@ from application.backends import Backend
 from application.errors import BackendUnavailableError
 from application.ports.blob_store import BlobEntry, BlobStore
 from application.ports.sealed_blobs import Rewrap, SealedBlobs
+from domain.blob_paths import parse_blob_path
+from domain.tenancy import qualified_id
 from infrastructure.crypto.evaluation_keys import EvaluationKeyring, Sealing
 from infrastructure.crypto.keyring import EVALUATION_KID, Keyring, UnwrapError
 from infrastructure.crypto.sealed import (
@@ -66,7 +68,7 @@ class SealedBlobStore(BlobStore, SealedBlobs):
         keys: EvaluationKeyring | None = None,
         shred: bool = False,
     ) -> None:
-        """``shred``: a blob under ``evaluations/<id>/`` is sealed under that evaluation's
+        """``shred``: a blob under an evaluation's directory is sealed under that evaluation's
         key (ADR 0033); ``keys`` opens such blobs whatever ``shred`` says."""
         self._inner = inner
         self._keyring = keyring
@@ -235,9 +237,10 @@ class SealedBlobStore(BlobStore, SealedBlobs):
 
 
 def evaluation_of(key: str) -> str | None:
-    """The evaluation a blob belongs to: ``evaluations/<id>/…``."""
-    parts = key.split("/")
-    return parts[1] if len(parts) > 2 and parts[0] == "evaluations" else None
+    """The qualified id of the evaluation a blob belongs to (``evaluations/<id>/…``: the id;
+    ``tenants/<tenant>/evaluations/<id>/…``: ``<tenant>/<id>``), whose key seals it."""
+    path = parse_blob_path(key)
+    return None if path is None else qualified_id(path.tenant, path.evaluation_id)
 
 
 @contextmanager

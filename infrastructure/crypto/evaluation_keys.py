@@ -1,12 +1,14 @@
 """Crypto-shredding (ADR 0033): evaluation keys, and the seals of copies outside the database.
 
 ``EvaluationKeyring`` is the key table (any ``EvaluationKeys``) seen through the KEK: each
-row is a random 256-bit key wrapped by the active KEK and bound to ``evaluation_keys|<id>``,
-unwrapped once and kept in an LRU. ``Sealing`` draws the data key of a blob, a cache entry
-or a line; with shredding on and an evaluation to bind it to, that data key is wrapped by
-the evaluation's key (the header's kid ``~e``) instead of the KEK, so destroying the row
-makes every such copy unreadable, wherever it went. Whatever was sealed under a KEK opens
-as before.
+row is a random 256-bit key wrapped by the active KEK and bound to
+``evaluation_keys|<qualified id>`` (``<id>`` for the default tenant, ``<tenant>/<id>`` for
+another: ADR 0032), unwrapped once and kept in an LRU. A copy names its evaluation by the
+qualified id, whose key lives in that tenant's rows. ``Sealing`` draws the data key of a
+blob, a cache entry or a line; with shredding on and an evaluation to bind it to, that data
+key is wrapped by the evaluation's key (the header's kid ``~e``) instead of the KEK, so
+destroying the row makes every such copy unreadable, wherever it went. Whatever was sealed
+under a KEK opens as before.
 """
 
 import os
@@ -19,6 +21,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from application.errors import BackendUnavailableError
 from application.ports.evaluation_keys import EvaluationKeys, WrappedKey
 from application.ports.sealed_blobs import Rewrap, RewrapBatch, SealedRows
+from domain.tenancy import DEFAULT_TENANT, TenantId, parse_qualified_id, qualified_id
 from infrastructure.crypto.keyring import (
     EVALUATION_KID,
     KEY_BYTES,
@@ -37,37 +40,63 @@ CACHED_KEYS = 8192
 class EvaluationKeyring(EvaluationKeys, SealedRows):
     """The key table's keys, unwrapped by the KEK, through an LRU of ``cached`` keys.
 
-    As an ``EvaluationKeys`` it passes every call to the table, and ``destroy`` drops the
-    keys from the LRU too: this process opens nothing under them afterwards. Another
-    process keeps a key it holds in its LRU until it drops it or restarts.
+    As an ``EvaluationKeys`` it passes every call to its tenant's rows (``of`` gives
+    another tenant's, sharing the LRU), and ``destroy`` drops the keys from the LRU too:
+    this process opens nothing under them afterwards. Another process keeps a key it holds
+    in its LRU until it drops it or restarts.
     """
 
-    def __init__(self, table: EvaluationKeys, keyring: Keyring, cached: int = CACHED_KEYS) -> None:
+    def __init__(
+        self,
+        table: EvaluationKeys,
+        keyring: Keyring,
+        cached: int = CACHED_KEYS,
+        *,
+        tenant: TenantId = DEFAULT_TENANT,
+        held: "OrderedDict[str, bytes] | None" = None,
+    ) -> None:
+        """``table``: ``tenant``'s rows; ``held``: the LRU, by qualified id, of another
+        tenant's view of the same keyring."""
         self._table = table
         self._keyring = keyring
         self._cached = cached
-        self._keys: OrderedDict[str, bytes] = OrderedDict()
+        self._tenant = tenant
+        self._keys: OrderedDict[str, bytes] = OrderedDict() if held is None else held
 
-    async def key(self, evaluation_id: str, *, create: bool = False) -> bytes | None:
-        """``evaluation_id``'s key; with ``create``, made and committed when it has none
-        (``None`` otherwise: never made, or destroyed). ``UnwrapError`` when its row does
-        not open under the keys file."""
-        known = self.known(evaluation_id)
+    def of(self, tenant: TenantId) -> "EvaluationKeyring":
+        if tenant == self._tenant:
+            return self
+        return EvaluationKeyring(
+            self._table.of(tenant), self._keyring, self._cached, tenant=tenant, held=self._keys
+        )
+
+    async def key(self, name: str, *, create: bool = False) -> bytes | None:
+        """The key of the evaluation ``name`` (its qualified id); with ``create``, made and
+        committed when it has none (``None`` otherwise: never made, or destroyed).
+        ``UnwrapError`` when its row does not open under the keys file, or is bound to
+        another evaluation (a row copied from another tenant's)."""
+        known = self.known(name)
         if known is not None:
             return known
-        stored = await self._table.fetch(evaluation_id)
+        try:
+            tenant, evaluation_id = parse_qualified_id(name)
+        except ValueError:
+            raise UnwrapError(f"{name!r} names no evaluation") from None
+        table = self.of(tenant)._table
+        stored = await table.fetch(evaluation_id)
         if stored is None and create:
             fresh = AESGCM.generate_key(bit_length=KEY_BYTES * 8)
-            kid, wrapped = self._keyring.wrap(fresh, _ROW + evaluation_id.encode())
-            stored = await self._table.add(evaluation_id, WrappedKey(kid, wrapped))
+            kid, wrapped = self._keyring.wrap(fresh, _ROW + name.encode())
+            stored = await table.add(evaluation_id, WrappedKey(kid, wrapped))
         if stored is None:
             return None
-        key = self._keyring.unwrap(stored.kid, stored.wrapped, _ROW + evaluation_id.encode())
-        self._remember(evaluation_id, key)
+        key = self._keyring.unwrap(stored.kid, stored.wrapped, _ROW + name.encode())
+        self._remember(name, key)
         return key
 
     def known(self, evaluation_id: str) -> bytes | None:
-        """The key if this process holds it now, without asking the table."""
+        """The key of the evaluation of that qualified id if this process holds it now,
+        without asking the table."""
         key = self._keys.get(evaluation_id)
         if key is not None:
             self._keys.move_to_end(evaluation_id)
@@ -81,7 +110,7 @@ class EvaluationKeyring(EvaluationKeys, SealedRows):
 
     def _forget(self, evaluation_ids: Sequence[str]) -> None:
         for evaluation_id in evaluation_ids:
-            self._keys.pop(evaluation_id, None)
+            self._keys.pop(qualified_id(self._tenant, evaluation_id), None)
 
     # -- EvaluationKeys ----------------------------------------------------------------------
 
@@ -123,7 +152,7 @@ class EvaluationKeyring(EvaluationKeys, SealedRows):
                 if stored.kid == self._keyring.active:
                     outcomes[Rewrap.CURRENT] += 1
                     continue
-                context = _ROW + evaluation_id.encode()
+                context = _ROW + qualified_id(self._tenant, evaluation_id).encode()
                 key = self._keyring.unwrap(stored.kid, stored.wrapped, context)
                 fresh = WrappedKey(*self._keyring.wrap(key, context))
                 if await self._table.replace(evaluation_id, stored, fresh):

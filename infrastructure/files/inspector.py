@@ -30,6 +30,7 @@ from application.ports.blob_store import BlobEntry
 from application.ports.health_probe import HealthProbe
 from application.ports.largest_blobs import LargestBlobs
 from application.queries import BackendReport, MetricValue
+from domain.blob_paths import EVALUATIONS, TENANTS
 from infrastructure.files.durable import TEMP_SUFFIX, is_temp
 from infrastructure.files.errors import BACKEND, reason
 from infrastructure.measurement import FRESH_S, KeptMeasurement, Measured
@@ -214,9 +215,7 @@ class _Walk:
         }
         self.by_kind["metadata"] = 0
         self.by_kind["other"] = 0
-        evaluations_dir = root / "evaluations"
-        with suppress(OSError):
-            self.evaluations = sum(1 for entry in os.scandir(evaluations_dir) if entry.is_dir())
+        self.evaluations = _count_evaluations(root)
         for directory, dirs, names in os.walk(root):
             self.directories += len(dirs)
             relative = Path(directory).relative_to(root).parts
@@ -269,3 +268,12 @@ class _Walk:
             if name.startswith(f"{kind}.") and name.endswith(".txt"):
                 return f"{kind}_uncompressed"
         return "metadata" if name == "metadata.json" else "other"
+
+
+def _count_evaluations(root: Path) -> int:
+    """Every tenant's evaluation directories: ``evaluations/*``, ``tenants/*/evaluations/*``."""
+    count = 0
+    for directory in (root / EVALUATIONS, *(root / TENANTS).glob(f"*/{EVALUATIONS}")):
+        with suppress(OSError):
+            count += sum(1 for entry in os.scandir(directory) if entry.is_dir())
+    return count

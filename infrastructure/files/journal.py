@@ -30,8 +30,9 @@ import structlog
 
 from application.backends import Backend
 from application.errors import BackendUnavailableError
-from application.intents import ENTRY_DECODER, ENTRY_ENCODER, JournalEntry
+from application.intents import ENTRY_DECODER, ENTRY_ENCODER, JournalEntry, entry_of
 from application.ports.journal import Journal, JournalStats
+from domain.tenancy import TenantId, qualified_id
 from infrastructure.crypto.lines import SEALED as SEALED_LINE
 from infrastructure.crypto.lines import LineSeal, tag_of
 from infrastructure.crypto.sealed import SealedDataError
@@ -135,7 +136,8 @@ class FileJournal(Journal):
             return data
         # Under the evaluation's key only when this process holds it: the database that
         # keeps the keys is away while the journal is written (ADR 0033).
-        return self._seal.seal(data, _CONTEXT, entry.evaluation_id, tag=entry.id)
+        owner = qualified_id(entry.tenant, entry.evaluation_id)  # whose key seals it
+        return self._seal.seal(data, _CONTEXT, owner, tag=entry.id)
 
     def _decode(self, line: bytes) -> JournalEntry:
         """An entry from its line; ``msgspec.DecodeError`` when it cannot be read."""
@@ -171,8 +173,8 @@ class FileJournal(Journal):
             return []
         return await anyio.to_thread.run_sync(self._read_all)
 
-    async def pending_for(self, evaluation_id: str) -> list[JournalEntry]:
-        return [entry for entry in await self.pending() if entry.evaluation_id == evaluation_id]
+    async def pending_for(self, tenant: TenantId, evaluation_id: str) -> list[JournalEntry]:
+        return [entry for entry in await self.pending() if entry_of(entry, tenant, evaluation_id)]
 
     async def stats(self) -> JournalStats:
         entries = await self.pending()  # no thread hop when the directory holds none

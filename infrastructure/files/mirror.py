@@ -1,4 +1,5 @@
-"""The record mirror as files: ``evaluations/{id}/metadata.json``, ``events.jsonl``, ``log.txt``.
+"""The record mirror as files: ``evaluations/{id}/metadata.json``, ``events.jsonl``, ``log.txt``
+(another tenant's under ``tenants/{tenant}/``, ``domain.blob_paths``).
 
 Each evaluation's directory is locked (``flock`` on the directory itself) while
 one of its files changes, so the workers of one host never interleave there.
@@ -34,8 +35,10 @@ from application.ports.record_mirror import (
     Unreadable,
 )
 from application.queries import RecordTally
+from domain.blob_paths import TENANTS, evaluation_prefix, evaluations_prefix
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
+from domain.tenancy import DEFAULT_TENANT, TenantId, parse_tenant, qualified_id
 from domain.timeline import EvaluationEvent, LogChunk, log_with_gaps
 from infrastructure.crypto.lines import SEALED as SEALED_PREFIX
 from infrastructure.crypto.lines import LineSeal
@@ -61,7 +64,6 @@ EVENTS_NAME = "events.jsonl"
 LOG_NAME = "log.txt"
 SEALED_LOG_NAME = "log.sealed"
 MIRROR_NAMES = frozenset({RECORD_NAME, EVENTS_NAME, LOG_NAME, SEALED_LOG_NAME})
-EVALUATIONS_DIR = "evaluations"
 
 _encoder = msgspec.json.Encoder()
 _records = msgspec.json.Decoder(Evaluation)
@@ -96,20 +98,23 @@ _pieces = msgspec.json.Decoder(_Piece)
 
 
 class _Files:
-    """Reads and writes one evaluation's files, sealed or in clear (``seal``)."""
+    """Reads and writes one evaluation's files, sealed or in clear (``seal``), each sealed
+    line bound to the evaluation's qualified id (``evaluation``): a line copied into another
+    tenant's directory does not open."""
 
-    def __init__(self, directory: Path, seal: LineSeal | None) -> None:
+    def __init__(self, directory: Path, seal: LineSeal | None, evaluation: str) -> None:
         self.directory = directory
         self._seal = seal
+        self._evaluation = evaluation
 
     def _context(self, name: str) -> bytes:
-        return f"mirror|{self.directory.name}|{name}".encode()
+        return f"mirror|{self._evaluation}|{name}".encode()
 
     def out(self, name: str, data: bytes) -> bytes:
         if self._seal is None:
             return data
         # In a worker thread: the evaluation's key is made there when it has none yet.
-        return self._seal.seal(data, self._context(name), self.directory.name, fetch=True)
+        return self._seal.seal(data, self._context(name), self._evaluation, fetch=True)
 
     def into(self, name: str, data: bytes) -> bytes:
         """The bytes of a line or file; ``msgspec.DecodeError`` when a sealed one is not
@@ -119,7 +124,7 @@ class _Files:
                 raise msgspec.DecodeError("sealed, and no ENCRYPTION_KEYS_FILE")
             return data
         try:
-            return self._seal.open(data, self._context(name), self.directory.name)
+            return self._seal.open(data, self._context(name), self._evaluation)
         except SealedDataError as error:
             raise msgspec.DecodeError(f"sealed and does not open: {error}") from None
 
@@ -172,27 +177,27 @@ class FileRecordMirror(RecordMirror, MirrorReader):
 
     def __init__(self, root: Path, seal: LineSeal | None = None) -> None:
         self._root = root
-        self._evaluations = root / EVALUATIONS_DIR
         self._seal = seal
 
-    def directory(self, evaluation_id: EvaluationId) -> Path:
-        return self._evaluations / evaluation_id
+    def directory(self, tenant: TenantId, evaluation_id: str) -> Path:
+        return self._root / evaluation_prefix(tenant, evaluation_id)
 
-    async def record(self, evaluation: Evaluation) -> None:
-        await self._run("record", evaluation.id, self._write_record, evaluation)
+    async def record(self, tenant: TenantId, evaluation: Evaluation) -> None:
+        await self._run("record", tenant, evaluation.id, self._write_record, tenant, evaluation)
 
-    async def event(self, event: EvaluationEvent) -> None:
-        await self._run("event", event.evaluation_id, self._append_event, event)
+    async def event(self, tenant: TenantId, event: EvaluationEvent) -> None:
+        await self._run("event", tenant, event.evaluation_id, self._append_event, tenant, event)
 
-    async def log(self, chunk: LogChunk) -> None:
-        await self._run("log", chunk.evaluation_id, self._write_log, chunk)
+    async def log(self, tenant: TenantId, chunk: LogChunk) -> None:
+        await self._run("log", tenant, chunk.evaluation_id, self._write_log, tenant, chunk)
 
-    async def forget(self, evaluation_id: EvaluationId) -> None:
-        await self._run("forget", evaluation_id, self._forget, evaluation_id)
+    async def forget(self, tenant: TenantId, evaluation_id: EvaluationId) -> None:
+        await self._run("forget", tenant, evaluation_id, self._forget, tenant, evaluation_id)
 
     async def _run(
         self,
         operation: str,
+        tenant: TenantId,
         evaluation_id: EvaluationId,
         work: Callable[P, None],
         *args: P.args,
@@ -205,22 +210,26 @@ class FileRecordMirror(RecordMirror, MirrorReader):
             log.error(
                 "mirror_write_failed",
                 operation=operation,
+                tenant=tenant,
                 evaluation_id=evaluation_id,
                 error=str(error),
             )
 
-    def _open_directory(self, evaluation_id: EvaluationId) -> Path:
-        directory = self.directory(evaluation_id)
-        if not directory.is_dir():
-            make_dirs(directory, self._root)
-        return directory
+    def _open(self, tenant: TenantId, evaluation_id: EvaluationId) -> _Files:
+        """The evaluation's files, its directory made when it has none yet."""
+        files = self._files(tenant, evaluation_id)
+        if not files.directory.is_dir():
+            make_dirs(files.directory, self._root)
+        return files
 
-    def _files(self, directory: Path) -> _Files:
-        return _Files(directory, self._seal)
+    def _files(self, tenant: TenantId, evaluation_id: str) -> _Files:
+        return _Files(
+            self.directory(tenant, evaluation_id), self._seal, qualified_id(tenant, evaluation_id)
+        )
 
-    def _write_record(self, evaluation: Evaluation) -> None:
-        directory = self._open_directory(evaluation.id)
-        files = self._files(directory)
+    def _write_record(self, tenant: TenantId, evaluation: Evaluation) -> None:
+        files = self._open(tenant, evaluation.id)
+        directory = files.directory
         path = directory / RECORD_NAME
         with locked_directory(directory):
             with contextlib.suppress(FileNotFoundError, msgspec.DecodeError):
@@ -234,17 +243,19 @@ class FileRecordMirror(RecordMirror, MirrorReader):
                 raise
             write.commit()
 
-    def _append_event(self, event: EvaluationEvent) -> None:
-        directory = self._open_directory(event.evaluation_id)
-        line = self._files(directory).out(EVENTS_NAME, _encoder.encode(event))
+    def _append_event(self, tenant: TenantId, event: EvaluationEvent) -> None:
+        files = self._open(tenant, event.evaluation_id)
+        directory = files.directory
+        line = files.out(EVENTS_NAME, _encoder.encode(event))
         with locked_directory(directory):
             self._append(directory / EVENTS_NAME, line + b"\n", None)
 
-    def _write_log(self, chunk: LogChunk) -> None:
-        directory = self._open_directory(chunk.evaluation_id)
+    def _write_log(self, tenant: TenantId, chunk: LogChunk) -> None:
+        files = self._open(tenant, chunk.evaluation_id)
+        directory = files.directory
         if self._seal is not None:
             piece = _encoder.encode(_Piece(offset=chunk.offset, content=chunk.content))
-            line = self._files(directory).out(SEALED_LOG_NAME, piece)
+            line = files.out(SEALED_LOG_NAME, piece)
             with locked_directory(directory):
                 self._append(directory / SEALED_LOG_NAME, line + b"\n", None)
             return
@@ -270,8 +281,8 @@ class FileRecordMirror(RecordMirror, MirrorReader):
         if created:
             fsync_dir(path.parent)
 
-    def _forget(self, evaluation_id: EvaluationId) -> None:
-        directory = self.directory(evaluation_id)
+    def _forget(self, tenant: TenantId, evaluation_id: EvaluationId) -> None:
+        directory = self.directory(tenant, evaluation_id)
         if not directory.is_dir():
             return
         with locked_directory(directory):
@@ -281,33 +292,52 @@ class FileRecordMirror(RecordMirror, MirrorReader):
         with contextlib.suppress(OSError):  # not empty: a blob the purge has not removed yet
             directory.rmdir()
 
-    def directories(self) -> Iterator[str]:
-        """The evaluations' directory names, as the tree lists them (blocking)."""
-        if not self._evaluations.is_dir():
-            return
-        with os.scandir(self._evaluations) as entries:
-            for entry in entries:
-                if entry.is_dir():
-                    yield entry.name
+    def tenants(self) -> Iterator[TenantId]:
+        """The tenants the tree holds a directory of (blocking): the default tenant, and
+        each ``tenants/<tenant>/`` of a valid name but ``default``."""
+        yield DEFAULT_TENANT
+        for name in _subdirectories(self._root / TENANTS):
+            with contextlib.suppress(ValueError):
+                tenant = parse_tenant(name)
+                if tenant != DEFAULT_TENANT:
+                    yield tenant
+
+    def directories(self, tenant: TenantId) -> Iterator[str]:
+        """``tenant``'s evaluations' directory names, as the tree lists them (blocking)."""
+        yield from _subdirectories(self._root / evaluations_prefix(tenant))
+
+    def _everyone(self) -> Iterator[tuple[TenantId, str]]:
+        for tenant in self.tenants():
+            for name in self.directories(tenant):
+                yield tenant, name
 
     async def count(self) -> int:
-        return await anyio.to_thread.run_sync(lambda: sum(1 for _ in self.directories()))
+        return await anyio.to_thread.run_sync(lambda: sum(1 for _ in self._everyone()))
 
-    async def tallies(self) -> dict[str, RecordTally]:
+    async def tallies(self, tenant: TenantId) -> dict[str, RecordTally]:
         def read() -> dict[str, RecordTally]:
             found: dict[str, RecordTally] = {}
-            for name in self.directories():
+            for name in self.directories(tenant):
                 with contextlib.suppress(OSError, msgspec.DecodeError):
-                    found[name] = _tally(self._files(self._evaluations / name))
+                    found[name] = _tally(self._files(tenant, name))
             return found
 
         return await anyio.to_thread.run_sync(read)
 
     async def evaluations(self) -> AsyncIterator[MirroredEvaluation | Unreadable]:
-        names = await anyio.to_thread.run_sync(lambda: sorted(self.directories()))
-        for name in names:
-            directory = self._evaluations / name
-            yield await anyio.to_thread.run_sync(read_mirrored, directory, self._seal)
+        names = await anyio.to_thread.run_sync(lambda: sorted(self._everyone()))
+        for tenant, name in names:
+            directory = self.directory(tenant, name)
+            yield await anyio.to_thread.run_sync(read_mirrored, directory, self._seal, tenant)
+
+
+def _subdirectories(path: Path) -> Iterator[str]:
+    if not path.is_dir():
+        return
+    with os.scandir(path) as entries:
+        for entry in entries:
+            if entry.is_dir():
+                yield entry.name
 
 
 def _tally(files: _Files) -> RecordTally:
@@ -330,9 +360,12 @@ def _write_all(fd: int, data: bytes, offset: int) -> None:
         view, offset = view[written:], offset + written
 
 
-def read_mirrored(directory: Path, seal: LineSeal | None = None) -> MirroredEvaluation | Unreadable:
-    """One evaluation's copy; what is torn or missing in it is named in ``problems``."""
-    files = _Files(directory, seal)
+def read_mirrored(
+    directory: Path, seal: LineSeal | None = None, tenant: TenantId = DEFAULT_TENANT
+) -> MirroredEvaluation | Unreadable:
+    """One evaluation's copy (of ``tenant``, whose directory it is); what is torn or
+    missing in it is named in ``problems``."""
+    files = _Files(directory, seal, qualified_id(tenant, directory.name))
     path = directory / RECORD_NAME
     try:
         record = _records.decode(files.record_bytes())
@@ -345,7 +378,9 @@ def read_mirrored(directory: Path, seal: LineSeal | None = None) -> MirroredEval
     problems: builtins.list[str] = []
     events = _read_events(files, problems)
     text = _read_log(files, problems)
-    return MirroredEvaluation(record=record, events=events, log=text, problems=problems)
+    return MirroredEvaluation(
+        tenant=tenant, record=record, events=events, log=text, problems=problems
+    )
 
 
 def _read_events(files: _Files, problems: builtins.list[str]) -> builtins.list[EvaluationEvent]:

@@ -14,6 +14,7 @@ from application.backends import Backend
 from application.errors import BlobMissingError
 from application.ports.blob_store import BlobEntry, BlobStore
 from application.queries import BackendReport
+from domain.blob_paths import parse_blob_path
 from infrastructure.files.blob_store import COMPRESSION_LEVEL, check_stream_range, compressed
 from infrastructure.files.keys import check_blob_key, is_compressed_key
 from infrastructure.memory.inspector import MemoryInspector
@@ -96,7 +97,7 @@ class MemoryBlobInspector(MemoryInspector):
 
     async def inspect(self, *, detailed: bool = False) -> BackendReport:
         stored = self._store.stored()
-        evaluations = {key.split("/")[1] for key in stored if key.startswith("evaluations/")}
+        evaluations = {path[:2] for key in stored if (path := parse_blob_path(key)) is not None}
         directories = {
             "/".join(parts[:depth])
             for parts in (key.split("/") for key in stored)

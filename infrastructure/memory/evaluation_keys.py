@@ -3,10 +3,11 @@
 from collections.abc import Sequence
 
 from application.ports.evaluation_keys import EvaluationKeys, WrappedKey
+from infrastructure.memory.tenants import PerTenant
 
 
-class MemoryEvaluationKeys(EvaluationKeys):
-    """``EvaluationKeys`` as a dict; one event loop makes each call atomic."""
+class MemoryEvaluationKeys(PerTenant, EvaluationKeys):
+    """``EvaluationKeys`` as a dict per tenant; one event loop makes each call atomic."""
 
     def __init__(self) -> None:
         self.keys: dict[str, WrappedKey] = {}

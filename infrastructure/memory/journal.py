@@ -8,8 +8,9 @@ import msgspec
 
 from application.backends import Backend
 from application.errors import BackendUnavailableError
-from application.intents import JournalEntry
+from application.intents import JournalEntry, entry_of
 from application.ports.journal import Journal, JournalStats
+from domain.tenancy import TenantId
 from infrastructure.metrics import journaled
 
 
@@ -37,8 +38,8 @@ class MemoryJournal(Journal):
     async def pending(self) -> list[JournalEntry]:
         return list(self._entries)
 
-    async def pending_for(self, evaluation_id: str) -> list[JournalEntry]:
-        return [entry for entry in self._entries if entry.evaluation_id == evaluation_id]
+    async def pending_for(self, tenant: TenantId, evaluation_id: str) -> list[JournalEntry]:
+        return [entry for entry in self._entries if entry_of(entry, tenant, evaluation_id)]
 
     async def stats(self) -> JournalStats:
         oldest = min((entry.at for entry in self._entries), default=None)
@@ -76,7 +77,7 @@ class NoJournal(Journal):
     async def pending(self) -> list[JournalEntry]:
         return []
 
-    async def pending_for(self, evaluation_id: str) -> list[JournalEntry]:  # noqa: ARG002
+    async def pending_for(self, tenant: TenantId, evaluation_id: str) -> list[JournalEntry]:  # noqa: ARG002
         return []
 
     async def stats(self) -> JournalStats:

@@ -58,6 +58,9 @@ class PgEvaluationKeys(EvaluationKeys):
         self._pool = pool
         self._tenant = tenant
 
+    def of(self, tenant: TenantId) -> "PgEvaluationKeys":
+        return PgEvaluationKeys(self._pool, tenant)
+
     async def _fetch(self, sql: str, *arguments: Any) -> list[Any]:
         with translate_errors("evaluation key"):
             return await self._pool.fetch(sql, self._tenant, *arguments)

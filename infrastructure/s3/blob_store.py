@@ -27,6 +27,8 @@ from application.ports.backend_inspector import BackendInspector
 from application.ports.blob_store import BlobEntry, BlobStore
 from application.ports.blob_urls import BlobUrls, SignedUrl
 from application.queries import BackendReport, MetricValue
+from domain.blob_paths import parse_blob_path
+from domain.tenancy import qualified_id
 from infrastructure.files.blob_store import COMPRESSION_LEVEL, check_stream_range, compressed
 from infrastructure.files.keys import check_blob_key, is_compressed_key
 from infrastructure.metrics import blob_bytes, timed
@@ -323,8 +325,9 @@ class S3BlobInspector(BackendInspector):
                 total += entry.size
                 compressed += is_compressed_key(entry.key)
                 parts = entry.key.split("/")
-                if len(parts) > 2 and parts[0] == "evaluations":
-                    evaluations.add(parts[1])
+                path = parse_blob_path(entry.key)
+                if path is not None:
+                    evaluations.add(qualified_id(path.tenant, path.evaluation_id))
                 # The "directories" the keys imply, as a file tree would have them.
                 directories.update("/".join(parts[:depth]) for depth in range(1, len(parts)))
                 if largest is None or entry.size > largest.size:

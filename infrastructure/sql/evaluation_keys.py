@@ -36,6 +36,9 @@ class SqlEvaluationKeys(EvaluationKeys):
         """A session of this table's tenant (on PostgreSQL, its transactions set it)."""
         return bind_tenant(self._sessions(), self._tenant)
 
+    def of(self, tenant: TenantId) -> "SqlEvaluationKeys":
+        return SqlEvaluationKeys(self._sessions, tenant)
+
     def _of(self, evaluation_id: str) -> sa.ColumnElement[bool]:
         return sa.and_(_c.tenant_id == self._tenant, _c.evaluation_id == evaluation_id)
 

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
+import anyio.to_thread
 import click
 import msgspec
 from dishka import AsyncContainer
@@ -16,7 +17,9 @@ from application.services.payloads import PayloadStore
 from application.use_cases import rebuild_database as rebuilding
 from application.use_cases.import_evaluations import ImportEvaluation
 from application.use_cases.rebuild_database import CopyToMirror, RebuildReport
+from domain.blob_paths import EVALUATIONS, TENANTS
 from domain.identifiers import EvaluationId
+from domain.tenancy import TenantId, qualified_id
 from infrastructure.files.durable import locked_directory
 from infrastructure.files.mirror import RECORD_NAME, FileRecordMirror
 from infrastructure.sql.index_file import (
@@ -31,6 +34,7 @@ from infrastructure.sql.index_file import (
     unserved,
 )
 from infrastructure.sql.migrate import upgrade
+from interfaces.acting import acting_for
 from interfaces.cli import CONTEXT_SETTINGS
 from interfaces.cli.common import (
     echo_json,
@@ -57,9 +61,12 @@ def restore_from_tree(settings: Settings, source: Path, *, show_progress: bool) 
         mirror = FileRecordMirror(source, (await container.get(BlobSeal)).lines())
 
         @asynccontextmanager
-        async def scope() -> AsyncIterator[tuple[ImportEvaluation, PayloadStore]]:
-            async with container() as request:
-                yield await request.get(ImportEvaluation), await request.get(PayloadStore)
+        async def scope(
+            tenant: TenantId,
+        ) -> AsyncIterator[tuple[ImportEvaluation, PayloadStore]]:
+            with acting_for(tenant):
+                async with container() as request:
+                    yield await request.get(ImportEvaluation), await request.get(PayloadStore)
 
         with progress_bar(show_progress) as progress:
             task = progress.add_task("restoring", total=await mirror.count())
@@ -131,8 +138,8 @@ def rebuild_database(source: Path, as_json: bool) -> None:
     settings = load(quiet=as_json)
     if settings.storage.backend is StorageBackend.MEMORY:
         fail("rebuild-database restores a database: STORAGE_BACKEND=memory has none", 2)
-    if not (source / "evaluations").is_dir():
-        fail(f"--from: {source} holds no evaluations/ directory (not a mirrored tree)", 2)
+    if not any((source / name).is_dir() for name in (EVALUATIONS, TENANTS)):
+        fail(f"--from: {source} holds no evaluations/ or tenants/ (not a mirrored tree)", 2)
     upgrade(settings.database.owner_url)
     report = restore_from_tree(settings, source, show_progress=not as_json)
     if as_json:
@@ -249,9 +256,39 @@ def _holds_records(root: Path) -> bool:
     """Whether any evaluation's directory of the tree holds a record's copy."""
     mirror = FileRecordMirror(root)
     return any(
-        (mirror.directory(EvaluationId(name)) / RECORD_NAME).exists()
-        for name in mirror.directories()
+        (mirror.directory(tenant, name) / RECORD_NAME).exists()
+        for tenant in mirror.tenants()
+        for name in mirror.directories(tenant)
     )
+
+
+async def _compare_tenant(
+    container: AsyncContainer,
+    mirror: FileRecordMirror,
+    tenant: TenantId,
+    check: IndexCheck,
+    *,
+    copy: bool,
+) -> None:
+    """``check``'s findings of one tenant, by qualified id; ``copy``: what the tree lacks
+    is copied out."""
+    tree = await mirror.tallies(tenant)
+    async with container() as request:
+        indexed = await (await request.get(EvaluationQueries)).tallies()
+    both = tree.keys() & indexed.keys()
+    uncopied = sorted(
+        key for key, tally in indexed.items() if key not in tree or tree[key].short_of(tally)
+    )
+    check.unindexed += [qualified_id(tenant, key) for key in sorted(tree.keys() - indexed.keys())]
+    check.stale += [
+        qualified_id(tenant, key) for key in sorted(both) if indexed[key].short_of(tree[key])
+    ]
+    check.uncopied += [qualified_id(tenant, key) for key in uncopied]
+    if copy:
+        for key in uncopied:
+            async with container() as request:
+                if await (await request.get(CopyToMirror)).execute(EvaluationId(key)):
+                    check.copied.append(qualified_id(tenant, key))
 
 
 def _log_build(root: Path, report: RebuildReport) -> None:
@@ -287,20 +324,10 @@ def check_file_index(
 
     async def compare(container: AsyncContainer) -> None:
         mirror = FileRecordMirror(root, (await container.get(BlobSeal)).lines())
-        tree = await mirror.tallies()
-        async with container() as request:
-            indexed = await (await request.get(EvaluationQueries)).tallies()
-        check.unindexed = sorted(tree.keys() - indexed.keys())
-        both = tree.keys() & indexed.keys()
-        check.stale = sorted(key for key in both if indexed[key].short_of(tree[key]))
-        check.uncopied = sorted(
-            key for key, tally in indexed.items() if key not in tree or tree[key].short_of(tally)
-        )
-        if fix or rebuild:
-            for key in check.uncopied:
-                async with container() as request:
-                    if await (await request.get(CopyToMirror)).execute(EvaluationId(key)):
-                        check.copied.append(key)
+        tenants = await anyio.to_thread.run_sync(lambda: list(mirror.tenants()))
+        for tenant in tenants:
+            with acting_for(tenant):
+                await _compare_tenant(container, mirror, tenant, check, copy=fix or rebuild)
 
     run(settings, compare)
     if rebuild:

@@ -159,5 +159,6 @@ class ScratchProvider(Provider):
 
     @provide(scope=Scope.REQUEST, override=True)
     def audit_context(self) -> AuditContext:
-        # Journaled writes are the default tenant's until entries carry one (ADR 0032).
+        # A view's deployment is its own, for one record: its tenant is a name inside it
+        # (the entries it applies are the view's tenant's, read by ``pending_for``).
         return AuditContext(actor="journal", tenant=DEFAULT_TENANT)

@@ -7,8 +7,10 @@ from application.intents import (
     AppendLogIntent,
     Intent,
     JournalEntry,
+    journal_tenant,
 )
 from application.ports.journal import Journal
+from domain.tenancy import DEFAULT_TENANT, TenantId
 
 NOW = datetime(2024, 7, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -19,6 +21,7 @@ def entry(
     *,
     at: datetime | None = None,
     intent: Intent | None = None,
+    tenant: TenantId = DEFAULT_TENANT,
 ) -> JournalEntry:
     return JournalEntry(
         id=f"entry_{number}",
@@ -27,6 +30,7 @@ def entry(
         intent=intent if intent is not None else AppendLogIntent(f"line {number}\n"),
         actor="worker",
         request_id=f"req_{number}",
+        named_tenant=journal_tenant(tenant),
     )
 
 

@@ -11,12 +11,24 @@ import zstandard
 from application.backends import Backend
 from application.errors import BlobMissingError
 from application.ports.blob_store import BlobStore
+from domain.tenancy import DEFAULT_TENANT
 from infrastructure.crypto.blob_store import SealedBlobStore
 from infrastructure.crypto.evaluation_keys import EvaluationKeyring
 from infrastructure.files.blob_store import FileBlobStore
 from infrastructure.memory.blob_store import MemoryBlobStore
 from infrastructure.memory.evaluation_keys import MemoryEvaluationKeys
-from tests.contract.blob_data import BOTH_KEYS, KEY, SIZES, ZKEY, chunks_of, temp_files, text_of
+from tests.contract.blob_data import (
+    ACME,
+    BOTH_KEYS,
+    KEY,
+    SHARED_ID,
+    SIZES,
+    ZKEY,
+    chunks_of,
+    temp_files,
+    text_of,
+    two_tenants_outputs,
+)
 from tests.keys import fresh_keyring
 
 pytestmark = pytest.mark.anyio
@@ -238,3 +250,21 @@ async def test_entries_take_any_prefix_not_only_a_directory(store: BlobStore) ->
     ]
     assert await keys("evaluations/c") == []
     assert await keys("missing/") == []
+
+
+async def test_one_id_in_two_tenants_is_two_blobs(store: BlobStore) -> None:
+    payloads, ours, theirs = await two_tenants_outputs(store)
+    assert ours.key is not None and theirs.key is not None
+    assert ours.key.startswith(f"evaluations/{SHARED_ID}/output.")
+    assert theirs.key.startswith(f"tenants/acme/evaluations/{SHARED_ID}/output.")
+    assert await payloads.read_text(ours) == "the default tenant's"
+    assert await payloads.read_text(theirs) == "acme's"
+    assert [entry.key for entry in await payloads.blobs_of(DEFAULT_TENANT, SHARED_ID)] == [ours.key]
+    assert [entry.key for entry in await payloads.blobs_of(ACME, SHARED_ID)] == [theirs.key]
+
+    for entry in await payloads.blobs_of(ACME, SHARED_ID):  # acme's evaluation purged
+        await payloads.discard(entry.key)
+    assert await payloads.blobs_of(ACME, SHARED_ID) == []
+    assert await payloads.read_text(ours) == "the default tenant's"
+    with pytest.raises(BlobMissingError):
+        await payloads.read_text(theirs)

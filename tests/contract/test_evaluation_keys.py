@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from application.ports.evaluation_keys import EvaluationKeys, WrappedKey
-from domain.tenancy import TenantId
+from domain.tenancy import DEFAULT_TENANT, TenantId
 from infrastructure.crypto.evaluation_keys import EvaluationKeyring
 from infrastructure.memory.evaluation_keys import MemoryEvaluationKeys
 from infrastructure.postgres.evaluation_keys import PgEvaluationKeys
@@ -162,6 +162,21 @@ async def test_a_key_is_replaced_only_where_the_old_one_still_is(keys: Evaluatio
 
     assert await keys.fetch("eval-1") == _key("b")
     assert await keys.fetch("eval-2") is None
+
+
+async def test_of_reaches_another_tenants_rows_and_only_them(keys: EvaluationKeys) -> None:
+    acme = keys.of(TenantId("acme"))
+    evaluation_id = f"eval-{uuid.uuid4().hex}"
+    await keys.add(evaluation_id, _key("default"))
+    assert await acme.fetch(evaluation_id) is None
+    await acme.add(evaluation_id, _key("acme"))
+
+    assert await keys.of(DEFAULT_TENANT).fetch(evaluation_id) == _key("default")
+    assert await acme.fetch(evaluation_id) == _key("acme")
+    assert await acme.destroy([evaluation_id]) == 1  # acme's evaluation erased
+    assert await acme.fetch(evaluation_id) is None
+    assert await keys.fetch(evaluation_id) == _key("default")
+    await keys.destroy([evaluation_id])
 
 
 @pytest.mark.parametrize(

@@ -15,10 +15,31 @@ import zstandard
 
 from application.errors import BackendUnavailableError
 from infrastructure.files.blob_store import FileBlobStore
-from tests.contract.blob_data import BOTH_KEYS, KEY, ZKEY, temp_files, text_of
+from tests.contract.blob_data import (
+    BOTH_KEYS,
+    KEY,
+    SHARED_ID,
+    ZKEY,
+    temp_files,
+    text_of,
+    two_tenants_outputs,
+)
 from tests.services import IN_CI
 
 pytestmark = pytest.mark.anyio
+
+
+async def test_each_tenants_blobs_have_their_own_directory(tmp_path: Path) -> None:
+    """The default tenant's under ``evaluations/`` as before tenants, acme's under
+    ``tenants/acme/evaluations/`` (ADR 0032)."""
+    root = tmp_path / "blobs"
+    _, ours, theirs = await two_tenants_outputs(FileBlobStore(root))
+    on_disk = sorted(path.relative_to(root).as_posix() for path in root.rglob("*.txt*"))
+    assert on_disk == [
+        f"evaluations/{SHARED_ID}/{Path(str(ours.key)).name}",
+        f"tenants/acme/evaluations/{SHARED_ID}/{Path(str(theirs.key)).name}",
+    ]
+    assert (root / str(theirs.key)).read_bytes() == b"acme's"
 
 
 async def test_zst_keys_are_really_zstd_on_disk(tmp_path: Path) -> None:

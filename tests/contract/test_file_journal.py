@@ -18,11 +18,13 @@ import pytest
 
 from application.errors import BackendUnavailableError
 from application.intents import (
+    ENTRY_DECODER,
     ENTRY_ENCODER,
     AppendLogIntent,
     JournalEntry,
 )
 from application.ports.journal import Journal, JournalStats
+from domain.tenancy import DEFAULT_TENANT, TenantId
 from infrastructure.crypto.lines import SEALED as SEALED_LINE
 from infrastructure.crypto.lines import LineSeal
 from infrastructure.files.journal import FileJournal
@@ -117,7 +119,7 @@ async def test_two_processes_share_one_journal(
     assert expected == [a1, b1, a2, b2]
     for journal in (one, two):
         assert await journal.pending() == expected
-        assert await journal.pending_for("eval_b") == [b1, b2]
+        assert await journal.pending_for(DEFAULT_TENANT, "eval_b") == [b1, b2]
         assert await journal.has_pending() is True
         assert await journal.stats() == JournalStats(pending=4, oldest_at=a1.at)
 
@@ -183,6 +185,46 @@ async def test_a_torn_last_line_is_ignored(
     # The torn half never counts as an entry: applying the complete ones removes the segment.
     assert await journal.discard([dead.id, live.id]) == {dead.id, live.id}
     assert segments(tmp_path) == []
+
+
+# A line the journal wrote before entries named a tenant (ADR 0032's step 4), byte for byte.
+LINE_BEFORE_TENANTS = (
+    b'{"id":"entry_old","evaluation_id":"eval_old","at":"2024-07-01T12:00:00.123456Z",'
+    b'"intent":{"type":"append_log","content":"an old line\\n","last_update":null},'
+    b'"actor":"worker","request_id":"req_old","uncertain":false,"sequence":17}'
+)
+
+
+async def test_a_line_of_before_tenants_is_the_default_tenants_and_unchanged(
+    file_journals: Callable[[], FileJournal], tmp_path: Path
+) -> None:
+    directory = tmp_path / "journal"
+    directory.mkdir()
+    (directory / f"{'2' * 32}.jsonl").write_bytes(LINE_BEFORE_TENANTS + b"\n")
+    journal = file_journals()
+    (old,) = await journal.pending()
+    assert (old.id, old.tenant) == ("entry_old", DEFAULT_TENANT)
+    assert await journal.pending_for(DEFAULT_TENANT, "eval_old") == [old]
+    assert await journal.pending_for(TenantId("acme"), "eval_old") == []
+    # The default tenant's entries are still written as they were: no tenant named.
+    assert ENTRY_ENCODER.encode(old) == LINE_BEFORE_TENANTS
+
+
+async def test_another_tenants_entry_names_it_on_disk(tmp_path: Path) -> None:
+    journal = FileJournal(tmp_path)
+    await journal.append(entry(1))
+    await journal.append(entry(2, tenant=TenantId("acme")))
+    (segment,) = segments(tmp_path)
+    ours, theirs = segment.read_bytes().splitlines()
+    assert b'"tenant"' not in ours
+    assert theirs.endswith(b',"tenant":"acme"}')
+    assert [item.tenant for item in await FileJournal(tmp_path).pending()] == ["default", "acme"]
+
+
+async def test_a_line_naming_no_valid_tenant_is_not_an_entry() -> None:
+    line = LINE_BEFORE_TENANTS[:-1] + b',"tenant":"../elsewhere"}'
+    with pytest.raises(msgspec.ValidationError):
+        ENTRY_DECODER.decode(line)
 
 
 async def test_a_torn_line_only_counts_once_it_is_complete(
@@ -356,7 +398,7 @@ async def test_no_journal_refuses_every_write() -> None:
     journal = NoJournal()
 
     await assert_refuses_writes_and_holds_nothing(journal)
-    assert await journal.pending_for("eval_1") == []
+    assert await journal.pending_for(DEFAULT_TENANT, "eval_1") == []
     assert await journal.discard(["entry_1"]) == set()
 
 

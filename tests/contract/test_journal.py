@@ -28,6 +28,7 @@ from application.ports.journal import Journal, JournalStats
 from domain.identifiers import EvaluationId
 from domain.payload import PayloadLocation, StoredPayload
 from domain.status import EvaluationStatus
+from domain.tenancy import DEFAULT_TENANT, TenantId
 from infrastructure.files.journal import FileJournal
 from infrastructure.memory.journal import MemoryJournal
 from tests.contract.journal_entries import NOW, assert_replays_alone, entry, ids
@@ -48,7 +49,7 @@ def journal(request: pytest.FixtureRequest, file_journals: Callable[[], FileJour
 async def test_an_empty_journal_has_nothing_pending(journal: Journal) -> None:
     assert await journal.has_pending() is False
     assert await journal.pending() == []
-    assert await journal.pending_for("eval_1") == []
+    assert await journal.pending_for(DEFAULT_TENANT, "eval_1") == []
     assert await journal.stats() == JournalStats(pending=0, oldest_at=None)
     assert await journal.discard(["entry_1"]) == set()
 
@@ -65,9 +66,26 @@ async def test_append_sets_an_increasing_sequence_and_keeps_the_order(journal: J
         assert kept == msgspec.structs.replace(original, sequence=kept.sequence)
     assert await journal.has_pending() is True
     assert await journal.pending() == stored
-    assert await journal.pending_for("eval_2") == [stored[1], stored[3]]
-    assert await journal.pending_for("eval_1") == [stored[0], stored[2], stored[4]]
-    assert await journal.pending_for("eval_3") == []
+    assert await journal.pending_for(DEFAULT_TENANT, "eval_2") == [stored[1], stored[3]]
+    assert await journal.pending_for(DEFAULT_TENANT, "eval_1") == [stored[0], stored[2], stored[4]]
+    assert await journal.pending_for(DEFAULT_TENANT, "eval_3") == []
+
+
+async def test_one_id_in_two_tenants_has_two_tenants_entries(journal: Journal) -> None:
+    acme = TenantId("acme")
+    ours = await journal.append(entry(1))
+    theirs = await journal.append(entry(2, tenant=acme))
+    assert [(item.id, item.tenant) for item in await journal.pending()] == [
+        (ours.id, DEFAULT_TENANT),
+        (theirs.id, acme),
+    ]
+    assert await journal.pending_for(DEFAULT_TENANT, "eval_1") == [ours]
+    assert await journal.pending_for(acme, "eval_1") == [theirs]
+    assert await journal.pending_for(TenantId("other"), "eval_1") == []
+
+    assert await journal.discard([theirs.id]) == {theirs.id}  # acme's erased
+    assert await journal.pending_for(acme, "eval_1") == []
+    assert await journal.pending() == [ours]
 
 
 async def test_stats_count_the_entries_and_give_the_oldest_instant(journal: Journal) -> None:

@@ -18,6 +18,7 @@ from prometheus_client import REGISTRY
 from application.ports.record_mirror import MirroredEvaluation, Unreadable
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
+from domain.tenancy import DEFAULT_TENANT, TenantId
 from domain.timeline import EvaluationEvent, LogChunk
 from infrastructure.crypto.evaluation_keys import EvaluationKeyring
 from infrastructure.crypto.lines import LineSeal
@@ -30,6 +31,7 @@ from tests.keys import fresh_keyring
 pytestmark = pytest.mark.anyio
 
 Mirror = MemoryRecordMirror | FileRecordMirror
+D, ACME = DEFAULT_TENANT, TenantId("acme")
 T0 = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 
 
@@ -80,10 +82,10 @@ async def test_the_newest_version_wins_whatever_the_order(mirror: Mirror) -> Non
     first = EvaluationFactory.build(version=1)
     second = msgspec.structs.replace(first, status=first.status, metadata={"v": 2}, version=2)
     third = msgspec.structs.replace(first, metadata={"v": 3}, version=3)
-    await mirror.record(second)
-    await mirror.record(third)
-    await mirror.record(first)  # late: an older write finishing last
-    await mirror.record(second)
+    await mirror.record(D, second)
+    await mirror.record(D, third)
+    await mirror.record(D, first)  # late: an older write finishing last
+    await mirror.record(D, second)
     found = await _only(mirror)
     assert found.record == third
     assert (found.events, found.log, found.problems) == ([], "", [])
@@ -92,27 +94,27 @@ async def test_the_newest_version_wins_whatever_the_order(mirror: Mirror) -> Non
 
 async def test_events_are_kept_once_in_time_order(mirror: Mirror) -> None:
     evaluation = EvaluationFactory.build()
-    await mirror.record(evaluation)
+    await mirror.record(D, evaluation)
     late, early, tie = (
         _event(evaluation, "b", 5),
         _event(evaluation, "a", 1),
         _event(evaluation, "c", 5),
     )
     for event in (late, early, late, tie):  # ``late`` redelivered
-        await mirror.event(event)
+        await mirror.event(D, event)
     found = await _only(mirror)
     assert found.events == [early, late, tie]
 
 
 async def test_log_pieces_land_at_their_offsets_in_any_order(mirror: Mirror) -> None:
     evaluation = EvaluationFactory.build()
-    await mirror.record(evaluation)
+    await mirror.record(D, evaluation)
     pieces = ["héllo ✓\n", "wörld 日本\n", "done\n"]
     offsets = [0]
     for piece in pieces[:-1]:
         offsets.append(offsets[-1] + len(piece.encode()))
     for index in (2, 0, 1):
-        await mirror.log(_piece(evaluation, offsets[index], pieces[index]))
+        await mirror.log(D, _piece(evaluation, offsets[index], pieces[index]))
     found = await _only(mirror)
     assert found.log == "".join(pieces)
     assert found.problems == []
@@ -120,9 +122,9 @@ async def test_log_pieces_land_at_their_offsets_in_any_order(mirror: Mirror) -> 
 
 async def test_a_piece_that_never_arrived_is_a_reported_blank(mirror: Mirror) -> None:
     evaluation = EvaluationFactory.build()
-    await mirror.record(evaluation)
-    await mirror.log(_piece(evaluation, 0, "first\n"))
-    await mirror.log(_piece(evaluation, 10, "third\n"))  # bytes 6..9 never came
+    await mirror.record(D, evaluation)
+    await mirror.log(D, _piece(evaluation, 0, "first\n"))
+    await mirror.log(D, _piece(evaluation, 10, "third\n"))  # bytes 6..9 never came
     found = await _only(mirror)
     assert found.log == "first\n    third\n"  # later pieces keep their offsets
     assert len(found.problems) == 1 and "byte 6" in found.problems[0]
@@ -131,11 +133,11 @@ async def test_a_piece_that_never_arrived_is_a_reported_blank(mirror: Mirror) ->
 async def test_forget_removes_the_copy(mirror: Mirror) -> None:
     kept, purged = EvaluationFactory.build(), EvaluationFactory.build()
     for evaluation in (kept, purged):
-        await mirror.record(evaluation)
-        await mirror.event(_event(evaluation, "e", 1))
-        await mirror.log(_piece(evaluation, 0, "log\n"))
-    await mirror.forget(purged.id)
-    await mirror.forget(EvaluationId("never-there"))
+        await mirror.record(D, evaluation)
+        await mirror.event(D, _event(evaluation, "e", 1))
+        await mirror.log(D, _piece(evaluation, 0, "log\n"))
+    await mirror.forget(D, purged.id)
+    await mirror.forget(D, EvaluationId("never-there"))
     assert [
         found.record.id for found in await _read(mirror) if isinstance(found, MirroredEvaluation)
     ] == [kept.id]
@@ -147,12 +149,38 @@ async def test_writers_of_one_record_in_parallel_leave_the_newest(mirror: Mirror
     versions = [msgspec.structs.replace(base, version=n, metadata={"n": n}) for n in range(1, 41)]
     async with anyio.create_task_group() as group:
         for evaluation in reversed(versions):
-            group.start_soon(mirror.record, evaluation)
+            group.start_soon(mirror.record, D, evaluation)
         for n in range(40):
-            group.start_soon(mirror.event, _event(base, f"e{n}", n))
+            group.start_soon(mirror.event, D, _event(base, f"e{n}", n))
     found = await _only(mirror)
     assert found.record.version == 40 and found.record.metadata == {"n": 40}
     assert [event.event_id for event in found.events] == [f"e{n}" for n in range(40)]
+
+
+async def test_the_same_id_in_two_tenants_is_two_copies(mirror: Mirror) -> None:
+    ours = EvaluationFactory.build(metadata={"tenant": "default"})
+    theirs = msgspec.structs.replace(ours, metadata={"tenant": "acme"}, version=ours.version + 1)
+    await mirror.record(D, ours)
+    await mirror.record(ACME, theirs)
+    await mirror.event(ACME, _event(theirs, "acme-only", 1))
+    await mirror.log(D, _piece(ours, 0, "default's log\n"))
+    found = {
+        item.tenant: item for item in await _read(mirror) if isinstance(item, MirroredEvaluation)
+    }
+    assert found[D].record == ours and found[ACME].record == theirs
+    assert (found[D].events, found[D].log) == ([], "default's log\n")
+    assert ([event.event_id for event in found[ACME].events], found[ACME].log) == (
+        ["acme-only"],
+        "",
+    )
+    assert await mirror.count() == 2
+    assert (await mirror.tallies(ACME))[theirs.id].version == theirs.version
+    assert (await mirror.tallies(D))[ours.id].log_bytes == len(b"default's log\n")
+
+    await mirror.forget(ACME, theirs.id)
+    (left,) = await _read(mirror)
+    assert isinstance(left, MirroredEvaluation) and (left.tenant, left.record) == (D, ours)
+    assert await mirror.tallies(ACME) == {}
 
 
 # --- the file mirror's own faults ---------------------------------------------------------
@@ -165,10 +193,10 @@ def files(tmp_path: Path) -> FileRecordMirror:
 
 async def test_the_file_layout_is_the_documented_one(files: FileRecordMirror) -> None:
     evaluation = EvaluationFactory.build()
-    await files.record(evaluation)
-    await files.event(_event(evaluation, "e", 1))
-    await files.log(_piece(evaluation, 0, "a log ✓\n"))
-    directory = files.directory(evaluation.id)
+    await files.record(D, evaluation)
+    await files.event(D, _event(evaluation, "e", 1))
+    await files.log(D, _piece(evaluation, 0, "a log ✓\n"))
+    directory = files.directory(D, evaluation.id)
     assert sorted(os.listdir(directory)) == ["events.jsonl", "log.txt", "metadata.json"]
     assert (
         msgspec.json.decode((directory / "metadata.json").read_bytes(), type=Evaluation)
@@ -178,20 +206,46 @@ async def test_the_file_layout_is_the_documented_one(files: FileRecordMirror) ->
     assert len((directory / "events.jsonl").read_bytes().splitlines()) == 1
 
 
+async def test_another_tenants_copy_lives_under_tenants(files: FileRecordMirror) -> None:
+    evaluation = EvaluationFactory.build()
+    await files.record(D, evaluation)
+    await files.record(ACME, evaluation)
+    root = files.directory(D, evaluation.id).parents[1]
+    assert files.directory(D, evaluation.id) == root / "evaluations" / evaluation.id
+    assert files.directory(ACME, evaluation.id) == (
+        root / "tenants" / "acme" / "evaluations" / evaluation.id
+    )
+    for directory in (files.directory(D, evaluation.id), files.directory(ACME, evaluation.id)):
+        assert os.listdir(directory) == ["metadata.json"]
+    assert list(files.tenants()) == [D, ACME]
+
+
+async def test_a_tree_of_no_tenant_s_making_is_not_read(files: FileRecordMirror) -> None:
+    """``tenants/default/`` and a name no tenant can have are not another tenant's copies."""
+    evaluation = EvaluationFactory.build()
+    await files.record(ACME, evaluation)
+    acme = files.directory(ACME, evaluation.id)
+    for name in ("default", "Not-A-Tenant"):
+        stray = acme.parents[2] / name / "evaluations" / evaluation.id
+        stray.mkdir(parents=True)
+        (stray / "metadata.json").write_bytes((acme / "metadata.json").read_bytes())
+    assert [item.tenant for item in await _read(files)] == [ACME]  # type: ignore[union-attr]
+
+
 async def test_torn_and_foreign_copies_are_reported_not_restored(files: FileRecordMirror) -> None:
     good, torn, liar, bare = (EvaluationFactory.build() for _ in range(4))
     for evaluation in (good, torn, liar):
-        await files.record(evaluation)
-    await files.event(_event(good, "kept", 1))
-    await files.event(_event(good, "also", 2))
-    events = files.directory(good.id) / "events.jsonl"
+        await files.record(D, evaluation)
+    await files.event(D, _event(good, "kept", 1))
+    await files.event(D, _event(good, "also", 2))
+    events = files.directory(D, good.id) / "events.jsonl"
     first, second = events.read_bytes().splitlines(keepends=True)
     events.write_bytes(first + second[:10])  # a crash in the middle of the second append
-    await files.event(_event(good, "after", 3))  # on a line of its own, not the torn one
-    (files.directory(torn.id) / "metadata.json").write_bytes(b'{"id": "')
+    await files.event(D, _event(good, "after", 3))  # on a line of its own, not the torn one
+    (files.directory(D, torn.id) / "metadata.json").write_bytes(b'{"id": "')
     other = msgspec.structs.replace(liar, id=good.id)
-    (files.directory(liar.id) / "metadata.json").write_bytes(msgspec.json.encode(other))
-    files.directory(bare.id).mkdir(parents=True)  # a directory with blobs only
+    (files.directory(D, liar.id) / "metadata.json").write_bytes(msgspec.json.encode(other))
+    files.directory(D, bare.id).mkdir(parents=True)  # a directory with blobs only
     found = {
         (
             item.record.id if isinstance(item, MirroredEvaluation) else Path(item.path).parent.name
@@ -215,9 +269,9 @@ async def test_a_failed_copy_is_counted_and_never_raised(
     evaluation = EvaluationFactory.build()
     (tmp_path / "files").write_text("a file where the tree should be")
     before = {op: _failures(op) for op in ("record", "event", "log")}
-    await files.record(evaluation)  # the record is committed: the mirror must not fail it
-    await files.event(_event(evaluation, "e", 1))
-    await files.log(_piece(evaluation, 0, "x"))
+    await files.record(D, evaluation)  # the record is committed: the mirror must not fail it
+    await files.event(D, _event(evaluation, "e", 1))
+    await files.log(D, _piece(evaluation, 0, "x"))
     assert {op: _failures(op) - before[op] for op in before} == {"record": 1, "event": 1, "log": 1}
 
 
@@ -237,12 +291,12 @@ async def test_a_sealed_copy_holds_no_plaintext_and_reads_back(tmp_path: Path) -
     keyring = fresh_keyring()
     files = FileRecordMirror(tmp_path / "files", LineSeal(keyring))
     evaluation = EvaluationFactory.build(code=f"print('{MARKER}')", metadata={"m": MARKER})
-    await files.record(evaluation)
-    await files.event(msgspec.structs.replace(_event(evaluation, "e", 1), message=MARKER))
-    await files.log(_piece(evaluation, 10, f"{MARKER}\n"))  # "first ✓" is 9 bytes
-    await files.log(_piece(evaluation, 0, "first ✓"))  # out of order, and a gap of one byte
+    await files.record(D, evaluation)
+    await files.event(D, msgspec.structs.replace(_event(evaluation, "e", 1), message=MARKER))
+    await files.log(D, _piece(evaluation, 10, f"{MARKER}\n"))  # "first ✓" is 9 bytes
+    await files.log(D, _piece(evaluation, 0, "first ✓"))  # out of order, and a gap of one byte
 
-    directory = files.directory(evaluation.id)
+    directory = files.directory(D, evaluation.id)
     assert sorted(os.listdir(directory)) == ["events.jsonl", "log.sealed", "metadata.json"]
     for path in directory.iterdir():
         assert MARKER.encode() not in path.read_bytes(), path.name
@@ -251,7 +305,7 @@ async def test_a_sealed_copy_holds_no_plaintext_and_reads_back(tmp_path: Path) -
     assert [event.message for event in found.events] == [MARKER]
     assert found.log == f"first ✓ {MARKER}\n"
     assert len(found.problems) == 1  # the byte that never arrived
-    tally = (await files.tallies())[evaluation.id]
+    tally = (await files.tallies(D))[evaluation.id]
     assert (tally.version, tally.events, tally.log_bytes) == (evaluation.version, 1, 10 + 24)
 
     # Without the key (or with none), the copy is unreadable, never guessed at.
@@ -262,18 +316,40 @@ async def test_a_sealed_copy_holds_no_plaintext_and_reads_back(tmp_path: Path) -
     assert isinstance(plain, Unreadable) and "ENCRYPTION_KEYS_FILE" in plain.reason
 
 
+@pytest.mark.parametrize("shred", [False, True])
+async def test_a_sealed_copy_moved_to_another_tenant_does_not_open(
+    tmp_path: Path, shred: bool
+) -> None:
+    keyring = fresh_keyring()
+    keys = EvaluationKeyring(MemoryEvaluationKeys(), keyring) if shred else None
+    files = FileRecordMirror(tmp_path / "files", LineSeal(keyring, keys=keys, shred=shred))
+    evaluation = EvaluationFactory.build()
+    await files.record(ACME, evaluation)
+    await files.event(ACME, _event(evaluation, "e", 1))
+    acme = files.directory(ACME, evaluation.id)
+    (found,) = await _read(files)
+    assert isinstance(found, MirroredEvaluation) and found.record == evaluation
+
+    moved = files.directory(D, evaluation.id)
+    moved.parent.mkdir(parents=True)
+    acme.rename(moved)  # the default tenant's directory now holds acme's copy
+    (unreadable,) = await _read(files)
+    assert isinstance(unreadable, Unreadable), unreadable
+    assert unreadable.path == str(moved / "metadata.json")
+
+
 async def test_a_copy_begun_in_clear_goes_on_sealed(tmp_path: Path) -> None:
     evaluation = EvaluationFactory.build()
     clear = FileRecordMirror(tmp_path / "files")
-    await clear.record(evaluation)
-    await clear.event(_event(evaluation, "before", 1))
-    await clear.log(_piece(evaluation, 0, "clear part\n"))
+    await clear.record(D, evaluation)
+    await clear.event(D, _event(evaluation, "before", 1))
+    await clear.log(D, _piece(evaluation, 0, "clear part\n"))
 
     sealed = FileRecordMirror(tmp_path / "files", LineSeal(fresh_keyring()))
     newer = msgspec.structs.replace(evaluation, version=evaluation.version + 1)
-    await sealed.record(newer)
-    await sealed.event(_event(evaluation, "after", 2))
-    await sealed.log(_piece(evaluation, 11, "sealed part\n"))
+    await sealed.record(D, newer)
+    await sealed.event(D, _event(evaluation, "after", 2))
+    await sealed.log(D, _piece(evaluation, 11, "sealed part\n"))
 
     found = await _only(sealed)
     assert found.record == newer

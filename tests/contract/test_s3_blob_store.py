@@ -16,6 +16,7 @@ import zstandard
 from application.errors import BackendUnavailableError
 from infrastructure.s3.blob_store import PART_SIZE, S3BlobInspector, S3BlobStore, S3BlobUrls
 from infrastructure.s3.client import S3Connection
+from tests.contract.blob_data import SHARED_ID, two_tenants_outputs
 from tests.s3_server import S3Server, open_store, unique_prefix
 
 pytestmark = [pytest.mark.anyio, pytest.mark.s3]
@@ -137,6 +138,22 @@ async def test_inspector_counts_objects_under_the_prefix(s3_store: S3BlobStore) 
     assert report.metrics["directories"] == 3  # evaluations/, evaluations/a/, evaluations/b/
     assert report.metrics["largest_file"] == "evaluations/a/output.x.txt.zst"
     assert report.details["compressed_files"] == 1
+
+
+async def test_each_tenants_objects_have_their_own_prefix(s3_store: S3BlobStore) -> None:
+    """In the bucket: the default tenant's under ``evaluations/``, acme's under
+    ``tenants/acme/evaluations/`` (ADR 0032)."""
+    _, ours, theirs = await two_tenants_outputs(s3_store)
+    connection = _connection(s3_store)
+    listed = await connection.client.list_objects_v2(
+        Bucket=connection.bucket, Prefix=s3_store._prefix
+    )
+    in_bucket = sorted(item["Key"][len(s3_store._prefix) :] for item in listed["Contents"])
+    assert in_bucket == [ours.key, theirs.key]
+    assert str(ours.key).startswith(f"evaluations/{SHARED_ID}/")
+    assert str(theirs.key).startswith(f"tenants/acme/evaluations/{SHARED_ID}/")
+    inspector = S3BlobInspector(s3_store, connection, s3_store._prefix)
+    assert (await inspector.inspect()).metrics["evaluations"] == 2
 
 
 async def test_wrong_credentials_are_refused(s3_server: S3Server, s3_bucket: str) -> None:

@@ -20,6 +20,7 @@ from application.intents import AppendLogIntent, JournalEntry
 from application.ports.blob_store import BlobStore
 from application.ports.evaluation_keys import WrappedKey
 from application.ports.sealed_blobs import Rewrap
+from domain.tenancy import TenantId
 from infrastructure.crypto.blob_store import SealedBlobStore
 from infrastructure.crypto.cache import SealedCache
 from infrastructure.crypto.evaluation_keys import EvaluationKeyring
@@ -205,6 +206,25 @@ async def test_a_cache_entry_is_a_miss_once_its_key_is_destroyed() -> None:
     fresh = SealedCache(inner, world.keyring(), keys=world.process(), shred=True)
     assert await fresh.get("eval:{eval_1}") is None
     assert await cache.get("eval:{eval_1}") is None  # the destroying process forgot it too
+
+
+async def test_another_tenants_cache_entry_is_under_that_tenants_key() -> None:
+    """``eval:{acme/eval_1}`` is sealed under acme's key of ``eval_1``, in acme's rows (not
+    a key named ``acme/eval_1`` in the default tenant's), and dies with it alone."""
+    world = World()
+    acme = TenantId("acme")
+    keys = world.process()
+    cache = SealedCache(MemoryCache(ttl_seconds=60), world.keyring(), keys=keys, shred=True)
+    await cache.put_if_newer("eval:{eval_1}", 1, b"ours")
+    await cache.put_if_newer("eval:{acme/eval_1}", 1, b"theirs")
+    assert set(world.table.keys) == {"eval_1"}
+    assert set(world.table.of(acme).keys) == {"eval_1"}
+    assert world.table.keys["eval_1"] != world.table.of(acme).keys["eval_1"]
+
+    await keys.of(acme).destroy(["eval_1"])
+
+    assert await cache.get("eval:{acme/eval_1}") is None
+    assert await cache.get("eval:{eval_1}") == b"ours"
 
 
 async def test_a_line_names_its_evaluation_and_tag_and_dies_with_its_key() -> None:

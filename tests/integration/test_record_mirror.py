@@ -5,8 +5,9 @@ each kind of write, that ``fsck`` and ``cleanup`` know its files, and that
 
 import json
 import os
+import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -14,17 +15,25 @@ from typing import Any
 import msgspec
 import pytest
 from click.testing import CliRunner
+from dishka import AsyncContainer
 from litestar.testing import TestClient
 
+from application.ports.evaluation_repository import EvaluationRepository
+from application.ports.event_log import EventLog
 from domain.evaluation import Evaluation
+from domain.identifiers import EvaluationId
+from domain.tenancy import DEFAULT_TENANT, TenantId
 from infrastructure.sql.migrate import upgrade
+from interfaces.acting import acting_for
 from interfaces.cli import main
+from interfaces.cli.common import run
 from interfaces.http.app import create_app
 from interfaces.settings import Settings, StorageBackend
 from tests.integration.conftest import ClientFactory
 from tests.integration.test_cli_fsck import environment
 from tests.services import migrated_postgres_database
 
+ACME = TenantId("acme")
 LARGE = "a large output line ✓\n" * 10_000  # > LARGE_FILE_THRESHOLD: a file beside the copy
 
 
@@ -139,6 +148,57 @@ def test_a_fresh_database_rebuilt_from_the_copy_answers_the_same(
             listed = rebuilt.get("/evaluations", params={"status": "completed"}).json()
     assert after == before
     assert [item["id"] for item in listed["evaluations"]] == ["rebuilt-1"]
+
+
+def test_a_tree_of_both_layouts_is_rebuilt_each_tenant_into_its_own(
+    mirrored: TestClient[Any], backend_settings: Settings, tmp_path: Path
+) -> None:
+    """The default tenant's copy under ``evaluations/``, acme's (with its output) under
+    ``tenants/acme/evaluations/``: each restored into its tenant's rows. (Their ids differ:
+    one id in two tenants' rows needs the tenant in the primary key, ADR 0032's step 3.)"""
+    _write_a_life(mirrored, "ours-1")
+    ours = _copy(backend_settings, "ours-1")
+    record = msgspec.json.decode((ours / "metadata.json").read_bytes(), type=Evaluation)
+    assert record.output is not None and record.output.key is not None
+    blob = Path(record.output.key).name
+    theirs = _files(backend_settings) / "tenants" / "acme" / "evaluations" / "theirs-1"
+    theirs.mkdir(parents=True)
+    shutil.copy(ours / blob, theirs / blob)
+    output = msgspec.structs.replace(record.output, key=f"tenants/acme/evaluations/theirs-1/{blob}")
+    acme = msgspec.structs.replace(
+        record, id=EvaluationId("theirs-1"), metadata={"tenant": "acme"}, output=output
+    )
+    (theirs / "metadata.json").write_bytes(msgspec.json.encode(acme))
+
+    with _fresh_database(backend_settings, tmp_path) as fresh:
+        report = _cli(fresh, "rebuild-database", "--from", str(_files(fresh)))
+        assert (report["restored"], report["unreadable"], report["problems"]) == (2, [], [])
+        rows = run(fresh, _each_tenants({DEFAULT_TENANT: "ours-1", ACME: "theirs-1"}))
+    assert rows[DEFAULT_TENANT] == (record.metadata, record.output.key, 3)
+    assert rows[ACME] == ({"tenant": "acme"}, output.key, 0)
+
+
+def _each_tenants(
+    ids: dict[TenantId, str],
+) -> Callable[[AsyncContainer], Awaitable[dict[TenantId, tuple[object, str | None, int]]]]:
+    """What the database holds of each tenant's evaluation (and nothing of the other
+    tenant's): metadata, output key, events."""
+
+    async def read(container: AsyncContainer) -> dict[TenantId, tuple[object, str | None, int]]:
+        found: dict[TenantId, tuple[object, str | None, int]] = {}
+        for tenant, evaluation_id in ids.items():
+            with acting_for(tenant):
+                async with container() as request:
+                    repository = await request.get(EvaluationRepository)
+                    for other in set(ids.values()) - {evaluation_id}:
+                        assert await repository.get(EvaluationId(other)) is None, tenant
+                    stored = await repository.get(EvaluationId(evaluation_id))
+                    assert stored is not None and stored.output is not None, tenant
+                    events = await (await request.get(EventLog)).list(stored.id)
+                    found[tenant] = (stored.metadata, stored.output.key, len(events))
+        return found
+
+    return read
 
 
 @contextmanager

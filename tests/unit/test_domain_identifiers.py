@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from domain.errors import InvalidIdentifierError
 from domain.identifiers import generate_evaluation_id, parse_evaluation_id
 from domain.payload import blob_key
+from domain.tenancy import DEFAULT_TENANT
 
 
 @pytest.mark.parametrize(
@@ -40,7 +41,9 @@ def test_no_accepted_id_escapes_its_directory(value: str) -> None:
         identifier = parse_evaluation_id(value)
     except InvalidIdentifierError:
         return
-    path = PurePosixPath(blob_key(identifier, "output", compressed=True, token="0a1b2c"))
+    path = PurePosixPath(
+        blob_key(DEFAULT_TENANT, identifier, "output", compressed=True, token="0a1b2c")
+    )
     assert path.parts[0] == "evaluations"
     assert path.parts[1] == identifier
     assert len(path.parts) == 3

@@ -13,13 +13,14 @@ from domain.payload import (
     route_payload,
     tail_bytes,
 )
+from domain.tenancy import DEFAULT_TENANT
 
 EID = EvaluationId("e1")
 DEFAULTS = StorageThresholds()
 
 
 def test_threshold_stays_inline() -> None:
-    routed = route_payload(EID, "output", "a" * 102_400, DEFAULTS, "t1")
+    routed = route_payload(DEFAULT_TENANT, EID, "output", "a" * 102_400, DEFAULTS, "t1")
     assert routed.stored.location is PayloadLocation.INLINE
     assert routed.stored.size == 102_400
     assert routed.blob is None
@@ -28,7 +29,7 @@ def test_threshold_stays_inline() -> None:
 
 
 def test_one_byte_over_goes_to_file_compressed() -> None:
-    routed = route_payload(EID, "output", "a" * 102_401, DEFAULTS, "t1")
+    routed = route_payload(DEFAULT_TENANT, EID, "output", "a" * 102_401, DEFAULTS, "t1")
     assert routed.stored.location is PayloadLocation.FILE
     assert routed.stored.size == 102_401
     assert routed.stored.compressed
@@ -40,7 +41,7 @@ def test_one_byte_over_goes_to_file_compressed() -> None:
 
 def test_multibyte_counts_bytes_and_preview_keeps_characters() -> None:
     text = "é" * 51_201  # 102,402 bytes, 51,201 characters
-    routed = route_payload(EID, "error", text, DEFAULTS, "t1")
+    routed = route_payload(DEFAULT_TENANT, EID, "error", text, DEFAULTS, "t1")
     assert routed.stored.size == 102_402
     assert routed.stored.location is PayloadLocation.FILE
     assert routed.stored.text == "é" * 1000
@@ -49,7 +50,7 @@ def test_multibyte_counts_bytes_and_preview_keeps_characters() -> None:
 
 def test_thresholds_come_from_settings() -> None:
     small = StorageThresholds(large_file_threshold=10, compression_threshold=100, preview_size=3)
-    routed = route_payload(EID, "output", "abcdefghijk", small, "t1")
+    routed = route_payload(DEFAULT_TENANT, EID, "output", "abcdefghijk", small, "t1")
     assert routed.stored.location is PayloadLocation.FILE
     assert not routed.stored.compressed
     assert routed.stored.key == "evaluations/e1/output.t1.txt"
@@ -65,7 +66,7 @@ def test_routing_invariants(text: str, threshold: int, preview: int) -> None:
     thresholds = StorageThresholds(
         large_file_threshold=threshold, compression_threshold=threshold, preview_size=preview
     )
-    routed = route_payload(EID, "output", text, thresholds, "t1")
+    routed = route_payload(DEFAULT_TENANT, EID, "output", text, thresholds, "t1")
     size = len(text.encode("utf-8"))
     assert routed.stored.size == size
     if size <= threshold:
@@ -79,7 +80,7 @@ def test_routing_invariants(text: str, threshold: int, preview: int) -> None:
 
 @pytest.mark.parametrize("kind", ["output", "error"])
 def test_small_text_has_no_blob(kind: str) -> None:
-    routed = route_payload(EID, kind, "hi", DEFAULTS, "t1")  # type: ignore[arg-type]
+    routed = route_payload(DEFAULT_TENANT, EID, kind, "hi", DEFAULTS, "t1")  # type: ignore[arg-type]
     assert routed.blob is None and routed.stored.key is None
 
 
@@ -116,10 +117,10 @@ def test_a_blob_payload_keeps_its_last_characters_for_search() -> None:
     text = "é" * 150_000 + "ValueError: boom"
     thresholds = StorageThresholds(tail_size=20)
 
-    routed = route_payload(EvaluationId("tail"), "error", text, thresholds, "t")
-    inline = route_payload(EvaluationId("tail"), "error", "short", thresholds, "t")
+    routed = route_payload(DEFAULT_TENANT, EvaluationId("tail"), "error", text, thresholds, "t")
+    inline = route_payload(DEFAULT_TENANT, EvaluationId("tail"), "error", "short", thresholds, "t")
     none_kept = route_payload(
-        EvaluationId("tail"), "error", text, StorageThresholds(tail_size=0), "t"
+        DEFAULT_TENANT, EvaluationId("tail"), "error", text, StorageThresholds(tail_size=0), "t"
     )
 
     assert routed.stored.tail == text[-20:]

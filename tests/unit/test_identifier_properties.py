@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from application.errors import BackendUnavailableError
-from application.services.payloads import evaluation_prefix, new_token, snapshot_key
+from application.services.payloads import new_token, snapshot_key
+from domain.blob_paths import evaluation_prefix, evaluations_prefix
 from domain.errors import InvalidIdentifierError
 from domain.identifiers import MAX_ID_LENGTH, EvaluationId, parse_evaluation_id
 from domain.payload import (
@@ -28,6 +29,7 @@ from domain.payload import (
     route_payload,
     streamed_blob_payload,
 )
+from domain.tenancy import DEFAULT_TENANT, TenantId
 from infrastructure.files.blob_store import FileBlobStore
 from infrastructure.files.keys import resolve_inside
 
@@ -102,28 +104,33 @@ def sandbox_of(root: Path) -> Path:
     return root.parents[SANDBOX_DEPTH]
 
 
-def keys_built_from(identifier: EvaluationId) -> Iterator[str]:
-    """Every blob key the service derives from an evaluation id."""
+TENANTS = (DEFAULT_TENANT, TenantId("acme"))
+
+
+def keys_built_from(tenant: TenantId, identifier: EvaluationId) -> Iterator[str]:
+    """Every blob key the service derives from an evaluation id of ``tenant``."""
     thresholds = StorageThresholds(large_file_threshold=4, compression_threshold=2, preview_size=1)
     for kind in ("output", "error"):
         for compressed in (False, True):
-            yield blob_key(identifier, kind, compressed=compressed, token=new_token())
-        routed = route_payload(identifier, kind, "large text", thresholds, new_token())
+            yield blob_key(tenant, identifier, kind, compressed=compressed, token=new_token())
+        routed = route_payload(tenant, identifier, kind, "large text", thresholds, new_token())
         assert routed.stored.key is not None
         yield routed.stored.key
-        yield streamed_blob_payload(identifier, kind, 10, "l", thresholds, new_token()).key or ""
-    yield snapshot_key(identifier)
-    yield evaluation_prefix(identifier).rstrip("/")
+        streamed = streamed_blob_payload(tenant, identifier, kind, 10, "l", thresholds, "t")
+        yield streamed.key or ""
+    yield snapshot_key(tenant, identifier)
+    yield evaluation_prefix(tenant, identifier).rstrip("/")
 
 
-def assert_confined(root: Path, key: str, identifier: str) -> None:
+def assert_confined(root: Path, key: str, tenant: TenantId, identifier: str) -> None:
     resolved_root = root.resolve()
     independent = (root / key).resolve()
     assert independent.is_relative_to(resolved_root), (identifier, key)
     assert independent != resolved_root
     assert resolve_inside(root, key).is_relative_to(resolved_root)
     parts = PurePosixPath(key).parts
-    assert parts[:2] == ("evaluations", identifier), key  # one directory per evaluation
+    home = (*PurePosixPath(evaluations_prefix(tenant)).parts, identifier)
+    assert parts[: len(home)] == home, key  # one directory per evaluation and tenant
     assert not any(part in {"", ".", ".."} for part in parts)
 
 
@@ -139,8 +146,9 @@ def test_any_text_is_refused_or_confined(root: Path, value: str) -> None:
         assert 1 <= len(identifier) <= MAX_ID_LENGTH
         assert not identifier.startswith(".") and ".." not in identifier
         assert set(identifier) <= ALLOWED
-        for key in keys_built_from(identifier):
-            assert_confined(root, key, identifier)
+        for tenant in TENANTS:
+            for key in keys_built_from(tenant, identifier):
+                assert_confined(root, key, tenant, identifier)
 
 
 @PROPERTY_SETTINGS

@@ -59,7 +59,10 @@ class RecordedKeys(MemoryEvaluationKeys):
 
     async def destroy(self, evaluation_ids: Sequence[str]) -> int:
         blobs = sum(
-            [len(await self.app.payloads.blobs_of(EvaluationId(e))) for e in evaluation_ids]
+            [
+                len(await self.app.payloads.blobs_of(DEFAULT_TENANT, EvaluationId(e)))
+                for e in evaluation_ids
+            ]
         )
         records = sum(e in self.app.database.evaluations for e in evaluation_ids)
         self.destroyed.append((sorted(evaluation_ids), records, blobs))
@@ -104,7 +107,9 @@ async def test_everything_of_the_subject_goes_and_nothing_of_another(
     assert (report.idempotency_answers, report.batches, report.complete) == (3, 2, True)
     assert all(app.database.evaluations.get(e) is None for e in mine)
     assert all(app.database.evaluations.get(e) is not None for e in theirs)
-    assert [bool(await app.payloads.blobs_of(e)) for e in mine + theirs] == [False] * 3 + [True] * 2
+    assert [bool(await app.payloads.blobs_of(DEFAULT_TENANT, e)) for e in mine + theirs] == [
+        False
+    ] * 3 + [True] * 2
     for number in range(3, 5):
         assert await keys.claim(GATEWAY, f"k{number}") is not None  # kept
     assert await keys.claim(GATEWAY, "k0") is None  # forgotten: free again
@@ -181,7 +186,7 @@ async def test_a_crash_halfway_is_finished_by_a_rerun(
 
     assert (report.evaluations, report.complete) == (2, True)
     assert not any(e in app.database.evaluations for e in mine)
-    assert [await app.payloads.blobs_of(e) for e in mine] == [[]] * 4
+    assert [await app.payloads.blobs_of(DEFAULT_TENANT, e) for e in mine] == [[]] * 4
 
 
 async def test_a_limit_leaves_the_rest_for_the_next_call(

@@ -3,6 +3,7 @@
 The world (an outage switch on the primary): tests/use_cases/failover_world.py.
 """
 
+import msgspec
 import pytest
 
 from application.backends import Backend
@@ -16,7 +17,7 @@ from application.ports.audit_log import AuditQuery
 from domain.audit import AuditContext
 from domain.identifiers import EvaluationId
 from domain.status import EvaluationStatus
-from domain.tenancy import DEFAULT_TENANT
+from domain.tenancy import DEFAULT_TENANT, TenantId
 from infrastructure.memory.unit_of_work import MemoryUnitOfWork
 from interfaces.replay import ContainerReplayScopes
 from tests.use_cases.failover_world import ACTOR, ID, World, create
@@ -213,3 +214,28 @@ async def test_a_replayed_create_keeps_its_answered_id(world: World) -> None:
     assert report.conflicts == 1  # refused, not stored under another id
     assert world.stored(answered.id).code == "theirs"
     assert len(world.database.evaluations) == 1
+
+
+async def test_each_entry_replays_as_its_own_tenants_write(world: World) -> None:
+    """The same id journaled by two tenants: two entries, each replayed into its tenant's
+    records, cache and marks; an entry of before tenants (naming none) is the default's."""
+    acme = TenantId("acme")
+    world.outage.down = True
+    for tenant, code in ((DEFAULT_TENANT, "ours"), (acme, "theirs")):
+        wiring = await world.wire(AuditContext(actor=ACTOR, request_id=code, tenant=tenant))
+        await wiring.writes.create(NewEvaluation(code=code, id=ID))
+    entries = await world.journal.pending()
+    assert [(entry.tenant, entry.evaluation_id) for entry in entries] == [
+        (DEFAULT_TENANT, ID),
+        (acme, ID),
+    ]
+    assert isinstance(entries[0].named_tenant, msgspec.UnsetType)  # written as before tenants
+    world.outage.down = False
+
+    report = await world.replay().execute()
+
+    assert (report.applied, report.conflicts, report.remaining) == (2, 0, 0)
+    assert world.stored(ID).code == "ours"
+    assert world.database.of(acme).evaluations[ID].code == "theirs"
+    assert (await world.cache.get(acme, ID)) == world.database.of(acme).evaluations[ID]
+    assert not world.marks.applied and not world.marks.of(acme).applied

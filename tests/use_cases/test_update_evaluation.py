@@ -219,7 +219,7 @@ async def test_large_output_goes_to_the_blob_store_with_a_preview(app: UseCases)
     assert output.size == len(LARGE)
     assert output.compressed
     assert (await app.blobs.get(output.key)).decode() == LARGE
-    snapshot = msgspec.json.decode(await app.blobs.get(snapshot_key(seeded.id)))
+    snapshot = msgspec.json.decode(await app.blobs.get(snapshot_key(DEFAULT_TENANT, seeded.id)))
     assert (snapshot["id"], snapshot["version"]) == (seeded.id, updated.version)
 
 
@@ -247,7 +247,7 @@ async def test_replacing_a_large_output_by_a_small_one_deletes_the_blob(app: Use
 
     assert small.output is not None and small.output.location is PayloadLocation.INLINE
     assert blob not in app.blobs.stored()
-    assert snapshot_key(seeded.id) not in app.blobs.stored()
+    assert snapshot_key(DEFAULT_TENANT, seeded.id) not in app.blobs.stored()
     assert app.blobs.stored() == {}
 
 
@@ -261,7 +261,7 @@ async def test_replacing_a_large_output_by_another_large_one_keeps_the_new_blob(
     updated = await app.update.execute(seeded.id, EvaluationChanges(output=replacement))
 
     assert updated.output is not None and updated.output.key is not None
-    assert set(app.blobs.stored()) == {updated.output.key, snapshot_key(seeded.id)}
+    assert set(app.blobs.stored()) == {updated.output.key, snapshot_key(DEFAULT_TENANT, seeded.id)}
     assert (await app.blobs.get(updated.output.key)).decode() == replacement
 
 

@@ -10,7 +10,7 @@ import anyio
 from dishka.integrations.litestar import FromDishka
 from litestar import Controller, get
 from litestar.exceptions import HTTPException, NotFoundException
-from litestar.params import Parameter
+from litestar.params import FromPath, Parameter
 from litestar.response import Template
 
 from application.backends import Backend
@@ -190,7 +190,7 @@ class ExplorerController(Controller):
     @get("/evaluations/{eval_id:str}", name="explorer:evaluation")
     async def evaluation(
         self,
-        eval_id: str,
+        eval_id: FromPath[str],
         get_evaluation: FromDishka[GetEvaluation],
         read_log: FromDishka[ReadLog],
         list_events: FromDishka[ListEvents],
@@ -295,7 +295,7 @@ class ExplorerController(Controller):
         ],
         name="explorer:unknown",
     )
-    async def unknown(self, address: str) -> Template:
+    async def unknown(self, address: FromPath[str]) -> Template:
         """Any other address under ``/explorer``: a page saying nothing is there.
 
         Routing that went down a page's path (``evaluations/<id>/more``) does not come back

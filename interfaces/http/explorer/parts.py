@@ -7,6 +7,7 @@ what it shows is drawn by the same templates as a reload would draw it.
 
 from dishka.integrations.litestar import FromDishka
 from litestar import Controller, get
+from litestar.params import FromPath
 from litestar.response import Template
 
 from application.use_cases.events import ListEvents
@@ -27,7 +28,7 @@ class ExplorerPartsController(Controller):
     @get("/evaluations/{eval_id:str}", name="explorer:parts:evaluation")
     async def evaluation(
         self,
-        eval_id: str,
+        eval_id: FromPath[str],
         get_evaluation: FromDishka[GetEvaluation],
         list_events: FromDishka[ListEvents],
     ) -> Template:

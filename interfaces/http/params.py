@@ -7,8 +7,8 @@ from datetime import datetime
 from typing import Annotated
 
 import msgspec
-from litestar.di import Provide
-from litestar.params import Parameter, PathParameter
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromQuery, Parameter, PathParameter, QueryParameter
 
 from application.queries import EvaluationFilter, ListCursor
 from application.search import MAX_PATTERN, MIN_TEXT, text_search
@@ -67,10 +67,10 @@ def parse_fields(raw: str, known: Iterable[str]) -> frozenset[str]:
 
 
 def evaluation_filter(
-    status: EvaluationStatus | None = None,
+    status: FromQuery[EvaluationStatus | None] = None,
     language: Annotated[str | None, Parameter(max_length=50)] = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    created_after: FromQuery[datetime | None] = None,
+    created_before: FromQuery[datetime | None] = None,
     id_prefix: Annotated[str | None, Parameter(max_length=255)] = None,
     q: Annotated[
         str | None,
@@ -90,8 +90,8 @@ def evaluation_filter(
     ] = None,
     search_in: Annotated[
         str | None,
-        Parameter(
-            query="in",
+        QueryParameter(
+            name="in",
             max_length=64,
             description="Where `q`/`q_regex` look, comma-separated: "
             "code, output, error, logs, events (default: all)",
@@ -110,3 +110,5 @@ def evaluation_filter(
 
 
 FILTER_DEPENDENCY = {"criteria": Provide(evaluation_filter, sync_to_thread=False)}
+# A handler's ``criteria`` argument, injected by name from ``FILTER_DEPENDENCY``.
+Criteria = NamedDependency[EvaluationFilter]

@@ -4,7 +4,7 @@ from typing import Annotated
 import msgspec
 from dishka.integrations.litestar import FromDishka
 from litestar import Controller, get
-from litestar.params import Parameter
+from litestar.params import FromQuery, Parameter
 
 from application.ports.audit_log import AuditQuery
 from application.use_cases.audit import ListAuditLog
@@ -35,9 +35,9 @@ class AuditController(Controller):
         use_case: FromDishka[ListAuditLog],
         evaluation_id: Annotated[str | None, Parameter(max_length=255)] = None,
         actor: Annotated[str | None, Parameter(max_length=100)] = None,
-        action: AuditAction | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        action: FromQuery[AuditAction | None] = None,
+        since: FromQuery[datetime | None] = None,
+        until: FromQuery[datetime | None] = None,
         cursor: Annotated[
             int | None,
             Parameter(ge=1, le=2**63 - 1, description="next_cursor of the previous page"),

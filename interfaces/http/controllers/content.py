@@ -10,7 +10,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.spec import OpenAPIMediaType as MediaType
 from litestar.openapi.spec import Operation, RequestBody, Schema
 from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
-from litestar.params import Parameter
+from litestar.params import JSONBody, QueryParameter
 from litestar.response import Redirect
 from litestar.status_codes import (
     HTTP_307_TEMPORARY_REDIRECT,
@@ -46,8 +46,8 @@ UPLOAD_TYPES = ("text/plain", "application/octet-stream")
 
 RedirectParam = Annotated[
     bool,
-    Parameter(
-        query="redirect",
+    QueryParameter(
+        name="redirect",
         description="true: answer 307 to a presigned S3 URL when the content is in S3 "
         "(otherwise the content is served here as usual)",
     ),
@@ -188,7 +188,7 @@ class ContentController(Controller):
         self,
         eval_id: EvalIdPath,
         request: Request[Any, Any, State],
-        data: CeleryUpdateBody,
+        data: JSONBody[CeleryUpdateBody],
         writes: FromDishka[Writes],
     ) -> Response[CeleryUpdateResult]:
         extra = unrecognized(await request.body(), _CELERY_FIELDS)

@@ -3,13 +3,13 @@ from typing import Annotated, Any, cast
 import msgspec
 from dishka.integrations.litestar import FromDishka
 from litestar import Controller, Request, Response, delete, get, post, put
-from litestar.params import HeaderParameter, Parameter
+from litestar.params import FromQuery, HeaderParameter, JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_403_FORBIDDEN
 
 from application.commands import EvaluationChanges, NewEvaluation
 from application.failover.reads import RecordReads
 from application.failover.writes import Writes
-from application.queries import EvaluationFilter, EvaluationQuery
+from application.queries import EvaluationQuery
 from application.use_cases.list_evaluations import ListEvaluationFields, ListEvaluations
 from application.use_cases.search_evaluations import SearchEvaluations
 from domain.access import AccessScope, Caller
@@ -21,6 +21,7 @@ from interfaces.http.errors import ACCEPTED_RESPONSE, invalid_field, problem, pr
 from interfaces.http.params import (
     FIELDS_DESCRIPTION,
     FILTER_DEPENDENCY,
+    Criteria,
     EvalIdPath,
     decode_cursor,
     encode_cursor,
@@ -64,7 +65,7 @@ class EvaluationController(Controller):
         responses=problem_responses(400, 409, 413, 422, 503),
     )
     async def create(
-        self, request: AnyRequest, data: CreateEvaluationBody, writes: FromDishka[Writes]
+        self, request: AnyRequest, data: JSONBody[CreateEvaluationBody], writes: FromDishka[Writes]
     ) -> Response[EvaluationBody]:
         extra = unrecognized(await request.body(), _CREATE_FIELDS)
         fields = msgspec.structs.asdict(data)
@@ -92,7 +93,7 @@ class EvaluationController(Controller):
         projected: FromDishka[ListEvaluationFields],
         searching: FromDishka[SearchEvaluations],
         limits: FromDishka[InputLimits],
-        criteria: EvaluationFilter,
+        criteria: Criteria,
         limit: Annotated[
             int | None,
             Parameter(ge=1, description="Page size (default 100), at most MAX_LIST_LIMIT (1000)"),
@@ -153,7 +154,7 @@ class EvaluationController(Controller):
         self,
         eval_id: EvalIdPath,
         reads: FromDishka[RecordReads],
-        include_storage_info: bool = False,
+        include_storage_info: FromQuery[bool] = False,
         fields: Fields = None,
     ) -> Response[EvaluationFieldsBody]:
         if fields is not None:
@@ -178,7 +179,7 @@ class EvaluationController(Controller):
         self,
         request: AnyRequest,
         eval_id: EvalIdPath,
-        data: UpdateEvaluationBody,
+        data: JSONBody[UpdateEvaluationBody],
         writes: FromDishka[Writes],
         if_match: IfMatch = None,
     ) -> Response[EvaluationBody]:

@@ -10,11 +10,10 @@ from litestar.params import Parameter
 from litestar.response import Stream
 
 from application.ports.warehouse import Table
-from application.queries import EvaluationFilter
 from application.use_cases.warehouse_export import ExportWarehouse, RowDownload
 from infrastructure.parquet.stream import ParquetStream
 from interfaces.http.errors import problem_responses
-from interfaces.http.params import FILTER_DEPENDENCY
+from interfaces.http.params import FILTER_DEPENDENCY, Criteria
 
 PARQUET = "application/vnd.apache.parquet"
 
@@ -46,7 +45,7 @@ class ExportController(Controller):
     async def export_evaluations(
         self,
         use_case: FromDishka[ExportWarehouse],
-        criteria: EvaluationFilter,
+        criteria: Criteria,
         include: Annotated[
             Literal["output"] | None,
             Parameter(description="`output`: the whole output and error, not the preview"),
@@ -61,7 +60,7 @@ class ExportController(Controller):
         "every event of each live evaluation the filter picks.",
     )
     async def export_events(
-        self, use_case: FromDishka[ExportWarehouse], criteria: EvaluationFilter
+        self, use_case: FromDishka[ExportWarehouse], criteria: Criteria
     ) -> Stream:
         return _streamed(await use_case.download_timeline(Table.EVENTS, criteria))
 
@@ -72,7 +71,7 @@ class ExportController(Controller):
         "appended piece of each live evaluation's log, with its byte offset.",
     )
     async def export_logs(
-        self, use_case: FromDishka[ExportWarehouse], criteria: EvaluationFilter
+        self, use_case: FromDishka[ExportWarehouse], criteria: Criteria
     ) -> Stream:
         return _streamed(await use_case.download_timeline(Table.LOGS, criteria))
 

@@ -2,7 +2,7 @@ from typing import Annotated
 
 from dishka.integrations.litestar import FromDishka
 from litestar import Controller, get, post
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK
 
 from application.commands import NewEvent
@@ -47,7 +47,7 @@ class TimelineController(Controller):
         responses=problem_responses(400, 404, 413, 422, 503) | ACCEPTED_RESPONSE,
     )
     async def append_log(
-        self, eval_id: EvalIdPath, data: AppendLogBody, writes: FromDishka[Writes]
+        self, eval_id: EvalIdPath, data: JSONBody[AppendLogBody], writes: FromDishka[Writes]
     ) -> LogAppended:
         written_at = data.written_at()
         chunk = await writes.append_log(evaluation_id(eval_id), data.content, written_at)
@@ -86,7 +86,7 @@ class TimelineController(Controller):
         responses=problem_responses(400, 404, 413, 422, 503) | ACCEPTED_RESPONSE,
     )
     async def add_event(
-        self, eval_id: EvalIdPath, data: AddEventBody, writes: FromDishka[Writes]
+        self, eval_id: EvalIdPath, data: JSONBody[AddEventBody], writes: FromDishka[Writes]
     ) -> EventBody:
         new = NewEvent(
             event_type=data.kind(),

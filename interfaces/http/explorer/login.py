@@ -10,7 +10,7 @@ import msgspec
 from dishka.integrations.litestar import FromDishka
 from litestar import Controller, Request, get, post
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, Parameter
+from litestar.params import Body, QueryParameter
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_401_UNAUTHORIZED
 
@@ -41,7 +41,7 @@ class ExplorerLoginController(Controller):
     async def form(
         self,
         verifier: FromDishka[ApiKeyVerifier],
-        next_page: Annotated[str | None, Parameter(query="next", max_length=2048)] = None,
+        next_page: Annotated[str | None, QueryParameter(name="next", max_length=2048)] = None,
     ) -> Template | Redirect:
         if not verifier.enabled:
             return Redirect(HOME)

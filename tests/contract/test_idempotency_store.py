@@ -59,6 +59,9 @@ ROW_SECURED_KINDS = [
 ]
 
 
+ACME = TenantId("acme")
+
+
 @pytest.fixture(params=KINDS + ROW_SECURED_KINDS)
 def store_kind(request: pytest.FixtureRequest) -> Iterator[tuple[str, str | None]]:
     kind: str = request.param
@@ -96,15 +99,13 @@ async def store(
         )
         if sealed:  # ENCRYPTION=on: every kept body sealed
             store = SealedIdempotencyStore(store, fresh_keyring())
-        await store.purge(datetime.max.replace(tzinfo=UTC), DEFAULT_TENANT)
+        for tenant in (DEFAULT_TENANT, ACME):  # a shared database: every tenant's keys gone
+            await store.purge(datetime.max.replace(tzinfo=UTC), tenant)
         yield store
     finally:
         if pool is not None:
             await pool.close()
         await engine.dispose()
-
-
-ACME = TenantId("acme")
 
 
 async def _claim(

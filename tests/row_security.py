@@ -7,12 +7,9 @@ statements are the ones a migration will run; here they are put on a migrated co
 the role is made for the run and dropped after it.
 """
 
-import asyncio
 import uuid
-from collections.abc import Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -20,6 +17,7 @@ import asyncpg
 from infrastructure.postgres.pool import driver_dsn
 from infrastructure.sql.tables import ALL_TABLES
 from infrastructure.sql.tenancy import SETTING
+from tests.services import run_blocking
 
 TENANT_TABLES = tuple(table.name for table in ALL_TABLES if "tenant_id" in table.c)
 _MATCHES = f"tenant_id = current_setting('{SETTING}', true)"
@@ -47,18 +45,6 @@ def service_role_statements(role: str) -> list[str]:
     ]
 
 
-def _blocking(work: Coroutine[Any, Any, None]) -> None:
-    """Run ``work`` to its end from sync code, also when called under a running event loop
-    (a fixture first asked for by an async test): then on a thread of its own."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        asyncio.run(work)
-        return
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(asyncio.run, work).result()
-
-
 async def _run(url: str, statements: list[str]) -> None:
     connection = await asyncpg.connect(driver_dsn(url))
     try:
@@ -79,11 +65,11 @@ def row_secured(url: str) -> Iterator[str]:
     """The database at ``url`` (migrated, reached as its owner or a superuser) under
     row-level security; yields the URL of the service's role on it, dropped afterwards."""
     role = f"crucible_service_{uuid.uuid4().hex[:10]}"
-    _blocking(_run(url, policy_statements() + service_role_statements(role)))
+    run_blocking(_run(url, policy_statements() + service_role_statements(role)))
     try:
         yield _as(url, role)
     finally:
-        _blocking(
+        run_blocking(
             _run(
                 url,
                 [
@@ -99,4 +85,4 @@ def row_secured(url: str) -> Iterator[str]:
 def emptied(owner_url: str, *tables: str) -> None:
     """Empty ``tables`` as their owner: the service's role sees its tenant's rows only,
     and may not truncate."""
-    _blocking(_run(owner_url, [f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"]))
+    run_blocking(_run(owner_url, [f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"]))

@@ -13,10 +13,11 @@ import subprocess
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -26,6 +27,8 @@ TEST_DATABASE_URL = os.environ.get(
 )
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 IN_CI = bool(os.environ.get("CI"))
+
+T = TypeVar("T")
 
 
 def _reachable(url: str, default_port: int) -> bool:
@@ -54,6 +57,17 @@ def _with_database(url: str, database: str) -> str:
     return urlunsplit(parts._replace(path=f"/{database}"))
 
 
+def run_blocking(work: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(work)`` from sync code, also under a running event loop (a session
+    fixture first asked for from an async fixture or test): then on a thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(work)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, work).result()
+
+
 def _admin_dsn() -> str:
     return TEST_DATABASE_URL.replace("postgresql+asyncpg://", "postgresql://")
 
@@ -68,7 +82,7 @@ def _execute(sql: str) -> None:
         finally:
             await connection.close()
 
-    asyncio.run(run())
+    run_blocking(run())
 
 
 def _drop_database(name: str) -> None:
@@ -193,7 +207,7 @@ def redis_test_keys() -> Iterator[str]:
     try:
         yield prefix
     finally:
-        asyncio.run(drop_redis_keys(prefix))
+        run_blocking(drop_redis_keys(prefix))
 
 
 async def drop_redis_keys(prefix: str, url: str = TEST_REDIS_URL) -> None:

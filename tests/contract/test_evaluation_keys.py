@@ -179,17 +179,23 @@ async def test_of_reaches_another_tenants_rows_and_only_them(keys: EvaluationKey
     await keys.destroy([evaluation_id])
 
 
-@pytest.mark.parametrize(
-    "kind",
-    [
+@pytest.fixture(
+    params=[
         "sqlite",
         pytest.param("postgres", marks=_POSTGRES),
         pytest.param(f"postgres{ROW_SECURED}", marks=_POSTGRES),
-    ],
+    ]
 )
-async def test_each_tenant_has_its_own_keys(kind: str, request: pytest.FixtureRequest) -> None:
+def database_kind(request: pytest.FixtureRequest) -> tuple[str, str]:
+    """A database's kind and URL, resolved here: its fixtures migrate with their own loop."""
+    kind: str = request.param
     url = _url(kind, request)
     assert url is not None
+    return kind, url
+
+
+async def test_each_tenant_has_its_own_keys(database_kind: tuple[str, str]) -> None:
+    kind, url = database_kind
     settings = DatabaseSettings(url=url, pool_size=5)
     engine = create_engine(settings)
     pool = await create_pool(settings) if kind.startswith("postgres") else None

@@ -173,6 +173,15 @@ class RoleUrls(NamedTuple):
     service: str
 
 
+def beneath_row_security(url: str) -> str:
+    """``url``'s database reached as the test server's own role, a superuser: what a test
+    inspects or plants beneath the service, which row-level security would hide. SQLite's
+    URL as it is: it has no roles."""
+    if not url.startswith("postgresql"):
+        return url
+    return as_role(url, urlsplit(TEST_DATABASE_URL).username or "postgres")
+
+
 def as_role(url: str, role: str) -> str:
     """``url`` reached as ``role`` (no password: the test server trusts its clients)."""
     parts = urlsplit(url)

@@ -29,6 +29,7 @@ from application.ports.unit_of_work import UnitOfWork
 from application.ports.warehouse import WarehouseScan
 from application.use_cases.storage_report import InspectionProbe
 from domain.tenancy import DEFAULT_TENANT, TenantId
+from infrastructure.crypto.columns import ColumnSeal
 from infrastructure.memory.audit import MemoryAuditLog
 from infrastructure.memory.changes import MemoryChangeFeed
 from infrastructure.memory.evaluation_keys import MemoryEvaluationKeys
@@ -104,7 +105,14 @@ class SqlProvider(Provider):
             yield bind_tenant(session, tenant)
 
     queries = provide(SqlEvaluationQueries, provides=EvaluationQueries, scope=Scope.REQUEST)
-    sealed_rows = provide(SqlSealedRows, provides=SealedRows, scope=Scope.APP)
+
+    @provide(scope=Scope.APP)
+    def sealed_rows(
+        self, sessions: async_sessionmaker[AsyncSession], seal: ColumnSeal, settings: Settings
+    ) -> SealedRows:
+        """A round per tenant served: under row-level security none sees another's rows."""
+        return SqlSealedRows(sessions, seal, settings.access.tenants)
+
     search_texts = provide(SqlSearchTexts, provides=SearchTexts, scope=Scope.REQUEST)
 
     @provide(scope=Scope.REQUEST)

@@ -28,22 +28,16 @@ Create Date: 2026-12-08 09:00:00
 # Every statement below is built from constants of this module (no input reaches them).
 # ruff: noqa: S608
 
+import importlib
+
 from alembic import op
 
 revision: str = "0016"
 down_revision: str | None = "0015"
 
-TABLES = (
-    "evaluations",
-    "evaluation_events",
-    "log_chunks",
-    "audit_log",
-    "evaluation_counters",
-    "evaluation_runtimes",
-    "journal_applied",
-    "idempotency_keys",
-    "evaluation_keys",
-)
+_tenants = importlib.import_module("migrations.versions.0013_tenant_columns")
+# Every table with ``tenant_id``: migration 0013's and 0014's key table.
+TABLES = (*_tenants.TABLES, "evaluation_keys")
 SETTING = "crucible.tenant"
 POLICY = "tenant_isolation"
 MATCHES = f"tenant_id = current_setting('{SETTING}', true)"

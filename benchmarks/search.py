@@ -67,8 +67,8 @@ async def plant(dsn: str, data: ScaleData) -> None:
             f"worker saw {NEEDLE}",
         )
         await connection.execute(
-            "INSERT INTO log_chunks (evaluation_id, start_offset, content) "
-            "SELECT id, 0, $2 FROM unnest($1::text[]) AS id",
+            "INSERT INTO log_chunks (tenant_id, evaluation_id, start_offset, content) "
+            "SELECT 'default', id, 0, $2 FROM unnest($1::text[]) AS id",
             logs,
             f"epoch 3: {NEEDLE} loss=nan\n",
         )

@@ -262,9 +262,9 @@ class ConnectionPaths:
 
 
 INSERT_SQL = """
-INSERT INTO evaluations (id, code, language, status, created_at, updated_at, metadata,
-    output_compressed, error_compressed, retries, version, log_size)
-VALUES ($1, $2, 'python', 'queued', $3, $3, $4::jsonb, false, false, 0, 1, 0)
+INSERT INTO evaluations (tenant_id, id, code, language, status, created_at, updated_at,
+    metadata, output_compressed, error_compressed, retries, version, log_size)
+VALUES ('default', $1, $2, 'python', 'queued', $3, $3, $4::jsonb, false, false, 0, 1, 0)
 ON CONFLICT (tenant_id, id) DO NOTHING
 """
 SELECT_SQL = "SELECT * FROM evaluations WHERE id = $1 AND deleted_at IS NULL"

@@ -16,6 +16,7 @@ import zstandard
 
 from infrastructure.s3.client import S3Connection
 from interfaces.settings import Settings
+from tests.services import beneath_row_security
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
@@ -126,7 +127,10 @@ def places_holding(settings: Settings, marker: str) -> list[str]:
         if path.exists() and not path.is_relative_to(settings.storage.file_storage_path):
             places += [f"sqlite:{table}" for table in sqlite_rows_holding(path, marker)]
     else:
-        places += [f"postgres:{t}" for t in asyncio.run(_postgres_rows_holding(url, marker))]
+        places += [
+            f"postgres:{t}"
+            for t in asyncio.run(_postgres_rows_holding(beneath_row_security(url), marker))
+        ]
     if settings.redis.url is not None:
         keys = asyncio.run(
             _redis_keys_holding(settings.redis.url, settings.redis.key_prefix, marker)

@@ -1,38 +1,21 @@
-"""Row-level security on a test database, as ADR 0032 decides it (decisions 4 and 5).
+"""The service's own role on a test database, as ADR 0032 decides it (decision 4).
 
-Every table with a ``tenant_id`` gets the policy, ``ENABLE``d and ``FORCE``d, and the
-service connects as a role of its own that owns nothing, is no superuser, has no
+Migration 0016 puts the tables under row-level security (``ENABLE``d, ``FORCE``d, the
+policy ``tenant_isolation``); the superuser that migrates the test databases bypasses it.
+The service connects as a role of its own that owns nothing, is no superuser, has no
 ``BYPASSRLS`` and may only read and write rows: with no tenant set it sees no row. The
-statements are the ones a migration will run; here they are put on a migrated copy and
-the role is made for the run and dropped after it.
+role is made for the run and dropped after it.
 """
 
+import importlib
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
 from infrastructure.postgres.pool import driver_dsn
-from infrastructure.sql.tables import ALL_TABLES
-from infrastructure.sql.tenancy import SETTING
-from tests.services import run_blocking
-
-TENANT_TABLES = tuple(table.name for table in ALL_TABLES if "tenant_id" in table.c)
-_MATCHES = f"tenant_id = current_setting('{SETTING}', true)"
-
-
-def policy_statements() -> list[str]:
-    """``ENABLE`` and ``FORCE`` row-level security and the policy on every tenant table."""
-    statements: list[str] = []
-    for table in TENANT_TABLES:
-        statements += [
-            f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
-            f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY",
-            f"CREATE POLICY tenant_isolation ON {table} USING ({_MATCHES}) WITH CHECK ({_MATCHES})",
-        ]
-    return statements
+from tests.services import as_role, run_blocking
 
 
 def service_role_statements(role: str) -> list[str]:
@@ -54,20 +37,14 @@ async def _run(url: str, statements: list[str]) -> None:
         await connection.close()
 
 
-def _as(url: str, role: str) -> str:
-    parts = urlsplit(url)
-    host = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit(parts._replace(netloc=f"{role}@{host}"))
-
-
 @contextmanager
 def row_secured(url: str) -> Iterator[str]:
-    """The database at ``url`` (migrated, reached as its owner or a superuser) under
-    row-level security; yields the URL of the service's role on it, dropped afterwards."""
+    """The database at ``url`` (migrated, reached as its owner or a superuser), reached
+    as the service's role instead: yields its URL; the role is dropped afterwards."""
     role = f"crucible_service_{uuid.uuid4().hex[:10]}"
-    run_blocking(_run(url, policy_statements() + service_role_statements(role)))
+    run_blocking(_run(url, service_role_statements(role)))
     try:
-        yield _as(url, role)
+        yield as_role(url, role)
     finally:
         run_blocking(
             _run(
@@ -86,3 +63,20 @@ def emptied(owner_url: str, *tables: str) -> None:
     """Empty ``tables`` as their owner: the service's role sees its tenant's rows only,
     and may not truncate."""
     run_blocking(_run(owner_url, [f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"]))
+
+
+# The role that owns the lookup functions (ADR 0032, decision 8): the cluster's, as a
+# deployment's superuser makes it once; never dropped, since every database migrated
+# while it exists gives it its functions.
+LOOKUP_ROLE = "crucible_lookup"
+_LOOKUP = importlib.import_module("migrations.versions.0016_row_level_security")
+
+
+def functions_owned_by_lookup(url: str) -> None:
+    """``crucible_lookup`` made if missing, and given the lookup functions of the database
+    at ``url`` (a superuser's) by migration 0016's own statement."""
+    make = (
+        f"DO $$ BEGIN CREATE ROLE {LOOKUP_ROLE} NOLOGIN BYPASSRLS; "
+        "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+    )
+    run_blocking(_run(url, [make, _LOOKUP.TO_LOOKUP]))

@@ -17,7 +17,7 @@ from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -79,6 +79,21 @@ def _execute(sql: str) -> None:
         connection = await asyncpg.connect(_admin_dsn())
         try:
             await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    run_blocking(run())
+
+
+def _execute_in(database: str, statements: list[str]) -> None:
+    import asyncpg
+
+    async def run() -> None:
+        url = _with_database(TEST_DATABASE_URL, database)
+        connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            for statement in statements:
+                await connection.execute(statement)
         finally:
             await connection.close()
 
@@ -165,6 +180,62 @@ def migrated_postgres_database() -> Iterator[str]:
         yield url
 
 
+class RoleUrls(NamedTuple):
+    """One database reached as the role that owns its tables and as the service's role."""
+
+    owner: str
+    service: str
+
+
+def beneath_row_security(url: str) -> str:
+    """``url``'s database reached as the test server's own role, a superuser: what a test
+    inspects or plants beneath the service, which row-level security would hide. SQLite's
+    URL as it is: it has no roles."""
+    if not url.startswith("postgresql"):
+        return url
+    return as_role(url, urlsplit(TEST_DATABASE_URL).username or "postgres")
+
+
+def as_role(url: str, role: str) -> str:
+    """``url`` reached as ``role`` (no password: the test server trusts its clients)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=f"{role}@{parts.netloc.rsplit('@', 1)[-1]}"))
+
+
+def _owned_template() -> tuple[str, str, str]:
+    """A template migrated once per process by an owner role of its own (no superuser, no
+    ``BYPASSRLS``), with a service role that may only read and write rows: the template's
+    name and the two roles (ADR 0032, decision 4). Row-level security binds both."""
+    from infrastructure.sql.migrate import upgrade
+    from tests.row_security import service_role_statements
+
+    with _template_lock:
+        if "owned" not in _templates:
+            require_service("PostgreSQL", TEST_DATABASE_URL, 5432)
+            tag = uuid.uuid4().hex[:12]
+            name, owner, service = (
+                f"crucible_{kind}_{tag}" for kind in ("owned", "owner", "service")
+            )
+            _execute(f"CREATE ROLE {owner} LOGIN NOSUPERUSER NOBYPASSRLS")
+            _execute(f'CREATE DATABASE "{name}" OWNER {owner}')
+            url = _with_database(TEST_DATABASE_URL, name)
+            upgrade(as_role(url, owner))
+            _execute_in(name, service_role_statements(service))
+            _templates["owned"] = name
+            _templates["owner"], _templates["service"] = owner, service
+        return _templates["owned"], _templates["owner"], _templates["service"]
+
+
+@contextmanager
+def owned_postgres_database() -> Iterator[RoleUrls]:
+    """A database of its own at the newest schema, its tables owned by a role that is no
+    superuser, reached as that owner and as the service's role: under row-level security
+    both see only the rows of the tenant they set."""
+    template, owner, service = _owned_template()
+    with temporary_postgres_database(template=template) as url:
+        yield RoleUrls(owner=as_role(url, owner), service=as_role(url, service))
+
+
 def migrated_sqlite(path: Path) -> str:
     """A SQLite database at ``path`` at the newest schema; returns its URL.
 
@@ -188,8 +259,15 @@ def drop_templates() -> None:
     _DROPS.finish()
     with _template_lock:
         postgres, sqlite = _templates.pop("postgres", None), _templates.pop("sqlite", None)
+        owned = [_templates.pop(kind, None) for kind in ("owned", "service", "owner")]
     if postgres is not None:
         _drop_database(postgres)
+    database, *roles = owned
+    if database is not None:
+        _drop_database(database)
+        for role in roles:  # their databases are gone: nothing depends on them any more
+            with suppress(Exception):  # a leftover role harms no test
+                _execute(f"DROP ROLE IF EXISTS {role}")
     if sqlite is not None:
         shutil.rmtree(Path(sqlite).parent, ignore_errors=True)
 

@@ -155,7 +155,7 @@ def page_statement(shape: _Shape) -> str:
     if shape.search is not None:
         fields, regex = shape.search
         search = TextSearch("", regex=regex, fields=frozenset(SearchField(f) for f in fields))
-        conditions.append(f"id IN ({pg_matching_ids(search, slot.next(), tenant)})")
+        conditions.append(f"id IN ({pg_matching_ids(search, slot.next())})")
     matching = " AND ".join(conditions)
     if shape.created_after or shape.created_before or shape.id_prefix or shape.search:
         total = f"SELECT count(*) FROM evaluations WHERE {matching}"  # noqa: S608

@@ -30,9 +30,10 @@ _MATCHES = (
     "tenant_id = $1 AND updated_at < $2 AND ((deleted_at IS NULL AND status = ANY($3::text[])) "
     "OR ($4 AND deleted_at IS NOT NULL))"
 )
-# $8 the subject's metadata key, $9 its value: the containment is what the GIN index on
-# ``metadata`` serves (migration 0011), ``->>`` refuses an array holding the value.
-_OF_SUBJECT = "metadata @> jsonb_build_object($8::text, $9::text) AND metadata ->> $8 = $9"
+# $8 the subject's metadata key, $9 its value: ``crucible_subject_ids`` (migration 0016)
+# is the containment the GIN index on ``metadata`` serves (migration 0011), indexed under
+# row-level security too.
+_OF_SUBJECT = "id IN (SELECT crucible_subject_ids($8, $9))"
 
 
 def _candidates(subject: bool) -> str:

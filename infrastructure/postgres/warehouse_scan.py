@@ -7,7 +7,8 @@ evaluations leave the database in seconds where the row-by-row mapping took minu
 (with them libpq holds the whole result in memory: 3.4 GB at a million rows), so the
 scan's values are SQL literals: the cursor, checked to be hexadecimal, and the tenant and
 the promoted keys, quoted on a connection that treats backslashes literally. Every
-statement names its tenant (ADR 0032). JSON text is
+statement names its tenant (ADR 0032) and each connection sets it where row-level
+security reads it. JSON text is
 PostgreSQL's (``{"a": 1}``), not msgspec's (``{"a":1}``): the same values.
 """
 
@@ -25,6 +26,8 @@ from application.ports.warehouse import RowBatch, Table, WarehouseScan
 from application.warehouse_rows import MAX_PROMOTED, PROMOTE_SHARE
 from domain.tenancy import TenantId
 from infrastructure.postgres.pool import driver_dsn
+from infrastructure.postgres.tenancy import begin, tenant_literal
+from infrastructure.sql.tenancy import SETTING
 
 SAMPLE = 2000
 # The driver's batches (16 MiB by default): smaller ones keep the scan's peak memory low.
@@ -117,7 +120,9 @@ class PgWarehouseScan(WarehouseScan):
     async def common_keys(self, tenant: TenantId) -> list[str]:
         connection = await asyncpg.connect(self._dsn)
         try:
+            await connection.execute(begin(tenant))
             rows = await connection.fetch(_COMMON_KEYS, SAMPLE, PROMOTE_SHARE, MAX_PROMOTED, tenant)
+            await connection.execute("COMMIT")
         finally:
             await connection.close()
         return [str(row["key"]) for row in rows]
@@ -126,14 +131,14 @@ class PgWarehouseScan(WarehouseScan):
         self, tenant: TenantId, cursor: str, promoted: Sequence[str]
     ) -> AsyncIterator[RowBatch]:
         sql = _select(promoted, _cursor_literal(cursor), _EVERY, tenant)
-        async for batch in self._stream(sql):
+        async for batch in self._stream(tenant, sql):
             yield _named(batch, promoted)
 
     def timeline(self, tenant: TenantId, table: Table, cursor: str) -> AsyncIterator[RowBatch]:
         sql = _TIMELINES[table].format(
             cursor=_cursor_literal(cursor), changed="", tenant=_literal(tenant)
         )
-        return self._stream(sql)
+        return self._stream(tenant, sql)
 
     async def timeline_of(
         self, tenant: TenantId, table: Table, changed: Mapping[str, str]
@@ -142,12 +147,12 @@ class PgWarehouseScan(WarehouseScan):
             cursor="changed_cursor", changed=_CHANGED_IDS, tenant=_literal(tenant)
         )
         parameters = (",".join(changed), ",".join(changed.values()))
-        with self._reader(sql, parameters) as reader:
+        with self._reader(tenant, sql, parameters) as reader:
             found = await anyio.to_thread.run_sync(reader.read_all)
         return found.combine_chunks().to_batches()[0] if found.num_rows else []
 
-    async def _stream(self, sql: str) -> AsyncIterator[Any]:
-        with self._reader(sql, ()) as reader:
+    async def _stream(self, tenant: TenantId, sql: str) -> AsyncIterator[Any]:
+        with self._reader(tenant, sql, ()) as reader:
             while (batch := await anyio.to_thread.run_sync(_next, reader)) is not None:
                 yield batch
 
@@ -156,15 +161,21 @@ class PgWarehouseScan(WarehouseScan):
     ) -> tuple[RowBatch, set[str]]:
         sql = _select(promoted, "changed_cursor", _CHANGED, tenant)
         parameters = (",".join(changed), ",".join(changed.values()))
-        with self._reader(sql, parameters) as reader:
+        with self._reader(tenant, sql, parameters) as reader:
             found = await anyio.to_thread.run_sync(reader.read_all)
         table = _named(found.combine_chunks().to_batches()[0], promoted) if found.num_rows else []
         return table, set(found["id"].to_pylist())
 
     @contextmanager
-    def _reader(self, sql: str, parameters: tuple[str, ...]) -> Iterator[Any]:
+    def _reader(self, tenant: TenantId, sql: str, parameters: tuple[str, ...]) -> Iterator[Any]:
+        """``sql``'s rows as Arrow batches, read under ``tenant``'s row-level security.
+
+        The setting is the session's (``is_local`` false): the connection is the scan's own
+        and closed after it, and a ``COPY`` cannot set it itself as ``scoped`` does.
+        """
         with adbc.connect(self._dsn) as connection, connection.cursor() as statement:
             statement.execute("SET standard_conforming_strings = on")
+            statement.execute(f"SELECT set_config('{SETTING}', {tenant_literal(tenant)}, false)")
             statement.adbc_statement.set_options(**{BATCH_HINT: str(BATCH_BYTES)})
             statement.execute(sql, parameters=parameters or None)
             yield statement.fetch_record_batch()

@@ -1,17 +1,18 @@
-"""Measures the database for health, overview and details pages.
+"""Measures the database for health, overview and details pages: one tenant's rows
+(ADR 0032; under row-level security a session sees no other), the deployment's sizes.
 
 Nothing here reads a whole table, so an inspection costs the same at a thousand or a
 million records. Live records and their events come from the counters the write
 triggers keep (migration 0003; ``events`` is the events of live records, as in
 ``/statistics``), soft-deleted records from the index that holds only them (migration
-0006), the oldest live record from one end of each tenant's part of the ``created_at``
-index (migration 0013), sizes from the
-catalog. Rows per table: ``evaluations`` exactly (live + soft-deleted); any other
-table exactly while the catalog puts it under ``EXACT_ROWS_BELOW`` rows, and above
-that PostgreSQL's own running estimate (``pg_stat_get_live_tuples``, which every
-insert and delete moves, autovacuum or not, a second or so late). ``estimated_row_counts``
-in the details names the tables whose figure is an estimate. SQLite, the embedded
-store, counts every table exactly.
+0006), the oldest live record from one end of the tenant's part of the ``created_at``
+index (migration 0013), sizes from the catalog. Rows per table: ``evaluations`` exactly
+(live + soft-deleted); any other table exactly (the tenant's rows) while the catalog puts
+it under ``EXACT_ROWS_BELOW`` rows, and above that PostgreSQL's own running estimate
+(``pg_stat_get_live_tuples``, which every insert and delete moves, autovacuum or not, a
+second or so late), of every tenant's. ``estimated_row_counts`` in the details names the
+tables whose figure is an estimate. SQLite, the embedded store, counts every table
+exactly.
 """
 
 import time
@@ -25,6 +26,7 @@ from application.backends import Backend
 from application.ports.backend_inspector import BackendInspector
 from application.ports.health_probe import HealthProbe
 from application.queries import BackendReport, MetricValue
+from domain.tenancy import DEFAULT_TENANT, TenantId
 from domain.timestamps import as_utc
 from infrastructure.sql.errors import REFUSALS, short_reason
 from infrastructure.sql.tables import (
@@ -34,6 +36,7 @@ from infrastructure.sql.tables import (
     live_evaluations,
     log_chunks,
 )
+from infrastructure.sql.tenancy import bind_tenant
 
 # A request refused a connection this recently makes the database ``degraded`` in /health.
 REFUSALS_SHOWN_S = 10.0
@@ -54,7 +57,8 @@ def _instant(value: datetime | str) -> str:
 
 
 class _Figures:
-    """Live records and their events, soft-deleted records and the oldest live record."""
+    """Live records and their events, soft-deleted records and the oldest live record, of
+    one tenant."""
 
     def __init__(self, row: sa.Row[Any]) -> None:
         live, events, deleted, oldest = tuple(row)
@@ -64,40 +68,40 @@ class _Figures:
         self.oldest = None if oldest is None else _instant(oldest)
 
     @staticmethod
-    def statement() -> sa.Select[Any]:
-        """One statement: two sums over the counters, a count over the index of soft-deleted
-        records, one end of the ``created_at`` index."""
+    def statement(tenant: TenantId) -> sa.Select[Any]:
+        """One statement: two sums over the tenant's counters, a count over the index of
+        soft-deleted records, one end of the tenant's part of the ``created_at`` index."""
         counters = evaluation_counters.c
-        # The index leads with the tenant (migration 0013): one end of it per tenant that
-        # the counters know, the oldest of those.
-        tenants = sa.select(counters.tenant_id).distinct().subquery("tenants")
-        oldest_of_tenant = (
+        mine = evaluations.c.tenant_id == tenant
+        return sa.select(
+            sa.select(sa.func.sum(counters.evaluations))
+            .where(counters.tenant_id == tenant)
+            .scalar_subquery(),
+            sa.select(sa.func.sum(counters.events))
+            .where(counters.tenant_id == tenant)
+            .scalar_subquery(),
+            sa.select(sa.func.count())
+            .where(mine, evaluations.c.deleted_at.is_not(None))
+            .scalar_subquery(),
             sa.select(evaluations.c.created_at)
-            .where(evaluations.c.tenant_id == tenants.c.tenant_id, live_evaluations)
+            .where(mine, live_evaluations)
             .order_by(evaluations.c.created_at, evaluations.c.id)
             .limit(1)
-            .scalar_subquery()
-        )
-        return sa.select(
-            sa.select(sa.func.sum(counters.evaluations)).scalar_subquery(),
-            sa.select(sa.func.sum(counters.events)).scalar_subquery(),
-            sa.select(sa.func.count())
-            .where(evaluations.c.deleted_at.is_not(None))
-            .scalar_subquery(),
-            sa.select(oldest_of_tenant.label("oldest"))
-            .select_from(tenants)
-            .order_by(sa.nulls_last(sa.literal_column("oldest")))
-            .limit(1)
             .scalar_subquery(),
         )
 
 
-def _count_of(table: sa.Table) -> sa.ScalarSelect[int]:
-    return sa.select(sa.func.count()).select_from(table).scalar_subquery()
+def _count_of(table: sa.Table, tenant: TenantId) -> sa.ScalarSelect[int]:
+    return (
+        sa.select(sa.func.count())
+        .select_from(table)
+        .where(table.c.tenant_id == tenant)
+        .scalar_subquery()
+    )
 
 
-async def _count(session: AsyncSession, table: sa.Table) -> int:
-    return int(await session.scalar(sa.select(_count_of(table))) or 0)
+async def _count(session: AsyncSession, table: sa.Table, tenant: TenantId) -> int:
+    return int(await session.scalar(sa.select(_count_of(table, tenant))) or 0)
 
 
 class _Table:
@@ -111,14 +115,20 @@ class _Table:
 class SqlDatabaseInspector(BackendInspector, HealthProbe):
     """``BackendInspector`` named ``database``: figures measured now, never raises.
 
-    Uses its own short session so an inspection never joins a request's transaction.
+    Uses its own short session so an inspection never joins a request's transaction. Its
+    rows are ``tenant``'s (under row-level security the only ones it could see); the
+    catalog's figures (estimates, sizes) are the deployment's.
     """
 
     name: str = Backend.DATABASE
 
     def __init__(
-        self, session_maker: async_sessionmaker[AsyncSession], engine: AsyncEngine
+        self,
+        session_maker: async_sessionmaker[AsyncSession],
+        engine: AsyncEngine,
+        tenant: TenantId = DEFAULT_TENANT,
     ) -> None:
+        self._tenant = tenant
         self._session_maker = session_maker
         self._engine = engine
         self._type = "postgresql" if engine.dialect.name == "postgresql" else "sqlite"
@@ -126,7 +136,9 @@ class SqlDatabaseInspector(BackendInspector, HealthProbe):
     async def inspect(self, *, detailed: bool = False) -> BackendReport:
         try:
             async with self._session_maker() as session:
-                figures = _Figures((await session.execute(_Figures.statement())).one())
+                bind_tenant(session, self._tenant)
+                statement = _Figures.statement(self._tenant)
+                figures = _Figures((await session.execute(statement)).one())
                 tables = await self._tables(session, figures, detailed=detailed)
                 size = await self._size_bytes(session, tables)
                 details = await self._details(session, tables) if detailed else {}
@@ -211,7 +223,8 @@ class SqlDatabaseInspector(BackendInspector, HealthProbe):
                     rows, estimated = live or analyzed, True
             tables[table.name] = _Table(table.name, rows, size, estimated=estimated)
         if small:  # one statement counts them all
-            counts = (await session.execute(sa.select(*map(_count_of, small)))).one()
+            counted = [_count_of(table, self._tenant) for table in small]
+            counts = (await session.execute(sa.select(*counted))).one()
             for table, count in zip(small, counts, strict=True):
                 tables[table.name].rows = int(count or 0)
         return tables
@@ -224,7 +237,7 @@ class SqlDatabaseInspector(BackendInspector, HealthProbe):
             if table.name in exact or table.name in wanted:
                 counted = exact.get(table.name)
                 if counted is None:
-                    counted = await _count(session, table)
+                    counted = await _count(session, table, self._tenant)
                 size = await self._sqlite_bytes(session, table.name) if detailed else None
                 tables[table.name] = _Table(table.name, counted, size, estimated=False)
         return tables

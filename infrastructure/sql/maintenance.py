@@ -28,17 +28,15 @@ from infrastructure.sql.tenancy import session_tenant
 def subject_condition(subject: SubjectTag, dialect: str) -> sa.ColumnElement[bool]:
     """``SubjectTag.tags`` (a string equal to the value, never a number or an array).
 
-    On PostgreSQL the containment is what the GIN index on ``metadata`` serves
-    (migration 0011); the ``->>`` test then refuses an array that contains the value.
+    On PostgreSQL ``crucible_subject_ids`` (migration 0016) finds them: the containment
+    the GIN index on ``metadata`` serves (migration 0011), indexed under row-level
+    security too.
     """
-    field = evaluations.c.metadata[subject.key]
     if dialect == "postgresql":
-        contains = evaluations.c.metadata.op("@>")(
-            sa.func.jsonb_build_object(
-                sa.literal(subject.key, sa.Text()), sa.literal(subject.value, sa.Text())
-            )
+        lookup = sa.func.crucible_subject_ids(
+            sa.literal(subject.key, sa.Text()), sa.literal(subject.value, sa.Text())
         )
-        return sa.and_(contains, field.as_string() == subject.value)
+        return evaluations.c.id.in_(sa.select(lookup))
     path = sa.literal(json_path(subject.key), sa.Text())
     return sa.and_(
         sa.func.json_type(evaluations.c.metadata, path) == "text",

@@ -23,7 +23,7 @@ from infrastructure.crypto.columns import NO_COLUMN_SEAL, ColumnSeal
 from infrastructure.sql.dialect import dialect_name
 from infrastructure.sql.errors import translate_errors
 from infrastructure.sql.rows import evaluation_from_row
-from infrastructure.sql.tables import evaluation_events, evaluations, log_chunks, not_sealed
+from infrastructure.sql.tables import evaluation_events, evaluations, log_chunks
 from infrastructure.sql.tenancy import session_tenant
 
 # SQLite's FTS5 table and whose text each of its rows is (migration 0010): not in the
@@ -36,15 +36,6 @@ search_rows = sa.table(
     sa.column("evaluation_id"),
     sa.column("field"),
 )
-# Where each field's texts live: the id column, the table, the text column (an output or
-# error is its inline text or preview, and the tail of a blob-stored one).
-PG_SOURCES: dict[SearchField, tuple[tuple[str, str, str], ...]] = {
-    SearchField.CODE: (("id", "evaluations", "code"),),
-    SearchField.OUTPUT: (("id", "evaluations", "output"), ("id", "evaluations", "output_tail")),
-    SearchField.ERROR: (("id", "evaluations", "error"), ("id", "evaluations", "error_tail")),
-    SearchField.EVENTS: (("evaluation_id", "evaluation_events", "message"),),
-    SearchField.LOGS: (("evaluation_id", "log_chunks", "content"),),
-}
 
 
 def pg_argument(search: TextSearch) -> str:
@@ -52,20 +43,17 @@ def pg_argument(search: TextSearch) -> str:
     return search.pattern if search.regex else search.like()
 
 
-def pg_matching_ids(search: TextSearch, placeholder: str, tenant: str) -> str:
-    """``SELECT`` of the ids of the tenant ``tenant`` (a placeholder) whose searched fields
-    match ``placeholder`` (see ``pg_argument``): another tenant may hold the same ids.
+def pg_matching_ids(search: TextSearch, placeholder: str) -> str:
+    """``SELECT`` of the ids of the setting's tenant whose searched fields match
+    ``placeholder`` (see ``pg_argument``): ``crucible_search_ids`` (migration 0016), whose
+    union of trigram lookups stays indexed under row-level security.
 
-    Names come from ``PG_SOURCES`` only; the user's text is the bound argument.
+    The fields and the operator are constants of ``search``'s shape; the user's text is
+    the bound argument.
     """
-    operator = "~" if search.regex else "ILIKE"
-    return " UNION ".join(
-        f"SELECT {key} FROM {table} WHERE tenant_id = {tenant}"  # noqa: S608
-        f" AND {column} {operator} {placeholder} AND {not_sealed(column)}"
-        for field, sources in PG_SOURCES.items()
-        if search.looks_in(field)
-        for key, table, column in sources
-    )
+    fields = ", ".join(f"'{field.value}'" for field in sorted(search.fields))
+    regex = "true" if search.regex else "false"
+    return f"SELECT crucible_search_ids({placeholder}, {regex}, ARRAY[{fields}]::text[])"
 
 
 def fts_phrase(text: str) -> str:
@@ -76,9 +64,7 @@ def fts_phrase(text: str) -> str:
 def search_condition(search: TextSearch, dialect: str, tenant: TenantId) -> sa.ColumnElement[bool]:
     """``evaluations.id`` is among the hits of ``search`` in ``tenant``'s texts."""
     if dialect == "postgresql":
-        ids = sa.text(pg_matching_ids(search, ":search", ":tenant")).bindparams(
-            search=pg_argument(search), tenant=tenant
-        )
+        ids = sa.text(pg_matching_ids(search, ":search")).bindparams(search=pg_argument(search))
         return evaluations.c.id.in_(ids.columns(sa.column("id", sa.String)))
     if search.regex:
         matched = search_text.c.content.regexp_match(search.pattern)

@@ -4,6 +4,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, nullcontext
 
+import asyncpg
 import swagger_ui_bundle
 from dishka import AsyncContainer, Provider, make_async_container
 from dishka.integrations.litestar import DishkaRouter, setup_dishka
@@ -19,6 +20,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from application.errors import WriteAcceptedError
 from application.use_cases.running_evaluations import RebuildRunningRegistry
 from domain.tenancy import DEFAULT_TENANT
+from infrastructure.postgres.lookups import unindexed_lookups
 from interfaces import acting
 from interfaces.cli.plugin import StorageCLIPlugin
 from interfaces.heap import freeze_startup_objects, thaw
@@ -110,6 +112,8 @@ def create_app(
                 settings.server.port,
             )
         await _rebuild_running_registry(container)
+        if settings.database.is_postgres:
+            await _warn_of_unindexed_lookups(container)
         freeze_startup_objects()
         try:
             async with (
@@ -189,6 +193,22 @@ async def _rebuild_running_registry(container: AsyncContainer) -> None:
         logger.info("running registry rebuilt with %d evaluation(s)", count)
     except Exception:  # the service still serves: the registry falls back to the database
         logger.exception("could not rebuild the running registry at start")
+
+
+async def _warn_of_unindexed_lookups(container: AsyncContainer) -> None:
+    """Once at start: search and the subject lookup scan the tenant's rows under row-level
+    security unless ``crucible_lookup`` owns their functions (ADR 0032, decision 8)."""
+    try:
+        unindexed = await unindexed_lookups(await container.get(asyncpg.Pool))
+    except Exception:  # the service still serves; the database's own errors come later
+        logger.exception("could not read who owns the lookup functions")
+        return
+    if unindexed:
+        logger.warning(
+            "search and the subject lookup are not indexed under row-level security: "
+            "their functions are not owned by the crucible_lookup role (README, PostgreSQL "
+            "set-up); run migrate again once it exists"
+        )
 
 
 def _openapi_config() -> OpenAPIConfig:

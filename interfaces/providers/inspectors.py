@@ -16,11 +16,24 @@ from application.use_cases.storage_report import (
     as_probe,
 )
 from infrastructure.memory.journal import NoJournal
-from interfaces.providers.keys import BlobInspector, CacheInspector, DatabaseInspector
+from interfaces.providers.keys import (
+    BlobInspector,
+    CacheInspector,
+    DatabaseInspector,
+    DatabaseProbe,
+)
+
+
+def _with_journal(
+    found: list[BackendInspector], journal: Journal, clock: Clock
+) -> list[BackendInspector]:
+    if not isinstance(journal, NoJournal):
+        found.append(JournalInspector(journal, clock))
+    return found
 
 
 class InspectorsProvider(Provider):
-    @provide(scope=Scope.APP)
+    @provide(scope=Scope.REQUEST)
     def inspectors(
         self,
         database: DatabaseInspector,
@@ -29,14 +42,20 @@ class InspectorsProvider(Provider):
         journal: Journal,
         clock: Clock,
     ) -> list[BackendInspector]:
-        found: list[BackendInspector] = [database, blobs, cache]
-        if not isinstance(journal, NoJournal):
-            found.append(JournalInspector(journal, clock))
-        return found
+        """The request's: the database counts the request's tenant's rows."""
+        return _with_journal([database, blobs, cache], journal, clock)
 
     @provide(scope=Scope.APP)
-    def probes(self, inspectors: list[BackendInspector]) -> list[HealthProbe]:
-        return [as_probe(inspector) for inspector in inspectors]
+    def probes(
+        self,
+        database: DatabaseProbe,
+        blobs: BlobInspector,
+        cache: CacheInspector,
+        journal: Journal,
+        clock: Clock,
+    ) -> list[HealthProbe]:
+        others = _with_journal([blobs, cache], journal, clock)
+        return [database, *(as_probe(inspector) for inspector in others)]
 
     # Stateless: one per app, not one per health check.
     @provide(scope=Scope.APP)

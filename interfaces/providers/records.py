@@ -27,7 +27,9 @@ from application.ports.sealed_blobs import SealedRows
 from application.ports.search_texts import SearchTexts
 from application.ports.unit_of_work import UnitOfWork
 from application.ports.warehouse import WarehouseScan
-from domain.tenancy import TenantId
+from application.use_cases.storage_report import InspectionProbe
+from domain.tenancy import DEFAULT_TENANT, TenantId
+from infrastructure.crypto.columns import ColumnSeal
 from infrastructure.memory.audit import MemoryAuditLog
 from infrastructure.memory.changes import MemoryChangeFeed
 from infrastructure.memory.evaluation_keys import MemoryEvaluationKeys
@@ -73,7 +75,7 @@ from infrastructure.sql.tenancy import bind_tenant
 from infrastructure.sql.timeline import SqlEventLog, SqlLogStore
 from infrastructure.sql.unit_of_work import SqlUnitOfWork
 from infrastructure.sql.warehouse_scan import SqlWarehouseScan
-from interfaces.providers.keys import DatabaseInspector
+from interfaces.providers.keys import DatabaseInspector, DatabaseProbe
 from interfaces.settings import Settings
 
 
@@ -103,14 +105,30 @@ class SqlProvider(Provider):
             yield bind_tenant(session, tenant)
 
     queries = provide(SqlEvaluationQueries, provides=EvaluationQueries, scope=Scope.REQUEST)
-    sealed_rows = provide(SqlSealedRows, provides=SealedRows, scope=Scope.APP)
-    search_texts = provide(SqlSearchTexts, provides=SearchTexts, scope=Scope.REQUEST)
 
     @provide(scope=Scope.APP)
+    def sealed_rows(
+        self, sessions: async_sessionmaker[AsyncSession], seal: ColumnSeal, settings: Settings
+    ) -> SealedRows:
+        """A round per tenant served: under row-level security none sees another's rows."""
+        return SqlSealedRows(sessions, seal, settings.access.tenants)
+
+    search_texts = provide(SqlSearchTexts, provides=SearchTexts, scope=Scope.REQUEST)
+
+    @provide(scope=Scope.REQUEST)
     def database_inspector(
-        self, engine: AsyncEngine, session_maker: async_sessionmaker[AsyncSession]
+        self,
+        engine: AsyncEngine,
+        session_maker: async_sessionmaker[AsyncSession],
+        tenant: TenantId,
     ) -> DatabaseInspector:
-        return SqlDatabaseInspector(session_maker, engine)
+        return SqlDatabaseInspector(session_maker, engine, tenant)
+
+    @provide(scope=Scope.APP)
+    def database_probe(
+        self, engine: AsyncEngine, session_maker: async_sessionmaker[AsyncSession]
+    ) -> DatabaseProbe:
+        return SqlDatabaseInspector(session_maker, engine, DEFAULT_TENANT)
 
 
 class SqlWritePathsProvider(Provider):
@@ -255,7 +273,14 @@ class MemoryRecordsProvider(Provider):
     idempotency = provide(MemoryIdempotencyStore, provides=IdempotencyStore, scope=Scope.APP)
     evaluation_keys = provide(MemoryEvaluationKeys, provides=EvaluationKeys, scope=Scope.APP)
     planner = provide(NoPlannerStatistics, provides=PlannerStatistics, scope=Scope.APP)
-    inspector = provide(MemoryDatabaseInspector, provides=DatabaseInspector, scope=Scope.APP)
+
+    @provide(scope=Scope.REQUEST)
+    def inspector(self, database: MemoryDatabase, tenant: TenantId) -> DatabaseInspector:
+        return MemoryDatabaseInspector(database.of(tenant))
+
+    @provide(scope=Scope.APP)
+    def probe(self, database: MemoryDatabase) -> DatabaseProbe:
+        return InspectionProbe(MemoryDatabaseInspector(database))
 
     @provide(scope=Scope.REQUEST)
     def pages(self, queries: EvaluationQueries) -> EvaluationPages:

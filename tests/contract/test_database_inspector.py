@@ -7,24 +7,26 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from domain.tenancy import DEFAULT_TENANT, TenantId
 from infrastructure.sql import inspector as sql_inspector
-from tests.contract.conftest import BACKENDS, BASE_TIME, PortStore, SqlPortStore, make_evaluation
+from infrastructure.sql.tenancy import bind_tenant
+from tests.contract.conftest import BASE_TIME, PortStore, SqlPortStore, make_evaluation
 from tests.contract.query_records import add, append_timeline, delete
 
-# The inspector counts the deployment's rows, every tenant's: its session is bound to none,
-# so under row-level security it would count none.
-pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("port_store_url", BACKENDS, indirect=True)]
+pytestmark = pytest.mark.anyio
 
 
 async def _purge(store: SqlPortStore, *ids: str) -> None:
     """What ``cleanup`` does to a record: its row goes, its events and chunks with it."""
-    async with store.engine.begin() as connection:
-        await connection.execute(
-            sa.text("DELETE FROM evaluations WHERE id IN :ids").bindparams(
+    async with store.session_maker() as session:
+        bind_tenant(session, DEFAULT_TENANT)
+        await session.execute(
+            sa.text("DELETE FROM evaluations WHERE tenant_id = :tenant AND id IN :ids").bindparams(
                 sa.bindparam("ids", expanding=True)
             ),
-            {"ids": list(ids)},
+            {"tenant": DEFAULT_TENANT, "ids": list(ids)},
         )
+        await session.commit()
 
 
 async def test_overview_figures_follow_writes_deletes_and_purges(sql_backend: PortStore) -> None:
@@ -91,3 +93,19 @@ async def test_large_tables_are_estimated_and_named(
         rows: object = report.details[f"{name}_rows"]  # object: MetricValue has no int
         assert isinstance(rows, int)
         assert rows >= 0
+
+
+async def test_the_figures_are_the_inspected_tenants(sql_backend: PortStore) -> None:
+    """Another tenant's records are not counted (under row-level security they could not
+    be: the inspector's session sets its tenant)."""
+    await add(sql_backend, make_evaluation("mine"))
+    async with sql_backend.session(TenantId("acme")) as ports:
+        for name in ("theirs-1", "theirs-2", "mine"):
+            await ports.repository.add(
+                make_evaluation(name, created_at=BASE_TIME - timedelta(days=1))
+            )
+
+    report = await sql_backend.inspector.inspect()
+
+    assert report.metrics["evaluations"] == 1
+    assert report.metrics["oldest_record"] == BASE_TIME.isoformat()

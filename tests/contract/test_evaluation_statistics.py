@@ -12,7 +12,7 @@ from domain.status import EvaluationStatus
 from infrastructure.sql.engine import create_engine, create_session_maker
 from infrastructure.sql.inspector import SqlDatabaseInspector
 from interfaces.settings import DatabaseSettings
-from tests.contract.conftest import BACKENDS, BASE_TIME, PortStore, make_evaluation
+from tests.contract.conftest import BASE_TIME, PortStore, make_evaluation
 from tests.contract.query_records import add, append_timeline, delete
 
 pytestmark = pytest.mark.anyio
@@ -76,9 +76,6 @@ async def test_statistics_of_an_empty_store(sql_backend: PortStore) -> None:
     assert stats.log_bytes == 0
 
 
-# The deployment's counts (every tenant's): not under row-level security, as the inspector's
-# own tests.
-@pytest.mark.parametrize("port_store_url", BACKENDS, indirect=True)
 async def test_inspector_reports_real_counts(sql_backend: PortStore) -> None:
     await add(sql_backend, *[make_evaluation(f"i{n}") for n in range(4)])
     await delete(sql_backend, "i3")

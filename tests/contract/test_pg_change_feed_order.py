@@ -25,7 +25,7 @@ from tests.contract.conftest import BASE_TIME
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 
 
-INSERT = "INSERT INTO audit_log (at, actor, action, evaluation_id) VALUES ($1, 'ci', 'update', $2)"
+INSERT = "INSERT INTO audit_log (tenant_id, at, actor, action, evaluation_id) VALUES ('default', $1, 'ci', 'update', $2)"
 
 
 @pytest.fixture

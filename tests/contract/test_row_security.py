@@ -1,12 +1,14 @@
-"""Fail closed (ADR 0032): under row-level security, a statement that forgets its tenant
-sees the caller's rows or none, never another tenant's, and a pooled connection keeps no
-tenant once its unit of work is over.
+"""Fail closed (ADR 0032): under row-level security (migration 0016), a statement that
+forgets its tenant sees the caller's rows or none, never another tenant's, and a pooled
+connection keeps no tenant once its unit of work is over.
 
-The service's own container, connected as the service's role (``tests.row_security``),
-acts for one tenant; the rows of both tenants are written by the owner beforehand.
+The service's own container acts for one tenant, connected as the service's role and,
+since ``FORCE`` binds the tables' owner too, as the owner (no superuser: a superuser
+bypasses every policy). The owner writes the rows of both tenants beforehand, each with
+its tenant set.
 """
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,11 +18,12 @@ from dishka import AsyncContainer, make_async_container
 
 from domain.tenancy import DEFAULT_TENANT, TenantId
 from infrastructure.postgres.pool import driver_dsn
-from infrastructure.postgres.tenancy import scoped
+from infrastructure.postgres.tenancy import begin, scoped
 from infrastructure.postgres.transaction import PgTransaction
 from interfaces.acting import system_scope
 from interfaces.providers import build_providers
 from interfaces.settings import Settings, load_settings
+from tests.services import RoleUrls, owned_postgres_database
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 
@@ -33,24 +36,36 @@ EVERY_COUNTER_TENANT = "SELECT DISTINCT tenant_id FROM evaluation_counters"
 
 
 @pytest.fixture
-async def container(
-    row_secured_postgres_urls: tuple[str, str], tmp_path: Path
-) -> AsyncIterator[AsyncContainer]:
-    """The service's container on one pooled connection, both tenants' rows in place."""
-    owner, service = row_secured_postgres_urls
+def database() -> Iterator[RoleUrls]:
+    with owned_postgres_database() as urls:
+        yield urls
+
+
+async def _write_both_tenants(owner: str) -> None:
     connection = await asyncpg.connect(driver_dsn(owner))
     try:
-        await connection.execute("TRUNCATE evaluations CASCADE")
-        await connection.executemany(
-            "INSERT INTO evaluations (tenant_id, id, code, status, language, created_at, "
-            "updated_at) VALUES ($1, $2, 'print(1)', 'queued', 'python', $3, $3)",
-            [(tenant, id_, AT) for tenant, ids in ROWS.items() for id_ in ids],
-        )
+        for tenant, ids in ROWS.items():
+            await connection.execute(begin(tenant))
+            await connection.executemany(
+                "INSERT INTO evaluations (tenant_id, id, code, status, language, created_at, "
+                "updated_at) VALUES ($1, $2, 'print(1)', 'queued', 'python', $3, $3)",
+                [(tenant, id_, AT) for id_ in ids],
+            )
+            await connection.execute("COMMIT")
     finally:
         await connection.close()
+
+
+@pytest.fixture(params=["service", "owner"])
+async def container(
+    request: pytest.FixtureRequest, database: RoleUrls, tmp_path: Path
+) -> AsyncIterator[AsyncContainer]:
+    """The service's container on one pooled connection as the role ``request.param``
+    names, both tenants' rows in place."""
+    await _write_both_tenants(database.owner)
     settings = load_settings(
         {},
-        database={"url": service, "pool_size": 1},
+        database={"url": getattr(database, request.param), "pool_size": 1},
         storage={"file_storage_path": tmp_path / "files"},
     )
     made = make_async_container(*build_providers(settings), context={Settings: settings})
@@ -108,3 +123,15 @@ async def test_a_connection_back_in_the_pool_keeps_no_tenant(container: AsyncCon
             assert await connection.fetchval(setting) == ""
             assert await connection.fetch(EVERY_ID) == []
             assert await connection.fetch(EVERY_COUNTER_TENANT) == []
+
+
+async def test_an_insert_naming_no_tenant_is_refused_unscoped(container: AsyncContainer) -> None:
+    """The column's default is the setting itself, read without ``missing_ok``."""
+    async with system_scope(container, ACME) as scope:
+        pool = await scope.get(asyncpg.Pool)
+        async with pool.acquire() as connection:
+            with pytest.raises(asyncpg.PostgresError, match="tenant"):
+                await connection.execute(
+                    "INSERT INTO evaluations (id, code, created_at, updated_at) "
+                    "VALUES ('unscoped', 'x', now(), now())"
+                )

@@ -19,10 +19,9 @@ from domain.payload import PayloadLocation, StoredPayload
 from domain.status import EvaluationStatus
 from domain.tenancy import DEFAULT_TENANT, TenantId
 from domain.timeline import EvaluationEvent
-from tests.contract.conftest import BACKENDS, BASE_TIME, PortStore, make_evaluation
+from tests.contract.conftest import BASE_TIME, PortStore, make_evaluation
 
-# Not under row-level security yet: the scan's own connection does not set the tenant.
-pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("port_store_url", BACKENDS, indirect=True)]
+pytestmark = pytest.mark.anyio
 PROMOTED = ["n", "nested", "user"]
 RECORDS = [
     make_evaluation(

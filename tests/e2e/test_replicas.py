@@ -15,14 +15,13 @@ from typing import Any
 
 import pytest
 
-from infrastructure.sql.migrate import upgrade
 from tests.e2e.harness import replicas
 from tests.s3_server import S3Server, unique_prefix
 from tests.services import (
     TEST_REDIS_URL,
     drop_redis_keys,
+    owned_postgres_database,
     redis_test_prefix,
-    temporary_postgres_database,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis, pytest.mark.s3]
@@ -53,12 +52,12 @@ def test_two_replicas_share_everything_but_their_disks(
     tmp_path: Path, s3_server: S3Server, s3_bucket: str
 ) -> None:
     prefix = redis_test_prefix()
-    with temporary_postgres_database() as database:
-        upgrade(database)
+    with owned_postgres_database() as urls:  # the service under row-level security
         common = {
             **os.environ,
             **s3_server.env(),
-            "DATABASE_URL": database.replace("postgresql+asyncpg://", "postgresql://"),
+            "DATABASE_URL": urls.service.replace("postgresql+asyncpg://", "postgresql://"),
+            "MIGRATION_DATABASE_URL": urls.owner.replace("postgresql+asyncpg://", "postgresql://"),
             "REDIS_URL": TEST_REDIS_URL,
             "REDIS_KEY_PREFIX": prefix,
             "BLOB_BACKEND": "s3",

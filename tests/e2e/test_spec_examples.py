@@ -13,9 +13,9 @@ import yaml
 
 from tests.services import (
     TEST_REDIS_URL,
+    owned_postgres_database,
     redis_test_prefix,
     serve_subprocess,
-    temporary_postgres_database,
 )
 
 pytestmark = pytest.mark.e2e
@@ -35,8 +35,9 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'storage.db'}"
         yield from _run(env, tmp_path)
         return
-    with temporary_postgres_database() as url:
-        env["DATABASE_URL"] = url.replace("postgresql+asyncpg://", "postgresql://")
+    with owned_postgres_database() as urls:  # the service under row-level security
+        env["DATABASE_URL"] = urls.service.replace("postgresql+asyncpg://", "postgresql://")
+        env["MIGRATION_DATABASE_URL"] = urls.owner.replace("postgresql+asyncpg://", "postgresql://")
         env["REDIS_URL"] = TEST_REDIS_URL
         env["REDIS_KEY_PREFIX"] = redis_test_prefix()
         yield from _run(env, tmp_path)

@@ -1,5 +1,6 @@
 """The HTTP suite runs on every configuration: embedded (SQLite), the file backend (records
-in the file tree, their index beside them) and PostgreSQL + Redis."""
+in the file tree, their index beside them) and PostgreSQL + Redis, the service connected
+as a role under row-level security."""
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from tests.services import (
     TEST_REDIS_URL,
     migrated_postgres_database,
     migrated_sqlite,
+    owned_postgres_database,
     redis_test_keys,
     serve_in_thread,
 )
@@ -66,10 +68,12 @@ def configured(name: str, tmp_path: Path) -> Iterator[Settings]:
         migrated_sqlite(file_index_path(files))
         yield settings
         return
-    with redis_test_keys() as prefix, migrated_postgres_database() as url:
+    # The service as a role that owns nothing, the migrations as the tables' owner: under
+    # row-level security throughout (ADR 0032), as a deployment with both roles runs.
+    with redis_test_keys() as prefix, owned_postgres_database() as urls:
         yield load_settings(
             {},
-            database={"url": url},
+            database={"url": urls.service, "migration_url": urls.owner},
             storage={"file_storage_path": files},
             redis={"url": TEST_REDIS_URL, "key_prefix": prefix},
             changes=FAST_HUB,

@@ -177,12 +177,12 @@ def test_a_search_past_the_statement_timeout_is_refused_not_a_5xx(
         connection = await asyncpg.connect(driver_dsn(migrated_url))
         try:
             await connection.execute(
-                "INSERT INTO evaluations (id, code, status, version) "
-                "VALUES ('q-big', 'x', 'queued', 1)"
+                "INSERT INTO evaluations (tenant_id, id, code, status, version) "
+                "VALUES ('default', 'q-big', 'x', 'queued', 1)"
             )
             await connection.execute(
-                "INSERT INTO log_chunks (evaluation_id, start_offset, content) "
-                "SELECT 'q-big', n * 64, repeat('log line ', 7) || n "
+                "INSERT INTO log_chunks (tenant_id, evaluation_id, start_offset, content) "
+                "SELECT 'default', 'q-big', n * 64, repeat('log line ', 7) || n "
                 "FROM generate_series(1, 300000) AS n"
             )
         finally:

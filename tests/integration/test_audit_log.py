@@ -14,6 +14,7 @@ from interfaces.settings import Settings
 from tests.integration.conftest import ClientFactory
 from tests.integration.test_auth_matrix import API_KEYS, CALLERS
 from tests.integration.test_cli_maintenance import cli_json
+from tests.services import beneath_row_security
 
 EVAL = "eval_20240101_000000_a0d170"
 WRITER = CALLERS["write"]
@@ -134,7 +135,7 @@ def test_the_table_refuses_updates_and_deletes(
     secured.post("/evaluations", json={"id": EVAL, "code": "x"}, headers=WRITER)
 
     async def tamper(statement: str) -> None:
-        engine = create_async_engine(backend_settings.database.url)
+        engine = create_async_engine(beneath_row_security(backend_settings.database.url))
         try:
             async with engine.begin() as connection:
                 await connection.execute(sa.text(statement))

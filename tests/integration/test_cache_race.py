@@ -15,7 +15,7 @@ import pytest
 
 from interfaces.http.app import create_app
 from interfaces.settings import Settings
-from tests.services import serve_in_thread
+from tests.services import beneath_row_security, serve_in_thread
 
 pytestmark = pytest.mark.anyio
 
@@ -95,7 +95,7 @@ class RowLock:
             import asyncpg
 
             connection = await asyncpg.connect(
-                url.replace("postgresql+asyncpg://", "postgresql://")
+                beneath_row_security(url).replace("postgresql+asyncpg://", "postgresql://")
             )
             transaction = connection.transaction()
             await transaction.start()

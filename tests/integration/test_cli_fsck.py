@@ -39,6 +39,8 @@ def environment(settings: Settings) -> dict[str, str]:
         env["STORAGE_BACKEND"] = "file"  # its index is found in the tree
     else:
         env["DATABASE_URL"] = settings.database.url
+    if settings.database.migration_url:
+        env["MIGRATION_DATABASE_URL"] = settings.database.migration_url
     if settings.redis.url:
         env |= {"REDIS_URL": settings.redis.url, "REDIS_KEY_PREFIX": settings.redis.key_prefix}
     return env

@@ -35,7 +35,12 @@ from interfaces.settings import Settings, load_settings
 from tests.integration.conftest import ClientFactory, client_of
 from tests.integration.test_api_s3 import _bucket
 from tests.integration.test_cli_fsck import environment
-from tests.services import TEST_REDIS_URL, migrated_postgres_database, redis_test_keys
+from tests.services import (
+    TEST_REDIS_URL,
+    beneath_row_security,
+    migrated_postgres_database,
+    redis_test_keys,
+)
 
 MARKER = "PLAINTEXT-MARKER-c0ffee"
 OUTPUT = f"{MARKER} line ✓ of output\n" * 12_000  # > 100 KiB: a blob, zstd
@@ -110,7 +115,8 @@ def _database_texts(settings: Settings) -> bytes:
         return b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
 
     async def dump() -> bytes:
-        connection = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+        dsn = beneath_row_security(url).replace("postgresql+asyncpg", "postgresql")
+        connection = await asyncpg.connect(dsn)
         try:
             texts = [
                 await connection.fetchval(f"SELECT string_agg(t::text, '|') FROM {table} t")
@@ -531,7 +537,8 @@ async def _indexed_owners(settings: Settings) -> set[str]:
             owners = {row[0] for row in rows}
         await engine.dispose()
         return owners
-    connection = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+    dsn = beneath_row_security(url).replace("postgresql+asyncpg", "postgresql")
+    connection = await asyncpg.connect(dsn)
     try:
         owners = set()
         for key, table, column in (

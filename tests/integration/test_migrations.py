@@ -315,7 +315,7 @@ def test_migrate_from_0014_keys_every_row_by_its_tenant(empty_database_url: str)
     upgrade(url, "0014")
     _run(url, *ROWS_AT_0014)
     counted = _run(url, TENANT_COUNTERS)
-    upgrade(url)
+    upgrade(url, "0015")
     assert _inspect(url, _current) == "0015"
     assert _run(url, TENANT_COUNTERS) == counted
     assert _run(url, EVENT_COUNTS) == [("acme", "b", 1), ("default", "a", 1), ("default", "c", 0)]
@@ -358,3 +358,49 @@ def test_migrate_from_0014_keys_every_row_by_its_tenant(empty_database_url: str)
         url,
         "INSERT INTO evaluations (tenant_id, id, code, status) VALUES ('default', 'b', 'v', 'queued')",
     )
+
+
+ROW_SECURITY = (
+    "SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity, count(p.polname), "
+    "pg_get_expr(d.adbin, d.adrelid) FROM pg_class c "
+    "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' "
+    "LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum "
+    "LEFT JOIN pg_policy p ON p.polrelid = c.oid AND p.polname = 'tenant_isolation' "
+    "WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r' "
+    "GROUP BY c.relname, c.relrowsecurity, c.relforcerowsecurity, d.adbin, d.adrelid "
+    "ORDER BY c.relname"
+)
+LOOKUPS = "SELECT proname FROM pg_proc WHERE proname LIKE 'crucible\\_%\\_ids' ORDER BY proname"
+
+
+@pytest.mark.postgres
+def test_migrate_from_0015_puts_every_tenant_table_under_row_security() -> None:
+    """0015 → 0016: every table with ``tenant_id`` ``ENABLE``d and ``FORCE``d, its policy,
+    the setting as the column's default, the two lookup functions; a downgrade removes
+    them all, an upgrade puts them back. The rows stay."""
+    with temporary_postgres_database() as url:
+        upgrade(url, "0015")
+        _run(url, ROWS_AT_0012[0])
+        before = _run(url, ROW_SECURITY)
+        assert {(name, rls, force, policies) for name, rls, force, policies, _ in before} == {
+            (name, False, False, 0) for name in TABLES
+        }
+
+        upgrade(url, "0016")
+        secured = _run(url, ROW_SECURITY)
+        assert [row[0] for row in secured] == sorted(TABLES)
+        assert all(
+            row[1:] == (True, True, 1, "current_setting('crucible.tenant'::text)")
+            for row in secured
+        ), secured
+        assert [row[0] for row in _run(url, LOOKUPS)] == [
+            "crucible_search_ids",
+            "crucible_subject_ids",
+        ]
+        assert _run(url, "SELECT tenant_id, id FROM evaluations") == [("default", "a")]
+
+        downgrade(url, "0015")
+        assert _run(url, ROW_SECURITY) == before
+        assert _run(url, LOOKUPS) == []
+        upgrade(url, "0016")
+        assert _run(url, ROW_SECURITY) == secured

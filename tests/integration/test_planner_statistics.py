@@ -31,8 +31,9 @@ pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 
 ROWS = 45_000
 GROW = f"""
-INSERT INTO evaluations (id, code, language, status, created_at, updated_at, metadata)
-SELECT 'eval_' || lpad(i::text, 8, '0'), repeat('x', 200),
+INSERT INTO evaluations (tenant_id, id, code, language, status, created_at, updated_at,
+    metadata)
+SELECT 'default', 'eval_' || lpad(i::text, 8, '0'), repeat('x', 200),
        CASE WHEN i % 3 = 0 THEN 'rust' ELSE 'python' END,
        CASE WHEN i % 10 = 0 THEN 'completed' ELSE 'queued' END,
        now() - i * interval '1 second', now(), '{{}}'

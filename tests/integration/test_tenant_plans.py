@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -22,13 +23,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from application.ports.change_feed import ChangeQuery
 from application.queries import EvaluationFilter, EvaluationQuery
+from application.search import SearchField, TextSearch
 from domain.identifiers import EvaluationId
 from domain.status import EvaluationStatus
 from domain.tenancy import DEFAULT_TENANT
 from infrastructure.postgres.changes import SELECT_CHANGES
 from infrastructure.postgres.evaluation_pages import page_query
 from infrastructure.postgres.evaluations import SELECT_LIVE
+from infrastructure.postgres.maintenance import SELECT_CANDIDATES
 from infrastructure.postgres.pool import driver_dsn
+from infrastructure.postgres.tenancy import begin
 from infrastructure.postgres.timeline import SELECT_EVENTS
 from infrastructure.sql.changes import SqlChangeFeed
 from infrastructure.sql.engine import create_engine, create_session_maker
@@ -38,6 +42,7 @@ from infrastructure.sql.rows import RECORD_COLUMNS
 from infrastructure.sql.tenancy import bind_tenant
 from infrastructure.sql.timeline import SqlEventLog
 from interfaces.settings import DatabaseSettings
+from tests.row_security import functions_owned_by_lookup, row_secured
 from tests.services import migrated_postgres_database, migrated_sqlite
 
 ROWS = 3000
@@ -232,3 +237,69 @@ def test_sqlite_get_timeline_and_feed_walk_an_index(tmp_path: Path) -> None:
     assert get and all("USING INDEX sqlite_autoindex_evaluations_1" in plan for plan in get), get
     assert events and all("idx_events_evaluation_id" in plan for plan in events), events
     assert feed and all("idx_audit_log_feed" in plan for plan in feed), feed
+
+
+# --- PostgreSQL: the lookup functions under row-level security (decision 8). -------------
+
+
+async def _nested_plans(url: str, role: str, statement: str, *arguments: Any) -> str:
+    """The plans of every statement ``statement`` runs, those inside functions too
+    (``auto_explain``, loaded by the superuser), run as ``role`` with the default tenant
+    set: under row-level security."""
+    connection = await asyncpg.connect(driver_dsn(url))
+    plans: list[str] = []
+    connection.add_log_listener(lambda _connection, message: plans.append(message.message))
+    try:
+        for setting in (
+            "LOAD 'auto_explain'",
+            "SET auto_explain.log_min_duration = 0",
+            "SET auto_explain.log_nested_statements = on",
+            "SET auto_explain.log_level = notice",
+            "SET client_min_messages = notice",
+            f"SET ROLE {role}",
+        ):
+            await connection.execute(setting)
+        await connection.execute(begin(DEFAULT_TENANT))
+        await connection.fetch(statement, *arguments)
+        await connection.execute("COMMIT")
+    finally:
+        await connection.close()
+    return "\n".join(plans)
+
+
+async def _vacuum(url: str) -> None:
+    connection = await asyncpg.connect(driver_dsn(url))
+    try:
+        await connection.execute("VACUUM ANALYZE")
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+def lookups_owned(postgres: str) -> Iterator[tuple[str, str]]:
+    """The seeded database, its lookup functions owned by ``crucible_lookup``, and the
+    service's role on it; vacuumed, as a table in use is, so that the trigram indexes'
+    pending entries are merged (the planner prices a scan of them)."""
+    functions_owned_by_lookup(postgres)
+    asyncio.run(_vacuum(postgres))
+    with row_secured(postgres) as service:
+        yield postgres, urlsplit(service).username or ""
+
+
+SEARCHED = EvaluationFilter(search=TextSearch("needle", fields=frozenset({SearchField.CODE})))
+
+
+@pytest.mark.postgres
+def test_postgres_search_and_subject_lookup_use_their_indexes_under_row_security(
+    lookups_owned: tuple[str, str],
+) -> None:
+    url, role = lookups_owned
+    statement, arguments = page_query(
+        EvaluationQuery(filter=SEARCHED, limit=50), RECORD_COLUMNS, DEFAULT_TENANT
+    )
+    search = asyncio.run(_nested_plans(url, role, statement, *arguments))
+    assert "crucible_search_ids" in search and "idx_evaluations_code_trgm" in search, search
+    subject = SELECT_CANDIDATES[True]
+    arguments = [DEFAULT_TENANT, datetime.now(UTC), ["completed"], False, None, None, 10]
+    lookup = asyncio.run(_nested_plans(url, role, subject, *arguments, "user", "u1"))
+    assert "crucible_subject_ids" in lookup and "idx_evaluations_metadata" in lookup, lookup

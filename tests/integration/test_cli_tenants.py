@@ -1,9 +1,8 @@
 """``--tenant``: the commands that read or write evaluations act for the tenant it names
 (ADR 0032), embedded, on the file backend and on PostgreSQL + Redis.
 
-Start-up still refuses keys of a tenant other than ``default``, so the second tenant's
-evaluations arrive the way an operator moves them: ``import --tenant``. Ids differ
-between the tenants: an id is still one key across tenants until the keys gain the tenant.
+The second tenant's evaluations arrive the way an operator moves them: ``import
+--tenant``.
 """
 
 import json

@@ -2,10 +2,8 @@
 evaluations in two tenants, each round acts on its own tenant's alone, and the change
 feed's streams and relays never mix the tenants.
 
-Start-up still refuses keys of a tenant other than ``default``, so the deployment here
-is given a key of ``acme`` past that check (``Settings.changed``), and each job runs on
-a container built from those settings, as the app builds its own. Ids differ between
-the tenants: an id is still one key across tenants until the keys gain the tenant.
+The deployment here is given a key of ``acme`` (``Settings.changed``), and each job runs
+on a container built from those settings, as the app builds its own.
 """
 
 import asyncio

@@ -26,13 +26,14 @@ from application.ports.scratch_store import ScratchStore
 from domain.audit import AuditContext
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
-from domain.tenancy import TenantId
+from domain.tenancy import TenantId, qualified_id
 
 R = TypeVar("R")
 
 
 class RecordLocks:
-    """One lock per record id, held while a journaled write of it is computed and stored."""
+    """One lock per record, by its qualified id (a tenant's id is not another's record),
+    held while a journaled write of it is computed and stored."""
 
     def __init__(self) -> None:
         self._locks: dict[str, anyio.Lock] = {}
@@ -78,7 +79,7 @@ class JournaledWrites:
             uncertain=uncertain,
             named_tenant=journal_tenant(self.tenant),
         )
-        async with self.locks.hold(evaluation_id):
+        async with self.locks.hold(qualified_id(self.tenant, evaluation_id)):
             creating = isinstance(intent, CreateIntent)
             view = await self.views.open(evaluation_id)
             if view.missing and not creating:

@@ -5,6 +5,7 @@ from dishka import AsyncContainer
 
 from application.use_cases.rebuild_cache import CacheRebuild, RebuildCache
 from application.use_cases.warm_cache import WarmCache
+from domain.tenancy import TenantId
 from interfaces.cli import CONTEXT_SETTINGS
 from interfaces.cli.common import (
     count_option,
@@ -14,6 +15,7 @@ from interfaces.cli.common import (
     progress_bar,
     run,
     summary,
+    tenant_option,
 )
 from interfaces.settings import Settings
 
@@ -32,9 +34,10 @@ def _note_in_process(settings: Settings) -> None:
 @count_option(
     "--top", default=1000, help="How many of the most recently changed evaluations to load."
 )
+@tenant_option
 @json_option
-def warm_cache(top: int, as_json: bool) -> None:
-    """Load the most recently active evaluations into the record cache.
+def warm_cache(top: int, tenant: TenantId, as_json: bool) -> None:
+    """Load one tenant's most recently active evaluations into the record cache.
 
     Entries are versioned like any read's fill: warming never replaces a newer
     entry. Useful after a Redis restart or flush.
@@ -43,6 +46,7 @@ def warm_cache(top: int, as_json: bool) -> None:
     Examples:
       storage-service warm-cache
       storage-service warm-cache --top 5000 --json
+      storage-service warm-cache --tenant acme
     """
     settings = load(quiet=as_json)
 
@@ -53,7 +57,7 @@ def warm_cache(top: int, as_json: bool) -> None:
                 use_case = await request.get(WarmCache)
                 return await use_case.execute(top, lambda: progress.advance(task))
 
-    loaded = run(settings, warm)
+    loaded = run(settings, warm, tenant)
     if as_json:
         echo_json({"loaded": loaded, "cache": "redis" if settings.redis.url else "memory"})
     else:
@@ -62,17 +66,20 @@ def warm_cache(top: int, as_json: bool) -> None:
 
 
 @click.command("rebuild-cache", context_settings=CONTEXT_SETTINGS)
+@tenant_option
 @json_option
-def rebuild_cache(as_json: bool) -> None:
-    """Drop every cached record and rebuild the running registry from the database.
+def rebuild_cache(tenant: TenantId, as_json: bool) -> None:
+    """Drop every cached record and rebuild one tenant's running registry from the database.
 
-    Reads refill the cache from the database as they come; the running list is
-    rebuilt from the evaluations in provisioning/running.
+    Reads refill the cache from the database as they come; the tenant's running list
+    is rebuilt from its evaluations in provisioning/running. The cached records
+    dropped are every tenant's.
 
     \b
     Examples:
       storage-service rebuild-cache
       storage-service rebuild-cache --json | jq .running
+      storage-service rebuild-cache --tenant acme
     """
     settings = load(quiet=as_json)
 
@@ -81,7 +88,7 @@ def rebuild_cache(as_json: bool) -> None:
             use_case = await request.get(RebuildCache)
             return await use_case.execute()
 
-    result = run(settings, rebuild)
+    result = run(settings, rebuild, tenant)
     if as_json:
         echo_json(result)
     else:

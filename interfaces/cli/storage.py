@@ -12,6 +12,7 @@ from application.errors import JournalPendingError
 from application.queries import BackendReport
 from application.use_cases.check_storage import CheckStorage, StorageCheck
 from application.use_cases.storage_report import GetBackendDetails, StorageOverview
+from domain.tenancy import TenantId
 from interfaces.cli import CONTEXT_SETTINGS
 from interfaces.cli.common import (
     count_option,
@@ -20,6 +21,7 @@ from interfaces.cli.common import (
     json_option,
     load,
     run,
+    tenant_option,
 )
 from interfaces.cli.recovery import IndexCheck, IndexInUseError, check_file_index, echo_index
 from interfaces.settings import StorageBackend
@@ -42,14 +44,17 @@ from interfaces.settings import StorageBackend
     minimum=0,
     help="Blobs younger than this may belong to a write in progress: never orphans.",
 )
+@tenant_option
 @json_option
-def fsck(fix: bool, rebuild_index: bool, grace_minutes: int, as_json: bool) -> None:
-    """Find blobs no record points at (orphans) and records whose blob is missing.
+def fsck(
+    fix: bool, rebuild_index: bool, grace_minutes: int, tenant: TenantId, as_json: bool
+) -> None:
+    """Find one tenant's blobs no record points at (orphans) and records whose blob is missing.
 
-    On STORAGE_BACKEND=file, first the index against the tree: a missing or torn index,
-    records it lacks or holds older than the tree, records the tree holds older than
-    the index. --fix rebuilds a missing or torn index (a torn one is set aside), indexes
-    what it lacks and copies out what the tree lacks.
+    On STORAGE_BACKEND=file, first the index against the tree, every tenant's: a missing
+    or torn index, records it lacks or holds older than the tree, records the tree holds
+    older than the index. --fix rebuilds a missing or torn index (a torn one is set
+    aside), indexes what it lacks and copies out what the tree lacks.
 
     Exits 0 when storage is consistent (after --fix removed the orphans), 1 otherwise,
     3 when --fix is refused because the failover journal still holds writes, or on the
@@ -60,6 +65,7 @@ def fsck(fix: bool, rebuild_index: bool, grace_minutes: int, as_json: bool) -> N
       storage-service fsck
       storage-service fsck --fix --grace-minutes 120
       storage-service fsck --json | jq .missing
+      storage-service fsck --tenant acme --fix
       STORAGE_BACKEND=file storage-service fsck --fix --json | jq .index
     """
     settings = load(quiet=as_json)
@@ -91,7 +97,7 @@ def fsck(fix: bool, rebuild_index: bool, grace_minutes: int, as_json: bool) -> N
                     code=3,
                 )
 
-    result = run(settings, check)
+    result = run(settings, check, tenant)
     clean = result.clean and (index is None or index.clean)
     if as_json:
         extra = {} if index is None else {"index": index}

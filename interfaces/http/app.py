@@ -18,10 +18,7 @@ from litestar.static_files import create_static_files_router
 from opentelemetry.sdk.trace import TracerProvider
 
 from application.errors import WriteAcceptedError
-from application.use_cases.running_evaluations import RebuildRunningRegistry
-from domain.tenancy import DEFAULT_TENANT
 from infrastructure.postgres.lookups import unindexed_lookups
-from interfaces import acting
 from interfaces.cli.plugin import StorageCLIPlugin
 from interfaces.heap import freeze_startup_objects, thaw
 from interfaces.http.controllers.audit import AuditController
@@ -51,6 +48,7 @@ from interfaces.http.observability import EdgeMiddleware, MetricsController
 from interfaces.http.openapi_document import state_list_limit, touch_on_build
 from interfaces.http.planner_statistics import planner_statistics
 from interfaces.http.retention import retention
+from interfaces.http.running_rebuild import rebuild_running_registries
 from interfaces.http.security import access_middleware, session_config
 from interfaces.http.tiering import tiering
 from interfaces.http.tracing import tracing_for
@@ -111,7 +109,7 @@ def create_app(
                 settings.server.host,
                 settings.server.port,
             )
-        await _rebuild_running_registry(container)
+        await rebuild_running_registries(container, settings.access.tenants)
         if settings.database.is_postgres:
             await _warn_of_unindexed_lookups(container)
         freeze_startup_objects()
@@ -181,18 +179,6 @@ def create_app(
     hold_answers(app)  # outside dishka's request scope
     touch_on_build(app, state_list_limit(settings.limits.list_limit), document_header)
     return app
-
-
-async def _rebuild_running_registry(container: AsyncContainer) -> None:
-    """Make the running registry agree with the database before serving."""
-    try:
-        # The default tenant's: the registry's index names no tenant yet (ADR 0032).
-        async with acting.system_scope(container, DEFAULT_TENANT) as request_container:
-            rebuild = await request_container.get(RebuildRunningRegistry)
-            count = await rebuild.execute()
-        logger.info("running registry rebuilt with %d evaluation(s)", count)
-    except Exception:  # the service still serves: the registry falls back to the database
-        logger.exception("could not rebuild the running registry at start")
 
 
 async def _warn_of_unindexed_lookups(container: AsyncContainer) -> None:

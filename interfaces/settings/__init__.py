@@ -10,7 +10,6 @@ from typing import Any
 
 import msgspec
 
-from domain.tenancy import DEFAULT_TENANT
 from infrastructure.crypto.keyring import KeyringError, load_keyring
 from interfaces.settings.model import (
     AccessSettings,
@@ -199,14 +198,6 @@ def _check(settings: Settings) -> None:
             load_keyring(encryption.keys_file)
         except KeyringError as exc:
             raise SettingsError(str(exc)) from None
-    for key in settings.access.api_keys:
-        if key.tenant != DEFAULT_TENANT:
-            # Served once every store keeps tenants apart (ADR 0032): until then a key of
-            # another tenant would see the default tenant's evaluations.
-            raise SettingsError(
-                f"API_KEYS: key {key.name!r} names tenant {key.tenant!r}; only "
-                f"{DEFAULT_TENANT!r} is served yet (docs/decisions/0032)"
-            )
     if settings.redis.cluster and settings.redis.url is None:
         raise SettingsError("REDIS_CLUSTER=true: REDIS_URL must name a cluster node")
     if storage.compression_threshold > storage.large_file_threshold:

@@ -106,7 +106,7 @@ async def test_a_failed_warm_up_is_logged_not_raised(caplog: pytest.LogCaptureFi
 async def test_a_slow_warm_up_does_not_hold_the_start(monkeypatch: pytest.MonkeyPatch) -> None:
     started = anyio.Event()
 
-    async def forever(_: Any, __: int, ___: Any) -> int:  # deaf to the stop request
+    async def forever(*_: Any) -> int:  # deaf to the stop request
         started.set()
         await anyio.sleep_forever()
         return 0

@@ -1,9 +1,8 @@
 """``--tenant``: the commands that read or write evaluations act for the tenant it names
 (ADR 0032), embedded, on the file backend and on PostgreSQL + Redis.
 
-Start-up still refuses keys of a tenant other than ``default``, so the second tenant's
-evaluations arrive the way an operator moves them: ``import --tenant``. Ids differ
-between the tenants: an id is still one key across tenants until the keys gain the tenant.
+The second tenant's evaluations arrive the way an operator moves them: ``import
+--tenant``.
 """
 
 import json
@@ -16,7 +15,7 @@ from litestar.testing import TestClient
 
 from interfaces.cli import main
 from interfaces.settings import Settings
-from tests.integration.test_cli_fsck import environment
+from tests.integration.test_cli_fsck import age, environment, fsck
 from tests.integration.test_cli_maintenance import cli, cli_json, seed
 
 ACME = "acme"
@@ -94,7 +93,9 @@ def test_cleanup_counts_only_the_named_tenants_evaluations(
 def test_a_tenant_that_is_no_tenant_name_is_one_line_and_exit_2(
     backend_settings: Settings,
 ) -> None:
-    for command in (["export"], ["import", "-"], ["erase", "--subject", "a"], ["relay"]):
+    commands = [["export"], ["import", "-"], ["erase", "--subject", "a"], ["relay"], ["fsck"]]
+    commands += [["warm-cache"], ["rebuild-cache"]]
+    for command in commands:
         result = CliRunner().invoke(
             main, [*command, "--tenant", "Acme/1"], env=environment(backend_settings)
         )
@@ -102,3 +103,37 @@ def test_a_tenant_that_is_no_tenant_name_is_one_line_and_exit_2(
         assert result.output.strip().splitlines() == [
             "error: --tenant: a tenant is 1 to 63 of a-z 0-9 _ -, starting with a letter or a digit"
         ], command
+
+
+def test_fsck_checks_the_named_tenants_blobs_against_its_records(
+    client: TestClient[Any], backend_settings: Settings, tmp_path: Path
+) -> None:
+    seed(client, "f-1")
+    _copy_to_acme(backend_settings, tmp_path, {"f-1": "f-acme"})
+    ghost = Path(backend_settings.storage.file_storage_path) / "tenants/acme/evaluations/ghost-1"
+    ghost.mkdir(parents=True)
+    (ghost / "output.txt.zst").write_bytes(b"left behind")
+    age(ghost / "output.txt.zst", hours=3)
+
+    code, acme = fsck(backend_settings, "--tenant", ACME)
+    default_code, default = fsck(backend_settings)
+
+    assert code == 1
+    assert acme["orphans"] == ["tenants/acme/evaluations/ghost-1/output.txt.zst"]
+    assert acme["referenced"] == default["referenced"] > 0
+    assert (default_code, default["orphans"], default["missing"]) == (0, [], [])
+    code, fixed = fsck(backend_settings, "--tenant", ACME, "--fix")
+    assert (code, fixed["removed"]) == (0, acme["orphans"])
+
+
+def test_warm_cache_and_rebuild_cache_act_for_the_named_tenant(
+    client: TestClient[Any], backend_settings: Settings, tmp_path: Path
+) -> None:
+    seed(client, "w-1")
+    _copy_to_acme(backend_settings, tmp_path, {"w-1": "w-acme"})
+    seed(client, "w-2", status="running")
+
+    assert cli_json(backend_settings, "warm-cache", "--tenant", ACME)["loaded"] == 1
+    assert cli_json(backend_settings, "warm-cache")["loaded"] == 2
+    assert cli_json(backend_settings, "rebuild-cache", "--tenant", ACME)["running"] == 0
+    assert cli_json(backend_settings, "rebuild-cache")["running"] == 1

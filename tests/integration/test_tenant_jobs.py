@@ -2,10 +2,8 @@
 evaluations in two tenants, each round acts on its own tenant's alone, and the change
 feed's streams and relays never mix the tenants.
 
-Start-up still refuses keys of a tenant other than ``default``, so the deployment here
-is given a key of ``acme`` past that check (``Settings.changed``), and each job runs on
-a container built from those settings, as the app builds its own. Ids differ between
-the tenants: an id is still one key across tenants until the keys gain the tenant.
+The deployment here is given a key of ``acme`` (``Settings.changed``), and each job runs
+on a container built from those settings, as the app builds its own.
 """
 
 import asyncio
@@ -23,13 +21,16 @@ import pytest
 from dishka import AsyncContainer, Provider, make_async_container
 from nats.js.errors import NotFoundError
 
-from application.commands import NewEvaluation
+from application.commands import EvaluationChanges, NewEvaluation
 from application.ports.change_feed import ChangeQuery
 from application.ports.idempotency_store import IdempotencyStore, KeyRecord, StoredResponse
+from application.ports.running_registry import RunningRegistry
 from application.services.api_keys import ApiKey, digest_of
+from application.services.record_cache import RecordCache
 from application.use_cases.create_evaluation import CreateEvaluation
 from application.use_cases.export_evaluations import ExportEvaluations
 from application.use_cases.follow import follow_changes
+from application.use_cases.update_evaluation import UpdateEvaluation
 from domain.access import AccessScope
 from domain.changes import Change
 from domain.identifiers import EvaluationId
@@ -38,7 +39,9 @@ from domain.tenancy import DEFAULT_TENANT, TenantId
 from interfaces import acting
 from interfaces.http.idempotency import purge_expired_keys
 from interfaces.http.retention import run_retention
+from interfaces.http.running_rebuild import rebuild_running_registries
 from interfaces.http.warehouse import run_export
+from interfaces.http.warming import warm_tenants
 from interfaces.live import LiveFeed
 from interfaces.providers import build_providers
 from interfaces.relay import nats_relay
@@ -263,3 +266,31 @@ def test_the_relay_of_a_second_tenant_publishes_to_a_stream_of_its_own(
     assert [(m.subject, m.body["evaluation_id"]) for m in received["acme"]] == [
         (f"{names.subject}_acme.created", "a-1")
     ]
+
+
+@pytest.mark.anyio
+async def test_the_start_warms_each_tenants_records_and_rebuilds_its_running_registry(
+    backend_settings: Settings,
+) -> None:
+    settings = two_tenants(backend_settings).changed(cache={"warm_count": 10})
+    async with container_of(settings) as container:
+        await seed(container)
+        async with acting.system_scope(container, ACME) as request:
+            new = NewEvaluation(id=EvaluationId("a-run"), code="print('running')")
+            await (await request.get(CreateEvaluation)).execute(new)
+        async with acting.system_scope(container, ACME) as request:
+            running = EvaluationChanges(status=EvaluationStatus.RUNNING)
+            await (await request.get(UpdateEvaluation)).execute(EvaluationId("a-run"), running)
+    async with container_of(settings) as container:  # a fresh process: in-memory stores empty
+        warmed = await warm_tenants(container, settings, anyio.Event())
+        rebuilt = await rebuild_running_registries(container, settings.access.tenants)
+        registry = await container.get(RunningRegistry)
+        listed = {tenant: await registry.list(tenant) for tenant in IDS}
+        cache = await container.get(RecordCache)
+        cached = await cache.get(ACME, EvaluationId("a-1"))
+
+    assert warmed == {DEFAULT_TENANT: 2, ACME: 2}
+    assert rebuilt == {DEFAULT_TENANT: 0, ACME: 1}
+    assert listed[DEFAULT_TENANT] == []
+    assert [info.evaluation_id for info in listed[ACME] or []] == ["a-run"]
+    assert cached is not None and cached.code == f"print('{ACME}')"

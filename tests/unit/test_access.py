@@ -61,14 +61,17 @@ def test_five_parts_are_no_key() -> None:
         parse_api_keys(f"ci:{SECRET}:read:acme:more")
 
 
-def test_only_the_default_tenant_is_served_until_every_store_keeps_tenants_apart() -> None:
-    settings = load_settings({"API_KEYS": f"gw:{SECRET}:write:default"})
-    assert settings.access.api_keys[0].tenant == DEFAULT_TENANT
+def test_every_tenant_a_key_names_is_served_beside_the_default_one() -> None:
+    settings = load_settings(
+        {"API_KEYS": f"gw:{SECRET}:write,acme:{SECRET}x:read:acme,zed:{SECRET}y:read:beta"}
+    )
 
-    with pytest.raises(SettingsError, match="key 'acme' names tenant 'acme'") as caught:
-        load_settings({"API_KEYS": f"gw:{SECRET}:write,acme:{SECRET}x:read:acme"})
-    assert "0032" in str(caught.value)
-    assert SECRET not in str(caught.value)
+    assert [key.tenant for key in settings.access.api_keys] == [DEFAULT_TENANT, "acme", "beta"]
+    assert settings.access.tenants == (DEFAULT_TENANT, "acme", "beta")
+    assert load_settings({"API_KEYS": f"acme:{SECRET}x:read:acme"}).access.tenants == (
+        DEFAULT_TENANT,
+        "acme",
+    )
 
 
 def test_the_secret_is_not_kept_nor_printed() -> None:

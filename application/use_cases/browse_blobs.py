@@ -14,6 +14,8 @@ from application.ports.blob_directories import (
     BlobFile,
 )
 from application.ports.blob_store import BlobStore
+from domain.blob_paths import TENANTS
+from domain.tenancy import DEFAULT_TENANT, TenantId
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_:][A-Za-z0-9._:-]{0,254}")
 MAX_ENTRIES = 500
@@ -50,6 +52,12 @@ def parse_blob_directory(raw: str) -> str:
     return "".join(f"{part}/" for part in parts)
 
 
+def tenant_root(tenant: TenantId) -> str:
+    """Where ``tenant``'s browsing starts and stays: the whole store for the default
+    tenant (the deployment's own, ADR 0032), ``tenants/<tenant>/`` for another."""
+    return "" if tenant == DEFAULT_TENANT else f"{TENANTS}/{tenant}/"
+
+
 def parse_after(raw: str) -> str:
     """The cursor of a page: an entry's name, with '/' for a directory ("" the first page)."""
     name = raw.strip()
@@ -75,14 +83,19 @@ class BrowseBlobs:
     other stores (S3, memory) list the keys under the prefix and add them up.
     """
 
-    def __init__(self, blobs: BlobStore, inspectors: list[BackendInspector]) -> None:
+    def __init__(
+        self, blobs: BlobStore, inspectors: list[BackendInspector], tenant: TenantId
+    ) -> None:
         self._blobs = blobs
+        self._root = tenant_root(tenant)
         self._directories = next(
             (found for found in inspectors if isinstance(found, BlobDirectories)), None
         )
 
     async def execute(self, path: str = "", after: str = "") -> BlobListing:
-        prefix = parse_blob_directory(path)
+        prefix = parse_blob_directory(path) or self._root
+        if not prefix.startswith(self._root):  # another tenant's, or the deployment's
+            raise InvalidRequestError("path", "is not a directory of the caller's tenant")
         cursor = parse_after(after)
         if self._directories is not None:
             page = await self._directories.directory(prefix, after=cursor, limit=MAX_ENTRIES)

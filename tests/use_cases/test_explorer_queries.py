@@ -9,6 +9,7 @@ from application.use_cases import browse_blobs
 from application.use_cases.activity import GetActivity
 from application.use_cases.browse_blobs import BrowseBlobs, parse_blob_directory
 from domain.status import EvaluationStatus
+from domain.tenancy import DEFAULT_TENANT, TenantId
 from tests.use_cases.conftest import UseCases
 
 pytestmark = pytest.mark.anyio
@@ -43,7 +44,7 @@ async def test_browse_lists_one_level_with_directory_totals(app: UseCases) -> No
     await app.blobs.put("evaluations/a/output.1.txt", b"x" * 10)
     await app.blobs.put("evaluations/a/metadata.json", b"{}")
     await app.blobs.put("evaluations/b/error.2.txt", b"y" * 5)
-    browse = BrowseBlobs(app.blobs, [])
+    browse = BrowseBlobs(app.blobs, [], DEFAULT_TENANT)
 
     root = await browse.execute("")
     assert [(d.name, d.path, d.files) for d in root.directories] == [
@@ -67,7 +68,7 @@ async def test_browse_pages_a_level_past_max_entries(
     monkeypatch.setattr(browse_blobs, "MAX_ENTRIES", 2)
     for key in ("d/x/1.txt", "d/y/2.txt", "d/z/3.txt", "d/f.txt"):
         await app.blobs.put(key, b"1")
-    browse = BrowseBlobs(app.blobs, [])
+    browse = BrowseBlobs(app.blobs, [], DEFAULT_TENANT)
 
     first = await browse.execute("d")
     assert [d.name for d in first.directories] == ["x", "y"]
@@ -84,7 +85,26 @@ async def test_browse_pages_a_level_past_max_entries(
 )
 async def test_browse_refuses_paths_outside_the_key_space(app: UseCases, raw: str) -> None:
     with pytest.raises(InvalidRequestError):
-        await BrowseBlobs(app.blobs, []).execute(raw)
+        await BrowseBlobs(app.blobs, [], DEFAULT_TENANT).execute(raw)
+
+
+async def test_another_tenant_browses_its_own_directory_only(app: UseCases) -> None:
+    """The default tenant's keys see the whole store (the deployment's); another tenant's
+    start and stay under ``tenants/<tenant>/`` (ADR 0032)."""
+    await app.blobs.put("evaluations/shared/output.1.txt", b"default's")
+    await app.blobs.put("tenants/acme/evaluations/shared/output.2.txt", b"acme's")
+    await app.blobs.put("tenants/beta/evaluations/shared/output.3.txt", b"beta's")
+    acme = BrowseBlobs(app.blobs, [], TenantId("acme"))
+
+    root = await acme.execute("")
+    assert (root.path, [d.name for d in root.directories]) == ("tenants/acme/", ["evaluations"])
+    leaf = await acme.execute("tenants/acme/evaluations/shared")
+    assert [f.name for f in leaf.files] == ["output.2.txt"]
+    for elsewhere in ("evaluations", "tenants", "tenants/beta/evaluations", "tenants/acmex"):
+        with pytest.raises(InvalidRequestError):
+            await acme.execute(elsewhere)
+    whole = await BrowseBlobs(app.blobs, [], DEFAULT_TENANT).execute("tenants")
+    assert [d.name for d in whole.directories] == ["acme", "beta"]
 
 
 def test_parse_blob_directory_normalises() -> None:

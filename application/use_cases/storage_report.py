@@ -15,6 +15,7 @@ from application.ports.health_probe import HealthProbe
 from application.ports.largest_blobs import LargestBlobs
 from application.queries import BackendReport, BackendState, EvaluationQuery
 from application.services.single_flight import SingleFlight
+from application.services.storage_audience import StorageAudience
 from domain.evaluation import Evaluation
 
 # Other names the cache is asked for by: the platform's pages call it ``redis`` even
@@ -154,11 +155,14 @@ class DescribeStorage:
 @dataclass(frozen=True, slots=True)
 class GetStorageOverview:
     inspectors: list[BackendInspector]
+    audience: StorageAudience
 
     async def execute(self) -> StorageOverview:
         """Summary figures of every backend; the cache in detail (its key sample, TTLs and
-        memory are bounded: a few thousand keys at most)."""
-        reports = await inspect_all(self.inspectors, detailed_names=frozenset({Backend.CACHE}))
+        memory are bounded: a few thousand keys at most). As the caller's tenant may see
+        them (``StorageAudience``)."""
+        measured = await inspect_all(self.inspectors, detailed_names=frozenset({Backend.CACHE}))
+        reports = await self.audience.all_shown(measured)
         return StorageOverview(
             status=overall_state(reports), summary=summarize(reports), backends=reports
         )
@@ -167,8 +171,9 @@ class GetStorageOverview:
 class GetBackendDetails:
     """One backend in detail, by its name here or an alias (``redis`` for the cache)."""
 
-    def __init__(self, inspectors: list[BackendInspector]) -> None:
+    def __init__(self, inspectors: list[BackendInspector], audience: StorageAudience) -> None:
         self._inspectors = {inspector.name: inspector for inspector in inspectors}
+        self._audience = audience
 
     async def execute(self, backend: str) -> BackendReport:
         name = Backend.CACHE if backend in CACHE_ALIASES else backend
@@ -179,7 +184,7 @@ class GetBackendDetails:
                 *(CACHE_ALIASES if Backend.CACHE in self._inspectors else ()),
             }
             raise UnknownBackendError(backend, sorted(known))
-        return await inspector.inspect(detailed=True)
+        return await self._audience.shown(await inspector.inspect(detailed=True))
 
 
 def _inspector(inspectors: list[BackendInspector], name: str) -> BackendInspector:
@@ -206,12 +211,18 @@ class DatabaseDetails(msgspec.Struct, frozen=True, kw_only=True):
 class GetDatabaseDetails:
     """The records backend in detail, with live records by status and the newest ones."""
 
-    def __init__(self, inspectors: list[BackendInspector], queries: EvaluationQueries) -> None:
+    def __init__(
+        self,
+        inspectors: list[BackendInspector],
+        queries: EvaluationQueries,
+        audience: StorageAudience,
+    ) -> None:
         self._inspector = _inspector(inspectors, Backend.DATABASE)
         self._queries = queries
+        self._audience = audience
 
     async def execute(self) -> DatabaseDetails:
-        report = await _reachable(self._inspector)
+        report = await self._audience.shown(await _reachable(self._inspector))
         statistics = await self._queries.statistics()  # counters: constant time
         page = await self._queries.list(EvaluationQuery(limit=RECENT_EVALUATIONS))
         return DatabaseDetails(report=report, by_status=statistics.by_status, recent=page.items)
@@ -234,13 +245,22 @@ class GetFileDetails:
         inspectors: list[BackendInspector],
         blobs: BlobStore,
         configuration: StorageConfiguration,
+        audience: StorageAudience,
     ) -> None:
         self._inspector = _inspector(inspectors, Backend.FILE)
         self._blobs = blobs
         self._configuration = configuration
+        self._audience = audience
 
     async def execute(self) -> FileDetails:
         report = await _reachable(self._inspector)
+        if not self._audience.sees_deployment:  # the store's files are the deployment's
+            return FileDetails(
+                report=await self._audience.shown(report),
+                root=self._configuration.blob_root,
+                largest=[],
+                total_files=0,
+            )
         if isinstance(self._inspector, LargestBlobs):  # from the walk the report came from
             found, total = await self._inspector.largest()
             return FileDetails(

@@ -17,6 +17,7 @@ from application.services.api_keys import ApiKeyVerifier
 from application.services.audit_trail import AuditTrail
 from application.services.payloads import PayloadStore
 from application.services.publisher import RecordPublisher
+from application.services.storage_audience import StorageAudience
 from application.use_cases.activity import GetActivity
 from application.use_cases.audit import ListAuditLog
 from application.use_cases.browse_blobs import BrowseBlobs
@@ -180,6 +181,7 @@ class CoreProvider(Provider):
         GetStatistics,
         DescribeStorage,
         GetStorageOverview,
+        StorageAudience,
         GetBackendDetails,
         GetDatabaseDetails,
         GetFileDetails,

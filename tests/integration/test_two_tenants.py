@@ -385,3 +385,43 @@ def test_streams_carry_the_callers_changes_and_log(deployment: Settings) -> None
     assert [json.loads(event.data) for event in streamed] == listed[-len(streamed) :]
     assert (listed[-1]["kind"], listed[-1]["sizes"]) == ("log_appended", {"content": 10})
     assert json.loads(piece.data)["content"] == "acme log\nacme more\n"
+
+
+def test_the_storage_report_counts_the_callers_evaluations_and_sizes_for_default_alone(
+    tenants: tuple[Caller, Caller],
+) -> None:
+    default, acme = tenants
+    acme.ok("POST", "/evaluations", json={"id": "only-acme-2", "code": "more()"})
+
+    whole = default.ok("GET", "/storage/overview")
+    own = acme.ok("GET", "/storage/overview")
+
+    assert whole["summary"]["total_evaluations"] == 7  # the deployment's, as always
+    assert whole["summary"]["total_storage_bytes"] > 0
+    assert whole["backends"]["database"]["metrics"]["size_bytes"] > 0
+    assert own["summary"] == {**whole["summary"], "total_evaluations": 4, "total_storage_bytes": 0}
+    assert own["backends"]["database"]["metrics"] == {
+        "evaluations": 4,
+        "events": 1,
+        "log_bytes": len("acme log\n"),
+    }
+    for name, report in own["backends"].items():  # absent, null or empty: nothing measured
+        assert name == "database" or not any(report["metrics"].values()), report
+    database = acme.ok("GET", "/storage/database/details")
+    assert database["details"] == {}
+    assert database["tables"]["evaluations"]["count"] == 4
+    assert database["tables"]["evaluations"]["by_status"] == {"queued": 2, "running": 2}
+    assert {item["id"] for item in database["recent_evaluations"]} == {
+        *SHARED,
+        acme.own,
+        "only-acme-2",
+    }
+    files = acme.ok("GET", "/storage/file/details")
+    assert (files["files"], files["total_files"]) == ([], 0)
+    assert default.ok("GET", "/storage/file/details")["total_files"] > 0
+    cache = acme.ok("GET", "/storage/cache/details")
+    assert (cache["info"]["keys"], cache["info"]["memory"]) == ([], {})
+    for caller in tenants:
+        page = caller.request("GET", "/explorer/backends/database")
+        assert page.status_code == 200
+        assert ("evaluation_events" in page.text) is (caller is default)

@@ -33,6 +33,7 @@ from application.services.audit_trail import AuditTrail
 from application.services.payloads import PayloadStore
 from application.services.publisher import RecordPublisher
 from application.services.record_cache import RecordCache
+from application.services.storage_audience import StorageAudience
 from application.use_cases.celery_update import ApplyCeleryUpdate
 from application.use_cases.create_evaluation import CreateEvaluation
 from application.use_cases.delete_evaluation import DeleteEvaluation
@@ -248,6 +249,7 @@ class UseCases:
         self.complete = await get(GetCompleteEvaluation)
         self.read_payload = await get(ReadPayload)
         self.statistics = await get(GetStatistics)
+        self.audience = await get(StorageAudience)
 
     async def upload(
         self, evaluation_id: EvaluationId, kind: PayloadKind, chunks: AsyncIterator[bytes]

@@ -6,6 +6,7 @@ from application.commands import EvaluationChanges
 from application.errors import BackendUnavailableError, UnknownBackendError
 from application.ports.backend_inspector import BackendInspector
 from application.queries import BackendReport
+from application.services.storage_audience import StorageAudience
 from application.use_cases.storage_report import (
     LARGEST_FILES,
     RECENT_EVALUATIONS,
@@ -20,6 +21,7 @@ from application.use_cases.storage_report import (
     overall_state,
 )
 from domain.status import EvaluationStatus
+from domain.tenancy import TenantId
 from tests.use_cases.conftest import THRESHOLDS, StubInspector, UseCases, memory_configuration
 
 pytestmark = pytest.mark.anyio
@@ -56,7 +58,7 @@ async def test_overview_measures_every_memory_backend(app: UseCases) -> None:
     )
     await app.get.execute(seeded.id)
 
-    overview = await GetStorageOverview(app.inspectors).execute()
+    overview = await GetStorageOverview(app.inspectors, app.audience).execute()
 
     assert overview.status == "healthy"
     assert list(overview.backends) == ["database", "file", "cache"]
@@ -82,7 +84,7 @@ async def test_overview_measures_every_memory_backend(app: UseCases) -> None:
 async def test_overview_is_degraded_when_a_secondary_backend_is_down(app: UseCases) -> None:
     inspectors = [*app.inspectors[:2], StubInspector("cache", "unavailable", "refused")]
 
-    overview = await GetStorageOverview(inspectors).execute()
+    overview = await GetStorageOverview(inspectors, app.audience).execute()
 
     assert overview.status == "degraded"
     assert overview.backends["cache"].error == "refused"
@@ -161,7 +163,7 @@ async def test_a_backend_without_a_probe_is_inspected(app: UseCases) -> None:
 
 async def test_details_are_detailed(app: UseCases) -> None:
     stub = StubInspector("file", "healthy")
-    details = GetBackendDetails([app.inspectors[0], stub, app.inspectors[2]])
+    details = GetBackendDetails([app.inspectors[0], stub, app.inspectors[2]], app.audience)
 
     database = await details.execute("database")
     await details.execute("file")
@@ -172,14 +174,14 @@ async def test_details_are_detailed(app: UseCases) -> None:
 
 async def test_details_of_an_unknown_backend_name_the_known_ones(app: UseCases) -> None:
     with pytest.raises(UnknownBackendError) as caught:
-        await GetBackendDetails(app.inspectors).execute("s3")
+        await GetBackendDetails(app.inspectors, app.audience).execute("s3")
 
     assert caught.value.backend == "s3"
     assert caught.value.known == ["cache", "database", "file", "redis"]
 
 
 async def test_redis_is_the_cache_whatever_it_runs_on(app: UseCases) -> None:
-    report = await GetBackendDetails(app.inspectors).execute("redis")
+    report = await GetBackendDetails(app.inspectors, app.audience).execute("redis")
 
     assert (report.name, report.type) == ("cache", "memory")
     assert "ttl_sampled_keys" in report.details
@@ -191,7 +193,7 @@ async def test_database_details_count_by_status_and_list_the_newest(app: UseCase
         app.clock.advance(seconds=1)
         await app.seed(status=EvaluationStatus.QUEUED, created_at=app.clock.now())
 
-    found = await GetDatabaseDetails(app.inspectors, app.queries).execute()
+    found = await GetDatabaseDetails(app.inspectors, app.queries, app.audience).execute()
 
     assert found.by_status == {"completed": 1, "queued": RECENT_EVALUATIONS}
     assert len(found.recent) == RECENT_EVALUATIONS
@@ -207,9 +209,9 @@ async def test_unreachable_backends_are_an_error_not_zeros(app: UseCases) -> Non
     ]
 
     with pytest.raises(BackendUnavailableError, match="refused"):
-        await GetDatabaseDetails(down, app.queries).execute()
+        await GetDatabaseDetails(down, app.queries, app.audience).execute()
     with pytest.raises(BackendUnavailableError):
-        await GetFileDetails(down, app.blobs, app.configuration).execute()
+        await GetFileDetails(down, app.blobs, app.configuration, app.audience).execute()
 
 
 async def test_file_details_list_the_largest_files_first(app: UseCases) -> None:
@@ -217,7 +219,9 @@ async def test_file_details_list_the_largest_files_first(app: UseCases) -> None:
     for index, size in enumerate(sizes):
         await app.blobs.put(f"evaluations/e{index}/output.t.txt", b"x" * size)
 
-    found = await GetFileDetails(app.inspectors, app.blobs, app.configuration).execute()
+    found = await GetFileDetails(
+        app.inspectors, app.blobs, app.configuration, app.audience
+    ).execute()
 
     assert found.total_files == len(sizes)
     assert [(entry.key, entry.size) for entry in found.largest] == [
@@ -234,7 +238,9 @@ async def test_file_details_keep_only_the_largest(app: UseCases) -> None:
     for index in range(LARGEST_FILES + 5):
         await app.blobs.put(f"evaluations/e/output.{index:03}.txt", b"x" * (index + 1))
 
-    found = await GetFileDetails(app.inspectors, app.blobs, app.configuration).execute()
+    found = await GetFileDetails(
+        app.inspectors, app.blobs, app.configuration, app.audience
+    ).execute()
 
     assert found.total_files == LARGEST_FILES + 5
     assert [entry.size for entry in found.largest] == list(range(LARGEST_FILES + 5, 5, -1))
@@ -283,3 +289,32 @@ async def test_checks_arriving_while_one_runs_share_its_probes(app: UseCases) ->
     # The next check probes again: nothing is kept once the shared one has answered.
     await check.execute()
     assert database.probe_calls == 2
+
+
+async def test_another_tenant_sees_its_own_counts_and_none_of_the_deployments_figures(
+    app: UseCases,
+) -> None:
+    seeded = await app.seed(status=EvaluationStatus.RUNNING)
+    await app.update.execute(
+        seeded.id, EvaluationChanges(output="x" * (THRESHOLDS.large_file_threshold + 1))
+    )
+    acme = StorageAudience(tenant=TenantId("acme"), queries=app.queries)
+
+    whole = await GetStorageOverview(app.inspectors, app.audience).execute()
+    overview = await GetStorageOverview(app.inspectors, acme).execute()
+    files = await GetFileDetails(app.inspectors, app.blobs, app.configuration, acme).execute()
+
+    assert whole.summary.total_evaluations == 1 and whole.summary.total_storage_bytes > 0
+    assert {name: report.status for name, report in overview.backends.items()} == {
+        name: report.status for name, report in whole.backends.items()
+    }
+    # The counts are the request's queries' (its tenant's counters); sizes are left out.
+    counted = {"evaluations": 1, "events": 0, "log_bytes": 0}
+    assert overview.backends["database"].metrics == counted
+    assert all(
+        (report.metrics, report.details, report.listings, report.classes) == ({}, {}, {}, {})
+        for name, report in overview.backends.items()
+        if name != "database"
+    )
+    assert (overview.summary.total_evaluations, overview.summary.total_storage_bytes) == (1, 0)
+    assert (files.largest, files.total_files, files.report.metrics) == ([], 0, {})

@@ -23,6 +23,7 @@ from litestar.testing import TestClient
 from interfaces.settings import Settings
 from tests.integration.conftest import ClientFactory
 from tests.pg_server import wait_until
+from tests.services import beneath_row_security
 
 Client = TestClient[Any]
 EVENT_RESPONSE_FIELDS = {"type", "timestamp", "message", "metadata"}
@@ -133,7 +134,8 @@ def test_during_an_outage_an_event_and_a_delete_keep_their_answers(
     """PostgreSQL held up by a row lock: both writes are journaled, answered as above, replayed."""
     client = make_client(database={"statement_timeout_ms": 300})
     create(client, "test-127")
-    dsn = backend_settings.database.url.replace("postgresql+asyncpg://", "postgresql://")
+    url = beneath_row_security(backend_settings.database.url)  # the service's role sees no row
+    dsn = url.replace("postgresql+asyncpg://", "postgresql://")
 
     async def write_behind_a_lock() -> tuple[Any, Any, Any]:
         locker = await asyncpg.connect(dsn)

@@ -396,7 +396,7 @@ def test_the_storage_report_counts_the_callers_evaluations_and_sizes_for_default
     whole = default.ok("GET", "/storage/overview")
     own = acme.ok("GET", "/storage/overview")
 
-    assert whole["summary"]["total_evaluations"] == 7  # the deployment's, as always
+    assert whole["summary"]["total_evaluations"] == 3  # its own counters; sizes the deployment's
     assert whole["summary"]["total_storage_bytes"] > 0
     assert whole["backends"]["database"]["metrics"]["size_bytes"] > 0
     assert own["summary"] == {**whole["summary"], "total_evaluations": 4, "total_storage_bytes": 0}
@@ -425,3 +425,20 @@ def test_the_storage_report_counts_the_callers_evaluations_and_sizes_for_default
         page = caller.request("GET", "/explorer/backends/database")
         assert page.status_code == 200
         assert ("evaluation_events" in page.text) is (caller is default)
+
+
+def test_the_blob_browser_keeps_another_tenants_key_in_its_own_tree(
+    tenants: tuple[Caller, Caller],
+) -> None:
+    """Another tenant's key browses ``tenants/<tenant>/`` alone; the default tenant's keys
+    browse the deployment's whole store (ADR 0032)."""
+    default, acme = tenants
+    tree = acme.request("GET", "/explorer/backends/files")
+    assert tree.status_code == 200
+    assert "tenants/acme/" in tree.text
+    for elsewhere in ("evaluations/s-1", "tenants", "tenants/acmex"):
+        refused = acme.request("GET", "/explorer/backends/files", params={"path": elsewhere})
+        assert refused.status_code == 400, refused.text
+    whole = default.request("GET", "/explorer/backends/files", params={"path": "tenants"})
+    assert whole.status_code == 200
+    assert "acme" in whole.text

@@ -227,7 +227,10 @@ def test_expired_keys_are_purged(make_client: ClientFactory) -> None:
         return purged
 
     with client.portal() as portal:
-        assert portal.call(purged_later) >= 1
+        # One expired key, kept by the database and by the files beside the journal: purged
+        # here, or already by the service's own job, which runs every ``ttl_s`` (here 1 s)
+        # and so may come first on a loaded machine.
+        assert portal.call(purged_later) in (0, 1, 2)
     retry = client.post("/evaluations", json=NEW, headers=KEY)
     assert "idempotent-replayed" not in retry.headers
     assert _count(client) == 2

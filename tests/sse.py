@@ -37,3 +37,14 @@ def events(response: httpx.Response) -> Iterator[Event]:
             event_id = value
         elif name == "event":
             kind = value
+
+
+def take(stream: Iterator[Event], count: int) -> list[Event]:
+    """The next ``count`` events of ``stream``, keep-alives skipped."""
+    taken: list[Event] = []
+    for event in stream:
+        if event != KEEPALIVE:
+            taken.append(event)
+        if len(taken) == count:
+            return taken
+    raise AssertionError(f"the stream ended after {taken}")

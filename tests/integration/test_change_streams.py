@@ -13,7 +13,7 @@ import pytest
 from interfaces.http.app import create_app
 from interfaces.settings import Settings
 from tests.services import serve_in_thread
-from tests.sse import KEEPALIVE, Event, events
+from tests.sse import KEEPALIVE, Event, events, take
 
 EVAL = "eval_20240101_000000_5e5e01"
 TIMEOUT = httpx.Timeout(30.0)
@@ -39,16 +39,6 @@ def _write(base: str, evaluation_id: str, steps: int) -> None:
             _ok(client.post(f"/evaluations/{evaluation_id}/logs", json={"content": f"{step}\n"}))
 
 
-def _take(stream: Iterator[Event], count: int) -> list[Event]:
-    taken: list[Event] = []
-    for event in stream:
-        if event != KEEPALIVE:
-            taken.append(event)
-        if len(taken) == count:
-            return taken
-    raise AssertionError(f"the stream ended after {taken}")
-
-
 def _open_streams(base: str) -> int:
     metrics = httpx.get(f"{base}/metrics", timeout=TIMEOUT).text
     found = re.search(r"^crucible_storage_open_streams (\S+)$", metrics, re.MULTILINE)
@@ -64,7 +54,7 @@ def test_the_feed_streams_each_write_once_and_resumes_after_last_event_id(base: 
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         _write(base, EVAL, steps=4)
-        streamed = _take(events(response), 5)
+        streamed = take(events(response), 5)
 
     listed = _ok(httpx.get(f"{base}/changes", params={"evaluation_id": EVAL}))["items"]
     assert [json.loads(e.data) for e in streamed] == listed
@@ -76,9 +66,9 @@ def test_the_feed_streams_each_write_once_and_resumes_after_last_event_id(base: 
         client.stream("GET", "/changes/stream", headers=resume) as response,
     ):
         stream = events(response)
-        replayed = _take(stream, 3)
+        replayed = take(stream, 3)
         _ok(client.post(f"/evaluations/{EVAL}/logs", json={"content": "late\n"}))
-        (late,) = _take(stream, 1)
+        (late,) = take(stream, 1)
 
     assert replayed == streamed[2:]
     assert json.loads(late.data)["kind"] == "log_appended"
@@ -112,10 +102,10 @@ def _following_the_log(base: str) -> Iterator[tuple[httpx.Client, Iterator[Event
 def test_a_log_streams_until_the_evaluation_ends(base: str) -> None:
     _write(base, EVAL, steps=1)
     with _following_the_log(base) as (client, stream):
-        (first,) = _take(stream, 1)
+        (first,) = take(stream, 1)
         _ok(client.put(f"/evaluations/{EVAL}", json={"status": "running"}))
         _ok(client.post(f"/evaluations/{EVAL}/logs", json={"content": "two\n"}))
-        (second,) = _take(stream, 1)
+        (second,) = take(stream, 1)
         _ok(client.put(f"/evaluations/{EVAL}", json={"status": "completed"}))
         rest = [event for event in stream if event != KEEPALIVE]
 

@@ -21,7 +21,7 @@ from interfaces.settings import Settings, load_settings, parse_api_keys
 from tests.integration.conftest import CONFIGURATIONS, configured
 from tests.integration.hostile import THRESHOLDS
 from tests.services import serve_in_thread
-from tests.sse import KEEPALIVE, Event, events
+from tests.sse import KEEPALIVE, Event, events, take
 
 SECRETS = {"default": "default-secret-0123456789", "acme": "acme-secret-01234567890"}
 KEYS = parse_api_keys(
@@ -342,16 +342,6 @@ def test_an_explorer_session_of_an_acme_key_reads_acme(deployment: Settings) -> 
     assert page.status_code == 404
 
 
-def _take(stream: Iterator[Event], count: int) -> list[Event]:
-    taken: list[Event] = []
-    for event in stream:
-        if event != KEEPALIVE:
-            taken.append(event)
-        if len(taken) == count:
-            return taken
-    raise AssertionError(f"the stream ended after {taken}")
-
-
 def _until(stream: Iterator[Event], cursor: str) -> list[Event]:
     """The stream's changes up to the one at ``cursor``."""
     taken: list[Event] = []
@@ -378,7 +368,7 @@ def test_streams_carry_the_callers_changes_and_log(deployment: Settings) -> None
             listed = settled_changes(acme)
             streamed = _until(stream, listed[-1]["cursor"])
         with client.stream("GET", "/evaluations/s-1/logs/stream", headers=acme.headers) as log:
-            (piece,) = _take(events(log), 1)
+            (piece,) = take(events(log), 1)
 
     # Where a stream starts may lie a little behind (PostgreSQL: the oldest transaction
     # still running anywhere), so it can repeat a few of acme's changes; never another's.

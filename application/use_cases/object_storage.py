@@ -71,10 +71,11 @@ class TierPayloads:
     record's location with the writer's compare-and-swap, which deletes the
     file once the switch committed. Readers see the file until the switch and
     the object after it; a record changed meanwhile keeps its new payload and
-    the copy is removed. Interrupted anywhere, a rerun finishes the job: at
-    worst an object no record points at (``fsck`` finds it). ``stop`` is asked
-    before each payload: once it answers True the pass ends there, never in the
-    middle of a move.
+    the copy is removed, unless the record now points at that very object: two
+    workers' passes may move the same payload at once. Interrupted anywhere, a
+    rerun finishes the job: at worst an object no record points at (``fsck``
+    finds it). ``stop`` is asked before each payload: once it answers True the
+    pass ends there, never in the middle of a move.
     """
 
     payloads: PayloadStore
@@ -135,10 +136,16 @@ class TierPayloads:
         if dry_run:
             return True
         copy = await self.payloads.move(payload, PayloadLocation.S3)
+        moved_by_another = False
 
         async def switch(current: Evaluation) -> bool:
+            nonlocal moved_by_another
             now = getattr(current, kind)
             if now is None or now.key != key or now.location is not PayloadLocation.FILE:
+                # Another pass (a second worker's) moved it first, to this very object.
+                moved_by_another = (
+                    now is not None and now.key == key and now.location is PayloadLocation.S3
+                )
                 return False
             setattr(current, kind, copy)
             return True
@@ -150,6 +157,6 @@ class TierPayloads:
         except EvaluationNotFoundError:
             changed = False
         # Any other error propagates and keeps the copy: the commit may have happened.
-        if not changed:
+        if not changed and not moved_by_another:
             await self.payloads.discard_in(PayloadLocation.S3, key)
         return changed

@@ -120,3 +120,45 @@ def test_a_tiering_pass_stops_between_two_payloads_when_the_app_stops(
 
     left = [name for name in names if output_files(files, name)]
     assert len(left) == 2, left  # one moved to S3, the others wait for the next pass
+
+
+def test_two_passes_at_once_keep_the_object_the_record_points_at(
+    env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers tier the same payload: the second pass copies it too, then finds the
+    record already switched to the same object, and must leave that object alone."""
+    for client in client_of(env):
+        assert client.post("/evaluations", json={"id": "tier-race", "code": "x"}).is_success
+        assert client.put("/evaluations/tier-race", json={"output": BIG + "race"}).is_success
+    then = time.time() - 2 * DAY_S
+    for path in output_files(tmp_path / "files", "tier-race"):
+        os.utime(path, (then, then))
+    settings = load_settings(env)
+    move = PayloadStore.move
+    passes: list[int] = []
+
+    async def one_pass() -> int:
+        passes.append(len(passes))
+        container = make_async_container(*build_providers(settings), context={Settings: settings})
+        try:
+            reports = await run_tiering(container, settings, 1, anyio.Event())
+        finally:
+            await container.close()
+        return sum(report.moved for report in reports.values())
+
+    async def move_while_another_pass_runs(
+        store: PayloadStore, payload: StoredPayload, target: PayloadLocation
+    ) -> StoredPayload:
+        copy = await move(store, payload, target)
+        if len(passes) == 1:  # the first pass has copied; a second one runs from start to end
+            assert await one_pass() == 1
+        return copy
+
+    monkeypatch.setattr(PayloadStore, "move", move_while_another_pass_runs)
+    assert anyio.run(one_pass) == 0  # the other pass moved it
+
+    for client in client_of(env):
+        output = client.get("/evaluations/tier-race/output")
+        assert output.status_code == 200, output.text
+        assert output.content == (BIG + "race").encode()
+        assert output.headers["x-storage-location"] == "s3"

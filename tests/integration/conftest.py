@@ -3,6 +3,7 @@ in the file tree, their index beside them) and PostgreSQL + Redis, the service c
 as a role under row-level security."""
 
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from litestar.testing import TestClient
 from interfaces.http.app import create_app
 from interfaces.settings import Settings, StorageBackend, file_index_path, load_settings
 from tests.integration.hostile import LIMITS, SEED, THRESHOLDS, Harness
+from tests.integration.neighbour import neighboured
 from tests.keys import write_keys_file
 from tests.s3_server import S3Server, unique_prefix
 from tests.services import (
@@ -89,19 +91,20 @@ def migrated_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def make_client(backend_settings: Settings) -> Iterator[ClientFactory]:
-    """Start the app on the current data set, with optional setting overrides."""
-    clients: list[TestClient[Any]] = []
+def make_client(
+    backend_settings: Settings, request: pytest.FixtureRequest
+) -> Iterator[ClientFactory]:
+    """Start the app on the current data set, with optional setting overrides; its writes
+    reach a neighbour tenant first (tests/integration/neighbour.py) unless the test is
+    marked ``alone``."""
+    alone = request.node.get_closest_marker("alone") is not None
+    with ExitStack() as started:
 
-    def factory(**overrides: Any) -> TestClient[Any]:
-        client = TestClient(create_app(backend_settings.changed(**overrides)))
-        client.__enter__()
-        clients.append(client)
-        return client
+        def factory(**overrides: Any) -> TestClient[Any]:
+            settings = backend_settings.changed(**overrides)
+            return started.enter_context(neighboured(settings, alone=alone))
 
-    yield factory
-    for client in reversed(clients):
-        client.__exit__(None, None, None)
+        yield factory
 
 
 @pytest.fixture
@@ -127,9 +130,10 @@ def s3_env(
     }
 
 
-def client_of(env: dict[str, str]) -> Iterator[TestClient[Any]]:
-    """The app on ``env``, started for as long as the caller iterates."""
-    with TestClient(create_app(load_settings(env))) as client:
+def client_of(env: dict[str, str], *, alone: bool = False) -> Iterator[TestClient[Any]]:
+    """The app on ``env``, started for as long as the caller iterates, beside its
+    neighbour tenant unless ``alone`` (tests/integration/neighbour.py)."""
+    with neighboured(load_settings(env), alone=alone) as client:
         yield client
 
 
@@ -157,8 +161,7 @@ def shared_hostile(
     """
     tmp_path = tmp_path_factory.mktemp("hostile")
     for settings in configured(request.param, tmp_path):
-        app = create_app(settings.changed(limits=LIMITS, storage=THRESHOLDS))
-        with TestClient(app) as client:
+        with neighboured(settings.changed(limits=LIMITS, storage=THRESHOLDS)) as client:
             yield seeded(client, settings, tmp_path)
 
 

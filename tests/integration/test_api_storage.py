@@ -3,6 +3,7 @@
 from pathlib import Path
 from typing import Any
 
+import pytest
 from litestar.testing import TestClient
 
 from interfaces.settings import FallbackBackend, Settings, StorageBackend
@@ -82,6 +83,7 @@ def test_storage_info_without_fallback_or_cache(make_client: Any) -> None:
     assert info["cache"] == "disabled"
 
 
+@pytest.mark.alone("the file store's figures are the deployment's")
 def test_overview_measures_backends(client: Client, backend_settings: Any) -> None:
     fill(client)
     overview = client.get("/storage/overview").json()

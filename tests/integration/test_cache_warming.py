@@ -35,6 +35,7 @@ def client_classes(client: Any) -> dict[str, Any]:
     return classes
 
 
+@pytest.mark.alone("counts every record in the shared cache")
 def test_the_most_recent_records_are_warmed_at_start(make_client: ClientFactory) -> None:
     # Written without a cache, so only the warm-up of the next start can fill it.
     writer = make_client(cache={"enabled": False})
@@ -49,6 +50,7 @@ def test_the_most_recent_records_are_warmed_at_start(make_client: ClientFactory)
     assert _cached_records(reader) == 3
 
 
+@pytest.mark.alone("counts what this process's warm-up filled in the shared cache")
 def test_the_hits_of_warmed_entries_are_counted(make_client: ClientFactory) -> None:
     writer = make_client(cache={"enabled": False})
     for i in range(3):
@@ -67,6 +69,7 @@ def test_the_hits_of_warmed_entries_are_counted(make_client: ClientFactory) -> N
     assert client_classes(reader)["records"]["hits"] == 4
 
 
+@pytest.mark.alone("counts every warm-up of the process")
 def test_no_warming_when_switched_off(
     make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:

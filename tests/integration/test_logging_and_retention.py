@@ -40,6 +40,7 @@ def records(stream: io.StringIO) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stream.getvalue().splitlines()]
 
 
+@pytest.mark.alone("reads every log line of the process")
 def test_a_request_logs_one_json_access_line(
     client: TestClient[Any], json_logs: io.StringIO
 ) -> None:

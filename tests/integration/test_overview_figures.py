@@ -5,6 +5,7 @@ counters, an index of deleted records and kept measurements, not from counting).
 import time
 from typing import Any
 
+import pytest
 from litestar.testing import TestClient
 
 from application.queries import PERCENTILES, nearest_rank
@@ -66,6 +67,7 @@ def _assert_agree(client: TestClient[Any], live: dict[str, str], deleted: int, e
     assert runtime_bucket(runtime["max_ms"]) == runtime_bucket(runtimes[-1])
 
 
+@pytest.mark.alone("the file store's figures and cleanup are the deployment's")
 def test_figures_follow_writes_deletes_and_cleanup(
     client: TestClient[Any], backend_settings: Settings
 ) -> None:

@@ -126,6 +126,7 @@ def test_a_deleted_record_is_copied_deleted_and_a_purge_forgets_it(
     assert not copy.exists(), sorted(os.listdir(copy))
 
 
+@pytest.mark.alone("rebuild-database restores every tenant")
 def test_a_fresh_database_rebuilt_from_the_copy_answers_the_same(
     mirrored: TestClient[Any], backend_settings: Settings, tmp_path: Path
 ) -> None:
@@ -150,6 +151,7 @@ def test_a_fresh_database_rebuilt_from_the_copy_answers_the_same(
     assert [item["id"] for item in listed["evaluations"]] == ["rebuilt-1"]
 
 
+@pytest.mark.alone("rebuild-database restores every tenant")
 def test_a_tree_of_both_layouts_is_rebuilt_each_tenant_into_its_own(
     mirrored: TestClient[Any], backend_settings: Settings, tmp_path: Path
 ) -> None:

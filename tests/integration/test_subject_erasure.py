@@ -128,6 +128,7 @@ def _raw_copies(root: Path, marker: str) -> list[str]:
     ]
 
 
+@pytest.mark.alone("reads every byte on disk, in Redis and in the database")
 def test_erasing_a_subject_leaves_no_byte_of_it_and_every_byte_of_another(
     make_client: ClientFactory, backend_settings: Settings, tmp_path: Path
 ) -> None:
@@ -322,7 +323,7 @@ def test_erasure_removes_the_subjects_objects_from_s3(s3_env: dict[str, str]) ->
     }
     erased, kept = f"ERASE-{uuid.uuid4().hex}", f"KEEP-{uuid.uuid4().hex}"
     settings = load_settings(env)
-    for client in client_of(env):
+    for client in client_of(env, alone=True):  # reads every byte on disk and in Redis
         _plant(client, "alice", erased)
         _plant(client, "bob", kept)
         planted = s3_objects_holding(env, erased)

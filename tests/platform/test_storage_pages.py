@@ -156,6 +156,7 @@ def test_storage_info_has_the_original_fields(client: Client, backend_settings: 
     assert at(info, "backends_available") == available
 
 
+@pytest.mark.alone("the file store's figures are the deployment's")
 def test_storage_page_reads_the_overview(seeded: Client, backend_settings: Settings) -> None:
     overview = ok(seeded.get("/storage/overview")).json()
     cache = cache_name(backend_settings)
@@ -230,6 +231,7 @@ def test_database_page_reads_the_details(seeded: Client) -> None:
         assert is_date(at(recent, f"{index}.created_at"))
 
 
+@pytest.mark.alone("the file store's figures are the deployment's")
 def test_file_page_reads_the_details(seeded: Client, backend_settings: Settings) -> None:
     details = ok(seeded.get("/storage/file/details")).json()
 

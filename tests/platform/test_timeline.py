@@ -128,6 +128,7 @@ def test_delete_of_an_unknown_evaluation_is_404(client: Client) -> None:
     [pytest.param("postgres+redis", marks=[pytest.mark.postgres, pytest.mark.redis])],
     indirect=True,
 )
+@pytest.mark.alone("the journal's pending count is the deployment's")
 def test_during_an_outage_an_event_and_a_delete_keep_their_answers(
     backend_settings: Settings, make_client: ClientFactory
 ) -> None:

@@ -144,7 +144,7 @@ def test_fsck_fix_is_refused_by_the_check_while_the_journal_holds_writes(
                     check = await request.get(CheckStorage)
                     with pytest.raises(JournalPendingError):
                         await check.execute(fix=True, grace=timedelta(0))
-                found = await check.execute(grace=timedelta(0))  # looking is still allowed
+                    found = await check.execute(grace=timedelta(0))  # looking is still allowed
         finally:
             await container.close()
         assert found.orphans == ["evaluations/journaled-1/output.txt.zst"]

@@ -464,6 +464,9 @@ def _erased_once_the_replay_is_done(client: Client, subject: str) -> Any:
     return answer
 
 
+@pytest.mark.alone(
+    "copies the journal and the cache aside: another instance's replay would change both"
+)
 def test_with_shredding_a_copy_made_before_an_erasure_opens_before_it_and_never_after(
     make_client: ClientFactory, backend_settings: Settings, tmp_path: Path
 ) -> None:

@@ -1,6 +1,7 @@
 """The service as deployed, for one benchmark run, and everything it leaves removed after.
 
-A throwaway PostgreSQL database (migrated with ``storage-service migrate``), Redis under
+A throwaway PostgreSQL database (migrated with ``storage-service migrate``, served as a
+role of the service's own under row-level security), Redis under
 a key prefix of its own, a temporary file store, and the service under uvicorn with
 ``WORKERS`` processes (see ``servers``). On the way out the server stops, the Redis
 keys under the prefix are deleted, the files removed and the database dropped,
@@ -22,7 +23,7 @@ from pathlib import Path
 import redis.asyncio as redis
 
 from benchmarks.servers import ROOT, RunningServer, uvicorn_server
-from benchmarks.support import DEFAULT_URL, throwaway_database
+from benchmarks.support import DEFAULT_URL, service_role, throwaway_database
 
 # What ``storage-service serve --workers N`` runs in each worker: settings from the
 # environment and the service's own logging (JSON, as the container logs).
@@ -109,10 +110,11 @@ def service_server(
 
 @asynccontextmanager
 async def service_on(
-    dsn: str, redis_url: str, workers: int, workdir: Path
+    dsn: str, redis_url: str, workers: int, workdir: Path, *, migration_dsn: str | None = None
 ) -> AsyncIterator[tuple[RunningServer, dict[str, str]]]:
     """The service on ``dsn`` with Redis under a key prefix of its own (its keys deleted
-    after) and its files under ``workdir``; the server and its environment."""
+    after) and its files under ``workdir``; the server and its environment. ``migration_dsn``:
+    the tables' owner, for what the service's own role may not do (``ANALYZE``)."""
     key_prefix = f"bench:{uuid.uuid4().hex[:10]}:"
     env = {
         "DATABASE_URL": dsn,
@@ -122,6 +124,8 @@ async def service_on(
         "LOG_LEVEL": "INFO",
         "LOG_FORMAT": SERVICE_LOG_FORMAT,
     }
+    if migration_dsn is not None:
+        env["MIGRATION_DATABASE_URL"] = migration_dsn
     try:
         async with service_server(env, workers=workers, log=workdir / "service.log") as service:
             yield service, env
@@ -136,9 +140,11 @@ async def deployment(config: BenchConfig, prefix: str = "bench_http") -> AsyncIt
     try:
         async with throwaway_database(config.database_url, prefix) as dsn:
             await asyncio.to_thread(migrate, dsn)
-            async with service_on(dsn, config.redis_url, config.workers, workdir) as (
-                service,
-                env,
+            async with (
+                service_role(config.database_url, dsn) as service_dsn,
+                service_on(
+                    service_dsn, config.redis_url, config.workers, workdir, migration_dsn=dsn
+                ) as (service, env),
             ):
                 yield Deployment(service=service, dsn=dsn, env=env, workdir=workdir)
     finally:

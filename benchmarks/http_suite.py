@@ -329,7 +329,8 @@ def context_line(config: BenchConfig, started: datetime, load: float, postgres: 
         f"WORKERS={config.workers}, {config.connections} connections, {config.threads} wrk "
         f"threads, {config.duration_s:g} s per scenario after {config.warmup_s:g} s of "
         f"warm-up; {os.cpu_count()} cores (shared; load average {load:.2f} at start), "
-        f"Python {platform.python_version()}, {postgres}, Redis on loopback."
+        f"Python {platform.python_version()}, {postgres} (the service as a role of its own, "
+        "under row-level security; the ceilings as the superuser), Redis on loopback."
     )
 
 

@@ -1,4 +1,5 @@
-"""What the benchmarks share: a throwaway PostgreSQL database per run."""
+"""What the benchmarks share: a throwaway PostgreSQL database per run, and the service's
+own role on it."""
 
 import asyncio
 import os
@@ -7,6 +8,7 @@ from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -59,3 +61,37 @@ def write_report(path: Path, run: Coroutine[Any, Any, str]) -> None:
     report = asyncio.run(run)
     path.write_text(report)
     print(report)
+
+
+@asynccontextmanager
+async def service_role(admin_url: str, dsn: str) -> AsyncIterator[str]:
+    """``dsn``'s database (migrated) reached as a role of the service's own, as the README
+    deploys it: no superuser, no ``BYPASSRLS``, rights on rows only, so the service runs
+    under row-level security (ADR 0032). Yields its DSN; the role is dropped afterwards."""
+    role = f"bench_service_{uuid.uuid4().hex[:10]}"
+    database = await asyncpg.connect(driver_dsn(dsn))
+    try:
+        for statement in (
+            f"CREATE ROLE {role} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE",
+            f"GRANT USAGE ON SCHEMA public TO {role}",
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
+            f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}",
+        ):
+            await database.execute(statement)
+    finally:
+        await database.close()
+    parts = urlsplit(driver_dsn(dsn))
+    host = parts.netloc.rpartition("@")[2]
+    try:
+        yield urlunsplit(parts._replace(netloc=f"{role}@{host}"))
+    finally:
+        admin = await asyncpg.connect(driver_dsn(admin_url))
+        try:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", role
+            )
+            name = dsn.rpartition("/")[2]
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.execute(f"DROP ROLE IF EXISTS {role}")
+        finally:
+            await admin.close()

@@ -2,7 +2,8 @@
 in the database (ADR 0031).
 
 A row's write draws one data key; each sealed value carries it, wrapped by the active
-key-encryption key and bound to the row (``evaluations|<id>``), and its own nonce, with
+key-encryption key and bound to the row (``evaluations|<id>``, another tenant's
+``<tenant>/evaluations|<id>``), and its own nonce, with
 the row and the column as associated data: a value moved to another row or column does
 not open. A value is ``\\x1bcrse1:<base64>``; anything else is a value stored in clear
 before encryption was turned on, and is read as it is. Unwrapped data keys are kept in a
@@ -11,6 +12,7 @@ small LRU, so a row's columns (and a page of rows read again) unwrap once.
 
 import base64
 import binascii
+import copy
 import functools
 import os
 from collections.abc import Mapping
@@ -23,6 +25,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from application.backends import Backend
 from application.errors import BackendUnavailableError
 from application.ports.sealed_blobs import Rewrap
+from domain.tenancy import DEFAULT_TENANT, TenantId
 from infrastructure.crypto.keyring import (
     KEY_BYTES,
     NONCE_BYTES,
@@ -61,8 +64,14 @@ class RowSealer:
 
 
 class ColumnSeal:
-    """Seals (when ``seal``) and opens text columns; without a keyring, clear values pass
-    and a sealed one raises ``SealedColumnError``."""
+    """Seals (when ``seal``) and opens one tenant's text columns; without a keyring, clear
+    values pass and a sealed one raises ``SealedColumnError``.
+
+    Rows are bound with their tenant: another tenant's row of the same id is another row
+    (``<tenant>/evaluations|<id>``; the default tenant's rows keep the names they had
+    before tenants), so a value copied into it does not open. ``of`` gives another
+    tenant's seal, sharing the unwrapped data keys.
+    """
 
     def __init__(
         self,
@@ -70,17 +79,29 @@ class ColumnSeal:
         *,
         seal: bool = False,
         metadata_keys: frozenset[str] = frozenset(),
+        tenant: TenantId = DEFAULT_TENANT,
     ) -> None:
         self._keyring = keyring
         self.seals = seal and keyring is not None
         self.metadata_keys = metadata_keys
+        self.tenant = tenant
+        self._tenant_part = "" if tenant == DEFAULT_TENANT else f"{tenant}/"
         self._unwrap = functools.lru_cache(maxsize=4096)(self._unwrap_uncached)
+
+    def of(self, tenant: TenantId) -> "ColumnSeal":
+        """This seal for ``tenant``'s rows."""
+        if tenant == self.tenant:
+            return self
+        other = copy.copy(self)
+        other.tenant = tenant
+        other._tenant_part = "" if tenant == DEFAULT_TENANT else f"{tenant}/"
+        return other
 
     def row(self, row: str) -> RowSealer | None:
         """A sealer for one row's write, or ``None`` when values are stored in clear."""
         if not self.seals or self._keyring is None:
             return None
-        return RowSealer(self._keyring, row)
+        return RowSealer(self._keyring, self._tenant_part + row)
 
     def one(self, row: str, column: str, value: str) -> str:
         """One value sealed under a data key of its own (when sealing)."""
@@ -90,6 +111,7 @@ class ColumnSeal:
     def open(self, row: str, column: str, value: str) -> str:
         if not value.startswith(PREFIX):
             return value
+        row = self._tenant_part + row
         try:
             raw = base64.b64decode(value[len(PREFIX) :], validate=True)
             length = raw[0]
@@ -118,7 +140,7 @@ class ColumnSeal:
             head_end = 1 + length + WRAPPED_BYTES
             if kid == self._keyring.active:
                 return Rewrap.CURRENT, value
-            context = _ROW + row.encode()
+            context = _ROW + (self._tenant_part + row).encode()
             data_key = self._keyring.unwrap(kid, raw[1 + length : head_end], context)
         except (binascii.Error, IndexError, UnwrapError) as error:
             raise SealedColumnError(f"{row} {column}: cannot re-wrap ({error})") from None

@@ -121,12 +121,13 @@ class SqlSealedRows(SealedRows):
         outcomes: Counter[Rewrap],
     ) -> None:
         bound = row_of(row)
+        seal = self._seal.of(TenantId(row["tenant_id"]))
         changed: dict[str, Any] = {}
         for column in columns:
             value = row[column]
             if value is None:
                 continue
-            outcome, stored = self._seal.rewrap(bound, column, value)
+            outcome, stored = seal.rewrap(bound, column, value)
             outcomes[outcome] += 1
             if stored != value:
                 changed[column] = stored
@@ -135,7 +136,7 @@ class SqlSealedRows(SealedRows):
             for name in self._seal.metadata_keys & metadata.keys():
                 value = metadata[name]
                 if isinstance(value, str) and value.startswith(PREFIX):
-                    outcome, metadata[name] = self._seal.rewrap(bound, f"metadata.{name}", value)
+                    outcome, metadata[name] = seal.rewrap(bound, f"metadata.{name}", value)
                     outcomes[outcome] += 1
             if metadata != row["metadata"]:
                 changed["metadata"] = metadata

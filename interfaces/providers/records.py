@@ -29,7 +29,6 @@ from application.ports.unit_of_work import UnitOfWork
 from application.ports.warehouse import WarehouseScan
 from application.use_cases.storage_report import InspectionProbe
 from domain.tenancy import DEFAULT_TENANT, TenantId
-from infrastructure.crypto.columns import ColumnSeal
 from infrastructure.memory.audit import MemoryAuditLog
 from infrastructure.memory.changes import MemoryChangeFeed
 from infrastructure.memory.evaluation_keys import MemoryEvaluationKeys
@@ -76,6 +75,7 @@ from infrastructure.sql.timeline import SqlEventLog, SqlLogStore
 from infrastructure.sql.unit_of_work import SqlUnitOfWork
 from infrastructure.sql.warehouse_scan import SqlWarehouseScan
 from interfaces.providers.keys import DatabaseInspector, DatabaseProbe
+from interfaces.providers.sealing import DeploymentColumnSeal
 from interfaces.settings import Settings
 
 
@@ -108,10 +108,13 @@ class SqlProvider(Provider):
 
     @provide(scope=Scope.APP)
     def sealed_rows(
-        self, sessions: async_sessionmaker[AsyncSession], seal: ColumnSeal, settings: Settings
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        columns: DeploymentColumnSeal,
+        settings: Settings,
     ) -> SealedRows:
         """A round per tenant served: under row-level security none sees another's rows."""
-        return SqlSealedRows(sessions, seal, settings.access.tenants)
+        return SqlSealedRows(sessions, columns.seal, settings.access.tenants)
 
     search_texts = provide(SqlSearchTexts, provides=SearchTexts, scope=Scope.REQUEST)
 

@@ -11,6 +11,7 @@ from application.ports.cache import Cache
 from application.ports.evaluation_keys import EvaluationKeys
 from application.ports.idempotency_store import IdempotencyStore
 from application.search import SearchAvailability
+from domain.tenancy import TenantId
 from infrastructure.crypto.blob_store import SealedBlobStore
 from infrastructure.crypto.cache import SealedCache
 from infrastructure.crypto.columns import ColumnSeal
@@ -31,6 +32,14 @@ class KeysFile:
 def keys_file(settings: Settings) -> KeysFile:
     path = settings.encryption.keys_file
     return KeysFile(None if path is None else load_keyring(path))
+
+
+@dataclass(frozen=True)
+class DeploymentColumnSeal:
+    """The column seal of the whole deployment, shared by every tenant's (``seal.of``) so
+    that data keys unwrapped for one request serve the next."""
+
+    seal: ColumnSeal
 
 
 @dataclass(frozen=True)
@@ -108,9 +117,16 @@ class SealProvider(Provider):
         return SearchAvailability(sealed=settings.encryption.enabled)
 
     @provide
-    def columns(self, seal: BlobSeal, settings: Settings) -> ColumnSeal:
+    def deployment_columns(self, seal: BlobSeal, settings: Settings) -> DeploymentColumnSeal:
         metadata_keys = frozenset(settings.encryption.metadata_keys)
-        return ColumnSeal(seal.keyring, seal=seal.seal, metadata_keys=metadata_keys)
+        return DeploymentColumnSeal(
+            ColumnSeal(seal.keyring, seal=seal.seal, metadata_keys=metadata_keys)
+        )
+
+    @provide(scope=Scope.REQUEST)
+    def columns(self, columns: DeploymentColumnSeal, tenant: TenantId) -> ColumnSeal:
+        """The request's tenant's: its rows' values are bound to it."""
+        return columns.seal.of(tenant)
 
 
 class EvaluationKeysProvider(Provider):

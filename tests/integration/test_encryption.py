@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,9 +33,16 @@ from interfaces.cli import main
 from interfaces.http.app import create_app
 from interfaces.providers import build_providers
 from interfaces.settings import Settings, load_settings
-from tests.integration.conftest import ClientFactory, client_of
+from tests.integration.conftest import ClientFactory, client_of, configured
+from tests.integration.neighbour import (
+    NEIGHBOUR_SECRET,
+    NEIGHBOUR_TENANT,
+    NeighbouredClient,
+    neighboured,
+)
 from tests.integration.test_api_s3 import _bucket
 from tests.integration.test_cli_fsck import environment
+from tests.keys import write_keys_file
 from tests.services import (
     TEST_REDIS_URL,
     beneath_row_security,
@@ -43,6 +51,7 @@ from tests.services import (
 )
 
 MARKER = "PLAINTEXT-MARKER-c0ffee"
+NEIGHBOUR_KEY = {"X-API-Key": NEIGHBOUR_SECRET}
 OUTPUT = f"{MARKER} line ✓ of output\n" * 12_000  # > 100 KiB: a blob, zstd
 ERROR = f"{MARKER} Traceback line\n" * 6_000
 
@@ -563,3 +572,54 @@ async def _indexed_owners(settings: Settings) -> set[str]:
     finally:
         await connection.close()
     return owners
+
+
+@pytest.fixture(params=["embedded", pytest.param("postgres+redis", marks=[pytest.mark.postgres])])
+def sealed_rows_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    """A database whose rows are sealed (records in the database, not in files)."""
+    encryption = {"enabled": True, "keys_file": write_keys_file(tmp_path / "keys")}
+    for settings in configured(request.param, tmp_path):
+        yield settings.changed(encryption=encryption)
+
+
+def test_a_sealed_value_copied_from_another_tenants_row_of_the_same_id_does_not_open(
+    sealed_rows_settings: Settings,
+) -> None:
+    """Values are bound to their tenant's row: one tenant's sealed code, copied beneath the
+    service into another tenant's row of the same id, is refused, never read as that
+    tenant's (503, as for any value that does not open)."""
+    with neighboured(sealed_rows_settings) as client:
+        assert isinstance(client, NeighbouredClient) and client.mirror is not None
+        neighbour = client.mirror.client
+        secret = {"id": "moved-1", "code": f"{MARKER} neighbour's code"}
+        created = neighbour.post("/evaluations", json=secret, headers=NEIGHBOUR_KEY)
+        assert created.status_code == 200, created.text
+        # The neighbour's copy of this create answers 409: its row holds its own code.
+        assert client.post("/evaluations", json={"id": "moved-1", "code": CODE}).is_success
+
+    asyncio.run(_copy_neighbours_code(sealed_rows_settings.database.url, "moved-1"))
+
+    uncached = sealed_rows_settings.changed(cache={"enabled": False})
+    with neighboured(uncached, alone=True) as client:
+        read = client.get("/evaluations/moved-1")
+        assert read.status_code == 503, read.text
+        assert MARKER not in read.text
+
+
+async def _copy_neighbours_code(url: str, evaluation_id: str) -> None:
+    """Beneath the service (SQLite's file, PostgreSQL's superuser, past row-level
+    security): the neighbour's sealed code into the default tenant's row."""
+    engine = create_async_engine(beneath_row_security(url))
+    try:
+        async with engine.begin() as connection:
+            moved = await connection.execute(
+                sa.text(
+                    "UPDATE evaluations SET code = (SELECT n.code FROM evaluations n"
+                    " WHERE n.tenant_id = :from_tenant AND n.id = :id)"
+                    " WHERE tenant_id = 'default' AND id = :id"
+                ),
+                {"from_tenant": NEIGHBOUR_TENANT, "id": evaluation_id},
+            )
+            assert moved.rowcount == 1
+    finally:
+        await engine.dispose()

@@ -7,6 +7,7 @@ import pytest
 
 from application.errors import BackendUnavailableError
 from application.ports.sealed_blobs import Rewrap
+from domain.tenancy import DEFAULT_TENANT, TenantId
 from infrastructure.crypto.columns import PREFIX, ColumnSeal, SealedColumnError
 from infrastructure.crypto.keyring import parse_keyring
 from tests.keys import fresh_keyring, key_lines
@@ -32,6 +33,32 @@ def test_a_value_moved_to_another_row_or_column_does_not_open() -> None:
         seal.open("evaluations|eval-2", "code", stored)
     with pytest.raises(SealedColumnError):
         seal.open(ROW, "output", stored)
+
+
+def test_a_value_of_one_tenant_does_not_open_in_another_tenants_row_of_the_same_id() -> None:
+    seal = _seal()
+    acme = seal.of(TenantId("acme"))
+    stored = acme.one(ROW, "code", "acme's")
+    assert acme.open(ROW, "code", stored) == "acme's"
+    with pytest.raises(SealedColumnError):
+        seal.open(ROW, "code", stored)
+    with pytest.raises(SealedColumnError):
+        acme.of(TenantId("other")).open(ROW, "code", stored)
+    assert seal.of(DEFAULT_TENANT) is seal
+    assert seal.open(ROW, "code", seal.one(ROW, "code", "default's")) == "default's"
+
+
+def test_a_tenants_value_is_rewrapped_bound_to_its_tenant() -> None:
+    old, new = key_lines(2)
+    acme = TenantId("acme")
+    stored = ColumnSeal(parse_keyring(old), seal=True, tenant=acme).one(ROW, "code", "x")
+    outcome, moved = (
+        ColumnSeal(parse_keyring(old + new), seal=True).of(acme).rewrap(ROW, "code", stored)
+    )
+    assert outcome is Rewrap.REWRAPPED
+    assert ColumnSeal(parse_keyring(new), tenant=acme).open(ROW, "code", moved) == "x"
+    with pytest.raises(SealedColumnError):
+        ColumnSeal(parse_keyring(new)).open(ROW, "code", moved)
 
 
 def test_a_changed_byte_is_refused_as_unavailable() -> None:

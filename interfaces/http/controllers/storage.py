@@ -27,6 +27,13 @@ from interfaces.http.schemas import (
 )
 from interfaces.http.security import PUBLIC
 
+# Who sees which figures (application/services/storage_audience.py, ADR 0032).
+_AUDIENCE = (
+    " A key of the default tenant sees the deployment's figures; a key of another tenant "
+    "sees each backend's name, type and state and its own evaluations' counts "
+    "(`evaluations`, `events`, `log_bytes`), every other figure left out (null or 0)."
+)
+
 
 class StorageController(Controller):
     tags = ["Storage and monitoring"]
@@ -44,7 +51,7 @@ class StorageController(Controller):
         "10,000 rows, else PostgreSQL's running estimate. The file store's figures and the "
         "cache's key count come from a walk or scan that is redone on every request while "
         "it takes under 20 ms, and otherwise kept and redone in the background every 30 s "
-        "or more (`measured_at` says when).",
+        "or more (`measured_at` says when)." + _AUDIENCE,
         responses=problem_responses(),
     )
     async def overview(self, use_case: FromDishka[GetStorageOverview]) -> StorageOverviewBody:
@@ -55,7 +62,7 @@ class StorageController(Controller):
         summary="The records backend in detail: tables, records by status, the newest",
         description="`details.<table>_rows` is exact for `evaluations` (live and "
         "soft-deleted) and for any table under 10,000 rows; above, PostgreSQL's running "
-        "estimate, and `details.estimated_row_counts` names those tables.",
+        "estimate, and `details.estimated_row_counts` names those tables." + _AUDIENCE,
         responses=problem_responses(503),
     )
     async def database_details(
@@ -66,6 +73,7 @@ class StorageController(Controller):
     @get(
         "/storage/file/details",
         summary="The blob store in detail: its largest files",
+        description=_AUDIENCE.strip(),
         responses=problem_responses(503),
     )
     async def file_details(self, use_case: FromDishka[GetFileDetails]) -> FileDetailsBody:
@@ -77,7 +85,7 @@ class StorageController(Controller):
         "/storage/redis/details",
         summary="The cache in detail (Redis or in this process): keys, memory, hit rate",
         description="`redis` is the platform's name for the cache, answered whether the "
-        "cache is Redis or in this process (`backend` says which).",
+        "cache is Redis or in this process (`backend` says which)." + _AUDIENCE,
         responses=problem_responses(),
     )
     async def redis_details(self, use_case: FromDishka[GetBackendDetails]) -> CacheDetailsBody:
@@ -86,6 +94,7 @@ class StorageController(Controller):
     @get(
         "/storage/cache/details",
         summary="The cache in detail: this service's name for `/storage/redis/details`",
+        description=_AUDIENCE.strip(),
         responses=problem_responses(),
     )
     async def cache_details(self, use_case: FromDishka[GetBackendDetails]) -> CacheDetailsBody:
@@ -94,6 +103,7 @@ class StorageController(Controller):
     @get(
         "/storage/{backend:str}/details",
         summary="Detailed figures of another backend (`fallback`)",
+        description=_AUDIENCE.strip(),
         responses=problem_responses(400, 404),
     )
     async def details(

@@ -350,24 +350,32 @@ class Copies(msgspec.Struct, kw_only=True):
     cached: bytes | None = None
 
 
-def _copy_aside(settings: Settings, evaluation_id: str, target: Path) -> Copies:
+def _cached_value(settings: Settings, evaluation_id: str) -> bytes | None:
+    """The evaluation's record as Redis holds it (no Redis: ``None``). Taken before the
+    journal gets an entry of it: a replay of that entry changes the record and drops it."""
+    if settings.redis.url is None:
+        return None
+
+    async def read() -> bytes | None:
+        client = redis.Redis.from_url(settings.redis.url or "")
+        try:
+            key = f"{settings.redis.key_prefix}eval:{{{evaluation_id}}}"
+            value = await client.hget(key, "d")
+            return value.encode() if isinstance(value, str) else value
+        finally:
+            await client.aclose()
+
+    cached = asyncio.run(read())
+    assert cached is not None, "the record was read, so it is cached"
+    return cached
+
+
+def _copy_aside(
+    settings: Settings, evaluation_id: str, target: Path, cached: bytes | None
+) -> Copies:
     tree = Path(settings.storage.file_storage_path)
     shutil.copytree(tree / "evaluations" / evaluation_id, target / "evaluations" / evaluation_id)
     shutil.copytree(tree / "journal", target / "journal", ignore=shutil.ignore_patterns(".*"))
-    cached = None
-    if settings.redis.url is not None:
-
-        async def read() -> bytes | None:
-            client = redis.Redis.from_url(settings.redis.url or "")
-            try:
-                key = f"{settings.redis.key_prefix}eval:{{{evaluation_id}}}"
-                value = await client.hget(key, "d")
-                return value.encode() if isinstance(value, str) else value
-            finally:
-                await client.aclose()
-
-        cached = asyncio.run(read())
-        assert cached is not None, "the record was read, so it is cached"
     return Copies(evaluation_id=evaluation_id, root=target, cached=cached)
 
 
@@ -487,11 +495,12 @@ def test_with_shredding_a_copy_made_before_an_erasure_opens_before_it_and_never_
     client = make_client(storage=storage, encryption=shredding)
     mine_id = _finished(client, "alice@example.com", erased)
     theirs_id = _finished(client, "bob@example.com", kept)
+    cached = {each: _cached_value(settings, each) for each in (mine_id, theirs_id)}
     for evaluation_id in (mine_id, theirs_id):
         _journal_an_append(settings, evaluation_id, f"{evaluation_id}\n")
     copies = [
-        _copy_aside(settings, evaluation_id, tmp_path / "copies" / evaluation_id)
-        for evaluation_id in (mine_id, theirs_id)
+        _copy_aside(settings, each, tmp_path / "copies" / each, cached[each])
+        for each in (mine_id, theirs_id)
     ]
     mine, theirs = (_opened(settings, each) for each in copies)
     named = {name.split(".")[0] for name in mine}

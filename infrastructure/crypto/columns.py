@@ -85,7 +85,7 @@ class ColumnSeal:
         self.seals = seal and keyring is not None
         self.metadata_keys = metadata_keys
         self.tenant = tenant
-        self._tenant_part = "" if tenant == DEFAULT_TENANT else f"{tenant}/"
+        self._tenant_part = _tenant_part(tenant)
         self._unwrap = functools.lru_cache(maxsize=4096)(self._unwrap_uncached)
 
     def of(self, tenant: TenantId) -> "ColumnSeal":
@@ -94,7 +94,7 @@ class ColumnSeal:
             return self
         other = copy.copy(self)
         other.tenant = tenant
-        other._tenant_part = "" if tenant == DEFAULT_TENANT else f"{tenant}/"
+        other._tenant_part = _tenant_part(tenant)
         return other
 
     def row(self, row: str) -> RowSealer | None:
@@ -176,6 +176,12 @@ class ColumnSeal:
             else value
             for key, value in metadata.items()
         }
+
+
+def _tenant_part(tenant: TenantId) -> str:
+    """What a tenant's row names start with: nothing for the default tenant's, whose names
+    are those of before tenants."""
+    return "" if tenant == DEFAULT_TENANT else f"{tenant}/"
 
 
 def _aad(row: bytes, column: str) -> bytes:

@@ -85,13 +85,11 @@ async def service_role(admin_url: str, dsn: str) -> AsyncIterator[str]:
     try:
         yield urlunsplit(parts._replace(netloc=f"{role}@{host}"))
     finally:
+        # The role's grants live in the database: it goes first (``WITH (FORCE)`` ends the
+        # role's sessions; ``throwaway_database``'s own drop then finds nothing), then the role.
+        await drop_database(admin_url, dsn)
         admin = await asyncpg.connect(driver_dsn(admin_url))
         try:
-            await admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", role
-            )
-            name = dsn.rpartition("/")[2]
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             await admin.execute(f"DROP ROLE IF EXISTS {role}")
         finally:
             await admin.close()

@@ -63,9 +63,11 @@ class Mirror:
 
 
 class NeighbouredClient(TestClient[Any]):
-    """The default tenant's client, whose writes reach the neighbour first."""
+    """The default tenant's client, whose writes reach the neighbour first (none: alone)."""
 
-    mirror: Mirror | None = None
+    def __init__(self, app: Any, mirror: Mirror | None = None, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.mirror = mirror
 
     def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
         if self.mirror is not None and request.method in MIRRORED:
@@ -83,6 +85,4 @@ def neighboured(
         if not alone:
             mirror = Mirror(settings)
             started.enter_context(mirror.client)
-        primary = started.enter_context(NeighbouredClient(create_app(settings), **client))
-        primary.mirror = mirror
-        yield primary
+        yield started.enter_context(NeighbouredClient(create_app(settings), mirror, **client))

@@ -71,6 +71,51 @@ class _RouteMeters:
         self.errors = ERRORS.labels(*labels) if int(labels[2]) >= 500 else None
 
 
+class RequestMeters:
+    """The request metrics of one ASGI layer: each labelled series looked up once."""
+
+    def __init__(self) -> None:
+        self._meters: dict[tuple[str, str, int], _RouteMeters] = {}
+        self._in_progress: dict[tuple[str, str], Any] = {}
+
+    def gauge(self, method: str, route: str) -> Any:
+        key = (method, route)
+        gauge = self._in_progress.get(key)
+        if gauge is None:
+            gauge = self._in_progress[key] = IN_PROGRESS.labels(method, route, "200", APP_NAME)
+        return gauge
+
+    def record(self, method: str, route: str, status: int, duration: float) -> None:
+        key = (method, route, status)
+        meters = self._meters.get(key)
+        if meters is None:
+            meters = self._meters[key] = _RouteMeters((method, route, str(status), APP_NAME))
+        meters.requests.inc()
+        meters.duration.observe(duration)
+        if meters.errors is not None:
+            meters.errors.inc()
+
+
+def log_access(method: str, route: str, status: int, duration: float, request_id: str) -> None:
+    """The request's one access line."""
+    duration_ms = round(duration * 1000, 1)
+    access_logger.info(
+        "%s %s %d %.1fms request_id=%s",
+        method,
+        route,
+        status,
+        duration_ms,
+        request_id,
+        extra={
+            "method": method,
+            "route": route,
+            "status": status,
+            "duration_ms": duration_ms,
+            "request_id": request_id,
+        },
+    )
+
+
 class EdgeMiddleware:
     """Tags each HTTP request and its response with an id, meters it and logs one line.
 
@@ -82,8 +127,7 @@ class EdgeMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self._app = app
-        self._meters: dict[tuple[str, str, int], _RouteMeters] = {}
-        self._in_progress: dict[tuple[str, str], Any] = {}
+        self._meters = RequestMeters()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -108,7 +152,8 @@ class EdgeMiddleware:
         method = scope["method"]
         # The route template is known here: Litestar runs middleware after routing.
         route = scope.get("path_template") or scope["path"]
-        in_progress = None if scope["path"].startswith(UNMETERED) else self._gauge(method, route)
+        metered = not scope["path"].startswith(UNMETERED)
+        in_progress = self._meters.gauge(method, route) if metered else None
         if in_progress is not None:
             in_progress.inc()
         try:
@@ -122,40 +167,8 @@ class EdgeMiddleware:
             duration = time.perf_counter() - started
             if in_progress is not None:
                 in_progress.dec()
-                self._meter(method, route, status, duration)
-            duration_ms = round(duration * 1000, 1)
-            access_logger.info(
-                "%s %s %d %.1fms request_id=%s",
-                method,
-                route,
-                status,
-                duration_ms,
-                request_id,
-                extra={
-                    "method": method,
-                    "route": route,
-                    "status": status,
-                    "duration_ms": duration_ms,
-                    "request_id": request_id,
-                },
-            )
-
-    def _gauge(self, method: str, route: str) -> Any:
-        key = (method, route)
-        gauge = self._in_progress.get(key)
-        if gauge is None:
-            gauge = self._in_progress[key] = IN_PROGRESS.labels(method, route, "200", APP_NAME)
-        return gauge
-
-    def _meter(self, method: str, route: str, status: int, duration: float) -> None:
-        key = (method, route, status)
-        meters = self._meters.get(key)
-        if meters is None:
-            meters = self._meters[key] = _RouteMeters((method, route, str(status), APP_NAME))
-        meters.requests.inc()
-        meters.duration.observe(duration)
-        if meters.errors is not None:
-            meters.errors.inc()
+                self._meters.record(method, route, status, duration)
+            log_access(method, route, status, duration, request_id)
 
 
 class MetricsController(PrometheusController):

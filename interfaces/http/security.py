@@ -7,10 +7,10 @@ grants at most ``read``, so a forged cross-site request can never write.
 """
 
 import hashlib
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from dishka import AsyncContainer
-from litestar.connection import ASGIConnection
 from litestar.enums import ScopeType
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import DefineMiddleware
@@ -33,6 +33,8 @@ SESSION_KEY = "api_key_name"
 SESSION_COOKIE = "crucible_session"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _DOCS_PATHS = ("/docs", "/openapi.json", "/openapi.yaml")
+_API_KEY_HEADER = b"x-api-key"
+_AUTHORIZATION_HEADER = b"authorization"
 
 
 def required_access(handler: BaseRouteHandler, method: str, path: str) -> Access:
@@ -46,12 +48,18 @@ def required_access(handler: BaseRouteHandler, method: str, path: str) -> Access
     return "read" if method in _SAFE_METHODS else "write"
 
 
-def presented_key(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
-    """The key from ``X-API-Key`` or ``Authorization: Bearer``; never from the URL."""
-    header = connection.headers.get("x-api-key")
-    if header:
-        return header.strip()
-    scheme, _, credentials = connection.headers.get("authorization", "").partition(" ")
+def presented_key(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """The key from ``X-API-Key`` or ``Authorization: Bearer`` (the first of each, as the
+    request's raw ASGI headers list them); never from the URL."""
+    api_key = authorization = None
+    for name, value in headers:
+        if name == _API_KEY_HEADER and api_key is None:
+            api_key = value.decode("latin-1")
+        elif name == _AUTHORIZATION_HEADER and authorization is None:
+            authorization = value.decode("latin-1")
+    if api_key:
+        return api_key.strip()
+    scheme, _, credentials = (authorization or "").partition(" ")
     if scheme.lower() == "bearer" and credentials.strip():
         return credentials.strip()
     return None
@@ -88,7 +96,7 @@ class AccessMiddleware:
         if access == "public" or (access == "docs" and self._docs_public):
             return
         needed = AccessScope.READ if access == "docs" else AccessScope(access)
-        caller = _caller(ASGIConnection(scope), verifier)
+        caller = _caller(scope, verifier)
         if caller is None:
             raise problem(
                 HTTP_401_UNAUTHORIZED,
@@ -121,13 +129,11 @@ def _establish(scope: Scope, caller: Caller) -> None:
     )
 
 
-def _caller(
-    connection: ASGIConnection[Any, Any, Any, Any], verifier: ApiKeyVerifier
-) -> Caller | None:
-    secret = presented_key(connection)
+def _caller(scope: Scope, verifier: ApiKeyVerifier) -> Caller | None:
+    secret = presented_key(scope["headers"])
     if secret is not None:
         return verifier.verify(secret)
-    session = connection.scope.get("session")
+    session = scope.get("session")
     name = session.get(SESSION_KEY) if isinstance(session, dict) else None
     key = verifier.named(name) if isinstance(name, str) else None
     if key is None:

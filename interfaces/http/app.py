@@ -21,6 +21,7 @@ from application.errors import WriteAcceptedError
 from infrastructure.postgres.lookups import unindexed_lookups
 from interfaces.cli.plugin import StorageCLIPlugin
 from interfaces.heap import freeze_startup_objects, thaw
+from interfaces.http.cached_answers import answer_cached_reads
 from interfaces.http.controllers.audit import AuditController
 from interfaces.http.controllers.changes import ChangesController
 from interfaces.http.controllers.content import ContentController
@@ -177,6 +178,8 @@ def create_app(
     )
     setup_dishka(container, app)
     hold_answers(app)  # outside dishka's request scope
+    if settings.cache.enabled and tracing is None:
+        answer_cached_reads(app)  # outermost: a cache hit needs no request scope
     touch_on_build(app, state_list_limit(settings.limits.list_limit), document_header)
     return app
 

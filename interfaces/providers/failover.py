@@ -13,6 +13,7 @@ from dishka import (
     provide_all,
 )
 
+from application.failover.cached_reads import CachedReads
 from application.failover.idempotency import IdempotencyKeys
 from application.failover.journaled import JournaledWrites, RecordLocks
 from application.failover.primary import PrimaryState
@@ -90,6 +91,7 @@ class FailoverProvider(Provider):
         WriteHandlers, JournalViews, JournaledWrites, Writes, RecordReads, scope=Scope.REQUEST
     )
     primary = provide(PrimaryState, scope=Scope.APP)
+    cached_reads = provide(CachedReads, scope=Scope.APP)
 
     @provide(scope=Scope.APP)
     def idempotency_keys(

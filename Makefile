@@ -50,7 +50,7 @@ test: lint ## Lint, then every test (needs PostgreSQL, Redis and RabbitMQ; CI fa
 test-fast: install ## Unit and use-case tests only (no server needed)
 	$(BIN)/pytest tests/unit tests/use_cases $(PYTEST_ARGS)
 
-.PHONY: bench bench-scale bench-profile bench-soak bench-live bench-export bench-search bench-file bench-crypto bench-fsync wrk eatmydata
+.PHONY: bench bench-scale bench-profile bench-soak bench-live bench-export bench-search bench-file bench-crypto bench-fsync bench-compare wrk eatmydata
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 wrk:
@@ -79,6 +79,10 @@ bench-crypto: install ## what ENCRYPTION=on adds to each operation, in-process, 
 
 bench-fsync: install wrk eatmydata ## update_large and its ceiling with fsync as it is and as a no-op (libeatmydata); docs/benchmarks.md
 	$(BIN)/python -m benchmarks.fsync_bound
+
+REV ?= HEAD~1
+bench-compare: install wrk ## get_hot of this tree beside REV's (default HEAD~1) in one run, BENCH_ROUNDS (3) rounds; prints only
+	$(BIN)/python -m benchmarks.compare_trees $(REV)
 
 eatmydata:
 	@[ -e /usr/lib/x86_64-linux-gnu/libeatmydata.so ] || [ -e /usr/lib/aarch64-linux-gnu/libeatmydata.so ] || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq eatmydata; }

@@ -100,11 +100,18 @@ async def delete_redis_keys(url: str, prefix: str) -> int:
 
 
 def service_server(
-    env: dict[str, str], *, workers: int, log: Path
+    env: dict[str, str], *, workers: int, log: Path, root: Path = ROOT
 ) -> AbstractAsyncContextManager[RunningServer]:
-    """The service as ``serve --workers N`` runs it (its own logging), ready at /health."""
+    """The service as ``serve --workers N`` runs it (its own logging), ready at /health;
+    ``root``: the source tree it is served from (this one unless given)."""
     return uvicorn_server(
-        SERVICE_FACTORY, workers=workers, env=env, log=log, ready_path="/health", log_config=None
+        SERVICE_FACTORY,
+        workers=workers,
+        env=env,
+        log=log,
+        ready_path="/health",
+        log_config=None,
+        root=root,
     )
 
 

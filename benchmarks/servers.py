@@ -49,8 +49,13 @@ def free_port() -> int:
 
 
 def uvicorn_command(
-    factory: str, port: int, workers: int, log_config: Path | None = LOGGING_CONFIG
+    factory: str,
+    port: int,
+    workers: int,
+    log_config: Path | None = LOGGING_CONFIG,
+    root: Path = ROOT,
 ) -> list[str]:
+    """``root``: the source tree the factory is imported from (this one unless given)."""
     command = [
         str(Path(sys.executable).with_name("uvicorn")),
         "--factory",
@@ -61,6 +66,7 @@ def uvicorn_command(
         "--loop=uvloop",
         "--http=httptools",
         "--no-access-log",
+        f"--app-dir={root}",
     ]
     return command if log_config is None else [*command, f"--log-config={log_config}"]
 
@@ -74,14 +80,15 @@ async def uvicorn_server(
     log: Path,
     ready_path: str = "/",
     log_config: Path | None = LOGGING_CONFIG,
+    root: Path = ROOT,
 ) -> AsyncIterator[RunningServer]:
     """Serve ``factory`` on a free port until the block ends; stops it whatever happens."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with log.open("wb") as log_file:
         process = subprocess.Popen(  # noqa: S603, ASYNC220 - our own command; waited for below
-            uvicorn_command(factory, port, workers, log_config),
-            cwd=ROOT,
+            uvicorn_command(factory, port, workers, log_config, root),
+            cwd=root,
             env={**os.environ, **env},
             stdin=subprocess.DEVNULL,
             stdout=log_file,

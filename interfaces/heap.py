@@ -25,7 +25,9 @@ def freeze_startup_objects() -> None:
     gc.collect(1)
     gc.freeze()
     _freezers += 1
-    logger.debug("froze %d objects built at start-up", gc.get_freeze_count())
+    if logger.isEnabledFor(logging.DEBUG):
+        # Counting walks every frozen object: only when the line is written.
+        logger.debug("froze %d objects built at start-up", gc.get_freeze_count())
 
 
 def thaw() -> None:

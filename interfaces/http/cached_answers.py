@@ -10,10 +10,12 @@ whose answer (the record from the database, a 401, a 404) is then the one sent.
 """
 
 import time
+from dataclasses import dataclass
 
 from dishka import AsyncContainer
 from litestar import Litestar
 from litestar.enums import ScopeType
+from litestar.routes import HTTPRoute
 from litestar.serialization import encode_json
 from litestar.types import ASGIApp, Receive, Scope, Send
 
@@ -30,9 +32,9 @@ from interfaces.http.observability import (
     request_id_of,
 )
 from interfaces.http.schemas.records import EvaluationBody
-from interfaces.http.security import presented_key
+from interfaces.http.security import presented_key, required_access
 
-ROUTE = "/evaluations/{eval_id}"
+ROUTE = "/evaluations/{eval_id:str}"  # the handler's path, as registered
 _PREFIX = "/evaluations/"
 # Requests whose answer depends on more than the record: CORS (``Origin``) and the
 # explorer's session cookie take the app's middleware.
@@ -41,15 +43,23 @@ _CONTENT_TYPE = (b"content-type", b"application/json")
 _REQUEST_ID = REQUEST_ID_HEADER.encode()
 
 
+@dataclass(frozen=True, slots=True)
+class AnsweredRoute:
+    """What the layer takes from the app's own route, so the two cannot drift apart."""
+
+    template: str  # the access line's and the metrics' route
+    needed: AccessScope | None  # the scope a key needs; None: the route is public
+    taken: frozenset[str]  # ``/evaluations/<segment>`` routes of their own, not ids
+
+
 class CachedRecordAnswers:
     """The outermost layer: a cache hit of ``GET /evaluations/{id}`` (no query) answered
     here, every other request passed on."""
 
-    def __init__(self, app: ASGIApp, container: AsyncContainer, taken: frozenset[str]) -> None:
+    def __init__(self, app: ASGIApp, container: AsyncContainer, route: AnsweredRoute) -> None:
         self.app = app
         self._container = container
-        # ``/evaluations/<segment>`` paths that are routes of their own, not ids.
-        self._taken = taken
+        self._route = route
         self._reads: CachedReads | None = None
         self._verifier: ApiKeyVerifier | None = None
         self._meters = RequestMeters()
@@ -67,7 +77,7 @@ class CachedRecordAnswers:
 
     async def _answered(self, scope: Scope, send: Send) -> bool:
         raw_id = scope["path"][len(_PREFIX) :]
-        if "/" in raw_id or raw_id in self._taken or scope.get("root_path"):
+        if "/" in raw_id or raw_id in self._route.taken or scope.get("root_path"):
             return False
         if any(name in _ANSWERED_BY_APP for name, _ in scope["headers"]):
             return False
@@ -76,7 +86,7 @@ class CachedRecordAnswers:
         except InvalidIdentifierError:
             return False  # the app answers its 422
         started = time.perf_counter()
-        gauge = self._meters.gauge("GET", ROUTE)
+        gauge = self._meters.gauge("GET", self._route.template)
         gauge.inc()
         try:
             return await self._answer(scope, send, evaluation_id, started)
@@ -93,7 +103,8 @@ class CachedRecordAnswers:
         if self._verifier.enabled:
             secret = presented_key(scope["headers"])
             found = None if secret is None else self._verifier.verify(secret)
-            if found is None or not found.scope.grants(AccessScope.READ):
+            needed = self._route.needed
+            if found is None or (needed is not None and not found.scope.grants(needed)):
                 return False  # the app answers its 401 or 403
             caller = found
         try:
@@ -120,18 +131,35 @@ class CachedRecordAnswers:
             await send({"type": "http.response.body", "body": body, "more_body": False})
         finally:
             duration = time.perf_counter() - started
-            self._meters.record("GET", ROUTE, 200, duration)
-            log_access("GET", ROUTE, 200, duration, request_id)
+            template = self._route.template
+            self._meters.record("GET", template, 200, duration)
+            log_access("GET", template, 200, duration, request_id)
         return True
+
+
+def answered_route(app: Litestar) -> AnsweredRoute:
+    """The app's ``GET /evaluations/{eval_id}``: its route template, the scope its access
+    check asks (``required_access``, as the access middleware reads it), and its
+    neighbours."""
+    (route,) = (route for route in app.routes if route.path == ROUTE)
+    assert isinstance(route, HTTPRoute)
+    (handler,) = (handler for handler in route.route_handlers if "GET" in handler.http_methods)
+    access = required_access(handler, "GET", route.path)
+    taken = frozenset(
+        segment
+        for other in app.routes
+        if other.path.startswith(_PREFIX)
+        and "/" not in (segment := other.path.removeprefix(_PREFIX))
+        and "{" not in segment
+    )
+    needed = None
+    if access != "public":
+        needed = AccessScope.READ if access == "docs" else AccessScope(access)
+    return AnsweredRoute(template=route.path_format, needed=needed, taken=taken)
 
 
 def answer_cached_reads(app: Litestar) -> None:
     """Install ``CachedRecordAnswers`` around the app's handler (after ``setup_dishka``)."""
-    taken = frozenset(
-        path.removeprefix(_PREFIX)
-        for route in app.routes
-        if (path := route.path).startswith(_PREFIX)
-        and "/" not in path.removeprefix(_PREFIX)
-        and "{" not in path
+    app.asgi_handler = CachedRecordAnswers(
+        app.asgi_handler, app.state.dishka_container, answered_route(app)
     )
-    app.asgi_handler = CachedRecordAnswers(app.asgi_handler, app.state.dishka_container, taken)

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 from application.errors import InvalidRequestError, require_found
+from application.failover.cached_reads import cache_missed
 from application.failover.views import JournalView, JournalViews
 from application.ports.journal import Journal
 from application.ports.use_case_locator import UseCaseLocator
@@ -32,9 +33,10 @@ class RecordReads:
         if found is not None:
             return found
         # A hit needs nothing of the request's store: only a miss has the loader built.
-        cached = await self.record_cache.get(self.tenant, evaluation_id)
-        if cached is not None:
-            return cached
+        if not cache_missed(self.tenant, evaluation_id):
+            cached = await self.record_cache.get(self.tenant, evaluation_id)
+            if cached is not None:
+                return cached
         return await (await self.locate.get(LoadEvaluation)).execute(evaluation_id)
 
     async def get_fields(self, evaluation_id: EvaluationId, fields: frozenset[str]) -> Projection:

@@ -9,6 +9,7 @@ access line and metrics; anything else, or anything it cannot answer from the ca
 whose answer (the record from the database, a 401, a 404) is then the one sent.
 """
 
+import logging
 import time
 from dataclasses import dataclass
 
@@ -41,6 +42,8 @@ _PREFIX = "/evaluations/"
 _ANSWERED_BY_APP = frozenset({b"origin", b"cookie"})
 _CONTENT_TYPE = (b"content-type", b"application/json")
 _REQUEST_ID = REQUEST_ID_HEADER.encode()
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,24 +99,15 @@ class CachedRecordAnswers:
     async def _answer(
         self, scope: Scope, send: Send, evaluation_id: EvaluationId, started: float
     ) -> bool:
-        if self._reads is None or self._verifier is None:
-            self._reads = await self._container.get(CachedReads)
-            self._verifier = await self._container.get(ApiKeyVerifier)
-        caller = ANONYMOUS
-        if self._verifier.enabled:
-            secret = presented_key(scope["headers"])
-            found = None if secret is None else self._verifier.verify(secret)
-            needed = self._route.needed
-            if found is None or (needed is not None and not found.scope.grants(needed)):
-                return False  # the app answers its 401 or 403
-            caller = found
         try:
-            evaluation = await self._reads.get(caller.tenant, evaluation_id)
-        except Exception:  # the app meets the same failure and answers it
+            found = await self._cached(scope, evaluation_id)
+        except Exception:
+            # The app meets the same failure and answers it (a problem, logged there).
+            logger.warning("a cached answer failed; the app answers instead", exc_info=True)
             return False
-        if evaluation is None:
+        if found is None:
             return False
-        body = encode_json(EvaluationBody.of(evaluation))
+        version, body = found
         request_id = request_id_of(scope)
         try:
             await send(
@@ -121,7 +115,7 @@ class CachedRecordAnswers:
                     "type": "http.response.start",
                     "status": 200,
                     "headers": [
-                        (b"etag", etag(evaluation.version).encode()),
+                        (b"etag", etag(version).encode()),
                         _CONTENT_TYPE,
                         (b"content-length", str(len(body)).encode()),
                         (_REQUEST_ID, request_id.encode()),
@@ -135,6 +129,25 @@ class CachedRecordAnswers:
             self._meters.record("GET", template, 200, duration)
             log_access("GET", template, 200, duration, request_id)
         return True
+
+    async def _cached(self, scope: Scope, evaluation_id: EvaluationId) -> tuple[int, bytes] | None:
+        """The record's version and answer body, when the caller may read it and the cache
+        alone can answer; else None (the app answers: a 401 or 403, the database's record)."""
+        if self._reads is None or self._verifier is None:
+            self._reads = await self._container.get(CachedReads)
+            self._verifier = await self._container.get(ApiKeyVerifier)
+        caller = ANONYMOUS
+        if self._verifier.enabled:
+            secret = presented_key(scope["headers"])
+            found = None if secret is None else self._verifier.verify(secret)
+            needed = self._route.needed
+            if found is None or (needed is not None and not found.scope.grants(needed)):
+                return None
+            caller = found
+        evaluation = await self._reads.get(caller.tenant, evaluation_id)
+        if evaluation is None:
+            return None
+        return evaluation.version, encode_json(EvaluationBody.of(evaluation))
 
 
 def answered_route(app: Litestar) -> AnsweredRoute:

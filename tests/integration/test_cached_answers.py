@@ -7,14 +7,17 @@ import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from litestar.enums import ScopeType
 from litestar.testing import TestClient
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from application.intents import DeleteIntent, JournalEntry
+from application.ports.journal import Journal
 from interfaces.http.app import create_app
 from interfaces.http.cached_answers import CachedRecordAnswers
 from interfaces.log_config import ACCESS_LOGGER
@@ -75,16 +78,23 @@ def _identity(response: Any) -> tuple[int, bytes, dict[str, str]]:
     return response.status_code, response.content, headers
 
 
-def test_a_hit_is_answered_here_as_the_handler_answers_it(settings: Settings) -> None:
+@pytest.mark.parametrize("keyed", [False, True], ids=["open", "keys-and-cors"])
+def test_a_hit_is_answered_here_as_the_handler_answers_it(settings: Settings, keyed: bool) -> None:
+    headers: dict[str, str] = {}
+    if keyed:  # the session and CORS middleware are then on the app's path
+        access = {"api_keys": KEYS, "cors_origins": ("http://explorer.example",)}
+        settings = settings.changed(access=access)
+        headers = {"X-API-Key": READER}
     with served(settings) as (client, passed):
-        assert client.post("/evaluations", json=RECORD).status_code == 200
-        client.get("/evaluations/hot-1")  # a miss fills the cache, if the create did not
+        written = client.post("/evaluations", json=RECORD, headers=WRITER if keyed else {})
+        assert written.status_code == 200
+        client.get("/evaluations/hot-1", headers=headers)  # fills the cache, if the create did not
         passed.take()
 
-        here = client.get("/evaluations/hot-1")
+        here = client.get("/evaluations/hot-1", headers=headers)
         assert passed.take() == []
         # ``include_storage_info=false`` is the default: the handler's answer, by the app.
-        handler = client.get("/evaluations/hot-1?include_storage_info=false")
+        handler = client.get("/evaluations/hot-1?include_storage_info=false", headers=headers)
         assert passed.take() == ["GET /evaluations/hot-1?include_storage_info=false"]
 
         assert _identity(here) == _identity(handler)
@@ -191,3 +201,65 @@ def test_without_a_cache_or_with_tracing_every_request_goes_to_the_app(
     assert not isinstance(uncached.asgi_handler, CachedRecordAnswers)
     traced = create_app(settings.changed(observability={"otlp_endpoint": "http://127.0.0.1:1"}))
     assert not isinstance(traced.asgi_handler, CachedRecordAnswers)
+
+
+def _lookups(client: TestClient[Any], result: str) -> float:
+    found = re.search(
+        rf'^crucible_storage_cache_lookups_total\{{result="{result}"\}} (\S+)$',
+        client.get("/metrics").text,
+        re.MULTILINE,
+    )
+    return float(found.group(1)) if found else 0.0
+
+
+def test_a_miss_asks_the_cache_once(settings: Settings) -> None:
+    with served(settings) as (client, _):
+        client.post("/evaluations", json=RECORD)
+        client.get("/evaluations/hot-1")
+        misses, hits = _lookups(client, "miss"), _lookups(client, "hit")
+        assert client.get("/evaluations/nobody").status_code == 404
+        assert client.get("/evaluations/hot-1").status_code == 200
+        assert (_lookups(client, "miss"), _lookups(client, "hit")) == (misses + 1, hits + 1)
+
+
+def test_a_write_waiting_in_the_journal_is_read_by_the_app(settings: Settings) -> None:
+    """Read-your-writes during an outage: the cache still holds the record as it was, the
+    journal the acknowledged delete; the app's read sees the journal's view (404)."""
+    with served(settings) as (client, passed):
+        client.post("/evaluations", json=RECORD)
+        assert client.get("/evaluations/hot-1").status_code == 200
+        passed.take()
+        container = cast("Any", client.app).state.dishka_container
+        journal = client.blocking_portal.call(container.get, Journal)
+        entry = JournalEntry(
+            id="entry-hot-1",
+            evaluation_id="hot-1",
+            at=datetime.now(UTC),
+            intent=DeleteIntent(),
+            actor="key:test",
+        )
+        client.blocking_portal.call(journal.append, entry)
+        answer = client.get("/evaluations/hot-1")
+        assert passed.take() == ["GET /evaluations/hot-1"]
+        assert answer.status_code == 404, answer.text
+
+
+class _Failing:
+    async def get(self, *_: object) -> None:
+        raise OSError("the journal's directory is gone")
+
+
+def test_a_failure_here_leaves_the_answer_to_the_app(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    with served(settings) as (client, passed):
+        client.post("/evaluations", json=RECORD)
+        client.get("/evaluations/hot-1")
+        passed.take()
+        layer = cast("Any", client.app).asgi_handler
+        layer._reads = _Failing()
+        with caplog.at_level(logging.WARNING):
+            answer = client.get("/evaluations/hot-1")
+        assert (answer.status_code, answer.json()["id"]) == (200, "hot-1")
+        assert passed.take() == ["GET /evaluations/hot-1"]
+        assert "a cached answer failed; the app answers instead" in caplog.text

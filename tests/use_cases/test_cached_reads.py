@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from application.failover.cached_reads import CachedReads
+from application.failover.cached_reads import CachedReads, cache_missed
 from application.intents import DeleteIntent, JournalEntry, journal_tenant
 from application.services.record_cache import RecordCache
 from domain.tenancy import DEFAULT_TENANT, TenantId
@@ -62,3 +62,16 @@ async def test_without_a_cache_nothing_is_answered() -> None:
     reads = CachedReads(MemoryJournal(), RecordCache(None))
     assert not reads.enabled
     assert await reads.get(DEFAULT_TENANT, EvaluationFactory.build().id) is None
+
+
+async def test_a_miss_is_remembered_for_the_rest_of_the_task_and_that_record_only() -> None:
+    reads, _ = await _reads()
+    cached, absent = EvaluationFactory.build(), EvaluationFactory.build()
+    await reads.record_cache.fill(DEFAULT_TENANT, cached)
+
+    assert await reads.get(DEFAULT_TENANT, cached.id) == cached
+    assert not cache_missed(DEFAULT_TENANT, cached.id)
+    assert await reads.get(DEFAULT_TENANT, absent.id) is None
+    assert cache_missed(DEFAULT_TENANT, absent.id)
+    assert not cache_missed(ACME, absent.id)
+    assert not cache_missed(DEFAULT_TENANT, cached.id)

@@ -64,7 +64,7 @@ from benchmarks.scale_probes import list_probes, probes
 from benchmarks.scale_report import PlannerState, SizeRun, Unanalyzed, render
 from benchmarks.scale_rows import ScaleData
 from benchmarks.servers import ROOT
-from benchmarks.support import DEFAULT_URL, throwaway_database
+from benchmarks.support import DEFAULT_URL, service_role, throwaway_database
 
 DOC = ROOT / "docs" / "bench-scale.md"
 SECTION = "make bench-scale"
@@ -183,7 +183,11 @@ async def check_room(dsn: str, runs: Sequence[SizeRun], evaluations: int, events
         raise SystemExit(f"not enough disk for {evaluations:,} evaluations: stopping here")
 
 
-async def grow(config: ScaleConfig, dsn: str, runs: list[SizeRun], evaluations: int) -> SizeRun:
+async def grow(
+    config: ScaleConfig, dsn: str, service_dsn: str, runs: list[SizeRun], evaluations: int
+) -> SizeRun:
+    """Load the table up to ``evaluations`` (as the owner, ``dsn``) and measure the service,
+    connected as its own role (``service_dsn``) under row-level security."""
     start = runs[-1].evaluations if runs else 0
     events = config.events(evaluations)
     await check_room(dsn, runs, evaluations, events)
@@ -192,7 +196,9 @@ async def grow(config: ScaleConfig, dsn: str, runs: list[SizeRun], evaluations: 
     whole = ScaleData(evaluations, events, end=config.end)
     print(f"{evaluations:,} evaluations loaded in {load_s:.0f} s; service", file=sys.stderr)
     before = await planner_state(dsn)
-    async with scale_service(dsn, config.redis_url, config.workers) as service:
+    async with scale_service(
+        service_dsn, config.redis_url, config.workers, migration_dsn=dsn
+    ) as service:
         await asyncio.sleep(config.settle_s)
         print(f"without statistics, after {config.settle_s:g} s", file=sys.stderr)
         unanalyzed = await asyncio.to_thread(
@@ -235,8 +241,9 @@ async def run(config: ScaleConfig, *, write: bool) -> bool:
     started = time.perf_counter()
     async with throwaway_database(config.database_url, "bench_scale") as dsn:
         await asyncio.to_thread(migrate, dsn)
-        for evaluations in config.sizes:
-            runs.append(await grow(config, dsn, runs, evaluations))
+        async with service_role(config.database_url, dsn) as service_dsn:
+            for evaluations in config.sizes:
+                runs.append(await grow(config, dsn, service_dsn, runs, evaluations))
     text = render(
         runs, repeat=config.http_repeat, workers=config.workers, events_max=config.events_max
     )

@@ -190,11 +190,17 @@ def cursor_after(base_url: str, pages: int, page: int) -> str:
 
 
 @asynccontextmanager
-async def scale_service(dsn: str, redis_url: str, workers: int) -> AsyncIterator[RunningServer]:
-    """The service on ``dsn`` as ``make bench`` deploys it; its Redis keys and files go after."""
+async def scale_service(
+    dsn: str, redis_url: str, workers: int, *, migration_dsn: str | None = None
+) -> AsyncIterator[RunningServer]:
+    """The service on ``dsn`` as ``make bench`` deploys it (``migration_dsn``: the tables'
+    owner, for its ``ANALYZE``); its Redis keys and files go after."""
     workdir = Path(tempfile.mkdtemp(prefix="crucible-bench-scale-"))
     try:
-        async with service_on(dsn, redis_url, workers, workdir) as (service, _env):
+        async with service_on(dsn, redis_url, workers, workdir, migration_dsn=migration_dsn) as (
+            service,
+            _env,
+        ):
             yield service
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from benchmarks.scale_rows import EVALUATION_COLUMNS, EVENT_COLUMNS, ScaleData
+from domain.tenancy import DEFAULT_TENANT
 
 # Every table with a constraint on evaluations: their keys are dropped for the load.
 TABLES = ("log_chunks", "evaluation_events", "evaluations")
@@ -116,6 +117,9 @@ async def load(dsn: str, data: ScaleData) -> float:
     segment = (data.start, data.evaluations)
     connection = await asyncpg.connect(dsn)
     try:
+        # The rows are the default tenant's: its id is the tenant columns' default, which
+        # reads the setting the service sets per transaction (ADR 0032, migration 0016).
+        await connection.execute("SELECT set_config('crucible.tenant', $1, false)", DEFAULT_TENANT)
         saved = await _strip(connection)
         # The statistics triggers (migration 0003) would redo per batch what one rebuild does.
         for table in TABLES:

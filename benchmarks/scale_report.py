@@ -217,10 +217,12 @@ def render(runs: Sequence[SizeRun], *, repeat: int, workers: int, events_max: in
     lines = [
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: one database grown to {sizes} "
         f"evaluations (10 events each, at most {events_max:,} in all: {last.events:,} at "
-        f"the end), the service under uvicorn with WORKERS={workers} on PostgreSQL + Redis. "
+        f"the end), the service under uvicorn with WORKERS={workers} on PostgreSQL + Redis, "
+        "connected as a role of its own under row-level security (ADR 0032). "
         f"Over HTTP: p50 and p95 (nearest rank) of {repeat} sequential requests after 2 "
         "warm-ups (3 when a warm-up took over a second), body read included. Server-side: "
-        "planning + execution from `EXPLAIN (ANALYZE, TIMING OFF)`, p50 of as many runs.",
+        "planning + execution from `EXPLAIN (ANALYZE, TIMING OFF)` as the tables' owner "
+        "(no policy), p50 of as many runs.",
         "",
         "### Growth over HTTP",
         "",

@@ -33,7 +33,7 @@ from interfaces.http.observability import (
     request_id_of,
 )
 from interfaces.http.schemas.records import EvaluationBody
-from interfaces.http.security import presented_key, required_access
+from interfaces.http.security import needed_scope, presented_key, required_access
 
 ROUTE = "/evaluations/{eval_id:str}"  # the handler's path, as registered
 _PREFIX = "/evaluations/"
@@ -66,6 +66,7 @@ class CachedRecordAnswers:
         self._reads: CachedReads | None = None
         self._verifier: ApiKeyVerifier | None = None
         self._meters = RequestMeters()
+        self._in_progress = self._meters.gauge("GET", route.template)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -89,12 +90,11 @@ class CachedRecordAnswers:
         except InvalidIdentifierError:
             return False  # the app answers its 422
         started = time.perf_counter()
-        gauge = self._meters.gauge("GET", self._route.template)
-        gauge.inc()
+        self._in_progress.inc()
         try:
             return await self._answer(scope, send, evaluation_id, started)
         finally:
-            gauge.dec()
+            self._in_progress.dec()
 
     async def _answer(
         self, scope: Scope, send: Send, evaluation_id: EvaluationId, started: float
@@ -165,10 +165,7 @@ def answered_route(app: Litestar) -> AnsweredRoute:
         and "/" not in (segment := other.path.removeprefix(_PREFIX))
         and "{" not in segment
     )
-    needed = None
-    if access != "public":
-        needed = AccessScope.READ if access == "docs" else AccessScope(access)
-    return AnsweredRoute(template=route.path_format, needed=needed, taken=taken)
+    return AnsweredRoute(template=route.path_format, needed=needed_scope(access), taken=taken)
 
 
 def answer_cached_reads(app: Litestar) -> None:

@@ -48,6 +48,14 @@ def required_access(handler: BaseRouteHandler, method: str, path: str) -> Access
     return "read" if method in _SAFE_METHODS else "write"
 
 
+def needed_scope(access: Access) -> AccessScope | None:
+    """The scope a key needs for ``access``: none for a public route; the docs, when not
+    public, ask ``read``."""
+    if access == "public":
+        return None
+    return AccessScope.READ if access == "docs" else AccessScope(access)
+
+
 def presented_key(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
     """The key from ``X-API-Key`` or ``Authorization: Bearer`` (the first of each, as the
     request's raw ASGI headers list them); never from the URL."""
@@ -93,9 +101,9 @@ class AccessMiddleware:
             _establish(scope, ANONYMOUS)
             return
         access = required_access(scope["route_handler"], method, scope["path"])
-        if access == "public" or (access == "docs" and self._docs_public):
+        needed = needed_scope(access)
+        if needed is None or (access == "docs" and self._docs_public):
             return
-        needed = AccessScope.READ if access == "docs" else AccessScope(access)
         caller = _caller(scope, verifier)
         if caller is None:
             raise problem(

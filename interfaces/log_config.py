@@ -8,7 +8,7 @@ rendering: outputs, code and keys are never logged.
 
 import logging
 import sys
-from datetime import UTC, datetime
+import time
 from typing import IO, Any
 
 import msgspec
@@ -49,6 +49,17 @@ class _Formatter(structlog.stdlib.ProcessorFormatter):
     def __init__(self, *, as_json: bool, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._as_json = as_json
+        self._second = -1  # the second ``_date`` spells (the handler's lock guards both)
+        self._date = ""
+
+    def _timestamp(self, created: float) -> str:
+        """The record's time as the chain's ``TimeStamper`` spells it (UTC, ISO 8601,
+        microseconds): the date and second formatted once a second, not per line."""
+        second = int(created)
+        if second != self._second:
+            self._date = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        return f"{self._date}.{int((created - second) * 1_000_000):06d}Z"
 
     def format(self, record: logging.LogRecord) -> str:
         if record.name != ACCESS_LOGGER or record.exc_info or record.stack_info:
@@ -56,7 +67,7 @@ class _Formatter(structlog.stdlib.ProcessorFormatter):
         extra = {k: v for k, v in record.__dict__.items() if k not in _RECORD_KEYS}
         if SENSITIVE_FIELDS & extra.keys() or structlog.contextvars.get_contextvars():
             return super().format(record)
-        timestamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        timestamp = self._timestamp(record.created)
         level = record.levelname.lower()
         event = record.getMessage()
         if self._as_json:

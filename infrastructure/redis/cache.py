@@ -133,7 +133,8 @@ class RedisCache(Cache):
 
     async def get(self, key: str) -> bytes | None:
         full_key = self._prefix + key
-        await self._repair()
+        if self._flush_all or self._unsynced:  # checked here: most reads have nothing to repair
+            await self._repair()
 
         async def read(client: redis.Redis) -> list[bytes | str | None]:
             found: list[bytes | str | None] = await client.hmget(full_key, ["d", "w"])

@@ -4,6 +4,7 @@ import io
 import json
 import logging
 import re
+from datetime import UTC, datetime
 
 import pytest
 import structlog
@@ -90,5 +91,23 @@ def test_uvicorn_writes_no_second_access_line(log_format: LogFormat) -> None:
     try:
         assert not logging.getLogger("uvicorn.access").hasHandlers()
         assert logging.getLogger("uvicorn.error").hasHandlers()  # the rest still goes out
+    finally:
+        reset_logging()
+
+
+@pytest.mark.parametrize("log_format", list(LogFormat))
+def test_the_direct_line_is_stamped_with_the_records_own_time(log_format: LogFormat) -> None:
+    """The date and second are formatted once a second: a record of the next second, and
+    one of an earlier second after it, still get their own."""
+    formatter = _handler(log_format).formatter
+    assert formatter is not None
+    try:
+        for created in (1_765_000_000.25, 1_765_000_000.5, 1_765_000_001.125, 1_700_000_000.0):
+            record = _record(*LINES[0])
+            record.created = created
+            expected = datetime.fromtimestamp(created, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            line = formatter.format(record)
+            stamp = json.loads(line)["timestamp"] if log_format is LogFormat.JSON else line[:27]
+            assert stamp == expected
     finally:
         reset_logging()

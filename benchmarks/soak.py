@@ -16,11 +16,13 @@ import os
 import statistics
 import time
 import uuid
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks.deployment import BenchConfig, deployment
 from benchmarks.http_suite import DOC, Suite
+from benchmarks.measurement import Measurement
 from benchmarks.report import replace_section
 from benchmarks.wrk_load import run_wrk
 
@@ -67,11 +69,28 @@ def slope_per_minute(samples: list[tuple[float, float]]) -> float:
     return 60 * sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / spread
 
 
+def failures_of(scenario: str, measured: Measurement) -> Counter[str]:
+    """A slice's failed requests by scenario and kind: each non-2xx status, and the socket
+    errors (connect, read, write, timeout) as the rest of ``errors``."""
+    answered = {
+        f"{scenario} {status}": count
+        for status, count in measured.statuses.items()
+        if not 200 <= status < 300
+    }
+    socket = measured.errors - sum(answered.values())
+    return Counter({**answered, f"{scenario} socket": socket} if socket else answered)
+
+
+def _named(failed: Counter[str]) -> str:
+    return ", ".join(f"{kind}: {count}" for kind, count in sorted(failed.items()))
+
+
 async def run(config: BenchConfig, minutes: float, slice_s: float, *, write: bool) -> str:
     started = datetime.now(UTC)
     run_tag = f"s{uuid.uuid4().hex[:6]}"
     samples: list[tuple[float, float]] = []
     requests = errors = 0
+    failed: Counter[str] = Counter()  # "<scenario> <status or 'socket'>": failed requests
     async with deployment(config, prefix="bench_soak") as deployed:
         suite = Suite(config, deployed, run_tag)
         await suite.seed()
@@ -92,12 +111,14 @@ async def run(config: BenchConfig, minutes: float, slice_s: float, *, write: boo
             )
             requests += int(measured.rate * slice_s)
             errors += measured.errors
+            failed.update(failures_of(scenario.name, measured))
             rss = worker_rss(deployed.service.pid)
             elapsed = time.monotonic() - clock
             samples.append((elapsed, sum(rss.values()) / MB))
             print(
                 f"  {elapsed / 60:5.1f} min  {scenario.name:<14} {measured.rate:8,.0f} req/s  "
-                f"workers RSS {sum(rss.values()) / MB:7.1f} MB",
+                f"workers RSS {sum(rss.values()) / MB:7.1f} MB"
+                + (f"  errors {measured.errors} {measured.statuses}" if measured.errors else ""),
                 flush=True,
             )
             index += 1
@@ -108,7 +129,8 @@ async def run(config: BenchConfig, minutes: float, slice_s: float, *, write: boo
         [
             f"Run {started:%Y-%m-%d %H:%M} UTC: WORKERS={config.workers}, "
             f"{config.connections} connections, {minutes:g} min of {slice_s:g} s slices "
-            f"cycling {', '.join(MIX)}; about {requests:,} requests, {errors} errors.",
+            f"cycling {', '.join(MIX)}; about {requests:,} requests, {errors} errors"
+            + (f" ({_named(failed)})." if failed else "."),
             "",
             "| | MB |",
             "|---|---:|",

@@ -2,7 +2,8 @@ import subprocess
 
 import pytest
 
-from benchmarks.soak import slope_per_minute, worker_rss
+from benchmarks.measurement import Measurement
+from benchmarks.soak import failures_of, slope_per_minute, worker_rss
 
 
 def test_slope_is_per_minute() -> None:
@@ -24,3 +25,20 @@ def test_a_process_without_children_has_no_workers() -> None:
     finally:
         lonely.kill()
         lonely.wait()
+
+
+def test_a_slices_failures_are_named_by_status_and_the_rest_as_socket_errors() -> None:
+    measured = Measurement(
+        name="get_hot", requests=12, duration_s=1.0, p50_ms=1.0, p99_ms=2.0,
+        errors=5, statuses={200: 10, 503: 2},
+    )  # fmt: skip
+
+    assert failures_of("get_hot", measured) == {"get_hot 503": 2, "get_hot socket": 3}
+
+
+def test_a_slice_without_errors_names_none() -> None:
+    measured = Measurement(
+        name="create", requests=3, duration_s=1.0, p50_ms=1.0, p99_ms=2.0, statuses={201: 3}
+    )
+
+    assert not failures_of("create", measured)

@@ -5,10 +5,10 @@ They live in the process-wide default registry that ``GET /metrics`` serves.
 Adapters time their own I/O so the figures are the same whatever calls them.
 """
 
-import time
 from functools import cache
 
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.context_managers import Timer
 
 BACKEND_SECONDS = Histogram(
     "crucible_storage_backend_operation_seconds",
@@ -107,26 +107,13 @@ _CACHE_HITS = CACHE_LOOKUPS.labels("hit")
 _CACHE_MISSES = CACHE_LOOKUPS.labels("miss")
 
 
-class _Timed:
-    """``timed``'s block: a class rather than ``@contextmanager``, for it wraps every
-    Redis command of a cached read, where the generator cost 1.4 µs more a call."""
+def timed(backend: str, operation: str) -> Timer:
+    """Observe the block's duration, failures included (a timeout is a latency too).
 
-    __slots__ = ("_series", "_started")
-
-    def __init__(self, series: Histogram) -> None:
-        self._series = series
-        self._started = 0.0
-
-    def __enter__(self) -> None:
-        self._started = time.perf_counter()
-
-    def __exit__(self, *_exc: object) -> None:
-        self._series.observe(time.perf_counter() - self._started)
-
-
-def timed(backend: str, operation: str) -> _Timed:
-    """Observe the block's duration, failures included (a timeout is a latency too)."""
-    return _Timed(_backend_seconds(backend, operation))
+    prometheus_client's own ``Histogram.time()``: a class-based block, where a
+    ``@contextmanager`` generator cost 1.4 µs more per Redis command of a cached read.
+    """
+    return _backend_seconds(backend, operation).time()
 
 
 def cache_lookup(hit: bool) -> None:

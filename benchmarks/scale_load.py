@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemaining
 
 from benchmarks.scale_rows import EVALUATION_COLUMNS, EVENT_COLUMNS, ScaleData
 from domain.tenancy import DEFAULT_TENANT
+from infrastructure.sql.tenancy import SETTING
 
 # Every table with a constraint on evaluations: their keys are dropped for the load.
 TABLES = ("log_chunks", "evaluation_events", "evaluations")
@@ -119,7 +120,7 @@ async def load(dsn: str, data: ScaleData) -> float:
     try:
         # The rows are the default tenant's: its id is the tenant columns' default, which
         # reads the setting the service sets per transaction (ADR 0032, migration 0016).
-        await connection.execute("SELECT set_config('crucible.tenant', $1, false)", DEFAULT_TENANT)
+        await connection.execute(f"SELECT set_config('{SETTING}', $1, false)", DEFAULT_TENANT)
         saved = await _strip(connection)
         # The statistics triggers (migration 0003) would redo per batch what one rebuild does.
         for table in TABLES:

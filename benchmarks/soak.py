@@ -89,7 +89,7 @@ async def run(config: BenchConfig, minutes: float, slice_s: float, *, write: boo
     started = datetime.now(UTC)
     run_tag = f"s{uuid.uuid4().hex[:6]}"
     samples: list[tuple[float, float]] = []
-    requests = errors = 0
+    requests = 0
     failed: Counter[str] = Counter()  # "<scenario> <status or 'socket'>": failed requests
     async with deployment(config, prefix="bench_soak") as deployed:
         suite = Suite(config, deployed, run_tag)
@@ -110,15 +110,15 @@ async def run(config: BenchConfig, minutes: float, slice_s: float, *, write: boo
                 threads=config.threads,
             )
             requests += int(measured.rate * slice_s)
-            errors += measured.errors
-            failed.update(failures_of(scenario.name, measured))
+            failures = failures_of(scenario.name, measured)
+            failed.update(failures)
             rss = worker_rss(deployed.service.pid)
             elapsed = time.monotonic() - clock
             samples.append((elapsed, sum(rss.values()) / MB))
             print(
                 f"  {elapsed / 60:5.1f} min  {scenario.name:<14} {measured.rate:8,.0f} req/s  "
                 f"workers RSS {sum(rss.values()) / MB:7.1f} MB"
-                + (f"  errors {measured.errors} {measured.statuses}" if measured.errors else ""),
+                + (f"  errors: {_named(failures)}" if failures else ""),
                 flush=True,
             )
             index += 1
@@ -129,7 +129,7 @@ async def run(config: BenchConfig, minutes: float, slice_s: float, *, write: boo
         [
             f"Run {started:%Y-%m-%d %H:%M} UTC: WORKERS={config.workers}, "
             f"{config.connections} connections, {minutes:g} min of {slice_s:g} s slices "
-            f"cycling {', '.join(MIX)}; about {requests:,} requests, {errors} errors"
+            f"cycling {', '.join(MIX)}; about {requests:,} requests, {failed.total()} errors"
             + (f" ({_named(failed)})." if failed else "."),
             "",
             "| | MB |",

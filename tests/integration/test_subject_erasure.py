@@ -45,6 +45,7 @@ from interfaces.settings import Settings, StorageBackend, load_settings
 from tests.erasure_traces import places_holding, s3_objects_holding
 from tests.integration.conftest import ClientFactory, client_of
 from tests.integration.hostile import assert_problem
+from tests.integration.neighbour import neighboured
 from tests.integration.test_auth_matrix import API_KEYS, CALLERS
 from tests.integration.test_cli_maintenance import cli, cli_json
 from tests.keys import write_keys_file
@@ -490,8 +491,11 @@ def test_with_shredding_a_copy_made_before_an_erasure_opens_before_it_and_never_
     shredding = {**sealed, "shredding": True}
     settings = backend_settings.changed(storage=storage, encryption=shredding)
     erased, kept = f"ERASE-{uuid.uuid4().hex}", f"KEEP-{uuid.uuid4().hex}"
-    earlier = make_client(storage=storage, encryption=sealed)  # before shredding was on
-    before_on = _finished(earlier, "bob@example.com", kept)
+    # Before shredding was on, and stopped before it is: a running instance without it
+    # would replay the journal entries below and write their mirror copies under the KEK.
+    earlier_settings = backend_settings.changed(storage=storage, encryption=sealed)
+    with neighboured(earlier_settings, alone=True) as earlier:
+        before_on = _finished(earlier, "bob@example.com", kept)
     client = make_client(storage=storage, encryption=shredding)
     mine_id = _finished(client, "alice@example.com", erased)
     theirs_id = _finished(client, "bob@example.com", kept)

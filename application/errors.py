@@ -58,6 +58,17 @@ class PreconditionFailedError(ApplicationError):
         )
 
 
+class WriteConflictError(ApplicationError):
+    """The database ended this write's transaction to let a concurrent one through (a
+    deadlock or a serialization failure): nothing of it was written, and the same write
+    may be sent again. Not an outage: failover does not journal it."""
+
+    def __init__(self, backend: Backend, detail: str) -> None:
+        self.backend = backend
+        self.detail = detail
+        super().__init__(f"{backend} ended this write for a concurrent one: {detail}")
+
+
 class BackendUnavailableError(ApplicationError):
     """A storage backend cannot be reached; nothing was stored."""
 

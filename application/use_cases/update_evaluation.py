@@ -7,7 +7,8 @@ the fresh record. Several writers of one record are the platform's normal case
 (its worker, Celery tasks and gateway), so a plain write waits its turn for as
 long as a statement may run, never failing because another got there first. A
 caller that pinned a version (``If-Match``) gets ``PreconditionFailedError``
-instead of a retry.
+instead of a retry. An attempt the database ended to break a deadlock with another
+writer (``WriteConflictError``: nothing of it written) is tried again in the same way.
 """
 
 import contextlib
@@ -26,6 +27,7 @@ from application.errors import (
     EvaluationNotFoundError,
     PreconditionFailedError,
     VersionConflictError,
+    WriteConflictError,
     require_found,
 )
 from application.ports.clock import Clock
@@ -89,10 +91,11 @@ class RecordWriter:
         """
         deadline = anyio.current_time() + self.conflict_budget.seconds
         attempt = 0
+        ended: WriteConflictError | None = None  # the last attempt's, if the database ended it
         while True:
             before = await self.load(evaluation_id)
             if attempt and anyio.current_time() > deadline:
-                raise VersionConflictError(evaluation_id, expected=before.version)
+                raise ended or VersionConflictError(evaluation_id, expected=before.version)
             attempt += 1
             if expected_version is not None and before.version != expected_version:
                 raise PreconditionFailedError(evaluation_id, expected_version, before.version)
@@ -102,8 +105,8 @@ class RecordWriter:
                 if changed:
                     after.touch(self.clock.now())
                     await self._stage(before, after, action)
-            except VersionConflictError:
-                await self._conflicted(before, after, keep, expected_version, attempt - 1)
+            except (VersionConflictError, WriteConflictError) as error:
+                ended = await self._overtaken(error, before, after, keep, expected_version, attempt)
                 continue
             except BaseException as error:
                 with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
@@ -119,8 +122,8 @@ class RecordWriter:
             # there; then nothing was written.
             try:
                 await self.uow.commit()
-            except VersionConflictError:
-                await self._conflicted(before, after, keep, expected_version, attempt - 1)
+            except (VersionConflictError, WriteConflictError) as error:
+                ended = await self._overtaken(error, before, after, keep, expected_version, attempt)
                 continue
             except EvaluationNotFoundError:
                 with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
@@ -135,21 +138,26 @@ class RecordWriter:
             await self.payloads.discard_replaced(self.tenant, before, after)
             return after, True
 
-    async def _conflicted(
+    async def _overtaken(
         self,
+        error: VersionConflictError | WriteConflictError,
         before: Evaluation,
         after: Evaluation,
         keep: frozenset[str],
         expected_version: int | None,
         attempt: int,
-    ) -> None:
-        """Undo an attempt another writer overtook; wait before the next, or refuse ``If-Match``."""
+    ) -> WriteConflictError | None:
+        """Undo attempt ``attempt``, which wrote nothing, and wait before the next. Another
+        writer overtook it (``If-Match`` is refused then), or the database ended it for a
+        concurrent one (returned: the answer once the budget is spent; the next attempt
+        checks ``If-Match`` again)."""
         await self.payloads.discard_unsaved(before, after, keep)
         await self.uow.rollback()
-        if expected_version is not None:
+        if isinstance(error, VersionConflictError) and expected_version is not None:
             current = await self.load(before.id)
             raise PreconditionFailedError(before.id, expected_version, current.version) from None
-        await anyio.sleep(_backoff(attempt))
+        await anyio.sleep(_backoff(attempt - 1))
+        return error if isinstance(error, WriteConflictError) else None
 
     async def _stage(self, before: Evaluation, after: Evaluation, action: AuditAction) -> None:
         """Everything up to the commit: snapshot, cache tombstone, compare-and-swap, audit."""

@@ -1,8 +1,9 @@
 """Driver failures translated at the adapter boundary.
 
 A use case sees ``BackendUnavailableError`` for anything that means "the
-database cannot be reached right now" (so failover can kick in) and never a
-SQLAlchemy or driver exception type. Everything else propagates unchanged.
+database cannot be reached right now" (so failover can kick in), ``WriteConflictError``
+for a transaction the database ended to break a deadlock (tried again, not journaled), and
+never a SQLAlchemy or driver exception type. Everything else propagates unchanged.
 """
 
 import time
@@ -18,6 +19,7 @@ from application.errors import (
     ConnectionLimit,
     ConnectionsExhaustedError,
     StatementTimeoutError,
+    WriteConflictError,
 )
 from infrastructure.metrics import CONNECTIONS_REFUSED, timed
 
@@ -81,6 +83,17 @@ def is_unavailable(error: BaseException) -> bool:
     if isinstance(error, (OSError, TimeoutError)):
         return True
     return _is_asyncpg_connection_error(error)
+
+
+# SQLSTATEs of a transaction PostgreSQL ended for another's sake, having written nothing
+# of it: deadlock_detected and serialization_failure.
+ENDED_FOR_ANOTHER = frozenset({"40P01", "40001"})
+
+
+def ended_for_another(error: BaseException) -> bool:
+    """Whether ``error`` is PostgreSQL ending the transaction to break a deadlock (or a
+    serialization failure), which a new attempt may not meet again."""
+    return any(getattr(link, "sqlstate", None) in ENDED_FOR_ANOTHER for link in _chain(error))
 
 
 # SQLSTATE of a connection PostgreSQL refuses for want of a free slot: "sorry, too many
@@ -149,13 +162,16 @@ def unavailable(error: BaseException) -> BackendUnavailableError:
 
 @contextmanager
 def translate_errors(operation: str = "statement") -> Iterator[None]:
-    """Re-raise connection-level failures as ``BackendUnavailableError``; time the block."""
+    """Re-raise connection-level failures as ``BackendUnavailableError`` and a transaction
+    ended for a concurrent one as ``WriteConflictError``; time the block."""
     try:
         with timed(BACKEND, operation):
             yield
-    except BackendUnavailableError:
+    except (BackendUnavailableError, WriteConflictError):
         raise
     except Exception as error:
+        if ended_for_another(error):
+            raise WriteConflictError(BACKEND, short_reason(error)) from error
         if is_unavailable(error):
             raise unavailable(error) from error
         raise

@@ -39,6 +39,7 @@ from application.errors import (
     UnknownBackendError,
     VersionConflictError,
     WriteAcceptedError,
+    WriteConflictError,
 )
 from domain.errors import (
     InvalidIdentifierError,
@@ -92,6 +93,11 @@ def _duplicate(exc: DuplicateEvaluationError) -> ProblemDetailsException:
 
 def _conflict(exc: VersionConflictError) -> ProblemDetailsException:
     return problem(HTTP_409_CONFLICT, "Concurrent update", str(exc), "concurrent-update")
+
+
+def _ended(exc: WriteConflictError) -> ProblemDetailsException:
+    detail = f"{exc}; nothing of this write was stored, and it may be sent again"
+    return problem(HTTP_409_CONFLICT, "Concurrent update", detail, "concurrent-update")
 
 
 def _precondition(exc: PreconditionFailedError) -> ProblemDetailsException:
@@ -273,6 +279,7 @@ _EXCEPTION_MAP: dict[type[Exception], Callable[[Any], ProblemDetailsException]] 
     EvaluationNotFoundError: _not_found,
     DuplicateEvaluationError: _duplicate,
     VersionConflictError: _conflict,
+    WriteConflictError: _ended,
     PreconditionFailedError: _precondition,
     InvalidIdentifierError: _bad_id,
     InvalidTextError: _bad_text,

@@ -3,12 +3,18 @@
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+import anyio
 import asyncpg
 import msgspec
 import pytest
 
-from application.errors import DuplicateEvaluationError, VersionConflictError
+from application.errors import (
+    DuplicateEvaluationError,
+    VersionConflictError,
+    WriteConflictError,
+)
 from domain.audit import AuditAction, AuditEntry
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
@@ -189,3 +195,54 @@ async def test_an_update_and_its_audit_entry_are_one_statement_and_lose_to_a_new
     assert await _audited(pool, record.id) == ["update"]  # the refused one wrote none
     stored = await _stored(pool, record.id)
     assert stored == changed
+
+
+async def test_a_deadlock_ends_one_unit_of_work_as_a_write_conflict_and_the_other_commits(
+    migrated_postgres_url: str,
+) -> None:
+    """Two units of work each change one record, then the other's: PostgreSQL ends one of
+    them to break the deadlock. It leaves as ``WriteConflictError`` (nothing of it
+    written, to be tried again), not as the driver's error; the other commits."""
+    first, second = (make_evaluation(f"deadlock-{n}-{uuid.uuid4().hex[:8]}") for n in (1, 2))
+    pool = await create_pool(DatabaseSettings(url=migrated_postgres_url, pool_size=2))
+    try:
+        async with _unit(pool) as setup:
+            for record in (first, second):
+                await PgEvaluationRepository(setup).add(record)
+                await setup.commit()
+        both_hold_one = anyio.Event()
+        holding: list[str] = []
+        ended: dict[str, BaseException | None] = {}
+
+        async def change(mine: str, theirs: str) -> None:
+            touch = "UPDATE evaluations SET code = code || '+' WHERE id = $1"
+
+            async def statement(connection: Any, evaluation_id: str) -> None:
+                await connection.execute(touch, evaluation_id)
+
+            async with _unit(pool) as transaction:
+                try:
+                    await transaction.write(lambda connection: statement(connection, mine))
+                    holding.append(mine)
+                    if len(holding) == 2:
+                        both_hold_one.set()
+                    await both_hold_one.wait()
+                    await transaction.write(lambda connection: statement(connection, theirs))
+                    await transaction.commit()
+                    ended[mine] = None
+                except WriteConflictError as error:
+                    ended[mine] = error
+
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as group:
+                group.start_soon(change, first.id, second.id)
+                group.start_soon(change, second.id, first.id)
+        stored = [await _stored(pool, each.id) for each in (first, second)]
+    finally:
+        await pool.close()
+
+    assert sorted(error is None for error in ended.values()) == [False, True], ended
+    (error,) = (error for error in ended.values() if error is not None)
+    assert "deadlock detected" in str(error), error
+    codes = [each.code if each is not None else None for each in stored]
+    assert codes == [first.code + "+", second.code + "+"], codes  # one committer's two changes

@@ -5,10 +5,11 @@ role of the service's own under row-level security), Redis under
 a key prefix of its own, a temporary file store, and the service under uvicorn with
 ``WORKERS`` processes (see ``servers``). On the way out the server stops, the Redis
 keys under the prefix are deleted, the files removed and the database dropped,
-whatever happened.
+whatever happened; the service's log is kept (its path printed) when it logged an error.
 """
 
 import asyncio
+import json
 import os
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import redis.asyncio as redis
@@ -155,4 +157,36 @@ async def deployment(config: BenchConfig, prefix: str = "bench_http") -> AsyncIt
             ):
                 yield Deployment(service=service, dsn=dsn, env=env, workdir=workdir)
     finally:
+        kept = keep_if_errors(workdir / "service.log", Path(tempfile.gettempdir()), prefix)
+        if kept is not None:
+            print(f"the service logged {kept[1]} errors; its log is kept: {kept[0]}")
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+ERROR_LEVELS = frozenset({"error", "critical"})
+
+
+def keep_if_errors(log: Path, directory: Path, name: str) -> tuple[Path, int] | None:
+    """``log`` moved into ``directory`` when it holds an error line (the service logs JSON,
+    a traceback in the line), and how many: an error the load met is then explained by the
+    service's own words, not lost with the run's working directory."""
+    try:
+        lines = log.read_bytes().splitlines()
+    except FileNotFoundError:
+        return None
+    errors = sum(1 for line in lines if _level(line) in ERROR_LEVELS)
+    if not errors:
+        return None
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    kept = directory / f"crucible-{name}-{stamp}-service.log"
+    shutil.move(log, kept)
+    return kept, errors
+
+
+def _level(line: bytes) -> str | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    level = record.get("level") if isinstance(record, dict) else None
+    return level if isinstance(level, str) else None

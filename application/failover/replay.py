@@ -23,7 +23,12 @@ import msgspec
 import structlog
 
 from application.backends import Backend
-from application.errors import ApplicationError, BackendUnavailableError, VersionConflictError
+from application.errors import (
+    ApplicationError,
+    BackendUnavailableError,
+    VersionConflictError,
+    WriteConflictError,
+)
 from application.failover.pinned_clock import pinned
 from application.failover.primary import PrimaryState
 from application.intents import (
@@ -183,7 +188,7 @@ async def _apply(unit: ReplayUnit, entry: JournalEntry) -> Outcome:
         try:
             target = Target(EvaluationId(entry.evaluation_id), acknowledged=True)
             await unit.handlers.run(entry.intent, target)
-        except (BackendUnavailableError, VersionConflictError):
+        except (BackendUnavailableError, VersionConflictError, WriteConflictError):
             raise  # transient: the next round tries the entry again
         except (ApplicationError, DomainError) as error:
             log.warning(

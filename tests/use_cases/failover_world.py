@@ -15,9 +15,7 @@ from dishka import Provider, Scope, from_context, provide
 
 from application.backends import Backend
 from application.commands import NewEvaluation
-from application.errors import (
-    BackendUnavailableError,
-)
+from application.errors import BackendUnavailableError, WriteConflictError
 from application.failover.pinned_clock import PinnableClock
 from application.failover.primary import PrimaryState
 from application.failover.reads import RecordReads
@@ -54,11 +52,19 @@ class Outage:
     def __init__(self) -> None:
         self.down = False
         self.calls = 0
+        # The next this many writes are ended as PostgreSQL ends a deadlock's victim.
+        self.ending = 0
 
     def check(self) -> None:
         self.calls += 1
         if self.down:
             raise BackendUnavailableError(Backend.DATABASE, "ConnectionRefusedError: test outage")
+
+    def check_write(self) -> None:
+        self.check()
+        if self.ending:
+            self.ending -= 1
+            raise WriteConflictError(Backend.DATABASE, "DeadlockDetectedError: test deadlock")
 
 
 class OutageRepository:
@@ -69,7 +75,7 @@ class OutageRepository:
         self._outage = outage
 
     async def add(self, evaluation: Evaluation) -> None:
-        self._outage.check()
+        self._outage.check_write()
         await self._inner.add(evaluation)
 
     async def get(self, evaluation_id: EvaluationId) -> Evaluation | None:

@@ -11,6 +11,7 @@ from application.commands import EvaluationChanges, NewEvaluation, NewEvent
 from application.errors import (
     BackendUnavailableError,
     WriteAcceptedError,
+    WriteConflictError,
 )
 from application.intents import CreateIntent, Target, UpdateIntent
 from application.ports.audit_log import AuditQuery
@@ -180,6 +181,25 @@ async def test_replay_stops_when_the_primary_is_still_down(world: World) -> None
         await world.replay().execute()
 
     assert len(await world.journal.pending()) == 1
+
+
+async def test_an_entry_the_database_ends_for_a_deadlock_stays_for_the_next_round(
+    world: World,
+) -> None:
+    """Not a conflict: PostgreSQL ended the write for another and wrote nothing of it, so
+    dropping the entry would lose an accepted write."""
+    world.outage.down = True
+    await create(world, id=ID)
+    world.outage.down = False
+    world.outage.ending = 1
+
+    with pytest.raises(WriteConflictError):
+        await world.replay().execute()
+
+    assert len(await world.journal.pending()) == 1
+    report = await world.replay().execute()
+    assert (report.applied, report.conflicts, report.remaining) == (1, 0, 0)
+    assert world.stored(ID).id == ID
 
 
 async def test_a_replay_asked_to_stop_ends_after_the_entry_in_hand(world: World) -> None:

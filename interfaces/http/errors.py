@@ -95,11 +95,6 @@ def _conflict(exc: VersionConflictError) -> ProblemDetailsException:
     return problem(HTTP_409_CONFLICT, "Concurrent update", str(exc), "concurrent-update")
 
 
-def _ended(exc: WriteConflictError) -> ProblemDetailsException:
-    detail = f"{exc}; nothing of this write was stored, and it may be sent again"
-    return problem(HTTP_409_CONFLICT, "Concurrent update", detail, "concurrent-update")
-
-
 def _precondition(exc: PreconditionFailedError) -> ProblemDetailsException:
     return problem(
         HTTP_412_PRECONDITION_FAILED,
@@ -143,6 +138,10 @@ def _unknown_backend(exc: UnknownBackendError) -> ProblemDetailsException:
 # A 503 for want of a database connection asks for a retry after this many seconds: a
 # connection (or a server slot) frees as soon as any request or session ends.
 EXHAUSTED_RETRY_AFTER_S = 1
+# A write the database ended for a concurrent one (a deadlock's victim) may be sent again
+# at once; the other writer has taken its rows by the time the answer is out.
+WRITE_CONFLICT_RETRY_AFTER_S = 1
+WRITE_CONFLICT_CAUSE = "write-conflict"
 
 _EXHAUSTED = {
     ConnectionLimit.SERVER_SLOTS: "PostgreSQL refused a new connection: all of its "
@@ -156,23 +155,36 @@ def _unavailable(exc: BackendUnavailableError, *, retry_after_s: int) -> Problem
     """503 with ``Retry-After``; a refused or exhausted connection is named in ``cause``."""
     logger.error("backend unavailable: %s", exc)
     if isinstance(exc, ConnectionsExhaustedError):
-        return problem(
-            HTTP_503_SERVICE_UNAVAILABLE,
-            "Storage unavailable",
-            f"the {exc.backend} backend has no connection for this request: "
-            f"{_EXHAUSTED[exc.limit]}; nothing was stored",
-            "unavailable",
-            headers={"Retry-After": str(EXHAUSTED_RETRY_AFTER_S)},
-            backend=exc.backend,
-            cause=exc.limit.value,
-        )
+        detail = f"has no connection for this request: {_EXHAUSTED[exc.limit]}; nothing was stored"
+        return _storage_unavailable(exc.backend, detail, EXHAUSTED_RETRY_AFTER_S, exc.limit.value)
+    return _storage_unavailable(exc.backend, "is unavailable; nothing was stored", retry_after_s)
+
+
+def _ended(exc: WriteConflictError) -> ProblemDetailsException:
+    """A 503 (never kept for an ``Idempotency-Key``, retried by clients), not a 409: the
+    same write, sent again as it is, will very likely pass."""
+    logger.warning("write ended for a concurrent one: %s", exc)
+    detail = (
+        f"ended this write to let a concurrent one through ({exc.detail}); nothing was "
+        "stored, and the same write may be sent again"
+    )
+    return _storage_unavailable(
+        exc.backend, detail, WRITE_CONFLICT_RETRY_AFTER_S, WRITE_CONFLICT_CAUSE
+    )
+
+
+def _storage_unavailable(
+    backend: str, detail: str, retry_after_s: int, cause: str | None = None
+) -> ProblemDetailsException:
+    """The 503 of ``backend`` (``detail`` follows its name), ``cause`` when one is named."""
     return problem(
         HTTP_503_SERVICE_UNAVAILABLE,
         "Storage unavailable",
-        f"the {exc.backend} backend is unavailable; nothing was stored",
+        f"the {backend} backend {detail}",
         "unavailable",
         headers={"Retry-After": str(retry_after_s)},
-        backend=exc.backend,
+        backend=backend,
+        **({} if cause is None else {"cause": cause}),
     )
 
 
@@ -371,7 +383,8 @@ _MEANINGS = {
     422: "Invalid request; `errors[].field` names the field",
     503: "A storage backend is unavailable; nothing was stored. `Retry-After` says when to "
     "try again; `cause` names a database connection refused for want of a free slot "
-    "(`connection-slots`) or of a free pooled connection (`connection-pool`)",
+    "(`connection-slots`) or of a free pooled connection (`connection-pool`), or a write "
+    "the database ended to let a concurrent one through (`write-conflict`)",
 }
 
 

@@ -1,19 +1,21 @@
-"""A write PostgreSQL ends to break a deadlock is tried again, and its caller never sees it.
+"""Writes PostgreSQL ends to break a deadlock: tried again inside, or answered so that the
+caller's retry runs them.
 
 PostgreSQL only: SQLite and the file backend take one writer at a time, so no deadlock can
-happen there. The test makes one happen for a Celery update as the platform's worker sends
-it (``STARTED``). A transaction of the test's own holds the counter rows the update's
-trigger needs next; once the update waits on them, the test asks for the record's row,
-which the update holds. PostgreSQL ends the update's transaction (the test's own waits 60 s
-before it looks for a deadlock, the service's the default second), the service tries it
-again, and the worker gets its 200 once the test commits.
+happen there. Each test makes one happen for a request built as the platform builds it. A
+transaction of the test's own holds the counter rows the request's trigger needs; once the
+request waits on them, the test asks for a row the request holds. PostgreSQL ends the
+request's transaction (the test's own waits 60 s before it looks for a deadlock, the
+service's the default second); the test's transaction then ends, and the request goes on.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 import anyio
 import anyio.to_thread
 import asyncpg
+import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
@@ -23,86 +25,97 @@ from migrations.counters import SHARDS
 from tests.integration.conftest import ClientFactory, configured
 from tests.services import TEST_DATABASE_URL, as_role
 
-pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.redis,
+    pytest.mark.alone("holds the tenant's counter rows: a neighbour's writes would wait on them"),
+]
 
-
-@pytest.fixture
-def postgres_settings(tmp_path: Any) -> Any:
-    yield from configured("postgres+redis", tmp_path)
-
-
-@pytest.fixture
-def backend_settings(postgres_settings: Settings) -> Settings:
-    """The HTTP suite's ``make_client`` on PostgreSQL + Redis only (see the module)."""
-    return postgres_settings
-
-
-HOLD_RUNNING_COUNTERS = (
-    "SELECT 1 FROM evaluation_counters WHERE tenant_id = 'default' AND status = 'running' "
-    "AND language = 'python' FOR UPDATE"
+STATUSES = ("queued", "running")
+HOLD_THE_COUNTERS = (
+    "SELECT 1 FROM evaluation_counters WHERE tenant_id = 'default' AND language = 'python' "
+    "FOR UPDATE"
 )
 
 
-async def _waiting_on_a_lock(connection: asyncpg.Connection) -> int:
-    """The pid of the service's backend once it waits on a lock in this database."""
+@pytest.fixture
+def backend_settings(tmp_path: Any) -> Any:
+    """The HTTP suite's ``make_client`` on PostgreSQL + Redis only (see the module)."""
+    yield from configured("postgres+redis", tmp_path)
+
+
+async def _waiting_on_a_lock(connection: asyncpg.Connection) -> None:
     for _ in range(1000):
-        pid = await connection.fetchval(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+        waiting = await connection.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
             "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
         )
-        if pid is not None:
-            return int(pid)
+        if waiting:
+            return
         await anyio.sleep(0.01)
-    raise AssertionError("the update never waited on the held counter rows")
+    raise AssertionError("the request never waited on the held counter rows")
 
 
-@pytest.mark.alone("holds the tenant's counter rows: a neighbour's writes would wait on them")
+def _ended_once(
+    settings: Settings, send: Callable[[], httpx.Response], then: str, *arguments: Any
+) -> httpx.Response:
+    """``send()``'s answer, its first transaction made a deadlock's victim: the counter rows
+    held while it runs, then ``then`` (a statement waiting on a row it holds) asked."""
+    superuser = make_url(TEST_DATABASE_URL).username or "postgres"
+    dsn = driver_dsn(as_role(settings.database.url, superuser))
+
+    async def run() -> httpx.Response:
+        holder = await asyncpg.connect(dsn)
+        answer: list[httpx.Response] = []
+
+        async def request() -> None:
+            answer.append(await anyio.to_thread.run_sync(send))
+
+        try:
+            await holder.execute(
+                "INSERT INTO evaluation_counters (tenant_id, status, language, shard) "
+                "SELECT 'default', status, 'python', shard FROM unnest($1::text[]) AS status, "
+                "generate_series(0, $2) AS shard ON CONFLICT DO NOTHING",
+                list(STATUSES),
+                SHARDS - 1,
+            )
+            async with anyio.create_task_group() as group:
+                held = holder.transaction()
+                await held.start()
+                await holder.execute("SET LOCAL deadlock_timeout = '60s'")
+                await holder.execute(HOLD_THE_COUNTERS)
+                group.start_soon(request)
+                await _waiting_on_a_lock(holder)
+                # Granted only once the request's transaction let its row go: PostgreSQL
+                # ended it, since it could not commit without the rows held here.
+                with anyio.fail_after(30):
+                    await holder.execute(then, *arguments)
+                await held.rollback()
+        finally:
+            await holder.close()
+        return answer[0]
+
+    return anyio.run(run)
+
+
 def test_a_celery_update_ended_by_a_deadlock_is_tried_again(
     make_client: ClientFactory, backend_settings: Settings
 ) -> None:
+    """Inside the service: the worker gets its 200, and one audit entry."""
     client = make_client()
     created = client.post("/evaluations", json={"code": "print(1)", "language": "python"})
     assert created.status_code == 200, created.text
     evaluation_id = created.json()["id"]
-    superuser = make_url(TEST_DATABASE_URL).username or "postgres"
-    dsn = driver_dsn(as_role(backend_settings.database.url, superuser))
 
-    async def run() -> Any:
-        holder = await asyncpg.connect(dsn)
-        try:
-            await holder.execute(
-                "INSERT INTO evaluation_counters (tenant_id, status, language, shard) "
-                "SELECT 'default', 'running', 'python', shard FROM generate_series(0, $1) "
-                "AS shard ON CONFLICT DO NOTHING",
-                SHARDS - 1,
-            )
-            answer: dict[str, Any] = {}
-
-            async def update() -> None:
-                answer["it"] = await anyio.to_thread.run_sync(
-                    lambda: client.post(
-                        f"/evaluations/{evaluation_id}/celery-update",
-                        json={"task_state": "STARTED", "celery_task_id": "celery-1"},
-                    )
-                )
-
-            async with anyio.create_task_group() as group, holder.transaction():
-                await holder.execute("SET LOCAL deadlock_timeout = '60s'")
-                await holder.execute(HOLD_RUNNING_COUNTERS)
-                group.start_soon(update)
-                await _waiting_on_a_lock(holder)
-                # Granted only once the update's transaction let the row go: PostgreSQL
-                # ended it, since it could not commit without the rows held here.
-                with anyio.fail_after(30):
-                    await holder.execute(
-                        "SELECT 1 FROM evaluations WHERE id = $1 FOR UPDATE", evaluation_id
-                    )
-                assert "it" not in answer, "the update answered while its rows were held"
-            return answer["it"]
-        finally:
-            await holder.close()
-
-    answer = anyio.run(run)
+    answer = _ended_once(
+        backend_settings,
+        lambda: client.post(
+            f"/evaluations/{evaluation_id}/celery-update",
+            json={"task_state": "STARTED", "celery_task_id": "celery-1"},
+        ),
+        "SELECT 1 FROM evaluations WHERE id = $1 FOR UPDATE",
+        evaluation_id,
+    )
 
     assert answer.status_code == 200, answer.text
     assert answer.json()["applied"] is True
@@ -112,3 +125,33 @@ def test_a_celery_update_ended_by_a_deadlock_is_tried_again(
     audited = client.get("/audit", params={"evaluation_id": evaluation_id}).json()
     actions = [item["action"] for item in audited["items"]]
     assert actions.count("celery_update") == 1, actions  # the ended attempt wrote nothing
+
+
+def test_a_create_ended_by_a_deadlock_is_a_503_its_keyed_retry_runs(
+    make_client: ClientFactory, backend_settings: Settings
+) -> None:
+    """A create is not tried again inside: its 503 names the cause and asks for the same
+    write, and the retry with the same ``Idempotency-Key`` (as every client sends it) runs
+    it, since a 5xx is never kept for the key."""
+    client = make_client()
+    body = {"id": "ended-create", "code": "print(1)", "language": "python"}
+    key = {"Idempotency-Key": "0d5e6c1a-0000-4000-8000-00000000dead"}
+
+    answer = _ended_once(
+        backend_settings,
+        lambda: client.post("/evaluations", json=body, headers=key),
+        "INSERT INTO evaluations (tenant_id, id, code, status) "
+        "VALUES ('default', $1, 'x', 'queued')",
+        body["id"],
+    )
+
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["Retry-After"] == "1"
+    problem = answer.json()
+    assert (problem["backend"], problem["cause"]) == ("database", "write-conflict")
+    assert "nothing was stored" in problem["detail"]
+    assert client.get(f"/evaluations/{body['id']}").status_code == 404
+    again = client.post("/evaluations", json=body, headers=key)
+    assert again.status_code == 200, again.text
+    assert again.json()["id"] == body["id"]
+    assert client.get(f"/evaluations/{body['id']}").json()["code"] == "print(1)"

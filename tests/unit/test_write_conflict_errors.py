@@ -1,5 +1,5 @@
 """A transaction PostgreSQL ended for a concurrent one: the adapters' ``WriteConflictError``
-(not an outage, so failover never journals it) and the 409 the edge makes of it."""
+(not an outage, so failover never journals it) and the 503 the edge makes of it."""
 
 import asyncpg
 import pytest
@@ -32,11 +32,15 @@ def test_other_statement_errors_pass_unchanged() -> None:
         raise asyncpg.UniqueViolationError("duplicate key value")
 
 
-def test_the_409_says_nothing_was_stored_and_it_may_be_sent_again() -> None:
+def test_the_503_names_the_cause_and_asks_for_the_same_write_again() -> None:
+    """A 503 and not a 409: an ``Idempotency-Key`` never keeps a 5xx, so the client's
+    retry with the same key runs the write (a kept 409 would answer every retry)."""
     answer = exception_map(5.0)[WriteConflictError](
         WriteConflictError(Backend.DATABASE, "DeadlockDetectedError: deadlock detected")
     )
-    assert answer.status_code == 409
-    assert answer.type_ == PROBLEM_BASE + "concurrent-update"  # as a version conflict's
-    assert "nothing of this write was stored" in str(answer.detail)
-    assert "deadlock detected" in str(answer.detail)
+    assert answer.status_code == 503
+    assert answer.type_ == PROBLEM_BASE + "unavailable"
+    assert answer.headers == {"Retry-After": "1"}
+    assert answer.extra == {"backend": "database", "cause": "write-conflict"}
+    assert "nothing was stored" in str(answer.detail)
+    assert "DeadlockDetectedError: deadlock detected" in str(answer.detail)

@@ -84,7 +84,8 @@ class Unavailable(ServerError):
 
     ``backend`` names it; ``cause`` is set when the database was up but gave the request
     no connection (``connection-slots``: PostgreSQL's ``max_connections``;
-    ``connection-pool``: the service's own pool), which more replicas would worsen.
+    ``connection-pool``: the service's own pool), which more replicas would worsen, or
+    ended the write to let a concurrent one through (``write-conflict``).
     """
 
     @property

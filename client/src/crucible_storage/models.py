@@ -399,4 +399,4 @@ class Problem(Answer):
     field: str | None = None
     latest: str | None = None  # a 410 of the change feed: where to go on
     backend: str | None = None  # a 503: the storage backend that could not serve
-    cause: str | None = None  # a 503 without a connection: connection-slots or -pool
+    cause: str | None = None  # a 503: connection-slots, connection-pool or write-conflict

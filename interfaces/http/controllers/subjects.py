@@ -48,7 +48,7 @@ class SubjectController(Controller):
         "most `limit` evaluations per request: `complete: false` means more are left, send "
         "the request again. An unknown subject is erased already: 200 with zero counts. "
         "The audit trail gets one `erase` entry with the subject's SHA-256 and the counts.",
-        responses=problem_responses(400, 409, 422, 503),
+        responses=problem_responses(400, 422, 503),
     )
     async def erase_subject(
         self,

@@ -44,7 +44,7 @@ class TimelineController(Controller):
         description="The platform worker's body. `append: false` (replace the log) is a 422 "
         "naming `append`: the log is append-only. `last_update` (else `timestamp`, else the "
         "time of the append) becomes the record's `last_update`.",
-        responses=problem_responses(400, 404, 409, 413, 422, 503) | ACCEPTED_RESPONSE,
+        responses=problem_responses(400, 404, 413, 422, 503) | ACCEPTED_RESPONSE,
     )
     async def append_log(
         self, eval_id: EvalIdPath, data: JSONBody[AppendLogBody], writes: FromDishka[Writes]
@@ -83,7 +83,7 @@ class TimelineController(Controller):
         summary="Add an event to the timeline",
         description="Answers the event as stored; a repeated `event_id` is stored once and "
         "answered with the first copy.",
-        responses=problem_responses(400, 404, 409, 413, 422, 503) | ACCEPTED_RESPONSE,
+        responses=problem_responses(400, 404, 413, 422, 503) | ACCEPTED_RESPONSE,
     )
     async def add_event(
         self, eval_id: EvalIdPath, data: JSONBody[AddEventBody], writes: FromDishka[Writes]

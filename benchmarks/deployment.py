@@ -157,9 +157,13 @@ async def deployment(config: BenchConfig, prefix: str = "bench_http") -> AsyncIt
             ):
                 yield Deployment(service=service, dsn=dsn, env=env, workdir=workdir)
     finally:
-        kept = keep_if_errors(workdir / "service.log", Path(tempfile.gettempdir()), prefix)
-        if kept is not None:
-            print(f"the service logged {kept[1]} errors; its log is kept: {kept[0]}")
+        try:
+            kept = keep_if_errors(workdir / "service.log", Path(tempfile.gettempdir()), prefix)
+        except OSError as error:  # the run's own outcome, not this, is what to report
+            print(f"the service's log could not be kept: {error}")
+        else:
+            if kept is not None:
+                print(f"the service logged {kept[1]} errors; its log is kept: {kept[0]}")
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import anyio
 from dishka import AsyncContainer
 
-from application.errors import BackendUnavailableError
+from application.errors import BackendUnavailableError, WriteConflictError
 from application.failover.primary import PrimaryState
 from application.failover.replay import ReplayJournal
 from application.failover.writes import WriteHandlers
@@ -109,6 +109,11 @@ async def _replay_forever(container: AsyncContainer, cap_s: float, stopping: any
             report = await replay.execute(stop=stopping.is_set)
         except BackendUnavailableError as error:
             logger.info("primary still unavailable (%s); next probe in %.1f s", error, backoff)
+            await wait_or_stop(stopping, backoff)
+            backoff = min(backoff * 2, cap_s)
+            continue
+        except WriteConflictError as error:  # the entry stays; another writer got its rows
+            logger.info("a replayed write was ended (%s); again in %.1f s", error, backoff)
             await wait_or_stop(stopping, backoff)
             backoff = min(backoff * 2, cap_s)
             continue

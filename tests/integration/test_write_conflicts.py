@@ -5,8 +5,10 @@ PostgreSQL only: SQLite and the file backend take one writer at a time, so no de
 happen there. Each test makes one happen for a request built as the platform builds it. A
 transaction of the test's own holds the counter rows the request's trigger needs; once the
 request waits on them, the test asks for a row the request holds. PostgreSQL ends the
-request's transaction (the test's own waits 60 s before it looks for a deadlock, the
-service's the default second); the test's transaction then ends, and the request goes on.
+request's transaction: a backend looks for a deadlock once, ``deadlock_timeout`` after it
+began to wait, and the service's role waits 5 s in this database (the test's own 60 s), so
+the request's look comes after the cycle closed even on a busy machine. The test's
+transaction then ends, and the request goes on.
 """
 
 from collections.abc import Callable
@@ -38,10 +40,33 @@ HOLD_THE_COUNTERS = (
 )
 
 
+SERVICE_DEADLOCK_TIMEOUT = "5s"
+
+
 @pytest.fixture
 def backend_settings(tmp_path: Any) -> Any:
-    """The HTTP suite's ``make_client`` on PostgreSQL + Redis only (see the module)."""
-    yield from configured("postgres+redis", tmp_path)
+    """The HTTP suite's ``make_client`` on PostgreSQL + Redis only (see the module), the
+    service's role looking for deadlocks ``SERVICE_DEADLOCK_TIMEOUT`` after it waits."""
+    for settings in configured("postgres+redis", tmp_path):
+        anyio.run(_look_later, settings)
+        yield settings
+
+
+async def _look_later(settings: Settings) -> None:
+    service = make_url(settings.database.url)
+    connection = await asyncpg.connect(_superuser_dsn(settings))
+    try:
+        await connection.execute(
+            f'ALTER ROLE "{service.username}" IN DATABASE "{service.database}" '
+            f"SET deadlock_timeout = '{SERVICE_DEADLOCK_TIMEOUT}'"
+        )
+    finally:
+        await connection.close()
+
+
+def _superuser_dsn(settings: Settings) -> str:
+    superuser = make_url(TEST_DATABASE_URL).username or "postgres"
+    return driver_dsn(as_role(settings.database.url, superuser))
 
 
 async def _waiting_on_a_lock(connection: asyncpg.Connection) -> None:
@@ -61,11 +86,9 @@ def _ended_once(
 ) -> httpx.Response:
     """``send()``'s answer, its first transaction made a deadlock's victim: the counter rows
     held while it runs, then ``then`` (a statement waiting on a row it holds) asked."""
-    superuser = make_url(TEST_DATABASE_URL).username or "postgres"
-    dsn = driver_dsn(as_role(settings.database.url, superuser))
 
     async def run() -> httpx.Response:
-        holder = await asyncpg.connect(dsn)
+        holder = await asyncpg.connect(_superuser_dsn(settings))
         answer: list[httpx.Response] = []
 
         async def request() -> None:

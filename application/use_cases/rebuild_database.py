@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from application.errors import ApplicationError
+from application.errors import ApplicationError, WriteConflictError
 from application.ports.evaluation_repository import EvaluationRepository
 from application.ports.event_log import EventLog
 from application.ports.log_store import LogStore
@@ -47,6 +47,9 @@ RestoreScope = Callable[
     [TenantId], AbstractAsyncContextManager[tuple[ImportEvaluation, PayloadStore]]
 ]
 BATCH = 200
+# A copy whose restore the database ended for a concurrent writer (a deadlock: nothing
+# written) is tried this many times before it is reported.
+RESTORE_ATTEMPTS = 3
 
 
 async def rebuild_database(
@@ -63,7 +66,8 @@ async def rebuild_database(
     Idempotent: an evaluation already present (even soft-deleted) is skipped, so an
     interrupted rebuild is simply run again. Evaluations are restored ``batch_size`` to
     a transaction; a batch that fails is restored again one by one, so a copy the
-    database refuses is reported alone. A copy that cannot be read, a torn event line,
+    database refuses is reported alone (one it ends for a concurrent writer is tried
+    ``RESTORE_ATTEMPTS`` times first). A copy that cannot be read, a torn event line,
     a log gap or a blob the record points at in vain is reported too, and the rebuild
     goes on with the rest. ``on_progress`` is told how many copies were just read.
     ``copy``: ``mirror`` is not this service's own tree, whose mirror then takes it all.
@@ -111,15 +115,25 @@ async def _restore_batch(
 async def _restore_one(
     found: MirroredEvaluation, scope: RestoreScope, report: RebuildReport, copy: bool
 ) -> None:
-    try:
-        async with scope(found.tenant) as (use_case, payloads):
-            done = await use_case.restore(found, copy=copy)
-            keys = await payloads.missing_blobs(found.record)
-    except (ApplicationError, DomainError) as error:
-        path = evaluation_prefix(found.tenant, found.record.id).rstrip("/")
-        report.unreadable.append(Unreadable(path=path, reason=str(error)))
+    for attempt in range(1, RESTORE_ATTEMPTS + 1):
+        try:
+            async with scope(found.tenant) as (use_case, payloads):
+                done = await use_case.restore(found, copy=copy)
+                keys = await payloads.missing_blobs(found.record)
+        except WriteConflictError as error:
+            if attempt < RESTORE_ATTEMPTS:
+                continue
+            _refused(found, error, report)
+        except (ApplicationError, DomainError) as error:
+            _refused(found, error, report)
+        else:
+            _count(found, done, keys, report)
         return
-    _count(found, done, keys, report)
+
+
+def _refused(found: MirroredEvaluation, error: Exception, report: RebuildReport) -> None:
+    path = evaluation_prefix(found.tenant, found.record.id).rstrip("/")
+    report.unreadable.append(Unreadable(path=path, reason=str(error)))
 
 
 def _count(

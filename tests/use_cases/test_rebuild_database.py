@@ -16,16 +16,23 @@ from application.ports.log_store import LogStore
 from application.ports.record_mirror import MirroredEvaluation, RecordMirror
 from application.services.payloads import PayloadStore
 from application.use_cases.import_evaluations import ImportEvaluation
-from application.use_cases.rebuild_database import CopyToMirror, RestoreScope, rebuild_database
+from application.use_cases.rebuild_database import (
+    RESTORE_ATTEMPTS,
+    CopyToMirror,
+    RestoreScope,
+    rebuild_database,
+)
 from domain.audit import AuditContext
 from domain.evaluation import Evaluation
 from domain.identifiers import EvaluationId
 from domain.tenancy import DEFAULT_TENANT, TenantId
 from domain.timeline import EvaluationEvent, LogChunk
+from infrastructure.memory.evaluations import MemoryDatabase, MemoryEvaluationRepository
 from infrastructure.memory.mirror import MemoryRecordMirror
 from interfaces import acting
 from tests.factories import EvaluationFactory
 from tests.use_cases.conftest import FakeWorkerLogs, FixedClock, use_case_container
+from tests.use_cases.failover_world import Outage, OutageRepository
 
 pytestmark = pytest.mark.anyio
 
@@ -123,6 +130,53 @@ async def test_a_refused_copy_is_reported_alone_and_the_rest_restored(
     assert [item.path for item in report.unreadable] == [f"evaluations/{bad.id}"]
     async with container() as request:
         assert await (await request.get(EvaluationRepository)).get(bad.id) is None
+
+
+class EndingWrites(Provider):
+    """The repository of ``Outage`` (tests/use_cases/failover_world.py): its next
+    ``outage.ending`` adds are ended as PostgreSQL ends a deadlock's victim."""
+
+    outage = from_context(provides=Outage, scope=Scope.APP)
+
+    @provide(scope=Scope.REQUEST, override=True)
+    def repository(
+        self, database: MemoryDatabase, tenant: TenantId, outage: Outage
+    ) -> EvaluationRepository:
+        return OutageRepository(MemoryEvaluationRepository(database, tenant), outage)
+
+
+@pytest.mark.parametrize(
+    ("ended", "restored"),
+    [(2, True), (RESTORE_ATTEMPTS + 1, False)],
+    ids=["ended-then-restored", "ended-every-time"],
+)
+async def test_a_copy_the_database_ends_for_a_concurrent_writer_is_tried_again(
+    own: MemoryRecordMirror, ended: int, restored: bool
+) -> None:
+    """Ended in its batch and then once alone, a copy is restored at the next attempt;
+    ended every time, it is reported with the database's reason, not lost silently."""
+    outage = Outage()
+    container = use_case_container(
+        FixedClock(),
+        FakeWorkerLogs(),
+        OwnMirror(),
+        EndingWrites(),
+        context={RecordMirror: own, Outage: outage},
+    )
+    try:
+        mirror, [record] = await _tree(1)
+        outage.ending = ended  # its batch of one, then each attempt alone
+        report = await rebuild_database(mirror, scope_of(container), batch_size=1)
+        assert outage.ending == 0
+        assert report.restored == int(restored)
+        reasons = [item.reason for item in report.unreadable]
+        assert len(reasons) == (0 if restored else 1), reasons
+        assert all("deadlock" in reason for reason in reasons), reasons
+        async with container() as request:
+            stored = await (await request.get(EvaluationRepository)).get(record.id)
+            assert (stored is not None) is restored
+    finally:
+        await container.close()
 
 
 @pytest.mark.parametrize("copy", [True, False], ids=["another-tree", "its-own-tree"])

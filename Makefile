@@ -65,6 +65,9 @@ bench-scale: install ## the running service over HTTP at 100k and 1M evaluations
 bench-soak: install wrk ## RSS of the workers under BENCH_SOAK_MINUTES (10) of mixed load, and its slope; docs/benchmarks.md
 	$(BIN)/python -m benchmarks.soak
 
+bench-contention: install wrk ## many writers on a few records (Celery STARTED/RETRY, 2 KB PUTs): errors, p99, PostgreSQL's deadlocks; docs/benchmarks.md
+	$(BIN)/python -m benchmarks.contention
+
 bench-live: install wrk ## the change feed on two replicas: lag under create load, 1,000 streams' memory, the outbox's cost; docs/bench-live.md
 	$(BIN)/python -m benchmarks.live
 

@@ -60,7 +60,7 @@ async def _same_shard(extra: list[asyncpg.Connection]) -> tuple[int, int]:
 
 
 async def _waiting_on_a_lock(observer: asyncpg.Connection, pid: int) -> None:
-    for _ in range(500):
+    for _ in range(3000):  # up to 30 s on a busy machine
         waiting = await observer.fetchval(
             "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", pid
         )

@@ -17,6 +17,7 @@ import pytest
 from infrastructure.postgres.pool import driver_dsn
 from infrastructure.sql.migrate import upgrade
 from migrations.counters import SHARDS
+from tests.pg_locks import until_waiting
 from tests.services import temporary_postgres_database
 
 pytestmark = pytest.mark.postgres
@@ -59,17 +60,6 @@ async def _same_shard(extra: list[asyncpg.Connection]) -> tuple[int, int]:
     raise AssertionError(f"{len(extra)} backends in {len(seen)} shards")
 
 
-async def _waiting_on_a_lock(observer: asyncpg.Connection, pid: int) -> None:
-    for _ in range(3000):  # up to 30 s on a busy machine
-        waiting = await observer.fetchval(
-            "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", pid
-        )
-        if waiting:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"backend {pid} never waited on the held counter row")
-
-
 async def _move(connection: asyncpg.Connection, statement: str) -> None:
     async with connection.transaction():
         await connection.execute(statement)
@@ -99,9 +89,9 @@ async def _interleaved(dsn: str, held_status: str) -> list[BaseException | None]
             shard,
         )
         moving = [asyncio.ensure_future(_move(starts, MOVES["starts"]))]
-        await _waiting_on_a_lock(observer, starts.get_server_pid())
+        await until_waiting(observer, starts.get_server_pid())
         moving.append(asyncio.ensure_future(_move(retries, MOVES["retries"])))
-        await _waiting_on_a_lock(observer, retries.get_server_pid())
+        await until_waiting(observer, retries.get_server_pid())
         await held.commit()
         ended = await asyncio.wait_for(asyncio.gather(*moving, return_exceptions=True), 30)
         return [error if isinstance(error, BaseException) else None for error in ended]

@@ -11,7 +11,8 @@ the request's look comes after the cycle closed even on a busy machine. The test
 transaction then ends, and the request goes on.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -25,7 +26,8 @@ from infrastructure.postgres.pool import driver_dsn
 from interfaces.settings import Settings
 from migrations.counters import SHARDS
 from tests.integration.conftest import ClientFactory, configured
-from tests.services import TEST_DATABASE_URL, as_role
+from tests.pg_locks import until_waiting
+from tests.services import beneath_row_security
 
 pytestmark = [
     pytest.mark.postgres,
@@ -44,7 +46,7 @@ SERVICE_DEADLOCK_TIMEOUT = "5s"
 
 
 @pytest.fixture
-def backend_settings(tmp_path: Any) -> Any:
+def backend_settings(tmp_path: Path) -> Iterator[Settings]:
     """The HTTP suite's ``make_client`` on PostgreSQL + Redis only (see the module), the
     service's role looking for deadlocks ``SERVICE_DEADLOCK_TIMEOUT`` after it waits."""
     for settings in configured("postgres+redis", tmp_path):
@@ -54,7 +56,7 @@ def backend_settings(tmp_path: Any) -> Any:
 
 async def _look_later(settings: Settings) -> None:
     service = make_url(settings.database.url)
-    connection = await asyncpg.connect(_superuser_dsn(settings))
+    connection = await asyncpg.connect(driver_dsn(beneath_row_security(settings.database.url)))
     try:
         await connection.execute(
             f'ALTER ROLE "{service.username}" IN DATABASE "{service.database}" '
@@ -64,23 +66,6 @@ async def _look_later(settings: Settings) -> None:
         await connection.close()
 
 
-def _superuser_dsn(settings: Settings) -> str:
-    superuser = make_url(TEST_DATABASE_URL).username or "postgres"
-    return driver_dsn(as_role(settings.database.url, superuser))
-
-
-async def _waiting_on_a_lock(connection: asyncpg.Connection) -> None:
-    for _ in range(1000):
-        waiting = await connection.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
-        )
-        if waiting:
-            return
-        await anyio.sleep(0.01)
-    raise AssertionError("the request never waited on the held counter rows")
-
-
 def _ended_once(
     settings: Settings, send: Callable[[], httpx.Response], then: str, *arguments: Any
 ) -> httpx.Response:
@@ -88,7 +73,7 @@ def _ended_once(
     held while it runs, then ``then`` (a statement waiting on a row it holds) asked."""
 
     async def run() -> httpx.Response:
-        holder = await asyncpg.connect(_superuser_dsn(settings))
+        holder = await asyncpg.connect(driver_dsn(beneath_row_security(settings.database.url)))
         answer: list[httpx.Response] = []
 
         async def request() -> None:
@@ -108,7 +93,7 @@ def _ended_once(
                 await holder.execute("SET LOCAL deadlock_timeout = '60s'")
                 await holder.execute(HOLD_THE_COUNTERS)
                 group.start_soon(request)
-                await _waiting_on_a_lock(holder)
+                await until_waiting(holder)
                 # Granted only once the request's transaction let its row go: PostgreSQL
                 # ended it, since it could not commit without the rows held here.
                 with anyio.fail_after(30):

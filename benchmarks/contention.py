@@ -28,10 +28,9 @@ import httpx
 
 from benchmarks.deployment import BenchConfig, Deployment, deployment
 from benchmarks.http_suite import DOC, SMALL_OUTPUT
-from benchmarks.measurement import Measurement
+from benchmarks.measurement import Measurement, failures_of, named_failures
 from benchmarks.report import replace_section
 from benchmarks.seeding import record_ids, seed_records
-from benchmarks.soak import failures_of
 from benchmarks.support import env_count
 from benchmarks.wrk_load import run_wrk
 from infrastructure.postgres.pool import driver_dsn
@@ -67,8 +66,7 @@ async def _seed(deployed: Deployment, config: BenchConfig, per_thread: int) -> N
 
 
 def row(round_: int, measured: Measurement) -> str:
-    failed = failures_of(measured.name, measured)
-    named = ", ".join(f"{kind}: {count}" for kind, count in sorted(failed.items())) or "none"
+    named = named_failures(failures_of(measured.name, measured)) or "none"
     return (
         f"| {round_} | {measured.name} | {measured.rate:,.0f} | {measured.p50_ms:.1f} | "
         f"{measured.p99_ms:.1f} | {named} |"

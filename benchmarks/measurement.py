@@ -1,6 +1,7 @@
 """One measured load: rate, latency percentiles and errors, whatever produced it."""
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 
 import msgspec
@@ -58,3 +59,20 @@ def from_latencies(name: str, latencies_s: list[float], duration_s: float) -> Me
         p50_ms=percentile(ordered, 50) * 1000,
         p99_ms=percentile(ordered, 99) * 1000,
     )
+
+
+def failures_of(scenario: str, measured: Measurement) -> Counter[str]:
+    """A slice's failed requests by scenario and kind: each non-2xx status, and the socket
+    errors (connect, read, write, timeout) as the rest of ``errors``."""
+    answered = {
+        f"{scenario} {status}": count
+        for status, count in measured.statuses.items()
+        if not 200 <= status < 300
+    }
+    socket = measured.errors - sum(answered.values())
+    return Counter({**answered, f"{scenario} socket": socket} if socket else answered)
+
+
+def named_failures(failed: Counter[str]) -> str:
+    """``failed`` as one line: ``kind: count``, sorted."""
+    return ", ".join(f"{kind}: {count}" for kind, count in sorted(failed.items()))

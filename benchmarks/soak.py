@@ -22,7 +22,7 @@ from pathlib import Path
 
 from benchmarks.deployment import BenchConfig, deployment
 from benchmarks.http_suite import DOC, Suite
-from benchmarks.measurement import Measurement
+from benchmarks.measurement import failures_of, named_failures
 from benchmarks.report import replace_section
 from benchmarks.wrk_load import run_wrk
 
@@ -69,22 +69,6 @@ def slope_per_minute(samples: list[tuple[float, float]]) -> float:
     return 60 * sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / spread
 
 
-def failures_of(scenario: str, measured: Measurement) -> Counter[str]:
-    """A slice's failed requests by scenario and kind: each non-2xx status, and the socket
-    errors (connect, read, write, timeout) as the rest of ``errors``."""
-    answered = {
-        f"{scenario} {status}": count
-        for status, count in measured.statuses.items()
-        if not 200 <= status < 300
-    }
-    socket = measured.errors - sum(answered.values())
-    return Counter({**answered, f"{scenario} socket": socket} if socket else answered)
-
-
-def _named(failed: Counter[str]) -> str:
-    return ", ".join(f"{kind}: {count}" for kind, count in sorted(failed.items()))
-
-
 async def run(config: BenchConfig, minutes: float, slice_s: float, *, write: bool) -> str:
     started = datetime.now(UTC)
     run_tag = f"s{uuid.uuid4().hex[:6]}"
@@ -118,7 +102,7 @@ async def run(config: BenchConfig, minutes: float, slice_s: float, *, write: boo
             print(
                 f"  {elapsed / 60:5.1f} min  {scenario.name:<14} {measured.rate:8,.0f} req/s  "
                 f"workers RSS {sum(rss.values()) / MB:7.1f} MB"
-                + (f"  errors: {_named(failures)}" if failures else ""),
+                + (f"  errors: {named_failures(failures)}" if failures else ""),
                 flush=True,
             )
             index += 1
@@ -130,7 +114,7 @@ async def run(config: BenchConfig, minutes: float, slice_s: float, *, write: boo
             f"Run {started:%Y-%m-%d %H:%M} UTC: WORKERS={config.workers}, "
             f"{config.connections} connections, {minutes:g} min of {slice_s:g} s slices "
             f"cycling {', '.join(MIX)}; about {requests:,} requests, {failed.total()} errors"
-            + (f" ({_named(failed)})." if failed else "."),
+            + (f" ({named_failures(failed)})." if failed else "."),
             "",
             "| | MB |",
             "|---|---:|",

@@ -2,8 +2,8 @@ import subprocess
 
 import pytest
 
-from benchmarks.measurement import Measurement
-from benchmarks.soak import failures_of, slope_per_minute, worker_rss
+from benchmarks.measurement import Measurement, failures_of
+from benchmarks.soak import slope_per_minute, worker_rss
 
 
 def test_slope_is_per_minute() -> None:

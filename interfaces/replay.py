@@ -107,13 +107,9 @@ async def _replay_forever(container: AsyncContainer, cap_s: float, stopping: any
             continue
         try:
             report = await replay.execute(stop=stopping.is_set)
-        except BackendUnavailableError as error:
-            logger.info("primary still unavailable (%s); next probe in %.1f s", error, backoff)
-            await wait_or_stop(stopping, backoff)
-            backoff = min(backoff * 2, cap_s)
-            continue
-        except WriteConflictError as error:  # the entry stays; another writer got its rows
-            logger.info("a replayed write was ended (%s); again in %.1f s", error, backoff)
+        except (BackendUnavailableError, WriteConflictError) as error:
+            # The entries stay: the primary is away, or it ended a replayed write for another.
+            logger.info("replay paused (%s); next try in %.1f s", error, backoff)
             await wait_or_stop(stopping, backoff)
             backoff = min(backoff * 2, cap_s)
             continue
